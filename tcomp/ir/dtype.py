@@ -1,0 +1,138 @@
+"""Data types as strings: ``"float32"``, ``"int64"``, ``"bool"``, and vector types ``"float32x8"``.
+
+Strings keep IR readable and records JSON-friendly; the helpers here are the only place that parses them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+SCALAR_DTYPES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+)
+
+_VECTOR_RE = re.compile(r"^([a-z]+[0-9]*)x([0-9]+)$")
+
+
+class DTypeError(TypeError):
+    """An unknown or unsupported data type."""
+
+
+def split_lanes(dtype: str) -> tuple[str, int]:
+    """``"float32x8"`` -> ``("float32", 8)``; ``"int32"`` -> ``("int32", 1)``."""
+    match = _VECTOR_RE.match(dtype)
+    if match and match.group(1) in SCALAR_DTYPES:
+        return match.group(1), int(match.group(2))
+    if dtype in SCALAR_DTYPES:
+        return dtype, 1
+    raise DTypeError(f"unknown dtype {dtype!r}; expected one of {', '.join(SCALAR_DTYPES)}")
+
+
+def normalize(dtype: object) -> str:
+    """Accept a dtype string, a numpy dtype or a numpy scalar type and return the canonical string."""
+    if isinstance(dtype, str):
+        split_lanes(dtype)
+        return dtype
+    try:
+        name = np.dtype(dtype).name  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise DTypeError(f"unknown dtype {dtype!r}") from exc
+    if name not in SCALAR_DTYPES:
+        raise DTypeError(f"unsupported dtype {name!r}")
+    return name
+
+
+def element(dtype: str) -> str:
+    return split_lanes(dtype)[0]
+
+
+def lanes(dtype: str) -> int:
+    return split_lanes(dtype)[1]
+
+
+def with_lanes(dtype: str, count: int) -> str:
+    base = element(dtype)
+    return base if count == 1 else f"{base}x{count}"
+
+
+def is_float(dtype: str) -> bool:
+    return element(dtype).startswith("float")
+
+
+def is_int(dtype: str) -> bool:
+    """Signed or unsigned integer (bool excluded)."""
+    return element(dtype).startswith(("int", "uint"))
+
+
+def is_signed(dtype: str) -> bool:
+    return element(dtype).startswith("int")
+
+
+def is_bool(dtype: str) -> bool:
+    return element(dtype) == "bool"
+
+
+def bits(dtype: str) -> int:
+    base = element(dtype)
+    if base == "bool":
+        return 1
+    return int(re.sub(r"^[a-z]+", "", base))
+
+
+def storage_bytes(dtype: str) -> int:
+    """Bytes one element occupies in memory (bool is stored as one byte, as numpy does)."""
+    base = element(dtype)
+    return 1 if base == "bool" else bits(base) // 8
+
+
+def to_numpy(dtype: str) -> np.dtype:
+    return np.dtype(element(dtype))
+
+
+def promote(a: str, b: str) -> str:
+    """The dtype of a binary operation on scalars of dtypes ``a`` and ``b`` (lanes must agree)."""
+    if a == b:
+        return a
+    (ea, la), (eb, lb) = split_lanes(a), split_lanes(b)
+    if la != lb:
+        raise DTypeError(f"cannot combine {a} and {b}: lane counts differ")
+    if is_float(ea) != is_float(eb):
+        result = ea if is_float(ea) else eb
+    elif is_bool(ea) or is_bool(eb):
+        result = eb if is_bool(ea) else ea
+    else:
+        result = ea if bits(ea) >= bits(eb) else eb
+        if bits(ea) == bits(eb) and is_signed(ea) != is_signed(eb):
+            result = ea if is_signed(ea) else eb
+    return with_lanes(result, la)
+
+
+def min_value(dtype: str) -> int | float:
+    base = to_numpy(dtype)
+    if base.kind == "f":
+        return float("-inf")
+    if base.kind == "b":
+        return 0
+    return int(np.iinfo(base).min)
+
+
+def max_value(dtype: str) -> int | float:
+    base = to_numpy(dtype)
+    if base.kind == "f":
+        return float("inf")
+    if base.kind == "b":
+        return 1
+    return int(np.iinfo(base).max)

@@ -1,0 +1,173 @@
+"""Visitors and mutators over expressions and statements, dispatching on the node class.
+
+A subclass handles a node kind by defining ``visit_<ClassName>``; every other node gets the generic treatment,
+which walks the node's ``Expr``/``Stmt`` children (fields holding a node or a tuple of nodes). ``Mutator`` returns
+the very same object when no child changed, so passes can tell cheaply whether they did anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import fields, replace
+from typing import Any
+
+from tcomp.ir.expr import Expr, IterVar, Reduce, Var
+from tcomp.ir.stmt import Stmt
+
+Node = Expr | Stmt
+
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_SKIP_FIELDS = {"dtype", "name", "op", "kind", "lanes", "value_index", "message", "thread_tag", "annotations"}
+
+
+def child_fields(cls: type) -> tuple[str, ...]:
+    """Names of the fields of ``cls`` that may hold child nodes."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in fields(cls) if f.name not in _SKIP_FIELDS)
+        _CHILD_FIELDS[cls] = names
+    return names
+
+
+def iter_children(node: Node) -> Iterator[Node]:
+    for name in child_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, (Expr, Stmt)):
+            yield value
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, (Expr, Stmt)):
+                    yield item
+
+
+class Visitor:
+    """Read-only traversal. Override ``visit_<ClassName>`` and call ``self.generic_visit(node)`` to recurse."""
+
+    _dispatch: dict[type, Callable[..., Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dispatch = {}
+
+    def visit(self, node: Node) -> None:
+        method = self._method(type(node))
+        if method is not None:
+            method(self, node)
+        else:
+            self.generic_visit(node)
+
+    @classmethod
+    def _method(cls, node_cls: type) -> Callable[..., Any] | None:
+        table = cls.__dict__.get("_dispatch")
+        if table is None:
+            table = {}
+            cls._dispatch = table
+        if node_cls not in table:
+            table[node_cls] = _find_method(cls, node_cls)
+        return table[node_cls]
+
+    def generic_visit(self, node: Node) -> None:
+        for child in iter_children(node):
+            self.visit(child)
+
+
+class Mutator:
+    """Rewriting traversal. ``visit_<ClassName>`` returns the replacement node."""
+
+    _dispatch: dict[type, Callable[..., Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dispatch = {}
+
+    def visit(self, node: Any) -> Any:
+        method = self._method(type(node))
+        if method is not None:
+            return method(self, node)
+        return self.generic_visit(node)
+
+    _method = classmethod(Visitor._method.__func__)  # type: ignore[attr-defined]
+
+    def generic_visit(self, node: Any) -> Any:
+        changes: dict[str, Any] = {}
+        for name in child_fields(type(node)):
+            old = getattr(node, name)
+            if isinstance(old, (Expr, Stmt)):
+                new = self.visit(old)
+            elif isinstance(old, tuple) and any(isinstance(x, (Expr, Stmt)) for x in old):
+                items = tuple(self.visit(x) if isinstance(x, (Expr, Stmt)) else x for x in old)
+                new = old if all(a is b for a, b in zip(items, old)) else items
+            else:
+                continue
+            if new is not old:
+                changes[name] = new
+        if not changes:
+            return node
+        return replace(node, **changes)
+
+
+def _find_method(cls: type, node_cls: type) -> Callable[..., Any] | None:
+    for klass in node_cls.__mro__:
+        method = getattr(cls, "visit_" + klass.__name__, None)
+        if method is not None:
+            return method
+    return None
+
+
+def post_order_visit(node: Node, callback: Callable[[Node], None]) -> None:
+    """Call ``callback`` on every node below and including ``node``, children first."""
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            callback(current)
+            continue
+        stack.append((current, True))
+        children = list(iter_children(current))
+        if isinstance(current, Reduce):
+            children.extend(iv.var for iv in current.axis)
+        for child in reversed(children):
+            stack.append((child, False))
+
+
+class _Substituter(Mutator):
+    def __init__(self, mapping: Mapping[Var, Expr]) -> None:
+        self.mapping = mapping
+
+    def visit_Var(self, node: Var) -> Expr:
+        return self.mapping.get(node, node)
+
+
+def substitute(node: Any, mapping: Mapping[Var, Any]) -> Any:
+    """Replace variables (keyed by identity) by expressions in an expression or statement."""
+    if not mapping:
+        return node
+    from tcomp.ir.expr import convert
+
+    converted = {var: convert(value) for var, value in mapping.items()}
+    return _Substituter(converted).visit(node)
+
+
+def free_vars(node: Node) -> list[Var]:
+    """Variables used in ``node``, in order of first use, without duplicates."""
+    seen: dict[int, Var] = {}
+
+    def collect(n: Node) -> None:
+        if isinstance(n, Var) and id(n) not in seen:
+            seen[id(n)] = n
+
+    post_order_visit(node, collect)
+    return list(seen.values())
+
+
+def uses_var(node: Node, variables: Any) -> bool:
+    ids = {id(v.var if isinstance(v, IterVar) else v) for v in variables}
+    found = False
+
+    def check(n: Node) -> None:
+        nonlocal found
+        if isinstance(n, Var) and id(n) in ids:
+            found = True
+
+    post_order_visit(node, check)
+    return found
