@@ -1,0 +1,231 @@
+"""Canonical linear form of scalar integer expressions: ``c0 + sum(k_i * m_i)``.
+
+Each ``m_i`` is a monomial, a product of *atoms* (anything that is not ``+``, ``-``, ``*`` or an integer constant:
+variables, ``//``, ``%``, ``min``, loads, ...). Like monomials combine; a product of two sums is expanded only while
+the result has at most ``EXPAND_LIMIT`` terms, otherwise the product stays one atom (no exponential blowup).
+
+``to_expr`` prints the form in a deterministic order: higher degree first, then larger ``|k|``, then by the atoms'
+names; positive terms are added, negative ones subtracted, the constant comes last. ``merge_divmod`` rewrites
+``k*c*(x // c) + k*(x % c)`` to ``k*x`` (for a positive constant ``c``), the identity behind split and fuse.
+
+Constants are wrapped to the dtype's range when they are turned back into ``IntImm`` nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcomp.arith.keys import ExprKeys
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+
+EXPAND_LIMIT = 16
+
+MonomialKey = tuple[int, ...]
+
+
+def wrap_int(value: int, dtype: str) -> int:
+    """``value`` reduced to the range of the integer (or bool) ``dtype``, two's complement."""
+    if dt.is_bool(dtype):
+        return int(value != 0)
+    bits = dt.bits(dtype)
+    mask = (1 << bits) - 1
+    value &= mask
+    if dt.is_signed(dtype) and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+def int_const(value: int, dtype: str) -> E.IntImm:
+    return E.IntImm(wrap_int(value, dtype), dtype)
+
+
+@dataclass(frozen=True)
+class Term:
+    """``coeff * atoms[0] * atoms[1] * ...`` (atoms sorted by order key)."""
+
+    atoms: tuple[E.Expr, ...]
+    coeff: int
+
+
+class Linear:
+    """A sum of monomials plus a constant, in one integer dtype. Treated as immutable once built."""
+
+    __slots__ = ("dtype", "terms", "const")
+
+    def __init__(self, dtype: str, terms: dict[MonomialKey, Term] | None = None, const: int = 0) -> None:
+        self.dtype = dtype
+        self.terms: dict[MonomialKey, Term] = terms if terms is not None else {}
+        self.const = const
+
+    def is_const(self) -> bool:
+        return not self.terms
+
+    def without_const(self) -> Linear:
+        return Linear(self.dtype, dict(self.terms), 0)
+
+    def __repr__(self) -> str:
+        parts = [f"{t.coeff}*{'*'.join(str(a) for a in t.atoms)}" for t in self.terms.values()]
+        return f"Linear({' + '.join(parts)} + {self.const})"
+
+
+class LinearForms:
+    """Builds, combines and prints linear forms; memoizes the form of each expression it has parsed."""
+
+    def __init__(self, keys: ExprKeys) -> None:
+        self.keys = keys
+        self._memo: dict[int, tuple[E.Expr, Linear]] = {}
+
+    # -- construction ---------------------------------------------------------------------------------------------
+
+    def const(self, value: int, dtype: str) -> Linear:
+        return Linear(dtype, {}, value)
+
+    def atom(self, e: E.Expr) -> Linear:
+        return Linear(e.dtype, {(self.keys.key(e),): Term((e,), 1)}, 0)
+
+    def of(self, e: E.Expr) -> Linear:
+        """The linear form of an (already simplified) integer scalar expression."""
+        hit = self._memo.get(id(e))
+        if hit is not None:
+            return hit[1]
+        if isinstance(e, E.IntImm):
+            result = self.const(e.value, e.dtype)
+        elif isinstance(e, E.Add):
+            result = self.add(self.of(e.a), self.of(e.b))
+        elif isinstance(e, E.Sub):
+            result = self.add(self.of(e.a), self.of(e.b), -1)
+        elif isinstance(e, E.Mul):
+            result = self.mul(self.of(e.a), self.of(e.b), e)
+        else:
+            result = self.atom(e)
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        self._memo[id(e)] = (e, result)
+        return result
+
+    # -- arithmetic -----------------------------------------------------------------------------------------------
+
+    def add(self, a: Linear, b: Linear, sign: int = 1) -> Linear:
+        terms = dict(a.terms)
+        for key, term in b.terms.items():
+            old = terms.get(key)
+            coeff = sign * term.coeff + (old.coeff if old is not None else 0)
+            if coeff == 0:
+                terms.pop(key, None)
+            else:
+                terms[key] = Term(term.atoms, coeff)
+        return Linear(a.dtype, terms, a.const + sign * b.const)
+
+    def scale(self, a: Linear, k: int) -> Linear:
+        if k == 0:
+            return Linear(a.dtype, {}, 0)
+        if k == 1:
+            return a
+        return Linear(a.dtype, {key: Term(t.atoms, t.coeff * k) for key, t in a.terms.items()}, a.const * k)
+
+    def mul(self, a: Linear, b: Linear, node: E.Expr | None = None) -> Linear:
+        if a.is_const():
+            return self.scale(b, a.const)
+        if b.is_const():
+            return self.scale(a, b.const)
+        count = (len(a.terms) + (a.const != 0)) * (len(b.terms) + (b.const != 0))
+        if count > EXPAND_LIMIT:
+            if node is None:
+                x, y = self.to_expr(a), self.to_expr(b)
+                if self.keys.order_key(y) < self.keys.order_key(x):
+                    x, y = y, x
+                node = E.Mul(x, y, a.dtype)
+            return self.atom(node)
+        result = Linear(a.dtype, {}, a.const * b.const)
+        if a.const:
+            result = self.add(result, self.scale(b.without_const(), a.const))
+        if b.const:
+            result = self.add(result, self.scale(a.without_const(), b.const))
+        for ta in a.terms.values():
+            for tb in b.terms.values():
+                result = self.add(result, self._monomial(ta.atoms + tb.atoms, ta.coeff * tb.coeff, a.dtype))
+        return result
+
+    def _monomial(self, atoms: tuple[E.Expr, ...], coeff: int, dtype: str) -> Linear:
+        order = self.keys.order_key
+        ordered = tuple(sorted(atoms, key=order))
+        key = tuple(sorted(self.keys.key(x) for x in ordered))
+        return Linear(dtype, {key: Term(ordered, coeff)}, 0)
+
+    # -- rewrites -------------------------------------------------------------------------------------------------
+
+    def merge_divmod(self, lin: Linear) -> Linear:
+        """``k*c*(x // c) + k*(x % c)`` -> ``k*x`` for every matching pair of terms (``c`` a positive constant)."""
+        divs: dict[tuple[int, int], tuple[MonomialKey, Term]] = {}
+        mods: list[tuple[MonomialKey, Term]] = []
+        for key, term in lin.terms.items():
+            if len(term.atoms) != 1:
+                continue
+            atom = term.atoms[0]
+            if isinstance(atom, (E.FloorDiv, E.FloorMod)) and isinstance(atom.b, E.IntImm) and atom.b.value > 0:
+                if isinstance(atom, E.FloorDiv):
+                    divs[(self.keys.key(atom.a), atom.b.value)] = (key, term)
+                else:
+                    mods.append((key, term))
+        if not mods or not divs:
+            return lin
+        result = lin
+        for mod_key, mod_term in mods:
+            atom = mod_term.atoms[0]
+            assert isinstance(atom, E.FloorMod) and isinstance(atom.b, E.IntImm)
+            c = atom.b.value
+            match = divs.pop((self.keys.key(atom.a), c), None)
+            if match is None or match[1].coeff != mod_term.coeff * c:
+                continue
+            terms = dict(result.terms)
+            del terms[mod_key]
+            del terms[match[0]]
+            rest = Linear(result.dtype, terms, result.const)
+            result = self.add(rest, self.scale(self.of(atom.a), mod_term.coeff))
+        return result
+
+    # -- printing -------------------------------------------------------------------------------------------------
+
+    def sorted_terms(self, lin: Linear) -> list[Term]:
+        order = self.keys.order_key
+
+        def sort_key(term: Term) -> tuple[int, int, tuple[object, ...]]:
+            return (-len(term.atoms), -abs(term.coeff), tuple(order(x) for x in term.atoms))
+
+        return sorted(lin.terms.values(), key=sort_key)
+
+    def to_expr(self, lin: Linear) -> E.Expr:
+        dtype = lin.dtype
+        terms = self.sorted_terms(lin)
+        positive = [t for t in terms if t.coeff > 0]
+        negative = [t for t in terms if t.coeff < 0]
+        result: E.Expr | None = None
+        for term in positive:
+            piece = self._term_expr(term.atoms, term.coeff, dtype)
+            result = piece if result is None else E.Add(result, piece, dtype)
+        const = wrap_int(lin.const, dtype)
+        if result is None:
+            if const > 0 or (const != 0 and negative and not dt.is_signed(dtype)):
+                result = E.IntImm(const, dtype)
+                const = 0
+            elif negative:
+                first = negative.pop(0)
+                result = self._term_expr(first.atoms, first.coeff, dtype)
+            else:
+                return E.IntImm(const, dtype)
+        for term in negative:
+            result = E.Sub(result, self._term_expr(term.atoms, -term.coeff, dtype), dtype)
+        if const > 0:
+            result = E.Add(result, E.IntImm(const, dtype), dtype)
+        elif const < 0:
+            result = E.Sub(result, E.IntImm(-const, dtype), dtype)
+        return result
+
+    def _term_expr(self, atoms: tuple[E.Expr, ...], coeff: int, dtype: str) -> E.Expr:
+        result = atoms[0]
+        for atom in atoms[1:]:
+            result = E.Mul(result, atom, dtype)
+        if coeff != 1:
+            result = E.Mul(result, int_const(coeff, dtype), dtype)
+        return result

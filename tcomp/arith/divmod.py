@@ -1,0 +1,187 @@
+"""Rewrite rules for integer division and remainder (scalar), given simplified operands.
+
+Floor semantics (``//``, ``%``), ``c`` a positive constant, ``x`` any integer expression:
+
+- constants fold (Python semantics); a division or remainder by zero is never folded;
+- ``x // 1 -> x``, ``x % 1 -> 0``, ``x % -1 -> 0``;
+- ``(x // a) // b -> x // (a*b)`` and ``(x % a) % b -> x % b`` when ``b`` divides ``a`` (``a, b > 0``);
+- common factor: ``(g*y) // (g*c) -> y // c`` and ``(g*y) % (g*c) -> g * (y % c)`` where ``g`` divides every
+  coefficient, the constant and the divisor;
+- split: with ``x = c*q + r`` (``q`` the terms whose coefficient ``c`` divides, ``r`` the rest, its constant reduced
+  into ``[0, c)``): ``x // c -> q + r // c`` and ``x % c -> r % c``; when the bound of ``r`` lies in one period
+  ``[k*c, k*c + c)``, ``r // c -> k`` and ``r % c -> r - k*c``. This gives ``(o*4 + i) // 4 -> o``,
+  ``(o*4 + i) % 4 -> i`` for ``i`` in ``[0, 3]``, and ``x // c -> 0``, ``x % c -> x`` for ``0 <= x < c``;
+- non-constant divisor ``b > 0``: ``x // b -> 0`` and ``x % b -> x`` when ``0 <= x < min(b)``.
+
+Truncating (C) ``Div``/``Mod``: constants fold with C semantics; an exact division (every coefficient and the constant
+divisible by ``c``) folds for any sign; otherwise, when the dividend is provably ``>= 0`` and ``c > 0``, the floor
+rules apply (floor and truncation agree there) and a remaining top-level ``//`` turns back into truncation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from tcomp.arith.canonical import Linear, int_const
+from tcomp.ir import expr as E
+
+if TYPE_CHECKING:
+    from tcomp.arith.rewrite import Simplifier
+
+
+def _coeff_gcd(lin: Linear, c: int) -> int:
+    g = c
+    for term in lin.terms.values():
+        g = math.gcd(g, term.coeff)
+        if g == 1:
+            return 1
+    return math.gcd(g, lin.const)
+
+
+def _divide(lin: Linear, g: int) -> Linear:
+    terms = {key: type(t)(t.atoms, t.coeff // g) for key, t in lin.terms.items()}
+    return Linear(lin.dtype, terms, lin.const // g)
+
+
+def split_multiples(lin: Linear, c: int) -> tuple[Linear, Linear]:
+    """``lin = c*quotient + rest``, with ``rest``'s coefficients not divisible by ``c`` and its constant in [0, c)."""
+    quotient = Linear(lin.dtype, {}, lin.const // c)
+    rest = Linear(lin.dtype, {}, lin.const % c)
+    for key, term in lin.terms.items():
+        if term.coeff % c == 0:
+            quotient.terms[key] = type(term)(term.atoms, term.coeff // c)
+        else:
+            rest.terms[key] = term
+    return quotient, rest
+
+
+def _one_period(s: Simplifier, rest: Linear, c: int) -> int | None:
+    lo, hi = s.lin_bound(rest)
+    if math.isinf(lo) or math.isinf(hi):
+        return None
+    if lo // c == hi // c:
+        return int(lo // c)
+    return None
+
+
+def _nonconst_divisor(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Expr | None:
+    ba, bb = s.bound(a), s.bound(b)
+    if bb[0] > 0 and ba[0] >= 0 and ba[1] < bb[0]:
+        return int_const(0, a.dtype) if is_div else a
+    return None
+
+
+def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
+    """Simplified ``a // b`` or ``None`` to keep ``FloorDiv(a, b)``."""
+    dtype = a.dtype
+    if not isinstance(b, E.IntImm):
+        return _nonconst_divisor(s, a, b, True)
+    c = b.value
+    if c == 0:
+        return None
+    if isinstance(a, E.IntImm):
+        return int_const(a.value // c, dtype)
+    if c == 1:
+        return a
+    if c < 0:
+        return None
+    if isinstance(a, E.FloorDiv) and isinstance(a.b, E.IntImm) and a.b.value > 0:
+        return s.visit(E.FloorDiv(a.a, int_const(a.b.value * c, dtype), dtype))
+    lin = s.lin.of(a)
+    g = _coeff_gcd(lin, c)
+    if g > 1:
+        lin, c = _divide(lin, g), c // g
+        if c == 1:
+            return s.lin.to_expr(lin)
+    quotient, rest = split_multiples(lin, c)
+    k = _one_period(s, rest, c)
+    if k is not None:
+        quotient.const += k
+        return s.lin.to_expr(quotient)
+    if g == 1 and not quotient.terms and quotient.const == 0:
+        return None
+    inner = E.FloorDiv(s.lin.to_expr(rest), int_const(c, dtype), dtype)
+    return s.lin.to_expr(s.lin.add(quotient, s.lin.atom(inner)))
+
+
+def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
+    """Simplified ``a % b`` or ``None`` to keep ``FloorMod(a, b)``."""
+    dtype = a.dtype
+    if not isinstance(b, E.IntImm):
+        return _nonconst_divisor(s, a, b, False)
+    c = b.value
+    if c == 0:
+        return None
+    if isinstance(a, E.IntImm):
+        return int_const(a.value % c, dtype)
+    if c in (1, -1):
+        return int_const(0, dtype)
+    if c < 0:
+        return None
+    if isinstance(a, E.FloorMod) and isinstance(a.b, E.IntImm) and a.b.value > 0 and a.b.value % c == 0:
+        return s.visit(E.FloorMod(a.a, b, dtype))
+    lin = s.lin.of(a)
+    g = _coeff_gcd(lin, c)
+    if g > 1:
+        lin, c = _divide(lin, g), c // g
+    _, rest = split_multiples(lin, c)
+    k = _one_period(s, rest, c)
+    if k is not None:
+        rest.const -= k * c
+        return s.lin.to_expr(s.lin.scale(rest, g))
+    if g == 1 and len(rest.terms) == len(lin.terms) and rest.const == lin.const:
+        return None
+    inner = E.FloorMod(s.lin.to_expr(rest), int_const(c, dtype), dtype)
+    return s.lin.to_expr(s.lin.scale(s.lin.atom(inner), g))
+
+
+def _trunc_div(x: int, y: int) -> int:
+    q = abs(x) // abs(y)
+    return q if (x >= 0) == (y > 0) else -q
+
+
+def truncdiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
+    """Simplified C division ``a / b`` or ``None`` to keep ``Div(a, b)``."""
+    dtype = a.dtype
+    if not isinstance(b, E.IntImm):
+        return _nonconst_divisor(s, a, b, True)
+    c = b.value
+    if c == 0:
+        return None
+    if isinstance(a, E.IntImm):
+        return int_const(_trunc_div(a.value, c), dtype)
+    if c == 1:
+        return a
+    lin = s.lin.of(a)
+    if _coeff_gcd(lin, abs(c)) == abs(c):
+        return s.lin.to_expr(s.lin.scale(_divide(lin, abs(c)), 1 if c > 0 else -1))
+    if c < 0 or s.bound(a)[0] < 0:
+        return None
+    result = floordiv(s, a, b)
+    if isinstance(result, E.FloorDiv) and isinstance(result.b, E.IntImm) and s.bound(result.a)[0] >= 0:
+        return E.Div(result.a, result.b, dtype)
+    return result
+
+
+def truncmod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
+    """Simplified C remainder ``a % b`` or ``None`` to keep ``Mod(a, b)``."""
+    dtype = a.dtype
+    if not isinstance(b, E.IntImm):
+        return _nonconst_divisor(s, a, b, False)
+    c = b.value
+    if c == 0:
+        return None
+    if isinstance(a, E.IntImm):
+        return int_const(a.value - _trunc_div(a.value, c) * c, dtype)
+    if c in (1, -1):
+        return int_const(0, dtype)
+    lin = s.lin.of(a)
+    if _coeff_gcd(lin, abs(c)) == abs(c):
+        return int_const(0, dtype)
+    if c < 0 or s.bound(a)[0] < 0:
+        return None
+    result = floormod(s, a, b)
+    if isinstance(result, E.FloorMod) and isinstance(result.b, E.IntImm) and s.bound(result.a)[0] >= 0:
+        return E.Mod(result.a, result.b, dtype)
+    return result

@@ -1,0 +1,399 @@
+"""The simplifier: a bottom-up rewrite of expressions under constant bounds of variables.
+
+Every node's children are simplified first (memoized by object identity); then the rules of the node's kind apply:
+
+- constants fold for every operator (``//``/``%`` with Python floor semantics, ``Div``/``Mod`` on integers with C
+  truncation, floats rounded to their dtype); a division or remainder by zero is never folded;
+- scalar integer ``+ - *`` go through the canonical linear form (``canonical.py``): like terms combine, constants
+  gather, ``c*(x // c) + x % c`` becomes ``x``, and the result prints in a deterministic order;
+- integer ``// % Div Mod``: the rules of ``divmod.py``;
+- ``min``/``max``: decided by the operands' bounds or by the bound of their difference (so
+  ``min(x + 1, x + 3) -> x + 1``), nested constants merge, constants go second;
+- integer comparisons: the bound of ``a - b`` decides them; otherwise they are rewritten to a canonical
+  ``lhs op rhs`` (``>``/``>=`` flipped to ``<``/``<=``, positive terms left, negative terms right, the constant on the
+  side where it is positive, a common factor of the coefficients divided out: ``x*4 < 8 -> x < 2``);
+- ``&& || !`` with constants, ``x && x -> x``, ``!!x -> x``, ``!(a < b) -> b <= a`` on integers;
+- ``select`` with a constant condition picks a branch; equal branches collapse;
+- casts fold constants, drop casts to the same type and collapse ``T1(T2(x))`` to ``T1(x)`` when ``T2`` holds
+  every value of ``x``;
+- float and vector identities ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``; the vector rules of ``vector.py``;
+- ``Let`` with a constant or variable value is substituted, otherwise its body is simplified under the value's bound;
+- every other node (loads, calls, reductions) keeps its kind with simplified children;
+- finally, a scalar integer or bool result whose bound is a single value becomes that constant.
+
+The result has the dtype of the input. When nothing changes the very same object comes back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tcomp.arith import divmod as dm
+from tcomp.arith.canonical import Linear, LinearForms, int_const
+from tcomp.arith.int_bound import Bound, Bounds, ConstIntBound, add_bounds, compare_bound, mul_bounds
+from tcomp.arith.keys import ExprKeys
+from tcomp.arith.vector import vector_binary
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+from tcomp.ir.functor import Mutator, substitute
+
+_MEMO_LIMIT = 200_000
+_FLIP = {E.GT: E.LT, E.GE: E.LE, E.LT: E.LT, E.LE: E.LE, E.EQ: E.EQ, E.NE: E.NE}
+_NEGATE = {E.LT: E.GE, E.LE: E.GT, E.GT: E.LE, E.GE: E.LT, E.EQ: E.NE, E.NE: E.EQ}
+
+
+def _number(e: E.Expr) -> int | float | None:
+    """The value of a scalar constant or of a broadcast constant, else ``None``."""
+    if isinstance(e, E.Broadcast):
+        e = e.value
+    if isinstance(e, (E.IntImm, E.FloatImm)):
+        return e.value
+    return None
+
+
+def make_number(value: int | float, dtype: str) -> E.Expr:
+    """A constant of ``dtype`` (vector dtypes give a ``Broadcast``); ints wrap, floats round to the dtype."""
+    element, lanes = dt.split_lanes(dtype)
+    scalar: E.Expr
+    if dt.is_float(element):
+        scalar = E.FloatImm(float(np.array(value, dtype=element)), element)
+    else:
+        scalar = int_const(int(value), element)
+    return scalar if lanes == 1 else E.Broadcast(scalar, lanes, dtype)
+
+
+def _trunc_div(x: int, y: int) -> int:
+    q = abs(x) // abs(y)
+    return q if (x >= 0) == (y > 0) else -q
+
+
+def fold_binary(cls: type[E.BinaryOp], x: Any, y: Any, is_float: bool) -> int | float | bool | None:
+    """``x op y`` on Python numbers with IR semantics; ``None`` for a division by zero."""
+    if cls is E.Add:
+        return x + y
+    if cls is E.Sub:
+        return x - y
+    if cls is E.Mul:
+        return x * y
+    if cls in (E.Div, E.Mod, E.FloorDiv, E.FloorMod) and y == 0:
+        return None
+    if cls is E.FloorDiv:
+        return math.floor(x / y) if is_float else x // y
+    if cls is E.FloorMod:
+        return x - y * math.floor(x / y) if is_float else x % y
+    if cls is E.Div:
+        return x / y if is_float else _trunc_div(x, y)
+    if cls is E.Mod:
+        return math.fmod(x, y) if is_float else x - _trunc_div(x, y) * y
+    if cls is E.Min:
+        return min(x, y)
+    if cls is E.Max:
+        return max(x, y)
+    if cls is E.And:
+        return bool(x) and bool(y)
+    if cls is E.Or:
+        return bool(x) or bool(y)
+    compare = {E.LT: x < y, E.LE: x <= y, E.GT: x > y, E.GE: x >= y, E.EQ: x == y, E.NE: x != y}
+    return compare.get(cls)
+
+
+class Simplifier(Mutator):
+    """Simplifies expressions under fixed ``bounds``; reusable across calls while the bounds stay the same."""
+
+    def __init__(self, bounds: Bounds | None = None) -> None:
+        self.bounds: Bounds = bounds if bounds is not None else {}
+        self.bound = ConstIntBound(self.bounds)
+        self.keys = ExprKeys()
+        self.lin = LinearForms(self.keys)
+        self._memo: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, e: E.Expr) -> E.Expr:
+        return self.visit(e)
+
+    def visit(self, node: Any) -> Any:
+        hit = self._memo.get(id(node))
+        if hit is not None:
+            return hit[1]
+        result = super().visit(node)
+        if isinstance(result, E.Expr):
+            result = self._finish(node, result)
+        if len(self._memo) > _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[id(node)] = (node, result)
+        if result is not node:
+            self._memo[id(result)] = (result, result)
+        return result
+
+    def _finish(self, node: E.Expr, result: E.Expr) -> E.Expr:
+        dtype = result.dtype
+        if not isinstance(result, E.IntImm) and not dt.is_float(dtype) and dt.lanes(dtype) == 1:
+            lo, hi = self.bound(result)
+            if lo == hi and not math.isinf(lo):
+                result = int_const(int(lo), dtype)
+        if result is not node and self.keys.equal(result, node):
+            return node
+        return result
+
+    # -- bounds of linear forms -----------------------------------------------------------------------------------
+
+    def lin_bound(self, lin: Linear) -> Bound:
+        total: Bound = (lin.const, lin.const)
+        for term in lin.terms.values():
+            monomial = self._monomial_bound(term.atoms)
+            total = add_bounds(total, mul_bounds(monomial, (term.coeff, term.coeff)))
+        return total
+
+    def _monomial_bound(self, atoms: tuple[E.Expr, ...]) -> Bound:
+        result: Bound = (1, 1)
+        index = 0
+        while index < len(atoms):
+            power = 1
+            while index + power < len(atoms) and self.keys.equal(atoms[index + power], atoms[index]):
+                power += 1
+            result = mul_bounds(result, _power_bound(self.bound(atoms[index]), power))
+            index += power
+        return result
+
+    # -- leaves and generic nodes ---------------------------------------------------------------------------------
+
+    def visit_IntImm(self, e: E.IntImm) -> E.Expr:
+        return e
+
+    def visit_FloatImm(self, e: E.FloatImm) -> E.Expr:
+        return e
+
+    def visit_Var(self, e: E.Var) -> E.Expr:
+        return e
+
+    # -- binary operators -----------------------------------------------------------------------------------------
+
+    def visit_BinaryOp(self, e: E.BinaryOp) -> E.Expr:
+        a, b = self.visit(e.a), self.visit(e.b)
+        result = self._binary(type(e), a, b, e.dtype)
+        if result is not None:
+            return result
+        if a is e.a and b is e.b:
+            return e
+        return type(e)(a, b, e.dtype)
+
+    def _binary(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr, dtype: str) -> E.Expr | None:
+        operand = a.dtype
+        is_float = dt.is_float(operand)
+        x, y = _number(a), _number(b)
+        if x is not None and y is not None:
+            value = fold_binary(cls, x, y, is_float)
+            if value is not None:
+                return make_number(value, dtype)
+            return None
+        if dt.lanes(operand) > 1:
+            result = vector_binary(self, cls, a, b, dtype)
+            if result is not None:
+                return result
+        if cls is E.And or cls is E.Or:
+            return self._logic(cls, a, b, x, y)
+        if issubclass(cls, E.CmpOp):
+            if dt.is_int(operand) and dt.lanes(operand) == 1:
+                return self._compare(cls, a, b)
+            return None
+        if dt.is_int(dtype) and dt.lanes(dtype) == 1:
+            return self._integer(cls, a, b)
+        return self._identities(cls, a, b, x, y)
+
+    def _integer(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
+        lin = self.lin
+        if cls is E.Add:
+            return lin.to_expr(lin.merge_divmod(lin.add(lin.of(a), lin.of(b))))
+        if cls is E.Sub:
+            return lin.to_expr(lin.merge_divmod(lin.add(lin.of(a), lin.of(b), -1)))
+        if cls is E.Mul:
+            return lin.to_expr(lin.merge_divmod(lin.mul(lin.of(a), lin.of(b))))
+        if cls is E.FloorDiv:
+            return dm.floordiv(self, a, b)
+        if cls is E.FloorMod:
+            return dm.floormod(self, a, b)
+        if cls is E.Div:
+            return dm.truncdiv(self, a, b)
+        if cls is E.Mod:
+            return dm.truncmod(self, a, b)
+        if cls is E.Min or cls is E.Max:
+            return self._minmax(cls, a, b)
+        return None
+
+    def _identities(
+        self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr, x: int | float | None, y: int | float | None
+    ) -> E.Expr | None:
+        if cls is E.Add:
+            if y == 0:
+                return a
+            if x == 0:
+                return b
+        elif cls is E.Sub and y == 0:
+            return a
+        elif cls is E.Mul:
+            if y == 1:
+                return a
+            if x == 1:
+                return b
+        elif cls is E.Div and y == 1:
+            return a
+        elif (cls is E.Min or cls is E.Max) and self.keys.equal(a, b):
+            return a
+        return None
+
+    def _minmax(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
+        is_min = cls is E.Min
+        ba, bb = self.bound(a), self.bound(b)
+        if ba[1] <= bb[0]:
+            return a if is_min else b
+        if bb[1] <= ba[0]:
+            return b if is_min else a
+        lo, hi = self.lin_bound(self.lin.add(self.lin.of(a), self.lin.of(b), -1))
+        if hi <= 0:
+            return a if is_min else b
+        if lo >= 0:
+            return b if is_min else a
+        if isinstance(a, E.IntImm):
+            a, b = b, a
+        if isinstance(b, E.IntImm) and type(a) is cls:
+            assert isinstance(a, E.BinaryOp)
+            if isinstance(a.b, E.IntImm):
+                inner = min(a.b.value, b.value) if is_min else max(a.b.value, b.value)
+                return cls(a.a, int_const(inner, b.dtype), a.dtype)
+        return cls(a, b, a.dtype)
+
+    def _compare(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
+        lin = self.lin
+        diff = lin.add(lin.of(a), lin.of(b), -1)
+        decided = compare_bound(cls, self.lin_bound(diff), (0, 0))
+        if decided[0] == decided[1]:
+            return E.IntImm(int(decided[0]), "bool")
+        if cls is E.GT or cls is E.GE:
+            diff = lin.scale(diff, -1)  # a > b  <=>  b - a < 0
+        op = _FLIP[cls]
+        g = 0
+        for term in diff.terms.values():
+            g = math.gcd(g, term.coeff)
+        const = diff.const
+        if g > 1:
+            if op is E.LT:  # g*S + c < 0  <=>  S <= floor((-c - 1) / g)
+                const = -((-const - 1) // g) - 1
+            elif op is E.LE:  # g*S + c <= 0  <=>  S <= floor(-c / g)
+                const = -((-const) // g)
+            elif const % g != 0:
+                return E.IntImm(int(op is E.NE), "bool")
+            else:
+                const //= g
+            diff = Linear(diff.dtype, {k: type(t)(t.atoms, t.coeff // g) for k, t in diff.terms.items()}, const)
+        left = Linear(diff.dtype, {k: t for k, t in diff.terms.items() if t.coeff > 0}, max(const, 0))
+        right = Linear(diff.dtype, {}, max(-const, 0))
+        for key, term in diff.terms.items():
+            if term.coeff < 0:
+                right.terms[key] = type(term)(term.atoms, -term.coeff)
+        return op(lin.to_expr(left), lin.to_expr(right), "bool")
+
+    def _logic(
+        self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr, x: int | float | None, y: int | float | None
+    ) -> E.Expr | None:
+        absorbing = 0 if cls is E.And else 1
+        for value, this, other in ((x, a, b), (y, b, a)):
+            if value is None:
+                continue
+            if bool(value) == bool(absorbing):
+                return this
+            return other
+        if self.keys.equal(a, b):
+            return a
+        return None
+
+    # -- other operators ------------------------------------------------------------------------------------------
+
+    def visit_Not(self, e: E.Not) -> E.Expr:
+        a = self.visit(e.a)
+        value = _number(a)
+        if value is not None:
+            return make_number(not value, e.dtype)
+        if isinstance(a, E.Not):
+            return a.a
+        if isinstance(a, E.CmpOp) and dt.is_int(a.a.dtype) and dt.lanes(a.a.dtype) == 1:
+            return self.visit(_NEGATE[type(a)](a.a, a.b, a.dtype))
+        if isinstance(a, E.Broadcast):
+            return E.Broadcast(self.visit(E.Not(a.value, a.value.dtype)), a.lanes, e.dtype)
+        return e if a is e.a else E.Not(a, e.dtype)
+
+    def visit_Select(self, e: E.Select) -> E.Expr:
+        cond = self.visit(e.condition)
+        value = _number(cond)
+        if value is not None:
+            return self.visit(e.true_value if value else e.false_value)
+        t, f = self.visit(e.true_value), self.visit(e.false_value)
+        if self.keys.equal(t, f):
+            return t
+        if cond is e.condition and t is e.true_value and f is e.false_value:
+            return e
+        return E.Select(cond, t, f, e.dtype)
+
+    def visit_Cast(self, e: E.Cast) -> E.Expr:
+        value = self.visit(e.value)
+        if value.dtype == e.dtype:
+            return value
+        number = _number(value)
+        if number is not None:
+            if dt.is_float(e.dtype):
+                return make_number(float(number), e.dtype)
+            if dt.is_bool(e.dtype):
+                return make_number(number != 0, e.dtype)
+            if isinstance(number, float) and not math.isfinite(number):
+                return e if value is e.value else E.Cast(value, e.dtype)
+            return make_number(int(number), e.dtype)
+        if isinstance(value, E.Broadcast):
+            inner = self.visit(E.Cast(value.value, dt.element(e.dtype)))
+            return E.Broadcast(inner, value.lanes, e.dtype)
+        if isinstance(value, E.Cast) and _holds_all(self, value.value, value.dtype):
+            inner = value.value
+            return inner if inner.dtype == e.dtype else self.visit(E.Cast(inner, e.dtype))
+        return e if value is e.value else E.Cast(value, e.dtype)
+
+    def visit_Ramp(self, e: E.Ramp) -> E.Expr:
+        base, stride = self.visit(e.base), self.visit(e.stride)
+        if isinstance(stride, E.IntImm) and stride.value == 0:
+            return E.Broadcast(base, e.lanes, e.dtype)
+        if base is e.base and stride is e.stride:
+            return e
+        return E.Ramp(base, stride, e.lanes, e.dtype)
+
+    def visit_Let(self, e: E.Let) -> E.Expr:
+        value = self.visit(e.value)
+        if isinstance(value, (E.IntImm, E.FloatImm, E.Var)):
+            return self.visit(substitute(e.body, {e.var: value}))
+        self.bound._let[e.var] = self.bound(value)
+        try:
+            body = self.visit(e.body)
+        finally:
+            del self.bound._let[e.var]
+        if value is e.value and body is e.body:
+            return e
+        return E.Let(e.var, value, body, e.dtype)
+
+
+def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:
+    """True when converting the integer ``value`` to ``dtype`` keeps every possible value."""
+    if dt.is_float(value.dtype) or dt.is_float(dtype) or dt.is_bool(dtype):
+        return False
+    if dt.min_value(value.dtype) >= dt.min_value(dtype) and dt.max_value(value.dtype) <= dt.max_value(dtype):
+        return True
+    lo, hi = s.bound(value)
+    return lo >= dt.min_value(dtype) and hi <= dt.max_value(dtype)
+
+
+def _power_bound(bound: Bound, power: int) -> Bound:
+    if power == 1:
+        return bound
+    lo, hi = bound
+    if power % 2 == 1 or lo >= 0:
+        return (lo**power, hi**power)
+    if hi <= 0:
+        return (hi**power, lo**power)
+    return (0, max(-lo, hi) ** power)
