@@ -1,1 +1,42 @@
-"""tcomp.te"""
+"""The tensor-expression language: what to compute, never how."""
+
+from tcomp.ir.expr import Expr, IterVar, Reduce, Var, cast, const
+from tcomp.te.math import (
+    abs,
+    all,
+    any,
+    ceil,
+    cos,
+    erf,
+    exp,
+    floor,
+    floordiv,
+    floormod,
+    if_then_else,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    max_value,
+    min_value,
+    pow,
+    round,
+    rsqrt,
+    sigmoid,
+    sin,
+    sqrt,
+    tanh,
+    truncdiv,
+    truncmod,
+)
+from tcomp.te.operation import TEError, compute, placeholder, reduce_axis, scan, size_var, thread_axis, var
+from tcomp.te.reduction import Reducer, comm_reducer, max, min, prod, sum
+from tcomp.te.tensor import ComputeOp, Operation, PlaceholderOp, ScanOp, Tensor
+
+__all__ = [
+    "ComputeOp", "Expr", "IterVar", "Operation", "PlaceholderOp", "Reduce", "Reducer", "ScanOp", "TEError",
+    "Tensor", "Var", "abs", "all", "any", "cast", "ceil", "comm_reducer", "compute", "const", "cos", "erf", "exp",
+    "floor", "floordiv", "floormod", "if_then_else", "log", "logical_and", "logical_not", "logical_or", "max",
+    "max_value", "min", "min_value", "placeholder", "pow", "prod", "reduce_axis", "round", "rsqrt", "scan",
+    "sigmoid", "sin", "size_var", "sqrt", "sum", "tanh", "thread_axis", "truncdiv", "truncmod", "var",
+]

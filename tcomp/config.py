@@ -1,0 +1,48 @@
+"""One typed settings object for the whole compiler (instead of environment variables read deep in the code)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``verify_ir``: run the loop-IR verifier after every pass. ``dump_ir``: print the function after every pass.
+    ``check_bounds``: build in checked mode (every access verifies its indices). ``build_cache``: reuse the code of a
+    structurally equal function built before."""
+
+    verify_ir: bool = False
+    dump_ir: bool = False
+    check_bounds: bool = False
+    build_cache: bool = True
+
+
+_current = Settings()
+
+
+def current() -> Settings:
+    return _current
+
+
+@contextlib.contextmanager
+def override(**changes: bool) -> Iterator[Settings]:
+    """Temporarily change settings: ``with tcomp.config.override(verify_ir=True): ...``."""
+    global _current
+    names = {f.name for f in fields(Settings)}
+    unknown = set(changes) - names
+    if unknown:
+        raise TypeError(f"unknown settings {sorted(unknown)}; known: {sorted(names)}")
+    previous = _current
+    _current = replace(_current, **changes)
+    try:
+        yield _current
+    finally:
+        _current = previous
+
+
+def set_settings(**changes: bool) -> None:
+    """Change settings for the rest of the process."""
+    global _current
+    _current = replace(_current, **changes)

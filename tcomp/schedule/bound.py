@@ -1,0 +1,226 @@
+"""Bound inference: the range each stage's root axes must cover, and the extent of every axis.
+
+Consumers are visited before producers. A stage at the root (or an output) covers its whole domain. A stage
+computed at ``(consumer, axis)`` covers the region of its output that the consumer reads inside one iteration of
+``axis``: the consumer's leaf loops outside and at ``axis`` are fixed (symbols), the ones inside range over their
+extents; the ranges pass up through the consumer's split and fuse relations to its root axes, and symbolic interval
+analysis of every read's indices gives the region. Regions are not clipped to the producer's domain; the loop nest
+guards the iterations that fall outside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tcomp.arith import IntervalSet, const_int_bound, eval_interval, simplify
+from tcomp.ir.expr import Expr, IterVar, ProducerLoad, Range, Var, const, convert, floordiv, floormod
+from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.schedule.relation import AttachType, Fuse, ScheduleError, Split
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import ComputeOp, Tensor
+
+Bounds = dict[Var, tuple[int, int]]
+
+
+@dataclass
+class StageBound:
+    """Ranges of one stage: ``root`` for root axes (absolute), ``extent`` for every axis (loop trip counts)."""
+
+    root: dict[IterVar, Range] = field(default_factory=dict)
+    extent: dict[IterVar, Expr] = field(default_factory=dict)
+    # for a stage computed at another: the region of its output it holds, per dimension (min, extent)
+    region: tuple[tuple[Expr, Expr], ...] | None = None
+
+
+def ceil_div(a: Expr, b: Expr, bounds: Bounds) -> Expr:
+    return simplify(floordiv(a + b - 1, b), bounds)
+
+
+def pass_down_extents(stage: Stage, bound: StageBound, bounds: Bounds) -> None:
+    """Extents of split and fused axes from the extents of their parents."""
+    for iv in stage.root_iter_vars:
+        bound.extent[iv] = bound.root[iv].extent
+    for rel in stage.relations:
+        if isinstance(rel, Split):
+            parent = bound.extent[rel.parent]
+            if rel.factor is not None:
+                bound.extent[rel.inner] = rel.factor
+                bound.extent[rel.outer] = ceil_div(parent, rel.factor, bounds)
+            else:
+                assert rel.nparts is not None
+                bound.extent[rel.outer] = rel.nparts
+                bound.extent[rel.inner] = ceil_div(parent, rel.nparts, bounds)
+        else:
+            bound.extent[rel.fused] = simplify(bound.extent[rel.outer] * bound.extent[rel.inner], bounds)
+    for iv in stage.leaf_iter_vars:
+        _record_bound(iv.var, bound.extent[iv], bounds)
+
+
+def _record_bound(var: Var, extent: Expr, bounds: Bounds) -> None:
+    _, hi = const_int_bound(extent, bounds)
+    if hi is not None:
+        bounds[var] = (0, max(hi - 1, 0))
+
+
+def pass_up_index(stage: Stage, bound: StageBound, leaf_values: Mapping[IterVar, Expr]) -> dict[IterVar, Expr]:
+    """Values of every axis (relative to its range's min) from the values of the leaves."""
+    value: dict[IterVar, Expr] = dict(leaf_values)
+    for rel in reversed(stage.relations):
+        if isinstance(rel, Split):
+            if rel.outer not in value or rel.inner not in value:
+                continue
+            inner_extent = bound.extent[rel.inner]
+            value[rel.parent] = value[rel.outer] * inner_extent + value[rel.inner]
+        elif isinstance(rel, Fuse):
+            if rel.fused not in value:
+                continue
+            inner_extent = bound.extent[rel.inner]
+            value[rel.outer] = floordiv(value[rel.fused], inner_extent)
+            value[rel.inner] = floormod(value[rel.fused], inner_extent)
+    return value
+
+
+def pass_up_domain(
+    stage: Stage, bound: StageBound, leaf_sets: Mapping[IterVar, IntervalSet], bounds: Bounds
+) -> dict[IterVar, IntervalSet]:
+    """Interval of every root axis (absolute) from intervals of the leaves (relative)."""
+    sets: dict[IterVar, IntervalSet] = dict(leaf_sets)
+    for rel in reversed(stage.relations):
+        if isinstance(rel, Split):
+            outer, inner = sets[rel.outer], sets[rel.inner]
+            ov, iv = Var("o"), Var("i")
+            expr = ov * bound.extent[rel.inner] + iv
+            sets[rel.parent] = eval_interval(expr, {ov: outer, iv: inner}, bounds)
+        else:
+            fused = sets[rel.fused]
+            if fused.is_point():
+                assert fused.min is not None
+                inner_extent = bound.extent[rel.inner]
+                sets[rel.outer] = IntervalSet.point(simplify(floordiv(fused.min, inner_extent), bounds))
+                sets[rel.inner] = IntervalSet.point(simplify(floormod(fused.min, inner_extent), bounds))
+            else:
+                sets[rel.outer] = IntervalSet.from_range(const(0), bound.extent[rel.outer])
+                sets[rel.inner] = IntervalSet.from_range(const(0), bound.extent[rel.inner])
+    result: dict[IterVar, IntervalSet] = {}
+    for root in stage.root_iter_vars:
+        rel_set = sets[root]
+        base = bound.root[root].min
+        result[root] = IntervalSet(
+            None if rel_set.min is None else simplify(base + rel_set.min, bounds),
+            None if rel_set.max is None else simplify(base + rel_set.max, bounds),
+        )
+    return result
+
+
+def full_domain(stage: Stage) -> dict[IterVar, Range]:
+    result: dict[IterVar, Range] = {}
+    for iv in stage.root_iter_vars:
+        assert iv.dom is not None
+        result[iv] = iv.dom
+    return result
+
+
+def reads_of(body: tuple[Expr, ...], tensor: Tensor) -> list[tuple[Expr, ...]]:
+    found: list[tuple[Expr, ...]] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, ProducerLoad) and node.producer is tensor:
+            found.append(node.indices)
+
+    for expr in body:
+        post_order_visit(expr, visit)
+    return found
+
+
+def infer_attached_region(
+    stage: Stage,
+    consumer: Stage,
+    consumer_bound: StageBound,
+    consumer_body: tuple[Expr, ...],
+    bounds: Bounds,
+) -> tuple[tuple[Expr, Expr], ...]:
+    """The region (min, extent) per dimension of ``stage``'s output that ``consumer`` reads inside one iteration
+    of the loop ``stage`` is attached to."""
+    assert stage.attach_ivar is not None
+    position = next(i for i, leaf in enumerate(consumer.leaf_iter_vars) if leaf is stage.attach_ivar)
+    leaf_sets: dict[IterVar, IntervalSet] = {}
+    for index, leaf in enumerate(consumer.leaf_iter_vars):
+        if index <= position:
+            leaf_sets[leaf] = IntervalSet.point(leaf.var)
+        else:
+            leaf_sets[leaf] = IntervalSet.from_range(const(0), consumer_bound.extent[leaf])
+    root_sets = pass_up_domain(consumer, consumer_bound, leaf_sets, bounds)
+    dom = {root.var: s for root, s in root_sets.items()}
+    tensor = stage.op.output(0)
+    accesses = reads_of(consumer_body, tensor)
+    if not accesses:
+        raise ScheduleError(
+            f"stage {stage.name}: compute_at: stage {consumer.name} does not read {stage.name} after inlining"
+        )
+    region: list[tuple[Expr, Expr]] = []
+    for dim in range(tensor.ndim):
+        merged: IntervalSet | None = None
+        for indices in accesses:
+            interval = eval_interval(indices[dim], dom, bounds)
+            merged = interval if merged is None else merged.union(interval)
+        assert merged is not None
+        if merged.min is None or merged.max is None:
+            raise ScheduleError(
+                f"stage {stage.name}: compute_at: cannot bound dimension {dim} of the region read by {consumer.name}"
+            )
+        minimum = simplify(merged.min, bounds)
+        extent = simplify(merged.max - merged.min + 1, bounds)
+        region.append((minimum, _loop_invariant_extent(extent, stage, dim, bounds)))
+    return tuple(region)
+
+
+def _loop_invariant_extent(extent: Expr, stage: Stage, dim: int, bounds: Bounds) -> Expr:
+    """An extent free of loop variables: the expression itself, or its constant upper bound."""
+    loop_vars = [v for v in free_vars(extent) if v in bounds]
+    if not loop_vars:
+        return extent
+    _, hi = const_int_bound(extent, bounds)
+    if hi is None:
+        raise ScheduleError(
+            f"stage {stage.name}: compute_at: the extent {extent} of dimension {dim} depends on loop variables and "
+            "has no constant upper bound"
+        )
+    return const(hi)
+
+
+def infer_bounds(
+    stages: list[Stage],
+    bodies: Mapping[ComputeOp, tuple[Expr, ...]],
+    scan_time: Mapping[Stage, Var],
+    bounds: Bounds,
+) -> dict[Stage, StageBound]:
+    """Bounds of every scheduled (non-inlined, non-placeholder) stage. ``scan_time`` maps the update stage of each
+    scan to the scan's time variable."""
+    result: dict[Stage, StageBound] = {}
+    for stage in reversed(stages):
+        if stage.is_placeholder or stage.attach_type is AttachType.INLINE:
+            continue
+        bound = StageBound()
+        if stage.attach_type is AttachType.SCOPE:
+            consumer = stage.attach_stage
+            assert consumer is not None
+            if consumer not in result:
+                raise ScheduleError(f"stage {stage.name}: compute_at: stage {consumer.name} is not scheduled")
+            consumer_body = bodies[consumer.op]  # type: ignore[index]
+            region = infer_attached_region(stage, consumer, result[consumer], consumer_body, bounds)
+            bound.region = region
+            domain = full_domain(stage)
+            for index, iv in enumerate(stage.root_iter_vars):
+                if index < len(region):
+                    bound.root[iv] = Range(region[index][0], region[index][1])
+                else:
+                    bound.root[iv] = domain[iv]
+        else:
+            bound.root = full_domain(stage)
+            if stage in scan_time:
+                first = stage.root_iter_vars[0]
+                bound.root[first] = Range(scan_time[stage], convert(1))
+        pass_down_extents(stage, bound, bounds)
+        result[stage] = bound
+    return result

@@ -1,0 +1,399 @@
+"""Lowering a schedule to the loop IR.
+
+Steps: substitute inlined stages into their readers; give every tensor storage (function parameters for the
+arguments, heap buffers for other root stages, local buffers at the attach point for stages computed at another);
+infer bounds; build each stage's loop nest from its leaf axes (guarding iterations that fall outside the domain);
+place attached stages inside their consumer's loop; wrap root temporaries in allocations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tcomp.arith import can_prove, simplify
+from tcomp.ir import dtype as dt
+from tcomp.ir.buffer import Buffer
+from tcomp.ir.expr import (
+    Expr,
+    IterKind,
+    IterVar,
+    ProducerLoad,
+    Reduce,
+    Var,
+    const,
+    const_int_value,
+    convert,
+    logical_and,
+)
+from tcomp.ir.functor import Mutator, free_vars, substitute
+from tcomp.ir.stmt import (
+    Allocate,
+    BufferStore,
+    For,
+    ForKind,
+    IfThenElse,
+    PrimFunc,
+    Stmt,
+    seq,
+)
+from tcomp.schedule.bound import Bounds, StageBound, infer_bounds, pass_up_index
+from tcomp.schedule.relation import AttachType, ScheduleError
+from tcomp.schedule.schedule import Schedule
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import ComputeOp, Operation, PlaceholderOp, ScanOp, Tensor
+
+
+class LoweringError(ValueError):
+    """A schedule or compute that cannot be lowered; the message says which stage and why."""
+
+
+@dataclass
+class Storage:
+    """Where a tensor lives: ``buffer``, holding the region that starts at ``offset`` per dimension."""
+
+    buffer: Buffer
+    offset: tuple[Expr, ...] | None = None
+
+
+class _Inliner(Mutator):
+    def __init__(self, inlined: dict[Operation, tuple[tuple[Var, ...], Expr]]) -> None:
+        self.inlined = inlined
+
+    def visit_ProducerLoad(self, node: ProducerLoad) -> Expr:
+        indices = tuple(self.visit(i) for i in node.indices)
+        entry = self.inlined.get(node.producer.op)
+        if entry is None:
+            if all(a is b for a, b in zip(indices, node.indices)):
+                return node
+            return ProducerLoad(node.producer, indices, node.dtype)
+        params, body = entry
+        return substitute(body, dict(zip(params, indices)))
+
+
+def inline_bodies(schedule: Schedule) -> dict[Operation, tuple[Expr, ...]]:
+    """The body of every compute with inlined stages substituted in."""
+    inlined: dict[Operation, tuple[tuple[Var, ...], Expr]] = {}
+    bodies: dict[Operation, tuple[Expr, ...]] = {}
+    for stage in schedule.stages:
+        op = stage.op
+        if not isinstance(op, ComputeOp):
+            continue
+        mutator = _Inliner(inlined)
+        body = tuple(mutator.visit(b) for b in op.body)
+        bodies[op] = body
+        if stage.attach_type is AttachType.INLINE:
+            inlined[op] = (tuple(iv.var for iv in op.axis), body[0])
+    return bodies
+
+
+class _LoadRewriter(Mutator):
+    """Tensor reads -> buffer reads, relative to each storage's offset."""
+
+    def __init__(self, storage: dict[Tensor, Storage], stage_name: str) -> None:
+        self.storage = storage
+        self.stage_name = stage_name
+
+    def visit_ProducerLoad(self, node: ProducerLoad) -> Expr:
+        from tcomp.ir.expr import BufferLoad
+
+        indices = tuple(self.visit(i) for i in node.indices)
+        store = self.storage.get(node.producer)
+        if store is None:
+            raise LoweringError(f"stage {self.stage_name}: reads tensor {node.producer.name}, which has no storage")
+        if store.offset is not None:
+            indices = tuple(i - o for i, o in zip(indices, store.offset))
+        return BufferLoad(store.buffer, indices, node.dtype)
+
+
+class Lowerer:
+    def __init__(self, schedule: Schedule, args: Sequence[Tensor], name: str) -> None:
+        self.schedule = schedule
+        self.args = list(args)
+        self.name = name
+        self.bounds: Bounds = {}
+        self.storage: dict[Tensor, Storage] = {}
+        self.root_allocs: list[Buffer] = []
+        self.attached: dict[Stage, list[Stage]] = {}
+        self.stage_bounds: dict[Stage, StageBound] = {}
+
+    # -- setup ------------------------------------------------------------------------------------------------------
+    def check_args(self) -> list[Buffer]:
+        params: list[Buffer] = []
+        seen: set[int] = set()
+        for arg in self.args:
+            if not isinstance(arg, Tensor):
+                raise LoweringError(f"lower {self.name}: argument {arg!r} is not a tensor")
+            if id(arg) in seen:
+                raise LoweringError(f"lower {self.name}: tensor {arg.name} is listed twice in the arguments")
+            seen.add(id(arg))
+            buffer = Buffer(arg.name, arg.shape, arg.dtype, "global", dt.storage_bytes(arg.dtype))
+            self.storage[arg] = Storage(buffer)
+            params.append(buffer)
+        names = [b.name for b in params]
+        for n in names:
+            if names.count(n) > 1:
+                raise LoweringError(f"lower {self.name}: two arguments are named {n!r}; give tensors distinct names")
+        return params
+
+    def scan_state_tensors(self) -> dict[Tensor, Tensor]:
+        mapping: dict[Tensor, Tensor] = {}
+        for stage in self.schedule.stages:
+            if isinstance(stage.op, ScanOp):
+                mapping[stage.op.state_placeholder] = stage.op.output(0)
+        return mapping
+
+    def assign_storage(self) -> None:
+        state_of = self.scan_state_tensors()
+        for stage in self.schedule.stages:
+            if stage.attach_type is AttachType.INLINE:
+                continue
+            for tensor in stage.op.outputs:
+                if tensor in self.storage or tensor in state_of:
+                    continue
+                if isinstance(stage.op, PlaceholderOp):
+                    raise LoweringError(
+                        f"lower {self.name}: input {tensor.name} is read but not in the argument list"
+                    )
+                if getattr(stage, "scan_parent", None) is not None:
+                    continue
+                if stage.attach_type is AttachType.SCOPE:
+                    self.attach_storage(stage)  # allocated at the attach point
+                    continue
+                buffer = Buffer(tensor.name, tensor.shape, tensor.dtype, "global", 64)
+                self.storage[tensor] = Storage(buffer)
+                self.root_allocs.append(buffer)
+        for state, scan_out in state_of.items():
+            self.storage[state] = self.storage[scan_out]
+        for stage in self.schedule.stages:
+            parent = getattr(stage, "scan_parent", None)
+            if parent is not None:
+                self.storage[stage.op.output(0)] = self.storage[parent.op.output(0)]
+
+    # -- loop nests ------------------------------------------------------------------------------------------------
+    def lower(self) -> PrimFunc:
+        params = self.check_args()
+        bodies = inline_bodies(self.schedule)
+        scan_time = {}
+        for stage in self.schedule.stages:
+            if isinstance(stage.op, ScanOp):
+                scan_time[self.schedule[stage.op.update]] = stage.op.scan_axis.var
+        for stage in self.schedule.stages:
+            if stage.attach_type is AttachType.SCOPE:
+                assert stage.attach_stage is not None
+                if stage.attach_stage.attach_type is AttachType.INLINE:
+                    raise ScheduleError(
+                        f"stage {stage.name}: compute_at: stage {stage.attach_stage.name} was inlined afterwards"
+                    )
+                self.attached.setdefault(stage.attach_stage, []).append(stage)
+        self.stage_bounds = infer_bounds(self.schedule.stages, bodies, scan_time, self.bounds)
+        self.bodies = bodies
+        self.assign_storage()
+        top: list[Stmt] = []
+        for stage in self.schedule.stages:
+            if stage.is_placeholder or stage.attach_type is not AttachType.ROOT:
+                continue
+            if getattr(stage, "scan_parent", None) is not None:
+                continue
+            top.append(self.stage_nest(stage))
+        body = seq(*top)
+        for buffer in reversed(self.root_allocs):
+            body = Allocate(buffer, body)
+        size_vars = _size_vars(params)
+        outputs = tuple(i for i, a in enumerate(self.args) if not isinstance(a.op, PlaceholderOp))
+        func = PrimFunc(self.name, tuple(params), body, size_vars)
+        return func.with_attr("output_buffers", outputs)
+
+    def stage_nest(self, stage: Stage) -> Stmt:
+        if isinstance(stage.op, ScanOp):
+            return self.scan_nest(stage)
+        if not isinstance(stage.op, ComputeOp):
+            raise LoweringError(f"stage {stage.name}: cannot lower operation {type(stage.op).__name__}")
+        return self.compute_nest(stage)
+
+    def scan_nest(self, stage: Stage) -> Stmt:
+        op = stage.op
+        assert isinstance(op, ScanOp)
+        init = self.compute_nest(self.schedule[op.init])
+        update = self.compute_nest(self.schedule[op.update])
+        axis = op.scan_axis
+        assert axis.dom is not None
+        loop = For(axis.var, axis.dom.min, axis.dom.extent, ForKind.SERIAL, update)
+        return seq(init, loop)
+
+    def attach_storage(self, stage: Stage) -> Buffer:
+        bound = self.stage_bounds[stage]
+        assert bound.region is not None
+        tensor = stage.op.output(0)
+        scope = stage.scope if stage.scope != "global" else "local"
+        buffer = Buffer(tensor.name, tuple(ext for _, ext in bound.region), tensor.dtype, scope, 64)
+        self.storage[tensor] = Storage(buffer, tuple(mn for mn, _ in bound.region))
+        return buffer
+
+    def compute_nest(self, stage: Stage) -> Stmt:
+        op = stage.op
+        assert isinstance(op, ComputeOp)
+        bound = self.stage_bounds[stage]
+        tensor = op.output(0)
+        leaves = stage.leaf_iter_vars
+        values = pass_up_index(stage, bound, {leaf: leaf.var for leaf in leaves})
+        absolute: dict[Var, Expr] = {}
+        for root in stage.root_iter_vars:
+            rng = bound.root[root]
+            absolute[root.var] = simplify(rng.min + values[root], self.bounds)
+        guards = self.guards(stage, bound, values, absolute)
+        body_expr = self.bodies[op][0]
+        store_storage = self.storage[tensor]
+        indices = tuple(absolute[iv.var] for iv in op.axis)
+        if store_storage.offset is not None:
+            indices = tuple(simplify(i - o, self.bounds) for i, o in zip(indices, store_storage.offset))
+        rewriter = _LoadRewriter(self.storage, stage.name)
+
+        def load(expr: Expr) -> Expr:
+            return rewriter.visit(substitute(expr, absolute))
+
+        buffer = store_storage.buffer
+        if isinstance(body_expr, Reduce):
+            return self.reduce_nest(stage, bound, body_expr, buffer, indices, guards, load)
+        store = BufferStore(buffer, load(body_expr), indices)
+        return self.build_nest(stage, bound, leaves, store, guards)
+
+    def reduce_nest(
+        self,
+        stage: Stage,
+        bound: StageBound,
+        reduce: Reduce,
+        buffer: Buffer,
+        indices: tuple[Expr, ...],
+        guards: list[tuple[Expr, set[int]]],
+        load: object,
+    ) -> Stmt:
+        from tcomp.ir.expr import BufferLoad
+
+        leaves = stage.leaf_iter_vars
+        first_reduce = next((i for i, lv in enumerate(leaves) if lv.kind is IterKind.REDUCE), len(leaves))
+        common = leaves[:first_reduce]
+        inner = leaves[first_reduce:]
+        init_leaves = [lv for lv in inner if lv.kind is not IterKind.REDUCE]
+        init_value = reduce.combiner.identity if reduce.init is None else reduce.init
+        init_value = load(init_value)  # type: ignore[operator]
+        init_store = BufferStore(buffer, init_value, indices)
+        current = BufferLoad(buffer, indices, reduce.dtype)
+        update_value = reduce.combiner.combine(current, load(reduce.source))  # type: ignore[operator]
+        update: Stmt = BufferStore(buffer, update_value, indices)
+        if reduce.condition is not None:
+            update = IfThenElse(load(reduce.condition), update)  # type: ignore[operator]
+        common_ids = {id(lv.var) for lv in common}
+        common_guards = [g for g in guards if g[1] <= common_ids]
+        inner_guards = [g for g in guards if not g[1] <= common_ids]
+        reduce_ids = {id(lv.var) for lv in leaves if lv.kind is IterKind.REDUCE}
+        init_guards = [g for g in inner_guards if not (g[1] & reduce_ids)]
+        init_nest = self.build_nest(stage, bound, init_leaves, init_store, init_guards, attach=False)
+        update_nest = self.build_nest(stage, bound, inner, update, inner_guards)
+        return self.build_nest(stage, bound, common, seq(init_nest, update_nest), common_guards)
+
+    def guards(
+        self,
+        stage: Stage,
+        bound: StageBound,
+        values: dict[IterVar, Expr],
+        absolute: dict[Var, Expr],
+    ) -> list[tuple[Expr, set[int]]]:
+        """Conditions that keep iterations inside the domain, each with the ids of the leaf variables it uses."""
+        conditions: list[Expr] = []
+        for root in stage.root_iter_vars:
+            value = values[root]
+            leaf = next((lv for lv in stage.leaf_iter_vars if lv.var is value), None)
+            if leaf is None or bound.extent[leaf] is not bound.root[root].extent:
+                conditions.append(value < bound.root[root].extent)
+            if stage.attach_type is AttachType.SCOPE and root.dom is not None:
+                conditions.append(absolute[root.var] >= root.dom.min)
+                conditions.append(absolute[root.var] < root.dom.min + root.dom.extent)
+        leaf_ids = {id(lv.var) for lv in stage.leaf_iter_vars}
+        result: list[tuple[Expr, set[int]]] = []
+        for cond in conditions:
+            cond = simplify(cond, self.bounds)
+            if can_prove(cond, self.bounds):
+                continue
+            used = {id(v) for v in free_vars(cond) if id(v) in leaf_ids}
+            result.append((cond, used))
+        return result
+
+    def build_nest(
+        self,
+        stage: Stage,
+        bound: StageBound,
+        leaves: Sequence[IterVar],
+        core: Stmt,
+        guards: list[tuple[Expr, set[int]]],
+        attach: bool = True,
+    ) -> Stmt:
+        """Wrap ``core`` in loops over ``leaves`` (outermost first), each guard right inside the innermost loop it
+        uses and each attached stage at the start of its loop's body."""
+        position = {id(lv.var): i for i, lv in enumerate(leaves)}
+        placed: dict[int, list[Expr]] = {}
+        for cond, used in guards:
+            depth = max((position[u] for u in used if u in position), default=-1)
+            placed.setdefault(depth, []).append(cond)
+        stmt = core
+        for index in range(len(leaves) - 1, -2, -1):
+            conds = placed.get(index, [])
+            if conds:
+                condition = conds[0]
+                for c in conds[1:]:
+                    condition = logical_and(condition, c)
+                stmt = IfThenElse(condition, stmt)
+            if index < 0:
+                break
+            leaf = leaves[index]
+            if attach:
+                stmt = self.attach_at(stage, leaf, stmt)
+            stmt = self.make_loop(stage, bound, leaf, stmt)
+        return stmt
+
+    def attach_at(self, stage: Stage, leaf: IterVar, stmt: Stmt) -> Stmt:
+        producers = [p for p in self.attached.get(stage, []) if p.attach_ivar is leaf]
+        if not producers:
+            return stmt
+        buffers = [self.storage[p.op.output(0)].buffer for p in producers]
+        nests = [self.stage_nest(p) for p in producers]
+        result = seq(*nests, stmt)
+        for buffer in reversed(buffers):
+            result = Allocate(buffer, result)
+        return result
+
+    def make_loop(self, stage: Stage, bound: StageBound, leaf: IterVar, body: Stmt) -> For:
+        attr = stage.iter_attrs.get(leaf)
+        kind = ForKind.SERIAL if attr is None else attr.kind
+        extent = bound.extent[leaf]
+        tag = ""
+        notes: tuple[tuple[str, object], ...] = ()
+        if attr is not None:
+            notes = tuple(attr.pragmas)
+            if attr.bind_thread is not None:
+                tag = attr.bind_thread.thread_tag
+        if kind is ForKind.VECTORIZED and const_int_value(extent) is None:
+            raise ScheduleError(
+                f"stage {stage.name}: vectorize: axis {leaf.var.name}: extent {extent} is not a constant"
+            )
+        return For(leaf.var, const(0), extent, kind, body, tag, notes)
+
+
+def _size_vars(params: Sequence[Buffer]) -> tuple[Var, ...]:
+    found: list[Var] = []
+    for buffer in params:
+        for dim in buffer.shape:
+            for v in free_vars(dim):
+                if not any(v is f for f in found):
+                    found.append(v)
+    return tuple(found)
+
+
+def lower_schedule(schedule: Schedule, args: Sequence[Tensor], name: str = "main") -> PrimFunc:
+    """The loop IR of ``schedule`` as a function of ``args`` (inputs and outputs, in call order)."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"lower: expected a Schedule, got {type(schedule).__name__}")
+    return Lowerer(schedule, args, name).lower()
+
+
+_ = convert

@@ -1,0 +1,256 @@
+"""Schedule primitives on a stage. Each checks its arguments and legality, records a step and updates the stage.
+
+Rewrite rules (``E`` is the extent of the axis being rewritten):
+- ``split(x, factor=f)``: ``x -> (x.outer in [0, ceil(E/f)), x.inner in [0, f))`` with ``x = x.outer * f + x.inner``;
+  iterations with ``x >= E`` are guarded off. ``nparts=p`` fixes the outer extent instead.
+- ``fuse(x, y)`` (adjacent, ``x`` outside ``y``): ``f in [0, Ex * Ey)``, ``x = f // Ey``, ``y = f % Ey``.
+- ``reorder(a, b, ...)``: the listed leaves take the positions they occupied, in the order given.
+- ``tile(x, y, fx, fy)`` = ``split(x, fx)``, ``split(y, fy)``, ``reorder(xo, yo, xi, yi)``.
+- ``vectorize`` / ``unroll`` / ``parallel`` / ``bind`` set a leaf's loop kind; ``pragma`` adds an annotation.
+- ``compute_inline`` substitutes the stage's body into its readers; ``compute_at(parent, axis)`` computes the
+  region that ``parent`` needs inside ``parent``'s loop ``axis``; ``compute_root`` undoes either.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tcomp.ir.expr import Expr, IterKind, IterVar, Var, const_int_value, convert
+from tcomp.ir.stmt import ForKind
+from tcomp.schedule.relation import AttachType, Fuse, Split, schedule_error
+from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
+
+if TYPE_CHECKING:
+    from tcomp.schedule.stage import Stage
+
+
+def _record(stage: Stage, primitive: str, *args: Any) -> None:
+    stage.schedule.record(primitive, stage, args)
+
+
+def _positive_int(stage: Stage, primitive: str, axis: IterVar, name: str, value: Any) -> Expr:
+    if isinstance(value, bool) or not isinstance(value, (int, Expr)):
+        raise schedule_error(stage, primitive, axis, f"{name} must be a positive integer, got {value!r}")
+    expr = convert(value)
+    constant = const_int_value(expr)
+    if constant is not None and constant <= 0:
+        raise schedule_error(stage, primitive, axis, f"{name} must be a positive integer, got {constant}")
+    return expr
+
+
+class StagePrimitives:
+    """Primitives, mixed into ``Stage``."""
+
+    # -- loop structure -----------------------------------------------------------------------------------------------
+    def split(self: Any, axis: IterVar, factor: Any = None, nparts: Any = None) -> tuple[IterVar, IterVar]:
+        stage: Stage = self
+        _check_schedulable(stage, "split")
+        index = stage.leaf_index(axis, "split")
+        if (factor is None) == (nparts is None):
+            raise schedule_error(stage, "split", axis, "give exactly one of factor= or nparts=")
+        factor_expr = None if factor is None else _positive_int(stage, "split", axis, "factor", factor)
+        nparts_expr = None if nparts is None else _positive_int(stage, "split", axis, "nparts", nparts)
+        if stage.iter_attrs.get(axis) is not None and stage.iter_attrs[axis].kind is not ForKind.SERIAL:
+            raise schedule_error(
+                stage, "split", axis, f"is already annotated {stage.iter_attrs[axis].kind.value}; split it first"
+            )
+        outer = IterVar(Var(f"{axis.var.name}.outer", "int32"), None, axis.kind)
+        inner = IterVar(Var(f"{axis.var.name}.inner", "int32"), None, axis.kind)
+        stage.relations.append(Split(axis, outer, inner, factor_expr, nparts_expr))
+        stage.all_iter_vars.extend((outer, inner))
+        stage.leaf_iter_vars[index : index + 1] = [outer, inner]
+        _record(stage, "split", axis.var.name, factor, nparts)
+        return outer, inner
+
+    def fuse(self: Any, *axes: IterVar) -> IterVar:
+        stage: Stage = self
+        _check_schedulable(stage, "fuse")
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        if not axes:
+            raise schedule_error(stage, "fuse", None, "needs at least one axis")
+        if len(axes) == 1:
+            stage.leaf_index(axes[0], "fuse")
+            return axes[0]
+        positions = [stage.leaf_index(a, "fuse") for a in axes]
+        for (a, pa), (b, pb) in zip(zip(axes, positions), zip(axes[1:], positions[1:])):
+            if pb != pa + 1:
+                raise schedule_error(
+                    stage,
+                    "fuse",
+                    b,
+                    f"is not adjacent to {a.var.name} in the loop order "
+                    f"({', '.join(iv.var.name for iv in stage.leaf_iter_vars)}); fuse needs consecutive axes, "
+                    "outermost first",
+                )
+            if (a.kind is IterKind.REDUCE) != (b.kind is IterKind.REDUCE):
+                raise schedule_error(stage, "fuse", b, "cannot fuse a data-parallel axis with a reduction axis")
+        for a in axes:
+            attr = stage.iter_attrs.get(a)
+            if attr is not None and attr.kind is not ForKind.SERIAL:
+                raise schedule_error(stage, "fuse", a, f"is already annotated {attr.kind.value}")
+        fused = axes[0]
+        for inner in axes[1:]:
+            new = IterVar(Var(f"{fused.var.name}.{inner.var.name}.fused", "int32"), None, fused.kind)
+            stage.relations.append(Fuse(fused, inner, new))
+            stage.all_iter_vars.append(new)
+            pos = stage.leaf_index(fused, "fuse")
+            stage.leaf_iter_vars[pos : pos + 2] = [new]
+            fused = new
+        _record(stage, "fuse", *[a.var.name for a in axes])
+        return fused
+
+    def reorder(self: Any, *axes: IterVar) -> None:
+        stage: Stage = self
+        _check_schedulable(stage, "reorder")
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        positions = [stage.leaf_index(a, "reorder") for a in axes]
+        if len(set(positions)) != len(positions):
+            dup = next(a for i, a in enumerate(axes) if positions.index(positions[i]) != i)
+            raise schedule_error(stage, "reorder", dup, "is listed more than once")
+        for position, axis in zip(sorted(positions), axes):
+            stage.leaf_iter_vars[position] = axis
+        _record(stage, "reorder", *[a.var.name for a in axes])
+
+    def tile(
+        self: Any, x_parent: IterVar, y_parent: IterVar, x_factor: Any, y_factor: Any
+    ) -> tuple[IterVar, IterVar, IterVar, IterVar]:
+        stage: Stage = self
+        xo, xi = stage.split(x_parent, factor=x_factor)
+        yo, yi = stage.split(y_parent, factor=y_factor)
+        stage.reorder(xo, yo, xi, yi)
+        return xo, yo, xi, yi
+
+    # -- loop annotations -------------------------------------------------------------------------------------------
+    def _annotate(self: Any, axis: IterVar, kind: ForKind, primitive: str) -> None:
+        stage: Stage = self
+        _check_schedulable(stage, primitive)
+        stage.leaf_index(axis, primitive)
+        if axis.kind is IterKind.REDUCE and kind in (ForKind.PARALLEL, ForKind.VECTORIZED, ForKind.THREAD_BINDING):
+            raise schedule_error(
+                stage,
+                primitive,
+                axis,
+                "is a reduction axis: its iterations update the same element, so they cannot run in parallel "
+                "(use rfactor first)",
+            )
+        attr = stage.attr(axis)
+        if attr.kind is not ForKind.SERIAL and attr.kind is not kind:
+            raise schedule_error(stage, primitive, axis, f"is already annotated {attr.kind.value}")
+        attr.kind = kind
+
+    def vectorize(self: Any, axis: IterVar) -> None:
+        self._annotate(axis, ForKind.VECTORIZED, "vectorize")
+        _record(self, "vectorize", axis.var.name)
+
+    def unroll(self: Any, axis: IterVar) -> None:
+        self._annotate(axis, ForKind.UNROLLED, "unroll")
+        _record(self, "unroll", axis.var.name)
+
+    def parallel(self: Any, axis: IterVar) -> None:
+        self._annotate(axis, ForKind.PARALLEL, "parallel")
+        _record(self, "parallel", axis.var.name)
+
+    def bind(self: Any, axis: IterVar, thread: IterVar) -> None:
+        stage: Stage = self
+        if not isinstance(thread, IterVar) or thread.kind is not IterKind.THREAD:
+            raise schedule_error(stage, "bind", axis, f"expected a te.thread_axis, got {thread!r}")
+        for other, attr in stage.iter_attrs.items():
+            if attr.bind_thread is not None and attr.bind_thread.thread_tag == thread.thread_tag and other is not axis:
+                raise schedule_error(
+                    stage, "bind", axis, f"thread {thread.thread_tag} is already bound to axis {other.var.name}"
+                )
+        self._annotate(axis, ForKind.THREAD_BINDING, "bind")
+        stage.attr(axis).bind_thread = thread
+        _record(stage, "bind", axis.var.name, thread.thread_tag)
+
+    def pragma(self: Any, axis: IterVar, key: str, value: Any = True) -> None:
+        stage: Stage = self
+        stage.leaf_index(axis, "pragma")
+        if not isinstance(key, str) or not key:
+            raise schedule_error(stage, "pragma", axis, f"pragma key must be a non-empty string, got {key!r}")
+        stage.attr(axis).pragmas.append((key, value))
+        _record(stage, "pragma", axis.var.name, key, value)
+
+    # -- placement ---------------------------------------------------------------------------------------------------
+    def compute_inline(self: Any) -> None:
+        stage: Stage = self
+        if not isinstance(stage.op, ComputeOp):
+            raise schedule_error(stage, "compute_inline", None, "only a compute stage can be inlined")
+        if stage.is_reduction:
+            raise schedule_error(stage, "compute_inline", None, "a reduction cannot be inlined into its readers")
+        if stage.is_output:
+            raise schedule_error(stage, "compute_inline", None, "an output of the schedule cannot be inlined")
+        if stage.op.num_outputs != 1:
+            raise schedule_error(stage, "compute_inline", None, "a stage with several outputs cannot be inlined")
+        for other in stage.schedule.stages:
+            if other.attach_stage is stage:
+                raise schedule_error(
+                    stage, "compute_inline", None, f"stage {other.name} is computed at one of its axes"
+                )
+        stage.attach_type = AttachType.INLINE
+        stage.attach_stage = None
+        stage.attach_ivar = None
+        _record(stage, "compute_inline")
+
+    def compute_root(self: Any) -> None:
+        stage: Stage = self
+        _check_schedulable(stage, "compute_root")
+        stage.attach_type = AttachType.ROOT
+        stage.attach_stage = None
+        stage.attach_ivar = None
+        _record(stage, "compute_root")
+
+    def compute_at(self: Any, parent: Stage, axis: IterVar) -> None:
+        stage: Stage = self
+        _check_schedulable(stage, "compute_at")
+        from tcomp.schedule.stage import Stage
+
+        if not isinstance(parent, Stage):
+            raise schedule_error(stage, "compute_at", axis, f"expected a stage as parent, got {parent!r}")
+        if parent is stage:
+            raise schedule_error(stage, "compute_at", axis, "a stage cannot be computed at its own axis")
+        if stage.is_output:
+            raise schedule_error(stage, "compute_at", axis, "an output of the schedule must be computed at the root")
+        if parent.attach_type is AttachType.INLINE:
+            raise schedule_error(stage, "compute_at", axis, f"stage {parent.name} is inlined and has no loops")
+        if not any(leaf is axis for leaf in parent.leaf_iter_vars):
+            raise schedule_error(
+                stage, "compute_at", axis, f"is not a leaf axis of stage {parent.name} (pass an axis of {parent.name})"
+            )
+        readers = stage.schedule.readers(stage)
+        if parent not in readers:
+            raise schedule_error(
+                stage, "compute_at", axis, f"stage {parent.name} does not read {stage.name}, so it cannot host it"
+            )
+        others = [r.name for r in readers if r is not parent]
+        if others:
+            raise schedule_error(
+                stage,
+                "compute_at",
+                axis,
+                f"{stage.name} is also read by {', '.join(others)}, outside {parent.name}'s loop",
+            )
+        ancestor: Stage | None = parent
+        while ancestor is not None:
+            if ancestor.attach_stage is stage:
+                raise schedule_error(stage, "compute_at", axis, f"would make a cycle through stage {ancestor.name}")
+            ancestor = ancestor.attach_stage
+        stage.attach_type = AttachType.SCOPE
+        stage.attach_stage = parent
+        stage.attach_ivar = axis
+        _record(stage, "compute_at", parent.name, axis.var.name)
+
+
+def _check_schedulable(stage: Stage, primitive: str) -> None:
+    if isinstance(stage.op, PlaceholderOp):
+        raise schedule_error(stage, primitive, None, "a placeholder (an input) has no loops to schedule")
+    if stage.attach_type is AttachType.INLINE:
+        raise schedule_error(stage, primitive, None, "the stage is inlined; call compute_root() first")
+
+
+def as_tensor_list(values: Any) -> list[Tensor]:
+    if isinstance(values, Tensor):
+        return [values]
+    return list(values)

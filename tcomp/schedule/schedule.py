@@ -1,0 +1,123 @@
+"""``Schedule``: one stage per operation, in producer-before-consumer order, and the log of primitive steps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tcomp.schedule.relation import AttachType, ScheduleError
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import Operation, ScanOp, Tensor
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded primitive call: ``primitive`` on stage ``stage`` with JSON-friendly ``args``
+    (axes by name, stages by name)."""
+
+    primitive: str
+    stage: str
+    args: tuple[Any, ...]
+
+    def to_json(self) -> list[Any]:
+        return [self.primitive, self.stage, list(self.args)]
+
+    @staticmethod
+    def from_json(value: list[Any]) -> Step:
+        primitive, stage, args = value
+        return Step(str(primitive), str(stage), tuple(args))
+
+
+def _topological_ops(outputs: list[Operation]) -> list[Operation]:
+    order: list[Operation] = []
+    visited: set[int] = set()
+    stack: list[tuple[Operation, bool]] = [(op, False) for op in reversed(outputs)]
+    while stack:
+        op, done = stack.pop()
+        if done:
+            if id(op) not in visited:
+                visited.add(id(op))
+                order.append(op)
+            continue
+        if id(op) in visited:
+            continue
+        stack.append((op, True))
+        for tensor in reversed(op.input_tensors()):
+            if id(tensor.op) not in visited:
+                stack.append((tensor.op, False))
+    return order
+
+
+class Schedule:
+    """How to compute a set of output operations."""
+
+    def __init__(self, outputs: list[Operation]) -> None:
+        self.outputs = outputs
+        self.stages: list[Stage] = []
+        self.stage_map: dict[Operation, Stage] = {}
+        self.steps: list[Step] = []
+        for op in _topological_ops(outputs):
+            self._add_stage(op)
+        for op in outputs:
+            self.stage_map[op].is_output = True
+        for stage in self.stages:
+            if isinstance(stage.op, ScanOp):
+                for part in (stage.op.init.op, stage.op.update.op):
+                    self.stage_map[part].scan_parent = stage  # type: ignore[attr-defined]
+
+    def _add_stage(self, op: Operation, index: int | None = None) -> Stage:
+        stage = Stage(op, self)
+        stage.scan_parent = None  # type: ignore[attr-defined]
+        if index is None:
+            self.stages.append(stage)
+        else:
+            self.stages.insert(index, stage)
+        self.stage_map[op] = stage
+        return stage
+
+    def __getitem__(self, key: Tensor | Operation) -> Stage:
+        op = key.op if isinstance(key, Tensor) else key
+        stage = self.stage_map.get(op)
+        if stage is None:
+            name = getattr(op, "name", repr(op))
+            raise ScheduleError(f"stage {name}: not part of this schedule (it does not feed any of its outputs)")
+        return stage
+
+    def readers(self, stage: Stage) -> list[Stage]:
+        """Stages that read ``stage``'s outputs, looking through inlined stages."""
+        result: list[Stage] = []
+        for other in self.stages:
+            if other is stage:
+                continue
+            if any(t.op is stage.op for t in other.op.input_tensors()):
+                if other.attach_type is AttachType.INLINE:
+                    result.extend(r for r in self.readers(other) if r not in result)
+                elif other not in result:
+                    result.append(other)
+        return result
+
+    def record(self, primitive: str, stage: Stage, args: Iterable[Any]) -> None:
+        self.steps.append(Step(primitive, stage.name, tuple(args)))
+
+    def steps_json(self) -> str:
+        return json.dumps([s.to_json() for s in self.steps])
+
+    def __repr__(self) -> str:
+        return "Schedule(" + ", ".join(repr(s) for s in self.stages) + ")"
+
+
+def create_schedule(ops: Any) -> Schedule:
+    """A schedule for the given output operations (or tensors), every stage with its default loop nest."""
+    if isinstance(ops, (Operation, Tensor)):
+        ops = [ops]
+    result: list[Operation] = []
+    for item in ops:
+        if isinstance(item, Tensor):
+            result.append(item.op)
+        elif isinstance(item, Operation):
+            result.append(item)
+        else:
+            raise TypeError(f"create_schedule: expected tensors or operations, got {type(item).__name__}")
+    return Schedule(result)

@@ -1,0 +1,170 @@
+"""Math intrinsics, casts, conditionals and integer division helpers of the tensor-expression language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tcomp.ir import dtype as dt
+from tcomp.ir.expr import (
+    Call,
+    Expr,
+    cast,
+    convert,
+    floordiv,
+    floormod,
+    logical_and,
+    logical_not,
+    logical_or,
+    make_const,
+    max_expr,
+    min_expr,
+    select,
+    truncdiv,
+    truncmod,
+)
+
+__all__ = [
+    "abs",
+    "all",
+    "any",
+    "cast",
+    "ceil",
+    "cos",
+    "erf",
+    "exp",
+    "floor",
+    "floordiv",
+    "floormod",
+    "if_then_else",
+    "log",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "max_value",
+    "min_value",
+    "max",
+    "min",
+    "pow",
+    "round",
+    "rsqrt",
+    "sigmoid",
+    "sin",
+    "sqrt",
+    "tanh",
+    "truncdiv",
+    "truncmod",
+]
+
+
+def _float_call(op: str, x: Any) -> Expr:
+    value = convert(x)
+    if not dt.is_float(value.dtype):
+        value = cast(value, "float32")
+    return Call(op, (value,), value.dtype)
+
+
+def exp(x: Any) -> Expr:
+    return _float_call("exp", x)
+
+
+def log(x: Any) -> Expr:
+    return _float_call("log", x)
+
+
+def sqrt(x: Any) -> Expr:
+    return _float_call("sqrt", x)
+
+
+def rsqrt(x: Any) -> Expr:
+    return _float_call("rsqrt", x)
+
+
+def tanh(x: Any) -> Expr:
+    return _float_call("tanh", x)
+
+
+def sigmoid(x: Any) -> Expr:
+    return _float_call("sigmoid", x)
+
+
+def erf(x: Any) -> Expr:
+    return _float_call("erf", x)
+
+
+def sin(x: Any) -> Expr:
+    return _float_call("sin", x)
+
+
+def cos(x: Any) -> Expr:
+    return _float_call("cos", x)
+
+
+def floor(x: Any) -> Expr:
+    value = convert(x)
+    return value if not dt.is_float(value.dtype) else Call("floor", (value,), value.dtype)
+
+
+def ceil(x: Any) -> Expr:
+    value = convert(x)
+    return value if not dt.is_float(value.dtype) else Call("ceil", (value,), value.dtype)
+
+
+def round(x: Any) -> Expr:  # noqa: A001
+    """Round half to even (as numpy does)."""
+    value = convert(x)
+    return value if not dt.is_float(value.dtype) else Call("round", (value,), value.dtype)
+
+
+def abs(x: Any) -> Expr:  # noqa: A001
+    value = convert(x)
+    if dt.is_float(value.dtype):
+        return Call("fabs", (value,), value.dtype)
+    if dt.is_signed(value.dtype):
+        return select(value < 0, -value, value)
+    return value
+
+
+def pow(x: Any, y: Any) -> Expr:  # noqa: A001
+    base = convert(x)
+    if not dt.is_float(base.dtype):
+        base = cast(base, "float32")
+    exponent = cast(convert(y), base.dtype)
+    return Call("pow", (base, exponent), base.dtype)
+
+
+def if_then_else(condition: Any, true_value: Any, false_value: Any) -> Expr:
+    """``condition ? true_value : false_value``."""
+    return select(condition, true_value, false_value)
+
+
+def max(a: Any, b: Any) -> Expr:  # noqa: A001
+    return max_expr(a, b)
+
+
+def min(a: Any, b: Any) -> Expr:  # noqa: A001
+    return min_expr(a, b)
+
+
+def all(*conditions: Any) -> Expr:  # noqa: A001
+    result = convert(conditions[0])
+    for c in conditions[1:]:
+        result = logical_and(result, c)
+    return result
+
+
+def any(*conditions: Any) -> Expr:  # noqa: A001
+    result = convert(conditions[0])
+    for c in conditions[1:]:
+        result = logical_or(result, c)
+    return result
+
+
+def max_value(dtype: str) -> Expr:
+    return make_const(dt.max_value(dtype), dtype)
+
+
+def min_value(dtype: str) -> Expr:
+    return make_const(dt.min_value(dtype), dtype)
+
+
+_ = (floordiv, floormod, truncdiv, truncmod)

@@ -1,0 +1,61 @@
+"""The ordered pass list from a freshly lowered function to the input of code generation.
+
+Each pass is a plain function ``PrimFunc -> PrimFunc``. The runner verifies the IR after each pass when
+``Settings.verify_ir`` is on and prints it when ``Settings.dump_ir`` is on; passes do neither themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tcomp import config
+from tcomp.ir.stmt import PrimFunc
+from tcomp.ir.verify import verify
+from tcomp.transform.bounds_check import insert_bounds_checks
+from tcomp.transform.check_division import check_division
+from tcomp.transform.flatten import flatten_buffers
+from tcomp.transform.simplify import simplify_func
+from tcomp.transform.vectorize import vectorize_loops
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable[[PrimFunc], PrimFunc]
+    flat_after: bool = False  # every access has one index after this pass
+
+
+def default_pipeline(check_bounds: bool = False) -> list[Pass]:
+    passes = [Pass("check_division", check_division)]
+    if check_bounds:
+        passes.append(Pass("insert_bounds_checks", insert_bounds_checks))
+    passes += [
+        Pass("simplify", simplify_func),
+        Pass("check_division_after_simplify", check_division),
+        Pass("flatten_buffers", flatten_buffers, flat_after=True),
+        Pass("simplify_flat", simplify_func, flat_after=True),
+        Pass("vectorize_loops", vectorize_loops, flat_after=True),
+        Pass("simplify_vector", simplify_func, flat_after=True),
+    ]
+    return passes
+
+
+def run_pipeline(
+    func: PrimFunc,
+    passes: Sequence[Pass],
+    dump: Callable[[str, PrimFunc], None] | None = None,
+) -> PrimFunc:
+    """Run ``passes`` in order; verify and dump between them as the settings ask."""
+    settings = config.current()
+    if settings.verify_ir:
+        verify(func)
+    for p in passes:
+        func = p.run(func)
+        if settings.verify_ir:
+            verify(func, flat=p.flat_after)
+        if dump is not None:
+            dump(p.name, func)
+        elif settings.dump_ir:
+            print(f"# after {p.name}\n{func}\n")
+    return func
