@@ -1,0 +1,154 @@
+"""``codegen_llvm``: a lowered ``PrimFunc`` to an optimized LLVM module, its assembly and a JIT'd entry point.
+
+ABI of the exported entry function (the only external symbol)::
+
+    i32 @<entry>(i8** buffers, i64* size_vars, i64* error_area)
+
+``buffers[k]`` is the data pointer of parameter ``k`` (C-contiguous, row-major); ``size_vars[k]`` the value of
+``func.size_vars[k]``; ``error_area`` has ``artifact.error_slots`` zeroed int64 slots. The return value is 0 on
+success, else the id of the failed check (``artifact.asserts[id - 1]``), whose int64 values are in
+``error_area[1:]``. The entry unpacks its arguments and calls ``@<entry>.impl``, which takes typed ``noalias``
+pointers so the optimizer knows the buffers do not overlap (the caller guarantees that written buffers share no
+memory with any other argument). On a failed check, heap buffers of the failing function and its callers are
+freed; nothing leaks.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+import llvmlite.ir as ir
+
+from tcomp.codegen.llvm import toolchain
+from tcomp.codegen.llvm import types as T
+from tcomp.codegen.llvm.context import AssertInfo, CodegenError, ModuleContext
+from tcomp.codegen.llvm.intrinsics import LIBM_FUNCTIONS
+from tcomp.codegen.llvm.stmts import FunctionEmitter
+from tcomp.ir.stmt import PrimFunc
+from tcomp.runtime.thread_pool import load_system_libraries, openmp_available
+from tcomp.target import Target
+
+# External symbols a module may declare; an entry function never takes one of these names.
+_RESERVED = {"free", "aligned_alloc", "malloc", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"}
+_RESERVED |= {name for name, _ in LIBM_FUNCTIONS.values()} | {name + "f" for name, _ in LIBM_FUNCTIONS.values()}
+_RESERVED |= {"exp", "expf", "log", "logf", "sqrt", "sqrtf", "sin", "sinf", "cos", "cosf", "pow", "powf", "fma",
+              "fmaf", "floor", "floorf", "ceil", "ceilf", "exp2", "exp2f", "log2", "log2f", "log10", "log10f",
+              "roundeven", "roundevenf", "trunc", "truncf", "fabs", "fabsf", "main"}
+
+
+@dataclass
+class LLVMArtifact:
+    """The output of ``codegen_llvm``: IR text before (``ll_unopt``) and after (``ll``) optimization, assembly
+    (``asm``), the entry symbol, and what the runtime needs to call it and report its failures."""
+
+    func_name: str
+    entry_name: str
+    target: Target
+    ll_unopt: str
+    ll: str
+    asm: str
+    asserts: tuple[AssertInfo, ...]
+    uses_openmp: bool
+    _jit: toolchain.JITFunction | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def error_slots(self) -> int:
+        """Size of the int64 error area: slot 0 for the failed check's id, then its values."""
+        return 1 + max((a.num_values for a in self.asserts), default=0)
+
+    def function_address(self) -> int:
+        """JIT-compile the optimized module (once) and return the entry function's address."""
+        with self._lock:
+            if self._jit is None:
+                load_system_libraries()
+                if self.uses_openmp:
+                    openmp_available()
+                tm = toolchain.target_machine(self.target)
+                self._jit = toolchain.JITFunction(self.ll, self.entry_name, tm)
+            return self._jit.address
+
+
+def entry_symbol(name: str) -> str:
+    """The exported symbol for a function called ``name``: ``name`` with characters outside ``[A-Za-z0-9_]``
+    replaced by ``_``, suffixed by ``_kernel`` if it would collide with a C library function."""
+    symbol = re.sub(r"[^A-Za-z0-9_]", "_", name) or "kernel"
+    if symbol[0].isdigit():
+        symbol = "_" + symbol
+    if symbol in _RESERVED:
+        symbol += "_kernel"
+    return symbol
+
+
+def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArtifact:
+    """Translate ``func`` (flattened loop IR: one index per load and store) for an LLVM CPU target.
+
+    Raises ``CodegenError`` naming the construct the backend cannot translate.
+    """
+    from tcomp.target import as_target
+
+    target = as_target(target)
+    if target.kind != "llvm":
+        raise CodegenError(f"codegen_llvm needs an llvm target, got {target}")
+    use_openmp = openmp_available()
+    entry = entry_symbol(func.name)
+    ctx = ModuleContext(entry, target, use_openmp)
+    try:
+        _emit_functions(ctx, func, entry)
+    except CodegenError as exc:
+        raise CodegenError(f"function {func.name!r}: {exc}") from None
+    tm = toolchain.target_machine(target)
+    ctx.module.triple = tm.triple
+    ctx.module.data_layout = str(tm.target_data)
+    ll_unopt = str(ctx.module)
+    module = toolchain.parse(ll_unopt, tm)
+    toolchain.optimize(module, tm)
+    ll = str(module)
+    asm = toolchain.assembly(module, tm)
+    return LLVMArtifact(func.name, entry, target, ll_unopt, ll, asm, tuple(ctx.asserts), use_openmp)
+
+
+def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:
+    pointer_types = [T.storage_type(b.dtype).as_pointer() for b in func.params]
+    var_types = [T.llvm_type(v.dtype) for v in func.size_vars]
+    impl_type = ir.FunctionType(T.I32, [*pointer_types, *var_types, T.I64.as_pointer()])
+    impl = ir.Function(ctx.module, impl_type, name=entry + ".impl")
+    impl.linkage = "internal"
+    args = list(impl.args)
+    names = _unique_names([b.name for b in func.params] + [v.name for v in func.size_vars] + ["err"])
+    for arg, name in zip(args, names):
+        arg.name = name
+    for arg in args[: len(func.params)]:
+        arg.add_attribute("noalias")
+    emitter = FunctionEmitter(ctx, impl, args[-1], in_parallel=False)
+    emitter.buffers.update(zip(func.params, args))
+    emitter.vars.update(zip(func.size_vars, args[len(func.params): -1]))
+    emitter.emit_body(func.body)
+
+    wrapper_type = ir.FunctionType(T.I32, [T.I8_PTR.as_pointer(), T.I64.as_pointer(), T.I64.as_pointer()])
+    wrapper = ir.Function(ctx.module, wrapper_type, name=entry)
+    buffers_arg, sizes_arg, err_arg = wrapper.args
+    buffers_arg.name, sizes_arg.name, err_arg.name = "buffers", "size_vars", "error_area"
+    bld = ir.IRBuilder(wrapper.append_basic_block("entry"))
+    call_args: list[ir.Value] = []
+    for position, ptr_type in enumerate(pointer_types):
+        raw = bld.load(bld.gep(buffers_arg, [T.I64(position)], inbounds=True), align=8)
+        call_args.append(bld.bitcast(raw, ptr_type))
+    for position, var_type in enumerate(var_types):
+        value = bld.load(bld.gep(sizes_arg, [T.I64(position)], inbounds=True), align=8)
+        call_args.append(value if var_type == T.I64 else bld.trunc(value, var_type))
+    call_args.append(err_arg)
+    bld.ret(bld.call(impl, call_args))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        clean = re.sub(r"[^A-Za-z0-9_.]", "_", name) or "arg"
+        count = seen.get(clean, 0)
+        seen[clean] = count + 1
+        result.append(clean if count == 0 else f"{clean}.{count}")
+    return result

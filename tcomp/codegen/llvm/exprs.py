@@ -1,0 +1,343 @@
+"""Expressions of the loop IR to LLVM instructions.
+
+``ExprEmitter`` holds the builder, the values of variables in scope and the pointers of buffers in scope; its
+``emit`` returns the LLVM value of an expression. Semantics (the loop-IR interpreter is the reference): integer
+``Div``/``Mod`` truncate (C); ``FloorDiv``/``FloorMod`` round toward negative infinity for signed integers;
+float comparisons are ordered except ``!=``, which is true on NaN (as in C and numpy); a cast to ``bool`` tests
+for nonzero. Element addresses are ``pointer + sext(index)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import llvmlite.ir as ir
+
+from tcomp.codegen.llvm import types as T
+from tcomp.codegen.llvm.context import CodegenError, ModuleContext
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+from tcomp.ir.buffer import Buffer
+
+_PREDICATES = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
+
+
+class ExprEmitter:
+    """Emits expressions into ``self.builder``.
+
+    Assumes every ``Var`` used is bound in ``self.vars`` and every buffer read in ``self.buffers`` (a pointer to
+    its storage type); operand dtypes agree with the node's dtype as the IR constructors make them (a scalar
+    operand of a vector operation is splatted).
+    """
+
+    def __init__(self, ctx: ModuleContext, builder: ir.IRBuilder) -> None:
+        self.ctx = ctx
+        self.builder = builder
+        self.vars: dict[E.Var, ir.Value] = {}
+        self.buffers: dict[Buffer, ir.Value] = {}
+        self._dispatch: dict[type, Callable[[E.Expr], ir.Value]] = {
+            E.IntImm: self._imm,
+            E.FloatImm: self._imm,
+            E.Var: self._var,
+            E.Not: self._not,
+            E.Select: self._select,
+            E.Cast: self._cast_node,
+            E.Call: self._call,
+            E.Ramp: self._ramp,
+            E.Broadcast: self._broadcast,
+            E.Let: self._let,
+            E.BufferLoad: self._buffer_load,
+        }
+
+    # ------------------------------------------------------------------------------------------------ entry point
+    def emit(self, expr: E.Expr) -> ir.Value:
+        handler = self._dispatch.get(type(expr))
+        if handler is not None:
+            return handler(expr)
+        if isinstance(expr, E.BinaryOp):
+            return self._binary(expr)
+        raise CodegenError(f"the LLVM backend cannot translate {type(expr).__name__} node {expr}")
+
+    def emit_as(self, expr: E.Expr, dtype: str) -> ir.Value:
+        """Emit ``expr`` and cast the result to ``dtype``."""
+        return self.cast(self.emit(expr), expr.dtype, dtype)
+
+    # ------------------------------------------------------------------------------------------------ leaves
+    def _imm(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, (E.IntImm, E.FloatImm))
+        return T.constant(expr.value, expr.dtype)
+
+    def _var(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Var)
+        value = self.vars.get(expr)
+        if value is None:
+            raise CodegenError(f"variable {expr.name!r} ({expr.dtype}) is used but not defined")
+        return value
+
+    def _let(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Let)
+        self.vars[expr.var] = self.emit_as(expr.value, expr.var.dtype)
+        try:
+            return self.emit(expr.body)
+        finally:
+            del self.vars[expr.var]
+
+    # ------------------------------------------------------------------------------------------------ vectors
+    def splat(self, value: ir.Value, lanes: int) -> ir.Value:
+        """The vector with ``lanes`` copies of the scalar ``value``."""
+        vec_type = ir.VectorType(value.type, lanes)
+        if isinstance(value, ir.Constant):
+            return ir.Constant(vec_type, [value] * lanes)
+        b = self.builder
+        first = b.insert_element(ir.Constant(vec_type, ir.Undefined), value, T.I32(0))
+        mask = ir.Constant(ir.VectorType(T.I32, lanes), [0] * lanes)
+        return b.shuffle_vector(first, ir.Constant(vec_type, ir.Undefined), mask)
+
+    def match_lanes(self, value: ir.Value, from_dtype: str, lanes: int) -> ir.Value:
+        """Splat a scalar to ``lanes`` lanes when the operation is a vector one."""
+        if lanes > 1 and dt.lanes(from_dtype) == 1:
+            return self.splat(value, lanes)
+        return value
+
+    def _broadcast(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Broadcast)
+        return self.splat(self.emit(expr.value), expr.lanes)
+
+    def _ramp(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Ramp)
+        elem = dt.element(expr.dtype)
+        base = self.splat(self.emit_as(expr.base, elem), expr.lanes)
+        lane_ids = ir.Constant(ir.VectorType(T.scalar_type(elem), expr.lanes), list(range(expr.lanes)))
+        if isinstance(expr.stride, E.IntImm):
+            steps = [T.constant(lane * expr.stride.value, elem) for lane in range(expr.lanes)]
+            offsets: ir.Value = ir.Constant(lane_ids.type, steps)
+        else:
+            stride = self.splat(self.emit_as(expr.stride, elem), expr.lanes)
+            offsets = self.builder.mul(stride, lane_ids)
+        return self.builder.add(base, offsets)
+
+    # ------------------------------------------------------------------------------------------------ operators
+    def _operands(self, expr: E.BinaryOp) -> tuple[ir.Value, ir.Value, str]:
+        """Both operands in the operation's dtype (the operands' common dtype for comparisons)."""
+        lanes = max(dt.lanes(expr.a.dtype), dt.lanes(expr.b.dtype))
+        if isinstance(expr, E.CmpOp) or isinstance(expr, (E.And, E.Or)):
+            op_dtype = dt.with_lanes(dt.promote(dt.element(expr.a.dtype), dt.element(expr.b.dtype)), lanes)
+        else:
+            op_dtype = dt.with_lanes(dt.element(expr.dtype), lanes)
+        a = self.match_lanes(self.emit_as(expr.a, dt.with_lanes(dt.element(op_dtype), dt.lanes(expr.a.dtype))),
+                             expr.a.dtype, lanes)
+        b = self.match_lanes(self.emit_as(expr.b, dt.with_lanes(dt.element(op_dtype), dt.lanes(expr.b.dtype))),
+                             expr.b.dtype, lanes)
+        return a, b, op_dtype
+
+    def _binary(self, expr: E.BinaryOp) -> ir.Value:
+        a, b, op_dtype = self._operands(expr)
+        return self.binary_values(type(expr), a, b, op_dtype)
+
+    def binary_values(self, kind: type, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+        """``a <kind> b`` on values of ``dtype`` (the operands' dtype, also for comparisons)."""
+        bld = self.builder
+        if issubclass(kind, E.CmpOp):
+            if dt.is_float(dtype):
+                if kind is E.NE:
+                    return bld.fcmp_unordered("!=", a, b)
+                return bld.fcmp_ordered(_PREDICATES[kind], a, b)
+            if dt.is_signed(dtype):
+                return bld.icmp_signed(_PREDICATES[kind], a, b)
+            return bld.icmp_unsigned(_PREDICATES[kind], a, b)
+        if kind is E.And:
+            return bld.and_(a, b)
+        if kind is E.Or:
+            return bld.or_(a, b)
+        if dt.is_float(dtype):
+            return self._float_binary(kind, a, b, dtype)
+        return self._int_binary(kind, a, b, dtype)
+
+    def _float_binary(self, kind: type, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+        bld = self.builder
+        if kind is E.Add:
+            return bld.fadd(a, b)
+        if kind is E.Sub:
+            return bld.fsub(a, b)
+        if kind is E.Mul:
+            return bld.fmul(a, b)
+        if kind is E.Div:
+            return bld.fdiv(a, b)
+        if kind is E.Mod:
+            return bld.frem(a, b)
+        if kind is E.Min:
+            return bld.select(bld.fcmp_ordered("<", a, b), a, b)
+        if kind is E.Max:
+            return bld.select(bld.fcmp_ordered(">", a, b), a, b)
+        if kind in (E.FloorDiv, E.FloorMod):
+            from tcomp.codegen.llvm.intrinsics import call_intrinsic
+
+            quotient = call_intrinsic(self, "llvm.floor", [bld.fdiv(a, b)])
+            if kind is E.FloorDiv:
+                return quotient
+            return bld.fsub(a, bld.fmul(b, quotient))
+        raise CodegenError(f"unsupported float operation {kind.__name__} on {dtype}")
+
+    def _int_binary(self, kind: type, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+        bld = self.builder
+        signed = dt.is_signed(dtype)
+        if kind is E.Add:
+            return bld.add(a, b)
+        if kind is E.Sub:
+            return bld.sub(a, b)
+        if kind is E.Mul:
+            return bld.mul(a, b)
+        if kind is E.Div:
+            return bld.sdiv(a, b) if signed else bld.udiv(a, b)
+        if kind is E.Mod:
+            return bld.srem(a, b) if signed else bld.urem(a, b)
+        if kind is E.Min:
+            cmp = bld.icmp_signed("<", a, b) if signed else bld.icmp_unsigned("<", a, b)
+            return bld.select(cmp, a, b)
+        if kind is E.Max:
+            cmp = bld.icmp_signed(">", a, b) if signed else bld.icmp_unsigned(">", a, b)
+            return bld.select(cmp, a, b)
+        if kind in (E.FloorDiv, E.FloorMod):
+            if not signed:
+                return bld.udiv(a, b) if kind is E.FloorDiv else bld.urem(a, b)
+            return self._floor_div_mod(kind, a, b)
+        raise CodegenError(f"unsupported integer operation {kind.__name__} on {dtype}")
+
+    def _floor_div_mod(self, kind: type, a: ir.Value, b: ir.Value) -> ir.Value:
+        """Python's ``a // b`` and ``a % b``: the truncated results, fixed up when the remainder is nonzero and
+        its sign differs from the divisor's."""
+        bld = self.builder
+        zero = ir.Constant(a.type, None)
+        rem = bld.srem(a, b)
+        nonzero = bld.icmp_signed("!=", rem, zero)
+        signs_differ = bld.icmp_signed("<", bld.xor(rem, b), zero)
+        adjust = bld.and_(nonzero, signs_differ)
+        if kind is E.FloorDiv:
+            quotient = bld.sdiv(a, b)
+            return bld.sub(quotient, bld.zext(adjust, a.type))
+        return bld.select(adjust, bld.add(rem, b), rem)
+
+    def _not(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Not)
+        value = self.emit_as(expr.a, dt.with_lanes("bool", dt.lanes(expr.a.dtype)))
+        return self.builder.not_(value)
+
+    def _select(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Select)
+        lanes = dt.lanes(expr.dtype)
+        cond = self.emit(expr.condition)
+        true_value = self.match_lanes(self.emit_as(expr.true_value, dt.with_lanes(dt.element(expr.dtype),
+                                                                                   dt.lanes(expr.true_value.dtype))),
+                                      expr.true_value.dtype, lanes)
+        false_value = self.match_lanes(
+            self.emit_as(expr.false_value, dt.with_lanes(dt.element(expr.dtype), dt.lanes(expr.false_value.dtype))),
+            expr.false_value.dtype, lanes)
+        return self.builder.select(cond, true_value, false_value)
+
+    # ------------------------------------------------------------------------------------------------ casts
+    def _cast_node(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Cast)
+        value = self.emit(expr.value)
+        lanes = dt.lanes(expr.dtype)
+        value = self.match_lanes(value, expr.value.dtype, lanes)
+        return self.cast(value, dt.with_lanes(dt.element(expr.value.dtype), lanes), expr.dtype)
+
+    def cast(self, value: ir.Value, src: str, dst: str) -> ir.Value:
+        """Convert ``value`` of dtype ``src`` to ``dst`` (lanes must agree; a scalar ``dst`` keeps the lanes)."""
+        src_elem, dst_elem = dt.element(src), dt.element(dst)
+        if src_elem == dst_elem:
+            return value
+        bld = self.builder
+        dst_type = T.with_lanes_type(T.scalar_type(dst_elem), dt.lanes(src))
+        if dst_elem == "bool":
+            zero = ir.Constant(value.type, None)
+            if dt.is_float(src_elem):
+                return bld.fcmp_unordered("!=", value, zero)
+            return bld.icmp_unsigned("!=", value, zero)
+        if src_elem == "bool":
+            return bld.uitofp(value, dst_type) if dt.is_float(dst_elem) else bld.zext(value, dst_type)
+        src_float, dst_float = dt.is_float(src_elem), dt.is_float(dst_elem)
+        if src_float and dst_float:
+            if dt.bits(src_elem) < dt.bits(dst_elem):
+                return bld.fpext(value, dst_type)
+            return bld.fptrunc(value, dst_type)
+        if src_float:
+            return bld.fptosi(value, dst_type) if dt.is_signed(dst_elem) else bld.fptoui(value, dst_type)
+        if dst_float:
+            return bld.sitofp(value, dst_type) if dt.is_signed(src_elem) else bld.uitofp(value, dst_type)
+        src_bits, dst_bits = dt.bits(src_elem), dt.bits(dst_elem)
+        if src_bits == dst_bits:
+            return value
+        if src_bits > dst_bits:
+            return bld.trunc(value, dst_type)
+        return bld.sext(value, dst_type) if dt.is_signed(src_elem) else bld.zext(value, dst_type)
+
+    # ------------------------------------------------------------------------------------------------ calls
+    def _call(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.Call)
+        from tcomp.codegen.llvm.intrinsics import emit_call
+
+        return emit_call(self, expr)
+
+    # ------------------------------------------------------------------------------------------------ memory
+    def buffer_pointer(self, buffer: Buffer) -> ir.Value:
+        pointer = self.buffers.get(buffer)
+        if pointer is None:
+            raise CodegenError(f"buffer {buffer.name!r} is used outside the allocation or parameters that define it")
+        return pointer
+
+    def index_i64(self, index: E.Expr) -> ir.Value:
+        """The index as ``i64`` (or a vector of ``i64``), sign- or zero-extended by its dtype."""
+        return self.emit_as(index, dt.with_lanes("int64", dt.lanes(index.dtype)))
+
+    def element_pointer(self, buffer: Buffer, index: ir.Value) -> ir.Value:
+        return self.builder.gep(self.buffer_pointer(buffer), [index], inbounds=True)
+
+    def load_scalar(self, buffer: Buffer, index: ir.Value, dtype: str) -> ir.Value:
+        """Load one element (of ``buffer``'s dtype, which may be a vector dtype) at the ``i64`` ``index``."""
+        ptr = self.element_pointer(buffer, index)
+        raw = self.builder.load(ptr, align=dt.storage_bytes(dt.element(buffer.dtype)))
+        return self.from_storage(raw, dtype)
+
+    def from_storage(self, raw: ir.Value, dtype: str) -> ir.Value:
+        if dt.is_bool(dtype):
+            return self.builder.icmp_unsigned("!=", raw, ir.Constant(raw.type, None))
+        return raw
+
+    def to_storage(self, value: ir.Value, dtype: str) -> ir.Value:
+        if dt.is_bool(dtype):
+            return self.builder.zext(value, T.storage_type(dtype))
+        return value
+
+    def _buffer_load(self, expr: E.Expr) -> ir.Value:
+        assert isinstance(expr, E.BufferLoad)
+        if len(expr.indices) != 1:
+            raise CodegenError(
+                f"load of {expr.buffer.name} has {len(expr.indices)} indices; codegen expects flattened buffers")
+        index = expr.indices[0]
+        lanes = dt.lanes(expr.dtype)
+        buffer_lanes = dt.lanes(expr.buffer.dtype)
+        if lanes == buffer_lanes:
+            return self.load_scalar(expr.buffer, self.index_i64(index), expr.dtype)
+        if buffer_lanes != 1 or dt.lanes(index.dtype) != lanes:
+            raise CodegenError(f"load {expr} of dtype {expr.dtype}: index has {dt.lanes(index.dtype)} lanes")
+        if isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and index.stride.value == 1:
+            return self._contiguous_load(expr.buffer, index.base, lanes, expr.dtype)
+        if isinstance(index, E.Broadcast):
+            scalar = self.load_scalar(expr.buffer, self.index_i64(index.value), dt.element(expr.dtype))
+            return self.splat(scalar, lanes)
+        return self._gather(expr.buffer, self.index_i64(index), lanes, expr.dtype)
+
+    def _contiguous_load(self, buffer: Buffer, base: E.Expr, lanes: int, dtype: str) -> ir.Value:
+        ptr = self.element_pointer(buffer, self.index_i64(base))
+        vec_ptr = self.builder.bitcast(ptr, T.storage_type(dtype).as_pointer())
+        raw = self.builder.load(vec_ptr, align=dt.storage_bytes(dtype))
+        return self.from_storage(raw, dtype)
+
+    def _gather(self, buffer: Buffer, indices: ir.Value, lanes: int, dtype: str) -> ir.Value:
+        result: ir.Value = ir.Constant(T.llvm_type(dtype), ir.Undefined)
+        for lane in range(lanes):
+            index = self.builder.extract_element(indices, T.I32(lane))
+            element = self.load_scalar(buffer, index, dt.element(dtype))
+            result = self.builder.insert_element(result, element, T.I32(lane))
+        return result

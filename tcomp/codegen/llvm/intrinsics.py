@@ -1,0 +1,146 @@
+"""Math calls of the loop IR (``Call(op="exp", ...)``) to LLVM intrinsics or libm functions.
+
+LLVM intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them);
+functions that only libm has (``tanh``, ``erf`` ...) are called per lane. ``float16`` math is computed in
+``float32`` and rounded back. ``round`` rounds half to even, as numpy does. An unknown op is a ``CodegenError``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import llvmlite.ir as ir
+
+from tcomp.codegen.llvm import types as T
+from tcomp.codegen.llvm.context import CodegenError
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+
+if TYPE_CHECKING:
+    from tcomp.codegen.llvm.exprs import ExprEmitter
+
+# op -> (LLVM intrinsic, number of arguments)
+LLVM_INTRINSICS: dict[str, tuple[str, int]] = {
+    "exp": ("llvm.exp", 1),
+    "exp2": ("llvm.exp2", 1),
+    "log": ("llvm.log", 1),
+    "log2": ("llvm.log2", 1),
+    "log10": ("llvm.log10", 1),
+    "sqrt": ("llvm.sqrt", 1),
+    "fabs": ("llvm.fabs", 1),
+    "floor": ("llvm.floor", 1),
+    "ceil": ("llvm.ceil", 1),
+    "trunc": ("llvm.trunc", 1),
+    "round": ("llvm.roundeven", 1),
+    "sin": ("llvm.sin", 1),
+    "cos": ("llvm.cos", 1),
+    "pow": ("llvm.pow", 2),
+    "fma": ("llvm.fma", 3),
+}
+
+# op -> (libm name for double, number of arguments); the float variant appends "f"
+LIBM_FUNCTIONS: dict[str, tuple[str, int]] = {
+    "tanh": ("tanh", 1),
+    "erf": ("erf", 1),
+    "tan": ("tan", 1),
+    "asin": ("asin", 1),
+    "acos": ("acos", 1),
+    "atan": ("atan", 1),
+    "sinh": ("sinh", 1),
+    "cosh": ("cosh", 1),
+    "log1p": ("log1p", 1),
+    "expm1": ("expm1", 1),
+    "atan2": ("atan2", 2),
+    "fmod": ("fmod", 2),
+}
+
+COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely")
+
+SUPPORTED_OPS = tuple(sorted((*LLVM_INTRINSICS, *LIBM_FUNCTIONS, *COMPOSITE)))
+
+
+def call_intrinsic(emitter: ExprEmitter, name: str, args: list[ir.Value]) -> ir.Value:
+    """Call the overloaded LLVM intrinsic ``name`` (``llvm.exp``) on operands of one type."""
+    ty = args[0].type
+    fn = emitter.ctx.declare(f"{name}.{T.intrinsic_suffix(ty)}", ty, [ty] * len(args))
+    return emitter.builder.call(fn, args)
+
+
+def _call_libm(emitter: ExprEmitter, base_name: str, args: list[ir.Value]) -> ir.Value:
+    """Call ``base_name`` (double) or ``base_name + "f"`` (float) from libm, once per lane for vectors."""
+    ty = args[0].type
+    lanes = ty.count if isinstance(ty, ir.VectorType) else 1
+    elem_ty = ty.element if isinstance(ty, ir.VectorType) else ty
+    name = base_name if isinstance(elem_ty, ir.DoubleType) else base_name + "f"
+    fn = emitter.ctx.declare(name, elem_ty, [elem_ty] * len(args))
+    bld = emitter.builder
+    if lanes == 1:
+        return bld.call(fn, args)
+    result: ir.Value = ir.Constant(ty, ir.Undefined)
+    for lane in range(lanes):
+        lane_args = [bld.extract_element(a, T.I32(lane)) for a in args]
+        result = bld.insert_element(result, bld.call(fn, lane_args), T.I32(lane))
+    return result
+
+
+def _one(dtype: str) -> ir.Value:
+    return T.constant(1.0, dtype)
+
+
+def _float_op(emitter: ExprEmitter, op: str, args: list[ir.Value], dtype: str) -> ir.Value:
+    """A float math op on operands of float ``dtype`` (float32 or float64, any lanes)."""
+    bld = emitter.builder
+    if op in LLVM_INTRINSICS:
+        return call_intrinsic(emitter, LLVM_INTRINSICS[op][0], args)
+    if op in LIBM_FUNCTIONS:
+        return _call_libm(emitter, LIBM_FUNCTIONS[op][0], args)
+    if op == "rsqrt":
+        return bld.fdiv(_one(dtype), call_intrinsic(emitter, "llvm.sqrt", args))
+    if op == "sigmoid":
+        negated = bld.fneg(args[0])
+        denominator = bld.fadd(_one(dtype), call_intrinsic(emitter, "llvm.exp", [negated]))
+        return bld.fdiv(_one(dtype), denominator)
+    if op == "abs":
+        return call_intrinsic(emitter, "llvm.fabs", args)
+    raise CodegenError(f"unknown intrinsic {op!r}")  # pragma: no cover - checked by emit_call
+
+
+def _arity(op: str) -> int:
+    if op in LLVM_INTRINSICS:
+        return LLVM_INTRINSICS[op][1]
+    if op in LIBM_FUNCTIONS:
+        return LIBM_FUNCTIONS[op][1]
+    return 1
+
+
+def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
+    """The value of the pure call ``call``."""
+    op = call.op
+    if op not in SUPPORTED_OPS or call.kind != "pure":
+        raise CodegenError(
+            f"unknown intrinsic {op!r} (call kind {call.kind!r}) in {call}; the LLVM backend supports "
+            + ", ".join(SUPPORTED_OPS)
+        )
+    if len(call.args) != _arity(op):
+        raise CodegenError(f"intrinsic {op!r} takes {_arity(op)} argument(s), got {len(call.args)} in {call}")
+    if op == "likely":
+        return emitter.emit_as(call.args[0], call.dtype)
+    lanes = dt.lanes(call.dtype)
+    elem = dt.element(call.dtype)
+    if op == "abs" and not dt.is_float(elem):
+        value = emitter.match_lanes(emitter.emit_as(call.args[0], dt.with_lanes(elem, dt.lanes(call.args[0].dtype))),
+                                    call.args[0].dtype, lanes)
+        if not dt.is_signed(elem):
+            return value
+        ty = value.type
+        fn = emitter.ctx.declare(f"llvm.abs.{T.intrinsic_suffix(ty)}", ty, [ty, T.I1])
+        return emitter.builder.call(fn, [value, T.I1(0)])
+    if not dt.is_float(elem):
+        raise CodegenError(f"intrinsic {op!r} needs a float dtype, got {call.dtype} in {call}")
+    compute = dt.with_lanes("float32" if elem == "float16" else elem, lanes)
+    args = []
+    for arg in call.args:
+        value = emitter.emit_as(arg, dt.with_lanes(dt.element(compute), dt.lanes(arg.dtype)))
+        args.append(emitter.match_lanes(value, arg.dtype, lanes))
+    result = _float_op(emitter, op, args, compute)
+    return emitter.cast(result, compute, call.dtype)

@@ -1,0 +1,72 @@
+"""LLVM through llvmlite: target machines, the O3 pipeline, assembly and JIT compilation.
+
+llvmlite 0.50 (LLVM 22) initializes LLVM itself; the native target and assembly printer are registered here once.
+The pipeline is the new pass builder's O3 with loop and SLP vectorization enabled.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import llvmlite.binding as llvm
+
+from tcomp.target import Target
+
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def _initialize() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+def target_machine(target: Target) -> llvm.TargetMachine:
+    """A target machine for ``target`` (CPU name + features), opt level 3, JIT code model."""
+    return _target_machine(target.mcpu, target.features)
+
+
+@functools.cache
+def _target_machine(cpu: str, features: str) -> llvm.TargetMachine:
+    _initialize()
+    llvm_target = llvm.Target.from_triple(llvm.get_process_triple())
+    return llvm_target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
+
+
+def parse(ll: str, tm: llvm.TargetMachine) -> llvm.ModuleRef:
+    """Parse and verify LLVM IR text, setting the machine's triple and data layout."""
+    _initialize()
+    module = llvm.parse_assembly(ll)
+    module.triple = tm.triple
+    module.data_layout = str(tm.target_data)
+    module.verify()
+    return module
+
+
+def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    """Run the O3 module pipeline with loop and SLP vectorization on ``module`` in place."""
+    with _LOCK:
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pass_builder = llvm.create_pass_builder(tm, pto)
+        pass_builder.getModulePassManager().run(module, pass_builder)
+
+
+def assembly(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> str:
+    return str(tm.emit_assembly(module))
+
+
+class JITFunction:
+    """A compiled module kept alive in an MCJIT engine; ``address`` is the entry function's address."""
+
+    def __init__(self, ll: str, entry: str, tm: llvm.TargetMachine) -> None:
+        module = parse(ll, tm)
+        self._engine = llvm.create_mcjit_compiler(module, tm)
+        self._engine.finalize_object()
+        self._engine.run_static_constructors()
+        self.address = int(self._engine.get_function_address(entry))
+        if self.address == 0:
+            raise RuntimeError(f"the JIT did not produce function {entry!r}")

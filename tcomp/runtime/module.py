@@ -1,0 +1,132 @@
+"""``Module``: a compiled function callable on numpy arrays.
+
+``mod(a, b, c)`` checks every array against the function's parameters (``args.py``), then calls the JIT'd entry
+with the data pointers, the size variables bound from the shapes and an error area. Outputs are written in place.
+A failed runtime check in the kernel raises ``KernelError`` with the check's message.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tcomp.ir.stmt import PrimFunc
+from tcomp.runtime.args import ArgumentChecker
+from tcomp.runtime.errors import KernelError
+from tcomp.runtime.timer import TimingResult, measure
+from tcomp.target import Target
+
+if TYPE_CHECKING:
+    from tcomp.codegen.llvm.codegen import LLVMArtifact
+
+SOURCE_FORMATS = ("ll", "ll_unopt", "asm", "tir")
+
+_ENTRY_PROTOTYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)
+)
+
+
+class Module:
+    """A ``PrimFunc`` compiled for ``target``, callable with numpy arrays in parameter order.
+
+    Assumes ``artifact`` was produced from ``func`` by ``codegen_llvm``. A call that does not match the parameters
+    raises ``TypeError``/``ValueError`` before any native code runs. Calls from several Python threads are safe:
+    each thread has its own error area.
+    """
+
+    def __init__(self, func: PrimFunc, artifact: LLVMArtifact, target: Target | None = None) -> None:
+        self.func = func
+        self.artifact = artifact
+        self.target = target if target is not None else artifact.target
+        self.entry_name = artifact.entry_name
+        self._checker = ArgumentChecker(func)
+        self._entry = _ENTRY_PROTOTYPE(artifact.function_address())
+        self._pointer_array = ctypes.c_void_p * max(1, len(func.params))
+        self._size_array = ctypes.c_int64 * max(1, len(func.size_vars))
+        self._error_array = ctypes.c_int64 * artifact.error_slots
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Module({self.func.name}, target={self.target})"
+
+    # ------------------------------------------------------------------------------------------------ calling
+    def _prepare(self, arrays: tuple[Any, ...]) -> tuple[Any, Any]:
+        pointers, sizes = self._checker.check(arrays)
+        return self._pointer_array(*pointers), self._size_array(*sizes)
+
+    def _error_area(self) -> Any:
+        area = getattr(self._local, "error_area", None)
+        if area is None:
+            area = self._error_array()
+            self._local.error_area = area
+        return area
+
+    def _run(self, pointers: Any, sizes: Any) -> None:
+        error_area = self._error_area()
+        status = self._entry(pointers, sizes, error_area)
+        if status != 0:
+            self._raise(status, error_area)
+
+    def _raise(self, status: int, error_area: Any) -> None:
+        recorded = int(error_area[0]) or status
+        raw_values = [int(error_area[k]) for k in range(1, len(error_area))]
+        for k in range(len(error_area)):
+            error_area[k] = 0
+        asserts = self.artifact.asserts
+        if not 1 <= recorded <= len(asserts):
+            raise KernelError(f"{self.func.name}: the kernel failed with unknown status {recorded}", recorded)
+        info = asserts[recorded - 1]
+        values = tuple(raw_values[: info.num_values])
+        try:
+            message = info.message.format(*values)
+        except (IndexError, KeyError, ValueError):
+            message = f"{info.message} (values: {', '.join(map(str, values))})"
+        raise KernelError(message, recorded, values)
+
+    def __call__(self, *arrays: Any) -> None:
+        pointers, sizes = self._prepare(arrays)
+        self._run(pointers, sizes)
+
+    # ------------------------------------------------------------------------------------------------ inspection
+    def get_source(self, fmt: str = "ll") -> str:
+        """The code at one stage: ``ll`` (optimized LLVM IR), ``ll_unopt``, ``asm`` or ``tir`` (the loop IR)."""
+        if fmt == "ll":
+            return self.artifact.ll
+        if fmt == "ll_unopt":
+            return self.artifact.ll_unopt
+        if fmt == "asm":
+            return self.artifact.asm
+        if fmt == "tir":
+            return str(self.func)
+        raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(SOURCE_FORMATS)}")
+
+    # ------------------------------------------------------------------------------------------------ timing
+    def time_evaluator(self, number: int = 10, repeat: int = 3,
+                       min_repeat_ms: float = 0) -> Callable[..., TimingResult]:
+        """A function ``(*arrays) -> TimingResult`` that times calls of this module on ``arrays``.
+
+        The arrays are checked once; the timed calls run the kernel directly (a failed runtime check still raises
+        ``KernelError``). One warm-up call precedes the repeats; see ``timer.measure``.
+        """
+
+        def evaluate(*arrays: Any) -> TimingResult:
+            pointers, sizes = self._prepare(arrays)
+
+            def run() -> None:
+                self._run(pointers, sizes)
+
+            return measure(run, number, repeat, min_repeat_ms)
+
+        return evaluate
+
+
+
+def build_module(func: PrimFunc, target: Target | str | None = None) -> Module:
+    """Compile ``func`` with ``codegen_llvm`` for ``target`` (default: the host) and wrap it in a ``Module``."""
+    from tcomp.codegen.llvm import codegen_llvm
+    from tcomp.target import as_target
+
+    resolved = as_target(target)
+    return Module(func, codegen_llvm(func, resolved), resolved)

@@ -1,0 +1,64 @@
+"""``time_evaluator``: repeatable timing of a compiled function, in seconds per call."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    """Seconds per call, one entry per repeat (each the mean over that repeat's ``number`` calls)."""
+
+    results: tuple[float, ...]
+    number: int
+
+    @property
+    def min(self) -> float:
+        return min(self.results)
+
+    @property
+    def max(self) -> float:
+        return max(self.results)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.results)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.results)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.results) if len(self.results) > 1 else 0.0
+
+    def __str__(self) -> str:
+        return (f"TimingResult(min={self.min * 1e3:.4f} ms, median={self.median * 1e3:.4f} ms, "
+                f"mean={self.mean * 1e3:.4f} ms, std={self.std * 1e3:.4f} ms, repeats={len(self.results)}, "
+                f"number={self.number})")
+
+
+def measure(run: Callable[[], None], number: int, repeat: int, min_repeat_ms: float) -> TimingResult:
+    """Call ``run`` once to warm up, then ``repeat`` times ``number`` calls; ``number`` grows (and the repeat is
+    run again) while a repeat lasts under ``min_repeat_ms``. Uses ``time.perf_counter``."""
+    if number < 1 or repeat < 1:
+        raise ValueError(f"number and repeat must be at least 1, got number={number}, repeat={repeat}")
+    if min_repeat_ms < 0:
+        raise ValueError(f"min_repeat_ms must not be negative, got {min_repeat_ms}")
+    run()
+    results: list[float] = []
+    while len(results) < repeat:
+        start = time.perf_counter()
+        for _ in range(number):
+            run()
+        elapsed = time.perf_counter() - start
+        if elapsed * 1e3 < min_repeat_ms:
+            scale = min_repeat_ms / max(elapsed * 1e3, 1e-6)
+            number = max(number * 2, math.ceil(number * scale * 1.1))
+            continue
+        results.append(elapsed / number)
+    return TimingResult(tuple(results), number)

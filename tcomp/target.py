@@ -1,0 +1,163 @@
+"""Compilation targets: ``Target("llvm -mcpu=znver3 -num-cores=2")``, ``Target("cuda")``.
+
+A target is a frozen value: its kind plus the options that change generated code. ``str(target)`` is a canonical
+string that parses back to an equal target, so it can key caches and tuning records. Omitted options are resolved
+when the target is made (the host CPU name, the core count), so two targets for the same machine compare equal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+KINDS = ("llvm", "cuda")
+
+# option name -> the kinds that accept it
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "-mcpu": ("llvm",),
+    "-mattr": ("llvm",),
+    "-num-cores": ("llvm",),
+}
+
+
+class TargetError(ValueError):
+    """A target string or field that cannot be understood."""
+
+
+def host_cpu_name() -> str:
+    """The LLVM name of the CPU this process runs on (``znver3``, ``skylake-avx512`` ...)."""
+    import llvmlite.binding as llvm
+
+    return str(llvm.get_host_cpu_name())
+
+
+def host_cpu_features() -> str:
+    """The host CPU's feature string as LLVM spells it (``+avx2,+fma,-avx512f,...``)."""
+    import llvmlite.binding as llvm
+
+    return str(llvm.get_host_cpu_features().flatten())
+
+
+def host_num_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to generate code for.
+
+    ``Target("llvm")`` or ``Target("llvm -mcpu=native -num-cores=2")`` parse a target string; fields may also be
+    given by keyword (``Target(kind="llvm", mcpu="znver3")``). For ``llvm``: ``mcpu`` is the CPU name (the host CPU
+    when omitted or ``native``), ``mattr`` the extra CPU features (``("+avx2", "-avx512f")``; empty means the
+    features implied by ``mcpu``, or the host's own features when ``mcpu`` is the host CPU), ``num_cores`` the
+    threads parallel loops use (default: the cores this process may run on).
+    """
+
+    kind: str
+    mcpu: str = ""
+    mattr: tuple[str, ...] = ()
+    num_cores: int = 0
+    host: bool = field(default=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        text = self.kind.strip()
+        if " " in text or text.startswith("-"):
+            if self.mcpu or self.mattr or self.num_cores:
+                raise TargetError(f"target {text!r}: give options either in the string or as fields, not both")
+            parsed = _parse(text)
+            for name in ("kind", "mcpu", "mattr", "num_cores"):
+                object.__setattr__(self, name, getattr(parsed, name))
+            object.__setattr__(self, "host", parsed.host)
+            return
+        if text not in KINDS:
+            raise TargetError(f"unknown target kind {text!r}; expected one of {', '.join(KINDS)}")
+        object.__setattr__(self, "kind", text)
+        object.__setattr__(self, "mattr", tuple(self.mattr))
+        if self.kind != "llvm":
+            if self.mcpu or self.mattr or self.num_cores:
+                raise TargetError(f"target kind {self.kind!r} takes no options")
+            return
+        if self.mcpu in ("", "native"):
+            object.__setattr__(self, "mcpu", host_cpu_name())
+            object.__setattr__(self, "host", True)
+        else:
+            object.__setattr__(self, "host", self.mcpu == host_cpu_name())
+        for feature in self.mattr:
+            if not feature or feature[0] not in "+-":
+                raise TargetError(f"target option -mattr: feature {feature!r} must start with '+' or '-'")
+        if self.num_cores == 0:
+            object.__setattr__(self, "num_cores", host_num_cores())
+        elif self.num_cores < 0:
+            raise TargetError(f"target option -num-cores: expected a positive integer, got {self.num_cores}")
+
+    @staticmethod
+    def from_str(text: str) -> Target:
+        return Target(text)
+
+    @staticmethod
+    def current_host() -> Target:
+        """The LLVM target for the CPU this process runs on."""
+        return Target("llvm")
+
+    @property
+    def features(self) -> str:
+        """The feature string for LLVM's target machine: ``mattr`` joined, with the host's own features first
+        when ``mcpu`` is the host CPU."""
+        parts: list[str] = []
+        if self.kind == "llvm" and self.host:
+            parts.append(host_cpu_features())
+        parts.extend(self.mattr)
+        return ",".join(p for p in parts if p)
+
+    def __str__(self) -> str:
+        words = [self.kind]
+        if self.kind == "llvm":
+            words.append(f"-mcpu={self.mcpu}")
+            if self.mattr:
+                words.append("-mattr=" + ",".join(self.mattr))
+            words.append(f"-num-cores={self.num_cores}")
+        return " ".join(words)
+
+
+def _parse(text: str) -> Target:
+    words = text.split()
+    kind = words[0]
+    if kind not in KINDS:
+        raise TargetError(f"unknown target kind {kind!r} in {text!r}; expected one of {', '.join(KINDS)}")
+    mcpu = ""
+    mattr: tuple[str, ...] = ()
+    num_cores = 0
+    for word in words[1:]:
+        name, eq, value = word.partition("=")
+        if name not in _OPTIONS:
+            raise TargetError(f"unknown target option {name!r} in {text!r}; known: {', '.join(_OPTIONS)}")
+        if kind not in _OPTIONS[name]:
+            raise TargetError(f"target option {name!r} does not apply to kind {kind!r} (in {text!r})")
+        if not eq or not value:
+            raise TargetError(f"target option {name!r} needs a value: {name}=VALUE (in {text!r})")
+        if name == "-mcpu":
+            mcpu = value
+        elif name == "-mattr":
+            mattr = tuple(f for f in value.split(",") if f)
+        elif name == "-num-cores":
+            try:
+                num_cores = int(value)
+            except ValueError:
+                raise TargetError(f"target option -num-cores: expected a positive integer, got {value!r}") from None
+            if num_cores <= 0:
+                raise TargetError(f"target option -num-cores: expected a positive integer, got {value!r}")
+    return Target(kind=kind, mcpu=mcpu, mattr=mattr, num_cores=num_cores)
+
+
+def as_target(target: Target | str | None) -> Target:
+    """Accept a ``Target``, a target string, or ``None`` (the host) and return a ``Target``."""
+    if target is None:
+        return Target.current_host()
+    if isinstance(target, Target):
+        return target
+    if isinstance(target, str):
+        return Target(target)
+    raise TargetError(f"expected a Target or a target string, got {type(target).__name__}")
