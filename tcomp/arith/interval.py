@@ -192,7 +192,7 @@ class _IntervalEval:
             return self._scale(a, b.min)
         if a.is_point():
             return self._scale(b, a.min)
-        if None in (a.min, a.max, b.min, b.max):
+        if any(end is None for end in (a.min, a.max, b.min, b.max)):
             return IntervalSet.everything()
         assert a.min is not None and a.max is not None and b.min is not None and b.max is not None
         sa, sb = self.sign_of(a), self.sign_of(b)

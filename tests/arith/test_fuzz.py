@@ -1,0 +1,295 @@
+"""Randomized differential tests of the arithmetic analyses against exhaustive evaluation.
+
+Random integer expressions over three bounded variables (``+ - * // % truncdiv truncmod min max select`` with
+comparisons and ``&& || !``) are evaluated on every point of the variable box with numpy; then
+
+- ``simplify(e, bounds)`` must take the same value at every point;
+- ``const_int_bound(e, bounds)`` must contain every value;
+- ``eval_interval(e, dom, bounds)`` (``dom`` a random subset of the variables) must contain every value, with ends
+  that use no variable of ``dom``;
+- ``can_prove(c, bounds)`` may only return True when ``c`` holds at every point.
+
+Divisors are nonzero constants or subexpressions that are nonzero on the whole box. The numpy evaluator is itself
+checked against the scalar reference ``tcomp.arith.evaluate`` on a sample.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from tcomp.arith import IntervalSet, can_prove, const_int_bound, eval_interval, evaluate, simplify
+from tcomp.ir import expr as E
+from tcomp.ir.expr import Var, const
+from tcomp.ir.functor import free_vars
+
+SEED = 20240601
+COUNT = 10_000
+LIMIT = 1 << 40
+
+X, Y, Z = Var("x"), Var("y"), Var("z")
+RANGES = {X: (-3, 5), Y: (0, 7), Z: (-2, 2)}
+VARS = (X, Y, Z)
+GRID = np.meshgrid(*(np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in RANGES.values()), indexing="ij")
+ENV = dict(zip(VARS, GRID))
+
+
+# -- vectorized evaluation ---------------------------------------------------------------------------------------
+
+
+def _trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    q = np.abs(a) // np.abs(b)
+    return np.where((a >= 0) == (b > 0), q, -q)
+
+
+_BINARY: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    E.Add: np.add,
+    E.Sub: np.subtract,
+    E.Mul: np.multiply,
+    E.FloorDiv: np.floor_divide,
+    E.FloorMod: np.mod,
+    E.Div: _trunc_div,
+    E.Mod: lambda a, b: a - b * _trunc_div(a, b),
+    E.Min: np.minimum,
+    E.Max: np.maximum,
+    E.LT: np.less,
+    E.LE: np.less_equal,
+    E.GT: np.greater,
+    E.GE: np.greater_equal,
+    E.EQ: np.equal,
+    E.NE: np.not_equal,
+    E.And: np.logical_and,
+    E.Or: np.logical_or,
+}
+
+
+class DivisionByZero(Exception):
+    pass
+
+
+def np_eval(e: E.Expr, env: dict[Var, np.ndarray]) -> np.ndarray:
+    """Evaluate a scalar integer/bool expression on arrays of variable values (broadcast to the grid)."""
+    if isinstance(e, E.IntImm):
+        return np.full(GRID[0].shape, e.value, dtype=np.int64)
+    if isinstance(e, E.Var):
+        return env[e]
+    if isinstance(e, E.BinaryOp):
+        a, b = np_eval(e.a, env), np_eval(e.b, env)
+        if type(e) in (E.FloorDiv, E.FloorMod, E.Div, E.Mod):
+            if np.any(b == 0):
+                raise DivisionByZero
+        result = _BINARY[type(e)](a, b)
+        return result.astype(np.int64)
+    if isinstance(e, E.Not):
+        return np.logical_not(np_eval(e.a, env)).astype(np.int64)
+    if isinstance(e, E.Select):
+        return np.where(np_eval(e.condition, env) != 0, np_eval(e.true_value, env), np_eval(e.false_value, env))
+    if isinstance(e, E.Cast):
+        return np_eval(e.value, env)
+    raise TypeError(f"cannot evaluate {type(e).__name__}")
+
+
+# -- random expressions ------------------------------------------------------------------------------------------
+
+
+class Generator:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def leaf(self) -> E.Expr:
+        if self.rng.random() < 0.65:
+            return self.rng.choice(VARS)
+        return const(self.rng.randint(-6, 8))
+
+    def divisor(self, depth: int) -> E.Expr:
+        if self.rng.random() < 0.8:
+            return const(self.rng.choice([1, 2, 3, 4, 4, 8, 16, 5, -2, -3]))
+        candidate = self.expr(depth)
+        try:
+            values = np_eval(candidate, ENV)
+        except DivisionByZero:
+            values = np.zeros(1)
+        if np.any(values == 0):
+            return const(self.rng.choice([2, 4, -3]))
+        return candidate
+
+    def cond(self, depth: int) -> E.Expr:
+        kind = self.rng.random()
+        if kind < 0.7 or depth <= 0:
+            op = self.rng.choice([E.LT, E.LE, E.GT, E.GE, E.EQ, E.NE])
+            return E.binary(op, self.expr(depth - 1), self.expr(depth - 1))
+        if kind < 0.8:
+            return E.logical_not(self.cond(depth - 1))
+        op = self.rng.choice([E.logical_and, E.logical_or])
+        return op(self.cond(depth - 1), self.cond(depth - 1))
+
+    def expr(self, depth: int) -> E.Expr:
+        if depth <= 0 or self.rng.random() < 0.2:
+            return self.leaf()
+        r = self.rng.random()
+        if r < 0.15:
+            return self.pattern(depth)
+        op = self.rng.choice(
+            [E.Add, E.Add, E.Sub, E.Sub, E.Mul, E.Mul, E.FloorDiv, E.FloorMod, E.Div, E.Mod, E.Min, E.Max, "select"]
+        )
+        if op == "select":
+            return E.select(self.cond(depth - 1), self.expr(depth - 1), self.expr(depth - 1))
+        if op in (E.FloorDiv, E.FloorMod, E.Div, E.Mod):
+            return E.binary(op, self.expr(depth - 1), self.divisor(depth - 2))
+        if op is E.Mul and self.rng.random() < 0.6:
+            return E.binary(op, self.expr(depth - 1), const(self.rng.randint(-4, 8)))
+        return E.binary(op, self.expr(depth - 1), self.expr(depth - 1))
+
+    def pattern(self, depth: int) -> E.Expr:
+        """Shapes that the index rules target, with random parts."""
+        a, b = self.expr(depth - 2), self.expr(depth - 2)
+        c = self.rng.choice([2, 3, 4, 8])
+        c1, c2 = self.rng.randint(-4, 4), self.rng.randint(-4, 4)
+        choices = [
+            lambda: (a * c + b) // c,
+            lambda: (a * c + b) % c,
+            lambda: (a // c) * c + a % c,
+            lambda: (a + b) - (b + a) + a,
+            lambda: E.min_expr(a + c1, a + c2),
+            lambda: E.max_expr(a + c1, a + c2),
+            lambda: (a % (c * 2)) % c,
+            lambda: (a // c) // 2,
+            lambda: (a + c1) * c - a * c,
+            lambda: E.select(a < b, a, b) - E.min_expr(a, b),
+        ]
+        return self.rng.choice(choices)()
+
+    def fresh(self) -> tuple[E.Expr, np.ndarray]:
+        """A random expression and its values on the grid (retrying on overflow-sized values)."""
+        while True:
+            e = self.expr(self.rng.randint(1, 5))
+            try:
+                values = np_eval(e, ENV)
+            except DivisionByZero:
+                continue
+            if np.all(np.abs(values) < LIMIT):
+                return e, values
+
+
+# -- checks ------------------------------------------------------------------------------------------------------
+
+
+def _check_interval(e: E.Expr, values: np.ndarray, rng: random.Random) -> None:
+    dom_vars = [v for v in VARS if rng.random() < 0.6] or [X]
+    dom = {v: IntervalSet(const(RANGES[v][0]), const(RANGES[v][1])) for v in dom_vars}
+    free = {v: RANGES[v] for v in VARS if v not in dom}
+    result = eval_interval(e, dom, free)
+    for end, holds in ((result.min, np.less_equal), (result.max, np.greater_equal)):
+        if end is None:
+            continue
+        used = {id(v) for v in free_vars(end)}
+        assert not used & {id(v) for v in dom_vars}, f"{end} uses a dom variable ({e})"
+        assert np.all(holds(np_eval(end, ENV), values)), f"eval_interval({e}) = {result} misses a value"
+
+
+def _check_bound(e: E.Expr, values: np.ndarray) -> None:
+    lo, hi = const_int_bound(e, RANGES)
+    assert lo is None or lo <= values.min(), f"const_int_bound({e}) = {lo, hi}, min {values.min()}"
+    assert hi is None or hi >= values.max(), f"const_int_bound({e}) = {lo, hi}, max {values.max()}"
+
+
+def _check_prove(e: E.Expr, values: np.ndarray, rng: random.Random) -> int:
+    k = int(rng.choice([values.min(), values.max()])) + rng.randint(-2, 2)
+    op = rng.choice([E.LT, E.LE, E.GT, E.GE, E.EQ, E.NE])
+    cond = E.binary(op, e, const(k))
+    truth = np_eval(cond, ENV)
+    proved = can_prove(cond, RANGES)
+    if proved:
+        assert np.all(truth != 0), f"can_prove({cond}) but it fails somewhere"
+    return int(proved)
+
+
+def test_fuzz_against_exhaustive_evaluation() -> None:
+    rng = random.Random(SEED)
+    gen = Generator(rng)
+    start = time.perf_counter()
+    proved = shrunk = 0
+    for _ in range(COUNT):
+        e, values = gen.fresh()
+        simple = simplify(e, RANGES)
+        assert np.array_equal(np_eval(simple, ENV), values), f"simplify({e}) = {simple} differs"
+        shrunk += _size(simple) < _size(e)
+        _check_bound(e, values)
+        _check_interval(e, values, rng)
+        proved += _check_prove(e, values, rng)
+    elapsed = time.perf_counter() - start
+    assert proved > COUNT // 10, f"can_prove succeeded only {proved} times"
+    assert shrunk > COUNT // 10, f"simplify shrank only {shrunk} expressions"
+    assert elapsed < 60, f"fuzz took {elapsed:.1f} s"
+
+
+def test_conditions_fuzz() -> None:
+    """Boolean expressions: simplify keeps their truth table, and const_int_bound stays inside [0, 1]."""
+    rng = random.Random(SEED + 1)
+    gen = Generator(rng)
+    checked = 0
+    while checked < 1500:
+        cond = gen.cond(rng.randint(1, 4))
+        try:
+            truth = np_eval(cond, ENV) != 0
+        except DivisionByZero:
+            continue
+        simple = simplify(cond, RANGES)
+        assert simple.dtype == "bool"
+        assert np.array_equal(np_eval(simple, ENV) != 0, truth), f"simplify({cond}) = {simple} differs"
+        lo, hi = const_int_bound(cond, RANGES)
+        assert lo is not None and hi is not None and 0 <= lo <= truth.min() and truth.max() <= hi <= 1
+        if can_prove(cond, RANGES):
+            assert truth.all(), f"can_prove({cond}) but it fails somewhere"
+        checked += 1
+
+
+def test_numpy_evaluator_matches_reference() -> None:
+    rng = random.Random(SEED + 2)
+    gen = Generator(rng)
+    points = [(x, y, z) for x in (-3, 0, 5) for y in (0, 3, 7) for z in (-2, 1)]
+    for _ in range(200):
+        e, values = gen.fresh()
+        for x, y, z in points:
+            index = (x - RANGES[X][0], y - RANGES[Y][0], z - RANGES[Z][0])
+            assert int(evaluate(e, {X: x, Y: y, Z: z})) == values[index]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_vector_fuzz(seed: int) -> None:
+    """Ramp/Broadcast expressions: every lane of the simplified vector equals the scalar reference."""
+    rng = random.Random(SEED + 10 + seed)
+    gen = Generator(rng)
+    lanes = 4
+    vec = f"int32x{lanes}"
+    for _ in range(150):
+        base, _ = gen.fresh()
+        ramp = E.Ramp(base, const(rng.randint(0, 3)), lanes, vec)
+        other = E.Broadcast(gen.fresh()[0], lanes, vec)
+        op = rng.choice([E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod, E.Min, E.Max])
+        if op in (E.FloorDiv, E.FloorMod):
+            other = E.Broadcast(const(rng.choice([2, 4, 8])), lanes, vec)
+        e = op(ramp, other, vec) if rng.random() < 0.7 else op(other, ramp, vec)
+        if op in (E.FloorDiv, E.FloorMod) and isinstance(e.b, E.Ramp):
+            continue
+        simple = simplify(e, RANGES)
+        for x, y, z in [(-3, 0, -2), (5, 7, 2), (1, 4, 0), (-1, 2, 1)]:
+            env = {X: x, Y: y, Z: z}
+            assert evaluate(simple, env) == evaluate(e, env), f"simplify({e}) = {simple}"
+
+
+def _size(e: E.Expr) -> int:
+    count = 0
+
+    def visit(_: object) -> None:
+        nonlocal count
+        count += 1
+
+    from tcomp.ir.functor import post_order_visit
+
+    post_order_visit(e, visit)
+    return count
