@@ -94,8 +94,11 @@ class Target:
             raise TargetError(f"target option -num-cores: expected a positive integer, got {self.num_cores}")
 
     @staticmethod
-    def from_str(text: str) -> Target:
+    def parse(text: str) -> Target:
+        """Parse a target string such as ``"llvm -mcpu=znver3 -num-cores=2"``."""
         return Target(text)
+
+    from_str = parse
 
     @staticmethod
     def current_host() -> Target:

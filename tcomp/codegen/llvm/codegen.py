@@ -66,8 +66,7 @@ class LLVMArtifact:
                 load_system_libraries()
                 if self.uses_openmp:
                     openmp_available()
-                tm = toolchain.target_machine(self.target)
-                self._jit = toolchain.JITFunction(self.ll, self.entry_name, tm)
+                self._jit = toolchain.JITFunction(self.ll, self.entry_name, self.target)
             return self._jit.address
 
 
@@ -100,8 +99,8 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
     except CodegenError as exc:
         raise CodegenError(f"function {func.name!r}: {exc}") from None
     tm = toolchain.target_machine(target)
-    ctx.module.triple = tm.triple
-    ctx.module.data_layout = str(tm.target_data)
+    ctx.module.triple = toolchain.process_triple()
+    ctx.module.data_layout = toolchain.data_layout(tm)
     ll_unopt = str(ctx.module)
     module = toolchain.parse(ll_unopt, tm)
     toolchain.optimize(module, tm)

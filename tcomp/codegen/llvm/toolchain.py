@@ -23,23 +23,39 @@ def _initialize() -> None:
 
 
 def target_machine(target: Target) -> llvm.TargetMachine:
-    """A target machine for ``target`` (CPU name + features), opt level 3, JIT code model."""
-    return _target_machine(target.mcpu, target.features)
+    """The shared target machine for ``target`` (CPU name + features), opt level 3, JIT code model, used to
+    optimize and to print assembly. Never hand it to a JIT engine: the engine takes ownership and frees it."""
+    return _cached_target_machine(target.mcpu, target.features)
 
 
 @functools.cache
-def _target_machine(cpu: str, features: str) -> llvm.TargetMachine:
+def _cached_target_machine(cpu: str, features: str) -> llvm.TargetMachine:
+    return new_target_machine(cpu, features)
+
+
+def new_target_machine(cpu: str, features: str) -> llvm.TargetMachine:
+    """A fresh target machine (for a JIT engine, which will own it)."""
     _initialize()
-    llvm_target = llvm.Target.from_triple(llvm.get_process_triple())
+    llvm_target = llvm.Target.from_triple(process_triple())
     return llvm_target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
 
 
+@functools.cache
+def process_triple() -> str:
+    """The triple of this process (``tm.triple`` of llvmlite 0.50 may return a dangling string, so it is avoided)."""
+    return str(llvm.get_process_triple())
+
+
+def data_layout(tm: llvm.TargetMachine) -> str:
+    return str(tm.target_data)
+
+
 def parse(ll: str, tm: llvm.TargetMachine) -> llvm.ModuleRef:
-    """Parse and verify LLVM IR text, setting the machine's triple and data layout."""
+    """Parse and verify LLVM IR text, setting the process triple and the machine's data layout."""
     _initialize()
     module = llvm.parse_assembly(ll)
-    module.triple = tm.triple
-    module.data_layout = str(tm.target_data)
+    module.triple = process_triple()
+    module.data_layout = data_layout(tm)
     module.verify()
     return module
 
@@ -62,7 +78,8 @@ def assembly(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> str:
 class JITFunction:
     """A compiled module kept alive in an MCJIT engine; ``address`` is the entry function's address."""
 
-    def __init__(self, ll: str, entry: str, tm: llvm.TargetMachine) -> None:
+    def __init__(self, ll: str, entry: str, target: Target) -> None:
+        tm = new_target_machine(target.mcpu, target.features)
         module = parse(ll, tm)
         self._engine = llvm.create_mcjit_compiler(module, tm)
         self._engine.finalize_object()
