@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcomp.arith import dtypes as dt
 from tcomp.arith.keys import ExprKeys
-from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 
 EXPAND_LIMIT = 16
@@ -196,6 +196,13 @@ class LinearForms:
         return sorted(lin.terms.values(), key=sort_key)
 
     def to_expr(self, lin: Linear) -> E.Expr:
+        """The expression of ``lin``; its form is remembered so that parsing it back is free."""
+        result = self._build(lin)
+        if not isinstance(result, E.IntImm):
+            self._memo[id(result)] = (result, Linear(lin.dtype, lin.terms, wrap_int(lin.const, lin.dtype)))
+        return result
+
+    def _build(self, lin: Linear) -> E.Expr:
         dtype = lin.dtype
         terms = self.sorted_terms(lin)
         positive = [t for t in terms if t.coeff > 0]
@@ -205,8 +212,10 @@ class LinearForms:
             piece = self._term_expr(term.atoms, term.coeff, dtype)
             result = piece if result is None else E.Add(result, piece, dtype)
         const = wrap_int(lin.const, dtype)
+        if not dt.is_signed(dtype) and const > dt.max_value(dtype) // 2:
+            const -= 1 << dt.bits(dtype)  # print x + 4294967295u32 as x - 1u32
         if result is None:
-            if const > 0 or (const != 0 and negative and not dt.is_signed(dtype)):
+            if const > 0:
                 result = E.IntImm(const, dtype)
                 const = 0
             elif negative:
@@ -219,7 +228,7 @@ class LinearForms:
         if const > 0:
             result = E.Add(result, E.IntImm(const, dtype), dtype)
         elif const < 0:
-            result = E.Sub(result, E.IntImm(-const, dtype), dtype)
+            result = E.Sub(result, int_const(-const, dtype), dtype)
         return result
 
     def _term_expr(self, atoms: tuple[E.Expr, ...], coeff: int, dtype: str) -> E.Expr:

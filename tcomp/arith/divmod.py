@@ -11,7 +11,9 @@ Floor semantics (``//``, ``%``), ``c`` a positive constant, ``x`` any integer ex
   into ``[0, c)``): ``x // c -> q + r // c`` and ``x % c -> r % c``; when the bound of ``r`` lies in one period
   ``[k*c, k*c + c)``, ``r // c -> k`` and ``r % c -> r - k*c``. This gives ``(o*4 + i) // 4 -> o``,
   ``(o*4 + i) % 4 -> i`` for ``i`` in ``[0, 3]``, and ``x // c -> 0``, ``x % c -> x`` for ``0 <= x < c``;
-- non-constant divisor ``b > 0``: ``x // b -> 0`` and ``x % b -> x`` when ``0 <= x < min(b)``.
+- any divisor ``b > 0``: ``x // b -> 0`` and ``x % b -> x`` when ``0 <= x < min(b)``; this and constant folding
+  are the only rules for types that wrap (unsigned, narrower than 32 bits) and for negative constant divisors,
+  except ``truncmod(x, -c) -> truncmod(x, c)``.
 
 Truncating (C) ``Div``/``Mod``: constants fold with C semantics; an exact division (every coefficient and the constant
 divisible by ``c``) folds for any sign; otherwise, when the dividend is provably ``>= 0`` and ``c > 0``, the floor
@@ -23,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import Linear, int_const
 from tcomp.ir import expr as E
 
@@ -56,7 +59,7 @@ def split_multiples(lin: Linear, c: int) -> tuple[Linear, Linear]:
     return quotient, rest
 
 
-def _one_period(s: Simplifier, rest: Linear, c: int) -> int | None:
+def one_period(s: Simplifier, rest: Linear, c: int) -> int | None:
     lo, hi = s.lin_bound(rest)
     if math.isinf(lo) or math.isinf(hi):
         return None
@@ -65,7 +68,7 @@ def _one_period(s: Simplifier, rest: Linear, c: int) -> int | None:
     return None
 
 
-def _nonconst_divisor(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Expr | None:
+def _small_dividend(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Expr | None:
     ba, bb = s.bound(a), s.bound(b)
     if bb[0] > 0 and ba[0] >= 0 and ba[1] < bb[0]:
         return int_const(0, a.dtype) if is_div else a
@@ -76,7 +79,7 @@ def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified ``a // b`` or ``None`` to keep ``FloorDiv(a, b)``."""
     dtype = a.dtype
     if not isinstance(b, E.IntImm):
-        return _nonconst_divisor(s, a, b, True)
+        return _small_dividend(s, a, b, True)
     c = b.value
     if c == 0:
         return None
@@ -84,8 +87,8 @@ def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
         return int_const(a.value // c, dtype)
     if c == 1:
         return a
-    if c < 0:
-        return None
+    if c < 0 or not dt.is_index(dtype):
+        return _small_dividend(s, a, b, True)
     if isinstance(a, E.FloorDiv) and isinstance(a.b, E.IntImm) and a.b.value > 0:
         return s.visit(E.FloorDiv(a.a, int_const(a.b.value * c, dtype), dtype))
     lin = s.lin.of(a)
@@ -95,7 +98,7 @@ def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
         if c == 1:
             return s.lin.to_expr(lin)
     quotient, rest = split_multiples(lin, c)
-    k = _one_period(s, rest, c)
+    k = one_period(s, rest, c)
     if k is not None:
         quotient.const += k
         return s.lin.to_expr(quotient)
@@ -109,7 +112,7 @@ def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified ``a % b`` or ``None`` to keep ``FloorMod(a, b)``."""
     dtype = a.dtype
     if not isinstance(b, E.IntImm):
-        return _nonconst_divisor(s, a, b, False)
+        return _small_dividend(s, a, b, False)
     c = b.value
     if c == 0:
         return None
@@ -117,8 +120,8 @@ def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
         return int_const(a.value % c, dtype)
     if c in (1, -1):
         return int_const(0, dtype)
-    if c < 0:
-        return None
+    if c < 0 or not dt.is_index(dtype):
+        return _small_dividend(s, a, b, False)
     if isinstance(a, E.FloorMod) and isinstance(a.b, E.IntImm) and a.b.value > 0 and a.b.value % c == 0:
         return s.visit(E.FloorMod(a.a, b, dtype))
     lin = s.lin.of(a)
@@ -126,7 +129,7 @@ def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     if g > 1:
         lin, c = _divide(lin, g), c // g
     _, rest = split_multiples(lin, c)
-    k = _one_period(s, rest, c)
+    k = one_period(s, rest, c)
     if k is not None:
         rest.const -= k * c
         return s.lin.to_expr(s.lin.scale(rest, g))
@@ -145,7 +148,7 @@ def truncdiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified C division ``a / b`` or ``None`` to keep ``Div(a, b)``."""
     dtype = a.dtype
     if not isinstance(b, E.IntImm):
-        return _nonconst_divisor(s, a, b, True)
+        return _small_dividend(s, a, b, True)
     c = b.value
     if c == 0:
         return None
@@ -153,6 +156,8 @@ def truncdiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
         return int_const(_trunc_div(a.value, c), dtype)
     if c == 1:
         return a
+    if not dt.is_index(dtype):
+        return _small_dividend(s, a, b, True)
     lin = s.lin.of(a)
     if _coeff_gcd(lin, abs(c)) == abs(c):
         return s.lin.to_expr(s.lin.scale(_divide(lin, abs(c)), 1 if c > 0 else -1))
@@ -168,7 +173,7 @@ def truncmod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified C remainder ``a % b`` or ``None`` to keep ``Mod(a, b)``."""
     dtype = a.dtype
     if not isinstance(b, E.IntImm):
-        return _nonconst_divisor(s, a, b, False)
+        return _small_dividend(s, a, b, False)
     c = b.value
     if c == 0:
         return None
@@ -176,6 +181,10 @@ def truncmod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
         return int_const(a.value - _trunc_div(a.value, c) * c, dtype)
     if c in (1, -1):
         return int_const(0, dtype)
+    if not dt.is_index(dtype):
+        return _small_dividend(s, a, b, False)
+    if c < 0:  # the C remainder takes the dividend's sign: x % -c == x % c
+        return s.visit(E.Mod(a, int_const(-c, dtype), dtype))
     lin = s.lin.of(a)
     if _coeff_gcd(lin, abs(c)) == abs(c):
         return int_const(0, dtype)

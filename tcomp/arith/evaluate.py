@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import wrap_int
-from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 
 Value = Any  # int | float | bool, or a tuple of those for vectors

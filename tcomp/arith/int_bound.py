@@ -5,8 +5,10 @@ Rules (values are mathematical integers; overflow of the machine type is not mod
 - constants are points; a ``Var`` takes its bound from the caller's ``bounds`` (intersected with its dtype range);
   an unbounded 32/64-bit signed value is ``(-inf, inf)``, unsigned values are ``>= 0``, bool is ``[0, 1]`` and
   narrow integers (8/16 bits) their dtype range;
-- ``+ - *`` use interval arithmetic; ``min``/``max`` are monotone; ``select`` is the union of its branches (or one
-  branch when the condition's bound decides it);
+- ``+ - *`` use interval arithmetic; for types that wrap (unsigned, or narrower than 32 bits) a result that leaves the
+  type's range becomes the whole range (32/64-bit signed index arithmetic is assumed not to overflow);
+- ``min``/``max`` are monotone; ``select`` is the union of its branches (or one branch when the condition's bound
+  decides it);
 - ``//`` (floor) and truncating ``/`` take the extreme corners over the divisor range with zero removed (division by
   zero has no value, so excluding it is sound); ``%`` by a positive constant is exact when the dividend stays inside
   one period, else ``[0, c - 1]``; remainders by ranges use ``|r| < |b|`` and the dividend's sign;
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from tcomp.ir import dtype as dt
+from tcomp.arith import dtypes as dt
 from tcomp.ir import expr as E
 
 NEG_INF = float("-inf")
@@ -259,12 +261,16 @@ class ConstIntBound:
                 return (0, 1)
             return compare_bound(cls, self(e.a), self(e.b))
         a, b = self(e.a), self(e.b)
-        if cls is E.Add:
-            return add_bounds(a, b)
-        if cls is E.Sub:
-            return add_bounds(a, neg_bound(b))
-        if cls is E.Mul:
-            return mul_bounds(a, b)
+        if cls is E.Add or cls is E.Sub or cls is E.Mul:
+            if cls is E.Add:
+                result = add_bounds(a, b)
+            elif cls is E.Sub:
+                result = add_bounds(a, neg_bound(b))
+            else:
+                result = mul_bounds(a, b)
+            if dt.wraps(e.dtype) and not _fits(result, e.dtype):
+                return dtype_bound(e.dtype)
+            return result
         if cls is E.FloorDiv:
             return div_bounds(a, b, floor=True)
         if cls is E.Div:

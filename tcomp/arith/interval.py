@@ -26,13 +26,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import int_const
 from tcomp.arith.int_bound import Bounds, ConstIntBound
 from tcomp.arith.keys import ExprKeys
 from tcomp.arith.rewrite import Simplifier
-from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.ir.functor import uses_var
+from tcomp.ir.functor import iter_children, uses_var
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +88,21 @@ class _IntervalEval:
     def __init__(self, dom: Mapping[E.Var, IntervalSet], s: Simplifier) -> None:
         self.dom = dict(dom)
         self.s = s
-        self.dom_vars = list(self.dom)
+        self._uses: dict[int, tuple[E.Expr, bool]] = {}
+
+    def uses_dom(self, e: E.Expr) -> bool:
+        """Whether ``e`` uses a variable of the domain (memoized by identity)."""
+        hit = self._uses.get(id(e))
+        if hit is not None:
+            return hit[1]
+        if isinstance(e, E.Var):
+            result = e in self.dom
+        elif isinstance(e, E.Reduce):
+            result = uses_var(e, list(self.dom))
+        else:
+            result = any(self.uses_dom(child) for child in iter_children(e) if isinstance(child, E.Expr))
+        self._uses[id(e)] = (e, result)
+        return result
 
     def simplify(self, e: E.Expr | None) -> E.Expr | None:
         return None if e is None else self.s(e)
@@ -110,7 +124,7 @@ class _IntervalEval:
             return IntervalSet.point(e)
         if isinstance(e, E.Var):
             return self.dom.get(e) or IntervalSet.point(e)
-        if not self.dom_vars or not uses_var(e, self.dom_vars):
+        if not self.uses_dom(e):
             return IntervalSet.point(e)
         result = self._eval(e)
         return self._clamp(e, result)
@@ -147,7 +161,7 @@ class _IntervalEval:
             return _union(self.eval(e.base), self.eval(self.s(last)), self.s)
         if isinstance(e, E.Let):
             self.dom[e.var] = self.eval(e.value)
-            self.dom_vars.append(e.var)
+            self._uses.clear()
             return self.eval(e.body)
         return IntervalSet.everything()
 

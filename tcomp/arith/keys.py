@@ -103,3 +103,34 @@ class ExprKeys:
             if isinstance(value, E.Expr):
                 children.append(self.order_key(value))
         return (4, type(e).__name__, tuple(children))
+
+
+def same_tree(a: E.Expr, b: E.Expr) -> bool:
+    """Exact equality of two arithmetic trees (variables by identity), without building keys.
+
+    Handles constants, variables and the arithmetic/logic nodes; any other node is equal only to itself.
+    """
+    if a is b:
+        return True
+    if type(a) is not type(b) or a.dtype != b.dtype:
+        return False
+    if isinstance(a, E.BinaryOp):
+        assert isinstance(b, E.BinaryOp)
+        return same_tree(a.a, b.a) and same_tree(a.b, b.b)
+    if isinstance(a, (E.IntImm, E.FloatImm)):
+        assert isinstance(b, (E.IntImm, E.FloatImm))
+        return a.value == b.value
+    if isinstance(a, E.Select):
+        assert isinstance(b, E.Select)
+        return (
+            same_tree(a.condition, b.condition)
+            and same_tree(a.true_value, b.true_value)
+            and same_tree(a.false_value, b.false_value)
+        )
+    if isinstance(a, E.Not):
+        assert isinstance(b, E.Not)
+        return same_tree(a.a, b.a)
+    if isinstance(a, E.Cast):
+        assert isinstance(b, E.Cast)
+        return same_tree(a.value, b.value)
+    return False

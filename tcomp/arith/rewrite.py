@@ -11,8 +11,11 @@ Every node's children are simplified first (memoized by object identity); then t
   ``min(x + 1, x + 3) -> x + 1``), nested constants merge, constants go second;
 - integer comparisons: the bound of ``a - b`` decides them; otherwise they are rewritten to a canonical
   ``lhs op rhs`` (``>``/``>=`` flipped to ``<``/``<=``, positive terms left, negative terms right, the constant on the
-  side where it is positive, a common factor of the coefficients divided out: ``x*4 < 8 -> x < 2``);
-- ``&& || !`` with constants, ``x && x -> x``, ``!!x -> x``, ``!(a < b) -> b <= a`` on integers;
+  side where it is positive, a common factor of the coefficients divided out: ``x*4 < 8 -> x < 2``; and
+  ``g*q + r < 0 -> q + k < 0`` when ``r`` stays in ``[k*g, k*g + g)``: ``i*4 + j < n*4 -> i < n`` for ``j`` in
+  ``[0, 3]``);
+- ``&& || !`` with constants, ``x && x -> x``, ``!!x -> x``, ``!(a < b) -> b <= a`` on integers; two constant limits
+  on one expression merge (``x < 4 && x < 6 -> x < 4``, ``x < 2 && 5 < x -> false``, ``x < 4 || 2 < x -> true``);
 - ``select`` with a constant condition picks a branch; equal branches collapse;
 - casts fold constants, drop casts to the same type and collapse ``T1(T2(x))`` to ``T1(x)`` when ``T2`` holds
   every value of ``x``;
@@ -32,15 +35,16 @@ from typing import Any
 import numpy as np
 
 from tcomp.arith import divmod as dm
+from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import Linear, LinearForms, int_const
 from tcomp.arith.int_bound import Bound, Bounds, ConstIntBound, add_bounds, compare_bound, mul_bounds
-from tcomp.arith.keys import ExprKeys
+from tcomp.arith.keys import ExprKeys, same_tree
 from tcomp.arith.vector import vector_binary
-from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.functor import Mutator, substitute
 
 _MEMO_LIMIT = 200_000
+_NOT_FOLDED = (E.IntImm, E.FloatImm, E.Add, E.Sub, E.Mul)
 _FLIP = {E.GT: E.LT, E.GE: E.LE, E.LT: E.LT, E.LE: E.LE, E.EQ: E.EQ, E.NE: E.NE}
 _NEGATE = {E.LT: E.GE, E.LE: E.GT, E.GT: E.LE, E.GE: E.LT, E.EQ: E.NE, E.NE: E.EQ}
 
@@ -128,13 +132,14 @@ class Simplifier(Mutator):
         return result
 
     def _finish(self, node: E.Expr, result: E.Expr) -> E.Expr:
+        # A sum or product of atoms is a point only when an atom is, and atoms were folded already.
+        if isinstance(result, _NOT_FOLDED):
+            return result
         dtype = result.dtype
-        if not isinstance(result, E.IntImm) and not dt.is_float(dtype) and dt.lanes(dtype) == 1:
+        if not dt.is_float(dtype) and dt.lanes(dtype) == 1:
             lo, hi = self.bound(result)
             if lo == hi and not math.isinf(lo):
-                result = int_const(int(lo), dtype)
-        if result is not node and self.keys.equal(result, node):
-            return node
+                return int_const(int(lo), dtype)
         return result
 
     # -- bounds of linear forms -----------------------------------------------------------------------------------
@@ -173,9 +178,12 @@ class Simplifier(Mutator):
     def visit_BinaryOp(self, e: E.BinaryOp) -> E.Expr:
         a, b = self.visit(e.a), self.visit(e.b)
         result = self._binary(type(e), a, b, e.dtype)
+        unchanged = a is e.a and b is e.b
         if result is not None:
+            if unchanged and same_tree(result, e):
+                return e
             return result
-        if a is e.a and b is e.b:
+        if unchanged:
             return e
         return type(e)(a, b, e.dtype)
 
@@ -195,10 +203,13 @@ class Simplifier(Mutator):
         if cls is E.And or cls is E.Or:
             return self._logic(cls, a, b, x, y)
         if issubclass(cls, E.CmpOp):
-            if dt.is_int(operand) and dt.lanes(operand) == 1:
+            if dt.is_index(operand):
                 return self._compare(cls, a, b)
+            if dt.is_scalar_int(operand):
+                decided = compare_bound(cls, self.bound(a), self.bound(b))
+                return E.IntImm(int(decided[0]), "bool") if decided[0] == decided[1] else None
             return None
-        if dt.is_int(dtype) and dt.lanes(dtype) == 1:
+        if dt.is_scalar_int(dtype):
             return self._integer(cls, a, b)
         return self._identities(cls, a, b, x, y)
 
@@ -250,11 +261,12 @@ class Simplifier(Mutator):
             return a if is_min else b
         if bb[1] <= ba[0]:
             return b if is_min else a
-        lo, hi = self.lin_bound(self.lin.add(self.lin.of(a), self.lin.of(b), -1))
-        if hi <= 0:
-            return a if is_min else b
-        if lo >= 0:
-            return b if is_min else a
+        if dt.is_index(a.dtype):
+            lo, hi = self.lin_bound(self.lin.add(self.lin.of(a), self.lin.of(b), -1))
+            if hi <= 0:
+                return a if is_min else b
+            if lo >= 0:
+                return b if is_min else a
         if isinstance(a, E.IntImm):
             a, b = b, a
         if isinstance(b, E.IntImm) and type(a) is cls:
@@ -273,6 +285,10 @@ class Simplifier(Mutator):
         if cls is E.GT or cls is E.GE:
             diff = lin.scale(diff, -1)  # a > b  <=>  b - a < 0
         op = _FLIP[cls]
+        if op is E.LE or op is E.LT:
+            split = self._split_compare(diff if op is E.LT else lin.add(diff, lin.const(-1, diff.dtype)))
+            if split is not None:
+                diff, op = split, E.LT
         g = 0
         for term in diff.terms.values():
             g = math.gcd(g, term.coeff)
@@ -294,6 +310,19 @@ class Simplifier(Mutator):
                 right.terms[key] = type(term)(term.atoms, -term.coeff)
         return op(lin.to_expr(left), lin.to_expr(right), "bool")
 
+    def _split_compare(self, diff: Linear) -> Linear | None:
+        """For ``diff < 0``: with ``diff = g*q + r`` and ``r`` in ``[k*g, k*g + g)``, ``diff < 0 <=> q + k < 0``."""
+        factors = sorted({abs(t.coeff) for t in diff.terms.values() if abs(t.coeff) > 1}, reverse=True)
+        for g in factors[:3]:
+            quotient, rest = dm.split_multiples(diff, g)
+            if not rest.terms or not quotient.terms:
+                continue
+            k = dm.one_period(self, rest, g)
+            if k is not None:
+                quotient.const += k
+                return quotient
+        return None
+
     def _logic(
         self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr, x: int | float | None, y: int | float | None
     ) -> E.Expr | None:
@@ -306,7 +335,7 @@ class Simplifier(Mutator):
             return other
         if self.keys.equal(a, b):
             return a
-        return None
+        return _merge_bounds(cls is E.And, a, b)
 
     # -- other operators ------------------------------------------------------------------------------------------
 
@@ -317,7 +346,7 @@ class Simplifier(Mutator):
             return make_number(not value, e.dtype)
         if isinstance(a, E.Not):
             return a.a
-        if isinstance(a, E.CmpOp) and dt.is_int(a.a.dtype) and dt.lanes(a.a.dtype) == 1:
+        if isinstance(a, E.CmpOp) and dt.is_scalar_int(a.a.dtype):
             return self.visit(_NEGATE[type(a)](a.a, a.b, a.dtype))
         if isinstance(a, E.Broadcast):
             return E.Broadcast(self.visit(E.Not(a.value, a.value.dtype)), a.lanes, e.dtype)
@@ -376,6 +405,41 @@ class Simplifier(Mutator):
         if value is e.value and body is e.body:
             return e
         return E.Let(e.var, value, body, e.dtype)
+
+
+def _as_limit(e: E.Expr) -> tuple[E.Expr, int, bool] | None:
+    """``x < c`` / ``x <= c`` as ``(x, c', True)`` meaning ``x < c'``; ``c < x`` / ``c <= x`` as ``(x, c', False)``
+    meaning ``x > c'`` (index integers only)."""
+    if not isinstance(e, (E.LT, E.LE)) or not dt.is_index(e.a.dtype):
+        return None
+    inclusive = 1 if isinstance(e, E.LE) else 0
+    if isinstance(e.b, E.IntImm) and not isinstance(e.a, E.IntImm):
+        return e.a, e.b.value + inclusive, True
+    if isinstance(e.a, E.IntImm) and not isinstance(e.b, E.IntImm):
+        return e.b, e.a.value - inclusive, False
+    return None
+
+
+def _merge_bounds(is_and: bool, a: E.Expr, b: E.Expr) -> E.Expr | None:
+    """Two constant limits on the same expression: ``x < 4 && x < 6 -> x < 4``, ``x < 4 || 2 < x -> true``..."""
+    first, second = _as_limit(a), _as_limit(b)
+    if first is None or second is None or not same_tree(first[0], second[0]):
+        return None
+    x, c1, upper1 = first
+    _, c2, upper2 = second
+    dtype = x.dtype
+    if upper1 == upper2:
+        keep_smaller = is_and == upper1
+        c = min(c1, c2) if keep_smaller else max(c1, c2)
+        if upper1:
+            return E.LT(x, int_const(c, dtype), "bool")
+        return E.LT(int_const(c, dtype), x, "bool")
+    upper, lower = (c1, c2) if upper1 else (c2, c1)  # x < upper, x > lower
+    if is_and and upper <= lower + 1:
+        return E.IntImm(0, "bool")
+    if not is_and and lower < upper:
+        return E.IntImm(1, "bool")
+    return None
 
 
 def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:

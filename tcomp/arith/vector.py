@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import int_const
 from tcomp.arith.divmod import split_multiples
 from tcomp.arith.int_bound import add_bounds
-from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 
 if TYPE_CHECKING:

@@ -232,7 +232,7 @@ def test_conditions_fuzz() -> None:
     rng = random.Random(SEED + 1)
     gen = Generator(rng)
     checked = 0
-    while checked < 1500:
+    while checked < 4000:
         cond = gen.cond(rng.randint(1, 4))
         try:
             truth = np_eval(cond, ENV) != 0
