@@ -220,3 +220,39 @@ def test_artifact_fields() -> None:
     assert artifact.target.num_cores == 1
     assert artifact.error_slots == 1
     assert artifact.function_address() == artifact.function_address() != 0
+
+
+def test_parallel_loop_without_openmp_runs_serially(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tcomp.codegen.llvm.codegen as codegen_module
+
+    monkeypatch.setattr(codegen_module, "openmp_available", lambda: False)
+    n = E.Var("n", "int32")
+    artifact = codegen_llvm(elementwise("serial_par", "float32", n, _add, kind=S.ForKind.PARALLEL))
+    assert not artifact.uses_openmp
+    assert "GOMP_parallel" not in artifact.ll_unopt
+    monkeypatch.undo()
+    from tcomp.runtime import Module
+
+    func = elementwise("serial_par", "float32", n, _add, kind=S.ForKind.PARALLEL)
+    mod = Module(func, artifact)
+    a, b = RNG.random(100, dtype=np.float32), RNG.random(100, dtype=np.float32)
+    c = np.zeros(100, np.float32)
+    mod(a, b, c)
+    np.testing.assert_array_equal(c, a + b)
+
+
+def test_builds_from_several_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def build_and_run(k: int) -> bool:
+        size = 10 + k
+        func = elementwise(f"threaded{k}", "float32", size, _add, kind=S.ForKind.PARALLEL if k % 2 else
+                           S.ForKind.SERIAL)
+        mod = build_module(func)
+        a, b = np.full(size, k, np.float32), np.ones(size, np.float32)
+        c = np.zeros(size, np.float32)
+        mod(a, b, c)
+        return bool(np.all(c == k + 1))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(build_and_run, range(12)))

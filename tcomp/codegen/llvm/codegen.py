@@ -98,14 +98,10 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
         _emit_functions(ctx, func, entry)
     except CodegenError as exc:
         raise CodegenError(f"function {func.name!r}: {exc}") from None
-    tm = toolchain.target_machine(target)
     ctx.module.triple = toolchain.process_triple()
-    ctx.module.data_layout = toolchain.data_layout(tm)
+    ctx.module.data_layout = toolchain.data_layout(toolchain.target_machine(target))
     ll_unopt = str(ctx.module)
-    module = toolchain.parse(ll_unopt, tm)
-    toolchain.optimize(module, tm)
-    ll = str(module)
-    asm = toolchain.assembly(module, tm)
+    ll, asm = toolchain.compile_ir(ll_unopt, target)
     return LLVMArtifact(func.name, entry, target, ll_unopt, ll, asm, tuple(ctx.asserts), use_openmp)
 
 

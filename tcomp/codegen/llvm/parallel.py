@@ -134,8 +134,7 @@ def _emit_body_function(parent: FunctionEmitter, loop: S.For, name: str, buffers
     inner.buffers.update(zip(buffers, args))
     inner.vars.update(zip(variables, args[len(buffers):]))
     inner.loop(loop.loop_var, lo, hi, lambda: inner.emit_stmt(loop.body))
-    inner.builder.ret(T.I32(0))
-    ir.IRBuilder(inner.entry_block).branch(inner._start_block)
+    inner.finish()
     return function
 
 

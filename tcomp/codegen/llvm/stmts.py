@@ -62,6 +62,10 @@ class FunctionEmitter(ExprEmitter):
     # ------------------------------------------------------------------------------------------------ driver
     def emit_body(self, body: S.Stmt) -> None:
         self.emit_stmt(body)
+        self.finish()
+
+    def finish(self) -> None:
+        """Return 0 from where the builder stands and close the entry block."""
         self.builder.ret(T.I32(0))
         ir.IRBuilder(self.entry_block).branch(self._start_block)
 

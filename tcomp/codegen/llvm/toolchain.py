@@ -1,7 +1,9 @@
 """LLVM through llvmlite: target machines, the O3 pipeline, assembly and JIT compilation.
 
 llvmlite 0.50 (LLVM 22) initializes LLVM itself; the native target and assembly printer are registered here once.
-The pipeline is the new pass builder's O3 with loop and SLP vectorization enabled.
+The pipeline is the new pass builder's O3 with loop and SLP vectorization enabled. LLVM's global context is not
+safe for concurrent use, so every call into it here holds one process-wide lock (builds from several Python threads
+serialize their LLVM work; running compiled code does not take the lock).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import llvmlite.binding as llvm
 
 from tcomp.target import Target
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 
 @functools.cache
@@ -36,8 +38,9 @@ def _cached_target_machine(cpu: str, features: str) -> llvm.TargetMachine:
 def new_target_machine(cpu: str, features: str) -> llvm.TargetMachine:
     """A fresh target machine (for a JIT engine, which will own it)."""
     _initialize()
-    llvm_target = llvm.Target.from_triple(process_triple())
-    return llvm_target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
+    with _LOCK:
+        llvm_target = llvm.Target.from_triple(process_triple())
+        return llvm_target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
 
 
 @functools.cache
@@ -53,10 +56,11 @@ def data_layout(tm: llvm.TargetMachine) -> str:
 def parse(ll: str, tm: llvm.TargetMachine) -> llvm.ModuleRef:
     """Parse and verify LLVM IR text, setting the process triple and the machine's data layout."""
     _initialize()
-    module = llvm.parse_assembly(ll)
-    module.triple = process_triple()
-    module.data_layout = data_layout(tm)
-    module.verify()
+    with _LOCK:
+        module = llvm.parse_assembly(ll)
+        module.triple = process_triple()
+        module.data_layout = data_layout(tm)
+        module.verify()
     return module
 
 
@@ -72,18 +76,32 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
 
 
 def assembly(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> str:
-    return str(tm.emit_assembly(module))
+    with _LOCK:
+        return str(tm.emit_assembly(module))
+
+
+def compile_ir(ll_unopt: str, target: Target) -> tuple[str, str]:
+    """Parse, verify and optimize ``ll_unopt`` for ``target``; return the optimized IR text and the assembly."""
+    with _LOCK:
+        tm = target_machine(target)
+        module = parse(ll_unopt, tm)
+        optimize(module, tm)
+        ll = str(module)
+        asm = assembly(module, tm)
+        del module
+    return ll, asm
 
 
 class JITFunction:
     """A compiled module kept alive in an MCJIT engine; ``address`` is the entry function's address."""
 
     def __init__(self, ll: str, entry: str, target: Target) -> None:
-        tm = new_target_machine(target.mcpu, target.features)
-        module = parse(ll, tm)
-        self._engine = llvm.create_mcjit_compiler(module, tm)
-        self._engine.finalize_object()
-        self._engine.run_static_constructors()
-        self.address = int(self._engine.get_function_address(entry))
+        with _LOCK:
+            tm = new_target_machine(target.mcpu, target.features)
+            module = parse(ll, tm)
+            self._engine = llvm.create_mcjit_compiler(module, tm)
+            self._engine.finalize_object()
+            self._engine.run_static_constructors()
+            self.address = int(self._engine.get_function_address(entry))
         if self.address == 0:
             raise RuntimeError(f"the JIT did not produce function {entry!r}")
