@@ -103,3 +103,18 @@ def test_entry_symbol_avoids_c_library_names() -> None:
     mod(x, y)
     np.testing.assert_allclose(y, np.exp(x), rtol=1e-6)
     assert build_module(elementwise("my op-1", "float32", 4, lambda x: x, num_inputs=1)).entry_name == "my_op_1"
+
+
+def test_failed_heap_allocation_raises_kernel_error() -> None:
+    """T holds n * 2**58 floats: n = 4 asks for 2**62 bytes, which no allocator gives."""
+    n = E.Var("n", "int64")
+    A = Buffer("A", (n,), "float32")
+    extent = E.Mul(n, E.IntImm(2**58, "int64"), "int64")
+    huge = Buffer("T", (extent,), "float32", scope="global")
+    i, j = E.Var("i", "int64"), E.Var("j", "int64")
+    rev = E.Sub(E.Sub(n, E.IntImm(1, "int64"), "int64"), j, "int64")
+    body = S.Allocate(huge, S.SeqStmt((loop(i, n, store(huge, load(A, i), i)),
+                                       loop(j, n, store(A, load(huge, rev), j)))))
+    mod = build_module(S.PrimFunc("huge", (A,), body, (n,)))
+    with pytest.raises(KernelError, match=f"cannot allocate {2**62} bytes for buffer 'T'"):
+        mod(np.zeros(4, np.float32))
