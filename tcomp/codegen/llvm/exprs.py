@@ -187,6 +187,8 @@ class ExprEmitter:
             return bld.sub(a, b)
         if kind is E.Mul:
             return bld.mul(a, b)
+        if kind in (E.Div, E.Mod, E.FloorDiv, E.FloorMod) and signed:
+            b = self._safe_divisor(a, b)
         if kind is E.Div:
             return bld.sdiv(a, b) if signed else bld.udiv(a, b)
         if kind is E.Mod:
@@ -202,6 +204,16 @@ class ExprEmitter:
                 return bld.udiv(a, b) if kind is E.FloorDiv else bld.urem(a, b)
             return self._floor_div_mod(kind, a, b)
         raise CodegenError(f"unsupported integer operation {kind.__name__} on {dtype}")
+
+    def _safe_divisor(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        """``b``, or 1 where ``a`` is the minimum value and ``b`` is -1: that quotient overflows (x86 traps on
+        it); with 1 the result is the wrapped value numpy gives (MIN) and the remainder 0. Folds away for
+        constant divisors. Division by zero stays undefined (the division check pass guards against it)."""
+        bld = self.builder
+        elem = a.type.element if isinstance(a.type, ir.VectorType) else a.type
+        minimum = _int_constant(a.type, -(1 << (elem.width - 1)))
+        overflow = bld.and_(bld.icmp_signed("==", a, minimum), bld.icmp_signed("==", b, _int_constant(b.type, -1)))
+        return bld.select(overflow, _int_constant(b.type, 1), b)
 
     def _floor_div_mod(self, kind: type, a: ir.Value, b: ir.Value) -> ir.Value:
         """Python's ``a // b`` and ``a % b``: the truncated results, fixed up when the remainder is nonzero and
@@ -341,3 +353,10 @@ class ExprEmitter:
             element = self.load_scalar(buffer, index, dt.element(dtype))
             result = self.builder.insert_element(result, element, T.I32(lane))
         return result
+
+
+def _int_constant(ty: ir.Type, value: int) -> ir.Constant:
+    """The integer constant ``value`` of type ``ty`` (splatted when ``ty`` is a vector type)."""
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
+    return ir.Constant(ty, value)
