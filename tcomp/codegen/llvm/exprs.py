@@ -62,6 +62,11 @@ class ExprEmitter:
         """Emit ``expr`` and cast the result to ``dtype``."""
         return self.cast(self.emit(expr), expr.dtype, dtype)
 
+    def emit_lanes(self, expr: E.Expr, elem: str, lanes: int) -> ir.Value:
+        """Emit ``expr`` converted to element type ``elem``, a scalar splatted to ``lanes`` lanes."""
+        value = self.emit_as(expr, dt.with_lanes(elem, dt.lanes(expr.dtype)))
+        return self.match_lanes(value, expr.dtype, lanes)
+
     # ------------------------------------------------------------------------------------------------ leaves
     def _imm(self, expr: E.Expr) -> ir.Value:
         assert isinstance(expr, (E.IntImm, E.FloatImm))
@@ -120,14 +125,12 @@ class ExprEmitter:
     def _operands(self, expr: E.BinaryOp) -> tuple[ir.Value, ir.Value, str]:
         """Both operands in the operation's dtype (the operands' common dtype for comparisons)."""
         lanes = max(dt.lanes(expr.a.dtype), dt.lanes(expr.b.dtype))
-        if isinstance(expr, E.CmpOp) or isinstance(expr, (E.And, E.Or)):
+        if isinstance(expr, (E.CmpOp, E.And, E.Or)):
             op_dtype = dt.with_lanes(dt.promote(dt.element(expr.a.dtype), dt.element(expr.b.dtype)), lanes)
         else:
             op_dtype = dt.with_lanes(dt.element(expr.dtype), lanes)
-        a = self.match_lanes(self.emit_as(expr.a, dt.with_lanes(dt.element(op_dtype), dt.lanes(expr.a.dtype))),
-                             expr.a.dtype, lanes)
-        b = self.match_lanes(self.emit_as(expr.b, dt.with_lanes(dt.element(op_dtype), dt.lanes(expr.b.dtype))),
-                             expr.b.dtype, lanes)
+        a = self.emit_lanes(expr.a, dt.element(op_dtype), lanes)
+        b = self.emit_lanes(expr.b, dt.element(op_dtype), lanes)
         return a, b, op_dtype
 
     def _binary(self, expr: E.BinaryOp) -> ir.Value:
@@ -238,12 +241,8 @@ class ExprEmitter:
         assert isinstance(expr, E.Select)
         lanes = dt.lanes(expr.dtype)
         cond = self.emit(expr.condition)
-        true_value = self.match_lanes(self.emit_as(expr.true_value, dt.with_lanes(dt.element(expr.dtype),
-                                                                                   dt.lanes(expr.true_value.dtype))),
-                                      expr.true_value.dtype, lanes)
-        false_value = self.match_lanes(
-            self.emit_as(expr.false_value, dt.with_lanes(dt.element(expr.dtype), dt.lanes(expr.false_value.dtype))),
-            expr.false_value.dtype, lanes)
+        true_value = self.emit_lanes(expr.true_value, dt.element(expr.dtype), lanes)
+        false_value = self.emit_lanes(expr.false_value, dt.element(expr.dtype), lanes)
         return self.builder.select(cond, true_value, false_value)
 
     # ------------------------------------------------------------------------------------------------ casts

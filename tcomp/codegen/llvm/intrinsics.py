@@ -128,8 +128,7 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     lanes = dt.lanes(call.dtype)
     elem = dt.element(call.dtype)
     if op == "abs" and not dt.is_float(elem):
-        value = emitter.match_lanes(emitter.emit_as(call.args[0], dt.with_lanes(elem, dt.lanes(call.args[0].dtype))),
-                                    call.args[0].dtype, lanes)
+        value = emitter.emit_lanes(call.args[0], elem, lanes)
         if not dt.is_signed(elem):
             return value
         ty = value.type
@@ -138,9 +137,6 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     if not dt.is_float(elem):
         raise CodegenError(f"intrinsic {op!r} needs a float dtype, got {call.dtype} in {call}")
     compute = dt.with_lanes("float32" if elem == "float16" else elem, lanes)
-    args = []
-    for arg in call.args:
-        value = emitter.emit_as(arg, dt.with_lanes(dt.element(compute), dt.lanes(arg.dtype)))
-        args.append(emitter.match_lanes(value, arg.dtype, lanes))
+    args = [emitter.emit_lanes(arg, dt.element(compute), lanes) for arg in call.args]
     result = _float_op(emitter, op, args, compute)
     return emitter.cast(result, compute, call.dtype)

@@ -143,9 +143,7 @@ class FunctionEmitter(ExprEmitter):
         index_lanes = dt.lanes(index.dtype)
         lanes = max(dt.lanes(stmt.value.dtype), index_lanes * buffer_lanes)
         value_dtype = dt.with_lanes(dt.element(buffer.dtype), lanes)
-        value = self.match_lanes(
-            self.emit_as(stmt.value, dt.with_lanes(dt.element(buffer.dtype), dt.lanes(stmt.value.dtype))),
-            stmt.value.dtype, lanes)
+        value = self.emit_lanes(stmt.value, dt.element(buffer.dtype), lanes)
         raw = self.to_storage(value, value_dtype)
         if lanes == buffer_lanes:
             ptr = self.element_pointer(buffer, self.index_i64(index))
