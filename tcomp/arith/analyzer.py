@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from tcomp.arith.int_bound import Bounds, to_public
 from tcomp.arith.interval import IntervalSet, eval_interval
+from tcomp.arith.recursion import deep as _deep
 from tcomp.arith.rewrite import Simplifier, make_number
 from tcomp.ir import expr as E
 
@@ -32,17 +33,17 @@ def _can_prove(s: Simplifier, cond: E.Expr) -> bool:
 
 def simplify(e: E.Expr, bounds: Bounds | None = None) -> E.Expr:
     """An equivalent, canonically simplified expression of the same dtype (see ``rewrite.py`` for the rules)."""
-    return Simplifier(bounds)(e)
+    return _deep(lambda: Simplifier(bounds)(e))
 
 
 def const_int_bound(e: E.Expr, bounds: Bounds | None = None) -> tuple[int | None, int | None]:
     """Inclusive constant bounds of an integer or bool expression; ``None`` is unknown on that side."""
-    return _const_int_bound(Simplifier(bounds), e)
+    return _deep(lambda: _const_int_bound(Simplifier(bounds), e))
 
 
 def can_prove(cond: E.Expr, bounds: Bounds | None = None) -> bool:
     """True only when ``cond`` holds for every value of the variables within ``bounds``."""
-    return _can_prove(Simplifier(bounds), cond)
+    return _deep(lambda: _can_prove(Simplifier(bounds), cond))
 
 
 class Analyzer:
@@ -84,16 +85,16 @@ class Analyzer:
         return self._simplifier
 
     def simplify(self, e: E.Expr) -> E.Expr:
-        return self.simplifier(e)
+        return _deep(lambda: self.simplifier(e))
 
     def const_int_bound(self, e: E.Expr) -> tuple[int | None, int | None]:
-        return _const_int_bound(self.simplifier, e)
+        return _deep(lambda: _const_int_bound(self.simplifier, e))
 
     def can_prove(self, cond: E.Expr) -> bool:
-        return _can_prove(self.simplifier, cond)
+        return _deep(lambda: _can_prove(self.simplifier, cond))
 
     def eval_interval(self, e: E.Expr, dom: Mapping[E.Var, IntervalSet]) -> IntervalSet:
-        return eval_interval(e, dom, self._bounds)
+        return _deep(lambda: eval_interval(e, dom, self._bounds))
 
 
 __all__ = ["Analyzer", "Bounds", "can_prove", "const_int_bound", "make_number", "simplify"]

@@ -69,6 +69,18 @@ class Linear:
         return f"Linear({' + '.join(parts)} + {self.const})"
 
 
+def add_terms(terms: dict[MonomialKey, Term], form: Linear, k: int) -> None:
+    """``terms += k * form.terms`` in place (``form`` is not modified)."""
+    for key, term in form.terms.items():
+        old = terms.get(key)
+        coeff = k * term.coeff + (old.coeff if old is not None else 0)
+        if coeff == 0:
+            if old is not None:
+                del terms[key]
+        else:
+            terms[key] = Term(term.atoms, coeff)
+
+
 class LinearForms:
     """Builds, combines and prints linear forms; memoizes the form of each expression it has parsed."""
 

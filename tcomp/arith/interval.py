@@ -30,6 +30,7 @@ from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import int_const
 from tcomp.arith.int_bound import Bounds, ConstIntBound
 from tcomp.arith.keys import ExprKeys
+from tcomp.arith.recursion import deep
 from tcomp.arith.rewrite import Simplifier
 from tcomp.ir import expr as E
 from tcomp.ir.functor import iter_children, uses_var
@@ -296,6 +297,10 @@ def _decide(cls: type, a: IntervalSet, b: IntervalSet, s: Simplifier) -> bool | 
 
 def eval_interval(e: E.Expr, dom: Mapping[E.Var, IntervalSet], bounds: Bounds | None = None) -> IntervalSet:
     """The interval of values ``e`` takes when each variable of ``dom`` ranges over its interval."""
+    return deep(lambda: _eval_interval(e, dom, bounds))
+
+
+def _eval_interval(e: E.Expr, dom: Mapping[E.Var, IntervalSet], bounds: Bounds | None) -> IntervalSet:
     base = dict(bounds) if bounds is not None else {}
     extended: dict[E.Var, tuple[int, int]] = dict(base)
     outer = ConstIntBound(base)

@@ -109,28 +109,34 @@ def same_tree(a: E.Expr, b: E.Expr) -> bool:
     """Exact equality of two arithmetic trees (variables by identity), without building keys.
 
     Handles constants, variables and the arithmetic/logic nodes; any other node is equal only to itself.
+    Iterative, so deep sums compare without recursion.
     """
-    if a is b:
-        return True
-    if type(a) is not type(b) or a.dtype != b.dtype:
-        return False
-    if isinstance(a, E.BinaryOp):
-        assert isinstance(b, E.BinaryOp)
-        return same_tree(a.a, b.a) and same_tree(a.b, b.b)
-    if isinstance(a, (E.IntImm, E.FloatImm)):
-        assert isinstance(b, (E.IntImm, E.FloatImm))
-        return a.value == b.value
-    if isinstance(a, E.Select):
-        assert isinstance(b, E.Select)
-        return (
-            same_tree(a.condition, b.condition)
-            and same_tree(a.true_value, b.true_value)
-            and same_tree(a.false_value, b.false_value)
-        )
-    if isinstance(a, E.Not):
-        assert isinstance(b, E.Not)
-        return same_tree(a.a, b.a)
-    if isinstance(a, E.Cast):
-        assert isinstance(b, E.Cast)
-        return same_tree(a.value, b.value)
-    return False
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if type(x) is not type(y) or x.dtype != y.dtype:
+            return False
+        if isinstance(x, E.BinaryOp):
+            assert isinstance(y, E.BinaryOp)
+            stack.append((x.b, y.b))
+            stack.append((x.a, y.a))
+        elif isinstance(x, (E.IntImm, E.FloatImm)):
+            assert isinstance(y, (E.IntImm, E.FloatImm))
+            if x.value != y.value:
+                return False
+        elif isinstance(x, E.Select):
+            assert isinstance(y, E.Select)
+            stack.append((x.condition, y.condition))
+            stack.append((x.true_value, y.true_value))
+            stack.append((x.false_value, y.false_value))
+        elif isinstance(x, E.Not):
+            assert isinstance(y, E.Not)
+            stack.append((x.a, y.a))
+        elif isinstance(x, E.Cast):
+            assert isinstance(y, E.Cast)
+            stack.append((x.value, y.value))
+        else:
+            return False
+    return True

@@ -36,7 +36,7 @@ import numpy as np
 
 from tcomp.arith import divmod as dm
 from tcomp.arith import dtypes as dt
-from tcomp.arith.canonical import Linear, LinearForms, int_const
+from tcomp.arith.canonical import Linear, LinearForms, MonomialKey, Term, add_terms, int_const
 from tcomp.arith.int_bound import Bound, Bounds, ConstIntBound, add_bounds, compare_bound, mul_bounds
 from tcomp.arith.keys import ExprKeys, same_tree
 from tcomp.arith.vector import vector_binary
@@ -45,6 +45,7 @@ from tcomp.ir.functor import Mutator, substitute
 
 _MEMO_LIMIT = 200_000
 _NOT_FOLDED = (E.IntImm, E.FloatImm, E.Add, E.Sub, E.Mul)
+_RING = (E.Add, E.Sub, E.Mul)
 _FLIP = {E.GT: E.LT, E.GE: E.LE, E.LT: E.LT, E.LE: E.LE, E.EQ: E.EQ, E.NE: E.NE}
 _NEGATE = {E.LT: E.GE, E.LE: E.GT, E.GT: E.LE, E.GE: E.LT, E.EQ: E.NE, E.NE: E.EQ}
 
@@ -176,6 +177,10 @@ class Simplifier(Mutator):
     # -- binary operators -----------------------------------------------------------------------------------------
 
     def visit_BinaryOp(self, e: E.BinaryOp) -> E.Expr:
+        if isinstance(e, _RING) and dt.is_scalar_int(e.dtype):
+            lin = self.lin
+            result = lin.to_expr(lin.merge_divmod(self._linear_tree(e)))
+            return e if same_tree(result, e) else result
         a, b = self.visit(e.a), self.visit(e.b)
         result = self._binary(type(e), a, b, e.dtype)
         unchanged = a is e.a and b is e.b
@@ -186,6 +191,37 @@ class Simplifier(Mutator):
         if unchanged:
             return e
         return type(e)(a, b, e.dtype)
+
+    def _linear_tree(self, e: E.Expr) -> Linear:
+        """The linear form of the ``+ - *`` tree rooted at ``e``, gathered in one pass (linear in the tree's size):
+        only the atoms at its leaves are simplified, intermediate sums are never built."""
+        terms: dict[MonomialKey, Term] = {}
+        const = 0
+        stack: list[tuple[E.Expr, int]] = [(e, 1)]
+        while stack:
+            node, k = stack.pop()
+            if k == 0:
+                continue
+            if isinstance(node, E.IntImm):
+                const += k * node.value
+            elif isinstance(node, E.Add):
+                stack.append((node.b, k))
+                stack.append((node.a, k))
+            elif isinstance(node, E.Sub):
+                stack.append((node.b, -k))
+                stack.append((node.a, k))
+            elif isinstance(node, E.Mul) and isinstance(node.b, E.IntImm):
+                stack.append((node.a, k * node.b.value))
+            elif isinstance(node, E.Mul) and isinstance(node.a, E.IntImm):
+                stack.append((node.b, k * node.a.value))
+            else:
+                if isinstance(node, E.Mul):
+                    form = self.lin.mul(self._linear_tree(node.a), self._linear_tree(node.b))
+                else:
+                    form = self.lin.of(self.visit(node))
+                const += k * form.const
+                add_terms(terms, form, k)
+        return Linear(e.dtype, terms, const)
 
     def _binary(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr, dtype: str) -> E.Expr | None:
         operand = a.dtype
@@ -214,13 +250,6 @@ class Simplifier(Mutator):
         return self._identities(cls, a, b, x, y)
 
     def _integer(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
-        lin = self.lin
-        if cls is E.Add:
-            return lin.to_expr(lin.merge_divmod(lin.add(lin.of(a), lin.of(b))))
-        if cls is E.Sub:
-            return lin.to_expr(lin.merge_divmod(lin.add(lin.of(a), lin.of(b), -1)))
-        if cls is E.Mul:
-            return lin.to_expr(lin.merge_divmod(lin.mul(lin.of(a), lin.of(b))))
         if cls is E.FloorDiv:
             return dm.floordiv(self, a, b)
         if cls is E.FloorMod:
