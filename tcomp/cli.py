@@ -1,0 +1,43 @@
+"""The ``tcomp`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tcomp.demo import run_demo
+
+    run_demo(size=args.size)
+    return 0
+
+
+def _cmd_target(args: argparse.Namespace) -> int:
+    from tcomp.target import Target
+
+    target = Target.parse(args.target)
+    print(target)
+    print(f"cpu: {target.mcpu}, cores: {target.num_cores}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="build a hand-scheduled matmul and compare it with numpy")
+    demo.add_argument("--size", type=int, default=512, help="matrix size (default 512)")
+    demo.set_defaults(func=_cmd_demo)
+    target = sub.add_parser("target", help="show how a target string is understood on this machine")
+    target.add_argument("target", nargs="?", default="llvm")
+    target.set_defaults(func=_cmd_target)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
