@@ -6,7 +6,8 @@ the result has at most ``EXPAND_LIMIT`` terms, otherwise the product stays one a
 
 ``to_expr`` prints the form in a deterministic order: higher degree first, then larger ``|k|``, then by the atoms'
 names; positive terms are added, negative ones subtracted, the constant comes last. ``merge_divmod`` rewrites
-``k*c*(x // c) + k*(x % c)`` to ``k*x`` (for a positive constant ``c``), the identity behind split and fuse.
+``k*c*(x // c) + k*(x % c)`` to ``k*x`` (for a positive constant ``c``), the identity behind split and fuse, also
+through nested splits (``(x//8)*8 + (x%8)//4*4 + x%4 -> x``), and ``k*x - k*c*(x // c)`` to ``k*(x % c)``.
 
 Constants are wrapped to the dtype's range when they are turned back into ``IntImm`` nodes.
 """
@@ -168,34 +169,67 @@ class LinearForms:
     # -- rewrites -------------------------------------------------------------------------------------------------
 
     def merge_divmod(self, lin: Linear) -> Linear:
-        """``k*c*(x // c) + k*(x % c)`` -> ``k*x`` for every matching pair of terms (``c`` a positive constant)."""
-        divs: dict[tuple[int, int], tuple[MonomialKey, Term]] = {}
-        mods: list[tuple[MonomialKey, Term]] = []
+        """``k*c*(y // c) + k*(x % c) -> k*y`` where ``y`` is ``x``, or ``x % m`` with ``c`` dividing ``m`` (then
+        ``y % c == x % c``); repeated while pairs match, so ``(x//8)*8 + (x%8)//4*4 + x%4 -> x``."""
+        result = lin
+        while True:
+            pair = self._divmod_pair(result)
+            if pair is None:
+                return self._recover_mod(result)
+            div_key, mod_key, y, k = pair
+            terms = dict(result.terms)
+            del terms[div_key]
+            del terms[mod_key]
+            result = self.add(Linear(result.dtype, terms, result.const), self.scale(self.of(y), k))
+
+    def _recover_mod(self, lin: Linear) -> Linear:
+        """``k*x - k*c*(x // c) -> k*(x % c)`` for an atom ``x`` and a positive constant ``c``."""
+        result = lin
+        for key, term in lin.terms.items():
+            if len(term.atoms) != 1 or not isinstance(term.atoms[0], E.FloorDiv):
+                continue
+            atom = term.atoms[0]
+            if not isinstance(atom.b, E.IntImm) or atom.b.value <= 0 or term.coeff % atom.b.value != 0:
+                continue
+            x_key = (self.keys.key(atom.a),)
+            x_term = result.terms.get(x_key)
+            if x_term is None or key not in result.terms or x_term.coeff * atom.b.value != -term.coeff:
+                continue
+            terms = dict(result.terms)
+            del terms[key]
+            del terms[x_key]
+            mod = E.FloorMod(atom.a, atom.b, atom.dtype)
+            result = self.add(Linear(result.dtype, terms, result.const), self.scale(self.atom(mod), x_term.coeff))
+        return result
+
+    def _divmod_pair(self, lin: Linear) -> tuple[MonomialKey, MonomialKey, E.Expr, int] | None:
+        mods: dict[tuple[int, int], tuple[MonomialKey, Term]] = {}
+        divs: list[tuple[MonomialKey, Term, E.FloorDiv]] = []
         for key, term in lin.terms.items():
             if len(term.atoms) != 1:
                 continue
             atom = term.atoms[0]
-            if isinstance(atom, (E.FloorDiv, E.FloorMod)) and isinstance(atom.b, E.IntImm) and atom.b.value > 0:
-                if isinstance(atom, E.FloorDiv):
-                    divs[(self.keys.key(atom.a), atom.b.value)] = (key, term)
-                else:
-                    mods.append((key, term))
-        if not mods or not divs:
-            return lin
-        result = lin
-        for mod_key, mod_term in mods:
-            atom = mod_term.atoms[0]
-            assert isinstance(atom, E.FloorMod) and isinstance(atom.b, E.IntImm)
-            c = atom.b.value
-            match = divs.pop((self.keys.key(atom.a), c), None)
-            if match is None or match[1].coeff != mod_term.coeff * c:
+            if not isinstance(atom, (E.FloorDiv, E.FloorMod)) or not isinstance(atom.b, E.IntImm):
                 continue
-            terms = dict(result.terms)
-            del terms[mod_key]
-            del terms[match[0]]
-            rest = Linear(result.dtype, terms, result.const)
-            result = self.add(rest, self.scale(self.of(atom.a), mod_term.coeff))
-        return result
+            if atom.b.value <= 0:
+                continue
+            if isinstance(atom, E.FloorMod):
+                mods[(self.keys.key(atom.a), atom.b.value)] = (key, term)
+            else:
+                divs.append((key, term, atom))
+        if not mods or not divs:
+            return None
+        for div_key, div_term, atom in divs:
+            assert isinstance(atom.b, E.IntImm)
+            c, y = atom.b.value, atom.a
+            bases = [self.keys.key(y)]
+            if isinstance(y, E.FloorMod) and isinstance(y.b, E.IntImm) and y.b.value > 0 and y.b.value % c == 0:
+                bases.append(self.keys.key(y.a))
+            for base in bases:
+                match = mods.get((base, c))
+                if match is not None and div_term.coeff == match[1].coeff * c:
+                    return div_key, match[0], y, match[1].coeff
+        return None
 
     # -- printing -------------------------------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ Rules (values are mathematical integers; overflow of the machine type is not mod
 - constants are points; a ``Var`` takes its bound from the caller's ``bounds`` (intersected with its dtype range);
   an unbounded 32/64-bit signed value is ``(-inf, inf)``, unsigned values are ``>= 0``, bool is ``[0, 1]`` and
   narrow integers (8/16 bits) their dtype range;
-- ``+ - *`` use interval arithmetic; for types that wrap (unsigned, or narrower than 32 bits) a result that leaves the
-  type's range becomes the whole range (32/64-bit signed index arithmetic is assumed not to overflow);
+- ``+ - *`` use interval arithmetic (``x * x`` is never negative); for types that wrap (unsigned, or narrower than
+  32 bits) a result that leaves the type's range becomes the whole range (32/64-bit signed index arithmetic is assumed
+  not to overflow);
 - ``min``/``max`` are monotone; ``select`` is the union of its branches (or one branch when the condition's bound
   decides it);
 - ``//`` (floor) and truncating ``/`` take the extreme corners over the divisor range with zero removed (division by
@@ -27,6 +28,7 @@ import math
 from collections.abc import Mapping
 
 from tcomp.arith import dtypes as dt
+from tcomp.arith.keys import same_tree
 from tcomp.ir import expr as E
 
 NEG_INF = float("-inf")
@@ -81,6 +83,16 @@ def neg_bound(a: Bound) -> Bound:
 def mul_bounds(a: Bound, b: Bound) -> Bound:
     corners = [_mul(a[0], b[0]), _mul(a[0], b[1]), _mul(a[1], b[0]), _mul(a[1], b[1])]
     return (min(corners), max(corners))
+
+
+def square_bound(a: Bound) -> Bound:
+    """Bound of ``x * x`` for ``x`` in ``a`` (never negative)."""
+    lo, hi = a
+    if lo >= 0:
+        return (_mul(lo, lo), _mul(hi, hi))
+    if hi <= 0:
+        return (_mul(hi, hi), _mul(lo, lo))
+    return (0, max(_mul(lo, lo), _mul(hi, hi)))
 
 
 def floordiv_const(a: Bound, c: int) -> Bound:
@@ -266,6 +278,8 @@ class ConstIntBound:
                 result = add_bounds(a, b)
             elif cls is E.Sub:
                 result = add_bounds(a, neg_bound(b))
+            elif e.a is e.b or same_tree(e.a, e.b):
+                result = square_bound(a)
             else:
                 result = mul_bounds(a, b)
             if dt.wraps(e.dtype) and not _fits(result, e.dtype):

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tcomp.arith import dtypes as dt
-from tcomp.arith.canonical import int_const
+from tcomp.arith.canonical import Linear, MonomialKey, Term, add_terms, int_const
 from tcomp.arith.int_bound import Bounds, ConstIntBound
 from tcomp.arith.keys import ExprKeys
 from tcomp.arith.recursion import deep
@@ -166,8 +166,52 @@ class _IntervalEval:
             return self.eval(e.body)
         return IntervalSet.everything()
 
+    def _linear(self, e: E.BinaryOp) -> IntervalSet | None:
+        """A sum of monomials, term by term (one pass, however long the sum): terms without a domain variable go to
+        both ends unchanged; each other term contributes the end of its interval that its coefficient's sign picks."""
+        lin = self.s.lin.of(e)
+        single = next(iter(lin.terms.values())) if len(lin.terms) == 1 else None
+        if single is not None and single.coeff == 1 and lin.const == 0 and single.atoms[-1] is e:
+            return None  # a product kept whole (too large to expand): evaluate it as a binary node
+        forms = self.s.lin
+        low: dict[MonomialKey, Term] | None = {}
+        high: dict[MonomialKey, Term] | None = {}
+        const_lo = const_hi = lin.const
+        for key, term in lin.terms.items():
+            if not any(self.uses_dom(atom) for atom in term.atoms):
+                fixed = Linear(e.dtype, {key: term}, 0)
+                for side in (low, high):
+                    if side is not None:
+                        add_terms(side, fixed, 1)
+                continue
+            interval = self.eval(term.atoms[0])
+            for atom in term.atoms[1:]:
+                interval = self._mul(interval, self.eval(atom))
+            ends = (interval.min, interval.max) if term.coeff > 0 else (interval.max, interval.min)
+            if low is not None:
+                if ends[0] is None:
+                    low = None
+                else:
+                    part = forms.of(self.s(ends[0]))
+                    const_lo += term.coeff * part.const
+                    add_terms(low, part, term.coeff)
+            if high is not None:
+                if ends[1] is None:
+                    high = None
+                else:
+                    part = forms.of(self.s(ends[1]))
+                    const_hi += term.coeff * part.const
+                    add_terms(high, part, term.coeff)
+        lo = None if low is None else forms.to_expr(Linear(e.dtype, low, const_lo))
+        hi = None if high is None else forms.to_expr(Linear(e.dtype, high, const_hi))
+        return self.make(lo, hi)
+
     def _binary(self, e: E.BinaryOp) -> IntervalSet:
         cls = type(e)
+        if cls in (E.Add, E.Sub, E.Mul) and dt.is_scalar_int(e.dtype):
+            result = self._linear(e)
+            if result is not None:
+                return result
         if issubclass(cls, E.CmpOp) or cls is E.And or cls is E.Or:
             return self._boolean(e)
         a, b = self.eval(e.a), self.eval(e.b)

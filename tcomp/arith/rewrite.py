@@ -291,7 +291,7 @@ class Simplifier(Mutator):
         if bb[1] <= ba[0]:
             return b if is_min else a
         if dt.is_index(a.dtype):
-            lo, hi = self.lin_bound(self.lin.add(self.lin.of(a), self.lin.of(b), -1))
+            lo, hi = self.lin_bound(self.lin.merge_divmod(self.lin.add(self.lin.of(a), self.lin.of(b), -1)))
             if hi <= 0:
                 return a if is_min else b
             if lo >= 0:
@@ -307,7 +307,7 @@ class Simplifier(Mutator):
 
     def _compare(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
         lin = self.lin
-        diff = lin.add(lin.of(a), lin.of(b), -1)
+        diff = lin.merge_divmod(lin.add(lin.of(a), lin.of(b), -1))
         decided = compare_bound(cls, self.lin_bound(diff), (0, 0))
         if decided[0] == decided[1]:
             return E.IntImm(int(decided[0]), "bool")
