@@ -115,6 +115,27 @@ class Target:
         parts.extend(self.mattr)
         return ",".join(p for p in parts if p)
 
+    def has_feature(self, name: str) -> bool:
+        """Whether the CPU feature ``name`` (``"avx512f"``, ``"fma"`` ...) is enabled; the last mention wins."""
+        enabled = False
+        for item in self.features.split(","):
+            if item[1:] == name:
+                enabled = item.startswith("+")
+        return enabled
+
+    @property
+    def vector_bits(self) -> int:
+        """The widest SIMD register in bits: 512 with AVX-512, 256 with AVX, else 128."""
+        if self.has_feature("avx512f"):
+            return 512
+        if self.has_feature("avx"):
+            return 256
+        return 128
+
+    @property
+    def vector_registers(self) -> int:
+        return 32 if self.has_feature("avx512f") else 16
+
     def __str__(self) -> str:
         words = [self.kind]
         if self.kind == "llvm":

@@ -36,6 +36,9 @@ class Reducer:
         where: Any = None,
         init: Any = None,
     ) -> Expr:
+        if not isinstance(axis, (IterVar, list, tuple)):
+            # ``te.max(a, b)``: the combiner applied elementwise, as in TVM
+            return convert(self.fcombine(*_unify_pair(expr, axis)))
         source = convert(expr)
         axes = (axis,) if isinstance(axis, IterVar) else tuple(axis)
         if not axes:
@@ -51,6 +54,12 @@ class Reducer:
         condition = None if where is None else convert(where)
         init_value = None if init is None else cast(convert(init), dtype)
         return Reduce(combiner, source, axes, condition, dtype, init_value)
+
+
+def _unify_pair(a: Any, b: Any) -> tuple[Expr, Expr]:
+    from tcomp.ir.expr import _convert_pair
+
+    return _convert_pair(a, b)
 
 
 def comm_reducer(

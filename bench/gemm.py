@@ -1,0 +1,88 @@
+"""float32 GEMM: tcomp's default schedule and hand schedule against numpy (OpenBLAS), all in the same run.
+
+Prints GFLOP/s (from the min and the median of the repeats), the ratio to numpy and the share of this CPU's fp32
+FMA peak. tcomp's figures come from the code tcomp generates; numpy is only the reference.
+
+    python bench/gemm.py [--size 1024] [--repeat 10] [--skip-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Timing, fp32_peak_gflops, print_table, time_callable  # noqa: E402
+
+import tcomp  # noqa: E402
+from tcomp import te  # noqa: E402
+from tcomp.ops.matmul_cpu import choose_blocking, packed_matmul  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--skip-default", action="store_true", help="skip the (slow) default schedule")
+    args = parser.parse_args()
+    M = N = K = args.size
+    flops = 2.0 * M * N * K
+    rng = np.random.default_rng(0)
+    a = rng.random((M, K), dtype=np.float32)
+    b = rng.random((K, N), dtype=np.float32)
+    expected = a @ b
+    peak = fp32_peak_gflops()
+    target = tcomp.Target.current_host()
+    print(f"GEMM {M}x{N}x{K} float32 on {target}")
+    print(f"hand-schedule blocking: {choose_blocking(M, N, K, target)}")
+
+    results: dict[str, Timing] = {}
+    if not args.skip_default:
+        A = te.placeholder((M, K), name="A")
+        B = te.placeholder((K, N), name="B")
+        k = te.reduce_axis((0, K), name="k")
+        C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+        default = tcomp.build(tcomp.create_schedule(C), [A, B, C])
+        c = np.zeros((M, N), dtype=np.float32)
+        default(a, b, c)
+        np.testing.assert_allclose(c, expected, rtol=1e-3)
+        results["tcomp default schedule"] = Timing.of(default.time_evaluator(number=1, repeat=3)(a, b, c).results)
+
+    s, tensors = packed_matmul(M, N, K, target=target)
+    hand = tcomp.build(s, tensors)
+    c = np.zeros((M, N), dtype=np.float32)
+    hand(a, b, c)
+    np.testing.assert_allclose(c, expected, rtol=1e-3)
+    out = np.empty((M, N), dtype=np.float32)
+    # interleave tcomp and numpy repeats so both see the same machine state
+    hand_times, numpy_times = [], []
+    evaluator = hand.time_evaluator(number=3, repeat=1)
+    for _ in range(args.repeat):
+        hand_times.extend(evaluator(a, b, c).results)
+        numpy_times.append(time_callable(lambda: np.matmul(a, b, out=out), repeat=1, number=3).min)
+    results["tcomp hand schedule"] = Timing.of(hand_times)
+    reference = Timing.of(numpy_times)
+    results["numpy (OpenBLAS)"] = reference
+
+    rows = []
+    for label, t in results.items():
+        gflops_min, gflops_med = flops / t.min / 1e9, flops / t.median / 1e9
+        share = f"{100 * gflops_min / peak:.0f}%" if peak else "n/a"
+        rows.append(
+            [label, f"{t.min * 1e3:.2f}", f"{t.median * 1e3:.2f}", f"{gflops_min:.1f}", f"{gflops_med:.1f}",
+             f"{reference.min / t.min:.2f}", f"{reference.median / t.median:.2f}", share]
+        )
+    print_table(
+        ["", "min ms", "median ms", "GFLOP/s(min)", "GFLOP/s(med)", "x numpy(min)", "x numpy(med)", "% peak"], rows
+    )
+    if peak:
+        print(f"fp32 FMA peak on all cores (shared/tools/fma_peak.sh, 256-bit FMA): {peak:.1f} GFLOP/s")
+        if target.vector_bits > 256:
+            print("note: this CPU has 512-bit vectors, so its real peak can be up to twice the 256-bit figure")
+
+
+if __name__ == "__main__":
+    main()
