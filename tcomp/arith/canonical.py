@@ -250,6 +250,8 @@ class LinearForms:
 
     def _build(self, lin: Linear) -> E.Expr:
         dtype = lin.dtype
+        if not lin.terms:
+            return int_const(lin.const, dtype)
         terms = self.sorted_terms(lin)
         positive = [t for t in terms if t.coeff > 0]
         negative = [t for t in terms if t.coeff < 0]
@@ -264,11 +266,9 @@ class LinearForms:
             if const > 0:
                 result = E.IntImm(const, dtype)
                 const = 0
-            elif negative:
+            else:
                 first = negative.pop(0)
                 result = self._term_expr(first.atoms, first.coeff, dtype)
-            else:
-                return E.IntImm(const, dtype)
         for term in negative:
             result = E.Sub(result, self._term_expr(term.atoms, -term.coeff, dtype), dtype)
         if const > 0:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from tcomp.arith import IntervalSet, can_prove, const_int_bound, eval_interval, evaluate, simplify
+from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.expr import Var, const
 from tcomp.ir.functor import free_vars
@@ -71,10 +72,20 @@ class DivisionByZero(Exception):
     pass
 
 
+def _wrap(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Two's-complement wrap to ``dtype`` for the types whose arithmetic wraps (narrow or unsigned)."""
+    if dt.is_bool(dtype):
+        return (values != 0).astype(np.int64)
+    if dt.is_int(dtype) and (not dt.is_signed(dtype) or dt.bits(dtype) < 32):
+        return values.astype(dt.to_numpy(dtype)).astype(np.int64)
+    return values
+
+
 def np_eval(e: E.Expr, env: dict[Var, np.ndarray]) -> np.ndarray:
-    """Evaluate a scalar integer/bool expression on arrays of variable values (broadcast to the grid)."""
+    """Evaluate a scalar integer/bool expression on arrays of variable values (one array per variable, all of the
+    same shape). Index types (32/64-bit signed) use mathematical integers; narrow and unsigned types wrap."""
     if isinstance(e, E.IntImm):
-        return np.full(GRID[0].shape, e.value, dtype=np.int64)
+        return np.full(next(iter(env.values())).shape, e.value, dtype=np.int64)
     if isinstance(e, E.Var):
         return env[e]
     if isinstance(e, E.BinaryOp):
@@ -83,13 +94,16 @@ def np_eval(e: E.Expr, env: dict[Var, np.ndarray]) -> np.ndarray:
             if np.any(b == 0):
                 raise DivisionByZero
         result = _BINARY[type(e)](a, b)
-        return result.astype(np.int64)
+        return _wrap(result.astype(np.int64), e.dtype)
     if isinstance(e, E.Not):
         return np.logical_not(np_eval(e.a, env)).astype(np.int64)
     if isinstance(e, E.Select):
         return np.where(np_eval(e.condition, env) != 0, np_eval(e.true_value, env), np_eval(e.false_value, env))
     if isinstance(e, E.Cast):
-        return np_eval(e.value, env)
+        value = np_eval(e.value, env)
+        if dt.is_bool(e.dtype) or dt.bits(e.dtype) < 64:
+            return value.astype(dt.to_numpy(e.dtype)).astype(np.int64)
+        return value
     raise TypeError(f"cannot evaluate {type(e).__name__}")
 
 
@@ -97,24 +111,43 @@ def np_eval(e: E.Expr, env: dict[Var, np.ndarray]) -> np.ndarray:
 
 
 class Generator:
-    def __init__(self, rng: random.Random) -> None:
+    """Random expressions of one integer ``dtype`` over ``variables`` (values in ``env``)."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        variables: tuple[Var, ...] = VARS,
+        env: dict[Var, np.ndarray] | None = None,
+        dtype: str = "int32",
+    ) -> None:
         self.rng = rng
+        self.variables = variables
+        self.env = env if env is not None else ENV
+        self.dtype = dtype
+
+    def const(self, value: int) -> E.Expr:
+        lo, hi = dt.min_value(self.dtype), dt.max_value(self.dtype)
+        if not lo <= value <= hi:
+            value = abs(value) if lo <= abs(value) <= hi else 1
+        return E.make_const(value, self.dtype)
 
     def leaf(self) -> E.Expr:
         if self.rng.random() < 0.65:
-            return self.rng.choice(VARS)
-        return const(self.rng.randint(-6, 8))
+            return self.rng.choice(self.variables)
+        if self.dtype != "int32" and self.rng.random() < 0.3:
+            return self.const(self.rng.choice([100, 127, 128, 200, 255, -100, -128, 1000, 32767]))
+        return self.const(self.rng.randint(-6, 8))
 
     def divisor(self, depth: int) -> E.Expr:
         if self.rng.random() < 0.8:
-            return const(self.rng.choice([1, 2, 3, 4, 4, 8, 16, 5, -2, -3]))
+            return self.const(self.rng.choice([1, 2, 3, 4, 4, 8, 16, 5, -2, -3]))
         candidate = self.expr(depth)
         try:
-            values = np_eval(candidate, ENV)
+            values = np_eval(candidate, self.env)
         except DivisionByZero:
             values = np.zeros(1)
         if np.any(values == 0):
-            return const(self.rng.choice([2, 4, -3]))
+            return self.const(self.rng.choice([2, 4, -3]))
         return candidate
 
     def cond(self, depth: int) -> E.Expr:
@@ -141,8 +174,19 @@ class Generator:
         if op in (E.FloorDiv, E.FloorMod, E.Div, E.Mod):
             return E.binary(op, self.expr(depth - 1), self.divisor(depth - 2))
         if op is E.Mul and self.rng.random() < 0.6:
-            return E.binary(op, self.expr(depth - 1), const(self.rng.randint(-4, 8)))
+            return E.binary(op, self.expr(depth - 1), self.const(self.rng.randint(-4, 8)))
+        if self.dtype == "int32" and self.rng.random() < 0.05:
+            return self.cast_chain(depth)
         return E.binary(op, self.expr(depth - 1), self.expr(depth - 1))
+
+    def cast_chain(self, depth: int) -> E.Expr:
+        """Casts through other integer types and back (narrowing ones wrap)."""
+        inner = self.expr(depth - 1)
+        middle = self.rng.choice(["int8", "uint8", "int16", "int64", "int64", "bool"])
+        through = E.cast(inner, middle)
+        if middle == "int64" and self.rng.random() < 0.5:
+            through = E.binary(E.Add, through, 1)
+        return E.cast(through, self.dtype)
 
     def pattern(self, depth: int) -> E.Expr:
         """Shapes that the index rules target, with random parts."""
@@ -168,7 +212,7 @@ class Generator:
         while True:
             e = self.expr(self.rng.randint(1, 5))
             try:
-                values = np_eval(e, ENV)
+                values = np_eval(e, self.env)
             except DivisionByZero:
                 continue
             if np.all(np.abs(values) < LIMIT):
@@ -293,3 +337,36 @@ def _size(e: E.Expr) -> int:
 
     post_order_visit(e, visit)
     return count
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint32"])
+def test_wrapping_types_fuzz(dtype: str) -> None:
+    """Narrow and unsigned integers wrap: simplify and can_prove must respect two's-complement semantics."""
+    rng = random.Random(SEED + 100 + dt.bits(dtype))
+    a, b = Var("a", dtype), Var("b", dtype)
+    lo, hi = int(dt.min_value(dtype)), int(dt.max_value(dtype))
+    a_range = (lo, min(hi, lo + 255))
+    b_start = rng.randint(lo, max(lo, min(hi, 1 << 20) - 16))
+    b_range = (b_start, b_start + 15)
+    if dtype == "uint32":
+        a_range = (hi - 200, hi)
+    grid = np.meshgrid(
+        np.arange(a_range[0], a_range[1] + 1, dtype=np.int64),
+        np.arange(b_range[0], b_range[1] + 1, dtype=np.int64),
+        indexing="ij",
+    )
+    env = {a: grid[0], b: grid[1]}
+    bounds = {a: a_range, b: b_range}
+    gen = Generator(rng, (a, b), env, dtype)
+    for _ in range(400):
+        e, values = gen.fresh()
+        simple = simplify(e, bounds)
+        assert simple.dtype == e.dtype
+        assert np.array_equal(np_eval(simple, env), values), f"simplify({e}) = {simple} differs"
+        low, high = const_int_bound(e, bounds)
+        assert low is None or low <= values.min(), f"const_int_bound({e}) = {low, high}"
+        assert high is None or high >= values.max(), f"const_int_bound({e}) = {low, high}"
+        k = int(values.min()) if rng.random() < 0.5 else int(values.max())
+        cond = E.binary(rng.choice([E.LT, E.LE, E.GE, E.GT]), e, E.make_const(k, dtype))
+        if can_prove(cond, bounds):
+            assert np.all(np_eval(cond, env) != 0), f"can_prove({cond}) but it fails somewhere"
