@@ -11,12 +11,14 @@ from dataclasses import dataclass, fields, replace
 class Settings:
     """``verify_ir``: run the loop-IR verifier after every pass. ``dump_ir``: print the function after every pass.
     ``check_bounds``: build in checked mode (every access verifies its indices). ``build_cache``: reuse the code of a
-    structurally equal function built before."""
+    structurally equal function built before. ``thread_wait_policy``: ``OMP_WAIT_POLICY`` for libgomp's pool, applied
+    when the pool is first loaded (the user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins)."""
 
     verify_ir: bool = False
     dump_ir: bool = False
     check_bounds: bool = False
     build_cache: bool = True
+    thread_wait_policy: str = "PASSIVE"  # what idle threads of the parallel-loop pool do: PASSIVE sleeps, ACTIVE spins
 
 
 _current = Settings()
@@ -27,7 +29,7 @@ def current() -> Settings:
 
 
 @contextlib.contextmanager
-def override(**changes: bool) -> Iterator[Settings]:
+def override(**changes: object) -> Iterator[Settings]:
     """Temporarily change settings: ``with tcomp.config.override(verify_ir=True): ...``."""
     global _current
     names = {f.name for f in fields(Settings)}
@@ -42,7 +44,7 @@ def override(**changes: bool) -> Iterator[Settings]:
         _current = previous
 
 
-def set_settings(**changes: bool) -> None:
+def set_settings(**changes: object) -> None:
     """Change settings for the rest of the process."""
     global _current
     _current = replace(_current, **changes)
