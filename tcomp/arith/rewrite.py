@@ -7,15 +7,8 @@ Every node's children are simplified first (memoized by object identity); then t
 - scalar integer ``+ - *`` go through the canonical linear form (``canonical.py``): like terms combine, constants
   gather, ``c*(x // c) + x % c`` becomes ``x``, and the result prints in a deterministic order;
 - integer ``// % Div Mod``: the rules of ``divmod.py``;
-- ``min``/``max``: decided by the operands' bounds or by the bound of their difference (so
-  ``min(x + 1, x + 3) -> x + 1``), nested constants merge, constants go second;
-- integer comparisons: the bound of ``a - b`` decides them; otherwise they are rewritten to a canonical
-  ``lhs op rhs`` (``>``/``>=`` flipped to ``<``/``<=``, positive terms left, negative terms right, the constant on the
-  side where it is positive, a common factor of the coefficients divided out: ``x*4 < 8 -> x < 2``; and
-  ``g*q + r < 0 -> q + k < 0`` when ``r`` stays in ``[k*g, k*g + g)``: ``i*4 + j < n*4 -> i < n`` for ``j`` in
-  ``[0, 3]``);
-- ``&& || !`` with constants, ``x && x -> x``, ``!!x -> x``, ``!(a < b) -> b <= a`` on integers; two constant limits
-  on one expression merge (``x < 4 && x < 6 -> x < 4``, ``x < 2 && 5 < x -> false``, ``x < 4 || 2 < x -> true``);
+- ``min``/``max``, integer comparisons, ``&&``/``||``: the rules of ``compare.py``; ``!!x -> x`` and
+  ``!(a < b) -> b <= a`` on integers;
 - ``select`` with a constant condition picks a branch; equal branches collapse;
 - casts fold constants, drop casts to the same type and collapse ``T1(T2(x))`` to ``T1(x)`` when ``T2`` holds
   every value of ``x``;
@@ -24,7 +17,7 @@ Every node's children are simplified first (memoized by object identity); then t
 - every other node (loads, calls, reductions) keeps its kind with simplified children;
 - finally, a scalar integer or bool result whose bound is a single value becomes that constant.
 
-The result has the dtype of the input. When nothing changes the very same object comes back.
+The result has the dtype of the input. A node that no rule changes comes back as the very same object.
 """
 
 from __future__ import annotations
@@ -34,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tcomp.arith import compare as cmp
 from tcomp.arith import divmod as dm
 from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import Linear, LinearForms, MonomialKey, Term, add_terms, int_const
@@ -46,7 +40,6 @@ from tcomp.ir.functor import Mutator, substitute
 _MEMO_LIMIT = 200_000
 _NOT_FOLDED = (E.IntImm, E.FloatImm, E.Add, E.Sub, E.Mul)
 _RING = (E.Add, E.Sub, E.Mul)
-_FLIP = {E.GT: E.LT, E.GE: E.LE, E.LT: E.LT, E.LE: E.LE, E.EQ: E.EQ, E.NE: E.NE}
 _NEGATE = {E.LT: E.GE, E.LE: E.GT, E.GT: E.LE, E.GE: E.LT, E.EQ: E.NE, E.NE: E.EQ}
 
 
@@ -237,10 +230,10 @@ class Simplifier(Mutator):
             if result is not None:
                 return result
         if cls is E.And or cls is E.Or:
-            return self._logic(cls, a, b, x, y)
+            return cmp.logic(self, cls, a, b, x, y)
         if issubclass(cls, E.CmpOp):
             if dt.is_index(operand):
-                return self._compare(cls, a, b)
+                return cmp.compare(self, cls, a, b)
             if dt.is_scalar_int(operand):
                 decided = compare_bound(cls, self.bound(a), self.bound(b))
                 return E.IntImm(int(decided[0]), "bool") if decided[0] == decided[1] else None
@@ -259,7 +252,7 @@ class Simplifier(Mutator):
         if cls is E.Mod:
             return dm.truncmod(self, a, b)
         if cls is E.Min or cls is E.Max:
-            return self._minmax(cls, a, b)
+            return cmp.minmax(self, cls, a, b)
         return None
 
     def _identities(
@@ -282,91 +275,6 @@ class Simplifier(Mutator):
         elif (cls is E.Min or cls is E.Max) and self.keys.equal(a, b):
             return a
         return None
-
-    def _minmax(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
-        is_min = cls is E.Min
-        ba, bb = self.bound(a), self.bound(b)
-        if ba[1] <= bb[0]:
-            return a if is_min else b
-        if bb[1] <= ba[0]:
-            return b if is_min else a
-        if dt.is_index(a.dtype):
-            lo, hi = self.lin_bound(self.lin.merge_divmod(self.lin.add(self.lin.of(a), self.lin.of(b), -1)))
-            if hi <= 0:
-                return a if is_min else b
-            if lo >= 0:
-                return b if is_min else a
-        if isinstance(a, E.IntImm):
-            a, b = b, a
-        if isinstance(b, E.IntImm) and type(a) is cls:
-            assert isinstance(a, E.BinaryOp)
-            if isinstance(a.b, E.IntImm):
-                inner = min(a.b.value, b.value) if is_min else max(a.b.value, b.value)
-                return cls(a.a, int_const(inner, b.dtype), a.dtype)
-        return cls(a, b, a.dtype)
-
-    def _compare(self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr | None:
-        lin = self.lin
-        diff = lin.merge_divmod(lin.add(lin.of(a), lin.of(b), -1))
-        decided = compare_bound(cls, self.lin_bound(diff), (0, 0))
-        if decided[0] == decided[1]:
-            return E.IntImm(int(decided[0]), "bool")
-        if cls is E.GT or cls is E.GE:
-            diff = lin.scale(diff, -1)  # a > b  <=>  b - a < 0
-        op = _FLIP[cls]
-        if op is E.LE or op is E.LT:
-            split = self._split_compare(diff if op is E.LT else lin.add(diff, lin.const(-1, diff.dtype)))
-            if split is not None:
-                diff, op = split, E.LT
-        g = 0
-        for term in diff.terms.values():
-            g = math.gcd(g, term.coeff)
-        const = diff.const
-        if g > 1:
-            if op is E.LT:  # g*S + c < 0  <=>  S <= floor((-c - 1) / g)
-                const = -((-const - 1) // g) - 1
-            elif op is E.LE:  # g*S + c <= 0  <=>  S <= floor(-c / g)
-                const = -((-const) // g)
-            elif const % g != 0:
-                return E.IntImm(int(op is E.NE), "bool")
-            else:
-                const //= g
-            diff = Linear(diff.dtype, {k: type(t)(t.atoms, t.coeff // g) for k, t in diff.terms.items()}, const)
-        left = Linear(diff.dtype, {k: t for k, t in diff.terms.items() if t.coeff > 0}, max(const, 0))
-        right = Linear(diff.dtype, {}, max(-const, 0))
-        for key, term in diff.terms.items():
-            if term.coeff < 0:
-                right.terms[key] = type(term)(term.atoms, -term.coeff)
-        return op(lin.to_expr(left), lin.to_expr(right), "bool")
-
-    def _split_compare(self, diff: Linear) -> Linear | None:
-        """For ``diff < 0``: with ``diff = g*q + r`` and ``r`` in ``[k*g, k*g + g)``, ``diff < 0 <=> q + k < 0``."""
-        factors = sorted({abs(t.coeff) for t in diff.terms.values() if abs(t.coeff) > 1}, reverse=True)
-        for g in factors[:3]:
-            quotient, rest = dm.split_multiples(diff, g)
-            if not rest.terms or not quotient.terms:
-                continue
-            k = dm.one_period(self, rest, g)
-            if k is not None:
-                quotient.const += k
-                return quotient
-        return None
-
-    def _logic(
-        self, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr, x: int | float | None, y: int | float | None
-    ) -> E.Expr | None:
-        absorbing = 0 if cls is E.And else 1
-        for value, this, other in ((x, a, b), (y, b, a)):
-            if value is None:
-                continue
-            if bool(value) == bool(absorbing):
-                return this
-            return other
-        if self.keys.equal(a, b):
-            return a
-        return _merge_bounds(cls is E.And, a, b)
-
-    # -- other operators ------------------------------------------------------------------------------------------
 
     def visit_Not(self, e: E.Not) -> E.Expr:
         a = self.visit(e.a)
@@ -434,41 +342,6 @@ class Simplifier(Mutator):
         if value is e.value and body is e.body:
             return e
         return E.Let(e.var, value, body, e.dtype)
-
-
-def _as_limit(e: E.Expr) -> tuple[E.Expr, int, bool] | None:
-    """``x < c`` / ``x <= c`` as ``(x, c', True)`` meaning ``x < c'``; ``c < x`` / ``c <= x`` as ``(x, c', False)``
-    meaning ``x > c'`` (index integers only)."""
-    if not isinstance(e, (E.LT, E.LE)) or not dt.is_index(e.a.dtype):
-        return None
-    inclusive = 1 if isinstance(e, E.LE) else 0
-    if isinstance(e.b, E.IntImm) and not isinstance(e.a, E.IntImm):
-        return e.a, e.b.value + inclusive, True
-    if isinstance(e.a, E.IntImm) and not isinstance(e.b, E.IntImm):
-        return e.b, e.a.value - inclusive, False
-    return None
-
-
-def _merge_bounds(is_and: bool, a: E.Expr, b: E.Expr) -> E.Expr | None:
-    """Two constant limits on the same expression: ``x < 4 && x < 6 -> x < 4``, ``x < 4 || 2 < x -> true``..."""
-    first, second = _as_limit(a), _as_limit(b)
-    if first is None or second is None or not same_tree(first[0], second[0]):
-        return None
-    x, c1, upper1 = first
-    _, c2, upper2 = second
-    dtype = x.dtype
-    if upper1 == upper2:
-        keep_smaller = is_and == upper1
-        c = min(c1, c2) if keep_smaller else max(c1, c2)
-        if upper1:
-            return E.LT(x, int_const(c, dtype), "bool")
-        return E.LT(int_const(c, dtype), x, "bool")
-    upper, lower = (c1, c2) if upper1 else (c2, c1)  # x < upper, x > lower
-    if is_and and upper <= lower + 1:
-        return E.IntImm(0, "bool")
-    if not is_and and lower < upper:
-        return E.IntImm(1, "bool")
-    return None
 
 
 def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:
