@@ -15,6 +15,7 @@ class Buffer:
 
     ``scope`` is ``"global"`` (function arguments and heap temporaries), ``"local"`` (registers or stack) or
     ``"shared"`` (GPU shared memory). ``align`` is the byte alignment codegen may assume for the data pointer.
+    ``strides`` (in elements) lets a dimension's rows be padded, as ``storage_align`` asks.
     Buffers compare by identity.
     """
 
@@ -23,6 +24,7 @@ class Buffer:
     dtype: str
     scope: str = "global"
     align: int = 0
+    strides: tuple[Expr, ...] | None = None  # element strides per dimension; None means compact row-major
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

@@ -57,16 +57,20 @@ class Storage:
 
 
 class _Inliner(Mutator):
-    def __init__(self, inlined: dict[Operation, tuple[tuple[Var, ...], Expr]]) -> None:
+    """Substitutes inlined stages and redirects reads of aliased tensors to the tensors that replaced them."""
+
+    def __init__(self, inlined: dict[Operation, tuple[tuple[Var, ...], Expr]], schedule: Schedule) -> None:
         self.inlined = inlined
+        self.schedule = schedule
 
     def visit_ProducerLoad(self, node: ProducerLoad) -> Expr:
         indices = tuple(self.visit(i) for i in node.indices)
-        entry = self.inlined.get(node.producer.op)
+        producer = self.schedule.resolve(node.producer)
+        entry = self.inlined.get(producer.op)
         if entry is None:
-            if all(a is b for a, b in zip(indices, node.indices)):
+            if producer is node.producer and all(a is b for a, b in zip(indices, node.indices)):
                 return node
-            return ProducerLoad(node.producer, indices, node.dtype)
+            return ProducerLoad(producer, indices, node.dtype)
         params, body = entry
         return substitute(body, dict(zip(params, indices)))
 
@@ -79,7 +83,7 @@ def inline_bodies(schedule: Schedule) -> dict[Operation, tuple[Expr, ...]]:
         op = stage.op
         if not isinstance(op, ComputeOp):
             continue
-        mutator = _Inliner(inlined)
+        mutator = _Inliner(inlined, schedule)
         body = tuple(mutator.visit(b) for b in op.body)
         bodies[op] = body
         if stage.attach_type is AttachType.INLINE:
@@ -121,6 +125,7 @@ class Lowerer:
     def check_args(self) -> list[Buffer]:
         params: list[Buffer] = []
         seen: set[int] = set()
+        self.args = [self.schedule.resolve(a) if isinstance(a, Tensor) else a for a in self.args]
         for arg in self.args:
             if not isinstance(arg, Tensor):
                 raise LoweringError(f"lower {self.name}: argument {arg!r} is not a tensor")
@@ -160,7 +165,7 @@ class Lowerer:
                 if stage.attach_type is AttachType.SCOPE:
                     self.attach_storage(stage)  # allocated at the attach point
                     continue
-                buffer = Buffer(tensor.name, tensor.shape, tensor.dtype, "global", 64)
+                buffer = Buffer(tensor.name, tensor.shape, tensor.dtype, stage.scope, 64, aligned_strides(stage, tensor.shape))
                 self.storage[tensor] = Storage(buffer)
                 self.root_allocs.append(buffer)
         for state, scan_out in state_of.items():
@@ -226,7 +231,8 @@ class Lowerer:
         assert bound.region is not None
         tensor = stage.op.output(0)
         scope = stage.scope if stage.scope != "global" else "local"
-        buffer = Buffer(tensor.name, tuple(ext for _, ext in bound.region), tensor.dtype, scope, 64)
+        shape = tuple(ext for _, ext in bound.region)
+        buffer = Buffer(tensor.name, shape, tensor.dtype, scope, 64, aligned_strides(stage, shape))
         self.storage[tensor] = Storage(buffer, tuple(mn for mn, _ in bound.region))
         return buffer
 
@@ -377,6 +383,24 @@ class Lowerer:
                 f"stage {stage.name}: vectorize: axis {leaf.var.name}: extent {extent} is not a constant"
             )
         return For(leaf.var, const(0), extent, kind, body, tag, notes)
+
+
+def aligned_strides(stage: Stage, shape: tuple[Expr, ...]) -> tuple[Expr, ...] | None:
+    """Row-major strides with the padding ``storage_align`` asked for, or None for a compact buffer."""
+    if not stage.storage_aligns:
+        return None
+    align = {dim: (factor, offset) for dim, factor, offset in stage.storage_aligns}
+    strides: list[Expr] = [const(1)] * len(shape)
+    for dim in range(len(shape) - 2, -1, -1):
+        stride = simplify(strides[dim + 1] * shape[dim + 1])
+        if dim in align:
+            value = const_int_value(stride)
+            if value is None:
+                raise LoweringError(f"stage {stage.name}: storage_align: the stride of dimension {dim} is not constant")
+            factor, offset = align[dim]
+            stride = const(value + (offset - value) % factor)
+        strides[dim] = stride
+    return tuple(strides)
 
 
 def _size_vars(params: Sequence[Buffer]) -> tuple[Var, ...]:

@@ -173,6 +173,24 @@ class StagePrimitives:
         stage.attr(axis).pragmas.append((key, value))
         _record(stage, "pragma", axis.var.name, key, value)
 
+    def storage_align(self: Any, axis: IterVar, factor: int, offset: int) -> None:
+        """Pad the stride of ``axis``'s dimension of this stage's buffer to ``k * factor + offset`` elements (to
+        spread rows over memory banks or cache sets). Applies to the stage's own (non-argument) storage."""
+        stage: Stage = self
+        _check_schedulable(stage, "storage_align")
+        dims = [i for i, iv in enumerate(stage.op.axis) if iv is axis]
+        if not dims:
+            raise schedule_error(stage, "storage_align", axis, "is not a data-parallel root axis of this stage")
+        for name, value in (("factor", factor), ("offset", offset)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise schedule_error(stage, "storage_align", axis, f"{name} must be an integer, got {value!r}")
+        if factor <= 0 or not 0 <= offset < factor:
+            raise schedule_error(
+                stage, "storage_align", axis, f"needs factor > 0 and 0 <= offset < factor, got {factor}, {offset}"
+            )
+        stage.storage_aligns.append((dims[0], factor, offset))
+        _record(stage, "storage_align", axis.var.name, factor, offset)
+
     # -- placement ---------------------------------------------------------------------------------------------------
     def compute_inline(self: Any) -> None:
         stage: Stage = self

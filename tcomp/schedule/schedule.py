@@ -58,6 +58,7 @@ class Schedule:
         self.stages: list[Stage] = []
         self.stage_map: dict[Operation, Stage] = {}
         self.steps: list[Step] = []
+        self.tensor_alias: dict[Tensor, Tensor] = {}
         for op in _topological_ops(outputs):
             self._add_stage(op)
         for op in outputs:
@@ -77,6 +78,39 @@ class Schedule:
         self.stage_map[op] = stage
         return stage
 
+    def resolve(self, tensor: Tensor) -> Tensor:
+        """The tensor that now holds ``tensor``'s values (after cache_write / cache_read / rfactor rewrites)."""
+        seen = 0
+        while tensor in self.tensor_alias:
+            tensor = self.tensor_alias[tensor]
+            seen += 1
+            if seen > 1000:  # pragma: no cover - aliases never form cycles
+                raise ScheduleError(f"alias cycle at tensor {tensor.name}")
+        return tensor
+
+    def insert_stage(self, op: Operation, index: int) -> Stage:
+        """Add a stage for a new operation at position ``index`` of the stage order."""
+        return self._add_stage(op, index)
+
+    # -- primitives that add stages (see cache.py) -----------------------------------------------------------------
+    def cache_read(self, tensor: Tensor, scope: str, readers: Any) -> Tensor:
+        """A stage that copies ``tensor`` into ``scope`` for ``readers``; returns the copy."""
+        from tcomp.schedule.cache import cache_read
+
+        return cache_read(self, tensor, scope, readers)
+
+    def cache_write(self, tensor: Tensor, scope: str) -> Tensor:
+        """Compute ``tensor`` into a ``scope`` buffer first and copy it out after; returns the cache tensor."""
+        from tcomp.schedule.cache import cache_write
+
+        return cache_write(self, tensor, scope)
+
+    def rfactor(self, tensor: Tensor, axis: Any, factor_axis: int = 0) -> Tensor:
+        """Factor the reduction of ``tensor`` over the leaf ``axis`` into a partial-result stage; returns it."""
+        from tcomp.schedule.cache import rfactor
+
+        return rfactor(self, tensor, axis, factor_axis)
+
     def __getitem__(self, key: Tensor | Operation) -> Stage:
         op = key.op if isinstance(key, Tensor) else key
         stage = self.stage_map.get(op)
@@ -91,7 +125,7 @@ class Schedule:
         for other in self.stages:
             if other is stage:
                 continue
-            if any(t.op is stage.op for t in other.op.input_tensors()):
+            if any(self.resolve(t).op is stage.op for t in other.op.input_tensors()):
                 if other.attach_type is AttachType.INLINE:
                     result.extend(r for r in self.readers(other) if r not in result)
                 elif other not in result:

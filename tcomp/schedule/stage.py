@@ -31,7 +31,7 @@ class Stage(StagePrimitives):
         self.attach_ivar: IterVar | None = None
         self.is_output = False
         self.scope = "global"
-        self.storage_align: list[tuple[int, int, int]] = []
+        self.storage_aligns: list[tuple[int, int, int]] = []
         self.double_buffer = False
         self.root_iter_vars: tuple[IterVar, ...] = _root_iter_vars(op)
         self.all_iter_vars: list[IterVar] = list(self.root_iter_vars)

@@ -16,9 +16,14 @@ from tcomp.ir.functor import Mutator
 from tcomp.ir.stmt import Allocate, BufferStore, PrimFunc, Stmt
 
 
-def flat_index(shape: tuple[Expr, ...], indices: tuple[Expr, ...]) -> Expr:
+def flat_index(shape: tuple[Expr, ...], indices: tuple[Expr, ...], strides: tuple[Expr, ...] | None = None) -> Expr:
     if not indices:
         return const(0)
+    if strides is not None:
+        index: Expr = const(0)
+        for stride, i in zip(strides, indices):
+            index = index + i * stride
+        return index
     index = indices[0]
     for dim, i in zip(shape[1:], indices[1:]):
         index = index * dim + i
@@ -40,7 +45,9 @@ class _Flattener(Mutator):
         return self.remap.get(buffer, buffer)
 
     def visit_Allocate(self, node: Allocate) -> Stmt:
-        flat = replace(node.buffer, shape=(simplify(flat_size(node.buffer.shape)),))
+        buffer = node.buffer
+        size = flat_size(buffer.shape) if buffer.strides is None else buffer.shape[0] * buffer.strides[0]
+        flat = replace(buffer, shape=(simplify(size),), strides=None)
         self.remap[node.buffer] = flat
         return Allocate(flat, self.visit(node.body))
 
@@ -50,12 +57,14 @@ class _Flattener(Mutator):
             if indices[0] is node.indices[0]:
                 return node
             return BufferLoad(node.buffer, indices, node.dtype)
-        return BufferLoad(self.target(node.buffer), (flat_index(node.buffer.shape, indices),), node.dtype)
+        index = flat_index(node.buffer.shape, indices, node.buffer.strides)
+        return BufferLoad(self.target(node.buffer), (index,), node.dtype)
 
     def visit_BufferStore(self, node: BufferStore) -> Stmt:
         indices = tuple(self.visit(i) for i in node.indices)
         value = self.visit(node.value)
-        return BufferStore(self.target(node.buffer), value, (flat_index(node.buffer.shape, indices),))
+        index = flat_index(node.buffer.shape, indices, node.buffer.strides)
+        return BufferStore(self.target(node.buffer), value, (index,))
 
 
 def flatten_buffers(func: PrimFunc) -> PrimFunc:
