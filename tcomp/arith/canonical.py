@@ -157,10 +157,10 @@ class LinearForms:
             result = self.add(result, self.scale(a.without_const(), b.const))
         for ta in a.terms.values():
             for tb in b.terms.values():
-                result = self.add(result, self._monomial(ta.atoms + tb.atoms, ta.coeff * tb.coeff, a.dtype))
+                result = self.add(result, self.monomial(ta.atoms + tb.atoms, ta.coeff * tb.coeff, a.dtype))
         return result
 
-    def _monomial(self, atoms: tuple[E.Expr, ...], coeff: int, dtype: str) -> Linear:
+    def monomial(self, atoms: tuple[E.Expr, ...], coeff: int, dtype: str) -> Linear:
         order = self.keys.order_key
         ordered = tuple(sorted(atoms, key=order))
         key = tuple(sorted(self.keys.key(x) for x in ordered))

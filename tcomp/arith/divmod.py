@@ -11,6 +11,9 @@ Floor semantics (``//``, ``%``), ``c`` a positive constant, ``x`` any integer ex
   into ``[0, c)``): ``x // c -> q + r // c`` and ``x % c -> r % c``; when the bound of ``r`` lies in one period
   ``[k*c, k*c + c)``, ``r // c -> k`` and ``r % c -> r - k*c``. This gives ``(o*4 + i) // 4 -> o``,
   ``(o*4 + i) % 4 -> i`` for ``i`` in ``[0, 3]``, and ``x // c -> 0``, ``x % c -> x`` for ``0 <= x < c``;
+- a symbolic divisor ``b >= 1`` that is one monomial (``n``, ``n*4``): ``(b*q + r) // b -> q + r // b`` and
+  ``(b*q + r) % b -> r % b``, with ``r // b`` folding to 0 or -1 (``r % b`` to ``r`` or ``r + b``) when the bound of
+  ``r`` lies in ``[0, min(b))`` or ``[-min(b), 0)``;
 - any divisor ``b > 0``: ``x // b -> 0`` and ``x % b -> x`` when ``0 <= x < min(b)``; this and constant folding
   are the only rules for types that wrap (unsigned, narrower than 32 bits) and for negative constant divisors,
   except ``truncmod(x, -c) -> truncmod(x, c)``.
@@ -26,7 +29,8 @@ import math
 from typing import TYPE_CHECKING
 
 from tcomp.arith import dtypes as dt
-from tcomp.arith.canonical import Linear, int_const
+from tcomp.arith.canonical import Linear, add_terms, int_const
+from tcomp.arith.keys import ExprKeys
 from tcomp.ir import expr as E
 
 if TYPE_CHECKING:
@@ -75,11 +79,62 @@ def _small_dividend(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Expr
     return None
 
 
+def _remove_atoms(atoms: tuple[E.Expr, ...], factor: tuple[E.Expr, ...], keys: ExprKeys) -> tuple[E.Expr, ...] | None:
+    """``atoms`` without one occurrence of each atom of ``factor`` (by key), or None when some is missing."""
+    remaining = list(atoms)
+    for atom in factor:
+        key = keys.key(atom)
+        for index, candidate in enumerate(remaining):
+            if keys.key(candidate) == key:
+                del remaining[index]
+                break
+        else:
+            return None
+    return tuple(remaining)
+
+
+def _symbolic_divisor(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Expr | None:
+    """``(b*q + r) // b -> q + r // b`` and ``(b*q + r) % b -> r % b`` for a divisor ``b >= 1`` that is one
+    monomial; then ``r // b`` is 0 (or -1) and ``r % b`` is ``r`` (or ``r + b``) when ``r`` lies in ``[0, min(b))``
+    (or in ``[-min(b), 0)``)."""
+    lo_b = s.bound(b)[0]
+    divisor = s.lin.of(b)
+    if lo_b < 1 or not dt.is_index(a.dtype) or divisor.const != 0 or len(divisor.terms) != 1:
+        return _small_dividend(s, a, b, is_div)
+    (factor,) = divisor.terms.values()
+    lin = s.lin.of(a)
+    quotient = Linear(a.dtype, {}, 0)
+    rest = Linear(a.dtype, {}, lin.const)
+    for key, term in lin.terms.items():
+        reduced = _remove_atoms(term.atoms, factor.atoms, s.keys)
+        if reduced is None or term.coeff % factor.coeff != 0:
+            rest.terms[key] = term
+        elif reduced:
+            add_terms(quotient.terms, s.lin.monomial(reduced, term.coeff // factor.coeff, a.dtype), 1)
+        else:
+            quotient.const += term.coeff // factor.coeff
+    lo, hi = s.lin_bound(rest)
+    rest_expr = s.lin.to_expr(rest)
+    if 0 <= lo and hi < lo_b:
+        shift = 0
+    elif -lo_b <= lo and hi < 0:
+        shift = -1
+    elif not quotient.terms and quotient.const == 0:
+        return None
+    else:
+        inner = (E.FloorDiv if is_div else E.FloorMod)(rest_expr, b, a.dtype)
+        return s.lin.to_expr(s.lin.add(quotient, s.lin.atom(inner))) if is_div else inner
+    if is_div:
+        quotient.const += shift
+        return s.lin.to_expr(quotient)
+    return rest_expr if shift == 0 else s.visit(E.Add(rest_expr, b, a.dtype))
+
+
 def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified ``a // b`` or ``None`` to keep ``FloorDiv(a, b)``."""
     dtype = a.dtype
     if not isinstance(b, E.IntImm):
-        return _small_dividend(s, a, b, True)
+        return _symbolic_divisor(s, a, b, True)
     c = b.value
     if c == 0:
         return None
@@ -112,7 +167,7 @@ def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified ``a % b`` or ``None`` to keep ``FloorMod(a, b)``."""
     dtype = a.dtype
     if not isinstance(b, E.IntImm):
-        return _small_dividend(s, a, b, False)
+        return _symbolic_divisor(s, a, b, False)
     c = b.value
     if c == 0:
         return None

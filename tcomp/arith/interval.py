@@ -9,7 +9,9 @@ constant bounds of the variables in ``dom`` (so ``(o*4 + i) % 4`` with ``i`` in 
 - ``a * b``: points multiply; a range times a point ``p`` of known sign keeps or swaps its ends (unknown sign: the
   ``min``/``max`` of both products); two ranges of known sign use the matching corners, else all four corners;
 - ``a // c`` with a constant ``c != 0`` divides the ends (swapped when ``c < 0``); ``a % c`` with ``c > 0`` is the
-  ends reduced by ``c`` when both ends provably fall in one period, else ``[0, c - 1]``;
+  ends reduced by ``c`` when both ends provably fall in one period, else ``[0, c - 1]``; a symbolic divisor ``d``
+  that is a point with ``d >= 1`` gives ``[a.min // d, a.max // d]`` and ``a % d`` in ``a`` (when ``0 <= a < d``)
+  or ``[0, d - 1]``;
 - truncating ``Div``/``Mod`` follow the floor rules when the dividend is provably ``>= 0``;
 - ``min``/``max`` are monotone; ``select`` is the union of its branches; integer casts keep the ends when the
   values fit the target type; ``Broadcast`` is its value, ``Ramp`` spans its first and last lanes;
@@ -287,7 +289,9 @@ class _IntervalEval:
         if a.is_point() and b.is_point():
             assert a.min is not None and b.min is not None
             return IntervalSet.point(self.s(cls(a.min, b.min, e.dtype)))
-        if not isinstance(e.b, E.IntImm) or e.b.value == 0:
+        if not isinstance(e.b, E.IntImm):
+            return self._symbolic_divisor(cls, e, a, b)
+        if e.b.value == 0:
             return IntervalSet.everything()
         c = e.b.value
         if cls in (E.Div, E.Mod):
@@ -306,6 +310,28 @@ class _IntervalEval:
                 return self.make(E.binary(E.FloorMod, a.min, c), E.binary(E.FloorMod, a.max, c))
         return IntervalSet(int_const(0, e.dtype), int_const(c - 1, e.dtype))
 
+    def _symbolic_divisor(self, cls: type, e: E.BinaryOp, a: IntervalSet, b: IntervalSet) -> IntervalSet:
+        """Division by a positive point ``d``: ``[a.min // d, a.max // d]``; ``a % d`` is ``a`` when
+        ``0 <= a < d``, else ``[0, d - 1]``. Truncating forms need ``a >= 0``."""
+        d = b.min
+        if not b.is_point() or d is None or self.s.bound(d)[0] < 1:
+            return IntervalSet.everything()
+        nonneg = a.min is not None and self.sign(a.min) == 1
+        if cls in (E.Div, E.Mod) and not nonneg:
+            return IntervalSet.everything()
+        if cls in (E.FloorDiv, E.Div):
+            return self.make(_op(E.FloorDiv, a.min, d), _op(E.FloorDiv, a.max, d))
+        if nonneg and a.max is not None and _proves(self.s, E.LT, a.max, d):
+            return self.make(a.min, a.max)
+        return self.make(int_const(0, e.dtype), E.binary(E.Sub, d, 1))
+
+
+def _proves(s: Simplifier, op: type[E.BinaryOp], x: E.Expr | None, y: E.Expr | None) -> bool:
+    if x is None or y is None:
+        return False
+    value = s(E.binary(op, x, y))
+    return isinstance(value, E.IntImm) and value.value == 1
+
 
 def _op(cls: type[E.BinaryOp], a: E.Expr | None, b: E.Expr | None) -> E.Expr | None:
     if a is None or b is None:
@@ -317,10 +343,7 @@ def _decide(cls: type, a: IntervalSet, b: IntervalSet, s: Simplifier) -> bool | 
     """Decide ``a op b`` for every pair of values from the two intervals, when the ends allow it."""
 
     def proves(op: type[E.BinaryOp], x: E.Expr | None, y: E.Expr | None) -> bool:
-        if x is None or y is None:
-            return False
-        value = s(E.binary(op, x, y))
-        return isinstance(value, E.IntImm) and value.value == 1
+        return _proves(s, op, x, y)
 
     if cls is E.LT or cls is E.GE:
         holds = proves(E.LT, a.max, b.min)

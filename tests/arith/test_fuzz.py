@@ -370,3 +370,30 @@ def test_wrapping_types_fuzz(dtype: str) -> None:
         cond = E.binary(rng.choice([E.LT, E.LE, E.GE, E.GT]), e, E.make_const(k, dtype))
         if can_prove(cond, bounds):
             assert np.all(np_eval(cond, env) != 0), f"can_prove({cond}) but it fails somewhere"
+
+
+def test_symbolic_divisor_fuzz() -> None:
+    """Division and remainder by a positive symbolic divisor (``n``, ``n*c``), with exhaustive checks."""
+    rng = random.Random(SEED + 200)
+    n, u, w = Var("n"), Var("u"), Var("w")
+    ranges = {n: (1, 6), u: (-4, 9), w: (0, 5)}
+    grid = np.meshgrid(*(np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ranges.values()), indexing="ij")
+    env = dict(zip((n, u, w), grid))
+    gen = Generator(rng, (n, u, w), env)
+    checked = 0
+    while checked < 1500:
+        a, b = gen.expr(rng.randint(0, 3)), gen.expr(rng.randint(0, 2))
+        c = rng.choice([1, 1, 2, 3])
+        divisor = n * c
+        numerator = a * divisor + b if rng.random() < 0.7 else a * n + b
+        op = rng.choice([E.FloorDiv, E.FloorMod, E.Div, E.Mod])
+        e = E.binary(op, numerator, divisor)
+        try:
+            values = np_eval(e, env)
+        except DivisionByZero:
+            continue
+        simple = simplify(e, ranges)
+        assert np.array_equal(np_eval(simple, env), values), f"simplify({e}) = {simple} differs"
+        lo, hi = const_int_bound(e, ranges)
+        assert (lo is None or lo <= values.min()) and (hi is None or hi >= values.max())
+        checked += 1
