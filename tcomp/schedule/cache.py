@@ -43,13 +43,14 @@ SCOPES = ("global", "local", "shared")
 
 
 class _ReplaceReads(Mutator):
-    def __init__(self, old: Tensor, new: Tensor) -> None:
+    def __init__(self, old: Tensor, new: Tensor, schedule: Schedule) -> None:
         self.old = old
         self.new = new
+        self.schedule = schedule
 
     def visit_ProducerLoad(self, node: ProducerLoad) -> Expr:
         indices = tuple(self.visit(i) for i in node.indices)
-        if node.producer is self.old:
+        if self.schedule.resolve(node.producer) is self.old:
             return ProducerLoad(self.new, indices, node.dtype)
         if all(a is b for a, b in zip(indices, node.indices)):
             return node
@@ -82,7 +83,7 @@ def cache_read(schedule: Schedule, tensor: Tensor, scope: str, readers: Any) -> 
         stage = schedule[reader]
         if not isinstance(stage.op, ComputeOp):
             raise ScheduleError(f"stage {producer.name}: cache_read: reader {stage.name} is not a compute stage")
-        if not any(t is tensor for t in stage.op.input_tensors()):
+        if not any(schedule.resolve(t) is tensor for t in stage.op.input_tensors()):
             raise ScheduleError(f"stage {producer.name}: cache_read: stage {stage.name} does not read {tensor.name}")
         reader_stages.append(stage)
     name = f"{tensor.name}.{scope}"
@@ -95,7 +96,7 @@ def cache_read(schedule: Schedule, tensor: Tensor, scope: str, readers: Any) -> 
     for stage in reader_stages:
         op = stage.op
         assert isinstance(op, ComputeOp)
-        body = tuple(_ReplaceReads(tensor, cache).visit(b) for b in op.body)
+        body = tuple(_ReplaceReads(tensor, cache, schedule).visit(b) for b in op.body)
         replace_op(schedule, stage, ComputeOp(op.name, op.tag, op.attrs, op.axis, body))
     position = schedule.stages.index(producer) + 1
     new_stage = schedule.insert_stage(cache_op, position)
