@@ -3,10 +3,11 @@
 - ``min``/``max``: decided by the operands' bounds or, for index integers, by the bound of their difference (so
   ``min(x + 1, x + 3) -> x + 1``); nested constants merge (``min(min(x, 4), 2) -> min(x, 2)``); constants go second;
 - index-integer comparisons: the bound of ``a - b`` decides them; otherwise they are rewritten to a canonical
-  ``lhs op rhs``: ``>``/``>=`` flipped to ``<``/``<=``, positive terms left, negative terms right, the constant on the
-  side where it is positive, a common factor of the coefficients divided out (``x*4 < 8 -> x < 2``), and
-  ``g*q + r < 0 -> q + k < 0`` when ``r`` stays in ``[k*g, k*g + g)`` (``i*4 + j < n*4 -> i < n`` for ``j`` in
-  ``[0, 3]``); comparisons of wrapping types (narrow, unsigned) are only decided from their operands' bounds;
+  ``lhs < rhs``, ``lhs == rhs`` or ``lhs != rhs`` (``a > b -> b < a``, ``a <= b -> a < b + 1``): positive terms
+  left, negative terms right, the constant on the side where it is positive, a common factor of the coefficients
+  divided out (``x*4 < 8 -> x < 2``), and ``g*q + r < 0 -> q + k < 0`` when ``r`` stays in ``[k*g, k*g + g)``
+  (``i*4 + j < n*4 -> i < n`` for ``j`` in ``[0, 3]``); comparisons of wrapping types (narrow, unsigned) are only
+  decided from their operands' bounds;
 - ``&&``/``||`` with a constant operand, ``x && x -> x``; two constant limits on one expression merge
   (``x < 4 && x < 6 -> x < 4``, ``x < 2 && 5 < x -> false``, ``x < 4 || 2 < x -> true``).
 """
@@ -61,10 +62,12 @@ def compare(s: Simplifier, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Exp
     if cls is E.GT or cls is E.GE:
         diff = lin.scale(diff, -1)  # a > b  <=>  b - a < 0
     op = _FLIP[cls]
-    if op is E.LE or op is E.LT:
-        split = _split_compare(s, diff if op is E.LT else lin.add(diff, lin.const(-1, diff.dtype)))
+    if op is E.LE:  # integers: d <= 0  <=>  d - 1 < 0
+        diff, op = lin.add(diff, lin.const(-1, diff.dtype)), E.LT
+    if op is E.LT:
+        split = _split_compare(s, diff)
         if split is not None:
-            diff, op = split, E.LT
+            diff = split
     g = 0
     for term in diff.terms.values():
         g = math.gcd(g, term.coeff)
@@ -72,8 +75,6 @@ def compare(s: Simplifier, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Exp
     if g > 1:
         if op is E.LT:  # g*S + c < 0  <=>  S <= floor((-c - 1) / g)
             const = -((-const - 1) // g) - 1
-        elif op is E.LE:  # g*S + c <= 0  <=>  S <= floor(-c / g)
-            const = -((-const) // g)
         elif const % g != 0:
             return E.IntImm(int(op is E.NE), "bool")
         else:

@@ -171,7 +171,8 @@ def test_comparisons_decided_by_bounds(v: dict[str, Var]) -> None:
 def test_comparison_canonical_form(v: dict[str, Var]) -> None:
     x, n = v["x"], v["n"]
     assert str(simplify(x * 4 < 8)) == "x < 2"
-    assert str(simplify(x + 1 <= 5)) == "x <= 4"
+    assert str(simplify(x + 1 <= 5)) == "x < 5"
+    assert str(simplify(x >= 4)) == "3 < x"
     assert str(simplify(x > 3)) == "3 < x"
     assert is_const(simplify(x * 2 == 3), 0)
     assert is_const(simplify(x * 2 != 3), 1)
@@ -250,3 +251,54 @@ def test_bound_point_becomes_constant(v: dict[str, Var]) -> None:
     i, x = v["i"], v["x"]
     assert is_const(simplify(i * 4 + 1, {i: (2, 2)}), 9)
     assert is_const(simplify(x % 4 // 4), 0)
+
+
+# -- further index rules -----------------------------------------------------------------------------------------
+
+
+def test_nested_split_merge_and_mod_recovery(v: dict[str, Var]) -> None:
+    x, y = v["x"], v["y"]
+    assert simplify((x // 8) * 8 + (x % 8) // 4 * 4 + x % 4) is x
+    assert same(simplify(x - (x // 4) * 4), x % 4)
+    assert same(simplify(x * 2 - (x // 4) * 8 + y), x % 4 * 2 + y)
+
+
+def test_symbolic_divisor(v: dict[str, Var]) -> None:
+    o, j, n = v["o"], v["j"], v["n"]
+    bounds = {n: (1, 100)}
+    assert is_const(simplify((n * 4 - 1) // n, bounds), 3)
+    assert same(simplify((o * n + j) // n, bounds), o + j // n)
+    assert same(simplify((o * n + j) % n, bounds), j % n)
+    assert simplify((o * n * 4 + 3) // (n * 4), bounds) is o
+    assert same(simplify((o * n - 1) % n, bounds), n - 1)
+    assert isinstance(simplify((o * n + j) // n), E.FloorDiv)  # the sign of n is unknown
+
+
+def test_comparison_split_and_limits(v: dict[str, Var]) -> None:
+    i, j, n, x = v["i"], v["j"], v["n"], v["x"]
+    assert str(simplify(i * 4 + j < n * 4, {j: (0, 3)})) == "i < n"
+    assert str(simplify(i * 4 + j + 1 <= n * 4, {j: (0, 3)})) == "i < n"
+    assert str(simplify(E.logical_and(x < 4, x < 6))) == "x < 4"
+    assert str(simplify(E.logical_and(x >= 3, x >= 1))) == "2 < x"
+    assert is_const(simplify(E.logical_and(x < 2, x > 5)), 0)
+    assert is_const(simplify(E.logical_or(x < 4, x > 2)), 1)
+    assert str(simplify(E.logical_not(x < 4))) == "3 < x"
+    assert str(simplify(E.logical_not(x <= n))) == "n < x"
+
+
+def test_truncmod_negative_divisor(v: dict[str, Var]) -> None:
+    x = v["x"]
+    assert same(simplify(truncmod(x, -4)), truncmod(x, 4))
+
+
+def test_wrapping_types_keep_their_semantics() -> None:
+    u = Var("u", "uint32")
+    b = Var("b", "int8")
+    assert str(simplify(u - 1)) == "u - 1u32"
+    assert isinstance(simplify(u - 1 < 5), E.LT)  # u - 1 wraps at u == 0: not rewritten to u < 6
+    assert isinstance(simplify(b + 1 > b), E.GT)  # false at b == 127
+    wrapped = simplify(E.binary(E.Mul, E.make_const(127, "uint8"), E.make_const(6, "uint8")))
+    assert isinstance(wrapped, E.IntImm) and wrapped.value == 250 and wrapped.dtype == "uint8"
+    w = Var("w", "uint8")
+    assert isinstance(simplify(w // E.make_const(8, "uint8")), E.FloorDiv)
+    assert is_const(simplify(w // E.make_const(8, "uint8"), {w: (0, 7)}), 0)
