@@ -1,0 +1,216 @@
+"""Numpy reference implementations of the operators and a build-and-compare helper for tests (``topi.testing``).
+
+The references are written for clarity (explicit loops over kernel positions), not speed; they define what the
+operators compute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tcomp.ir import dtype as dt
+from tcomp.ir.expr import const_int_value
+from tcomp.te.tensor import Tensor
+
+__all__ = [
+    "build_and_check",
+    "conv2d_nchw_python",
+    "depthwise_conv2d_nchw_python",
+    "erf_python",
+    "layer_norm_python",
+    "log_softmax_python",
+    "pool2d_python",
+    "random_data",
+    "softmax_python",
+]
+
+
+def random_data(rng: np.random.Generator, shape: Sequence[int], dtype: str = "float32", low: float = -1.0,
+                high: float = 1.0) -> np.ndarray:
+    """Uniform random data in ``[low, high)`` (integers: ``[low, high)`` rounded down) of ``dtype``."""
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(int(low), int(high), size=tuple(shape)).astype(dtype)
+    if np.dtype(dtype).kind == "b":
+        return rng.random(tuple(shape)) < 0.5
+    return rng.uniform(low, high, size=tuple(shape)).astype(dtype)
+
+
+def build_and_check(
+    schedule: Any,
+    args: Sequence[Tensor],
+    inputs: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray] | np.ndarray,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    target: str = "llvm",
+) -> list[np.ndarray]:
+    """Build ``schedule`` over ``args`` (inputs first, then outputs), run it on ``inputs`` with fresh output arrays
+    shaped like ``expected`` (pre-filled with NaN for floats, so an unwritten element fails) and compare."""
+    import tcomp
+
+    wanted = [expected] if isinstance(expected, np.ndarray) else list(expected)
+    if len(inputs) + len(wanted) != len(args):
+        raise ValueError(f"build_and_check: {len(args)} arguments, but {len(inputs)} inputs and {len(wanted)} outputs")
+    module = tcomp.build(schedule, list(args), target=target)
+    outputs: list[np.ndarray] = []
+    for tensor, reference in zip(args[len(inputs):], wanted):
+        out = np.empty(reference.shape, dtype=dt.to_numpy(tensor.dtype))
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        else:
+            out.fill(0)
+        outputs.append(out)
+    module(*inputs, *outputs)
+    for tensor, out, reference in zip(args[len(inputs):], outputs, wanted):
+        if out.dtype.kind == "f":
+            np.testing.assert_allclose(out, reference, rtol=rtol, atol=atol, err_msg=f"output {tensor.name}")
+        else:
+            np.testing.assert_array_equal(out, reference, err_msg=f"output {tensor.name}")
+    return outputs
+
+
+def static_shape(tensor: Tensor) -> tuple[int, ...]:
+    """The shape of ``tensor`` as ints (every dimension must be constant)."""
+    dims = [const_int_value(d) for d in tensor.shape]
+    if any(d is None for d in dims):
+        raise ValueError(f"static_shape: {tensor.name} has symbolic dimensions {tensor.shape}")
+    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+
+
+_erf_vectorized = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def erf_python(x: np.ndarray) -> np.ndarray:
+    """``erf`` elementwise (``math.erf``; scipy is not needed), in the dtype of ``x``."""
+    return _erf_vectorized(x).astype(x.dtype)
+
+
+def _pad_nchw(data: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
+    top, left, bottom, right = pads
+    return np.pad(data, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _pads4(padding: Any) -> tuple[int, int, int, int]:
+    if isinstance(padding, int):
+        return (padding,) * 4
+    if len(padding) == 2:
+        return padding[0], padding[1], padding[0], padding[1]
+    return tuple(padding)  # type: ignore[return-value]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def conv2d_nchw_python(
+    data: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1
+) -> np.ndarray:
+    """Grouped NCHW convolution: ``data[N, C, H, W]``, ``kernel[O, C // groups, KH, KW]``; accumulates in float64."""
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    padded = _pad_nchw(data.astype(np.float64), _pads4(padding))
+    batch = data.shape[0]
+    out_channels, group_in, kh, kw = kernel.shape
+    out_h = (padded.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    out_w = (padded.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    group_out = out_channels // groups
+    out = np.zeros((batch, out_channels, out_h, out_w))
+    weights = kernel.astype(np.float64)
+    for g in range(groups):
+        block = padded[:, g * group_in : (g + 1) * group_in]
+        for ry in range(kh):
+            for rx in range(kw):
+                window = block[:, :, ry * dh : ry * dh + sh * (out_h - 1) + 1 : sh,
+                               rx * dw : rx * dw + sw * (out_w - 1) + 1 : sw]
+                w = weights[g * group_out : (g + 1) * group_out, :, ry, rx]
+                out[:, g * group_out : (g + 1) * group_out] += np.einsum("nchw,oc->nohw", window, w)
+    return out.astype(data.dtype)
+
+
+def depthwise_conv2d_nchw_python(
+    data: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: Any = 0, dilation: Any = 1
+) -> np.ndarray:
+    """Depthwise NCHW convolution with ``kernel[C, M, KH, KW]``: output channel ``c`` reads input channel
+    ``c // M`` with filter ``kernel[c // M, c % M]``."""
+    channels, multiplier, kh, kw = kernel.shape
+    grouped = kernel.reshape(channels * multiplier, 1, kh, kw)
+    return conv2d_nchw_python(data, grouped, stride, padding, dilation, groups=channels)
+
+
+def pool2d_python(
+    data: np.ndarray,
+    kernel: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    pool_type: str = "max",
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """NCHW max / average pooling with PyTorch's conventions (``ceil_mode``, ``count_include_pad``)."""
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(kernel if stride is None else stride)
+    top, left, bottom, right = _pads4(padding)
+    batch, channels, height, width = data.shape
+
+    def out_size(size: int, k: int, s: int, lo: int, hi: int) -> int:
+        span = size + lo + hi - k
+        if not ceil_mode:
+            return span // s + 1
+        out = -(-span // s) + 1
+        return out - 1 if (out - 1) * s >= size + lo else out
+
+    out_h = out_size(height, kh, sh, top, bottom)
+    out_w = out_size(width, kw, sw, left, right)
+    out = np.zeros((batch, channels, out_h, out_w), dtype=np.float64)
+    source = data.astype(np.float64)
+    for y in range(out_h):
+        for x in range(out_w):
+            y0, x0 = y * sh - top, x * sw - left
+            y1, x1 = min(y0 + kh, height + bottom), min(x0 + kw, width + right)
+            window = source[:, :, max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
+            if pool_type == "max":
+                empty = window.shape[2] == 0 or window.shape[3] == 0
+                out[:, :, y, x] = -np.inf if empty else window.max(axis=(2, 3))
+            else:
+                if count_include_pad:
+                    count = (y1 - y0) * (x1 - x0)
+                else:
+                    count = (min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0))
+                out[:, :, y, x] = window.sum(axis=(2, 3)) / count
+    return out.astype(data.dtype)
+
+
+def softmax_python(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x.astype(np.float64) - x.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
+
+
+def log_softmax_python(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x.astype(np.float64) - x.max(axis=axis, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(x.dtype)
+
+
+def layer_norm_python(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    axis: int | Sequence[int] = -1,
+    epsilon: float = 1e-5,
+) -> np.ndarray:
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    source = x.astype(np.float64)
+    mean = source.mean(axis=axes, keepdims=True)
+    var = ((source - mean) ** 2).mean(axis=axes, keepdims=True)
+    out = (source - mean) / np.sqrt(var + epsilon)
+    norm_axes = sorted(a % x.ndim for a in axes)
+    param_shape = [x.shape[d] if d in norm_axes else 1 for d in range(x.ndim)]
+    if gamma is not None:
+        out = out * gamma.astype(np.float64).reshape(param_shape)
+    if beta is not None:
+        out = out + beta.astype(np.float64).reshape(param_shape)
+    return out.astype(x.dtype)

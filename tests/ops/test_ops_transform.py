@@ -1,0 +1,194 @@
+"""Layout transforms: transpose and reshape index maps, flatten, concatenate, split, strided_slice, expand_dims,
+squeeze, under the default schedule; symbolic reshapes; argument errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import ops, te
+from tcomp.ops import OpError
+from tcomp.ops.testing import build_and_check, random_data
+
+
+def _check(output: te.Tensor, inputs: list[te.Tensor], arrays: list[np.ndarray], expected: Any) -> None:
+    build_and_check(tcomp.create_schedule(output), [*inputs, output], arrays, np.asarray(expected), 0, 0)
+
+
+def _input(shape: tuple[int, ...], seed: int = 500) -> tuple[te.Tensor, np.ndarray]:
+    return te.placeholder(shape, name="X"), random_data(np.random.default_rng(seed), shape)
+
+
+@pytest.mark.parametrize("axes", [None, (1, 0, 2), (2, 0, 1), (0, 2, 1), (-1, -3, -2)], ids=str)
+def test_transpose(axes: Any) -> None:
+    x_tensor, x = _input((3, 7, 13))
+    _check(ops.transpose(x_tensor, axes), [x_tensor], [x], np.transpose(x, axes))
+
+
+@pytest.mark.parametrize(
+    ("shape", "newshape"),
+    [
+        ((6, 35), (5, -1, 3)),
+        ((6, 35), (210,)),
+        ((210,), (2, 3, 5, 7)),
+        ((2, 3, 5, 7), (7, 5, 3, 2)),
+        ((13, 1, 7), (7, 13)),
+        ((4, 6), (4, 6)),
+        ((1,), (1, 1, 1)),
+        ((3, 1, 4), (-1, 1)),
+    ],
+    ids=str,
+)
+def test_reshape(shape: tuple[int, ...], newshape: tuple[int, ...]) -> None:
+    x_tensor, x = _input(shape)
+    _check(ops.reshape(x_tensor, newshape), [x_tensor], [x], x.reshape(newshape))
+
+
+def test_reshape_of_a_transpose_composes_index_maps() -> None:
+    x_tensor, x = _input((3, 5, 7))
+    out = ops.reshape(ops.transpose(x_tensor, (2, 0, 1)), (7, 15))
+    _check(out, [x_tensor], [x], x.transpose(2, 0, 1).reshape(7, 15))
+
+
+def test_symbolic_reshape() -> None:
+    n = te.var("n")
+    x_tensor = te.placeholder((n, 6), name="X")
+    out = ops.reshape(x_tensor, (3, -1, 2))
+    module = tcomp.build(tcomp.create_schedule(out), [x_tensor, out])
+    rng = np.random.default_rng(501)
+    for rows in (1, 4, 13):
+        x = random_data(rng, (rows, 6))
+        result = np.zeros((3, rows, 2), dtype="float32")
+        module(x, result)
+        np.testing.assert_array_equal(result, x.reshape(3, -1, 2))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_flatten(axis: int) -> None:
+    x_tensor, x = _input((3, 5, 7))
+    cut = axis + x.ndim if axis < 0 else axis
+    expected = x.reshape(int(np.prod(x.shape[:cut])), -1)
+    _check(ops.flatten(x_tensor, axis), [x_tensor], [x], expected)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concatenate(axis: int) -> None:
+    rng = np.random.default_rng(502)
+    base = [3, 5, 7]
+    extents = [1, 4, 2]
+    shapes = []
+    for extent in extents:
+        shape = list(base)
+        shape[axis] = extent
+        shapes.append(tuple(shape))
+    tensors = [te.placeholder(s, name=f"X{k}") for k, s in enumerate(shapes)]
+    arrays = [random_data(rng, s) for s in shapes]
+    _check(ops.concatenate(tensors, axis), tensors, arrays, np.concatenate(arrays, axis))
+
+
+def test_concatenate_single_tensor_is_a_copy() -> None:
+    x_tensor, x = _input((3, 4))
+    _check(ops.concatenate([x_tensor], 1), [x_tensor], [x], x)
+
+
+@pytest.mark.parametrize("sections", [3, [2, 5], [1]], ids=str)
+def test_split(sections: Any) -> None:
+    x_tensor, x = _input((4, 9))
+    parts = ops.split(x_tensor, sections, axis=1)
+    expected = np.split(x, sections, axis=1)
+    assert len(parts) == len(expected)
+    for part, want in zip(parts, expected):
+        _check(part, [x_tensor], [x], want)
+
+
+@pytest.mark.parametrize(
+    ("begin", "end", "strides", "axes"),
+    [
+        ([1, 2], [3, 9], None, None),
+        ([0, -1], [13, -14], [2, -1], None),
+        ([None, 3], [None, None], [3, 4], None),
+        ([-100], [100], [5], [1]),
+        ([5, 1], [0, 6], [-2, 2], [0, 1]),
+        ([2], [3], [1], [-2]),
+    ],
+    ids=str,
+)
+def test_strided_slice(begin: list[Any], end: list[Any], strides: Any, axes: Any) -> None:
+    x_tensor, x = _input((7, 13))
+    slices: list[slice] = [slice(None)] * 2
+    for k, (b, e) in enumerate(zip(begin, end)):
+        axis = k if axes is None else axes[k] % 2
+        slices[axis] = slice(b, e, None if strides is None else strides[k])
+    out = ops.strided_slice(x_tensor, begin, end, strides, axes)
+    _check(out, [x_tensor], [x], x[tuple(slices)])
+
+
+@pytest.mark.parametrize(("axis", "count"), [(0, 1), (1, 2), (-1, 1), (3, 1), (-4, 2)])
+def test_expand_dims(axis: int, count: int) -> None:
+    x_tensor, x = _input((3, 1, 7))
+    expected = x
+    position = axis + 4 if axis < 0 else axis
+    for _ in range(count):
+        expected = np.expand_dims(expected, position)
+    _check(ops.expand_dims(x_tensor, axis, count), [x_tensor], [x], expected)
+
+
+@pytest.mark.parametrize("axis", [None, 0, (0, 2), -2])
+def test_squeeze(axis: Any) -> None:
+    x_tensor, x = _input((1, 7, 1, 3))
+    _check(ops.squeeze(x_tensor, axis), [x_tensor], [x], np.squeeze(x, axis))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# errors
+def test_transpose_errors() -> None:
+    x_tensor = te.placeholder((2, 3, 4), name="X")
+    with pytest.raises(OpError, match=r"transpose: axes=\(0, 1\) must list each of the 3 dimensions"):
+        ops.transpose(x_tensor, (0, 1))
+    with pytest.raises(OpError, match=r"transpose: axes=\(0, 1, 1\) is not a permutation"):
+        ops.transpose(x_tensor, (0, 1, 1))
+
+
+def test_reshape_errors() -> None:
+    x_tensor = te.placeholder((6, 4), name="X")
+    with pytest.raises(OpError, match=r"reshape: cannot reshape \(6, 4\) \(24 elements\) into \(5, 5\)"):
+        ops.reshape(x_tensor, (5, 5))
+    with pytest.raises(OpError, match=r"reshape: cannot reshape \(6, 4\) \(24 elements\) into \(5, -1\)"):
+        ops.reshape(x_tensor, (5, -1))
+    with pytest.raises(OpError, match="reshape: newshape=.* has more than one -1"):
+        ops.reshape(x_tensor, (-1, -1))
+    with pytest.raises(OpError, match="reshape: newshape entries must be positive"):
+        ops.reshape(x_tensor, (0, 24))
+
+
+def test_concatenate_errors() -> None:
+    a_tensor, b_tensor = te.placeholder((2, 3), name="A"), te.placeholder((4, 4), name="B")
+    with pytest.raises(OpError, match=r"concatenate: tensors\[1\] has shape \(4, 4\), which differs"):
+        ops.concatenate([a_tensor, b_tensor], axis=1)
+    with pytest.raises(OpError, match=r"concatenate: tensors\[1\] has dtype int32"):
+        ops.concatenate([a_tensor, te.placeholder((2, 3), dtype="int32", name="C")])
+    with pytest.raises(OpError, match="concatenate: tensors must be a non-empty sequence"):
+        ops.concatenate([])
+
+
+def test_slice_and_split_errors() -> None:
+    x_tensor = te.placeholder((5, 6), name="X")
+    with pytest.raises(OpError, match="strided_slice: the slice 3:3:1 of dimension 0 .* is empty"):
+        ops.strided_slice(x_tensor, [3], [3])
+    with pytest.raises(OpError, match="strided_slice: strides must be non-zero ints"):
+        ops.strided_slice(x_tensor, [0], [3], [0])
+    with pytest.raises(OpError, match="split: 4 sections do not divide dimension 1 of extent 6"):
+        ops.split(x_tensor, 4, axis=1)
+    with pytest.raises(OpError, match=r"split: split points \[0, 3\] must lie strictly inside"):
+        ops.split(x_tensor, [0, 3], axis=1)
+
+
+def test_squeeze_and_expand_dims_errors() -> None:
+    x_tensor = te.placeholder((1, 6), name="X")
+    with pytest.raises(OpError, match="squeeze: dimension 1 of x has extent 6, not 1"):
+        ops.squeeze(x_tensor, 1)
+    with pytest.raises(OpError, match=r"expand_dims: axis=3 must be an int in \[-3, 2\]"):
+        ops.expand_dims(x_tensor, 3)
