@@ -1,7 +1,8 @@
 """Rewrite rules for ``min``/``max``, integer comparisons and ``&&``/``||`` (operands already simplified).
 
 - ``min``/``max``: decided by the operands' bounds or, for index integers, by the bound of their difference (so
-  ``min(x + 1, x + 3) -> x + 1``); nested constants merge (``min(min(x, 4), 2) -> min(x, 2)``); constants go second;
+  ``min(x + 1, x + 3) -> x + 1``); nested constants merge (``min(min(x, 4), 2) -> min(x, 2)``); operands are
+  ordered (by name, constants second) so that ``min(y, x)`` and ``min(x, y)`` are the same expression;
 - index-integer comparisons: the bound of ``a - b`` decides them; otherwise they are rewritten to a canonical
   ``lhs < rhs``, ``lhs == rhs`` or ``lhs != rhs`` (``a > b -> b < a``, ``a <= b -> a < b + 1``): positive terms
   left, negative terms right, the constant on the side where it is positive, a common factor of the coefficients
@@ -43,7 +44,7 @@ def minmax(s: Simplifier, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Expr
             return a if is_min else b
         if lo >= 0:
             return b if is_min else a
-    if isinstance(a, E.IntImm):
+    if isinstance(a, E.IntImm) or (not isinstance(b, E.IntImm) and s.keys.order_key(b) < s.keys.order_key(a)):
         a, b = b, a
     if isinstance(b, E.IntImm) and type(a) is cls:
         assert isinstance(a, E.BinaryOp)

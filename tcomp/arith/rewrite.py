@@ -9,7 +9,8 @@ Every node's children are simplified first (memoized by object identity); then t
 - integer ``// % Div Mod``: the rules of ``divmod.py``;
 - ``min``/``max``, integer comparisons, ``&&``/``||``: the rules of ``compare.py``; ``!!x -> x`` and
   ``!(a < b) -> b <= a`` on integers;
-- ``select`` with a constant condition picks a branch; equal branches collapse;
+- ``select`` with a constant condition picks a branch; equal branches collapse; on index integers
+  ``select(a < b, a, b) -> min(a, b)`` and ``select(a < b, b, a) -> max(a, b)``;
 - casts fold constants, drop casts to the same type and collapse ``T1(T2(x))`` to ``T1(x)`` when ``T2`` holds
   every value of ``x``;
 - float and vector identities ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``; the vector rules of ``vector.py``;
@@ -297,9 +298,24 @@ class Simplifier(Mutator):
         t, f = self.visit(e.true_value), self.visit(e.false_value)
         if self.keys.equal(t, f):
             return t
+        if isinstance(cond, E.LT) and dt.is_index(e.dtype) and dt.is_index(cond.a.dtype):
+            as_minmax = self._select_minmax(cond, t, f)
+            if as_minmax is not None:
+                return as_minmax
         if cond is e.condition and t is e.true_value and f is e.false_value:
             return e
         return E.Select(cond, t, f, e.dtype)
+
+    def _select_minmax(self, cond: E.LT, t: E.Expr, f: E.Expr) -> E.Expr | None:
+        """``select(t < f, t, f) -> min(t, f)`` and ``select(f < t, t, f) -> max(t, f)``, comparing linear forms."""
+        lin = self.lin
+        condition = lin.add(lin.of(cond.a), lin.of(cond.b), -1)
+        branches = lin.add(lin.of(t), lin.of(f), -1)
+        if _same_form(condition, branches):
+            return self.visit(E.Min(t, f, t.dtype))
+        if _same_form(condition, lin.scale(branches, -1)):
+            return self.visit(E.Max(t, f, t.dtype))
+        return None
 
     def visit_Cast(self, e: E.Cast) -> E.Expr:
         value = self.visit(e.value)
@@ -342,6 +358,16 @@ class Simplifier(Mutator):
         if value is e.value and body is e.body:
             return e
         return E.Let(e.var, value, body, e.dtype)
+
+
+def _same_form(a: Linear, b: Linear) -> bool:
+    if a.const != b.const or len(a.terms) != len(b.terms):
+        return False
+    for key, term in a.terms.items():
+        other = b.terms.get(key)
+        if other is None or other.coeff != term.coeff:
+            return False
+    return True
 
 
 def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:

@@ -302,3 +302,12 @@ def test_wrapping_types_keep_their_semantics() -> None:
     w = Var("w", "uint8")
     assert isinstance(simplify(w // E.make_const(8, "uint8")), E.FloorDiv)
     assert is_const(simplify(w // E.make_const(8, "uint8"), {w: (0, 7)}), 0)
+
+
+def test_select_to_min_max_and_operand_order(v: dict[str, Var]) -> None:
+    x, y = v["x"], v["y"]
+    assert same(simplify(select(x < y, x, y)), min_expr(x, y))
+    assert same(simplify(select(x < y, y, x)), max_expr(x, y))
+    assert same(simplify(select(x + 1 <= y, x, y)), min_expr(x, y))
+    assert is_const(simplify(select(x < y, x, y) - min_expr(y, x)), 0)
+    assert same(simplify(min_expr(4, x)), min_expr(x, 4))
