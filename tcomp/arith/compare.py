@@ -5,8 +5,9 @@
   ordered (by name, constants second) so that ``min(y, x)`` and ``min(x, y)`` are the same expression;
 - index-integer comparisons: the bound of ``a - b`` decides them; otherwise they are rewritten to a canonical
   ``lhs < rhs``, ``lhs == rhs`` or ``lhs != rhs`` (``a > b -> b < a``, ``a <= b -> a < b + 1``): positive terms
-  left, negative terms right, the constant on the side where it is positive, a common factor of the coefficients
-  divided out (``x*4 < 8 -> x < 2``), and ``g*q + r < 0 -> q + k < 0`` when ``r`` stays in ``[k*g, k*g + g)``
+  left, negative terms right, the constant alone on a side without terms or else where it is positive
+  (``x >= -2 -> -3 < x``, ``y < x - 4 -> y + 4 < x``), a common factor of the coefficients divided out
+  (``x*4 < 8 -> x < 2``), and ``g*q + r < 0 -> q + k < 0`` when ``r`` stays in ``[k*g, k*g + g)``
   (``i*4 + j < n*4 -> i < n`` for ``j`` in ``[0, 3]``); comparisons of wrapping types (narrow, unsigned) are only
   decided from their operands' bounds;
 - ``&&``/``||`` with a constant operand, ``x && x -> x``; two constant limits on one expression merge
@@ -81,11 +82,18 @@ def compare(s: Simplifier, cls: type[E.BinaryOp], a: E.Expr, b: E.Expr) -> E.Exp
         else:
             const //= g
         diff = Linear(diff.dtype, {k: type(t)(t.atoms, t.coeff // g) for k, t in diff.terms.items()}, const)
-    left = Linear(diff.dtype, {k: t for k, t in diff.terms.items() if t.coeff > 0}, max(const, 0))
-    right = Linear(diff.dtype, {}, max(-const, 0))
+    if op is not E.LT and all(t.coeff < 0 for t in diff.terms.values()):
+        diff = lin.scale(diff, -1)  # x == 1, not 1 == x
+        const = diff.const
+    left = Linear(diff.dtype, {k: t for k, t in diff.terms.items() if t.coeff > 0}, 0)
+    right = Linear(diff.dtype, {}, 0)
     for key, term in diff.terms.items():
         if term.coeff < 0:
             right.terms[key] = type(term)(term.atoms, -term.coeff)
+    if not left.terms or (right.terms and const > 0):
+        left.const = const  # -3 < x, x + 4 < y
+    else:
+        right.const = -const  # x < 4, x < y + 4
     return op(lin.to_expr(left), lin.to_expr(right), "bool")
 
 
