@@ -137,7 +137,7 @@ def divide(lhs: Any, rhs: Any, name: str = "T_divide") -> Tensor:
     """``lhs / rhs`` (true division) with broadcasting; the operands must be floats (use ``floor_divide`` for
     integers)."""
     for value, which in ((lhs, "lhs"), (rhs, "rhs")):
-        dtype = _dtype_of(value) if isinstance(value, (Tensor, Expr)) else None
+        dtype = _dtype_of(value)
         if dtype is not None and not dt.is_float(dtype):
             raise OpError(f"divide: argument {which} has integer dtype {dtype}; use floor_divide for integers")
     return broadcast_binary("divide", lhs, rhs, lambda x, y: x / y, name)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from tcomp.ir import dtype as dt
-from tcomp.ir.expr import const_int_value
 from tcomp.te.tensor import Tensor
 
 __all__ = [
@@ -71,14 +70,6 @@ def build_and_check(
         else:
             np.testing.assert_array_equal(out, reference, err_msg=f"output {tensor.name}")
     return outputs
-
-
-def static_shape(tensor: Tensor) -> tuple[int, ...]:
-    """The shape of ``tensor`` as ints (every dimension must be constant)."""
-    dims = [const_int_value(d) for d in tensor.shape]
-    if any(d is None for d in dims):
-        raise ValueError(f"static_shape: {tensor.name} has symbolic dimensions {tensor.shape}")
-    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
 
 
 _erf_vectorized = np.vectorize(math.erf, otypes=[np.float64])

@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tcomp.arith import simplify
-from tcomp.ir import dtype as dt
-from tcomp.ir.expr import Expr, IterVar, const, const_int_value, convert, max_expr, min_expr
+from tcomp.ir.expr import Expr, const, const_int_value, convert, max_expr, min_expr
 from tcomp.te.tensor import Tensor
 
 Shape = tuple[Expr, ...]
-IntOrExpr = int | Expr
 
 
 class OpError(ValueError):
@@ -48,10 +46,6 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     return const_int_value(value)
-
-
-def dim_expr(value: IntOrExpr) -> Expr:
-    return convert(value)
 
 
 def same_dim(a: Any, b: Any) -> bool:
@@ -151,21 +145,3 @@ def clamp_index(index: Expr, extent: Expr) -> Expr:
     """``index`` clamped into ``[0, extent)``. Used for reads inside ``if_then_else``, whose branches are both
     evaluated: the clamped read stays inside the buffer whichever branch is taken."""
     return max_expr(min_expr(index, extent - 1), 0)
-
-
-def reduce_axis_name(prefix: str, index: int) -> str:
-    return f"{prefix}{index}"
-
-
-def scalar_or_tensor(op: str, name: str, value: Any) -> Tensor | Expr:
-    """A tensor, or a scalar (Python number or expression) as an expression."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, (bool, int, float, Expr, IterVar)):
-        return convert(value)
-    raise OpError(f"{op}: argument {name} must be a tensor or a scalar, got {type(value).__name__}")
-
-
-def float_dtype(dtype: str) -> str:
-    """``dtype`` if it is a float type, else float32 (the dtype of transcendental functions of integers)."""
-    return dtype if dt.is_float(dtype) else "float32"

@@ -197,3 +197,24 @@ def test_pad_errors() -> None:
         ops.pad(x_tensor, (1, 1, 1))
     with pytest.raises(OpError, match=r"pad: pad_after must hold non-negative ints"):
         ops.pad(x_tensor, (1, 1), (0, -1))
+
+
+def test_symbolic_conv2d_and_global_pool() -> None:
+    batch, height, width = te.var("n"), te.var("h"), te.var("w")
+    x_tensor = te.placeholder((batch, 2, height, width), name="data")
+    w_tensor = te.placeholder((3, 2, 3, 3), name="kernel")
+    conv = ops.conv2d_nchw(x_tensor, w_tensor, stride=2, padding=1)
+    pooled = ops.global_pool(x_tensor, "avg")
+    conv_module = tcomp.build(tcomp.create_schedule(conv), [x_tensor, w_tensor, conv])
+    pool_module = tcomp.build(tcomp.create_schedule(pooled), [x_tensor, pooled])
+    rng = np.random.default_rng(407)
+    w = random_data(rng, (3, 2, 3, 3))
+    for shape in ((1, 2, 5, 5), (2, 2, 8, 11)):
+        x = random_data(rng, shape)
+        expected = reference.conv2d_nchw_python(x, w, 2, 1)
+        result = np.zeros(expected.shape, dtype="float32")
+        conv_module(x, w, result)
+        np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+        means = np.zeros((shape[0], 2, 1, 1), dtype="float32")
+        pool_module(x, means)
+        np.testing.assert_allclose(means, x.mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
