@@ -22,6 +22,7 @@ SCALAR_DTYPES = (
     "float16",
     "float32",
     "float64",
+    "handle",
 )
 
 _VECTOR_RE = re.compile(r"^([a-z]+[0-9]*)x([0-9]+)$")
@@ -81,6 +82,11 @@ def is_signed(dtype: str) -> bool:
     return element(dtype).startswith("int")
 
 
+def is_handle(dtype: str) -> bool:
+    """An opaque pointer (the address of a buffer element), passed to extern and tensor-intrinsic calls."""
+    return element(dtype) == "handle"
+
+
 def is_bool(dtype: str) -> bool:
     return element(dtype) == "bool"
 
@@ -89,6 +95,8 @@ def bits(dtype: str) -> int:
     base = element(dtype)
     if base == "bool":
         return 1
+    if base == "handle":
+        return 64
     return int(re.sub(r"^[a-z]+", "", base))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from tcomp.ir import dtype as dt
 
@@ -372,7 +372,7 @@ class Reduce(Expr):
     init: Expr | None = field(default=None)
 
 
-ExprLike = Union[Expr, IterVar, int, float, bool]
+ExprLike = Expr | IterVar | int | float | bool
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -165,7 +165,8 @@ class Lowerer:
                 if stage.attach_type is AttachType.SCOPE:
                     self.attach_storage(stage)  # allocated at the attach point
                     continue
-                buffer = Buffer(tensor.name, tensor.shape, tensor.dtype, stage.scope, 64, aligned_strides(stage, tensor.shape))
+                strides = aligned_strides(stage, tensor.shape)
+                buffer = Buffer(tensor.name, tensor.shape, tensor.dtype, stage.scope, 64, strides)
                 self.storage[tensor] = Storage(buffer)
                 self.root_allocs.append(buffer)
         for state, scan_out in state_of.items():
@@ -259,6 +260,12 @@ class Lowerer:
             return rewriter.visit(substitute(expr, absolute))
 
         buffer = store_storage.buffer
+        tensorized = next(
+            (i for i, lv in enumerate(leaves) if lv in stage.iter_attrs and stage.iter_attrs[lv].tensor_intrin),
+            None,
+        )
+        if tensorized is not None:
+            return self.tensorized_nest(stage, bound, tensorized, absolute, guards)
         if isinstance(body_expr, Reduce):
             return self.reduce_nest(stage, bound, body_expr, buffer, indices, guards, load)
         store = BufferStore(buffer, load(body_expr), indices)
@@ -296,6 +303,95 @@ class Lowerer:
         init_guards = [g for g in inner_guards if not (g[1] & reduce_ids)]
         init_nest = self.build_nest(stage, bound, init_leaves, init_store, init_guards, attach=False)
         update_nest = self.build_nest(stage, bound, inner, update, inner_guards)
+        return self.build_nest(stage, bound, common, seq(init_nest, update_nest), common_guards)
+
+    def tensorized_nest(
+        self,
+        stage: Stage,
+        bound: StageBound,
+        position: int,
+        absolute: dict[Var, Expr],
+        guards: list[tuple[Expr, set[int]]],
+    ) -> Stmt:
+        """The stage's nest with the leaves from ``position`` inward replaced by a tensor intrinsic."""
+        from tcomp.schedule.tensorize import Matcher, TensorizeError, make_region
+
+        op = stage.op
+        assert isinstance(op, ComputeOp)
+        leaves = stage.leaf_iter_vars
+        axis = leaves[position]
+        intrin = stage.iter_attrs[axis].tensor_intrin
+        inner, outer = leaves[position:], leaves[:position]
+        inner_ids = {id(lv.var) for lv in inner}
+        prefix = f"stage {stage.name}: tensorize with {intrin.name}"
+        for cond, used in guards:
+            if used & inner_ids:
+                raise TensorizeError(
+                    f"{prefix}: the loop nest under axis {axis.var.name} needs the bounds guard {cond} "
+                    "(an extent the split factor does not divide); the intrinsic covers whole tiles only"
+                )
+        spatial = [lv for lv in inner if lv.kind is not IterKind.REDUCE]
+        reduces = [lv for lv in inner if lv.kind is IterKind.REDUCE]
+        intrin_spatial = list(intrin.axis)
+        var_map: dict[Var, Expr] = {}
+        if len(spatial) < len(intrin_spatial):
+            # intrinsic axes of extent 1 need no loop of their own
+            for iv in list(intrin_spatial):
+                if len(spatial) < len(intrin_spatial) and intrin.extents((iv,))[0] == 1:
+                    intrin_spatial.remove(iv)
+                    var_map[iv.var] = const(0)
+        if len(spatial) != len(intrin_spatial) or len(reduces) != len(intrin.reduce_axis):
+            raise TensorizeError(
+                f"{prefix}: the nest under axis {axis.var.name} has {len(spatial)} data-parallel and {len(reduces)} "
+                f"reduction loops, the intrinsic {len(intrin.axis)} and {len(intrin.reduce_axis)}"
+            )
+        for lv, iv in zip(spatial + reduces, tuple(intrin_spatial) + intrin.reduce_axis):
+            want = intrin.extents((iv,))[0]
+            have = const_int_value(simplify(bound.extent[lv], self.bounds))
+            if have != want:
+                raise TensorizeError(
+                    f"{prefix}: loop {lv.var.name} has extent {bound.extent[lv]}, "
+                    f"intrinsic axis {iv.var.name} has {want}"
+                )
+            var_map[iv.var] = lv.var
+        zero_map: dict[Var, Expr] = {lv.var: const(0) for lv in inner}
+        matcher = Matcher(stage.name, intrin, var_map, zero_map, self.bounds)
+        body = substitute(self.bodies[op][0], absolute)
+        matcher.match(body, intrin.op.body[0])
+        out_indices = tuple(absolute[iv.var] for iv in op.axis)
+        intrin_out = tuple(iv.var for iv in intrin.axis)
+        out_start = matcher.region_start(out_indices, intrin_out, f"write of {stage.name}")
+        ins = []
+        for placeholder in intrin.inputs:
+            read = matcher.reads.get(placeholder)
+            if read is None:
+                raise TensorizeError(f"{prefix}: the nest does not read anything as intrinsic input {placeholder.name}")
+            store = self.storage[read.tensor]
+            ins.append(make_region(store.buffer, read.start, store.offset, placeholder.shape))
+        out_store = self.storage[op.output(0)]
+        outs = [make_region(out_store.buffer, out_start, out_store.offset, intrin.op.output(0).shape)]
+        lowered = intrin.lower(ins, outs)
+        full, reset, update = (lowered, None, None) if isinstance(lowered, Stmt) else lowered
+        outer_guards = [g for g in guards if not g[1] & inner_ids]
+        first_reduce = next((i for i, lv in enumerate(leaves) if lv.kind is IterKind.REDUCE), len(leaves))
+        if not op.is_reduction or position <= first_reduce:
+            return self.build_nest(stage, bound, outer, full, outer_guards)
+        if reset is None or update is None:
+            raise TensorizeError(
+                f"{prefix}: reduction loops outside axis {axis.var.name} need the intrinsic to return "
+                "(body, reset, update)"
+            )
+        common = leaves[:first_reduce]
+        middle = leaves[first_reduce:position]
+        common_ids = {id(lv.var) for lv in common}
+        init_leaves = [lv for lv in middle if lv.kind is not IterKind.REDUCE]
+        common_guards = [g for g in outer_guards if g[1] <= common_ids]
+        rest_guards = [g for g in outer_guards if not g[1] <= common_ids]
+        reduce_ids = {id(lv.var) for lv in middle if lv.kind is IterKind.REDUCE}
+        # the reset runs outside the reduction loops: their variables are 0 there (inputs are not read)
+        reset = substitute(reset, {lv.var: const(0) for lv in middle if lv.kind is IterKind.REDUCE})
+        init_nest = self.build_nest(stage, bound, init_leaves, reset, [g for g in rest_guards if not g[1] & reduce_ids])
+        update_nest = self.build_nest(stage, bound, middle, update, rest_guards)
         return self.build_nest(stage, bound, common, seq(init_nest, update_nest), common_guards)
 
     def guards(

@@ -173,6 +173,22 @@ class StagePrimitives:
         stage.attr(axis).pragmas.append((key, value))
         _record(stage, "pragma", axis.var.name, key, value)
 
+    def tensorize(self: Any, axis: IterVar, intrin: Any) -> None:
+        """Replace the loop nest from ``axis`` inward by the tensor intrinsic ``intrin`` (checked when lowering:
+        the nest must compute exactly what the intrinsic declares)."""
+        from tcomp.te.intrin import TensorIntrin
+
+        stage: Stage = self
+        _check_schedulable(stage, "tensorize")
+        stage.leaf_index(axis, "tensorize")
+        if not isinstance(intrin, TensorIntrin):
+            raise schedule_error(stage, "tensorize", axis, f"expected a te.decl_tensor_intrin result, got {intrin!r}")
+        for other, attr in stage.iter_attrs.items():
+            if attr.tensor_intrin is not None and other is not axis:
+                raise schedule_error(stage, "tensorize", axis, f"axis {other.var.name} is already tensorized")
+        stage.attr(axis).tensor_intrin = intrin
+        _record(stage, "tensorize", axis.var.name, intrin.name)
+
     def storage_align(self: Any, axis: IterVar, factor: int, offset: int) -> None:
         """Pad the stride of ``axis``'s dimension of this stage's buffer to ``k * factor + offset`` elements (to
         spread rows over memory banks or cache sets). Applies to the stage's own (non-argument) storage."""

@@ -1,6 +1,7 @@
 """The tensor-expression language: what to compute, never how."""
 
 from tcomp.ir.expr import Expr, IterVar, Reduce, Var, cast, const
+from tcomp.te.intrin import TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin
 from tcomp.te.math import (
     abs,
     all,
@@ -34,7 +35,8 @@ from tcomp.te.reduction import Reducer, comm_reducer, max, min, prod, sum
 from tcomp.te.tensor import ComputeOp, Operation, PlaceholderOp, ScanOp, Tensor
 
 __all__ = [
-    "ComputeOp", "Expr", "IterVar", "Operation", "PlaceholderOp", "Reduce", "Reducer", "ScanOp", "TEError",
+    "ComputeOp", "Expr", "TensorIntrin", "TensorRegion", "call_extern", "decl_tensor_intrin",
+    "IterVar", "Operation", "PlaceholderOp", "Reduce", "Reducer", "ScanOp", "TEError",
     "Tensor", "Var", "abs", "all", "any", "cast", "ceil", "comm_reducer", "compute", "const", "cos", "erf", "exp",
     "floor", "floordiv", "floormod", "if_then_else", "log", "logical_and", "logical_not", "logical_or", "max",
     "max_value", "min", "min_value", "placeholder", "pow", "prod", "reduce_axis", "round", "rsqrt", "scan",

@@ -286,8 +286,13 @@ class ExprEmitter:
     # ------------------------------------------------------------------------------------------------ calls
     def _call(self, expr: E.Expr) -> ir.Value:
         assert isinstance(expr, E.Call)
+        from tcomp.codegen.llvm.extern import emit_address_of, emit_extern_call
         from tcomp.codegen.llvm.intrinsics import emit_call
 
+        if expr.kind == "extern":
+            return emit_extern_call(self, expr)
+        if expr.op == "address_of":
+            return emit_address_of(self, expr)
         return emit_call(self, expr)
 
     # ------------------------------------------------------------------------------------------------ memory

@@ -23,7 +23,9 @@ _FLOATS: dict[str, ir.Type] = {"float16": ir.HalfType(), "float32": ir.FloatType
 
 
 def scalar_type(elem: str) -> ir.Type:
-    """The register type of a scalar dtype."""
+    """The register type of a scalar dtype (``handle`` is an opaque ``i8*``)."""
+    if elem == "handle":
+        return I8_PTR
     if elem in _FLOATS:
         return _FLOATS[elem]
     return ir.IntType(dt.bits(elem))

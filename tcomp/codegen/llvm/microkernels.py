@@ -1,0 +1,202 @@
+"""tcomp's own CPU micro-kernels, generated as LLVM IR into the module that calls them (tensor intrinsics).
+
+- ``tcomp_sgemm_f32_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K, accumulate)``: ``C[mr, nr] (+)= A[mr, K] @ B[K, nr]``
+  with ``mr x nr/lanes`` vector accumulators held in registers across the whole ``K`` loop, one broadcast of
+  ``A[r, k]`` and ``nr/lanes`` vector loads of ``B[k, :]`` per step, fused multiply-adds throughout. Strides are in
+  elements. ``accumulate = 0`` starts from zero (``K = 0`` with ``accumulate = 0`` clears the tile).
+- ``tcomp_sdot_f32_v{lanes}(a, b, n, c, accumulate)``: ``c[0] (+)= sum(a[0:n] * b[0:n])`` with a vector
+  accumulator, a scalar tail and a tree reduction at the end.
+
+Pointers are ``i8*`` (tcomp's ``handle``) and are declared ``noalias``: the caller passes disjoint regions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import llvmlite.ir as ir
+
+from tcomp.codegen.llvm import types as T
+from tcomp.codegen.llvm.context import CodegenError
+from tcomp.codegen.llvm.extern import register_extern
+
+_GEMM_RE = re.compile(r"^tcomp_sgemm_f32_(\d+)x(\d+)_v(\d+)$")
+_DOT_RE = re.compile(r"^tcomp_sdot_f32_v(\d+)$")
+
+
+def gemm_kernel_name(mr: int, nr: int, lanes: int) -> str:
+    return f"tcomp_sgemm_f32_{mr}x{nr}_v{lanes}"
+
+
+def dot_kernel_name(lanes: int) -> str:
+    return f"tcomp_sdot_f32_v{lanes}"
+
+
+def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
+    name = f"llvm.fma.{T.intrinsic_suffix(ty)}"
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.Function):
+        return existing
+    return ir.Function(module, ir.FunctionType(ty, [ty, ty, ty]), name=name)
+
+
+def _splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    vec_ty = ir.VectorType(value.type, lanes)
+    single = builder.insert_element(ir.Constant(vec_ty, ir.Undefined), value, T.I32(0))
+    mask = ir.Constant(ir.VectorType(T.I32, lanes), [0] * lanes)
+    return builder.shuffle_vector(single, ir.Constant(vec_ty, ir.Undefined), mask)
+
+
+def _new_function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:
+    function = ir.Function(module, ir.FunctionType(T.VOID, args), name=name)
+    function.linkage = "internal"
+    function.attributes.add("nounwind")
+    for arg in function.args:
+        if isinstance(arg.type, ir.PointerType):
+            arg.add_attribute("noalias")
+    return function
+
+
+@register_extern("tcomp_sgemm_f32_")
+def define_sgemm(module: ir.Module, name: str) -> ir.Function:
+    match = _GEMM_RE.match(name)
+    if not match:
+        raise CodegenError(f"malformed GEMM micro-kernel name {name!r}")
+    mr, nr, lanes = (int(g) for g in match.groups())
+    if nr % lanes:
+        raise CodegenError(f"{name}: nr={nr} is not a multiple of lanes={lanes}")
+    nv = nr // lanes
+    vec = ir.VectorType(T.F32, lanes)
+    fptr = T.F32.as_pointer()
+    function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32])
+    a_raw, lda, b_raw, ldb, c_raw, ldc, k_count, accumulate = function.args
+    entry = function.append_basic_block("entry")
+    loop = function.append_basic_block("k.loop")
+    done = function.append_basic_block("k.done")
+    bld = ir.IRBuilder(entry)
+    a, b, c = (bld.bitcast(p, fptr) for p in (a_raw, b_raw, c_raw))
+    keep = bld.icmp_signed("!=", accumulate, T.I32(0))
+    zero = ir.Constant(vec, [0.0] * lanes)
+
+    def c_vector_ptr(row: int, v: int) -> ir.Value:
+        offset = bld.add(bld.mul(T.I64(row), ldc), T.I64(v * lanes))
+        return bld.bitcast(bld.gep(c, [offset], inbounds=True), vec.as_pointer())
+
+    initial = []
+    for r in range(mr):
+        for v in range(nv):
+            loaded = bld.load(c_vector_ptr(r, v), align=4)
+            initial.append(bld.select(keep, loaded, zero))
+    has_work = bld.icmp_signed(">", k_count, T.I64(0))
+    bld.cbranch(has_work, loop, done)
+
+    bld.position_at_end(loop)
+    k = bld.phi(T.I64, "k")
+    accs = [bld.phi(vec, f"acc.{i}") for i in range(mr * nv)]
+    fma = _fma(module, vec)
+    b_row = bld.mul(k, ldb)
+    b_vectors = []
+    for v in range(nv):
+        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * lanes))], inbounds=True)
+        b_vectors.append(bld.load(bld.bitcast(ptr, vec.as_pointer()), align=4))
+    updated = []
+    for r in range(mr):
+        a_value = bld.load(bld.gep(a, [bld.add(bld.mul(T.I64(r), lda), k)], inbounds=True), align=4)
+        a_splat = _splat(bld, a_value, lanes)
+        for v in range(nv):
+            updated.append(bld.call(fma, [a_splat, b_vectors[v], accs[r * nv + v]]))
+    k_next = bld.add(k, T.I64(1))
+    bld.cbranch(bld.icmp_signed("<", k_next, k_count), loop, done)
+    k.add_incoming(T.I64(0), entry)
+    k.add_incoming(k_next, loop)
+    for acc, start, new in zip(accs, initial, updated):
+        acc.add_incoming(start, entry)
+        acc.add_incoming(new, loop)
+
+    bld.position_at_end(done)
+    finals = []
+    for start, new in zip(initial, updated):
+        phi = bld.phi(vec)
+        phi.add_incoming(start, entry)
+        phi.add_incoming(new, loop)
+        finals.append(phi)
+    for r in range(mr):
+        for v in range(nv):
+            bld.store(finals[r * nv + v], c_vector_ptr(r, v), align=4)
+    bld.ret_void()
+    return function
+
+
+@register_extern("tcomp_sdot_f32_")
+def define_sdot(module: ir.Module, name: str) -> ir.Function:
+    match = _DOT_RE.match(name)
+    if not match:
+        raise CodegenError(f"malformed dot micro-kernel name {name!r}")
+    lanes = int(match.group(1))
+    vec = ir.VectorType(T.F32, lanes)
+    fptr = T.F32.as_pointer()
+    function = _new_function(module, name, [T.I8_PTR, T.I8_PTR, T.I64, T.I8_PTR, T.I32])
+    a_raw, b_raw, n, c_raw, accumulate = function.args
+    entry = function.append_basic_block("entry")
+    vloop = function.append_basic_block("vec.loop")
+    vdone = function.append_basic_block("vec.done")
+    tloop = function.append_basic_block("tail.loop")
+    finish = function.append_basic_block("finish")
+    bld = ir.IRBuilder(entry)
+    a, b, c = (bld.bitcast(p, fptr) for p in (a_raw, b_raw, c_raw))
+    n_vec = bld.mul(bld.sdiv(n, T.I64(lanes)), T.I64(lanes))
+    zero = ir.Constant(vec, [0.0] * lanes)
+    bld.cbranch(bld.icmp_signed(">", n_vec, T.I64(0)), vloop, vdone)
+
+    bld.position_at_end(vloop)
+    i = bld.phi(T.I64, "i")
+    acc = bld.phi(vec, "acc")
+    av = bld.load(bld.bitcast(bld.gep(a, [i], inbounds=True), vec.as_pointer()), align=4)
+    bv = bld.load(bld.bitcast(bld.gep(b, [i], inbounds=True), vec.as_pointer()), align=4)
+    acc_next = bld.call(_fma(module, vec), [av, bv, acc])
+    i_next = bld.add(i, T.I64(lanes))
+    bld.cbranch(bld.icmp_signed("<", i_next, n_vec), vloop, vdone)
+    i.add_incoming(T.I64(0), entry)
+    i.add_incoming(i_next, vloop)
+    acc.add_incoming(zero, entry)
+    acc.add_incoming(acc_next, vloop)
+
+    bld.position_at_end(vdone)
+    total_vec = bld.phi(vec)
+    total_vec.add_incoming(zero, entry)
+    total_vec.add_incoming(acc_next, vloop)
+    # tree reduction of the vector accumulator
+    value = total_vec
+    width = lanes
+    while width > 1:
+        half = width // 2
+        low = bld.shuffle_vector(value, value, ir.Constant(ir.VectorType(T.I32, half), list(range(half))))
+        high = bld.shuffle_vector(value, value, ir.Constant(ir.VectorType(T.I32, half), list(range(half, width))))
+        value = bld.fadd(low, high)
+        width = half
+    vector_sum = bld.extract_element(value, T.I32(0))
+    start = bld.select(bld.icmp_signed("!=", accumulate, T.I32(0)), bld.load(c, align=4), ir.Constant(T.F32, 0.0))
+    base = bld.fadd(start, vector_sum)
+    bld.cbranch(bld.icmp_signed("<", n_vec, n), tloop, finish)
+
+    bld.position_at_end(tloop)
+    j = bld.phi(T.I64, "j")
+    partial = bld.phi(T.F32, "partial")
+    a_j = bld.load(bld.gep(a, [j], inbounds=True), align=4)
+    b_j = bld.load(bld.gep(b, [j], inbounds=True), align=4)
+    product = bld.fmul(a_j, b_j)
+    partial_next = bld.fadd(partial, product)
+    j_next = bld.add(j, T.I64(1))
+    bld.cbranch(bld.icmp_signed("<", j_next, n), tloop, finish)
+    j.add_incoming(n_vec, vdone)
+    j.add_incoming(j_next, tloop)
+    partial.add_incoming(base, vdone)
+    partial.add_incoming(partial_next, tloop)
+
+    bld.position_at_end(finish)
+    result = bld.phi(T.F32)
+    result.add_incoming(base, vdone)
+    result.add_incoming(partial_next, tloop)
+    bld.store(result, c, align=4)
+    bld.ret_void()
+    return function

@@ -1,0 +1,75 @@
+"""CPU tensor intrinsics backed by tcomp's own LLVM micro-kernels (``tcomp/codegen/llvm/microkernels.py``).
+
+- ``gemm_intrin(mr, nr, kc)``: ``c[mr, nr] = sum_k a[mr, k] * b[k, nr]`` over ``kc`` steps, register-blocked;
+  the ``b`` tile is read with a row stride (packed panels give stride ``nr``), ``a`` and ``c`` with theirs.
+- ``dot_intrin(n)``: ``c[0] = sum_k a[k] * b[k]``.
+
+Both return ``(body, reset, update)`` so they can sit inside a reduction split further out.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from tcomp import te
+from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name
+from tcomp.ir.expr import const
+from tcomp.te.intrin import TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
+from tcomp.target import Target
+
+
+def default_lanes(target: Target | None = None) -> int:
+    return (target or Target.current_host()).vector_bits // 32
+
+
+@functools.cache
+def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None) -> TensorIntrin:
+    lanes = lanes or default_lanes()
+    if nr % lanes:
+        raise ValueError(f"gemm_intrin: nr={nr} must be a multiple of the vector lanes ({lanes})")
+    a = te.placeholder((mr, kc), name="a")
+    b = te.placeholder((kc, nr), name="b")
+    k = te.reduce_axis((0, kc), name="k")
+    c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
+    name = gemm_kernel_name(mr, nr, lanes)
+
+    def lower(ins: list[TensorRegion], outs: list[TensorRegion]):
+        ra, rb = ins
+        (rc,) = outs
+
+        def call(steps: int, accumulate: int):
+            return emit(
+                call_extern(
+                    "int32", name,
+                    ra.access_ptr(), int64(ra.stride(0)),
+                    rb.access_ptr(), int64(rb.stride(0)),
+                    rc.access_ptr(), int64(rc.stride(0)),
+                    int64(steps), const(accumulate),
+                )
+            )
+
+        return call(kc, 0), call(0, 0), call(kc, 1)
+
+    return decl_tensor_intrin(c, lower, name=f"gemm_{mr}x{nr}x{kc}")
+
+
+@functools.cache
+def dot_intrin(n: int, lanes: int | None = None) -> TensorIntrin:
+    lanes = lanes or default_lanes()
+    a = te.placeholder((n,), name="a")
+    b = te.placeholder((n,), name="b")
+    k = te.reduce_axis((0, n), name="k")
+    c = te.compute((1,), lambda i: te.sum(a[k] * b[k], axis=k), name="c")
+    name = dot_kernel_name(lanes)
+
+    def lower(ins: list[TensorRegion], outs: list[TensorRegion]):
+        ra, rb = ins
+        (rc,) = outs
+
+        def call(steps: int, accumulate: int):
+            return emit(call_extern("int32", name, ra.access_ptr(), rb.access_ptr(), int64(steps), rc.access_ptr(),
+                                    const(accumulate)))
+
+        return call(n, 0), call(0, 0), call(n, 1)
+
+    return decl_tensor_intrin(c, lower, name=f"dot_{n}")
