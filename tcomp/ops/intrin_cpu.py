@@ -14,8 +14,8 @@ import functools
 from tcomp import te
 from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name
 from tcomp.ir.expr import const
-from tcomp.te.intrin import TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
 from tcomp.target import Target
+from tcomp.te.intrin import TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
 
 
 def default_lanes(target: Target | None = None) -> int:
