@@ -1,12 +1,14 @@
-"""Property-based tests: random legal schedules of matmul and conv2d give numpy's result.
+"""Property-based tests: random legal schedules of matmul, conv2d and every operator of ``op_cases`` give numpy's
+result.
 
 A drawn schedule applies, to the consumer stage, a random sequence of splits (factors or part counts that need not
-divide the extent), fuses of adjacent axes of the same kind and reorders (arbitrary permutations, which are all
-legal, or permutations that keep each split's outer loop before its inner loop); then loop annotations: vectorize
-the innermost leaf when it is data-parallel, parallel the outermost leaf when it is data-parallel, unroll a leaf.
-For conv2d the pad stage is left at the root (with its own random loop structure), inlined, or computed at a random
-leaf of the convolution. Examples are derandomized so the suite is reproducible; raise ``max_examples`` locally
-to search further.
+divide the extent of a root axis), fuses of adjacent axes of the same kind and reorders (arbitrary permutations,
+which are all legal, or permutations that keep each split's outer loop before its inner loop); then loop
+annotations: vectorize the innermost leaf when it is data-parallel, parallel the outermost leaf when it is
+data-parallel, unroll a leaf. For conv2d the pad stage is left at the root (with its own random loop structure),
+inlined, or computed at a random leaf of the convolution. For the other operators every non-output stage is placed
+at random (root, inline, or computed at a leaf of its reader) and every stage gets a random loop structure.
+Examples are derandomized so the suite is reproducible; raise ``max_examples`` locally to search further.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from hypothesis import strategies as st
 import tcomp
 from tcomp import ops, te
 from tcomp.ir.expr import IterKind, IterVar, const_int_value
-from tcomp.ir.stmt import ForKind
 from tcomp.ops import testing as reference
 from tcomp.schedule.relation import Split
 from tcomp.schedule.stage import Stage
@@ -132,10 +133,6 @@ def random_annotations(data: st.DataObject, stage: Stage) -> None:
 def _describe(s: tcomp.schedule.Schedule, args: list[te.Tensor]) -> None:
     note(f"steps: {s.steps_json()}")
     note(str(tcomp.lower(s, args)))
-
-
-def _annotation_kinds(stage: Stage) -> set[ForKind]:
-    return {attr.kind for attr in stage.iter_attrs.values()}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
