@@ -105,11 +105,19 @@ class Simplifier(Mutator):
     def __init__(self, bounds: Bounds | None = None) -> None:
         self.bounds: Bounds = bounds if bounds is not None else {}
         self.bound = ConstIntBound(self.bounds)
+        self._reset()
+
+    def _reset(self) -> None:
         self.keys = ExprKeys()
         self.lin = LinearForms(self.keys)
         self._memo: dict[int, tuple[Any, Any]] = {}
 
     def __call__(self, e: E.Expr) -> E.Expr:
+        """Simplify ``e``. Long-lived simplifiers (an ``Analyzer``'s) drop their tables between calls when they grow
+        large; inside one call the tables only grow, so keys stay consistent."""
+        if len(self.keys) > _MEMO_LIMIT:
+            self._reset()
+            self.bound.clear()
         return self.visit(e)
 
     def visit(self, node: Any) -> Any:
