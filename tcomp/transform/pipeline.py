@@ -15,7 +15,9 @@ from tcomp.ir.verify import verify
 from tcomp.transform.bounds_check import insert_bounds_checks
 from tcomp.transform.check_division import check_division
 from tcomp.transform.flatten import flatten_buffers
+from tcomp.transform.prefetch import inject_prefetch
 from tcomp.transform.simplify import simplify_func
+from tcomp.transform.unroll import unroll_explicit
 from tcomp.transform.vectorize import vectorize_loops
 
 
@@ -36,6 +38,8 @@ def default_pipeline(check_bounds: bool = False) -> list[Pass]:
         Pass("flatten_buffers", flatten_buffers, flat_after=True),
         Pass("simplify_flat", simplify_func, flat_after=True),
         Pass("vectorize_loops", vectorize_loops, flat_after=True),
+        Pass("inject_prefetch", inject_prefetch, flat_after=True),
+        Pass("unroll_explicit", unroll_explicit, flat_after=True),
         Pass("simplify_vector", simplify_func, flat_after=True),
     ]
     return passes

@@ -43,6 +43,8 @@ def _definer_for(name: str) -> Definer | None:
 
 def emit_extern_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     _ensure_microkernels_loaded()
+    if call.op == "tcomp.prefetch":
+        return _emit_prefetch(emitter, call)
     module = emitter.ctx.module
     args = [emitter.emit(a) for a in call.args]
     function = module.globals.get(call.op)
@@ -65,13 +67,24 @@ def emit_extern_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     return result
 
 
-def emit_address_of(emitter: ExprEmitter, call: E.Call) -> ir.Value:
+def emit_address_of(emitter: ExprEmitter, call: E.Call, inbounds: bool = True) -> ir.Value:
     (load,) = call.args
     if not isinstance(load, E.BufferLoad) or len(load.indices) != 1:
         raise CodegenError(f"address_of needs a flattened buffer element, got {load}")
     index = emitter.index_i64(load.indices[0])
-    pointer = emitter.element_pointer(load.buffer, index)
+    pointer = emitter.builder.gep(emitter.buffer_pointer(load.buffer), [index], inbounds=inbounds)
     return emitter.builder.bitcast(pointer, T.I8_PTR)
+
+
+def _emit_prefetch(emitter: ExprEmitter, call: E.Call) -> ir.Value:
+    """``llvm.prefetch`` of a read with high temporal locality into the data cache; never faults."""
+    (address,) = call.args
+    if not isinstance(address, E.Call) or address.op != "address_of":
+        raise CodegenError(f"tcomp.prefetch needs an address_of argument, got {address}")
+    pointer = emit_address_of(emitter, address, inbounds=False)
+    function = emitter.ctx.declare("llvm.prefetch.p0", T.VOID, [T.I8_PTR, T.I32, T.I32, T.I32])
+    emitter.builder.call(function, [pointer, T.I32(0), T.I32(3), T.I32(1)])
+    return T.I32(0)
 
 
 def _ensure_microkernels_loaded() -> None:

@@ -1,0 +1,56 @@
+"""Explicit unrolling of loops marked ``pragma(axis, "unroll_explicit")``.
+
+Rewrite: ``for v in [m, m + n): S(v)`` with constant ``n <= MAX_UNROLL`` becomes ``S(m); S(m + 1); ...; S(m + n - 1)``
+in the loop IR itself (loops of kind ``unrolled`` are instead left to LLVM's unroller through loop metadata).
+A marked loop with a non-constant or larger extent stays a loop. Loop variables inside the copies are renamed
+apart so every copy defines its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tcomp.ir.expr import Var, const_int_value
+from tcomp.ir.functor import Mutator, substitute
+from tcomp.ir.stmt import For, LetStmt, PrimFunc, Stmt, seq
+
+MAX_UNROLL = 256
+
+
+class _Renamer(Mutator):
+    """Gives loop and let variables defined inside a copy fresh identities."""
+
+    def __init__(self) -> None:
+        self.mapping: dict[Var, Var] = {}
+
+    def visit_Var(self, node: Var) -> Var:
+        return self.mapping.get(node, node)
+
+    def visit_For(self, node: For) -> Stmt:
+        fresh = Var(node.loop_var.name, node.loop_var.dtype)
+        self.mapping[node.loop_var] = fresh
+        body = self.visit(node.body)
+        return replace(node, loop_var=fresh, min=self.visit(node.min), extent=self.visit(node.extent), body=body)
+
+    def visit_LetStmt(self, node: LetStmt) -> Stmt:
+        fresh = Var(node.var.name, node.var.dtype)
+        value = self.visit(node.value)
+        self.mapping[node.var] = fresh
+        return LetStmt(fresh, value, self.visit(node.body))
+
+
+class _Unroller(Mutator):
+    def visit_For(self, node: For) -> Stmt:
+        body = self.visit(node.body)
+        wanted = any(key == "unroll_explicit" and value for key, value in node.annotations)
+        count = const_int_value(node.extent)
+        if wanted and count is not None and 0 <= count <= MAX_UNROLL:
+            copies = [_Renamer().visit(substitute(body, {node.loop_var: node.min + i})) for i in range(count)]
+            return seq(*copies)
+        return node if body is node.body else replace(node, body=body)
+
+
+def unroll_explicit(func: PrimFunc) -> PrimFunc:
+    """Unroll loops marked ``unroll_explicit`` (see the module docstring)."""
+    body = _Unroller().visit(func.body)
+    return func if body is func.body else replace(func, body=body)
