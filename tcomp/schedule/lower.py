@@ -38,7 +38,7 @@ from tcomp.ir.stmt import (
     seq,
 )
 from tcomp.schedule.bound import Bounds, StageBound, infer_bounds, pass_up_index
-from tcomp.schedule.relation import AttachType, ScheduleError
+from tcomp.schedule.relation import AttachType, ScheduleError, Split
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Operation, PlaceholderOp, ScanOp, Tensor
@@ -411,6 +411,11 @@ class Lowerer:
             if stage.attach_type is AttachType.SCOPE and root.dom is not None:
                 conditions.append(absolute[root.var] >= root.dom.min)
                 conditions.append(absolute[root.var] < root.dom.min + root.dom.extent)
+        # a split of a non-root axis whose factor does not divide its extent overshoots it: guard those too
+        roots = set(map(id, stage.root_iter_vars))
+        for rel in stage.relations:
+            if isinstance(rel, Split) and id(rel.parent) not in roots:
+                conditions.append(values[rel.parent] < bound.extent[rel.parent])
         leaf_ids = {id(lv.var) for lv in stage.leaf_iter_vars}
         result: list[tuple[Expr, set[int]]] = []
         for cond in conditions:

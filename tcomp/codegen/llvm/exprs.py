@@ -240,10 +240,37 @@ class ExprEmitter:
     def _select(self, expr: E.Expr) -> ir.Value:
         assert isinstance(expr, E.Select)
         lanes = dt.lanes(expr.dtype)
+        guarded_load = _has_load(expr.true_value) or _has_load(expr.false_value)
+        if lanes == 1 and dt.lanes(expr.condition.dtype) == 1 and guarded_load:
+            return self._lazy_select(expr)
         cond = self.emit(expr.condition)
         true_value = self.emit_lanes(expr.true_value, dt.element(expr.dtype), lanes)
         false_value = self.emit_lanes(expr.false_value, dt.element(expr.dtype), lanes)
         return self.builder.select(cond, true_value, false_value)
+
+    def _lazy_select(self, expr: E.Select) -> ir.Value:
+        """A select whose branches read memory evaluates only the branch taken (as ``if_then_else`` promises):
+        a guarded read such as ``i >= 1 ? A[i - 1] : 0`` must not touch ``A[-1]``."""
+        bld = self.builder
+        cond = self.emit(expr.condition)
+        function = bld.block.function
+        then_block = function.append_basic_block("select.then")
+        else_block = function.append_basic_block("select.else")
+        merge = function.append_basic_block("select.end")
+        bld.cbranch(cond, then_block, else_block)
+        bld.position_at_end(then_block)
+        true_value = self.emit_lanes(expr.true_value, dt.element(expr.dtype), 1)
+        then_end = bld.block
+        bld.branch(merge)
+        bld.position_at_end(else_block)
+        false_value = self.emit_lanes(expr.false_value, dt.element(expr.dtype), 1)
+        else_end = bld.block
+        bld.branch(merge)
+        bld.position_at_end(merge)
+        phi = bld.phi(true_value.type)
+        phi.add_incoming(true_value, then_end)
+        phi.add_incoming(false_value, else_end)
+        return phi
 
     # ------------------------------------------------------------------------------------------------ casts
     def _cast_node(self, expr: E.Expr) -> ir.Value:
@@ -370,3 +397,17 @@ def _contract(instruction: ir.Instruction) -> ir.Instruction:
     """Allow LLVM to fuse a multiply and an add into one FMA (as C compilers do with -ffp-contract=fast)."""
     instruction.flags.append("contract")
     return instruction
+
+
+def _has_load(expr: E.Expr) -> bool:
+    from tcomp.ir.functor import post_order_visit
+
+    found = False
+
+    def visit(node: object) -> None:
+        nonlocal found
+        if isinstance(node, E.BufferLoad):
+            found = True
+
+    post_order_visit(expr, visit)
+    return found
