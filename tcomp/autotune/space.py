@@ -1,0 +1,518 @@
+"""Configuration spaces: the knobs a template defines and the configs that pick one value per knob.
+
+A template is called with a ``cfg`` in one of two modes:
+
+- **define mode** (``cfg`` is a ``ConfigSpace``): every ``cfg.define_*`` call records a knob and returns the knob's
+  fallback choice, so the template builds the default schedule while the space learns its knobs;
+- **apply mode** (``cfg`` is a ``ConfigEntity``): the same calls return the choice the config made.
+
+Knob kinds: ``define_split`` (tile sizes of one axis), ``define_reorder`` (a permutation of axes),
+``define_annotate`` (unroll / vectorize / nothing per axis), ``define_knob`` (one of a list of values). A space of
+knob sizes ``n_0, n_1, ...`` has ``n_0 * n_1 * ...`` configs, numbered mixed-radix with the first knob the least
+significant digit. Index 0 is the first choice of every knob; ``space.fallback`` holds each knob's fallback choice.
+Knob choices are JSON values, so a config serializes as a list of ``[name, kind, value]``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tcomp.ir.expr import IterVar, const_int_value
+from tcomp.target import Target
+
+
+class SpaceError(ValueError):
+    """A knob defined with bad arguments, or a config that does not fit a space."""
+
+
+class KnobKind(enum.Enum):
+    SPLIT = "split"
+    REORDER = "reorder"
+    ANNOTATE = "annotate"
+    OTHER = "other"
+
+
+class SplitPolicy(enum.Enum):
+    """How ``define_split`` enumerates inner factors: ``FACTORS`` (divisors of the extent, so no guard is
+    generated), ``POWER2`` (powers of two up to the extent, guards where they do not divide), ``CANDIDATES``
+    (the explicit ``candidates`` list of sizes)."""
+
+    FACTORS = "factors"
+    POWER2 = "power2"
+    CANDIDATES = "candidates"
+
+
+class ReorderPolicy(enum.Enum):
+    """``ALL``: every permutation; ``IDENTITY``: only the given order; ``CANDIDATES``: an explicit list."""
+
+    ALL = "all"
+    IDENTITY = "identity"
+    CANDIDATES = "candidates"
+
+
+class Annotation(enum.Enum):
+    NONE = "none"
+    UNROLL = "unroll"
+    VECTORIZE = "vectorize"
+    PARALLEL = "parallel"
+
+
+class AnnotatePolicy(enum.Enum):
+    """Per axis: ``TRY_UNROLL`` {none, unroll}; ``TRY_VECTORIZE`` {none, vectorize};
+    ``TRY_UNROLL_VECTORIZE`` {none, unroll, vectorize}; ``CANDIDATES``: explicit tuples of ``Annotation``."""
+
+    TRY_UNROLL = "try_unroll"
+    TRY_VECTORIZE = "try_vectorize"
+    TRY_UNROLL_VECTORIZE = "try_unroll_vectorize"
+    CANDIDATES = "candidates"
+
+
+_POLICY_CHOICES = {
+    AnnotatePolicy.TRY_UNROLL: (Annotation.NONE, Annotation.UNROLL),
+    AnnotatePolicy.TRY_VECTORIZE: (Annotation.NONE, Annotation.VECTORIZE),
+    AnnotatePolicy.TRY_UNROLL_VECTORIZE: (Annotation.NONE, Annotation.UNROLL, Annotation.VECTORIZE),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# entities: one knob's choice, with the schedule rewrite it stands for
+@dataclass(frozen=True)
+class SplitEntity:
+    """Sizes ``(outer, f_1, ..., f_{n-1})`` of an n-way split: the axis is split by ``f_{n-1}`` (innermost), the
+    outer part by ``f_{n-2}`` and so on; ``outer`` is the number of outer iterations (``ceil(E / prod(f))``)."""
+
+    size: tuple[int, ...]
+
+    def apply(self, stage: Any, axis: IterVar) -> list[IterVar]:
+        """Split ``axis`` of ``stage`` (a ``Stage``) and return the new axes, outermost first."""
+        axes: list[IterVar] = []
+        rest = axis
+        for factor in reversed(self.size[1:]):
+            rest, inner = stage.split(rest, factor=int(factor))
+            axes.append(inner)
+        axes.append(rest)
+        return list(reversed(axes))
+
+    def to_json(self) -> Any:
+        return list(self.size)
+
+
+@dataclass(frozen=True)
+class ReorderEntity:
+    """A permutation: position ``p`` of the new order holds axis ``perm[p]`` of the given list."""
+
+    perm: tuple[int, ...]
+
+    def permute(self, axes: Sequence[Any]) -> list[Any]:
+        return [axes[p] for p in self.perm]
+
+    def apply(self, stage: Any, axes: Sequence[IterVar]) -> None:
+        stage.reorder(*self.permute(axes))
+
+    def to_json(self) -> Any:
+        return list(self.perm)
+
+
+@dataclass(frozen=True)
+class AnnotateEntity:
+    """One ``Annotation`` per axis."""
+
+    anns: tuple[Annotation, ...]
+
+    def apply(self, stage: Any, axes: Sequence[IterVar]) -> None:
+        for axis, ann in zip(axes, self.anns):
+            if ann is Annotation.UNROLL:
+                stage.unroll(axis)
+            elif ann is Annotation.VECTORIZE:
+                stage.vectorize(axis)
+            elif ann is Annotation.PARALLEL:
+                stage.parallel(axis)
+
+    def to_json(self) -> Any:
+        return [a.value for a in self.anns]
+
+
+@dataclass(frozen=True)
+class OtherOptionEntity:
+    """One value of a ``define_knob`` list (a JSON scalar: int, float, str, bool)."""
+
+    val: Any
+
+    def to_json(self) -> Any:
+        return self.val
+
+
+Entity = SplitEntity | ReorderEntity | AnnotateEntity | OtherOptionEntity
+
+
+def entity_from_json(kind: KnobKind, value: Any) -> Entity:
+    if kind is KnobKind.SPLIT:
+        return SplitEntity(tuple(int(v) for v in value))
+    if kind is KnobKind.REORDER:
+        return ReorderEntity(tuple(int(v) for v in value))
+    if kind is KnobKind.ANNOTATE:
+        return AnnotateEntity(tuple(Annotation(v) for v in value))
+    return OtherOptionEntity(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# knobs: a name and its ordered choices
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    kind: KnobKind
+    entities: tuple[Entity, ...]
+    fallback_index: int = 0
+    _positions: dict[Entity, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.entities:
+            raise SpaceError(f"knob {self.name}: no choice is left (check its candidates and filter)")
+        self._positions.update({e: i for i, e in enumerate(self.entities)})
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    def position(self, entity: Entity) -> int | None:
+        return self._positions.get(entity)
+
+    @property
+    def fallback(self) -> Entity:
+        return self.entities[self.fallback_index]
+
+
+def _extent(name: str, axis: IterVar | int) -> int:
+    if isinstance(axis, bool):
+        raise SpaceError(f"knob {name}: expected an axis or an int extent, got {axis!r}")
+    if isinstance(axis, int):
+        extent = axis
+    elif isinstance(axis, IterVar) and axis.dom is not None:
+        value = const_int_value(axis.dom.extent)
+        if value is None:
+            raise SpaceError(f"knob {name}: axis {axis.var.name} has a symbolic extent; splits need a constant one")
+        extent = value
+    else:
+        raise SpaceError(f"knob {name}: expected an axis with a domain or an int extent, got {axis!r}")
+    if extent <= 0:
+        raise SpaceError(f"knob {name}: the extent must be positive, got {extent}")
+    return extent
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _split_sizes(extent: int, num_outputs: int, policy: SplitPolicy, candidates: Sequence[Sequence[int]] | None,
+                 max_factor: int | None) -> list[tuple[int, ...]]:
+    """All ``(outer, f_1, ..., f_{n-1})`` for ``policy``, in a fixed order (inner factors ascending)."""
+    if policy is SplitPolicy.CANDIDATES:
+        if not candidates:
+            raise SpaceError("SplitPolicy.CANDIDATES needs a candidates list")
+        result = []
+        for sizes in candidates:
+            inner = tuple(int(s) for s in sizes[1:])
+            if len(sizes) != num_outputs or any(s <= 0 for s in inner):
+                raise SpaceError(f"split candidate {list(sizes)} must have {num_outputs} entries, inner ones positive")
+            result.append((-(-extent // math.prod(inner)),) + inner)
+        return result
+    limit = extent if max_factor is None else min(extent, max_factor)
+    if policy is SplitPolicy.FACTORS:
+        values = [d for d in _divisors(extent) if d <= limit]
+    else:
+        values = [1 << p for p in range(limit.bit_length()) if (1 << p) <= limit]
+    result = []
+    for inner in itertools.product(values, repeat=num_outputs - 1):
+        product = math.prod(inner)
+        if policy is SplitPolicy.FACTORS and extent % product:
+            continue
+        if product > extent:
+            continue
+        result.append((-(-extent // product),) + tuple(inner))
+    return result
+
+
+def _closest_split(entities: Sequence[Entity], wanted: Sequence[int]) -> int:
+    """Index of the split whose inner factors are closest to ``wanted``'s in log scale."""
+
+    def distance(entity: Entity) -> float:
+        assert isinstance(entity, SplitEntity)
+        return sum(abs(math.log2(a) - math.log2(max(1, b))) for a, b in zip(entity.size[1:], wanted[1:]))
+
+    return min(range(len(entities)), key=lambda i: distance(entities[i]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+class _Definer:
+    """The ``define_*`` interface shared by both modes."""
+
+    target: Target | None
+
+    def _define(self, knob: Knob) -> Entity:
+        raise NotImplementedError
+
+    def define_split(self, name: str, axis: IterVar | int, num_outputs: int = 2,
+                     policy: SplitPolicy = SplitPolicy.FACTORS, *, max_factor: int | None = None,
+                     candidates: Sequence[Sequence[int]] | None = None,
+                     filter: Callable[[SplitEntity], bool] | None = None,  # noqa: A002
+                     fallback: Sequence[int] | None = None) -> SplitEntity:
+        """Tile sizes for ``axis`` (or an int extent) split into ``num_outputs`` parts. ``max_factor`` caps each
+        inner factor; ``filter`` keeps the entities it accepts; ``fallback`` (sizes, ``-1`` or anything for the
+        outer part) picks the fallback choice, or the closest one that exists."""
+        if not isinstance(policy, SplitPolicy):
+            raise SpaceError(f"knob {name}: policy must be a SplitPolicy, got {policy!r}")
+        if num_outputs < 2:
+            raise SpaceError(f"knob {name}: num_outputs must be at least 2, got {num_outputs}")
+        extent = _extent(name, axis)
+        entities: list[Entity] = [SplitEntity(s) for s in _split_sizes(extent, num_outputs, policy, candidates,
+                                                                          max_factor)]
+        if filter is not None:
+            entities = [e for e in entities if filter(e)]  # type: ignore[arg-type]
+        if not entities:
+            raise SpaceError(f"knob {name}: no split of extent {extent} is left (check max_factor and filter)")
+        fallback_index = 0
+        if fallback is not None:
+            if len(fallback) != num_outputs:
+                raise SpaceError(f"knob {name}: fallback {list(fallback)} must have {num_outputs} entries")
+            fallback_index = _closest_split(entities, fallback)
+        return self._define(Knob(name, KnobKind.SPLIT, tuple(entities), fallback_index))  # type: ignore[return-value]
+
+    def define_reorder(self, name: str, axes: Sequence[Any], policy: ReorderPolicy = ReorderPolicy.ALL, *,
+                       candidates: Sequence[Sequence[int]] | None = None,
+                       fallback: Sequence[int] | None = None) -> ReorderEntity:
+        """A permutation of ``axes`` (the axes, or just their count as an int)."""
+        if not isinstance(policy, ReorderPolicy):
+            raise SpaceError(f"knob {name}: policy must be a ReorderPolicy, got {policy!r}")
+        count = axes if isinstance(axes, int) else len(axes)
+        if policy is ReorderPolicy.ALL:
+            perms = list(itertools.permutations(range(count)))
+        elif policy is ReorderPolicy.IDENTITY:
+            perms = [tuple(range(count))]
+        else:
+            perms = [tuple(int(p) for p in c) for c in candidates or ()]
+            for perm in perms:
+                if sorted(perm) != list(range(count)):
+                    raise SpaceError(f"knob {name}: {list(perm)} is not a permutation of {count} axes")
+        entities: tuple[Entity, ...] = tuple(ReorderEntity(p) for p in perms)
+        index = 0
+        if fallback is not None:
+            wanted = ReorderEntity(tuple(fallback))
+            if wanted not in entities:
+                raise SpaceError(f"knob {name}: fallback {list(fallback)} is not one of the candidates")
+            index = entities.index(wanted)
+        return self._define(Knob(name, KnobKind.REORDER, entities, index))  # type: ignore[return-value]
+
+    def define_annotate(self, name: str, axes: Sequence[Any], policy: AnnotatePolicy = AnnotatePolicy.TRY_UNROLL,
+                        *, candidates: Sequence[Sequence[Annotation]] | None = None,
+                        fallback: Sequence[Annotation] | None = None) -> AnnotateEntity:
+        """An ``Annotation`` for each of ``axes`` (the axes, or their count)."""
+        if not isinstance(policy, AnnotatePolicy):
+            raise SpaceError(f"knob {name}: policy must be an AnnotatePolicy, got {policy!r}")
+        count = axes if isinstance(axes, int) else len(axes)
+        if policy is AnnotatePolicy.CANDIDATES:
+            choices = [tuple(Annotation(a) for a in c) for c in candidates or ()]
+            if any(len(c) != count for c in choices):
+                raise SpaceError(f"knob {name}: each candidate needs one annotation per axis ({count})")
+        else:
+            choices = list(itertools.product(_POLICY_CHOICES[policy], repeat=count))
+        entities: tuple[Entity, ...] = tuple(AnnotateEntity(c) for c in choices)
+        index = 0
+        if fallback is not None:
+            wanted = AnnotateEntity(tuple(fallback))
+            if wanted not in entities:
+                raise SpaceError(f"knob {name}: fallback {[a.value for a in fallback]} is not a candidate")
+            index = entities.index(wanted)
+        return self._define(Knob(name, KnobKind.ANNOTATE, entities, index))  # type: ignore[return-value]
+
+    def define_knob(self, name: str, candidates: Sequence[Any], *, fallback: Any = None) -> OtherOptionEntity:
+        """One of ``candidates`` (JSON scalars; enum members are stored by value). Read it with ``.val``."""
+        values = [c.value if isinstance(c, enum.Enum) else c for c in candidates]
+        for value in values:
+            if not isinstance(value, (int, float, str, bool)):
+                raise SpaceError(f"knob {name}: candidate {value!r} is not a JSON scalar")
+        if len(set(values)) != len(values):
+            raise SpaceError(f"knob {name}: candidates {values} repeat a value")
+        index = 0
+        if fallback is not None:
+            wanted = fallback.value if isinstance(fallback, enum.Enum) else fallback
+            if wanted not in values:
+                raise SpaceError(f"knob {name}: fallback {wanted!r} is not one of {values}")
+            index = values.index(wanted)
+        entities = tuple(OtherOptionEntity(v) for v in values)
+        return self._define(Knob(name, KnobKind.OTHER, entities, index))  # type: ignore[return-value]
+
+
+class ConfigSpace(_Definer):
+    """The knobs of one template instance (define mode). ``len(space)`` configs, numbered from 0."""
+
+    def __init__(self, target: Target | None = None) -> None:
+        self.target = target
+        self.knobs: dict[str, Knob] = {}
+        self.flop: float = 0.0
+
+    def _define(self, knob: Knob) -> Entity:
+        if knob.name in self.knobs:
+            raise SpaceError(f"knob {knob.name} is defined twice")
+        self.knobs[knob.name] = knob
+        return knob.fallback
+
+    def __getitem__(self, name: str) -> Entity:
+        """The fallback choice of knob ``name`` (templates read ``cfg[name]`` in both modes)."""
+        return self.knobs[name].fallback
+
+    def add_flop(self, flop: float) -> None:
+        """Declare the template's FLOP count (otherwise the task counts the compute's arithmetic)."""
+        self.flop += float(flop)
+
+    # -- numbering ---------------------------------------------------------------------------------------------------
+    @property
+    def dims(self) -> list[int]:
+        return [len(k) for k in self.knobs.values()]
+
+    def __len__(self) -> int:
+        return math.prod(self.dims)
+
+    def digits(self, index: int) -> list[int]:
+        if not 0 <= index < len(self):
+            raise SpaceError(f"config index {index} is outside the space of {len(self)} configs")
+        result = []
+        for size in self.dims:
+            result.append(index % size)
+            index //= size
+        return result
+
+    def index_from_digits(self, digits: Sequence[int]) -> int:
+        index, scale = 0, 1
+        for digit, size in zip(digits, self.dims):
+            index += int(digit) * scale
+            scale *= size
+        return index
+
+    def get(self, index: int) -> ConfigEntity:
+        digits = self.digits(index)
+        choices = {name: knob.entities[d] for (name, knob), d in zip(self.knobs.items(), digits)}
+        return ConfigEntity(index, choices, self.target)
+
+    @property
+    def fallback(self) -> ConfigEntity:
+        """Every knob at its fallback choice: the template's default schedule."""
+        return self.get(self.index_from_digits([k.fallback_index for k in self.knobs.values()]))
+
+    def index_of(self, config: ConfigEntity) -> int | None:
+        """The index of the config with ``config``'s choices in this space, or None if it does not fit."""
+        if set(config.choices) != set(self.knobs):
+            return None
+        digits = []
+        for name, knob in self.knobs.items():
+            position = knob.position(config.choices[name])
+            if position is None:
+                return None
+            digits.append(position)
+        return self.index_from_digits(digits)
+
+    def __iter__(self) -> Iterator[ConfigEntity]:
+        return (self.get(i) for i in range(len(self)))
+
+    # -- random access for search ------------------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator, count: int, exclude: Iterable[int] = ()) -> list[int]:
+        """Up to ``count`` distinct random indices, none in ``exclude``."""
+        excluded = set(exclude)
+        available = len(self) - len(excluded)
+        count = max(0, min(count, available))
+        if len(self) <= 4 * (count + len(excluded)):
+            pool = [i for i in range(len(self)) if i not in excluded]
+            return [int(i) for i in rng.permutation(pool)[:count]]
+        chosen: list[int] = []
+        seen = set(excluded)
+        while len(chosen) < count:
+            index = self.random_index(rng)
+            if index not in seen:
+                seen.add(index)
+                chosen.append(index)
+        return chosen
+
+    def random_index(self, rng: np.random.Generator) -> int:
+        return self.index_from_digits([int(rng.integers(size)) for size in self.dims])
+
+    def neighbour(self, index: int, rng: np.random.Generator) -> int:
+        """A config that differs from ``index`` in one knob (``index`` itself when no knob has a second choice)."""
+        digits = self.digits(index)
+        movable = [k for k, size in enumerate(self.dims) if size > 1]
+        if not movable:
+            return index
+        k = movable[int(rng.integers(len(movable)))]
+        step = int(rng.integers(1, self.dims[k]))
+        digits[k] = (digits[k] + step) % self.dims[k]
+        return self.index_from_digits(digits)
+
+    def __repr__(self) -> str:
+        lines = [f"ConfigSpace({len(self)} configs)"]
+        for knob in self.knobs.values():
+            shown = ", ".join(str(e.to_json()) for e in knob.entities[:6])
+            more = ", ..." if len(knob) > 6 else ""
+            lines.append(f"  {knob.name} ({knob.kind.value}, {len(knob)}): [{shown}{more}]")
+        return "\n".join(lines)
+
+
+class ConfigEntity(_Definer):
+    """One config (apply mode): a choice per knob. ``index`` is its number in the space it came from (-1 when it
+    was read from a record and not matched to a space). Holds no reference to the space, so it pickles small."""
+
+    def __init__(self, index: int, choices: dict[str, Entity], target: Target | None = None) -> None:
+        self.index = index
+        self.choices = dict(choices)
+        self.target = target
+
+    def _define(self, knob: Knob) -> Entity:
+        chosen = self.choices.get(knob.name)
+        if chosen is None:
+            raise SpaceError(f"config has no choice for knob {knob.name} (it has: {', '.join(self.choices)})")
+        return chosen
+
+    def __getitem__(self, name: str) -> Entity:
+        return self.choices[name]
+
+    def add_flop(self, flop: float) -> None:
+        """Ignored in apply mode (the task counted FLOPs in define mode)."""
+
+    def with_target(self, target: Target | None) -> ConfigEntity:
+        return ConfigEntity(self.index, self.choices, target)
+
+    # -- serialization -------------------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        knobs = [[name, _kind_of(e).value, e.to_json()] for name, e in self.choices.items()]
+        return {"index": self.index, "knobs": knobs}
+
+    @staticmethod
+    def from_json(value: dict[str, Any], target: Target | None = None) -> ConfigEntity:
+        choices: dict[str, Entity] = {}
+        for name, kind, knob_value in value["knobs"]:
+            choices[str(name)] = entity_from_json(KnobKind(kind), knob_value)
+        return ConfigEntity(int(value.get("index", -1)), choices, target)
+
+    def same_choices(self, other: ConfigEntity) -> bool:
+        return self.choices == other.choices
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={e.to_json()}" for name, e in self.choices.items())
+        return f"ConfigEntity({self.index}: {shown})"
+
+
+def _kind_of(entity: Entity) -> KnobKind:
+    if isinstance(entity, SplitEntity):
+        return KnobKind.SPLIT
+    if isinstance(entity, ReorderEntity):
+        return KnobKind.REORDER
+    if isinstance(entity, AnnotateEntity):
+        return KnobKind.ANNOTATE
+    return KnobKind.OTHER
+
+
+Config = ConfigSpace | ConfigEntity

@@ -1,0 +1,212 @@
+"""Tunable 2-D convolution templates for CPUs: ``conv2d_nchw``, ``depthwise_conv2d_nchw`` and ``conv2d_nchwc``.
+
+Arguments (all ints, then the dtype): ``batch, in_channels, height, width, out_channels, kernel_h, kernel_w,
+stride, padding`` (depthwise: ``batch, channels, height, width, multiplier, kernel_h, kernel_w, stride,
+padding``). The NCHW templates use the computes of ``tcomp.ops`` (``conv2d_nchw``, ``depthwise_conv2d_nchw``); the
+padding stage they read is inlined or computed inside the output-tile loop (knob ``pad``).
+
+``conv2d_nchw`` loop nest (fallback order shown):
+
+    for (n, oc.0) in parallel:
+      for oh.0, ow.0:                 # pad stage here when pad = compute_at
+        for rc.0:
+          <order of rc.1, ry, rx, oc.1, oh.1>   # ry/rx unrolled or not (knob unroll_kernel)
+            for ow.1 vectorized        # or oc.1 innermost and vectorized (knob vec)
+
+``conv2d_nchwc`` computes in the blocked layout NCHW[x]c (channel blocks ``ic_bn`` / ``oc_bn`` are knobs) with the
+layout changes inside the function (data packed by a stage, kernel packed by a stage, the output unpacked), so its
+interface is NCHW like the others. A graph compiler that keeps tensors in NCHWc would drop those stages.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from tcomp import te
+from tcomp.autotune.space import AnnotatePolicy, Config, ReorderPolicy, SplitPolicy
+from tcomp.autotune.template import template
+from tcomp.autotune.templates.gemm import vector_lanes
+from tcomp.schedule import Schedule, create_schedule
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import ComputeOp, Tensor
+
+
+class PadPlacement(enum.Enum):
+    INLINE = "inline"
+    COMPUTE_AT = "compute_at"
+
+
+class VectorAxis(enum.Enum):
+    OW = "ow"
+    OC = "oc"
+
+
+def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pad_stage(s: Schedule, out: Tensor) -> Stage | None:
+    for tensor in out.op.input_tensors():
+        if isinstance(tensor.op, ComputeOp) and not tensor.op.is_reduction:
+            return s[tensor]
+    return None
+
+
+def _place_pad(cfg: Config, s: Schedule, out: Tensor, axis: Any, has_pad: bool) -> None:
+    choices = [PadPlacement.INLINE, PadPlacement.COMPUTE_AT] if has_pad else [PadPlacement.INLINE]
+    placement = PadPlacement(cfg.define_knob("pad", choices).val)
+    pad = _pad_stage(s, out)
+    if pad is None:
+        return
+    if placement is PadPlacement.INLINE:
+        pad.compute_inline()
+    else:
+        pad.compute_at(s[out], axis)
+
+
+# inner loop orders of conv2d_nchw over (rc.1, ry, rx, oc.1, oh.1); ow.1 always stays innermost-but-vector
+_CONV_ORDERS = [(0, 1, 2, 3, 4), (1, 2, 0, 3, 4), (0, 1, 2, 4, 3), (1, 2, 0, 4, 3), (3, 0, 1, 2, 4)]
+
+
+@template("conv2d_nchw")
+def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
+                kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
+                dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    from tcomp.ops.conv import conv2d_nchw as conv2d_compute
+
+    out_h = _out_size(height, kernel_h, stride, padding)
+    out_w = _out_size(width, kernel_w, stride, padding)
+    lanes = vector_lanes(cfg.target, dtype)
+    tile_oc = cfg.define_split("tile_oc", out_channels, 2, SplitPolicy.FACTORS, max_factor=64, fallback=[-1, 8])
+    tile_oh = cfg.define_split("tile_oh", out_h, 2, SplitPolicy.FACTORS, max_factor=8, fallback=[-1, 1])
+    tile_ow = cfg.define_split("tile_ow", out_w, 2, SplitPolicy.FACTORS, max_factor=4 * lanes,
+                               fallback=[-1, lanes])
+    tile_rc = cfg.define_split("tile_rc", in_channels, 2, SplitPolicy.FACTORS, max_factor=64, fallback=[-1, 8])
+    order = cfg.define_reorder("order", 5, ReorderPolicy.CANDIDATES, candidates=_CONV_ORDERS)
+    unroll = cfg.define_annotate("unroll_kernel", 2, AnnotatePolicy.TRY_UNROLL)
+    vec = VectorAxis(cfg.define_knob("vec", [VectorAxis.OW, VectorAxis.OC]).val)
+
+    data = te.placeholder((batch, in_channels, height, width), name="data", dtype=dtype)
+    kernel = te.placeholder((out_channels, in_channels, kernel_h, kernel_w), name="kernel", dtype=dtype)
+    out = conv2d_compute(data, kernel, stride=stride, padding=padding, name="conv")
+    s = create_schedule(out)
+    n, oc, oh, ow = out.op.axis
+    rc, ry, rx = out.op.reduce_axis
+    oco, oci = tile_oc.apply(s[out], oc)
+    oho, ohi = tile_oh.apply(s[out], oh)
+    owo, owi = tile_ow.apply(s[out], ow)
+    rco, rci = tile_rc.apply(s[out], rc)
+    inner = order.permute([rci, ry, rx, oci, ohi])
+    if vec is VectorAxis.OC:
+        inner = [owi if axis is oci else axis for axis in inner]
+        vector_axis = oci
+    else:
+        vector_axis = owi
+    s[out].reorder(n, oco, oho, owo, rco, *inner, vector_axis)
+    unroll.apply(s[out], [ry, rx])
+    s[out].vectorize(vector_axis)
+    _place_pad(cfg, s, out, owo, padding > 0)
+    s[out].parallel(s[out].fuse(n, oco))
+    return s, [data, kernel, out]
+
+
+@template("depthwise_conv2d_nchw")
+def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, width: int, multiplier: int,
+                          kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
+                          dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
+
+    out_h = _out_size(height, kernel_h, stride, padding)
+    out_w = _out_size(width, kernel_w, stride, padding)
+    lanes = vector_lanes(cfg.target, dtype)
+    tile_c = cfg.define_split("tile_c", channels * multiplier, 2, SplitPolicy.FACTORS, max_factor=32,
+                              fallback=[-1, 1])
+    tile_oh = cfg.define_split("tile_oh", out_h, 2, SplitPolicy.FACTORS, max_factor=8, fallback=[-1, 1])
+    tile_ow = cfg.define_split("tile_ow", out_w, 2, SplitPolicy.FACTORS, max_factor=4 * lanes,
+                               fallback=[-1, lanes])
+    order = cfg.define_reorder("order", 3, ReorderPolicy.CANDIDATES,
+                               candidates=[(0, 1, 2), (2, 0, 1), (0, 2, 1)])
+    unroll = cfg.define_annotate("unroll_kernel", 2, AnnotatePolicy.TRY_UNROLL)
+
+    data = te.placeholder((batch, channels, height, width), name="data", dtype=dtype)
+    kernel = te.placeholder((channels, multiplier, kernel_h, kernel_w), name="kernel", dtype=dtype)
+    out = depthwise_compute(data, kernel, stride=stride, padding=padding, name="depthwise")
+    s = create_schedule(out)
+    n, c, oh, ow = out.op.axis
+    ry, rx = out.op.reduce_axis
+    co, ci = tile_c.apply(s[out], c)
+    oho, ohi = tile_oh.apply(s[out], oh)
+    owo, owi = tile_ow.apply(s[out], ow)
+    s[out].reorder(n, co, oho, owo, *order.permute([ci, ry, rx]), ohi, owi)
+    unroll.apply(s[out], [ry, rx])
+    s[out].vectorize(owi)
+    _place_pad(cfg, s, out, owo, padding > 0)
+    s[out].parallel(s[out].fuse(n, co))
+    return s, [data, kernel, out]
+
+
+@template("conv2d_nchwc")
+def conv2d_nchwc(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
+                 kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
+                 dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """NCHW in and out; inside, ``data_vec[n, C/ic_bn, H, W, ic_bn]``, ``kernel_vec[O/oc_bn, C/ic_bn, KH, KW,
+    ic_bn, oc_bn]`` and ``conv[n, O/oc_bn, OH, OW, oc_bn]`` with the ``oc_bn`` block vectorized."""
+    out_h = _out_size(height, kernel_h, stride, padding)
+    out_w = _out_size(width, kernel_w, stride, padding)
+    lanes = vector_lanes(cfg.target, dtype)
+    tile_ic = cfg.define_split("tile_ic", in_channels, 2, SplitPolicy.FACTORS, max_factor=64, fallback=[-1, 8])
+    tile_oc = cfg.define_split("tile_oc", out_channels, 2, SplitPolicy.FACTORS, max_factor=4 * lanes,
+                               fallback=[-1, lanes])
+    tile_ow = cfg.define_split("tile_ow", out_w, 2, SplitPolicy.FACTORS, max_factor=16, fallback=[-1, 4])
+    unroll = cfg.define_annotate("unroll_kw", 1, AnnotatePolicy.TRY_UNROLL)
+    ic_bn, oc_bn = tile_ic.size[1], tile_oc.size[1]
+    ic_chunks, oc_chunks = in_channels // ic_bn, out_channels // oc_bn
+
+    data = te.placeholder((batch, in_channels, height, width), name="data", dtype=dtype)
+    kernel = te.placeholder((out_channels, in_channels, kernel_h, kernel_w), name="kernel", dtype=dtype)
+    padded_h, padded_w = height + 2 * padding, width + 2 * padding
+
+    def pack_data(n: Any, cc: Any, y: Any, x: Any, cb: Any) -> Any:
+        value = data[n, cc * ic_bn + cb, te.max(te.min(y - padding, height - 1), 0),
+                     te.max(te.min(x - padding, width - 1), 0)]
+        if padding == 0:
+            return value
+        inside = te.all(y >= padding, y < height + padding, x >= padding, x < width + padding)
+        return te.if_then_else(inside, value, te.const(0, dtype))
+
+    data_vec = te.compute((batch, ic_chunks, padded_h, padded_w, ic_bn), pack_data, name="data_vec")
+    kernel_vec = te.compute(
+        (oc_chunks, ic_chunks, kernel_h, kernel_w, ic_bn, oc_bn),
+        lambda oo, cc, ky, kx, cb, ob: kernel[oo * oc_bn + ob, cc * ic_bn + cb, ky, kx],
+        name="kernel_vec",
+    )
+    ic = te.reduce_axis((0, in_channels), name="ic")
+    ky = te.reduce_axis((0, kernel_h), name="ky")
+    kx = te.reduce_axis((0, kernel_w), name="kx")
+    conv = te.compute(
+        (batch, oc_chunks, out_h, out_w, oc_bn),
+        lambda n, oo, y, x, ob: te.sum(
+            data_vec[n, ic // ic_bn, y * stride + ky, x * stride + kx, ic % ic_bn]
+            * kernel_vec[oo, ic // ic_bn, ky, kx, ic % ic_bn, ob],
+            axis=[ic, ky, kx],
+        ),
+        name="conv_nchwc",
+    )
+    out = te.compute((batch, out_channels, out_h, out_w),
+                     lambda n, o, y, x: conv[n, o // oc_bn, y, x, o % oc_bn], name="conv")
+    s = create_schedule(out)
+    n, oo, y, x, ob = conv.op.axis
+    ic_axis, ky_axis, kx_axis = conv.op.reduce_axis
+    xo, xi = tile_ow.apply(s[conv], x)
+    ico, ici = s[conv].split(ic_axis, factor=ic_bn)
+    s[conv].reorder(n, oo, y, xo, ico, ky_axis, kx_axis, ici, xi, ob)
+    unroll.apply(s[conv], [kx_axis])
+    s[conv].unroll(xi)
+    s[conv].vectorize(ob)
+    s[conv].parallel(s[conv].fuse(n, oo))
+    s[data_vec].parallel(s[data_vec].fuse(*data_vec.op.axis[:2]))
+    s[kernel_vec].parallel(kernel_vec.op.axis[0])
+    on, oc, oy, ox = out.op.axis
+    s[out].parallel(s[out].fuse(on, oc))
+    return s, [data, kernel, out]

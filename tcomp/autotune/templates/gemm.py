@@ -1,0 +1,164 @@
+"""Tunable matrix-product templates for CPUs: ``matmul``, ``dense`` (B given as ``[N, K]``) and ``batch_matmul``.
+
+``matmul`` and ``dense`` follow the hand schedule of ``tcomp.ops.matmul_cpu`` (packed B panels, cache blocking, a
+register-blocked micro-kernel), with its choices turned into knobs:
+
+    for i.0 in parallel(M / (mid * mr)):       # tile_i = [i.0, mid, mr]
+      <order: a permutation of k.0, j.0, i.1>  # tile_k = [k.0, kc], tile_j = [j.0, nr]
+        for k.1 in range(kc):                  # split again by unroll_k and unrolled when > 1
+          for i.2 in unroll_mr?(mr):           # mr x nr accumulators in vector registers
+            for j.1 in vectorized(nr):
+
+``nr`` is a multiple of the target's vector lanes (B is packed into ``[N / nr, K, nr]`` panels, zero-padded past
+N). The fallback config is the hand schedule's blocking (``choose_blocking``), so tuning starts from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tcomp import te
+from tcomp.autotune.space import AnnotatePolicy, Annotation, Config, ReorderPolicy, SplitEntity, SplitPolicy
+from tcomp.autotune.template import template
+from tcomp.ir import dtype as dt
+from tcomp.ops.matmul_cpu import choose_blocking
+from tcomp.schedule import Schedule, create_schedule
+from tcomp.target import Target
+from tcomp.te.tensor import Tensor
+
+MAX_MR = 16
+
+
+def vector_lanes(target: Target | None, dtype: str) -> int:
+    target = target or Target.current_host()
+    return max(1, target.vector_bits // dt.bits(dtype))
+
+
+def panel_width_candidates(extent: int, lanes: int) -> list[list[int]]:
+    """Split sizes ``[-1, nr]`` with ``nr`` in 1..4 vectors; those dividing ``extent`` when any does."""
+    widths = [m * lanes for m in (1, 2, 3, 4)]
+    dividing = [w for w in widths if extent % w == 0]
+    chosen = dividing or [w for w in widths if w <= max(extent, lanes)]
+    if extent < lanes:
+        chosen = [extent]
+    return [[-1, w] for w in chosen]
+
+
+def _register_tile(entity: SplitEntity) -> bool:
+    return entity.size[-1] <= MAX_MR and entity.size[-1] * entity.size[-2] <= 512
+
+
+def _define_gemm_knobs(cfg: Config, M: int, N: int, K: int, dtype: str) -> None:
+    lanes = vector_lanes(cfg.target, dtype)
+    guide = choose_blocking(M, N, K, cfg.target)
+    cfg.define_split("tile_i", M, 3, SplitPolicy.FACTORS, filter=_register_tile,
+                     fallback=[-1, max(1, guide.mc // guide.mr), guide.mr])
+    cfg.define_split("tile_j", N, 2, SplitPolicy.CANDIDATES, candidates=panel_width_candidates(N, lanes),
+                     fallback=[-1, guide.nr])
+    cfg.define_split("tile_k", K, 2, SplitPolicy.FACTORS, filter=lambda e: e.size[1] >= min(K, 8),
+                     fallback=[-1, guide.kc])
+    cfg.define_reorder("order", 3, ReorderPolicy.ALL, fallback=(0, 1, 2))
+    cfg.define_annotate("unroll_mr", 1, AnnotatePolicy.TRY_UNROLL, fallback=(Annotation.UNROLL,))
+    cfg.define_knob("unroll_k", [1, 2, 4, 8], fallback=1)
+
+
+def _packed_gemm(cfg: Config, M: int, N: int, K: int, dtype: str, transpose_b: bool) -> tuple[Schedule, list[Tensor]]:
+    _define_gemm_knobs(cfg, M, N, K, dtype)
+    tile_i, tile_j, tile_k = cfg["tile_i"], cfg["tile_j"], cfg["tile_k"]
+    assert isinstance(tile_j, SplitEntity)
+    nr = tile_j.size[1]
+    A = te.placeholder((M, K), name="A", dtype=dtype)
+    B = te.placeholder((N, K) if transpose_b else (K, N), name="B", dtype=dtype)
+    panels = -(-N // nr)
+
+    def pack(x: Any, y: Any, z: Any) -> Any:
+        column = te.min(x * nr + z, N - 1)
+        value = B[column, y] if transpose_b else B[y, column]
+        if N % nr == 0:
+            return value
+        return te.if_then_else(x * nr + z < N, value, te.const(0, dtype))
+
+    packed = te.compute((panels, K, nr), pack, name="packedB")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * packed[j // nr, k, j % nr], axis=k), name="C")
+    s = create_schedule(C)
+    i, j = C.op.axis
+    io, im, ii = tile_i.apply(s[C], i)  # type: ignore[union-attr]
+    jo, ji = tile_j.apply(s[C], j)
+    ko, ki = tile_k.apply(s[C], k)  # type: ignore[union-attr]
+    unroll_k = int(cfg["unroll_k"].val)  # type: ignore[union-attr]
+    middle = cfg["order"].permute([ko, jo, im])  # type: ignore[union-attr]
+    inner_k = [ki]
+    if unroll_k > 1:
+        kio, kii = s[C].split(ki, factor=unroll_k)
+        inner_k = [kio, kii]
+    s[C].reorder(io, *middle, *inner_k, ii, ji)
+    if unroll_k > 1:
+        s[C].unroll(inner_k[1])
+    cfg["unroll_mr"].apply(s[C], [ii])  # type: ignore[union-attr]
+    s[C].vectorize(ji)
+    s[C].parallel(io)
+    x, _, z = packed.op.axis
+    s[packed].vectorize(z)
+    s[packed].parallel(x)
+    return s, [A, B, C]
+
+
+def matmul_reference(inputs: list[np.ndarray], M: int, N: int, K: int, dtype: str = "float32") -> list[np.ndarray]:
+    a, b = inputs
+    return [np.matmul(a, b)]
+
+
+def dense_reference(inputs: list[np.ndarray], M: int, N: int, K: int, dtype: str = "float32") -> list[np.ndarray]:
+    x, w = inputs
+    return [np.matmul(x, w.T)]
+
+
+@template("matmul", reference=matmul_reference)
+def matmul(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """``C[M, N] = A[M, K] @ B[K, N]``."""
+    return _packed_gemm(cfg, M, N, K, dtype, transpose_b=False)
+
+
+@template("dense", reference=dense_reference)
+def dense(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """``C[M, N] = X[M, K] @ W[N, K]^T`` (a fully connected layer without bias)."""
+    return _packed_gemm(cfg, M, N, K, dtype, transpose_b=True)
+
+
+def batch_matmul_reference(inputs: list[np.ndarray], batch: int, M: int, N: int, K: int,
+                           dtype: str = "float32") -> list[np.ndarray]:
+    a, b = inputs
+    return [np.matmul(a, b)]
+
+
+@template("batch_matmul", reference=batch_matmul_reference)
+def batch_matmul(cfg: Config, batch: int, M: int, N: int, K: int,
+                 dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """``C[b] = A[b] @ B[b]`` for ``A[batch, M, K]``, ``B[batch, K, N]`` (the compute of ``tcomp.ops``), tiled
+    without packing: ``for (b, i.0) in parallel: for <order of j.0, k.0>: for k.1: for i.1 unroll?: for j.1 vec``."""
+    from tcomp.ops.nn import batch_matmul as batch_matmul_compute
+
+    lanes = vector_lanes(cfg.target, dtype)
+    tile_i = cfg.define_split("tile_i", M, 2, SplitPolicy.FACTORS, max_factor=MAX_MR, fallback=[-1, 8])
+    tile_j = cfg.define_split("tile_j", N, 2, SplitPolicy.CANDIDATES, candidates=panel_width_candidates(N, lanes),
+                              fallback=[-1, 2 * lanes])
+    tile_k = cfg.define_split("tile_k", K, 2, SplitPolicy.FACTORS, fallback=[-1, 256])
+    order = cfg.define_reorder("order", 2, ReorderPolicy.ALL)
+    unroll = cfg.define_annotate("unroll_mr", 1, AnnotatePolicy.TRY_UNROLL, fallback=(Annotation.UNROLL,))
+    A = te.placeholder((batch, M, K), name="A", dtype=dtype)
+    B = te.placeholder((batch, K, N), name="B", dtype=dtype)
+    C = batch_matmul_compute(A, B, name="C")
+    s = create_schedule(C)
+    b, i, j = C.op.axis
+    (k,) = C.op.reduce_axis
+    io, ii = tile_i.apply(s[C], i)
+    jo, ji = tile_j.apply(s[C], j)
+    ko, ki = tile_k.apply(s[C], k)
+    s[C].reorder(b, io, *order.permute([jo, ko]), ki, ii, ji)
+    unroll.apply(s[C], [ii])
+    s[C].vectorize(ji)
+    s[C].parallel(s[C].fuse(b, io))
+    return s, [A, B, C]

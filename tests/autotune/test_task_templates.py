@@ -1,0 +1,93 @@
+"""Tasks (keys, FLOPs) and the built-in templates: every template lowers for its fallback and random configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import autotune
+from tcomp.autotune import Task, TemplateError, create_task
+from tcomp.autotune.templates.cuda import define_thread_split
+
+TEMPLATE_CASES = [
+    ("matmul", (64, 48, 32)),
+    ("dense", (32, 40, 24)),
+    ("batch_matmul", (2, 16, 32, 16)),
+    ("conv2d_nchw", (1, 8, 10, 10, 16, 3, 3, 1, 1)),
+    ("depthwise_conv2d_nchw", (1, 8, 10, 10, 2, 3, 3, 2, 1)),
+    ("conv2d_nchwc", (1, 8, 9, 9, 16, 3, 3, 1, 0)),
+]
+
+
+def test_task_key_is_stable_json_and_flop_counts_multiply_adds() -> None:
+    task = create_task("matmul", [64, 48, 32], "llvm -num-cores=2")
+    again = Task.from_json(task.to_json())
+    assert again == task and again.key == task.key
+    assert task.key.startswith('["matmul",[64,48,32],"llvm ')
+    assert task.flop == 2 * 64 * 48 * 32
+    conv = create_task("conv2d_nchw", (1, 8, 10, 10, 16, 3, 3, 1, 1))
+    assert conv.flop == 2 * 16 * 10 * 10 * 8 * 9
+
+
+def test_unknown_template_raises() -> None:
+    with pytest.raises(TemplateError, match="unknown template 'nope'"):
+        create_task("nope", (1,))
+
+
+def test_template_arguments_must_be_json() -> None:
+    with pytest.raises(TypeError, match="JSON values"):
+        create_task("matmul", (64, 64, object()))
+
+
+def test_list_templates_has_the_builtins() -> None:
+    names = autotune.list_templates()
+    for name, _ in TEMPLATE_CASES:
+        assert name in names
+    assert "matmul_cuda" in names
+
+
+@pytest.mark.parametrize("name, args", TEMPLATE_CASES, ids=[c[0] for c in TEMPLATE_CASES])
+def test_template_lowers_fallback_and_random_configs(name: str, args: tuple) -> None:
+    task = create_task(name, args)
+    space = task.config_space
+    assert len(space) > 1
+    indices = [space.fallback.index] + space.sample(np.random.default_rng(0), 3)
+    for index in indices:
+        schedule, tensors = task.instantiate(space.get(index))
+        func = tcomp.lower(schedule, tensors)
+        assert len(func.params) == 3
+
+
+def test_template_fallback_builds_and_matches_numpy() -> None:
+    task = create_task("dense", (16, 40, 24))
+    schedule, tensors = task.instantiate()
+    module = tcomp.build(schedule, tensors)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 24), dtype=np.float32)
+    w = rng.standard_normal((40, 24), dtype=np.float32)
+    out = np.zeros((16, 40), dtype=np.float32)
+    module(x, w, out)
+    np.testing.assert_allclose(out, x @ w.T, rtol=1e-4, atol=1e-4)
+
+
+def test_cuda_thread_binding_knobs_define_a_space_and_lower() -> None:
+    task = create_task("matmul_cuda", (64, 64, 32), target="cuda")
+    space = task.config_space
+    for entity in space.knobs["tile_x"].entities:
+        assert entity.size[2] <= 32 and entity.size[1] <= 4
+    schedule, tensors = task.instantiate(space.get(len(space) - 1))
+    text = str(tcomp.lower(schedule, tensors, simple_mode=True))
+    assert "threadIdx.x" in text and "blockIdx.y" in text
+
+
+def test_cuda_template_refuses_llvm() -> None:
+    task = create_task("matmul_cuda", (64, 64, 32), target="llvm")
+    with pytest.raises(ValueError, match="CUDA template"):
+        task.instantiate(None)
+
+
+def test_define_thread_split_caps_threads() -> None:
+    space = autotune.ConfigSpace()
+    define_thread_split(space, "t", 256, max_threads=16, max_vthreads=2)
+    assert all(e.size[2] <= 16 and e.size[1] <= 2 for e in space.knobs["t"].entities)
