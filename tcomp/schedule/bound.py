@@ -6,6 +6,11 @@ computed at ``(consumer, axis)`` covers the region of its output that the consum
 extents; the ranges pass up through the consumer's split and fuse relations to its root axes, and symbolic interval
 analysis of every read's indices gives the region. Regions are not clipped to the producer's domain; the loop nest
 guards the iterations that fall outside it.
+
+GPU storage: a stage in ``"shared"`` scope is shared by all threads of a block, so the consumer's loops bound to
+``threadIdx`` outside the attach point (the consumer's own, and those of the stages it is itself attached to) range
+over their whole extent instead of being fixed: the region is the tile the whole block reads. ``blockIdx`` loops stay
+fixed (one tile per block), as do all loops for ``"local"`` storage (one copy per thread).
 """
 
 from __future__ import annotations
@@ -139,19 +144,22 @@ def infer_attached_region(
     consumer_bound: StageBound,
     consumer_body: tuple[Expr, ...],
     bounds: Bounds,
+    stage_bounds: Mapping[Stage, StageBound] | None = None,
 ) -> tuple[tuple[Expr, Expr], ...]:
     """The region (min, extent) per dimension of ``stage``'s output that ``consumer`` reads inside one iteration
-    of the loop ``stage`` is attached to."""
+    of the loop ``stage`` is attached to (for shared storage: inside one iteration of the block's loops).
+    ``stage_bounds`` holds the bounds of the stages ``consumer`` is attached to, if any."""
     assert stage.attach_ivar is not None
     position = next(i for i, leaf in enumerate(consumer.leaf_iter_vars) if leaf is stage.attach_ivar)
     leaf_sets: dict[IterVar, IntervalSet] = {}
     for index, leaf in enumerate(consumer.leaf_iter_vars):
-        if index <= position:
+        if index <= position and not _relaxed(stage, consumer, leaf):
             leaf_sets[leaf] = IntervalSet.point(leaf.var)
         else:
             leaf_sets[leaf] = IntervalSet.from_range(const(0), consumer_bound.extent[leaf])
     root_sets = pass_up_domain(consumer, consumer_bound, leaf_sets, bounds)
     dom = {root.var: s for root, s in root_sets.items()}
+    relax = _relaxed_outer_threads(stage, consumer, stage_bounds or {})
     tensor = stage.op.output(0)
     accesses = reads_of(consumer_body, tensor)
     if not accesses:
@@ -165,6 +173,8 @@ def infer_attached_region(
             interval = eval_interval(indices[dim], dom, bounds)
             merged = interval if merged is None else merged.union(interval)
         assert merged is not None
+        if relax and merged.min is not None and merged.max is not None:
+            merged = IntervalSet(eval_interval(merged.min, relax, bounds).min, eval_interval(merged.max, relax, bounds).max)
         if merged.min is None or merged.max is None:
             raise ScheduleError(
                 f"stage {stage.name}: compute_at: cannot bound dimension {dim} of the region read by {consumer.name}"
@@ -173,6 +183,34 @@ def infer_attached_region(
         extent = simplify(merged.max - merged.min + 1, bounds)
         region.append((minimum, _loop_invariant_extent(extent, stage, dim, bounds)))
     return tuple(region)
+
+
+def _relaxed(stage: Stage, consumer: Stage, leaf: IterVar) -> bool:
+    """Whether ``consumer``'s loop ``leaf``, outside ``stage``'s attach point, ranges over its whole extent in the
+    region ``stage`` holds: a loop bound to ``threadIdx`` when ``stage`` is in shared memory."""
+    if stage.scope != "shared":
+        return False
+    attr = consumer.iter_attrs.get(leaf)
+    thread = None if attr is None else attr.bind_thread
+    return thread is not None and thread.thread_tag.startswith("threadIdx.")
+
+
+def _relaxed_outer_threads(
+    stage: Stage, consumer: Stage, stage_bounds: Mapping[Stage, StageBound]
+) -> dict[Var, IntervalSet]:
+    """Ranges of the relaxed thread loops of the stages ``consumer`` is attached to (directly or through others)."""
+    relax: dict[Var, IntervalSet] = {}
+    inner = consumer
+    host = consumer.attach_stage if consumer.attach_type is AttachType.SCOPE else None
+    while host is not None and host in stage_bounds and inner.attach_ivar is not None:
+        leaves = host.leaf_iter_vars
+        position = next((i for i, leaf in enumerate(leaves) if leaf is inner.attach_ivar), -1)
+        for leaf in leaves[: position + 1]:
+            if _relaxed(stage, host, leaf):
+                relax[leaf.var] = IntervalSet.from_range(const(0), stage_bounds[host].extent[leaf])
+        inner = host
+        host = host.attach_stage if host.attach_type is AttachType.SCOPE else None
+    return relax
 
 
 def _loop_invariant_extent(extent: Expr, stage: Stage, dim: int, bounds: Bounds) -> Expr:
@@ -208,7 +246,7 @@ def infer_bounds(
             if consumer not in result:
                 raise ScheduleError(f"stage {stage.name}: compute_at: stage {consumer.name} is not scheduled")
             consumer_body = bodies[consumer.op]  # type: ignore[index]
-            region = infer_attached_region(stage, consumer, result[consumer], consumer_body, bounds)
+            region = infer_attached_region(stage, consumer, result[consumer], consumer_body, bounds, result)
             bound.region = region
             domain = full_domain(stage)
             for index, iv in enumerate(stage.root_iter_vars):

@@ -160,7 +160,7 @@ class Lowerer:
                     raise LoweringError(
                         f"lower {self.name}: input {tensor.name} is read but not in the argument list"
                     )
-                if getattr(stage, "scan_parent", None) is not None:
+                if stage.scan_parent is not None:
                     continue
                 if stage.attach_type is AttachType.SCOPE:
                     self.attach_storage(stage)  # allocated at the attach point
@@ -172,7 +172,7 @@ class Lowerer:
         for state, scan_out in state_of.items():
             self.storage[state] = self.storage[scan_out]
         for stage in self.schedule.stages:
-            parent = getattr(stage, "scan_parent", None)
+            parent = stage.scan_parent
             if parent is not None:
                 self.storage[stage.op.output(0)] = self.storage[parent.op.output(0)]
 
@@ -199,7 +199,7 @@ class Lowerer:
         for stage in self.schedule.stages:
             if stage.is_placeholder or stage.attach_type is not AttachType.ROOT:
                 continue
-            if getattr(stage, "scan_parent", None) is not None:
+            if stage.scan_parent is not None:
                 continue
             top.append(self.stage_nest(stage))
         body = seq(*top)
@@ -297,8 +297,8 @@ class Lowerer:
         if reduce.condition is not None:
             update = IfThenElse(load(reduce.condition), update)  # type: ignore[operator]
         common_ids = {id(lv.var) for lv in common}
-        common_guards = [g for g in guards if g[1] <= common_ids]
-        inner_guards = [g for g in guards if not g[1] <= common_ids]
+        common_guards = [g for g in guards if g[1] <= common_ids and not in_gpu_kernel(stage)]
+        inner_guards = [g for g in guards if g not in common_guards]
         reduce_ids = {id(lv.var) for lv in leaves if lv.kind is IterKind.REDUCE}
         init_guards = [g for g in inner_guards if not (g[1] & reduce_ids)]
         init_nest = self.build_nest(stage, bound, init_leaves, init_store, init_guards, attach=False)
@@ -436,12 +436,14 @@ class Lowerer:
         attach: bool = True,
     ) -> Stmt:
         """Wrap ``core`` in loops over ``leaves`` (outermost first), each guard right inside the innermost loop it
-        uses and each attached stage at the start of its loop's body."""
+        uses and each attached stage at the start of its loop's body. In a GPU kernel every guard wraps ``core``
+        alone (as in TVM): attached stages then run in all threads, so barriers among them are never divergent."""
         position = {id(lv.var): i for i, lv in enumerate(leaves)}
         placed: dict[int, list[Expr]] = {}
+        innermost = len(leaves) - 1 if in_gpu_kernel(stage) else None
         for cond, used in guards:
             depth = max((position[u] for u in used if u in position), default=-1)
-            placed.setdefault(depth, []).append(cond)
+            placed.setdefault(depth if innermost is None else innermost, []).append(cond)
         stmt = core
         for index in range(len(leaves) - 1, -2, -1):
             conds = placed.get(index, [])
@@ -484,6 +486,16 @@ class Lowerer:
                 f"stage {stage.name}: vectorize: axis {leaf.var.name}: extent {extent} is not a constant"
             )
         return For(leaf.var, const(0), extent, kind, body, tag, notes)
+
+
+def in_gpu_kernel(stage: Stage) -> bool:
+    """Whether ``stage`` runs inside a GPU kernel: it, or a stage it is computed at, binds a loop to a thread."""
+    current: Stage | None = stage
+    while current is not None:
+        if any(attr.bind_thread is not None for attr in current.iter_attrs.values()):
+            return True
+        current = current.attach_stage if current.attach_type is AttachType.SCOPE else None
+    return False
 
 
 def aligned_strides(stage: Stage, shape: tuple[Expr, ...]) -> tuple[Expr, ...] | None:

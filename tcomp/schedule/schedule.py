@@ -66,11 +66,10 @@ class Schedule:
         for stage in self.stages:
             if isinstance(stage.op, ScanOp):
                 for part in (stage.op.init.op, stage.op.update.op):
-                    self.stage_map[part].scan_parent = stage  # type: ignore[attr-defined]
+                    self.stage_map[part].scan_parent = stage
 
     def _add_stage(self, op: Operation, index: int | None = None) -> Stage:
         stage = Stage(op, self)
-        stage.scan_parent = None  # type: ignore[attr-defined]
         if index is None:
             self.stages.append(stage)
         else:

@@ -37,6 +37,7 @@ class Stage(StagePrimitives):
         self.all_iter_vars: list[IterVar] = list(self.root_iter_vars)
         self.leaf_iter_vars: list[IterVar] = list(self.root_iter_vars)
         self.group: Stage | None = None
+        self.scan_parent: Stage | None = None  # the scan stage, for the init and update stages of a scan
 
     # -----------------------------------------------------------------------------------------------------------------
     @property
