@@ -174,7 +174,8 @@ def infer_attached_region(
             merged = interval if merged is None else merged.union(interval)
         assert merged is not None
         if relax and merged.min is not None and merged.max is not None:
-            merged = IntervalSet(eval_interval(merged.min, relax, bounds).min, eval_interval(merged.max, relax, bounds).max)
+            low = eval_interval(merged.min, relax, bounds).min
+            merged = IntervalSet(low, eval_interval(merged.max, relax, bounds).max)
         if merged.min is None or merged.max is None:
             raise ScheduleError(
                 f"stage {stage.name}: compute_at: cannot bound dimension {dim} of the region read by {consumer.name}"
