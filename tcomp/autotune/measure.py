@@ -1,0 +1,186 @@
+"""Measurement records and protocols: ``MeasureInput`` -> builder -> runner -> ``MeasureResult`` with one status.
+
+Every result has exactly one ``MeasureStatus``; costs are present only for ``OK`` (no fake times for failures),
+so a failed or wrong config can never win. ``Measurer`` pairs a ``Builder`` and a ``Runner`` (the local ones in
+``local.py`` use worker processes; tests plug in fakes). Options are one typed ``MeasureOptions`` value.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tcomp.autotune.pool import ExecutorFactory, StartMethod
+from tcomp.autotune.space import ConfigEntity
+from tcomp.autotune.task import Task
+
+
+class MeasureStatus(enum.Enum):
+    OK = "ok"
+    INSTANTIATION_ERROR = "instantiation_error"  # the template or a schedule primitive rejected the config
+    BUILD_ERROR = "build_error"  # lowering or code generation raised
+    BUILD_TIMEOUT = "build_timeout"
+    BUILD_CRASH = "build_crash"  # the builder process died
+    RUN_ERROR = "run_error"  # the kernel raised (a failed runtime check) or the run failed otherwise
+    RUN_TIMEOUT = "run_timeout"
+    RUN_CRASH = "run_crash"  # the runner process died (SIGSEGV, SIGABRT ...)
+    WRONG_ANSWER = "wrong_answer"  # the output differs from the reference
+
+    @property
+    def is_build_failure(self) -> bool:
+        return self in (MeasureStatus.INSTANTIATION_ERROR, MeasureStatus.BUILD_ERROR, MeasureStatus.BUILD_TIMEOUT,
+                        MeasureStatus.BUILD_CRASH)
+
+
+@dataclass(frozen=True)
+class MeasureInput:
+    task: Task
+    config: ConfigEntity
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """``costs``: seconds per call, one per repeat (empty unless ``OK``). ``build_time``: seconds to instantiate,
+    lower and compile; ``run_time``: wall seconds of the run stage (JIT, check, timing); ``timestamp``: when the
+    measurement finished (Unix time)."""
+
+    status: MeasureStatus
+    costs: tuple[float, ...] = ()
+    message: str = ""
+    build_time: float = 0.0
+    run_time: float = 0.0
+    timestamp: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is MeasureStatus.OK and bool(self.costs)
+
+    @property
+    def cost(self) -> float:
+        """The best repeat (interference from other processes only adds time), ``inf`` unless ``OK``."""
+        return min(self.costs) if self.ok else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "costs": list(self.costs), "message": self.message,
+                "build_time": round(self.build_time, 6), "run_time": round(self.run_time, 6),
+                "timestamp": self.timestamp}
+
+    @staticmethod
+    def from_json(value: dict[str, Any]) -> MeasureResult:
+        return MeasureResult(MeasureStatus(value["status"]), tuple(float(c) for c in value.get("costs", ())),
+                             str(value.get("message", "")), float(value.get("build_time", 0.0)),
+                             float(value.get("run_time", 0.0)), float(value.get("timestamp", 0.0)))
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How to measure. Timeouts in seconds; ``number`` calls per repeat (fewer for a config so slow that the
+    timeout could not fit them), ``repeat`` repeats, ``min_repeat_ms`` grows ``number`` until a repeat lasts that
+    long. ``n_parallel`` builder processes (default: the cores of this machine); the runner uses one process so
+    timings do not disturb each other. ``check_correctness`` compares every output with the reference within
+    ``rtol`` * max|reference| + ``atol``. ``seed`` makes the input data."""
+
+    number: int = 3
+    repeat: int = 3
+    min_repeat_ms: float = 0.0
+    build_timeout: float = 10.0
+    run_timeout: float = 10.0
+    n_parallel: int | None = None
+    check_correctness: bool = True
+    rtol: float = 1e-3
+    atol: float = 1e-5
+    seed: int = 0
+    start_method: StartMethod = StartMethod.SPAWN
+    executor_factory: ExecutorFactory | None = None
+
+    def __post_init__(self) -> None:
+        if self.number < 1 or self.repeat < 1:
+            raise ValueError(f"number and repeat must be at least 1, got {self.number} and {self.repeat}")
+        if self.build_timeout <= 0 or self.run_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if not isinstance(self.start_method, StartMethod):
+            raise TypeError(f"start_method must be a StartMethod, got {self.start_method!r}")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What the builder sends to the runner: the lowered function and its optimized LLVM IR (code compiled in
+    one process cannot move to another, its IR can), or a failure status."""
+
+    status: MeasureStatus
+    message: str = ""
+    build_time: float = 0.0
+    func: Any = None  # PrimFunc
+    ll: str = ""
+    entry_name: str = ""
+    func_name: str = ""
+    asserts: tuple[Any, ...] = ()
+    uses_openmp: bool = False
+    output_positions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: MeasureStatus
+    costs: tuple[float, ...] = ()
+    message: str = ""
+    run_time: float = 0.0
+
+
+class Builder(Protocol):
+    def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]: ...
+
+    def close(self) -> None: ...
+
+
+class Runner(Protocol):
+    def run(self, inputs: Sequence[MeasureInput], builds: Sequence[BuildResult]) -> list[RunOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+class Measurer:
+    """A builder and a runner: ``measure(inputs)`` builds all (in parallel), then runs the built ones one by one."""
+
+    def __init__(self, options: MeasureOptions | None = None, builder: Builder | None = None,
+                 runner: Runner | None = None) -> None:
+        self.options = options or MeasureOptions()
+        if builder is None or runner is None:
+            from tcomp.autotune.local import LocalBuilder, LocalRunner
+
+            builder = builder or LocalBuilder(self.options)
+            runner = runner or LocalRunner(self.options)
+        self.builder = builder
+        self.runner = runner
+
+    def measure(self, inputs: Sequence[MeasureInput]) -> list[MeasureResult]:
+        if not inputs:
+            return []
+        builds = self.builder.build(inputs)
+        runnable = [k for k, b in enumerate(builds) if b.status is MeasureStatus.OK]
+        outcomes = self.runner.run([inputs[k] for k in runnable], [builds[k] for k in runnable])
+        results: list[MeasureResult] = []
+        by_index = dict(zip(runnable, outcomes))
+        for k, build in enumerate(builds):
+            outcome = by_index.get(k)
+            if outcome is None:
+                results.append(MeasureResult(build.status, (), build.message, build.build_time))
+            else:
+                costs = outcome.costs if outcome.status is MeasureStatus.OK else ()
+                results.append(MeasureResult(outcome.status, costs, outcome.message, build.build_time,
+                                             outcome.run_time))
+        return results
+
+    def close(self) -> None:
+        self.builder.close()
+        self.runner.close()
+
+    def __enter__(self) -> Measurer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
