@@ -171,3 +171,14 @@ def uses_var(node: Node, variables: Any) -> bool:
 
     post_order_visit(node, check)
     return found
+
+
+def contains(node: Node, node_type: type) -> bool:
+    """Whether ``node`` or any node below it is an instance of ``node_type``."""
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, node_type):
+            return True
+        stack.extend(iter_children(current))
+    return False

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.ir.functor import Mutator, uses_var
+from tcomp.ir.functor import Mutator, contains, uses_var
 from tcomp.ir.stmt import BufferStore, For, ForKind, IfThenElse, PrimFunc, SeqStmt, Stmt
 
 
@@ -25,20 +25,6 @@ class _CannotVectorize(Exception):
 
 def _is_vector(e: E.Expr) -> bool:
     return dt.lanes(e.dtype) > 1
-
-
-def _contains_load(e: E.Expr) -> bool:
-    found = False
-
-    def visit(node: object) -> None:
-        nonlocal found
-        if isinstance(node, E.BufferLoad):
-            found = True
-
-    from tcomp.ir.functor import post_order_visit
-
-    post_order_visit(e, visit)
-    return found
 
 
 class _Vectorizer(Mutator):
@@ -77,7 +63,7 @@ class _Vectorizer(Mutator):
         t, f = self.visit(node.true_value), self.visit(node.false_value)
         if cond is node.condition and t is node.true_value and f is node.false_value:
             return node
-        if _is_vector(cond) and (_contains_load(node.true_value) or _contains_load(node.false_value)):
+        if _is_vector(cond) and (contains(node.true_value, E.BufferLoad) or contains(node.false_value, E.BufferLoad)):
             raise _CannotVectorize("a select that guards loads depends on the vector lane")
         lanes_dtype = dt.with_lanes(node.dtype, self.lanes)
         if not _is_vector(cond):

@@ -18,6 +18,7 @@ from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.buffer import Buffer
+from tcomp.ir.functor import contains
 
 _PREDICATES = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
 
@@ -240,7 +241,7 @@ class ExprEmitter:
     def _select(self, expr: E.Expr) -> ir.Value:
         assert isinstance(expr, E.Select)
         lanes = dt.lanes(expr.dtype)
-        guarded_load = _has_load(expr.true_value) or _has_load(expr.false_value)
+        guarded_load = contains(expr.true_value, E.BufferLoad) or contains(expr.false_value, E.BufferLoad)
         if lanes == 1 and dt.lanes(expr.condition.dtype) == 1 and guarded_load:
             return self._lazy_select(expr)
         cond = self.emit(expr.condition)
@@ -398,16 +399,3 @@ def _contract(instruction: ir.Instruction) -> ir.Instruction:
     instruction.flags.append("contract")
     return instruction
 
-
-def _has_load(expr: E.Expr) -> bool:
-    from tcomp.ir.functor import post_order_visit
-
-    found = False
-
-    def visit(node: object) -> None:
-        nonlocal found
-        if isinstance(node, E.BufferLoad):
-            found = True
-
-    post_order_visit(expr, visit)
-    return found
