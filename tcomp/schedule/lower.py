@@ -282,7 +282,10 @@ class Lowerer:
         load: object,
     ) -> Stmt:
         from tcomp.ir.expr import BufferLoad
+        from tcomp.schedule.cross_thread import cross_thread_leaf, lower_cross_thread_reduce
 
+        if cross_thread_leaf(stage) is not None:
+            return lower_cross_thread_reduce(self, stage, bound, reduce, buffer, indices, guards, load)  # type: ignore[arg-type]
         leaves = stage.leaf_iter_vars
         first_reduce = next((i for i, lv in enumerate(leaves) if lv.kind is IterKind.REDUCE), len(leaves))
         common = leaves[:first_reduce]

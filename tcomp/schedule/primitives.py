@@ -123,11 +123,12 @@ class StagePrimitives:
         return xo, yo, xi, yi
 
     # -- loop annotations -------------------------------------------------------------------------------------------
-    def _annotate(self: Any, axis: IterVar, kind: ForKind, primitive: str) -> None:
+    def _annotate(self: Any, axis: IterVar, kind: ForKind, primitive: str, cross_thread: bool = False) -> None:
         stage: Stage = self
         _check_schedulable(stage, primitive)
         stage.leaf_index(axis, primitive)
-        if axis.kind is IterKind.REDUCE and kind in (ForKind.PARALLEL, ForKind.VECTORIZED, ForKind.THREAD_BINDING):
+        parallel_kinds = (ForKind.PARALLEL, ForKind.VECTORIZED, ForKind.THREAD_BINDING)
+        if axis.kind is IterKind.REDUCE and kind in parallel_kinds and not cross_thread:
             raise schedule_error(
                 stage,
                 primitive,
@@ -153,6 +154,9 @@ class StagePrimitives:
         _record(self, "parallel", axis.var.name)
 
     def bind(self: Any, axis: IterVar, thread: IterVar) -> None:
+        """Run the iterations of ``axis`` on the GPU threads ``thread`` (a ``te.thread_axis``). A reduction axis may
+        be bound to a ``threadIdx`` axis only: the threads then combine their partial results (a cross-thread
+        reduction, see ``cross_thread.py``)."""
         stage: Stage = self
         if not isinstance(thread, IterVar) or thread.kind is not IterKind.THREAD:
             raise schedule_error(stage, "bind", axis, f"expected a te.thread_axis, got {thread!r}")
@@ -161,7 +165,15 @@ class StagePrimitives:
                 raise schedule_error(
                     stage, "bind", axis, f"thread {thread.thread_tag} is already bound to axis {other.var.name}"
                 )
-        self._annotate(axis, ForKind.THREAD_BINDING, "bind")
+        previous = stage.iter_attrs.get(axis)
+        if previous is not None and previous.bind_thread is not None:
+            raise schedule_error(stage, "bind", axis, f"is already bound to {previous.bind_thread.thread_tag}")
+        cross_thread = axis.kind is IterKind.REDUCE and thread.thread_tag.startswith("threadIdx.")
+        if cross_thread and any(
+            a.bind_thread is not None and lv.kind is IterKind.REDUCE for lv, a in stage.iter_attrs.items()
+        ):
+            raise schedule_error(stage, "bind", axis, "another reduction axis is already bound to a thread")
+        self._annotate(axis, ForKind.THREAD_BINDING, "bind", cross_thread)
         stage.attr(axis).bind_thread = thread
         _record(stage, "bind", axis.var.name, thread.thread_tag)
 
