@@ -1,4 +1,4 @@
-"""Compilation targets: ``Target("llvm -mcpu=znver3 -num-cores=2")``, ``Target("cuda")``.
+"""Compilation targets: ``Target("llvm -mcpu=znver3 -num-cores=2")``, ``Target("cuda -arch=sm_80")``.
 
 A target is a frozen value: its kind plus the options that change generated code. ``str(target)`` is a canonical
 string that parses back to an equal target, so it can key caches and tuning records. Omitted options are resolved
@@ -17,7 +17,16 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "-mcpu": ("llvm",),
     "-mattr": ("llvm",),
     "-num-cores": ("llvm",),
+    "-arch": ("cuda",),
+    "-max-threads-per-block": ("cuda",),
+    "-max-shared-memory-per-block": ("cuda",),
 }
+
+# CUDA defaults: compute capability 8.0, the per-block thread limit of every GPU since compute capability 2.0, and
+# the static shared memory a kernel may declare without opting in to more
+CUDA_DEFAULT_ARCH = "sm_80"
+CUDA_MAX_THREADS_PER_BLOCK = 1024
+CUDA_MAX_SHARED_MEMORY_PER_BLOCK = 48 * 1024
 
 
 class TargetError(ValueError):
@@ -53,22 +62,27 @@ class Target:
     given by keyword (``Target(kind="llvm", mcpu="znver3")``). For ``llvm``: ``mcpu`` is the CPU name (the host CPU
     when omitted or ``native``), ``mattr`` the extra CPU features (``("+avx2", "-avx512f")``; empty means the
     features implied by ``mcpu``, or the host's own features when ``mcpu`` is the host CPU), ``num_cores`` the
-    threads parallel loops use (default: the cores this process may run on).
+    threads parallel loops use (default: the cores this process may run on). For ``cuda``: ``arch`` is the GPU
+    architecture (``sm_80`` by default), ``max_threads_per_block`` and ``max_shared_memory_per_block`` (bytes) the
+    limits every kernel is checked against when it is built.
     """
 
     kind: str
     mcpu: str = ""
     mattr: tuple[str, ...] = ()
     num_cores: int = 0
+    arch: str = ""
+    max_threads_per_block: int = 0
+    max_shared_memory_per_block: int = 0
     host: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         text = self.kind.strip()
         if " " in text or text.startswith("-"):
-            if self.mcpu or self.mattr or self.num_cores:
+            if self.mcpu or self.mattr or self.num_cores or self.arch:
                 raise TargetError(f"target {text!r}: give options either in the string or as fields, not both")
             parsed = _parse(text)
-            for name in ("kind", "mcpu", "mattr", "num_cores"):
+            for name in ("kind", "mcpu", "mattr", "num_cores", *_CUDA_FIELDS):
                 object.__setattr__(self, name, getattr(parsed, name))
             object.__setattr__(self, "host", parsed.host)
             return
@@ -76,10 +90,11 @@ class Target:
             raise TargetError(f"unknown target kind {text!r}; expected one of {', '.join(KINDS)}")
         object.__setattr__(self, "kind", text)
         object.__setattr__(self, "mattr", tuple(self.mattr))
-        if self.kind != "llvm":
-            if self.mcpu or self.mattr or self.num_cores:
-                raise TargetError(f"target kind {self.kind!r} takes no options")
+        if self.kind == "cuda":
+            self._resolve_cuda()
             return
+        if self.arch or self.max_threads_per_block or self.max_shared_memory_per_block:
+            raise TargetError("target options arch, max_threads_per_block and max_shared_memory_per_block are for cuda")
         if self.mcpu in ("", "native"):
             object.__setattr__(self, "mcpu", host_cpu_name())
             object.__setattr__(self, "host", True)
@@ -92,6 +107,21 @@ class Target:
             object.__setattr__(self, "num_cores", host_num_cores())
         elif self.num_cores < 0:
             raise TargetError(f"target option -num-cores: expected a positive integer, got {self.num_cores}")
+
+    def _resolve_cuda(self) -> None:
+        if self.mcpu or self.mattr or self.num_cores:
+            raise TargetError("target kind 'cuda' takes no CPU options (mcpu, mattr, num_cores)")
+        if not self.arch:
+            object.__setattr__(self, "arch", CUDA_DEFAULT_ARCH)
+        elif not self.arch.startswith("sm_") or not self.arch[3:].isdigit():
+            raise TargetError(f"target option -arch: expected sm_<number> (sm_80), got {self.arch!r}")
+        defaults = (CUDA_MAX_THREADS_PER_BLOCK, CUDA_MAX_SHARED_MEMORY_PER_BLOCK)
+        for name, default in zip(_CUDA_FIELDS[1:], defaults):
+            value = getattr(self, name)
+            if value == 0:
+                object.__setattr__(self, name, default)
+            elif value < 0:
+                raise TargetError(f"target option {name}: expected a positive integer, got {value}")
 
     @staticmethod
     def parse(text: str) -> Target:
@@ -143,7 +173,17 @@ class Target:
             if self.mattr:
                 words.append("-mattr=" + ",".join(self.mattr))
             words.append(f"-num-cores={self.num_cores}")
+        if self.kind == "cuda":
+            if self.arch != CUDA_DEFAULT_ARCH:
+                words.append(f"-arch={self.arch}")
+            if self.max_threads_per_block != CUDA_MAX_THREADS_PER_BLOCK:
+                words.append(f"-max-threads-per-block={self.max_threads_per_block}")
+            if self.max_shared_memory_per_block != CUDA_MAX_SHARED_MEMORY_PER_BLOCK:
+                words.append(f"-max-shared-memory-per-block={self.max_shared_memory_per_block}")
         return " ".join(words)
+
+
+_CUDA_FIELDS = ("arch", "max_threads_per_block", "max_shared_memory_per_block")
 
 
 def _parse(text: str) -> Target:
@@ -154,6 +194,7 @@ def _parse(text: str) -> Target:
     mcpu = ""
     mattr: tuple[str, ...] = ()
     num_cores = 0
+    cuda: dict[str, object] = {}
     for word in words[1:]:
         name, eq, value = word.partition("=")
         if name not in _OPTIONS:
@@ -173,7 +214,14 @@ def _parse(text: str) -> Target:
                 raise TargetError(f"target option -num-cores: expected a positive integer, got {value!r}") from None
             if num_cores <= 0:
                 raise TargetError(f"target option -num-cores: expected a positive integer, got {value!r}")
-    return Target(kind=kind, mcpu=mcpu, mattr=mattr, num_cores=num_cores)
+        elif name == "-arch":
+            cuda["arch"] = value
+        else:
+            field_name = name[1:].replace("-", "_")
+            if not value.isdigit() or int(value) <= 0:
+                raise TargetError(f"target option {name}: expected a positive integer, got {value!r}")
+            cuda[field_name] = int(value)
+    return Target(kind=kind, mcpu=mcpu, mattr=mattr, num_cores=num_cores, **cuda)  # type: ignore[arg-type]
 
 
 def as_target(target: Target | str | None) -> Target:
