@@ -15,6 +15,7 @@ N). The fallback config is the hand schedule's blocking (``choose_blocking``), s
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from tcomp import te
 from tcomp.autotune.space import AnnotatePolicy, Annotation, Config, ReorderPolicy, SplitEntity, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.ir import dtype as dt
-from tcomp.ops.matmul_cpu import choose_blocking
+from tcomp.ops.matmul_cpu import GemmBlocking, choose_blocking
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
@@ -32,8 +33,17 @@ MAX_MR = 16
 
 
 def vector_lanes(target: Target | None, dtype: str) -> int:
-    target = target or Target.current_host()
-    return max(1, target.vector_bits // dt.bits(dtype))
+    return max(1, _vector_bits(target or Target.current_host()) // dt.bits(dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _vector_bits(target: Target) -> int:
+    return target.vector_bits  # asks LLVM for the host's features: cached, templates run per config
+
+
+@functools.lru_cache(maxsize=256)
+def _blocking(M: int, N: int, K: int, target: Target | None) -> GemmBlocking:
+    return choose_blocking(M, N, K, target)
 
 
 def panel_width_candidates(extent: int, lanes: int) -> list[list[int]]:
@@ -52,7 +62,7 @@ def _register_tile(entity: SplitEntity) -> bool:
 
 def _define_gemm_knobs(cfg: Config, M: int, N: int, K: int, dtype: str) -> None:
     lanes = vector_lanes(cfg.target, dtype)
-    guide = choose_blocking(M, N, K, cfg.target)
+    guide = _blocking(M, N, K, cfg.target)
     cfg.define_split("tile_i", M, 3, SplitPolicy.FACTORS, filter=_register_tile,
                      fallback=[-1, max(1, guide.mc // guide.mr), guide.mr])
     cfg.define_split("tile_j", N, 2, SplitPolicy.CANDIDATES, candidates=panel_width_candidates(N, lanes),

@@ -1,0 +1,167 @@
+"""Cost models: predict which configs of a task run fastest, from features of their loop IR.
+
+``CostModel`` is a small protocol: ``fit(indices, throughputs)`` and ``predict(indices) -> scores`` (higher is
+better; only the order matters). ``XGBoostCostModel`` trains gradient-boosted trees with a pairwise ranking
+objective (``Objective.RANK``) or squared error on normalized throughput (``Objective.REGRESSION``).
+``fit_transfer(records)`` trains a base model on records of other tasks; the task's own model then starts from the
+base model's predictions (XGBoost base margins), which helps in the first rounds. ``RandomModel`` is the fake for
+tests and for comparisons.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from tcomp.autotune.feature import FeatureExtractor, FeatureKind
+from tcomp.autotune.record import Record
+from tcomp.autotune.task import Task
+
+INVALID_SCORE = -1e9
+
+
+class Objective(enum.Enum):
+    RANK = "rank:pairwise"
+    REGRESSION = "reg:squarederror"
+
+
+class CostModel(Protocol):
+    def fit(self, indices: Sequence[int], throughputs: Sequence[float]) -> None: ...
+
+    def predict(self, indices: Sequence[int]) -> np.ndarray: ...
+
+
+class RandomModel:
+    """Scores at random (seeded): a model that knows nothing."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.fitted = 0
+
+    def fit(self, indices: Sequence[int], throughputs: Sequence[float]) -> None:
+        self.fitted += 1
+
+    def predict(self, indices: Sequence[int]) -> np.ndarray:
+        return self.rng.random(len(indices))
+
+
+def _normalized(throughputs: Sequence[float]) -> np.ndarray:
+    y = np.asarray(throughputs, dtype=np.float64)
+    y = np.where(np.isfinite(y) & (y > 0), y, 0.0)
+    top = float(y.max()) if y.size else 0.0
+    return y / top if top > 0 else y
+
+
+class XGBoostCostModel:
+    """XGBoost over ``FeatureExtractor`` features of ``task``. ``num_rounds`` boosting rounds of depth-``max_depth``
+    trees; ``num_threads`` for XGBoost (default: its own choice); ``seed`` fixes it."""
+
+    def __init__(self, task: Task, feature_kind: FeatureKind = FeatureKind.LOOP_IR,
+                 objective: Objective = Objective.RANK, num_rounds: int = 120, max_depth: int = 4,
+                 num_threads: int | None = None, seed: int = 0) -> None:
+        if not isinstance(objective, Objective):
+            raise TypeError(f"objective must be an Objective, got {objective!r}")
+        self.task = task
+        self.extractor = FeatureExtractor(task, feature_kind)
+        self.objective = objective
+        self.num_rounds = num_rounds
+        self.params: dict[str, Any] = {
+            "objective": objective.value, "max_depth": max_depth, "eta": 0.2, "gamma": 1e-4,
+            "min_child_weight": 1, "subsample": 1.0, "lambda": 1.0, "alpha": 0.0, "seed": seed,
+            "verbosity": 0, "tree_method": "hist",
+        }
+        if num_threads is not None:
+            self.params["nthread"] = num_threads
+        self.booster: Any = None
+        self.base_booster: Any = None
+        self.fit_count = 0
+
+    # -- training --------------------------------------------------------------------------------------------------
+    def _matrix(self, features: np.ndarray, labels: np.ndarray | None = None) -> Any:
+        import xgboost as xgb
+
+        matrix = xgb.DMatrix(features, label=labels)
+        if self.base_booster is not None:
+            matrix.set_base_margin(self.base_booster.predict(xgb.DMatrix(features), output_margin=True))
+        return matrix
+
+    def fit(self, indices: Sequence[int], throughputs: Sequence[float]) -> None:
+        import xgboost as xgb
+
+        features = self.extractor.get(indices)
+        labels = _normalized(throughputs)
+        keep = ~FeatureExtractor.invalid(features)
+        if keep.sum() < 2 or np.all(labels[keep] == labels[keep][0]):
+            return  # nothing to learn from yet
+        self.booster = xgb.train(self.params, self._matrix(features[keep], labels[keep]),
+                                 num_boost_round=self.num_rounds)
+        self.fit_count += 1
+
+    def fit_transfer(self, records: Sequence[Record]) -> int:
+        """Train the base model on successful and failed records of other tasks (loop-IR features only, since
+        knob encodings differ between tasks); returns how many records it used."""
+        import xgboost as xgb
+
+        if self.extractor.kind is not FeatureKind.LOOP_IR:
+            return 0
+        rows: list[np.ndarray] = []
+        labels: list[float] = []
+        groups: list[int] = []
+        by_task: dict[str, list[Record]] = {}
+        for record in records:
+            if record.task.key != self.task.key:
+                by_task.setdefault(record.task.key, []).append(record)
+        for task_records in by_task.values():
+            try:
+                extractor = FeatureExtractor(task_records[0].task, FeatureKind.LOOP_IR)
+            except Exception:  # noqa: BLE001 - a task whose template is not available here
+                continue
+            flops = task_records[0].task.flop
+            throughput = [flops / r.result.cost if r.result.ok and r.result.cost > 0 else 0.0 for r in task_records]
+            group_labels = _normalized(throughput)
+            for record, label in zip(task_records, group_labels):
+                rows.append(extractor.of_config(record.config.with_target(record.task.target)))
+                labels.append(float(label))
+            groups.append(len(task_records))
+        if not rows:
+            return 0
+        features = np.stack(rows)
+        keep = ~FeatureExtractor.invalid(features)
+        matrix = xgb.DMatrix(features[keep], label=np.asarray(labels)[keep])
+        if self.objective is Objective.RANK and keep.all():
+            matrix.set_group(groups)
+        self.base_booster = xgb.train(self.params, matrix, num_boost_round=self.num_rounds)
+        return int(keep.sum())
+
+    # -- prediction ------------------------------------------------------------------------------------------------
+    def predict(self, indices: Sequence[int]) -> np.ndarray:
+        features = self.extractor.get(indices)
+        return self.predict_features(features)
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0)
+        invalid = FeatureExtractor.invalid(features)
+        if self.booster is None and self.base_booster is None:
+            scores = np.zeros(len(features))
+        else:
+            import xgboost as xgb
+
+            booster = self.booster if self.booster is not None else self.base_booster
+            matrix = self._matrix(features) if self.booster is not None else xgb.DMatrix(features)
+            scores = np.asarray(booster.predict(matrix), dtype=np.float64)
+        scores[invalid] = INVALID_SCORE
+        return scores
+
+
+def rank_correlation(predicted: Sequence[float], actual: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties by order), for tests and reports."""
+    p = np.argsort(np.argsort(np.asarray(predicted)))
+    a = np.argsort(np.argsort(np.asarray(actual)))
+    if len(p) < 2:
+        return math.nan
+    return float(np.corrcoef(p, a)[0, 1])

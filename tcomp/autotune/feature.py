@@ -1,0 +1,320 @@
+"""Features of a config for the cost model, from its lowered loop IR (as in the TVM paper) or from its knobs.
+
+``FeatureKind.LOOP_IR``: lower the config (``tcomp.lower``) and walk the loop nest. For each store statement the
+walk keeps its loops (outermost first; a vector ``ramp`` index counts as an innermost vectorized loop of ``lanes``
+iterations) and its buffer accesses with the coefficient of every loop variable in the flat index. The vector is
+made of ``MAX_STMTS`` statement blocks (statements with the most iterations first) plus a global block; each
+statement block holds
+
+- its iteration count, arithmetic per iteration (float add/sub, mul, div, math calls, integer ops, compares and
+  selects) and total float operations;
+- per loop level, innermost first (``MAX_LOOPS``): extent, annotation one-hot (serial, parallel, vectorized,
+  unrolled, thread), iterations inside the level, nesting depth;
+- per buffer access (``MAX_ACCESSES``; the store first, then loads by buffer name): store flag, element bytes,
+  stride of the innermost loop, and per loop level the bytes touched inside it and the reuse ratio (iterations per
+  distinct element; touched elements are the product of the extents of loops the index depends on, capped by the
+  buffer size).
+
+Counts go through ``log2(1 + x)``; missing slots are 0, so every vector has the same length. ``FeatureKind.KNOB``
+encodes the knob choices instead (log2 split factors, permutation, annotation one-hots, option index), for comparison.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcomp.autotune.space import (
+    AnnotateEntity,
+    Annotation,
+    ConfigEntity,
+    ConfigSpace,
+    OtherOptionEntity,
+    ReorderEntity,
+    SplitEntity,
+)
+from tcomp.autotune.task import Task
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+from tcomp.ir import stmt as S
+from tcomp.ir.functor import post_order_visit
+
+MAX_STMTS = 3
+MAX_LOOPS = 8
+MAX_ACCESSES = 4
+_KINDS = (S.ForKind.SERIAL, S.ForKind.PARALLEL, S.ForKind.VECTORIZED, S.ForKind.UNROLLED, S.ForKind.THREAD_BINDING)
+_ARITH_SLOTS = 6
+LOOP_WIDTH = 3 + len(_KINDS)
+ACCESS_WIDTH = 3 + 2 * MAX_LOOPS
+STMT_WIDTH = 2 + _ARITH_SLOTS + MAX_LOOPS * LOOP_WIDTH + MAX_ACCESSES * ACCESS_WIDTH
+GLOBAL_WIDTH = 6
+LOOP_IR_LENGTH = MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH
+
+
+class FeatureKind(enum.Enum):
+    LOOP_IR = "loop_ir"
+    KNOB = "knob"
+
+
+@dataclass(frozen=True)
+class _Loop:
+    var: E.Var | None  # None for the lanes of a vector expression
+    extent: int
+    kind: S.ForKind
+
+
+@dataclass(frozen=True)
+class _Access:
+    buffer_name: str
+    is_store: bool
+    elem_bytes: int
+    buffer_elems: int
+    coeffs: dict[int, float]  # id(loop var) -> coefficient; key 0 for the vector lanes
+    lanes_stride: float
+
+
+@dataclass(frozen=True)
+class _Statement:
+    loops: tuple[_Loop, ...]
+    accesses: tuple[_Access, ...]
+    arith: tuple[int, ...]
+
+
+def _const(expr: E.Expr, default: int = 1) -> int:
+    value = E.const_int_value(expr)
+    return value if value is not None else default
+
+
+def _linear(expr: E.Expr) -> dict[int, float]:
+    """Coefficients of loop variables in an index (approximate through min/max/select/div/mod)."""
+    if isinstance(expr, E.Var):
+        return {id(expr): 1.0}
+    if isinstance(expr, (E.IntImm, E.FloatImm)):
+        return {}
+    if isinstance(expr, (E.Add, E.Sub)):
+        left, right = _linear(expr.a), _linear(expr.b)
+        sign = -1.0 if isinstance(expr, E.Sub) else 1.0
+        for key, value in right.items():
+            left[key] = left.get(key, 0.0) + sign * value
+        return left
+    if isinstance(expr, E.Mul):
+        for const_side, other in ((expr.a, expr.b), (expr.b, expr.a)):
+            value = E.const_int_value(const_side)
+            if value is not None:
+                return {k: v * value for k, v in _linear(other).items()}
+        return {**_linear(expr.a), **_linear(expr.b)}
+    if isinstance(expr, (E.FloorDiv, E.Div, E.FloorMod, E.Mod)):
+        # (c * x + y) // c = x and (c * x + y) % c = y for a split's inner y in [0, c): terms whose coefficient
+        # is a multiple of c go to the quotient, the others to the remainder
+        divisor = E.const_int_value(expr.b) or 1
+        terms = _linear(expr.a)
+        if isinstance(expr, (E.FloorDiv, E.Div)):
+            return {k: v / divisor for k, v in terms.items() if v % divisor == 0}
+        return {k: math.fmod(v, divisor) for k, v in terms.items() if v % divisor != 0}
+    if isinstance(expr, (E.Min, E.Max)):
+        return _linear(expr.a)
+    if isinstance(expr, E.Select):
+        return _linear(expr.true_value)
+    if isinstance(expr, E.Cast):
+        return _linear(expr.value)
+    if isinstance(expr, E.Ramp):
+        result = _linear(expr.base)
+        result[0] = float(_const(expr.stride, 0))
+        return result
+    if isinstance(expr, E.Broadcast):
+        return _linear(expr.value)
+    return {}
+
+
+def _buffer_elems(buffer: object) -> int:
+    shape = getattr(buffer, "shape", ())
+    return max(1, math.prod(_const(d, 1) for d in shape))
+
+
+def _access(buffer: object, indices: Sequence[E.Expr], is_store: bool, dtype: str) -> _Access:
+    shape = [_const(d, 1) for d in getattr(buffer, "shape", ())]
+    coeffs: dict[int, float] = {}
+    for dim, index in enumerate(indices):  # row-major: dimension d moves by prod(shape[d + 1:]) elements
+        stride = math.prod(shape[dim + 1:]) if len(shape) == len(indices) else 1
+        for key, value in _linear(index).items():
+            coeffs[key] = coeffs.get(key, 0.0) + value * stride
+    elem_bytes = max(1, dt.bits(dt.element(dtype)) // 8)
+    return _Access(getattr(buffer, "name", "?"), is_store, elem_bytes, _buffer_elems(buffer), coeffs,
+                   coeffs.get(0, 0.0))
+
+
+def _arith(value: E.Expr) -> tuple[tuple[int, ...], list[_Access], int]:
+    counts = [0] * _ARITH_SLOTS
+    loads: list[_Access] = []
+    lanes = 1
+
+    def visit(node: object) -> None:
+        nonlocal lanes
+        dtype = getattr(node, "dtype", "")
+        if isinstance(node, (E.Ramp, E.Broadcast)):
+            lanes = max(lanes, node.lanes)
+        if isinstance(node, E.BufferLoad):
+            loads.append(_access(node.buffer, node.indices, False, node.dtype))
+        elif isinstance(node, (E.Add, E.Sub)):
+            counts[0 if dt.is_float(dtype) else 4] += 1
+        elif isinstance(node, E.Mul):
+            counts[1 if dt.is_float(dtype) else 4] += 1
+        elif isinstance(node, (E.Div, E.FloorDiv, E.Mod, E.FloorMod)):
+            counts[2 if dt.is_float(dtype) else 4] += 1
+        elif isinstance(node, E.Call):
+            counts[3] += 1
+        elif isinstance(node, (E.Min, E.Max)):
+            counts[4] += 1
+        elif isinstance(node, (E.CmpOp, E.Select, E.And, E.Or, E.Not)):
+            counts[5] += 1
+
+    post_order_visit(value, visit)
+    return tuple(counts), loads, lanes
+
+
+def _collect(body: S.Stmt) -> tuple[list[_Statement], int]:
+    """Store statements with their loops, and the bytes of all allocations."""
+    statements: list[_Statement] = []
+    alloc_bytes = 0
+    stack: list[tuple[S.Stmt, tuple[_Loop, ...]]] = [(body, ())]
+    while stack:
+        node, loops = stack.pop()
+        if isinstance(node, S.For):
+            stack.append((node.body, loops + (_Loop(node.loop_var, _const(node.extent), node.kind),)))
+        elif isinstance(node, S.SeqStmt):
+            stack.extend((child, loops) for child in reversed(node.seq))
+        elif isinstance(node, S.Allocate):
+            alloc_bytes += _buffer_elems(node.buffer) * max(1, dt.bits(dt.element(node.buffer.dtype)) // 8)
+            stack.append((node.body, loops))
+        elif isinstance(node, S.IfThenElse):
+            stack.append((node.then_case, loops))
+            if node.else_case is not None:
+                stack.append((node.else_case, loops))
+        elif isinstance(node, (S.LetStmt, S.AssertStmt)):
+            stack.append((node.body, loops))
+        elif isinstance(node, S.BufferStore):
+            counts, loads, lanes = _arith(node.value)
+            store = _access(node.buffer, node.indices, True, node.value.dtype)
+            for index in node.indices:
+                if isinstance(index, E.Ramp):
+                    lanes = max(lanes, index.lanes)
+            full = loops + ((_Loop(None, lanes, S.ForKind.VECTORIZED),) if lanes > 1 else ())
+            ordered = [store] + sorted(loads, key=lambda a: a.buffer_name)
+            statements.append(_Statement(full, tuple(ordered), counts))
+    return statements, alloc_bytes
+
+
+def _log(x: float) -> float:
+    return math.log2(1.0 + max(0.0, x))
+
+
+def _statement_block(stmt: _Statement) -> list[float]:
+    trips = math.prod(loop.extent for loop in stmt.loops)
+    float_ops = sum(stmt.arith[:4])
+    block = [_log(trips), _log(trips * float_ops)] + [float(c) for c in stmt.arith]
+    inner_first = list(reversed(stmt.loops))[:MAX_LOOPS]
+    inside = 1
+    for depth, loop in enumerate(inner_first):
+        inside *= loop.extent
+        block += [_log(loop.extent), _log(inside), float(len(stmt.loops) - depth)]
+        block += [1.0 if loop.kind is kind else 0.0 for kind in _KINDS]
+    block += [0.0] * (LOOP_WIDTH * (MAX_LOOPS - len(inner_first)))
+    for access in stmt.accesses[:MAX_ACCESSES]:
+        block += _access_block(access, inner_first)
+    block += [0.0] * (ACCESS_WIDTH * (MAX_ACCESSES - min(MAX_ACCESSES, len(stmt.accesses))))
+    return block
+
+
+def _access_block(access: _Access, inner_first: list[_Loop]) -> list[float]:
+    def coefficient(loop: _Loop) -> float:
+        return access.lanes_stride if loop.var is None else access.coeffs.get(id(loop.var), 0.0)
+
+    innermost_stride = abs(coefficient(inner_first[0])) if inner_first else 0.0
+    values = [1.0 if access.is_store else 0.0, float(access.elem_bytes), _log(innermost_stride)]
+    touched, iterations = 1, 1
+    levels = []
+    for loop in inner_first:
+        iterations *= loop.extent
+        if coefficient(loop) != 0.0:
+            touched = min(access.buffer_elems, touched * loop.extent)
+        levels += [_log(touched * access.elem_bytes), _log(iterations / touched)]
+    levels += [0.0] * (2 * (MAX_LOOPS - len(inner_first)))
+    return values + levels
+
+
+def loop_ir_features(func: S.PrimFunc) -> np.ndarray:
+    """The fixed-length feature vector of a lowered function (see the module docstring)."""
+    statements, alloc_bytes = _collect(func.body)
+    ranked = sorted(statements, key=lambda s: -math.prod(loop.extent for loop in s.loops))
+    vector: list[float] = []
+    for stmt in ranked[:MAX_STMTS]:
+        vector += _statement_block(stmt)
+    vector += [0.0] * (STMT_WIDTH * (MAX_STMTS - min(MAX_STMTS, len(ranked))))
+    loops = [loop for stmt in statements for loop in stmt.loops]
+    parallel = [loop.extent for loop in loops if loop.kind is S.ForKind.PARALLEL]
+    vector += [float(len(statements)), _log(alloc_bytes), float(len(parallel)), _log(max(parallel, default=0)),
+               float(sum(1 for loop in loops if loop.kind is S.ForKind.VECTORIZED)),
+               _log(max((lp.extent for lp in loops if lp.kind is S.ForKind.VECTORIZED), default=0))]
+    return np.asarray(vector, dtype=np.float32)
+
+
+def knob_features(config: ConfigEntity) -> np.ndarray:
+    values: list[float] = []
+    for entity in config.choices.values():
+        if isinstance(entity, SplitEntity):
+            values += [math.log2(max(1, f)) for f in entity.size[1:]]
+        elif isinstance(entity, ReorderEntity):
+            values += [float(p) for p in entity.perm]
+        elif isinstance(entity, AnnotateEntity):
+            for ann in entity.anns:
+                values += [1.0 if ann is choice else 0.0 for choice in Annotation]
+        elif isinstance(entity, OtherOptionEntity):
+            val = entity.val
+            values.append(float(val) if isinstance(val, (int, float)) else float(hash(val) % 97))
+    return np.asarray(values, dtype=np.float32)
+
+
+class FeatureExtractor:
+    """Features of configs of one task by index, cached. A config that cannot be instantiated or lowered gets a
+    vector of NaN (``invalid`` tells which)."""
+
+    def __init__(self, task: Task, kind: FeatureKind = FeatureKind.LOOP_IR) -> None:
+        if not isinstance(kind, FeatureKind):
+            raise TypeError(f"kind must be a FeatureKind, got {kind!r}")
+        self.task = task
+        self.kind = kind
+        self.space: ConfigSpace = task.config_space
+        self.cache: dict[int, np.ndarray] = {}
+        self.length = LOOP_IR_LENGTH if kind is FeatureKind.LOOP_IR else len(knob_features(self.space.fallback))
+
+    def of_config(self, config: ConfigEntity) -> np.ndarray:
+        if self.kind is FeatureKind.KNOB:
+            return knob_features(config)
+        import tcomp
+
+        try:
+            schedule, tensors = self.task.instantiate(config)
+            func = tcomp.lower(schedule, tensors, simple_mode=True)
+        except Exception:  # noqa: BLE001 - an invalid config; its measurement will say why
+            return np.full(self.length, np.nan, dtype=np.float32)
+        return loop_ir_features(func)
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        rows = []
+        for index in indices:
+            row = self.cache.get(index)
+            if row is None:
+                row = self.of_config(self.space.get(index))
+                self.cache[index] = row
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, self.length), dtype=np.float32)
+        return np.stack(rows)
+
+    @staticmethod
+    def invalid(rows: np.ndarray) -> np.ndarray:
+        return np.isnan(rows).all(axis=1) if rows.size else np.zeros(len(rows), dtype=bool)

@@ -1,0 +1,131 @@
+"""Features from the loop IR, the XGBoost cost model and simulated annealing."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from autotune_fakes import analytic_cost
+from test_task_templates import TEMPLATE_CASES
+
+import tcomp
+from tcomp import te
+from tcomp.autotune import ConfigSpace, create_task
+from tcomp.autotune.cost_model import Objective, XGBoostCostModel, rank_correlation
+from tcomp.autotune.feature import (
+    LOOP_IR_LENGTH,
+    LOOP_WIDTH,
+    FeatureExtractor,
+    FeatureKind,
+    loop_ir_features,
+)
+from tcomp.autotune.measure import MeasureResult, MeasureStatus
+from tcomp.autotune.record import Record
+from tcomp.autotune.sa import SimulatedAnnealingOptimizer
+
+
+def test_vector_add_features_name_loops_annotations_and_strides() -> None:
+    A = te.placeholder((1024,), name="A")
+    B = te.placeholder((1024,), name="B")
+    C = te.compute((1024,), lambda i: A[i] + B[i], name="C")
+    s = tcomp.create_schedule(C)
+    outer, inner = s[C].split(C.op.axis[0], factor=16)
+    s[C].vectorize(inner)
+    s[C].parallel(outer)
+    v = loop_ir_features(tcomp.lower(s, [A, B, C], simple_mode=True))
+    assert v.shape == (LOOP_IR_LENGTH,)
+    assert v[0] == pytest.approx(np.log2(1025))  # iterations
+    assert v[2] == 1  # one float add per iteration
+    loops = 8  # statement header: 2 + 6 arithmetic slots
+    inner_loop = v[loops: loops + LOOP_WIDTH]
+    outer_loop = v[loops + LOOP_WIDTH: loops + 2 * LOOP_WIDTH]
+    assert inner_loop[0] == pytest.approx(np.log2(17)) and inner_loop[3 + 2] == 1  # extent 16, vectorized
+    assert outer_loop[0] == pytest.approx(np.log2(65)) and outer_loop[3 + 1] == 1  # extent 64, parallel
+    access = loops + 8 * LOOP_WIDTH
+    assert v[access] == 1 and v[access + 1] == 4 and v[access + 2] == pytest.approx(1.0)  # store, 4 bytes, stride 1
+
+
+@pytest.mark.parametrize("name, args", TEMPLATE_CASES, ids=[c[0] for c in TEMPLATE_CASES])
+def test_features_have_a_fixed_length_and_are_deterministic(name: str, args: tuple) -> None:
+    task = create_task(name, args)
+    indices = task.config_space.sample(np.random.default_rng(1), 6)
+    first = FeatureExtractor(task).get(indices)
+    again = FeatureExtractor(task).get(indices)
+    assert first.shape == (6, LOOP_IR_LENGTH)
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, again)
+    assert len({row.tobytes() for row in first}) > 1
+    knobs = FeatureExtractor(task, FeatureKind.KNOB).get(indices)
+    assert knobs.shape[0] == 6 and np.isfinite(knobs).all()
+
+
+def test_invalid_config_gets_nan_features() -> None:
+    from autotune_fault_templates import Fault
+
+    task = create_task("test_faulty", (16,))
+    space = task.config_space
+    faults = [e.val for e in space.knobs["fault"].entities]
+    invalid = space.index_from_digits([faults.index(Fault.INVALID.value), 0])
+    rows = FeatureExtractor(task).get([0, invalid])
+    assert list(FeatureExtractor.invalid(rows)) == [False, True]
+
+
+def test_feature_extraction_speed() -> None:
+    task = create_task("matmul", (1024, 1024, 1024))
+    indices = task.config_space.sample(np.random.default_rng(0), 40)
+    extractor = FeatureExtractor(task)
+    start = time.perf_counter()
+    extractor.get(indices)
+    per_config = (time.perf_counter() - start) / len(indices)
+    print(f"loop-IR feature extraction: {per_config * 1e3:.2f} ms per matmul config")
+    assert per_config < 0.1
+
+
+def _analytic_throughput(task, indices):  # type: ignore[no-untyped-def]
+    return [1.0 / analytic_cost(task.config_space.get(i)) for i in indices]
+
+
+@pytest.mark.parametrize("objective", list(Objective), ids=[o.value for o in Objective])
+def test_xgboost_ranks_held_out_configs_better_than_chance(objective: Objective) -> None:
+    task = create_task("matmul", (256, 256, 256))
+    rng = np.random.default_rng(0)
+    indices = task.config_space.sample(rng, 160)
+    train, test = indices[:96], indices[96:]
+    model = XGBoostCostModel(task, objective=objective, seed=0)
+    model.fit(train, _analytic_throughput(task, train))
+    correlation = rank_correlation(model.predict(test), _analytic_throughput(task, test))
+    assert correlation > 0.5, correlation
+
+
+def test_transfer_learning_gives_predictions_before_any_own_data() -> None:
+    source = create_task("matmul", (128, 128, 128))
+    indices = source.config_space.sample(np.random.default_rng(2), 64)
+    records = [Record(source, source.config_space.get(i), MeasureResult(MeasureStatus.OK, (analytic_cost(
+        source.config_space.get(i)),))) for i in indices]
+    target = create_task("matmul", (256, 256, 256))
+    model = XGBoostCostModel(target, seed=0)
+    assert np.all(model.predict([0, 1]) == 0)
+    assert model.fit_transfer(records) == 64
+    test = target.config_space.sample(np.random.default_rng(3), 64)
+    correlation = rank_correlation(model.predict(test), _analytic_throughput(target, test))
+    assert correlation > 0.3, correlation
+    model.fit(test[:32], _analytic_throughput(target, test[:32]))  # own data on top of the base margins
+    assert np.isfinite(model.predict(test[32:])).all()
+
+
+def test_simulated_annealing_finds_the_best_points_and_respects_exclusions() -> None:
+    space = ConfigSpace()
+    for name in "abcd":
+        space.define_knob(name, list(range(10)))
+    target = [7, 2, 9, 4]
+
+    def predict(indices):  # type: ignore[no-untyped-def]
+        return np.asarray([-sum(abs(d - t) for d, t in zip(space.digits(i), target)) for i in indices], float)
+
+    best = space.index_from_digits(target)
+    sa = SimulatedAnnealingOptimizer(space, np.random.default_rng(0), parallel_size=16, n_iter=200, early_stop=200)
+    found = sa.find_maximums(predict, 5, exclusive=set())
+    assert found[0] == best and len(found) == 5
+    again = sa.find_maximums(predict, 5, exclusive={best})
+    assert best not in again and sa.points is not None

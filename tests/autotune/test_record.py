@@ -1,0 +1,135 @@
+"""Tuning records: JSON round trip, files cut at every byte, unknown versions, pick, and dispatch of the best."""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tcomp.autotune import create_task
+from tcomp.autotune.dispatch import ApplyConfig, ApplyHistoryBest, apply_history_best, current_context, instantiate
+from tcomp.autotune.measure import MeasureResult, MeasureStatus
+from tcomp.autotune.record import Record, RecordWriter, load_records, pick_best, read_records
+
+
+def make_records() -> list[Record]:
+    task = create_task("matmul", (64, 64, 64), "llvm -num-cores=2")
+    other = create_task("dense", (16, 32, 16), "llvm -num-cores=2")
+    space = task.config_space
+    records = [
+        Record(task, space.get(0), MeasureResult(MeasureStatus.OK, (3e-4, 3.1e-4), "", 0.2, 0.1, 100.0)),
+        Record(task, space.get(5), MeasureResult(MeasureStatus.OK, (1e-4,), "", 0.2, 0.1, 101.0)),
+        Record(task, space.get(9), MeasureResult(MeasureStatus.WRONG_ANSWER, (), "max abs error 1", 0.2, 0.1, 102.0)),
+        Record(other, other.config_space.get(3), MeasureResult(MeasureStatus.OK, (2e-5,), "", 0.1, 0.1, 103.0)),
+    ]
+    return records
+
+
+def test_record_json_round_trip() -> None:
+    for record in make_records():
+        line = record.encode()
+        assert "\n" not in line
+        back = Record.decode(line)
+        assert back.task == record.task and back.task.key == record.task.key
+        assert back.config.same_choices(record.config) and back.config.index == record.config.index
+        assert back.result == record.result
+        assert json.loads(line)["v"] == 1
+
+
+def test_file_cut_at_every_byte_loses_at_most_the_cut_line(tmp_path: Path) -> None:
+    text = "".join(r.encode() + "\n" for r in make_records())
+    ends = [k + 1 for k, ch in enumerate(text) if ch == "\n"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for offset in range(len(text) + 1):
+            prefix = text[:offset]
+            complete = sum(1 for end in ends if end <= offset)
+            log = read_records(prefix.splitlines(keepends=True))
+            assert complete <= len(log.records) <= complete + 1
+            assert len(log.corrupt_lines) <= 1
+    path = tmp_path / "cut.jsonl"
+    path.write_text(text[: ends[1] + 40])
+    with pytest.warns(RuntimeWarning, match="line 3: skipped: not JSON"):
+        assert len(read_records(path).records) == 2
+
+
+def test_writer_ends_a_cut_line_before_appending(tmp_path: Path) -> None:
+    records = make_records()
+    path = tmp_path / "log.jsonl"
+    path.write_text(records[0].encode() + "\n" + records[1].encode()[:30])
+    with RecordWriter(path) as writer:
+        writer.write(records[3])
+    with pytest.warns(RuntimeWarning, match="line 2"):
+        log = read_records(path)
+    assert [r.task.name for r in log.records] == ["matmul", "dense"]
+    assert log.corrupt_lines == [2]
+
+
+def test_unknown_versions_and_garbage_are_skipped_and_counted() -> None:
+    good = make_records()[0].to_json()
+    future = dict(good, v=99)
+    lines = [json.dumps(good), json.dumps(future), "[1, 2]", "{}", "", json.dumps(good)]
+    with pytest.warns(RuntimeWarning) as caught:
+        log = read_records(lines)
+    assert len(log.records) == 2
+    assert log.unknown_version_lines == [2]
+    assert log.corrupt_lines == [3, 4]
+    assert any("format version 99" in str(w.message) for w in caught)
+
+
+def test_many_bad_lines_warn_a_bounded_number_of_times() -> None:
+    with pytest.warns(RuntimeWarning) as caught:
+        log = read_records(["garbage"] * 50)
+    assert len(log.corrupt_lines) == 50
+    assert len(caught) <= 11
+
+
+def test_pick_best_keeps_the_fastest_successful_record_per_task(tmp_path: Path) -> None:
+    source = tmp_path / "all.jsonl"
+    with RecordWriter(source) as writer:
+        for record in make_records():
+            writer.write(record)
+    out = tmp_path / "best.jsonl"
+    assert pick_best(source, out) == 2
+    best = load_records(out)
+    assert sorted((r.task.name, r.config.index) for r in best) == [("dense", 3), ("matmul", 5)]
+
+
+def test_apply_history_best_dispatches_the_best_config() -> None:
+    records = make_records()
+    target = "llvm -num-cores=2"
+    with apply_history_best(records) as ctx:
+        assert current_context() is ctx
+        inst = instantiate("matmul", 64, 64, 64, target=target)
+        assert inst.tuned and inst.config.index == 5
+    assert current_context() is None
+    untuned = instantiate("matmul", 64, 64, 64, target=target)
+    assert not untuned.tuned
+    assert untuned.config.index == create_task("matmul", (64, 64, 64), target).config_space.fallback.index
+
+
+def test_same_cpu_other_core_count_uses_the_record() -> None:
+    ctx = ApplyHistoryBest(make_records())
+    inst = instantiate("matmul", 64, 64, 64, target="llvm -num-cores=1", context=ctx)
+    assert inst.tuned and inst.config.index == 5
+
+
+def test_missing_tasks_get_one_summary_warning() -> None:
+    with pytest.warns(RuntimeWarning, match="2 task\\(s\\) had no tuning record") as caught:
+        with apply_history_best(make_records()):
+            for size in (8, 8, 16):
+                instantiate("matmul", size, size, size)
+    assert len(caught) == 1
+
+
+def test_dispatch_context_is_local_to_the_thread() -> None:
+    seen = []
+    with ApplyConfig(create_task("matmul", (64, 64, 64)).config_space.get(1)):
+        thread = threading.Thread(target=lambda: seen.append(current_context()))
+        thread.start()
+        thread.join()
+        assert current_context() is not None
+    assert seen == [None]

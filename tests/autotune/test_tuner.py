@@ -1,0 +1,147 @@
+"""Tuners on a deterministic fake measurer: seeds, no repeats, fallback first, early stopping, failures, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from autotune_fakes import AnalyticMeasurer, analytic_cost
+
+from tcomp.autotune import create_task
+from tcomp.autotune.cost_model import RandomModel
+from tcomp.autotune.measure import MeasureStatus
+from tcomp.autotune.record import log_to_file, read_records
+from tcomp.autotune.tuner import GATuner, TunerKind, XGBTuner, create_tuner
+
+FAST_SA = {"parallel_size": 16, "n_iter": 8, "early_stop": 4}
+
+
+def matmul_task():  # type: ignore[no-untyped-def]
+    return create_task("matmul", (256, 256, 256))
+
+
+def make(kind: TunerKind, seed: int):  # type: ignore[no-untyped-def]
+    options = {"plan_size": 8, "sa_options": FAST_SA} if kind in (TunerKind.XGB, TunerKind.XGB_KNOB) else {}
+    return create_tuner(kind, matmul_task(), seed=seed, **options)
+
+
+@pytest.mark.parametrize("kind", list(TunerKind), ids=[k.value for k in TunerKind])
+def test_same_seed_same_configs_no_repeats_fallback_first(kind: TunerKind) -> None:
+    runs = []
+    for _ in range(2):
+        measurer = AnalyticMeasurer()
+        result = make(kind, 7).tune(24, measurer=measurer, batch_size=6)
+        runs.append(measurer.measured)
+        assert result.trials == 24
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == len(runs[0])
+    assert runs[0][0] == matmul_task().config_space.fallback.index
+
+
+def test_different_seeds_differ() -> None:
+    first, second = AnalyticMeasurer(), AnalyticMeasurer()
+    make(TunerKind.RANDOM, 1).tune(10, measurer=first)
+    make(TunerKind.RANDOM, 2).tune(10, measurer=second)
+    assert first.measured != second.measured
+
+
+def test_best_is_never_worse_than_the_fallback() -> None:
+    task = matmul_task()
+    result = make(TunerKind.RANDOM, 0).tune(12, measurer=AnalyticMeasurer())
+    assert result.best_cost <= analytic_cost(task.config_space.fallback)
+    assert result.curve == sorted(result.curve)  # best so far never decreases
+    assert len(result.curve) == 12
+
+
+def test_failures_are_counted_and_never_win() -> None:
+    task = matmul_task()
+    space = task.config_space
+    grid = list(range(10))
+    fail = {grid[1]: MeasureStatus.RUN_CRASH, grid[2]: MeasureStatus.WRONG_ANSWER, grid[3]: MeasureStatus.RUN_TIMEOUT}
+    tuner = create_tuner(TunerKind.GRID, task)
+    result = tuner.tune(11, measurer=AnalyticMeasurer(fail), batch_size=4)
+    assert result.statuses[MeasureStatus.RUN_CRASH] == 1 and result.errors == 3
+    assert result.best_config is not None and result.best_config.index not in fail
+    assert result.best_config.index in grid + [space.fallback.index]
+
+
+def test_early_stopping() -> None:
+    task = matmul_task()
+    tuner = create_tuner(TunerKind.GRID, task)
+    result = tuner.tune(200, measurer=AnalyticMeasurer(), early_stopping=10, batch_size=2)
+    assert result.trials < 200
+    assert tuner.trial_count - tuner.best_trial >= 10
+
+
+def test_xgb_tuner_beats_random_on_the_analytic_cost() -> None:
+    """With the same budget, the model-guided search finds a better config than random search (fixed seeds)."""
+    best = {}
+    for kind in (TunerKind.XGB, TunerKind.RANDOM):
+        scores = []
+        for seed in (0, 1):
+            tuner = make(kind, seed)
+            scores.append(tuner.tune(48, measurer=AnalyticMeasurer(), batch_size=8).best_cost)
+        best[kind] = sum(scores) / len(scores)
+    assert best[TunerKind.XGB] < best[TunerKind.RANDOM]
+
+
+def test_xgb_tuner_with_a_fake_model_refits_every_plan() -> None:
+    model = RandomModel(0)
+    tuner = XGBTuner(matmul_task(), plan_size=8, model=model, sa_options=FAST_SA)
+    tuner.tune(40, measurer=AnalyticMeasurer(), batch_size=8)
+    assert model.fitted == 5  # after 4 results, then every 8
+
+
+def test_ga_keeps_unique_children() -> None:
+    tuner = GATuner(matmul_task(), seed=3, pop_size=8)
+    measurer = AnalyticMeasurer()
+    tuner.tune(40, measurer=measurer, batch_size=8)
+    assert len(set(measurer.measured)) == 40
+
+
+def test_tuner_kind_must_be_an_enum() -> None:
+    with pytest.raises(TypeError, match="TunerKind"):
+        create_tuner("xgb", matmul_task())  # type: ignore[arg-type]
+
+
+def test_resume_from_records_measures_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    first = AnalyticMeasurer()
+    make(TunerKind.XGB, 0).tune(12, measurer=first, callbacks=[log_to_file(path)], batch_size=4)
+    records = read_records(path).records
+    assert len(records) == 12
+    resumed = make(TunerKind.XGB, 0)
+    assert resumed.load_history(records) == 12
+    second = AnalyticMeasurer()
+    result = resumed.tune(20, measurer=second, batch_size=4)
+    assert result.trials == 8 and result.prior_trials == 12
+    assert not set(first.measured) & set(second.measured)
+
+
+def test_killed_tuner_resumes_without_remeasuring(tmp_path: Path) -> None:
+    """A tuner process killed with SIGKILL mid-run leaves a readable log; a new run picks it up."""
+    path = tmp_path / "log.jsonl"
+    script = Path(__file__).with_name("autotune_fakes.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen([sys.executable, str(script), str(path), "1000"], env=env)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < 10):
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    log = read_records(path)
+    logged = [r.config.index for r in log.records]
+    assert len(logged) >= 10 and len(set(logged)) == len(logged)
+    tuner = create_tuner(TunerKind.RANDOM, create_task("matmul", (256, 256, 256)), seed=1)
+    tuner.load_history(log.records)
+    measurer = AnalyticMeasurer()
+    result = tuner.tune(len(logged) + 10, measurer=measurer, batch_size=2)
+    assert result.trials == 10
+    assert not set(logged) & set(measurer.measured)
