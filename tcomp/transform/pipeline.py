@@ -45,6 +45,21 @@ def default_pipeline(check_bounds: bool = False) -> list[Pass]:
     return passes
 
 
+def cuda_pipeline() -> list[Pass]:
+    """Passes before a GPU function is split into kernels (the kernel passes are in ``codegen/cuda/codegen.py``).
+    No vectorization or prefetching: threads take the place of SIMD lanes, and loops marked vectorized print as
+    unrolled loops."""
+    return [
+        Pass("check_division", check_division),
+        Pass("simplify", simplify_func),
+        Pass("check_division_after_simplify", check_division),
+        Pass("flatten_buffers", flatten_buffers, flat_after=True),
+        Pass("simplify_flat", simplify_func, flat_after=True),
+        Pass("unroll_explicit", unroll_explicit, flat_after=True),
+        Pass("simplify_unrolled", simplify_func, flat_after=True),
+    ]
+
+
 def run_pipeline(
     func: PrimFunc,
     passes: Sequence[Pass],
