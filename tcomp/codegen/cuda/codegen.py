@@ -1,0 +1,140 @@
+"""``codegen_cuda``: a lowered, flattened ``PrimFunc`` to CUDA C source and the facts the host needs to launch it.
+
+Stages: ``split_host_device`` (one kernel per launched region) -> per kernel ``bind_threads`` (launch dimensions),
+``replicate_reduce_buffers``, ``simplify``, ``storage_sync`` (barriers) -> limits checked against the target ->
+``KernelPrinter`` (CUDA C). The source is one translation unit with a preamble of helpers (guarded, so sources of
+several functions can be concatenated into one file) and one ``extern "C" __global__`` function per kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcomp.codegen.cuda.doc import Doc
+from tcomp.codegen.cuda.exprs import HELPERS
+from tcomp.codegen.cuda.launch import KernelInfo
+from tcomp.codegen.cuda.printer import KernelPrinter, allocation_bytes
+from tcomp.ir.buffer import Buffer
+from tcomp.ir.expr import const_int_value
+from tcomp.ir.functor import post_order_visit
+from tcomp.ir.stmt import Allocate, Evaluate, PrimFunc
+from tcomp.target import Target
+from tcomp.transform.bind_threads import bind_threads, launch_dims
+from tcomp.transform.gpu import GPUError, is_barrier
+from tcomp.transform.pipeline import Pass, run_pipeline
+from tcomp.transform.replicate_reduce_buffers import replicate_reduce_buffers
+from tcomp.transform.simplify import simplify_func
+from tcomp.transform.split_host_device import split_host_device
+from tcomp.transform.storage_sync import storage_sync
+
+KERNEL_PASSES = (
+    Pass("bind_threads", bind_threads, flat_after=True),
+    Pass("replicate_reduce_buffers", replicate_reduce_buffers, flat_after=True),
+    Pass("simplify_kernel", simplify_func, flat_after=True),
+    Pass("storage_sync", storage_sync, flat_after=True),
+)
+
+# per-dimension limits of every CUDA GPU since compute capability 3.0
+MAX_BLOCK_DIMS = (1024, 1024, 64)
+MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
+
+
+@dataclass(frozen=True)
+class CudaArtifact:
+    """``source``: the CUDA C translation unit; ``kernels``: how to launch each, in order; ``temporaries``: global
+    buffers the host allocates per call; ``kernel_funcs``: each kernel's loop IR as printed."""
+
+    func: PrimFunc
+    target: Target
+    source: str
+    kernels: tuple[KernelInfo, ...]
+    temporaries: tuple[Buffer, ...]
+    kernel_funcs: tuple[PrimFunc, ...]
+
+
+def shared_allocations(kernel: PrimFunc) -> list[tuple[str, int]]:
+    """(name, bytes) of every shared-memory array of ``kernel``."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, Allocate) and node.buffer.scope == "shared":
+            found.append((node.buffer.name, allocation_bytes(node.buffer)))
+
+    post_order_visit(kernel.body, visit)
+    return found
+
+
+def uses_barrier(kernel: PrimFunc) -> bool:
+    found = False
+
+    def visit(node: object) -> None:
+        nonlocal found
+        found = found or (isinstance(node, Evaluate) and is_barrier(node))
+
+    post_order_visit(kernel.body, visit)
+    return found
+
+
+def check_limits(kernel: PrimFunc, target: Target) -> int:
+    """Raise ``GPUError`` if ``kernel`` needs more threads per block or shared memory than ``target`` has; return its
+    shared memory in bytes."""
+    launch = launch_dims(kernel)
+    block = "x".join(str(n) for n in launch.block)
+    threads = launch.threads_per_block
+    if threads > target.max_threads_per_block:
+        raise GPUError(
+            f"kernel {kernel.name}: {threads} threads per block (block {block}) exceed the limit of "
+            f"{target.max_threads_per_block} of target {target}"
+        )
+    for axis, (count, limit) in enumerate(zip(launch.block, MAX_BLOCK_DIMS)):
+        if count > limit:
+            raise GPUError(f"kernel {kernel.name}: {count} threads along {'xyz'[axis]} exceed the limit of {limit}")
+    for axis, (extent, limit) in enumerate(zip(launch.grid, MAX_GRID_DIMS)):
+        value = const_int_value(extent)
+        if value is not None and value > limit:
+            raise GPUError(f"kernel {kernel.name}: {value} blocks along {'xyz'[axis]} exceed the limit of {limit}")
+    arrays = shared_allocations(kernel)
+    total = sum(size for _, size in arrays)
+    if total > target.max_shared_memory_per_block:
+        listing = ", ".join(f"{name}: {size}" for name, size in arrays)
+        raise GPUError(
+            f"kernel {kernel.name}: {total} bytes of shared memory ({listing}) exceed the limit of "
+            f"{target.max_shared_memory_per_block} bytes per block of target {target}"
+        )
+    return total
+
+
+def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
+    """CUDA C for ``func`` (lowered and flattened) on ``target`` (see the module docstring)."""
+    if target.kind != "cuda":
+        raise GPUError(f"codegen_cuda needs a cuda target, got {target}")
+    split = split_host_device(func)
+    if not split.kernels:
+        raise GPUError(f"function {func.name}: nothing to compute on the GPU")
+    kernels: list[PrimFunc] = []
+    infos: list[KernelInfo] = []
+    for kernel in split.kernels:
+        kernel = run_pipeline(kernel, KERNEL_PASSES)
+        shared = check_limits(kernel, target)
+        kernels.append(kernel)
+        infos.append(KernelInfo(kernel.name, kernel.params, kernel.size_vars, launch_dims(kernel), shared,
+                                uses_barrier(kernel)))
+    doc = Doc()
+    printers = []
+    for kernel in kernels:
+        printer = KernelPrinter(kernel, Doc())
+        printer.print()
+        printers.append(printer)
+    helpers = sorted({h for p in printers for h in p.expr.helpers})
+    doc.line(f"// CUDA C generated by tcomp for target {target}: function {func.name}, {len(kernels)} kernel(s)")
+    if helpers:
+        for helper in helpers:
+            guard = f"TCOMP_HELPER_{helper.upper()}"
+            doc.line(f"#ifndef {guard}")
+            doc.line(f"#define {guard}")
+            doc.lines.extend(HELPERS[helper].rstrip("\n").split("\n"))
+            doc.line("#endif")
+    for printer in printers:
+        doc.line()
+        doc.lines.extend(printer.doc.lines)
+    return CudaArtifact(func, target, doc.text(), tuple(infos), split.temporaries, tuple(kernels))

@@ -1,0 +1,246 @@
+"""Loop-IR expressions as CUDA C expressions, with C precedence (parentheses only where needed).
+
+Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%`` where the operands are provably non-negative
+(the loop bounds known so far are used), else as the helpers ``tc_floordiv`` / ``tc_floormod`` of the preamble.
+Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
+are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from tcomp.arith import const_int_bound
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+
+
+class CudaCodegenError(ValueError):
+    """A loop-IR construct the CUDA backend cannot print."""
+
+
+C_TYPES = {
+    "bool": "bool",
+    "int8": "signed char",
+    "int16": "short",
+    "int32": "int",
+    "int64": "long long",
+    "uint8": "unsigned char",
+    "uint16": "unsigned short",
+    "uint32": "unsigned int",
+    "uint64": "unsigned long long",
+    "float32": "float",
+    "float64": "double",
+}
+
+# precedence levels of C operators (higher binds tighter)
+_ATOM, _UNARY, _MUL, _ADD, _REL, _EQ, _AND, _OR, _COND = 100, 14, 13, 12, 10, 9, 5, 4, 3
+_BINARY: dict[type, tuple[str, int]] = {
+    E.Add: ("+", _ADD),
+    E.Sub: ("-", _ADD),
+    E.Mul: ("*", _MUL),
+    E.LT: ("<", _REL),
+    E.LE: ("<=", _REL),
+    E.GT: (">", _REL),
+    E.GE: (">=", _REL),
+    E.EQ: ("==", _EQ),
+    E.NE: ("!=", _EQ),
+    E.And: ("&&", _AND),
+    E.Or: ("||", _OR),
+}
+
+# op -> C function for float64; float32 appends "f"
+_MATH = {
+    "exp": "exp", "exp2": "exp2", "log": "log", "log2": "log2", "log10": "log10", "sqrt": "sqrt", "fabs": "fabs",
+    "floor": "floor", "ceil": "ceil", "trunc": "trunc", "round": "rint", "sin": "sin", "cos": "cos", "pow": "pow",
+    "fma": "fma", "tanh": "tanh", "erf": "erf", "tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan",
+    "sinh": "sinh", "cosh": "cosh", "log1p": "log1p", "expm1": "expm1", "atan2": "atan2", "fmod": "fmod",
+    "rsqrt": "rsqrt", "abs": "fabs",
+}
+
+_RESERVED = {
+    "auto", "bool", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+    "float", "for", "goto", "if", "int", "long", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+    "typedef", "union", "unsigned", "void", "volatile", "while", "true", "false", "threadIdx", "blockIdx", "blockDim",
+    "gridDim", "warpSize", "min", "max", "new", "delete", "class", "template", "this", "operator", "namespace",
+}
+
+
+def c_type(dtype: str) -> str:
+    elem, lanes = dt.split_lanes(dtype)
+    if lanes != 1 or elem not in C_TYPES:
+        raise CudaCodegenError(f"dtype {dtype} is not supported by the CUDA backend")
+    return C_TYPES[elem]
+
+
+class NameTable:
+    """C identifiers for variables and buffers: sanitized, unique within one kernel."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}
+        self.taken: set[str] = set()
+
+    def define(self, key: object, hint: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", hint) or "v"
+        if base[0].isdigit():
+            base = "v" + base
+        if base in _RESERVED or base.startswith("__"):
+            base = base + "_"
+        name, count = base, 0
+        while name in self.taken:
+            count += 1
+            name = f"{base}_{count}"
+        self.taken.add(name)
+        self.names[id(key)] = name
+        return name
+
+    def get(self, key: object, hint: str) -> str:
+        name = self.names.get(id(key))
+        if name is None:
+            raise CudaCodegenError(f"{hint} is used outside the scope that defines it")
+        return name
+
+
+class ExprPrinter:
+    """Prints expressions; ``bounds`` holds the ranges of the enclosing loop variables."""
+
+    def __init__(self, names: NameTable) -> None:
+        self.names = names
+        self.bounds: dict[E.Var, tuple[int, int]] = {}
+        self.helpers: set[str] = set()
+
+    def __call__(self, e: E.Expr) -> str:
+        return self.expr(e)[0]
+
+    def paren(self, e: E.Expr, prec: int) -> str:
+        text, own = self.expr(e)
+        return f"({text})" if own < prec else text
+
+    def expr(self, e: E.Expr) -> tuple[str, int]:
+        if dt.lanes(e.dtype) != 1:
+            raise CudaCodegenError(f"vector expression {e} ({e.dtype}) is not supported by the CUDA backend")
+        if isinstance(e, E.IntImm):
+            return self.int_const(e)
+        if isinstance(e, E.FloatImm):
+            return self.float_const(e)
+        if isinstance(e, E.Var):
+            return self.names.get(e, f"variable {e.name}"), _ATOM
+        if isinstance(e, E.BufferLoad):
+            name = self.names.get(e.buffer, f"buffer {e.buffer.name}")
+            return f"{name}[{self(e.indices[0])}]", _ATOM
+        if type(e) in _BINARY:
+            assert isinstance(e, E.BinaryOp)
+            symbol, prec = _BINARY[type(e)]
+            return f"{self.paren(e.a, prec)} {symbol} {self.paren(e.b, prec + 1)}", prec
+        if isinstance(e, (E.Div, E.Mod, E.FloorDiv, E.FloorMod)):
+            return self.division(e)
+        if isinstance(e, (E.Min, E.Max)):
+            name = ("min" if isinstance(e, E.Min) else "max")
+            if dt.is_float(e.dtype):
+                name = "f" + name + ("f" if e.dtype == "float32" else "")
+            return f"{name}({self(e.a)}, {self(e.b)})", _ATOM
+        if isinstance(e, E.Not):
+            return f"!{self.paren(e.a, _UNARY)}", _UNARY
+        if isinstance(e, E.Select):
+            cond = self.paren(e.condition, _COND + 1)
+            return f"{cond} ? {self.paren(e.true_value, _COND + 1)} : {self.paren(e.false_value, _COND)}", _COND
+        if isinstance(e, E.Cast):
+            return f"({c_type(e.dtype)}){self.paren(e.value, _UNARY)}", _UNARY
+        if isinstance(e, E.Call):
+            return self.call(e), _ATOM
+        raise CudaCodegenError(f"{type(e).__name__} expression {e} is not supported by the CUDA backend")
+
+    def int_const(self, e: E.IntImm) -> tuple[str, int]:
+        value = e.value
+        if e.dtype == "bool":
+            return ("true" if value else "false"), _ATOM
+        suffix = {"int64": "LL", "uint32": "U", "uint64": "ULL"}.get(e.dtype, "")
+        if e.dtype == "int32" and value == -(2**31):
+            return "(-2147483647 - 1)", _ATOM
+        if e.dtype == "int64" and value == -(2**63):
+            return "(-9223372036854775807LL - 1)", _ATOM
+        text = f"{value}{suffix}"
+        if e.dtype in ("int8", "int16", "uint8", "uint16"):
+            return f"({c_type(e.dtype)}){value}", _UNARY
+        return text, (_ATOM if value >= 0 else _UNARY)
+
+    def float_const(self, e: E.FloatImm) -> tuple[str, int]:
+        value = float(e.value)
+        single = e.dtype == "float32"
+        if e.dtype not in ("float32", "float64"):
+            raise CudaCodegenError(f"dtype {e.dtype} is not supported by the CUDA backend")
+        if math.isinf(value) or math.isnan(value):
+            if single:
+                bits = "0x7fc00000" if math.isnan(value) else ("0x7f800000" if value > 0 else "0xff800000")
+                return f"__int_as_float({bits})", _ATOM
+            bits = "0x7ff8000000000000" if math.isnan(value) else (
+                "0x7ff0000000000000" if value > 0 else "0xfff0000000000000")
+            return f"__longlong_as_double({bits}LL)", _ATOM
+        text = repr(value)
+        if "e" not in text and "." not in text:
+            text += ".0"
+        return text + ("f" if single else ""), (_ATOM if value >= 0 and not text.startswith("-") else _UNARY)
+
+    def non_negative(self, e: E.Expr) -> bool:
+        low, _ = const_int_bound(e, self.bounds)
+        return low is not None and low >= 0
+
+    def division(self, e: E.BinaryOp) -> tuple[str, int]:
+        a, b = e.a, e.b
+        if dt.is_float(e.dtype):
+            if isinstance(e, (E.Div, E.FloorDiv)):
+                text = f"{self.paren(a, _MUL)} / {self.paren(b, _MUL + 1)}"
+                if isinstance(e, E.FloorDiv):
+                    return f"{_MATH['floor']}{'f' if e.dtype == 'float32' else ''}({text})", _ATOM
+                return text, _MUL
+            return f"fmod{'f' if e.dtype == 'float32' else ''}({self(a)}, {self(b)})", _ATOM
+        symbol = "/" if isinstance(e, (E.Div, E.FloorDiv)) else "%"
+        truncating = isinstance(e, (E.Div, E.Mod))
+        if truncating or (self.non_negative(a) and self.non_negative(b)):
+            return f"{self.paren(a, _MUL)} {symbol} {self.paren(b, _MUL + 1)}", _MUL
+        helper = "tc_floordiv" if isinstance(e, E.FloorDiv) else "tc_floormod"
+        self.helpers.add(helper)
+        return f"{helper}({self(a)}, {self(b)})", _ATOM
+
+    def call(self, e: E.Call) -> str:
+        if e.kind != "pure":
+            raise CudaCodegenError(f"call {e} of kind {e.kind!r} cannot run in a CUDA kernel")
+        op, args = e.op, e.args
+        if op == "likely":
+            return self(args[0])
+        if op == "abs" and not dt.is_float(e.dtype):
+            return f"{'llabs' if dt.bits(e.dtype) == 64 else 'abs'}({self(args[0])})"
+        if not dt.is_float(e.dtype) or e.dtype not in ("float32", "float64"):
+            raise CudaCodegenError(f"math call {e} needs a float32 or float64 operand, got {e.dtype}")
+        suffix = "f" if e.dtype == "float32" else ""
+        if op == "sigmoid":
+            one = "1.0f" if suffix else "1.0"
+            return f"({one} / ({one} + exp{suffix}(-{self.paren(args[0], _UNARY)})))"
+        if op not in _MATH:
+            raise CudaCodegenError(f"math call {op!r} is not supported by the CUDA backend")
+        return f"{_MATH[op]}{suffix}({', '.join(self(a) for a in args)})"
+
+
+HELPERS = {
+    "tc_floordiv": (
+        "static __device__ __forceinline__ int tc_floordiv(int a, int b) {\n"
+        "  int q = a / b;\n"
+        "  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;\n"
+        "}\n"
+        "static __device__ __forceinline__ long long tc_floordiv(long long a, long long b) {\n"
+        "  long long q = a / b;\n"
+        "  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;\n"
+        "}\n"
+    ),
+    "tc_floormod": (
+        "static __device__ __forceinline__ int tc_floormod(int a, int b) {\n"
+        "  int r = a % b;\n"
+        "  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;\n"
+        "}\n"
+        "static __device__ __forceinline__ long long tc_floormod(long long a, long long b) {\n"
+        "  long long r = a % b;\n"
+        "  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;\n"
+        "}\n"
+    ),
+}

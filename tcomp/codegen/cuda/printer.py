@@ -1,0 +1,165 @@
+"""A kernel (loop IR after the GPU passes) as an ``extern "C" __global__`` CUDA C function.
+
+Statements: a loop bound to ``threadIdx.x`` prints as ``const int tx = (int)threadIdx.x;`` (the kernel is SPMD);
+serial loops as ``for``, unrolled and vectorized ones with ``#pragma unroll``; shared allocations as ``__shared__``
+arrays declared at the top of the kernel (they live as long as the block), local ones as arrays in registers; the
+barrier as ``__syncthreads();``. Parameters are the kernel's buffers (``const`` and ``__restrict__`` where the kernel
+only reads them) and its size variables. The launch bounds are the block's thread count.
+"""
+
+from __future__ import annotations
+
+from tcomp.arith import const_int_bound, simplify
+from tcomp.codegen.cuda.doc import Doc
+from tcomp.codegen.cuda.exprs import CudaCodegenError, ExprPrinter, NameTable, c_type
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+from tcomp.ir import stmt as S
+from tcomp.ir.buffer import Buffer
+from tcomp.ir.functor import iter_children, post_order_visit
+from tcomp.transform.bind_threads import launch_dims
+from tcomp.transform.gpu import is_barrier, is_launch_loop
+
+
+def written_buffers(stmt: S.Stmt) -> set[int]:
+    written: set[int] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, S.BufferStore):
+            written.add(id(node.buffer))
+
+    post_order_visit(stmt, visit)
+    return written
+
+
+def shared_buffers(stmt: S.Stmt) -> list[Buffer]:
+    """The shared-memory arrays allocated in ``stmt``, in order."""
+    found: list[Buffer] = []
+    stack: list[object] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, S.Allocate) and node.buffer.scope == "shared":
+            found.append(node.buffer)
+        if isinstance(node, S.Stmt):
+            stack.extend(reversed([c for c in iter_children(node) if isinstance(c, S.Stmt)]))
+    return found
+
+
+def allocation_bytes(buffer: Buffer) -> int:
+    """Bytes of a constant-size allocation."""
+    size = E.const_int_value(simplify(buffer.shape[0])) if len(buffer.shape) == 1 else None
+    if size is None:
+        raise CudaCodegenError(
+            f"buffer {buffer.name} in {buffer.scope} memory has the non-constant size {buffer.shape}; a kernel's "
+            "local and shared arrays need constant sizes (split by constant factors)"
+        )
+    return size * dt.storage_bytes(buffer.dtype)
+
+
+class KernelPrinter:
+    """Prints one kernel into ``doc``."""
+
+    def __init__(self, kernel: S.PrimFunc, doc: Doc) -> None:
+        self.kernel = kernel
+        self.doc = doc
+        self.names = NameTable()
+        self.expr = ExprPrinter(self.names)
+
+    def print(self) -> None:
+        kernel = self.kernel
+        written = written_buffers(kernel.body)
+        params: list[str] = []
+        for buffer in kernel.params:
+            name = self.names.define(buffer, buffer.name)
+            const = "" if id(buffer) in written else "const "
+            params.append(f"{const}{c_type(buffer.dtype)}* __restrict__ {name}")
+        for var in kernel.size_vars:
+            params.append(f"{c_type(var.dtype)} {self.names.define(var, var.name)}")
+        threads = launch_dims(kernel).threads_per_block
+        head = f'extern "C" __global__ void __launch_bounds__({threads}) {kernel.name}({", ".join(params)})'
+        with self.doc.block(head):
+            for buffer in shared_buffers(kernel.body):
+                name = self.names.define(buffer, buffer.name)
+                count = allocation_bytes(buffer) // dt.storage_bytes(buffer.dtype)
+                self.doc.line(f"__shared__ {c_type(buffer.dtype)} {name}[{count}];")
+            self.stmt(kernel.body)
+
+    # -- statements ------------------------------------------------------------------------------------------------
+    def stmt(self, s: S.Stmt) -> None:
+        doc, expr = self.doc, self.expr
+        if isinstance(s, S.SeqStmt):
+            for item in s.seq:
+                self.stmt(item)
+        elif isinstance(s, S.For):
+            self.loop(s)
+        elif isinstance(s, S.BufferStore):
+            name = self.names.get(s.buffer, f"buffer {s.buffer.name}")
+            doc.line(f"{name}[{expr(s.indices[0])}] = {expr(s.value)};")
+        elif isinstance(s, S.IfThenElse):
+            with doc.block(f"if ({expr(s.condition)})", "}" if s.else_case is None else "} else {"):
+                self.stmt(s.then_case)
+            if s.else_case is not None:
+                with doc.indented():
+                    self.stmt(s.else_case)
+                doc.line("}")
+        elif isinstance(s, S.Allocate):
+            self.allocate(s)
+        elif isinstance(s, S.LetStmt):
+            self.bind_range(s.var, s.value)
+            name = self.names.define(s.var, s.var.name)
+            doc.line(f"const {c_type(s.var.dtype)} {name} = {expr(s.value)};")
+            self.stmt(s.body)
+        elif is_barrier(s):
+            doc.line("__syncthreads();")
+        elif isinstance(s, S.NoOp):
+            return
+        else:
+            name = type(s).__name__
+            raise CudaCodegenError(f"kernel {self.kernel.name}: statement {name} cannot run on the GPU:\n{s}")
+
+    def bind_range(self, var: E.Var, value: E.Expr) -> None:
+        low, high = const_int_bound(value, self.expr.bounds)
+        if low is not None and high is not None:
+            self.expr.bounds[var] = (low, high)
+
+    def loop(self, s: S.For) -> None:
+        doc, expr = self.doc, self.expr
+        if is_launch_loop(s):
+            name = self.names.define(s.loop_var, s.loop_var.name)
+            _, high = const_int_bound(s.extent, self.expr.bounds)
+            self.expr.bounds[s.loop_var] = (0, max((high or 1) - 1, 0)) if high is not None else (0, 2**31 - 2)
+            doc.line(f"const int {name} = (int){s.thread_tag};")
+            self.stmt(s.body)
+            return
+        if s.kind is S.ForKind.PARALLEL:
+            raise CudaCodegenError(
+                f"kernel {self.kernel.name}: loop {s.loop_var.name} is marked parallel, which is for CPU targets; "
+                "bind it to a GPU thread axis instead"
+            )
+        if s.kind is S.ForKind.THREAD_BINDING:
+            raise CudaCodegenError(f"kernel {self.kernel.name}: loop {s.loop_var.name} is bound to {s.thread_tag!r}")
+        low, _ = const_int_bound(s.min, self.expr.bounds)
+        _, high = const_int_bound(simplify(s.min + s.extent - 1, self.expr.bounds), self.expr.bounds)
+        if low is not None and high is not None:
+            self.expr.bounds[s.loop_var] = (low, max(low, high))
+        name = self.names.define(s.loop_var, s.loop_var.name)
+        ctype = c_type(s.loop_var.dtype)
+        end = simplify(s.min + s.extent, self.expr.bounds)
+        if s.kind in (S.ForKind.UNROLLED, S.ForKind.VECTORIZED):
+            doc.line("#pragma unroll")
+        with doc.block(f"for ({ctype} {name} = {expr(s.min)}; {name} < {expr(end)}; ++{name})"):
+            self.stmt(s.body)
+        self.expr.bounds.pop(s.loop_var, None)
+
+    def allocate(self, s: S.Allocate) -> None:
+        buffer = s.buffer
+        if buffer.scope == "global":
+            raise CudaCodegenError(
+                f"kernel {self.kernel.name}: buffer {buffer.name} in global memory is allocated inside the kernel; "
+                "compute its stage at the root (its own kernel) or give it local or shared scope"
+            )
+        if buffer.scope != "shared":  # shared arrays are declared at the top of the kernel
+            count = allocation_bytes(buffer) // dt.storage_bytes(buffer.dtype)
+            name = self.names.define(buffer, buffer.name)
+            self.doc.line(f"{c_type(buffer.dtype)} {name}[{count}];")
+        self.stmt(s.body)

@@ -1,0 +1,99 @@
+"""CUDA on a GPU through CuPy (``pip install cupy-cuda12x``), when it is installed and sees a device.
+
+The generated source is compiled once by NVRTC (``cupy.RawModule``); a call copies the numpy inputs to the device,
+launches the kernels in order on the current stream, and copies the written buffers back. ``time_evaluator`` times
+the kernels alone (data already on the device) with CUDA events. Nothing here runs without a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tcomp.runtime.cuda_module import CudaModule
+from tcomp.runtime.timer import TimingResult
+
+if TYPE_CHECKING:
+    from tcomp.codegen.cuda.codegen import CudaArtifact
+
+
+@functools.cache
+def gpu_available() -> bool:
+    """Whether CuPy is installed and a CUDA device is visible."""
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:  # noqa: BLE001 - any driver or runtime failure means no usable GPU
+        return False
+
+
+class DeviceCudaModule(CudaModule):
+    """A CUDA module run on the GPU (see the module docstring)."""
+
+    runtime_name = "gpu"
+
+    def __init__(self, artifact: CudaArtifact) -> None:
+        super().__init__(artifact)
+        import cupy
+
+        self._cupy = cupy
+        options = (f"--gpu-architecture=compute_{artifact.target.arch[3:]}", "-std=c++17")
+        self._module = cupy.RawModule(code=artifact.source, options=options)
+        self._functions = [self._module.get_function(k.name) for k in artifact.kernels]
+
+    def device_call(self, device_arrays: list[Any], sizes: dict[Any, int]) -> None:
+        """Launch the kernels on arrays already on the device (parameters, then temporaries)."""
+        buffers = dict(zip(self.buffer_ids(), device_arrays))
+        for kernel, function in zip(self.kernels, self._functions):
+            config = kernel.launch_config(sizes)
+            if 0 in config.grid:
+                continue
+            pointer_args, scalar_args = self.kernel_arguments(kernel, buffers, sizes)
+            scalars = [np.int64(s) if v.dtype == "int64" else np.int32(s)
+                       for v, s in zip(kernel.size_vars, scalar_args)]
+            function(config.grid, config.block, (*pointer_args, *scalars))
+
+    def _to_device(self, arrays: tuple[Any, ...]) -> tuple[list[Any], dict[Any, int]]:
+        _, sizes = self.bind_sizes(arrays)
+        cupy = self._cupy
+        device = [cupy.asarray(a) for a in arrays]
+        device += [cupy.empty(t.shape, t.dtype) for t in self.temporaries(sizes)]
+        return device, sizes
+
+    def __call__(self, *arrays: Any) -> None:
+        device, sizes = self._to_device(arrays)
+        self.device_call(device, sizes)
+        for index in self._checker.written:
+            arrays[index][...] = device[index].get()
+
+    def time_evaluator(self, number: int = 10, repeat: int = 3,
+                       min_repeat_ms: float = 0) -> Callable[..., TimingResult]:
+        """Kernel time per call measured with CUDA events (inputs copied to the device once, before timing)."""
+
+        def evaluate(*arrays: Any) -> TimingResult:
+            cupy = self._cupy
+            device, sizes = self._to_device(arrays)
+            self.device_call(device, sizes)  # warm-up
+            results: list[float] = []
+            count = number
+            while len(results) < repeat:
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record()
+                for _ in range(count):
+                    self.device_call(device, sizes)
+                stop.record()
+                stop.synchronize()
+                elapsed_ms = cupy.cuda.get_elapsed_time(start, stop)
+                if elapsed_ms < min_repeat_ms:
+                    count *= 2
+                    continue
+                results.append(elapsed_ms / 1e3 / count)
+            return TimingResult(tuple(results), count)
+
+        return evaluate

@@ -1,0 +1,41 @@
+"""Shared vocabulary of the GPU passes: the error they raise, thread tags, the barrier statement.
+
+A GPU kernel is SPMD: every thread of every block runs the kernel body. A loop bound to ``threadIdx.x`` (a ``For``
+of kind ``THREAD_BINDING``) is no loop there: its variable is the thread's index along x, and the loop's extent must
+be the block's size along x. Loops bound to ``blockIdx`` likewise name the block's index. Nested loops bound to the
+same tag (a consumer's and a cooperative fetch's) name the same index.
+"""
+
+from __future__ import annotations
+
+from tcomp.ir.expr import Call
+from tcomp.ir.stmt import Evaluate, For, ForKind, Stmt
+
+BLOCK_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z")
+THREAD_TAGS = ("threadIdx.x", "threadIdx.y", "threadIdx.z")
+LAUNCH_TAGS = BLOCK_TAGS + THREAD_TAGS
+BARRIER_OP = "cuda.syncthreads"
+
+
+class GPUError(ValueError):
+    """A schedule or function that cannot run as a GPU kernel: a loop nest left on the host, a thread count over
+    the target's limit, a thread axis bound with two extents in one kernel, too much shared memory."""
+
+
+def is_launch_loop(stmt: Stmt) -> bool:
+    """A loop bound to a block or thread index (not a virtual thread)."""
+    return isinstance(stmt, For) and stmt.kind is ForKind.THREAD_BINDING and stmt.thread_tag in LAUNCH_TAGS
+
+
+def is_vthread_loop(stmt: Stmt) -> bool:
+    return isinstance(stmt, For) and stmt.kind is ForKind.THREAD_BINDING and stmt.thread_tag.startswith("vthread")
+
+
+def barrier() -> Stmt:
+    """``__syncthreads()``: every thread of the block waits here until all have arrived, and sees the shared-memory
+    writes the others made before it."""
+    return Evaluate(Call(BARRIER_OP, (), "int32", "intrinsic"))
+
+
+def is_barrier(stmt: Stmt) -> bool:
+    return isinstance(stmt, Evaluate) and isinstance(stmt.value, Call) and stmt.value.op == BARRIER_OP
