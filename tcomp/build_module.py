@@ -80,8 +80,15 @@ def build(
     *,
     check_bounds: bool | None = None,
 ) -> Any:
-    """Compile ``schedule`` (or an already lowered function) for ``target`` and return a callable module."""
+    """Compile ``schedule`` (or an already lowered function) for ``target`` and return a callable module.
+
+    ``target="cuda"`` builds CUDA C kernels (``tcomp.codegen.cuda.build_cuda``): the module runs on a GPU when one
+    is available and in CPU emulation otherwise (its ``repr`` says which)."""
     tgt = target if isinstance(target, Target) else Target.parse(target)
+    if tgt.kind == "cuda":
+        from tcomp.codegen.cuda import build_cuda
+
+        return build_cuda(schedule, args, tgt, name)
     if isinstance(schedule, PrimFunc):
         func = schedule
     else:
@@ -89,7 +96,7 @@ def build(
             raise TypeError("build: pass the argument tensors (inputs and outputs, in call order)")
         func = lower(schedule, args, name, check_bounds=check_bounds)
     if tgt.kind != "llvm":
-        raise ValueError(f"build: target {tgt} is not supported yet; supported: llvm")
+        raise ValueError(f"build: target {tgt} is not supported yet; supported: llvm, cuda")
     from tcomp.codegen.llvm import codegen_llvm
     from tcomp.runtime import Module
 
