@@ -10,7 +10,8 @@ Rewrite, for ``B[i] = reduce_k f(i, k)`` with the reduction leaf ``t`` bound to 
     for t' in thread_binding(0, T, threadIdx.<d>):   # annotated ("thread_reduce", "B.red")
         B.red[t'] = B.acc[0]
         if t' < s: B.red[t'] = combine(B.red[t'], B.red[t' + s])   for s = T/2, T/4, ..., 1 (a tree)
-        if t' == 0 and guards: B[i] = B.red[0]  (combined with the reduction's init value when it has one)
+        if t' == 0 and guards: B[i] = B.red[0]  (combined with the reduction's init value when it has one;
+                                                  every t' stores when B is in local memory, one copy per thread)
 
 The CUDA backend inserts the barriers between the tree's steps and gives every group of threads that differ in
 other thread dimensions its own copy of ``B.red`` (the annotation names the buffer). Assumes the stage runs in a GPU
@@ -103,11 +104,13 @@ def lower_cross_thread_reduce(
     if reduce.init is not None:
         total = combine(load(reduce.init), total)
     reduce_ids = {id(lv.var) for lv in inner}
-    condition = lane == 0
+    # every thread keeps the result in its own local copy; one thread writes it to shared or global memory
+    condition: Expr | None = None if buffer.scope == "local" else lane == 0
     for cond, used in guards:
         if not used & reduce_ids:
-            condition = logical_and(condition, cond)
-    tree.append(IfThenElse(condition, BufferStore(buffer, total, indices)))
+            condition = cond if condition is None else logical_and(condition, cond)
+    store = BufferStore(buffer, total, indices)
+    tree.append(store if condition is None else IfThenElse(condition, store))
     annotations = ((THREAD_REDUCE, red.name),)
     tree_loop = For(lane, zero, const(threads), ForKind.THREAD_BINDING, seq(*tree), tag, annotations)
     body = seq(BufferStore(acc, reduce.combiner.identity, (zero,)), update_nest, tree_loop)
