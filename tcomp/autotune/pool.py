@@ -158,10 +158,15 @@ class IsolatedPool:
         """Why the worker died: the signals or exit codes of dead workers, leaving out the SIGTERM the executor
         sends to the survivors when one dies."""
         codes = []
+        deadline = time.perf_counter() + 2.0
         for process in self._processes:
             join = getattr(process, "join", None)
-            if callable(join):
-                join(timeout=2)
+            if not callable(join):
+                continue
+            join(timeout=2)
+            # a dead worker's pipes close a moment before its exit status can be collected
+            while getattr(process, "exitcode", None) is None and time.perf_counter() < deadline:
+                time.sleep(0.005)
             code = getattr(process, "exitcode", None)
             if code not in (None, 0):
                 codes.append(_signal_name(code))
