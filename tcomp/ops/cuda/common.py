@@ -1,0 +1,48 @@
+"""Building blocks of CUDA schedules: binding an axis to blocks and threads, cooperative fetching.
+
+Thread layouts are given outermost first, as ``[("threadIdx.y", 8), ("threadIdx.x", 16)]``; a cooperative fetch binds
+the fetch stage's loops to exactly these thread counts, so its loops and its consumer's agree in every kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from tcomp import te
+from tcomp.ir.expr import IterVar
+from tcomp.schedule.stage import Stage
+
+ThreadLayout = Sequence[tuple[str, int]]
+
+
+def bind_blocks_threads(stage: Stage, axis: IterVar, num_threads: int,
+                        block_tag: str = "blockIdx.x", thread_tag: str = "threadIdx.x") -> tuple[IterVar, IterVar]:
+    """Split ``axis`` by ``num_threads`` and bind the parts to ``block_tag`` and ``thread_tag``."""
+    outer, inner = stage.split(axis, factor=num_threads)
+    stage.bind(outer, te.thread_axis(block_tag))
+    stage.bind(inner, te.thread_axis(thread_tag))
+    return outer, inner
+
+
+def cooperative_fetch(stage: Stage, threads: ThreadLayout, vector: int = 1) -> None:
+    """Let all threads of a block copy the tile of a cache stage together.
+
+    The stage's axes are fused; ``vector`` consecutive elements (a vectorized inner loop) go to one thread, and
+    consecutive threads (x fastest) take consecutive groups, so global reads coalesce; a serial loop outside covers a
+    tile bigger than the block.
+    """
+    fused = stage.fuse(*stage.op.axis)
+    if vector > 1:
+        fused, lanes = stage.split(fused, factor=vector)
+        stage.vectorize(lanes)
+    total = math.prod(count for _, count in threads)
+    _, thread = stage.split(fused, factor=total)
+    parts: list[IterVar] = []
+    for _, count in reversed(threads[1:]):
+        thread, part = stage.split(thread, factor=count)
+        parts.append(part)
+    parts.append(thread)
+    for (tag, _), part in zip(threads, reversed(parts)):
+        stage.bind(part, te.thread_axis(tag))
+

@@ -1,0 +1,96 @@
+"""CUDA conv2d (NCHW, ``ops.conv2d_nchw`` with ``groups=1``): output tiles per block, shared-memory input and weight
+tiles, several output channels per thread in registers.
+
+A block computes ``tile_f`` output channels of a ``tile_y x tile_x`` patch of one image; its threads are laid out
+``(tile_f / thread_f) x tile_y x tile_x`` along ``threadIdx.z, y, x``, each computing ``thread_f`` channels of one
+output pixel (``conv.local``). The input channels are reduced in chunks of ``tile_rc``: per chunk the block copies
+the input patch it needs (with the halo of the kernel window) and the weights of its channels into shared memory,
+cooperatively, then each thread accumulates over ``rc, ry, rx`` from shared memory::
+
+    for (n, f.block) in blockIdx.z, y.block in blockIdx.y, x.block in blockIdx.x,
+        f.thread in threadIdx.z, y.thread in threadIdx.y, x.thread in threadIdx.x:
+      conv.local[0 : thread_f] = 0
+      for rc.outer:
+        data.shared <- data[n, rc chunk, input rows and columns of the patch]     # __syncthreads() around
+        kernel.shared <- kernel[the block's channels, rc chunk, :, :]
+        for rc.inner, ry, rx: for f.inner (unrolled): conv.local[f.inner] += data.shared[...] * kernel.shared[...]
+      conv <- conv.local
+
+Padding is computed while copying the input patch to shared memory (the padding stage is inlined into the copy).
+Knobs are plain values (``Conv2dKnobs``) for a tuner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcomp import te
+from tcomp.ops.conv import conv2d_nchw
+from tcomp.ops.cuda.common import cooperative_fetch
+from tcomp.schedule import Schedule, create_schedule
+from tcomp.te.tensor import ComputeOp, Tensor
+
+
+@dataclass(frozen=True)
+class Conv2dKnobs:
+    tile_f: int = 16
+    thread_f: int = 4
+    tile_y: int = 4
+    tile_x: int = 8
+    tile_rc: int = 4
+
+    @property
+    def threads(self) -> tuple[int, int, int]:
+        return self.tile_f // self.thread_f, self.tile_y, self.tile_x
+
+    def check(self) -> None:
+        if self.tile_f % self.thread_f:
+            raise ValueError(f"conv2d knobs {self}: thread_f must divide tile_f")
+
+
+def schedule_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
+    """Schedule the output of ``ops.conv2d_nchw`` (``groups=1``) as described in the module docstring."""
+    knobs.check()
+    for stage in list(s.stages):
+        if stage.op is not conv.op and isinstance(stage.op, ComputeOp) and not stage.is_reduction:
+            stage.compute_inline()
+    padded, kernel = conv.op.input_tensors()  # the padded input (a stage, inlined into its copy) or data itself
+    local = s.cache_write(conv, "local")
+    data_shared = s.cache_read(padded, "shared", [local])
+    kernel_shared = s.cache_read(kernel, "shared", [local])
+    tz, ty, tx = knobs.threads
+    stage = s[conv]
+    n, f, y, x = stage.op.axis
+    fb, fi = stage.split(f, factor=knobs.tile_f)
+    ft, fi = stage.split(fi, nparts=tz)
+    yb, yt = stage.split(y, factor=knobs.tile_y)
+    xb, xt = stage.split(x, factor=knobs.tile_x)
+    stage.reorder(n, fb, yb, xb, ft, yt, xt, fi)
+    block_z = stage.fuse(n, fb)
+    for axis, tag in ((block_z, "blockIdx.z"), (yb, "blockIdx.y"), (xb, "blockIdx.x"), (ft, "threadIdx.z"),
+                      (yt, "threadIdx.y"), (xt, "threadIdx.x")):
+        stage.bind(axis, te.thread_axis(tag))
+    s[local].compute_at(stage, xt)
+    _, lf, _, _ = s[local].op.axis
+    rc, ry, rx = s[local].op.reduce_axis
+    rco, rci = s[local].split(rc, factor=knobs.tile_rc)
+    s[local].reorder(rco, rci, ry, rx, lf)
+    s[local].unroll(lf)
+    s[data_shared].compute_at(s[local], rco)
+    s[kernel_shared].compute_at(s[local], rco)
+    layout = [("threadIdx.z", tz), ("threadIdx.y", ty), ("threadIdx.x", tx)]
+    cooperative_fetch(s[data_shared], layout)
+    cooperative_fetch(s[kernel_shared], layout)
+
+
+def conv2d_cuda(
+    batch: int, in_channels: int, height: int, width: int, out_channels: int, kernel_size: int,
+    stride: int = 1, padding: int = 0, knobs: Conv2dKnobs | None = None, dtype: str = "float32",
+) -> tuple[Schedule, list[Tensor]]:
+    """``conv2d_nchw`` with the CUDA schedule; returns ``(schedule, [data, kernel, out])``."""
+    data = te.placeholder((batch, in_channels, height, width), name="data", dtype=dtype)
+    kernel = te.placeholder((out_channels, in_channels, kernel_size, kernel_size), name="kernel", dtype=dtype)
+    out = conv2d_nchw(data, kernel, stride, padding)
+    s = create_schedule(out)
+    schedule_conv2d_nchw(s, out, knobs or Conv2dKnobs())
+    return s, [data, kernel, out]
