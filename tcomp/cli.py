@@ -22,6 +22,18 @@ def _cmd_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from tcomp.autotune.command import run_tune
+
+    return run_tune(args)
+
+
+def _cmd_pick(args: argparse.Namespace) -> int:
+    from tcomp.autotune.command import run_pick
+
+    return run_pick(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     target = sub.add_parser("target", help="show how a target string is understood on this machine")
     target.add_argument("target", nargs="?", default="llvm")
     target.set_defaults(func=_cmd_target)
+    from tcomp.autotune.command import add_pick_arguments, add_tune_arguments
+
+    tune = sub.add_parser("tune", help="autotune operators (templates) and log the measurements")
+    add_tune_arguments(tune)
+    tune.set_defaults(func=_cmd_tune)
+    pick = sub.add_parser("pick", help="keep the best tuning record of each task")
+    add_pick_arguments(pick)
+    pick.set_defaults(func=_cmd_pick)
     return parser
 
 

@@ -55,14 +55,24 @@ class TuneResult:
     statuses: dict[MeasureStatus, int]
     wall_time: float
     curve: list[float] = field(default_factory=list)
+    default_cost: float = math.inf
 
     @property
     def best_gflops(self) -> float:
-        return self.task.flop / self.best_cost / 1e9 if math.isfinite(self.best_cost) and self.best_cost > 0 else 0.0
+        return _gflops(self.task, self.best_cost)
+
+    @property
+    def default_gflops(self) -> float:
+        """GFLOP/s of the fallback config (the default schedule), 0 if it failed or was not measured."""
+        return _gflops(self.task, self.default_cost)
 
     @property
     def errors(self) -> int:
         return sum(count for status, count in self.statuses.items() if status is not MeasureStatus.OK)
+
+
+def _gflops(task: Task, cost: float) -> float:
+    return task.flop / cost / 1e9 if math.isfinite(cost) and cost > 0 else 0.0
 
 
 class Tuner:
@@ -80,6 +90,7 @@ class Tuner:
         self.trial_count = 0
         self.statuses: collections.Counter[MeasureStatus] = collections.Counter()
         self.curve: list[float] = []
+        self.default_cost = math.inf
 
     # -- proposal ------------------------------------------------------------------------------------------------------
     def _propose(self, count: int) -> list[int]:
@@ -119,7 +130,9 @@ class Tuner:
             self.best_cost = result.cost
             self.best_config = config
             self.best_trial = self.trial_count
-        self.curve.append(self.task.flop / self.best_cost / 1e9 if math.isfinite(self.best_cost) else 0.0)
+        self.curve.append(_gflops(self.task, self.best_cost))
+        if index == self.space.fallback.index:
+            self.default_cost = result.cost
         if index >= 0:
             self.visited.add(index)
             self._observe(index, result)
@@ -180,7 +193,7 @@ class Tuner:
             if own_measurer:
                 active.close()
         return TuneResult(self.task, self.best_config, self.best_cost, self.trial_count - prior, prior,
-                          dict(self.statuses), time.perf_counter() - start, list(self.curve))
+                          dict(self.statuses), time.perf_counter() - start, list(self.curve), self.default_cost)
 
 
 class RandomTuner(Tuner):
