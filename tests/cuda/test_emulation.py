@@ -1,0 +1,62 @@
+"""The generated CUDA C of every default GPU schedule, run in CPU emulation, equals numpy (sizes the tiles do not
+divide included)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import te
+from tests.cuda.cases import CASE_IDS, CASES, Case, arguments, build, by_name
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_emulated_result_equals_numpy(case: Case) -> None:
+    module = build(case)
+    args = arguments(case)
+    module(*args)
+    expected = case.reference(*args[: case.num_inputs])
+    for got, want in zip(args[case.num_inputs:], expected):
+        np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
+
+
+def test_symbolic_shape_grid_follows_the_call() -> None:
+    module = build(by_name("vector_add"))
+    for size in (1, 127, 128, 129, 1000):
+        a, b = np.arange(size, dtype=np.float32), np.ones(size, np.float32)
+        c = np.zeros(size, np.float32)
+        module(a, b, c)
+        np.testing.assert_array_equal(c, a + 1)
+        (config,) = module.launch_configs(a, b, c)
+        assert config.grid == (-(-size // 128), 1, 1) and config.block == (128, 1, 1)
+
+
+def test_build_with_target_cuda_says_it_is_emulated() -> None:
+    n = 37
+    a = te.placeholder((n,), name="a")
+    b = te.compute((n,), lambda i: a[i] * 2.0, name="b")
+    s = tcomp.create_schedule(b)
+    outer, inner = s[b].split(b.op.axis[0], factor=16)
+    s[b].bind(outer, te.thread_axis("blockIdx.x"))
+    s[b].bind(inner, te.thread_axis("threadIdx.x"))
+    module = tcomp.build(s, [a, b], target="cuda")
+    assert "emulated" in repr(module)
+    x = np.random.rand(n).astype(np.float32)
+    y = np.zeros(n, np.float32)
+    module(x, y)
+    np.testing.assert_allclose(y, x * 2)
+
+
+def test_autotune_cuda_template_fallback_runs() -> None:
+    from tcomp.autotune import create_task
+
+    task = create_task("matmul_cuda", (64, 48, 32), target="cuda")
+    schedule, tensors = task.instantiate(None)
+    module = tcomp.build(schedule, tensors, target="cuda", name="template_matmul")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((64, 32), dtype=np.float32)
+    b = rng.standard_normal((32, 48), dtype=np.float32)
+    c = np.zeros((64, 48), np.float32)
+    module(a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
