@@ -87,6 +87,11 @@ def main() -> None:
     numpy_before = numpy_gflops(a, b)
     print(f"GEMM {n}^3 float32 on {target}; space of {len(task.config_space)} configs; "
           f"numpy {numpy_before:.1f} GFLOP/s")
+    extractor = autotune.FeatureExtractor(task)
+    sample = task.config_space.sample(np.random.default_rng(1), 50)
+    start = time.perf_counter()
+    extractor.get(sample)
+    print(f"loop-IR feature extraction: {(time.perf_counter() - start) / len(sample) * 1e3:.2f} ms per config")
     records_dir = Path(args.records_dir or tempfile.mkdtemp(prefix="tune_gemm_"))
     records_dir.mkdir(parents=True, exist_ok=True)
     options = autotune.MeasureOptions(build_timeout=args.timeout, run_timeout=args.timeout)

@@ -19,234 +19,37 @@ import enum
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tcomp.ir.expr import IterVar, const_int_value
+from tcomp.autotune.knob import (
+    POLICY_CHOICES,
+    AnnotateEntity,
+    AnnotatePolicy,
+    Annotation,
+    Entity,
+    Knob,
+    KnobKind,
+    OtherOptionEntity,
+    ReorderEntity,
+    ReorderPolicy,
+    SpaceError,
+    SplitEntity,
+    SplitPolicy,
+    axis_extent,
+    closest_split,
+    entity_from_json,
+    kind_of,
+    split_sizes,
+)
+from tcomp.ir.expr import IterVar
 from tcomp.target import Target
 
-
-class SpaceError(ValueError):
-    """A knob defined with bad arguments, or a config that does not fit a space."""
-
-
-class KnobKind(enum.Enum):
-    SPLIT = "split"
-    REORDER = "reorder"
-    ANNOTATE = "annotate"
-    OTHER = "other"
-
-
-class SplitPolicy(enum.Enum):
-    """How ``define_split`` enumerates inner factors: ``FACTORS`` (divisors of the extent, so no guard is
-    generated), ``POWER2`` (powers of two up to the extent, guards where they do not divide), ``CANDIDATES``
-    (the explicit ``candidates`` list of sizes)."""
-
-    FACTORS = "factors"
-    POWER2 = "power2"
-    CANDIDATES = "candidates"
-
-
-class ReorderPolicy(enum.Enum):
-    """``ALL``: every permutation; ``IDENTITY``: only the given order; ``CANDIDATES``: an explicit list."""
-
-    ALL = "all"
-    IDENTITY = "identity"
-    CANDIDATES = "candidates"
-
-
-class Annotation(enum.Enum):
-    NONE = "none"
-    UNROLL = "unroll"
-    VECTORIZE = "vectorize"
-    PARALLEL = "parallel"
-
-
-class AnnotatePolicy(enum.Enum):
-    """Per axis: ``TRY_UNROLL`` {none, unroll}; ``TRY_VECTORIZE`` {none, vectorize};
-    ``TRY_UNROLL_VECTORIZE`` {none, unroll, vectorize}; ``CANDIDATES``: explicit tuples of ``Annotation``."""
-
-    TRY_UNROLL = "try_unroll"
-    TRY_VECTORIZE = "try_vectorize"
-    TRY_UNROLL_VECTORIZE = "try_unroll_vectorize"
-    CANDIDATES = "candidates"
-
-
-_POLICY_CHOICES = {
-    AnnotatePolicy.TRY_UNROLL: (Annotation.NONE, Annotation.UNROLL),
-    AnnotatePolicy.TRY_VECTORIZE: (Annotation.NONE, Annotation.VECTORIZE),
-    AnnotatePolicy.TRY_UNROLL_VECTORIZE: (Annotation.NONE, Annotation.UNROLL, Annotation.VECTORIZE),
-}
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# entities: one knob's choice, with the schedule rewrite it stands for
-@dataclass(frozen=True)
-class SplitEntity:
-    """Sizes ``(outer, f_1, ..., f_{n-1})`` of an n-way split: the axis is split by ``f_{n-1}`` (innermost), the
-    outer part by ``f_{n-2}`` and so on; ``outer`` is the number of outer iterations (``ceil(E / prod(f))``)."""
-
-    size: tuple[int, ...]
-
-    def apply(self, stage: Any, axis: IterVar) -> list[IterVar]:
-        """Split ``axis`` of ``stage`` (a ``Stage``) and return the new axes, outermost first."""
-        axes: list[IterVar] = []
-        rest = axis
-        for factor in reversed(self.size[1:]):
-            rest, inner = stage.split(rest, factor=int(factor))
-            axes.append(inner)
-        axes.append(rest)
-        return list(reversed(axes))
-
-    def to_json(self) -> Any:
-        return list(self.size)
-
-
-@dataclass(frozen=True)
-class ReorderEntity:
-    """A permutation: position ``p`` of the new order holds axis ``perm[p]`` of the given list."""
-
-    perm: tuple[int, ...]
-
-    def permute(self, axes: Sequence[Any]) -> list[Any]:
-        return [axes[p] for p in self.perm]
-
-    def apply(self, stage: Any, axes: Sequence[IterVar]) -> None:
-        stage.reorder(*self.permute(axes))
-
-    def to_json(self) -> Any:
-        return list(self.perm)
-
-
-@dataclass(frozen=True)
-class AnnotateEntity:
-    """One ``Annotation`` per axis."""
-
-    anns: tuple[Annotation, ...]
-
-    def apply(self, stage: Any, axes: Sequence[IterVar]) -> None:
-        for axis, ann in zip(axes, self.anns):
-            if ann is Annotation.UNROLL:
-                stage.unroll(axis)
-            elif ann is Annotation.VECTORIZE:
-                stage.vectorize(axis)
-            elif ann is Annotation.PARALLEL:
-                stage.parallel(axis)
-
-    def to_json(self) -> Any:
-        return [a.value for a in self.anns]
-
-
-@dataclass(frozen=True)
-class OtherOptionEntity:
-    """One value of a ``define_knob`` list (a JSON scalar: int, float, str, bool)."""
-
-    val: Any
-
-    def to_json(self) -> Any:
-        return self.val
-
-
-Entity = SplitEntity | ReorderEntity | AnnotateEntity | OtherOptionEntity
-
-
-def entity_from_json(kind: KnobKind, value: Any) -> Entity:
-    if kind is KnobKind.SPLIT:
-        return SplitEntity(tuple(int(v) for v in value))
-    if kind is KnobKind.REORDER:
-        return ReorderEntity(tuple(int(v) for v in value))
-    if kind is KnobKind.ANNOTATE:
-        return AnnotateEntity(tuple(Annotation(v) for v in value))
-    return OtherOptionEntity(value)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# knobs: a name and its ordered choices
-@dataclass(frozen=True)
-class Knob:
-    name: str
-    kind: KnobKind
-    entities: tuple[Entity, ...]
-    fallback_index: int = 0
-    _positions: dict[Entity, int] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.entities:
-            raise SpaceError(f"knob {self.name}: no choice is left (check its candidates and filter)")
-        self._positions.update({e: i for i, e in enumerate(self.entities)})
-
-    def __len__(self) -> int:
-        return len(self.entities)
-
-    def position(self, entity: Entity) -> int | None:
-        return self._positions.get(entity)
-
-    @property
-    def fallback(self) -> Entity:
-        return self.entities[self.fallback_index]
-
-
-def _extent(name: str, axis: IterVar | int) -> int:
-    if isinstance(axis, bool):
-        raise SpaceError(f"knob {name}: expected an axis or an int extent, got {axis!r}")
-    if isinstance(axis, int):
-        extent = axis
-    elif isinstance(axis, IterVar) and axis.dom is not None:
-        value = const_int_value(axis.dom.extent)
-        if value is None:
-            raise SpaceError(f"knob {name}: axis {axis.var.name} has a symbolic extent; splits need a constant one")
-        extent = value
-    else:
-        raise SpaceError(f"knob {name}: expected an axis with a domain or an int extent, got {axis!r}")
-    if extent <= 0:
-        raise SpaceError(f"knob {name}: the extent must be positive, got {extent}")
-    return extent
-
-
-def _divisors(n: int) -> list[int]:
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
-
-
-def _split_sizes(extent: int, num_outputs: int, policy: SplitPolicy, candidates: Sequence[Sequence[int]] | None,
-                 max_factor: int | None) -> list[tuple[int, ...]]:
-    """All ``(outer, f_1, ..., f_{n-1})`` for ``policy``, in a fixed order (inner factors ascending)."""
-    if policy is SplitPolicy.CANDIDATES:
-        if not candidates:
-            raise SpaceError("SplitPolicy.CANDIDATES needs a candidates list")
-        result = []
-        for sizes in candidates:
-            inner = tuple(int(s) for s in sizes[1:])
-            if len(sizes) != num_outputs or any(s <= 0 for s in inner):
-                raise SpaceError(f"split candidate {list(sizes)} must have {num_outputs} entries, inner ones positive")
-            result.append((-(-extent // math.prod(inner)),) + inner)
-        return result
-    limit = extent if max_factor is None else min(extent, max_factor)
-    if policy is SplitPolicy.FACTORS:
-        values = [d for d in _divisors(extent) if d <= limit]
-    else:
-        values = [1 << p for p in range(limit.bit_length()) if (1 << p) <= limit]
-    result = []
-    for inner in itertools.product(values, repeat=num_outputs - 1):
-        product = math.prod(inner)
-        if policy is SplitPolicy.FACTORS and extent % product:
-            continue
-        if product > extent:
-            continue
-        result.append((-(-extent // product),) + tuple(inner))
-    return result
-
-
-def _closest_split(entities: Sequence[Entity], wanted: Sequence[int]) -> int:
-    """Index of the split whose inner factors are closest to ``wanted``'s in log scale."""
-
-    def distance(entity: Entity) -> float:
-        assert isinstance(entity, SplitEntity)
-        return sum(abs(math.log2(a) - math.log2(max(1, b))) for a, b in zip(entity.size[1:], wanted[1:]))
-
-    return min(range(len(entities)), key=lambda i: distance(entities[i]))
+__all__ = [
+    "AnnotateEntity", "AnnotatePolicy", "Annotation", "Config", "ConfigEntity", "ConfigSpace", "Entity", "Knob",
+    "KnobKind", "OtherOptionEntity", "ReorderEntity", "ReorderPolicy", "SpaceError", "SplitEntity", "SplitPolicy",
+]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -270,8 +73,8 @@ class _Definer:
             raise SpaceError(f"knob {name}: policy must be a SplitPolicy, got {policy!r}")
         if num_outputs < 2:
             raise SpaceError(f"knob {name}: num_outputs must be at least 2, got {num_outputs}")
-        extent = _extent(name, axis)
-        entities: list[Entity] = [SplitEntity(s) for s in _split_sizes(extent, num_outputs, policy, candidates,
+        extent = axis_extent(name, axis)
+        entities: list[Entity] = [SplitEntity(s) for s in split_sizes(extent, num_outputs, policy, candidates,
                                                                           max_factor)]
         if filter is not None:
             entities = [e for e in entities if filter(e)]  # type: ignore[arg-type]
@@ -281,7 +84,7 @@ class _Definer:
         if fallback is not None:
             if len(fallback) != num_outputs:
                 raise SpaceError(f"knob {name}: fallback {list(fallback)} must have {num_outputs} entries")
-            fallback_index = _closest_split(entities, fallback)
+            fallback_index = closest_split(entities, fallback)
         return self._define(Knob(name, KnobKind.SPLIT, tuple(entities), fallback_index))  # type: ignore[return-value]
 
     def define_reorder(self, name: str, axes: Sequence[Any], policy: ReorderPolicy = ReorderPolicy.ALL, *,
@@ -321,7 +124,7 @@ class _Definer:
             if any(len(c) != count for c in choices):
                 raise SpaceError(f"knob {name}: each candidate needs one annotation per axis ({count})")
         else:
-            choices = list(itertools.product(_POLICY_CHOICES[policy], repeat=count))
+            choices = list(itertools.product(POLICY_CHOICES[policy], repeat=count))
         entities: tuple[Entity, ...] = tuple(AnnotateEntity(c) for c in choices)
         index = 0
         if fallback is not None:
@@ -487,7 +290,7 @@ class ConfigEntity(_Definer):
 
     # -- serialization -------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        knobs = [[name, _kind_of(e).value, e.to_json()] for name, e in self.choices.items()]
+        knobs = [[name, kind_of(e).value, e.to_json()] for name, e in self.choices.items()]
         return {"index": self.index, "knobs": knobs}
 
     @staticmethod
@@ -503,16 +306,6 @@ class ConfigEntity(_Definer):
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={e.to_json()}" for name, e in self.choices.items())
         return f"ConfigEntity({self.index}: {shown})"
-
-
-def _kind_of(entity: Entity) -> KnobKind:
-    if isinstance(entity, SplitEntity):
-        return KnobKind.SPLIT
-    if isinstance(entity, ReorderEntity):
-        return KnobKind.REORDER
-    if isinstance(entity, AnnotateEntity):
-        return KnobKind.ANNOTATE
-    return KnobKind.OTHER
 
 
 Config = ConfigSpace | ConfigEntity

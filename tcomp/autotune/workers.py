@@ -34,6 +34,8 @@ def build_job(inp: MeasureInput) -> BuildResult:
     from tcomp.codegen.llvm import codegen_llvm
 
     start = time.perf_counter()
+    if inp.task.target.kind != "llvm":
+        return BuildResult(MeasureStatus.BUILD_ERROR, f"measurement runs llvm targets only, not {inp.task.target}")
     try:
         schedule, tensors = inp.task.instantiate(inp.config)
     except Exception as error:  # noqa: BLE001 - any template failure is this config's status
