@@ -219,6 +219,16 @@ class StagePrimitives:
         stage.storage_aligns.append((dims[0], factor, offset))
         _record(stage, "storage_align", axis.var.name, factor, offset)
 
+    def double_buffer(self: Any) -> None:
+        """Keep two copies of this stage's storage where it is computed at a loop (a GPU kernel's shared-memory
+        tile): the copy for the next iteration is filled while the current one is read, so the loads of the next
+        tile overlap the computation on this one, and one barrier per iteration suffices. Applied by the CUDA
+        backend (``transform/double_buffer.py``)."""
+        stage: Stage = self
+        _check_schedulable(stage, "double_buffer")
+        stage.double_buffered = True
+        _record(stage, "double_buffer")
+
     # -- placement ---------------------------------------------------------------------------------------------------
     def compute_inline(self: Any) -> None:
         stage: Stage = self

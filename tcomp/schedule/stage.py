@@ -32,7 +32,7 @@ class Stage(StagePrimitives):
         self.is_output = False
         self.scope = "global"
         self.storage_aligns: list[tuple[int, int, int]] = []
-        self.double_buffer = False
+        self.double_buffered = False  # set by double_buffer()
         self.root_iter_vars: tuple[IterVar, ...] = _root_iter_vars(op)
         self.all_iter_vars: list[IterVar] = list(self.root_iter_vars)
         self.leaf_iter_vars: list[IterVar] = list(self.root_iter_vars)
