@@ -11,6 +11,7 @@ from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import iter_children, post_order_visit
+from tcomp.ops import cuda as cuda_ops
 from tcomp.transform.gpu import barrier, is_barrier
 from tcomp.transform.storage_sync import storage_sync
 from tests.cuda.cases import artifact, by_name
@@ -43,6 +44,24 @@ def test_two_barriers_per_reduction_step() -> None:
     # a barrier is never under a condition (guards wrap single statements)
     for cond in _nodes(kernel.body, S.IfThenElse):
         assert not any(is_barrier(n) for n in _nodes(cond, S.Evaluate))
+
+
+def test_double_buffer_needs_one_barrier_per_step() -> None:
+    kernel = artifact(by_name("matmul_double_buffer_even")).kernel_funcs[0]
+    names = {a.buffer.name for a in _nodes(kernel.body, S.Allocate)}
+    assert {"A.shared.0", "A.shared.1", "B.shared.0", "B.shared.1"} <= names
+    (pair_loop,) = [f for f in _nodes(kernel.body, S.For) if f.loop_var.name == "k.outer.pair"]
+    assert int(pair_loop.extent) == 4  # 8 steps of K, two per iteration
+    assert len([n for n in _nodes(pair_loop.body, S.Evaluate) if is_barrier(n)]) == 2
+
+
+def test_double_buffer_with_storage_that_is_not() -> None:
+    schedule, tensors = cuda_ops.matmul_cuda(32, 32, 32, cuda_ops.MatmulKnobs(16, 16, 8, 2, 2))
+    a_shared = next(stage for stage in schedule.stages if stage.name == "A.shared")
+    a_shared.double_buffer()
+    with pytest.raises(GPUError, match="double_buffer at loop k.outer: B.shared is allocated there too but not "
+                                       "double-buffered"):
+        tcomp.build(schedule, tensors, target="cuda")
 
 
 def test_softmax_is_two_kernels_with_a_temporary() -> None:

@@ -19,6 +19,7 @@ from tcomp.schedule.lower import lower_schedule
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
+from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
 from tcomp.transform.pipeline import cuda_pipeline, run_pipeline
 
 
@@ -31,13 +32,17 @@ class CudaRuntime(enum.Enum):
 
 
 def lower_cuda(schedule: Schedule | PrimFunc, args: Sequence[Tensor] | None = None, name: str = "main") -> PrimFunc:
-    """The loop IR of a GPU schedule after ``cuda_pipeline`` (flattened, not yet split into kernels)."""
+    """The loop IR of a GPU schedule after ``cuda_pipeline`` (flattened, not yet split into kernels). The names of
+    double-buffered stages go in the function's attribute ``double_buffer``."""
     if isinstance(schedule, PrimFunc):
         func = schedule
     else:
         if args is None:
             raise TypeError("build: pass the argument tensors (inputs and outputs, in call order)")
         func = lower_schedule(schedule, args, name)
+        doubled = tuple(stage.op.output(0).name for stage in schedule.stages if stage.double_buffered)
+        if doubled:
+            func = func.with_attr(DOUBLE_BUFFER, doubled)
     return run_pipeline(func, cuda_pipeline())
 
 

@@ -1,27 +1,32 @@
 """``codegen_cuda``: a lowered, flattened ``PrimFunc`` to CUDA C source and the facts the host needs to launch it.
 
 Stages: ``split_host_device`` (one kernel per launched region) -> per kernel ``bind_threads`` (launch dimensions),
-``replicate_reduce_buffers``, ``simplify``, ``storage_sync`` (barriers) -> limits checked against the target ->
-``KernelPrinter`` (CUDA C). The source is one translation unit with a preamble of helpers (guarded, so sources of
-several functions can be concatenated into one file) and one ``extern "C" __global__`` function per kernel.
+``replicate_reduce_buffers``, ``inject_double_buffer``, ``simplify``, ``storage_sync`` (barriers) -> limits checked
+against the target -> ``KernelPrinter`` (CUDA C). The source is one translation unit with a preamble of helpers
+(guarded, so sources of several functions can be concatenated into one file) and one ``extern "C" __global__``
+function per kernel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcomp import config
 from tcomp.codegen.cuda.doc import Doc
 from tcomp.codegen.cuda.exprs import HELPERS
 from tcomp.codegen.cuda.launch import KernelInfo
-from tcomp.codegen.cuda.printer import KernelPrinter, allocation_bytes
+from tcomp.codegen.cuda.printer import KernelPrinter, allocation_bytes, shared_buffers
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import const_int_value
 from tcomp.ir.functor import post_order_visit
-from tcomp.ir.stmt import Allocate, Evaluate, PrimFunc
+from tcomp.ir.stmt import Evaluate, PrimFunc
+from tcomp.ir.verify import verify
 from tcomp.target import Target
 from tcomp.transform.bind_threads import bind_threads, launch_dims
+from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
+from tcomp.transform.double_buffer import inject_double_buffer
 from tcomp.transform.gpu import GPUError, is_barrier
-from tcomp.transform.pipeline import Pass, run_pipeline
+from tcomp.transform.pipeline import Pass
 from tcomp.transform.replicate_reduce_buffers import replicate_reduce_buffers
 from tcomp.transform.simplify import simplify_func
 from tcomp.transform.split_host_device import split_host_device
@@ -30,6 +35,7 @@ from tcomp.transform.storage_sync import storage_sync
 KERNEL_PASSES = (
     Pass("bind_threads", bind_threads, flat_after=True),
     Pass("replicate_reduce_buffers", replicate_reduce_buffers, flat_after=True),
+    Pass("inject_double_buffer", inject_double_buffer, flat_after=True),
     Pass("simplify_kernel", simplify_func, flat_after=True),
     Pass("storage_sync", storage_sync, flat_after=True),
 )
@@ -52,16 +58,23 @@ class CudaArtifact:
     kernel_funcs: tuple[PrimFunc, ...]
 
 
+def run_kernel_passes(kernel: PrimFunc) -> PrimFunc:
+    """``KERNEL_PASSES`` on one kernel, verifying (flattened IR) and dumping between them as the settings ask."""
+    settings = config.current()
+    if settings.verify_ir:
+        verify(kernel, flat=True)
+    for step in KERNEL_PASSES:
+        kernel = step.run(kernel)
+        if settings.verify_ir:
+            verify(kernel, flat=True)
+        if settings.dump_ir:
+            print(f"# after {step.name}\n{kernel}\n")
+    return kernel
+
+
 def shared_allocations(kernel: PrimFunc) -> list[tuple[str, int]]:
-    """(name, bytes) of every shared-memory array of ``kernel``."""
-    found: list[tuple[str, int]] = []
-
-    def visit(node: object) -> None:
-        if isinstance(node, Allocate) and node.buffer.scope == "shared":
-            found.append((node.buffer.name, allocation_bytes(node.buffer)))
-
-    post_order_visit(kernel.body, visit)
-    return found
+    """(name, bytes) of every shared-memory array of ``kernel``, in program order."""
+    return [(buffer.name, allocation_bytes(buffer)) for buffer in shared_buffers(kernel.body)]
 
 
 def uses_barrier(kernel: PrimFunc) -> bool:
@@ -114,7 +127,7 @@ def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
     kernels: list[PrimFunc] = []
     infos: list[KernelInfo] = []
     for kernel in split.kernels:
-        kernel = run_pipeline(kernel, KERNEL_PASSES)
+        kernel = run_kernel_passes(kernel.with_attr(DOUBLE_BUFFER, func.attr(DOUBLE_BUFFER, ())))
         shared = check_limits(kernel, target)
         kernels.append(kernel)
         infos.append(KernelInfo(kernel.name, kernel.params, kernel.size_vars, launch_dims(kernel), shared,

@@ -14,8 +14,9 @@ updates its sub-tile from them (loops unrolled, so the compiler keeps the values
       C <- C.local
 
 ``smem_pad`` pads the rows of ``A.shared`` (``storage_align``) so threads reading one column of it hit different
-banks. The knobs are plain values (``MatmulKnobs``) so a tuner can search them; ``default_matmul_knobs`` picks
-values that fit the shape.
+banks; ``double_buffer`` keeps two copies of each tile, filling the next while computing on this one. The knobs
+are plain values (``MatmulKnobs``) so a tuner can search them; ``default_matmul_knobs`` picks values that fit the
+shape.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class MatmulKnobs:
     thread_n: int = 4
     smem_pad: int = 0
     unroll: bool = True
+    double_buffer: bool = False
 
     @property
     def threads(self) -> tuple[int, int]:
@@ -94,6 +96,9 @@ def schedule_matmul(s: Schedule, C: Tensor, knobs: MatmulKnobs) -> None:
         s[AS].storage_align(s[AS].op.axis[0], knobs.block_k, knobs.smem_pad)
     cooperative_fetch(s[AS], layout)
     cooperative_fetch(s[BS], layout)
+    if knobs.double_buffer:
+        s[AS].double_buffer()
+        s[BS].double_buffer()
 
 
 def matmul_cuda(M: int, N: int, K: int, knobs: MatmulKnobs | None = None,
