@@ -46,6 +46,10 @@ EMULATION_HEADER = """\
 #define __syncthreads() _Pragma("omp barrier")
 #define __align__(n) __attribute__((aligned(n)))
 struct tc_dim3 { unsigned int x, y, z; };
+struct float2 { float x, y; };  // no alignment asked: host arrays may start anywhere
+struct float4 { float x, y, z, w; };
+struct int2 { int x, y; };
+struct int4 { int x, y, z, w; };
 static thread_local tc_dim3 threadIdx;
 static thread_local tc_dim3 blockIdx;
 static tc_dim3 blockDim;

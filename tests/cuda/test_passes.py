@@ -64,6 +64,14 @@ def test_double_buffer_with_storage_that_is_not() -> None:
         tcomp.build(schedule, tensors, target="cuda")
 
 
+def test_float4_copies_where_aligned() -> None:
+    source = artifact(by_name("matmul_float4")).source
+    assert source.count("*(float4*)(A_shared + ") == 1 and source.count("*(float4*)(B_shared + ") == 1
+    assert "__shared__ __align__(16) float A_shared[256];" in source
+    # K = 45: rows of A start at unaligned addresses, so its copy stays scalar; the guards of the edges too
+    assert "*(float4*)" not in artifact(by_name("matmul_float4_odd")).source
+
+
 def test_softmax_is_two_kernels_with_a_temporary() -> None:
     generated = artifact(by_name("softmax_rows"))
     assert [k.name for k in generated.kernels] == ["softmax_rows_kernel0", "softmax_rows_kernel1"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from tcomp.arith import const_int_bound, simplify
 from tcomp.codegen.cuda.doc import Doc
 from tcomp.codegen.cuda.exprs import CudaCodegenError, ExprPrinter, NameTable, c_type
+from tcomp.codegen.cuda.vector import VectorCopy, match_vector_copy
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
@@ -81,7 +82,7 @@ class KernelPrinter:
             for buffer in shared_buffers(kernel.body):
                 name = self.names.define(buffer, buffer.name)
                 count = allocation_bytes(buffer) // dt.storage_bytes(buffer.dtype)
-                self.doc.line(f"__shared__ {c_type(buffer.dtype)} {name}[{count}];")
+                self.doc.line(f"__shared__ __align__(16) {c_type(buffer.dtype)} {name}[{count}];")
             self.stmt(kernel.body)
 
     # -- statements ------------------------------------------------------------------------------------------------
@@ -138,6 +139,10 @@ class KernelPrinter:
             )
         if s.kind is S.ForKind.THREAD_BINDING:
             raise CudaCodegenError(f"kernel {self.kernel.name}: loop {s.loop_var.name} is bound to {s.thread_tag!r}")
+        copy = match_vector_copy(s, self.expr.bounds)
+        if copy is not None:
+            self.vector_copy(copy)
+            return
         low, _ = const_int_bound(s.min, self.expr.bounds)
         _, high = const_int_bound(simplify(s.min + s.extent - 1, self.expr.bounds), self.expr.bounds)
         if low is not None and high is not None:
@@ -150,6 +155,17 @@ class KernelPrinter:
         with doc.block(f"for ({ctype} {name} = {expr(s.min)}; {name} < {expr(end)}; ++{name})"):
             self.stmt(s.body)
         self.expr.bounds.pop(s.loop_var, None)
+
+    def vector_copy(self, copy: VectorCopy) -> None:
+        expr, vtype = self.expr, copy.vector_type
+        dst = self.names.get(copy.dst.buffer, f"buffer {copy.dst.buffer.name}")
+        src = self.names.get(copy.src.buffer, f"buffer {copy.src.buffer.name}")
+        line = f"*({vtype}*)({dst} + {expr(copy.dst_base)}) = *(const {vtype}*)({src} + {expr(copy.src_base)});"
+        if copy.condition is None:
+            self.doc.line(line)
+            return
+        with self.doc.block(f"if ({expr(copy.condition)})"):
+            self.doc.line(line)
 
     def allocate(self, s: S.Allocate) -> None:
         buffer = s.buffer

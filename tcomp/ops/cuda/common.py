@@ -28,14 +28,15 @@ def bind_blocks_threads(stage: Stage, axis: IterVar, num_threads: int,
 def cooperative_fetch(stage: Stage, threads: ThreadLayout, vector: int = 1) -> None:
     """Let all threads of a block copy the tile of a cache stage together.
 
-    The stage's axes are fused; ``vector`` consecutive elements (a vectorized inner loop) go to one thread, and
-    consecutive threads (x fastest) take consecutive groups, so global reads coalesce; a serial loop outside covers a
-    tile bigger than the block.
+    The stage's axes are fused; ``vector`` consecutive elements of the innermost axis (a vectorized loop: one
+    ``float4`` access where the addresses are aligned) go to one thread, and consecutive threads (x fastest) take
+    consecutive groups, so global reads coalesce; a serial loop outside covers a tile bigger than the block.
     """
-    fused = stage.fuse(*stage.op.axis)
+    *outer_axes, last = stage.op.axis
     if vector > 1:
-        fused, lanes = stage.split(fused, factor=vector)
+        last, lanes = stage.split(last, factor=vector)  # split before fusing, so each group's start is aligned
         stage.vectorize(lanes)
+    fused = stage.fuse(*outer_axes, last)
     total = math.prod(count for _, count in threads)
     _, thread = stage.split(fused, factor=total)
     parts: list[IterVar] = []

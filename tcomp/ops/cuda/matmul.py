@@ -39,6 +39,7 @@ class MatmulKnobs:
     smem_pad: int = 0
     unroll: bool = True
     double_buffer: bool = False
+    vector: int = 1  # elements per thread and step of the copies to shared memory (4: float4 where aligned)
 
     @property
     def threads(self) -> tuple[int, int]:
@@ -81,6 +82,9 @@ def schedule_matmul(s: Schedule, C: Tensor, knobs: MatmulKnobs) -> None:
     s[C].bind(bx, te.thread_axis("blockIdx.x"))
     s[C].bind(ty, te.thread_axis("threadIdx.y"))
     s[C].bind(tx, te.thread_axis("threadIdx.x"))
+    if knobs.unroll:
+        s[C].unroll(yi)
+        s[C].unroll(xi)
     s[CL].compute_at(s[C], tx)
     ci, cj = s[CL].op.axis
     (k,) = s[CL].op.reduce_axis
@@ -94,8 +98,8 @@ def schedule_matmul(s: Schedule, C: Tensor, knobs: MatmulKnobs) -> None:
     layout = [("threadIdx.y", ty_count), ("threadIdx.x", tx_count)]
     if knobs.smem_pad:
         s[AS].storage_align(s[AS].op.axis[0], knobs.block_k, knobs.smem_pad)
-    cooperative_fetch(s[AS], layout)
-    cooperative_fetch(s[BS], layout)
+    cooperative_fetch(s[AS], layout, knobs.vector)
+    cooperative_fetch(s[BS], layout, knobs.vector)
     if knobs.double_buffer:
         s[AS].double_buffer()
         s[BS].double_buffer()
