@@ -1,9 +1,10 @@
 """Loop-IR expressions as CUDA C expressions, with C precedence (parentheses only where needed).
 
-Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%`` where the operands are provably non-negative
-(the loop bounds known so far are used), else as the helpers ``tc_floordiv`` / ``tc_floormod`` of the preamble.
-Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
-are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported.
+Repeated operands of ``&&`` print once. Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%``
+where the operands are provably non-negative (the loop bounds known so far are used), else as the helpers
+``tc_floordiv`` / ``tc_floormod`` of the preamble. Floats: ``float32`` constants get an ``f`` suffix and math calls
+their ``f`` variant (``expf``); infinities and NaN are bit patterns (``__int_as_float``). ``float16`` and vector
+types are not supported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from tcomp.arith import const_int_bound
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
+from tcomp.ir.structural import structural_equal
 
 
 class CudaCodegenError(ValueError):
@@ -102,6 +104,17 @@ class NameTable:
         return name
 
 
+def _conjuncts(e: E.Expr) -> list[E.Expr]:
+    """The operands of a chain of ``&&``, without repeats (bounds guards often repeat a condition)."""
+    if not isinstance(e, E.And):
+        return [e]
+    result: list[E.Expr] = []
+    for part in _conjuncts(e.a) + _conjuncts(e.b):
+        if not any(structural_equal(part, seen) for seen in result):
+            result.append(part)
+    return result
+
+
 class ExprPrinter:
     """Prints expressions; ``bounds`` holds the ranges of the enclosing loop variables."""
 
@@ -129,6 +142,8 @@ class ExprPrinter:
         if isinstance(e, E.BufferLoad):
             name = self.names.get(e.buffer, f"buffer {e.buffer.name}")
             return f"{name}[{self(e.indices[0])}]", _ATOM
+        if isinstance(e, E.And):
+            return " && ".join(self.paren(c, _AND + 1) for c in _conjuncts(e)), _AND
         if type(e) in _BINARY:
             assert isinstance(e, E.BinaryOp)
             symbol, prec = _BINARY[type(e)]
