@@ -1,7 +1,8 @@
 """Split a lowered function into host code and GPU kernels: one kernel per launched region.
 
 Rewrite: the function body is read as host code made of allocations of global temporaries and sequences; every other
-top-level statement is a launched region and must contain a loop bound to ``blockIdx`` or ``threadIdx``. Each region
+top-level statement (an allocation of shared or local storage included) is a launched region and must contain a loop
+bound to ``blockIdx`` or ``threadIdx``. Each region
 becomes a kernel ``<name>_kernel<k>`` whose parameters are the global buffers it reads or writes (function
 parameters first, in their order, then temporaries) and the size variables it uses. Kernels run in order, each after
 the previous one finished, so a kernel sees every write of the kernels before it.
@@ -64,7 +65,9 @@ def _stored_buffer(stmt: Stmt) -> str:
 
 
 def _collect(stmt: Stmt, temporaries: list[Buffer], regions: list[Stmt]) -> None:
-    if isinstance(stmt, Allocate):
+    if isinstance(stmt, Allocate) and stmt.buffer.scope != "global" and _contains_launch_loop(stmt):
+        regions.append(stmt)  # shared or local storage of a kernel whose thread loops are all inside it
+    elif isinstance(stmt, Allocate):
         if stmt.buffer.scope != "global":
             raise GPUError(
                 f"buffer {stmt.buffer.name} in {stmt.buffer.scope} memory is allocated outside every kernel: compute "
