@@ -38,11 +38,14 @@ def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None) -> TensorIn
         (rc,) = outs
 
         def call(steps: int, accumulate: int):
+            # the reset (no steps) reads no input: it passes the output tile for them, so it stays valid where it
+            # is placed outside the scope of a buffer an input lives in (a panel copied inside the reduction loop)
+            a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if steps else (rc.access_ptr(), rc.access_ptr())
             return emit(
                 call_extern(
                     "int32", name,
-                    ra.access_ptr(), int64(ra.stride(0)),
-                    rb.access_ptr(), int64(rb.stride(0)),
+                    a_ptr, int64(ra.stride(0)),
+                    b_ptr, int64(rb.stride(0)),
                     rc.access_ptr(), int64(rc.stride(0)),
                     int64(steps), const(accumulate),
                 )
@@ -67,8 +70,8 @@ def dot_intrin(n: int, lanes: int | None = None) -> TensorIntrin:
         (rc,) = outs
 
         def call(steps: int, accumulate: int):
-            return emit(call_extern("int32", name, ra.access_ptr(), rb.access_ptr(), int64(steps), rc.access_ptr(),
-                                    const(accumulate)))
+            a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if steps else (rc.access_ptr(), rc.access_ptr())
+            return emit(call_extern("int32", name, a_ptr, b_ptr, int64(steps), rc.access_ptr(), const(accumulate)))
 
         return call(n, 0), call(0, 0), call(n, 1)
 

@@ -393,7 +393,10 @@ class Lowerer:
         reduce_ids = {id(lv.var) for lv in middle if lv.kind is IterKind.REDUCE}
         # the reset runs outside the reduction loops: their variables are 0 there (inputs are not read)
         reset = substitute(reset, {lv.var: const(0) for lv in middle if lv.kind is IterKind.REDUCE})
-        init_nest = self.build_nest(stage, bound, init_leaves, reset, [g for g in rest_guards if not g[1] & reduce_ids])
+        init_guards = [g for g in rest_guards if not g[1] & reduce_ids]
+        # stages attached inside the reduction loops belong to the update nest only (they may read the reduction
+        # variables), as in reduce_nest
+        init_nest = self.build_nest(stage, bound, init_leaves, reset, init_guards, attach=False)
         update_nest = self.build_nest(stage, bound, middle, update, rest_guards)
         return self.build_nest(stage, bound, common, seq(init_nest, update_nest), common_guards)
 

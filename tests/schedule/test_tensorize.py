@@ -191,3 +191,25 @@ def test_intrinsic_inputs_must_be_placeholders():
     c = te.compute((4,), lambda i: b[i] + 1, name="c")
     with pytest.raises(TypeError, match=r"input b must be a placeholder"):
         te.decl_tensor_intrin(c, lambda ins, outs: None)
+
+
+def test_gemm_intrinsic_reading_a_panel_copied_inside_the_reduction_loop():
+    """The B panel is copied (cache_read, compute_at) inside the k.outer loop: it belongs to the update nest only,
+    and the reset of the output tile, placed outside the reduction loops, must not touch the panel's buffer."""
+    M, N, K, mr, kc = 16, NR, 64, 8, 32
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = tcomp.create_schedule(C)
+    i, j = C.op.axis
+    io, ii = s[C].split(i, factor=mr)
+    jo, ji = s[C].split(j, factor=NR)
+    ko, ki = s[C].split(k, factor=kc)
+    s[C].reorder(ko, jo, io, ii, ji, ki)
+    panel = s.cache_read(B, "local", [C])
+    s[panel].compute_at(s[C], jo)
+    s[C].tensorize(ii, gemm_intrin(mr, NR, kc))
+    mod = check_gemm(s, (A, B, C), M, N, K)
+    source = mod.get_source("tir")
+    assert "B.local" in source and "tcomp_sgemm_f32" in source
