@@ -3,8 +3,10 @@
 Each function builds ``te.compute`` stages only; how they run is left to a schedule. Shapes and attributes are
 checked when the operator is built: a bad one raises ``OpError`` (a ``ValueError``) naming the operator and the
 argument. Submodules: ``elemwise`` (broadcast arithmetic, unary math, casts), ``reduce`` (sum/prod/max/min/mean),
-``nn`` (matmul, dense, batch_matmul, conv2d, pooling, softmax, normalization), ``transform`` (transpose, reshape,
-concatenate, slicing), ``testing`` (numpy references for tests).
+``nn`` (matmul, dense, batch_matmul, conv2d, pooling, softmax, normalization), ``nchwc`` (blocked layouts,
+``layout_transform``, ``conv2d_nchwc``), ``transform`` (transpose, reshape, concatenate, slicing), ``testing`` (numpy
+references for tests). Default CPU schedules, chosen by shape: ``tcomp.ops.cpu`` (``schedule_for(outs)``).
+Computes record which operator they are in ``op.attrs`` (``OpKind``) for the schedules to find them.
 """
 
 from tcomp.ops import elemwise, nn, reduce, transform
@@ -48,6 +50,7 @@ from tcomp.ops.elemwise import (
     tanh,
     where,
 )
+from tcomp.ops.nchwc import conv2d_nchwc, layout_transform, pack_kernel
 from tcomp.ops.nn import (
     batch_matmul,
     batch_norm,
@@ -71,15 +74,15 @@ from tcomp.ops.transform import (
     strided_slice,
     transpose,
 )
-from tcomp.ops.utils import OpError, Tag
+from tcomp.ops.utils import OpError, OpKind, Tag, op_kind
 
 __all__ = [
-    "OpError", "PoolType", "Tag", "abs", "add", "batch_matmul", "batch_norm", "bias_add", "broadcast_shape",
-    "broadcast_to", "cast", "ceil", "clip", "concatenate", "conv2d_nchw", "conv2d_output_size", "cos", "dense",
-    "depthwise_conv2d_nchw", "divide", "elemwise", "equal", "erf", "exp", "expand_dims", "flatten", "floor",
-    "floor_divide", "floor_mod", "gelu", "global_pool", "greater", "greater_equal", "layer_norm", "leaky_relu",
-    "less", "less_equal", "log", "log_softmax", "matmul", "max", "maximum", "mean", "min", "minimum", "multiply",
-    "negative", "nn", "not_equal", "pad", "pool2d", "power", "prod", "reduce", "relu", "reshape", "round", "rsqrt",
-    "sigmoid", "sin", "softmax", "split", "sqrt", "square", "squeeze", "strided_slice", "subtract", "sum", "tanh",
-    "transform", "transpose", "where",
+    "OpError", "OpKind", "PoolType", "Tag", "abs", "add", "batch_matmul", "batch_norm", "bias_add", "broadcast_shape",
+    "broadcast_to", "cast", "ceil", "clip", "concatenate", "conv2d_nchw", "conv2d_nchwc", "conv2d_output_size", "cos",
+    "dense", "depthwise_conv2d_nchw", "divide", "elemwise", "equal", "erf", "exp", "expand_dims", "flatten", "floor",
+    "floor_divide", "floor_mod", "gelu", "global_pool", "greater", "greater_equal", "layer_norm", "layout_transform",
+    "leaky_relu", "less", "less_equal", "log", "log_softmax", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "multiply", "negative", "nn", "not_equal", "op_kind", "pack_kernel", "pad", "pool2d", "power", "prod", "reduce",
+    "relu", "reshape", "round", "rsqrt", "sigmoid", "sin", "softmax", "split", "sqrt", "square", "squeeze",
+    "strided_slice", "subtract", "sum", "tanh", "transform", "transpose", "where"
 ]

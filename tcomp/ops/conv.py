@@ -13,7 +13,9 @@ from tcomp import te
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, Var, cast, convert, floordiv, make_const
 from tcomp.ops.utils import (
+    OP_KIND,
     OpError,
+    OpKind,
     Tag,
     as_int,
     check_tensor,
@@ -74,7 +76,8 @@ def pad(
             return data[tuple(source)]
         return te.if_then_else(te.all(*conditions), data[tuple(source)], value)
 
-    return te.compute(out_shape, body, name=name, tag=Tag.INJECTIVE)
+    attrs = {OP_KIND: OpKind.PAD, "pad_before": before, "pad_after": after}
+    return te.compute(out_shape, body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
 
 
 def conv2d_output_size(size: Any, kernel: int, stride: int, pad_total: int, dilation: int) -> Expr:
@@ -174,7 +177,8 @@ def conv2d_nchw(
         return te.sum(cast(value, acc) * cast(weight, acc), axis=[rc, ry, rx])
 
     shape = (data.shape[0], convert(out_channels), out_h, out_w)
-    return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE)
+    attrs = {OP_KIND: OpKind.CONV2D_NCHW, "stride": strides, "padding": pads, "dilation": dilations, "groups": groups}
+    return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
 
 
 def depthwise_conv2d_nchw(
@@ -224,4 +228,5 @@ def depthwise_conv2d_nchw(
         return te.sum(cast(value, acc) * cast(weight, acc), axis=[ry, rx])
 
     shape = (data.shape[0], convert(in_channels * multiplier), out_h, out_w)
-    return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE)
+    attrs = {OP_KIND: OpKind.DEPTHWISE_CONV2D_NCHW, "stride": strides, "padding": pads, "dilation": dilations}
+    return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)

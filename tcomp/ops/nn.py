@@ -18,7 +18,9 @@ from tcomp.ops.conv import conv2d_nchw, depthwise_conv2d_nchw, pad
 from tcomp.ops.elemwise import add, leaky_relu, relu, sigmoid, tanh
 from tcomp.ops.pool import PoolType, global_pool, pool2d
 from tcomp.ops.utils import (
+    OP_KIND,
     OpError,
+    OpKind,
     Tag,
     as_int,
     check_tensor,
@@ -81,7 +83,8 @@ def matmul(
         rhs = b[j, k] if transpose_b else b[k, j]
         return te.sum(cast(lhs, acc) * cast(rhs, acc), axis=k)
 
-    return te.compute((m, n), body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE)
+    attrs = {OP_KIND: OpKind.MATMUL, "transpose_a": transpose_a, "transpose_b": transpose_b}
+    return te.compute((m, n), body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
 
 
 def dense(
@@ -137,7 +140,8 @@ def batch_matmul(
         rhs = b[tb, j, k] if transpose_b else b[tb, k, j]
         return te.sum(cast(lhs, acc) * cast(rhs, acc), axis=k)
 
-    return te.compute((batch, m, n), body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE)
+    attrs = {OP_KIND: OpKind.BATCH_MATMUL, "transpose_a": transpose_a, "transpose_b": transpose_b}
+    return te.compute((batch, m, n), body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -190,7 +194,8 @@ def softmax(x: Tensor, axis: int = -1, name: str = "T_softmax") -> Tensor:
     def norm_body(*idx: Var) -> Expr:
         return expo[idx] / expsum[_without(idx, [ax])]
 
-    return te.compute(x.shape, norm_body, name=name, tag=Tag.ELEMWISE)
+    attrs = {OP_KIND: OpKind.SOFTMAX, "axis": ax}
+    return te.compute(x.shape, norm_body, name=name, tag=Tag.ELEMWISE, attrs=attrs)
 
 
 def log_softmax(x: Tensor, axis: int = -1, name: str = "T_log_softmax") -> Tensor:
@@ -218,7 +223,8 @@ def log_softmax(x: Tensor, axis: int = -1, name: str = "T_log_softmax") -> Tenso
         rest = _without(idx, [ax])
         return x[idx] - maxelem[rest] - te.log(expsum[rest])
 
-    return te.compute(x.shape, out_body, name=name, tag=Tag.ELEMWISE)
+    attrs = {OP_KIND: OpKind.LOG_SOFTMAX, "axis": ax}
+    return te.compute(x.shape, out_body, name=name, tag=Tag.ELEMWISE, attrs=attrs)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -279,7 +285,8 @@ def layer_norm(
             value = value + beta[param_index]
         return value
 
-    return te.compute(x.shape, out_body, name=name, tag=Tag.INJECTIVE)
+    attrs = {OP_KIND: OpKind.LAYER_NORM, "axis": axes}
+    return te.compute(x.shape, out_body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
 
 
 def bias_add(x: Tensor, bias: Tensor, axis: int = 1, name: str = "T_bias_add") -> Tensor:

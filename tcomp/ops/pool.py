@@ -10,7 +10,7 @@ from tcomp import te
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, Var, cast, const, convert, max_expr, min_expr
 from tcomp.ops.conv import pad
-from tcomp.ops.utils import OpError, Tag, as_int, check_tensor, fold, padding_2d, positive_tuple
+from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, as_int, check_tensor, fold, padding_2d, positive_tuple
 from tcomp.te.tensor import Tensor
 
 __all__ = ["PoolType", "global_pool", "pool2d", "pool2d_output_size"]
@@ -103,7 +103,7 @@ def pool2d(
         def window_max(n: Var, c: Var, y: Var, x: Var) -> Expr:
             return te.max(padded[n, c, y * sh + ry, x * sw + rx], axis=[ry, rx])
 
-        return te.compute(shape, window_max, name=name, tag=Tag.COMM_REDUCE)
+        return te.compute(shape, window_max, name=name, tag=Tag.COMM_REDUCE, attrs={OP_KIND: OpKind.POOL2D})
 
     def window_sum(n: Var, c: Var, y: Var, x: Var) -> Expr:
         return te.sum(padded[n, c, y * sh + ry, x * sw + rx], axis=[ry, rx])
@@ -124,7 +124,7 @@ def pool2d(
             count = count_h * count_w
         return cast(total[n, c, y, x], acc) / cast(count, acc)
 
-    return te.compute(shape, average, name=name, tag=Tag.ELEMWISE)
+    return te.compute(shape, average, name=name, tag=Tag.ELEMWISE, attrs={OP_KIND: OpKind.POOL2D})
 
 
 def global_pool(data: Tensor, pool_type: PoolType | str = PoolType.AVG, name: str = "global_pool") -> Tensor:
@@ -142,7 +142,7 @@ def global_pool(data: Tensor, pool_type: PoolType | str = PoolType.AVG, name: st
         return reducer(data[n, c, ry, rx], axis=[ry, rx])
 
     if kind is PoolType.MAX:
-        return te.compute(shape, window, name=name, tag=Tag.COMM_REDUCE)
+        return te.compute(shape, window, name=name, tag=Tag.COMM_REDUCE, attrs={OP_KIND: OpKind.GLOBAL_POOL})
     total = te.compute(shape, window, name=f"{name}_sum", tag=Tag.COMM_REDUCE)
     acc = data.dtype if dt.is_float(data.dtype) else "float32"
     count = fold(convert(data.shape[2]) * data.shape[3])
@@ -150,5 +150,5 @@ def global_pool(data: Tensor, pool_type: PoolType | str = PoolType.AVG, name: st
     def average(n: Var, c: Var, y: Var, x: Var) -> Expr:
         return cast(total[n, c, y, x], acc) / cast(count, acc)
 
-    return te.compute(shape, average, name=name, tag=Tag.ELEMWISE)
+    return te.compute(shape, average, name=name, tag=Tag.ELEMWISE, attrs={OP_KIND: OpKind.GLOBAL_POOL})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,35 @@ class Tag:
     INJECTIVE = "injective"
     COMM_REDUCE = "comm_reduce"
     OUT_ELEMWISE_FUSABLE = "out_elemwise_fusable"
+
+
+class OpKind(enum.StrEnum):
+    """Which library operator a compute stage is, kept in ``op.attrs[OP_KIND]`` (with the operator's attributes
+    beside it) so default schedules can recognize it whatever the stage is named. Multi-stage operators mark the
+    stage that produces their result."""
+
+    PAD = "pad"
+    CONV2D_NCHW = "conv2d_nchw"
+    DEPTHWISE_CONV2D_NCHW = "depthwise_conv2d_nchw"
+    CONV2D_NCHWC = "conv2d_nchwc"
+    MATMUL = "matmul"
+    BATCH_MATMUL = "batch_matmul"
+    SOFTMAX = "softmax"
+    LOG_SOFTMAX = "log_softmax"
+    LAYER_NORM = "layer_norm"
+    POOL2D = "pool2d"
+    GLOBAL_POOL = "global_pool"
+    LAYOUT_TRANSFORM = "layout_transform"
+
+
+OP_KIND = "op_kind"
+
+
+def op_kind(op: Any) -> OpKind | None:
+    """The ``OpKind`` recorded on an operation, or ``None`` for a stage that is not a marked operator."""
+    attrs = getattr(op, "attrs", None) or {}
+    kind = attrs.get(OP_KIND)
+    return OpKind(kind) if kind is not None else None
 
 
 def check_tensor(op: str, name: str, value: Any, ndim: int | None = None) -> Tensor:

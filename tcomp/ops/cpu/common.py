@@ -1,0 +1,265 @@
+"""Shared pieces of the default CPU schedules: factor choice by shape, and the schedules of plain stages.
+
+Factors are chosen from the shape and the target, never fixed: vector widths come from the target's SIMD width and
+the dtype, tiles are divisors of the extents where a good divisor exists (so no iteration needs a bounds guard),
+and a loop runs in parallel only when the work behind it pays for waking the thread pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tcomp.ir import dtype as dt
+from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_int_value
+from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.schedule.schedule import Schedule
+from tcomp.schedule.stage import Stage
+from tcomp.target import Target
+from tcomp.te.tensor import ComputeOp
+
+# fewer elements (or multiply-adds) than this run on one thread: waking the pool costs tens of microseconds
+PARALLEL_MIN_WORK = 1 << 15
+
+
+@dataclass(frozen=True)
+class CpuTarget:
+    """What the schedules need to know about the CPU."""
+
+    vector_bits: int
+    vector_registers: int
+    cores: int
+    l1_bytes: int = 32 << 10  # data cache per core
+    l2_bytes: int = 1 << 20
+
+    @staticmethod
+    def of(target: Target | None) -> CpuTarget:
+        target = target or Target.current_host()
+        if target.kind != "llvm":
+            raise ValueError(f"CPU schedules need an llvm target, got {target}")
+        l1, l2 = host_cache_bytes() if target.host else (32 << 10, 1 << 20)
+        return CpuTarget(target.vector_bits, target.vector_registers, max(1, target.num_cores), l1, l2)
+
+    def lanes(self, dtype: str) -> int:
+        """SIMD lanes of one register for elements of ``dtype``."""
+        return max(1, self.vector_bits // max(8, dt.bits(dtype)))
+
+
+@functools.cache
+def host_cache_bytes() -> tuple[int, int]:
+    """This machine's L1 data and L2 cache sizes per core, from Linux's sysfs (32 KiB and 1 MiB where unknown)."""
+    sizes = {1: 32 << 10, 2: 1 << 20}
+    root = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in root.glob("index*") if root.is_dir() else []:
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            text = (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        if level in sizes and kind in ("Data", "Unified") and text:
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1], 1)
+            digits = text.rstrip("KM")
+            if digits.isdigit():
+                sizes[level] = int(digits) * scale
+    return sizes[1], sizes[2]
+
+
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``n``, ascending."""
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (at least 1)."""
+    return max(d for d in divisors(n) if d <= max(1, limit))
+
+
+def const_extent(iv: IterVar) -> int | None:
+    return None if iv.dom is None else const_int_value(iv.dom.extent)
+
+
+def extents(axes: Sequence[IterVar]) -> list[int] | None:
+    """Constant extents of ``axes``, or ``None`` when one is symbolic."""
+    values = [const_extent(iv) for iv in axes]
+    if any(v is None for v in values):
+        return None
+    return [int(v) for v in values if v is not None]
+
+
+def product(values: Sequence[int]) -> int:
+    result = 1
+    for v in values:
+        result *= v
+    return result
+
+
+def vector_factor(extent: int, lanes: int) -> int | None:
+    """How many consecutive elements of an axis of ``extent`` to vectorize: ``lanes`` when it divides the extent,
+    else a divisor of at least half the lanes, else the whole axis when it is short; ``None`` when only a tail
+    guard would do (the axis is then left to LLVM)."""
+    if extent % lanes == 0:
+        return lanes
+    best = largest_divisor(extent, lanes)
+    if best * 2 >= lanes and best > 1:
+        return best
+    if 1 < extent <= lanes:
+        return extent
+    return None
+
+
+def parallel_fused(stage: Stage, axes: Sequence[IterVar], work: int | None, cores: int) -> IterVar | None:
+    """Fuse the adjacent leaf ``axes`` (outermost first) and run the result in parallel when ``work`` (None:
+    unknown, symbolic) is large enough and the machine has several cores. Returns the fused axis."""
+    if not axes:
+        return None
+    fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
+    if cores > 1 and (work is None or work >= PARALLEL_MIN_WORK):
+        stage.parallel(fused)
+    return fused
+
+
+def schedule_elementwise(stage: Stage, cpu: CpuTarget) -> None:
+    """A root stage without reduction: the innermost axis split by the vector width and vectorized, every outer
+    axis fused into one loop, parallel when the stage is large."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    axes = list(stage.leaf_iter_vars)
+    if not axes:
+        return
+    sizes = extents(op.axis)
+    work = product(sizes) if sizes is not None else None
+    last = axes[-1]
+    last_extent = const_extent(last)
+    outer = axes[:-1]
+    factor = None if last_extent is None else vector_factor(last_extent, cpu.lanes(op.output(0).dtype))
+    if factor is not None and last_extent is not None:
+        if factor < last_extent:
+            last_outer, last_inner = stage.split(last, factor=factor)
+            if not outer:
+                outer.append(last_outer)
+        else:
+            last_inner = last
+        stage.vectorize(last_inner)
+    else:
+        outer.append(last)
+    # the parallel loop fuses the outer axes only: a serial loop over the vectors of a row keeps the index
+    # arithmetic (divisions of the fused index) out of the innermost loop
+    parallel_fused(stage, outer, work, cpu.cores)
+
+
+def reduction_reads_contiguously(op: ComputeOp) -> bool:
+    """Whether every read of the reduction's source that moves with the reduction indexes its innermost dimension
+    by reduction variables alone (a sum over the last axis): consecutive reduction steps read consecutive
+    elements."""
+    body = op.body[0]
+    if not isinstance(body, Reduce):
+        return False
+    reduce_vars = {id(iv.var) for iv in op.reduce_axis}
+    data_vars = {id(iv.var) for iv in op.axis}
+    found: list[bool] = []
+
+    def visit(node: object) -> None:
+        if not isinstance(node, ProducerLoad) or not node.indices:
+            return
+        if not any(id(v) in reduce_vars for index in node.indices for v in free_vars(index)):
+            return  # the same element in every reduction step
+        used = {id(v) for v in free_vars(node.indices[-1]) if isinstance(v, Var)}
+        found.append(bool(used & reduce_vars) and not used & data_vars)
+
+    post_order_visit(body.source, visit)
+    return bool(found) and all(found)
+
+
+def schedule_reduction(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
+    """A root reduction. When it reads its input's last dimension contiguously and that reduction has a multiple of
+    the vector width, the reduction is factored (rfactor) into a vectorized partial stage computed per output
+    element; otherwise the reduction loops go outside the innermost output axis, which is vectorized. Outer output
+    axes are fused and run in parallel when the reduction is large."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    out_sizes = extents(op.axis)
+    red_sizes = extents(op.reduce_axis)
+    work = None if out_sizes is None or red_sizes is None else product(out_sizes) * product(red_sizes)
+    lanes = cpu.lanes(op.output(0).dtype)
+    inner = op.reduce_axis[-1]
+    inner_extent = const_extent(inner)
+    if reduction_reads_contiguously(op) and inner_extent is not None and inner_extent % lanes == 0 and \
+            inner_extent >= 2 * lanes:
+        _, k_inner = stage.split(inner, factor=lanes)
+        rf = s.rfactor(op.output(0), k_inner, factor_axis=len(op.axis))
+        rf_stage = s[rf]
+        out_axes = list(stage.op.axis)  # type: ignore[attr-defined]
+        if out_axes:
+            fused = parallel_fused(stage, out_axes, work, cpu.cores)
+            assert fused is not None
+            rf_stage.compute_at(stage, fused)
+        rf_data = [iv for iv in rf_stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+        rf_reduce = [iv for iv in rf_stage.leaf_iter_vars if iv.kind is IterKind.REDUCE]
+        rf_stage.reorder(*rf_data[:-1], *rf_reduce, rf_data[-1])
+        rf_stage.vectorize(rf_data[-1])
+        return
+    data = [iv for iv in stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    reduce = [iv for iv in stage.leaf_iter_vars if iv.kind is IterKind.REDUCE]
+    if not data:
+        return
+    last = data[-1]
+    last_extent = const_extent(last)
+    factor = None if last_extent is None or reduction_reads_contiguously(op) else vector_factor(last_extent, lanes)
+    outer = data[:-1]
+    if factor is not None and last_extent is not None:
+        if factor < last_extent:
+            last_outer, last_inner = stage.split(last, factor=factor)
+            outer.append(last_outer)
+        else:
+            last_inner = last
+        stage.reorder(*outer, *reduce, last_inner)
+        stage.vectorize(last_inner)
+    else:
+        outer.append(last)
+    parallel_fused(stage, outer, work, cpu.cores)
+
+
+def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
+    """A root ``layout_transform`` that unblocks an axis (``NCHW16c`` -> ``NCHW``): each output axis whose primal is
+    blocked in the source is split by the block, and the block's loop moved just outside the vectorized innermost
+    axis, so a tile of ``block x vector`` outputs reads one contiguous region of the source (a few cache lines per
+    gathered vector instead of one line per lane). Other transforms get the elementwise schedule."""
+    from tcomp.ops.nchwc import Layout
+
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    src = Layout.parse(str(op.attrs["src_layout"]))
+    dst = Layout.parse(str(op.attrs["dst_layout"]))
+    sizes = extents(op.axis)
+    blocked = [
+        d for d, letter in enumerate(dst.axes[:-1])
+        if letter.isupper() and dst.block(letter) is None and src.block(letter) is not None
+    ]
+    if sizes is None or not blocked:
+        schedule_elementwise(stage, cpu)
+        return
+    axes = list(op.axis)
+    last = axes[-1]
+    factor = vector_factor(sizes[-1], cpu.lanes(op.output(0).dtype))
+    outer: list[IterVar] = []
+    inners: list[IterVar] = []
+    for d, axis in enumerate(axes[:-1]):
+        block = src.block(dst.axes[d]) if d in blocked else None
+        if block is not None and sizes[d] % block == 0 and sizes[d] > block:
+            axis_outer, axis_inner = stage.split(axis, factor=block)
+            outer.append(axis_outer)
+            inners.append(axis_inner)
+        else:
+            outer.append(axis)
+    columns: list[IterVar] = []
+    if factor is not None and factor < sizes[-1]:
+        last_outer, last = stage.split(last, factor=factor)
+        columns.append(last_outer)
+    stage.reorder(*outer, *columns, *inners, last)
+    if factor is not None:
+        stage.vectorize(last)
+    parallel_fused(stage, outer, product(sizes), cpu.cores)

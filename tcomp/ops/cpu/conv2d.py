@@ -1,0 +1,281 @@
+"""Default CPU schedules of the 2-D convolutions: ``conv2d_nchwc`` (blocked layout), ``conv2d_nchw`` (direct) and
+``depthwise_conv2d_nchw``.
+
+All three follow one pattern (TVM's x86 conv2d schedules): the output is tiled so that a register tile of
+accumulators stays in vector registers for the whole reduction; the tile is computed in a local buffer (the
+convolution stage itself, computed at the tile loop of the stage that writes the output: a ``cache_write`` copy, or
+the fused elementwise consumer such as bias + relu) and written once; the padding stage is computed at the root in
+parallel, so the inner loops read without bounds tests.
+
+``conv2d_nchwc`` (output ``[N, O/oc, OH, OW, oc]``)::
+
+    for (n, o.chunk, oh) in parallel:
+      for ow.outer:                            # tile: reg_n output columns x oc channels
+        for ic.chunk, ry, icb, rx (unrolled):  # reduction; 1x1 kernels drop the rx/ry loops
+          for ow.inner in unrolled(reg_n): for b in vectorized(oc): acc[ow, b] += data[..] * kernel[.., b]
+        out[.., ow, b] = epilogue(acc[ow, b])
+
+``reg_n`` is the largest divisor of OW whose ``reg_n x oc/lanes`` accumulators fit the register file with room to
+spare. ``conv2d_nchw`` tiles ``oc_t`` output channels x ``vw`` consecutive output columns (one vector, a contiguous
+load of the input row per reduction step, broadcast weights); the depthwise schedule tiles one vector of columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcomp.ir.expr import IterKind, IterVar
+from tcomp.ops.cpu.common import (
+    CpuTarget,
+    extents,
+    largest_divisor,
+    parallel_fused,
+    product,
+    schedule_elementwise,
+    vector_factor,
+)
+from tcomp.ops.utils import OpKind, op_kind
+from tcomp.schedule.schedule import Schedule
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import ComputeOp, Tensor
+
+# accumulators a register tile may use, out of 32 (AVX-512) or 16 vector registers: the rest hold weights and
+# broadcasts
+_SPARE_REGISTERS = 4
+
+
+def padding_stage(s: Schedule, op: ComputeOp) -> Stage | None:
+    """The padding stage a convolution reads, if it has one and it is not inlined."""
+    for tensor in op.input_tensors():
+        if op_kind(tensor.op) is OpKind.PAD:
+            return s[tensor]
+    return None
+
+
+def schedule_padding(s: Schedule, op: ComputeOp, cpu: CpuTarget) -> None:
+    """The convolution's padding stage computed at the root as a parallel, vectorized copy."""
+    stage = padding_stage(s, op)
+    if stage is not None and not stage.is_output:
+        schedule_elementwise(stage, cpu)
+
+
+def _output_stage(s: Schedule, tensor: Tensor, host: Stage | None) -> tuple[Stage, Stage]:
+    """``(out, acc)``: the stage that writes the result (the fused consumer ``host``, or a copy made by
+    ``cache_write``) and the stage that accumulates (the convolution, to be computed at a tile loop of ``out``)."""
+    if host is not None:
+        return host, s[tensor]
+    cache = s.cache_write(tensor, "local")
+    return s[tensor], s[cache]
+
+
+def _split_to(stage: Stage, axis: IterVar, factor: int, extent: int) -> tuple[IterVar | None, IterVar]:
+    if factor >= extent:
+        return None, axis
+    return stage.split(axis, factor=factor)
+
+
+@dataclass(frozen=True)
+class NCHWcTile:
+    """How ``conv2d_nchwc`` is tiled: a register tile of ``reg_n`` output columns x ``oc_chunks`` output-channel
+    blocks (one vector of ``oc`` lanes each); ``unroll_kw`` unrolls the kernel-width loop around the tile.
+
+    ``ic_chunks = 0``: each tile runs its whole reduction in registers (a local cache) and is written once, after the
+    fused epilogue. ``ic_chunks > 0``: the reduction is blocked by that many input-channel blocks, outside the
+    output rows, and accumulates in the output, so one block of the kernel is read from memory once for all rows
+    instead of once per row (for kernels larger than L2); the epilogue then runs as its own pass."""
+
+    reg_n: int
+    oc_chunks: int
+    unroll_kw: bool = True
+    ic_chunks: int = 0
+
+
+def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget, lanes: int) -> NCHWcTile:
+    """The tiling of an output ``[N, O/oc, OH, OW, oc]`` reduced over ``[C/ic, KH, KW, ic]``, measured on AVX-512:
+
+    - ``reg_n``: the largest divisor of ``OW`` up to 14 (longer tiles unroll the reduction past the register file;
+      without a divisor of at least 7, a prime width, 14 columns and a guarded tail);
+    - 1x1 kernels: two channel blocks share each broadcast of the input when ``2 * reg_n`` accumulators fit (one
+      block needs about one load per multiply-add); larger kernels: one block, with the kernel-width loop unrolled
+      so LLVM reuses each broadcast across it, and two blocks when the tile is narrow;
+    - the reduction is blocked (``ic_chunks``) when the kernel is larger than L2 per core, by as many input-channel
+      blocks as keep a block of the kernel in L1."""
+    _, oc_chunks, _, ow, oc_block = sizes
+    ic_total, kh, kw, ic_block = reduce_sizes
+    vectors = max(1, -(-oc_block // lanes))
+    accumulators = cpu.vector_registers - _SPARE_REGISTERS
+    limit = max(1, min(14, accumulators // vectors))
+    reg_n = largest_divisor(ow, limit)
+    if reg_n < min(7, limit) and ow > limit:
+        reg_n = limit
+    chunks = 1
+    if oc_chunks % 2 == 0 and 2 * reg_n * vectors <= accumulators and (kw == 1 or reg_n * vectors <= 8):
+        chunks = 2
+    element = 4
+    kernel_bytes = oc_chunks * oc_block * ic_total * ic_block * kh * kw * element
+    ic_chunks = 0
+    if kernel_bytes > cpu.l2_bytes * cpu.cores:
+        per_chunk = ic_block * kh * kw * oc_block * chunks * element
+        ic_chunks = largest_divisor(ic_total, max(1, cpu.l1_bytes // per_chunk))
+    return NCHWcTile(reg_n, chunks, kw > 1, ic_chunks)
+
+
+def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
+                                tile: NCHWcTile | None = None) -> None:
+    op = s[tensor].op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    reduce_sizes = extents(op.reduce_axis)
+    if sizes is None or reduce_sizes is None:
+        _fallback(s, tensor, host, cpu)
+        return
+    tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype))
+    schedule_padding(s, op, cpu)
+    if tile.ic_chunks:
+        _nchwc_blocked_reduction(s, tensor, host, cpu, tile, sizes, reduce_sizes)
+        return
+    _, oc_chunks, _, ow_extent, oc_block = sizes
+    out, acc = _output_stage(s, tensor, host)
+    if len(out.op.axis) == 4:  # type: ignore[attr-defined]
+        # the host is the layout transform back to NCHW: the channel axis splits into (chunk, block)
+        n, channel, oh, ow = out.op.axis  # type: ignore[attr-defined]
+        oc_chunk, oc_inner = out.split(channel, factor=oc_block)
+        vector_axis = "ow"
+    else:
+        n, oc_chunk, oh, ow, oc_inner = out.op.axis  # type: ignore[attr-defined]
+        vector_axis = "oc"
+    ow_outer, ow_inner = _split_to(out, ow, tile.reg_n, ow_extent)
+    oc_outer, oc_tile = _split_to(out, oc_chunk, tile.oc_chunks, oc_chunks)
+    outer = [n] + ([oc_outer] if oc_outer is not None else []) + [oh]
+    tile_loops = [ow_outer] if ow_outer is not None else []
+    if vector_axis == "oc":
+        out.reorder(*outer, *tile_loops, oc_tile, ow_inner, oc_inner)
+        out.vectorize(oc_inner)
+    else:  # contiguous stores along the output row, gathered from the tile
+        out.reorder(*outer, *tile_loops, oc_tile, oc_inner, ow_inner)
+        out.vectorize(ow_inner)
+    fused = parallel_fused(out, outer, product(sizes) * product(reduce_sizes), cpu.cores)
+    assert fused is not None
+    acc.compute_at(out, tile_loops[0] if tile_loops else fused)
+    a_n, a_oc, a_oh, a_ow, a_b = acc.op.axis  # type: ignore[attr-defined]
+    ic, ry, rx, icb = acc.op.reduce_axis  # type: ignore[attr-defined]
+    if tile.unroll_kw:
+        acc.reorder(a_n, a_oh, ic, ry, icb, rx, a_ow, a_oc, a_b)
+        acc.unroll(rx)
+    else:
+        acc.reorder(a_n, a_oh, ic, ry, rx, icb, a_ow, a_oc, a_b)
+    acc.unroll(a_ow)
+    acc.unroll(a_oc)
+    acc.vectorize(a_b)
+
+
+def _nchwc_blocked_reduction(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, tile: NCHWcTile,
+                             sizes: list[int], reduce_sizes: list[int]) -> None:
+    """``ic_chunks > 0``: ``for (n, o.outer) parallel: for ic.outer: for oh, ow.outer: <reduction block> tile``."""
+    stage = s[tensor]
+    _, oc_chunks, _, ow_extent, _ = sizes
+    n, oc_chunk, oh, ow, oc_inner = stage.op.axis  # type: ignore[attr-defined]
+    ic, ry, rx, icb = stage.op.reduce_axis  # type: ignore[attr-defined]
+    oc_outer, oc_tile = _split_to(stage, oc_chunk, tile.oc_chunks, oc_chunks)
+    ow_outer, ow_inner = _split_to(stage, ow, tile.reg_n, ow_extent)
+    ic_outer, ic_inner = _split_to(stage, ic, tile.ic_chunks, reduce_sizes[0])
+    outer = [n] + ([oc_outer] if oc_outer is not None else [])
+    blocks = [ic_outer] if ic_outer is not None else []
+    columns = [ow_outer] if ow_outer is not None else []
+    if tile.unroll_kw:
+        inner = [ic_inner, ry, icb, rx]
+        stage.unroll(rx)
+    else:
+        inner = [ic_inner, ry, rx, icb]
+    stage.reorder(*outer, *blocks, oh, *columns, *inner, ow_inner, oc_tile, oc_inner)
+    parallel_fused(stage, outer, product(sizes) * product(reduce_sizes), cpu.cores)
+    stage.unroll(ow_inner)
+    stage.unroll(oc_tile)
+    stage.vectorize(oc_inner)
+    if host is not None:
+        schedule_elementwise(host, cpu)
+
+
+def conv2d_nchw_tile(oc: int, ow: int, cpu: CpuTarget, lanes: int) -> tuple[int, int]:
+    """``(oc_t, vw)``: output channels x consecutive output columns per register tile."""
+    vw = vector_factor(ow, lanes) or lanes
+    vectors = max(1, -(-vw // lanes))
+    oc_t = largest_divisor(oc, min(8, (cpu.vector_registers - _SPARE_REGISTERS) // vectors))
+    return oc_t, vw
+
+
+def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+    op = s[tensor].op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    if sizes is None:
+        _fallback(s, tensor, host, cpu)
+        return
+    _, oc_extent, _, ow_extent = sizes
+    lanes = cpu.lanes(tensor.dtype)
+    oc_t, vw = conv2d_nchw_tile(oc_extent, ow_extent, cpu, lanes)
+    schedule_padding(s, op, cpu)
+    out, acc = _output_stage(s, tensor, host)
+    n, oc, oh, ow = out.op.axis  # type: ignore[attr-defined]
+    oc_outer, oc_inner = _split_to(out, oc, oc_t, oc_extent)
+    ow_outer, ow_inner = _split_to(out, ow, vw, ow_extent)
+    outer = [n] + ([oc_outer] if oc_outer is not None else []) + [oh]
+    tile = [ow_outer] if ow_outer is not None else []
+    out.reorder(*outer, *tile, oc_inner, ow_inner)
+    reduce_sizes = extents(op.reduce_axis) or [1]
+    fused = parallel_fused(out, outer, product(sizes) * product(reduce_sizes), cpu.cores)
+    assert fused is not None
+    out.vectorize(ow_inner)
+    acc.compute_at(out, tile[0] if tile else fused)
+    a_n, a_oc, a_oh, a_ow = acc.op.axis  # type: ignore[attr-defined]
+    rc, ry, rx = acc.op.reduce_axis  # type: ignore[attr-defined]
+    acc.reorder(a_n, a_oh, rc, ry, rx, a_oc, a_ow)
+    acc.unroll(a_oc)
+    acc.vectorize(a_ow)
+
+
+def schedule_depthwise_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+    op = s[tensor].op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    if sizes is None:
+        _fallback(s, tensor, host, cpu)
+        return
+    _, _, oh_extent, ow_extent = sizes
+    lanes = cpu.lanes(tensor.dtype)
+    vw = vector_factor(ow_extent, lanes) or lanes
+    rows = largest_divisor(oh_extent, 4)
+    schedule_padding(s, op, cpu)
+    out, acc = _output_stage(s, tensor, host)
+    n, c, oh, ow = out.op.axis  # type: ignore[attr-defined]
+    oh_outer, oh_inner = _split_to(out, oh, rows, oh_extent)
+    ow_outer, ow_inner = _split_to(out, ow, vw, ow_extent)
+    outer = [n, c] + ([oh_outer] if oh_outer is not None else [])
+    tile = [ow_outer] if ow_outer is not None else []
+    out.reorder(*outer, *tile, oh_inner, ow_inner)
+    fused = parallel_fused(out, outer, product(sizes) * 9, cpu.cores)
+    assert fused is not None
+    out.vectorize(ow_inner)
+    acc.compute_at(out, tile[0] if tile else fused)
+    a_n, a_c, a_oh, a_ow = acc.op.axis  # type: ignore[attr-defined]
+    ry, rx = acc.op.reduce_axis  # type: ignore[attr-defined]
+    acc.reorder(a_n, a_c, ry, rx, a_oh, a_ow)
+    acc.unroll(rx)
+    acc.unroll(a_oh)
+    acc.vectorize(a_ow)
+
+
+def _fallback(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+    """Symbolic shapes: outputs in parallel, reductions as plain loops, the epilogue its own pass."""
+    stage = s[tensor]
+    data = [iv for iv in stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    parallel_fused(stage, data[:2], None, cpu.cores)
+    if host is not None:
+        schedule_elementwise(host, cpu)
+
+
+SCHEDULES = {
+    OpKind.CONV2D_NCHWC: schedule_conv2d_nchwc_stage,
+    OpKind.CONV2D_NCHW: schedule_conv2d_nchw_stage,
+    OpKind.DEPTHWISE_CONV2D_NCHW: schedule_depthwise_conv2d_nchw_stage,
+}

@@ -1,0 +1,172 @@
+"""Default CPU schedules of the matrix products: ``matmul``, ``dense`` (``matmul`` with ``transpose_b``) and
+``batch_matmul``.
+
+When B's columns are contiguous (no ``transpose_b``) the schedule is the blocked GEMM of ``matmul_cpu.py`` applied
+to the library's compute: an ``mr x nr`` register tile of C (``nr`` a multiple of the vector width, vectorized;
+``mr`` rows unrolled, each a broadcast of A) accumulated over a ``kc`` slice of K, with the ``kc x nr`` panel of B
+copied to a contiguous local buffer (``cache_read`` computed at the panel loop) when the matrices are large:
+
+    for (batch, i.block) in parallel:   # or the column panels when there are too few row blocks
+      for k.outer:                      # a kc-deep slice
+        for j.outer:                    # B panel (kc x nr), copied once here
+          for i.mid, k.inner:
+            for i.inner in unrolled(mr): for j.inner in vectorized(nr): C += A * B
+
+With ``transpose_b`` (dense: ``weight[N, K]``) a row of B is contiguous along K, so each output is a dot product:
+K is split by the vector width and factored (``rfactor``) into ``lanes`` partial sums, computed for an
+``mt x nt`` tile of outputs at once (``mt + nt`` vector loads feed ``mt * nt`` vector multiply-adds), then summed.
+Shapes the factors do not divide keep correct bounds guards; symbolic shapes get a plain parallel loop.
+"""
+
+from __future__ import annotations
+
+from tcomp.ir.expr import IterKind
+from tcomp.ops.cpu.common import (
+    CpuTarget,
+    extents,
+    largest_divisor,
+    parallel_fused,
+    product,
+    schedule_elementwise,
+    vector_factor,
+)
+from tcomp.schedule.schedule import Schedule
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import ComputeOp, Tensor
+
+# B panels are copied only when the problem is this large (multiply-adds): below, the copy does not pay off
+PANEL_MIN_WORK = 1 << 24
+
+
+def _inputs(op: ComputeOp) -> tuple[Tensor, Tensor]:
+    tensors = op.input_tensors()
+    if len(tensors) < 2:
+        return tensors[0], tensors[0]
+    return tensors[0], tensors[1]
+
+
+def schedule_matmul_stage(s: Schedule, tensor: Tensor, cpu: CpuTarget) -> None:
+    """Schedule the matmul or batch_matmul compute ``tensor`` (a root stage, attributes ``transpose_a`` /
+    ``transpose_b``)."""
+    stage = s[tensor]
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    k_sizes = extents(op.reduce_axis)
+    if sizes is None or k_sizes is None or len(op.reduce_axis) != 1:
+        schedule_elementwise_reduction_fallback(stage, cpu)
+        return
+    *batch, m, n = sizes
+    k = k_sizes[0]
+    transpose_a = bool(op.attrs.get("transpose_a", False))
+    transpose_b = bool(op.attrs.get("transpose_b", False))
+    lanes = cpu.lanes(tensor.dtype)
+    if transpose_b:
+        if not transpose_a and k % lanes == 0 and k >= 2 * lanes:
+            _dot_tiles(s, stage, tensor, batch, m, n, k, cpu)
+        else:
+            schedule_elementwise_reduction_fallback(stage, cpu)
+        return
+    _gemm_tiles(s, stage, tensor, batch, m, n, k, cpu)
+
+
+def schedule_elementwise_reduction_fallback(stage: Stage, cpu: CpuTarget) -> None:
+    """Outputs in parallel, each reduction a plain loop (symbolic shapes, layouts no tile fits)."""
+    data = [iv for iv in stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    parallel_fused(stage, data, None if sizes is None else product(sizes), cpu.cores)
+
+
+def gemm_blocking(m: int, n: int, k: int, cpu: CpuTarget, lanes: int) -> tuple[int, int, int, int]:
+    """``(mr, nr, mc, kc)`` for C[m, n] += A[m, k] B[k, n]: ``nr`` two vectors when that divides ``n`` (else one,
+    else the best vector factor), ``mr`` the largest divisor of ``m`` whose ``mr x nr`` accumulators leave registers
+    for a panel row and a broadcast, ``mc`` rows per block so the rows split evenly over the cores, ``kc`` a slice
+    of K that keeps the panel in L1/L2."""
+    if n % (2 * lanes) == 0:
+        nr = 2 * lanes
+    else:
+        nr = vector_factor(n, lanes) or lanes
+    vectors = max(1, -(-nr // lanes))
+    budget = max(1, (cpu.vector_registers - vectors - 2) // vectors)
+    mr = largest_divisor(m, min(budget, 8 if vectors > 1 else 12))
+    if mr < 4 and m > 8:  # no usable divisor: a tile with a guarded tail beats one-row tiles
+        mr = min(8, budget)
+    blocks = -(-m // mr)
+    per_block = max(1, min(blocks // cpu.cores, max(1, 64 // mr)))
+    mc = mr * per_block
+    kc = k if k <= 512 else largest_divisor(k, 256) if largest_divisor(k, 256) >= 64 else 256
+    return mr, nr, mc, kc
+
+
+def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,
+                cpu: CpuTarget) -> None:
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    lanes = cpu.lanes(tensor.dtype)
+    mr, nr, mc, kc = gemm_blocking(m, n, k, cpu, lanes)
+    *batch_axes, i, j = stage.leaf_iter_vars[: len(op.axis)]
+    (kk,) = op.reduce_axis
+    work = product(batch) * m * n * k
+    i_block, i_rest = stage.split(i, factor=mc)
+    i_mid, i_inner = stage.split(i_rest, factor=mr)
+    j_outer, j_inner = stage.split(j, factor=nr)
+    k_outer, k_inner = stage.split(kk, factor=kc) if kc < k else (None, kk)
+    row_blocks = product(batch) * -(-m // mc)
+    by_rows = row_blocks >= 2 * cpu.cores or n <= nr
+    k_loops = [k_outer] if k_outer is not None else []
+    if by_rows:
+        stage.reorder(*batch_axes, i_block, *k_loops, j_outer, i_mid, k_inner, i_inner, j_inner)
+        parallel_fused(stage, [*batch_axes, i_block], work, cpu.cores)
+    else:
+        stage.reorder(*batch_axes, j_outer, i_block, *k_loops, i_mid, k_inner, i_inner, j_inner)
+        parallel_fused(stage, [*batch_axes, j_outer], work, cpu.cores)
+    stage.unroll(i_inner)
+    stage.vectorize(j_inner)
+    _, b = _inputs(op)
+    if by_rows and work >= PANEL_MIN_WORK and n % nr == 0 and k % kc == 0 and not op.attrs.get("transpose_b"):
+        panel = s.cache_read(b, "local", [tensor])
+        s[panel].compute_at(stage, j_outer)
+        s[panel].vectorize(s[panel].op.axis[-1])
+
+
+def _dot_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,
+               cpu: CpuTarget) -> None:
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    lanes = cpu.lanes(tensor.dtype)
+    (kk,) = op.reduce_axis
+    _, k_lane = stage.split(kk, factor=lanes)
+    partial = s.rfactor(tensor, k_lane, factor_axis=len(op.axis))
+    final_op = stage.op
+    assert isinstance(final_op, ComputeOp)
+    *batch_axes, i, j = final_op.axis
+    mt = largest_divisor(m, 4)
+    nt = largest_divisor(n, 4 if mt > 1 else 8)
+    i_outer, i_inner = stage.split(i, factor=mt)
+    j_outer, j_inner = stage.split(j, factor=nt)
+    (k_sum,) = final_op.reduce_axis
+    stage.reorder(*batch_axes, i_outer, j_outer, i_inner, j_inner, k_sum)
+    work = product(batch) * m * n * k
+    if product(batch) * -(-m // mt) >= 2 * cpu.cores:
+        parallel_fused(stage, [*batch_axes, i_outer], work, cpu.cores)
+    else:
+        parallel_fused(stage, [*batch_axes, i_outer, j_outer], work, cpu.cores)
+    anchor = stage.leaf_iter_vars[-4]  # the innermost tile loop, outside the mt x nt point loops
+    s[partial].compute_at(stage, anchor)
+    part = s[partial]
+    data = [iv for iv in part.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    reduce = [iv for iv in part.leaf_iter_vars if iv.kind is IterKind.REDUCE]
+    part.reorder(*data[:-3], *reduce, *data[-3:])
+    part.unroll(data[-3])
+    part.unroll(data[-2])
+    part.vectorize(data[-1])
+
+
+def schedule_matmul_with_epilogue(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+    """The product at the root, then its fused elementwise consumer ``host`` (if any) as its own vectorized,
+    parallel pass: the product accumulates across K slices in place, so the epilogue cannot run inside it."""
+    schedule_matmul_stage(s, tensor, cpu)
+    if host is not None:
+        schedule_elementwise(host, cpu)

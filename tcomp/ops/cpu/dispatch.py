@@ -1,0 +1,217 @@
+"""``schedule_for``: the default CPU schedule of any graph of library operators, picked per stage by its kind.
+
+Given the output tensors of a fused group (inputs are placeholders), the schedule is built in four steps:
+
+1. Inline every elementwise / injective stage that is not an output into its readers, except a padding stage read
+   by a reduction (a convolution or pooling computes it at the root instead, so its inner loops test no bounds) and
+   a stage that calls a transcendental function and has several readers (inlining would repeat the call).
+2. Each convolution whose only reader (through the inlined stages) is an output that reads it elementwise takes
+   that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
+   ``schedule_conv2d`` does with a fused bias + relu).
+3. Convolutions and matrix products get their tiled schedules (``conv2d.py``, ``dense.py``).
+4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
+   partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``).
+
+Multi-stage operators (softmax, log_softmax, layer_norm, average pooling, mean) are graphs of reductions and
+elementwise stages and are scheduled stage by stage this way. The per-operator entry points
+(``schedule_conv2d_nchwc(outs)`` ...) are ``schedule_for`` with a check that the operator is there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tcomp.ir.expr import Call, ProducerLoad
+from tcomp.ir.functor import post_order_visit
+from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_layout_transform, schedule_reduction
+from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
+from tcomp.ops.cpu.conv2d import padding_stage
+from tcomp.ops.cpu.dense import schedule_matmul_stage
+from tcomp.ops.utils import OpError, OpKind, op_kind
+from tcomp.schedule.lower import inline_bodies
+from tcomp.schedule.relation import AttachType
+from tcomp.schedule.schedule import Schedule, create_schedule
+from tcomp.schedule.stage import Stage
+from tcomp.target import Target
+from tcomp.te.tensor import ComputeOp, Tensor
+
+MATMUL_KINDS = (OpKind.MATMUL, OpKind.BATCH_MATMUL)
+
+__all__ = ["schedule_for", "schedule_with_kind"]
+
+
+def _direct_readers(s: Schedule, stage: Stage) -> list[Stage]:
+    tensor = stage.op.output(0)
+    return [
+        other for other in s.stages
+        if other is not stage and any(s.resolve(t) is tensor for t in other.op.input_tensors())
+    ]
+
+
+def _calls_math(op: ComputeOp) -> bool:
+    found = False
+
+    def visit(node: object) -> None:
+        nonlocal found
+        if isinstance(node, Call):
+            found = True
+
+    for expr in op.body:
+        post_order_visit(expr, visit)
+    return found
+
+
+def _inlinable(s: Schedule, stage: Stage) -> bool:
+    op = stage.op
+    if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
+        return False
+    if stage.attach_type is not AttachType.ROOT:
+        return False
+    readers = _direct_readers(s, stage)
+    if not readers:
+        return False
+    if op_kind(op) is OpKind.PAD and any(r.is_reduction for r in readers):
+        return False
+    if len(readers) > 1 and _calls_math(op):
+        return False
+    return True
+
+
+def inline_injective(s: Schedule) -> None:
+    """Step 1: inline the elementwise and injective stages that are not outputs (see the module docstring)."""
+    for stage in list(s.stages):
+        if _inlinable(s, stage):
+            stage.compute_inline()
+
+
+def _reads_elementwise(body: Sequence[object], tensor: Tensor, axis_vars: Sequence[object]) -> bool:
+    loads: list[ProducerLoad] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, ProducerLoad) and node.producer is tensor:
+            loads.append(node)
+
+    for expr in body:
+        post_order_visit(expr, visit)
+    return bool(loads) and all(
+        len(load.indices) == len(axis_vars) and all(i is v for i, v in zip(load.indices, axis_vars)) for load in loads
+    )
+
+
+def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | None:
+    """Step 2: the output stage that can host ``stage`` as its epilogue, or ``None``."""
+    if stage.is_output:
+        return None
+    readers = s.readers(stage)
+    if len(readers) != 1:
+        return None
+    host = readers[0]
+    host_op, op = host.op, stage.op
+    if host in claimed or not host.is_output or host.attach_type is not AttachType.ROOT:
+        return None
+    if not isinstance(host_op, ComputeOp) or host_op.is_reduction or host_op.num_outputs != 1:
+        return None
+    if not isinstance(op, ComputeOp) or op_kind(host_op) in CONV_SCHEDULES:
+        return None
+    out, result = host_op.output(0), op.output(0)
+    shape_ok = len(out.shape) == len(result.shape) and all(
+        getattr(a, "value", None) is not None and getattr(a, "value", None) == getattr(b, "value", None)
+        for a, b in zip(out.shape, result.shape)
+    )
+    if not shape_ok:
+        return None
+    body = inline_bodies(s)[host_op]
+    if not _reads_elementwise(body, result, [iv.var for iv in host_op.axis]):
+        return None
+    return host
+
+
+def unblocking_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | None:
+    """For a ``conv2d_nchwc`` stage: the output ``layout_transform`` from ``NCHW{oc}c`` back to ``NCHW`` that reads
+    it directly or through inlined stages that read it elementwise (a blocked bias, an activation), which can host
+    the convolution's tiles so the result is written in NCHW directly."""
+    if stage.is_output:
+        return None
+    readers = s.readers(stage)
+    if len(readers) != 1:
+        return None
+    host = readers[0]
+    host_op, op = host.op, stage.op
+    if host in claimed or not host.is_output or host.attach_type is not AttachType.ROOT:
+        return None
+    if not isinstance(host_op, ComputeOp) or op_kind(host_op) is not OpKind.LAYOUT_TRANSFORM:
+        return None
+    block = getattr(op.output(0).shape[-1], "value", None)
+    if host_op.attrs.get("src_layout") != f"NCHW{block}c" or host_op.attrs.get("dst_layout") != "NCHW":
+        return None
+    source = s.resolve(host_op.input_tensors()[0])
+    while source is not s.resolve(op.output(0)):
+        producer = s[source]
+        inputs = [s.resolve(t) for t in producer.op.input_tensors()]
+        if producer.attach_type is not AttachType.INLINE or not isinstance(producer.op, ComputeOp):
+            return None
+        path = [t for t in inputs if t is s.resolve(op.output(0)) or s[t].attach_type is AttachType.INLINE]
+        if len(path) != 1 or not _reads_elementwise(producer.op.body, path[0], [iv.var for iv in producer.op.axis]):
+            return None
+        source = path[0]
+    return host
+
+
+def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
+    """Step 3; returns the stages it scheduled (anchors, their hosts and padding stages)."""
+    done: set[Stage] = set()
+    for stage in reversed(list(s.stages)):
+        kind = op_kind(stage.op)
+        if stage.attach_type is not AttachType.ROOT or stage in done:
+            continue
+        if kind in CONV_SCHEDULES:
+            host = epilogue_host(s, stage, done)
+            if host is None and kind is OpKind.CONV2D_NCHWC:
+                host = unblocking_host(s, stage, done)
+            op = stage.op
+            assert isinstance(op, ComputeOp)
+            pad = padding_stage(s, op)
+            CONV_SCHEDULES[kind](s, op.output(0), host, cpu)
+            done.update(x for x in (stage, host, pad) if x is not None)
+        elif kind in MATMUL_KINDS:
+            schedule_matmul_stage(s, stage.op.output(0), cpu)
+            done.add(stage)
+    return done
+
+
+def schedule_for(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
+    """The default CPU schedule of the graph that computes ``outs`` (one fused group: its inputs are
+    placeholders), for ``target`` (the host by default)."""
+    tensors = [outs] if isinstance(outs, Tensor) else list(outs)
+    if not tensors:
+        raise OpError("schedule_for: give at least one output tensor")
+    for tensor in tensors:
+        if not isinstance(tensor, Tensor):
+            raise OpError(f"schedule_for: outputs must be tensors, got {type(tensor).__name__}")
+    cpu = CpuTarget.of(target)
+    s = create_schedule(tensors)
+    inline_injective(s)
+    original = list(s.stages)
+    done = _schedule_anchors(s, cpu)
+    for stage in original:
+        if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(stage.op, ComputeOp):
+            continue
+        if stage.op.is_reduction:
+            schedule_reduction(s, stage, cpu)
+        elif op_kind(stage.op) is OpKind.LAYOUT_TRANSFORM:
+            schedule_layout_transform(stage, cpu)
+        else:
+            schedule_elementwise(stage, cpu)
+    return s
+
+
+def schedule_with_kind(
+    outs: Tensor | Sequence[Tensor], target: Target | None, kinds: Sequence[OpKind], entry: str
+) -> Schedule:
+    """``schedule_for(outs)`` after checking that the graph holds an operator of one of ``kinds``."""
+    tensors = [outs] if isinstance(outs, Tensor) else list(outs)
+    s = schedule_for(tensors, target)
+    if not any(op_kind(stage.origin_op) in kinds for stage in s.stages):
+        names = ", ".join(k.value for k in kinds)
+        raise OpError(f"{entry}: the graph of {', '.join(t.name for t in tensors)} has no {names} operator")
+    return s

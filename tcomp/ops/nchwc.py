@@ -1,0 +1,234 @@
+"""Blocked layouts: layout strings, ``layout_transform`` between them, and 2-D convolution in NCHW[x]c.
+
+A layout string names each dimension in storage order: an upper-case letter is a primal axis (``N``, ``C``, ``H``,
+``W``; ``O``, ``I`` for kernels) and ``<factor><letter>`` in lower case is a block of that axis's primal of
+``factor`` elements, stored as its own (inner) dimension. ``NCHW16c`` holds ``x[n, c // 16, h, w, c % 16]`` and
+``OIHW16i16o`` holds ``w[o // 16, i // 16, h, w, i % 16, o % 16]``.
+
+``conv2d_nchwc`` computes on blocked data ``[N, C // ic, H, W, ic]`` and a blocked kernel
+``[O // oc, C // ic, KH, KW, ic, oc]``: the innermost ``oc`` output channels of a block are contiguous, so a CPU
+schedule keeps one SIMD vector of them per output pixel and reads each input channel as a broadcast.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tcomp import te
+from tcomp.ir.expr import Expr, Var, cast, convert, floordiv, floormod
+from tcomp.ops.conv import _check_positive_output, _out_dtype, _spatial_args, conv2d_output_size, pad
+from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, check_tensor, fold, static_dim
+from tcomp.te.tensor import Tensor
+
+__all__ = [
+    "BlockedConv", "Layout", "choose_channel_block", "conv2d_nchw_via_nchwc", "conv2d_nchwc", "layout_transform",
+    "pack_kernel",
+]
+
+_TOKEN = re.compile(r"(\d*)([A-Za-z])")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A parsed layout string: ``axes[d]`` is the letter of dimension ``d`` (upper case: primal, lower case: a
+    block of the upper-case axis) and ``factors[d]`` the block size (``None`` for primal axes)."""
+
+    name: str
+    axes: tuple[str, ...]
+    factors: tuple[int | None, ...]
+
+    @staticmethod
+    def parse(text: str) -> Layout:
+        if not isinstance(text, str) or not text:
+            raise OpError(f"layout: expected a layout string such as 'NCHW16c', got {text!r}")
+        axes: list[str] = []
+        factors: list[int | None] = []
+        position = 0
+        while position < len(text):
+            match = _TOKEN.match(text, position)
+            if match is None:
+                raise OpError(f"layout {text!r}: cannot read {text[position:]!r}")
+            digits, letter = match.groups()
+            if letter.isupper():
+                if digits:
+                    raise OpError(f"layout {text!r}: primal axis {letter} cannot have a factor")
+                factors.append(None)
+            else:
+                if not digits or int(digits) <= 0:
+                    raise OpError(f"layout {text!r}: block axis {letter} needs a positive factor, as in 16{letter}")
+                factors.append(int(digits))
+            axes.append(letter)
+            position = match.end()
+        if len(set(axes)) != len(axes):
+            raise OpError(f"layout {text!r}: an axis appears twice")
+        for letter in axes:
+            if letter.islower() and letter.upper() not in axes:
+                raise OpError(f"layout {text!r}: block axis {letter} has no primal axis {letter.upper()}")
+        return Layout(text, tuple(axes), tuple(factors))
+
+    @property
+    def primal(self) -> frozenset[str]:
+        return frozenset(a for a in self.axes if a.isupper())
+
+    def block(self, primal: str) -> int | None:
+        """The block factor of ``primal`` in this layout, or ``None`` when it is not blocked."""
+        lower = primal.lower()
+        return self.factors[self.axes.index(lower)] if lower in self.axes else None
+
+
+def layout_transform(x: Tensor, src_layout: str, dst_layout: str, name: str = "T_layout_trans") -> Tensor:
+    """``x`` (stored in ``src_layout``) rearranged into ``dst_layout`` over the same primal axes. Every primal
+    coordinate ``p`` is rebuilt from the destination index (``p = outer * factor + inner`` for a blocked axis) and read
+    from ``x`` at ``(p // f, ..., p % f)`` for the source's blocks. A primal extent must be a multiple of the
+    destination's block factor."""
+    op = "layout_transform"
+    check_tensor(op, "x", x)
+    src, dst = Layout.parse(src_layout), Layout.parse(dst_layout)
+    if len(src.axes) != x.ndim:
+        raise OpError(f"{op}: layout {src.name!r} has {len(src.axes)} dimensions, {x.name} has {x.ndim}")
+    if src.primal != dst.primal:
+        raise OpError(f"{op}: layouts {src.name!r} and {dst.name!r} have different primal axes")
+    extents: dict[str, Expr] = {}
+    for letter in src.axes:
+        if letter.isupper():
+            extent = convert(x.shape[src.axes.index(letter)])
+            factor = src.block(letter)
+            extents[letter] = fold(extent * factor) if factor else extent
+    out_shape: list[Expr] = []
+    for letter, factor in zip(dst.axes, dst.factors):
+        if factor is not None:
+            out_shape.append(convert(factor))
+            continue
+        block = dst.block(letter)
+        if block is None:
+            out_shape.append(extents[letter])
+            continue
+        extent = static_dim(op, "x", x, src.axes.index(letter)) * (src.block(letter) or 1)
+        if extent % block:
+            raise OpError(
+                f"{op}: axis {letter} has {extent} elements, not a multiple of the block {block}{letter.lower()}"
+            )
+        out_shape.append(convert(extent // block))
+
+    def body(*index: Var) -> Expr:
+        primal: dict[str, Expr] = {}
+        for letter in dst.primal:
+            outer = index[dst.axes.index(letter)]
+            block = dst.block(letter)
+            primal[letter] = outer * block + index[dst.axes.index(letter.lower())] if block else outer
+        source: list[Expr] = []
+        for letter, factor in zip(src.axes, src.factors):
+            if factor is not None:
+                source.append(floormod(primal[letter.upper()], factor))
+            else:
+                block = src.block(letter)
+                source.append(floordiv(primal[letter], block) if block else primal[letter])
+        return x[tuple(source)]
+
+    attrs = {OP_KIND: OpKind.LAYOUT_TRANSFORM, "src_layout": src.name, "dst_layout": dst.name}
+    return te.compute(tuple(out_shape), body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
+
+
+def pack_kernel(kernel: Tensor, ic_block: int, oc_block: int, name: str = "kernel_packed") -> Tensor:
+    """An ``OIHW`` kernel in ``OIHW{ic_block}i{oc_block}o`` (``conv2d_nchwc``'s kernel layout)."""
+    check_tensor("pack_kernel", "kernel", kernel, 4)
+    return layout_transform(kernel, "OIHW", f"OIHW{ic_block}i{oc_block}o", name=name)
+
+
+def choose_channel_block(channels: int, lanes: int) -> int:
+    """The channel block for ``channels``: ``lanes`` when it divides them, else their largest divisor below it
+    (so odd channel counts still block exactly, as TVM's x86 conv2d does)."""
+    for block in range(min(lanes, channels), 0, -1):
+        if channels % block == 0:
+            return block
+    return 1
+
+
+def conv2d_nchwc(
+    data: Tensor,
+    kernel: Tensor,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    out_dtype: str | None = None,
+    name: str = "conv2d_nchwc",
+) -> Tensor:
+    """2-D convolution in blocked layout. ``data[N, C // ic, H, W, ic]`` (``NCHW{ic}c``) and
+    ``kernel[O // oc, C // ic, KH, KW, ic, oc]`` (``OIHW{ic}i{oc}o``) -> ``out[N, O // oc, OH, OW, oc]``
+    (``NCHW{oc}c``), sizes as in ``conv2d_nchw``, and
+
+        out[n, g, y, x, b] = sum_{c, ry, rx, i} pad[n, c, y * sh + ry * dh, x * sw + rx * dw, i]
+                                                * kernel[g, c, ry, rx, i, b].
+
+    The padding is its own stage (``pad_data``) so a schedule can place it.
+    """
+    op = "conv2d_nchwc"
+    check_tensor(op, "data", data, 5)
+    check_tensor(op, "kernel", kernel, 6)
+    strides, pads, dilations = _spatial_args(op, stride, padding, dilation)
+    chunks, ic_block = static_dim(op, "data", data, 1), static_dim(op, "data", data, 4)
+    k_chunks, k_ic = static_dim(op, "kernel", kernel, 1), static_dim(op, "kernel", kernel, 4)
+    if (k_chunks, k_ic) != (chunks, ic_block):
+        raise OpError(
+            f"{op}: kernel input channels are {k_chunks} blocks of {k_ic}, data has {chunks} blocks of {ic_block}"
+        )
+    kh, kw = static_dim(op, "kernel", kernel, 2), static_dim(op, "kernel", kernel, 3)
+    out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
+    out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
+    _check_positive_output(op, out_h, out_w, data)
+    acc = _out_dtype(op, data, out_dtype)
+    top, left, bottom, right = pads
+    padded = data
+    if any(pads):
+        padded = pad(data, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
+    ic = te.reduce_axis((0, chunks), name="ic")
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    icb = te.reduce_axis((0, ic_block), name="icb")
+    (sh, sw), (dh, dw) = strides, dilations
+
+    def body(n: Var, g: Var, y: Var, x: Var, b: Var) -> Expr:
+        value = padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, icb]
+        weight = kernel[g, ic, ry, rx, icb, b]
+        return te.sum(cast(value, acc) * cast(weight, acc), axis=[ic, ry, rx, icb])
+
+    shape = (data.shape[0], kernel.shape[0], out_h, out_w, kernel.shape[5])
+    attrs = {OP_KIND: OpKind.CONV2D_NCHWC, "stride": strides, "padding": pads, "dilation": dilations}
+    return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
+
+
+@dataclass(frozen=True)
+class BlockedConv:
+    """The stages of ``conv2d_nchw_via_nchwc`` by role."""
+
+    data_blocked: Tensor  # data in NCHW{ic}c
+    kernel_packed: Tensor  # kernel in OIHW{ic}i{oc}o
+    conv: Tensor  # conv2d_nchwc's result, NCHW{oc}c
+    out: Tensor  # the result in NCHW
+
+
+def conv2d_nchw_via_nchwc(
+    data: Tensor,
+    kernel: Tensor,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    ic_block: int | None = None,
+    oc_block: int | None = None,
+    lanes: int = 16,
+) -> BlockedConv:
+    """``conv2d_nchw`` computed in the blocked layout: ``data`` (NCHW) transformed to ``NCHW{ic}c``, the ``OIHW``
+    kernel packed, ``conv2d_nchwc``, and the result transformed back to NCHW. Blocks default to
+    ``choose_channel_block(channels, lanes)``."""
+    op = "conv2d_nchw_via_nchwc"
+    check_tensor(op, "data", data, 4)
+    check_tensor(op, "kernel", kernel, 4)
+    ic = ic_block or choose_channel_block(static_dim(op, "data", data, 1), lanes)
+    oc = oc_block or choose_channel_block(static_dim(op, "kernel", kernel, 0), lanes)
+    blocked = layout_transform(data, "NCHW", f"NCHW{ic}c", name="data_blocked")
+    packed = pack_kernel(kernel, ic, oc)
+    conv = conv2d_nchwc(blocked, packed, stride, padding, dilation)
+    out = layout_transform(conv, f"NCHW{oc}c", "NCHW", name="conv_nchw")
+    return BlockedConv(blocked, packed, conv, out)

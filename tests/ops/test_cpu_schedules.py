@@ -1,0 +1,230 @@
+"""The default CPU schedules (``tcomp.ops.cpu``) against numpy, per operator, on several shapes including odd ones
+that no vector width or tile divides; and the factors they choose by shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tcomp import Target, ops, te
+from tcomp.ops import testing as reference
+from tcomp.ops.cpu import (
+    CpuTarget,
+    NCHWcTile,
+    conv2d_nchw_tile,
+    conv2d_nchwc_tile,
+    gemm_blocking,
+    schedule_batch_matmul,
+    schedule_conv2d_nchw,
+    schedule_dense,
+    schedule_depthwise_conv2d_nchw,
+    schedule_for,
+    schedule_injective,
+    schedule_layer_norm,
+    schedule_matmul,
+    schedule_pool,
+    schedule_reduce,
+    schedule_softmax,
+)
+from tcomp.ops.cpu.common import divisors, largest_divisor, vector_factor
+from tcomp.ops.testing import build_and_check, random_data
+from tests.ops.op_cases import CASES
+
+RNG = np.random.default_rng(700)
+AVX512 = CpuTarget(vector_bits=512, vector_registers=32, cores=2, l1_bytes=48 << 10, l2_bytes=2 << 20)
+AVX2 = CpuTarget(vector_bits=256, vector_registers=16, cores=2)
+
+
+def _ints(tensor: te.Tensor) -> tuple[int, ...]:
+    return tuple(int(d) for d in tensor.shape)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# every operator problem of the shared cases under schedule_for
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_schedule_for_every_operator_case(case_name: str) -> None:
+    problem = CASES[case_name]()
+    s = schedule_for([problem.output])
+    build_and_check(s, problem.args, problem.arrays, problem.expected, problem.rtol, problem.atol)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# matrix products
+@pytest.mark.parametrize(("m", "k", "n", "transpose_a", "transpose_b"), [
+    (256, 256, 256, False, False),  # panels copied (cache_read), tensor-sized tiles
+    (13, 7, 31, False, False),
+    (1, 64, 48, False, False),  # a row vector: the column panels run in parallel
+    (40, 33, 96, True, False),
+    (30, 64, 20, False, True),  # dense layout: dot products over K, vectorized by rfactor
+    (1, 512, 100, False, True),
+    (9, 13, 5, False, True),  # K not a multiple of the vector width: plain loops
+    (8, 32, 6, True, True),
+])
+def test_matmul(m: int, k: int, n: int, transpose_a: bool, transpose_b: bool) -> None:
+    a_shape = (k, m) if transpose_a else (m, k)
+    b_shape = (n, k) if transpose_b else (k, n)
+    a_t, b_t = te.placeholder(a_shape, name="A"), te.placeholder(b_shape, name="B")
+    out = ops.matmul(a_t, b_t, transpose_a, transpose_b)
+    a, b = random_data(RNG, a_shape), random_data(RNG, b_shape)
+    expected = (a.T if transpose_a else a).astype(np.float64) @ (b.T if transpose_b else b)
+    build_and_check(schedule_matmul([out]), [a_t, b_t, out], [a, b], expected.astype(np.float32), 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(4, 64, 10), (17, 19, 23)])
+def test_dense_with_bias(m: int, k: int, n: int) -> None:
+    x_t, w_t, b_t = te.placeholder((m, k), name="X"), te.placeholder((n, k), name="W"), te.placeholder((n,), name="b")
+    out = ops.dense(x_t, w_t, b_t)
+    x, w, b = random_data(RNG, (m, k)), random_data(RNG, (n, k)), random_data(RNG, (n,))
+    build_and_check(schedule_dense([out]), [x_t, w_t, b_t, out], [x, w, b], x @ w.T + b, 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize(("batch_a", "batch_b", "m", "k", "n", "transpose_b"), [
+    (3, 3, 24, 40, 32, False),
+    (2, 2, 5, 64, 7, True),
+    (1, 4, 6, 9, 11, False),
+])
+def test_batch_matmul(batch_a: int, batch_b: int, m: int, k: int, n: int, transpose_b: bool) -> None:
+    b_shape = (batch_b, n, k) if transpose_b else (batch_b, k, n)
+    a_t, b_t = te.placeholder((batch_a, m, k), name="A"), te.placeholder(b_shape, name="B")
+    out = ops.batch_matmul(a_t, b_t, transpose_b=transpose_b)
+    a, b = random_data(RNG, (batch_a, m, k)), random_data(RNG, b_shape)
+    expected = np.matmul(a, b.transpose(0, 2, 1) if transpose_b else b)
+    build_and_check(schedule_batch_matmul([out]), [a_t, b_t, out], [a, b], expected, 1e-4, 1e-4)
+
+
+def test_gemm_blocking_by_shape() -> None:
+    assert gemm_blocking(1024, 1024, 1024, AVX512, 16) == (8, 32, 64, 256)
+    mr, nr, mc, kc = gemm_blocking(13, 31, 7, AVX512, 16)
+    assert (nr, kc) == (16, 7) and mr >= 4
+    assert gemm_blocking(96, 48, 64, AVX2, 8)[:2] == (6, 16)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# convolutions
+@pytest.mark.parametrize(("channels", "size", "out_channels", "kernel", "stride", "padding", "dilation", "groups"), [
+    (16, (14, 14), 32, 3, 1, 1, 1, 1),
+    (3, (13, 11), 8, 3, 2, 1, 1, 1),
+    (8, (9, 9), 12, 1, 1, 0, 1, 1),
+    (4, (10, 7), 6, (3, 2), 1, (1, 0, 2, 1), (2, 1), 2),
+    (5, (6, 6), 5, 5, 1, 2, 1, 5),
+])
+def test_conv2d_nchw(channels: int, size: tuple[int, int], out_channels: int, kernel: object, stride: int,
+                     padding: object, dilation: object, groups: int) -> None:
+    kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    x_t = te.placeholder((1, channels, *size), name="data")
+    w_t = te.placeholder((out_channels, channels // groups, kh, kw), name="kernel")
+    out = ops.conv2d_nchw(x_t, w_t, stride, padding, dilation, groups)
+    x, w = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t))
+    expected = reference.conv2d_nchw_python(x, w, stride, padding, dilation, groups)
+    build_and_check(schedule_conv2d_nchw([out]), [x_t, w_t, out], [x, w], expected, 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize(("channels", "size", "multiplier", "kernel", "stride", "padding"), [
+    (8, (16, 16), 1, 3, 1, 1),
+    (3, (11, 9), 2, 3, 2, 1),
+    (4, (7, 7), 1, 5, 1, 2),
+])
+def test_depthwise_conv2d_nchw(channels: int, size: tuple[int, int], multiplier: int, kernel: int, stride: int,
+                               padding: int) -> None:
+    x_t = te.placeholder((1, channels, *size), name="data")
+    w_t = te.placeholder((channels, multiplier, kernel, kernel), name="kernel")
+    out = ops.depthwise_conv2d_nchw(x_t, w_t, stride, padding)
+    x, w = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t))
+    expected = reference.depthwise_conv2d_nchw_python(x, w, stride, padding)
+    build_and_check(schedule_depthwise_conv2d_nchw([out]), [x_t, w_t, out], [x, w], expected, 1e-4, 1e-4)
+
+
+def test_conv_tiles_by_shape() -> None:
+    assert conv2d_nchwc_tile([1, 4, 56, 56, 16], [4, 3, 3, 16], AVX512, 16) == NCHWcTile(14, 1, True, 0)
+    assert conv2d_nchwc_tile([1, 16, 56, 56, 16], [4, 1, 1, 16], AVX512, 16) == NCHWcTile(14, 2, False, 0)
+    # a 512x512x3x3 kernel (9 MiB) is larger than L2: the reduction is blocked so a kernel block stays in L1
+    assert conv2d_nchwc_tile([1, 32, 7, 7, 16], [32, 3, 3, 16], AVX512, 16) == NCHWcTile(7, 2, True, 2)
+    assert conv2d_nchwc_tile([1, 4, 17, 17, 16], [4, 3, 3, 16], AVX512, 16).reg_n == 14  # prime width: a tail
+    assert conv2d_nchwc_tile([1, 4, 28, 28, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 7
+    assert conv2d_nchw_tile(64, 56, AVX512, 16) == (8, 14)
+    assert conv2d_nchw_tile(5, 7, AVX512, 16) == (5, 7)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# pooling, softmax, normalization, reductions, injective
+@pytest.mark.parametrize(("size", "kernel", "stride", "padding", "pool_type"), [
+    ((32, 32), 3, 2, 1, "max"),
+    ((15, 17), 2, 2, 0, "avg"),
+    ((7, 7), 3, 1, 1, "avg"),
+])
+def test_pool2d(size: tuple[int, int], kernel: int, stride: int, padding: int, pool_type: str) -> None:
+    x_t = te.placeholder((1, 16, *size), name="data")
+    out = ops.pool2d(x_t, kernel, stride, padding, pool_type)
+    x = random_data(RNG, _ints(x_t))
+    expected = reference.pool2d_python(x, kernel, stride, padding, pool_type)
+    build_and_check(schedule_pool([out]), [x_t, out], [x], expected, 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("pool_type", ["avg", "max"])
+def test_global_pool(pool_type: str) -> None:
+    x_t = te.placeholder((2, 32, 7, 7), name="data")
+    out = ops.global_pool(x_t, pool_type)
+    x = random_data(RNG, (2, 32, 7, 7))
+    reduce = np.mean if pool_type == "avg" else np.max
+    build_and_check(schedule_pool([out]), [x_t, out], [x], reduce(x, axis=(2, 3), keepdims=True), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize(("shape", "axis", "log"), [((64, 128), -1, False), ((7, 33), -1, True),
+                                                    ((2, 3, 16, 16), 1, False)])
+def test_softmax(shape: tuple[int, ...], axis: int, log: bool) -> None:
+    x_t = te.placeholder(shape, name="X")
+    out = ops.log_softmax(x_t, axis) if log else ops.softmax(x_t, axis)
+    x = random_data(RNG, shape, low=-3, high=3)
+    python = reference.log_softmax_python if log else reference.softmax_python
+    build_and_check(schedule_softmax([out]), [x_t, out], [x], python(x, axis), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((16, 256), -1), ((5, 7, 33), (1, 2))])
+def test_layer_norm(shape: tuple[int, ...], axis: object) -> None:
+    axes = (axis,) if isinstance(axis, int) else axis
+    norm_shape = tuple(shape[a] for a in axes)
+    x_t, g_t, b_t = (te.placeholder(shape, name="X"), te.placeholder(norm_shape, name="gamma"),
+                     te.placeholder(norm_shape, name="beta"))
+    out = ops.layer_norm(x_t, g_t, b_t, axis)
+    x, g, b = random_data(RNG, shape), random_data(RNG, norm_shape), random_data(RNG, norm_shape)
+    expected = reference.layer_norm_python(x, g, b, axis)
+    build_and_check(schedule_layer_norm([out]), [x_t, g_t, b_t, out], [x, g, b], expected, 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize(("shape", "axis", "reducer"), [
+    ((32, 64), 1, "sum"),  # contiguous: vectorized partial sums (rfactor)
+    ((64, 48), 0, "max"),  # outer: vectorized along the kept axis
+    ((3, 17, 19), (0, 2), "sum"),
+    ((4, 96), None, "sum"),
+    ((9, 32), 1, "mean"),
+])
+def test_reductions(shape: tuple[int, ...], axis: object, reducer: str) -> None:
+    x_t = te.placeholder(shape, name="X")
+    out = getattr(ops, reducer)(x_t, axis)
+    x = random_data(RNG, shape)
+    expected = np.asarray(getattr(np, reducer)(x.astype(np.float64), axis=axis), dtype=np.float32)
+    build_and_check(schedule_reduce([out]), [x_t, out], [x], expected, 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 56, 56), (3, 5, 7), (1000,), (2, 3, 4, 5, 16)])
+def test_injective_chain(shape: tuple[int, ...]) -> None:
+    x_t, y_t = te.placeholder(shape, name="X"), te.placeholder(shape[-1:], name="Y")
+    out = ops.sigmoid(ops.multiply(ops.add(x_t, y_t), 2.0))
+    x, y = random_data(RNG, shape), random_data(RNG, shape[-1:])
+    build_and_check(schedule_injective([out]), [x_t, y_t, out], [x, y], 1 / (1 + np.exp(-2 * (x + y))), 1e-5, 1e-6)
+
+
+def test_transpose_and_reshape() -> None:
+    x_t = te.placeholder((6, 8, 10), name="X")
+    out = ops.reshape(ops.transpose(x_t, (2, 0, 1)), (10, 48))
+    x = random_data(RNG, (6, 8, 10))
+    build_and_check(schedule_injective([out]), [x_t, out], [x], x.transpose(2, 0, 1).reshape(10, 48))
+
+
+def test_factor_helpers() -> None:
+    assert divisors(56) == [1, 2, 4, 7, 8, 14, 28, 56]
+    assert largest_divisor(56, 16) == 14 and largest_divisor(13, 12) == 1
+    assert vector_factor(64, 16) == 16 and vector_factor(56, 16) == 14 and vector_factor(13, 16) == 13
+    assert vector_factor(37, 16) is None
+    host = CpuTarget.of(Target("llvm"))
+    assert host.lanes("float32") == host.vector_bits // 32 and host.lanes("float64") == host.vector_bits // 64

@@ -1,0 +1,159 @@
+"""Blocked layouts: layout strings, layout_transform round trips, kernel packing and conv2d_nchwc against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import te
+from tcomp.ops import OpError
+from tcomp.ops import testing as reference
+from tcomp.ops.cpu import schedule_for
+from tcomp.ops.nchwc import (
+    Layout,
+    choose_channel_block,
+    conv2d_nchw_via_nchwc,
+    conv2d_nchwc,
+    layout_transform,
+    pack_kernel,
+)
+from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.utils import OpKind, op_kind
+
+RNG = np.random.default_rng(900)
+
+
+def to_blocked(x: np.ndarray, block: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.reshape(n, c // block, block, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def pack(w: np.ndarray, ic: int, oc: int) -> np.ndarray:
+    o, i, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(o // oc, oc, i // ic, ic, kh, kw).transpose(0, 2, 4, 5, 3, 1))
+
+
+def test_layout_parse() -> None:
+    layout = Layout.parse("NCHW16c")
+    assert layout.axes == ("N", "C", "H", "W", "c")
+    assert layout.factors == (None, None, None, None, 16)
+    assert layout.block("C") == 16 and layout.block("H") is None
+    assert Layout.parse("OIHW8i4o").block("O") == 4
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "expected a layout string"),
+    ("NC16HW", "primal axis H cannot have a factor"),
+    ("NCHWc", "needs a positive factor"),
+    ("NCHW0c", "needs a positive factor"),
+    ("NCHW4d", "has no primal axis D"),
+    ("NCCHW", "appears twice"),
+    ("NC-HW", "cannot read"),
+])
+def test_layout_parse_errors(text: str, message: str) -> None:
+    with pytest.raises(OpError, match=message):
+        Layout.parse(text)
+
+
+@pytest.mark.parametrize(("shape", "blocked"), [((1, 32, 5, 7), "NCHW16c"), ((2, 12, 3, 4), "NCHW4c"),
+                                                ((1, 3, 6, 5), "NCHW3c")])
+def test_layout_transform_round_trip(shape: tuple[int, ...], blocked: str) -> None:
+    x = te.placeholder(shape, name="x")
+    there = layout_transform(x, "NCHW", blocked)
+    back = layout_transform(there, blocked, "NCHW", name="back")
+    assert op_kind(there.op) is OpKind.LAYOUT_TRANSFORM
+    data = random_data(RNG, shape)
+    block = Layout.parse(blocked).block("C")
+    assert block is not None
+    build_and_check(schedule_for([there]), [x, there], [data], to_blocked(data, block))
+    build_and_check(schedule_for([back]), [x, back], [data], data)
+    build_and_check(tcomp.create_schedule(back), [x, back], [data], data)
+
+
+def test_layout_transform_between_block_sizes_and_kernel_packing() -> None:
+    x = te.placeholder((1, 4, 3, 3, 8), name="x")  # NCHW8c, 32 channels
+    y = layout_transform(x, "NCHW8c", "NCHW16c")
+    data = random_data(RNG, (1, 4, 3, 3, 8))
+    plain = data.transpose(0, 1, 4, 2, 3).reshape(1, 32, 3, 3)
+    build_and_check(schedule_for([y]), [x, y], [data], to_blocked(plain, 16))
+    w = te.placeholder((32, 48, 3, 1), name="w")
+    packed = pack_kernel(w, 16, 8)
+    assert tuple(int(d) for d in packed.shape) == (4, 3, 3, 1, 16, 8)
+    weights = random_data(RNG, (32, 48, 3, 1))
+    build_and_check(schedule_for([packed]), [w, packed], [weights], pack(weights, 16, 8))
+
+
+def test_layout_transform_errors() -> None:
+    x = te.placeholder((1, 20, 4, 4), name="x")
+    with pytest.raises(OpError, match="not a multiple of the block 16c"):
+        layout_transform(x, "NCHW", "NCHW16c")
+    with pytest.raises(OpError, match="has 5 dimensions"):
+        layout_transform(x, "NCHW4c", "NCHW")
+    with pytest.raises(OpError, match="different primal axes"):
+        layout_transform(x, "NCHW", "NCDW")
+
+
+def test_choose_channel_block() -> None:
+    assert choose_channel_block(64, 16) == 16
+    assert choose_channel_block(3, 16) == 3
+    assert choose_channel_block(24, 16) == 12
+    assert choose_channel_block(17, 16) == 1
+
+
+CONV_PARAMS = [
+    # channels, size, out_channels, kernel, stride, padding, dilation, ic block, oc block
+    (32, (7, 7), 32, 3, 1, 1, 1, 16, 16),
+    (16, (9, 6), 48, 1, 1, 0, 1, 16, 16),
+    (8, (11, 11), 16, 3, 2, 1, 1, 8, 16),
+    (12, (8, 9), 8, 3, 1, (0, 1, 2, 1), 2, 4, 8),
+    (3, (13, 13), 32, 3, 1, 1, 1, 3, 16),
+    (32, (3, 3), 64, 3, 1, 1, 1, 16, 16),
+]
+
+
+@pytest.mark.parametrize(("channels", "size", "out_channels", "kernel", "stride", "padding", "dilation", "ic", "oc"),
+                         CONV_PARAMS)
+def test_conv2d_nchwc_against_numpy(channels: int, size: tuple[int, int], out_channels: int, kernel: int,
+                                    stride: int, padding: object, dilation: int, ic: int, oc: int) -> None:
+    x = random_data(RNG, (1, channels, *size))
+    w = random_data(RNG, (out_channels, channels, kernel, kernel))
+    expected = reference.conv2d_nchw_python(x, w, stride, padding, dilation)
+    data = te.placeholder((1, channels // ic, *size, ic), name="data")
+    weights = te.placeholder((out_channels // oc, channels // ic, kernel, kernel, ic, oc), name="kernel")
+    out = conv2d_nchwc(data, weights, stride, padding, dilation)
+    assert op_kind(out.op) is OpKind.CONV2D_NCHWC
+    assert tuple(int(d) for d in out.shape) == (1, out_channels // oc, *expected.shape[2:], oc)
+    arrays = [to_blocked(x, ic), pack(w, ic, oc)]
+    build_and_check(schedule_for([out]), [data, weights, out], arrays, to_blocked(expected, oc), 1e-4, 1e-4)
+
+
+def test_conv2d_nchwc_default_schedule_matches() -> None:
+    x = random_data(RNG, (1, 8, 6, 6))
+    w = random_data(RNG, (8, 8, 3, 3))
+    data = te.placeholder((1, 2, 6, 6, 4), name="data")
+    weights = te.placeholder((2, 2, 3, 3, 4, 4), name="kernel")
+    out = conv2d_nchwc(data, weights, 1, 1)
+    expected = to_blocked(reference.conv2d_nchw_python(x, w, 1, 1), 4)
+    build_and_check(tcomp.create_schedule(out), [data, weights, out], [to_blocked(x, 4), pack(w, 4, 4)], expected,
+                    1e-4, 1e-4)
+
+
+def test_conv2d_nchw_via_nchwc() -> None:
+    x_t, w_t = te.placeholder((1, 24, 10, 10), name="x"), te.placeholder((40, 24, 3, 3), name="w")
+    stages = conv2d_nchw_via_nchwc(x_t, w_t, stride=2, padding=1, lanes=16)
+    assert tuple(int(d) for d in stages.data_blocked.shape) == (1, 2, 10, 10, 12)
+    assert tuple(int(d) for d in stages.kernel_packed.shape) == (4, 2, 3, 3, 12, 10)  # 40 = 4 blocks of 10
+    x, w = random_data(RNG, (1, 24, 10, 10)), random_data(RNG, (40, 24, 3, 3))
+    expected = reference.conv2d_nchw_python(x, w, 2, 1)
+    build_and_check(schedule_for([stages.out]), [x_t, w_t, stages.out], [x, w], expected, 1e-4, 1e-4)
+
+
+def test_conv2d_nchwc_errors() -> None:
+    data = te.placeholder((1, 2, 6, 6, 4), name="data")
+    with pytest.raises(OpError, match="blocks of 8, data has 2 blocks of 4"):
+        conv2d_nchwc(data, te.placeholder((2, 1, 3, 3, 8, 4), name="k"))
+    with pytest.raises(OpError, match="must have 6 dimensions"):
+        conv2d_nchwc(data, te.placeholder((2, 2, 3, 3), name="k"))
+    with pytest.raises(OpError, match="output height would be"):
+        conv2d_nchwc(data, te.placeholder((2, 2, 9, 9, 4, 4), name="k"))

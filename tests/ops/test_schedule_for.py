@@ -1,0 +1,173 @@
+"""``schedule_for`` on small fused groups of operators: what it inlines, which stage hosts which, and results
+against numpy; argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import Target, ops, te
+from tcomp.ops import OpError
+from tcomp.ops import testing as reference
+from tcomp.ops.cpu import (
+    schedule_conv2d_nchwc,
+    schedule_for,
+    schedule_injective,
+    schedule_reduce,
+    schedule_softmax,
+)
+from tcomp.ops.nchwc import conv2d_nchwc, layout_transform
+from tcomp.ops.testing import build_and_check, random_data
+from tcomp.schedule.relation import AttachType
+
+RNG = np.random.default_rng(800)
+
+
+def _blocked(x: np.ndarray, block: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.reshape(n, c // block, block, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def _packed(w: np.ndarray, ic: int, oc: int) -> np.ndarray:
+    o, i, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(o // oc, oc, i // ic, ic, kh, kw).transpose(0, 2, 4, 5, 3, 1))
+
+
+def test_conv_bias_relu_nchw_is_one_pass() -> None:
+    x_t, w_t, b_t = (te.placeholder((1, 8, 12, 12), name="x"), te.placeholder((16, 8, 3, 3), name="w"),
+                     te.placeholder((16,), name="b"))
+    conv = ops.conv2d_nchw(x_t, w_t, 1, 1)
+    out = ops.relu(ops.bias_add(conv, b_t))
+    s = schedule_for([out])
+    assert s[conv].attach_type is AttachType.SCOPE and s[conv].attach_stage is s[out]  # computed per output tile
+    assert s[out.op.input_tensors()[0]].attach_type is AttachType.INLINE  # the bias_add
+    x, w, b = random_data(RNG, (1, 8, 12, 12)), random_data(RNG, (16, 8, 3, 3)), random_data(RNG, (16,))
+    expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, 1) + b[None, :, None, None], 0)
+    build_and_check(s, [x_t, w_t, b_t, out], [x, w, b], expected, 1e-4, 1e-4)
+
+
+def test_conv_nchwc_with_blocked_bias_relu() -> None:
+    x_t = te.placeholder((1, 2, 9, 9, 16), name="x")
+    w_t = te.placeholder((3, 2, 3, 3, 16, 16), name="w")
+    b_t = te.placeholder((1, 3, 1, 1, 16), name="b")
+    conv = conv2d_nchwc(x_t, w_t, 1, 1)
+    out = ops.relu(ops.add(conv, b_t))
+    s = schedule_conv2d_nchwc([out])
+    assert s[conv].attach_stage is s[out]
+    x, w, b = random_data(RNG, (1, 32, 9, 9)), random_data(RNG, (48, 32, 3, 3)), random_data(RNG, (48,))
+    expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, 1) + b[None, :, None, None], 0)
+    arrays = [_blocked(x, 16), _packed(w, 16, 16), np.ascontiguousarray(b.reshape(1, 3, 1, 1, 16))]
+    build_and_check(s, [x_t, w_t, b_t, out], arrays, _blocked(expected, 16), 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize(("channels", "size", "kernel"), [(32, 7, 3), (16, 14, 1)])
+def test_nchw_in_nchw_out_through_blocked_conv(channels: int, size: int, kernel: int) -> None:
+    """NCHW -> NCHW16c -> conv2d_nchwc (+ bias, relu in blocked layout) -> NCHW: the input transform is fused into
+    the padding (or the convolution) and the output transform hosts the convolution's tiles."""
+    x_t = te.placeholder((1, channels, size, size), name="x")
+    w_t = te.placeholder((2, channels // 16, kernel, kernel, 16, 16), name="w")
+    b_t = te.placeholder((1, 2, 1, 1, 16), name="b")
+    conv = conv2d_nchwc(layout_transform(x_t, "NCHW", "NCHW16c"), w_t, 1, kernel // 2)
+    out = layout_transform(ops.relu(ops.add(conv, b_t)), "NCHW16c", "NCHW")
+    s = schedule_for([out])
+    assert s[conv].attach_stage is s[out]
+    x, w, b = random_data(RNG, (1, channels, size, size)), random_data(RNG, (32, channels, kernel, kernel)), \
+        random_data(RNG, (32,))
+    expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, kernel // 2) + b[None, :, None, None], 0)
+    arrays = [x, _packed(w, 16, 16), np.ascontiguousarray(b.reshape(1, 2, 1, 1, 16))]
+    build_and_check(s, [x_t, w_t, b_t, out], arrays, expected, 1e-4, 1e-4)
+
+
+def test_elementwise_producer_of_a_conv_is_inlined_into_its_padding() -> None:
+    x_t, w_t = te.placeholder((1, 4, 10, 10), name="x"), te.placeholder((8, 4, 3, 3), name="w")
+    activated = ops.relu(x_t)
+    conv = ops.conv2d_nchw(activated, w_t, 1, 1)
+    s = schedule_for([conv])
+    assert s[activated].attach_type is AttachType.INLINE
+    pad = conv.op.input_tensors()[0]
+    assert s[pad].attach_type is AttachType.ROOT  # computed once, in parallel, so the convolution reads no bounds
+    x, w = random_data(RNG, (1, 4, 10, 10)), random_data(RNG, (8, 4, 3, 3))
+    build_and_check(s, [x_t, w_t, conv], [x, w], reference.conv2d_nchw_python(np.maximum(x, 0), w, 1, 1), 1e-4,
+                    1e-4)
+
+
+def test_conv_that_is_also_an_output_is_not_fused() -> None:
+    x_t, w_t = te.placeholder((1, 4, 8, 8), name="x"), te.placeholder((4, 4, 3, 3), name="w")
+    conv = ops.conv2d_nchw(x_t, w_t, 1, 1)
+    activated = ops.relu(conv)
+    s = schedule_for([conv, activated])
+    assert s[conv].attach_type is AttachType.ROOT
+    x, w = random_data(RNG, (1, 4, 8, 8)), random_data(RNG, (4, 4, 3, 3))
+    expected = reference.conv2d_nchw_python(x, w, 1, 1)
+    build_and_check(s, [x_t, w_t, conv, activated], [x, w], [expected, np.maximum(expected, 0)], 1e-4, 1e-4)
+
+
+def test_sum_of_two_convs_hosts_one() -> None:
+    x_t = te.placeholder((1, 4, 8, 8), name="x")
+    w1, w2 = te.placeholder((8, 4, 3, 3), name="w1"), te.placeholder((8, 4, 1, 1), name="w2")
+    conv1, conv2 = ops.conv2d_nchw(x_t, w1, 1, 1, name="c1"), ops.conv2d_nchw(x_t, w2, 1, 0, name="c2")
+    out = ops.add(conv1, conv2)
+    s = schedule_for([out])
+    attached = [c for c in (conv1, conv2) if s[c].attach_type is AttachType.SCOPE]
+    assert len(attached) == 1
+    x, a, b = random_data(RNG, (1, 4, 8, 8)), random_data(RNG, (8, 4, 3, 3)), random_data(RNG, (8, 4, 1, 1))
+    expected = reference.conv2d_nchw_python(x, a, 1, 1) + reference.conv2d_nchw_python(x, b, 1, 0)
+    build_and_check(s, [x_t, w1, w2, out], [x, a, b], expected, 1e-4, 1e-4)
+
+
+def test_dense_add_relu() -> None:
+    x_t, w_t, r_t = te.placeholder((8, 64), name="x"), te.placeholder((48, 64), name="w"), \
+        te.placeholder((8, 48), name="r")
+    out = ops.relu(ops.add(ops.dense(x_t, w_t), r_t))
+    s = schedule_for([out])
+    x, w, r = random_data(RNG, (8, 64)), random_data(RNG, (48, 64)), random_data(RNG, (8, 48))
+    build_and_check(s, [x_t, w_t, r_t, out], [x, w, r], np.maximum(x @ w.T + r, 0), 1e-4, 1e-4)
+
+
+def test_softmax_computes_the_exponentials_once() -> None:
+    x_t = te.placeholder((16, 64), name="x")
+    out = ops.softmax(ops.multiply(x_t, 0.5))
+    s = schedule_softmax([out])
+    exp_stage = next(st for st in s.stages if st.name.endswith("_exp"))
+    assert exp_stage.attach_type is AttachType.ROOT
+    scaled = next(st for st in s.stages if st.name.startswith("T_multiply"))
+    assert scaled.attach_type is AttachType.INLINE
+    x = random_data(RNG, (16, 64), low=-4, high=4)
+    build_and_check(s, [x_t, out], [x], reference.softmax_python(x * 0.5), 1e-5, 1e-6)
+
+
+def test_reduce_with_producer_and_consumer() -> None:
+    x_t = te.placeholder((24, 64), name="x")
+    out = ops.sqrt(ops.sum(ops.square(x_t), axis=1))
+    s = schedule_reduce([out])
+    x = random_data(RNG, (24, 64))
+    build_and_check(s, [x_t, out], [x], np.sqrt((x.astype(np.float64) ** 2).sum(axis=1)), 1e-5, 1e-6)
+
+
+def test_symbolic_shapes_fall_back_to_plain_loops() -> None:
+    n = te.var("n")
+    a_t, b_t = te.placeholder((n, 32), name="A"), te.placeholder((32, 16), name="B")
+    out = ops.relu(ops.matmul(a_t, b_t))
+    module = tcomp.build(schedule_for([out]), [a_t, b_t, out])
+    for rows in (1, 5):
+        a, b = random_data(RNG, (rows, 32)), random_data(RNG, (32, 16))
+        result = np.zeros((rows, 16), np.float32)
+        module(a, b, result)
+        np.testing.assert_allclose(result, np.maximum(a @ b, 0), rtol=1e-4, atol=1e-5)
+
+
+def test_errors() -> None:
+    x_t = te.placeholder((4, 4), name="x")
+    with pytest.raises(OpError, match="at least one output"):
+        schedule_for([])
+    with pytest.raises(OpError, match="must be tensors"):
+        schedule_for([x_t.op])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="need an llvm target"):
+        schedule_for([ops.relu(x_t)], Target("cuda"))
+    with pytest.raises(OpError, match="has no conv2d_nchwc operator"):
+        schedule_conv2d_nchwc([ops.relu(x_t)])
+    with pytest.raises(OpError, match="is a reduction"):
+        schedule_injective([ops.sum(x_t, 0)])
+    with pytest.raises(OpError, match="has no reduction"):
+        schedule_reduce([ops.relu(x_t)])
