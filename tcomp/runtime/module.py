@@ -97,7 +97,7 @@ class Module:
         if fmt == "ll_unopt":
             return self.artifact.ll_unopt
         if fmt == "asm":
-            return self.artifact.asm
+            return self.artifact.assembly()
         if fmt == "tir":
             return str(self.func)
         raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(SOURCE_FORMATS)}")

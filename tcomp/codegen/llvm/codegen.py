@@ -41,7 +41,8 @@ _RESERVED |= {"exp", "expf", "log", "logf", "sqrt", "sqrtf", "sin", "sinf", "cos
 @dataclass
 class LLVMArtifact:
     """The output of ``codegen_llvm``: IR text before (``ll_unopt``) and after (``ll``) optimization, assembly
-    (``asm``), the entry symbol, and what the runtime needs to call it and report its failures."""
+    (``asm``, empty until ``assembly()`` emits it: most builds never need it), the entry symbol, and what the
+    runtime needs to call it and report its failures."""
 
     func_name: str
     entry_name: str
@@ -53,6 +54,13 @@ class LLVMArtifact:
     uses_openmp: bool
     _jit: toolchain.JITFunction | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def assembly(self) -> str:
+        """The assembly of the optimized module (``asm``), emitted on the first request."""
+        with self._lock:
+            if not self.asm:
+                self.asm = toolchain.assemble(self.ll, self.target)
+            return self.asm
 
     @property
     def error_slots(self) -> int:
@@ -101,8 +109,8 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
     ctx.module.triple = toolchain.process_triple()
     ctx.module.data_layout = toolchain.data_layout(toolchain.target_machine(target))
     ll_unopt = str(ctx.module)
-    ll, asm = toolchain.compile_ir(ll_unopt, target)
-    return LLVMArtifact(func.name, entry, target, ll_unopt, ll, asm, tuple(ctx.asserts), use_openmp)
+    ll = toolchain.optimize_ir(ll_unopt, target)  # the assembly is emitted on request (``assembly()``)
+    return LLVMArtifact(func.name, entry, target, ll_unopt, ll, "", tuple(ctx.asserts), use_openmp)
 
 
 def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:

@@ -80,6 +80,27 @@ def assembly(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> str:
         return str(tm.emit_assembly(module))
 
 
+def optimize_ir(ll_unopt: str, target: Target) -> str:
+    """Parse, verify and optimize ``ll_unopt`` for ``target``; return the optimized IR text."""
+    with _LOCK:
+        tm = target_machine(target)
+        module = parse(ll_unopt, tm)
+        optimize(module, tm)
+        ll = str(module)
+        del module
+    return ll
+
+
+def assemble(ll: str, target: Target) -> str:
+    """The assembly of (already optimized) IR text ``ll`` for ``target``."""
+    with _LOCK:
+        tm = target_machine(target)
+        module = parse(ll, tm)
+        asm = assembly(module, tm)
+        del module
+    return asm
+
+
 def compile_ir(ll_unopt: str, target: Target) -> tuple[str, str]:
     """Parse, verify and optimize ``ll_unopt`` for ``target``; return the optimized IR text and the assembly."""
     with _LOCK:
