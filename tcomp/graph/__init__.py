@@ -1,1 +1,25 @@
-"""tcomp.graph"""
+"""tcomp.graph: the graph compiler (Relay / graph executor role).
+
+    import tcomp.graph
+    ex = tcomp.graph.compile("model.onnx", target="llvm", input_shapes={"x": [1, 3, 224, 224]})
+    [y] = ex.run([x])
+    ex.export("out/");  ex2 = tcomp.graph.load_executor("out/")
+
+Modules: ``ir`` (graph IR, printer, verifier), ``infer`` (types), ``op`` + ``opdefs`` (operator registry:
+patterns, inference, lowering), ``frontend`` (ONNX), ``passes`` (fold_constants, simplify, alter_layout, fuse_ops,
+plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``.
+"""
+
+from tcomp.graph.compiler import build_executor, compile, compile_graph
+from tcomp.graph.executor import GraphExecutor
+from tcomp.graph.export import load_executor
+from tcomp.graph.frontend import from_onnx
+from tcomp.graph.infer import infer_types
+from tcomp.graph.ir import Graph, GraphError, Node, TensorType, UnsupportedOperatorError, make_node
+from tcomp.graph.pipeline import PassOptions, run_pipeline
+
+__all__ = [
+    "Graph", "GraphError", "GraphExecutor", "Node", "PassOptions", "TensorType", "UnsupportedOperatorError",
+    "build_executor", "compile", "compile_graph", "from_onnx", "infer_types", "load_executor", "make_node",
+    "run_pipeline",
+]

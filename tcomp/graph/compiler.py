@@ -1,0 +1,111 @@
+"""``compile``: a model (ONNX path, bytes, ``ModelProto`` or graph) to a ready-to-run ``GraphExecutor``.
+
+    ex = tcomp.graph.compile("resnet.onnx", target="llvm", input_shapes={"data": [1, 3, 224, 224]},
+                             tuning_records="tuning.jsonl")
+
+Steps: import (``frontend.onnx``), the pass pipeline (``pipeline.py``), then one kernel per top-level node
+(``lower.compile_node``), storage from the memory plan. ``tuning_records``: a records file or a dispatch context
+(see ``tuning.py``); when given, operators with a record are compiled from their template's best config.
+``compile_graph`` stops after the passes (for inspection); ``build_executor`` compiles a graph that has been
+through them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import onnx
+
+from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
+from tcomp.graph.frontend.onnx import from_onnx
+from tcomp.graph.ir import Graph
+from tcomp.graph.lower import Kernel, compile_node, kernel_inputs
+from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
+from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
+from tcomp.graph.tuning import as_dispatch_context
+from tcomp.target import Target, as_target
+
+ModelLike = str | os.PathLike[str] | bytes | onnx.ModelProto | Graph
+
+
+def compile_graph(model: ModelLike, target: Target | str | None = None, *,
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, tuning_records: Any = None,
+                  options: PassOptions | None = None, dump: DumpFunc | None = None,
+                  timings: dict[str, float] | None = None) -> Graph:
+    """Import ``model`` and run the pass pipeline; the result is ready for ``build_executor``."""
+    start = time.perf_counter()
+    graph = model if isinstance(model, Graph) else from_onnx(model, input_shapes)
+    if timings is not None:
+        timings["import"] = time.perf_counter() - start
+    records = as_dispatch_context(tuning_records)
+    return run_pipeline(graph, options, dump, target, records, timings)
+
+
+def build_executor(graph: Graph, target: Target | str | None = None, tuning_records: Any = None,
+                   progress: Callable[[int, int, str], None] | None = None) -> GraphExecutor:
+    """Compile every top-level node of ``graph`` and bind storage and parameters."""
+    resolved = as_target(target)
+    records = as_dispatch_context(tuning_records)
+    plan: MemoryPlan = graph.meta.get("memory_plan") or no_plan(graph)
+    kernels: list[Kernel] = []
+    for position, node in enumerate(graph.nodes):
+        if progress is not None:
+            progress(position, len(graph.nodes), node.name)
+        args = kernel_inputs(graph, node) + node.outputs
+        aliased = {value for pair in plan.inplace.get(node.name, ()) for value in pair}
+        inplace = [i for i, a in enumerate(args) if a in aliased]
+        kernels.append(compile_node(graph, node, resolved, records, inplace))
+    if progress is not None:
+        progress(len(graph.nodes), len(graph.nodes), "")
+    if records is not None and hasattr(records, "report_missing"):
+        records.report_missing()
+    program = ExecutorProgram(
+        name=graph.name,
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        types=dict(graph.types),
+        storage_of=dict(plan.storage_of),
+        storage_bytes=plan.storage_bytes,
+        params={k: v for k, v in graph.params.items() if any(k in n.inputs for n in graph.nodes)
+                or k in graph.outputs},
+        kernels=[_spec(k) for k in kernels],
+        target=str(resolved),
+        stats={"unplanned_bytes": plan.unplanned_bytes, "planned_bytes": plan.planned_bytes,
+               "tuned_kernels": sum(k.tuned for k in kernels)},
+    )
+    addresses = [k.module.artifact.function_address() for k in kernels]
+    executor = GraphExecutor(program, addresses, keep_alive=[k.module for k in kernels])
+    executor.artifacts = [k.module.artifact for k in kernels]
+    return executor
+
+
+def _spec(kernel: Kernel) -> KernelSpec:
+    artifact = kernel.module.artifact
+    return KernelSpec(
+        name=kernel.node_name,
+        entry=artifact.entry_name,
+        args=kernel.args,
+        num_inputs=kernel.num_inputs,
+        asserts=tuple((a.message, a.num_values) for a in artifact.asserts),
+        error_slots=artifact.error_slots,
+    )
+
+
+def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A001
+            input_shapes: Mapping[str, Sequence[int]] | None = None, tuning_records: Any = None,
+            options: PassOptions | None = None, dump: DumpFunc | None = None,
+            timings: dict[str, float] | None = None,
+            progress: Callable[[int, int, str], None] | None = None) -> GraphExecutor:
+    """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU)."""
+    records = as_dispatch_context(tuning_records)
+    graph = compile_graph(model, target, input_shapes=input_shapes, tuning_records=records, options=options,
+                          dump=dump, timings=timings)
+    start = time.perf_counter()
+    executor = build_executor(graph, target, records, progress)
+    if timings is not None:
+        timings["codegen"] = time.perf_counter() - start
+    executor.graph = graph
+    return executor

@@ -1,0 +1,232 @@
+"""The graph executor: one compiled kernel per top-level node, storage pre-allocated from the memory plan,
+parameters bound once.
+
+API (classic TVM graph runtime, plus a plain call)::
+
+    ex = tcomp.graph.compile("model.onnx", target="llvm")
+    ex.set_input("data", x)            # or ex.set_input(**params)
+    ex.run()                           # or ex.run(data=x)
+    y = ex.get_output(0)               # a copy; ex.get_num_outputs()
+    [y] = ex.run([x])                  # inputs in graph order -> outputs as numpy arrays
+    ex.export("out/")                  # kernels.so + graph.json + params.npz
+    ex2 = tcomp.graph.load_executor("out/")
+
+Each kernel is an entry point with the ABI of ``codegen_llvm``, called through ``ctypes`` with argument pointers
+prepared once (storage never moves). Kernels come from the JIT (after ``compile``) or from the exported library
+(after ``load_executor``); both run the same code.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tcomp.graph.ir import GraphError, TensorType
+from tcomp.runtime.errors import KernelError
+from tcomp.runtime.library import ENTRY_PROTOTYPE
+
+ALIGNMENT = 64
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """What the executor needs to call one kernel: its symbol, argument values and error messages."""
+
+    name: str  # the node it computes
+    entry: str  # the exported symbol
+    args: tuple[str, ...]  # value names: inputs, then outputs
+    num_inputs: int
+    asserts: tuple[tuple[str, int], ...]  # (message, number of values) per runtime check
+    error_slots: int
+
+
+@dataclass
+class ExecutorProgram:
+    """Everything an executor needs besides the code: value types, storages, parameters, kernels."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    types: dict[str, TensorType]
+    storage_of: dict[str, int]
+    storage_bytes: tuple[int, ...]
+    params: dict[str, np.ndarray]
+    kernels: list[KernelSpec]
+    target: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _aligned_storage(nbytes: int) -> np.ndarray:
+    raw = np.empty(max(nbytes, 1) + ALIGNMENT, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % ALIGNMENT
+    return raw[offset: offset + max(nbytes, 1)]
+
+
+class GraphExecutor:
+    """Runs a compiled graph. Not safe to run from several threads at once (the storage is shared)."""
+
+    def __init__(self, program: ExecutorProgram, addresses: Sequence[int], keep_alive: Any = None) -> None:
+        self.program = program
+        self._keep_alive = keep_alive  # JIT engines or the loaded library
+        self._storage = [_aligned_storage(n) for n in program.storage_bytes]
+        self._arrays: dict[str, np.ndarray] = {}
+        for name, storage in program.storage_of.items():
+            t = program.types[name]
+            self._arrays[name] = storage_view(self._storage[storage], t)
+        for name, value in program.params.items():
+            self._arrays[name] = np.ascontiguousarray(value)
+        self._calls = []
+        for spec, address in zip(program.kernels, addresses):
+            if address == 0:
+                raise GraphError(f"kernel {spec.entry} has no code")
+            arrays = [self._arrays[a] for a in spec.args]
+            pointers = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+            sizes = (ctypes.c_int64 * 1)()
+            errors = (ctypes.c_int64 * max(1, spec.error_slots))()
+            self._calls.append((ENTRY_PROTOTYPE(address), pointers, sizes, errors, spec))
+        self._input_index = {name: i for i, name in enumerate(program.inputs)}
+        self.artifacts: list[Any] | None = None  # the kernels' LLVM artifacts (JIT-compiled executors; for export)
+        self.graph: Any = None  # the optimized graph, when compiled in this process
+
+    # ------------------------------------------------------------------------------------------------------ inputs
+    def set_input(self, key: str | int | None = None, value: Any = None, **params: Any) -> None:
+        """Copy ``value`` into input ``key`` (a name or an index); ``set_input(**params)`` sets several."""
+        if key is not None:
+            self._set_one(key, value)
+        for name, array in params.items():
+            self._set_one(name, array)
+
+    def _set_one(self, key: str | int, value: Any) -> None:
+        name = self.program.inputs[key] if isinstance(key, int) else key
+        if name not in self._input_index:
+            if name in self.program.params:
+                self._set_param(name, value)
+                return
+            raise KeyError(f"{self.program.name} has no input {name!r}; inputs: {list(self.program.inputs)}")
+        t = self.program.types[name]
+        array = np.asarray(value)
+        if array.shape != t.shape:
+            raise ValueError(f"input {name!r}: expected shape {t.shape}, got {array.shape}")
+        expected = np.dtype(_numpy_dtype(t.dtype))
+        if array.dtype != expected:
+            if not np.can_cast(array.dtype, expected, casting="same_kind"):
+                raise TypeError(f"input {name!r}: expected {expected}, got {array.dtype}")
+            array = array.astype(expected)
+        np.copyto(self._arrays[name], array)
+
+    def _set_param(self, name: str, value: Any) -> None:
+        target = self._arrays[name]
+        array = np.asarray(value)
+        if array.shape != target.shape:
+            raise ValueError(f"parameter {name!r}: expected shape {target.shape}, got {array.shape}")
+        np.copyto(target, array.astype(target.dtype, copy=False))
+
+    # ------------------------------------------------------------------------------------------------------ running
+    def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
+        """Run the graph. ``run(**inputs)`` / ``run()`` as TVM (results via ``get_output``); ``run([x, ...])`` or
+        ``run({"x": x})`` returns the outputs as numpy arrays."""
+        if named:
+            self.set_input(**named)
+        if inputs is not None:
+            if isinstance(inputs, Mapping):
+                self.set_input(**inputs)
+            else:
+                if len(inputs) != len(self.program.inputs):
+                    raise TypeError(f"{self.program.name} takes {len(self.program.inputs)} inputs "
+                                    f"{list(self.program.inputs)}, got {len(inputs)}")
+                for index, value in enumerate(inputs):
+                    self._set_one(index, value)
+        for call in self._calls:
+            _invoke(call)
+        if inputs is not None:
+            return [self.get_output(i) for i in range(self.get_num_outputs())]
+        return None
+
+    def get_output(self, index: int) -> np.ndarray:
+        """A copy of output ``index``."""
+        return self._arrays[self.program.outputs[index]].copy()
+
+    def get_num_outputs(self) -> int:
+        return len(self.program.outputs)
+
+    def get_input(self, key: str | int) -> np.ndarray:
+        name = self.program.inputs[key] if isinstance(key, int) else key
+        return self._arrays[name].copy()
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.program.inputs
+
+    @property
+    def num_kernels(self) -> int:
+        return len(self._calls)
+
+    # ------------------------------------------------------------------------------------------------------ timing
+    def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1) -> list[float]:
+        """Seconds per run, one entry per repeat (each the mean of ``number`` runs), after ``warmup`` runs."""
+        for _ in range(warmup):
+            self.run()
+        results = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for _ in range(number):
+                for call in self._calls:
+                    _invoke(call)
+            results.append((time.perf_counter() - start) / number)
+        return results
+
+    def profile(self, repeat: int = 10) -> list[tuple[str, str, float]]:
+        """(node, kernel symbol, mean seconds) per kernel over ``repeat`` runs, in execution order."""
+        self.run()
+        totals = [0.0] * len(self._calls)
+        for _ in range(repeat):
+            for position, call in enumerate(self._calls):
+                start = time.perf_counter()
+                _invoke(call)
+                totals[position] += time.perf_counter() - start
+        return [(call[4].name, call[4].entry, totals[i] / repeat) for i, call in enumerate(self._calls)]
+
+    def export(self, folder: str) -> None:
+        """Write the compiled model to ``folder`` (see ``tcomp.graph.export``)."""
+        from tcomp.graph.export import export_executor
+
+        export_executor(self, folder)
+
+
+def storage_view(storage: np.ndarray, t: TensorType) -> np.ndarray:
+    dtype = np.dtype(_numpy_dtype(t.dtype))
+    return storage[: t.numel * dtype.itemsize].view(dtype).reshape(t.shape)
+
+
+def _numpy_dtype(dtype: str) -> Any:
+    from tcomp.ir import dtype as dt
+
+    return dt.to_numpy(dtype)
+
+
+def _invoke(call: tuple[Any, Any, Any, Any, KernelSpec]) -> None:
+    entry, pointers, sizes, errors, spec = call
+    status = entry(pointers, sizes, errors)
+    if status != 0:
+        _raise(status, errors, spec)
+
+
+def _raise(status: int, errors: Any, spec: KernelSpec) -> None:
+    recorded = int(errors[0]) or status
+    values = [int(errors[k]) for k in range(1, len(errors))]
+    for k in range(len(errors)):
+        errors[k] = 0
+    if not 1 <= recorded <= len(spec.asserts):
+        raise KernelError(f"{spec.name}: the kernel failed with unknown status {recorded}", recorded)
+    message, count = spec.asserts[recorded - 1]
+    shown = tuple(values[:count])
+    try:
+        text = message.format(*shown)
+    except (IndexError, KeyError, ValueError):
+        text = f"{message} (values: {', '.join(map(str, shown))})"
+    raise KernelError(f"{spec.name}: {text}", recorded, shown)

@@ -1,0 +1,327 @@
+"""ONNX import: a model file to the graph IR, checked at every step.
+
+``from_onnx(model, input_shapes=None)`` accepts a path, the file's bytes or a ``ModelProto`` and returns a typed
+``Graph``. The steps, each failing with a ``GraphError`` that says what is wrong:
+
+1. parse the protobuf (a truncated or corrupt file is "malformed");
+2. read the default-domain opset (9 to 21 fully; newer opsets where the operator definitions in effect are ones a
+   converter knows);
+3. list every node tcomp cannot convert (op type, domain, opset version) in one ``UnsupportedOperatorError``,
+   before anything else is done;
+4. bind the inputs' shapes: dynamic dimensions must be given in ``input_shapes`` (the CLI's ``--input-shapes
+   name:[1,3,224,224]``), and the error says so;
+5. read the initializers (``onnx_data.tensor_to_array``: sizes checked against the bytes present, external data only
+   from inside the model's folder);
+6. order the nodes topologically, refusing values read but never defined, values defined twice and cycles;
+7. convert node by node (``onnx_ops``): each converter emits graph IR nodes whose types are inferred at once, so
+   later converters see the shapes and the statically known values they need.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+
+from tcomp.graph.frontend.onnx_data import onnx_dtype, tensor_to_array
+from tcomp.graph.infer import check_size, infer_node, infer_types
+from tcomp.graph.ir import Graph, GraphError, TensorType, make_node, verify_graph
+
+MIN_OPSET = 9
+MAX_FULL_OPSET = 21
+MAX_MODEL_BYTES = 1 << 31  # protobuf cannot hold more; bigger weights must be external data
+
+
+class Builder:
+    """Accumulates graph IR nodes, parameters and their inferred types while converting an ONNX graph."""
+
+    def __init__(self, opset: int, base_dir: Path | None) -> None:
+        self.opset = opset
+        self.base_dir = base_dir
+        self.nodes: list[Any] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.types: dict[str, TensorType] = {}
+        self.values: dict[str, np.ndarray] = {}
+        self.taken: set[str] = set()
+        self.node_names: set[str] = set()
+        self.alias: dict[str, str] = {}  # ONNX value name -> graph IR value name, where they differ
+        self.node_name = ""  # the ONNX node being converted, for names and messages
+        self.op_type = ""
+
+    # -- names ----------------------------------------------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        base = hint or "v"
+        name, count = base, 0
+        while name in self.taken:
+            count += 1
+            name = f"{base}_{count}"
+        self.taken.add(name)
+        return name
+
+    def _node_name(self) -> str:
+        base, count = self.node_name, 0
+        name = base
+        while name in self.node_names:
+            count += 1
+            name = f"{base}_{count}"
+        self.node_names.add(name)
+        return name
+
+    def error(self, reason: str) -> GraphError:
+        return GraphError(f"node {self.node_name} ({self.op_type}, opset {self.opset}): {reason}")
+
+    # -- values ---------------------------------------------------------------------------------------------------
+    def param(self, array: np.ndarray, hint: str) -> str:
+        name = self.fresh(hint)
+        self.params[name] = np.ascontiguousarray(array)
+        infer_types_of_param(self, name)
+        return name
+
+    def add(self, op: str, inputs: Sequence[str], outputs: int | Sequence[str] = 1, **attrs: Any) -> list[str]:
+        """Append node ``op(inputs, attrs)``; its outputs are the given names or fresh ones. Returns the names."""
+        if isinstance(outputs, int):
+            names = [self.fresh(f"{self.node_name}/{op}") for _ in range(outputs)]
+        else:
+            names = list(outputs)
+        node = make_node(op, self._node_name(), inputs, names, **attrs)
+        infer_node(node, self.types, self.values)
+        self.nodes.append(node)
+        return names
+
+    def add1(self, op: str, inputs: Sequence[str], output: str | None = None, **attrs: Any) -> str:
+        return self.add(op, inputs, 1 if output is None else [output], **attrs)[0]
+
+    def type(self, name: str) -> TensorType:
+        return self.types[name]
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of ``name`` when known at compile time (a parameter or a propagated integer value)."""
+        if not name:
+            return None
+        if name in self.params:
+            return self.params[name]
+        return self.values.get(name)
+
+    def require_const(self, name: str, what: str) -> np.ndarray:
+        value = self.const(name)
+        if value is None:
+            raise self.error(f"{what} ({name!r}) must be known at compile time (a constant or computed from shapes)")
+        return value
+
+
+def infer_types_of_param(builder: Builder, name: str) -> None:
+    array = builder.params[name]
+    t = TensorType(tuple(int(d) for d in array.shape), _dtype_name(array))
+    builder.types[name] = t
+    if t.numel <= 1024 and (array.dtype.kind in "iub"):
+        builder.values[name] = array
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    from tcomp.ir import dtype as dt
+
+    return dt.normalize(array.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# loading
+def load_model(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None]:
+    """The parsed model and the folder its external data may live in (None when not loaded from a path)."""
+    if isinstance(model, onnx.ModelProto):
+        return model, None
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return _parse(bytes(model), "the model bytes"), None
+    path = Path(model)
+    if not path.is_file():
+        raise GraphError(f"ONNX model {str(path)!r} does not exist or is not a file")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise GraphError(f"ONNX model {str(path)!r} is {size} bytes, more than a protobuf can hold")
+    return _parse(path.read_bytes(), repr(str(path))), path.parent
+
+
+def _parse(data: bytes, what: str) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
+        raise GraphError(f"malformed ONNX file {what}: {exc or 'the protobuf cannot be decoded'}") from None
+    if not proto.HasField("graph"):
+        raise GraphError(f"malformed ONNX file {what}: no graph (is it an ONNX model?)")
+    return proto
+
+
+def default_opset(proto: onnx.ModelProto) -> int:
+    versions = [int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        if proto.ir_version and proto.ir_version < 3:
+            return 1
+        raise GraphError("the model declares no opset for the default ONNX domain")
+    opset = max(versions)
+    if opset < MIN_OPSET:
+        raise GraphError(f"the model uses opset {opset}; tcomp supports opsets {MIN_OPSET} to {MAX_FULL_OPSET} "
+                         "(convert it with onnx.version_converter first)")
+    if opset > onnx.defs.onnx_opset_version():
+        raise GraphError(f"the model uses opset {opset}, newer than this onnx package knows "
+                         f"({onnx.defs.onnx_opset_version()})")
+    return opset
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# import
+def from_onnx(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+              input_shapes: Mapping[str, Sequence[int]] | None = None, name: str | None = None) -> Graph:
+    """Import an ONNX model as a typed graph. ``input_shapes`` binds input shapes (required for dynamic dims)."""
+    proto, base_dir = load_model(model)
+    return import_model(proto, base_dir, input_shapes, name)
+
+
+def import_model(proto: onnx.ModelProto, base_dir: Path | None,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None, name: str | None = None) -> Graph:
+    from tcomp.graph.frontend.onnx_common import check_supported, convert_node
+
+    opset = default_opset(proto)
+    g = proto.graph
+    check_supported(g.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset)
+    builder = Builder(opset, base_dir)
+    initializer_names = [t.name for t in g.initializer]
+    all_names = set(initializer_names) | {i.name for i in g.input} | {o for n in g.node for o in n.output}
+    builder.taken.update(n for n in all_names if n)
+    inputs = _bind_inputs(g, set(initializer_names), input_shapes or {}, builder)
+    for position, tensor in enumerate(g.initializer):
+        if not tensor.name:
+            raise GraphError(f"initializer {position} has no name")
+        if tensor.name in builder.params:
+            raise GraphError(f"initializer {tensor.name!r} is defined twice")
+        builder.params[tensor.name] = tensor_to_array(tensor, base_dir, f"initializer {tensor.name!r}")
+        infer_types_of_param(builder, tensor.name)
+    order = _topological_order(g, set(inputs) | set(initializer_names))
+    for index in order:
+        node = g.node[index]
+        builder.node_name = node.name or f"{node.op_type}_{index}"
+        builder.op_type = node.op_type
+        convert_node(builder, node)
+    outputs = []
+    builder.node_name, builder.op_type = "outputs", "Identity"
+    for output in g.output:
+        ir_name = builder.alias.get(output.name, output.name)
+        if ir_name not in builder.types:
+            raise GraphError(f"graph output {output.name!r} is never defined")
+        if ir_name != output.name:
+            builder.taken.discard(output.name)
+            ir_name = builder.add1("identity", [ir_name], output=builder.fresh(output.name))
+        outputs.append(ir_name)
+    if not outputs:
+        raise GraphError("the model has no outputs")
+    graph = Graph(name or g.name or "main", tuple(inputs), tuple(outputs), tuple(builder.nodes),
+                  dict(builder.params), {k: builder.types[k] for k in inputs})
+    graph = infer_types(graph)
+    verify_graph(graph)
+    return graph
+
+
+def _bind_inputs(g: onnx.GraphProto, initializers: set[str], shapes: Mapping[str, Sequence[int]],
+                 builder: Builder) -> list[str]:
+    names = [i.name for i in g.input if i.name not in initializers]
+    unknown = sorted(set(shapes) - set(names))
+    if unknown:
+        raise GraphError(f"--input-shapes names {unknown}, which are not inputs of the model (inputs: {names})")
+    result = []
+    for value_info in g.input:
+        if value_info.name in initializers:
+            continue
+        if not value_info.name:
+            raise GraphError("a graph input has no name")
+        if value_info.name in builder.types:
+            raise GraphError(f"graph input {value_info.name!r} is declared twice")
+        kind = value_info.type.WhichOneof("value")
+        if kind != "tensor_type":
+            raise GraphError(f"graph input {value_info.name!r} is not a tensor ({kind}); only tensors are supported")
+        tensor_type = value_info.type.tensor_type
+        dtype = onnx_dtype(tensor_type.elem_type, f"graph input {value_info.name!r}")
+        declared: list[int | str] = []
+        if tensor_type.HasField("shape"):
+            for dim in tensor_type.shape.dim:
+                if dim.HasField("dim_value"):
+                    if dim.dim_value < 0:
+                        raise GraphError(f"graph input {value_info.name!r} has a negative dimension {dim.dim_value}")
+                    declared.append(int(dim.dim_value))
+                else:
+                    declared.append(dim.dim_param or "?")
+        given = shapes.get(value_info.name)
+        if given is not None:
+            shape = _check_given_shape(value_info.name, given, declared if tensor_type.HasField("shape") else None)
+        else:
+            dynamic = [d for d in declared if isinstance(d, str)]
+            if not tensor_type.HasField("shape") or dynamic:
+                what = "an unknown rank" if not tensor_type.HasField("shape") else f"dynamic dimensions {declared}"
+                example = "[" + ",".join(str(d) if isinstance(d, int) else "1" for d in declared) + "]"
+                raise GraphError(f"graph input {value_info.name!r} has {what}; bind its shape with --input-shapes "
+                                 f"{value_info.name}:{example} (input_shapes={{{value_info.name!r}: ...}} in Python)")
+            shape = tuple(int(d) for d in declared)
+        if 0 in shape:
+            raise GraphError(f"graph input {value_info.name!r} has a zero dimension {shape}; zero-size tensors are "
+                             "not supported")
+        t = TensorType(shape, dtype)
+        check_size(t, f"graph input {value_info.name!r}")
+        builder.types[value_info.name] = t
+        result.append(value_info.name)
+    return result
+
+
+def _check_given_shape(name: str, given: Sequence[int], declared: list[int | str] | None) -> tuple[int, ...]:
+    if not isinstance(given, (list, tuple)) or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                                                       for d in given):
+        raise GraphError(f"--input-shapes for {name!r} must be a list of ints, got {given!r}")
+    shape = tuple(int(d) for d in given)
+    if any(d <= 0 for d in shape):
+        raise GraphError(f"--input-shapes for {name!r} must have positive dimensions, got {list(shape)}")
+    if declared is not None and len(declared) != len(shape):
+        raise GraphError(f"--input-shapes gives {name!r} {len(shape)} dimensions, the model declares "
+                         f"{len(declared)}: {declared}")
+    if declared is not None:
+        for d, (want, got) in enumerate(zip(declared, shape)):
+            if isinstance(want, int) and want != got:
+                raise GraphError(f"--input-shapes gives {name!r} dimension {d} = {got}, the model fixes it to {want}")
+    return shape
+
+
+def _topological_order(g: onnx.GraphProto, defined: set[str]) -> list[int]:
+    producer: dict[str, int] = {}
+    for index, node in enumerate(g.node):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in defined:
+                raise GraphError(f"value {out!r} is defined twice (by node {node.name or node.op_type} and before)")
+            producer[out] = index
+    waiting = [0] * len(g.node)
+    readers: dict[int, list[int]] = {}
+    for index, node in enumerate(g.node):
+        for name in dict.fromkeys(node.input):
+            if not name or name in defined:
+                continue
+            if name not in producer:
+                raise GraphError(f"node {node.name or node.op_type} ({node.op_type}) reads {name!r}, which no input, "
+                                 "initializer or node defines")
+            waiting[index] += 1
+            readers.setdefault(producer[name], []).append(index)
+    ready = deque(i for i in range(len(g.node)) if waiting[i] == 0)
+    order: list[int] = []
+    while ready:
+        index = ready.popleft()
+        order.append(index)
+        for reader in readers.get(index, []):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                ready.append(reader)
+    if len(order) != len(g.node):
+        stuck = [g.node[i].name or g.node[i].op_type for i in range(len(g.node)) if waiting[i] > 0]
+        raise GraphError(f"the graph has a cycle through nodes {stuck[:6]}")
+    return order

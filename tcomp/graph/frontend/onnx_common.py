@@ -1,0 +1,223 @@
+"""The converter registry of the ONNX frontend and the helpers converters share.
+
+A converter is registered for an ONNX op type and the operator-definition versions it implements
+(``since_version`` of ``onnx.defs.get_schema(op_type, opset)``): a model's opset selects the definition in effect,
+and a node whose definition no converter implements is unsupported. ``converter(b, node, inputs, attrs, version)``
+returns the graph IR value names of the node's outputs (``""`` for an output it does not produce).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from tcomp.graph.ir import GraphError, UnsupportedOperatorError
+
+if TYPE_CHECKING:
+    from tcomp.graph.frontend.onnx import Builder
+
+
+class Attrs:
+    """Typed access to a node's attributes; a missing required attribute or one of the wrong type is an error."""
+
+    def __init__(self, node: onnx.NodeProto, builder: Builder) -> None:
+        self.node = node
+        self.builder = builder
+        self.map: dict[str, onnx.AttributeProto] = {}
+        for attribute in node.attribute:
+            if attribute.name in self.map:
+                raise builder.error(f"attribute {attribute.name!r} is given twice")
+            self.map[attribute.name] = attribute
+
+    def has(self, key: str) -> bool:
+        return key in self.map
+
+    def _get(self, key: str, kinds: tuple[int, ...], default: Any, required: bool) -> Any:
+        attribute = self.map.get(key)
+        if attribute is None:
+            if required:
+                raise self.builder.error(f"attribute {key!r} is required")
+            return None
+        if attribute.type not in kinds:
+            expected = " or ".join(onnx.AttributeProto.AttributeType.Name(k) for k in kinds)
+            got = (onnx.AttributeProto.AttributeType.Name(attribute.type)
+                   if attribute.type in onnx.AttributeProto.AttributeType.values() else str(attribute.type))
+            raise self.builder.error(f"attribute {key!r} must be {expected}, got {got}")
+        return attribute
+
+    def int(self, key: str, default: int | None = None) -> int:
+        attribute = self._get(key, (onnx.AttributeProto.INT,), default, default is None)
+        return int(default if attribute is None else attribute.i)  # type: ignore[arg-type]
+
+    def float(self, key: str, default: float | None = None) -> float:
+        attribute = self._get(key, (onnx.AttributeProto.FLOAT, onnx.AttributeProto.INT), default, default is None)
+        if attribute is None:
+            return float(default)  # type: ignore[arg-type]
+        return float(attribute.f if attribute.type == onnx.AttributeProto.FLOAT else attribute.i)
+
+    def ints(self, key: str, default: Sequence[int] | None = None, required: bool = False) -> list[int] | None:
+        attribute = self._get(key, (onnx.AttributeProto.INTS,), default, required)
+        if attribute is None:
+            return None if default is None else list(default)
+        return [int(v) for v in attribute.ints]
+
+    def floats(self, key: str, default: Sequence[float] | None = None) -> list[float] | None:
+        attribute = self._get(key, (onnx.AttributeProto.FLOATS,), default, False)
+        if attribute is None:
+            return None if default is None else list(default)
+        return [float(v) for v in attribute.floats]
+
+    def string(self, key: str, default: str | None = None) -> str:
+        attribute = self._get(key, (onnx.AttributeProto.STRING,), default, default is None)
+        if attribute is None:
+            return str(default)
+        try:
+            return attribute.s.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.builder.error(f"attribute {key!r} is not valid UTF-8") from None
+
+    def tensor(self, key: str) -> np.ndarray | None:
+        from tcomp.graph.frontend.onnx_data import tensor_to_array
+
+        attribute = self._get(key, (onnx.AttributeProto.TENSOR,), None, False)
+        if attribute is None:
+            return None
+        return tensor_to_array(attribute.t, self.builder.base_dir,
+                               f"node {self.builder.node_name}: attribute {key!r}")
+
+
+ConvertFunc = Callable[["Builder", onnx.NodeProto, list[str], Attrs, int], list[str]]
+
+
+@dataclass(frozen=True)
+class Converter:
+    op_type: str
+    versions: frozenset[int]
+    func: ConvertFunc
+
+
+CONVERTERS: dict[str, Converter] = {}
+
+
+def register(op_type: str, versions: Iterable[int], func: ConvertFunc) -> None:
+    CONVERTERS[op_type] = Converter(op_type, frozenset(versions), func)
+
+
+def converts(op_type: str, versions: Iterable[int]) -> Callable[[ConvertFunc], ConvertFunc]:
+    def wrap(func: ConvertFunc) -> ConvertFunc:
+        register(op_type, versions, func)
+        return func
+
+    return wrap
+
+
+def schema_version(op_type: str, opset: int) -> int | None:
+    """The ``since_version`` of the definition of ``op_type`` in effect at ``opset`` (None: no such operator)."""
+    try:
+        return int(onnx.defs.get_schema(op_type, opset, "").since_version)
+    except onnx.defs.SchemaError:
+        return None
+
+
+def supported_op_types() -> list[str]:
+    _load()
+    return sorted(CONVERTERS)
+
+
+def _load() -> None:
+    import tcomp.graph.frontend.onnx_nn  # noqa: F401
+    import tcomp.graph.frontend.onnx_ops  # noqa: F401
+
+
+def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int) -> None:
+    """Raise ``UnsupportedOperatorError`` listing every node no converter implements."""
+    _load()
+    missing: list[tuple[str, str, int]] = []
+    for index, node in enumerate(nodes):
+        name = node.name or f"{node.op_type}_{index}"
+        domain = node.domain or ""
+        if domain not in ("", "ai.onnx"):
+            missing.append((name, f"{domain}.{node.op_type}", opsets.get(domain, 0)))
+            continue
+        converter = CONVERTERS.get(node.op_type)
+        version = schema_version(node.op_type, opset)
+        if converter is None or version is None or version not in converter.versions:
+            missing.append((name, node.op_type, opset))
+    if missing:
+        listed = "; ".join(f"{name} ({op}, opset {v})" for name, op, v in missing[:50])
+        more = f"; and {len(missing) - 50} more" if len(missing) > 50 else ""
+        kinds = sorted({op for _, op, _ in missing})
+        raise UnsupportedOperatorError(
+            f"the model uses {len(missing)} node(s) of operator(s) tcomp does not support ({', '.join(kinds)}): "
+            f"{listed}{more}", missing)
+
+
+def convert_node(b: Builder, node: onnx.NodeProto) -> None:
+    converter = CONVERTERS[node.op_type]
+    version = schema_version(node.op_type, b.opset)
+    assert version is not None
+    inputs = [b.alias.get(name, name) if name else "" for name in node.input]
+    for name in inputs:
+        if name and name not in b.types:
+            raise b.error(f"input {name!r} is not defined")
+    attrs = Attrs(node, b)
+    try:
+        produced = converter.func(b, node, inputs, attrs, version)
+    except GraphError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError) as exc:
+        raise b.error(str(exc)) from exc
+    for position, name in enumerate(node.output):
+        if not name:
+            continue
+        ir_name = produced[position] if position < len(produced) else ""
+        if not ir_name:
+            raise b.error(f"output {position} ({name!r}) is not supported")
+        if ir_name != name:
+            b.alias[name] = ir_name
+
+
+def optional(inputs: Sequence[str], index: int) -> str:
+    """The name of optional input ``index`` ("" when absent)."""
+    return inputs[index] if index < len(inputs) else ""
+
+
+def check_unused_outputs(b: Builder, node: onnx.NodeProto, first: int, what: str) -> None:
+    for name in node.output[first:]:
+        if name:
+            raise b.error(f"output {name!r} ({what}) is not supported")
+
+
+def reshape(b: Builder, name: str, shape: Sequence[int]) -> str:
+    """``name`` reshaped: a new parameter for a constant, else a ``reshape`` node."""
+    shape = tuple(int(d) for d in shape)
+    if b.type(name).shape == shape:
+        return name
+    if name in b.params:
+        return b.param(b.params[name].reshape(shape), f"{name}/reshaped")
+    return b.add1("reshape", [name], shape=shape)
+
+
+def scalar_param(b: Builder, value: float | int, dtype: str, hint: str) -> str:
+    from tcomp.ir import dtype as dt
+
+    return b.param(np.array(value, dtype=dt.to_numpy(dtype)), hint)
+
+
+def const_ints(b: Builder, name: str, what: str) -> list[int]:
+    value = b.require_const(name, what)
+    if value.dtype.kind not in "iu":
+        raise b.error(f"{what} must be integers, got {value.dtype}")
+    return [int(v) for v in value.reshape(-1)]
+
+
+def fail(b: Builder, reason: str) -> GraphError:
+    return b.error(reason)
+
+
+__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "check_supported", "convert_node",
+           "converts", "register", "schema_version"]

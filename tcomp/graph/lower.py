@@ -1,0 +1,230 @@
+"""Lowering graph nodes to compiled kernels: one kernel per top-level node (a fused group or a single operator).
+
+``lower_node(graph, node)`` builds the tensor expressions of a node: a placeholder per input value, the operator
+lowerings of the group's members in order, and the tensors of the values the node outputs. Parameters of one
+element are baked into the code as constants. ``compile_node`` schedules them (``schedule.schedule_for``, or a
+tuned template config, see ``tuning.py``) and builds a ``Module``.
+
+Kernels are named ``<ops>_<structural hash>`` so that identical groups get identical functions (and share one
+compiled artifact through ``tcomp.build``'s cache), while different functions never share a name. A per-process
+cache keyed by the group's canonical signature skips lowering for groups seen before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import tcomp
+from tcomp.graph.ir import Graph, GraphError, Node, TensorType
+from tcomp.graph.op import LowerContext, get_op
+from tcomp.graph.opdefs.common import fill, safe_name
+from tcomp.graph.schedule import schedule_for
+from tcomp.ir import dtype as dt
+from tcomp.ir.stmt import PrimFunc
+from tcomp.ir.structural import structural_hash
+from tcomp.runtime.module import Module
+from tcomp.target import Target
+from tcomp.te.tensor import PlaceholderOp, Tensor
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """The tensor expressions of one node: ``inputs`` (placeholders, one per kernel input value, in
+    ``input_names`` order) and ``outputs`` (one per value in ``output_names``)."""
+
+    input_names: tuple[str, ...]
+    inputs: tuple[Tensor, ...]
+    output_names: tuple[str, ...]
+    outputs: tuple[Tensor, ...]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A compiled node: call ``module`` with the arrays of ``args`` (inputs, then outputs)."""
+
+    name: str
+    node_name: str
+    args: tuple[str, ...]
+    num_inputs: int
+    module: Module
+    tuned: bool = False
+
+
+def body_of(node: Node) -> tuple[Node, ...]:
+    """The operator nodes a top-level node stands for (the members of a fused group, or the node itself)."""
+    if node.op == "fused":
+        body: Graph = node.attr("body")
+        return body.nodes
+    return (node,)
+
+
+def kernel_inputs(graph: Graph, node: Node) -> tuple[str, ...]:
+    """The values a node's kernel takes as arguments: its inputs without the one-element parameters (baked in)."""
+    result = []
+    for name in dict.fromkeys(i for i in node.inputs if i):
+        value = _param(graph, node, name)
+        if value is not None and value.size == 1:
+            continue
+        result.append(name)
+    return tuple(result)
+
+
+def _param(graph: Graph, node: Node, name: str) -> np.ndarray | None:
+    if name in graph.params:
+        return graph.params[name]
+    if node.op == "fused":
+        body: Graph = node.attr("body")
+        return body.params.get(name)
+    return None
+
+
+def lower_node(graph: Graph, node: Node) -> Lowered:
+    members = body_of(node)
+    scope: Graph = node.attr("body") if node.op == "fused" else graph
+    tensors: dict[str, Tensor] = {}
+    input_names = kernel_inputs(graph, node)
+    placeholders = []
+    for position, name in enumerate(input_names):
+        t = graph.type_of(name)
+        placeholder = tcomp.te.placeholder(t.shape, t.dtype, name=f"in{position}_{safe_name(name)[:24]}")
+        tensors[name] = placeholder
+        placeholders.append(placeholder)
+    for member in members:
+        for name in member.inputs:
+            if name and name not in tensors:
+                value = _param(graph, node, name)
+                if value is None or value.size != 1:
+                    raise GraphError(f"node {node.name}: value {name!r} is neither an input nor a constant")
+                tensors[name] = fill(value.shape, value.reshape(-1)[0].item(), dt.normalize(value.dtype),
+                                     f"const_{safe_name(name)[:24]}")
+        ctx = LowerContext(
+            node=member,
+            tensors=[tensors[i] if i else None for i in member.inputs],
+            types=[scope.types.get(i) if i else None for i in member.inputs],
+            out_types=[scope.type_of(o) for o in member.outputs],
+            values=[_known(scope, i) for i in member.inputs],
+        )
+        outs = get_op(member.op).lower(ctx)
+        if len(outs) != len(member.outputs):
+            raise GraphError(f"node {member.name} ({member.op}): lowering made {len(outs)} outputs, "
+                             f"expected {len(member.outputs)}")
+        for name, tensor, t in zip(member.outputs, outs, ctx.out_types):
+            _check_lowered(member, tensor, t)
+            tensors[name] = tensor
+    outputs = []
+    for name in node.outputs:
+        tensor = tensors[name]
+        if isinstance(tensor.op, PlaceholderOp) or any(tensor is o for o in outputs):
+            source = tensor
+            tensor = tcomp.te.compute(source.shape, lambda *i, s=source: s[i], name=f"copy_{safe_name(name)[:24]}",
+                                      tag="elemwise")
+        outputs.append(tensor)
+    return Lowered(input_names, tuple(placeholders), node.outputs, tuple(outputs))
+
+
+def _known(graph: Graph, name: str) -> np.ndarray | None:
+    if not name:
+        return None
+    if name in graph.params:
+        return graph.params[name]
+    return graph.values.get(name)
+
+
+def _check_lowered(node: Node, tensor: Tensor, expected: TensorType) -> None:
+    from tcomp.ops.utils import as_int
+
+    shape = tuple(as_int(d) for d in tensor.shape)
+    if shape != expected.shape or tensor.dtype != expected.dtype:
+        raise GraphError(f"node {node.name} ({node.op}): lowering made {tensor.dtype}{list(shape)}, type inference "
+                         f"said {expected}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# signatures and compilation
+def node_signature(graph: Graph, node: Node) -> str:
+    """A canonical text of what a node computes: member operators, attributes, types and baked-in constants, with
+    value names replaced by their order of appearance. Equal signatures compute the same function."""
+    numbering: dict[str, str] = {}
+
+    def ref(name: str) -> str:
+        if not name:
+            return "_"
+        if name not in numbering:
+            numbering[name] = f"v{len(numbering)}"
+        return numbering[name]
+
+    scope: Graph = node.attr("body") if node.op == "fused" else graph
+    parts = []
+    for name in kernel_inputs(graph, node):
+        parts.append(f"in {ref(name)}:{graph.type_of(name)}")
+    for member in body_of(node):
+        args = []
+        for name in member.inputs:
+            value = _param(graph, node, name) if name else None
+            if value is not None and value.size == 1:
+                args.append(f"const({value.dtype}:{value.reshape(-1)[0].item()!r}:{value.shape})")
+            else:
+                args.append(ref(name))
+        attrs = [(k, v) for k, v in member.attrs if k != "body"]
+        outs = [f"{ref(o)}:{scope.type_of(o)}" for o in member.outputs]
+        parts.append(f"{','.join(outs)}={member.op}({','.join(args)};{attrs!r})")
+    parts.append("out " + ",".join(ref(o) for o in node.outputs))
+    return "\n".join(parts)
+
+
+_KERNEL_CACHE: dict[tuple[str, str, bool], tuple[PrimFunc, Module, tuple[int, ...]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def kernel_base_name(node: Node) -> str:
+    ops = [m.op for m in body_of(node)]
+    unique = list(dict.fromkeys(ops))
+    text = "_".join(unique[:4]) + ("_etc" if len(unique) > 4 else "")
+    return "fused_" + text if node.op == "fused" else text
+
+
+def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
+                 inplace: Sequence[int] = ()) -> Kernel:
+    """Compile ``node`` for ``target``. ``inplace`` lists kernel-argument positions that may share memory with
+    another argument (in-place outputs and the inputs they overwrite): they are compiled without ``noalias``."""
+    from tcomp.graph.tuning import tuned_schedule
+
+    signature = node_signature(graph, node)
+    may_alias = tuple(sorted(set(inplace)))
+    tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
+    key = (signature + f"|alias={may_alias}", str(target), tuned is not None)
+    with _CACHE_LOCK:
+        cached = _KERNEL_CACHE.get(key) if tuned is None else None
+    if cached is not None:
+        func, module, _ = cached
+        args = kernel_inputs(graph, node) + node.outputs
+        return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, False)
+    if tuned is not None:
+        schedule, tensors = tuned
+        args = kernel_inputs(graph, node) + node.outputs
+    else:
+        lowered = lower_node(graph, node)
+        schedule = schedule_for(list(lowered.outputs), target)
+        tensors = [*lowered.inputs, *lowered.outputs]
+        args = lowered.input_names + lowered.output_names
+    base = safe_name(kernel_base_name(node))[:48]
+    func = tcomp.lower(schedule, tensors, name=base)
+    if may_alias:
+        func = func.with_attr("may_alias", may_alias)
+    func = dataclasses.replace(func, name=f"{base}_{structural_hash(func) & 0xFFFFFFFF:08x}")
+    module = tcomp.build(func, target=target)
+    with _CACHE_LOCK:
+        if tuned is None:
+            _KERNEL_CACHE[key] = (func, module, may_alias)
+    return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tuned is not None)
+
+
+def clear_kernel_cache() -> None:
+    with _CACHE_LOCK:
+        _KERNEL_CACHE.clear()

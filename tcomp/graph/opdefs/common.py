@@ -1,0 +1,80 @@
+"""Helpers shared by the graph operator definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tcomp import te
+from tcomp.graph.ir import TensorType
+from tcomp.graph.op import InferContext
+from tcomp.ir import dtype as dt
+from tcomp.te.tensor import Tensor
+
+
+def broadcast_shapes(ctx: InferContext, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ctx.error(f"input shapes {', '.join(str(s) for s in shapes)} do not broadcast") from None
+
+
+def same_dtype(ctx: InferContext, types: Sequence[TensorType]) -> str:
+    dtypes = {t.dtype for t in types}
+    if len(dtypes) != 1:
+        raise ctx.error(f"inputs have different dtypes: {', '.join(sorted(dtypes))}")
+    return types[0].dtype
+
+
+def require_float(ctx: InferContext, t: TensorType, what: str = "input 0") -> None:
+    if not dt.is_float(t.dtype):
+        raise ctx.error(f"{what} must be a float tensor, got {t.dtype}")
+
+
+def int_attr(ctx: InferContext, key: str, default: int | None = None) -> int:
+    value = ctx.attr(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ctx.error(f"attribute {key} must be an int, got {value!r}")
+    return int(value)
+
+
+def ints_attr(ctx: InferContext, key: str, length: int | None = None) -> tuple[int, ...]:
+    value = ctx.attr(key)
+    if not isinstance(value, tuple) or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                               for v in value):
+        raise ctx.error(f"attribute {key} must be a tuple of ints, got {value!r}")
+    if length is not None and len(value) != length:
+        raise ctx.error(f"attribute {key} must have {length} entries, got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def normalize_axis(ctx: InferContext, axis: Any, ndim: int, what: str = "axis") -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < max(ndim, 1):
+        raise ctx.error(f"{what}={axis!r} is out of range for a tensor of {ndim} dimensions")
+    return int(axis) + ndim if axis < 0 else int(axis)
+
+
+def fill(shape: Sequence[int], value: Any, dtype: str, name: str) -> Tensor:
+    """A compute whose every element is the constant ``value``."""
+    constant = te.const(value, dtype)
+    return te.compute(tuple(shape), lambda *idx: constant, name=name, tag="elemwise")
+
+
+def const_tensor(values: np.ndarray, dtype: str, name: str) -> Tensor:
+    """A 1-D compute holding the (few) ``values`` as a chain of selects."""
+    flat = [v.item() for v in np.asarray(values).reshape(-1)]
+
+    def body(i: Any) -> Any:
+        result = te.const(flat[-1], dtype)
+        for position in range(len(flat) - 2, -1, -1):
+            result = te.if_then_else(i == position, te.const(flat[position], dtype), result)
+        return result
+
+    return te.compute((len(flat),), body, name=name, tag="injective")
+
+
+def safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return cleaned or "node"

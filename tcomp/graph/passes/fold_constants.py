@@ -1,0 +1,65 @@
+"""``fold_constants``: replace nodes whose inputs are all constants by the constants they compute.
+
+Rewrite, node by node in order (so whole constant subgraphs fold):
+
+- a node whose outputs type inference already knows (small integer values: ``shape_of`` and shape arithmetic) is
+  replaced by those values;
+- a node whose inputs are all parameters (or that has no inputs, as ``constant_of_shape``) is compiled with its
+  default schedule, run once, and replaced by its outputs as new parameters. The values are computed by
+  generated code, exactly as the node would compute them at run time.
+
+Assumes: a typed graph before fusion. Does not fold a node whose outputs would exceed ``MAX_FOLD_BYTES`` (it stays
+a kernel). Dead nodes and unused parameters are dropped. Returns the same graph when nothing folds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from tcomp.graph.ir import Graph, Node
+from tcomp.ir import dtype as dt
+from tcomp.target import Target, as_target
+
+MAX_FOLD_BYTES = 256 << 20
+
+
+def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target) -> list[np.ndarray]:
+    """Compile ``node`` (whose inputs are all in ``params``) and return its outputs."""
+    from tcomp.graph.lower import compile_node
+
+    scope = replace(graph, params=params)
+    kernel = compile_node(scope, node, target)
+    arrays = [np.ascontiguousarray(params[name]) for name in kernel.args[: kernel.num_inputs]]
+    outputs = [np.empty(graph.type_of(o).shape, dtype=dt.to_numpy(graph.type_of(o).dtype)) for o in node.outputs]
+    kernel.module(*arrays, *outputs)
+    return outputs
+
+
+def fold_constants(graph: Graph, target: Target | str | None = None) -> Graph:
+    resolved = as_target(target)
+    params = dict(graph.params)
+    kept: list[Node] = []
+    changed = False
+    for node in graph.nodes:
+        if node.op == "fused":
+            kept.append(node)
+            continue
+        if node.outputs and all(o in graph.values for o in node.outputs):
+            for o in node.outputs:
+                params[o] = graph.values[o]
+            changed = True
+            continue
+        inputs = [i for i in node.inputs if i]
+        foldable = all(i in params for i in inputs)
+        size = sum(graph.type_of(o).nbytes for o in node.outputs)
+        if foldable and size <= MAX_FOLD_BYTES:
+            for name, value in zip(node.outputs, evaluate_node(graph, node, params, resolved)):
+                params[name] = value
+            changed = True
+            continue
+        kept.append(node)
+    if not changed:
+        return graph
+    return graph.with_nodes(kept, params)

@@ -1,0 +1,179 @@
+"""``plan_memory``: static storage assignment for the values the executor allocates, by liveness.
+
+Rewrite: none; the graph is returned with ``meta["memory_plan"]``, a ``MemoryPlan`` mapping every graph input and
+node output to a storage id, the storages' sizes, and the in-place pairs.
+
+Assumes: each top-level node is one kernel, run in node order; a kernel reads all its inputs and writes all its
+outputs (so an input's storage is free for others only after the last node reading it).
+
+Algorithm (TVM's graph memory planner): walk the nodes in order. An output first tries to take over, in place, the
+storage of an input that dies at this node, has the same byte size and element size, and which the node reads only
+at the output's own flat index (``inplace_pairs``: elementwise and reshape chains, a single output). Otherwise it
+takes the free storage that fits best (the smallest one at least as large, else the largest one, grown). After the
+node, the storages of inputs read for the last time are released. Graph inputs and outputs own their storage
+(never shared). Parameters are not planned: they are bound once.
+
+Guarantees: two values share a storage only if their lifetimes do not overlap, or they are an in-place pair.
+``unplanned_bytes`` (every activation in its own buffer) and ``planned_bytes`` (the storages' total) are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from tcomp.graph.ir import Graph, Node, TensorType
+from tcomp.graph.op import OpPattern, get_op
+from tcomp.ir import dtype as dt
+
+_FLAT_IDENTITY_OPS = frozenset({"reshape", "identity", "dropout"})
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    storage_of: Mapping[str, int]
+    storage_bytes: tuple[int, ...]
+    inplace: Mapping[str, tuple[tuple[str, str], ...]]  # node name -> (input value, output value) sharing storage
+    unplanned_bytes: int  # activations (node outputs), each in its own buffer
+    planned_bytes: int  # storages holding activations after planning
+    input_bytes: int  # graph inputs
+
+    def summary(self) -> str:
+        ratio = self.planned_bytes / self.unplanned_bytes if self.unplanned_bytes else 1.0
+        pairs = sum(len(p) for p in self.inplace.values())
+        return (f"activation memory: {self.unplanned_bytes / 2**20:.2f} MiB unplanned -> "
+                f"{self.planned_bytes / 2**20:.2f} MiB planned ({ratio:.1%}), {len(self.storage_bytes)} storages, "
+                f"{pairs} in-place")
+
+
+def _flat_identity(scope: Graph, member: Node, value: str) -> bool:
+    """Whether ``member`` reads ``value`` only at the flat index of the element it writes."""
+    if member.op in _FLAT_IDENTITY_OPS:
+        return True
+    pattern = get_op(member.op).pattern
+    if pattern > OpPattern.BROADCAST:
+        return False
+    out = scope.type_of(member.outputs[0])
+    return len(member.outputs) == 1 and scope.type_of(value).shape == out.shape
+
+
+def inplace_pairs(graph: Graph, node: Node) -> list[tuple[str, str]]:
+    """(input, output) pairs of ``node`` that may share storage: the output element at flat index ``i`` depends on
+    the input only through its element ``i``."""
+    if len(node.outputs) != 1:
+        return []
+    output = node.outputs[0]
+    out_type = graph.type_of(output)
+    scope: Graph = node.attr("body") if node.op == "fused" else graph
+    members = scope.nodes if node.op == "fused" else (node,)
+    for member in members:
+        if member.op not in _FLAT_IDENTITY_OPS and get_op(member.op).pattern > OpPattern.BROADCAST:
+            return []
+    result = []
+    for candidate in dict.fromkeys(i for i in node.inputs if i):
+        if candidate in graph.params or not _same_storage_size(graph.type_of(candidate), out_type):
+            continue
+        if _reaches_only_by_identity(scope, members, candidate, output):
+            result.append((candidate, output))
+    return result
+
+
+def _same_storage_size(a: TensorType, b: TensorType) -> bool:
+    return a.nbytes == b.nbytes and dt.storage_bytes(a.dtype) == dt.storage_bytes(b.dtype)
+
+
+def _reaches_only_by_identity(scope: Graph, members: tuple[Node, ...] | list[Node], source: str, target: str) -> bool:
+    derived = {source}
+    for member in members:
+        reads = [i for i in member.inputs if i in derived]
+        if not reads:
+            continue
+        if not all(_flat_identity(scope, member, value) for value in reads):
+            return False
+        derived.update(member.outputs)
+    return target in derived and target != source
+
+
+def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = True) -> Graph:
+    """Plan storage for ``graph`` (usually after ``fuse_ops``); see the module docstring."""
+    last_use: dict[str, int] = {}
+    for index, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            if name:
+                last_use[name] = index
+    pinned = set(graph.outputs) | set(graph.inputs)
+    storage_of: dict[str, int] = {}
+    sizes: list[int] = []
+    free: list[int] = []
+    holders: dict[int, int] = {}  # storage id -> number of live values in it
+
+    def allocate(nbytes: int) -> int:
+        if enable_reuse and free:
+            fitting = [s for s in free if sizes[s] >= nbytes]
+            chosen = min(fitting, key=lambda s: sizes[s]) if fitting else max(free, key=lambda s: sizes[s])
+            free.remove(chosen)
+            sizes[chosen] = max(sizes[chosen], nbytes)
+            return chosen
+        sizes.append(nbytes)
+        return len(sizes) - 1
+
+    input_bytes = 0
+    for name in graph.inputs:
+        nbytes = graph.type_of(name).nbytes
+        storage_of[name] = allocate_fresh(sizes, nbytes)
+        holders[storage_of[name]] = 1
+        input_bytes += nbytes
+    inplace: dict[str, tuple[tuple[str, str], ...]] = {}
+    unplanned = 0
+    for index, node in enumerate(graph.nodes):
+        taken_inputs: set[str] = set()
+        pairs: list[tuple[str, str]] = []
+        for output in node.outputs:
+            t = graph.type_of(output)
+            unplanned += t.nbytes
+            source = None
+            if enable_inplace and output not in pinned:
+                for candidate, target in inplace_pairs(graph, node):
+                    if (target == output and candidate not in pinned and candidate not in taken_inputs
+                            and last_use.get(candidate) == index and holders.get(storage_of.get(candidate, -1)) == 1):
+                        source = candidate
+                        break
+            if source is not None:
+                storage_of[output] = storage_of[source]
+                holders[storage_of[output]] += 1
+                taken_inputs.add(source)
+                pairs.append((source, output))
+            elif output in pinned:
+                storage_of[output] = allocate_fresh(sizes, t.nbytes)
+                holders[storage_of[output]] = 1
+            else:
+                storage_of[output] = allocate(t.nbytes)
+                holders[storage_of[output]] = 1
+        if pairs:
+            inplace[node.name] = tuple(pairs)
+        released = [name for name in dict.fromkeys(node.inputs) if name and last_use.get(name) == index]
+        released += [name for name in node.outputs if name not in last_use]
+        for name in released:
+            if name in pinned or name not in storage_of:
+                continue
+            storage = storage_of[name]
+            holders[storage] -= 1
+            if holders[storage] == 0:
+                free.append(storage)
+    activation_storages = {storage_of[o] for node in graph.nodes for o in node.outputs}
+    planned = sum(sizes[s] for s in activation_storages)
+    plan = MemoryPlan(storage_of, tuple(sizes), inplace, unplanned, planned, input_bytes)
+    meta = dict(graph.meta)
+    meta["memory_plan"] = plan
+    return replace(graph, meta=meta)
+
+
+def allocate_fresh(sizes: list[int], nbytes: int) -> int:
+    sizes.append(nbytes)
+    return len(sizes) - 1
+
+
+def no_plan(graph: Graph) -> MemoryPlan:
+    """The plan without reuse or in-place: every value in its own storage (what the executor uses when planning is
+    switched off)."""
+    return plan_memory(graph, enable_reuse=False, enable_inplace=False).meta["memory_plan"]

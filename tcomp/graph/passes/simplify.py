@@ -1,0 +1,148 @@
+"""``simplify``: remove operators that compute nothing at inference and fold batch norm into convolutions.
+
+Rewrites:
+
+- ``identity``, ``dropout`` (inference), ``reshape`` to the same shape and ``transpose`` by the identity
+  permutation: readers (and graph outputs) use the input instead;
+- ``batch_norm(conv2d(x, W) [+ b], scale, B, mean, var)``, where the weights and batch-norm statistics are
+  parameters and the convolution (and bias add) feed nothing else, becomes ``conv2d(x, W * s) + (b - mean) * s + B``
+  with ``s = scale / sqrt(var + epsilon)`` per output channel. The new weights and bias are graph nodes over the
+  parameters; the next ``fold_constants`` computes them.
+
+Assumes a typed graph before fusion. Returns the same graph when nothing applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from tcomp.graph.ir import Graph, Node, make_node
+from tcomp.ir import dtype as dt
+
+
+def _is_noop(graph: Graph, node: Node) -> bool:
+    if node.op in ("identity", "dropout"):
+        return True
+    if node.op == "reshape":
+        return graph.type_of(node.inputs[0]).shape == graph.type_of(node.outputs[0]).shape
+    if node.op == "transpose":
+        return tuple(node.attr("perm")) == tuple(range(len(node.attr("perm"))))
+    return False
+
+
+def remove_noops(graph: Graph) -> Graph:
+    rename: dict[str, str] = {}
+    kept: list[Node] = []
+    for node in graph.nodes:
+        inputs = tuple(rename.get(i, i) for i in node.inputs)
+        if _is_noop(graph, node):
+            rename[node.outputs[0]] = inputs[0]
+            continue
+        kept.append(node if inputs == node.inputs else replace(node, inputs=inputs))
+    if not rename:
+        return graph
+    outputs = tuple(rename.get(o, o) for o in graph.outputs)
+    return replace(graph, outputs=outputs).with_nodes(kept)
+
+
+class _Names:
+    def __init__(self, graph: Graph) -> None:
+        self.taken = set(graph.types) | {n.name for n in graph.nodes}
+
+    def fresh(self, base: str) -> str:
+        name, count = base, 0
+        while name in self.taken:
+            count += 1
+            name = f"{base}_{count}"
+        self.taken.add(name)
+        return name
+
+
+def fold_batch_norm(graph: Graph) -> Graph:
+    producers = graph.producers()
+    consumers = graph.consumers()
+    names = _Names(graph)
+    params = dict(graph.params)
+    replacements: dict[str, list[Node]] = {}  # batch_norm node name -> nodes replacing it
+    removed: set[str] = set()
+
+    def only_reader(value: str, reader: Node) -> bool:
+        return value not in graph.outputs and [n.name for n in consumers.get(value, [])] == [reader.name]
+
+    for node in graph.nodes:
+        if node.op != "batch_norm" or any(p not in params for p in node.inputs[1:5]):
+            continue
+        source = producers.get(node.inputs[0])
+        bias_node = None
+        bias_value = ""
+        if source is not None and source.op == "add" and only_reader(source.outputs[0], node):
+            bias_node, source = source, None
+            for position in (0, 1):
+                candidate = producers.get(bias_node.inputs[position])
+                other = bias_node.inputs[1 - position]
+                if (candidate is not None and candidate.op == "conv2d" and other in params
+                        and params[other].size == graph.type_of(candidate.outputs[0]).shape[1]):
+                    source, bias_value = candidate, other
+            if source is None or not only_reader(source.outputs[0], bias_node):
+                continue
+        if source is None or source.op != "conv2d" or source.inputs[1] not in params:
+            continue
+        if bias_node is None and not only_reader(source.outputs[0], node):
+            continue
+        new_nodes = _folded_nodes(graph, node, source, bias_value if bias_node is not None else None, params,
+                                  names)
+        replacements[node.name] = new_nodes
+        removed.add(source.name)
+        if bias_node is not None:
+            removed.add(bias_node.name)
+    if not replacements:
+        return graph
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.name in removed:
+            continue
+        nodes.extend(replacements.get(node.name, [node]))
+    return graph.with_nodes(nodes, params)
+
+
+class _Emitter:
+    def __init__(self, names: _Names, prefix: str) -> None:
+        self.names = names
+        self.prefix = prefix
+        self.nodes: list[Node] = []
+
+    def __call__(self, op: str, inputs: list[str], base: str, **attrs: object) -> str:
+        out = self.names.fresh(f"{self.prefix}/{base}")
+        self.nodes.append(make_node(op, self.names.fresh(f"{self.prefix}/{base}"), inputs, [out], **attrs))
+        return out
+
+
+def _folded_nodes(graph: Graph, node: Node, conv: Node, conv_bias: str | None, params: dict[str, np.ndarray],
+                  names: _Names) -> list[Node]:
+    """``conv2d(x, W * s) + (b - mean) * s + B`` replacing ``batch_norm(conv2d(x, W) [+ b])``."""
+    channels = graph.type_of(conv.outputs[0]).shape[1]
+    scale, shift, mean, var = node.inputs[1:5]
+    dtype = graph.type_of(node.outputs[0]).dtype
+    eps = names.fresh(f"{node.name}/eps")
+    params[eps] = np.array(float(node.attr("epsilon", 1e-5)), dtype=dt.to_numpy(dtype))
+    emit = _Emitter(names, node.name)
+    std = emit("sqrt", [emit("add", [var, eps], "var_eps")], "std")
+    factor = emit("divide", [scale, std], "factor")
+    weight = emit("multiply", [conv.inputs[1], emit("reshape", [factor], "factor4", shape=(channels, 1, 1, 1))],
+                  "weight")
+    if conv_bias is not None:
+        centered = emit("subtract", [emit("reshape", [conv_bias], "bias1", shape=(channels,)), mean], "centered")
+    else:
+        centered = emit("negative", [mean], "centered")
+    bias = emit("add", [emit("multiply", [centered, factor], "scaled"), shift], "bias")
+    bias4 = emit("reshape", [bias], "bias4", shape=(1, channels, 1, 1))
+    conv_out = names.fresh(f"{conv.outputs[0]}/folded")
+    emit.nodes.append(replace(conv, inputs=(conv.inputs[0], weight), outputs=(conv_out,)))
+    emit.nodes.append(make_node("add", names.fresh(f"{node.name}/add"), [conv_out, bias4], [node.outputs[0]]))
+    return emit.nodes
+
+
+def simplify(graph: Graph) -> Graph:
+    return fold_batch_norm(remove_noops(graph))

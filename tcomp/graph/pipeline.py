@@ -1,0 +1,115 @@
+"""The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
+
+    ONNX -> infer types -> fold constants -> simplify -> fold constants -> alter layout -> fold constants
+         -> fuse ops -> plan memory
+
+``PassOptions`` switches passes off by name (``PassOptions(fuse_ops=False)``); the CLI and ``compile`` take the
+same names. ``run_pipeline(graph, options, dump=print)`` calls ``dump(name, graph)`` after every pass that ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tcomp.graph.infer import infer_types
+from tcomp.graph.ir import Graph, verify_graph
+from tcomp.graph.passes.alter_layout import alter_layout
+from tcomp.graph.passes.fold_constants import fold_constants
+from tcomp.graph.passes.fuse_ops import fuse_ops
+from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.graph.passes.simplify import simplify
+from tcomp.target import Target, as_target
+
+GraphPass = Callable[[Graph], Graph]
+DumpFunc = Callable[[str, Graph], None]
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """Which passes run (all by default)."""
+
+    fold_constants: bool = True
+    simplify: bool = True
+    alter_layout: bool = True
+    fuse_ops: bool = True
+    plan_memory: bool = True
+
+    @staticmethod
+    def names() -> list[str]:
+        return [f.name for f in fields(PassOptions)]
+
+    @staticmethod
+    def without(disabled: list[str] | tuple[str, ...]) -> PassOptions:
+        unknown = sorted(set(disabled) - set(PassOptions.names()))
+        if unknown:
+            raise ValueError(f"unknown passes {unknown}; passes: {PassOptions.names()}")
+        return PassOptions(**{name: False for name in disabled})
+
+
+def default_passes(target: Target | str | None = None, tuning_records: Any = None) -> list[tuple[str, GraphPass]]:
+    """``(option name, pass)`` in order; the option name decides whether the pass runs."""
+    resolved = as_target(target)
+    keep_apart = _tuned_anchors(resolved, tuning_records)
+
+    def fold(graph: Graph) -> Graph:
+        return fold_constants(graph, resolved)
+
+    def layout(graph: Graph) -> Graph:
+        return alter_layout(graph, resolved)
+
+    def fuse(graph: Graph) -> Graph:
+        return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None)
+
+    return [
+        ("fold_constants", fold),
+        ("simplify", simplify),
+        ("fold_constants", fold),
+        ("alter_layout", layout),
+        ("fold_constants", fold),
+        ("fuse_ops", fuse),
+        ("plan_memory", plan_memory),
+    ]
+
+
+def _tuned_anchors(target: Target, records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
+    if records is None:
+        return None
+    from tcomp.graph.tuning import has_record
+
+    def for_graph(graph: Graph) -> Callable[[Any], bool]:
+        return lambda node: has_record(graph, node, target, records)
+
+    return for_graph
+
+
+def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFunc | None = None,
+                 target: Target | str | None = None, tuning_records: Any = None,
+                 timings: dict[str, float] | None = None) -> Graph:
+    """Run the default passes enabled in ``options`` on ``graph`` (type inference first)."""
+    options = options or PassOptions()
+    graph = infer_types(graph)
+    verify_graph(graph)
+    if dump is not None:
+        dump("import", graph)
+    for name, graph_pass in default_passes(target, tuning_records):
+        if not getattr(options, name):
+            continue
+        start = time.perf_counter()
+        graph = graph_pass(graph)
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        verify_graph(graph)
+        if dump is not None:
+            dump(name, graph)
+    return graph
+
+
+def print_dump(name: str, graph: Graph) -> None:
+    print(f"// after {name}")
+    print(graph)
+    plan = graph.meta.get("memory_plan")
+    if plan is not None:
+        print(f"// {plan.summary()}")

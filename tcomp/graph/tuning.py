@@ -1,0 +1,99 @@
+"""Tuning records at graph compile time, and the tuning tasks of a graph.
+
+``tuning_records`` (an argument of ``tcomp.graph.compile``) is a path to a records file (JSON lines written by
+``tcomp.autotune``), or any object with ``query(task) -> config | None`` (a ``tcomp.autotune`` dispatch context
+such as ``ApplyHistoryBest``). For every convolution or matrix product whose workload matches a tunable template
+(``workload_of``) and has a record, the operator is compiled alone from the template with the best config
+(``tuned_schedule``); its elementwise consumers then form their own group (``fuse_ops`` keeps tuned anchors
+apart). Without a record the operator keeps the default schedule and its fusion.
+
+``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tcomp.graph.ir import Graph, Node
+from tcomp.schedule import Schedule
+from tcomp.target import Target
+from tcomp.te.tensor import Tensor
+
+
+def workload_of(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
+    """The template name and arguments computing ``node`` alone, or None when no template matches it."""
+    if node.op == "conv2d":
+        x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
+        strides, pads, dilations = node.attr("strides"), node.attr("pads"), node.attr("dilations")
+        if len(set(strides)) != 1 or len(set(pads)) != 1 or set(dilations) != {1}:
+            return None
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        groups = int(node.attr("groups", 1))
+        if groups == 1:
+            return "conv2d_nchw", (n, c, h, wd, o, kh, kw, strides[0], pads[0], x.dtype)
+        if groups == c and cg == 1 and o == c:
+            return "depthwise_conv2d_nchw", (n, c, h, wd, 1, kh, kw, strides[0], pads[0], x.dtype)
+        return None
+    if node.op == "matmul":
+        a, b = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
+        if a.ndim == 2 and b.ndim == 2:
+            return "matmul", (a.shape[0], b.shape[1], a.shape[1], a.dtype)
+    return None
+
+
+def as_dispatch_context(records: Any) -> Any:
+    """A dispatch context from a records path (or the object itself when it already answers ``query``)."""
+    if records is None or hasattr(records, "query"):
+        return records
+    if isinstance(records, (str, os.PathLike)):
+        from tcomp.autotune.dispatch import ApplyHistoryBest
+
+        return ApplyHistoryBest(records)
+    raise TypeError(f"tuning_records must be a path or a dispatch context, got {type(records).__name__}")
+
+
+def _task(graph: Graph, node: Node, target: Target) -> Any:
+    workload = workload_of(graph, node)
+    if workload is None:
+        return None
+    from tcomp.autotune.task import create_task
+
+    return create_task(workload[0], workload[1], target)
+
+
+def has_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
+    """Whether ``records`` holds a config for ``node``'s workload."""
+    if records is None:
+        return False
+    task = _task(graph, node, target)
+    return task is not None and records.query(task) is not None
+
+
+def tuned_schedule(graph: Graph, node: Node, target: Target,
+                   records: Any) -> tuple[Schedule, list[Tensor]] | None:
+    """The template schedule with the best recorded config for ``node`` (a single tunable operator), else None."""
+    if records is None or node.op == "fused":
+        return None
+    task = _task(graph, node, target)
+    if task is None:
+        return None
+    config = records.query(task)
+    if config is None:
+        return None
+    schedule, tensors = task.instantiate(config)
+    return schedule, list(tensors)
+
+
+def extract_tasks(graph: Graph, target: Target | str | None = None) -> list[Any]:
+    """One tuning task per distinct conv / matmul workload of ``graph`` (a graph before fusion), in graph order."""
+    from tcomp.target import as_target
+
+    resolved = as_target(target)
+    tasks: dict[str, Any] = {}
+    for node in graph.nodes:
+        task = _task(graph, node, resolved)
+        if task is not None:
+            tasks.setdefault(task.key, task)
+    return list(tasks.values())
