@@ -8,7 +8,8 @@ a GPU); any other kernel runs its blocks in parallel and the threads of a block 
 mean 1024 OS threads per team: the emulator checks semantics, not speed.
 
 Compiled libraries are cached on disk by the hash of their source and flags (in ``$TMPDIR/tcomp-cuda-emu-<uid>``).
-Calls of one module are serialized (the ``static`` shared arrays are shared by all calls).
+Calls are serialized per library (the ``static`` shared arrays are shared by all calls of modules built from one
+source).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +166,15 @@ def compile_library(source: str) -> Path:
     return target
 
 
+_LIBRARY_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _library_lock(path: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LIBRARY_LOCKS.setdefault(path, threading.Lock())
+
+
 class EmulatedCudaModule(CudaModule):
     """A CUDA module run on the CPU (see the module docstring)."""
 
@@ -177,6 +188,7 @@ class EmulatedCudaModule(CudaModule):
         self.emulation_source = emulation_source(artifact)
         self.library_path = compile_library(self.emulation_source)
         self._library = ctypes.CDLL(str(self.library_path))
+        self._lock = _library_lock(self.library_path)  # modules of one source share its static shared arrays
         self._launchers = []
         for kernel in artifact.kernels:
             function = getattr(self._library, f"tc_launch_{kernel.name}")

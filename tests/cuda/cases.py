@@ -8,7 +8,7 @@ so kernel symbols are unique and the sources of all cases can be compiled as one
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,6 @@ class Case:
     num_inputs: int
     rtol: float = 1e-5
     atol: float = 1e-6
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build(case: Case) -> CudaModule:

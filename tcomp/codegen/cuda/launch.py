@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tcomp.ir.buffer import Buffer
-from tcomp.ir.expr import Expr, Var
+from tcomp.ir.expr import Var
 from tcomp.runtime.args import evaluate_shape_expr
 from tcomp.transform.bind_threads import LaunchDims
 
@@ -52,6 +52,3 @@ def buffer_elements(buffer: Buffer, sizes: Mapping[Var, int]) -> int:
         count *= evaluate_shape_expr(dim, dict(sizes))
     return max(count, 0)
 
-
-def grid_expr_text(exprs: tuple[Expr, Expr, Expr]) -> str:
-    return "(" + ", ".join(str(e) for e in exprs) + ")"
