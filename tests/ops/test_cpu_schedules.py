@@ -11,6 +11,7 @@ from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
     CpuTarget,
     NCHWcTile,
+    NCHWTile,
     conv2d_nchw_tile,
     conv2d_nchwc_tile,
     gemm_blocking,
@@ -141,8 +142,8 @@ def test_conv_tiles_by_shape() -> None:
     assert conv2d_nchwc_tile([1, 32, 7, 7, 16], [32, 3, 3, 16], AVX512, 16) == NCHWcTile(7, 2, True, 2)
     assert conv2d_nchwc_tile([1, 4, 17, 17, 16], [4, 3, 3, 16], AVX512, 16).reg_n == 14  # prime width: a tail
     assert conv2d_nchwc_tile([1, 4, 28, 28, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 7
-    assert conv2d_nchw_tile(64, 56, AVX512, 16) == (8, 14)
-    assert conv2d_nchw_tile(5, 7, AVX512, 16) == (5, 7)
+    assert conv2d_nchw_tile(64, 56, 56, AVX512, 16) == NCHWTile(4, 4, 14)
+    assert conv2d_nchw_tile(5, 7, 7, AVX512, 16) == NCHWTile(5, 1, 7)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

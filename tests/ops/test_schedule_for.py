@@ -125,6 +125,20 @@ def test_dense_add_relu() -> None:
     build_and_check(s, [x_t, w_t, r_t, out], [x, w, r], np.maximum(x @ w.T + r, 0), 1e-4, 1e-4)
 
 
+@pytest.mark.parametrize(("m", "fused"), [(8, True), (768, False)])
+def test_matmul_bias_relu(m: int, fused: bool) -> None:
+    """Few rows: the product's tiles are computed inside the epilogue's loop. Many rows (and a large product): the
+    product accumulates in place across K slices and the epilogue is its own pass."""
+    a_t, b_t, c_t = te.placeholder((m, 256), name="a"), te.placeholder((256, 96), name="b"), \
+        te.placeholder((96,), name="c")
+    product = ops.matmul(a_t, b_t)
+    out = ops.relu(ops.add(product, c_t))
+    s = schedule_for([out])
+    assert (s[product].attach_stage is s[out]) is fused
+    a, b, c = random_data(RNG, (m, 256)), random_data(RNG, (256, 96)), random_data(RNG, (96,))
+    build_and_check(s, [a_t, b_t, c_t, out], [a, b, c], np.maximum(a @ b + c, 0), 1e-4, 1e-4)
+
+
 def test_softmax_computes_the_exponentials_once() -> None:
     x_t = te.placeholder((16, 64), name="x")
     out = ops.softmax(ops.multiply(x_t, 0.5))

@@ -196,41 +196,56 @@ def _nchwc_blocked_reduction(s: Schedule, tensor: Tensor, host: Stage | None, cp
         schedule_elementwise(host, cpu)
 
 
-def conv2d_nchw_tile(oc: int, ow: int, cpu: CpuTarget, lanes: int) -> tuple[int, int]:
-    """``(oc_t, vw)``: output channels x consecutive output columns per register tile."""
+@dataclass(frozen=True)
+class NCHWTile:
+    """A register tile of ``conv2d_nchw``: ``oc_t`` output channels x ``rows`` output rows x ``vw`` consecutive
+    output columns (one vector). Each reduction step loads ``rows`` input vectors and broadcasts ``oc_t`` weights
+    for ``oc_t * rows`` multiply-adds."""
+
+    oc_t: int
+    rows: int
+    vw: int
+
+
+def conv2d_nchw_tile(oc: int, oh: int, ow: int, cpu: CpuTarget, lanes: int) -> NCHWTile:
+    """``vw``: the vector factor of ``ow``; ``rows``: the largest divisor of ``oh`` up to 4; ``oc_t``: the largest
+    divisor of ``oc`` whose accumulators fit the register file (at most 8)."""
     vw = vector_factor(ow, lanes) or lanes
     vectors = max(1, -(-vw // lanes))
-    oc_t = largest_divisor(oc, min(8, (cpu.vector_registers - _SPARE_REGISTERS) // vectors))
-    return oc_t, vw
+    rows = largest_divisor(oh, 4)
+    oc_t = largest_divisor(oc, min(8, (cpu.vector_registers - _SPARE_REGISTERS) // (vectors * rows)))
+    return NCHWTile(oc_t, rows, vw)
 
 
-def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
+                               tile: NCHWTile | None = None) -> None:
     op = s[tensor].op
     assert isinstance(op, ComputeOp)
     sizes = extents(op.axis)
     if sizes is None:
         _fallback(s, tensor, host, cpu)
         return
-    _, oc_extent, _, ow_extent = sizes
-    lanes = cpu.lanes(tensor.dtype)
-    oc_t, vw = conv2d_nchw_tile(oc_extent, ow_extent, cpu, lanes)
+    _, oc_extent, oh_extent, ow_extent = sizes
+    tile = tile or conv2d_nchw_tile(oc_extent, oh_extent, ow_extent, cpu, cpu.lanes(tensor.dtype))
     schedule_padding(s, op, cpu)
     out, acc = _output_stage(s, tensor, host)
     n, oc, oh, ow = out.op.axis  # type: ignore[attr-defined]
-    oc_outer, oc_inner = _split_to(out, oc, oc_t, oc_extent)
-    ow_outer, ow_inner = _split_to(out, ow, vw, ow_extent)
-    outer = [n] + ([oc_outer] if oc_outer is not None else []) + [oh]
-    tile = [ow_outer] if ow_outer is not None else []
-    out.reorder(*outer, *tile, oc_inner, ow_inner)
+    oc_outer, oc_inner = _split_to(out, oc, tile.oc_t, oc_extent)
+    oh_outer, oh_inner = _split_to(out, oh, tile.rows, oh_extent)
+    ow_outer, ow_inner = _split_to(out, ow, tile.vw, ow_extent)
+    outer = [n] + ([oc_outer] if oc_outer is not None else []) + ([oh_outer] if oh_outer is not None else [])
+    tile_loops = [ow_outer] if ow_outer is not None else []
+    out.reorder(*outer, *tile_loops, oc_inner, oh_inner, ow_inner)
     reduce_sizes = extents(op.reduce_axis) or [1]
     fused = parallel_fused(out, outer, product(sizes) * product(reduce_sizes), cpu.cores)
     assert fused is not None
     out.vectorize(ow_inner)
-    acc.compute_at(out, tile[0] if tile else fused)
+    acc.compute_at(out, tile_loops[0] if tile_loops else fused)
     a_n, a_oc, a_oh, a_ow = acc.op.axis  # type: ignore[attr-defined]
     rc, ry, rx = acc.op.reduce_axis  # type: ignore[attr-defined]
-    acc.reorder(a_n, a_oh, rc, ry, rx, a_oc, a_ow)
+    acc.reorder(a_n, rc, ry, rx, a_oc, a_oh, a_ow)
     acc.unroll(a_oc)
+    acc.unroll(a_oh)
     acc.vectorize(a_ow)
 
 

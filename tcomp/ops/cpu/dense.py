@@ -12,6 +12,9 @@ copied to a contiguous local buffer (``cache_read`` computed at the panel loop) 
           for i.mid, k.inner:
             for i.inner in unrolled(mr): for j.inner in vectorized(nr): C += A * B
 
+Otherwise (fewer rows than cores can share, or small problems) each tile accumulates in a local buffer over
+all of K, computed inside the loop of the stage that writes C: a copy, or the fused elementwise epilogue.
+
 With ``transpose_b`` (dense: ``weight[N, K]``) a row of B is contiguous along K, so each output is a dot product:
 K is split by the vector width and factored (``rfactor``) into ``lanes`` partial sums, computed for an
 ``mt x nt`` tile of outputs at once (``mt + nt`` vector loads feed ``mt * nt`` vector multiply-adds), then summed.
@@ -45,29 +48,32 @@ def _inputs(op: ComputeOp) -> tuple[Tensor, Tensor]:
     return tensors[0], tensors[1]
 
 
-def schedule_matmul_stage(s: Schedule, tensor: Tensor, cpu: CpuTarget) -> None:
+def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
     """Schedule the matmul or batch_matmul compute ``tensor`` (a root stage, attributes ``transpose_a`` /
-    ``transpose_b``)."""
+    ``transpose_b``) and its elementwise epilogue ``host`` (an output reading it elementwise), which either hosts
+    the product's register tiles or, where the product accumulates in place across K slices, runs as its own pass."""
     stage = s[tensor]
     op = stage.op
     assert isinstance(op, ComputeOp)
     sizes = extents(op.axis)
     k_sizes = extents(op.reduce_axis)
+    fused = False
     if sizes is None or k_sizes is None or len(op.reduce_axis) != 1:
         schedule_elementwise_reduction_fallback(stage, cpu)
-        return
-    *batch, m, n = sizes
-    k = k_sizes[0]
-    transpose_a = bool(op.attrs.get("transpose_a", False))
-    transpose_b = bool(op.attrs.get("transpose_b", False))
-    lanes = cpu.lanes(tensor.dtype)
-    if transpose_b:
-        if not transpose_a and k % lanes == 0 and k >= 2 * lanes:
+    else:
+        *batch, m, n = sizes
+        k = k_sizes[0]
+        transpose_a = bool(op.attrs.get("transpose_a", False))
+        transpose_b = bool(op.attrs.get("transpose_b", False))
+        lanes = cpu.lanes(tensor.dtype)
+        if not transpose_b:
+            fused = _gemm_tiles(s, stage, tensor, host, batch, m, n, k, cpu)
+        elif not transpose_a and k % lanes == 0 and k >= 2 * lanes:
             _dot_tiles(s, stage, tensor, batch, m, n, k, cpu)
         else:
             schedule_elementwise_reduction_fallback(stage, cpu)
-        return
-    _gemm_tiles(s, stage, tensor, batch, m, n, k, cpu)
+    if host is not None and not fused:
+        schedule_elementwise(host, cpu)
 
 
 def schedule_elementwise_reduction_fallback(stage: Stage, cpu: CpuTarget) -> None:
@@ -100,35 +106,67 @@ def gemm_blocking(m: int, n: int, k: int, cpu: CpuTarget, lanes: int) -> tuple[i
     return mr, nr, mc, kc
 
 
-def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,
-                cpu: CpuTarget) -> None:
+def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, batch: list[int], m: int, n: int,
+                k: int, cpu: CpuTarget) -> bool:
+    """The blocked GEMM; returns whether ``host`` was fused (it hosts the register tiles)."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     lanes = cpu.lanes(tensor.dtype)
     mr, nr, mc, kc = gemm_blocking(m, n, k, cpu, lanes)
+    work = product(batch) * m * n * k
+    row_blocks = product(batch) * -(-m // mc)
+    by_rows = row_blocks >= 2 * cpu.cores or n <= nr
+    a, b = _inputs(op)
+    if by_rows and work >= PANEL_MIN_WORK and n % nr == 0 and k % kc == 0 and a is not b:
+        _gemm_with_panels(s, stage, tensor, (mr, nr, mc, kc), k, work, cpu, b)
+        return False
+    # tiles accumulate in a local buffer over the whole of K (so the accumulators provably stay in registers),
+    # computed inside the loop of the stage that writes the result: a cache_write copy or the fused epilogue
+    if host is not None:
+        out, acc = host, stage
+    else:
+        out, acc = stage, s[s.cache_write(tensor, "local")]
+    *batch_axes, i, j = out.op.axis  # type: ignore[attr-defined]
+    i_block, i_rest = out.split(i, factor=mc)
+    i_mid, i_inner = out.split(i_rest, factor=mr)
+    j_outer, j_inner = out.split(j, factor=nr)
+    if by_rows:
+        out.reorder(*batch_axes, i_block, j_outer, i_mid, i_inner, j_inner)
+        parallel_fused(out, [*batch_axes, i_block], work, cpu.cores)
+    else:
+        out.reorder(*batch_axes, j_outer, i_block, i_mid, i_inner, j_inner)
+        parallel_fused(out, [*batch_axes, j_outer], work, cpu.cores)
+    out.vectorize(j_inner)
+    acc.compute_at(out, i_mid)
+    *acc_batch, acc_i, acc_j = acc.op.axis  # type: ignore[attr-defined]
+    (acc_k,) = acc.op.reduce_axis  # type: ignore[attr-defined]
+    acc.reorder(*acc_batch, acc_k, acc_i, acc_j)
+    acc.unroll(acc_i)
+    acc.vectorize(acc_j)
+    return host is not None
+
+
+def _gemm_with_panels(s: Schedule, stage: Stage, tensor: Tensor, blocking: tuple[int, int, int, int], k: int,
+                      work: int, cpu: CpuTarget, b: Tensor) -> None:
+    """Blocked over K: the C tile accumulates in place across K slices, reading a ``kc x nr`` panel of B copied
+    into a local buffer (a fresh allocation, which also tells LLVM the panel does not alias C)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    mr, nr, mc, kc = blocking
     *batch_axes, i, j = stage.leaf_iter_vars[: len(op.axis)]
     (kk,) = op.reduce_axis
-    work = product(batch) * m * n * k
     i_block, i_rest = stage.split(i, factor=mc)
     i_mid, i_inner = stage.split(i_rest, factor=mr)
     j_outer, j_inner = stage.split(j, factor=nr)
     k_outer, k_inner = stage.split(kk, factor=kc) if kc < k else (None, kk)
-    row_blocks = product(batch) * -(-m // mc)
-    by_rows = row_blocks >= 2 * cpu.cores or n <= nr
     k_loops = [k_outer] if k_outer is not None else []
-    if by_rows:
-        stage.reorder(*batch_axes, i_block, *k_loops, j_outer, i_mid, k_inner, i_inner, j_inner)
-        parallel_fused(stage, [*batch_axes, i_block], work, cpu.cores)
-    else:
-        stage.reorder(*batch_axes, j_outer, i_block, *k_loops, i_mid, k_inner, i_inner, j_inner)
-        parallel_fused(stage, [*batch_axes, j_outer], work, cpu.cores)
+    stage.reorder(*batch_axes, i_block, *k_loops, j_outer, i_mid, k_inner, i_inner, j_inner)
+    parallel_fused(stage, [*batch_axes, i_block], work, cpu.cores)
     stage.unroll(i_inner)
     stage.vectorize(j_inner)
-    _, b = _inputs(op)
-    if by_rows and work >= PANEL_MIN_WORK and n % nr == 0 and k % kc == 0 and not op.attrs.get("transpose_b"):
-        panel = s.cache_read(b, "local", [tensor])
-        s[panel].compute_at(stage, j_outer)
-        s[panel].vectorize(s[panel].op.axis[-1])
+    panel = s.cache_read(b, "local", [tensor])
+    s[panel].compute_at(stage, j_outer)
+    s[panel].vectorize(s[panel].op.axis[-1])
 
 
 def _dot_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,
@@ -162,11 +200,3 @@ def _dot_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: i
     part.unroll(data[-3])
     part.unroll(data[-2])
     part.vectorize(data[-1])
-
-
-def schedule_matmul_with_epilogue(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
-    """The product at the root, then its fused elementwise consumer ``host`` (if any) as its own vectorized,
-    parallel pass: the product accumulates across K slices in place, so the epilogue cannot run inside it."""
-    schedule_matmul_stage(s, tensor, cpu)
-    if host is not None:
-        schedule_elementwise(host, cpu)

@@ -174,8 +174,9 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
             CONV_SCHEDULES[kind](s, op.output(0), host, cpu)
             done.update(x for x in (stage, host, pad) if x is not None)
         elif kind in MATMUL_KINDS:
-            schedule_matmul_stage(s, stage.op.output(0), cpu)
-            done.add(stage)
+            host = epilogue_host(s, stage, done)
+            schedule_matmul_stage(s, stage.op.output(0), host, cpu)
+            done.update(x for x in (stage, host) if x is not None)
     return done
 
 
