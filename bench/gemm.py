@@ -1,4 +1,4 @@
-"""float32 GEMM: tcomp's default schedule and hand schedule against numpy (OpenBLAS), all in the same run.
+"""float32 GEMM: tcomp's default, hand and library (schedule_for) schedules against numpy (OpenBLAS), same run.
 
 Prints GFLOP/s (from the min and the median of the repeats), the ratio to numpy and the share of this CPU's fp32
 FMA peak. tcomp's figures come from the code tcomp generates; numpy is only the reference.
@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timing, fp32_peak_gflops, print_table, time_callable  # noqa: E402
 
 import tcomp  # noqa: E402
-from tcomp import te  # noqa: E402
+from tcomp import ops, te  # noqa: E402
+from tcomp.ops.cpu import schedule_for  # noqa: E402
 from tcomp.ops.matmul_cpu import choose_blocking, packed_matmul  # noqa: E402
 
 
@@ -56,14 +57,23 @@ def main() -> None:
     c = np.zeros((M, N), dtype=np.float32)
     hand(a, b, c)
     np.testing.assert_allclose(c, expected, rtol=1e-3)
+    # the operator library's matmul under its default CPU schedule (what a graph compiler gets)
+    A, B = te.placeholder((M, K), name="A"), te.placeholder((K, N), name="B")
+    C = ops.matmul(A, B)
+    library = tcomp.build(schedule_for([C], target), [A, B, C])
+    library(a, b, c)
+    np.testing.assert_allclose(c, expected, rtol=1e-3)
     out = np.empty((M, N), dtype=np.float32)
     # interleave tcomp and numpy repeats so both see the same machine state
-    hand_times, numpy_times = [], []
+    hand_times, library_times, numpy_times = [], [], []
     evaluator = hand.time_evaluator(number=3, repeat=1)
+    library_evaluator = library.time_evaluator(number=3, repeat=1)
     for _ in range(args.repeat):
         hand_times.extend(evaluator(a, b, c).results)
+        library_times.extend(library_evaluator(a, b, c).results)
         numpy_times.append(time_callable(lambda: np.matmul(a, b, out=out), repeat=1, number=3).min)
     results["tcomp hand schedule"] = Timing.of(hand_times)
+    results["tcomp ops.matmul, schedule_for"] = Timing.of(library_times)
     reference = Timing.of(numpy_times)
     results["numpy (OpenBLAS)"] = reference
 
