@@ -58,11 +58,13 @@ def _normalized(throughputs: Sequence[float]) -> np.ndarray:
 
 class XGBoostCostModel:
     """XGBoost over ``FeatureExtractor`` features of ``task``. ``num_rounds`` boosting rounds of depth-``max_depth``
-    trees; ``num_threads`` for XGBoost (default: its own choice); ``seed`` fixes it."""
+    trees; ``seed`` fixes them. ``num_threads`` defaults to 1: the training sets are small (hundreds of rows), and
+    XGBoost's spinning OpenMP threads slowed training about eightfold on a busy two-core machine; None lets XGBoost
+    use every core."""
 
     def __init__(self, task: Task, feature_kind: FeatureKind = FeatureKind.LOOP_IR,
                  objective: Objective = Objective.RANK, num_rounds: int = 120, max_depth: int = 4,
-                 num_threads: int | None = None, seed: int = 0) -> None:
+                 num_threads: int | None = 1, seed: int = 0) -> None:
         if not isinstance(objective, Objective):
             raise TypeError(f"objective must be an Objective, got {objective!r}")
         self.task = task

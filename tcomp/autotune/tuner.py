@@ -281,7 +281,7 @@ class XGBTuner(Tuner):
     def __init__(self, task: Task, seed: int = 0, plan_size: int = 32, first_fit: int | None = None,
                  feature_kind: FeatureKind = FeatureKind.LOOP_IR, objective: Objective = Objective.RANK,
                  epsilon: float = 0.05, model: CostModel | None = None, sa_options: dict[str, Any] | None = None,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = 1) -> None:
         super().__init__(task, seed)
         self.plan_size = plan_size
         self.epsilon = epsilon

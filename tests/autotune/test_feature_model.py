@@ -92,7 +92,7 @@ def test_xgboost_ranks_held_out_configs_better_than_chance(objective: Objective)
     rng = np.random.default_rng(0)
     indices = task.config_space.sample(rng, 160)
     train, test = indices[:96], indices[96:]
-    model = XGBoostCostModel(task, objective=objective, seed=0)
+    model = XGBoostCostModel(task, objective=objective, seed=0, num_threads=1)
     model.fit(train, _analytic_throughput(task, train))
     correlation = rank_correlation(model.predict(test), _analytic_throughput(task, test))
     assert correlation > 0.5, correlation
@@ -104,7 +104,7 @@ def test_transfer_learning_gives_predictions_before_any_own_data() -> None:
     records = [Record(source, source.config_space.get(i), MeasureResult(MeasureStatus.OK, (analytic_cost(
         source.config_space.get(i)),))) for i in indices]
     target = create_task("matmul", (256, 256, 256))
-    model = XGBoostCostModel(target, seed=0)
+    model = XGBoostCostModel(target, seed=0, num_threads=1)
     assert np.all(model.predict([0, 1]) == 0)
     assert model.fit_transfer(records) == 64
     test = target.config_space.sample(np.random.default_rng(3), 64)

@@ -26,7 +26,8 @@ def matmul_task():  # type: ignore[no-untyped-def]
 
 
 def make(kind: TunerKind, seed: int):  # type: ignore[no-untyped-def]
-    options = {"plan_size": 8, "sa_options": FAST_SA} if kind in (TunerKind.XGB, TunerKind.XGB_KNOB) else {}
+    xgb = kind in (TunerKind.XGB, TunerKind.XGB_KNOB)
+    options = {"plan_size": 8, "sa_options": FAST_SA, "num_threads": 1} if xgb else {}
     return create_tuner(kind, matmul_task(), seed=seed, **options)
 
 
