@@ -1,10 +1,229 @@
-"""``alter_layout``: placeholder until the blocked-layout convolution is available (see the full version)."""
+"""``alter_layout``: convolutions in the blocked layout NCHW[x]c, with layout transforms only where needed.
+
+Rewrite:
+
+1. Each ``conv2d`` (one group, 4-D) becomes ``conv2d_nchwc`` on data in ``NCHW{ic}c`` and a kernel packed to
+   ``OIHW{ic}i{oc}o``; each depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``. Blocks are
+   chosen per operator: the largest divisor of its channel counts up to the target's vector lanes.
+2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars or per-channel
+   constants (re-laid-out once, as constants), and reductions over the spatial axes keep their input's blocked
+   layout. Every other operator reads its inputs in their original layout.
+3. A ``layout_transform`` is inserted only where a producer's layout differs from what a consumer reads, once per
+   (value, layout) and shared by every consumer; graph outputs are returned in their original layout (with their
+   original names).
+4. ``cancel_layout_transforms``: a transform of a transform becomes one transform from the first source (none when
+   the layouts meet again), so inverse pairs cancel.
+
+Assumes a typed graph before fusion; the kernel transforms of constant weights are left to ``fold_constants``. A
+no-op when the operator library has no blocked layouts or the graph has no convolution.
+"""
 
 from __future__ import annotations
 
-from tcomp.graph.ir import Graph
-from tcomp.target import Target
+from dataclasses import replace
+
+from tcomp.graph.ir import Graph, Node, make_node
+from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.opdefs.layout import available
+from tcomp.target import Target, as_target
+
+NCHW = "NCHW"
+_BROADCAST_OPS = frozenset({"add", "subtract", "multiply", "divide", "maximum", "minimum", "power"})
+_REDUCE_OPS = frozenset({"sum", "mean", "max", "min"})
 
 
-def alter_layout(graph: Graph, target: Target | None = None) -> Graph:
-    return graph
+def channel_block(channels: int, lanes: int) -> int:
+    for block in range(min(lanes, channels), 0, -1):
+        if channels % block == 0:
+            return block
+    return 1
+
+
+def blocked(layout: str | None) -> bool:
+    return layout is not None and layout != NCHW
+
+
+class _Rewriter:
+    def __init__(self, graph: Graph, lanes: int) -> None:
+        self.graph = graph
+        self.lanes = lanes
+        self.nodes: list[Node] = []
+        self.params = dict(graph.params)
+        self.taken = set(graph.types) | {n.name for n in graph.nodes}
+        self.versions: dict[str, dict[str | None, str]] = {}
+        self.primary: dict[str, str | None] = {}
+        for name in (*graph.inputs, *graph.params):
+            self._define(name, self._default_layout(name), name)
+
+    def fresh(self, base: str) -> str:
+        name, count = base, 0
+        while name in self.taken:
+            count += 1
+            name = f"{base}_{count}"
+        self.taken.add(name)
+        return name
+
+    def _default_layout(self, value: str) -> str | None:
+        return NCHW if self.graph.type_of(value).ndim == 4 else None
+
+    def _define(self, value: str, layout: str | None, name: str) -> None:
+        self.versions[value] = {layout: name}
+        self.primary[value] = layout
+
+    def get(self, value: str, layout: str | None) -> str:
+        """The name holding ``value`` in ``layout``, inserting (once) a transform from its produced layout."""
+        have = self.versions[value]
+        if layout in have:
+            return have[layout]
+        source = self.primary[value]
+        assert source is not None and layout is not None
+        original = layout == self._default_layout(value) and value not in self.taken_by_versions()
+        out = value if original else self.fresh(f"{value}/{layout}")
+        self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/to_{layout}"), [have[source]], [out],
+                                    src=source, dst=layout))
+        have[layout] = out
+        return out
+
+    def taken_by_versions(self) -> set[str]:
+        return {name for versions in self.versions.values() for name in versions.values()}
+
+    def emit(self, node: Node, inputs: list[str], layout: str | None, op: str | None = None,
+             **attrs: object) -> None:
+        outputs = []
+        for value in node.outputs:
+            name = value if not blocked(layout) else self.fresh(f"{value}/{layout}")
+            outputs.append(name)
+            self._define(value, layout if self.graph.type_of(value).ndim == 4 else None, name)
+        merged = dict(node.attrs)
+        merged.update(attrs)
+        self.nodes.append(make_node(op or node.op, node.name, inputs, outputs, **merged))
+
+    # -- operators ------------------------------------------------------------------------------------------------
+    def conv(self, node: Node) -> bool:
+        x, w = node.inputs[0], node.inputs[1]
+        x_type, w_type = self.graph.type_of(x), self.graph.type_of(w)
+        if x_type.ndim != 4 or x_type.dtype != "float32":
+            return False
+        groups = int(node.attr("groups", 1))
+        channels, out_channels = x_type.shape[1], w_type.shape[0]
+        attrs = {k: node.attr(k) for k in ("strides", "pads", "dilations")}
+        if groups == 1:
+            ic, oc = channel_block(channels, self.lanes), channel_block(out_channels, self.lanes)
+            data = self.get(x, f"NCHW{ic}c")
+            kernel = self._transform_param(w, "OIHW", f"OIHW{ic}i{oc}o")
+            self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", **attrs)
+            return True
+        if groups == channels == out_channels and w_type.shape[1] == 1:
+            block = channel_block(channels, self.lanes)
+            data = self.get(x, f"NCHW{block}c")
+            kernel = self._transform_param(w, "OIHW", f"OIHW1i{block}o")
+            self.emit(node, [data, kernel], f"NCHW{block}c", op="depthwise_conv2d_nchwc", **attrs)
+            return True
+        return False
+
+    def _transform_param(self, value: str, src: str, dst: str) -> str:
+        out = self.fresh(f"{value}/{dst}")
+        self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/pack_{dst}"),
+                                    [self.versions[value][self.primary[value]]], [out], src=src, dst=dst))
+        return out
+
+    def elementwise(self, node: Node) -> bool:
+        x = node.inputs[0]
+        layout = self.primary.get(x)
+        if not blocked(layout) or len(node.outputs) != 1:
+            return False
+        self.emit(node, [self.versions[x][layout]], layout)
+        return True
+
+    def broadcast(self, node: Node) -> bool:
+        out_shape = self.graph.type_of(node.outputs[0]).shape
+        if len(out_shape) != 4:
+            return False
+        layout = next((self.primary[i] for i in node.inputs
+                       if blocked(self.primary.get(i)) and self.graph.type_of(i).shape == out_shape), None)
+        if layout is None:
+            return False
+        channels = out_shape[1]
+        inputs = []
+        for value in node.inputs:
+            t = self.graph.type_of(value)
+            if t.shape == out_shape:
+                inputs.append(self.get(value, layout))
+            elif t.numel == 1:
+                inputs.append(self.versions[value][self.primary[value]])
+            elif value in self.params and t.numel == channels and t.shape in ((1, channels, 1, 1), (channels, 1, 1)):
+                base = value
+                if t.shape != (1, channels, 1, 1):
+                    base = self.fresh(f"{value}/nchw")
+                    self.params[base] = self.params[value].reshape(1, channels, 1, 1)
+                    self._define(base, NCHW, base)
+                inputs.append(self._transform_param(base, NCHW, layout))
+            else:
+                return False
+        self.emit(node, inputs, layout)
+        return True
+
+    def reduce(self, node: Node) -> bool:
+        x = node.inputs[0]
+        layout = self.primary.get(x)
+        axes = {a % 4 for a in node.attr("axes", ())}
+        if not blocked(layout) or not axes <= {2, 3} or not node.attr("keepdims", True):
+            return False
+        self.emit(node, [self.versions[x][layout]], layout)
+        return True
+
+    def default(self, node: Node) -> None:
+        inputs = [self.get(i, self._default_layout(i)) if i else i for i in node.inputs]
+        self.emit(node, inputs, NCHW)
+
+    def run(self) -> Graph:
+        for node in self.graph.nodes:
+            pattern = get_op(node.op).pattern
+            done = False
+            if node.op == "conv2d":
+                done = self.conv(node)
+            elif node.op in _BROADCAST_OPS:
+                done = self.broadcast(node)
+            elif pattern is OpPattern.ELEMWISE and len(node.inputs) == 1:
+                done = self.elementwise(node)
+            elif node.op in _REDUCE_OPS:
+                done = self.reduce(node)
+            if not done:
+                self.default(node)
+        for value in self.graph.outputs:
+            self.get(value, self._default_layout(value))
+        return self.graph.with_nodes(self.nodes, self.params)
+
+
+def cancel_layout_transforms(graph: Graph) -> Graph:
+    """``layout_transform(layout_transform(x, A -> B), B -> C)`` reads ``x`` directly: one transform ``A -> C``, or
+    none when ``A == C``. The inner transform goes away when nothing else reads it."""
+    producers = graph.producers()
+    rename: dict[str, str] = {}
+    nodes: list[Node] = []
+    changed = False
+    for node in graph.nodes:
+        inputs = tuple(rename.get(i, i) for i in node.inputs)
+        node = node if inputs == node.inputs else replace(node, inputs=inputs)
+        inner = producers.get(node.inputs[0]) if node.op == "layout_transform" else None
+        if inner is not None and inner.op == "layout_transform" and inner.attr("dst") == node.attr("src"):
+            changed = True
+            source = inner.inputs[0]
+            if inner.attr("src") == node.attr("dst"):
+                rename[node.outputs[0]] = rename.get(source, source)
+                continue
+            node = node.with_attrs(src=inner.attr("src"))
+            node = replace(node, inputs=(rename.get(source, source),))
+        nodes.append(node)
+    if not changed:
+        return graph
+    outputs = tuple(rename.get(o, o) for o in graph.outputs)
+    return replace(graph, outputs=outputs).with_nodes(nodes)
+
+
+def alter_layout(graph: Graph, target: Target | str | None = None) -> Graph:
+    if not available() or not any(n.op == "conv2d" for n in graph.nodes):
+        return graph
+    resolved = as_target(target)
+    lanes = max(1, resolved.vector_bits // 32)
+    return cancel_layout_transforms(_Rewriter(graph, lanes).run())

@@ -1,0 +1,133 @@
+"""Blocked-layout graph operators (used by ``passes/alter_layout.py``):
+
+- ``layout_transform(src, dst)``: the tensor rearranged between layouts such as ``NCHW`` and ``NCHW8c`` or ``OIHW``
+  and ``OIHW8i8o`` (``tcomp.ops.nchwc.layout_transform``);
+- ``conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{ic}c``, kernel ``OIHW{ic}i{oc}o`` -> ``NCHW{oc}c``
+  (``tcomp.ops.nchwc.conv2d_nchwc``);
+- ``depthwise_conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{b}c``, kernel ``OIHW1i{b}o`` (from ``[C, 1, KH,
+  KW]``) -> ``NCHW{b}c``, ``out[n, g, y, x, b] = sum_{ry, rx} pad[n, g, y * sh + ry * dh, x * sw + rx * dw, b] *
+  kernel[g, 0, ry, rx, 0, b]``.
+
+The operators are registered only when the operator library provides the blocked layouts (``available()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tcomp import te
+from tcomp.graph.ir import TensorType
+from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
+from tcomp.graph.opdefs.common import ints_attr, require_float
+from tcomp.ir.expr import Expr
+from tcomp.te.tensor import Tensor
+
+
+def available() -> bool:
+    try:
+        from tcomp.ops.nchwc import conv2d_nchwc, layout_transform  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def layout_shape(shape: tuple[int, ...], src: str, dst: str) -> tuple[int, ...]:
+    """The shape of a ``src``-layout tensor of ``shape`` stored in ``dst`` (``ValueError`` if blocks do not divide)."""
+    from tcomp.ops.nchwc import Layout
+
+    source, target = Layout.parse(src), Layout.parse(dst)
+    if len(source.axes) != len(shape) or source.primal != target.primal:
+        raise ValueError(f"cannot transform a {len(shape)}-D tensor from layout {src} to {dst}")
+    extents: dict[str, int] = {}
+    for letter, dim in zip(source.axes, shape):
+        if letter.isupper():
+            extents[letter] = dim * (source.block(letter) or 1)
+    result = []
+    for letter, factor in zip(target.axes, target.factors):
+        if factor is not None:
+            result.append(factor)
+            continue
+        block = target.block(letter) or 1
+        if extents[letter] % block:
+            raise ValueError(f"axis {letter} of extent {extents[letter]} is not a multiple of the block {block}")
+        result.append(extents[letter] // block)
+    return tuple(result)
+
+
+def _infer_layout_transform(ctx: InferContext) -> list[TensorType]:
+    x = ctx.type(0)
+    try:
+        shape = layout_shape(x.shape, str(ctx.attr("src")), str(ctx.attr("dst")))
+    except Exception as exc:  # OpError (a ValueError) or a parse failure
+        raise ctx.error(str(exc)) from None
+    return [TensorType(shape, x.dtype)]
+
+
+def _lower_layout_transform(ctx: LowerContext) -> list[Tensor]:
+    from tcomp.ops.nchwc import layout_transform
+
+    return [layout_transform(ctx.tensor(0), ctx.attr("src"), ctx.attr("dst"), name=ctx.name)]
+
+
+def _conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _infer_conv2d_nchwc(ctx: InferContext) -> list[TensorType]:
+    x, w = ctx.type(0), ctx.type(1)
+    require_float(ctx, x)
+    if x.ndim != 5 or w.ndim != 6 or x.shape[1] != w.shape[1] or x.shape[4] != w.shape[4]:
+        raise ctx.error(f"data {x} and kernel {w} are not NCHW[x]c / OIHW[x]i[y]o of matching channels")
+    strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
+    oh = _conv_out(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
+    ow = _conv_out(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
+    if oh <= 0 or ow <= 0:
+        raise ctx.error("the output would be empty")
+    return [TensorType((x.shape[0], w.shape[0], oh, ow, w.shape[5]), x.dtype)]
+
+
+def _lower_conv2d_nchwc(ctx: LowerContext) -> list[Tensor]:
+    from tcomp.ops.nchwc import conv2d_nchwc
+
+    return [conv2d_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("strides"), ctx.attr("pads"), ctx.attr("dilations"),
+                         name=ctx.name)]
+
+
+def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
+    x, w = ctx.type(0), ctx.type(1)
+    require_float(ctx, x)
+    if x.ndim != 5 or w.ndim != 6 or w.shape[0] != x.shape[1] or w.shape[5] != x.shape[4] or w.shape[1] != 1 \
+            or w.shape[4] != 1:
+        raise ctx.error(f"data {x} and kernel {w} are not NCHW[b]c / OIHW1i[b]o depthwise operands")
+    strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
+    oh = _conv_out(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
+    ow = _conv_out(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
+    if oh <= 0 or ow <= 0:
+        raise ctx.error("the output would be empty")
+    return [TensorType((x.shape[0], x.shape[1], oh, ow, x.shape[4]), x.dtype)]
+
+
+def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
+    from tcomp.ops import pad
+
+    x, w = ctx.tensor(0), ctx.tensor(1)
+    (sh, sw), (dh, dw) = ctx.attr("strides"), ctx.attr("dilations")
+    top, left, bottom, right = ctx.attr("pads")
+    padded = x
+    if any((top, left, bottom, right)):
+        padded = pad(x, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
+    kh, kw = ctx.types[1].shape[2], ctx.types[1].shape[3]  # type: ignore[union-attr]
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+
+    def body(n: Any, g: Any, y: Any, xx: Any, b: Any) -> Expr:
+        return te.sum(padded[n, g, y * sh + ry * dh, xx * sw + rx * dw, b] * w[g, 0, ry, rx, 0, b], axis=[ry, rx])
+
+    return [te.compute(ctx.out_types[0].shape, body, name=ctx.name, tag="out_elemwise_fusable")]
+
+
+if available():
+    register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
+    register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
+    register_op("depthwise_conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_depthwise_nchwc,
+                _lower_depthwise_nchwc)

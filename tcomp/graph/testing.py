@@ -1,0 +1,229 @@
+"""ONNX models built programmatically with random weights, for tests and benchmarks (``relay.testing``'s role).
+
+``resnet(depth)`` (18/34 basic blocks, 50/101/152 bottlenecks, the torchvision architecture), ``vgg(depth)``,
+``mobilenet_v2()`` (inverted residuals with depthwise convolutions) and ``transformer_encoder()`` (one BERT-style
+block with shapes computed in the graph). Each returns an ``onnx.ModelProto``; ``width`` scales the channels and
+``image_size`` the resolution so tests can run small versions of the real architectures. Weights are He-scaled
+so activations stay of order one; batch norms carry random statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class ModelBuilder:
+    """Accumulates nodes and initializers; names are made unique with a counter."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, base: str) -> str:
+        self.count += 1
+        return f"{base}_{self.count}"
+
+    def const(self, value: np.ndarray, base: str = "w") -> str:
+        name = self.name(base)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str:
+        outputs = [self.name(op.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=self.name(op), **attrs))
+        return outputs[0]
+
+    def conv(self, x: str, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
+             bias: bool = False) -> str:
+        fan_in = cin // groups * kernel * kernel
+        w = (self.rng.standard_normal((cout, cin // groups, kernel, kernel)) * math.sqrt(2.0 / fan_in))
+        inputs = [x, self.const(w.astype(np.float32), "conv_w")]
+        if bias:
+            inputs.append(self.const((self.rng.standard_normal(cout) * 0.1).astype(np.float32), "conv_b"))
+        pad = kernel // 2
+        return self.node("Conv", inputs, kernel_shape=[kernel, kernel], strides=[stride, stride],
+                         pads=[pad, pad, pad, pad], group=groups)
+
+    def batch_norm(self, x: str, channels: int, gain: float = 1.0) -> str:
+        scale = (self.rng.uniform(0.5, 1.5, channels) * gain).astype(np.float32)
+        shift = (self.rng.standard_normal(channels) * 0.1).astype(np.float32)
+        mean = (self.rng.standard_normal(channels) * 0.1).astype(np.float32)
+        var = self.rng.uniform(0.5, 1.5, channels).astype(np.float32)
+        names = [self.const(v, k) for v, k in ((scale, "bn_scale"), (shift, "bn_bias"), (mean, "bn_mean"),
+                                               (var, "bn_var"))]
+        return self.node("BatchNormalization", [x, *names], epsilon=1e-5)
+
+    def dense(self, x: str, cin: int, cout: int) -> str:
+        w = (self.rng.standard_normal((cout, cin)) * math.sqrt(1.0 / cin)).astype(np.float32)
+        b = (self.rng.standard_normal(cout) * 0.1).astype(np.float32)
+        return self.node("Gemm", [x, self.const(w, "fc_w"), self.const(b, "fc_b")], transB=1)
+
+    def model(self, name: str, inputs: list[tuple[str, list[int | str]]], output: str, out_shape: list[int | str],
+              opset: int = 13) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes, name,
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
+            self.initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                  producer_name="tcomp.graph.testing")
+        model.ir_version = 8
+        return model
+
+
+def _channels(value: int, width: float) -> int:
+    return max(8, int(round(value * width / 8)) * 8)
+
+
+def resnet(depth: int = 50, batch: int = 1, image_size: int = 224, width: float = 1.0, num_classes: int = 1000,
+           seed: int = 0, softmax: bool = True) -> onnx.ModelProto:
+    """torchvision's ResNet (v1.5: stride on the 3x3 convolution of a bottleneck). The last batch norm of each
+    residual branch starts small (as with zero-initialized residuals), so activations stay bounded in deep nets.
+    ``softmax=False`` ends with the logits."""
+    layouts = {18: ([2, 2, 2, 2], False), 34: ([3, 4, 6, 3], False), 50: ([3, 4, 6, 3], True),
+               101: ([3, 4, 23, 3], True), 152: ([3, 8, 36, 3], True)}
+    if depth not in layouts:
+        raise ValueError(f"ResNet depth must be one of {sorted(layouts)}, got {depth}")
+    blocks, bottleneck = layouts[depth]
+    b = ModelBuilder(seed)
+    stem = _channels(64, width)
+    x = b.node("Relu", [b.batch_norm(b.conv("data", 3, stem, 7, stride=2), stem)])
+    x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    cin = stem
+    expansion = 4 if bottleneck else 1
+    for stage, count in enumerate(blocks):
+        planes = _channels(64 * 2**stage, width)
+        for index in range(count):
+            stride = 2 if stage > 0 and index == 0 else 1
+            cout = planes * expansion
+            if bottleneck:
+                y = b.node("Relu", [b.batch_norm(b.conv(x, cin, planes, 1), planes)])
+                y = b.node("Relu", [b.batch_norm(b.conv(y, planes, planes, 3, stride), planes)])
+                y = b.batch_norm(b.conv(y, planes, cout, 1), cout, gain=0.2)
+            else:
+                y = b.node("Relu", [b.batch_norm(b.conv(x, cin, planes, 3, stride), planes)])
+                y = b.batch_norm(b.conv(y, planes, cout, 3), cout, gain=0.2)
+            shortcut = x
+            if stride != 1 or cin != cout:
+                shortcut = b.batch_norm(b.conv(x, cin, cout, 1, stride), cout)
+            x = b.node("Relu", [b.node("Add", [y, shortcut])])
+            cin = cout
+    x = b.node("GlobalAveragePool", [x])
+    x = b.node("Flatten", [x], axis=1)
+    out = b.dense(x, cin, num_classes)
+    if softmax:
+        out = b.node("Softmax", [out], axis=1)
+    return b.model(f"resnet{depth}", [("data", [batch, 3, image_size, image_size])], out, [batch, num_classes])
+
+
+def vgg(depth: int = 11, batch: int = 1, image_size: int = 224, width: float = 1.0, num_classes: int = 1000,
+        hidden: int = 4096, seed: int = 0, softmax: bool = True) -> onnx.ModelProto:
+    """VGG (configurations A/B/D/E) with ReLU, max pooling, and a classifier with dropout (inference)."""
+    configs = {11: [1, 1, 2, 2, 2], 13: [2, 2, 2, 2, 2], 16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
+    if depth not in configs:
+        raise ValueError(f"VGG depth must be one of {sorted(configs)}, got {depth}")
+    b = ModelBuilder(seed)
+    x, cin = "data", 3
+    for stage, count in enumerate(configs[depth]):
+        cout = _channels(min(64 * 2**stage, 512), width)
+        for _ in range(count):
+            x = b.node("Relu", [b.conv(x, cin, cout, 3, bias=True)])
+            cin = cout
+        x = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    spatial = image_size // 32
+    x = b.node("Flatten", [x], axis=1)
+    x = b.node("Dropout", [b.node("Relu", [b.dense(x, cin * spatial * spatial, hidden)])])
+    x = b.node("Dropout", [b.node("Relu", [b.dense(x, hidden, hidden)])])
+    out = b.dense(x, hidden, num_classes)
+    if softmax:
+        out = b.node("Softmax", [out], axis=1)
+    return b.model(f"vgg{depth}", [("data", [batch, 3, image_size, image_size])], out, [batch, num_classes])
+
+
+def mobilenet_v2(batch: int = 1, image_size: int = 224, width: float = 1.0, num_classes: int = 1000,
+                 seed: int = 0) -> onnx.ModelProto:
+    """MobileNetV2: inverted residual blocks (1x1 expansion, 3x3 depthwise, 1x1 projection) with ReLU6."""
+    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1)]
+    b = ModelBuilder(seed)
+    zero, six = b.const(np.array(0.0, np.float32), "zero"), b.const(np.array(6.0, np.float32), "six")
+
+    def relu6(value: str) -> str:
+        return b.node("Clip", [value, zero, six])
+
+    cin = _channels(32, width)
+    x = relu6(b.batch_norm(b.conv("data", 3, cin, 3, stride=2), cin))
+    for expand, channels, count, first_stride in settings:
+        cout = _channels(channels, width)
+        for index in range(count):
+            stride = first_stride if index == 0 else 1
+            hidden = cin * expand
+            y = x
+            if expand != 1:
+                y = relu6(b.batch_norm(b.conv(y, cin, hidden, 1), hidden))
+            y = relu6(b.batch_norm(b.conv(y, hidden, hidden, 3, stride, groups=hidden), hidden))
+            y = b.batch_norm(b.conv(y, hidden, cout, 1), cout)
+            x = b.node("Add", [x, y]) if stride == 1 and cin == cout else y
+            cin = cout
+    last = _channels(1280, max(width, 1.0))
+    x = relu6(b.batch_norm(b.conv(x, cin, last, 1), last))
+    x = b.node("Flatten", [b.node("GlobalAveragePool", [x])], axis=1)
+    out = b.dense(x, last, num_classes)
+    return b.model("mobilenet_v2", [("data", [batch, 3, image_size, image_size])], out, [batch, num_classes])
+
+
+def transformer_encoder(batch: int = 1, seq: int = 16, hidden: int = 64, heads: int = 4, ffn: int = 256,
+                        seed: int = 0, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """One post-norm BERT encoder block as exported by PyTorch: QKV projections, heads split with Reshape whose
+    target shape is computed from ``Shape`` in the graph, scaled dot-product attention with Softmax, output
+    projection, residual + LayerNormalization, a GELU (Erf) feed-forward network, residual + LayerNormalization."""
+    b = ModelBuilder(seed)
+    head = hidden // heads
+
+    def linear(x: str, cin: int, cout: int) -> str:
+        w = (b.rng.standard_normal((cin, cout)) / math.sqrt(cin)).astype(np.float32)
+        bias = (b.rng.standard_normal(cout) * 0.1).astype(np.float32)
+        return b.node("Add", [b.node("MatMul", [x, b.const(w, "lin_w")]), b.const(bias, "lin_b")])
+
+    def layer_norm(x: str) -> str:
+        gamma = b.rng.uniform(0.5, 1.5, hidden).astype(np.float32)
+        beta = (b.rng.standard_normal(hidden) * 0.1).astype(np.float32)
+        return b.node("LayerNormalization", [x, b.const(gamma, "ln_g"), b.const(beta, "ln_b")], axis=-1,
+                      epsilon=1e-5)
+
+    def int64(values: list[int]) -> str:
+        return b.const(np.array(values, dtype=np.int64), "i64")
+
+    shape = b.node("Shape", ["x"])
+    batch_dim = b.node("Gather", [shape, int64([0])], axis=0)
+    seq_dim = b.node("Gather", [shape, int64([1])], axis=0)
+    split_shape = b.node("Concat", [batch_dim, seq_dim, int64([heads, head])], axis=0)
+    merge_shape = b.node("Concat", [batch_dim, seq_dim, int64([hidden])], axis=0)
+
+    def split_heads(x: str, perm: list[int]) -> str:
+        return b.node("Transpose", [b.node("Reshape", [x, split_shape])], perm=perm)
+
+    q = split_heads(linear("x", hidden, hidden), [0, 2, 1, 3])
+    k = split_heads(linear("x", hidden, hidden), [0, 2, 3, 1])
+    v = split_heads(linear("x", hidden, hidden), [0, 2, 1, 3])
+    scores = b.node("Div", [b.node("MatMul", [q, k]), b.const(np.array(math.sqrt(head), np.float32), "scale")])
+    probs = b.node("Softmax", [scores], axis=-1)
+    context = b.node("Transpose", [b.node("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+    context = b.node("Reshape", [context, merge_shape])
+    x1 = layer_norm(b.node("Add", ["x", linear(context, hidden, hidden)]))
+    h = linear(x1, hidden, ffn)
+    gelu = b.node("Mul", [b.node("Mul", [h, b.node("Add", [b.node("Erf", [b.node(
+        "Div", [h, b.const(np.array(math.sqrt(2.0), np.float32), "sqrt2")])]), b.const(np.array(1.0, np.float32),
+                                                                                        "one")])]),
+                          b.const(np.array(0.5, np.float32), "half")])
+    out = layer_norm(b.node("Add", [x1, linear(gelu, ffn, hidden)]))
+    batch_value: int | str = "batch" if dynamic_batch else batch
+    return b.model("transformer_encoder", [("x", [batch_value, seq, hidden])], out, [batch_value, seq, hidden],
+                   opset=17)
