@@ -46,7 +46,7 @@ def test_every_fault_gets_its_status_and_the_rest_is_measured() -> None:
     for digit in range(len(ALL_FAULTS)):
         indices += [space.index_from_digits([digit, 1]), space.index_from_digits([0, 2 + digit % 3])]
     inputs = [MeasureInput(task, space.get(i)) for i in indices]
-    with Measurer(MeasureOptions(build_timeout=2, run_timeout=2, n_parallel=2)) as measurer:
+    with Measurer(MeasureOptions(build_timeout=4, run_timeout=3, n_parallel=2)) as measurer:
         results = measurer.measure(inputs)
     for inp, result in zip(inputs, results):
         fault = Fault(inp.config["fault"].val)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tcomp.autotune import create_task
-from tcomp.autotune.dispatch import ApplyConfig, ApplyHistoryBest, apply_history_best, current_context, instantiate
+from tcomp.autotune.dispatch import (
+    ApplyConfig,
+    ApplyHistoryBest,
+    apply_history_best,
+    build,
+    current_context,
+    instantiate,
+)
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record, RecordWriter, load_records, pick_best, read_records
 
@@ -133,3 +140,26 @@ def test_dispatch_context_is_local_to_the_thread() -> None:
         thread.join()
         assert current_context() is not None
     assert seen == [None]
+
+
+def test_build_under_a_context_compiles_the_chosen_config() -> None:
+    import numpy as np
+
+    records = make_records()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every task has a record: no summary warning
+        with apply_history_best(records):
+            module, inst = build("matmul", 64, 64, 64, target="llvm -num-cores=2")
+    assert inst.tuned and inst.config.index == 5
+    a = np.random.rand(64, 64).astype("float32")
+    b = np.random.rand(64, 64).astype("float32")
+    c = np.zeros((64, 64), dtype="float32")
+    module(a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4)
+
+
+def test_apply_config_forces_one_config() -> None:
+    task = create_task("matmul", (64, 64, 64))
+    config = task.config_space.get(3)
+    inst = instantiate("matmul", 64, 64, 64, context=ApplyConfig(config))
+    assert inst.tuned and inst.config.same_choices(config)
