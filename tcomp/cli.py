@@ -34,6 +34,18 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     return run_pick(args)
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from tcomp.graph.command import run_compile
+
+    return run_compile(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tcomp.graph.command import run_run
+
+    return run_run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     pick = sub.add_parser("pick", help="keep the best tuning record of each task")
     add_pick_arguments(pick)
     pick.set_defaults(func=_cmd_pick)
+    from tcomp.graph.command import add_compile_arguments, add_run_arguments
+
+    compile_cmd = sub.add_parser("compile", help="compile an ONNX model to a folder (native code, graph, params)")
+    add_compile_arguments(compile_cmd)
+    compile_cmd.set_defaults(func=_cmd_compile)
+    run_cmd = sub.add_parser("run", help="run a compiled model folder, timing and profiling it")
+    add_run_arguments(run_cmd)
+    run_cmd.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -79,7 +79,7 @@ class GraphExecutor:
             t = program.types[name]
             self._arrays[name] = storage_view(self._storage[storage], t)
         for name, value in program.params.items():
-            self._arrays[name] = np.ascontiguousarray(value)
+            self._arrays[name] = np.require(value, requirements="C")
         self._calls = []
         for spec, address in zip(program.kernels, addresses):
             if address == 0:

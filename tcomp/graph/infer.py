@@ -62,7 +62,7 @@ def _propagate(node: Node, evaluate: EvalFunc, known: list[np.ndarray], out_type
         if tuple(array.shape) != t.shape:
             raise GraphError(
                 f"node {node.name} ({node.op}): evaluated shape {array.shape} differs from the inferred {t.shape}")
-        values[name] = np.ascontiguousarray(array)
+        values[name] = np.require(array, requirements="C")
 
 
 def infer_node(node: Node, types: dict[str, TensorType], values: dict[str, np.ndarray]) -> None:

@@ -58,7 +58,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         return fold_constants(graph, resolved)
 
     def layout(graph: Graph) -> Graph:
-        return alter_layout(graph, resolved)
+        return alter_layout(graph, resolved, keep=keep_apart(graph) if keep_apart else None)
 
     def fuse(graph: Graph) -> Graph:
         return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None)

@@ -31,7 +31,7 @@ class ModelBuilder:
 
     def const(self, value: np.ndarray, base: str = "w") -> str:
         name = self.name(base)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        self.initializers.append(numpy_helper.from_array(np.require(value, requirements="C"), name))
         return name
 
     def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str:

@@ -97,3 +97,14 @@ def extract_tasks(graph: Graph, target: Target | str | None = None) -> list[Any]
         if task is not None:
             tasks.setdefault(task.key, task)
     return list(tasks.values())
+
+
+def extract_model_tasks(model: Any, target: Target | str | None = None,
+                        input_shapes: dict[str, list[int]] | None = None) -> list[Any]:
+    """The tuning tasks of a model file (``tcomp tune model.onnx``): the graph after constant folding and
+    simplification (batch norms folded into convolutions), before layout changes and fusion."""
+    from tcomp.graph.compiler import compile_graph
+    from tcomp.graph.pipeline import PassOptions
+
+    options = PassOptions(alter_layout=False, fuse_ops=False, plan_memory=False)
+    return extract_tasks(compile_graph(model, target, input_shapes=input_shapes, options=options), target)

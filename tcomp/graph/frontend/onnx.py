@@ -79,7 +79,7 @@ class Builder:
     # -- values ---------------------------------------------------------------------------------------------------
     def param(self, array: np.ndarray, hint: str) -> str:
         name = self.fresh(hint)
-        self.params[name] = np.ascontiguousarray(array)
+        self.params[name] = np.require(array, requirements="C")
         infer_types_of_param(self, name)
         return name
 

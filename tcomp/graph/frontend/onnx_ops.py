@@ -179,7 +179,7 @@ def _constant(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int
         raise b.error("empty constants are not supported (zero-size tensors)")
     from tcomp.graph.frontend.onnx import infer_types_of_param
 
-    b.params[node.output[0]] = np.ascontiguousarray(value)
+    b.params[node.output[0]] = np.require(value, requirements="C")
     infer_types_of_param(b, node.output[0])
     return [node.output[0]]
 

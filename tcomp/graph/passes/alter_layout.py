@@ -15,11 +15,13 @@ Rewrite:
    the layouts meet again), so inverse pairs cancel.
 
 Assumes a typed graph before fusion; the kernel transforms of constant weights are left to ``fold_constants``. A
-no-op when the operator library has no blocked layouts or the graph has no convolution.
+no-op when the operator library has no blocked layouts or the graph has no convolution. Convolutions with a tuning
+record (``keep``) stay in NCHW: their tuned templates compute NCHW.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from tcomp.graph.ir import Graph, Node, make_node
@@ -44,9 +46,10 @@ def blocked(layout: str | None) -> bool:
 
 
 class _Rewriter:
-    def __init__(self, graph: Graph, lanes: int) -> None:
+    def __init__(self, graph: Graph, lanes: int, keep: Callable[[Node], bool] | None) -> None:
         self.graph = graph
         self.lanes = lanes
+        self.keep = keep
         self.nodes: list[Node] = []
         self.params = dict(graph.params)
         self.taken = set(graph.types) | {n.name for n in graph.nodes}
@@ -180,7 +183,7 @@ class _Rewriter:
         for node in self.graph.nodes:
             pattern = get_op(node.op).pattern
             done = False
-            if node.op == "conv2d":
+            if node.op == "conv2d" and not (self.keep is not None and self.keep(node)):
                 done = self.conv(node)
             elif node.op in _BROADCAST_OPS:
                 done = self.broadcast(node)
@@ -221,9 +224,10 @@ def cancel_layout_transforms(graph: Graph) -> Graph:
     return replace(graph, outputs=outputs).with_nodes(nodes)
 
 
-def alter_layout(graph: Graph, target: Target | str | None = None) -> Graph:
+def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None) -> Graph:
+    """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones)."""
     if not available() or not any(n.op == "conv2d" for n in graph.nodes):
         return graph
     resolved = as_target(target)
     lanes = max(1, resolved.vector_bits // 32)
-    return cancel_layout_transforms(_Rewriter(graph, lanes).run())
+    return cancel_layout_transforms(_Rewriter(graph, lanes, keep).run())

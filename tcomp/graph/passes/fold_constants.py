@@ -31,7 +31,7 @@ def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], targe
 
     scope = replace(graph, params=params)
     kernel = compile_node(scope, node, target)
-    arrays = [np.ascontiguousarray(params[name]) for name in kernel.args[: kernel.num_inputs]]
+    arrays = [np.require(params[name], requirements="C") for name in kernel.args[: kernel.num_inputs]]
     outputs = [np.empty(graph.type_of(o).shape, dtype=dt.to_numpy(graph.type_of(o).dtype)) for o in node.outputs]
     kernel.module(*arrays, *outputs)
     return outputs

@@ -1,0 +1,287 @@
+"""Each graph pass on small graphs: what it rewrites, what it leaves, and that results do not change."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import tcomp.graph as tg
+from tcomp.graph.infer import infer_types
+from tcomp.graph.ir import Graph, TensorType, make_node, verify_graph
+from tcomp.graph.passes import alter_layout, fold_constants, fuse_ops, plan_memory, simplify
+from tcomp.graph.passes.alter_layout import cancel_layout_transforms, channel_block
+from tcomp.graph.passes.plan_memory import inplace_pairs, no_plan
+from tcomp.target import as_target
+
+F32 = "float32"
+RNG = np.random.default_rng(0)
+
+
+def graph(nodes: list[tg.Node], inputs: dict[str, tuple[int, ...]], outputs: list[str],
+          params: dict[str, np.ndarray] | None = None) -> Graph:
+    types = {k: TensorType(v, F32) for k, v in inputs.items()}
+    g = infer_types(Graph("g", tuple(inputs), tuple(outputs), tuple(nodes), params or {}, types))
+    verify_graph(g)
+    return g
+
+
+def run(g: Graph, **inputs: np.ndarray) -> list[np.ndarray]:
+    executor = tg.build_executor(g)
+    return executor.run([inputs[name] for name in g.inputs])  # type: ignore[return-value]
+
+
+def rand(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def ops_of(g: Graph) -> list[str]:
+    return [n.op for n in g.nodes]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# fold_constants
+def test_fold_shape_arithmetic_and_constant_subgraphs() -> None:
+    g = graph([
+        make_node("shape_of", "shape", ["x"], ["s"]),
+        make_node("take", "dim", ["s", "one"], ["d"], axis=0),
+        make_node("cast", "dimf", ["d"], ["df"], dtype="float32"),
+        make_node("sqrt", "root", ["w"], ["w2"]),
+        make_node("multiply", "scaled", ["w2", "df"], ["w3"]),
+        make_node("add", "out", ["x", "w3"], ["y"]),
+    ], {"x": (2, 5)}, ["y"], {"one": np.array(1, np.int64), "w": np.abs(rand(5))})
+    folded = fold_constants(g)
+    assert ops_of(folded) == ["add"]
+    (w3,) = [n for n in folded.nodes[0].inputs if n != "x"]
+    np.testing.assert_allclose(folded.params[w3], np.sqrt(g.params["w"]) * 5, rtol=1e-6)
+    x = rand(2, 5)
+    np.testing.assert_allclose(run(folded, x=x)[0], x + np.sqrt(g.params["w"]) * 5, rtol=1e-6)
+
+
+def test_fold_weights_made_by_constant_of_shape() -> None:
+    g = graph([
+        make_node("constant_of_shape", "fill", [], ["ones"], shape=(3, 4), value=1.5, dtype="float32"),
+        make_node("multiply", "mul", ["x", "ones"], ["y"]),
+    ], {"x": (3, 4)}, ["y"])
+    folded = fold_constants(g)
+    assert ops_of(folded) == ["multiply"]
+    assert any(np.array_equal(v, np.full((3, 4), 1.5, np.float32)) for v in folded.params.values())
+
+
+def test_fold_leaves_a_graph_without_constants_unchanged() -> None:
+    g = graph([make_node("relu", "r", ["x"], ["y"])], {"x": (4,)}, ["y"])
+    assert fold_constants(g) is g
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# simplify
+def test_simplify_removes_identity_dropout_and_noop_reshape() -> None:
+    g = graph([
+        make_node("identity", "i", ["x"], ["a"]),
+        make_node("dropout", "d", ["a"], ["b"]),
+        make_node("reshape", "r", ["b"], ["c"], shape=(2, 3)),
+        make_node("relu", "relu", ["c"], ["y"]),
+        make_node("identity", "o", ["y"], ["z"]),
+    ], {"x": (2, 3)}, ["z"])
+    simple = simplify(g)
+    assert ops_of(simple) == ["relu"]
+    assert simple.nodes[0].inputs == ("x",) and simple.outputs == ("y",)
+
+
+def _conv_bn_graph(with_bias: bool) -> Graph:
+    params = {"w": rand(8, 3, 3, 3), "scale": np.abs(rand(8)) + 0.5, "shift": rand(8), "mean": rand(8),
+              "var": np.abs(rand(8)) + 0.5, "b": rand(1, 8, 1, 1)}
+    nodes = [make_node("conv2d", "conv", ["x", "w"], ["c"], strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1),
+                       groups=1)]
+    source = "c"
+    if with_bias:
+        nodes.append(make_node("add", "bias", ["c", "b"], ["cb"]))
+        source = "cb"
+    else:
+        params.pop("b")
+    nodes.append(make_node("batch_norm", "bn", [source, "scale", "shift", "mean", "var"], ["y"], epsilon=1e-5))
+    return graph(nodes, {"x": (1, 3, 8, 8)}, ["y"], params)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_batch_norm_folded_into_conv(with_bias: bool) -> None:
+    g = _conv_bn_graph(with_bias)
+    folded = fold_constants(simplify(g))
+    assert ops_of(folded) == ["conv2d", "add"]
+    x = rand(1, 3, 8, 8)
+    np.testing.assert_allclose(run(folded, x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_kept_when_the_conv_output_is_used_elsewhere() -> None:
+    g = _conv_bn_graph(False)
+    extra = make_node("relu", "other", ["c"], ["z"])
+    g = infer_types(Graph("g", g.inputs, ("y", "z"), (*g.nodes, extra), g.params, {"x": g.types["x"]}))
+    assert "batch_norm" in ops_of(simplify(g))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# fuse_ops
+def _members(node: tg.Node) -> list[str]:
+    body = node.attr("body")
+    return [m.op for m in body.nodes] if body is not None else [node.op]
+
+
+def test_fuse_conv_bias_relu_and_residual() -> None:
+    params = {"w1": rand(4, 4, 3, 3), "w2": rand(4, 4, 3, 3), "b": rand(1, 4, 1, 1)}
+    conv = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1}
+    g = graph([
+        make_node("conv2d", "c1", ["x", "w1"], ["a"], **conv),
+        make_node("add", "bias", ["a", "b"], ["ab"]),
+        make_node("relu", "r1", ["ab"], ["h"]),
+        make_node("conv2d", "c2", ["h", "w2"], ["c"], **conv),
+        make_node("add", "residual", ["c", "x"], ["s"]),
+        make_node("relu", "r2", ["s"], ["y"]),
+    ], {"x": (1, 4, 6, 6)}, ["y"], params)
+    fused = fuse_ops(g)
+    assert [_members(n) for n in fused.nodes] == [["conv2d", "add", "relu"], ["conv2d", "add", "relu"]]
+    x = rand(1, 4, 6, 6)
+    np.testing.assert_allclose(run(fused, x=x)[0], run(g, x=x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_fuse_elementwise_into_reduction_and_injective_chain() -> None:
+    g = graph([
+        make_node("exp", "e", ["x"], ["a"]),
+        make_node("sum", "s", ["a"], ["b"], axes=(1,), keepdims=False),
+        make_node("transpose", "t", ["x"], ["c"], perm=(1, 0)),
+        make_node("reshape", "r", ["c"], ["d"], shape=(12,)),
+    ], {"x": (3, 4)}, ["b", "d"])
+    fused = fuse_ops(g)
+    assert sorted(_members(n) for n in fused.nodes) == [["exp", "sum"], ["transpose", "reshape"]]
+
+
+def test_opaque_and_shared_values_are_not_fused() -> None:
+    g = graph([
+        make_node("relu", "r", ["x"], ["a"]),
+        make_node("softmax", "sm", ["a"], ["b"], axis=-1),
+        make_node("sigmoid", "sg", ["b"], ["c"]),
+        make_node("add", "use_a", ["a", "c"], ["y"]),
+    ], {"x": (2, 8)}, ["y"])
+    fused = fuse_ops(g)
+    assert all("softmax" not in _members(n) or _members(n) == ["softmax"] for n in fused.nodes)
+    x = rand(2, 8)
+    np.testing.assert_allclose(run(fused, x=x)[0], run(g, x=x)[0], rtol=1e-6)
+
+
+def test_fuse_keeps_apart_the_nodes_it_is_told_to() -> None:
+    g = graph([make_node("relu", "r", ["x"], ["a"]), make_node("exp", "e", ["a"], ["y"])], {"x": (4,)}, ["y"])
+    assert len(fuse_ops(g).nodes) == 1
+    assert fuse_ops(g, keep_apart=lambda node: node.op == "relu") is g
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# alter_layout
+def _conv_chain() -> Graph:
+    params = {"w1": rand(16, 8, 3, 3), "w2": rand(16, 16, 1, 1), "b": rand(1, 16, 1, 1)}
+    conv = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1}
+    return graph([
+        make_node("conv2d", "c1", ["x", "w1"], ["a"], **conv),
+        make_node("add", "bias", ["a", "b"], ["ab"]),
+        make_node("relu", "r", ["ab"], ["h"]),
+        make_node("conv2d", "c2", ["h", "w2"], ["c"], **{**conv, "pads": (0, 0, 0, 0)}),
+        make_node("add", "residual", ["c", "h"], ["s"]),
+        make_node("mean", "pool", ["s"], ["p"], axes=(2, 3), keepdims=True),
+        make_node("reshape", "flat", ["p"], ["y"], shape=(1, 16)),
+    ], {"x": (1, 8, 6, 6)}, ["y"], params)
+
+
+def _transforms(g: Graph) -> list[tuple[str, str]]:
+    return [(n.attr("src"), n.attr("dst")) for n in g.nodes
+            if n.op == "layout_transform" and n.inputs[0] not in g.params]
+
+
+def test_alter_layout_inserts_transforms_only_where_layouts_disagree() -> None:
+    g = _conv_chain()
+    altered = alter_layout(g, "llvm")
+    assert [n.op for n in altered.nodes if n.op.startswith("conv")] == ["conv2d_nchwc", "conv2d_nchwc"]
+    block = channel_block(8, as_target("llvm").vector_bits // 32)
+    out_block = channel_block(16, as_target("llvm").vector_bits // 32)
+    # into the first conv, and out of the blocked world before the reshape: nothing between the convs
+    assert _transforms(altered) == [("NCHW", f"NCHW{block}c"), (f"NCHW{out_block}c", "NCHW")]
+    folded = fold_constants(altered)
+    x = rand(1, 8, 6, 6)
+    np.testing.assert_allclose(run(folded, x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_alter_layout_leaves_kept_convolutions_in_nchw() -> None:
+    g = _conv_chain()
+    altered = alter_layout(g, "llvm", keep=lambda node: node.name == "c2")
+    assert sorted(n.op for n in altered.nodes if n.op.startswith("conv")) == ["conv2d", "conv2d_nchwc"]
+
+
+def test_inverse_layout_transforms_cancel() -> None:
+    g = graph([
+        make_node("layout_transform", "t1", ["x"], ["a"], src="NCHW", dst="NCHW4c"),
+        make_node("layout_transform", "t2", ["a"], ["b"], src="NCHW4c", dst="NCHW"),
+        make_node("relu", "r", ["b"], ["c"]),
+        make_node("layout_transform", "t3", ["c"], ["d"], src="NCHW", dst="NCHW4c"),
+        make_node("layout_transform", "t4", ["d"], ["y"], src="NCHW4c", dst="NCHW2c"),
+    ], {"x": (1, 8, 2, 2)}, ["y"])
+    cancelled = cancel_layout_transforms(g)
+    assert ops_of(cancelled) == ["relu", "layout_transform"]
+    assert cancelled.nodes[0].inputs == ("x",)
+    assert (cancelled.nodes[1].attr("src"), cancelled.nodes[1].attr("dst")) == ("NCHW", "NCHW2c")
+    x = rand(1, 8, 2, 2)
+    np.testing.assert_allclose(run(cancelled, x=x)[0], run(g, x=x)[0])
+
+
+def test_alter_layout_is_a_no_op_without_blocked_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = sys.modules["tcomp.graph.passes.alter_layout"]
+    monkeypatch.setattr(module, "available", lambda: False)
+    g = _conv_chain()
+    assert module.alter_layout(g, "llvm") is g
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# plan_memory
+def _chain() -> Graph:
+    return graph([
+        make_node("exp", "e", ["x"], ["a"]),
+        make_node("transpose", "t", ["a"], ["b"], perm=(1, 0)),
+        make_node("relu", "r", ["b"], ["c"]),
+        make_node("sigmoid", "s", ["c"], ["d"]),
+        make_node("transpose", "t2", ["d"], ["e"], perm=(1, 0)),
+        make_node("tanh", "th", ["e"], ["y"]),
+    ], {"x": (64, 32)}, ["y"])
+
+
+def test_plan_memory_reuses_dead_buffers_and_works_in_place() -> None:
+    g = _chain()
+    planned = plan_memory(g)
+    plan = planned.meta["memory_plan"]
+    assert plan.unplanned_bytes == 6 * 64 * 32 * 4
+    assert plan.planned_bytes <= plan.unplanned_bytes // 2
+    assert plan.inplace  # relu/sigmoid overwrite their inputs
+    assert no_plan(g).planned_bytes == plan.unplanned_bytes
+    x = rand(64, 32)
+    want = np.tanh(1 / (1 + np.exp(-np.maximum(np.exp(x).T, 0)))).T
+    np.testing.assert_allclose(run(planned, x=x)[0], want, rtol=1e-5)
+
+
+def test_plan_memory_lifetimes_never_overlap() -> None:
+    g = plan_memory(fuse_ops(_conv_chain()))
+    plan = g.meta["memory_plan"]
+    position = {o: i for i, n in enumerate(g.nodes) for o in n.outputs}
+    last = {}
+    for i, n in enumerate(g.nodes):
+        for value in n.inputs:
+            last[value] = i
+    inplace = {pair for pairs in plan.inplace.values() for pair in pairs}
+    values = list(position)
+    for a in values:
+        for b in values:
+            if a < b and plan.storage_of[a] == plan.storage_of[b] and (a, b) not in inplace and (b, a) not in inplace:
+                first, second = sorted((a, b), key=position.__getitem__)
+                assert last.get(first, position[first]) < position[second]
+
+
+def test_inplace_only_for_flat_identity_nodes() -> None:
+    g = _chain()
+    by_name = {n.name: n for n in g.nodes}
+    assert inplace_pairs(g, by_name["r"]) == [("b", "c")]
+    assert inplace_pairs(g, by_name["t"]) == []  # a transpose reads other positions
