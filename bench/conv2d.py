@@ -11,14 +11,22 @@ For each layer tcomp runs three ways, all with ``tcomp.ops.cpu.schedule_for``:
 onnxruntime runs a one-node Conv model with 2 intra-op threads (its own NCHWc kernels, layout reorders included).
 Every result is checked against numpy. tcomp and onnxruntime are timed interleaved, round after round, so both see
 the same machine load; the table gives min and median over the rounds, the ratio tcomp / onnxruntime (min over
-min, median over median), GFLOP/s from the min, and the share of this CPU's fp32 peak.
+min, median over median), GFLOP/s from the min, and the share of this CPU's fp32 peak (measured with FMAs as wide
+as the target's vectors).
 
-    python bench/conv2d.py [--rounds 15] [--number 5] [--layers 0,1,2] [--threads 2]
+Thread pools: onnxruntime's threads spin a while between parallel sections; tcomp's (libgomp's) sleep at once by
+default, so on a machine busy with other work a woken worker may get a core only after its share was due, and the
+kernel then runs on one core. ``--spin-count N`` lets tcomp's workers spin N rounds before sleeping
+(``GOMP_SPINCOUNT``): faster on an idle machine, much slower on an oversubscribed one (a spinning thread holds the
+core its partner needs). A short pause separates the timings of the two libraries.
+
+    python bench/conv2d.py [--rounds 15] [--number 5] [--layers 0,1,2] [--threads 2] [--spin-count N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -60,6 +68,8 @@ class Layer:
     def __str__(self) -> str:
         return f"{self.size}x{self.size} {self.channels}->{self.out_channels} {self.kernel}x{self.kernel}"
 
+
+PAUSE = 0.005  # seconds between the timings of tcomp and onnxruntime
 
 LAYERS = [
     Layer(64, 56, 64, 3),
@@ -174,12 +184,17 @@ def main() -> None:
     parser.add_argument("--number", type=int, default=5, help="runs per timed round")
     parser.add_argument("--layers", default=None, help="comma-separated layer indices (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--spin-count", type=int, default=0,
+                        help="rounds tcomp's pool threads spin before sleeping (0: tcomp's default, sleep at once)")
     args = parser.parse_args()
+    if args.spin_count > 0:
+        os.environ.setdefault("GOMP_SPINCOUNT", str(args.spin_count))  # read when libgomp loads, at the first build
     layers = LAYERS if args.layers is None else [LAYERS[int(i)] for i in args.layers.split(",")]
     target = tcomp.Target.current_host()
     lanes = CpuTarget.of(target).lanes("float32")
-    peak = fp32_peak_gflops()
-    print(f"conv2d, batch 1, float32, on {target}; onnxruntime with {args.threads} threads")
+    peak = fp32_peak_gflops(target.vector_bits)
+    policy = f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in os.environ else "sleeping pool"
+    print(f"conv2d, batch 1, float32, on {target} ({policy}); onnxruntime with {args.threads} threads")
     rng = np.random.default_rng(0)
     rows = []
     for layer in layers:
@@ -198,7 +213,9 @@ def main() -> None:
         for _ in range(args.rounds):
             times["onnxruntime"].append(time_onnxruntime(session, feed, args.number))
             for name, runner in runners.items():
+                time.sleep(PAUSE)  # let the other library's spinning threads go to sleep
                 times[name].append(runner.time(args.number))
+            time.sleep(PAUSE)
         reference_time = Timing.of(times["onnxruntime"])
         for name, results in times.items():
             t = Timing.of(results)
@@ -211,8 +228,7 @@ def main() -> None:
     print_table(["layer", "tcomp", "min ms", "median ms", "ort min ms", "ratio(min)", "ratio(med)", "GFLOP/s",
                  "% peak"], rows)
     if peak:
-        print(f"fp32 peak on all cores: {peak:.1f} GFLOP/s (shared/tools/fma_peak.sh, 256-bit FMA; with 512-bit "
-              "vectors the hardware peak can be up to twice that)")
+        print(f"fp32 peak on all cores: {peak:.1f} GFLOP/s ({target.vector_bits}-bit FMAs, shared/tools/fma_peak.c)")
 
 
 if __name__ == "__main__":
