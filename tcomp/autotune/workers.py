@@ -99,6 +99,9 @@ def prepare(task: Task, seed: int) -> _Prepared:
     reference = task.template.reference
     if reference is not None:
         references = [np.asarray(r) for r in reference(inputs, *task.args)]
+        # OpenBLAS's threads spin for a while after a call: measured here, a kernel timed right after np.matmul
+        # ran at half speed on two cores. Let them go idle before the first candidate is timed.
+        time.sleep(0.3)
     else:
         outputs = [t for k, t in enumerate(tensors) if k in positions]
         naive = tcomp.create_schedule([t.op for t in outputs])
