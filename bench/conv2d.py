@@ -8,7 +8,8 @@ For each layer tcomp runs three ways, all with ``tcomp.ops.cpu.schedule_for``:
   still packed ahead of time), so input and output are NCHW like onnxruntime's;
 - ``nchw``: the direct ``conv2d_nchw`` schedule.
 
-onnxruntime runs a one-node Conv model with 2 intra-op threads (its own NCHWc kernels, layout reorders included).
+onnxruntime runs a one-node Conv model with as many intra-op threads as tcomp's target has cores (``--threads``,
+default 2), with its own NCHWc kernels and layout reorders.
 Every result is checked against numpy. tcomp and onnxruntime are timed interleaved, round after round, so both see
 the same machine load; the table gives min and median over the rounds, the ratio tcomp / onnxruntime (min over
 min, median over median), GFLOP/s from the min, and the share of this CPU's fp32 peak (measured with FMAs as wide
@@ -117,7 +118,8 @@ class Runner:
         return self.module.time_evaluator(number=number, repeat=1)(*self.arrays).min
 
 
-def tcomp_runners(layer: Layer, x: np.ndarray, w: np.ndarray, lanes: int) -> dict[str, Runner]:
+def tcomp_runners(layer: Layer, x: np.ndarray, w: np.ndarray, target: tcomp.Target) -> dict[str, Runner]:
+    lanes = CpuTarget.of(target).lanes("float32")
     ic, oc = choose_channel_block(layer.channels, lanes), choose_channel_block(layer.out_channels, lanes)
     shape = (1, layer.channels, layer.size, layer.size)
     out_shape = (1, layer.out_channels, layer.out_size, layer.out_size)
@@ -129,7 +131,7 @@ def tcomp_runners(layer: Layer, x: np.ndarray, w: np.ndarray, lanes: int) -> dic
 
     data_blocked = te.placeholder((1, layer.channels // ic, layer.size, layer.size, ic), name="data_blocked")
     conv = conv2d_nchwc(data_blocked, kernel_packed, layer.stride, layer.padding)
-    module = tcomp.build(schedule_for([conv]), [data_blocked, kernel_packed, conv])
+    module = tcomp.build(schedule_for([conv], target), [data_blocked, kernel_packed, conv], target)
     y = np.zeros(blocked_out_shape, np.float32)
     runners["nchwc"] = Runner(module, [to_blocked(x, ic), w_packed, y],
                               lambda y=y: y.transpose(0, 1, 4, 2, 3).reshape(out_shape))
@@ -138,13 +140,13 @@ def tcomp_runners(layer: Layer, x: np.ndarray, w: np.ndarray, lanes: int) -> dic
     blocked = layout_transform(data, "NCHW", f"NCHW{ic}c", name="data_blocked")
     conv = conv2d_nchwc(blocked, kernel_packed, layer.stride, layer.padding)
     out = layout_transform(conv, f"NCHW{oc}c", "NCHW", name="out")
-    module = tcomp.build(schedule_for([out]), [data, kernel_packed, out])
+    module = tcomp.build(schedule_for([out], target), [data, kernel_packed, out], target)
     y2 = np.zeros(out_shape, np.float32)
     runners["nchwc+lt"] = Runner(module, [x, w_packed, y2], lambda y=y2: y)
 
     kernel = te.placeholder(w.shape, name="kernel")
     conv = conv2d_nchw(data, kernel, layer.stride, layer.padding)
-    module = tcomp.build(schedule_for([conv]), [data, kernel, conv])
+    module = tcomp.build(schedule_for([conv], target), [data, kernel, conv], target)
     y3 = np.zeros(out_shape, np.float32)
     runners["nchw"] = Runner(module, [x, w, y3], lambda y=y3: y)
     return runners
@@ -183,25 +185,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--number", type=int, default=5, help="runs per timed round")
     parser.add_argument("--layers", default=None, help="comma-separated layer indices (default: all)")
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--threads", type=int, default=2, help="threads of both tcomp and onnxruntime")
     parser.add_argument("--spin-count", type=int, default=0,
                         help="rounds tcomp's pool threads spin before sleeping (0: tcomp's default, sleep at once)")
     args = parser.parse_args()
     if args.spin_count > 0:
         os.environ.setdefault("GOMP_SPINCOUNT", str(args.spin_count))  # read when libgomp loads, at the first build
     layers = LAYERS if args.layers is None else [LAYERS[int(i)] for i in args.layers.split(",")]
-    target = tcomp.Target.current_host()
-    lanes = CpuTarget.of(target).lanes("float32")
-    peak = fp32_peak_gflops(target.vector_bits)
+    target = tcomp.Target(f"llvm -num-cores={args.threads}")
+    peak_all = fp32_peak_gflops(target.vector_bits)
+    peak = None if peak_all is None else peak_all * args.threads / (os.cpu_count() or 1)
     policy = f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in os.environ else "sleeping pool"
-    print(f"conv2d, batch 1, float32, on {target} ({policy}); onnxruntime with {args.threads} threads")
+    print(f"conv2d, batch 1, float32, {args.threads} threads, on {target} ({policy})")
     rng = np.random.default_rng(0)
     rows = []
     for layer in layers:
         x = rng.uniform(-1, 1, (1, layer.channels, layer.size, layer.size)).astype(np.float32)
         w = rng.uniform(-1, 1, (layer.out_channels, layer.channels, layer.kernel, layer.kernel)).astype(np.float32)
         expected = reference(x, w, layer)
-        runners = tcomp_runners(layer, x, w, lanes)
+        runners = tcomp_runners(layer, x, w, target)
         session = onnxruntime_session(layer, w, args.threads)
         feed = {"x": x}
         np.testing.assert_allclose(session.run(None, feed)[0], expected, rtol=1e-3, atol=1e-3)
@@ -228,7 +230,8 @@ def main() -> None:
     print_table(["layer", "tcomp", "min ms", "median ms", "ort min ms", "ratio(min)", "ratio(med)", "GFLOP/s",
                  "% peak"], rows)
     if peak:
-        print(f"fp32 peak on all cores: {peak:.1f} GFLOP/s ({target.vector_bits}-bit FMAs, shared/tools/fma_peak.c)")
+        print(f"fp32 peak of {args.threads} cores: {peak:.1f} GFLOP/s ({target.vector_bits}-bit FMAs, "
+              "shared/tools/fma_peak.c)")
 
 
 if __name__ == "__main__":
