@@ -185,3 +185,36 @@ def test_errors() -> None:
         schedule_injective([ops.sum(x_t, 0)])
     with pytest.raises(OpError, match="has no reduction"):
         schedule_reduce([ops.relu(x_t)])
+
+
+def test_two_convs_in_one_group() -> None:
+    x_t = te.placeholder((1, 8, 10, 10), name="x")
+    w1, w2 = te.placeholder((8, 8, 3, 3), name="w1"), te.placeholder((4, 8, 3, 3), name="w2")
+    out = ops.conv2d_nchw(ops.relu(ops.conv2d_nchw(x_t, w1, 1, 1, name="c1")), w2, 1, 1, name="c2")
+    x, a, b = random_data(RNG, (1, 8, 10, 10)), random_data(RNG, (8, 8, 3, 3)), random_data(RNG, (4, 8, 3, 3))
+    first = np.maximum(reference.conv2d_nchw_python(x, a, 1, 1), 0)
+    build_and_check(schedule_for([out]), [x_t, w1, w2, out], [x, a, b], reference.conv2d_nchw_python(first, b, 1, 1),
+                    1e-4, 1e-4)
+
+
+def test_dense_then_softmax() -> None:
+    x_t, w_t = te.placeholder((4, 64), name="x"), te.placeholder((32, 64), name="w")
+    out = ops.softmax(ops.dense(x_t, w_t))
+    x, w = random_data(RNG, (4, 64)), random_data(RNG, (32, 64))
+    build_and_check(schedule_for([out]), [x_t, w_t, out], [x, w], reference.softmax_python(x @ w.T), 1e-4, 1e-6)
+
+
+def test_other_dtypes_and_scalar_results() -> None:
+    a_t, b_t = te.placeholder((9, 33), "int32", name="A"), te.placeholder((33, 40), "int32", name="B")
+    product = ops.matmul(a_t, b_t)
+    a = RNG.integers(-5, 5, (9, 33)).astype("int32")
+    b = RNG.integers(-5, 5, (33, 40)).astype("int32")
+    build_and_check(schedule_for([product]), [a_t, b_t, product], [a, b], a @ b)
+    x_t, w_t = te.placeholder((1, 4, 9, 9), "float64", name="X"), te.placeholder((6, 4, 3, 3), "float64", name="W")
+    conv = ops.conv2d_nchw(x_t, w_t, 1, 1)
+    x, w = RNG.random((1, 4, 9, 9)), RNG.random((6, 4, 3, 3))
+    build_and_check(schedule_for([conv]), [x_t, w_t, conv], [x, w], reference.conv2d_nchw_python(x, w, 1, 1), 1e-10)
+    v_t = te.placeholder((64,), name="v")
+    total = ops.sum(v_t)
+    v = random_data(RNG, (64,))
+    build_and_check(schedule_for([total]), [v_t, total], [v], np.asarray(v.sum(dtype=np.float64), np.float32), 1e-5)
