@@ -73,7 +73,11 @@ class GraphExecutor:
     def __init__(self, program: ExecutorProgram, addresses: Sequence[int], keep_alive: Any = None) -> None:
         self.program = program
         self._keep_alive = keep_alive  # JIT engines or the loaded library
-        self._storage = [_aligned_storage(n) for n in program.storage_bytes]
+        try:
+            self._storage = [_aligned_storage(n) for n in program.storage_bytes]
+        except MemoryError:
+            total = sum(program.storage_bytes)
+            raise GraphError(f"{program.name}: cannot allocate the {total} bytes of its memory plan") from None
         self._arrays: dict[str, np.ndarray] = {}
         for name, storage in program.storage_of.items():
             t = program.types[name]

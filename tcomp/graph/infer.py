@@ -19,7 +19,7 @@ from tcomp.graph.op import EvalFunc, InferContext, get_op
 from tcomp.ir import dtype as dt
 
 SMALL_VALUE_LIMIT = 1024
-MAX_TENSOR_BYTES = 1 << 34  # 16 GiB: no single tensor of a model compiled here may be larger
+MAX_TENSOR_BYTES = 1 << 32  # 4 GiB: no single tensor of a model compiled here may be larger
 
 
 def is_small_integer(t: TensorType) -> bool:

@@ -151,9 +151,9 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
-        raise GraphError(f"malformed ONNX file {what}: {exc or 'the protobuf cannot be decoded'}") from None
+        raise GraphError(f"malformed ONNX file ({what}): {exc or 'the protobuf cannot be decoded'}") from None
     if not proto.HasField("graph"):
-        raise GraphError(f"malformed ONNX file {what}: no graph (is it an ONNX model?)")
+        raise GraphError(f"malformed ONNX file ({what}): no graph (is it an ONNX model?)")
     return proto
 
 

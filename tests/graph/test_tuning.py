@@ -1,0 +1,47 @@
+"""Tuning records at graph compile time: operators with a record are compiled from their template's best config
+(and stay in NCHW), the others keep the default schedule; the tasks of a graph are one per distinct workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import tcomp.graph as tg
+from tcomp.autotune.measure import MeasureResult, MeasureStatus
+from tcomp.autotune.record import Record, RecordWriter
+from tcomp.graph import testing
+from tcomp.graph.tuning import extract_model_tasks
+
+
+def model():  # type: ignore[no-untyped-def]
+    return testing.resnet(18, image_size=32, width=0.25, num_classes=10, softmax=False)
+
+
+def test_extract_tasks_one_per_workload() -> None:
+    tasks = extract_model_tasks(model(), "llvm")
+    names = {task.name for task in tasks}
+    assert names == {"conv2d_nchw", "matmul"}
+    assert len({task.key for task in tasks}) == len(tasks)
+    convs = [t for t in tasks if t.name == "conv2d_nchw"]
+    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, "float32") in [t.args for t in convs]
+
+
+def test_compile_with_tuning_records(tmp_path: Path) -> None:
+    tasks = [t for t in extract_model_tasks(model(), "llvm") if t.name == "conv2d_nchw"][:3]
+    path = tmp_path / "records.jsonl"
+    rng = np.random.default_rng(0)
+    with RecordWriter(path) as writer:
+        for task in tasks:
+            space = task.config_space
+            config = space.get(int(rng.integers(0, len(space))))
+            writer.write(Record(task, config, MeasureResult(MeasureStatus.OK, (1e-4,))))
+    x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    executor = tg.compile(model(), "llvm", tuning_records=str(path))
+    assert executor.program.stats["tuned_kernels"] >= len(tasks)
+    tuned = [n for n in executor.graph.nodes if n.op == "conv2d"]
+    assert tuned  # kept in NCHW and unfused for the template
+    [got] = executor.run([x])
+    [want] = ort.InferenceSession(model().SerializeToString()).run(None, {"data": x})
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))
