@@ -21,7 +21,9 @@ from tcomp.autotune.tuner import TuneResult, TunerKind, create_tuner
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", help="a model file (tuning whole models comes with the graph compiler)")
+    parser.add_argument("model", nargs="?", help="an ONNX model: tune its convolutions and matrix products")
+    parser.add_argument("--input-shapes", action="append", default=[],
+                        help='shapes of the model inputs, e.g. "data:[1,3,224,224]" (as for tcomp compile)')
     parser.add_argument("--target", default="llvm", help='target string, e.g. "llvm -mcpu=znver3" (default: llvm)')
     parser.add_argument("--op", action="append", default=[], help="template to tune (repeat for several tasks); "
                         "one of: " + ", ".join(list_templates()))
@@ -52,10 +54,18 @@ def add_pick_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tasks(args: argparse.Namespace) -> list[Task]:
+    if args.model:
+        from tcomp.graph.command import parse_input_shapes
+        from tcomp.graph.tuning import extract_model_tasks
+
+        tasks: list[Task] = extract_model_tasks(args.model, args.target, parse_input_shapes(args.input_shapes))
+        if not tasks:
+            raise ValueError(f"{args.model} has no convolution or matrix product that a template can tune")
+        return tasks
     if len(args.op) != len(args.shape):
         raise ValueError(f"give one --shape per --op ({len(args.op)} --op, {len(args.shape)} --shape)")
     if not args.op:
-        raise ValueError("nothing to tune: give --op NAME --shape N,N,... (or a model, once the graph compiler lands)")
+        raise ValueError("nothing to tune: give a model, or --op NAME --shape N,N,...")
     tasks = []
     for op, shape in zip(args.op, args.shape):
         try:
@@ -69,15 +79,11 @@ def _tasks(args: argparse.Namespace) -> list[Task]:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    if args.model:
-        print(f"tcomp tune: tuning a model ({args.model}) needs the graph compiler, which is not available yet; "
-              "tune operators with --op/--shape", file=sys.stderr)
-        return 2
     try:
         tasks = _tasks(args)
         for task in tasks:
             task.config_space  # noqa: B018 - fails early on bad template arguments
-    except (ValueError, TypeError, TemplateError) as error:
+    except (ValueError, TypeError, TemplateError, OSError) as error:
         print(f"tcomp tune: {error}", file=sys.stderr)
         return 2
     records = Path(args.tuning_records)
@@ -107,7 +113,7 @@ def run_tune(args: argparse.Namespace) -> int:
     print()
     print(summary_table(results))
     plot_path = Path(args.plot) if args.plot else records.with_suffix(".png")
-    plot_curves(plot_path, [(f"{r.task.name}{tuple(r.task.args)}", r.curve) for r in results])
+    plot_curves(plot_path, [(r.task.label, r.curve) for r in results])
     print(f"plot: {plot_path}")
     return 0
 

@@ -59,7 +59,7 @@ def summary_table(results: Sequence[TuneResult]) -> str:
         speedup = f"{result.best_gflops / default:.2f}x" if default else "n/a"
         config = "" if result.best_config is None else ", ".join(
             f"{name}={entity.to_json()}" for name, entity in result.best_config.choices.items())
-        rows.append([f"{result.task.name}{tuple(result.task.args)}", str(result.trials + result.prior_trials),
+        rows.append([result.task.label, str(result.trials + result.prior_trials),
                      str(result.errors), f"{default:.2f}" if default else "n/a", f"{result.best_gflops:.2f}",
                      speedup, format_duration(result.wall_time), config])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]

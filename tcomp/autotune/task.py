@@ -9,6 +9,7 @@ report GFLOP/s.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 from dataclasses import dataclass, field
@@ -88,8 +89,13 @@ class Task:
         return Task(str(value["name"]), freeze_args(value["args"]), parse_target(str(value["target"])),
                     str(value.get("module", "")))
 
+    @property
+    def label(self) -> str:
+        """``matmul(64, 64, 64, float32)``: the template and its arguments, for tables and plots."""
+        return f"{self.name}({', '.join(str(a) for a in self.args)})"
+
     def __str__(self) -> str:
-        return f"{self.name}{tuple(self.args)} on {self.target}"
+        return f"{self.label} on {self.target}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -98,9 +104,25 @@ def parse_target(text: str) -> Target:
 
 
 def create_task(name: str, args: Any, target: Target | str | None = None) -> Task:
-    """A task for the registered template ``name`` with ``args`` on ``target`` (default: this machine)."""
+    """A task for the registered template ``name`` with ``args`` on ``target`` (default: this machine). Omitted
+    arguments with defaults are filled in, so ``(64, 64, 64)`` and ``(64, 64, 64, "float32")`` are one task."""
     entry = get_template(name)
-    return Task(name, freeze_args(tuple(args)), as_target(target), entry.module)
+    return Task(name, canonical_args(entry, freeze_args(tuple(args))), as_target(target), entry.module)
+
+
+def canonical_args(entry: Template, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with the template's defaults applied to every positional parameter after the config."""
+    try:
+        signature = inspect.signature(entry.func)
+        bound = signature.bind(None, *args)
+    except (TypeError, ValueError):
+        return args  # the template call will report the mismatch
+    bound.apply_defaults()
+    names = [p.name for p in list(signature.parameters.values())[1:]
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    extra = tuple(bound.arguments.get(p.name, ()) for p in signature.parameters.values()
+                  if p.kind is p.VAR_POSITIONAL)
+    return freeze_args(tuple(bound.arguments[n] for n in names) + tuple(v for group in extra for v in group))
 
 
 @functools.lru_cache(maxsize=64)

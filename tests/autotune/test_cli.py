@@ -26,7 +26,7 @@ def test_tune_writes_records_summary_and_plot_then_resumes(tmp_path: Path, capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[Task 1/2]" in out and "[Task 2/2] current/best:" in out and "4/4 trials" in out
-    assert "default GFLOP/s" in out and "dense(16, 24, 8)" in out
+    assert "default GFLOP/s" in out and "dense(16, 24, 8, float32)" in out
     log = read_records(records)
     assert len(log.records) == 8 and all(r.result.ok for r in log.records)
     assert records.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
@@ -54,7 +54,7 @@ def test_tune_writes_records_summary_and_plot_then_resumes(tmp_path: Path, capsy
         (["tune", "--op", "matmul", "--shape", "8,8"], "missing 1 required positional argument"),
         (["tune", "--op", "nope", "--shape", "8"], "unknown template 'nope'"),
         (["tune", "--op", "matmul", "--shape", "8,a,8"], "comma-separated integers"),
-        (["tune", "model.onnx"], "graph compiler"),
+        (["tune", "missing.onnx"], "'missing.onnx' does not exist"),
     ],
 )
 def test_tune_rejects_bad_arguments(argv: list[str], message: str, tmp_path: Path,
@@ -72,7 +72,7 @@ def test_progress_line_and_summary_table() -> None:
     assert len(lines) == 2 and lines[-1].startswith("[Task 2/3] current/best: ")
     assert "6/6 trials | 0 errors | ETA 0s" in lines[-1]
     table = summary_table([result])
-    assert "matmul(256, 256, 256)" in table and "tile_i=" in table
+    assert "matmul(256, 256, 256, float32)" in table and "tile_i=" in table
     assert format_duration(3725) == "1h02m" and format_duration(75) == "1m15s"
 
 
@@ -95,3 +95,38 @@ def test_canvas_text_draws_pixels() -> None:
     canvas = Canvas(40, 10)
     canvas.text(0, 0, "64x64")
     assert any(canvas.pixels[k] == 0 for k in range(0, len(canvas.pixels), 3))
+
+
+def _tiny_model(path: Path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4, 3, 3)).astype("float32"), "w")
+    dense = numpy_helper.from_array(np.random.default_rng(1).standard_normal((8 * 6 * 6, 16)).astype("float32"), "d")
+    shape = numpy_helper.from_array(np.array([1, 8 * 6 * 6], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Reshape", ["r", "shape"], ["f"]),
+        helper.make_node("MatMul", ["f", "d"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+                              initializer=[weight, dense, shape])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_tune_a_model_tunes_its_convolution_and_matmul(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("onnx")
+    model = tmp_path / "tiny.onnx"
+    _tiny_model(model)
+    records = tmp_path / "model.jsonl"
+    argv = [str(model), "--trials", "2", "--tuner", "random", "--tuning-records", str(records), "--number", "1",
+            "--repeat", "1", "--parallel", "1"]
+    assert main(["tune", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "[Task 2/2]" in out and "conv2d_nchw" in out and "matmul" in out
+    log = read_records(records)
+    assert sorted({r.task.name for r in log.records}) == ["conv2d_nchw", "matmul"]
+    assert all(r.result.ok for r in log.records)

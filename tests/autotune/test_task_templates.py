@@ -24,7 +24,8 @@ def test_task_key_is_stable_json_and_flop_counts_multiply_adds() -> None:
     task = create_task("matmul", [64, 48, 32], "llvm -num-cores=2")
     again = Task.from_json(task.to_json())
     assert again == task and again.key == task.key
-    assert task.key.startswith('["matmul",[64,48,32],"llvm ')
+    assert task.key.startswith('["matmul",[64,48,32,"float32"],"llvm ')  # defaults filled in
+    assert create_task("matmul", (64, 48, 32, "float32"), "llvm -num-cores=2") == task
     assert task.flop == 2 * 64 * 48 * 32
     conv = create_task("conv2d_nchw", (1, 8, 10, 10, 16, 3, 3, 1, 1))
     assert conv.flop == 2 * 16 * 10 * 10 * 8 * 9
