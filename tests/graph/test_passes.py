@@ -285,3 +285,19 @@ def test_inplace_only_for_flat_identity_nodes() -> None:
     by_name = {n.name: n for n in g.nodes}
     assert inplace_pairs(g, by_name["r"]) == [("b", "c")]
     assert inplace_pairs(g, by_name["t"]) == []  # a transpose reads other positions
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool_stays_blocked(ceil_mode: bool) -> None:
+    conv = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1}
+    g = graph([
+        make_node("conv2d", "c", ["x", "w"], ["a"], **conv),
+        make_node("pool2d", "p", ["a"], ["b"], kind="max", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+                  ceil_mode=ceil_mode),
+        make_node("conv2d", "c2", ["b", "w2"], ["y"], **conv),
+    ], {"x": (1, 4, 9, 9)}, ["y"], {"w": rand(16, 4, 3, 3), "w2": rand(8, 16, 3, 3)})
+    altered = alter_layout(g, "llvm")
+    assert "max_pool2d_nchwc" in ops_of(altered)
+    assert len(_transforms(altered)) == 2  # in and out only
+    x = rand(1, 4, 9, 9)
+    np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)

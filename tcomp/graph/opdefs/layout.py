@@ -8,6 +8,8 @@
   KW]``) -> ``NCHW{b}c``, ``out[n, g, y, x, b] = sum_{ry, rx} pad[n, g, y * sh + ry * dh, x * sw + rx * dw, b] *
   kernel[g, 0, ry, rx, 0, b]``.
 
+- ``max_pool2d_nchwc(kernel, strides, pads, ceil_mode)``: max pooling of ``NCHW{b}c`` data.
+
 The operators are registered only when the operator library provides the blocked layouts (``available()``).
 """
 
@@ -126,8 +128,46 @@ def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
     return [te.compute(ctx.out_types[0].shape, body, name=ctx.name, tag="out_elemwise_fusable")]
 
 
+def _infer_max_pool_nchwc(ctx: InferContext) -> list[TensorType]:
+    from tcomp.ops.pool import pool2d_output_size
+
+    x = ctx.type(0)
+    if x.ndim != 5:
+        raise ctx.error(f"expects NCHW[x]c data, got {x}")
+    kernel, strides, pads = ints_attr(ctx, "kernel", 2), ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4)
+    ceil_mode = bool(ctx.attr("ceil_mode", False))
+    oh = pool2d_output_size(x.shape[2], kernel[0], strides[0], pads[0], pads[2], ceil_mode)
+    ow = pool2d_output_size(x.shape[3], kernel[1], strides[1], pads[1], pads[3], ceil_mode)
+    return [TensorType((x.shape[0], x.shape[1], oh, ow, x.shape[4]), x.dtype)]
+
+
+def _lower_max_pool_nchwc(ctx: LowerContext) -> list[Tensor]:
+    """``out[n, g, y, x, b] = max_{ry, rx} pad[n, g, y * sh + ry, x * sw + rx, b]`` (padding is -inf)."""
+    from tcomp.ir import dtype as dt
+    from tcomp.ops import pad
+
+    x = ctx.tensor(0)
+    (kh, kw), (sh, sw) = ctx.attr("kernel"), ctx.attr("strides")
+    top, left, bottom, right = ctx.attr("pads")
+    shape = ctx.out_types[0].shape
+    height, width = ctx.types[0].shape[2], ctx.types[0].shape[3]  # type: ignore[union-attr]
+    extra_h = max(0, (shape[2] - 1) * sh + kh - (height + top + bottom))
+    extra_w = max(0, (shape[3] - 1) * sw + kw - (width + left + right))
+    fill = float("-inf") if dt.is_float(x.dtype) else dt.min_value(x.dtype)
+    before, after = (0, 0, top, left, 0), (0, 0, bottom + extra_h, right + extra_w, 0)
+    padded = pad(x, before, after, fill, name="pad_data") if any(before + after) else x
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+
+    def body(n: Any, g: Any, y: Any, xx: Any, b: Any) -> Expr:
+        return te.max(padded[n, g, y * sh + ry, xx * sw + rx, b], axis=[ry, rx])
+
+    return [te.compute(shape, body, name=ctx.name, tag="comm_reduce")]
+
+
 if available():
     register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
     register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
     register_op("depthwise_conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_depthwise_nchwc,
                 _lower_depthwise_nchwc)
+    register_op("max_pool2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_max_pool_nchwc, _lower_max_pool_nchwc)

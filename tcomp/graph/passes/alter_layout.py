@@ -6,8 +6,8 @@ Rewrite:
    ``OIHW{ic}i{oc}o``; each depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``. Blocks are
    chosen per operator: the largest divisor of its channel counts up to the target's vector lanes.
 2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars or per-channel
-   constants (re-laid-out once, as constants), and reductions over the spatial axes keep their input's blocked
-   layout. Every other operator reads its inputs in their original layout.
+   constants (re-laid-out once, as constants), max pooling (``max_pool2d_nchwc``) and reductions over the spatial
+   axes keep their input's blocked layout. Every other operator reads its inputs in their original layout.
 3. A ``layout_transform`` is inserted only where a producer's layout differs from what a consumer reads, once per
    (value, layout) and shared by every consumer; graph outputs are returned in their original layout (with their
    original names).
@@ -175,6 +175,15 @@ class _Rewriter:
         self.emit(node, [self.versions[x][layout]], layout)
         return True
 
+    def max_pool(self, node: Node) -> bool:
+        x = node.inputs[0]
+        layout = self.primary.get(x)
+        if not blocked(layout) or node.attr("kind") != "max":
+            return False
+        attrs = {k: node.attr(k) for k in ("kernel", "strides", "pads", "ceil_mode")}
+        self.emit(node, [self.versions[x][layout]], layout, op="max_pool2d_nchwc", **attrs)
+        return True
+
     def default(self, node: Node) -> None:
         inputs = [self.get(i, self._default_layout(i)) if i else i for i in node.inputs]
         self.emit(node, inputs, NCHW)
@@ -191,6 +200,8 @@ class _Rewriter:
                 done = self.elementwise(node)
             elif node.op in _REDUCE_OPS:
                 done = self.reduce(node)
+            elif node.op == "pool2d":
+                done = self.max_pool(node)
             if not done:
                 self.default(node)
         for value in self.graph.outputs:
