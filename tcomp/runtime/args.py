@@ -144,6 +144,7 @@ class ArgumentChecker:
                 "cannot bind them")
         self.specs: tuple[_ParamSpec, ...] = tuple(specs)
         self.written: tuple[int, ...] = tuple(sorted(written))
+        self.may_alias: frozenset[int] = frozenset(int(i) for i in func.attr("may_alias", ()))
         self._var_limits = [(dt.min_value(v.dtype), dt.max_value(v.dtype)) for v in func.size_vars]
 
     def _where(self, position: int) -> str:
@@ -222,7 +223,7 @@ class ArgumentChecker:
                 continue
             out_lo, out_hi = pointers[out], pointers[out] + out_bytes
             for other, arr in enumerate(arrays):
-                if other == out:
+                if other == out or (out in self.may_alias and other in self.may_alias):
                     continue
                 nbytes = arr.nbytes  # type: ignore[attr-defined]
                 if nbytes and pointers[other] < out_hi and out_lo < pointers[other] + nbytes:

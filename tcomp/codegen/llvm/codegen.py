@@ -9,8 +9,9 @@ ABI of the exported entry function (the only external symbol)::
 success, else the id of the failed check (``artifact.asserts[id - 1]``), whose int64 values are in
 ``error_area[1:]``. The entry unpacks its arguments and calls ``@<entry>.impl``, which takes typed ``noalias``
 pointers so the optimizer knows the buffers do not overlap (the caller guarantees that written buffers share no
-memory with any other argument). On a failed check, heap buffers of the failing function and its callers are
-freed; nothing leaks.
+memory with any other argument), except the parameters listed in ``func.attr("may_alias")``, which may share
+memory with each other (in-place operators). On a failed check, heap buffers of the failing function and its
+callers are freed; nothing leaks.
 """
 
 from __future__ import annotations
@@ -123,8 +124,10 @@ def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:
     names = _unique_names([b.name for b in func.params] + [v.name for v in func.size_vars] + ["err"])
     for arg, name in zip(args, names):
         arg.name = name
-    for arg in args[: len(func.params)]:
-        arg.add_attribute("noalias")
+    may_alias = {int(i) for i in func.attr("may_alias", ())}  # in-place pairs (a graph executor's memory plan)
+    for position, arg in enumerate(args[: len(func.params)]):
+        if position not in may_alias:
+            arg.add_attribute("noalias")
     emitter = FunctionEmitter(ctx, impl, args[-1], in_parallel=False)
     emitter.buffers.update(zip(func.params, args))
     emitter.vars.update(zip(func.size_vars, args[len(func.params): -1]))
