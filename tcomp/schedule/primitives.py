@@ -54,8 +54,8 @@ class StagePrimitives:
             raise schedule_error(
                 stage, "split", axis, f"is already annotated {stage.iter_attrs[axis].kind.value}; split it first"
             )
-        outer = IterVar(Var(f"{axis.var.name}.outer", "int32"), None, axis.kind)
-        inner = IterVar(Var(f"{axis.var.name}.inner", "int32"), None, axis.kind)
+        outer = IterVar(Var(f"{axis.var.name}.outer", axis.var.dtype), None, axis.kind)
+        inner = IterVar(Var(f"{axis.var.name}.inner", axis.var.dtype), None, axis.kind)
         stage.relations.append(Split(axis, outer, inner, factor_expr, nparts_expr))
         stage.all_iter_vars.extend((outer, inner))
         stage.leaf_iter_vars[index : index + 1] = [outer, inner]
@@ -91,7 +91,8 @@ class StagePrimitives:
                 raise schedule_error(stage, "fuse", a, f"is already annotated {attr.kind.value}")
         fused = axes[0]
         for inner in axes[1:]:
-            new = IterVar(Var(f"{fused.var.name}.{inner.var.name}.fused", "int32"), None, fused.kind)
+            dtype = "int64" if "int64" in (fused.var.dtype, inner.var.dtype) else "int32"
+            new = IterVar(Var(f"{fused.var.name}.{inner.var.name}.fused", dtype), None, fused.kind)
             stage.relations.append(Fuse(fused, inner, new))
             stage.all_iter_vars.append(new)
             pos = stage.leaf_index(fused, "fuse")

@@ -39,6 +39,11 @@ def _shape(shape: Any, what: str) -> tuple[Expr, ...]:
     return tuple(result)
 
 
+def _index_dtype(*dims: Expr) -> str:
+    """int64 index variables for dimensions that need them, int32 otherwise."""
+    return "int64" if any(d.dtype == "int64" for d in dims) else "int32"
+
+
 def placeholder(shape: Any, dtype: str = "float32", name: str = "placeholder") -> Tensor:
     """An input tensor of ``shape`` (ints or symbolic ``var``s)."""
     return PlaceholderOp(name, _shape(shape, f"placeholder {name}"), dt.normalize(dtype)).output(0)
@@ -55,7 +60,7 @@ def reduce_axis(dom: Any, name: str = "rv") -> IterVar:
         rng = Range(begin, end - begin if not (isinstance(begin, Expr) and getattr(begin, "value", None) == 0) else end)
     else:
         rng = Range(const(0), convert(dom))
-    return IterVar(Var(name, "int32"), rng, IterKind.REDUCE)
+    return IterVar(Var(name, _index_dtype(rng.min, rng.extent)), rng, IterKind.REDUCE)
 
 
 def thread_axis(tag: str, name: str | None = None) -> IterVar:
@@ -104,7 +109,7 @@ def compute(
     ``fcompute`` returns a tuple)."""
     dims = _shape(shape, f"compute {name}")
     names = _arg_names(fcompute, len(dims))
-    axis = tuple(IterVar(Var(n, "int32"), Range(const(0), d), IterKind.DATA_PAR) for n, d in zip(names, dims))
+    axis = tuple(IterVar(Var(n, _index_dtype(d)), Range(const(0), d), IterKind.DATA_PAR) for n, d in zip(names, dims))
     result = fcompute(*[iv.var for iv in axis])
     body = tuple(convert(b) for b in result) if isinstance(result, (tuple, list)) else (convert(result),)
     if not body:
