@@ -7,16 +7,25 @@
 
 Modules: ``ir`` (graph IR, printer, verifier), ``infer`` (types), ``op`` + ``opdefs`` (operator registry:
 patterns, inference, lowering), ``frontend`` (ONNX), ``passes`` (fold_constants, simplify, alter_layout, fuse_ops,
-plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``.
+plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``, ``command`` (CLI),
+``testing`` (model builders). The ``onnx`` package is needed only to import ONNX models.
 """
+
+from typing import Any
 
 from tcomp.graph.compiler import build_executor, compile, compile_graph
 from tcomp.graph.executor import GraphExecutor
 from tcomp.graph.export import load_executor
-from tcomp.graph.frontend import from_onnx
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType, UnsupportedOperatorError, make_node
 from tcomp.graph.pipeline import PassOptions, run_pipeline
+
+
+def from_onnx(model: Any, input_shapes: Any = None, name: str | None = None) -> Graph:
+    """Import an ONNX model (see ``tcomp.graph.frontend.onnx.from_onnx``); needs the ``onnx`` package."""
+    from tcomp.graph.frontend.onnx import from_onnx as import_onnx
+
+    return import_onnx(model, input_shapes, name)
 
 __all__ = [
     "Graph", "GraphError", "GraphExecutor", "Node", "PassOptions", "TensorType", "UnsupportedOperatorError",

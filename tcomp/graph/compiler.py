@@ -15,12 +15,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import onnx
+from typing import TYPE_CHECKING, Any
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
-from tcomp.graph.frontend.onnx import from_onnx
 from tcomp.graph.ir import Graph
 from tcomp.graph.lower import Kernel, compile_node, kernel_inputs
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
@@ -28,7 +25,12 @@ from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
 from tcomp.graph.tuning import as_dispatch_context
 from tcomp.target import Target, as_target
 
-ModelLike = str | os.PathLike[str] | bytes | onnx.ModelProto | Graph
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import onnx
+
+    ModelLike: TypeAlias = str | os.PathLike[str] | bytes | onnx.ModelProto | Graph
 
 
 def compile_graph(model: ModelLike, target: Target | str | None = None, *,
@@ -37,7 +39,12 @@ def compile_graph(model: ModelLike, target: Target | str | None = None, *,
                   timings: dict[str, float] | None = None) -> Graph:
     """Import ``model`` and run the pass pipeline; the result is ready for ``build_executor``."""
     start = time.perf_counter()
-    graph = model if isinstance(model, Graph) else from_onnx(model, input_shapes)
+    if isinstance(model, Graph):
+        graph = model
+    else:
+        from tcomp.graph.frontend.onnx import from_onnx
+
+        graph = from_onnx(model, input_shapes)
     if timings is not None:
         timings["import"] = time.perf_counter() - start
     records = as_dispatch_context(tuning_records)
