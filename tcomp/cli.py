@@ -9,7 +9,7 @@ import sys
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tcomp.demo import run_demo
 
-    run_demo(size=args.size)
+    run_demo(size=args.size, trials=args.trials, image_size=args.image_size)
     return 0
 
 
@@ -49,8 +49,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build a hand-scheduled matmul and compare it with numpy")
-    demo.add_argument("--size", type=int, default=512, help="matrix size (default 512)")
+    demo = sub.add_parser("demo", help="tune a matmul and compile and run a model, compared with numpy/onnxruntime")
+    demo.add_argument("--size", type=int, default=512, help="matrix size of the tuned matmul (default 512)")
+    demo.add_argument("--trials", type=int, default=24, help="tuning trials (default 24)")
+    demo.add_argument("--image-size", type=int, default=64, help="input resolution of the demo model (default 64)")
     demo.set_defaults(func=_cmd_demo)
     target = sub.add_parser("target", help="show how a target string is understood on this machine")
     target.add_argument("target", nargs="?", default="llvm")

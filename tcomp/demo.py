@@ -1,61 +1,107 @@
-"""The demo behind ``tcomp demo``: define a matmul, schedule it by hand, build it for this CPU, check it against
-numpy and report GFLOP/s next to numpy's in the same run.
+"""The demo behind ``tcomp demo``: tcomp's main job end to end on this machine.
 
-The demo grows with tcomp: autotuning and whole-model compilation join it as those parts land.
+1. Tune an operator: a short XGBoost-guided tuning run of a 512x512x512 float32 matmul, every candidate measured in
+   worker processes and checked against numpy; the default and tuned configs are then timed next to numpy.
+2. Compile and run a model: a small ResNet built as an ONNX model (random weights), imported, optimized by the
+   graph passes, compiled to one kernel per fused group, run, and compared with onnxruntime when it is installed
+   (otherwise with the onnx reference evaluator), with latencies measured in the same run.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 import tcomp
-from tcomp import te
-from tcomp.ops.matmul_cpu import packed_matmul
 
 
-def _gflops(seconds: float, flops: float) -> float:
-    return flops / seconds / 1e9
-
-
-def run_demo(size: int = 512, repeat: int = 5) -> None:
-    print(f"tcomp {tcomp.__version__} on {tcomp.Target.parse('llvm')}")
-    M = N = K = size
-    flops = 2.0 * M * N * K
-    a = np.random.default_rng(0).random((M, K), dtype=np.float32)
-    b = np.random.default_rng(1).random((K, N), dtype=np.float32)
-    expected = a @ b
-
-    A = te.placeholder((M, K), name="A")
-    B = te.placeholder((K, N), name="B")
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
-    s = tcomp.create_schedule(C)
-    default = tcomp.build(s, [A, B, C])
-
-    s2, args = packed_matmul(M, N, K)
-    print("\nhand-scheduled loop program:")
-    print(tcomp.lower(s2, args))
-    start = time.perf_counter()
-    tuned = tcomp.build(s2, args)
-    print(f"\nbuilt in {time.perf_counter() - start:.2f} s")
-
-    rows = []
-    for label, mod in (("tcomp default schedule", default), ("tcomp hand schedule", tuned)):
-        c = np.zeros((M, N), dtype=np.float32)
-        mod(a, b, c)
-        np.testing.assert_allclose(c, expected, rtol=1e-3)
-        timing = mod.time_evaluator(number=1 if mod is default else 5, repeat=repeat)(a, b, c)
-        rows.append((label, timing.min, timing.median))
+def _best_time(fn, repeat: int) -> tuple[float, float]:
+    fn()
     times = []
-    for _ in range(repeat * 5):
+    for _ in range(repeat):
         start = time.perf_counter()
-        np.matmul(a, b)
+        fn()
         times.append(time.perf_counter() - start)
-    reference = (min(times), float(np.median(times)))
-    print(f"\nmatmul {M}x{N}x{K} float32 (results checked against numpy)")
-    print(f"{'':<26}{'min ms':>10}{'median ms':>11}{'GFLOP/s':>10}{'vs numpy':>10}")
-    for label, best, median in rows + [("numpy (OpenBLAS)", *reference)]:
-        ratio = reference[0] / best
-        print(f"{label:<26}{best * 1e3:>10.3f}{median * 1e3:>11.3f}{_gflops(best, flops):>10.1f}{ratio:>9.2f}x")
+    return min(times), float(np.median(times))
+
+
+def tune_operator(size: int, trials: int) -> None:
+    from tcomp import autotune
+
+    M = N = K = size
+    print(f"== 1. tune a matmul {M}x{N}x{K} float32 ({trials} trials, xgb tuner) on {tcomp.Target.current_host()}")
+    task = autotune.create_task("matmul", (M, N, K), target="llvm")
+    records = Path(tempfile.mkdtemp(prefix="tcomp-demo-")) / "matmul.jsonl"
+    tuner = autotune.XGBTuner(task, seed=0, plan_size=8)
+    result = tuner.tune(
+        n_trial=trials,
+        measure_option=autotune.MeasureOptions(number=5, repeat=3, build_timeout=10, run_timeout=10),
+        callbacks=[autotune.log_to_file(records)],
+    )
+    print(f"   {result.trials} trials measured, {result.errors} failed; records in {records}")
+    with autotune.apply_history_best(records):
+        tuned = autotune.instantiate("matmul", M, N, K, target="llvm")
+    default = autotune.instantiate("matmul", M, N, K, target="llvm")
+    rng = np.random.default_rng(0)
+    a = rng.random((M, K), dtype=np.float32)
+    b = rng.random((K, N), dtype=np.float32)
+    c = np.zeros((M, N), dtype=np.float32)
+    flops = 2.0 * M * N * K
+    rows = []
+    for label, inst in (("tcomp default config", default), ("tcomp tuned config", tuned)):
+        mod = tcomp.build(inst.schedule, inst.tensors)
+        mod(a, b, c)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-3)
+        timing = mod.time_evaluator(number=5, repeat=5)(a, b, c)
+        rows.append((label, timing.min, timing.median))
+    rows.append(("numpy (OpenBLAS)", *_best_time(lambda: np.matmul(a, b), 15)))
+    reference = rows[-1][1]
+    print(f"   {'':<24}{'min ms':>9}{'median ms':>11}{'GFLOP/s':>9}{'x numpy':>9}")
+    for label, best, median in rows:
+        gflops = flops / best / 1e9
+        print(f"   {label:<24}{best * 1e3:>9.3f}{median * 1e3:>11.3f}{gflops:>9.1f}{reference / best:>9.2f}")
+
+
+def compile_model(image_size: int) -> None:
+    import tcomp.graph
+    from tcomp.graph.testing import resnet
+
+    print(f"\n== 2. compile and run a model: ResNet-18 (width 0.5) at {image_size}x{image_size}, batch 1, float32")
+    model = resnet(depth=18, image_size=image_size, width=0.5, num_classes=100)
+    start = time.perf_counter()
+    executor = tcomp.graph.compile(model, target="llvm")
+    print(f"   imported, optimized and compiled in {time.perf_counter() - start:.1f} s")
+    data = np.random.default_rng(1).standard_normal((1, 3, image_size, image_size)).astype(np.float32)
+    (ours,) = executor.run([data])
+    tcomp_time = _best_time(lambda: executor.run([data]), 10)
+    input_name = model.graph.input[0].name
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        (reference,) = session.run(None, {input_name: data})
+        ref_time = _best_time(lambda: session.run(None, {input_name: data}), 10)
+        ref_label = "onnxruntime"
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+
+        (reference,) = ReferenceEvaluator(model).run(None, {input_name: data})
+        ref_time = None
+        ref_label = "onnx reference evaluator"
+    error = float(np.abs(ours - reference).max() / (np.abs(reference).max() + 1e-12))
+    print(f"   output {ours.shape}, max relative difference from {ref_label}: {error:.2e}")
+    print(f"   tcomp latency: min {tcomp_time[0] * 1e3:.2f} ms, median {tcomp_time[1] * 1e3:.2f} ms")
+    if ref_time is not None:
+        print(f"   onnxruntime latency: min {ref_time[0] * 1e3:.2f} ms, median {ref_time[1] * 1e3:.2f} ms "
+              f"(tcomp / onnxruntime = {tcomp_time[0] / ref_time[0]:.2f})")
+
+
+def run_demo(size: int = 512, trials: int = 24, image_size: int = 64) -> None:
+    print(f"tcomp {tcomp.__version__}")
+    tune_operator(size, trials)
+    compile_model(image_size)
