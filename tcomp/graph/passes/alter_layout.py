@@ -55,6 +55,7 @@ class _Rewriter:
         self.taken = set(graph.types) | {n.name for n in graph.nodes}
         self.versions: dict[str, dict[str | None, str]] = {}
         self.primary: dict[str, str | None] = {}
+        self.bound: set[str] = set()  # names already holding some version of a value
         for name in (*graph.inputs, *graph.params):
             self._define(name, self._default_layout(name), name)
 
@@ -72,6 +73,7 @@ class _Rewriter:
     def _define(self, value: str, layout: str | None, name: str) -> None:
         self.versions[value] = {layout: name}
         self.primary[value] = layout
+        self.bound.add(name)
 
     def get(self, value: str, layout: str | None) -> str:
         """The name holding ``value`` in ``layout``, inserting (once) a transform from its produced layout."""
@@ -80,15 +82,13 @@ class _Rewriter:
             return have[layout]
         source = self.primary[value]
         assert source is not None and layout is not None
-        original = layout == self._default_layout(value) and value not in self.taken_by_versions()
+        original = layout == self._default_layout(value) and value not in self.bound
         out = value if original else self.fresh(f"{value}/{layout}")
+        self.bound.add(out)
         self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/to_{layout}"), [have[source]], [out],
                                     src=source, dst=layout))
         have[layout] = out
         return out
-
-    def taken_by_versions(self) -> set[str]:
-        return {name for versions in self.versions.values() for name in versions.values()}
 
     def emit(self, node: Node, inputs: list[str], layout: str | None, op: str | None = None,
              **attrs: object) -> None:
