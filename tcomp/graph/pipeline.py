@@ -77,10 +77,10 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
 def _tuned_anchors(target: Target, records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
     if records is None:
         return None
-    from tcomp.graph.tuning import has_record
+    from tcomp.graph.tuning import use_record
 
     def for_graph(graph: Graph) -> Callable[[Any], bool]:
-        return lambda node: has_record(graph, node, target, records)
+        return lambda node: use_record(graph, node, target, records)
 
     return for_graph
 

@@ -3,9 +3,11 @@
 ``tuning_records`` (an argument of ``tcomp.graph.compile``) is a path to a records file (JSON lines written by
 ``tcomp.autotune``), or any object with ``query(task) -> config | None`` (a ``tcomp.autotune`` dispatch context
 such as ``ApplyHistoryBest``). For every convolution or matrix product whose workload matches a tunable template
-(``workload_of``) and has a record, the operator is compiled alone from the template with the best config
-(``tuned_schedule``); its elementwise consumers then form their own group (``fuse_ops`` keeps tuned anchors
-apart). Without a record the operator keeps the default schedule and its fusion.
+(``workload_of``) and has a record that beats the default schedule (``use_record``: the record's measured cost
+against the default kernel of the operator as the graph compiles it, timed once at compile time), the operator is
+compiled alone from the template with the best config (``tuned_schedule``), in NCHW; its elementwise consumers then
+form their own group (``fuse_ops`` and ``alter_layout`` leave tuned anchors alone). Otherwise the operator keeps the
+default schedule, its blocked layout and its fusion.
 
 ``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``.
 """
@@ -13,7 +15,10 @@ apart). Without a record the operator keeps the default schedule and its fusion.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
+
+import numpy as np
 
 from tcomp.graph.ir import Graph, Node
 from tcomp.schedule import Schedule
@@ -71,10 +76,66 @@ def has_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
     return task is not None and records.query(task) is not None
 
 
+_DECISIONS: dict[tuple[str, int], bool] = {}
+_DECISIONS_LOCK = threading.Lock()
+
+
+def use_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
+    """Whether ``node`` should be compiled from its tuning record: a record exists and its measured cost is below
+    the default schedule's (``default_cost``). A context that reports no costs is trusted."""
+    if not has_record(graph, node, target, records):
+        return False
+    task = _task(graph, node, target)
+    best = records.best_record(task) if hasattr(records, "best_record") else None
+    if best is None:
+        return True
+    key = (task.key, id(records))
+    with _DECISIONS_LOCK:
+        decision = _DECISIONS.get(key)
+    if decision is None:
+        decision = best.result.cost < default_cost(graph, node, target)
+        with _DECISIONS_LOCK:
+            _DECISIONS[key] = decision
+    return decision
+
+
+def default_cost(graph: Graph, node: Node, target: Target) -> float:
+    """Seconds per call of ``node``'s default kernel as the graph compiles it (blocked layout and packed weights
+    for a convolution; layout transforms of the activations not counted), the best of a few timed repeats."""
+    from dataclasses import replace
+
+    from tcomp.graph.infer import infer_types
+    from tcomp.graph.lower import compile_node
+    from tcomp.graph.passes.alter_layout import alter_layout
+    from tcomp.graph.passes.fold_constants import fold_constants
+    from tcomp.ir import dtype as dt
+
+    rng = np.random.default_rng(0)
+    source = node.inputs[0]
+    params = {}
+    for name in node.inputs[1:]:
+        t = graph.type_of(name)
+        params[name] = graph.params.get(name, rng.standard_normal(t.shape).astype(dt.to_numpy(t.dtype)))
+    probe_node = replace(node, outputs=("probe_out",))
+    probe = infer_types(Graph("probe", (source,), ("probe_out",), (probe_node,), params,
+                              {source: graph.type_of(source)}))
+    probe = fold_constants(alter_layout(probe, target), target)
+    anchor = next(n for n in probe.nodes if n.op not in ("layout_transform",))
+    kernel = compile_node(probe, anchor, target)
+    arrays = []
+    for name in kernel.args:
+        if name in probe.params:
+            arrays.append(np.require(probe.params[name], requirements="C"))
+        else:
+            t = probe.type_of(name)
+            arrays.append(rng.standard_normal(t.shape).astype(dt.to_numpy(t.dtype)))
+    return kernel.module.time_evaluator(number=3, repeat=5)(*arrays).min
+
+
 def tuned_schedule(graph: Graph, node: Node, target: Target,
                    records: Any) -> tuple[Schedule, list[Tensor]] | None:
     """The template schedule with the best recorded config for ``node`` (a single tunable operator), else None."""
-    if records is None or node.op == "fused":
+    if records is None or node.op == "fused" or not use_record(graph, node, target, records):
         return None
     task = _task(graph, node, target)
     if task is None:

@@ -29,15 +29,20 @@ def test_extract_tasks_one_per_workload() -> None:
     assert (1, 3, 32, 32, 16, 7, 7, 2, 3, "float32") in [t.args for t in convs]
 
 
-def test_compile_with_tuning_records(tmp_path: Path) -> None:
+def write_records(path: Path, cost: float) -> list:  # type: ignore[type-arg]
     tasks = [t for t in extract_model_tasks(model(), "llvm") if t.name == "conv2d_nchw"][:3]
-    path = tmp_path / "records.jsonl"
     rng = np.random.default_rng(0)
     with RecordWriter(path) as writer:
         for task in tasks:
             space = task.config_space
             config = space.get(int(rng.integers(0, len(space))))
-            writer.write(Record(task, config, MeasureResult(MeasureStatus.OK, (1e-4,))))
+            writer.write(Record(task, config, MeasureResult(MeasureStatus.OK, (cost,))))
+    return tasks
+
+
+def test_compile_with_tuning_records(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    tasks = write_records(path, 1e-9)  # faster than any default schedule
     x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
     with pytest.warns(RuntimeWarning, match="no tuning record"):  # the operators without a record are listed
         executor = tg.compile(model(), "llvm", tuning_records=str(path))
@@ -47,3 +52,12 @@ def test_compile_with_tuning_records(tmp_path: Path) -> None:
     [got] = executor.run([x])
     [want] = ort.InferenceSession(model().SerializeToString()).run(None, {"data": x})
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))
+
+
+def test_records_slower_than_the_default_are_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "slow.jsonl"
+    write_records(path, 10.0)
+    with pytest.warns(RuntimeWarning, match="no tuning record"):
+        executor = tg.compile(model(), "llvm", tuning_records=str(path))
+    assert executor.program.stats["tuned_kernels"] == 0
+    assert not any(n.op == "conv2d" for n in executor.graph.nodes)  # all blocked and fused as without records
