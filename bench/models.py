@@ -120,7 +120,8 @@ def main() -> None:
     plan = compiled[0].executor.graph.meta["memory_plan"]
     unplanned, planned = plan.unplanned_bytes, plan.planned_bytes
     print(f"\nactivation memory: {unplanned / 2**20:.1f} MiB without planning (every value its own buffer), "
-          f"{planned / 2**20:.1f} MiB planned ({planned / unplanned:.1%}; target at most 50%), "
+          f"{planned / 2**20:.1f} MiB planned ({planned / unplanned:.1%}; target at most 50%; lower bound "
+          f"{plan.peak_live_bytes / 2**20:.1f} MiB live at once), "
           f"{len(plan.storage_bytes)} storages, {sum(len(p) for p in plan.inplace.values())} in-place")
 
     if args.profile:

@@ -256,6 +256,7 @@ def test_plan_memory_reuses_dead_buffers_and_works_in_place() -> None:
     plan = planned.meta["memory_plan"]
     assert plan.unplanned_bytes == 6 * 64 * 32 * 4
     assert plan.planned_bytes <= plan.unplanned_bytes // 2
+    assert plan.peak_live_bytes == 2 * 64 * 32 * 4 <= plan.planned_bytes
     assert plan.inplace  # relu/sigmoid overwrite their inputs
     assert no_plan(g).planned_bytes == plan.unplanned_bytes
     x = rand(64, 32)

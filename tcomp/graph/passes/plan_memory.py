@@ -37,13 +37,14 @@ class MemoryPlan:
     unplanned_bytes: int  # activations (node outputs), each in its own buffer
     planned_bytes: int  # storages holding activations after planning
     input_bytes: int  # graph inputs
+    peak_live_bytes: int = 0  # the most activation bytes alive at once (a lower bound for any plan)
 
     def summary(self) -> str:
         ratio = self.planned_bytes / self.unplanned_bytes if self.unplanned_bytes else 1.0
         pairs = sum(len(p) for p in self.inplace.values())
         return (f"activation memory: {self.unplanned_bytes / 2**20:.2f} MiB unplanned -> "
-                f"{self.planned_bytes / 2**20:.2f} MiB planned ({ratio:.1%}), {len(self.storage_bytes)} storages, "
-                f"{pairs} in-place")
+                f"{self.planned_bytes / 2**20:.2f} MiB planned ({ratio:.1%}; peak live "
+                f"{self.peak_live_bytes / 2**20:.2f} MiB), {len(self.storage_bytes)} storages, {pairs} in-place")
 
 
 def _flat_identity(scope: Graph, member: Node, value: str) -> bool:
@@ -162,10 +163,26 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
                 free.append(storage)
     activation_storages = {storage_of[o] for node in graph.nodes for o in node.outputs}
     planned = sum(sizes[s] for s in activation_storages)
-    plan = MemoryPlan(storage_of, tuple(sizes), inplace, unplanned, planned, input_bytes)
+    plan = MemoryPlan(storage_of, tuple(sizes), inplace, unplanned, planned, input_bytes,
+                      peak_live_bytes(graph, last_use, set(graph.outputs)))
     meta = dict(graph.meta)
     meta["memory_plan"] = plan
     return replace(graph, meta=meta)
+
+
+def peak_live_bytes(graph: Graph, last_use: dict[str, int], pinned: set[str]) -> int:
+    """The most bytes of node outputs alive at once: while a node runs, its outputs and every value produced before
+    and read at or after it (graph outputs stay alive)."""
+    live: dict[str, int] = {}
+    peak = 0
+    for index, node in enumerate(graph.nodes):
+        for output in node.outputs:
+            live[output] = graph.type_of(output).nbytes
+        peak = max(peak, sum(live.values()))
+        for name in list(live):
+            if name not in pinned and last_use.get(name, index) <= index:
+                del live[name]
+    return peak
 
 
 def allocate_fresh(sizes: list[int], nbytes: int) -> int:
