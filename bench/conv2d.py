@@ -15,11 +15,9 @@ the same machine load; the table gives min and median over the rounds, the ratio
 min, median over median), GFLOP/s from the min, and the share of this CPU's fp32 peak (measured with FMAs as wide
 as the target's vectors).
 
-Thread pools: onnxruntime's threads spin a while between parallel sections; tcomp's (libgomp's) sleep at once by
-default, so on a machine busy with other work a woken worker may get a core only after its share was due, and the
-kernel then runs on one core. ``--spin-count N`` lets tcomp's workers spin N rounds before sleeping
-(``GOMP_SPINCOUNT``): faster on an idle machine, much slower on an oversubscribed one (a spinning thread holds the
-core its partner needs). A short pause separates the timings of the two libraries.
+Thread pools: onnxruntime's threads spin a while between parallel sections; tcomp's (libgomp's) spin for
+``Settings.thread_spin_count`` rounds (about a millisecond) and then sleep. ``--spin-count N`` sets that count
+(``GOMP_SPINCOUNT``; 0 keeps tcomp's default). A short pause separates the timings of the two libraries.
 
     python bench/conv2d.py [--rounds 15] [--number 5] [--layers 0,1,2] [--threads 2] [--spin-count N]
 """
@@ -187,7 +185,7 @@ def main() -> None:
     parser.add_argument("--layers", default=None, help="comma-separated layer indices (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="threads of both tcomp and onnxruntime")
     parser.add_argument("--spin-count", type=int, default=0,
-                        help="rounds tcomp's pool threads spin before sleeping (0: tcomp's default, sleep at once)")
+                        help="rounds tcomp's pool threads spin before sleeping (0: tcomp's default)")
     args = parser.parse_args()
     if args.spin_count > 0:
         os.environ.setdefault("GOMP_SPINCOUNT", str(args.spin_count))  # read when libgomp loads, at the first build

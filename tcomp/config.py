@@ -11,14 +11,15 @@ from dataclasses import dataclass, fields, replace
 class Settings:
     """``verify_ir``: run the loop-IR verifier after every pass. ``dump_ir``: print the function after every pass.
     ``check_bounds``: build in checked mode (every access verifies its indices). ``build_cache``: reuse the code of a
-    structurally equal function built before. ``thread_wait_policy``: ``OMP_WAIT_POLICY`` for libgomp's pool, applied
-    when the pool is first loaded (the user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins)."""
+    structurally equal function built before. ``thread_spin_count``: how long idle threads of libgomp's pool spin before
+    sleeping (``GOMP_SPINCOUNT``), applied when the pool is first loaded (the user's own ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` wins)."""
 
     verify_ir: bool = False
     dump_ir: bool = False
     check_bounds: bool = False
     build_cache: bool = True
-    thread_wait_policy: str = "PASSIVE"  # what idle threads of the parallel-loop pool do: PASSIVE sleeps, ACTIVE spins
+    thread_spin_count: int = 30000  # rounds idle pool threads spin before sleeping; 0 sleeps at once
 
 
 _current = Settings()
