@@ -29,6 +29,8 @@ def _trunc_div(x: int, y: int) -> int:
 
 
 def _scalar_binary(cls: type, x: Any, y: Any, is_float: bool) -> Any:
+    # Written independently of the simplifier's constant folding (rewrite.fold_binary) on purpose: the fuzz tests
+    # check the simplifier against this evaluator, so a shared bug would go unseen.
     if cls in (E.Div, E.Mod, E.FloorDiv, E.FloorMod) and y == 0:
         raise EvaluationError("division by zero")
     if cls is E.Add:
