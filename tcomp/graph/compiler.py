@@ -7,7 +7,8 @@ Steps: import (``frontend.onnx``), the pass pipeline (``pipeline.py``), then one
 (``lower.compile_node``), storage from the memory plan. ``tuning_records``: a records file or a dispatch context
 (see ``tuning.py``); when given, operators with a record are compiled from their template's best config.
 ``compile_graph`` stops after the passes (for inspection); ``build_executor`` compiles a graph that has been
-through them.
+through them. ``target="cuda"``: default CUDA schedules (``tcomp.ops.cuda.dispatch``), no NCHW[x]c layouts, kernels
+run on a GPU or in CPU emulation (``cuda_executor.py``); such executors cannot be exported yet.
 """
 
 from __future__ import annotations
@@ -78,18 +79,26 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         storage_bytes=plan.storage_bytes,
         params={k: v for k, v in graph.params.items() if any(k in n.inputs for n in graph.nodes)
                 or k in graph.outputs},
-        kernels=[_spec(k) for k in kernels],
+        kernels=[_spec(k, resolved) for k in kernels],
         target=str(resolved),
         stats={"unplanned_bytes": plan.unplanned_bytes, "planned_bytes": plan.planned_bytes,
                "tuned_kernels": sum(k.tuned for k in kernels)},
     )
+    if resolved.kind == "cuda":
+        from tcomp.graph.cuda_executor import CudaGraphExecutor
+
+        return CudaGraphExecutor(program, [k.module for k in kernels])
     addresses = [k.module.artifact.function_address() for k in kernels]
     executor = GraphExecutor(program, addresses, keep_alive=[k.module for k in kernels])
     executor.artifacts = [k.module.artifact for k in kernels]
     return executor
 
 
-def _spec(kernel: Kernel) -> KernelSpec:
+def _spec(kernel: Kernel, target: Target) -> KernelSpec:
+    if target.kind == "cuda":
+        from tcomp.graph.cuda_executor import cuda_spec
+
+        return cuda_spec(kernel.node_name, kernel.module, kernel.args, kernel.num_inputs)
     artifact = kernel.module.artifact
     return KernelSpec(
         name=kernel.node_name,

@@ -210,11 +210,16 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
         args = kernel_inputs(graph, node) + node.outputs
     else:
         lowered = lower_node(graph, node)
-        schedule = schedule_for(list(lowered.outputs), target)
+        if target.kind == "cuda":
+            from tcomp.ops.cuda.dispatch import schedule_for as cuda_schedule_for
+
+            schedule = cuda_schedule_for(list(lowered.outputs), target)
+        else:
+            schedule = schedule_for(list(lowered.outputs), target)
         tensors = [*lowered.inputs, *lowered.outputs]
         args = lowered.input_names + lowered.output_names
     base = safe_name(kernel_base_name(node))[:48]
-    func = tcomp.lower(schedule, tensors, name=base)
+    func = tcomp.lower(schedule, tensors, name=base, simple_mode=target.kind == "cuda")  # cuda: build_cuda's passes
     if may_alias:
         func = func.with_attr("may_alias", may_alias)
     func = dataclasses.replace(func, name=f"{base}_{structural_hash(func) & 0xFFFFFFFF:08x}")

@@ -53,11 +53,14 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     """``(option name, pass)`` in order; the option name decides whether the pass runs."""
     resolved = as_target(target)
     keep_apart = _tuned_anchors(resolved, tuning_records)
+    host = resolved if resolved.kind == "llvm" else as_target(None)  # constants are folded on the host
 
     def fold(graph: Graph) -> Graph:
-        return fold_constants(graph, resolved)
+        return fold_constants(graph, host)
 
     def layout(graph: Graph) -> Graph:
+        if resolved.kind != "llvm":  # NCHW[x]c is a CPU layout: GPU convolutions stay in NCHW
+            return graph
         return alter_layout(graph, resolved, keep=keep_apart(graph) if keep_apart else None)
 
     def fuse(graph: Graph) -> Graph:

@@ -1,0 +1,203 @@
+"""``schedule_for``: the default CUDA schedule of any graph of library operators (one fused group), by operator kind.
+
+The graph compiler calls it for ``target="cuda"`` with the outputs of a fused group (inputs are placeholders):
+
+1. Every injective stage that is not an output is inlined into its readers.
+2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: a softmax output over the last axis
+   (``schedule_softmax``), a 2-D ``matmul`` reading two placeholders (``schedule_matmul``, knobs sized to the shape),
+   a ``conv2d_nchw`` with ``groups=1`` reading a placeholder (or its padding) and a placeholder kernel
+   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape). An anchor that is not an output of the group
+   writes a global intermediate; its elementwise epilogue (bias, activation) is a second kernel.
+3. Every other root stage gets a generic schedule: a reduction whose reduced axes are innermost reduces across the
+   threads of a block (``schedule_reduce_stage_cross_thread``), any other reduction one output per thread; an
+   elementwise stage has its axes fused and bound to ``blockIdx.x`` / ``threadIdx.x``.
+
+Each root stage becomes its own kernel; the kernels of a group run in order in one module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tcomp import te
+from tcomp.ir.expr import const_int_value
+from tcomp.ops.cuda.common import bind_blocks_threads, cooperative_fetch
+from tcomp.ops.cuda.conv2d import Conv2dKnobs
+from tcomp.ops.cuda.matmul import MatmulKnobs, schedule_matmul
+from tcomp.ops.cuda.reduce import _reduces_innermost, schedule_reduce_stage_cross_thread
+from tcomp.ops.cuda.softmax import schedule_softmax
+from tcomp.ops.utils import OpError, OpKind, op_kind
+from tcomp.schedule.relation import AttachType
+from tcomp.schedule.schedule import Schedule, create_schedule
+from tcomp.schedule.stage import Stage
+from tcomp.target import Target
+from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
+
+__all__ = ["schedule_for"]
+
+ELEMWISE_THREADS = 64
+REDUCE_THREADS = 32
+
+
+def _extent(value: object) -> int | None:
+    return const_int_value(value)  # type: ignore[arg-type]
+
+
+def _pow2_divisor(limit: int, value: int) -> int:
+    """The largest power of two that divides ``value`` and is at most ``limit``: the tiled schedules assume tiles
+    that divide the shape."""
+    result = 1
+    while result * 2 <= limit and value % (result * 2) == 0:
+        result *= 2
+    return result
+
+
+def _placeholder(t: Tensor) -> bool:
+    return isinstance(t.op, PlaceholderOp)
+
+
+def _inline_injective(s: Schedule) -> None:
+    for stage in list(s.stages):
+        op = stage.op
+        if (isinstance(op, ComputeOp) and not op.is_reduction and not stage.is_output and op.num_outputs == 1
+                and stage.attach_type is AttachType.ROOT):
+            stage.compute_inline()
+
+
+def _matmul_ok(op: ComputeOp) -> bool:
+    shape = [_extent(d) for d in op.output(0).shape]
+    return (len(shape) == 2 and None not in shape and not op.attrs.get("transpose_a", False)
+            and len(op.input_tensors()) == 2 and all(_placeholder(t) for t in op.input_tensors()))
+
+
+def _matmul_knobs(m: int, n: int, k: int) -> MatmulKnobs | None:
+    """Tiles that divide the shape (64 or 16 rows and columns per block, 4 or 2 per thread), or ``None``."""
+    block_m, block_n = (64 if size % 64 == 0 else 16 for size in (m, n))
+    if m % block_m or n % block_n:
+        return None
+    thread_m, thread_n = (4 if block == 64 else 2 for block in (block_m, block_n))
+    return MatmulKnobs(block_m, block_n, _pow2_divisor(8, k), thread_m, thread_n)
+
+
+def _conv_inputs(op: ComputeOp) -> tuple[Tensor, Tensor] | None:
+    inputs = op.input_tensors()
+    if len(inputs) != 2 or op.attrs.get("groups", 1) != 1:
+        return None
+    data, kernel = inputs
+    if not _placeholder(kernel):
+        return None
+    if not _placeholder(data):
+        if op_kind(data.op) is not OpKind.PAD or not all(_placeholder(t) for t in data.op.input_tensors()):
+            return None
+    if any(_extent(d) is None for d in op.output(0).shape):
+        return None
+    return data, kernel
+
+
+def _conv_knobs(out: Tensor, in_channels: int) -> Conv2dKnobs:
+    _, channels, height, width = (_extent(d) or 1 for d in out.shape)
+    tile_f = _pow2_divisor(16, channels)
+    return Conv2dKnobs(tile_f=tile_f, thread_f=min(4, tile_f), tile_y=_pow2_divisor(4, height),
+                       tile_x=_pow2_divisor(8, width), tile_rc=_pow2_divisor(4, in_channels))
+
+
+def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor) -> None:
+    """``schedule_conv2d_nchw``'s tiling for a convolution that may be an intermediate of the group."""
+    knobs = _conv_knobs(conv, _extent(kernel.shape[1]) or 1)
+    if not _placeholder(padded):
+        s[padded].compute_inline()
+    local = s.cache_write(conv, "local")
+    data_shared = s.cache_read(padded, "shared", [local])
+    kernel_shared = s.cache_read(kernel, "shared", [local])
+    tz, ty, tx = knobs.threads
+    stage = s[conv]
+    n, f, y, x = stage.op.axis
+    fb, fi = stage.split(f, factor=knobs.tile_f)
+    ft, fi = stage.split(fi, nparts=tz)
+    yb, yt = stage.split(y, factor=knobs.tile_y)
+    xb, xt = stage.split(x, factor=knobs.tile_x)
+    stage.reorder(n, fb, yb, xb, ft, yt, xt, fi)
+    block_z = stage.fuse(n, fb)
+    for axis, tag in ((block_z, "blockIdx.z"), (yb, "blockIdx.y"), (xb, "blockIdx.x"), (ft, "threadIdx.z"),
+                      (yt, "threadIdx.y"), (xt, "threadIdx.x")):
+        stage.bind(axis, te.thread_axis(tag))
+    s[local].compute_at(stage, xt)
+    _, lf, _, _ = s[local].op.axis
+    rc, ry, rx = s[local].op.reduce_axis
+    rco, rci = s[local].split(rc, factor=knobs.tile_rc)
+    s[local].reorder(rco, rci, ry, rx, lf)
+    s[local].unroll(lf)
+    s[data_shared].compute_at(s[local], rco)
+    s[kernel_shared].compute_at(s[local], rco)
+    layout = [("threadIdx.z", tz), ("threadIdx.y", ty), ("threadIdx.x", tx)]
+    cooperative_fetch(s[data_shared], layout)
+    cooperative_fetch(s[kernel_shared], layout)
+
+
+def _softmax_ok(s: Schedule, stage: Stage) -> bool:
+    op = stage.op
+    axis = op.attrs.get("axis")
+    return stage.is_output and axis == len(op.output(0).shape) - 1 and len(op.input_tensors()) == 2
+
+
+def _schedule_anchors(s: Schedule) -> set[Stage]:
+    """Step 2; returns the stages it scheduled."""
+    done: set[Stage] = set()
+    for stage in reversed(list(s.stages)):
+        op = stage.op
+        if not isinstance(op, ComputeOp) or stage.attach_type is not AttachType.ROOT or stage in done:
+            continue
+        kind = op_kind(op)
+        if kind is OpKind.SOFTMAX and _softmax_ok(s, stage):
+            expo, expsum = op.input_tensors()
+            if expsum.op.name.endswith("_exp"):
+                expo, expsum = expsum, expo
+            members = [op, expo.op, expsum.op, *(t.op for t in expo.op.input_tensors() if not _placeholder(t))]
+            done.update(s[m.output(0)] for m in members)
+            schedule_softmax(op.output(0), REDUCE_THREADS, s)
+        elif kind is OpKind.MATMUL and _matmul_ok(op):
+            m, n = (_extent(d) or 1 for d in op.output(0).shape)
+            knobs = _matmul_knobs(m, n, _extent(op.reduce_axis[0].dom.extent) or 1)
+            if knobs is not None:
+                done.add(stage)
+                schedule_matmul(s, op.output(0), knobs)
+        elif kind is OpKind.CONV2D_NCHW:
+            inputs = _conv_inputs(op)
+            if inputs is not None:
+                done.update(s[t] for t in (op.output(0), inputs[0]) if not _placeholder(t))
+                _schedule_conv(s, op.output(0), *inputs)
+    return done
+
+
+def schedule_stage_generic(stage: Stage) -> None:
+    """Step 3 for one root stage (see the module docstring)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    if op.is_reduction:
+        if _reduces_innermost(op) or not stage.axis:
+            schedule_reduce_stage_cross_thread(stage, REDUCE_THREADS)
+        else:
+            bind_blocks_threads(stage, stage.fuse(*stage.axis), ELEMWISE_THREADS)
+        return
+    axes = list(stage.axis)
+    fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
+    bind_blocks_threads(stage, fused, ELEMWISE_THREADS)
+
+
+def schedule_for(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
+    """The default CUDA schedule of the graph that computes ``outs`` (see the module docstring)."""
+    tensors = [outs] if isinstance(outs, Tensor) else list(outs)
+    if not tensors:
+        raise OpError("schedule_for: give at least one output tensor")
+    s = create_schedule(tensors)
+    _inline_injective(s)
+    original = list(s.stages)
+    done = _schedule_anchors(s)
+    for stage in original:
+        op = stage.op
+        if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(op, ComputeOp):
+            continue
+        if not op.output(0).shape and not op.is_reduction:
+            raise OpError(f"schedule_for(cuda): scalar elementwise stage {op.name} has no axis to bind to threads")
+        schedule_stage_generic(stage)
+    return s
