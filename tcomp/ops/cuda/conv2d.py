@@ -54,6 +54,12 @@ def schedule_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
     for stage in list(s.stages):
         if stage.op is not conv.op and isinstance(stage.op, ComputeOp) and not stage.is_reduction:
             stage.compute_inline()
+    tile_conv2d_nchw(s, conv, knobs)
+
+
+def tile_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
+    """The tiling of ``schedule_conv2d_nchw`` alone (shared tiles, thread binding, register accumulation), for a
+    convolution whose producers were already inlined or are inputs; ``conv`` may be an intermediate of a group."""
     padded, kernel = conv.op.input_tensors()  # the padded input (a stage, inlined into its copy) or data itself
     local = s.cache_write(conv, "local")
     data_shared = s.cache_read(padded, "shared", [local])

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tcomp import te
 from tcomp.ir.expr import const_int_value
-from tcomp.ops.cuda.common import bind_blocks_threads, cooperative_fetch
-from tcomp.ops.cuda.conv2d import Conv2dKnobs
+from tcomp.ops.cuda.common import bind_blocks_threads
+from tcomp.ops.cuda.conv2d import Conv2dKnobs, tile_conv2d_nchw
 from tcomp.ops.cuda.matmul import MatmulKnobs, schedule_matmul
 from tcomp.ops.cuda.reduce import _reduces_innermost, schedule_reduce_stage_cross_thread
 from tcomp.ops.cuda.softmax import schedule_softmax
@@ -106,32 +105,7 @@ def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor) ->
     knobs = _conv_knobs(conv, _extent(kernel.shape[1]) or 1)
     if not _placeholder(padded):
         s[padded].compute_inline()
-    local = s.cache_write(conv, "local")
-    data_shared = s.cache_read(padded, "shared", [local])
-    kernel_shared = s.cache_read(kernel, "shared", [local])
-    tz, ty, tx = knobs.threads
-    stage = s[conv]
-    n, f, y, x = stage.op.axis
-    fb, fi = stage.split(f, factor=knobs.tile_f)
-    ft, fi = stage.split(fi, nparts=tz)
-    yb, yt = stage.split(y, factor=knobs.tile_y)
-    xb, xt = stage.split(x, factor=knobs.tile_x)
-    stage.reorder(n, fb, yb, xb, ft, yt, xt, fi)
-    block_z = stage.fuse(n, fb)
-    for axis, tag in ((block_z, "blockIdx.z"), (yb, "blockIdx.y"), (xb, "blockIdx.x"), (ft, "threadIdx.z"),
-                      (yt, "threadIdx.y"), (xt, "threadIdx.x")):
-        stage.bind(axis, te.thread_axis(tag))
-    s[local].compute_at(stage, xt)
-    _, lf, _, _ = s[local].op.axis
-    rc, ry, rx = s[local].op.reduce_axis
-    rco, rci = s[local].split(rc, factor=knobs.tile_rc)
-    s[local].reorder(rco, rci, ry, rx, lf)
-    s[local].unroll(lf)
-    s[data_shared].compute_at(s[local], rco)
-    s[kernel_shared].compute_at(s[local], rco)
-    layout = [("threadIdx.z", tz), ("threadIdx.y", ty), ("threadIdx.x", tx)]
-    cooperative_fetch(s[data_shared], layout)
-    cooperative_fetch(s[kernel_shared], layout)
+    tile_conv2d_nchw(s, conv, knobs)
 
 
 def _softmax_ok(s: Schedule, stage: Stage) -> bool:
