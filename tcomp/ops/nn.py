@@ -165,6 +165,16 @@ def _check_float(op: str, x: Tensor) -> None:
         raise OpError(f"{op}: argument x must be a float tensor, got dtype {x.dtype}")
 
 
+def _max_along(x: Tensor, ax: int, name: str) -> Tensor:
+    """The maximum of ``x`` along axis ``ax`` (that axis removed): the first stage of softmax and log_softmax."""
+    k = te.reduce_axis((0, x.shape[ax]), name="k")
+
+    def max_body(*idx: Var) -> Expr:
+        return te.max(x[_with_reduce(idx, [ax], [k])], axis=k)
+
+    return te.compute(_without(x.shape, [ax]), max_body, name=name, tag=Tag.COMM_REDUCE)
+
+
 def softmax(x: Tensor, axis: int = -1, name: str = "T_softmax") -> Tensor:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis``, in four stages: ``<name>_maxelem`` (max over the axis),
     ``<name>_exp`` (``exp(x - max)``), ``<name>_expsum`` (sum over the axis) and the normalization."""
@@ -173,12 +183,7 @@ def softmax(x: Tensor, axis: int = -1, name: str = "T_softmax") -> Tensor:
     _check_float(op, x)
     ax = normalize_axis(op, axis, x.ndim)
     reduced = _without(x.shape, [ax])
-    k1 = te.reduce_axis((0, x.shape[ax]), name="k")
-
-    def max_body(*idx: Var) -> Expr:
-        return te.max(x[_with_reduce(idx, [ax], [k1])], axis=k1)
-
-    maxelem = te.compute(reduced, max_body, name=f"{name}_maxelem", tag=Tag.COMM_REDUCE)
+    maxelem = _max_along(x, ax, f"{name}_maxelem")
 
     def exp_body(*idx: Var) -> Expr:
         return te.exp(x[idx] - maxelem[_without(idx, [ax])])
@@ -206,12 +211,7 @@ def log_softmax(x: Tensor, axis: int = -1, name: str = "T_log_softmax") -> Tenso
     _check_float(op, x)
     ax = normalize_axis(op, axis, x.ndim)
     reduced = _without(x.shape, [ax])
-    k1 = te.reduce_axis((0, x.shape[ax]), name="k")
-
-    def max_body(*idx: Var) -> Expr:
-        return te.max(x[_with_reduce(idx, [ax], [k1])], axis=k1)
-
-    maxelem = te.compute(reduced, max_body, name=f"{name}_maxelem", tag=Tag.COMM_REDUCE)
+    maxelem = _max_along(x, ax, f"{name}_maxelem")
     k2 = te.reduce_axis((0, x.shape[ax]), name="k")
 
     def sum_body(*idx: Var) -> Expr:
