@@ -290,7 +290,6 @@ class Lowerer:
         first_reduce = next((i for i, lv in enumerate(leaves) if lv.kind is IterKind.REDUCE), len(leaves))
         common = leaves[:first_reduce]
         inner = leaves[first_reduce:]
-        init_leaves = [lv for lv in inner if lv.kind is not IterKind.REDUCE]
         init_value = reduce.combiner.identity if reduce.init is None else reduce.init
         init_value = load(init_value)  # type: ignore[operator]
         init_store = BufferStore(buffer, init_value, indices)
@@ -299,12 +298,29 @@ class Lowerer:
         update: Stmt = BufferStore(buffer, update_value, indices)
         if reduce.condition is not None:
             update = IfThenElse(load(reduce.condition), update)  # type: ignore[operator]
+        return self.init_update_nest(stage, bound, common, inner, init_store, update, guards)
+
+    def init_update_nest(
+        self,
+        stage: Stage,
+        bound: StageBound,
+        common: Sequence[IterVar],
+        inner: Sequence[IterVar],
+        init: Stmt,
+        update: Stmt,
+        guards: list[tuple[Expr, set[int]]],
+    ) -> Stmt:
+        """``common`` loops around an init nest (the data-parallel leaves of ``inner``) followed by the update
+        nest (all of ``inner``). Guards that use only ``common`` leaves wrap both (outside GPU kernels); guards on
+        reduction leaves go to the update nest only. Attached stages go to the update nest only: they may read the
+        reduction variables."""
         common_ids = {id(lv.var) for lv in common}
         common_guards = [g for g in guards if g[1] <= common_ids and not in_gpu_kernel(stage)]
         inner_guards = [g for g in guards if g not in common_guards]
-        reduce_ids = {id(lv.var) for lv in leaves if lv.kind is IterKind.REDUCE}
+        reduce_ids = {id(lv.var) for lv in inner if lv.kind is IterKind.REDUCE}
         init_guards = [g for g in inner_guards if not (g[1] & reduce_ids)]
-        init_nest = self.build_nest(stage, bound, init_leaves, init_store, init_guards, attach=False)
+        init_leaves = [lv for lv in inner if lv.kind is not IterKind.REDUCE]
+        init_nest = self.build_nest(stage, bound, init_leaves, init, init_guards, attach=False)
         update_nest = self.build_nest(stage, bound, inner, update, inner_guards)
         return self.build_nest(stage, bound, common, seq(init_nest, update_nest), common_guards)
 
@@ -386,19 +402,9 @@ class Lowerer:
             )
         common = leaves[:first_reduce]
         middle = leaves[first_reduce:position]
-        common_ids = {id(lv.var) for lv in common}
-        init_leaves = [lv for lv in middle if lv.kind is not IterKind.REDUCE]
-        common_guards = [g for g in outer_guards if g[1] <= common_ids]
-        rest_guards = [g for g in outer_guards if not g[1] <= common_ids]
-        reduce_ids = {id(lv.var) for lv in middle if lv.kind is IterKind.REDUCE}
         # the reset runs outside the reduction loops: their variables are 0 there (inputs are not read)
         reset = substitute(reset, {lv.var: const(0) for lv in middle if lv.kind is IterKind.REDUCE})
-        init_guards = [g for g in rest_guards if not g[1] & reduce_ids]
-        # stages attached inside the reduction loops belong to the update nest only (they may read the reduction
-        # variables), as in reduce_nest
-        init_nest = self.build_nest(stage, bound, init_leaves, reset, init_guards, attach=False)
-        update_nest = self.build_nest(stage, bound, middle, update, rest_guards)
-        return self.build_nest(stage, bound, common, seq(init_nest, update_nest), common_guards)
+        return self.init_update_nest(stage, bound, common, middle, reset, update, outer_guards)
 
     def guards(
         self,
