@@ -109,7 +109,8 @@ class MeasureOptions:
 @dataclass(frozen=True)
 class BuildResult:
     """What the builder sends to the runner: the lowered function and its optimized LLVM IR (code compiled in
-    one process cannot move to another, its IR can), or a failure status."""
+    one process cannot move to another, its IR can), or for a cuda target the generated CUDA C (``cuda``, a
+    ``CudaArtifact``); or a failure status."""
 
     status: MeasureStatus
     message: str = ""
@@ -121,6 +122,7 @@ class BuildResult:
     asserts: tuple[Any, ...] = ()
     uses_openmp: bool = False
     output_positions: tuple[int, ...] = ()
+    cuda: Any = None  # CudaArtifact
 
 
 @dataclass(frozen=True)

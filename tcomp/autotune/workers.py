@@ -1,13 +1,17 @@
 """The jobs that run inside measurement worker processes (module-level functions, so they pickle by name).
 
-- ``build_job``: instantiate the template with the config, lower, generate and optimize LLVM IR. A Python error
-  becomes a status; a crash or hang is caught by the pool around it.
-- ``run_job``: JIT the IR, call the kernel once on fresh inputs with outputs poisoned (NaN, or the dtype's
-  maximum), compare with the reference, then time it with ``time_evaluator`` (one warm-up call, ``number`` x
-  ``repeat`` calls; ``number`` shrinks for a config so slow that the calls would not fit the timeout).
+- ``build_job``: instantiate the template with the config, lower, generate and optimize LLVM IR (or, for a
+  ``cuda`` target, run the GPU passes and generate CUDA C). A Python error becomes a status; a crash or hang is
+  caught by the pool around it.
+- ``run_job``: JIT the IR (or compile the CUDA C for the GPU, or for its CPU emulation where there is no GPU), call
+  the kernel once on fresh inputs with outputs poisoned (NaN, or the dtype's maximum), compare with the reference,
+  then time it with ``time_evaluator`` (one warm-up call, ``number`` x ``repeat`` calls; ``number`` shrinks for a
+  config so slow that the calls would not fit the timeout). On a GPU the time is the kernels' alone, measured
+  with CUDA events on data already on the device.
 
 Inputs and reference outputs are made once per task in each runner process (``prepare``): random data from the
-seed, outputs from the template's numpy ``reference``, or else from the same compute with the naive default schedule.
+seed, outputs from the template's numpy ``reference``, or else from the same compute with the naive default schedule
+(built for the CPU).
 """
 
 from __future__ import annotations
@@ -34,19 +38,27 @@ def build_job(inp: MeasureInput) -> BuildResult:
     from tcomp.codegen.llvm import codegen_llvm
 
     start = time.perf_counter()
-    if inp.task.target.kind != "llvm":
-        return BuildResult(MeasureStatus.BUILD_ERROR, f"measurement runs llvm targets only, not {inp.task.target}")
+    target = inp.task.target
+    if target.kind not in ("llvm", "cuda"):
+        return BuildResult(MeasureStatus.BUILD_ERROR, f"measurement runs llvm and cuda targets, not {target}")
     try:
         schedule, tensors = inp.task.instantiate(inp.config)
     except Exception as error:  # noqa: BLE001 - any template failure is this config's status
         return BuildResult(MeasureStatus.INSTANTIATION_ERROR, _error_text(error), time.perf_counter() - start)
+    outputs = tuple(k for k, t in enumerate(tensors) if schedule[t].is_output)
     try:
+        if target.kind == "cuda":
+            from tcomp.codegen.cuda.build import generate, lower_cuda
+
+            func = lower_cuda(schedule, tensors)
+            generated = generate(func, target)
+            return BuildResult(MeasureStatus.OK, "", time.perf_counter() - start, func,
+                               func_name=func.name, output_positions=outputs, cuda=generated)
         func = tcomp.lower(schedule, tensors)
-        artifact = codegen_llvm(func, inp.task.target)
+        artifact = codegen_llvm(func, target)
     except Exception as error:  # noqa: BLE001
         detail = _error_text(error) + "\n" + "".join(traceback.format_exc(limit=3))[-800:]
         return BuildResult(MeasureStatus.BUILD_ERROR, detail, time.perf_counter() - start)
-    outputs = tuple(k for k, t in enumerate(tensors) if schedule[t].is_output)
     return BuildResult(MeasureStatus.OK, "", time.perf_counter() - start, func, artifact.ll, artifact.entry_name,
                        artifact.func_name, artifact.asserts, artifact.uses_openmp, outputs)
 
@@ -105,7 +117,7 @@ def prepare(task: Task, seed: int) -> _Prepared:
     else:
         outputs = [t for k, t in enumerate(tensors) if k in positions]
         naive = tcomp.create_schedule([t.op for t in outputs])
-        module = tcomp.build(naive, tensors, target=task.target)
+        module = tcomp.build(naive, tensors, target=task.target if task.target.kind == "llvm" else "llvm")
         arrays = _call_arrays(tensors, positions, inputs)
         module(*arrays)
         references = [arrays[k] for k in positions]
@@ -162,9 +174,15 @@ def run_job(build: BuildResult, task: Task, seed: int, number: int, repeat: int,
     start = time.perf_counter()
     try:
         prepared = prepare(task, seed)
-        artifact = LLVMArtifact(build.func_name, build.entry_name, task.target, "", build.ll, "", build.asserts,
-                                build.uses_openmp)
-        module = Module(build.func, artifact, task.target)
+        module: Any
+        if build.cuda is not None:
+            from tcomp.codegen.cuda.build import make_module
+
+            module = make_module(build.cuda)
+        else:
+            artifact = LLVMArtifact(build.func_name, build.entry_name, task.target, "", build.ll, "", build.asserts,
+                                    build.uses_openmp)
+            module = Module(build.func, artifact, task.target)
         feed = iter(prepared.inputs)
         arrays = []
         for k, param in enumerate(build.func.params):

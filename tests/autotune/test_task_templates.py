@@ -76,10 +76,11 @@ def test_cuda_thread_binding_knobs_define_a_space_and_lower() -> None:
     task = create_task("matmul_cuda", (64, 64, 32), target="cuda")
     space = task.config_space
     for entity in space.knobs["tile_x"].entities:
-        assert entity.size[2] <= 32 and entity.size[1] <= 4
+        _, threads, inner = entity.size
+        assert threads <= 32 and inner <= 8 and 16 <= threads * inner <= 128
     schedule, tensors = task.instantiate(space.get(len(space) - 1))
     text = str(tcomp.lower(schedule, tensors, simple_mode=True))
-    assert "threadIdx.x" in text and "blockIdx.y" in text
+    assert "threadIdx.x" in text and "blockIdx.y" in text and "shared" in text
 
 
 def test_cuda_template_refuses_llvm() -> None:
