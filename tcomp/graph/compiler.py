@@ -85,9 +85,9 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
                "tuned_kernels": sum(k.tuned for k in kernels)},
     )
     if resolved.kind == "cuda":
-        from tcomp.graph.cuda_executor import CudaGraphExecutor
+        from tcomp.graph.cuda_executor import make_cuda_executor
 
-        return CudaGraphExecutor(program, [k.module for k in kernels])
+        return make_cuda_executor(program, [k.module for k in kernels])
     addresses = [k.module.artifact.function_address() for k in kernels]
     executor = GraphExecutor(program, addresses, keep_alive=[k.module for k in kernels])
     executor.artifacts = [k.module.artifact for k in kernels]

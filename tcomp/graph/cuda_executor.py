@@ -1,6 +1,14 @@
-"""Graph executors for ``target="cuda"``: the same ``GraphExecutor`` (storage, parameters, ``run`` / ``benchmark`` /
-``profile``), with each kernel a ``CudaModule`` called on the numpy arrays of its arguments (on a GPU through CuPy
-when one is available, else in CPU emulation). Export is not supported yet for cuda.
+"""Graph executors for ``target="cuda"``: the same API as ``GraphExecutor`` (``set_input`` / ``run`` /
+``get_output`` / ``benchmark`` / ``profile``).
+
+- ``CudaGraphExecutor`` (CPU emulation): each kernel is a ``CudaModule`` called on the numpy arrays of its arguments.
+- ``DeviceGraphExecutor`` (a GPU through CuPy): the memory plan's storage, the parameters and every kernel's
+  temporaries live on the device, allocated once; every launch (function, grid, block, argument pointers) is
+  prepared once, so ``run`` copies the inputs in, launches the kernels in order on the current stream and leaves
+  the values on the device until ``get_output`` copies one back. ``benchmark`` and ``profile`` time with CUDA
+  events; ``benchmark(cuda_graph=True)`` replays the launches as one captured CUDA graph.
+
+``make_cuda_executor`` picks the one that fits the modules. Export is not supported yet for cuda.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
+from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec, _numpy_dtype
 from tcomp.graph.ir import GraphError
 
 
@@ -37,6 +45,127 @@ class CudaGraphExecutor(GraphExecutor):
     def export(self, folder: str) -> None:
         raise GraphError(f"export is not supported yet for cuda (target {self.program.target}); compile for llvm "
                          "to export a model")
+
+
+class DeviceGraphExecutor(CudaGraphExecutor):
+    """A ``GraphExecutor`` whose values live on the GPU (see the module docstring)."""
+
+    def __init__(self, program: ExecutorProgram, modules: Sequence[Any]) -> None:
+        super().__init__(program, modules)
+        import cupy
+
+        from tcomp.runtime.cuda_device import run_launches
+
+        self._cupy = cupy
+        self._storage_device = [cupy.empty(max(n, 1), dtype=cupy.uint8) for n in program.storage_bytes]
+        device: dict[str, Any] = {}
+        for name, storage in program.storage_of.items():
+            t = program.types[name]
+            dtype = np.dtype(_numpy_dtype(t.dtype))
+            device[name] = self._storage_device[storage][: t.numel * dtype.itemsize].view(dtype).reshape(t.shape)
+        for name in program.params:
+            device[name] = cupy.asarray(self._arrays[name])
+        self._device = device
+        self._temporaries: list[Any] = []
+        self._launches: list[list[Any]] = []
+        calls = []
+        for (_, _, _, _, spec), module in zip(self._calls, modules):
+            _, sizes = module.bind_sizes([self._arrays[a] for a in spec.args])
+            temporaries = [cupy.empty(t.shape, t.dtype) for t in module.temporaries(sizes)]
+            self._temporaries.extend(temporaries)
+            launches = module.prepare_launches([device[a] for a in spec.args] + temporaries, sizes)
+            self._launches.append(launches)
+            calls.append((_device_entry(run_launches, launches), None, None, None, spec))
+        self._calls = calls
+        self._run_launches = run_launches
+        self._graph: Any = None
+
+    def _set_one(self, key: str | int, value: Any) -> None:
+        super()._set_one(key, value)
+        name = self.program.inputs[key] if isinstance(key, int) else key
+        self._device[name].set(self._arrays[name])
+
+    def get_output(self, index: int) -> np.ndarray:
+        return self._cupy.asnumpy(self._device[self.program.outputs[index]])
+
+    def get_input(self, key: str | int) -> np.ndarray:
+        name = self.program.inputs[key] if isinstance(key, int) else key
+        return self._cupy.asnumpy(self._device[name])
+
+    def _launch_all(self) -> None:
+        for launches in self._launches:
+            self._run_launches(launches)
+
+    def _captured_graph(self) -> Any:
+        """The launches captured once as a CUDA graph on a stream of their own."""
+        if self._graph is None:
+            stream = self._cupy.cuda.Stream(non_blocking=True)
+            with stream:
+                stream.begin_capture()
+                self._launch_all()
+                self._graph = (stream, stream.end_capture())
+        return self._graph
+
+    def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1,
+                  cuda_graph: bool = False) -> list[float]:
+        """Seconds per run (the kernels alone, inputs already on the device), one entry per repeat, measured with
+        CUDA events; ``cuda_graph`` replays a captured CUDA graph instead of launching from Python."""
+        cupy = self._cupy
+        stream: Any = cupy.cuda.get_current_stream()
+        if cuda_graph:
+            stream, graph = self._captured_graph()
+
+            def once() -> None:
+                graph.launch(stream)
+        else:
+            once = self._launch_all
+        with stream:
+            for _ in range(warmup):
+                once()
+            stream.synchronize()
+            results = []
+            for _ in range(repeat):
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record(stream)
+                for _ in range(number):
+                    once()
+                stop.record(stream)
+                stop.synchronize()
+                results.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3 / number)
+        return results
+
+    def profile(self, repeat: int = 10) -> list[tuple[str, str, float]]:
+        """(node, kernel symbol, mean seconds) per kernel over ``repeat`` runs, timed with CUDA events."""
+        cupy = self._cupy
+        self._launch_all()
+        totals = [0.0] * len(self._launches)
+        for _ in range(repeat):
+            events = [cupy.cuda.Event() for _ in range(len(self._launches) + 1)]
+            events[0].record()
+            for position, launches in enumerate(self._launches):
+                self._run_launches(launches)
+                events[position + 1].record()
+            events[-1].synchronize()
+            for position in range(len(self._launches)):
+                totals[position] += cupy.cuda.get_elapsed_time(events[position], events[position + 1]) / 1e3
+        return [(call[4].name, call[4].entry, totals[i] / repeat) for i, call in enumerate(self._calls)]
+
+
+def _device_entry(run: Any, launches: list[Any]) -> Any:
+    def call(pointers: Any, sizes: Any, errors: Any) -> int:
+        run(launches)
+        return 0
+
+    return call
+
+
+def make_cuda_executor(program: ExecutorProgram, modules: Sequence[Any]) -> CudaGraphExecutor:
+    """A ``DeviceGraphExecutor`` when the modules run on a GPU, else a ``CudaGraphExecutor``."""
+    from tcomp.runtime.cuda_device import DeviceCudaModule
+
+    if modules and all(isinstance(m, DeviceCudaModule) for m in modules):
+        return DeviceGraphExecutor(program, modules)
+    return CudaGraphExecutor(program, modules)
 
 
 def cuda_spec(node_name: str, module: Any, args: tuple[str, ...], num_inputs: int) -> KernelSpec:
