@@ -6,7 +6,7 @@ The graph compiler calls it for ``target="cuda"`` with the outputs of a fused gr
 2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: a softmax output over the last axis
    (``schedule_softmax``), a 2-D ``matmul`` reading two placeholders (``schedule_matmul``, knobs sized to the shape),
    a ``conv2d_nchw`` with ``groups=1`` reading a placeholder (or its padding) and a placeholder kernel
-   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape). An anchor that is not an output of the group
+   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``_conv_knobs``). An anchor that is not an output of the group
    writes a global intermediate; its elementwise epilogue (bias, activation) is a second kernel.
 3. Every other root stage gets a generic schedule: a reduction whose reduced axes are innermost reduces across the
    threads of a block (``schedule_reduce_stage_cross_thread``), any other reduction one output per thread; an
@@ -93,16 +93,39 @@ def _conv_inputs(op: ComputeOp) -> tuple[Tensor, Tensor] | None:
     return data, kernel
 
 
-def _conv_knobs(out: Tensor, in_channels: int) -> Conv2dKnobs:
+def _divisor(limit: int, value: int) -> int:
+    """The largest divisor of ``value`` that is at most ``limit``."""
+    return next(d for d in range(min(limit, value), 0, -1) if value % d == 0)
+
+
+# The GPU the default conv schedules are sized for runs about 132 blocks at once (one per multiprocessor of an
+# H100); a layer with fewer blocks than that leaves multiprocessors idle, so it gets narrower channel tiles.
+CONV_MIN_BLOCKS = 132
+CONV_MAX_THREADS = 256
+
+
+def _conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
+    """Tiles that divide the shape: up to 8x8 output pixels per block (one per thread), 2 or 4 channels per thread,
+    as many channel groups along ``threadIdx.z`` as keep the block within 256 threads and the grid at about 132
+    blocks or more; input channels in chunks of 16 (1x1 kernels) or 8."""
     _, channels, height, width = (_extent(d) or 1 for d in out.shape)
-    tile_f = _pow2_divisor(16, channels)
-    return Conv2dKnobs(tile_f=tile_f, thread_f=min(4, tile_f), tile_y=_pow2_divisor(4, height),
-                       tile_x=_pow2_divisor(8, width), tile_rc=_pow2_divisor(4, in_channels))
+    tile_y, tile_x = _divisor(8, height), _divisor(8, width)
+    spatial_blocks = (height // tile_y) * (width // tile_x)
+    thread_f = _pow2_divisor(4, channels)
+    if spatial_blocks * channels // thread_f < CONV_MIN_BLOCKS:
+        thread_f = _pow2_divisor(2, channels)
+    groups = 1
+    while (channels % (2 * groups * thread_f) == 0 and 2 * groups * tile_y * tile_x <= CONV_MAX_THREADS
+           and spatial_blocks * channels // (2 * groups * thread_f) >= CONV_MIN_BLOCKS):
+        groups *= 2
+    return Conv2dKnobs(tile_f=groups * thread_f, thread_f=thread_f, tile_y=tile_y, tile_x=tile_x,
+                       tile_rc=_pow2_divisor(16 if kernel_size == 1 else 8, in_channels))
 
 
 def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor) -> None:
     """``schedule_conv2d_nchw``'s tiling for a convolution that may be an intermediate of the group."""
-    knobs = _conv_knobs(conv, _extent(kernel.shape[1]) or 1)
+    kernel_size = max(_extent(kernel.shape[2]) or 1, _extent(kernel.shape[3]) or 1)
+    knobs = _conv_knobs(conv, _extent(kernel.shape[1]) or 1, kernel_size)
     if not _placeholder(padded):
         s[padded].compute_inline()
     tile_conv2d_nchw(s, conv, knobs)
