@@ -10,7 +10,7 @@ against PyTorch (cuDNN), in the same run.
   against onnxruntime on the CPU, timed with CUDA events (launched from Python, and replayed as a CUDA graph)
   against PyTorch's torchvision model of the same architecture (own random weights, cuDNN, TF32 off, eval mode).
 
-    python bench/cuda.py [--size 4096] [--trials 64] [--tuner xgb] [--records cuda_matmul.jsonl]
+    python bench/cuda.py [--size 4096] [--trials 64] [--budget SECONDS] [--tuner xgb] [--records cuda_matmul.jsonl]
                          [--model resnet50] [--skip-matmul] [--skip-model] [--rounds 20]
 """
 
@@ -104,9 +104,16 @@ def bench_matmul(args: argparse.Namespace, target: Target) -> None:
     options = autotune.MeasureOptions(number=3, repeat=3, n_parallel=min(8, os.cpu_count() or 1),
                                       build_timeout=30, run_timeout=30)
     start = time.perf_counter()
-    result = tuner.tune(args.trials, measure_option=options, callbacks=callbacks)
-    wall = time.perf_counter() - start
-    best_gflops = [flop / c / 1e9 if np.isfinite(c) else 0.0 for c in result.curve]
+    trials = min(16, args.trials)
+    with autotune.Measurer(options) as measurer:
+        while True:  # in steps of 16 trials, so a time budget can end the search between steps
+            result = tuner.tune(trials, measurer=measurer, callbacks=callbacks)
+            wall = time.perf_counter() - start
+            print(f"  {tuner.trial_count} trials in {wall:.0f} s, best {flop / result.best_cost / 1e9:.0f} GFLOP/s")
+            if trials >= args.trials or (args.budget and wall > args.budget):
+                break
+            trials = min(trials + 16, args.trials)
+    best_gflops = result.curve
     statuses = ", ".join(f"{s.value} {k}" for s, k in result.statuses.items())
     print(f"tuned in {wall:.0f} s ({statuses}); default config {flop / result.default_cost / 1e9:.0f} GFLOP/s, "
           f"best {flop / result.best_cost / 1e9:.0f} GFLOP/s: {result.best_config}")
@@ -208,6 +215,7 @@ def main() -> None:
     parser.add_argument("--tuner", default="xgb", choices=[k.value for k in autotune.TunerKind])
     parser.add_argument("--records", default="cuda_matmul.jsonl")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=float, default=0, help="stop tuning after about this many seconds")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--model", default="resnet50", choices=["resnet50", "resnet18"])
     parser.add_argument("--image-size", type=int, default=224)
