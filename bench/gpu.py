@@ -10,7 +10,7 @@ against PyTorch (cuDNN), in the same run.
   against onnxruntime on the CPU, timed with CUDA events (launched from Python, and replayed as a CUDA graph)
   against PyTorch's torchvision model of the same architecture (own random weights, cuDNN, TF32 off, eval mode).
 
-    python bench/cuda.py [--size 4096] [--trials 64] [--budget SECONDS] [--tuner xgb] [--records cuda_matmul.jsonl]
+    python bench/gpu.py [--size 4096] [--trials 64] [--budget SECONDS] [--tuner xgb] [--records cuda_matmul.jsonl]
                          [--model resnet50] [--skip-matmul] [--skip-model] [--rounds 20]
 """
 
@@ -227,7 +227,7 @@ def main() -> None:
     from tcomp.runtime.cuda_device import gpu_available
 
     if not gpu_available():
-        raise SystemExit("bench/cuda.py needs CuPy and a CUDA device")
+        raise SystemExit("bench/gpu.py needs CuPy and a CUDA device")
     target = gpu_target()
     if not args.skip_matmul:
         bench_matmul(args, target)

@@ -15,12 +15,12 @@ fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import cupy, llvmlite, numpy; print('cupy', cupy.__version__, 'llvmlite', llvmlite.__version__, 'numpy', numpy.__version__)"
 echo "== tests on the GPU"
-timeout 100 python3 -m pytest -q -n 8 -p no:cacheprovider tests/cuda/test_gpu.py tests/cuda/test_tuning.py \
+timeout 100 python3 -m pytest -q -n 8 -p no:cacheprovider -W ignore tests/cuda/test_gpu.py tests/cuda/test_tuning.py \
     tests/graph/test_cuda_target.py 2>&1 | tee "$OUT/tests.txt" | tail -15
 echo "== tutorial 05"
 timeout 40 python3 tutorials/05_cuda_matmul.py > "$OUT/tutorial05.txt" 2>&1; echo "tutorial 05 exit $?"; tail -4 "$OUT/tutorial05.txt"
 echo "== model"
-timeout 120 python3 bench/cuda.py --skip-matmul 2>&1 | tee "$OUT/model.txt"
+timeout 120 python3 bench/gpu.py --skip-matmul 2>&1 | tee "$OUT/model.txt"
 echo "== matmul"
-timeout 200 python3 bench/cuda.py --skip-model --trials "$TRIALS" --budget 110 --records "$OUT/cuda_matmul.jsonl" 2>&1 \
+timeout 200 python3 bench/gpu.py --skip-model --trials "$TRIALS" --budget 110 --records "$OUT/cuda_matmul.jsonl" 2>&1 \
     | tee "$OUT/matmul.txt"

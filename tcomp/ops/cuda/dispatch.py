@@ -6,8 +6,8 @@ The graph compiler calls it for ``target="cuda"`` with the outputs of a fused gr
 2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: a softmax output over the last axis
    (``schedule_softmax``), a 2-D ``matmul`` reading two placeholders (``schedule_matmul``, knobs sized to the shape),
    a ``conv2d_nchw`` with ``groups=1`` reading a placeholder (or its padding) and a placeholder kernel
-   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``_conv_knobs``). An anchor that is not an output of the group
-   writes a global intermediate; its elementwise epilogue (bias, activation) is a second kernel.
+   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``_conv_knobs``). An anchor that is not an
+   output of the group writes a global intermediate; its elementwise epilogue (bias, activation) is a second kernel.
 3. Every other root stage gets a generic schedule: a reduction whose reduced axes are innermost reduces across the
    threads of a block (``schedule_reduce_stage_cross_thread``), any other reduction one output per thread; an
    elementwise stage has its axes fused and bound to ``blockIdx.x`` / ``threadIdx.x``.
