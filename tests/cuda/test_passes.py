@@ -172,3 +172,13 @@ def test_grid_of_symbolic_shape() -> None:
     assert kernel.launch_config({n: 300}).grid == (3, 1, 1)
     assert kernel.launch_config({n: 0}).grid == (0, 1, 1)
 
+
+
+def test_double_buffered_copies_are_asynchronous() -> None:
+    """Copies into double-buffered shared tiles print as cp.async (plain copies below sm_80 and in emulation), and
+    each barrier first waits for them; kernels without double buffering keep plain stores."""
+    source = artifact(by_name("matmul_async_float4_odd")).source
+    assert "tc_cp_async16(" in source and "tc_cp_async4(" in source  # float4 where aligned, scalar at the edges
+    assert source.count("tc_cp_async_wait_all();\n") == source.count("__syncthreads();")
+    assert "cp.async.wait_all" in source and "__CUDA_ARCH__ >= 800" in source
+    assert "tc_cp_async" not in artifact(by_name("matmul_float4")).source

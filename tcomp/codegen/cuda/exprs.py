@@ -1,6 +1,7 @@
 """Loop-IR expressions as CUDA C expressions, with C precedence (parentheses only where needed).
 
-Repeated operands of ``&&`` print once. Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%``
+Repeated operands of ``&&`` print once (the same tree over the same variables: ``y.o * 2 + y.i < 3`` and
+``x.o * 2 + x.i < 3`` are two guards, though ``structural_equal`` calls them equal). Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%``
 where the operands are provably non-negative (the loop bounds known so far are used), else as the helpers
 ``tc_floordiv`` / ``tc_floormod`` of the preamble. Floats: ``float32`` constants get an ``f`` suffix and math calls
 their ``f`` variant (``expf``); infinities and NaN are bit patterns (``__int_as_float``). ``float16`` and vector
@@ -13,9 +14,9 @@ import math
 import re
 
 from tcomp.arith import const_int_bound
+from tcomp.arith.keys import ExprKeys
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.ir.structural import structural_equal
 
 
 class CudaCodegenError(ValueError):
@@ -108,9 +109,10 @@ def _conjuncts(e: E.Expr) -> list[E.Expr]:
     """The operands of a chain of ``&&``, without repeats (bounds guards often repeat a condition)."""
     if not isinstance(e, E.And):
         return [e]
+    keys = ExprKeys()
     result: list[E.Expr] = []
     for part in _conjuncts(e.a) + _conjuncts(e.b):
-        if not any(structural_equal(part, seen) for seen in result):
+        if not any(keys.equal(part, seen) for seen in result):
             result.append(part)
     return result
 
@@ -237,7 +239,38 @@ class ExprPrinter:
         return f"{_MATH[op]}{suffix}({', '.join(self(a) for a in args)})"
 
 
+# Asynchronous copies from global to shared memory (``cp.async``, compute capability 8.0 and later; a plain copy on
+# older GPUs and in the CPU emulation). ``tc_cp_async_wait_all`` waits for this thread's copies.
+_CP_ASYNC = (
+    "static __device__ __forceinline__ unsigned tc_shared_address(const void* p) {\n"
+    "  unsigned address;\n"
+    "  asm volatile(\"{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }\" : \"=r\"(address) : \"l\"(p));\n"
+    "  return address;\n"
+    "}\n"
+    "static __device__ __forceinline__ void tc_cp_async4(void* dst, const void* src) {\n"
+    "  asm volatile(\"cp.async.ca.shared.global [%0], [%1], 4;\" :: \"r\"(tc_shared_address(dst)), \"l\"(src));\n"
+    "}\n"
+    "static __device__ __forceinline__ void tc_cp_async16(void* dst, const void* src) {\n"
+    "  asm volatile(\"cp.async.cg.shared.global [%0], [%1], 16;\" :: \"r\"(tc_shared_address(dst)), \"l\"(src));\n"
+    "}\n"
+    "static __device__ __forceinline__ void tc_cp_async_wait_all() {\n"
+    "  asm volatile(\"cp.async.wait_all;\" ::: \"memory\");\n"
+    "}\n"
+)
+_CP_SYNC = (
+    "static __device__ __forceinline__ void tc_cp_async4(void* dst, const void* src) {\n"
+    "  __builtin_memcpy(dst, src, 4);\n"
+    "}\n"
+    "static __device__ __forceinline__ void tc_cp_async16(void* dst, const void* src) {\n"
+    "  __builtin_memcpy(dst, src, 16);\n"
+    "}\n"
+    "static __device__ __forceinline__ void tc_cp_async_wait_all() {}\n"
+)
+
 HELPERS = {
+    "tc_cp_async": (
+        "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
+    ),
     "tc_floordiv": (
         "static __device__ __forceinline__ int tc_floordiv(int a, int b) {\n"
         "  int q = a / b;\n"

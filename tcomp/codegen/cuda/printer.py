@@ -5,6 +5,12 @@ serial loops as ``for``, unrolled and vectorized ones with ``#pragma unroll``; s
 arrays declared at the top of the kernel (they live as long as the block), local ones as arrays in registers; the
 barrier as ``__syncthreads();``. Parameters are the kernel's buffers (``const`` and ``__restrict__`` where the kernel
 only reads them) and its size variables. The launch bounds are the block's thread count.
+
+In a kernel with double-buffered stages, a copy of 4 bytes (or a 16-byte vector copy) from global to shared memory
+prints as an asynchronous copy (``tc_cp_async4`` / ``tc_cp_async16``: ``cp.async`` on compute capability 8.0 and
+later, a plain copy elsewhere), and every barrier first waits for the thread's copies (``tc_cp_async_wait_all``).
+The copies into one buffer then run while the block computes on the other: a thread no longer stalls at the store
+into shared memory until the global load arrives. Other copies (a padding select, other types) stay plain.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import iter_children, post_order_visit
 from tcomp.transform.bind_threads import launch_dims
+from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
 from tcomp.transform.gpu import is_barrier, is_launch_loop
+
+ASYNC_COPY_BYTES = 4  # element size of scalar copies printed as cp.async (cp.async copies 4, 8 or 16 bytes)
 
 
 def written_buffers(stmt: S.Stmt) -> set[int]:
@@ -65,6 +74,7 @@ class KernelPrinter:
         self.doc = doc
         self.names = NameTable()
         self.expr = ExprPrinter(self.names)
+        self.async_copies = bool(kernel.attr(DOUBLE_BUFFER, ()))
 
     def print(self) -> None:
         kernel = self.kernel
@@ -95,7 +105,12 @@ class KernelPrinter:
             self.loop(s)
         elif isinstance(s, S.BufferStore):
             name = self.names.get(s.buffer, f"buffer {s.buffer.name}")
-            doc.line(f"{name}[{expr(s.indices[0])}] = {expr(s.value)};")
+            if self._async_copy(s.buffer, s.value):
+                assert isinstance(s.value, E.BufferLoad)
+                src = self.names.get(s.value.buffer, f"buffer {s.value.buffer.name}")
+                doc.line(f"tc_cp_async4({name} + {expr(s.indices[0])}, {src} + {expr(s.value.indices[0])});")
+            else:
+                doc.line(f"{name}[{expr(s.indices[0])}] = {expr(s.value)};")
         elif isinstance(s, S.IfThenElse):
             with doc.block(f"if ({expr(s.condition)})", "}" if s.else_case is None else "} else {"):
                 self.stmt(s.then_case)
@@ -111,6 +126,9 @@ class KernelPrinter:
             doc.line(f"const {c_type(s.var.dtype)} {name} = {expr(s.value)};")
             self.stmt(s.body)
         elif is_barrier(s):
+            if self.async_copies:
+                self.expr.helpers.add("tc_cp_async")
+                doc.line("tc_cp_async_wait_all();")
             doc.line("__syncthreads();")
         elif isinstance(s, S.NoOp):
             return
@@ -161,11 +179,25 @@ class KernelPrinter:
         dst = self.names.get(copy.dst.buffer, f"buffer {copy.dst.buffer.name}")
         src = self.names.get(copy.src.buffer, f"buffer {copy.src.buffer.name}")
         line = f"*({vtype}*)({dst} + {expr(copy.dst_base)}) = *(const {vtype}*)({src} + {expr(copy.src_base)});"
+        if copy.lanes == 4 and self._async_copy(copy.dst.buffer, copy.src):
+            line = f"tc_cp_async16({dst} + {expr(copy.dst_base)}, {src} + {expr(copy.src_base)});"
         if copy.condition is None:
             self.doc.line(line)
             return
         with self.doc.block(f"if ({expr(copy.condition)})"):
             self.doc.line(line)
+
+    def _async_copy(self, dst: Buffer, value: E.Expr) -> bool:
+        """Whether a store of ``value`` into ``dst`` prints as an asynchronous copy (see the module docstring)."""
+        if not (self.async_copies and dst.scope == "shared" and isinstance(value, E.BufferLoad)):
+            return False
+        src = value.buffer
+        if src.scope not in ("global", "") or src.dtype != dst.dtype or dt.lanes(value.dtype) != 1:
+            return False
+        if dt.storage_bytes(dst.dtype) != ASYNC_COPY_BYTES:
+            return False
+        self.expr.helpers.add("tc_cp_async")
+        return True
 
     def allocate(self, s: S.Allocate) -> None:
         buffer = s.buffer
