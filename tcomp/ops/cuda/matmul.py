@@ -91,6 +91,7 @@ def schedule_matmul(s: Schedule, C: Tensor, knobs: MatmulKnobs) -> None:
     ko, ki = s[CL].split(k, factor=knobs.block_k)
     s[CL].reorder(ko, ki, ci, cj)
     if knobs.unroll:
+        s[CL].unroll(ki)
         s[CL].unroll(ci)
         s[CL].unroll(cj)
     s[AS].compute_at(s[CL], ko)
