@@ -1,11 +1,11 @@
 """Loop-IR expressions as CUDA C expressions, with C precedence (parentheses only where needed).
 
-Repeated operands of ``&&`` print once (the same tree over the same variables: ``y.o * 2 + y.i < 3`` and
-``x.o * 2 + x.i < 3`` are two guards, though ``structural_equal`` calls them equal). Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%``
-where the operands are provably non-negative (the loop bounds known so far are used), else as the helpers
-``tc_floordiv`` / ``tc_floormod`` of the preamble. Floats: ``float32`` constants get an ``f`` suffix and math calls
-their ``f`` variant (``expf``); infinities and NaN are bit patterns (``__int_as_float``). ``float16`` and vector
-types are not supported.
+Repeated operands of ``&&`` print once: the same tree over the same variables (``y.o * 2 + y.i < 3`` and
+``x.o * 2 + x.i < 3`` are two guards, though ``structural_equal``, equality up to renaming, calls them equal).
+Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%`` where the operands are provably non-negative
+(the loop bounds known so far are used), else as the helpers ``tc_floordiv`` / ``tc_floormod`` of the preamble.
+Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
+are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported.
 """
 
 from __future__ import annotations
