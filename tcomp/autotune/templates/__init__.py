@@ -1,10 +1,12 @@
-"""Built-in tunable templates for CPUs (llvm): matrix products and 2-D convolutions.
+"""Built-in tunable templates. Importing this package registers them.
 
-Importing this package registers them: ``matmul``, ``dense``, ``batch_matmul`` (``gemm.py``), ``conv2d_nchw``,
-``depthwise_conv2d_nchw``, ``conv2d_nchwc`` (``conv2d.py``). ``cuda.py`` shows the thread-binding knobs a CUDA
-template defines (the space and lowering work today; building waits for the CUDA backend).
+- CPUs (llvm): ``matmul``, ``dense``, ``batch_matmul`` (``gemm.py``), ``conv2d_nchw``, ``depthwise_conv2d_nchw``,
+  ``conv2d_nchwc`` (``conv2d.py``).
+- CUDA: ``matmul_cuda`` and the thread-binding knob helpers (``cuda.py``); ``conv2d_nchw_cuda``, ``reduce_cuda``,
+  ``softmax_cuda``, ``elemwise_cuda`` (``cuda_ops.py``). They build CUDA C and are measured on a GPU or, without
+  one, in CPU emulation.
 """
 
-from tcomp.autotune.templates import conv2d, cuda, gemm
+from tcomp.autotune.templates import conv2d, cuda, cuda_ops, gemm
 
-__all__ = ["conv2d", "cuda", "gemm"]
+__all__ = ["conv2d", "cuda", "cuda_ops", "gemm"]
