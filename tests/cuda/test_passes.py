@@ -182,3 +182,17 @@ def test_double_buffered_copies_are_asynchronous() -> None:
     assert source.count("tc_cp_async_wait_all();\n") == source.count("__syncthreads();")
     assert "cp.async.wait_all" in source and "__CUDA_ARCH__ >= 800" in source
     assert "tc_cp_async" not in artifact(by_name("matmul_float4")).source
+
+
+def test_cooperative_fetch_loops_unroll_when_short() -> None:
+    """Fetch loops carry the pragma unroll_max_extent; the printer unrolls those with at most that many steps."""
+    from tcomp.codegen.cuda.printer import KernelPrinter
+
+    source = artifact(by_name("conv2d_3x3_pad1")).source
+    assert source.count("#pragma unroll") >= 2
+    i = E.Var("i", "int32")
+    body = S.Evaluate(E.const(0, "int32"))
+    for extent, unrolled in ((64, True), (65, False)):
+        loop = S.For(i, E.const(0, "int32"), E.const(extent, "int32"), S.ForKind.SERIAL, body,
+                     annotations=(("unroll_max_extent", 64),))
+        assert KernelPrinter._unroll_by_pragma(loop) is unrolled

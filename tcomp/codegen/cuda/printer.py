@@ -1,7 +1,8 @@
 """A kernel (loop IR after the GPU passes) as an ``extern "C" __global__`` CUDA C function.
 
 Statements: a loop bound to ``threadIdx.x`` prints as ``const int tx = (int)threadIdx.x;`` (the kernel is SPMD);
-serial loops as ``for``, unrolled and vectorized ones with ``#pragma unroll``; shared allocations as ``__shared__``
+serial loops as ``for``, unrolled and vectorized ones (and those whose pragma ``unroll_max_extent`` is at least
+their constant extent) with ``#pragma unroll``; shared allocations as ``__shared__``
 arrays declared at the top of the kernel (they live as long as the block), local ones as arrays in registers; the
 barrier as ``__syncthreads();``. Parameters are the kernel's buffers (``const`` and ``__restrict__`` where the kernel
 only reads them) and its size variables. The launch bounds are the block's thread count.
@@ -168,7 +169,7 @@ class KernelPrinter:
         name = self.names.define(s.loop_var, s.loop_var.name)
         ctype = c_type(s.loop_var.dtype)
         end = simplify(s.min + s.extent, self.expr.bounds)
-        if s.kind in (S.ForKind.UNROLLED, S.ForKind.VECTORIZED):
+        if s.kind in (S.ForKind.UNROLLED, S.ForKind.VECTORIZED) or self._unroll_by_pragma(s):
             doc.line("#pragma unroll")
         with doc.block(f"for ({ctype} {name} = {expr(s.min)}; {name} < {expr(end)}; ++{name})"):
             self.stmt(s.body)
@@ -186,6 +187,13 @@ class KernelPrinter:
             return
         with self.doc.block(f"if ({expr(copy.condition)})"):
             self.doc.line(line)
+
+    @staticmethod
+    def _unroll_by_pragma(s: S.For) -> bool:
+        """A loop with the pragma ``unroll_max_extent`` (n) and a constant extent of at most n is unrolled."""
+        limit = dict(s.annotations).get("unroll_max_extent")
+        extent = E.const_int_value(simplify(s.extent))
+        return isinstance(limit, int) and extent is not None and extent <= limit
 
     def _async_copy(self, dst: Buffer, value: E.Expr) -> bool:
         """Whether a store of ``value`` into ``dst`` prints as an asynchronous copy (see the module docstring)."""

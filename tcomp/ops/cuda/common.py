@@ -15,6 +15,11 @@ from tcomp.schedule.stage import Stage
 
 ThreadLayout = Sequence[tuple[str, int]]
 
+# A cooperative fetch whose serial loop has at most this many steps is unrolled, so each thread issues all its loads
+# before it waits for the first one (a loop would wait for one load per step): the pragma ``unroll_max_extent``.
+UNROLL_MAX_EXTENT = "unroll_max_extent"
+MAX_UNROLLED_FETCH = 64
+
 
 def bind_blocks_threads(stage: Stage, axis: IterVar, num_threads: int,
                         block_tag: str = "blockIdx.x", thread_tag: str = "threadIdx.x") -> tuple[IterVar, IterVar]:
@@ -30,7 +35,8 @@ def cooperative_fetch(stage: Stage, threads: ThreadLayout, vector: int = 1) -> N
 
     The stage's axes are fused; ``vector`` consecutive elements of the innermost axis (a vectorized loop: one
     ``float4`` access where the addresses are aligned) go to one thread, and consecutive threads (x fastest) take
-    consecutive groups, so global reads coalesce; a serial loop outside covers a tile bigger than the block.
+    consecutive groups, so global reads coalesce; a serial loop outside covers a tile bigger than the block (unrolled
+    when it has at most ``MAX_UNROLLED_FETCH`` steps).
     """
     *outer_axes, last = stage.op.axis
     if vector > 1:
@@ -38,7 +44,10 @@ def cooperative_fetch(stage: Stage, threads: ThreadLayout, vector: int = 1) -> N
         stage.vectorize(lanes)
     fused = stage.fuse(*outer_axes, last)
     total = math.prod(count for _, count in threads)
-    _, thread = stage.split(fused, factor=total)
+    serial, thread = stage.split(fused, factor=total)
+    # every load of the tile in flight at once, not one round trip per step (the tile's size is known after bound
+    # inference, so the code generator decides)
+    stage.pragma(serial, UNROLL_MAX_EXTENT, MAX_UNROLLED_FETCH)
     parts: list[IterVar] = []
     for _, count in reversed(threads[1:]):
         thread, part = stage.split(thread, factor=count)

@@ -13,7 +13,7 @@ cooperatively, then each thread accumulates over ``rc, ry, rx`` from shared memo
       for rc.outer:
         data.shared <- data[n, rc chunk, input rows and columns of the patch]     # __syncthreads() around
         kernel.shared <- kernel[the block's channels, rc chunk, :, :]
-        for rc.inner, ry, rx: for f.inner (unrolled): conv.local[f.inner] += data.shared[...] * kernel.shared[...]
+        for rc.inner, ry, rx, f.inner (unrolled): conv.local[f.inner] += data.shared[...] * kernel.shared[...]
       conv <- conv.local
 
 Padding is computed while copying the input patch to shared memory (the padding stage is inlined into the copy).
@@ -81,7 +81,8 @@ def tile_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
     rc, ry, rx = s[local].op.reduce_axis
     rco, rci = s[local].split(rc, factor=knobs.tile_rc)
     s[local].reorder(rco, rci, ry, rx, lf)
-    s[local].unroll(lf)
+    for axis in (rci, ry, rx, lf):  # one chunk's multiply-adds as straight-line code
+        s[local].unroll(axis)
     s[data_shared].compute_at(s[local], rco)
     s[kernel_shared].compute_at(s[local], rco)
     layout = [("threadIdx.z", tz), ("threadIdx.y", ty), ("threadIdx.x", tx)]
