@@ -29,7 +29,9 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
                         "one of: " + ", ".join(list_templates()))
     parser.add_argument("--shape", action="append", default=[],
                         help="the template's integer arguments, comma-separated, one --shape per --op "
-                             "(matmul/dense: M,N,K; batch_matmul: B,M,N,K; conv2d_nchw: N,C,H,W,O,KH,KW,stride,pad)")
+                             "(matmul/dense/matmul_cuda: M,N,K; batch_matmul: B,M,N,K; "
+                             "conv2d_nchw/conv2d_nchw_cuda: N,C,H,W,O,KH,KW,stride,pad; "
+                             "reduce_cuda/softmax_cuda/elemwise_cuda: M,N)")
     parser.add_argument("--dtype", default=None, help="element type passed to the template (its default: float32)")
     parser.add_argument("--trials", type=int, default=200, help="trials per task, logged ones included (200)")
     parser.add_argument("--tuning-records", default="tuning_records.jsonl", help="JSON-lines log to append to")
