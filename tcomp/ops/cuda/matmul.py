@@ -54,8 +54,11 @@ class MatmulKnobs:
 
 
 def default_matmul_knobs(M: int, N: int, K: int) -> MatmulKnobs:
-    """Tiles no bigger than the problem: 64x64 blocks of 16x16 threads for large shapes, 16x16 blocks of 8x8 threads
-    for small ones."""
+    """Tiles no bigger than the problem: 128x128 blocks of 16x16 threads (8x8 outputs each) for shapes of at least
+    1024 rows and columns, 64x64 blocks of 16x16 threads for large shapes, 16x16 blocks of 8x8 threads for small
+    ones."""
+    if M >= 1024 and N >= 1024 and K >= 16:
+        return MatmulKnobs(128, 128, 16, 8, 8, smem_pad=1)
     block_m = 64 if M >= 64 else 16
     block_n = 64 if N >= 64 else 16
     thread_m = 4 if block_m == 64 else 2
