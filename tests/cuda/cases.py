@@ -45,6 +45,15 @@ def artifact(case: Case) -> CudaArtifact:
     return generate(lower_cuda(schedule, tensors, case.name), Target("cuda"))
 
 
+def check_case(module: CudaModule, case: Case) -> None:
+    """Run ``module`` (built from ``case``) on fresh arguments and compare its outputs with the numpy reference."""
+    args = arguments(case)
+    module(*args)
+    expected = case.reference(*args[: case.num_inputs])
+    for got, want in zip(args[case.num_inputs:], expected):
+        np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
+
+
 def arguments(case: Case, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     inputs = [rng.standard_normal(shape).astype(np.float32) for shape in case.shapes[: case.num_inputs]]

@@ -8,17 +8,12 @@ import pytest
 
 import tcomp
 from tcomp import te
-from tests.cuda.cases import CASE_IDS, CASES, Case, arguments, build, by_name
+from tests.cuda.cases import CASE_IDS, CASES, Case, build, by_name, check_case
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_emulated_result_equals_numpy(case: Case) -> None:
-    module = build(case)
-    args = arguments(case)
-    module(*args)
-    expected = case.reference(*args[: case.num_inputs])
-    for got, want in zip(args[case.num_inputs:], expected):
-        np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
+    check_case(build(case), case)
 
 
 def test_symbolic_shape_grid_follows_the_call() -> None:

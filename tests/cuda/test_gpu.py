@@ -10,19 +10,14 @@ from tcomp import autotune
 from tcomp.codegen.cuda import CudaRuntime
 from tcomp.codegen.cuda.build import make_module
 from tcomp.runtime.cuda_device import gpu_available
-from tests.cuda.cases import CASE_IDS, CASES, Case, arguments, artifact, by_name
+from tests.cuda.cases import CASE_IDS, CASES, Case, arguments, artifact, by_name, check_case
 
 pytestmark = pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA device")
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_gpu_result_equals_numpy(case: Case) -> None:
-    module = make_module(artifact(case), CudaRuntime.DEVICE)
-    args = arguments(case)
-    module(*args)
-    expected = case.reference(*args[: case.num_inputs])
-    for got, want in zip(args[case.num_inputs:], expected):
-        np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
+    check_case(make_module(artifact(case), CudaRuntime.DEVICE), case)
 
 
 def test_gpu_time_evaluator_uses_events() -> None:
