@@ -2,8 +2,8 @@
 
 Starting from the three-loop matmul, each step adds one idea and is timed against the previous ones and against
 numpy in the same run: blocking, vectorizing, loop permutation, packing B, writing through a local cache, running
-in parallel, and finally tensorizing the inner block with tcomp's own register-blocked FMA micro-kernel. Every
-step's result is checked against numpy.
+in parallel, tensorizing the inner block with tcomp's own register-blocked FMA micro-kernel, and finally packing A
+and splitting the columns over the cores. Every step's result is checked against numpy.
 """
 
 import time
@@ -128,6 +128,39 @@ s[packed].vectorize(packed.op.axis[2])
 s[packed].parallel(packed.op.axis[0])
 print(tcomp.lower(s, [A, B, C]))
 measure("7 + tensorize (micro-kernel)", s, [A, B, C])
+
+# Step 8: pack A as well, and give each core its own columns. A is copied into micro-panels of BM rows (each row a
+# contiguous run of the kc slice), so the micro-kernel reads A and B from two small contiguous buffers. The cores
+# split N: each packs the kc-deep slice of B for its own column panels once per k.outer, still hot in its cache when
+# the micro-kernel reads it, and an mc x kc block of A per row block. This is tcomp.ops.matmul_cpu.packed_matmul
+# (which also zero-pads shapes the tiles do not divide).
+cores = tcomp.Target.current_host().num_cores
+A = te.placeholder((M, K), name="A")
+B = te.placeholder((K, N), name="B")
+packedB = te.compute((N // BN, K, BN), lambda x, y, z: B[y, x * BN + z], name="packedB")
+packedA = te.compute((M // BM, BM, K), lambda x, z, y: A[x * BM + z, y], name="packedA")
+k = te.reduce_axis((0, K), name="k")
+C = te.compute((M, N), lambda i, j: te.sum(packedA[i // BM, i % BM, k] * packedB[j // BN, k, j % BN], axis=k),
+               name="C")
+s = tcomp.create_schedule(C)
+i, j = C.op.axis
+im, ii = s[C].split(i, factor=BM)
+ib, im = s[C].split(im, factor=256 // BM)
+jo, ji = s[C].split(j, factor=BN)
+jt, jo = s[C].split(jo, nparts=cores)
+ko, ki = s[C].split(k, factor=256)
+s[C].reorder(jt, ko, ib, jo, im, ii, ji, ki)
+s[C].tensorize(ii, gemm_intrin(BM, BN, 256))
+s[C].parallel(jt)
+s[packedB].compute_at(s[C], ko)
+x, y, z = packedB.op.axis
+s[packedB].reorder(y, x, z)  # read B row by row
+s[packedB].vectorize(z)
+s[packedA].compute_at(s[C], ib)
+_, run = s[packedA].split(packedA.op.axis[2], factor=default_lanes())
+s[packedA].vectorize(run)
+print(tcomp.lower(s, [A, B, C]))
+measure("8 + pack A, columns per core", s, [A, B, C])
 
 times = []
 for _ in range(10):

@@ -1,19 +1,26 @@
-"""A hand-written CPU schedule for float32 matmul: packed B panels, cache blocking, a register-blocked micro-kernel.
+"""A hand-written CPU schedule for float32 matmul: packed A and B, cache blocking, tcomp's GEMM micro-kernel.
 
-The computation is ``C[i, j] = sum_k A[i, k] * B[k, j]`` with B repacked by a compute stage into panels
-``packedB[j // nr, k, j % nr]`` (zero beyond N), so the innermost loop reads ``nr`` contiguous floats. The loop
-nest follows the classic GEMM blocking:
+The computation is ``C[i, j] = sum_k A[i, k] * B[k, j]``. Two compute stages repack the inputs so that the
+micro-kernel (``tcomp_sgemm_f32_{mr}x{nr}``, see ``tcomp/codegen/llvm/microkernels.py``) reads contiguous memory:
 
-    for i.block in parallel(M / mc):          # a block of A rows stays in L2
-      for k.outer in range(K / kc):           # a kc-deep slice of the panels
-        for j.outer in range(N / nr):         # one B micro-panel (kc x nr) stays in L1
-          for i.mid in range(mc / mr):
-            for k.inner in range(kc):
-              for i.inner in unrolled(mr):    # mr x nr accumulators live in vector registers
-                for j.inner in vectorized(nr):
+- ``packedB[j // nr, k, j % nr]``: ``nr``-column panels of B, one ``nr``-float row per k step;
+- ``packedA[i // mr, i % mr, k]``: ``mr``-row micro-panels of A, each row a contiguous run of K.
 
-``mr`` and ``nr`` are chosen from the target's vector width and register count so that the accumulators, one
-panel row and a broadcast fit in the register file.
+Both are zero-padded to whole tiles (``M``, ``N``, ``K`` rounded up to ``mr``, ``nr``, ``kc``), so every tile is a
+whole micro-kernel call whatever the shape; when ``M`` or ``N`` is not a multiple of its tile the product goes to a
+padded buffer that a last stage copies into C. The loop nest (N split over the cores):
+
+    for j.thread in parallel(cores):           # a block of B's column panels per core
+      for k.outer in range(K / kc):            # pack this core's kc x N/cores slice of B (stays in L2)
+        for i.block in range(M / mc):          # pack an mc x kc block of A (stays in L2)
+          for j.panel in range(N / cores / nr):  # one kc x nr micro-panel of B (stays in L1)
+            for i.panel in range(mc / mr):
+              micro-kernel(mr x nr tile of C += A micro-panel @ B micro-panel)   # kc FMA steps in registers
+
+When there are fewer column panels than cores, the row blocks run in parallel instead, each packing its own
+(small) slice of B. Each core packs B for its own columns, so the packed slice is hot in its cache when used.
+Measured on 1024^3 (2 cores, AVX-512) against the previous schedule (B packed for all rows up front, one parallel
+row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy's GFLOP/s before, 0.95-1.0x after.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcomp import te
+from tcomp.ops.intrin_cpu import gemm_intrin
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
@@ -34,8 +42,13 @@ class GemmBlocking:
     kc: int
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> GemmBlocking:
-    """Register and cache blocking for ``target`` (the host by default), preferring factors that divide the shape."""
+    """Register and cache blocking for ``target`` (the host by default). ``mr`` prefers a divisor of M (no padded
+    rows); ``kc`` cuts K into equal slices of at most 256 steps (a ``kc x nr`` micro-panel of B fits L1)."""
     target = target or Target.current_host()
     lanes = target.vector_bits // 32
     nr = 2 * lanes
@@ -43,10 +56,20 @@ def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> Gem
     mr_max = max(1, budget // 2)
     candidates = [m for m in range(mr_max, 0, -1) if M % m == 0 and m >= 4] or [min(mr_max, 8)]
     mr = candidates[0]
-    # measured on 1024^3 (2 cores, AVX-512): 128-row blocks with 512-deep slices beat 64 x 256 by about 5%
-    mc = mr * max(1, 128 // mr)
-    kc = 512 if K >= 512 else min(K, 256)
+    # measured on 1024^3 (2 cores, AVX-512): 256-row blocks of 256-deep slices beat 128 x 512 and 64 x 256
+    mc = mr * max(1, 256 // mr)
+    kc = _ceil_div(K, _ceil_div(K, 256))
     return GemmBlocking(mr=mr, nr=nr, mc=mc, kc=kc)
+
+
+def _split_columns(row_blocks: int, panels: int, M: int, N: int, cores: int) -> bool:
+    """Whether the cores take blocks of column panels (each packs all of A) rather than blocks of rows (each packs
+    all of B): the one with enough blocks for every core, and where both have, the one that packs less twice."""
+    if panels >= cores and row_blocks >= cores:
+        return M * (cores - 1) <= N * (row_blocks - 1)
+    if panels >= cores or row_blocks >= cores:
+        return panels >= cores
+    return panels >= row_blocks
 
 
 def packed_matmul(
@@ -57,33 +80,74 @@ def packed_matmul(
     target: Target | None = None,
     dtype: str = "float32",
 ) -> tuple[Schedule, list[Tensor]]:
-    """The schedule and arguments ``[A, B, C]`` of a blocked, packed, vectorized, parallel matmul."""
+    """The schedule and arguments ``[A, B, C]`` of a blocked, packed, parallel matmul on tcomp's micro-kernel."""
+    if dtype != "float32":
+        raise ValueError(f"packed_matmul: the GEMM micro-kernel is float32 only, got dtype={dtype!r}")
+    target = target or Target.current_host()
     b = blocking or choose_blocking(M, N, K, target)
+    lanes = target.vector_bits // 32
+    Mp, Np = _ceil_div(M, b.mr) * b.mr, _ceil_div(N, b.nr) * b.nr
+    Kp = _ceil_div(K, b.kc) * b.kc
+    zero = te.const(0, dtype)
     A = te.placeholder((M, K), name="A", dtype=dtype)
     B = te.placeholder((K, N), name="B", dtype=dtype)
-    panels = (N + b.nr - 1) // b.nr
-    packed = te.compute(
-        (panels, K, b.nr),
-        lambda x, y, z: te.if_then_else(x * b.nr + z < N, B[y, te.min(x * b.nr + z, N - 1)], te.const(0, dtype)),
-        name="packedB",
+
+    def pack_b(x, y, z):
+        column = x * b.nr + z
+        if Np == N and Kp == K:
+            return B[y, column]
+        return te.if_then_else(te.all(column < N, y < K), B[te.min(y, K - 1), te.min(column, N - 1)], zero)
+
+    def pack_a(x, z, y):
+        row = x * b.mr + z
+        if Mp == M and Kp == K:
+            return A[row, y]
+        return te.if_then_else(te.all(row < M, y < K), A[te.min(row, M - 1), te.min(y, K - 1)], zero)
+
+    packed_b = te.compute((Np // b.nr, Kp, b.nr), pack_b, name="packedB")
+    packed_a = te.compute((Mp // b.mr, b.mr, Kp), pack_a, name="packedA")
+    k = te.reduce_axis((0, Kp), name="k")
+    padded = Mp != M or Np != N
+    product = te.compute(
+        (Mp, Np),
+        lambda i, j: te.sum(packed_a[i // b.mr, i % b.mr, k] * packed_b[j // b.nr, k, j % b.nr], axis=k),
+        name="C.padded" if padded else "C",
     )
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute(
-        (M, N),
-        lambda i, j: te.sum(A[i, k] * packed[j // b.nr, k, j % b.nr], axis=k),
-        name="C",
-    )
+    C = te.compute((M, N), lambda i, j: product[i, j], name="C") if padded else product
     s = create_schedule(C)
-    i, j = C.op.axis
-    i_block, i_rest = s[C].split(i, factor=b.mc)
-    i_mid, i_inner = s[C].split(i_rest, factor=b.mr)
-    j_outer, j_inner = s[C].split(j, factor=b.nr)
-    k_outer, k_inner = s[C].split(k, factor=b.kc)
-    s[C].reorder(i_block, k_outer, j_outer, i_mid, k_inner, i_inner, j_inner)
-    s[C].unroll(i_inner)
-    s[C].vectorize(j_inner)
-    s[C].parallel(i_block)
-    x, _, z = packed.op.axis
-    s[packed].vectorize(z)
-    s[packed].parallel(x)
+    cores = max(1, target.num_cores)
+
+    stage = s[product]
+    i, j = product.op.axis
+    i_panel, i_inner = stage.split(i, factor=b.mr)  # whole tiles: the splits by mr, nr, kc divide Mp, Np, Kp
+    i_block_rows = max(1, min(b.mc, Mp) // b.mr) * b.mr
+    i_block, i_panel = stage.split(i_panel, factor=i_block_rows // b.mr)
+    j_panel, j_inner = stage.split(j, factor=b.nr)
+    k_outer, k_inner = stage.split(k, factor=b.kc)
+    if cores > 1 and _split_columns(_ceil_div(Mp, i_block_rows), Np // b.nr, M, N, cores):
+        j_thread, j_panel = stage.split(j_panel, nparts=cores)
+        stage.reorder(j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
+        stage.parallel(j_thread)
+        a_at = i_block
+    else:
+        stage.reorder(i_block, k_outer, j_panel, i_panel, i_inner, j_inner, k_inner)
+        if cores > 1:
+            stage.parallel(i_block)
+        a_at = k_outer
+    stage.tensorize(i_inner, gemm_intrin(b.mr, b.nr, b.kc, lanes))
+
+    s[packed_b].compute_at(stage, k_outer)
+    x, y, z = packed_b.op.axis
+    s[packed_b].reorder(y, x, z)  # read B row by row
+    s[packed_b].vectorize(z)
+    s[packed_a].compute_at(stage, a_at)
+    _, run = s[packed_a].split(packed_a.op.axis[2], factor=lanes)
+    s[packed_a].vectorize(run)
+
+    if padded:
+        row, column = C.op.axis
+        _, column_inner = s[C].split(column, factor=lanes)
+        s[C].vectorize(column_inner)
+        if cores > 1:
+            s[C].parallel(row)
     return s, [A, B, C]

@@ -1,0 +1,75 @@
+"""The hand GEMM schedule (``tcomp.ops.matmul_cpu``) against numpy: whole tiles, shapes no tile divides (padded
+packing and the copy out of the padded product), 1 to 3 cores (column blocks or row blocks in parallel), AVX2 and
+the host's vectors; and the blocking it chooses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp.ops.matmul_cpu import GemmBlocking, choose_blocking, packed_matmul
+
+RNG = np.random.default_rng(31)
+AVX2 = "llvm -mcpu=haswell"
+
+
+def check(M: int, N: int, K: int, target: tcomp.Target, blocking: GemmBlocking | None = None) -> str:
+    s, tensors = packed_matmul(M, N, K, blocking=blocking, target=target)
+    mod = tcomp.build(s, tensors, target=target)
+    a = RNG.random((M, K), dtype=np.float32)
+    b = RNG.random((K, N), dtype=np.float32)
+    c = np.full((M, N), np.nan, dtype=np.float32)
+    mod(a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-5)
+    return mod.get_source("tir")
+
+
+@pytest.mark.parametrize(
+    "M,N,K",
+    [(64, 64, 64), (1, 1, 1), (7, 5, 3), (33, 65, 17), (100, 200, 300), (257, 97, 513), (64, 32, 1000), (13, 130, 77)],
+)
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_packed_matmul_matches_numpy(M, N, K, cores):
+    check(M, N, K, tcomp.Target(f"llvm -num-cores={cores}"))
+
+
+@pytest.mark.parametrize("M,N,K", [(48, 64, 40), (50, 30, 70)])
+def test_packed_matmul_avx2(M, N, K):
+    check(M, N, K, tcomp.Target(f"{AVX2} -num-cores=2"))
+
+
+def test_whole_tiles_need_no_padding_and_split_columns_over_cores():
+    target = tcomp.Target("llvm -num-cores=2")
+    nr = choose_blocking(64, 64, 512, target).nr
+    source = check(64, 4 * nr, 512, target)
+    assert "C.padded" not in source and "tcomp_sgemm_f32" in source
+    assert "j.outer.outer in parallel(0, 2)" in source
+
+
+def test_fewer_column_panels_than_cores_split_rows():
+    target = tcomp.Target("llvm -num-cores=2")
+    nr = choose_blocking(64, 64, 64, target).nr
+    source = check(64, nr, 64, target, GemmBlocking(mr=8, nr=nr, mc=16, kc=32))
+    assert "i.outer.outer in parallel(0, 4)" in source
+
+
+def test_padded_shapes_copy_out_of_the_padded_product():
+    nr = choose_blocking(1, 1, 1).nr
+    source = check(10, 20, 30, tcomp.Target("llvm -num-cores=2"), GemmBlocking(mr=8, nr=nr, mc=16, kc=16))
+    assert "C.padded" in source
+
+
+def test_choose_blocking():
+    target = tcomp.Target("llvm -num-cores=2")
+    lanes = target.vector_bits // 32
+    b = choose_blocking(1024, 1024, 1024, target)
+    assert (b.nr, b.kc) == (2 * lanes, 256) and b.mc % b.mr == 0 and 1024 % b.mr == 0
+    assert choose_blocking(100, 100, 1000, target).kc == 250  # equal slices, no padding
+    assert choose_blocking(100, 100, 1001, target).kc == 251  # one padded step
+    assert choose_blocking(100, 100, 40, target).kc == 40
+
+
+def test_packed_matmul_rejects_other_dtypes():
+    with pytest.raises(ValueError, match=r"float32 only, got dtype='float64'"):
+        packed_matmul(8, 8, 8, dtype="float64")
