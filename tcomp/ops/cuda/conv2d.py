@@ -25,10 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcomp import te
+from tcomp.ir.expr import const_int_value
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.common import cooperative_fetch
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.te.tensor import ComputeOp, Tensor
+
+# The input-channel loop of a chunk is unrolled with the kernel window when chunk x window is at most this.
+MAX_UNROLLED_STEPS = 256
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,12 @@ def tile_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
     rc, ry, rx = s[local].op.reduce_axis
     rco, rci = s[local].split(rc, factor=knobs.tile_rc)
     s[local].reorder(rco, rci, ry, rx, lf)
-    for axis in (rci, ry, rx, lf):  # one chunk's multiply-adds as straight-line code
+    window = 1
+    for axis in (ry, rx):
+        extent = const_int_value(axis.dom.extent) if axis.dom is not None else None
+        window *= extent if extent is not None else MAX_UNROLLED_STEPS
+    unrolled = (rci, ry, rx, lf) if knobs.tile_rc * window <= MAX_UNROLLED_STEPS else (ry, rx, lf)
+    for axis in unrolled:  # one chunk's multiply-adds as straight-line code (within a size limit)
         s[local].unroll(axis)
     s[data_shared].compute_at(s[local], rco)
     s[kernel_shared].compute_at(s[local], rco)
