@@ -9,8 +9,10 @@ register-blocked micro-kernel), with its choices turned into knobs:
           for i.2 in unroll_mr?(mr):           # mr x nr accumulators in vector registers
             for j.1 in vectorized(nr):
 
-``nr`` is a multiple of the target's vector lanes (B is packed into ``[N / nr, K, nr]`` panels, zero-padded past
-N). The fallback config is the hand schedule's blocking (``choose_blocking``), so tuning starts from it.
+or, with the knob ``micro_kernel`` on (float32, ``nr`` dividing N), the ``mr x nr x kc`` tile inside the order loops
+is one call of tcomp's GEMM micro-kernel (``unroll_mr`` and ``unroll_k`` then do not apply). ``nr`` is a multiple of
+the target's vector lanes (B is packed into ``[N / nr, K, nr]`` panels, zero-padded past N). The fallback config is
+the hand schedule's blocking (``choose_blocking``) with the micro-kernel, so tuning starts from it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,18 @@ from typing import Any
 import numpy as np
 
 from tcomp import te
-from tcomp.autotune.space import AnnotatePolicy, Annotation, Config, ReorderPolicy, SplitEntity, SplitPolicy
+from tcomp.autotune.space import (
+    AnnotatePolicy,
+    Annotation,
+    Config,
+    ConfigEntity,
+    ReorderPolicy,
+    SplitEntity,
+    SplitPolicy,
+)
 from tcomp.autotune.template import template
 from tcomp.ir import dtype as dt
+from tcomp.ops.intrin_cpu import gemm_intrin
 from tcomp.ops.matmul_cpu import GemmBlocking, choose_blocking
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target
@@ -72,6 +83,15 @@ def _define_gemm_knobs(cfg: Config, M: int, N: int, K: int, dtype: str) -> None:
     cfg.define_reorder("order", 3, ReorderPolicy.ALL, fallback=(0, 1, 2))
     cfg.define_annotate("unroll_mr", 1, AnnotatePolicy.TRY_UNROLL, fallback=(Annotation.UNROLL,))
     cfg.define_knob("unroll_k", [1, 2, 4, 8], fallback=1)
+    if not (isinstance(cfg, ConfigEntity) and "micro_kernel" not in cfg.choices):
+        # a record written before this knob existed has no choice for it and keeps its plain loops
+        cfg.define_knob("micro_kernel", [0, 1], fallback=1)
+
+
+def _micro_kernel_fits(N: int, nr: int, lanes: int, dtype: str) -> bool:
+    """Whether every ``mr x nr x kc`` tile is whole and the micro-kernel (float32, ``nr`` whole vectors) applies:
+    the splits of M and K (FACTORS) always give whole tiles, the panel width may not divide N."""
+    return dtype == "float32" and nr % lanes == 0 and N % nr == 0
 
 
 def _packed_gemm(cfg: Config, M: int, N: int, K: int, dtype: str, transpose_b: bool) -> tuple[Schedule, list[Tensor]]:
@@ -98,21 +118,30 @@ def _packed_gemm(cfg: Config, M: int, N: int, K: int, dtype: str, transpose_b: b
     io, im, ii = tile_i.apply(s[C], i)  # type: ignore[union-attr]
     jo, ji = tile_j.apply(s[C], j)
     ko, ki = tile_k.apply(s[C], k)  # type: ignore[union-attr]
-    unroll_k = int(cfg["unroll_k"].val)  # type: ignore[union-attr]
     middle = cfg["order"].permute([ko, jo, im])  # type: ignore[union-attr]
-    inner_k = [ki]
-    if unroll_k > 1:
-        kio, kii = s[C].split(ki, factor=unroll_k)
-        inner_k = [kio, kii]
-    s[C].reorder(io, *middle, *inner_k, ii, ji)
-    if unroll_k > 1:
-        s[C].unroll(inner_k[1])
-    cfg["unroll_mr"].apply(s[C], [ii])  # type: ignore[union-attr]
-    s[C].vectorize(ji)
+    lanes = vector_lanes(cfg.target, dtype)
+    micro_kernel = "micro_kernel" in cfg.choices if isinstance(cfg, ConfigEntity) else True
+    if micro_kernel and cfg["micro_kernel"].val and _micro_kernel_fits(N, nr, lanes, dtype):  # type: ignore[union-attr]
+        # each mr x nr x kc tile is a call of tcomp's GEMM micro-kernel (unroll_mr and unroll_k do not apply)
+        s[C].reorder(io, *middle, ii, ji, ki)
+        s[C].tensorize(ii, gemm_intrin(tile_i.size[-1], nr, tile_k.size[-1], lanes))  # type: ignore[union-attr]
+    else:
+        unroll_k = int(cfg["unroll_k"].val)  # type: ignore[union-attr]
+        inner_k = [ki]
+        if unroll_k > 1:
+            kio, kii = s[C].split(ki, factor=unroll_k)
+            inner_k = [kio, kii]
+        s[C].reorder(io, *middle, *inner_k, ii, ji)
+        if unroll_k > 1:
+            s[C].unroll(inner_k[1])
+        cfg["unroll_mr"].apply(s[C], [ii])  # type: ignore[union-attr]
+        s[C].vectorize(ji)
     s[C].parallel(io)
-    x, _, z = packed.op.axis
+    x, y, z = packed.op.axis
+    if not transpose_b:
+        s[packed].reorder(y, x, z)  # read B row by row (about 2x faster than panel by panel)
     s[packed].vectorize(z)
-    s[packed].parallel(x)
+    s[packed].parallel(y if not transpose_b else x)
     return s, [A, B, C]
 
 
