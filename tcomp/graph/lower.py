@@ -220,6 +220,10 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
         args = lowered.input_names + lowered.output_names
     base = safe_name(kernel_base_name(node))[:48]
     func = tcomp.lower(schedule, tensors, name=base, simple_mode=target.kind == "cuda")  # cuda: build_cuda's passes
+    if target.kind == "cuda":
+        from tcomp.codegen.cuda.build import with_double_buffers
+
+        func = with_double_buffers(schedule, func)
     if may_alias:
         func = func.with_attr("may_alias", may_alias)
     func = dataclasses.replace(func, name=f"{base}_{structural_hash(func) & 0xFFFFFFFF:08x}")

@@ -9,6 +9,9 @@ compiled alone from the template with the best config (``tuned_schedule``), in N
 form their own group (``fuse_ops`` and ``alter_layout`` leave tuned anchors alone). Otherwise the operator keeps the
 default schedule, its blocked layout and its fusion.
 
+For ``target="cuda"`` the templates are the CUDA ones (``CUDA_TEMPLATES``: ``conv2d_nchw_cuda``, ``matmul_cuda``)
+and the default kernel is the one ``tcomp.ops.cuda.dispatch`` schedules, in NCHW.
+
 ``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``.
 """
 
@@ -25,9 +28,21 @@ from tcomp.schedule import Schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
 
+# The CUDA template of each CPU template a graph node can map to.
+CUDA_TEMPLATES = {"conv2d_nchw": "conv2d_nchw_cuda", "matmul": "matmul_cuda"}
 
-def workload_of(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
-    """The template name and arguments computing ``node`` alone, or None when no template matches it."""
+
+def workload_of(graph: Graph, node: Node, target_kind: str = "llvm") -> tuple[str, tuple[Any, ...]] | None:
+    """The template name and arguments computing ``node`` alone on a target of ``target_kind`` (``llvm`` or
+    ``cuda``), or None when no template matches it."""
+    workload = _cpu_workload(graph, node)
+    if workload is None or target_kind != "cuda":
+        return workload
+    name = CUDA_TEMPLATES.get(workload[0])
+    return (name, workload[1]) if name is not None else None
+
+
+def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
     if node.op == "conv2d":
         x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
         strides, pads, dilations = node.attr("strides"), node.attr("pads"), node.attr("dilations")
@@ -60,7 +75,7 @@ def as_dispatch_context(records: Any) -> Any:
 
 
 def _task(graph: Graph, node: Node, target: Target) -> Any:
-    workload = workload_of(graph, node)
+    workload = workload_of(graph, node, target.kind)
     if workload is None:
         return None
     from tcomp.autotune.task import create_task
@@ -119,7 +134,9 @@ def default_cost(graph: Graph, node: Node, target: Target) -> float:
     probe_node = replace(node, outputs=("probe_out",))
     probe = infer_types(Graph("probe", (source,), ("probe_out",), (probe_node,), params,
                               {source: graph.type_of(source)}))
-    probe = fold_constants(alter_layout(probe, target), target)
+    if target.kind == "llvm":  # cuda graphs keep NCHW
+        probe = alter_layout(probe, target)
+    probe = fold_constants(probe, target)
     anchor = next(n for n in probe.nodes if n.op not in ("layout_transform",))
     kernel = compile_node(probe, anchor, target)
     arrays = []

@@ -39,10 +39,11 @@ def assert_close(got: np.ndarray, want: np.ndarray) -> None:
     assert float(np.abs(got - want).max()) <= 1e-3 * scale
 
 
-def check(model: onnx.ModelProto, shapes: dict[str, list[int]], seed: int = 0) -> tg.GraphExecutor:
+def check(model: onnx.ModelProto, shapes: dict[str, list[int]], seed: int = 0,
+          tuning_records: str | None = None) -> tg.GraphExecutor:
     rng = np.random.default_rng(seed)
     feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
-    executor = tg.compile(model, target="cuda")
+    executor = tg.compile(model, target="cuda", tuning_records=tuning_records)
     got = executor.run(feeds if len(feeds) > 1 else list(feeds.values()))
     want = reference(model, feeds)
     assert got is not None and len(got) == len(want)
@@ -147,3 +148,26 @@ def test_tiled_matmul_with_bias(trans_b: bool) -> None:
     model = _single("Gemm", [("a", [16, 24])], [16, 32], {"w": weight, "bias": _weights(32)}, transB=int(trans_b))
     executor = check(model, {"a": [16, 24]})
     assert any("__shared__" in m.get_source() for m in executor.modules)
+
+
+def test_cuda_tuning_tasks_and_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """For cuda the tasks of a model are the CUDA templates' (one per distinct conv / matmul workload); a record
+    faster than the default kernel compiles that operator from its template, and the model still matches."""
+    from tcomp.autotune.measure import MeasureResult, MeasureStatus
+    from tcomp.autotune.record import Record, RecordWriter
+    from tcomp.graph.tuning import extract_model_tasks
+
+    model = small_cnn()
+    tasks = extract_model_tasks(model, "cuda")
+    assert {t.name for t in tasks} == {"conv2d_nchw_cuda", "matmul_cuda"}
+    conv = next(t for t in tasks if t.name == "conv2d_nchw_cuda")
+    assert conv.args[:7] == (2, 3, 8, 8, 8, 3, 3)
+    path = tmp_path / "cuda.jsonl"
+    space = conv.config_space
+    config = space.get(len(space) - 1)
+    with RecordWriter(path) as writer:
+        writer.write(Record(conv, config, MeasureResult(MeasureStatus.OK, (1e-9,))))
+    with pytest.warns(RuntimeWarning, match="no tuning record"):
+        executor = check(model, {"x": [2, 3, 8, 8]}, tuning_records=str(path))
+    assert executor.program.stats["tuned_kernels"] == 1
+

@@ -39,11 +39,15 @@ def lower_cuda(schedule: Schedule | PrimFunc, args: Sequence[Tensor] | None = No
     else:
         if args is None:
             raise TypeError("build: pass the argument tensors (inputs and outputs, in call order)")
-        func = lower_schedule(schedule, args, name)
-        doubled = tuple(stage.op.output(0).name for stage in schedule.stages if stage.double_buffered)
-        if doubled:
-            func = func.with_attr(DOUBLE_BUFFER, doubled)
+        func = with_double_buffers(schedule, lower_schedule(schedule, args, name))
     return run_pipeline(func, cuda_pipeline())
+
+
+def with_double_buffers(schedule: Schedule, func: PrimFunc) -> PrimFunc:
+    """``func`` (lowered from ``schedule``) with the names of the schedule's double-buffered stages in its attribute
+    ``double_buffer``, which the kernel passes read."""
+    doubled = tuple(stage.op.output(0).name for stage in schedule.stages if stage.double_buffered)
+    return func.with_attr(DOUBLE_BUFFER, doubled) if doubled else func
 
 
 def generate(func: PrimFunc, target: Target) -> CudaArtifact:
