@@ -62,7 +62,7 @@ def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> Gem
     return GemmBlocking(mr=mr, nr=nr, mc=mc, kc=kc)
 
 
-def _split_columns(row_blocks: int, panels: int, M: int, N: int, cores: int) -> bool:
+def split_columns_over_cores(row_blocks: int, panels: int, M: int, N: int, cores: int) -> bool:
     """Whether the cores take blocks of column panels (each packs all of A) rather than blocks of rows (each packs
     all of B): the one with enough blocks for every core, and where both have, the one that packs less twice."""
     if panels >= cores and row_blocks >= cores:
@@ -124,7 +124,7 @@ def packed_matmul(
     i_block, i_panel = stage.split(i_panel, factor=i_block_rows // b.mr)
     j_panel, j_inner = stage.split(j, factor=b.nr)
     k_outer, k_inner = stage.split(k, factor=b.kc)
-    if cores > 1 and _split_columns(_ceil_div(Mp, i_block_rows), Np // b.nr, M, N, cores):
+    if cores > 1 and split_columns_over_cores(_ceil_div(Mp, i_block_rows), Np // b.nr, M, N, cores):
         j_thread, j_panel = stage.split(j_panel, nparts=cores)
         stage.reorder(j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
         stage.parallel(j_thread)

@@ -71,6 +71,22 @@ def test_matmul(m: int, k: int, n: int, transpose_a: bool, transpose_b: bool) ->
     build_and_check(schedule_matmul([out]), [a_t, b_t, out], [a, b], expected.astype(np.float32), 1e-4, 1e-4)
 
 
+@pytest.mark.parametrize(("m", "k", "n", "parallel"), [
+    (256, 256, 256, "j.outer.outer in parallel"),  # the cores take blocks of column panels
+    (512, 512, 64, "i.outer.outer in parallel"),  # two column panels: the cores take blocks of rows
+])
+def test_large_float32_matmul_runs_on_the_gemm_micro_kernel(m: int, k: int, n: int, parallel: str) -> None:
+    import tcomp
+
+    a_t, b_t = te.placeholder((m, k), name="A"), te.placeholder((k, n), name="B")
+    out = ops.matmul(a_t, b_t)
+    a, b = random_data(RNG, (m, k)), random_data(RNG, (k, n))
+    s = schedule_matmul([out], Target("llvm -num-cores=2"))
+    source = str(tcomp.lower(s, [a_t, b_t, out]))
+    assert "tcomp_sgemm_f32" in source and parallel in source and "A.local" in source
+    build_and_check(s, [a_t, b_t, out], [a, b], a.astype(np.float64) @ b, 1e-4, 1e-4)
+
+
 @pytest.mark.parametrize(("m", "k", "n"), [(4, 64, 10), (17, 19, 23)])
 def test_dense_with_bias(m: int, k: int, n: int) -> None:
     x_t, w_t, b_t = te.placeholder((m, k), name="X"), te.placeholder((n, k), name="W"), te.placeholder((n,), name="b")

@@ -1,10 +1,15 @@
 """Default CPU schedules of the matrix products: ``matmul``, ``dense`` (``matmul`` with ``transpose_b``) and
 ``batch_matmul``.
 
-When B's columns are contiguous (no ``transpose_b``) the schedule is the blocked GEMM of ``matmul_cpu.py`` applied
-to the library's compute: an ``mr x nr`` register tile of C (``nr`` a multiple of the vector width, vectorized;
-``mr`` rows unrolled, each a broadcast of A) accumulated over a ``kc`` slice of K, with the ``kc x nr`` panel of B
-copied to a contiguous local buffer (``cache_read`` computed at the panel loop) when the matrices are large:
+When B's columns are contiguous (no ``transpose_b``), the problem is large and float32 and the tiles divide the
+shape (no batch, A not transposed), the schedule is the hand GEMM of ``matmul_cpu.py`` with ``cache_read`` copies for
+its packing: the cores take blocks of column panels (or of rows), each ``mc x kc`` block of A is copied contiguous,
+each ``kc x nr`` panel of B too, and every ``mr x nr x kc`` tile is a call of tcomp's GEMM micro-kernel.
+
+Other shapes without ``transpose_b`` get the blocked GEMM in plain loops: an ``mr x nr`` register tile of C (``nr``
+a multiple of the vector width, vectorized; ``mr`` rows unrolled, each a broadcast of A) accumulated over a ``kc``
+slice of K, with the ``kc x nr`` panel of B copied to a contiguous local buffer (``cache_read`` computed at the
+panel loop) when the matrices are large:
 
     for (batch, i.block) in parallel:   # or the column panels when there are too few row blocks
       for k.outer:                      # a kc-deep slice
@@ -33,6 +38,8 @@ from tcomp.ops.cpu.common import (
     schedule_elementwise,
     vector_factor,
 )
+from tcomp.ops.intrin_cpu import gemm_intrin
+from tcomp.ops.matmul_cpu import split_columns_over_cores
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
@@ -117,6 +124,12 @@ def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, b
     row_blocks = product(batch) * -(-m // mc)
     by_rows = row_blocks >= 2 * cpu.cores or n <= nr
     a, b = _inputs(op)
+    transpose_a = bool(op.attrs.get("transpose_a", False))
+    whole_tiles = m % mr == 0 and n % nr == 0 and k % kc == 0 and nr % lanes == 0
+    if not batch and not transpose_a and tensor.dtype == "float32" and whole_tiles and work >= PANEL_MIN_WORK \
+            and a is not b:
+        _gemm_micro_kernel(s, stage, tensor, (mr, nr, mc, kc), (m, n), cpu, a, b)
+        return False
     if by_rows and work >= PANEL_MIN_WORK and n % nr == 0 and k % kc == 0 and a is not b:
         _gemm_with_panels(s, stage, tensor, (mr, nr, mc, kc), k, work, cpu, b)
         return False
@@ -144,6 +157,43 @@ def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, b
     acc.unroll(acc_i)
     acc.vectorize(acc_j)
     return host is not None
+
+
+def _gemm_micro_kernel(s: Schedule, stage: Stage, tensor: Tensor, blocking: tuple[int, int, int, int],
+                       sizes: tuple[int, int], cpu: CpuTarget, a: Tensor, b: Tensor) -> None:
+    """Whole ``mr x nr x kc`` tiles, each a call of tcomp's GEMM micro-kernel: the hand schedule of
+    ``tcomp.ops.matmul_cpu`` with ``cache_read`` copies for its packing stages (an ``mc x kc`` block of A copied
+    contiguous per row block, a ``kc x nr`` panel of B per column panel). The cores take blocks of column panels,
+    or of rows where that copies less twice (``split_columns_over_cores``)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    mr, nr, _, kc = blocking
+    m, n = sizes
+    lanes = cpu.lanes(tensor.dtype)
+    block_rows = max(1, min(256, m) // mr) * mr
+    i, j = op.axis
+    (kk,) = op.reduce_axis
+    i_mid, i_inner = stage.split(i, factor=mr)
+    i_block, i_mid = stage.split(i_mid, factor=block_rows // mr)
+    j_outer, j_inner = stage.split(j, factor=nr)
+    k_outer, k_inner = stage.split(kk, factor=kc)
+    if split_columns_over_cores(-(-m // block_rows), n // nr, m, n, cpu.cores):
+        j_thread, j_outer = stage.split(j_outer, nparts=cpu.cores)
+        stage.reorder(j_thread, k_outer, i_block, j_outer, i_mid, i_inner, j_inner, k_inner)
+        parallel_loop, a_at = j_thread, i_block
+    else:
+        stage.reorder(i_block, k_outer, j_outer, i_mid, i_inner, j_inner, k_inner)
+        parallel_loop, a_at = i_block, k_outer
+    if cpu.cores > 1:
+        stage.parallel(parallel_loop)
+    stage.tensorize(i_inner, gemm_intrin(mr, nr, kc, lanes))
+    a_copy = s[s.cache_read(a, "local", [tensor])]
+    a_copy.compute_at(stage, a_at)
+    _, run = a_copy.split(a_copy.op.axis[1], factor=lanes)
+    a_copy.vectorize(run)
+    b_copy = s[s.cache_read(b, "local", [tensor])]
+    b_copy.compute_at(stage, j_outer)
+    b_copy.vectorize(b_copy.op.axis[-1])
 
 
 def _gemm_with_panels(s: Schedule, stage: Stage, tensor: Tensor, blocking: tuple[int, int, int, int], k: int,
