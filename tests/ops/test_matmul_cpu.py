@@ -54,6 +54,14 @@ def test_fewer_column_panels_than_cores_split_rows():
     assert "i.outer.outer in parallel(0, 4)" in source
 
 
+def test_a_is_read_in_place_when_few_column_panels_reuse_it():
+    target = tcomp.Target("llvm -num-cores=2")
+    nr = choose_blocking(64, 64, 64, target).nr
+    assert "packedA" not in check(256, 2 * nr, 64, target)
+    assert "packedA" in check(256, 16 * nr, 64, target)
+    assert "packedA" in check(250, 2 * nr, 64, target, GemmBlocking(mr=8, nr=nr, mc=64, kc=64))  # padded rows
+
+
 def test_padded_shapes_copy_out_of_the_padded_product():
     nr = choose_blocking(1, 1, 1).nr
     source = check(10, 20, 30, tcomp.Target("llvm -num-cores=2"), GemmBlocking(mr=8, nr=nr, mc=16, kc=16))
