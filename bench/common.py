@@ -36,6 +36,18 @@ def time_callable(fn: Callable[[], object], repeat: int, number: int = 1) -> Tim
     return Timing.of(results)
 
 
+def wait_until_threads_idle(slice_s: float = 0.01, limit_s: float = 1.0) -> None:
+    """Sleep until this process's other threads stop using CPU time. After a call, OpenBLAS's worker threads spin
+    for 2^28 TSC cycles (about 0.1 s here) before sleeping, onnxruntime's a while too; timing tcomp while they spin
+    measures tcomp on a shared core (up to 2x slower on 2 cores)."""
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        before = time.process_time()
+        time.sleep(slice_s)
+        if time.process_time() - before < 0.1 * slice_s:
+            return
+
+
 def fp32_peak_gflops(vector_bits: int = 256) -> float | None:
     """This CPU's fp32 FMA peak on all cores, measured by ``shared/tools/fma_peak.sh`` when it is present (256-bit
     FMAs). ``vector_bits=512`` measures 512-bit FMAs instead, with the same program rewritten for AVX-512."""

@@ -17,7 +17,8 @@ as the target's vectors).
 
 Thread pools: onnxruntime's threads spin a while between parallel sections; tcomp's (libgomp's) spin for
 ``Settings.thread_spin_count`` rounds (about a millisecond) and then sleep. ``--spin-count N`` sets that count
-(``GOMP_SPINCOUNT``; 0 keeps tcomp's default). A short pause separates the timings of the two libraries.
+(``GOMP_SPINCOUNT``; 0 keeps tcomp's default). Before each timing the bench waits until the threads of both
+libraries have stopped spinning (the process uses no CPU time for 10 ms).
 
     python bench/conv2d.py [--rounds 15] [--number 5] [--layers 0,1,2] [--threads 2] [--spin-count N]
 """
@@ -35,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Timing, fp32_peak_gflops, print_table  # noqa: E402
+from common import Timing, fp32_peak_gflops, print_table, wait_until_threads_idle  # noqa: E402
 
 import tcomp  # noqa: E402
 from tcomp import te  # noqa: E402
@@ -68,7 +69,6 @@ class Layer:
         return f"{self.size}x{self.size} {self.channels}->{self.out_channels} {self.kernel}x{self.kernel}"
 
 
-PAUSE = 0.005  # seconds between the timings of tcomp and onnxruntime
 
 LAYERS = [
     Layer(64, 56, 64, 3),
@@ -213,9 +213,9 @@ def main() -> None:
         for _ in range(args.rounds):
             times["onnxruntime"].append(time_onnxruntime(session, feed, args.number))
             for name, runner in runners.items():
-                time.sleep(PAUSE)  # let the other library's spinning threads go to sleep
+                wait_until_threads_idle()  # the other library's spinning threads go to sleep first
                 times[name].append(runner.time(args.number))
-            time.sleep(PAUSE)
+            wait_until_threads_idle()
         reference_time = Timing.of(times["onnxruntime"])
         for name, results in times.items():
             t = Timing.of(results)

@@ -22,30 +22,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Timing, fp32_peak_gflops, print_table, time_callable  # noqa: E402
+from common import Timing, fp32_peak_gflops, print_table, time_callable, wait_until_threads_idle  # noqa: E402
 
 import tcomp  # noqa: E402
 from tcomp import ops, te  # noqa: E402
 from tcomp.ops.cpu import schedule_for  # noqa: E402
 from tcomp.ops.matmul_cpu import choose_blocking, packed_matmul  # noqa: E402
-
-
-def wait_until_threads_idle(slice_s: float = 0.01, limit_s: float = 1.0) -> None:
-    """Sleep until this process's other threads stop using CPU time. After a call, OpenBLAS's worker threads spin
-    for 2^28 TSC cycles (about 0.1 s here) before sleeping; timing tcomp while they spin measures tcomp on a shared
-    core (up to 2x slower on 2 cores)."""
-    deadline = time.perf_counter() + limit_s
-    while time.perf_counter() < deadline:
-        before = time.process_time()
-        time.sleep(slice_s)
-        if time.process_time() - before < 0.1 * slice_s:
-            return
 
 
 def main() -> None:
