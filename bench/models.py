@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Timing, print_table  # noqa: E402
+from common import Timing, print_table, wait_until_threads_idle  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
 from tcomp.graph import testing  # noqa: E402
@@ -65,7 +65,7 @@ def interleaved(runners: dict[str, Any], rounds: int, number: int) -> dict[str, 
         run()  # warm-up
     for _ in range(rounds):
         for name, run in runners.items():
-            time.sleep(0.05)
+            wait_until_threads_idle()  # the other runtime's spinning threads go to sleep first
             start = time.perf_counter()
             for _ in range(number):
                 run()
