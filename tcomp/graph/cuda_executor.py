@@ -8,7 +8,8 @@
   the values on the device until ``get_output`` copies one back. ``benchmark`` and ``profile`` time with CUDA
   events; ``benchmark(cuda_graph=True)`` replays the launches as one captured CUDA graph.
 
-``make_cuda_executor`` picks the one that fits the modules. Export is not supported yet for cuda.
+``make_cuda_executor`` picks the one that fits the modules. ``export`` writes the CUDA C and launch descriptions
+(``cuda_export.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec, _numpy_dtype
-from tcomp.graph.ir import GraphError
 
 
 def _entry(module: Any, arrays: Sequence[np.ndarray]) -> Any:
@@ -42,9 +42,6 @@ class CudaGraphExecutor(GraphExecutor):
         self._calls = calls
         self.modules = list(modules)
 
-    def export(self, folder: str) -> None:
-        raise GraphError(f"export is not supported yet for cuda (target {self.program.target}); compile for llvm "
-                         "to export a model")
 
 
 class DeviceGraphExecutor(CudaGraphExecutor):

@@ -2,7 +2,8 @@
 
 The folder holds:
 
-- ``kernels.so``: the native code of every kernel (``tcomp.runtime.library.export_library``);
+- ``kernels.so``: the native code of every kernel (``tcomp.runtime.library.export_library``); for ``cuda``,
+  ``kernels.cu`` and launch descriptions instead (``cuda_export.py``);
 - ``graph.json``: the executor program (inputs, outputs, value types, storages, kernels with their argument values
   and error messages, the target), format ``FORMAT``;
 - ``params.npz``: the parameters (loaded with ``allow_pickle=False``).
@@ -30,19 +31,27 @@ LIBRARY, GRAPH, PARAMS = "kernels.so", "graph.json", "params.npz"
 
 
 def export_executor(executor: GraphExecutor, folder: str | os.PathLike[str]) -> None:
-    if executor.artifacts is None:
+    program = executor.program
+    target = Target.parse(program.target)
+    modules = getattr(executor, "modules", None)
+    if target.kind != "cuda" and executor.artifacts is None:
         raise GraphError("only an executor compiled in this process can be exported (this one was loaded)")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    program = executor.program
-    unique: dict[str, Any] = {}
-    for artifact in executor.artifacts:
-        previous = unique.get(artifact.entry_name)
-        if previous is not None and previous is not artifact and previous.ll != artifact.ll:
-            raise GraphError(f"two different kernels are named {artifact.entry_name}")
-        unique.setdefault(artifact.entry_name, artifact)
-    export_library(list(unique.values()), out / LIBRARY, Target.parse(program.target))
-    document = {
+    cuda: dict[str, Any] | None = None
+    if target.kind == "cuda":
+        from tcomp.graph.cuda_export import export_cuda_modules
+
+        cuda = export_cuda_modules(list(modules or []), out)
+    else:
+        unique: dict[str, Any] = {}
+        for artifact in executor.artifacts or []:
+            previous = unique.get(artifact.entry_name)
+            if previous is not None and previous is not artifact and previous.ll != artifact.ll:
+                raise GraphError(f"two different kernels are named {artifact.entry_name}")
+            unique.setdefault(artifact.entry_name, artifact)
+        export_library(list(unique.values()), out / LIBRARY, target)
+    document: dict[str, Any] = {
         "format": FORMAT,
         "name": program.name,
         "target": program.target,
@@ -59,6 +68,8 @@ def export_executor(executor: GraphExecutor, folder: str | os.PathLike[str]) -> 
         ],
         "stats": program.stats,
     }
+    if cuda is not None:
+        document["cuda"] = cuda
     (out / GRAPH).write_text(json.dumps(document, indent=1))
     np.savez(out / PARAMS, **{_param_key(i): program.params[name] for i, name in enumerate(sorted(program.params))})
 
@@ -71,8 +82,7 @@ def _fail(folder: Path, reason: str) -> GraphError:
     return GraphError(f"compiled model {str(folder)!r}: {reason}")
 
 
-def read_program(folder: str | os.PathLike[str]) -> ExecutorProgram:
-    base = Path(folder)
+def _read_document(base: Path) -> dict[str, Any]:
     try:
         document = json.loads((base / GRAPH).read_text())
     except FileNotFoundError:
@@ -81,6 +91,15 @@ def read_program(folder: str | os.PathLike[str]) -> ExecutorProgram:
         raise _fail(base, f"{GRAPH} is not valid JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise _fail(base, f"{GRAPH} is not a tcomp graph of format {FORMAT}")
+    return document
+
+
+def read_program(folder: str | os.PathLike[str]) -> ExecutorProgram:
+    base = Path(folder)
+    return _program(base, _read_document(base))
+
+
+def _program(base: Path, document: dict[str, Any]) -> ExecutorProgram:
     try:
         types = {k: TensorType(tuple(int(d) for d in v["shape"]), str(v["dtype"])) for k, v in
                  document["types"].items()}
@@ -125,8 +144,31 @@ def _check(base: Path, program: ExecutorProgram) -> None:
 
 
 def load_executor(folder: str | os.PathLike[str]) -> GraphExecutor:
-    """An executor for a folder written by ``GraphExecutor.export`` (no compilation)."""
-    program = read_program(folder)
+    """An executor for a folder written by ``GraphExecutor.export`` (no compilation; for cuda, the CUDA C is
+    compiled for the GPU or the emulation, see ``cuda_export.py``)."""
+    base = Path(folder)
+    document = _read_document(base)
+    program = _program(base, document)
+    try:
+        target = Target.parse(program.target)
+    except ValueError as exc:
+        raise _fail(base, f"unknown target {program.target!r}: {exc}") from None
+    if target.kind == "cuda":
+        return _load_cuda(base, document, program, target)
     library = load_library(Path(folder) / LIBRARY)
     addresses = [library_function(library, spec.entry) for spec in program.kernels]
     return GraphExecutor(program, addresses, keep_alive=library)
+
+
+def _load_cuda(base: Path, document: dict[str, Any], program: ExecutorProgram, target: Target) -> GraphExecutor:
+    from tcomp.graph.cuda_executor import make_cuda_executor
+    from tcomp.graph.cuda_export import load_cuda_modules
+
+    described = document.get("cuda")
+    if not isinstance(described, dict):
+        raise _fail(base, f"{GRAPH} has no \"cuda\" section for its cuda target")
+    missing = sorted({spec.entry for spec in program.kernels} - set(described))
+    if missing:
+        raise _fail(base, f"kernels {missing} have no description in the \"cuda\" section")
+    modules = load_cuda_modules(base, described, target)
+    return make_cuda_executor(program, [modules[spec.entry] for spec in program.kernels])

@@ -88,14 +88,6 @@ def test_small_cnn_unfused_runs_in_place() -> None:
     assert_close(got, want)
 
 
-def test_export_is_not_supported_for_cuda(tmp_path: object) -> None:
-    b = ModelBuilder(seed=1)
-    y = b.node("Relu", ["x"])
-    executor = tg.compile(b.model("relu", [("x", [4, 5])], y, [4, 5]), target="cuda")
-    with pytest.raises(tg.GraphError, match="not supported yet for cuda"):
-        executor.export(str(tmp_path))
-
-
 def _single(op: str, inputs: list[tuple[str, list[int]]], out_shape: list[int], initializers: dict[str, np.ndarray]
             | None = None, **attrs: object) -> onnx.ModelProto:
     names = [n for n, _ in inputs] + list(initializers or {})
@@ -171,3 +163,33 @@ def test_cuda_tuning_tasks_and_records(tmp_path) -> None:  # type: ignore[no-unt
         executor = check(model, {"x": [2, 3, 8, 8]}, tuning_records=str(path))
     assert executor.program.stats["tuned_kernels"] == 1
 
+
+
+def test_export_and_load_a_cuda_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A cuda executor exports its CUDA C and launch descriptions; the loaded model compiles only that C (for the GPU
+    or the emulation) and computes the same outputs."""
+    import json
+
+    model = small_cnn()
+    executor = check(model, {"x": [2, 3, 8, 8]})
+    executor.export(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.json", "kernels.cu", "params.npz"]
+    source = (tmp_path / "kernels.cu").read_text()
+    assert source.count('extern "C" __global__') == sum(len(m.kernels) for m in {m.func.name: m for m in
+                                                                                  executor.modules}.values())
+    loaded = tg.load_executor(str(tmp_path))
+    assert loaded.num_kernels == executor.num_kernels
+    x = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    [want] = reference(model, {"x": x})
+    [got] = loaded.run([x])
+    assert_close(got, want)
+    document = json.loads((tmp_path / "graph.json").read_text())
+    name, module = next(iter(document["cuda"].items()))
+    module["source"] = [0, len(source) + 10]
+    (tmp_path / "graph.json").write_text(json.dumps(document))
+    with pytest.raises(tg.GraphError, match=f"module {name}: its source range"):
+        tg.load_executor(str(tmp_path))
+    del document["cuda"]
+    (tmp_path / "graph.json").write_text(json.dumps(document))
+    with pytest.raises(tg.GraphError, match='no "cuda" section'):
+        tg.load_executor(str(tmp_path))
