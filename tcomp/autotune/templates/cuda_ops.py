@@ -29,7 +29,7 @@ from tcomp.autotune.template import template
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, schedule_conv2d_nchw
-from tcomp.ops.cuda.dispatch import ELEMWISE_THREADS, REDUCE_THREADS, _conv_knobs
+from tcomp.ops.cuda.dispatch import ELEMWISE_THREADS, REDUCE_THREADS, conv_knobs
 from tcomp.ops.cuda.elemwise import schedule_injective
 from tcomp.ops.cuda.reduce import schedule_reduce_stage_cross_thread
 from tcomp.ops.cuda.softmax import schedule_softmax
@@ -126,7 +126,7 @@ def conv2d_nchw_cuda(cfg: Config, N: int, CI: int, H: int, W: int, CO: int, KH: 
     kernel = te.placeholder((CO, CI, KH, KW), name="kernel", dtype=dtype)
     out = conv2d_nchw(data, kernel, stride, padding)
     _, _, out_h, out_w = _static(out)
-    base = _conv_knobs(out, CI, max(KH, KW))
+    base = conv_knobs(out, CI, max(KH, KW))
     cfg.define_split("tile_f", CO, 3, SplitPolicy.CANDIDATES, candidates=_channel_splits(CO, base),
                      fallback=[-1, base.threads[0], base.thread_f])
     _tile_split(cfg, "tile_y", out_h, 8, base.tile_y)

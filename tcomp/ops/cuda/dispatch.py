@@ -6,7 +6,7 @@ The graph compiler calls it for ``target="cuda"`` with the outputs of a fused gr
 2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: a softmax output over the last axis
    (``schedule_softmax``), a 2-D ``matmul`` reading two placeholders (``schedule_matmul``, knobs sized to the shape),
    a ``conv2d_nchw`` with ``groups=1`` reading a placeholder (or its padding) and a placeholder kernel
-   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``_conv_knobs``). An anchor that is not an
+   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``conv_knobs``). An anchor that is not an
    output of the group writes a global intermediate; its elementwise epilogue (bias, activation) is a second kernel.
 3. Every other root stage gets a generic schedule: a reduction whose reduced axes are innermost reduces across the
    threads of a block (``schedule_reduce_stage_cross_thread``), any other reduction one output per thread; an
@@ -32,7 +32,7 @@ from tcomp.schedule.stage import Stage
 from tcomp.target import Target
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
-__all__ = ["schedule_for"]
+__all__ = ["conv_knobs", "schedule_for"]
 
 ELEMWISE_THREADS = 64
 REDUCE_THREADS = 32
@@ -104,7 +104,7 @@ CONV_MIN_BLOCKS = 132
 CONV_MAX_THREADS = 256
 
 
-def _conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
+def conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
     """Tiles that divide the shape: up to 8x8 output pixels per block (one per thread), 2 or 4 channels per thread,
     as many channel groups along ``threadIdx.z`` as keep the block within 256 threads and the grid at about 132
     blocks or more; input channels in chunks of 16 (1x1 kernels) or 8."""
@@ -125,7 +125,7 @@ def _conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
 def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor) -> None:
     """``schedule_conv2d_nchw``'s tiling for a convolution that may be an intermediate of the group."""
     kernel_size = max(_extent(kernel.shape[2]) or 1, _extent(kernel.shape[3]) or 1)
-    knobs = _conv_knobs(conv, _extent(kernel.shape[1]) or 1, kernel_size)
+    knobs = conv_knobs(conv, _extent(kernel.shape[1]) or 1, kernel_size)
     if not _placeholder(padded):
         s[padded].compute_inline()
     tile_conv2d_nchw(s, conv, knobs)
