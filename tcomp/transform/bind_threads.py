@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass, replace
 
 from tcomp.arith import simplify
+from tcomp.arith.keys import same_tree
 from tcomp.ir.expr import Expr, const, const_int_value
 from tcomp.ir.functor import Mutator, free_vars
 from tcomp.ir.stmt import For, ForKind, PrimFunc, Stmt
-from tcomp.ir.structural import structural_equal
 from tcomp.transform.gpu import BLOCK_TAGS, THREAD_TAGS, GPUError, is_launch_loop, is_vthread_loop
 
 
@@ -53,7 +53,7 @@ class _Binder(Mutator):
         seen = self.extents.get(tag)
         if seen is None:
             self.extents[tag] = (extent, node.loop_var.name)
-        elif not structural_equal(seen[0], extent):
+        elif not same_tree(simplify(seen[0]), simplify(extent)):  # variables by identity: n and m differ
             raise GPUError(
                 f"kernel {self.kernel.name}: thread axis {tag} is bound with extent {seen[0]} (loop {seen[1]}) and "
                 f"extent {extent} (loop {node.loop_var.name}); all loops bound to {tag} in one kernel must have the "

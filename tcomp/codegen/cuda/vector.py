@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcomp.arith import simplify
+from tcomp.arith.keys import same_tree
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.functor import substitute, uses_var
-from tcomp.ir.structural import structural_equal
 
 VECTOR_TYPES = {"float32": "float", "int32": "int"}
 
@@ -43,7 +43,7 @@ class VectorCopy:
 def _base(index: E.Expr, var: E.Var, lanes: int, bounds: dict[E.Var, tuple[int, int]]) -> E.Expr | None:
     """``index`` at ``var = 0`` when ``index`` is that plus ``var`` and a multiple of ``lanes``, else None."""
     base = simplify(substitute(index, {var: E.const(0, var.dtype)}), bounds)
-    if not structural_equal(simplify(index - base, bounds), var):
+    if not same_tree(simplify(index - base, bounds), var):
         return None
     if E.const_int_value(simplify(E.floormod(base, lanes), bounds)) != 0:
         return None
