@@ -20,6 +20,10 @@ padded buffer that a last stage copies into C. The loop nest (N split over the c
 When there are fewer column panels than cores, the row blocks run in parallel instead, each packing its own
 (small) slice of B. Each core packs B for its own columns, so the packed slice is hot in its cache when used. Where
 a core sweeps at most 4 column panels (N small) and M and K need no padding, A is read in place instead of packed.
+The computes and their schedule are separate pieces (``plan_gemm``, ``packed_product``, ``schedule_packed_product``)
+so that the default CPU schedule of ``ops.matmul`` / ``ops.dense`` (``tcomp/ops/cpu/dense.py``) splices the same
+stages into a schedule of the library compute, reading ``A`` or ``B`` transposed where the operator does.
+
 Measured on 1024^3 (2 cores, AVX-512) against the previous schedule (B packed for all rows up front, one parallel
 row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy's GFLOP/s before, 0.95-1.0x after.
 """
@@ -27,10 +31,12 @@ row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tcomp import te
 from tcomp.ops.intrin_cpu import gemm_intrin
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.schedule.stage import Stage
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
 
@@ -43,17 +49,55 @@ class GemmBlocking:
     kc: int
 
 
+@dataclass(frozen=True)
+class GemmPlan:
+    """How ``C[M, N] = A[M, K] B[K, N]`` runs on the micro-kernel: the blocking, the extents rounded up to whole
+    tiles (``Mp``, ``Np``, ``Kp``), the rows of a block, whether the cores take blocks of column panels (else blocks
+    of rows) and whether A is read in place (else packed)."""
+
+    M: int
+    N: int
+    K: int
+    blocking: GemmBlocking
+    lanes: int
+    cores: int
+    Mp: int
+    Np: int
+    Kp: int
+    block_rows: int
+    by_columns: bool
+    in_place_a: bool
+
+    @property
+    def padded(self) -> bool:
+        """Whether the product has more rows or columns than C (it then goes to a buffer copied into C)."""
+        return self.Mp != self.M or self.Np != self.N
+
+
+@dataclass(frozen=True)
+class PackedProduct:
+    """The stages of a packed GEMM: ``packed_a`` (None where A is read in place), ``packed_b``, the ``Mp x Np``
+    ``product`` and ``output``, the ``M x N`` result: the product itself, or a copy of its top-left corner."""
+
+    packed_a: Tensor | None
+    packed_b: Tensor
+    product: Tensor
+    output: Tensor
+    transpose_a: bool = False
+    transpose_b: bool = False
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> GemmBlocking:
-    """Register and cache blocking for ``target`` (the host by default). ``mr`` prefers a divisor of M (no padded
-    rows); ``kc`` cuts K into equal slices of at most 256 steps (a ``kc x nr`` micro-panel of B fits L1)."""
-    target = target or Target.current_host()
-    lanes = target.vector_bits // 32
+def micro_blocking(M: int, K: int, lanes: int, vector_registers: int) -> GemmBlocking:
+    """Register and cache blocking for vectors of ``lanes`` floats and ``vector_registers`` registers: ``nr`` two
+    vectors, ``mr`` the largest divisor of M (at least 4) whose accumulators leave registers for a panel row and a
+    broadcast, else 8 (padded rows); ``kc`` cuts K into equal slices of at most 256 steps (a ``kc x nr``
+    micro-panel of B fits L1)."""
     nr = 2 * lanes
-    budget = target.vector_registers - 3  # one panel row (2 vectors) and a broadcast
+    budget = vector_registers - 3  # one panel row (2 vectors) and a broadcast
     mr_max = max(1, budget // 2)
     candidates = [m for m in range(mr_max, 0, -1) if M % m == 0 and m >= 4] or [min(mr_max, 8)]
     mr = candidates[0]
@@ -63,14 +107,144 @@ def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> Gem
     return GemmBlocking(mr=mr, nr=nr, mc=mc, kc=kc)
 
 
-def split_columns_over_cores(row_blocks: int, panels: int, M: int, N: int, cores: int) -> bool:
+def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> GemmBlocking:
+    """``micro_blocking`` for ``target`` (the host by default)."""
+    target = target or Target.current_host()
+    return micro_blocking(M, K, target.vector_bits // 32, target.vector_registers)
+
+
+def split_columns_over_cores(row_blocks: int, panels: int, M: int, N: int, cores: int, b_cost: float = 1.0) -> bool:
     """Whether the cores take blocks of column panels (each packs all of A) rather than blocks of rows (each packs
-    all of B): the one with enough blocks for every core, and where both have, the one that packs less twice."""
+    all of B): the one with enough blocks for every core, and where both have, the one that packs less twice
+    (an element of B costing ``b_cost`` times one of A to pack)."""
     if panels >= cores and row_blocks >= cores:
-        return M * (cores - 1) <= N * (row_blocks - 1)
+        return M * (cores - 1) <= b_cost * N * (row_blocks - 1)
     if panels >= cores or row_blocks >= cores:
         return panels >= cores
     return panels >= row_blocks
+
+
+def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores: int,
+              a_readable_in_place: bool = True, b_cost: float = 1.0) -> GemmPlan:
+    """The plan of ``C[M, N] = A[M, K] B[K, N]`` with ``blocking``. A is read in place where a core sweeps at most
+    4 column panels, M and K need no padding and ``a_readable_in_place`` (A is a buffer in row-major ``[M, K]``
+    order). ``b_cost``: what packing an element of B costs relative to one of A (more for a transposed B, whose
+    copy is not vectorized)."""
+    b = blocking
+    Mp, Np, Kp = _ceil_div(M, b.mr) * b.mr, _ceil_div(N, b.nr) * b.nr, _ceil_div(K, b.kc) * b.kc
+    cores = max(1, cores)
+    panels = Np // b.nr
+    block_rows = max(1, min(b.mc, Mp) // b.mr) * b.mr
+    by_columns = cores > 1 and split_columns_over_cores(_ceil_div(Mp, block_rows), panels, M, N, cores, b_cost)
+    # an A micro-panel serves the column panels a core sweeps: for a few of them, copying A costs more than it saves
+    # (measured on 4096 x 64 x 1024 and 4096 x 128 x 1024: about 15% and 8% faster read in place)
+    sweep = _ceil_div(panels, cores) if by_columns else panels
+    in_place_a = a_readable_in_place and Mp == M and Kp == K and sweep <= 4
+    return GemmPlan(M, N, K, b, lanes, cores, Mp, Np, Kp, block_rows, by_columns, in_place_a)
+
+
+def packed_product(plan: GemmPlan, a: Tensor, b: Tensor, transpose_a: bool = False, transpose_b: bool = False,
+                   name: str = "C", tag: str = "", attrs: dict[str, Any] | None = None) -> PackedProduct:
+    """The computes of ``plan`` for ``A = a`` (``a[K, M]`` when ``transpose_a``) and ``B = b`` (``b[N, K]`` when
+    ``transpose_b``). ``output`` is named ``name`` and carries ``tag``; the product carries ``attrs`` (a padded one is
+    named ``<name>.padded``). Reads beyond the edges of A and B are zeros in the packed panels."""
+    bl = plan.blocking
+    M, N, K, Mp, Np, Kp = plan.M, plan.N, plan.K, plan.Mp, plan.Np, plan.Kp
+    dtype = a.dtype
+    zero = te.const(0, dtype)
+
+    def read_a(row, y):
+        return a[y, row] if transpose_a else a[row, y]
+
+    def read_b(y, column):
+        return b[column, y] if transpose_b else b[y, column]
+
+    # Steps beyond K must add zeros. Rows and columns beyond C's edge only feed products that are not copied into C:
+    # A's repeat its last row (a clamped read, the same for all lanes of a vector); B's are zeros, where the columns
+    # are the vector lanes: a select whose condition depends on the lane is evaluated lane by lane (masked loads),
+    # so the reads need no clamp there, while a clamp would turn the vector load into a gather.
+    def pack_b(x, y, z):
+        column = x * bl.nr + z
+        if Np == N and Kp == K:
+            return read_b(y, column)
+        return te.if_then_else(te.all(column < N, y < K), read_b(te.min(y, K - 1), column), zero)
+
+    def pack_a(x, z, y):
+        row = x * bl.mr + z if Mp == M else te.min(x * bl.mr + z, M - 1)
+        if Kp == K:
+            return read_a(row, y)
+        return te.if_then_else(y < K, read_a(row, y), zero)
+
+    packed_b = te.compute((Np // bl.nr, Kp, bl.nr), pack_b, name=f"{name}.packedB")
+    packed_a = None if plan.in_place_a else te.compute((Mp // bl.mr, bl.mr, Kp), pack_a, name=f"{name}.packedA")
+    k = te.reduce_axis((0, Kp), name="k")
+
+    def a_value(i, k):
+        return read_a(i, k) if packed_a is None else packed_a[i // bl.mr, i % bl.mr, k]
+
+    def body(i, j):
+        return te.sum(a_value(i, k) * packed_b[j // bl.nr, k, j % bl.nr], axis=k)
+
+    if not plan.padded:
+        product = te.compute((M, N), body, name=name, tag=tag, attrs=attrs)
+        return PackedProduct(packed_a, packed_b, product, product, transpose_a, transpose_b)
+    product = te.compute((Mp, Np), body, name=f"{name}.padded", attrs=attrs)
+    output = te.compute((M, N), lambda i, j: product[i, j], name=name, tag=tag)
+    return PackedProduct(packed_a, packed_b, product, output, transpose_a, transpose_b)
+
+
+def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct) -> Stage:
+    """Schedule the product and the packing stages of ``stages`` as the module docstring describes (every
+    ``mr x nr x kc`` tile a micro-kernel call); returns the product's stage. A padded product's copy into C is
+    left to the caller."""
+    bl = plan.blocking
+    product, packed_a, packed_b = stages.product, stages.packed_a, stages.packed_b
+    stage = s[product]
+    i, j = product.op.axis
+    (k,) = product.op.reduce_axis
+    i_panel, i_inner = stage.split(i, factor=bl.mr)  # whole tiles: the splits by mr, nr, kc divide Mp, Np, Kp
+    i_block, i_panel = stage.split(i_panel, factor=plan.block_rows // bl.mr)
+    j_panel, j_inner = stage.split(j, factor=bl.nr)
+    k_outer, k_inner = stage.split(k, factor=bl.kc)
+    if plan.by_columns:
+        j_thread, j_panel = stage.split(j_panel, nparts=plan.cores)
+        stage.reorder(j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
+        stage.parallel(j_thread)
+        a_at = i_block
+    else:
+        stage.reorder(i_block, k_outer, j_panel, i_panel, i_inner, j_inner, k_inner)
+        if plan.cores > 1:
+            stage.parallel(i_block)
+        a_at = k_outer
+    stage.tensorize(i_inner, gemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes))
+
+    # the copies read their source along its rows: vectorized where those are the panels' rows, else in scalar runs
+    s[packed_b].compute_at(stage, k_outer)
+    x, y, z = packed_b.op.axis
+    if stages.transpose_b:
+        s[packed_b].reorder(x, z, y)  # a row of b[N, K] per panel column
+    else:
+        s[packed_b].reorder(y, x, z)  # read B row by row
+        s[packed_b].vectorize(z)
+    if packed_a is not None:
+        s[packed_a].compute_at(stage, a_at)
+        x, z, y = packed_a.op.axis
+        if stages.transpose_a:
+            s[packed_a].reorder(x, y, z)  # a row of a[K, M] per micro-panel row
+        else:
+            _, run = s[packed_a].split(y, factor=plan.lanes)
+            s[packed_a].vectorize(run)
+    return stage
+
+
+def schedule_padded_copy(stage: Stage, lanes: int, cores: int) -> None:
+    """The copy of a padded product into C: rows in parallel, each a vectorized run (a guarded tail where the
+    vector width does not divide N)."""
+    row, column = stage.op.axis
+    _, column_inner = stage.split(column, factor=lanes)
+    stage.vectorize(column_inner)
+    if cores > 1:
+        stage.parallel(row)
 
 
 def packed_matmul(
@@ -85,81 +259,14 @@ def packed_matmul(
     if dtype != "float32":
         raise ValueError(f"packed_matmul: the GEMM micro-kernel is float32 only, got dtype={dtype!r}")
     target = target or Target.current_host()
-    b = blocking or choose_blocking(M, N, K, target)
     lanes = target.vector_bits // 32
-    Mp, Np = _ceil_div(M, b.mr) * b.mr, _ceil_div(N, b.nr) * b.nr
-    Kp = _ceil_div(K, b.kc) * b.kc
-    zero = te.const(0, dtype)
+    plan = plan_gemm(M, N, K, blocking or choose_blocking(M, N, K, target), lanes, target.num_cores)
     A = te.placeholder((M, K), name="A", dtype=dtype)
     B = te.placeholder((K, N), name="B", dtype=dtype)
-
-    def pack_b(x, y, z):
-        column = x * b.nr + z
-        if Np == N and Kp == K:
-            return B[y, column]
-        return te.if_then_else(te.all(column < N, y < K), B[te.min(y, K - 1), te.min(column, N - 1)], zero)
-
-    def pack_a(x, z, y):
-        row = x * b.mr + z
-        if Mp == M and Kp == K:
-            return A[row, y]
-        return te.if_then_else(te.all(row < M, y < K), A[te.min(row, M - 1), te.min(y, K - 1)], zero)
-
-    cores = max(1, target.num_cores)
-    panels = Np // b.nr
-    block_rows = max(1, min(b.mc, Mp) // b.mr) * b.mr
-    by_columns = cores > 1 and split_columns_over_cores(_ceil_div(Mp, block_rows), panels, M, N, cores)
-    # an A micro-panel serves the column panels a core sweeps: for a few of them, copying A costs more than it saves
-    # (measured on 4096 x 64 x 1024 and 4096 x 128 x 1024: about 15% and 8% faster read in place)
-    sweep = _ceil_div(panels, cores) if by_columns else panels
-    in_place_a = Mp == M and Kp == K and sweep <= 4
-    packed_b = te.compute((panels, Kp, b.nr), pack_b, name="packedB")
-    packed_a = None if in_place_a else te.compute((Mp // b.mr, b.mr, Kp), pack_a, name="packedA")
-    k = te.reduce_axis((0, Kp), name="k")
-
-    def a_value(i, k):
-        return A[i, k] if packed_a is None else packed_a[i // b.mr, i % b.mr, k]
-
-    padded = Mp != M or Np != N
-    product = te.compute(
-        (Mp, Np),
-        lambda i, j: te.sum(a_value(i, k) * packed_b[j // b.nr, k, j % b.nr], axis=k),
-        name="C.padded" if padded else "C",
-    )
-    C = te.compute((M, N), lambda i, j: product[i, j], name="C") if padded else product
+    stages = packed_product(plan, A, B)
+    C = stages.output
     s = create_schedule(C)
-
-    stage = s[product]
-    i, j = product.op.axis
-    i_panel, i_inner = stage.split(i, factor=b.mr)  # whole tiles: the splits by mr, nr, kc divide Mp, Np, Kp
-    i_block, i_panel = stage.split(i_panel, factor=block_rows // b.mr)
-    j_panel, j_inner = stage.split(j, factor=b.nr)
-    k_outer, k_inner = stage.split(k, factor=b.kc)
-    if by_columns:
-        j_thread, j_panel = stage.split(j_panel, nparts=cores)
-        stage.reorder(j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
-        stage.parallel(j_thread)
-        a_at = i_block
-    else:
-        stage.reorder(i_block, k_outer, j_panel, i_panel, i_inner, j_inner, k_inner)
-        if cores > 1:
-            stage.parallel(i_block)
-        a_at = k_outer
-    stage.tensorize(i_inner, gemm_intrin(b.mr, b.nr, b.kc, lanes))
-
-    s[packed_b].compute_at(stage, k_outer)
-    x, y, z = packed_b.op.axis
-    s[packed_b].reorder(y, x, z)  # read B row by row
-    s[packed_b].vectorize(z)
-    if packed_a is not None:
-        s[packed_a].compute_at(stage, a_at)
-        _, run = s[packed_a].split(packed_a.op.axis[2], factor=lanes)
-        s[packed_a].vectorize(run)
-
-    if padded:
-        row, column = C.op.axis
-        _, column_inner = s[C].split(column, factor=lanes)
-        s[C].vectorize(column_inner)
-        if cores > 1:
-            s[C].parallel(row)
+    schedule_packed_product(s, plan, stages)
+    if plan.padded:
+        schedule_padded_copy(s[C], lanes, plan.cores)
     return s, [A, B, C]
