@@ -6,6 +6,13 @@ shape (no batch, A not transposed), the schedule is the hand GEMM of ``matmul_cp
 its packing: the cores take blocks of column panels (or of rows), each ``mc x kc`` block of A is copied contiguous,
 each ``kc x nr`` panel of B too, and every ``mr x nr x kc`` tile is a call of tcomp's GEMM micro-kernel.
 
+Other large float32 products (no batch; tiles that do not divide the shape, ``transpose_b`` as in dense, or
+``transpose_a``) run the same hand GEMM with its packing stages spliced into the schedule (``_gemm_packed``, as
+``cache_write`` splices a stage): the packed panels of A and B are zero-padded to whole ``mr x nr x kc`` tiles, every
+tile is a micro-kernel call, and the product goes to a padded buffer whose top-left corner is copied into C (or read
+by the fused epilogue). That is taken where padding adds at most ``PACKED_MAX_PADDING`` of the work, so a row
+vector or a product with few columns keeps the plain loops below.
+
 Other shapes without ``transpose_b`` get the blocked GEMM in plain loops: an ``mr x nr`` register tile of C (``nr``
 a multiple of the vector width, vectorized; ``mr`` rows unrolled, each a broadcast of A) accumulated over a ``kc``
 slice of K, with the ``kc x nr`` panel of B copied to a contiguous local buffer (``cache_read`` computed at the
@@ -39,13 +46,26 @@ from tcomp.ops.cpu.common import (
     vector_factor,
 )
 from tcomp.ops.intrin_cpu import gemm_intrin
-from tcomp.ops.matmul_cpu import split_columns_over_cores
+from tcomp.ops.matmul_cpu import (
+    GemmPlan,
+    micro_blocking,
+    packed_product,
+    plan_gemm,
+    schedule_packed_product,
+    schedule_padded_copy,
+    split_columns_over_cores,
+)
+from tcomp.schedule.cache import replace_op
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
-from tcomp.te.tensor import ComputeOp, Tensor
+from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
 # B panels are copied only when the problem is this large (multiply-adds): below, the copy does not pay off
 PANEL_MIN_WORK = 1 << 24
+# the packed GEMM pads the product to whole tiles where this share of extra work at most is needed
+PACKED_MAX_PADDING = 0.25
+# what copying an element of a transposed B (dense's weight) into the panels costs relative to one of A
+TRANSPOSED_B_COST = 4.0
 
 
 def _inputs(op: ComputeOp) -> tuple[Tensor, Tensor]:
@@ -73,7 +93,10 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
         transpose_a = bool(op.attrs.get("transpose_a", False))
         transpose_b = bool(op.attrs.get("transpose_b", False))
         lanes = cpu.lanes(tensor.dtype)
-        if not transpose_b:
+        plan = None if batch else packed_plan(op, tensor, m, n, k, cpu)
+        if plan is not None:
+            _gemm_packed(s, stage, tensor, host, plan, cpu)
+        elif not transpose_b:
             fused = _gemm_tiles(s, stage, tensor, host, batch, m, n, k, cpu)
         elif not transpose_a and k % lanes == 0 and k >= 2 * lanes:
             _dot_tiles(s, stage, tensor, batch, m, n, k, cpu)
@@ -81,6 +104,63 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
             schedule_elementwise_reduction_fallback(stage, cpu)
     if host is not None and not fused:
         schedule_elementwise(host, cpu)
+
+
+def packed_plan(op: ComputeOp, tensor: Tensor, m: int, n: int, k: int, cpu: CpuTarget) -> GemmPlan | None:
+    """The plan of the packed GEMM on the micro-kernel (``matmul_cpu.py``) for a large float32 product that the
+    whole-tile schedule (``_gemm_micro_kernel``) does not take, or ``None``: where padding to whole tiles would add
+    more than ``PACKED_MAX_PADDING`` of the work, or the product is too small for the packing to pay off."""
+    a, b = _inputs(op)
+    if tensor.dtype != "float32" or a.dtype != "float32" or b.dtype != "float32" or m * n * k < PANEL_MIN_WORK:
+        return None
+    transpose_a = bool(op.attrs.get("transpose_a", False))
+    transpose_b = bool(op.attrs.get("transpose_b", False))
+    lanes = cpu.lanes(tensor.dtype)
+    if not transpose_a and not transpose_b and a is not b and _whole_tiles(m, n, k, cpu, lanes):
+        return None
+    blocking = micro_blocking(m, k, lanes, cpu.vector_registers)
+    in_place = not transpose_a and isinstance(a.op, PlaceholderOp)
+    # a transposed B is copied in scalar runs: the cores take column blocks sooner, so each copies its own part of B
+    # (dense 512 x 500 x 512, 2 cores: 0.67-0.74x numpy with each core copying all of B, 0.82-0.84x with column blocks)
+    b_cost = TRANSPOSED_B_COST if transpose_b else 1.0
+    plan = plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=in_place, b_cost=b_cost)
+    if plan.Mp * plan.Np * plan.Kp > (1 + PACKED_MAX_PADDING) * m * n * k:
+        return None
+    return plan
+
+
+def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, plan: GemmPlan,
+                 cpu: CpuTarget) -> None:
+    """Replace the product's compute by the packed GEMM's stages (as ``cache_write`` replaces a stage's compute by
+    a copy of a new stage): zero-padded packed panels of A and B, the product of whole tiles on the micro-kernel
+    and, where the tiles overshoot C, a copy of the product's top-left corner (inlined into ``host`` when there is
+    one). Reads of ``tensor`` elsewhere are redirected to the new output, so callers keep their tensors."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    a, b = _inputs(op)
+    stages = packed_product(
+        plan, a, b, bool(op.attrs.get("transpose_a", False)), bool(op.attrs.get("transpose_b", False)),
+        name=op.name, tag=op.tag, attrs=op.attrs,
+    )
+    output = stages.output.op
+    assert isinstance(output, ComputeOp)
+    position = s.stages.index(stage)
+    replace_op(s, stage, output)
+    stage.root_iter_vars = tuple(output.axis) + tuple(output.reduce_axis)
+    stage.all_iter_vars = list(stage.root_iter_vars)
+    stage.leaf_iter_vars = list(stage.root_iter_vars)
+    stage.iter_attrs = {}
+    stage.relations = []
+    new = [t.op for t in (stages.packed_b, stages.packed_a, stages.product) if t is not None and t.op is not output]
+    for offset, new_op in enumerate(new):
+        s.insert_stage(new_op, position + offset)
+    schedule_packed_product(s, plan, stages)
+    if not plan.padded:
+        return
+    if host is not None:
+        stage.compute_inline()
+    else:
+        schedule_padded_copy(stage, plan.lanes, cpu.cores)
 
 
 def schedule_elementwise_reduction_fallback(stage: Stage, cpu: CpuTarget) -> None:
@@ -113,6 +193,12 @@ def gemm_blocking(m: int, n: int, k: int, cpu: CpuTarget, lanes: int) -> tuple[i
     return mr, nr, mc, kc
 
 
+def _whole_tiles(m: int, n: int, k: int, cpu: CpuTarget, lanes: int) -> bool:
+    """Whether ``gemm_blocking``'s tiles divide the shape and its column tiles are whole vectors."""
+    mr, nr, _, kc = gemm_blocking(m, n, k, cpu, lanes)
+    return m % mr == 0 and n % nr == 0 and k % kc == 0 and nr % lanes == 0
+
+
 def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, batch: list[int], m: int, n: int,
                 k: int, cpu: CpuTarget) -> bool:
     """The blocked GEMM; returns whether ``host`` was fused (it hosts the register tiles)."""
@@ -125,8 +211,8 @@ def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, b
     by_rows = row_blocks >= 2 * cpu.cores or n <= nr
     a, b = _inputs(op)
     transpose_a = bool(op.attrs.get("transpose_a", False))
-    whole_tiles = m % mr == 0 and n % nr == 0 and k % kc == 0 and nr % lanes == 0
-    if not batch and not transpose_a and tensor.dtype == "float32" and whole_tiles and work >= PANEL_MIN_WORK \
+    if not batch and not transpose_a and tensor.dtype == "float32" and _whole_tiles(m, n, k, cpu, lanes) \
+            and work >= PANEL_MIN_WORK \
             and a is not b:
         _gemm_micro_kernel(s, stage, tensor, (mr, nr, mc, kc), (m, n), cpu, a, b)
         return False
