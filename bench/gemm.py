@@ -3,7 +3,7 @@
 Prints GFLOP/s (from the min and the median of the repeats), the ratio to numpy and the share of this CPU's fp32
 FMA peak. tcomp's figures come from the code tcomp generates; numpy is only the reference.
 
-    python bench/gemm.py [--size 1024] [--repeat 10] [--skip-default]
+    python bench/gemm.py [--size 1024 | --shapes MxNxK ...] [--repeat 10] [--skip-default]
 
 Before each timing the bench waits until OpenBLAS's worker threads have stopped spinning (about 0.1 s after a call),
 so tcomp and numpy each have the cores to themselves. Six runs on a shared 2-core AVX-512 machine
@@ -35,13 +35,29 @@ from tcomp.ops.cpu import schedule_for  # noqa: E402
 from tcomp.ops.matmul_cpu import choose_blocking, packed_matmul  # noqa: E402
 
 
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``MxNxK`` (C[M, N] = A[M, K] B[K, N])."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected a shape MxNxK such as 1000x1000x1000, got {text!r}")
+    M, N, K = (int(p) for p in parts)
+    return M, N, K
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--shapes", type=parse_shape, nargs="+", metavar="MxNxK",
+                        help="time these shapes (C[M, N] = A[M, K] B[K, N]) instead of --size cubed")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--skip-default", action="store_true", help="skip the (slow) default schedule")
     args = parser.parse_args()
-    M = N = K = args.size
+    shapes = args.shapes or [(args.size, args.size, args.size)]
+    for M, N, K in shapes:
+        bench_shape(M, N, K, args.repeat, args.skip_default)
+
+
+def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None:
     flops = 2.0 * M * N * K
     rng = np.random.default_rng(0)
     a = rng.random((M, K), dtype=np.float32)
@@ -53,7 +69,7 @@ def main() -> None:
     print(f"hand-schedule blocking: {choose_blocking(M, N, K, target)}")
 
     results: dict[str, Timing] = {}
-    if not args.skip_default:
+    if not skip_default:
         A = te.placeholder((M, K), name="A")
         B = te.placeholder((K, N), name="B")
         k = te.reduce_axis((0, K), name="k")
@@ -80,7 +96,7 @@ def main() -> None:
     hand_times, library_times, numpy_times = [], [], []
     evaluator = hand.time_evaluator(number=3, repeat=1)
     library_evaluator = library.time_evaluator(number=3, repeat=1)
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         wait_until_threads_idle()
         hand_times.extend(evaluator(a, b, c).results)
         wait_until_threads_idle()
