@@ -63,8 +63,8 @@ def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None
     a = rng.random((M, K), dtype=np.float32)
     b = rng.random((K, N), dtype=np.float32)
     expected = a @ b
-    peak = fp32_peak_gflops()
     target = tcomp.Target.current_host()
+    peak = fp32_peak_gflops(target.vector_bits)  # FMAs as wide as the target's vectors
     print(f"GEMM {M}x{N}x{K} float32 on {target}")
     print(f"hand-schedule blocking: {choose_blocking(M, N, K, target)}")
 
@@ -120,9 +120,8 @@ def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None
         ["", "min ms", "median ms", "GFLOP/s(min)", "GFLOP/s(med)", "x numpy(min)", "x numpy(med)", "% peak"], rows
     )
     if peak:
-        print(f"fp32 FMA peak on all cores (shared/tools/fma_peak.sh, 256-bit FMA): {peak:.1f} GFLOP/s")
-        if target.vector_bits > 256:
-            print("note: this CPU has 512-bit vectors, so its real peak can be up to twice the 256-bit figure")
+        print(f"fp32 FMA peak on all cores: {peak:.1f} GFLOP/s ({target.vector_bits}-bit FMAs, "
+              "shared/tools/fma_peak)")
 
 
 if __name__ == "__main__":
