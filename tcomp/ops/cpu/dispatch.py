@@ -3,8 +3,9 @@
 Given the output tensors of a fused group (inputs are placeholders), the schedule is built in four steps:
 
 1. Inline every elementwise / injective stage that is not an output into its readers, except a padding stage read
-   by a reduction (a convolution or pooling computes it at the root instead, so its inner loops test no bounds) and
-   a stage that calls a transcendental function and has several readers (inlining would repeat the call).
+   by a convolution (computed at the root instead, so the convolution's inner loops test no bounds; a pooling
+   window is small, so there the bounds test costs less than writing a padded copy) and a stage that calls a
+   transcendental function and has several readers (inlining would repeat the call).
 2. Each convolution whose only reader (through the inlined stages) is an output that reads it elementwise takes
    that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
    ``schedule_conv2d`` does with a fused bias + relu).
@@ -70,7 +71,7 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     readers = _direct_readers(s, stage)
     if not readers:
         return False
-    if op_kind(op) is OpKind.PAD and any(r.is_reduction for r in readers):
+    if op_kind(op) is OpKind.PAD and any(r.is_reduction and op_kind(r.op) in CONV_SCHEDULES for r in readers):
         return False
     if len(readers) > 1 and _calls_math(op):
         return False
