@@ -20,7 +20,7 @@ from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.passes.plan_memory import plan_memory
-from tcomp.graph.passes.simplify import simplify
+from tcomp.graph.passes.simplify import matvec_weights, simplify
 from tcomp.target import Target, as_target
 
 GraphPass = Callable[[Graph], Graph]
@@ -63,12 +63,16 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
             return graph
         return alter_layout(graph, resolved, keep=keep_apart(graph) if keep_apart else None)
 
+    def simplify_for_target(graph: Graph) -> Graph:
+        graph = simplify(graph)
+        return matvec_weights(graph) if resolved.kind == "llvm" else graph
+
     def fuse(graph: Graph) -> Graph:
         return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None)
 
     return [
         ("fold_constants", fold),
-        ("simplify", simplify),
+        ("simplify", simplify_for_target),
         ("fold_constants", fold),
         ("alter_layout", layout),
         ("fold_constants", fold),

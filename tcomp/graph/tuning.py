@@ -59,6 +59,8 @@ def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | Non
     if node.op == "matmul":
         a, b = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
         if a.ndim == 2 and b.ndim == 2:
+            if node.attr("transpose_b", False):  # b stored [N, K]
+                return "dense", (a.shape[0], b.shape[0], a.shape[1], a.dtype)
             return "matmul", (a.shape[0], b.shape[1], a.shape[1], a.dtype)
     return None
 

@@ -89,6 +89,31 @@ def test_simplify_removes_identity_dropout_and_noop_reshape() -> None:
     assert simple.nodes[0].inputs == ("x",) and simple.outputs == ("y",)
 
 
+@pytest.mark.parametrize("x_shape", [(1, 24), (3, 24), (2, 2, 24), (24,)])
+def test_matvec_weights_store_a_small_batch_weight_by_rows(x_shape: tuple[int, ...]) -> None:
+    """matmul(x, W[K, N]) with few rows of x reads W stored [N, K] (transpose_b), with the same results."""
+    from tcomp.graph.passes.simplify import matvec_weights
+
+    w = rand(24, 10)
+    g = graph([make_node("matmul", "fc", ["x", "w"], ["y"])], {"x": x_shape}, ["y"], {"w": w})
+    rewritten = matvec_weights(g)
+    (node,) = rewritten.nodes
+    assert node.attr("transpose_b") is True and rewritten.params[node.inputs[1]].shape == (10, 24)
+    assert rewritten.type_of("y") == g.type_of("y")
+    x = rand(*x_shape)
+    [got] = run(rewritten, x=x)
+    np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_matvec_weights_leave_large_batches_and_computed_weights() -> None:
+    from tcomp.graph.passes.simplify import MATVEC_ROWS, matvec_weights
+
+    big = graph([make_node("matmul", "fc", ["x", "w"], ["y"])], {"x": (MATVEC_ROWS + 1, 8)}, ["y"], {"w": rand(8, 4)})
+    assert matvec_weights(big) is big
+    computed = graph([make_node("matmul", "mm", ["x", "z"], ["y"])], {"x": (1, 8), "z": (8, 4)}, ["y"])
+    assert matvec_weights(computed) is computed
+
+
 def _conv_bn_graph(with_bias: bool) -> Graph:
     params = {"w": rand(8, 3, 3, 3), "scale": np.abs(rand(8)) + 0.5, "shift": rand(8), "mean": rand(8),
               "var": np.abs(rand(8)) + 0.5, "b": rand(1, 8, 1, 1)}

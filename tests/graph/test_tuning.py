@@ -23,7 +23,7 @@ def model():  # type: ignore[no-untyped-def]
 def test_extract_tasks_one_per_workload() -> None:
     tasks = extract_model_tasks(model(), "llvm")
     names = {task.name for task in tasks}
-    assert names == {"conv2d_nchw", "matmul"}
+    assert names == {"conv2d_nchw", "dense"}  # the classifier's weight is stored [N, K] (matvec_weights)
     assert len({task.key for task in tasks}) == len(tasks)
     convs = [t for t in tasks if t.name == "conv2d_nchw"]
     assert (1, 3, 32, 32, 16, 7, 7, 2, 3, "float32") in [t.args for t in convs]

@@ -140,11 +140,17 @@ def _matmul_shapes(ctx: InferContext | None, a: tuple[int, ...], b: tuple[int, .
 
 
 def _infer_matmul(ctx: InferContext) -> list[TensorType]:
+    """``a @ b``; with ``transpose_b`` the 2-D ``b`` is stored ``[N, K]`` (``a @ b.T``)."""
     a, b = ctx.type(0), ctx.type(1)
     dtype = same_dtype(ctx, [a, b])
     if a.ndim == 0 or b.ndim == 0:
         raise ctx.error("operands must have at least one dimension")
-    return [TensorType(_matmul_shapes(ctx, a.shape, b.shape), dtype)]
+    b_shape = b.shape
+    if ctx.attr("transpose_b", False):
+        if b.ndim != 2:
+            raise ctx.error(f"transpose_b needs a 2-D second operand, got {b}")
+        b_shape = (b.shape[1], b.shape[0])
+    return [TensorType(_matmul_shapes(ctx, a.shape, b_shape), dtype)]
 
 
 def _lower_matmul(ctx: LowerContext) -> list[Tensor]:
@@ -158,7 +164,11 @@ def _lower_matmul(ctx: LowerContext) -> list[Tensor]:
     if len(sb) == 1:
         b, sb = ops.reshape(b, (sb[0], 1), name=f"{name}_b2"), (sb[0], 1)
     out_shape = ctx.out_types[0].shape
-    if len(sa) == 2 and len(sb) == 2:
+    if ctx.attr("transpose_b", False):  # b is [N, K]
+        rows = int(np.prod(sa[:-1]))
+        flat = a if len(sa) == 2 else ops.reshape(a, (rows, sa[-1]), name=f"{name}_rows")
+        result = ops.dense(flat, b, name=name if len(sa) == 2 else f"{name}_mm")
+    elif len(sa) == 2 and len(sb) == 2:
         result = ops.matmul(a, b, name=name)
     elif len(sb) == 2:  # fold a's batch dimensions into its rows
         rows = int(np.prod(sa[:-1]))

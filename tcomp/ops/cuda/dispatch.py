@@ -66,6 +66,7 @@ def _inline_injective(s: Schedule) -> None:
 def _matmul_ok(op: ComputeOp) -> bool:
     shape = [_extent(d) for d in op.output(0).shape]
     return (len(shape) == 2 and None not in shape and not op.attrs.get("transpose_a", False)
+            and not op.attrs.get("transpose_b", False)
             and len(op.input_tensors()) == 2 and all(_placeholder(t) for t in op.input_tensors()))
 
 
