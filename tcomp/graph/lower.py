@@ -198,13 +198,15 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
     signature = node_signature(graph, node)
     may_alias = tuple(sorted(set(inplace)))
     tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
-    key = (signature + f"|alias={may_alias}", str(target), tuned is not None)
+    # the records are part of the key (held by it, so their identity is not reused): they can choose conv tiles
+    key = (signature + f"|alias={may_alias}", str(target), tuned is not None, tuning)
     with _CACHE_LOCK:
         cached = _KERNEL_CACHE.get(key) if tuned is None else None
     if cached is not None:
-        func, module, _ = cached
+        func, module, _, tiled = cached
         args = kernel_inputs(graph, node) + node.outputs
-        return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, False)
+        return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tiled)
+    tiled = False
     if tuned is not None:
         schedule, tensors = tuned
         args = kernel_inputs(graph, node) + node.outputs
@@ -214,6 +216,14 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
             from tcomp.ops.cuda.dispatch import schedule_for as cuda_schedule_for
 
             schedule = cuda_schedule_for(list(lowered.outputs), target)
+        elif tuning is not None:
+            from tcomp.graph.tuning import nchwc_tile_chooser
+            from tcomp.ops.cpu.conv2d import nchwc_tiles
+
+            chosen: list[bool] = []
+            with nchwc_tiles(nchwc_tile_chooser(target, tuning, chosen)):
+                schedule = schedule_for(list(lowered.outputs), target)
+            tiled = bool(chosen)
         else:
             schedule = schedule_for(list(lowered.outputs), target)
         tensors = [*lowered.inputs, *lowered.outputs]
@@ -230,8 +240,8 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
     module = tcomp.build(func, target=target)
     with _CACHE_LOCK:
         if tuned is None:
-            _KERNEL_CACHE[key] = (func, module, may_alias)
-    return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tuned is not None)
+            _KERNEL_CACHE[key] = (func, module, may_alias, tiled)
+    return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tuned is not None or tiled)
 
 
 def clear_kernel_cache() -> None:

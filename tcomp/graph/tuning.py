@@ -12,6 +12,10 @@ default schedule, its blocked layout and its fusion.
 For ``target="cuda"`` the templates are the CUDA ones (``CUDA_TEMPLATES``: ``conv2d_nchw_cuda``, ``matmul_cuda``)
 and the default kernel is the one ``tcomp.ops.cuda.dispatch`` schedules, in NCHW.
 
+On CPUs, convolutions compile in the blocked layout NCHW[x]c, fused with their epilogues; their tasks are
+``conv2d_nchwc_blocked`` workloads (``extract_model_tasks`` reads them after ``alter_layout``), and a record gives
+the tile of the fused kernel (``nchwc_tile_chooser``, used by ``lower.compile_node``) rather than a kernel of its own.
+
 ``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``.
 """
 
@@ -43,6 +47,8 @@ def workload_of(graph: Graph, node: Node, target_kind: str = "llvm") -> tuple[st
 
 
 def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
+    if node.op == "conv2d_nchwc":
+        return _nchwc_workload(graph, node)
     if node.op == "conv2d":
         x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
         strides, pads, dilations = node.attr("strides"), node.attr("pads"), node.attr("dilations")
@@ -63,6 +69,35 @@ def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | Non
                 return "dense", (a.shape[0], b.shape[0], a.shape[1], a.dtype)
             return "matmul", (a.shape[0], b.shape[1], a.shape[1], a.dtype)
     return None
+
+
+def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
+    """A blocked convolution's ``conv2d_nchwc_blocked`` workload (the same arguments ``nchwc_workload`` reads off
+    its compute)."""
+    x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
+    strides, pads, dilations = node.attr("strides"), node.attr("pads"), node.attr("dilations")
+    if len(set(strides)) != 1 or len(set(pads)) != 1 or set(dilations) != {1} or x.ndim != 5 or w.ndim != 6:
+        return None
+    n, chunks, h, wd, ic = x.shape
+    o_chunks, _, kh, kw, _, oc = w.shape
+    return "conv2d_nchwc_blocked", (n, chunks * ic, h, wd, o_chunks * oc, kh, kw, strides[0], pads[0], ic, oc,
+                                    x.dtype)
+
+
+def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
+    """The tile chooser (``tcomp.ops.cpu.conv2d.nchwc_tiles``) that gives each blocked convolution the tile of its
+    best ``conv2d_nchwc_blocked`` record; appends True to ``chosen`` for each one it gives."""
+    from tcomp.autotune.task import create_task
+    from tcomp.autotune.templates.conv2d import nchwc_tile_of
+
+    def choose(op: Any, workload: tuple[Any, ...]) -> Any:
+        config = records.query(create_task("conv2d_nchwc_blocked", workload, target))
+        if config is None:
+            return None
+        chosen.append(True)
+        return nchwc_tile_of(config)
+
+    return choose
 
 
 def as_dispatch_context(records: Any) -> Any:
@@ -99,7 +134,14 @@ _DECISIONS_LOCK = threading.Lock()
 
 def use_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
     """Whether ``node`` should be compiled from its tuning record: a record exists and its measured cost is below
-    the default schedule's (``default_cost``). A context that reports no costs is trusted."""
+    the default schedule's (``default_cost``). A context that reports no costs is trusted. Blocked convolutions
+    never are: their records give the tile of the fused kernel instead (``nchwc_tile_chooser``)."""
+    if node.op == "conv2d_nchwc":
+        return False
+    if node.op == "conv2d" and target.kind == "llvm" and hasattr(records, "best_record"):
+        task = _task(graph, node, target)  # without an NCHW record it is blocked and tuned by its tile: no miss
+        if task is None or records.best_record(task) is None:
+            return False
     if not has_record(graph, node, target, records):
         return False
     task = _task(graph, node, target)
@@ -182,9 +224,12 @@ def extract_tasks(graph: Graph, target: Target | str | None = None) -> list[Any]
 def extract_model_tasks(model: Any, target: Target | str | None = None,
                         input_shapes: dict[str, list[int]] | None = None) -> list[Any]:
     """The tuning tasks of a model file (``tcomp tune model.onnx``): the graph after constant folding and
-    simplification (batch norms folded into convolutions), before layout changes and fusion."""
+    simplification (batch norms folded into convolutions) and, for CPUs, the blocked layout; before fusion."""
     from tcomp.graph.compiler import compile_graph
     from tcomp.graph.pipeline import PassOptions
+    from tcomp.target import as_target
 
-    options = PassOptions(alter_layout=False, fuse_ops=False, plan_memory=False)
+    # CPU convolutions are tuned in the blocked layout the compiled model uses
+    blocked = as_target(target).kind == "llvm"
+    options = PassOptions(alter_layout=blocked, fuse_ops=False, plan_memory=False)
     return extract_tasks(compile_graph(model, target, input_shapes=input_shapes, options=options), target)

@@ -118,7 +118,8 @@ def _tiny_model(path: Path) -> None:
 
 
 def test_tune_a_model_tunes_its_convolution_and_classifier(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """The classifier (one row times a weight parameter) is a dense task: its weight is stored [N, K]."""
+    """The convolution is tuned blocked, as the model runs it; the classifier (one row times a weight parameter) is a
+    dense task: its weight is stored [N, K]."""
     pytest.importorskip("onnx")
     model = tmp_path / "tiny.onnx"
     _tiny_model(model)
@@ -127,7 +128,7 @@ def test_tune_a_model_tunes_its_convolution_and_classifier(tmp_path: Path, capsy
             "--repeat", "1", "--parallel", "1"]
     assert main(["tune", *argv]) == 0
     out = capsys.readouterr().out
-    assert "[Task 2/2]" in out and "conv2d_nchw" in out and "dense" in out
+    assert "[Task 2/2]" in out and "conv2d_nchwc_blocked" in out and "dense" in out
     log = read_records(records)
-    assert sorted({r.task.name for r in log.records}) == ["conv2d_nchw", "dense"]
+    assert sorted({r.task.name for r in log.records}) == ["conv2d_nchwc_blocked", "dense"]
     assert all(r.result.ok for r in log.records)

@@ -21,16 +21,50 @@ def model():  # type: ignore[no-untyped-def]
 
 
 def test_extract_tasks_one_per_workload() -> None:
+    """CPU convolutions are tuned as the compiled model runs them: blocked (NCHW[x]c) workloads."""
     tasks = extract_model_tasks(model(), "llvm")
     names = {task.name for task in tasks}
-    assert names == {"conv2d_nchw", "dense"}  # the classifier's weight is stored [N, K] (matvec_weights)
+    assert names == {"conv2d_nchwc_blocked", "dense"}  # the classifier's weight is stored [N, K] (matvec_weights)
     assert len({task.key for task in tasks}) == len(tasks)
-    convs = [t for t in tasks if t.name == "conv2d_nchw"]
-    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, "float32") in [t.args for t in convs]
+    convs = [t for t in tasks if t.name == "conv2d_nchwc_blocked"]
+    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, 16, "float32") in [t.args for t in convs]
+
+
+def nchw_tasks() -> list:  # type: ignore[type-arg]
+    from tcomp.graph.compiler import compile_graph
+    from tcomp.graph.pipeline import PassOptions
+    from tcomp.graph.tuning import extract_tasks
+
+    options = PassOptions(alter_layout=False, fuse_ops=False, plan_memory=False)
+    return [t for t in extract_tasks(compile_graph(model(), "llvm", options=options), "llvm")
+            if t.name == "conv2d_nchw"]
+
+
+def test_blocked_records_give_the_fused_kernels_their_tiles(tmp_path: Path) -> None:
+    """A conv2d_nchwc_blocked record sets the register tile of the fused (conv + bias + relu) kernel; the model keeps
+    its blocked layout and fusion and still matches onnxruntime."""
+    from tcomp.autotune.templates.conv2d import nchwc_tile_of
+
+    tasks = [t for t in extract_model_tasks(model(), "llvm") if t.name == "conv2d_nchwc_blocked"]
+    path = tmp_path / "blocked.jsonl"
+    with RecordWriter(path) as writer:
+        for task in tasks:
+            space = task.config_space
+            config = next(space.get(i) for i in range(len(space) - 1, -1, -1)
+                          if nchwc_tile_of(space.get(i)) != nchwc_tile_of(space.fallback))
+            writer.write(Record(task, config, MeasureResult(MeasureStatus.OK, (1e-3,))))
+    x = np.random.default_rng(2).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="no tuning record"):  # the classifier has none
+        executor = tg.compile(model(), "llvm", tuning_records=str(path))
+    assert executor.program.stats["tuned_kernels"] >= len(tasks)
+    assert not any(n.op in ("conv2d", "conv2d_nchwc") for n in executor.graph.nodes)  # blocked and fused
+    [got] = executor.run([x])
+    [want] = ort.InferenceSession(model().SerializeToString()).run(None, {"data": x})
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))
 
 
 def write_records(path: Path, cost: float) -> list:  # type: ignore[type-arg]
-    tasks = [t for t in extract_model_tasks(model(), "llvm") if t.name == "conv2d_nchw"][:3]
+    tasks = nchw_tasks()[:3]
     rng = np.random.default_rng(0)
     with RecordWriter(path) as writer:
         for task in tasks:

@@ -16,6 +16,10 @@ padding stage they read is inlined or computed inside the output-tile loop (knob
 ``conv2d_nchwc`` computes in the blocked layout NCHW[x]c (channel blocks ``ic_bn`` / ``oc_bn`` are knobs) with the
 layout changes inside the function (data packed by a stage, kernel packed by a stage, the output unpacked), so its
 interface is NCHW like the others. A graph compiler that keeps tensors in NCHWc would drop those stages.
+
+``conv2d_nchwc_blocked`` is the convolution as the graph compiler builds it (blocked inputs and output, arguments
+``..., padding, ic_block, oc_block``), its knobs the default CPU schedule's tile (``NCHWcTile``); its records apply
+to the fused kernels of a compiled model.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import enum
 from typing import Any
 
 from tcomp import te
-from tcomp.autotune.space import AnnotatePolicy, Config, ReorderPolicy, SplitPolicy
+from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.gemm import vector_lanes
+from tcomp.ops.cpu.conv2d import NCHWcTile
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
@@ -209,4 +214,50 @@ def conv2d_nchwc(cfg: Config, batch: int, in_channels: int, height: int, width: 
     s[kernel_vec].parallel(kernel_vec.op.axis[0])
     on, oc, oy, ox = out.op.axis
     s[out].parallel(s[out].fuse(on, oc))
+    return s, [data, kernel, out]
+
+
+def nchwc_tile_of(config: ConfigEntity) -> NCHWcTile:
+    """The ``NCHWcTile`` a ``conv2d_nchwc_blocked`` config stands for."""
+    return NCHWcTile(int(config["reg_n"].val), int(config["oc_chunks"].val), bool(config["unroll_kw"].val),
+                     int(config["ic_chunks"].val))
+
+
+@template("conv2d_nchwc_blocked")
+def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
+                         kernel_h: int, kernel_w: int, stride: int, padding: int, ic_block: int, oc_block: int,
+                         dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """``ops.nchwc.conv2d_nchwc`` on blocked tensors (``data[N, C/ic, H, W, ic]``, ``kernel[O/oc, C/ic, KH, KW, ic,
+    oc]``) with the default CPU schedule's tiling as knobs: ``reg_n`` output columns per register tile,
+    ``oc_chunks`` channel blocks per tile, ``unroll_kw``, and ``ic_chunks`` (0: the whole reduction per tile;
+    n: the reduction blocked by n input-channel blocks). The convolution a graph compiles in NCHW[x]c, so its
+    records apply to the fused kernels of a model (``nchwc_tiles``); the fallback is the default tile."""
+    from tcomp.ops.cpu.common import CpuTarget
+    from tcomp.ops.cpu.conv2d import conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
+    from tcomp.ops.nchwc import conv2d_nchwc
+
+    if cfg.target is not None and cfg.target.kind != "llvm":
+        raise ValueError(f"conv2d_nchwc_blocked is a CPU template; target {cfg.target} is not llvm")
+    if in_channels % ic_block or out_channels % oc_block:
+        raise ValueError(f"conv2d_nchwc_blocked: blocks {ic_block}/{oc_block} must divide the channels "
+                         f"{in_channels}/{out_channels}")
+    chunks, o_chunks = in_channels // ic_block, out_channels // oc_block
+    data = te.placeholder((batch, chunks, height, width, ic_block), name="data", dtype=dtype)
+    kernel = te.placeholder((o_chunks, chunks, kernel_h, kernel_w, ic_block, oc_block), name="kernel", dtype=dtype)
+    out = conv2d_nchwc(data, kernel, stride, padding)
+    cpu = CpuTarget.of(cfg.target)
+    out_w = _out_size(width, kernel_w, stride, padding)
+    sizes = [batch, o_chunks, _out_size(height, kernel_h, stride, padding), out_w, oc_block]
+    default = conv2d_nchwc_tile(sizes, [chunks, kernel_h, kernel_w, ic_block], cpu, cpu.lanes(dtype))
+    reg_n = cfg.define_knob("reg_n", sorted({d for d in range(1, 17) if out_w % d == 0} | {default.reg_n}),
+                            fallback=default.reg_n)
+    oc_tile = cfg.define_knob("oc_chunks", sorted({c for c in (1, 2, 4) if o_chunks % c == 0} | {default.oc_chunks}),
+                              fallback=default.oc_chunks)
+    unroll_kw = cfg.define_knob("unroll_kw", [False, True] if kernel_w > 1 else [False], fallback=default.unroll_kw)
+    ic_tile = cfg.define_knob("ic_chunks", sorted({0, default.ic_chunks} | {c for c in (1, 2, 4, 8, 16)
+                                                                         if chunks % c == 0}),
+                              fallback=default.ic_chunks)
+    tile = NCHWcTile(int(reg_n.val), int(oc_tile.val), bool(unroll_kw.val), int(ic_tile.val))
+    s = create_schedule(out)
+    schedule_conv2d_nchwc_stage(s, out, None, cpu, tile)
     return s, [data, kernel, out]

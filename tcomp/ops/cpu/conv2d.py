@@ -16,15 +16,23 @@ parallel, so the inner loops read without bounds tests.
         out[.., ow, b] = epilogue(acc[ow, b])
 
 ``reg_n`` is the largest divisor of OW whose ``reg_n x oc/lanes`` accumulators fit the register file with room to
-spare. ``conv2d_nchw`` tiles ``oc_t`` output channels x ``vw`` consecutive output columns (one vector, a contiguous
-load of the input row per reduction step, broadcast weights); the depthwise schedule tiles one vector of columns.
+spare. A tuned tile can replace that choice: inside ``with nchwc_tiles(choose):`` the schedule asks
+``choose(op, workload)`` first (``nchwc_workload``: the convolution's sizes, as the ``conv2d_nchwc_blocked`` tuning
+template takes them); the graph compiler does this with its tuning records.
+
+``conv2d_nchw`` tiles ``oc_t`` output channels x ``vw`` consecutive output columns (one vector, a contiguous load of
+the input row per reduction step, broadcast weights); the depthwise schedule tiles one vector of columns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from tcomp.ir.expr import IterKind, IterVar
+from tcomp.ir.expr import IterKind, IterVar, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
     extents,
@@ -90,6 +98,35 @@ class NCHWcTile:
     ic_chunks: int = 0
 
 
+Workload = tuple[Any, ...]
+TileChooser = Callable[[ComputeOp, Workload], "NCHWcTile | None"]
+_TILE_CHOOSER: contextvars.ContextVar[TileChooser | None] = contextvars.ContextVar("tcomp_nchwc_tiles", default=None)
+
+
+@contextlib.contextmanager
+def nchwc_tiles(choose: TileChooser) -> Iterator[None]:
+    """Within the block, ``conv2d_nchwc`` schedules take ``choose(op, nchwc_workload(op))`` as their tile when it
+    returns one (else the default tile)."""
+    token = _TILE_CHOOSER.set(choose)
+    try:
+        yield
+    finally:
+        _TILE_CHOOSER.reset(token)
+
+
+def nchwc_workload(op: ComputeOp) -> Workload | None:
+    """``(N, C, H, W, O, KH, KW, stride, padding, ic_block, oc_block, dtype)`` of a ``conv2d_nchwc`` compute with
+    one stride, one padding on every side and no dilation; None for any other."""
+    padded, kernel = op.input_tensors()
+    data = padded.op.input_tensors()[0] if isinstance(padded.op, ComputeOp) else padded
+    strides, pads, dilations = (tuple(op.attrs.get(k, ())) for k in ("stride", "padding", "dilation"))
+    shapes = [[const_int_value(d) for d in t.shape] for t in (data, kernel)]
+    if len(set(strides)) != 1 or len(set(pads)) != 1 or set(dilations) != {1} or None in shapes[0] + shapes[1]:
+        return None
+    (n, chunks, h, w, ic), (o_chunks, _, kh, kw, _, oc) = shapes
+    return (n, chunks * ic, h, w, o_chunks * oc, kh, kw, strides[0], pads[0], ic, oc, data.dtype)
+
+
 def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget, lanes: int) -> NCHWcTile:
     """The tiling of an output ``[N, O/oc, OH, OW, oc]`` reduced over ``[C/ic, KH, KW, ic]``, measured on AVX-512:
 
@@ -129,6 +166,10 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
     if sizes is None or reduce_sizes is None:
         _fallback(s, tensor, host, cpu)
         return
+    if tile is None:
+        choose = _TILE_CHOOSER.get()
+        workload = nchwc_workload(op) if choose is not None else None
+        tile = choose(op, workload) if choose is not None and workload is not None else None
     tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype))
     schedule_padding(s, op, cpu)
     if tile.ic_chunks:
