@@ -5,7 +5,8 @@ every chain's point (one knob changed), accepts it with probability ``exp((new -
 spread), and keeps the ``num`` best-scoring points seen that are not in ``exclusive`` (the configs measured or planned
 already). The temperature falls linearly from ``temperature[0]`` to ``temperature[1]``; the run stops after
 ``n_iter`` steps or ``early_stop`` steps without a new top-``num`` point. With ``persistent`` the chains continue
-from where the previous call left them, so later rounds refine earlier ones instead of starting cold.
+from where the previous call left them, so later rounds refine earlier ones instead of starting cold; ``reseed``
+restarts a quarter of them from given points (the tuner passes its best measured configs).
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ class SimulatedAnnealingOptimizer:
         self.persistent = persistent
         self.points: list[int] | None = None
         self.steps_run = 0
+
+    def reseed(self, indices: Sequence[int]) -> None:
+        """Restart the last ``len(indices)`` chains (at most a quarter of them) from ``indices``, such as the best
+        configs measured so far, so part of the search stays near what already runs fast."""
+        if self.points is None:
+            self.points = self.space.sample(self.rng, self.parallel_size)
+        count = min(len(indices), max(1, self.parallel_size // 4))
+        if count:
+            self.points[-count:] = list(indices[:count])
 
     def find_maximums(self, predict: Predict, num: int, exclusive: Collection[int]) -> list[int]:
         """Up to ``num`` indices not in ``exclusive``, best predicted first."""

@@ -275,8 +275,9 @@ class GATuner(Tuner):
 
 class XGBTuner(Tuner):
     """Model-based tuning: after the first ``first_fit`` results and then every ``plan_size`` results, refit the
-    cost model and let simulated annealing plan the ``plan_size`` best unmeasured configs; proposals come from the
-    plan, except that with probability ``epsilon`` a random config is explored instead."""
+    cost model and let simulated annealing plan the ``plan_size`` best unmeasured configs (a quarter of its chains
+    restarted from the best configs measured so far); proposals come from the plan, except that with probability
+    ``epsilon`` a random config is explored instead."""
 
     def __init__(self, task: Task, seed: int = 0, plan_size: int = 32, first_fit: int | None = None,
                  feature_kind: FeatureKind = FeatureKind.LOOP_IR, objective: Objective = Objective.RANK,
@@ -307,6 +308,8 @@ class XGBTuner(Tuner):
     def refit(self) -> None:
         start = time.perf_counter()
         self.model.fit(self.indices, self.throughputs)
+        ranked = sorted(range(len(self.indices)), key=lambda k: -self.throughputs[k])
+        self.optimizer.reseed([self.indices[k] for k in ranked if self.throughputs[k] > 0])
         self.plan = self.optimizer.find_maximums(self.model.predict, self.plan_size, self.visited)
         self.fit_time += time.perf_counter() - start
 
