@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tcomp.runtime.timer import wait_until_threads_idle  # noqa: F401 - re-exported for the scripts
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,18 +36,6 @@ def time_callable(fn: Callable[[], object], repeat: int, number: int = 1) -> Tim
             fn()
         results.append((time.perf_counter() - start) / number)
     return Timing.of(results)
-
-
-def wait_until_threads_idle(slice_s: float = 0.01, limit_s: float = 1.0) -> None:
-    """Sleep until this process's other threads stop using CPU time. After a call, OpenBLAS's worker threads spin
-    for 2^28 TSC cycles (about 0.1 s here) before sleeping, onnxruntime's a while too; timing tcomp while they spin
-    measures tcomp on a shared core (up to 2x slower on 2 cores)."""
-    deadline = time.perf_counter() + limit_s
-    while time.perf_counter() < deadline:
-        before = time.process_time()
-        time.sleep(slice_s)
-        if time.process_time() - before < 0.1 * slice_s:
-            return
 
 
 def fp32_peak_gflops(vector_bits: int = 256) -> float | None:
