@@ -95,6 +95,24 @@ def test_dense_with_bias(m: int, k: int, n: int) -> None:
     build_and_check(schedule_dense([out]), [x_t, w_t, b_t, out], [x, w, b], x @ w.T + b, 1e-4, 1e-4)
 
 
+@pytest.mark.parametrize(("m", "k", "n"), [(1, 1000, 37), (8, 100, 20), (3, 1024, 9)])
+def test_dense_dot_products_use_the_widest_vector_dividing_k(m: int, k: int, n: int) -> None:
+    """K = 1000 is no multiple of 16 lanes: the partial sums run 8 lanes wide (4 for K = 100), not plain loops."""
+    import tcomp
+    from tcomp.ops.cpu.common import CpuTarget
+    from tcomp.ops.cpu.dense import dot_lanes
+
+    assert [dot_lanes(size, 16) for size in (1000, 100, 1024, 1003)] == [8, 4, 16, 1]
+    target = Target.current_host()
+    width = dot_lanes(k, CpuTarget.of(target).lanes("float32"))
+    x_t, w_t = te.placeholder((m, k), name="X"), te.placeholder((n, k), name="W")
+    out = ops.dense(x_t, w_t)
+    s = schedule_dense([out], target)
+    assert f"vectorized(0, {width})" in str(tcomp.lower(s, [x_t, w_t, out], simple_mode=True))
+    x, w = random_data(RNG, (m, k)), random_data(RNG, (n, k))
+    build_and_check(s, [x_t, w_t, out], [x, w], x.astype(np.float64) @ w.T, 1e-4, 1e-4)
+
+
 @pytest.mark.parametrize(("batch_a", "batch_b", "m", "k", "n", "transpose_b"), [
     (3, 3, 24, 40, 32, False),
     (2, 2, 5, 64, 7, True),

@@ -162,7 +162,8 @@ def matvec_weights(graph: Graph) -> Graph:
         if node.op == "matmul" and not node.attr("transpose_b", False) and node.inputs[1] in params:
             x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
             rows = int(np.prod(x.shape[:-1])) if x.ndim > 1 else 1
-            if w.ndim == 2 and rows <= MATVEC_ROWS and w.shape[1] > 1:
+            # dot products over K run 4- to 16-lane partial sums when 4 divides K (tcomp.ops.cpu.dense.dot_lanes)
+            if w.ndim == 2 and rows <= MATVEC_ROWS and w.shape[1] > 1 and w.shape[0] % 4 == 0 and w.shape[0] >= 8:
                 stored = names.fresh(f"{node.inputs[1]}/NK")
                 params[stored] = np.ascontiguousarray(params[node.inputs[1]].T)
                 node = replace(node, inputs=(node.inputs[0], stored)).with_attrs(transpose_b=True)
