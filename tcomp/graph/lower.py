@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,8 +179,35 @@ def node_signature(graph: Graph, node: Node) -> str:
     return "\n".join(parts)
 
 
-_KERNEL_CACHE: dict[tuple[str, str, bool], tuple[PrimFunc, Module, tuple[int, ...]]] = {}
+_KERNEL_CACHE: dict[tuple[str, str, bool, int], tuple[PrimFunc, Module, tuple[int, ...], bool]] = {}
 _CACHE_LOCK = threading.Lock()
+_WATCHED: set[int] = set()  # ids of tuning-record contexts whose kernels are cached
+
+
+def _records_key(tuning: Any) -> int:
+    """The cache's key for a tuning-record context (0 for none): its id, with its kernels dropped from the cache when
+    it is collected (so a later object with the same id never meets them)."""
+    if tuning is None:
+        return 0
+    key = id(tuning)
+    with _CACHE_LOCK:
+        if key in _WATCHED:
+            return key
+        _WATCHED.add(key)
+    try:
+        weakref.finalize(tuning, _forget_records, key)
+    except TypeError:  # not weakly referenceable: do not cache its kernels
+        with _CACHE_LOCK:
+            _WATCHED.discard(key)
+        return -1
+    return key
+
+
+def _forget_records(key: int) -> None:
+    with _CACHE_LOCK:
+        _WATCHED.discard(key)
+        for stale in [k for k in _KERNEL_CACHE if k[3] == key]:
+            del _KERNEL_CACHE[stale]
 
 
 def kernel_base_name(node: Node) -> str:
@@ -198,10 +226,10 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
     signature = node_signature(graph, node)
     may_alias = tuple(sorted(set(inplace)))
     tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
-    # the records are part of the key (held by it, so their identity is not reused): they can choose conv tiles
-    key = (signature + f"|alias={may_alias}", str(target), tuned is not None, tuning)
+    records = _records_key(tuning)  # the records can choose conv tiles: kernels are cached per records object
+    key = (signature + f"|alias={may_alias}", str(target), tuned is not None, records)
     with _CACHE_LOCK:
-        cached = _KERNEL_CACHE.get(key) if tuned is None else None
+        cached = _KERNEL_CACHE.get(key) if tuned is None and records >= 0 else None
     if cached is not None:
         func, module, _, tiled = cached
         args = kernel_inputs(graph, node) + node.outputs
@@ -239,7 +267,7 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
     func = dataclasses.replace(func, name=f"{base}_{structural_hash(func) & 0xFFFFFFFF:08x}")
     module = tcomp.build(func, target=target)
     with _CACHE_LOCK:
-        if tuned is None:
+        if tuned is None and records >= 0:
             _KERNEL_CACHE[key] = (func, module, may_alias, tiled)
     return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tuned is not None or tiled)
 
