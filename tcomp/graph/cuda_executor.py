@@ -43,7 +43,6 @@ class CudaGraphExecutor(GraphExecutor):
         self.modules = list(modules)
 
 
-
 class DeviceGraphExecutor(CudaGraphExecutor):
     """A ``GraphExecutor`` whose values live on the GPU (see the module docstring)."""
 

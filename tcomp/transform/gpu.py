@@ -15,6 +15,8 @@ BLOCK_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z")
 THREAD_TAGS = ("threadIdx.x", "threadIdx.y", "threadIdx.z")
 LAUNCH_TAGS = BLOCK_TAGS + THREAD_TAGS
 BARRIER_OP = "cuda.syncthreads"
+# loop pragma: the CUDA printer unrolls a loop whose constant extent is at most this pragma's value
+UNROLL_MAX_EXTENT = "unroll_max_extent"
 
 
 class GPUError(ValueError):

@@ -27,7 +27,7 @@ from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import iter_children, post_order_visit
 from tcomp.transform.bind_threads import launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
-from tcomp.transform.gpu import is_barrier, is_launch_loop
+from tcomp.transform.gpu import UNROLL_MAX_EXTENT, is_barrier, is_launch_loop
 
 ASYNC_COPY_BYTES = 4  # element size of scalar copies printed as cp.async (cp.async copies 4, 8 or 16 bytes)
 
@@ -191,7 +191,7 @@ class KernelPrinter:
     @staticmethod
     def _unroll_by_pragma(s: S.For) -> bool:
         """A loop with the pragma ``unroll_max_extent`` (n) and a constant extent of at most n is unrolled."""
-        limit = dict(s.annotations).get("unroll_max_extent")
+        limit = dict(s.annotations).get(UNROLL_MAX_EXTENT)
         extent = E.const_int_value(simplify(s.extent))
         return isinstance(limit, int) and extent is not None and extent <= limit
 

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from tcomp import te
 from tcomp.ir.expr import IterVar
 from tcomp.schedule.stage import Stage
+from tcomp.transform.gpu import UNROLL_MAX_EXTENT
 
 ThreadLayout = Sequence[tuple[str, int]]
 
 # A cooperative fetch whose serial loop has at most this many steps is unrolled, so each thread issues all its loads
-# before it waits for the first one (a loop would wait for one load per step): the pragma ``unroll_max_extent``.
-UNROLL_MAX_EXTENT = "unroll_max_extent"
+# before it waits for the first one (a loop would wait for one load per step): the pragma ``UNROLL_MAX_EXTENT``.
 MAX_UNROLLED_FETCH = 64
 
 
