@@ -72,16 +72,13 @@ def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | Non
 
 
 def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
-    """A blocked convolution's ``conv2d_nchwc_blocked`` workload (the same arguments ``nchwc_workload`` reads off
-    its compute)."""
+    """A blocked convolution's ``conv2d_nchwc_blocked`` workload (as the CPU schedule reads it off the compute)."""
+    from tcomp.ops.cpu.conv2d import blocked_conv_workload
+
     x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
-    strides, pads, dilations = node.attr("strides"), node.attr("pads"), node.attr("dilations")
-    if len(set(strides)) != 1 or len(set(pads)) != 1 or set(dilations) != {1} or x.ndim != 5 or w.ndim != 6:
-        return None
-    n, chunks, h, wd, ic = x.shape
-    o_chunks, _, kh, kw, _, oc = w.shape
-    return "conv2d_nchwc_blocked", (n, chunks * ic, h, wd, o_chunks * oc, kh, kw, strides[0], pads[0], ic, oc,
-                                    x.dtype)
+    args = blocked_conv_workload(x.shape, w.shape, node.attr("strides"), node.attr("pads"), node.attr("dilations"),
+                                 x.dtype)
+    return ("conv2d_nchwc_blocked", args) if args is not None else None
 
 
 def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,17 +114,26 @@ def nchwc_tiles(choose: TileChooser) -> Iterator[None]:
         _TILE_CHOOSER.reset(token)
 
 
+def blocked_conv_workload(data: Sequence[int | None], kernel: Sequence[int | None], strides: Sequence[int],
+                          pads: Sequence[int], dilations: Sequence[int], dtype: str) -> Workload | None:
+    """``(N, C, H, W, O, KH, KW, stride, padding, ic_block, oc_block, dtype)`` of a blocked convolution of
+    ``data[N, C/ic, H, W, ic]`` and ``kernel[O/oc, C/ic, KH, KW, ic, oc]`` with one stride, one padding on every
+    side and no dilation; None for any other (or for unknown sizes)."""
+    if len(data) != 5 or len(kernel) != 6 or None in (*data, *kernel):
+        return None
+    if len(set(strides)) != 1 or len(set(pads)) != 1 or set(dilations) != {1}:
+        return None
+    n, chunks, h, w, ic = data
+    o_chunks, _, kh, kw, _, oc = kernel
+    return (n, chunks * ic, h, w, o_chunks * oc, kh, kw, strides[0], pads[0], ic, oc, dtype)
+
+
 def nchwc_workload(op: ComputeOp) -> Workload | None:
-    """``(N, C, H, W, O, KH, KW, stride, padding, ic_block, oc_block, dtype)`` of a ``conv2d_nchwc`` compute with
-    one stride, one padding on every side and no dilation; None for any other."""
+    """``blocked_conv_workload`` of a ``conv2d_nchwc`` compute."""
     padded, kernel = op.input_tensors()
     data = padded.op.input_tensors()[0] if isinstance(padded.op, ComputeOp) else padded
-    strides, pads, dilations = (tuple(op.attrs.get(k, ())) for k in ("stride", "padding", "dilation"))
-    shapes = [[const_int_value(d) for d in t.shape] for t in (data, kernel)]
-    if len(set(strides)) != 1 or len(set(pads)) != 1 or set(dilations) != {1} or None in shapes[0] + shapes[1]:
-        return None
-    (n, chunks, h, w, ic), (o_chunks, _, kh, kw, _, oc) = shapes
-    return (n, chunks * ic, h, w, o_chunks * oc, kh, kw, strides[0], pads[0], ic, oc, data.dtype)
+    return blocked_conv_workload([const_int_value(d) for d in data.shape], [const_int_value(d) for d in kernel.shape],
+                                 *(tuple(op.attrs.get(k, ())) for k in ("stride", "padding", "dilation")), data.dtype)
 
 
 def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget, lanes: int) -> NCHWcTile:
