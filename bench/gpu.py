@@ -37,6 +37,7 @@ from common import Timing, print_table  # noqa: E402
 from tcomp import autotune  # noqa: E402
 from tcomp.codegen.cuda import CudaRuntime  # noqa: E402
 from tcomp.codegen.cuda.build import build_cuda  # noqa: E402
+from tcomp.runtime.cuda_device import event_seconds  # noqa: E402
 from tcomp.target import Target  # noqa: E402
 
 
@@ -57,13 +58,7 @@ def event_timings(runners: dict[str, Any], rounds: int, number: int) -> dict[str
     cupy.cuda.Device().synchronize()
     for _ in range(rounds):
         for name, run in runners.items():
-            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-            start.record()
-            for _ in range(number):
-                run()
-            stop.record()
-            stop.synchronize()
-            results[name].append(cupy.cuda.get_elapsed_time(start, stop) / 1e3 / number)
+            results[name].append(event_seconds(cupy, run, number) / number)
     return {name: Timing.of(values) for name, values in results.items()}
 
 

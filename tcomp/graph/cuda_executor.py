@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec, _numpy_dtype
+from tcomp.runtime.cuda_device import event_seconds, run_launches
 
 
 def _entry(module: Any, arrays: Sequence[np.ndarray]) -> Any:
@@ -50,8 +51,6 @@ class DeviceGraphExecutor(CudaGraphExecutor):
         super().__init__(program, modules)
         import cupy
 
-        from tcomp.runtime.cuda_device import run_launches
-
         self._cupy = cupy
         self._storage_device = [cupy.empty(max(n, 1), dtype=cupy.uint8) for n in program.storage_bytes]
         device: dict[str, Any] = {}
@@ -71,9 +70,8 @@ class DeviceGraphExecutor(CudaGraphExecutor):
             self._temporaries.extend(temporaries)
             launches = module.prepare_launches([device[a] for a in spec.args] + temporaries, sizes)
             self._launches.append(launches)
-            calls.append((_device_entry(run_launches, launches), None, None, None, spec))
+            calls.append((_device_entry(launches), None, None, None, spec))
         self._calls = calls
-        self._run_launches = run_launches
         self._graph: Any = None
 
     def _set_one(self, key: str | int, value: Any) -> None:
@@ -90,7 +88,7 @@ class DeviceGraphExecutor(CudaGraphExecutor):
 
     def _launch_all(self) -> None:
         for launches in self._launches:
-            self._run_launches(launches)
+            run_launches(launches)
 
     def _captured_graph(self) -> Any:
         """The launches captured once as a CUDA graph on a stream of their own."""
@@ -119,16 +117,7 @@ class DeviceGraphExecutor(CudaGraphExecutor):
             for _ in range(warmup):
                 once()
             stream.synchronize()
-            results = []
-            for _ in range(repeat):
-                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-                start.record(stream)
-                for _ in range(number):
-                    once()
-                stop.record(stream)
-                stop.synchronize()
-                results.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3 / number)
-        return results
+            return [event_seconds(cupy, once, number, stream) / number for _ in range(repeat)]
 
     def profile(self, repeat: int = 10) -> list[tuple[str, str, float]]:
         """(node, kernel symbol, mean seconds) per kernel over ``repeat`` runs, timed with CUDA events."""
@@ -139,7 +128,7 @@ class DeviceGraphExecutor(CudaGraphExecutor):
             events = [cupy.cuda.Event() for _ in range(len(self._launches) + 1)]
             events[0].record()
             for position, launches in enumerate(self._launches):
-                self._run_launches(launches)
+                run_launches(launches)
                 events[position + 1].record()
             events[-1].synchronize()
             for position in range(len(self._launches)):
@@ -147,9 +136,9 @@ class DeviceGraphExecutor(CudaGraphExecutor):
         return [(call[4].name, call[4].entry, totals[i] / repeat) for i, call in enumerate(self._calls)]
 
 
-def _device_entry(run: Any, launches: list[Any]) -> Any:
+def _device_entry(launches: list[Any]) -> Any:
     def call(pointers: Any, sizes: Any, errors: Any) -> int:
-        run(launches)
+        run_launches(launches)
         return 0
 
     return call

@@ -94,17 +94,11 @@ class DeviceCudaModule(CudaModule):
             results: list[float] = []
             count = number
             while len(results) < repeat:
-                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-                start.record()
-                for _ in range(count):
-                    run_launches(launches)
-                stop.record()
-                stop.synchronize()
-                elapsed_ms = cupy.cuda.get_elapsed_time(start, stop)
-                if elapsed_ms < min_repeat_ms:
+                elapsed = event_seconds(cupy, lambda: run_launches(launches), count)
+                if elapsed * 1e3 < min_repeat_ms:
                     count *= 2
                     continue
-                results.append(elapsed_ms / 1e3 / count)
+                results.append(elapsed / count)
             return TimingResult(tuple(results), count)
 
         return evaluate
@@ -114,3 +108,15 @@ def run_launches(launches: list[Launch]) -> None:
     """Launch prepared kernels in order on the current stream."""
     for function, grid, block, args in launches:
         function(grid, block, args)
+
+
+def event_seconds(cupy: Any, run: Callable[[], object], count: int, stream: Any = None) -> float:
+    """Seconds that ``count`` calls of ``run`` keep the GPU busy, between two CUDA events on ``stream`` (default:
+    the current stream)."""
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record(stream)
+    for _ in range(count):
+        run()
+    stop.record(stream)
+    stop.synchronize()
+    return float(cupy.cuda.get_elapsed_time(start, stop)) / 1e3
