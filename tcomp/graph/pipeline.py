@@ -19,8 +19,9 @@ from tcomp.graph.ir import Graph, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_ops import fuse_ops
+from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.plan_memory import plan_memory
-from tcomp.graph.passes.simplify import matvec_weights, simplify
+from tcomp.graph.passes.simplify import simplify
 from tcomp.target import Target, as_target
 
 GraphPass = Callable[[Graph], Graph]

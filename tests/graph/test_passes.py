@@ -92,7 +92,7 @@ def test_simplify_removes_identity_dropout_and_noop_reshape() -> None:
 @pytest.mark.parametrize("x_shape", [(1, 24), (3, 24), (2, 2, 24), (24,)])
 def test_matvec_weights_store_a_small_batch_weight_by_rows(x_shape: tuple[int, ...]) -> None:
     """matmul(x, W[K, N]) with few rows of x reads W stored [N, K] (transpose_b), with the same results."""
-    from tcomp.graph.passes.simplify import matvec_weights
+    from tcomp.graph.passes.matvec_weights import matvec_weights
 
     w = rand(24, 10)
     g = graph([make_node("matmul", "fc", ["x", "w"], ["y"])], {"x": x_shape}, ["y"], {"w": w})
@@ -106,7 +106,7 @@ def test_matvec_weights_store_a_small_batch_weight_by_rows(x_shape: tuple[int, .
 
 
 def test_matvec_weights_leave_large_batches_and_computed_weights() -> None:
-    from tcomp.graph.passes.simplify import MATVEC_ROWS, matvec_weights
+    from tcomp.graph.passes.matvec_weights import MATVEC_ROWS, matvec_weights
 
     big = graph([make_node("matmul", "fc", ["x", "w"], ["y"])], {"x": (MATVEC_ROWS + 1, 8)}, ["y"], {"w": rand(8, 4)})
     assert matvec_weights(big) is big

@@ -4,10 +4,6 @@ Rewrites:
 
 - ``identity``, ``dropout`` (inference), ``reshape`` to the same shape and ``transpose`` by the identity
   permutation: readers (and graph outputs) use the input instead;
-- (``matvec_weights``, which the pipeline runs after ``simplify`` for CPU targets) ``matmul(x, W)`` with ``W`` a
-  ``[K, N]`` parameter and at most ``MATVEC_ROWS`` rows in ``x`` (a classifier at a small batch) takes the weight
-  stored ``[N, K]`` instead (attribute ``transpose_b``): each output is then a dot product over a contiguous row of
-  the weight, which streams it from memory at full cache lines;
 - ``batch_norm(conv2d(x, W) [+ b], scale, B, mean, var)``, where the weights and batch-norm statistics are
   parameters and the convolution (and bias add) feed nothing else, becomes ``conv2d(x, W * s) + (b - mean) * s + B``
   with ``s = scale / sqrt(var + epsilon)`` per output channel. The new weights and bias are graph nodes over the
@@ -51,7 +47,7 @@ def remove_noops(graph: Graph) -> Graph:
     return replace(graph, outputs=outputs).with_nodes(kept)
 
 
-class _Names:
+class FreshNames:
     def __init__(self, graph: Graph) -> None:
         self.taken = set(graph.types) | {n.name for n in graph.nodes}
 
@@ -67,7 +63,7 @@ class _Names:
 def fold_batch_norm(graph: Graph) -> Graph:
     producers = graph.producers()
     consumers = graph.consumers()
-    names = _Names(graph)
+    names = FreshNames(graph)
     params = dict(graph.params)
     replacements: dict[str, list[Node]] = {}  # batch_norm node name -> nodes replacing it
     removed: set[str] = set()
@@ -112,7 +108,7 @@ def fold_batch_norm(graph: Graph) -> Graph:
 
 
 class _Emitter:
-    def __init__(self, names: _Names, prefix: str) -> None:
+    def __init__(self, names: FreshNames, prefix: str) -> None:
         self.names = names
         self.prefix = prefix
         self.nodes: list[Node] = []
@@ -124,7 +120,7 @@ class _Emitter:
 
 
 def _folded_nodes(graph: Graph, node: Node, conv: Node, conv_bias: str | None, params: dict[str, np.ndarray],
-                  names: _Names) -> list[Node]:
+                  names: FreshNames) -> list[Node]:
     """``conv2d(x, W * s) + (b - mean) * s + B`` replacing ``batch_norm(conv2d(x, W) [+ b])``."""
     channels = graph.type_of(conv.outputs[0]).shape[1]
     scale, shift, mean, var = node.inputs[1:5]
@@ -146,30 +142,6 @@ def _folded_nodes(graph: Graph, node: Node, conv: Node, conv_bias: str | None, p
     emit.nodes.append(replace(conv, inputs=(conv.inputs[0], weight), outputs=(conv_out,)))
     emit.nodes.append(make_node("add", names.fresh(f"{node.name}/add"), [conv_out, bias4], [node.outputs[0]]))
     return emit.nodes
-
-
-MATVEC_ROWS = 16
-
-
-def matvec_weights(graph: Graph) -> Graph:
-    """``matmul`` with a ``[K, N]`` parameter weight and at most ``MATVEC_ROWS`` rows: the weight stored ``[N, K]``
-    (see the module docstring)."""
-    params = dict(graph.params)
-    names = _Names(graph)
-    nodes: list[Node] = []
-    changed = False
-    for node in graph.nodes:
-        if node.op == "matmul" and not node.attr("transpose_b", False) and node.inputs[1] in params:
-            x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
-            rows = int(np.prod(x.shape[:-1])) if x.ndim > 1 else 1
-            # dot products over K run 4- to 16-lane partial sums when 4 divides K (tcomp.ops.cpu.dense.dot_lanes)
-            if w.ndim == 2 and rows <= MATVEC_ROWS and w.shape[1] > 1 and w.shape[0] % 4 == 0 and w.shape[0] >= 8:
-                stored = names.fresh(f"{node.inputs[1]}/NK")
-                params[stored] = np.ascontiguousarray(params[node.inputs[1]].T)
-                node = replace(node, inputs=(node.inputs[0], stored)).with_attrs(transpose_b=True)
-                changed = True
-        nodes.append(node)
-    return graph.with_nodes(nodes, params) if changed else graph
 
 
 def simplify(graph: Graph) -> Graph:
