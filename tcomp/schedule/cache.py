@@ -71,6 +71,16 @@ def replace_op(schedule: Schedule, stage: Stage, new_op: ComputeOp) -> None:
     schedule.stage_map[new_op] = stage
 
 
+def restart_stage(stage: Stage, root_iter_vars: tuple[IterVar, ...]) -> None:
+    """Start ``stage``'s iteration afresh over ``root_iter_vars`` (after ``replace_op`` gave it an operation with
+    other axes): no splits, fusions or annotations left."""
+    stage.root_iter_vars = root_iter_vars
+    stage.all_iter_vars = list(root_iter_vars)
+    stage.leaf_iter_vars = list(root_iter_vars)
+    stage.relations = []
+    stage.iter_attrs = {}
+
+
 def cache_read(schedule: Schedule, tensor: Tensor, scope: str, readers: Any) -> Tensor:
     tensor = schedule.resolve(tensor)
     producer = schedule[tensor]
@@ -203,11 +213,7 @@ def rfactor(schedule: Schedule, tensor: Tensor, axis: IterVar, factor_axis: int 
     final_body = Reduce(reduce.combiner, rf_index(*[iv.var for iv in op.axis]), (k_final,), None, reduce.dtype)
     final_op = ComputeOp(op.name, op.tag, op.attrs, op.axis, (final_body,))
     replace_op(schedule, stage, final_op)
-    stage.root_iter_vars = tuple(final_op.axis) + (k_final,)
-    stage.all_iter_vars = list(stage.root_iter_vars)
-    stage.leaf_iter_vars = list(stage.root_iter_vars)
-    stage.relations = []
-    stage.iter_attrs = {}
+    restart_stage(stage, tuple(final_op.axis) + (k_final,))
     schedule.insert_stage(rf_op, schedule.stages.index(stage))
     schedule.record("rfactor", stage, (axis.var.name, factor_axis))
     return rf

@@ -55,7 +55,7 @@ from tcomp.ops.matmul_cpu import (
     schedule_padded_copy,
     split_columns_over_cores,
 )
-from tcomp.schedule.cache import replace_op
+from tcomp.schedule.cache import replace_op, restart_stage
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
@@ -146,11 +146,7 @@ def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, 
     assert isinstance(output, ComputeOp)
     position = s.stages.index(stage)
     replace_op(s, stage, output)
-    stage.root_iter_vars = tuple(output.axis) + tuple(output.reduce_axis)
-    stage.all_iter_vars = list(stage.root_iter_vars)
-    stage.leaf_iter_vars = list(stage.root_iter_vars)
-    stage.iter_attrs = {}
-    stage.relations = []
+    restart_stage(stage, tuple(output.axis) + tuple(output.reduce_axis))
     new = [t.op for t in (stages.packed_b, stages.packed_a, stages.product) if t is not None and t.op is not output]
     for offset, new_op in enumerate(new):
         s.insert_stage(new_op, position + offset)
