@@ -26,7 +26,7 @@ from common import Timing, print_table, time_callable  # noqa: E402
 import tcomp  # noqa: E402
 from tcomp import autotune  # noqa: E402
 from tcomp.autotune.record import log_to_file  # noqa: E402
-from tcomp.autotune.report import ProgressPrinter  # noqa: E402
+from tcomp.cli.report import ProgressPrinter  # noqa: E402
 
 
 @dataclass

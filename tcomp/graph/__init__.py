@@ -7,7 +7,7 @@
 
 Modules: ``ir`` (graph IR, printer, verifier), ``infer`` (types), ``op`` + ``opdefs`` (operator registry:
 patterns, inference, lowering), ``frontend`` (ONNX), ``passes`` (fold_constants, simplify, alter_layout, fuse_ops,
-plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``, ``command`` (CLI),
+plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``,
 ``testing`` (model builders). The ``onnx`` package is needed only to import ONNX models.
 """
 

@@ -1,4 +1,7 @@
-"""``tcomp tune`` and ``tcomp pick``: the command-line face of the autotuner (argument parsing is in ``tcomp.cli``).
+"""Autotune operators (templates), or the operators of a model, and log every measurement.
+
+    tcomp tune --op matmul --shape 1024,1024,1024 --trials 200 --tuning-records mm.jsonl
+    tcomp tune model.onnx --input-shapes "data:[1,3,224,224]" --trials 100 --tuning-records model.jsonl
 
 Option names follow TVM's ``tvmc tune`` where the meaning matches: ``--target``, ``--trials``,
 ``--tuning-records``, ``--tuner``, ``--early-stopping``, ``--timeout``, ``--number``, ``--repeat``,
@@ -12,15 +15,17 @@ import sys
 from pathlib import Path
 
 from tcomp.autotune.measure import MeasureOptions, Measurer
-from tcomp.autotune.plot import plot_curves
-from tcomp.autotune.record import RecordWriter, pick_best, read_records
-from tcomp.autotune.report import ProgressPrinter, summary_table
+from tcomp.autotune.record import RecordWriter, read_records
 from tcomp.autotune.task import Task, create_task
 from tcomp.autotune.template import TemplateError, list_templates
 from tcomp.autotune.tuner import TuneResult, TunerKind, create_tuner
+from tcomp.cli.arguments import parse_input_shapes
+from tcomp.cli.plot import plot_curves
+from tcomp.cli.report import ProgressPrinter, summary_table
+from tcomp.graph.tuning import extract_model_tasks
 
 
-def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="an ONNX model: tune its convolutions and matrix products")
     parser.add_argument("--input-shapes", action="append", default=[],
                         help='shapes of the model inputs, e.g. "data:[1,3,224,224]" (as for tcomp compile)')
@@ -50,16 +55,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="configs measured per batch")
 
 
-def add_pick_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="a tuning records file")
-    parser.add_argument("-o", "--output", required=True, help="where to write the best record of each task")
-
-
 def _tasks(args: argparse.Namespace) -> list[Task]:
     if args.model:
-        from tcomp.graph.command import parse_input_shapes
-        from tcomp.graph.tuning import extract_model_tasks
-
         tasks: list[Task] = extract_model_tasks(args.model, args.target, parse_input_shapes(args.input_shapes))
         if not tasks:
             raise ValueError(f"{args.model} has no convolution or matrix product that a template can tune")
@@ -80,7 +77,7 @@ def _tasks(args: argparse.Namespace) -> list[Task]:
     return tasks
 
 
-def run_tune(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         tasks = _tasks(args)
         for task in tasks:
@@ -117,10 +114,4 @@ def run_tune(args: argparse.Namespace) -> int:
     plot_path = Path(args.plot) if args.plot else records.with_suffix(".png")
     plot_curves(plot_path, [(r.task.label, r.curve) for r in results])
     print(f"plot: {plot_path}")
-    return 0
-
-
-def run_pick(args: argparse.Namespace) -> int:
-    count = pick_best(args.input, args.output)
-    print(f"kept the best record of {count} task(s) in {args.output}")
     return 0

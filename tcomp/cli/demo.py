@@ -1,4 +1,6 @@
-"""The demo behind ``tcomp demo``: tcomp's main job end to end on this machine.
+"""Tune a matmul, then compile and run a model, each compared with numpy / onnxruntime on this machine.
+
+tcomp's main job end to end:
 
 1. Tune an operator: a short XGBoost-guided tuning run of a 512x512x512 float32 matmul, every candidate measured in
    worker processes and checked against numpy; the default and tuned configs are then timed next to numpy.
@@ -9,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -111,3 +114,14 @@ def run_demo(size: int = 512, trials: int = 24, image_size: int = 64) -> None:
     print(f"tcomp {tcomp.__version__}")
     tune_operator(size, trials)
     compile_model(image_size)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, default=512, help="matrix size of the tuned matmul (default 512)")
+    parser.add_argument("--trials", type=int, default=24, help="tuning trials (default 24)")
+    parser.add_argument("--image-size", type=int, default=64, help="input resolution of the demo model (default 64)")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(size=args.size, trials=args.trials, image_size=args.image_size)
+    return 0

@@ -8,14 +8,14 @@ import zlib
 from pathlib import Path
 
 import pytest
-from autotune_fakes import AnalyticMeasurer
 
 from tcomp.autotune import create_task
-from tcomp.autotune.plot import Canvas, plot_curves
 from tcomp.autotune.record import read_records
-from tcomp.autotune.report import ProgressPrinter, format_duration, summary_table
 from tcomp.autotune.tuner import RandomTuner
 from tcomp.cli import main
+from tcomp.cli.plot import Canvas, plot_curves
+from tcomp.cli.report import ProgressPrinter, format_duration, summary_table
+from tests.autotune.autotune_fakes import AnalyticMeasurer
 
 
 def test_tune_writes_records_summary_and_plot_then_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 
 from tcomp.cli import main
+from tcomp.cli.arguments import parse_input_shapes
 from tcomp.graph import testing
-from tcomp.graph.command import parse_input_shapes
 
 
 def test_parse_input_shapes() -> None:

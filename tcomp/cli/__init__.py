@@ -1,0 +1,44 @@
+"""The ``tcomp`` command line: ``tcomp demo | target | tune | pick | compile | run``.
+
+Each command is a module of this package with ``add_arguments(parser)`` and ``run(args) -> exit status``; the
+reports (progress lines, tables) and plots that commands print or write live here too. Library packages never
+import ``tcomp.cli``: it sits on top of ``tcomp.autotune`` and ``tcomp.graph`` and wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from tcomp.cli import compile as compile_command
+from tcomp.cli import demo, pick, run, target, tune
+
+# (name, module, one-line help), in the order ``tcomp --help`` lists them
+COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
+    ("demo", demo, "tune a matmul and compile and run a model, compared with numpy/onnxruntime"),
+    ("target", target, "show how a target string is understood on this machine"),
+    ("tune", tune, "autotune operators (templates) or a model's operators and log the measurements"),
+    ("pick", pick, "keep the best tuning record of each task"),
+    ("compile", compile_command, "compile an ONNX model to a folder (native code, graph, params)"),
+    ("run", run, "run a compiled model folder, timing and profiling it"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module, summary in COMMANDS:
+        command = sub.add_parser(name, help=summary, description=module.__doc__.split("\n\n")[0])
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
