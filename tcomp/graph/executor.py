@@ -164,7 +164,13 @@ class GraphExecutor:
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The model's input names, in order."""
         return self.program.inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names, in the order ``run`` returns them."""
+        return self.program.outputs
 
     @property
     def num_kernels(self) -> int:

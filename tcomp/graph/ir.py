@@ -177,6 +177,50 @@ def remove_unused(graph: Graph) -> Graph:
     return replace(graph, nodes=tuple(kept), params=params)
 
 
+def forward_values(graph: Graph, nodes: Iterable[Node], forward: Mapping[str, str]) -> Graph:
+    """``graph`` with ``nodes`` (in order), where each value ``v`` in ``forward`` (whose producing node was removed:
+    a no-op, two transforms that cancel) is read as ``forward[v]`` instead; chains are followed.
+
+    The graph's outputs keep their names: a forwarded output takes over the name of the value it now is, when that
+    value is computed by a node and is not itself an input, a parameter, another output or taken by an earlier
+    output; otherwise the output is an ``identity`` copy of it. Types are recomputed (``with_nodes``)."""
+
+    def root(value: str) -> str:
+        seen = 0
+        while value in forward and seen <= len(forward):
+            value, seen = forward[value], seen + 1
+        return value
+
+    kept = list(nodes)
+    produced = {out for node in kept for out in node.outputs}
+    fixed = set(graph.inputs) | set(graph.params) | set(graph.outputs)
+    claimed: dict[str, str] = {}  # a computed value -> the graph output that names it
+    copies: list[tuple[str, str]] = []  # (graph output, the value it copies)
+    for output in graph.outputs:
+        if output not in forward:
+            continue
+        source = root(output)
+        if source in produced and source not in fixed and source not in claimed:
+            claimed[source] = output
+        else:
+            copies.append((output, source))
+
+    def name_of(value: str) -> str:
+        source = root(value) if value else value
+        return claimed.get(source, source)
+
+    renamed = [replace(node, inputs=tuple(name_of(i) for i in node.inputs),
+                       outputs=tuple(claimed.get(o, o) for o in node.outputs)) for node in kept]
+    taken = {node.name for node in renamed}
+    for output, source in copies:
+        name = f"{output}/copy"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        renamed.append(make_node("identity", name, [name_of(source)], [output]))
+    return graph.with_nodes(renamed)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # printer
 def _format_attr(value: Any) -> str:

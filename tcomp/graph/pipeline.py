@@ -3,6 +3,7 @@
     ONNX -> infer types -> fold constants -> simplify -> fold constants -> alter layout -> fold constants
          -> fuse ops -> plan memory
 
+Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``PassOptions`` switches passes off by name (``PassOptions(fuse_ops=False)``); the CLI and ``compile`` take the
 same names. ``run_pipeline(graph, options, dump=print)`` calls ``dump(name, graph)`` after every pass that ran.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from tcomp.graph.infer import infer_types
-from tcomp.graph.ir import Graph, verify_graph
+from tcomp.graph.ir import Graph, GraphError, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_ops import fuse_ops
@@ -106,13 +107,22 @@ def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFun
         if not getattr(options, name):
             continue
         start = time.perf_counter()
+        before = graph
         graph = graph_pass(graph)
+        check_interface(name, before, graph)
         if timings is not None:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
         verify_graph(graph)
         if dump is not None:
             dump(name, graph)
     return graph
+
+
+def check_interface(name: str, before: Graph, after: Graph) -> None:
+    """A pass keeps the graph's input and output names: they are the model's, which callers feed and read."""
+    if after.inputs != before.inputs or after.outputs != before.outputs:
+        raise GraphError(f"graph pass {name} changed the graph's inputs {list(before.inputs)} -> {list(after.inputs)}"
+                         f" or outputs {list(before.outputs)} -> {list(after.outputs)}")
 
 
 def print_dump(name: str, graph: Graph) -> None:

@@ -227,3 +227,10 @@ def transformer_encoder(batch: int = 1, seq: int = 16, hidden: int = 64, heads: 
     batch_value: int | str = "batch" if dynamic_batch else batch
     return b.model("transformer_encoder", [("x", [batch_value, seq, hidden])], out, [batch_value, seq, hidden],
                    opset=17)
+
+
+def interface(model: onnx.ModelProto) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A model's input names (initializers excluded) and output names, as a compiled model must keep them."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = tuple(i.name for i in model.graph.input if i.name not in initializers)
+    return inputs, tuple(o.name for o in model.graph.output)

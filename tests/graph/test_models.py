@@ -40,6 +40,7 @@ def test_cnn_matches_onnxruntime(name: str) -> None:
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     executor = tg.compile(model)
+    assert (executor.input_names, executor.output_names) == testing.interface(model)
     [got] = executor.run([x])
     [want] = reference(model, {"data": x})
     assert_close(got, want)
@@ -55,6 +56,7 @@ def test_transformer_encoder_block() -> None:
     with pytest.raises(tg.GraphError, match="--input-shapes x:"):
         tg.compile(model)
     executor = tg.compile(model, input_shapes={"x": [2, 8, 32]})
+    assert (executor.input_names, executor.output_names) == testing.interface(model)
     [got] = executor.run([x])
     [want] = reference(model, {"x": x})
     assert_close(got, want)

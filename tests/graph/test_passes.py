@@ -86,7 +86,20 @@ def test_simplify_removes_identity_dropout_and_noop_reshape() -> None:
     ], {"x": (2, 3)}, ["z"])
     simple = simplify(g)
     assert ops_of(simple) == ["relu"]
-    assert simple.nodes[0].inputs == ("x",) and simple.outputs == ("y",)
+    assert simple.nodes[0].inputs == ("x",) and simple.nodes[0].outputs == ("z",)
+    assert simple.outputs == ("z",)  # the graph output keeps its name; the relu now computes it
+
+
+def test_simplify_keeps_an_output_that_forwards_an_input_or_another_output() -> None:
+    g = graph([
+        make_node("relu", "relu", ["x"], ["y"]),
+        make_node("identity", "echo", ["x"], ["x_out"]),
+        make_node("identity", "twice", ["y"], ["y_out"]),
+    ], {"x": (2, 3)}, ["y", "y_out", "x_out"])
+    simple = simplify(g)
+    assert simple.outputs == ("y", "y_out", "x_out")
+    assert sorted((n.op, n.inputs, n.outputs) for n in simple.nodes) == [
+        ("identity", ("x",), ("x_out",)), ("identity", ("y",), ("y_out",)), ("relu", ("x",), ("y",))]
 
 
 @pytest.mark.parametrize("x_shape", [(1, 24), (3, 24), (2, 2, 24), (24,)])

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from tcomp.graph.ir import Graph, Node, make_node
+from tcomp.graph.ir import Graph, Node, forward_values, make_node
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.graph.opdefs.layout import available
 from tcomp.target import Target, as_target
@@ -231,8 +231,7 @@ def cancel_layout_transforms(graph: Graph) -> Graph:
         nodes.append(node)
     if not changed:
         return graph
-    outputs = tuple(rename.get(o, o) for o in graph.outputs)
-    return replace(graph, outputs=outputs).with_nodes(nodes)
+    return forward_values(graph, nodes, rename)
 
 
 def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None) -> Graph:

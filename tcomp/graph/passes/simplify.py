@@ -3,7 +3,7 @@
 Rewrites:
 
 - ``identity``, ``dropout`` (inference), ``reshape`` to the same shape and ``transpose`` by the identity
-  permutation: readers (and graph outputs) use the input instead;
+  permutation: readers use the input instead (a graph output keeps its name: ``forward_values``);
 - ``batch_norm(conv2d(x, W) [+ b], scale, B, mean, var)``, where the weights and batch-norm statistics are
   parameters and the convolution (and bias add) feed nothing else, becomes ``conv2d(x, W * s) + (b - mean) * s + B``
   with ``s = scale / sqrt(var + epsilon)`` per output channel. The new weights and bias are graph nodes over the
@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.graph.ir import Graph, Node, make_node
+from tcomp.graph.ir import Graph, Node, forward_values, make_node
 from tcomp.ir import dtype as dt
 
 
@@ -33,18 +33,14 @@ def _is_noop(graph: Graph, node: Node) -> bool:
 
 
 def remove_noops(graph: Graph) -> Graph:
-    rename: dict[str, str] = {}
+    forward: dict[str, str] = {}
     kept: list[Node] = []
     for node in graph.nodes:
-        inputs = tuple(rename.get(i, i) for i in node.inputs)
         if _is_noop(graph, node):
-            rename[node.outputs[0]] = inputs[0]
-            continue
-        kept.append(node if inputs == node.inputs else replace(node, inputs=inputs))
-    if not rename:
-        return graph
-    outputs = tuple(rename.get(o, o) for o in graph.outputs)
-    return replace(graph, outputs=outputs).with_nodes(kept)
+            forward[node.outputs[0]] = node.inputs[0]
+        else:
+            kept.append(node)
+    return forward_values(graph, kept, forward) if forward else graph
 
 
 class FreshNames:
