@@ -98,12 +98,14 @@ class ApplyHistoryBest(DispatchContext):
 
 
 class ApplyConfig(DispatchContext):
-    """Always the given config (for debugging a single config)."""
+    """Always the given config (for debugging a single config); ``SpaceError`` for a task whose space does not
+    hold it."""
 
     def __init__(self, config: ConfigEntity) -> None:
         self.config = config
 
     def query(self, task: Task) -> ConfigEntity | None:
+        task.config_space.check(self.config)
         return self.config.with_target(task.target)
 
 

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcomp.autotune.json_value import JSONValueError, as_int, as_list, as_scalar, as_str
 from tcomp.ir.expr import IterVar, const_int_value
+
+MAX_KNOB_LENGTH = 64  # entries of a split, reorder or annotate value read from JSON
+MAX_SPLIT_EXTENT = 2**40  # extents a split knob enumerates (divisors take sqrt(extent) steps)
+MAX_SPLIT_CHOICES = 2**18  # tuples of inner factors a split knob may enumerate
 
 
 class SpaceError(ValueError):
@@ -141,14 +146,21 @@ class OtherOptionEntity:
 Entity = SplitEntity | ReorderEntity | AnnotateEntity | OtherOptionEntity
 
 
-def entity_from_json(kind: KnobKind, value: Any) -> Entity:
+def entity_from_json(kind: KnobKind, value: Any, what: str = "knob") -> Entity:
+    """The entity of ``kind`` a JSON value stands for; ``JSONValueError`` when the value has the wrong type."""
     if kind is KnobKind.SPLIT:
-        return SplitEntity(tuple(int(v) for v in value))
+        return SplitEntity(tuple(as_int(v, f"{what}: split size") for v in as_list(value, what, MAX_KNOB_LENGTH)))
     if kind is KnobKind.REORDER:
-        return ReorderEntity(tuple(int(v) for v in value))
+        return ReorderEntity(tuple(as_int(v, f"{what}: position") for v in as_list(value, what, MAX_KNOB_LENGTH)))
     if kind is KnobKind.ANNOTATE:
-        return AnnotateEntity(tuple(Annotation(v) for v in value))
-    return OtherOptionEntity(value)
+        anns = []
+        for item in as_list(value, what, MAX_KNOB_LENGTH):
+            try:
+                anns.append(Annotation(as_str(item, f"{what}: annotation", 40)))
+            except ValueError:
+                raise JSONValueError(f"{what}: unknown annotation {item!r}") from None
+        return AnnotateEntity(tuple(anns))
+    return OtherOptionEntity(as_scalar(value, what))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -177,6 +189,16 @@ class Knob:
         return self.entities[self.fallback_index]
 
 
+def check_choice(knob: Knob, chosen: Entity) -> None:
+    """``SpaceError`` unless ``chosen`` is one of ``knob``'s choices (a template never sees any other value)."""
+    if knob.position(chosen) is None:
+        shown = ", ".join(str(e.to_json()) for e in knob.entities[:8])
+        more = ", ..." if len(knob) > 8 else ""
+        value = str(chosen.to_json())
+        value = value if len(value) <= 80 else value[:77] + "..."
+        raise SpaceError(f"knob {knob.name}={value} is not one of its {len(knob)} choices [{shown}{more}]")
+
+
 def axis_extent(name: str, axis: IterVar | int) -> int:
     if isinstance(axis, bool):
         raise SpaceError(f"knob {name}: expected an axis or an int extent, got {axis!r}")
@@ -191,6 +213,8 @@ def axis_extent(name: str, axis: IterVar | int) -> int:
         raise SpaceError(f"knob {name}: expected an axis with a domain or an int extent, got {axis!r}")
     if extent <= 0:
         raise SpaceError(f"knob {name}: the extent must be positive, got {extent}")
+    if extent > MAX_SPLIT_EXTENT:
+        raise SpaceError(f"knob {name}: an extent of {extent} is too large to tune (at most 2^40)")
     return extent
 
 
@@ -217,6 +241,9 @@ def split_sizes(extent: int, num_outputs: int, policy: SplitPolicy, candidates: 
         values = [d for d in _divisors(extent) if d <= limit]
     else:
         values = [1 << p for p in range(limit.bit_length()) if (1 << p) <= limit]
+    if len(values) ** (num_outputs - 1) > MAX_SPLIT_CHOICES:
+        raise SpaceError(f"splitting an extent of {extent} in {num_outputs} parts gives over {MAX_SPLIT_CHOICES} "
+                         "choices; give max_factor or candidates")
     result = []
     for inner in itertools.product(values, repeat=num_outputs - 1):
         product = math.prod(inner)

@@ -14,9 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tcomp.autotune.json_value import JSONValueError, as_float, as_list, as_object, as_str
 from tcomp.autotune.pool import ExecutorFactory, StartMethod
 from tcomp.autotune.space import ConfigEntity
 from tcomp.autotune.task import Task
+
+MAX_COSTS = 10_000  # repeats of one measurement read from a record
+MAX_MESSAGE = 100_000  # characters of a record's message
 
 
 class MeasureStatus(enum.Enum):
@@ -70,10 +74,21 @@ class MeasureResult:
                 "timestamp": self.timestamp}
 
     @staticmethod
-    def from_json(value: dict[str, Any]) -> MeasureResult:
-        return MeasureResult(MeasureStatus(value["status"]), tuple(float(c) for c in value.get("costs", ())),
-                             str(value.get("message", "")), float(value.get("build_time", 0.0)),
-                             float(value.get("run_time", 0.0)), float(value.get("timestamp", 0.0)))
+    def from_json(value: Any) -> MeasureResult:
+        """A result from its JSON form: costs are finite and not negative, and only an ``OK`` result has any."""
+        fields = as_object(value, "result")
+        try:
+            status = MeasureStatus(as_str(fields.get("status"), "result status", 40))
+        except ValueError:
+            raise JSONValueError(f"result: unknown status {fields.get('status')!r}") from None
+        costs = tuple(as_float(c, "result cost", 0.0) for c in as_list(fields.get("costs", []), "result costs",
+                                                                        MAX_COSTS))
+        if status is not MeasureStatus.OK and costs:
+            raise JSONValueError(f"result: a {status.value} result has no costs")
+        return MeasureResult(status, costs, as_str(fields.get("message", ""), "result message", MAX_MESSAGE),
+                             as_float(fields.get("build_time", 0.0), "build time", 0.0),
+                             as_float(fields.get("run_time", 0.0), "run time", 0.0),
+                             as_float(fields.get("timestamp", 0.0), "timestamp"))
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,19 @@
 
 A line is ``{"v": 1, "target": ..., "key": ..., "task": {...}, "config": {...}, "result": {...}}`` (format version,
 target string, task key, the task's template/args/target, the config's knob choices, the measurement's status,
-costs, message, build time, run time and timestamp). JSON only, never pickle: a log from anyone is safe to load.
+costs, message, build time, run time and timestamp). JSON only, never pickle.
 
-Loading skips, with a warning naming the line number, a line that is not valid JSON or not a record (a kill while
-writing leaves at most the last line cut) and a line with an unknown format version; ``load_records`` returns the
-rest. A writer that opens a file whose last line was cut first ends that line, so new records stay readable.
+Records are data: a log from anyone is safe to load. No field names code to import or run: the task's template is
+looked up by name in tcomp's registry of templates (a record of a template defined outside tcomp loads once the
+module that defines it has been imported; the ``"module"`` field that older records carry is ignored). Every
+field is checked for its type and bounds, and the config must be one of the template's space for the task's
+arguments (so ``unroll_k=1000000`` never reaches a build).
+
+Loading skips, with a warning naming the file and line number, any line that is not a record: not JSON (a kill
+while writing leaves at most the last line cut), nested too deeply, longer than ``MAX_LINE`` characters, with
+huge numbers, a wrong schema or wrong types, an unknown template, arguments the template rejects, knob values
+outside the space, or an unknown format version. ``load_records`` returns the rest. A writer that opens a file
+whose last line was cut first ends that line, so new records stay readable.
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tcomp.autotune.json_value import JSONValueError, as_object, parse_json
 from tcomp.autotune.measure import MeasureInput, MeasureResult
-from tcomp.autotune.space import ConfigEntity
+from tcomp.autotune.space import ConfigEntity, ConfigSpace, SpaceError
 from tcomp.autotune.task import Task
+from tcomp.autotune.template import TemplateError
 
 FORMAT_VERSION = 1
+MAX_LINE = 1 << 20  # characters of one records line (a record is a few hundred)
 _WARN_LIMIT = 10
 
 
@@ -46,28 +57,51 @@ class Record:
         return json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False)
 
     @staticmethod
-    def decode(line: str) -> Record:
+    def decode(line: str, spaces: dict[str, ConfigSpace] | None = None) -> Record:
+        """The record of one line, or ``RecordError`` saying why it is none. ``spaces`` caches config spaces by
+        task key between calls."""
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RecordError(f"not JSON ({error.msg})") from None
-        if not isinstance(value, dict):
-            raise RecordError("not a JSON object")
+            value = as_object(parse_json(line), "the line")
+        except JSONValueError as error:
+            raise RecordError(str(error)) from None
         if "v" not in value:
             raise RecordError("not a record (no format version)")
-        if value["v"] != FORMAT_VERSION:
-            raise UnknownVersion(f"format version {value.get('v')!r} (this tcomp reads {FORMAT_VERSION})")
+        if value["v"] != FORMAT_VERSION or isinstance(value["v"], bool):
+            raise UnknownVersion(f"format version {_short(value['v'])} (this tcomp reads {FORMAT_VERSION})")
         try:
-            task = Task.from_json(value["task"])
-            config = ConfigEntity.from_json(value["config"], task.target)
-            result = MeasureResult.from_json(value["result"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise RecordError(f"not a record ({type(error).__name__}: {error})") from None
-        return Record(task, config, result)
+            task = Task.from_json(value.get("task"))
+            config = ConfigEntity.from_json(value.get("config"), task.target)
+            result = MeasureResult.from_json(value.get("result"))
+        except (ValueError, TemplateError) as error:
+            raise RecordError(f"not a record ({error})") from None
+        return Record(task, _checked(task, config, spaces), result)
 
     @staticmethod
     def of(inp: MeasureInput, result: MeasureResult) -> Record:
         return Record(inp.task, inp.config, result)
+
+
+def _checked(task: Task, config: ConfigEntity, spaces: dict[str, ConfigSpace] | None) -> ConfigEntity:
+    """``config`` numbered in ``task``'s space, which must hold it (the template runs in define mode only)."""
+    space = spaces.get(task.key) if spaces is not None else None
+    if space is None:
+        try:
+            space = task.config_space
+        except Exception as error:  # noqa: BLE001 - template code rejecting arguments read from a file
+            raise RecordError(f"template {task.name} rejects the arguments {_short(list(task.args))}: "
+                              f"{type(error).__name__}: {_short(str(error), 300)}") from None
+        if spaces is not None:
+            spaces[task.key] = space
+    try:
+        index = space.check(config)
+    except SpaceError as error:
+        raise RecordError(f"config not in the space of {task.name}: {error}") from None
+    return ConfigEntity(index, config.choices, config.target)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class UnknownVersion(RecordError):
@@ -83,34 +117,57 @@ class RecordLog:
     unknown_version_lines: list[int] = field(default_factory=list)
 
 
-def _lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
+def _file_lines(handle: IO[str]) -> Iterator[str | None]:
+    """The lines of ``handle``; ``None`` for a line longer than ``MAX_LINE`` (read past, never held whole)."""
+    while True:
+        line = handle.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE or line.endswith("\n"):
+            yield line
+            continue
+        while True:
+            rest = handle.readline(MAX_LINE)
+            if not rest or rest.endswith("\n"):
+                break
+        yield None
+
+
+def _lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str | None]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             return
         with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-            yield from handle
+            yield from _file_lines(handle)
     else:
-        yield from source
+        for line in source:
+            yield line if len(line) <= MAX_LINE else None
 
 
 def read_records(source: str | os.PathLike[str] | Iterable[str], *, warn: bool = True) -> RecordLog:
     """Parse a records file (or lines); bad lines are skipped and counted, with warnings naming them."""
     log = RecordLog()
+    where = f"{os.fspath(source)}, " if isinstance(source, (str, os.PathLike)) else ""
+    spaces: dict[str, ConfigSpace] = {}
     for number, line in enumerate(_lines(source), start=1):
-        if not line.strip():
+        if line is not None and not line.strip():
             continue
         try:
-            log.records.append(Record.decode(line))
+            if line is None:
+                raise RecordError(f"longer than {MAX_LINE} characters")
+            log.records.append(Record.decode(line, spaces))
         except UnknownVersion as error:
             log.unknown_version_lines.append(number)
-            _warn(warn, len(log.unknown_version_lines) + len(log.corrupt_lines), f"line {number}: skipped: {error}")
+            _warn(warn, len(log.unknown_version_lines) + len(log.corrupt_lines),
+                  f"{where}line {number}: skipped: {error}")
         except RecordError as error:
             log.corrupt_lines.append(number)
-            _warn(warn, len(log.unknown_version_lines) + len(log.corrupt_lines), f"line {number}: skipped: {error}")
+            _warn(warn, len(log.unknown_version_lines) + len(log.corrupt_lines),
+                  f"{where}line {number}: skipped: {error}")
     skipped = len(log.corrupt_lines) + len(log.unknown_version_lines)
     if warn and skipped > _WARN_LIMIT:
-        warnings.warn(f"tuning records: skipped {skipped} lines in all ({len(log.corrupt_lines)} corrupt, "
+        warnings.warn(f"tuning records: {where}skipped {skipped} lines in all ({len(log.corrupt_lines)} corrupt, "
                       f"{len(log.unknown_version_lines)} of unknown versions)", RuntimeWarning, stacklevel=2)
     return log
 

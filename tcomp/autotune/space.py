@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tcomp.autotune.json_value import as_int, as_list, as_object, as_str
 from tcomp.autotune.knob import (
     POLICY_CHOICES,
     AnnotateEntity,
@@ -38,6 +39,7 @@ from tcomp.autotune.knob import (
     SplitEntity,
     SplitPolicy,
     axis_extent,
+    check_choice,
     closest_split,
     entity_from_json,
     kind_of,
@@ -45,6 +47,9 @@ from tcomp.autotune.knob import (
 )
 from tcomp.ir.expr import IterVar
 from tcomp.target import Target
+
+MAX_KNOBS = 256  # knobs of a config read from JSON
+MAX_KNOB_NAME = 200
 
 __all__ = [
     "AnnotateEntity", "AnnotatePolicy", "Annotation", "Config", "ConfigEntity", "ConfigSpace", "Entity", "Knob",
@@ -220,6 +225,20 @@ class ConfigSpace(_Definer):
             digits.append(position)
         return self.index_from_digits(digits)
 
+    def check(self, config: ConfigEntity) -> int:
+        """The index of ``config`` in this space (-1 when it leaves knobs out); ``SpaceError`` naming the first
+        knob it gets wrong when it names a knob the space lacks or a value that is not one of the knob's choices.
+        Configs from records, or built by hand, are checked before any build. A config may leave out knobs: a
+        record written before its template grew a knob; the template decides whether it accepts that (a
+        template that reads the missing knob gets a ``SpaceError``)."""
+        for name, chosen in config.choices.items():
+            knob = self.knobs.get(name)
+            if knob is None:
+                raise SpaceError(f"the template has no knob {_short_text(name)} (it has: {', '.join(self.knobs)})")
+            check_choice(knob, chosen)
+        index = self.index_of(config)
+        return -1 if index is None else index
+
     def __iter__(self) -> Iterator[ConfigEntity]:
         return (self.get(i) for i in range(len(self)))
 
@@ -277,6 +296,7 @@ class ConfigEntity(_Definer):
         chosen = self.choices.get(knob.name)
         if chosen is None:
             raise SpaceError(f"config has no choice for knob {knob.name} (it has: {', '.join(self.choices)})")
+        check_choice(knob, chosen)
         return chosen
 
     def __getitem__(self, name: str) -> Entity:
@@ -294,11 +314,26 @@ class ConfigEntity(_Definer):
         return {"index": self.index, "knobs": knobs}
 
     @staticmethod
-    def from_json(value: dict[str, Any], target: Target | None = None) -> ConfigEntity:
+    def from_json(value: Any, target: Target | None = None) -> ConfigEntity:
+        """A config from its JSON form (each value checked for its knob kind's type; whether the values are
+        choices of a template's space is ``ConfigSpace.check``'s business)."""
+        fields = as_object(value, "config")
         choices: dict[str, Entity] = {}
-        for name, kind, knob_value in value["knobs"]:
-            choices[str(name)] = entity_from_json(KnobKind(kind), knob_value)
-        return ConfigEntity(int(value.get("index", -1)), choices, target)
+        for item in as_list(fields.get("knobs"), "config knobs", MAX_KNOBS):
+            entry = as_list(item, "a config knob", 3)
+            if len(entry) != 3:
+                raise SpaceError(f"config: a knob is [name, kind, value], got {len(entry)} entries")
+            name = as_str(entry[0], "knob name", MAX_KNOB_NAME)
+            kind, knob_value = entry[1], entry[2]
+            if name in choices:
+                raise SpaceError(f"config: knob {name} is given twice")
+            try:
+                knob_kind = KnobKind(as_str(kind, f"knob {name}: kind", MAX_KNOB_NAME))
+            except ValueError:
+                raise SpaceError(f"config: knob {name} has an unknown kind {kind!r}") from None
+            choices[name] = entity_from_json(knob_kind, knob_value, f"knob {name}")
+        index = as_int(fields.get("index", -1), "config index", -1)
+        return ConfigEntity(index, choices, target)
 
     def same_choices(self, other: ConfigEntity) -> bool:
         return self.choices == other.choices
@@ -306,6 +341,10 @@ class ConfigEntity(_Definer):
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={e.to_json()}" for name, e in self.choices.items())
         return f"ConfigEntity({self.index}: {shown})"
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 Config = ConfigSpace | ConfigEntity

@@ -12,17 +12,22 @@ import functools
 import inspect
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tcomp.autotune.json_value import JSONValueError, as_nested, as_object, as_str
 from tcomp.autotune.space import Config, ConfigEntity, ConfigSpace
-from tcomp.autotune.template import Template, get_template
+from tcomp.autotune.template import Template, get_template, import_registering_module, registered_module
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.functor import post_order_visit
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target, as_target
 from tcomp.te.tensor import ComputeOp, Operation, Tensor
+
+MAX_NAME = 1000  # characters of a template name or a target string in a record
+MAX_ARGS = 64  # entries of a template argument list (and of each list inside it)
+MAX_ARG_DEPTH = 3  # template arguments are scalars, lists of them, and lists of those
 
 
 def freeze_args(value: Any) -> Any:
@@ -44,13 +49,11 @@ def _thaw(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Task:
-    """``template`` name, its ``args`` and the ``target``; ``module`` says where the template is defined (so worker
-    processes can import it) and is not part of the identity."""
+    """``template`` name, its ``args`` and the ``target``. The template is looked up by name in the registry."""
 
     name: str
     args: tuple[Any, ...]
     target: Target
-    module: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
@@ -63,7 +66,7 @@ class Task:
 
     @property
     def template(self) -> Template:
-        return get_template(self.name, self.module)
+        return get_template(self.name)
 
     @property
     def config_space(self) -> ConfigSpace:
@@ -82,12 +85,29 @@ class Task:
         return self.template(config, *self.args)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "args": _thaw(self.args), "target": str(self.target), "module": self.module}
+        return {"name": self.name, "args": _thaw(self.args), "target": str(self.target)}
 
     @staticmethod
-    def from_json(value: dict[str, Any]) -> Task:
-        return Task(str(value["name"]), freeze_args(value["args"]), parse_target(str(value["target"])),
-                    str(value.get("module", "")))
+    def from_json(value: Any) -> Task:
+        """The task a record describes. Its template must be registered (``TemplateError`` otherwise); records
+        written before templates were looked up by name alone carry a ``"module"`` field, which is ignored."""
+        fields = as_object(value, "task")
+        name = as_str(fields.get("name"), "task name", MAX_NAME)
+        get_template(name)
+        args = freeze_args(as_nested(fields.get("args"), "task arguments", MAX_ARG_DEPTH, MAX_ARGS))
+        if not isinstance(args, tuple):
+            raise JSONValueError("task arguments: expected a JSON list")
+        text = as_str(fields.get("target"), "task target", MAX_NAME)
+        try:
+            target = parse_target(text)
+        except Exception as error:  # noqa: BLE001 - any rejection of the target text means a bad record
+            raise JSONValueError(f"task target: {type(error).__name__}: {error}") from None
+        return Task(name, args, target)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled for this process's own worker processes: the module that registered the template goes along,
+        so a worker imports it (templates defined outside tcomp live in modules the worker has not imported)."""
+        return (_task_for_worker, (self.name, self.args, self.target, registered_module(self.name)))
 
     @property
     def label(self) -> str:
@@ -96,6 +116,11 @@ class Task:
 
     def __str__(self) -> str:
         return f"{self.label} on {self.target}"
+
+
+def _task_for_worker(name: str, args: tuple[Any, ...], target: Target, module: str) -> Task:
+    import_registering_module(name, module)
+    return Task(name, args, target)
 
 
 @functools.lru_cache(maxsize=256)
@@ -107,7 +132,7 @@ def create_task(name: str, args: Any, target: Target | str | None = None) -> Tas
     """A task for the registered template ``name`` with ``args`` on ``target`` (default: this machine). Omitted
     arguments with defaults are filled in, so ``(64, 64, 64)`` and ``(64, 64, 64, "float32")`` are one task."""
     entry = get_template(name)
-    return Task(name, canonical_args(entry, freeze_args(tuple(args))), as_target(target), entry.module)
+    return Task(name, canonical_args(entry, freeze_args(tuple(args))), as_target(target))
 
 
 def canonical_args(entry: Template, args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -85,19 +85,37 @@ def template(name: str, reference: ReferenceFunc | None = None) -> Callable[[Tem
     return register
 
 
-def get_template(name: str, module: str = "") -> Template:
-    """The template registered as ``name``, importing ``module`` (where it is defined) or tcomp's built-in
-    templates first if needed."""
+def get_template(name: str) -> Template:
+    """The template registered as ``name`` (tcomp's built-in templates are imported on the first lookup of a name
+    not registered yet). Names are only looked up in the registry: no name or other value of a task or a record
+    ever says which code to import. A template defined outside tcomp is found once the module that defines it
+    has been imported (its ``@template`` decorator registers it)."""
+    if not isinstance(name, str):
+        raise TemplateError(f"a template name must be a string, got {type(name).__name__}")
     if name not in _REGISTRY:
-        for candidate in ([module] if module else []) + list(BUILTIN_MODULES):
-            importlib.import_module(candidate)
-            if name in _REGISTRY:
-                break
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
     entry = _REGISTRY.get(name)
     if entry is None:
         known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise TemplateError(f"unknown template {name!r} (registered: {known})")
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise TemplateError(f"unknown template {shown!r} (registered: {known}); a template defined outside "
+                            "tcomp is known once the module that defines it is imported")
     return entry
+
+
+def registered_module(name: str) -> str:
+    """The module whose ``@template`` registered ``name`` in this process ("" when none did)."""
+    entry = _REGISTRY.get(name)
+    return entry.module if entry is not None else ""
+
+
+def import_registering_module(name: str, module: str) -> None:
+    """In a worker process, make ``name`` known by importing ``module``: the module that registered it in the
+    parent process, which sent it along with a task (see ``Task.__reduce__``). Never called with a value read
+    from a file: a task read from records only names templates already registered."""
+    if name not in _REGISTRY and module:
+        importlib.import_module(module)
 
 
 def list_templates() -> list[str]:
