@@ -18,13 +18,16 @@ import llvmlite.binding as llvm
 
 @functools.cache
 def load_system_libraries() -> None:
-    """Make libm's functions (``tanhf``, ``erff`` ...) resolvable by JIT'd code."""
-    libm = ctypes.util.find_library("m")
-    if libm:
-        try:
-            llvm.load_library_permanently(libm)
-        except RuntimeError:  # pragma: no cover - libm is already part of the process
-            pass
+    """Make libm's functions (``tanhf``, ``erff`` ...) and the compiler runtime's (libgcc_s: ``__truncdfhf2`` for
+    float64 -> float16 casts on CPUs without AVX512-FP16, 128-bit integer division ...) resolvable by JIT'd code.
+    Without the compiler runtime such a call jumps to address 0 and the process dies."""
+    for name in ("m", "gcc_s"):
+        path = ctypes.util.find_library(name)
+        if path:
+            try:
+                llvm.load_library_permanently(path)
+            except RuntimeError:  # pragma: no cover - already part of the process
+                pass
 
 
 def _set_wait_policy() -> None:
