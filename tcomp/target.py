@@ -3,12 +3,15 @@
 A target is a frozen value: its kind plus the options that change generated code. ``str(target)`` is a canonical
 string that parses back to an equal target, so it can key caches and tuning records. Omitted options are resolved
 when the target is made (the host CPU name, the core count), so two targets for the same machine compare equal.
+A CPU other than this machine's, or extra features, are checked against LLVM's lists first (``target_check``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+from tcomp.target_check import PROBED_FEATURES, TargetCheckError, check_llvm_target, implied_features
 
 KINDS = ("llvm", "cuda")
 
@@ -107,6 +110,11 @@ class Target:
             object.__setattr__(self, "num_cores", host_num_cores())
         elif self.num_cores < 0:
             raise TargetError(f"target option -num-cores: expected a positive integer, got {self.num_cores}")
+        if not self.host or self.mattr:  # anything but this very CPU: LLVM could abort the process on it
+            try:
+                check_llvm_target(self.mcpu, self.mattr, self.features)
+            except TargetCheckError as exc:
+                raise TargetError(str(exc)) from None
 
     def _resolve_cuda(self) -> None:
         if self.mcpu or self.mattr or self.num_cores:
@@ -146,12 +154,30 @@ class Target:
         return ",".join(p for p in parts if p)
 
     def has_feature(self, name: str) -> bool:
-        """Whether the CPU feature ``name`` (``"avx512f"``, ``"fma"`` ...) is enabled; the last mention wins."""
+        """Whether the CPU feature ``name`` (``"avx512f"``, ``"fma"`` ...) is enabled; the last mention wins. For a
+        CPU other than this machine's, the vector features (``PROBED_FEATURES``) are those LLVM's code for it uses."""
+        if self.kind == "llvm" and not self.host and name in PROBED_FEATURES:
+            return name in implied_features(self.mcpu, self.features)
         enabled = False
         for item in self.features.split(","):
             if item[1:] == name:
                 enabled = item.startswith("+")
         return enabled
+
+    def missing_here(self) -> tuple[str, ...]:
+        """The vector features this target's code uses that this machine's CPU lacks: code built for it would stop
+        the process with an illegal instruction here. Empty for this machine's CPU and for CUDA."""
+        if self.kind != "llvm" or self.host:
+            return ()
+        host = Target("llvm")
+        return tuple(f for f in PROBED_FEATURES if self.has_feature(f) and not host.has_feature(f))
+
+    def check_runs_here(self) -> None:
+        """Raise ``TargetError`` when code built for this target cannot run on this machine (``missing_here``)."""
+        missing = self.missing_here()
+        if missing:
+            raise TargetError(f"code built for {self} uses {', '.join(missing)}, which this machine's CPU "
+                              f"({host_cpu_name()}) lacks: it can be exported or printed here, not run")
 
     @property
     def vector_bits(self) -> int:

@@ -11,6 +11,7 @@ import sys
 import time
 
 from tcomp.cli.arguments import parse_input_shapes, progress_bar
+from tcomp.target import Target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from tcomp.graph.pipeline import PassOptions, print_dump
 
     try:
+        target = Target.parse(args.target)
         shapes = parse_input_shapes(args.input_shapes)
         options = PassOptions.without(args.disable_pass)
         start = time.perf_counter()
         timings: dict[str, float] = {}
-        executor = tg.compile(args.model, args.target, input_shapes=shapes, tuning_records=args.tuning_records,
+        executor = tg.compile(args.model, target, input_shapes=shapes, tuning_records=args.tuning_records,
                               options=options, dump=print_dump if args.dump_ir else None, timings=timings,
                               progress=progress_bar("compiling"))
         executor.export(args.output)

@@ -1,21 +1,78 @@
-"""Show how a target string is understood on this machine.
+"""Show how a target string is understood on this machine, and where its code would run.
 
-    tcomp target "llvm -mcpu=znver3"
+    tcomp target                        this CPU: its LLVM name, vector width, FMA, cores
+    tcomp target "llvm -mcpu=skylake-avx512"
+    tcomp target cuda                   the GPU architecture, its limits, and whether a GPU or the emulation runs it
+    tcomp target --list                 every CPU and feature name LLVM knows for this machine's triple
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
+
+from tcomp.target import Target, TargetError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="?", default="llvm", help="a target string (default: llvm, this CPU)")
+    parser.add_argument("target", nargs="?", default="llvm",
+                        help='a target string, e.g. "llvm -mcpu=znver3 -mattr=+avx2" or "cuda -arch=sm_90" '
+                             "(default: llvm, this CPU)")
+    parser.add_argument("--list", action="store_true", help="list the CPU and feature names LLVM knows")
+
+
+def describe(target: Target) -> list[str]:
+    """Lines telling what ``target`` means here."""
+    lines = [f"target: {target}"]
+    if target.kind == "llvm":
+        where = "this machine's CPU" if target.host else "another CPU (code built for it may not run here)"
+        extra = f", features {','.join(target.mattr)}" if target.mattr else ""
+        lines.append(f"cpu: {target.mcpu} ({where}){extra}")
+        fma = "yes" if target.has_feature("fma") else "no"
+        lines.append(f"vectors: {target.vector_bits}-bit, {target.vector_registers} registers; FMA: {fma}")
+        lines.append(f"parallel loops: {target.num_cores} threads")
+        return lines
+    from tcomp.codegen.cuda.nvcc import nvcc_available
+    from tcomp.runtime.cuda_device import gpu_available
+    from tcomp.runtime.cuda_emu import EmulationError, host_compiler
+
+    lines.append(f"architecture: {target.arch} (compute capability {target.arch[3:-1]}.{target.arch[-1]})")
+    lines.append(f"limits per block: {target.max_threads_per_block} threads, "
+                 f"{target.max_shared_memory_per_block // 1024} KiB static shared memory")
+    lines.append(f"nvcc: {shutil.which('nvcc')} (kernels are checked with ptxas)" if nvcc_available() else
+                 "nvcc: not on the PATH (kernels are not checked with ptxas)")
+    if gpu_available():
+        lines.append("runs on: the GPU, through CuPy")
+        return lines
+    try:
+        lines.append(f"runs on: a CPU emulation of the same CUDA C ({host_compiler()} with OpenMP); no GPU seen")
+    except EmulationError:
+        lines.append("runs on: nothing here: no GPU (CuPy) and no C++ compiler for the CPU emulation")
+    return lines
+
+
+def _list_names() -> list[str]:
+    from tcomp.target_check import llvm_catalog
+
+    catalog = llvm_catalog()
+    return [f"LLVM CPUs for {catalog.triple} ({len(catalog.cpus)}):", *_columns(sorted(catalog.cpus)),
+            f"features ({len(catalog.features)}), given as -mattr=+name or -mattr=-name:",
+            *_columns(sorted(catalog.features))]
+
+
+def _columns(names: list[str], width: int = 100) -> list[str]:
+    cell = max(len(n) for n in names) + 2
+    per_line = max(1, (width - 2) // cell)
+    return ["  " + "".join(n.ljust(cell) for n in names[k:k + per_line]).rstrip()
+            for k in range(0, len(names), per_line)]
 
 
 def run(args: argparse.Namespace) -> int:
-    from tcomp.target import Target
-
-    target = Target.parse(args.target)
-    print(target)
-    print(f"cpu: {target.mcpu}, cores: {target.num_cores}")
+    try:
+        lines = _list_names() if args.list else describe(Target.parse(args.target))
+    except (TargetError, ValueError) as exc:
+        print(f"tcomp target: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
     return 0

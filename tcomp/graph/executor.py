@@ -29,6 +29,7 @@ import numpy as np
 from tcomp.graph.ir import GraphError, TensorType
 from tcomp.runtime.errors import KernelError
 from tcomp.runtime.library import ENTRY_PROTOTYPE
+from tcomp.target import Target
 
 ALIGNMENT = 64
 
@@ -96,6 +97,7 @@ class GraphExecutor:
         self._input_index = {name: i for i, name in enumerate(program.inputs)}
         self.artifacts: list[Any] | None = None  # the kernels' LLVM artifacts (JIT-compiled executors; for export)
         self.graph: Any = None  # the optimized graph, when compiled in this process
+        self._runs_here = False
 
     # ------------------------------------------------------------------------------------------------------ inputs
     def set_input(self, key: str | int | None = None, value: Any = None, **params: Any) -> None:
@@ -145,6 +147,7 @@ class GraphExecutor:
                                     f"{list(self.program.inputs)}, got {len(inputs)}")
                 for index, value in enumerate(inputs):
                     self._set_one(index, value)
+        self._check_runs_here()
         for call in self._calls:
             _invoke(call)
         if inputs is not None:
@@ -179,6 +182,7 @@ class GraphExecutor:
     # ------------------------------------------------------------------------------------------------------ timing
     def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1) -> list[float]:
         """Seconds per run, one entry per repeat (each the mean of ``number`` runs), after ``warmup`` runs."""
+        self._check_runs_here()
         for _ in range(warmup):
             self.run()
         results = []
@@ -200,6 +204,13 @@ class GraphExecutor:
                 _invoke(call)
                 totals[position] += time.perf_counter() - start
         return [(call[4].name, call[4].entry, totals[i] / repeat) for i, call in enumerate(self._calls)]
+
+    def _check_runs_here(self) -> None:
+        """Refuse to run kernels built for a CPU whose vector features this machine lacks (an illegal instruction
+        would stop the process)."""
+        if not self._runs_here:
+            Target(self.program.target).check_runs_here()
+            self._runs_here = True
 
     def export(self, folder: str) -> None:
         """Write the compiled model to ``folder`` (see ``tcomp.graph.export``)."""

@@ -47,12 +47,16 @@ class Module:
         self._size_array = ctypes.c_int64 * max(1, len(func.size_vars))
         self._error_array = ctypes.c_int64 * artifact.error_slots
         self._local = threading.local()
+        self._runs_here = False
 
     def __repr__(self) -> str:
         return f"Module({self.func.name}, target={self.target})"
 
     # ------------------------------------------------------------------------------------------------ calling
     def _prepare(self, arrays: tuple[Any, ...]) -> tuple[Any, Any]:
+        if not self._runs_here:  # code for a CPU whose vector features this one lacks would stop the process
+            self.target.check_runs_here()
+            self._runs_here = True
         pointers, sizes = self._checker.check(arrays)
         return self._pointer_array(*pointers), self._size_array(*sizes)
 
