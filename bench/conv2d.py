@@ -1,6 +1,6 @@
 """ResNet-50 conv2d layers at batch 1, float32: tcomp's default schedules against onnxruntime, in the same run.
 
-For each layer tcomp runs three ways, all with ``tcomp.ops.cpu.schedule_for``:
+For each layer tcomp runs three ways, all with ``tcomp.ops.cpu.schedule_cpu``:
 
 - ``nchwc``: ``conv2d_nchwc`` on data already in NCHW16c and a kernel packed ahead of time (as a graph compiler
   that keeps activations blocked and packs constant weights at compile time runs it): the kernel alone;
@@ -41,7 +41,7 @@ from common import Timing, fp32_peak_gflops, print_table, wait_until_threads_idl
 import tcomp  # noqa: E402
 from tcomp import te  # noqa: E402
 from tcomp.ops.conv import conv2d_nchw  # noqa: E402
-from tcomp.ops.cpu import CpuTarget, schedule_for  # noqa: E402
+from tcomp.ops.cpu import CpuTarget, schedule_cpu  # noqa: E402
 from tcomp.ops.nchwc import choose_channel_block, conv2d_nchwc, layout_transform  # noqa: E402
 
 
@@ -129,7 +129,7 @@ def tcomp_runners(layer: Layer, x: np.ndarray, w: np.ndarray, target: tcomp.Targ
 
     data_blocked = te.placeholder((1, layer.channels // ic, layer.size, layer.size, ic), name="data_blocked")
     conv = conv2d_nchwc(data_blocked, kernel_packed, layer.stride, layer.padding)
-    module = tcomp.build(schedule_for([conv], target), [data_blocked, kernel_packed, conv], target)
+    module = tcomp.build(schedule_cpu([conv], target), [data_blocked, kernel_packed, conv], target)
     y = np.zeros(blocked_out_shape, np.float32)
     runners["nchwc"] = Runner(module, [to_blocked(x, ic), w_packed, y],
                               lambda y=y: y.transpose(0, 1, 4, 2, 3).reshape(out_shape))
@@ -138,13 +138,13 @@ def tcomp_runners(layer: Layer, x: np.ndarray, w: np.ndarray, target: tcomp.Targ
     blocked = layout_transform(data, "NCHW", f"NCHW{ic}c", name="data_blocked")
     conv = conv2d_nchwc(blocked, kernel_packed, layer.stride, layer.padding)
     out = layout_transform(conv, f"NCHW{oc}c", "NCHW", name="out")
-    module = tcomp.build(schedule_for([out], target), [data, kernel_packed, out], target)
+    module = tcomp.build(schedule_cpu([out], target), [data, kernel_packed, out], target)
     y2 = np.zeros(out_shape, np.float32)
     runners["nchwc+lt"] = Runner(module, [x, w_packed, y2], lambda y=y2: y)
 
     kernel = te.placeholder(w.shape, name="kernel")
     conv = conv2d_nchw(data, kernel, layer.stride, layer.padding)
-    module = tcomp.build(schedule_for([conv], target), [data, kernel, conv], target)
+    module = tcomp.build(schedule_cpu([conv], target), [data, kernel, conv], target)
     y3 = np.zeros(out_shape, np.float32)
     runners["nchw"] = Runner(module, [x, w, y3], lambda y=y3: y)
     return runners

@@ -1,4 +1,4 @@
-"""float32 GEMM: tcomp's default, hand and library (schedule_for) schedules against numpy (OpenBLAS), same run.
+"""float32 GEMM: tcomp's default, hand and library (schedule_cpu) schedules against numpy (OpenBLAS), same run.
 
 Prints GFLOP/s (from the min and the median of the repeats), the ratio to numpy and the share of this CPU's fp32
 FMA peak. tcomp's figures come from the code tcomp generates; numpy is only the reference.
@@ -9,8 +9,8 @@ Before each timing the bench waits until OpenBLAS's worker threads have stopped 
 so tcomp and numpy each have the cores to themselves. Six runs on a shared 2-core AVX-512 machine
 (llvm -mcpu=rocketlake), ratios to numpy in the same run, min / median of the repeats:
 
-    tcomp hand schedule (tcomp/ops/matmul_cpu.py)      0.97-1.01x / 0.97-1.01x   (about 300-320 GFLOP/s)
-    tcomp ops.matmul under schedule_for                 0.91-0.99x / 0.90-0.96x
+    tcomp hand schedule (tcomp/ops/cpu/packed_matmul.py)      0.97-1.01x / 0.97-1.01x   (about 300-320 GFLOP/s)
+    tcomp ops.matmul under schedule_cpu                 0.91-0.99x / 0.90-0.96x
     tcomp default schedule (no scheduling)              0.001x
     numpy (OpenBLAS), 2 threads                         about 300-320 GFLOP/s (up to about 360 when quiet)
 
@@ -31,8 +31,8 @@ from common import Timing, fp32_peak_gflops, print_table, time_callable, wait_un
 
 import tcomp  # noqa: E402
 from tcomp import ops, te  # noqa: E402
-from tcomp.ops.cpu import schedule_for  # noqa: E402
-from tcomp.ops.matmul_cpu import choose_blocking, packed_matmul  # noqa: E402
+from tcomp.ops.cpu import schedule_cpu  # noqa: E402
+from tcomp.ops.cpu.packed_matmul import choose_blocking, packed_matmul  # noqa: E402
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -88,7 +88,7 @@ def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None
     # the operator library's matmul under its default CPU schedule (what a graph compiler gets)
     A, B = te.placeholder((M, K), name="A"), te.placeholder((K, N), name="B")
     C = ops.matmul(A, B)
-    library = tcomp.build(schedule_for([C], target), [A, B, C])
+    library = tcomp.build(schedule_cpu([C], target), [A, B, C])
     library(a, b, c)
     np.testing.assert_allclose(c, expected, rtol=1e-3)
     out = np.empty((M, N), dtype=np.float32)
@@ -104,7 +104,7 @@ def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None
         wait_until_threads_idle()
         numpy_times.append(time_callable(lambda: np.matmul(a, b, out=out), repeat=1, number=3).min)
     results["tcomp hand schedule"] = Timing.of(hand_times)
-    results["tcomp ops.matmul, schedule_for"] = Timing.of(library_times)
+    results["tcomp ops.matmul, schedule_cpu"] = Timing.of(library_times)
     reference = Timing.of(numpy_times)
     results["numpy (OpenBLAS)"] = reference
 

@@ -15,7 +15,7 @@ from typing import Any
 from tcomp import config
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.structural import structural_equal, structural_hash
-from tcomp.schedule.lower import lower_schedule
+from tcomp.schedule.loop_nest import lower_schedule
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor

@@ -12,7 +12,7 @@ import numpy as np
 
 import tcomp
 from tcomp import te
-from tcomp.ops.intrin_cpu import default_lanes, gemm_intrin
+from tcomp.ops.cpu.intrin import default_lanes, gemm_intrin
 
 M = N = K = 512
 BN = 2 * default_lanes()  # columns of C per register tile: two SIMD vectors
@@ -132,7 +132,7 @@ measure("7 + tensorize (micro-kernel)", s, [A, B, C])
 # Step 8: pack A as well, and give each core its own columns. A is copied into micro-panels of BM rows (each row a
 # contiguous run of the kc slice), so the micro-kernel reads A and B from two small contiguous buffers. The cores
 # split N: each packs the kc-deep slice of B for its own column panels once per k.outer, still hot in its cache when
-# the micro-kernel reads it, and an mc x kc block of A per row block. This is tcomp.ops.matmul_cpu.packed_matmul
+# the micro-kernel reads it, and an mc x kc block of A per row block. This is tcomp.ops.cpu.packed_matmul.packed_matmul
 # (which also zero-pads shapes the tiles do not divide).
 cores = tcomp.Target.current_host().num_cores
 A = te.placeholder((M, K), name="A")

@@ -1,7 +1,7 @@
 """Tutorial 4: tune a matmul instead of writing its schedule, then compile with the best config found.
 
 1. A *template* is a compute plus a schedule whose choices are knobs (``cfg.define_split`` ...). tcomp ships one
-   for matmul (``tcomp/autotune/templates/gemm.py``); we look at its config space.
+   for matmul (``tcomp/autotune/templates/cpu/gemm.py``); we look at its config space.
 2. A *task* is the template with arguments for a target. A tuner proposes configs, worker processes build and time
    them (checking every result against numpy), and each measurement is appended to a records file.
 3. ``apply_history_best(records)`` makes the template pick the best logged config when we instantiate it; tasks

@@ -4,7 +4,7 @@
                              tuning_records="tuning.jsonl")
 
 Steps: import (``frontend.onnx``), the pass pipeline (``pipeline.py``), then one kernel per top-level node
-(``lower.compile_node``), storage from the memory plan. ``tuning_records``: a records file or a dispatch context
+(``kernels.compile_node``), storage from the memory plan. ``tuning_records``: a records file or a dispatch context
 (see ``tuning.py``); when given, operators with a record are compiled from their template's best config.
 ``compile_graph`` stops after the passes (for inspection); ``build_executor`` compiles a graph that has been
 through them. ``target="cuda"``: default CUDA schedules (``tcomp.ops.cuda.dispatch``), no NCHW[x]c layouts, kernels
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph
-from tcomp.graph.lower import Kernel, compile_node, kernel_inputs
+from tcomp.graph.kernels import Kernel, compile_node, kernel_inputs
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
 from tcomp.graph.tuning import as_dispatch_context

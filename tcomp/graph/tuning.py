@@ -14,7 +14,7 @@ and the default kernel is the one ``tcomp.ops.cuda.dispatch`` schedules, in NCHW
 
 On CPUs, convolutions compile in the blocked layout NCHW[x]c, fused with their epilogues; their tasks are
 ``conv2d_nchwc_blocked`` workloads (``extract_model_tasks`` reads them after ``alter_layout``), and a record gives
-the tile of the fused kernel (``nchwc_tile_chooser``, used by ``lower.compile_node``) rather than a kernel of its own.
+the tile of the fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of its own.
 
 ``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``.
 """
@@ -85,7 +85,7 @@ def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
     """The tile chooser (``tcomp.ops.cpu.conv2d.nchwc_tiles``) that gives each blocked convolution the tile of its
     best ``conv2d_nchwc_blocked`` record; appends True to ``chosen`` for each one it gives."""
     from tcomp.autotune.task import create_task
-    from tcomp.autotune.templates.conv2d import nchwc_tile_of
+    from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
 
     def choose(op: Any, workload: tuple[Any, ...]) -> Any:
         config = records.query(create_task("conv2d_nchwc_blocked", workload, target))
@@ -161,7 +161,7 @@ def default_cost(graph: Graph, node: Node, target: Target) -> float:
     from dataclasses import replace
 
     from tcomp.graph.infer import infer_types
-    from tcomp.graph.lower import compile_node
+    from tcomp.graph.kernels import compile_node
     from tcomp.graph.passes.alter_layout import alter_layout
     from tcomp.graph.passes.fold_constants import fold_constants
     from tcomp.ir import dtype as dt

@@ -5,7 +5,7 @@ checked when the operator is built: a bad one raises ``OpError`` (a ``ValueError
 argument. Submodules: ``elemwise`` (broadcast arithmetic, unary math, casts), ``reduce`` (sum/prod/max/min/mean),
 ``nn`` (matmul, dense, batch_matmul, conv2d, pooling, softmax, normalization), ``nchwc`` (blocked layouts,
 ``layout_transform``, ``conv2d_nchwc``), ``transform`` (transpose, reshape, concatenate, slicing), ``testing`` (numpy
-references for tests). Default CPU schedules, chosen by shape: ``tcomp.ops.cpu`` (``schedule_for(outs)``).
+references for tests). Default CPU schedules, chosen by shape: ``tcomp.ops.cpu`` (``schedule_cpu(outs)``).
 Computes record which operator they are in ``op.attrs`` (``OpKind``) for the schedules to find them.
 """
 

@@ -30,7 +30,7 @@ from tcomp.schedule.relation import ScheduleError
 
 if TYPE_CHECKING:
     from tcomp.schedule.bound import StageBound
-    from tcomp.schedule.lower import Lowerer
+    from tcomp.schedule.loop_nest import Lowerer
     from tcomp.schedule.stage import Stage
 
 THREAD_REDUCE = "thread_reduce"  # the annotation key on the tree's thread loop; its value is the buffer's name

@@ -1,4 +1,4 @@
-"""The matmul and dense templates (``tcomp/autotune/templates/gemm.py``) against numpy, with the GEMM micro-kernel
+"""The matmul and dense templates (``tcomp/autotune/templates/cpu/gemm.py``) against numpy, with the GEMM micro-kernel
 and with plain loops, for random configs; and where the micro-kernel does not apply."""
 
 from __future__ import annotations

@@ -163,3 +163,36 @@ def test_apply_config_forces_one_config() -> None:
     config = task.config_space.get(3)
     inst = instantiate("matmul", 64, 64, 64, context=ApplyConfig(config))
     assert inst.tuned and inst.config.same_choices(config)
+
+
+def test_records_naming_a_template_module_that_moved_still_load(tmp_path: Path) -> None:
+    """Records name the module that defined their template (``task.module``). tcomp's own templates moved
+    (``templates/gemm.py`` -> ``templates/cpu/gemm.py``, ``templates/cuda_ops.py`` -> ``templates/cuda/*.py``): a
+    record written before still loads, and in a fresh process (as in a measurement worker) its template is found."""
+    import subprocess
+    import sys
+
+    cases = [("matmul", (64, 64, 64), "llvm -num-cores=2", "tcomp.autotune.templates.gemm"),
+             ("reduce_cuda", (8, 64), "cuda", "tcomp.autotune.templates.cuda_ops")]
+    lines = []
+    for name, args, target, old_module in cases:
+        task = create_task(name, args, target)
+        value = Record(task, task.config_space.get(1), MeasureResult(MeasureStatus.OK, (1e-4,), "", 0.1, 0.1, 1.0))
+        document = value.to_json()
+        document["task"]["module"] = old_module
+        lines.append(json.dumps(document))
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    script = (
+        "import sys\n"
+        "from tcomp.autotune.record import read_records\n"
+        "log = read_records(sys.argv[1])\n"
+        "assert not log.corrupt_lines and len(log.records) == 2, log\n"
+        "for record in log.records:\n"
+        "    schedule, tensors = record.task.instantiate(record.config)\n"
+        "    print(record.task.name, record.task.template.module, len(tensors))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["matmul tcomp.autotune.templates.cpu.gemm 3",
+                                           "reduce_cuda tcomp.autotune.templates.cuda.reduce 2"]

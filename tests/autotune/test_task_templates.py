@@ -8,7 +8,7 @@ import pytest
 import tcomp
 from tcomp import autotune
 from tcomp.autotune import Task, TemplateError, create_task
-from tcomp.autotune.templates.cuda import define_thread_split
+from tcomp.autotune.templates.cuda.knobs import define_thread_split
 
 TEMPLATE_CASES = [
     ("matmul", (64, 48, 32)),

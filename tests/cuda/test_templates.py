@@ -1,4 +1,4 @@
-"""The CUDA templates of ``tcomp.autotune.templates.cuda_ops``: their spaces, their fallbacks (the graph compiler's
+"""The CUDA templates of ``tcomp.autotune.templates.cuda``: their spaces, their fallbacks (the graph compiler's
 default schedules), configs run in CPU emulation against numpy on odd shapes, and a short tuning run of each."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from tcomp import autotune, ops, te
 from tcomp.autotune import MeasureOptions, MeasureStatus, create_task
 from tcomp.autotune.space import ConfigEntity, ConfigSpace
 from tcomp.autotune.template import get_template
-from tcomp.autotune.templates.cuda_ops import conv2d_knobs_of
+from tcomp.autotune.templates.cuda.conv2d import conv2d_knobs_of
 from tcomp.codegen.cuda.build import generate, lower_cuda
 from tcomp.ops.cuda.conv2d import Conv2dKnobs
-from tcomp.ops.cuda.dispatch import schedule_for
+from tcomp.ops.cuda.dispatch import schedule_cuda
 from tcomp.ops.cuda.elemwise import bind_elementwise
 from tcomp.target import Target
 
@@ -84,7 +84,7 @@ def test_other_targets_are_refused(name: str) -> None:
 
 
 def test_conv2d_fallback_is_the_graph_default() -> None:
-    """The fallback's kernel is the one ``schedule_for`` (the graph compiler's default) generates, CUDA C alike."""
+    """The fallback's kernel is the one ``schedule_cuda`` (the graph compiler's default) generates, CUDA C alike."""
     n, ci, h, w, co, kh, kw, stride, padding = CONV_PAD
     space = _space("conv2d_nchw_cuda", CONV_PAD)
     assert conv2d_knobs_of(space.fallback) == Conv2dKnobs(tile_f=2, thread_f=2, tile_y=3, tile_x=7, tile_rc=1)
@@ -92,7 +92,7 @@ def test_conv2d_fallback_is_the_graph_default() -> None:
     kernel = te.placeholder((co, ci, kh, kw), name="kernel")
     out = ops.conv2d_nchw(data, kernel, stride, padding)
     schedule, tensors = get_template("conv2d_nchw_cuda")(space.fallback, *CONV_PAD)
-    assert _source(schedule, tensors) == _source(schedule_for(out), [data, kernel, out])
+    assert _source(schedule, tensors) == _source(schedule_cuda(out), [data, kernel, out])
 
 
 def test_reduce_fallback_is_the_graph_default() -> None:
@@ -100,7 +100,7 @@ def test_reduce_fallback_is_the_graph_default() -> None:
     x = te.placeholder(TASKS["reduce_cuda"], name="x")
     out = ops.sum(x, axis=1)
     schedule, tensors = get_template("reduce_cuda")(space.fallback, *TASKS["reduce_cuda"])
-    assert _source(schedule, tensors) == _source(schedule_for(out), [x, out])
+    assert _source(schedule, tensors) == _source(schedule_cuda(out), [x, out])
 
 
 def test_softmax_fallback_is_the_graph_default() -> None:
@@ -108,7 +108,7 @@ def test_softmax_fallback_is_the_graph_default() -> None:
     x = te.placeholder(TASKS["softmax_cuda"], name="x")
     out = ops.softmax(x)
     schedule, tensors = get_template("softmax_cuda")(space.fallback, *TASKS["softmax_cuda"])
-    assert _source(schedule, tensors) == _source(schedule_for(out), [x, out])
+    assert _source(schedule, tensors) == _source(schedule_cuda(out), [x, out])
 
 
 def test_elemwise_fallback_is_the_graph_default() -> None:
@@ -118,7 +118,7 @@ def test_elemwise_fallback_is_the_graph_default() -> None:
     c = te.placeholder((n,), name="c")
     out = ops.relu(ops.add(ops.multiply(a, b), c))
     schedule, tensors = get_template("elemwise_cuda")(space.fallback, m, n)
-    assert _source(schedule, tensors) == _source(schedule_for(out), [a, b, c, out])
+    assert _source(schedule, tensors) == _source(schedule_cuda(out), [a, b, c, out])
 
 
 def test_conv2d_tiles_divide_the_shape_or_are_powers_of_two() -> None:

@@ -43,7 +43,7 @@ def nchw_tasks() -> list:  # type: ignore[type-arg]
 def test_blocked_records_give_the_fused_kernels_their_tiles(tmp_path: Path) -> None:
     """A conv2d_nchwc_blocked record sets the register tile of the fused (conv + bias + relu) kernel; the model keeps
     its blocked layout and fusion and still matches onnxruntime."""
-    from tcomp.autotune.templates.conv2d import nchwc_tile_of
+    from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
 
     tasks = [t for t in extract_model_tasks(model(), "llvm") if t.name == "conv2d_nchwc_blocked"]
     path = tmp_path / "blocked.jsonl"

@@ -1,5 +1,5 @@
 """The default CPU schedule of large float32 matrix products that the tiles do not divide (``packed_plan`` and
-``_gemm_packed`` in ``tcomp/ops/cpu/dense.py``): the packed GEMM of ``matmul_cpu.py`` spliced into the schedule,
+``_gemm_packed`` in ``tcomp/ops/cpu/dense.py``): the packed GEMM of ``packed_matmul.py`` spliced into the schedule,
 its panels zero-padded to whole micro-kernel tiles, the product copied out of a padded buffer. Checked against numpy
 on odd sizes, in checked mode (every access verifies its indices, so the padding reads nothing beyond an input)."""
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import tcomp
 from tcomp import Target, ops, te
 from tcomp.ops.cpu import dense as dense_schedule
-from tcomp.ops.cpu import schedule_for
+from tcomp.ops.cpu import schedule_cpu
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.testing import random_data
 
@@ -40,7 +40,7 @@ def _product(m: int, n: int, k: int, transpose_a: bool = False, transpose_b: boo
 
 def _check(args: list[te.Tensor], inputs: list[np.ndarray], expected: np.ndarray,
            target: Target = TWO_CORES) -> str:
-    s = schedule_for([args[-1]], target)
+    s = schedule_cpu([args[-1]], target)
     source = str(tcomp.lower(s, args, simple_mode=True))
     module = tcomp.build(s, args, target=target, check_bounds=True)
     out = np.full(expected.shape, np.nan, dtype=np.float32)
@@ -101,7 +101,7 @@ def test_x_times_x_packs_one_input_twice() -> None:
 def test_small_or_skinny_products_keep_plain_loops(m: int, n: int, k: int) -> None:
     for transpose_b in (False, True):
         args, _, _ = _product(m, n, k, transpose_b=transpose_b)
-        source = str(tcomp.lower(schedule_for([args[-1]], TWO_CORES), args, simple_mode=True))
+        source = str(tcomp.lower(schedule_cpu([args[-1]], TWO_CORES), args, simple_mode=True))
         assert "tcomp_sgemm_f32" not in source and "padded" not in source
 
 

@@ -17,9 +17,9 @@ from tcomp.ops.cpu import (
     gemm_blocking,
     schedule_batch_matmul,
     schedule_conv2d_nchw,
+    schedule_cpu,
     schedule_dense,
     schedule_depthwise_conv2d_nchw,
-    schedule_for,
     schedule_injective,
     schedule_layer_norm,
     schedule_matmul,
@@ -41,11 +41,11 @@ def _ints(tensor: te.Tensor) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# every operator problem of the shared cases under schedule_for
+# every operator problem of the shared cases under schedule_cpu
 @pytest.mark.parametrize("case_name", sorted(CASES))
-def test_schedule_for_every_operator_case(case_name: str) -> None:
+def test_schedule_cpu_every_operator_case(case_name: str) -> None:
     problem = CASES[case_name]()
-    s = schedule_for([problem.output])
+    s = schedule_cpu([problem.output])
     build_and_check(s, problem.args, problem.arrays, problem.expected, problem.rtol, problem.atol)
 
 

@@ -9,7 +9,7 @@ import tcomp
 from tcomp import te
 from tcomp.ops import OpError
 from tcomp.ops import testing as reference
-from tcomp.ops.cpu import schedule_for
+from tcomp.ops.cpu import schedule_cpu
 from tcomp.ops.nchwc import (
     Layout,
     choose_channel_block,
@@ -66,8 +66,8 @@ def test_layout_transform_round_trip(shape: tuple[int, ...], blocked: str) -> No
     data = random_data(RNG, shape)
     block = Layout.parse(blocked).block("C")
     assert block is not None
-    build_and_check(schedule_for([there]), [x, there], [data], to_blocked(data, block))
-    build_and_check(schedule_for([back]), [x, back], [data], data)
+    build_and_check(schedule_cpu([there]), [x, there], [data], to_blocked(data, block))
+    build_and_check(schedule_cpu([back]), [x, back], [data], data)
     build_and_check(tcomp.create_schedule(back), [x, back], [data], data)
 
 
@@ -76,12 +76,12 @@ def test_layout_transform_between_block_sizes_and_kernel_packing() -> None:
     y = layout_transform(x, "NCHW8c", "NCHW16c")
     data = random_data(RNG, (1, 4, 3, 3, 8))
     plain = data.transpose(0, 1, 4, 2, 3).reshape(1, 32, 3, 3)
-    build_and_check(schedule_for([y]), [x, y], [data], to_blocked(plain, 16))
+    build_and_check(schedule_cpu([y]), [x, y], [data], to_blocked(plain, 16))
     w = te.placeholder((32, 48, 3, 1), name="w")
     packed = pack_kernel(w, 16, 8)
     assert tuple(int(d) for d in packed.shape) == (4, 3, 3, 1, 16, 8)
     weights = random_data(RNG, (32, 48, 3, 1))
-    build_and_check(schedule_for([packed]), [w, packed], [weights], pack(weights, 16, 8))
+    build_and_check(schedule_cpu([packed]), [w, packed], [weights], pack(weights, 16, 8))
 
 
 def test_layout_transform_errors() -> None:
@@ -125,7 +125,7 @@ def test_conv2d_nchwc_against_numpy(channels: int, size: tuple[int, int], out_ch
     assert op_kind(out.op) is OpKind.CONV2D_NCHWC
     assert tuple(int(d) for d in out.shape) == (1, out_channels // oc, *expected.shape[2:], oc)
     arrays = [to_blocked(x, ic), pack(w, ic, oc)]
-    build_and_check(schedule_for([out]), [data, weights, out], arrays, to_blocked(expected, oc), 1e-4, 1e-4)
+    build_and_check(schedule_cpu([out]), [data, weights, out], arrays, to_blocked(expected, oc), 1e-4, 1e-4)
 
 
 def test_conv2d_nchwc_default_schedule_matches() -> None:
@@ -146,7 +146,7 @@ def test_conv2d_nchw_via_nchwc() -> None:
     assert tuple(int(d) for d in stages.kernel_packed.shape) == (4, 2, 3, 3, 12, 10)  # 40 = 4 blocks of 10
     x, w = random_data(RNG, (1, 24, 10, 10)), random_data(RNG, (40, 24, 3, 3))
     expected = reference.conv2d_nchw_python(x, w, 2, 1)
-    build_and_check(schedule_for([stages.out]), [x_t, w_t, stages.out], [x, w], expected, 1e-4, 1e-4)
+    build_and_check(schedule_cpu([stages.out]), [x_t, w_t, stages.out], [x, w], expected, 1e-4, 1e-4)
 
 
 def test_conv2d_nchwc_errors() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 import tcomp
 from tcomp import te
-from tcomp.ops.intrin_cpu import default_lanes, dot_intrin, gemm_intrin
+from tcomp.ops.cpu.intrin import default_lanes, dot_intrin, gemm_intrin
 from tcomp.schedule.tensorize import TensorizeError
 
 RNG = np.random.default_rng(3)

@@ -15,7 +15,7 @@ from tcomp import config
 from tcomp.codegen.cuda.codegen import CudaArtifact, codegen_cuda
 from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime.cuda_module import CudaModule
-from tcomp.schedule.lower import lower_schedule
+from tcomp.schedule.loop_nest import lower_schedule
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor

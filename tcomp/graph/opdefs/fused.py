@@ -18,7 +18,7 @@ def _infer_fused(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_fused(ctx: LowerContext) -> list[Tensor]:
-    raise NotImplementedError("fused nodes are lowered by tcomp.graph.lower.lower_node")
+    raise NotImplementedError("fused nodes are lowered by tcomp.graph.kernels.node_tensors")
 
 
 register_op("fused", OpPattern.OPAQUE, _infer_fused, _lower_fused)

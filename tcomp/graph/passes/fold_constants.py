@@ -27,7 +27,7 @@ MAX_FOLD_BYTES = 256 << 20
 
 def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target) -> list[np.ndarray]:
     """Compile ``node`` (whose inputs are all in ``params``) and return its outputs."""
-    from tcomp.graph.lower import compile_node
+    from tcomp.graph.kernels import compile_node
 
     scope = replace(graph, params=params)
     kernel = compile_node(scope, node, target)

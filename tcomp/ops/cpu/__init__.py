@@ -1,6 +1,6 @@
 """Default CPU schedules of the operator library, chosen by shape and target (TOPI's x86 schedules).
 
-``schedule_for(outs, target)`` schedules any graph of library operators (one fused group) and is what a graph
+``schedule_cpu(outs, target)`` schedules any graph of library operators (one fused group) and is what a graph
 compiler calls; the per-operator functions below are the same with a check that the operator is present, taking
 the outputs as TVM's ``topi.x86.schedule_*`` do. Each returns a ``Schedule`` ready for ``tcomp.build(s, args)``.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_reduction
 from tcomp.ops.cpu.conv2d import NCHWcTile, NCHWTile, conv2d_nchw_tile, conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
 from tcomp.ops.cpu.dense import gemm_blocking
-from tcomp.ops.cpu.dispatch import schedule_for, schedule_with_kind
+from tcomp.ops.cpu.dispatch import schedule_cpu, schedule_with_kind
 from tcomp.ops.utils import OpError, OpKind
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
@@ -21,7 +21,7 @@ from tcomp.te.tensor import ComputeOp, Tensor
 __all__ = [
     "CpuTarget", "NCHWTile", "NCHWcTile", "conv2d_nchw_tile", "conv2d_nchwc_tile", "gemm_blocking",
     "schedule_batch_matmul", "schedule_conv2d_nchw", "schedule_conv2d_nchwc", "schedule_conv2d_nchwc_stage",
-    "schedule_dense", "schedule_depthwise_conv2d_nchw", "schedule_elementwise", "schedule_for", "schedule_injective",
+    "schedule_cpu", "schedule_dense", "schedule_depthwise_conv2d_nchw", "schedule_elementwise", "schedule_injective",
     "schedule_layer_norm", "schedule_matmul", "schedule_pool", "schedule_reduce", "schedule_reduction",
     "schedule_softmax"
 ]
@@ -32,16 +32,16 @@ Outs = Tensor | Sequence[Tensor]
 def schedule_injective(outs: Outs, target: Target | None = None) -> Schedule:
     """Elementwise, broadcast and injective graphs (no reduction): intermediate stages inlined, each output
     vectorized along its innermost axis and run in parallel over the rest."""
-    s = schedule_for(outs, target)
+    s = schedule_cpu(outs, target)
     for stage in s.stages:
         if isinstance(stage.op, ComputeOp) and stage.op.is_reduction:
-            raise OpError(f"schedule_injective: stage {stage.name} is a reduction; use schedule_reduce or schedule_for")
+            raise OpError(f"schedule_injective: stage {stage.name} is a reduction; use schedule_reduce or schedule_cpu")
     return s
 
 
 def schedule_reduce(outs: Outs, target: Target | None = None) -> Schedule:
     """Reductions (sum, max, mean ...) with their elementwise producers inlined and consumers scheduled after."""
-    s = schedule_for(outs, target)
+    s = schedule_cpu(outs, target)
     if not any(isinstance(st.origin_op, ComputeOp) and st.origin_op.is_reduction for st in s.stages):
         raise OpError("schedule_reduce: the graph has no reduction")
     return s

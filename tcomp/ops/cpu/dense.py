@@ -2,7 +2,7 @@
 ``batch_matmul``.
 
 When B's columns are contiguous (no ``transpose_b``), the problem is large and float32 and the tiles divide the
-shape (no batch, A not transposed), the schedule is the hand GEMM of ``matmul_cpu.py`` with ``cache_read`` copies for
+shape (no batch, A not transposed), the schedule is the hand GEMM of ``packed_matmul.py`` with ``cache_read`` copies for
 its packing: the cores take blocks of column panels (or of rows), each ``mc x kc`` block of A is copied contiguous,
 each ``kc x nr`` panel of B too, and every ``mr x nr x kc`` tile is a call of tcomp's GEMM micro-kernel.
 
@@ -45,8 +45,8 @@ from tcomp.ops.cpu.common import (
     schedule_elementwise,
     vector_factor,
 )
-from tcomp.ops.intrin_cpu import gemm_intrin
-from tcomp.ops.matmul_cpu import (
+from tcomp.ops.cpu.intrin import gemm_intrin
+from tcomp.ops.cpu.packed_matmul import (
     GemmPlan,
     micro_blocking,
     packed_product,
@@ -107,7 +107,7 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
 
 
 def packed_plan(op: ComputeOp, tensor: Tensor, m: int, n: int, k: int, cpu: CpuTarget) -> GemmPlan | None:
-    """The plan of the packed GEMM on the micro-kernel (``matmul_cpu.py``) for a large float32 product that the
+    """The plan of the packed GEMM on the micro-kernel (``packed_matmul.py``) for a large float32 product that the
     whole-tile schedule (``_gemm_micro_kernel``) does not take, or ``None``: where padding to whole tiles would add
     more than ``PACKED_MAX_PADDING`` of the work, or the product is too small for the packing to pay off."""
     a, b = _inputs(op)
@@ -244,7 +244,7 @@ def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, b
 def _gemm_micro_kernel(s: Schedule, stage: Stage, tensor: Tensor, blocking: tuple[int, int, int, int],
                        sizes: tuple[int, int], cpu: CpuTarget, a: Tensor, b: Tensor) -> None:
     """Whole ``mr x nr x kc`` tiles, each a call of tcomp's GEMM micro-kernel: the hand schedule of
-    ``tcomp.ops.matmul_cpu`` with ``cache_read`` copies for its packing stages (an ``mc x kc`` block of A copied
+    ``tcomp.ops.cpu.packed_matmul`` with ``cache_read`` copies for its packing stages (an ``mc x kc`` block of A copied
     contiguous per row block, a ``kc x nr`` panel of B per column panel). The cores take blocks of column panels,
     or of rows where that copies less twice (``split_columns_over_cores``)."""
     op = stage.op

@@ -1,4 +1,4 @@
-"""``schedule_for``: the default CPU schedule of any graph of library operators, picked per stage by its kind.
+"""``schedule_cpu``: the default CPU schedule of any graph of library operators, picked per stage by its kind.
 
 Given the output tensors of a fused group (inputs are placeholders), the schedule is built in four steps:
 
@@ -15,7 +15,7 @@ Given the output tensors of a fused group (inputs are placeholders), the schedul
 
 Multi-stage operators (softmax, log_softmax, layer_norm, average pooling, mean) are graphs of reductions and
 elementwise stages and are scheduled stage by stage this way. The per-operator entry points
-(``schedule_conv2d_nchwc(outs)`` ...) are ``schedule_for`` with a check that the operator is there.
+(``schedule_conv2d_nchwc(outs)`` ...) are ``schedule_cpu`` with a check that the operator is there.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import padding_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.utils import OpError, OpKind, op_kind
-from tcomp.schedule.lower import inline_bodies
+from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType
 from tcomp.schedule.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
@@ -38,7 +38,7 @@ from tcomp.te.tensor import ComputeOp, Tensor
 
 MATMUL_KINDS = (OpKind.MATMUL, OpKind.BATCH_MATMUL)
 
-__all__ = ["schedule_for", "schedule_with_kind"]
+__all__ = ["schedule_cpu", "schedule_with_kind"]
 
 
 def _direct_readers(s: Schedule, stage: Stage) -> list[Stage]:
@@ -181,15 +181,15 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
     return done
 
 
-def schedule_for(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
+def schedule_cpu(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
     """The default CPU schedule of the graph that computes ``outs`` (one fused group: its inputs are
     placeholders), for ``target`` (the host by default)."""
     tensors = [outs] if isinstance(outs, Tensor) else list(outs)
     if not tensors:
-        raise OpError("schedule_for: give at least one output tensor")
+        raise OpError("schedule_cpu: give at least one output tensor")
     for tensor in tensors:
         if not isinstance(tensor, Tensor):
-            raise OpError(f"schedule_for: outputs must be tensors, got {type(tensor).__name__}")
+            raise OpError(f"schedule_cpu: outputs must be tensors, got {type(tensor).__name__}")
     cpu = CpuTarget.of(target)
     s = create_schedule(tensors)
     inline_injective(s)
@@ -210,9 +210,9 @@ def schedule_for(outs: Tensor | Sequence[Tensor], target: Target | None = None) 
 def schedule_with_kind(
     outs: Tensor | Sequence[Tensor], target: Target | None, kinds: Sequence[OpKind], entry: str
 ) -> Schedule:
-    """``schedule_for(outs)`` after checking that the graph holds an operator of one of ``kinds``."""
+    """``schedule_cpu(outs)`` after checking that the graph holds an operator of one of ``kinds``."""
     tensors = [outs] if isinstance(outs, Tensor) else list(outs)
-    s = schedule_for(tensors, target)
+    s = schedule_cpu(tensors, target)
     if not any(op_kind(stage.origin_op) in kinds for stage in s.stages):
         names = ", ".join(k.value for k in kinds)
         raise OpError(f"{entry}: the graph of {', '.join(t.name for t in tensors)} has no {names} operator")

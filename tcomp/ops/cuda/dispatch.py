@@ -1,4 +1,4 @@
-"""``schedule_for``: the default CUDA schedule of any graph of library operators (one fused group), by operator kind.
+"""``schedule_cuda``: the default CUDA schedule of any graph of library operators (one fused group), by operator kind.
 
 The graph compiler calls it for ``target="cuda"`` with the outputs of a fused group (inputs are placeholders):
 
@@ -32,7 +32,7 @@ from tcomp.schedule.stage import Stage
 from tcomp.target import Target
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
-__all__ = ["conv_knobs", "schedule_for"]
+__all__ = ["conv_knobs", "schedule_cuda"]
 
 ELEMWISE_THREADS = 64
 REDUCE_THREADS = 32
@@ -182,11 +182,11 @@ def schedule_stage_generic(stage: Stage) -> None:
     bind_blocks_threads(stage, fused, ELEMWISE_THREADS)
 
 
-def schedule_for(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
+def schedule_cuda(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
     """The default CUDA schedule of the graph that computes ``outs`` (see the module docstring)."""
     tensors = [outs] if isinstance(outs, Tensor) else list(outs)
     if not tensors:
-        raise OpError("schedule_for: give at least one output tensor")
+        raise OpError("schedule_cuda: give at least one output tensor")
     s = create_schedule(tensors)
     _inline_injective(s)
     original = list(s.stages)
@@ -196,6 +196,6 @@ def schedule_for(outs: Tensor | Sequence[Tensor], target: Target | None = None) 
         if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(op, ComputeOp):
             continue
         if not op.output(0).shape and not op.is_reduction:
-            raise OpError(f"schedule_for(cuda): scalar elementwise stage {op.name} has no axis to bind to threads")
+            raise OpError(f"schedule_cuda: scalar elementwise stage {op.name} has no axis to bind to threads")
         schedule_stage_generic(stage)
     return s

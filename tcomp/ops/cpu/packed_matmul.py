@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcomp import te
-from tcomp.ops.intrin_cpu import gemm_intrin
+from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target

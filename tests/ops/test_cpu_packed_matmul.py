@@ -1,4 +1,4 @@
-"""The hand GEMM schedule (``tcomp.ops.matmul_cpu``) against numpy: whole tiles, shapes no tile divides (padded
+"""The hand GEMM schedule (``tcomp.ops.cpu.packed_matmul``) against numpy: whole tiles, shapes no tile divides (padded
 packing and the copy out of the padded product), 1 to 3 cores (column blocks or row blocks in parallel), AVX2 and
 the host's vectors; and the blocking it chooses."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tcomp
-from tcomp.ops.matmul_cpu import GemmBlocking, choose_blocking, packed_matmul
+from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking, packed_matmul
 
 RNG = np.random.default_rng(31)
 AVX2 = "llvm -mcpu=haswell"

@@ -1,8 +1,8 @@
 """Lowering graph nodes to compiled kernels: one kernel per top-level node (a fused group or a single operator).
 
-``lower_node(graph, node)`` builds the tensor expressions of a node: a placeholder per input value, the operator
+``node_tensors(graph, node)`` builds the tensor expressions of a node: a placeholder per input value, the operator
 lowerings of the group's members in order, and the tensors of the values the node outputs. Parameters of one
-element are baked into the code as constants. ``compile_node`` schedules them (``schedule.schedule_for``, or a
+element are baked into the code as constants. ``compile_node`` schedules them (the target's default schedule, or a
 tuned template config, see ``tuning.py``) and builds a ``Module``.
 
 Kernels are named ``<ops>_<structural hash>`` so that identical groups get identical functions (and share one
@@ -25,17 +25,17 @@ import tcomp
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
 from tcomp.graph.op import LowerContext, get_op
 from tcomp.graph.opdefs.common import fill, safe_name
-from tcomp.graph.schedule import schedule_for
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.structural import structural_hash
+from tcomp.ops.cpu import schedule_cpu
 from tcomp.runtime.module import Module
 from tcomp.target import Target
 from tcomp.te.tensor import PlaceholderOp, Tensor
 
 
 @dataclass(frozen=True)
-class Lowered:
+class NodeTensors:
     """The tensor expressions of one node: ``inputs`` (placeholders, one per kernel input value, in
     ``input_names`` order) and ``outputs`` (one per value in ``output_names``)."""
 
@@ -85,7 +85,7 @@ def _param(graph: Graph, node: Node, name: str) -> np.ndarray | None:
     return None
 
 
-def lower_node(graph: Graph, node: Node) -> Lowered:
+def node_tensors(graph: Graph, node: Node) -> NodeTensors:
     members = body_of(node)
     scope: Graph = node.attr("body") if node.op == "fused" else graph
     tensors: dict[str, Tensor] = {}
@@ -126,7 +126,7 @@ def lower_node(graph: Graph, node: Node) -> Lowered:
             tensor = tcomp.te.compute(source.shape, lambda *i, s=source: s[i], name=f"copy_{safe_name(name)[:24]}",
                                       tag="elemwise")
         outputs.append(tensor)
-    return Lowered(input_names, tuple(placeholders), node.outputs, tuple(outputs))
+    return NodeTensors(input_names, tuple(placeholders), node.outputs, tuple(outputs))
 
 
 def _known(graph: Graph, name: str) -> np.ndarray | None:
@@ -239,21 +239,21 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
         schedule, tensors = tuned
         args = kernel_inputs(graph, node) + node.outputs
     else:
-        lowered = lower_node(graph, node)
+        lowered = node_tensors(graph, node)
         if target.kind == "cuda":
-            from tcomp.ops.cuda.dispatch import schedule_for as cuda_schedule_for
+            from tcomp.ops.cuda import schedule_cuda
 
-            schedule = cuda_schedule_for(list(lowered.outputs), target)
+            schedule = schedule_cuda(list(lowered.outputs), target)
         elif tuning is not None:
             from tcomp.graph.tuning import nchwc_tile_chooser
             from tcomp.ops.cpu.conv2d import nchwc_tiles
 
             chosen: list[bool] = []
             with nchwc_tiles(nchwc_tile_chooser(target, tuning, chosen)):
-                schedule = schedule_for(list(lowered.outputs), target)
+                schedule = schedule_cpu(list(lowered.outputs), target)
             tiled = bool(chosen)
         else:
-            schedule = schedule_for(list(lowered.outputs), target)
+            schedule = schedule_cpu(list(lowered.outputs), target)
         tensors = [*lowered.inputs, *lowered.outputs]
         args = lowered.input_names + lowered.output_names
     base = safe_name(kernel_base_name(node))[:48]

@@ -1,9 +1,9 @@
-"""Lowering a schedule to the loop IR.
+"""Lowering a schedule to the loop IR (the ``tir`` stage of a build): ``lower_schedule(schedule, args, name)``.
 
-Steps: substitute inlined stages into their readers; give every tensor storage (function parameters for the
-arguments, heap buffers for other root stages, local buffers at the attach point for stages computed at another);
-infer bounds; build each stage's loop nest from its leaf axes (guarding iterations that fall outside the domain);
-place attached stages inside their consumer's loop; wrap root temporaries in allocations.
+Steps: substitute inlined stages into their readers (``inline.py``); give every tensor storage (function parameters
+for the arguments, heap buffers for other root stages, local buffers at the attach point for stages computed at
+another); infer bounds; build each stage's loop nest from its leaf axes (guarding iterations that fall outside the
+domain); place attached stages inside their consumer's loop; wrap root temporaries in allocations.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from tcomp.ir.stmt import (
     seq,
 )
 from tcomp.schedule.bound import Bounds, StageBound, infer_bounds, pass_up_index
+from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType, ScheduleError, Split
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
-from tcomp.te.tensor import ComputeOp, Operation, PlaceholderOp, ScanOp, Tensor
+from tcomp.te.tensor import ComputeOp, PlaceholderOp, ScanOp, Tensor
 
 
 class LoweringError(ValueError):
@@ -54,41 +55,6 @@ class Storage:
 
     buffer: Buffer
     offset: tuple[Expr, ...] | None = None
-
-
-class _Inliner(Mutator):
-    """Substitutes inlined stages and redirects reads of aliased tensors to the tensors that replaced them."""
-
-    def __init__(self, inlined: dict[Operation, tuple[tuple[Var, ...], Expr]], schedule: Schedule) -> None:
-        self.inlined = inlined
-        self.schedule = schedule
-
-    def visit_ProducerLoad(self, node: ProducerLoad) -> Expr:
-        indices = tuple(self.visit(i) for i in node.indices)
-        producer = self.schedule.resolve(node.producer)
-        entry = self.inlined.get(producer.op)
-        if entry is None:
-            if producer is node.producer and all(a is b for a, b in zip(indices, node.indices)):
-                return node
-            return ProducerLoad(producer, indices, node.dtype)
-        params, body = entry
-        return substitute(body, dict(zip(params, indices)))
-
-
-def inline_bodies(schedule: Schedule) -> dict[Operation, tuple[Expr, ...]]:
-    """The body of every compute with inlined stages substituted in."""
-    inlined: dict[Operation, tuple[tuple[Var, ...], Expr]] = {}
-    bodies: dict[Operation, tuple[Expr, ...]] = {}
-    for stage in schedule.stages:
-        op = stage.op
-        if not isinstance(op, ComputeOp):
-            continue
-        mutator = _Inliner(inlined, schedule)
-        body = tuple(mutator.visit(b) for b in op.body)
-        bodies[op] = body
-        if stage.attach_type is AttachType.INLINE:
-            inlined[op] = (tuple(iv.var for iv in op.axis), body[0])
-    return bodies
 
 
 class _LoadRewriter(Mutator):

@@ -1,4 +1,4 @@
-"""``schedule_for`` on small fused groups of operators: what it inlines, which stage hosts which, and results
+"""``schedule_cpu`` on small fused groups of operators: what it inlines, which stage hosts which, and results
 against numpy; argument errors."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tcomp.ops import OpError
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
     schedule_conv2d_nchwc,
-    schedule_for,
+    schedule_cpu,
     schedule_injective,
     schedule_reduce,
     schedule_softmax,
@@ -39,7 +39,7 @@ def test_conv_bias_relu_nchw_is_one_pass() -> None:
                      te.placeholder((16,), name="b"))
     conv = ops.conv2d_nchw(x_t, w_t, 1, 1)
     out = ops.relu(ops.bias_add(conv, b_t))
-    s = schedule_for([out])
+    s = schedule_cpu([out])
     assert s[conv].attach_type is AttachType.SCOPE and s[conv].attach_stage is s[out]  # computed per output tile
     assert s[out.op.input_tensors()[0]].attach_type is AttachType.INLINE  # the bias_add
     x, w, b = random_data(RNG, (1, 8, 12, 12)), random_data(RNG, (16, 8, 3, 3)), random_data(RNG, (16,))
@@ -70,7 +70,7 @@ def test_nchw_in_nchw_out_through_blocked_conv(channels: int, size: int, kernel:
     b_t = te.placeholder((1, 2, 1, 1, 16), name="b")
     conv = conv2d_nchwc(layout_transform(x_t, "NCHW", "NCHW16c"), w_t, 1, kernel // 2)
     out = layout_transform(ops.relu(ops.add(conv, b_t)), "NCHW16c", "NCHW")
-    s = schedule_for([out])
+    s = schedule_cpu([out])
     assert s[conv].attach_stage is s[out]
     x, w, b = random_data(RNG, (1, channels, size, size)), random_data(RNG, (32, channels, kernel, kernel)), \
         random_data(RNG, (32,))
@@ -83,7 +83,7 @@ def test_elementwise_producer_of_a_conv_is_inlined_into_its_padding() -> None:
     x_t, w_t = te.placeholder((1, 4, 10, 10), name="x"), te.placeholder((8, 4, 3, 3), name="w")
     activated = ops.relu(x_t)
     conv = ops.conv2d_nchw(activated, w_t, 1, 1)
-    s = schedule_for([conv])
+    s = schedule_cpu([conv])
     assert s[activated].attach_type is AttachType.INLINE
     pad = conv.op.input_tensors()[0]
     assert s[pad].attach_type is AttachType.ROOT  # computed once, in parallel, so the convolution reads no bounds
@@ -96,7 +96,7 @@ def test_conv_that_is_also_an_output_is_not_fused() -> None:
     x_t, w_t = te.placeholder((1, 4, 8, 8), name="x"), te.placeholder((4, 4, 3, 3), name="w")
     conv = ops.conv2d_nchw(x_t, w_t, 1, 1)
     activated = ops.relu(conv)
-    s = schedule_for([conv, activated])
+    s = schedule_cpu([conv, activated])
     assert s[conv].attach_type is AttachType.ROOT
     x, w = random_data(RNG, (1, 4, 8, 8)), random_data(RNG, (4, 4, 3, 3))
     expected = reference.conv2d_nchw_python(x, w, 1, 1)
@@ -108,7 +108,7 @@ def test_sum_of_two_convs_hosts_one() -> None:
     w1, w2 = te.placeholder((8, 4, 3, 3), name="w1"), te.placeholder((8, 4, 1, 1), name="w2")
     conv1, conv2 = ops.conv2d_nchw(x_t, w1, 1, 1, name="c1"), ops.conv2d_nchw(x_t, w2, 1, 0, name="c2")
     out = ops.add(conv1, conv2)
-    s = schedule_for([out])
+    s = schedule_cpu([out])
     attached = [c for c in (conv1, conv2) if s[c].attach_type is AttachType.SCOPE]
     assert len(attached) == 1
     x, a, b = random_data(RNG, (1, 4, 8, 8)), random_data(RNG, (8, 4, 3, 3)), random_data(RNG, (8, 4, 1, 1))
@@ -120,7 +120,7 @@ def test_dense_add_relu() -> None:
     x_t, w_t, r_t = te.placeholder((8, 64), name="x"), te.placeholder((48, 64), name="w"), \
         te.placeholder((8, 48), name="r")
     out = ops.relu(ops.add(ops.dense(x_t, w_t), r_t))
-    s = schedule_for([out])
+    s = schedule_cpu([out])
     x, w, r = random_data(RNG, (8, 64)), random_data(RNG, (48, 64)), random_data(RNG, (8, 48))
     build_and_check(s, [x_t, w_t, r_t, out], [x, w, r], np.maximum(x @ w.T + r, 0), 1e-4, 1e-4)
 
@@ -133,7 +133,7 @@ def test_matmul_bias_relu(m: int, fused: bool) -> None:
         te.placeholder((96,), name="c")
     product = ops.matmul(a_t, b_t)
     out = ops.relu(ops.add(product, c_t))
-    s = schedule_for([out])
+    s = schedule_cpu([out])
     assert (s[product].attach_stage is s[out]) is fused
     a, b, c = random_data(RNG, (m, 256)), random_data(RNG, (256, 96)), random_data(RNG, (96,))
     build_and_check(s, [a_t, b_t, c_t, out], [a, b, c], np.maximum(a @ b + c, 0), 1e-4, 1e-4)
@@ -163,7 +163,7 @@ def test_symbolic_shapes_fall_back_to_plain_loops() -> None:
     n = te.var("n")
     a_t, b_t = te.placeholder((n, 32), name="A"), te.placeholder((32, 16), name="B")
     out = ops.relu(ops.matmul(a_t, b_t))
-    module = tcomp.build(schedule_for([out]), [a_t, b_t, out])
+    module = tcomp.build(schedule_cpu([out]), [a_t, b_t, out])
     for rows in (1, 5):
         a, b = random_data(RNG, (rows, 32)), random_data(RNG, (32, 16))
         result = np.zeros((rows, 16), np.float32)
@@ -174,11 +174,11 @@ def test_symbolic_shapes_fall_back_to_plain_loops() -> None:
 def test_errors() -> None:
     x_t = te.placeholder((4, 4), name="x")
     with pytest.raises(OpError, match="at least one output"):
-        schedule_for([])
+        schedule_cpu([])
     with pytest.raises(OpError, match="must be tensors"):
-        schedule_for([x_t.op])  # type: ignore[list-item]
+        schedule_cpu([x_t.op])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="need an llvm target"):
-        schedule_for([ops.relu(x_t)], Target("cuda"))
+        schedule_cpu([ops.relu(x_t)], Target("cuda"))
     with pytest.raises(OpError, match="has no conv2d_nchwc operator"):
         schedule_conv2d_nchwc([ops.relu(x_t)])
     with pytest.raises(OpError, match="is a reduction"):
@@ -193,7 +193,7 @@ def test_two_convs_in_one_group() -> None:
     out = ops.conv2d_nchw(ops.relu(ops.conv2d_nchw(x_t, w1, 1, 1, name="c1")), w2, 1, 1, name="c2")
     x, a, b = random_data(RNG, (1, 8, 10, 10)), random_data(RNG, (8, 8, 3, 3)), random_data(RNG, (4, 8, 3, 3))
     first = np.maximum(reference.conv2d_nchw_python(x, a, 1, 1), 0)
-    build_and_check(schedule_for([out]), [x_t, w1, w2, out], [x, a, b], reference.conv2d_nchw_python(first, b, 1, 1),
+    build_and_check(schedule_cpu([out]), [x_t, w1, w2, out], [x, a, b], reference.conv2d_nchw_python(first, b, 1, 1),
                     1e-4, 1e-4)
 
 
@@ -201,7 +201,7 @@ def test_dense_then_softmax() -> None:
     x_t, w_t = te.placeholder((4, 64), name="x"), te.placeholder((32, 64), name="w")
     out = ops.softmax(ops.dense(x_t, w_t))
     x, w = random_data(RNG, (4, 64)), random_data(RNG, (32, 64))
-    build_and_check(schedule_for([out]), [x_t, w_t, out], [x, w], reference.softmax_python(x @ w.T), 1e-4, 1e-6)
+    build_and_check(schedule_cpu([out]), [x_t, w_t, out], [x, w], reference.softmax_python(x @ w.T), 1e-4, 1e-6)
 
 
 def test_other_dtypes_and_scalar_results() -> None:
@@ -209,12 +209,12 @@ def test_other_dtypes_and_scalar_results() -> None:
     product = ops.matmul(a_t, b_t)
     a = RNG.integers(-5, 5, (9, 33)).astype("int32")
     b = RNG.integers(-5, 5, (33, 40)).astype("int32")
-    build_and_check(schedule_for([product]), [a_t, b_t, product], [a, b], a @ b)
+    build_and_check(schedule_cpu([product]), [a_t, b_t, product], [a, b], a @ b)
     x_t, w_t = te.placeholder((1, 4, 9, 9), "float64", name="X"), te.placeholder((6, 4, 3, 3), "float64", name="W")
     conv = ops.conv2d_nchw(x_t, w_t, 1, 1)
     x, w = RNG.random((1, 4, 9, 9)), RNG.random((6, 4, 3, 3))
-    build_and_check(schedule_for([conv]), [x_t, w_t, conv], [x, w], reference.conv2d_nchw_python(x, w, 1, 1), 1e-10)
+    build_and_check(schedule_cpu([conv]), [x_t, w_t, conv], [x, w], reference.conv2d_nchw_python(x, w, 1, 1), 1e-10)
     v_t = te.placeholder((64,), name="v")
     total = ops.sum(v_t)
     v = random_data(RNG, (64,))
-    build_and_check(schedule_for([total]), [v_t, total], [v], np.asarray(v.sum(dtype=np.float64), np.float32), 1e-5)
+    build_and_check(schedule_cpu([total]), [v_t, total], [v], np.asarray(v.sum(dtype=np.float64), np.float32), 1e-5)

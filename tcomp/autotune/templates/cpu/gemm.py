@@ -1,6 +1,6 @@
 """Tunable matrix-product templates for CPUs: ``matmul``, ``dense`` (B given as ``[N, K]``) and ``batch_matmul``.
 
-``matmul`` and ``dense`` follow the hand schedule of ``tcomp.ops.matmul_cpu`` (packed B panels, cache blocking, a
+``matmul`` and ``dense`` follow the hand schedule of ``tcomp.ops.cpu.packed_matmul`` (packed B panels, cache blocking, a
 register-blocked micro-kernel), with its choices turned into knobs:
 
     for i.0 in parallel(M / (mid * mr)):       # tile_i = [i.0, mid, mr]
@@ -34,8 +34,8 @@ from tcomp.autotune.space import (
 )
 from tcomp.autotune.template import template
 from tcomp.ir import dtype as dt
-from tcomp.ops.intrin_cpu import gemm_intrin
-from tcomp.ops.matmul_cpu import GemmBlocking, choose_blocking
+from tcomp.ops.cpu.intrin import gemm_intrin
+from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor

@@ -30,7 +30,7 @@ from typing import Any
 from tcomp import te
 from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
 from tcomp.autotune.template import template
-from tcomp.autotune.templates.gemm import vector_lanes
+from tcomp.autotune.templates.cpu.gemm import vector_lanes
 from tcomp.ops.cpu.conv2d import NCHWcTile
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage

@@ -1,0 +1,45 @@
+"""``reduce_cuda(M, N)``: ``sum(x, axis=1)`` with a cross-thread reduction (``schedule_reduce_stage_cross_thread``):
+``threads`` per row, ``rows_per_block`` rows per block (along ``threadIdx.y``). Falls back to the default CUDA
+schedule's thread count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tcomp import ops, te
+from tcomp.autotune.space import Config
+from tcomp.autotune.template import template
+from tcomp.autotune.templates.cuda.knobs import (
+    MAX_THREADS_PER_BLOCK,
+    ceil_power_of_two,
+    powers_of_two,
+    require_cuda,
+    thread_counts,
+)
+from tcomp.ops.cuda.dispatch import REDUCE_THREADS
+from tcomp.ops.cuda.reduce import schedule_reduce_stage_cross_thread
+from tcomp.schedule import Schedule, create_schedule
+from tcomp.te.tensor import Tensor
+
+
+def reduce_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.ndarray]:
+    (x,) = inputs
+    return [x.astype(np.float64).sum(axis=1).astype(x.dtype)]
+
+
+@template("reduce_cuda", reference=reduce_reference)
+def reduce_cuda(cfg: Config, M: int, N: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """``sum(x, axis=1)`` of an ``M x N`` tensor, reduced across the threads of a block (module docstring)."""
+    require_cuda(cfg, "reduce_cuda")
+    thread_choices = thread_counts(N, 32, 512, REDUCE_THREADS)
+    threads = cfg.define_knob("threads", thread_choices, fallback=REDUCE_THREADS)
+    row_limit = min(8, ceil_power_of_two(M), MAX_THREADS_PER_BLOCK // max(thread_choices))
+    rows = cfg.define_knob("rows_per_block", powers_of_two(1, max(1, row_limit)), fallback=1)
+    x = te.placeholder((M, N), name="x", dtype=dtype)
+    out = ops.sum(x, axis=1)
+    s = create_schedule(out)
+    schedule_reduce_stage_cross_thread(s[out], threads.val, rows.val)
+    return s, [x, out]
