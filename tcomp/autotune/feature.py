@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -262,6 +263,12 @@ def loop_ir_features(func: S.PrimFunc) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
+def stable_bucket(text: str, buckets: int = 97) -> float:
+    """A number for a string knob value, the same in every process (``hash(str)`` is salted per process, which
+    made models trained in different processes disagree)."""
+    return float(zlib.crc32(text.encode("utf-8", "surrogatepass")) % buckets)
+
+
 def knob_features(config: ConfigEntity) -> np.ndarray:
     values: list[float] = []
     for entity in config.choices.values():
@@ -274,7 +281,7 @@ def knob_features(config: ConfigEntity) -> np.ndarray:
                 values += [1.0 if ann is choice else 0.0 for choice in Annotation]
         elif isinstance(entity, OtherOptionEntity):
             val = entity.val
-            values.append(float(val) if isinstance(val, (int, float)) else float(hash(val) % 97))
+            values.append(float(val) if isinstance(val, (int, float)) else stable_bucket(str(val)))
     return np.asarray(values, dtype=np.float32)
 
 

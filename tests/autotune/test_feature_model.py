@@ -129,3 +129,47 @@ def test_simulated_annealing_finds_the_best_points_and_respects_exclusions() -> 
     assert found[0] == best and len(found) == 5
     again = sa.find_maximums(predict, 5, exclusive={best})
     assert best not in again and sa.points is not None
+
+
+_FEATURES_IN_A_CHILD = r"""
+import json
+from tcomp import te, create_schedule
+from tcomp.autotune import create_task, template
+from tcomp.autotune.cost_model import XGBoostCostModel
+from tcomp.autotune.feature import FeatureKind, knob_features
+
+@template("string_knobs_for_hash_test")
+def string_knobs(cfg, n):
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
+    s = create_schedule(B)
+    cfg.define_knob("layout", ["row", "column", "tiled", "packed", "blocked", "plain"])
+    cfg.define_split("tile", n, 2)
+    return s, [A, B]
+
+task = create_task("string_knobs_for_hash_test", (64,), "llvm -num-cores=1")
+space = task.config_space
+model = XGBoostCostModel(task, FeatureKind.KNOB, num_rounds=20)
+indices = list(range(len(space)))
+model.fit(indices, [float((k * 7) % 11 + 1) for k in indices])
+print(json.dumps({"features": [knob_features(space.get(k)).tolist() for k in indices],
+                  "predictions": [round(float(p), 6) for p in model.predict(indices)]}))
+"""
+
+
+def test_feature_hashing_is_the_same_in_every_process() -> None:
+    """String knob values were hashed with the salted ``hash(str)``: two processes built different models."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONPATH=str(root), PYTHONHASHSEED=seed, OMP_NUM_THREADS="1")
+        child = subprocess.run([sys.executable, "-c", _FEATURES_IN_A_CHILD], env=env, capture_output=True,
+                               text=True, timeout=300)
+        assert child.returncode == 0, child.stderr[-2000:]
+        outputs.append(child.stdout.splitlines()[-1])
+    assert outputs[0] == outputs[1]
