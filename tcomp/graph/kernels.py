@@ -27,7 +27,7 @@ from tcomp.graph.op import LowerContext, get_op
 from tcomp.graph.opdefs.common import fill, safe_name
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import PrimFunc
-from tcomp.ir.structural import structural_hash
+from tcomp.ir.structural import structural_digest
 from tcomp.ops.cpu import schedule_cpu
 from tcomp.runtime.module import Module
 from tcomp.target import Target
@@ -264,7 +264,7 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
         func = with_double_buffers(schedule, func)
     if may_alias:
         func = func.with_attr("may_alias", may_alias)
-    func = dataclasses.replace(func, name=f"{base}_{structural_hash(func) & 0xFFFFFFFF:08x}")
+    func = dataclasses.replace(func, name=f"{base}_{structural_digest(func)[:8]}")
     module = tcomp.build(func, target=target)
     with _CACHE_LOCK:
         if tuned is None and records >= 0:

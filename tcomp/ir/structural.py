@@ -9,6 +9,7 @@ buffers in order of first appearance, so equal trees hash equally. Caches use th
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -92,7 +93,16 @@ def structural_key(node: Any) -> Any:
 
 
 def structural_hash(node: Any) -> int:
+    """A hash for in-process tables (Python's ``hash``: salted per process)."""
     return hash(structural_key(node))
 
 
-__all__ = ["structural_equal", "structural_hash", "structural_key", "PrimFunc", "Range", "IterVar", "CommReducer"]
+def structural_digest(node: Any) -> str:
+    """A hex digest of ``node``'s structure that every process computes alike (no salted ``hash``): for names that
+    outlive the process, such as kernel symbols. Values of types the IR does not define (``opaque`` in
+    ``structural_key``) count by identity, so a tree holding one has a digest of this process only."""
+    return hashlib.blake2b(repr(structural_key(node)).encode(), digest_size=8).hexdigest()
+
+
+__all__ = ["structural_digest", "structural_equal", "structural_hash", "structural_key", "PrimFunc", "Range", "IterVar",
+           "CommReducer"]

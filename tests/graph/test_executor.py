@@ -172,3 +172,24 @@ def test_loaded_executor_cannot_be_exported_again(executor: tg.GraphExecutor, tm
     loaded = tg.load_executor(str(tmp_path / "a"))
     with pytest.raises(tg.GraphError, match="compiled in this process"):
         loaded.export(str(tmp_path / "b"))
+
+
+_KERNEL_NAMES = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from tests.graph.test_executor import two_output_model
+import tcomp.graph as tg
+print(" ".join(spec.entry for spec in tg.compile(two_output_model()).program.kernels))
+"""
+
+
+def test_kernel_symbols_are_the_same_in_every_process() -> None:
+    """Symbols came from the salted ``hash``: every process named the same kernels differently."""
+    names = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED=seed, OMP_NUM_THREADS="1")
+        child = subprocess.run([sys.executable, "-c", _KERNEL_NAMES, str(ROOT)], env=env, capture_output=True,
+                               text=True, timeout=300)
+        assert child.returncode == 0, child.stderr[-2000:]
+        names.append(child.stdout.split())
+    assert names[0] == names[1] and len(names[0]) >= 2
