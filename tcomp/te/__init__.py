@@ -7,6 +7,7 @@ from tcomp.te.math import (
     all,
     any,
     ceil,
+    checked_index,
     cos,
     erf,
     exp,
@@ -37,7 +38,8 @@ from tcomp.te.tensor import ComputeOp, Operation, PlaceholderOp, ScanOp, Tensor
 __all__ = [
     "ComputeOp", "Expr", "TensorIntrin", "TensorRegion", "call_extern", "decl_tensor_intrin",
     "IterVar", "Operation", "PlaceholderOp", "Reduce", "Reducer", "ScanOp", "TEError",
-    "Tensor", "Var", "abs", "all", "any", "cast", "ceil", "comm_reducer", "compute", "const", "cos", "erf", "exp",
+    "Tensor", "Var", "abs", "all", "any", "cast", "ceil", "checked_index", "comm_reducer", "compute", "const", "cos",
+    "erf", "exp",
     "floor", "floordiv", "floormod", "if_then_else", "log", "logical_and", "logical_not", "logical_or", "max",
     "max_value", "min", "min_value", "placeholder", "pow", "prod", "reduce_axis", "round", "rsqrt", "scan",
     "sigmoid", "sin", "size_var", "sqrt", "sum", "tanh", "thread_axis", "truncdiv", "truncmod", "var",

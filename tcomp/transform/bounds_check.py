@@ -15,11 +15,11 @@ from tcomp.ir.functor import Mutator, Visitor
 from tcomp.ir.stmt import AssertStmt, BufferStore, Evaluate, IfThenElse, PrimFunc, Stmt
 
 
-class _AccessCollector(Visitor):
-    """Collects (buffer, dimension, index, path condition) for every load in an expression."""
+class PathVisitor(Visitor):
+    """A visitor that knows, at each node, the condition under which it is evaluated (``condition()``: the
+    conditions of the ``select`` branches around it, or None when it always is)."""
 
     def __init__(self) -> None:
-        self.accesses: list[tuple[object, int, Expr, Expr | None]] = []
         self.path: list[Expr] = []
 
     def condition(self) -> Expr | None:
@@ -30,11 +30,6 @@ class _AccessCollector(Visitor):
             result = logical_and(result, c)
         return result
 
-    def visit_BufferLoad(self, node: BufferLoad) -> None:
-        for dim, index in enumerate(node.indices):
-            self.visit(index)
-            self.accesses.append((node.buffer, dim, index, self.condition()))
-
     def visit_Select(self, node: Select) -> None:
         self.visit(node.condition)
         self.path.append(node.condition)
@@ -42,6 +37,19 @@ class _AccessCollector(Visitor):
         self.path[-1] = logical_not(node.condition)
         self.visit(node.false_value)
         self.path.pop()
+
+
+class _AccessCollector(PathVisitor):
+    """Collects (buffer, dimension, index, path condition) for every load in an expression."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accesses: list[tuple[object, int, Expr, Expr | None]] = []
+
+    def visit_BufferLoad(self, node: BufferLoad) -> None:
+        for dim, index in enumerate(node.indices):
+            self.visit(index)
+            self.accesses.append((node.buffer, dim, index, self.condition()))
 
 
 def _checks(accesses: list[tuple[object, int, Expr, Expr | None]], body: Stmt) -> Stmt:

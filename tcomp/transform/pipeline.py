@@ -15,6 +15,7 @@ from tcomp.ir.verify import verify
 from tcomp.transform.bounds_check import insert_bounds_checks
 from tcomp.transform.check_division import check_division
 from tcomp.transform.flatten import flatten_buffers
+from tcomp.transform.index_checks import drop_index_checks, insert_index_checks
 from tcomp.transform.prefetch import inject_prefetch
 from tcomp.transform.simplify import simplify_func
 from tcomp.transform.unroll import unroll_explicit
@@ -29,7 +30,7 @@ class Pass:
 
 
 def default_pipeline(check_bounds: bool = False) -> list[Pass]:
-    passes = [Pass("check_division", check_division)]
+    passes = [Pass("insert_index_checks", insert_index_checks), Pass("check_division", check_division)]
     if check_bounds:
         passes.append(Pass("insert_bounds_checks", insert_bounds_checks))
     passes += [
@@ -50,6 +51,7 @@ def cuda_pipeline() -> list[Pass]:
     No vectorization or prefetching: threads take the place of SIMD lanes, and loops marked vectorized print as
     unrolled loops."""
     return [
+        Pass("drop_index_checks", drop_index_checks),
         Pass("check_division", check_division),
         Pass("simplify", simplify_func),
         Pass("check_division_after_simplify", check_division),

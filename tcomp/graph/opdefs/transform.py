@@ -2,10 +2,10 @@
 
 ``reshape(shape)``, ``transpose(perm)``, ``concat(axis)``, ``split(axis, sizes)`` (one output per part),
 ``strided_slice(begin, end, strides, axes)`` (Python slice semantics), ``take(axis)`` (ONNX Gather: negative
-indices count from the end, out-of-range ones are clamped), ``broadcast_to(shape)``, ``tile(repeats)``,
-``pad(pads, mode, value)`` (``pads`` = begins then ends, modes constant / edge / reflect / wrap), ``shape_of(start,
-end)``, ``constant_of_shape(shape, value, dtype)``, and the reductions ``sum``/``mean``/``max``/``min`` over
-``axes`` with ``keepdims``.
+indices count from the end, an out-of-range one fails the run with a ``KernelError``; on CUDA, which has no run-time
+checks yet, it is clamped), ``broadcast_to(shape)``, ``tile(repeats)``, ``pad(pads, mode, value)`` (``pads`` =
+begins then ends, modes constant / edge / reflect / wrap), ``shape_of(start, end)``, ``constant_of_shape(shape,
+value, dtype)``, and the reductions ``sum``/``mean``/``max``/``min`` over ``axes`` with ``keepdims``.
 """
 
 from __future__ import annotations
@@ -177,10 +177,8 @@ def _lower_take(ctx: LowerContext) -> list[Tensor]:
     extent = d_shape[axis]
 
     def body(*i: Any) -> Expr:
-        raw = te.cast(indices[i[axis:axis + k]], "int32") if k else te.cast(indices[()], "int32")
-        wrapped = te.if_then_else(raw < 0, raw + extent, raw)
-        index = max_expr(min_expr(wrapped, extent - 1), 0)
-        return data[(*i[:axis], index, *i[axis + k:])]
+        raw = indices[i[axis:axis + k]] if k else indices[()]
+        return data[(*i[:axis], te.checked_index(raw, extent), *i[axis + k:])]
 
     return [te.compute(ctx.out_types[0].shape, body, name=ctx.name, tag="injective")]
 
