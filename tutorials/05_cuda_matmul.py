@@ -13,7 +13,7 @@ import numpy as np
 
 import tcomp
 from tcomp import te
-from tcomp.codegen.cuda.nvcc import kernel_resources, nvcc_available, resource_report
+from tcomp.runtime.nvcc import kernel_resources, nvcc_available, resource_report
 
 M, N, K = 200, 160, 100  # sizes the tiles do not divide: the kernel guards the edges
 A = te.placeholder((M, K), name="A")

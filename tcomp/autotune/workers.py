@@ -168,8 +168,8 @@ def _mismatch(output: np.ndarray, reference: np.ndarray, rtol: float, atol: floa
 
 def run_job(build: BuildResult, task: Task, seed: int, number: int, repeat: int, min_repeat_ms: float,
             timeout: float, check: bool, rtol: float, atol: float) -> RunOutcome:
-    from tcomp.codegen.llvm.codegen import LLVMArtifact
     from tcomp.runtime import KernelError, Module
+    from tcomp.runtime.artifact import LLVMArtifact
 
     start = time.perf_counter()
     try:

@@ -33,9 +33,9 @@ def describe(target: Target) -> list[str]:
         lines.append(f"vectors: {target.vector_bits}-bit, {target.vector_registers} registers; FMA: {fma}")
         lines.append(f"parallel loops: {target.num_cores} threads")
         return lines
-    from tcomp.codegen.cuda.nvcc import nvcc_available
     from tcomp.runtime.cuda_device import gpu_available
     from tcomp.runtime.cuda_emu import EmulationError, host_compiler
+    from tcomp.runtime.nvcc import nvcc_available
 
     lines.append(f"architecture: {target.arch} (compute capability {target.arch[3:-1]}.{target.arch[-1]})")
     lines.append(f"limits per block: {target.max_threads_per_block} threads, "

@@ -82,8 +82,7 @@ def _buffer(value: dict[str, Any]) -> Buffer:
 
 def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Target) -> Any:
     """The ``CudaArtifact`` a module description stands for (no loop IR: the function has an empty body)."""
-    from tcomp.codegen.cuda.codegen import CudaArtifact
-    from tcomp.codegen.cuda.launch import KernelInfo
+    from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
     from tcomp.transform.bind_threads import LaunchDims
 
     params = tuple(_buffer(p) for p in value["params"])

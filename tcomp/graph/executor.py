@@ -11,9 +11,9 @@ API (classic TVM graph runtime, plus a plain call)::
     ex.export("out/")                  # kernels.so + graph.json + params.npz
     ex2 = tcomp.graph.load_executor("out/")
 
-Each kernel is an entry point with the ABI of ``codegen_llvm``, called through ``ctypes`` with argument pointers
-prepared once (storage never moves). Kernels come from the JIT (after ``compile``) or from the exported library
-(after ``load_executor``); both run the same code.
+Each kernel is an entry point with the ABI of ``tcomp/runtime/artifact.py``, called through ``ctypes`` with
+argument pointers prepared once (storage never moves). Kernels come from the JIT (after ``compile``) or from the
+exported library (after ``load_executor``); both run the same code.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from tcomp.graph.ir import GraphError, TensorType
+from tcomp.runtime.artifact import ENTRY_PROTOTYPE
 from tcomp.runtime.errors import KernelError
-from tcomp.runtime.library import ENTRY_PROTOTYPE
 from tcomp.target import Target
 
 ALIGNMENT = 64

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tcomp.runtime.cuda_artifact import CudaArtifact
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.timer import TimingResult
-
-if TYPE_CHECKING:
-    from tcomp.codegen.cuda.codegen import CudaArtifact
 
 Launch = tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[Any, ...]]  # function, grid, block, args
 

@@ -22,16 +22,12 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tcomp.codegen.cuda.exprs import c_type
 from tcomp.runtime.args import data_pointer
+from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo, c_type
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.errors import KernelError
-
-if TYPE_CHECKING:
-    from tcomp.codegen.cuda.codegen import CudaArtifact
-    from tcomp.codegen.cuda.launch import KernelInfo
 
 EMULATION_HEADER = """\
 // tcomp CUDA emulation: CUDA C on the CPU, one OpenMP thread per CUDA thread of a block

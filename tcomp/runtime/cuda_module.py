@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Var
 from tcomp.runtime.args import ArgumentChecker
+from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo, LaunchConfig, buffer_elements
+from tcomp.runtime.nvcc import compile_ptx
 from tcomp.runtime.timer import TimingResult, measure
-
-if TYPE_CHECKING:
-    from tcomp.codegen.cuda.codegen import CudaArtifact
-    from tcomp.codegen.cuda.launch import KernelInfo, LaunchConfig
 
 CUDA_SOURCE_FORMATS = ("cuda", "tir", "kernels", "ptx")
 
@@ -53,8 +51,6 @@ class CudaModule:
         return [kernel.launch_config(sizes) for kernel in self.kernels]
 
     def temporaries(self, sizes: dict[Var, int]) -> list[np.ndarray]:
-        from tcomp.codegen.cuda.launch import buffer_elements
-
         return [
             np.empty(buffer_elements(b, sizes), dtype=dt.to_numpy(b.dtype)) for b in self.artifact.temporaries
         ]
@@ -83,8 +79,6 @@ class CudaModule:
         if fmt == "kernels":
             return "\n\n".join(str(k) for k in self.artifact.kernel_funcs)
         if fmt == "ptx":
-            from tcomp.codegen.cuda.nvcc import compile_ptx
-
             return compile_ptx(self.artifact.source, self.target.arch)
         raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(CUDA_SOURCE_FORMATS)}")
 

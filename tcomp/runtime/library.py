@@ -1,12 +1,12 @@
 """Native shared libraries: compiled kernels exported as one ``.so`` and loaded back without recompiling.
 
-``export_library(artifacts, path)`` links the optimized LLVM modules of ``artifacts`` (``LLVMArtifact``s from
-``codegen_llvm``) into one module, emits a position-independent object file with the target's machine and links it
-with the system C compiler (``cc -shared ... -lgomp -lm``). Only the entry functions stay exported; every other
-function a module defines becomes internal, so helper names cannot collide. Entry names must be distinct.
+``export_library(artifacts, path)`` links the optimized LLVM modules of ``artifacts`` (``LLVMArtifact``s) into one
+module, emits a position-independent object file (``llvm_toolchain.shared_object``) and links it with the system C
+compiler (``cc -shared ... -lgomp -lm``). Only the entry functions stay exported; every other function a module
+defines becomes internal, so helper names cannot collide. Entry names must be distinct.
 
-``load_library(path)`` opens it with ``ctypes``; ``LibraryFunction`` is an entry point with the ABI of
-``codegen_llvm`` (``int32 entry(void** buffers, int64* size_vars, int64* error_area)``).
+``load_library(path)`` opens it with ``ctypes``; ``library_function`` gives the address of an entry point with the
+ABI of ``artifact.py`` (``int32 entry(void** buffers, int64* size_vars, int64* error_area)``).
 """
 
 from __future__ import annotations
@@ -18,19 +18,10 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import llvmlite.binding as llvm
-
-from tcomp.codegen.llvm import toolchain
+from tcomp.runtime import llvm_toolchain
+from tcomp.runtime.artifact import LLVMArtifact
 from tcomp.target import Target
-
-if TYPE_CHECKING:
-    from tcomp.codegen.llvm.codegen import LLVMArtifact
-
-ENTRY_PROTOTYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)
-)
 
 
 class LibraryError(RuntimeError):
@@ -44,13 +35,6 @@ def c_compiler() -> str:
     raise LibraryError("no C compiler (cc, gcc or clang) was found to link the shared library")
 
 
-def _object_machine(target: Target) -> llvm.TargetMachine:
-    toolchain._initialize()
-    llvm_target = llvm.Target.from_triple(toolchain.process_triple())
-    return llvm_target.create_target_machine(cpu=target.mcpu, features=target.features, opt=3, reloc="pic",
-                                             codemodel="default")
-
-
 def export_library(artifacts: Sequence[LLVMArtifact], path: str | os.PathLike[str], target: Target) -> None:
     """Write a shared library holding the entry functions of ``artifacts`` to ``path``."""
     entries = [a.entry_name for a in artifacts]
@@ -58,28 +42,7 @@ def export_library(artifacts: Sequence[LLVMArtifact], path: str | os.PathLike[st
     if duplicates:
         raise LibraryError(f"several kernels export the same symbol: {', '.join(duplicates)}")
     uses_openmp = any(a.uses_openmp for a in artifacts)
-    with toolchain._LOCK:
-        machine = _object_machine(target)
-        linked: llvm.ModuleRef | None = None
-        for artifact in artifacts:
-            module = llvm.parse_assembly(artifact.ll)
-            module.triple = toolchain.process_triple()
-            module.data_layout = str(machine.target_data)
-            for function in module.functions:
-                if not function.is_declaration and function.name != artifact.entry_name:
-                    function.linkage = llvm.Linkage.internal
-            for variable in module.global_variables:
-                if not variable.is_declaration:
-                    variable.linkage = llvm.Linkage.internal
-            if linked is None:
-                linked = module
-            else:
-                linked.link_in(module)
-        if linked is None:
-            linked = llvm.parse_assembly("")
-            linked.triple = toolchain.process_triple()
-        linked.verify()
-        obj = machine.emit_object(linked)
+    obj = llvm_toolchain.shared_object([(a.ll, a.entry_name) for a in artifacts], target)
     with tempfile.TemporaryDirectory(prefix="tcomp_lib_") as tmp:
         obj_path = Path(tmp) / "kernels.o"
         obj_path.write_bytes(obj)

@@ -10,28 +10,22 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime.args import ArgumentChecker
+from tcomp.runtime.artifact import ENTRY_PROTOTYPE, LLVMArtifact
 from tcomp.runtime.errors import KernelError
 from tcomp.runtime.timer import TimingResult, measure
 from tcomp.target import Target
 
-if TYPE_CHECKING:
-    from tcomp.codegen.llvm.codegen import LLVMArtifact
-
 SOURCE_FORMATS = ("ll", "ll_unopt", "asm", "tir")
-
-_ENTRY_PROTOTYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)
-)
 
 
 class Module:
     """A ``PrimFunc`` compiled for ``target``, callable with numpy arrays in parameter order.
 
-    Assumes ``artifact`` was produced from ``func`` by ``codegen_llvm``. A call that does not match the parameters
+    Assumes ``artifact`` was compiled from ``func``. A call that does not match the parameters
     raises ``TypeError``/``ValueError`` before any native code runs. Calls from several Python threads are safe:
     each thread has its own error area.
     """
@@ -42,7 +36,7 @@ class Module:
         self.target = target if target is not None else artifact.target
         self.entry_name = artifact.entry_name
         self._checker = ArgumentChecker(func)
-        self._entry = _ENTRY_PROTOTYPE(artifact.function_address())
+        self._entry = ENTRY_PROTOTYPE(artifact.function_address())
         self._pointer_array = ctypes.c_void_p * max(1, len(func.params))
         self._size_array = ctypes.c_int64 * max(1, len(func.size_vars))
         self._error_array = ctypes.c_int64 * artifact.error_slots
@@ -124,13 +118,3 @@ class Module:
             return measure(run, number, repeat, min_repeat_ms)
 
         return evaluate
-
-
-
-def build_module(func: PrimFunc, target: Target | str | None = None) -> Module:
-    """Compile ``func`` with ``codegen_llvm`` for ``target`` (default: the host) and wrap it in a ``Module``."""
-    from tcomp.codegen.llvm import codegen_llvm
-    from tcomp.target import as_target
-
-    resolved = as_target(target)
-    return Module(func, codegen_llvm(func, resolved), resolved)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from llvm_testing import elementwise, imm, load, loop, store
 
+import tcomp
 from tcomp.codegen.llvm import CodegenError, codegen_llvm
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.runtime import KernelError, build_module
+from tcomp.runtime import KernelError
 
 MESSAGE = "index out of bounds: buffer 'A' dimension 0: index {} is not in [0, {})"
 
@@ -33,7 +34,7 @@ def _gather_func(kind: S.ForKind, with_heap: bool = False) -> S.PrimFunc:
 @pytest.mark.parametrize("kind", [S.ForKind.SERIAL, S.ForKind.PARALLEL])
 @pytest.mark.parametrize("with_heap", [False, True])
 def test_failing_assert_raises_kernel_error(kind: S.ForKind, with_heap: bool) -> None:
-    mod = build_module(_gather_func(kind, with_heap))
+    mod = tcomp.build(_gather_func(kind, with_heap))
     a = np.arange(10, dtype=np.float32)
     indices = np.array([3, 1, 9, 0] * 50, np.int32)
     c = np.zeros(indices.size, np.float32)
@@ -54,7 +55,7 @@ def test_failing_assert_raises_kernel_error(kind: S.ForKind, with_heap: bool) ->
 
 def test_parallel_assert_first_failure_wins_and_others_stop() -> None:
     """Many iterations fail at once in a parallel loop: exactly one failure is reported, consistently."""
-    mod = build_module(_gather_func(S.ForKind.PARALLEL))
+    mod = tcomp.build(_gather_func(S.ForKind.PARALLEL))
     a = np.arange(4, dtype=np.float32)
     indices = np.full(10000, 99, np.int32)
     indices[::2] = 100
@@ -68,11 +69,11 @@ def test_assert_values_of_every_dtype_and_bad_format() -> None:
     A = Buffer("A", (imm(1),), "float32")
     values = (E.FloatImm(2.9, "float32"), imm(-3, "int8"), E.IntImm(1, "bool"), E.IntImm(2**40, "int64"))
     body = S.AssertStmt(E.IntImm(0, "bool"), "{} {} {} {}", values, store(A, E.FloatImm(1.0), imm(0)))
-    mod = build_module(S.PrimFunc("vals", (A,), body))
+    mod = tcomp.build(S.PrimFunc("vals", (A,), body))
     with pytest.raises(KernelError, match=f"^2 -3 1 {2**40}$"):
         mod(np.zeros(1, np.float32))
     body = S.AssertStmt(E.IntImm(0, "bool"), "needs {} and {}", (imm(5),), store(A, E.FloatImm(1.0), imm(0)))
-    mod = build_module(S.PrimFunc("fmt", (A,), body))
+    mod = tcomp.build(S.PrimFunc("fmt", (A,), body))
     with pytest.raises(KernelError, match=r"needs \{\} and \{\} \(values: 5\)"):
         mod(np.zeros(1, np.float32))
 
@@ -96,13 +97,13 @@ def test_codegen_rejects_what_it_cannot_translate() -> None:
 
 
 def test_entry_symbol_avoids_c_library_names() -> None:
-    mod = build_module(elementwise("exp", "float32", 4, lambda x: E.Call("exp", (x,), "float32"), num_inputs=1))
+    mod = tcomp.build(elementwise("exp", "float32", 4, lambda x: E.Call("exp", (x,), "float32"), num_inputs=1))
     assert mod.entry_name == "exp_kernel"
     x = np.linspace(0, 1, 4, dtype=np.float32)
     y = np.zeros_like(x)
     mod(x, y)
     np.testing.assert_allclose(y, np.exp(x), rtol=1e-6)
-    assert build_module(elementwise("my op-1", "float32", 4, lambda x: x, num_inputs=1)).entry_name == "my_op_1"
+    assert tcomp.build(elementwise("my op-1", "float32", 4, lambda x: x, num_inputs=1)).entry_name == "my_op_1"
 
 
 def test_failed_heap_allocation_raises_kernel_error() -> None:
@@ -115,6 +116,6 @@ def test_failed_heap_allocation_raises_kernel_error() -> None:
     rev = E.Sub(E.Sub(n, E.IntImm(1, "int64"), "int64"), j, "int64")
     body = S.Allocate(huge, S.SeqStmt((loop(i, n, store(huge, load(A, i), i)),
                                        loop(j, n, store(A, load(huge, rev), j)))))
-    mod = build_module(S.PrimFunc("huge", (A,), body, (n,)))
+    mod = tcomp.build(S.PrimFunc("huge", (A,), body, (n,)))
     with pytest.raises(KernelError, match=f"cannot allocate {2**62} bytes for buffer 'T'"):
         mod(np.zeros(4, np.float32))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from llvm_testing import elementwise
 
+import tcomp
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.runtime import build_module
 
 INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
 ARITH = [E.Add, E.Sub, E.Mul, E.Div, E.Mod, E.FloorDiv, E.FloorMod, E.Min, E.Max]
@@ -64,7 +64,7 @@ def _wrap(value: int, dtype: str) -> int:
 @pytest.mark.parametrize("op", ARITH, ids=lambda op: op.__name__)
 def test_integer_arithmetic(op: type, dtype: str) -> None:
     a, b = _operands(dtype)
-    mod = build_module(elementwise(f"{op.__name__}_{dtype}", dtype, a.size, lambda x, y: op(x, y, dtype)))
+    mod = tcomp.build(elementwise(f"{op.__name__}_{dtype}", dtype, a.size, lambda x, y: op(x, y, dtype)))
     out = np.zeros_like(a)
     mod(a, b, out)
     expected = [_wrap(PYTHON_OPS[op](int(x), int(y)), dtype) for x, y in zip(a, b)]
@@ -79,7 +79,7 @@ def test_comparisons(op: type, dtype: str) -> None:
         b = np.array([0.0, 2.5, -2.0, 1.0, np.nan, np.inf, np.nan], dtype)
     else:
         a, b = _operands(dtype)
-    mod = build_module(elementwise(f"cmp_{op.__name__}", dtype, a.size, lambda x, y: op(x, y, "bool"),
+    mod = tcomp.build(elementwise(f"cmp_{op.__name__}", dtype, a.size, lambda x, y: op(x, y, "bool"),
                                    out_dtype="bool"))
     out = np.zeros(a.size, np.bool_)
     mod(a, b, out)
@@ -92,11 +92,11 @@ def test_logical_operators_on_bool_buffers() -> None:
     a = np.array([False, False, True, True])
     b = np.array([False, True, False, True])
     for op, ref in ((E.And, np.logical_and), (E.Or, np.logical_or)):
-        mod = build_module(elementwise(f"logic_{op.__name__}", "bool", 4, lambda x, y, op=op: op(x, y, "bool")))
+        mod = tcomp.build(elementwise(f"logic_{op.__name__}", "bool", 4, lambda x, y, op=op: op(x, y, "bool")))
         out = np.zeros(4, np.bool_)
         mod(a, b, out)
         np.testing.assert_array_equal(out, ref(a, b))
-    mod = build_module(elementwise("logic_not", "bool", 4, lambda x: E.Not(x, "bool"), num_inputs=1))
+    mod = tcomp.build(elementwise("logic_not", "bool", 4, lambda x: E.Not(x, "bool"), num_inputs=1))
     out = np.zeros(4, np.bool_)
     mod(a, out)
     np.testing.assert_array_equal(out, ~a)
@@ -128,7 +128,7 @@ def _cast_inputs(src: str, dst: str) -> np.ndarray:
 @pytest.mark.parametrize("src", ALL_DTYPES)
 def test_casts(src: str, dst: str) -> None:
     x = _cast_inputs(src, dst)
-    mod = build_module(elementwise(f"cast_{src}_{dst}", src, x.size, lambda v: E.Cast(v, dst), num_inputs=1,
+    mod = tcomp.build(elementwise(f"cast_{src}_{dst}", src, x.size, lambda v: E.Cast(v, dst), num_inputs=1,
                                    out_dtype=dst))
     out = np.zeros(x.size, dst)
     mod(x, out)
@@ -143,7 +143,7 @@ def test_casts(src: str, dst: str) -> None:
 
 def test_float_to_bool_is_nonzero_and_nan_is_true() -> None:
     x = np.array([0.0, -0.0, 1e-30, np.nan, -np.inf], np.float32)
-    mod = build_module(elementwise("f2b", "float32", x.size, lambda v: E.Cast(v, "bool"), num_inputs=1,
+    mod = tcomp.build(elementwise("f2b", "float32", x.size, lambda v: E.Cast(v, "bool"), num_inputs=1,
                                    out_dtype="bool"))
     out = np.zeros(x.size, np.bool_)
     mod(x, out)
@@ -155,7 +155,7 @@ def test_float16_storage_and_arithmetic() -> None:
     a = rng.uniform(-10, 10, 50).astype(np.float16)
     b = rng.uniform(-10, 10, 50).astype(np.float16)
     for op, ref in ((E.Add, np.add), (E.Mul, np.multiply), (E.Div, np.divide), (E.Max, np.maximum)):
-        mod = build_module(elementwise(f"h_{op.__name__}", "float16", 50, lambda x, y, op=op: op(x, y, "float16")))
+        mod = tcomp.build(elementwise(f"h_{op.__name__}", "float16", 50, lambda x, y, op=op: op(x, y, "float16")))
         out = np.zeros(50, np.float16)
         mod(a, b, out)
         np.testing.assert_array_equal(out, ref(a, b))
@@ -167,7 +167,7 @@ def test_float_min_max_and_floor_ops() -> None:
     cases = ((E.Min, np.minimum), (E.Max, np.maximum), (E.FloorDiv, np.floor_divide), (E.FloorMod, np.mod),
              (E.Mod, np.fmod), (E.Div, np.divide), (E.Sub, np.subtract))
     for op, ref in cases:
-        mod = build_module(elementwise(f"f_{op.__name__}", "float64", 5, lambda x, y, op=op: op(x, y, "float64")))
+        mod = tcomp.build(elementwise(f"f_{op.__name__}", "float64", 5, lambda x, y, op=op: op(x, y, "float64")))
         out = np.zeros(5)
         mod(a, b, out)
         np.testing.assert_allclose(out, ref(a, b), rtol=1e-15)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from llvm_testing import elementwise, imm, load, loop, ramp, store
 
+import tcomp
 from tcomp.codegen.llvm import codegen_llvm
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.runtime import build_module
 
 RNG = np.random.default_rng(0)
 
@@ -23,7 +23,7 @@ def _add(a: E.Expr, b: E.Expr) -> E.Expr:
 
 @pytest.mark.parametrize("size", [1, 7, 1000])
 def test_serial_add_constant_size(size: int) -> None:
-    mod = build_module(elementwise("add_const", "float32", size, _add))
+    mod = tcomp.build(elementwise("add_const", "float32", size, _add))
     a, b = RNG.random(size, dtype=np.float32), RNG.random(size, dtype=np.float32)
     c = np.zeros(size, np.float32)
     mod(a, b, c)
@@ -33,7 +33,7 @@ def test_serial_add_constant_size(size: int) -> None:
 @pytest.mark.parametrize("size", [0, 1, 13, 4099])
 def test_symbolic_size_add(size: int) -> None:
     n = E.Var("n", "int32")
-    mod = build_module(elementwise("add_sym", "float64", n, _add))
+    mod = tcomp.build(elementwise("add_sym", "float64", n, _add))
     a, b = RNG.random(size), RNG.random(size)
     c = np.full(size, -1.0)
     mod(a, b, c)
@@ -43,7 +43,7 @@ def test_symbolic_size_add(size: int) -> None:
 @pytest.mark.parametrize("size", [0, 1, 3, 1001])
 def test_parallel_loop(size: int) -> None:
     n = E.Var("n", "int64")
-    mod = build_module(elementwise("add_par", "float32", n, _add, kind=S.ForKind.PARALLEL))
+    mod = tcomp.build(elementwise("add_par", "float32", n, _add, kind=S.ForKind.PARALLEL))
     a, b = RNG.random(size, dtype=np.float32), RNG.random(size, dtype=np.float32)
     c = np.zeros(size, np.float32)
     mod(a, b, c)
@@ -67,7 +67,7 @@ def test_parallel_captures_outer_values_and_nested_parallel_runs_serially() -> N
     par = loop(i, cols, inner, S.ForKind.PARALLEL)
     body = S.Allocate(H, S.SeqStmt((fill, loop(r, rows, S.LetStmt(scale, E.Cast(E.Add(r, imm(1), "int32"),
                                                                                    "float32"), par)))))
-    mod = build_module(S.PrimFunc("par_capture", (A, C), body))
+    mod = tcomp.build(S.PrimFunc("par_capture", (A, C), body))
     a = RNG.random(rows * cols, dtype=np.float32)
     c = np.zeros_like(a)
     mod(a, c)
@@ -88,7 +88,7 @@ def test_vector_loop_with_scalar_tail() -> None:
     tail = loop(i, E.Sub(n, tail_start, "int32"),
                 store(C, E.Mul(load(A, i), load(B, i), "float32"), i), start=tail_start)
     func = S.PrimFunc("vmul", (A, B, C), S.SeqStmt((loop(io, full, vec_body), tail)), (n,))
-    mod = build_module(func)
+    mod = tcomp.build(func)
     assert "<8 x float>" in mod.get_source("ll_unopt")
     for size in (0, 5, 8, 29):
         a, b = RNG.random(size, dtype=np.float32), RNG.random(size, dtype=np.float32)
@@ -109,7 +109,7 @@ def test_gather_scatter_broadcast_and_vector_select() -> None:
     bigger = E.GT(a_even, a_odd, "boolx8")
     value = E.Select(bigger, a_even, E.Add(a_odd, load(S0, first), "float32x8"), "float32x8")
     body = S.SeqStmt((store(C, value, odds), store(C, E.Broadcast(E.FloatImm(-1.0), 8, "float32x8"), evens)))
-    mod = build_module(S.PrimFunc("gather", (A, S0, C), body))
+    mod = tcomp.build(S.PrimFunc("gather", (A, S0, C), body))
     a = RNG.random(16, dtype=np.float32)
     s = np.array([10.0], np.float32)
     c = np.zeros(16, np.float32)
@@ -128,7 +128,7 @@ def test_loop_metadata(kind: S.ForKind) -> None:
             func = S.PrimFunc(func.name, func.params, func.body, ())
         else:
             func = S.PrimFunc(func.name, func.params, func.body, (n,))
-        mod = build_module(func)
+        mod = tcomp.build(func)
         source = mod.get_source("ll_unopt")
         expected = {S.ForKind.UNROLLED: "llvm.loop.unroll", S.ForKind.VECTORIZED: "llvm.loop.vectorize.enable"}
         assert expected[kind] in source
@@ -151,7 +151,7 @@ def test_if_then_else_likely_let_and_select() -> None:
         S.IfThenElse(positive, then_case, store(C, let_expr, i)),
         S.IfThenElse(E.EQ(x, imm(7), "bool"), store(C, imm(-7), i)),
     )))
-    mod = build_module(S.PrimFunc("branches", (A, C), body, (n,)))
+    mod = tcomp.build(S.PrimFunc("branches", (A, C), body, (n,)))
     a = np.array([-3, -1, 0, 1, 5, 7], np.int32)
     c = np.zeros_like(a)
     mod(a, c)
@@ -170,7 +170,7 @@ def test_allocate(scope: str, size: int, where: str) -> None:
     fill = loop(i, size, store(T, _add(load(A, i), E.FloatImm(1.0)), i))
     rev = E.Sub(imm(size - 1), j, "int32")
     use = loop(j, size, store(C, E.Mul(load(T, rev), E.FloatImm(2.0), "float32"), j))
-    mod = build_module(S.PrimFunc("alloc", (A, C), S.Allocate(T, S.SeqStmt((fill, use)))))
+    mod = tcomp.build(S.PrimFunc("alloc", (A, C), S.Allocate(T, S.SeqStmt((fill, use)))))
     assert where in mod.get_source("ll_unopt")
     a = RNG.random(size, dtype=np.float32)
     c = np.zeros_like(a)
@@ -192,7 +192,7 @@ def test_symbolic_heap_allocation_inside_parallel_loop_is_per_thread() -> None:
                         loop(k, m, store(acc, E.Add(load(acc, imm(0)), load(T, k), "float64"), imm(0))),
                         store(out, load(acc, imm(0)), r)))
     body = loop(r, rows, S.Allocate(T, S.Allocate(acc, S.SeqStmt((fill, reduce)))), S.ForKind.PARALLEL)
-    mod = build_module(S.PrimFunc("rowsq", (A, out), body, (rows, m)))
+    mod = tcomp.build(S.PrimFunc("rowsq", (A, out), body, (rows, m)))
     a = RNG.random((9, 33))
     o = np.zeros(9)
     mod(a, o)
@@ -202,7 +202,7 @@ def test_symbolic_heap_allocation_inside_parallel_loop_is_per_thread() -> None:
 def test_source_formats_and_avx_vectorization() -> None:
     n = E.Var("n", "int32")
     func = elementwise("vadd", "float32", n, _add)
-    mod = build_module(func)
+    mod = tcomp.build(func)
     assert re.search(r"define .*i32 @vadd\(", mod.get_source("ll"))
     assert "@\"vadd.impl\"" in mod.get_source("ll_unopt")
     assert mod.get_source("tir") == str(func)
@@ -248,7 +248,7 @@ def test_builds_from_several_threads() -> None:
         size = 10 + k
         func = elementwise(f"threaded{k}", "float32", size, _add, kind=S.ForKind.PARALLEL if k % 2 else
                            S.ForKind.SERIAL)
-        mod = build_module(func)
+        mod = tcomp.build(func)
         a, b = np.full(size, k, np.float32), np.ones(size, np.float32)
         c = np.zeros(size, np.float32)
         mod(a, b, c)

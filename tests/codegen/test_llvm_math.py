@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from llvm_testing import elementwise, imm, load, loop, ramp, store
 
+import tcomp
 from tcomp.codegen.llvm import SUPPORTED_OPS, CodegenError, codegen_llvm
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.runtime import build_module
 
 RNG = np.random.default_rng(1)
 SIZE = 37
@@ -71,7 +71,7 @@ def _inputs(dtype: str, low: float, high: float, size: int = SIZE) -> np.ndarray
 @pytest.mark.parametrize("op", sorted(UNARY))
 def test_unary_scalar(op: str, dtype: str) -> None:
     ref, low, high = UNARY[op]
-    mod = build_module(elementwise(f"u_{op}", dtype, SIZE, lambda x: E.Call(op, (x,), dtype), num_inputs=1))
+    mod = tcomp.build(elementwise(f"u_{op}", dtype, SIZE, lambda x: E.Call(op, (x,), dtype), num_inputs=1))
     x = _inputs(dtype, low, high)
     y = np.zeros_like(x)
     mod(x, y)
@@ -82,7 +82,7 @@ def test_unary_scalar(op: str, dtype: str) -> None:
 @pytest.mark.parametrize("op", sorted(BINARY))
 def test_binary_scalar(op: str, dtype: str) -> None:
     ref, low, high = BINARY[op]
-    mod = build_module(elementwise(f"b_{op}", dtype, SIZE, lambda x, y: E.Call(op, (x, y), dtype)))
+    mod = tcomp.build(elementwise(f"b_{op}", dtype, SIZE, lambda x, y: E.Call(op, (x, y), dtype)))
     x, y = _inputs(dtype, low, high), _inputs(dtype, low, high)
     out = np.zeros_like(x)
     mod(x, y, out)
@@ -91,7 +91,7 @@ def test_binary_scalar(op: str, dtype: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fma_and_round_half_to_even(dtype: str) -> None:
-    mod = build_module(elementwise("fma", dtype, SIZE, lambda a, b, c: E.Call("fma", (a, b, c), dtype),
+    mod = tcomp.build(elementwise("fma", dtype, SIZE, lambda a, b, c: E.Call("fma", (a, b, c), dtype),
                                    num_inputs=3))
     a, b, c = (_inputs(dtype, -3, 3) for _ in range(3))
     out = np.zeros_like(a)
@@ -99,7 +99,7 @@ def test_fma_and_round_half_to_even(dtype: str) -> None:
     np.testing.assert_allclose(out, a * b + c, rtol=_tolerance(dtype), atol=_tolerance(dtype))
 
     halves = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 0.49, -0.51, 7.0], dtype)
-    mod = build_module(elementwise("rnd", dtype, halves.size, lambda x: E.Call("round", (x,), dtype),
+    mod = tcomp.build(elementwise("rnd", dtype, halves.size, lambda x: E.Call("round", (x,), dtype),
                                    num_inputs=1))
     out = np.zeros_like(halves)
     mod(halves, out)
@@ -124,7 +124,7 @@ def test_vector_lanes(op: str) -> None:
     table = UNARY if op in UNARY else BINARY
     ref, low, high = table[op]
     arity = 1 if op in UNARY else 2
-    mod = build_module(_vector_func(op, dtype, lanes, arity))
+    mod = tcomp.build(_vector_func(op, dtype, lanes, arity))
     count = SIZE // lanes * lanes
     xs = [_inputs(dtype, low, high, count) for _ in range(arity)]
     out = np.zeros(count, dtype)
@@ -135,7 +135,7 @@ def test_vector_lanes(op: str) -> None:
 @pytest.mark.parametrize("op", ["exp", "sqrt", "tanh", "sigmoid", "erf", "floor", "round", "sin"])
 def test_float16_math_is_computed_in_float32(op: str) -> None:
     ref, low, high = UNARY.get(op, (np.round, -5, 5))
-    mod = build_module(elementwise(f"h_{op}", "float16", SIZE, lambda x: E.Call(op, (x,), "float16"),
+    mod = tcomp.build(elementwise(f"h_{op}", "float16", SIZE, lambda x: E.Call(op, (x,), "float16"),
                                    num_inputs=1))
     x = _inputs("float16", low, high)
     y = np.zeros_like(x)
@@ -145,7 +145,7 @@ def test_float16_math_is_computed_in_float32(op: str) -> None:
 
 
 def test_likely_returns_its_argument_and_int_abs() -> None:
-    mod = build_module(elementwise("iabs", "int32", 6, lambda x: E.Call("abs", (E.Call("likely", (x,), "int32"),),
+    mod = tcomp.build(elementwise("iabs", "int32", 6, lambda x: E.Call("abs", (E.Call("likely", (x,), "int32"),),
                                                                         "int32"), num_inputs=1))
     x = np.array([-5, -1, 0, 1, 7, -(2**31) + 1], np.int32)
     y = np.zeros_like(x)

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from tcomp import ops, te
-from tcomp.codegen.cuda import CudaArtifact, CudaRuntime, build_cuda
+from tcomp.codegen.cuda import CudaRuntime, build_cuda
 from tcomp.codegen.cuda.build import generate, lower_cuda
 from tcomp.ops import cuda as cuda_ops
+from tcomp.runtime.cuda_artifact import CudaArtifact
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target

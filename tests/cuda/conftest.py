@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcomp.codegen.cuda.nvcc import KernelResources, kernel_resources, nvcc_available
+from tcomp.runtime.nvcc import KernelResources, kernel_resources, nvcc_available
 
 
 def pytest_configure(config: pytest.Config) -> None:

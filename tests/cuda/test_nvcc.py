@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcomp.codegen.cuda.nvcc import KernelResources, parse_ptxas_output, resource_report
+from tcomp.runtime.nvcc import KernelResources, parse_ptxas_output, resource_report
 from tests.cuda.cases import CASE_IDS, CASES, Case, artifact
 
 pytestmark = pytest.mark.nvcc

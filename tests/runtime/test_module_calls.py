@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tcomp
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.runtime import Module, build_module
+from tcomp.runtime import Module
 from tcomp.runtime.args import ArgumentChecker, written_params
 from tcomp.target import Target
 
@@ -30,7 +31,7 @@ def _matrix_add() -> S.PrimFunc:
 
 @pytest.fixture(scope="module")
 def mod() -> Module:
-    return build_module(_matrix_add())
+    return tcomp.build(_matrix_add())
 
 
 def _args(n: int = 3) -> list[np.ndarray]:
@@ -115,7 +116,7 @@ def test_output_buffers_attr_overrides_the_scan() -> None:
     assert written_params(func) == frozenset({2, 3})
     func = func.with_attr("output_buffers", (3,))
     assert written_params(func) == frozenset({3})
-    mod = build_module(func)
+    mod = tcomp.build(func)
     a, b, c, d = _args()
     c.flags.writeable = False  # not declared as written: accepted (the attr is trusted)
     with pytest.raises(ValueError, match="read-only"):
@@ -138,7 +139,7 @@ def test_bool_and_float16_parameters() -> None:
                      "float16")
     func = S.PrimFunc("mask", (M, H), S.For(i, E.IntImm(0), E.IntImm(5), S.ForKind.SERIAL,
                                             S.BufferStore(H, value, (i,))))
-    mod = build_module(func)
+    mod = tcomp.build(func)
     m = np.array([True, False, True, True, False])
     h = np.zeros(5, np.float16)
     mod(m, h)
@@ -157,7 +158,7 @@ def test_module_attributes(mod: Module) -> None:
 def test_calls_from_threads() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    module = build_module(_matrix_add())
+    module = tcomp.build(_matrix_add())
 
     def run(k: int) -> bool:
         a, b, c, d = _args(k + 1)
@@ -167,3 +168,15 @@ def test_calls_from_threads() -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(run, range(8)))
+
+
+def test_an_artifact_pickles_without_its_compiled_code_and_runs_after(mod: Module) -> None:
+    """Measurement workers send artifacts between processes: the JIT'd code and the lock stay behind, the copy
+    compiles its own on its first call."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(mod.artifact))
+    assert copy.ll == mod.artifact.ll and copy.asserts == mod.artifact.asserts and copy._jit is None
+    a, b, c, d = _args()
+    Module(mod.func, copy)(a, b, c, d)
+    np.testing.assert_allclose(c, a + b)

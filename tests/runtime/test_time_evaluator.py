@@ -7,10 +7,11 @@ import time
 import numpy as np
 import pytest
 
+import tcomp
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.runtime import KernelError, TimingResult, build_module
+from tcomp.runtime import KernelError, TimingResult
 from tcomp.runtime.timer import measure
 
 
@@ -25,7 +26,7 @@ def _scale_func() -> S.PrimFunc:
 
 
 def test_time_evaluator_statistics() -> None:
-    mod = build_module(_scale_func())
+    mod = tcomp.build(_scale_func())
     a = np.ones(4096, np.float32)
     b = np.zeros_like(a)
     result = mod.time_evaluator(number=5, repeat=4)(a, b)
@@ -39,7 +40,7 @@ def test_time_evaluator_statistics() -> None:
 
 
 def test_min_repeat_ms_grows_number() -> None:
-    mod = build_module(_scale_func())
+    mod = tcomp.build(_scale_func())
     a = np.ones(64, np.float32)
     result = mod.time_evaluator(number=1, repeat=2, min_repeat_ms=5)(a, np.zeros_like(a))
     assert result.number > 1
@@ -47,7 +48,7 @@ def test_min_repeat_ms_grows_number() -> None:
 
 
 def test_time_evaluator_checks_arguments_and_reports_kernel_errors() -> None:
-    mod = build_module(_scale_func())
+    mod = tcomp.build(_scale_func())
     timer = mod.time_evaluator()
     with pytest.raises(TypeError, match="expected float32, got float64"):
         timer(np.ones(4), np.ones(4))

@@ -12,8 +12,9 @@ import enum
 from collections.abc import Sequence
 
 from tcomp import config
-from tcomp.codegen.cuda.codegen import CudaArtifact, codegen_cuda
+from tcomp.codegen.cuda.codegen import codegen_cuda
 from tcomp.ir.stmt import PrimFunc
+from tcomp.runtime.cuda_artifact import CudaArtifact
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.schedule.loop_nest import lower_schedule
 from tcomp.schedule.schedule import Schedule

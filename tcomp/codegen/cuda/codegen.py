@@ -9,18 +9,15 @@ function per kernel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tcomp import config
 from tcomp.codegen.cuda.doc import Doc
 from tcomp.codegen.cuda.exprs import HELPERS
-from tcomp.codegen.cuda.launch import KernelInfo
 from tcomp.codegen.cuda.printer import KernelPrinter, allocation_bytes, shared_buffers
-from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import const_int_value
 from tcomp.ir.functor import post_order_visit
 from tcomp.ir.stmt import Evaluate, PrimFunc
 from tcomp.ir.verify import verify
+from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
 from tcomp.target import Target
 from tcomp.transform.bind_threads import bind_threads, launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
@@ -43,19 +40,6 @@ KERNEL_PASSES = (
 # per-dimension limits of every CUDA GPU since compute capability 3.0
 MAX_BLOCK_DIMS = (1024, 1024, 64)
 MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
-
-
-@dataclass(frozen=True)
-class CudaArtifact:
-    """``source``: the CUDA C translation unit; ``kernels``: how to launch each, in order; ``temporaries``: global
-    buffers the host allocates per call; ``kernel_funcs``: each kernel's loop IR as printed."""
-
-    func: PrimFunc
-    target: Target
-    source: str
-    kernels: tuple[KernelInfo, ...]
-    temporaries: tuple[Buffer, ...]
-    kernel_funcs: tuple[PrimFunc, ...]
 
 
 def run_kernel_passes(kernel: PrimFunc) -> PrimFunc:

@@ -17,25 +17,12 @@ from tcomp.arith import const_int_bound
 from tcomp.arith.keys import ExprKeys
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
+from tcomp.runtime.cuda_artifact import c_type as runtime_c_type
 
 
 class CudaCodegenError(ValueError):
     """A loop-IR construct the CUDA backend cannot print."""
 
-
-C_TYPES = {
-    "bool": "bool",
-    "int8": "signed char",
-    "int16": "short",
-    "int32": "int",
-    "int64": "long long",
-    "uint8": "unsigned char",
-    "uint16": "unsigned short",
-    "uint32": "unsigned int",
-    "uint64": "unsigned long long",
-    "float32": "float",
-    "float64": "double",
-}
 
 # precedence levels of C operators (higher binds tighter)
 _ATOM, _UNARY, _MUL, _ADD, _REL, _EQ, _AND, _OR, _COND = 100, 14, 13, 12, 10, 9, 5, 4, 3
@@ -71,10 +58,11 @@ _RESERVED = {
 
 
 def c_type(dtype: str) -> str:
-    elem, lanes = dt.split_lanes(dtype)
-    if lanes != 1 or elem not in C_TYPES:
-        raise CudaCodegenError(f"dtype {dtype} is not supported by the CUDA backend")
-    return C_TYPES[elem]
+    """The C type of ``dtype`` (``tcomp.runtime.cuda_artifact.c_type``), or ``CudaCodegenError``."""
+    try:
+        return runtime_c_type(dtype)
+    except ValueError as error:
+        raise CudaCodegenError(str(error)) from None
 
 
 class NameTable:

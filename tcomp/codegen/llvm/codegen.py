@@ -1,34 +1,26 @@
-"""``codegen_llvm``: a lowered ``PrimFunc`` to an optimized LLVM module, its assembly and a JIT'd entry point.
+"""``codegen_llvm``: a lowered ``PrimFunc`` to an optimized LLVM module: an ``LLVMArtifact`` (``tcomp.runtime``).
 
-ABI of the exported entry function (the only external symbol)::
-
-    i32 @<entry>(i8** buffers, i64* size_vars, i64* error_area)
-
-``buffers[k]`` is the data pointer of parameter ``k`` (C-contiguous, row-major); ``size_vars[k]`` the value of
-``func.size_vars[k]``; ``error_area`` has ``artifact.error_slots`` zeroed int64 slots. The return value is 0 on
-success, else the id of the failed check (``artifact.asserts[id - 1]``), whose int64 values are in
-``error_area[1:]``. The entry unpacks its arguments and calls ``@<entry>.impl``, which takes typed ``noalias``
-pointers so the optimizer knows the buffers do not overlap (the caller guarantees that written buffers share no
-memory with any other argument), except the parameters listed in ``func.attr("may_alias")``, which may share
-memory with each other (in-place operators). On a failed check, heap buffers of the failing function and its
-callers are freed; nothing leaks.
+The entry function has the ABI described in ``tcomp/runtime/artifact.py``. It unpacks its arguments and calls
+``@<entry>.impl``, which takes typed ``noalias`` pointers so the optimizer knows the buffers do not overlap (the
+caller guarantees that written buffers share no memory with any other argument), except the parameters listed in
+``func.attr("may_alias")``, which may share memory with each other (in-place operators). On a failed check, heap
+buffers of the failing function and its callers are freed; nothing leaks.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
 
-from tcomp.codegen.llvm import toolchain
 from tcomp.codegen.llvm import types as T
-from tcomp.codegen.llvm.context import AssertInfo, CodegenError, ModuleContext
+from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.intrinsics import LIBM_FUNCTIONS
 from tcomp.codegen.llvm.stmts import FunctionEmitter
 from tcomp.ir.stmt import PrimFunc
-from tcomp.runtime.thread_pool import load_system_libraries, openmp_available
+from tcomp.runtime import llvm_toolchain as toolchain
+from tcomp.runtime.artifact import LLVMArtifact
+from tcomp.runtime.thread_pool import openmp_available
 from tcomp.target import Target
 
 # External symbols a module may declare; an entry function never takes one of these names.
@@ -37,46 +29,6 @@ _RESERVED |= {name for name, _ in LIBM_FUNCTIONS.values()} | {name + "f" for nam
 _RESERVED |= {"exp", "expf", "log", "logf", "sqrt", "sqrtf", "sin", "sinf", "cos", "cosf", "pow", "powf", "fma",
               "fmaf", "floor", "floorf", "ceil", "ceilf", "exp2", "exp2f", "log2", "log2f", "log10", "log10f",
               "roundeven", "roundevenf", "trunc", "truncf", "fabs", "fabsf", "main"}
-
-
-@dataclass
-class LLVMArtifact:
-    """The output of ``codegen_llvm``: IR text before (``ll_unopt``) and after (``ll``) optimization, assembly
-    (``asm``, empty until ``assembly()`` emits it: most builds never need it), the entry symbol, and what the
-    runtime needs to call it and report its failures."""
-
-    func_name: str
-    entry_name: str
-    target: Target
-    ll_unopt: str
-    ll: str
-    asm: str
-    asserts: tuple[AssertInfo, ...]
-    uses_openmp: bool
-    _jit: toolchain.JITFunction | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def assembly(self) -> str:
-        """The assembly of the optimized module (``asm``), emitted on the first request."""
-        with self._lock:
-            if not self.asm:
-                self.asm = toolchain.assemble(self.ll, self.target)
-            return self.asm
-
-    @property
-    def error_slots(self) -> int:
-        """Size of the int64 error area: slot 0 for the failed check's id, then its values."""
-        return 1 + max((a.num_values for a in self.asserts), default=0)
-
-    def function_address(self) -> int:
-        """JIT-compile the optimized module (once) and return the entry function's address."""
-        with self._lock:
-            if self._jit is None:
-                load_system_libraries()
-                if self.uses_openmp:
-                    openmp_available()
-                self._jit = toolchain.JITFunction(self.ll, self.entry_name, self.target)
-            return self._jit.address
 
 
 def entry_symbol(name: str) -> str:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import llvmlite.ir as ir
 
+from tcomp.runtime.artifact import AssertInfo
 from tcomp.target import Target
 
 
 class CodegenError(Exception):
     """The loop IR holds something the LLVM backend cannot translate (the message names it)."""
-
-
-@dataclass(frozen=True)
-class AssertInfo:
-    """One runtime check of the kernel: its id (1-based, the kernel's nonzero return status when it fails), the
-    message to format with the recorded values, and how many int64 values it records."""
-
-    id: int
-    message: str
-    num_values: int
 
 
 class _LoopID(ir.values.MDValue):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Sequence
 
 import llvmlite.binding as llvm
 
@@ -101,18 +102,6 @@ def assemble(ll: str, target: Target) -> str:
     return asm
 
 
-def compile_ir(ll_unopt: str, target: Target) -> tuple[str, str]:
-    """Parse, verify and optimize ``ll_unopt`` for ``target``; return the optimized IR text and the assembly."""
-    with _LOCK:
-        tm = target_machine(target)
-        module = parse(ll_unopt, tm)
-        optimize(module, tm)
-        ll = str(module)
-        asm = assembly(module, tm)
-        del module
-    return ll, asm
-
-
 class JITFunction:
     """A compiled module kept alive in an MCJIT engine; ``address`` is the entry function's address."""
 
@@ -126,3 +115,33 @@ class JITFunction:
             self.address = int(self._engine.get_function_address(entry))
         if self.address == 0:
             raise RuntimeError(f"the JIT did not produce function {entry!r}")
+
+
+def shared_object(modules: Sequence[tuple[str, str]], target: Target) -> bytes:
+    """A position-independent object file for ``target`` holding the optimized modules ``(ll, entry)``, linked into
+    one: only the entry functions keep external linkage (helpers and globals become internal, so their names
+    cannot collide)."""
+    _initialize()
+    with _LOCK:
+        machine = llvm.Target.from_triple(process_triple()).create_target_machine(
+            cpu=target.mcpu, features=target.features, opt=3, reloc="pic", codemodel="default")
+        linked: llvm.ModuleRef | None = None
+        for ll, entry in modules:
+            module = llvm.parse_assembly(ll)
+            module.triple = process_triple()
+            module.data_layout = str(machine.target_data)
+            for function in module.functions:
+                if not function.is_declaration and function.name != entry:
+                    function.linkage = llvm.Linkage.internal
+            for variable in module.global_variables:
+                if not variable.is_declaration:
+                    variable.linkage = llvm.Linkage.internal
+            if linked is None:
+                linked = module
+            else:
+                linked.link_in(module)
+        if linked is None:
+            linked = llvm.parse_assembly("")
+            linked.triple = process_triple()
+        linked.verify()
+        return bytes(machine.emit_object(linked))

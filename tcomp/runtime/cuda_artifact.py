@@ -1,4 +1,6 @@
-"""Host side of a launch: which buffers and scalars a kernel takes, and its grid and block for a call's shapes.
+"""What CUDA code generation hands the runtime: ``CudaArtifact`` (the CUDA C of a function's kernels and how to
+launch each), and the C types of tcomp's dtypes, which the kernels and every launcher (the GPU's, the emulation's)
+agree on.
 
 Grid extents are expressions of the size variables (``ceil(n / 256)`` blocks for a symbolic ``n``), evaluated for
 each call from the values the argument checker bound; blocks are constants.
@@ -9,10 +11,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tcomp.ir import dtype as dt
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import Var
+from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime.args import evaluate_shape_expr
+from tcomp.target import Target
 from tcomp.transform.bind_threads import LaunchDims
+
+C_TYPES = {
+    "bool": "bool",
+    "int8": "signed char",
+    "int16": "short",
+    "int32": "int",
+    "int64": "long long",
+    "uint8": "unsigned char",
+    "uint16": "unsigned short",
+    "uint32": "unsigned int",
+    "uint64": "unsigned long long",
+    "float32": "float",
+    "float64": "double",
+}
+
+
+def c_type(dtype: str) -> str:
+    """The C type of a scalar ``dtype``; ``ValueError`` for one CUDA C kernels do not support."""
+    elem, lanes = dt.split_lanes(dtype)
+    if lanes != 1 or elem not in C_TYPES:
+        raise ValueError(f"dtype {dtype} is not supported by the CUDA backend")
+    return C_TYPES[elem]
 
 
 @dataclass(frozen=True)
@@ -52,3 +79,15 @@ def buffer_elements(buffer: Buffer, sizes: Mapping[Var, int]) -> int:
         count *= evaluate_shape_expr(dim, dict(sizes))
     return max(count, 0)
 
+
+@dataclass(frozen=True)
+class CudaArtifact:
+    """``source``: the CUDA C translation unit; ``kernels``: how to launch each, in order; ``temporaries``: global
+    buffers the host allocates per call; ``kernel_funcs``: each kernel's loop IR as printed."""
+
+    func: PrimFunc
+    target: Target
+    source: str
+    kernels: tuple[KernelInfo, ...]
+    temporaries: tuple[Buffer, ...]
+    kernel_funcs: tuple[PrimFunc, ...]
