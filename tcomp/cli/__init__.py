@@ -11,8 +11,10 @@ import argparse
 import sys
 from types import ModuleType
 
+import tcomp
 from tcomp.cli import compile as compile_command
 from tcomp.cli import demo, pick, run, target, tune
+from tcomp.cli.arguments import HelpFormatter
 
 # (name, module, one-line help), in the order ``tcomp --help`` lists them
 COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
@@ -26,18 +28,26 @@ COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning")
+    parser = argparse.ArgumentParser(prog="tcomp", description="tcomp: a tensor compiler with autotuning",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tcomp {tcomp.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module, summary in COMMANDS:
-        command = sub.add_parser(name, help=summary, description=module.__doc__.split("\n\n")[0])
+        command = sub.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(command)
         command.set_defaults(func=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    """Run one command; its exit status (130 after Ctrl-C, which each command answers by keeping what it had
+    finished and saying so; a command without its own answer just stops)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

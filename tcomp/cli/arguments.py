@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Callable
@@ -48,3 +49,43 @@ def progress_bar(label: str, stream: Any = None) -> Callable[[int, int, str], No
     return update
 
 
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` keeps the description's and epilog's line breaks and shows every option's default value (those
+    that have one: not flags, not repeatable options that start empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or not action.option_strings:
+            return text
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_compile_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how a model is compiled (``tcomp compile``, and ``tcomp run`` given a model)."""
+    from tcomp.graph.pipeline import PassOptions
+
+    parser.add_argument("--target", default="llvm", help="target string, e.g. llvm (this CPU) or cuda")
+    parser.add_argument("--tuning-records", default=None, help="tuning records (JSON lines from tcomp tune)")
+    parser.add_argument("--input-shapes", action="append", default=[],
+                        help='shapes of the inputs, e.g. "data:[1,3,224,224] mask:[1,128]" (needed for dynamic '
+                             "dimensions)")
+    parser.add_argument("--disable-pass", action="append", default=[], choices=PassOptions.names(),
+                        help="switch a graph pass off (repeatable)")
+    parser.add_argument("--dump-ir", action="store_true", help="print the graph after every pass")
+
+
+def compile_model(args: argparse.Namespace, model: str) -> Any:
+    """Compile ``model`` as the options of ``add_compile_options`` say; returns the executor."""
+    import tcomp.graph as tg
+    from tcomp.graph.pipeline import PassOptions, print_dump
+    from tcomp.target import Target
+
+    target = Target.parse(args.target)
+    shapes = parse_input_shapes(args.input_shapes)
+    options = PassOptions.without(args.disable_pass)
+    return tg.compile(model, target, input_shapes=shapes, tuning_records=args.tuning_records, options=options,
+                      dump=print_dump if args.dump_ir else None, progress=progress_bar("compiling"))

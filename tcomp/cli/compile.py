@@ -10,42 +10,32 @@ import argparse
 import sys
 import time
 
-from tcomp.cli.arguments import parse_input_shapes, progress_bar
+from tcomp.cli.arguments import add_compile_options, compile_model
+from tcomp.graph import GraphError
 from tcomp.target import Target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tcomp.graph.pipeline import PassOptions
-
     parser.add_argument("model", help="the ONNX model file")
-    parser.add_argument("--target", default="llvm", help='target string (default: llvm, this CPU)')
-    parser.add_argument("--tuning-records", default=None, help="tuning records (JSON lines from tcomp tune)")
-    parser.add_argument("--input-shapes", action="append", default=[],
-                        help='shapes of the inputs, e.g. "data:[1,3,224,224] mask:[1,128]" (needed for dynamic '
-                             "dimensions)")
     parser.add_argument("-o", "--output", required=True, help="folder to write the compiled model to")
-    parser.add_argument("--disable-pass", action="append", default=[], choices=PassOptions.names(),
-                        help="switch a graph pass off (repeatable)")
-    parser.add_argument("--dump-ir", action="store_true", help="print the graph after every pass")
+    add_compile_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import tcomp.graph as tg
-    from tcomp.graph.pipeline import PassOptions, print_dump
-
+    start = time.perf_counter()
+    writing = False
     try:
-        target = Target.parse(args.target)
-        shapes = parse_input_shapes(args.input_shapes)
-        options = PassOptions.without(args.disable_pass)
-        start = time.perf_counter()
-        timings: dict[str, float] = {}
-        executor = tg.compile(args.model, target, input_shapes=shapes, tuning_records=args.tuning_records,
-                              options=options, dump=print_dump if args.dump_ir else None, timings=timings,
-                              progress=progress_bar("compiling"))
+        Target.parse(args.target)  # a bad target is reported before the model is read
+        executor = compile_model(args, args.model)
+        writing = True
         executor.export(args.output)
-    except (tg.GraphError, ValueError, OSError) as exc:
+    except (GraphError, ValueError, OSError) as exc:
         print(f"tcomp compile: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        kept = f"{args.output} may be incomplete: compile again" if writing else f"nothing was written to {args.output}"
+        print(f"\ninterrupted: {kept}", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - start
     stats = executor.program.stats
     plan = executor.graph.meta.get("memory_plan") if executor.graph is not None else None
@@ -54,5 +44,3 @@ def run(args: argparse.Namespace) -> int:
     if plan is not None:
         print(plan.summary())
     return 0
-
-

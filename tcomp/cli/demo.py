@@ -2,11 +2,13 @@
 
 tcomp's main job end to end:
 
-1. Tune an operator: a short XGBoost-guided tuning run of a 512x512x512 float32 matmul, every candidate measured in
-   worker processes and checked against numpy; the default and tuned configs are then timed next to numpy.
-2. Compile and run a model: a small ResNet built as an ONNX model (random weights), imported, optimized by the
-   graph passes, compiled to one kernel per fused group, run, and compared with onnxruntime when it is installed
-   (otherwise with the onnx reference evaluator), with latencies measured in the same run.
+1. Tune an operator: a short XGBoost-guided tuning run of a 512x512x512 float32 matmul, every
+   candidate measured in worker processes and checked against numpy; the default and tuned configs
+   are then timed next to numpy.
+2. Compile and run a model: a small ResNet built as an ONNX model (random weights), imported,
+   optimized by the graph passes, compiled to one kernel per fused group, run, and compared with
+   onnxruntime when it is installed (otherwise with the onnx reference evaluator), with latencies
+   measured in the same run.
 """
 
 from __future__ import annotations

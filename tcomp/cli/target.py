@@ -1,9 +1,9 @@
 """Show how a target string is understood on this machine, and where its code would run.
 
-    tcomp target                        this CPU: its LLVM name, vector width, FMA, cores
+    tcomp target            this CPU: its LLVM name, vector width, FMA, cores
     tcomp target "llvm -mcpu=skylake-avx512"
-    tcomp target cuda                   the GPU architecture, its limits, and whether a GPU or the emulation runs it
-    tcomp target --list                 every CPU and feature name LLVM knows for this machine's triple
+    tcomp target cuda       the GPU architecture, its limits, and what runs its code
+    tcomp target --list     every CPU and feature name LLVM knows for this machine's triple
 """
 
 from __future__ import annotations

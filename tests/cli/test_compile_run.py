@@ -49,7 +49,16 @@ def test_compile_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(tmp_path / "missing")]) == 1
+    assert "missing does not exist: give a folder written by tcomp compile (holding graph.json) or an .onnx model" \
+        in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["run", str(tmp_path / "notes.txt")]) == 1
+    assert "is neither a folder written by tcomp compile nor an ONNX model" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["run", str(tmp_path / "empty")]) == 1
     assert "graph.json is missing" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "empty"), "--repeat", "0"]) == 1
+    assert "--repeat must be at least 1, got 0" in capsys.readouterr().err
     model = testing.resnet(18, image_size=32, width=0.25, num_classes=10)
     onnx.save(model, tmp_path / "r.onnx")
     assert main(["compile", str(tmp_path / "r.onnx"), "-o", str(tmp_path / "r")]) == 0
@@ -58,3 +67,47 @@ def test_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "not inputs of the model" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "r"), "--fill-mode", "ones", "--print-top", "3"]) == 0
     assert "top 3 indices" in capsys.readouterr().out
+
+
+def test_run_compiles_an_onnx_model_and_writes_outputs_by_their_names(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.graph.test_io_names import _forwarding_model
+
+    model = _forwarding_model()
+    onnx.save(model, tmp_path / "zoo.onnx")
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", **{"gpu_0/data_0": x})
+    assert main(["run", str(tmp_path / "zoo.onnx"), "--inputs", str(tmp_path / "x.npz"), "-o",
+                 str(tmp_path / "y.npz")]) == 0
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {"gpu_0/data_0": x})
+    names = [o.name for o in model.graph.output]
+    with np.load(tmp_path / "y.npz") as outputs:
+        assert sorted(outputs.files) == sorted(names)
+        for name, want in zip(names, expected):
+            np.testing.assert_allclose(outputs[name], want, rtol=1e-4, atol=1e-5)
+    assert main(["run", str(tmp_path / "zoo.onnx"), "--print-top", "2", "--target", "llvm -mcpu=foo"]) == 1
+    assert "LLVM knows no CPU 'foo'" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "zoo.onnx"), "--print-top", "2"]) == 0
+    assert "output gpu_0/softmax_1: top 2 indices" in capsys.readouterr().out
+
+
+def test_ctrl_c_ends_run_cleanly(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    onnx.save(testing.resnet(18, image_size=32, width=0.25, num_classes=10), tmp_path / "r.onnx")
+    command = [sys.executable, "-m", "tcomp.cli", "run", str(tmp_path / "r.onnx"), "--repeat", "100000000",
+               "-o", str(tmp_path / "y.npz")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err[-3000:]
+    assert "interrupted" in err and "y.npz was not written" in err and "Traceback" not in err
+    assert not (tmp_path / "y.npz").exists()
