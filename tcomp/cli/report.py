@@ -2,12 +2,14 @@
 
 ``ProgressPrinter`` is a tuner callback printing, after each batch,
 ``[Task 1/2] current/best: 95.3/171.2 GFLOP/s | 48/200 trials | 3 errors | ETA 1m52s``; ``summary_table`` formats
-one row per task: trials, errors, the default schedule's and the best config's GFLOP/s, the speedup and the config.
+one row per task (trials, errors, the default schedule's and the best config's GFLOP/s, the speedup), then the best
+configs, within 100 columns.
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import IO, Any
@@ -51,18 +53,39 @@ class ProgressPrinter:
               file=self.stream, flush=True)
 
 
-def summary_table(results: Sequence[TuneResult]) -> str:
-    headers = ["task", "trials", "errors", "default GFLOP/s", "best GFLOP/s", "speedup", "wall", "best config"]
+TABLE_WIDTH = 100
+
+
+def _elide(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def summary_table(results: Sequence[TuneResult], width: int = TABLE_WIDTH) -> str:
+    """One row per task (number, task, trials, errors, default and best GFLOP/s, speedup, wall time), then each
+    task's best config on lines of its own; nothing wider than ``width`` columns."""
+    headers = ["#", "task", "trials", "errors", "default GF/s", "best GF/s", "speedup", "wall"]
     rows = []
-    for result in results:
+    for k, result in enumerate(results, start=1):
         default = result.default_gflops
         speedup = f"{result.best_gflops / default:.2f}x" if default else "n/a"
-        config = "" if result.best_config is None else ", ".join(
-            f"{name}={entity.to_json()}" for name, entity in result.best_config.choices.items())
-        rows.append([result.task.label, str(result.trials + result.prior_trials),
-                     str(result.errors), f"{default:.2f}" if default else "n/a", f"{result.best_gflops:.2f}",
-                     speedup, format_duration(result.wall_time), config])
+        rows.append([str(k), result.task.label, str(result.trials + result.prior_trials), str(result.errors),
+                     f"{default:.2f}" if default else "n/a", f"{result.best_gflops:.2f}", speedup,
+                     format_duration(result.wall_time)])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    others = sum(widths) - widths[1] + 2 * (len(headers) - 1)
+    widths[1] = max(len(headers[1]), min(widths[1], width - others))
+    numeric = {0, 2, 3, 4, 5, 6, 7}
+
+    def line(cells: list[str]) -> str:
+        padded = [(_elide(c, w).rjust(w) if i in numeric else _elide(c, w).ljust(w))
+                  for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(padded).rstrip()
+
+    lines = [line(headers), *(line(row) for row in rows)]
+    configs = [(k, r.best_config) for k, r in enumerate(results, start=1) if r.best_config is not None]
+    if configs:
+        lines.append("best configs:")
+    for k, config in configs:
+        text = ", ".join(f"{name}={entity.to_json()}" for name, entity in config.choices.items())
+        lines += textwrap.wrap(text, width, initial_indent=f"  {k}. ", subsequent_indent=" " * (len(str(k)) + 4))
     return "\n".join(lines)

@@ -1,86 +1,150 @@
 """Autotune operators (templates), or the operators of a model, and log every measurement.
 
     tcomp tune --op matmul --shape 1024,1024,1024 --trials 200 --tuning-records mm.jsonl
-    tcomp tune model.onnx --input-shapes "data:[1,3,224,224]" --trials 100 --tuning-records model.jsonl
+    tcomp tune model.onnx --input-shapes "data:[1,3,224,224]" --trials 100 \\
+        --tuning-records model.jsonl
 
-Option names follow TVM's ``tvmc tune`` where the meaning matches: ``--target``, ``--trials``,
-``--tuning-records``, ``--tuner``, ``--early-stopping``, ``--timeout``, ``--number``, ``--repeat``,
-``--min-repeat-ms``, ``--parallel``, ``--resume``, ``--seed``.
+Option names follow TVM's ``tvmc tune`` where the meaning matches. After the run (or Ctrl-C, which
+keeps every record measured so far) the command prints a summary table, writes the tuning curves as
+CSV next to the records and, with matplotlib installed (``tcomp[plot]``), the plot.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
 from tcomp.autotune.measure import MeasureOptions, Measurer
 from tcomp.autotune.record import RecordWriter, read_records
 from tcomp.autotune.task import Task, create_task
-from tcomp.autotune.template import TemplateError, list_templates
+from tcomp.autotune.template import TemplateError, get_template, list_templates
 from tcomp.autotune.tuner import TuneResult, TunerKind, create_tuner
 from tcomp.cli.arguments import parse_input_shapes
-from tcomp.cli.plot import plot_curves
-from tcomp.cli.report import ProgressPrinter, summary_table
-from tcomp.graph.tuning import extract_model_tasks
+from tcomp.cli.curves import tuning_curves, write_csv
+from tcomp.cli.plot import PlotUnavailable, plot_tuning
+from tcomp.cli.report import TABLE_WIDTH, ProgressPrinter, summary_table
+from tcomp.graph.tuning import extract_model_task_counts
+from tcomp.target import Target
+
+
+def shape_parameters(name: str) -> tuple[list[str], list[str]]:
+    """The integer parameters of template ``name``: those ``--shape`` must give, and the optional ones after."""
+    signature = inspect.signature(get_template(name).func)
+    required, optional = [], []
+    for parameter in list(signature.parameters.values())[1:]:
+        if parameter.annotation not in ("int", int):
+            continue
+        (required if parameter.default is parameter.empty else optional).append(parameter.name)
+    return required, optional
+
+
+def _shape_spec(name: str) -> str:
+    required, optional = shape_parameters(name)
+    return ",".join(required) + "".join(f"[,{p}]" for p in optional)
+
+
+def template_help() -> str:
+    """The ``--help`` epilog: every template with its ``--shape`` arguments."""
+    names = list_templates()
+    width = max(len(n) for n in names) + 4
+    lines = ["templates (--op) and their --shape arguments (integers; [optional]; the element type is --dtype):"]
+    for name in names:
+        required, optional = shape_parameters(name)
+        pieces = [f"{r}," for r in required[:-1]] + required[-1:] + [f"[,{o}]" for o in optional]
+        line = f"  {name:<{width - 2}}"
+        for piece in pieces:
+            if len(line) + len(piece) > TABLE_WIDTH:
+                lines.append(line)
+                line = " " * width
+            line += piece
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def parse_shape(op: str, text: str) -> list[int]:
+    """``--shape`` for template ``op``: integers separated by commas (``64,64,64``) or by ``x`` (``64x64x64``)."""
+    parts = text.split(",") if "," in text else text.split("x")
+    spec = _shape_spec(op)
+    values = []
+    for part in parts:
+        try:
+            values.append(int(part.strip()))
+        except ValueError:
+            raise ValueError(f"--shape {text!r} for {op}: {part.strip()!r} is not an integer; "
+                             f"expected {spec}") from None
+    required, optional = shape_parameters(op)
+    if not len(required) <= len(values) <= len(required) + len(optional):
+        count = f"{len(required)}" if not optional else f"{len(required)} to {len(required) + len(optional)}"
+        raise ValueError(f"--shape {text!r} for {op}: expected {spec} ({count} integers), got {len(values)}")
+    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = template_help()
     parser.add_argument("model", nargs="?", help="an ONNX model: tune its convolutions and matrix products")
     parser.add_argument("--input-shapes", action="append", default=[],
                         help='shapes of the model inputs, e.g. "data:[1,3,224,224]" (as for tcomp compile)')
-    parser.add_argument("--target", default="llvm", help='target string, e.g. "llvm -mcpu=znver3" (default: llvm)')
-    parser.add_argument("--op", action="append", default=[], help="template to tune (repeat for several tasks); "
-                        "one of: " + ", ".join(list_templates()))
+    parser.add_argument("--target", default="llvm", help='target string, e.g. "llvm -mcpu=znver3" or "cuda"')
+    parser.add_argument("--op", action="append", default=[], help="template to tune (repeat for several tasks; "
+                        "see the list below)")
     parser.add_argument("--shape", action="append", default=[],
-                        help="the template's integer arguments, comma-separated, one --shape per --op "
-                             "(matmul/dense/matmul_cuda: M,N,K; batch_matmul: B,M,N,K; "
-                             "conv2d_nchw/conv2d_nchw_cuda: N,C,H,W,O,KH,KW,stride,pad; "
-                             "reduce_cuda/softmax_cuda/elemwise_cuda: M,N)")
+                        help="the template's integer arguments, one --shape per --op: 1024,1024,1024 or 1024x1024x1024")
     parser.add_argument("--dtype", default=None, help="element type passed to the template (its default: float32)")
-    parser.add_argument("--trials", type=int, default=200, help="trials per task, logged ones included (200)")
+    parser.add_argument("--trials", type=int, default=200, help="trials per task, logged ones included")
     parser.add_argument("--tuning-records", default="tuning_records.jsonl", help="JSON-lines log to append to")
-    parser.add_argument("--tuner", default=TunerKind.XGB.value, choices=[k.value for k in TunerKind])
+    parser.add_argument("--tuner", default=TunerKind.XGB.value, choices=[k.value for k in TunerKind],
+                        help="how configs are chosen")
     parser.add_argument("--early-stopping", type=int, default=None, help="stop a task after this many trials "
                         "without a better config")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per build and per run (10)")
-    parser.add_argument("--number", type=int, default=3, help="calls per timing repeat (3)")
-    parser.add_argument("--repeat", type=int, default=3, help="timing repeats (3)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per build and per run")
+    parser.add_argument("--number", type=int, default=3, help="calls per timing repeat")
+    parser.add_argument("--repeat", type=int, default=3, help="timing repeats")
     parser.add_argument("--min-repeat-ms", type=float, default=0.0, help="grow --number until a repeat lasts this")
     parser.add_argument("--parallel", type=int, default=None, help="builder processes (default: all cores)")
     parser.add_argument("--resume", action="store_true", help="continue the records file: skip logged configs and "
                         "learn from all of its records")
-    parser.add_argument("--seed", type=int, default=0, help="the same seed proposes the same configs (0)")
-    parser.add_argument("--plot", default=None, help="PNG of best GFLOP/s per trial (default: records path .png)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed proposes the same configs")
+    parser.add_argument("--plot", default=None, help="where to write the tuning plot (default: the records path "
+                        "with .png); the same data goes to the records path with .csv")
     parser.add_argument("--batch-size", type=int, default=None, help="configs measured per batch")
 
 
-def _tasks(args: argparse.Namespace) -> list[Task]:
+def _tasks(args: argparse.Namespace, target: Target) -> list[tuple[Task, int]]:
+    """The tasks to tune with how many operators run each one (1 for --op tasks)."""
     if args.model:
-        tasks: list[Task] = extract_model_tasks(args.model, args.target, parse_input_shapes(args.input_shapes))
-        if not tasks:
+        counted = extract_model_task_counts(args.model, target, parse_input_shapes(args.input_shapes))
+        if not counted:
             raise ValueError(f"{args.model} has no convolution or matrix product that a template can tune")
-        return tasks
+        return counted
     if len(args.op) != len(args.shape):
         raise ValueError(f"give one --shape per --op ({len(args.op)} --op, {len(args.shape)} --shape)")
     if not args.op:
         raise ValueError("nothing to tune: give a model, or --op NAME --shape N,N,...")
     tasks = []
     for op, shape in zip(args.op, args.shape):
-        try:
-            values: list[object] = [int(v) for v in shape.replace("x", ",").split(",") if v.strip()]
-        except ValueError:
-            raise ValueError(f"--shape {shape!r}: expected comma-separated integers") from None
+        get_template(op)  # an unknown name fails here, before its shape is read
+        values: list[object] = list(parse_shape(op, shape))
         if args.dtype:
             values.append(args.dtype)
-        tasks.append(create_task(op, values, args.target))
+        tasks.append((create_task(op, values, target), 1))
     return tasks
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("trials", "number", "repeat"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout must be positive, got {args.timeout}")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        tasks = _tasks(args)
-        for task in tasks:
+        _check(args)
+        counted = _tasks(args, Target.parse(args.target))
+        for task, _ in counted:
             task.config_space  # noqa: B018 - fails early on bad template arguments
     except (ValueError, TypeError, TemplateError, OSError) as error:
         print(f"tcomp tune: {error}", file=sys.stderr)
@@ -90,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tcomp tune: {records} already holds records; pass --resume to continue it, or choose another file",
               file=sys.stderr)
         return 2
+    tasks = [task for task, _ in counted]
     prior = read_records(records).records if args.resume else []
     options = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms,
                              build_timeout=args.timeout, run_timeout=args.timeout, n_parallel=args.parallel,
@@ -97,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[TuneResult] = []
     print(f"tuning {len(tasks)} task(s) on {tasks[0].target} with {args.tuner}, {args.trials} trials each; "
           f"records: {records}")
+    status = 0
     try:
         with Measurer(options) as measurer, RecordWriter(records) as writer:
             for k, task in enumerate(tasks, start=1):
@@ -107,11 +173,30 @@ def run(args: argparse.Namespace) -> int:
                                           callbacks=[writer, ProgressPrinter(args.trials, k, len(tasks))],
                                           batch_size=args.batch_size))
     except KeyboardInterrupt:
-        print("interrupted: the records written so far are kept; continue with --resume", file=sys.stderr)
-        return 130
-    print()
-    print(summary_table(results))
+        print(f"\ninterrupted: the records measured so far are kept in {records}; continue with --resume",
+              file=sys.stderr)
+        status = 130
+    if results:
+        print()
+        print(summary_table(results))
+    _write_curves(args, records, counted)
+    return status
+
+
+def _write_curves(args: argparse.Namespace, records: Path, counted: list[tuple[Task, int]]) -> None:
+    """The tuning curves of this run's tasks, read back from the records: CSV always, the plot with matplotlib."""
+    if not records.exists():
+        return
+    curves = tuning_curves(read_records(records).records, [t for t, _ in counted], {t.key: n for t, n in counted})
+    if not curves.elapsed:
+        return
+    csv_path = records.with_suffix(".csv")
+    write_csv(csv_path, curves)
     plot_path = Path(args.plot) if args.plot else records.with_suffix(".png")
-    plot_curves(plot_path, [(r.task.label, r.curve) for r in results])
-    print(f"plot: {plot_path}")
-    return 0
+    title = f"tcomp tune {args.model or ', '.join(args.op)} on {counted[0][0].target}"
+    try:
+        plot_tuning(plot_path, curves, title)
+    except PlotUnavailable as missing:
+        print(f"tuning data: {csv_path} ({missing} to get the plot)")
+        return
+    print(f"tuning plot: {plot_path} (data: {csv_path})")

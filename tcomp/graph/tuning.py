@@ -16,7 +16,8 @@ On CPUs, convolutions compile in the blocked layout NCHW[x]c, fused with their e
 ``conv2d_nchwc_blocked`` workloads (``extract_model_tasks`` reads them after ``alter_layout``), and a record gives
 the tile of the fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of its own.
 
-``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``.
+``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``;
+``extract_task_counts`` also says how many operators run each one.
 """
 
 from __future__ import annotations
@@ -207,21 +208,32 @@ def tuned_schedule(graph: Graph, node: Node, target: Target,
 
 def extract_tasks(graph: Graph, target: Target | str | None = None) -> list[Any]:
     """One tuning task per distinct conv / matmul workload of ``graph`` (a graph before fusion), in graph order."""
+    return [task for task, _ in extract_task_counts(graph, target)]
+
+
+def extract_task_counts(graph: Graph, target: Target | str | None = None) -> list[tuple[Any, int]]:
+    """Each distinct tunable workload of ``graph`` as a task, with how many nodes of the graph run it."""
     from tcomp.target import as_target
 
     resolved = as_target(target)
-    tasks: dict[str, Any] = {}
+    counts: dict[str, list[Any]] = {}
     for node in graph.nodes:
         task = _task(graph, node, resolved)
         if task is not None:
-            tasks.setdefault(task.key, task)
-    return list(tasks.values())
+            counts.setdefault(task.key, [task, 0])[1] += 1
+    return [(task, count) for task, count in counts.values()]
 
 
 def extract_model_tasks(model: Any, target: Target | str | None = None,
                         input_shapes: dict[str, list[int]] | None = None) -> list[Any]:
     """The tuning tasks of a model file (``tcomp tune model.onnx``): the graph after constant folding and
     simplification (batch norms folded into convolutions) and, for CPUs, the blocked layout; before fusion."""
+    return [task for task, _ in extract_model_task_counts(model, target, input_shapes)]
+
+
+def extract_model_task_counts(model: Any, target: Target | str | None = None,
+                              input_shapes: dict[str, list[int]] | None = None) -> list[tuple[Any, int]]:
+    """``extract_model_tasks`` with how many operators of the model run each task (to weigh its kernel time)."""
     from tcomp.graph.compiler import compile_graph
     from tcomp.graph.pipeline import PassOptions
     from tcomp.target import as_target
@@ -229,4 +241,4 @@ def extract_model_tasks(model: Any, target: Target | str | None = None,
     # CPU convolutions are tuned in the blocked layout the compiled model uses
     blocked = as_target(target).kind == "llvm"
     options = PassOptions(alter_layout=blocked, fuse_ops=False, plan_memory=False)
-    return extract_tasks(compile_graph(model, target, input_shapes=input_shapes, options=options), target)
+    return extract_task_counts(compile_graph(model, target, input_shapes=input_shapes, options=options), target)

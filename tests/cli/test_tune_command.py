@@ -1,10 +1,14 @@
-"""``tcomp tune`` / ``tcomp pick``, the progress line, the summary table and the PNG plot."""
+"""``tcomp tune`` / ``tcomp pick``: the progress line, the summary table, the tuning curves (CSV, and the plot with
+matplotlib), shapes and their errors, ``--help``, and Ctrl-C."""
 
 from __future__ import annotations
 
+import csv
 import io
-import struct
-import zlib
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +17,9 @@ from tcomp.autotune import create_task
 from tcomp.autotune.record import read_records
 from tcomp.autotune.tuner import RandomTuner
 from tcomp.cli import main
-from tcomp.cli.plot import Canvas, plot_curves
+from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.report import ProgressPrinter, format_duration, summary_table
+from tcomp.cli.tune import parse_shape
 from tests.autotune.autotune_fakes import AnalyticMeasurer
 
 
@@ -26,10 +31,16 @@ def test_tune_writes_records_summary_and_plot_then_resumes(tmp_path: Path, capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[Task 1/2]" in out and "[Task 2/2] current/best:" in out and "4/4 trials" in out
-    assert "default GFLOP/s" in out and "dense(16, 24, 8, float32)" in out
+    assert "default GF/s" in out and "dense(16, 24, 8, float32)" in out and "best configs:" in out
+    assert max(len(line) for line in out.splitlines() if str(tmp_path) not in line) <= 100
     log = read_records(records)
     assert len(log.records) == 8 and all(r.result.ok for r in log.records)
-    assert records.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    with open(records.with_suffix(".csv")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8 and {r["task"] for r in rows} == {"matmul(32, 32, 32, float32)", "dense(16, 24, 8, float32)"}
+    assert all(float(r["estimated_latency_ms"]) > 0 for r in rows)
+    if _has_matplotlib():
+        assert records.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
 
     assert main(argv) == 2  # the log exists: refuse to mix runs without --resume
     assert "--resume" in capsys.readouterr().err
@@ -46,14 +57,27 @@ def test_tune_writes_records_summary_and_plot_then_resumes(tmp_path: Path, capsy
     assert len(read_records(best).records) == 2
 
 
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["tune", "--op", "matmul"], "one --shape per --op"),
         (["tune"], "nothing to tune"),
-        (["tune", "--op", "matmul", "--shape", "8,8"], "missing 1 required positional argument"),
+        (["tune", "--op", "matmul", "--shape", "8,8"], "--shape '8,8' for matmul: expected M,N,K (3 integers), got 2"),
+        (["tune", "--op", "matmul", "--shape", "64,64,64,64"], "expected M,N,K (3 integers), got 4"),
+        (["tune", "--op", "matmul", "--shape", "64,64,x"], "--shape '64,64,x' for matmul: 'x' is not an integer"),
+        (["tune", "--op", "conv2d_nchw", "--shape", "1,2,3"], "expected batch,in_channels,height,width,out_channels,"
+                                                               "kernel_h,kernel_w[,stride][,padding] (7 to 9"),
         (["tune", "--op", "nope", "--shape", "8"], "unknown template 'nope'"),
-        (["tune", "--op", "matmul", "--shape", "8,a,8"], "comma-separated integers"),
+        (["tune", "--op", "matmul", "--shape", "8,a,8"], "'a' is not an integer"),
+        (["tune", "--op", "matmul", "--shape", "8,8,8", "--trials", "0"], "--trials must be at least 1"),
         (["tune", "missing.onnx"], "'missing.onnx' does not exist"),
     ],
 )
@@ -61,6 +85,33 @@ def test_tune_rejects_bad_arguments(argv: list[str], message: str, tmp_path: Pat
                                     capsys: pytest.CaptureFixture) -> None:
     assert main([*argv, "--tuning-records", str(tmp_path / "x.jsonl")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_shapes_by_commas_or_x() -> None:
+    assert parse_shape("matmul", "16x24x8") == parse_shape("matmul", "16, 24, 8") == [16, 24, 8]
+    assert parse_shape("conv2d_nchw", "1,3,8,8,4,3,3,1,1") == [1, 3, 8, 8, 4, 3, 3, 1, 1]
+
+
+def test_help_gives_defaults_and_every_templates_shape(capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: tuning_records.jsonl)" in out and "(default: 200)" in out and "(default: xgb)" in out
+    from tcomp.autotune.template import list_templates
+
+    for name in list_templates():
+        assert f"\n  {name} " in out
+    assert "matmul                 M,N,K" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    import tcomp
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"tcomp {tcomp.__version__}"
 
 
 def test_progress_line_and_summary_table() -> None:
@@ -76,25 +127,81 @@ def test_progress_line_and_summary_table() -> None:
     assert format_duration(3725) == "1h02m" and format_duration(75) == "1m15s"
 
 
-def test_png_is_valid_and_has_the_lines(tmp_path: Path) -> None:
-    path = tmp_path / "plot.png"
-    plot_curves(path, [("xgb", [1.0, 2.0, 3.0, 3.0]), ("random", [1.0, 1.5, 1.5, 2.5])])
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    length, kind = struct.unpack(">I4s", data[8:16])
-    width, height = struct.unpack(">II", data[16:24])
-    assert kind == b"IHDR" and (width, height) == (720, 420)
-    idat_start = data.index(b"IDAT") + 4
-    idat_length = struct.unpack(">I", data[idat_start - 8: idat_start - 4])[0]
-    raw = zlib.decompress(data[idat_start: idat_start + idat_length])
-    assert len(raw) == height * (1 + 3 * width)
-    assert bytes((31, 119, 180)) in raw and bytes((255, 127, 14)) in raw  # both series drawn
+def _run_records(tmp_path: Path) -> tuple[Path, list]:
+    records = tmp_path / "r.jsonl"
+    task = create_task("matmul", (64, 64, 64))
+    from tcomp.autotune.record import log_to_file
+
+    RandomTuner(task, seed=1).tune(6, measurer=AnalyticMeasurer(), batch_size=3, callbacks=[log_to_file(records)])
+    return records, [task]
 
 
-def test_canvas_text_draws_pixels() -> None:
-    canvas = Canvas(40, 10)
-    canvas.text(0, 0, "64x64")
-    assert any(canvas.pixels[k] == 0 for k in range(0, len(canvas.pixels), 3))
+def test_curves_start_at_the_default_schedule(tmp_path: Path) -> None:
+    records, tasks = _run_records(tmp_path)
+    log = read_records(records).records
+    curves = tuning_curves(log, tasks, {tasks[0].key: 3})
+    (curve,) = curves.tasks
+    assert curve.weight == 3 and len(curve.gflops) == 6
+    assert curves.latency[0] == pytest.approx(3 * log[0].result.cost)  # the default schedule, three operators
+    assert curves.latency[-1] == pytest.approx(3 * min(r.result.cost for r in log))
+    assert all(a >= b for a, b in zip(curves.latency, curves.latency[1:]))
+    assert curve.best_gflops == sorted(curve.best_gflops)
+    write_csv(tmp_path / "c.csv", curves)
+    assert (tmp_path / "c.csv").read_text().splitlines()[0].startswith("task,operators,trial,tuning_seconds")
+
+
+def test_without_matplotlib_the_command_says_how_to_get_plots(tmp_path: Path, monkeypatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    records = tmp_path / "log.jsonl"
+    assert main(["tune", "--op", "matmul", "--shape", "16,16,16", "--trials", "2", "--tuner", "random",
+                 "--tuning-records", str(records), "--number", "1", "--repeat", "1", "--parallel", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"tuning data: {records.with_suffix('.csv')} (plots need matplotlib: pip install 'tcomp[plot]'" in out
+    assert records.with_suffix(".csv").exists() and not records.with_suffix(".png").exists()
+
+
+def test_plot_of_several_tasks(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from tcomp.cli.plot import plot_tuning
+
+    records = tmp_path / "many.jsonl"
+    from tcomp.autotune.record import log_to_file
+
+    tasks = [create_task("matmul", (32 * (1 + k % 4), 32 * (1 + k // 4), 64)) for k in range(7)]
+    for task in tasks:
+        RandomTuner(task, seed=0).tune(3, measurer=AnalyticMeasurer(), batch_size=3,
+                                       callbacks=[log_to_file(records)])
+    curves = tuning_curves(read_records(records).records, tasks)
+    plot_tuning(tmp_path / "many.png", curves, "7 tasks")
+    data = (tmp_path / "many.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 50_000
+
+
+def test_ctrl_c_keeps_the_records_and_writes_the_curves(tmp_path: Path) -> None:
+    records = tmp_path / "log.jsonl"
+    command = [sys.executable, "-m", "tcomp.cli", "tune", "--op", "matmul", "--shape", "128,128,128", "--trials",
+               "100000", "--tuner", "random", "--batch-size", "2", "--number", "1", "--repeat", "1",
+               "--parallel", "1", "--tuning-records", str(records)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if line.startswith("[Task 1/1]") or not line:
+                break
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err[-3000:]
+    assert "interrupted: the records measured so far are kept in" in err and "Traceback" not in err
+    kept = read_records(records).records
+    assert len(kept) >= 2 and all(r.result.ok for r in kept)
+    assert "tuning plot:" in out or "tuning data:" in out
+    assert records.with_suffix(".csv").exists()
 
 
 def _tiny_model(path: Path) -> None:
