@@ -234,3 +234,32 @@ def interface(model: onnx.ModelProto) -> tuple[tuple[str, ...], tuple[str, ...]]
     initializers = {t.name for t in model.graph.initializer}
     inputs = tuple(i.name for i in model.graph.input if i.name not in initializers)
     return inputs, tuple(o.name for o in model.graph.output)
+
+
+def forwarding_classifier() -> onnx.ModelProto:
+    """A classifier ending as the ONNX model zoo's ResNet-50 does (an opset-11 Softmax over a flattened Gemm, output
+    ``gpu_0/softmax_1``), plus outputs that are forwarded values: an input, a parameter, another output, a value
+    other nodes also read, and a reshape to the same shape."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((10, 48)).astype(np.float32), "gpu_0/pred_w_0")
+    bias = numpy_helper.from_array(rng.standard_normal(10).astype(np.float32), "gpu_0/pred_b_0")
+    same = numpy_helper.from_array(np.array([1, 10], np.int64), "gpu_0/same_shape")
+    nodes = [
+        helper.make_node("Conv", ["gpu_0/data_0", "gpu_0/conv_w"], ["gpu_0/conv1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["gpu_0/conv1"], ["gpu_0/res_conv1_bn_2"]),
+        helper.make_node("Flatten", ["gpu_0/res_conv1_bn_2"], ["gpu_0/flat"]),
+        helper.make_node("Gemm", ["gpu_0/flat", "gpu_0/pred_w_0", "gpu_0/pred_b_0"], ["gpu_0/pred_1"], transB=1),
+        helper.make_node("Softmax", ["gpu_0/pred_1"], ["gpu_0/softmax_1"], axis=1),
+        helper.make_node("Identity", ["gpu_0/softmax_1"], ["gpu_0/softmax_copy"]),
+        helper.make_node("Reshape", ["gpu_0/pred_1", "gpu_0/same_shape"], ["gpu_0/logits"]),
+        helper.make_node("Identity", ["gpu_0/data_0"], ["gpu_0/data_echo"]),
+        helper.make_node("Identity", ["gpu_0/pred_b_0"], ["gpu_0/bias_echo"]),
+    ]
+    conv_w = numpy_helper.from_array(rng.standard_normal((3, 3, 3, 3)).astype(np.float32), "gpu_0/conv_w")
+    value = helper.make_tensor_value_info
+    outputs = [value(n, TensorProto.FLOAT, None) for n in
+               ("gpu_0/softmax_1", "gpu_0/softmax_copy", "gpu_0/logits", "gpu_0/res_conv1_bn_2", "gpu_0/data_echo",
+                "gpu_0/bias_echo")]
+    graph = helper.make_graph(nodes, "zoo_like", [value("gpu_0/data_0", TensorProto.FLOAT, [1, 3, 4, 4])], outputs,
+                              initializer=[weight, bias, same, conv_w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])

@@ -71,9 +71,7 @@ def test_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_compiles_an_onnx_model_and_writes_outputs_by_their_names(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.graph.test_io_names import _forwarding_model
-
-    model = _forwarding_model()
+    model = testing.forwarding_classifier()
     onnx.save(model, tmp_path / "zoo.onnx")
     x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
     np.savez(tmp_path / "x.npz", **{"gpu_0/data_0": x})
@@ -97,12 +95,18 @@ def test_ctrl_c_ends_run_cleanly(tmp_path: Path) -> None:
     import sys
     import time
 
-    onnx.save(testing.resnet(18, image_size=32, width=0.25, num_classes=10), tmp_path / "r.onnx")
-    command = [sys.executable, "-m", "tcomp.cli", "run", str(tmp_path / "r.onnx"), "--repeat", "100000000",
+    onnx.save(testing.forwarding_classifier(), tmp_path / "r.onnx")
+    command = [sys.executable, "-m", "tcomp.cli", "run", str(tmp_path / "r.onnx"), "--repeat", "1000000000",
                "-o", str(tmp_path / "y.npz")]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(4)
+        assert child.stderr is not None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # the progress bar's last line: compiled, now running
+            line = child.stderr.readline()
+            if line.startswith("compiling") or not line:
+                break
+        time.sleep(0.5)
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=120)
     finally:
