@@ -69,8 +69,8 @@ def _draw_model_curve(ax, curves: TuningCurves) -> None:  # noqa: ANN001
     ax.step(times, values, where="post", color=BEST, linewidth=2)
     first, last = values[0], values[-1]
     ax.axhline(first, color=DEFAULT, linestyle="--", linewidth=1)
-    ax.annotate(f"default schedules: {first:.3g} ms", (times[0], first), textcoords="offset points",
-                xytext=(4, -13), fontsize=9, color=DEFAULT)
+    ax.annotate(f"default schedules: {first:.3g} ms", (times[-1], first), textcoords="offset points",
+                xytext=(-4, -13), ha="right", fontsize=9, color=DEFAULT)
     ax.annotate(f"best: {last:.3g} ms ({first / last:.2f}x)", (times[-1], last), textcoords="offset points",
                 xytext=(-4, -14), ha="right", fontsize=9, color=BEST)
     ax.set_xlabel(f"tuning time ({unit})")

@@ -3,19 +3,26 @@
 ``mod(a, b, c)`` checks every array against the function's parameters (``args.py``), then calls the JIT'd entry
 with the data pointers, the size variables bound from the shapes and an error area. Outputs are written in place.
 A failed runtime check in the kernel raises ``KernelError`` with the check's message.
+
+``mod.export_library("add.so")`` writes the kernel as a shared library with a description of its signature
+(``add.json``); ``load_module("add.so")`` checks the description and loads it back as a ``Module`` that makes the
+same argument checks, without recompiling (``kernel_library.py``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime.args import ArgumentChecker
 from tcomp.runtime.artifact import ENTRY_PROTOTYPE, LLVMArtifact
 from tcomp.runtime.errors import KernelError
+from tcomp.runtime.kernel_library import LibraryArtifact, read_kernel, write_kernel
 from tcomp.runtime.timer import TimingResult, measure
 from tcomp.target import Target
 
@@ -30,7 +37,8 @@ class Module:
     each thread has its own error area.
     """
 
-    def __init__(self, func: PrimFunc, artifact: LLVMArtifact, target: Target | None = None) -> None:
+    def __init__(self, func: PrimFunc, artifact: LLVMArtifact | LibraryArtifact, target: Target | None = None,
+                 ) -> None:
         self.func = func
         self.artifact = artifact
         self.target = target if target is not None else artifact.target
@@ -90,6 +98,8 @@ class Module:
     # ------------------------------------------------------------------------------------------------ inspection
     def get_source(self, fmt: str = "ll") -> str:
         """The code at one stage: ``ll`` (optimized LLVM IR), ``ll_unopt``, ``asm`` or ``tir`` (the loop IR)."""
+        if not isinstance(self.artifact, LLVMArtifact):
+            raise ValueError(f"{self.func.name} was loaded from {self.artifact.library_path}, which keeps no source")
         if fmt == "ll":
             return self.artifact.ll
         if fmt == "ll_unopt":
@@ -99,6 +109,14 @@ class Module:
         if fmt == "tir":
             return str(self.func)
         raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(SOURCE_FORMATS)}")
+
+    # ------------------------------------------------------------------------------------------------ export
+    def export_library(self, path: str | os.PathLike[str]) -> Path:
+        """Write this kernel to ``path`` as a shared library (``.so``), with the description of its signature
+        beside it (``path`` with the suffix ``.json``, which it returns); ``load_module(path)`` loads both."""
+        if not isinstance(self.artifact, LLVMArtifact):
+            raise ValueError(f"{self.func.name} was loaded from a library: copy {self.artifact.library_path} instead")
+        return write_kernel(self.func, self.artifact, path)
 
     # ------------------------------------------------------------------------------------------------ timing
     def time_evaluator(self, number: int = 10, repeat: int = 3,
@@ -118,3 +136,10 @@ class Module:
             return measure(run, number, repeat, min_repeat_ms)
 
         return evaluate
+
+
+def load_module(path: str | os.PathLike[str]) -> Module:
+    """A kernel exported by ``Module.export_library(path)``: its description is checked (``read_kernel``), then
+    the library is opened; calls make the same argument checks as the module that was exported."""
+    func, artifact = read_kernel(path)
+    return Module(func, artifact)
