@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph
-from tcomp.graph.kernels import Kernel, compile_node, kernel_inputs
+from tcomp.graph.kernels import Kernel, baked_params, compile_node, kernel_inputs
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
 from tcomp.graph.tuning import as_dispatch_context
@@ -70,6 +70,8 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         progress(len(graph.nodes), len(graph.nodes), "")
     if records is not None and hasattr(records, "report_missing"):
         records.report_missing()
+    arguments = {a for k in kernels for a in k.args}
+    baked = {name for node in graph.nodes for name in baked_params(graph, node) if name not in arguments}
     program = ExecutorProgram(
         name=graph.name,
         inputs=graph.inputs,
@@ -83,6 +85,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         target=str(resolved),
         stats={"unplanned_bytes": plan.unplanned_bytes, "planned_bytes": plan.planned_bytes,
                "tuned_kernels": sum(k.tuned for k in kernels)},
+        constants=tuple(sorted(baked)),
     )
     if resolved.kind == "cuda":
         from tcomp.graph.cuda_executor import make_cuda_executor

@@ -60,6 +60,7 @@ class ExecutorProgram:
     kernels: list[KernelSpec]
     target: str
     stats: dict[str, Any] = field(default_factory=dict)
+    constants: tuple[str, ...] = ()  # parameters compiled into the code (one element): not read at run time
 
 
 def _aligned_storage(nbytes: int) -> np.ndarray:
@@ -110,7 +111,7 @@ class GraphExecutor:
     def _set_one(self, key: str | int, value: Any) -> None:
         name = self.program.inputs[key] if isinstance(key, int) else key
         if name not in self._input_index:
-            if name in self.program.params:
+            if name in self.program.params or name in self.program.constants:
                 self._set_param(name, value)
                 return
             raise KeyError(f"{self.program.name} has no input {name!r}; inputs: {list(self.program.inputs)}")
@@ -126,6 +127,11 @@ class GraphExecutor:
         np.copyto(self._arrays[name], array)
 
     def _set_param(self, name: str, value: Any) -> None:
+        read = any(name in spec.args for spec in self.program.kernels) or name in self.program.outputs
+        if name in self.program.constants or not read:
+            raise ValueError(f"parameter {name!r} is compiled into the code as a constant (a one-element parameter)"
+                             " and cannot change after compilation; to change it, compile the model again with "
+                             "the new value")
         target = self._arrays[name]
         array = np.asarray(value)
         if array.shape != target.shape:

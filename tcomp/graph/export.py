@@ -67,6 +67,7 @@ def export_executor(executor: GraphExecutor, folder: str | os.PathLike[str]) -> 
             for k in program.kernels
         ],
         "stats": program.stats,
+        "constants": list(program.constants),
     }
     if cuda is not None:
         document["cuda"] = cuda
@@ -111,7 +112,8 @@ def _program(base: Path, document: dict[str, Any]) -> ExecutorProgram:
         param_names = [str(p) for p in document["params"]]
         program = ExecutorProgram(str(document["name"]), tuple(document["inputs"]), tuple(document["outputs"]),
                                   types, storage_of, storage_bytes, {}, kernels, str(document["target"]),
-                                  dict(document.get("stats", {})))
+                                  dict(document.get("stats", {})),
+                                  tuple(str(c) for c in document.get("constants", [])))
     except (KeyError, TypeError, ValueError, GraphError) as exc:
         raise _fail(base, f"{GRAPH} is inconsistent: {exc!r}") from None
     try:

@@ -67,13 +67,18 @@ def body_of(node: Node) -> tuple[Node, ...]:
 
 def kernel_inputs(graph: Graph, node: Node) -> tuple[str, ...]:
     """The values a node's kernel takes as arguments: its inputs without the one-element parameters (baked in)."""
-    result = []
-    for name in dict.fromkeys(i for i in node.inputs if i):
-        value = _param(graph, node, name)
-        if value is not None and value.size == 1:
-            continue
-        result.append(name)
-    return tuple(result)
+    return tuple(name for name in dict.fromkeys(i for i in node.inputs if i) if not _baked(graph, node, name))
+
+
+def baked_params(graph: Graph, node: Node) -> tuple[str, ...]:
+    """The one-element parameters that a node's kernel has compiled in as constants."""
+    names = dict.fromkeys(name for member in body_of(node) for name in member.inputs if name)
+    return tuple(name for name in names if _baked(graph, node, name))
+
+
+def _baked(graph: Graph, node: Node, name: str) -> bool:
+    value = _param(graph, node, name)
+    return value is not None and value.size == 1
 
 
 def _param(graph: Graph, node: Node, name: str) -> np.ndarray | None:

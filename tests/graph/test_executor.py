@@ -193,3 +193,30 @@ def test_kernel_symbols_are_the_same_in_every_process() -> None:
         assert child.returncode == 0, child.stderr[-2000:]
         names.append(child.stdout.split())
     assert names[0] == names[1] and len(names[0]) >= 2
+
+
+def test_set_input_on_a_parameter_compiled_into_the_code_raises(tmp_path: Path) -> None:
+    """A one-element parameter is a constant in the kernel: writing it used to be accepted and do nothing."""
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["s"]), helper.make_node("Add", ["s", "bias"], ["y"])]
+    graph = helper.make_graph(nodes, "scaled", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+                              [numpy_helper.from_array(np.array([2.0], np.float32), "scale"),
+                               numpy_helper.from_array(np.array([1.0, 2.0, 3.0], np.float32), "bias")])
+    executor = tg.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    x = np.array([1.0, 1.0, 1.0], np.float32)
+    with pytest.raises(ValueError, match="'scale' is compiled into the code as a constant"):
+        executor.set_input("scale", np.array([5.0], np.float32))
+    executor.set_input(bias=np.zeros(3, np.float32))  # a real argument of the kernel: it changes the result
+    np.testing.assert_array_equal(executor.run([x])[0], [2.0, 2.0, 2.0])
+    executor.export(str(tmp_path / "scaled"))
+    loaded = tg.load_executor(str(tmp_path / "scaled"))
+    with pytest.raises(ValueError, match="'scale' is compiled into the code as a constant"):
+        loaded.set_input("scale", np.array([5.0], np.float32))
+
+    alone = helper.make_graph([nodes[0]], "alone", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                              [helper.make_tensor_value_info("s", TensorProto.FLOAT, [3])],
+                              [numpy_helper.from_array(np.array([2.0], np.float32), "scale")])
+    single = tg.compile(helper.make_model(alone, opset_imports=[helper.make_opsetid("", 13)]))
+    with pytest.raises(ValueError, match="'scale' is compiled into the code as a constant"):
+        single.set_input(scale=np.array([5.0], np.float32))
+    np.testing.assert_array_equal(single.run([x])[0], [2.0, 2.0, 2.0])
