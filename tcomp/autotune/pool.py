@@ -8,6 +8,9 @@ it is submitted and its deadline is exact. On a timeout or a crash the pool kill
 culprit run again. After a crash with several jobs in flight, the suspects run again one at a time, so only the job
 that crashes on its own is reported as ``CRASH``.
 
+Workers die with the process that started them (a watchdog thread in each exits it when its parent is gone), so
+killing the tuner, even with SIGKILL, leaves no worker behind.
+
 The executor is pluggable: ``executor_factory(n_workers) -> concurrent.futures.Executor``. The default is a
 ``ProcessPoolExecutor`` with the ``spawn`` start method (libgomp's thread pool does not survive ``fork``). With
 another executor (threads, a cluster client), timeouts still return ``TIMEOUT``, but stopping the stuck job is the
@@ -22,6 +25,7 @@ import enum
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -51,14 +55,35 @@ class Outcome:
     elapsed: float = 0.0
 
 
-def init_worker() -> None:
+PARENT_CHECK_SECONDS = 0.2  # how often a worker checks that the process that started it is alive
+
+
+def init_worker(parent: int | None = None) -> None:
     """Runs first in every default worker: lead a process group (so the worker and anything it started can be
-    killed together) and leave Ctrl-C to the parent, which cleans up."""
+    killed together), leave Ctrl-C to the parent, which cleans up, and die with the parent: a watchdog thread
+    exits the worker as soon as ``parent`` is gone (a SIGKILL of the tuner, even of its whole process group, does
+    not reach the workers, which lead their own groups). The resource tracker of ``multiprocessing`` then sees
+    its pipe close and exits too."""
     try:
         os.setpgrp()
     except OSError:  # pragma: no cover - not permitted in some sandboxes
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        watch_parent(parent)
+
+
+def watch_parent(parent: int) -> None:
+    """Exit this process (``os._exit``, no cleanup) once ``parent`` is no longer its parent process."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="tcomp-parent-watchdog", daemon=True).start()
 
 
 def ping() -> int:
@@ -71,7 +96,8 @@ def ping() -> int:
 def process_pool_factory(start_method: StartMethod = StartMethod.SPAWN) -> ExecutorFactory:
     def make(workers: int) -> cf.Executor:
         context = multiprocessing.get_context(start_method.value)
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                                      initargs=(os.getpid(),))
 
     return make
 

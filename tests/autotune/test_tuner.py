@@ -146,3 +146,60 @@ def test_killed_tuner_resumes_without_remeasuring(tmp_path: Path) -> None:
     result = tuner.tune(len(logged) + 10, measurer=measurer, batch_size=2)
     assert result.trials == 10
     assert not set(logged) & set(measurer.measured)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited (nobody may reap it here)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killing_tune_and_its_group_leaves_no_worker(tmp_path: Path) -> None:
+    """Workers led their own process groups and outlived a SIGKILL of ``tcomp tune`` (and of its group) for
+    minutes, with the resource tracker; now they die with it."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tcomp.cli", "tune", "--op", "matmul", "--shape", "64,64,64", "--trials", "1000",
+         "--tuner", "random", "--parallel", "2", "--tuning-records", str(tmp_path / "log.jsonl"),
+         "--plot", str(tmp_path / "plot.png")],
+        env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(workers) < 4:  # builders, the runner and the resource tracker
+            workers |= _descendants(process.pid)
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert len(workers) >= 4, f"the tuner did not start its workers: {workers}"
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"{len(survivors)} worker processes outlived the killed tuner"
