@@ -8,8 +8,9 @@ A CPU other than this machine's, or extra features, are checked against LLVM's l
 
 from __future__ import annotations
 
+import enum
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tcomp.target_check import PROBED_FEATURES, TargetCheckError, check_llvm_target, implied_features
 
@@ -23,6 +24,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "-arch": ("cuda",),
     "-max-threads-per-block": ("cuda",),
     "-max-shared-memory-per-block": ("cuda",),
+    "-precision": ("cuda",),
 }
 
 # CUDA defaults: compute capability 8.0, the per-block thread limit of every GPU since compute capability 2.0, and
@@ -34,6 +36,53 @@ CUDA_MAX_SHARED_MEMORY_PER_BLOCK = 48 * 1024
 
 class TargetError(ValueError):
     """A target string or field that cannot be understood."""
+
+
+class Precision(enum.StrEnum):
+    """The arithmetic a CUDA target may use for float32 matrix products (matmul, batched matmul, convolution).
+
+    ``FP32``: plain float32 multiply-adds (the default). ``TF32``, ``FP16``, ``BF16``: tensor cores (``mma.sync``,
+    compute capability 8.0 or later) on operands rounded to TF32 (10-bit mantissa), float16 or bfloat16, products
+    accumulated in float32. Results differ from float32 by about the rounding of the operands: a relative error of
+    about ``2**-11`` per product for TF32 and float16, ``2**-8`` for bfloat16 (``tolerance`` gives a bound for
+    sums of ``k`` products).
+    """
+
+    FP32 = "fp32"
+    TF32 = "tf32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+
+    @staticmethod
+    def parse(value: Precision | str | None) -> Precision:
+        """``None`` is ``FP32``; strings are the values (``"fp16"``) or their dtype names (``"float16"``)."""
+        if value is None:
+            return Precision.FP32
+        if isinstance(value, Precision):
+            return value
+        text = str(value).strip().lower()
+        text = {"float32": "fp32", "tensorfloat32": "tf32", "float16": "fp16", "half": "fp16",
+                "bfloat16": "bf16"}.get(text, text)
+        try:
+            return Precision(text)
+        except ValueError:
+            choices = ", ".join(p.value for p in Precision)
+            raise TargetError(f"unknown precision {value!r}; expected one of {choices}") from None
+
+    @property
+    def uses_tensor_cores(self) -> bool:
+        return self is not Precision.FP32
+
+    @property
+    def mantissa_bits(self) -> int:
+        """Explicit mantissa bits of an operand after rounding."""
+        return {Precision.FP32: 23, Precision.TF32: 10, Precision.FP16: 10, Precision.BF16: 7}[self]
+
+    def tolerance(self, k: int) -> float:
+        """A bound on ``|got - want| / (sum_k |a| |b|)`` for a dot product of ``k`` terms: each operand rounded
+        (half an ulp at this precision, twice) plus float32 accumulation over ``k`` terms."""
+        operand = 2.0 ** -self.mantissa_bits  # two roundings of half an ulp each
+        return operand + k * 2.0 ** -23
 
 
 def host_cpu_name() -> str:
@@ -67,7 +116,8 @@ class Target:
     features implied by ``mcpu``, or the host's own features when ``mcpu`` is the host CPU), ``num_cores`` the
     threads parallel loops use (default: the cores this process may run on). For ``cuda``: ``arch`` is the GPU
     architecture (``sm_80`` by default), ``max_threads_per_block`` and ``max_shared_memory_per_block`` (bytes) the
-    limits every kernel is checked against when it is built.
+    limits every kernel is checked against when it is built, ``precision`` the arithmetic matrix products may use
+    (``-precision=fp16``: tensor cores, see ``Precision``).
     """
 
     kind: str
@@ -77,6 +127,7 @@ class Target:
     arch: str = ""
     max_threads_per_block: int = 0
     max_shared_memory_per_block: int = 0
+    precision: Precision = Precision.FP32
     host: bool = field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,11 +144,14 @@ class Target:
             raise TargetError(f"unknown target kind {text!r}; expected one of {', '.join(KINDS)}")
         object.__setattr__(self, "kind", text)
         object.__setattr__(self, "mattr", tuple(self.mattr))
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
         if self.kind == "cuda":
             self._resolve_cuda()
             return
-        if self.arch or self.max_threads_per_block or self.max_shared_memory_per_block:
-            raise TargetError("target options arch, max_threads_per_block and max_shared_memory_per_block are for cuda")
+        if (self.arch or self.max_threads_per_block or self.max_shared_memory_per_block
+                or self.precision is not Precision.FP32):
+            raise TargetError("target options arch, max_threads_per_block, max_shared_memory_per_block and "
+                              "precision are for cuda")
         if self.mcpu in ("", "native"):
             object.__setattr__(self, "mcpu", host_cpu_name())
             object.__setattr__(self, "host", True)
@@ -130,6 +184,24 @@ class Target:
                 object.__setattr__(self, name, default)
             elif value < 0:
                 raise TargetError(f"target option {name}: expected a positive integer, got {value}")
+        if self.precision.uses_tensor_cores and self.compute_capability < 80:
+            raise TargetError(f"target option -precision={self.precision}: tensor cores with {self.precision} need "
+                              f"compute capability 8.0 or later (-arch=sm_80), got -arch={self.arch}")
+
+    @property
+    def compute_capability(self) -> int:
+        """``80`` for ``-arch=sm_80`` (cuda targets only)."""
+        if self.kind != "cuda":
+            raise TargetError(f"target {self}: compute capability is for cuda targets")
+        return int(self.arch[3:])
+
+    def with_precision(self, precision: Precision | str | None) -> Target:
+        """This cuda target with ``precision`` (see ``Precision``); ``None`` leaves it unchanged."""
+        if precision is None:
+            return self
+        if self.kind != "cuda":
+            raise TargetError(f"precision applies to cuda targets, not {self}")
+        return replace(self, precision=Precision.parse(precision))
 
     @staticmethod
     def parse(text: str) -> Target:
@@ -206,10 +278,12 @@ class Target:
                 words.append(f"-max-threads-per-block={self.max_threads_per_block}")
             if self.max_shared_memory_per_block != CUDA_MAX_SHARED_MEMORY_PER_BLOCK:
                 words.append(f"-max-shared-memory-per-block={self.max_shared_memory_per_block}")
+            if self.precision is not Precision.FP32:
+                words.append(f"-precision={self.precision}")
         return " ".join(words)
 
 
-_CUDA_FIELDS = ("arch", "max_threads_per_block", "max_shared_memory_per_block")
+_CUDA_FIELDS = ("arch", "max_threads_per_block", "max_shared_memory_per_block", "precision")
 
 
 def _parse(text: str) -> Target:
@@ -242,6 +316,8 @@ def _parse(text: str) -> Target:
                 raise TargetError(f"target option -num-cores: expected a positive integer, got {value!r}")
         elif name == "-arch":
             cuda["arch"] = value
+        elif name == "-precision":
+            cuda["precision"] = Precision.parse(value)
         else:
             field_name = name[1:].replace("-", "_")
             if not value.isdigit() or int(value) <= 0:

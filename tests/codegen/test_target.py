@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcomp.target import Target, TargetError, as_target, host_cpu_name, host_num_cores
+from tcomp.target import Precision, Target, TargetError, as_target, host_cpu_name, host_num_cores
 
 
 def test_host_defaults() -> None:
@@ -37,8 +37,24 @@ def test_options_and_canonical_string() -> None:
     ("llvm -mcpu", "target option '-mcpu' needs a value"),
     ("llvm -mattr=avx2", "feature 'avx2' must start with"),
     ("cuda -mcpu=sm_80", "'-mcpu' does not apply to kind 'cuda'"),
+    ("cuda -precision=fp8", "unknown precision 'fp8'; expected one of fp32, tf32, fp16, bf16"),
+    ("cuda -arch=sm_75 -precision=fp16", "tensor cores with fp16 need compute capability 8.0"),
+    ("llvm -precision=fp16", "'-precision' does not apply to kind 'llvm'"),
 ])
 def test_errors_name_the_bad_option(text: str, pattern: str) -> None:
     with pytest.raises(TargetError, match=pattern):
         Target(text)
     assert issubclass(TargetError, ValueError)
+
+
+def test_cuda_precision_option() -> None:
+    target = Target("cuda -arch=sm_90 -precision=bf16")
+    assert target.precision is Precision.BF16 and target.compute_capability == 90
+    assert str(target) == "cuda -arch=sm_90 -precision=bf16" and Target(str(target)) == target
+    assert Target("cuda").precision is Precision.FP32 and str(Target("cuda -precision=fp32")) == "cuda"
+    assert Target("cuda").with_precision("float16") == Target("cuda -precision=fp16")
+    assert Target("cuda").with_precision(None) == Target("cuda")
+    with pytest.raises(TargetError, match="precision applies to cuda targets"):
+        Target("llvm").with_precision("fp16")
+    assert [p.uses_tensor_cores for p in Precision] == [False, True, True, True]
+    assert Precision.BF16.tolerance(64) > Precision.FP16.tolerance(64) > Precision.FP32.tolerance(64)
