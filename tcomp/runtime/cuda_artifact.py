@@ -42,6 +42,19 @@ def c_type(dtype: str) -> str:
     return C_TYPES[elem]
 
 
+# buffer element types in memory: float16 data moves as raw bits, which only tcomp's device functions interpret
+STORAGE_TYPES = {**C_TYPES, "float16": "unsigned short"}
+
+
+def storage_type(dtype: str) -> str:
+    """The C element type of a buffer of ``dtype`` (pointers, arrays): ``c_type``, and ``unsigned short`` for the
+    bits of ``float16``; ``ValueError`` for others."""
+    elem, lanes = dt.split_lanes(dtype)
+    if lanes != 1 or elem not in STORAGE_TYPES:
+        raise ValueError(f"dtype {dtype} is not supported by the CUDA backend")
+    return STORAGE_TYPES[elem]
+
+
 @dataclass(frozen=True)
 class LaunchConfig:
     """Blocks per grid and threads per block, along x, y, z."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tcomp.runtime.args import data_pointer
-from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo, c_type
+from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo, c_type, storage_type
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.errors import KernelError
 
@@ -69,7 +69,7 @@ class EmulationError(RuntimeError):
 
 def _launcher(kernel: KernelInfo) -> str:
     """C++ that runs ``kernel``'s grid; returns 0, or 1 when OpenMP gave a block fewer threads than it needs."""
-    params = [f"{c_type(b.dtype)}* p{i}" for i, b in enumerate(kernel.params)]
+    params = [f"{storage_type(b.dtype)}* p{i}" for i, b in enumerate(kernel.params)]
     params += [f"{c_type(v.dtype)} s{i}" for i, v in enumerate(kernel.size_vars)]
     args = ", ".join([f"p{i}" for i in range(len(kernel.params))] + [f"s{i}" for i in range(len(kernel.size_vars))])
     bx, by, bz = kernel.launch.block

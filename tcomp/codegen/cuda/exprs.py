@@ -5,7 +5,10 @@ Repeated operands of ``&&`` print once: the same tree over the same variables (`
 Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%`` where the operands are provably non-negative
 (the loop bounds known so far are used), else as the helpers ``tc_floordiv`` / ``tc_floormod`` of the preamble.
 Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
-are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported.
+are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported in expressions; ``float16``
+buffers may be passed to tcomp's own device functions (``device_functions``), which see them as ``unsigned short``
+bit patterns (``storage_type``). Calls of kind ``extern`` must name a registered device function; ``address_of``
+prints as a pointer (``(buf + index)``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import re
 
 from tcomp.arith import const_int_bound
 from tcomp.arith.keys import ExprKeys
+from tcomp.codegen.cuda.warp_intrinsics import HELPER_SOURCE as TENSOR_CORE_SOURCE
+from tcomp.codegen.cuda.warp_intrinsics import TENSOR_CORE_HELPER
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.runtime.cuda_artifact import c_type as runtime_c_type
+from tcomp.runtime.cuda_artifact import storage_type as runtime_storage_type
 
 
 class CudaCodegenError(ValueError):
@@ -61,6 +67,15 @@ def c_type(dtype: str) -> str:
     """The C type of ``dtype`` (``tcomp.runtime.cuda_artifact.c_type``), or ``CudaCodegenError``."""
     try:
         return runtime_c_type(dtype)
+    except ValueError as error:
+        raise CudaCodegenError(str(error)) from None
+
+
+def storage_type(dtype: str) -> str:
+    """The element type of a buffer of ``dtype`` (``tcomp.runtime.cuda_artifact.storage_type``: float16 as its
+    bits), or ``CudaCodegenError``."""
+    try:
+        return runtime_storage_type(dtype)
     except ValueError as error:
         raise CudaCodegenError(str(error)) from None
 
@@ -112,6 +127,7 @@ class ExprPrinter:
         self.names = names
         self.bounds: dict[E.Var, tuple[int, int]] = {}
         self.helpers: set[str] = set()
+        self.device_functions: set[str] = set()
 
     def __call__(self, e: E.Expr) -> str:
         return self.expr(e)[0]
@@ -209,6 +225,12 @@ class ExprPrinter:
         return f"{helper}({self(a)}, {self(b)})", _ATOM
 
     def call(self, e: E.Call) -> str:
+        if e.kind == "extern":
+            return self.extern_call(e)
+        if e.op == "address_of" and len(e.args) == 1 and isinstance(e.args[0], E.BufferLoad):
+            load = e.args[0]
+            name = self.names.get(load.buffer, f"buffer {load.buffer.name}")
+            return f"({name} + {self(load.indices[0])})"
         if e.kind != "pure":
             raise CudaCodegenError(f"call {e} of kind {e.kind!r} cannot run in a CUDA kernel")
         op, args = e.op, e.args
@@ -225,6 +247,17 @@ class ExprPrinter:
         if op not in _MATH:
             raise CudaCodegenError(f"math call {op!r} is not supported by the CUDA backend")
         return f"{_MATH[op]}{suffix}({', '.join(self(a) for a in args)})"
+
+
+    def extern_call(self, e: E.Call) -> str:
+        """A call of a registered device function; its name goes to ``device_functions`` (the code generator puts
+        its source before the kernels)."""
+        from tcomp.codegen.cuda.device_functions import device_function
+
+        if device_function(e.op) is None:
+            raise CudaCodegenError(f"call of {e.op!r}: CUDA kernels can call only device functions tcomp generated")
+        self.device_functions.add(e.op)
+        return f"{e.op}({', '.join(self(a) for a in e.args)})"
 
 
 # Asynchronous copies from global to shared memory (``cp.async``, compute capability 8.0 and later; a plain copy on
@@ -256,6 +289,7 @@ _CP_SYNC = (
 )
 
 HELPERS = {
+    TENSOR_CORE_HELPER: TENSOR_CORE_SOURCE,
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),

@@ -17,8 +17,9 @@ into shared memory until the global load arrives. Other copies (a padding select
 from __future__ import annotations
 
 from tcomp.arith import const_int_bound, simplify
+from tcomp.codegen.cuda.device_functions import DeviceFunction, device_function
 from tcomp.codegen.cuda.doc import Doc
-from tcomp.codegen.cuda.exprs import CudaCodegenError, ExprPrinter, NameTable, c_type
+from tcomp.codegen.cuda.exprs import CudaCodegenError, ExprPrinter, NameTable, c_type, storage_type
 from tcomp.codegen.cuda.vector import VectorCopy, match_vector_copy
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
@@ -33,14 +34,33 @@ ASYNC_COPY_BYTES = 4  # element size of scalar copies printed as cp.async (cp.as
 
 
 def written_buffers(stmt: S.Stmt) -> set[int]:
+    """Ids of the buffers ``stmt`` stores into, or passes by address to a device function (which may write)."""
     written: set[int] = set()
 
     def visit(node: object) -> None:
         if isinstance(node, S.BufferStore):
             written.add(id(node.buffer))
+        elif isinstance(node, E.Call) and node.kind == "extern":
+            for arg in node.args:
+                if isinstance(arg, E.Call) and arg.op == "address_of" and isinstance(arg.args[0], E.BufferLoad):
+                    written.add(id(arg.args[0].buffer))
 
     post_order_visit(stmt, visit)
     return written
+
+
+def called_device_functions(stmt: S.Stmt) -> list[DeviceFunction]:
+    """The registered device functions ``stmt`` calls, in order of first call."""
+    found: dict[str, DeviceFunction] = {}
+
+    def visit(node: object) -> None:
+        if isinstance(node, E.Call) and node.kind == "extern" and node.op not in found:
+            function = device_function(node.op)
+            if function is not None:
+                found[node.op] = function
+
+    post_order_visit(stmt, visit)
+    return list(found.values())
 
 
 def shared_buffers(stmt: S.Stmt) -> list[Buffer]:
@@ -84,16 +104,19 @@ class KernelPrinter:
         for buffer in kernel.params:
             name = self.names.define(buffer, buffer.name)
             const = "" if id(buffer) in written else "const "
-            params.append(f"{const}{c_type(buffer.dtype)}* __restrict__ {name}")
+            params.append(f"{const}{storage_type(buffer.dtype)}* __restrict__ {name}")
         for var in kernel.size_vars:
             params.append(f"{c_type(var.dtype)} {self.names.define(var, var.name)}")
-        threads = launch_dims(kernel).threads_per_block
-        head = f'extern "C" __global__ void __launch_bounds__({threads}) {kernel.name}({", ".join(params)})'
+        bounds = str(launch_dims(kernel).threads_per_block)
+        min_blocks = max((f.min_blocks for f in called_device_functions(kernel.body)), default=0)
+        if min_blocks:
+            bounds += f", {min_blocks}"
+        head = f'extern "C" __global__ void __launch_bounds__({bounds}) {kernel.name}({", ".join(params)})'
         with self.doc.block(head):
             for buffer in shared_buffers(kernel.body):
                 name = self.names.define(buffer, buffer.name)
                 count = allocation_bytes(buffer) // dt.storage_bytes(buffer.dtype)
-                self.doc.line(f"__shared__ __align__(16) {c_type(buffer.dtype)} {name}[{count}];")
+                self.doc.line(f"__shared__ __align__(16) {storage_type(buffer.dtype)} {name}[{count}];")
             self.stmt(kernel.body)
 
     # -- statements ------------------------------------------------------------------------------------------------
@@ -131,6 +154,8 @@ class KernelPrinter:
                 self.expr.helpers.add("tc_cp_async")
                 doc.line("tc_cp_async_wait_all();")
             doc.line("__syncthreads();")
+        elif isinstance(s, S.Evaluate) and isinstance(s.value, E.Call) and s.value.kind == "extern":
+            doc.line(f"{expr(s.value)};")
         elif isinstance(s, S.NoOp):
             return
         else:
