@@ -310,7 +310,7 @@ class Lowerer:
         inner_ids = {id(lv.var) for lv in inner}
         prefix = f"stage {stage.name}: tensorize with {intrin.name}"
         for cond, used in guards:
-            if used & inner_ids:
+            if used & inner_ids and not intrin.partial:
                 raise TensorizeError(
                     f"{prefix}: the loop nest under axis {axis.var.name} needs the bounds guard {cond} "
                     "(an extent the split factor does not divide); the intrinsic covers whole tiles only"

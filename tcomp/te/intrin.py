@@ -5,6 +5,8 @@
 loop-IR statement that computes it, or ``(body, reset, update)`` for reductions: ``body`` computes from scratch,
 ``reset`` sets the output to the identity, ``update`` accumulates into it. ``Stage.tensorize(axis, intrin)`` checks
 that the loop nest under ``axis`` computes exactly the declared behaviour and replaces it with the lowered call.
+An intrinsic declared ``partial`` handles tiles that overhang the tensors itself (its lowering reads the valid extent
+from the regions, ``buffer.shape[d] - start[d]``), so the nest may carry bounds guards.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class TensorIntrin:
     op: ComputeOp
     inputs: tuple[Tensor, ...]
     lower: Callable[[list[TensorRegion], list[TensorRegion]], LowerResult]
+    partial: bool = False
 
     @property
     def axis(self) -> tuple[IterVar, ...]:
@@ -75,8 +78,10 @@ def decl_tensor_intrin(
     op: ComputeOp | Tensor,
     lower: Callable[[list[TensorRegion], list[TensorRegion]], LowerResult],
     name: str | None = None,
+    partial: bool = False,
 ) -> TensorIntrin:
-    """Declare a tensor intrinsic computing ``op`` (over placeholders only), performed by ``lower``."""
+    """Declare a tensor intrinsic computing ``op`` (over placeholders only), performed by ``lower``; ``partial``:
+    it also computes tiles that overhang the tensors (module docstring)."""
     compute = op.op if isinstance(op, Tensor) else op
     if not isinstance(compute, ComputeOp):
         raise TypeError(f"decl_tensor_intrin: expected a compute, got {compute!r}")
@@ -87,7 +92,7 @@ def decl_tensor_intrin(
                 f"decl_tensor_intrin {name or compute.name}: input {tensor.name} must be a placeholder, "
                 "the behaviour of an intrinsic is one compute over its inputs"
             )
-    intrin = TensorIntrin(name or compute.name, compute, inputs, lower)
+    intrin = TensorIntrin(name or compute.name, compute, inputs, lower, partial)
     intrin.extents(compute.axis + compute.reduce_axis)
     return intrin
 
