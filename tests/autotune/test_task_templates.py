@@ -72,12 +72,16 @@ def test_template_fallback_builds_and_matches_numpy() -> None:
     np.testing.assert_allclose(out, x @ w.T, rtol=1e-4, atol=1e-4)
 
 
-def test_cuda_thread_binding_knobs_define_a_space_and_lower() -> None:
+def test_cuda_matmul_space_holds_fitting_tiles_and_lowers() -> None:
+    from tcomp.ops.cuda.gemm_choice import fits, matmul_problem, parse_tile_name
+    from tcomp.target import Precision, Target
+
     task = create_task("matmul_cuda", (64, 64, 32), target="cuda")
     space = task.config_space
-    for entity in space.knobs["tile_x"].entities:
-        _, threads, inner = entity.size
-        assert threads <= 32 and inner <= 8 and 16 <= threads * inner <= 128
+    problem = matmul_problem(64, 64, 32, "float32", Precision.FP32)
+    for entity in space.knobs["tile"].entities:
+        tile = parse_tile_name(entity.val)
+        assert 64 <= tile.threads <= 512 and fits(tile, problem, Target("cuda"))
     schedule, tensors = task.instantiate(space.get(len(space) - 1))
     text = str(tcomp.lower(schedule, tensors, simple_mode=True))
     assert "threadIdx.x" in text and "blockIdx.y" in text and "shared" in text

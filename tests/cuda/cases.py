@@ -78,7 +78,8 @@ def _fused_elementwise() -> tuple[Schedule, list[Tensor]]:
 
 
 def _matmul(M: int, N: int, K: int, knobs: cuda_ops.MatmulKnobs | None = None) -> Callable[..., Any]:
-    return lambda: cuda_ops.matmul_cuda(M, N, K, knobs)
+    """The shared-memory schedule of ``ops.cuda.matmul`` (its default knobs for the shape unless given)."""
+    return lambda: cuda_ops.matmul_cuda(M, N, K, knobs or cuda_ops.default_matmul_knobs(M, N, K))
 
 
 def _reduce(shape: tuple[int, ...], axis: Any, reducer: Callable[..., Tensor]) -> Callable[..., Any]:

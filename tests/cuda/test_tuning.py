@@ -7,16 +7,16 @@ import json
 
 from tcomp import autotune
 from tcomp.autotune import MeasureOptions, MeasureStatus, create_task
-from tcomp.ops.cuda.matmul import default_matmul_knobs
+from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem, tile_name
+from tcomp.target import Precision, Target
 
 
-def test_matmul_cuda_fallback_is_the_default_schedule() -> None:
+def test_matmul_cuda_fallback_is_the_default_tile() -> None:
     task = create_task("matmul_cuda", (64, 48, 40), target="cuda")
     fallback = task.config_space.fallback
-    base = default_matmul_knobs(64, 48, 40)
-    assert fallback["tile_y"].size[1:] == (base.threads[0], base.thread_m)
-    assert fallback["tile_x"].size[1:] == (base.threads[1], base.thread_n)
-    assert fallback["tile_k"].val == base.block_k and fallback["smem_pad"].val == base.smem_pad
+    default = default_tile(matmul_problem(64, 48, 40, "float32", Precision.FP32), 64, 48, target=Target("cuda"))
+    assert fallback["tile"].val == tile_name(default)
+    assert fallback["k_outer"].val == default.k_outer and fallback["min_blocks"].val == default.min_blocks
 
 
 def test_tuning_a_cuda_matmul_measures_every_candidate(tmp_path) -> None:  # type: ignore[no-untyped-def]

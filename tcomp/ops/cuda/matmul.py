@@ -16,16 +16,19 @@ updates its sub-tile from them (loops unrolled, so the compiler keeps the values
 ``smem_pad`` pads the rows of ``A.shared`` (``storage_align``) so threads reading one column of it hit different
 banks; ``double_buffer`` keeps two copies of each tile, filling the next while computing on this one. The knobs
 are plain values (``MatmulKnobs``) so a tuner can search them; ``default_matmul_knobs`` picks values that fit the
-shape.
+shape. ``matmul_cuda`` builds a matmul with this schedule when given knobs, else with the block-level GEMM tile
+kernel (``gemm_intrin``: ``cp.async`` pipelines, warp tiles, tensor cores for the reduced precisions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcomp import te
+from tcomp import ops, te
 from tcomp.ops.cuda.common import cooperative_fetch
+from tcomp.ops.cuda.gemm_tile import GemmTile
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.target import Precision, Target
 from tcomp.te.tensor import Tensor
 
 
@@ -109,13 +112,32 @@ def schedule_matmul(s: Schedule, C: Tensor, knobs: MatmulKnobs) -> None:
         s[BS].double_buffer()
 
 
-def matmul_cuda(M: int, N: int, K: int, knobs: MatmulKnobs | None = None,
-                dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
-    """``C = A @ B`` for ``A[M, K]``, ``B[K, N]`` with the CUDA schedule; returns ``(schedule, [A, B, C])``."""
+def matmul_cuda(M: int, N: int, K: int, knobs: MatmulKnobs | None = None, dtype: str = "float32", *,
+                precision: Precision | str | None = None, tile: GemmTile | None = None,
+                target: Target | str | None = None) -> tuple[Schedule, list[Tensor]]:
+    """``C = A @ B`` for ``A[M, K]``, ``B[K, N]`` (``dtype``; ``C`` float32); returns ``(schedule, [A, B, C])``.
+
+    With ``knobs``: the schedule of this module (float32 only). Otherwise the block-level GEMM tile kernel
+    (``gemm_intrin``): ``tile``, or the default tile for the shape, with ``precision`` (``"fp32"``, ``"tf32"``,
+    ``"fp16"``, ``"bf16"``; default: the target's, and fp16 for float16 operands)."""
+    from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem, precision_for
+    from tcomp.ops.cuda.gemm_intrin import schedule_matmul_tile
+    from tcomp.target import as_target
+
+    resolved = as_target(target) if target is not None else None
     A = te.placeholder((M, K), name="A", dtype=dtype)
     B = te.placeholder((K, N), name="B", dtype=dtype)
-    k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    if knobs is not None:
+        if precision is not None and Precision.parse(precision) is not Precision.FP32:
+            raise ValueError("matmul_cuda: MatmulKnobs schedule float32 arithmetic; pass a tile for tensor cores")
+        k = te.reduce_axis((0, K), name="k")
+        C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+        s = create_schedule(C)
+        schedule_matmul(s, C, knobs)
+        return s, [A, B, C]
+    chosen = Precision.parse(precision) if precision is not None else precision_for(dtype, resolved)
+    C = ops.matmul(A, B, out_dtype="float32", name="C")
     s = create_schedule(C)
-    schedule_matmul(s, C, knobs or default_matmul_knobs(M, N, K))
+    tile = tile or default_tile(matmul_problem(M, N, K, dtype, chosen), M, N, target=resolved)
+    schedule_matmul_tile(s, C, tile, chosen, resolved)
     return s, [A, B, C]
