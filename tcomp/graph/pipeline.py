@@ -1,11 +1,13 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
-    ONNX -> infer types -> fold constants -> simplify -> fold constants -> alter layout -> fold constants
-         -> fuse ops -> plan memory
+    ONNX -> infer types -> remove empty -> fold constants -> simplify -> fold constants -> alter layout
+         -> fold constants -> fuse ops -> plan memory
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
-``PassOptions`` switches passes off by name (``PassOptions(fuse_ops=False)``); the CLI and ``compile`` take the
-same names. ``run_pipeline(graph, options, dump=print)`` calls ``dump(name, graph)`` after every pass that ran.
+``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
+rule of execution, not an optimization. ``PassOptions`` switches the other passes off by name
+(``PassOptions(fuse_ops=False)``); the CLI and ``compile`` take the same names. ``run_pipeline(graph, options,
+dump=print)`` calls ``dump(name, graph)`` after every pass that ran.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
 from tcomp.target import Target, as_target
 
@@ -103,6 +106,13 @@ def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFun
     verify_graph(graph)
     if dump is not None:
         dump("import", graph)
+    empty_removed = remove_empty(graph)
+    if empty_removed is not graph:
+        check_interface("remove_empty", graph, empty_removed)
+        graph = empty_removed
+        verify_graph(graph)
+        if dump is not None:
+            dump("remove_empty", graph)
     for name, graph_pass in default_passes(target, tuning_records):
         if not getattr(options, name):
             continue

@@ -99,7 +99,7 @@ def test_dynamic_dimensions_need_input_shapes() -> None:
     ({"z": [1, 3, 8, 8]}, "not inputs of the model"),
     ({"x": [1, 3, 8]}, "3 dimensions, the model declares 4"),
     ({"x": [1, 4, 8, 8]}, "the model fixes it to 3"),
-    ({"x": [1, -3, 8, 8]}, "positive dimensions"),
+    ({"x": [1, -3, 8, 8]}, "non-negative dimensions"),
     ({"x": "1,3,8,8"}, "list of ints"),
 ])
 def test_bad_input_shapes(shapes: dict[str, object], message: str) -> None:

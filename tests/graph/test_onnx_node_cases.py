@@ -33,11 +33,6 @@ SKIPPED: dict[str, str] = {
     "FLOAT4": "4-bit types are not supported",
     "INT2": "2-bit types are not supported",
     "UINT2": "2-bit types are not supported",
-    "empty_set": "zero-size tensors are not supported",
-    "zero_size": "zero-size tensors are not supported",
-    "int_shape_zero": "zero-size tensors are not supported",
-    "start_out_of_bounds": "the slice is empty (zero-size tensors are not supported)",
-    "allowzero_reordered": "zero-size tensors are not supported",
 }
 
 

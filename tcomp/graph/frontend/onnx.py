@@ -265,9 +265,6 @@ def _bind_inputs(g: onnx.GraphProto, initializers: set[str], shapes: Mapping[str
                 raise GraphError(f"graph input {value_info.name!r} has {what}; bind its shape with --input-shapes "
                                  f"{value_info.name}:{example} (input_shapes={{{value_info.name!r}: ...}} in Python)")
             shape = tuple(int(d) for d in declared)
-        if 0 in shape:
-            raise GraphError(f"graph input {value_info.name!r} has a zero dimension {shape}; zero-size tensors are "
-                             "not supported")
         t = TensorType(shape, dtype)
         check_size(t, f"graph input {value_info.name!r}")
         builder.types[value_info.name] = t
@@ -280,8 +277,8 @@ def _check_given_shape(name: str, given: Sequence[int], declared: list[int | str
                                                        for d in given):
         raise GraphError(f"--input-shapes for {name!r} must be a list of ints, got {given!r}")
     shape = tuple(int(d) for d in given)
-    if any(d <= 0 for d in shape):
-        raise GraphError(f"--input-shapes for {name!r} must have positive dimensions, got {list(shape)}")
+    if any(d < 0 for d in shape):
+        raise GraphError(f"--input-shapes for {name!r} must have non-negative dimensions, got {list(shape)}")
     if declared is not None and len(declared) != len(shape):
         raise GraphError(f"--input-shapes gives {name!r} {len(shape)} dimensions, the model declares "
                          f"{len(declared)}: {declared}")

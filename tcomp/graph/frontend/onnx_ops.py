@@ -175,8 +175,6 @@ def _constant(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int
             value = np.array(a.ints("value_ints"), dtype=np.int64)
         else:
             raise b.error("has no value attribute")
-    if value.size == 0:
-        raise b.error("empty constants are not supported (zero-size tensors)")
     from tcomp.graph.frontend.onnx import infer_types_of_param
 
     b.params[node.output[0]] = np.require(value, requirements="C")

@@ -91,8 +91,8 @@ def _infer_split(ctx: InferContext) -> list[TensorType]:
     x = ctx.type(0)
     axis = normalize_axis(ctx, ctx.attr("axis", 0), x.ndim)
     sizes = ints_attr(ctx, "sizes")
-    if min(sizes, default=0) <= 0 or sum(sizes) != x.shape[axis]:
-        raise ctx.error(f"split sizes {sizes} must be positive and add up to {x.shape[axis]}")
+    if not sizes or min(sizes) < 0 or sum(sizes) != x.shape[axis]:
+        raise ctx.error(f"split sizes {sizes} must be non-negative and add up to {x.shape[axis]}")
     return [TensorType(tuple(s if d == axis else x.shape[d] for d in range(x.ndim)), x.dtype) for s in sizes]
 
 
@@ -139,8 +139,6 @@ def _infer_strided_slice(ctx: InferContext) -> list[TensorType]:
         raise ctx.error(f"axes {ctx.attr('axes')} repeat an axis")
     slices = _slices(ctx, ctx.node, x.shape)
     shape = tuple(len(range(*s.indices(d))) for s, d in zip(slices, x.shape))
-    if 0 in shape:
-        raise ctx.error(f"the slice of {x.shape} is empty ({shape}); zero-size tensors are not supported")
     return [TensorType(shape, x.dtype)]
 
 
@@ -320,8 +318,8 @@ register_op("shape_of", OpPattern.OPAQUE, _infer_shape_of, _lower_shape_of)
 # constant_of_shape: a tensor of `shape` filled with `value`
 def _infer_constant_of_shape(ctx: InferContext) -> list[TensorType]:
     shape = ints_attr(ctx, "shape")
-    if min(shape, default=1) <= 0:
-        raise ctx.error(f"shape {shape} must have positive dimensions (zero-size tensors are not supported)")
+    if min(shape, default=0) < 0:
+        raise ctx.error(f"shape {shape} must have non-negative dimensions")
     t = TensorType(shape, dt.normalize(ctx.attr("dtype", "float32")))
     if t.numel <= 1024:
         ctx.set_value(0, np.full(shape, ctx.attr("value", 0), dtype=dt.to_numpy(t.dtype)))

@@ -25,15 +25,26 @@ from tcomp.target import Target, as_target
 MAX_FOLD_BYTES = 256 << 20
 
 
-def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target) -> list[np.ndarray]:
-    """Compile ``node`` (whose inputs are all in ``params``) and return its outputs."""
-    from tcomp.graph.kernels import compile_node
+def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target,
+                  plain: bool = False) -> list[np.ndarray]:
+    """Compile ``node`` (whose inputs are all in ``params``) and return its outputs. ``plain``: with a schedule of
+    plain loop nests (no tiling), which every shape takes, zero extents included."""
+    from tcomp.graph.kernels import compile_node, node_tensors
 
     scope = replace(graph, params=params)
-    kernel = compile_node(scope, node, target)
-    arrays = [np.require(params[name], requirements="C") for name in kernel.args[: kernel.num_inputs]]
+    if plain:
+        import tcomp
+
+        lowered = node_tensors(scope, node)
+        schedule = tcomp.create_schedule([t.op for t in lowered.outputs])
+        module = tcomp.build(schedule, [*lowered.inputs, *lowered.outputs], target=target)
+        names = lowered.input_names
+    else:
+        kernel = compile_node(scope, node, target)
+        module, names = kernel.module, kernel.args[: kernel.num_inputs]
+    arrays = [np.require(params[name], requirements="C") for name in names]
     outputs = [np.empty(graph.type_of(o).shape, dtype=dt.to_numpy(graph.type_of(o).dtype)) for o in node.outputs]
-    kernel.module(*arrays, *outputs)
+    module(*arrays, *outputs)
     return outputs
 
 
