@@ -1,8 +1,10 @@
-"""Arguments shared by several commands: input shapes of a model, and a progress bar on stderr."""
+"""Arguments shared by several commands: input shapes and frozen input values of a model, and a progress bar on
+stderr."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -27,6 +29,30 @@ def parse_input_shapes(texts: list[str]) -> dict[str, list[int]]:
                 raise ValueError(f"--input-shapes: dimensions of {name!r} must be integers, got [{dims}]") from None
             position = match.end()
     return shapes
+
+
+def parse_freeze(texts: list[str]) -> dict[str, Any]:
+    """``["shape=[1,-1]", "training_mode=0"]`` -> ``{name: value}``: values in JSON (numbers, nested lists)."""
+    values: dict[str, Any] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--freeze: cannot read {text!r}; expected name=value, e.g. shape=[1,-1]")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"--freeze {name}: {value!r} is not a number or a list of numbers") from None
+        if not _numbers(parsed):
+            raise ValueError(f"--freeze {name}: {value!r} is not a number or a list of numbers")
+        values[name] = parsed
+    return values
+
+
+def _numbers(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_numbers(v) for v in value)
+    return isinstance(value, (int, float))
 
 
 def progress_bar(label: str, stream: Any = None) -> Callable[[int, int, str], None]:
@@ -73,6 +99,9 @@ def add_compile_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-shapes", action="append", default=[],
                         help='shapes of the inputs, e.g. "data:[1,3,224,224] mask:[1,128]" (needed for dynamic '
                              "dimensions)")
+    parser.add_argument("--freeze", action="append", default=[], metavar="NAME=VALUE",
+                        help="fix an input to a value (JSON: a number or a list), making it a constant; for inputs "
+                             'that decide shapes, e.g. "shape=[1,-1]" (repeatable)')
     parser.add_argument("--disable-pass", action="append", default=[], choices=PassOptions.names(),
                         help="switch a graph pass off (repeatable)")
     parser.add_argument("--dump-ir", action="store_true", help="print the graph after every pass")
@@ -86,6 +115,7 @@ def compile_model(args: argparse.Namespace, model: str) -> Any:
 
     target = Target.parse(args.target)
     shapes = parse_input_shapes(args.input_shapes)
+    values = parse_freeze(args.freeze)
     options = PassOptions.without(args.disable_pass)
-    return tg.compile(model, target, input_shapes=shapes, tuning_records=args.tuning_records, options=options,
-                      dump=print_dump if args.dump_ir else None, progress=progress_bar("compiling"))
+    return tg.compile(model, target, input_shapes=shapes, input_values=values, tuning_records=args.tuning_records,
+                      options=options, dump=print_dump if args.dump_ir else None, progress=progress_bar("compiling"))

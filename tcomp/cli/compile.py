@@ -1,7 +1,7 @@
 """Compile an ONNX model to a folder: native code, the graph, the parameters (tvmc's option names).
 
     tcomp compile model.onnx --target llvm [--tuning-records tuning.jsonl] \\
-        [--input-shapes "data:[1,3,224,224] mask:[1,128]"] -o out/
+        [--input-shapes "data:[1,3,224,224] mask:[1,128]"] [--freeze "shape=[1,-1]"] -o out/
 """
 
 from __future__ import annotations

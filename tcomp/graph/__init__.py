@@ -7,8 +7,8 @@
 
 Modules: ``ir`` (graph IR, printer, verifier), ``infer`` (types), ``op`` + ``opdefs`` (operator registry:
 patterns, inference, lowering), ``frontend`` (ONNX), ``passes`` (fold_constants, simplify, alter_layout, fuse_ops,
-plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``,
-``testing`` (model builders). The ``onnx`` package is needed only to import ONNX models.
+plan_memory), ``pipeline``, ``lower`` (kernels), ``executor``, ``export``, ``tuning``, ``specialize`` (shapes
+decided at run time), ``testing`` (model builders). The ``onnx`` package is needed only to import ONNX models.
 """
 
 from typing import Any
@@ -17,18 +17,28 @@ from tcomp.graph.compiler import build_executor, compile, compile_graph
 from tcomp.graph.executor import GraphExecutor
 from tcomp.graph.export import load_executor
 from tcomp.graph.infer import infer_types
-from tcomp.graph.ir import Graph, GraphError, Node, TensorType, UnsupportedOperatorError, make_node
+from tcomp.graph.ir import (
+    Graph,
+    GraphError,
+    Node,
+    TensorType,
+    UnsupportedOperatorError,
+    ValueNeededError,
+    make_node,
+)
 from tcomp.graph.pipeline import PassOptions, run_pipeline
+from tcomp.graph.specialize import SpecializingExecutor
 
 
-def from_onnx(model: Any, input_shapes: Any = None, name: str | None = None) -> Graph:
+def from_onnx(model: Any, input_shapes: Any = None, name: str | None = None, input_values: Any = None) -> Graph:
     """Import an ONNX model (see ``tcomp.graph.frontend.onnx.from_onnx``); needs the ``onnx`` package."""
     from tcomp.graph.frontend.onnx import from_onnx as import_onnx
 
-    return import_onnx(model, input_shapes, name)
+    return import_onnx(model, input_shapes, name, input_values)
 
 __all__ = [
-    "Graph", "GraphError", "GraphExecutor", "Node", "PassOptions", "TensorType", "UnsupportedOperatorError",
+    "Graph", "GraphError", "GraphExecutor", "Node", "PassOptions", "SpecializingExecutor", "TensorType",
+    "UnsupportedOperatorError", "ValueNeededError",
     "build_executor", "compile", "compile_graph", "from_onnx", "infer_types", "load_executor", "make_node",
     "run_pipeline",
 ]

@@ -9,6 +9,10 @@ Steps: import (``frontend.onnx``), the pass pipeline (``pipeline.py``), then one
 ``compile_graph`` stops after the passes (for inspection); ``build_executor`` compiles a graph that has been
 through them. ``target="cuda"``: default CUDA schedules (``tcomp.ops.cuda.dispatch``), no NCHW[x]c layouts, kernels
 run on a GPU or in CPU emulation (``cuda_executor.py``); such executors cannot be exported yet.
+
+A model whose shapes are decided at run time (symbolic dimensions, inputs that set shapes) compiles as it runs:
+``compile`` gives a ``SpecializingExecutor`` (``specialize.py``) unless ``input_shapes`` / ``input_values`` fix
+everything.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
-from tcomp.graph.ir import Graph
+from tcomp.graph.ir import Graph, GraphError
 from tcomp.graph.kernels import Kernel, baked_params, compile_node, kernel_inputs
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
+from tcomp.graph.specialize import SpecializingExecutor, compile_or_defer
 from tcomp.graph.tuning import as_dispatch_context
 from tcomp.target import Target, as_target
 
@@ -37,15 +42,16 @@ if TYPE_CHECKING:
 def compile_graph(model: ModelLike, target: Target | str | None = None, *,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, tuning_records: Any = None,
                   options: PassOptions | None = None, dump: DumpFunc | None = None,
-                  timings: dict[str, float] | None = None) -> Graph:
-    """Import ``model`` and run the pass pipeline; the result is ready for ``build_executor``."""
+                  timings: dict[str, float] | None = None, input_values: Mapping[str, Any] | None = None) -> Graph:
+    """Import ``model`` and run the pass pipeline; the result is ready for ``build_executor``. Every shape must
+    be static once ``input_shapes`` and ``input_values`` are bound."""
     start = time.perf_counter()
     if isinstance(model, Graph):
         graph = model
     else:
         from tcomp.graph.frontend.onnx import from_onnx
 
-        graph = from_onnx(model, input_shapes)
+        graph = from_onnx(model, input_shapes, input_values=input_values)
     if timings is not None:
         timings["import"] = time.perf_counter() - start
     records = as_dispatch_context(tuning_records)
@@ -114,14 +120,41 @@ def _spec(kernel: Kernel, target: Target) -> KernelSpec:
 
 
 def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A001
-            input_shapes: Mapping[str, Sequence[int]] | None = None, tuning_records: Any = None,
+            input_shapes: Mapping[str, Sequence[int]] | None = None,
+            input_values: Mapping[str, Any] | None = None, tuning_records: Any = None,
             options: PassOptions | None = None, dump: DumpFunc | None = None,
             timings: dict[str, float] | None = None,
-            progress: Callable[[int, int, str], None] | None = None) -> GraphExecutor:
-    """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU)."""
+            progress: Callable[[int, int, str], None] | None = None) -> GraphExecutor | SpecializingExecutor:
+    """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU).
+
+    ``input_shapes`` binds the shapes of inputs with symbolic dimensions; ``input_values`` fixes inputs to values
+    (they become constants and are no longer inputs). A model whose shapes are still decided at run time (symbolic
+    dimensions left, or inputs that decide shapes) gives a ``SpecializingExecutor`` that compiles as it runs, once
+    per input shapes and shape-deciding values (see ``specialize.py``)."""
     records = as_dispatch_context(tuning_records)
-    graph = compile_graph(model, target, input_shapes=input_shapes, tuning_records=records, options=options,
-                          dump=dump, timings=timings)
+    if isinstance(model, Graph):
+        if input_values:
+            raise GraphError("input_values applies to ONNX models; a graph's constants are its params")
+        return _compile_imported(model, target, records, options, dump, timings, progress)
+    from tcomp.graph.frontend.onnx import check_model, import_model, load_model
+
+    proto, base_dir = load_model(model)
+    decls, values = check_model(proto, input_shapes or {}, input_values or {})
+
+    def build(shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any]) -> GraphExecutor:
+        start = time.perf_counter()
+        graph = import_model(proto, base_dir, shapes, None, values)
+        if timings is not None:
+            timings["import"] = time.perf_counter() - start
+        return _compile_imported(graph, target, records, options, dump, timings, progress)
+
+    return compile_or_defer(decls, input_shapes or {}, values, build, proto.graph.name or "model")
+
+
+def _compile_imported(graph: Graph, target: Target | str | None, records: Any, options: PassOptions | None,
+                      dump: DumpFunc | None, timings: dict[str, float] | None,
+                      progress: Callable[[int, int, str], None] | None) -> GraphExecutor:
+    graph = run_pipeline(graph, options, dump, target, records, timings)
     start = time.perf_counter()
     executor = build_executor(graph, target, records, progress)
     if timings is not None:

@@ -43,6 +43,17 @@ class UnsupportedOperatorError(GraphError):
         self.nodes = nodes
 
 
+class ValueNeededError(GraphError):
+    """Compiling needs the value of ``value`` (a shape, slice bounds, axes ...), which is not known at compile time.
+    ``sources`` names the graph inputs it is computed from (through anything but their shapes): fixing their values
+    (``input_values``, or the specializing executor at run time) makes it known."""
+
+    def __init__(self, message: str, value: str, sources: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.value = value
+        self.sources = sources
+
+
 @dataclass(frozen=True)
 class TensorType:
     """A static shape (non-negative ints) and an element dtype (tcomp's dtype names)."""

@@ -1,8 +1,7 @@
 """onnx's backend node test cases for the operators tcomp converts, ready to compile.
 
 ``node_cases()`` lists the cases whose nodes all have supported op types (the ``_expanded`` function bodies are left
-out). Inputs that set shapes or indices (Reshape's shape, Slice's starts, Pad's pads ...) must be known at compile
-time in tcomp, so ``freeze_shape_inputs`` turns them into initializers holding the case's values.
+out); ``sample_cases`` picks the first few per operator.
 """
 
 from __future__ import annotations
@@ -12,16 +11,9 @@ import warnings
 from typing import Any
 
 import numpy as np
-import onnx
 from onnx import numpy_helper
 
 from tcomp.graph.frontend.onnx_common import supported_op_types
-
-SHAPE_INPUTS = {
-    "Reshape": {1}, "Slice": {1, 2, 3, 4}, "Squeeze": {1}, "Unsqueeze": {1}, "Pad": {1, 2, 3}, "Tile": {1},
-    "Expand": {1}, "Resize": {1, 2, 3}, "Split": {1}, "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1},
-    "ReduceMin": {1}, "ConstantOfShape": {0}, "Dropout": {1, 2},
-}
 
 
 @functools.cache
@@ -59,27 +51,3 @@ def as_array(value: Any) -> np.ndarray:
     if hasattr(value, "HasField"):
         return numpy_helper.to_array(value)
     return np.asarray(value)
-
-
-def freeze_shape_inputs(model: onnx.ModelProto, inputs: list[Any]) -> tuple[onnx.ModelProto, list[np.ndarray]]:
-    """The model with its shape-setting graph inputs turned into initializers, and the remaining inputs."""
-    names = [i.name for i in model.graph.input]
-    frozen = set()
-    for node in model.graph.node:
-        for position in SHAPE_INPUTS.get(node.op_type, ()):
-            if position < len(node.input) and node.input[position] in names:
-                frozen.add(node.input[position])
-    if not frozen:
-        return model, [as_array(v) for v in inputs]
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    kept, values = [], []
-    for info, value in zip(list(copy.graph.input), inputs):
-        if info.name in frozen:
-            copy.graph.initializer.append(numpy_helper.from_array(as_array(value), info.name))
-        else:
-            kept.append(info)
-            values.append(as_array(value))
-    del copy.graph.input[:]
-    copy.graph.input.extend(kept)
-    return copy, values

@@ -87,3 +87,12 @@ def test_convolution_of_an_empty_batch() -> None:
     executor = tg.compile(model, input_shapes={"data": [0, 3, 32, 32]})
     [y] = executor.run([np.zeros((0, 3, 32, 32), np.float32)])
     assert y.shape == (0, 10) and executor.num_kernels == 0
+
+
+def test_symbolic_batch_of_zero() -> None:
+    model = testing.transformer_encoder(seq=4, hidden=16, heads=2, ffn=32, dynamic_batch=True)
+    executor = tg.compile(model)
+    [y] = executor.run([np.zeros((0, 4, 16), np.float32)])
+    assert y.shape == (0, 4, 16)
+    [y] = executor.run([np.ones((2, 4, 16), np.float32)])
+    assert y.shape == (2, 4, 16) and executor.compilations == 2

@@ -1,0 +1,223 @@
+"""Specialization: models whose shapes are decided at run time compile when they run, once per shape and value.
+
+An ONNX model may leave dimensions symbolic (``dim_param``: a dynamic batch) or take as graph inputs the tensors
+that decide shapes (Reshape's shape, Slice's starts, Pad's pads, Resize's sizes, Tile's repeats ...). tcomp
+compiles for static shapes, so such a model gets a ``SpecializingExecutor``::
+
+    ex = tcomp.graph.compile("bert.onnx")           # symbolic batch: nothing is compiled yet
+    ex.run({"input_ids": ids, "attention_mask": m})  # compiles for these shapes, then runs
+    ex.run({"input_ids": ids4, "attention_mask": m4})  # another batch size: compiles once more
+    ex.compilations                                   # 2
+
+Each specialization is a ``GraphExecutor`` compiled from the model with every input shape bound and the inputs
+that decide shapes frozen to the values seen (they become constants); the executor keeps the most recent
+``max_specializations`` of them, keyed by the input shapes and those values, and reuses one whenever a run matches
+its key. Which inputs decide shapes is found while compiling: the frontend raises ``ValueNeededError`` naming the
+graph inputs a needed value is computed from (through anything but their shapes), those inputs join the key, and
+the compilation starts again. Every compilation is logged at debug level on ``tcomp.graph.specialize``.
+
+``compile(..., input_values={...})`` (``tcomp compile --freeze name=value``) fixes such inputs once and for all,
+and ``input_shapes`` binds symbolic dimensions; a model left with nothing to decide at run time compiles at once to
+a plain ``GraphExecutor`` (which can be exported).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tcomp.graph.executor import GraphExecutor
+from tcomp.graph.ir import GraphError, ValueNeededError
+
+if TYPE_CHECKING:
+    from tcomp.graph.frontend.onnx import InputDecl
+
+logger = logging.getLogger(__name__)
+
+MAX_SPECIALIZATIONS = 16
+
+BuildFunc = Callable[[Mapping[str, Sequence[int]], Mapping[str, np.ndarray]], GraphExecutor]
+Key = tuple[Any, ...]
+
+
+def compile_or_defer(decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequence[int]],
+                     input_values: Mapping[str, Any], build: BuildFunc, name: str = "model",
+                     max_specializations: int = MAX_SPECIALIZATIONS) -> GraphExecutor | SpecializingExecutor:
+    """A ``GraphExecutor`` when every shape is known now, else a ``SpecializingExecutor`` that compiles at run time.
+
+    ``decls``: the model's run-time inputs; ``build(shapes, values)`` compiles the model with those input shapes and
+    those inputs frozen to values (``input_values`` and the values found to decide shapes)."""
+    runtime = [d for d in decls if d.name not in input_values]
+    if all(d.static or d.name in input_shapes for d in runtime):
+        try:
+            return build(input_shapes, input_values)
+        except ValueNeededError as exc:
+            if not exc.sources:
+                raise
+            value_inputs = exc.sources
+    else:
+        value_inputs = ()
+    return SpecializingExecutor(runtime, input_shapes, input_values, build, value_inputs, name, max_specializations)
+
+
+class SpecializingExecutor:
+    """Runs a model by compiling it for the input shapes and shape-deciding input values of each run (see the
+    module docstring). The run interface is ``GraphExecutor``'s; ``compilations`` counts the specializations
+    compiled, ``specializations`` holds the cached ones (most recently used last)."""
+
+    def __init__(self, decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequence[int]],
+                 input_values: Mapping[str, Any], build: BuildFunc, value_inputs: Sequence[str] = (),
+                 name: str = "model", max_specializations: int = MAX_SPECIALIZATIONS) -> None:
+        if max_specializations < 1:
+            raise ValueError(f"max_specializations must be at least 1, got {max_specializations}")
+        self.name = name
+        self._decls = {d.name: d for d in decls}
+        self._fixed_shapes = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
+        self._fixed_values = dict(input_values)
+        self._build = build
+        self.value_inputs: tuple[str, ...] = tuple(value_inputs)
+        self.max_specializations = max_specializations
+        self.specializations: OrderedDict[Key, GraphExecutor] = OrderedDict()
+        self.compilations = 0
+        self._pending: dict[str, np.ndarray] = {}
+        self._last: GraphExecutor | None = None
+
+    # ------------------------------------------------------------------------------------------------------ inputs
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(self._decls)
+
+    def set_input(self, key: str | int | None = None, value: Any = None, **params: Any) -> None:
+        """Hold ``value`` for input ``key`` (a name or an index) until the next run."""
+        if key is not None:
+            self._hold(key, value)
+        for name, array in params.items():
+            self._hold(name, array)
+
+    def _hold(self, key: str | int, value: Any) -> None:
+        name = self.input_names[key] if isinstance(key, int) else key
+        decl = self._decls.get(name)
+        if decl is None:
+            raise KeyError(f"{self.name} has no input {name!r}; inputs: {list(self.input_names)}")
+        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name))
+
+    def get_input(self, key: str | int) -> np.ndarray:
+        name = self.input_names[key] if isinstance(key, int) else key
+        if name not in self._pending:
+            raise KeyError(f"input {name!r} has not been set")
+        return self._pending[name].copy()
+
+    # ------------------------------------------------------------------------------------------------------ running
+    def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
+        """As ``GraphExecutor.run``: compiles first when no specialization matches the inputs."""
+        if named:
+            self.set_input(**named)
+        if inputs is not None:
+            if isinstance(inputs, Mapping):
+                self.set_input(**inputs)
+            else:
+                if len(inputs) != len(self._decls):
+                    raise TypeError(f"{self.name} takes {len(self._decls)} inputs {list(self.input_names)}, "
+                                    f"got {len(inputs)}")
+                for index, value in enumerate(inputs):
+                    self._hold(index, value)
+        missing = [n for n in self._decls if n not in self._pending]
+        if missing:
+            raise ValueError(f"{self.name}: inputs {missing} are not set")
+        executor = self._specialization()
+        executor.run({n: a for n, a in self._pending.items() if n in executor.input_names})
+        self._last = executor
+        if inputs is not None:
+            return [executor.get_output(i) for i in range(executor.get_num_outputs())]
+        return None
+
+    def _key(self) -> Key:
+        shapes = tuple(self._pending[n].shape for n in self._decls)
+        values = tuple((n, self._pending[n].shape, self._pending[n].tobytes()) for n in self.value_inputs)
+        return shapes, values
+
+    def _specialization(self) -> GraphExecutor:
+        while True:
+            key = self._key()
+            executor = self.specializations.get(key)
+            if executor is not None:
+                self.specializations.move_to_end(key)
+                return executor
+            shapes = {n: a.shape for n, a in self._pending.items() if n not in self.value_inputs}
+            values = {**self._fixed_values, **{n: self._pending[n] for n in self.value_inputs}}
+            logger.debug("%s: compiling for input shapes %s%s", self.name, shapes,
+                         f" and the values of {list(self.value_inputs)}" if self.value_inputs else "")
+            try:
+                executor = self._build(shapes, values)
+            except ValueNeededError as exc:
+                new = [n for n in exc.sources if n in self._decls and n not in self.value_inputs]
+                if not new:
+                    raise
+                logger.debug("%s: inputs %s decide shapes; specializing on their values too", self.name, new)
+                self.value_inputs = (*self.value_inputs, *new)
+                continue
+            self.compilations += 1
+            self.specializations[key] = executor
+            while len(self.specializations) > self.max_specializations:
+                self.specializations.popitem(last=False)
+            return executor
+
+    def _current(self) -> GraphExecutor:
+        if self._last is None:
+            raise GraphError(f"{self.name} has not run yet: its shapes are decided at run time")
+        return self._last
+
+    def get_output(self, index: int) -> np.ndarray:
+        """A copy of output ``index`` of the last run."""
+        return self._current().get_output(index)
+
+    def get_num_outputs(self) -> int:
+        return self._current().get_num_outputs()
+
+    @property
+    def graph(self) -> Any:
+        """The optimized graph of the specialization that ran last (None before the first run)."""
+        return None if self._last is None else self._last.graph
+
+    @property
+    def num_kernels(self) -> int:
+        return self._current().num_kernels
+
+    def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1) -> list[float]:
+        """``GraphExecutor.benchmark`` of the specialization that ran last, on the inputs of that run."""
+        return self._current().benchmark(repeat, number, warmup)
+
+    def profile(self, repeat: int = 10) -> list[tuple[str, str, float]]:
+        return self._current().profile(repeat)
+
+    def export(self, folder: str) -> None:
+        """Refused: an exported model has static shapes. The message says which inputs to fix."""
+        fixes = [f"--input-shapes {d.name}:{d.example()}" for d in self._decls.values()
+                 if not d.static and d.name not in self._fixed_shapes and d.name not in self.value_inputs]
+        fixes += [f"--freeze {n}=VALUE" for n in self.value_inputs]
+        if not self.value_inputs:
+            fixes.append("--freeze NAME=VALUE for any input whose values decide shapes")
+        raise GraphError(f"{self.name}: shapes are decided at run time, so it cannot be exported; fix them with "
+                         f"{' and '.join(fixes)} (input_shapes= / input_values= in Python)")
+
+
+def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None) -> np.ndarray:
+    """``value`` as an array of input ``decl``'s element type and one of its shapes."""
+    from tcomp.ir import dtype as dt
+
+    array = np.asarray(value)
+    expected = np.dtype(dt.to_numpy(decl.dtype))
+    if array.dtype != expected:
+        if not np.can_cast(array.dtype, expected, casting="same_kind"):
+            raise TypeError(f"input {decl.name!r}: expected {expected}, got {array.dtype}")
+        array = array.astype(expected)
+    shape = tuple(int(d) for d in array.shape)
+    why = decl.mismatch(shape) if fixed is None else (
+        None if shape == fixed else f"the shape bound at compile time is {list(fixed)}")
+    if why is not None:
+        raise ValueError(f"input {decl.name!r}: shape {list(shape)} does not fit: {why}")
+    return np.array(array, order="C", copy=True)  # held until the run: later changes to ``value`` do not count
