@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tcomp.cli.arguments import add_compile_options, compile_model
-from tcomp.graph import GraphError, load_executor
+from tcomp.graph import GraphError, SpecializingExecutor, load_executor
 from tcomp.graph.export import GRAPH
 
 
@@ -78,8 +78,23 @@ def _feed(executor: Any, args: argparse.Namespace) -> None:
                          f"({list(executor.input_names)})")
     rng = np.random.default_rng(0)
     for name in executor.input_names:
-        t = executor.program.types[name]
-        executor.set_input(name, given[name] if name in given else _fill(t.shape, t.dtype, args.fill_mode, rng))
+        if name in given:
+            executor.set_input(name, given[name])
+            continue
+        shape, dtype = _input_type(executor, name)
+        executor.set_input(name, _fill(shape, dtype, args.fill_mode, rng))
+
+
+def _input_type(executor: Any, name: str) -> tuple[tuple[int, ...], str]:
+    """Shape and element type of input ``name``; a model compiled as it runs says them only where they are static."""
+    if isinstance(executor, SpecializingExecutor):
+        decl = executor.declared_input(name)
+        if not decl.static:
+            raise ValueError(f"input {name!r} has symbolic dimensions {list(decl.dims or ['?'])}: give it in --inputs "
+                             f"or bind its shape with --input-shapes {name}:{decl.example()}")
+        return tuple(int(d) for d in decl.dims or ()), decl.dtype
+    t = executor.program.types[name]
+    return t.shape, t.dtype
 
 
 def run(args: argparse.Namespace) -> int:

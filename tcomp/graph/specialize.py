@@ -91,6 +91,18 @@ class SpecializingExecutor:
     def input_names(self) -> tuple[str, ...]:
         return tuple(self._decls)
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names (those of the specialization that ran last; empty before the first run)."""
+        return () if self._last is None else self._last.output_names
+
+    def declared_input(self, name: str) -> InputDecl:
+        """Input ``name`` as the model declares it (element type, dimensions with symbolic ones named)."""
+        try:
+            return self._decls[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no input {name!r}; inputs: {list(self.input_names)}") from None
+
     def set_input(self, key: str | int | None = None, value: Any = None, **params: Any) -> None:
         """Hold ``value`` for input ``key`` (a name or an index) until the next run."""
         if key is not None:
@@ -188,10 +200,13 @@ class SpecializingExecutor:
         return self._current().num_kernels
 
     def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1) -> list[float]:
-        """``GraphExecutor.benchmark`` of the specialization that ran last, on the inputs of that run."""
+        """Runs once on the inputs set (compiling if needed), then ``GraphExecutor.benchmark`` of that
+        specialization."""
+        self.run()
         return self._current().benchmark(repeat, number, warmup)
 
     def profile(self, repeat: int = 10) -> list[tuple[str, str, float]]:
+        self.run()
         return self._current().profile(repeat)
 
     def export(self, folder: str) -> None:

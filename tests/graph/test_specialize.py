@@ -164,3 +164,19 @@ def test_cli_freeze(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with np.load(tmp_path / "y.npz") as outputs:
         (got,) = outputs.values()
     np.testing.assert_allclose(got, 2 * x.reshape(4, 6))
+
+
+def test_cli_runs_a_model_compiled_as_it_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "encoder.onnx"
+    model = testing.transformer_encoder(seq=4, hidden=16, heads=2, ffn=32, dynamic_batch=True)
+    onnx.save(model, path)
+    assert main(["run", str(path)]) == 1
+    assert "give it in --inputs or bind its shape with --input-shapes x:[1,4,16]" in capsys.readouterr().err
+    x = np.random.default_rng(3).standard_normal((3, 4, 16)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    assert main(["run", str(path), "--inputs", str(tmp_path / "in.npz"), "--repeat", "2", "--print-time",
+                 "--profile", "-o", str(tmp_path / "y.npz")]) == 0
+    assert "median (ms)" in capsys.readouterr().out
+    [want] = reference(model, {"x": x})
+    with np.load(tmp_path / "y.npz") as outputs:
+        np.testing.assert_allclose(outputs[model.graph.output[0].name], want, rtol=1e-3, atol=1e-4)
