@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcomp.autotune.json_value import JSONValueError, as_int, as_list, as_scalar, as_str
 from tcomp.ir.expr import IterVar, const_int_value
+from tcomp.json_value import JSONValueError, as_int, as_list, as_scalar, as_str
 
 MAX_KNOB_LENGTH = 64  # entries of a split, reorder or annotate value read from JSON
 MAX_SPLIT_EXTENT = 2**40  # extents a split knob enumerates (divisors take sqrt(extent) steps)

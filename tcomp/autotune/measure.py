@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tcomp.autotune.json_value import JSONValueError, as_float, as_list, as_object, as_str
 from tcomp.autotune.pool import ExecutorFactory, StartMethod
 from tcomp.autotune.space import ConfigEntity
 from tcomp.autotune.task import Task
+from tcomp.json_value import JSONValueError, as_float, as_list, as_object, as_str
 
 MAX_COSTS = 10_000  # repeats of one measurement read from a record
 MAX_MESSAGE = 100_000  # characters of a record's message

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tcomp.autotune.json_value import JSONValueError, as_object, parse_json
 from tcomp.autotune.measure import MeasureInput, MeasureResult
 from tcomp.autotune.space import ConfigEntity, ConfigSpace, SpaceError
 from tcomp.autotune.task import Task
 from tcomp.autotune.template import TemplateError
+from tcomp.json_value import JSONValueError, as_object, parse_json
 
 FORMAT_VERSION = 1
 MAX_LINE = 1 << 20  # characters of one records line (a record is a few hundred)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from tcomp.autotune.json_value import as_int, as_list, as_object, as_str
 from tcomp.autotune.knob import (
     POLICY_CHOICES,
     AnnotateEntity,
@@ -46,6 +45,7 @@ from tcomp.autotune.knob import (
     split_sizes,
 )
 from tcomp.ir.expr import IterVar
+from tcomp.json_value import as_int, as_list, as_object, as_str
 from tcomp.target import Target
 
 MAX_KNOBS = 256  # knobs of a config read from JSON

@@ -15,12 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tcomp.autotune.json_value import JSONValueError, as_nested, as_object, as_str
 from tcomp.autotune.space import Config, ConfigEntity, ConfigSpace
 from tcomp.autotune.template import Template, get_template, import_registering_module, registered_module
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.functor import post_order_visit
+from tcomp.json_value import JSONValueError, as_nested, as_object, as_str
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target, as_target
 from tcomp.te.tensor import ComputeOp, Operation, Tensor

@@ -1,9 +1,9 @@
-"""Checked reading of JSON values that came from a file: every field of a tuning record goes through these.
+"""Checked reading of JSON values that came from a file (tuning records, the ``graph.json`` of an exported model).
 
-A records file is data from anyone, so each reader states the type it expects and the bounds it accepts, and any
+Such files are data from anyone, so each reader states the type it expects and the bounds it accepts, and any
 other value raises ``JSONValueError`` (a ``ValueError``) naming the field: never a ``TypeError`` or an ``IndexError``
 from deep inside, never a huge allocation. ``bool`` is not an int here (JSON keeps them apart), integers are bounded
-(a 4000-digit integer is no shape), and nesting is bounded for the few fields that nest.
+(a 4000-digit integer is no shape), and nesting is bounded (``parse_json(text, max_depth)``, ``as_nested``).
 """
 
 from __future__ import annotations
@@ -23,18 +23,37 @@ def _reject_constant(name: str) -> Any:
     raise JSONValueError(f"{name} is not a JSON number")
 
 
-def parse_json(text: str) -> Any:
+def parse_json(text: str | bytes, max_depth: int | None = None) -> Any:
     """``json.loads`` that refuses ``NaN``/``Infinity`` and reports huge integers and deep nesting as
     ``JSONValueError`` (Python raises ``ValueError`` for integers of over 4300 digits and ``RecursionError`` for
-    nesting deeper than its stack)."""
+    nesting deeper than its stack); with ``max_depth``, lists and objects nested deeper are refused too."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise JSONValueError(f"not JSON ({error.msg} at column {error.colno})") from None
     except RecursionError:
         raise JSONValueError("not JSON this tcomp reads (nested too deeply)") from None
     except ValueError as error:
         raise JSONValueError(f"not JSON this tcomp reads ({error})") from None
+    if max_depth is not None and depth(value) > max_depth:
+        raise JSONValueError(f"not JSON this tcomp reads (nested deeper than {max_depth})")
+    return value
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar: 0), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
 
 
 def as_object(value: Any, what: str) -> dict[str, Any]:
