@@ -3,21 +3,29 @@
 ``export_library(artifacts, path)`` links the optimized LLVM modules of ``artifacts`` (``LLVMArtifact``s) into one
 module, emits a position-independent object file (``llvm_toolchain.shared_object``) and links it with the system C
 compiler (``cc -shared ... -lgomp -lm``). Only the entry functions stay exported; every other function a module
-defines becomes internal, so helper names cannot collide. Entry names must be distinct.
+defines becomes internal, so helper names cannot collide. Entry names must be distinct. ``data`` adds exported
+constant byte arrays (``library_data`` reads them back): what the compiler wants to say about the code, in the code.
 
-``load_library(path)`` opens it with ``ctypes``; ``library_function`` gives the address of an entry point with the
-ABI of ``artifact.py`` (``int32 entry(void** buffers, int64* size_vars, int64* error_area)``).
+``load_library(path)`` opens it with ``ctypes`` (``RTLD_LOCAL``: its symbols are not offered to other libraries).
+``library_function`` gives the address of an entry point with the ABI of ``artifact.py`` (``int32 entry(void**
+buffers, int64* size_vars, int64* error_area)``). A name is looked up in the library alone, never in the libraries
+it depends on: ``dlsym`` searches those too (``abort``, ``system`` or ``exit`` of libc would be found), so the
+address it returns must lie in the library itself (``dladdr`` names the object that defines it). Opening a shared
+library runs its initializers: a ``.so`` is code, to be loaded only from someone you trust.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import functools
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tcomp.runtime import llvm_toolchain
 from tcomp.runtime.artifact import LLVMArtifact
@@ -35,14 +43,16 @@ def c_compiler() -> str:
     raise LibraryError("no C compiler (cc, gcc or clang) was found to link the shared library")
 
 
-def export_library(artifacts: Sequence[LLVMArtifact], path: str | os.PathLike[str], target: Target) -> None:
-    """Write a shared library holding the entry functions of ``artifacts`` to ``path``."""
+def export_library(artifacts: Sequence[LLVMArtifact], path: str | os.PathLike[str], target: Target,
+                   data: Sequence[tuple[str, bytes]] = ()) -> None:
+    """Write a shared library holding the entry functions of ``artifacts`` (and the constants ``data``, see the
+    module docstring) to ``path``."""
     entries = [a.entry_name for a in artifacts]
     duplicates = sorted({e for e in entries if entries.count(e) > 1})
     if duplicates:
         raise LibraryError(f"several kernels export the same symbol: {', '.join(duplicates)}")
     uses_openmp = any(a.uses_openmp for a in artifacts)
-    obj = llvm_toolchain.shared_object([(a.ll, a.entry_name) for a in artifacts], target)
+    obj = llvm_toolchain.shared_object([(a.ll, a.entry_name) for a in artifacts], target, data)
     with tempfile.TemporaryDirectory(prefix="tcomp_lib_") as tmp:
         obj_path = Path(tmp) / "kernels.o"
         obj_path.write_bytes(obj)
@@ -61,15 +71,67 @@ def load_library(path: str | os.PathLike[str]) -> ctypes.CDLL:
     load_system_libraries()
     openmp_available()
     try:
-        return ctypes.CDLL(os.fspath(Path(path).resolve()))
+        return ctypes.CDLL(os.fspath(Path(path).resolve()), mode=os.RTLD_LOCAL | os.RTLD_NOW)
     except OSError as exc:
         raise LibraryError(f"cannot load the shared library {os.fspath(path)!r}: {exc}") from None
 
 
-def library_function(library: ctypes.CDLL, entry: str) -> int:
-    """The address of ``entry`` in ``library``."""
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p), ("dli_sname", ctypes.c_char_p),
+                ("dli_saddr", ctypes.c_void_p)]
+
+
+@functools.cache
+def _dladdr() -> Any:
+    for name in (None, ctypes.util.find_library("dl")):
+        try:
+            function = ctypes.CDLL(name).dladdr
+        except (OSError, AttributeError, TypeError):
+            continue
+        function.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+        function.restype = ctypes.c_int
+        return function
+    raise LibraryError("dladdr is not available: cannot tell which library defines a symbol")
+
+
+def defining_object(address: int) -> str | None:
+    """The path of the loaded object (library or executable) that holds ``address``, or None."""
+    info = _DlInfo()
+    if not _dladdr()(ctypes.c_void_p(address), ctypes.byref(info)) or not info.dli_fname:
+        return None
+    return os.fsdecode(info.dli_fname)
+
+
+def _same_file(a: str, b: str) -> bool:
     try:
-        symbol = getattr(library, entry)
-    except AttributeError:
-        raise LibraryError(f"the library has no kernel {entry!r}") from None
-    return int(ctypes.cast(symbol, ctypes.c_void_p).value or 0)
+        first, second = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _own_symbol(library: ctypes.CDLL, name: str, what: str) -> int:
+    """The address of ``name``, which ``library`` itself must define (see the module docstring)."""
+    try:
+        symbol = getattr(library, name)
+    except (AttributeError, ValueError):
+        raise LibraryError(f"the library has no {what} {name!r}") from None
+    address = int(ctypes.cast(symbol, ctypes.c_void_p).value or 0)
+    owner = defining_object(address) if address else None
+    if owner is None or not _same_file(owner, library._name):
+        raise LibraryError(f"the library does not define {what} {name!r} (it is {owner or 'nowhere'}'s)")
+    return address
+
+
+def library_function(library: ctypes.CDLL, entry: str) -> int:
+    """The address of the entry point ``entry`` that ``library`` defines."""
+    return _own_symbol(library, entry, "kernel")
+
+
+def library_data(library: ctypes.CDLL, name: str, limit: int) -> bytes:
+    """The constant ``name`` that ``export_library(..., data=...)`` wrote into ``library`` (at most ``limit``
+    bytes)."""
+    size = ctypes.c_int64.from_address(_own_symbol(library, f"{name}_size", "constant")).value
+    if not 0 <= size <= limit:
+        raise LibraryError(f"the library's {name} has {size} bytes (at most {limit})")
+    return ctypes.string_at(_own_symbol(library, name, "constant"), size)

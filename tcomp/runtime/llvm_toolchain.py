@@ -117,10 +117,12 @@ class JITFunction:
             raise RuntimeError(f"the JIT did not produce function {entry!r}")
 
 
-def shared_object(modules: Sequence[tuple[str, str]], target: Target) -> bytes:
+def shared_object(modules: Sequence[tuple[str, str]], target: Target,
+                  data: Sequence[tuple[str, bytes]] = ()) -> bytes:
     """A position-independent object file for ``target`` holding the optimized modules ``(ll, entry)``, linked into
     one: only the entry functions keep external linkage (helpers and globals become internal, so their names
-    cannot collide)."""
+    cannot collide). Each ``(name, bytes)`` of ``data`` becomes an exported constant byte array ``name`` and an
+    exported ``int64`` ``name_size`` holding its length."""
     _initialize()
     with _LOCK:
         machine = llvm.Target.from_triple(process_triple()).create_target_machine(
@@ -143,5 +145,22 @@ def shared_object(modules: Sequence[tuple[str, str]], target: Target) -> bytes:
         if linked is None:
             linked = llvm.parse_assembly("")
             linked.triple = process_triple()
+        if data:
+            constants = llvm.parse_assembly(_data_module(data))
+            constants.triple = process_triple()
+            constants.data_layout = str(machine.target_data)
+            linked.link_in(constants)
         linked.verify()
         return bytes(machine.emit_object(linked))
+
+
+def _data_module(data: Sequence[tuple[str, bytes]]) -> str:
+    """LLVM assembly of exported constants: ``@name = constant [n x i8]`` and ``@name_size = constant i64 n``."""
+    lines = []
+    for name, payload in data:
+        if not name.isidentifier():
+            raise ValueError(f"exported data needs a C identifier as its name, got {name!r}")
+        text = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in payload)
+        lines.append(f'@{name} = constant [{len(payload)} x i8] c"{text}", align 1')
+        lines.append(f"@{name}_size = constant i64 {len(payload)}, align 8")
+    return "\n".join(lines) + "\n"
