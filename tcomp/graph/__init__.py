@@ -15,7 +15,6 @@ from typing import Any
 
 from tcomp.graph.compiler import build_executor, compile, compile_graph
 from tcomp.graph.executor import GraphExecutor
-from tcomp.graph.export import load_executor
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import (
     Graph,
@@ -26,6 +25,7 @@ from tcomp.graph.ir import (
     ValueNeededError,
     make_node,
 )
+from tcomp.graph.load import load_executor
 from tcomp.graph.pipeline import PassOptions, run_pipeline
 from tcomp.graph.specialize import SpecializingExecutor
 

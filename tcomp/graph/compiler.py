@@ -99,7 +99,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         return make_cuda_executor(program, [k.module for k in kernels])
     addresses = [k.module.artifact.function_address() for k in kernels]
     executor = GraphExecutor(program, addresses, keep_alive=[k.module for k in kernels])
-    executor.artifacts = [k.module.artifact for k in kernels]
+    executor.modules = [k.module for k in kernels]
     return executor
 
 

@@ -1,32 +1,43 @@
 """Exporting a model compiled for ``target="cuda"`` and loading it back without compiling anything but the CUDA C.
 
 The folder holds ``graph.json`` and ``params.npz`` as for CPU targets (``export.py``), and instead of
-``kernels.so``:
+``kernels.so``, ``kernels.cu``:
 
-- ``kernels.cu``: the CUDA C of every distinct kernel module, one after the other (each module's helpers are
-  guarded, so the file compiles as one translation unit: ``nvcc -ptx kernels.cu``);
-- in ``graph.json``, under ``"cuda"``, how to launch each module: its parameters (name, shape, dtype), the global
-  temporaries the host allocates, and per kernel its symbol, which parameters and temporaries it takes, its grid
-  and block, its static shared memory and whether it synchronizes; plus where its source starts and ends in
-  ``kernels.cu``.
+- the CUDA C of every distinct kernel module, one after the other (each module's helpers are guarded, so the file
+  compiles as one translation unit: ``nvcc -ptx kernels.cu``);
+- on its last line, after ``// tcomp-launch:``, how to launch each module: its parameters (name, shape, dtype), the
+  global temporaries the host allocates, and per kernel its symbol, which parameters and temporaries it takes, its
+  grid and block, its static shared memory and whether it synchronizes; plus where its source starts and ends in
+  ``kernels.cu``. The launch descriptions are part of the code file, not of ``graph.json``: a grid is as much the
+  compiler's word as the kernel that indexes by it, and the loader checks ``graph.json`` against them.
 
-Models have static shapes, so grids are plain numbers (a module with symbolic sizes is refused). Loading rebuilds
-each module's launch description and compiles its source for the GPU (NVRTC through CuPy) or, without one, for the
-CPU emulation; the JSON is checked (every kernel argument exists, every source range lies in ``kernels.cu``) first.
+Models have static shapes, so grids are plain numbers (a module with symbolic sizes is refused). Loading reads
+``kernels.cu`` (bounded), rebuilds each module's launch description, checks it (every kernel argument exists,
+every source range lies in ``kernels.cu``, grids and blocks are in range) and compiles its source for the GPU (NVRTC
+through CuPy) or, without one, for the CPU emulation. Like a ``.so``, ``kernels.cu`` is code: it is compiled and
+run as it is.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from tcomp.graph.ir import GraphError
+from tcomp.graph.ir import GraphError, known_dtype
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import const, const_int_value
 from tcomp.ir.stmt import NoOp, PrimFunc
+from tcomp.json_value import JSONValueError, as_int, as_list, as_object, as_str, parse_json
 from tcomp.target import Target
 
 SOURCE = "kernels.cu"
+LAUNCH_MARKER = "// tcomp-launch: "
+MAX_SOURCE_BYTES = 256 << 20
+MAX_DESCRIPTION_DEPTH = 8
+MAX_BLOCK = 1024  # threads per block
+MAX_GRID = 2**31 - 1
+MAX_SHARED_BYTES = 256 << 10
 
 
 def _buffer_json(buffer: Buffer, where: str) -> dict[str, Any]:
@@ -57,9 +68,9 @@ def module_json(artifact: Any, start: int, end: int) -> dict[str, Any]:
             "kernels": kernels, "source": [start, end]}
 
 
-def export_cuda_modules(modules: list[Any], folder: Path) -> dict[str, Any]:
-    """Write ``kernels.cu`` for ``modules`` (CUDA modules, one per graph kernel, repeats allowed) and return the
-    ``"cuda"`` entry of ``graph.json``: launch descriptions by module name."""
+def export_cuda_modules(modules: list[Any], folder: Path) -> None:
+    """Write ``kernels.cu`` for ``modules`` (CUDA modules, one per graph kernel, repeats allowed): their sources,
+    then their launch descriptions by module name on the last line."""
     sources: list[str] = []
     described: dict[str, Any] = {}
     offset = 0
@@ -72,12 +83,32 @@ def export_cuda_modules(modules: list[Any], folder: Path) -> dict[str, Any]:
         described[name] = module_json(artifact, offset, offset + len(text))
         sources.append(text)
         offset += len(text)
+    sources.append(LAUNCH_MARKER + json.dumps(described, separators=(",", ":")) + "\n")
     (folder / SOURCE).write_text("".join(sources))
-    return described
 
 
-def _buffer(value: dict[str, Any]) -> Buffer:
-    return Buffer(str(value["name"]), tuple(const(int(d), "int64") for d in value["shape"]), str(value["dtype"]))
+def read_cuda_source(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text of ``kernels.cu`` at ``path`` (a regular file checked by the caller) and its launch descriptions."""
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise GraphError(f"{SOURCE} is larger than {MAX_SOURCE_BYTES} bytes")
+    text = raw.decode("utf-8", errors="replace")
+    start = text.rfind("\n" + LAUNCH_MARKER)
+    if start < 0:
+        raise GraphError(f"{SOURCE} has no launch descriptions (written by an older tcomp? export the model again)")
+    try:
+        described = as_object(parse_json(text[start + 1 + len(LAUNCH_MARKER):], MAX_DESCRIPTION_DEPTH),
+                              "the launch descriptions")
+    except JSONValueError as exc:
+        raise GraphError(f"{SOURCE}: {exc}") from None
+    return text[: start + 1], described
+
+
+def _buffer(value: Any) -> Buffer:
+    fields = as_object(value, "a buffer")
+    shape = tuple(const(as_int(d, "a dimension", 0, 2**48), "int64") for d in as_list(fields["shape"], "shape", 32))
+    return Buffer(as_str(fields["name"], "buffer name", 1000), shape, known_dtype(fields["dtype"]))
 
 
 def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Target) -> Any:
@@ -93,35 +124,34 @@ def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Ta
         args = [int(a) for a in kernel["args"]]
         if any(not 0 <= a < len(buffers) for a in args):
             raise GraphError(f"kernel {kernel['name']} of module {name} takes a buffer the module does not have")
-        grid = tuple(const(int(g), "int64") for g in kernel["grid"])
-        block = tuple(int(b) for b in kernel["block"])
+        grid = tuple(const(as_int(g, "grid", 1, MAX_GRID), "int64") for g in as_list(kernel["grid"], "grid", 3))
+        block = tuple(as_int(b, "block", 1, MAX_BLOCK) for b in as_list(kernel["block"], "block", 3))
         if len(grid) != 3 or len(block) != 3:
             raise GraphError(f"kernel {kernel['name']} of module {name}: grid and block need 3 dimensions")
+        if block[0] * block[1] * block[2] > MAX_BLOCK:
+            raise GraphError(f"kernel {kernel['name']} of module {name}: a block of {block} threads is too large")
         launch = LaunchDims((grid[0], grid[1], grid[2]), (block[0], block[1], block[2]))
-        kernels.append(KernelInfo(str(kernel["name"]), tuple(buffers[a] for a in args), (), launch,
-                                  int(kernel["shared_bytes"]), bool(kernel["uses_barrier"])))
+        kernels.append(KernelInfo(as_str(kernel["name"], "kernel name", 1000), tuple(buffers[a] for a in args), (),
+                                  launch, as_int(kernel["shared_bytes"], "shared bytes", 0, MAX_SHARED_BYTES),
+                                  kernel["uses_barrier"] is True))
     func = PrimFunc(name, params, NoOp())
     return CudaArtifact(func, target, source, tuple(kernels), temporaries, ())
 
 
-def load_cuda_modules(folder: Path, described: dict[str, Any], target: Target) -> dict[str, Any]:
-    """Compile every module of ``described`` (``graph.json``'s ``"cuda"`` entry) from ``kernels.cu``: module
+def load_cuda_modules(text: str, described: dict[str, Any], target: Target) -> dict[str, Any]:
+    """Compile every module of ``described`` (the launch descriptions of ``kernels.cu``) from ``text``: module
     objects by name, on the GPU when there is one, else emulated."""
     from tcomp.codegen.cuda.build import make_module
 
-    try:
-        text = (folder / SOURCE).read_text()
-    except FileNotFoundError:
-        raise GraphError(f"compiled model {str(folder)!r}: {SOURCE} is missing") from None
     modules = {}
     for name, value in described.items():
         try:
-            start, end = (int(v) for v in value["source"])
+            start, end = (as_int(v, "source range") for v in as_list(value["source"], "source", 2))
             if not 0 <= start < end <= len(text):
                 raise GraphError(f"module {name}: its source range {start}:{end} is outside {SOURCE}")
             artifact = artifact_from_json(name, value, text[start:end], target)
         except (KeyError, TypeError, ValueError) as exc:
-            raise GraphError(f"compiled model {str(folder)!r}: the description of module {name} is "
-                             f"inconsistent: {exc!r}") from None
+            raise GraphError(f"the description of module {name} in {SOURCE} is inconsistent: "
+                             f"{type(exc).__name__}: {exc}") from None
         modules[name] = make_module(artifact)
     return modules

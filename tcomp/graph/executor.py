@@ -96,7 +96,7 @@ class GraphExecutor:
             errors = (ctypes.c_int64 * max(1, spec.error_slots))()
             self._calls.append((ENTRY_PROTOTYPE(address), pointers, sizes, errors, spec))
         self._input_index = {name: i for i, name in enumerate(program.inputs)}
-        self.artifacts: list[Any] | None = None  # the kernels' LLVM artifacts (JIT-compiled executors; for export)
+        self.modules: list[Any] | None = None  # the kernels' modules, one per kernel (compiled executors; for export)
         self.graph: Any = None  # the optimized graph, when compiled in this process
         self._runs_here = False
 

@@ -82,6 +82,14 @@ class TensorType:
         return f"{self.dtype}[{', '.join(str(d) for d in self.shape)}]"
 
 
+def known_dtype(value: object) -> str:
+    """``value`` if it names an element type a tensor can have (read from a file), else a ``GraphError``."""
+    if not isinstance(value, str) or value not in dt.SCALAR_DTYPES or value == "handle":
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise GraphError(f"unknown tensor dtype {shown}")
+    return value
+
+
 def type_of_array(value: np.ndarray) -> TensorType:
     return TensorType(tuple(int(d) for d in value.shape), dt.normalize(value.dtype))
 

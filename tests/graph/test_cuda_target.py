@@ -183,13 +183,18 @@ def test_export_and_load_a_cuda_model(tmp_path) -> None:  # type: ignore[no-unty
     [want] = reference(model, {"x": x})
     [got] = loaded.run([x])
     assert_close(got, want)
-    document = json.loads((tmp_path / "graph.json").read_text())
-    name, module = next(iter(document["cuda"].items()))
+    code, launch = source.rsplit("// tcomp-launch: ", 1)
+    described = json.loads(launch)
+    name, module = next(iter(described.items()))
     module["source"] = [0, len(source) + 10]
-    (tmp_path / "graph.json").write_text(json.dumps(document))
+    (tmp_path / "kernels.cu").write_text(code + "// tcomp-launch: " + json.dumps(described) + "\n")
     with pytest.raises(tg.GraphError, match=f"module {name}: its source range"):
         tg.load_executor(str(tmp_path))
-    del document["cuda"]
-    (tmp_path / "graph.json").write_text(json.dumps(document))
-    with pytest.raises(tg.GraphError, match='no "cuda" section'):
+    module["source"] = [0, 10]
+    module["params"][0]["shape"][0] += 1
+    (tmp_path / "kernels.cu").write_text(code + "// tcomp-launch: " + json.dumps(described) + "\n")
+    with pytest.raises(tg.GraphError, match="does not match kernels.cu|the kernel's parameter is"):
+        tg.load_executor(str(tmp_path))
+    (tmp_path / "kernels.cu").write_text(code)
+    with pytest.raises(tg.GraphError, match="no launch descriptions"):
         tg.load_executor(str(tmp_path))

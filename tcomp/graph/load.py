@@ -1,0 +1,308 @@
+"""Loading a folder written by ``export.py``: the code is trusted, everything else is checked before use.
+
+``load_executor(folder)`` (a ``GraphError`` naming the folder for anything wrong):
+
+- files: ``graph.json``, ``params.npz``, ``kernels.so`` / ``kernels.cu`` must be regular files inside the folder (a
+  symbolic link may point only to another file of the folder; ``/dev/zero``, a FIFO or a folder is refused), and
+  what is read is bounded: ``graph.json`` at most ``MAX_GRAPH_BYTES`` and ``MAX_GRAPH_DEPTH`` deep, ``params.npz``
+  at most the bytes its parameters' types need (plus the archive's overhead), each array's header read and checked
+  before its data;
+- ``graph.json``: every field has its type and bounds (names, known dtypes, non-negative dimensions, storages),
+  every value a kernel, an input or an output names has a type and a storage or parameter large enough, and every
+  parameter's array has exactly the dtype (byte order included) and shape of its type;
+- kernels: every entry ``graph.json`` names must be one the compiler listed in ``kernels.so`` (its ``tcomp_kernels``
+  constant, ``export.py``), looked up in ``kernels.so`` alone, never in the libraries it depends on (so
+  ``system`` or ``abort`` of libc cannot be called); the values passed to a kernel must have exactly the dtypes and
+  shapes of its parameters; the runtime checks' messages and the error area come from ``kernels.so``, not from
+  ``graph.json``. For ``cuda``, the same checks against the launch descriptions in ``kernels.cu``.
+
+What it trusts, and must: ``kernels.so`` is native code (loading it runs its initializers) and ``kernels.cu`` is
+compiled and run. Load folders only from someone you trust to run code on your machine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
+from tcomp.graph.export import FORMAT, GRAPH, KERNELS_FORMAT, LIBRARY, MANIFEST, PARAMS, param_key
+from tcomp.graph.ir import GraphError, TensorType, known_dtype
+from tcomp.ir import dtype as dt
+from tcomp.json_value import JSONValueError, as_int, as_list, as_object, as_str, parse_json
+from tcomp.runtime.library import LibraryError, library_data, library_function, load_library
+from tcomp.target import Target
+
+MAX_GRAPH_BYTES = 64 << 20
+MAX_GRAPH_DEPTH = 16
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_NAME = 4096
+MAX_ITEMS = 1 << 20  # values, kernels, storages, parameters, arguments
+MAX_DIMS = 32
+MAX_TENSOR_BYTES = 1 << 48
+MAX_ARRAY_HEADER = 1 << 16  # an .npy header, bounded as numpy bounds it
+_ARCHIVE_SLACK = 1 << 20  # the zip directory and the .npy headers of params.npz
+
+
+def _fail(folder: Path, reason: str) -> GraphError:
+    return GraphError(f"compiled model {str(folder)!r}: {reason}")
+
+
+def folder_file(folder: Path, name: str) -> Path:
+    """``folder / name`` resolved, if it is a regular file inside ``folder``; else a ``GraphError``."""
+    path = folder / name
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        raise _fail(folder, f"{name} is missing (was the folder written by `tcomp compile`?)") from None
+    root = folder.resolve()
+    resolved = path.resolve()
+    if resolved.parent != root and root not in resolved.parents:
+        raise _fail(folder, f"{name} is a link to {str(resolved)!r}, outside the folder")
+    try:
+        info = os.stat(resolved)
+    except OSError as exc:
+        raise _fail(folder, f"{name} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _fail(folder, f"{name} is not a regular file")
+    return resolved
+
+
+def _read_bounded(folder: Path, name: str, limit: int) -> bytes:
+    path = folder_file(folder, name)
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _fail(folder, f"{name} is larger than {limit} bytes")
+    return data
+
+
+def read_document(folder: Path) -> dict[str, Any]:
+    try:
+        document = as_object(parse_json(_read_bounded(folder, GRAPH, MAX_GRAPH_BYTES), MAX_GRAPH_DEPTH), GRAPH)
+    except JSONValueError as exc:
+        raise _fail(folder, f"{GRAPH} is not valid JSON this tcomp reads: {exc}") from None
+    if document.get("format") != FORMAT:
+        found = document.get("format")
+        found = found if isinstance(found, str) and len(found) < 40 else "none"
+        raise _fail(folder, f"{GRAPH} is not a tcomp graph of format {FORMAT} (format: {found}); compile and "
+                            "export the model again with this tcomp")
+    return document
+
+
+# ------------------------------------------------------------------------------------------------------ graph.json
+def _name(value: Any, what: str) -> str:
+    return as_str(value, what, MAX_NAME)
+
+
+def _names(value: Any, what: str) -> tuple[str, ...]:
+    return tuple(_name(v, what) for v in as_list(value, what, MAX_ITEMS))
+
+
+def _type(value: Any, what: str) -> TensorType:
+    fields = as_object(value, what)
+    shape = tuple(as_int(d, f"{what}: dimension", 0, MAX_TENSOR_BYTES) for d in as_list(fields.get("shape"),
+                                                                                         f"{what}: shape", MAX_DIMS))
+    dtype = known_dtype(fields.get("dtype"))
+    if math.prod(shape) * dt.storage_bytes(dtype) > MAX_TENSOR_BYTES:
+        raise JSONValueError(f"{what}: a tensor of shape {shape} is too large")
+    return TensorType(shape, dtype)
+
+
+def _kernel(value: Any, k: int) -> KernelSpec:
+    fields = as_object(value, f"kernel {k}")
+    args = _names(fields.get("args"), f"kernel {k}: arguments")
+    num_inputs = as_int(fields.get("num_inputs"), f"kernel {k}: number of inputs", 0, len(args))
+    return KernelSpec(_name(fields.get("name"), f"kernel {k}: name"), _name(fields.get("entry"), f"kernel {k}: entry"),
+                      args, num_inputs, (), 0)
+
+
+def program_of(folder: Path, document: dict[str, Any]) -> ExecutorProgram:
+    """The program ``graph.json`` describes, every field checked (parameters not read yet)."""
+    try:
+        types = {_name(k, "value name"): _type(v, f"type of {k!r}")
+                 for k, v in as_object(document.get("types"), "types").items()}
+        storage_bytes = tuple(as_int(v, "storage size", 0, MAX_TENSOR_BYTES)
+                              for v in as_list(document.get("storage_bytes"), "storage sizes", MAX_ITEMS))
+        storage_of = {_name(k, "value name"): as_int(v, f"storage of {k!r}", 0, max(0, len(storage_bytes) - 1))
+                      for k, v in as_object(document.get("storage_of"), "storages").items()}
+        kernels = [_kernel(v, k) for k, v in enumerate(as_list(document.get("kernels"), "kernels", MAX_ITEMS))]
+        stats = document.get("stats", {})
+        program = ExecutorProgram(_name(document.get("name"), "name"), _names(document.get("inputs"), "inputs"),
+                                  _names(document.get("outputs"), "outputs"), types, storage_of, storage_bytes, {},
+                                  kernels, _name(document.get("target"), "target"),
+                                  stats if isinstance(stats, dict) else {},
+                                  _names(document.get("constants", []), "constants"))
+        param_names = _names(document.get("params"), "params")
+    except (JSONValueError, GraphError) as exc:
+        raise _fail(folder, f"{GRAPH} is inconsistent: {exc}") from None
+    _check_program(folder, program, param_names)
+    program.params = read_params(folder, [(name, program.types[name]) for name in param_names])
+    return program
+
+
+def _check_program(folder: Path, program: ExecutorProgram, param_names: tuple[str, ...]) -> None:
+    if len(set(param_names)) != len(param_names):
+        raise _fail(folder, f"{GRAPH} lists a parameter twice")
+    for name in param_names:
+        if name not in program.types:
+            raise _fail(folder, f"parameter {name!r} has no type")
+        if name in program.storage_of:
+            raise _fail(folder, f"parameter {name!r} also has a storage")
+    for name, storage in program.storage_of.items():
+        t = program.types.get(name)
+        if t is None or program.storage_bytes[storage] < t.nbytes:
+            raise _fail(folder, f"value {name!r} has no type or does not fit its storage")
+    readable = set(program.storage_of) | set(param_names)
+    for spec in program.kernels:
+        for arg in spec.args:
+            if arg not in readable:
+                raise _fail(folder, f"kernel {spec.entry} reads {arg!r}, which has no storage")
+    for name in (*program.inputs, *program.outputs):
+        if name not in readable:
+            raise _fail(folder, f"input/output {name!r} has no storage")
+    for name in program.inputs:
+        if name not in program.storage_of:
+            raise _fail(folder, f"input {name!r} has no storage of its own")
+
+
+# ------------------------------------------------------------------------------------------------------ params.npz
+def read_params(folder: Path, expected: list[tuple[str, TensorType]]) -> dict[str, np.ndarray]:
+    """The parameters of ``params.npz``, each checked against its type (dtype with byte order, shape, C order)
+    from its header before its data is read; the file may be no larger than the parameters need."""
+    path = folder_file(folder, PARAMS)
+    limit = sum(t.nbytes for _, t in expected) + _ARCHIVE_SLACK + len(expected) * MAX_ARRAY_HEADER
+    if os.stat(path).st_size > limit:
+        raise _fail(folder, f"{PARAMS} is larger than its parameters need ({limit} bytes)")
+    params: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            for index, (name, t) in enumerate(expected):
+                info = members.get(param_key(index) + ".npy")
+                if info is None:
+                    raise _fail(folder, f"{PARAMS} has no array for parameter {name!r}")
+                with archive.open(info) as member:
+                    params[name] = _read_array(folder, member, name, t)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise _fail(folder, f"{PARAMS} cannot be read: {type(exc).__name__}: {exc}") from None
+    return params
+
+
+def _read_array(folder: Path, member: Any, name: str, t: TensorType) -> np.ndarray:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member, max_header_size=MAX_ARRAY_HEADER)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_ARRAY_HEADER)
+    else:
+        raise _fail(folder, f"parameter {name!r}: unknown .npy version {version}")
+    expected = np.dtype(dt.to_numpy(t.dtype))
+    if dtype != expected or tuple(shape) != t.shape or (fortran and len(shape) > 1):
+        order = " (big-endian)" if dtype.byteorder == ">" else ""
+        raise _fail(folder, f"parameter {name!r} is stored as {dtype}{order}{list(shape)}"
+                            f"{' in Fortran order' if fortran else ''}; its type is {t}")
+    array = np.empty(t.shape, dtype=expected)
+    view = memoryview(array.reshape(-1).view(np.uint8))
+    if member.readinto(view) != t.nbytes or member.read(1):
+        raise _fail(folder, f"parameter {name!r}: the array's data does not have {t.nbytes} bytes")
+    return array
+
+
+# ------------------------------------------------------------------------------------------------------ kernels
+def _signatures(folder: Path, library: Any) -> dict[str, Any]:
+    try:
+        text = library_data(library, MANIFEST, MAX_MANIFEST_BYTES)
+        manifest = as_object(parse_json(text, 8), "the kernel list")
+        if manifest.get("format") != KERNELS_FORMAT:
+            raise JSONValueError(f"format {str(manifest.get('format'))[:40]!r}, not {KERNELS_FORMAT}")
+        return as_object(manifest.get("kernels"), "the kernel list's kernels")
+    except LibraryError as exc:
+        raise _fail(folder, f"{LIBRARY} lists no kernels ({exc}); was it written by an older tcomp? compile and "
+                            "export the model again") from None
+    except JSONValueError as exc:
+        raise _fail(folder, f"{LIBRARY}'s kernel list cannot be read: {exc}") from None
+
+
+def _checked_spec(folder: Path, program: ExecutorProgram, spec: KernelSpec, signature: Any) -> KernelSpec:
+    """``spec`` with the runtime checks and error area of ``signature`` (from the code), once its arguments are
+    the values of the dtypes and shapes the code expects."""
+    try:
+        fields = as_object(signature, f"kernel {spec.entry}")
+        params = as_list(fields.get("params"), "parameters", MAX_ITEMS)
+        if len(params) != len(spec.args):
+            raise JSONValueError(f"the kernel takes {len(params)} arguments, {GRAPH} passes {len(spec.args)}")
+        for position, (arg, param) in enumerate(zip(spec.args, params)):
+            dtype, shape = as_list(param, "a parameter", 2)
+            wanted = TensorType(tuple(as_int(d, "a dimension", 0) for d in as_list(shape, "a shape", MAX_DIMS)),
+                                known_dtype(dtype))
+            if program.types[arg] != wanted:
+                raise JSONValueError(f"argument {position} is {arg!r} of type {program.types[arg]}; the kernel's "
+                                     f"parameter is {wanted}")
+        asserts = tuple((as_str(m, "a check's message", 10_000), as_int(n, "a check's values", 0, 64))
+                        for m, n in (as_list(a, "a check", 2) for a in as_list(fields.get("asserts"), "checks",
+                                                                              MAX_ITEMS)))
+        error_slots = as_int(fields.get("error_slots"), "the error area", 1, 65)
+    except (JSONValueError, GraphError) as exc:
+        raise _fail(folder, f"kernel {spec.name} ({spec.entry}) does not match {LIBRARY}: {exc}") from None
+    return replace(spec, asserts=asserts, error_slots=error_slots)
+
+
+def load_executor(folder: str | os.PathLike[str]) -> GraphExecutor:
+    """An executor for a folder written by ``GraphExecutor.export`` (no compilation; for cuda, the CUDA C is
+    compiled for the GPU or the emulation, see ``cuda_export.py``). See the module docstring for what is checked."""
+    base = Path(folder)
+    program = program_of(base, read_document(base))
+    try:
+        target = Target.parse(program.target)
+    except ValueError as exc:
+        raise _fail(base, f"unknown target {program.target!r}: {exc}") from None
+    if target.kind == "cuda":
+        return _load_cuda(base, program, target)
+    try:
+        library = load_library(folder_file(base, LIBRARY))
+    except LibraryError as exc:
+        raise _fail(base, str(exc)) from None
+    signatures = _signatures(base, library)
+    kernels = []
+    for spec in program.kernels:
+        if spec.entry not in signatures:
+            raise _fail(base, f"kernel {spec.entry!r} is not one the compiler wrote into {LIBRARY}")
+        kernels.append(_checked_spec(base, program, spec, signatures[spec.entry]))
+    program.kernels = kernels
+    try:
+        addresses = [library_function(library, spec.entry) for spec in program.kernels]
+    except LibraryError as exc:
+        raise _fail(base, str(exc)) from None
+    return GraphExecutor(program, addresses, keep_alive=library)
+
+
+def _load_cuda(base: Path, program: ExecutorProgram, target: Target) -> GraphExecutor:
+    from tcomp.graph.cuda_executor import make_cuda_executor
+    from tcomp.graph.cuda_export import SOURCE, load_cuda_modules, read_cuda_source
+
+    try:
+        text, described = read_cuda_source(folder_file(base, SOURCE))
+    except GraphError as exc:
+        raise _fail(base, str(exc)) from None
+    for spec in program.kernels:
+        if spec.entry not in described:
+            raise _fail(base, f"kernel {spec.entry!r} is not one the compiler wrote into {SOURCE}")
+        module = described[spec.entry]
+        params = module.get("params") if isinstance(module, dict) else None
+        signature = {"params": [[p.get("dtype"), p.get("shape")] if isinstance(p, dict) else p
+                                for p in (params if isinstance(params, list) else [])],
+                     "asserts": [], "error_slots": 1}
+        _checked_spec(base, program, spec, signature)
+    try:
+        modules = load_cuda_modules(text, {spec.entry: described[spec.entry] for spec in program.kernels}, target)
+    except GraphError as exc:
+        raise _fail(base, str(exc)) from None
+    return make_cuda_executor(program, [modules[spec.entry] for spec in program.kernels])
