@@ -196,12 +196,16 @@ class Target:
         return int(self.arch[3:])
 
     def with_precision(self, precision: Precision | str | None) -> Target:
-        """This cuda target with ``precision`` (see ``Precision``); ``None`` leaves it unchanged."""
+        """This cuda target with ``precision`` (see ``Precision``); ``None`` (and fp32 on other kinds) leaves it
+        unchanged."""
         if precision is None:
             return self
+        chosen = Precision.parse(precision)
         if self.kind != "cuda":
-            raise TargetError(f"precision applies to cuda targets, not {self}")
-        return replace(self, precision=Precision.parse(precision))
+            if chosen is Precision.FP32:
+                return self
+            raise TargetError(f"precision {chosen} applies to cuda targets, not {self}")
+        return replace(self, precision=chosen)
 
     @staticmethod
     def parse(text: str) -> Target:

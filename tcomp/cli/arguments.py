@@ -90,11 +90,26 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def add_target_options(parser: argparse.ArgumentParser, example: str = "llvm (this CPU) or cuda") -> None:
+    """``--target`` and ``--precision`` (read them with ``target_of``)."""
+    parser.add_argument("--target", default="llvm", help=f"target string, e.g. {example}")
+    parser.add_argument("--precision", default=None, choices=["fp32", "tf32", "fp16", "bf16"],
+                        help="arithmetic of matrix products and convolutions on cuda: fp32 (the default), or tensor "
+                             "cores on operands rounded to tf32, fp16 or bf16 (the target option -precision=...)")
+
+
+def target_of(args: argparse.Namespace) -> Any:
+    """The ``Target`` that ``--target`` and ``--precision`` name."""
+    from tcomp.target import Target
+
+    return Target.parse(args.target).with_precision(getattr(args, "precision", None))
+
+
 def add_compile_options(parser: argparse.ArgumentParser) -> None:
     """The options that say how a model is compiled (``tcomp compile``, and ``tcomp run`` given a model)."""
     from tcomp.graph.pipeline import PassOptions
 
-    parser.add_argument("--target", default="llvm", help="target string, e.g. llvm (this CPU) or cuda")
+    add_target_options(parser)
     parser.add_argument("--tuning-records", default=None, help="tuning records (JSON lines from tcomp tune)")
     parser.add_argument("--input-shapes", action="append", default=[],
                         help='shapes of the inputs, e.g. "data:[1,3,224,224] mask:[1,128]" (needed for dynamic '
@@ -111,9 +126,8 @@ def compile_model(args: argparse.Namespace, model: str) -> Any:
     """Compile ``model`` as the options of ``add_compile_options`` say; returns the executor."""
     import tcomp.graph as tg
     from tcomp.graph.pipeline import PassOptions, print_dump
-    from tcomp.target import Target
 
-    target = Target.parse(args.target)
+    target = target_of(args)
     shapes = parse_input_shapes(args.input_shapes)
     values = parse_freeze(args.freeze)
     options = PassOptions.without(args.disable_pass)

@@ -21,7 +21,7 @@ from tcomp.autotune.record import RecordWriter, read_records
 from tcomp.autotune.task import Task, create_task
 from tcomp.autotune.template import TemplateError, get_template, list_templates
 from tcomp.autotune.tuner import TuneResult, TunerKind, create_tuner
-from tcomp.cli.arguments import parse_input_shapes
+from tcomp.cli.arguments import add_target_options, parse_input_shapes, target_of
 from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.plot import PlotUnavailable, plot_tuning
 from tcomp.cli.report import TABLE_WIDTH, ProgressPrinter, summary_table
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="an ONNX model: tune its convolutions and matrix products")
     parser.add_argument("--input-shapes", action="append", default=[],
                         help='shapes of the model inputs, e.g. "data:[1,3,224,224]" (as for tcomp compile)')
-    parser.add_argument("--target", default="llvm", help='target string, e.g. "llvm -mcpu=znver3" or "cuda"')
+    add_target_options(parser, '"llvm -mcpu=znver3" or "cuda"')
     parser.add_argument("--op", action="append", default=[], help="template to tune (repeat for several tasks; "
                         "see the list below)")
     parser.add_argument("--shape", action="append", default=[],
@@ -143,7 +143,7 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         _check(args)
-        counted = _tasks(args, Target.parse(args.target))
+        counted = _tasks(args, target_of(args))
         for task, _ in counted:
             task.config_space  # noqa: B018 - fails early on bad template arguments
     except (ValueError, TypeError, TemplateError, OSError) as error:

@@ -29,7 +29,7 @@ from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
 from tcomp.graph.specialize import SpecializingExecutor, compile_or_defer
 from tcomp.graph.tuning import as_dispatch_context
-from tcomp.target import Target, as_target
+from tcomp.target import Precision, Target, as_target
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -124,14 +124,18 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
             input_values: Mapping[str, Any] | None = None, tuning_records: Any = None,
             options: PassOptions | None = None, dump: DumpFunc | None = None,
             timings: dict[str, float] | None = None,
-            progress: Callable[[int, int, str], None] | None = None) -> GraphExecutor | SpecializingExecutor:
-    """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU).
+            progress: Callable[[int, int, str], None] | None = None,
+            precision: Precision | str | None = None) -> GraphExecutor | SpecializingExecutor:
+    """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU). ``precision``
+    (``"fp32"``, ``"tf32"``, ``"fp16"``, ``"bf16"``) sets the arithmetic of matrix products and convolutions on a
+    cuda target, as its option ``-precision=`` does (``tcomp.target.Precision``).
 
     ``input_shapes`` binds the shapes of inputs with symbolic dimensions; ``input_values`` fixes inputs to values
     (they become constants and are no longer inputs). A model whose shapes are still decided at run time (symbolic
     dimensions left, or inputs that decide shapes) gives a ``SpecializingExecutor`` that compiles as it runs, once
     per input shapes and shape-deciding values (see ``specialize.py``)."""
     records = as_dispatch_context(tuning_records)
+    target = as_target(target).with_precision(precision)
     if isinstance(model, Graph):
         if input_values:
             raise GraphError("input_values applies to ONNX models; a graph's constants are its params")

@@ -54,7 +54,8 @@ def test_cuda_precision_option() -> None:
     assert Target("cuda").precision is Precision.FP32 and str(Target("cuda -precision=fp32")) == "cuda"
     assert Target("cuda").with_precision("float16") == Target("cuda -precision=fp16")
     assert Target("cuda").with_precision(None) == Target("cuda")
-    with pytest.raises(TargetError, match="precision applies to cuda targets"):
+    with pytest.raises(TargetError, match="precision fp16 applies to cuda targets"):
         Target("llvm").with_precision("fp16")
+    assert Target("llvm").with_precision("fp32") == Target("llvm")
     assert [p.uses_tensor_cores for p in Precision] == [False, True, True, True]
     assert Precision.BF16.tolerance(64) > Precision.FP16.tolerance(64) > Precision.FP32.tolerance(64)

@@ -2,8 +2,11 @@
 
 The graph compiler calls it for ``target="cuda"`` with the outputs of a fused group (inputs are placeholders):
 
-1. Every injective stage that is not an output is inlined into its readers.
-2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: a softmax output over the last axis
+1. Every injective stage that is not an output is inlined into its readers (but the padding that a convolution on the
+   GEMM tile kernel reads, which stays a kernel of its own).
+2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: matrix products and convolutions that
+   ``gemm_dispatch`` plans for the GEMM tile kernel (tensor cores in the target's precision; float32 matmuls
+   the shared-memory schedule cannot tile), a softmax output over the last axis
    (``schedule_softmax``), a 2-D ``matmul`` reading two placeholders (``schedule_matmul``, knobs sized to the shape),
    a ``conv2d_nchw`` with ``groups=1`` reading a placeholder (or its padding) and a placeholder kernel
    (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``conv_knobs``). An anchor that is not an
@@ -22,6 +25,8 @@ from collections.abc import Sequence
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.cuda.common import bind_blocks_threads
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, tile_conv2d_nchw
+from tcomp.ops.cuda.gemm_dispatch import conv_plan, matmul_plan
+from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile, schedule_matmul_tile
 from tcomp.ops.cuda.matmul import MatmulKnobs, schedule_matmul
 from tcomp.ops.cuda.reduce import _reduces_innermost, schedule_reduce_stage_cross_thread
 from tcomp.ops.cuda.softmax import schedule_softmax
@@ -55,12 +60,25 @@ def _placeholder(t: Tensor) -> bool:
     return isinstance(t.op, PlaceholderOp)
 
 
-def _inline_injective(s: Schedule) -> None:
+def _inline_injective(s: Schedule, keep: set[Stage]) -> None:
     for stage in list(s.stages):
         op = stage.op
         if (isinstance(op, ComputeOp) and not op.is_reduction and not stage.is_output and op.num_outputs == 1
-                and stage.attach_type is AttachType.ROOT):
+                and stage.attach_type is AttachType.ROOT and stage not in keep):
             stage.compute_inline()
+
+
+def _tile_conv_inputs(s: Schedule, target: Target | None) -> set[Stage]:
+    """The padding stages read by convolutions the GEMM tile kernel computes (it reads them padded, so they stay
+    kernels of their own)."""
+    keep: set[Stage] = set()
+    for stage in s.stages:
+        op = stage.op
+        if isinstance(op, ComputeOp) and op_kind(op) is OpKind.CONV2D_NCHW:
+            inputs = _conv_inputs(op)
+            if inputs is not None and not _placeholder(inputs[0]) and conv_plan(op, *inputs, target) is not None:
+                keep.add(s[inputs[0]])
+    return keep
 
 
 def _matmul_ok(op: ComputeOp) -> bool:
@@ -138,7 +156,25 @@ def _softmax_ok(s: Schedule, stage: Stage) -> bool:
     return stage.is_output and axis == len(op.output(0).shape) - 1 and len(op.input_tensors()) == 2
 
 
-def _schedule_anchors(s: Schedule) -> set[Stage]:
+def _tile_kernel(s: Schedule, op: ComputeOp, target: Target | None) -> list[Stage]:
+    """Schedule ``op`` with the GEMM tile kernel when ``gemm_dispatch`` plans it; the stages it scheduled."""
+    if op_kind(op) in (OpKind.MATMUL, OpKind.BATCH_MATMUL):
+        dims = [_extent(d) or 1 for d in op.output(0).shape]
+        fits = _matmul_ok(op) and _matmul_knobs(dims[0], dims[1], _extent(op.reduce_axis[0].dom.extent) or 1)
+        plan = matmul_plan(op, target, bool(fits))
+        if plan is None:
+            return []
+        schedule_matmul_tile(s, op.output(0), plan.tile, plan.precision, target)
+        return [s[op.output(0)]]
+    inputs = _conv_inputs(op) if op_kind(op) is OpKind.CONV2D_NCHW else None
+    conv = conv_plan(op, *inputs, target) if inputs is not None else None
+    if conv is None:
+        return []
+    schedule_conv2d_tile(s, op.output(0), conv.conv.tile, conv.conv.tile_y, conv.conv.tile_x, conv.precision, target)
+    return [s[t] for t in (op.output(0), op.input_tensors()[0]) if not _placeholder(t)]
+
+
+def _schedule_anchors(s: Schedule, target: Target | None = None) -> set[Stage]:
     """Step 2; returns the stages it scheduled."""
     done: set[Stage] = set()
     for stage in reversed(list(s.stages)):
@@ -146,7 +182,10 @@ def _schedule_anchors(s: Schedule) -> set[Stage]:
         if not isinstance(op, ComputeOp) or stage.attach_type is not AttachType.ROOT or stage in done:
             continue
         kind = op_kind(op)
-        if kind is OpKind.SOFTMAX and _softmax_ok(s, stage):
+        tiled = _tile_kernel(s, op, target)
+        if tiled:
+            done.update(tiled)
+        elif kind is OpKind.SOFTMAX and _softmax_ok(s, stage):
             expo, expsum = op.input_tensors()
             if expsum.op.name.endswith("_exp"):
                 expo, expsum = expsum, expo
@@ -188,9 +227,9 @@ def schedule_cuda(outs: Tensor | Sequence[Tensor], target: Target | None = None)
     if not tensors:
         raise OpError("schedule_cuda: give at least one output tensor")
     s = create_schedule(tensors)
-    _inline_injective(s)
+    _inline_injective(s, _tile_conv_inputs(s, target))
     original = list(s.stages)
-    done = _schedule_anchors(s)
+    done = _schedule_anchors(s, target)
     for stage in original:
         op = stage.op
         if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(op, ComputeOp):

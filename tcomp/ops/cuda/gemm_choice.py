@@ -19,11 +19,16 @@ GPU at least one block per multiprocessor (132 on an H100/H200), from these firs
 - float32 operands rounded for the tensor cores: 128x128x16 blocks of 4 warps, 2 padded stages (41 KB).
 
 Smaller problems step down to 128x64, 64x64, 64x32, 32x32 and 16-row blocks.
+
+Convolutions (implicit GEMM: output channels x a ``tile_y x tile_x`` patch of pixels) take ``ConvTile`` values: block
+tiles of 16 to 128 channels and 32 to 128 pixels in patches 8 (4 for narrow images) columns wide, 16-32 deep
+slices; the default steps down from 64 channels x 8 x 8 pixels as the number of blocks requires.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from tcomp.ops.cuda.gemm_tile import GemmError, GemmProblem, GemmTile, SmemLayout, check_tile
 from tcomp.target import Precision, Target
@@ -154,3 +159,74 @@ def precision_for(dtype: str, target: Target | None) -> Precision:
     if dtype == "float16":
         return Precision.FP16
     return target.precision if target is not None and target.kind == "cuda" else Precision.FP32
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvTile:
+    """A GEMM tile over ``block_m`` output channels and a ``tile_y x tile_x`` patch (``tile.block_n`` pixels)."""
+
+    tile: GemmTile
+    tile_y: int
+    tile_x: int
+
+    @property
+    def name(self) -> str:
+        return f"{tile_name(self.tile)}_p{self.tile_y}x{self.tile_x}"
+
+    @staticmethod
+    def parse(name: str, **extra: object) -> ConvTile:
+        shape, _, patch = name.rpartition("_p")
+        try:
+            tile_y, tile_x = (int(v) for v in patch.split("x"))
+        except ValueError as exc:
+            raise GemmError(f"not a convolution tile name: {name!r}") from exc
+        return ConvTile(parse_tile_name(shape, **extra), tile_y, tile_x)
+
+
+def _patch(pixels: int, out_w: int) -> tuple[int, int]:
+    tile_x = 8 if out_w >= 8 else 4
+    return pixels // tile_x, tile_x
+
+
+def conv_problem_for(conv: ConvTile, problem: GemmProblem) -> GemmProblem:
+    """``problem`` with the patch width of ``conv``."""
+    from dataclasses import replace
+
+    return replace(problem, tile_x=conv.tile_x)
+
+
+def candidate_conv_tiles(problem: GemmProblem, target: Target | None = None) -> list[ConvTile]:
+    """Every convolution tile that fits (module docstring)."""
+    found = []
+    depths = (16, 32, 64) if problem.a_dtype == "float16" else (16, 32)
+    for bm, pixels, bk in itertools.product((16, 32, 64, 128), (32, 64, 128), depths):
+        tile_y, tile_x = _patch(pixels, problem.x_extent)
+        for wm, wn in itertools.product((1, 2, 4), (1, 2, 4)):
+            if wm * wn < 2 or not (16 <= bm // wm <= 64 and 16 <= pixels // wn <= 64):
+                continue
+            for stages, layout in itertools.product((2, 3, 4), SmemLayout):
+                conv = ConvTile(GemmTile(bm, pixels, bk, wm, wn, stages=stages, layout=layout), tile_y, tile_x)
+                if fits(conv.tile, conv_problem_for(conv, problem), target):
+                    found.append(conv)
+    return found
+
+
+def default_conv_tile(problem: GemmProblem, batch: int, target: Target | None = None) -> ConvTile:
+    """The untuned convolution tile (tensor cores): the first of 64x64, 32x64, 32x32, 16x32 (channels x pixels)
+    blocks of 4 (2) warps, 16 deep, 3 stages, that gives at least one block per multiprocessor."""
+    out_h, out_w, channels = problem.y_extent, problem.x_extent, problem.m_extent
+    choices = []
+    for bm, pixels, wm, wn in ((64, 64, 2, 2), (32, 64, 1, 2), (32, 32, 1, 2), (16, 32, 1, 2)):
+        tile_y, tile_x = _patch(pixels, out_w)
+        conv = ConvTile(GemmTile(bm, pixels, 32 if problem.a_dtype == "float16" else 16, wm, wn, stages=3),
+                        tile_y, tile_x)
+        if fits(conv.tile, conv_problem_for(conv, problem), target):
+            choices.append(conv)
+    if not choices:
+        raise GemmError(f"no convolution tile fits {problem} on {target}")
+    for conv in choices:
+        blocks = batch * -(-channels // conv.tile.block_m) * -(-out_h // conv.tile_y) * -(-out_w // conv.tile_x)
+        if blocks >= MULTIPROCESSORS:
+            return conv
+    return choices[-1]
