@@ -1,0 +1,282 @@
+"""Export small real models to ONNX with PyTorch's TorchScript exporter, as test data for tcomp.
+
+    python tests/data/export_models.py [--out tests/data/torch_models] [--list] [name ...]
+
+Needs torch, torchvision and transformers (not tcomp's dependencies: run it where they are installed). Nothing is
+downloaded: every model is the library's own code (torchvision's model classes, Hugging Face transformers' model
+classes) built at a small size from a config, with random weights from a fixed seed. Each model is exported with
+the TorchScript exporter (``dynamo=False``, opset 17), which keeps the shape arithmetic that the library code does
+(``Shape``, ``Gather``, ``Mod``, ``Range``, ``Where``, ``Expand``, ``Concat`` feeding ``Reshape``); the models
+marked dynamic are exported with a symbolic batch axis (``dynamic_axes``).
+
+For each model NAME it writes ``NAME.onnx`` (weights inside, each file well under 2 MB) and ``NAME.npz`` with one
+or more input sets: ``in<k>_<input name>`` (the inputs of set k) and ``out<k>`` (PyTorch's output for them); a
+dynamic model has sets of different batch sizes. ``MANIFEST.txt`` lists the versions, the sizes and the inputs.
+
+Options: ``--out`` the folder (default: ``torch_models`` beside this script); ``--list`` prints the model names;
+names restrict the export to those models (their lines in the manifest are replaced, the others kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+OPSET = 17
+SEED = 0
+
+
+@dataclass
+class Spec:
+    """How to build one model and its inputs. ``inputs(batch)`` returns the tensors in ``input_names`` order."""
+
+    build: Callable[[], torch.nn.Module]
+    input_names: list[str]
+    inputs: Callable[[int], tuple[torch.Tensor, ...]]
+    batches: tuple[int, ...] = (1,)  # one input set per batch size; several only for a dynamic model
+    dynamic: bool = False
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FirstOutput(torch.nn.Module):
+    """Calls a model with keyword inputs and returns its first output tensor (a plain tensor for the exporter)."""
+
+    def __init__(self, net: torch.nn.Module, names: list[str], key: str | None = None) -> None:
+        super().__init__()
+        self.net, self.names, self.key = net, names, key
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        kwargs = dict(zip(self.names, xs))
+        out = self.net(**kwargs) if self.key is None else self.net(*xs)
+        if self.key is not None:
+            out = out[self.key]
+        while isinstance(out, (tuple, list)):
+            out = out[0]
+        if hasattr(out, "last_hidden_state"):
+            out = out.last_hidden_state
+        return out
+
+
+def images(size: int, channels: int = 3) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    def make(batch: int) -> tuple[torch.Tensor, ...]:
+        generator = torch.Generator().manual_seed(100 + batch)
+        return (torch.randn(batch, channels, size, size, generator=generator),)
+
+    return make
+
+
+def tokens(length: int, vocab: int, mask: bool = False) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    def make(batch: int) -> tuple[torch.Tensor, ...]:
+        generator = torch.Generator().manual_seed(200 + batch)
+        ids = torch.randint(0, vocab, (batch, length), generator=generator)
+        if not mask:
+            return (ids,)
+        attention = torch.ones(batch, length, dtype=torch.long)
+        attention[:, length - 3:] = 0  # padding at the end of every sequence
+        return ids, attention
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------------- torchvision
+def vit() -> torch.nn.Module:
+    from torchvision.models import VisionTransformer
+
+    net = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                            num_classes=10)
+    torch.nn.init.normal_(net.heads.head.weight, std=0.2)  # torchvision starts the head at zero: an all-zero output
+    return net
+
+
+def efficientnet() -> torch.nn.Module:
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+    setting, last = _efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
+    return EfficientNet(setting, dropout=0.2, num_classes=10, last_channel=last)
+
+
+def efficientnet_v2() -> torch.nn.Module:
+    from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConvConfig
+
+    setting = [FusedMBConvConfig(1, 3, 1, 8, 8, 1), FusedMBConvConfig(4, 3, 2, 8, 16, 1),
+               MBConvConfig(4, 3, 2, 16, 24, 1, width_mult=1.0, depth_mult=1.0)]
+    return EfficientNet(setting, dropout=0.2, num_classes=10, last_channel=64)
+
+
+def mobilenet_v3() -> torch.nn.Module:
+    from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
+
+    setting, last = _mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25)
+    return MobileNetV3(setting, last_channel=64, num_classes=10)
+
+
+def regnet() -> torch.nn.Module:
+    from torchvision.models.regnet import BlockParams, RegNet
+
+    params = BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
+    return RegNet(params, num_classes=10, stem_width=8)
+
+
+def _small_backbone() -> tuple[torch.nn.Module, int]:
+    """A dilated MobileNetV3-Large feature extractor at a quarter width; its last block's channels."""
+    from torchvision.models._utils import IntermediateLayerGetter
+    from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
+
+    setting, last = _mobilenet_v3_conf("mobilenet_v3_large", width_mult=0.25, dilated=True, reduced_tail=True)
+    features = MobileNetV3(setting, last_channel=last).features
+    out = len(features) - 1
+    return IntermediateLayerGetter(features, return_layers={str(out): "out"}), features[out].out_channels
+
+
+def fcn() -> torch.nn.Module:
+    from torchvision.models.segmentation.fcn import FCN, FCNHead
+
+    backbone, channels = _small_backbone()
+    return FCN(backbone, FCNHead(channels, 4))
+
+
+def deeplabv3() -> torch.nn.Module:
+    from torch import nn
+    from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
+
+    backbone, channels = _small_backbone()
+    head = nn.Sequential(ASPP(channels, [2, 4, 6], out_channels=16), nn.Conv2d(16, 16, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 4, 1))
+    return DeepLabV3(backbone, head)
+
+
+# --------------------------------------------------------------------------------------------------- transformers
+def hf(config: Callable[[Any], Any], model_class: str, names: list[str]) -> Callable[[], torch.nn.Module]:
+    def build() -> torch.nn.Module:
+        import transformers
+
+        net = getattr(transformers, model_class)(config(transformers))
+        return FirstOutput(net, names)
+
+    return build
+
+
+EAGER = {"attn_implementation": "eager"}
+
+MODELS: dict[str, Spec] = {
+    "vit": Spec(vit, ["images"], images(32), batches=(2, 3), dynamic=True,
+                notes="torchvision VisionTransformer, 2 layers, hidden 32"),
+    "efficientnet": Spec(efficientnet, ["images"], images(32),
+                         notes="torchvision EfficientNet-B0 layout at width 0.25, depth 0.25"),
+    "efficientnet_v2": Spec(efficientnet_v2, ["images"], images(32),
+                            notes="torchvision EfficientNet with FusedMBConv and MBConv blocks"),
+    "mobilenet_v3": Spec(mobilenet_v3, ["images"], images(32), batches=(1, 4), dynamic=True,
+                         notes="torchvision MobileNetV3-Small at width 0.25"),
+    "regnet": Spec(regnet, ["images"], images(32), notes="torchvision RegNet, depth 4, width 8-32, SE blocks"),
+    "fcn": Spec(lambda: FirstOutput(fcn(), ["x"], key="out"), ["images"], images(48),
+                notes="torchvision FCN on a dilated MobileNetV3-Large backbone at width 0.25"),
+    "deeplabv3": Spec(lambda: FirstOutput(deeplabv3(), ["x"], key="out"), ["images"], images(48),
+                      notes="torchvision DeepLabV3 (ASPP, 16 channels) on the same backbone"),
+    "gpt2": Spec(hf(lambda T: T.GPT2Config(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                           bos_token_id=0, eos_token_id=0, use_cache=False, **EAGER),
+                    "GPT2Model", ["input_ids", "attention_mask"]),
+                 ["input_ids", "attention_mask"], tokens(16, 256, mask=True), batches=(1, 2), dynamic=True,
+                 notes="transformers GPT2Model with an attention mask"),
+    "bert": Spec(hf(lambda T: T.BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                           intermediate_size=64, max_position_embeddings=64, **EAGER),
+                    "BertModel", ["input_ids", "attention_mask"]),
+                 ["input_ids", "attention_mask"], tokens(16, 256, mask=True), batches=(2, 5), dynamic=True,
+                 notes="transformers BertModel with an attention mask"),
+    "llama": Spec(hf(lambda T: T.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64,
+                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                             max_position_embeddings=64, use_cache=False, **EAGER),
+                     "LlamaModel", ["input_ids", "attention_mask"]),
+                  ["input_ids", "attention_mask"], tokens(16, 256, mask=True),
+                  notes="transformers LlamaModel (grouped-query attention, RoPE) with an attention mask"),
+    "t5_encoder": Spec(hf(lambda T: T.T5Config(vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                                               **EAGER), "T5EncoderModel", ["input_ids"]),
+                       ["input_ids"], tokens(16, 256), batches=(1, 3), dynamic=True,
+                       notes="transformers T5EncoderModel (relative position buckets)"),
+    "distilbert": Spec(hf(lambda T: T.DistilBertConfig(vocab_size=256, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                                       max_position_embeddings=64, **EAGER),
+                          "DistilBertModel", ["input_ids", "attention_mask"]),
+                       ["input_ids", "attention_mask"], tokens(16, 256, mask=True),
+                       notes="transformers DistilBertModel with an attention mask"),
+}
+
+
+def export(name: str, outdir: str) -> str:
+    spec = MODELS[name]
+    torch.manual_seed(SEED)
+    torch.backends.mha.set_fastpath_enabled(False)  # nn.MultiheadAttention's fused kernel has no ONNX export
+    net = spec.build().eval()
+    sets = [spec.inputs(batch) for batch in spec.batches]
+    path = os.path.join(outdir, f"{name}.onnx")
+    dynamic_axes = {n: {0: "batch"} for n in [*spec.input_names, "output"]} if spec.dynamic else None
+    with torch.no_grad():
+        outputs = [net(*inputs) for inputs in sets]
+        torch.onnx.export(net, sets[0], path, input_names=spec.input_names, output_names=["output"],
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+    arrays: dict[str, np.ndarray] = {}
+    for k, (inputs, output) in enumerate(zip(sets, outputs)):
+        arrays.update({f"in{k}_{n}": t.numpy() for n, t in zip(spec.input_names, inputs)})
+        arrays[f"out{k}"] = output.numpy()
+    np.savez_compressed(os.path.join(outdir, f"{name}.npz"), **arrays)
+    size = os.path.getsize(path) / 2**20
+    shapes = [(n, tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in zip(spec.input_names, sets[0])]
+    batch = f", dynamic batch, sets of batch {list(spec.batches)}" if spec.dynamic else ""
+    return f"{name}: {spec.notes}; {size:.2f} MB; inputs {shapes}{batch}"
+
+
+def _manifest_lines(path: str) -> dict[str, str]:
+    """The model lines of an existing manifest, by model name."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        entries = [line.rstrip("\n") for line in handle][1:]
+    return {line.split(":", 1)[0]: line for line in entries if ":" in line}
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary, _, details = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(description=summary, epilog=details,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="models to export (default: all)")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_models"),
+                        help="folder to write to (default: torch_models beside this script)")
+    parser.add_argument("--list", action="store_true", help="print the model names and stop")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(MODELS))
+        return 0
+    unknown = sorted(set(args.names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; models: {list(MODELS)}")
+    os.makedirs(args.out, exist_ok=True)
+    import torchvision
+    import transformers
+
+    header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, transformers "
+              f"{transformers.__version__}; TorchScript exporter, opset {OPSET}")
+    manifest = os.path.join(args.out, "MANIFEST.txt")
+    lines = _manifest_lines(manifest)
+    failed = 0
+    for name in args.names or list(MODELS):
+        try:
+            lines[name] = export(name, args.out)
+        except Exception as exc:  # noqa: BLE001  (report every model, keep going)
+            traceback.print_exc(limit=3)
+            lines[name] = f"{name}: FAILED {type(exc).__name__}: {str(exc)[:200]}"
+            failed += 1
+        print(lines[name], flush=True)
+    with open(manifest, "w") as handle:
+        handle.write("\n".join([header, *(lines[n] for n in MODELS if n in lines)]) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
