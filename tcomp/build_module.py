@@ -15,6 +15,7 @@ from typing import Any
 from tcomp import config
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.structural import structural_equal, structural_hash
+from tcomp.lru import LRUCache
 from tcomp.schedule.loop_nest import lower_schedule
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
@@ -42,17 +43,19 @@ def lower(
 
 
 class _BuildCache:
-    """Compiled artifacts by (structural hash, target, options); hits confirmed by structural equality."""
+    """Compiled artifacts by (structural hash, target, options); hits confirmed by structural equality. An LRU of
+    ``Settings.build_cache_size`` entries: a long-lived process building ever new kernels stays bounded."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[int, str], list[tuple[PrimFunc, Any]]] = {}
+        self.entries: LRUCache[tuple[int, str], list[tuple[PrimFunc, Any]]] = LRUCache(
+            lambda: config.current().build_cache_size)
         self.lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, func: PrimFunc, target_key: str) -> Any:
         with self.lock:
-            for cached_func, artifact in self.entries.get((structural_hash(func), target_key), []):
+            for cached_func, artifact in self.entries.get((structural_hash(func), target_key)) or []:
                 if structural_equal(cached_func, func):
                     self.hits += 1
                     return artifact
@@ -61,7 +64,8 @@ class _BuildCache:
 
     def put(self, func: PrimFunc, target_key: str, artifact: Any) -> None:
         with self.lock:
-            self.entries.setdefault((structural_hash(func), target_key), []).append((func, artifact))
+            key = (structural_hash(func), target_key)
+            self.entries.put(key, [*(self.entries.get(key) or []), (func, artifact)])
 
     def clear(self) -> None:
         with self.lock:

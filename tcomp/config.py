@@ -11,14 +11,17 @@ from dataclasses import dataclass, fields, replace
 class Settings:
     """``verify_ir``: run the loop-IR verifier after every pass. ``dump_ir``: print the function after every pass.
     ``check_bounds``: build in checked mode (every access verifies its indices). ``build_cache``: reuse the code of a
-    structurally equal function built before. ``thread_spin_count``: how long idle threads of libgomp's pool spin before
-    sleeping (``GOMP_SPINCOUNT``), applied when the pool is first loaded (the user's own ``OMP_WAIT_POLICY`` or
-    ``GOMP_SPINCOUNT`` wins)."""
+    structurally equal function built before. ``build_cache_size``: how many compiled kernels the build cache keeps
+    (the least recently used go first; each costs about 1 MiB), and as many the graph compiler's kernel cache; a
+    dropped module or executor frees its kernels once no cache holds them. ``thread_spin_count``: how long idle
+    threads of libgomp's pool spin before sleeping (``GOMP_SPINCOUNT``), applied when the pool is first loaded (the
+    user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins)."""
 
     verify_ir: bool = False
     dump_ir: bool = False
     check_bounds: bool = False
     build_cache: bool = True
+    build_cache_size: int = 128  # compiled kernels kept by the build cache (and by the graph's kernel cache)
     thread_spin_count: int = 30000  # rounds idle pool threads spin before sleeping; 0 sleeps at once
 
 

@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 import tcomp
+from tcomp import config
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
 from tcomp.graph.op import LowerContext, get_op
 from tcomp.graph.opdefs.common import fill, safe_name
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.structural import structural_digest
+from tcomp.lru import LRUCache
 from tcomp.ops.cpu import schedule_cpu
 from tcomp.runtime.module import Module
 from tcomp.target import Target
@@ -184,7 +186,8 @@ def node_signature(graph: Graph, node: Node) -> str:
     return "\n".join(parts)
 
 
-_KERNEL_CACHE: dict[tuple[str, str, bool, int], tuple[PrimFunc, Module, tuple[int, ...], bool]] = {}
+_KERNEL_CACHE: LRUCache[tuple[str, str, bool, int], tuple[PrimFunc, Module, tuple[int, ...], bool]] = LRUCache(
+    lambda: config.current().build_cache_size)
 _CACHE_LOCK = threading.Lock()
 _WATCHED: set[int] = set()  # ids of tuning-record contexts whose kernels are cached
 
@@ -211,8 +214,7 @@ def _records_key(tuning: Any) -> int:
 def _forget_records(key: int) -> None:
     with _CACHE_LOCK:
         _WATCHED.discard(key)
-        for stale in [k for k in _KERNEL_CACHE if k[3] == key]:
-            del _KERNEL_CACHE[stale]
+        _KERNEL_CACHE.remove_if(lambda cached: cached[3] == key)
 
 
 def kernel_base_name(node: Node) -> str:
@@ -273,7 +275,7 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
     module = tcomp.build(func, target=target)
     with _CACHE_LOCK:
         if tuned is None and records >= 0:
-            _KERNEL_CACHE[key] = (func, module, may_alias, tiled)
+            _KERNEL_CACHE.put(key, (func, module, may_alias, tiled))
     return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tuned is not None or tiled)
 
 
