@@ -12,6 +12,7 @@ import pytest
 from tcomp.cli import main
 from tcomp.cli.arguments import parse_input_shapes
 from tcomp.graph import testing
+from tests.cli.interrupt import interrupt_when
 
 
 def test_parse_input_shapes() -> None:
@@ -90,28 +91,10 @@ def test_run_compiles_an_onnx_model_and_writes_outputs_by_their_names(tmp_path: 
 
 
 def test_ctrl_c_ends_run_cleanly(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
     onnx.save(testing.forwarding_classifier(), tmp_path / "r.onnx")
-    command = [sys.executable, "-m", "tcomp.cli", "run", str(tmp_path / "r.onnx"), "--repeat", "1000000000",
-               "-o", str(tmp_path / "y.npz")]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stderr is not None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # the progress bar's last line: compiled, now running
-            line = child.stderr.readline()
-            if line.startswith("compiling") or not line:
-                break
-        time.sleep(0.5)
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130, err[-3000:]
+    argv = ["run", str(tmp_path / "r.onnx"), "--repeat", "1000000000", "-o", str(tmp_path / "y.npz")]
+    # the progress bar's last line: compiled, now running
+    status, _, err = interrupt_when(argv, "stderr", "compiling", settle=0.5)
+    assert status == 130, err[-3000:]
     assert "interrupted" in err and "y.npz was not written" in err and "Traceback" not in err
     assert not (tmp_path / "y.npz").exists()

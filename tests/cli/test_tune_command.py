@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.report import ProgressPrinter, format_duration, summary_table
 from tcomp.cli.tune import parse_shape
 from tests.autotune.autotune_fakes import AnalyticMeasurer
+from tests.cli.interrupt import interrupt_when
 
 
 def test_tune_writes_records_summary_and_plot_then_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -180,23 +178,10 @@ def test_plot_of_several_tasks(tmp_path: Path) -> None:
 
 def test_ctrl_c_keeps_the_records_and_writes_the_curves(tmp_path: Path) -> None:
     records = tmp_path / "log.jsonl"
-    command = [sys.executable, "-m", "tcomp.cli", "tune", "--op", "matmul", "--shape", "128,128,128", "--trials",
-               "100000", "--tuner", "random", "--batch-size", "2", "--number", "1", "--repeat", "1",
-               "--parallel", "1", "--tuning-records", str(records)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if line.startswith("[Task 1/1]") or not line:
-                break
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130, err[-3000:]
+    argv = ["tune", "--op", "matmul", "--shape", "128,128,128", "--trials", "100000", "--tuner", "random",
+            "--batch-size", "2", "--number", "1", "--repeat", "1", "--parallel", "1", "--tuning-records", str(records)]
+    status, out, err = interrupt_when(argv, "stdout", "[Task 1/1]")
+    assert status == 130, err[-3000:]
     assert "interrupted: the records measured so far are kept in" in err and "Traceback" not in err
     kept = read_records(records).records
     assert len(kept) >= 2 and all(r.result.ok for r in kept)
