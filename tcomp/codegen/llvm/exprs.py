@@ -3,6 +3,7 @@
 ``ExprEmitter`` holds the builder, the values of variables in scope and the pointers of buffers in scope; its
 ``emit`` returns the LLVM value of an expression. Semantics (the loop-IR interpreter is the reference): integer
 ``Div``/``Mod`` truncate (C); ``FloorDiv``/``FloorMod`` round toward negative infinity for signed integers;
+an integer division or modulo by zero gives 0, as numpy's does (it never traps);
 float comparisons are ordered except ``!=``, which is true on NaN (as in C and numpy); a cast to ``bool`` tests
 for nonzero. Element addresses are ``pointer + sext(index)``.
 """
@@ -191,33 +192,39 @@ class ExprEmitter:
             return bld.sub(a, b)
         if kind is E.Mul:
             return bld.mul(a, b)
-        if kind in (E.Div, E.Mod, E.FloorDiv, E.FloorMod) and signed:
-            b = self._safe_divisor(a, b)
-        if kind is E.Div:
-            return bld.sdiv(a, b) if signed else bld.udiv(a, b)
-        if kind is E.Mod:
-            return bld.srem(a, b) if signed else bld.urem(a, b)
         if kind is E.Min:
             cmp = bld.icmp_signed("<", a, b) if signed else bld.icmp_unsigned("<", a, b)
             return bld.select(cmp, a, b)
         if kind is E.Max:
             cmp = bld.icmp_signed(">", a, b) if signed else bld.icmp_unsigned(">", a, b)
             return bld.select(cmp, a, b)
-        if kind in (E.FloorDiv, E.FloorMod):
-            if not signed:
-                return bld.udiv(a, b) if kind is E.FloorDiv else bld.urem(a, b)
-            return self._floor_div_mod(kind, a, b)
+        if kind in (E.Div, E.Mod, E.FloorDiv, E.FloorMod):
+            return self._int_division(kind, a, b, signed)
         raise CodegenError(f"unsupported integer operation {kind.__name__} on {dtype}")
 
-    def _safe_divisor(self, a: ir.Value, b: ir.Value) -> ir.Value:
-        """``b``, or 1 where ``a`` is the minimum value and ``b`` is -1: that quotient overflows (x86 traps on
-        it); with 1 the result is the wrapped value numpy gives (MIN) and the remainder 0. Folds away for
-        constant divisors. Division by zero stays undefined (the division check pass guards against it)."""
+    def _int_division(self, kind: type, a: ir.Value, b: ir.Value, signed: bool) -> ir.Value:
+        """Integer ``Div``/``Mod``/``FloorDiv``/``FloorMod`` that never traps: a zero divisor gives 0 (numpy's
+        result; x86 would stop the process), and so does the remainder of MIN by -1, whose quotient is MIN (the
+        wrapped value numpy gives). Both guards fold away for a constant divisor."""
         bld = self.builder
-        elem = a.type.element if isinstance(a.type, ir.VectorType) else a.type
-        minimum = _int_constant(a.type, -(1 << (elem.width - 1)))
-        overflow = bld.and_(bld.icmp_signed("==", a, minimum), bld.icmp_signed("==", b, _int_constant(b.type, -1)))
-        return bld.select(overflow, _int_constant(b.type, 1), b)
+        zero = ir.Constant(a.type, None)
+        by_zero = bld.icmp_unsigned("==", b, zero)
+        unsafe = by_zero
+        if signed:
+            elem = a.type.element if isinstance(a.type, ir.VectorType) else a.type
+            minimum = _int_constant(a.type, -(1 << (elem.width - 1)))
+            overflow = bld.and_(bld.icmp_signed("==", a, minimum), bld.icmp_signed("==", b, _int_constant(b.type, -1)))
+            unsafe = bld.or_(by_zero, overflow)
+        b = bld.select(unsafe, _int_constant(b.type, 1), b)
+        if kind is E.Div:
+            result = bld.sdiv(a, b) if signed else bld.udiv(a, b)
+        elif kind is E.Mod:
+            result = bld.srem(a, b) if signed else bld.urem(a, b)
+        elif not signed:
+            result = bld.udiv(a, b) if kind is E.FloorDiv else bld.urem(a, b)
+        else:
+            result = self._floor_div_mod(kind, a, b)
+        return bld.select(by_zero, zero, result)
 
     def _floor_div_mod(self, kind: type, a: ir.Value, b: ir.Value) -> ir.Value:
         """Python's ``a // b`` and ``a % b``: the truncated results, fixed up when the remainder is nonzero and
