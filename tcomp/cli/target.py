@@ -40,8 +40,8 @@ def describe(target: Target) -> list[str]:
     lines.append(f"architecture: {target.arch} (compute capability {target.arch[3:-1]}.{target.arch[-1]})")
     lines.append(f"limits per block: {target.max_threads_per_block} threads, "
                  f"{target.max_shared_memory_per_block // 1024} KiB static shared memory")
-    lines.append(f"nvcc: {shutil.which('nvcc')} (kernels are checked with ptxas)" if nvcc_available() else
-                 "nvcc: not on the PATH (kernels are not checked with ptxas)")
+    lines.append(f"nvcc: {shutil.which('nvcc')} (PTX and ptxas's resource report available)" if nvcc_available()
+                 else "nvcc: not on the PATH (no PTX, no ptxas resource report)")
     if gpu_available():
         lines.append("runs on: the GPU, through CuPy")
         return lines
