@@ -2,6 +2,9 @@
 
     tcomp compile model.onnx --target llvm [--tuning-records tuning.jsonl] \\
         [--input-shapes "data:[1,3,224,224] mask:[1,128]"] [--freeze "shape=[1,-1]"] -o out/
+
+A bad ``--target`` is reported before the model is read; after Ctrl-C the command says
+whether the folder was left incomplete.
 """
 
 from __future__ import annotations

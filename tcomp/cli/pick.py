@@ -1,6 +1,9 @@
 """Keep the best tuning record of each task of a records file.
 
     tcomp pick tuning_records.jsonl -o best.jsonl
+
+The result is a records file like any other (``tcomp compile --tuning-records best.jsonl``),
+one line per task.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ spot), timing and profiling it.
 
     tcomp run out/ --inputs x.npz --repeat 20 --print-time [--profile] [-o y.npz]
     tcomp run model.onnx --input-shapes "data:[1,3,224,224]" --print-top 5
+
+Inputs not given are filled; outputs are written and printed under the model's names.
 """
 
 from __future__ import annotations

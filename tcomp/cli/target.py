@@ -4,6 +4,8 @@
     tcomp target "llvm -mcpu=skylake-avx512"
     tcomp target cuda       the GPU architecture, its limits, and what runs its code
     tcomp target --list     every CPU and feature name LLVM knows for this machine's triple
+
+A CPU other than this machine's, and extra features, are checked against LLVM's lists first.
 """
 
 from __future__ import annotations
