@@ -78,6 +78,12 @@ class Precision(enum.StrEnum):
         """Explicit mantissa bits of an operand after rounding."""
         return {Precision.FP32: 23, Precision.TF32: 10, Precision.FP16: 10, Precision.BF16: 7}[self]
 
+    @property
+    def relative_tolerance(self) -> float:
+        """The error, relative to the largest result, that checks of whole products allow (0 for fp32, whose
+        checks keep their own): about 8 times what rounding operands of random data gives."""
+        return {Precision.FP32: 0.0, Precision.TF32: 4e-3, Precision.FP16: 4e-3, Precision.BF16: 3e-2}[self]
+
     def tolerance(self, k: int) -> float:
         """A bound on ``|got - want| / (sum_k |a| |b|)`` for a dot product of ``k`` terms: each operand rounded
         (half an ulp at this precision, twice) plus float32 accumulation over ``k`` terms."""

@@ -33,6 +33,24 @@ def gpu_available() -> bool:
         return False
 
 
+def _raw_module(artifact: CudaArtifact) -> Any:
+    import cupy
+
+    options = (f"--gpu-architecture=compute_{artifact.target.arch[3:]}", "-std=c++17")
+    return cupy.RawModule(code=artifact.source, options=options)
+
+
+def precompile(artifact: CudaArtifact) -> None:
+    """Compile and load ``artifact``'s kernels once, as ``DeviceCudaModule`` will: NVRTC and the driver keep what
+    they compiled in their disk caches, so a later process loads the kernels without compiling them (tuning
+    builders call this in parallel, the runner then only loads). Nothing happens without a GPU."""
+    if not gpu_available():
+        return
+    module = _raw_module(artifact)
+    for kernel in artifact.kernels:
+        module.get_function(kernel.name)
+
+
 class DeviceCudaModule(CudaModule):
     """A CUDA module run on the GPU (see the module docstring)."""
 
@@ -43,8 +61,7 @@ class DeviceCudaModule(CudaModule):
         import cupy
 
         self._cupy = cupy
-        options = (f"--gpu-architecture=compute_{artifact.target.arch[3:]}", "-std=c++17")
-        self._module = cupy.RawModule(code=artifact.source, options=options)
+        self._module = _raw_module(artifact)
         self._functions = [self._module.get_function(k.name) for k in artifact.kernels]
 
     def prepare_launches(self, device_arrays: list[Any], sizes: dict[Any, int]) -> list[Launch]:
