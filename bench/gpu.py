@@ -1,11 +1,9 @@
 """GPU benchmarks (needs CuPy and a CUDA device): a float32 matmul, untuned and tuned, against cuBLAS; a whole model
 against PyTorch (cuDNN), in the same run.
 
-- matmul ``--size``^3 (default 4096): cuBLAS through ``cupy.matmul`` (TF32 off: plain float32 FMA, as tcomp's
-  kernels), tcomp's default CUDA schedule, and the best config found by tuning the ``matmul_cuda`` template for
-  ``--trials`` trials with ``--tuner`` (records in ``--records``; candidates are built in worker processes and
-  timed on the GPU with CUDA events, every one checked against numpy). The three are then timed interleaved, round
-  after round, with CUDA events; every result is checked against cuBLAS's.
+- matmul ``--size``^3 (default 4096) in float32: ``gpu_matmul.py --precisions fp32`` (cuBLAS with TF32 off, tcomp's
+  default tile, the ``matmul_cuda`` template tuned for ``--trials`` trials or ``--budget`` seconds with ``--tuner``,
+  records in the folder of ``--records``). ``bench/gpu_matmul.py`` itself also times tf32, fp16 and bf16.
 - ``--model`` (default resnet50, batch 1, 224x224): compiled with ``tcomp.graph.compile(target="cuda")``, checked
   against onnxruntime on the CPU, timed with CUDA events (launched from Python, and replayed as a CUDA graph)
   against PyTorch's torchvision model of the same architecture (own random weights, cuDNN, TF32 off, eval mode).
@@ -26,7 +24,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,109 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import Timing, print_table  # noqa: E402
 
 from tcomp import autotune  # noqa: E402
-from tcomp.codegen.cuda import CudaRuntime  # noqa: E402
-from tcomp.codegen.cuda.build import build_cuda  # noqa: E402
-from tcomp.runtime.cuda_device import event_seconds  # noqa: E402
 from tcomp.target import Target  # noqa: E402
 
 
-def gpu_target() -> Target:
-    import cupy
-
-    major, minor = cupy.cuda.Device().compute_capability[:-1], cupy.cuda.Device().compute_capability[-1]
-    return Target(f"cuda -arch=sm_{major}{minor}")
-
-
-def event_timings(runners: dict[str, Any], rounds: int, number: int) -> dict[str, Timing]:
-    """Seconds per call of each runner, ``number`` calls per round timed with CUDA events, rounds interleaved."""
-    import cupy
-
-    results: dict[str, list[float]] = {name: [] for name in runners}
-    for run in runners.values():
-        run()
-    cupy.cuda.Device().synchronize()
-    for _ in range(rounds):
-        for name, run in runners.items():
-            results[name].append(event_seconds(cupy, run, number) / number)
-    return {name: Timing.of(values) for name, values in results.items()}
-
-
-def device_runner(module: Any, arrays: list[Any], host_shapes: list[np.ndarray]) -> Any:
-    from tcomp.runtime.cuda_device import run_launches
-
-    _, sizes = module.bind_sizes(host_shapes)
-    launches = module.prepare_launches(arrays, sizes)
-    return lambda: run_launches(launches)
-
-
-def relative_error(got: Any, want: Any) -> float:
-    import cupy
-
-    return float(cupy.abs(got - want).max() / cupy.abs(want).max())
-
-
 def bench_matmul(args: argparse.Namespace, target: Target) -> None:
-    import cupy
+    """matmul ``--size``^3 float32 against cuBLAS, untuned and tuned: ``gpu_matmul.py`` at precision fp32 (that
+    script also times tf32, fp16 and bf16)."""
+    import gpu_matmul
 
-    from tcomp.ops.cuda import matmul_cuda
-
-    n = args.size
-    flop = 2.0 * n * n * n
-    rng = np.random.default_rng(args.seed)
-    a = cupy.asarray(rng.uniform(-1, 1, (n, n)).astype(np.float32))
-    b = cupy.asarray(rng.uniform(-1, 1, (n, n)).astype(np.float32))
-    host = [np.empty((n, n), np.float32) for _ in range(3)]
-    outputs = {name: cupy.full((n, n), cupy.nan, dtype=cupy.float32) for name in ("cuBLAS", "tcomp default",
-                                                                                    "tcomp tuned")}
-    runners: dict[str, Any] = {"cuBLAS": lambda: cupy.matmul(a, b, out=outputs["cuBLAS"])}
-
-    schedule, tensors = matmul_cuda(n, n, n)
-    default = build_cuda(schedule, tensors, target, name="matmul_default", runtime=CudaRuntime.DEVICE)
-    runners["tcomp default"] = device_runner(default, [a, b, outputs["tcomp default"]], host)
-
-    task = autotune.create_task("matmul_cuda", (n, n, n), target=target)
-    print(f"tuning {task} ({len(task.config_space)} configs) with {args.tuner} for {args.trials} trials")
-    if args.records and os.path.exists(args.records):
-        os.remove(args.records)
-    tuner = autotune.create_tuner(autotune.TunerKind(args.tuner), task, seed=args.seed)
-    callbacks = [autotune.log_to_file(args.records)] if args.records else []
-    options = autotune.MeasureOptions(number=3, repeat=3, n_parallel=min(8, os.cpu_count() or 1),
-                                      build_timeout=30, run_timeout=30)
-    start = time.perf_counter()
-    trials = min(16, args.trials)
-    with autotune.Measurer(options) as measurer:
-        while True:  # in steps of 16 trials, so a time budget can end the search between steps
-            result = tuner.tune(trials, measurer=measurer, callbacks=callbacks)
-            wall = time.perf_counter() - start
-            print(f"  {tuner.trial_count} trials in {wall:.0f} s, best {flop / result.best_cost / 1e9:.0f} GFLOP/s")
-            if trials >= args.trials or (args.budget and wall > args.budget):
-                break
-            trials = min(trials + 16, args.trials)
-    best_gflops = result.curve
-    statuses = ", ".join(f"{s.value} {k}" for s, k in result.statuses.items())
-    print(f"tuned in {wall:.0f} s ({statuses}); default config {flop / result.default_cost / 1e9:.0f} GFLOP/s, "
-          f"best {flop / result.best_cost / 1e9:.0f} GFLOP/s: {result.best_config}")
-    for count in (16, 32, 64, 128, 200):
-        if count <= len(best_gflops):
-            print(f"  best after {count} trials: {best_gflops[count - 1]:.0f} GFLOP/s")
-    tuned_schedule, tuned_tensors = task.instantiate(result.best_config)
-    tuned = build_cuda(tuned_schedule, tuned_tensors, target, name="matmul_tuned", runtime=CudaRuntime.DEVICE)
-    runners["tcomp tuned"] = device_runner(tuned, [a, b, outputs["tcomp tuned"]], host)
-
-    timings = event_timings(runners, args.rounds, number=3)
-    reference = outputs["cuBLAS"]
-    base = timings["cuBLAS"]
-    rows = []
-    for name, timing in timings.items():
-        error = relative_error(outputs[name], reference)
-        rows.append([name, f"{timing.min * 1e3:.3f}", f"{timing.median * 1e3:.3f}",
-                     f"{flop / timing.min / 1e9:.0f}", f"{base.min / timing.min:.2f}",
-                     f"{base.median / timing.median:.2f}", f"{error:.1e}"])
-    print(f"\nmatmul {n}x{n}x{n} float32 on {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}, "
-          f"{args.rounds} rounds x 3 calls")
-    print_table(["kernel", "min (ms)", "median (ms)", "GFLOP/s (min)", "x cuBLAS (min)", "x cuBLAS (median)",
-                 "rel. error"], rows)
-    print(f"tuned kernel: {tuned.kernels[0].launch}, {tuned.kernels[0].shared_bytes} bytes of shared memory")
+    gpu_matmul.main(["--size", str(args.size), "--precisions", "fp32", "--trials", str(args.trials), "--budget",
+                     str(args.budget or 1e9), "--tuner", args.tuner, "--rounds", str(args.rounds), "--records-dir",
+                     os.path.dirname(os.path.abspath(args.records)), "--seed", str(args.seed)])
 
 
 def bench_model(args: argparse.Namespace, target: Target) -> None:
@@ -228,6 +133,8 @@ def main() -> None:
 
     if not gpu_available():
         raise SystemExit("bench/gpu.py needs CuPy and a CUDA device")
+    from gpu_matmul import gpu_target
+
     target = gpu_target()
     if not args.skip_matmul:
         bench_matmul(args, target)
