@@ -15,7 +15,9 @@ statement block holds
   distinct element; touched elements are the product of the extents of loops the index depends on, capped by the
   buffer size).
 
-Counts go through ``log2(1 + x)``; missing slots are 0, so every vector has the same length. ``FeatureKind.KNOB``
+A last block holds the GPU features of ``feature_gpu`` (threads, shared memory, registers, occupancy, vector widths,
+the tile of a GEMM tile kernel; zeros for CPU functions). Counts go through ``log2(1 + x)``; missing slots are 0, so
+every vector has the same length. ``FeatureKind.KNOB``
 encodes the knob choices instead (log2 split factors, permutation, annotation one-hots, option index), for comparison.
 """
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tcomp.autotune.feature_gpu import GPU_WIDTH, gpu_features, ptxas_registers
 from tcomp.autotune.space import (
     AnnotateEntity,
     Annotation,
@@ -53,7 +56,7 @@ LOOP_WIDTH = 3 + len(_KINDS)
 ACCESS_WIDTH = 3 + 2 * MAX_LOOPS
 STMT_WIDTH = 2 + _ARITH_SLOTS + MAX_LOOPS * LOOP_WIDTH + MAX_ACCESSES * ACCESS_WIDTH
 GLOBAL_WIDTH = 6
-LOOP_IR_LENGTH = MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH
+LOOP_IR_LENGTH = MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH + GPU_WIDTH
 
 
 class FeatureKind(enum.Enum):
@@ -247,7 +250,7 @@ def _access_block(access: _Access, inner_first: list[_Loop]) -> list[float]:
     return values + levels
 
 
-def loop_ir_features(func: S.PrimFunc) -> np.ndarray:
+def loop_ir_features(func: S.PrimFunc, registers: int | None = None) -> np.ndarray:
     """The fixed-length feature vector of a lowered function (see the module docstring)."""
     statements, alloc_bytes = _collect(func.body)
     ranked = sorted(statements, key=lambda s: -math.prod(loop.extent for loop in s.loops))
@@ -260,6 +263,7 @@ def loop_ir_features(func: S.PrimFunc) -> np.ndarray:
     vector += [float(len(statements)), _log(alloc_bytes), float(len(parallel)), _log(max(parallel, default=0)),
                float(sum(1 for loop in loops if loop.kind is S.ForKind.VECTORIZED)),
                _log(max((lp.extent for lp in loops if lp.kind is S.ForKind.VECTORIZED), default=0))]
+    vector += gpu_features(func, registers)
     return np.asarray(vector, dtype=np.float32)
 
 
@@ -287,13 +291,15 @@ def knob_features(config: ConfigEntity) -> np.ndarray:
 
 class FeatureExtractor:
     """Features of configs of one task by index, cached. A config that cannot be instantiated or lowered gets a
-    vector of NaN (``invalid`` tells which)."""
+    vector of NaN (``invalid`` tells which). ``ptxas``: on a cuda task, registers per thread come from ``ptxas -v``
+    (each config compiled by nvcc, where it exists) instead of an estimate: exact, but seconds per config."""
 
-    def __init__(self, task: Task, kind: FeatureKind = FeatureKind.LOOP_IR) -> None:
+    def __init__(self, task: Task, kind: FeatureKind = FeatureKind.LOOP_IR, ptxas: bool = False) -> None:
         if not isinstance(kind, FeatureKind):
             raise TypeError(f"kind must be a FeatureKind, got {kind!r}")
         self.task = task
         self.kind = kind
+        self.ptxas = ptxas and task.target is not None and task.target.kind == "cuda"
         self.space: ConfigSpace = task.config_space
         self.cache: dict[int, np.ndarray] = {}
         self.length = LOOP_IR_LENGTH if kind is FeatureKind.LOOP_IR else len(knob_features(self.space.fallback))
@@ -306,9 +312,10 @@ class FeatureExtractor:
         try:
             schedule, tensors = self.task.instantiate(config)
             func = tcomp.lower(schedule, tensors, simple_mode=True)
+            registers = ptxas_registers(schedule, tensors, self.task.target) if self.ptxas else None
         except Exception:  # noqa: BLE001 - an invalid config; its measurement will say why
             return np.full(self.length, np.nan, dtype=np.float32)
-        return loop_ir_features(func)
+        return loop_ir_features(func, registers)
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         rows = []

@@ -294,15 +294,20 @@ def estimated_registers(tile: GemmTile, problem: GemmProblem) -> int:
     return thread_m * thread_n + a_regs + b_regs + 40
 
 
-def occupancy(tile: GemmTile, problem: GemmProblem, registers: int | None = None) -> float:
-    """Resident warps per multiprocessor over the 64 it can hold, from threads, registers and shared memory."""
-    regs = registers if registers is not None else estimated_registers(tile, problem)
-    regs = min(MAX_REGISTERS_PER_THREAD, -(-regs // 8) * 8)
-    by_regs = REGISTERS_PER_SM // max(1, regs * tile.threads)
-    by_threads = MAX_THREADS_PER_SM // tile.threads
-    by_smem = SHARED_MEMORY_PER_SM // max(1, shared_bytes(tile, problem) + 1024)
-    blocks = max(0, min(by_regs, by_threads, by_smem, 32))
-    return blocks * tile.threads / MAX_THREADS_PER_SM
+def resident_blocks(threads: int, registers: int, shared: int) -> int:
+    """Blocks of ``threads`` threads using ``registers`` each and ``shared`` bytes of shared memory that one
+    multiprocessor holds at once (Hopper's and Ampere's limits: 64K registers allocated 8 at a time, 2048 threads,
+    228 KB of shared memory with 1 KB reserved per block, 32 blocks)."""
+    regs = min(MAX_REGISTERS_PER_THREAD, -(-max(1, registers) // 8) * 8)
+    by_regs = REGISTERS_PER_SM // max(1, regs * threads)
+    by_threads = MAX_THREADS_PER_SM // max(1, threads)
+    by_smem = SHARED_MEMORY_PER_SM // max(1, shared + 1024)
+    return max(0, min(by_regs, by_threads, by_smem, 32))
+
+
+def occupancy(threads: int, registers: int, shared: int) -> float:
+    """Resident warps per multiprocessor over the 64 it can hold (``resident_blocks``)."""
+    return resident_blocks(threads, registers, shared) * threads / MAX_THREADS_PER_SM
 
 
 def copy_vector(tile: GemmTile, contiguous_tile: int, element: int, strides: tuple[int, ...],
