@@ -62,7 +62,7 @@ def module_json(artifact: Any, start: int, end: int) -> dict[str, Any]:
             raise GraphError(f"{where}: kernel {kernel.name} has a symbolic grid; only static shapes export")
         kernels.append({"name": kernel.name, "args": [index[id(b)] for b in kernel.params], "grid": grid,
                         "block": list(kernel.launch.block), "shared_bytes": kernel.shared_bytes,
-                        "uses_barrier": kernel.uses_barrier})
+                        "synchronizes": kernel.synchronizes})
     return {"params": [_buffer_json(b, where) for b in func.params],
             "temporaries": [_buffer_json(b, where) for b in artifact.temporaries],
             "kernels": kernels, "source": [start, end]}
@@ -133,7 +133,7 @@ def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Ta
         launch = LaunchDims((grid[0], grid[1], grid[2]), (block[0], block[1], block[2]))
         kernels.append(KernelInfo(as_str(kernel["name"], "kernel name", 1000), tuple(buffers[a] for a in args), (),
                                   launch, as_int(kernel["shared_bytes"], "shared bytes", 0, MAX_SHARED_BYTES),
-                                  kernel["uses_barrier"] is True))
+                                  kernel["synchronizes"] is True))
     func = PrimFunc(name, params, NoOp())
     return CudaArtifact(func, target, source, tuple(kernels), temporaries, ())
 

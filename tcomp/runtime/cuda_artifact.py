@@ -69,14 +69,15 @@ class LaunchConfig:
 @dataclass(frozen=True)
 class KernelInfo:
     """A kernel of a CUDA module: its symbol, parameters (buffers, then size variables), launch dimensions, static
-    shared memory in bytes, and whether it synchronizes its threads."""
+    shared memory in bytes, and whether it synchronizes its threads (barriers or warp shuffles)."""
 
     name: str
     params: tuple[Buffer, ...]
     size_vars: tuple[Var, ...]
     launch: LaunchDims
     shared_bytes: int
-    uses_barrier: bool
+    synchronizes: bool
+    local_bytes: int = 0  # local arrays per thread (registers, or local memory where they spill)
 
     def launch_config(self, sizes: Mapping[Var, int]) -> LaunchConfig:
         """The grid and block for size-variable values ``sizes`` (a grid of 0 blocks along some axis means there

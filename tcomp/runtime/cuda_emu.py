@@ -1,15 +1,12 @@
 """CUDA emulation on the CPU: the generated CUDA C, compiled by the host C++ compiler with OpenMP, run on numpy arrays.
 
-The header below maps CUDA's vocabulary to C++: ``__global__`` and ``__device__`` vanish, ``__shared__`` becomes
-``static`` (one copy for the block), ``threadIdx`` and ``blockIdx`` are thread-local, ``__syncthreads()`` is an OpenMP
-barrier. A generated launcher runs the grid. A kernel that uses shared memory or barriers runs its blocks one after
-the other, each block as one OpenMP team with one thread per CUDA thread (so barriers and shared arrays behave as on
-a GPU); any other kernel runs its blocks in parallel and the threads of a block in a loop. Blocks of 1024 threads
-mean 1024 OS threads per team: the emulator checks semantics, not speed.
+The header (``cuda_emu_header.py``) maps CUDA's vocabulary to C++. A generated launcher runs the grid with its
+blocks spread over the CPU threads (an OpenMP loop). A kernel without barriers or warp shuffles runs the threads of
+a block as the iterations of a loop; one that synchronizes its threads runs them as fibers on the block's CPU thread,
+each to its next barrier in turn, so a barrier costs a switch of registers, not a wake-up of an OS thread.
 
 Compiled libraries are cached on disk by the hash of their source and flags (in ``$TMPDIR/tcomp-cuda-emu-<uid>``).
-Calls are serialized per library (the ``static`` shared arrays are shared by all calls of modules built from one
-source).
+Calls are serialized per library (a launch's grid and block dimensions are globals of the library).
 """
 
 from __future__ import annotations
@@ -26,39 +23,9 @@ from typing import Any
 
 from tcomp.runtime.args import data_pointer
 from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo, c_type, storage_type
+from tcomp.runtime.cuda_emu_header import emulation_header, fiber_stack_bytes
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.errors import KernelError
-
-EMULATION_HEADER = """\
-// tcomp CUDA emulation: CUDA C on the CPU, one OpenMP thread per CUDA thread of a block
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-#include <omp.h>
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __shared__ static
-#define __syncthreads() _Pragma("omp barrier")
-#define __align__(n) __attribute__((aligned(n)))
-struct tc_dim3 { unsigned int x, y, z; };
-struct float2 { float x, y; };  // no alignment asked: host arrays may start anywhere
-struct float4 { float x, y, z, w; };
-struct int2 { int x, y; };
-struct int4 { int x, y, z, w; };
-static thread_local tc_dim3 threadIdx;
-static thread_local tc_dim3 blockIdx;
-static tc_dim3 blockDim;
-static tc_dim3 gridDim;
-template <typename T> static inline T min(T a, T b) { return a < b ? a : b; }
-template <typename T> static inline T max(T a, T b) { return a < b ? b : a; }
-static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
-static inline float __int_as_float(int bits) { float f; memcpy(&f, &bits, 4); return f; }
-static inline double __longlong_as_double(long long bits) { double d; memcpy(&d, &bits, 8); return d; }
-"""
 
 COMPILE_FLAGS = ("-std=c++17", "-O2", "-fopenmp", "-shared", "-fPIC", "-Wno-unknown-pragmas", "-x", "c++")
 
@@ -68,61 +35,72 @@ class EmulationError(RuntimeError):
 
 
 def _launcher(kernel: KernelInfo) -> str:
-    """C++ that runs ``kernel``'s grid; returns 0, or 1 when OpenMP gave a block fewer threads than it needs."""
+    """C++ that runs ``kernel``'s grid, its blocks spread over the CPU threads; returns 0, 2 when a fiber outgrew
+    its stack, 3 when the fibers' stacks could not be mapped."""
     params = [f"{storage_type(b.dtype)}* p{i}" for i, b in enumerate(kernel.params)]
     params += [f"{c_type(v.dtype)} s{i}" for i, v in enumerate(kernel.size_vars)]
-    args = ", ".join([f"p{i}" for i in range(len(kernel.params))] + [f"s{i}" for i in range(len(kernel.size_vars))])
+    names = [f"p{i}" for i in range(len(kernel.params))] + [f"s{i}" for i in range(len(kernel.size_vars))]
+    args = ", ".join(names)
     bx, by, bz = kernel.launch.block
-    lines = [
+    head = [
         f'extern "C" int tc_launch_{kernel.name}(long long gx, long long gy, long long gz'
         + "".join(", " + p for p in params) + ") {",
         f"  const int bx = {bx}, by = {by}, bz = {bz}, threads = bx * by * bz;",
         "  blockDim = tc_dim3{(unsigned)bx, (unsigned)by, (unsigned)bz};",
         "  gridDim = tc_dim3{(unsigned)gx, (unsigned)gy, (unsigned)gz};",
+        "  const long long blocks = gx * gy * gz;",
         "  int status = 0;",
     ]
-    thread_index = "tc_dim3{(unsigned)(t % bx), (unsigned)(t / bx % by), (unsigned)(t / (bx * by))}"
-    if kernel.uses_barrier or kernel.shared_bytes:
-        lines += [
-            "  omp_set_dynamic(0);",
-            "  for (long long z = 0; z < gz; ++z)",
-            "    for (long long y = 0; y < gy; ++y)",
-            "      for (long long x = 0; x < gx; ++x) {",
-            "#pragma omp parallel num_threads(threads)",
-            "        {",
-            "          const int t = omp_get_thread_num();",
-            "          if (omp_get_num_threads() != threads) {",
-            "#pragma omp atomic write",
-            "            status = 1;",
-            "          } else {",
-            f"            threadIdx = {thread_index};",
-            "            blockIdx = tc_dim3{(unsigned)x, (unsigned)y, (unsigned)z};",
-            f"            {kernel.name}({args});",
-            "          }",
-            "        }",
-            "        if (status) return status;",
-            "      }",
-        ]
-    else:
-        lines += [
-            "  const long long blocks = gx * gy * gz;",
+    block_index = "tc_dim3{(unsigned)(b % gx), (unsigned)(b / gx % gy), (unsigned)(b / (gx * gy))}"
+    if not kernel.synchronizes:
+        thread_index = "tc_dim3{(unsigned)(t % bx), (unsigned)(t / bx % by), (unsigned)(t / (bx * by))}"
+        lines = head + [
             "#pragma omp parallel for schedule(static)",
             "  for (long long b = 0; b < blocks; ++b) {",
-            "    blockIdx = tc_dim3{(unsigned)(b % gx), (unsigned)(b / gx % gy), (unsigned)(b / (gx * gy))};",
+            f"    blockIdx = {block_index};",
             "    for (int t = 0; t < threads; ++t) {",
             f"      threadIdx = {thread_index};",
             f"      {kernel.name}({args});",
             "    }",
             "  }",
+            "  return status;",
+            "}",
         ]
-    lines += ["  return status;", "}"]
+        return "\n".join(lines)
+    fields = "".join(f" {p};" for p in params)
+    unpack = ", ".join(f"x->{n}" for n in names)
+    lines = [
+        f"struct tc_args_{kernel.name} {{{fields} }};",
+        f"static void tc_thunk_{kernel.name}(const void* a) {{",
+        f"  const tc_args_{kernel.name}* x = (const tc_args_{kernel.name}*)a;",
+        f"  {kernel.name}({unpack});",
+        "}",
+        *head,
+        f"  const tc_args_{kernel.name} args = {{{args}}};",
+        "#pragma omp parallel",
+        "  {",
+        f"    const bool ready = tc_fibers_reserve(threads, {fiber_stack_bytes(kernel.local_bytes)});",
+        "#pragma omp for schedule(static)",
+        "    for (long long b = 0; b < blocks; ++b) {",
+        f"      blockIdx = {block_index};",
+        f"      const int result = ready ? tc_run_block(tc_thunk_{kernel.name}, &args, bx, by, bz) : 3;",
+        "      if (result) {",
+        "#pragma omp atomic write",
+        "        status = result;",
+        "      }",
+        "    }",
+        "    tc_fibers_release();",
+        "  }",
+        "  return status;",
+        "}",
+    ]
     return "\n".join(lines)
 
 
 def emulation_source(artifact: CudaArtifact) -> str:
     """The C++ translation unit the emulator compiles: header, the CUDA C as generated, launchers."""
     launchers = "\n\n".join(_launcher(k) for k in artifact.kernels)
-    return f"{EMULATION_HEADER}\n{artifact.source}\n// launchers\n{launchers}\n"
+    return f"{emulation_header()}\n{artifact.source}\n// launchers\n{launchers}\n"
 
 
 def host_compiler() -> str:
@@ -213,10 +191,15 @@ class EmulatedCudaModule(CudaModule):
                 pointer_args, scalar_args = self.kernel_arguments(kernel, buffers, sizes)
                 status = launcher(*config.grid, *pointer_args, *scalar_args)
                 if status != 0:
-                    raise KernelError(
-                        f"{kernel.name}: OpenMP gave a block fewer than the {kernel.launch.threads_per_block} "
-                        "threads the emulation needs (check OMP_THREAD_LIMIT)", status)
+                    raise KernelError(f"{kernel.name}: {_FAILURES.get(status, 'failed')} (emulation status {status})",
+                                      status)
         del temporaries
+
+
+_FAILURES = {
+    2: "a CUDA thread outgrew the stack the emulation gives it",
+    3: "the emulation could not map the stacks of a block's threads",
+}
 
 
 def _scalar_ctype(dtype: str) -> Any:

@@ -145,9 +145,10 @@ extern "C" void tc_convert(const float* x, unsigned short* h, unsigned short* b,
 
 def test_emulated_conversions_round_as_the_hardware() -> None:
     from tcomp.codegen.cuda.warp_intrinsics import HELPER_SOURCE
-    from tcomp.runtime.cuda_emu import EMULATION_HEADER, compile_library
+    from tcomp.runtime.cuda_emu import compile_library
+    from tcomp.runtime.cuda_emu_header import emulation_header
 
-    library = ctypes.CDLL(str(compile_library(EMULATION_HEADER + HELPER_SOURCE + CONVERSIONS)))
+    library = ctypes.CDLL(str(compile_library(emulation_header() + HELPER_SOURCE + CONVERSIONS)))
     library.tc_convert.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int]
     rng = np.random.default_rng(0)
     special = [0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, 1e6, -1e6, 2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -26,

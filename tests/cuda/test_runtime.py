@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tcomp.codegen.cuda import CudaRuntime
+from tcomp import ops, te
+from tcomp.codegen.cuda import CudaRuntime, build_cuda
 from tcomp.codegen.cuda.build import make_module
+from tcomp.ops import cuda as cuda_ops
 from tcomp.runtime.cuda_device import gpu_available
 from tcomp.runtime.cuda_emu import EmulatedCudaModule, emulation_source
 from tcomp.runtime.timer import TimingResult
-from tests.cuda.cases import arguments, artifact, build, by_name
+from tests.cuda.cases import arguments, artifact, build, by_name, check_case
 
 
 def test_sources_at_every_stage() -> None:
@@ -19,7 +21,7 @@ def test_sources_at_every_stage() -> None:
     assert "thread_binding" in module.get_source("tir")
     assert "fused_elementwise_kernel0" in module.get_source("kernels")
     emulated = module.get_source("emulation")
-    assert "#define __syncthreads() _Pragma(\"omp barrier\")" in emulated
+    assert "#define __syncthreads() tc_barrier()" in emulated
     assert 'extern "C" int tc_launch_fused_elementwise_kernel0' in emulated
     with pytest.raises(ValueError, match="unknown source format 'asm'"):
         module.get_source("asm")
@@ -57,11 +59,11 @@ def test_emulated_library_is_compiled_once() -> None:
     assert emulation_source(generated) == first.emulation_source
 
 
-def test_barrier_kernels_run_blocks_as_thread_teams() -> None:
+def test_barrier_kernels_run_threads_as_fibers() -> None:
     source = emulation_source(artifact(by_name("matmul_odd")))
-    assert "#pragma omp parallel num_threads(threads)" in source
+    assert "tc_run_block(tc_thunk_" in source and "#pragma omp for schedule(static)" in source
     plain = emulation_source(artifact(by_name("vector_add")))
-    assert "#pragma omp parallel for" in plain and "num_threads(threads)" not in plain
+    assert "#pragma omp parallel for" in plain and "tc_run_block(tc_thunk_" not in plain
 
 
 def test_device_runtime_needs_a_gpu() -> None:
@@ -69,3 +71,29 @@ def test_device_runtime_needs_a_gpu() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="no CUDA device"):
         make_module(artifact(by_name("vector_add")), CudaRuntime.DEVICE)
+
+
+def test_fibers_of_the_portable_switch_give_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulation's ``swapcontext`` fibers (used where there is no assembly switch) run barrier kernels alike."""
+    import tcomp.runtime.cuda_emu as emu
+
+    header = emu.emulation_header()
+    monkeypatch.setattr(emu, "emulation_header", lambda: "#define TC_EMU_UCONTEXT 1\n" + header)
+    for name in ("matmul_odd", "softmax_rows"):
+        case = by_name(name)
+        module = EmulatedCudaModule(artifact(case))
+        assert "#define TC_EMU_UCONTEXT 1" in module.get_source("emulation")
+        check_case(module, case)
+
+
+def test_a_block_of_1024_threads_synchronizes_as_fibers() -> None:
+    """A cross-thread sum over 1024 threads: ten barriers per block, 1024 fibers per block, blocks in parallel."""
+    x = te.placeholder((40, 3000), name="x")
+    out = ops.sum(x, axis=1)
+    s = cuda_ops.schedule_reduce(out, num_threads=1024)
+    module = build_cuda(s, [x, out], name="sum_1024_threads", runtime=CudaRuntime.EMULATOR)
+    assert module.kernels[0].synchronizes and module.kernels[0].launch.threads_per_block == 1024
+    data = np.random.default_rng(0).standard_normal((40, 3000)).astype(np.float32)
+    result = np.zeros(40, np.float32)
+    module(data, result)
+    np.testing.assert_allclose(result, data.astype(np.float64).sum(axis=1), rtol=1e-4, atol=1e-4)

@@ -16,14 +16,14 @@ from tcomp.codegen.cuda.exprs import HELPERS
 from tcomp.codegen.cuda.printer import KernelPrinter, allocation_bytes, called_device_functions, shared_buffers
 from tcomp.ir.expr import const_int_value
 from tcomp.ir.functor import post_order_visit
-from tcomp.ir.stmt import Evaluate, PrimFunc
+from tcomp.ir.stmt import Allocate, PrimFunc
 from tcomp.ir.verify import verify
 from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
 from tcomp.target import Target
 from tcomp.transform.bind_threads import bind_threads, launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
 from tcomp.transform.double_buffer import inject_double_buffer
-from tcomp.transform.gpu import GPUError, is_barrier
+from tcomp.transform.gpu import GPUError, synchronizes
 from tcomp.transform.pipeline import Pass
 from tcomp.transform.replicate_reduce_buffers import replicate_reduce_buffers
 from tcomp.transform.simplify import simplify_func
@@ -62,16 +62,23 @@ def shared_allocations(kernel: PrimFunc) -> list[tuple[str, int]]:
     return [(buffer.name, allocation_bytes(buffer)) for buffer in shared_buffers(kernel.body)]
 
 
-def uses_barrier(kernel: PrimFunc) -> bool:
-    """Whether ``kernel`` synchronizes its threads: a barrier, or a call of a device function that synchronizes."""
-    found = False
+def kernel_synchronizes(kernel: PrimFunc) -> bool:
+    """Whether ``kernel`` synchronizes its threads: a barrier or a warp shuffle, or a call of a device function
+    that synchronizes."""
+    return synchronizes(kernel.body) or any(f.synchronizes for f in called_device_functions(kernel.body))
+
+
+def local_bytes(kernel: PrimFunc) -> int:
+    """Bytes of the local arrays of one thread of ``kernel``."""
+    total = 0
 
     def visit(node: object) -> None:
-        nonlocal found
-        found = found or (isinstance(node, Evaluate) and is_barrier(node))
+        nonlocal total
+        if isinstance(node, Allocate) and node.buffer.scope not in ("shared", "global"):
+            total += allocation_bytes(node.buffer)
 
     post_order_visit(kernel.body, visit)
-    return found or any(f.synchronizes for f in called_device_functions(kernel.body))
+    return total
 
 
 def check_limits(kernel: PrimFunc, target: Target) -> int:
@@ -117,7 +124,7 @@ def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
         shared = check_limits(kernel, target)
         kernels.append(kernel)
         infos.append(KernelInfo(kernel.name, kernel.params, kernel.size_vars, launch_dims(kernel), shared,
-                                uses_barrier(kernel)))
+                                kernel_synchronizes(kernel), local_bytes(kernel)))
     doc = Doc()
     printers = []
     for kernel in kernels:
