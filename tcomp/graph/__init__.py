@@ -13,7 +13,7 @@ decided at run time), ``testing`` (model builders). The ``onnx`` package is need
 
 from typing import Any
 
-from tcomp.graph.compiler import build_executor, compile, compile_graph
+from tcomp.graph.compiler import EmulationWarning, build_executor, compile, compile_graph
 from tcomp.graph.executor import GraphExecutor
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import (
@@ -37,8 +37,8 @@ def from_onnx(model: Any, input_shapes: Any = None, name: str | None = None, inp
     return import_onnx(model, input_shapes, name, input_values)
 
 __all__ = [
-    "Graph", "GraphError", "GraphExecutor", "Node", "PassOptions", "SpecializingExecutor", "TensorType",
-    "UnsupportedOperatorError", "ValueNeededError",
+    "EmulationWarning", "Graph", "GraphError", "GraphExecutor", "Node", "PassOptions", "SpecializingExecutor",
+    "TensorType", "UnsupportedOperatorError", "ValueNeededError",
     "build_executor", "compile", "compile_graph", "from_onnx", "infer_types", "load_executor", "make_node",
     "run_pipeline",
 ]

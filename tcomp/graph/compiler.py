@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,8 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
     """Compile every top-level node of ``graph`` and bind storage and parameters."""
     resolved = as_target(target)
     records = as_dispatch_context(tuning_records)
+    if resolved.kind == "cuda":
+        warn_if_emulated(graph.name)
     plan: MemoryPlan = graph.meta.get("memory_plan") or no_plan(graph)
     kernels: list[Kernel] = []
     for position, node in enumerate(graph.nodes):
@@ -101,6 +104,19 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
     executor = GraphExecutor(program, addresses, keep_alive=[k.module for k in kernels])
     executor.modules = [k.module for k in kernels]
     return executor
+
+
+def warn_if_emulated(name: str) -> None:
+    """Say plainly, once per model, that a model compiled for ``cuda`` without a GPU runs in CPU emulation."""
+    from tcomp.runtime.cuda_device import gpu_available
+
+    if not gpu_available():
+        warnings.warn(f"model {name}: no CUDA device is available (CuPy and a GPU), so its kernels will run in CPU "
+                      "emulation: the results are checked, the speed is not a GPU's", EmulationWarning, stacklevel=3)
+
+
+class EmulationWarning(RuntimeWarning):
+    """A model compiled for ``cuda`` will run in CPU emulation (there is no GPU)."""
 
 
 def _spec(kernel: Kernel, target: Target) -> KernelSpec:

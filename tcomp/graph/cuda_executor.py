@@ -2,6 +2,8 @@
 ``get_output`` / ``benchmark`` / ``profile``).
 
 - ``CudaGraphExecutor`` (CPU emulation): each kernel is a ``CudaModule`` called on the numpy arrays of its arguments.
+  A run that lasts over a second shows a progress line on stderr (kernel k of n, seconds so far) when stderr is a
+  terminal or ``progress`` is set.
 - ``DeviceGraphExecutor`` (a GPU through CuPy): the memory plan's storage, the parameters and every kernel's
   temporaries live on the device, allocated once; every launch (function, grid, block, argument pointers) is
   prepared once, so ``run`` copies the inputs in, launches the kernels in order on the current stream and leaves
@@ -14,34 +16,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 import numpy as np
 
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec, _numpy_dtype
 from tcomp.runtime.cuda_device import event_seconds, run_launches
 
+PROGRESS_AFTER_SECONDS = 1.0
 
-def _entry(module: Any, arrays: Sequence[np.ndarray]) -> Any:
-    def call(pointers: Any, sizes: Any, errors: Any) -> int:
-        module(*arrays)
-        return 0
 
-    return call
+class Progress:
+    """The progress line of an emulated run: ``emulating kernel k/n (node) s`` rewritten in place on ``stream``,
+    shown once the run has lasted ``PROGRESS_AFTER_SECONDS``, ended with a newline."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total = stream, total
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def kernel(self, position: int, name: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        if elapsed < PROGRESS_AFTER_SECONDS:
+            return
+        self.shown = True
+        self.stream.write(f"\remulating kernel {position + 1}/{self.total} ({name[:40]}) {elapsed:.1f} s\x1b[K")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            elapsed = time.perf_counter() - self.start
+            self.stream.write(f"\remulated {self.total} kernels in {elapsed:.1f} s\x1b[K\n")
+            self.stream.flush()
 
 
 class CudaGraphExecutor(GraphExecutor):
-    """A ``GraphExecutor`` whose kernels are CUDA modules (see the module docstring)."""
+    """A ``GraphExecutor`` whose kernels are CUDA modules (see the module docstring). ``progress``: show the
+    progress line of emulated runs (``None``: when stderr is a terminal)."""
 
     def __init__(self, program: ExecutorProgram, modules: Sequence[Any]) -> None:
         super().__init__(program, [1] * len(modules), keep_alive=list(modules))
+        self.progress: bool | None = None
+        self._progress: Progress | None = None
         calls = []
-        for (_, pointers, sizes, errors, spec), module in zip(self._calls, modules):
+        for position, ((_, pointers, sizes, errors, spec), module) in enumerate(zip(self._calls, modules)):
             arrays = [self._arrays[a] for a in spec.args]
-            calls.append((_entry(module, arrays), pointers, sizes, errors, spec))
+            calls.append((self._entry(module, arrays, position, spec.name), pointers, sizes, errors, spec))
         self._calls = calls
         self.modules = list(modules)
+
+    def _entry(self, module: Any, arrays: Sequence[np.ndarray], position: int, name: str) -> Any:
+        def call(pointers: Any, sizes: Any, errors: Any) -> int:
+            if self._progress is not None:
+                self._progress.kernel(position, name)
+            module(*arrays)
+            return 0
+
+        return call
+
+    def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        self._progress = Progress(sys.stderr, len(self._calls)) if show else None
+        try:
+            return super().run(inputs, **named)
+        finally:
+            if self._progress is not None:
+                self._progress.done()
+            self._progress = None
 
 
 class DeviceGraphExecutor(CudaGraphExecutor):

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 
 import tcomp.graph as tg
 from tcomp.graph.testing import ModelBuilder
+from tcomp.runtime.cuda_device import gpu_available
 from tcomp.runtime.cuda_emu import EmulationError, host_compiler
 from tcomp.runtime.cuda_module import CudaModule
 
@@ -198,3 +199,31 @@ def test_export_and_load_a_cuda_model(tmp_path) -> None:  # type: ignore[no-unty
     (tmp_path / "kernels.cu").write_text(code)
     with pytest.raises(tg.GraphError, match="no launch descriptions"):
         tg.load_executor(str(tmp_path))
+
+
+@pytest.mark.skipif(gpu_available(), reason="with a GPU, the model runs on it")
+def test_compiling_for_cuda_without_a_gpu_says_it_is_emulated() -> None:
+    with pytest.warns(tg.EmulationWarning, match="no CUDA device .* CPU emulation"):
+        tg.compile(small_cnn(), target="cuda")
+
+
+def test_emulated_run_shows_a_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import tcomp.graph.cuda_executor as cuda_executor
+
+    executor = tg.compile(small_cnn(), target="cuda")
+    if not isinstance(executor, cuda_executor.CudaGraphExecutor) or gpu_available():
+        pytest.skip("the progress line is the emulation's")
+    stream = io.StringIO()
+    monkeypatch.setattr(cuda_executor.sys, "stderr", stream)
+    monkeypatch.setattr(cuda_executor, "PROGRESS_AFTER_SECONDS", 0.0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    executor.run([x])
+    assert stream.getvalue() == ""  # stderr is no terminal: quiet unless asked
+    executor.progress = True
+    executor.run([x])
+    text = stream.getvalue()
+    assert f"emulating kernel 1/{executor.num_kernels}" in text
+    assert text.endswith(f"emulated {executor.num_kernels} kernels in " + text.split(" kernels in ")[-1])
+    assert text.endswith(" s\x1b[K\n")
