@@ -25,13 +25,29 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "-max-threads-per-block": ("cuda",),
     "-max-shared-memory-per-block": ("cuda",),
     "-precision": ("cuda",),
+    "-max-registers-per-block": ("cuda",),
 }
 
-# CUDA defaults: compute capability 8.0, the per-block thread limit of every GPU since compute capability 2.0, and
-# the static shared memory a kernel may declare without opting in to more
+# CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
+# limits of every GPU since compute capability 5.0, and the shared memory a kernel may declare statically; above it,
+# a kernel takes dynamic shared memory and opts in to it, up to the architecture's maximum per block
 CUDA_DEFAULT_ARCH = "sm_80"
 CUDA_MAX_THREADS_PER_BLOCK = 1024
-CUDA_MAX_SHARED_MEMORY_PER_BLOCK = 48 * 1024
+CUDA_MAX_REGISTERS_PER_BLOCK = 65536
+CUDA_STATIC_SHARED_MEMORY = 48 * 1024
+# the opt-in shared memory per block by compute capability (CUDA C++ Programming Guide, "Technical Specifications
+# per Compute Capability"); an architecture not listed takes the closest one below it
+_OPT_IN_SHARED_MEMORY = {
+    50: 48 * 1024, 70: 96 * 1024, 75: 64 * 1024, 80: 163 * 1024, 86: 99 * 1024, 87: 163 * 1024, 89: 99 * 1024,
+    90: 227 * 1024, 100: 227 * 1024, 120: 99 * 1024,
+}
+
+
+def shared_memory_opt_in(arch: str) -> int:
+    """The most shared memory a block may use on ``arch`` (``sm_90``: 227 KB), dynamic shared memory included."""
+    number = int(arch[3:])
+    known = [cc for cc in _OPT_IN_SHARED_MEMORY if cc <= number]
+    return _OPT_IN_SHARED_MEMORY[max(known)] if known else CUDA_STATIC_SHARED_MEMORY
 
 
 class TargetError(ValueError):
@@ -121,9 +137,11 @@ class Target:
     when omitted or ``native``), ``mattr`` the extra CPU features (``("+avx2", "-avx512f")``; empty means the
     features implied by ``mcpu``, or the host's own features when ``mcpu`` is the host CPU), ``num_cores`` the
     threads parallel loops use (default: the cores this process may run on). For ``cuda``: ``arch`` is the GPU
-    architecture (``sm_80`` by default), ``max_threads_per_block`` and ``max_shared_memory_per_block`` (bytes) the
-    limits every kernel is checked against when it is built, ``precision`` the arithmetic matrix products may use
-    (``-precision=fp16``: tensor cores, see ``Precision``).
+    architecture (default: the GPU's own when one is present, else ``sm_80``); ``max_threads_per_block``,
+    ``max_shared_memory_per_block`` (bytes, dynamic shared memory with the opt-in included: read from the GPU when
+    ``arch`` is its own, else the architecture's maximum) and ``max_registers_per_block`` are the limits default
+    schedules fit and every kernel is checked against when it is built; ``precision`` the arithmetic matrix
+    products may use (``-precision=fp16``: tensor cores, see ``Precision``).
     """
 
     kind: str
@@ -133,6 +151,7 @@ class Target:
     arch: str = ""
     max_threads_per_block: int = 0
     max_shared_memory_per_block: int = 0
+    max_registers_per_block: int = 0
     precision: Precision = Precision.FP32
     host: bool = field(default=False, compare=False, repr=False)
 
@@ -154,10 +173,8 @@ class Target:
         if self.kind == "cuda":
             self._resolve_cuda()
             return
-        if (self.arch or self.max_threads_per_block or self.max_shared_memory_per_block
-                or self.precision is not Precision.FP32):
-            raise TargetError("target options arch, max_threads_per_block, max_shared_memory_per_block and "
-                              "precision are for cuda")
+        if any(getattr(self, name) for name in ("arch", *_CUDA_LIMITS)) or self.precision is not Precision.FP32:
+            raise TargetError(f"target options {', '.join(_CUDA_FIELDS)} are for cuda")
         if self.mcpu in ("", "native"):
             object.__setattr__(self, "mcpu", host_cpu_name())
             object.__setattr__(self, "host", True)
@@ -179,12 +196,13 @@ class Target:
     def _resolve_cuda(self) -> None:
         if self.mcpu or self.mattr or self.num_cores:
             raise TargetError("target kind 'cuda' takes no CPU options (mcpu, mattr, num_cores)")
+        device = _gpu_limits()
         if not self.arch:
-            object.__setattr__(self, "arch", CUDA_DEFAULT_ARCH)
+            object.__setattr__(self, "arch", device.arch if device is not None else CUDA_DEFAULT_ARCH)
         elif not self.arch.startswith("sm_") or not self.arch[3:].isdigit():
             raise TargetError(f"target option -arch: expected sm_<number> (sm_80), got {self.arch!r}")
-        defaults = (CUDA_MAX_THREADS_PER_BLOCK, CUDA_MAX_SHARED_MEMORY_PER_BLOCK)
-        for name, default in zip(_CUDA_FIELDS[1:], defaults):
+        defaults = _cuda_defaults(self.arch)
+        for name, default in zip(_CUDA_LIMITS, defaults):
             value = getattr(self, name)
             if value == 0:
                 object.__setattr__(self, name, default)
@@ -282,18 +300,48 @@ class Target:
                 words.append("-mattr=" + ",".join(self.mattr))
             words.append(f"-num-cores={self.num_cores}")
         if self.kind == "cuda":
-            if self.arch != CUDA_DEFAULT_ARCH:
+            defaults = _cuda_defaults(self.arch)
+            if self.arch != _default_arch():
                 words.append(f"-arch={self.arch}")
-            if self.max_threads_per_block != CUDA_MAX_THREADS_PER_BLOCK:
-                words.append(f"-max-threads-per-block={self.max_threads_per_block}")
-            if self.max_shared_memory_per_block != CUDA_MAX_SHARED_MEMORY_PER_BLOCK:
-                words.append(f"-max-shared-memory-per-block={self.max_shared_memory_per_block}")
+            for name, default in zip(_CUDA_LIMITS, defaults):
+                if getattr(self, name) != default:
+                    words.append(f"-{name.replace('_', '-')}={getattr(self, name)}")
             if self.precision is not Precision.FP32:
                 words.append(f"-precision={self.precision}")
         return " ".join(words)
 
 
-_CUDA_FIELDS = ("arch", "max_threads_per_block", "max_shared_memory_per_block", "precision")
+_CUDA_LIMITS = ("max_threads_per_block", "max_shared_memory_per_block", "max_registers_per_block")
+_CUDA_FIELDS = ("arch", *_CUDA_LIMITS, "precision")
+
+
+def _gpu_limits() -> GpuLimits | None:
+    from tcomp.runtime.cuda_device import gpu_limits
+
+    return gpu_limits()
+
+
+def _default_arch() -> str:
+    device = _gpu_limits()
+    return device.arch if device is not None else CUDA_DEFAULT_ARCH
+
+
+def _cuda_defaults(arch: str) -> tuple[int, int, int]:
+    """Threads, shared memory and registers per block: the GPU's when ``arch`` is its own, else ``arch``'s."""
+    device = _gpu_limits()
+    if device is not None and device.arch == arch:
+        return device.max_threads_per_block, device.max_shared_memory_per_block, device.max_registers_per_block
+    return CUDA_MAX_THREADS_PER_BLOCK, shared_memory_opt_in(arch), CUDA_MAX_REGISTERS_PER_BLOCK
+
+
+@dataclass(frozen=True)
+class GpuLimits:
+    """What a present GPU reports: its architecture and per-block limits (shared memory with the opt-in)."""
+
+    arch: str
+    max_threads_per_block: int
+    max_shared_memory_per_block: int
+    max_registers_per_block: int
 
 
 def _parse(text: str) -> Target:

@@ -7,7 +7,8 @@ The folder holds ``graph.json`` and ``params.npz`` as for CPU targets (``export.
   compiles as one translation unit: ``nvcc -ptx kernels.cu``);
 - on its last line, after ``// tcomp-launch:``, how to launch each module: its parameters (name, shape, dtype), the
   global temporaries the host allocates, and per kernel its symbol, which parameters and temporaries it takes, its
-  grid and block, its static shared memory and whether it synchronizes; plus where its source starts and ends in
+  grid and block, its shared memory (and how much of it is dynamic), its local arrays and whether it
+  synchronizes; plus where its source starts and ends in
   ``kernels.cu``. The launch descriptions are part of the code file, not of ``graph.json``: a grid is as much the
   compiler's word as the kernel that indexes by it, and the loader checks ``graph.json`` against them.
 
@@ -38,6 +39,7 @@ MAX_DESCRIPTION_DEPTH = 8
 MAX_BLOCK = 1024  # threads per block
 MAX_GRID = 2**31 - 1
 MAX_SHARED_BYTES = 256 << 10
+MAX_LOCAL_BYTES = 512 << 10  # CUDA's local memory per thread
 
 
 def _buffer_json(buffer: Buffer, where: str) -> dict[str, Any]:
@@ -62,7 +64,8 @@ def module_json(artifact: Any, start: int, end: int) -> dict[str, Any]:
             raise GraphError(f"{where}: kernel {kernel.name} has a symbolic grid; only static shapes export")
         kernels.append({"name": kernel.name, "args": [index[id(b)] for b in kernel.params], "grid": grid,
                         "block": list(kernel.launch.block), "shared_bytes": kernel.shared_bytes,
-                        "synchronizes": kernel.synchronizes})
+                        "synchronizes": kernel.synchronizes, "local_bytes": kernel.local_bytes,
+                        "dynamic_shared_bytes": kernel.dynamic_shared_bytes})
     return {"params": [_buffer_json(b, where) for b in func.params],
             "temporaries": [_buffer_json(b, where) for b in artifact.temporaries],
             "kernels": kernels, "source": [start, end]}
@@ -133,7 +136,9 @@ def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Ta
         launch = LaunchDims((grid[0], grid[1], grid[2]), (block[0], block[1], block[2]))
         kernels.append(KernelInfo(as_str(kernel["name"], "kernel name", 1000), tuple(buffers[a] for a in args), (),
                                   launch, as_int(kernel["shared_bytes"], "shared bytes", 0, MAX_SHARED_BYTES),
-                                  kernel["synchronizes"] is True))
+                                  kernel["synchronizes"] is True,
+                                  as_int(kernel["local_bytes"], "local bytes", 0, MAX_LOCAL_BYTES),
+                                  as_int(kernel["dynamic_shared_bytes"], "dynamic shared bytes", 0, MAX_SHARED_BYTES)))
     func = PrimFunc(name, params, NoOp())
     return CudaArtifact(func, target, source, tuple(kernels), temporaries, ())
 

@@ -78,6 +78,7 @@ class KernelInfo:
     shared_bytes: int
     synchronizes: bool
     local_bytes: int = 0  # local arrays per thread (registers, or local memory where they spill)
+    dynamic_shared_bytes: int = 0  # the dynamic shared memory a launch asks for (0: the arrays are static)
 
     def launch_config(self, sizes: Mapping[Var, int]) -> LaunchConfig:
         """The grid and block for size-variable values ``sizes`` (a grid of 0 blocks along some axis means there

@@ -1,15 +1,17 @@
 """CUDA on a GPU through CuPy (``pip install cupy-cuda12x``), when it is installed and sees a device.
 
-The generated source is compiled once by NVRTC (``cupy.RawModule``); a call copies the numpy inputs to the device,
-launches the kernels in order on the current stream, and copies the written buffers back. ``time_evaluator`` times
-the kernels alone (data already on the device) with CUDA events. Nothing here runs without a GPU.
+The generated source is compiled once by NVRTC (``cupy.RawModule``); a kernel with dynamic shared memory gets the
+opt-in attribute (``max_dynamic_shared_size_bytes``) and asks for it at each launch. A call copies the numpy inputs
+to the device, launches the kernels in order on the current stream, and copies the written buffers back.
+``time_evaluator`` times the kernels alone (data already on the device) with CUDA events. Nothing here runs without
+a GPU.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,7 +19,11 @@ from tcomp.runtime.cuda_artifact import CudaArtifact
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.timer import TimingResult
 
-Launch = tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[Any, ...]]  # function, grid, block, args
+if TYPE_CHECKING:
+    from tcomp.target import GpuLimits
+
+# function, grid, block, arguments, dynamic shared memory in bytes
+Launch = tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[Any, ...], int]
 
 
 @functools.cache
@@ -51,6 +57,24 @@ def precompile(artifact: CudaArtifact) -> None:
         module.get_function(kernel.name)
 
 
+@functools.cache
+def gpu_limits() -> GpuLimits | None:
+    """The architecture and per-block limits of the current GPU (shared memory with the opt-in: 227 KB on an H100
+    or H200), or ``None`` without one."""
+    if not gpu_available():
+        return None
+    import cupy
+
+    from tcomp.target import GpuLimits
+
+    device = cupy.cuda.Device()
+    attributes = device.attributes
+    major, minor = device.compute_capability[:-1], device.compute_capability[-1]
+    shared = attributes.get("MaxSharedMemoryPerBlockOptin") or attributes.get("MaxSharedMemoryPerBlock", 48 * 1024)
+    return GpuLimits(f"sm_{major}{minor}", int(attributes.get("MaxThreadsPerBlock", 1024)), int(shared),
+                     int(attributes.get("MaxRegistersPerBlock", 65536)))
+
+
 class DeviceCudaModule(CudaModule):
     """A CUDA module run on the GPU (see the module docstring)."""
 
@@ -63,6 +87,9 @@ class DeviceCudaModule(CudaModule):
         self._cupy = cupy
         self._module = _raw_module(artifact)
         self._functions = [self._module.get_function(k.name) for k in artifact.kernels]
+        for kernel, function in zip(artifact.kernels, self._functions):
+            if kernel.dynamic_shared_bytes:  # the opt-in above the 48 KB every kernel may have
+                function.max_dynamic_shared_size_bytes = kernel.dynamic_shared_bytes
 
     def prepare_launches(self, device_arrays: list[Any], sizes: dict[Any, int]) -> list[Launch]:
         """Each kernel's function, grid, block and arguments for a call on ``device_arrays`` (arrays already on the
@@ -77,7 +104,8 @@ class DeviceCudaModule(CudaModule):
             pointer_args, scalar_args = self.kernel_arguments(kernel, buffers, sizes)
             scalars = [np.int64(s) if v.dtype == "int64" else np.int32(s)
                        for v, s in zip(kernel.size_vars, scalar_args)]
-            launches.append((function, config.grid, config.block, (*pointer_args, *scalars)))
+            launches.append((function, config.grid, config.block, (*pointer_args, *scalars),
+                             kernel.dynamic_shared_bytes))
         return launches
 
     def device_call(self, device_arrays: list[Any], sizes: dict[Any, int]) -> None:
@@ -121,8 +149,8 @@ class DeviceCudaModule(CudaModule):
 
 def run_launches(launches: list[Launch]) -> None:
     """Launch prepared kernels in order on the current stream."""
-    for function, grid, block, args in launches:
-        function(grid, block, args)
+    for function, grid, block, args, shared in launches:
+        function(grid, block, args, shared_mem=shared)
 
 
 def event_seconds(cupy: Any, run: Callable[[], object], count: int, stream: Any = None) -> float:

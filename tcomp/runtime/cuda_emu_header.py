@@ -1,8 +1,9 @@
 """The C++ header of the CUDA emulation: CUDA's vocabulary mapped to C++, and fibers for the threads of a block.
 
 ``__global__`` and ``__device__`` vanish, ``threadIdx`` and ``blockIdx`` are thread-local variables the launcher sets,
-``__shared__`` arrays are ``static thread_local`` (one copy per CPU thread, and each CPU thread runs one block at a
-time, so every block sees its own shared memory while blocks run in parallel).
+``__shared__`` arrays (and a kernel's dynamic shared memory) are ``static thread_local``: one copy per CPU thread,
+and each CPU thread runs one block at a time, so every block sees its own shared memory while blocks run in
+parallel.
 
 A kernel that synchronizes its threads (``__syncthreads()``, or a warp shuffle) runs each CUDA thread of a block as a
 fiber: a stack of its own (``fiber_stack_bytes``, mapped for the launch) and a switch of registers, no OS thread.
@@ -39,6 +40,7 @@ _PRELUDE = r"""// tcomp CUDA emulation: CUDA C on the CPU, blocks in parallel, t
 #define __shared__ static thread_local
 #define __syncthreads() tc_barrier()
 #define __align__(n) __attribute__((aligned(n)))
+#define TC_DYNAMIC_SHARED(name, bytes) static thread_local __attribute__((aligned(16))) unsigned char name[bytes]
 struct tc_dim3 { unsigned int x, y, z; };
 struct float2 { float x, y; };  // no alignment asked: host arrays may start anywhere
 struct float4 { float x, y, z, w; };

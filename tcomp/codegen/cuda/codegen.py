@@ -2,7 +2,8 @@
 
 Stages: ``split_host_device`` (one kernel per launched region) -> per kernel ``bind_threads`` (launch dimensions),
 ``replicate_reduce_buffers``, ``inject_double_buffer``, ``simplify``, ``storage_sync`` (barriers) -> limits checked
-against the target -> ``KernelPrinter`` (CUDA C). The source is one translation unit with a preamble of helpers
+against the target (a kernel over the 48 KB of static shared memory takes dynamic shared memory, up to the target's
+maximum) -> ``KernelPrinter`` (CUDA C). The source is one translation unit with a preamble of helpers
 (guarded, so sources of several functions can be concatenated into one file), the device functions the kernels call
 (``device_functions``: generated tile kernels such as the tensor-core GEMM, also guarded), and one
 ``extern "C" __global__`` function per kernel.
@@ -13,13 +14,19 @@ from __future__ import annotations
 from tcomp import config
 from tcomp.codegen.cuda.doc import Doc
 from tcomp.codegen.cuda.exprs import HELPERS
-from tcomp.codegen.cuda.printer import KernelPrinter, allocation_bytes, called_device_functions, shared_buffers
+from tcomp.codegen.cuda.printer import (
+    KernelPrinter,
+    allocation_bytes,
+    called_device_functions,
+    dynamic_shared_layout,
+    shared_buffers,
+)
 from tcomp.ir.expr import const_int_value
 from tcomp.ir.functor import post_order_visit
 from tcomp.ir.stmt import Allocate, PrimFunc
 from tcomp.ir.verify import verify
 from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
-from tcomp.target import Target
+from tcomp.target import CUDA_STATIC_SHARED_MEMORY, Target
 from tcomp.transform.bind_threads import bind_threads, launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
 from tcomp.transform.double_buffer import inject_double_buffer
@@ -122,13 +129,14 @@ def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
     for kernel in split.kernels:
         kernel = run_kernel_passes(kernel.with_attr(DOUBLE_BUFFER, func.attr(DOUBLE_BUFFER, ())))
         shared = check_limits(kernel, target)
+        dynamic = dynamic_shared_layout(kernel.body)[1] if shared > CUDA_STATIC_SHARED_MEMORY else 0
         kernels.append(kernel)
         infos.append(KernelInfo(kernel.name, kernel.params, kernel.size_vars, launch_dims(kernel), shared,
-                                kernel_synchronizes(kernel), local_bytes(kernel)))
+                                kernel_synchronizes(kernel), local_bytes(kernel), dynamic))
     doc = Doc()
     printers = []
-    for kernel in kernels:
-        printer = KernelPrinter(kernel, Doc())
+    for kernel, info in zip(kernels, infos):
+        printer = KernelPrinter(kernel, Doc(), dynamic_shared=info.dynamic_shared_bytes > 0)
         printer.print()
         printers.append(printer)
     functions = [f for kernel in kernels for f in called_device_functions(kernel.body)]

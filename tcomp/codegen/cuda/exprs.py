@@ -290,6 +290,12 @@ _CP_SYNC = (
 
 HELPERS = {
     TENSOR_CORE_HELPER: TENSOR_CORE_SOURCE,
+    # the block's dynamic shared memory (the CPU emulation defines it as a static array of `bytes`)
+    "tc_dynamic_shared": (
+        "#ifndef TC_DYNAMIC_SHARED\n"
+        "#define TC_DYNAMIC_SHARED(name, bytes) extern __shared__ __align__(16) unsigned char name[]\n"
+        "#endif\n"
+    ),
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),

@@ -3,7 +3,8 @@
 Statements: a loop bound to ``threadIdx.x`` prints as ``const int tx = (int)threadIdx.x;`` (the kernel is SPMD);
 serial loops as ``for``, unrolled and vectorized ones (and those whose pragma ``unroll_max_extent`` is at least
 their constant extent) with ``#pragma unroll``; shared allocations as ``__shared__``
-arrays declared at the top of the kernel (they live as long as the block), local ones as arrays in registers; the
+arrays declared at the top of the kernel (they live as long as the block), or, for a kernel over the 48 KB a kernel
+may declare statically, as pointers into the block's dynamic shared memory; local ones as arrays in registers; the
 barrier as ``__syncthreads();``. Parameters are the kernel's buffers (``const`` and ``__restrict__`` where the kernel
 only reads them) and its size variables. The launch bounds are the block's thread count.
 
@@ -76,6 +77,20 @@ def shared_buffers(stmt: S.Stmt) -> list[Buffer]:
     return found
 
 
+SHARED_ALIGNMENT = 16
+
+
+def dynamic_shared_layout(body: S.Stmt) -> tuple[list[tuple[Buffer, int]], int]:
+    """The byte offset of each shared array in the block's dynamic shared memory (each aligned to 16 bytes, for
+    ``float4`` and ``cp.async`` copies), and the total."""
+    offsets: list[tuple[Buffer, int]] = []
+    total = 0
+    for buffer in shared_buffers(body):
+        offsets.append((buffer, total))
+        total += -(-allocation_bytes(buffer) // SHARED_ALIGNMENT) * SHARED_ALIGNMENT
+    return offsets, total
+
+
 def allocation_bytes(buffer: Buffer) -> int:
     """Bytes of a constant-size allocation."""
     size = E.const_int_value(simplify(buffer.shape[0])) if len(buffer.shape) == 1 else None
@@ -88,10 +103,12 @@ def allocation_bytes(buffer: Buffer) -> int:
 
 
 class KernelPrinter:
-    """Prints one kernel into ``doc``."""
+    """Prints one kernel into ``doc``; ``dynamic_shared``: its shared arrays are carved from the block's dynamic
+    shared memory (``TC_DYNAMIC_SHARED``, at 16-byte aligned offsets) instead of declared statically."""
 
-    def __init__(self, kernel: S.PrimFunc, doc: Doc) -> None:
+    def __init__(self, kernel: S.PrimFunc, doc: Doc, dynamic_shared: bool = False) -> None:
         self.kernel = kernel
+        self.dynamic_shared = dynamic_shared
         self.doc = doc
         self.names = NameTable()
         self.expr = ExprPrinter(self.names)
@@ -113,11 +130,25 @@ class KernelPrinter:
             bounds += f", {min_blocks}"
         head = f'extern "C" __global__ void __launch_bounds__({bounds}) {kernel.name}({", ".join(params)})'
         with self.doc.block(head):
-            for buffer in shared_buffers(kernel.body):
-                name = self.names.define(buffer, buffer.name)
-                count = allocation_bytes(buffer) // dt.storage_bytes(buffer.dtype)
-                self.doc.line(f"__shared__ __align__(16) {storage_type(buffer.dtype)} {name}[{count}];")
+            if self.dynamic_shared:
+                self.declare_dynamic_shared()
+            else:
+                for buffer in shared_buffers(kernel.body):
+                    name = self.names.define(buffer, buffer.name)
+                    count = allocation_bytes(buffer) // dt.storage_bytes(buffer.dtype)
+                    self.doc.line(f"__shared__ __align__(16) {storage_type(buffer.dtype)} {name}[{count}];")
             self.stmt(kernel.body)
+
+    def declare_dynamic_shared(self) -> None:
+        """The block's dynamic shared memory, and each shared array as a pointer into it."""
+        self.expr.helpers.add("tc_dynamic_shared")
+        base = self.names.define(self, "tc_shared")
+        offsets, total = dynamic_shared_layout(self.kernel.body)
+        self.doc.line(f"TC_DYNAMIC_SHARED({base}, {total});")
+        for buffer, offset in offsets:
+            name = self.names.define(buffer, buffer.name)
+            ctype = storage_type(buffer.dtype)
+            self.doc.line(f"{ctype}* __restrict__ {name} = ({ctype}*)({base} + {offset});")
 
     # -- statements ------------------------------------------------------------------------------------------------
     def stmt(self, s: S.Stmt) -> None:
