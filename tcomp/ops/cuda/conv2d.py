@@ -25,9 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcomp import te
+from tcomp.ir import dtype as dt
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.common import cooperative_fetch
+from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.te.tensor import ComputeOp, Tensor
 
@@ -50,6 +52,38 @@ class Conv2dKnobs:
     def check(self) -> None:
         if self.tile_f % self.thread_f:
             raise ValueError(f"conv2d knobs {self}: thread_f must divide tile_f")
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """What, besides the knobs, decides a conv block's resources: the window, stride, dilation and element size."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    element_bytes: int = 4
+
+    @staticmethod
+    def of(conv: Tensor) -> ConvGeometry:
+        """The geometry of a ``conv2d_nchw`` output."""
+        kernel = conv.op.input_tensors()[1]
+        kh, kw = (const_int_value(d) or 1 for d in kernel.shape[2:])
+        attrs = conv.op.attrs
+        stride = tuple(attrs.get("stride", (1, 1)))
+        dilation = tuple(attrs.get("dilation", (1, 1)))
+        return ConvGeometry((kh, kw), (stride[0], stride[1]), (dilation[0], dilation[1]),
+                            dt.storage_bytes(conv.op.input_tensors()[0].dtype))
+
+    def resources(self, knobs: Conv2dKnobs) -> BlockResources:
+        """The block ``schedule_conv2d_nchw`` launches with ``knobs``: its threads, the shared input patch (with the
+        window's halo) and weight tile of one chunk of input channels, and ``thread_f`` accumulators a thread."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        rows = (knobs.tile_y - 1) * sh + (kh - 1) * dh + 1
+        columns = (knobs.tile_x - 1) * sw + (kw - 1) * dw + 1
+        elements = knobs.tile_rc * rows * columns + knobs.tile_f * knobs.tile_rc * kh * kw
+        threads_z, threads_y, threads_x = knobs.threads
+        return BlockResources((threads_x, threads_y, threads_z), elements * self.element_bytes,
+                              REGISTER_OVERHEAD + 2 * knobs.thread_f)
 
 
 def schedule_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:

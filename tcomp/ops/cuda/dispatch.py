@@ -20,13 +20,15 @@ Each root stage becomes its own kernel; the kernels of a group run in order in o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.cuda.common import bind_blocks_threads
-from tcomp.ops.cuda.conv2d import Conv2dKnobs, tile_conv2d_nchw
+from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, tile_conv2d_nchw
 from tcomp.ops.cuda.gemm_dispatch import conv_plan, matmul_plan
 from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile, schedule_matmul_tile
+from tcomp.ops.cuda.limits import first_fitting, power_of_two_at_most
 from tcomp.ops.cuda.matmul import MatmulKnobs, schedule_matmul
 from tcomp.ops.cuda.reduce import _reduces_innermost, schedule_reduce_stage_cross_thread
 from tcomp.ops.cuda.softmax import schedule_softmax
@@ -88,13 +90,33 @@ def _matmul_ok(op: ComputeOp) -> bool:
             and len(op.input_tensors()) == 2 and all(_placeholder(t) for t in op.input_tensors()))
 
 
-def _matmul_knobs(m: int, n: int, k: int) -> MatmulKnobs | None:
-    """Tiles that divide the shape (64 or 16 rows and columns per block, 4 or 2 per thread), or ``None``."""
-    block_m, block_n = (64 if size % 64 == 0 else 16 for size in (m, n))
-    if m % block_m or n % block_n:
+# (rows or columns per block, per thread) of the default matmul schedule, in order of preference: 16 threads along
+# each axis with 4 outputs each, then smaller blocks and fewer threads (each pair a fallback of the one before)
+MATMUL_TILES = ((64, 4), (32, 2), (16, 2), (16, 1), (8, 1), (4, 1), (2, 1), (1, 1))
+
+
+def _matmul_knobs(m: int, n: int, k: int, target: Target | None) -> MatmulKnobs | None:
+    """Tiles that divide the shape (64 or 16 rows and columns per block, 4 or 2 per thread) and fit ``target``
+    (else shallower slices of ``K``, then the smaller tiles of ``MATMUL_TILES``), or ``None``."""
+    start = {64: 0, 16: 2}
+    first_m, first_n = (start[64 if size % 64 == 0 else 16] for size in (m, n))
+    if m % MATMUL_TILES[first_m][0] or n % MATMUL_TILES[first_n][0]:
         return None
-    thread_m, thread_n = (4 if block == 64 else 2 for block in (block_m, block_n))
-    return MatmulKnobs(block_m, block_n, _pow2_divisor(8, k), thread_m, thread_n)
+
+    def candidates() -> Iterator[MatmulKnobs]:
+        for step in range(len(MATMUL_TILES)):
+            (block_m, thread_m), (block_n, thread_n) = (MATMUL_TILES[min(first + step, len(MATMUL_TILES) - 1)]
+                                                        for first in (first_m, first_n))
+            if m % block_m or n % block_n:
+                continue
+            depth = _pow2_divisor(8, k)
+            while True:
+                yield MatmulKnobs(block_m, block_n, depth, thread_m, thread_n)
+                if depth == 1:
+                    break
+                depth //= 2
+
+    return first_fitting(candidates(), MatmulKnobs.resources, target, f"matmul {m}x{n}x{k}")
 
 
 def _conv_inputs(op: ComputeOp) -> tuple[Tensor, Tensor] | None:
@@ -117,19 +139,26 @@ def _divisor(limit: int, value: int) -> int:
     return next(d for d in range(min(limit, value), 0, -1) if value % d == 0)
 
 
+def _spatial_tile(limit: int, extent: int) -> int:
+    """A tile of at most ``limit`` along an output axis: the largest divisor of the extent, unless that is 1 or 2
+    (a prime such as 13), then the size from ``limit // 2`` to ``limit`` that overhangs the extent least (the last
+    tile is guarded): 13 rows get tiles of 7."""
+    divisor = _divisor(limit, extent)
+    if divisor >= 3 or divisor == extent:
+        return divisor
+    return min(range(max(1, limit // 2), limit + 1), key=lambda t: (-(-extent // t) * t - extent, -t))
+
+
 # The GPU the default conv schedules are sized for runs about 132 blocks at once (one per multiprocessor of an
 # H100); a layer with fewer blocks than that leaves multiprocessors idle, so it gets narrower channel tiles.
 CONV_MIN_BLOCKS = 132
 CONV_MAX_THREADS = 256
 
 
-def conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
-    """Tiles that divide the shape: up to 8x8 output pixels per block (one per thread), 2 or 4 channels per thread,
-    as many channel groups along ``threadIdx.z`` as keep the block within 256 threads and the grid at about 132
-    blocks or more; input channels in chunks of 16 (1x1 kernels) or 8."""
+def _preferred_conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
     _, channels, height, width = (_extent(d) or 1 for d in out.shape)
-    tile_y, tile_x = _divisor(8, height), _divisor(8, width)
-    spatial_blocks = (height // tile_y) * (width // tile_x)
+    tile_y, tile_x = _spatial_tile(8, height), _spatial_tile(8, width)
+    spatial_blocks = -(-height // tile_y) * -(-width // tile_x)
     thread_f = _pow2_divisor(4, channels)
     if spatial_blocks * channels // thread_f < CONV_MIN_BLOCKS:
         thread_f = _pow2_divisor(2, channels)
@@ -141,10 +170,46 @@ def conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Conv2dKnobs:
                        tile_rc=_pow2_divisor(16 if kernel_size == 1 else 8, in_channels))
 
 
-def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor) -> None:
+def _smaller_conv_knobs(knobs: Conv2dKnobs, in_channels: int, height: int, width: int) -> Conv2dKnobs | None:
+    """The next smaller block: fewer input channels per chunk, then fewer channel groups, fewer channels per
+    thread, fewer output rows or columns; ``None`` after one thread of one channel and pixel."""
+    groups = knobs.tile_f // knobs.thread_f
+    if knobs.tile_rc > 1:
+        return replace(knobs, tile_rc=_divisor(knobs.tile_rc // 2, in_channels))
+    if groups > 1:
+        return replace(knobs, tile_f=(groups // 2) * knobs.thread_f)
+    if knobs.thread_f > 1:
+        return replace(knobs, tile_f=knobs.thread_f // 2, thread_f=knobs.thread_f // 2)
+    if knobs.tile_y >= knobs.tile_x and knobs.tile_y > 1:
+        return replace(knobs, tile_y=_divisor(knobs.tile_y // 2, height))
+    if knobs.tile_x > 1:
+        return replace(knobs, tile_x=_divisor(knobs.tile_x // 2, width))
+    return None
+
+
+def conv_knobs(conv: Tensor, target: Target | None = None) -> Conv2dKnobs:
+    """Knobs of ``schedule_conv2d_nchw`` for the convolution ``conv`` that fit ``target``: up to 8x8 output pixels
+    per block (one per thread; tiles that divide the image, or that overhang it least), 2 or 4 channels per thread,
+    as many channel groups along ``threadIdx.z`` as keep the block within 256 threads and the grid at about 132
+    blocks or more, input channels in chunks of 16 (1x1 kernels) or 8; then, while the block needs more shared
+    memory, threads or registers than ``target`` has, smaller chunks, fewer channels, fewer pixels."""
+    kernel = conv.op.input_tensors()[1]
+    _, in_channels, kernel_h, kernel_w = (_extent(d) or 1 for d in kernel.shape)
+    _, _, height, width = (_extent(d) or 1 for d in conv.shape)
+    geometry = ConvGeometry.of(conv)
+
+    def candidates() -> Iterator[Conv2dKnobs]:
+        knobs: Conv2dKnobs | None = _preferred_conv_knobs(conv, in_channels, max(kernel_h, kernel_w))
+        while knobs is not None:
+            yield knobs
+            knobs = _smaller_conv_knobs(knobs, in_channels, height, width)
+
+    return first_fitting(candidates(), geometry.resources, target, f"conv2d {conv.name}")
+
+
+def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor, target: Target | None) -> None:
     """``schedule_conv2d_nchw``'s tiling for a convolution that may be an intermediate of the group."""
-    kernel_size = max(_extent(kernel.shape[2]) or 1, _extent(kernel.shape[3]) or 1)
-    knobs = conv_knobs(conv, _extent(kernel.shape[1]) or 1, kernel_size)
+    knobs = conv_knobs(conv, target)
     if not _placeholder(padded):
         s[padded].compute_inline()
     tile_conv2d_nchw(s, conv, knobs)
@@ -160,7 +225,8 @@ def _tile_kernel(s: Schedule, op: ComputeOp, target: Target | None) -> list[Stag
     """Schedule ``op`` with the GEMM tile kernel when ``gemm_dispatch`` plans it; the stages it scheduled."""
     if op_kind(op) in (OpKind.MATMUL, OpKind.BATCH_MATMUL):
         dims = [_extent(d) or 1 for d in op.output(0).shape]
-        fits = _matmul_ok(op) and _matmul_knobs(dims[0], dims[1], _extent(op.reduce_axis[0].dom.extent) or 1)
+        depth = _extent(op.reduce_axis[0].dom.extent) or 1
+        fits = _matmul_ok(op) and _matmul_knobs(dims[0], dims[1], depth, target)
         plan = matmul_plan(op, target, bool(fits))
         if plan is None:
             return []
@@ -191,10 +257,10 @@ def _schedule_anchors(s: Schedule, target: Target | None = None) -> set[Stage]:
                 expo, expsum = expsum, expo
             members = [op, expo.op, expsum.op, *(t.op for t in expo.op.input_tensors() if not _placeholder(t))]
             done.update(s[m.output(0)] for m in members)
-            schedule_softmax(op.output(0), REDUCE_THREADS, s)
+            schedule_softmax(op.output(0), thread_count(REDUCE_THREADS, target), s)
         elif kind is OpKind.MATMUL and _matmul_ok(op):
             m, n = (_extent(d) or 1 for d in op.output(0).shape)
-            knobs = _matmul_knobs(m, n, _extent(op.reduce_axis[0].dom.extent) or 1)
+            knobs = _matmul_knobs(m, n, _extent(op.reduce_axis[0].dom.extent) or 1, target)
             if knobs is not None:
                 done.add(stage)
                 schedule_matmul(s, op.output(0), knobs)
@@ -202,23 +268,28 @@ def _schedule_anchors(s: Schedule, target: Target | None = None) -> set[Stage]:
             inputs = _conv_inputs(op)
             if inputs is not None:
                 done.update(s[t] for t in (op.output(0), inputs[0]) if not _placeholder(t))
-                _schedule_conv(s, op.output(0), *inputs)
+                _schedule_conv(s, op.output(0), *inputs, target)
     return done
 
 
-def schedule_stage_generic(stage: Stage) -> None:
+def thread_count(preferred: int, target: Target | None) -> int:
+    """``preferred`` threads per block, or the largest power of two the target allows when it allows fewer."""
+    return preferred if target is None else power_of_two_at_most(target.max_threads_per_block, preferred)
+
+
+def schedule_stage_generic(stage: Stage, target: Target | None = None) -> None:
     """Step 3 for one root stage (see the module docstring)."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     if op.is_reduction:
         if _reduces_innermost(op) or not stage.axis:
-            schedule_reduce_stage_cross_thread(stage, REDUCE_THREADS)
+            schedule_reduce_stage_cross_thread(stage, thread_count(REDUCE_THREADS, target))
         else:
-            bind_blocks_threads(stage, stage.fuse(*stage.axis), ELEMWISE_THREADS)
+            bind_blocks_threads(stage, stage.fuse(*stage.axis), thread_count(ELEMWISE_THREADS, target))
         return
     axes = list(stage.axis)
     fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
-    bind_blocks_threads(stage, fused, ELEMWISE_THREADS)
+    bind_blocks_threads(stage, fused, thread_count(ELEMWISE_THREADS, target))
 
 
 def schedule_cuda(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
@@ -236,5 +307,5 @@ def schedule_cuda(outs: Tensor | Sequence[Tensor], target: Target | None = None)
             continue
         if not op.output(0).shape and not op.is_reduction:
             raise OpError(f"schedule_cuda: scalar elementwise stage {op.name} has no axis to bind to threads")
-        schedule_stage_generic(stage)
+        schedule_stage_generic(stage, target)
     return s

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from tcomp import ops, te
 from tcomp.ops.cuda.common import cooperative_fetch
 from tcomp.ops.cuda.gemm_tile import GemmTile
+from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Precision, Target
 from tcomp.te.tensor import Tensor
@@ -48,6 +49,16 @@ class MatmulKnobs:
     def threads(self) -> tuple[int, int]:
         """Threads per block along y (rows) and x (columns)."""
         return self.block_m // self.thread_m, self.block_n // self.thread_n
+
+    def resources(self, element_bytes: int = 4) -> BlockResources:
+        """The block ``schedule_matmul`` launches: its threads, the shared tiles of ``A`` (padded) and ``B`` (two of
+        each when double-buffered), and a thread's accumulators and operands in registers."""
+        threads_y, threads_x = self.threads
+        elements = self.block_m * (self.block_k + self.smem_pad) + self.block_k * self.block_n
+        copies = 2 if self.double_buffer else 1
+        registers = self.thread_m * self.thread_n + self.thread_m + self.thread_n
+        return BlockResources((threads_x, threads_y, 1), copies * elements * element_bytes,
+                              REGISTER_OVERHEAD + registers)
 
     def check(self) -> None:
         if self.block_m % self.thread_m or self.block_n % self.thread_n:

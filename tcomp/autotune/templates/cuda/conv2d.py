@@ -5,7 +5,8 @@ It tunes ``schedule_conv2d_nchw`` of ``tcomp.ops.cuda`` and falls back to the kn
 along z, channels per thread]`` (tiles that divide ``CO``); ``tile_y`` / ``tile_x`` are the output rows / columns of
 a block (one per thread), ``tile_rc`` the input channels per shared-memory chunk, each ``[blocks, tile]`` with the
 tile a divisor of the extent or a power of two below it (a partial last tile is guarded). At most 8 x 8 x 16
-threads; the build rejects a config whose shared tiles exceed the GPU's limit (big kernels with big tiles).
+threads. A config whose block needs more shared memory, threads or registers than the target has is rejected
+before it is built (an instantiation error); the fallback always fits.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cuda.knobs import require_cuda, static_shape, tile_sizes
 from tcomp.ops.conv import conv2d_nchw
-from tcomp.ops.cuda.conv2d import Conv2dKnobs, schedule_conv2d_nchw
+from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, schedule_conv2d_nchw
 from tcomp.ops.cuda.dispatch import conv_knobs
+from tcomp.ops.cuda.limits import check_fits
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.te.tensor import Tensor
 
@@ -80,13 +82,15 @@ def conv2d_nchw_cuda(cfg: Config, N: int, CI: int, H: int, W: int, CO: int, KH: 
     kernel = te.placeholder((CO, CI, KH, KW), name="kernel", dtype=dtype)
     out = conv2d_nchw(data, kernel, stride, padding)
     _, _, out_h, out_w = static_shape(out)
-    base = conv_knobs(out, CI, max(KH, KW))
+    base = conv_knobs(out, cfg.target)
     cfg.define_split("tile_f", CO, 3, SplitPolicy.CANDIDATES, candidates=_channel_splits(CO, base),
                      fallback=[-1, base.threads[0], base.thread_f])
     _tile_split(cfg, "tile_y", out_h, 8, base.tile_y)
     _tile_split(cfg, "tile_x", out_w, 16, base.tile_x)
     _tile_split(cfg, "tile_rc", CI, 16, base.tile_rc)
     cfg.add_flop(2.0 * N * CO * out_h * out_w * CI * KH * KW)
+    knobs = conv2d_knobs_of(cfg)
+    check_fits(ConvGeometry.of(out).resources(knobs), cfg.target, f"conv2d_nchw_cuda config {knobs}")
     s = create_schedule(out)
-    schedule_conv2d_nchw(s, out, conv2d_knobs_of(cfg))
+    schedule_conv2d_nchw(s, out, knobs)
     return s, [data, kernel, out]

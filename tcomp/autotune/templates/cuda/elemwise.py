@@ -13,7 +13,7 @@ from tcomp import ops, te
 from tcomp.autotune.space import Config
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cuda.knobs import require_cuda, thread_counts
-from tcomp.ops.cuda.dispatch import ELEMWISE_THREADS
+from tcomp.ops.cuda.dispatch import ELEMWISE_THREADS, thread_count
 from tcomp.ops.cuda.elemwise import schedule_injective
 from tcomp.schedule import Schedule
 from tcomp.te.tensor import Tensor
@@ -28,8 +28,8 @@ def elemwise_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.n
 def elemwise_cuda(cfg: Config, M: int, N: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``relu(a * b + c)`` for ``M x N`` tensors ``a``, ``b`` and a row ``c`` of ``N``, fused in one kernel."""
     require_cuda(cfg, "elemwise_cuda")
-    threads = cfg.define_knob("threads", thread_counts(M * N, 32, 1024, ELEMWISE_THREADS),
-                              fallback=ELEMWISE_THREADS)
+    threads = cfg.define_knob("threads", thread_counts(M * N, 32, 1024, ELEMWISE_THREADS, cfg.target),
+                              fallback=thread_count(ELEMWISE_THREADS, cfg.target))
     vector = cfg.define_knob("vector", [1, 2, 4], fallback=1)
     unroll = cfg.define_knob("unroll", [1, 2, 4], fallback=1)
     a = te.placeholder((M, N), name="a", dtype=dtype)

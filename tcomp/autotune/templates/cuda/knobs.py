@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from tcomp import te
 from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.ir.expr import IterVar, const_int_value
+from tcomp.ops.cuda.dispatch import thread_count
 from tcomp.schedule.stage import Stage
+from tcomp.target import Target
 from tcomp.te.tensor import Tensor
 
 MAX_THREADS_PER_BLOCK = 1024
@@ -80,10 +82,14 @@ def tile_sizes(extent: int, limit: int, default: int) -> list[int]:
     return sorted(set(divisors) | set(powers) | {default})
 
 
-def thread_counts(extent: int, low: int, high: int, default: int) -> list[int]:
-    """Powers of two from ``low`` to ``high`` threads, no more than ``extent`` rounded up needs, and ``default``."""
+def thread_counts(extent: int, low: int, high: int, default: int, target: Target | None = None) -> list[int]:
+    """Powers of two from ``low`` to ``high`` threads, no more than ``extent`` rounded up needs, and ``default``;
+    none over the threads a block of ``target`` may have."""
+    if target is not None and target.kind == "cuda":
+        cap = target.max_threads_per_block
+        high, low, default = min(high, cap), min(low, cap), thread_count(default, target)
     top = max(low, min(high, ceil_power_of_two(extent)))
-    return sorted(set(powers_of_two(low, top)) | {default})
+    return sorted({p for p in powers_of_two(low, top) if p <= high} | {default})
 
 
 def static_shape(tensor: Tensor) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ from tcomp.autotune.templates.cuda.knobs import (
     require_cuda,
     thread_counts,
 )
-from tcomp.ops.cuda.dispatch import REDUCE_THREADS
+from tcomp.ops.cuda.dispatch import REDUCE_THREADS, thread_count
 from tcomp.ops.cuda.reduce import schedule_reduce_stage_cross_thread
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.te.tensor import Tensor
@@ -34,9 +34,10 @@ def reduce_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.nda
 def reduce_cuda(cfg: Config, M: int, N: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``sum(x, axis=1)`` of an ``M x N`` tensor, reduced across the threads of a block (module docstring)."""
     require_cuda(cfg, "reduce_cuda")
-    thread_choices = thread_counts(N, 32, 512, REDUCE_THREADS)
-    threads = cfg.define_knob("threads", thread_choices, fallback=REDUCE_THREADS)
-    row_limit = min(8, ceil_power_of_two(M), MAX_THREADS_PER_BLOCK // max(thread_choices))
+    thread_choices = thread_counts(N, 32, 512, REDUCE_THREADS, cfg.target)
+    threads = cfg.define_knob("threads", thread_choices, fallback=thread_count(REDUCE_THREADS, cfg.target))
+    max_threads = cfg.target.max_threads_per_block if cfg.target is not None else MAX_THREADS_PER_BLOCK
+    row_limit = min(8, ceil_power_of_two(M), max_threads // max(thread_choices))
     rows = cfg.define_knob("rows_per_block", powers_of_two(1, max(1, row_limit)), fallback=1)
     x = te.placeholder((M, N), name="x", dtype=dtype)
     out = ops.sum(x, axis=1)
