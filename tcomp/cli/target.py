@@ -38,10 +38,13 @@ def describe(target: Target) -> list[str]:
     from tcomp.runtime.cuda_device import gpu_available
     from tcomp.runtime.cuda_emu import EmulationError, host_compiler
     from tcomp.runtime.nvcc import nvcc_available
+    from tcomp.target import CUDA_STATIC_SHARED_MEMORY
 
     lines.append(f"architecture: {target.arch} (compute capability {target.arch[3:-1]}.{target.arch[-1]})")
     lines.append(f"limits per block: {target.max_threads_per_block} threads, "
-                 f"{target.max_shared_memory_per_block // 1024} KiB static shared memory")
+                 f"{target.max_shared_memory_per_block // 1024} KiB shared memory (over "
+                 f"{CUDA_STATIC_SHARED_MEMORY // 1024} KiB: dynamic, with the opt-in), "
+                 f"{target.max_registers_per_block} registers")
     lines.append(f"nvcc: {shutil.which('nvcc')} (PTX and ptxas's resource report available)" if nvcc_available()
                  else "nvcc: not on the PATH (no PTX, no ptxas resource report)")
     if gpu_available():

@@ -19,7 +19,7 @@ def test_cuda_says_architecture_limits_and_where_it_runs(capsys: pytest.CaptureF
     assert main(["target", "cuda -arch=sm_90"]) == 0
     out = capsys.readouterr().out
     assert "architecture: sm_90 (compute capability 9.0)" in out
-    assert "1024 threads, 48 KiB static shared memory" in out
+    assert "1024 threads, 227 KiB shared memory (over 48 KiB: dynamic, with the opt-in), 65536 registers" in out
     assert "nvcc:" in out and "runs on:" in out
     assert "cpu:" not in out and "cores: 0" not in out
 
