@@ -163,7 +163,7 @@ class ArgumentChecker:
             if not isinstance(arr, np.ndarray):
                 raise TypeError(f"{self._where(position)}: expected a numpy.ndarray, got {type(arr).__name__}")
             if arr.dtype != spec.dtype:
-                raise TypeError(f"{self._where(position)}: expected {spec.dtype.name}, got {arr.dtype.name}")
+                raise TypeError(f"{self._where(position)}: expected {spec.dtype.name}, got {_dtype_text(arr.dtype)}")
             shape = arr.shape
             if len(shape) != spec.ndim:
                 raise ValueError(
@@ -231,3 +231,12 @@ class ArgumentChecker:
                         f"{self._where(out)}: the output shares memory with argument {other} "
                         f"({self.specs[other].name!r}); that would violate the noalias guarantee the kernel is "
                         "compiled with")
+
+
+def _dtype_text(dtype: np.dtype) -> str:
+    """A dtype's name, saying so when its byte order is not this machine's (``>f4`` is "float32" too)."""
+    if dtype.byteorder in ("=", "|") or dtype.isnative:
+        return dtype.name
+    order = "big" if dtype.byteorder == ">" else "little"
+    return (f"{dtype.name} in {order}-endian byte order ({dtype.str}; convert it with "
+            f"arr.astype(np.{dtype.name}))")

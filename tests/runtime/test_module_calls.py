@@ -76,6 +76,9 @@ BAD_CALLS = [
     ("dtype", lambda a, b, c, d: (a.astype(np.float64), b, c, d), TypeError,
      r"argument 0 \('A'\): expected float32, got float64"),
     ("int dtype", lambda a, b, c, d: (a, b, c, d.astype(np.int64)), TypeError, "expected int32, got int64"),
+    ("big-endian", lambda a, b, c, d: (a.astype(">f4"), b, c, d), TypeError,  # was "expected float32, got float32"
+     r"argument 0 \('A'\): expected float32, got float32 in big-endian byte order \(>f4; convert it with "
+     r"arr.astype\(np.float32\)\)"),
     ("rank", lambda a, b, c, d: (a.reshape(-1), b, c, d), ValueError,
      r"argument 0 \('A'\): expected 2 dimension\(s\) \(n, 4\), got 1"),
     ("constant dim", lambda a, b, c, d: (a, b, np.zeros((3, 5), np.float32), d), ValueError,
