@@ -91,6 +91,12 @@ def test_symlinked_file(folder: Path, tmp_path: Path) -> None:
     expect_refused(folder, model_with_external("link.bin"), "symbolic link")
 
 
+def test_hard_link_to_a_file_outside(folder: Path, tmp_path: Path) -> None:
+    """A hard link passed every path check: it is a regular file inside the folder."""
+    os.link(tmp_path / "secret.bin", folder / "hard.bin")
+    expect_refused(folder, model_with_external("hard.bin"), r"'hard.bin' is a hard link \(2 names\)")
+
+
 def test_symlinked_directory(folder: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

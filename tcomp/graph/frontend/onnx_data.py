@@ -7,8 +7,9 @@
 - the bytes present (``raw_data``, the typed ``*_data`` field, or the external file's range) must be exactly what
   the declared shape needs;
 - external data is read only from a regular file inside ``base_dir`` (the model's folder): absolute paths, ``..``
-  components, symbolic links (on any component), ranges with negative or out-of-file offsets or lengths, and
-  models loaded without a folder are refused.
+  components, symbolic links (on any component), hard links (a file with more than one name: another name may be
+  outside the folder), ranges with negative or out-of-file offsets or lengths, and models loaded without a folder
+  are refused.
 
 Every violation raises ``GraphError`` naming the tensor.
 """
@@ -116,7 +117,7 @@ def _parse_int(text: str, key: str, what: str) -> int:
 
 def resolve_external_path(location: str, base_dir: Path, what: str) -> Path:
     """``location`` inside ``base_dir``, or a ``GraphError``: only plain relative paths to regular files, no ``..``,
-    no symbolic links anywhere along the path."""
+    no symbolic links anywhere along the path, no file with other names (hard links)."""
     if "\x00" in location:
         raise GraphError(f"{what}: external data location contains a NUL byte")
     posix, windows = PurePosixPath(location), PureWindowsPath(location)
@@ -138,8 +139,12 @@ def resolve_external_path(location: str, base_dir: Path, what: str) -> Path:
             raise GraphError(f"{what}: external data file {location!r} does not exist in the model's folder") from None
         if stat.S_ISLNK(info.st_mode):
             raise GraphError(f"{what}: external data location {location!r} goes through a symbolic link")
-    if not stat.S_ISREG(os.lstat(current).st_mode):
+    info = os.lstat(current)
+    if not stat.S_ISREG(info.st_mode):
         raise GraphError(f"{what}: external data location {location!r} is not a regular file")
+    if info.st_nlink > 1:
+        raise GraphError(f"{what}: external data file {location!r} is a hard link ({info.st_nlink} names): its "
+                         "other names may be outside the model's folder; copy the data into a file of its own")
     if root not in current.resolve().parents:
         raise GraphError(f"{what}: external data location {location!r} is outside the model's folder")
     return current
