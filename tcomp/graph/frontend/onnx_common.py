@@ -101,6 +101,7 @@ class Converter:
 
 
 CONVERTERS: dict[str, Converter] = {}
+MAX_OPSET_NUMBER = 2**31 - 1
 
 
 def register(op_type: str, versions: Iterable[int], func: ConvertFunc) -> None:
@@ -116,7 +117,10 @@ def converts(op_type: str, versions: Iterable[int]) -> Callable[[ConvertFunc], C
 
 
 def schema_version(op_type: str, opset: int) -> int | None:
-    """The ``since_version`` of the definition of ``op_type`` in effect at ``opset`` (None: no such operator)."""
+    """The ``since_version`` of the definition of ``op_type`` in effect at ``opset`` (None: no such operator); a
+    ``GraphError`` for an opset no ONNX release can have (onnx's ``get_schema`` takes an int32)."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= MAX_OPSET_NUMBER:
+        raise GraphError(f"opset {opset!r} is not an ONNX opset version (1 to {MAX_OPSET_NUMBER})")
     try:
         return int(onnx.defs.get_schema(op_type, opset, "").since_version)
     except onnx.defs.SchemaError:
