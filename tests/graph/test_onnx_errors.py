@@ -216,3 +216,60 @@ def test_shape_input_must_be_constant() -> None:
     model.graph.node[2].input[1] = "shape_in"
     with pytest.raises(tg.GraphError, match="must be known at compile time"):
         tg.from_onnx(model)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# what the schema does not allow: onnxruntime refuses these models, and tcomp used to ignore the difference
+def _relu_model(edit: object) -> onnx.ModelProto:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Neg", ["r"], ["y"], name="neg")]
+    graph = helper.make_graph(nodes, "relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    edit(model)  # type: ignore[operator]
+    return model
+
+
+def _extra_input(model: onnx.ModelProto) -> None:
+    model.graph.node[0].input.append("x")
+
+
+def _unknown_attribute(model: onnx.ModelProto) -> None:
+    model.graph.node[0].attribute.append(helper.make_attribute("alpha", 0.5))
+
+
+def _declared_output(model: onnx.ModelProto) -> None:
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+
+
+def _declared_value(model: onnx.ModelProto) -> None:
+    model.graph.value_info.append(helper.make_tensor_value_info("r", TensorProto.INT32, [2, 3]))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_extra_input, r"node relu \(Relu, opset 13\): 2 inputs; the operator takes at most 1"),
+    (_unknown_attribute, r"node relu \(Relu, opset 13\): unknown attribute 'alpha' \(the operator's attributes: "
+                         r"none\)"),
+    (_declared_output, "graph output 'y' is declared int64, but its node computes float32"),
+    (_declared_value, "value 'r' is declared int32, but its node computes float32"),
+], ids=["extra input", "unknown attribute", "output dtype", "value dtype"])
+def test_what_the_schema_does_not_allow_is_refused_as_onnxruntime_does(edit: object, message: str) -> None:
+    import onnxruntime as ort
+
+    model = _relu_model(edit)
+    with pytest.raises(tg.GraphError, match=message):
+        tg.from_onnx(model)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    with pytest.raises(Exception):  # noqa: B017 - onnxruntime's own error types
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def test_an_opset_beyond_int32_is_a_graph_error() -> None:
+    from tcomp.graph.frontend.onnx_common import schema_version
+
+    assert schema_version("Relu", 13) == 13
+    for opset in (2**40, 0, -1):
+        with pytest.raises(tg.GraphError, match=f"opset {opset} is not an ONNX opset version"):
+            schema_version("Relu", opset)  # onnx's get_schema raised TypeError for 2**40
+    with pytest.raises(tg.GraphError, match="newer than this onnx package knows"):
+        tg.from_onnx(_relu_model(lambda m: m.opset_import[0].__setattr__("version", 2**40)))

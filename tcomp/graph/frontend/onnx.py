@@ -358,11 +358,28 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
         outputs.append(ir_name)
     if not outputs:
         raise GraphError("the model has no outputs")
+    _check_declared_types(g, builder)
     graph = Graph(name or g.name or "main", tuple(inputs), tuple(outputs), tuple(builder.nodes),
                   dict(builder.params), {k: builder.types[k] for k in inputs})
     graph = infer_types(graph)
     verify_graph(graph)
     return graph
+
+
+def _check_declared_types(g: onnx.GraphProto, builder: Builder) -> None:
+    """A graph output or value whose declared element type differs from the one its node computes is an error (as
+    in onnxruntime), not a value of another type handed to the caller."""
+    declarations = [("graph output", v) for v in g.output] + [("value", v) for v in g.value_info]
+    for kind, value_info in declarations:
+        if value_info.type.WhichOneof("value") != "tensor_type" or not value_info.type.tensor_type.elem_type:
+            continue
+        computed = builder.types.get(builder.alias.get(value_info.name, value_info.name))
+        if computed is None:
+            continue
+        what = f"{kind} {value_info.name!r}"
+        declared = onnx_dtype(value_info.type.tensor_type.elem_type, what)
+        if declared != computed.dtype:
+            raise GraphError(f"{what} is declared {declared}, but its node computes {computed.dtype}")
 
 
 def _bind_inputs(decls: Sequence[InputDecl], shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any],

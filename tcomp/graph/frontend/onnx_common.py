@@ -160,10 +160,25 @@ def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], ops
             f"{listed}{more}", missing)
 
 
+def check_against_schema(b: Builder, node: onnx.NodeProto) -> None:
+    """Refuse what the operator's ONNX schema does not allow, as onnxruntime does: more inputs or outputs than it
+    takes, and attributes it does not define (tcomp would otherwise ignore them and compute something else)."""
+    schema = onnx.defs.get_schema(node.op_type, b.opset, "")
+    if len(node.input) > schema.max_input:
+        raise b.error(f"{len(node.input)} inputs; the operator takes at most {schema.max_input}")
+    if len(node.output) > schema.max_output:
+        raise b.error(f"{len(node.output)} outputs; the operator has at most {schema.max_output}")
+    for attribute in node.attribute:
+        if attribute.name not in schema.attributes:
+            known = ", ".join(sorted(schema.attributes)) or "none"
+            raise b.error(f"unknown attribute {attribute.name[:80]!r} (the operator's attributes: {known})")
+
+
 def convert_node(b: Builder, node: onnx.NodeProto) -> None:
     converter = CONVERTERS[node.op_type]
     version = schema_version(node.op_type, b.opset)
     assert version is not None
+    check_against_schema(b, node)
     inputs = [b.alias.get(name, name) if name else "" for name in node.input]
     for name in inputs:
         if name and name not in b.types:
