@@ -253,3 +253,30 @@ def test_default_tiles_use_the_tensor_cores_the_precision_asks_for() -> None:
     small = default_tile(matmul_problem(64, 64, 64, "float32", FP32), 64, 64, target=target)
     assert small.block_m * small.block_n < 128 * 128
     assert replace(fp32, stages=2) != fp32
+
+
+def test_conv_template_tunes_tile_kernels_for_tensor_cores() -> None:
+    """``conv2d_nchw_cuda`` on a target with tensor cores: its space is the fitting convolution tiles, its fallback
+    the default tile, and a config from the space computes the convolution."""
+    from tcomp import autotune
+    from tcomp.ops.cuda.gemm_choice import ConvTile, conv_problem, default_conv_tile
+
+    args = (1, 16, 9, 11, 24, 3, 3, 1, 1)
+    task = autotune.create_task("conv2d_nchw_cuda", args, target="cuda -precision=fp16")
+    space = task.config_space
+    problem = conv_problem(16, 11, 13, 24, (3, 3), (9, 11), (1, 1), (1, 1), 8, "float32", FP16)
+    assert space.fallback["tile"].val == default_conv_tile(problem, 1, Target("cuda -precision=fp16")).name
+    names = [entity.val for entity in space.knobs["tile"].entities]
+    assert all(ConvTile.parse(name).tile.block_n == ConvTile.parse(name).tile_y * ConvTile.parse(name).tile_x
+               for name in names)
+    schedule, tensors = task.instantiate(space.get(len(space) // 2))
+    module = build_cuda(schedule, tensors, task.target, runtime=CudaRuntime.EMULATOR)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (1, 16, 9, 11)).astype(np.float32)
+    w = rng.uniform(-1, 1, (24, 16, 3, 3)).astype(np.float32)
+    out = np.zeros((1, 24, 9, 11), np.float32)
+    module(x, w, out)
+    exact = conv2d_nchw_python(rounded(x, FP16), rounded(w, FP16), 1, 1)
+    np.testing.assert_allclose(out, exact, rtol=0, atol=1e-4)
+    with pytest.raises(GemmError, match="not a convolution tile name"):
+        ConvTile.parse("128x128x16_w2x2_l4_s2_pad_pAxB")

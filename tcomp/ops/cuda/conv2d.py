@@ -29,8 +29,10 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.common import cooperative_fetch
+from tcomp.ops.cuda.gemm_choice import ConvTile
 from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.target import Precision, Target
 from tcomp.te.tensor import ComputeOp, Tensor
 
 # The input-channel loop of a chunk is unrolled with the kernel window when chunk x window is at most this.
@@ -135,12 +137,29 @@ def tile_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
 
 def conv2d_cuda(
     batch: int, in_channels: int, height: int, width: int, out_channels: int, kernel_size: int,
-    stride: int = 1, padding: int = 0, knobs: Conv2dKnobs | None = None, dtype: str = "float32",
+    stride: int = 1, padding: int = 0, knobs: Conv2dKnobs | None = None, dtype: str = "float32", *,
+    precision: Precision | str | None = None, tile: ConvTile | None = None, target: Target | str | None = None,
 ) -> tuple[Schedule, list[Tensor]]:
-    """``conv2d_nchw`` with the CUDA schedule; returns ``(schedule, [data, kernel, out])``."""
+    """``conv2d_nchw`` with the CUDA schedule; returns ``(schedule, [data, kernel, out])``. With a tensor-core
+    ``precision`` (``"tf32"``, ``"fp16"``, ``"bf16"``; default: the target's) or a ``tile``: the GEMM tile kernel
+    (``gemm_intrin.schedule_conv2d_tile``, the default tile of the shape unless given)."""
+    from tcomp.ops.cuda.gemm_choice import conv_problem, default_conv_tile, precision_for
+    from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile
+    from tcomp.target import as_target
+
+    resolved = as_target(target) if target is not None else None
+    chosen = Precision.parse(precision) if precision is not None else precision_for(dtype, resolved)
     data = te.placeholder((batch, in_channels, height, width), name="data", dtype=dtype)
     kernel = te.placeholder((out_channels, in_channels, kernel_size, kernel_size), name="kernel", dtype=dtype)
-    out = conv2d_nchw(data, kernel, stride, padding)
+    out = conv2d_nchw(data, kernel, stride, padding, out_dtype="float32")
     s = create_schedule(out)
-    schedule_conv2d_nchw(s, out, knobs or Conv2dKnobs())
+    if tile is None and not chosen.uses_tensor_cores:
+        schedule_conv2d_nchw(s, out, knobs or Conv2dKnobs())
+        return s, [data, kernel, out]
+    _, _, out_h, out_w = (int(const_int_value(d) or 0) for d in out.shape)
+    if tile is None:
+        problem = conv_problem(in_channels, height + 2 * padding, width + 2 * padding, out_channels,
+                               (kernel_size, kernel_size), (out_h, out_w), (stride, stride), (1, 1), 8, dtype, chosen)
+        tile = default_conv_tile(problem, batch, resolved)
+    schedule_conv2d_tile(s, out, tile.tile, tile.tile_y, tile.tile_x, chosen, resolved)
     return s, [data, kernel, out]

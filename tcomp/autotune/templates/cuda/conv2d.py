@@ -6,7 +6,9 @@ along z, channels per thread]`` (tiles that divide ``CO``); ``tile_y`` / ``tile_
 a block (one per thread), ``tile_rc`` the input channels per shared-memory chunk, each ``[blocks, tile]`` with the
 tile a divisor of the extent or a power of two below it (a partial last tile is guarded). At most 8 x 8 x 16
 threads. A config whose block needs more shared memory, threads or registers than the target has is rejected
-before it is built (an instantiation error); the fallback always fits.
+before it is built (an instantiation error); the fallback always fits. A target whose precision asks for
+tensor cores (``cuda -precision=fp16`` ...) tunes the GEMM tile kernel instead (``tiles.conv2d_tile``), as the graph
+compiler then computes the convolution.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from tcomp import te
 from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cuda.knobs import require_cuda, static_shape, tile_sizes
+from tcomp.autotune.templates.cuda.tiles import conv2d_tile
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, schedule_conv2d_nchw
 from tcomp.ops.cuda.dispatch import conv_knobs
+from tcomp.ops.cuda.gemm_choice import precision_for
 from tcomp.ops.cuda.limits import check_fits
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.te.tensor import Tensor
@@ -78,6 +82,9 @@ def conv2d_nchw_cuda(cfg: Config, N: int, CI: int, H: int, W: int, CO: int, KH: 
                      padding: int = 0, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``conv2d_nchw`` (``groups=1``) with the shared-memory CUDA schedule (see the module docstring)."""
     require_cuda(cfg, "conv2d_nchw_cuda")
+    precision = precision_for(dtype, cfg.target)
+    if precision.uses_tensor_cores:
+        return conv2d_tile(cfg, precision, N, CI, H, W, CO, KH, KW, stride, padding, dtype)
     data = te.placeholder((N, CI, H, W), name="data", dtype=dtype)
     kernel = te.placeholder((CO, CI, KH, KW), name="kernel", dtype=dtype)
     out = conv2d_nchw(data, kernel, stride, padding)
