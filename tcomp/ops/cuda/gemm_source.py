@@ -315,14 +315,9 @@ class GemmSource:
                 for r, (dm, dk) in enumerate(((0, 0), (8, 0), (0, 4), (8, 4))):
                     doc.line(f"af[mi][{r}] = tc_tf32({a(f'm0 + {dm}', f'ks + q + {dk}')});")
             else:
-                pack = "tc_pack_f16" if p.precision is Precision.FP16 else "tc_pack_bf16"
                 for r, (dm, dk) in enumerate(((0, 0), (8, 0), (0, 8), (8, 8))):
-                    if self.a_kc:
-                        doc.line(f"{{ const float2 v = *(const float2*)&{a(f'm0 + {dm}', f'ks + 2 * q + {dk}')}; "
-                                 f"af[mi][{r}] = {pack}(v.x, v.y); }}")
-                    else:
-                        doc.line(f"af[mi][{r}] = {pack}({a(f'm0 + {dm}', f'ks + 2 * q + {dk}')}, "
-                                 f"{a(f'm0 + {dm}', f'ks + 2 * q + {dk + 1}')});")
+                    first, second = (a(f"m0 + {dm}", f"ks + 2 * q + {dk + e}") for e in (0, 1))
+                    doc.line(self._packed(f"af[mi][{r}]", first, second, self.a_kc))
         doc.line("#pragma unroll")
         with doc.block(f"for (int ni = 0; ni < {ni_count}; ++ni)"):
             doc.line("const int n0 = wn + ni * 8 + g;")
@@ -330,14 +325,17 @@ class GemmSource:
                 for r, dk in enumerate((0, 4)):
                     doc.line(f"bf[ni][{r}] = tc_tf32({b(f'ks + q + {dk}', 'n0')});")
             else:
-                pack = "tc_pack_f16" if p.precision is Precision.FP16 else "tc_pack_bf16"
                 for r, dk in enumerate((0, 8)):
-                    if self.b_kc:
-                        doc.line(f"{{ const float2 v = *(const float2*)&{b(f'ks + 2 * q + {dk}', 'n0')}; "
-                                 f"bf[ni][{r}] = {pack}(v.x, v.y); }}")
-                    else:
-                        doc.line(f"bf[ni][{r}] = {pack}({b(f'ks + 2 * q + {dk}', 'n0')}, "
-                                 f"{b(f'ks + 2 * q + {dk + 1}', 'n0')});")
+                    first, second = (b(f"ks + 2 * q + {dk + e}", "n0") for e in (0, 1))
+                    doc.line(self._packed(f"bf[ni][{r}]", first, second, self.b_kc))
+
+    def _packed(self, dest: str, first: str, second: str, adjacent: bool) -> str:
+        """C that rounds two float32 operands into the 16-bit halves of ``dest`` (``first`` the low one): one
+        ``float2`` read where they are adjacent in shared memory."""
+        pack = "tc_pack_f16" if self.problem.precision is Precision.FP16 else "tc_pack_bf16"
+        if adjacent:
+            return f"{{ const float2 v = *(const float2*)&{first}; {dest} = {pack}(v.x, v.y); }}"
+        return f"{dest} = {pack}({first}, {second});"
 
     # -- pipeline and epilogue -----------------------------------------------------------------------------------------
     def pipeline(self) -> None:
