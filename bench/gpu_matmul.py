@@ -113,14 +113,23 @@ def sweep_tiles(precision: Precision, target: Target, size: int) -> list[Any]:
                  GemmTile(128, 128, 8, 2, 4, stages=4, lanes_m=8, k_outer=True, min_blocks=2),
                  GemmTile(128, 64, 8, 4, 2, stages=4, lanes_m=8, k_outer=True, min_blocks=2),
                  GemmTile(256, 128, 8, 4, 4, stages=3, lanes_m=8, k_outer=True),
-                 GemmTile(128, 128, 16, 4, 2, stages=3, lanes_m=4, layout=swizzle)]
+                 GemmTile(128, 128, 16, 4, 2, stages=3, lanes_m=4, layout=swizzle),
+                 # over 48 KB of shared memory: dynamic, where the target allows it
+                 replace(default, block_k=16, stages=4), GemmTile(256, 128, 8, 4, 4, stages=4, lanes_m=8,
+                                                                 k_outer=True)]
     elif precision is Precision.FP16:
         tiles = [replace(default, stages=2), replace(default, stages=4), replace(default, layout=pad, stages=2),
                  GemmTile(128, 256, 32, 2, 4, stages=2, layout=swizzle),
                  GemmTile(256, 128, 32, 4, 2, stages=2, layout=swizzle),
                  GemmTile(128, 128, 64, 2, 2, stages=3, layout=swizzle),
                  GemmTile(64, 128, 32, 2, 2, stages=4, layout=swizzle, min_blocks=2),
-                 GemmTile(128, 128, 32, 2, 4, stages=3, layout=swizzle)]
+                 GemmTile(128, 128, 32, 2, 4, stages=3, layout=swizzle),
+                 # over 48 KB of shared memory: dynamic, where the target allows it
+                 GemmTile(128, 256, 32, 2, 4, stages=3, layout=swizzle),
+                 GemmTile(128, 256, 32, 2, 4, stages=4, layout=swizzle),
+                 GemmTile(256, 128, 32, 4, 2, stages=3, layout=swizzle),
+                 GemmTile(128, 128, 64, 2, 2, stages=3, layout=swizzle),
+                 GemmTile(128, 128, 32, 2, 2, stages=4, layout=swizzle, min_blocks=2)]
     else:
         tiles = [replace(default, stages=3), replace(default, layout=swizzle), replace(default, k_outer=True),
                  GemmTile(128, 128, 32, 2, 2, stages=2), GemmTile(128, 64, 16, 2, 2, stages=3)]

@@ -76,7 +76,7 @@ def kernel_synchronizes(kernel: PrimFunc) -> bool:
 
 
 def local_bytes(kernel: PrimFunc) -> int:
-    """Bytes of the local arrays of one thread of ``kernel``."""
+    """Bytes of the local arrays of one thread of ``kernel`` (and the stack of the device functions it calls)."""
     total = 0
 
     def visit(node: object) -> None:
@@ -85,7 +85,7 @@ def local_bytes(kernel: PrimFunc) -> int:
             total += allocation_bytes(node.buffer)
 
     post_order_visit(kernel.body, visit)
-    return total
+    return total + max((f.local_bytes for f in called_device_functions(kernel.body)), default=0)
 
 
 def check_limits(kernel: PrimFunc, target: Target) -> int:

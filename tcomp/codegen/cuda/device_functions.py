@@ -4,9 +4,10 @@ A tensor intrinsic whose work is a whole CUDA C function (a block-level GEMM til
 the function's source here under its name when it is declared; the code generator prints a call of it like a C
 call (``address_of`` arguments as pointers) and puts its source, and the helpers it uses, into the translation
 unit before the kernels. ``synchronizes``: the function calls ``__syncthreads()`` or warp-collective instructions,
-so every thread of the block must call it (the CPU emulation then runs the block as one team of threads).
+so every thread of the block must call it (the CPU emulation then runs the block's threads as fibers).
 ``min_blocks``: blocks per multiprocessor the kernel should fit (``__launch_bounds__``'s second argument), 0 for
-none. ``info`` holds whatever the declarer wants tools (features, reports) to see, such as the tile config.
+none. ``local_bytes``: about how much stack a thread needs in it (the emulation sizes its fibers' stacks by it).
+``info`` holds whatever the declarer wants tools (features, reports) to see, such as the tile config.
 
 Names are made from a hash of the source, so equal functions share a name and different ones never do; the
 registry lives in the process (a worker that instantiates a template registers what it builds).
@@ -27,6 +28,7 @@ class DeviceFunction:
     helpers: tuple[str, ...] = ()
     synchronizes: bool = False
     min_blocks: int = 0
+    local_bytes: int = 0
     info: Any = field(default=None, compare=False)
 
 

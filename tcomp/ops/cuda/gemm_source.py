@@ -44,6 +44,7 @@ from tcomp.ops.cuda.gemm_tile import (
     SmemLayout,
     check_tile,
     copy_vector,
+    estimated_registers,
     mma_k,
     operand_tiles,
     smem_k_contiguous,
@@ -410,5 +411,6 @@ def gemm_device_function(tile: GemmTile, problem: GemmProblem, target: Target | 
     name = function_name("tc_gemm", text)
     helpers = (TENSOR_CORE_HELPER,)
     min_blocks = tile.min_blocks if tile.min_blocks > 1 else 0
+    stack = 8 * estimated_registers(tile, problem) + 4096  # accumulators, fragments, the emulation's temporaries
     return register_device_function(DeviceFunction(name, text.replace(NAME, name), helpers, synchronizes=True,
-                                                   min_blocks=min_blocks, info=(tile, problem)))
+                                                   min_blocks=min_blocks, local_bytes=stack, info=(tile, problem)))
