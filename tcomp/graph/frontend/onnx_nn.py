@@ -1,8 +1,11 @@
 """ONNX converters for neural-network operators: convolutions, matrix products, pooling, normalizations, softmax,
 LRN and Resize.
 
-1-D convolutions and pooling run as 2-D ones over a height of 1; 3-D ones are refused. Biases become separate
-``add`` nodes. ``auto_pad`` is resolved into explicit pads from the static shapes.
+1-D and 2-D convolutions and poolings run as the 2-D operators (``conv2d``, ``pool2d``: a 1-D one over a height of
+1), which have tuned schedules and layouts; 3-D convolutions, transposed convolutions of any rank, dilated or Lp
+pooling, and MaxPool's indices use the operators of any rank (``conv_nd``, ``conv_transpose``, ``pool``,
+``max_pool_indices``). Biases become separate ``add`` nodes. ``auto_pad`` is resolved into explicit pads from the
+static shapes.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from tcomp.graph.frontend.onnx_common import (
 
 def _spatial_rank(b: Builder, name: str, what: str) -> int:
     rank = b.type(name).ndim - 2
-    if rank not in (1, 2):
-        raise b.error(f"{rank}-D {what} is not supported (1-D and 2-D are)")
+    if rank < 1:
+        raise b.error(f"{what} needs data with at least one spatial dimension (N, C, ...), got {b.type(name)}")
     return rank
 
 
@@ -87,6 +90,10 @@ def _conv(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) ->
     strides, dilations = _ints(b, a, "strides", rank, 1), _ints(b, a, "dilations", rank, 1)
     pads = resolve_pads(b, a, xt.shape[2:], kernel, strides, dilations)
     groups = a.int("group", 1)
+    if rank > 2:
+        y = b.add1("conv_nd", [x, w], output=None if bias else node.output[0], strides=tuple(strides),
+                   pads=tuple(pads), dilations=tuple(dilations), groups=groups)
+        return [_add_bias(b, y, bias, wt.shape[0], node.output[0]) if bias else y]
     last = node.output[0] if not bias and rank == 2 else None
     if rank == 1:
         x, w = _as_2d(b, x), _as_2d(b, w)
@@ -138,19 +145,9 @@ def _conv_transpose(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, 
         pads = a.ints("pads", [0] * 2 * rank) or []
         if len(pads) != 2 * rank or min(pads) < 0:
             raise b.error(f"pads {pads} must be {2 * rank} non-negative ints")
-    if rank == 1:
-        x, w = _as_2d(b, x), _as_2d(b, w)
-        strides, dilations = [1, *strides], [1, *dilations]
-        output_padding, pads = [0, *output_padding], [0, pads[0], 0, pads[1]]
-    last = node.output[0] if not bias and rank == 2 else None
-    y = b.add1("conv2d_transpose", [x, w], output=last, strides=tuple(strides), pads=tuple(pads),
-               dilations=tuple(dilations), groups=groups, output_padding=tuple(output_padding))
-    if bias:
-        y = _add_bias(b, y, bias, b.type(y).shape[1], node.output[0] if rank == 2 else None)
-    if rank == 1:
-        shape = b.type(y).shape
-        y = b.add1("reshape", [y], output=node.output[0], shape=(shape[0], shape[1], shape[3]))
-    return [y]
+    y = b.add1("conv_transpose", [x, w], output=None if bias else node.output[0], strides=tuple(strides),
+               pads=tuple(pads), dilations=tuple(dilations), groups=groups, output_padding=tuple(output_padding))
+    return [_add_bias(b, y, bias, b.type(y).shape[1], node.output[0]) if bias else y]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -236,7 +233,6 @@ converts("LogSoftmax", (1, 11, 13))(_softmax("log_softmax"))  # type: ignore[arg
 # ---------------------------------------------------------------------------------------------------------------------
 def _pool(kind: str) -> object:
     def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-        check_unused_outputs(b, node, 1, "indices")
         x = ins[0]
         rank = _spatial_rank(b, x, "pooling")
         kernel = a.ints("kernel_shape", required=True) or []
@@ -244,11 +240,21 @@ def _pool(kind: str) -> object:
             raise b.error(f"kernel_shape {kernel} must have {rank} entries")
         strides = _ints(b, a, "strides", rank, 1)
         dilations = _ints(b, a, "dilations", rank, 1)
-        if any(d != 1 for d in dilations):
-            raise b.error(f"dilated pooling (dilations {dilations}) is not supported")
         pads = resolve_pads(b, a, b.type(x).shape[2:], kernel, strides, dilations)
-        ceil_mode = bool(a.int("ceil_mode", 0)) if v >= 10 else False
+        ceil_mode = bool(a.int("ceil_mode", 0))
         include_pad = bool(a.int("count_include_pad", 0))
+        p = int(a.float("p", 2.0)) if kind == "lp" else 2
+        indices = kind == "max" and len(node.output) > 1 and bool(node.output[1])
+        check_unused_outputs(b, node, 2 if kind == "max" else 1, "unknown output")
+        small_pads = all(pads[i] < kernel[i] and pads[rank + i] < kernel[i] for i in range(rank))
+        if kind == "lp" or indices or rank > 2 or max(dilations) > 1 or not small_pads:
+            attrs = dict(kind=kind, kernel=tuple(kernel), strides=tuple(strides), pads=tuple(pads),
+                         dilations=tuple(dilations), ceil_mode=ceil_mode, count_include_pad=include_pad, p=p)
+            y = b.add1("pool", [x], output=node.output[0], **attrs)
+            if not indices:
+                return [y]
+            order = a.int("storage_order", 0)
+            return [y, b.add1("max_pool_indices", [x, y], output=node.output[1], storage_order=order, **attrs)]
         if rank == 1:
             x = _as_2d(b, x)
             kernel, strides, pads = [1, *kernel], [1, *strides], [0, pads[0], 0, pads[1]]
@@ -264,20 +270,26 @@ def _pool(kind: str) -> object:
 
 converts("MaxPool", (8, 10, 11, 12, 22))(_pool("max"))  # type: ignore[arg-type]
 converts("AveragePool", (7, 10, 11, 19, 22))(_pool("avg"))  # type: ignore[arg-type]
+converts("LpPool", (2, 11, 18, 22))(_pool("lp"))  # type: ignore[arg-type]
 
 
 def _global_pool(op: str) -> object:
     def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-        ndim = b.type(ins[0]).ndim
-        if ndim < 3:
+        shape = b.type(ins[0]).shape
+        if len(shape) < 3:
             raise b.error(f"expects at least 3 dimensions, got {b.type(ins[0])}")
-        return [b.add1(op, [ins[0]], output=node.output[0], axes=tuple(range(2, ndim)), keepdims=True)]
+        if op == "lp":
+            rank = len(shape) - 2
+            return [b.add1("pool", [ins[0]], output=node.output[0], kind="lp", kernel=shape[2:], strides=(1,) * rank,
+                           pads=(0,) * 2 * rank, dilations=(1,) * rank, p=int(a.float("p", 2.0)))]
+        return [b.add1(op, [ins[0]], output=node.output[0], axes=tuple(range(2, len(shape))), keepdims=True)]
 
     return convert
 
 
 converts("GlobalAveragePool", (1, 22))(_global_pool("mean"))  # type: ignore[arg-type]
 converts("GlobalMaxPool", (1, 22))(_global_pool("max"))  # type: ignore[arg-type]
+converts("GlobalLpPool", (2, 22))(_global_pool("lp"))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -287,10 +299,9 @@ def _resize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) 
     in_shape = b.type(x).shape
     ndim = len(in_shape)
     mode = a.string("mode", "nearest")
-    if mode not in ("nearest", "linear"):
-        raise b.error(f"mode {mode!r} is not supported (nearest, linear)")
-    if v >= 18 and a.int("antialias", 0):
-        raise b.error("antialias is not supported")
+    if mode not in ("nearest", "linear", "cubic"):
+        raise b.error(f"mode {mode!r} is not one of nearest, linear, cubic")
+    antialias = v >= 18 and bool(a.int("antialias", 0)) and mode != "nearest"
     if v < 11:
         coord, nearest_mode, roi_name, scales_name, sizes_name = "asymmetric", "floor", "", ins[1], ""
     else:
@@ -339,6 +350,10 @@ def _resize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) 
             raise b.error(f"keep_aspect_ratio_policy {policy!r} is not supported")
     else:
         raise b.error("needs scales or sizes")
-    return [b.add1("resize", [x], output=node.output[0], sizes=tuple(sizes), scales=tuple(scales), mode=mode,
-                   coord=coord, nearest_mode=nearest_mode, roi=tuple(roi),
-                   extrapolation_value=a.float("extrapolation_value", 0.0))]
+    attrs = dict(sizes=tuple(sizes), scales=tuple(scales), mode=mode, coord=coord, nearest_mode=nearest_mode,
+                 roi=tuple(roi), extrapolation_value=a.float("extrapolation_value", 0.0))
+    if mode == "cubic" or antialias:
+        return [b.add1("resize_filtered", [x], output=node.output[0], antialias=antialias,
+                       cubic_coeff_a=a.float("cubic_coeff_a", -0.75),
+                       exclude_outside=bool(a.int("exclude_outside", 0)), **attrs)]
+    return [b.add1("resize", [x], output=node.output[0], **attrs)]

@@ -1,8 +1,8 @@
 """Neural-network graph operators: convolutions, matrix products, normalizations, pooling, softmax, LRN.
 
-Layouts are NCHW (``conv2d``, ``conv2d_transpose``, ``pool2d``) with weights OIHW (``conv2d_transpose``: IOHW, as
-ONNX). ``pads`` are ``(top, left, bottom, right)``. Biases are separate ``add`` nodes (the frontend splits them
-off), so a bias is fused like any other elementwise consumer.
+Layouts are NCHW (``conv2d``, ``pool2d``) with weights OIHW; ``pads`` are ``(top, left, bottom, right)``. Other
+ranks, transposed convolutions and the other poolings are in ``spatial.py``. Biases are separate ``add`` nodes (the
+frontend splits them off), so a bias is fused like any other elementwise consumer.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from tcomp import ops, te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
 from tcomp.graph.opdefs.common import ints_attr, normalize_axis, require_float, same_dtype
-from tcomp.ir.expr import Expr, const, floordiv, floormod, max_expr, min_expr
+from tcomp.ir.expr import Expr, const, max_expr, min_expr
 from tcomp.ops.pool import pool2d_output_size
+from tcomp.ops.spatial import conv_output_size
 from tcomp.te.tensor import Tensor
-
-
-def _conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -40,8 +37,8 @@ def _infer_conv2d(ctx: InferContext) -> list[TensorType]:
     o, cg, kh, kw = w.shape
     if c % groups or o % groups or cg * groups != c:
         raise ctx.error(f"weight {w.shape} does not match {c} input channels in {groups} groups")
-    oh = _conv_out(h, kh, strides[0], pads[0] + pads[2], dilations[0])
-    ow = _conv_out(wd, kw, strides[1], pads[1] + pads[3], dilations[1])
+    oh = conv_output_size(h, kh, strides[0], pads[0] + pads[2], dilations[0])
+    ow = conv_output_size(wd, kw, strides[1], pads[1] + pads[3], dilations[1])
     if oh <= 0 or ow <= 0:
         raise ctx.error(f"the kernel {(kh, kw)} is larger than the padded input {(h, wd)}")
     return [TensorType((n, o, oh, ow), x.dtype)]
@@ -61,64 +58,6 @@ def _lower_conv2d(ctx: LowerContext) -> list[Tensor]:
 
 
 register_op("conv2d", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d, _lower_conv2d)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# conv2d_transpose: out[n, o, y, x] = sum_{c in group, ky, kx} data[n, c, iy, ix] * w[c, o % og, ky, kx]
-# where y + pad_top = iy * sh + ky * dh (likewise x), for integer iy inside the input
-def _infer_conv2d_transpose(ctx: InferContext) -> list[TensorType]:
-    x, w = ctx.type(0), ctx.type(1)
-    require_float(ctx, x)
-    same_dtype(ctx, [x, w])
-    if x.ndim != 4 or w.ndim != 4:
-        raise ctx.error(f"expects 4-D data and weight, got {x} and {w}")
-    strides, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "dilations", 2)
-    pads, output_padding = ints_attr(ctx, "pads", 4), ints_attr(ctx, "output_padding", 2)
-    groups = int(ctx.attr("groups", 1))
-    if min(strides) <= 0 or min(dilations) <= 0 or min(pads) < 0 or min(output_padding) < 0 or groups <= 0:
-        raise ctx.error("strides, dilations and groups must be positive, pads and output_padding non-negative")
-    n, c, h, wd = x.shape
-    ci, og, kh, kw = w.shape
-    if ci != c or c % groups:
-        raise ctx.error(f"weight {w.shape} does not match {c} input channels in {groups} groups")
-    oh = strides[0] * (h - 1) + output_padding[0] + (kh - 1) * dilations[0] + 1 - pads[0] - pads[2]
-    ow = strides[1] * (wd - 1) + output_padding[1] + (kw - 1) * dilations[1] + 1 - pads[1] - pads[3]
-    if oh <= 0 or ow <= 0:
-        raise ctx.error(f"the output would be empty ({oh} x {ow})")
-    return [TensorType((n, og * groups, oh, ow), x.dtype)]
-
-
-def _lower_conv2d_transpose(ctx: LowerContext) -> list[Tensor]:
-    x, w = ctx.tensor(0), ctx.tensor(1)
-    (sh, sw), (dh, dw) = ctx.attr("strides"), ctx.attr("dilations")
-    top, left = ctx.attr("pads")[0], ctx.attr("pads")[1]
-    groups = int(ctx.attr("groups", 1))
-    _, c, h, wd = ctx.types[0].shape  # type: ignore[union-attr]
-    _, og, kh, kw = ctx.types[1].shape  # type: ignore[union-attr]
-    cg = c // groups
-    rc = te.reduce_axis((0, cg), name="rc")
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
-
-    def source(pos: Expr, pad: int, k: Any, dil: int, stride: int, size: int) -> tuple[Expr, Expr]:
-        shifted = pos + pad - k * dil
-        index = floordiv(shifted, stride) if stride > 1 else shifted
-        inside = te.all(shifted >= 0, index < size) if stride == 1 else te.all(
-            shifted >= 0, floormod(shifted, stride) == 0, index < size)
-        return inside, max_expr(min_expr(index, size - 1), 0)
-
-    def body(n: Any, o: Any, y: Any, xx: Any) -> Expr:
-        channel = rc.var if groups == 1 else floordiv(o, og) * cg + rc.var
-        in_y, iy = source(y, top, ry.var, dh, sh, h)
-        in_x, ix = source(xx, left, rx.var, dw, sw, wd)
-        weight = w[channel, o if groups == 1 else floormod(o, og), ry, rx]
-        value = te.if_then_else(te.all(in_y, in_x), x[n, channel, iy, ix] * weight, te.const(0.0, x.dtype))
-        return te.sum(value, axis=[rc, ry, rx])
-
-    return [te.compute(ctx.out_types[0].shape, body, name=ctx.name, tag="out_elemwise_fusable")]
-
-
-register_op("conv2d_transpose", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_transpose, _lower_conv2d_transpose)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

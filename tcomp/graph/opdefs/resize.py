@@ -1,7 +1,8 @@
-"""``resize``: nearest and (multi-)linear resampling of any axes, with ONNX's coordinate transformation modes.
+"""``resize``: nearest and (multi-)linear resampling of any axes, with ONNX's coordinate transformation modes;
+``resize_filtered``: cubic resampling, and linear resampling with antialiasing.
 
 Attributes: ``sizes`` (the output shape), ``scales`` (per axis, the factor the coordinate transformation divides
-by), ``mode`` (``nearest`` | ``linear``), ``coord`` (``half_pixel``, ``half_pixel_symmetric``,
+by), ``mode`` (``nearest`` | ``linear`` | ``cubic``), ``coord`` (``half_pixel``, ``half_pixel_symmetric``,
 ``pytorch_half_pixel``, ``align_corners``, ``asymmetric``, ``tf_crop_and_resize``), ``nearest_mode``
 (``round_prefer_floor``, ``round_prefer_ceil``, ``floor``, ``ceil``), ``roi`` (starts then ends, for
 ``tf_crop_and_resize``) and ``extrapolation_value``.
@@ -11,11 +12,20 @@ coordinate is, e.g. for ``half_pixel``, ``(x + 0.5) / s - 0.5`` (computed in flo
 ``nearest_mode``; linear blends the two neighbours ``floor(c)`` and ``floor(c) + 1`` (each clamped into
 ``[0, n)``) with weights ``1 - frac`` and ``frac``; with several linear axes the weights multiply. Under
 ``tf_crop_and_resize`` a coordinate outside ``[0, n - 1]`` gives ``extrapolation_value``.
+
+``resize_filtered`` (cubic mode, and linear mode with ``antialias``) filters with a kernel ``K``: the taps
+``floor(c) + i`` weigh ``K((i - frac) * s)``, where ``K`` is the triangle ``max(0, 1 - |t|)`` (linear) or Keys'
+cubic with coefficient ``cubic_coeff_a`` (cubic), and ``s`` is 1, or with ``antialias`` the scale when it is below
+1 (the kernel widens to cover every input pixel a downscaled output spans). Taps outside the input read its edge;
+with ``exclude_outside`` they weigh 0 instead. With ``antialias`` or ``exclude_outside`` the weights of an output
+are divided by their sum. Each axis's weights are a small table (output position x tap) computed once; the output
+is a reduction over the taps of every resized axis.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from tcomp import te
@@ -39,14 +49,14 @@ def _infer_resize(ctx: InferContext) -> list[TensorType]:
         raise ctx.error(f"scales {scales!r} must be {x.ndim} positive numbers")
     if min(sizes, default=1) <= 0:
         raise ctx.error(f"output sizes {sizes} must be positive")
-    if ctx.attr("mode") not in ("nearest", "linear"):
-        raise ctx.error(f"mode {ctx.attr('mode')!r} is not supported (nearest, linear)")
+    if ctx.attr("mode") not in ("nearest", "linear", "cubic"):
+        raise ctx.error(f"mode {ctx.attr('mode')!r} is not one of nearest, linear, cubic")
     if ctx.attr("coord") not in COORD_MODES:
         raise ctx.error(f"coordinate transformation mode {ctx.attr('coord')!r} is not supported")
     if ctx.attr("nearest_mode", "round_prefer_floor") not in NEAREST_MODES:
         raise ctx.error(f"nearest mode {ctx.attr('nearest_mode')!r} is not supported")
-    if ctx.attr("mode") == "linear" and not dt.is_float(x.dtype):
-        raise ctx.error(f"linear resize needs a float input, got {x.dtype}")
+    if ctx.attr("mode") != "nearest" and not dt.is_float(x.dtype):
+        raise ctx.error(f"{ctx.attr('mode')} resize needs a float input, got {x.dtype}")
     return [TensorType(sizes, x.dtype)]
 
 
@@ -134,4 +144,116 @@ def _lower_resize(ctx: LowerContext) -> list[Tensor]:
     return [te.compute(out_shape, body, name=ctx.name, tag="injective")]
 
 
-register_op("resize", OpPattern.INJECTIVE, _infer_resize, _lower_resize)
+# ---------------------------------------------------------------------------------------------------------------------
+# resize_filtered
+def _kernel(ctx: LowerContext, t: Expr) -> Expr:
+    """The filter at offset ``t`` (float64): a triangle for linear mode, Keys' cubic for cubic mode."""
+    distance = te.abs(t)
+    if ctx.attr("mode") == "linear":
+        return max_expr(1.0 - distance, te.const(0.0, "float64"))
+    a = float(ctx.attr("cubic_coeff_a", -0.75))
+    d2 = distance * distance
+    d3 = d2 * distance
+    near = (a + 2) * d3 - (a + 3) * d2 + 1.0
+    far = a * d3 - 5 * a * d2 + 8 * a * distance - 4 * a
+    zero = te.const(0.0, "float64")
+    return te.if_then_else(distance <= 1.0, near, te.if_then_else(distance < 2.0, far, zero))
+
+
+def _taps(ctx: LowerContext, axis: int) -> tuple[int, int, float]:
+    """The first tap's offset, the number of taps and the kernel's scale on ``axis``."""
+    support = 1 if ctx.attr("mode") == "linear" else 2
+    scale = min(float(ctx.attr("scales")[axis]), 1.0) if ctx.attr("antialias", False) else 1.0
+    start = math.floor(-support / scale) + 1
+    return start, 2 - 2 * start, scale
+
+
+def _coordinate_of(ctx: LowerContext, axis: int, n: int, m: int) -> Any:
+    def coordinate(y: Any) -> Expr:
+        return _source_coordinate(ctx, axis, y, n, m)
+
+    return coordinate
+
+
+def _raw_weight(ctx: LowerContext, coordinate: Any, start: int, scale: float, n: int) -> Any:
+    """``weight(y, t)``: the kernel's weight of tap ``t`` (offset ``start + t``) for output position ``y``."""
+    exclude = bool(ctx.attr("exclude_outside", False))
+
+    def weight(y: Any, t: Any) -> Expr:
+        c = coordinate(y)
+        low = te.floor(c)
+        value = _kernel(ctx, (te.cast(t + start, "float64") - (c - low)) * scale)
+        if exclude:
+            source = te.cast(low, "int32") + t + start
+            value = te.if_then_else(te.all(source >= 0, source < n), value, te.const(0.0, "float64"))
+        return value
+
+    return weight
+
+
+def _normalized(weights: Tensor, count: int, name: str) -> Tensor:
+    """``weights[y, t] / sum_t weights[y, t]``."""
+    r = te.reduce_axis((0, count), name="rt")
+    total = te.compute((weights.shape[0],), lambda y: te.sum(weights[y, r], axis=r), name=f"{name}sum",
+                       tag="comm_reduce")
+    return te.compute(tuple(weights.shape), lambda y, t: weights[y, t] / total[y], name=f"{name}n", tag="injective")
+
+
+def _lower_filtered(ctx: LowerContext) -> list[Tensor]:
+    x = ctx.tensor(0)
+    in_shape = ctx.types[0].shape  # type: ignore[union-attr]
+    out_shape = ctx.out_types[0].shape
+    crop = ctx.attr("coord") == "tf_crop_and_resize"
+    resized = [d for d in range(len(in_shape))
+               if crop or in_shape[d] != out_shape[d] or float(ctx.attr("scales")[d]) != 1.0]
+    normalize = bool(ctx.attr("exclude_outside", False)) or bool(ctx.attr("antialias", False))
+    tables, coordinates, taps, starts = {}, {}, {}, {}
+    for d in resized:
+        start, count, scale = _taps(ctx, d)
+        starts[d] = start
+        coordinates[d] = _coordinate_of(ctx, d, in_shape[d], out_shape[d])
+        weights = te.compute((out_shape[d], count), _raw_weight(ctx, coordinates[d], start, scale, in_shape[d]),
+                             name=f"{ctx.name}_w{d}", tag="injective")
+        tables[d] = _normalized(weights, count, f"{ctx.name}_w{d}") if normalize else weights
+        taps[d] = te.reduce_axis((0, count), name=f"rk{d}")
+
+    def body(*i: Any) -> Expr:
+        index = list(i)
+        weight: Expr | None = None
+        for d in resized:
+            low = te.cast(te.floor(coordinates[d](i[d])), "int32")
+            index[d] = _clamp(low + taps[d].var + starts[d], in_shape[d])
+            factor = tables[d][i[d], taps[d].var]
+            weight = factor if weight is None else weight * factor
+        assert weight is not None
+        return te.sum(te.cast(x[tuple(index)], "float64") * weight, axis=[taps[d] for d in resized])
+
+    total = te.compute(out_shape, body, name=f"{ctx.name}_sum", tag="comm_reduce")
+    extrapolation = float(ctx.attr("extrapolation_value", 0.0))
+
+    def finish(*i: Any) -> Expr:
+        value = te.cast(total[i], x.dtype)
+        if not crop:
+            return value
+        inside = [te.all(c >= 0.0, c <= float(in_shape[d] - 1)) for d in resized for c in [coordinates[d](i[d])]]
+        return te.if_then_else(te.all(*inside), value, te.const(extrapolation, x.dtype))
+
+    return [te.compute(out_shape, finish, name=ctx.name, tag="injective")]
+
+
+def _infer_resize_direct(ctx: InferContext) -> list[TensorType]:
+    if ctx.attr("mode") == "cubic" or ctx.attr("antialias", False):
+        raise ctx.error("cubic and antialiased resizing is resize_filtered")
+    return _infer_resize(ctx)
+
+
+def _infer_resize_filtered(ctx: InferContext) -> list[TensorType]:
+    if ctx.attr("mode") not in ("linear", "cubic"):
+        raise ctx.error(f"resize_filtered is for the linear and cubic modes, got {ctx.attr('mode')!r}")
+    return _infer_resize(ctx)
+
+
+# nearest and linear read at most 2 ** axes input elements per output (injective); the filtered modes are
+# reductions over their taps, whose elementwise consumers fuse into them
+register_op("resize", OpPattern.INJECTIVE, _infer_resize_direct, _lower_resize)
+register_op("resize_filtered", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_resize_filtered, _lower_filtered)
