@@ -156,7 +156,8 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
         if input_values:
             raise GraphError("input_values applies to ONNX models; a graph's constants are its params")
         return _compile_imported(model, target, records, options, dump, timings, progress)
-    from tcomp.graph.frontend.onnx import check_model, import_model, load_model
+    from tcomp.graph.frontend.onnx import import_model, load_model
+    from tcomp.graph.frontend.onnx_inputs import check_model
 
     proto, base_dir = load_model(model)
     decls, values = check_model(proto, input_shapes or {}, input_values or {})

@@ -34,7 +34,7 @@ from tcomp.graph.executor import GraphExecutor
 from tcomp.graph.ir import GraphError, ValueNeededError
 
 if TYPE_CHECKING:
-    from tcomp.graph.frontend.onnx import InputDecl
+    from tcomp.graph.frontend.onnx_inputs import InputDecl
 
 logger = logging.getLogger(__name__)
 
