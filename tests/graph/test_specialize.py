@@ -180,3 +180,36 @@ def test_cli_runs_a_model_compiled_as_it_runs(tmp_path: Path, capsys: pytest.Cap
     [want] = reference(model, {"x": x})
     with np.load(tmp_path / "y.npz") as outputs:
         np.testing.assert_allclose(outputs[model.graph.output[0].name], want, rtol=1e-3, atol=1e-4)
+
+
+def test_nonzero_of_a_run_time_input_specializes_on_its_values() -> None:
+    """``NonZero(x > 0.5)``: the output's shape is the number of elements above 0.5."""
+    nodes = [helper.make_node("Greater", ["x", "half"], ["mask"]), helper.make_node("NonZero", ["mask"], ["y"])]
+    graph = helper.make_graph(nodes, "nonzero", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+                              [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    executor = tg.compile(model)
+    rng = np.random.default_rng(4)
+    first = rng.random((3, 4)).astype(np.float32)
+    for x in (first, rng.random((3, 4)).astype(np.float32), first):
+        [got] = executor.run([x])
+        np.testing.assert_array_equal(got, np.array(np.nonzero(x > 0.5)))
+    assert executor.value_inputs == ("x",) and executor.compilations == 2
+
+
+def test_shapes_computed_from_float_constants_are_evaluated_at_compile_time() -> None:
+    """Reshape's shape is ``Cast(Mul(c, 2))`` of a float constant: type inference does not propagate floats, so
+    the frontend compiles and runs those nodes to know it."""
+    nodes = [helper.make_node("Mul", ["c", "two"], ["m"]), helper.make_node("Cast", ["m"], ["shape"], to=7),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    graph = helper.make_graph(nodes, "float_shape", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [helper.make_tensor("c", TensorProto.FLOAT, [2], [3.0, 2.0]),
+                               helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    executor = tg.compile(model)
+    assert isinstance(executor, tg.GraphExecutor)
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    [got] = executor.run([x])
+    np.testing.assert_array_equal(got, x.reshape(6, 4))

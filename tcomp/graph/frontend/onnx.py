@@ -49,6 +49,7 @@ class Builder:
         self.params: dict[str, np.ndarray] = {}
         self.types: dict[str, TensorType] = {}
         self.values: dict[str, np.ndarray] = {}
+        self.folded: dict[str, np.ndarray] = {}  # values computed on demand from constants (``evaluate``)
         self.taken: set[str] = set()
         self.node_names: set[str] = set()
         self.alias: dict[str, str] = {}  # ONNX value name -> graph IR value name, where they differ
@@ -103,24 +104,56 @@ class Builder:
         return self.types[name]
 
     def const(self, name: str) -> np.ndarray | None:
-        """The value of ``name`` when known at compile time (a parameter or a propagated integer value)."""
+        """The value of ``name`` when known at compile time (a parameter, a propagated integer value, or a value
+        ``evaluate`` computed)."""
         if not name:
             return None
         if name in self.params:
             return self.params[name]
-        return self.values.get(name)
+        return self.values.get(name, self.folded.get(name))
 
     def require_const(self, name: str, what: str) -> np.ndarray:
-        """The value of ``name``; ``ValueNeededError`` (naming the graph inputs it comes from) when not known."""
+        """The value of ``name``, computed from constants if need be (``evaluate``); ``ValueNeededError`` (naming
+        the graph inputs it comes from) when it depends on the values of run-time inputs."""
         value = self.const(name)
+        sources = self.input_sources(name) if value is None else ()
+        if value is None and not sources:
+            value = self.evaluate(name)
         if value is None:
-            sources = self.input_sources(name)
             hint = (f"; it is computed from graph input(s) {list(sources)}: fix them with input_values= "
                     "(--freeze name=value), or run the model to specialize it" if sources else "")
             message = f"{what} ({name!r}) must be known at compile time (a constant or computed from shapes){hint}"
             raise ValueNeededError(f"node {self.node_name} ({self.op_type}, opset {self.opset}): {message}", name,
                                    sources)
         return value
+
+    def evaluate(self, name: str) -> np.ndarray | None:
+        """The value of ``name``, which no run-time input's value decides, computed by compiling and running the
+        nodes it comes from (as constant folding does; float tensors included, which type inference does not
+        propagate). None when a value on the way is larger than constant folding takes."""
+        from tcomp.graph.passes.fold_constants import MAX_FOLD_BYTES, evaluate_node
+        from tcomp.target import as_target
+
+        producers = {out: node for node in self.nodes for out in node.outputs}
+        needed: set[str] = set()
+        stack = [name]
+        while stack:
+            value = stack.pop()
+            node = producers.get(value)
+            if self.const(value) is not None or node is None or node.name in needed:
+                continue
+            if sum(self.types[o].nbytes for o in node.outputs) > MAX_FOLD_BYTES:
+                return None
+            needed.add(node.name)
+            stack.extend(i for i in node.inputs if i)
+        scope = Graph("evaluate", (), (), (), dict(self.params), dict(self.types), dict(self.values))
+        known = {**self.values, **self.folded, **self.params}
+        for node in self.nodes:
+            if node.name in needed:
+                outputs = evaluate_node(scope, node, known, as_target(None))
+                known.update(zip(node.outputs, outputs))
+                self.folded.update(zip(node.outputs, outputs))
+        return self.folded.get(name)
 
     def input_sources(self, name: str) -> tuple[str, ...]:
         """The graph inputs whose values (not only shapes) ``name`` is computed from, in input order."""

@@ -202,6 +202,16 @@ def _constant_of_shape(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attr
                    value=value.reshape(-1)[0].item(), dtype=dtype)]
 
 
+@converts("NonZero", (9, 13))
+def _nonzero(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    """The indices of the non-zero elements, ``[rank, count]``: the count depends on the values, so they must be
+    known when compiling; an input whose values come from graph inputs is specialized on them at run time."""
+    value = b.require_const(ins[0], "the input of NonZero (the number of non-zero elements is its output's shape)")
+    if value.ndim == 0:
+        raise b.error("the input must have at least one dimension")
+    return [b.param(np.array(np.nonzero(value), dtype=np.int64).reshape(value.ndim, -1), node.output[0])]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # layout
 @converts("Reshape", (5, 13, 14, *_TYPES_ONLY))
