@@ -4,9 +4,9 @@ the graph), compiled for ``llvm`` and run on every stored input set.
 
 The error is relative to the output's scale: ``max |tcomp - torch| / max |torch|`` must be at most 1e-4. A model
 with a symbolic batch runs its input sets (of different batch sizes) in one executor, which compiles once per batch
-size. ``MISSING`` names the operators a model needs that tcomp does not convert yet: such a model must fail with
-the one up-front ``UnsupportedOperatorError``, and the test turns red (strict xfail) once it compiles, so the
-entry is removed when the operators land.
+size. A model using operators tcomp does not convert yet must fail with the one up-front
+``UnsupportedOperatorError`` naming them (and is then reported as an expected failure); once they are converted,
+it must match.
 """
 
 from __future__ import annotations
@@ -14,22 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 import tcomp.graph as tg
+from tcomp.graph.frontend.onnx_common import supported_op_types
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "torch_models"
 TOLERANCE = 1e-4
-
-MISSING = {
-    "bert": "And, GatherElements, Range",
-    "distilbert": "And",
-    "gpt2": "And, Range",
-    "llama": "And, Cos, Sin",
-    "t5_encoder": "Range",
-    "vit": "Mod",
-}
-
 
 def input_sets(name: str) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     """The stored ``(inputs by name, PyTorch's output)`` pairs of model ``name``."""
@@ -44,14 +36,6 @@ def input_sets(name: str) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     return sets
 
 
-def _param(name: str) -> object:
-    if name in MISSING:
-        mark = pytest.mark.xfail(raises=tg.UnsupportedOperatorError, strict=True,
-                                 reason=f"tcomp does not convert {MISSING[name]} yet")
-        return pytest.param(name, marks=mark)
-    return name
-
-
 MODELS = sorted(path.stem for path in DATA.glob("*.onnx"))
 
 
@@ -60,12 +44,17 @@ def test_every_model_has_its_data() -> None:
     for name in MODELS:
         assert (DATA / f"{name}.npz").is_file()
         assert (DATA / f"{name}.onnx").stat().st_size < 2 << 20
-    assert set(MISSING) <= set(MODELS)
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in MODELS])
+@pytest.mark.parametrize("name", MODELS)
 def test_exported_model_matches_pytorch(name: str) -> None:
-    executor = tg.compile(DATA / f"{name}.onnx", "llvm")
+    path = DATA / f"{name}.onnx"
+    missing = sorted({n.op_type for n in onnx.load(path).graph.node} - set(supported_op_types()))
+    if missing:
+        with pytest.raises(tg.UnsupportedOperatorError, match=missing[0]):
+            tg.compile(path, "llvm")
+        pytest.xfail(f"tcomp does not convert {', '.join(missing)} yet")
+    executor = tg.compile(path, "llvm")
     sets = input_sets(name)
     for inputs, want in sets:
         [got] = executor.run(inputs)
