@@ -225,7 +225,14 @@ def tune(plan: Plan, precision: Precision, target: Target) -> Any:
         os.remove(records)
     print(f"tuning {task} ({len(task.config_space)} configs) with {plan.tuner.value}: {plan.trials} trials or "
           f"{plan.budget:.0f} s")
-    tuner = autotune.create_tuner(plan.tuner, task, seed=plan.seed)
+    kind = plan.tuner
+    if kind in (autotune.TunerKind.XGB, autotune.TunerKind.XGB_KNOB):
+        try:
+            import xgboost  # noqa: F401
+        except ImportError:
+            print("xgboost is not installed: tuning with random search instead")
+            kind = autotune.TunerKind.RANDOM
+    tuner = autotune.create_tuner(kind, task, seed=plan.seed)
     options = autotune.MeasureOptions(number=3, repeat=3, n_parallel=min(16, os.cpu_count() or 1),
                                       build_timeout=90, run_timeout=30)
     start = time.perf_counter()
