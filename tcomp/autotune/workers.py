@@ -52,7 +52,7 @@ def build_job(inp: MeasureInput) -> BuildResult:
 
             func = lower_cuda(schedule, tensors)
             generated = generate(func, target)
-            precompile(generated)  # compiled here, in parallel builders; the one runner then only loads
+            precompile(generated)  # on a GPU: NVRTC here, in parallel builders; the one runner then only loads
             return BuildResult(MeasureStatus.OK, "", time.perf_counter() - start, func,
                                func_name=func.name, output_positions=outputs, cuda=generated)
         func = tcomp.lower(schedule, tensors)

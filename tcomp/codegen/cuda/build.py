@@ -80,20 +80,16 @@ def make_module(artifact: CudaArtifact, runtime: CudaRuntime = CudaRuntime.AUTO)
     return EmulatedCudaModule(artifact)
 
 
-def precompile(artifact: CudaArtifact, runtime: CudaRuntime = CudaRuntime.AUTO) -> None:
-    """Compile ``artifact`` for where ``make_module`` would run it (NVRTC for the GPU, the host compiler for the
-    emulation) so that the compilers' disk caches hold it and a later ``make_module``, in any process, only
-    loads it."""
+def precompile(artifact: CudaArtifact) -> None:
+    """On a GPU, compile ``artifact`` with NVRTC as ``make_module`` will, so that NVRTC's and the driver's disk
+    caches hold it and a later ``make_module``, in any process, only loads it (tuning builders call this in
+    parallel). Without a GPU nothing happens: the emulation compiles where it runs."""
     from tcomp.runtime.cuda_device import gpu_available
 
-    if runtime is CudaRuntime.DEVICE or (runtime is CudaRuntime.AUTO and gpu_available()):
+    if gpu_available():
         from tcomp.runtime.cuda_device import precompile as precompile_device
 
         precompile_device(artifact)
-        return
-    from tcomp.runtime.cuda_emu import compile_library, emulation_source
-
-    compile_library(emulation_source(artifact))
 
 
 def build_cuda(
