@@ -247,9 +247,12 @@ def test_default_tiles_use_the_tensor_cores_the_precision_asks_for() -> None:
     target = Target("cuda -arch=sm_90")
     fp32 = default_tile(matmul_problem(4096, 4096, 4096, "float32", FP32), 4096, 4096, target=target)
     assert (fp32.block_m, fp32.block_n, fp32.threads, fp32.min_blocks, fp32.k_outer) == (128, 128, 256, 2, True)
-    half = default_tile(matmul_problem(4096, 4096, 4096, "float16", FP16), 4096, 4096, target=target)
-    assert half.warp_tile == (64, 64) and half.layout is SWIZZLE
-    assert shared_bytes(half, matmul_problem(4096, 4096, 4096, "float16", FP16)) <= 48 * 1024
+    half_problem = matmul_problem(4096, 4096, 4096, "float16", FP16)
+    half = default_tile(half_problem, 4096, 4096, target=target)
+    assert half.warp_tile == (64, 64) and half.layout is SWIZZLE and (half.block_m, half.block_n) == (128, 256)
+    static = Target("cuda -arch=sm_90 -max-shared-memory-per-block=49152")
+    half_static = default_tile(half_problem, 4096, 4096, target=static)
+    assert half_static.block_n == 128 and shared_bytes(half_static, half_problem) <= 48 * 1024
     small = default_tile(matmul_problem(64, 64, 64, "float32", FP32), 64, 64, target=target)
     assert small.block_m * small.block_n < 128 * 128
     assert replace(fp32, stages=2) != fp32

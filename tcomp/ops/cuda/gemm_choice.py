@@ -13,10 +13,13 @@ GPU at least one block per multiprocessor (132 on an H100/H200), from these firs
   4 stages, both tiles stored k-outermost (lanes read 4 rows or columns as one ``float4`` per step: 4 shared loads
   per 64 multiply-adds) and 2 blocks per multiprocessor (registers capped at 128: ptxas fits it without spills,
   16 warps resident, 2 x 33 KB of shared memory).
-- float16 operands (``mma.sync`` m16n8k16 from ``ldmatrix``): 128x128x32 blocks of 4 warps (64 x 64 each:
-  32 mma per 16-deep step for 12 ``ldmatrix``), 3 stages swizzled (48 KB, the static limit), about 250 registers,
-  2 blocks per multiprocessor.
-- float32 operands rounded for the tensor cores: 128x128x16 blocks of 4 warps, 2 padded stages (41 KB).
+- float16 operands (``mma.sync`` m16n8k16 from ``ldmatrix``): warps of 64 x 64 (32 mma per 16-deep step for 8
+  ``ldmatrix.x4``), 32 deep, 3 stages swizzled: 128x256 blocks of 8 warps where the target allows 72 KB of
+  (dynamic) shared memory (one block of 256 threads at about 235 registers per multiprocessor; half the traffic
+  per multiply-add of a 128x128 block along B), else 128x128 blocks of 4 warps (48 KB, 2 blocks per
+  multiprocessor).
+- float32 operands rounded for the tensor cores: 128x128x16 blocks of 4 warps, 3 padded stages (62 KB) where
+  allowed, else 2 (41 KB).
 
 Smaller problems step down to 128x64, 64x64, 64x32, 32x32 and 16-row blocks.
 
@@ -101,14 +104,16 @@ def candidate_tiles(problem: GemmProblem, target: Target | None = None, k_outer:
 def _preferences(problem: GemmProblem) -> list[GemmTile]:
     if problem.a_dtype == "float16":
         swizzle = SmemLayout.SWIZZLE
-        return [GemmTile(128, 128, 32, 2, 2, stages=3, layout=swizzle, min_blocks=2),
+        return [GemmTile(128, 256, 32, 2, 4, stages=3, layout=swizzle),
+                GemmTile(128, 128, 32, 2, 2, stages=3, layout=swizzle, min_blocks=2),
                 GemmTile(64, 128, 32, 2, 2, stages=3, layout=swizzle, min_blocks=2),
                 GemmTile(64, 64, 32, 2, 2, stages=3, layout=swizzle),
                 GemmTile(32, 64, 32, 1, 2, stages=3, layout=swizzle),
                 GemmTile(32, 32, 32, 1, 2, stages=3, layout=swizzle),
                 GemmTile(16, 32, 32, 1, 2, stages=3, layout=swizzle)]
     if problem.precision.uses_tensor_cores:
-        return [GemmTile(128, 128, 16, 2, 2, stages=2),
+        return [GemmTile(128, 128, 16, 2, 2, stages=3),
+                GemmTile(128, 128, 16, 2, 2, stages=2),
                 GemmTile(64, 128, 16, 2, 2, stages=2),
                 GemmTile(64, 64, 16, 2, 2, stages=3),
                 GemmTile(32, 64, 16, 1, 2, stages=3),
