@@ -1,7 +1,8 @@
 """Math calls of the loop IR (``Call(op="exp", ...)``) to LLVM intrinsics or libm functions.
 
-LLVM intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them);
-functions that only libm has (``tanh``, ``erf`` ...) are called per lane. ``float16`` math is computed in
+float32 ``exp``, ``log``, ``tanh``, ``erf`` and ``sigmoid`` are tcomp's own vector code (``vecmath.py``); other LLVM
+intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them); functions
+that only libm has (``tanh``, ``erf`` ... in float64) are called per lane. ``float16`` math is computed in
 ``float32`` and rounded back. ``round`` rounds half to even, as numpy does. An unknown op is a ``CodegenError``.
 """
 
@@ -13,6 +14,7 @@ import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError
+from tcomp.codegen.llvm.vecmath import VECTOR_MATH_OPS, call_vector_math
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 
@@ -90,6 +92,8 @@ def _one(dtype: str) -> ir.Value:
 def _float_op(emitter: ExprEmitter, op: str, args: list[ir.Value], dtype: str) -> ir.Value:
     """A float math op on operands of float ``dtype`` (float32 or float64, any lanes)."""
     bld = emitter.builder
+    if op in VECTOR_MATH_OPS and dt.element(dtype) == "float32":
+        return call_vector_math(emitter.ctx, bld, op, args[0])
     if op in LLVM_INTRINSICS:
         return call_intrinsic(emitter, LLVM_INTRINSICS[op][0], args)
     if op in LIBM_FUNCTIONS:
