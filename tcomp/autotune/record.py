@@ -138,7 +138,8 @@ def _lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str | Non
         path = Path(source)
         if not path.exists():
             return
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        # lines end at "\n" alone: a stray "\r" inside a damaged line must not shift the line numbers of the rest
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as handle:
             yield from _file_lines(handle)
     else:
         for line in source:
