@@ -70,10 +70,29 @@ def load_library(path: str | os.PathLike[str]) -> ctypes.CDLL:
 
     load_system_libraries()
     openmp_available()
+    resolved = os.fspath(Path(path).resolve())
     try:
-        return ctypes.CDLL(os.fspath(Path(path).resolve()), mode=os.RTLD_LOCAL | os.RTLD_NOW)
+        library = ctypes.CDLL(resolved, mode=os.RTLD_LOCAL | os.RTLD_NOW)
     except OSError as exc:
         raise LibraryError(f"cannot load the shared library {os.fspath(path)!r}: {exc}") from None
+    _check_not_stale(resolved)
+    return library
+
+
+def _check_not_stale(path: str) -> None:
+    """``dlopen`` hands back a library already loaded under the same name, even when the file at that path has
+    been replaced since: the process would run the old code. Refuse that (Linux: the mappings in
+    ``/proc/self/maps`` name the inode they map)."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            mapped = {int(fields[4]) for fields in (line.split(maxsplit=5) for line in maps)
+                      if len(fields) == 6 and fields[5].rstrip("\n").removesuffix(" (deleted)") == path}
+    except (OSError, ValueError):
+        return
+    if mapped and inode not in mapped:
+        raise LibraryError(f"an earlier library at {path!r} is still loaded in this process and the file has been "
+                           "replaced since; load the new one in a new process (or from another path)")
 
 
 class _DlInfo(ctypes.Structure):

@@ -260,3 +260,14 @@ def test_a_library_without_a_kernel_list_is_refused(folder: Path) -> None:
                    executor.modules[0].artifact.target)
     with pytest.raises(tg.GraphError, match="kernels.so lists no kernels .* older tcomp"):
         tg.load_executor(str(folder))
+
+
+def test_a_replaced_library_at_a_loaded_path_is_refused(exported: Path, tmp_path: Path) -> None:
+    """dlopen hands back the library already loaded under a name: the file replaced since would not run."""
+    folder = tmp_path / "model"
+    shutil.copytree(exported, folder)
+    tg.load_executor(str(folder)).run([X])
+    shutil.rmtree(folder)
+    shutil.copytree(exported, folder)  # the same code, in a new file at the same path
+    with pytest.raises(tg.GraphError, match="an earlier library at .* is still loaded in this process"):
+        tg.load_executor(str(folder))
