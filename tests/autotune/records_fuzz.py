@@ -21,6 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tests.fuzzing import json_paths
+
 HOSTILE: list[Any] = [
     "fuzz_payload", "this", "os", "subprocess", "__import__('os').system('true')", "../../etc/passwd", "",
     "x" * 5000, -1, 0, 1, 2**31, 2**63, -(2**63) - 1, 10**30, 1e308, -0.0, 0.5, True, False, None, [], {},
@@ -50,17 +52,6 @@ def good_lines() -> list[str]:
     return lines
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, prefix + (key,))
-    elif isinstance(value, list):
-        for key, item in enumerate(value):
-            found += _paths(item, prefix + (key,))
-    return found
-
-
 def _replace(value: Any, path: tuple[Any, ...], new: Any) -> None:
     for key in path[:-1]:
         value = value[key]
@@ -70,7 +61,7 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> None:
 def hostile_record(rng: random.Random, line: str) -> str:
     value = json.loads(line)
     for _ in range(rng.randint(1, 3)):
-        paths = _paths(value)
+        paths = json_paths(value)
         path = paths[rng.randrange(len(paths))]
         choice = rng.random()
         if choice < 0.15:

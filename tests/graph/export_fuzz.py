@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.fuzzing import json_paths
+
 X = np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4)
 ENTRIES = ["abort", "exit", "system", "puts", "malloc", "free", "_exit", "raise", "tcomp_kernels",
            "tcomp_kernels_size"]
@@ -58,17 +60,6 @@ def build_models(folder: Path) -> tuple[Path, Path, np.ndarray]:
     return first, second, want
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, prefix + (key,))
-    elif isinstance(value, list):
-        for key, item in enumerate(value):
-            found += _paths(item, prefix + (key,))
-    return found
-
-
 def edit_json(rng: random.Random, case: Path) -> str:
     document = json.loads((case / "graph.json").read_text())
     try:
@@ -98,7 +89,7 @@ def _targeted_edit(rng: random.Random, document: Any) -> str:
 
 
 def _path_edit(rng: random.Random, document: Any) -> str:
-    paths = _paths(document)
+    paths = json_paths(document)
     if not paths:
         return "nothing to edit"
     path = rng.choice(paths)

@@ -8,28 +8,17 @@ the original outputs.
 
 from __future__ import annotations
 
-import json
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fuzzing import ROOT, run_reporting_child
+
 CASES = 64
 
 
-def _limit() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))  # a huge allocation fails instead of swapping
-
-
 def test_fuzzed_export_folders_end_in_graph_errors(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    child = subprocess.run([sys.executable, "-m", "tests.graph.export_fuzz", str(CASES), "3", str(tmp_path)],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, preexec_fn=_limit)
-    reports = [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
-    assert child.returncode == 0, f"the fuzz process died ({child.returncode}) after {len(reports)} cases: " \
-                                  f"{reports[-1:] if reports else ''} {child.stderr[-2000:]}"
+    args = ["-m", "tests.graph.export_fuzz", str(CASES), "3", str(tmp_path)]
+    status, reports, stderr = run_reporting_child(args, ROOT, 8 << 30)
+    assert status == 0, f"the fuzz process died ({status}) after {reports[-1:]}: {stderr[-2000:]}"
     assert [r["case"] for r in reports] == list(range(CASES))
     wrong = [r for r in reports if r["outcome"] not in ("ok", "graph_error", "kernel_error")]
     assert not wrong, f"cases ended in other exceptions: {wrong}"
