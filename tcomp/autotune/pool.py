@@ -58,31 +58,32 @@ class Outcome:
 PARENT_CHECK_SECONDS = 0.2  # how often a worker checks that the process that started it is alive
 
 
-def init_worker(parent: int | None = None) -> None:
+def init_worker() -> None:
     """Runs first in every default worker: lead a process group (so the worker and anything it started can be
     killed together), leave Ctrl-C to the parent, which cleans up, and die with the parent: a watchdog thread
-    exits the worker as soon as ``parent`` is gone (a SIGKILL of the tuner, even of its whole process group, does
-    not reach the workers, which lead their own groups). The resource tracker of ``multiprocessing`` then sees
-    its pipe close and exits too."""
+    exits the worker as soon as the process that started it is gone (a SIGKILL of the tuner, even of its whole
+    process group, does not reach the workers, which lead their own groups). The resource tracker of
+    ``multiprocessing`` then sees its pipe close and exits too."""
     try:
         os.setpgrp()
     except OSError:  # pragma: no cover - not permitted in some sandboxes
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if parent is not None:
-        watch_parent(parent)
+    watch_parent()
 
 
-def watch_parent(parent: int) -> None:
-    """Exit this process (``os._exit``, no cleanup) once ``parent`` is no longer its parent process."""
+def watch_parent() -> None:
+    """Exit this process (``os._exit``, no cleanup) once its parent process is gone. The parent is the tuner with
+    the ``spawn`` start method, the fork server (which exits with the tuner) with ``forkserver``."""
+    parent = os.getppid()
+    if parent == 1:  # orphaned already: the parent died before this worker started
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(1)
 
-    if os.getppid() != parent:
-        os._exit(1)
     threading.Thread(target=watch, name="tcomp-parent-watchdog", daemon=True).start()
 
 
@@ -96,8 +97,7 @@ def ping() -> int:
 def process_pool_factory(start_method: StartMethod = StartMethod.SPAWN) -> ExecutorFactory:
     def make(workers: int) -> cf.Executor:
         context = multiprocessing.get_context(start_method.value)
-        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
-                                      initargs=(os.getpid(),))
+        return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
 
     return make
 
