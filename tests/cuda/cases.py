@@ -33,6 +33,7 @@ class Case:
     num_inputs: int
     rtol: float = 1e-5
     atol: float = 1e-6
+    dtype: str = "float32"
 
 
 def build(case: Case) -> CudaModule:
@@ -57,8 +58,11 @@ def check_case(module: CudaModule, case: Case) -> None:
 
 def arguments(case: Case, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    inputs = [rng.standard_normal(shape).astype(np.float32) for shape in case.shapes[: case.num_inputs]]
-    outputs = [np.zeros(shape, np.float32) for shape in case.shapes[case.num_inputs:]]
+    if case.dtype == "float32":
+        inputs = [rng.standard_normal(shape).astype(np.float32) for shape in case.shapes[: case.num_inputs]]
+    else:
+        inputs = [rng.integers(-10**6, 10**6, shape).astype(case.dtype) for shape in case.shapes[: case.num_inputs]]
+    outputs = [np.zeros(shape, case.dtype) for shape in case.shapes[case.num_inputs:]]
     return inputs + outputs
 
 
@@ -91,13 +95,22 @@ def _reduce(shape: tuple[int, ...], axis: Any, reducer: Callable[..., Tensor]) -
     return make
 
 
-def _rows_per_block() -> tuple[Schedule, list[Tensor]]:
-    x = te.placeholder((9, 70), name="x")
-    k = te.reduce_axis((0, 70), name="k")
-    out = te.compute((9,), lambda i: te.sum(x[i, k] * x[i, k], axis=k), name="sumsq")
-    s = create_schedule(out)
-    cuda_ops.schedule_reduce_stage_cross_thread(s[out], num_threads=16, rows_per_block=4)
-    return s, [x, out]
+def _rows_per_block(threads: int = 16, rows: int = 4, n: int = 70) -> Callable[..., Any]:
+    def make() -> tuple[Schedule, list[Tensor]]:
+        x = te.placeholder((9, n), name="x")
+        k = te.reduce_axis((0, n), name="k")
+        out = te.compute((9,), lambda i: te.sum(x[i, k] * x[i, k], axis=k), name="sumsq")
+        s = create_schedule(out)
+        cuda_ops.schedule_reduce_stage_cross_thread(s[out], num_threads=threads, rows_per_block=rows)
+        return s, [x, out]
+
+    return make
+
+
+def _max_int(threads: int) -> tuple[Schedule, list[Tensor]]:
+    x = te.placeholder((5, 300), name="x", dtype="int32")
+    out = ops.max(x, axis=1)
+    return cuda_ops.schedule_reduce(out, num_threads=threads), [x, out]
 
 
 def _softmax(shape: tuple[int, ...]) -> Callable[..., Any]:
@@ -163,7 +176,14 @@ CASES: list[Case] = [
     Case("sum_first_axis", _reduce((37, 19), 0, ops.sum), ((37, 19), (19,)),
          lambda x: [x.sum(axis=0)], 1, 1e-5, 1e-5),
     Case("sum_all", _reduce((13, 29), None, ops.sum), ((13, 29), ()), lambda x: [np.array(x.sum())], 1, 1e-5, 1e-5),
-    Case("sumsq_rows_per_block", _rows_per_block, ((9, 70), (9,)), lambda x: [(x * x).sum(axis=1)], 1, 1e-5, 1e-5),
+    Case("sumsq_rows_per_block", _rows_per_block(), ((9, 70), (9,)), lambda x: [(x * x).sum(axis=1)], 1, 1e-5,
+         1e-5),
+    Case("sumsq_two_warps_per_row", _rows_per_block(64, 4, 150), ((9, 150), (9,)),
+         lambda x: [(x * x).sum(axis=1)], 1, 1e-5, 1e-5),
+    Case("sumsq_48_threads", _rows_per_block(48, 2, 100), ((9, 100), (9,)), lambda x: [(x * x).sum(axis=1)], 1,
+         1e-5, 1e-5),
+    Case("max_int32_1024_threads", lambda: _max_int(1024), ((5, 300), (5,)), lambda x: [x.max(axis=1)], 1,
+         dtype="int32"),
     Case("softmax_rows", _softmax((7, 100)), ((7, 100), (7, 100)), _softmax_reference, 1),
     Case("softmax_3d", _softmax((2, 3, 33)), ((2, 3, 33), (2, 3, 33)), _softmax_reference, 1),
 ]

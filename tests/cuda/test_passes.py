@@ -12,7 +12,7 @@ from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import iter_children, post_order_visit
 from tcomp.ops import cuda as cuda_ops
-from tcomp.transform.gpu import barrier, is_barrier
+from tcomp.transform.gpu import barrier, is_barrier, is_shuffle
 from tcomp.transform.storage_sync import storage_sync
 from tests.cuda.cases import artifact, by_name
 
@@ -80,13 +80,48 @@ def test_softmax_is_two_kernels_with_a_temporary() -> None:
     assert all(k.launch.block == (32, 1, 1) for k in generated.kernels)
 
 
-def test_cross_thread_buffer_replicated_per_row_of_threads() -> None:
+def _shuffles(stmt: S.Stmt) -> list[E.Call]:
+    found: list[E.Call] = []
+
+    def visit(node: object) -> None:
+        if is_shuffle(node):
+            assert isinstance(node, E.Call)
+            found.append(node)
+
+    post_order_visit(stmt, visit)
+    return found
+
+
+def test_reduction_within_a_warp_shuffles_without_shared_memory() -> None:
+    """16 threads per row, 4 rows per block: butterfly shuffles of width 16, no shared memory, no barrier."""
     generated = artifact(by_name("sumsq_rows_per_block"))
     (kernel,) = generated.kernels
-    assert kernel.launch.block == (16, 4, 1)
-    assert kernel.shared_bytes == 16 * 4 * 4
+    assert kernel.launch.block == (16, 4, 1) and kernel.shared_bytes == 0 and kernel.synchronizes
+    body = generated.kernel_funcs[0].body
+    assert not [n for n in _nodes(body, S.Evaluate) if is_barrier(n)]
+    assert [(int(c.args[1].value), int(c.args[2].value)) for c in _shuffles(body)] == [(8, 16), (4, 16), (2, 16),
+                                                                                         (1, 16)]
+    assert "__shfl_xor_sync(tc_warp_mask(), " in generated.source
+
+
+def test_cross_warp_reduction_slots_replicated_per_row_of_threads() -> None:
+    """64 threads per row (two warps), 4 rows: each warp shuffles, writes its total to one of 2 slots per row (a
+    shared buffer replicated per row of threads), one barrier, then every warp reduces the 2 slots by shuffles."""
+    generated = artifact(by_name("sumsq_two_warps_per_row"))
+    (kernel,) = generated.kernels
+    assert kernel.launch.block == (64, 4, 1)
+    assert kernel.shared_bytes == 2 * 4 * 4
+    body = generated.kernel_funcs[0].body
+    assert len([n for n in _nodes(body, S.Evaluate) if is_barrier(n)]) == 1
+    assert [int(c.args[2].value) for c in _shuffles(body)] == [32] * 5 + [2]
+
+
+def test_reduction_over_48_threads_keeps_the_shared_tree() -> None:
+    generated = artifact(by_name("sumsq_48_threads"))
+    (kernel,) = generated.kernels
+    assert kernel.shared_bytes == 48 * 2 * 4 and not _shuffles(generated.kernel_funcs[0].body)
     tree_steps = [n for n in _nodes(generated.kernel_funcs[0].body, S.Evaluate) if is_barrier(n)]
-    assert len(tree_steps) == 5  # 16 -> 8 -> 4 -> 2 -> 1, then the result
+    assert len(tree_steps) == 7  # 48 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1, then the result
 
 
 def _under_condition(stmt: S.Stmt, inside: bool = False) -> list[tuple[S.Stmt, bool]]:

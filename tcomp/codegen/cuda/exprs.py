@@ -24,6 +24,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.runtime.cuda_artifact import c_type as runtime_c_type
 from tcomp.runtime.cuda_artifact import storage_type as runtime_storage_type
+from tcomp.transform.gpu import is_shuffle
 
 
 class CudaCodegenError(ValueError):
@@ -231,6 +232,10 @@ class ExprPrinter:
             load = e.args[0]
             name = self.names.get(load.buffer, f"buffer {load.buffer.name}")
             return f"({name} + {self(load.indices[0])})"
+        if is_shuffle(e):
+            value, lane_mask, width = e.args
+            self.helpers.add("tc_warp_mask")
+            return f"__shfl_xor_sync(tc_warp_mask(), {self(value)}, {self(lane_mask)}, {self(width)})"
         if e.kind != "pure":
             raise CudaCodegenError(f"call {e} of kind {e.kind!r} cannot run in a CUDA kernel")
         op, args = e.op, e.args
@@ -289,6 +294,15 @@ _CP_SYNC = (
 )
 
 HELPERS = {
+    # the lanes of this thread's warp that exist: all 32, or the first threads % 32 in a block's partial last warp
+    "tc_warp_mask": (
+        "static __device__ __forceinline__ unsigned tc_warp_mask() {\n"
+        "  const unsigned threads = blockDim.x * blockDim.y * blockDim.z;\n"
+        "  const unsigned thread = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);\n"
+        "  const unsigned lanes = threads - (thread & ~31u);\n"
+        "  return lanes >= 32u ? 0xffffffffu : (1u << lanes) - 1u;\n"
+        "}\n"
+    ),
     TENSOR_CORE_HELPER: TENSOR_CORE_SOURCE,
     # the block's dynamic shared memory (the CPU emulation defines it as a static array of `bytes`)
     "tc_dynamic_shared": (
