@@ -100,8 +100,11 @@ def _row_major_strides(shape: Sequence[Expr]) -> list[Expr]:
 
 
 def reshape(x: Tensor, newshape: Sequence[Any], name: str = "T_reshape") -> Tensor:
-    """Row-major reshape (one entry of ``newshape`` may be -1). With ``f = sum_d out_idx[d] * out_stride[d]`` the
-    flat index, ``out[out_idx] = x[j]`` with ``j[d] = (f // in_stride[d]) % x.shape[d]``."""
+    """Row-major reshape (one entry of ``newshape`` may be -1). The trailing dimensions both shapes share map
+    index for index; over the rest, with ``f = sum_d out_idx[d] * out_stride[d]`` the flat index of the leading
+    output dimensions, ``out[out_idx] = x[j]`` with ``j[d] = (f // in_stride[d]) % x.shape[d]``. (Keeping the shared
+    dimensions out of the division keeps the index of the innermost ones plain, which bound inference and
+    vectorization read exactly.)"""
     op = "reshape"
     check_tensor(op, "x", x)
     if isinstance(newshape, (int, Expr)):
@@ -109,22 +112,27 @@ def reshape(x: Tensor, newshape: Sequence[Any], name: str = "T_reshape") -> Tens
     out_shape = _resolve_newshape(op, x, newshape)
     if len(out_shape) == x.ndim and all(same_dim(a, b) for a, b in zip(out_shape, x.shape)):
         return te.compute(out_shape, lambda *idx: x[idx], name=name, tag=Tag.INJECTIVE)
-    out_strides = _row_major_strides(out_shape)
-    in_strides = _row_major_strides(x.shape)
+    shared = 0
+    while (shared < min(len(out_shape), x.ndim)
+           and same_dim(out_shape[len(out_shape) - 1 - shared], x.shape[x.ndim - 1 - shared])):
+        shared += 1
+    out_lead, in_lead = out_shape[: len(out_shape) - shared], tuple(x.shape[: x.ndim - shared])
+    out_strides = _row_major_strides(out_lead)
+    in_strides = _row_major_strides(in_lead)
 
     def body(*idx: Var) -> Expr:
         flat: Expr = const(0)
         for index, stride in zip(idx, out_strides):
             flat = flat + (index if as_int(stride) == 1 else index * stride)
         source: list[Expr] = []
-        for position, (dim, stride) in enumerate(zip(x.shape, in_strides)):
+        for position, (dim, stride) in enumerate(zip(in_lead, in_strides)):
             value = flat if as_int(stride) == 1 else floordiv(flat, stride)
             if position > 0 and as_int(dim) != 1:
                 value = floormod(value, dim)
             elif as_int(dim) == 1:
                 value = const(0)
             source.append(value)
-        return x[tuple(source)]
+        return x[tuple(source) + tuple(idx[len(out_lead):])]
 
     return te.compute(out_shape, body, name=name, tag=Tag.INJECTIVE)
 
