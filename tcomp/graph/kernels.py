@@ -224,23 +224,21 @@ def kernel_base_name(node: Node) -> str:
     return "fused_" + text if node.op == "fused" else text
 
 
-def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
-                 inplace: Sequence[int] = ()) -> Kernel:
-    """Compile ``node`` for ``target``. ``inplace`` lists kernel-argument positions that may share memory with
-    another argument (in-place outputs and the inputs they overwrite): they are compiled without ``noalias``."""
+def lower_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
+               inplace: Sequence[int] = ()) -> tuple[PrimFunc, tuple[str, ...], bool]:
+    """The lowered function of ``node`` for ``target`` (its default schedule, or the tuned template config), the
+    kernel's argument values (inputs, then outputs), and whether tuning records chose its schedule. For cuda, the
+    function is what ``tcomp.build`` compiles to CUDA C (``codegen.cuda.build.generate(lower_cuda(func), target)``
+    gives the source without building a module)."""
     from tcomp.graph.tuning import tuned_schedule
 
-    signature = node_signature(graph, node)
-    may_alias = tuple(sorted(set(inplace)))
     tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
-    records = _records_key(tuning)  # the records can choose conv tiles: kernels are cached per records object
-    key = (signature + f"|alias={may_alias}", str(target), tuned is not None, records)
-    with _CACHE_LOCK:
-        cached = _KERNEL_CACHE.get(key) if tuned is None and records >= 0 else None
-    if cached is not None:
-        func, module, _, tiled = cached
-        args = kernel_inputs(graph, node) + node.outputs
-        return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tiled)
+    return _lower(graph, node, target, tuning, inplace, tuned)
+
+
+def _lower(graph: Graph, node: Node, target: Target, tuning: Any, inplace: Sequence[int],
+           tuned: tuple[Any, list[Any]] | None) -> tuple[PrimFunc, tuple[str, ...], bool]:
+    may_alias = tuple(sorted(set(inplace)))
     tiled = False
     if tuned is not None:
         schedule, tensors = tuned
@@ -272,11 +270,32 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
     if may_alias:
         func = func.with_attr("may_alias", may_alias)
     func = dataclasses.replace(func, name=f"{base}_{structural_digest(func)[:8]}")
+    return func, args, tuned is not None or tiled
+
+
+def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
+                 inplace: Sequence[int] = ()) -> Kernel:
+    """Compile ``node`` for ``target``. ``inplace`` lists kernel-argument positions that may share memory with
+    another argument (in-place outputs and the inputs they overwrite): they are compiled without ``noalias``."""
+    from tcomp.graph.tuning import tuned_schedule
+
+    signature = node_signature(graph, node)
+    may_alias = tuple(sorted(set(inplace)))
+    tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
+    records = _records_key(tuning)  # the records can choose conv tiles: kernels are cached per records object
+    key = (signature + f"|alias={may_alias}", str(target), tuned is not None, records)
+    with _CACHE_LOCK:
+        cached = _KERNEL_CACHE.get(key) if tuned is None and records >= 0 else None
+    if cached is not None:
+        func, module, _, tiled = cached
+        args = kernel_inputs(graph, node) + node.outputs
+        return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tiled)
+    func, args, chosen = _lower(graph, node, target, tuning, inplace, tuned)
     module = tcomp.build(func, target=target)
     with _CACHE_LOCK:
         if tuned is None and records >= 0:
-            _KERNEL_CACHE.put(key, (func, module, may_alias, tiled))
-    return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tuned is not None or tiled)
+            _KERNEL_CACHE.put(key, (func, module, may_alias, chosen))
+    return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, chosen)
 
 
 def clear_kernel_cache() -> None:
