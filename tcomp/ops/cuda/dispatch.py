@@ -28,8 +28,9 @@ from tcomp.ops.cuda.common import bind_blocks_threads
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, tile_conv2d_nchw
 from tcomp.ops.cuda.gemm_dispatch import conv_plan, matmul_plan
 from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile, schedule_matmul_tile
+from tcomp.ops.cuda.gemm_schedule import MIN_ROWS, element_bytes, epilogue_of, gemm_knobs, gemm_problem, schedule_gemm
 from tcomp.ops.cuda.limits import first_fitting, power_of_two_at_most
-from tcomp.ops.cuda.matmul import MatmulKnobs, schedule_matmul
+from tcomp.ops.cuda.matmul import MatmulKnobs
 from tcomp.ops.cuda.reduce import _reduces_innermost, schedule_reduce_stage_cross_thread
 from tcomp.ops.cuda.softmax import schedule_softmax
 from tcomp.ops.utils import OpError, OpKind, op_kind
@@ -221,6 +222,33 @@ def _softmax_ok(s: Schedule, stage: Stage) -> bool:
     return stage.is_output and axis == len(op.output(0).shape) - 1 and len(op.input_tensors()) == 2
 
 
+# a product whose epilogue re-shapes it into rows of fewer than this many (a 7x7 image's pixels) while the product
+# has more is tiled as the product's own (flattened) rows, the epilogue in a kernel of its own: bigger tiles
+MIN_FUSED_ROWS = 32
+
+
+def _schedule_product(s: Schedule, op: ComputeOp, target: Target | None) -> list[Stage]:
+    """A matmul or batched matmul the tile kernel did not take: ``gemm_schedule``'s tiles (the shared-memory
+    schedule's own knobs where they apply), with its elementwise epilogue when ``epilogue_of`` finds one; the
+    stages scheduled (none for a matrix-vector product, which the generic reduction spreads wider)."""
+    C = op.output(0)
+    if any(_extent(d) is None for d in C.shape) or len(op.input_tensors()) != 2:
+        return []
+    out = epilogue_of(s, C)
+    if out is not None and gemm_problem(C, out)[0] < min(MIN_FUSED_ROWS, gemm_problem(C, None)[0]):
+        out = None
+    rows, columns, depth = gemm_problem(C, out)
+    if rows < MIN_ROWS:
+        return []
+    knobs = None
+    if out is None and _matmul_ok(op):
+        knobs = _matmul_knobs(rows, columns, depth, target)
+    if knobs is None:
+        knobs = gemm_knobs(rows, columns, depth, target, element_bytes(C))
+    tiled = schedule_gemm(s, C, knobs, out)
+    return [s[C], tiled]
+
+
 def _tile_kernel(s: Schedule, op: ComputeOp, target: Target | None) -> list[Stage]:
     """Schedule ``op`` with the GEMM tile kernel when ``gemm_dispatch`` plans it; the stages it scheduled."""
     if op_kind(op) in (OpKind.MATMUL, OpKind.BATCH_MATMUL):
@@ -258,12 +286,8 @@ def _schedule_anchors(s: Schedule, target: Target | None = None) -> set[Stage]:
             members = [op, expo.op, expsum.op, *(t.op for t in expo.op.input_tensors() if not _placeholder(t))]
             done.update(s[m.output(0)] for m in members)
             schedule_softmax(op.output(0), thread_count(REDUCE_THREADS, target), s)
-        elif kind is OpKind.MATMUL and _matmul_ok(op):
-            m, n = (_extent(d) or 1 for d in op.output(0).shape)
-            knobs = _matmul_knobs(m, n, _extent(op.reduce_axis[0].dom.extent) or 1, target)
-            if knobs is not None:
-                done.add(stage)
-                schedule_matmul(s, op.output(0), knobs)
+        elif kind in (OpKind.MATMUL, OpKind.BATCH_MATMUL):
+            done.update(_schedule_product(s, op, target))
         elif kind is OpKind.CONV2D_NCHW:
             inputs = _conv_inputs(op)
             if inputs is not None:
