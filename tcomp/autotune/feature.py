@@ -15,6 +15,13 @@ statement block holds
   distinct element; touched elements are the product of the extents of loops the index depends on, capped by the
   buffer size).
 
+A tensorized call (``Evaluate`` of one of tcomp's micro-kernels, ``codegen.llvm.microkernels``) is a statement too:
+its enclosing loops plus the loops the micro-kernel runs inside (the reduction ``depth``, the ``mr`` rows unrolled,
+the ``nr`` columns vectorized; a dot product's reduction vectorized), one multiply-add per iteration, and the
+accesses of its pointer arguments with their row strides, so two register tiles never look alike. A tensorize
+block describes the call with the most FLOPs: intrinsic, ``mr``, ``nr``, reduction depth, calls, FLOPs, bytes per
+call and their ratio.
+
 A last block holds the GPU features of ``feature_gpu`` (threads, shared memory, registers, occupancy, vector widths,
 the tile of a GEMM tile kernel; zeros for CPU functions). Counts go through ``log2(1 + x)``; missing slots are 0, so
 every vector has the same length. ``FeatureKind.KNOB``
@@ -42,6 +49,7 @@ from tcomp.autotune.space import (
     SplitEntity,
 )
 from tcomp.autotune.task import Task
+from tcomp.codegen.llvm.microkernels import MicroKernelCall, describe_call
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
@@ -56,7 +64,8 @@ LOOP_WIDTH = 3 + len(_KINDS)
 ACCESS_WIDTH = 3 + 2 * MAX_LOOPS
 STMT_WIDTH = 2 + _ARITH_SLOTS + MAX_LOOPS * LOOP_WIDTH + MAX_ACCESSES * ACCESS_WIDTH
 GLOBAL_WIDTH = 6
-LOOP_IR_LENGTH = MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH + GPU_WIDTH
+TENSORIZE_WIDTH = 10
+LOOP_IR_LENGTH = MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH + TENSORIZE_WIDTH + GPU_WIDTH
 
 
 class FeatureKind(enum.Enum):
@@ -86,9 +95,12 @@ class _Statement:
     loops: tuple[_Loop, ...]
     accesses: tuple[_Access, ...]
     arith: tuple[int, ...]
+    call: MicroKernelCall | None = None  # a tensorized call: the loops end with the micro-kernel's own
 
 
 def _const(expr: E.Expr, default: int = 1) -> int:
+    while isinstance(expr, E.Cast):
+        expr = expr.value
     value = E.const_int_value(expr)
     return value if value is not None else default
 
@@ -200,6 +212,10 @@ def _collect(body: S.Stmt) -> tuple[list[_Statement], int]:
                 stack.append((node.else_case, loops))
         elif isinstance(node, (S.LetStmt, S.AssertStmt)):
             stack.append((node.body, loops))
+        elif isinstance(node, S.Evaluate):
+            call = _call_statement(node.value, loops)
+            if call is not None:
+                statements.append(call)
         elif isinstance(node, S.BufferStore):
             counts, loads, lanes = _arith(node.value)
             store = _access(node.buffer, node.indices, True, node.value.dtype)
@@ -210,6 +226,64 @@ def _collect(body: S.Stmt) -> tuple[list[_Statement], int]:
             ordered = [store] + sorted(loads, key=lambda a: a.buffer_name)
             statements.append(_Statement(full, tuple(ordered), counts))
     return statements, alloc_bytes
+
+
+def _pointer_access(pointer: E.Expr, is_store: bool, strides: dict[E.Var, int]) -> _Access | None:
+    """The access of a micro-kernel's pointer argument ``address_of(buffer[indices])``, its coefficients extended
+    by the micro-kernel's own loops (``strides``: loop variable -> elements per step)."""
+    if not (isinstance(pointer, E.Call) and pointer.op == "address_of" and pointer.args
+            and isinstance(pointer.args[0], E.BufferLoad)):
+        return None
+    load = pointer.args[0]
+    access = _access(load.buffer, load.indices, is_store, load.dtype)
+    coeffs = dict(access.coeffs)
+    for var, stride in strides.items():
+        coeffs[id(var)] = coeffs.get(id(var), 0.0) + float(stride)
+    return _Access(access.buffer_name, is_store, access.elem_bytes, access.buffer_elems, coeffs, access.lanes_stride)
+
+
+def _call_statement(value: E.Expr, loops: tuple[_Loop, ...]) -> _Statement | None:
+    """A tensorized call as the loop nest it stands for (see the module docstring); None for other calls."""
+    if not (isinstance(value, E.Call) and value.kind == "extern"):
+        return None
+    call = describe_call(value.op, value.args)
+    if call is None:
+        return None
+    depth = max(0, _const(call.depth, 0))
+    k, i, j = E.Var("k.micro"), E.Var("i.micro"), E.Var("j.micro")
+    inner: list[_Loop] = []
+    if call.kind == "sdot":
+        inner.append(_Loop(k, depth, S.ForKind.VECTORIZED))
+        a_strides, b_strides, c_strides = {k: 1}, {k: 1}, {}
+    else:
+        if depth:
+            inner.append(_Loop(k, depth, S.ForKind.SERIAL))
+        inner += [_Loop(i, call.mr, S.ForKind.UNROLLED), _Loop(j, call.nr, S.ForKind.VECTORIZED)]
+        lda, ldb, ldc = (_const(stride, 0) for stride in (call.lda, call.ldb, call.ldc))
+        a_strides, b_strides, c_strides = {k: 1, i: lda}, {k: ldb, j: 1}, {i: ldc, j: 1}
+    store = _pointer_access(call.c, True, c_strides)
+    loads = [_pointer_access(call.a, False, a_strides), _pointer_access(call.b, False, b_strides)] if depth else []
+    accesses = [a for a in [store, *sorted((x for x in loads if x is not None), key=lambda x: x.buffer_name)] if a]
+    arith = (1, 1, 0, 0, 0, 0) if depth else (0,) * _ARITH_SLOTS  # a fused multiply-add per iteration
+    return _Statement(loops + tuple(inner), tuple(accesses), arith, call)
+
+
+def _tensorize_block(statements: Sequence[_Statement]) -> list[float]:
+    """The call with the most FLOPs: present, intrinsic, mr, nr, depth, calls, FLOPs, bytes per call, FLOPs per
+    byte, and how many call statements there are."""
+    computing = [s for s in statements if s.call is not None and s.arith[0]]
+    if not computing:
+        return [0.0] * TENSORIZE_WIDTH
+    main = max(computing, key=lambda s: math.prod(loop.extent for loop in s.loops))
+    call = main.call
+    assert call is not None
+    depth = max(1, _const(call.depth, 0))
+    inner = 3 if call.kind == "sgemm" else 1
+    calls = math.prod(loop.extent for loop in main.loops[:-inner]) if len(main.loops) > inner else 1
+    flops = 2 * call.mr * call.nr * depth
+    moved = call.element_bytes * (call.mr * depth + depth * call.nr + 2 * call.mr * call.nr)
+    return [1.0, stable_bucket(call.kind), _log(call.mr), _log(call.nr), _log(depth), _log(calls),
+            _log(flops * calls), _log(moved), flops / moved, float(len(computing))]
 
 
 def _log(x: float) -> float:
@@ -263,6 +337,7 @@ def loop_ir_features(func: S.PrimFunc, registers: int | None = None) -> np.ndarr
     vector += [float(len(statements)), _log(alloc_bytes), float(len(parallel)), _log(max(parallel, default=0)),
                float(sum(1 for loop in loops if loop.kind is S.ForKind.VECTORIZED)),
                _log(max((lp.extent for lp in loops if lp.kind is S.ForKind.VECTORIZED), default=0))]
+    vector += _tensorize_block(statements)
     vector += gpu_features(func, registers)
     return np.asarray(vector, dtype=np.float32)
 

@@ -60,6 +60,46 @@ def test_features_have_a_fixed_length_and_are_deterministic(name: str, args: tup
     assert knobs.shape[0] == 6 and np.isfinite(knobs).all()
 
 
+def test_micro_kernel_configs_with_different_tiles_get_different_features() -> None:
+    """A tensorized GEMM is one call per tile: its register tile (mr x nr), reduction depth and loop order must
+    show in the features (before, 18 micro-kernel configs of 256^3 gave 3 distinct vectors). Knobs the
+    micro-kernel ignores (unroll_mr, unroll_k) give the same program, hence the same vector."""
+    task = create_task("matmul", (256, 256, 256))
+    space = task.config_space
+    sampled = space.sample(np.random.default_rng(0), 300)
+    indices = [i for i in sampled if space.get(i)["micro_kernel"].val == 1][:30]
+    programs: dict[tuple, set[bytes]] = {}
+    extractor = FeatureExtractor(task)
+    for index, row in zip(indices, extractor.get(indices)):
+        config = space.get(index)
+        key = tuple(repr(config[name].to_json()) for name in ("tile_i", "tile_j", "tile_k", "order"))
+        programs.setdefault(key, set()).add(row.tobytes())
+    assert len(programs) >= 20
+    assert all(len(rows) == 1 for rows in programs.values())
+    assert len(set().union(*programs.values())) == len(programs)
+    same = indices[0]
+    digits = space.digits(same)
+    unroll_k = list(space.knobs).index("unroll_k")
+    digits[unroll_k] = (digits[unroll_k] + 1) % space.dims[unroll_k]
+    twin = space.index_from_digits(digits)
+    np.testing.assert_array_equal(extractor.get([same])[0], extractor.get([twin])[0])
+
+
+def test_micro_kernel_call_features_hold_its_tile() -> None:
+    from tcomp.autotune.feature import GLOBAL_WIDTH, MAX_STMTS, STMT_WIDTH
+
+    task = create_task("matmul", (64, 64, 64))
+    space = task.config_space
+    chosen = next(c for c in space if c["micro_kernel"].val == 1 and c["tile_i"].size[-1] == 4
+                  and c["tile_k"].size[-1] == 16)
+    row = FeatureExtractor(task).get([chosen.index])[0]
+    block = row[MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH:][:10]
+    nr = chosen["tile_j"].size[-1]
+    assert block[0] == 1.0
+    assert block[2:5] == pytest.approx([np.log2(5), np.log2(1 + nr), np.log2(17)])  # mr, nr, depth
+    assert block[6] == pytest.approx(np.log2(1 + 2 * 64 ** 3), rel=1e-5)  # every FLOP of the product
+
+
 def test_invalid_config_gets_nan_features() -> None:
     from autotune_fault_templates import Fault
 

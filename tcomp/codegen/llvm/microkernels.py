@@ -16,6 +16,9 @@ Pointers are ``i8*`` (tcomp's ``handle``) and are declared ``noalias``: the call
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import llvmlite.ir as ir
 
@@ -33,6 +36,44 @@ def gemm_kernel_name(mr: int, nr: int, lanes: int) -> str:
 
 def dot_kernel_name(lanes: int) -> str:
     return f"tcomp_sdot_f32_v{lanes}"
+
+
+@dataclass(frozen=True)
+class MicroKernelCall:
+    """What one call of a micro-kernel computes, read from its name and arguments (for the tuner's features):
+    ``C[mr, nr] (+)= A[mr, depth] @ B[depth, nr]`` (a dot product: ``mr = nr = 1``). ``a``, ``b``, ``c`` are the
+    pointer arguments (``address_of`` a buffer element), ``lda``/``ldb``/``ldc`` the row strides in elements (None
+    where the kernel reads a contiguous vector), ``depth`` the reduction steps (0: the tile is only cleared)."""
+
+    kind: str  # "sgemm" or "sdot"
+    mr: int
+    nr: int
+    lanes: int
+    depth: Any  # Expr
+    a: Any
+    b: Any
+    c: Any
+    lda: Any = None
+    ldb: Any = None
+    ldc: Any = None
+
+    @property
+    def element_bytes(self) -> int:
+        return 4  # float32 kernels
+
+
+def describe_call(name: str, args: Sequence[Any]) -> MicroKernelCall | None:
+    """The ``MicroKernelCall`` of a call of extern ``name`` with ``args``; None for any other function."""
+    match = _GEMM_RE.match(name)
+    if match and len(args) == 8:
+        mr, nr, lanes = (int(g) for g in match.groups())
+        a, lda, b, ldb, c, ldc, depth, _ = args
+        return MicroKernelCall("sgemm", mr, nr, lanes, depth, a, b, c, lda, ldb, ldc)
+    match = _DOT_RE.match(name)
+    if match and len(args) == 5:
+        a, b, depth, c, _ = args
+        return MicroKernelCall("sdot", 1, 1, int(match.group(1)), depth, a, b, c)
+    return None
 
 
 def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
