@@ -204,8 +204,8 @@ def relative_error(got: Any, want: Any) -> float:
 
 
 def build_tile(plan: Plan, precision: Precision, target: Target, tile: Any, name: str) -> Any:
-    from tcomp.codegen.cuda import CudaRuntime
-    from tcomp.codegen.cuda.build import build_cuda
+    from tcomp.backend.cuda import CudaRuntime
+    from tcomp.backend.cuda.build import build_cuda
     from tcomp.ops.cuda import matmul_cuda
 
     n = plan.size

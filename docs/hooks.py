@@ -18,7 +18,8 @@ from pathlib import Path
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("te", "schedule", "ir", "arith", "transform", "codegen", "runtime", "ops", "graph", "autotune", "cli")
+PACKAGES = ("te", "schedule", "ir", "arith", "transform", "codegen", "runtime", "backend", "ops", "graph", "autotune",
+            "cli")
 
 
 def _title(text: str) -> str:

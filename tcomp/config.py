@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 @dataclass(frozen=True)
 class Settings:
     """``verify_ir``: run the loop-IR verifier after every pass. ``dump_ir``: print the function after every pass.
+    ``dump_stages``: the named build stages every build prints (as ``tcomp.build(..., dump=...)`` does for one).
     ``check_bounds``: build in checked mode (every access verifies its indices). ``build_cache``: reuse the code of a
     structurally equal function built before. ``build_cache_size``: how many compiled kernels the build cache keeps
     (the least recently used go first; each costs about 1 MiB), and as many the graph compiler's kernel cache; a
@@ -19,6 +20,7 @@ class Settings:
 
     verify_ir: bool = False
     dump_ir: bool = False
+    dump_stages: tuple[str, ...] = ()  # build stages to print as they are made ("tir.opt", "ll", "asm", "cu" ...)
     check_bounds: bool = False
     build_cache: bool = True
     build_cache_size: int = 128  # compiled kernels kept by the build cache (and by the graph's kernel cache)

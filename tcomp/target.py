@@ -14,18 +14,26 @@ from dataclasses import dataclass, field, replace
 
 from tcomp.target_check import PROBED_FEATURES, TargetCheckError, check_llvm_target, implied_features
 
-KINDS = ("llvm", "cuda")
+
+class TargetKind(enum.StrEnum):
+    """The kinds of target, one backend each (``tcomp.backend``): CPUs through LLVM, NVIDIA GPUs through CUDA C."""
+
+    LLVM = "llvm"
+    CUDA = "cuda"
+
+
+KINDS = tuple(kind.value for kind in TargetKind)
 
 # option name -> the kinds that accept it
-_OPTIONS: dict[str, tuple[str, ...]] = {
-    "-mcpu": ("llvm",),
-    "-mattr": ("llvm",),
-    "-num-cores": ("llvm",),
-    "-arch": ("cuda",),
-    "-max-threads-per-block": ("cuda",),
-    "-max-shared-memory-per-block": ("cuda",),
-    "-precision": ("cuda",),
-    "-max-registers-per-block": ("cuda",),
+_OPTIONS: dict[str, tuple[TargetKind, ...]] = {
+    "-mcpu": (TargetKind.LLVM,),
+    "-mattr": (TargetKind.LLVM,),
+    "-num-cores": (TargetKind.LLVM,),
+    "-arch": (TargetKind.CUDA,),
+    "-max-threads-per-block": (TargetKind.CUDA,),
+    "-max-shared-memory-per-block": (TargetKind.CUDA,),
+    "-precision": (TargetKind.CUDA,),
+    "-max-registers-per-block": (TargetKind.CUDA,),
 }
 
 # CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
@@ -144,7 +152,7 @@ class Target:
     products may use (``-precision=fp16``: tensor cores, see ``Precision``).
     """
 
-    kind: str
+    kind: TargetKind
     mcpu: str = ""
     mattr: tuple[str, ...] = ()
     num_cores: int = 0
@@ -167,10 +175,10 @@ class Target:
             return
         if text not in KINDS:
             raise TargetError(f"unknown target kind {text!r}; expected one of {', '.join(KINDS)}")
-        object.__setattr__(self, "kind", text)
+        object.__setattr__(self, "kind", TargetKind(text))
         object.__setattr__(self, "mattr", tuple(self.mattr))
         object.__setattr__(self, "precision", Precision.parse(self.precision))
-        if self.kind == "cuda":
+        if self.kind is TargetKind.CUDA:
             self._resolve_cuda()
             return
         if any(getattr(self, name) for name in ("arch", *_CUDA_LIMITS)) or self.precision is not Precision.FP32:
@@ -215,7 +223,7 @@ class Target:
     @property
     def compute_capability(self) -> int:
         """``80`` for ``-arch=sm_80`` (cuda targets only)."""
-        if self.kind != "cuda":
+        if self.kind is not TargetKind.CUDA:
             raise TargetError(f"target {self}: compute capability is for cuda targets")
         return int(self.arch[3:])
 
@@ -225,7 +233,7 @@ class Target:
         if precision is None:
             return self
         chosen = Precision.parse(precision)
-        if self.kind != "cuda":
+        if self.kind is not TargetKind.CUDA:
             if chosen is Precision.FP32:
                 return self
             raise TargetError(f"precision {chosen} applies to cuda targets, not {self}")
@@ -248,7 +256,7 @@ class Target:
         """The feature string for LLVM's target machine: ``mattr`` joined, with the host's own features first
         when ``mcpu`` is the host CPU."""
         parts: list[str] = []
-        if self.kind == "llvm" and self.host:
+        if self.kind is TargetKind.LLVM and self.host:
             parts.append(host_cpu_features())
         parts.extend(self.mattr)
         return ",".join(p for p in parts if p)
@@ -256,7 +264,7 @@ class Target:
     def has_feature(self, name: str) -> bool:
         """Whether the CPU feature ``name`` (``"avx512f"``, ``"fma"`` ...) is enabled; the last mention wins. For a
         CPU other than this machine's, the vector features (``PROBED_FEATURES``) are those LLVM's code for it uses."""
-        if self.kind == "llvm" and not self.host and name in PROBED_FEATURES:
+        if self.kind is TargetKind.LLVM and not self.host and name in PROBED_FEATURES:
             return name in implied_features(self.mcpu, self.features)
         enabled = False
         for item in self.features.split(","):
@@ -267,7 +275,7 @@ class Target:
     def missing_here(self) -> tuple[str, ...]:
         """The vector features this target's code uses that this machine's CPU lacks: code built for it would stop
         the process with an illegal instruction here. Empty for this machine's CPU and for CUDA."""
-        if self.kind != "llvm" or self.host:
+        if self.kind is not TargetKind.LLVM or self.host:
             return ()
         host = Target("llvm")
         return tuple(f for f in PROBED_FEATURES if self.has_feature(f) and not host.has_feature(f))
@@ -293,13 +301,13 @@ class Target:
         return 32 if self.has_feature("avx512f") else 16
 
     def __str__(self) -> str:
-        words = [self.kind]
-        if self.kind == "llvm":
+        words = [self.kind.value]
+        if self.kind is TargetKind.LLVM:
             words.append(f"-mcpu={self.mcpu}")
             if self.mattr:
                 words.append("-mattr=" + ",".join(self.mattr))
             words.append(f"-num-cores={self.num_cores}")
-        if self.kind == "cuda":
+        if self.kind is TargetKind.CUDA:
             defaults = _cuda_defaults(self.arch)
             if self.arch != _default_arch():
                 words.append(f"-arch={self.arch}")
@@ -357,7 +365,7 @@ def _parse(text: str) -> Target:
         name, eq, value = word.partition("=")
         if name not in _OPTIONS:
             raise TargetError(f"unknown target option {name!r} in {text!r}; known: {', '.join(_OPTIONS)}")
-        if kind not in _OPTIONS[name]:
+        if TargetKind(kind) not in _OPTIONS[name]:
             raise TargetError(f"target option {name!r} does not apply to kind {kind!r} (in {text!r})")
         if not eq or not value:
             raise TargetError(f"target option {name!r} needs a value: {name}=VALUE (in {text!r})")

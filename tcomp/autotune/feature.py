@@ -54,6 +54,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.functor import post_order_visit
+from tcomp.target import TargetKind
 
 MAX_STMTS = 3
 MAX_LOOPS = 8
@@ -374,7 +375,7 @@ class FeatureExtractor:
             raise TypeError(f"kind must be a FeatureKind, got {kind!r}")
         self.task = task
         self.kind = kind
-        self.ptxas = ptxas and task.target is not None and task.target.kind == "cuda"
+        self.ptxas = ptxas and task.target is not None and task.target.kind is TargetKind.CUDA
         self.space: ConfigSpace = task.config_space
         self.cache: dict[int, np.ndarray] = {}
         self.length = LOOP_IR_LENGTH if kind is FeatureKind.LOOP_IR else len(knob_features(self.space.fallback))

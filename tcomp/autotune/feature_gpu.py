@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tcomp.backend import compile_artifact
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
@@ -154,11 +155,10 @@ def gpu_features(func: S.PrimFunc, registers: int | None = None) -> list[float]:
 
 def ptxas_registers(schedule: object, tensors: Sequence[object], target: object) -> int | None:
     """Registers per thread of the kernel with the most of them, from ``ptxas -v`` (``None`` without nvcc)."""
-    from tcomp.codegen.cuda.build import generate, lower_cuda
     from tcomp.runtime.nvcc import kernel_resources, nvcc_available
 
     if not nvcc_available():
         return None
-    artifact = generate(lower_cuda(schedule, tensors), target)  # type: ignore[arg-type]
+    artifact = compile_artifact(schedule, tensors, target).artifact  # type: ignore[arg-type]
     found = kernel_resources(artifact.source, artifact.target.arch)
     return max((r.registers for r in found.values()), default=None)

@@ -123,21 +123,16 @@ class MeasureOptions:
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What the builder sends to the runner: the lowered function and its optimized LLVM IR (code compiled in
-    one process cannot move to another, its IR can), or for a cuda target the generated CUDA C (``cuda``, a
-    ``CudaArtifact``); or a failure status."""
+    """What the builder sends to the runner: the optimized loop function and the artifact the target's backend
+    compiled from it (its optimized LLVM IR, or its CUDA C: code compiled in one process cannot move to another,
+    an artifact can), with the positions of the outputs among the arguments; or a failure status."""
 
     status: MeasureStatus
     message: str = ""
     build_time: float = 0.0
     func: Any = None  # PrimFunc
-    ll: str = ""
-    entry_name: str = ""
-    func_name: str = ""
-    asserts: tuple[Any, ...] = ()
-    uses_openmp: bool = False
+    artifact: Any = None
     output_positions: tuple[int, ...] = ()
-    cuda: Any = None  # CudaArtifact
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 
 from tcomp.autotune.space import Config, ConfigSpace
 from tcomp.schedule.schedule import Schedule
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 from tcomp.te.tensor import Tensor
 
 TemplateFunc = Callable[..., tuple[Schedule, list[Tensor]]]
@@ -45,12 +45,18 @@ class TemplateError(LookupError):
 
 @dataclass(frozen=True)
 class Template:
+    """A registered template; ``kind`` is the kind of target its schedules are for (``None``: any)."""
+
     name: str
     func: TemplateFunc
     reference: ReferenceFunc | None
     module: str
+    kind: TargetKind | None = None
 
     def __call__(self, cfg: Config, *args: Any) -> tuple[Schedule, list[Tensor]]:
+        target = cfg.target
+        if self.kind is not None and target is not None and target.kind is not self.kind:
+            raise ValueError(f"{self.name} is a {self.kind.value} template; target {target} is not {self.kind.value}")
         result = self.func(cfg, *args)
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Schedule)):
             raise TemplateError(f"template {self.name} must return (schedule, tensors), got {type(result).__name__}")
@@ -67,8 +73,9 @@ class Template:
 _REGISTRY: dict[str, Template] = {}
 
 
-def template(name: str, reference: ReferenceFunc | None = None) -> Callable[[TemplateFunc], Template]:
-    """Register ``func(cfg, *args) -> (Schedule, tensors)`` as the template ``name``."""
+def template(name: str, reference: ReferenceFunc | None = None,
+             kind: TargetKind | None = None) -> Callable[[TemplateFunc], Template]:
+    """Register ``func(cfg, *args) -> (Schedule, tensors)`` as the template ``name``, for targets of ``kind``."""
     if not isinstance(name, str) or not name:
         raise TemplateError(f"a template name must be a non-empty string, got {name!r}")
 
@@ -78,7 +85,7 @@ def template(name: str, reference: ReferenceFunc | None = None) -> Callable[[Tem
             func.__module__, func.__qualname__
         ):
             raise TemplateError(f"template {name} is already registered by {existing.module}")
-        entry = Template(name, func, reference, func.__module__)
+        entry = Template(name, func, reference, func.__module__, kind)
         _REGISTRY[name] = entry
         return entry
 

@@ -1,8 +1,8 @@
 """The jobs that run inside measurement worker processes (module-level functions, so they pickle by name).
 
-- ``build_job``: instantiate the template with the config, lower, generate and optimize LLVM IR (or, for a
-  ``cuda`` target, run the GPU passes and generate CUDA C). A Python error becomes a status; a crash or hang is
-  caught by the pool around it.
+- ``build_job``: instantiate the template with the config and run the target backend's stages up to the artifact
+  (``tcomp.backend.compile_artifact``: optimized LLVM IR, or CUDA C). A Python error becomes a status; a crash or
+  hang is caught by the pool around it.
 - ``run_job``: JIT the IR (or compile the CUDA C for the GPU, or for its CPU emulation where there is no GPU), call
   the kernel once on fresh inputs with outputs poisoned (NaN, or the dtype's maximum), compare with the reference,
   then time it with ``time_evaluator`` (one warm-up call, ``number`` x ``repeat`` calls; ``number`` shrinks for a
@@ -11,7 +11,7 @@
 
 Inputs and reference outputs are made once per task in each runner process (``prepare``): random data from the
 seed, outputs from the template's numpy ``reference``, or else from the same compute with the naive default schedule
-(built for the CPU).
+(built for this machine's CPU).
 """
 
 from __future__ import annotations
@@ -23,9 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from tcomp import backend
 from tcomp.autotune.measure import BuildResult, MeasureInput, MeasureStatus, RunOutcome
 from tcomp.autotune.task import Task
 from tcomp.ir import dtype as dt
+from tcomp.ir.expr import const_int_value
+from tcomp.runtime.errors import KernelError
+from tcomp.schedule.schedule import create_schedule
+from tcomp.target import Target
 
 
 def _error_text(error: BaseException, limit: int = 1500) -> str:
@@ -34,34 +39,20 @@ def _error_text(error: BaseException, limit: int = 1500) -> str:
 
 
 def build_job(inp: MeasureInput) -> BuildResult:
-    import tcomp
-    from tcomp.codegen.llvm import codegen_llvm
-
     start = time.perf_counter()
-    target = inp.task.target
-    if target.kind not in ("llvm", "cuda"):
-        return BuildResult(MeasureStatus.BUILD_ERROR, f"measurement runs llvm and cuda targets, not {target}")
     try:
         schedule, tensors = inp.task.instantiate(inp.config)
     except Exception as error:  # noqa: BLE001 - any template failure is this config's status
         return BuildResult(MeasureStatus.INSTANTIATION_ERROR, _error_text(error), time.perf_counter() - start)
     outputs = tuple(k for k, t in enumerate(tensors) if schedule[t].is_output)
     try:
-        if target.kind == "cuda":
-            from tcomp.codegen.cuda.build import generate, lower_cuda, precompile
-
-            func = lower_cuda(schedule, tensors)
-            generated = generate(func, target)
-            precompile(generated)  # on a GPU: NVRTC here, in parallel builders; the one runner then only loads
-            return BuildResult(MeasureStatus.OK, "", time.perf_counter() - start, func,
-                               func_name=func.name, output_positions=outputs, cuda=generated)
-        func = tcomp.lower(schedule, tensors)
-        artifact = codegen_llvm(func, target)
+        compiled = backend.compile_artifact(schedule, tensors, inp.task.target)
+        # on a GPU, NVRTC compiles here, in parallel builders; the one runner then only loads
+        compiled.backend.precompile(compiled.artifact, compiled.target)
     except Exception as error:  # noqa: BLE001
         detail = _error_text(error) + "\n" + "".join(traceback.format_exc(limit=3))[-800:]
         return BuildResult(MeasureStatus.BUILD_ERROR, detail, time.perf_counter() - start)
-    return BuildResult(MeasureStatus.OK, "", time.perf_counter() - start, func, artifact.ll, artifact.entry_name,
-                       artifact.func_name, artifact.asserts, artifact.uses_openmp, outputs)
+    return BuildResult(MeasureStatus.OK, "", time.perf_counter() - start, compiled.func, compiled.artifact, outputs)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -86,8 +77,6 @@ def _random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) 
 
 
 def _static_shape(tensor: Any) -> tuple[int, ...]:
-    from tcomp.ir.expr import const_int_value
-
     shape = []
     for dim in tensor.shape:
         value = const_int_value(dim)
@@ -103,8 +92,6 @@ def prepare(task: Task, seed: int) -> _Prepared:
     cached = _PREPARED.get(key)
     if cached is not None:
         return cached
-    import tcomp
-
     schedule, tensors = task.instantiate(None)
     positions = tuple(k for k, t in enumerate(tensors) if schedule[t].is_output)
     rng = np.random.default_rng(seed)
@@ -117,8 +104,8 @@ def prepare(task: Task, seed: int) -> _Prepared:
         time.sleep(0.3)
     else:
         outputs = [t for k, t in enumerate(tensors) if k in positions]
-        naive = tcomp.create_schedule([t.op for t in outputs])
-        module = tcomp.build(naive, tensors, target=task.target if task.target.kind == "llvm" else "llvm")
+        naive = create_schedule([t.op for t in outputs])
+        module = backend.build(naive, tensors, target=Target.current_host())  # the reference runs on this machine
         arrays = _call_arrays(tensors, positions, inputs)
         module(*arrays)
         references = [arrays[k] for k in positions]
@@ -169,21 +156,10 @@ def _mismatch(output: np.ndarray, reference: np.ndarray, rtol: float, atol: floa
 
 def run_job(build: BuildResult, task: Task, seed: int, number: int, repeat: int, min_repeat_ms: float,
             timeout: float, check: bool, rtol: float, atol: float) -> RunOutcome:
-    from tcomp.runtime import KernelError, Module
-    from tcomp.runtime.artifact import LLVMArtifact
-
     start = time.perf_counter()
     try:
         prepared = prepare(task, seed)
-        module: Any
-        if build.cuda is not None:
-            from tcomp.codegen.cuda.build import make_module
-
-            module = make_module(build.cuda)
-        else:
-            artifact = LLVMArtifact(build.func_name, build.entry_name, task.target, "", build.ll, "", build.asserts,
-                                    build.uses_openmp)
-            module = Module(build.func, artifact, task.target)
+        module = backend.backend_for(task.target).make_module(build.func, build.artifact, task.target)
         feed = iter(prepared.inputs)
         arrays = []
         for k, param in enumerate(build.func.params):

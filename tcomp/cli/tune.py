@@ -25,7 +25,7 @@ from tcomp.cli.arguments import add_target_options, parse_input_shapes, target_o
 from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.plot import PlotUnavailable, plot_tuning
 from tcomp.cli.report import TABLE_WIDTH, ProgressPrinter, summary_table
-from tcomp.graph.tuning import extract_model_task_counts
+from tcomp.graph.tasks import extract_model_task_counts
 from tcomp.target import Target
 
 

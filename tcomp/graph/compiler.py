@@ -7,8 +7,9 @@ Steps: import (``frontend.onnx``), the pass pipeline (``pipeline.py``), then one
 (``kernels.compile_node``), storage from the memory plan. ``tuning_records``: a records file or a dispatch context
 (see ``tuning.py``); when given, operators with a record are compiled from their template's best config.
 ``compile_graph`` stops after the passes (for inspection); ``build_executor`` compiles a graph that has been
-through them. ``target="cuda"``: default CUDA schedules (``tcomp.ops.cuda.dispatch``), no NCHW[x]c layouts, kernels
-run on a GPU or in CPU emulation (``cuda_executor.py``); such executors cannot be exported yet.
+through them. Each kernel gets its target backend's default schedule (``tcomp.backend``); the executor is the one
+that fits the modules (``cuda_executor.make_executor``): for ``target="cuda"`` they run on a GPU or, with an
+``EmulationWarning``, in CPU emulation.
 
 A model whose shapes are decided at run time (symbolic dimensions, inputs that set shapes) compiles as it runs:
 ``compile`` gives a ``SpecializingExecutor`` (``specialize.py``) unless ``input_shapes`` / ``input_values`` fix
@@ -23,13 +24,15 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tcomp.backend import EmulationWarning, backend_for
+from tcomp.graph.cuda_executor import make_executor
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph, GraphError
 from tcomp.graph.kernels import Kernel, baked_params, compile_node, kernel_inputs
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
 from tcomp.graph.specialize import SpecializingExecutor, compile_or_defer
-from tcomp.graph.tuning import as_dispatch_context
+from tcomp.graph.tuning import as_dispatch_context, kernel_tuning
 from tcomp.target import Precision, Target, as_target
 
 if TYPE_CHECKING:
@@ -64,8 +67,10 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
     """Compile every top-level node of ``graph`` and bind storage and parameters."""
     resolved = as_target(target)
     records = as_dispatch_context(tuning_records)
-    if resolved.kind == "cuda":
-        warn_if_emulated(graph.name)
+    tuning = kernel_tuning(records)
+    emulated = backend_for(resolved).emulation_reason()
+    if emulated is not None:
+        warnings.warn(f"model {graph.name}: {emulated}", EmulationWarning, stacklevel=2)
     plan: MemoryPlan = graph.meta.get("memory_plan") or no_plan(graph)
     kernels: list[Kernel] = []
     for position, node in enumerate(graph.nodes):
@@ -74,7 +79,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         args = kernel_inputs(graph, node) + node.outputs
         aliased = {value for pair in plan.inplace.get(node.name, ()) for value in pair}
         inplace = [i for i, a in enumerate(args) if a in aliased]
-        kernels.append(compile_node(graph, node, resolved, records, inplace))
+        kernels.append(compile_node(graph, node, resolved, tuning, inplace))
     if progress is not None:
         progress(len(graph.nodes), len(graph.nodes), "")
     if records is not None and hasattr(records, "report_missing"):
@@ -90,48 +95,24 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         storage_bytes=plan.storage_bytes,
         params={k: v for k, v in graph.params.items() if any(k in n.inputs for n in graph.nodes)
                 or k in graph.outputs},
-        kernels=[_spec(k, resolved) for k in kernels],
+        kernels=[_spec(k) for k in kernels],
         target=str(resolved),
         stats={"unplanned_bytes": plan.unplanned_bytes, "planned_bytes": plan.planned_bytes,
                "tuned_kernels": sum(k.tuned for k in kernels)},
         constants=tuple(sorted(baked)),
     )
-    if resolved.kind == "cuda":
-        from tcomp.graph.cuda_executor import make_cuda_executor
-
-        return make_cuda_executor(program, [k.module for k in kernels])
-    addresses = [k.module.artifact.function_address() for k in kernels]
-    executor = GraphExecutor(program, addresses, keep_alive=[k.module for k in kernels])
-    executor.modules = [k.module for k in kernels]
-    return executor
+    return make_executor(program, [k.module for k in kernels])
 
 
-def warn_if_emulated(name: str) -> None:
-    """Say plainly, once per model, that a model compiled for ``cuda`` without a GPU runs in CPU emulation."""
-    from tcomp.runtime.cuda_device import gpu_available
-
-    if not gpu_available():
-        warnings.warn(f"model {name}: no CUDA device is available (CuPy and a GPU), so its kernels will run in CPU "
-                      "emulation: the results are checked, the speed is not a GPU's", EmulationWarning, stacklevel=3)
-
-
-class EmulationWarning(RuntimeWarning):
-    """A model compiled for ``cuda`` will run in CPU emulation (there is no GPU)."""
-
-
-def _spec(kernel: Kernel, target: Target) -> KernelSpec:
-    if target.kind == "cuda":
-        from tcomp.graph.cuda_executor import cuda_spec
-
-        return cuda_spec(kernel.node_name, kernel.module, kernel.args, kernel.num_inputs)
-    artifact = kernel.module.artifact
+def _spec(kernel: Kernel) -> KernelSpec:
+    module = kernel.module
     return KernelSpec(
         name=kernel.node_name,
-        entry=artifact.entry_name,
+        entry=module.entry_name,
         args=kernel.args,
         num_inputs=kernel.num_inputs,
-        asserts=tuple((a.message, a.num_values) for a in artifact.asserts),
-        error_slots=artifact.error_slots,
+        asserts=tuple((a.message, a.num_values) for a in module.asserts),
+        error_slots=module.error_slots,
     )
 
 

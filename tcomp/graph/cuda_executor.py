@@ -10,8 +10,8 @@
   the values on the device until ``get_output`` copies one back. ``benchmark`` and ``profile`` time with CUDA
   events; ``benchmark(cuda_graph=True)`` replays the launches as one captured CUDA graph.
 
-``make_cuda_executor`` picks the one that fits the modules. ``export`` writes the CUDA C and launch descriptions
-(``cuda_export.py``).
+``make_cuda_executor`` picks the one that fits the modules; ``make_executor`` the executor for any compiled or
+loaded kernels. ``export`` writes the CUDA C and launch descriptions (the CUDA backend's ``export.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec, _numpy_dtype
-from tcomp.runtime.cuda_device import event_seconds, run_launches
+from tcomp.graph.executor import ExecutorProgram, GraphExecutor, _numpy_dtype
+from tcomp.runtime.cuda_device import DeviceCudaModule, event_seconds, run_launches
+from tcomp.runtime.module import NativeEntry
 
 PROGRESS_AFTER_SECONDS = 1.0
 
@@ -190,13 +191,26 @@ def _device_entry(launches: list[Any]) -> Any:
 
 def make_cuda_executor(program: ExecutorProgram, modules: Sequence[Any]) -> CudaGraphExecutor:
     """A ``DeviceGraphExecutor`` when the modules run on a GPU, else a ``CudaGraphExecutor``."""
-    from tcomp.runtime.cuda_device import DeviceCudaModule
-
     if modules and all(isinstance(m, DeviceCudaModule) for m in modules):
         return DeviceGraphExecutor(program, modules)
     return CudaGraphExecutor(program, modules)
 
 
-def cuda_spec(node_name: str, module: Any, args: tuple[str, ...], num_inputs: int) -> KernelSpec:
-    return KernelSpec(name=node_name, entry=module.func.name, args=args, num_inputs=num_inputs, asserts=(),
-                      error_slots=0)
+def native_entry(kernel: Any) -> NativeEntry | None:
+    """The kernel's entry function with the CPU ABI, or None for a module called on arrays."""
+    if isinstance(kernel, NativeEntry):
+        return kernel
+    entry = getattr(kernel, "native_entry", None)
+    return entry() if callable(entry) else None
+
+
+def make_executor(program: ExecutorProgram, kernels: Sequence[Any], compiled: bool = True) -> GraphExecutor:
+    """The executor that fits ``kernels`` (one per ``program.kernels`` entry): entry functions with the CPU ABI
+    (``NativeEntry``, or modules that have one) run in a ``GraphExecutor`` calling them directly; other modules in
+    ``make_cuda_executor``'s. Kernels ``compiled`` in this process are kept as ``modules``, for export."""
+    entries = [native_entry(kernel) for kernel in kernels]
+    if not all(entry is not None for entry in entries):
+        return make_cuda_executor(program, kernels)
+    executor = GraphExecutor(program, [e.address for e in entries if e is not None], keep_alive=list(kernels))
+    executor.modules = list(kernels) if compiled else None
+    return executor

@@ -19,6 +19,7 @@ exported library (after ``load_executor``); both run the same code.
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from tcomp.graph.export import export_executor
 from tcomp.graph.ir import GraphError, TensorType
+from tcomp.ir import dtype as dt
 from tcomp.runtime.artifact import ENTRY_PROTOTYPE
 from tcomp.runtime.errors import KernelError
 from tcomp.target import Target
@@ -218,10 +221,9 @@ class GraphExecutor:
             Target(self.program.target).check_runs_here()
             self._runs_here = True
 
-    def export(self, folder: str) -> None:
-        """Write the compiled model to ``folder`` (see ``tcomp.graph.export``)."""
-        from tcomp.graph.export import export_executor
-
+    def export(self, folder: str | os.PathLike[str]) -> None:
+        """Write the compiled model to ``folder`` (see ``tcomp.graph.export``); ``tcomp.graph.load_executor`` loads
+        it back without compiling."""
         export_executor(self, folder)
 
 
@@ -231,8 +233,6 @@ def storage_view(storage: np.ndarray, t: TensorType) -> np.ndarray:
 
 
 def _numpy_dtype(dtype: str) -> Any:
-    from tcomp.ir import dtype as dt
-
     return dt.to_numpy(dtype)
 
 

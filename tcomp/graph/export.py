@@ -2,10 +2,10 @@
 
 The folder holds:
 
-- ``kernels.so``: the native code of every kernel (``tcomp.runtime.library.export_library``) and, as an exported
-  constant (``tcomp_kernels``), the list of the kernels the compiler wrote with their signatures: per entry
-  symbol, each parameter's dtype and shape, the runtime checks' messages and the size of the error area. For
-  ``cuda``, ``kernels.cu`` with its launch descriptions on its last line instead (``cuda_export.py``);
+- the kernels' code, written by the target's backend with the list of the kernels the compiler wrote and their
+  signatures (per entry symbol, each parameter's dtype and shape, the runtime checks' messages and the size of the
+  error area): ``kernels.so`` for CPUs (``tcomp/backend/llvm/export.py``), ``kernels.cu`` with its launch
+  descriptions on its last line for ``cuda`` (``tcomp/backend/cuda/export.py``);
 - ``graph.json``: the executor program (inputs, outputs, value types, storages, the kernels to call with their
   argument values, the parameters compiled into the code, the target), format ``FORMAT``;
 - ``params.npz``: the parameters (``p0.npy``, ``p1.npy``, ... in the order of ``graph.json``'s ``"params"``).
@@ -26,41 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from tcomp.backend import ExportError, backend_for
 from tcomp.graph.ir import GraphError
-from tcomp.ir.expr import const_int_value
-from tcomp.runtime.library import export_library
 from tcomp.target import Target
 
 FORMAT = "tcomp.graph.v2"
-KERNELS_FORMAT = "tcomp.kernels.v1"
-LIBRARY, GRAPH, PARAMS = "kernels.so", "graph.json", "params.npz"
-MANIFEST = "tcomp_kernels"  # the exported constant of kernels.so that lists its kernels
-
-
-def kernel_signature(module: Any) -> dict[str, Any]:
-    """What ``kernels.so`` says about one kernel (a ``Module``): its parameters' dtypes and static shapes, its
-    runtime checks and its error area."""
-    func, artifact = module.func, module.artifact
-    params = []
-    for buffer in func.params:
-        shape = [const_int_value(d) for d in buffer.shape]
-        if any(d is None for d in shape) or func.size_vars:
-            raise GraphError(f"kernel {artifact.entry_name}: parameter {buffer.name} has a symbolic shape; only "
-                             "static shapes export")
-        params.append([buffer.dtype, shape])
-    return {"params": params, "asserts": [[a.message, a.num_values] for a in artifact.asserts],
-            "error_slots": artifact.error_slots}
-
-
-def kernel_manifest(modules: list[Any]) -> bytes:
-    """The ``tcomp_kernels`` constant of ``kernels.so``: ``{"format", "kernels": {entry: signature}}``."""
-    kernels: dict[str, Any] = {}
-    for module in modules:
-        entry = module.artifact.entry_name
-        signature = kernel_signature(module)
-        if kernels.setdefault(entry, signature) != signature:
-            raise GraphError(f"two different kernels are named {entry}")
-    return json.dumps({"format": KERNELS_FORMAT, "kernels": kernels}, separators=(",", ":")).encode()
+GRAPH, PARAMS = "graph.json", "params.npz"
 
 
 def export_executor(executor: Any, folder: str | os.PathLike[str]) -> None:
@@ -71,18 +42,10 @@ def export_executor(executor: Any, folder: str | os.PathLike[str]) -> None:
         raise GraphError("only an executor compiled in this process can be exported (this one was loaded)")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    if target.kind == "cuda":
-        from tcomp.graph.cuda_export import export_cuda_modules
-
-        export_cuda_modules(modules, out)
-    else:
-        unique: dict[str, Any] = {}
-        for module in modules:
-            previous = unique.setdefault(module.artifact.entry_name, module)
-            if previous is not module and previous.artifact.ll != module.artifact.ll:
-                raise GraphError(f"two different kernels are named {module.artifact.entry_name}")
-        export_library([m.artifact for m in unique.values()], out / LIBRARY, target,
-                       data=[(MANIFEST, kernel_manifest(modules))])
+    try:
+        backend_for(target).save_kernels(modules, out, target)
+    except ExportError as exc:
+        raise GraphError(str(exc)) from None
     document: dict[str, Any] = {
         "format": FORMAT,
         "name": program.name,

@@ -83,11 +83,11 @@ class TensorType:
 
 
 def known_dtype(value: object) -> str:
-    """``value`` if it names an element type a tensor can have (read from a file), else a ``GraphError``."""
-    if not isinstance(value, str) or value not in dt.SCALAR_DTYPES or value == "handle":
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise GraphError(f"unknown tensor dtype {shown}")
-    return value
+    """``value`` if it names an element type a tensor can have (``dtype.known_dtype``), else a ``GraphError``."""
+    try:
+        return dt.known_dtype(value)
+    except ValueError as error:
+        raise GraphError(str(error)) from None
 
 
 def type_of_array(value: np.ndarray) -> TensorType:

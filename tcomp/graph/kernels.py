@@ -15,14 +15,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-import tcomp
-from tcomp import config
+from tcomp import config, te
+from tcomp.backend import backend_for, build, lower
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
 from tcomp.graph.op import LowerContext, get_op
 from tcomp.graph.opdefs.common import fill, safe_name
@@ -30,8 +31,8 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.structural import structural_digest
 from tcomp.lru import LRUCache
-from tcomp.ops.cpu import schedule_cpu
 from tcomp.runtime.module import Module
+from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
 from tcomp.te.tensor import PlaceholderOp, Tensor
 
@@ -57,6 +58,18 @@ class Kernel:
     num_inputs: int
     module: Module
     tuned: bool = False
+
+
+@dataclass(frozen=True)
+class KernelTuning:
+    """What tuning records change in ``compile_node`` (``tuning.kernel_tuning`` makes it): ``tuned_schedule(graph,
+    node, target)`` gives a node's template schedule when its record is used, else None; ``recorded_tiles(target,
+    chosen)`` is a context in which the default schedules take the tiles the records give (appending to ``chosen``
+    for each). Kernels are cached per ``records`` object."""
+
+    records: Any
+    tuned_schedule: Callable[[Graph, Node, Target], tuple[Schedule, list[Tensor]] | None]
+    recorded_tiles: Callable[[Target, list[bool]], AbstractContextManager[Any]]
 
 
 def body_of(node: Node) -> tuple[Node, ...]:
@@ -100,7 +113,7 @@ def node_tensors(graph: Graph, node: Node) -> NodeTensors:
     placeholders = []
     for position, name in enumerate(input_names):
         t = graph.type_of(name)
-        placeholder = tcomp.te.placeholder(t.shape, t.dtype, name=f"in{position}_{safe_name(name)[:24]}")
+        placeholder = te.placeholder(t.shape, t.dtype, name=f"in{position}_{safe_name(name)[:24]}")
         tensors[name] = placeholder
         placeholders.append(placeholder)
     for member in members:
@@ -130,7 +143,7 @@ def node_tensors(graph: Graph, node: Node) -> NodeTensors:
         tensor = tensors[name]
         if isinstance(tensor.op, PlaceholderOp) or any(tensor is o for o in outputs):
             source = tensor
-            tensor = tcomp.te.compute(source.shape, lambda *i, s=source: s[i], name=f"copy_{safe_name(name)[:24]}",
+            tensor = te.compute(source.shape, lambda *i, s=source: s[i], name=f"copy_{safe_name(name)[:24]}",
                                       tag="elemwise")
         outputs.append(tensor)
     return NodeTensors(input_names, tuple(placeholders), node.outputs, tuple(outputs))
@@ -224,65 +237,52 @@ def kernel_base_name(node: Node) -> str:
     return "fused_" + text if node.op == "fused" else text
 
 
-def lower_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
+def lower_node(graph: Graph, node: Node, target: Target, tuning: KernelTuning | None = None,
                inplace: Sequence[int] = ()) -> tuple[PrimFunc, tuple[str, ...], bool]:
-    """The lowered function of ``node`` for ``target`` (its default schedule, or the tuned template config), the
-    kernel's argument values (inputs, then outputs), and whether tuning records chose its schedule. For cuda, the
-    function is what ``tcomp.build`` compiles to CUDA C (``codegen.cuda.build.generate(lower_cuda(func), target)``
-    gives the source without building a module)."""
-    from tcomp.graph.tuning import tuned_schedule
-
-    tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
+    """The optimized loop function of ``node`` for ``target`` (its default schedule, or the tuned template config),
+    the kernel's argument values (inputs, then outputs), and whether tuning records chose its schedule. The function
+    is what ``compile_node`` builds (``tcomp.backend.compile_artifact(func, target=target)`` gives the artifact
+    without making a module)."""
+    tuned = tuning.tuned_schedule(graph, node, target) if tuning is not None else None
     return _lower(graph, node, target, tuning, inplace, tuned)
 
 
-def _lower(graph: Graph, node: Node, target: Target, tuning: Any, inplace: Sequence[int],
-           tuned: tuple[Any, list[Any]] | None) -> tuple[PrimFunc, tuple[str, ...], bool]:
+def _lower(graph: Graph, node: Node, target: Target, tuning: KernelTuning | None, inplace: Sequence[int],
+           tuned: tuple[Schedule, list[Tensor]] | None) -> tuple[PrimFunc, tuple[str, ...], bool]:
     may_alias = tuple(sorted(set(inplace)))
     tiled = False
+    backend = backend_for(target)
     if tuned is not None:
         schedule, tensors = tuned
         args = kernel_inputs(graph, node) + node.outputs
     else:
-        lowered = node_tensors(graph, node)
-        if target.kind == "cuda":
-            from tcomp.ops.cuda import schedule_cuda
-
-            schedule = schedule_cuda(list(lowered.outputs), target)
-        elif tuning is not None:
-            from tcomp.graph.tuning import nchwc_tile_chooser
-            from tcomp.ops.cpu.conv2d import nchwc_tiles
-
+        computed = node_tensors(graph, node)
+        if tuning is not None:
             chosen: list[bool] = []
-            with nchwc_tiles(nchwc_tile_chooser(target, tuning, chosen)):
-                schedule = schedule_cpu(list(lowered.outputs), target)
+            with tuning.recorded_tiles(target, chosen):
+                schedule = backend.default_schedule(computed.outputs, target)
             tiled = bool(chosen)
         else:
-            schedule = schedule_cpu(list(lowered.outputs), target)
-        tensors = [*lowered.inputs, *lowered.outputs]
-        args = lowered.input_names + lowered.output_names
+            schedule = backend.default_schedule(computed.outputs, target)
+        tensors = [*computed.inputs, *computed.outputs]
+        args = computed.input_names + computed.output_names
     base = safe_name(kernel_base_name(node))[:48]
-    func = tcomp.lower(schedule, tensors, name=base, simple_mode=target.kind == "cuda")  # cuda: build_cuda's passes
-    if target.kind == "cuda":
-        from tcomp.codegen.cuda.build import with_double_buffers
-
-        func = with_double_buffers(schedule, func)
+    func = lower(schedule, tensors, name=base, target=target)
     if may_alias:
         func = func.with_attr("may_alias", may_alias)
     func = dataclasses.replace(func, name=f"{base}_{structural_digest(func)[:8]}")
     return func, args, tuned is not None or tiled
 
 
-def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
+def compile_node(graph: Graph, node: Node, target: Target, tuning: KernelTuning | None = None,
                  inplace: Sequence[int] = ()) -> Kernel:
-    """Compile ``node`` for ``target``. ``inplace`` lists kernel-argument positions that may share memory with
-    another argument (in-place outputs and the inputs they overwrite): they are compiled without ``noalias``."""
-    from tcomp.graph.tuning import tuned_schedule
-
+    """Compile ``node`` for ``target`` (with its default schedule, or as ``tuning`` says). ``inplace`` lists
+    kernel-argument positions that may share memory with another argument (in-place outputs and the inputs they
+    overwrite): they are compiled without ``noalias``."""
     signature = node_signature(graph, node)
     may_alias = tuple(sorted(set(inplace)))
-    tuned = tuned_schedule(graph, node, target, tuning) if tuning is not None else None
-    records = _records_key(tuning)  # the records can choose conv tiles: kernels are cached per records object
+    tuned = tuning.tuned_schedule(graph, node, target) if tuning is not None else None
+    records = _records_key(tuning.records if tuning is not None else None)  # records can choose conv tiles
     key = (signature + f"|alias={may_alias}", str(target), tuned is not None, records)
     with _CACHE_LOCK:
         cached = _KERNEL_CACHE.get(key) if tuned is None and records >= 0 else None
@@ -291,7 +291,7 @@ def compile_node(graph: Graph, node: Node, target: Target, tuning: Any = None,
         args = kernel_inputs(graph, node) + node.outputs
         return Kernel(func.name, node.name, args, len(args) - len(node.outputs), module, tiled)
     func, args, chosen = _lower(graph, node, target, tuning, inplace, tuned)
-    module = tcomp.build(func, target=target)
+    module = build(func, target=target)
     with _CACHE_LOCK:
         if tuned is None and records >= 0:
             _KERNEL_CACHE.put(key, (func, module, may_alias, chosen))

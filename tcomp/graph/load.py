@@ -10,11 +10,11 @@
 - ``graph.json``: every field has its type and bounds (names, known dtypes, non-negative dimensions, storages),
   every value a kernel, an input or an output names has a type and a storage or parameter large enough, and every
   parameter's array has exactly the dtype (byte order included) and shape of its type;
-- kernels: every entry ``graph.json`` names must be one the compiler listed in ``kernels.so`` (its ``tcomp_kernels``
-  constant, ``export.py``), looked up in ``kernels.so`` alone, never in the libraries it depends on (so
-  ``system`` or ``abort`` of libc cannot be called); the values passed to a kernel must have exactly the dtypes and
-  shapes of its parameters; the runtime checks' messages and the error area come from ``kernels.so``, not from
-  ``graph.json``. For ``cuda``, the same checks against the launch descriptions in ``kernels.cu``.
+- kernels: every entry ``graph.json`` names must be one the compiler listed in the code (read by the target's
+  backend: ``kernels.so``'s ``tcomp_kernels`` constant, looked up in ``kernels.so`` alone, never in the libraries it
+  depends on, so ``system`` or ``abort`` of libc cannot be called; for ``cuda``, the launch descriptions in
+  ``kernels.cu``); the values passed to a kernel must have exactly the dtypes and shapes of its parameters; the
+  runtime checks' messages and the error area come from the code, not from ``graph.json``.
 
 What it trusts, and must: ``kernels.so`` is native code (loading it runs its initializers) and ``kernels.cu`` is
 compiled and run. Load folders only from someone you trust to run code on your machine.
@@ -32,17 +32,18 @@ from typing import Any
 
 import numpy as np
 
+from tcomp.backend import ExportError, backend_for
+from tcomp.graph.cuda_executor import make_executor
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
-from tcomp.graph.export import FORMAT, GRAPH, KERNELS_FORMAT, LIBRARY, MANIFEST, PARAMS, param_key
+from tcomp.graph.export import FORMAT, GRAPH, PARAMS, param_key
 from tcomp.graph.ir import GraphError, TensorType, known_dtype
 from tcomp.ir import dtype as dt
 from tcomp.json_value import JSONValueError, as_int, as_list, as_object, as_str, parse_json
-from tcomp.runtime.library import LibraryError, library_data, library_function, load_library
+from tcomp.runtime.library import LibraryError
 from tcomp.target import Target
 
 MAX_GRAPH_BYTES = 64 << 20
 MAX_GRAPH_DEPTH = 16
-MAX_MANIFEST_BYTES = 64 << 20
 MAX_NAME = 4096
 MAX_ITEMS = 1 << 20  # values, kernels, storages, parameters, arguments
 MAX_DIMS = 32
@@ -217,21 +218,7 @@ def _read_array(folder: Path, member: Any, name: str, t: TensorType) -> np.ndarr
 
 
 # ------------------------------------------------------------------------------------------------------ kernels
-def _signatures(folder: Path, library: Any) -> dict[str, Any]:
-    try:
-        text = library_data(library, MANIFEST, MAX_MANIFEST_BYTES)
-        manifest = as_object(parse_json(text, 8), "the kernel list")
-        if manifest.get("format") != KERNELS_FORMAT:
-            raise JSONValueError(f"format {str(manifest.get('format'))[:40]!r}, not {KERNELS_FORMAT}")
-        return as_object(manifest.get("kernels"), "the kernel list's kernels")
-    except LibraryError as exc:
-        raise _fail(folder, f"{LIBRARY} lists no kernels ({exc}); was it written by an older tcomp? compile and "
-                            "export the model again") from None
-    except JSONValueError as exc:
-        raise _fail(folder, f"{LIBRARY}'s kernel list cannot be read: {exc}") from None
-
-
-def _checked_spec(folder: Path, program: ExecutorProgram, spec: KernelSpec, signature: Any) -> KernelSpec:
+def _checked_spec(folder: Path, program: ExecutorProgram, spec: KernelSpec, signature: Any, code: str) -> KernelSpec:
     """``spec`` with the runtime checks and error area of ``signature`` (from the code), once its arguments are
     the values of the dtypes and shapes the code expects."""
     try:
@@ -251,58 +238,32 @@ def _checked_spec(folder: Path, program: ExecutorProgram, spec: KernelSpec, sign
                                                                               MAX_ITEMS)))
         error_slots = as_int(fields.get("error_slots"), "the error area", 1, 65)
     except (JSONValueError, GraphError) as exc:
-        raise _fail(folder, f"kernel {spec.name} ({spec.entry}) does not match {LIBRARY}: {exc}") from None
+        raise _fail(folder, f"kernel {spec.name} ({spec.entry}) does not match {code}: {exc}") from None
     return replace(spec, asserts=asserts, error_slots=error_slots)
 
 
 def load_executor(folder: str | os.PathLike[str]) -> GraphExecutor:
     """An executor for a folder written by ``GraphExecutor.export`` (no compilation; for cuda, the CUDA C is
-    compiled for the GPU or the emulation, see ``cuda_export.py``). See the module docstring for what is checked."""
+    compiled for the GPU or the emulation). See the module docstring for what is checked."""
     base = Path(folder)
     program = program_of(base, read_document(base))
     try:
         target = Target.parse(program.target)
     except ValueError as exc:
         raise _fail(base, f"unknown target {program.target!r}: {exc}") from None
-    if target.kind == "cuda":
-        return _load_cuda(base, program, target)
+    backend = backend_for(target)
     try:
-        library = load_library(folder_file(base, LIBRARY))
-    except LibraryError as exc:
+        saved = backend.read_kernels(lambda name: folder_file(base, name), target)
+    except (ExportError, LibraryError) as exc:
         raise _fail(base, str(exc)) from None
-    signatures = _signatures(base, library)
     kernels = []
     for spec in program.kernels:
-        if spec.entry not in signatures:
-            raise _fail(base, f"kernel {spec.entry!r} is not one the compiler wrote into {LIBRARY}")
-        kernels.append(_checked_spec(base, program, spec, signatures[spec.entry]))
+        if spec.entry not in saved.signatures:
+            raise _fail(base, f"kernel {spec.entry!r} is not one the compiler wrote into {saved.file}")
+        kernels.append(_checked_spec(base, program, spec, saved.signatures[spec.entry], saved.file))
     program.kernels = kernels
     try:
-        addresses = [library_function(library, spec.entry) for spec in program.kernels]
-    except LibraryError as exc:
+        loaded = backend.load_kernels(saved, [spec.entry for spec in program.kernels], target)
+    except (ExportError, LibraryError) as exc:
         raise _fail(base, str(exc)) from None
-    return GraphExecutor(program, addresses, keep_alive=library)
-
-
-def _load_cuda(base: Path, program: ExecutorProgram, target: Target) -> GraphExecutor:
-    from tcomp.graph.cuda_executor import make_cuda_executor
-    from tcomp.graph.cuda_export import SOURCE, load_cuda_modules, read_cuda_source
-
-    try:
-        text, described = read_cuda_source(folder_file(base, SOURCE))
-    except GraphError as exc:
-        raise _fail(base, str(exc)) from None
-    for spec in program.kernels:
-        if spec.entry not in described:
-            raise _fail(base, f"kernel {spec.entry!r} is not one the compiler wrote into {SOURCE}")
-        module = described[spec.entry]
-        params = module.get("params") if isinstance(module, dict) else None
-        signature = {"params": [[p.get("dtype"), p.get("shape")] if isinstance(p, dict) else p
-                                for p in (params if isinstance(params, list) else [])],
-                     "asserts": [], "error_slots": 1}
-        _checked_spec(base, program, spec, signature)
-    try:
-        modules = load_cuda_modules(text, {spec.entry: described[spec.entry] for spec in program.kernels}, target)
-    except GraphError as exc:
-        raise _fail(base, str(exc)) from None
-    return make_cuda_executor(program, [modules[spec.entry] for spec in program.kernels])
+    return make_executor(program, loaded, compiled=False)

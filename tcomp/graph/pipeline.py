@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tcomp.backend import backend_for
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
@@ -26,6 +27,7 @@ from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
+from tcomp.graph.tuning import use_record
 from tcomp.target import Target, as_target
 
 GraphPass = Callable[[Graph], Graph]
@@ -57,20 +59,21 @@ class PassOptions:
 def default_passes(target: Target | str | None = None, tuning_records: Any = None) -> list[tuple[str, GraphPass]]:
     """``(option name, pass)`` in order; the option name decides whether the pass runs."""
     resolved = as_target(target)
+    options = backend_for(resolved).graph
     keep_apart = _tuned_anchors(resolved, tuning_records)
-    host = resolved if resolved.kind == "llvm" else as_target(None)  # constants are folded on the host
+    host = as_target(None) if options.fold_on_host else resolved
 
     def fold(graph: Graph) -> Graph:
         return fold_constants(graph, host)
 
     def layout(graph: Graph) -> Graph:
-        if resolved.kind != "llvm":  # NCHW[x]c is a CPU layout: GPU convolutions stay in NCHW
+        if not options.blocked_convolutions:  # NCHW[x]c is a CPU layout: GPU convolutions stay in NCHW
             return graph
         return alter_layout(graph, resolved, keep=keep_apart(graph) if keep_apart else None)
 
     def simplify_for_target(graph: Graph) -> Graph:
         graph = simplify(graph)
-        return matvec_weights(graph) if resolved.kind == "llvm" else graph
+        return matvec_weights(graph) if options.matvec_weights else graph
 
     def fuse(graph: Graph) -> Graph:
         return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None)
@@ -89,7 +92,6 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
 def _tuned_anchors(target: Target, records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
     if records is None:
         return None
-    from tcomp.graph.tuning import use_record
 
     def for_graph(graph: Graph) -> Callable[[Any], bool]:
         return lambda node: use_record(graph, node, target, records)

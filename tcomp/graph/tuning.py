@@ -1,4 +1,4 @@
-"""Tuning records at graph compile time, and the tuning tasks of a graph.
+"""Tuning records at graph compile time.
 
 ``tuning_records`` (an argument of ``tcomp.graph.compile``) is a path to a records file (JSON lines written by
 ``tcomp.autotune``), or any object with ``query(task) -> config | None`` (a ``tcomp.autotune`` dispatch context
@@ -9,41 +9,48 @@ compiled alone from the template with the best config (``tuned_schedule``), in N
 form their own group (``fuse_ops`` and ``alter_layout`` leave tuned anchors alone). Otherwise the operator keeps the
 default schedule, its blocked layout and its fusion.
 
-For ``target="cuda"`` the templates are the CUDA ones (``CUDA_TEMPLATES``: ``conv2d_nchw_cuda``, ``matmul_cuda``)
-and the default kernel is the one ``tcomp.ops.cuda.dispatch`` schedules, in NCHW.
+Each backend names its template of each workload (``GraphOptions.templates``: for ``target="cuda"``
+``conv2d_nchw_cuda`` and ``matmul_cuda``, whose default kernels are the ones ``tcomp.ops.cuda`` schedules, in NCHW).
 
-On CPUs, convolutions compile in the blocked layout NCHW[x]c, fused with their epilogues; their tasks are
-``conv2d_nchwc_blocked`` workloads (``extract_model_tasks`` reads them after ``alter_layout``), and a record gives
-the tile of the fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of its own.
-
-``extract_tasks(graph, target)`` lists one task per distinct tunable workload, for ``tcomp tune``;
-``extract_task_counts`` also says how many operators run each one.
+Where the backend compiles convolutions blocked (CPUs: NCHW[x]c, fused with their epilogues), their tasks are
+``conv2d_nchwc_blocked`` workloads (``tasks.extract_model_tasks`` reads them after ``alter_layout``), and a record
+gives the tile of the fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of
+its own. ``kernel_tuning(records)`` hands ``compile_node`` both.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from tcomp.autotune.dispatch import ApplyHistoryBest
+from tcomp.autotune.task import create_task
+from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
+from tcomp.backend import backend_for
+from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, Node
+from tcomp.graph.kernels import KernelTuning, compile_node
+from tcomp.graph.passes.alter_layout import alter_layout
+from tcomp.graph.passes.fold_constants import fold_constants
+from tcomp.ir import dtype as dt
+from tcomp.ops.cpu.conv2d import blocked_conv_workload, nchwc_tiles
 from tcomp.schedule import Schedule
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
 
-# The CUDA template of each CPU template a graph node can map to.
-CUDA_TEMPLATES = {"conv2d_nchw": "conv2d_nchw_cuda", "matmul": "matmul_cuda"}
 
-
-def workload_of(graph: Graph, node: Node, target_kind: str = "llvm") -> tuple[str, tuple[Any, ...]] | None:
-    """The template name and arguments computing ``node`` alone on a target of ``target_kind`` (``llvm`` or
-    ``cuda``), or None when no template matches it."""
+def workload_of(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[Any, ...]] | None:
+    """The template name and arguments computing ``node`` alone on ``target`` (the backend names its template of
+    each workload), or None when no template matches it."""
     workload = _cpu_workload(graph, node)
-    if workload is None or target_kind != "cuda":
-        return workload
-    name = CUDA_TEMPLATES.get(workload[0])
+    if workload is None:
+        return None
+    name = backend_for(target).graph.template_for(workload[0])
     return (name, workload[1]) if name is not None else None
 
 
@@ -74,8 +81,6 @@ def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | Non
 
 def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
     """A blocked convolution's ``conv2d_nchwc_blocked`` workload (as the CPU schedule reads it off the compute)."""
-    from tcomp.ops.cpu.conv2d import blocked_conv_workload
-
     x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
     args = blocked_conv_workload(x.shape, w.shape, node.attr("strides"), node.attr("pads"), node.attr("dilations"),
                                  x.dtype)
@@ -85,9 +90,6 @@ def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | N
 def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
     """The tile chooser (``tcomp.ops.cpu.conv2d.nchwc_tiles``) that gives each blocked convolution the tile of its
     best ``conv2d_nchwc_blocked`` record; appends True to ``chosen`` for each one it gives."""
-    from tcomp.autotune.task import create_task
-    from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
-
     def choose(op: Any, workload: tuple[Any, ...]) -> Any:
         config = records.query(create_task("conv2d_nchwc_blocked", workload, target))
         if config is None:
@@ -103,18 +105,15 @@ def as_dispatch_context(records: Any) -> Any:
     if records is None or hasattr(records, "query"):
         return records
     if isinstance(records, (str, os.PathLike)):
-        from tcomp.autotune.dispatch import ApplyHistoryBest
-
         return ApplyHistoryBest(records)
     raise TypeError(f"tuning_records must be a path or a dispatch context, got {type(records).__name__}")
 
 
-def _task(graph: Graph, node: Node, target: Target) -> Any:
-    workload = workload_of(graph, node, target.kind)
+def node_task(graph: Graph, node: Node, target: Target) -> Any:
+    """The tuning task of ``node`` alone on ``target``, or None when no template computes it."""
+    workload = workload_of(graph, node, target)
     if workload is None:
         return None
-    from tcomp.autotune.task import create_task
-
     return create_task(workload[0], workload[1], target)
 
 
@@ -122,7 +121,7 @@ def has_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
     """Whether ``records`` holds a config for ``node``'s workload."""
     if records is None:
         return False
-    task = _task(graph, node, target)
+    task = node_task(graph, node, target)
     return task is not None and records.query(task) is not None
 
 
@@ -136,13 +135,13 @@ def use_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
     never are: their records give the tile of the fused kernel instead (``nchwc_tile_chooser``)."""
     if node.op == "conv2d_nchwc":
         return False
-    if node.op == "conv2d" and target.kind == "llvm" and hasattr(records, "best_record"):
-        task = _task(graph, node, target)  # without an NCHW record it is blocked and tuned by its tile: no miss
+    if node.op == "conv2d" and backend_for(target).graph.blocked_convolutions and hasattr(records, "best_record"):
+        task = node_task(graph, node, target)  # without an NCHW record it is blocked and tuned by its tile: no miss
         if task is None or records.best_record(task) is None:
             return False
     if not has_record(graph, node, target, records):
         return False
-    task = _task(graph, node, target)
+    task = node_task(graph, node, target)
     best = records.best_record(task) if hasattr(records, "best_record") else None
     if best is None:
         return True
@@ -159,14 +158,6 @@ def use_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
 def default_cost(graph: Graph, node: Node, target: Target) -> float:
     """Seconds per call of ``node``'s default kernel as the graph compiles it (blocked layout and packed weights
     for a convolution; layout transforms of the activations not counted), the best of a few timed repeats."""
-    from dataclasses import replace
-
-    from tcomp.graph.infer import infer_types
-    from tcomp.graph.kernels import compile_node
-    from tcomp.graph.passes.alter_layout import alter_layout
-    from tcomp.graph.passes.fold_constants import fold_constants
-    from tcomp.ir import dtype as dt
-
     rng = np.random.default_rng(0)
     source = node.inputs[0]
     params = {}
@@ -176,7 +167,7 @@ def default_cost(graph: Graph, node: Node, target: Target) -> float:
     probe_node = replace(node, outputs=("probe_out",))
     probe = infer_types(Graph("probe", (source,), ("probe_out",), (probe_node,), params,
                               {source: graph.type_of(source)}))
-    if target.kind == "llvm":  # cuda graphs keep NCHW
+    if backend_for(target).graph.blocked_convolutions:
         probe = alter_layout(probe, target)
     probe = fold_constants(probe, target)
     anchor = next(n for n in probe.nodes if n.op not in ("layout_transform",))
@@ -196,7 +187,7 @@ def tuned_schedule(graph: Graph, node: Node, target: Target,
     """The template schedule with the best recorded config for ``node`` (a single tunable operator), else None."""
     if records is None or node.op == "fused" or not use_record(graph, node, target, records):
         return None
-    task = _task(graph, node, target)
+    task = node_task(graph, node, target)
     if task is None:
         return None
     config = records.query(task)
@@ -206,39 +197,16 @@ def tuned_schedule(graph: Graph, node: Node, target: Target,
     return schedule, list(tensors)
 
 
-def extract_tasks(graph: Graph, target: Target | str | None = None) -> list[Any]:
-    """One tuning task per distinct conv / matmul workload of ``graph`` (a graph before fusion), in graph order."""
-    return [task for task, _ in extract_task_counts(graph, target)]
+def kernel_tuning(records: Any) -> KernelTuning | None:
+    """What ``compile_node`` needs from ``records`` (a dispatch context, or None): each node's tuned schedule, and
+    the tile chooser of blocked convolutions."""
+    if records is None:
+        return None
 
+    def recorded_tiles(target: Target, chosen: list[bool]) -> AbstractContextManager[Any]:
+        if not backend_for(target).graph.blocked_convolutions:
+            return nullcontext()
+        return nchwc_tiles(nchwc_tile_chooser(target, records, chosen))
 
-def extract_task_counts(graph: Graph, target: Target | str | None = None) -> list[tuple[Any, int]]:
-    """Each distinct tunable workload of ``graph`` as a task, with how many nodes of the graph run it."""
-    from tcomp.target import as_target
-
-    resolved = as_target(target)
-    counts: dict[str, list[Any]] = {}
-    for node in graph.nodes:
-        task = _task(graph, node, resolved)
-        if task is not None:
-            counts.setdefault(task.key, [task, 0])[1] += 1
-    return [(task, count) for task, count in counts.values()]
-
-
-def extract_model_tasks(model: Any, target: Target | str | None = None,
-                        input_shapes: dict[str, list[int]] | None = None) -> list[Any]:
-    """The tuning tasks of a model file (``tcomp tune model.onnx``): the graph after constant folding and
-    simplification (batch norms folded into convolutions) and, for CPUs, the blocked layout; before fusion."""
-    return [task for task, _ in extract_model_task_counts(model, target, input_shapes)]
-
-
-def extract_model_task_counts(model: Any, target: Target | str | None = None,
-                              input_shapes: dict[str, list[int]] | None = None) -> list[tuple[Any, int]]:
-    """``extract_model_tasks`` with how many operators of the model run each task (to weigh its kernel time)."""
-    from tcomp.graph.compiler import compile_graph
-    from tcomp.graph.pipeline import PassOptions
-    from tcomp.target import as_target
-
-    # CPU convolutions are tuned in the blocked layout the compiled model uses
-    blocked = as_target(target).kind == "llvm"
-    options = PassOptions(alter_layout=blocked, fuse_ops=False, plan_memory=False)
-    return extract_task_counts(compile_graph(model, target, input_shapes=input_shapes, options=options), target)
+    return KernelTuning(records, lambda graph, node, target: tuned_schedule(graph, node, target, records),
+                        recorded_tiles)

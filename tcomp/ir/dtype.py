@@ -144,3 +144,11 @@ def max_value(dtype: str) -> int | float:
     if base.kind == "b":
         return 1
     return int(np.iinfo(base).max)
+
+
+def known_dtype(value: object) -> str:
+    """``value`` if it names an element type a tensor can have (read from a file), else a ``ValueError``."""
+    if not isinstance(value, str) or value not in SCALAR_DTYPES or value == "handle":
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"unknown tensor dtype {shown}")
+    return value

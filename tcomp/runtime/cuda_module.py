@@ -36,6 +36,19 @@ class CudaModule:
         self._checker = ArgumentChecker(artifact.func)
         self._lock = threading.Lock()
 
+    @property
+    def entry_name(self) -> str:
+        return self.func.name
+
+    @property
+    def asserts(self) -> tuple[()]:
+        """Kernels report no failed checks through a status (the host checks shapes before launching)."""
+        return ()
+
+    @property
+    def error_slots(self) -> int:
+        return 0
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.func.name}, target={self.target}, runtime={self.runtime_name})"
 

@@ -34,7 +34,7 @@ from tcomp.ir.buffer import Buffer
 from tcomp.runtime.args import ArgumentChecker, written_params
 from tcomp.runtime.artifact import AssertInfo, LLVMArtifact
 from tcomp.runtime.library import LibraryError, export_library, library_function, load_library
-from tcomp.target import Target, TargetError
+from tcomp.target import Target, TargetError, TargetKind
 
 FORMAT = "tcomp-kernel/1"
 MAX_DESCRIPTION_BYTES = 1 << 20
@@ -230,7 +230,7 @@ def read_kernel(path: str | os.PathLike[str]) -> tuple[S.PrimFunc, LibraryArtifa
         target = Target.parse(_field(document, "target", str, description))
     except TargetError as exc:
         raise _fail(description, f"target: {exc}") from None
-    if target.kind != "llvm":
+    if target.kind is not TargetKind.LLVM:
         raise _fail(description, f"target kind {target.kind!r}: only CPU kernels are exported as libraries")
     if _sha256(library) != _field(document, "library_sha256", str, description):
         raise _fail(library, f"the library is not the one {description.name} describes (its SHA-256 differs)")

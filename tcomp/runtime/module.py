@@ -15,18 +15,28 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime.args import ArgumentChecker
-from tcomp.runtime.artifact import ENTRY_PROTOTYPE, LLVMArtifact
+from tcomp.runtime.artifact import ENTRY_PROTOTYPE, AssertInfo, LLVMArtifact
 from tcomp.runtime.errors import KernelError
 from tcomp.runtime.kernel_library import LibraryArtifact, read_kernel, write_kernel
 from tcomp.runtime.timer import TimingResult, measure
 from tcomp.target import Target
 
 SOURCE_FORMATS = ("ll", "ll_unopt", "asm", "tir")
+
+
+@dataclass(frozen=True)
+class NativeEntry:
+    """An entry function with the ABI of ``artifact.py`` at ``address``, kept alive by ``owner`` (a JIT engine's
+    module, or a loaded shared library). A graph executor calls such entries directly."""
+
+    address: int
+    owner: Any
 
 
 class Module:
@@ -53,6 +63,19 @@ class Module:
 
     def __repr__(self) -> str:
         return f"Module({self.func.name}, target={self.target})"
+
+    @property
+    def asserts(self) -> tuple[AssertInfo, ...]:
+        """The runtime checks of the kernel (what a failed status means)."""
+        return self.artifact.asserts
+
+    @property
+    def error_slots(self) -> int:
+        return self.artifact.error_slots
+
+    def native_entry(self) -> NativeEntry:
+        """The entry function (JIT-compiled, or in its library), to call without this module's argument checks."""
+        return NativeEntry(self.artifact.function_address(), self)
 
     # ------------------------------------------------------------------------------------------------ calling
     def _prepare(self, arrays: tuple[Any, ...]) -> tuple[Any, Any]:

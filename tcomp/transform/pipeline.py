@@ -47,7 +47,8 @@ def default_pipeline(check_bounds: bool = False) -> list[Pass]:
 
 
 def cuda_pipeline() -> list[Pass]:
-    """Passes before a GPU function is split into kernels (the kernel passes are in ``codegen/cuda/codegen.py``).
+    """Passes before a GPU function is split into kernels (the kernel passes are ``KERNEL_PASSES`` of
+    ``codegen/cuda/codegen.py``).
     No vectorization or prefetching: threads take the place of SIMD lanes, and loops marked vectorized print as
     unrolled loops."""
     return [
@@ -66,15 +67,17 @@ def run_pipeline(
     func: PrimFunc,
     passes: Sequence[Pass],
     dump: Callable[[str, PrimFunc], None] | None = None,
+    flat: bool = False,
 ) -> PrimFunc:
-    """Run ``passes`` in order; verify and dump between them as the settings ask."""
+    """Run ``passes`` in order; verify (``flat``: the input is already flattened) and dump between them as the
+    settings ask. The one pass runner: every pass list of every target runs through it."""
     settings = config.current()
     if settings.verify_ir:
-        verify(func)
+        verify(func, flat=flat)
     for p in passes:
         func = p.run(func)
         if settings.verify_ir:
-            verify(func, flat=p.flat_after)
+            verify(func, flat=flat or p.flat_after)
         if dump is not None:
             dump(p.name, func)
         elif settings.dump_ir:

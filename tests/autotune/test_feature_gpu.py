@@ -13,6 +13,7 @@ import tcomp
 from tcomp import autotune, te
 from tcomp.autotune.feature import LOOP_IR_LENGTH, FeatureExtractor
 from tcomp.autotune.feature_gpu import GPU_WIDTH, gpu_features
+from tcomp.backend import compile_artifact
 from tcomp.ops.cuda.gemm_choice import matmul_problem, parse_tile_name
 from tcomp.ops.cuda.gemm_tile import shared_bytes
 from tcomp.runtime.nvcc import nvcc_available
@@ -75,8 +76,6 @@ def test_registers_from_ptxas() -> None:
     config = task.config_space.fallback
     row = FeatureExtractor(task, ptxas=True).of_config(config)
     schedule, tensors = task.instantiate(config)
-    from tcomp.codegen.cuda.build import generate, lower_cuda
-
-    source = generate(lower_cuda(schedule, tensors), task.target).source
+    source = compile_artifact(schedule, tensors, task.target).artifact.source
     (resources,) = kernel_resources(source, task.target.arch).values()
     assert row[LOOP_IR_LENGTH - GPU_WIDTH + 4] == pytest.approx(min(1.0, resources.registers / 255.0))

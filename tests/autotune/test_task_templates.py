@@ -89,7 +89,7 @@ def test_cuda_matmul_space_holds_fitting_tiles_and_lowers() -> None:
 
 def test_cuda_template_refuses_llvm() -> None:
     task = create_task("matmul_cuda", (64, 64, 32), target="llvm")
-    with pytest.raises(ValueError, match="CUDA template"):
+    with pytest.raises(ValueError, match="cuda template"):
         task.instantiate(None)
 
 

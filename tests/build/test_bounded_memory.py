@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 import tcomp
 import tcomp.graph as tg
 from tcomp import config, te
-from tcomp.build_module import build_cache
+from tcomp.backend import build_cache
 from tcomp.graph import kernels
 
 config.set_settings(build_cache_size=8)
@@ -105,7 +105,7 @@ def _increment(n: int) -> tuple[object, list[object]]:
 
 def test_the_build_cache_follows_its_size_setting() -> None:
     import tcomp
-    from tcomp.build_module import build_cache
+    from tcomp.backend import build_cache
 
     build_cache.clear()
     with config.override(build_cache_size=3):

@@ -9,7 +9,7 @@ import pytest
 
 import tcomp
 from tcomp import te
-from tcomp.build_module import build_cache
+from tcomp.backend import build_cache
 from tcomp.runtime import KernelError
 from tcomp.schedule import Step
 from tcomp.transform.check_division import DivisionByZeroError

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from tcomp import ops, te
-from tcomp.codegen.cuda import CudaRuntime, build_cuda
-from tcomp.codegen.cuda.build import generate, lower_cuda
+from tcomp.backend import compile_artifact
+from tcomp.backend.cuda import CudaRuntime
+from tcomp.backend.cuda.build import build_cuda
 from tcomp.ops import cuda as cuda_ops
 from tcomp.runtime.cuda_artifact import CudaArtifact
 from tcomp.runtime.cuda_module import CudaModule
@@ -44,7 +45,7 @@ def build(case: Case) -> CudaModule:
 def artifact(case: Case) -> CudaArtifact:
     """The generated CUDA C of ``case``, without compiling it for emulation."""
     schedule, tensors = case.make()
-    return generate(lower_cuda(schedule, tensors, case.name), Target("cuda"))
+    return compile_artifact(schedule, tensors, Target("cuda"), case.name).artifact
 
 
 def check_case(module: CudaModule, case: Case) -> None:

@@ -11,7 +11,9 @@ import pytest
 import tcomp
 import tcomp.graph as tg
 from tcomp import ops, te
-from tcomp.codegen.cuda import CudaRuntime, GPUError, build_cuda
+from tcomp.backend.cuda import CudaRuntime
+from tcomp.backend.cuda.build import build_cuda
+from tcomp.codegen.cuda import GPUError
 from tcomp.graph.testing import ModelBuilder
 from tcomp.ops import cuda as cuda_ops
 from tcomp.ops.cuda.conv2d import ConvGeometry

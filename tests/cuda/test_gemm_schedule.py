@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tcomp import ops, te
-from tcomp.codegen.cuda import CudaRuntime, build_cuda
+from tcomp.backend.cuda import CudaRuntime
+from tcomp.backend.cuda.build import build_cuda
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.cuda.dispatch import schedule_cuda
 from tcomp.ops.cuda.gemm_schedule import gemm_knobs

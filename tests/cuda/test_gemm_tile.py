@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from tcomp import ops, te
-from tcomp.codegen.cuda.build import CudaRuntime, build_cuda, generate, lower_cuda
+from tcomp.backend import compile_artifact
+from tcomp.backend.cuda import CudaRuntime
+from tcomp.backend.cuda.build import build_cuda
 from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem
 from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile, schedule_matmul_tile
 from tcomp.ops.cuda.gemm_tile import GemmError, GemmTile, SmemLayout, check_tile, shared_bytes
@@ -189,7 +191,7 @@ def test_tile_checks() -> None:
 
 def test_intrinsic_overhanging_tiles_keep_guards_out_and_check_limits() -> None:
     s, tensors = matmul_schedule(37, 45, 29, "tf32_pad")
-    source = generate(lower_cuda(s, tensors, "mm"), Target("cuda")).source
+    source = compile_artifact(s, tensors, Target("cuda"), "mm").artifact.source
     assert "37 - i_outer * 32" in source and "tc_mma_tf32(" in source and "cvt.rna.tf32.f32" in source
     s, tensors = matmul_schedule(64, 64, 64, "simt_pad")
     with pytest.raises(Exception, match="bytes of shared memory .*gemm_smem"):
@@ -209,7 +211,7 @@ def _default_source(dtype: str, precision: Precision, arch: str) -> str:
     C = ops.matmul(A, B, out_dtype="float32")
     s = create_schedule(C)
     schedule_matmul_tile(s, C, tile, precision, target)
-    return generate(lower_cuda(s, [A, B, C], f"mm_{dtype}_{precision}"), target).source
+    return compile_artifact(s, [A, B, C], target, f"mm_{dtype}_{precision}").artifact.source
 
 
 @pytest.mark.nvcc
@@ -218,13 +220,13 @@ def test_every_variant_compiles_with_nvcc(arch: str) -> None:
     sources = []
     for index, family in enumerate(FAMILIES):
         s, tensors = matmul_schedule(37 + index, 45, 29, family)
-        sources.append(generate(lower_cuda(s, tensors, f"family_{family}"), Target(f"cuda -arch={arch}")).source)
+        sources.append(compile_artifact(s, tensors, Target(f"cuda -arch={arch}"), f"family_{family}").artifact.source)
     data = te.placeholder((1, 8, 9, 9), "float32", "data")
     kernel = te.placeholder((16, 8, 3, 3), "float32", "kernel")
     out = ops.conv2d_nchw(data, kernel, 1, 1)
     s = create_schedule(out)
     schedule_conv2d_tile(s, out, GemmTile(32, 32, 16, 2, 2, stages=2), 4, 8, FP16)
-    sources.append(generate(lower_cuda(s, [data, kernel, out], "conv_fp16"), Target(f"cuda -arch={arch}")).source)
+    sources.append(compile_artifact(s, [data, kernel, out], Target(f"cuda -arch={arch}"), "conv_fp16").artifact.source)
     resources = kernel_resources("\n".join(sources), arch)
     assert len(resources) == len(FAMILIES) + 2  # the padding kernel and the convolution
     for item in resources.values():

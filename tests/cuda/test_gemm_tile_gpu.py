@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tcomp import ops, te
-from tcomp.codegen.cuda.build import CudaRuntime, build_cuda
+from tcomp.backend.cuda import CudaRuntime
+from tcomp.backend.cuda.build import build_cuda
 from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem
 from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile, schedule_matmul_tile
 from tcomp.ops.cuda.gemm_tile import GemmTile, SmemLayout

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from tcomp import autotune
-from tcomp.codegen.cuda import CudaRuntime
-from tcomp.codegen.cuda.build import make_module
+from tcomp.backend.cuda import CudaRuntime, make_module
 from tcomp.runtime.cuda_device import gpu_available
 from tests.cuda.cases import CASE_IDS, CASES, Case, arguments, artifact, by_name, check_case
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tcomp import ops, te
-from tcomp.codegen.cuda import CudaRuntime, build_cuda
-from tcomp.codegen.cuda.build import make_module
+from tcomp.backend.cuda import CudaRuntime, make_module
+from tcomp.backend.cuda.build import build_cuda
 from tcomp.ops import cuda as cuda_ops
 from tcomp.runtime.cuda_device import gpu_available
 from tcomp.runtime.cuda_emu import EmulatedCudaModule, emulation_source

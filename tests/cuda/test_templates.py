@@ -14,7 +14,7 @@ from tcomp.autotune import MeasureOptions, MeasureStatus, create_task
 from tcomp.autotune.space import ConfigEntity, ConfigSpace
 from tcomp.autotune.template import get_template
 from tcomp.autotune.templates.cuda.conv2d import conv2d_knobs_of
-from tcomp.codegen.cuda.build import generate, lower_cuda
+from tcomp.backend import compile_artifact
 from tcomp.ops.cuda.conv2d import Conv2dKnobs
 from tcomp.ops.cuda.dispatch import schedule_cuda
 from tcomp.ops.cuda.elemwise import bind_elementwise
@@ -35,7 +35,7 @@ def _space(name: str, args: tuple[Any, ...]) -> ConfigSpace:
 
 
 def _source(schedule: tcomp.schedule.Schedule, tensors: list[te.Tensor]) -> str:
-    return generate(lower_cuda(schedule, tensors, "kernel"), Target("cuda")).source
+    return compile_artifact(schedule, tensors, Target("cuda"), "kernel").artifact.source
 
 
 def _config(space: ConfigSpace, **choices: Any) -> ConfigEntity:
@@ -79,7 +79,7 @@ def test_space_is_non_trivial(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_other_targets_are_refused(name: str) -> None:
-    with pytest.raises(ValueError, match=f"{name} is a CUDA template; target llvm.* is not cuda"):
+    with pytest.raises(ValueError, match=f"{name} is a cuda template; target llvm.* is not cuda"):
         get_template(name).space(*TASKS[name], target=Target("llvm"))
 
 

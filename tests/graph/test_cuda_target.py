@@ -148,7 +148,7 @@ def test_cuda_tuning_tasks_and_records(tmp_path) -> None:  # type: ignore[no-unt
     faster than the default kernel compiles that operator from its template, and the model still matches."""
     from tcomp.autotune.measure import MeasureResult, MeasureStatus
     from tcomp.autotune.record import Record, RecordWriter
-    from tcomp.graph.tuning import extract_model_tasks
+    from tcomp.graph.tasks import extract_model_tasks
 
     model = small_cnn()
     tasks = extract_model_tasks(model, "cuda")

@@ -112,11 +112,11 @@ def test_profile_and_benchmark(executor: tg.GraphExecutor) -> None:
 # export
 _LOAD_AND_RUN = """
 import sys, numpy as np
-import tcomp.codegen.llvm
-import tcomp.codegen.llvm.codegen as codegen
+import tcomp.backend.driver as driver
+import tcomp.backend.llvm as llvm_backend
 def refuse(*args, **kwargs):
     raise AssertionError("the loaded model compiled code")
-codegen.codegen_llvm = tcomp.codegen.llvm.codegen_llvm = refuse
+driver._compile = llvm_backend.codegen_llvm = refuse
 import tcomp.graph as tg
 ex = tg.load_executor(sys.argv[1])
 a, b = np.load(sys.argv[2])["a"], np.load(sys.argv[2])["b"]

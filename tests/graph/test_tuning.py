@@ -13,7 +13,7 @@ import tcomp.graph as tg
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record, RecordWriter
 from tcomp.graph import testing
-from tcomp.graph.tuning import extract_model_tasks
+from tcomp.graph.tasks import extract_model_tasks
 
 
 def model():  # type: ignore[no-untyped-def]
@@ -33,7 +33,7 @@ def test_extract_tasks_one_per_workload() -> None:
 def nchw_tasks() -> list:  # type: ignore[type-arg]
     from tcomp.graph.compiler import compile_graph
     from tcomp.graph.pipeline import PassOptions
-    from tcomp.graph.tuning import extract_tasks
+    from tcomp.graph.tasks import extract_tasks
 
     options = PassOptions(alter_layout=False, fuse_ops=False, plan_memory=False)
     return [t for t in extract_tasks(compile_graph(model(), "llvm", options=options), "llvm")

@@ -11,7 +11,7 @@ from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.runtime import Module
 from tcomp.runtime.args import ArgumentChecker, written_params
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 
 
 def _matrix_add() -> S.PrimFunc:
@@ -154,7 +154,7 @@ def test_bool_and_float16_parameters() -> None:
 def test_module_attributes(mod: Module) -> None:
     assert mod.entry_name == "madd"
     assert mod.func.name == "madd"
-    assert isinstance(mod.target, Target) and mod.target.kind == "llvm"
+    assert isinstance(mod.target, Target) and mod.target.kind is TargetKind.LLVM
     assert "madd" in repr(mod)
 
 

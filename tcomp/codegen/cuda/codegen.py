@@ -1,9 +1,10 @@
 """``codegen_cuda``: a lowered, flattened ``PrimFunc`` to CUDA C source and the facts the host needs to launch it.
 
-Stages: ``split_host_device`` (one kernel per launched region) -> per kernel ``bind_threads`` (launch dimensions),
-``replicate_reduce_buffers``, ``inject_double_buffer``, ``simplify``, ``storage_sync`` (barriers) -> limits checked
-against the target (a kernel over the 48 KB of static shared memory takes dynamic shared memory, up to the target's
-maximum) -> ``KernelPrinter`` (CUDA C). The source is one translation unit with a preamble of helpers
+Two stages of a CUDA build: ``kernels`` (``split_kernels``) and ``cu`` (``print_cuda``). ``split_host_device`` makes
+one kernel per launched region; per kernel the ``KERNEL_PASSES`` run: ``bind_threads`` (launch dimensions),
+``replicate_reduce_buffers``, ``inject_double_buffer``, ``simplify``, ``storage_sync`` (barriers); the limits are
+checked against the target (a kernel over the 48 KB of static shared memory takes dynamic shared memory, up to the
+target's maximum); ``KernelPrinter`` prints CUDA C. The source is one translation unit with a preamble of helpers
 (guarded, so sources of several functions can be concatenated into one file), the device functions the kernels call
 (``device_functions``: generated tile kernels such as the tensor-core GEMM, also guarded), and one
 ``extern "C" __global__`` function per kernel.
@@ -11,7 +12,8 @@ maximum) -> ``KernelPrinter`` (CUDA C). The source is one translation unit with 
 
 from __future__ import annotations
 
-from tcomp import config
+from dataclasses import dataclass
+
 from tcomp.codegen.cuda.doc import Doc
 from tcomp.codegen.cuda.exprs import HELPERS
 from tcomp.codegen.cuda.printer import (
@@ -21,17 +23,17 @@ from tcomp.codegen.cuda.printer import (
     dynamic_shared_layout,
     shared_buffers,
 )
+from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import const_int_value
 from tcomp.ir.functor import post_order_visit
 from tcomp.ir.stmt import Allocate, PrimFunc
-from tcomp.ir.verify import verify
 from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
-from tcomp.target import CUDA_STATIC_SHARED_MEMORY, Target
+from tcomp.target import CUDA_STATIC_SHARED_MEMORY, Target, TargetKind
 from tcomp.transform.bind_threads import bind_threads, launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
 from tcomp.transform.double_buffer import inject_double_buffer
 from tcomp.transform.gpu import GPUError, synchronizes
-from tcomp.transform.pipeline import Pass
+from tcomp.transform.pipeline import Pass, run_pipeline
 from tcomp.transform.replicate_reduce_buffers import replicate_reduce_buffers
 from tcomp.transform.simplify import simplify_func
 from tcomp.transform.split_host_device import split_host_device
@@ -48,20 +50,6 @@ KERNEL_PASSES = (
 # per-dimension limits of every CUDA GPU since compute capability 3.0
 MAX_BLOCK_DIMS = (1024, 1024, 64)
 MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
-
-
-def run_kernel_passes(kernel: PrimFunc) -> PrimFunc:
-    """``KERNEL_PASSES`` on one kernel, verifying (flattened IR) and dumping between them as the settings ask."""
-    settings = config.current()
-    if settings.verify_ir:
-        verify(kernel, flat=True)
-    for step in KERNEL_PASSES:
-        kernel = step.run(kernel)
-        if settings.verify_ir:
-            verify(kernel, flat=True)
-        if settings.dump_ir:
-            print(f"# after {step.name}\n{kernel}\n")
-    return kernel
 
 
 def shared_allocations(kernel: PrimFunc) -> list[tuple[str, int]]:
@@ -117,39 +105,60 @@ def check_limits(kernel: PrimFunc, target: Target) -> int:
     return total
 
 
-def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
-    """CUDA C for ``func`` (lowered and flattened) on ``target`` (see the module docstring)."""
-    if target.kind != "cuda":
-        raise GPUError(f"codegen_cuda needs a cuda target, got {target}")
+@dataclass(frozen=True)
+class Kernels:
+    """The ``kernels`` stage of a CUDA build: a function split into kernels, each after the kernel passes, with the
+    global temporaries the host allocates and how to launch each kernel. Prints as the kernels' loop IR."""
+
+    func: PrimFunc
+    temporaries: tuple[Buffer, ...]
+    kernels: tuple[PrimFunc, ...]
+    infos: tuple[KernelInfo, ...]
+
+    def __str__(self) -> str:
+        return "\n\n".join(str(kernel) for kernel in self.kernels)
+
+
+def split_kernels(func: PrimFunc, target: Target) -> Kernels:
+    """``func`` (lowered and flattened) split into kernels, the kernel passes run and the limits of ``target``
+    checked (see the module docstring)."""
+    if target.kind is not TargetKind.CUDA:
+        raise GPUError(f"CUDA code generation needs a cuda target, got {target}")
     split = split_host_device(func)
     if not split.kernels:
         raise GPUError(f"function {func.name}: nothing to compute on the GPU")
     kernels: list[PrimFunc] = []
     infos: list[KernelInfo] = []
     for kernel in split.kernels:
-        kernel = run_kernel_passes(kernel.with_attr(DOUBLE_BUFFER, func.attr(DOUBLE_BUFFER, ())))
+        kernel = run_pipeline(kernel.with_attr(DOUBLE_BUFFER, func.attr(DOUBLE_BUFFER, ())), KERNEL_PASSES, flat=True)
         shared = check_limits(kernel, target)
         dynamic = dynamic_shared_layout(kernel.body)[1] if shared > CUDA_STATIC_SHARED_MEMORY else 0
         kernels.append(kernel)
         infos.append(KernelInfo(kernel.name, kernel.params, kernel.size_vars, launch_dims(kernel), shared,
                                 kernel_synchronizes(kernel), local_bytes(kernel), dynamic))
+    return Kernels(func, split.temporaries, tuple(kernels), tuple(infos))
+
+
+def print_cuda(kernels: Kernels, target: Target) -> CudaArtifact:
+    """The CUDA C translation unit of ``kernels``: a guarded preamble of the helpers and device functions they use,
+    then one ``extern "C" __global__`` function per kernel."""
     doc = Doc()
     printers = []
-    for kernel, info in zip(kernels, infos):
+    for kernel, info in zip(kernels.kernels, kernels.infos):
         printer = KernelPrinter(kernel, Doc(), dynamic_shared=info.dynamic_shared_bytes > 0)
         printer.print()
         printers.append(printer)
-    functions = [f for kernel in kernels for f in called_device_functions(kernel.body)]
+    functions = [f for kernel in kernels.kernels for f in called_device_functions(kernel.body)]
     functions = list({f.name: f for f in functions}.values())
     helpers = sorted({h for p in printers for h in p.expr.helpers} | {h for f in functions for h in f.helpers})
-    doc.line(f"// CUDA C generated by tcomp for target {target}: function {func.name}, {len(kernels)} kernel(s)")
-    if helpers:
-        for helper in helpers:
-            guard = f"TCOMP_HELPER_{helper.upper()}"
-            doc.line(f"#ifndef {guard}")
-            doc.line(f"#define {guard}")
-            doc.lines.extend(HELPERS[helper].rstrip("\n").split("\n"))
-            doc.line("#endif")
+    doc.line(f"// CUDA C generated by tcomp for target {target}: function {kernels.func.name}, "
+             f"{len(kernels.kernels)} kernel(s)")
+    for helper in helpers:
+        guard = f"TCOMP_HELPER_{helper.upper()}"
+        doc.line(f"#ifndef {guard}")
+        doc.line(f"#define {guard}")
+        doc.lines.extend(HELPERS[helper].rstrip("\n").split("\n"))
+        doc.line("#endif")
     for function in functions:
         guard = f"TCOMP_FUNCTION_{function.name.upper()}"
         doc.line(f"#ifndef {guard}")
@@ -159,4 +168,9 @@ def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
     for printer in printers:
         doc.line()
         doc.lines.extend(printer.doc.lines)
-    return CudaArtifact(func, target, doc.text(), tuple(infos), split.temporaries, tuple(kernels))
+    return CudaArtifact(kernels.func, target, doc.text(), kernels.infos, kernels.temporaries, kernels.kernels)
+
+
+def codegen_cuda(func: PrimFunc, target: Target) -> CudaArtifact:
+    """CUDA C for ``func`` (lowered and flattened) on ``target``: ``split_kernels``, then ``print_cuda``."""
+    return print_cuda(split_kernels(func, target), target)

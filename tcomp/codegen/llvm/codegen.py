@@ -21,7 +21,7 @@ from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime import llvm_toolchain as toolchain
 from tcomp.runtime.artifact import LLVMArtifact
 from tcomp.runtime.thread_pool import openmp_available
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 
 # External symbols a module may declare; an entry function never takes one of these names.
 _RESERVED = {"free", "aligned_alloc", "malloc", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"}
@@ -50,7 +50,7 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
     from tcomp.target import as_target
 
     target = as_target(target)
-    if target.kind != "llvm":
+    if target.kind is not TargetKind.LLVM:
         raise CodegenError(f"codegen_llvm needs an llvm target, got {target}")
     use_openmp = openmp_available()
     entry = entry_symbol(func.name)

@@ -18,8 +18,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from tcomp.backend import build
 from tcomp.graph.ir import Graph, Node
+from tcomp.graph.kernels import compile_node, node_tensors
 from tcomp.ir import dtype as dt
+from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target, as_target
 
 MAX_FOLD_BYTES = 256 << 20
@@ -29,16 +32,12 @@ def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], targe
                   plain: bool = False) -> list[np.ndarray]:
     """Compile ``node`` (whose inputs are all in ``params``) and return its outputs. ``plain``: with a schedule of
     plain loop nests (no tiling), which every shape takes, zero extents included."""
-    from tcomp.graph.kernels import compile_node, node_tensors
-
     scope = replace(graph, params=params)
     if plain:
-        import tcomp
-
-        lowered = node_tensors(scope, node)
-        schedule = tcomp.create_schedule([t.op for t in lowered.outputs])
-        module = tcomp.build(schedule, [*lowered.inputs, *lowered.outputs], target=target)
-        names = lowered.input_names
+        computed = node_tensors(scope, node)
+        schedule = create_schedule([t.op for t in computed.outputs])
+        module = build(schedule, [*computed.inputs, *computed.outputs], target=target)
+        names = computed.input_names
     else:
         kernel = compile_node(scope, node, target)
         module, names = kernel.module, kernel.args[: kernel.num_inputs]

@@ -17,7 +17,7 @@ from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_in
 from tcomp.ir.functor import free_vars, post_order_visit
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 from tcomp.te.tensor import ComputeOp
 
 # fewer elements (or multiply-adds) than this run on one thread: waking the pool costs tens of microseconds
@@ -37,7 +37,7 @@ class CpuTarget:
     @staticmethod
     def of(target: Target | None) -> CpuTarget:
         target = target or Target.current_host()
-        if target.kind != "llvm":
+        if target.kind is not TargetKind.LLVM:
             raise ValueError(f"CPU schedules need an llvm target, got {target}")
         l1, l2 = host_cache_bytes() if target.host else (32 << 10, 1 << 20)
         return CpuTarget(target.vector_bits, target.vector_registers, max(1, target.num_cores), l1, l2)

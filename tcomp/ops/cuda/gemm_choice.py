@@ -163,7 +163,7 @@ def precision_for(dtype: str, target: Target | None) -> Precision:
     """float16 operands multiply on float16 tensor cores; float32 ones as the target's precision says."""
     if dtype == "float16":
         return Precision.FP16
-    return target.precision if target is not None and target.kind == "cuda" else Precision.FP32
+    return target.precision if target is not None else Precision.FP32  # a precision other than fp32 is cuda's
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tcomp.codegen.cuda.codegen import MAX_BLOCK_DIMS
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 from tcomp.transform.gpu import GPUError
 
 REGISTER_OVERHEAD = 24  # registers a thread needs besides its data: indices, addresses, loop counters
@@ -84,7 +84,7 @@ def first_fitting(candidates: Iterable[T], resources: Callable[[T], BlockResourc
 
 def check_fits(resources: BlockResources, target: Target | None, what: str) -> None:
     """``GPUError`` when ``resources`` exceed ``target`` (a template rejects such a config before it is built)."""
-    if target is not None and target.kind == "cuda":
+    if target is not None and target.kind is TargetKind.CUDA:
         problems = resources.problems(target)
         if problems:
             raise GPUError(f"{what} does not fit target {target}: {'; '.join(problems)}")

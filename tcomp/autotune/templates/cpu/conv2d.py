@@ -34,6 +34,7 @@ from tcomp.autotune.templates.cpu.gemm import vector_lanes
 from tcomp.ops.cpu.conv2d import NCHWcTile
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
+from tcomp.target import TargetKind
 from tcomp.te.tensor import ComputeOp, Tensor
 
 
@@ -74,7 +75,7 @@ def _place_pad(cfg: Config, s: Schedule, out: Tensor, axis: Any, has_pad: bool) 
 _CONV_ORDERS = [(0, 1, 2, 3, 4), (1, 2, 0, 3, 4), (0, 1, 2, 4, 3), (1, 2, 0, 4, 3), (3, 0, 1, 2, 4)]
 
 
-@template("conv2d_nchw")
+@template("conv2d_nchw", kind=TargetKind.LLVM)
 def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                 kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                 dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -116,7 +117,7 @@ def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: i
     return s, [data, kernel, out]
 
 
-@template("depthwise_conv2d_nchw")
+@template("depthwise_conv2d_nchw", kind=TargetKind.LLVM)
 def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, width: int, multiplier: int,
                           kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                           dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -151,7 +152,7 @@ def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, w
     return s, [data, kernel, out]
 
 
-@template("conv2d_nchwc")
+@template("conv2d_nchwc", kind=TargetKind.LLVM)
 def conv2d_nchwc(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                  kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                  dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -223,7 +224,7 @@ def nchwc_tile_of(config: ConfigEntity) -> NCHWcTile:
                      int(config["ic_chunks"].val))
 
 
-@template("conv2d_nchwc_blocked")
+@template("conv2d_nchwc_blocked", kind=TargetKind.LLVM)
 def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                          kernel_h: int, kernel_w: int, stride: int, padding: int, ic_block: int, oc_block: int,
                          dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -236,8 +237,6 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
     from tcomp.ops.cpu.conv2d import conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
     from tcomp.ops.nchwc import conv2d_nchwc
 
-    if cfg.target is not None and cfg.target.kind != "llvm":
-        raise ValueError(f"conv2d_nchwc_blocked is a CPU template; target {cfg.target} is not llvm")
     if in_channels % ic_block or out_channels % oc_block:
         raise ValueError(f"conv2d_nchwc_blocked: blocks {ic_block}/{oc_block} must divide the channels "
                          f"{in_channels}/{out_channels}")

@@ -37,7 +37,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking
 from tcomp.schedule import Schedule, create_schedule
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 from tcomp.te.tensor import Tensor
 
 MAX_MR = 16
@@ -155,13 +155,13 @@ def dense_reference(inputs: list[np.ndarray], M: int, N: int, K: int, dtype: str
     return [np.matmul(x, w.T)]
 
 
-@template("matmul", reference=matmul_reference)
+@template("matmul", reference=matmul_reference, kind=TargetKind.LLVM)
 def matmul(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``C[M, N] = A[M, K] @ B[K, N]``."""
     return _packed_gemm(cfg, M, N, K, dtype, transpose_b=False)
 
 
-@template("dense", reference=dense_reference)
+@template("dense", reference=dense_reference, kind=TargetKind.LLVM)
 def dense(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``C[M, N] = X[M, K] @ W[N, K]^T`` (a fully connected layer without bias)."""
     return _packed_gemm(cfg, M, N, K, dtype, transpose_b=True)
@@ -173,7 +173,7 @@ def batch_matmul_reference(inputs: list[np.ndarray], batch: int, M: int, N: int,
     return [np.matmul(a, b)]
 
 
-@template("batch_matmul", reference=batch_matmul_reference)
+@template("batch_matmul", reference=batch_matmul_reference, kind=TargetKind.LLVM)
 def batch_matmul(cfg: Config, batch: int, M: int, N: int, K: int,
                  dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``C[b] = A[b] @ B[b]`` for ``A[batch, M, K]``, ``B[batch, K, N]`` (the compute of ``tcomp.ops``), tiled

@@ -20,7 +20,7 @@ import numpy as np
 from tcomp import te
 from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.autotune.template import template
-from tcomp.autotune.templates.cuda.knobs import require_cuda, static_shape, tile_sizes
+from tcomp.autotune.templates.cuda.knobs import static_shape, tile_sizes
 from tcomp.autotune.templates.cuda.tiles import conv2d_tile
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, schedule_conv2d_nchw
@@ -28,6 +28,7 @@ from tcomp.ops.cuda.dispatch import conv_knobs
 from tcomp.ops.cuda.gemm_choice import precision_for
 from tcomp.ops.cuda.limits import check_fits
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.target import TargetKind
 from tcomp.te.tensor import Tensor
 
 
@@ -77,11 +78,10 @@ def conv2d_nchw_reference(inputs: Sequence[np.ndarray], N: int, CI: int, H: int,
     return [out.astype(inputs[0].dtype)]
 
 
-@template("conv2d_nchw_cuda", reference=conv2d_nchw_reference)
+@template("conv2d_nchw_cuda", reference=conv2d_nchw_reference, kind=TargetKind.CUDA)
 def conv2d_nchw_cuda(cfg: Config, N: int, CI: int, H: int, W: int, CO: int, KH: int, KW: int, stride: int = 1,
                      padding: int = 0, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``conv2d_nchw`` (``groups=1``) with the shared-memory CUDA schedule (see the module docstring)."""
-    require_cuda(cfg, "conv2d_nchw_cuda")
     precision = precision_for(dtype, cfg.target)
     if precision.uses_tensor_cores:
         return conv2d_tile(cfg, precision, N, CI, H, W, CO, KH, KW, stride, padding, dtype)

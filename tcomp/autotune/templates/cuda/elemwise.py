@@ -12,10 +12,11 @@ import numpy as np
 from tcomp import ops, te
 from tcomp.autotune.space import Config
 from tcomp.autotune.template import template
-from tcomp.autotune.templates.cuda.knobs import require_cuda, thread_counts
+from tcomp.autotune.templates.cuda.knobs import thread_counts
 from tcomp.ops.cuda.dispatch import ELEMWISE_THREADS, thread_count
 from tcomp.ops.cuda.elemwise import schedule_injective
 from tcomp.schedule import Schedule
+from tcomp.target import TargetKind
 from tcomp.te.tensor import Tensor
 
 
@@ -24,10 +25,9 @@ def elemwise_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.n
     return [np.maximum(a * b + c, 0).astype(a.dtype)]
 
 
-@template("elemwise_cuda", reference=elemwise_reference)
+@template("elemwise_cuda", reference=elemwise_reference, kind=TargetKind.CUDA)
 def elemwise_cuda(cfg: Config, M: int, N: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``relu(a * b + c)`` for ``M x N`` tensors ``a``, ``b`` and a row ``c`` of ``N``, fused in one kernel."""
-    require_cuda(cfg, "elemwise_cuda")
     threads = cfg.define_knob("threads", thread_counts(M * N, 32, 1024, ELEMWISE_THREADS, cfg.target),
                               fallback=thread_count(ELEMWISE_THREADS, cfg.target))
     vector = cfg.define_knob("vector", [1, 2, 4], fallback=1)

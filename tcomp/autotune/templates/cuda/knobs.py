@@ -16,7 +16,7 @@ from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.ir.expr import IterVar, const_int_value
 from tcomp.ops.cuda.dispatch import thread_count
 from tcomp.schedule.stage import Stage
-from tcomp.target import Target
+from tcomp.target import Target, TargetKind
 from tcomp.te.tensor import Tensor
 
 MAX_THREADS_PER_BLOCK = 1024
@@ -61,11 +61,6 @@ def define_tile_split(cfg: Config, name: str, extent: int, max_threads: int = 32
     return cfg.define_split(name, extent, 3, SplitPolicy.POWER2, filter=fits, fallback=fallback)
 
 
-def require_cuda(cfg: Config, name: str) -> None:
-    if cfg.target is not None and cfg.target.kind != "cuda":
-        raise ValueError(f"{name} is a CUDA template; target {cfg.target} is not cuda")
-
-
 def powers_of_two(low: int, high: int) -> list[int]:
     return [1 << p for p in range(high.bit_length()) if low <= (1 << p) <= high]
 
@@ -85,7 +80,7 @@ def tile_sizes(extent: int, limit: int, default: int) -> list[int]:
 def thread_counts(extent: int, low: int, high: int, default: int, target: Target | None = None) -> list[int]:
     """Powers of two from ``low`` to ``high`` threads, no more than ``extent`` rounded up needs, and ``default``;
     none over the threads a block of ``target`` may have."""
-    if target is not None and target.kind == "cuda":
+    if target is not None and target.kind is TargetKind.CUDA:
         cap = target.max_threads_per_block
         high, low, default = min(high, cap), min(low, cap), thread_count(default, target)
     top = max(low, min(high, ceil_power_of_two(extent)))

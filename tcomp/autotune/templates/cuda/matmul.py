@@ -17,7 +17,6 @@ import numpy as np
 from tcomp import ops, te
 from tcomp.autotune.space import Config
 from tcomp.autotune.template import template
-from tcomp.autotune.templates.cuda.knobs import require_cuda
 from tcomp.ops.cuda.gemm_choice import (
     candidate_tiles,
     default_tile,
@@ -29,6 +28,7 @@ from tcomp.ops.cuda.gemm_choice import (
 )
 from tcomp.ops.cuda.gemm_intrin import schedule_matmul_tile
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.target import TargetKind
 from tcomp.te.tensor import Tensor
 
 
@@ -37,10 +37,9 @@ def matmul_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.nda
     return [np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)]
 
 
-@template("matmul_cuda", reference=matmul_reference)
+@template("matmul_cuda", reference=matmul_reference, kind=TargetKind.CUDA)
 def matmul_cuda(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``C = A @ B`` (``C`` float32) with the GEMM tile kernel (see the module docstring)."""
-    require_cuda(cfg, "matmul_cuda")
     precision = precision_for(dtype, cfg.target)
     problem = matmul_problem(M, N, K, dtype, precision)
     default = default_tile(problem, M, N, target=cfg.target)

@@ -16,12 +16,12 @@ from tcomp.autotune.templates.cuda.knobs import (
     MAX_THREADS_PER_BLOCK,
     ceil_power_of_two,
     powers_of_two,
-    require_cuda,
     thread_counts,
 )
 from tcomp.ops.cuda.dispatch import REDUCE_THREADS, thread_count
 from tcomp.ops.cuda.reduce import schedule_reduce_stage_cross_thread
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.target import TargetKind
 from tcomp.te.tensor import Tensor
 
 
@@ -30,10 +30,9 @@ def reduce_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.nda
     return [x.astype(np.float64).sum(axis=1).astype(x.dtype)]
 
 
-@template("reduce_cuda", reference=reduce_reference)
+@template("reduce_cuda", reference=reduce_reference, kind=TargetKind.CUDA)
 def reduce_cuda(cfg: Config, M: int, N: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``sum(x, axis=1)`` of an ``M x N`` tensor, reduced across the threads of a block (module docstring)."""
-    require_cuda(cfg, "reduce_cuda")
     thread_choices = thread_counts(N, 32, 512, REDUCE_THREADS, cfg.target)
     threads = cfg.define_knob("threads", thread_choices, fallback=thread_count(REDUCE_THREADS, cfg.target))
     max_threads = cfg.target.max_threads_per_block if cfg.target is not None else MAX_THREADS_PER_BLOCK

@@ -11,10 +11,11 @@ import numpy as np
 from tcomp import ops, te
 from tcomp.autotune.space import Config
 from tcomp.autotune.template import template
-from tcomp.autotune.templates.cuda.knobs import require_cuda, thread_counts
+from tcomp.autotune.templates.cuda.knobs import thread_counts
 from tcomp.ops.cuda.dispatch import REDUCE_THREADS, thread_count
 from tcomp.ops.cuda.softmax import schedule_softmax
 from tcomp.schedule import Schedule
+from tcomp.target import TargetKind
 from tcomp.te.tensor import Tensor
 
 
@@ -25,10 +26,9 @@ def softmax_reference(inputs: Sequence[np.ndarray], *args: object) -> list[np.nd
     return [(e / e.sum(axis=-1, keepdims=True)).astype(x.dtype)]
 
 
-@template("softmax_cuda", reference=softmax_reference)
+@template("softmax_cuda", reference=softmax_reference, kind=TargetKind.CUDA)
 def softmax_cuda(cfg: Config, M: int, N: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``softmax(x, axis=-1)`` of an ``M x N`` tensor, one block of ``threads`` per row (module docstring)."""
-    require_cuda(cfg, "softmax_cuda")
     threads = cfg.define_knob("threads", thread_counts(N, 32, 1024, REDUCE_THREADS, cfg.target),
                               fallback=thread_count(REDUCE_THREADS, cfg.target))
     x = te.placeholder((M, N), name="x", dtype=dtype)

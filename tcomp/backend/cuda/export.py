@@ -1,7 +1,8 @@
-"""Exporting a model compiled for ``target="cuda"`` and loading it back without compiling anything but the CUDA C.
+"""The kernels of a model compiled for ``target="cuda"``, exported and loaded back without compiling anything but the
+CUDA C (``CudaBackend.save_kernels`` / ``read_kernels`` / ``load_kernels``, for the graph's ``export.py`` and
+``load.py``).
 
-The folder holds ``graph.json`` and ``params.npz`` as for CPU targets (``export.py``), and instead of
-``kernels.so``, ``kernels.cu``:
+Besides ``graph.json`` and ``params.npz`` (the graph's), the folder holds ``kernels.cu``:
 
 - the CUDA C of every distinct kernel module, one after the other (each module's helpers are guarded, so the file
   compiles as one translation unit: ``nvcc -ptx kernels.cu``);
@@ -22,15 +23,19 @@ run as it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tcomp.graph.ir import GraphError, known_dtype
+from tcomp.backend.base import ExportError
 from tcomp.ir.buffer import Buffer
+from tcomp.ir.dtype import known_dtype
 from tcomp.ir.expr import const, const_int_value
 from tcomp.ir.stmt import NoOp, PrimFunc
 from tcomp.json_value import JSONValueError, as_int, as_list, as_object, as_str, parse_json
+from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
 from tcomp.target import Target
+from tcomp.transform.bind_threads import LaunchDims
 
 SOURCE = "kernels.cu"
 LAUNCH_MARKER = "// tcomp-launch: "
@@ -45,7 +50,7 @@ MAX_LOCAL_BYTES = 512 << 10  # CUDA's local memory per thread
 def _buffer_json(buffer: Buffer, where: str) -> dict[str, Any]:
     shape = [const_int_value(d) for d in buffer.shape]
     if any(d is None for d in shape) or buffer.strides is not None:
-        raise GraphError(f"{where}: buffer {buffer.name} has a symbolic shape or strides; only static shapes export")
+        raise ExportError(f"{where}: buffer {buffer.name} has a symbolic shape or strides; only static shapes export")
     return {"name": buffer.name, "shape": shape, "dtype": buffer.dtype}
 
 
@@ -54,14 +59,14 @@ def module_json(artifact: Any, start: int, end: int) -> dict[str, Any]:
     func = artifact.func
     where = f"kernel module {func.name}"
     if func.size_vars:
-        raise GraphError(f"{where}: symbolic sizes {[v.name for v in func.size_vars]}; only static shapes export")
+        raise ExportError(f"{where}: symbolic sizes {[v.name for v in func.size_vars]}; only static shapes export")
     buffers = list(func.params) + list(artifact.temporaries)
     index = {id(b): k for k, b in enumerate(buffers)}
     kernels = []
     for kernel in artifact.kernels:
         grid = [const_int_value(e) for e in kernel.launch.grid]
         if any(g is None for g in grid) or kernel.size_vars:
-            raise GraphError(f"{where}: kernel {kernel.name} has a symbolic grid; only static shapes export")
+            raise ExportError(f"{where}: kernel {kernel.name} has a symbolic grid; only static shapes export")
         kernels.append({"name": kernel.name, "args": [index[id(b)] for b in kernel.params], "grid": grid,
                         "block": list(kernel.launch.block), "shared_bytes": kernel.shared_bytes,
                         "synchronizes": kernel.synchronizes, "local_bytes": kernel.local_bytes,
@@ -71,7 +76,7 @@ def module_json(artifact: Any, start: int, end: int) -> dict[str, Any]:
             "kernels": kernels, "source": [start, end]}
 
 
-def export_cuda_modules(modules: list[Any], folder: Path) -> None:
+def export_cuda_modules(modules: Sequence[Any], folder: Path) -> None:
     """Write ``kernels.cu`` for ``modules`` (CUDA modules, one per graph kernel, repeats allowed): their sources,
     then their launch descriptions by module name on the last line."""
     sources: list[str] = []
@@ -95,16 +100,16 @@ def read_cuda_source(path: Path) -> tuple[str, dict[str, Any]]:
     with open(path, "rb") as handle:
         raw = handle.read(MAX_SOURCE_BYTES + 1)
     if len(raw) > MAX_SOURCE_BYTES:
-        raise GraphError(f"{SOURCE} is larger than {MAX_SOURCE_BYTES} bytes")
+        raise ExportError(f"{SOURCE} is larger than {MAX_SOURCE_BYTES} bytes")
     text = raw.decode("utf-8", errors="replace")
     start = text.rfind("\n" + LAUNCH_MARKER)
     if start < 0:
-        raise GraphError(f"{SOURCE} has no launch descriptions (written by an older tcomp? export the model again)")
+        raise ExportError(f"{SOURCE} has no launch descriptions (written by an older tcomp? export the model again)")
     try:
         described = as_object(parse_json(text[start + 1 + len(LAUNCH_MARKER):], MAX_DESCRIPTION_DEPTH),
                               "the launch descriptions")
     except JSONValueError as exc:
-        raise GraphError(f"{SOURCE}: {exc}") from None
+        raise ExportError(f"{SOURCE}: {exc}") from None
     return text[: start + 1], described
 
 
@@ -114,11 +119,8 @@ def _buffer(value: Any) -> Buffer:
     return Buffer(as_str(fields["name"], "buffer name", 1000), shape, known_dtype(fields["dtype"]))
 
 
-def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Target) -> Any:
+def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Target) -> CudaArtifact:
     """The ``CudaArtifact`` a module description stands for (no loop IR: the function has an empty body)."""
-    from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
-    from tcomp.transform.bind_threads import LaunchDims
-
     params = tuple(_buffer(p) for p in value["params"])
     temporaries = tuple(_buffer(t) for t in value["temporaries"])
     buffers = params + temporaries
@@ -126,13 +128,13 @@ def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Ta
     for kernel in value["kernels"]:
         args = [int(a) for a in kernel["args"]]
         if any(not 0 <= a < len(buffers) for a in args):
-            raise GraphError(f"kernel {kernel['name']} of module {name} takes a buffer the module does not have")
+            raise ExportError(f"kernel {kernel['name']} of module {name} takes a buffer the module does not have")
         grid = tuple(const(as_int(g, "grid", 1, MAX_GRID), "int64") for g in as_list(kernel["grid"], "grid", 3))
         block = tuple(as_int(b, "block", 1, MAX_BLOCK) for b in as_list(kernel["block"], "block", 3))
         if len(grid) != 3 or len(block) != 3:
-            raise GraphError(f"kernel {kernel['name']} of module {name}: grid and block need 3 dimensions")
+            raise ExportError(f"kernel {kernel['name']} of module {name}: grid and block need 3 dimensions")
         if block[0] * block[1] * block[2] > MAX_BLOCK:
-            raise GraphError(f"kernel {kernel['name']} of module {name}: a block of {block} threads is too large")
+            raise ExportError(f"kernel {kernel['name']} of module {name}: a block of {block} threads is too large")
         launch = LaunchDims((grid[0], grid[1], grid[2]), (block[0], block[1], block[2]))
         kernels.append(KernelInfo(as_str(kernel["name"], "kernel name", 1000), tuple(buffers[a] for a in args), (),
                                   launch, as_int(kernel["shared_bytes"], "shared bytes", 0, MAX_SHARED_BYTES),
@@ -143,20 +145,26 @@ def artifact_from_json(name: str, value: dict[str, Any], source: str, target: Ta
     return CudaArtifact(func, target, source, tuple(kernels), temporaries, ())
 
 
-def load_cuda_modules(text: str, described: dict[str, Any], target: Target) -> dict[str, Any]:
-    """Compile every module of ``described`` (the launch descriptions of ``kernels.cu``) from ``text``: module
-    objects by name, on the GPU when there is one, else emulated."""
-    from tcomp.codegen.cuda.build import make_module
+def module_signature(value: Any) -> dict[str, Any]:
+    """What a module's launch description says of its parameters, in the form the graph's loader checks against
+    ``graph.json`` (a CUDA module reports no failed checks)."""
+    params = value.get("params") if isinstance(value, dict) else None
+    return {"params": [[p.get("dtype"), p.get("shape")] if isinstance(p, dict) else p
+                       for p in (params if isinstance(params, list) else [])],
+            "asserts": [], "error_slots": 1}
 
-    modules = {}
+
+def load_cuda_artifacts(text: str, described: dict[str, Any], target: Target) -> dict[str, CudaArtifact]:
+    """The artifact of every module of ``described`` (the launch descriptions of ``kernels.cu``), its source from
+    ``text``, by module name."""
+    artifacts = {}
     for name, value in described.items():
         try:
             start, end = (as_int(v, "source range") for v in as_list(value["source"], "source", 2))
             if not 0 <= start < end <= len(text):
-                raise GraphError(f"module {name}: its source range {start}:{end} is outside {SOURCE}")
-            artifact = artifact_from_json(name, value, text[start:end], target)
+                raise ExportError(f"module {name}: its source range {start}:{end} is outside {SOURCE}")
+            artifacts[name] = artifact_from_json(name, value, text[start:end], target)
         except (KeyError, TypeError, ValueError) as exc:
-            raise GraphError(f"the description of module {name} in {SOURCE} is inconsistent: "
-                             f"{type(exc).__name__}: {exc}") from None
-        modules[name] = make_module(artifact)
-    return modules
+            raise ExportError(f"the description of module {name} in {SOURCE} is inconsistent: "
+                              f"{type(exc).__name__}: {exc}") from None
+    return artifacts
