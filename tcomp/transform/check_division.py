@@ -1,6 +1,6 @@
 """Reject integer division or modulo by the constant zero.
 
-No rewrite: raises ``LoweringError`` naming the first offending expression. Run before and after simplification
+No rewrite: raises ``DivisionByZeroError`` naming the first offending expression. Run before and after simplification
 (simplification never folds a division by zero, but it can expose one, as in ``x // (n - n)``).
 """
 
