@@ -21,7 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,8 +108,7 @@ class GraphExecutor:
         """Copy ``value`` into input ``key`` (a name or an index); ``set_input(**params)`` sets several."""
         if key is not None:
             self._set_one(key, value)
-        for name, array in params.items():
-            self._set_one(name, array)
+        take_inputs(self.program.name, self.program.inputs, self._set_one, None, params)
 
     def _set_one(self, key: str | int, value: Any) -> None:
         name = self.program.inputs[key] if isinstance(key, int) else key
@@ -145,17 +144,7 @@ class GraphExecutor:
     def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
         """Run the graph. ``run(**inputs)`` / ``run()`` as TVM (results via ``get_output``); ``run([x, ...])`` or
         ``run({"x": x})`` returns the outputs as numpy arrays."""
-        if named:
-            self.set_input(**named)
-        if inputs is not None:
-            if isinstance(inputs, Mapping):
-                self.set_input(**inputs)
-            else:
-                if len(inputs) != len(self.program.inputs):
-                    raise TypeError(f"{self.program.name} takes {len(self.program.inputs)} inputs "
-                                    f"{list(self.program.inputs)}, got {len(inputs)}")
-                for index, value in enumerate(inputs):
-                    self._set_one(index, value)
+        take_inputs(self.program.name, self.program.inputs, self._set_one, inputs, named)
         self._check_runs_here()
         for call in self._calls:
             _invoke(call)
@@ -225,6 +214,24 @@ class GraphExecutor:
         """Write the compiled model to ``folder`` (see ``tcomp.graph.export``); ``tcomp.graph.load_executor`` loads
         it back without compiling."""
         export_executor(self, folder)
+
+
+def take_inputs(name: str, input_names: Sequence[str], set_one: Callable[[str | int, Any], None],
+                inputs: Sequence[Any] | Mapping[str, Any] | None, named: Mapping[str, Any]) -> None:
+    """Give ``set_one(key, value)`` the inputs of a ``run`` or ``set_input`` call of executor ``name``: those named
+    by keyword, then ``inputs``, a mapping by name or a sequence in ``input_names`` order (of the right length)."""
+    for key, value in named.items():
+        set_one(key, value)
+    if inputs is None:
+        return
+    if isinstance(inputs, Mapping):
+        for key, value in inputs.items():
+            set_one(key, value)
+        return
+    if len(inputs) != len(input_names):
+        raise TypeError(f"{name} takes {len(input_names)} inputs {list(input_names)}, got {len(inputs)}")
+    for index, value in enumerate(inputs):
+        set_one(index, value)
 
 
 def storage_view(storage: np.ndarray, t: TensorType) -> np.ndarray:

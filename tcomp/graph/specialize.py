@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tcomp.graph.executor import GraphExecutor
+from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
 
 if TYPE_CHECKING:
@@ -107,8 +107,7 @@ class SpecializingExecutor:
         """Hold ``value`` for input ``key`` (a name or an index) until the next run."""
         if key is not None:
             self._hold(key, value)
-        for name, array in params.items():
-            self._hold(name, array)
+        take_inputs(self.name, self.input_names, self._hold, None, params)
 
     def _hold(self, key: str | int, value: Any) -> None:
         name = self.input_names[key] if isinstance(key, int) else key
@@ -126,17 +125,7 @@ class SpecializingExecutor:
     # ------------------------------------------------------------------------------------------------------ running
     def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
         """As ``GraphExecutor.run``: compiles first when no specialization matches the inputs."""
-        if named:
-            self.set_input(**named)
-        if inputs is not None:
-            if isinstance(inputs, Mapping):
-                self.set_input(**inputs)
-            else:
-                if len(inputs) != len(self._decls):
-                    raise TypeError(f"{self.name} takes {len(self._decls)} inputs {list(self.input_names)}, "
-                                    f"got {len(inputs)}")
-                for index, value in enumerate(inputs):
-                    self._hold(index, value)
+        take_inputs(self.name, self.input_names, self._hold, inputs, named)
         missing = [n for n in self._decls if n not in self._pending]
         if missing:
             raise ValueError(f"{self.name}: inputs {missing} are not set")

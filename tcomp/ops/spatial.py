@@ -66,6 +66,24 @@ def _window(position: Sequence[Any], taps: Sequence[Any], kernel: Sequence[int],
     return indices, te.all(*conditions) if conditions else None
 
 
+class _Conv:
+    """The checked arguments of a (transposed) convolution: spatial rank, input sizes, kernel, strides,
+    dilations, pads and the channel counts."""
+
+    def __init__(self, op: str, data: Tensor, weight: Tensor, strides: Sequence[int], pads: Sequence[int],
+                 dilations: Sequence[int]) -> None:
+        check_tensor(op, "data", data)
+        check_tensor(op, "weight", weight, data.ndim)
+        self.rank = rank = data.ndim - 2
+        self.sizes = tuple(static_dim(op, "data", data, 2 + i) for i in range(rank))
+        self.kernel = tuple(static_dim(op, "weight", weight, 2 + i) for i in range(rank))
+        self.strides = _spatial(op, data, rank, strides, "strides", 1)
+        self.dilations = _spatial(op, data, rank, dilations, "dilations", 1)
+        self.pads = _spatial(op, data, 2 * rank, pads, "pads", 0)
+        self.channels = static_dim(op, "data", data, 1)
+        self.weight_channels = (static_dim(op, "weight", weight, 0), static_dim(op, "weight", weight, 1))
+
+
 def conv_nd(data: Tensor, weight: Tensor, strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
             groups: int = 1, name: str = "conv_nd") -> Tensor:
     """Grouped convolution: ``data[N, C, *S]``, ``weight[O, C // groups, *K]`` -> ``out[N, O, *Y]`` with
@@ -76,16 +94,10 @@ def conv_nd(data: Tensor, weight: Tensor, strides: Sequence[int], pads: Sequence
 
     terms reading outside ``data`` being zero."""
     op = "conv_nd"
-    check_tensor(op, "data", data)
-    check_tensor(op, "weight", weight, data.ndim)
-    rank = data.ndim - 2
-    sizes = tuple(static_dim(op, "data", data, 2 + i) for i in range(rank))
-    kernel = tuple(static_dim(op, "weight", weight, 2 + i) for i in range(rank))
-    strides = _spatial(op, data, rank, strides, "strides", 1)
-    dilations = _spatial(op, data, rank, dilations, "dilations", 1)
-    pads = _spatial(op, data, 2 * rank, pads, "pads", 0)
-    channels, out_channels = static_dim(op, "data", data, 1), static_dim(op, "weight", weight, 0)
-    group_in = static_dim(op, "weight", weight, 1)
+    conv = _Conv(op, data, weight, strides, pads, dilations)
+    rank, sizes, kernel = conv.rank, conv.sizes, conv.kernel
+    strides, dilations, pads = conv.strides, conv.dilations, conv.pads
+    channels, (out_channels, group_in) = conv.channels, conv.weight_channels
     if groups <= 0 or channels % groups or out_channels % groups or group_in * groups != channels:
         raise OpError(f"{op}: weight {tuple(weight.shape)} does not fit {channels} input channels in {groups} groups")
     out = [conv_output_size(s, k, st, pads[i] + pads[rank + i], d)
@@ -117,19 +129,14 @@ def conv_transpose_nd(data: Tensor, weight: Tensor, strides: Sequence[int], pads
 
     over the taps where ``y + pads_begin = x * strides + k * dilations`` for an integer ``x`` inside ``data``."""
     op = "conv_transpose_nd"
-    check_tensor(op, "data", data)
-    check_tensor(op, "weight", weight, data.ndim)
-    rank = data.ndim - 2
-    sizes = tuple(static_dim(op, "data", data, 2 + i) for i in range(rank))
-    kernel = tuple(static_dim(op, "weight", weight, 2 + i) for i in range(rank))
-    strides = _spatial(op, data, rank, strides, "strides", 1)
-    dilations = _spatial(op, data, rank, dilations, "dilations", 1)
+    conv = _Conv(op, data, weight, strides, pads, dilations)
+    rank, sizes, kernel = conv.rank, conv.sizes, conv.kernel
+    strides, dilations, pads = conv.strides, conv.dilations, conv.pads
     output_padding = _spatial(op, data, rank, output_padding, "output_padding", 0)
-    pads = _spatial(op, data, 2 * rank, pads, "pads", 0)
-    channels = static_dim(op, "data", data, 1)
-    if groups <= 0 or channels % groups or static_dim(op, "weight", weight, 0) != channels:
+    channels = conv.channels
+    if groups <= 0 or channels % groups or conv.weight_channels[0] != channels:
         raise OpError(f"{op}: weight {tuple(weight.shape)} does not fit {channels} input channels in {groups} groups")
-    group_in, group_out = channels // groups, static_dim(op, "weight", weight, 1)
+    group_in, group_out = channels // groups, conv.weight_channels[1]
     out = [conv_transpose_output_size(sizes[i], kernel[i], strides[i], pads[i] + pads[rank + i], dilations[i],
                                       output_padding[i]) for i in range(rank)]
     if min(out) <= 0:

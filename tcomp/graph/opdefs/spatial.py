@@ -35,14 +35,20 @@ def _rank(ctx: InferContext, x: TensorType) -> int:
     return x.ndim - 2
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-def _infer_conv_nd(ctx: InferContext) -> list[TensorType]:
+def _conv_types(ctx: InferContext) -> tuple[TensorType, TensorType, int]:
+    """The data and weight types of a (transposed) convolution, checked, and the spatial rank."""
     x, w = ctx.type(0), ctx.type(1)
     require_float(ctx, x)
     same_dtype(ctx, [x, w])
     rank = _rank(ctx, x)
     if w.ndim != x.ndim:
         raise ctx.error(f"weight {w} does not match the data {x}")
+    return x, w, rank
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+def _infer_conv_nd(ctx: InferContext) -> list[TensorType]:
+    x, w, rank = _conv_types(ctx)
     strides, pads, dilations = _spatial_attrs(ctx, rank)
     groups = int_attr(ctx, "groups", 1)
     if groups <= 0 or x.shape[1] % groups or w.shape[0] % groups or w.shape[1] * groups != x.shape[1]:
@@ -64,12 +70,7 @@ register_op("conv_nd", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv_nd, _lower_co
 
 # ---------------------------------------------------------------------------------------------------------------------
 def _infer_conv_transpose(ctx: InferContext) -> list[TensorType]:
-    x, w = ctx.type(0), ctx.type(1)
-    require_float(ctx, x)
-    same_dtype(ctx, [x, w])
-    rank = _rank(ctx, x)
-    if w.ndim != x.ndim:
-        raise ctx.error(f"weight {w} does not match the data {x}")
+    x, w, rank = _conv_types(ctx)
     strides, pads, dilations = _spatial_attrs(ctx, rank)
     output_padding = ints_attr(ctx, "output_padding", rank)
     groups = int_attr(ctx, "groups", 1)
