@@ -188,11 +188,11 @@ class SpecializingExecutor:
     def num_kernels(self) -> int:
         return self._current().num_kernels
 
-    def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1) -> list[float]:
-        """Runs once on the inputs set (compiling if needed), then ``GraphExecutor.benchmark`` of that
-        specialization."""
+    def benchmark(self, repeat: int = 10, number: int = 1, warmup: int = 1, **options: Any) -> list[float]:
+        """Runs once on the inputs set (compiling if needed), then the ``benchmark`` of that specialization (with
+        its own ``options``, such as a GPU executor's ``cuda_graph``)."""
         self.run()
-        return self._current().benchmark(repeat, number, warmup)
+        return self._current().benchmark(repeat, number, warmup, **options)
 
     def profile(self, repeat: int = 10) -> list[tuple[str, str, float]]:
         self.run()
