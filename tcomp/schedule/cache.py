@@ -111,7 +111,6 @@ def cache_read(schedule: Schedule, tensor: Tensor, scope: str, readers: Any) -> 
     position = schedule.stages.index(producer) + 1
     new_stage = schedule.insert_stage(cache_op, position)
     new_stage.scope = scope
-    schedule.record("cache_read", producer, (scope, [s.name for s in reader_stages]))
     return cache
 
 
@@ -143,7 +142,6 @@ def cache_write(schedule: Schedule, tensor: Tensor, scope: str) -> Tensor:
     stage.iter_attrs = {iv: attr for iv, attr in stage.iter_attrs.items() if iv in stage.root_iter_vars}
     new_stage = schedule.insert_stage(cache_op, schedule.stages.index(stage))
     new_stage.scope = scope
-    schedule.record("cache_write", stage, (scope,))
     return cache
 
 
@@ -215,7 +213,6 @@ def rfactor(schedule: Schedule, tensor: Tensor, axis: IterVar, factor_axis: int 
     replace_op(schedule, stage, final_op)
     restart_stage(stage, tuple(final_op.axis) + (k_final,))
     schedule.insert_stage(rf_op, schedule.stages.index(stage))
-    schedule.record("rfactor", stage, (axis.var.name, factor_axis))
     return rf
 
 

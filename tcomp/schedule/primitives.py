@@ -1,4 +1,4 @@
-"""Schedule primitives on a stage. Each checks its arguments and legality, records a step and updates the stage.
+"""Schedule primitives on a stage. Each checks its arguments and legality, then updates the stage.
 
 Rewrite rules (``E`` is the extent of the axis being rewritten):
 - ``split(x, factor=f)``: ``x -> (x.outer in [0, ceil(E/f)), x.inner in [0, f))`` with ``x = x.outer * f + x.inner``;
@@ -22,10 +22,6 @@ from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
 if TYPE_CHECKING:
     from tcomp.schedule.stage import Stage
-
-
-def _record(stage: Stage, primitive: str, *args: Any) -> None:
-    stage.schedule.record(primitive, stage, args)
 
 
 def _positive_int(stage: Stage, primitive: str, axis: IterVar, name: str, value: Any) -> Expr:
@@ -59,7 +55,6 @@ class StagePrimitives:
         stage.relations.append(Split(axis, outer, inner, factor_expr, nparts_expr))
         stage.all_iter_vars.extend((outer, inner))
         stage.leaf_iter_vars[index : index + 1] = [outer, inner]
-        _record(stage, "split", axis.var.name, factor, nparts)
         return outer, inner
 
     def fuse(self: Any, *axes: IterVar) -> IterVar:
@@ -98,7 +93,6 @@ class StagePrimitives:
             pos = stage.leaf_index(fused, "fuse")
             stage.leaf_iter_vars[pos : pos + 2] = [new]
             fused = new
-        _record(stage, "fuse", *[a.var.name for a in axes])
         return fused
 
     def reorder(self: Any, *axes: IterVar) -> None:
@@ -112,7 +106,6 @@ class StagePrimitives:
             raise schedule_error(stage, "reorder", dup, "is listed more than once")
         for position, axis in zip(sorted(positions), axes):
             stage.leaf_iter_vars[position] = axis
-        _record(stage, "reorder", *[a.var.name for a in axes])
 
     def tile(
         self: Any, x_parent: IterVar, y_parent: IterVar, x_factor: Any, y_factor: Any
@@ -144,15 +137,12 @@ class StagePrimitives:
 
     def vectorize(self: Any, axis: IterVar) -> None:
         self._annotate(axis, ForKind.VECTORIZED, "vectorize")
-        _record(self, "vectorize", axis.var.name)
 
     def unroll(self: Any, axis: IterVar) -> None:
         self._annotate(axis, ForKind.UNROLLED, "unroll")
-        _record(self, "unroll", axis.var.name)
 
     def parallel(self: Any, axis: IterVar) -> None:
         self._annotate(axis, ForKind.PARALLEL, "parallel")
-        _record(self, "parallel", axis.var.name)
 
     def bind(self: Any, axis: IterVar, thread: IterVar) -> None:
         """Run the iterations of ``axis`` on the GPU threads ``thread`` (a ``te.thread_axis``). A reduction axis may
@@ -176,7 +166,6 @@ class StagePrimitives:
             raise schedule_error(stage, "bind", axis, "another reduction axis is already bound to a thread")
         self._annotate(axis, ForKind.THREAD_BINDING, "bind", cross_thread)
         stage.attr(axis).bind_thread = thread
-        _record(stage, "bind", axis.var.name, thread.thread_tag)
 
     def pragma(self: Any, axis: IterVar, key: str, value: Any = True) -> None:
         stage: Stage = self
@@ -184,7 +173,6 @@ class StagePrimitives:
         if not isinstance(key, str) or not key:
             raise schedule_error(stage, "pragma", axis, f"pragma key must be a non-empty string, got {key!r}")
         stage.attr(axis).pragmas.append((key, value))
-        _record(stage, "pragma", axis.var.name, key, value)
 
     def tensorize(self: Any, axis: IterVar, intrin: Any) -> None:
         """Replace the loop nest from ``axis`` inward by the tensor intrinsic ``intrin`` (checked when lowering:
@@ -200,7 +188,6 @@ class StagePrimitives:
             if attr.tensor_intrin is not None and other is not axis:
                 raise schedule_error(stage, "tensorize", axis, f"axis {other.var.name} is already tensorized")
         stage.attr(axis).tensor_intrin = intrin
-        _record(stage, "tensorize", axis.var.name, intrin.name)
 
     def storage_align(self: Any, axis: IterVar, factor: int, offset: int) -> None:
         """Pad the stride of ``axis``'s dimension of this stage's buffer to ``k * factor + offset`` elements (to
@@ -218,7 +205,6 @@ class StagePrimitives:
                 stage, "storage_align", axis, f"needs factor > 0 and 0 <= offset < factor, got {factor}, {offset}"
             )
         stage.storage_aligns.append((dims[0], factor, offset))
-        _record(stage, "storage_align", axis.var.name, factor, offset)
 
     def double_buffer(self: Any) -> None:
         """Keep two copies of this stage's storage where it is computed at a loop (a GPU kernel's shared-memory
@@ -228,7 +214,6 @@ class StagePrimitives:
         stage: Stage = self
         _check_schedulable(stage, "double_buffer")
         stage.double_buffered = True
-        _record(stage, "double_buffer")
 
     # -- placement ---------------------------------------------------------------------------------------------------
     def compute_inline(self: Any) -> None:
@@ -249,7 +234,6 @@ class StagePrimitives:
         stage.attach_type = AttachType.INLINE
         stage.attach_stage = None
         stage.attach_ivar = None
-        _record(stage, "compute_inline")
 
     def compute_root(self: Any) -> None:
         stage: Stage = self
@@ -257,7 +241,6 @@ class StagePrimitives:
         stage.attach_type = AttachType.ROOT
         stage.attach_stage = None
         stage.attach_ivar = None
-        _record(stage, "compute_root")
 
     def compute_at(self: Any, parent: Stage, axis: IterVar) -> None:
         stage: Stage = self
@@ -297,7 +280,6 @@ class StagePrimitives:
         stage.attach_type = AttachType.SCOPE
         stage.attach_stage = parent
         stage.attach_ivar = axis
-        _record(stage, "compute_at", parent.name, axis.var.name)
 
 
 def _check_schedulable(stage: Stage, primitive: str) -> None:

@@ -1,33 +1,17 @@
-"""``Schedule``: one stage per operation, in producer-before-consumer order, and the log of primitive steps."""
+"""``Schedule``: one stage per operation, in producer-before-consumer order.
+
+A schedule is its stages' state (relations between axes, annotations, attachments), which primitives change in
+place after checking them and lowering reads. It keeps no log of the primitive calls: what reproduces a schedule is
+the code that made it, and for a tuned one its template and config, which tuning records hold as data.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from tcomp.schedule.relation import AttachType, ScheduleError
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import Operation, ScanOp, Tensor
-
-
-@dataclass(frozen=True)
-class Step:
-    """One recorded primitive call: ``primitive`` on stage ``stage`` with JSON-friendly ``args``
-    (axes by name, stages by name)."""
-
-    primitive: str
-    stage: str
-    args: tuple[Any, ...]
-
-    def to_json(self) -> list[Any]:
-        return [self.primitive, self.stage, list(self.args)]
-
-    @staticmethod
-    def from_json(value: list[Any]) -> Step:
-        primitive, stage, args = value
-        return Step(str(primitive), str(stage), tuple(args))
 
 
 def _topological_ops(outputs: list[Operation]) -> list[Operation]:
@@ -57,7 +41,6 @@ class Schedule:
         self.outputs = outputs
         self.stages: list[Stage] = []
         self.stage_map: dict[Operation, Stage] = {}
-        self.steps: list[Step] = []
         self.tensor_alias: dict[Tensor, Tensor] = {}
         for op in _topological_ops(outputs):
             self._add_stage(op)
@@ -130,12 +113,6 @@ class Schedule:
                 elif other not in result:
                     result.append(other)
         return result
-
-    def record(self, primitive: str, stage: Stage, args: Iterable[Any]) -> None:
-        self.steps.append(Step(primitive, stage.name, tuple(args)))
-
-    def steps_json(self) -> str:
-        return json.dumps([s.to_json() for s in self.steps])
 
     def __repr__(self) -> str:
         return "Schedule(" + ", ".join(repr(s) for s in self.stages) + ")"

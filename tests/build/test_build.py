@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,6 @@ import tcomp
 from tcomp import te
 from tcomp.backend import build_cache
 from tcomp.runtime import KernelError
-from tcomp.schedule import Step
 from tcomp.transform.check_division import DivisionByZeroError
 
 
@@ -114,18 +111,6 @@ def test_missing_input_argument():
     A, B, C = vector_add()
     with pytest.raises(ValueError, match=r"input B is read but not in the argument list"):
         tcomp.lower(tcomp.create_schedule(C), [A, C])
-
-
-def test_steps_json_round_trip():
-    A, B, C = vector_add()
-    s = tcomp.create_schedule(C)
-    xo, xi = s[C].split(C.op.axis[0], factor=8)
-    s[C].vectorize(xi)
-    s[C].parallel(xo)
-    text = s.steps_json()
-    steps = [Step.from_json(item) for item in json.loads(text)]
-    assert steps == s.steps
-    assert [st.primitive for st in steps] == ["split", "vectorize", "parallel"]
 
 
 def test_source_stages_are_printable():

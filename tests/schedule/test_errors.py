@@ -286,12 +286,21 @@ def test_pragma_bad_key():
 
 
 def test_errors_leave_schedule_usable():
-    """A rejected primitive changes nothing: the schedule still lowers and the steps log is unchanged."""
+    """A rejected primitive changes nothing: the stage keeps its axes, relations and annotations, and the schedule
+    still lowers."""
     A, B, C = matmul()
     s = tcomp.create_schedule(C)
     io, ii = s[C].split(C.op.axis[0], factor=4)
-    steps = list(s.steps)
+    s[C].vectorize(ii)
+    stage = s[C]
+
+    def state() -> tuple[object, ...]:
+        return list(stage.leaf_iter_vars), list(stage.relations), {iv: a.kind for iv, a in stage.iter_attrs.items()}
+
+    before = state()
     with pytest.raises(ScheduleError):
         s[C].fuse(io, C.op.axis[1])
-    assert s.steps == steps
+    with pytest.raises(ScheduleError):
+        s[C].parallel(C.op.reduce_axis[0])
+    assert state() == before
     assert "i.outer" in str(tcomp.lower(s, [A, B, C]))

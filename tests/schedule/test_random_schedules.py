@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import tcomp
 from tcomp import ops, te
+from tcomp.backend.common import schedule_text
 from tcomp.ir.expr import IterKind, IterVar, const_int_value
 from tcomp.ops import testing as reference
 from tcomp.schedule.relation import Split
@@ -131,7 +132,7 @@ def random_annotations(data: st.DataObject, stage: Stage) -> None:
 
 
 def _describe(s: tcomp.schedule.Schedule, args: list[te.Tensor]) -> None:
-    note(f"steps: {s.steps_json()}")
+    note(schedule_text(s))
     note(str(tcomp.lower(s, args)))
 
 
