@@ -97,15 +97,19 @@ def schedule_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
     tile_conv2d_nchw(s, conv, knobs)
 
 
-def tile_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs) -> None:
+def tile_conv2d_nchw(s: Schedule, conv: Tensor, knobs: Conv2dKnobs, out: Tensor | None = None) -> None:
     """The tiling of ``schedule_conv2d_nchw`` alone (shared tiles, thread binding, register accumulation), for a
-    convolution whose producers were already inlined or are inputs; ``conv`` may be an intermediate of a group."""
+    convolution whose producers were already inlined or are inputs; ``conv`` may be an intermediate of a group.
+    With ``out`` (an elementwise function of ``conv`` at the same indices, ``epilogue.same_index_epilogue``): the
+    convolution stays in registers and ``out``'s tiles are the ones computed, bias and activation included."""
     padded, kernel = conv.op.input_tensors()  # the padded input (a stage, inlined into its copy) or data itself
     local = s.cache_write(conv, "local")
+    if out is not None:
+        s[conv].compute_inline()
     data_shared = s.cache_read(padded, "shared", [local])
     kernel_shared = s.cache_read(kernel, "shared", [local])
     tz, ty, tx = knobs.threads
-    stage = s[conv]
+    stage = s[out] if out is not None else s[conv]
     n, f, y, x = stage.op.axis
     fb, fi = stage.split(f, factor=knobs.tile_f)
     ft, fi = stage.split(fi, nparts=tz)

@@ -6,11 +6,14 @@ The graph compiler calls it for ``target="cuda"`` with the outputs of a fused gr
    GEMM tile kernel reads, which stays a kernel of its own).
 2. Anchors get their CUDA schedules, picked by ``op.attrs["op_kind"]``: matrix products and convolutions that
    ``gemm_dispatch`` plans for the GEMM tile kernel (tensor cores in the target's precision; float32 matmuls
-   the shared-memory schedule cannot tile), a softmax output over the last axis
-   (``schedule_softmax``), a 2-D ``matmul`` reading two placeholders (``schedule_matmul``, knobs sized to the shape),
-   a ``conv2d_nchw`` with ``groups=1`` reading a placeholder (or its padding) and a placeholder kernel
-   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape by ``conv_knobs``). An anchor that is not an
-   output of the group writes a global intermediate; its elementwise epilogue (bias, activation) is a second kernel.
+   the shared-memory schedule cannot tile), a softmax output over the last axis (``schedule_softmax``), any other
+   ``matmul`` or ``batch_matmul`` of at least 8 rows (``gemm_schedule``: operands read through the group's
+   reshapes and transposes, an elementwise epilogue in the same kernel), a ``conv2d_nchw`` with ``groups=1``
+   (``schedule_conv2d_nchw``'s tiling, knobs sized to the shape and the target by ``conv_knobs``) or a depthwise
+   convolution (``depthwise``), each reading a placeholder (or its padding) and a placeholder kernel, with its
+   elementwise epilogue (bias, batch norm, activation, residual) in the same kernel when the group's output reads
+   it at its own indices (``epilogue``). Otherwise an anchor that is not an output of the group writes a global
+   intermediate and its epilogue is a second kernel.
 3. Every other root stage gets a generic schedule: a reduction whose reduced axes are innermost reduces across the
    threads of a block (``schedule_reduce_stage_cross_thread``), any other reduction one output per thread; an
    elementwise stage has its axes fused and bound to ``blockIdx.x`` / ``threadIdx.x``.
@@ -26,6 +29,8 @@ from dataclasses import replace
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.cuda.common import bind_blocks_threads
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, tile_conv2d_nchw
+from tcomp.ops.cuda.depthwise import depthwise_knobs, schedule_depthwise_conv2d_nchw
+from tcomp.ops.cuda.epilogue import same_index_epilogue
 from tcomp.ops.cuda.gemm_dispatch import conv_plan, matmul_plan
 from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile, schedule_matmul_tile
 from tcomp.ops.cuda.gemm_schedule import MIN_ROWS, element_bytes, epilogue_of, gemm_knobs, gemm_problem, schedule_gemm
@@ -121,6 +126,7 @@ def _matmul_knobs(m: int, n: int, k: int, target: Target | None) -> MatmulKnobs 
 
 
 def _conv_inputs(op: ComputeOp) -> tuple[Tensor, Tensor] | None:
+    """The (padded) data and the weights of a convolution (one group, or depthwise) reading inputs of the group."""
     inputs = op.input_tensors()
     if len(inputs) != 2 or op.attrs.get("groups", 1) != 1:
         return None
@@ -132,6 +138,8 @@ def _conv_inputs(op: ComputeOp) -> tuple[Tensor, Tensor] | None:
             return None
     if any(_extent(d) is None for d in op.output(0).shape):
         return None
+    if _extent(op.output(0).shape[2]) == _extent(op.output(0).shape[3]) == 1:
+        return None  # one pixel (a squeeze-and-excitation layer): a reduction per output, spread across threads
     return data, kernel
 
 
@@ -208,12 +216,17 @@ def conv_knobs(conv: Tensor, target: Target | None = None) -> Conv2dKnobs:
     return first_fitting(candidates(), geometry.resources, target, f"conv2d {conv.name}")
 
 
-def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor, target: Target | None) -> None:
-    """``schedule_conv2d_nchw``'s tiling for a convolution that may be an intermediate of the group."""
-    knobs = conv_knobs(conv, target)
+def _schedule_conv(s: Schedule, conv: Tensor, padded: Tensor, kernel: Tensor, target: Target | None) -> list[Stage]:
+    """``schedule_conv2d_nchw``'s tiling (or the depthwise one) for a convolution that may be an intermediate of
+    the group, with its elementwise epilogue in the same kernel when it has one; the stages scheduled."""
+    out = same_index_epilogue(s, conv)
     if not _placeholder(padded):
         s[padded].compute_inline()
-    tile_conv2d_nchw(s, conv, knobs)
+    if op_kind(conv.op) is OpKind.DEPTHWISE_CONV2D_NCHW:
+        schedule_depthwise_conv2d_nchw(s, conv, depthwise_knobs(conv, target), out)
+    else:
+        tile_conv2d_nchw(s, conv, conv_knobs(conv, target), out)
+    return [s[t] for t in (conv, padded, out) if t is not None and not _placeholder(t)]
 
 
 def _softmax_ok(s: Schedule, stage: Stage) -> bool:
@@ -288,11 +301,10 @@ def _schedule_anchors(s: Schedule, target: Target | None = None) -> set[Stage]:
             schedule_softmax(op.output(0), thread_count(REDUCE_THREADS, target), s)
         elif kind in (OpKind.MATMUL, OpKind.BATCH_MATMUL):
             done.update(_schedule_product(s, op, target))
-        elif kind is OpKind.CONV2D_NCHW:
+        elif kind in (OpKind.CONV2D_NCHW, OpKind.DEPTHWISE_CONV2D_NCHW):
             inputs = _conv_inputs(op)
             if inputs is not None:
-                done.update(s[t] for t in (op.output(0), inputs[0]) if not _placeholder(t))
-                _schedule_conv(s, op.output(0), *inputs, target)
+                done.update(_schedule_conv(s, op.output(0), *inputs, target))
     return done
 
 

@@ -29,13 +29,12 @@ from typing import TypeVar
 from tcomp import te
 from tcomp.arith import simplify
 from tcomp.ir import dtype as dt
-from tcomp.ir.expr import Expr, ProducerLoad, Var, const, const_int_value
-from tcomp.ir.functor import post_order_visit, substitute
-from tcomp.ir.structural import structural_equal
+from tcomp.ir.expr import Expr, Var, const, const_int_value
+from tcomp.ir.functor import substitute
 from tcomp.ops.cuda.common import cooperative_fetch
+from tcomp.ops.cuda.epilogue import depends_on, equal_under, reads_of, sole_output_reader
 from tcomp.ops.cuda.limits import first_fitting
 from tcomp.ops.cuda.matmul import MatmulKnobs
-from tcomp.schedule.relation import AttachType
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target
@@ -64,74 +63,34 @@ def _split_axes(axes: list[T], row: int) -> tuple[list[T], T, T]:
     return [a for i, a in enumerate(axes[:-1]) if i != row], axes[row], axes[-1]
 
 
-def _inlined(s: Schedule, tensor: Tensor) -> bool:
-    return s[tensor].attach_type is AttachType.INLINE if tensor.op in {st.op for st in s.stages} else False
-
-
-def _reads(s: Schedule, expr: Expr, target: Tensor) -> list[tuple[Expr, ...]]:
-    """The indices at which ``expr`` reads ``target``, looking through inlined stages (substituting their axes)."""
-    found: list[tuple[Expr, ...]] = []
-
-    def visit(node: object) -> None:
-        if not isinstance(node, ProducerLoad):
-            return
-        tensor = node.producer
-        if tensor.op is target.op:
-            found.append(tuple(node.indices))
-            return
-        op = tensor.op
-        if isinstance(op, ComputeOp) and not op.is_reduction and _inlined(s, tensor):
-            mapping = {axis.var: index for axis, index in zip(op.axis, node.indices)}
-            found.extend(_reads(s, substitute(op.body[tensor.value_index], mapping), target))
-
-    post_order_visit(expr, visit)
-    return found
-
-
-def _depends(expr: Expr, var: Var) -> bool:
-    found = False
-
-    def visit(node: object) -> None:
-        nonlocal found
-        found = found or node is var
-
-    post_order_visit(expr, visit)
-    return found
-
-
 def _reads_tile_for_tile(indices: tuple[Expr, ...], row: Var, column: Var, bounds: dict[Var, tuple[int, int]],
                          c_rank: int) -> bool:
     """Whether ``indices`` (into ``C``, of rank ``c_rank``) are ``(f(lead), row, column)`` (or ``(f(lead) + row,
     column)`` for a 2-D ``C``), ``f`` free of ``row`` and ``column``."""
     simple = [simplify(i, bounds) for i in indices]
-    if not structural_equal(simple[-1], column):
+    if not equal_under(simple[-1], column, bounds):
         return False
     if c_rank == 2:
         first = simple[0]
         at_zero = simplify(substitute(first, {row: const(0, row.dtype)}), bounds)
-        if _depends(at_zero, column) or _depends(at_zero, row):
+        if depends_on(at_zero, column) or depends_on(at_zero, row):
             return False
         return const_int_value(simplify(first - at_zero - row, bounds)) == 0
-    if not structural_equal(simple[-2], row):
+    if not equal_under(simple[-2], row, bounds):
         return False
-    return not any(_depends(i, row) or _depends(i, column) for i in simple[:-2])
+    return not any(depends_on(i, row) or depends_on(i, column) for i in simple[:-2])
 
 
 def epilogue_of(s: Schedule, C: Tensor) -> Tensor | None:
     """The elementwise output computed with ``C`` in one kernel, or ``None`` (module docstring)."""
-    readers = s.readers(s[C])
-    if len(readers) != 1 or s[C].is_output:
+    out = sole_output_reader(s, C)
+    if out is None or len(out.shape) < 2:
         return None
-    out_stage = readers[0]
-    op = out_stage.op
-    if not (isinstance(op, ComputeOp) and out_stage.is_output and not op.is_reduction and op.num_outputs == 1):
-        return None
-    out = op.output(0)
-    if len(out.shape) < 2 or any(const_int_value(d) is None for d in out.shape):
-        return None
+    op = out.op
+    assert isinstance(op, ComputeOp)
     _, row, column = _split_axes([axis.var for axis in op.axis], row_axis(out))
     bounds = {axis.var: (0, int(const_int_value(axis.dom.extent) or 1) - 1) for axis in op.axis}
-    reads = _reads(s, op.body[0], C)
+    reads = reads_of(s, op.body[0], C)
     if not reads or not all(_reads_tile_for_tile(r, row, column, bounds, len(C.shape)) for r in reads):
         return None
     return out
