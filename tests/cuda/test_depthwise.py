@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tcomp import ops, te
-from tcomp.codegen.cuda import CudaRuntime, build_cuda
+from tcomp.backend.cuda import CudaRuntime
+from tcomp.backend.cuda.build import build_cuda
 from tcomp.ops.cuda.depthwise import depthwise_knobs, depthwise_resources
 from tcomp.ops.cuda.dispatch import schedule_cuda
 from tcomp.target import Target
