@@ -10,13 +10,13 @@
 #
 #     sh bench/gpu_check.sh
 #
-# Time limits and sizes (environment variables): TESTS_LIMIT=120 MODELS_LIMIT=240 MODEL_TIMEOUT=200 WORKERS=8
+# Time limits and sizes (environment variables): TESTS_LIMIT=150 MODELS_LIMIT=240 MODEL_TIMEOUT=200 WORKERS=8
 # MODELS (default: all of bench/gpu_models.py) MATMUL_LIMIT=100 MATMUL_PRECISIONS=fp32,fp16 TRIALS=48 BUDGET=30
 # (tuning seconds per precision) SIZE=4096.
 set -u
 OUT=${OUT:-gpu_logs}
 mkdir -p "$OUT"
-TESTS_LIMIT=${TESTS_LIMIT:-120}
+TESTS_LIMIT=${TESTS_LIMIT:-150}
 MODELS_LIMIT=${MODELS_LIMIT:-240}
 MODEL_TIMEOUT=${MODEL_TIMEOUT:-200}
 WORKERS=${WORKERS:-8}
@@ -55,10 +55,8 @@ main() {
     per_test=""  # a test that hangs fails alone (pytest-timeout), the others still report
     python3 -c "import pytest_timeout" 2>/dev/null && per_test="--timeout=60"
     part "tests on the GPU" "$TESTS_LIMIT" "$OUT/tests.txt" \
-        python3 -m pytest -q -rfE -n 8 -p no:cacheprovider -W ignore $per_test tests/cuda/test_gpu.py tests/cuda/test_gemm_tile.py \
-        tests/cuda/test_gemm_schedule.py tests/cuda/test_depthwise.py tests/cuda/test_fallbacks.py \
-        tests/cuda/test_templates.py tests/cuda/test_tuning.py tests/graph/test_cuda_target.py \
-        tests/graph/test_hf_models_cuda.py
+        python3 -m pytest -q -rfE -n 12 -p no:cacheprovider -W ignore $per_test tests/cuda \
+        tests/graph/test_cuda_target.py tests/graph/test_cuda_precision.py tests/graph/test_hf_models_cuda.py
 
     part "models against PyTorch" "$MODELS_LIMIT" "$OUT/models.txt" \
         env OMP_NUM_THREADS=2 python3 bench/gpu.py --skip-matmul --workers "$WORKERS" --model-timeout "$MODEL_TIMEOUT" \
