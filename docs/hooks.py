@@ -93,11 +93,11 @@ def reference_pages() -> dict[str, str]:
 
 
 def cli_page() -> str:
-    from tcomp.cli import COMMANDS, build_parser
+    from tcomp.cli import COMMAND_MODULES, build_parser
 
     parser = build_parser()
     out = ["# Command line", "", "Every command of `tcomp`, as `--help` prints it.", ""]
-    sections = [("tcomp", [])] + [(f"tcomp {name}", [name]) for name, _, _ in COMMANDS]
+    sections = [("tcomp", [])] + [(f"tcomp {name}", [name]) for name, _, _ in COMMAND_MODULES]
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
     try:

@@ -8,23 +8,29 @@ import ``tcomp.cli``: it sits on top of ``tcomp.autotune`` and ``tcomp.graph`` a
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from types import ModuleType
 
 import tcomp
-from tcomp.cli import compile as compile_command
-from tcomp.cli import demo, pick, run, target, tune
 from tcomp.cli.arguments import HelpFormatter
 
-# (name, module, one-line help), in the order ``tcomp --help`` lists them
-COMMANDS: tuple[tuple[str, ModuleType, str], ...] = (
-    ("demo", demo, "tune a matmul and compile and run a model, compared with numpy/onnxruntime"),
-    ("target", target, "show how a target string is understood on this machine"),
-    ("tune", tune, "autotune operators (templates) or a model's operators and log the measurements"),
-    ("pick", pick, "keep the best tuning record of each task"),
-    ("compile", compile_command, "compile an ONNX model to a folder (native code, graph, params)"),
-    ("run", run, "run a compiled model folder, timing and profiling it"),
+# (name, module, one-line help), in the order ``tcomp --help`` lists them; the modules load when the parser is
+# built, inside ``main``'s answer to Ctrl-C (they import numpy, llvmlite and the compiler)
+COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
+    ("demo", "demo", "tune a matmul and compile and run a model, compared with numpy/onnxruntime"),
+    ("target", "target", "show how a target string is understood on this machine"),
+    ("tune", "tune", "autotune operators (templates) or a model's operators and log the measurements"),
+    ("pick", "pick", "keep the best tuning record of each task"),
+    ("compile", "compile", "compile an ONNX model to a folder (native code, graph, params)"),
+    ("run", "run", "run a compiled model folder, timing and profiling it"),
 )
+
+
+def commands() -> list[tuple[str, ModuleType, str]]:
+    """Each command's name, module and one-line help."""
+    return [(name, importlib.import_module(f"tcomp.cli.{module}"), summary)
+            for name, module, summary in COMMAND_MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"tcomp {tcomp.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, module, summary in COMMANDS:
+    for name, module, summary in commands():
         command = sub.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(command)
         command.set_defaults(func=module.run)

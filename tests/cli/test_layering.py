@@ -34,10 +34,10 @@ def test_no_library_module_imports_the_cli() -> None:
 
 
 def test_every_command_is_a_module_with_arguments_and_run() -> None:
-    from tcomp.cli import COMMANDS, build_parser
+    from tcomp.cli import build_parser, commands
 
-    names = [name for name, _, _ in COMMANDS]
+    names = [name for name, _, _ in commands()]
     assert {"demo", "target", "tune", "pick", "compile", "run"} <= set(names)
-    for _, module, _ in COMMANDS:
+    for _, module, _ in commands():
         assert callable(module.add_arguments) and callable(module.run)
     build_parser()  # every command's arguments register without clashing
