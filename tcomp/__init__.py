@@ -27,10 +27,13 @@ _HOMES = {"te": "tcomp.te", "build": "tcomp.backend", "lower": "tcomp.backend", 
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'tcomp' has no attribute {name!r}")
-    module = importlib.import_module(home)
+    home = _HOMES.get(name, f"tcomp.{name}")  # a subpackage (tcomp.graph, tcomp.ops ...) loads on first use too
+    try:
+        module = importlib.import_module(home)
+    except ModuleNotFoundError as error:
+        if error.name != home:
+            raise
+        raise AttributeError(f"module 'tcomp' has no attribute {name!r}") from None
     value = module if home == f"tcomp.{name}" else getattr(module, name)
     globals()[name] = value
     return value
