@@ -58,7 +58,7 @@ class LocalRunner:
         opts = self.options
         results: list[RunOutcome | None] = [None] * len(inputs)
         for task in dict.fromkeys(inp.task for inp in inputs):
-            prepared = self.pool.call(prepare_job, (task, opts.seed), self.prepare_timeout)
+            prepared = self.pool.call(prepare_job, (task, opts.seed, opts.thread_spin_count), self.prepare_timeout)
             indices = [k for k, inp in enumerate(inputs) if inp.task == task]
             if prepared.kind is not OutcomeKind.OK:
                 for k in indices:
@@ -66,7 +66,7 @@ class LocalRunner:
                                             f"preparing inputs and reference failed: {prepared.message}")
                 continue
             items = [(builds[k], task, opts.seed, opts.number, opts.repeat, opts.min_repeat_ms, opts.run_timeout,
-                      opts.check_correctness, opts.rtol, opts.atol) for k in indices]
+                      opts.check_correctness, opts.rtol, opts.atol, opts.thread_spin_count) for k in indices]
             for k, outcome in zip(indices, self.pool.map(run_job, items, opts.run_timeout)):
                 if outcome.kind is OutcomeKind.OK:
                     results[k] = outcome.value

@@ -97,7 +97,12 @@ class MeasureOptions:
     timeout could not fit them), ``repeat`` repeats, ``min_repeat_ms`` grows ``number`` until a repeat lasts that
     long. ``n_parallel`` builder processes (default: the cores of this machine); the runner uses one process so
     timings do not disturb each other. ``check_correctness`` compares every output with the reference within
-    ``rtol`` * max|reference| + ``atol``. ``seed`` makes the input data."""
+    ``rtol`` * max|reference| + ``atol``. ``seed`` makes the input data. ``thread_spin_count``: how long the
+    runner's idle pool threads spin before sleeping (``tcomp.config.Settings``); 0, the default, sleeps at once.
+    Measured on two cores under a load average of 15: with the compiler's default spin every kernel with a parallel
+    loop ran 3x (a conv) to 80x (a batch-1 dense: 6.5 ms against 64 us) slower than with sleeping threads, because
+    a spinning thread waiting at a barrier uses up the time slice that the thread it waits for needs; how much
+    depends on the config's parallel loops and on the load at that moment, so it scrambled the ranking."""
 
     number: int = 3
     repeat: int = 3
@@ -111,6 +116,7 @@ class MeasureOptions:
     seed: int = 0
     start_method: StartMethod = StartMethod.SPAWN
     executor_factory: ExecutorFactory | None = None
+    thread_spin_count: int = 0
 
     def __post_init__(self) -> None:
         if self.number < 1 or self.repeat < 1:

@@ -29,6 +29,7 @@ from tcomp.autotune.task import Task
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import const_int_value
 from tcomp.runtime.errors import KernelError
+from tcomp.runtime.timer import wait_until_threads_idle
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target
 
@@ -100,8 +101,9 @@ def prepare(task: Task, seed: int) -> _Prepared:
     if reference is not None:
         references = [np.asarray(r) for r in reference(inputs, *task.args)]
         # OpenBLAS's threads spin for a while after a call: measured here, a kernel timed right after np.matmul
-        # ran at half speed on two cores. Let them go idle before the first candidate is timed.
-        time.sleep(0.3)
+        # ran at half speed on two cores. Let them go idle before the first candidate (the default) is timed; a
+        # fixed 0.3 s was not enough on a loaded machine, where they get the CPU less often.
+        wait_until_threads_idle(limit_s=2.0)
     else:
         outputs = [t for k, t in enumerate(tensors) if k in positions]
         naive = create_schedule([t.op for t in outputs])
@@ -115,7 +117,19 @@ def prepare(task: Task, seed: int) -> _Prepared:
     return prepared
 
 
-def prepare_job(task: Task, seed: int) -> str:
+def use_thread_spin(spin: int) -> None:
+    """Set how long this process's pool threads spin when idle, if libgomp is not loaded yet (it reads the setting
+    once, when loaded): measurement runners call it before anything else."""
+    from tcomp import config
+    from tcomp.runtime.thread_pool import openmp_available
+
+    if openmp_available.cache_info().currsize == 0:
+        config.set_settings(thread_spin_count=spin)
+
+
+def prepare_job(task: Task, seed: int, spin: int | None = None) -> str:
+    if spin is not None:
+        use_thread_spin(spin)
     prepare(task, seed)
     return task.key
 
@@ -155,7 +169,9 @@ def _mismatch(output: np.ndarray, reference: np.ndarray, rtol: float, atol: floa
 
 
 def run_job(build: BuildResult, task: Task, seed: int, number: int, repeat: int, min_repeat_ms: float,
-            timeout: float, check: bool, rtol: float, atol: float) -> RunOutcome:
+            timeout: float, check: bool, rtol: float, atol: float, spin: int | None = None) -> RunOutcome:
+    if spin is not None:
+        use_thread_spin(spin)
     start = time.perf_counter()
     try:
         prepared = prepare(task, seed)
