@@ -3,25 +3,25 @@
 ``CostModel`` is a small protocol: ``fit(indices, throughputs)`` and ``predict(indices) -> scores`` (higher is
 better; only the order matters). ``XGBoostCostModel`` trains gradient-boosted trees with a pairwise ranking
 objective (``Objective.RANK``) or squared error on normalized throughput (``Objective.REGRESSION``).
-``fit_transfer(records)`` trains a base model on records of other tasks; the task's own model then starts from the
-base model's predictions (XGBoost base margins), which helps in the first rounds. ``RandomModel`` is the fake for
-tests and for comparisons.
+``fit_transfer(records)`` trains a base model on records of other tasks (throughputs normalized per task, ranked
+within each task); the task's own model then starts from the base model's predictions (XGBoost base margins), which
+helps in the first rounds. Records of earlier runs (``tcomp tune --resume``, ``Tuner.load_history``) and of the
+other tasks of the same model, measured earlier in the same run (``XGBTuner.transfer_source``), both serve.
+``RandomModel`` is the fake for tests and for comparisons.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from tcomp.autotune.feature import FeatureExtractor, FeatureKind
+from tcomp.autotune.feature import FeatureExtractor, FeatureKind, feature_names
+from tcomp.autotune.model_quality import spearman
 from tcomp.autotune.record import Record
 from tcomp.autotune.task import Task
-
-INVALID_SCORE = -1e9
 
 
 class Objective(enum.Enum):
@@ -119,14 +119,15 @@ class XGBoostCostModel:
                 by_task.setdefault(record.task.key, []).append(record)
         for task_records in by_task.values():
             try:
-                extractor = FeatureExtractor(task_records[0].task, FeatureKind.LOOP_IR)
+                extractor = _extractor(task_records[0].task)
             except Exception:  # noqa: BLE001 - a task whose template is not available here
                 continue
             flops = task_records[0].task.flop
             throughput = [flops / r.result.cost if r.result.ok and r.result.cost > 0 else 0.0 for r in task_records]
             group_labels = _normalized(throughput)
             for record, label in zip(task_records, group_labels):
-                rows.append(extractor.of_config(record.config.with_target(record.task.target)))
+                config = record.config.with_target(record.task.target)
+                rows.append(extractor.get([config.index])[0] if config.index >= 0 else extractor.of_config(config))
                 labels.append(float(label))
             groups.append(len(task_records))
         if not rows:
@@ -138,6 +139,21 @@ class XGBoostCostModel:
             matrix.set_group(groups)
         self.base_booster = xgb.train(self.params, matrix, num_boost_round=self.num_rounds)
         return int(keep.sum())
+
+    def importances(self, top: int = 15) -> list[tuple[str, float]]:
+        """The ``top`` features by the total gain of the splits that use them (names from ``feature_names``;
+        ``knob{k}`` for knob features), largest first; empty before the first fit."""
+        if self.booster is None:
+            return []
+        names = feature_names() if self.extractor.kind is FeatureKind.LOOP_IR else None
+        gains = self.booster.get_score(importance_type="total_gain")
+        named = []
+        for key, gain in gains.items():
+            position = int(key[1:]) if key.startswith("f") and key[1:].isdigit() else -1
+            label = names[position] if names is not None and 0 <= position < len(names) else f"knob{position}"
+            named.append((label, float(gain)))
+        total = sum(g for _, g in named) or 1.0
+        return [(label, gain / total) for label, gain in sorted(named, key=lambda item: -item[1])[:top]]
 
     # -- prediction ------------------------------------------------------------------------------------------------
     def predict(self, indices: Sequence[int]) -> np.ndarray:
@@ -156,14 +172,24 @@ class XGBoostCostModel:
             booster = self.booster if self.booster is not None else self.base_booster
             matrix = self._matrix(features) if self.booster is not None else xgb.DMatrix(features)
             scores = np.asarray(booster.predict(matrix), dtype=np.float64)
-        scores[invalid] = INVALID_SCORE
+        scores[invalid] = np.nan  # no score: the search excludes invalid configs (``FeatureExtractor.valid``)
         return scores
 
 
+_EXTRACTORS: dict[str, FeatureExtractor] = {}
+_EXTRACTORS_KEPT = 64
+
+
+def _extractor(task: Task) -> FeatureExtractor:
+    """A loop-IR feature extractor of ``task``, kept (with the features it computed) for the next transfer: a
+    model's tasks share their records with each other's models again and again."""
+    extractor = _EXTRACTORS.pop(task.key, None) or FeatureExtractor(task, FeatureKind.LOOP_IR)
+    _EXTRACTORS[task.key] = extractor
+    while len(_EXTRACTORS) > _EXTRACTORS_KEPT:
+        _EXTRACTORS.pop(next(iter(_EXTRACTORS)))
+    return extractor
+
+
 def rank_correlation(predicted: Sequence[float], actual: Sequence[float]) -> float:
-    """Spearman's rank correlation (ties by order), for tests and reports."""
-    p = np.argsort(np.argsort(np.asarray(predicted)))
-    a = np.argsort(np.argsort(np.asarray(actual)))
-    if len(p) < 2:
-        return math.nan
-    return float(np.corrcoef(p, a)[0, 1])
+    """Spearman's rank correlation (``model_quality.spearman``), for tests and reports."""
+    return spearman(predicted, actual)

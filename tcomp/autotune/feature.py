@@ -343,6 +343,33 @@ def loop_ir_features(func: S.PrimFunc, registers: int | None = None) -> np.ndarr
     return np.asarray(vector, dtype=np.float32)
 
 
+_ARITH_NAMES = ("float_add", "float_mul", "float_div", "math_call", "int_op", "compare_select")
+_GLOBAL_NAMES = ("statements", "alloc_bytes", "parallel_loops", "parallel_extent", "vector_loops", "vector_width")
+_TENSORIZE_NAMES = ("present", "intrinsic", "mr", "nr", "depth", "calls", "flops", "bytes_per_call",
+                    "flops_per_byte", "statements")
+
+
+def feature_names() -> list[str]:
+    """A name for each entry of the loop-IR vector, in order (``stmt0.loop1.extent``: the extent of the second
+    innermost loop of the statement with the most iterations), for reports of the model's feature importances."""
+    names: list[str] = []
+    for k in range(MAX_STMTS):
+        stmt = f"stmt{k}"
+        names += [f"{stmt}.iterations", f"{stmt}.flops"] + [f"{stmt}.{a}" for a in _ARITH_NAMES]
+        for level in range(MAX_LOOPS):
+            loop = f"{stmt}.loop{level}"
+            names += [f"{loop}.extent", f"{loop}.inside", f"{loop}.depth"] + [f"{loop}.{kind.value}" for kind in _KINDS]
+        for a in range(MAX_ACCESSES):
+            access = f"{stmt}.access{a}"
+            names += [f"{access}.store", f"{access}.elem_bytes", f"{access}.inner_stride"]
+            for level in range(MAX_LOOPS):
+                names += [f"{access}.loop{level}.bytes", f"{access}.loop{level}.reuse"]
+    names += [f"global.{n}" for n in _GLOBAL_NAMES] + [f"micro_kernel.{n}" for n in _TENSORIZE_NAMES]
+    names += [f"gpu.{k}" for k in range(GPU_WIDTH)]
+    assert len(names) == LOOP_IR_LENGTH
+    return names
+
+
 def stable_bucket(text: str, buckets: int = 97) -> float:
     """A number for a string knob value, the same in every process (``hash(str)`` is salted per process, which
     made models trained in different processes disagree)."""
@@ -378,6 +405,7 @@ class FeatureExtractor:
         self.ptxas = ptxas and task.target is not None and task.target.kind is TargetKind.CUDA
         self.space: ConfigSpace = task.config_space
         self.cache: dict[int, np.ndarray] = {}
+        self.buildable: dict[int, bool] = {}  # knob features: whether the template accepts the config
         self.length = LOOP_IR_LENGTH if kind is FeatureKind.LOOP_IR else len(knob_features(self.space.fallback))
 
     def of_config(self, config: ConfigEntity) -> np.ndarray:
@@ -404,6 +432,24 @@ class FeatureExtractor:
         if not rows:
             return np.zeros((0, self.length), dtype=np.float32)
         return np.stack(rows)
+
+    def valid(self, indices: Sequence[int]) -> np.ndarray:
+        """Which configs the template can instantiate and lower (loop-IR features: the rows that are not NaN;
+        knob features: an instantiation, cached). The search walks these only."""
+        if self.kind is FeatureKind.LOOP_IR:
+            return ~self.invalid(self.get(indices))
+        result = []
+        for index in indices:
+            ok = self.buildable.get(index)
+            if ok is None:
+                try:
+                    self.task.instantiate(self.space.get(index))
+                    ok = True
+                except Exception:  # noqa: BLE001 - a config the template rejects
+                    ok = False
+                self.buildable[index] = ok
+            result.append(ok)
+        return np.asarray(result, dtype=bool)
 
     @staticmethod
     def invalid(rows: np.ndarray) -> np.ndarray:

@@ -1,10 +1,7 @@
 """Tuners: propose batches of configs, learn from their measurements, stop when the budget or patience ends.
 
-``Tuner.tune(n_trial, ...)`` loops: ``next_batch`` -> ``Measurer.measure`` -> ``update`` -> callbacks (record
-logging, progress). Every tuner measures the template's fallback config (its default schedule) first, so the best
-config found is never slower than the default. No config is proposed twice, and ``load_history(records)`` marks the
-task's logged configs as measured (resume re-measures none of them and counts them against ``n_trial``) and hands
-other tasks' records to the cost model for transfer learning. The same seed proposes the same sequence of configs.
+The loop, the fair comparison with the default config and resuming from records are ``tuner_base.Tuner``'s. The
+same seed proposes the same sequence of configs.
 
 Kinds (``TunerKind``): ``XGB`` (XGBoost ranking model on loop-IR features + parallel simulated annealing,
 epsilon-greedy), ``XGB_KNOB`` (the same on knob encodings), ``RANDOM``, ``GRID`` (index order), ``GA`` (a genetic
@@ -13,187 +10,27 @@ algorithm over knob digits).
 
 from __future__ import annotations
 
-import collections
-import enum
-import math
+import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tcomp.autotune.cost_model import CostModel, Objective, XGBoostCostModel
-from tcomp.autotune.feature import FeatureKind
-from tcomp.autotune.measure import MeasureInput, MeasureOptions, Measurer, MeasureResult, MeasureStatus
+from tcomp.autotune.feature import FeatureExtractor, FeatureKind
+from tcomp.autotune.measure import MeasureResult
+from tcomp.autotune.model_quality import ModelQuality
+from tcomp.autotune.model_quality import check as check_model
 from tcomp.autotune.record import Record
 from tcomp.autotune.sa import SimulatedAnnealingOptimizer
-from tcomp.autotune.space import ConfigEntity
 from tcomp.autotune.task import Task
+from tcomp.autotune.tuner_base import Callback, Tuner, TuneResult, TunerKind
 
-Callback = Callable[["Tuner", Sequence[MeasureInput], Sequence[MeasureResult]], None]
+__all__ = ["Callback", "GATuner", "GridSearchTuner", "RandomTuner", "TuneResult", "Tuner", "TunerKind", "XGBTuner",
+           "create_tuner"]
 
-
-class TunerKind(enum.Enum):
-    XGB = "xgb"
-    XGB_KNOB = "xgb_knob"
-    RANDOM = "random"
-    GRID = "grid"
-    GA = "ga"
-
-
-@dataclass
-class TuneResult:
-    """The outcome of ``tune``: the best config (the fallback's measurement included), trial counts, statuses, and
-    ``curve``: best GFLOP/s so far after each trial of this run (resumed trials come first)."""
-
-    task: Task
-    best_config: ConfigEntity | None
-    best_cost: float
-    trials: int
-    prior_trials: int
-    statuses: dict[MeasureStatus, int]
-    wall_time: float
-    curve: list[float] = field(default_factory=list)
-    default_cost: float = math.inf
-
-    @property
-    def best_gflops(self) -> float:
-        return _gflops(self.task, self.best_cost)
-
-    @property
-    def default_gflops(self) -> float:
-        """GFLOP/s of the fallback config (the default schedule), 0 if it failed or was not measured."""
-        return _gflops(self.task, self.default_cost)
-
-    @property
-    def errors(self) -> int:
-        return sum(count for status, count in self.statuses.items() if status is not MeasureStatus.OK)
-
-
-def _gflops(task: Task, cost: float) -> float:
-    return task.flop / cost / 1e9 if math.isfinite(cost) and cost > 0 else 0.0
-
-
-class Tuner:
-    """Base class: bookkeeping, the tuning loop; subclasses implement ``_propose`` (and may observe results)."""
-
-    def __init__(self, task: Task, seed: int = 0) -> None:
-        self.task = task
-        self.space = task.config_space
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self.visited: set[int] = set()
-        self.best_cost = math.inf
-        self.best_config: ConfigEntity | None = None
-        self.best_trial = 0
-        self.trial_count = 0
-        self.statuses: collections.Counter[MeasureStatus] = collections.Counter()
-        self.curve: list[float] = []
-        self.default_cost = math.inf
-
-    # -- proposal ------------------------------------------------------------------------------------------------------
-    def _propose(self, count: int) -> list[int]:
-        raise NotImplementedError
-
-    def has_next(self) -> bool:
-        return len(self.visited) < len(self.space)
-
-    def next_batch(self, batch_size: int) -> list[ConfigEntity]:
-        """Up to ``batch_size`` configs never proposed before; the fallback config comes first."""
-        chosen: list[int] = []
-        fallback = self.space.fallback.index
-        if fallback not in self.visited:
-            chosen.append(fallback)
-            self.visited.add(fallback)
-        if batch_size > len(chosen):
-            for index in self._propose(batch_size - len(chosen)):
-                if index not in self.visited and len(chosen) < batch_size:
-                    chosen.append(index)
-                    self.visited.add(index)
-        return [self.space.get(i) for i in chosen]
-
-    # -- learning ------------------------------------------------------------------------------------------------------
-    def _observe(self, index: int, result: MeasureResult) -> None:
-        """A measurement of config ``index`` arrived (subclasses learn from it)."""
-
-    def _after_batch(self) -> None:
-        """Every result of a batch was observed."""
-
-    def throughput(self, result: MeasureResult) -> float:
-        return self.task.flop / result.cost / 1e9 if result.ok and result.cost > 0 else 0.0
-
-    def _account(self, config: ConfigEntity, index: int, result: MeasureResult) -> None:
-        self.trial_count += 1
-        self.statuses[result.status] += 1
-        if result.ok and result.cost < self.best_cost:
-            self.best_cost = result.cost
-            self.best_config = config
-            self.best_trial = self.trial_count
-        self.curve.append(_gflops(self.task, self.best_cost))
-        if index == self.space.fallback.index:
-            self.default_cost = result.cost
-        if index >= 0:
-            self.visited.add(index)
-            self._observe(index, result)
-
-    def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
-        for inp, result in zip(inputs, results):
-            index = inp.config.index if inp.config.index >= 0 else self.space.index_of(inp.config)
-            self._account(inp.config, -1 if index is None else index, result)
-        self._after_batch()
-
-    def load_history(self, records: Sequence[Record]) -> int:
-        """Take in logged measurements: this task's mark their configs measured (returns how many); the rest go
-        to ``_transfer`` for transfer learning."""
-        own = 0
-        others: list[Record] = []
-        for record in records:
-            if record.task.key != self.task.key:
-                others.append(record)
-                continue
-            index = self.space.index_of(record.config)
-            if index is None or index in self.visited:
-                continue
-            self._account(self.space.get(index), index, record.result)
-            own += 1
-        if own:
-            self._after_batch()
-        if others:
-            self._transfer(others)
-        return own
-
-    def _transfer(self, records: Sequence[Record]) -> None:
-        """Records of other tasks (ignored unless the tuner has a model)."""
-
-    # -- the loop ------------------------------------------------------------------------------------------------------
-    def tune(self, n_trial: int, measure_option: MeasureOptions | None = None, measurer: Measurer | None = None,
-             early_stopping: int | None = None, callbacks: Sequence[Callback] = (),
-             batch_size: int | None = None) -> TuneResult:
-        """Measure until ``n_trial`` trials exist for the task (logged ones loaded with ``load_history`` count),
-        the space is exhausted, or ``early_stopping`` trials pass without a better config."""
-        start = time.perf_counter()
-        prior = self.trial_count
-        own_measurer = measurer is None
-        active = measurer or Measurer(measure_option)
-        batch = batch_size or max(8, 2 * (active.options.n_parallel or 2))
-        try:
-            while self.trial_count < n_trial and self.has_next():
-                configs = self.next_batch(min(batch, n_trial - self.trial_count))
-                if not configs:
-                    break
-                inputs = [MeasureInput(self.task, config) for config in configs]
-                results = active.measure(inputs)
-                self.update(inputs, results)
-                for callback in callbacks:
-                    callback(self, inputs, results)
-                if early_stopping is not None and self.trial_count - self.best_trial >= early_stopping:
-                    break
-        finally:
-            if own_measurer:
-                active.close()
-        return TuneResult(self.task, self.best_config, self.best_cost, self.trial_count - prior, prior,
-                          dict(self.statuses), time.perf_counter() - start, list(self.curve), self.default_cost)
+_LOG = logging.getLogger("tcomp.autotune")
 
 
 class RandomTuner(Tuner):
@@ -277,7 +114,19 @@ class XGBTuner(Tuner):
     """Model-based tuning: after the first ``first_fit`` results and then every ``plan_size`` results, refit the
     cost model and let simulated annealing plan the ``plan_size`` best unmeasured configs (a quarter of its chains
     restarted from the best configs measured so far); proposals come from the plan, except that with probability
-    ``epsilon`` a random config is explored instead."""
+    ``epsilon`` a random config is explored instead.
+
+    - The search walks valid configs only (``FeatureExtractor.valid``): a config the template cannot build is
+      outside the space it sees, never proposed nor measured (``invalid`` counts those it met).
+    - Batches are diverse: a config whose program is the same as one measured or chosen already (equal features:
+      knobs the schedule ignores) is never measured (``duplicates`` counts them), and within one batch no two
+      configs differ in a single knob while the plan has others (those wait for a later batch).
+    - Before each refit, the model ranks the measurements it has not been fitted on yet; Spearman's correlation
+      and top-k recall against the measured throughputs go to ``quality`` and to the log.
+    - ``transfer_source`` (a callable giving records, such as those of the other tasks of a model measured so far
+      in the same run): before a refit, when it holds more records of other tasks than at the last one, the model
+      learns its base from them (``load_history`` does the same once with records of earlier runs).
+    """
 
     def __init__(self, task: Task, seed: int = 0, plan_size: int = 32, first_fit: int | None = None,
                  feature_kind: FeatureKind = FeatureKind.LOOP_IR, objective: Objective = Objective.RANK,
@@ -288,6 +137,9 @@ class XGBTuner(Tuner):
         self.epsilon = epsilon
         self.model: CostModel = model or XGBoostCostModel(task, feature_kind, objective, seed=seed,
                                                           num_threads=num_threads)
+        extractor = getattr(self.model, "extractor", None)
+        self.extractor = extractor if isinstance(extractor, FeatureExtractor) else FeatureExtractor(task,
+                                                                                                    feature_kind)
         options = {"parallel_size": 2 * plan_size, "n_iter": 60, "early_stop": 15, **(sa_options or {})}
         self.optimizer = SimulatedAnnealingOptimizer(self.space, self.rng, **options)
         self.indices: list[int] = []
@@ -295,38 +147,107 @@ class XGBTuner(Tuner):
         self.plan: list[int] = []
         self.next_fit = first_fit if first_fit is not None else max(4, plan_size // 2)
         self.fit_time = 0.0
+        self.fitted = 0  # results the model was last fitted on
+        self.quality: list[ModelQuality] = []
+        self.invalid: set[int] = set()
+        self.duplicates = 0
+        self._programs: set[bytes] = set()  # feature vectors of configs measured or chosen
+        self.transfer_source: Callable[[], Sequence[Record]] | None = None
+        self._transferred = 0
 
     def _observe(self, index: int, result: MeasureResult) -> None:
         self.indices.append(index)
         self.throughputs.append(self.throughput(result))
+        self._programs.add(self._program(index))
 
     def _after_batch(self) -> None:
         if len(self.indices) >= self.next_fit:
             self.refit()
             self.next_fit = len(self.indices) + self.plan_size
 
+    def _check_model(self) -> None:
+        """Rank the results the model was not fitted on (see the class docstring)."""
+        if self.fitted == 0 or getattr(self.model, "booster", True) is None:
+            return
+        fresh = list(range(self.fitted, len(self.indices)))
+        if len(fresh) < 3:
+            return
+        indices = [self.indices[k] for k in fresh]
+        predicted = np.asarray(self.model.predict(indices), dtype=np.float64)
+        measured = np.asarray([self.throughputs[k] for k in fresh])
+        keep = np.isfinite(predicted)
+        if keep.sum() < 3:
+            return
+        quality = check_model(predicted[keep], measured[keep], self.trial_count)
+        self.quality.append(quality)
+        _LOG.info("%s: %s after %d trials", self.task.label, quality, self.trial_count)
+
     def refit(self) -> None:
         start = time.perf_counter()
+        self._check_model()
+        if self.transfer_source is not None:
+            others = [r for r in self.transfer_source() if r.task.key != self.task.key]
+            if len(others) > self._transferred:  # other tasks measured more since the last fit: learn from them
+                self._transfer(others)
+                self._transferred = len(others)
         self.model.fit(self.indices, self.throughputs)
+        self.fitted = len(self.indices)
         ranked = sorted(range(len(self.indices)), key=lambda k: -self.throughputs[k])
         self.optimizer.reseed([self.indices[k] for k in ranked if self.throughputs[k] > 0])
-        self.plan = self.optimizer.find_maximums(self.model.predict, self.plan_size, self.visited)
+        self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size, self.visited | self.invalid,
+                                                 valid=self._valid)
         self.fit_time += time.perf_counter() - start
+
+    def _valid(self, indices: Sequence[int]) -> np.ndarray:
+        mask = self.extractor.valid(indices)
+        self.invalid.update(int(i) for i, ok in zip(indices, mask) if not ok)
+        return mask
+
+    def _program(self, index: int) -> bytes:
+        return self.extractor.get([index])[0].tobytes()
+
+    def _explore(self, taken: set[int]) -> int | None:
+        """A random valid config not measured yet (a few draws), or None."""
+        for _ in range(16):
+            sample = self.space.sample(self.rng, 1, exclude=self.visited | self.invalid | taken)
+            if not sample:
+                return None
+            if self._valid(sample)[0]:
+                return sample[0]
+        return None
 
     def _propose(self, count: int) -> list[int]:
         chosen: list[int] = []
-        while len(chosen) < count and len(self.visited) + len(chosen) < len(self.space):
-            explore = not self.plan or self.rng.random() < self.epsilon
-            if explore:
-                sample = self.space.sample(self.rng, 1, exclude=self.visited | set(chosen))
-                if not sample:
+        deferred: list[int] = []
+        while len(chosen) < count and len(self.visited) + len(chosen) + len(self.invalid) < len(self.space):
+            if not self.plan or self.rng.random() < self.epsilon:
+                index = self._explore(set(chosen))
+                if index is None:
                     break
-                chosen.append(sample[0])
+            else:
+                index = self.plan.pop(0)
+                if index in self.visited or index in chosen or index in self.invalid:
+                    continue
+                if self._near(index, chosen) and self.plan:
+                    deferred.append(index)
+                    continue
+            program = self._program(index)
+            if program in self._programs:  # the same program as one measured or chosen: never measured
+                self.visited.add(index)
+                self.duplicates += 1
                 continue
-            index = self.plan.pop(0)
-            if index not in self.visited and index not in chosen:
-                chosen.append(index)
+            self._programs.add(program)
+            chosen.append(index)
+        self.plan = deferred + self.plan
         return chosen
+
+    def _near(self, index: int, chosen: Sequence[int]) -> bool:
+        """Whether ``index`` differs from a config of ``chosen`` in one knob only."""
+        digits = self.space.digits(index)
+        for other in chosen:
+            if sum(1 for a, b in zip(digits, self.space.digits(other)) if a != b) <= 1:
+                return True
+        return False
 
     def _transfer(self, records: Sequence[Record]) -> None:
         fit_transfer = getattr(self.model, "fit_transfer", None)

@@ -58,6 +58,19 @@ def _tuning_time(records: Sequence[Record]) -> list[float]:
     return elapsed
 
 
+def _trials(records: Sequence[Record]) -> list[Record]:
+    """The first record of each config of each task: later ones measure it again (the tuner's comparison of the
+    best config with the default) and are no trials."""
+    seen: set[tuple[str, str]] = set()
+    trials = []
+    for record in records:
+        key = (record.task.key, repr(record.config.to_json()["knobs"]))
+        if key not in seen:
+            seen.add(key)
+            trials.append(record)
+    return trials
+
+
 def _default_costs(records: Sequence[Record]) -> dict[str, float]:
     """Each task's first successful time (its default schedule, measured first; inf when none succeeded)."""
     first: dict[str, float] = {}
@@ -71,7 +84,7 @@ def tuning_curves(records: Sequence[Record], tasks: Sequence[Task], weights: Map
                   ) -> TuningCurves:
     """The curves of ``tasks`` (by key) from ``records``; ``weights``: operators per task key (default 1)."""
     wanted = {task.key: TaskCurve(task, (weights or {}).get(task.key, 1)) for task in tasks}
-    mine = sorted((r for r in records if r.task.key in wanted), key=lambda r: r.result.timestamp)
+    mine = _trials(sorted((r for r in records if r.task.key in wanted), key=lambda r: r.result.timestamp))
     times = _tuning_time(mine)
     best = _default_costs(mine)
     elapsed, latency = [], []

@@ -3,11 +3,14 @@
 ``ProgressPrinter`` is a tuner callback printing, after each batch,
 ``[Task 1/2] current/best: 95.3/171.2 GFLOP/s | 48/200 trials | 3 errors | ETA 1m52s``; ``summary_table`` formats
 one row per task (trials, errors, the default schedule's and the best config's GFLOP/s, the speedup), then the best
-configs, within 100 columns.
+configs and how well the cost model ranked configs it had not seen, within 100 columns. ``summary_json`` gives the
+same as data (written next to the records), ``importance_lines`` the cost model's feature importances
+(``tcomp tune --explain``).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import textwrap
 import time
@@ -37,9 +40,13 @@ class ProgressPrinter:
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
         self.first_trial: int | None = None
+        self.last_done: int | None = None
 
     def __call__(self, tuner: Any, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
         done = tuner.trial_count
+        if done == self.last_done:
+            return  # the default and the best measured again (``Tuner.confirm``): no trial
+        self.last_done = done
         if self.first_trial is None:
             self.first_trial = done - len(results)
         elapsed = time.perf_counter() - self.start
@@ -88,4 +95,50 @@ def summary_table(results: Sequence[TuneResult], width: int = TABLE_WIDTH) -> st
     for k, config in configs:
         text = ", ".join(f"{name}={entity.to_json()}" for name, entity in config.choices.items())
         lines += textwrap.wrap(text, width, initial_indent=f"  {k}. ", subsequent_indent=" " * (len(str(k)) + 4))
+    checked = [(k, r.quality) for k, r in enumerate(results, start=1) if r.quality]
+    if checked:
+        lines.append("cost model on held-out configs (measured after each fit, before the next):")
+    for k, quality in checked:
+        lines.append(_elide(f"  {k}. {_quality_text(quality)}", width))
     return "\n".join(lines)
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _quality_text(quality: Sequence[Any]) -> str:
+    last = quality[-1]
+    mean_rho = _mean([q.spearman for q in quality])
+    mean_recall = _mean([q.recall for q in quality])
+    return (f"last: {last}; mean over {len(quality)} fits: Spearman {mean_rho:.2f}, "
+            f"top-k recall {mean_recall:.2f}")
+
+
+def summary_json(results: Sequence[TuneResult]) -> dict[str, Any]:
+    """The summary as JSON data: per task the trials, errors, default and best GFLOP/s (each the best of all its
+    measurements), the speedup, the best config and every check of the cost model."""
+    tasks = []
+    for result in results:
+        default, best = result.default_gflops, result.best_gflops
+        tasks.append({
+            "task": result.task.to_json(), "label": result.task.label,
+            "trials": result.trials + result.prior_trials, "errors": result.errors,
+            "default_gflops": round(default, 4), "best_gflops": round(best, 4),
+            "speedup": round(best / default, 4) if default else None,
+            "best_config": result.best_config.to_json() if result.best_config is not None else None,
+            "wall_time": round(result.wall_time, 3),
+            "cost_model": [q.to_json() for q in result.quality],
+        })
+    return {"tasks": tasks}
+
+
+def importance_lines(name: str, importances: Sequence[tuple[str, float]]) -> list[str]:
+    """``tcomp tune --explain``: the features the cost model of task ``name`` split on most, with their share of
+    the total gain."""
+    if not importances:
+        return [f"{name}: the cost model was not fitted (too few successful trials)"]
+    lines = [f"{name}: feature importances (share of the model's total gain)"]
+    lines += [f"  {share:6.1%}  {feature}" for feature, share in importances]
+    return lines

@@ -6,13 +6,18 @@
 
 Option names follow TVM's ``tvmc tune`` where the meaning matches. After the run (or Ctrl-C, which
 keeps every record measured so far) the command prints a summary table, writes the tuning curves as
-CSV next to the records and, with matplotlib installed (``tcomp[plot]``), the plot.
+CSV next to the records and, with matplotlib installed (``tcomp[plot]``), the plot,
+and writes the summary as JSON (``RECORDS.summary.json``: GFLOP/s of the default and the
+best config, each the best of its measurements, and the cost model's Spearman correlation
+and top-k recall on held-out configs after each fit). ``--explain`` lists the features
+each task's cost model relies on most.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import sys
 from pathlib import Path
 
@@ -20,11 +25,11 @@ from tcomp.autotune.measure import MeasureOptions, Measurer
 from tcomp.autotune.record import RecordWriter, read_records
 from tcomp.autotune.task import Task, create_task
 from tcomp.autotune.template import TemplateError, get_template, list_templates
-from tcomp.autotune.tuner import TuneResult, TunerKind, create_tuner
+from tcomp.autotune.tuner import Tuner, TuneResult, TunerKind, create_tuner
 from tcomp.cli.arguments import add_target_options, parse_input_shapes, target_of
 from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.plot import PlotUnavailable, plot_tuning
-from tcomp.cli.report import TABLE_WIDTH, ProgressPrinter, summary_table
+from tcomp.cli.report import TABLE_WIDTH, ProgressPrinter, importance_lines, summary_json, summary_table
 from tcomp.graph.tasks import extract_model_task_counts
 from tcomp.target import Target
 
@@ -109,6 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", default=None, help="where to write the tuning plot (default: the records path "
                         "with .png); the same data goes to the records path with .csv")
     parser.add_argument("--batch-size", type=int, default=None, help="configs measured per batch")
+    parser.add_argument("--explain", action="store_true", help="after tuning, list the features the cost model of "
+                        "each task relies on most (xgb tuners)")
 
 
 def _tasks(args: argparse.Namespace, target: Target) -> list[tuple[Task, int]]:
@@ -160,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                              build_timeout=args.timeout, run_timeout=args.timeout, n_parallel=args.parallel,
                              seed=args.seed)
     results: list[TuneResult] = []
+    tuners: list[Tuner] = []
     print(f"tuning {len(tasks)} task(s) on {tasks[0].target} with {args.tuner}, {args.trials} trials each; "
           f"records: {records}")
     status = 0
@@ -167,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         with Measurer(options) as measurer, RecordWriter(records) as writer:
             for k, task in enumerate(tasks, start=1):
                 tuner = create_tuner(TunerKind(args.tuner), task, seed=args.seed)
+                tuners.append(tuner)
                 if prior:
                     tuner.load_history(prior)
                 results.append(tuner.tune(args.trials, measurer=measurer, early_stopping=args.early_stopping,
@@ -179,6 +188,14 @@ def run(args: argparse.Namespace) -> int:
     if results:
         print()
         print(summary_table(results))
+        summary = records.with_suffix(".summary.json")
+        summary.write_text(json.dumps(summary_json(results), indent=1) + "\n", encoding="utf-8")
+        print(f"summary: {summary}")
+    if args.explain:
+        for tuner in tuners:
+            importances = getattr(tuner.model, "importances", None) if hasattr(tuner, "model") else None
+            lines = importance_lines(tuner.task.label, importances() if callable(importances) else [])
+            print("\n".join(lines))
     _write_curves(args, records, counted)
     return status
 

@@ -14,7 +14,7 @@ from autotune_fakes import AnalyticMeasurer, analytic_cost
 
 from tcomp.autotune import create_task
 from tcomp.autotune.cost_model import RandomModel
-from tcomp.autotune.measure import MeasureStatus
+from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import log_to_file, read_records
 from tcomp.autotune.tuner import GATuner, TunerKind, XGBTuner, create_tuner
 
@@ -40,8 +40,15 @@ def test_same_seed_same_configs_no_repeats_fallback_first(kind: TunerKind) -> No
         runs.append(measurer.measured)
         assert result.trials == 24
     assert runs[0] == runs[1]
-    assert len(set(runs[0])) == len(runs[0])
-    assert runs[0][0] == matmul_task().config_space.fallback.index
+    trials, confirmations = runs[0][:24], runs[0][24:]
+    assert len(set(trials)) == len(trials)
+    fallback = matmul_task().config_space.fallback.index
+    assert trials[0] == fallback
+    if len(confirmations) == 3:  # the default is the best: measured again alone
+        assert confirmations == [fallback] * 3
+    else:  # the default against the best, interleaved
+        assert len(confirmations) == 6 and confirmations[::2] == [fallback] * 3
+        assert len(set(confirmations[1::2])) == 1 and confirmations[1] in trials
 
 
 def test_different_seeds_differ() -> None:
@@ -69,6 +76,45 @@ def test_failures_are_counted_and_never_win() -> None:
     assert result.statuses[MeasureStatus.RUN_CRASH] == 1 and result.errors == 3
     assert result.best_config is not None and result.best_config.index not in fail
     assert result.best_config.index in grid + [space.fallback.index]
+
+
+class NoisyDefault(AnalyticMeasurer):
+    """The default config's first measurement is 50x too slow (a first-run cost, a load spike); later ones are
+    right, and one config is truly 10% faster than the default."""
+
+    def __init__(self, faster: int) -> None:
+        super().__init__()
+        self.faster = faster
+
+    def measure(self, inputs):  # type: ignore[no-untyped-def]
+        results = super().measure(inputs)
+        fallback = matmul_task().config_space.fallback
+        base = analytic_cost(fallback)
+        fixed = []
+        for inp, result in zip(inputs, results):
+            if inp.config.index == fallback.index:
+                first = self.measured.count(fallback.index) == 1 and self.measured[-len(inputs):][0] == fallback.index
+                cost = base * (50 if first and len(fixed) == 0 else 1)
+                result = MeasureResult(MeasureStatus.OK, (cost,))
+            elif inp.config.index == self.faster:
+                result = MeasureResult(MeasureStatus.OK, (0.9 * base,))
+            else:
+                result = MeasureResult(MeasureStatus.OK, (1.5 * base,))
+            fixed.append(result)
+        return fixed
+
+
+def test_default_is_measured_again_and_compared_fairly() -> None:
+    """A default measured once, badly, made summaries claim speedups of 39x; measured again beside the best, it is
+    compared on the same footing: the speedup is the true one, and a config that does not beat it never wins."""
+    task = matmul_task()
+    grid = create_tuner(TunerKind.GRID, task)
+    result = grid.tune(6, measurer=NoisyDefault(faster=3), batch_size=6)
+    assert result.best_config is not None and result.best_config.index == 3
+    assert result.default_cost / result.best_cost == pytest.approx(1 / 0.9)
+    slower = create_tuner(TunerKind.GRID, task).tune(6, measurer=NoisyDefault(faster=-1), batch_size=6)
+    assert slower.best_config is not None and slower.best_config.index == task.config_space.fallback.index
+    assert slower.best_cost == slower.default_cost == pytest.approx(analytic_cost(task.config_space.fallback))
 
 
 def test_early_stopping() -> None:
@@ -101,7 +147,7 @@ def test_xgb_tuner_with_a_fake_model_refits_every_plan() -> None:
 def test_ga_keeps_unique_children() -> None:
     tuner = GATuner(matmul_task(), seed=3, pop_size=8)
     measurer = AnalyticMeasurer()
-    tuner.tune(40, measurer=measurer, batch_size=8)
+    tuner.tune(40, measurer=measurer, batch_size=8, confirm=0)
     assert len(set(measurer.measured)) == 40
 
 
@@ -115,11 +161,11 @@ def test_resume_from_records_measures_nothing_twice(tmp_path: Path) -> None:
     first = AnalyticMeasurer()
     make(TunerKind.XGB, 0).tune(12, measurer=first, callbacks=[log_to_file(path)], batch_size=4)
     records = read_records(path).records
-    assert len(records) == 12
+    assert len(records) == 12 + 2 * 3  # the trials, then the default and the best measured 3 more times each
     resumed = make(TunerKind.XGB, 0)
     assert resumed.load_history(records) == 12
     second = AnalyticMeasurer()
-    result = resumed.tune(20, measurer=second, batch_size=4)
+    result = resumed.tune(20, measurer=second, batch_size=4, confirm=0)
     assert result.trials == 8 and result.prior_trials == 12
     assert not set(first.measured) & set(second.measured)
 
@@ -143,7 +189,7 @@ def test_killed_tuner_resumes_without_remeasuring(tmp_path: Path) -> None:
     tuner = create_tuner(TunerKind.RANDOM, create_task("matmul", (256, 256, 256)), seed=1)
     tuner.load_history(log.records)
     measurer = AnalyticMeasurer()
-    result = tuner.tune(len(logged) + 10, measurer=measurer, batch_size=2)
+    result = tuner.tune(len(logged) + 10, measurer=measurer, batch_size=2, confirm=0)
     assert result.trials == 10
     assert not set(logged) & set(measurer.measured)
 
