@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,15 +18,20 @@ from tcomp.graph.frontend.onnx_common import supported_op_types
 
 
 @functools.cache
-def node_cases() -> dict[str, Any]:
+def all_cases() -> dict[str, Any]:
+    """Every backend node case of the installed onnx package, by name (``_expanded`` function bodies included)."""
     from onnx.backend.test.case.node import collect_testcases
 
-    supported = set(supported_op_types())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cases = collect_testcases()
-    return {c.name: c for c in cases
-            if "_expanded" not in c.name and all(n.op_type in supported for n in c.model.graph.node)}
+        return {c.name: c for c in collect_testcases()}
+
+
+@functools.cache
+def node_cases() -> dict[str, Any]:
+    supported = set(supported_op_types())
+    return {name: c for name, c in all_cases().items()
+            if "_expanded" not in name and all(n.op_type in supported for n in c.model.graph.node)}
 
 
 def primary_op(case: Any) -> str:
@@ -51,3 +57,71 @@ def as_array(value: Any) -> np.ndarray:
     if hasattr(value, "HasField"):
         return numpy_helper.to_array(value)
     return np.asarray(value)
+
+
+def case_operator(name: str) -> str:
+    """The operator a case tests: its last node's (an ``_expanded`` case counts for the operator it expands)."""
+    cases = all_cases()
+    base = name.replace("_expanded_ver18", "").replace("_expanded", "")
+    case = cases.get(base, cases[name])
+    return primary_op(case)
+
+
+def _value_type_supported(value_type: Any) -> bool:
+    from tcomp.graph.frontend.onnx_data import ONNX_DTYPES
+
+    kind = value_type.WhichOneof("value")
+    return kind == "tensor_type" and value_type.tensor_type.elem_type in ONNX_DTYPES
+
+
+def element_types_supported(case: Any) -> bool:
+    """Whether every graph input, output and initializer of the case is a tensor of an element type tcomp has."""
+    from tcomp.graph.frontend.onnx_data import ONNX_DTYPES
+
+    graph = case.model.graph
+    if not all(_value_type_supported(v.type) for v in [*graph.input, *graph.output]):
+        return False
+    return all(t.data_type in ONNX_DTYPES for t in graph.initializer)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    status: str  # "pass", "wrong" (a result differs), "error" (a tcomp GraphError), "crash" (any other exception)
+    message: str = ""
+
+
+def compare(got: np.ndarray, want: np.ndarray) -> str:
+    """"" when ``got`` matches ``want`` (rtol 1e-3 / atol 1e-4 for floats, exactly otherwise), else why not."""
+    if got.shape != want.shape:
+        return f"shape {got.shape} != {want.shape}"
+    if got.dtype != want.dtype:
+        return f"dtype {got.dtype} != {want.dtype}"
+    try:
+        if got.dtype.kind in "fc":
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4, equal_nan=True)
+        else:
+            np.testing.assert_array_equal(got, want)
+    except AssertionError as exc:
+        return " ".join(str(exc).split())[:300]
+    return ""
+
+
+def run_case(case: Any) -> CaseResult:
+    """Compile and run every data set of ``case``; a ``GraphError`` is an "error", any other exception a "crash"."""
+    import tcomp.graph as tg
+
+    try:
+        executor = tg.compile(case.model)
+        for inputs, expected in case.data_sets:
+            outputs = executor.run([as_array(v) for v in inputs])
+            if outputs is None or len(outputs) != len(expected):
+                return CaseResult("wrong", f"{len(outputs or [])} outputs, expected {len(expected)}")
+            for position, (got, want) in enumerate(zip(outputs, expected)):
+                problem = compare(got, as_array(want))
+                if problem:
+                    return CaseResult("wrong", f"output {position}: {problem}")
+    except tg.GraphError as exc:
+        return CaseResult("error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - every other exception is what the count must expose
+        return CaseResult("crash", f"{type(exc).__name__}: {exc}")
+    return CaseResult("pass")
