@@ -72,9 +72,15 @@ def test_unsupported_operators_listed_together() -> None:
     assert [name for name, _, _ in info.value.nodes] == ["my_lstm", "nms", "custom"]
 
 
-def test_opset_too_old() -> None:
-    with pytest.raises(tg.GraphError, match="opset 7; tcomp supports opsets 9"):
-        tg.from_onnx(small_model(opset=7))
+def test_old_opset_converts_where_the_definitions_are_known() -> None:
+    # Conv-1, Relu-6 and Reshape-5 are the definitions in effect at opset 7, and tcomp implements them
+    executor = tg.compile(small_model(opset=7))
+    [y] = executor.run([np.ones((1, 3, 8, 8), np.float32)])
+    assert y.shape == (1, 256)
+    model = small_model(opset=6)
+    model.graph.node.insert(2, helper.make_node("Add", ["r", "r"], ["s"], name="legacy_add", broadcast=0))
+    with pytest.raises(tg.UnsupportedOperatorError, match=r"legacy_add \(Add, opset 6\).*onnx.version_converter"):
+        tg.from_onnx(model)
 
 
 def test_no_default_opset() -> None:

@@ -4,8 +4,8 @@
 ``Graph``. The steps, each failing with a ``GraphError`` that says what is wrong:
 
 1. parse the protobuf (a truncated or corrupt file is "malformed");
-2. read the default-domain opset (9 to 21 fully; newer opsets where the operator definitions in effect are ones a
-   converter knows);
+2. read the default-domain opset (9 to 21 fully; older and newer opsets where the operator definitions in effect are
+   ones a converter knows);
 3. list every node tcomp cannot convert (op type, domain, opset version) in one ``UnsupportedOperatorError``,
    before anything else is done;
 4. bind the inputs (``onnx_inputs``): symbolic dimensions must be given in ``input_shapes`` (the CLI's
@@ -34,7 +34,6 @@ from tcomp.graph.frontend.onnx_inputs import bind_inputs, declared_inputs
 from tcomp.graph.infer import infer_node, infer_types
 from tcomp.graph.ir import Graph, GraphError, TensorType, ValueNeededError, make_node, verify_graph
 
-MIN_OPSET = 9
 MAX_FULL_OPSET = 21
 MAX_MODEL_BYTES = 1 << 31  # protobuf cannot hold more; bigger weights must be external data
 
@@ -223,9 +222,8 @@ def default_opset(proto: onnx.ModelProto) -> int:
             return 1
         raise GraphError("the model declares no opset for the default ONNX domain")
     opset = max(versions)
-    if opset < MIN_OPSET:
-        raise GraphError(f"the model uses opset {opset}; tcomp supports opsets {MIN_OPSET} to {MAX_FULL_OPSET} "
-                         "(convert it with onnx.version_converter first)")
+    if opset < 1:
+        raise GraphError(f"the model declares opset {opset} for the default ONNX domain; opsets start at 1")
     if opset > onnx.defs.onnx_opset_version():
         raise GraphError(f"the model uses opset {opset}, newer than this onnx package knows "
                          f"({onnx.defs.onnx_opset_version()})")

@@ -102,6 +102,7 @@ class Converter:
 
 CONVERTERS: dict[str, Converter] = {}
 MAX_OPSET_NUMBER = 2**31 - 1
+MIN_FULL_OPSET = 9  # older opsets convert where the definitions in effect are ones a converter implements
 
 
 def register(op_type: str, versions: Iterable[int], func: ConvertFunc) -> None:
@@ -133,6 +134,7 @@ def supported_op_types() -> list[str]:
 
 
 def _load() -> None:
+    import tcomp.graph.frontend.onnx_math  # noqa: F401
     import tcomp.graph.frontend.onnx_nn  # noqa: F401
     import tcomp.graph.frontend.onnx_ops  # noqa: F401
 
@@ -155,9 +157,13 @@ def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], ops
         listed = "; ".join(f"{name} ({op}, opset {v})" for name, op, v in missing[:50])
         more = f"; and {len(missing) - 50} more" if len(missing) > 50 else ""
         kinds = sorted({op for _, op, _ in missing})
+        hint = ""
+        if opset < MIN_FULL_OPSET:
+            hint = (f" (opsets {MIN_FULL_OPSET} to 21 are fully supported; convert an opset-{opset} model with "
+                    "onnx.version_converter)")
         raise UnsupportedOperatorError(
             f"the model uses {len(missing)} node(s) of operator(s) tcomp does not support ({', '.join(kinds)}): "
-            f"{listed}{more}", missing)
+            f"{listed}{more}{hint}", missing)
 
 
 def check_against_schema(b: Builder, node: onnx.NodeProto) -> None:
