@@ -27,12 +27,19 @@ CHECKED_INDEX = "tcomp.checked_index"
 
 __all__ = [
     "abs",
+    "acos",
+    "acosh",
     "all",
     "any",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
     "cast",
     "ceil",
     "checked_index",
     "cos",
+    "cosh",
     "erf",
     "exp",
     "floor",
@@ -52,7 +59,9 @@ __all__ = [
     "rsqrt",
     "sigmoid",
     "sin",
+    "sinh",
     "sqrt",
+    "tan",
     "tanh",
     "truncdiv",
     "truncmod",
@@ -100,6 +109,42 @@ def sin(x: Any) -> Expr:
 
 def cos(x: Any) -> Expr:
     return _float_call("cos", x)
+
+
+def tan(x: Any) -> Expr:
+    return _float_call("tan", x)
+
+
+def asin(x: Any) -> Expr:
+    return _float_call("asin", x)
+
+
+def acos(x: Any) -> Expr:
+    return _float_call("acos", x)
+
+
+def atan(x: Any) -> Expr:
+    return _float_call("atan", x)
+
+
+def sinh(x: Any) -> Expr:
+    return _float_call("sinh", x)
+
+
+def cosh(x: Any) -> Expr:
+    return _float_call("cosh", x)
+
+
+def asinh(x: Any) -> Expr:
+    return _float_call("asinh", x)
+
+
+def acosh(x: Any) -> Expr:
+    return _float_call("acosh", x)
+
+
+def atanh(x: Any) -> Expr:
+    return _float_call("atanh", x)
 
 
 def floor(x: Any) -> Expr:

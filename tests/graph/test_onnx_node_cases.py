@@ -17,7 +17,6 @@ from tests.graph.onnx_cases import as_array, node_cases, sample_cases
 
 SKIPPED: dict[str, str] = {
     "training": "training mode is not supported (tcomp compiles inference graphs)",
-    "test_not_": "the cases use opset 1 (tcomp supports opsets 9 and newer)",
     "string": "string tensors are not supported",
     "identity_sequence": "sequence types are not supported",
     "identity_opt": "optional types are not supported",

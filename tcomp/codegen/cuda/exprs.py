@@ -52,7 +52,8 @@ _MATH = {
     "exp": "exp", "exp2": "exp2", "log": "log", "log2": "log2", "log10": "log10", "sqrt": "sqrt", "fabs": "fabs",
     "floor": "floor", "ceil": "ceil", "trunc": "trunc", "round": "rint", "sin": "sin", "cos": "cos", "pow": "pow",
     "fma": "fma", "tanh": "tanh", "erf": "erf", "tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan",
-    "sinh": "sinh", "cosh": "cosh", "log1p": "log1p", "expm1": "expm1", "atan2": "atan2", "fmod": "fmod",
+    "sinh": "sinh", "cosh": "cosh", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
+    "log1p": "log1p", "expm1": "expm1", "atan2": "atan2", "fmod": "fmod",
     "rsqrt": "rsqrt", "abs": "fabs",
 }
 

@@ -80,9 +80,9 @@ def _binary(op: str) -> Convert:
 
 for _onnx, _ir, _versions in [
     ("Add", "add", (7, 13, 14)), ("Sub", "subtract", (7, 13, 14)), ("Mul", "multiply", (7, 13, 14)),
-    ("Div", "divide", (7, 13, 14)), ("Pow", "power", (7, 12, 13, 15)), ("Equal", "equal", (11, 13, 19)),
-    ("Less", "less", (9, 13)), ("Greater", "greater", (9, 13)), ("LessOrEqual", "less_equal", (12, 16)),
-    ("GreaterOrEqual", "greater_equal", (12, 16)),
+    ("Div", "divide", (7, 13, 14)), ("Pow", "power", (7, 12, 13, 15)),
+    ("Equal", "equal", (7, 11, 13, 19)), ("Less", "less", (7, 9, 13)), ("Greater", "greater", (7, 9, 13)),
+    ("LessOrEqual", "less_equal", (12, 16)), ("GreaterOrEqual", "greater_equal", (12, 16)),
 ]:
     register(_onnx, _versions, _binary(_ir))
 

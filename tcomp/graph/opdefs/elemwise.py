@@ -25,18 +25,18 @@ from tcomp.te.tensor import Tensor
 
 # ---------------------------------------------------------------------------------------------------------------------
 # unary
-def _infer_same(ctx: InferContext) -> list[TensorType]:
+def infer_same(ctx: InferContext) -> list[TensorType]:
     return [ctx.type(0)]
 
 
-def _infer_float_unary(ctx: InferContext) -> list[TensorType]:
+def infer_float_unary(ctx: InferContext) -> list[TensorType]:
     t = ctx.type(0)
     if not dt.is_float(t.dtype):
         raise ctx.error(f"input must be a float tensor, got {t.dtype}")
     return [t]
 
 
-def _unary(fmap: Callable[[Expr, LowerContext], Any]) -> Callable[[LowerContext], list[Tensor]]:
+def unary_lowering(fmap: Callable[[Expr, LowerContext], Any]) -> Callable[[LowerContext], list[Tensor]]:
     def lower(ctx: LowerContext) -> list[Tensor]:
         x = ctx.tensor(0)
         return [te.compute(x.shape, lambda *i: fmap(x[i], ctx), name=ctx.name, tag="elemwise")]
@@ -44,7 +44,7 @@ def _unary(fmap: Callable[[Expr, LowerContext], Any]) -> Callable[[LowerContext]
     return lower
 
 
-def _softplus(v: Expr, ctx: LowerContext) -> Expr:
+def softplus_expr(v: Expr, ctx: LowerContext) -> Expr:
     # log(1 + exp(v)) computed as max(v, 0) + log(1 + exp(-|v|)): no overflow for large |v|
     return max_expr(v, te.const(0.0, v.dtype)) + te.log(te.exp(-te.abs(v)) + 1.0)
 
@@ -94,7 +94,7 @@ _FLOAT_UNARY: dict[str, Callable[[Expr, LowerContext], Any]] = {
     "log": lambda v, ctx: te.log(v),
     "sqrt": lambda v, ctx: te.sqrt(v),
     "erf": lambda v, ctx: te.erf(v),
-    "softplus": _softplus,
+    "softplus": softplus_expr,
     "hard_sigmoid": _hard_sigmoid,
     "hard_swish": _hard_swish,
     "gelu": _gelu,
@@ -102,18 +102,18 @@ _FLOAT_UNARY: dict[str, Callable[[Expr, LowerContext], Any]] = {
 }
 
 for _name, _fmap in _FLOAT_UNARY.items():
-    register_op(_name, OpPattern.ELEMWISE, _infer_float_unary, _unary(_fmap))
+    register_op(_name, OpPattern.ELEMWISE, infer_float_unary, unary_lowering(_fmap))
 
 
-def _eval_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]:
+def eval_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]:
     return lambda node, arrays: [fn(arrays[0])]
 
 
-register_op("relu", OpPattern.ELEMWISE, _infer_same, _unary(_relu), _eval_unary(lambda a: np.maximum(a, 0)))
-register_op("negative", OpPattern.ELEMWISE, _infer_same, _unary(_neg), _eval_unary(np.negative))
-register_op("abs", OpPattern.ELEMWISE, _infer_same, _unary(_abs), _eval_unary(np.abs))
-register_op("identity", OpPattern.ELEMWISE, _infer_same, _unary(_identity), _eval_unary(lambda a: a))
-register_op("dropout", OpPattern.ELEMWISE, _infer_same, _unary(_identity), _eval_unary(lambda a: a))  # inference
+register_op("relu", OpPattern.ELEMWISE, infer_same, unary_lowering(_relu), eval_unary(lambda a: np.maximum(a, 0)))
+register_op("negative", OpPattern.ELEMWISE, infer_same, unary_lowering(_neg), eval_unary(np.negative))
+register_op("abs", OpPattern.ELEMWISE, infer_same, unary_lowering(_abs), eval_unary(np.abs))
+register_op("identity", OpPattern.ELEMWISE, infer_same, unary_lowering(_identity), eval_unary(lambda a: a))
+register_op("dropout", OpPattern.ELEMWISE, infer_same, unary_lowering(_identity), eval_unary(lambda a: a))  # inference
 
 
 # clip: attributes min / max (None: unbounded); min > max gives max everywhere (as numpy.clip)
@@ -145,7 +145,7 @@ def _eval_clip(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [value]
 
 
-register_op("clip", OpPattern.ELEMWISE, _infer_clip, _unary(_clip), _eval_clip)
+register_op("clip", OpPattern.ELEMWISE, _infer_clip, unary_lowering(_clip), _eval_clip)
 
 
 # cast
@@ -168,19 +168,19 @@ def _eval_cast(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [arrays[0].astype(dt.to_numpy(dt.normalize(node.attr("dtype"))))]
 
 
-register_op("cast", OpPattern.ELEMWISE, _infer_cast, _unary(_cast), _eval_cast)
+register_op("cast", OpPattern.ELEMWISE, _infer_cast, unary_lowering(_cast), _eval_cast)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # binary
-def _infer_binary(ctx: InferContext) -> list[TensorType]:
+def infer_binary(ctx: InferContext) -> list[TensorType]:
     a, b = ctx.type(0), ctx.type(1)
     dtype = same_dtype(ctx, [a, b])
     return [TensorType(broadcast_shapes(ctx, [a.shape, b.shape]), dtype)]
 
 
-def _infer_compare(ctx: InferContext) -> list[TensorType]:
-    return [TensorType(_infer_binary(ctx)[0].shape, "bool")]
+def infer_compare(ctx: InferContext) -> list[TensorType]:
+    return [TensorType(infer_binary(ctx)[0].shape, "bool")]
 
 
 def _infer_power(ctx: InferContext) -> list[TensorType]:
@@ -237,20 +237,20 @@ _BINARY_EVAL: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def _binary(fcombine: Callable[[Expr, Expr], Expr]) -> Callable[[LowerContext], list[Tensor]]:
+def binary_lowering(fcombine: Callable[[Expr, Expr], Expr]) -> Callable[[LowerContext], list[Tensor]]:
     def lower(ctx: LowerContext) -> list[Tensor]:
         a, b = ctx.tensor(0), ctx.tensor(1)
         out_shape = ctx.out_types[0].shape
 
         def body(*idx: Any) -> Expr:
-            return fcombine(a[_bcast(a, out_shape, idx)], b[_bcast(b, out_shape, idx)])
+            return fcombine(a[broadcast_index(a, out_shape, idx)], b[broadcast_index(b, out_shape, idx)])
 
         return [te.compute(out_shape, body, name=ctx.name, tag="broadcast")]
 
     return lower
 
 
-def _bcast(t: Tensor, out_shape: tuple[int, ...], idx: Sequence[Any]) -> tuple[Any, ...]:
+def broadcast_index(t: Tensor, out_shape: tuple[int, ...], idx: Sequence[Any]) -> tuple[Any, ...]:
     offset = len(out_shape) - t.ndim
     result = []
     for axis in range(t.ndim):
@@ -259,16 +259,16 @@ def _bcast(t: Tensor, out_shape: tuple[int, ...], idx: Sequence[Any]) -> tuple[A
     return tuple(result)
 
 
-def _eval_binary(name: str) -> Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]:
+def eval_binary(name: str) -> Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]:
     fn = _BINARY_EVAL[name]
     return lambda node, arrays: [fn(arrays[0], arrays[1])]
 
 
 for _name, _fcombine in _BINARY.items():
-    register_op(_name, OpPattern.BROADCAST, _infer_binary, _binary(_fcombine), _eval_binary(_name))
+    register_op(_name, OpPattern.BROADCAST, infer_binary, binary_lowering(_fcombine), eval_binary(_name))
 for _name, _fcombine in _COMPARE.items():
-    register_op(_name, OpPattern.BROADCAST, _infer_compare, _binary(_fcombine), _eval_binary(_name))
-register_op("power", OpPattern.BROADCAST, _infer_power, _binary(_power))
+    register_op(_name, OpPattern.BROADCAST, infer_compare, binary_lowering(_fcombine), eval_binary(_name))
+register_op("power", OpPattern.BROADCAST, _infer_power, binary_lowering(_power))
 
 
 # logical not
@@ -278,8 +278,8 @@ def _infer_not(ctx: InferContext) -> list[TensorType]:
     return [ctx.type(0)]
 
 
-register_op("logical_not", OpPattern.ELEMWISE, _infer_not, _unary(lambda v, ctx: te.logical_not(v)),
-            _eval_unary(np.logical_not))
+register_op("logical_not", OpPattern.ELEMWISE, _infer_not, unary_lowering(lambda v, ctx: te.logical_not(v)),
+            eval_unary(np.logical_not))
 
 
 # where
@@ -296,8 +296,8 @@ def _lower_where(ctx: LowerContext) -> list[Tensor]:
     out_shape = ctx.out_types[0].shape
 
     def body(*idx: Any) -> Expr:
-        return te.if_then_else(cond[_bcast(cond, out_shape, idx)], a[_bcast(a, out_shape, idx)],
-                               b[_bcast(b, out_shape, idx)])
+        return te.if_then_else(cond[broadcast_index(cond, out_shape, idx)], a[broadcast_index(a, out_shape, idx)],
+                               b[broadcast_index(b, out_shape, idx)])
 
     return [te.compute(out_shape, body, name=ctx.name, tag="broadcast")]
 

@@ -1,0 +1,86 @@
+"""ONNX converters for the elementwise math family: trigonometric and hyperbolic functions, rounding, ``Reciprocal``,
+``Sign``, ``IsNaN``, ``IsInf``, the exponential-linear activations (``Elu Selu Celu Swish Mish Softsign
+ThresholdedRelu PRelu``), ``Mod``, the logical connectives ``And Or Xor``, ``CastLike`` and ``Size``.
+
+Each maps onto one graph operator of ``opdefs/math.py`` (or ``cast``, or a constant for ``Size``); attributes keep
+the ONNX defaults. Versions that only added element types count as implemented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_common import Attrs, converts, register
+
+_TYPES_ONLY = (19, 21, 23, 24, 25)  # revisions that only added element types
+
+
+def _unary(op: str, **float_attrs: float) -> object:
+    """A converter to the graph operator ``op``, passing the given float attributes (name: ONNX default)."""
+
+    def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+        attrs = {key: a.float(key, default) for key, default in float_attrs.items()}
+        return [b.add1(op, [ins[0]], output=node.output[0], **attrs)]
+
+    return convert
+
+
+for _onnx, _ir, _versions in [
+    ("Sin", "sin", (7, 22)), ("Cos", "cos", (7, 22)), ("Tan", "tan", (7, 22)), ("Asin", "asin", (7, 22)),
+    ("Acos", "acos", (7, 22)), ("Atan", "atan", (7, 22)), ("Sinh", "sinh", (9, 22)), ("Cosh", "cosh", (9, 22)),
+    ("Asinh", "asinh", (9, 22)), ("Acosh", "acosh", (9, 22)), ("Atanh", "atanh", (9, 22)),
+    ("Reciprocal", "reciprocal", (6, 13)), ("Floor", "floor", (6, 13)), ("Ceil", "ceil", (6, 13)),
+    ("Round", "round", (11, 22)), ("Sign", "sign", (9, 13)), ("IsNaN", "isnan", (9, 13, 20)),
+    ("Softsign", "softsign", (1, 22)), ("Mish", "mish", (18, 22)),
+]:
+    register(_onnx, _versions, _unary(_ir))  # type: ignore[arg-type]
+
+register("Elu", (6, 22), _unary("elu", alpha=1.0))  # type: ignore[arg-type]
+register("Selu", (6, 22), _unary("selu", alpha=1.67326319217681884765625,  # type: ignore[arg-type]
+                                 gamma=1.05070102214813232421875))
+register("Celu", (12, 28), _unary("celu", alpha=1.0))  # type: ignore[arg-type]
+register("ThresholdedRelu", (10, 22), _unary("thresholded_relu", alpha=1.0))  # type: ignore[arg-type]
+register("Swish", (24,), _unary("swish", alpha=1.0))  # type: ignore[arg-type]
+
+
+@converts("IsInf", (10, 20))
+def _isinf(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("isinf", [ins[0]], output=node.output[0], detect_positive=a.int("detect_positive", 1),
+                   detect_negative=a.int("detect_negative", 1))]
+
+
+@converts("Mod", (10, 13, 28))
+def _mod(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    fmod = a.int("fmod", 0)
+    if fmod not in (0, 1):
+        raise b.error(f"fmod={fmod} must be 0 or 1")
+    return [b.add1("mod", [ins[0], ins[1]], output=node.output[0], fmod=fmod)]
+
+
+@converts("PRelu", (7, 9, 16))
+def _prelu(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("prelu", [ins[0], ins[1]], output=node.output[0])]
+
+
+def _logical(op: str) -> object:
+    def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+        return [b.add1(op, [ins[0], ins[1]], output=node.output[0])]
+
+    return convert
+
+
+register("And", (7,), _logical("logical_and"))  # type: ignore[arg-type]
+register("Or", (7,), _logical("logical_or"))  # type: ignore[arg-type]
+register("Xor", (7,), _logical("logical_xor"))  # type: ignore[arg-type]
+
+
+@converts("CastLike", (15, *_TYPES_ONLY))
+def _cast_like(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("cast", [ins[0]], output=node.output[0], dtype=b.type(ins[1]).dtype)]
+
+
+@converts("Size", (1, 13, *_TYPES_ONLY))
+def _size(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.param(np.array(b.type(ins[0]).numel, dtype=np.int64), node.output[0])]

@@ -1,0 +1,142 @@
+"""The elementwise math family (``frontend/onnx_math.py``, ``opdefs/math.py``) against onnxruntime on random inputs
+of odd shapes, with every attribute, and broadcasting for the binary operators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.graph.ort_reference import check_node
+
+RNG = np.random.default_rng(11)
+SHAPE = (3, 5, 7)
+
+
+def _floats(low: float, high: float, shape: tuple[int, ...] = SHAPE, dtype: str = "float32") -> np.ndarray:
+    return RNG.uniform(low, high, shape).astype(dtype)
+
+
+UNARY = [
+    ("Sin", -4, 4), ("Cos", -4, 4), ("Tan", -1.4, 1.4), ("Asin", -1, 1), ("Acos", -1, 1), ("Atan", -9, 9),
+    ("Sinh", -5, 5), ("Cosh", -5, 5), ("Asinh", -9, 9), ("Acosh", 1, 9), ("Atanh", -0.99, 0.99),
+    ("Reciprocal", 0.5, 4), ("Floor", -9, 9), ("Ceil", -9, 9), ("Softsign", -9, 9), ("Mish", -9, 9),
+]
+
+
+@pytest.mark.parametrize(("op", "low", "high"), UNARY, ids=[u[0] for u in UNARY])
+def test_float_unary(op: str, low: float, high: float) -> None:
+    check_node(op, {"x": _floats(low, high)}, rtol=2e-5, atol=1e-6)
+
+
+def test_round_halves_to_even_and_float64() -> None:
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49, -3.7, 7.0], np.float32)
+    check_node("Round", {"x": x})
+    check_node("Round", {"x": _floats(-9, 9, (4, 9), "float64")})
+
+
+@pytest.mark.parametrize(("op", "attrs"), [
+    ("Elu", {}), ("Elu", {"alpha": 0.3}), ("Selu", {}), ("Selu", {"alpha": 2.0, "gamma": 0.7}),
+    ("Celu", {}), ("Celu", {"alpha": 2.5}), ("ThresholdedRelu", {}), ("ThresholdedRelu", {"alpha": -0.4}),
+    ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
+])
+def test_activations_with_attributes(op: str, attrs: dict[str, float]) -> None:
+    check_node(op, {"x": _floats(-4, 4)}, attrs, rtol=1e-5, atol=1e-6)
+
+
+def test_swish_opset_24() -> None:
+    x = _floats(-6, 6, (2, 9))
+    alpha = 0.75
+    [got] = check_node_tcomp_only("Swish", x, {"alpha": alpha}, opset=24)
+    np.testing.assert_allclose(got, x / (1 + np.exp(-alpha * x)), rtol=1e-5, atol=1e-6)
+
+
+def check_node_tcomp_only(op: str, x: np.ndarray, attrs: dict[str, float], opset: int) -> list[np.ndarray]:
+    """For definitions newer than onnxruntime implements: tcomp's result, to compare with numpy."""
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import single_node_model
+
+    executor = tg.compile(single_node_model(op, {"x": x}, 1, attrs, opset))
+    result = executor.run({"x": x})
+    assert result is not None
+    return result
+
+
+def test_prelu_broadcasts_the_slope() -> None:
+    x = _floats(-3, 3, (2, 3, 5, 7))
+    check_node("PRelu", {"x": x, "slope": _floats(0, 1, (3, 1, 1))})
+    check_node("PRelu", {"x": x, "slope": _floats(0, 1, (7,))}, constants=["slope"])
+
+
+def test_sign_nan_and_special_values() -> None:
+    x = np.array([-3.5, -0.0, 0.0, 2.0, np.inf, -np.inf, np.nan], np.float32)
+    for dtype in ("float32", "float64"):
+        check_node("Sign", {"x": x.astype(dtype)})
+    check_node("Sign", {"x": RNG.integers(-5, 6, (3, 7)).astype(np.int32)})
+    check_node("Sign", {"x": RNG.integers(0, 3, (11,)).astype(np.uint8)})
+
+
+@pytest.mark.parametrize("attrs", [{}, {"detect_positive": 0}, {"detect_negative": 0}])
+def test_isinf_isnan(attrs: dict[str, int]) -> None:
+    x = np.array([[1.0, np.inf, -np.inf, np.nan, -0.0], [3.0, np.nan, np.inf, 2.0, -1.0]], np.float32)
+    check_node("IsInf", {"x": x}, attrs)
+    if not attrs:
+        check_node("IsNaN", {"x": x.astype(np.float64)})
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "int8"])
+@pytest.mark.parametrize("fmod", [0, 1])
+def test_integer_mod_mixed_signs(dtype: str, fmod: int) -> None:
+    a = RNG.integers(-50, 50, (3, 7)).astype(dtype)
+    b = RNG.integers(1, 9, (7,)).astype(dtype) * RNG.choice([-1, 1], 7).astype(dtype)
+    check_node("Mod", {"a": a, "b": b}, {"fmod": fmod}, opset=13)
+
+
+def test_float_fmod_broadcasts() -> None:
+    a = _floats(-20, 20, (5, 1, 3))
+    b = _floats(0.5, 4, (4, 3)) * RNG.choice([-1, 1], (4, 3)).astype(np.float32)
+    check_node("Mod", {"a": a, "b": b}, {"fmod": 1}, opset=13)
+
+
+def test_float_floor_mod_takes_the_divisor_sign() -> None:
+    # opset 28's Mod allows fmod=0 on floats (onnxruntime has no such kernel): against numpy's mod
+    a = np.concatenate([_floats(-20, 20, (40,)), np.array([0.0, -0.0, 6.0, -6.0], np.float32)])
+    b = np.concatenate([_floats(0.5, 4, (40,)) * RNG.choice([-1, 1], 40), np.array([3.0, -3.0, 3.0, 3.0])])
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import single_node_model
+
+    inputs = {"a": a.astype(np.float32), "b": b.astype(np.float32)}
+    [got] = tg.compile(single_node_model("Mod", inputs, 1, {"fmod": 0}, 28)).run(inputs)
+    want = np.mod(inputs["a"], inputs["b"])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert np.array_equal(np.signbit(got[want == 0]), np.signbit(want[want == 0]))
+
+
+def test_integer_mod_by_zero_gives_zero_not_a_trap() -> None:
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import single_node_model
+
+    inputs = {"a": np.array([7, -7, 5], np.int32), "b": np.array([0, 3, 0], np.int32)}
+    [got] = tg.compile(single_node_model("Mod", inputs, 1, {}, 13)).run(inputs)
+    np.testing.assert_array_equal(got, [0, 2, 0])
+
+
+@pytest.mark.parametrize("op", ["And", "Or", "Xor"])
+def test_logical_broadcast(op: str) -> None:
+    a = RNG.integers(0, 2, (3, 1, 5)).astype(bool)
+    b = RNG.integers(0, 2, (4, 5)).astype(bool)
+    check_node(op, {"a": a, "b": b}, opset=9)
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_comparisons_of_old_and_new_definitions(opset: int) -> None:
+    a = RNG.integers(-3, 3, (5, 7)).astype(np.int32)
+    b = RNG.integers(-3, 3, (7,)).astype(np.int32)
+    for op in ("Equal", "Less", "Greater"):
+        check_node(op, {"a": a, "b": b}, opset=opset)
+
+
+def test_cast_like_and_size() -> None:
+    x = _floats(-100, 100, (3, 5))
+    check_node("CastLike", {"x": x, "like": np.zeros((2,), np.int32)}, opset=15)
+    check_node("CastLike", {"x": x, "like": np.zeros((1,), np.float16)}, opset=19, rtol=1e-3, atol=1e-3)
+    check_node("Size", {"x": x}, opset=13)
