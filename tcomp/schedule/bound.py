@@ -23,7 +23,7 @@ from tcomp.ir.expr import Expr, IterVar, ProducerLoad, Range, Var, const, conver
 from tcomp.ir.functor import free_vars, post_order_visit
 from tcomp.schedule.relation import AttachType, Fuse, ScheduleError, Split
 from tcomp.schedule.stage import Stage
-from tcomp.te.tensor import ComputeOp, Tensor
+from tcomp.te.tensor import ComputeOp, ScanOp, Tensor
 
 Bounds = dict[Var, tuple[int, int]]
 
@@ -66,6 +66,18 @@ def _record_bound(var: Var, extent: Expr, bounds: Bounds) -> None:
     _, hi = const_int_bound(extent, bounds)
     if hi is not None:
         bounds[var] = (0, max(hi - 1, 0))
+
+
+def _record_scan_bound(axis: IterVar, bounds: Bounds) -> None:
+    """The range of a scan's time variable: unlike a leaf loop's, it starts at the scan's first row, not at 0 (the
+    time loop runs over absolute rows ``[min, min + extent)``)."""
+    bounds.pop(axis.var, None)
+    if axis.dom is None:
+        return
+    lo, hi_min = const_int_bound(axis.dom.min, bounds)
+    _, hi_ext = const_int_bound(axis.dom.extent, bounds)
+    if lo is not None and hi_min is not None and hi_ext is not None:
+        bounds[axis.var] = (lo, hi_min + max(hi_ext - 1, 0))
 
 
 def pass_up_index(stage: Stage, bound: StageBound, leaf_values: Mapping[IterVar, Expr]) -> dict[IterVar, Expr]:
@@ -261,5 +273,7 @@ def infer_bounds(
                 first = stage.root_iter_vars[0]
                 bound.root[first] = Range(scan_time[stage], convert(1))
         pass_down_extents(stage, bound, bounds)
+        if isinstance(stage.op, ScanOp):
+            _record_scan_bound(stage.op.scan_axis, bounds)
         result[stage] = bound
     return result

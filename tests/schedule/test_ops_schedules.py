@@ -166,3 +166,18 @@ def test_split_of_a_split_inner_axis_with_a_tail() -> None:
     s[c].split(k_inner, factor=3)  # k.inner.inner in [0, 3) overshoots it
     data = np.ones(4, dtype="float32")
     build_and_check(s, [a, c], [data], np.array([4.0], dtype="float32"))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_scan_with_static_rows_reads_its_time_variable(rows: int) -> None:
+    # the time variable starts at the init's row count: with one update step it is the constant 1, never 0
+    x = te.placeholder((rows, 5), name="X")
+    state = te.placeholder((rows, 5), name="state")
+    init = te.compute((1, 5), lambda _, i: x[0, i], name="init")
+    update = te.compute((rows, 5), lambda t, i: state[t - 1, i] + x[t, i], name="update")
+    result = te.scan(init, update, state, inputs=[x], name="cumsum")
+    module = tcomp.build(tcomp.create_schedule(result), [x, result])
+    data = np.random.default_rng(32).standard_normal((rows, 5)).astype("float32")
+    out = np.full((rows, 5), np.nan, dtype="float32")
+    module(data, out)
+    np.testing.assert_allclose(out, np.cumsum(data, axis=0), rtol=1e-5, atol=1e-6)
