@@ -11,7 +11,8 @@ Given the output tensors of a fused group (inputs are placeholders), the schedul
    ``schedule_conv2d`` does with a fused bias + relu).
 3. Convolutions and matrix products get their tiled schedules (``conv2d.py``, ``dense.py``).
 4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
-   partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``).
+   partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
+   update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
 
 Multi-stage operators (softmax, log_softmax, layer_norm, average pooling, mean) are graphs of reductions and
 elementwise stages and are scheduled stage by stage this way. The per-operator entry points
@@ -66,7 +67,7 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     op = stage.op
     if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
         return False
-    if stage.attach_type is not AttachType.ROOT:
+    if stage.attach_type is not AttachType.ROOT or stage.scan_parent is not None:
         return False
     readers = _direct_readers(s, stage)
     if not readers:
@@ -197,6 +198,8 @@ def schedule_cpu(outs: Tensor | Sequence[Tensor], target: Target | None = None) 
     done = _schedule_anchors(s, cpu)
     for stage in original:
         if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(stage.op, ComputeOp):
+            continue
+        if stage.scan_parent is not None:  # a scan's init or update: its loops run inside the scan's time loop
             continue
         if stage.op.is_reduction:
             schedule_reduction(s, stage, cpu)

@@ -1,0 +1,175 @@
+"""ONNX converters for the indexing family: ``GatherElements GatherND ScatterElements Scatter ScatterND OneHot Trilu
+CumSum ArgMax ArgMin TopK Range DepthToSpace SpaceToDepth``.
+
+Inputs that decide a shape (``OneHot``'s depth, ``TopK``'s k, ``Range``'s bounds) or the computation's structure
+(``CumSum``'s axis) must be known at compile time; ``Trilu``'s k is read at run time. ``Range`` becomes a constant.
+``DepthToSpace`` and ``SpaceToDepth`` are a reshape, a transpose and a reshape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+
+from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_common import Attrs, const_ints, converts, optional
+from tcomp.ir import dtype as dt
+
+
+@converts("GatherElements", (11, 13))
+def _gather_elements(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("gather_elements", [ins[0], ins[1]], output=node.output[0], axis=a.int("axis", 0))]
+
+
+@converts("GatherND", (11, 12, 13))
+def _gather_nd(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    batch_dims = a.int("batch_dims", 0) if v >= 12 else 0
+    return [b.add1("gather_nd", [ins[0], ins[1]], output=node.output[0], batch_dims=batch_dims)]
+
+
+def _reduction(b: Builder, a: Attrs, v: int, since_max_min: int) -> str:
+    reduction = a.string("reduction", "none") if v >= 16 else "none"
+    allowed = ("none", "add", "mul") + (("max", "min") if v >= since_max_min else ())
+    if reduction not in allowed:
+        raise b.error(f"reduction {reduction!r} is not one of {allowed}")
+    return reduction
+
+
+@converts("ScatterElements", (11, 13, 16, 18))
+def _scatter_elements(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("scatter_elements", ins[:3], output=node.output[0], axis=a.int("axis", 0),
+                   reduction=_reduction(b, a, v, 18))]
+
+
+@converts("Scatter", (9, 11))
+def _scatter(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("scatter_elements", ins[:3], output=node.output[0], axis=a.int("axis", 0), reduction="none")]
+
+
+@converts("ScatterND", (11, 13, 16, 18))
+def _scatter_nd(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    return [b.add1("scatter_nd", ins[:3], output=node.output[0], reduction=_reduction(b, a, v, 18))]
+
+
+@converts("OneHot", (9, 11, 28))
+def _one_hot(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    depth_value = b.require_const(ins[1], "the depth")
+    if depth_value.size != 1:
+        raise b.error(f"the depth must be a scalar, got shape {depth_value.shape}")
+    depth = int(depth_value.reshape(-1)[0])  # a float depth is truncated, as onnxruntime does
+    values = ins[2]
+    if b.type(values).shape != (2,):
+        values = b.add1("reshape", [values], shape=(2,))
+    return [b.add1("one_hot", [ins[0], values], output=node.output[0], depth=depth, axis=a.int("axis", -1))]
+
+
+@converts("Trilu", (14,))
+def _trilu(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    k = optional(ins, 1)
+    return [b.add1("trilu", [ins[0], k] if k else [ins[0]], output=node.output[0], upper=a.int("upper", 1))]
+
+
+@converts("CumSum", (11, 14))
+def _cumsum(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    axis = const_ints(b, ins[1], "the axis")
+    if len(axis) != 1:
+        raise b.error(f"the axis must be a scalar, got {axis}")
+    return [b.add1("cumsum", [ins[0]], output=node.output[0], axis=axis[0], exclusive=a.int("exclusive", 0),
+                   reverse=a.int("reverse", 0))]
+
+
+def _arg(op: str) -> object:
+    def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+        last = a.int("select_last_index", 0) if v >= 12 else 0
+        return [b.add1(op, [ins[0]], output=node.output[0], axis=a.int("axis", 0), keepdims=a.int("keepdims", 1),
+                       select_last_index=last)]
+
+    return convert
+
+
+converts("ArgMax", (1, 11, 12, 13))(_arg("argmax"))  # type: ignore[arg-type]
+converts("ArgMin", (1, 11, 12, 13))(_arg("argmin"))  # type: ignore[arg-type]
+
+
+@converts("TopK", (1, 10, 11, 24))
+def _topk(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    if v >= 10:
+        k = const_ints(b, ins[1], "k")
+        if len(k) != 1:
+            raise b.error(f"k must be a single value, got {k}")
+    else:
+        k = [a.int("k")]
+    largest = a.int("largest", 1) if v >= 11 else 1
+    outputs = [name or b.fresh(f"{b.node_name}/unused") for name in node.output[:2]]
+    while len(outputs) < 2:
+        outputs.append(b.fresh(f"{b.node_name}/unused"))
+    return b.add("topk", [ins[0]], outputs, k=k[0], axis=a.int("axis", -1), largest=largest)
+
+
+@converts("Range", (11, 27))
+def _range(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    bounds = []
+    for name, what in zip(ins[:3], ("start", "limit", "delta")):
+        value = b.require_const(name, f"the {what}")
+        if value.size != 1:
+            raise b.error(f"the {what} must be a scalar, got shape {value.shape}")
+        bounds.append(value.reshape(-1)[0])
+    dtype = b.type(ins[0]).dtype
+    start, limit, delta = (np.asarray(x, dtype=dt.to_numpy(dtype)) for x in bounds)
+    if delta == 0:
+        raise b.error("the delta must not be zero")
+    count = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
+    if count == 0:
+        raise b.error(f"Range({start}, {limit}, {delta}) is empty (zero-size tensors are not supported)")
+    values = (start + np.arange(count, dtype=start.dtype) * delta).astype(start.dtype)
+    return [b.param(values, node.output[0])]
+
+
+def _blocksize(b: Builder, a: Attrs) -> int:
+    size = a.int("blocksize")
+    if size <= 0:
+        raise b.error(f"blocksize={size} must be positive")
+    return size
+
+
+@converts("DepthToSpace", (1, 11, 13, 28))
+def _depth_to_space(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    x = ins[0]
+    shape = b.type(x).shape
+    if len(shape) != 4:
+        raise b.error(f"expects a 4-D input, got {b.type(x)}")
+    n, c, h, w = shape
+    size = _blocksize(b, a)
+    mode = a.string("mode", "DCR") if v >= 11 else "DCR"
+    if c % (size * size):
+        raise b.error(f"{c} channels are not a multiple of blocksize^2 = {size * size}")
+    depth = c // (size * size)
+    if mode == "DCR":
+        split, perm = (n, size, size, depth, h, w), (0, 3, 4, 1, 5, 2)
+    elif mode == "CRD":
+        split, perm = (n, depth, size, size, h, w), (0, 1, 4, 2, 5, 3)
+    else:
+        raise b.error(f"mode {mode!r} must be 'DCR' or 'CRD'")
+    blocks = b.add1("reshape", [x], shape=split)
+    moved = b.add1("transpose", [blocks], perm=perm)
+    return [b.add1("reshape", [moved], output=node.output[0], shape=(n, depth, h * size, w * size))]
+
+
+@converts("SpaceToDepth", (1, 13, 28))
+def _space_to_depth(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    x = ins[0]
+    shape = b.type(x).shape
+    if len(shape) != 4:
+        raise b.error(f"expects a 4-D input, got {b.type(x)}")
+    n, c, h, w = shape
+    size = _blocksize(b, a)
+    if h % size or w % size:
+        raise b.error(f"the spatial size {h} x {w} is not a multiple of blocksize {size}")
+    mode = a.string("mode", "DCR") if v >= 28 else "DCR"
+    if mode not in ("DCR", "CRD"):
+        raise b.error(f"mode {mode!r} must be 'DCR' or 'CRD'")
+    blocks = b.add1("reshape", [x], shape=(n, c, h // size, size, w // size, size))
+    moved = b.add1("transpose", [blocks], perm=(0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4))
+    return [b.add1("reshape", [moved], output=node.output[0], shape=(n, c * size * size, h // size, w // size))]
