@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tcomp.graph as tg
-from tests.graph.onnx_cases import as_array, node_cases, sample_cases
+from tests.graph.onnx_cases import as_array, element_types_supported, node_cases, sample_cases
 
 SKIPPED: dict[str, str] = {
     "training": "training mode is not supported (tcomp compiles inference graphs)",
@@ -34,6 +34,8 @@ def _skip_reason(name: str) -> str | None:
     for fragment, reason in SKIPPED.items():
         if fragment in name:
             return reason
+    if not element_types_supported(node_cases()[name]):
+        return "an element type tcomp does not support (bfloat16, float8, 4-bit, string ...)"
     return None
 
 
