@@ -138,6 +138,7 @@ def _load() -> None:
     import tcomp.graph.frontend.onnx_math  # noqa: F401
     import tcomp.graph.frontend.onnx_nn  # noqa: F401
     import tcomp.graph.frontend.onnx_ops  # noqa: F401
+    import tcomp.graph.frontend.onnx_reduce  # noqa: F401
 
 
 def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int) -> None:
@@ -239,6 +240,15 @@ def const_ints(b: Builder, name: str, what: str) -> list[int]:
     if value.dtype.kind not in "iu":
         raise b.error(f"{what} must be integers, got {value.dtype}")
     return [int(v) for v in value.reshape(-1)]
+
+
+def axes_operand(b: Builder, ins: Sequence[str], a: Attrs, v: int, input_since: int) -> list[int] | None:
+    """The ``axes`` of a node: its optional input 1 from definition ``input_since`` on (known at compile time),
+    the ``axes`` attribute before; None when absent."""
+    if v >= input_since:
+        name = optional(ins, 1)
+        return const_ints(b, name, "the axes") if name else None
+    return a.ints("axes")
 
 
 def fail(b: Builder, reason: str) -> GraphError:

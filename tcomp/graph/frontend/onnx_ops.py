@@ -15,6 +15,7 @@ import onnx
 from tcomp.graph.frontend.onnx import Builder
 from tcomp.graph.frontend.onnx_common import (
     Attrs,
+    axes_operand,
     check_unused_outputs,
     const_ints,
     converts,
@@ -255,17 +256,10 @@ def _transpose(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: in
     return [b.add1("transpose", [ins[0]], output=node.output[0], perm=tuple(perm or ()))]
 
 
-def _axes(b: Builder, ins: list[str], a: Attrs, v: int, input_since: int) -> list[int] | None:
-    if v >= input_since:
-        name = optional(ins, 1)
-        return const_ints(b, name, "the axes") if name else None
-    return a.ints("axes")
-
-
 @converts("Squeeze", (1, 11, 13, *_TYPES_ONLY))
 def _squeeze(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     shape = b.type(ins[0]).shape
-    axes = _axes(b, ins, a, v, 13)
+    axes = axes_operand(b, ins, a, v, 13)
     if axes is None:
         chosen = {d for d, s in enumerate(shape) if s == 1}
     else:
@@ -284,7 +278,7 @@ def _squeeze(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int)
 @converts("Unsqueeze", (1, 11, 13, *_TYPES_ONLY))
 def _unsqueeze(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     shape = list(b.type(ins[0]).shape)
-    axes = _axes(b, ins, a, v, 13)
+    axes = axes_operand(b, ins, a, v, 13)
     if not axes:
         raise b.error("axes are required")
     rank = len(shape) + len(axes)
@@ -403,28 +397,6 @@ def _pad(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> 
         full[axis] = pads[position]
         full[axis + ndim] = pads[position + len(axes)]
     return [b.add1("pad", [x], output=node.output[0], pads=tuple(full), mode=mode, value=value)]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# reductions
-def _reduce(op: str, axes_input_since: int) -> Convert:
-    def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-        ndim = b.type(ins[0]).ndim
-        axes = _axes(b, ins, a, v, axes_input_since)
-        if not axes:
-            if a.int("noop_with_empty_axes", 0) == 1:
-                return [b.add1("identity", [ins[0]], output=node.output[0])]
-            axes = list(range(ndim))
-        return [b.add1(op, [ins[0]], output=node.output[0], axes=tuple(axes),
-                       keepdims=bool(a.int("keepdims", 1)))]
-
-    return convert
-
-
-register("ReduceSum", (1, 11, 13), _reduce("sum", 13))
-register("ReduceMean", (1, 11, 13, 18), _reduce("mean", 18))
-register("ReduceMax", (1, 11, 12, 13, 18, 20), _reduce("max", 18))
-register("ReduceMin", (1, 11, 12, 13, 18, 20), _reduce("min", 18))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -362,4 +362,5 @@ def _reduce_eval(fn: Callable[..., np.ndarray]) -> Callable[[Node, Sequence[np.n
 register_op("sum", OpPattern.COMM_REDUCE, _infer_reduce, _reduce_lowering(ops.sum), _reduce_eval(np.sum))
 register_op("max", OpPattern.COMM_REDUCE, _infer_reduce, _reduce_lowering(ops.max), _reduce_eval(np.max))
 register_op("min", OpPattern.COMM_REDUCE, _infer_reduce, _reduce_lowering(ops.min), _reduce_eval(np.min))
+register_op("prod", OpPattern.COMM_REDUCE, _infer_reduce, _reduce_lowering(ops.prod), _reduce_eval(np.prod))
 register_op("mean", OpPattern.COMM_REDUCE, _infer_reduce, _reduce_lowering(ops.mean))
