@@ -219,8 +219,9 @@ def checked_index(index: Any, extent: int) -> Expr:
     """``index`` into an axis of ``extent`` elements, as ONNX's index-taking operators define it: a negative index
     counts from the end (``-1`` is the last element), and an index outside ``[-extent, extent)`` fails the call at
     run time with an error naming the index (the pass ``insert_index_checks`` turns the check into an assertion).
-    The index is taken as int64, so ``2**40`` is out of range, never wrapped to a small number. The result is an
-    int64 in ``[0, extent)``; the clamp around the check tells bound analysis so (and is a no-op once checked)."""
+    The index is taken as int64, so ``2**40`` is out of range, never wrapped to a small number. The result is in
+    ``[0, extent)`` (int32 when the extent fits, else int64); the clamp around the check tells bound analysis so
+    (and is a no-op once checked)."""
     if not isinstance(extent, int) or isinstance(extent, bool) or extent < 1:
         raise ValueError(f"checked_index: the extent must be a positive int, got {extent!r}")
     value = convert(index)
@@ -228,7 +229,10 @@ def checked_index(index: Any, extent: int) -> Expr:
         raise TypeError(f"checked_index: the index must be an integer, got {value.dtype}")
     raw = cast(value, "int64")
     checked = Call(CHECKED_INDEX, (raw, make_const(extent, "int64")), "int64")
-    return max_expr(min_expr(checked, make_const(extent - 1, "int64")), make_const(0, "int64"))
+    index = max_expr(min_expr(checked, make_const(extent - 1, "int64")), make_const(0, "int64"))
+    # an axis that int32 indexes gets an int32 index, like the loop variables it is combined with when the read is
+    # inlined into index arithmetic (a reshape's flat index)
+    return cast(index, "int32") if extent <= dt.max_value("int32") else index
 
 
 _ = (floordiv, floormod, truncdiv, truncmod)

@@ -129,3 +129,24 @@ def test_checked_index_rejects_bad_arguments() -> None:
         te.checked_index(te.const(1.5), 4)
     with pytest.raises(ValueError, match="positive int"):
         te.checked_index(te.const(1), 0)
+
+
+def test_a_checked_index_into_an_inlined_reshape_keeps_index_dtypes() -> None:
+    """A gather from a reshaped tensor: the reshape is inlined, so the checked index enters its flat index
+    arithmetic beside the int32 loop variables (a BERT export's attention mask does this)."""
+    from tcomp import ops
+    from tcomp.ops.cpu import schedule_cpu
+
+    mask = te.placeholder((2, 16), name="mask")
+    ids = te.placeholder((2, 16), name="ids", dtype="int64")
+    flat = ops.reshape(ops.cast(mask, "float32"), (32, 1))
+    out = te.compute((2, 16, 16), lambda b, i, j: flat[te.checked_index(ids[b, j], 32), 0] + te.const(0.0) * i,
+                     name="gathered")
+    module = tcomp.build(schedule_cpu(out), [mask, ids, out])
+    m = RNG.standard_normal((2, 16)).astype(np.float32)
+    rows = RNG.integers(-32, 32, (2, 16)).astype(np.int64)
+    result = np.zeros((2, 16, 16), dtype=np.float32)
+    module(m, rows, result)
+    want = m.reshape(32)[np.where(rows < 0, rows + 32, rows)]
+    np.testing.assert_array_equal(result, np.broadcast_to(want[:, None, :], (2, 16, 16)))
+    assert te.checked_index(te.const(3, "int64"), 1 << 40).dtype == "int64"
