@@ -138,6 +138,7 @@ def _load() -> None:
     import tcomp.graph.frontend.onnx_math  # noqa: F401
     import tcomp.graph.frontend.onnx_nn  # noqa: F401
     import tcomp.graph.frontend.onnx_ops  # noqa: F401
+    import tcomp.graph.frontend.onnx_quant  # noqa: F401
     import tcomp.graph.frontend.onnx_reduce  # noqa: F401
 
 
