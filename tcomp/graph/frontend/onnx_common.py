@@ -135,6 +135,7 @@ def supported_op_types() -> list[str]:
 
 def _load() -> None:
     import tcomp.graph.frontend.onnx_index  # noqa: F401
+    import tcomp.graph.frontend.onnx_linalg  # noqa: F401
     import tcomp.graph.frontend.onnx_math  # noqa: F401
     import tcomp.graph.frontend.onnx_nn  # noqa: F401
     import tcomp.graph.frontend.onnx_ops  # noqa: F401
