@@ -15,7 +15,6 @@ import pytest
 
 import tcomp.graph as tg
 from tcomp.backend import compile_artifact
-from tcomp.graph.frontend.onnx_common import supported_op_types
 from tcomp.graph.kernels import lower_node
 from tcomp.runtime.nvcc import kernel_resources, nvcc_available
 from tcomp.target import Target
@@ -47,9 +46,6 @@ def test_the_benchmark_models_are_stored() -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_model_compiles_for_cuda(name: str) -> None:
     model = load_graph_model(name)
-    missing = sorted({n.op_type for n in model.graph.node} - set(supported_op_types()))
-    if missing:
-        pytest.xfail(f"tcomp does not convert {', '.join(missing)} yet")
     target = Target(TARGET)
     graph = tg.compile_graph(model, target)
     sources: dict[str, str] = {}

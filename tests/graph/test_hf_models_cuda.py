@@ -1,18 +1,15 @@
 """The small transformer models of ``tests/data/hf_models`` (exported by PyTorch with their weights) compiled for
 ``cuda`` and run (on a GPU when there is one, else in the CPU emulation) on their stored inputs, against PyTorch's
-stored output: relative error (max |tcomp - torch| / max |torch|) at most 1e-4. A model using operators tcomp does
-not convert yet is an expected failure naming them."""
+stored output: relative error (max |tcomp - torch| / max |torch|) at most 1e-4."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 import tcomp.graph as tg
-from tcomp.graph.frontend.onnx_common import supported_op_types
 from tcomp.runtime.cuda_emu import EmulationError, host_compiler
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
@@ -37,10 +34,6 @@ def _can_run() -> bool:
 @pytest.mark.parametrize("name", MODELS)
 def test_model_matches_pytorch_on_cuda(name: str) -> None:
     path = DATA / f"{name}.onnx"
-    missing = sorted({n.op_type for n in onnx.load(path, load_external_data=False).graph.node}
-                     - set(supported_op_types()))
-    if missing:
-        pytest.xfail(f"tcomp does not convert {', '.join(missing)} yet")
     with np.load(DATA / f"{name}.npz") as data:
         inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
         want = data["output"]

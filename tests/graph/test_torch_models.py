@@ -4,9 +4,7 @@ the graph), compiled for ``llvm`` and run on every stored input set.
 
 The error is relative to the output's scale: ``max |tcomp - torch| / max |torch|`` must be at most 1e-4. A model
 with a symbolic batch runs its input sets (of different batch sizes) in one executor, which compiles once per batch
-size. A model using operators tcomp does not convert yet must fail with the one up-front
-``UnsupportedOperatorError`` naming them (and is then reported as an expected failure); once they are converted,
-it must match.
+size.
 """
 
 from __future__ import annotations
@@ -14,11 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 import tcomp.graph as tg
-from tcomp.graph.frontend.onnx_common import supported_op_types
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "torch_models"
 TOLERANCE = 1e-4
@@ -48,13 +44,7 @@ def test_every_model_has_its_data() -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_exported_model_matches_pytorch(name: str) -> None:
-    path = DATA / f"{name}.onnx"
-    missing = sorted({n.op_type for n in onnx.load(path).graph.node} - set(supported_op_types()))
-    if missing:
-        with pytest.raises(tg.UnsupportedOperatorError, match=missing[0]):
-            tg.compile(path, "llvm")
-        pytest.xfail(f"tcomp does not convert {', '.join(missing)} yet")
-    executor = tg.compile(path, "llvm")
+    executor = tg.compile(DATA / f"{name}.onnx", "llvm")
     sets = input_sets(name)
     for inputs, want in sets:
         [got] = executor.run(inputs)
