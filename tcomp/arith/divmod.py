@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import Linear, add_terms, int_const
+from tcomp.arith.fold import trunc_div
 from tcomp.arith.keys import ExprKeys
 from tcomp.ir import expr as E
 
@@ -194,11 +195,6 @@ def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     return s.lin.to_expr(s.lin.scale(s.lin.atom(inner), g))
 
 
-def _trunc_div(x: int, y: int) -> int:
-    q = abs(x) // abs(y)
-    return q if (x >= 0) == (y > 0) else -q
-
-
 def truncdiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """Simplified C division ``a / b`` or ``None`` to keep ``Div(a, b)``."""
     dtype = a.dtype
@@ -208,7 +204,7 @@ def truncdiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     if c == 0:
         return None
     if isinstance(a, E.IntImm):
-        return int_const(_trunc_div(a.value, c), dtype)
+        return int_const(trunc_div(a.value, c), dtype)
     if c == 1:
         return a
     if not dt.is_index(dtype):
@@ -233,7 +229,7 @@ def truncmod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     if c == 0:
         return None
     if isinstance(a, E.IntImm):
-        return int_const(a.value - _trunc_div(a.value, c) * c, dtype)
+        return int_const(a.value - trunc_div(a.value, c) * c, dtype)
     if c in (1, -1):
         return int_const(0, dtype)
     if not dt.is_index(dtype):

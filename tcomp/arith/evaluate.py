@@ -8,12 +8,12 @@ Loads, calls and reductions are not evaluable: ``EvaluationError`` is raised, as
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import wrap_int
+from tcomp.arith.fold import DIVISIONS, fold_binary
 from tcomp.ir import expr as E
 
 Value = Any  # int | float | bool, or a tuple of those for vectors
@@ -23,42 +23,13 @@ class EvaluationError(ValueError):
     """The expression has no value: a division by zero, an unbound variable or an unsupported node."""
 
 
-def _trunc_div(x: int, y: int) -> int:
-    q = abs(x) // abs(y)
-    return q if (x >= 0) == (y > 0) else -q
-
-
 def _scalar_binary(cls: type, x: Any, y: Any, is_float: bool) -> Any:
-    # Written independently of the simplifier's constant folding (rewrite.fold_binary) on purpose: the fuzz tests
-    # check the simplifier against this evaluator, so a shared bug would go unseen.
-    if cls in (E.Div, E.Mod, E.FloorDiv, E.FloorMod) and y == 0:
+    if cls in DIVISIONS and y == 0:
         raise EvaluationError("division by zero")
-    if cls is E.Add:
-        return x + y
-    if cls is E.Sub:
-        return x - y
-    if cls is E.Mul:
-        return x * y
-    if cls is E.FloorDiv:
-        return math.floor(x / y) if is_float else x // y
-    if cls is E.FloorMod:
-        return x - y * math.floor(x / y) if is_float else x % y
-    if cls is E.Div:
-        return x / y if is_float else _trunc_div(x, y)
-    if cls is E.Mod:
-        return math.fmod(x, y) if is_float else x - _trunc_div(x, y) * y
-    if cls is E.Min:
-        return min(x, y)
-    if cls is E.Max:
-        return max(x, y)
-    if cls is E.And:
-        return bool(x) and bool(y)
-    if cls is E.Or:
-        return bool(x) or bool(y)
-    table = {E.LT: x < y, E.LE: x <= y, E.GT: x > y, E.GE: x >= y, E.EQ: x == y, E.NE: x != y}
-    if cls in table:
-        return table[cls]
-    raise EvaluationError(f"cannot evaluate operator {cls.__name__}")
+    value = fold_binary(cls, x, y, is_float)
+    if value is None:
+        raise EvaluationError(f"cannot evaluate operator {cls.__name__}")
+    return value
 
 
 def _lanes(value: Value, count: int) -> tuple[Any, ...]:

@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping
 
 from tcomp.arith import dtypes as dt
+from tcomp.arith.fold import trunc_div
 from tcomp.arith.keys import same_tree
 from tcomp.ir import expr as E
 
@@ -111,11 +112,6 @@ def _nonzero_parts(b: Bound) -> list[Bound]:
     return parts
 
 
-def _trunc_div(x: int, y: int) -> int:
-    q = abs(x) // abs(y)
-    return q if (x >= 0) == (y > 0) else -q
-
-
 def div_bounds(a: Bound, b: Bound, floor: bool) -> Bound:
     """Bound of ``a // b`` (floor) or ``truncdiv(a, b)``; lanes where ``b == 0`` are ignored."""
     parts = _nonzero_parts(b)
@@ -126,7 +122,7 @@ def div_bounds(a: Bound, b: Bound, floor: bool) -> Bound:
             c = int(b[0])
             if floor:
                 return floordiv_const(a, c)
-            ends = [x if math.isinf(x) else _trunc_div(int(x), c) for x in a]
+            ends = [x if math.isinf(x) else trunc_div(int(x), c) for x in a]
             ends = [-x if math.isinf(x) and c < 0 else x for x in ends]
             return (min(ends), max(ends))
         return EVERYTHING
@@ -138,7 +134,7 @@ def div_bounds(a: Bound, b: Bound, floor: bool) -> Bound:
             return (-magnitude, magnitude)
         for x in (a[0], a[1]):
             for y in (part[0], part[1]):
-                q = x // y if floor else _trunc_div(int(x), int(y))
+                q = x // y if floor else trunc_div(int(x), int(y))
                 lo = min(lo, q)
                 hi = max(hi, q)
     return (lo, hi)

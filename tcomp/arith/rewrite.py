@@ -32,6 +32,7 @@ from tcomp.arith import compare as cmp
 from tcomp.arith import divmod as dm
 from tcomp.arith import dtypes as dt
 from tcomp.arith.canonical import Linear, LinearForms, MonomialKey, Term, add_terms, int_const
+from tcomp.arith.fold import fold_binary
 from tcomp.arith.int_bound import Bound, Bounds, ConstIntBound, add_bounds, compare_bound, mul_bounds
 from tcomp.arith.keys import ExprKeys, same_tree
 from tcomp.arith.vector import vector_binary
@@ -62,41 +63,6 @@ def make_number(value: int | float, dtype: str) -> E.Expr:
     else:
         scalar = int_const(int(value), element)
     return scalar if lanes == 1 else E.Broadcast(scalar, lanes, dtype)
-
-
-def _trunc_div(x: int, y: int) -> int:
-    q = abs(x) // abs(y)
-    return q if (x >= 0) == (y > 0) else -q
-
-
-def fold_binary(cls: type[E.BinaryOp], x: Any, y: Any, is_float: bool) -> int | float | bool | None:
-    """``x op y`` on Python numbers with IR semantics; ``None`` for a division by zero."""
-    if cls is E.Add:
-        return x + y
-    if cls is E.Sub:
-        return x - y
-    if cls is E.Mul:
-        return x * y
-    if cls in (E.Div, E.Mod, E.FloorDiv, E.FloorMod) and y == 0:
-        return None
-    if cls is E.FloorDiv:
-        return math.floor(x / y) if is_float else x // y
-    if cls is E.FloorMod:
-        return x - y * math.floor(x / y) if is_float else x % y
-    if cls is E.Div:
-        return x / y if is_float else _trunc_div(x, y)
-    if cls is E.Mod:
-        return math.fmod(x, y) if is_float else x - _trunc_div(x, y) * y
-    if cls is E.Min:
-        return min(x, y)
-    if cls is E.Max:
-        return max(x, y)
-    if cls is E.And:
-        return bool(x) and bool(y)
-    if cls is E.Or:
-        return bool(x) or bool(y)
-    compare = {E.LT: x < y, E.LE: x <= y, E.GT: x > y, E.GE: x >= y, E.EQ: x == y, E.NE: x != y}
-    return compare.get(cls)
 
 
 class Simplifier(Mutator):
