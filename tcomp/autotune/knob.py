@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcomp.arith.factors import divisors, powers_of_two
 from tcomp.ir.expr import IterVar, const_int_value
 from tcomp.json_value import JSONValueError, as_int, as_list, as_scalar, as_str
 
@@ -218,11 +219,6 @@ def axis_extent(name: str, axis: IterVar | int) -> int:
     return extent
 
 
-def _divisors(n: int) -> list[int]:
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
-
-
 def split_sizes(extent: int, num_outputs: int, policy: SplitPolicy, candidates: Sequence[Sequence[int]] | None,
                  max_factor: int | None) -> list[tuple[int, ...]]:
     """All ``(outer, f_1, ..., f_{n-1})`` for ``policy``, in a fixed order (inner factors ascending)."""
@@ -238,9 +234,9 @@ def split_sizes(extent: int, num_outputs: int, policy: SplitPolicy, candidates: 
         return result
     limit = extent if max_factor is None else min(extent, max_factor)
     if policy is SplitPolicy.FACTORS:
-        values = [d for d in _divisors(extent) if d <= limit]
+        values = [d for d in divisors(extent) if d <= limit]
     else:
-        values = [1 << p for p in range(limit.bit_length()) if (1 << p) <= limit]
+        values = powers_of_two(1, limit)
     if len(values) ** (num_outputs - 1) > MAX_SPLIT_CHOICES:
         raise SpaceError(f"splitting an extent of {extent} in {num_outputs} parts gives over {MAX_SPLIT_CHOICES} "
                          "choices; give max_factor or candidates")

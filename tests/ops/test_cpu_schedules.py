@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tcomp import Target, ops, te
+from tcomp.arith.factors import divisors, largest_divisor
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
     CpuTarget,
@@ -27,7 +28,7 @@ from tcomp.ops.cpu import (
     schedule_reduce,
     schedule_softmax,
 )
-from tcomp.ops.cpu.common import divisors, largest_divisor, vector_factor
+from tcomp.ops.cpu.common import vector_factor
 from tcomp.ops.testing import build_and_check, random_data
 from tests.ops.op_cases import CASES
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tcomp.arith.factors import largest_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_int_value
 from tcomp.ir.functor import free_vars, post_order_visit
@@ -65,17 +66,6 @@ def host_cache_bytes() -> tuple[int, int]:
             if digits.isdigit():
                 sizes[level] = int(digits) * scale
     return sizes[1], sizes[2]
-
-
-def divisors(n: int) -> list[int]:
-    """The positive divisors of ``n``, ascending."""
-    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
-
-
-def largest_divisor(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` that is at most ``limit`` (at least 1)."""
-    return max(d for d in divisors(n) if d <= max(1, limit))
 
 
 def const_extent(iv: IterVar) -> int | None:

@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tcomp.arith.factors import largest_divisor
 from tcomp.ir.expr import IterKind, IterVar, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
     extents,
-    largest_divisor,
     parallel_fused,
     product,
     schedule_elementwise,

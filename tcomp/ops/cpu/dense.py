@@ -35,11 +35,11 @@ Shapes the factors do not divide keep correct bounds guards; symbolic shapes get
 
 from __future__ import annotations
 
+from tcomp.arith.factors import largest_divisor
 from tcomp.ir.expr import IterKind
 from tcomp.ops.cpu.common import (
     CpuTarget,
     extents,
-    largest_divisor,
     parallel_fused,
     product,
     schedule_elementwise,

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
+from tcomp.arith.factors import largest_divisor, pow2_divisor
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.cuda.common import bind_blocks_threads
 from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, tile_conv2d_nchw
@@ -53,15 +54,6 @@ REDUCE_THREADS = 32
 
 def _extent(value: object) -> int | None:
     return const_int_value(value)  # type: ignore[arg-type]
-
-
-def _pow2_divisor(limit: int, value: int) -> int:
-    """The largest power of two that divides ``value`` and is at most ``limit``: the tiled schedules assume tiles
-    that divide the shape."""
-    result = 1
-    while result * 2 <= limit and value % (result * 2) == 0:
-        result *= 2
-    return result
 
 
 def _placeholder(t: Tensor) -> bool:
@@ -115,7 +107,7 @@ def _matmul_knobs(m: int, n: int, k: int, target: Target | None) -> MatmulKnobs 
                                                         for first in (first_m, first_n))
             if m % block_m or n % block_n:
                 continue
-            depth = _pow2_divisor(8, k)
+            depth = pow2_divisor(k, 8)
             while True:
                 yield MatmulKnobs(block_m, block_n, depth, thread_m, thread_n)
                 if depth == 1:
@@ -143,16 +135,11 @@ def _conv_inputs(op: ComputeOp) -> tuple[Tensor, Tensor] | None:
     return data, kernel
 
 
-def _divisor(limit: int, value: int) -> int:
-    """The largest divisor of ``value`` that is at most ``limit``."""
-    return next(d for d in range(min(limit, value), 0, -1) if value % d == 0)
-
-
 def _spatial_tile(limit: int, extent: int) -> int:
     """A tile of at most ``limit`` along an output axis: the largest divisor of the extent, unless that is 1 or 2
     (a prime such as 13), then the size from ``limit // 2`` to ``limit`` that overhangs the extent least (the last
     tile is guarded): 13 rows get tiles of 7."""
-    divisor = _divisor(limit, extent)
+    divisor = largest_divisor(extent, limit)
     if divisor >= 3 or divisor == extent:
         return divisor
     return min(range(max(1, limit // 2), limit + 1), key=lambda t: (-(-extent // t) * t - extent, -t))
@@ -168,15 +155,15 @@ def _preferred_conv_knobs(out: Tensor, in_channels: int, kernel_size: int) -> Co
     _, channels, height, width = (_extent(d) or 1 for d in out.shape)
     tile_y, tile_x = _spatial_tile(8, height), _spatial_tile(8, width)
     spatial_blocks = -(-height // tile_y) * -(-width // tile_x)
-    thread_f = _pow2_divisor(4, channels)
+    thread_f = pow2_divisor(channels, 4)
     if spatial_blocks * channels // thread_f < CONV_MIN_BLOCKS:
-        thread_f = _pow2_divisor(2, channels)
+        thread_f = pow2_divisor(channels, 2)
     groups = 1
     while (channels % (2 * groups * thread_f) == 0 and 2 * groups * tile_y * tile_x <= CONV_MAX_THREADS
            and spatial_blocks * channels // (2 * groups * thread_f) >= CONV_MIN_BLOCKS):
         groups *= 2
     return Conv2dKnobs(tile_f=groups * thread_f, thread_f=thread_f, tile_y=tile_y, tile_x=tile_x,
-                       tile_rc=_pow2_divisor(16 if kernel_size == 1 else 8, in_channels))
+                       tile_rc=pow2_divisor(in_channels, 16 if kernel_size == 1 else 8))
 
 
 def _smaller_conv_knobs(knobs: Conv2dKnobs, in_channels: int, height: int, width: int) -> Conv2dKnobs | None:
@@ -184,15 +171,15 @@ def _smaller_conv_knobs(knobs: Conv2dKnobs, in_channels: int, height: int, width
     thread, fewer output rows or columns; ``None`` after one thread of one channel and pixel."""
     groups = knobs.tile_f // knobs.thread_f
     if knobs.tile_rc > 1:
-        return replace(knobs, tile_rc=_divisor(knobs.tile_rc // 2, in_channels))
+        return replace(knobs, tile_rc=largest_divisor(in_channels, knobs.tile_rc // 2))
     if groups > 1:
         return replace(knobs, tile_f=(groups // 2) * knobs.thread_f)
     if knobs.thread_f > 1:
         return replace(knobs, tile_f=knobs.thread_f // 2, thread_f=knobs.thread_f // 2)
     if knobs.tile_y >= knobs.tile_x and knobs.tile_y > 1:
-        return replace(knobs, tile_y=_divisor(knobs.tile_y // 2, height))
+        return replace(knobs, tile_y=largest_divisor(height, knobs.tile_y // 2))
     if knobs.tile_x > 1:
-        return replace(knobs, tile_x=_divisor(knobs.tile_x // 2, width))
+        return replace(knobs, tile_x=largest_divisor(width, knobs.tile_x // 2))
     return None
 
 

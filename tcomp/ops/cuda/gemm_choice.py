@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from tcomp.arith.factors import ceil_power_of_two
 from tcomp.ops.cuda.gemm_tile import GemmError, GemmProblem, GemmTile, SmemLayout, check_tile
 from tcomp.target import Precision, Target
 
@@ -76,8 +77,8 @@ def candidate_tiles(problem: GemmProblem, target: Target | None = None, k_outer:
     """Every tile that fits (module docstring), smallest blocks first: 2 to 16 warps, blocks no bigger than the
     problem needs (rounded up to a power of two), one stage only when one slice covers the reduction."""
     tensor_cores = problem.precision.uses_tensor_cores
-    rows = 1 << max(4, (problem.m_extent - 1).bit_length())
-    columns = 1 << max(4, (problem.y_extent * problem.x_extent - 1).bit_length())
+    rows = max(16, ceil_power_of_two(problem.m_extent))
+    columns = max(16, ceil_power_of_two(problem.y_extent * problem.x_extent))
     found = []
     for bm, bn, bk in _block_shapes(problem):
         if bm > rows or bn > columns or (bk > 16 and bk >= 2 * problem.K):

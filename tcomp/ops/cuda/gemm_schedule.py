@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from tcomp import te
 from tcomp.arith import simplify
+from tcomp.arith.factors import ceil_power_of_two
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, Var, const, const_int_value
 from tcomp.ir.functor import substitute
@@ -103,7 +104,7 @@ def gemm_knobs(rows: int, columns: int, depth: int, target: Target | None, eleme
     ``target``."""
 
     def start(extent: int) -> int:  # the biggest tile no bigger than the extent rounded up to a power of two
-        cap = 1 << max(0, (max(extent, 1) - 1).bit_length())
+        cap = ceil_power_of_two(extent)
         return next(i for i, (block, _) in enumerate(GEMM_TILES) if block <= cap)
 
     first_m, first_n = start(rows), start(columns)

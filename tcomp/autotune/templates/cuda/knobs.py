@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tcomp import te
+from tcomp.arith.factors import ceil_power_of_two, powers_of_two
 from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.ir.expr import IterVar, const_int_value
 from tcomp.ops.cuda.dispatch import thread_count
@@ -51,7 +52,7 @@ def define_tile_split(cfg: Config, name: str, extent: int, max_threads: int = 32
     ``max_inner`` register elements along this axis, and a block tile (``thread * inner``) within ``block_range``
     (capped at the extent rounded up to a power of two, so small shapes keep some choices)."""
     low, high = block_range
-    cap = 1 << max(0, (max(1, extent) - 1).bit_length())
+    cap = ceil_power_of_two(extent)
     low = min(low, cap)
 
     def fits(entity: SplitEntity) -> bool:
@@ -59,14 +60,6 @@ def define_tile_split(cfg: Config, name: str, extent: int, max_threads: int = 32
         return thread <= max_threads and inner <= max_inner and low <= thread * inner <= high
 
     return cfg.define_split(name, extent, 3, SplitPolicy.POWER2, filter=fits, fallback=fallback)
-
-
-def powers_of_two(low: int, high: int) -> list[int]:
-    return [1 << p for p in range(high.bit_length()) if low <= (1 << p) <= high]
-
-
-def ceil_power_of_two(value: int) -> int:
-    return 1 << max(0, (max(1, value) - 1).bit_length())
 
 
 def tile_sizes(extent: int, limit: int, default: int) -> list[int]:

@@ -10,14 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from tcomp import ops, te
+from tcomp.arith.factors import ceil_power_of_two, powers_of_two
 from tcomp.autotune.space import Config
 from tcomp.autotune.template import template
-from tcomp.autotune.templates.cuda.knobs import (
-    MAX_THREADS_PER_BLOCK,
-    ceil_power_of_two,
-    powers_of_two,
-    thread_counts,
-)
+from tcomp.autotune.templates.cuda.knobs import MAX_THREADS_PER_BLOCK, thread_counts
 from tcomp.ops.cuda.dispatch import REDUCE_THREADS, thread_count
 from tcomp.ops.cuda.reduce import schedule_reduce_stage_cross_thread
 from tcomp.schedule import Schedule, create_schedule
