@@ -27,7 +27,7 @@ from tcomp.ops.utils import (
 )
 from tcomp.te.tensor import Tensor
 
-__all__ = ["conv2d_nchw", "conv2d_output_size", "depthwise_conv2d_nchw", "pad"]
+__all__ = ["conv2d_nchw", "conv2d_output_size", "conv_output_size", "depthwise_conv2d_nchw", "pad"]
 
 
 def _pad_amounts(op: str, argument: str, value: Any, ndim: int) -> tuple[int, ...]:
@@ -80,10 +80,16 @@ def pad(
     return te.compute(out_shape, body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
 
 
+def conv_output_size(size: Any, kernel: int, stride: int, pad_total: int, dilation: int = 1) -> Any:
+    """The output extent of a convolution (or any sliding window) along one dimension of extent ``size`` (an int,
+    or an expression): ``(size + pad_total - dilation * (kernel - 1) - 1) // stride + 1``. The one home of the
+    rule, for the operators, the graph's type inference and the templates alike."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def conv2d_output_size(size: Any, kernel: int, stride: int, pad_total: int, dilation: int) -> Expr:
-    """``(size + pad_total - dilation * (kernel - 1) - 1) // stride + 1``, folded."""
-    dilated = dilation * (kernel - 1) + 1
-    return fold(floordiv(convert(size) + pad_total - dilated, stride) + 1)
+    """``conv_output_size`` as a folded expression."""
+    return fold(conv_output_size(convert(size), kernel, stride, pad_total, dilation))
 
 
 def _spatial_args(op: str, stride: Any, padding: Any, dilation: Any) -> tuple[tuple[int, ...], ...]:

@@ -18,17 +18,13 @@ from typing import Any
 from tcomp import te
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, cast, const, floordiv, floormod
+from tcomp.ops.conv import conv_output_size
 from tcomp.ops.pool import pool2d_output_size
 from tcomp.ops.utils import OpError, Tag, check_tensor, clamp_index, static_dim
 from tcomp.te.tensor import Tensor
 
 __all__ = ["conv_nd", "conv_output_size", "conv_transpose_nd", "conv_transpose_output_size", "max_pool_indices",
            "pool_nd", "pool_output_size"]
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    """``(size + pad_total - dilation * (kernel - 1) - 1) // stride + 1``."""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def conv_transpose_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int,

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from tcomp.ir import dtype as dt
+from tcomp.ops.conv import conv_output_size
+from tcomp.ops.pool import pool2d_output_size
 from tcomp.te.tensor import Tensor
 
 __all__ = [
@@ -106,8 +108,8 @@ def conv2d_nchw_python(
     padded = _pad_nchw(data.astype(np.float64), _pads4(padding))
     batch = data.shape[0]
     out_channels, group_in, kh, kw = kernel.shape
-    out_h = (padded.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    out_w = (padded.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    out_h = conv_output_size(padded.shape[2], kh, sh, 0, dh)
+    out_w = conv_output_size(padded.shape[3], kw, sw, 0, dw)
     group_out = out_channels // groups
     out = np.zeros((batch, out_channels, out_h, out_w))
     weights = kernel.astype(np.float64)
@@ -147,15 +149,8 @@ def pool2d_python(
     top, left, bottom, right = _pads4(padding)
     batch, channels, height, width = data.shape
 
-    def out_size(size: int, k: int, s: int, lo: int, hi: int) -> int:
-        span = size + lo + hi - k
-        if not ceil_mode:
-            return span // s + 1
-        out = -(-span // s) + 1
-        return out - 1 if (out - 1) * s >= size + lo else out
-
-    out_h = out_size(height, kh, sh, top, bottom)
-    out_w = out_size(width, kw, sw, left, right)
+    out_h = pool2d_output_size(height, kh, sh, top, bottom, ceil_mode)
+    out_w = pool2d_output_size(width, kw, sw, left, right, ceil_mode)
     out = np.zeros((batch, channels, out_h, out_w), dtype=np.float64)
     source = data.astype(np.float64)
     for y in range(out_h):

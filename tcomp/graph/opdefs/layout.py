@@ -22,6 +22,7 @@ from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
 from tcomp.graph.opdefs.common import ints_attr, require_float
 from tcomp.ir.expr import Expr
+from tcomp.ops.conv import conv_output_size
 from tcomp.te.tensor import Tensor
 
 
@@ -71,18 +72,14 @@ def _lower_layout_transform(ctx: LowerContext) -> list[Tensor]:
     return [layout_transform(ctx.tensor(0), ctx.attr("src"), ctx.attr("dst"), name=ctx.name)]
 
 
-def _conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def _infer_conv2d_nchwc(ctx: InferContext) -> list[TensorType]:
     x, w = ctx.type(0), ctx.type(1)
     require_float(ctx, x)
     if x.ndim != 5 or w.ndim != 6 or x.shape[1] != w.shape[1] or x.shape[4] != w.shape[4]:
         raise ctx.error(f"data {x} and kernel {w} are not NCHW[x]c / OIHW[x]i[y]o of matching channels")
     strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
-    oh = _conv_out(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
-    ow = _conv_out(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
+    oh = conv_output_size(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
+    ow = conv_output_size(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
     if oh <= 0 or ow <= 0:
         raise ctx.error("the output would be empty")
     return [TensorType((x.shape[0], w.shape[0], oh, ow, w.shape[5]), x.dtype)]
@@ -102,8 +99,8 @@ def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
             or w.shape[4] != 1:
         raise ctx.error(f"data {x} and kernel {w} are not NCHW[b]c / OIHW1i[b]o depthwise operands")
     strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
-    oh = _conv_out(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
-    ow = _conv_out(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
+    oh = conv_output_size(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
+    ow = conv_output_size(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
     if oh <= 0 or ow <= 0:
         raise ctx.error("the output would be empty")
     return [TensorType((x.shape[0], x.shape[1], oh, ow, x.shape[4]), x.dtype)]

@@ -14,8 +14,8 @@ from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
 from tcomp.graph.opdefs.common import ints_attr, normalize_axis, require_float, same_dtype
 from tcomp.ir.expr import Expr, const, max_expr, min_expr
+from tcomp.ops.conv import conv_output_size
 from tcomp.ops.pool import pool2d_output_size
-from tcomp.ops.spatial import conv_output_size
 from tcomp.te.tensor import Tensor
 
 

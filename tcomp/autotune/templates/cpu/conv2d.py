@@ -31,6 +31,7 @@ from tcomp import te
 from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cpu.gemm import vector_lanes
+from tcomp.ops.conv import conv_output_size
 from tcomp.ops.cpu.conv2d import NCHWcTile
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
@@ -46,10 +47,6 @@ class PadPlacement(enum.Enum):
 class VectorAxis(enum.Enum):
     OW = "ow"
     OC = "oc"
-
-
-def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def _pad_stage(s: Schedule, out: Tensor) -> Stage | None:
@@ -81,8 +78,8 @@ def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: i
                 dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     from tcomp.ops.conv import conv2d_nchw as conv2d_compute
 
-    out_h = _out_size(height, kernel_h, stride, padding)
-    out_w = _out_size(width, kernel_w, stride, padding)
+    out_h = conv_output_size(height, kernel_h, stride, 2 * padding)
+    out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     lanes = vector_lanes(cfg.target, dtype)
     tile_oc = cfg.define_split("tile_oc", out_channels, 2, SplitPolicy.FACTORS, max_factor=64, fallback=[-1, 8])
     tile_oh = cfg.define_split("tile_oh", out_h, 2, SplitPolicy.FACTORS, max_factor=8, fallback=[-1, 1])
@@ -123,8 +120,8 @@ def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, w
                           dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
 
-    out_h = _out_size(height, kernel_h, stride, padding)
-    out_w = _out_size(width, kernel_w, stride, padding)
+    out_h = conv_output_size(height, kernel_h, stride, 2 * padding)
+    out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     lanes = vector_lanes(cfg.target, dtype)
     tile_c = cfg.define_split("tile_c", channels * multiplier, 2, SplitPolicy.FACTORS, max_factor=32,
                               fallback=[-1, 1])
@@ -158,8 +155,8 @@ def conv2d_nchwc(cfg: Config, batch: int, in_channels: int, height: int, width: 
                  dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """NCHW in and out; inside, ``data_vec[n, C/ic_bn, H, W, ic_bn]``, ``kernel_vec[O/oc_bn, C/ic_bn, KH, KW,
     ic_bn, oc_bn]`` and ``conv[n, O/oc_bn, OH, OW, oc_bn]`` with the ``oc_bn`` block vectorized."""
-    out_h = _out_size(height, kernel_h, stride, padding)
-    out_w = _out_size(width, kernel_w, stride, padding)
+    out_h = conv_output_size(height, kernel_h, stride, 2 * padding)
+    out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     lanes = vector_lanes(cfg.target, dtype)
     tile_ic = cfg.define_split("tile_ic", in_channels, 2, SplitPolicy.FACTORS, max_factor=64, fallback=[-1, 8])
     tile_oc = cfg.define_split("tile_oc", out_channels, 2, SplitPolicy.FACTORS, max_factor=4 * lanes,
@@ -245,8 +242,8 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
     kernel = te.placeholder((o_chunks, chunks, kernel_h, kernel_w, ic_block, oc_block), name="kernel", dtype=dtype)
     out = conv2d_nchwc(data, kernel, stride, padding)
     cpu = CpuTarget.of(cfg.target)
-    out_w = _out_size(width, kernel_w, stride, padding)
-    sizes = [batch, o_chunks, _out_size(height, kernel_h, stride, padding), out_w, oc_block]
+    out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
+    sizes = [batch, o_chunks, conv_output_size(height, kernel_h, stride, 2 * padding), out_w, oc_block]
     default = conv2d_nchwc_tile(sizes, [chunks, kernel_h, kernel_w, ic_block], cpu, cpu.lanes(dtype))
     reg_n = cfg.define_knob("reg_n", sorted({d for d in range(1, 17) if out_w % d == 0} | {default.reg_n}),
                             fallback=default.reg_n)

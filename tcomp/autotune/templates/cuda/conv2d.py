@@ -27,6 +27,7 @@ from tcomp.ops.cuda.conv2d import Conv2dKnobs, ConvGeometry, schedule_conv2d_nch
 from tcomp.ops.cuda.dispatch import conv_knobs
 from tcomp.ops.cuda.gemm_choice import precision_for
 from tcomp.ops.cuda.limits import check_fits
+from tcomp.ops.testing import conv2d_nchw_python
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import TargetKind
 from tcomp.te.tensor import Tensor
@@ -66,16 +67,8 @@ def conv2d_knobs_of(cfg: Config) -> Conv2dKnobs:
 
 def conv2d_nchw_reference(inputs: Sequence[np.ndarray], N: int, CI: int, H: int, W: int, CO: int, KH: int, KW: int,
                           stride: int = 1, padding: int = 0, dtype: str = "float32") -> list[np.ndarray]:
-    data, kernel = (a.astype(np.float64) for a in inputs)
-    padded = np.pad(data, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    out_h = (H + 2 * padding - KH) // stride + 1
-    out_w = (W + 2 * padding - KW) // stride + 1
-    out = np.zeros((N, CO, out_h, out_w))
-    for ry in range(KH):
-        for rx in range(KW):
-            window = padded[:, :, ry: ry + stride * out_h: stride, rx: rx + stride * out_w: stride]
-            out += np.einsum("nchw,oc->nohw", window, kernel[:, :, ry, rx])
-    return [out.astype(inputs[0].dtype)]
+    data, kernel = inputs
+    return [conv2d_nchw_python(data, kernel, stride, padding)]
 
 
 @template("conv2d_nchw_cuda", reference=conv2d_nchw_reference, kind=TargetKind.CUDA)

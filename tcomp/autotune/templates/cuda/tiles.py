@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tcomp import te
 from tcomp.autotune.space import Config
-from tcomp.ops.conv import conv2d_nchw
+from tcomp.ops.conv import conv2d_nchw, conv_output_size
 from tcomp.ops.cuda.gemm_choice import ConvTile, candidate_conv_tiles, conv_problem, default_conv_tile
 from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile
 from tcomp.schedule import Schedule, create_schedule
@@ -21,8 +21,7 @@ from tcomp.te.tensor import Tensor
 def conv2d_tile(cfg: Config, precision: Precision, N: int, CI: int, H: int, W: int, CO: int, KH: int, KW: int,
                 stride: int, padding: int, dtype: str) -> tuple[Schedule, list[Tensor]]:
     """``conv2d_nchw`` (one group) on the GEMM tile kernel in ``precision`` (module docstring)."""
-    out_h = (H + 2 * padding - KH) // stride + 1
-    out_w = (W + 2 * padding - KW) // stride + 1
+    out_h, out_w = conv_output_size(H, KH, stride, 2 * padding), conv_output_size(W, KW, stride, 2 * padding)
     problem = conv_problem(CI, H + 2 * padding, W + 2 * padding, CO, (KH, KW), (out_h, out_w), (stride, stride),
                            (1, 1), 8, dtype, precision)
     default = default_conv_tile(problem, N, cfg.target)
