@@ -94,6 +94,27 @@ def type_of_array(value: np.ndarray) -> TensorType:
     return TensorType(tuple(int(d) for d in value.shape), dt.normalize(value.dtype))
 
 
+class FreshNames:
+    """Names not taken yet, the one rule for new value and node names: ``fresh("x")`` gives ``x``, else ``x_1``,
+    ``x_2`` ... skipping every name in ``taken`` and every name it gave before."""
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self.taken = set(taken)
+
+    @staticmethod
+    def of(graph: Graph) -> FreshNames:
+        """Names new to ``graph``: none of its values or nodes has them."""
+        return FreshNames(set(graph.types) | {node.name for node in graph.nodes})
+
+    def fresh(self, base: str) -> str:
+        name, count = base, 0
+        while name in self.taken:
+            count += 1
+            name = f"{base}_{count}"
+        self.taken.add(name)
+        return name
+
+
 def make_attrs(attrs: Mapping[str, Any]) -> Attrs:
     """Attributes as a sorted tuple of pairs; lists become tuples so nodes stay immutable."""
 

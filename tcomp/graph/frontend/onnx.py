@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from tcomp.graph.frontend.onnx_data import onnx_dtype, tensor_to_array
 from tcomp.graph.frontend.onnx_inputs import bind_inputs, declared_inputs
 from tcomp.graph.infer import infer_node, infer_types
-from tcomp.graph.ir import Graph, GraphError, TensorType, ValueNeededError, make_node, verify_graph
+from tcomp.graph.ir import FreshNames, Graph, GraphError, TensorType, ValueNeededError, make_node, verify_graph
 
 MAX_FULL_OPSET = 21
 MAX_MODEL_BYTES = 1 << 31  # protobuf cannot hold more; bigger weights must be external data
@@ -49,8 +49,8 @@ class Builder:
         self.types: dict[str, TensorType] = {}
         self.values: dict[str, np.ndarray] = {}
         self.folded: dict[str, np.ndarray] = {}  # values computed on demand from constants (``evaluate``)
-        self.taken: set[str] = set()
-        self.node_names: set[str] = set()
+        self.names = FreshNames()  # value names
+        self.node_names = FreshNames()
         self.alias: dict[str, str] = {}  # ONNX value name -> graph IR value name, where they differ
         self.graph_inputs: tuple[str, ...] = ()  # the run-time inputs, in order
         self.node_name = ""  # the ONNX node being converted, for names and messages
@@ -58,22 +58,10 @@ class Builder:
 
     # -- names ----------------------------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
-        base = hint or "v"
-        name, count = base, 0
-        while name in self.taken:
-            count += 1
-            name = f"{base}_{count}"
-        self.taken.add(name)
-        return name
+        return self.names.fresh(hint or "v")
 
     def _node_name(self) -> str:
-        base, count = self.node_name, 0
-        name = base
-        while name in self.node_names:
-            count += 1
-            name = f"{base}_{count}"
-        self.node_names.add(name)
-        return name
+        return self.node_names.fresh(self.node_name)
 
     def error(self, reason: str) -> GraphError:
         return GraphError(f"node {self.node_name} ({self.op_type}, opset {self.opset}): {reason}")
@@ -252,7 +240,7 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
     builder = Builder(opset, base_dir)
     initializer_names = [t.name for t in g.initializer]
     all_names = set(initializer_names) | {i.name for i in g.input} | {o for n in g.node for o in n.output}
-    builder.taken.update(n for n in all_names if n)
+    builder.names.taken.update(n for n in all_names if n)
     inputs = bind_inputs(declared_inputs(proto), input_shapes or {}, input_values or {}, builder)
     builder.graph_inputs = tuple(inputs)
     for position, tensor in enumerate(g.initializer):
@@ -275,7 +263,7 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
         if ir_name not in builder.types:
             raise GraphError(f"graph output {output.name!r} is never defined")
         if ir_name != output.name:
-            builder.taken.discard(output.name)
+            builder.names.taken.discard(output.name)
             ir_name = builder.add1("identity", [ir_name], output=builder.fresh(output.name))
         outputs.append(ir_name)
     if not outputs:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from tcomp.graph.ir import Graph, Node, forward_values, make_node
+from tcomp.graph.ir import FreshNames, Graph, Node, forward_values, make_node
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.graph.opdefs.layout import available
 from tcomp.target import Target, as_target
@@ -52,7 +52,7 @@ class _Rewriter:
         self.keep = keep
         self.nodes: list[Node] = []
         self.params = dict(graph.params)
-        self.taken = set(graph.types) | {n.name for n in graph.nodes}
+        self.names = FreshNames.of(graph)
         self.versions: dict[str, dict[str | None, str]] = {}
         self.primary: dict[str, str | None] = {}
         self.bound: set[str] = set()  # names already holding some version of a value
@@ -60,12 +60,7 @@ class _Rewriter:
             self._define(name, self._default_layout(name), name)
 
     def fresh(self, base: str) -> str:
-        name, count = base, 0
-        while name in self.taken:
-            count += 1
-            name = f"{base}_{count}"
-        self.taken.add(name)
-        return name
+        return self.names.fresh(base)
 
     def _default_layout(self, value: str) -> str | None:
         return NCHW if self.graph.type_of(value).ndim == 4 else None

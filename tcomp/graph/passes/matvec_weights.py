@@ -13,8 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.graph.ir import Graph, Node
-from tcomp.graph.passes.simplify import FreshNames
+from tcomp.graph.ir import FreshNames, Graph, Node
 
 MATVEC_ROWS = 16
 
@@ -22,7 +21,7 @@ MATVEC_ROWS = 16
 def matvec_weights(graph: Graph) -> Graph:
     """See the module docstring."""
     params = dict(graph.params)
-    names = FreshNames(graph)
+    names = FreshNames.of(graph)
     nodes: list[Node] = []
     changed = False
     for node in graph.nodes:

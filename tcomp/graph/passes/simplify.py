@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.graph.ir import Graph, Node, forward_values, make_node
+from tcomp.graph.ir import FreshNames, Graph, Node, forward_values, make_node
 from tcomp.ir import dtype as dt
 
 
@@ -43,23 +43,10 @@ def remove_noops(graph: Graph) -> Graph:
     return forward_values(graph, kept, forward) if forward else graph
 
 
-class FreshNames:
-    def __init__(self, graph: Graph) -> None:
-        self.taken = set(graph.types) | {n.name for n in graph.nodes}
-
-    def fresh(self, base: str) -> str:
-        name, count = base, 0
-        while name in self.taken:
-            count += 1
-            name = f"{base}_{count}"
-        self.taken.add(name)
-        return name
-
-
 def fold_batch_norm(graph: Graph) -> Graph:
     producers = graph.producers()
     consumers = graph.consumers()
-    names = FreshNames(graph)
+    names = FreshNames.of(graph)
     params = dict(graph.params)
     replacements: dict[str, list[Node]] = {}  # batch_norm node name -> nodes replacing it
     removed: set[str] = set()
