@@ -23,8 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def describe(target: Target) -> list[str]:
-    """Lines telling what ``target`` means here (its backend says)."""
-    return [f"target: {target}", *backend_for(target).describe(target)]
+    """Lines telling what ``target`` means here (its backend says), and the Dask resource that runs its trials."""
+    from tcomp.autotune.dask_executor import target_resource
+
+    resource = target_resource(target)
+    return [f"target: {target}", *backend_for(target).describe(target),
+            f"tuning on Dask: runs go to workers started with --resources \"{resource}=1\""]
 
 
 def _list_names() -> list[str]:

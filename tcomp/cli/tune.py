@@ -114,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", default=None, help="where to write the tuning plot (default: the records path "
                         "with .png); the same data goes to the records path with .csv")
     parser.add_argument("--batch-size", type=int, default=None, help="configs measured per batch")
+    parser.add_argument("--executor", default="local", help="where configs are built and run: local (worker "
+                        "processes here) or dask://HOST:PORT (a Dask scheduler; runs go to workers declaring the "
+                        "target's resource, which tcomp target prints; needs tcomp[distributed])")
     parser.add_argument("--explain", action="store_true", help="after tuning, list the features the cost model of "
                         "each task relies on most (xgb tuners)")
 
@@ -145,6 +148,8 @@ def _check(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    if args.executor != "local" and not args.executor.startswith(("dask://", "tcp://")):
+        raise ValueError(f"--executor {args.executor!r}: expected local or dask://HOST:PORT")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +177,12 @@ def run(args: argparse.Namespace) -> int:
           f"records: {records}")
     status = 0
     try:
-        with Measurer(options) as measurer, RecordWriter(records) as writer:
+        try:
+            active = _measurer(args.executor, options)
+        except (OSError, TimeoutError, ImportError) as error:
+            print(f"tcomp tune: --executor {args.executor}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+        with active as measurer, RecordWriter(records) as writer:
             for k, task in enumerate(tasks, start=1):
                 tuner = create_tuner(TunerKind(args.tuner), task, seed=args.seed)
                 tuners.append(tuner)
@@ -198,6 +208,17 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(lines))
     _write_curves(args, records, counted)
     return status
+
+
+def _measurer(executor: str, options: MeasureOptions) -> Measurer:
+    """The ``Measurer`` for ``--executor``: worker processes here, or a Dask cluster."""
+    if executor == "local":
+        return Measurer(options)
+    if executor.startswith(("dask://", "tcp://")):
+        from tcomp.autotune.dask_executor import DaskExecutor, client_for
+
+        return DaskExecutor(client_for(executor), options, close_client=True).measurer()
+    raise ValueError(f"--executor {executor!r}: expected local or dask://HOST:PORT")  # _check said so
 
 
 def _write_curves(args: argparse.Namespace, records: Path, counted: list[tuple[Task, int]]) -> None:

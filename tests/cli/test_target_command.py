@@ -13,6 +13,7 @@ def test_host_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert f"cpu: {host_cpu_name()} (this machine's CPU)" in out
     assert "-bit" in out and "FMA:" in out and "threads" in out
+    assert f'--resources "llvm:{host_cpu_name()}=1"' in out  # what a Dask worker declares to run its trials
 
 
 def test_cuda_says_architecture_limits_and_where_it_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -21,6 +22,7 @@ def test_cuda_says_architecture_limits_and_where_it_runs(capsys: pytest.CaptureF
     assert "architecture: sm_90 (compute capability 9.0)" in out
     assert "1024 threads, 227 KiB shared memory (over 48 KiB: dynamic, with the opt-in), 65536 registers" in out
     assert "nvcc:" in out and "runs on:" in out
+    assert '--resources "cuda:sm_90=1"' in out
     assert "cpu:" not in out and "cores: 0" not in out
 
 
