@@ -1,19 +1,23 @@
-"""Export small real models to ONNX with PyTorch's TorchScript exporter, as test data for tcomp.
+"""Export small real models to ONNX with PyTorch's TorchScript or dynamo exporter, as test data for tcomp.
 
-    python tests/data/export_models.py [--out tests/data/torch_models] [--list] [name ...]
+    python tests/data/export_models.py [--dynamo] [--out FOLDER] [--list] [name ...]
 
 Needs torch, torchvision and transformers (not tcomp's dependencies: run it where they are installed). Nothing is
 downloaded: every model is the library's own code (torchvision's model classes, Hugging Face transformers' model
-classes) built at a small size from a config, with random weights from a fixed seed. Each model is exported with
-the TorchScript exporter (``dynamo=False``, opset 17), which keeps the shape arithmetic that the library code does
-(``Shape``, ``Gather``, ``Mod``, ``Range``, ``Where``, ``Expand``, ``Concat`` feeding ``Reshape``); the models
-marked dynamic are exported with a symbolic batch axis (``dynamic_axes``).
+classes) built at a small size from a config, with random weights from a fixed seed. By default each model is
+exported with the TorchScript exporter (``dynamo=False``, opset 17), which keeps the shape arithmetic that the
+library code does (``Shape``, ``Gather``, ``Mod``, ``Range``, ``Where``, ``Expand``, ``Concat`` feeding
+``Reshape``); with ``--dynamo``, the transformers models go through the dynamo exporter (``dynamo=True``, opset
+18, weights inside the file), whose graphs keep a symbolic batch as ``dim_param`` and compute masks with its own
+patterns (``CastLike``, ``Range``, ``Where`` over symbolic sizes). The models marked dynamic are exported with a
+symbolic batch axis.
 
 For each model NAME it writes ``NAME.onnx`` (weights inside, each file well under 2 MB) and ``NAME.npz`` with one
 or more input sets: ``in<k>_<input name>`` (the inputs of set k) and ``out<k>`` (PyTorch's output for them); a
 dynamic model has sets of different batch sizes. ``MANIFEST.txt`` lists the versions, the sizes and the inputs.
 
-Options: ``--out`` the folder (default: ``torch_models`` beside this script); ``--list`` prints the model names;
+Options: ``--dynamo`` the dynamo exporter (transformers models only); ``--out`` the folder (default:
+``torch_models`` beside this script, ``dynamo_models`` with ``--dynamo``); ``--list`` prints the model names;
 names restrict the export to those models (their lines in the manifest are replaced, the others kept).
 """
 
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 OPSET = 17
+DYNAMO_OPSET = 18
 SEED = 0
 
 
@@ -209,7 +214,20 @@ MODELS: dict[str, Spec] = {
 }
 
 
-def export(name: str, outdir: str) -> str:
+# the models the dynamo exporter is used for (torchvision's are covered by the TorchScript exports)
+DYNAMO_MODELS = ("gpt2", "bert", "llama", "t5_encoder", "distilbert")
+
+
+def _export_dynamo(net: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str, spec: Spec) -> None:
+    batch = torch.export.Dim("batch", min=1, max=64)
+    # the models' forward takes *inputs: one parameter, whose dynamic shapes are one tuple
+    dynamic_shapes = (tuple({0: batch} for _ in inputs),) if spec.dynamic else None
+    program = torch.onnx.export(net, inputs, input_names=spec.input_names, output_names=["output"],
+                                dynamic_shapes=dynamic_shapes, opset_version=DYNAMO_OPSET, dynamo=True)
+    program.save(path, external_data=False)
+
+
+def export(name: str, outdir: str, dynamo: bool = False) -> str:
     spec = MODELS[name]
     torch.manual_seed(SEED)
     torch.backends.mha.set_fastpath_enabled(False)  # nn.MultiheadAttention's fused kernel has no ONNX export
@@ -219,8 +237,11 @@ def export(name: str, outdir: str) -> str:
     dynamic_axes = {n: {0: "batch"} for n in [*spec.input_names, "output"]} if spec.dynamic else None
     with torch.no_grad():
         outputs = [net(*inputs) for inputs in sets]
-        torch.onnx.export(net, sets[0], path, input_names=spec.input_names, output_names=["output"],
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+        if dynamo:
+            _export_dynamo(net, sets[-1], path, spec)  # not batch 1: the exporter would specialize it
+        else:
+            torch.onnx.export(net, sets[0], path, input_names=spec.input_names, output_names=["output"],
+                              dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
     arrays: dict[str, np.ndarray] = {}
     for k, (inputs, output) in enumerate(zip(sets, outputs)):
         arrays.update({f"in{k}_{n}": t.numpy() for n, t in zip(spec.input_names, inputs)})
@@ -246,35 +267,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=summary, epilog=details,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="models to export (default: all)")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_models"),
-                        help="folder to write to (default: torch_models beside this script)")
+    parser.add_argument("--dynamo", action="store_true", help="the dynamo exporter (transformers models only)")
+    parser.add_argument("--out", help="folder to write to (default: torch_models or dynamo_models beside this script)")
     parser.add_argument("--list", action="store_true", help="print the model names and stop")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(MODELS))
         return 0
-    unknown = sorted(set(args.names) - set(MODELS))
+    known = list(DYNAMO_MODELS) if args.dynamo else list(MODELS)
+    unknown = sorted(set(args.names) - set(known))
     if unknown:
-        parser.error(f"unknown models {unknown}; models: {list(MODELS)}")
+        parser.error(f"unknown models {unknown}; models: {known}")
+    if args.out is None:
+        args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "dynamo_models" if args.dynamo else "torch_models")
     os.makedirs(args.out, exist_ok=True)
     import torchvision
     import transformers
 
     header = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, transformers "
-              f"{transformers.__version__}; TorchScript exporter, opset {OPSET}")
+              f"{transformers.__version__}; "
+              + (f"dynamo exporter, opset {DYNAMO_OPSET}" if args.dynamo else f"TorchScript exporter, opset {OPSET}"))
     manifest = os.path.join(args.out, "MANIFEST.txt")
     lines = _manifest_lines(manifest)
     failed = 0
-    for name in args.names or list(MODELS):
+    for name in args.names or known:
         try:
-            lines[name] = export(name, args.out)
+            lines[name] = export(name, args.out, dynamo=args.dynamo)
         except Exception as exc:  # noqa: BLE001  (report every model, keep going)
             traceback.print_exc(limit=3)
             lines[name] = f"{name}: FAILED {type(exc).__name__}: {str(exc)[:200]}"
             failed += 1
         print(lines[name], flush=True)
     with open(manifest, "w") as handle:
-        handle.write("\n".join([header, *(lines[n] for n in MODELS if n in lines)]) + "\n")
+        handle.write("\n".join([header, *(lines[n] for n in known if n in lines)]) + "\n")
     return 1 if failed else 0
 
 

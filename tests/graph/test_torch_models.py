@@ -1,6 +1,8 @@
 """Real exported models against PyTorch: the torchvision and Hugging Face transformers models that
-``tests/data/export_models.py`` exported with PyTorch's TorchScript exporter (opset 17, shape arithmetic kept in
-the graph), compiled for ``llvm`` and run on every stored input set.
+``tests/data/export_models.py`` exported with PyTorch's TorchScript exporter (``torch_models``: opset 17, shape
+arithmetic kept in the graph) and the transformers among them exported again by the dynamo exporter
+(``dynamo_models``: opset 18, symbolic batch as ``dim_param``), compiled for ``llvm`` and run on every stored input
+set.
 
 The error is relative to the output's scale: ``max |tcomp - torch| / max |torch|`` must be at most 1e-4. A model
 with a symbolic batch runs its input sets (of different batch sizes) in one executor, which compiles once per batch
@@ -16,12 +18,14 @@ import pytest
 
 import tcomp.graph as tg
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "torch_models"
+DATA = Path(__file__).resolve().parent.parent / "data"
+FOLDERS = {"torch_models": 12, "dynamo_models": 5}  # folder: the fewest models it holds
 TOLERANCE = 1e-4
 
-def input_sets(name: str) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """The stored ``(inputs by name, PyTorch's output)`` pairs of model ``name``."""
-    with np.load(DATA / f"{name}.npz") as data:
+
+def input_sets(path: Path) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The stored ``(inputs by name, PyTorch's output)`` pairs of the model at ``path`` (its ``.npz`` beside it)."""
+    with np.load(path.with_suffix(".npz")) as data:
         sets = []
         k = 0
         while f"out{k}" in data.files:
@@ -32,25 +36,27 @@ def input_sets(name: str) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     return sets
 
 
-MODELS = sorted(path.stem for path in DATA.glob("*.onnx"))
+MODELS = sorted(path for folder in FOLDERS for path in (DATA / folder).glob("*.onnx"))
 
 
-def test_every_model_has_its_data() -> None:
-    assert len(MODELS) >= 12
-    for name in MODELS:
-        assert (DATA / f"{name}.npz").is_file()
-        assert (DATA / f"{name}.onnx").stat().st_size < 2 << 20
+@pytest.mark.parametrize("folder", sorted(FOLDERS))
+def test_every_model_has_its_data(folder: str) -> None:
+    paths = sorted((DATA / folder).glob("*.onnx"))
+    assert len(paths) >= FOLDERS[folder]
+    for path in paths:
+        assert path.with_suffix(".npz").is_file()
+        assert path.stat().st_size < 2 << 20
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_exported_model_matches_pytorch(name: str) -> None:
-    executor = tg.compile(DATA / f"{name}.onnx", "llvm")
-    sets = input_sets(name)
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_exported_model_matches_pytorch(path: Path) -> None:
+    executor = tg.compile(path, "llvm")
+    sets = input_sets(path)
     for inputs, want in sets:
         [got] = executor.run(inputs)
         assert got.shape == want.shape and got.dtype == want.dtype
         error = float(np.abs(got - want).max()) / float(np.abs(want).max())
-        assert error <= TOLERANCE, f"{name}: relative error {error:.2e}"
+        assert error <= TOLERANCE, f"{path.stem}: relative error {error:.2e}"
     batches = {inputs[next(iter(inputs))].shape[0] for inputs, _ in sets}
     if isinstance(executor, tg.SpecializingExecutor):
         assert executor.compilations == len(batches)
