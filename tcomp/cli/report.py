@@ -60,6 +60,31 @@ class ProgressPrinter:
               file=self.stream, flush=True)
 
 
+class BudgetProgress:
+    """Prints one progress line per measured batch when a time budget is spread over ``tuners`` (``--budget``):
+    which task, its current and best GFLOP/s, its trials, and the budget left."""
+
+    def __init__(self, budget_s: float, tuners: Sequence[Any], stream: IO[str] | None = None) -> None:
+        self.budget_s = budget_s
+        self.index = {id(t): k for k, t in enumerate(tuners, start=1)}
+        self.count = len(tuners)
+        self.stream = stream or sys.stdout
+        self.start = time.perf_counter()
+        self.last_done: dict[int, int] = {}
+
+    def __call__(self, tuner: Any, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
+        done = tuner.trial_count
+        if self.last_done.get(id(tuner)) == done:
+            return  # the default and the best measured again (``Tuner.confirm``): no trial
+        self.last_done[id(tuner)] = done
+        left = max(0.0, self.budget_s - (time.perf_counter() - self.start))
+        current = max((tuner.throughput(r) for r in results), default=0.0)
+        best = tuner.task.flop / tuner.best_cost / 1e9 if tuner.best_cost < float("inf") else 0.0
+        errors = sum(count for status, count in tuner.statuses.items() if status.value != "ok")
+        print(f"[Task {self.index.get(id(tuner), 0)}/{self.count}] current/best: {current:.2f}/{best:.2f} GFLOP/s | "
+              f"{done} trials | {errors} errors | {format_duration(left)} left", file=self.stream, flush=True)
+
+
 TABLE_WIDTH = 100
 
 

@@ -3,6 +3,12 @@
     tcomp tune --op matmul --shape 1024,1024,1024 --trials 200 --tuning-records mm.jsonl
     tcomp tune model.onnx --input-shapes "data:[1,3,224,224]" --trials 100 \\
         --tuning-records model.jsonl
+    tcomp tune model.onnx --budget 20 --tuning-records model.jsonl
+
+``--budget MINUTES`` spends a time over all the tasks instead of a number of trials on each:
+batch after batch goes to the task where the model's latency should fall most (the task
+scheduler, ``autotune.scheduler``, weighs tasks by how many of the model's operators run
+them and by their recent gains, as Ansor does).
 
 Option names follow TVM's ``tvmc tune`` where the meaning matches. After the run (or Ctrl-C, which
 keeps every record measured so far) the command prints a summary table, writes the tuning curves as
@@ -23,13 +29,14 @@ from pathlib import Path
 
 from tcomp.autotune.measure import MeasureOptions, Measurer
 from tcomp.autotune.record import RecordWriter, read_records
+from tcomp.autotune.scheduler import TaskScheduler
 from tcomp.autotune.task import Task, create_task
 from tcomp.autotune.template import TemplateError, get_template, list_templates
 from tcomp.autotune.tuner import Tuner, TuneResult, TunerKind, create_tuner
 from tcomp.cli.arguments import add_target_options, parse_input_shapes, target_of
 from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.plot import PlotUnavailable, plot_tuning
-from tcomp.cli.report import TABLE_WIDTH, ProgressPrinter, importance_lines, summary_json, summary_table
+from tcomp.cli.report import TABLE_WIDTH, BudgetProgress, ProgressPrinter, importance_lines, summary_json, summary_table
 from tcomp.graph.tasks import extract_model_task_counts
 from tcomp.target import Target
 
@@ -97,7 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", action="append", default=[],
                         help="the template's integer arguments, one --shape per --op: 1024,1024,1024 or 1024x1024x1024")
     parser.add_argument("--dtype", default=None, help="element type passed to the template (its default: float32)")
-    parser.add_argument("--trials", type=int, default=200, help="trials per task, logged ones included")
+    parser.add_argument("--trials", type=int, default=200, help="trials per task, logged ones included (with "
+                        "--budget: the most any task gets)")
+    parser.add_argument("--budget", type=float, default=None, help="minutes to spend on all the tasks together, "
+                        "batch by batch where the model's latency should fall most (instead of --trials each)")
     parser.add_argument("--tuning-records", default="tuning_records.jsonl", help="JSON-lines log to append to")
     parser.add_argument("--tuner", default=TunerKind.XGB.value, choices=[k.value for k in TunerKind],
                         help="how configs are chosen")
@@ -146,6 +156,10 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("trials", "number", "repeat"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.budget is not None and not args.budget > 0:
+        raise ValueError(f"--budget must be a positive number of minutes, got {args.budget}")
+    if args.budget is not None and args.early_stopping is not None:
+        raise ValueError("--early-stopping does not apply with --budget (the budget decides when tasks stop)")
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
     if args.executor != "local" and not args.executor.startswith(("dask://", "tcp://")):
@@ -173,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
                              seed=args.seed)
     results: list[TuneResult] = []
     tuners: list[Tuner] = []
-    print(f"tuning {len(tasks)} task(s) on {tasks[0].target} with {args.tuner}, {args.trials} trials each; "
-          f"records: {records}")
+    trials = args.trials
+    spend = f"a budget of {args.budget:g} min" if args.budget is not None else f"{trials} trials each"
+    print(f"tuning {len(tasks)} task(s) on {tasks[0].target} with {args.tuner}, {spend}; records: {records}")
     status = 0
     try:
         try:
@@ -183,18 +198,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"tcomp tune: --executor {args.executor}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2
         with active as measurer, RecordWriter(records) as writer:
-            for k, task in enumerate(tasks, start=1):
-                tuner = create_tuner(TunerKind(args.tuner), task, seed=args.seed)
-                tuners.append(tuner)
+            for task in tasks:
+                tuners.append(create_tuner(TunerKind(args.tuner), task, seed=args.seed))
                 if prior:
-                    tuner.load_history(prior)
-                results.append(tuner.tune(args.trials, measurer=measurer, early_stopping=args.early_stopping,
-                                          callbacks=[writer, ProgressPrinter(args.trials, k, len(tasks))],
-                                          batch_size=args.batch_size))
+                    tuners[-1].load_history(prior)
+            if args.budget is not None:
+                scheduler = TaskScheduler(tuners, [count for _, count in counted])
+                printer = BudgetProgress(args.budget * 60, tuners)
+                results = scheduler.tune(args.budget * 60, measurer, batch_size=args.batch_size or 8,
+                                         max_trials=args.trials, callbacks=[writer, printer])
+            else:
+                for k, tuner in enumerate(tuners, start=1):
+                    results.append(tuner.tune(trials, measurer=measurer, early_stopping=args.early_stopping,
+                                              callbacks=[writer, ProgressPrinter(trials, k, len(tasks))],
+                                              batch_size=args.batch_size))
     except KeyboardInterrupt:
         print(f"\ninterrupted: the records measured so far are kept in {records}; continue with --resume",
               file=sys.stderr)
         status = 130
+        if args.budget is not None:  # the tasks were interleaved: each one's best so far
+            results = [tuner.result(0, 0.0) for tuner in tuners if tuner.trial_count]
     if results:
         print()
         print(summary_table(results))

@@ -82,6 +82,9 @@ def _has_matplotlib() -> bool:
         (["tune", "--op", "matmul", "--shape", "8,a,8"], "'a' is not an integer"),
         (["tune", "--op", "matmul", "--shape", "8,8,8", "--trials", "0"], "--trials must be at least 1"),
         (["tune", "missing.onnx"], "'missing.onnx' does not exist"),
+        (["tune", "--op", "matmul", "--shape", "8,8,8", "--budget", "0"], "--budget must be a positive number"),
+        (["tune", "--op", "matmul", "--shape", "8,8,8", "--budget", "1", "--early-stopping", "4"],
+         "--early-stopping does not apply with --budget"),
     ],
 )
 def test_tune_rejects_bad_arguments(argv: list[str], message: str, tmp_path: Path,
@@ -229,3 +232,11 @@ def test_tune_a_model_tunes_its_convolution_and_classifier(tmp_path: Path, capsy
     log = read_records(records)
     assert sorted({r.task.name for r in log.records}) == ["conv2d_nchwc_blocked", "dense"]
     assert all(r.result.ok for r in log.records)
+
+    budgeted = tmp_path / "budget.jsonl"  # the same tasks within a budget of 3 s, interleaved
+    assert main(["tune", argv[0], *argv[3:5], "--tuning-records", str(budgeted), *argv[7:], "--budget", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "a budget of 0.05 min" in out and "[Task 2/2]" in out and " left" in out
+    assert sorted({r.task.name for r in read_records(budgeted).records}) == ["conv2d_nchwc_blocked", "dense"]
+    summary = json.loads(budgeted.with_suffix(".summary.json").read_text())
+    assert all(t["trials"] >= 1 for t in summary["tasks"])
