@@ -45,9 +45,9 @@ from tcomp.ir.expr import (
     floormod,
     logical_and,
 )
+from tcomp.ir.gpu import WARP_SIZE, shuffle_xor
 from tcomp.ir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, Stmt, seq
 from tcomp.schedule.relation import ScheduleError
-from tcomp.transform.gpu import WARP_SIZE, shuffle_xor
 
 if TYPE_CHECKING:
     from tcomp.schedule.bound import StageBound

@@ -20,8 +20,8 @@ from tcomp.arith import simplify
 from tcomp.arith.keys import same_tree
 from tcomp.ir.expr import Expr, const, const_int_value
 from tcomp.ir.functor import Mutator, free_vars
+from tcomp.ir.gpu import BLOCK_TAGS, THREAD_TAGS, GPUError, is_launch_loop, is_vthread_loop
 from tcomp.ir.stmt import For, ForKind, PrimFunc, Stmt
-from tcomp.transform.gpu import BLOCK_TAGS, THREAD_TAGS, GPUError, is_launch_loop, is_vthread_loop
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from tcomp.arith import simplify
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import BufferLoad, Expr, Var, const, floordiv
 from tcomp.ir.functor import Mutator, post_order_visit, substitute
+from tcomp.ir.gpu import GPUError
 from tcomp.ir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, LetStmt, PrimFunc, SeqStmt, Stmt, seq
-from tcomp.transform.gpu import GPUError
 
 ATTR = "double_buffer"  # kernel attribute: names of the buffers of double-buffered stages
 

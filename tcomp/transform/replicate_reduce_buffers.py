@@ -23,10 +23,10 @@ from tcomp.arith import simplify
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import BufferLoad, Expr, Var, const
 from tcomp.ir.functor import Mutator, post_order_visit
+from tcomp.ir.gpu import THREAD_TAGS
 from tcomp.ir.stmt import Allocate, BufferStore, For, ForKind, PrimFunc, Stmt
 from tcomp.schedule.cross_thread import THREAD_REDUCE
 from tcomp.transform.bind_threads import launch_dims
-from tcomp.transform.gpu import THREAD_TAGS
 
 
 class _Redirect(Mutator):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import BufferLoad, Var
 from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.ir.gpu import GPUError, is_launch_loop
 from tcomp.ir.stmt import Allocate, BufferStore, NoOp, PrimFunc, SeqStmt, Stmt
-from tcomp.transform.gpu import GPUError, is_launch_loop
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 
 from tcomp.ir.expr import BufferLoad, Expr
 from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.ir.gpu import GPUError, barrier, is_launch_loop
 from tcomp.ir.stmt import Allocate, BufferStore, For, IfThenElse, LetStmt, PrimFunc, SeqStmt, Stmt, seq
-from tcomp.transform.gpu import GPUError, barrier, is_launch_loop
 
 
 @dataclass(frozen=True)

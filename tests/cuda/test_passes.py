@@ -11,8 +11,8 @@ from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import iter_children, post_order_visit
+from tcomp.ir.gpu import barrier, is_barrier, is_shuffle
 from tcomp.ops import cuda as cuda_ops
-from tcomp.transform.gpu import barrier, is_barrier, is_shuffle
 from tcomp.transform.storage_sync import storage_sync
 from tests.cuda.cases import artifact, by_name
 

@@ -8,7 +8,7 @@ from transform_golden import assert_ir
 
 import tcomp
 from tcomp import te
-from tcomp.transform.gpu import GPUError
+from tcomp.ir.gpu import GPUError
 from tcomp.transform.split_host_device import split_host_device
 
 

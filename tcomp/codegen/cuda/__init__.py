@@ -8,6 +8,6 @@ backend's (``tcomp.backend.cuda``).
 
 from tcomp.codegen.cuda.codegen import Kernels, codegen_cuda, print_cuda, split_kernels
 from tcomp.codegen.cuda.exprs import CudaCodegenError
-from tcomp.transform.gpu import GPUError
+from tcomp.ir.gpu import GPUError
 
 __all__ = ["CudaCodegenError", "GPUError", "Kernels", "codegen_cuda", "print_cuda", "split_kernels"]

@@ -26,13 +26,13 @@ from tcomp.codegen.cuda.printer import (
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import const_int_value
 from tcomp.ir.functor import post_order_visit
+from tcomp.ir.gpu import GPUError, synchronizes
 from tcomp.ir.stmt import Allocate, PrimFunc
 from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo
 from tcomp.target import CUDA_STATIC_SHARED_MEMORY, Target, TargetKind
 from tcomp.transform.bind_threads import bind_threads, launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
 from tcomp.transform.double_buffer import inject_double_buffer
-from tcomp.transform.gpu import GPUError, synchronizes
 from tcomp.transform.pipeline import Pass, run_pipeline
 from tcomp.transform.replicate_reduce_buffers import replicate_reduce_buffers
 from tcomp.transform.simplify import simplify_func

@@ -22,9 +22,9 @@ from tcomp.codegen.cuda.warp_intrinsics import HELPER_SOURCE as TENSOR_CORE_SOUR
 from tcomp.codegen.cuda.warp_intrinsics import TENSOR_CORE_HELPER
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
+from tcomp.ir.gpu import is_shuffle
 from tcomp.runtime.cuda_artifact import c_type as runtime_c_type
 from tcomp.runtime.cuda_artifact import storage_type as runtime_storage_type
-from tcomp.transform.gpu import is_shuffle
 
 
 class CudaCodegenError(ValueError):

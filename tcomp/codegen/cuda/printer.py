@@ -27,9 +27,9 @@ from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import iter_children, post_order_visit
+from tcomp.ir.gpu import UNROLL_MAX_EXTENT, is_barrier, is_launch_loop
 from tcomp.transform.bind_threads import launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
-from tcomp.transform.gpu import UNROLL_MAX_EXTENT, is_barrier, is_launch_loop
 
 ASYNC_COPY_BYTES = 4  # element size of scalar copies printed as cp.async (cp.async copies 4, 8 or 16 bytes)
 

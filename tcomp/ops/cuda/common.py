@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from tcomp import te
 from tcomp.ir.expr import IterVar
+from tcomp.ir.gpu import UNROLL_MAX_EXTENT
 from tcomp.schedule.stage import Stage
-from tcomp.transform.gpu import UNROLL_MAX_EXTENT
 
 ThreadLayout = Sequence[tuple[str, int]]
 

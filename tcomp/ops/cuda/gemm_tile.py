@@ -29,8 +29,8 @@ import math
 from dataclasses import dataclass
 
 from tcomp.ir import dtype as dt
+from tcomp.ir.gpu import GPUError
 from tcomp.target import Precision, Target
-from tcomp.transform.gpu import GPUError
 
 
 class GemmError(GPUError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tcomp.codegen.cuda.codegen import MAX_BLOCK_DIMS
+from tcomp.ir.gpu import GPUError
 from tcomp.target import Target, TargetKind
-from tcomp.transform.gpu import GPUError
 
 REGISTER_OVERHEAD = 24  # registers a thread needs besides its data: indices, addresses, loop counters
 MAX_REGISTERS_PER_THREAD = 255

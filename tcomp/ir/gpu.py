@@ -1,4 +1,5 @@
-"""Shared vocabulary of the GPU passes: the error they raise, thread tags, the barrier statement.
+"""The loop IR's GPU vocabulary: thread tags, the barrier statement, warp shuffles and the error GPU code raises,
+shared by the schedule's cross-thread reductions, the GPU passes and the CUDA printer.
 
 A GPU kernel is SPMD: every thread of every block runs the kernel body. A loop bound to ``threadIdx.x`` (a ``For``
 of kind ``THREAD_BINDING``) is no loop there: its variable is the thread's index along x, and the loop's extent must
