@@ -12,6 +12,7 @@ import enum
 import os
 from dataclasses import dataclass, field, replace
 
+from tcomp.gpu_probe import gpu_limits
 from tcomp.target_check import PROBED_FEATURES, TargetCheckError, check_llvm_target, implied_features
 
 
@@ -204,7 +205,7 @@ class Target:
     def _resolve_cuda(self) -> None:
         if self.mcpu or self.mattr or self.num_cores:
             raise TargetError("target kind 'cuda' takes no CPU options (mcpu, mattr, num_cores)")
-        device = _gpu_limits()
+        device = gpu_limits()
         if not self.arch:
             object.__setattr__(self, "arch", device.arch if device is not None else CUDA_DEFAULT_ARCH)
         elif not self.arch.startswith("sm_") or not self.arch[3:].isdigit():
@@ -323,33 +324,17 @@ _CUDA_LIMITS = ("max_threads_per_block", "max_shared_memory_per_block", "max_reg
 _CUDA_FIELDS = ("arch", *_CUDA_LIMITS, "precision")
 
 
-def _gpu_limits() -> GpuLimits | None:
-    from tcomp.runtime.cuda_device import gpu_limits
-
-    return gpu_limits()
-
-
 def _default_arch() -> str:
-    device = _gpu_limits()
+    device = gpu_limits()
     return device.arch if device is not None else CUDA_DEFAULT_ARCH
 
 
 def _cuda_defaults(arch: str) -> tuple[int, int, int]:
     """Threads, shared memory and registers per block: the GPU's when ``arch`` is its own, else ``arch``'s."""
-    device = _gpu_limits()
+    device = gpu_limits()
     if device is not None and device.arch == arch:
         return device.max_threads_per_block, device.max_shared_memory_per_block, device.max_registers_per_block
     return CUDA_MAX_THREADS_PER_BLOCK, shared_memory_opt_in(arch), CUDA_MAX_REGISTERS_PER_BLOCK
-
-
-@dataclass(frozen=True)
-class GpuLimits:
-    """What a present GPU reports: its architecture and per-block limits (shared memory with the opt-in)."""
-
-    arch: str
-    max_threads_per_block: int
-    max_shared_memory_per_block: int
-    max_registers_per_block: int
 
 
 def _parse(text: str) -> Target:

@@ -9,34 +9,18 @@ a GPU.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tcomp.gpu_probe import gpu_available
 from tcomp.runtime.cuda_artifact import CudaArtifact
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.timer import TimingResult
 
-if TYPE_CHECKING:
-    from tcomp.target import GpuLimits
-
 # function, grid, block, arguments, dynamic shared memory in bytes
 Launch = tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[Any, ...], int]
-
-
-@functools.cache
-def gpu_available() -> bool:
-    """Whether CuPy is installed and a CUDA device is visible."""
-    try:
-        import cupy
-    except ImportError:
-        return False
-    try:
-        return int(cupy.cuda.runtime.getDeviceCount()) > 0
-    except Exception:  # noqa: BLE001 - any driver or runtime failure means no usable GPU
-        return False
 
 
 def _raw_module(artifact: CudaArtifact) -> Any:
@@ -55,24 +39,6 @@ def precompile(artifact: CudaArtifact) -> None:
     module = _raw_module(artifact)
     for kernel in artifact.kernels:
         module.get_function(kernel.name)
-
-
-@functools.cache
-def gpu_limits() -> GpuLimits | None:
-    """The architecture and per-block limits of the current GPU (shared memory with the opt-in: 227 KB on an H100
-    or H200), or ``None`` without one."""
-    if not gpu_available():
-        return None
-    import cupy
-
-    from tcomp.target import GpuLimits
-
-    device = cupy.cuda.Device()
-    attributes = device.attributes
-    major, minor = device.compute_capability[:-1], device.compute_capability[-1]
-    shared = attributes.get("MaxSharedMemoryPerBlockOptin") or attributes.get("MaxSharedMemoryPerBlock", 48 * 1024)
-    return GpuLimits(f"sm_{major}{minor}", int(attributes.get("MaxThreadsPerBlock", 1024)), int(shared),
-                     int(attributes.get("MaxRegistersPerBlock", 65536)))
 
 
 class DeviceCudaModule(CudaModule):
