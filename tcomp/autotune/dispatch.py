@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tcomp import backend
 from tcomp.autotune.record import Record, best_by_task, load_records
 from tcomp.autotune.space import ConfigEntity
 from tcomp.autotune.task import Task, create_task
@@ -145,8 +146,6 @@ def instantiate(name: str, *args: Any, target: Target | str | None = None,
 def build(name: str, *args: Any, target: Target | str | None = None,
           context: DispatchContext | None = None) -> tuple[Any, Instantiation]:
     """Instantiate template ``name`` (as ``instantiate``) and compile it: ``(module, instantiation)``."""
-    import tcomp
-
     inst = instantiate(name, *args, target=target, context=context)
-    module = tcomp.build(inst.schedule, inst.tensors, target=create_task(name, args, target).target)
+    module = backend.build(inst.schedule, inst.tensors, target=create_task(name, args, target).target)
     return module, inst

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tcomp import backend
 from tcomp.autotune.feature_gpu import GPU_WIDTH, gpu_features, ptxas_registers
 from tcomp.autotune.space import (
     AnnotateEntity,
@@ -411,11 +412,9 @@ class FeatureExtractor:
     def of_config(self, config: ConfigEntity) -> np.ndarray:
         if self.kind is FeatureKind.KNOB:
             return knob_features(config)
-        import tcomp
-
         try:
             schedule, tensors = self.task.instantiate(config)
-            func = tcomp.lower(schedule, tensors, simple_mode=True)
+            func = backend.lower(schedule, tensors, simple_mode=True)
             registers = ptxas_registers(schedule, tensors, self.task.target) if self.ptxas else None
         except Exception:  # noqa: BLE001 - an invalid config; its measurement will say why
             return np.full(self.length, np.nan, dtype=np.float32)
