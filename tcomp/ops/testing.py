@@ -1,4 +1,5 @@
-"""Numpy reference implementations of the operators and a build-and-compare helper for tests (``topi.testing``).
+"""Numpy reference implementations of the operators and random test data (``topi.testing``); building a schedule
+and comparing it with a reference is ``tcomp.backend.testing.build_and_check``.
 
 The references are written for clarity (explicit loops over kernel positions), not speed; they define what the
 operators compute.
@@ -12,13 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from tcomp.ir import dtype as dt
 from tcomp.ops.conv import conv_output_size
 from tcomp.ops.pool import pool2d_output_size
-from tcomp.te.tensor import Tensor
 
 __all__ = [
-    "build_and_check",
     "conv2d_nchw_python",
     "depthwise_conv2d_nchw_python",
     "erf_python",
@@ -38,40 +36,6 @@ def random_data(rng: np.random.Generator, shape: Sequence[int], dtype: str = "fl
     if np.dtype(dtype).kind == "b":
         return rng.random(tuple(shape)) < 0.5
     return rng.uniform(low, high, size=tuple(shape)).astype(dtype)
-
-
-def build_and_check(
-    schedule: Any,
-    args: Sequence[Tensor],
-    inputs: Sequence[np.ndarray],
-    expected: Sequence[np.ndarray] | np.ndarray,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
-    target: str = "llvm",
-) -> list[np.ndarray]:
-    """Build ``schedule`` over ``args`` (inputs first, then outputs), run it on ``inputs`` with fresh output arrays
-    shaped like ``expected`` (pre-filled with NaN for floats, so an unwritten element fails) and compare."""
-    import tcomp
-
-    wanted = [expected] if isinstance(expected, np.ndarray) else list(expected)
-    if len(inputs) + len(wanted) != len(args):
-        raise ValueError(f"build_and_check: {len(args)} arguments, but {len(inputs)} inputs and {len(wanted)} outputs")
-    module = tcomp.build(schedule, list(args), target=target)
-    outputs: list[np.ndarray] = []
-    for tensor, reference in zip(args[len(inputs):], wanted):
-        out = np.empty(reference.shape, dtype=dt.to_numpy(tensor.dtype))
-        if out.dtype.kind == "f":
-            out.fill(np.nan)
-        else:
-            out.fill(0)
-        outputs.append(out)
-    module(*inputs, *outputs)
-    for tensor, out, reference in zip(args[len(inputs):], outputs, wanted):
-        if out.dtype.kind == "f":
-            np.testing.assert_allclose(out, reference, rtol=rtol, atol=atol, err_msg=f"output {tensor.name}")
-        else:
-            np.testing.assert_array_equal(out, reference, err_msg=f"output {tensor.name}")
-    return outputs
 
 
 _erf_vectorized = np.vectorize(math.erf, otypes=[np.float64])

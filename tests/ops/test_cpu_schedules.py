@@ -8,6 +8,7 @@ import pytest
 
 from tcomp import Target, ops, te
 from tcomp.arith.factors import divisors, largest_divisor
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
     CpuTarget,
@@ -29,7 +30,7 @@ from tcomp.ops.cpu import (
     schedule_softmax,
 )
 from tcomp.ops.cpu.common import vector_factor
-from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.testing import random_data
 from tests.ops.op_cases import CASES
 
 RNG = np.random.default_rng(700)

@@ -7,6 +7,7 @@ import pytest
 
 import tcomp
 from tcomp import te
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import schedule_cpu
@@ -18,7 +19,7 @@ from tcomp.ops.nchwc import (
     layout_transform,
     pack_kernel,
 )
-from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.testing import random_data
 from tcomp.ops.utils import OpKind, op_kind
 
 RNG = np.random.default_rng(900)

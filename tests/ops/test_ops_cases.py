@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tcomp
-from tcomp.ops.testing import build_and_check
+from tcomp.backend.testing import build_and_check
 from tests.ops.op_cases import CASES
 
 

@@ -9,8 +9,9 @@ import pytest
 
 import tcomp
 from tcomp import ops, te
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
-from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.testing import random_data
 from tests.ops.op_cases import UNARY, unary_problem
 
 

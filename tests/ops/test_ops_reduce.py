@@ -11,8 +11,9 @@ import pytest
 
 import tcomp
 from tcomp import ops, te
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
-from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.testing import random_data
 
 REDUCERS: dict[str, tuple[Callable[..., te.Tensor], Callable[..., np.ndarray]]] = {
     "sum": (ops.sum, np.sum),

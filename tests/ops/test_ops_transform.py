@@ -10,8 +10,9 @@ import pytest
 
 import tcomp
 from tcomp import ops, te
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
-from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.testing import random_data
 
 
 def _check(output: te.Tensor, inputs: list[te.Tensor], arrays: list[np.ndarray], expected: Any) -> None:

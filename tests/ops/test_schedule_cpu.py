@@ -8,6 +8,7 @@ import pytest
 
 import tcomp
 from tcomp import Target, ops, te
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
@@ -18,7 +19,7 @@ from tcomp.ops.cpu import (
     schedule_softmax,
 )
 from tcomp.ops.nchwc import conv2d_nchwc, layout_transform
-from tcomp.ops.testing import build_and_check, random_data
+from tcomp.ops.testing import random_data
 from tcomp.schedule.relation import AttachType
 
 RNG = np.random.default_rng(800)

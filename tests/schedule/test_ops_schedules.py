@@ -9,7 +9,7 @@ import pytest
 
 import tcomp
 from tcomp import te
-from tcomp.ops.testing import build_and_check
+from tcomp.backend.testing import build_and_check
 from tests.ops.op_cases import CASES, UNARY
 from tests.schedule.schedule_recipes import RECIPES
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import tcomp
 from tcomp import ops, te
 from tcomp.backend.common import schedule_text
+from tcomp.backend.testing import build_and_check
 from tcomp.ir.expr import IterKind, IterVar, const_int_value
 from tcomp.ops import testing as reference
 from tcomp.schedule.relation import Split
@@ -150,7 +151,7 @@ def test_random_matmul_schedules(m: int, k: int, n: int, data: st.DataObject) ->
     _describe(s, args)
     rng = np.random.default_rng(m * 10_000 + k * 100 + n)
     a, b = reference.random_data(rng, (m, k)), reference.random_data(rng, (k, n))
-    reference.build_and_check(s, args, [a, b], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
+    build_and_check(s, args, [a, b], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ def test_random_conv2d_schedules(shape: dict, data: st.DataObject) -> None:
     rng = np.random.default_rng(7)
     x, w = reference.random_data(rng, data_shape), reference.random_data(rng, kernel_shape)
     expected = reference.conv2d_nchw_python(x, w, shape["stride"], shape["padding"], shape["dilation"], groups)
-    reference.build_and_check(s, args, [x, w], expected, rtol=1e-4, atol=1e-5)
+    build_and_check(s, args, [x, w], expected, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -235,4 +236,4 @@ def test_random_schedules_of_every_operator(case_name: str, data: st.DataObject)
     s = tcomp.create_schedule(problem.output)
     random_graph_schedule(data, s)
     _describe(s, problem.args)
-    reference.build_and_check(s, problem.args, problem.arrays, problem.expected, problem.rtol, problem.atol)
+    build_and_check(s, problem.args, problem.arrays, problem.expected, problem.rtol, problem.atol)
