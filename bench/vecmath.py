@@ -4,7 +4,7 @@ against float64 references; ``--fit`` prints the polynomial fits the code's coef
     python bench/vecmath.py [--ops exp erf] [--step 1] [--fit]
 
 Each function runs on all 2^32 bit patterns (``--step k``: every k-th block of 2^22) through a kernel built for
-this CPU, and prints the largest error in ulps (``tcomp.codegen.llvm.vecmath_testing.ulp_error``), where it
+this CPU, and prints the largest error in ulps (``tcomp.backend.llvm.vecmath_testing.ulp_error``), where it
 happens, and how many inputs are off by more than 1 and more than 2 ulps. One run over every input takes about
 10 minutes per function on 2 cores.
 """
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
+from tcomp.backend.llvm.vecmath_testing import build_unary, reference, ulp_error
 from tcomp.codegen.llvm import vecmath
-from tcomp.codegen.llvm.vecmath_testing import build_unary, reference, ulp_error
 from tcomp.target import Target
 
 BLOCK = 1 << 22

@@ -12,8 +12,8 @@ import pytest
 from llvm_testing import elementwise
 
 import tcomp
+from tcomp.backend.llvm.vecmath_testing import build_unary, reference, sample_inputs, special_inputs, ulp_error
 from tcomp.codegen.llvm.vecmath import VECTOR_MATH_OPS
-from tcomp.codegen.llvm.vecmath_testing import build_unary, reference, sample_inputs, special_inputs, ulp_error
 from tcomp.ir import expr as E
 from tcomp.target import Target
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-import tcomp
 from tcomp import te
+from tcomp.backend.driver import build
 from tcomp.runtime.module import Module
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target
@@ -99,4 +99,4 @@ def build_unary(op: str, size: int, lanes: int, target: Target | str | None = No
     if lanes > 1:
         s[y].vectorize(inner)
     s[y].parallel(outer)
-    return tcomp.build(s, [x, y], target=target or "llvm")
+    return build(s, [x, y], target=target or "llvm")
