@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tcomp.ir import dtype as dt
 
 if TYPE_CHECKING:
     from tcomp.ir.buffer import Buffer
-    from tcomp.te.tensor import Tensor
 
 
 class ExprOps:
@@ -282,11 +281,19 @@ class Let(Expr):
     dtype: str
 
 
+class Producer(Protocol):
+    """What a ``ProducerLoad`` reads: a tensor of the tensor-expression level (``te.Tensor``), which the IR knows
+    only by its name (the layer above defines it)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class ProducerLoad(Expr):
     """Read of a tensor element at the tensor-expression level: ``A[i, j]``."""
 
-    producer: Tensor
+    producer: Producer
     indices: tuple[Expr, ...]
     dtype: str
 
