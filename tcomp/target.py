@@ -222,6 +222,12 @@ class Target:
                               f"compute capability 8.0 or later (-arch=sm_80), got -arch={self.arch}")
 
     @property
+    def processor(self) -> str:
+        """What the code is made for: the CPU name of an LLVM target (``znver3``), the architecture of a CUDA one
+        (``sm_90``)."""
+        return self.arch if self.kind is TargetKind.CUDA else self.mcpu
+
+    @property
     def compute_capability(self) -> int:
         """``80`` for ``-arch=sm_80`` (cuda targets only)."""
         if self.kind is not TargetKind.CUDA:

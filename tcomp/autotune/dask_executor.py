@@ -43,7 +43,7 @@ POLL_SECONDS = 0.05
 def target_resource(target: Target) -> str:
     """The Dask resource a worker declares to run ``target``'s kernels: ``kind:cpu`` (``llvm:znver3``) or
     ``cuda:sm_90`` (no spaces, commas or ``=``, which ``--resources`` splits on)."""
-    detail = target.mcpu if target.kind == "llvm" else getattr(target, "arch", "") or ""
+    detail = target.processor
     text = f"{target.kind}:{detail}" if detail else target.kind
     return "".join(c if c.isalnum() or c in ":._-" else "_" for c in text)
 
