@@ -15,10 +15,10 @@ the same machine load; the table gives min and median over the rounds, the ratio
 min, median over median), GFLOP/s from the min, and the share of this CPU's fp32 peak (measured with FMAs as wide
 as the target's vectors).
 
-Thread pools: onnxruntime's threads spin a while between parallel sections; tcomp's (libgomp's) spin for
+Thread pools: onnxruntime's threads spin a while between parallel sections; tcomp's spin for
 ``Settings.thread_spin_count`` rounds (about a millisecond) and then sleep. ``--spin-count N`` sets that count
-(``GOMP_SPINCOUNT``; 0 keeps tcomp's default). Before each timing the bench waits until the threads of both
-libraries have stopped spinning (the process uses no CPU time for 10 ms).
+(``configure_pool(worker_spin=N)``; 0 keeps tcomp's default). Before each timing the bench waits until the threads
+of both libraries have stopped spinning (the process uses no CPU time for 10 ms).
 
     python bench/conv2d.py [--rounds 15] [--number 5] [--layers 0,1,2] [--threads 2] [--spin-count N]
 """
@@ -43,6 +43,7 @@ from tcomp import te  # noqa: E402
 from tcomp.ops.conv import conv2d_nchw  # noqa: E402
 from tcomp.ops.cpu import CpuTarget, schedule_cpu  # noqa: E402
 from tcomp.ops.nchwc import choose_channel_block, conv2d_nchwc, layout_transform  # noqa: E402
+from tcomp.runtime.thread_pool import configure_pool, parallel_runtime  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,12 @@ def main() -> None:
                         help="rounds tcomp's pool threads spin before sleeping (0: tcomp's default)")
     args = parser.parse_args()
     if args.spin_count > 0:
-        os.environ.setdefault("GOMP_SPINCOUNT", str(args.spin_count))  # read when libgomp loads, at the first build
+        configure_pool(worker_spin=args.spin_count)
     layers = LAYERS if args.layers is None else [LAYERS[int(i)] for i in args.layers.split(",")]
     target = tcomp.Target(f"llvm -num-cores={args.threads}")
     peak_all = fp32_peak_gflops(target.vector_bits)
     peak = None if peak_all is None else peak_all * args.threads / (os.cpu_count() or 1)
-    policy = f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in os.environ else "sleeping pool"
+    policy = parallel_runtime().policy
     print(f"conv2d, batch 1, float32, {args.threads} threads, on {target} ({policy})")
     rng = np.random.default_rng(0)
     rows = []

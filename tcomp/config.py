@@ -14,9 +14,13 @@ class Settings:
     ``check_bounds``: build in checked mode (every access verifies its indices). ``build_cache``: reuse the code of a
     structurally equal function built before. ``build_cache_size``: how many compiled kernels the build cache keeps
     (the least recently used go first; each costs about 1 MiB), and as many the graph compiler's kernel cache; a
-    dropped module or executor frees its kernels once no cache holds them. ``thread_spin_count``: how long idle
-    threads of libgomp's pool spin before sleeping (``GOMP_SPINCOUNT``), applied when the pool is first loaded (the
-    user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins)."""
+    dropped module or executor frees its kernels once no cache holds them. The parallel runtime's policy (applied
+    when its pool is first compiled; ``tcomp.runtime.thread_pool.configure_pool`` changes it later):
+    ``parallel_tasks_per_thread``: how many tasks a parallel loop is cut into per thread (claimed dynamically);
+    ``thread_spin_count``: rounds idle pool threads spin before sleeping (also libgomp's ``GOMP_SPINCOUNT`` for the
+    CUDA emulation, unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``); ``join_spin_count``: rounds the
+    calling thread spins waiting for the last tasks of a loop before it yields its core to them;
+    ``parallel_thread_limit``: at most this many threads per loop (0: as many as the target has cores)."""
 
     verify_ir: bool = False
     dump_ir: bool = False
@@ -24,7 +28,10 @@ class Settings:
     check_bounds: bool = False
     build_cache: bool = True
     build_cache_size: int = 128  # compiled kernels kept by the build cache (and by the graph's kernel cache)
+    parallel_tasks_per_thread: int = 4
     thread_spin_count: int = 30000  # rounds idle pool threads spin before sleeping; 0 sleeps at once
+    join_spin_count: int = 2000
+    parallel_thread_limit: int = 0  # threads a parallel loop may use at most; 0: the target's cores
 
 
 _current = Settings()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcomp.runtime import llvm_toolchain
-from tcomp.runtime.thread_pool import load_system_libraries, openmp_available
+from tcomp.runtime.thread_pool import load_system_libraries, parallel_runtime
 from tcomp.target import Target
 
 ENTRY_PROTOTYPE = ctypes.CFUNCTYPE(
@@ -54,7 +54,7 @@ class LLVMArtifact:
     ll: str
     asm: str
     asserts: tuple[AssertInfo, ...]
-    uses_openmp: bool
+    uses_threads: bool
     _jit: llvm_toolchain.JITFunction | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -75,8 +75,8 @@ class LLVMArtifact:
         with self._lock:
             if self._jit is None:
                 load_system_libraries()
-                if self.uses_openmp:
-                    openmp_available()
+                if self.uses_threads:
+                    parallel_runtime()  # offers tcomp_parallel_for to the JIT'd code
                 self._jit = llvm_toolchain.JITFunction(self.ll, self.entry_name, self.target)
             return self._jit.address
 

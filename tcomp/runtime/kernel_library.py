@@ -81,7 +81,7 @@ def describe(func: S.PrimFunc, artifact: LLVMArtifact, library_sha256: str) -> d
         "size_vars": [{"name": v.name, "dtype": v.dtype} for v in func.size_vars],
         "may_alias": sorted(int(i) for i in func.attr("may_alias", ())),
         "asserts": [[a.message, a.num_values] for a in artifact.asserts],
-        "uses_openmp": artifact.uses_openmp,
+        "uses_threads": artifact.uses_threads,
         "library_sha256": library_sha256,
     }
 
@@ -181,7 +181,7 @@ class LibraryArtifact:
     entry_name: str
     target: Target
     asserts: tuple[AssertInfo, ...]
-    uses_openmp: bool
+    uses_threads: bool
     library_path: Path
     _address: int = 0
     _library: Any = field(default=None, repr=False)
@@ -235,5 +235,5 @@ def read_kernel(path: str | os.PathLike[str]) -> tuple[S.PrimFunc, LibraryArtifa
     if _sha256(library) != _field(document, "library_sha256", str, description):
         raise _fail(library, f"the library is not the one {description.name} describes (its SHA-256 differs)")
     artifact = LibraryArtifact(func.name, _field(document, "entry", str, description), target,
-                               _asserts(document, description), document.get("uses_openmp") is True, library)
+                               _asserts(document, description), document.get("uses_threads") is True, library)
     return func, artifact

@@ -2,8 +2,9 @@
 
 ``export_library(artifacts, path)`` links the optimized LLVM modules of ``artifacts`` (``LLVMArtifact``s) into one
 module, emits a position-independent object file (``llvm_toolchain.shared_object``) and links it with the system C
-compiler (``cc -shared ... -lgomp -lm``). Only the entry functions stay exported; every other function a module
-defines becomes internal, so helper names cannot collide. Entry names must be distinct. ``data`` adds exported
+compiler (``cc -shared ... -lpthread -lm``). Only the entry functions stay exported; every other function a module
+defines becomes internal, so helper names cannot collide. Kernels with parallel loops bring their own copy of the
+thread pool (``pool_ir.py``), internal to the library. Entry names must be distinct. ``data`` adds exported
 constant byte arrays (``library_data`` reads them back): what the compiler wants to say about the code, in the code.
 
 ``load_library(path)`` opens it with ``ctypes`` (``RTLD_LOCAL``: its symbols are not offered to other libraries).
@@ -29,6 +30,7 @@ from typing import Any
 
 from tcomp.runtime import llvm_toolchain
 from tcomp.runtime.artifact import LLVMArtifact
+from tcomp.runtime.thread_pool import default_policy, pool_source
 from tcomp.target import Target
 
 
@@ -51,25 +53,25 @@ def export_library(artifacts: Sequence[LLVMArtifact], path: str | os.PathLike[st
     duplicates = sorted({e for e in entries if entries.count(e) > 1})
     if duplicates:
         raise LibraryError(f"several kernels export the same symbol: {', '.join(duplicates)}")
-    uses_openmp = any(a.uses_openmp for a in artifacts)
-    obj = llvm_toolchain.shared_object([(a.ll, a.entry_name) for a in artifacts], target, data)
+    uses_threads = any(a.uses_threads for a in artifacts)
+    runtime = [pool_source(llvm_toolchain.process_triple(), default_policy())] if uses_threads else []
+    obj = llvm_toolchain.shared_object([(a.ll, a.entry_name) for a in artifacts], target, data, runtime)
     with tempfile.TemporaryDirectory(prefix="tcomp_lib_") as tmp:
         obj_path = Path(tmp) / "kernels.o"
         obj_path.write_bytes(obj)
         command = [c_compiler(), "-shared", "-o", os.fspath(path), os.fspath(obj_path), "-lm"]
-        if uses_openmp:
-            command.append("-lgomp")
+        if uses_threads:
+            command.append("-lpthread")
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LibraryError(f"linking the shared library failed: {' '.join(command)}\n{result.stderr[-2000:]}")
 
 
 def load_library(path: str | os.PathLike[str]) -> ctypes.CDLL:
-    """Open a library written by ``export_library`` (loading libgomp and libm for it first)."""
-    from tcomp.runtime.thread_pool import load_system_libraries, openmp_available
+    """Open a library written by ``export_library`` (making libm and the compiler runtime resolvable first)."""
+    from tcomp.runtime.thread_pool import load_system_libraries
 
     load_system_libraries()
-    openmp_available()
     resolved = os.fspath(Path(path).resolve())
     try:
         library = ctypes.CDLL(resolved, mode=os.RTLD_LOCAL | os.RTLD_NOW)

@@ -119,13 +119,19 @@ class JITFunction:
         if self.address == 0:
             raise RuntimeError(f"the JIT did not produce function {entry!r}")
 
+    def address_of(self, name: str) -> int:
+        """The address of another function of the module (0 when it has none of that name)."""
+        with _LOCK:
+            return int(self._engine.get_function_address(name))
+
 
 def shared_object(modules: Sequence[tuple[str, str]], target: Target,
-                  data: Sequence[tuple[str, bytes]] = ()) -> bytes:
+                  data: Sequence[tuple[str, bytes]] = (), runtime: Sequence[str] = ()) -> bytes:
     """A position-independent object file for ``target`` holding the optimized modules ``(ll, entry)``, linked into
     one: only the entry functions keep external linkage (helpers and globals become internal, so their names
     cannot collide). Each ``(name, bytes)`` of ``data`` becomes an exported constant byte array ``name`` and an
-    exported ``int64`` ``name_size`` holding its length."""
+    exported ``int64`` ``name_size`` holding its length. The ``runtime`` modules (the thread pool) are linked in
+    after the kernels, so the kernels' calls resolve to them, and then become internal too."""
     _initialize()
     with _LOCK:
         machine = llvm.Target.from_triple(process_triple()).create_target_machine(
@@ -148,6 +154,14 @@ def shared_object(modules: Sequence[tuple[str, str]], target: Target,
         if linked is None:
             linked = llvm.parse_assembly("")
             linked.triple = process_triple()
+        for ll in runtime:
+            support = llvm.parse_assembly(ll)
+            support.triple = process_triple()
+            support.data_layout = str(machine.target_data)
+            defined = [f.name for f in support.functions if not f.is_declaration]
+            linked.link_in(support)
+            for name in defined:
+                linked.get_function(name).linkage = llvm.Linkage.internal
         if data:
             constants = llvm.parse_assembly(_data_module(data))
             constants.triple = process_triple()

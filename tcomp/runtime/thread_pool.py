@@ -1,19 +1,25 @@
-"""The thread pool that runs parallel loops: libgomp's persistent pool, loaded into the process for JIT'd code.
+"""The thread pools that run parallel loops.
 
-Generated code calls ``GOMP_parallel(fn, data, num_threads, 0)``; each thread of the pool runs ``fn(data)`` and asks
-``omp_get_thread_num()`` / ``omp_get_num_threads()`` for its share of the iterations. libgomp keeps its threads alive
-between calls, so launching a parallel loop costs a wake-up, not a thread creation. Where libgomp cannot be found,
-``openmp_available()`` is False, code generation emits parallel loops as serial loops, and a warning says so once.
+Kernels compiled by tcomp call ``tcomp_parallel_for`` (``pool_ir.py``: dynamic scheduling, the caller works too,
+workers spin and then sleep). ``parallel_runtime()`` JIT-compiles that pool once per process and offers its symbol to
+every JIT'd kernel; an exported library links its own copy. ``configure_pool`` changes its policy at run time.
+
+libgomp is still loaded for the CUDA emulation's OpenMP code (``openmp_available``): ``GOMP_parallel`` there.
 """
 
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import functools
 import os
+import threading
 import warnings
+from dataclasses import replace
 
 import llvmlite.binding as llvm
+
+from tcomp.runtime.pool_ir import PoolPolicy
 
 
 @functools.cache
@@ -63,3 +69,73 @@ def openmp_available() -> bool:
         stacklevel=2,
     )
     return False
+
+
+def pool_source(triple: str, policy: PoolPolicy) -> str:
+    """The pool's LLVM assembly for ``triple`` with ``policy``."""
+    from tcomp.runtime.pool_ir import pool_module
+
+    return pool_module(triple, policy)
+
+
+class ParallelRuntime:
+    """The JIT-compiled pool of this process: ``address`` is ``tcomp_parallel_for``'s."""
+
+    def __init__(self, policy: PoolPolicy) -> None:
+        from tcomp.runtime import llvm_toolchain
+        from tcomp.runtime.pool_ir import CONFIGURE, ENTRY
+        from tcomp.target import Target
+
+        load_system_libraries()
+        target = Target.current_host()
+        ll = pool_source(llvm_toolchain.process_triple(), policy)
+        self._jit = llvm_toolchain.JITFunction(ll, ENTRY, target)
+        # the workers run the pool's code until the process ends: its engine must never be freed, not even while
+        # the interpreter shuts down (an idle worker still spinning would jump into unmapped memory)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._jit))
+        self.address = self._jit.address
+        self._configure = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                           ctypes.c_int32)(self._jit.address_of(CONFIGURE))
+        self.policy = policy
+        llvm.add_symbol(ENTRY, self.address)
+
+    def configure(self, policy: PoolPolicy) -> None:
+        """Use ``policy`` from the next parallel loop on (waits while a loop runs)."""
+        while self._configure(*policy.values()) != 0:
+            os.sched_yield()
+        self.policy = policy
+
+
+def parallel_runtime_available() -> bool:
+    """True where the pool can run (POSIX threads); elsewhere parallel loops are emitted as serial loops."""
+    return os.name == "posix"
+
+
+_RUNTIME_LOCK = threading.Lock()
+_RUNTIME: ParallelRuntime | None = None
+
+
+def default_policy() -> PoolPolicy:
+    from tcomp import config
+
+    settings = config.current()
+    return PoolPolicy(settings.parallel_tasks_per_thread, settings.thread_spin_count, settings.join_spin_count,
+                      settings.parallel_thread_limit)
+
+
+def parallel_runtime() -> ParallelRuntime:
+    """The process's pool, compiled on first use with the settings' policy (``tcomp.config``)."""
+    global _RUNTIME
+    with _RUNTIME_LOCK:
+        if _RUNTIME is None:
+            _RUNTIME = ParallelRuntime(default_policy())
+        return _RUNTIME
+
+
+def configure_pool(**changes: int) -> PoolPolicy:
+    """Change fields of the pool's policy for this process (``configure_pool(tasks_per_thread=8)``; see
+    ``PoolPolicy``); returns the new policy."""
+    runtime = parallel_runtime()
+    policy = replace(runtime.policy, **changes)
+    runtime.configure(policy)
+    return policy

@@ -48,7 +48,7 @@ def test_parallel_loop(size: int) -> None:
     c = np.zeros(size, np.float32)
     mod(a, b, c)
     np.testing.assert_array_equal(c, a + b)
-    assert "GOMP_parallel" in mod.get_source("ll")
+    assert "tcomp_parallel_for" in mod.get_source("ll")
 
 
 def test_parallel_captures_outer_values_and_nested_parallel_runs_serially() -> None:
@@ -222,14 +222,14 @@ def test_artifact_fields() -> None:
     assert artifact.function_address() == artifact.function_address() != 0
 
 
-def test_parallel_loop_without_openmp_runs_serially(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_loop_without_threads_runs_serially(monkeypatch: pytest.MonkeyPatch) -> None:
     import tcomp.codegen.llvm.codegen as codegen_module
 
-    monkeypatch.setattr(codegen_module, "openmp_available", lambda: False)
+    monkeypatch.setattr(codegen_module, "parallel_runtime_available", lambda: False)
     n = E.Var("n", "int32")
     artifact = codegen_llvm(elementwise("serial_par", "float32", n, _add, kind=S.ForKind.PARALLEL))
-    assert not artifact.uses_openmp
-    assert "GOMP_parallel" not in artifact.ll_unopt
+    assert not artifact.uses_threads
+    assert "tcomp_parallel_for" not in artifact.ll_unopt
     monkeypatch.undo()
     from tcomp.runtime import Module
 

@@ -20,11 +20,14 @@ from tcomp.codegen.llvm.stmts import FunctionEmitter
 from tcomp.ir.stmt import PrimFunc
 from tcomp.runtime import llvm_toolchain as toolchain
 from tcomp.runtime.artifact import LLVMArtifact
-from tcomp.runtime.thread_pool import openmp_available
+from tcomp.runtime.pool_ir import CONFIGURE as POOL_CONFIGURE
+from tcomp.runtime.pool_ir import ENTRY as POOL_ENTRY
+from tcomp.runtime.pool_ir import LIBC_FUNCTIONS as POOL_LIBC
+from tcomp.runtime.thread_pool import parallel_runtime_available
 from tcomp.target import Target, TargetKind
 
 # External symbols a module may declare; an entry function never takes one of these names.
-_RESERVED = {"free", "aligned_alloc", "malloc", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"}
+_RESERVED = {"free", "aligned_alloc", "malloc", POOL_ENTRY, POOL_CONFIGURE, *POOL_LIBC}
 _RESERVED |= {name for name, _ in LIBM_FUNCTIONS.values()} | {name + "f" for name, _ in LIBM_FUNCTIONS.values()}
 _RESERVED |= {"exp", "expf", "log", "logf", "sqrt", "sqrtf", "sin", "sinf", "cos", "cosf", "pow", "powf", "fma",
               "fmaf", "floor", "floorf", "ceil", "ceilf", "exp2", "exp2f", "log2", "log2f", "log10", "log10f",
@@ -52,9 +55,9 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
     target = as_target(target)
     if target.kind is not TargetKind.LLVM:
         raise CodegenError(f"codegen_llvm needs an llvm target, got {target}")
-    use_openmp = openmp_available()
+    use_threads = parallel_runtime_available()
     entry = entry_symbol(func.name)
-    ctx = ModuleContext(entry, target, use_openmp)
+    ctx = ModuleContext(entry, target, use_threads)
     try:
         _emit_functions(ctx, func, entry)
     except CodegenError as exc:
@@ -63,7 +66,7 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
     ctx.module.data_layout = toolchain.data_layout(toolchain.target_machine(target))
     ll_unopt = str(ctx.module)
     ll = toolchain.optimize_ir(ll_unopt, target)  # the assembly is emitted on request (``assembly()``)
-    return LLVMArtifact(func.name, entry, target, ll_unopt, ll, "", tuple(ctx.asserts), use_openmp)
+    return LLVMArtifact(func.name, entry, target, ll_unopt, ll, "", tuple(ctx.asserts), use_threads)
 
 
 def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:

@@ -33,10 +33,10 @@ class ModuleContext:
     ``unique_name`` do not collide.
     """
 
-    def __init__(self, name: str, target: Target, use_openmp: bool) -> None:
+    def __init__(self, name: str, target: Target, use_threads: bool) -> None:
         self.module = ir.Module(name=name)
         self.target = target
-        self.use_openmp = use_openmp
+        self.use_threads = use_threads
         self.asserts: list[AssertInfo] = []
         self._counters: dict[str, int] = {}
 

@@ -1,14 +1,15 @@
-"""Parallel loops: outline the body, pack what it uses into a closure, launch it on libgomp's thread pool.
+"""Parallel loops: outline the body, pack what it uses into a closure, hand it to the thread pool.
 
 For ``for i in parallel(min, extent): body`` in function ``f`` this emits
 
 - ``f.parallel.body(T* noalias bufs..., vars..., i64* err, iN lo, iN hi) -> i32``: ``for i in [lo, hi): body`` as an
   ordinary function (``noalias`` buffer arguments let the optimizer vectorize it; its allocations are per thread);
-- ``f.parallel(i8* closure)``: unpacks the closure, takes thread ``t`` of ``n``'s static share
-  ``[min + t * ceil(extent / n), ...)`` of the iterations and calls the body function on it;
+- ``f.parallel(i8* closure, i64 k, i64 count)``: unpacks the closure and calls the body function on task ``k`` of
+  ``count`` equal tasks: ``[min + k * extent / count, min + (k + 1) * extent / count)``;
 - in ``f``: a stack closure ``{buffer pointers, variable values, err, min, extent}``, the call
-  ``GOMP_parallel(f.parallel, &closure, min(num_cores, extent), 0)``, then a check of the error area: if a
-  thread failed an assertion (it stopped its own share of iterations), ``f`` frees its heap buffers and returns.
+  ``tcomp_parallel_for(f.parallel, &closure, extent, num_cores)`` (``tcomp/runtime/pool_ir.py``: it picks the task
+  count and runs the tasks on the pool, the calling thread included), then a check of the error area: if a task
+  failed an assertion (it stopped its own iterations), ``f`` frees its heap buffers and returns.
 
 The closure holds every variable and buffer the loop uses but does not define: size variables, outer loop
 variables, let variables and buffers allocated outside the loop.
@@ -24,6 +25,7 @@ from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import Visitor
+from tcomp.runtime.pool_ir import TASK_TYPE, declare_entry
 
 
 class _Uses(Visitor):
@@ -101,11 +103,8 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     field_values += [parent.err_ptr, begin, extent]
     for position, value in enumerate(field_values):
         bld.store(value, bld.gep(closure, [T.I32(0), T.I32(position)], inbounds=True))
-    cores = T.I64(max(1, ctx.target.num_cores))
-    threads = bld.trunc(bld.select(bld.icmp_signed("<", extent, cores), extent, cores), T.I32)
-    gomp_parallel = ctx.declare("GOMP_parallel", T.VOID,
-                                [ir.FunctionType(T.VOID, [T.I8_PTR]).as_pointer(), T.I8_PTR, T.I32, T.I32])
-    bld.call(gomp_parallel, [launcher, bld.bitcast(closure, T.I8_PTR), threads, T.I32(0)])
+    cores = T.I32(max(1, ctx.target.num_cores))
+    bld.call(declare_entry(ctx.module), [launcher, bld.bitcast(closure, T.I8_PTR), extent, cores])
 
     status = bld.load(parent.err_ptr, align=8)
     fail_block = parent.new_block("parallel.fail")
@@ -141,21 +140,15 @@ def _emit_body_function(parent: FunctionEmitter, loop: S.For, name: str, buffers
 def _emit_launcher(parent: FunctionEmitter, name: str, body_fn: ir.Function, closure_type: ir.Type,
                    num_captured: int, index_type: ir.Type) -> ir.Function:
     ctx = parent.ctx
-    function = ir.Function(ctx.module, ir.FunctionType(T.VOID, [T.I8_PTR]), name=name)
+    function = ir.Function(ctx.module, TASK_TYPE, name=name)
     function.linkage = "internal"
     bld = ir.IRBuilder(function.append_basic_block("entry"))
     closure = bld.bitcast(function.args[0], closure_type.as_pointer())
+    task, count = function.args[1], function.args[2]
     fields = [bld.load(bld.gep(closure, [T.I32(0), T.I32(k)], inbounds=True)) for k in range(num_captured + 3)]
     begin, extent = fields[-2], fields[-1]
-    thread_num = ctx.declare("omp_get_thread_num", T.I32, [])
-    num_threads = ctx.declare("omp_get_num_threads", T.I32, [])
-    tid = bld.sext(bld.call(thread_num, []), T.I64)
-    count = bld.sext(bld.call(num_threads, []), T.I64)
-    chunk = bld.sdiv(bld.add(extent, bld.sub(count, T.I64(1))), count)
-    lo = bld.add(begin, bld.mul(tid, chunk))
-    stop = bld.add(begin, extent)
-    hi_candidate = bld.add(lo, chunk)
-    hi = bld.select(bld.icmp_signed("<", hi_candidate, stop), hi_candidate, stop)
+    lo = bld.add(begin, bld.sdiv(bld.mul(task, extent), count))
+    hi = bld.add(begin, bld.sdiv(bld.mul(bld.add(task, T.I64(1)), extent), count))
     run_block = function.append_basic_block("run")
     done_block = function.append_basic_block("done")
     bld.cbranch(bld.icmp_signed("<", lo, hi), run_block, done_block)

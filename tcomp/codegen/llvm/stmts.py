@@ -171,7 +171,7 @@ class FunctionEmitter(ExprEmitter):
             raise CodegenError(
                 f"loop {stmt.loop_var.name} is bound to GPU thread {stmt.thread_tag!r}; the LLVM CPU backend "
                 "cannot run it")
-        if kind == S.ForKind.PARALLEL and self.ctx.use_openmp and not self.in_parallel:
+        if kind == S.ForKind.PARALLEL and self.ctx.use_threads and not self.in_parallel:
             from tcomp.codegen.llvm.parallel import emit_parallel_for
 
             emit_parallel_for(self, stmt)

@@ -1,0 +1,430 @@
+"""The parallel runtime's thread pool, emitted as an LLVM module (no C compiler needed): kernels call
+
+    void tcomp_parallel_for(void (*task)(i8* closure, i64 index, i64 count), i8* closure, i64 extent,
+                            i32 max_threads)
+
+to run ``task(closure, k, count)`` for every ``k < count``, where ``count`` (at most ``extent``) is chosen by the
+pool: ``tasks_per_thread`` tasks per thread taking part. The calling thread works too, and the call returns when every
+task has finished.
+
+Scheduling is dynamic: a task is claimed by whichever thread gets to it first (one compare-and-swap on a shared
+word), so a thread that the operating system has not scheduled yet (the machine is busy) takes no task, and the
+others, the caller included, do its share. A fork-join pool that hands each thread one fixed share (libgomp's
+``GOMP_parallel``) instead waits for the slowest thread to wake up, run its share and arrive at the closing barrier:
+on a loaded machine every parallel loop then costs a scheduler time slice.
+
+Protocol. One 64-bit word holds the job's sequence number (bits 40-63), its task count (bits 20-39) and the next
+unclaimed task (bits 0-19). The caller (holding the pool: ``busy``, taken by compare-and-swap; a nested or concurrent
+caller that cannot take it runs its loop serially) writes the task function and closure, zeroes ``done``, then
+publishes the word with the next sequence number. Any thread claims task ``k`` by swapping ``(seq, count, k)`` for
+``(seq, count, k + 1)``; only after a successful claim does it read the function and closure, which cannot change
+until the claimed task is done because the caller waits until ``done == count`` before it returns. A stale thread's
+swap fails on the changed word.
+
+Idle workers spin ``worker_spin`` rounds (a ``pause`` each) watching the sequence number, then sleep on a condition
+variable (counted in ``sleepers``; the caller signals only when someone sleeps). The caller waits for the last tasks
+spinning ``master_spin`` rounds, then yielding its core (``sched_yield``) to the threads it waits for. Workers are
+started on first use, up to ``max_threads - 1``, and restarted in a forked child (the pool notes the pid that
+started them). ``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit)`` changes the policy
+(``PoolPolicy``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+VOID = ir.VoidType()
+I8_PTR = I8.as_pointer()
+TASK_TYPE = ir.FunctionType(VOID, [I8_PTR, I64, I64])
+ENTRY = "tcomp_parallel_for"
+CONFIGURE = "tcomp_pool_configure"
+MAX_THREADS = 256
+_TASK_BITS = 20
+_TASK_MASK = (1 << _TASK_BITS) - 1
+_SEQ_SHIFT = 2 * _TASK_BITS
+_SEQ_MASK = (1 << (64 - _SEQ_SHIFT)) - 1
+# the C library functions the pool calls: no kernel may define a symbol of these names
+LIBC_FUNCTIONS = frozenset({"pthread_create", "pthread_detach", "pthread_mutex_init", "pthread_mutex_lock",
+                            "pthread_mutex_unlock", "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast",
+                            "sched_yield", "getpid"})
+_SYNC_BYTES = 128  # room for a pthread_mutex_t / pthread_cond_t on every libc tcomp runs on
+
+
+@dataclass(frozen=True)
+class PoolPolicy:
+    """How the pool schedules: ``tasks_per_thread`` tasks per thread taking part in a loop; ``worker_spin`` rounds an
+    idle worker spins before it sleeps; ``master_spin`` rounds the caller spins waiting for the last tasks before it
+    yields its core; ``thread_limit`` caps the threads of every loop (0: as many as the kernel was compiled for)."""
+
+    tasks_per_thread: int = 4
+    worker_spin: int = 30000
+    master_spin: int = 2000
+    thread_limit: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("tasks_per_thread", "worker_spin", "master_spin", "thread_limit"):
+            value = getattr(self, name)
+            least = 1 if name == "tasks_per_thread" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"pool policy: {name} must be an int of at least {least}, got {value!r}")
+
+    def values(self) -> tuple[int, int, int, int]:
+        return (self.tasks_per_thread, self.worker_spin, self.master_spin, self.thread_limit)
+
+
+def declare_entry(module: ir.Module) -> ir.Function:
+    """Declare ``tcomp_parallel_for`` in a kernel's module."""
+    existing = module.globals.get(ENTRY)
+    if isinstance(existing, ir.Function):
+        return existing
+    return ir.Function(module, ir.FunctionType(VOID, [TASK_TYPE.as_pointer(), I8_PTR, I64, I32]), name=ENTRY)
+
+
+class _Pool:
+    """Emits the pool's globals and functions into ``module``."""
+
+    def __init__(self, module: ir.Module, triple: str, policy: PoolPolicy) -> None:
+        self.module = module
+        self.triple = triple
+        self.word = self._global("tcomp_pool.word", I64, 0, 64)
+        self.task = self._global("tcomp_pool.task", TASK_TYPE.as_pointer(), None, 8)
+        self.closure = self._global("tcomp_pool.closure", I8_PTR, None, 8)
+        self.done = self._global("tcomp_pool.done", I64, 0, 64)
+        self.busy = self._global("tcomp_pool.busy", I32, 0, 64)
+        self.sleepers = self._global("tcomp_pool.sleepers", I32, 0, 64)
+        self.workers = self._global("tcomp_pool.workers", I32, 0, 8)
+        self.pid = self._global("tcomp_pool.pid", I32, 0, 8)
+        self.tasks_per_thread = self._global("tcomp_pool.tasks_per_thread", I64, policy.tasks_per_thread, 8)
+        self.worker_spin = self._global("tcomp_pool.worker_spin", I64, policy.worker_spin, 8)
+        self.master_spin = self._global("tcomp_pool.master_spin", I64, policy.master_spin, 8)
+        self.thread_limit = self._global("tcomp_pool.thread_limit", I32, policy.thread_limit, 8)
+        sync = ir.ArrayType(I8, _SYNC_BYTES)
+        self.mutex = self._global("tcomp_pool.mutex", sync, None, 64)
+        self.cond = self._global("tcomp_pool.cond", sync, None, 64)
+        self._libc()
+
+    def _global(self, name: str, typ: ir.Type, value: int | None, align: int) -> ir.GlobalVariable:
+        variable = ir.GlobalVariable(self.module, typ, name)
+        variable.linkage = "internal"
+        variable.initializer = ir.Constant(typ, None) if value is None else ir.Constant(typ, value)
+        variable.align = align
+        return variable
+
+    def _libc(self) -> None:
+        declare = self._declare
+        self.pthread_create = declare("pthread_create", I32, [I64.as_pointer(), I8_PTR,
+                                                              ir.FunctionType(I8_PTR, [I8_PTR]).as_pointer(), I8_PTR])
+        self.pthread_detach = declare("pthread_detach", I32, [I64])
+        self.mutex_init = declare("pthread_mutex_init", I32, [I8_PTR, I8_PTR])
+        self.mutex_lock = declare("pthread_mutex_lock", I32, [I8_PTR])
+        self.mutex_unlock = declare("pthread_mutex_unlock", I32, [I8_PTR])
+        self.cond_init = declare("pthread_cond_init", I32, [I8_PTR, I8_PTR])
+        self.cond_wait = declare("pthread_cond_wait", I32, [I8_PTR, I8_PTR])
+        self.cond_broadcast = declare("pthread_cond_broadcast", I32, [I8_PTR])
+        self.sched_yield = declare("sched_yield", I32, [])
+        self.getpid = declare("getpid", I32, [])
+        if self.triple.startswith(("x86_64", "i686", "i386")):
+            self.pause: ir.Function | None = declare("llvm.x86.sse2.pause", VOID, [])
+            self.pause_args: list[ir.Value] = []
+        elif self.triple.startswith(("aarch64", "arm64")):
+            self.pause = declare("llvm.aarch64.hint", VOID, [I32])
+            self.pause_args = [I32(1)]  # YIELD
+        else:
+            self.pause = None
+            self.pause_args = []
+
+    def _declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return ir.Function(self.module, ir.FunctionType(ret, args), name=name)
+
+    def _function(self, name: str, ret: ir.Type, args: list[ir.Type], external: bool = False) -> ir.Function:
+        function = ir.Function(self.module, ir.FunctionType(ret, args), name=name)
+        if not external:
+            function.linkage = "internal"
+        return function
+
+    @staticmethod
+    def _bytes(bld: ir.IRBuilder, variable: ir.GlobalVariable) -> ir.Value:
+        return bld.bitcast(variable, I8_PTR)
+
+    def relax(self, bld: ir.IRBuilder) -> None:
+        if self.pause is not None:
+            bld.call(self.pause, self.pause_args)
+
+    # -- the pieces ------------------------------------------------------------------------------------------------
+    def emit(self) -> None:
+        self.run_tasks = self._emit_run_tasks()
+        self.worker = self._emit_worker()
+        self.start_workers = self._emit_start_workers()
+        self._emit_parallel_for()
+        self._emit_configure()
+
+    def _emit_run_tasks(self) -> ir.Function:
+        """``run_tasks(seq)``: claim and run tasks of job ``seq`` until none is left (or a newer job began)."""
+        function = self._function("tcomp_pool.run_tasks", VOID, [I64])
+        (seq,) = function.args
+        entry = function.append_basic_block("entry")
+        loop = function.append_basic_block("claim")
+        check = function.append_basic_block("check")
+        swap = function.append_basic_block("swap")
+        run = function.append_basic_block("run")
+        done = function.append_basic_block("done")
+        bld = ir.IRBuilder(entry)
+        bld.branch(loop)
+        bld.position_at_end(loop)
+        word = bld.load_atomic(self.word, "acquire", 8)
+        same_job = bld.icmp_unsigned("==", bld.lshr(word, I64(_SEQ_SHIFT)), seq)
+        bld.cbranch(same_job, check, done)
+        bld.position_at_end(check)
+        index = bld.and_(word, I64(_TASK_MASK))
+        count = bld.and_(bld.lshr(word, I64(_TASK_BITS)), I64(_TASK_MASK))
+        bld.cbranch(bld.icmp_unsigned("<", index, count), swap, done)
+        bld.position_at_end(swap)
+        result = bld.cmpxchg(self.word, word, bld.add(word, I64(1)), "acq_rel", "acquire")
+        bld.cbranch(bld.extract_value(result, 1), run, loop)
+        bld.position_at_end(run)
+        task = bld.load(self.task, align=8)
+        closure = bld.load(self.closure, align=8)
+        bld.call(task, [closure, index, count])
+        bld.atomic_rmw("add", self.done, I64(1), "release")
+        bld.branch(loop)
+        bld.position_at_end(done)
+        bld.ret_void()
+        return function
+
+    def _emit_worker(self) -> ir.Function:
+        """A worker thread: run each new job's tasks; between jobs spin, then sleep until the next one."""
+        function = self._function("tcomp_pool.worker", I8_PTR, [I8_PTR])
+        entry = function.append_basic_block("entry")
+        top = function.append_basic_block("top")
+        work = function.append_basic_block("work")
+        spin = function.append_basic_block("spin")
+        spin_body = function.append_basic_block("spin.body")
+        sleep = function.append_basic_block("sleep")
+        wait = function.append_basic_block("sleep.wait")
+        wait_body = function.append_basic_block("sleep.body")
+        wake = function.append_basic_block("wake")
+        bld = ir.IRBuilder(entry)
+        last = bld.alloca(I64, name="last")
+        rounds = bld.alloca(I64, name="rounds")
+        bld.store(bld.ptrtoint(function.args[0], I64), last)
+        bld.branch(top)
+
+        bld.position_at_end(top)
+        seq = bld.lshr(bld.load_atomic(self.word, "acquire", 8), I64(_SEQ_SHIFT))
+        bld.store(I64(0), rounds)
+        bld.cbranch(bld.icmp_unsigned("!=", seq, bld.load(last)), work, spin)
+
+        bld.position_at_end(work)
+        bld.call(self.run_tasks, [seq])
+        bld.store(seq, last)
+        bld.branch(top)
+
+        bld.position_at_end(spin)
+        count = bld.load(rounds)
+        limit = bld.load_atomic(self.worker_spin, "monotonic", 8)
+        bld.cbranch(bld.icmp_signed("<", count, limit), spin_body, sleep)
+        bld.position_at_end(spin_body)
+        self.relax(bld)
+        bld.store(bld.add(count, I64(1)), rounds)
+        now = bld.lshr(bld.load_atomic(self.word, "monotonic", 8), I64(_SEQ_SHIFT))
+        bld.cbranch(bld.icmp_unsigned("!=", now, bld.load(last)), top, spin)
+
+        bld.position_at_end(sleep)
+        mutex, cond = self._bytes(bld, self.mutex), self._bytes(bld, self.cond)
+        bld.call(self.mutex_lock, [mutex])
+        bld.atomic_rmw("add", self.sleepers, I32(1), "seq_cst")
+        bld.branch(wait)
+        bld.position_at_end(wait)
+        now = bld.lshr(bld.load_atomic(self.word, "seq_cst", 8), I64(_SEQ_SHIFT))
+        bld.cbranch(bld.icmp_unsigned("==", now, bld.load(last)), wait_body, wake)
+        bld.position_at_end(wait_body)
+        bld.call(self.cond_wait, [cond, mutex])
+        bld.branch(wait)
+        bld.position_at_end(wake)
+        bld.atomic_rmw("sub", self.sleepers, I32(1), "seq_cst")
+        bld.call(self.mutex_unlock, [mutex])
+        bld.branch(top)
+        return function
+
+    def _emit_start_workers(self) -> ir.Function:
+        """``start_workers(want, seq) -> started``: start detached workers (that have seen job ``seq``) until there
+        are ``want``; returns how many there are (fewer if the system refuses threads)."""
+        function = self._function("tcomp_pool.start_workers", I32, [I32, I64])
+        want, seq = function.args
+        entry = function.append_basic_block("entry")
+        loop = function.append_basic_block("loop")
+        create = function.append_basic_block("create")
+        created = function.append_basic_block("created")
+        done = function.append_basic_block("done")
+        bld = ir.IRBuilder(entry)
+        handle = bld.alloca(I64, name="thread")
+        have = bld.alloca(I32, name="have")
+        bld.store(bld.load(self.workers), have)
+        bld.branch(loop)
+        bld.position_at_end(loop)
+        bld.cbranch(bld.icmp_signed("<", bld.load(have), want), create, done)
+        bld.position_at_end(create)
+        status = bld.call(self.pthread_create, [handle, ir.Constant(I8_PTR, None), self.worker,
+                                                bld.inttoptr(seq, I8_PTR)])
+        bld.cbranch(bld.icmp_signed("==", status, I32(0)), created, done)
+        bld.position_at_end(created)
+        bld.call(self.pthread_detach, [bld.load(handle)])
+        bld.store(bld.add(bld.load(have), I32(1)), have)
+        bld.branch(loop)
+        bld.position_at_end(done)
+        result = bld.load(have)
+        bld.store(result, self.workers)
+        bld.ret(result)
+        return function
+
+    def _emit_parallel_for(self) -> None:
+        function = self._function(ENTRY, VOID, [TASK_TYPE.as_pointer(), I8_PTR, I64, I32], external=True)
+        task, closure, extent, max_threads = function.args
+        task.name, closure.name, extent.name, max_threads.name = "task", "closure", "extent", "max_threads"
+        blocks = {name: function.append_basic_block(name) for name in (
+            "entry", "try", "owned", "restart", "started", "publish", "signal", "join", "join.wait", "join.spin",
+            "join.yield", "finish", "release", "serial", "empty")}
+        bld = ir.IRBuilder(blocks["entry"])
+        threads = bld.select(bld.icmp_signed("<", max_threads, I32(MAX_THREADS)), max_threads, I32(MAX_THREADS))
+        limit = bld.load_atomic(self.thread_limit, "monotonic", 4)
+        limited = bld.and_(bld.icmp_signed(">", limit, I32(0)), bld.icmp_signed("<", limit, threads))
+        threads = bld.select(limited, limit, threads)
+        several = bld.and_(bld.icmp_signed(">", threads, I32(1)), bld.icmp_signed(">", extent, I64(1)))
+        positive = bld.icmp_signed(">", extent, I64(0))
+        bld.cbranch(positive, blocks["try"], blocks["empty"])
+
+        bld.position_at_end(blocks["try"])  # take the pool, or run serially when one thread would do or it is taken
+        take = function.append_basic_block("take")
+        bld.cbranch(several, take, blocks["serial"])
+        bld.position_at_end(take)
+        result = bld.cmpxchg(self.busy, I32(0), I32(1), "acquire", "monotonic")
+        bld.cbranch(bld.extract_value(result, 1), blocks["owned"], blocks["serial"])
+
+        bld.position_at_end(blocks["owned"])
+        me = bld.call(self.getpid, [])
+        bld.cbranch(bld.icmp_signed("!=", bld.load(self.pid), me), blocks["restart"], blocks["started"])
+
+        bld.position_at_end(blocks["restart"])  # first use, or a forked child: none of the workers exist here
+        bld.store(I32(0), self.workers)
+        bld.store_atomic(I32(0), self.sleepers, "seq_cst", 4)
+        bld.call(self.mutex_init, [self._bytes(bld, self.mutex), ir.Constant(I8_PTR, None)])
+        bld.call(self.cond_init, [self._bytes(bld, self.cond), ir.Constant(I8_PTR, None)])
+        bld.store(me, self.pid)
+        bld.branch(blocks["started"])
+
+        bld.position_at_end(blocks["started"])
+        word = bld.load_atomic(self.word, "monotonic", 8)
+        seq = bld.lshr(word, I64(_SEQ_SHIFT))
+        workers = bld.call(self.start_workers, [bld.sub(threads, I32(1)), seq])
+        no_workers = bld.icmp_signed("<=", workers, I32(0))
+        release_then_serial = function.append_basic_block("no_workers")
+        bld.cbranch(no_workers, release_then_serial, blocks["publish"])
+        bld.position_at_end(release_then_serial)
+        bld.store_atomic(I32(0), self.busy, "release", 4)
+        bld.branch(blocks["serial"])
+
+        bld.position_at_end(blocks["publish"])
+        team = bld.sext(bld.add(bld.select(bld.icmp_signed("<", workers, bld.sub(threads, I32(1))), workers,
+                                           bld.sub(threads, I32(1))), I32(1)), I64)
+        per_thread = bld.load_atomic(self.tasks_per_thread, "monotonic", 8)
+        wanted = bld.mul(team, per_thread)
+        count = bld.select(bld.icmp_signed("<", extent, wanted), extent, wanted)
+        count = bld.select(bld.icmp_signed("<", count, I64(_TASK_MASK)), count, I64(_TASK_MASK))
+        bld.store(task, self.task, align=8)
+        bld.store(closure, self.closure, align=8)
+        bld.store_atomic(I64(0), self.done, "monotonic", 8)
+        next_seq = bld.and_(bld.add(seq, I64(1)), I64(_SEQ_MASK))
+        published = bld.or_(bld.shl(next_seq, I64(_SEQ_SHIFT)), bld.shl(count, I64(_TASK_BITS)))
+        bld.store_atomic(published, self.word, "seq_cst", 8)
+        sleeping = bld.load_atomic(self.sleepers, "seq_cst", 4)
+        bld.cbranch(bld.icmp_signed(">", sleeping, I32(0)), blocks["signal"], blocks["join"])
+
+        bld.position_at_end(blocks["signal"])
+        mutex = self._bytes(bld, self.mutex)
+        bld.call(self.mutex_lock, [mutex])
+        bld.call(self.cond_broadcast, [self._bytes(bld, self.cond)])
+        bld.call(self.mutex_unlock, [mutex])
+        bld.branch(blocks["join"])
+
+        bld.position_at_end(blocks["join"])
+        bld.call(self.run_tasks, [next_seq])
+        rounds = _entry_alloca(function, I64, "rounds")
+        bld.store(I64(0), rounds)
+        bld.branch(blocks["join.wait"])
+        bld.position_at_end(blocks["join.wait"])
+        finished = bld.load_atomic(self.done, "acquire", 8)
+        bld.cbranch(bld.icmp_signed(">=", finished, count), blocks["release"], blocks["join.spin"])
+        bld.position_at_end(blocks["join.spin"])
+        spun = bld.load(rounds)
+        spin_more = bld.icmp_signed("<", spun, bld.load_atomic(self.master_spin, "monotonic", 8))
+        spin_step = function.append_basic_block("join.pause")
+        bld.cbranch(spin_more, spin_step, blocks["join.yield"])
+        bld.position_at_end(spin_step)
+        self.relax(bld)
+        bld.store(bld.add(spun, I64(1)), rounds)
+        bld.branch(blocks["join.wait"])
+        bld.position_at_end(blocks["join.yield"])
+        bld.call(self.sched_yield, [])
+        bld.branch(blocks["join.wait"])
+
+        bld.position_at_end(blocks["release"])
+        bld.store_atomic(I32(0), self.busy, "release", 4)
+        bld.branch(blocks["finish"])
+
+        bld.position_at_end(blocks["serial"])
+        bld.call(task, [closure, I64(0), I64(1)])
+        bld.branch(blocks["finish"])
+
+        bld.position_at_end(blocks["empty"])
+        bld.branch(blocks["finish"])
+        bld.position_at_end(blocks["finish"])
+        bld.ret_void()
+
+    def _emit_configure(self) -> None:
+        """``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit) -> 0``, or 1 when the
+        pool is in use (nothing changes then). Non-positive task counts mean one task per thread."""
+        function = self._function(CONFIGURE, I32, [I64, I64, I64, I32], external=True)
+        per_thread, worker_spin, master_spin, thread_limit = function.args
+        entry = function.append_basic_block("entry")
+        take = function.append_basic_block("set")
+        refuse = function.append_basic_block("refuse")
+        bld = ir.IRBuilder(entry)
+        result = bld.cmpxchg(self.busy, I32(0), I32(1), "acquire", "monotonic")
+        bld.cbranch(bld.extract_value(result, 1), take, refuse)
+        bld.position_at_end(take)
+        one = bld.select(bld.icmp_signed("<", per_thread, I64(1)), I64(1), per_thread)
+        bld.store_atomic(one, self.tasks_per_thread, "monotonic", 8)
+        bld.store_atomic(_at_least_zero(bld, worker_spin), self.worker_spin, "monotonic", 8)
+        bld.store_atomic(_at_least_zero(bld, master_spin), self.master_spin, "monotonic", 8)
+        positive_limit = bld.select(bld.icmp_signed("<", thread_limit, I32(0)), I32(0), thread_limit)
+        bld.store_atomic(positive_limit, self.thread_limit, "monotonic", 4)
+        bld.store_atomic(I32(0), self.busy, "release", 4)
+        bld.ret(I32(0))
+        bld.position_at_end(refuse)
+        bld.ret(I32(1))
+
+
+def _at_least_zero(bld: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    return bld.select(bld.icmp_signed("<", value, I64(0)), I64(0), value)
+
+
+def _entry_alloca(function: ir.Function, typ: ir.Type, name: str) -> ir.Value:
+    bld = ir.IRBuilder(function.entry_basic_block)
+    bld.position_at_start(function.entry_basic_block)
+    return bld.alloca(typ, name=name)
+
+
+def pool_module(triple: str, policy: PoolPolicy, data_layout: str = "") -> str:
+    """The LLVM assembly of the pool for ``triple`` with ``policy`` (see the module docstring)."""
+    module = ir.Module(name="tcomp_pool")
+    module.triple = triple
+    if data_layout:
+        module.data_layout = data_layout
+    _Pool(module, triple, policy).emit()
+    return str(module)
