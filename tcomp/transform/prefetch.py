@@ -2,15 +2,18 @@
 
 Rewrite: at the start of each iteration of the marked loop over ``v``, for every buffer read in its body whose
 index depends on ``v`` (and otherwise only on variables defined outside the loop, inner loop variables being taken
-at their first value), emit ``prefetch(&B[index(v + distance)])``. A prefetch never faults, so addresses past the
-end are harmless. Assumes flattened buffers.
+at their first value), emit ``prefetch(&B[index(v + distance)])``; a vector load (a ``ramp`` index of unit stride)
+prefetches every cache line it spans. A prefetch never faults, so addresses past the end are harmless. Assumes
+flattened buffers.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp.ir.expr import BufferLoad, Call, Expr, Var, const
+from tcomp.arith import simplify
+from tcomp.ir import dtype as dt
+from tcomp.ir.expr import BufferLoad, Call, Expr, Ramp, Var, const, const_int_value
 from tcomp.ir.functor import Mutator, free_vars, post_order_visit, substitute
 from tcomp.ir.stmt import Evaluate, For, PrimFunc, Stmt, seq
 from tcomp.ir.structural import structural_key
@@ -40,13 +43,28 @@ def prefetch_calls(loop: For, distance: int) -> list[Stmt]:
     seen: set[object] = set()
     for load in loads:
         index = substitute(load.indices[0], {**inner, loop.loop_var: loop.loop_var + distance})
-        key = (id(load.buffer), structural_key(index))
-        if key in seen:
-            continue
-        seen.add(key)
-        address = Call("address_of", (BufferLoad(load.buffer, (index,), load.buffer.dtype),), "handle")
-        calls.append(Evaluate(Call("tcomp.prefetch", (address,), "int32", "extern")))
+        for line in _line_starts(index, load.buffer.dtype):
+            key = (id(load.buffer), structural_key(line))
+            if key in seen:
+                continue
+            seen.add(key)
+            address = Call("address_of", (BufferLoad(load.buffer, (line,), load.buffer.dtype),), "handle")
+            calls.append(Evaluate(Call("tcomp.prefetch", (address,), "int32", "extern")))
     return calls
+
+
+def _line_starts(index: Expr, dtype: str) -> list[Expr]:
+    """The scalar indices whose addresses cover ``index``'s cache lines: itself, or for a unit-stride ramp its base
+    and one element per ``CACHE_LINE`` bytes after it."""
+    if not isinstance(index, Ramp):
+        return [index]
+    if const_int_value(simplify(index.stride)) != 1:
+        return [index.base]
+    per_line = max(1, CACHE_LINE // max(1, dt.bits(dtype) // 8))
+    return [index.base if offset == 0 else index.base + offset for offset in range(0, index.lanes, per_line)]
+
+
+CACHE_LINE = 64  # bytes
 
 
 class _Injector(Mutator):
