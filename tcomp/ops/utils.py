@@ -38,6 +38,7 @@ class OpKind(enum.StrEnum):
     CONV2D_NCHWC = "conv2d_nchwc"
     MATMUL = "matmul"
     BATCH_MATMUL = "batch_matmul"
+    PACKED_MATVEC = "packed_matvec"
     SOFTMAX = "softmax"
     LOG_SOFTMAX = "log_softmax"
     LAYER_NORM = "layer_norm"

@@ -102,16 +102,25 @@ def test_simplify_keeps_an_output_that_forwards_an_input_or_another_output() -> 
         ("identity", ("x",), ("x_out",)), ("identity", ("y",), ("y_out",)), ("relu", ("x",), ("y",))]
 
 
-@pytest.mark.parametrize("x_shape", [(1, 24), (3, 24), (2, 2, 24), (24,)])
-def test_matvec_weights_store_a_small_batch_weight_by_rows(x_shape: tuple[int, ...]) -> None:
-    """matmul(x, W[K, N]) with few rows of x reads W stored [N, K] (transpose_b), with the same results."""
+@pytest.mark.parametrize("x_shape", [(1, 24), (3, 24), (2, 2, 24), (24,), (16, 24)])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matvec_weights_pack_a_small_batch_weight_in_column_blocks(x_shape: tuple[int, ...],
+                                                                   transpose_b: bool) -> None:
+    """matmul(x, W) with few rows of x becomes packed_matvec over W packed in column blocks, with the same
+    results; a weight stored [N, K] (transpose_b) too."""
     from tcomp.graph.passes.matvec_weights import matvec_weights
+    from tcomp.ops.matvec import column_block
 
     w = rand(24, 10)
-    g = graph([make_node("matmul", "fc", ["x", "w"], ["y"])], {"x": x_shape}, ["y"], {"w": w})
+    stored = np.ascontiguousarray(w.T) if transpose_b else w
+    g = graph([make_node("matmul", "fc", ["x", "w"], ["y"], transpose_b=transpose_b)], {"x": x_shape}, ["y"],
+              {"w": stored})
     rewritten = matvec_weights(g)
     (node,) = rewritten.nodes
-    assert node.attr("transpose_b") is True and rewritten.params[node.inputs[1]].shape == (10, 24)
+    block = column_block(int(np.prod(x_shape[:-1])))
+    assert node.op == "packed_matvec" and node.attr("columns") == 10
+    assert rewritten.params[node.inputs[1]].shape == (-(-10 // block), 24, block)
+    assert "w" not in rewritten.params
     assert rewritten.type_of("y") == g.type_of("y")
     x = rand(*x_shape)
     [got] = run(rewritten, x=x)

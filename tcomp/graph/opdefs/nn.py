@@ -139,6 +139,43 @@ register_op("matmul", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_matmul, _lower_matm
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# packed_matvec: a few rows times a constant weight packed in column blocks (``tcomp.ops.matvec``; the CPU graph pass
+# ``matvec_weights`` makes these from matmul)
+def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
+    """``x[..., K]`` times ``packed[ceil(N / NB), K, NB]`` with the attribute ``columns`` (``N``) -> ``[..., N]``."""
+    x, packed = ctx.type(0), ctx.type(1)
+    dtype = same_dtype(ctx, [x, packed])
+    columns = ctx.attr("columns")
+    if isinstance(columns, bool) or not isinstance(columns, int):
+        raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
+    if x.ndim == 0 or packed.ndim != 3:
+        raise ctx.error(f"expects data with a K axis and a 3-D packed weight, got {x} and {packed}")
+    blocks, k, block = packed.shape
+    if x.shape[-1] != k or not (blocks - 1) * block < columns <= blocks * block:
+        raise ctx.error(f"data {x} and {columns} columns do not match the packed weight {packed}")
+    return [TensorType((*x.shape[:-1], columns), dtype)]
+
+
+def _lower_packed_matvec(ctx: LowerContext) -> list[Tensor]:
+    import math
+
+    from tcomp.ops.matvec import packed_matvec
+
+    x, packed = ctx.tensor(0), ctx.tensor(1)
+    shape = ctx.types[0].shape  # type: ignore[union-attr]
+    columns = int(ctx.attr("columns"))
+    rows = math.prod(shape[:-1])
+    flat = x if len(shape) == 2 else ops.reshape(x, (rows, shape[-1]), name=f"{ctx.name}_rows")
+    result = packed_matvec(flat, packed, columns, name=ctx.name if len(shape) == 2 else f"{ctx.name}_mv")
+    if len(shape) != 2:
+        result = ops.reshape(result, ctx.out_types[0].shape, name=ctx.name)
+    return [result]
+
+
+register_op("packed_matvec", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_packed_matvec, _lower_packed_matvec)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # batch_norm(x, scale, bias, mean, var): inference normalization over axis 1
 def _infer_batch_norm(ctx: InferContext) -> list[TensorType]:
     x = ctx.type(0)

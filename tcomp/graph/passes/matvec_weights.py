@@ -1,21 +1,36 @@
-"""``matvec_weights``: a small-batch matrix product reads its weight parameter row by row (CPU targets).
+"""``matvec_weights``: a small-batch matrix product streams its weight packed in column blocks (CPU targets).
 
-``matmul(x, W)`` with ``W`` a ``[K, N]`` parameter, at most ``MATVEC_ROWS`` rows in ``x`` (a classifier at a small
-batch) and 4 dividing ``K`` becomes ``matmul(x, W.T)`` with the attribute ``transpose_b``: the weight is stored
-``[N, K]`` (a new parameter), so each output is a dot product over a contiguous row of it, streamed from memory at
-full cache lines, with 4- to 16-lane partial sums (``tcomp.ops.cpu.dense.dot_lanes``). The pipeline runs it after
-``simplify`` for CPU targets. Assumes a typed graph before fusion; returns the same graph when nothing applies.
+Rewrite: ``matmul(x, W)`` with ``W`` a ``[K, N]`` parameter and at most ``MATVEC_ROWS`` rows in ``x`` (a
+classifier or a fully connected layer at a small batch, a transformer's projections at a few tokens) becomes
+``packed_matvec(x, P)`` with ``P = pack_column_blocks(W, NB)``, a new ``[ceil(N / NB), K, NB]`` parameter, and the
+attribute ``columns = N`` (``tcomp.ops.matvec``): each block is one contiguous run of memory a core streams once,
+with ``NB``-wide vector multiply-adds for every row of ``x``, whatever ``K``. ``NB`` follows the number of rows
+(``column_block``). ``matmul(x, W.T)`` with ``transpose_b`` (a ``[N, K]`` parameter) is packed the same way.
+
+Assumes a typed graph before fusion; the pipeline runs it after ``simplify`` for CPU targets. Guarantees the same
+values and types; returns the same graph when nothing applies (a computed weight, more rows, a batched weight).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
 
 import numpy as np
 
-from tcomp.graph.ir import FreshNames, Graph, Node
+from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.ops.matvec import PACKED_MAX_ROWS, column_block, pack_column_blocks
 
-MATVEC_ROWS = 16
+MATVEC_ROWS = PACKED_MAX_ROWS
+
+
+def _packable(graph: Graph, node: Node, params: dict[str, np.ndarray]) -> bool:
+    if node.op != "matmul" or node.inputs[1] not in params:
+        return False
+    x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
+    if w.ndim != 2 or x.ndim < 1 or w.dtype != x.dtype or not w.dtype.startswith("float"):
+        return False
+    rows = math.prod(x.shape[:-1])
+    return 1 <= rows <= MATVEC_ROWS and min(w.shape) > 1
 
 
 def matvec_weights(graph: Graph) -> Graph:
@@ -25,13 +40,16 @@ def matvec_weights(graph: Graph) -> Graph:
     nodes: list[Node] = []
     changed = False
     for node in graph.nodes:
-        if node.op == "matmul" and not node.attr("transpose_b", False) and node.inputs[1] in params:
-            x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
-            rows = int(np.prod(x.shape[:-1])) if x.ndim > 1 else 1
-            if w.ndim == 2 and rows <= MATVEC_ROWS and w.shape[1] > 1 and w.shape[0] % 4 == 0 and w.shape[0] >= 8:
-                stored = names.fresh(f"{node.inputs[1]}/NK")
-                params[stored] = np.ascontiguousarray(params[node.inputs[1]].T)
-                node = replace(node, inputs=(node.inputs[0], stored)).with_attrs(transpose_b=True)
-                changed = True
+        if _packable(graph, node, params):
+            weight = params[node.inputs[1]]
+            if node.attr("transpose_b", False):
+                weight = weight.T
+            rows = math.prod(graph.type_of(node.inputs[0]).shape[:-1])
+            block = column_block(rows)
+            stored = names.fresh(f"{node.inputs[1]}/packed{block}")
+            params[stored] = pack_column_blocks(weight, block)
+            node = make_node("packed_matvec", node.name, (node.inputs[0], stored), node.outputs,
+                             columns=int(weight.shape[1]))
+            changed = True
         nodes.append(node)
     return graph.with_nodes(nodes, params) if changed else graph

@@ -9,7 +9,7 @@ Given the output tensors of a fused group (inputs are placeholders), the schedul
 2. Each convolution whose only reader (through the inlined stages) is an output that reads it elementwise takes
    that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
    ``schedule_conv2d`` does with a fused bias + relu).
-3. Convolutions and matrix products get their tiled schedules (``conv2d.py``, ``dense.py``).
+3. Convolutions and matrix products get their tiled schedules (``conv2d.py``, ``dense.py``, ``matvec.py``).
 4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
    partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
    update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
@@ -29,6 +29,7 @@ from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_layou
 from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import padding_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
+from tcomp.ops.cpu.matvec import schedule_packed_matvec
 from tcomp.ops.utils import OpError, OpKind, op_kind
 from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType
@@ -100,8 +101,9 @@ def _reads_elementwise(body: Sequence[object], tensor: Tensor, axis_vars: Sequen
     )
 
 
-def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | None:
-    """Step 2: the output stage that can host ``stage`` as its epilogue, or ``None``."""
+def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bool = True) -> Stage | None:
+    """Step 2: the output stage that can host ``stage`` as its epilogue, or ``None``. ``same_shape=False`` also
+    takes an output that reads the leading part of ``stage`` (index for index, fewer elements along an axis)."""
     if stage.is_output:
         return None
     readers = s.readers(stage)
@@ -117,8 +119,7 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | Non
         return None
     out, result = host_op.output(0), op.output(0)
     shape_ok = len(out.shape) == len(result.shape) and all(
-        getattr(a, "value", None) is not None and getattr(a, "value", None) == getattr(b, "value", None)
-        for a, b in zip(out.shape, result.shape)
+        _fits(getattr(a, "value", None), getattr(b, "value", None), same_shape) for a, b in zip(out.shape, result.shape)
     )
     if not shape_ok:
         return None
@@ -126,6 +127,12 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | Non
     if not _reads_elementwise(body, result, [iv.var for iv in host_op.axis]):
         return None
     return host
+
+
+def _fits(out: int | None, result: int | None, same: bool) -> bool:
+    if out is None or result is None:
+        return False
+    return out == result if same else out <= result
 
 
 def unblocking_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | None:
@@ -178,6 +185,10 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
         elif kind in MATMUL_KINDS:
             host = epilogue_host(s, stage, done)
             schedule_matmul_stage(s, stage.op.output(0), host, cpu)
+            done.update(x for x in (stage, host) if x is not None)
+        elif kind is OpKind.PACKED_MATVEC:
+            host = epilogue_host(s, stage, done, same_shape=False)
+            schedule_packed_matvec(s, stage.op.output(0), host, cpu)
             done.update(x for x in (stage, host) if x is not None)
     return done
 
