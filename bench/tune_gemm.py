@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Timing, print_table, time_callable  # noqa: E402
+from common import Timing, print_table, time_callable, wait_until_threads_idle  # noqa: E402
 
 import tcomp  # noqa: E402
 from tcomp import autotune  # noqa: E402
@@ -40,7 +40,7 @@ class Run:
 def numpy_gflops(a: np.ndarray, b: np.ndarray, repeat: int = 10) -> float:
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
     timing = time_callable(lambda: np.matmul(a, b, out=out), repeat=repeat, number=3)
-    time.sleep(0.3)  # let OpenBLAS's spinning threads go idle before anything else is timed
+    wait_until_threads_idle()  # let OpenBLAS's spinning threads go idle before anything else is timed
     return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / timing.min / 1e9
 
 
@@ -65,7 +65,7 @@ def verify(task: autotune.Task, config: autotune.ConfigEntity, a: np.ndarray, b:
     for _ in range(repeat):
         ours.extend(evaluator(a, b, c).results)
         theirs.append(time_callable(lambda: np.matmul(a, b, out=out), repeat=1, number=3).min)
-        time.sleep(0.3)  # OpenBLAS threads spin after a call and would slow the next tcomp repeat down
+        wait_until_threads_idle()  # OpenBLAS threads spin after a call and would slow the next tcomp repeat
     return Timing.of(ours), Timing.of(theirs)
 
 
