@@ -11,6 +11,7 @@ from tcomp import te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext
 from tcomp.ir import dtype as dt
+from tcomp.ops.conv import conv_output_size
 from tcomp.te.tensor import Tensor
 
 
@@ -48,6 +49,17 @@ def ints_attr(ctx: InferContext, key: str, length: int | None = None) -> tuple[i
     if length is not None and len(value) != length:
         raise ctx.error(f"attribute {key} must have {length} entries, got {value!r}")
     return tuple(int(v) for v in value)
+
+
+def conv2d_output_hw(ctx: InferContext, size: tuple[int, int], kernel: tuple[int, int]) -> tuple[int, int]:
+    """The output height and width of a 2-D convolution node over an input of ``size`` with a ``kernel``, from the
+    node's ``strides``, ``pads`` and ``dilations`` (``ops.conv.conv_output_size``); an error if either is empty."""
+    strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
+    out_h = conv_output_size(size[0], kernel[0], strides[0], pads[0] + pads[2], dilations[0])
+    out_w = conv_output_size(size[1], kernel[1], strides[1], pads[1] + pads[3], dilations[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ctx.error(f"the kernel {kernel} is larger than the padded input {size}")
+    return out_h, out_w
 
 
 def normalize_axis(ctx: InferContext, axis: Any, ndim: int, what: str = "axis") -> int:

@@ -20,9 +20,8 @@ from typing import Any
 from tcomp import te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
-from tcomp.graph.opdefs.common import ints_attr, require_float
+from tcomp.graph.opdefs.common import conv2d_output_hw, ints_attr, require_float
 from tcomp.ir.expr import Expr
-from tcomp.ops.conv import conv_output_size
 from tcomp.te.tensor import Tensor
 
 
@@ -77,11 +76,7 @@ def _infer_conv2d_nchwc(ctx: InferContext) -> list[TensorType]:
     require_float(ctx, x)
     if x.ndim != 5 or w.ndim != 6 or x.shape[1] != w.shape[1] or x.shape[4] != w.shape[4]:
         raise ctx.error(f"data {x} and kernel {w} are not NCHW[x]c / OIHW[x]i[y]o of matching channels")
-    strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
-    oh = conv_output_size(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
-    ow = conv_output_size(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
-    if oh <= 0 or ow <= 0:
-        raise ctx.error("the output would be empty")
+    oh, ow = conv2d_output_hw(ctx, (x.shape[2], x.shape[3]), (w.shape[2], w.shape[3]))
     return [TensorType((x.shape[0], w.shape[0], oh, ow, w.shape[5]), x.dtype)]
 
 
@@ -98,11 +93,7 @@ def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
     if x.ndim != 5 or w.ndim != 6 or w.shape[0] != x.shape[1] or w.shape[5] != x.shape[4] or w.shape[1] != 1 \
             or w.shape[4] != 1:
         raise ctx.error(f"data {x} and kernel {w} are not NCHW[b]c / OIHW1i[b]o depthwise operands")
-    strides, pads, dilations = ints_attr(ctx, "strides", 2), ints_attr(ctx, "pads", 4), ints_attr(ctx, "dilations", 2)
-    oh = conv_output_size(x.shape[2], w.shape[2], strides[0], pads[0] + pads[2], dilations[0])
-    ow = conv_output_size(x.shape[3], w.shape[3], strides[1], pads[1] + pads[3], dilations[1])
-    if oh <= 0 or ow <= 0:
-        raise ctx.error("the output would be empty")
+    oh, ow = conv2d_output_hw(ctx, (x.shape[2], x.shape[3]), (w.shape[2], w.shape[3]))
     return [TensorType((x.shape[0], x.shape[1], oh, ow, x.shape[4]), x.dtype)]
 
 

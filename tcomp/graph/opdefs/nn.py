@@ -12,9 +12,8 @@ from typing import Any
 from tcomp import ops, te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
-from tcomp.graph.opdefs.common import ints_attr, normalize_axis, require_float, same_dtype
+from tcomp.graph.opdefs.common import conv2d_output_hw, ints_attr, normalize_axis, require_float, same_dtype
 from tcomp.ir.expr import Expr, const, max_expr, min_expr
-from tcomp.ops.conv import conv_output_size
 from tcomp.ops.pool import pool2d_output_size
 from tcomp.te.tensor import Tensor
 
@@ -37,10 +36,7 @@ def _infer_conv2d(ctx: InferContext) -> list[TensorType]:
     o, cg, kh, kw = w.shape
     if c % groups or o % groups or cg * groups != c:
         raise ctx.error(f"weight {w.shape} does not match {c} input channels in {groups} groups")
-    oh = conv_output_size(h, kh, strides[0], pads[0] + pads[2], dilations[0])
-    ow = conv_output_size(wd, kw, strides[1], pads[1] + pads[3], dilations[1])
-    if oh <= 0 or ow <= 0:
-        raise ctx.error(f"the kernel {(kh, kw)} is larger than the padded input {(h, wd)}")
+    oh, ow = conv2d_output_hw(ctx, (h, wd), (kh, kw))
     return [TensorType((n, o, oh, ow), x.dtype)]
 
 
