@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
@@ -275,13 +273,6 @@ def test_inverse_layout_transforms_cancel() -> None:
     assert (cancelled.nodes[1].attr("src"), cancelled.nodes[1].attr("dst")) == ("NCHW", "NCHW2c")
     x = rand(1, 8, 2, 2)
     np.testing.assert_allclose(run(cancelled, x=x)[0], run(g, x=x)[0])
-
-
-def test_alter_layout_is_a_no_op_without_blocked_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = sys.modules["tcomp.graph.passes.alter_layout"]
-    monkeypatch.setattr(module, "available", lambda: False)
-    g = _conv_chain()
-    assert module.alter_layout(g, "llvm") is g
 
 
 # ---------------------------------------------------------------------------------------------------------------------

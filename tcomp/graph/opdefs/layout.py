@@ -9,8 +9,6 @@
   kernel[g, 0, ry, rx, 0, b]``.
 
 - ``max_pool2d_nchwc(kernel, strides, pads, ceil_mode)``: max pooling of ``NCHW{b}c`` data.
-
-The operators are registered only when the operator library provides the blocked layouts (``available()``).
 """
 
 from __future__ import annotations
@@ -21,22 +19,16 @@ from tcomp import te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
 from tcomp.graph.opdefs.common import conv2d_output_hw, ints_attr, require_float
+from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr
+from tcomp.ops import pad
+from tcomp.ops.nchwc import Layout, conv2d_nchwc, layout_transform
+from tcomp.ops.pool import pool2d_output_size
 from tcomp.te.tensor import Tensor
-
-
-def available() -> bool:
-    try:
-        from tcomp.ops.nchwc import conv2d_nchwc, layout_transform  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def layout_shape(shape: tuple[int, ...], src: str, dst: str) -> tuple[int, ...]:
     """The shape of a ``src``-layout tensor of ``shape`` stored in ``dst`` (``ValueError`` if blocks do not divide)."""
-    from tcomp.ops.nchwc import Layout
-
     source, target = Layout.parse(src), Layout.parse(dst)
     if len(source.axes) != len(shape) or source.primal != target.primal:
         raise ValueError(f"cannot transform a {len(shape)}-D tensor from layout {src} to {dst}")
@@ -66,8 +58,6 @@ def _infer_layout_transform(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_layout_transform(ctx: LowerContext) -> list[Tensor]:
-    from tcomp.ops.nchwc import layout_transform
-
     return [layout_transform(ctx.tensor(0), ctx.attr("src"), ctx.attr("dst"), name=ctx.name)]
 
 
@@ -81,8 +71,6 @@ def _infer_conv2d_nchwc(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_conv2d_nchwc(ctx: LowerContext) -> list[Tensor]:
-    from tcomp.ops.nchwc import conv2d_nchwc
-
     return [conv2d_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("strides"), ctx.attr("pads"), ctx.attr("dilations"),
                          name=ctx.name)]
 
@@ -98,8 +86,6 @@ def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
-    from tcomp.ops import pad
-
     x, w = ctx.tensor(0), ctx.tensor(1)
     (sh, sw), (dh, dw) = ctx.attr("strides"), ctx.attr("dilations")
     top, left, bottom, right = ctx.attr("pads")
@@ -117,8 +103,6 @@ def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
 
 
 def _infer_max_pool_nchwc(ctx: InferContext) -> list[TensorType]:
-    from tcomp.ops.pool import pool2d_output_size
-
     x = ctx.type(0)
     if x.ndim != 5:
         raise ctx.error(f"expects NCHW[x]c data, got {x}")
@@ -131,9 +115,6 @@ def _infer_max_pool_nchwc(ctx: InferContext) -> list[TensorType]:
 
 def _lower_max_pool_nchwc(ctx: LowerContext) -> list[Tensor]:
     """``out[n, g, y, x, b] = max_{ry, rx} pad[n, g, y * sh + ry, x * sw + rx, b]`` (padding is -inf)."""
-    from tcomp.ir import dtype as dt
-    from tcomp.ops import pad
-
     x = ctx.tensor(0)
     (kh, kw), (sh, sw) = ctx.attr("kernel"), ctx.attr("strides")
     top, left, bottom, right = ctx.attr("pads")
@@ -153,9 +134,7 @@ def _lower_max_pool_nchwc(ctx: LowerContext) -> list[Tensor]:
     return [te.compute(shape, body, name=ctx.name, tag="comm_reduce")]
 
 
-if available():
-    register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
-    register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
-    register_op("depthwise_conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_depthwise_nchwc,
-                _lower_depthwise_nchwc)
-    register_op("max_pool2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_max_pool_nchwc, _lower_max_pool_nchwc)
+register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
+register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
+register_op("depthwise_conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_depthwise_nchwc, _lower_depthwise_nchwc)
+register_op("max_pool2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_max_pool_nchwc, _lower_max_pool_nchwc)

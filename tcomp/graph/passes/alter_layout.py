@@ -26,7 +26,6 @@ from dataclasses import replace
 
 from tcomp.graph.ir import FreshNames, Graph, Node, forward_values, make_node
 from tcomp.graph.op import OpPattern, get_op
-from tcomp.graph.opdefs.layout import available
 from tcomp.target import Target, as_target
 
 NCHW = "NCHW"
@@ -231,7 +230,7 @@ def cancel_layout_transforms(graph: Graph) -> Graph:
 
 def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None) -> Graph:
     """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones)."""
-    if not available() or not any(n.op == "conv2d" for n in graph.nodes):
+    if not any(n.op == "conv2d" for n in graph.nodes):
         return graph
     resolved = as_target(target)
     lanes = max(1, resolved.vector_bits // 32)
