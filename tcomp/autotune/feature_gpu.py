@@ -25,10 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tcomp.backend import compile_artifact
+from tcomp.codegen.cuda.device_functions import device_function
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.functor import post_order_visit
+from tcomp.ops.cuda.gemm_source import GemmSource
+from tcomp.ops.cuda.gemm_tile import SmemLayout, estimated_registers, occupancy, resident_blocks, shared_bytes
+from tcomp.runtime.nvcc import kernel_resources, nvcc_available
 
 GPU_WIDTH = 27
 MULTIPROCESSORS = 132
@@ -56,8 +60,6 @@ def _bytes(buffer: object) -> int:
 
 
 def _scan(func: S.PrimFunc) -> _Launch:
-    from tcomp.codegen.cuda.device_functions import device_function
-
     found = _Launch()
 
     def visit(node: object) -> None:
@@ -105,9 +107,6 @@ def _log(x: float) -> float:
 
 def _tile_block(info: object) -> tuple[list[float], int, int, int]:
     """Features of a tile kernel; also its registers estimate, copy width in bytes and shared bytes."""
-    from tcomp.ops.cuda.gemm_source import GemmSource
-    from tcomp.ops.cuda.gemm_tile import SmemLayout, estimated_registers, shared_bytes
-
     tile, problem = info  # type: ignore[misc]
     source = GemmSource(tile, problem)
     ea, eb = problem.element_bytes
@@ -127,8 +126,6 @@ TILE_WIDTH = 16
 
 def gpu_features(func: S.PrimFunc, registers: int | None = None) -> list[float]:
     """The ``GPU_WIDTH`` GPU features of ``func`` (see the module docstring)."""
-    from tcomp.ops.cuda.gemm_tile import occupancy, resident_blocks
-
     launch = _scan(func)
     if not launch.threads and not launch.blocks:
         return [0.0] * GPU_WIDTH
@@ -155,8 +152,6 @@ def gpu_features(func: S.PrimFunc, registers: int | None = None) -> list[float]:
 
 def ptxas_registers(schedule: object, tensors: Sequence[object], target: object) -> int | None:
     """Registers per thread of the kernel with the most of them, from ``ptxas -v`` (``None`` without nvcc)."""
-    from tcomp.runtime.nvcc import kernel_resources, nvcc_available
-
     if not nvcc_available():
         return None
     artifact = compile_artifact(schedule, tensors, target).artifact  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.structural import structural_digest
 from tcomp.lru import LRUCache
+from tcomp.ops.utils import as_int
 from tcomp.runtime.module import Module
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
@@ -158,8 +159,6 @@ def _known(graph: Graph, name: str) -> np.ndarray | None:
 
 
 def _check_lowered(node: Node, tensor: Tensor, expected: TensorType) -> None:
-    from tcomp.ops.utils import as_int
-
     shape = tuple(as_int(d) for d in tensor.shape)
     if shape != expected.shape or tensor.dtype != expected.dtype:
         raise GraphError(f"node {node.name} ({node.op}): lowering made {tensor.dtype}{list(shape)}, type inference "

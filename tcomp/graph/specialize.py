@@ -32,6 +32,7 @@ import numpy as np
 
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
+from tcomp.ir import dtype as dt
 
 if TYPE_CHECKING:
     from tcomp.graph.frontend.onnx_inputs import InputDecl
@@ -211,8 +212,6 @@ class SpecializingExecutor:
 
 def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None) -> np.ndarray:
     """``value`` as an array of input ``decl``'s element type and one of its shapes."""
-    from tcomp.ir import dtype as dt
-
     array = np.asarray(value)
     expected = np.dtype(dt.to_numpy(decl.dtype))
     if array.dtype != expected:

@@ -30,6 +30,7 @@ from tcomp.ir.expr import (
     Var,
     const,
     logical_and,
+    select,
 )
 from tcomp.ir.functor import Mutator, substitute
 from tcomp.schedule.relation import AttachType, ScheduleError, Split
@@ -217,8 +218,6 @@ def rfactor(schedule: Schedule, tensor: Tensor, axis: IterVar, factor_axis: int 
 
 
 def _select_identity(condition: Expr, source: Expr, reduce: Reduce) -> Expr:
-    from tcomp.ir.expr import select
-
     return select(condition, source, reduce.combiner.identity)
 
 

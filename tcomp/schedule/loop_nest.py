@@ -15,6 +15,7 @@ from tcomp.arith import can_prove, simplify
 from tcomp.ir import dtype as dt
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import (
+    BufferLoad,
     Expr,
     IterKind,
     IterVar,
@@ -65,8 +66,6 @@ class _LoadRewriter(Mutator):
         self.stage_name = stage_name
 
     def visit_ProducerLoad(self, node: ProducerLoad) -> Expr:
-        from tcomp.ir.expr import BufferLoad
-
         indices = tuple(self.visit(i) for i in node.indices)
         store = self.storage.get(node.producer)
         if store is None:
@@ -247,7 +246,6 @@ class Lowerer:
         guards: list[tuple[Expr, set[int]]],
         load: object,
     ) -> Stmt:
-        from tcomp.ir.expr import BufferLoad
         from tcomp.schedule.cross_thread import cross_thread_leaf, lower_cross_thread_reduce
 
         if cross_thread_leaf(stage) is not None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tcomp.ir.expr import Expr, IterKind, IterVar, Var, const_int_value, convert
 from tcomp.ir.stmt import ForKind
 from tcomp.schedule.relation import AttachType, Fuse, Split, schedule_error
+from tcomp.te.intrin import TensorIntrin
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
 if TYPE_CHECKING:
@@ -177,8 +178,6 @@ class StagePrimitives:
     def tensorize(self: Any, axis: IterVar, intrin: Any) -> None:
         """Replace the loop nest from ``axis`` inward by the tensor intrinsic ``intrin`` (checked when lowering:
         the nest must compute exactly what the intrinsic declares)."""
-        from tcomp.te.intrin import TensorIntrin
-
         stage: Stage = self
         _check_schedulable(stage, "tensorize")
         stage.leaf_index(axis, "tensorize")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcomp.ir.buffer import Buffer
-from tcomp.ir.expr import BufferLoad, Call, Expr, IterVar, const, const_int_value, convert
+from tcomp.ir.expr import BufferLoad, Call, Expr, IterVar, cast, const, const_int_value, convert
 from tcomp.ir.stmt import Evaluate, Stmt
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
@@ -107,8 +107,6 @@ def emit(call: Expr) -> Stmt:
 
 
 def int64(value: Any) -> Expr:
-    from tcomp.ir.expr import cast
-
     return cast(convert(value), "int64")
 
 

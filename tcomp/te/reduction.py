@@ -13,6 +13,7 @@ from tcomp.ir.expr import (
     IterVar,
     Reduce,
     Var,
+    _convert_pair,
     cast,
     convert,
     make_const,
@@ -57,8 +58,6 @@ class Reducer:
 
 
 def _unify_pair(a: Any, b: Any) -> tuple[Expr, Expr]:
-    from tcomp.ir.expr import _convert_pair
-
     return _convert_pair(a, b)
 
 

@@ -24,7 +24,7 @@ from tcomp.runtime.pool_ir import CONFIGURE as POOL_CONFIGURE
 from tcomp.runtime.pool_ir import ENTRY as POOL_ENTRY
 from tcomp.runtime.pool_ir import LIBC_FUNCTIONS as POOL_LIBC
 from tcomp.runtime.thread_pool import parallel_runtime_available
-from tcomp.target import Target, TargetKind
+from tcomp.target import Target, TargetKind, as_target
 
 # External symbols a module may declare; an entry function never takes one of these names.
 _RESERVED = {"free", "aligned_alloc", "malloc", POOL_ENTRY, POOL_CONFIGURE, *POOL_LIBC}
@@ -50,8 +50,6 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
 
     Raises ``CodegenError`` naming the construct the backend cannot translate.
     """
-    from tcomp.target import as_target
-
     target = as_target(target)
     if target.kind is not TargetKind.LLVM:
         raise CodegenError(f"codegen_llvm needs an llvm target, got {target}")

@@ -33,6 +33,8 @@ from tcomp.graph.frontend.onnx_data import onnx_dtype, tensor_to_array
 from tcomp.graph.frontend.onnx_inputs import bind_inputs, declared_inputs
 from tcomp.graph.infer import infer_node, infer_types
 from tcomp.graph.ir import FreshNames, Graph, GraphError, TensorType, ValueNeededError, make_node, verify_graph
+from tcomp.ir import dtype as dt
+from tcomp.target import as_target
 
 MAX_FULL_OPSET = 21
 MAX_MODEL_BYTES = 1 << 31  # protobuf cannot hold more; bigger weights must be external data
@@ -119,7 +121,6 @@ class Builder:
         nodes it comes from (as constant folding does; float tensors included, which type inference does not
         propagate). None when a value on the way is larger than constant folding takes."""
         from tcomp.graph.passes.fold_constants import MAX_FOLD_BYTES, evaluate_node
-        from tcomp.target import as_target
 
         producers = {out: node for node in self.nodes for out in node.outputs}
         needed: set[str] = set()
@@ -170,8 +171,6 @@ def infer_types_of_param(builder: Builder, name: str) -> None:
 
 
 def _dtype_name(array: np.ndarray) -> str:
-    from tcomp.ir import dtype as dt
-
     return dt.normalize(array.dtype)
 
 

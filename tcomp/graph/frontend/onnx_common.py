@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from tcomp.graph.ir import GraphError, UnsupportedOperatorError
+from tcomp.ir import dtype as dt
 
 if TYPE_CHECKING:
     from tcomp.graph.frontend.onnx import Builder
@@ -232,8 +233,6 @@ def reshape(b: Builder, name: str, shape: Sequence[int]) -> str:
 
 
 def scalar_param(b: Builder, value: float | int, dtype: str, hint: str) -> str:
-    from tcomp.ir import dtype as dt
-
     return b.param(np.array(value, dtype=dt.to_numpy(dtype)), hint)
 
 

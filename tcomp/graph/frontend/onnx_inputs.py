@@ -19,6 +19,7 @@ import onnx
 from tcomp.graph.frontend.onnx_data import onnx_dtype
 from tcomp.graph.infer import check_size
 from tcomp.graph.ir import GraphError, TensorType
+from tcomp.ir import dtype as dt
 
 if TYPE_CHECKING:
     from tcomp.graph.frontend.onnx import Builder
@@ -95,8 +96,6 @@ def check_input_names(decls: Sequence[InputDecl], input_shapes: Mapping[str, Any
 
 def frozen_value(decl: InputDecl, value: Any) -> np.ndarray:
     """``value`` as the array input ``decl`` holds, checked against its declared type and shape."""
-    from tcomp.ir import dtype as dt
-
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:

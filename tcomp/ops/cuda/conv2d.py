@@ -32,7 +32,7 @@ from tcomp.ops.cuda.common import cooperative_fetch
 from tcomp.ops.cuda.gemm_choice import ConvTile
 from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
-from tcomp.target import Precision, Target
+from tcomp.target import Precision, Target, as_target
 from tcomp.te.tensor import ComputeOp, Tensor
 
 # The input-channel loop of a chunk is unrolled with the kernel window when chunk x window is at most this.
@@ -149,7 +149,6 @@ def conv2d_cuda(
     (``gemm_intrin.schedule_conv2d_tile``, the default tile of the shape unless given)."""
     from tcomp.ops.cuda.gemm_choice import conv_problem, default_conv_tile, precision_for
     from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile
-    from tcomp.target import as_target
 
     resolved = as_target(target) if target is not None else None
     chosen = Precision.parse(precision) if precision is not None else precision_for(dtype, resolved)

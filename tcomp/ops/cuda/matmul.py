@@ -29,7 +29,7 @@ from tcomp.ops.cuda.common import cooperative_fetch
 from tcomp.ops.cuda.gemm_tile import GemmTile
 from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
-from tcomp.target import Precision, Target
+from tcomp.target import Precision, Target, as_target
 from tcomp.te.tensor import Tensor
 
 
@@ -133,7 +133,6 @@ def matmul_cuda(M: int, N: int, K: int, knobs: MatmulKnobs | None = None, dtype:
     ``"fp16"``, ``"bf16"``; default: the target's, and fp16 for float16 operands)."""
     from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem, precision_for
     from tcomp.ops.cuda.gemm_intrin import schedule_matmul_tile
-    from tcomp.target import as_target
 
     resolved = as_target(target) if target is not None else None
     A = te.placeholder((M, K), name="A", dtype=dtype)

@@ -36,6 +36,7 @@ from tcomp.autotune.template import template
 from tcomp.ir import dtype as dt
 from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking
+from tcomp.ops.nn import batch_matmul as batch_matmul_compute
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target, TargetKind
 from tcomp.te.tensor import Tensor
@@ -178,8 +179,6 @@ def batch_matmul(cfg: Config, batch: int, M: int, N: int, K: int,
                  dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``C[b] = A[b] @ B[b]`` for ``A[batch, M, K]``, ``B[batch, K, N]`` (the compute of ``tcomp.ops``), tiled
     without packing: ``for (b, i.0) in parallel: for <order of j.0, k.0>: for k.1: for i.1 unroll?: for j.1 vec``."""
-    from tcomp.ops.nn import batch_matmul as batch_matmul_compute
-
     lanes = vector_lanes(cfg.target, dtype)
     tile_i = cfg.define_split("tile_i", M, 2, SplitPolicy.FACTORS, max_factor=MAX_MR, fallback=[-1, 8])
     tile_j = cfg.define_split("tile_j", N, 2, SplitPolicy.CANDIDATES, candidates=panel_width_candidates(N, lanes),
