@@ -31,8 +31,12 @@ from tcomp import te
 from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cpu.gemm import vector_lanes
+from tcomp.ops.conv import conv2d_nchw as conv2d_compute
 from tcomp.ops.conv import conv_output_size
-from tcomp.ops.cpu.conv2d import NCHWcTile
+from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.conv2d import NCHWcTile, conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
+from tcomp.ops.nchwc import conv2d_nchwc as conv2d_nchwc_compute
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import TargetKind
@@ -76,8 +80,6 @@ _CONV_ORDERS = [(0, 1, 2, 3, 4), (1, 2, 0, 3, 4), (0, 1, 2, 4, 3), (1, 2, 0, 4, 
 def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                 kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                 dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
-    from tcomp.ops.conv import conv2d_nchw as conv2d_compute
-
     out_h = conv_output_size(height, kernel_h, stride, 2 * padding)
     out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     lanes = vector_lanes(cfg.target, dtype)
@@ -118,8 +120,6 @@ def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: i
 def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, width: int, multiplier: int,
                           kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                           dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
-    from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
-
     out_h = conv_output_size(height, kernel_h, stride, 2 * padding)
     out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     lanes = vector_lanes(cfg.target, dtype)
@@ -230,17 +230,13 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
     ``oc_chunks`` channel blocks per tile, ``unroll_kw``, and ``ic_chunks`` (0: the whole reduction per tile;
     n: the reduction blocked by n input-channel blocks). The convolution a graph compiles in NCHW[x]c, so its
     records apply to the fused kernels of a model (``nchwc_tiles``); the fallback is the default tile."""
-    from tcomp.ops.cpu.common import CpuTarget
-    from tcomp.ops.cpu.conv2d import conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
-    from tcomp.ops.nchwc import conv2d_nchwc
-
     if in_channels % ic_block or out_channels % oc_block:
         raise ValueError(f"conv2d_nchwc_blocked: blocks {ic_block}/{oc_block} must divide the channels "
                          f"{in_channels}/{out_channels}")
     chunks, o_chunks = in_channels // ic_block, out_channels // oc_block
     data = te.placeholder((batch, chunks, height, width, ic_block), name="data", dtype=dtype)
     kernel = te.placeholder((o_chunks, chunks, kernel_h, kernel_w, ic_block, oc_block), name="kernel", dtype=dtype)
-    out = conv2d_nchwc(data, kernel, stride, padding)
+    out = conv2d_nchwc_compute(data, kernel, stride, padding)
     cpu = CpuTarget.of(cfg.target)
     out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     sizes = [batch, o_chunks, conv_output_size(height, kernel_h, stride, 2 * padding), out_w, oc_block]
