@@ -98,6 +98,17 @@ def test_cumsum(exclusive: int, reverse: int) -> None:
                constants=["axis"], opset=14)
 
 
+@pytest.mark.parametrize(("exclusive", "reverse"), [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumprod(exclusive: int, reverse: int) -> None:
+    x = RNG.uniform(0.5, 1.5, (3, 5, 7)).astype(np.float32) * RNG.choice([-1, 1], (3, 5, 7)).astype(np.float32)
+    for axis in (0, -1, 1):
+        check_node("CumProd", {"x": x, "axis": np.array(axis, np.int64)}, {"exclusive": exclusive, "reverse": reverse},
+                   constants=["axis"], opset=26, rtol=1e-5, atol=1e-6)
+    ints = RNG.integers(-3, 4, (2, 7)).astype(np.int32)
+    check_node("CumProd", {"x": ints, "axis": np.array(1, np.int32)}, {"exclusive": exclusive, "reverse": reverse},
+               constants=["axis"], opset=26)
+
+
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 @pytest.mark.parametrize(("axis", "keepdims", "last"), [(0, 1, 0), (1, 0, 0), (-1, 1, 1), (1, 0, 1)])
 def test_arg_extremes_with_ties(op: str, axis: int, keepdims: int, last: int) -> None:

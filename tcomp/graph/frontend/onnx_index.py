@@ -1,9 +1,9 @@
 """ONNX converters for the indexing family: ``GatherElements GatherND ScatterElements Scatter ScatterND OneHot Trilu
-CumSum ArgMax ArgMin TopK Range DepthToSpace SpaceToDepth``.
+CumSum CumProd ArgMax ArgMin TopK Range DepthToSpace SpaceToDepth``.
 
 Inputs that decide a shape (``OneHot``'s depth, ``TopK``'s k, ``Range``'s bounds) or the computation's structure
-(``CumSum``'s axis) must be known at compile time; ``Trilu``'s k is read at run time. ``Range`` becomes a constant.
-``DepthToSpace`` and ``SpaceToDepth`` are a reshape, a transpose and a reshape.
+(the axis of ``CumSum`` and ``CumProd``) must be known at compile time; ``Trilu``'s k is read at run time.
+``Range`` becomes a constant. ``DepthToSpace`` and ``SpaceToDepth`` are a reshape, a transpose and a reshape.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from tcomp.graph.frontend.onnx import Builder
-from tcomp.graph.frontend.onnx_common import Attrs, const_ints, converts, optional
+from tcomp.graph.frontend.onnx_common import Attrs, const_ints, converts, optional, register
 from tcomp.ir import dtype as dt
 
 
@@ -71,13 +71,19 @@ def _trilu(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -
     return [b.add1("trilu", [ins[0], k] if k else [ins[0]], output=node.output[0], upper=a.int("upper", 1))]
 
 
-@converts("CumSum", (11, 14))
-def _cumsum(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    axis = const_ints(b, ins[1], "the axis")
-    if len(axis) != 1:
-        raise b.error(f"the axis must be a scalar, got {axis}")
-    return [b.add1("cumsum", [ins[0]], output=node.output[0], axis=axis[0], exclusive=a.int("exclusive", 0),
-                   reverse=a.int("reverse", 0))]
+def _cumulative(op: str) -> object:
+    def convert(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+        axis = const_ints(b, ins[1], "the axis")
+        if len(axis) != 1:
+            raise b.error(f"the axis must be a scalar, got {axis}")
+        return [b.add1(op, [ins[0]], output=node.output[0], axis=axis[0], exclusive=a.int("exclusive", 0),
+                       reverse=a.int("reverse", 0))]
+
+    return convert
+
+
+register("CumSum", (11, 14), _cumulative("cumsum"))  # type: ignore[arg-type]
+register("CumProd", (26,), _cumulative("cumprod"))  # type: ignore[arg-type]
 
 
 def _arg(op: str) -> object:

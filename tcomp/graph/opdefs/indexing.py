@@ -5,7 +5,7 @@
   ``none``, ``add``, ``mul``, ``max`` or ``min``.
 - ``one_hot(depth, axis)`` (indices, values): ``values`` holds ``[off, on]``; the output takes its dtype.
 - ``trilu(upper)`` (x[, k]): ``k`` an optional int64 scalar input (0 when absent), read at run time.
-- ``cumsum(axis, exclusive, reverse)``; ``argmax`` / ``argmin(axis, keepdims, select_last_index)``;
+- ``cumsum`` / ``cumprod(axis, exclusive, reverse)``; ``argmax`` / ``argmin(axis, keepdims, select_last_index)``;
   ``topk(k, axis, largest)`` with two outputs, the values and their int64 positions.
 
 Indices may be any integer dtype (``one_hot``'s also float); statically known indices out of range are refused at
@@ -14,7 +14,7 @@ inference, as ``take`` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -178,8 +178,11 @@ def _lower_trilu(ctx: LowerContext) -> list[Tensor]:
 register_op("trilu", OpPattern.INJECTIVE, _infer_trilu, _lower_trilu)
 
 
-# cumsum
-def _infer_cumsum(ctx: InferContext) -> list[TensorType]:
+# cumsum / cumprod
+Evaluate = Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]
+
+
+def _infer_cumulative(ctx: InferContext) -> list[TensorType]:
     x = ctx.type(0)
     if x.ndim == 0 or dt.is_bool(x.dtype):
         raise ctx.error(f"input must be a numeric tensor of at least one dimension, got {x}")
@@ -187,19 +190,31 @@ def _infer_cumsum(ctx: InferContext) -> list[TensorType]:
     return [x]
 
 
-def _eval_cumsum(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    x, axis = arrays[0], node.attr("axis", 0)
-    source = np.flip(x, axis) if node.attr("reverse", False) else x
-    result = np.cumsum(source, axis=axis, dtype=x.dtype)
-    if node.attr("exclusive", False):
-        result = result - source
-    return [np.flip(result, axis) if node.attr("reverse", False) else result]
+def _cumulative(op: str) -> tuple[Callable[[LowerContext], list[Tensor]], Evaluate]:
+    numpy_func = np.cumprod if op == "cumprod" else np.cumsum
+    lower_func = scan.cumprod if op == "cumprod" else scan.cumsum
+
+    def evaluate(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        x, axis = arrays[0], node.attr("axis", 0)
+        reverse = node.attr("reverse", False)
+        source = np.flip(x, axis) if reverse else x
+        if node.attr("exclusive", False):
+            identity = np.ones_like if op == "cumprod" else np.zeros_like
+            first = identity(np.take(source, [0], axis=axis))
+            source = np.concatenate([first, np.delete(source, -1, axis=axis)], axis=axis)
+        result = numpy_func(source, axis=axis, dtype=x.dtype)
+        return [np.flip(result, axis) if reverse else result]
+
+    def lower(ctx: LowerContext) -> list[Tensor]:
+        return [lower_func(ctx.tensor(0), int(ctx.attr("axis", 0)), bool(ctx.attr("exclusive", False)),
+                           bool(ctx.attr("reverse", False)), name=ctx.name)]
+
+    return lower, evaluate
 
 
-register_op("cumsum", OpPattern.OPAQUE, _infer_cumsum,
-            lambda ctx: [scan.cumsum(ctx.tensor(0), int(ctx.attr("axis", 0)), bool(ctx.attr("exclusive", False)),
-                                     bool(ctx.attr("reverse", False)), name=ctx.name)],
-            _eval_cumsum)
+for _op in ("cumsum", "cumprod"):
+    _lower, _evaluate = _cumulative(_op)
+    register_op(_op, OpPattern.OPAQUE, _infer_cumulative, _lower, _evaluate)
 
 
 # argmax / argmin
