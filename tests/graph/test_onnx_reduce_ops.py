@@ -1,6 +1,7 @@
 """Reductions and the normalizations built on them (``frontend/onnx_reduce.py``) against onnxruntime on random inputs
 of odd shapes: every ``Reduce*`` with axes as attribute (opset 13) and as input (opset 18), keepdims, empty axes;
-``GroupNormalization`` (per-group and per-channel parameters), ``MeanVarianceNormalization``, ``LpNormalization``."""
+``GroupNormalization`` (per-group and per-channel parameters), ``MeanVarianceNormalization``, ``LpNormalization``,
+``RMSNormalization``."""
 
 from __future__ import annotations
 
@@ -70,3 +71,30 @@ def test_mean_variance_normalization() -> None:
 def test_lp_normalization(p: int, axis: int) -> None:
     x = RNG.standard_normal((4, 5, 3)).astype(np.float32)
     check_node("LpNormalization", {"x": x}, {"p": p, "axis": axis}, opset=13, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("axis", "scale_shape"), [(-1, (7,)), (1, (5, 7)), (1, (1, 7)), (0, (3, 5, 7)), (-2, (5, 1))])
+def test_rms_normalization(axis: int, scale_shape: tuple[int, ...]) -> None:
+    x = _x("RMSNormalization")
+    scale = RNG.standard_normal(scale_shape).astype(np.float32)
+    check_node("RMSNormalization", {"x": x, "scale": scale}, {"axis": axis, "epsilon": 1e-3}, opset=23,
+               rtol=1e-5, atol=1e-5)
+    check_node("RMSNormalization", {"x": x, "scale": scale}, {"axis": axis}, constants=["scale"], opset=23,
+               rtol=1e-5, atol=1e-5)
+
+
+def test_rms_normalization_of_float16_is_computed_in_float32() -> None:
+    x = _x("RMSNormalization", (4, 6, 9)).astype(np.float16)
+    scale = RNG.standard_normal(9).astype(np.float16)
+    check_node("RMSNormalization", {"x": x, "scale": scale}, {}, opset=23, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize(("attrs", "message"), [({"stash_type": 0}, "stash_type=0 is not supported"),
+                                                ({"axis": 3}, "axis=3 is out of range")])
+def test_rms_normalization_refuses_what_it_cannot_do(attrs: dict[str, int], message: str) -> None:
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import single_node_model
+
+    inputs = {"x": _x("RMSNormalization"), "scale": np.ones(7, np.float32)}
+    with pytest.raises(tg.GraphError, match=message):
+        tg.compile(single_node_model("RMSNormalization", inputs, 1, attrs, 23))

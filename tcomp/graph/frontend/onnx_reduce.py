@@ -1,5 +1,5 @@
 """ONNX converters for reductions and the normalizations built from them: every ``Reduce*`` operator,
-``GroupNormalization``, ``MeanVarianceNormalization`` and ``LpNormalization``.
+``GroupNormalization``, ``MeanVarianceNormalization``, ``LpNormalization`` and ``RMSNormalization``.
 
 The graph has the reductions ``sum``, ``mean``, ``max``, ``min`` and ``prod``; the others are composed from them and
 elementwise operators, which fusion puts back together:
@@ -12,6 +12,8 @@ elementwise operators, which fusion puts back together:
   per-channel scale and bias (opset 18's per-group ones repeated over each group's channels).
 - ``MeanVarianceNormalization``: ``(x - mean) / (sqrt(mean((x - mean)^2)) + 1e-9)`` over ``axes``.
 - ``LpNormalization``: ``x / ||x||_p`` along ``axis`` (``p`` 1 or 2), 0 where the norm is 0.
+- ``RMSNormalization``: ``x / sqrt(mean(x * x) + epsilon) * scale`` over the axes from ``axis`` to the last, in
+  float32 for a float16 input (``stash_type`` 1), the scale broadcast against the input.
 
 ``axes`` is an attribute before the definition that made it an input (13 for ``ReduceSum``, 18 for the others);
 given as an input it must be known at compile time. Empty axes reduce every axis, or with
@@ -179,3 +181,25 @@ def _lp_norm(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int)
     zero = scalar_param(b, 0, t.dtype, "zero")
     quotient = b.add1("divide", [x, norm])
     return [b.add1("where", [b.add1("equal", [norm, zero]), zero, quotient], output=node.output[0])]
+
+
+@converts("RMSNormalization", (23,))
+def _rms_norm(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    x, scale = ins[0], ins[1]
+    t = b.type(x)
+    axis = a.int("axis", -1)
+    if not -t.ndim <= axis < t.ndim:
+        raise b.error(f"axis={axis} is out of range for {t.ndim} dimensions")
+    stash = a.int("stash_type", 1)
+    if stash != 1:
+        raise b.error(f"stash_type={stash} is not supported (1, float32, is)")
+    first = axis + t.ndim if axis < 0 else axis
+    stashed = t.dtype == "float16"
+    data = b.add1("cast", [x], dtype="float32") if stashed else x
+    compute_dtype = "float32" if stashed else t.dtype
+    square_mean = b.add1("mean", [b.add1("multiply", [data, data])], axes=tuple(range(first, t.ndim)), keepdims=True)
+    shifted = b.add1("add", [square_mean, scalar_param(b, a.float("epsilon", 1e-5), compute_dtype, "epsilon")])
+    normalized = b.add1("divide", [data, b.add1("sqrt", [shifted])])
+    if stashed:
+        normalized = b.add1("cast", [normalized], dtype=t.dtype)
+    return [b.add1("multiply", [normalized, scale], output=node.output[0])]
