@@ -161,3 +161,15 @@ def test_out_of_range_indices_fail_the_call(op: str, indices: np.ndarray) -> Non
     executor = tg.compile(single_node_model(op, inputs, 1, {"axis": 1} if op == "GatherElements" else {}, 13))
     with pytest.raises(KernelError, match="out of range for an axis of"):
         executor.run(inputs)
+
+
+@pytest.mark.parametrize(("opset", "axis"), [(13, -1), (13, 0), (13, 1), (11, 1), (11, 0), (11, 2)])
+def test_hardmax_picks_the_first_maximum(opset: int, axis: int) -> None:
+    x = RNG.integers(-2, 3, (3, 4, 5)).astype(np.float32)  # many ties
+    check_node("Hardmax", {"x": x}, {"axis": axis}, opset=opset)
+
+
+@pytest.mark.parametrize(("shape", "k", "dtype"), [((4, 4), 0, 0), ((3, 6), 2, 7), ((6, 3), -1, 11), ((2, 5), 9, 1)])
+def test_eye_like(shape: tuple[int, int], k: int, dtype: int) -> None:
+    attrs = {"k": k} | ({"dtype": dtype} if dtype else {})
+    check_node("EyeLike", {"x": _x(shape)}, attrs, opset=22)

@@ -140,3 +140,19 @@ def test_cast_like_and_size() -> None:
     check_node("CastLike", {"x": x, "like": np.zeros((2,), np.int32)}, opset=15)
     check_node("CastLike", {"x": x, "like": np.zeros((1,), np.float16)}, opset=19, rtol=1e-3, atol=1e-3)
     check_node("Size", {"x": x}, opset=13)
+
+
+def test_mean_of_broadcast_inputs() -> None:
+    a, b, c = (RNG.standard_normal(shape).astype(np.float32) for shape in [(3, 1, 5), (4, 5), (1,)])
+    check_node("Mean", {"a": a, "b": b, "c": c}, opset=13)
+    check_node("Mean", {"a": a}, opset=13)
+    check_node("Mean", {"a": a, "b": b}, opset=8)
+
+
+@pytest.mark.parametrize(("lambd", "bias"), [(0.5, 0.0), (1.5, 1.0), (0.0, -0.25)])
+def test_shrink(lambd: float, bias: float) -> None:
+    x = (RNG.standard_normal((4, 7)) * 2).astype(np.float32)
+    x[0, :3] = [lambd, -lambd, 0.0]  # on the thresholds
+    check_node("Shrink", {"x": x}, {"lambd": lambd, "bias": bias}, opset=9)
+    ints = RNG.integers(-5, 6, (3, 5)).astype(np.int32)
+    check_node("Shrink", {"x": ints}, {"lambd": lambd, "bias": bias}, opset=9)

@@ -1,9 +1,10 @@
 """ONNX converters for the indexing family: ``GatherElements GatherND ScatterElements Scatter ScatterND OneHot Trilu
-CumSum CumProd ArgMax ArgMin TopK Range DepthToSpace SpaceToDepth``.
+CumSum CumProd ArgMax ArgMin Hardmax TopK Range EyeLike DepthToSpace SpaceToDepth``.
 
 Inputs that decide a shape (``OneHot``'s depth, ``TopK``'s k, ``Range``'s bounds) or the computation's structure
 (the axis of ``CumSum`` and ``CumProd``) must be known at compile time; ``Trilu``'s k is read at run time.
-``Range`` becomes a constant. ``DepthToSpace`` and ``SpaceToDepth`` are a reshape, a transpose and a reshape.
+``Range`` and ``EyeLike`` become constants; ``Hardmax`` is the one-hot of the ``argmax`` (its first maximum).
+``DepthToSpace`` and ``SpaceToDepth`` are a reshape, a transpose and a reshape.
 """
 
 from __future__ import annotations
@@ -97,6 +98,42 @@ def _arg(op: str) -> object:
 
 converts("ArgMax", (1, 11, 12, 13))(_arg("argmax"))  # type: ignore[arg-type]
 converts("ArgMin", (1, 11, 12, 13))(_arg("argmin"))  # type: ignore[arg-type]
+
+
+@converts("Hardmax", (1, 11, 13))
+def _hardmax(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    x = ins[0]
+    t = b.type(x)
+    if not dt.is_float(t.dtype):
+        raise b.error(f"input must be a float tensor, got {t.dtype}")
+    axis = a.int("axis", -1 if v >= 13 else 1)
+    if not -t.ndim <= axis < max(t.ndim, 1):
+        raise b.error(f"axis={axis} is out of range for {t.ndim} dimensions")
+    axis = axis + t.ndim if axis < 0 else axis
+    data, flat = x, v < 13  # before 13, the input is a matrix [prod(shape[:axis]), prod(shape[axis:])]
+    if flat:
+        data = b.add1("reshape", [x], shape=(math.prod(t.shape[:axis]), math.prod(t.shape[axis:])))
+        axis = 1
+    shape = b.type(data).shape
+    first = b.add1("argmax", [data], axis=axis, keepdims=0, select_last_index=0)
+    values = b.param(np.array([0, 1], dtype=dt.to_numpy(t.dtype)), f"{b.node_name}/values")
+    hot = b.add1("one_hot", [first, values], output=None if flat else node.output[0], depth=shape[axis], axis=axis)
+    return [b.add1("reshape", [hot], output=node.output[0], shape=t.shape) if flat else hot]
+
+
+@converts("EyeLike", (9, 22))
+def _eye_like(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    from tcomp.graph.frontend.onnx_data import ONNX_DTYPES
+
+    t = b.type(ins[0])
+    if t.ndim != 2:
+        raise b.error(f"input must be a matrix, got {t}")
+    code = a.int("dtype", 0)
+    if code and code not in ONNX_DTYPES:
+        raise b.error(f"dtype {code} is not an element type tcomp supports")
+    dtype = ONNX_DTYPES[code] if code else t.dtype
+    eye = np.eye(t.shape[0], t.shape[1], k=a.int("k", 0), dtype=dt.to_numpy(dtype))
+    return [b.param(eye, node.output[0])]
 
 
 @converts("TopK", (1, 10, 11, 24))

@@ -1,9 +1,12 @@
 """ONNX converters for the elementwise math family: trigonometric and hyperbolic functions, rounding, ``Reciprocal``,
 ``Sign``, ``IsNaN``, ``IsInf``, the exponential-linear activations (``Elu Selu Celu Swish Mish Softsign
-ThresholdedRelu PRelu``), ``Mod``, the logical connectives ``And Or Xor``, ``CastLike`` and ``Size``.
+ThresholdedRelu PRelu``), ``Mod``, the logical connectives ``And Or Xor``, ``CastLike``, ``Size``, ``Mean`` and
+``Shrink``.
 
 Each maps onto one graph operator of ``opdefs/math.py`` (or ``cast``, or a constant for ``Size``); attributes keep
-the ONNX defaults. Versions that only added element types count as implemented.
+the ONNX defaults. ``Mean`` is the inputs' sum divided by their count; ``Shrink`` is two comparisons and ``where``s
+(for integer inputs, compared and shifted in float64 as onnx's reference does, then cast back). Versions that only
+added element types count as implemented.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import numpy as np
 import onnx
 
 from tcomp.graph.frontend.onnx import Builder
-from tcomp.graph.frontend.onnx_common import Attrs, converts, register
+from tcomp.graph.frontend.onnx_common import Attrs, converts, register, scalar_param
+from tcomp.ir import dtype as dt
 
 _TYPES_ONLY = (19, 21, 23, 24, 25)  # revisions that only added element types
 
@@ -84,3 +88,41 @@ def _cast_like(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: in
 @converts("Size", (1, 13, *_TYPES_ONLY))
 def _size(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     return [b.param(np.array(b.type(ins[0]).numel, dtype=np.int64), node.output[0])]
+
+
+@converts("Mean", (6, 8, 13))
+def _mean(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    operands = [name for name in ins if name]
+    if not operands:
+        raise b.error("needs at least one input")
+    dtype = b.type(operands[0]).dtype
+    if not dt.is_float(dtype):
+        raise b.error(f"inputs must be float tensors, got {dtype}")
+    total = operands[0]
+    for operand in operands[1:]:
+        total = b.add1("add", [total, operand])
+    if len(operands) == 1:
+        return [b.add1("identity", [total], output=node.output[0])]
+    count = scalar_param(b, len(operands), dtype, "count")
+    return [b.add1("divide", [total, count], output=node.output[0])]
+
+
+@converts("Shrink", (9,))
+def _shrink(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    x = ins[0]
+    dtype = b.type(x).dtype
+    if dt.is_bool(dtype):
+        raise b.error(f"input must be numeric, got {dtype}")
+    lambd, bias = a.float("lambd", 0.5), a.float("bias", 0.0)
+    work = x if dt.is_float(dtype) else b.add1("cast", [x], dtype="float64")
+    kind = b.type(work).dtype
+    below = b.add1("less", [work, scalar_param(b, -lambd, kind, "minus_lambd")])
+    above = b.add1("greater", [work, scalar_param(b, lambd, kind, "lambd")])
+    bias_value = scalar_param(b, bias, kind, "bias")
+    raised = b.add1("add", [work, bias_value])
+    lowered = b.add1("subtract", [work, bias_value])
+    inner = b.add1("where", [above, lowered, scalar_param(b, 0, kind, "zero")])
+    if work == x:
+        return [b.add1("where", [below, raised, inner], output=node.output[0])]
+    result = b.add1("where", [below, raised, inner])
+    return [b.add1("cast", [result], output=node.output[0], dtype=dtype)]
