@@ -80,7 +80,10 @@ def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | Non
 
 
 def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
-    """A blocked convolution's ``conv2d_nchwc_blocked`` workload (as the CPU schedule reads it off the compute)."""
+    """A blocked convolution's ``conv2d_nchwc_blocked`` workload (as the CPU schedule reads it off the compute);
+    None for a grouped one, which no template covers."""
+    if int(node.attr("groups", 1)) != 1:
+        return None
     x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
     args = blocked_conv_workload(x.shape, w.shape, node.attr("strides"), node.attr("pads"), node.attr("dilations"),
                                  x.dtype)

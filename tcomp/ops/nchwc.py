@@ -154,15 +154,19 @@ def conv2d_nchwc(
     dilation: int | Sequence[int] = 1,
     out_dtype: str | None = None,
     name: str = "conv2d_nchwc",
+    groups: int = 1,
 ) -> Tensor:
     """2-D convolution in blocked layout. ``data[N, C // ic, H, W, ic]`` (``NCHW{ic}c``) and
-    ``kernel[O // oc, C // ic, KH, KW, ic, oc]`` (``OIHW{ic}i{oc}o``) -> ``out[N, O // oc, OH, OW, oc]``
-    (``NCHW{oc}c``), sizes as in ``conv2d_nchw``, and
+    ``kernel[O // oc, C // groups // ic, KH, KW, ic, oc]`` (``OIHW{ic}i{oc}o`` of the ``[O, C // groups, KH, KW]``
+    kernel) -> ``out[N, O // oc, OH, OW, oc]`` (``NCHW{oc}c``), sizes as in ``conv2d_nchw``, and
 
-        out[n, g, y, x, b] = sum_{c, ry, rx, i} pad[n, c, y * sh + ry * dh, x * sw + rx * dw, i]
-                                                * kernel[g, c, ry, rx, i, b].
+        out[n, g, y, x, b] = sum_{c, ry, rx, i} pad[n, first(g) + c, y * sh + ry * dh, x * sw + rx * dw, i]
+                                                * kernel[g, c, ry, rx, i, b],
 
-    The padding is its own stage (``pad_data``) so a schedule can place it.
+    where ``first(g) = g // (O // oc // groups) * (C // groups // ic)`` is the first input block of output block
+    ``g``'s group (0 with one group). With ``groups`` the blocks must not straddle groups: ``ic`` divides
+    ``C // groups`` and ``oc`` divides ``O // groups``. The padding is its own stage (``pad_data``) so a schedule can
+    place it.
     """
     op = "conv2d_nchwc"
     check_tensor(op, "data", data, 5)
@@ -170,10 +174,17 @@ def conv2d_nchwc(
     strides, pads, dilations = _spatial_args(op, stride, padding, dilation)
     chunks, ic_block = static_dim(op, "data", data, 1), static_dim(op, "data", data, 4)
     k_chunks, k_ic = static_dim(op, "kernel", kernel, 1), static_dim(op, "kernel", kernel, 4)
-    if (k_chunks, k_ic) != (chunks, ic_block):
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise OpError(f"{op}: groups must be a positive int, got {groups!r}")
+    out_chunks = static_dim(op, "kernel", kernel, 0)
+    if (k_chunks * groups, k_ic) != (chunks, ic_block):
+        per_group = f" per group ({groups} groups)" if groups > 1 else ""
         raise OpError(
-            f"{op}: kernel input channels are {k_chunks} blocks of {k_ic}, data has {chunks} blocks of {ic_block}"
+            f"{op}: kernel input channels are {k_chunks} blocks of {k_ic}{per_group}, data has {chunks} blocks of "
+            f"{ic_block}"
         )
+    if out_chunks % groups:
+        raise OpError(f"{op}: {out_chunks} output channel blocks do not split into {groups} groups")
     kh, kw = static_dim(op, "kernel", kernel, 2), static_dim(op, "kernel", kernel, 3)
     out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
     out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
@@ -183,19 +194,23 @@ def conv2d_nchwc(
     padded = data
     if any(pads):
         padded = pad(data, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
-    ic = te.reduce_axis((0, chunks), name="ic")
+    ic = te.reduce_axis((0, k_chunks), name="ic")
+    blocks_per_group = out_chunks // groups
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
     icb = te.reduce_axis((0, ic_block), name="icb")
     (sh, sw), (dh, dw) = strides, dilations
 
     def body(n: Var, g: Var, y: Var, x: Var, b: Var) -> Expr:
-        value = padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, icb]
+        block = ic if groups == 1 else g // blocks_per_group * k_chunks + ic
+        value = padded[n, block, y * sh + ry * dh, x * sw + rx * dw, icb]
         weight = kernel[g, ic, ry, rx, icb, b]
         return te.sum(cast(value, acc) * cast(weight, acc), axis=[ic, ry, rx, icb])
 
     shape = (data.shape[0], kernel.shape[0], out_h, out_w, kernel.shape[5])
     attrs = {OP_KIND: OpKind.CONV2D_NCHWC, "stride": strides, "padding": pads, "dilation": dilations}
+    if groups != 1:
+        attrs["groups"] = groups
     return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
 
 

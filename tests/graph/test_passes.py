@@ -259,6 +259,31 @@ def test_alter_layout_leaves_kept_convolutions_in_nchw() -> None:
     assert sorted(n.op for n in altered.nodes if n.op.startswith("conv")) == ["conv2d", "conv2d_nchwc"]
 
 
+def test_grouped_convolutions_stay_blocked() -> None:
+    """Grouped convolutions (ShuffleNet's 1x1s, a strided 3x3) become grouped ``conv2d_nchwc``: no transform
+    between them where their blocks agree, results as in NCHW."""
+    conv = {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)}
+    g = graph([
+        make_node("conv2d", "c1", ["x", "w1"], ["a"], **conv, groups=1),
+        make_node("conv2d", "g1", ["a", "w2"], ["b"], **conv, groups=3),
+        make_node("relu", "r", ["b"], ["h"]),
+        make_node("conv2d", "g2", ["h", "w3"], ["y"], **{**conv, "pads": (1, 1, 1, 1), "strides": (2, 2)}, groups=2),
+    ], {"x": (1, 8, 9, 7)}, ["y"], {"w1": rand(48, 8, 1, 1), "w2": rand(96, 16, 1, 1), "w3": rand(32, 48, 3, 3)})
+    altered = alter_layout(g, "llvm")
+    convs = [(n.op, n.attr("groups", 1)) for n in altered.nodes if n.op.startswith("conv")]
+    assert convs == [("conv2d_nchwc", 1), ("conv2d_nchwc", 3), ("conv2d_nchwc", 2)]
+    assert len(_transforms(altered)) == 2  # in and out only
+    x = rand(1, 8, 9, 7)
+    np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_convolution_with_narrow_blocks_stays_in_nchw() -> None:
+    conv = {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "groups": 4}
+    g = graph([make_node("conv2d", "g", ["x", "w"], ["y"], **conv)], {"x": (1, 8, 5, 5)}, ["y"],
+              {"w": rand(8, 2, 1, 1)})  # two output channels per group: blocks of 2
+    assert [n.op for n in alter_layout(g, "llvm").nodes] == ["conv2d"]
+
+
 def test_inverse_layout_transforms_cancel() -> None:
     g = graph([
         make_node("layout_transform", "t1", ["x"], ["a"], src="NCHW", dst="NCHW4c"),

@@ -158,3 +158,32 @@ def test_conv2d_nchwc_errors() -> None:
         conv2d_nchwc(data, te.placeholder((2, 2, 3, 3), name="k"))
     with pytest.raises(OpError, match="output height would be"):
         conv2d_nchwc(data, te.placeholder((2, 2, 9, 9, 4, 4), name="k"))
+
+
+@pytest.mark.parametrize(("channels", "out_channels", "groups", "kernel", "stride", "padding", "ic", "oc"), [
+    (24, 48, 3, 1, 1, 0, 8, 8),  # ShuffleNet's grouped 1x1 convolutions
+    (12, 18, 3, 3, 2, 1, 4, 3),  # a 3x3 with odd blocks, strided
+    (16, 8, 2, 3, 1, (0, 1, 2, 1), 4, 2),  # several blocks per group on both sides
+    (6, 6, 6, 3, 1, 1, 1, 1),  # as many groups as channels
+])
+def test_grouped_conv2d_nchwc_against_numpy(channels: int, out_channels: int, groups: int, kernel: int, stride: int,
+                                            padding: object, ic: int, oc: int) -> None:
+    size = (9, 7)
+    x = random_data(RNG, (1, channels, *size))
+    w = random_data(RNG, (out_channels, channels // groups, kernel, kernel))
+    expected = reference.conv2d_nchw_python(x, w, stride, padding, 1, groups=groups)
+    data = te.placeholder((1, channels // ic, *size, ic), name="data")
+    weights = te.placeholder((out_channels // oc, channels // groups // ic, kernel, kernel, ic, oc), name="kernel")
+    out = conv2d_nchwc(data, weights, stride, padding, groups=groups)
+    arrays = [to_blocked(x, ic), pack(w, ic, oc)]
+    build_and_check(schedule_cpu([out]), [data, weights, out], arrays, to_blocked(expected, oc), 1e-4, 1e-4)
+
+
+def test_grouped_conv2d_nchwc_errors() -> None:
+    data = te.placeholder((1, 6, 5, 5, 4), name="data")
+    with pytest.raises(OpError, match=r"2 blocks of 4 per group \(2 groups\), data has 6 blocks"):
+        conv2d_nchwc(data, te.placeholder((4, 2, 1, 1, 4, 4), name="k"), groups=2)
+    with pytest.raises(OpError, match="5 output channel blocks do not split into 3 groups"):
+        conv2d_nchwc(data, te.placeholder((5, 2, 1, 1, 4, 4), name="k"), groups=3)
+    with pytest.raises(OpError, match="groups must be a positive int"):
+        conv2d_nchwc(data, te.placeholder((6, 6, 1, 1, 4, 4), name="k"), groups=0)

@@ -2,8 +2,8 @@
 
 - ``layout_transform(src, dst)``: the tensor rearranged between layouts such as ``NCHW`` and ``NCHW8c`` or ``OIHW``
   and ``OIHW8i8o`` (``tcomp.ops.nchwc.layout_transform``);
-- ``conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{ic}c``, kernel ``OIHW{ic}i{oc}o`` -> ``NCHW{oc}c``
-  (``tcomp.ops.nchwc.conv2d_nchwc``);
+- ``conv2d_nchwc(strides, pads, dilations, groups=1)``: data ``NCHW{ic}c``, kernel ``OIHW{ic}i{oc}o`` (of the
+  ``[O, C // groups, KH, KW]`` kernel) -> ``NCHW{oc}c`` (``tcomp.ops.nchwc.conv2d_nchwc``);
 - ``depthwise_conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{b}c``, kernel ``OIHW1i{b}o`` (from ``[C, 1, KH,
   KW]``) -> ``NCHW{b}c``, ``out[n, g, y, x, b] = sum_{ry, rx} pad[n, g, y * sh + ry * dh, x * sw + rx * dw, b] *
   kernel[g, 0, ry, rx, 0, b]``.
@@ -64,15 +64,25 @@ def _lower_layout_transform(ctx: LowerContext) -> list[Tensor]:
 def _infer_conv2d_nchwc(ctx: InferContext) -> list[TensorType]:
     x, w = ctx.type(0), ctx.type(1)
     require_float(ctx, x)
-    if x.ndim != 5 or w.ndim != 6 or x.shape[1] != w.shape[1] or x.shape[4] != w.shape[4]:
-        raise ctx.error(f"data {x} and kernel {w} are not NCHW[x]c / OIHW[x]i[y]o of matching channels")
+    groups = _groups(ctx)
+    if x.ndim != 5 or w.ndim != 6 or x.shape[1] != w.shape[1] * groups or x.shape[4] != w.shape[4] \
+            or w.shape[0] % groups:
+        raise ctx.error(f"data {x} and kernel {w} are not NCHW[x]c / OIHW[x]i[y]o of matching channels in "
+                        f"{groups} group(s)")
     oh, ow = conv2d_output_hw(ctx, (x.shape[2], x.shape[3]), (w.shape[2], w.shape[3]))
     return [TensorType((x.shape[0], w.shape[0], oh, ow, w.shape[5]), x.dtype)]
 
 
 def _lower_conv2d_nchwc(ctx: LowerContext) -> list[Tensor]:
     return [conv2d_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("strides"), ctx.attr("pads"), ctx.attr("dilations"),
-                         name=ctx.name)]
+                         name=ctx.name, groups=int(ctx.attr("groups", 1)))]
+
+
+def _groups(ctx: InferContext) -> int:
+    groups = ctx.attr("groups", 1)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ctx.error(f"groups must be a positive int, got {groups!r}")
+    return groups
 
 
 def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:

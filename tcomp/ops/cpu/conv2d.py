@@ -129,7 +129,9 @@ def blocked_conv_workload(data: Sequence[int | None], kernel: Sequence[int | Non
 
 
 def nchwc_workload(op: ComputeOp) -> Workload | None:
-    """``blocked_conv_workload`` of a ``conv2d_nchwc`` compute."""
+    """``blocked_conv_workload`` of a ``conv2d_nchwc`` compute; None for a grouped one (no template covers it)."""
+    if op.attrs.get("groups", 1) != 1:
+        return None
     padded, kernel = op.input_tensors()
     data = padded.op.input_tensors()[0] if isinstance(padded.op, ComputeOp) else padded
     return blocked_conv_workload([const_int_value(d) for d in data.shape], [const_int_value(d) for d in kernel.shape],
