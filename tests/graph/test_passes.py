@@ -284,6 +284,28 @@ def test_grouped_convolution_with_narrow_blocks_stays_in_nchw() -> None:
     assert [n.op for n in alter_layout(g, "llvm").nodes] == ["conv2d"]
 
 
+@pytest.mark.parametrize(("axis", "second"), [(1, 32), (-3, 32), (2, 16), (1, 12)])
+def test_concat_stays_blocked(axis: int, second: int) -> None:
+    """SqueezeNet's fire module: two convolutions concatenated along the channels, then max pooling; the concat
+    stays blocked when whole channel blocks concatenate (or along another axis)."""
+    conv = {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "groups": 1}
+    g = graph([
+        make_node("conv2d", "c1", ["x", "w1"], ["a"], **conv),
+        make_node("conv2d", "c2", ["x", "w2"], ["b"], **conv),
+        make_node("concat", "cat", ["a", "b"], ["c"], axis=axis),
+        make_node("pool2d", "p", ["c"], ["y"], kind="max", kernel=(2, 2), strides=(2, 2), pads=(0, 0, 0, 0),
+                  ceil_mode=False),
+    ], {"x": (1, 8, 6, 6)}, ["y"], {"w1": rand(16, 8, 1, 1), "w2": rand(second, 8, 1, 1)})
+    altered = alter_layout(g, "llvm")
+    block = channel_block(16, as_target("llvm").vector_bits // 32)
+    stays = axis % 4 != 1 or second % block == 0
+    assert ("max_pool2d_nchwc" in ops_of(altered)) == stays
+    if stays:
+        assert len(_transforms(altered)) == 2  # in and out only
+    x = rand(1, 8, 6, 6)
+    np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
+
+
 def test_inverse_layout_transforms_cancel() -> None:
     g = graph([
         make_node("layout_transform", "t1", ["x"], ["a"], src="NCHW", dst="NCHW4c"),

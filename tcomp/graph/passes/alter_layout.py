@@ -9,8 +9,9 @@ Rewrite:
    depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``. Blocks are chosen per operator: the
    largest divisor of its (per-group) channel counts up to the target's vector lanes.
 2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars or per-channel
-   constants (re-laid-out once, as constants), max pooling (``max_pool2d_nchwc``) and reductions over the spatial
-   axes keep their input's blocked layout. Every other operator reads its inputs in their original layout.
+   constants (re-laid-out once, as constants), max pooling (``max_pool2d_nchwc``), reductions over the spatial
+   axes and concatenations (of whole channel blocks, or along another axis) keep their input's blocked layout.
+   Every other operator reads its inputs in their original layout.
 3. A ``layout_transform`` is inserted only where a producer's layout differs from what a consumer reads, once per
    (value, layout) and shared by every consumer; graph outputs are returned in their original layout (with their
    original names).
@@ -29,6 +30,7 @@ from dataclasses import replace
 
 from tcomp.graph.ir import FreshNames, Graph, Node, forward_values, make_node
 from tcomp.graph.op import OpPattern, get_op
+from tcomp.ops.nchwc import Layout
 from tcomp.target import Target, as_target
 
 NCHW = "NCHW"
@@ -191,6 +193,21 @@ class _Rewriter:
         self.emit(node, [self.versions[x][layout]], layout, op="max_pool2d_nchwc", **attrs)
         return True
 
+    def concat(self, node: Node) -> bool:
+        """A concatenation of 4-D values stays blocked when one input is: along the channels when every input's
+        channel count is a multiple of the block (whole blocks concatenate), along any other axis always."""
+        if len(node.outputs) != 1 or self.graph.type_of(node.outputs[0]).ndim != 4:
+            return False
+        layout = next((self.primary[i] for i in node.inputs if blocked(self.primary.get(i))), None)
+        if layout is None:
+            return False
+        axis = int(node.attr("axis", 0)) % 4
+        block = Layout.parse(layout).block("C") or 1
+        if axis == 1 and any(self.graph.type_of(i).shape[1] % block for i in node.inputs):
+            return False
+        self.emit(node, [self.get(i, layout) for i in node.inputs], layout, axis=axis)
+        return True
+
     def default(self, node: Node) -> None:
         inputs = [self.get(i, self._default_layout(i)) if i else i for i in node.inputs]
         self.emit(node, inputs, NCHW)
@@ -209,6 +226,8 @@ class _Rewriter:
                 done = self.reduce(node)
             elif node.op == "pool2d":
                 done = self.max_pool(node)
+            elif node.op == "concat":
+                done = self.concat(node)
             if not done:
                 self.default(node)
         for value in self.graph.outputs:
