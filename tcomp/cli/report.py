@@ -52,12 +52,8 @@ class ProgressPrinter:
         elapsed = time.perf_counter() - self.start
         measured = max(1, done - self.first_trial)
         eta = elapsed / measured * max(0, self.n_trial - done)
-        current = max((tuner.throughput(r) for r in results), default=0.0)
-        best = tuner.task.flop / tuner.best_cost / 1e9 if tuner.best_cost < float("inf") else 0.0
-        errors = sum(count for status, count in tuner.statuses.items() if status.value != "ok")
-        print(f"[Task {self.index}/{self.count}] current/best: {current:.2f}/{best:.2f} GFLOP/s | "
-              f"{done}/{self.n_trial} trials | {errors} errors | ETA {format_duration(eta)}",
-              file=self.stream, flush=True)
+        print(f"[Task {self.index}/{self.count}] {_batch_status(tuner, results)} | {done}/{self.n_trial} trials | "
+              f"{_errors(tuner)} errors | ETA {format_duration(eta)}", file=self.stream, flush=True)
 
 
 class BudgetProgress:
@@ -78,11 +74,19 @@ class BudgetProgress:
             return  # the default and the best measured again (``Tuner.confirm``): no trial
         self.last_done[id(tuner)] = done
         left = max(0.0, self.budget_s - (time.perf_counter() - self.start))
-        current = max((tuner.throughput(r) for r in results), default=0.0)
-        best = tuner.task.flop / tuner.best_cost / 1e9 if tuner.best_cost < float("inf") else 0.0
-        errors = sum(count for status, count in tuner.statuses.items() if status.value != "ok")
-        print(f"[Task {self.index.get(id(tuner), 0)}/{self.count}] current/best: {current:.2f}/{best:.2f} GFLOP/s | "
-              f"{done} trials | {errors} errors | {format_duration(left)} left", file=self.stream, flush=True)
+        print(f"[Task {self.index.get(id(tuner), 0)}/{self.count}] {_batch_status(tuner, results)} | {done} trials | "
+              f"{_errors(tuner)} errors | {format_duration(left)} left", file=self.stream, flush=True)
+
+
+def _batch_status(tuner: Any, results: Sequence[MeasureResult]) -> str:
+    """``current/best: X/Y GFLOP/s``: the batch's fastest and the task's best so far."""
+    current = max((tuner.throughput(r) for r in results), default=0.0)
+    best = tuner.task.flop / tuner.best_cost / 1e9 if tuner.best_cost < float("inf") else 0.0
+    return f"current/best: {current:.2f}/{best:.2f} GFLOP/s"
+
+
+def _errors(tuner: Any) -> int:
+    return sum(count for status, count in tuner.statuses.items() if status.value != "ok")
 
 
 TABLE_WIDTH = 100
