@@ -78,8 +78,9 @@ def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:
     for arg, name in zip(args, names):
         arg.name = name
     may_alias = {int(i) for i in func.attr("may_alias", ())}  # in-place pairs (a graph executor's memory plan)
-    for position, arg in enumerate(args[: len(func.params)]):
-        if position not in may_alias:
+    ctx.may_alias = frozenset(b for position, b in enumerate(func.params) if position in may_alias)
+    for buffer, arg in zip(func.params, args):
+        if buffer not in ctx.may_alias:
             arg.add_attribute("noalias")
     emitter = FunctionEmitter(ctx, impl, args[-1], in_parallel=False)
     emitter.buffers.update(zip(func.params, args))

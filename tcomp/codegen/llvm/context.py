@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from tcomp.ir.buffer import Buffer
 from tcomp.runtime.artifact import AssertInfo
 from tcomp.target import Target
 
@@ -39,6 +40,8 @@ class ModuleContext:
         self.use_threads = use_threads
         self.asserts: list[AssertInfo] = []
         self._counters: dict[str, int] = {}
+        # parameters that may share memory with each other (``func.attr("may_alias")``): never ``noalias``
+        self.may_alias: frozenset[Buffer] = frozenset()
 
     def unique_name(self, prefix: str) -> str:
         count = self._counters.get(prefix, 0)

@@ -3,7 +3,8 @@
 For ``for i in parallel(min, extent): body`` in function ``f`` this emits
 
 - ``f.parallel.body(T* noalias bufs..., vars..., i64* err, iN lo, iN hi) -> i32``: ``for i in [lo, hi): body`` as an
-  ordinary function (``noalias`` buffer arguments let the optimizer vectorize it; its allocations are per thread);
+  ordinary function (``noalias`` buffer arguments let the optimizer vectorize it, except for the parameters of
+  ``f``'s ``may_alias`` attribute, which may share memory; its allocations are per thread);
 - ``f.parallel(i8* closure, i64 k, i64 count)``: unpacks the closure and calls the body function on task ``k`` of
   ``count`` equal tasks: ``[min + k * extent / count, min + (k + 1) * extent / count)``;
 - in ``f``: a stack closure ``{buffer pointers, variable values, err, min, extent}``, the call
@@ -124,7 +125,8 @@ def _emit_body_function(parent: FunctionEmitter, loop: S.For, name: str, buffers
     args = list(function.args)
     for arg, buffer in zip(args, buffers):
         arg.name = buffer.name
-        arg.add_attribute("noalias")
+        if buffer not in ctx.may_alias:
+            arg.add_attribute("noalias")
     for arg, var in zip(args[len(buffers):], variables):
         arg.name = var.name
     err, lo, hi = args[-3], args[-2], args[-1]
