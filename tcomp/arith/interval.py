@@ -376,6 +376,8 @@ def _eval_interval(e: E.Expr, dom: Mapping[E.Var, IntervalSet], bounds: Bounds |
         hi = math.inf if interval.max is None else outer(interval.max)[1]
         if not math.isinf(lo) or not math.isinf(hi):
             extended[var] = (lo, hi)  # type: ignore[assignment]
+        else:
+            extended.pop(var, None)  # the domain replaces whatever ``bounds`` said about the variable
     inner = Simplifier(extended)
     evaluator = _IntervalEval(dom, inner)
     result = evaluator.eval(inner(e))

@@ -115,3 +115,14 @@ def test_interval_set_helpers() -> None:
     assert same(symbolic.min, n) and same(symbolic.max, n + 8)
     assert rng(0, 3).union(IntervalSet(None, const(1))).min is None
     assert str(IntervalSet(None, const(2))) == "[-inf, 2]"
+
+
+def test_domain_replaces_the_bound_of_its_variable() -> None:
+    """A variable of the domain takes the domain's interval even where ``bounds`` says something else about it: in
+    bound inference one ``Var`` is both a loop variable (bounds: its loop's range) and a root axis of a compute
+    (domain: the absolute rows read). A symbolic point used to keep the stale loop bound (``i`` in ``[0, 0]``, so
+    the region read at row ``r`` was row 0)."""
+    result = eval_interval(i, {i: IntervalSet.point(n)}, {i: (0, 0)})
+    assert same(result.min, n) and same(result.max, n)
+    result = eval_interval(i * 2, {i: IntervalSet(const(0), n)}, {i: (0, 0)})
+    assert same(result.max, n * 2)
