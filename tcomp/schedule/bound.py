@@ -152,50 +152,90 @@ def reads_of(body: tuple[Expr, ...], tensor: Tensor) -> list[tuple[Expr, ...]]:
 
 def infer_attached_region(
     stage: Stage,
-    consumer: Stage,
-    consumer_bound: StageBound,
-    consumer_body: tuple[Expr, ...],
+    consumer_bodies: Mapping[Stage, tuple[Expr, ...]],
+    stage_bounds: Mapping[Stage, StageBound],
     bounds: Bounds,
-    stage_bounds: Mapping[Stage, StageBound] | None = None,
 ) -> tuple[tuple[Expr, Expr], ...]:
-    """The region (min, extent) per dimension of ``stage``'s output that ``consumer`` reads inside one iteration
-    of the loop ``stage`` is attached to (for shared storage: inside one iteration of the block's loops).
-    ``stage_bounds`` holds the bounds of the stages ``consumer`` is attached to, if any."""
-    assert stage.attach_ivar is not None
-    position = next(i for i, leaf in enumerate(consumer.leaf_iter_vars) if leaf is stage.attach_ivar)
-    leaf_sets: dict[IterVar, IntervalSet] = {}
-    for index, leaf in enumerate(consumer.leaf_iter_vars):
-        if index <= position and not _relaxed(stage, consumer, leaf):
-            leaf_sets[leaf] = IntervalSet.point(leaf.var)
-        else:
-            leaf_sets[leaf] = IntervalSet.from_range(const(0), consumer_bound.extent[leaf])
-    root_sets = pass_up_domain(consumer, consumer_bound, leaf_sets, bounds)
-    dom = {root.var: s for root, s in root_sets.items()}
-    relax = _relaxed_outer_threads(stage, consumer, stage_bounds or {})
+    """The region (min, extent) per dimension of ``stage``'s output that its consumers read inside one iteration of
+    the loop ``stage`` is attached to (for shared storage: inside one iteration of the block's loops).
+
+    ``consumer_bodies`` holds the body (inlined stages substituted) of every stage that reads ``stage``; each must
+    run inside the attach point: be the host itself, or be computed, directly or through other stages, at the
+    host's attach loop or a loop inside it. ``stage_bounds`` holds the bounds of every consumer and host."""
+    host, axis = stage.attach_stage, stage.attach_ivar
+    assert host is not None and axis is not None
+    position = host.leaf_iter_vars.index(axis)
     tensor = stage.op.output(0)
-    accesses = reads_of(consumer_body, tensor)
-    if not accesses:
-        raise ScheduleError(
-            f"stage {stage.name}: compute_at: stage {consumer.name} does not read {stage.name} after inlining"
-        )
+    merged: list[IntervalSet | None] = [None] * tensor.ndim
+    for consumer, body in consumer_bodies.items():
+        hosts = _hosts_inside(stage, consumer, host, position)
+        accesses = reads_of(body, tensor)
+        if not accesses:
+            continue
+        consumer_bound = stage_bounds[consumer]
+        leaf_sets: dict[IterVar, IntervalSet] = {}
+        for index, leaf in enumerate(consumer.leaf_iter_vars):
+            fixed = consumer is host and index <= position and not _relaxed(stage, consumer, leaf)
+            if fixed:
+                leaf_sets[leaf] = IntervalSet.point(leaf.var)
+            else:
+                leaf_sets[leaf] = IntervalSet.from_range(const(0), consumer_bound.extent[leaf])
+        root_sets = pass_up_domain(consumer, consumer_bound, leaf_sets, bounds)
+        dom = {root.var: s for root, s in root_sets.items()}
+        relax = _relaxed_host_loops(stage, hosts, position, stage_bounds)
+        for dim in range(tensor.ndim):
+            for indices in accesses:
+                interval = eval_interval(indices[dim], dom, bounds)
+                if relax and interval.min is not None and interval.max is not None:
+                    low = eval_interval(interval.min, relax, bounds).min
+                    interval = IntervalSet(low, eval_interval(interval.max, relax, bounds).max)
+                current = merged[dim]
+                merged[dim] = interval if current is None else current.union(interval)
+    if any(m is None for m in merged) or not consumer_bodies:
+        raise ScheduleError(f"stage {stage.name}: compute_at: no stage reads {stage.name} after inlining")
     region: list[tuple[Expr, Expr]] = []
-    for dim in range(tensor.ndim):
-        merged: IntervalSet | None = None
-        for indices in accesses:
-            interval = eval_interval(indices[dim], dom, bounds)
-            merged = interval if merged is None else merged.union(interval)
-        assert merged is not None
-        if relax and merged.min is not None and merged.max is not None:
-            low = eval_interval(merged.min, relax, bounds).min
-            merged = IntervalSet(low, eval_interval(merged.max, relax, bounds).max)
-        if merged.min is None or merged.max is None:
+    for dim, interval in enumerate(merged):
+        assert interval is not None
+        if interval.min is None or interval.max is None:
             raise ScheduleError(
-                f"stage {stage.name}: compute_at: cannot bound dimension {dim} of the region read by {consumer.name}"
+                f"stage {stage.name}: compute_at: cannot bound dimension {dim} of the region its readers read"
             )
-        minimum = simplify(merged.min, bounds)
-        extent = simplify(merged.max - merged.min + 1, bounds)
+        minimum = simplify(interval.min, bounds)
+        extent = simplify(interval.max - interval.min + 1, bounds)
         region.append((minimum, _loop_invariant_extent(extent, stage, dim, bounds)))
     return tuple(region)
+
+
+def _hosts_inside(stage: Stage, consumer: Stage, host: Stage, position: int) -> list[Stage]:
+    """The stages from ``consumer`` up to ``host`` that ``consumer`` is computed at, directly or through others
+    (``[consumer, ..., host]``), or a ScheduleError when ``consumer`` runs outside ``host``'s loop at
+    ``position``, the loop ``stage`` is attached to."""
+    path = [consumer]
+    while path[-1] is not host:
+        current = path[-1]
+        outer = current.attach_stage if current.attach_type is AttachType.SCOPE else None
+        if outer is None:
+            raise _outside_error(stage, consumer, host, position, "is computed at the root")
+        if outer is host:
+            attached_at = host.leaf_iter_vars.index(current.attach_ivar)  # type: ignore[arg-type]
+            if attached_at < position:
+                where = f"is computed at {host.name}'s loop {current.attach_ivar.var.name}"  # type: ignore[union-attr]
+                if current is not consumer:
+                    where = f"runs inside {current.name}, which {where}"
+                raise _outside_error(stage, consumer, host, position, where)
+        path.append(outer)
+        if len(path) > len(stage.schedule.stages):  # pragma: no cover - compute_at refuses cycles
+            raise ScheduleError(f"stage {stage.name}: compute_at: the stages computed at each other form a cycle")
+    return path
+
+
+def _outside_error(stage: Stage, consumer: Stage, host: Stage, position: int, where: str) -> ScheduleError:
+    axis = host.leaf_iter_vars[position].var.name
+    return ScheduleError(
+        f"stage {stage.name}: compute_at: axis {axis}: {stage.name} is also read by {consumer.name}, which {where}, "
+        f"outside {host.name}'s loop {axis}; compute {consumer.name} at that loop or inside it, or {stage.name} "
+        "further out"
+    )
 
 
 def _relaxed(stage: Stage, consumer: Stage, leaf: IterVar) -> bool:
@@ -208,21 +248,34 @@ def _relaxed(stage: Stage, consumer: Stage, leaf: IterVar) -> bool:
     return thread is not None and thread.thread_tag.startswith("threadIdx.")
 
 
-def _relaxed_outer_threads(
-    stage: Stage, consumer: Stage, stage_bounds: Mapping[Stage, StageBound]
+def _relaxed_host_loops(
+    stage: Stage, hosts: list[Stage], position: int, stage_bounds: Mapping[Stage, StageBound]
 ) -> dict[Var, IntervalSet]:
-    """Ranges of the relaxed thread loops of the stages ``consumer`` is attached to (directly or through others)."""
+    """Ranges of the loops of the stages a consumer runs inside that vary within one iteration of ``stage``'s attach
+    loop: every loop of the stages strictly between the consumer and the host (``hosts[1:-1]``), the host's loops
+    inside the attach loop, and, for shared storage, the ``threadIdx`` loops of the host and of the stages it is
+    itself computed at (directly or through others)."""
     relax: dict[Var, IntervalSet] = {}
-    inner = consumer
-    host = consumer.attach_stage if consumer.attach_type is AttachType.SCOPE else None
-    while host is not None and host in stage_bounds and inner.attach_ivar is not None:
-        leaves = host.leaf_iter_vars
-        position = next((i for i, leaf in enumerate(leaves) if leaf is inner.attach_ivar), -1)
-        for leaf in leaves[: position + 1]:
+    host = hosts[-1]
+    for middle in hosts[1:-1]:
+        for leaf in middle.leaf_iter_vars:
+            relax[leaf.var] = IntervalSet.from_range(const(0), stage_bounds[middle].extent[leaf])
+    if len(hosts) > 1:
+        for leaf in host.leaf_iter_vars[position + 1:]:
+            relax[leaf.var] = IntervalSet.from_range(const(0), stage_bounds[host].extent[leaf])
+        for leaf in host.leaf_iter_vars[: position + 1]:
             if _relaxed(stage, host, leaf):
                 relax[leaf.var] = IntervalSet.from_range(const(0), stage_bounds[host].extent[leaf])
-        inner = host
-        host = host.attach_stage if host.attach_type is AttachType.SCOPE else None
+    inner = host
+    outer = host.attach_stage if host.attach_type is AttachType.SCOPE else None
+    while outer is not None and outer in stage_bounds and inner.attach_ivar is not None:
+        leaves = outer.leaf_iter_vars
+        attached_at = next((i for i, leaf in enumerate(leaves) if leaf is inner.attach_ivar), -1)
+        for leaf in leaves[: attached_at + 1]:
+            if _relaxed(stage, outer, leaf):
+                relax[leaf.var] = IntervalSet.from_range(const(0), stage_bounds[outer].extent[leaf])
+        inner = outer
+        outer = outer.attach_stage if outer.attach_type is AttachType.SCOPE else None
     return relax
 
 
@@ -254,12 +307,14 @@ def infer_bounds(
             continue
         bound = StageBound()
         if stage.attach_type is AttachType.SCOPE:
-            consumer = stage.attach_stage
-            assert consumer is not None
-            if consumer not in result:
-                raise ScheduleError(f"stage {stage.name}: compute_at: stage {consumer.name} is not scheduled")
-            consumer_body = bodies[consumer.op]  # type: ignore[index]
-            region = infer_attached_region(stage, consumer, result[consumer], consumer_body, bounds, result)
+            consumer_bodies = {}
+            for consumer in stage.schedule.readers(stage):
+                body = bodies.get(consumer.op)  # type: ignore[call-overload]
+                if consumer not in result or body is None:
+                    raise ScheduleError(
+                        f"stage {stage.name}: compute_at: its reader {consumer.name} is not a scheduled compute stage")
+                consumer_bodies[consumer] = body
+            region = infer_attached_region(stage, consumer_bodies, result, bounds)
             bound.region = region
             domain = full_domain(stage)
             for index, iv in enumerate(stage.root_iter_vars):

@@ -7,8 +7,12 @@ Rewrite rules (``E`` is the extent of the axis being rewritten):
 - ``reorder(a, b, ...)``: the listed leaves take the positions they occupied, in the order given.
 - ``tile(x, y, fx, fy)`` = ``split(x, fx)``, ``split(y, fy)``, ``reorder(xo, yo, xi, yi)``.
 - ``vectorize`` / ``unroll`` / ``parallel`` / ``bind`` set a leaf's loop kind; ``pragma`` adds an annotation.
-- ``compute_inline`` substitutes the stage's body into its readers; ``compute_at(parent, axis)`` computes the
-  region that ``parent`` needs inside ``parent``'s loop ``axis``; ``compute_root`` undoes either.
+- ``compute_inline`` substitutes the stage's body into its readers; ``compute_at(parent, axis)`` computes, at the
+  start of each iteration of ``parent``'s loop ``axis``, the region its readers need during that iteration;
+  ``compute_root`` undoes either. Every reader must run inside that loop: ``parent`` itself, or a stage computed,
+  directly or through other stages, at ``axis`` or at a loop inside it (so a softmax's max, exp and sum can all be
+  computed at the output's row loop). ``parent`` must read the stage, directly or through others; lowering checks
+  the readers (they may be placed after this call) and raises ``ScheduleError`` naming one that runs outside.
 """
 
 from __future__ import annotations
@@ -259,17 +263,20 @@ class StagePrimitives:
                 stage, "compute_at", axis, f"is not a leaf axis of stage {parent.name} (pass an axis of {parent.name})"
             )
         readers = stage.schedule.readers(stage)
-        if parent not in readers:
+        if not _reads_through(stage.schedule, parent, stage):
             raise schedule_error(
-                stage, "compute_at", axis, f"stage {parent.name} does not read {stage.name}, so it cannot host it"
+                stage, "compute_at", axis,
+                f"stage {parent.name} does not read {stage.name}, directly or through other stages, so it cannot "
+                "host it"
             )
-        others = [r.name for r in readers if r is not parent]
-        if others:
+        outputs = [r.name for r in readers if r is not parent and r.is_output]
+        if outputs:
             raise schedule_error(
                 stage,
                 "compute_at",
                 axis,
-                f"{stage.name} is also read by {', '.join(others)}, outside {parent.name}'s loop",
+                f"{stage.name} is also read by {', '.join(outputs)}, an output computed at the root, outside "
+                f"{parent.name}'s loop",
             )
         ancestor: Stage | None = parent
         while ancestor is not None:
@@ -279,6 +286,20 @@ class StagePrimitives:
         stage.attach_type = AttachType.SCOPE
         stage.attach_stage = parent
         stage.attach_ivar = axis
+
+
+def _reads_through(schedule: Any, reader: Stage, stage: Stage) -> bool:
+    """Whether ``reader`` reads ``stage``'s output directly or through other stages."""
+    seen: set[int] = set()
+    pending = [stage]
+    while pending:
+        for other in schedule.readers(pending.pop()):
+            if other is reader:
+                return True
+            if id(other) not in seen:
+                seen.add(id(other))
+                pending.append(other)
+    return False
 
 
 def _check_schedulable(stage: Stage, primitive: str) -> None:

@@ -200,7 +200,8 @@ def test_compute_at_non_consumer():
 def test_compute_at_also_read_elsewhere():
     A, B, C, D = chain()
     s = tcomp.create_schedule([C, D])
-    with pytest.raises(ScheduleError, match=r"stage B: compute_at: axis i: B is also read by D, outside C's loop"):
+    with pytest.raises(ScheduleError, match=r"stage B: compute_at: axis i: B is also read by D, an output computed at "
+                                            r"the root, outside C's loop"):
         s[B].compute_at(s[C], C.op.axis[0])
 
 
