@@ -1,9 +1,10 @@
 """A small reference evaluator of expressions over Python numbers: the semantics the simplifier must preserve.
 
 Integers are mathematical (no overflow); ``//`` and ``%`` are floor division and remainder, integer ``Div``/``Mod``
-truncate toward zero (C), comparisons and logic give ``bool``, ``Select`` evaluates the chosen branch, casts to integer
-types truncate floats and wrap to the target width. Vector expressions evaluate to tuples, one value per lane.
-Loads, calls and reductions are not evaluable: ``EvaluationError`` is raised, as it is for a division by zero.
+truncate toward zero (C), float ``min``/``max`` propagate NaN (IEEE 754-2019 ``minimum``/``maximum``), comparisons
+and logic give ``bool``, ``Select`` evaluates the chosen branch, casts to integer types truncate floats and wrap to
+the target width. Vector expressions evaluate to tuples, one value per lane. Loads, calls and reductions are not
+evaluable: ``EvaluationError`` is raised, as it is for a division by zero.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 ``fold_binary(Add, 7, -2, is_float=False)`` is ``5``. Integer ``Div`` / ``Mod`` truncate toward zero (C's ``/`` and
 ``%``, ``trunc_div``), ``FloorDiv`` / ``FloorMod`` round toward minus infinity; on floats they are ``x / y``,
-``fmod``, ``floor(x / y)`` and ``x - y * floor(x / y)``. Comparisons and ``And`` / ``Or`` give booleans. The
-interpreter (``evaluate.py``) and the simplifier's constant folding (``rewrite.py``) both use this table, so folding
-an expression and evaluating it cannot disagree.
+``fmod``, ``floor(x / y)`` and ``x - y * floor(x / y)``. Float ``Min`` / ``Max`` give NaN if an operand is NaN
+(IEEE 754-2019 ``minimum`` / ``maximum``, as the generated code computes them). Comparisons and ``And`` / ``Or``
+give booleans. The interpreter (``evaluate.py``) and the simplifier's constant folding (``rewrite.py``) both use
+this table, so folding an expression and evaluating it cannot disagree.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def _mod(x: Any, y: Any, is_float: bool) -> Any:
     return math.fmod(x, y) if is_float else x - trunc_div(x, y) * y
 
 
+def _min(x: Any, y: Any, is_float: bool) -> Any:
+    return math.nan if is_float and (math.isnan(x) or math.isnan(y)) else min(x, y)
+
+
+def _max(x: Any, y: Any, is_float: bool) -> Any:
+    return math.nan if is_float and (math.isnan(x) or math.isnan(y)) else max(x, y)
+
+
 _RULES: dict[type, Callable[[Any, Any, bool], Any]] = {
     E.Add: lambda x, y, _: x + y,
     E.Sub: lambda x, y, _: x - y,
@@ -48,8 +57,8 @@ _RULES: dict[type, Callable[[Any, Any, bool], Any]] = {
     E.FloorMod: _floor_mod,
     E.Div: _div,
     E.Mod: _mod,
-    E.Min: lambda x, y, _: min(x, y),
-    E.Max: lambda x, y, _: max(x, y),
+    E.Min: _min,
+    E.Max: _max,
     E.And: lambda x, y, _: bool(x) and bool(y),
     E.Or: lambda x, y, _: bool(x) or bool(y),
     E.LT: lambda x, y, _: x < y,

@@ -3,7 +3,8 @@
 Every node's children are simplified first (memoized by object identity); then the rules of the node's kind apply:
 
 - constants fold for every operator (``//``/``%`` with Python floor semantics, ``Div``/``Mod`` on integers with C
-  truncation, floats rounded to their dtype); a division or remainder by zero is never folded;
+  truncation, floats rounded to their dtype, float ``min``/``max`` NaN if an operand is); a division or remainder by
+  zero is never folded;
 - scalar integer ``+ - *`` go through the canonical linear form (``canonical.py``): like terms combine, constants
   gather, ``c*(x // c) + x % c`` becomes ``x``, and the result prints in a deterministic order;
 - integer ``// % Div Mod``: the rules of ``divmod.py``;

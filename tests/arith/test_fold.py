@@ -47,6 +47,13 @@ def test_comparisons_and_logic() -> None:
     assert fold_binary(E.Min, -4, 3, is_float=False) == -4
 
 
+@pytest.mark.parametrize("cls", [E.Min, E.Max])
+def test_float_min_max_propagate_nan(cls: type[E.BinaryOp]) -> None:
+    for x, y in [(math.nan, 1.0), (1.0, math.nan), (math.nan, math.nan)]:
+        assert math.isnan(fold_binary(cls, x, y, is_float=True))
+    assert fold_binary(cls, -0.5, 2.0, is_float=True) == (-0.5 if cls is E.Min else 2.0)
+
+
 @given(st.integers(1, 5000), st.integers(0, 300))
 def test_factors_against_brute_force(n: int, limit: int) -> None:
     brute = [d for d in range(1, n + 1) if n % d == 0]

@@ -161,7 +161,8 @@ class ExprPrinter:
         if isinstance(e, (E.Min, E.Max)):
             name = ("min" if isinstance(e, E.Min) else "max")
             if dt.is_float(e.dtype):
-                name = "f" + name + ("f" if e.dtype == "float32" else "")
+                name = f"tc_{name}_nan"  # fminf/fmaxf drop a NaN operand; min and max propagate it
+                self.helpers.add("tc_minmax_nan")
             return f"{name}({self(e.a)}, {self(e.b)})", _ATOM
         if isinstance(e, E.Not):
             return f"!{self.paren(e.a, _UNARY)}", _UNARY
@@ -294,6 +295,16 @@ _CP_SYNC = (
     "static __device__ __forceinline__ void tc_cp_async_wait_all() {}\n"
 )
 
+# Float min and max that propagate NaN (IEEE 754-2019 minimum / maximum), as the LLVM backend and the loop-IR
+# semantics do; the operands are evaluated once.
+_MINMAX_NAN = "".join(
+    f"static __device__ __forceinline__ {t} tc_{name}_nan({t} a, {t} b) {{\n"
+    f"  return (a {op} b || a != a) ? a : b;\n"
+    "}\n"
+    for t in ("float", "double")
+    for name, op in (("min", "<"), ("max", ">"))
+)
+
 HELPERS = {
     # the lanes of this thread's warp that exist: all 32, or the first threads % 32 in a block's partial last warp
     "tc_warp_mask": (
@@ -311,6 +322,7 @@ HELPERS = {
         "#define TC_DYNAMIC_SHARED(name, bytes) extern __shared__ __align__(16) unsigned char name[]\n"
         "#endif\n"
     ),
+    "tc_minmax_nan": _MINMAX_NAN,
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),

@@ -4,7 +4,8 @@
 ``emit`` returns the LLVM value of an expression. Semantics (the loop-IR interpreter is the reference): integer
 ``Div``/``Mod`` truncate (C); ``FloorDiv``/``FloorMod`` round toward negative infinity for signed integers;
 an integer division or modulo by zero gives 0, as numpy's does (it never traps);
-float comparisons are ordered except ``!=``, which is true on NaN (as in C and numpy); a cast to ``bool`` tests
+float comparisons are ordered except ``!=``, which is true on NaN (as in C and numpy); float ``min``/``max``
+propagate NaN (IEEE 754-2019 ``minimum``/``maximum``, as numpy and ONNX); a cast to ``bool`` tests
 for nonzero. Element addresses are ``pointer + sext(index)``.
 """
 
@@ -170,10 +171,8 @@ class ExprEmitter:
             return bld.fdiv(a, b)
         if kind is E.Mod:
             return bld.frem(a, b)
-        if kind is E.Min:
-            return bld.select(bld.fcmp_ordered("<", a, b), a, b)
-        if kind is E.Max:
-            return bld.select(bld.fcmp_ordered(">", a, b), a, b)
+        if kind is E.Min or kind is E.Max:
+            return self._float_min_max(kind is E.Max, a, b)
         if kind in (E.FloorDiv, E.FloorMod):
             from tcomp.codegen.llvm.intrinsics import call_intrinsic
 
@@ -182,6 +181,20 @@ class ExprEmitter:
                 return quotient
             return bld.fsub(a, bld.fmul(b, quotient))
         raise CodegenError(f"unsupported float operation {kind.__name__} on {dtype}")
+
+    def _float_min_max(self, is_max: bool, a: ir.Value, b: ir.Value) -> ir.Value:
+        """IEEE 754-2019 ``maximum``/``minimum``: NaN when either operand is NaN (the sign of a zero result is
+        unspecified, as in numpy). Against a constant that is not NaN (``relu``, ``clip``) one unordered compare
+        does it, which x86 computes with a single ``maxps``/``minps``; otherwise a second select passes a NaN
+        first operand through."""
+        bld = self.builder
+        predicate = ">" if is_max else "<"
+        if _non_nan_constant(a):
+            a, b = b, a
+        if _non_nan_constant(b):
+            return bld.select(bld.fcmp_unordered(predicate, a, b), a, b)
+        ordered = bld.select(bld.fcmp_ordered(predicate, a, b), a, b)  # b when either is NaN
+        return bld.select(bld.fcmp_unordered("uno", a, a), a, ordered)
 
     def _int_binary(self, kind: type, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
         bld = self.builder
@@ -399,6 +412,18 @@ def _int_constant(ty: ir.Type, value: int) -> ir.Constant:
     if isinstance(ty, ir.VectorType):
         return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
     return ir.Constant(ty, value)
+
+
+def _non_nan_constant(value: ir.Value) -> bool:
+    """Whether ``value`` is a float constant (or a vector of them) none of whose elements is NaN."""
+    if not isinstance(value, ir.Constant):
+        return False
+    elements = value.constant if isinstance(value.constant, (list, tuple)) else [value]
+    for element in elements:
+        number = element.constant if isinstance(element, ir.Constant) else None
+        if not isinstance(number, (int, float)) or number != number:
+            return False
+    return True
 
 
 def _contract(instruction: ir.Instruction) -> ir.Instruction:
