@@ -28,7 +28,7 @@ from tcomp.graph.ir import Graph, GraphError, Node, TensorType
 from tcomp.graph.op import LowerContext, get_op
 from tcomp.graph.opdefs.common import fill, safe_name
 from tcomp.ir import dtype as dt
-from tcomp.ir.stmt import PrimFunc
+from tcomp.ir.stmt import CHECK_DIVISION, PrimFunc
 from tcomp.ir.structural import structural_digest
 from tcomp.lru import LRUCache
 from tcomp.ops.utils import as_int
@@ -269,6 +269,7 @@ def _lower(graph: Graph, node: Node, target: Target, tuning: KernelTuning | None
     func = lower(schedule, tensors, name=base, target=target)
     if may_alias:
         func = func.with_attr("may_alias", may_alias)
+    func = func.with_attr(CHECK_DIVISION, True)  # ONNX: an integer division by zero is an error, as in onnxruntime
     func = dataclasses.replace(func, name=f"{base}_{structural_digest(func)[:8]}")
     return func, args, tuned is not None or tiled
 

@@ -565,3 +565,12 @@ def const_int_value(expr: Any) -> int | None:
     if isinstance(expr, IntImm):
         return expr.value
     return None
+
+
+def divides_by_maybe_zero(expr: Any) -> bool:
+    """Whether ``expr`` is an integer division or remainder whose divisor is not a non-zero constant (or a
+    broadcast of one): evaluating it fails when the divisor is zero, so backends check it at run time."""
+    if not isinstance(expr, (Div, Mod, FloorDiv, FloorMod)) or dt.is_float(expr.dtype):
+        return False
+    divisor = expr.b.value if isinstance(expr.b, Broadcast) else expr.b
+    return not (isinstance(divisor, IntImm) and divisor.value != 0)

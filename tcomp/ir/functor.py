@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
+from tcomp.ir import expr as E
 from tcomp.ir.expr import Expr, IterVar, Reduce, Var
 from tcomp.ir.stmt import Stmt
 
@@ -171,6 +172,19 @@ def uses_var(node: Node, variables: Any) -> bool:
 
     post_order_visit(node, check)
     return found
+
+
+def may_fail(node: Node) -> bool:
+    """Whether evaluating ``node`` may fail at run time: it reads memory (an index may be out of range) or divides
+    integers by a divisor that may be zero. A select must evaluate only the branch it takes of such an expression
+    (``if_then_else(b != 0, a // b, 0)``)."""
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, E.BufferLoad) or E.divides_by_maybe_zero(current):
+            return True
+        stack.extend(iter_children(current))
+    return False
 
 
 def contains(node: Node, node_type: type) -> bool:

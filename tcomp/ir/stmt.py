@@ -122,6 +122,12 @@ def seq(*stmts: Stmt) -> Stmt:
     return SeqStmt(tuple(flat))
 
 
+# PrimFunc attribute: an integer division or remainder by zero fails the call (``KernelError`` naming the
+# expression) instead of giving 0, numpy's result. Set by checked mode and by the graph compiler (ONNX semantics, as
+# onnxruntime raises); the LLVM backend honours it.
+CHECK_DIVISION = "check_division"
+
+
 @dataclass(frozen=True, eq=False)
 class PrimFunc:
     """A lowered function: buffer parameters in call order, scalar parameters (symbolic shape variables bound from

@@ -4,6 +4,7 @@ Rewrite: a statement that loads or stores ``B[i0, ..., ik]`` is preceded by
 ``assert 0 <= i_d < shape_d`` for every dimension ``d``, raising at run time
 "index out of bounds: buffer 'B' dimension d: index <value> is not in [0, <extent>)". A load inside a branch of a
 ``select`` is checked only when that branch is taken. Runs before flattening (indices are still per dimension).
+Also sets the ``CHECK_DIVISION`` attribute: an integer division by zero fails the call instead of giving 0.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 
 from tcomp.ir.expr import BufferLoad, Expr, Select, cast, logical_and, logical_not, logical_or
 from tcomp.ir.functor import Mutator, Visitor
-from tcomp.ir.stmt import AssertStmt, BufferStore, Evaluate, IfThenElse, PrimFunc, Stmt
+from tcomp.ir.stmt import CHECK_DIVISION, AssertStmt, BufferStore, Evaluate, IfThenElse, PrimFunc, Stmt
 
 
 class PathVisitor(Visitor):
@@ -90,4 +91,4 @@ class _Checker(Mutator):
 
 def insert_bounds_checks(func: PrimFunc) -> PrimFunc:
     """Guard every access of ``func`` with an index assertion (see the module docstring)."""
-    return replace(func, body=_Checker().visit(func.body))
+    return replace(func, body=_Checker().visit(func.body)).with_attr(CHECK_DIVISION, True)

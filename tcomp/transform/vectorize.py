@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.ir.functor import Mutator, contains, uses_var
+from tcomp.ir.functor import Mutator, may_fail, uses_var
 from tcomp.ir.stmt import BufferStore, For, ForKind, IfThenElse, PrimFunc, SeqStmt, Stmt
 
 
@@ -63,8 +63,8 @@ class _Vectorizer(Mutator):
         t, f = self.visit(node.true_value), self.visit(node.false_value)
         if cond is node.condition and t is node.true_value and f is node.false_value:
             return node
-        if _is_vector(cond) and (contains(node.true_value, E.BufferLoad) or contains(node.false_value, E.BufferLoad)):
-            raise _CannotVectorize("a select that guards loads depends on the vector lane")
+        if _is_vector(cond) and (may_fail(node.true_value) or may_fail(node.false_value)):
+            raise _CannotVectorize("a select that guards loads or divisions depends on the vector lane")
         lanes_dtype = dt.with_lanes(node.dtype, self.lanes)
         if not _is_vector(cond):
             if not _is_vector(t) and not _is_vector(f):

@@ -3,7 +3,10 @@
 Repeated operands of ``&&`` print once: the same tree over the same variables (``y.o * 2 + y.i < 3`` and
 ``x.o * 2 + x.i < 3`` are two guards, though ``structural_equal``, equality up to renaming, calls them equal).
 Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%`` where the operands are provably non-negative
-(the loop bounds known so far are used), else as the helpers ``tc_floordiv`` / ``tc_floormod`` of the preamble.
+(the loop bounds known so far are used), else as the helpers ``tc_floordiv`` / ``tc_floormod`` of the preamble. An
+integer division or remainder whose divisor is not a non-zero constant goes through the helpers too (``tc_div`` ...),
+which give 0 for a zero divisor, numpy's result: a kernel has no error channel, and the CPU emulation would die of
+SIGFPE (the LLVM backend raises ``KernelError`` instead).
 Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
 are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported in expressions; ``float16``
 buffers may be passed to tcomp's own device functions (``device_functions``), which see them as ``unsigned short``
@@ -221,10 +224,13 @@ class ExprPrinter:
             return f"fmod{'f' if e.dtype == 'float32' else ''}({self(a)}, {self(b)})", _ATOM
         symbol = "/" if isinstance(e, (E.Div, E.FloorDiv)) else "%"
         truncating = isinstance(e, (E.Div, E.Mod))
-        if truncating or (self.non_negative(a) and self.non_negative(b)):
+        if E.divides_by_maybe_zero(e):
+            helper = {E.Div: "tc_div", E.Mod: "tc_mod", E.FloorDiv: "tc_floordiv", E.FloorMod: "tc_floormod"}[type(e)]
+        elif truncating or (self.non_negative(a) and self.non_negative(b)):
             return f"{self.paren(a, _MUL)} {symbol} {self.paren(b, _MUL + 1)}", _MUL
-        helper = "tc_floordiv" if isinstance(e, E.FloorDiv) else "tc_floormod"
-        self.helpers.add(helper)
+        else:
+            helper = "tc_floordiv" if isinstance(e, E.FloorDiv) else "tc_floormod"
+        self.helpers.add("tc_division")
         return f"{helper}({self(a)}, {self(b)})", _ATOM
 
     def call(self, e: E.Call) -> str:
@@ -305,6 +311,31 @@ _MINMAX_NAN = "".join(
     for name, op in (("min", "<"), ("max", ">"))
 )
 
+# Integer division and remainder that cannot trap: a zero divisor gives 0 (numpy's result; kernels have no error
+# channel, and the CPU emulation would die of SIGFPE), and MIN / -1 wraps to MIN with remainder 0 (numpy's result,
+# as in the LLVM backend). ``tc_div``/``tc_mod`` truncate (C); ``tc_floordiv``/``tc_floormod`` round toward
+# negative infinity.
+def _division_helpers(t: str, unsigned: str | None) -> str:
+    """The four helpers for C type ``t``; ``unsigned`` is its unsigned counterpart when ``t`` is signed."""
+    def f(name: str, body: str) -> str:
+        return f"static __device__ __forceinline__ {t} {name}({t} a, {t} b) {{\n{body}}}\n"
+
+    if unsigned is None:
+        text = f("tc_div", "  return b == 0 ? 0 : a / b;\n") + f("tc_mod", "  return b == 0 ? 0 : a % b;\n")
+        return text + f("tc_floordiv", "  return tc_div(a, b);\n") + f("tc_floormod", "  return tc_mod(a, b);\n")
+    negate = f"({t})(({unsigned})0 - ({unsigned})a)"
+    text = f("tc_div", f"  if (b == 0) return 0;\n  if (b == -1) return {negate};\n  return a / b;\n")
+    text += f("tc_mod", "  if (b == 0 || b == -1) return 0;\n  return a % b;\n")
+    text += f("tc_floordiv", f"  if (b == 0) return 0;\n  if (b == -1) return {negate};\n  {t} q = a / b;\n"
+              "  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;\n")
+    text += f("tc_floormod", f"  if (b == 0 || b == -1) return 0;\n  {t} r = a % b;\n"
+              "  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;\n")
+    return text
+
+
+_DIVISION = "".join(_division_helpers(t, unsigned) for t, unsigned in (
+    ("int", "unsigned"), ("long long", "unsigned long long"), ("unsigned", None), ("unsigned long long", None)))
+
 HELPERS = {
     # the lanes of this thread's warp that exist: all 32, or the first threads % 32 in a block's partial last warp
     "tc_warp_mask": (
@@ -326,24 +357,5 @@ HELPERS = {
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),
-    "tc_floordiv": (
-        "static __device__ __forceinline__ int tc_floordiv(int a, int b) {\n"
-        "  int q = a / b;\n"
-        "  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;\n"
-        "}\n"
-        "static __device__ __forceinline__ long long tc_floordiv(long long a, long long b) {\n"
-        "  long long q = a / b;\n"
-        "  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;\n"
-        "}\n"
-    ),
-    "tc_floormod": (
-        "static __device__ __forceinline__ int tc_floormod(int a, int b) {\n"
-        "  int r = a % b;\n"
-        "  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;\n"
-        "}\n"
-        "static __device__ __forceinline__ long long tc_floormod(long long a, long long b) {\n"
-        "  long long r = a % b;\n"
-        "  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;\n"
-        "}\n"
-    ),
+    "tc_division": _DIVISION,
 }

@@ -17,7 +17,7 @@ from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.intrinsics import LIBM_FUNCTIONS
 from tcomp.codegen.llvm.stmts import FunctionEmitter
-from tcomp.ir.stmt import PrimFunc
+from tcomp.ir.stmt import CHECK_DIVISION, PrimFunc
 from tcomp.runtime import llvm_toolchain as toolchain
 from tcomp.runtime.artifact import LLVMArtifact
 from tcomp.runtime.pool_ir import CONFIGURE as POOL_CONFIGURE
@@ -79,6 +79,7 @@ def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:
         arg.name = name
     may_alias = {int(i) for i in func.attr("may_alias", ())}  # in-place pairs (a graph executor's memory plan)
     ctx.may_alias = frozenset(b for position, b in enumerate(func.params) if position in may_alias)
+    ctx.check_division = bool(func.attr(CHECK_DIVISION, False))
     for buffer, arg in zip(func.params, args):
         if buffer not in ctx.may_alias:
             arg.add_attribute("noalias")

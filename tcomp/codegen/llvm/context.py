@@ -42,6 +42,8 @@ class ModuleContext:
         self._counters: dict[str, int] = {}
         # parameters that may share memory with each other (``func.attr("may_alias")``): never ``noalias``
         self.may_alias: frozenset[Buffer] = frozenset()
+        # an integer division by zero fails the call instead of giving 0 (``func.attr(CHECK_DIVISION)``)
+        self.check_division = False
 
     def unique_name(self, prefix: str) -> str:
         count = self._counters.get(prefix, 0)

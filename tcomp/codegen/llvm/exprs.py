@@ -3,7 +3,8 @@
 ``ExprEmitter`` holds the builder, the values of variables in scope and the pointers of buffers in scope; its
 ``emit`` returns the LLVM value of an expression. Semantics (the loop-IR interpreter is the reference): integer
 ``Div``/``Mod`` truncate (C); ``FloorDiv``/``FloorMod`` round toward negative infinity for signed integers;
-an integer division or modulo by zero gives 0, as numpy's does (it never traps);
+an integer division or modulo by zero gives 0, as numpy's does (it never traps), or fails the call with a
+``KernelError`` in functions with the ``check_division`` attribute (checked mode, ONNX models);
 float comparisons are ordered except ``!=``, which is true on NaN (as in C and numpy); float ``min``/``max``
 propagate NaN (IEEE 754-2019 ``minimum``/``maximum``, as numpy and ONNX); a cast to ``bool`` tests
 for nonzero. Element addresses are ``pointer + sext(index)``.
@@ -20,7 +21,7 @@ from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.buffer import Buffer
-from tcomp.ir.functor import contains
+from tcomp.ir.functor import may_fail
 
 _PREDICATES = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
 
@@ -138,7 +139,25 @@ class ExprEmitter:
 
     def _binary(self, expr: E.BinaryOp) -> ir.Value:
         a, b, op_dtype = self._operands(expr)
+        if self.ctx.check_division and E.divides_by_maybe_zero(expr):
+            self._check_divisor(expr, b)
         return self.binary_values(type(expr), a, b, op_dtype)
+
+    def _check_divisor(self, expr: E.BinaryOp, divisor: ir.Value) -> None:
+        """Fail the call (``KernelError`` naming ``expr``) if a lane of ``divisor`` is zero, in functions with the
+        ``CHECK_DIVISION`` attribute (elsewhere such a division gives 0). One branch per division whose divisor is
+        not a constant; the optimizer removes those it proves non-zero and hoists loop-invariant ones."""
+        bld = self.builder
+        zero = bld.icmp_unsigned("==", divisor, ir.Constant(divisor.type, None))
+        if isinstance(divisor.type, ir.VectorType):
+            any_lane = self.ctx.declare(f"llvm.vector.reduce.or.v{divisor.type.count}i1", T.I1, [zero.type])
+            zero = bld.call(any_lane, [zero])
+        text = str(expr).replace("{", "{{").replace("}", "}}")
+        self.fail_if(zero, self.ctx.add_assert(f"integer division by zero in {text}", 0))
+
+    def fail_if(self, failed: ir.Value, assert_id: int) -> None:
+        """Return ``assert_id`` from the function if ``failed`` (statement emitters implement it)."""
+        raise CodegenError(f"check {assert_id} needs a function to return from")
 
     def binary_values(self, kind: type, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
         """``a <kind> b`` on values of ``dtype`` (the operands' dtype, also for comparisons)."""
@@ -261,8 +280,8 @@ class ExprEmitter:
     def _select(self, expr: E.Expr) -> ir.Value:
         assert isinstance(expr, E.Select)
         lanes = dt.lanes(expr.dtype)
-        guarded_load = contains(expr.true_value, E.BufferLoad) or contains(expr.false_value, E.BufferLoad)
-        if lanes == 1 and dt.lanes(expr.condition.dtype) == 1 and guarded_load:
+        guarded = may_fail(expr.true_value) or may_fail(expr.false_value)
+        if lanes == 1 and dt.lanes(expr.condition.dtype) == 1 and guarded:
             return self._lazy_select(expr)
         cond = self.emit(expr.condition)
         true_value = self.emit_lanes(expr.true_value, dt.element(expr.dtype), lanes)
@@ -270,8 +289,9 @@ class ExprEmitter:
         return self.builder.select(cond, true_value, false_value)
 
     def _lazy_select(self, expr: E.Select) -> ir.Value:
-        """A select whose branches read memory evaluates only the branch taken (as ``if_then_else`` promises):
-        a guarded read such as ``i >= 1 ? A[i - 1] : 0`` must not touch ``A[-1]``."""
+        """A select whose branches read memory or divide evaluates only the branch taken (as ``if_then_else``
+        promises): a guarded read such as ``i >= 1 ? A[i - 1] : 0`` must not touch ``A[-1]``, and
+        ``b != 0 ? a / b : 0`` must not divide by zero."""
         bld = self.builder
         cond = self.emit(expr.condition)
         function = bld.block.function

@@ -268,6 +268,9 @@ class FunctionEmitter(ExprEmitter):
         self.guard(failed, assert_id, lambda: [self.emit_as(v, "int64") for v in values])
         self.emit_stmt(stmt.body)
 
+    def fail_if(self, failed: ir.Value, assert_id: int) -> None:
+        self.guard(failed, assert_id, [])
+
     def guard(self, failed: ir.Value, assert_id: int,
               values: list[ir.Value] | Callable[[], list[ir.Value]]) -> None:
         """If ``failed``, record ``assert_id`` and ``values`` (computed on the failure path when a callable) and

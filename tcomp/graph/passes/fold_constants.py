@@ -6,7 +6,8 @@ Rewrite, node by node in order (so whole constant subgraphs fold):
   replaced by those values;
 - a node whose inputs are all parameters (or that has no inputs, as ``constant_of_shape``) is compiled with its
   default schedule, run once, and replaced by its outputs as new parameters. The values are computed by
-  generated code, exactly as the node would compute them at run time.
+  generated code, exactly as the node would compute them at run time: an integer division by zero is a
+  ``GraphError`` naming the node, as onnxruntime refuses such a model.
 
 Assumes: a typed graph before fusion. Does not fold a node whose outputs would exceed ``MAX_FOLD_BYTES`` (it stays
 a kernel). Dead nodes and unused parameters are dropped. Returns the same graph when nothing folds.
@@ -18,10 +19,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.backend import build
-from tcomp.graph.ir import Graph, Node
+from tcomp.backend import build, lower
+from tcomp.graph.ir import Graph, GraphError, Node
 from tcomp.graph.kernels import compile_node, node_tensors
 from tcomp.ir import dtype as dt
+from tcomp.ir.stmt import CHECK_DIVISION
+from tcomp.runtime.errors import KernelError
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target, as_target
 
@@ -36,14 +39,18 @@ def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], targe
     if plain:
         computed = node_tensors(scope, node)
         schedule = create_schedule([t.op for t in computed.outputs])
-        module = build(schedule, [*computed.inputs, *computed.outputs], target=target)
+        func = lower(schedule, [*computed.inputs, *computed.outputs], target=target)
+        module = build(func.with_attr(CHECK_DIVISION, True), target=target)
         names = computed.input_names
     else:
         kernel = compile_node(scope, node, target)
         module, names = kernel.module, kernel.args[: kernel.num_inputs]
     arrays = [np.require(params[name], requirements="C") for name in names]
     outputs = [np.empty(graph.type_of(o).shape, dtype=dt.to_numpy(graph.type_of(o).dtype)) for o in node.outputs]
-    module(*arrays, *outputs)
+    try:
+        module(*arrays, *outputs)
+    except KernelError as exc:  # a failed check of the generated code (an integer division by zero ...)
+        raise GraphError(f"node {node.name} ({node.op}): evaluating its value failed: {exc}") from None
     return outputs
 
 
