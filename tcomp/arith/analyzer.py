@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tcomp.arith import dtypes as dt
 from tcomp.arith.int_bound import Bounds, to_public
 from tcomp.arith.interval import IntervalSet, eval_interval
 from tcomp.arith.recursion import deep as _deep
@@ -44,6 +45,15 @@ def const_int_bound(e: E.Expr, bounds: Bounds | None = None) -> tuple[int | None
 def can_prove(cond: E.Expr, bounds: Bounds | None = None) -> bool:
     """True only when ``cond`` holds for every value of the variables within ``bounds``."""
     return _deep(lambda: _can_prove(Simplifier(bounds), cond))
+
+
+def declared_upper_bound(e: E.Expr) -> int | None:
+    """The largest value of the integer expression ``e`` when each of its variables is a symbolic dimension in its
+    declared range (``Var.declared_range``); None when unbounded."""
+    from tcomp.ir.functor import free_vars
+
+    bounds = {v: v.declared_range() for v in free_vars(e) if dt.is_scalar_int(v.dtype)}
+    return const_int_bound(e, bounds)[1]
 
 
 class Analyzer:

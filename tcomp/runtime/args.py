@@ -145,7 +145,7 @@ class ArgumentChecker:
         self.specs: tuple[_ParamSpec, ...] = tuple(specs)
         self.written: tuple[int, ...] = tuple(sorted(written))
         self.may_alias: frozenset[int] = frozenset(int(i) for i in func.attr("may_alias", ()))
-        self._var_limits = [(dt.min_value(v.dtype), dt.max_value(v.dtype)) for v in func.size_vars]
+        self._var_limits = [v.declared_range() for v in func.size_vars]
 
     def _where(self, position: int) -> str:
         return f"{self.func_name}: argument {position} ({self.specs[position].name!r})"
@@ -195,7 +195,8 @@ class ArgumentChecker:
         for k, (low, high) in enumerate(self._var_limits):
             if not low <= values[k] <= high:
                 var = self.size_vars[k]
-                raise ValueError(f"{self.func_name}: {var.name} = {values[k]} does not fit its dtype {var.dtype}")
+                limit = f"its dtype {var.dtype}" if var.max_value is None else f"its declared maximum {var.max_value}"
+                raise ValueError(f"{self.func_name}: {var.name} = {values[k]} exceeds {limit}")
         self._check_compound(arrays, values)
         self._check_overlap(arrays, pointers)
         return pointers, values

@@ -134,6 +134,26 @@ def test_size_var_that_no_shape_binds_is_rejected_at_construction() -> None:
         ArgumentChecker(func)
 
 
+def test_declared_maximum_of_a_size_variable() -> None:
+    from tcomp import te
+    from tcomp.te.operation import TEError
+
+    n = te.var("n", max_value=5)
+    A = Buffer("A", (n,), "float32")
+    i = E.Var("i")
+    body = S.For(i, E.IntImm(0), n, S.ForKind.SERIAL, S.BufferStore(A, E.FloatImm(1.0), (i,)))
+    mod = tcomp.build(S.PrimFunc("fill", (A,), body, (n,)))
+    a = np.zeros(5, np.float32)
+    mod(a)
+    np.testing.assert_array_equal(a, 1.0)
+    with pytest.raises(ValueError, match="n = 6 exceeds its declared maximum 5"):
+        mod(np.zeros(6, np.float32))
+    with pytest.raises(TEError, match="max_value -1 is not a non-negative value of its dtype int32"):
+        te.var("n", max_value=-1)
+    with pytest.raises(TEError, match="max_value 4294967296 is not a non-negative value"):
+        te.var("n", max_value=1 << 32)
+
+
 def test_bool_and_float16_parameters() -> None:
     M = Buffer("M", (E.IntImm(5),), "bool")
     H = Buffer("H", (E.IntImm(5),), "float16")
