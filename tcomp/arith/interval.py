@@ -311,10 +311,11 @@ class _IntervalEval:
         return IntervalSet(int_const(0, e.dtype), int_const(c - 1, e.dtype))
 
     def _symbolic_divisor(self, cls: type, e: E.BinaryOp, a: IntervalSet, b: IntervalSet) -> IntervalSet:
-        """Division by a positive point ``d``: ``[a.min // d, a.max // d]``; ``a % d`` is ``a`` when
-        ``0 <= a < d``, else ``[0, d - 1]``. Truncating forms need ``a >= 0``."""
+        """Division by a non-negative point ``d`` (positive, since a division by zero has no value):
+        ``[a.min // d, a.max // d]``; ``a % d`` is ``a`` when ``0 <= a < d``, else ``[0, d - 1]``. Truncating forms
+        need ``a >= 0``."""
         d = b.min
-        if not b.is_point() or d is None or self.s.bound(d)[0] < 1:
+        if not b.is_point() or d is None or self.s.bound(d)[0] < 0:  # a zero divisor has no value: d >= 1
             return IntervalSet.everything()
         nonneg = a.min is not None and self.sign(a.min) == 1
         if cls in (E.Div, E.Mod) and not nonneg:

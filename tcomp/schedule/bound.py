@@ -1,11 +1,16 @@
 """Bound inference: the range each stage's root axes must cover, and the extent of every axis.
 
 Consumers are visited before producers. A stage at the root (or an output) covers its whole domain. A stage
-computed at ``(consumer, axis)`` covers the region of its output that the consumer reads inside one iteration of
-``axis``: the consumer's leaf loops outside and at ``axis`` are fixed (symbols), the ones inside range over their
-extents; the ranges pass up through the consumer's split and fuse relations to its root axes, and symbolic interval
-analysis of every read's indices gives the region. Regions are not clipped to the producer's domain; the loop nest
-guards the iterations that fall outside it.
+computed at ``(host, axis)`` covers the union of the regions of its output that its readers read inside one
+iteration of ``axis``; every reader must run inside that loop (the host itself, or a stage computed, directly or
+through others, at ``axis`` or a loop inside it), else a ``ScheduleError`` names it. For each reader, its leaf loops
+range over their extents, except the host's own loops outside and at ``axis``, which are fixed (symbols); the ranges
+pass up through the reader's split and fuse relations to its root axes, the loops of the stages between reader and
+host (and the host's loops inside ``axis``) are relaxed over their extents, and symbolic interval analysis of every
+read's indices gives the region. Symbolic dimensions range over their declared ranges (``Var.declared_range``).
+Regions are not clipped to the producer's domain; the loop nest guards the iterations that fall outside it. A
+region's extent must not depend on the loops around the attach point: it is their upper bound over the loops'
+ranges, or, when there is none, the dimension's whole domain.
 
 GPU storage: a stage in ``"shared"`` scope is shared by all threads of a block, so the consumer's loops bound to
 ``threadIdx`` outside the attach point (the consumer's own, and those of the stages it is itself attached to) range
@@ -19,7 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tcomp.arith import IntervalSet, const_int_bound, eval_interval, simplify
-from tcomp.ir.expr import Expr, IterVar, ProducerLoad, Range, Var, const, convert, floordiv, floormod
+from tcomp.ir import dtype as dt
+from tcomp.ir.expr import Expr, IterVar, ProducerLoad, Range, Var, cast, const, convert, floordiv, floormod
 from tcomp.ir.functor import free_vars, post_order_visit
 from tcomp.schedule.relation import AttachType, Fuse, ScheduleError, Split
 from tcomp.schedule.stage import Stage
@@ -106,8 +112,9 @@ def pass_up_domain(
     for rel in reversed(stage.relations):
         if isinstance(rel, Split):
             outer, inner = sets[rel.outer], sets[rel.inner]
-            ov, iv = Var("o"), Var("i")
-            expr = ov * bound.extent[rel.inner] + iv
+            dtype = rel.parent.var.dtype
+            ov, iv = Var("o", dtype), Var("i", dtype)
+            expr = ov * cast(bound.extent[rel.inner], dtype) + iv
             sets[rel.parent] = eval_interval(expr, {ov: outer, iv: inner}, bounds)
         else:
             fused = sets[rel.fused]
@@ -155,6 +162,8 @@ def infer_attached_region(
     consumer_bodies: Mapping[Stage, tuple[Expr, ...]],
     stage_bounds: Mapping[Stage, StageBound],
     bounds: Bounds,
+    size_vars: frozenset[Var] = frozenset(),
+    loop_extents: Mapping[Var, Expr] | None = None,
 ) -> tuple[tuple[Expr, Expr], ...]:
     """The region (min, extent) per dimension of ``stage``'s output that its consumers read inside one iteration of
     the loop ``stage`` is attached to (for shared storage: inside one iteration of the block's loops).
@@ -196,13 +205,16 @@ def infer_attached_region(
     region: list[tuple[Expr, Expr]] = []
     for dim, interval in enumerate(merged):
         assert interval is not None
-        if interval.min is None or interval.max is None:
-            raise ScheduleError(
-                f"stage {stage.name}: compute_at: cannot bound dimension {dim} of the region its readers read"
-            )
-        minimum = simplify(interval.min, bounds)
-        extent = simplify(interval.max - interval.min + 1, bounds)
-        region.append((minimum, _loop_invariant_extent(extent, stage, dim, bounds)))
+        extent: Expr | None = None
+        if interval.min is not None and interval.max is not None:
+            minimum = simplify(interval.min, bounds)
+            whole = simplify(interval.max - interval.min + 1, bounds)
+            extent = _loop_invariant_extent(whole, bounds, size_vars, loop_extents or {})
+        if extent is None:  # no bound free of loop variables: the stage holds the dimension's whole domain
+            domain = stage.axis[dim].dom
+            assert domain is not None
+            minimum, extent = domain.min, domain.extent
+        region.append((minimum, extent))
     return tuple(region)
 
 
@@ -279,18 +291,44 @@ def _relaxed_host_loops(
     return relax
 
 
-def _loop_invariant_extent(extent: Expr, stage: Stage, dim: int, bounds: Bounds) -> Expr:
-    """An extent free of loop variables: the expression itself, or its constant upper bound."""
-    loop_vars = [v for v in free_vars(extent) if v in bounds]
+def _loop_invariant_extent(
+    extent: Expr, bounds: Bounds, size_vars: frozenset[Var], loop_extents: Mapping[Var, Expr]
+) -> Expr | None:
+    """An extent free of loop variables (every variable of ``bounds`` but the ``size_vars``): the expression
+    itself, its constant upper bound when the extent does not depend on a size variable, or else its upper bound
+    with each loop variable over its loop's range (``loop_extents``; an expression of size variables: a region read
+    by several readers can be ``max(m - 1, j + ...) + 1`` for ``j`` in ``[0, m)``); None when there is none."""
+    used = free_vars(extent)
+    loop_vars = [v for v in used if v in bounds and v not in size_vars]
     if not loop_vars:
         return extent
     _, hi = const_int_bound(extent, bounds)
-    if hi is None:
-        raise ScheduleError(
-            f"stage {stage.name}: compute_at: the extent {extent} of dimension {dim} depends on loop variables and "
-            "has no constant upper bound"
-        )
-    return const(hi)
+    if hi is not None and not any(v in size_vars for v in used):
+        return const(hi)
+    ranges = {}
+    for v in loop_vars:
+        loop_extent = loop_extents.get(v)
+        high = const(bounds[v][1]) if loop_extent is None else cast(loop_extent, v.dtype) - 1
+        ranges[v] = IntervalSet(const(bounds[v][0], v.dtype), high)
+    upper = eval_interval(extent, ranges, bounds).max
+    if upper is None or any(v in bounds and v not in size_vars for v in free_vars(upper)):
+        return None
+    return simplify(upper, bounds)
+
+
+def declare_size_vars(stages: list[Stage], bounds: Bounds) -> frozenset[Var]:
+    """Give every symbolic dimension of the stages' shapes and domains its declared range in ``bounds`` (a
+    dimension is never negative; a divisor has no value at zero, so ``x % m`` lies in ``[0, m - 1]``); return them."""
+    loop_vars = {iv.var for stage in stages for iv in stage.all_iter_vars}
+    found: set[Var] = set()
+    for stage in stages:
+        exprs: list[Expr] = [d for t in stage.op.outputs for d in t.shape]
+        exprs += [e for iv in stage.root_iter_vars if iv.dom is not None for e in (iv.dom.min, iv.dom.extent)]
+        for expr in exprs:
+            found.update(v for v in free_vars(expr) if v not in loop_vars and dt.is_int(v.dtype))
+    for var in found:
+        bounds.setdefault(var, var.declared_range())
+    return frozenset(found)
 
 
 def infer_bounds(
@@ -302,6 +340,8 @@ def infer_bounds(
     """Bounds of every scheduled (non-inlined, non-placeholder) stage. ``scan_time`` maps the update stage of each
     scan to the scan's time variable."""
     result: dict[Stage, StageBound] = {}
+    size_vars = declare_size_vars(stages, bounds)
+    loop_extents: dict[Var, Expr] = {}
     for stage in reversed(stages):
         if stage.is_placeholder or stage.attach_type is AttachType.INLINE:
             continue
@@ -314,7 +354,7 @@ def infer_bounds(
                     raise ScheduleError(
                         f"stage {stage.name}: compute_at: its reader {consumer.name} is not a scheduled compute stage")
                 consumer_bodies[consumer] = body
-            region = infer_attached_region(stage, consumer_bodies, result, bounds)
+            region = infer_attached_region(stage, consumer_bodies, result, bounds, size_vars, loop_extents)
             bound.region = region
             domain = full_domain(stage)
             for index, iv in enumerate(stage.root_iter_vars):
@@ -328,7 +368,9 @@ def infer_bounds(
                 first = stage.root_iter_vars[0]
                 bound.root[first] = Range(scan_time[stage], convert(1))
         pass_down_extents(stage, bound, bounds)
-        if isinstance(stage.op, ScanOp):
+        if isinstance(stage.op, ScanOp):  # the time loop starts at the first row: its range lives in bounds alone
             _record_scan_bound(stage.op.scan_axis, bounds)
+        else:
+            loop_extents.update((leaf.var, bound.extent[leaf]) for leaf in stage.leaf_iter_vars)
         result[stage] = bound
     return result

@@ -165,6 +165,51 @@ def test_two_level_chain_over_a_symbolic_dimension(symbolic: bool) -> None:
         reference.build_and_check(s, [a, b, d], [x, y], (x * 2.0 + 1.0) @ y - 3.0, rtol=1e-5, atol=1e-5)
 
 
+def _found_schedules() -> dict[str, Callable[[tcomp.schedule.Schedule, dict[str, Stage]], None]]:
+    """Schedules of the issue chain the property test found wrong, each reduced to its steps."""
+
+    def split_reordered(s: tcomp.schedule.Schedule, st: dict[str, Stage]) -> None:
+        i, j = st["D"].op.axis
+        outer, inner = st["D"].split(j, factor=5)
+        st["D"].reorder(inner, outer, i)
+        st["C"].compute_at(st["D"], inner)  # the region of P: max(m - 1, j.inner + ...) wide
+        st["P"].compute_at(st["D"], inner)
+
+    def column_loop(s: tcomp.schedule.Schedule, st: dict[str, Stage]) -> None:
+        i, j = st["D"].op.axis
+        st["D"].reorder(j, i)
+        outer, _ = st["D"].split(j, factor=1)
+        st["C"].compute_at(st["D"], outer)  # P held 2^31 columns per row (the extent's constant bound)
+        st["P"].compute_at(st["D"], outer)
+
+    def fused_columns(s: tcomp.schedule.Schedule, st: dict[str, Stage]) -> None:
+        i, j = st["D"].op.axis
+        st["D"].reorder(j, i)
+        fused = st["D"].fuse(j, i)
+        st["C"].compute_at(st["D"], fused)  # an extent with no bound free of the fused loop: the whole row
+        st["P"].compute_at(st["D"], fused)
+
+    def fused_split(s: tcomp.schedule.Schedule, st: dict[str, Stage]) -> None:
+        outer, inner = st["D"].split(st["D"].fuse(*st["D"].op.axis), factor=8)
+        st["D"].vectorize(inner)
+        st["C"].compute_at(st["D"], inner)
+        st["P"].compute_at(st["D"], outer)  # rows (o * 8 + [0, 8)) // m: a division by a symbolic extent
+
+    return {f.__name__: f for f in (split_reordered, column_loop, fused_columns, fused_split)}
+
+
+@pytest.mark.parametrize("name", sorted(_found_schedules()))
+def test_schedules_the_property_test_found(name: str) -> None:
+    args, out, expected = issue_chain(te.var("n"), te.var("m"))
+    s = tcomp.create_schedule(out)
+    _found_schedules()[name](s, {stage.name: stage for stage in s.stages})
+    for rows, cols in [(1, 1), (5, 6), (3, 17)]:
+        rng = np.random.default_rng(rows + cols)
+        x, y = reference.random_data(rng, (rows, cols)), reference.random_data(rng, (cols,))
+        with tcomp.config.override(check_bounds=True):
+            reference.build_and_check(s, args, [x, y], expected(x, y), rtol=1e-4, atol=1e-4)
+
+
 def check_random_chain(graph: str, symbolic: bool, rows: int, cols: int, data: st.DataObject) -> None:
     n, m = (te.var("n"), te.var("m")) if symbolic else (rows, cols)
     args, out, expected = GRAPHS[graph](n, m)
