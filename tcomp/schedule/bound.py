@@ -63,7 +63,9 @@ def pass_down_extents(stage: Stage, bound: StageBound, bounds: Bounds) -> None:
                 bound.extent[rel.outer] = rel.nparts
                 bound.extent[rel.inner] = ceil_div(parent, rel.nparts, bounds)
         else:
-            bound.extent[rel.fused] = simplify(bound.extent[rel.outer] * bound.extent[rel.inner], bounds)
+            dtype = rel.fused.var.dtype  # the product of the extents fits the fused loop's type (see ``fuse``)
+            product = cast(bound.extent[rel.outer], dtype) * cast(bound.extent[rel.inner], dtype)
+            bound.extent[rel.fused] = simplify(product, bounds)
     for iv in stage.leaf_iter_vars:
         _record_bound(iv.var, bound.extent[iv], bounds)
 
@@ -99,8 +101,9 @@ def pass_up_index(stage: Stage, bound: StageBound, leaf_values: Mapping[IterVar,
             if rel.fused not in value:
                 continue
             inner_extent = bound.extent[rel.inner]
-            value[rel.outer] = floordiv(value[rel.fused], inner_extent)
-            value[rel.inner] = floormod(value[rel.fused], inner_extent)
+            # a 64-bit fused loop over 32-bit axes: each part is below its own extent, so it fits the axis' type
+            value[rel.outer] = cast(floordiv(value[rel.fused], inner_extent), rel.outer.var.dtype)
+            value[rel.inner] = cast(floormod(value[rel.fused], inner_extent), rel.inner.var.dtype)
     return value
 
 
@@ -121,8 +124,10 @@ def pass_up_domain(
             if fused.is_point():
                 assert fused.min is not None
                 inner_extent = bound.extent[rel.inner]
-                sets[rel.outer] = IntervalSet.point(simplify(floordiv(fused.min, inner_extent), bounds))
-                sets[rel.inner] = IntervalSet.point(simplify(floormod(fused.min, inner_extent), bounds))
+                outer_value = cast(floordiv(fused.min, inner_extent), rel.outer.var.dtype)
+                inner_value = cast(floormod(fused.min, inner_extent), rel.inner.var.dtype)
+                sets[rel.outer] = IntervalSet.point(simplify(outer_value, bounds))
+                sets[rel.inner] = IntervalSet.point(simplify(inner_value, bounds))
             else:
                 sets[rel.outer] = IntervalSet.from_range(const(0), bound.extent[rel.outer])
                 sets[rel.inner] = IntervalSet.from_range(const(0), bound.extent[rel.inner])

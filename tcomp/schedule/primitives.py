@@ -3,7 +3,8 @@
 Rewrite rules (``E`` is the extent of the axis being rewritten):
 - ``split(x, factor=f)``: ``x -> (x.outer in [0, ceil(E/f)), x.inner in [0, f))`` with ``x = x.outer * f + x.inner``;
   iterations with ``x >= E`` are guarded off. ``nparts=p`` fixes the outer extent instead.
-- ``fuse(x, y)`` (adjacent, ``x`` outside ``y``): ``f in [0, Ex * Ey)``, ``x = f // Ey``, ``y = f % Ey``.
+- ``fuse(x, y)`` (adjacent, ``x`` outside ``y``): ``f in [0, Ex * Ey)``, ``x = f // Ey``, ``y = f % Ey``; ``f`` is
+  64-bit when ``Ex * Ey`` may exceed 2^31 - 1 (symbolic extents by their declared ranges).
 - ``reorder(a, b, ...)``: the listed leaves take the positions they occupied, in the order given.
 - ``tile(x, y, fx, fy)`` = ``split(x, fx)``, ``split(y, fy)``, ``reorder(xo, yo, xi, yi)``.
 - ``vectorize`` / ``unroll`` / ``parallel`` / ``bind`` set a leaf's loop kind; ``pragma`` adds an annotation.
@@ -92,6 +93,8 @@ class StagePrimitives:
         fused = axes[0]
         for inner in axes[1:]:
             dtype = "int64" if "int64" in (fused.var.dtype, inner.var.dtype) else "int32"
+            if not _fits_int32(_extent_bound(stage, fused), _extent_bound(stage, inner)):
+                dtype = "int64"  # the fused loop can run past 2^31 iterations
             new = IterVar(Var(f"{fused.var.name}.{inner.var.name}.fused", dtype), None, fused.kind)
             stage.relations.append(Fuse(fused, inner, new))
             stage.all_iter_vars.append(new)
@@ -286,6 +289,36 @@ class StagePrimitives:
         stage.attach_type = AttachType.SCOPE
         stage.attach_stage = parent
         stage.attach_ivar = axis
+
+
+def _extent_bound(stage: Stage, axis: IterVar) -> int | None:
+    """An upper bound of the extent of ``axis`` (a root axis: its domain's, symbolic dimensions in their declared
+    ranges; split and fused axes: from their parents), or None when unbounded."""
+    from tcomp.arith import declared_upper_bound
+
+    bounds: dict[IterVar, int | None] = {}
+    for root in stage.root_iter_vars:
+        bounds[root] = None if root.dom is None else declared_upper_bound(root.dom.extent)
+    for rel in stage.relations:
+        if isinstance(rel, Split):
+            parent = bounds.get(rel.parent)
+            factor = None if rel.factor is None else declared_upper_bound(rel.factor)
+            parts = None if rel.nparts is None else declared_upper_bound(rel.nparts)
+            bounds[rel.outer] = parts if rel.nparts is not None else parent
+            bounds[rel.inner] = factor if rel.factor is not None else parent
+        else:
+            outer, inner = bounds.get(rel.outer), bounds.get(rel.inner)
+            bounds[rel.fused] = None if outer is None or inner is None else outer * inner
+    return bounds.get(axis)
+
+
+def _fits_int32(*extents: int | None) -> bool:
+    product = 1
+    for extent in extents:
+        if extent is None:
+            return False
+        product *= extent
+    return product <= (1 << 31) - 1
 
 
 def _reads_through(schedule: Any, reader: Stage, stage: Stage) -> bool:

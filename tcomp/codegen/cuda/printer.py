@@ -204,7 +204,8 @@ class KernelPrinter:
             name = self.names.define(s.loop_var, s.loop_var.name)
             _, high = const_int_bound(s.extent, self.expr.bounds)
             self.expr.bounds[s.loop_var] = (0, max((high or 1) - 1, 0)) if high is not None else (0, 2**31 - 2)
-            doc.line(f"const int {name} = (int){s.thread_tag};")
+            ctype = c_type(s.loop_var.dtype)  # long long for a loop fused past 2^31 iterations
+            doc.line(f"const {ctype} {name} = ({ctype}){s.thread_tag};")
             self.stmt(s.body)
             return
         if s.kind is S.ForKind.PARALLEL:

@@ -8,7 +8,7 @@ Every function emitted here returns ``i32``: 0 on success, else the id of the fa
   ``llvm.loop.vectorize.enable``. Parallel loops are outlined (``parallel.py``) unless already inside one.
 - ``Allocate``: scope ``local`` with a constant size up to 64 KiB is an ``alloca`` (align 64) in the entry block;
   anything else is ``aligned_alloc(64, round_up(bytes, 64))``, freed when the body ends. A failed heap allocation
-  fails the call like an assertion.
+  (or one whose byte count overflows 64 bits) fails the call like an assertion.
 - ``AssertStmt``: on failure the first failing check wins the error area (``cmpxchg`` on slot 0, so threads of a
   parallel loop agree), records its values as int64 in slots 1.., frees the heap buffers this function allocated
   and returns the assertion id.
@@ -247,7 +247,11 @@ class FunctionEmitter(ExprEmitter):
 
     def _heap_alloc(self, buffer: Buffer, extent: ir.Value, elem_bytes: int) -> ir.Value:
         bld = self.builder
-        nbytes = bld.mul(extent, T.I64(elem_bytes))
+        product = bld.smul_with_overflow(extent, T.I64(elem_bytes))
+        too_big = bld.or_(bld.extract_value(product, 1), bld.icmp_signed("<", extent, T.I64(0)))
+        message = f"cannot allocate {{}} elements of {elem_bytes} bytes for buffer {buffer.name!r} (over 2^63 bytes)"
+        self.guard(too_big, self.ctx.add_assert(message, 1), [extent])
+        nbytes = bld.extract_value(product, 0)
         rounded = bld.and_(bld.add(nbytes, T.I64(ALLOC_ALIGN - 1)), T.I64(-ALLOC_ALIGN))
         small = bld.icmp_signed("<", rounded, T.I64(ALLOC_ALIGN))
         size = bld.select(small, T.I64(ALLOC_ALIGN), rounded)
