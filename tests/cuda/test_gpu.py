@@ -54,3 +54,54 @@ def test_tuning_runs_candidates_on_the_gpu() -> None:
     result = autotune.RandomTuner(task, seed=0).tune(n_trial=4, measure_option=autotune.MeasureOptions(n_parallel=2))
     assert result.statuses == {autotune.MeasureStatus.OK: 4}
     assert 0 < result.best_cost < 0.01
+
+
+def _bound_1d(stage: object, axis: object, threads: int = 256) -> None:
+    from tcomp import te
+
+    outer, inner = stage.split(axis, factor=threads)  # type: ignore[attr-defined]
+    stage.bind(outer, te.thread_axis("blockIdx.x"))  # type: ignore[attr-defined]
+    stage.bind(inner, te.thread_axis("threadIdx.x"))  # type: ignore[attr-defined]
+
+
+def test_gpu_min_max_propagate_nan_and_zero_divisors_give_zero() -> None:
+    import tcomp
+    from tcomp import te
+
+    n = 1000
+    a_t, b_t = te.placeholder((n,), name="a"), te.placeholder((n,), name="b")
+    i_t, j_t = te.placeholder((n,), "int32", name="i"), te.placeholder((n,), "int32", name="j")
+    mm = te.compute((n,), lambda x: te.max(a_t[x], b_t[x]) - te.min(a_t[x], b_t[x]), name="mm")
+    dv = te.compute((n,), lambda x: i_t[x] // j_t[x] + i_t[x] % j_t[x], name="dv")
+    s = tcomp.create_schedule([mm, dv])
+    _bound_1d(s[mm], mm.op.axis[0])
+    _bound_1d(s[dv], dv.op.axis[0])
+    module = tcomp.build(s, [a_t, b_t, i_t, j_t, mm, dv], target="cuda")
+    assert "emulated" not in repr(module)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    a[::7], b[::5] = np.nan, np.nan
+    i, j = rng.integers(-50, 50, n).astype(np.int32), rng.integers(-3, 3, n).astype(np.int32)
+    out_mm, out_dv = np.zeros(n, np.float32), np.ones(n, np.int32)
+    module(a, b, i, j, out_mm, out_dv)
+    np.testing.assert_array_equal(out_mm, np.maximum(a, b) - np.minimum(a, b))
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(out_dv, i // j + i % j)  # numpy gives 0 for a zero divisor
+
+
+def test_gpu_kernel_over_more_than_2_31_elements() -> None:
+    import tcomp
+    from tcomp import te
+
+    rows, cols = 53688, 40000  # 2^31 + 36,352 int8 elements: 64-bit flat indices and a 64-bit fused loop
+    out_t = te.compute((rows, cols), lambda r, c: (r * 3 + c).astype("int8"), name="out")
+    s = tcomp.create_schedule(out_t)
+    fused = s[out_t].fuse(*out_t.op.axis)
+    assert fused.var.dtype == "int64"
+    _bound_1d(s[out_t], fused)
+    module = tcomp.build(s, [out_t], target="cuda")
+    out = np.zeros((rows, cols), np.int8)
+    module(out)
+    sample = np.array([0, 1, rows // 2, rows - 1])
+    np.testing.assert_array_equal(out[sample], (sample[:, None] * 3 + np.arange(cols)).astype(np.int8))
+    np.testing.assert_array_equal(out[:, -1], (np.arange(rows) * 3 + cols - 1).astype(np.int8))
