@@ -281,8 +281,9 @@ class Target:
 
     def missing_here(self) -> tuple[str, ...]:
         """The vector features this target's code uses that this machine's CPU lacks: code built for it would stop
-        the process with an illegal instruction here. Empty for this machine's CPU and for CUDA."""
-        if self.kind is not TargetKind.LLVM or self.host:
+        the process with an illegal instruction here. Empty for this machine's CPU with its own features and for CUDA;
+        ``-mattr=+avx512f`` on this machine's CPU name counts when the CPU lacks it."""
+        if self.kind is not TargetKind.LLVM or (self.host and not self.mattr):
             return ()
         host = Target("llvm")
         return tuple(f for f in PROBED_FEATURES if self.has_feature(f) and not host.has_feature(f))

@@ -69,6 +69,22 @@ def test_code_for_a_cpu_with_features_this_one_lacks_is_not_run(monkeypatch: pyt
         mod(np.ones(n, np.float32), np.empty(n, np.float32))
 
 
+@needs_x86
+def test_features_added_to_this_cpu_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-mattr=+avx512f`` on the host's own CPU name: the code uses AVX-512, so a CPU without it must not run it."""
+    import tcomp.target as target_module
+
+    host = target_module.host_cpu_features()
+    without_avx512 = ",".join(f for f in host.split(",") if not f[1:].startswith("avx512")) + ",-avx512f"
+    monkeypatch.setattr(target_module, "host_cpu_features", lambda: without_avx512)
+    assert Target("llvm").missing_here() == ()
+    assert Target("llvm -mattr=-avx512f").missing_here() == ()
+    widened = Target("llvm -mattr=+avx512f")
+    assert widened.vector_bits == 512 and widened.missing_here() == ("avx512f",)
+    with pytest.raises(TargetError, match="uses avx512f"):
+        widened.check_runs_here()
+
+
 _BUILD_WITH_BAD_TARGETS = """
 import tcomp
 from tcomp import te
