@@ -1,6 +1,7 @@
 """``schedule_cpu``: the default CPU schedule of any graph of library operators, picked per stage by its kind.
 
-Given the output tensors of a fused group (inputs are placeholders), the schedule is built in four steps:
+Given the output tensors of a fused group (inputs are placeholders), the schedule is built in four steps (those of
+every target, ``ops/steps.py``; steps 2 and 3 are its anchors step):
 
 1. Inline every elementwise / injective stage that is not an output into its readers, except a padding stage read
    by a convolution (computed at the root instead, so the convolution's inner loops test no bounds; a pooling
@@ -30,10 +31,11 @@ from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import padding_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
+from tcomp.ops.steps import schedule_in_steps
 from tcomp.ops.utils import OpError, OpKind, op_kind
 from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType
-from tcomp.schedule.schedule import Schedule, create_schedule
+from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target
 from tcomp.te.tensor import ComputeOp, Tensor
@@ -196,29 +198,22 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
 def schedule_cpu(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
     """The default CPU schedule of the graph that computes ``outs`` (one fused group: its inputs are
     placeholders), for ``target`` (the host by default)."""
-    tensors = [outs] if isinstance(outs, Tensor) else list(outs)
-    if not tensors:
-        raise OpError("schedule_cpu: give at least one output tensor")
-    for tensor in tensors:
-        if not isinstance(tensor, Tensor):
-            raise OpError(f"schedule_cpu: outputs must be tensors, got {type(tensor).__name__}")
     cpu = CpuTarget.of(target)
-    s = create_schedule(tensors)
-    inline_injective(s)
-    original = list(s.stages)
-    done = _schedule_anchors(s, cpu)
-    for stage in original:
-        if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(stage.op, ComputeOp):
-            continue
+
+    def anchors(s: Schedule) -> set[Stage]:
+        return _schedule_anchors(s, cpu)
+
+    def generic(s: Schedule, stage: Stage) -> None:
         if stage.scan_parent is not None:  # a scan's init or update: its loops run inside the scan's time loop
-            continue
+            return
         if stage.op.is_reduction:
             schedule_reduction(s, stage, cpu)
         elif op_kind(stage.op) is OpKind.LAYOUT_TRANSFORM:
             schedule_layout_transform(stage, cpu)
         else:
             schedule_elementwise(stage, cpu)
-    return s
+
+    return schedule_in_steps("schedule_cpu", outs, inline_injective, anchors, generic)
 
 
 def schedule_with_kind(

@@ -18,7 +18,8 @@ The graph compiler calls it for ``target="cuda"`` with the outputs of a fused gr
    threads of a block (``schedule_reduce_stage_cross_thread``), any other reduction one output per thread; an
    elementwise stage has its axes fused and bound to ``blockIdx.x`` / ``threadIdx.x``.
 
-Each root stage becomes its own kernel; the kernels of a group run in order in one module.
+Each root stage becomes its own kernel; the kernels of a group run in order in one module. The steps and their
+order are those of every target (``ops/steps.py``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from tcomp.ops.cuda.limits import first_fitting, power_of_two_at_most
 from tcomp.ops.cuda.matmul import MatmulKnobs
 from tcomp.ops.cuda.reduce import _reduces_innermost, schedule_reduce_stage_cross_thread
 from tcomp.ops.cuda.softmax import schedule_softmax
+from tcomp.ops.steps import schedule_in_steps
 from tcomp.ops.utils import OpError, OpKind, op_kind
 from tcomp.schedule.relation import AttachType
-from tcomp.schedule.schedule import Schedule, create_schedule
+from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
@@ -317,18 +319,18 @@ def schedule_stage_generic(stage: Stage, target: Target | None = None) -> None:
 
 def schedule_cuda(outs: Tensor | Sequence[Tensor], target: Target | None = None) -> Schedule:
     """The default CUDA schedule of the graph that computes ``outs`` (see the module docstring)."""
-    tensors = [outs] if isinstance(outs, Tensor) else list(outs)
-    if not tensors:
-        raise OpError("schedule_cuda: give at least one output tensor")
-    s = create_schedule(tensors)
-    _inline_injective(s, _tile_conv_inputs(s, target))
-    original = list(s.stages)
-    done = _schedule_anchors(s, target)
-    for stage in original:
+
+    def inline(s: Schedule) -> None:
+        _inline_injective(s, _tile_conv_inputs(s, target))
+
+    def anchors(s: Schedule) -> set[Stage]:
+        return _schedule_anchors(s, target)
+
+    def generic(s: Schedule, stage: Stage) -> None:
         op = stage.op
-        if stage in done or stage.attach_type is not AttachType.ROOT or not isinstance(op, ComputeOp):
-            continue
+        assert isinstance(op, ComputeOp)
         if not op.output(0).shape and not op.is_reduction:
             raise OpError(f"schedule_cuda: scalar elementwise stage {op.name} has no axis to bind to threads")
         schedule_stage_generic(stage, target)
-    return s
+
+    return schedule_in_steps("schedule_cuda", outs, inline, anchors, generic)
