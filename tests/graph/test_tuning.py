@@ -13,7 +13,10 @@ import tcomp.graph as tg
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record, RecordWriter
 from tcomp.graph import testing
+from tcomp.graph.passes.alter_layout import channel_block
 from tcomp.graph.tasks import extract_model_tasks
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.target import Target
 
 
 def model():  # type: ignore[no-untyped-def]
@@ -28,7 +31,9 @@ def test_extract_tasks_one_per_workload() -> None:
     assert names == {"conv2d_nchwc_blocked"}
     assert len({task.key for task in tasks}) == len(tasks)
     convs = [t for t in tasks if t.name == "conv2d_nchwc_blocked"]
-    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, 16, "float32") in [t.args for t in convs]
+    lanes = CpuTarget.of(Target("llvm")).lanes("float32")  # blocks of up to one vector register: 8 or 16 channels
+    stem_block = channel_block(16, lanes)
+    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, stem_block, "float32") in [t.args for t in convs]
 
 
 def nchw_tasks() -> list:  # type: ignore[type-arg]
