@@ -8,6 +8,7 @@ import pytest
 import tcomp
 from tcomp import autotune
 from tcomp.autotune import Task, TemplateError, create_task
+from tcomp.autotune.template import get_template
 from tcomp.autotune.templates.cuda.knobs import define_thread_split
 
 TEMPLATE_CASES = [
@@ -70,6 +71,42 @@ def test_template_fallback_builds_and_matches_numpy() -> None:
     out = np.zeros((16, 40), dtype=np.float32)
     module(x, w, out)
     np.testing.assert_allclose(out, x @ w.T, rtol=1e-4, atol=1e-4)
+
+
+def test_every_builtin_template_has_an_independent_reference() -> None:
+    """Candidates are checked against numpy, not against tcomp's own naive schedule (which shares their lowering
+    and code generation)."""
+    for name in autotune.list_templates():
+        if get_template(name).module.startswith("tcomp.autotune.templates."):
+            assert get_template(name).reference is not None, name
+
+
+REFERENCE_CASES = [
+    ("conv2d_nchw", (2, 5, 9, 7, 6, 3, 3, 2, 1)),
+    ("conv2d_nchw", (1, 3, 8, 8, 4, 1, 1, 1, 0)),
+    ("depthwise_conv2d_nchw", (1, 6, 11, 13, 2, 3, 3, 2, 1)),
+    ("conv2d_nchwc", (1, 8, 7, 5, 8, 3, 3, 1, 1)),
+    ("conv2d_nchwc_blocked", (1, 16, 9, 11, 16, 3, 3, 1, 1, 8, 8)),
+    ("conv2d_nchwc_blocked", (2, 8, 10, 10, 16, 3, 3, 2, 1, 4, 8)),
+]
+
+
+@pytest.mark.parametrize("name, args", REFERENCE_CASES, ids=[f"{c[0]}-{k}" for k, c in enumerate(REFERENCE_CASES)])
+def test_convolution_references_agree_with_built_configs(name: str, args: tuple) -> None:
+    """The numpy reference of each CPU convolution template against the fallback and a random config, built (odd
+    sizes, strides, padding, a 1x1 kernel, batches of 2)."""
+    task = create_task(name, args)
+    space = task.config_space
+    rng = np.random.default_rng(1)
+    for index in [space.fallback.index] + space.sample(rng, 1):
+        schedule, tensors = task.instantiate(space.get(index))
+        module = tcomp.build(schedule, tensors)
+        inputs = [rng.standard_normal(tuple(int(d) for d in t.shape)).astype(np.float32) for t in tensors[:-1]]
+        out = np.full(tuple(int(d) for d in tensors[-1].shape), np.nan, dtype=np.float32)
+        module(*inputs, out)
+        [expected] = task.template.reference(inputs, *task.args)
+        assert expected.shape == out.shape and expected.dtype == np.float32
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4, err_msg=f"{name}{args} config {index}")
 
 
 def test_cuda_matmul_space_holds_fitting_tiles_and_lowers() -> None:

@@ -20,12 +20,18 @@ interface is NCHW like the others. A graph compiler that keeps tensors in NCHWc 
 ``conv2d_nchwc_blocked`` is the convolution as the graph compiler builds it (blocked inputs and output, arguments
 ``..., padding, ic_block, oc_block``), its knobs the default CPU schedule's tile (``NCHWcTile``); its records apply
 to the fused kernels of a compiled model.
+
+Every template has a numpy reference (``tcomp.ops.testing``, accumulating in float64): measured candidates are
+checked against it rather than against tcomp's own naive schedule, whose lowering and code generation they share.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from tcomp import te
 from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
@@ -37,6 +43,7 @@ from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.conv2d import NCHWcTile, conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
 from tcomp.ops.nchwc import conv2d_nchwc as conv2d_nchwc_compute
+from tcomp.ops.testing import conv2d_nchw_python, depthwise_conv2d_nchw_python
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import TargetKind
@@ -76,7 +83,37 @@ def _place_pad(cfg: Config, s: Schedule, out: Tensor, axis: Any, has_pad: bool) 
 _CONV_ORDERS = [(0, 1, 2, 3, 4), (1, 2, 0, 3, 4), (0, 1, 2, 4, 3), (1, 2, 0, 4, 3), (3, 0, 1, 2, 4)]
 
 
-@template("conv2d_nchw", kind=TargetKind.LLVM)
+def conv2d_nchw_reference(inputs: Sequence[np.ndarray], batch: int, in_channels: int, height: int, width: int,
+                          out_channels: int, kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
+                          dtype: str = "float32") -> list[np.ndarray]:
+    """``conv2d_nchw`` and ``conv2d_nchwc`` (NCHW in and out) in numpy."""
+    data, kernel = inputs
+    return [conv2d_nchw_python(data, kernel, stride, padding)]
+
+
+def depthwise_conv2d_nchw_reference(inputs: Sequence[np.ndarray], batch: int, channels: int, height: int,
+                                    width: int, multiplier: int, kernel_h: int, kernel_w: int, stride: int = 1,
+                                    padding: int = 0, dtype: str = "float32") -> list[np.ndarray]:
+    data, kernel = inputs
+    return [depthwise_conv2d_nchw_python(data, kernel, stride, padding)]
+
+
+def conv2d_nchwc_blocked_reference(inputs: Sequence[np.ndarray], batch: int, in_channels: int, height: int,
+                                   width: int, out_channels: int, kernel_h: int, kernel_w: int, stride: int,
+                                   padding: int, ic_block: int, oc_block: int,
+                                   dtype: str = "float32") -> list[np.ndarray]:
+    """The blocked convolution in numpy: unblock ``data[N, C/ic, H, W, ic]`` to NCHW and ``kernel[O/oc, C/ic, KH,
+    KW, ic, oc]`` to OIHW, convolve, block the output to ``[N, O/oc, OH, OW, oc]``."""
+    data, kernel = inputs
+    nchw = data.transpose(0, 1, 4, 2, 3).reshape(batch, in_channels, height, width)
+    oihw = kernel.transpose(0, 5, 1, 4, 2, 3).reshape(out_channels, in_channels, kernel_h, kernel_w)
+    out = conv2d_nchw_python(nchw, oihw, stride, padding)
+    _, _, out_h, out_w = out.shape
+    return [np.ascontiguousarray(out.reshape(batch, out_channels // oc_block, oc_block, out_h, out_w)
+                                 .transpose(0, 1, 3, 4, 2))]
+
+
+@template("conv2d_nchw", reference=conv2d_nchw_reference, kind=TargetKind.LLVM)
 def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                 kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                 dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -116,7 +153,7 @@ def conv2d_nchw(cfg: Config, batch: int, in_channels: int, height: int, width: i
     return s, [data, kernel, out]
 
 
-@template("depthwise_conv2d_nchw", kind=TargetKind.LLVM)
+@template("depthwise_conv2d_nchw", reference=depthwise_conv2d_nchw_reference, kind=TargetKind.LLVM)
 def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, width: int, multiplier: int,
                           kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                           dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -149,7 +186,7 @@ def depthwise_conv2d_nchw(cfg: Config, batch: int, channels: int, height: int, w
     return s, [data, kernel, out]
 
 
-@template("conv2d_nchwc", kind=TargetKind.LLVM)
+@template("conv2d_nchwc", reference=conv2d_nchw_reference, kind=TargetKind.LLVM)
 def conv2d_nchwc(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                  kernel_h: int, kernel_w: int, stride: int = 1, padding: int = 0,
                  dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
@@ -221,7 +258,7 @@ def nchwc_tile_of(config: ConfigEntity) -> NCHWcTile:
                      int(config["ic_chunks"].val))
 
 
-@template("conv2d_nchwc_blocked", kind=TargetKind.LLVM)
+@template("conv2d_nchwc_blocked", reference=conv2d_nchwc_blocked_reference, kind=TargetKind.LLVM)
 def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                          kernel_h: int, kernel_w: int, stride: int, padding: int, ic_block: int, oc_block: int,
                          dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
