@@ -20,7 +20,9 @@ class Settings:
     ``thread_spin_count``: rounds idle pool threads spin before sleeping (also libgomp's ``GOMP_SPINCOUNT`` for the
     CUDA emulation, unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``); ``join_spin_count``: rounds the
     calling thread spins waiting for the last tasks of a loop before it yields its core to them;
-    ``parallel_thread_limit``: at most this many threads per loop (0: as many as the target has cores)."""
+    ``parallel_thread_limit``: at most this many threads per loop (0: as many as the target has cores);
+    ``parallel_backoff_us``: the longest time parallel loops run serially after loops that lost to serial (the
+    machine is busy: a worker was descheduled in a task), in microseconds; 0 never backs off."""
 
     verify_ir: bool = False
     dump_ir: bool = False
@@ -32,6 +34,7 @@ class Settings:
     thread_spin_count: int = 30000  # rounds idle pool threads spin before sleeping; 0 sleeps at once
     join_spin_count: int = 2000
     parallel_thread_limit: int = 0  # threads a parallel loop may use at most; 0: the target's cores
+    parallel_backoff_us: int = 20000
 
 
 _current = Settings()

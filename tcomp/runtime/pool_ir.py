@@ -25,8 +25,24 @@ Idle workers spin ``worker_spin`` rounds (a ``pause`` each) watching the sequenc
 variable (counted in ``sleepers``; the caller signals only when someone sleeps). The caller waits for the last tasks
 spinning ``master_spin`` rounds, then yielding its core (``sched_yield``) to the threads it waits for. Workers are
 started on first use, up to ``max_threads - 1``, and restarted in a forked child (the pool notes the pid that
-started them). ``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit)`` changes the policy
-(``PoolPolicy``).
+started them). ``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit, backoff_us)`` changes
+the policy (``PoolPolicy``).
+
+Serial backoff. Dynamic claiming cannot help when a worker is descheduled in the middle of a task it claimed: the
+caller then waits for the operating system to run that worker again, on a busy machine a time slice or more. Nor does
+it help when no worker gets a core at all: the caller runs every task, having paid a system call to wake workers that
+then take cores from whatever else runs. So the caller times each loop (``clock_gettime``, monotonic): from publishing
+the job to the end of its own tasks (``mine`` of ``count`` tasks), and to the last task's end. The loop lost to serial
+when it took longer than the caller alone would have (its time per task times ``count``, with 1/8 slack), or when the
+caller ran every task itself for over 100 us (a worker woken from sleep is running well within that on an idle
+machine). After a loss the next loops run serially for twice the losing loop's time, doubled after every further loss
+in a row, at most ``backoff_us`` microseconds; a loop that was shared and ran faster than serially ends the streak (a
+quick one the caller ran alone neither loses nor wins). The backoff is proportional to the losing loops' time, so a
+loop that lost by chance on an idle machine costs little; on a busy one the streak grows and the kernels run on the
+caller, with a parallel probe now and then, until a probe finds the workers responsive again. While a streak lasts,
+idle workers sleep at once instead of spinning (measured on 2 busy cores: spinning workers alone made ShuffleNet 1.5x
+slower than running it serially, burning time slices the caller needed). Loops the workers ran entirely (``mine == 0``)
+are not judged, and none is when ``backoff_us`` is 0.
 """
 
 from __future__ import annotations
@@ -44,6 +60,8 @@ I8_PTR = I8.as_pointer()
 TASK_TYPE = ir.FunctionType(VOID, [I8_PTR, I64, I64])
 ENTRY = "tcomp_parallel_for"
 CONFIGURE = "tcomp_pool_configure"
+JUDGE = "tcomp_pool_judge"
+STATE = "tcomp_pool_state"
 MAX_THREADS = 256
 _TASK_BITS = 20
 _TASK_MASK = (1 << _TASK_BITS) - 1
@@ -52,7 +70,8 @@ _SEQ_MASK = (1 << (64 - _SEQ_SHIFT)) - 1
 # the C library functions the pool calls: no kernel may define a symbol of these names
 LIBC_FUNCTIONS = frozenset({"pthread_create", "pthread_detach", "pthread_mutex_init", "pthread_mutex_lock",
                             "pthread_mutex_unlock", "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast",
-                            "sched_yield", "getpid"})
+                            "sched_yield", "getpid", "clock_gettime"})
+_ALONE_NS = 100_000  # a worker that slept is awake well within this on an idle machine
 _SYNC_BYTES = 128  # room for a pthread_mutex_t / pthread_cond_t on every libc tcomp runs on
 
 
@@ -60,22 +79,25 @@ _SYNC_BYTES = 128  # room for a pthread_mutex_t / pthread_cond_t on every libc t
 class PoolPolicy:
     """How the pool schedules: ``tasks_per_thread`` tasks per thread taking part in a loop; ``worker_spin`` rounds an
     idle worker spins before it sleeps; ``master_spin`` rounds the caller spins waiting for the last tasks before it
-    yields its core; ``thread_limit`` caps the threads of every loop (0: as many as the kernel was compiled for)."""
+    yields its core; ``thread_limit`` caps the threads of every loop (0: as many as the kernel was compiled for);
+    ``backoff_us`` is the longest serial backoff after loops that lost to serial, in microseconds (0: never back
+    off; see the module docstring)."""
 
     tasks_per_thread: int = 4
     worker_spin: int = 30000
     master_spin: int = 2000
     thread_limit: int = 0
+    backoff_us: int = 20000
 
     def __post_init__(self) -> None:
-        for name in ("tasks_per_thread", "worker_spin", "master_spin", "thread_limit"):
+        for name in ("tasks_per_thread", "worker_spin", "master_spin", "thread_limit", "backoff_us"):
             value = getattr(self, name)
             least = 1 if name == "tasks_per_thread" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"pool policy: {name} must be an int of at least {least}, got {value!r}")
 
-    def values(self) -> tuple[int, int, int, int]:
-        return (self.tasks_per_thread, self.worker_spin, self.master_spin, self.thread_limit)
+    def values(self) -> tuple[int, int, int, int, int]:
+        return (self.tasks_per_thread, self.worker_spin, self.master_spin, self.thread_limit, self.backoff_us)
 
 
 def declare_entry(module: ir.Module) -> ir.Function:
@@ -104,6 +126,11 @@ class _Pool:
         self.worker_spin = self._global("tcomp_pool.worker_spin", I64, policy.worker_spin, 8)
         self.master_spin = self._global("tcomp_pool.master_spin", I64, policy.master_spin, 8)
         self.thread_limit = self._global("tcomp_pool.thread_limit", I32, policy.thread_limit, 8)
+        self.backoff_ns = self._global("tcomp_pool.backoff_ns", I64, policy.backoff_us * 1000, 8)
+        self.serial_until = self._global("tcomp_pool.serial_until", I64, 0, 64)  # monotonic ns
+        self.streak = self._global("tcomp_pool.streak", I64, 0, 8)  # loops lost to serial in a row
+        self.lost_loops = self._global("tcomp_pool.lost_loops", I64, 0, 8)
+        self.serial_loops = self._global("tcomp_pool.serial_loops", I64, 0, 8)  # run serially by a backoff
         sync = ir.ArrayType(I8, _SYNC_BYTES)
         self.mutex = self._global("tcomp_pool.mutex", sync, None, 64)
         self.cond = self._global("tcomp_pool.cond", sync, None, 64)
@@ -129,6 +156,8 @@ class _Pool:
         self.cond_broadcast = declare("pthread_cond_broadcast", I32, [I8_PTR])
         self.sched_yield = declare("sched_yield", I32, [])
         self.getpid = declare("getpid", I32, [])
+        self.timespec = ir.LiteralStructType([I64, I64])
+        self.clock_gettime = declare("clock_gettime", I32, [I32, self.timespec.as_pointer()])
         if self.triple.startswith(("x86_64", "i686", "i386")):
             self.pause: ir.Function | None = declare("llvm.x86.sse2.pause", VOID, [])
             self.pause_args: list[ir.Value] = []
@@ -152,6 +181,21 @@ class _Pool:
     def _bytes(bld: ir.IRBuilder, variable: ir.GlobalVariable) -> ir.Value:
         return bld.bitcast(variable, I8_PTR)
 
+    def monotonic_clock(self) -> int:
+        """``CLOCK_MONOTONIC`` of the target's C library."""
+        if "apple" in self.triple or "darwin" in self.triple:
+            return 6
+        if "freebsd" in self.triple:
+            return 4
+        return 1
+
+    def now(self, bld: ir.IRBuilder, spec: ir.Value) -> ir.Value:
+        """Monotonic nanoseconds (``spec``: a ``timespec`` alloca)."""
+        bld.call(self.clock_gettime, [I32(self.monotonic_clock()), spec])
+        seconds = bld.load(bld.gep(spec, [I32(0), I32(0)], inbounds=True))
+        nanoseconds = bld.load(bld.gep(spec, [I32(0), I32(1)], inbounds=True))
+        return bld.add(bld.mul(seconds, I64(1_000_000_000)), nanoseconds)
+
     def relax(self, bld: ir.IRBuilder) -> None:
         if self.pause is not None:
             bld.call(self.pause, self.pause_args)
@@ -159,14 +203,17 @@ class _Pool:
     # -- the pieces ------------------------------------------------------------------------------------------------
     def emit(self) -> None:
         self.run_tasks = self._emit_run_tasks()
+        self.judge = self._emit_judge()
         self.worker = self._emit_worker()
         self.start_workers = self._emit_start_workers()
         self._emit_parallel_for()
         self._emit_configure()
+        self._emit_observe()
 
     def _emit_run_tasks(self) -> ir.Function:
-        """``run_tasks(seq)``: claim and run tasks of job ``seq`` until none is left (or a newer job began)."""
-        function = self._function("tcomp_pool.run_tasks", VOID, [I64])
+        """``run_tasks(seq) -> ran``: claim and run tasks of job ``seq`` until none is left (or a newer job began);
+        returns how many it ran."""
+        function = self._function("tcomp_pool.run_tasks", I64, [I64])
         (seq,) = function.args
         entry = function.append_basic_block("entry")
         loop = function.append_basic_block("claim")
@@ -175,6 +222,8 @@ class _Pool:
         run = function.append_basic_block("run")
         done = function.append_basic_block("done")
         bld = ir.IRBuilder(entry)
+        ran = bld.alloca(I64, name="ran")
+        bld.store(I64(0), ran)
         bld.branch(loop)
         bld.position_at_end(loop)
         word = bld.load_atomic(self.word, "acquire", 8)
@@ -192,9 +241,10 @@ class _Pool:
         closure = bld.load(self.closure, align=8)
         bld.call(task, [closure, index, count])
         bld.atomic_rmw("add", self.done, I64(1), "release")
+        bld.store(bld.add(bld.load(ran), I64(1)), ran)
         bld.branch(loop)
         bld.position_at_end(done)
-        bld.ret_void()
+        bld.ret(bld.load(ran))
         return function
 
     def _emit_worker(self) -> ir.Function:
@@ -225,9 +275,10 @@ class _Pool:
         bld.store(seq, last)
         bld.branch(top)
 
-        bld.position_at_end(spin)
+        bld.position_at_end(spin)  # no spinning while loops lose to serial: the spin takes a core the caller needs
         count = bld.load(rounds)
-        limit = bld.load_atomic(self.worker_spin, "monotonic", 8)
+        losing = bld.icmp_signed(">", bld.load_atomic(self.streak, "monotonic", 8), I64(0))
+        limit = bld.select(losing, I64(0), bld.load_atomic(self.worker_spin, "monotonic", 8))
         bld.cbranch(bld.icmp_signed("<", count, limit), spin_body, sleep)
         bld.position_at_end(spin_body)
         self.relax(bld)
@@ -300,8 +351,20 @@ class _Pool:
         bld.cbranch(positive, blocks["try"], blocks["empty"])
 
         bld.position_at_end(blocks["try"])  # take the pool, or run serially when one thread would do or it is taken
+        spec = _entry_alloca(function, self.timespec, "now")
+        backoff = function.append_basic_block("backoff")
         take = function.append_basic_block("take")
-        bld.cbranch(several, take, blocks["serial"])
+        bld.cbranch(several, backoff, blocks["serial"])
+        bld.position_at_end(backoff)  # serially while a backoff lasts (see the module docstring)
+        until = bld.load_atomic(self.serial_until, "monotonic", 8)
+        backing_off = function.append_basic_block("backoff.check")
+        bld.cbranch(bld.icmp_signed(">", until, I64(0)), backing_off, take)
+        bld.position_at_end(backing_off)
+        backed_off = function.append_basic_block("backoff.serial")
+        bld.cbranch(bld.icmp_signed("<", self.now(bld, spec), until), backed_off, take)
+        bld.position_at_end(backed_off)
+        bld.atomic_rmw("add", self.serial_loops, I64(1), "monotonic")
+        bld.branch(blocks["serial"])
         bld.position_at_end(take)
         result = bld.cmpxchg(self.busy, I32(0), I32(1), "acquire", "monotonic")
         bld.cbranch(bld.extract_value(result, 1), blocks["owned"], blocks["serial"])
@@ -339,6 +402,7 @@ class _Pool:
         bld.store(task, self.task, align=8)
         bld.store(closure, self.closure, align=8)
         bld.store_atomic(I64(0), self.done, "monotonic", 8)
+        started_at = self.now(bld, spec)
         next_seq = bld.and_(bld.add(seq, I64(1)), I64(_SEQ_MASK))
         published = bld.or_(bld.shl(next_seq, I64(_SEQ_SHIFT)), bld.shl(count, I64(_TASK_BITS)))
         bld.store_atomic(published, self.word, "seq_cst", 8)
@@ -353,7 +417,8 @@ class _Pool:
         bld.branch(blocks["join"])
 
         bld.position_at_end(blocks["join"])
-        bld.call(self.run_tasks, [next_seq])
+        mine = bld.call(self.run_tasks, [next_seq])
+        own_done_at = self.now(bld, spec)
         rounds = _entry_alloca(function, I64, "rounds")
         bld.store(I64(0), rounds)
         bld.branch(blocks["join.wait"])
@@ -374,6 +439,7 @@ class _Pool:
         bld.branch(blocks["join.wait"])
 
         bld.position_at_end(blocks["release"])
+        bld.call(self.judge, [started_at, own_done_at, self.now(bld, spec), mine, count])
         bld.store_atomic(I32(0), self.busy, "release", 4)
         bld.branch(blocks["finish"])
 
@@ -386,11 +452,80 @@ class _Pool:
         bld.position_at_end(blocks["finish"])
         bld.ret_void()
 
+    def _emit_judge(self) -> ir.Function:
+        """``judge(start, own_done, end, mine, count)`` after a parallel loop, by the caller holding the pool: start
+        or extend the serial backoff when the loop lost to serial, end the streak when it won (the module docstring
+        states the rule). Times in monotonic nanoseconds."""
+        function = self._function("tcomp_pool.judge", VOID, [I64] * 5)
+        start, own_done, end, mine, count = function.args
+        entry = function.append_basic_block("entry")
+        judged = function.append_basic_block("judge")
+        lose = function.append_basic_block("lost")
+        win = function.append_basic_block("won")
+        after = function.append_basic_block("done")
+        bld = ir.IRBuilder(entry)
+        total, own = bld.sub(end, start), bld.sub(own_done, start)
+        longest = bld.load_atomic(self.backoff_ns, "monotonic", 8)
+        bld.cbranch(bld.and_(bld.icmp_signed(">", mine, I64(0)), bld.icmp_signed(">", longest, I64(0))), judged, after)
+        bld.position_at_end(judged)
+        # total > own / mine * count * 9 / 8, multiplied out (nanoseconds times tasks stay far below 2**63)
+        slower = bld.icmp_signed(">", bld.mul(bld.mul(total, mine), I64(8)), bld.mul(bld.mul(own, count), I64(9)))
+        alone = bld.icmp_signed(">=", mine, count)
+        alone_long = bld.and_(alone, bld.icmp_signed(">", own, I64(_ALONE_NS)))
+        won = function.append_basic_block("maybe.won")
+        bld.cbranch(bld.or_(slower, alone_long), lose, won)
+        bld.position_at_end(won)  # a quick loop the caller ran alone is no evidence either way
+        bld.cbranch(alone, after, win)
+        bld.position_at_end(lose)
+        streak = bld.add(bld.load_atomic(self.streak, "monotonic", 8), I64(1))
+        bld.store_atomic(streak, self.streak, "monotonic", 8)
+        bld.atomic_rmw("add", self.lost_loops, I64(1), "monotonic")
+        shift = bld.select(bld.icmp_signed("<", streak, I64(20)), streak, I64(20))
+        penalty = bld.shl(total, shift)
+        penalty = bld.select(bld.icmp_signed("<", penalty, longest), penalty, longest)
+        bld.store_atomic(bld.add(end, penalty), self.serial_until, "monotonic", 8)
+        bld.branch(after)
+        bld.position_at_end(win)
+        bld.store_atomic(I64(0), self.streak, "monotonic", 8)
+        bld.branch(after)
+        bld.position_at_end(after)
+        bld.ret_void()
+        return function
+
+    def _emit_observe(self) -> None:
+        """``tcomp_pool_judge(start, own_done, end, mine, count) -> 0`` judges a loop of those times as the pool does
+        after each of its loops (or returns 1 when the pool is in use); ``tcomp_pool_state(i64* out)`` writes the
+        streak of lost loops, the end of the backoff (monotonic ns), and how many loops lost and how many ran
+        serially because of a backoff since the pool was compiled."""
+        function = self._function(JUDGE, I32, [I64] * 5, external=True)
+        entry = function.append_basic_block("entry")
+        take = function.append_basic_block("take")
+        refuse = function.append_basic_block("refuse")
+        bld = ir.IRBuilder(entry)
+        result = bld.cmpxchg(self.busy, I32(0), I32(1), "acquire", "monotonic")
+        bld.cbranch(bld.extract_value(result, 1), take, refuse)
+        bld.position_at_end(take)
+        bld.call(self.judge, list(function.args))
+        bld.store_atomic(I32(0), self.busy, "release", 4)
+        bld.ret(I32(0))
+        bld.position_at_end(refuse)
+        bld.ret(I32(1))
+
+        function = self._function(STATE, VOID, [I64.as_pointer()], external=True)
+        (out,) = function.args
+        bld = ir.IRBuilder(function.append_basic_block("entry"))
+        values = [bld.load_atomic(self.streak, "monotonic", 8), bld.load_atomic(self.serial_until, "monotonic", 8),
+                  bld.load_atomic(self.lost_loops, "monotonic", 8), bld.load_atomic(self.serial_loops, "monotonic", 8)]
+        for position, value in enumerate(values):
+            bld.store(value, bld.gep(out, [I64(position)]))
+        bld.ret_void()
+
     def _emit_configure(self) -> None:
-        """``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit) -> 0``, or 1 when the
-        pool is in use (nothing changes then). Non-positive task counts mean one task per thread."""
-        function = self._function(CONFIGURE, I32, [I64, I64, I64, I32], external=True)
-        per_thread, worker_spin, master_spin, thread_limit = function.args
+        """``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit, backoff_us) -> 0``, or 1
+        when the pool is in use (nothing changes then). Non-positive task counts mean one task per thread. It ends a
+        backoff under way."""
+        function = self._function(CONFIGURE, I32, [I64, I64, I64, I32, I64], external=True)
+        per_thread, worker_spin, master_spin, thread_limit, backoff_us = function.args
         entry = function.append_basic_block("entry")
         take = function.append_basic_block("set")
         refuse = function.append_basic_block("refuse")
@@ -404,6 +539,9 @@ class _Pool:
         bld.store_atomic(_at_least_zero(bld, master_spin), self.master_spin, "monotonic", 8)
         positive_limit = bld.select(bld.icmp_signed("<", thread_limit, I32(0)), I32(0), thread_limit)
         bld.store_atomic(positive_limit, self.thread_limit, "monotonic", 4)
+        bld.store_atomic(bld.mul(_at_least_zero(bld, backoff_us), I64(1000)), self.backoff_ns, "monotonic", 8)
+        bld.store_atomic(I64(0), self.serial_until, "monotonic", 8)
+        bld.store_atomic(I64(0), self.streak, "monotonic", 8)
         bld.store_atomic(I32(0), self.busy, "release", 4)
         bld.ret(I32(0))
         bld.position_at_end(refuse)

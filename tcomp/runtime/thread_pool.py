@@ -1,8 +1,9 @@
 """The thread pools that run parallel loops.
 
 Kernels compiled by tcomp call ``tcomp_parallel_for`` (``pool_ir.py``: dynamic scheduling, the caller works too,
-workers spin and then sleep). ``parallel_runtime()`` JIT-compiles that pool once per process and offers its symbol to
-every JIT'd kernel; an exported library links its own copy. ``configure_pool`` changes its policy at run time.
+workers spin and then sleep, loops run serially for a while after one that lost to serial). ``parallel_runtime()``
+JIT-compiles that pool once per process and offers its symbol to every JIT'd kernel; an exported library links its
+own copy. ``configure_pool`` changes its policy at run time; ``ParallelRuntime.state`` tells how often it backed off.
 
 libgomp is still loaded for the CUDA emulation's OpenMP code (``openmp_available``): ``GOMP_parallel`` there.
 """
@@ -15,7 +16,7 @@ import functools
 import os
 import threading
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import llvmlite.binding as llvm
 
@@ -78,12 +79,24 @@ def pool_source(triple: str, policy: PoolPolicy) -> str:
     return pool_module(triple, policy)
 
 
+@dataclass(frozen=True)
+class PoolState:
+    """The pool's serial backoff: ``streak`` loops lost to serial in a row, running serially until ``serial_until``
+    (monotonic nanoseconds, ``time.monotonic_ns``); ``lost_loops`` and ``serial_loops`` count the loops that lost
+    and the loops run serially by a backoff since the pool was compiled."""
+
+    streak: int
+    serial_until: int
+    lost_loops: int
+    serial_loops: int
+
+
 class ParallelRuntime:
     """The JIT-compiled pool of this process: ``address`` is ``tcomp_parallel_for``'s."""
 
     def __init__(self, policy: PoolPolicy) -> None:
         from tcomp.runtime import llvm_toolchain
-        from tcomp.runtime.pool_ir import CONFIGURE, ENTRY
+        from tcomp.runtime.pool_ir import CONFIGURE, ENTRY, JUDGE, STATE
         from tcomp.target import Target
 
         load_system_libraries()
@@ -95,7 +108,9 @@ class ParallelRuntime:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._jit))
         self.address = self._jit.address
         self._configure = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                                           ctypes.c_int32)(self._jit.address_of(CONFIGURE))
+                                           ctypes.c_int32, ctypes.c_int64)(self._jit.address_of(CONFIGURE))
+        self._judge = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_int64] * 5)(self._jit.address_of(JUDGE))
+        self._state = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64))(self._jit.address_of(STATE))
         self.policy = policy
         llvm.add_symbol(ENTRY, self.address)
 
@@ -104,6 +119,17 @@ class ParallelRuntime:
         while self._configure(*policy.values()) != 0:
             os.sched_yield()
         self.policy = policy
+
+    def state(self) -> PoolState:
+        values = (ctypes.c_int64 * 4)()
+        self._state(values)
+        return PoolState(*values)
+
+    def judge(self, start: int, own_done: int, end: int, mine: int, count: int) -> None:
+        """Judge a parallel loop of these times (monotonic ns: published, the caller's own tasks done, every task
+        done) in which the caller ran ``mine`` of ``count`` tasks, as the pool judges each of its loops."""
+        while self._judge(start, own_done, end, mine, count) != 0:
+            os.sched_yield()
 
 
 def parallel_runtime_available() -> bool:
@@ -120,7 +146,7 @@ def default_policy() -> PoolPolicy:
 
     settings = config.current()
     return PoolPolicy(settings.parallel_tasks_per_thread, settings.thread_spin_count, settings.join_spin_count,
-                      settings.parallel_thread_limit)
+                      settings.parallel_thread_limit, settings.parallel_backoff_us)
 
 
 def parallel_runtime() -> ParallelRuntime:

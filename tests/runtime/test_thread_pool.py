@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.runtime import load_module
 from tcomp.runtime.pool_ir import PoolPolicy
-from tcomp.runtime.thread_pool import configure_pool, parallel_runtime
+from tcomp.runtime.thread_pool import PoolState, configure_pool, parallel_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "codegen"))
 from llvm_testing import load, loop, store  # noqa: E402
@@ -132,7 +133,7 @@ def test_exported_library_brings_its_own_pool(counting: tcomp.runtime.Module, tm
 
 
 @pytest.mark.parametrize("field, value", [("tasks_per_thread", 0), ("worker_spin", -1), ("master_spin", 1.5),
-                                          ("thread_limit", True)])
+                                          ("thread_limit", True), ("backoff_us", -1)])
 def test_bad_policy(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"pool policy: {field}"):
         PoolPolicy(**{field: value})
@@ -141,3 +142,54 @@ def test_bad_policy(field: str, value: object) -> None:
 def test_configure_unknown_field() -> None:
     with pytest.raises(TypeError, match="spin_rounds"):
         configure_pool(spin_rounds=3)
+
+
+def test_loops_that_lose_to_serial_start_a_growing_backoff(restore_policy: None) -> None:
+    """The pool's rule (``pool_ir.py``, serial backoff) on loops of given times: a loop slower than its caller's
+    serial estimate, or one the caller ran alone for over 100 us, starts a backoff of twice its time that doubles
+    with every loss in a row, up to ``backoff_us``; a loop faster than serial ends the streak."""
+    runtime = parallel_runtime()
+    configure_pool(backoff_us=50)
+    lost = runtime.state().lost_loops
+    runtime.judge(0, 1000, 9000, 1, 8)  # serially 8000 ns: 9000 lost (9000 <= 8000 * 9 / 8: not yet)
+    assert runtime.state() == PoolState(0, 0, lost, runtime.state().serial_loops)  # within the 1/8 slack
+    runtime.judge(0, 1000, 9001, 1, 8)
+    state = runtime.state()
+    assert (state.streak, state.serial_until, state.lost_loops) == (1, 9001 + 2 * 9001, lost + 1)
+    runtime.judge(100_000, 101_000, 110_000, 1, 8)
+    assert (runtime.state().streak, runtime.state().serial_until) == (2, 110_000 + 4 * 10_000)
+    runtime.judge(200_000, 201_000, 220_000, 1, 8)  # 8 * 20000 ns is over the 50 us limit
+    assert (runtime.state().streak, runtime.state().serial_until) == (3, 220_000 + 50_000)
+    runtime.judge(0, 100_001, 100_001, 4, 4)  # the caller alone for over 100 us
+    assert runtime.state().streak == 4
+    runtime.judge(0, 100_000, 100_000, 4, 4)  # alone, but quick: neither
+    runtime.judge(0, 50, 60, 0, 4)  # the workers ran every task: not judged
+    assert runtime.state().streak == 4
+    runtime.judge(0, 1000, 2000, 4, 8)  # faster than the serial 2000 ns: the streak ends
+    assert runtime.state().streak == 0
+    assert runtime.state().lost_loops == lost + 4
+
+
+def test_no_backoff_when_disabled(restore_policy: None) -> None:
+    runtime = parallel_runtime()
+    configure_pool(backoff_us=0)
+    before = runtime.state()
+    runtime.judge(0, 1000, 1_000_000, 1, 8)
+    assert runtime.state() == before
+
+
+def test_loops_run_serially_during_a_backoff(counting: tcomp.runtime.Module, restore_policy: None) -> None:
+    """A backoff under way (a loss just now, with a 10 s limit) runs the loops serially, each iteration once; a new
+    policy ends it."""
+    runtime = parallel_runtime()
+    configure_pool(backoff_us=10_000_000)
+    now = time.monotonic_ns()
+    runtime.judge(now - 10**9, now - 10**9 + 10, now, 1, 2)  # lost: serial for min(2 s, 10 s)
+    serial = runtime.state().serial_loops
+    for size in (2, 1000, 65537):
+        _check_once(counting, size)
+    assert runtime.state().serial_loops == serial + 3
+    configure_pool(backoff_us=10_000_000)
+    assert runtime.state().serial_until == 0 and runtime.state().streak == 0
+    _check_once(counting, 65537)
+    assert runtime.state().serial_loops == serial + 3
