@@ -1,23 +1,38 @@
-"""Whole models at batch 1, float32: tcomp (untuned, and with tuning records when given) against onnxruntime, in the
-same run; compile time; activation memory with and without the memory plan.
+"""Whole models at batch 1, float32: tcomp against onnxruntime in the same run, idle and under load.
 
-The model is built with ``tcomp.graph.testing`` (the real architecture, random weights; ResNet-50 at 224x224 by
-default). onnxruntime runs with ``--threads`` intra-op threads (default 2, the machine's cores). The runs are
-interleaved round after round so both libraries see the same machine load; the table gives min and median latency
-per round (``--number`` runs each) and tcomp / onnxruntime ratios. Every tcomp result is checked against
-onnxruntime's (relative error: max |difference| / max |reference|).
+Models (``--models``, default all; see ``model_sources.py``): ResNet-50, a ViT-B/16-like and a BERT-base-like
+encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512, ShuffleNet and SqueezeNet
+(the onnx package's light models) and MobileNetV2. The two transformers are hundreds of MB and live in a cache folder
+(``--cache``, default ``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with
+an interpreter that has torch and transformers.
 
-    python bench/models.py [--model resnet50] [--image-size 224] [--rounds 15] [--number 3]
-                           [--tuning-records tuning.jsonl] [--threads 2] [--profile 10]
+For each model: tcomp compiles it (with ``--tuning-records`` when given) and onnxruntime opens it with ``--threads``
+intra-op threads (tcomp's target has as many cores). Every tcomp result is checked against onnxruntime's (relative
+error: max |difference| / max |reference|). Then both run interleaved, round after round (``--rounds``, each round
+``--number`` timed runs of each library), so they see the same machine load; every run is one sample, and the table
+gives min, median and p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the
+ratios of every model and their geometric mean.
+
+``--background-load 0,1`` runs every model twice: idle (0), then with one extra process running a 1-thread busy
+loop for the whole timing (1); with several conditions the summary adds each library's slowdown under load (median
+loaded / median idle). The busy processes are started before the rounds and stopped after them.
+
+    python bench/models.py [--models resnet50,vit,bert] [--rounds 10] [--number 3] [--threads 2]
+                           [--background-load 0[,1]] [--cache DIR] [--export --export-python PYTHON]
+                           [--tuning-records tuning.jsonl] [--profile 10] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,110 +40,198 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Timing, print_table, wait_until_threads_idle  # noqa: E402
+from common import print_table, wait_until_threads_idle  # noqa: E402
+from model_sources import ALL, DEFAULT_CACHE, FAMILY, MissingModel, Source, load_source  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
-from tcomp.graph import testing  # noqa: E402
+
+BUSY_LOOP = "while True:\n    pass\n"
 
 
-def build_model(name: str, image_size: int) -> Any:
-    builders = {
-        "resnet50": lambda: testing.resnet(50, image_size=image_size),
-        "resnet18": lambda: testing.resnet(18, image_size=image_size),
-        "vgg16": lambda: testing.vgg(16, image_size=image_size),
-        "mobilenet_v2": lambda: testing.mobilenet_v2(image_size=image_size),
-    }
-    if name not in builders:
-        raise SystemExit(f"unknown model {name!r}; choose from {sorted(builders)}")
-    return builders[name]()
+@dataclass(frozen=True)
+class Latency:
+    """Seconds per run over every sample: min, median and 99th percentile."""
+
+    min: float
+    median: float
+    p99: float
+
+    @staticmethod
+    def of(samples: list[float]) -> Latency:
+        return Latency(min(samples), float(np.median(samples)), float(np.percentile(samples, 99)))
 
 
-@dataclass
-class Compiled:
-    label: str
-    executor: tg.GraphExecutor
-    seconds: float
-    timings: dict[str, float]
+@dataclass(frozen=True)
+class Row:
+    model: str
+    load: int
+    tcomp: Latency
+    ort: Latency
+
+    def ratios(self) -> tuple[float, float, float]:
+        return (self.tcomp.min / self.ort.min, self.tcomp.median / self.ort.median, self.tcomp.p99 / self.ort.p99)
 
 
-def compile_tcomp(model: Any, label: str, tuning_records: str | None = None,
-                  options: tg.PassOptions | None = None) -> Compiled:
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    executor = tg.compile(model, "llvm", tuning_records=tuning_records, options=options, timings=timings)
-    return Compiled(label, executor, time.perf_counter() - start, timings)
+class BackgroundLoad:
+    """``count`` processes each running a 1-thread busy loop while the context is open."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> BackgroundLoad:
+        for _ in range(self.count):
+            self.processes.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP]))
+        if self.count:
+            time.sleep(0.2)  # the loops are running before the first sample
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+        self.processes.clear()
 
 
-def interleaved(runners: dict[str, Any], rounds: int, number: int) -> dict[str, Timing]:
-    results: dict[str, list[float]] = {name: [] for name in runners}
+def interleaved(runners: dict[str, Callable[[], Any]], rounds: int, number: int) -> dict[str, Latency]:
+    """Every runner ``number`` timed runs per round, runner after runner, for ``rounds`` rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in runners}
     for run in runners.values():
         run()  # warm-up
     for _ in range(rounds):
         for name, run in runners.items():
             wait_until_threads_idle()  # the other runtime's spinning threads go to sleep first
-            start = time.perf_counter()
             for _ in range(number):
+                start = time.perf_counter()
                 run()
-            results[name].append((time.perf_counter() - start) / number)
-    return {name: Timing.of(values) for name, values in results.items()}
+                samples[name].append(time.perf_counter() - start)
+    return {name: Latency.of(values) for name, values in samples.items()}
+
+
+def relative_error(got: np.ndarray, reference: np.ndarray) -> float:
+    scale = float(np.abs(reference).max()) or 1.0
+    return float(np.abs(got.astype(np.float64) - reference).max() / scale)
+
+
+def bench_model(source: Source, args: argparse.Namespace, loads: list[int]) -> list[Row]:
+    import onnxruntime as ort
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    executor = tg.compile(source.model, f"llvm -num-cores={args.threads}", tuning_records=args.tuning_records,
+                          timings=timings)
+    seconds = time.perf_counter() - start
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(source.model, options, providers=["CPUExecutionProvider"])
+    reference = session.run(None, source.inputs)[0]
+    got = executor.run(dict(source.inputs))[0]
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+    plan = executor.graph.meta["memory_plan"]
+    print(f"{source.name} ({source.note}): compiled in {seconds:.1f} s ({stages}); {executor.num_kernels} kernels; "
+          f"relative error {relative_error(got, reference):.1e}; activations {plan.planned_bytes / 2**20:.1f} MiB "
+          f"planned, {plan.unplanned_bytes / 2**20:.1f} MiB unplanned", flush=True)
+    executor.set_input(**source.inputs)
+    runners = {"tcomp": executor.run, "onnxruntime": lambda: session.run(None, source.inputs)}
+    rows = []
+    for load in loads:
+        with BackgroundLoad(load):
+            result = interleaved(runners, args.rounds, args.number)
+        rows.append(Row(source.name, load, result["tcomp"], result["onnxruntime"]))
+        print_rows([rows[-1]])
+    if args.profile:
+        profile = sorted(executor.profile(repeat=5), key=lambda r: -r[2])
+        total = sum(r[2] for r in profile)
+        print_table(["node", "kernel", "ms", "share"],
+                    [[n[:48], e[:48], f"{s * 1e3:.3f}", f"{s / total:.1%}"] for n, e, s in profile[: args.profile]])
+    return rows
+
+
+def print_rows(rows: list[Row]) -> None:
+    table = []
+    for row in rows:
+        ratios = row.ratios()
+        table.append([row.model, str(row.load), *(f"{v * 1e3:.2f}" for v in (row.tcomp.min, row.tcomp.median,
+                                                                            row.tcomp.p99)),
+                      *(f"{v * 1e3:.2f}" for v in (row.ort.min, row.ort.median, row.ort.p99)),
+                      *(f"{r:.2f}" for r in ratios)])
+    print_table(["model", "load", "tcomp min", "median", "p99", "ort min", "median", "p99", "min/ort", "median/ort",
+                 "p99/ort"], table)
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def summary(rows: list[Row], loads: list[int], threads: int) -> None:
+    print(f"\nsummary: batch 1, float32, {threads} threads, latencies in ms; ratio = tcomp / onnxruntime "
+          f"(targets on the median: transformers and resnet50 <= 1.0, every model <= 1.2, geomean <= 1.0)")
+    for load in loads:
+        chosen = [r for r in rows if r.load == load]
+        if not chosen:
+            continue
+        print(f"\nbackground load: {load} busy process(es)")
+        print_rows(chosen)
+        medians = [r.ratios()[1] for r in chosen]
+        print(f"geomean of ratios: min {geomean([r.ratios()[0] for r in chosen]):.2f}, median "
+              f"{geomean(medians):.2f}, p99 {geomean([r.ratios()[2] for r in chosen]):.2f}")
+    if len(loads) > 1:
+        base = loads[0]
+        table = []
+        for load in loads[1:]:
+            for row in (r for r in rows if r.load == load):
+                idle = next((r for r in rows if r.load == base and r.model == row.model), None)
+                if idle is None:
+                    continue
+                tcomp, ort = row.tcomp.median / idle.tcomp.median, row.ort.median / idle.ort.median
+                table.append([row.model, f"{base} -> {load}", f"{tcomp:.2f}", f"{ort:.2f}", f"{tcomp / ort:.2f}"])
+        print("\nslowdown under load (median loaded / median idle); target: tcomp's no worse than onnxruntime's")
+        print_table(["model", "load", "tcomp", "onnxruntime", "tcomp / ort"], table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="resnet50")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--number", type=int, default=3)
+    parser.add_argument("--models", default=",".join(ALL), help=f"comma-separated, from {','.join(ALL)}")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--number", type=int, default=3, help="timed runs per library per round")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--background-load", default="0", help="comma-separated busy-process counts, e.g. 0,1")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder of the exported transformers")
+    parser.add_argument("--export", action="store_true", help="(re)export the transformers into --cache first")
+    parser.add_argument("--export-python", default=None, help="interpreter with torch and transformers")
     parser.add_argument("--tuning-records", default=None)
-    parser.add_argument("--profile", type=int, default=0, help="print the N slowest kernels of the untuned model")
+    parser.add_argument("--profile", type=int, default=0, help="print each model's N slowest kernels")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args()
-
-    import onnxruntime as ort
-
-    model = build_model(args.model, args.image_size)
-    x = np.random.default_rng(0).standard_normal((1, 3, args.image_size, args.image_size)).astype(np.float32)
-    compiled = [compile_tcomp(model, "tcomp")]
-    if args.tuning_records:
-        compiled.append(compile_tcomp(model, "tcomp tuned", args.tuning_records))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(model.SerializeToString(), options)
-    [reference] = session.run(None, {"data": x})
-
-    runners: dict[str, Any] = {}
-    for entry in compiled:
-        [got] = entry.executor.run([x])
-        error = float(np.abs(got - reference).max() / np.abs(reference).max())
-        stages = ", ".join(f"{k} {v:.1f}s" for k, v in entry.timings.items())
-        print(f"{entry.label}: compiled in {entry.seconds:.1f} s ({stages}); {entry.executor.num_kernels} kernels, "
-              f"{entry.executor.program.stats.get('tuned_kernels', 0)} tuned; "
-              f"relative error {error:.1e}")
-        runners[entry.label] = entry.executor.run
-    runners["onnxruntime"] = lambda: session.run(None, {"data": x})
-    timings = interleaved(runners, args.rounds, args.number)
-
-    ort_time = timings["onnxruntime"]
-    rows = []
-    for name, timing in timings.items():
-        rows.append([name, f"{timing.min * 1e3:.2f}", f"{timing.median * 1e3:.2f}",
-                     f"{timing.min / ort_time.min:.2f}", f"{timing.median / ort_time.median:.2f}"])
-    print(f"\n{args.model}, batch 1, float32, {args.image_size}x{args.image_size}, {args.threads} threads, "
-          f"{args.rounds} rounds x {args.number} runs")
-    print_table(["runtime", "min (ms)", "median (ms)", "min / ort", "median / ort"], rows)
-
-    plan = compiled[0].executor.graph.meta["memory_plan"]
-    unplanned, planned = plan.unplanned_bytes, plan.planned_bytes
-    print(f"\nactivation memory: {unplanned / 2**20:.1f} MiB without planning (every value its own buffer), "
-          f"{planned / 2**20:.1f} MiB planned ({planned / unplanned:.1%}; target at most 50%; lower bound "
-          f"{plan.peak_live_bytes / 2**20:.1f} MiB live at once), "
-          f"{len(plan.storage_bytes)} storages, {sum(len(p) for p in plan.inplace.values())} in-place")
-
-    if args.profile:
-        rows = sorted(compiled[0].executor.profile(repeat=5), key=lambda r: -r[2])[: args.profile]
-        print_table(["node", "kernel", "ms"], [[n, e, f"{s * 1e3:.3f}"] for n, e, s in rows])
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ALL))
+    if unknown:
+        parser.error(f"unknown models {unknown}; models: {','.join(ALL)}")
+    loads = [int(v) for v in args.background_load.split(",")]
+    if any(v < 0 for v in loads):
+        parser.error("--background-load counts must not be negative")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    rows: list[Row] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            source = load_source(name, args.cache, args.export, args.export_python)
+            rows.extend(bench_model(source, args, loads))
+        except MissingModel as missing:
+            skipped[name] = str(missing)
+        except Exception as error:  # noqa: BLE001  (report every model, keep going)
+            skipped[name] = f"{type(error).__name__}: {str(error)[:300]}"
+        if name in skipped:
+            print(f"{name}: skipped: {skipped[name]}", flush=True)
+    summary(rows, loads, args.threads)
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": [asdict(r) | {"family": FAMILY[r.model]} for r in rows],
+                                         "skipped": skipped, "threads": args.threads}, indent=1))
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     main()

@@ -1,0 +1,103 @@
+"""Export full-size transformer encoders to ONNX for ``bench/models.py``: a BERT-base-like encoder and a
+ViT-B/16-like image model, built from Hugging Face transformers code with random weights from a fixed seed.
+
+    /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [--exporter dynamo|torchscript]
+
+Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
+interpreter named by ``--export-python``). Nothing is downloaded. Each model is written as ``NAME.onnx`` (weights in
+``NAME.onnx.data`` with the dynamo exporter) with ``NAME.json`` beside it, which records the versions, the
+configuration and the inputs, so that a cache made by another version is recognized.
+
+- ``bert``: ``BertModel`` with 12 layers, hidden size 768, 12 heads, feed-forward 3072, at sequence length 128,
+  inputs ``input_ids`` and ``attention_mask`` (batch 1);
+- ``vit``: ``ViTModel`` with patches of 16 at 224x224, 12 layers, hidden size 768, 12 heads, feed-forward 3072,
+  input ``pixel_values`` (batch 1).
+
+Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+SEED = 0
+SEQUENCE = 128
+LAYERS = 12
+HIDDEN = 768
+HEADS = 12
+FFN = 3072
+
+
+def bert(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.BertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                     intermediate_size=FFN, attn_implementation="eager")
+    net = transformers.BertModel(config, add_pooling_layer=False).eval()
+    generator = torch.Generator().manual_seed(SEED)
+    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=generator)
+    mask = torch.ones(1, SEQUENCE, dtype=torch.long)
+    return net, (ids, mask), ["input_ids", "attention_mask"], config.to_dict()
+
+
+def vit(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.ViTConfig(image_size=224, patch_size=16, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                                    num_attention_heads=HEADS, intermediate_size=FFN, attn_implementation="eager")
+    net = transformers.ViTModel(config, add_pooling_layer=False).eval()
+    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    return net, (pixels,), ["pixel_values"], config.to_dict()
+
+
+MODELS = {"bert": bert, "vit": vit}
+
+
+def export(name: str, outdir: str, exporter: str) -> None:
+    import torch
+    import transformers
+
+    torch.manual_seed(SEED)
+    net, inputs, names, config = MODELS[name](transformers, torch)
+
+    class FirstOutput(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, *xs: Any) -> Any:
+            return self.net(**dict(zip(names, xs)), return_dict=False)[0]
+
+    path = os.path.join(outdir, f"{name}.onnx")
+    dynamo = exporter == "dynamo"
+    options: dict[str, Any] = {} if dynamo else {"opset_version": 17}
+    with torch.no_grad():
+        torch.onnx.export(FirstOutput().eval(), inputs, path, input_names=names, output_names=["output"],
+                          dynamo=dynamo, **options)
+    description = {
+        "model": name, "exporter": exporter, "torch": torch.__version__, "transformers": transformers.__version__,
+        "inputs": [[n, list(t.shape), str(t.dtype).replace("torch.", "")] for n, t in zip(names, inputs)],
+        "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
+    }
+    with open(os.path.join(outdir, f"{name}.json"), "w") as handle:
+        json.dump(description, handle, indent=1)
+    print(f"{name}: {path} ({exporter} exporter)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("outdir")
+    parser.add_argument("names", nargs="*", help=f"models to export (default: all of {list(MODELS)})")
+    parser.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; models: {list(MODELS)}")
+    os.makedirs(args.outdir, exist_ok=True)
+    for name in args.names or list(MODELS):
+        export(name, args.outdir, args.exporter)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Where ``bench/models.py`` finds its models, and the inputs it feeds them.
+
+- ``resnet50`` and ``mobilenet_v2``: built by ``tcomp.graph.testing`` (the real architectures, random weights);
+- ``vgg19``, ``zfnet512``, ``shufflenet``, ``squeezenet``: the onnx package's light models (the real architectures
+  with random weights, ``onnx/backend/test/data/light/``);
+- ``bert`` (BERT-base-like encoder, sequence 128) and ``vit`` (ViT-B/16-like at 224): exported from Hugging Face
+  transformers code by ``bench/export_transformers.py`` into a cache folder (they are hundreds of MB, so they are
+  not kept in git); ``ensure_exported`` runs that script with an interpreter that has torch and transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tcomp" / "bench_models"
+LIGHT = {"vgg19": "light_vgg19", "zfnet512": "light_zfnet512", "shufflenet": "light_shufflenet",
+         "squeezenet": "light_squeezenet"}
+EXPORTED = ("bert", "vit")
+FAMILY = {"bert": "transformer", "vit": "transformer", "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
+          "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn"}
+ALL = ("resnet50", "vit", "bert", "vgg19", "zfnet512", "shufflenet", "squeezenet", "mobilenet_v2")
+
+
+class MissingModel(Exception):
+    """A model that is not available here (not exported yet); the message says how to get it."""
+
+
+@dataclass
+class Source:
+    """A model to run: ``model`` is what ``tcomp.graph.compile`` and onnxruntime take (a path or serialized
+    bytes); ``inputs`` its input arrays by name."""
+
+    name: str
+    model: str | bytes
+    inputs: dict[str, np.ndarray]
+    note: str
+
+
+def light_model_path(name: str) -> Path:
+    import onnx
+
+    return Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light" / f"{LIGHT[name]}.onnx"
+
+
+def example_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs for the graph inputs of ``model`` (a ``ModelProto``) that are not initializers: floats from a
+    normal distribution, integer ``*mask*`` inputs all ones, other integers (token ids) in ``[0, 1000)``."""
+    import onnx
+
+    rng = np.random.default_rng(seed)
+    initializers = {t.name for t in model.graph.initializer}
+    inputs: dict[str, np.ndarray] = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        shape = [d.dim_value if d.dim_value > 0 else 1 for d in tensor.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        if np.issubdtype(dtype, np.floating):
+            inputs[value.name] = rng.standard_normal(shape).astype(dtype)
+        elif "mask" in value.name:
+            inputs[value.name] = np.ones(shape, dtype)
+        else:
+            inputs[value.name] = rng.integers(0, 1000, shape).astype(dtype)
+    return inputs
+
+
+def ensure_exported(name: str, cache: Path, export: bool, python: str | None) -> Path:
+    """The path of the exported transformer ``name`` in ``cache``; exports it first when ``export`` is set (with
+    ``python``, an interpreter with torch and transformers), else raises ``MissingModel`` if it is not there."""
+    path = cache / f"{name}.onnx"
+    if export:
+        interpreter = python or sys.executable
+        command = [interpreter, str(BENCH / "export_transformers.py"), str(cache), name]
+        print(f"exporting {name}: {' '.join(command)}", flush=True)
+        subprocess.run(command, check=True)
+    if not path.exists():
+        raise MissingModel(f"{name}: not exported in {cache}; run with --export --export-python PYTHON (an "
+                           "interpreter with torch and transformers)")
+    return path
+
+
+def load_source(name: str, cache: Path, export: bool = False, python: str | None = None) -> Source:
+    import onnx
+
+    from tcomp.graph import testing
+
+    builders: dict[str, Callable[[], Any]] = {
+        "resnet50": lambda: testing.resnet(50, image_size=224),
+        "mobilenet_v2": lambda: testing.mobilenet_v2(image_size=224),
+    }
+    if name in builders:
+        model = builders[name]()
+        return Source(name, model.SerializeToString(), example_inputs(model), "tcomp.graph.testing, random weights")
+    if name in LIGHT:
+        path = light_model_path(name)
+        model = onnx.load(str(path))
+        return Source(name, str(path), example_inputs(model), f"onnx light model {path.name}")
+    if name in EXPORTED:
+        path = ensure_exported(name, cache, export, python)
+        model = onnx.load(str(path), load_external_data=False)
+        description = path.with_suffix(".json")
+        note = "transformers export"
+        if description.exists():
+            info = json.loads(description.read_text())
+            note = f"transformers {info.get('transformers')}, torch {info.get('torch')}, {info.get('exporter')}"
+        return Source(name, str(path), example_inputs(model), note)
+    raise SystemExit(f"unknown model {name!r}; models: {', '.join(ALL)}")
