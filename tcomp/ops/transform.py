@@ -104,7 +104,8 @@ def reshape(x: Tensor, newshape: Sequence[Any], name: str = "T_reshape") -> Tens
     index for index; over the rest, with ``f = sum_d out_idx[d] * out_stride[d]`` the flat index of the leading
     output dimensions, ``out[out_idx] = x[j]`` with ``j[d] = (f // in_stride[d]) % x.shape[d]``. (Keeping the shared
     dimensions out of the division keeps the index of the innermost ones plain, which bound inference and
-    vectorization read exactly.)"""
+    vectorization read exactly.) A reshape that only adds or drops dimensions of 1 reads each kept axis by its own
+    index, with no flat index at all."""
     op = "reshape"
     check_tensor(op, "x", x)
     if isinstance(newshape, (int, Expr)):
@@ -112,6 +113,17 @@ def reshape(x: Tensor, newshape: Sequence[Any], name: str = "T_reshape") -> Tens
     out_shape = _resolve_newshape(op, x, newshape)
     if len(out_shape) == x.ndim and all(same_dim(a, b) for a, b in zip(out_shape, x.shape)):
         return te.compute(out_shape, lambda *idx: x[idx], name=name, tag=Tag.INJECTIVE)
+    kept_out = [d for d, extent in enumerate(out_shape) if as_int(extent) != 1]
+    kept_in = [d for d, extent in enumerate(x.shape) if as_int(extent) != 1]
+    if len(kept_out) == len(kept_in) and all(same_dim(out_shape[a], x.shape[b]) for a, b in zip(kept_out, kept_in)):
+        # only dimensions of 1 come or go (squeeze, unsqueeze): each kept axis reads its own, no flat index
+        def direct(*idx: Var) -> Expr:
+            source: list[Expr] = [const(0)] * x.ndim
+            for a, b in zip(kept_out, kept_in):
+                source[b] = idx[a]
+            return x[tuple(source)]
+
+        return te.compute(out_shape, direct, name=name, tag=Tag.INJECTIVE)
     shared = 0
     while (shared < min(len(out_shape), x.ndim)
            and same_dim(out_shape[len(out_shape) - 1 - shared], x.shape[x.ndim - 1 - shared])):

@@ -40,12 +40,22 @@ def test_transpose(axes: Any) -> None:
         ((4, 6), (4, 6)),
         ((1,), (1, 1, 1)),
         ((3, 1, 4), (-1, 1)),
+        ((1, 6, 1, 5), (6, 5)),
+        ((3, 4), (1, 3, 1, 4, 1)),
     ],
     ids=str,
 )
 def test_reshape(shape: tuple[int, ...], newshape: tuple[int, ...]) -> None:
     x_tensor, x = _input(shape)
     _check(ops.reshape(x_tensor, newshape), [x_tensor], [x], x.reshape(newshape))
+
+
+def test_reshape_of_only_unit_dimensions_reads_each_axis_by_its_index() -> None:
+    x_tensor, x = _input((5, 1, 7))
+    out = ops.reshape(x_tensor, (1, 5, 7, 1))
+    _check(out, [x_tensor], [x], x.reshape(1, 5, 7, 1))
+    body = str(out.op.body[0])
+    assert "//" not in body and "%" not in body
 
 
 def test_reshape_of_a_transpose_composes_index_maps() -> None:
