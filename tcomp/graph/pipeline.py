@@ -76,7 +76,8 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         return matvec_weights(graph) if options.matvec_weights else graph
 
     def fuse(graph: Graph) -> Graph:
-        return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None)
+        return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None,
+                        absorb_views=options.views)
 
     return [
         ("fold_constants", fold),

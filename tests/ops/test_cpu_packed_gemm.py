@@ -133,3 +133,42 @@ def test_random_small_shapes_on_the_packed_gemm(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(dense_schedule, "PACKED_MAX_PADDING", 1e9)
     args, inputs, expected = _product(m, n, k, transpose_a, transpose_b, epilogue)
     _check(args, inputs, expected, Target(f"llvm -num-cores={cores}"))
+
+
+@pytest.mark.parametrize(("seq", "heads", "head_dim", "cores"), [(197, 3, 64, 2), (37, 2, 24, 3), (64, 4, 32, 1)])
+def test_batched_product_reads_head_views_in_place(monkeypatch: pytest.MonkeyPatch, seq: int, heads: int,
+                                                   head_dim: int, cores: int) -> None:
+    """Q K^T per head with Q and K the heads of ``[S, heads * D]`` projections (reshaped and transposed views,
+    inlined into the product), then a bias and a residual as the product's epilogue (run block by block in the
+    product's parallel loop). The size and padding limits of the packed GEMM are lifted."""
+    monkeypatch.setattr(dense_schedule, "PANEL_MIN_WORK", 0)
+    monkeypatch.setattr(dense_schedule, "PACKED_MAX_PADDING", 1e9)
+    hidden = heads * head_dim
+    q_t, k_t = te.placeholder((seq, hidden), name="Q"), te.placeholder((seq, hidden), name="K")
+    bias_t, residual_t = te.placeholder((seq,), name="bias"), te.placeholder((heads, seq, seq), name="residual")
+    q_heads = ops.transpose(ops.reshape(q_t, (seq, heads, head_dim)), (1, 0, 2))  # [heads, S, D]
+    k_heads = ops.transpose(ops.reshape(k_t, (seq, heads, head_dim)), (1, 2, 0))  # [heads, D, S]
+    out = ops.add(ops.add(ops.batch_matmul(q_heads, k_heads), bias_t), residual_t)
+    q, k = random_data(RNG, (seq, hidden)), random_data(RNG, (seq, hidden))
+    bias, residual = random_data(RNG, (seq,)), random_data(RNG, (heads, seq, seq))
+    qh = q.astype(np.float64).reshape(seq, heads, head_dim).transpose(1, 0, 2)
+    kh = k.astype(np.float64).reshape(seq, heads, head_dim).transpose(1, 2, 0)
+    expected = (qh @ kh + bias + residual).astype(np.float32)
+    source = _check([q_t, k_t, bias_t, residual_t, out], [q, k, bias, residual], expected,
+                    Target(f"llvm -num-cores={cores}"))
+    assert "tcomp_sgemm_f32" in source
+    assert "allocate T_transpose" not in source and "allocate T_reshape" not in source  # read through, not copied
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(257, 300, 256), (64, 48, 40), (7, 5, 3)])
+def test_residual_epilogue_behind_an_unsqueeze(m: int, n: int, k: int) -> None:
+    """``x @ w`` reshaped to ``[1, M, N]`` (as a 3-D MatMul exports) plus a residual: the add hosts the product
+    (the packed GEMM's blocks run in the add's own parallel loop, so the product is never stored whole)."""
+    x_t, w_t = te.placeholder((m, k), name="X"), te.placeholder((k, n), name="W")
+    residual_t = te.placeholder((1, m, n), name="residual")
+    out = ops.add(ops.reshape(ops.matmul(x_t, w_t), (1, m, n)), residual_t)
+    x, w, residual = random_data(RNG, (m, k)), random_data(RNG, (k, n)), random_data(RNG, (1, m, n))
+    expected = ((x.astype(np.float64) @ w)[None] + residual).astype(np.float32)
+    source = _check([x_t, w_t, residual_t, out], [x, w, residual], expected)
+    if m * n * k > dense_schedule.PANEL_MIN_WORK:
+        assert "tcomp_sgemm_f32" in source and "allocate T_matmul:" not in source

@@ -51,7 +51,7 @@ STAGES = (
 
 class LLVMBackend(Backend):
     kind = TargetKind.LLVM
-    graph = GraphOptions(blocked_convolutions=True, matvec_weights=True)
+    graph = GraphOptions(blocked_convolutions=True, matvec_weights=True, views=True)
 
     def stages(self) -> Sequence[Stage]:
         return STAGES

@@ -9,7 +9,10 @@ outputs) is the first node every path from it reaches. Three phases visit the no
   is at most broadcast and the edge pattern is elementwise (``conv -> bias add -> relu``);
 - elementwise or broadcast fuses in phase 1 into a post-dominator reached through injective nodes and ending at an
   injective, reduction or complex-out-fusable node (``relu -> sum``, ``add -> conv`` producers);
-- injective fuses in phase 2 when every node on the way is injective.
+- injective fuses in phase 2 when every node on the way is injective, or (``absorb_views``, CPU targets) when the
+  group is a chain of views (``VIEW_OPS``: reshape, transpose, slice, split, broadcast) whose post-dominator is a
+  matrix product or an attention: it reads its operand through the views (its packing copies follow them,
+  ``ops/cpu/views.py``), so a transpose feeding a MatMul costs no kernel of its own.
 
 Fusing a node into its post-dominator merges every node on the paths between them, so a group's values are read
 outside only at its root. Opaque nodes never fuse; a group is capped at ``MAX_GROUP_SIZE`` nodes; nodes listed in
@@ -31,6 +34,8 @@ from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
 
 MAX_GROUP_SIZE = 64
+VIEW_OPS = frozenset({"reshape", "transpose", "strided_slice", "broadcast_to", "split"})
+VIEW_READERS = frozenset({"matmul", "attention"})  # operators whose CPU schedules read their operands through views
 _SINK = "__sink__"
 
 
@@ -52,7 +57,7 @@ def _edge_pattern(graph: Graph, reader: Node, value: str) -> OpPattern:
     return pattern
 
 
-def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None) -> Graph:
+def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, absorb_views: bool = False) -> Graph:
     nodes = list(graph.nodes)
     if not nodes:
         return graph
@@ -82,6 +87,13 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None) -> 
 
     def root_pattern(i: int) -> OpPattern:
         return group_pattern[groups.find(i)]
+
+    def views_into_reader(src: int, sink: int, between: list[int]) -> bool:
+        """Whether the groups of ``src`` and ``between`` are views only and ``sink`` reads through views."""
+        if not absorb_views or nodes[sink].op not in VIEW_READERS:
+            return False
+        roots = {groups.find(k) for k in [src, *between]}
+        return all(nodes[k].op in VIEW_OPS for k in range(len(nodes)) if groups.find(k) in roots)
 
     def path_nodes(src: int, sink: int) -> list[int] | None:
         """Nodes strictly between ``src`` and ``sink`` on paths from ``src`` (None if a path escapes)."""
@@ -140,7 +152,8 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None) -> 
                     dom) in (OpPattern.ELEMWISE, OpPattern.BROADCAST, OpPattern.INJECTIVE, OpPattern.COMM_REDUCE,
                              OpPattern.OUT_ELEMWISE_FUSABLE)
             elif kind is OpPattern.INJECTIVE:
-                ok = phase == 2 and all(root_pattern(k) <= OpPattern.INJECTIVE for k in [*between, dom])
+                ok = phase == 2 and all(root_pattern(k) <= OpPattern.INJECTIVE for k in between) and (
+                    root_pattern(dom) <= OpPattern.INJECTIVE or views_into_reader(i, dom, between))
             else:
                 ok = False
             if ok:

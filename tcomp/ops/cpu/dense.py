@@ -35,6 +35,7 @@ Shapes the factors do not divide keep correct bounds guards; symbolic shapes get
 
 from __future__ import annotations
 
+from tcomp import te
 from tcomp.arith.factors import largest_divisor
 from tcomp.ir.expr import IterKind
 from tcomp.ops.cpu.common import (
@@ -48,13 +49,15 @@ from tcomp.ops.cpu.common import (
 from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.ops.cpu.packed_matmul import (
     GemmPlan,
+    Operand,
     micro_blocking,
+    operand,
     packed_product,
     plan_gemm,
     schedule_packed_product,
-    schedule_padded_copy,
     split_columns_over_cores,
 )
+from tcomp.ops.cpu.views import rows_in_place
 from tcomp.schedule.cache import replace_op, restart_stage
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
@@ -93,9 +96,9 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
         transpose_a = bool(op.attrs.get("transpose_a", False))
         transpose_b = bool(op.attrs.get("transpose_b", False))
         lanes = cpu.lanes(tensor.dtype)
-        plan = None if batch else packed_plan(op, tensor, m, n, k, cpu)
+        plan = packed_plan(op, tensor, m, n, k, cpu) if len(batch) <= 1 else None
         if plan is not None:
-            _gemm_packed(s, stage, tensor, host, plan, cpu)
+            fused = _gemm_packed(s, stage, tensor, host, plan, cpu)
         elif not transpose_b:
             fused = _gemm_tiles(s, stage, tensor, host, batch, m, n, k, cpu)
         elif not transpose_a and dot_lanes(k, lanes) >= min(4, lanes) and k >= 2 * dot_lanes(k, lanes):
@@ -107,41 +110,67 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
 
 
 def packed_plan(op: ComputeOp, tensor: Tensor, m: int, n: int, k: int, cpu: CpuTarget) -> GemmPlan | None:
-    """The plan of the packed GEMM on the micro-kernel (``packed_matmul.py``) for a large float32 product that the
-    whole-tile schedule (``_gemm_micro_kernel``) does not take, or ``None``: where padding to whole tiles would add
-    more than ``PACKED_MAX_PADDING`` of the work, or the product is too small for the packing to pay off."""
+    """The plan of the packed GEMM on the micro-kernel (``packed_matmul.py``) for a large float32 product (or batch
+    of products) that the whole-tile schedule (``_gemm_micro_kernel``) does not take, or ``None``: where padding to
+    whole tiles would add more than ``PACKED_MAX_PADDING`` of the work, or the product is too small for the packing
+    to pay off."""
     a, b = _inputs(op)
-    if tensor.dtype != "float32" or a.dtype != "float32" or b.dtype != "float32" or m * n * k < PANEL_MIN_WORK:
+    batch = product(extents(op.axis)[:-2]) if len(op.axis) > 2 else 1  # type: ignore[index]
+    batched = len(op.axis) > 2
+    if tensor.dtype != "float32" or a.dtype != "float32" or b.dtype != "float32" or \
+            batch * m * n * k < PANEL_MIN_WORK:
         return None
     transpose_a = bool(op.attrs.get("transpose_a", False))
     transpose_b = bool(op.attrs.get("transpose_b", False))
     lanes = cpu.lanes(tensor.dtype)
-    if not transpose_a and not transpose_b and a is not b and _whole_tiles(m, n, k, cpu, lanes):
+    if not batched and not transpose_a and not transpose_b and a is not b and \
+            isinstance(a.op, PlaceholderOp) and isinstance(b.op, PlaceholderOp) and _whole_tiles(m, n, k, cpu, lanes):
         return None
     blocking = micro_blocking(m, k, lanes, cpu.vector_registers)
-    in_place = not transpose_a and isinstance(a.op, PlaceholderOp)
-    # a transposed B is copied in scalar runs: the cores take column blocks sooner, so each copies its own part of B
-    # (dense 512 x 500 x 512, 2 cores: 0.67-0.74x numpy with each core copying all of B, 0.82-0.84x with column blocks)
-    b_cost = TRANSPOSED_B_COST if transpose_b else 1.0
-    plan = plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=in_place, b_cost=b_cost)
+    a_operand, b_operand = _operands(op)
+    # B copied in scalar runs (its K axis contiguous): the cores take column blocks sooner, so each copies its own
+    # part of B (dense 512 x 500 x 512, 2 cores: 0.67-0.74x numpy with each core copying all of B, 0.82-0.84x with
+    # column blocks)
+    b_cost = TRANSPOSED_B_COST if b_operand.k_contiguous else 1.0
+    plan = plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=_a_in_place(a_operand, m, k),
+                     b_cost=b_cost, batch=batch, batched=batched)
     if plan.Mp * plan.Np * plan.Kp > (1 + PACKED_MAX_PADDING) * m * n * k:
         return None
     return plan
 
 
+def _operands(op: ComputeOp) -> tuple[Operand, Operand]:
+    a, b = _inputs(op)
+    batched = len(op.axis) > 2
+    transpose_a = bool(op.attrs.get("transpose_a", False))
+    transpose_b = bool(op.attrs.get("transpose_b", False))
+    return (operand(a, transpose_a, batched, is_a=True), operand(b, transpose_b, batched, is_a=False))
+
+
+def _a_in_place(a: Operand, m: int, k: int) -> bool:
+    """Whether the micro-kernel can read A's rows where they are: runs of K in memory with a row stride."""
+    if a.transposed or not a.k_contiguous:
+        return False
+    if isinstance(a.tensor.op, PlaceholderOp):
+        return True
+    t, row, column = te.var("t"), te.var("row"), te.var("column")
+    extent = getattr(a.tensor.shape[0], "value", 1) if a.batched else 1
+    bounds = {t: (0, max(0, extent - 1)), row: (0, m - 1), column: (0, k - 1)}
+    return rows_in_place(a.tensor, a.index(t, row, column), row, column, bounds)
+
+
 def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, plan: GemmPlan,
-                 cpu: CpuTarget) -> None:
+                 cpu: CpuTarget) -> bool:
     """Replace the product's compute by the packed GEMM's stages (as ``cache_write`` replaces a stage's compute by
     a copy of a new stage): zero-padded packed panels of A and B, the product of whole tiles on the micro-kernel
     and, where the tiles overshoot C, a copy of the product's top-left corner (inlined into ``host`` when there is
-    one). Reads of ``tensor`` elsewhere are redirected to the new output, so callers keep their tensors."""
+    one). Reads of ``tensor`` elsewhere are redirected to the new output, so callers keep their tensors. The
+    epilogue ``host`` (or the copy) runs inside the product's parallel loop, block by block
+    (``packed_matmul.host_blocks``); returns whether ``host`` was scheduled so."""
     op = stage.op
     assert isinstance(op, ComputeOp)
-    a, b = _inputs(op)
-    stages = packed_product(
-        plan, a, b, bool(op.attrs.get("transpose_a", False)), bool(op.attrs.get("transpose_b", False)),
-        name=op.name, tag=op.tag, attrs=op.attrs,
-    )
+    a_operand, b_operand = _operands(op)
+    stages = packed_product(plan, a_operand, b_operand, name=op.name, tag=op.tag, attrs=op.attrs)
     output = stages.output.op
     assert isinstance(output, ComputeOp)
     position = s.stages.index(stage)
@@ -150,13 +179,11 @@ def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, 
     new = [t.op for t in (stages.packed_b, stages.packed_a, stages.product) if t is not None and t.op is not output]
     for offset, new_op in enumerate(new):
         s.insert_stage(new_op, position + offset)
-    schedule_packed_product(s, plan, stages)
-    if not plan.padded:
-        return
-    if host is not None:
+    if plan.padded and host is not None:
         stage.compute_inline()
-    else:
-        schedule_padded_copy(stage, plan.lanes, cpu.cores)
+    block_host = host if host is not None else stage if plan.padded else None
+    schedule_packed_product(s, plan, stages, block_host)
+    return host is not None
 
 
 def schedule_elementwise_reduction_fallback(stage: Stage, cpu: CpuTarget) -> None:

@@ -89,7 +89,10 @@ def inline_injective(s: Schedule) -> None:
             stage.compute_inline()
 
 
-def _reads_elementwise(body: Sequence[object], tensor: Tensor, axis_vars: Sequence[object]) -> bool:
+def _reads_elementwise(body: Sequence[object], tensor: Tensor, axis_vars: Sequence[object],
+                       unit_axes: Sequence[bool] = ()) -> bool:
+    """Whether every read of ``tensor`` in ``body`` is at the reader's own axes (those in ``unit_axes``, axes of
+    extent 1, may be missing from the read: a reshape that only adds dimensions of 1)."""
     loads: list[ProducerLoad] = []
 
     def visit(node: object) -> None:
@@ -98,8 +101,11 @@ def _reads_elementwise(body: Sequence[object], tensor: Tensor, axis_vars: Sequen
 
     for expr in body:
         post_order_visit(expr, visit)
+    kept = [v for position, v in enumerate(axis_vars) if not (position < len(unit_axes) and unit_axes[position])]
     return bool(loads) and all(
-        len(load.indices) == len(axis_vars) and all(i is v for i, v in zip(load.indices, axis_vars)) for load in loads
+        (len(load.indices) == len(axis_vars) and all(i is v for i, v in zip(load.indices, axis_vars)))
+        or (len(load.indices) == len(kept) and all(i is v for i, v in zip(load.indices, kept)))
+        for load in loads
     )
 
 
@@ -120,13 +126,23 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
     if not isinstance(op, ComputeOp) or op_kind(host_op) in CONV_SCHEDULES:
         return None
     out, result = host_op.output(0), op.output(0)
-    shape_ok = len(out.shape) == len(result.shape) and all(
-        _fits(getattr(a, "value", None), getattr(b, "value", None), same_shape) for a, b in zip(out.shape, result.shape)
+    out_shape = [getattr(d, "value", None) for d in out.shape]
+    result_shape = [getattr(d, "value", None) for d in result.shape]
+    # a matrix product's result may gain leading dimensions of 1 on the way (a squeeze or unsqueeze)
+    unit = [False] * len(out_shape)
+    if op_kind(op) in MATMUL_KINDS and len(out_shape) > len(result_shape):
+        extra = len(out_shape) - len(result_shape)
+        unit = [position < extra for position in range(len(out_shape))]
+        out_shape = out_shape[extra:]
+        if any(d != 1 for d in [getattr(x, "value", None) for x in out.shape][:extra]):
+            return None
+    shape_ok = len(out_shape) == len(result_shape) and all(
+        _fits(a, b, same_shape) for a, b in zip(out_shape, result_shape)
     )
     if not shape_ok:
         return None
     body = inline_bodies(s)[host_op]
-    if not _reads_elementwise(body, result, [iv.var for iv in host_op.axis]):
+    if not _reads_elementwise(body, result, [iv.var for iv in host_op.axis], unit):
         return None
     return host
 

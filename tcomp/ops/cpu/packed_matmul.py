@@ -20,6 +20,14 @@ padded buffer that a last stage copies into C. The loop nest (N split over the c
 When there are fewer column panels than cores, the row blocks run in parallel instead, each packing its own
 (small) slice of B. Each core packs B for its own columns, so the packed slice is hot in its cache when used. Where
 a core sweeps at most 4 column panels (N small) and M and K need no padding, A is read in place instead of packed.
+A batch of products (``C[t] = A[t] B[t]``, ``batch_matmul``) runs the same tiles with the batch axis outermost: the
+cores take (matrix, block of rows) pairs, each packing its matrix's slice of B.
+
+Operands may be views (reshapes, transposes inlined into the product, ``views.py``): each packing copy runs along
+the axis that is contiguous in the memory underneath, whatever the operator's ``transpose_a`` / ``transpose_b``,
+and A is read in place where its rows are runs of K in memory with a row stride (a transposed view of a
+``[.., K]`` tensor, say), so the transposes that feed a product cost no separate kernel.
+
 The computes and their schedule are separate pieces (``plan_gemm``, ``packed_product``, ``schedule_packed_product``)
 so that the default CPU schedule of ``ops.matmul`` / ``ops.dense`` (``tcomp/ops/cpu/dense.py``) splices the same
 stages into a schedule of the library compute, reading ``A`` or ``B`` transposed where the operator does.
@@ -34,7 +42,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcomp import te
+from tcomp.ir.expr import Expr, Var
 from tcomp.ops.cpu.intrin import gemm_intrin
+from tcomp.ops.cpu.views import unit_step
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target
@@ -67,6 +77,8 @@ class GemmPlan:
     block_rows: int
     by_columns: bool
     in_place_a: bool
+    batch: int = 1
+    batched: bool = False  # the product has a leading batch axis (of extent ``batch``, 1 included)
 
     @property
     def padded(self) -> bool:
@@ -75,16 +87,62 @@ class GemmPlan:
 
 
 @dataclass(frozen=True)
+class Operand:
+    """How a packed product reads one operand: ``tensor`` holds A as ``[M, K]`` (``[K, M]`` when ``transposed``)
+    or B as ``[K, N]`` (``[N, K]``), after a leading batch axis when ``batched`` (of extent 1: one matrix for the
+    whole batch). ``k_contiguous``: steps along K are adjacent in memory, so its packing copy runs along K."""
+
+    tensor: Tensor
+    transposed: bool = False
+    batched: bool = False
+    k_contiguous: bool = True
+    is_b: bool = False
+
+    def index(self, t: Expr, outer: Expr, k: Expr) -> tuple[Expr, ...]:
+        """The index of element ``(outer, k)`` of matrix ``t``: ``outer`` is A's row or B's column."""
+        matrix = (outer, k) if self.transposed == self.is_b else (k, outer)
+        if not self.batched:
+            return matrix
+        extent = self.tensor.shape[0]
+        return ((t if getattr(extent, "value", None) != 1 else te.const(0, "int32")), *matrix)
+
+    def read(self, t: Expr, outer: Expr, k: Expr) -> Expr:
+        return self.tensor[self.index(t, outer, k)]
+
+
+def operand(tensor: Tensor, transposed: bool, batched: bool, is_a: bool) -> Operand:
+    """An ``Operand`` whose ``k_contiguous`` is found by following the reads through inlined views (``views.py``);
+    where they cannot be followed, the operand's own layout decides."""
+    shape = [getattr(d, "value", None) for d in tensor.shape]
+    outer_first = transposed != is_a
+    probe = Operand(tensor, transposed, batched, outer_first, not is_a)
+    if any(d is None for d in shape):
+        return probe
+    t, outer, k = te.var("t"), te.var("outer"), te.var("k")
+    outers, steps = (shape[-2], shape[-1]) if outer_first else (shape[-1], shape[-2])
+    bounds: dict[Var, tuple[int, int]] = {t: (0, max(0, shape[0] - 1) if batched else 0), outer: (0, outers - 1),
+                                          k: (0, steps - 1)}
+    along_k = unit_step(tensor, probe.index(t, outer, k), k, bounds)
+    along_outer = unit_step(tensor, probe.index(t, outer, k), outer, bounds)
+    if along_k == 1 and along_outer != 1:
+        return Operand(tensor, transposed, batched, True, not is_a)
+    if along_outer == 1 and along_k != 1:
+        return Operand(tensor, transposed, batched, False, not is_a)
+    return probe
+
+
+@dataclass(frozen=True)
 class PackedProduct:
     """The stages of a packed GEMM: ``packed_a`` (None where A is read in place), ``packed_b``, the ``Mp x Np``
-    ``product`` and ``output``, the ``M x N`` result: the product itself, or a copy of its top-left corner."""
+    ``product`` and ``output``, the ``M x N`` result: the product itself, or a copy of its top-left corner (each
+    with a leading batch axis when the plan is batched)."""
 
     packed_a: Tensor | None
     packed_b: Tensor
     product: Tensor
     output: Tensor
-    transpose_a: bool = False
-    transpose_b: bool = False
+    a: Operand
+    b: Operand
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -125,126 +183,180 @@ def split_columns_over_cores(row_blocks: int, panels: int, M: int, N: int, cores
 
 
 def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores: int,
-              a_readable_in_place: bool = True, b_cost: float = 1.0) -> GemmPlan:
-    """The plan of ``C[M, N] = A[M, K] B[K, N]`` with ``blocking``. A is read in place where a core sweeps at most
-    4 column panels, M and K need no padding and ``a_readable_in_place`` (A is a buffer in row-major ``[M, K]``
-    order). ``b_cost``: what packing an element of B costs relative to one of A (more for a transposed B, whose
-    copy is not vectorized)."""
+              a_readable_in_place: bool = True, b_cost: float = 1.0, batch: int = 1,
+              batched: bool = False) -> GemmPlan:
+    """The plan of ``C[M, N] = A[M, K] B[K, N]`` with ``blocking`` (``batch`` of them when ``batched``). A is read
+    in place where a core sweeps at most 4 column panels, M and K need no padding and ``a_readable_in_place`` (A's
+    rows are runs of K in memory with a row stride). ``b_cost``: what packing an element of B costs relative to one
+    of A (more for a B whose copy is not vectorized). A batch runs (matrix, block of rows) pairs on the cores."""
     b = blocking
     Mp, Np, Kp = _ceil_div(M, b.mr) * b.mr, _ceil_div(N, b.nr) * b.nr, _ceil_div(K, b.kc) * b.kc
     cores = max(1, cores)
     panels = Np // b.nr
     block_rows = max(1, min(b.mc, Mp) // b.mr) * b.mr
-    by_columns = cores > 1 and split_columns_over_cores(_ceil_div(Mp, block_rows), panels, M, N, cores, b_cost)
+    batched = batched or batch > 1
+    by_columns = batch == 1 and cores > 1 and split_columns_over_cores(
+        _ceil_div(Mp, block_rows), panels, M, N, cores, b_cost)
     # an A micro-panel serves the column panels a core sweeps: for a few of them, copying A costs more than it saves
     # (measured on 4096 x 64 x 1024 and 4096 x 128 x 1024: about 15% and 8% faster read in place)
     sweep = _ceil_div(panels, cores) if by_columns else panels
     in_place_a = a_readable_in_place and Mp == M and Kp == K and sweep <= 4
-    return GemmPlan(M, N, K, b, lanes, cores, Mp, Np, Kp, block_rows, by_columns, in_place_a)
+    return GemmPlan(M, N, K, b, lanes, cores, Mp, Np, Kp, block_rows, by_columns, in_place_a, batch, batched)
 
 
-def packed_product(plan: GemmPlan, a: Tensor, b: Tensor, transpose_a: bool = False, transpose_b: bool = False,
-                   name: str = "C", tag: str = "", attrs: dict[str, Any] | None = None) -> PackedProduct:
-    """The computes of ``plan`` for ``A = a`` (``a[K, M]`` when ``transpose_a``) and ``B = b`` (``b[N, K]`` when
-    ``transpose_b``). ``output`` is named ``name`` and carries ``tag``; the product carries ``attrs`` (a padded one is
-    named ``<name>.padded``). Reads beyond the edges of A and B are zeros in the packed panels."""
+def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag: str = "",
+                   attrs: dict[str, Any] | None = None) -> PackedProduct:
+    """The computes of ``plan`` for ``A`` read through ``a`` and ``B`` through ``b``. ``output`` is named ``name``
+    and carries ``tag``; the product carries ``attrs`` (a padded one is named ``<name>.padded``). Reads beyond the
+    edges of A and B are zeros in the packed panels."""
     bl = plan.blocking
     M, N, K, Mp, Np, Kp = plan.M, plan.N, plan.K, plan.Mp, plan.Np, plan.Kp
-    dtype = a.dtype
+    dtype = a.tensor.dtype
     zero = te.const(0, dtype)
-
-    def read_a(row, y):
-        return a[y, row] if transpose_a else a[row, y]
-
-    def read_b(y, column):
-        return b[column, y] if transpose_b else b[y, column]
+    lead: tuple[int, ...] = (plan.batch,) if plan.batched else ()
 
     # Steps beyond K must add zeros. Rows and columns beyond C's edge only feed products that are not copied into C:
     # A's repeat its last row (a clamped read, the same for all lanes of a vector); B's are zeros, where the columns
     # are the vector lanes: a select whose condition depends on the lane is evaluated lane by lane (masked loads),
     # so the reads need no clamp there, while a clamp would turn the vector load into a gather.
-    def pack_b(x, y, z):
+    def pack_b(t, x, y, z):
         column = x * bl.nr + z
         if Np == N and Kp == K:
-            return read_b(y, column)
-        return te.if_then_else(te.all(column < N, y < K), read_b(te.min(y, K - 1), column), zero)
+            return b.read(t, column, y)
+        return te.if_then_else(te.all(column < N, y < K), b.read(t, column, te.min(y, K - 1)), zero)
 
-    def pack_a(x, z, y):
+    def pack_a(t, x, z, y):
         row = x * bl.mr + z if Mp == M else te.min(x * bl.mr + z, M - 1)
         if Kp == K:
-            return read_a(row, y)
-        return te.if_then_else(y < K, read_a(row, y), zero)
+            return a.read(t, row, y)
+        return te.if_then_else(y < K, a.read(t, row, y), zero)
 
-    packed_b = te.compute((Np // bl.nr, Kp, bl.nr), pack_b, name=f"{name}.packedB")
-    packed_a = None if plan.in_place_a else te.compute((Mp // bl.mr, bl.mr, Kp), pack_a, name=f"{name}.packedA")
+    if plan.batched:  # the axes are named after the arguments: t, then as in the single product
+        b_body, a_body = pack_b, pack_a
+    else:
+        def b_body(x, y, z):
+            return pack_b(None, x, y, z)
+
+        def a_body(x, z, y):
+            return pack_a(None, x, z, y)
+
+    packed_b = te.compute((*lead, Np // bl.nr, Kp, bl.nr), b_body, name=f"{name}.packedB")
+    packed_a = None if plan.in_place_a else te.compute((*lead, Mp // bl.mr, bl.mr, Kp), a_body,
+                                                       name=f"{name}.packedA")
     k = te.reduce_axis((0, Kp), name="k")
 
-    def a_value(i, k):
-        return read_a(i, k) if packed_a is None else packed_a[i // bl.mr, i % bl.mr, k]
+    def a_value(t, i, k):
+        if packed_a is None:
+            return a.read(t, i, k)
+        return packed_a[(*((t,) if plan.batched else ()), i // bl.mr, i % bl.mr, k)]
 
-    def body(i, j):
-        return te.sum(a_value(i, k) * packed_b[j // bl.nr, k, j % bl.nr], axis=k)
+    def batch_body(t, i, j):
+        b_value = packed_b[(*((t,) if plan.batched else ()), j // bl.nr, k, j % bl.nr)]
+        return te.sum(a_value(t, i, k) * b_value, axis=k)
+
+    def single_body(i, j):
+        return batch_body(None, i, j)
+
+    body = batch_body if plan.batched else single_body
 
     if not plan.padded:
-        product = te.compute((M, N), body, name=name, tag=tag, attrs=attrs)
-        return PackedProduct(packed_a, packed_b, product, product, transpose_a, transpose_b)
-    product = te.compute((Mp, Np), body, name=f"{name}.padded", attrs=attrs)
-    output = te.compute((M, N), lambda i, j: product[i, j], name=name, tag=tag)
-    return PackedProduct(packed_a, packed_b, product, output, transpose_a, transpose_b)
+        product = te.compute((*lead, M, N), body, name=name, tag=tag, attrs=attrs)
+        return PackedProduct(packed_a, packed_b, product, product, a, b)
+    product = te.compute((*lead, Mp, Np), body, name=f"{name}.padded", attrs=attrs)
+    if plan.batched:
+        output = te.compute((*lead, M, N), lambda t, i, j: product[t, i, j], name=name, tag=tag)
+    else:
+        output = te.compute((M, N), lambda i, j: product[i, j], name=name, tag=tag)
+    return PackedProduct(packed_a, packed_b, product, output, a, b)
 
 
-def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct) -> Stage:
+def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, host: Stage | None = None) -> Stage:
     """Schedule the product and the packing stages of ``stages`` as the module docstring describes (every
-    ``mr x nr x kc`` tile a micro-kernel call); returns the product's stage. A padded product's copy into C is
-    left to the caller."""
+    ``mr x nr x kc`` tile a micro-kernel call); returns the product's stage. With ``host`` (an elementwise stage
+    reading the product at its own indices, or with leading dimensions of 1 more: a bias, an activation, the
+    copy out of a padded product) the host's loop over the cores' blocks runs the product block by block, and the
+    host's own loops follow each block while it is in the core's cache (see ``host_blocks``). Without, a padded
+    product's copy into C is left to the caller."""
     bl = plan.blocking
     product, packed_a, packed_b = stages.product, stages.packed_a, stages.packed_b
     stage = s[product]
-    i, j = product.op.axis
+    if host is not None:
+        stage.compute_at(host, host_blocks(host, plan))
+    *lead, i, j = product.op.axis
     (k,) = product.op.reduce_axis
     i_panel, i_inner = stage.split(i, factor=bl.mr)  # whole tiles: the splits by mr, nr, kc divide Mp, Np, Kp
     i_block, i_panel = stage.split(i_panel, factor=plan.block_rows // bl.mr)
     j_panel, j_inner = stage.split(j, factor=bl.nr)
     k_outer, k_inner = stage.split(k, factor=bl.kc)
     if plan.by_columns:
-        j_thread, j_panel = stage.split(j_panel, nparts=plan.cores)
-        stage.reorder(j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
-        stage.parallel(j_thread)
+        if host is None:
+            j_thread, j_panel = stage.split(j_panel, nparts=plan.cores)
+            stage.reorder(*lead, j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
+            stage.parallel(j_thread)
+        else:  # the host's loop gives this product a block of columns
+            stage.reorder(*lead, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
         a_at = i_block
     else:
-        stage.reorder(i_block, k_outer, j_panel, i_panel, i_inner, j_inner, k_inner)
-        if plan.cores > 1:
-            stage.parallel(i_block)
+        stage.reorder(*lead, i_block, k_outer, j_panel, i_panel, i_inner, j_inner, k_inner)
+        if host is None:
+            outer = stage.fuse(*lead, i_block) if lead else i_block
+            if plan.cores > 1:
+                stage.parallel(outer)
         a_at = k_outer
     stage.tensorize(i_inner, gemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes))
 
-    # the copies read their source along its rows: vectorized where those are the panels' rows, else in scalar runs
+    # the copies read their source along the axis contiguous in memory: vectorized where that is the panels' rows,
+    # else in scalar runs
     s[packed_b].compute_at(stage, k_outer)
-    x, y, z = packed_b.op.axis
-    if stages.transpose_b:
-        s[packed_b].reorder(x, z, y)  # a row of b[N, K] per panel column
+    *_, x, y, z = packed_b.op.axis
+    if stages.b.k_contiguous:
+        s[packed_b].reorder(x, z, y)  # a run of K per panel column
     else:
-        s[packed_b].reorder(y, x, z)  # read B row by row
+        s[packed_b].reorder(y, x, z)  # B row by row
         s[packed_b].vectorize(z)
     if packed_a is not None:
         s[packed_a].compute_at(stage, a_at)
-        x, z, y = packed_a.op.axis
-        if stages.transpose_a:
-            s[packed_a].reorder(x, y, z)  # a row of a[K, M] per micro-panel row
-        else:
+        *_, x, z, y = packed_a.op.axis
+        if stages.a.k_contiguous:
             _, run = s[packed_a].split(y, factor=plan.lanes)
             s[packed_a].vectorize(run)
+        else:
+            s[packed_a].reorder(x, y, z)  # a run of rows per step of K
     return stage
+
+
+def host_blocks(host: Stage, plan: GemmPlan) -> Any:
+    """Split ``host``'s loops as the product's blocks go (``mr``-row tiles in blocks of ``block_rows``, ``nr``-column
+    panels, the panels or the row blocks over the cores) and return the loop at which the product is computed: one
+    iteration per core's block (a block of columns, or a row block of one matrix). Its rows and columns are whole
+    tiles, so the product's region is too (the host guards the rows and columns beyond its own)."""
+    bl = plan.blocking
+    *lead, i, j = host.leaf_iter_vars
+    i_tile, i_inner = host.split(i, factor=bl.mr)
+    i_block, i_tile = host.split(i_tile, factor=plan.block_rows // bl.mr)
+    j_panel, j_inner = host.split(j, factor=bl.nr)
+    if plan.by_columns:
+        j_thread, j_panel = host.split(j_panel, nparts=plan.cores)
+        host.reorder(j_thread, *lead, i_block, i_tile, i_inner, j_panel, j_inner)
+        host.parallel(j_thread)
+        attach = j_thread
+    else:
+        host.reorder(*lead, i_block, i_tile, i_inner, j_panel, j_inner)
+        attach = host.fuse(*lead, i_block) if lead else i_block
+        if plan.cores > 1:
+            host.parallel(attach)
+    host.vectorize(j_inner)
+    return attach
 
 
 def schedule_padded_copy(stage: Stage, lanes: int, cores: int) -> None:
     """The copy of a padded product into C: rows in parallel, each a vectorized run (a guarded tail where the
     vector width does not divide N)."""
-    row, column = stage.op.axis
+    *lead, row, column = stage.op.axis
     _, column_inner = stage.split(column, factor=lanes)
     stage.vectorize(column_inner)
     if cores > 1:
-        stage.parallel(row)
+        stage.parallel(stage.fuse(*lead, row) if lead else row)
 
 
 def packed_matmul(
@@ -263,7 +375,7 @@ def packed_matmul(
     plan = plan_gemm(M, N, K, blocking or choose_blocking(M, N, K, target), lanes, target.num_cores)
     A = te.placeholder((M, K), name="A", dtype=dtype)
     B = te.placeholder((K, N), name="B", dtype=dtype)
-    stages = packed_product(plan, A, B)
+    stages = packed_product(plan, Operand(A), Operand(B, k_contiguous=False, is_b=True))
     C = stages.output
     s = create_schedule(C)
     schedule_packed_product(s, plan, stages)
