@@ -45,6 +45,7 @@ class OpKind(enum.StrEnum):
     POOL2D = "pool2d"
     GLOBAL_POOL = "global_pool"
     LAYOUT_TRANSFORM = "layout_transform"
+    ATTENTION = "attention"
 
 
 OP_KIND = "op_kind"

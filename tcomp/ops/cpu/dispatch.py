@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 from tcomp.ir.expr import Call, ProducerLoad
 from tcomp.ir.functor import post_order_visit
+from tcomp.ops.cpu.attention import PART as ATTENTION_PART
+from tcomp.ops.cpu.attention import schedule_attention
 from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_layout_transform, schedule_reduction
 from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import padding_stage
@@ -69,6 +71,8 @@ def _calls_math(op: ComputeOp) -> bool:
 def _inlinable(s: Schedule, stage: Stage) -> bool:
     op = stage.op
     if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
+        return False
+    if op_kind(op) is OpKind.ATTENTION:  # its stages are scheduled together, block by block
         return False
     if stage.attach_type is not AttachType.ROOT or stage.scan_parent is not None:
         return False
@@ -208,6 +212,9 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
             host = epilogue_host(s, stage, done, same_shape=False)
             schedule_packed_matvec(s, stage.op.output(0), host, cpu)
             done.update(x for x in (stage, host) if x is not None)
+        elif kind is OpKind.ATTENTION and stage.op.attrs.get(ATTENTION_PART) == "result":
+            schedule_attention(s, stage, cpu)
+            done.add(stage)
     return done
 
 

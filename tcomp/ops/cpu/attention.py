@@ -1,0 +1,336 @@
+"""Fused attention on the CPU: ``softmax(q @ k_t * scale + biases) @ v``, one block of query rows at a time.
+
+``attention(q, k_t, v, biases, scale, tiles)`` computes, for every matrix ``t`` of the (broadcast) batch,
+
+    scores[i, j] = sum_d q[i, d] * k_t[d, j]              packed K, tensorized on the GEMM micro-kernel
+    logits       = scores * scale + sum of biases[i, j]    (-inf in the padding columns)
+    max[i]       = max_j logits;  exp[i, j] = exp(logits - max[i]);  sum[i] = sum_j exp[i, j]
+    out[i, e]    = sum_j exp[i, j] * v[j, e]               tensorized on the GEMM micro-kernel
+    result       = out[i, e] / sum[i]                      (transposed by ``perm`` when given)
+
+``schedule_attention`` runs one loop over (matrix, block of ``tiles.rows`` query rows) pairs, in parallel; inside it
+each block computes its scores, softmax and product with V, so no more than a block of scores (``rows x Skv``) is
+ever in memory. The key columns are padded to whole ``nr``-wide tiles (their logits are ``-inf``, so they weigh
+nothing), the query rows to whole blocks (those rows read the last query row and are never written out). Q and V
+are read in place by the micro-kernel where their rows are runs in memory with a row stride (transposed views of
+the projections, ``views.py``), else packed; K is always packed into ``nr``-column panels, along the axis that is
+contiguous in memory.
+
+The stages carry ``OpKind.ATTENTION`` and their ``part`` so that ``schedule_cpu`` leaves them alone (they are not
+inlined) and ``schedule_attention`` finds them from the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tcomp import te
+from tcomp.ir.expr import Expr, IterKind, Var
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.intrin import gemm_intrin
+from tcomp.ops.cpu.views import rows_in_place, unit_step
+from tcomp.ops.utils import OP_KIND, OpError, OpKind, op_kind
+from tcomp.schedule.schedule import Schedule
+from tcomp.schedule.stage import Stage
+from tcomp.te.tensor import ComputeOp, Tensor
+
+PART = "attention_part"
+BLOCK_SCORES_BYTES = 32 << 10  # a block's scores fit the L1 cache of most CPUs
+
+
+@dataclass(frozen=True)
+class AttentionTiles:
+    """``mr x nr`` micro tiles (``nr`` a multiple of the ``lanes`` of a vector) and blocks of ``rows`` query rows
+    (a multiple of ``mr``)."""
+
+    mr: int
+    nr: int
+    rows: int
+    lanes: int
+
+
+def choose_tiles(sq: int, skv: int, lanes: int, vector_registers: int) -> AttentionTiles:
+    """Micro tiles of two vectors by ``mr`` rows (accumulators leaving registers for a panel row and a broadcast,
+    at most 8 rows), blocks of rows whose scores stay in ``BLOCK_SCORES_BYTES``, the block chosen among
+    multiples of ``mr`` to pad the query rows least."""
+    nr = 2 * lanes
+    mr = max(1, min(8, (vector_registers - 3) // 2))
+    columns = -(-skv // nr) * nr
+    most = max(1, min(64 // mr, BLOCK_SCORES_BYTES // (4 * columns * mr)))
+    best = min(range(1, most + 1), key=lambda blocks: (-(-sq // (blocks * mr)) * blocks * mr, -blocks))
+    return AttentionTiles(mr, nr, best * mr, lanes)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b) * b
+
+
+def _ints(shape: Sequence[Any], what: str) -> tuple[int, ...]:
+    values = tuple(getattr(d, "value", d) for d in shape)
+    if not all(isinstance(v, (int, np.integer)) for v in values):
+        raise OpError(f"attention: {what} must have a static shape, got {shape}")
+    return tuple(int(v) for v in values)
+
+
+def _batch_reader(tensor: Tensor, batch: tuple[int, ...]) -> Any:
+    """``index(t)``: the leading indices of ``tensor`` for matrix ``t`` of ``batch`` (row-major over the batch
+    shape; size-1 dimensions of ``tensor`` broadcast)."""
+    own = _ints(tensor.shape, tensor.name)[:-2]
+    offset = len(batch) - len(own)
+    strides = [int(np.prod(batch[d + 1:])) for d in range(len(batch))]
+
+    def index(t: Expr) -> tuple[Expr, ...]:
+        result: list[Expr] = []
+        for position, extent in enumerate(own):
+            dim = position + offset
+            if extent == 1:
+                result.append(te.const(0, "int32"))
+                continue
+            value = t if strides[dim] == 1 else t // strides[dim]
+            result.append(value if dim == 0 else value % batch[dim])
+        return tuple(result)
+
+    return index
+
+
+def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: Sequence[Tensor] = (),
+              scale: float = 1.0, perm: Sequence[int] | None = None, name: str = "attention") -> Tensor:
+    """The stages of fused attention (module docstring) for ``q[..., Sq, D]``, ``k_t[..., D, Skv]``,
+    ``v[..., Skv, Dv]`` and ``biases`` broadcast to ``[..., Sq, Skv]``; the result is ``[..., Sq, Dv]``, its axes
+    permuted by ``perm`` (which keeps the last axis last) when given."""
+    for tensor in (q, k_t, v, *biases):
+        if tensor.dtype != "float32":
+            raise OpError(f"attention: {tensor.name} is {tensor.dtype}; the fused kernel is float32 only")
+    *q_batch, sq, d = _ints(q.shape, "q")
+    *k_batch, d_k, skv = _ints(k_t.shape, "k_t")
+    *v_batch, skv_v, dv = _ints(v.shape, "v")
+    if d != d_k or skv != skv_v:
+        raise OpError(f"attention: shapes q {q.shape}, k_t {k_t.shape}, v {v.shape} do not chain")
+    try:
+        batch = tuple(int(x) for x in np.broadcast_shapes(tuple(q_batch), tuple(k_batch), tuple(v_batch),
+                                                          *[_ints(b.shape, "bias")[:-2] for b in biases]))
+        for b in biases:
+            np.broadcast_shapes(_ints(b.shape, "bias")[-2:], (sq, skv))
+    except ValueError as error:
+        raise OpError(f"attention: batch shapes do not broadcast: {error}") from None
+    mr, nr, rows = tiles.mr, tiles.nr, tiles.rows
+    if nr % tiles.lanes or rows % mr:
+        raise OpError(f"attention: tiles {tiles}: nr must be a multiple of the lanes, rows of mr")
+    count = int(np.prod(batch)) if batch else 1
+    sq_p, np_, dv_p = _ceil(sq, rows), _ceil(skv, nr), _ceil(dv, nr)
+    q_at, k_at, v_at = _batch_reader(q, batch), _batch_reader(k_t, batch), _batch_reader(v, batch)
+    zero = te.const(0.0, "float32")
+
+    def attrs(part: str) -> dict[str, Any]:
+        return {OP_KIND: OpKind.ATTENTION, PART: part}
+
+    def read_k(t: Expr, j: Expr, dd: Expr) -> Expr:
+        return k_t[(*k_at(t), dd, j)]
+
+    def pack_k(t: Var, jo: Var, dd: Var, jj: Var) -> Expr:
+        j = jo * nr + jj
+        return read_k(t, j, dd) if np_ == skv else te.if_then_else(j < skv, read_k(t, j, dd), zero)
+
+    packed_k = te.compute((count, np_ // nr, d, nr), pack_k, name=f"{name}.packedK", attrs=attrs("packed_k"))
+    q_row, q_col, t_var = te.var("i"), te.var("d"), te.var("t")
+    q_bounds = {t_var: (0, count - 1), q_row: (0, sq - 1), q_col: (0, d - 1)}
+    q_in_place = sq_p == sq and rows_in_place(q, (*q_at(t_var), q_row, q_col), q_row, q_col, q_bounds)
+    if q_in_place:
+        def read_q(t: Expr, i: Expr, dd: Expr) -> Expr:
+            return q[(*q_at(t), i, dd)]
+    else:
+        packed_q = te.compute((count, sq_p // mr, mr, d),
+                              lambda t, io, ii, dd: q[(*q_at(t), te.min(io * mr + ii, sq - 1), dd)],
+                              name=f"{name}.packedQ", attrs=attrs("packed_q"))
+
+        def read_q(t: Expr, i: Expr, dd: Expr) -> Expr:
+            return packed_q[t, i // mr, i % mr, dd]
+
+    kd = te.reduce_axis((0, d), name="kd")
+    scores = te.compute((count, sq_p, np_),
+                        lambda t, i, j: te.sum(read_q(t, i, kd) * packed_k[t, j // nr, kd, j % nr], axis=kd),
+                        name=f"{name}.scores", attrs=attrs("scores"))
+    bias_at = [(_batch_reader(b, batch), _ints(b.shape, "bias")[-2:]) for b in biases]
+
+    def logits(t: Expr, i: Expr, j: Expr) -> Expr:
+        value = scores[t, i, j] * te.const(float(scale), "float32")
+        row = i if sq_p == sq else te.min(i, sq - 1)
+        for bias, (at, (rows_b, cols_b)) in zip(biases, bias_at):
+            value = value + bias[(*at(t), row if rows_b != 1 else te.const(0, "int32"),
+                                  j if cols_b != 1 else te.const(0, "int32"))]
+        if np_ == skv:
+            return value
+        return te.if_then_else(j < skv, value, te.const(float("-inf"), "float32"))
+
+    jm = te.reduce_axis((0, np_), name="jm")
+    row_max = te.compute((count, sq_p), lambda t, i: te.max(logits(t, i, jm), axis=jm), name=f"{name}.max",
+                         attrs=attrs("max"))
+    expo = te.compute((count, sq_p, np_), lambda t, i, j: te.exp(logits(t, i, j) - row_max[t, i]),
+                      name=f"{name}.exp", attrs=attrs("exp"))
+    js = te.reduce_axis((0, np_), name="js")
+    row_sum = te.compute((count, sq_p), lambda t, i: te.sum(expo[t, i, js], axis=js), name=f"{name}.sum",
+                         attrs=attrs("sum"))
+    v_row, v_col = te.var("j"), te.var("e")
+    v_bounds = {t_var: (0, count - 1), v_row: (0, skv - 1), v_col: (0, dv - 1)}
+    v_in_place = dv_p == dv and rows_in_place(v, (*v_at(t_var), v_row, v_col), v_row, v_col, v_bounds)
+    if v_in_place:
+        def read_v(t: Expr, j: Expr, e: Expr) -> Expr:
+            return v[(*v_at(t), j, e)]
+    else:
+        def pack_v(t: Var, eo: Var, j: Var, ee: Var) -> Expr:
+            e = eo * nr + ee
+            value = v[(*v_at(t), j, e if dv_p == dv else te.min(e, dv - 1))]
+            return value if dv_p == dv else te.if_then_else(e < dv, value, zero)
+
+        packed_v = te.compute((count, dv_p // nr, skv, nr), pack_v, name=f"{name}.packedV", attrs=attrs("packed_v"))
+
+        def read_v(t: Expr, j: Expr, e: Expr) -> Expr:
+            return packed_v[t, e // nr, j, e % nr]
+
+    jo = te.reduce_axis((0, skv), name="jo")
+    out = te.compute((count, sq_p, dv_p), lambda t, i, e: te.sum(expo[t, i, jo] * read_v(t, jo, e), axis=jo),
+                     name=f"{name}.out", attrs=attrs("out"))
+    natural = (*batch, sq, dv)
+    order = tuple(range(len(natural))) if perm is None else tuple(int(p) for p in perm)
+    if sorted(order) != list(range(len(natural))) or order[-1] != len(natural) - 1:
+        raise OpError(f"attention: perm {perm} must permute {len(natural)} axes and keep the last one last")
+    shape = tuple(natural[p] for p in order)
+    strides = [int(np.prod(batch[d + 1:])) for d in range(len(batch))]
+
+    def result(*index: Var) -> Expr:
+        source = [te.const(0, "int32")] * len(natural)
+        for position, axis in enumerate(order):
+            source[axis] = index[position]
+        t: Expr = te.const(0, "int32")
+        for dim, stride in enumerate(strides):
+            t = t + source[dim] * stride
+        return out[t, source[-2], source[-1]] / row_sum[t, source[-2]]
+
+    return te.compute(shape, result, name=name, tag="attention",
+                      attrs={**attrs("result"), "perm": order, "rows": rows, "mr": mr, "nr": nr,
+                             "lanes": tiles.lanes})
+
+
+def _parts(result: Tensor) -> dict[str, Tensor]:
+    """The attention stages behind ``result``, by part."""
+    found: dict[str, Tensor] = {}
+    stack = [result]
+    while stack:
+        tensor = stack.pop()
+        op = tensor.op
+        if not isinstance(op, ComputeOp) or op_kind(op) is not OpKind.ATTENTION:
+            continue
+        part = str(op.attrs[PART])
+        if part in found:
+            continue
+        found[part] = tensor
+        stack.extend(op.input_tensors())
+    return found
+
+
+def schedule_attention(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
+    """Schedule the attention whose result ``stage`` is (module docstring)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    parts = _parts(op.output(0))
+    rows, mr, nr, lanes = (int(op.attrs[key]) for key in ("rows", "mr", "nr", "lanes"))
+    order = tuple(op.attrs["perm"])
+    # the result's loops in the order of the natural axes: batch..., query row, value column
+    natural = [op.axis[order.index(axis)] for axis in range(len(order))]
+    *batch_axes, row, column = natural
+    stage.reorder(*natural)
+    blocks = -(-int(row.dom.extent.value) // rows)  # type: ignore[attr-defined]
+    row_block, row_inner = stage.split(row, factor=rows)
+    matrices = int(np.prod([int(iv.dom.extent.value) for iv in batch_axes])) if batch_axes else 1  # type: ignore
+    per_block = ("out", "sum", "exp", "max", "scores", "packed_q")  # readers first
+    per_matrix = ("packed_v", "packed_k")
+    if matrices >= cpu.cores or (matrices > 1 and blocks == 1):
+        # the cores take whole matrices: K and V are packed once per matrix, then the row blocks run in turn
+        matrix = stage.fuse(*batch_axes) if len(batch_axes) > 1 else batch_axes[0]
+        if cpu.cores > 1:
+            stage.parallel(matrix)
+        block_loop, matrix_loop = row_block, matrix
+    else:
+        # fewer matrices than cores: (matrix, row block) pairs in parallel, each packing what it reads
+        block_loop = stage.fuse(*batch_axes, row_block) if batch_axes else row_block
+        if cpu.cores > 1:
+            stage.parallel(block_loop)
+        matrix_loop = block_loop
+    # whole nr-wide tiles of the product's columns, so its region is whole tiles (the last one guarded here)
+    _, column_inner = stage.split(column, factor=nr)
+    stage.vectorize(column_inner)
+    for part in per_block:
+        if part in parts:
+            s[parts[part]].compute_at(stage, block_loop)
+    for part in per_matrix:
+        if part in parts:
+            s[parts[part]].compute_at(stage, matrix_loop)
+    _schedule_product(s[parts["scores"]], mr, nr, lanes)
+    _schedule_product(s[parts["out"]], mr, nr, lanes)
+    _schedule_packing(s, parts, lanes)
+    for part in ("max", "sum"):
+        _schedule_row_reduction(s, s[parts[part]], lanes)
+    exp_stage = s[parts["exp"]]
+    _, j_inner = exp_stage.split(exp_stage.op.axis[-1], factor=lanes)
+    exp_stage.vectorize(j_inner)
+
+
+def _schedule_product(stage: Stage, mr: int, nr: int, lanes: int) -> None:
+    """``[t, i, j] = sum_k a[t, i, k] b[t, k, j]`` in ``mr x nr`` tiles, each a micro-kernel call over all of K."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    t, i, j = op.axis
+    (k,) = op.reduce_axis
+    i_outer, i_inner = stage.split(i, factor=mr)
+    j_outer, j_inner = stage.split(j, factor=nr)
+    stage.reorder(t, j_outer, i_outer, i_inner, j_inner, k)
+    steps = getattr(k.dom.extent, "value", None)
+    assert isinstance(steps, int)
+    stage.tensorize(i_inner, gemm_intrin(mr, nr, steps, lanes))
+
+
+def _schedule_packing(s: Schedule, parts: dict[str, Tensor], lanes: int) -> None:
+    """The packing copies read their source along its contiguous axis."""
+    packed_k = parts["packed_k"]
+    stage = s[packed_k]
+    t, jo, dd, jj = packed_k.op.axis
+    if _step_along(packed_k, jj) == 1:
+        stage.reorder(t, jo, dd, jj)
+        stage.vectorize(jj)
+    else:
+        stage.reorder(t, jo, jj, dd)  # a run of D per key
+    if "packed_q" in parts:
+        packed_q = parts["packed_q"]
+        t, io, ii, dd = packed_q.op.axis
+        _, run = s[packed_q].split(dd, factor=lanes)
+        s[packed_q].vectorize(run)
+    if "packed_v" in parts:
+        packed_v = parts["packed_v"]
+        t, eo, j, ee = packed_v.op.axis
+        s[packed_v].vectorize(ee)
+
+
+def _step_along(packed: Tensor, axis: Any) -> int | None:
+    """How far the source read of one element of ``packed`` moves in memory along its ``axis``."""
+    op = packed.op
+    assert isinstance(op, ComputeOp)
+    bounds = {iv.var: (0, int(iv.dom.extent.value) - 1) for iv in op.axis}  # type: ignore[union-attr]
+    return unit_step(packed, tuple(iv.var for iv in op.axis), axis.var, bounds)
+
+
+def _schedule_row_reduction(s: Schedule, stage: Stage, lanes: int) -> None:
+    """A reduction along a row of whole vectors: partial results per lane (rfactor), vectorized, then summed."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    (k,) = op.reduce_axis
+    _, k_inner = stage.split(k, factor=lanes)
+    partial = s[s.rfactor(op.output(0), k_inner, factor_axis=len(op.axis))]
+    partial.compute_at(stage, stage.op.axis[-1])  # type: ignore[attr-defined]
+    data = [iv for iv in partial.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    reduce = [iv for iv in partial.leaf_iter_vars if iv.kind is IterKind.REDUCE]
+    partial.reorder(*data[:-1], *reduce, data[-1])
+    partial.vectorize(data[-1])

@@ -1,0 +1,128 @@
+"""Fused attention on the CPU (``tcomp.ops.cpu.attention``) against numpy: query and key counts no tile divides
+(padded query rows, ``-inf`` key columns), value widths no vector divides (packed V), broadcast batches and biases,
+the result transposed, 1 to 3 cores; every access checked against its buffer's bounds. And the errors of bad
+arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import Target, te
+from tcomp.ops.cpu import schedule_cpu
+from tcomp.ops.cpu.attention import AttentionTiles, attention, choose_tiles
+from tcomp.ops.testing import random_data
+from tcomp.ops.utils import OpError
+
+RNG = np.random.default_rng(1207)
+
+
+def reference(q: np.ndarray, k_t: np.ndarray, v: np.ndarray, biases: list[np.ndarray], scale: float,
+              perm: tuple[int, ...] | None) -> np.ndarray:
+    logits = (q.astype(np.float64) @ k_t) * scale
+    for bias in biases:
+        logits = logits + bias
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    weights = np.exp(logits)
+    out = (weights / weights.sum(axis=-1, keepdims=True)) @ v
+    return (out if perm is None else out.transpose(perm)).astype(np.float32)
+
+
+def run(q_shape: tuple[int, ...], k_shape: tuple[int, ...], v_shape: tuple[int, ...],
+        bias_shapes: list[tuple[int, ...]] = [], scale: float = 0.125, perm: tuple[int, ...] | None = None,  # noqa: B006
+        cores: int = 2, tiles: AttentionTiles | None = None) -> str:
+    target = Target(f"llvm -num-cores={cores}")
+    sq, skv = q_shape[-2], k_shape[-1]
+    if tiles is None:
+        tiles = choose_tiles(sq, skv, target.vector_bits // 32, target.vector_registers)
+    q_t, k_t, v_t = (te.placeholder(shape, name=name) for shape, name in
+                     ((q_shape, "q"), (k_shape, "k_t"), (v_shape, "v")))
+    bias_t = [te.placeholder(shape, name=f"bias{i}") for i, shape in enumerate(bias_shapes)]
+    out_t = attention(q_t, k_t, v_t, tiles, bias_t, scale, perm)
+    arrays = [random_data(RNG, shape) for shape in (q_shape, k_shape, v_shape, *bias_shapes)]
+    expected = reference(arrays[0], arrays[1], arrays[2], arrays[3:], scale, perm)
+    args = [q_t, k_t, v_t, *bias_t, out_t]
+    s = schedule_cpu([out_t], target)
+    source = str(tcomp.lower(s, args, simple_mode=True))
+    module = tcomp.build(s, args, target=target, check_bounds=True)
+    out = np.full(expected.shape, np.nan, dtype=np.float32)
+    module(*arrays, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    return source
+
+
+@pytest.mark.parametrize(("sq", "skv", "d", "dv", "cores"), [
+    (1, 1, 1, 1, 3),
+    (7, 5, 3, 9, 1),
+    (7, 5, 3, 9, 3),
+    (16, 32, 16, 16, 2),  # whole tiles: Q and V read in place
+    (50, 33, 17, 20, 1),
+    (50, 33, 17, 20, 2),
+    (50, 33, 17, 20, 3),
+    (197, 197, 64, 64, 2),  # ViT-B/16's 197 tokens
+])
+def test_attention_matches_numpy(sq: int, skv: int, d: int, dv: int, cores: int) -> None:
+    run((2, sq, d), (2, d, skv), (2, skv, dv), cores=cores)
+
+
+def test_broadcast_batch_biases_and_a_transposed_result() -> None:
+    # BERT's shape: [batch, heads, S, D] with a padding mask [batch, 1, 1, S] and a position bias per head
+    run((2, 3, 13, 8), (2, 3, 8, 13), (2, 3, 13, 8), [(2, 1, 1, 13), (3, 13, 13)], scale=8 ** -0.5,
+        perm=(0, 2, 1, 3))
+
+
+def test_one_matrix_of_keys_for_every_query_batch() -> None:
+    run((4, 10, 6), (1, 6, 11), (11, 5), [(10, 1)], scale=1.0, cores=3)
+
+
+def test_masked_logits_weigh_nothing() -> None:
+    run((1, 9, 4), (1, 4, 9), (1, 9, 4), [(1, 9, 9)], scale=1.0)  # random biases in [-1, 1)
+    mask = np.triu(np.full((9, 9), -1e9, dtype=np.float32), 1)
+    target = Target("llvm -num-cores=2")
+    q_t, k_t, v_t = te.placeholder((9, 4), name="q"), te.placeholder((4, 9), name="k_t"), te.placeholder((9, 4),
+                                                                                                        name="v")
+    m_t = te.placeholder((9, 9), name="mask")
+    out_t = attention(q_t, k_t, v_t, choose_tiles(9, 9, 8, 16), [m_t])
+    module = tcomp.build(schedule_cpu([out_t], target), [q_t, k_t, v_t, m_t, out_t], target=target)
+    q, k, v = (random_data(RNG, shape) for shape in ((9, 4), (4, 9), (9, 4)))
+    out = np.empty((9, 4), dtype=np.float32)
+    module(q, k, v, mask, out)
+    np.testing.assert_allclose(out[0], v[0], rtol=1e-5)  # the first query sees the first key only
+    np.testing.assert_allclose(out, reference(q, k, v, [mask], 1.0, None), rtol=1e-4, atol=1e-5)
+
+
+def test_blocks_of_rows_bound_the_scores_in_memory() -> None:
+    source = run((1, 40, 8), (1, 8, 24), (1, 24, 8), tiles=AttentionTiles(mr=4, nr=8, rows=8, lanes=4))
+    # the scores of one block of 8 rows (24 keys wide), never all 40 rows
+    assert "allocate attention.scores: float32[1, 8, 24]" in source
+    assert "tcomp_sgemm_f32" in source
+
+
+def test_choose_tiles() -> None:
+    tiles = choose_tiles(197, 197, 16, 32)
+    assert (tiles.mr, tiles.nr, tiles.lanes) == (8, 32, 16)
+    assert tiles.rows % tiles.mr == 0 and tiles.rows * 224 * 4 <= 32 << 10
+    assert choose_tiles(1, 1, 8, 16).rows == choose_tiles(1, 1, 8, 16).mr
+    for sq in (1, 7, 128, 197, 1000):
+        tiles = choose_tiles(sq, 300, 8, 16)
+        assert tiles.nr % tiles.lanes == 0 and tiles.rows % tiles.mr == 0
+
+
+def test_bad_arguments() -> None:
+    tiles = AttentionTiles(4, 8, 8, 4)
+    q, k_t, v = te.placeholder((4, 8), name="q"), te.placeholder((8, 6), name="k_t"), te.placeholder((6, 3), name="v")
+    with pytest.raises(OpError, match="float32 only"):
+        attention(te.placeholder((4, 8), name="q", dtype="float64"), k_t, v, tiles)
+    with pytest.raises(OpError, match="do not chain"):
+        attention(q, te.placeholder((7, 6), name="k_t"), v, tiles)
+    with pytest.raises(OpError, match="do not broadcast"):
+        attention(q, k_t, v, tiles, [te.placeholder((3, 6), name="mask")])
+    with pytest.raises(OpError, match="do not broadcast"):
+        attention(te.placeholder((2, 4, 8), name="q"), te.placeholder((3, 8, 6), name="k_t"), v, tiles)
+    with pytest.raises(OpError, match="multiple of the lanes"):
+        attention(q, k_t, v, AttentionTiles(4, 6, 8, 4))
+    with pytest.raises(OpError, match="perm"):
+        attention(q, k_t, v, tiles, perm=(1, 0))
+    with pytest.raises(OpError, match="static shape"):
+        attention(te.placeholder((te.var("n"), 8), name="q"), k_t, v, tiles)
