@@ -3,6 +3,9 @@
     ONNX -> infer types -> remove empty -> fold constants -> simplify -> fold constants -> alter layout
          -> fold constants -> fuse ops -> plan memory
 
+The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
+weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``).
+
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
 rule of execution, not an optimization. ``PassOptions`` switches the other passes off by name
@@ -22,6 +25,7 @@ from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.fold_constants import fold_constants
+from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.plan_memory import plan_memory
@@ -73,7 +77,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
 
     def simplify_for_target(graph: Graph) -> Graph:
         graph = simplify(graph)
-        return matvec_weights(graph) if options.matvec_weights else graph
+        if options.matvec_weights:
+            graph = matvec_weights(graph)
+        return fuse_attention(graph, resolved) if options.fused_attention else graph
 
     def fuse(graph: Graph) -> Graph:
         return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None,

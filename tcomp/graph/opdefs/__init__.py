@@ -1,5 +1,18 @@
 """Graph operator definitions; importing this package registers every operator (see ``tcomp.graph.op``)."""
 
-from tcomp.graph.opdefs import einsum, elemwise, fused, indexing, layout, math, nn, resize, spatial, transform
+from tcomp.graph.opdefs import (
+    attention,
+    einsum,
+    elemwise,
+    fused,
+    indexing,
+    layout,
+    math,
+    nn,
+    resize,
+    spatial,
+    transform,
+)
 
-__all__ = ["einsum", "elemwise", "fused", "indexing", "layout", "math", "nn", "resize", "spatial", "transform"]
+__all__ = ["attention", "einsum", "elemwise", "fused", "indexing", "layout", "math", "nn", "resize", "spatial",
+           "transform"]

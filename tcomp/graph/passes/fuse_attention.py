@@ -1,0 +1,177 @@
+"""``fuse_attention``: scaled dot-product attention becomes one ``attention`` node (CPU targets).
+
+Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases] ->
+``softmax`` over the last axis -> [``cast`` to float32] -> ``matmul(., v)`` [-> ``transpose`` keeping the last axis
+last] becomes ``attention(q, k_t, v, *biases, scale=..., perm=..., tiles=...)``. Scalar multiplications of ``q`` or
+``k_t`` themselves (``q * d**-0.25`` and ``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them) fold
+into ``scale`` (a scalar: one element, and the scaled value keeps its shape). Biases are masks and position biases
+of any shape that broadcasts to the scores (several adds give several biases, added in their order). Every value
+inside the chain must be read by the next node alone (not an output, not read elsewhere: attention probabilities
+that a model returns keep the operators). Scaling after a bias add (``(q @ k_t + mask) * c``) is not matched. The
+kernel's tiles are chosen here for ``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
+
+Assumes a typed graph before fusion; float32 only. Returns the same graph when nothing matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.ops.cpu.attention import choose_tiles
+from tcomp.target import Target, as_target
+
+
+@dataclass
+class _Match:
+    qk: Node
+    pv: Node
+    removed: list[Node]
+    biases: list[str] = field(default_factory=list)
+    scale: float = 1.0
+    q: str = ""
+    k_t: str = ""
+    output: str = ""
+    perm: tuple[int, ...] = ()
+
+
+class _Matcher:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.producers = graph.producers()
+        self.consumers = graph.consumers()
+
+    def only_reader(self, value: str, reader: Node) -> bool:
+        readers = self.consumers.get(value, [])
+        return value not in self.graph.outputs and len(readers) == 1 and readers[0] is reader
+
+    def scalar(self, value: str) -> float | None:
+        array = self.graph.params.get(value)
+        if array is None or array.size != 1 or not np.issubdtype(array.dtype, np.floating):
+            return None
+        return float(array.reshape(-1)[0])
+
+    def same_shape(self, a: str, b: str) -> bool:
+        """Whether values ``a`` and ``b`` have one shape (a scaling by a one-element array of more dimensions
+        broadcasts its operand: it is not a plain scaling)."""
+        return tuple(self.graph.type_of(a).shape) == tuple(self.graph.type_of(b).shape)
+
+    def float32(self, value: str) -> bool:
+        return self.graph.type_of(value).dtype == "float32"
+
+    def scores(self, value: str, reader: Node, scaled: bool) -> _Match | None:
+        """Walk back from ``value`` (read by ``reader`` alone) through bias adds, then scalings, to ``q @ k_t``."""
+        if not self.only_reader(value, reader) or not self.float32(value):
+            return None
+        node = self.producers.get(value)
+        if node is None:
+            return None
+        if node.op == "add" and not scaled:
+            for position in (0, 1):
+                found = self.scores(node.inputs[position], node, False)
+                if found is not None:
+                    found.biases.append(node.inputs[1 - position])
+                    found.removed.append(node)
+                    return found
+            return None
+        if node.op in ("multiply", "divide"):
+            positions = (0, 1) if node.op == "multiply" else (0,)
+            for position in positions:
+                factor = self.scalar(node.inputs[1 - position])
+                if factor is None or factor == 0.0 or not self.same_shape(node.inputs[position], value):
+                    continue
+                found = self.scores(node.inputs[position], node, True)
+                if found is not None:
+                    found.scale *= factor if node.op == "multiply" else 1.0 / factor
+                    found.removed.append(node)
+                    return found
+            return None
+        if node.op == "matmul" and not node.attr("transpose_b", False):
+            match = _Match(qk=node, pv=node, removed=[node], q=node.inputs[0], k_t=node.inputs[1])
+            match.q, q_scale = self.unscaled(match.q, node)
+            match.k_t, k_scale = self.unscaled(match.k_t, node)
+            match.scale = q_scale * k_scale
+            for operand in (node.inputs[0], node.inputs[1]):
+                if operand != match.q and operand != match.k_t:
+                    match.removed.insert(0, self.producers[operand])
+            return match
+        return None
+
+    def unscaled(self, value: str, reader: Node) -> tuple[str, float]:
+        """``value`` without a multiplication by a scalar that only ``reader`` reads, and that scalar."""
+        node = self.producers.get(value)
+        if node is None or node.op != "multiply" or not self.only_reader(value, reader):
+            return value, 1.0
+        for position in (0, 1):
+            factor = self.scalar(node.inputs[1 - position])
+            if factor is not None and self.float32(node.inputs[position]) and \
+                    self.same_shape(node.inputs[position], value):
+                return node.inputs[position], factor
+        return value, 1.0
+
+    def attention(self, softmax: Node) -> _Match | None:
+        x = self.graph.type_of(softmax.inputs[0])
+        if x.ndim < 2 or int(softmax.attr("axis", -1)) not in (-1, x.ndim - 1):
+            return None
+        match = self.scores(softmax.inputs[0], softmax, False)
+        if match is None:
+            return None
+        match.removed.append(softmax)
+        probabilities = softmax.outputs[0]
+        readers = self.consumers.get(probabilities, [])
+        if len(readers) == 1 and readers[0].op == "cast" and self.only_reader(probabilities, readers[0]) and \
+                self.float32(readers[0].outputs[0]):
+            match.removed.append(readers[0])
+            probabilities = readers[0].outputs[0]
+            readers = self.consumers.get(probabilities, [])
+        if len(readers) != 1 or probabilities in self.graph.outputs:
+            return None
+        pv = readers[0]
+        if pv.op != "matmul" or pv.attr("transpose_b", False) or pv.inputs[0] != probabilities or \
+                pv.inputs[1] == probabilities:
+            return None
+        match.pv = pv
+        match.removed.append(pv)
+        match.output = pv.outputs[0]
+        out_type = self.graph.type_of(pv.outputs[0])
+        after = self.consumers.get(match.output, [])
+        if len(after) == 1 and after[0].op == "transpose" and match.output not in self.graph.outputs:
+            perm = tuple(int(p) for p in after[0].attr("perm"))
+            if perm and perm[-1] == out_type.ndim - 1:
+                match.perm = perm
+                match.removed.append(after[0])
+                match.output = after[0].outputs[0]
+        operands = [match.q, match.k_t, pv.inputs[1], *match.biases]
+        if not all(self.float32(v) and self.graph.type_of(v).ndim >= 2 for v in operands):
+            return None
+        return match
+
+
+def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
+    """See the module docstring."""
+    resolved = as_target(target)
+    matcher = _Matcher(graph)
+    names = FreshNames.of(graph)
+    replaced: dict[str, Node] = {}  # name of the last removed node -> the attention node
+    removed: set[str] = set()
+    for node in graph.nodes:
+        if node.op != "softmax" or node.name in removed:
+            continue
+        match = matcher.attention(node)
+        if match is None or any(n.name in removed for n in match.removed):
+            continue
+        q_type = graph.type_of(match.q)
+        skv = graph.type_of(match.k_t).shape[-1]
+        tiles = choose_tiles(q_type.shape[-2], skv, resolved.vector_bits // 32, resolved.vector_registers)
+        attention = make_node("attention", names.fresh(f"{match.pv.name}/attention"),
+                              [match.q, match.k_t, match.pv.inputs[1], *match.biases], [match.output],
+                              scale=float(np.float32(match.scale)), perm=match.perm,
+                              tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes))
+        removed.update(n.name for n in match.removed)
+        replaced[match.removed[-1].name] = attention
+    if not replaced:
+        return graph
+    nodes = [replaced.get(n.name, n) for n in graph.nodes if n.name not in removed or n.name in replaced]
+    return graph.with_nodes(nodes)

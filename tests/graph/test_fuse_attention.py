@@ -1,0 +1,146 @@
+"""``fuse_attention``: which chains become one ``attention`` node and which stay, and that results do not change
+(against numpy on the graph IR, and against onnxruntime on a self-attention block in ONNX as transformers export
+it: projections, heads split by Reshape and Transpose, a padding mask, the heads merged back)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tcomp.graph as tg
+from tcomp.graph.infer import infer_types
+from tcomp.graph.ir import Graph, TensorType, make_node, verify_graph
+from tcomp.graph.passes.fuse_attention import fuse_attention
+
+RNG = np.random.default_rng(44)
+F32 = "float32"
+
+
+def graph(nodes: list[tg.Node], inputs: dict[str, tuple[int, ...]], outputs: list[str],
+          params: dict[str, np.ndarray] | None = None) -> Graph:
+    types = {k: TensorType(v, F32) for k, v in inputs.items()}
+    g = infer_types(Graph("g", tuple(inputs), tuple(outputs), tuple(nodes), params or {}, types))
+    verify_graph(g)
+    return g
+
+
+def rand(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def attention_graph(scale_node: str = "multiply", mask: bool = True, transpose_out: bool = True,
+                    probabilities_out: bool = False, scale_after_mask: bool = False) -> Graph:
+    """``softmax(q @ k_t * c + mask) @ v`` (b=2, heads=3, S=11, D=8), its result transposed to [b, S, heads, D]."""
+    nodes = [make_node("matmul", "qk", ["q", "k_t"], ["s"])]
+    scores = "s"
+    c = np.array(0.125 if scale_node == "multiply" else 8.0, np.float32)
+    if not scale_after_mask:
+        nodes.append(make_node(scale_node, "scale", [scores, "c"], ["s2"]))
+        scores = "s2"
+    if mask:
+        nodes.append(make_node("add", "mask", ["mask", scores], ["s3"]))
+        scores = "s3"
+    if scale_after_mask:
+        nodes.append(make_node(scale_node, "scale", [scores, "c"], ["s4"]))
+        scores = "s4"
+    nodes.append(make_node("softmax", "softmax", [scores], ["p"], axis=-1))
+    nodes.append(make_node("matmul", "pv", ["p", "v"], ["o"]))
+    outputs = ["o"]
+    if transpose_out:
+        nodes.append(make_node("transpose", "heads", ["o"], ["y"], perm=(0, 2, 1, 3)))
+        outputs = ["y"]
+    if probabilities_out:
+        outputs.append("p")
+    inputs = {"q": (2, 3, 11, 8), "k_t": (2, 3, 8, 11), "v": (2, 3, 11, 8), "mask": (2, 1, 1, 11)}
+    return graph(nodes, inputs, outputs, {"c": c})
+
+
+def reference(q: np.ndarray, k_t: np.ndarray, v: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
+    logits = (q.astype(np.float64) @ k_t) * scale + mask
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return ((weights / weights.sum(axis=-1, keepdims=True)) @ v).transpose(0, 2, 1, 3).astype(np.float32)
+
+
+@pytest.mark.parametrize("scale_node", ["multiply", "divide"])
+def test_attention_chain_becomes_one_node(scale_node: str) -> None:
+    g = attention_graph(scale_node)
+    fused = fuse_attention(g, "llvm -num-cores=2")
+    verify_graph(fused)
+    [node] = fused.nodes
+    assert node.op == "attention" and node.inputs == ("q", "k_t", "v", "mask") and node.outputs == ("y",)
+    assert node.attr("scale") == pytest.approx(0.125) and tuple(node.attr("perm")) == (0, 2, 1, 3)
+    q, k_t, v, mask = rand(2, 3, 11, 8), rand(2, 3, 8, 11), rand(2, 3, 11, 8), rand(2, 1, 1, 11)
+    [got] = tg.build_executor(fused).run([q, k_t, v, mask])
+    np.testing.assert_allclose(got, reference(q, k_t, v, mask, 0.125), rtol=1e-4, atol=1e-5)
+
+
+def test_chains_that_stay_apart() -> None:
+    for g in (attention_graph(probabilities_out=True),  # the probabilities are an output
+              attention_graph(scale_after_mask=True)):  # (q @ k_t + mask) * c is not matched
+        assert fuse_attention(g, "llvm") is g
+    broadcasting = attention_graph(mask=False, transpose_out=False)  # c of shape [1, 1, 1, 1, 1] adds a dimension
+    broadcasting = graph(list(broadcasting.nodes), {"q": (2, 3, 11, 8), "k_t": (2, 3, 8, 11), "v": (2, 3, 11, 8)},
+                         ["o"], {"c": np.full((1, 1, 1, 1, 1), 0.125, np.float32)})
+    assert fuse_attention(broadcasting, "llvm") is broadcasting
+    g = attention_graph(mask=False, transpose_out=False)
+    [node] = fuse_attention(g, "llvm").nodes
+    assert node.op == "attention" and node.inputs == ("q", "k_t", "v") and not node.attr("perm")
+
+
+def _self_attention_model(batch: int, seq: int, heads: int, head_dim: int) -> onnx.ModelProto:
+    """One self-attention block as transformers export BERT's: Q, K, V projections, heads split by Reshape and
+    Transpose (K's to [b, h, D, S]), scores divided by sqrt(D), the padding mask added, softmax, the product with V,
+    the heads merged back by Transpose and Reshape, the output projection with its bias and the residual."""
+    hidden = heads * head_dim
+    inits = [numpy_helper.from_array((rand(hidden, hidden) * 0.2), name) for name in ("wq", "wk", "wv", "wo")]
+    inits += [numpy_helper.from_array(rand(hidden), name) for name in ("bq", "bk", "bv", "bo")]
+    inits += [numpy_helper.from_array(np.array([batch, seq, heads, head_dim], np.int64), "split_shape"),
+              numpy_helper.from_array(np.array([batch, seq, hidden], np.int64), "merge_shape"),
+              numpy_helper.from_array(np.array(np.sqrt(head_dim), np.float32), "root")]
+    nodes = []
+    for name in ("q", "k", "v"):
+        nodes += [helper.make_node("MatMul", ["x", f"w{name}"], [f"{name}_mm"]),
+                  helper.make_node("Add", [f"{name}_mm", f"b{name}"], [f"{name}_proj"]),
+                  helper.make_node("Reshape", [f"{name}_proj", "split_shape"], [f"{name}_heads"])]
+    nodes += [helper.make_node("Transpose", ["q_heads"], ["q4"], perm=[0, 2, 1, 3]),
+              helper.make_node("Transpose", ["k_heads"], ["k4"], perm=[0, 2, 3, 1]),
+              helper.make_node("Transpose", ["v_heads"], ["v4"], perm=[0, 2, 1, 3]),
+              helper.make_node("MatMul", ["q4", "k4"], ["scores"]),
+              helper.make_node("Div", ["scores", "root"], ["scaled"]),
+              helper.make_node("Add", ["scaled", "mask"], ["masked"]),
+              helper.make_node("Softmax", ["masked"], ["probs"], axis=-1),
+              helper.make_node("MatMul", ["probs", "v4"], ["context"]),
+              helper.make_node("Transpose", ["context"], ["context_t"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["context_t", "merge_shape"], ["merged"]),
+              helper.make_node("MatMul", ["merged", "wo"], ["out_mm"]),
+              helper.make_node("Add", ["out_mm", "bo"], ["out_b"]),
+              helper.make_node("Add", ["out_b", "x"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "self_attention",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, seq, hidden]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [batch, 1, 1, seq])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, seq, hidden])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("batch", "seq", "heads", "head_dim"), [(1, 23, 2, 16), (2, 9, 3, 12)])
+def test_self_attention_block_matches_onnxruntime(batch: int, seq: int, heads: int, head_dim: int) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    model = _self_attention_model(batch, seq, heads, head_dim)
+    x = rand(batch, seq, heads * head_dim)
+    mask = np.where(RNG.random((batch, 1, 1, seq)) < 0.2, -10000.0, 0.0).astype(np.float32)
+    passes: dict[str, list[str]] = {}
+
+    def dump(name: str, g: Graph) -> None:
+        passes[name] = [n.op for n in g.nodes]
+
+    executor = tg.compile(model.SerializeToString(), "llvm -num-cores=2", dump=dump)
+    [got] = executor.run({"x": x, "mask": mask})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    [want] = session.run(None, {"x": x, "mask": mask})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert passes["simplify"].count("attention") == 1 and "softmax" not in passes["simplify"]
+    # the head transposes and reshapes are read through by the products and the attention: no kernel of their own
+    assert len(passes["fuse_ops"]) <= 5, passes["fuse_ops"]
