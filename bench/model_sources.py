@@ -5,7 +5,9 @@
   with random weights, ``onnx/backend/test/data/light/``);
 - ``bert`` (BERT-base-like encoder, sequence 128) and ``vit`` (ViT-B/16-like at 224): exported from Hugging Face
   transformers code by ``bench/export_transformers.py`` into a cache folder (they are hundreds of MB, so they are
-  not kept in git); ``ensure_exported`` runs that script with an interpreter that has torch and transformers.
+  not kept in git); ``ensure_exported`` runs that script with an interpreter that has torch and transformers;
+- ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
+  operators that export writes (no torch needed; random weights).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 LIGHT = {"vgg19": "light_vgg19", "zfnet512": "light_zfnet512", "shufflenet": "light_shufflenet",
          "squeezenet": "light_squeezenet"}
 EXPORTED = ("bert", "vit")
-FAMILY = {"bert": "transformer", "vit": "transformer", "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
+FAMILY = {"bert": "transformer", "vit": "transformer", "bert_base": "transformer", "vit_b16": "transformer",
+          "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
           "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn"}
-ALL = ("resnet50", "vit", "bert", "vgg19", "zfnet512", "shufflenet", "squeezenet", "mobilenet_v2")
+ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
+       "mobilenet_v2")
 
 
 class MissingModel(Exception):
@@ -98,6 +102,8 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
     builders: dict[str, Callable[[], Any]] = {
         "resnet50": lambda: testing.resnet(50, image_size=224),
         "mobilenet_v2": lambda: testing.mobilenet_v2(image_size=224),
+        "bert_base": lambda: testing.bert(),
+        "vit_b16": lambda: testing.vit(),
     }
     if name in builders:
         model = builders[name]()

@@ -1,10 +1,12 @@
 """ONNX models built programmatically with random weights, for tests and benchmarks (``relay.testing``'s role).
 
 ``resnet(depth)`` (18/34 basic blocks, 50/101/152 bottlenecks, the torchvision architecture), ``vgg(depth)``,
-``mobilenet_v2()`` (inverted residuals with depthwise convolutions) and ``transformer_encoder()`` (one BERT-style
-block with shapes computed in the graph). Each returns an ``onnx.ModelProto``; ``width`` scales the channels and
-``image_size`` the resolution so tests can run small versions of the real architectures. Weights are He-scaled
-so activations stay of order one; batch norms carry random statistics.
+``mobilenet_v2()`` (inverted residuals with depthwise convolutions), ``transformer_encoder()`` (one BERT-style
+block with shapes computed in the graph), and whole encoders with the operators PyTorch's dynamo exporter writes for
+Hugging Face's eager attention: ``bert()`` (token ids and an attention mask in, post-norm layers) and ``vit()``
+(patches by a strided convolution, a class token, pre-norm layers). Each returns an ``onnx.ModelProto``; ``width``
+scales the channels and ``image_size`` the resolution so tests can run small versions of the real architectures.
+Weights are He-scaled so activations stay of order one; batch norms carry random statistics.
 """
 
 from __future__ import annotations
@@ -227,6 +229,104 @@ def transformer_encoder(batch: int = 1, seq: int = 16, hidden: int = 64, heads: 
     batch_value: int | str = "batch" if dynamic_batch else batch
     return b.model("transformer_encoder", [("x", [batch_value, seq, hidden])], out, [batch_value, seq, hidden],
                    opset=17)
+
+
+def _encoder_layer(b: ModelBuilder, x: str, seq: int, hidden: int, heads: int, ffn: int, mask: str | None,
+                   pre_norm: bool) -> str:
+    """One encoder layer on ``x`` ``[1, seq, hidden]`` as the dynamo exporter writes Hugging Face's eager attention:
+    projections as MatMul + Add, heads split by Reshape + Transpose (keys to ``[1, heads, head, seq]``), scores
+    scaled by a Mul, plus ``mask`` (``[1, 1, 1, seq]``) if given, Softmax, the product with V, heads merged by
+    Transpose + Reshape; exact Gelu in the feed-forward network; LayerNormalization before (``pre_norm``, ViT) or
+    after (BERT) each residual."""
+    head = hidden // heads
+
+    def linear(v: str, cin: int, cout: int) -> str:
+        w = (b.rng.standard_normal((cin, cout)) / math.sqrt(cin)).astype(np.float32)
+        bias = (b.rng.standard_normal(cout) * 0.1).astype(np.float32)
+        return b.node("Add", [b.node("MatMul", [v, b.const(w, "lin_w")]), b.const(bias, "lin_b")])
+
+    def split(v: str, perm: list[int]) -> str:
+        shape = b.const(np.array([1, seq, heads, head], np.int64), "split_shape")
+        return b.node("Transpose", [b.node("Reshape", [v, shape])], perm=perm)
+
+    attention_in = _layer_norm(b, x, hidden) if pre_norm else x
+    q = split(linear(attention_in, hidden, hidden), [0, 2, 1, 3])
+    k = split(linear(attention_in, hidden, hidden), [0, 2, 3, 1])
+    v = split(linear(attention_in, hidden, hidden), [0, 2, 1, 3])
+    scores = b.node("Mul", [b.node("MatMul", [q, k]), b.const(np.array(1 / math.sqrt(head), np.float32), "scale")])
+    if mask is not None:
+        scores = b.node("Add", [scores, mask])
+    context = b.node("Transpose", [b.node("MatMul", [b.node("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+    merged = b.node("Reshape", [context, b.const(np.array([1, seq, hidden], np.int64), "merge_shape")])
+    x = b.node("Add", [linear(merged, hidden, hidden), x])
+    if not pre_norm:
+        x = _layer_norm(b, x, hidden)
+    ffn_in = _layer_norm(b, x, hidden) if pre_norm else x
+    out = b.node("Add", [linear(b.node("Gelu", [linear(ffn_in, hidden, ffn)]), ffn, hidden), x])
+    return out if pre_norm else _layer_norm(b, out, hidden)
+
+
+def _layer_norm(b: ModelBuilder, x: str, hidden: int) -> str:
+    gamma = b.rng.uniform(0.5, 1.5, hidden).astype(np.float32)
+    beta = (b.rng.standard_normal(hidden) * 0.1).astype(np.float32)
+    return b.node("LayerNormalization", [x, b.const(gamma, "ln_g"), b.const(beta, "ln_b")], axis=-1, epsilon=1e-12)
+
+
+def _opset20_model(b: ModelBuilder, name: str, inputs: list[onnx.ValueInfoProto], output: str,
+                   out_shape: list[int]) -> onnx.ModelProto:
+    graph = helper.make_graph(b.nodes, name, inputs,
+                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)], b.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name="tcomp.graph.testing")
+    model.ir_version = 9
+    return model
+
+
+def bert(layers: int = 12, hidden: int = 768, heads: int = 12, ffn: int = 3072, seq: int = 128, vocab: int = 30522,
+         seed: int = 0) -> onnx.ModelProto:
+    """A BERT encoder (``BertModel`` without pooler; BERT-base by default) at batch 1: inputs ``input_ids`` and
+    ``attention_mask`` (int64 ``[1, seq]``, 1 keeps a token), output the last hidden state ``[1, seq, hidden]``.
+    Embeddings are word + token type 0 + position, then LayerNormalization; the mask becomes 0 or the float32
+    minimum added to every layer's scores, as the export computes it."""
+    b = ModelBuilder(seed)
+    word = (b.rng.standard_normal((vocab, hidden)) * 0.02).astype(np.float32)
+    position = (b.rng.standard_normal((seq, hidden)) * 0.02).astype(np.float32)
+    token_type = (b.rng.standard_normal((1, seq, hidden)) * 0.02).astype(np.float32)
+    x = b.node("Add", [b.node("Gather", [b.const(word, "word_embeddings"), "input_ids"], axis=0),
+                       b.const(token_type, "token_type_embedding")])
+    x = _layer_norm(b, b.node("Add", [x, b.const(position, "position_embeddings")]), hidden)
+    keep = b.node("Cast", [b.node("Reshape", ["attention_mask", b.const(np.array([1, 1, 1, seq], np.int64),
+                                                                           "mask_shape")])], to=TensorProto.BOOL)
+    mask = b.node("Where", [keep, b.const(np.array(0.0, np.float32), "zero"),
+                            b.const(np.array(np.finfo(np.float32).min, np.float32), "minimum")])
+    for _ in range(layers):
+        x = _encoder_layer(b, x, seq, hidden, heads, ffn, mask, pre_norm=False)
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [1, seq]) for n in ("input_ids", "attention_mask")]
+    return _opset20_model(b, "bert", inputs, x, [1, seq, hidden])
+
+
+def vit(layers: int = 12, hidden: int = 768, heads: int = 12, ffn: int = 3072, image_size: int = 224,
+        patch: int = 16, seed: int = 0) -> onnx.ModelProto:
+    """A ViT encoder (``ViTModel`` without pooler; ViT-B/16 at 224 by default) at batch 1: input ``pixel_values``
+    ``[1, 3, image_size, image_size]``, output the last hidden state after the final LayerNormalization
+    ``[1, patches + 1, hidden]``. Patches are embedded by a convolution with stride ``patch``, flattened, a class
+    token is concatenated in front and position embeddings added."""
+    b = ModelBuilder(seed)
+    patches = (image_size // patch) ** 2
+    seq = patches + 1
+    w = (b.rng.standard_normal((hidden, 3, patch, patch)) / math.sqrt(3 * patch * patch)).astype(np.float32)
+    bias = (b.rng.standard_normal(hidden) * 0.1).astype(np.float32)
+    embedded = b.node("Conv", ["pixel_values", b.const(w, "patch_w"), b.const(bias, "patch_b")],
+                      kernel_shape=[patch, patch], strides=[patch, patch])
+    flat = b.node("Reshape", [embedded, b.const(np.array([1, hidden, patches], np.int64), "flat_shape")])
+    tokens = b.node("Transpose", [flat], perm=[0, 2, 1])
+    cls = (b.rng.standard_normal((1, 1, hidden)) * 0.02).astype(np.float32)
+    x = b.node("Concat", [b.const(cls, "cls_token"), tokens], axis=1)
+    x = b.node("Add", [x, b.const((b.rng.standard_normal((1, seq, hidden)) * 0.02).astype(np.float32), "position")])
+    for _ in range(layers):
+        x = _encoder_layer(b, x, seq, hidden, heads, ffn, None, pre_norm=True)
+    x = _layer_norm(b, x, hidden)
+    inputs = [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, image_size, image_size])]
+    return _opset20_model(b, "vit", inputs, x, [1, seq, hidden])
 
 
 def interface(model: onnx.ModelProto) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -1,6 +1,7 @@
 """Whole models against onnxruntime: small versions of real CNN architectures (ResNet-50 with bottlenecks,
-ResNet-18, VGG-11, MobileNetV2 with depthwise convolutions) and a transformer encoder block, within 1e-3 relative
-error. The models are built with onnx.helper (random weights) by ``tcomp.graph.testing``."""
+ResNet-18, VGG-11, MobileNetV2 with depthwise convolutions), a transformer encoder block and whole BERT and ViT
+encoders, within 1e-3 relative error. The models are built with onnx.helper (random weights) by
+``tcomp.graph.testing``."""
 
 from __future__ import annotations
 
@@ -62,6 +63,27 @@ def test_transformer_encoder_block() -> None:
     graph = executor.graph
     # the shapes computed in the graph (Shape -> Gather -> Concat -> Reshape) were folded away
     assert not any(m.op in ("shape_of", "take", "concat") for n in graph.nodes for m in _members(n))
+
+
+@pytest.mark.parametrize("name", ["bert", "vit"])
+def test_bert_and_vit_encoders(name: str) -> None:
+    """Two layers of each at odd sizes (a sequence of 21 tokens, 17 patches + the class token), a BERT mask that
+    drops the last tokens; every attention block becomes one fused attention node."""
+    rng = np.random.default_rng(4)
+    if name == "bert":
+        model = testing.bert(layers=2, hidden=48, heads=3, ffn=96, seq=21, vocab=50)
+        mask = np.ones((1, 21), np.int64)
+        mask[0, 17:] = 0
+        feeds = {"input_ids": rng.integers(0, 50, (1, 21)).astype(np.int64), "attention_mask": mask}
+    else:
+        model = testing.vit(layers=2, hidden=48, heads=3, ffn=96, image_size=36, patch=9)
+        feeds = {"pixel_values": rng.standard_normal((1, 3, 36, 36)).astype(np.float32)}
+    executor = tg.compile(model, "llvm -num-cores=2")
+    [got] = executor.run(feeds)
+    [want] = reference(model, feeds)
+    assert_close(got, want)
+    members = [m.op for n in executor.graph.nodes for m in _members(n)]
+    assert members.count("attention") == 2 and "softmax" not in members
 
 
 def _members(node: tg.Node) -> tuple[tg.Node, ...]:
