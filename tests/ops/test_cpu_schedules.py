@@ -178,6 +178,11 @@ def test_conv_tiles_by_shape() -> None:
     assert conv2d_nchwc_tile([1, 32, 7, 7, 16], [32, 3, 3, 16], AVX512, 16) == NCHWcTile(7, 2, True, 2)
     assert conv2d_nchwc_tile([1, 4, 17, 17, 16], [4, 3, 3, 16], AVX512, 16).reg_n == 14  # prime width: a tail
     assert conv2d_nchwc_tile([1, 4, 28, 28, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 7
+    # a prime width whose accumulators fit beside a weight and a broadcast: the whole row, no tail
+    assert conv2d_nchwc_tile([1, 4, 13, 13, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 13
+    assert conv2d_nchwc_tile([1, 4, 17, 17, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 12
+    # blocking the reduction by all of its blocks is no blocking: the tile accumulates in registers
+    assert conv2d_nchwc_tile([1, 250, 13, 13, 8], [64, 1, 1, 8], AVX2, 8) == NCHWcTile(13, 1, False, 0)
     assert conv2d_nchw_tile(64, 56, 56, AVX512, 16) == NCHWTile(4, 4, 14)
     assert conv2d_nchw_tile(5, 7, 7, AVX512, 16) == NCHWTile(5, 1, 7)
 

@@ -142,13 +142,17 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
     """The tiling of an output ``[N, O/oc, OH, OW, oc]`` reduced over ``[C/ic, KH, KW, ic]``, measured on AVX-512:
 
     - ``reg_n``: the largest divisor of ``OW`` up to 14 (longer tiles unroll the reduction past the register file;
-      without a divisor of at least 7, a prime width, 14 columns and a guarded tail);
+      without a divisor of at least 7, a prime width: the whole row when it has at most 14 columns and their
+      accumulators leave two registers for the weights and the broadcast input, else as many columns as fit and a
+      guarded tail, 2-3x slower on AVX2, where 13-wide rows ran a 1x1 512->1000 convolution in 6.4 ms against 18.8
+      ms in 12 columns and a tail);
     - 1x1 kernels: two channel blocks share each broadcast of the input when ``2 * reg_n`` accumulators fit (one
       block needs about one load per multiply-add); larger kernels: one block, with the kernel-width loop unrolled
       so LLVM reuses each broadcast across it, and two blocks when the tile is narrow or the input has at most 4
       channels (an image: the tile then narrows to at most 8 columns);
     - the reduction is blocked (``ic_chunks``) when the kernel is larger than L2 per core, by as many input-channel
-      blocks as keep a block of the kernel in L1."""
+      blocks as keep a block of the kernel in L1 (not when that is every block: accumulating the whole reduction in
+      the output instead of registers ran 1.6-2x slower)."""
     _, oc_chunks, _, ow, oc_block = sizes
     ic_total, kh, kw, ic_block = reduce_sizes
     vectors = max(1, -(-oc_block // lanes))
@@ -156,7 +160,7 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
     limit = max(1, min(14, accumulators // vectors))
     reg_n = largest_divisor(ow, limit)
     if reg_n < min(7, limit) and ow > limit:
-        reg_n = limit
+        reg_n = ow if ow <= 14 and ow * vectors <= cpu.vector_registers - 2 else limit
     chunks = 1
     if oc_chunks % 2 == 0 and 2 * reg_n * vectors <= accumulators and (kw == 1 or reg_n * vectors <= 8):
         chunks = 2
@@ -172,6 +176,8 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
     if kernel_bytes > cpu.l2_bytes * cpu.cores:
         per_chunk = ic_block * kh * kw * oc_block * chunks * element
         ic_chunks = largest_divisor(ic_total, max(1, cpu.l1_bytes // per_chunk))
+        if ic_chunks == ic_total:
+            ic_chunks = 0
     return NCHWcTile(reg_n, chunks, kw > 1, ic_chunks)
 
 
