@@ -2,7 +2,8 @@
 
 - ``resnet50`` and ``mobilenet_v2``: built by ``tcomp.graph.testing`` (the real architectures, random weights);
 - ``vgg19``, ``zfnet512``, ``shufflenet``, ``squeezenet``: the onnx package's light models (the real architectures
-  with random weights, ``onnx/backend/test/data/light/``);
+  with random weights, ``onnx/backend/test/data/light/``); ``densenet121`` and ``inception_v2`` too, run only when
+  named (``OPTIONAL``: DenseNet-121 alone takes minutes);
 - ``bert`` (BERT-base-like encoder, sequence 128) and ``vit`` (ViT-B/16-like at 224): exported from Hugging Face
   transformers code by ``bench/export_transformers.py`` into a cache folder (they are hundreds of MB, so they are
   not kept in git); ``ensure_exported`` runs that script with an interpreter that has torch and transformers;
@@ -26,13 +27,14 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tcomp" / "bench_models"
 LIGHT = {"vgg19": "light_vgg19", "zfnet512": "light_zfnet512", "shufflenet": "light_shufflenet",
-         "squeezenet": "light_squeezenet"}
+         "squeezenet": "light_squeezenet", "densenet121": "light_densenet121", "inception_v2": "light_inception_v2"}
 EXPORTED = ("bert", "vit")
 FAMILY = {"bert": "transformer", "vit": "transformer", "bert_base": "transformer", "vit_b16": "transformer",
           "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
-          "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn"}
+          "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
+OPTIONAL = ("densenet121", "inception_v2")  # not in the default set
 
 
 class MissingModel(Exception):
@@ -121,4 +123,4 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
             info = json.loads(description.read_text())
             note = f"transformers {info.get('transformers')}, torch {info.get('torch')}, {info.get('exporter')}"
         return Source(name, str(path), example_inputs(model), note)
-    raise SystemExit(f"unknown model {name!r}; models: {', '.join(ALL)}")
+    raise SystemExit(f"unknown model {name!r}; models: {', '.join(ALL + OPTIONAL)}")

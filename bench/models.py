@@ -1,10 +1,11 @@
 """Whole models at batch 1, float32: tcomp against onnxruntime in the same run, idle and under load.
 
-Models (``--models``, default all; see ``model_sources.py``): ResNet-50, a ViT-B/16-like and a BERT-base-like
-encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512, ShuffleNet and SqueezeNet
-(the onnx package's light models) and MobileNetV2. The two transformers are hundreds of MB and live in a cache folder
-(``--cache``, default ``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with
-an interpreter that has torch and transformers.
+Models (``--models``, by default all but the last two; see ``model_sources.py``): ResNet-50, a ViT-B/16-like and a
+BERT-base-like encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512, ShuffleNet and
+SqueezeNet (the onnx package's light models) and MobileNetV2; DenseNet-121 and Inception v2 (light models too) when
+named. The two transformers are hundreds of MB and live in a cache folder (``--cache``, default
+``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with an interpreter that has
+torch and transformers.
 
 For each model: tcomp compiles it (with ``--tuning-records`` when given) and onnxruntime opens it with ``--threads``
 intra-op threads (tcomp's target has as many cores). Every tcomp result is checked against onnxruntime's (relative
@@ -41,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import print_table, wait_until_threads_idle  # noqa: E402
-from model_sources import ALL, DEFAULT_CACHE, FAMILY, MissingModel, Source, load_source  # noqa: E402
+from model_sources import ALL, DEFAULT_CACHE, FAMILY, OPTIONAL, MissingModel, Source, load_source  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
 
@@ -191,7 +192,8 @@ def summary(rows: list[Row], loads: list[int], threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(ALL), help=f"comma-separated, from {','.join(ALL)}")
+    parser.add_argument("--models", default=",".join(ALL),
+                        help=f"comma-separated, from {','.join(ALL)} (the default) and {','.join(OPTIONAL)}")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--number", type=int, default=3, help="timed runs per library per round")
     parser.add_argument("--threads", type=int, default=2)
@@ -204,9 +206,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(ALL))
+    unknown = sorted(set(names) - set(ALL) - set(OPTIONAL))
     if unknown:
-        parser.error(f"unknown models {unknown}; models: {','.join(ALL)}")
+        parser.error(f"unknown models {unknown}; models: {','.join(ALL + OPTIONAL)}")
     loads = [int(v) for v in args.background_load.split(",")]
     if any(v < 0 for v in loads):
         parser.error("--background-load counts must not be negative")
