@@ -326,8 +326,9 @@ def _access_block(access: _Access, inner_first: list[_Loop]) -> list[float]:
     return values + levels
 
 
-def loop_ir_features(func: S.PrimFunc, registers: int | None = None) -> np.ndarray:
-    """The fixed-length feature vector of a lowered function (see the module docstring)."""
+def loop_ir_features(func: S.PrimFunc, registers: int | None = None, gpu: bool = True) -> np.ndarray:
+    """The fixed-length feature vector of a lowered function (see the module docstring); ``gpu=False`` (a function
+    for a CPU target) leaves the GPU block zeros without looking for kernel launches."""
     statements, alloc_bytes = _collect(func.body)
     ranked = sorted(statements, key=lambda s: -math.prod(loop.extent for loop in s.loops))
     vector: list[float] = []
@@ -340,7 +341,10 @@ def loop_ir_features(func: S.PrimFunc, registers: int | None = None) -> np.ndarr
                float(sum(1 for loop in loops if loop.kind is S.ForKind.VECTORIZED)),
                _log(max((lp.extent for lp in loops if lp.kind is S.ForKind.VECTORIZED), default=0))]
     vector += _tensorize_block(statements)
-    vector += gpu_features(func, registers)
+    if gpu:
+        vector += gpu_features(func, registers)
+    else:  # a CPU function: the GPU block is zeros, without a second walk of the function
+        vector += [0.0] * GPU_WIDTH
     return np.asarray(vector, dtype=np.float32)
 
 
@@ -418,7 +422,8 @@ class FeatureExtractor:
             registers = ptxas_registers(schedule, tensors, self.task.target) if self.ptxas else None
         except Exception:  # noqa: BLE001 - an invalid config; its measurement will say why
             return np.full(self.length, np.nan, dtype=np.float32)
-        return loop_ir_features(func, registers)
+        cpu = self.task.target is not None and self.task.target.kind is TargetKind.LLVM
+        return loop_ir_features(func, registers, gpu=not cpu)
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         rows = []
