@@ -7,14 +7,17 @@ of that workload found, measured again at the end beside the default config (int
 runs each), so that curves compare with one figure measured under the same load. Printed per workload and tuner:
 the median (and each seed's) number of trials to reach 95% of the best known, the median best GFLOP/s as a ratio
 of the best known, and whether every run's best beat (or tied) its default measured fairly (``Tuner.confirm``).
-The machine is shared and noisy: compare ratios from one run.
+The machine is shared and noisy: compare ratios from one run. Each workload's table is printed as soon as its
+runs are done, with the load average; ``--out FILE`` also writes every run's curve as JSON.
 
-    python bench/tune_search.py [--workloads gemm,conv3x3,dense] [--seeds 5] [--trials 64]
+    python bench/tune_search.py [--workloads gemm,conv3x3,dense] [--seeds 5] [--trials 64] [--out runs.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import time
@@ -61,16 +64,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--confirm", type=int, default=3)
     parser.add_argument("--tuners", default="xgb,random")
+    parser.add_argument("--out", default=None, help="write each run's curve (best GFLOP/s per trial) as JSON here")
     args = parser.parse_args()
     options = autotune.MeasureOptions(number=3, repeat=3)
     kinds = [autotune.TunerKind(k) for k in args.tuners.split(",")]
     rows = []
+    saved: dict[str, object] = {}
     with autotune.Measurer(options) as measurer:
         for workload in args.workloads.split(","):
             name, shape = WORKLOADS[workload]
             task = autotune.create_task(name, shape)
             print(f"== {workload}: {task} ({len(task.config_space)} configs), {args.seeds} seeds x {args.trials} "
-                  f"trials per tuner", flush=True)
+                  f"trials per tuner; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
             runs: dict[autotune.TunerKind, list[autotune.TuneResult]] = {k: [] for k in kinds}
             start = time.perf_counter()
             for seed in range(args.seeds):
@@ -80,7 +85,7 @@ def main() -> None:
                                         confirm=args.confirm)
                     runs[kind].append(result)
                     print(f"  seed {seed} {kind.value:>6}: best {result.best_gflops:7.1f} GF/s, default "
-                          f"{result.default_gflops:7.1f} GF/s", flush=True)
+                          f"{result.default_gflops:7.1f} GF/s, {result.wall_time:4.0f} s", flush=True)
             bests = [r.best_config for rs in runs.values() for r in rs if r.best_config is not None]
             reference = reference_gflops(task, bests, measurer, args.confirm)
             known = max(max(reference.values(), default=0.0),
@@ -88,19 +93,35 @@ def main() -> None:
             default = reference.get(task.config_space.fallback.index, 0.0)
             print(f"  best known {known:.1f} GF/s; default {default:.1f} GF/s (measured again beside it); "
                   f"{time.perf_counter() - start:.0f} s")
+            table = []
             for kind, results in runs.items():
                 reached = [trials_to(r.curve, 0.95 * known) for r in results]
                 counted = [t if t is not None else args.trials + 1 for t in reached]
                 fair = all(r.best_cost <= r.default_cost for r in results)
-                rows.append([workload, kind.value, f"{statistics.median(counted):.0f}",
-                             " ".join(str(t) if t is not None else "-" for t in reached),
-                             f"{statistics.median(r.best_gflops for r in results) / known:.2f}",
-                             f"{statistics.median(r.best_gflops / r.default_gflops for r in results):.2f}",
-                             "yes" if fair else "NO"])
+                table.append([workload, kind.value, f"{statistics.median(counted):.0f}",
+                              " ".join(str(t) if t is not None else "-" for t in reached),
+                              f"{statistics.median(r.best_gflops for r in results) / known:.2f}",
+                              f"{statistics.median(r.best_gflops / r.default_gflops for r in results):.2f}",
+                              "yes" if fair else "NO"])
+            rows += table
+            print_results(table, f"{workload}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+            saved[workload] = {"task": task.to_json(), "known_gflops": known, "default_gflops": default,
+                               "runs": {kind.value: [{"seed": seed, "curve": r.curve, "best_gflops": r.best_gflops,
+                                                      "default_gflops": r.default_gflops}
+                                                     for seed, r in enumerate(results)]
+                                        for kind, results in runs.items()}}
+            if args.out:
+                Path(args.out).write_text(json.dumps(saved, indent=1))
+    print_results(rows, "all workloads")
+
+
+def print_results(rows: list[list[str]], title: str) -> None:
     print()
-    print("trials to 95% of the best known (- : not within the budget, counted as budget + 1 in the median)")
+    print(f"trials to 95% of the best known ({title}; - : not within the budget, counted as budget + 1 in the "
+          "median)")
     print_table(["workload", "tuner", "median trials", "per seed", "best/known", "best/default", "best>=default"],
                 rows)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
