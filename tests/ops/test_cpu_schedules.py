@@ -144,6 +144,9 @@ def test_gemm_blocking_by_shape() -> None:
     (8, (9, 9), 12, 1, 1, 0, 1, 1),
     (4, (10, 7), 6, (3, 2), 1, (1, 0, 2, 1), (2, 1), 2),
     (5, (6, 6), 5, 5, 1, 2, 1, 5),
+    # 1x1 over planes of whole vectors whose rows are not: one row per plane (two vectors of 8 or 16 lanes divide 96)
+    (6, (8, 12), 10, 1, 1, 0, 1, 2),
+    (24, (4, 24), 12, 1, 1, 0, 1, 4),
 ])
 def test_conv2d_nchw(channels: int, size: tuple[int, int], out_channels: int, kernel: object, stride: int,
                      padding: object, dilation: object, groups: int) -> None:
@@ -154,6 +157,18 @@ def test_conv2d_nchw(channels: int, size: tuple[int, int], out_channels: int, ke
     x, w = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t))
     expected = reference.conv2d_nchw_python(x, w, stride, padding, dilation, groups)
     build_and_check(schedule_conv2d_nchw([out]), [x_t, w_t, out], [x, w], expected, 1e-4, 1e-4)
+
+
+def test_pointwise_conv2d_nchw_plane_with_epilogue() -> None:
+    """ShuffleNet's grouped 1x1 convolution at 28x28 with its bias and ReLU: the plane-row tile, then the epilogue."""
+    x_t = te.placeholder((1, 136, 28, 28), name="data")
+    w_t = te.placeholder((136, 34, 1, 1), name="kernel")
+    b_t = te.placeholder((136,), name="bias")
+    conv = ops.conv2d_nchw(x_t, w_t, 1, 0, 1, 4)
+    out = te.compute(conv.shape, lambda n, c, y, x: te.max(conv[n, c, y, x] + b_t[c], 0.0), name="bias_relu")
+    x, w, b = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t)), random_data(RNG, (136,))
+    expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, 0, 1, 4) + b[None, :, None, None], 0.0)
+    build_and_check(schedule_cpu([out]), [x_t, w_t, b_t, out], [x, w, b], expected, 1e-4, 1e-4)
 
 
 @pytest.mark.parametrize(("channels", "size", "multiplier", "kernel", "stride", "padding"), [

