@@ -60,6 +60,7 @@ from tcomp.ops.nn import (
     layer_norm,
     log_softmax,
     matmul,
+    rms_norm,
     softmax,
 )
 from tcomp.ops.pool import PoolType, global_pool, pool2d
@@ -83,6 +84,6 @@ __all__ = [
     "floor_divide", "floor_mod", "gelu", "global_pool", "greater", "greater_equal", "layer_norm", "layout_transform",
     "leaky_relu", "less", "less_equal", "log", "log_softmax", "matmul", "max", "maximum", "mean", "min", "minimum",
     "multiply", "negative", "nn", "not_equal", "op_kind", "pack_kernel", "pad", "pool2d", "power", "prod", "reduce",
-    "relu", "reshape", "round", "rsqrt", "sigmoid", "sin", "softmax", "split", "sqrt", "square", "squeeze",
+    "relu", "reshape", "rms_norm", "round", "rsqrt", "sigmoid", "sin", "softmax", "split", "sqrt", "square", "squeeze",
     "strided_slice", "subtract", "sum", "tanh", "transform", "transpose", "where"
 ]

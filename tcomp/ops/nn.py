@@ -34,8 +34,8 @@ from tcomp.te.tensor import Tensor
 
 __all__ = [
     "PoolType", "batch_matmul", "batch_norm", "bias_add", "conv2d_nchw", "dense", "depthwise_conv2d_nchw", "gelu",
-    "global_pool", "layer_norm", "leaky_relu", "log_softmax", "matmul", "pad", "pool2d", "relu", "sigmoid",
-    "softmax", "tanh",
+    "global_pool", "layer_norm", "leaky_relu", "log_softmax", "matmul", "pad", "pool2d", "relu", "rms_norm",
+    "sigmoid", "softmax", "tanh",
 ]
 
 
@@ -286,6 +286,45 @@ def layer_norm(
         return value
 
     attrs = {OP_KIND: OpKind.LAYER_NORM, "axis": axes}
+    return te.compute(x.shape, out_body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
+
+
+def rms_norm(
+    x: Tensor,
+    gamma: Tensor | None = None,
+    axis: int | Sequence[int] = -1,
+    epsilon: float = 1e-6,
+    name: str = "T_rms_norm",
+) -> Tensor:
+    """``x / sqrt(mean(x^2) + epsilon) * gamma`` where the mean is taken over ``axis`` and ``gamma`` has the shape
+    of those axes (RMSNorm, as Llama and T5 use it). Two stages: ``<name>_sqsum`` (sum of squares over the axes)
+    and the result."""
+    op = "rms_norm"
+    check_tensor(op, "x", x)
+    _check_float(op, x)
+    axes = normalize_axes(op, axis, x.ndim)
+    if not axes:
+        raise OpError(f"{op}: axis must name at least one axis")
+    if epsilon < 0:
+        raise OpError(f"{op}: epsilon must be non-negative, got {epsilon}")
+    norm_shape = [x.shape[a] for a in axes]
+    _check_param(op, "gamma", gamma, norm_shape)
+    count = cast(shape_product(norm_shape), x.dtype)
+    k = [te.reduce_axis((0, x.shape[a]), name=f"k{a}") for a in axes]
+
+    def sqsum_body(*idx: Var) -> Expr:
+        value = x[_with_reduce(idx, axes, k)]
+        return te.sum(value * value, axis=k)
+
+    sqsum = te.compute(_without(x.shape, axes), sqsum_body, name=f"{name}_sqsum", tag=Tag.COMM_REDUCE)
+
+    def out_body(*idx: Var) -> Expr:
+        value = x[idx] * te.rsqrt(sqsum[_without(idx, axes)] / count + const(epsilon, x.dtype))
+        if gamma is not None:
+            value = value * gamma[tuple(idx[a] for a in axes)]
+        return value
+
+    attrs = {OP_KIND: OpKind.RMS_NORM, "axis": axes}
     return te.compute(x.shape, out_body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "log_softmax_python",
     "pool2d_python",
     "random_data",
+    "rms_norm_python",
     "softmax_python",
 ]
 
@@ -163,4 +164,15 @@ def layer_norm_python(
         out = out * gamma.astype(np.float64).reshape(param_shape)
     if beta is not None:
         out = out + beta.astype(np.float64).reshape(param_shape)
+    return out.astype(x.dtype)
+
+
+def rms_norm_python(x: np.ndarray, gamma: np.ndarray | None, axis: int | Sequence[int] = -1,
+                    epsilon: float = 1e-6) -> np.ndarray:
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    source = x.astype(np.float64)
+    out = source / np.sqrt((source * source).mean(axis=axes, keepdims=True) + epsilon)
+    if gamma is not None:
+        norm_axes = sorted(a % x.ndim for a in axes)
+        out = out * gamma.astype(np.float64).reshape([x.shape[d] if d in norm_axes else 1 for d in range(x.ndim)])
     return out.astype(x.dtype)

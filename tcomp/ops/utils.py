@@ -42,6 +42,7 @@ class OpKind(enum.StrEnum):
     SOFTMAX = "softmax"
     LOG_SOFTMAX = "log_softmax"
     LAYER_NORM = "layer_norm"
+    RMS_NORM = "rms_norm"
     POOL2D = "pool2d"
     GLOBAL_POOL = "global_pool"
     LAYOUT_TRANSFORM = "layout_transform"
