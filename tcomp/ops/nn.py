@@ -177,7 +177,8 @@ def _max_along(x: Tensor, ax: int, name: str) -> Tensor:
 
 def softmax(x: Tensor, axis: int = -1, name: str = "T_softmax") -> Tensor:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis``, in four stages: ``<name>_maxelem`` (max over the axis),
-    ``<name>_exp`` (``exp(x - max)``), ``<name>_expsum`` (sum over the axis) and the normalization."""
+    ``<name>_exp`` (``exp(x - max)``), ``<name>_expsum`` (sum over the axis) and the normalization (a multiply by
+    the sum's reciprocal)."""
     op = "softmax"
     check_tensor(op, "x", x)
     _check_float(op, x)
@@ -197,7 +198,8 @@ def softmax(x: Tensor, axis: int = -1, name: str = "T_softmax") -> Tensor:
     expsum = te.compute(reduced, sum_body, name=f"{name}_expsum", tag=Tag.COMM_REDUCE)
 
     def norm_body(*idx: Var) -> Expr:
-        return expo[idx] / expsum[_without(idx, [ax])]
+        # one division per row: the reciprocal is invariant along the row (within 1 ulp of the quotient)
+        return expo[idx] * (const(1.0, x.dtype) / expsum[_without(idx, [ax])])
 
     attrs = {OP_KIND: OpKind.SOFTMAX, "axis": ax}
     return te.compute(x.shape, norm_body, name=name, tag=Tag.ELEMWISE, attrs=attrs)

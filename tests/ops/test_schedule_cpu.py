@@ -145,7 +145,7 @@ def test_softmax_computes_the_exponentials_once() -> None:
     out = ops.softmax(ops.multiply(x_t, 0.5))
     s = schedule_softmax([out])
     exp_stage = next(st for st in s.stages if st.name.endswith("_exp"))
-    assert exp_stage.attach_type is AttachType.ROOT
+    assert exp_stage.attach_type is AttachType.SCOPE and exp_stage.attach_stage is s[out]  # once per row, kept
     scaled = next(st for st in s.stages if st.name.startswith("T_multiply"))
     assert scaled.attach_type is AttachType.INLINE
     x = random_data(RNG, (16, 64), low=-4, high=4)

@@ -40,6 +40,7 @@ from tcomp.arith.factors import largest_divisor
 from tcomp.ir.expr import IterKind
 from tcomp.ops.cpu.common import (
     CpuTarget,
+    dot_lanes,
     extents,
     parallel_fused,
     product,
@@ -326,15 +327,6 @@ def _gemm_with_panels(s: Schedule, stage: Stage, tensor: Tensor, blocking: tuple
     panel = s.cache_read(b, "local", [tensor])
     s[panel].compute_at(stage, j_outer)
     s[panel].vectorize(s[panel].op.axis[-1])
-
-
-def dot_lanes(k: int, lanes: int) -> int:
-    """The partial sums of a dot product over ``k``: the largest power of two up to ``lanes`` that divides ``k``
-    (K = 1000 runs 8-lane vectors on a 16-lane machine rather than plain loops)."""
-    width = lanes
-    while width > 1 and k % width:
-        width //= 2
-    return width
 
 
 def _dot_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,

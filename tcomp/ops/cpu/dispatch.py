@@ -15,9 +15,11 @@ every target, ``ops/steps.py``; steps 2 and 3 are its anchors step):
    partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
    update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
 
-Multi-stage operators (softmax, log_softmax, layer_norm, average pooling, mean) are graphs of reductions and
-elementwise stages and are scheduled stage by stage this way. The per-operator entry points
-(``schedule_conv2d_nchwc(outs)`` ...) are ``schedule_cpu`` with a check that the operator is there.
+A group that is a row-wise normalization (softmax, log_softmax, layer_norm, rms_norm: reductions over the trailing
+axes and an elementwise result, ``rows.py``) is scheduled one pass per row instead. Other multi-stage operators
+(average pooling, mean) are graphs of reductions and elementwise stages and are scheduled stage by stage. The
+per-operator entry points (``schedule_conv2d_nchwc(outs)`` ...) are ``schedule_cpu`` with a check that the
+operator is there.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import padding_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
+from tcomp.ops.cpu.rows import schedule_rows
 from tcomp.ops.steps import schedule_in_steps
 from tcomp.ops.utils import OpError, OpKind, op_kind
 from tcomp.schedule.inline import inline_bodies
@@ -224,6 +227,8 @@ def schedule_cpu(outs: Tensor | Sequence[Tensor], target: Target | None = None) 
     cpu = CpuTarget.of(target)
 
     def anchors(s: Schedule) -> set[Stage]:
+        if schedule_rows(s, cpu):  # a row-wise normalization: one pass per row places every stage
+            return set(s.stages)
         return _schedule_anchors(s, cpu)
 
     def generic(s: Schedule, stage: Stage) -> None:
