@@ -74,11 +74,12 @@ def test_fold_leaves_a_graph_without_constants_unchanged() -> None:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # simplify
-def test_simplify_removes_identity_dropout_and_noop_reshape() -> None:
+def test_simplify_removes_identity_dropout_and_noop_reshape_and_cast() -> None:
     g = graph([
         make_node("identity", "i", ["x"], ["a"]),
         make_node("dropout", "d", ["a"], ["b"]),
-        make_node("reshape", "r", ["b"], ["c"], shape=(2, 3)),
+        make_node("reshape", "r", ["b"], ["c0"], shape=(2, 3)),
+        make_node("cast", "same", ["c0"], ["c"], dtype="float32"),
         make_node("relu", "relu", ["c"], ["y"]),
         make_node("identity", "o", ["y"], ["z"]),
     ], {"x": (2, 3)}, ["z"])

@@ -2,8 +2,9 @@
 
 Rewrites:
 
-- ``identity``, ``dropout`` (inference), ``reshape`` to the same shape and ``transpose`` by the identity
-  permutation: readers use the input instead (a graph output keeps its name: ``forward_values``);
+- ``identity``, ``dropout`` (inference), ``reshape`` to the same shape, ``transpose`` by the identity
+  permutation and ``cast`` to the same dtype: readers use the input instead (a graph output keeps its name:
+  ``forward_values``);
 - ``batch_norm(conv2d(x, W) [+ b], scale, B, mean, var)``, where the weights and batch-norm statistics are
   parameters and the convolution (and bias add) feed nothing else, becomes ``conv2d(x, W * s) + (b - mean) * s + B``
   with ``s = scale / sqrt(var + epsilon)`` per output channel. The new weights and bias are graph nodes over the
@@ -29,6 +30,8 @@ def _is_noop(graph: Graph, node: Node) -> bool:
         return graph.type_of(node.inputs[0]).shape == graph.type_of(node.outputs[0]).shape
     if node.op == "transpose":
         return tuple(node.attr("perm")) == tuple(range(len(node.attr("perm"))))
+    if node.op == "cast":
+        return graph.type_of(node.inputs[0]).dtype == graph.type_of(node.outputs[0]).dtype
     return False
 
 
