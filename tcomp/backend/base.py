@@ -74,15 +74,17 @@ class GraphOptions:
 
     ``blocked_convolutions``: convolutions compile in the blocked layout NCHW[x]c (``alter_layout``), fused with
     their epilogues, and tuning records give the tiles of those fused kernels. ``matvec_weights``: the weights of
-    small-batch matrix products are stored ``[N, K]``. ``fold_on_host``: constant subgraphs are evaluated by kernels
-    built for this machine's CPU rather than for the target. ``fused_attention``: attention subgraphs become one
-    ``attention`` node (``fuse_attention``). ``views``: reshapes and transposes are absorbed into
-    the matrix products that read them (``fuse_ops``). ``templates``: the tunable template of each workload the
-    graph finds (named by the CPU templates' names), ``None`` for the same names; a workload missing from the
-    mapping has no template on this target."""
+    small-batch matrix products are stored ``[N, K]``. ``row_norms``: the operator chains of layer norm and RMS norm
+    become one operator each (``recognize_norms``), which the target computes a row at a time. ``fold_on_host``:
+    constant subgraphs are evaluated by kernels built for this machine's CPU rather than for the target.
+    ``fused_attention``: attention subgraphs become one ``attention`` node (``fuse_attention``). ``views``: reshapes
+    and transposes are absorbed into the matrix products that read them (``fuse_ops``). ``templates``: the tunable
+    template of each workload the graph finds (named by the CPU templates' names), ``None`` for the same names; a
+    workload missing from the mapping has no template on this target."""
 
     blocked_convolutions: bool = False
     matvec_weights: bool = False
+    row_norms: bool = False
     fold_on_host: bool = False
     fused_attention: bool = False
     views: bool = False

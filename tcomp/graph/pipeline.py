@@ -29,6 +29,7 @@ from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
 from tcomp.graph.tuning import use_record
@@ -77,6 +78,8 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
 
     def simplify_for_target(graph: Graph) -> Graph:
         graph = simplify(graph)
+        if options.row_norms:
+            graph = recognize_norms(graph)
         if options.matvec_weights:
             graph = matvec_weights(graph)
         return fuse_attention(graph, resolved) if options.fused_attention else graph

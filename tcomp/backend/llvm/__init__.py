@@ -51,7 +51,8 @@ STAGES = (
 
 class LLVMBackend(Backend):
     kind = TargetKind.LLVM
-    graph = GraphOptions(blocked_convolutions=True, matvec_weights=True, fused_attention=True, views=True)
+    graph = GraphOptions(blocked_convolutions=True, matvec_weights=True, row_norms=True, fused_attention=True,
+                         views=True)
 
     def stages(self) -> Sequence[Stage]:
         return STAGES

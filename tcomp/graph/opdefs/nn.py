@@ -343,6 +343,33 @@ def normalize_axis_int(axis: int, ndim: int) -> int:
 register_op("layer_norm", OpPattern.OPAQUE, _infer_layer_norm, _lower_layer_norm)
 
 
+# rms_norm(x[, scale]) over the axes from `axis` to the last: x / sqrt(mean(x^2) + epsilon) * scale, with scale of the
+# normalized axes' shape (the pass recognize_norms makes it from the operators exporters write for RMSNorm)
+def _infer_rms_norm(ctx: InferContext) -> list[TensorType]:
+    x = ctx.type(0)
+    require_float(ctx, x)
+    axis = normalize_axis(ctx, ctx.attr("axis", -1), x.ndim)
+    if ctx.has_input(1):
+        same_dtype(ctx, [x, ctx.type(1)])
+        if ctx.type(1).shape != x.shape[axis:]:
+            raise ctx.error(f"scale of shape {ctx.type(1).shape} must have the normalized shape {x.shape[axis:]}")
+    if float(ctx.attr("epsilon", 1e-6)) < 0:
+        raise ctx.error(f"epsilon must be non-negative, got {ctx.attr('epsilon')}")
+    return [x]
+
+
+def _lower_rms_norm(ctx: LowerContext) -> list[Tensor]:
+    x_type = ctx.types[0]
+    assert x_type is not None
+    axis = normalize_axis_int(int(ctx.attr("axis", -1)), x_type.ndim)
+    scale = ctx.tensor(1) if ctx.has_input(1) else None
+    return [ops.rms_norm(ctx.tensor(0), scale, axis=tuple(range(axis, x_type.ndim)),
+                         epsilon=float(ctx.attr("epsilon", 1e-6)), name=ctx.name)]
+
+
+register_op("rms_norm", OpPattern.OPAQUE, _infer_rms_norm, _lower_rms_norm)
+
+
 # instance_norm(x, scale, bias): per (n, c) normalization over the spatial axes, then per-channel scale and bias
 def _infer_instance_norm(ctx: InferContext) -> list[TensorType]:
     x = ctx.type(0)
