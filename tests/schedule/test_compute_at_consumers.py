@@ -10,6 +10,7 @@ import pytest
 
 import tcomp
 from tcomp import ops, te
+from tcomp.backend.testing import build_and_check
 from tcomp.ops import testing as reference
 from tcomp.schedule import ScheduleError
 
@@ -39,7 +40,7 @@ def test_softmax_row_fused_under_the_output_row_loop(symbolic: bool) -> None:
     text = str(tcomp.lower(s, [x, out]))
     assert text.count("parallel") == 1  # one row loop holds all four stages
     data = reference.random_data(np.random.default_rng(0), (rows, cols), low=-4, high=4)
-    reference.build_and_check(s, [x, out], [data], reference.softmax_python(data), rtol=1e-5, atol=1e-6)
+    build_and_check(s, [x, out], [data], reference.softmax_python(data), rtol=1e-5, atol=1e-6)
 
 
 def test_consumer_computed_at_an_inner_loop_of_the_host() -> None:
@@ -51,7 +52,7 @@ def test_consumer_computed_at_an_inner_loop_of_the_host() -> None:
     s[expo].compute_at(s[out], outer)
     s[expsum].compute_at(s[out], inner)  # one row, inside the exp stage's loop
     data = reference.random_data(np.random.default_rng(1), (9, 21), low=-3, high=3)
-    reference.build_and_check(s, [x, out], [data], reference.softmax_python(data))
+    build_and_check(s, [x, out], [data], reference.softmax_python(data))
 
 
 @pytest.mark.parametrize("symbolic", [False, True])
@@ -70,7 +71,7 @@ def test_layer_norm_row_fused(symbolic: bool) -> None:
     rng = np.random.default_rng(2)
     data, g, b = (reference.random_data(rng, shape) for shape in [(rows, cols), (cols,), (cols,)])
     expected = reference.layer_norm_python(data, g, b, axis=-1, epsilon=1e-5)
-    reference.build_and_check(s, [x, gamma, beta, out], [data, g, b], expected, rtol=1e-4, atol=1e-5)
+    build_and_check(s, [x, gamma, beta, out], [data, g, b], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_attention_row_block_fused() -> None:
@@ -91,7 +92,7 @@ def test_attention_row_block_fused() -> None:
     rng = np.random.default_rng(3)
     qa, ka, va = (reference.random_data(rng, (seq, dim)) for _ in range(3))
     expected = reference.softmax_python(qa.astype(np.float64) @ ka.T.astype(np.float64) * scale) @ va
-    reference.build_and_check(s, [q, k, v, out], [qa, ka, va], expected, rtol=1e-4, atol=1e-5)
+    build_and_check(s, [q, k, v, out], [qa, ka, va], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_host_need_not_read_the_stage_directly() -> None:
@@ -103,7 +104,7 @@ def test_host_need_not_read_the_stage_directly() -> None:
     s[a].compute_at(s[c], c.op.axis[0])  # c reads a only through b
     s[b].compute_at(s[c], c.op.axis[0])
     data = reference.random_data(np.random.default_rng(4), (5, 6))
-    reference.build_and_check(s, [x, c], [data], (data * 2 + 1) * 3)
+    build_and_check(s, [x, c], [data], (data * 2 + 1) * 3)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

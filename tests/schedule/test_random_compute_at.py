@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import tcomp
 from tcomp import te
 from tcomp.backend.common import schedule_text
+from tcomp.backend.testing import build_and_check
 from tcomp.ir.expr import IterKind
 from tcomp.ops import testing as reference
 from tcomp.schedule.relation import AttachType, Split
@@ -162,7 +163,7 @@ def test_two_level_chain_over_a_symbolic_dimension(symbolic: bool) -> None:
     rng = np.random.default_rng(0)
     x, y = reference.random_data(rng, (7, 10)), reference.random_data(rng, (10,))
     with tcomp.config.override(check_bounds=True):
-        reference.build_and_check(s, [a, b, d], [x, y], (x * 2.0 + 1.0) @ y - 3.0, rtol=1e-5, atol=1e-5)
+        build_and_check(s, [a, b, d], [x, y], (x * 2.0 + 1.0) @ y - 3.0, rtol=1e-5, atol=1e-5)
 
 
 def _found_schedules() -> dict[str, Callable[[tcomp.schedule.Schedule, dict[str, Stage]], None]]:
@@ -207,7 +208,7 @@ def test_schedules_the_property_test_found(name: str) -> None:
         rng = np.random.default_rng(rows + cols)
         x, y = reference.random_data(rng, (rows, cols)), reference.random_data(rng, (cols,))
         with tcomp.config.override(check_bounds=True):
-            reference.build_and_check(s, args, [x, y], expected(x, y), rtol=1e-4, atol=1e-4)
+            build_and_check(s, args, [x, y], expected(x, y), rtol=1e-4, atol=1e-4)
 
 
 def check_random_chain(graph: str, symbolic: bool, rows: int, cols: int, data: st.DataObject) -> None:
@@ -220,7 +221,7 @@ def check_random_chain(graph: str, symbolic: bool, rows: int, cols: int, data: s
     rng = np.random.default_rng(rows * 100 + cols)
     x, y = reference.random_data(rng, (rows, cols)), reference.random_data(rng, (cols,))
     with tcomp.config.override(check_bounds=True):
-        reference.build_and_check(s, args, [x, y], expected(x, y), rtol=1e-4, atol=1e-4)
+        build_and_check(s, args, [x, y], expected(x, y), rtol=1e-4, atol=1e-4)
 
 
 CHAIN_STRATEGIES = {"graph": st.sampled_from(sorted(GRAPHS)), "symbolic": st.sampled_from([True, True, False]),
