@@ -192,6 +192,8 @@ def read_params(folder: Path, expected: list[tuple[str, TensorType]]) -> dict[st
                     raise _fail(folder, f"{PARAMS} has no array for parameter {name!r}")
                 with archive.open(info) as member:
                     params[name] = _read_array(folder, member, name, t)
+    except GraphError:
+        raise  # a parameter's own check (dtype, shape, order) names it: not a file that cannot be read
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise _fail(folder, f"{PARAMS} cannot be read: {type(exc).__name__}: {exc}") from None
     return params

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,8 +123,9 @@ def test_folders_that_crashed_the_loader_are_refused(exported: Path, tmp_path: P
     edit_graph(tmp_path / "shrunk", _shrunk_storage)
     cases.append((tmp_path / "shrunk", "the kernel's parameter is float32[8, 6]"))
     shutil.copytree(exported, tmp_path / "float16")
+    name, shape = _first_param(exported)
     _float16_params(tmp_path / "float16")
-    cases.append((tmp_path / "float16", "is stored as float16[4, 6]; its type is float32[4, 6]"))
+    cases.append((tmp_path / "float16", f"parameter {name!r} is stored as float16{shape}; its type is float32{shape}"))
     reports = load_in_child([folder for folder, _ in cases])
     assert len(reports) == len(cases)
     for (folder, message), report in zip(cases, reports):
@@ -167,13 +170,21 @@ def _params(folder: Path) -> dict[str, np.ndarray]:
         return {k: archive[k] for k in archive.files}
 
 
+def _first_param(folder: Path) -> tuple[str, list[int]]:
+    """The name (as ``graph.json`` lists it) and shape of the folder's first parameter: the compiler may have
+    replaced the model's weight by a packed copy."""
+    name = json.loads((folder / "graph.json").read_text())["params"][0]
+    return name, list(next(iter(_params(folder).values())).shape)
+
+
 def test_a_big_endian_or_reshaped_parameter_is_refused(folder: Path) -> None:
     params = _params(folder)
+    _, shape = _first_param(folder)
     np.savez(folder / "params.npz", **{k: v.astype(">f4") for k, v in params.items()})
-    with pytest.raises(tg.GraphError, match=r"stored as >f4 \(big-endian\)\[4, 6\]; its type is float32\[4, 6\]"):
+    with pytest.raises(tg.GraphError, match=re.escape(f"stored as >f4 (big-endian){shape}; its type is float32{shape}")):
         tg.load_executor(str(folder))
-    np.savez(folder / "params.npz", **{k: v.reshape(6, 4) for k, v in params.items()})
-    with pytest.raises(tg.GraphError, match=r"stored as float32\[6, 4\]"):
+    np.savez(folder / "params.npz", **{k: v.reshape(-1, 1) for k, v in params.items()})
+    with pytest.raises(tg.GraphError, match=re.escape(f"stored as float32[{math.prod(shape)}, 1]")):
         tg.load_executor(str(folder))
     np.savez(folder / "params.npz", **{k: np.asfortranarray(v) for k, v in params.items()})
     with pytest.raises(tg.GraphError, match="in Fortran order"):
@@ -239,8 +250,8 @@ def test_graph_json_is_bounded(folder: Path, monkeypatch: pytest.MonkeyPatch) ->
     (lambda d: d.__setitem__("kernels", {"a": 1}), "expected a JSON list"),
     (lambda d: d["kernels"][0]["args"].__setitem__(0, "nope"), "which has no storage"),
     (lambda d: d["kernels"][0].__setitem__("num_inputs", 99), "outside"),
-    (lambda d: d.__setitem__("inputs", ["w"]), "has no storage of its own"),
-    (lambda d: d.__setitem__("params", ["w", "w"]), "lists a parameter twice"),
+    (lambda d: d.__setitem__("inputs", d["params"][:1]), "has no storage of its own"),
+    (lambda d: d.__setitem__("params", d["params"][:1] * 2), "lists a parameter twice"),
     (lambda d: d.__setitem__("format", "tcomp.graph.v1"), "format: tcomp.graph.v1"),
     (lambda d: d.__setitem__("name", 5), "expected a string"),
     (lambda d: d.__setitem__("target", "llvm -mcpu=nosuchcpu"), "target"),
