@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -102,12 +103,13 @@ def main() -> None:
                               " ".join(str(t) if t is not None else "-" for t in reached),
                               f"{statistics.median(r.best_gflops for r in results) / known:.2f}",
                               f"{statistics.median(r.best_gflops / r.default_gflops for r in results):.2f}",
-                              "yes" if fair else "NO"])
+                              "yes" if fair else "NO", model_check(results)])
             rows += table
             print_results(table, f"{workload}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             saved[workload] = {"task": task.to_json(), "known_gflops": known, "default_gflops": default,
                                "runs": {kind.value: [{"seed": seed, "curve": r.curve, "best_gflops": r.best_gflops,
-                                                      "default_gflops": r.default_gflops}
+                                                      "default_gflops": r.default_gflops,
+                                                      "quality": [q.to_json() for q in r.quality]}
                                                      for seed, r in enumerate(results)]
                                         for kind, results in runs.items()}}
             if args.out:
@@ -115,12 +117,19 @@ def main() -> None:
     print_results(rows, "all workloads")
 
 
+def model_check(results: list[autotune.TuneResult]) -> str:
+    """The median over the runs of the Spearman correlation of the cost model's last check on held-out configs
+    (``XGBTuner.quality``), ``-`` for tuners without a model."""
+    last = [r.quality[-1].spearman for r in results if r.quality and math.isfinite(r.quality[-1].spearman)]
+    return f"{statistics.median(last):.2f}" if last else "-"
+
+
 def print_results(rows: list[list[str]], title: str) -> None:
     print()
     print(f"trials to 95% of the best known ({title}; - : not within the budget, counted as budget + 1 in the "
           "median)")
-    print_table(["workload", "tuner", "median trials", "per seed", "best/known", "best/default", "best>=default"],
-                rows)
+    print_table(["workload", "tuner", "median trials", "per seed", "best/known", "best/default", "best>=default",
+                 "Spearman"], rows)
     sys.stdout.flush()
 
 
