@@ -126,6 +126,48 @@ def test_matvec_weights_pack_a_small_batch_weight_in_column_blocks(x_shape: tupl
     np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("other_reader", [False, True])
+def test_matvec_weights_pack_a_transposed_parameter(other_reader: bool) -> None:
+    """matmul(x, transpose(W)), as Gemm with transB=1 imports when the transpose is too large to fold, is packed
+    from W; the transpose goes unless something else reads it."""
+    from tcomp.graph.passes.matvec_weights import matvec_weights
+
+    w_nk = rand(10, 24)
+    nodes = [make_node("transpose", "t", ["w"], ["wt"], perm=(1, 0)), make_node("matmul", "fc", ["x", "wt"], ["y"])]
+    outputs = ["y", "wt_out"] if other_reader else ["y"]
+    if other_reader:
+        nodes.append(make_node("relu", "r", ["wt"], ["wt_out"]))
+    g = graph(nodes, {"x": (2, 24)}, outputs, {"w": w_nk})
+    rewritten = matvec_weights(g)
+    ops = [n.op for n in rewritten.nodes]
+    assert "packed_matvec" in ops and "matmul" not in ops
+    assert ("transpose" in ops) is other_reader
+    x = rand(2, 24)
+    [got, *_] = run(rewritten, x=x)
+    np.testing.assert_allclose(got, x @ w_nk.T, rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_trans_b_too_large_to_fold_streams_a_packed_weight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ONNX Gemm (transB=1, a bias) whose transposed weight exceeds the folding limit (here 0 bytes; VGG's
+    classifier in practice) still compiles to one packed product, against numpy."""
+    import importlib
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    monkeypatch.setattr(importlib.import_module("tcomp.graph.passes.fold_constants"), "MAX_FOLD_BYTES", 0)
+    w_nk, bias, x = rand(37, 50), rand(37), rand(3, 50)
+    node = helper.make_node("Gemm", ["x", "W", "b"], ["y"], transB=1)
+    model = helper.make_model(helper.make_graph(
+        [node], "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 50])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 37])],
+        [numpy_helper.from_array(w_nk, "W"), numpy_helper.from_array(bias, "b")]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    executor = tg.compile(model.SerializeToString(), "llvm")
+    assert "= packed_matvec(" in str(executor.graph) and "= transpose(" not in str(executor.graph)
+    [got] = executor.run([x])
+    np.testing.assert_allclose(got, x @ w_nk.T + bias, rtol=1e-5, atol=1e-5)
+
+
 def test_matvec_weights_leave_large_batches_and_computed_weights() -> None:
     from tcomp.graph.passes.matvec_weights import MATVEC_ROWS, matvec_weights
 

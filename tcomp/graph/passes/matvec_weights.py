@@ -5,7 +5,9 @@ classifier or a fully connected layer at a small batch, a transformer's projecti
 ``packed_matvec(x, P)`` with ``P = pack_column_blocks(W, NB)``, a new ``[ceil(N / NB), K, NB]`` parameter, and the
 attribute ``columns = N`` (``tcomp.ops.matvec``): each block is one contiguous run of memory a core streams once,
 with ``NB``-wide vector multiply-adds for every row of ``x``, whatever ``K``. ``NB`` follows the number of rows
-(``column_block``). ``matmul(x, W.T)`` with ``transpose_b`` (a ``[N, K]`` parameter) is packed the same way.
+(``column_block``). ``matmul(x, W.T)`` with ``transpose_b`` (a ``[N, K]`` parameter) is packed the same way, and so
+is ``matmul(x, transpose(W))`` (ONNX ``Gemm`` with ``transB=1`` whose weight was too large to fold the transpose
+into a parameter: VGG's 25088 x 4096 classifier); the transpose is dropped when nothing else reads it.
 
 Assumes a typed graph before fusion; the pipeline runs it after ``simplify`` for CPU targets. Guarantees the same
 values and types; returns the same graph when nothing applies (a computed weight, more rows, a batched weight).
@@ -23,27 +25,36 @@ from tcomp.ops.matvec import PACKED_MAX_ROWS, column_block, pack_column_blocks
 MATVEC_ROWS = PACKED_MAX_ROWS
 
 
-def _packable(graph: Graph, node: Node, params: dict[str, np.ndarray]) -> bool:
-    if node.op != "matmul" or node.inputs[1] not in params:
-        return False
-    x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
+def _weight(graph: Graph, node: Node, params: dict[str, np.ndarray], producers: dict[str, Node]) -> np.ndarray | None:
+    """The ``[K, N]`` weight of a packable ``matmul`` (a view of a parameter), or None."""
+    if node.op != "matmul":
+        return None
+    name, transposed = node.inputs[1], bool(node.attr("transpose_b", False))
+    source = producers.get(name)
+    if name not in params and source is not None and source.op == "transpose" and source.inputs[0] in params \
+            and tuple(source.attr("perm")) == (1, 0):
+        name, transposed = source.inputs[0], not transposed
+    if name not in params:
+        return None
+    x, w = graph.type_of(node.inputs[0]), graph.type_of(name)
     if w.ndim != 2 or x.ndim < 1 or w.dtype != x.dtype or not w.dtype.startswith("float"):
-        return False
+        return None
     rows = math.prod(x.shape[:-1])
-    return 1 <= rows <= MATVEC_ROWS and min(w.shape) > 1
+    if not 1 <= rows <= MATVEC_ROWS or min(w.shape) < 2:
+        return None
+    return params[name].T if transposed else params[name]
 
 
 def matvec_weights(graph: Graph) -> Graph:
     """See the module docstring."""
     params = dict(graph.params)
+    producers = graph.producers()
     names = FreshNames.of(graph)
     nodes: list[Node] = []
     changed = False
     for node in graph.nodes:
-        if _packable(graph, node, params):
-            weight = params[node.inputs[1]]
-            if node.attr("transpose_b", False):
-                weight = weight.T
+        weight = _weight(graph, node, params, producers)
+        if weight is not None:
             rows = math.prod(graph.type_of(node.inputs[0]).shape[:-1])
             block = column_block(rows)
             stored = names.fresh(f"{node.inputs[1]}/packed{block}")
