@@ -87,6 +87,9 @@ def main() -> None:
                     runs[kind].append(result)
                     print(f"  seed {seed} {kind.value:>6}: best {result.best_gflops:7.1f} GF/s, default "
                           f"{result.default_gflops:7.1f} GF/s, {result.wall_time:4.0f} s", flush=True)
+                    if args.out:  # every run as soon as it ends: an interrupted benchmark keeps its curves
+                        saved[workload] = {"task": task.to_json(), "runs": runs_json(runs)}
+                        Path(args.out).write_text(json.dumps(saved, indent=1))
             bests = [r.best_config for rs in runs.values() for r in rs if r.best_config is not None]
             reference = reference_gflops(task, bests, measurer, args.confirm)
             known = max(max(reference.values(), default=0.0),
@@ -107,14 +110,18 @@ def main() -> None:
             rows += table
             print_results(table, f"{workload}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             saved[workload] = {"task": task.to_json(), "known_gflops": known, "default_gflops": default,
-                               "runs": {kind.value: [{"seed": seed, "curve": r.curve, "best_gflops": r.best_gflops,
-                                                      "default_gflops": r.default_gflops,
-                                                      "quality": [q.to_json() for q in r.quality]}
-                                                     for seed, r in enumerate(results)]
-                                        for kind, results in runs.items()}}
+                               "runs": runs_json(runs)}
             if args.out:
                 Path(args.out).write_text(json.dumps(saved, indent=1))
     print_results(rows, "all workloads")
+
+
+def runs_json(runs: dict[autotune.TunerKind, list[autotune.TuneResult]]) -> dict[str, object]:
+    return {kind.value: [{"seed": seed, "curve": r.curve, "best_gflops": r.best_gflops,
+                          "default_gflops": r.default_gflops, "wall_s": r.wall_time,
+                          "quality": [q.to_json() for q in r.quality]}
+                         for seed, r in enumerate(results)]
+            for kind, results in runs.items()}
 
 
 def model_check(results: list[autotune.TuneResult]) -> str:
