@@ -5,9 +5,10 @@ A layout string names each dimension in storage order: an upper-case letter is a
 ``factor`` elements, stored as its own (inner) dimension. ``NCHW16c`` holds ``x[n, c // 16, h, w, c % 16]`` and
 ``OIHW16i16o`` holds ``w[o // 16, i // 16, h, w, i % 16, o % 16]``.
 
-``conv2d_nchwc`` computes on blocked data ``[N, C // ic, H, W, ic]`` and a blocked kernel
-``[O // oc, C // ic, KH, KW, ic, oc]``: the innermost ``oc`` output channels of a block are contiguous, so a CPU
-schedule keeps one SIMD vector of them per output pixel and reads each input channel as a broadcast.
+``conv2d_nchwc`` (and ``depthwise_conv2d_nchwc``, one channel per group) computes on blocked data ``[N, C // ic, H,
+W, ic]`` and a blocked kernel ``[O // oc, C // ic, KH, KW, ic, oc]``: the innermost ``oc`` output channels of a block
+are contiguous, so a CPU schedule keeps one SIMD vector of them per output pixel and reads each input channel as a
+broadcast.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, check_tensor, fold, s
 from tcomp.te.tensor import Tensor
 
 __all__ = [
-    "BlockedConv", "Layout", "choose_channel_block", "conv2d_nchw_via_nchwc", "conv2d_nchwc", "layout_transform",
-    "pack_kernel",
+    "BlockedConv", "Layout", "choose_channel_block", "conv2d_nchw_via_nchwc", "conv2d_nchwc",
+    "depthwise_conv2d_nchwc", "layout_transform", "pack_kernel",
 ]
 
 _TOKEN = re.compile(r"(\d*)([A-Za-z])")
@@ -211,6 +212,50 @@ def conv2d_nchwc(
     attrs = {OP_KIND: OpKind.CONV2D_NCHWC, "stride": strides, "padding": pads, "dilation": dilations}
     if groups != 1:
         attrs["groups"] = groups
+    return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
+
+
+def depthwise_conv2d_nchwc(
+    data: Tensor,
+    kernel: Tensor,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    name: str = "depthwise_conv2d_nchwc",
+) -> Tensor:
+    """Depthwise 2-D convolution in blocked layout. ``data[N, C // b, H, W, b]`` (``NCHW{b}c``) and
+    ``kernel[C // b, 1, KH, KW, 1, b]`` (``OIHW1i{b}o`` of the ``[C, 1, KH, KW]`` kernel) ->
+    ``out[N, C // b, OH, OW, b]``, sizes as in ``conv2d_nchw``, and
+
+        out[n, g, y, x, b] = sum_{ry, rx} pad[n, g, y * sh + ry * dh, x * sw + rx * dw, b] * kernel[g, 0, ry, rx, 0, b].
+    """
+    op = "depthwise_conv2d_nchwc"
+    check_tensor(op, "data", data, 5)
+    check_tensor(op, "kernel", kernel, 6)
+    strides, pads, dilations = _spatial_args(op, stride, padding, dilation)
+    chunks, block = static_dim(op, "data", data, 1), static_dim(op, "data", data, 4)
+    expected = (chunks, 1, 1, block)
+    got = tuple(static_dim(op, "kernel", kernel, axis) for axis in (0, 1, 4, 5))
+    if got != expected:
+        raise OpError(f"{op}: a kernel of {chunks} blocks [C // b, 1, KH, KW, 1, b] with b = {block} expected, got "
+                      f"shape {tuple(kernel.shape)}")
+    kh, kw = static_dim(op, "kernel", kernel, 2), static_dim(op, "kernel", kernel, 3)
+    out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
+    out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
+    _check_positive_output(op, out_h, out_w, data)
+    top, left, bottom, right = pads
+    padded = data
+    if any(pads):
+        padded = pad(data, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    (sh, sw), (dh, dw) = strides, dilations
+
+    def body(n: Var, g: Var, y: Var, x: Var, b: Var) -> Expr:
+        return te.sum(padded[n, g, y * sh + ry * dh, x * sw + rx * dw, b] * kernel[g, 0, ry, rx, 0, b], axis=[ry, rx])
+
+    shape = (data.shape[0], data.shape[1], out_h, out_w, data.shape[4])
+    attrs = {OP_KIND: OpKind.DEPTHWISE_CONV2D_NCHWC, "stride": strides, "padding": pads, "dilation": dilations}
     return te.compute(shape, body, name=name, tag=Tag.OUT_ELEMWISE_FUSABLE, attrs=attrs)
 
 

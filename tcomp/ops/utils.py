@@ -36,6 +36,7 @@ class OpKind(enum.StrEnum):
     CONV2D_NCHW = "conv2d_nchw"
     DEPTHWISE_CONV2D_NCHW = "depthwise_conv2d_nchw"
     CONV2D_NCHWC = "conv2d_nchwc"
+    DEPTHWISE_CONV2D_NCHWC = "depthwise_conv2d_nchwc"
     MATMUL = "matmul"
     BATCH_MATMUL = "batch_matmul"
     PACKED_MATVEC = "packed_matvec"

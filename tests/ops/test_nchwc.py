@@ -16,6 +16,7 @@ from tcomp.ops.nchwc import (
     choose_channel_block,
     conv2d_nchw_via_nchwc,
     conv2d_nchwc,
+    depthwise_conv2d_nchwc,
     layout_transform,
     pack_kernel,
 )
@@ -187,3 +188,38 @@ def test_grouped_conv2d_nchwc_errors() -> None:
         conv2d_nchwc(data, te.placeholder((5, 2, 1, 1, 4, 4), name="k"), groups=3)
     with pytest.raises(OpError, match="groups must be a positive int"):
         conv2d_nchwc(data, te.placeholder((6, 6, 1, 1, 4, 4), name="k"), groups=0)
+
+
+@pytest.mark.parametrize(("channels", "size", "kernel", "stride", "padding", "dilation", "block"), [
+    (136, (28, 28), 3, 1, 1, 1, 8),  # ShuffleNet's depthwise convolutions
+    (112, (56, 56), 3, 2, 1, 1, 8),
+    (14, (13, 11), 3, 1, 1, 1, 7),  # a block narrower than a vector, widths without a divisor
+    (32, (9, 10), 3, 2, (0, 1, 2, 1), 1, 16),  # two vectors per block on AVX2
+    (8, (12, 12), 5, 1, 4, 2, 4),  # dilated 5x5
+    (12, (7, 7), 3, 1, 0, 1, 4),  # no padding
+])
+def test_depthwise_conv2d_nchwc_against_numpy(channels: int, size: tuple[int, int], kernel: int, stride: int,
+                                              padding: object, dilation: int, block: int) -> None:
+    x = random_data(RNG, (1, channels, *size))
+    w = random_data(RNG, (channels, 1, kernel, kernel))
+    bias = random_data(RNG, (channels,))
+    expected = reference.depthwise_conv2d_nchw_python(x, w, stride, padding, dilation) + bias[None, :, None, None]
+    data = te.placeholder((1, channels // block, *size, block), name="data")
+    weights = te.placeholder((channels // block, 1, kernel, kernel, 1, block), name="kernel")
+    bias_t = te.placeholder((1, channels // block, 1, 1, block), name="bias")
+    conv = depthwise_conv2d_nchwc(data, weights, stride, padding, dilation)
+    assert op_kind(conv.op) is OpKind.DEPTHWISE_CONV2D_NCHWC
+    out = te.compute(conv.shape, lambda n, g, y, xx, b: conv[n, g, y, xx, b] + bias_t[0, g, 0, 0, b], name="bias_add")
+    arrays = [to_blocked(x, block), pack(w, 1, block), to_blocked(bias[None, :, None, None], block)]
+    build_and_check(schedule_cpu([out]), [data, weights, bias_t, out], arrays, to_blocked(expected, block), 1e-4,
+                    1e-4)
+
+
+def test_depthwise_conv2d_nchwc_errors() -> None:
+    data = te.placeholder((1, 4, 6, 6, 8), name="data")
+    with pytest.raises(OpError, match=r"a kernel of 4 blocks \[C // b, 1, KH, KW, 1, b\] with b = 8 expected"):
+        depthwise_conv2d_nchwc(data, te.placeholder((4, 1, 3, 3, 1, 4), name="k"))
+    with pytest.raises(OpError, match="must have 6 dimensions"):
+        depthwise_conv2d_nchwc(data, te.placeholder((4, 1, 3, 3), name="k"))
+    with pytest.raises(OpError, match="output height would be"):
+        depthwise_conv2d_nchwc(data, te.placeholder((4, 1, 9, 9, 1, 8), name="k"))

@@ -5,8 +5,7 @@
 - ``conv2d_nchwc(strides, pads, dilations, groups=1)``: data ``NCHW{ic}c``, kernel ``OIHW{ic}i{oc}o`` (of the
   ``[O, C // groups, KH, KW]`` kernel) -> ``NCHW{oc}c`` (``tcomp.ops.nchwc.conv2d_nchwc``);
 - ``depthwise_conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{b}c``, kernel ``OIHW1i{b}o`` (from ``[C, 1, KH,
-  KW]``) -> ``NCHW{b}c``, ``out[n, g, y, x, b] = sum_{ry, rx} pad[n, g, y * sh + ry * dh, x * sw + rx * dw, b] *
-  kernel[g, 0, ry, rx, 0, b]``.
+  KW]``) -> ``NCHW{b}c`` (``tcomp.ops.nchwc.depthwise_conv2d_nchwc``).
 
 - ``max_pool2d_nchwc(kernel, strides, pads, ceil_mode)``: max pooling of ``NCHW{b}c`` data.
 """
@@ -22,7 +21,7 @@ from tcomp.graph.opdefs.common import conv2d_output_hw, ints_attr, require_float
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr
 from tcomp.ops import pad
-from tcomp.ops.nchwc import Layout, conv2d_nchwc, layout_transform
+from tcomp.ops.nchwc import Layout, conv2d_nchwc, depthwise_conv2d_nchwc, layout_transform
 from tcomp.ops.pool import pool2d_output_size
 from tcomp.te.tensor import Tensor
 
@@ -96,20 +95,8 @@ def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
-    x, w = ctx.tensor(0), ctx.tensor(1)
-    (sh, sw), (dh, dw) = ctx.attr("strides"), ctx.attr("dilations")
-    top, left, bottom, right = ctx.attr("pads")
-    padded = x
-    if any((top, left, bottom, right)):
-        padded = pad(x, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
-    kh, kw = ctx.types[1].shape[2], ctx.types[1].shape[3]  # type: ignore[union-attr]
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
-
-    def body(n: Any, g: Any, y: Any, xx: Any, b: Any) -> Expr:
-        return te.sum(padded[n, g, y * sh + ry * dh, xx * sw + rx * dw, b] * w[g, 0, ry, rx, 0, b], axis=[ry, rx])
-
-    return [te.compute(ctx.out_types[0].shape, body, name=ctx.name, tag="out_elemwise_fusable")]
+    return [depthwise_conv2d_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("strides"), ctx.attr("pads"),
+                                   ctx.attr("dilations"), name=ctx.name)]
 
 
 def _infer_max_pool_nchwc(ctx: InferContext) -> list[TensorType]:

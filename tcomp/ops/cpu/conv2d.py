@@ -380,6 +380,43 @@ def schedule_depthwise_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stag
     acc.vectorize(a_ow)
 
 
+def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+    """``depthwise_conv2d_nchwc`` (output ``[N, C/b, OH, OW, b]``): like ``conv2d_nchwc``, a register tile of
+    ``reg_n`` output columns x the vector of ``b`` channels, accumulated over the unrolled kernel window in a local
+    cache and written once through the fused epilogue; ``(n, c, oh)`` in parallel. ``reg_n`` is the largest divisor
+    of ``OW`` up to 8. The padding is inlined: a depthwise window does too little work per input for a padded copy
+    of the input to pay (measured on znver1, 136 channels at 28x28, 3x3, bias, one thread: 0.25 ms with the padding
+    a stage of its own, 0.13 ms inlined; the generic schedule, accumulating in memory per output pixel, 0.45 ms)."""
+    op = s[tensor].op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    reduce_sizes = extents(op.reduce_axis)
+    if sizes is None or reduce_sizes is None:
+        _fallback(s, tensor, host, cpu)
+        return
+    _, _, _, ow_extent, block = sizes
+    vectors = max(1, -(-block // cpu.lanes(tensor.dtype)))
+    reg_n = largest_divisor(ow_extent, max(1, min(8, (cpu.vector_registers - _SPARE_REGISTERS) // vectors)))
+    padding = padding_stage(s, op)
+    if padding is not None and not padding.is_output:
+        padding.compute_inline()  # bounds tests in the window cost less than a padded copy of the input
+    out, acc = _output_stage(s, tensor, host)
+    n, c, oh, ow, b = out.op.axis  # type: ignore[attr-defined]
+    ow_outer, ow_inner = _split_to(out, ow, reg_n, ow_extent)
+    tile_loops = [ow_outer] if ow_outer is not None else []
+    out.reorder(n, c, oh, *tile_loops, ow_inner, b)
+    fused = parallel_fused(out, [n, c, oh], product(sizes) * product(reduce_sizes), cpu.cores)
+    assert fused is not None
+    out.vectorize(b)
+    acc.compute_at(out, tile_loops[0] if tile_loops else fused)
+    a_n, a_c, a_oh, a_ow, a_b = acc.op.axis  # type: ignore[attr-defined]
+    ry, rx = acc.op.reduce_axis  # type: ignore[attr-defined]
+    acc.reorder(a_n, a_c, a_oh, ry, rx, a_ow, a_b)
+    acc.unroll(rx)
+    acc.unroll(a_ow)
+    acc.vectorize(a_b)
+
+
 def _fallback(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
     """Symbolic shapes: outputs in parallel, reductions as plain loops, the epilogue its own pass."""
     stage = s[tensor]
@@ -393,4 +430,5 @@ SCHEDULES = {
     OpKind.CONV2D_NCHWC: schedule_conv2d_nchwc_stage,
     OpKind.CONV2D_NCHW: schedule_conv2d_nchw_stage,
     OpKind.DEPTHWISE_CONV2D_NCHW: schedule_depthwise_conv2d_nchw_stage,
+    OpKind.DEPTHWISE_CONV2D_NCHWC: schedule_depthwise_conv2d_nchwc_stage,
 }
