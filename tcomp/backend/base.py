@@ -78,9 +78,10 @@ class GraphOptions:
     become one operator each (``recognize_norms``), which the target computes a row at a time. ``fold_on_host``:
     constant subgraphs are evaluated by kernels built for this machine's CPU rather than for the target.
     ``fused_attention``: attention subgraphs become one ``attention`` node (``fuse_attention``). ``views``: reshapes
-    and transposes are absorbed into the matrix products that read them (``fuse_ops``). ``templates``: the tunable
-    template of each workload the graph finds (named by the CPU templates' names), ``None`` for the same names; a
-    workload missing from the mapping has no template on this target."""
+    and transposes are absorbed into the matrix products that read them (``fuse_ops``). ``gemm_panels``: the
+    constant weights of larger products are stored in the packed GEMM's panels (``gemm_panels``). ``templates``: the
+    tunable template of each workload the graph finds (named by the CPU templates' names), ``None`` for the same
+    names; a workload missing from the mapping has no template on this target."""
 
     blocked_convolutions: bool = False
     matvec_weights: bool = False
@@ -88,6 +89,7 @@ class GraphOptions:
     fold_on_host: bool = False
     fused_attention: bool = False
     views: bool = False
+    gemm_panels: bool = False
     templates: Mapping[str, str] | None = None
 
     def template_for(self, workload: str) -> str | None:

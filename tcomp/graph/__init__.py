@@ -6,8 +6,8 @@
     ex.export("out/");  ex2 = tcomp.graph.load_executor("out/")
 
 Modules: ``ir`` (graph IR, printer, verifier), ``infer`` (types), ``op`` + ``opdefs`` (operator registry:
-patterns, inference, lowering), ``frontend`` (ONNX), ``passes`` (fold_constants, simplify, alter_layout, fuse_ops,
-plan_memory), ``pipeline``, ``kernels`` (one compiled kernel per node, through the target's backend),
+patterns, inference, lowering), ``frontend`` (ONNX), ``passes`` (fold_constants, simplify, gemm_panels, alter_layout,
+fuse_ops, plan_memory), ``pipeline``, ``kernels`` (one compiled kernel per node, through the target's backend),
 ``executor``, ``export`` and ``load`` (a compiled model's folder), ``tuning`` (records at compile time), ``tasks``
 (the tuning tasks of a model), ``specialize`` (shapes decided at run time), ``testing`` (model builders). The
 ``onnx`` package is needed only to import ONNX models.

@@ -1,10 +1,12 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
-    ONNX -> infer types -> remove empty -> fold constants -> simplify -> fold constants -> alter layout
+    ONNX -> infer types -> remove empty -> fold constants -> simplify -> gemm panels -> fold constants -> alter layout
          -> fold constants -> fuse ops -> plan memory
 
 The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
-weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``).
+weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
+the backend asks and no tuning records are given, ``gemm_panels`` stores the weights of larger products in the
+packed GEMM's panels.
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
@@ -27,6 +29,7 @@ from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
+from tcomp.graph.passes.gemm_panels import gemm_panels
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.recognize_norms import recognize_norms
@@ -45,6 +48,7 @@ class PassOptions:
 
     fold_constants: bool = True
     simplify: bool = True
+    gemm_panels: bool = True
     alter_layout: bool = True
     fuse_ops: bool = True
     plan_memory: bool = True
@@ -84,6 +88,11 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
             graph = matvec_weights(graph)
         return fuse_attention(graph, resolved) if options.fused_attention else graph
 
+    def panels(graph: Graph) -> Graph:
+        if not options.gemm_panels or tuning_records is not None:  # a tuned product keeps its operator
+            return graph
+        return gemm_panels(graph, resolved)
+
     def fuse(graph: Graph) -> Graph:
         return fuse_ops(graph, keep_apart=keep_apart(graph) if keep_apart else None,
                         absorb_views=options.views)
@@ -91,6 +100,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     return [
         ("fold_constants", fold),
         ("simplify", simplify_for_target),
+        ("gemm_panels", panels),
         ("fold_constants", fold),
         ("alter_layout", layout),
         ("fold_constants", fold),

@@ -47,5 +47,6 @@ def extract_model_task_counts(model: Any, target: Target | str | None = None,
                               input_shapes: dict[str, list[int]] | None = None) -> list[tuple[Task, int]]:
     """``extract_model_tasks`` with how many operators of the model run each task (to weigh its kernel time)."""
     blocked = backend_for(target).graph.blocked_convolutions  # tuned in the layout the compiled model uses
-    options = PassOptions(alter_layout=blocked, fuse_ops=False, plan_memory=False)
+    # products keep their operator (gemm_panels is skipped when compiling with records, so they are tuned as such)
+    options = PassOptions(gemm_panels=False, alter_layout=blocked, fuse_ops=False, plan_memory=False)
     return extract_task_counts(compile_graph(model, target, input_shapes=input_shapes, options=options), target)

@@ -172,6 +172,44 @@ register_op("packed_matvec", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_packed_matve
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# panel_matmul: rows times a constant weight packed into the GEMM's column panels (``tcomp.ops.panels``; the CPU
+# graph pass ``gemm_panels`` makes these from matmul)
+def _infer_panel_matmul(ctx: InferContext) -> list[TensorType]:
+    """``x[..., K]`` times ``panels[ceil(N / nr), Kp >= K, nr]`` with the attribute ``columns`` (``N``) ->
+    ``[..., N]``."""
+    x, panels = ctx.type(0), ctx.type(1)
+    dtype = same_dtype(ctx, [x, panels])
+    columns = ctx.attr("columns")
+    if isinstance(columns, bool) or not isinstance(columns, int):
+        raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
+    if x.ndim == 0 or panels.ndim != 3:
+        raise ctx.error(f"expects data with a K axis and 3-D panels, got {x} and {panels}")
+    blocks, depth, nr = panels.shape
+    if x.shape[-1] > depth or not (blocks - 1) * nr < columns <= blocks * nr:
+        raise ctx.error(f"data {x} and {columns} columns do not match the panels {panels}")
+    return [TensorType((*x.shape[:-1], columns), dtype)]
+
+
+def _lower_panel_matmul(ctx: LowerContext) -> list[Tensor]:
+    import math
+
+    from tcomp.ops.panels import panel_matmul
+
+    x, panels = ctx.tensor(0), ctx.tensor(1)
+    shape = ctx.types[0].shape  # type: ignore[union-attr]
+    rows = math.prod(shape[:-1])
+    flat = x if len(shape) == 2 else ops.reshape(x, (rows, shape[-1]), name=f"{ctx.name}_rows")
+    result = panel_matmul(flat, panels, int(ctx.attr("columns")), name=ctx.name if len(shape) == 2 else
+                          f"{ctx.name}_mm")
+    if len(shape) != 2:
+        result = ops.reshape(result, ctx.out_types[0].shape, name=ctx.name)
+    return [result]
+
+
+register_op("panel_matmul", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_panel_matmul, _lower_panel_matmul)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # batch_norm(x, scale, bias, mean, var): inference normalization over axis 1
 def _infer_batch_norm(ctx: InferContext) -> list[TensorType]:
     x = ctx.type(0)

@@ -35,7 +35,8 @@ from tcomp.graph.op import OpPattern, get_op
 
 MAX_GROUP_SIZE = 64
 VIEW_OPS = frozenset({"reshape", "transpose", "strided_slice", "broadcast_to", "split"})
-VIEW_READERS = frozenset({"matmul", "attention"})  # operators whose CPU schedules read their operands through views
+# operators whose CPU schedules read their operands through views
+VIEW_READERS = frozenset({"matmul", "panel_matmul", "attention"})
 _SINK = "__sink__"
 
 

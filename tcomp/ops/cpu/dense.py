@@ -59,6 +59,7 @@ from tcomp.ops.cpu.packed_matmul import (
     split_columns_over_cores,
 )
 from tcomp.ops.cpu.views import rows_in_place
+from tcomp.ops.panels import PANELS
 from tcomp.schedule.cache import replace_op, restart_stage
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
@@ -97,9 +98,15 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
         transpose_a = bool(op.attrs.get("transpose_a", False))
         transpose_b = bool(op.attrs.get("transpose_b", False))
         lanes = cpu.lanes(tensor.dtype)
-        plan = packed_plan(op, tensor, m, n, k, cpu) if len(batch) <= 1 else None
+        panels = bool(op.attrs.get(PANELS))
+        if panels:
+            plan = _panels_plan(op, m, n, k, cpu)
+        else:
+            plan = packed_plan(op, tensor, m, n, k, cpu) if len(batch) <= 1 else None
         if plan is not None:
             fused = _gemm_packed(s, stage, tensor, host, plan, cpu)
+        elif panels:  # panels packed for another target's tiles: correct, slow
+            schedule_elementwise_reduction_fallback(stage, cpu)
         elif not transpose_b:
             fused = _gemm_tiles(s, stage, tensor, host, batch, m, n, k, cpu)
         elif not transpose_a and dot_lanes(k, lanes) >= min(4, lanes) and k >= 2 * dot_lanes(k, lanes):
@@ -140,8 +147,37 @@ def packed_plan(op: ComputeOp, tensor: Tensor, m: int, n: int, k: int, cpu: CpuT
     return plan
 
 
+def panels_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = True) -> GemmPlan | None:
+    """The plan of the packed GEMM for ``[m, k] x [k, n]`` float32 with B a constant packed once into its panels
+    (``tcomp.ops.panels``, shape ``[Np / nr, Kp, nr]`` of this plan), or ``None`` where the packed GEMM does not
+    pay: too little work, or too much padding to whole tiles. ``a_in_place``: whether A's rows can be read where
+    they are."""
+    if m * n * k < PANEL_MIN_WORK:
+        return None
+    lanes = cpu.lanes("float32")
+    blocking = micro_blocking(m, k, lanes, cpu.vector_registers)
+    plan = plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=a_in_place)
+    if plan.Mp * plan.Np * plan.Kp > (1 + PACKED_MAX_PADDING) * m * n * k:
+        return None
+    return plan
+
+
+def _panels_plan(op: ComputeOp, m: int, n: int, k: int, cpu: CpuTarget) -> GemmPlan | None:
+    """``panels_plan`` for a ``panel_matmul`` compute, if its panels have the plan's shape."""
+    x, panels = _inputs(op)
+    if x.dtype != "float32" or panels.dtype != "float32":
+        return None
+    plan = panels_plan(m, n, k, cpu, _a_in_place(operand(x, False, False, is_a=True), m, k))
+    shape = tuple(getattr(d, "value", None) for d in panels.shape)
+    if plan is None or shape != (plan.Np // plan.blocking.nr, plan.Kp, plan.blocking.nr):
+        return None
+    return plan
+
+
 def _operands(op: ComputeOp) -> tuple[Operand, Operand]:
     a, b = _inputs(op)
+    if op.attrs.get(PANELS):
+        return operand(a, False, False, is_a=True), Operand(b, is_b=True)
     batched = len(op.axis) > 2
     transpose_a = bool(op.attrs.get("transpose_a", False))
     transpose_b = bool(op.attrs.get("transpose_b", False))
@@ -171,13 +207,16 @@ def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, 
     op = stage.op
     assert isinstance(op, ComputeOp)
     a_operand, b_operand = _operands(op)
-    stages = packed_product(plan, a_operand, b_operand, name=op.name, tag=op.tag, attrs=op.attrs)
+    panels = b_operand.tensor if op.attrs.get(PANELS) else None
+    stages = packed_product(plan, a_operand, b_operand, name=op.name, tag=op.tag, attrs=op.attrs, panels=panels)
     output = stages.output.op
     assert isinstance(output, ComputeOp)
     position = s.stages.index(stage)
     replace_op(s, stage, output)
     restart_stage(stage, tuple(output.axis) + tuple(output.reduce_axis))
-    new = [t.op for t in (stages.packed_b, stages.packed_a, stages.product) if t is not None and t.op is not output]
+    copies = (stages.packed_a, stages.product) if stages.b_packed_before else \
+        (stages.packed_b, stages.packed_a, stages.product)
+    new = [t.op for t in copies if t is not None and t.op is not output]
     for offset, new_op in enumerate(new):
         s.insert_stage(new_op, position + offset)
     if plan.padded and host is not None:

@@ -143,6 +143,7 @@ class PackedProduct:
     output: Tensor
     a: Operand
     b: Operand
+    b_packed_before: bool = False  # ``packed_b`` is given (a weight packed at compile time), not a copy to schedule
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -205,10 +206,11 @@ def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores:
 
 
 def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag: str = "",
-                   attrs: dict[str, Any] | None = None) -> PackedProduct:
+                   attrs: dict[str, Any] | None = None, panels: Tensor | None = None) -> PackedProduct:
     """The computes of ``plan`` for ``A`` read through ``a`` and ``B`` through ``b``. ``output`` is named ``name``
     and carries ``tag``; the product carries ``attrs`` (a padded one is named ``<name>.padded``). Reads beyond the
-    edges of A and B are zeros in the packed panels."""
+    edges of A and B are zeros in the packed panels. ``panels``: B already in its panels (``[Np / nr, Kp, nr]``,
+    ``tcomp.ops.panels``), read as it is instead of copied (a single product only)."""
     bl = plan.blocking
     M, N, K, Mp, Np, Kp = plan.M, plan.N, plan.K, plan.Mp, plan.Np, plan.Kp
     dtype = a.tensor.dtype
@@ -240,7 +242,13 @@ def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag:
         def a_body(x, z, y):
             return pack_a(None, x, z, y)
 
-    packed_b = te.compute((*lead, Np // bl.nr, Kp, bl.nr), b_body, name=f"{name}.packedB")
+    if panels is None:
+        packed_b = te.compute((*lead, Np // bl.nr, Kp, bl.nr), b_body, name=f"{name}.packedB")
+    else:
+        shape = tuple(getattr(d, "value", None) for d in panels.shape)
+        if plan.batched or shape != (Np // bl.nr, Kp, bl.nr):
+            raise ValueError(f"packed_product: panels of shape {shape} do not fit the plan {plan}")
+        packed_b = panels
     packed_a = None if plan.in_place_a else te.compute((*lead, Mp // bl.mr, bl.mr, Kp), a_body,
                                                        name=f"{name}.packedA")
     k = te.reduce_axis((0, Kp), name="k")
@@ -261,13 +269,13 @@ def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag:
 
     if not plan.padded:
         product = te.compute((*lead, M, N), body, name=name, tag=tag, attrs=attrs)
-        return PackedProduct(packed_a, packed_b, product, product, a, b)
+        return PackedProduct(packed_a, packed_b, product, product, a, b, panels is not None)
     product = te.compute((*lead, Mp, Np), body, name=f"{name}.padded", attrs=attrs)
     if plan.batched:
         output = te.compute((*lead, M, N), lambda t, i, j: product[t, i, j], name=name, tag=tag)
     else:
         output = te.compute((M, N), lambda i, j: product[i, j], name=name, tag=tag)
-    return PackedProduct(packed_a, packed_b, product, output, a, b)
+    return PackedProduct(packed_a, packed_b, product, output, a, b, panels is not None)
 
 
 def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, host: Stage | None = None) -> Stage:
@@ -307,13 +315,14 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
 
     # the copies read their source along the axis contiguous in memory: vectorized where that is the panels' rows,
     # else in scalar runs
-    s[packed_b].compute_at(stage, k_outer)
-    *_, x, y, z = packed_b.op.axis
-    if stages.b.k_contiguous:
-        s[packed_b].reorder(x, z, y)  # a run of K per panel column
-    else:
-        s[packed_b].reorder(y, x, z)  # B row by row
-        s[packed_b].vectorize(z)
+    if not stages.b_packed_before:
+        s[packed_b].compute_at(stage, k_outer)
+        *_, x, y, z = packed_b.op.axis
+        if stages.b.k_contiguous:
+            s[packed_b].reorder(x, z, y)  # a run of K per panel column
+        else:
+            s[packed_b].reorder(y, x, z)  # B row by row
+            s[packed_b].vectorize(z)
     if packed_a is not None:
         s[packed_a].compute_at(stage, a_at)
         *_, x, z, y = packed_a.op.axis
