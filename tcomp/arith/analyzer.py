@@ -15,6 +15,7 @@ from tcomp.arith.interval import IntervalSet, eval_interval
 from tcomp.arith.recursion import deep as _deep
 from tcomp.arith.rewrite import Simplifier, make_number
 from tcomp.ir import expr as E
+from tcomp.ir.functor import free_vars
 
 
 def _const_int_bound(s: Simplifier, e: E.Expr) -> tuple[int | None, int | None]:
@@ -50,8 +51,6 @@ def can_prove(cond: E.Expr, bounds: Bounds | None = None) -> bool:
 def declared_upper_bound(e: E.Expr) -> int | None:
     """The largest value of the integer expression ``e`` when each of its variables is a symbolic dimension in its
     declared range (``Var.declared_range``); None when unbounded."""
-    from tcomp.ir.functor import free_vars
-
     bounds = {v: v.declared_range() for v in free_vars(e) if dt.is_scalar_int(v.dtype)}
     return const_int_bound(e, bounds)[1]
 

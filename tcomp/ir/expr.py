@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from tcomp.ir import dtype as dt
 
 if TYPE_CHECKING:
@@ -365,18 +367,14 @@ class IterVar(ExprOps):
 
 @dataclass(frozen=True, eq=False)
 class CommReducer:
-    """A commutative reducer: ``combine(x, y)`` with ``identity`` as neutral element."""
+    """A commutative reducer: ``result`` combines ``lhs`` and ``rhs``, with ``identity`` as neutral element
+    (``functor.combine_with`` applies it to two expressions)."""
 
     name: str
     lhs: Var
     rhs: Var
     result: Expr
     identity: Expr
-
-    def combine(self, x: Expr, y: Expr) -> Expr:
-        from tcomp.ir.functor import substitute
-
-        return substitute(self.result, {self.lhs: x, self.rhs: y})
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -429,13 +427,8 @@ def convert(value: Any) -> Expr:
         return value.var
     if isinstance(value, (bool, int, float)):
         return const(value)
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return make_const(value.item(), dt.normalize(value.dtype))
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(value, np.generic):
+        return make_const(value.item(), dt.normalize(value.dtype))
     raise TypeError(f"cannot convert {value!r} of type {type(value).__name__} to an expression")
 
 

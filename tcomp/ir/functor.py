@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from tcomp.ir import expr as E
-from tcomp.ir.expr import Expr, IterVar, Reduce, Var
+from tcomp.ir.expr import CommReducer, Expr, IterVar, Reduce, Var, convert
 from tcomp.ir.stmt import Stmt
 
 Node = Expr | Stmt
@@ -143,10 +143,14 @@ def substitute(node: Any, mapping: Mapping[Var, Any]) -> Any:
     """Replace variables (keyed by identity) by expressions in an expression or statement."""
     if not mapping:
         return node
-    from tcomp.ir.expr import convert
 
     converted = {var: convert(value) for var, value in mapping.items()}
     return _Substituter(converted).visit(node)
+
+
+def combine_with(reducer: CommReducer, x: Expr, y: Expr) -> Expr:
+    """``reducer``'s combination of ``x`` and ``y``: its result with ``lhs`` and ``rhs`` replaced by them."""
+    return substitute(reducer.result, {reducer.lhs: x, reducer.rhs: y})
 
 
 def free_vars(node: Node) -> list[Var]:

@@ -8,7 +8,7 @@ assertions. Nodes are frozen dataclasses compared by identity; ``structural_equa
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tcomp.ir.buffer import Buffer
@@ -146,8 +146,6 @@ class PrimFunc:
         return default
 
     def with_attr(self, key: str, value: Any) -> PrimFunc:
-        from dataclasses import replace
-
         kept = tuple((k, v) for k, v in self.attrs if k != key)
         return replace(self, attrs=kept + ((key, value),))
 

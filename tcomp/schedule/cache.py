@@ -33,6 +33,7 @@ from tcomp.ir.expr import (
     select,
 )
 from tcomp.ir.functor import Mutator, substitute
+from tcomp.schedule.bound import StageBound, pass_down_extents, pass_up_index
 from tcomp.schedule.relation import AttachType, ScheduleError, Split
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
@@ -159,7 +160,6 @@ def rfactor(schedule: Schedule, tensor: Tensor, axis: IterVar, factor_axis: int 
         raise ScheduleError(
             f"stage {stage.name}: rfactor: factor_axis {factor_axis} is not in [0, {len(op.axis)}]"
         )
-    from tcomp.schedule.bound import StageBound, pass_down_extents, pass_up_index
 
     bound = StageBound()
     for iv in stage.root_iter_vars:

@@ -28,6 +28,7 @@ Assumes the stage runs in a GPU kernel; its data-parallel leaves must all be out
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,7 @@ from tcomp.ir.expr import (
     floormod,
     logical_and,
 )
+from tcomp.ir.functor import combine_with
 from tcomp.ir.gpu import WARP_SIZE, shuffle_xor
 from tcomp.ir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, Stmt, seq
 from tcomp.schedule.relation import ScheduleError
@@ -94,7 +96,7 @@ def lower_cross_thread_reduce(
         raise ScheduleError(f"{prefix}: the thread count {bound.extent[leaf]} is not a constant")
     tag = stage.iter_attrs[leaf].bind_thread.thread_tag  # type: ignore[union-attr]
     dtype = reduce.dtype
-    combine = reduce.combiner.combine
+    combine = functools.partial(combine_with, reduce.combiner)
     zero = const(0)
     acc = Buffer(f"{stage.name}.acc", (const(1),), dtype, "local")
     acc_value = BufferLoad(acc, (zero,), dtype)

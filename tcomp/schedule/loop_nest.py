@@ -27,7 +27,7 @@ from tcomp.ir.expr import (
     convert,
     logical_and,
 )
-from tcomp.ir.functor import Mutator, free_vars, substitute
+from tcomp.ir.functor import Mutator, combine_with, free_vars, substitute
 from tcomp.ir.stmt import (
     Allocate,
     BufferStore,
@@ -39,10 +39,12 @@ from tcomp.ir.stmt import (
     seq,
 )
 from tcomp.schedule.bound import Bounds, StageBound, infer_bounds, pass_up_index
+from tcomp.schedule.cross_thread import cross_thread_leaf, lower_cross_thread_reduce
 from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType, ScheduleError, Split
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
+from tcomp.schedule.tensorize import Matcher, TensorizeError, make_region
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, ScanOp, Tensor
 
 
@@ -246,8 +248,6 @@ class Lowerer:
         guards: list[tuple[Expr, set[int]]],
         load: object,
     ) -> Stmt:
-        from tcomp.schedule.cross_thread import cross_thread_leaf, lower_cross_thread_reduce
-
         if cross_thread_leaf(stage) is not None:
             return lower_cross_thread_reduce(self, stage, bound, reduce, buffer, indices, guards, load)  # type: ignore[arg-type]
         leaves = stage.leaf_iter_vars
@@ -258,7 +258,7 @@ class Lowerer:
         init_value = load(init_value)  # type: ignore[operator]
         init_store = BufferStore(buffer, init_value, indices)
         current = BufferLoad(buffer, indices, reduce.dtype)
-        update_value = reduce.combiner.combine(current, load(reduce.source))  # type: ignore[operator]
+        update_value = combine_with(reduce.combiner, current, load(reduce.source))  # type: ignore[operator]
         update: Stmt = BufferStore(buffer, update_value, indices)
         if reduce.condition is not None:
             update = IfThenElse(load(reduce.condition), update)  # type: ignore[operator]
@@ -297,8 +297,6 @@ class Lowerer:
         guards: list[tuple[Expr, set[int]]],
     ) -> Stmt:
         """The stage's nest with the leaves from ``position`` inward replaced by a tensor intrinsic."""
-        from tcomp.schedule.tensorize import Matcher, TensorizeError, make_region
-
         op = stage.op
         assert isinstance(op, ComputeOp)
         leaves = stage.leaf_iter_vars

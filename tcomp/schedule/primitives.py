@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tcomp.arith import declared_upper_bound
 from tcomp.ir.expr import Expr, IterKind, IterVar, Var, const_int_value, convert
 from tcomp.ir.stmt import ForKind
 from tcomp.schedule.relation import AttachType, Fuse, Split, schedule_error
@@ -251,9 +252,7 @@ class StagePrimitives:
     def compute_at(self: Any, parent: Stage, axis: IterVar) -> None:
         stage: Stage = self
         _check_schedulable(stage, "compute_at")
-        from tcomp.schedule.stage import Stage
-
-        if not isinstance(parent, Stage):
+        if not isinstance(parent, StagePrimitives):  # every Stage is one
             raise schedule_error(stage, "compute_at", axis, f"expected a stage as parent, got {parent!r}")
         if parent is stage:
             raise schedule_error(stage, "compute_at", axis, "a stage cannot be computed at its own axis")
@@ -294,8 +293,6 @@ class StagePrimitives:
 def _extent_bound(stage: Stage, axis: IterVar) -> int | None:
     """An upper bound of the extent of ``axis`` (a root axis: its domain's, symbolic dimensions in their declared
     ranges; split and fused axes: from their parents), or None when unbounded."""
-    from tcomp.arith import declared_upper_bound
-
     bounds: dict[IterVar, int | None] = {}
     for root in stage.root_iter_vars:
         bounds[root] = None if root.dom is None else declared_upper_bound(root.dom.extent)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tcomp.schedule import cache
 from tcomp.schedule.relation import AttachType, ScheduleError
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import Operation, ScanOp, Tensor
@@ -77,21 +78,15 @@ class Schedule:
     # -- primitives that add stages (see cache.py) -----------------------------------------------------------------
     def cache_read(self, tensor: Tensor, scope: str, readers: Any) -> Tensor:
         """A stage that copies ``tensor`` into ``scope`` for ``readers``; returns the copy."""
-        from tcomp.schedule.cache import cache_read
-
-        return cache_read(self, tensor, scope, readers)
+        return cache.cache_read(self, tensor, scope, readers)
 
     def cache_write(self, tensor: Tensor, scope: str) -> Tensor:
         """Compute ``tensor`` into a ``scope`` buffer first and copy it out after; returns the cache tensor."""
-        from tcomp.schedule.cache import cache_write
-
-        return cache_write(self, tensor, scope)
+        return cache.cache_write(self, tensor, scope)
 
     def rfactor(self, tensor: Tensor, axis: Any, factor_axis: int = 0) -> Tensor:
         """Factor the reduction of ``tensor`` over the leaf ``axis`` into a partial-result stage; returns it."""
-        from tcomp.schedule.cache import rfactor
-
-        return rfactor(self, tensor, axis, factor_axis)
+        return cache.rfactor(self, tensor, axis, factor_axis)
 
     def __getitem__(self, key: Tensor | Operation) -> Stage:
         op = key.op if isinstance(key, Tensor) else key
