@@ -12,6 +12,8 @@ import enum
 import os
 from dataclasses import dataclass, field, replace
 
+import llvmlite.binding as llvm
+
 from tcomp.gpu_probe import gpu_limits
 from tcomp.target_check import PROBED_FEATURES, TargetCheckError, check_llvm_target, implied_features
 
@@ -118,15 +120,11 @@ class Precision(enum.StrEnum):
 
 def host_cpu_name() -> str:
     """The LLVM name of the CPU this process runs on (``znver3``, ``skylake-avx512`` ...)."""
-    import llvmlite.binding as llvm
-
     return str(llvm.get_host_cpu_name())
 
 
 def host_cpu_features() -> str:
     """The host CPU's feature string as LLVM spells it (``+avx2,+fma,-avx512f,...``)."""
-    import llvmlite.binding as llvm
-
     return str(llvm.get_host_cpu_features().flatten())
 
 

@@ -26,6 +26,7 @@ from tcomp.runtime.cuda_artifact import CudaArtifact, KernelInfo, c_type, storag
 from tcomp.runtime.cuda_emu_header import emulation_header, fiber_stack_bytes
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.errors import KernelError
+from tcomp.runtime.thread_pool import openmp_available
 
 COMPILE_FLAGS = ("-std=c++17", "-O2", "-fopenmp", "-shared", "-fPIC", "-Wno-unknown-pragmas", "-x", "c++")
 
@@ -156,7 +157,6 @@ class EmulatedCudaModule(CudaModule):
 
     def __init__(self, artifact: CudaArtifact) -> None:
         super().__init__(artifact)
-        from tcomp.runtime.thread_pool import openmp_available
 
         openmp_available()  # libgomp's wait policy is set before the library below loads it
         self.emulation_source = emulation_source(artifact)

@@ -30,7 +30,7 @@ from typing import Any
 
 from tcomp.runtime import llvm_toolchain
 from tcomp.runtime.artifact import LLVMArtifact
-from tcomp.runtime.thread_pool import default_policy, pool_source
+from tcomp.runtime.thread_pool import default_policy, load_system_libraries, pool_source
 from tcomp.target import Target
 
 
@@ -69,8 +69,6 @@ def export_library(artifacts: Sequence[LLVMArtifact], path: str | os.PathLike[st
 
 def load_library(path: str | os.PathLike[str]) -> ctypes.CDLL:
     """Open a library written by ``export_library`` (making libm and the compiler runtime resolvable first)."""
-    from tcomp.runtime.thread_pool import load_system_libraries
-
     load_system_libraries()
     resolved = os.fspath(Path(path).resolve())
     try:

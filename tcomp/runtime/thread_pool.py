@@ -20,7 +20,10 @@ from dataclasses import dataclass, replace
 
 import llvmlite.binding as llvm
 
-from tcomp.runtime.pool_ir import PoolPolicy
+from tcomp import config
+from tcomp.runtime import llvm_toolchain
+from tcomp.runtime.pool_ir import CONFIGURE, ENTRY, JUDGE, STATE, PoolPolicy, pool_module
+from tcomp.target import Target
 
 
 @functools.cache
@@ -43,8 +46,6 @@ def _set_wait_policy() -> None:
     costs a wake-up per parallel loop, which made ResNet-50 1.5x onnxruntime's latency where a short spin gives
     1.25x; spinning without limit starves numpy's BLAS threads, the compiler and other processes. libgomp reads
     the variables once, when it is loaded, so this runs just before loading it."""
-    from tcomp import config
-
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         spin = config.current().thread_spin_count
         if spin <= 0:
@@ -74,8 +75,6 @@ def openmp_available() -> bool:
 
 def pool_source(triple: str, policy: PoolPolicy) -> str:
     """The pool's LLVM assembly for ``triple`` with ``policy``."""
-    from tcomp.runtime.pool_ir import pool_module
-
     return pool_module(triple, policy)
 
 
@@ -95,10 +94,6 @@ class ParallelRuntime:
     """The JIT-compiled pool of this process: ``address`` is ``tcomp_parallel_for``'s."""
 
     def __init__(self, policy: PoolPolicy) -> None:
-        from tcomp.runtime import llvm_toolchain
-        from tcomp.runtime.pool_ir import CONFIGURE, ENTRY, JUDGE, STATE
-        from tcomp.target import Target
-
         load_system_libraries()
         target = Target.current_host()
         ll = pool_source(llvm_toolchain.process_triple(), policy)
@@ -142,8 +137,6 @@ _RUNTIME: ParallelRuntime | None = None
 
 
 def default_policy() -> PoolPolicy:
-    from tcomp import config
-
     settings = config.current()
     return PoolPolicy(settings.parallel_tasks_per_thread, settings.thread_spin_count, settings.join_spin_count,
                       settings.parallel_thread_limit, settings.parallel_backoff_us)

@@ -21,6 +21,7 @@ import re
 
 from tcomp.arith import const_int_bound
 from tcomp.arith.keys import ExprKeys
+from tcomp.codegen.cuda.device_functions import device_function
 from tcomp.codegen.cuda.warp_intrinsics import HELPER_SOURCE as TENSOR_CORE_SOURCE
 from tcomp.codegen.cuda.warp_intrinsics import TENSOR_CORE_HELPER
 from tcomp.ir import dtype as dt
@@ -265,8 +266,6 @@ class ExprPrinter:
     def extern_call(self, e: E.Call) -> str:
         """A call of a registered device function; its name goes to ``device_functions`` (the code generator puts
         its source before the kernels)."""
-        from tcomp.codegen.cuda.device_functions import device_function
-
         if device_function(e.op) is None:
             raise CudaCodegenError(f"call of {e.op!r}: CUDA kernels can call only device functions tcomp generated")
         self.device_functions.add(e.op)

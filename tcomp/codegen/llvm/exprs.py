@@ -18,6 +18,8 @@ import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
+from tcomp.codegen.llvm.extern import emit_address_of, emit_extern_call
+from tcomp.codegen.llvm.intrinsics import call_intrinsic, emit_call
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.buffer import Buffer
@@ -193,8 +195,6 @@ class ExprEmitter:
         if kind is E.Min or kind is E.Max:
             return self._float_min_max(kind is E.Max, a, b)
         if kind in (E.FloorDiv, E.FloorMod):
-            from tcomp.codegen.llvm.intrinsics import call_intrinsic
-
             quotient = call_intrinsic(self, "llvm.floor", [bld.fdiv(a, b)])
             if kind is E.FloorDiv:
                 return quotient
@@ -354,9 +354,6 @@ class ExprEmitter:
     # ------------------------------------------------------------------------------------------------ calls
     def _call(self, expr: E.Expr) -> ir.Value:
         assert isinstance(expr, E.Call)
-        from tcomp.codegen.llvm.extern import emit_address_of, emit_extern_call
-        from tcomp.codegen.llvm.intrinsics import emit_call
-
         if expr.kind == "extern":
             return emit_extern_call(self, expr)
         if expr.op == "address_of":

@@ -2,9 +2,9 @@
 
 ``Call(op=name, kind="extern")`` calls the C-ABI function ``name`` with arguments typed by their dtypes
 (``handle`` is ``i8*``). When a definer is registered for ``name`` (or for a prefix of it), the function's body is
-generated into the same LLVM module, so the optimizer sees and may inline it; otherwise the symbol is resolved in
-the process (libm, libc, or a loaded library). ``Call(op="address_of", args=(BufferLoad,))`` is the address of a
-buffer element as a ``handle``.
+generated into the same LLVM module, so the optimizer sees and may inline it (``microkernels.py`` registers its
+definers when the package loads); otherwise the symbol is resolved in the process (libm, libc, or a loaded
+library). ``Call(op="address_of", args=(BufferLoad,))`` is the address of a buffer element as a ``handle``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ def _definer_for(name: str) -> Definer | None:
 
 
 def emit_extern_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
-    _ensure_microkernels_loaded()
     if call.op == "tcomp.prefetch":
         return _emit_prefetch(emitter, call)
     module = emitter.ctx.module
@@ -85,10 +84,6 @@ def _emit_prefetch(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     function = emitter.ctx.declare("llvm.prefetch.p0", T.VOID, [T.I8_PTR, T.I32, T.I32, T.I32])
     emitter.builder.call(function, [pointer, T.I32(0), T.I32(3), T.I32(1)])
     return T.I32(0)
-
-
-def _ensure_microkernels_loaded() -> None:
-    from tcomp.codegen.llvm import microkernels  # noqa: F401  (registers its definers)
 
 
 def handle_dtype_ok(dtype: str) -> bool:

@@ -18,15 +18,19 @@ variables, let variables and buffers allocated outside the loop.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
-from tcomp.codegen.llvm.stmts import FunctionEmitter
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import Visitor
 from tcomp.runtime.pool_ir import TASK_TYPE, declare_entry
+
+if TYPE_CHECKING:
+    from tcomp.codegen.llvm.stmts import FunctionEmitter
 
 
 class _Uses(Visitor):
@@ -131,7 +135,7 @@ def _emit_body_function(parent: FunctionEmitter, loop: S.For, name: str, buffers
         arg.name = var.name
     err, lo, hi = args[-3], args[-2], args[-1]
     err.name, lo.name, hi.name = "err", "lo", "hi"
-    inner = FunctionEmitter(ctx, function, err, in_parallel=True)
+    inner = type(parent)(ctx, function, err, in_parallel=True)  # the body's emitter is of the parent's kind
     inner.buffers.update(zip(buffers, args))
     inner.vars.update(zip(variables, args[len(buffers):]))
     inner.loop(loop.loop_var, lo, hi, lambda: inner.emit_stmt(loop.body))

@@ -23,6 +23,7 @@ import llvmlite.ir as ir
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.exprs import ExprEmitter
+from tcomp.codegen.llvm.parallel import emit_parallel_for
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
@@ -172,8 +173,6 @@ class FunctionEmitter(ExprEmitter):
                 f"loop {stmt.loop_var.name} is bound to GPU thread {stmt.thread_tag!r}; the LLVM CPU backend "
                 "cannot run it")
         if kind == S.ForKind.PARALLEL and self.ctx.use_threads and not self.in_parallel:
-            from tcomp.codegen.llvm.parallel import emit_parallel_for
-
             emit_parallel_for(self, stmt)
             return
         metadata = None
