@@ -16,6 +16,7 @@ from tcomp.arith.factors import largest_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_int_value
 from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.ops.nchwc import Layout
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target, TargetKind
@@ -227,8 +228,6 @@ def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
     blocked in the source is split by the block, and the block's loop moved just outside the vectorized innermost
     axis, so a tile of ``block x vector`` outputs reads one contiguous region of the source (a few cache lines per
     gathered vector instead of one line per lane). Other transforms get the elementwise schedule."""
-    from tcomp.ops.nchwc import Layout
-
     op = stage.op
     assert isinstance(op, ComputeOp)
     src = Layout.parse(str(op.attrs["src_layout"]))

@@ -29,7 +29,8 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.expr import const_int_value
 from tcomp.ops.conv import conv2d_nchw
 from tcomp.ops.cuda.common import cooperative_fetch
-from tcomp.ops.cuda.gemm_choice import ConvTile
+from tcomp.ops.cuda.gemm_choice import ConvTile, conv_problem, default_conv_tile, precision_for
+from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile
 from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Precision, Target, as_target
@@ -147,9 +148,6 @@ def conv2d_cuda(
     """``conv2d_nchw`` with the CUDA schedule; returns ``(schedule, [data, kernel, out])``. With a tensor-core
     ``precision`` (``"tf32"``, ``"fp16"``, ``"bf16"``; default: the target's) or a ``tile``: the GEMM tile kernel
     (``gemm_intrin.schedule_conv2d_tile``, the default tile of the shape unless given)."""
-    from tcomp.ops.cuda.gemm_choice import conv_problem, default_conv_tile, precision_for
-    from tcomp.ops.cuda.gemm_intrin import schedule_conv2d_tile
-
     resolved = as_target(target) if target is not None else None
     chosen = Precision.parse(precision) if precision is not None else precision_for(dtype, resolved)
     data = te.placeholder((batch, in_channels, height, width), name="data", dtype=dtype)

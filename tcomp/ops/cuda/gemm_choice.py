@@ -31,7 +31,7 @@ slices; the default steps down from 64 channels x 8 x 8 pixels as the number of 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tcomp.arith.factors import ceil_power_of_two
 from tcomp.ops.cuda.gemm_tile import GemmError, GemmProblem, GemmTile, SmemLayout, check_tile
@@ -197,8 +197,6 @@ def _patch(pixels: int, out_w: int) -> tuple[int, int]:
 
 def conv_problem_for(conv: ConvTile, problem: GemmProblem) -> GemmProblem:
     """``problem`` with the patch width of ``conv``."""
-    from dataclasses import replace
-
     return replace(problem, tile_x=conv.tile_x)
 
 

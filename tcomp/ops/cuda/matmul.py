@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from tcomp import ops, te
 from tcomp.ops.cuda.common import cooperative_fetch
+from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem, precision_for
+from tcomp.ops.cuda.gemm_intrin import schedule_matmul_tile
 from tcomp.ops.cuda.gemm_tile import GemmTile
 from tcomp.ops.cuda.limits import REGISTER_OVERHEAD, BlockResources
 from tcomp.schedule import Schedule, create_schedule
@@ -131,9 +133,6 @@ def matmul_cuda(M: int, N: int, K: int, knobs: MatmulKnobs | None = None, dtype:
     With ``knobs``: the schedule of this module (float32 only). Otherwise the block-level GEMM tile kernel
     (``gemm_intrin``): ``tile``, or the default tile for the shape, with ``precision`` (``"fp32"``, ``"tf32"``,
     ``"fp16"``, ``"bf16"``; default: the target's, and fp16 for float16 operands)."""
-    from tcomp.ops.cuda.gemm_choice import default_tile, matmul_problem, precision_for
-    from tcomp.ops.cuda.gemm_intrin import schedule_matmul_tile
-
     resolved = as_target(target) if target is not None else None
     A = te.placeholder((M, K), name="A", dtype=dtype)
     B = te.placeholder((K, N), name="B", dtype=dtype)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from tcomp import te
 from tcomp.ops.cuda.reduce import schedule_reduce_stage_cross_thread
+from tcomp.ops.nn import softmax
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.te.tensor import Tensor
 
@@ -45,8 +46,6 @@ def schedule_softmax(out: Tensor, num_threads: int = 64, s: Schedule | None = No
 def softmax_cuda(shape: tuple[int, ...], num_threads: int = 64,
                  dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
     """``softmax(x, axis=-1)`` for ``x`` of ``shape``; returns ``(schedule, [x, out])``."""
-    from tcomp.ops.nn import softmax
-
     x = te.placeholder(shape, name="x", dtype=dtype)
     out = softmax(x)
     return schedule_softmax(out, num_threads), [x, out]
