@@ -15,6 +15,7 @@ fuse_ops, plan_memory), ``pipeline``, ``kernels`` (one compiled kernel per node,
 
 from typing import Any
 
+from tcomp.graph import opdefs  # noqa: F401  (importing it registers every operator with op.py)
 from tcomp.graph.compiler import EmulationWarning, build_executor, compile, compile_graph
 from tcomp.graph.executor import GraphExecutor
 from tcomp.graph.infer import infer_types

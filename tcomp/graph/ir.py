@@ -4,7 +4,7 @@ A ``Graph`` is immutable: ``nodes`` in topological order, each a frozen ``Node``
 and output value names). Values are named by strings. Every value has a ``TensorType`` (static shape, dtype) in
 ``types``; ``params`` holds the constants (weights, folded values), bound once by the executor; ``values`` holds the
 small integer values known at compile time (shape arithmetic), filled by type inference (``infer.py``).
-Passes return a new graph built with ``dataclasses.replace`` (or ``Graph.with_nodes``) and the very same graph when
+Passes return a new graph built with ``dataclasses.replace`` (or ``edit.with_nodes``) and the very same graph when
 nothing changed.
 
 Printed form::
@@ -170,15 +170,6 @@ class Graph:
     values: Mapping[str, np.ndarray] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)  # results of analyses (the memory plan)
 
-    def with_nodes(self, nodes: Iterable[Node], params: Mapping[str, np.ndarray] | None = None) -> Graph:
-        """A graph with new nodes (and params); types and known values are recomputed by ``infer_types``."""
-        from tcomp.graph.infer import infer_types
-
-        kept_params = dict(self.params if params is None else params)
-        draft = replace(self, nodes=tuple(nodes), params=kept_params, types={k: self.types[k] for k in self.inputs},
-                        values={}, meta={})
-        return infer_types(remove_unused(draft))
-
     def producers(self) -> dict[str, Node]:
         """The node producing each node output."""
         return {out: node for node in self.nodes for out in node.outputs}
@@ -215,50 +206,6 @@ def remove_unused(graph: Graph) -> Graph:
     if len(kept) == len(graph.nodes) and len(params) == len(graph.params):
         return graph
     return replace(graph, nodes=tuple(kept), params=params)
-
-
-def forward_values(graph: Graph, nodes: Iterable[Node], forward: Mapping[str, str]) -> Graph:
-    """``graph`` with ``nodes`` (in order), where each value ``v`` in ``forward`` (whose producing node was removed:
-    a no-op, two transforms that cancel) is read as ``forward[v]`` instead; chains are followed.
-
-    The graph's outputs keep their names: a forwarded output takes over the name of the value it now is, when that
-    value is computed by a node and is not itself an input, a parameter, another output or taken by an earlier
-    output; otherwise the output is an ``identity`` copy of it. Types are recomputed (``with_nodes``)."""
-
-    def root(value: str) -> str:
-        seen = 0
-        while value in forward and seen <= len(forward):
-            value, seen = forward[value], seen + 1
-        return value
-
-    kept = list(nodes)
-    produced = {out for node in kept for out in node.outputs}
-    fixed = set(graph.inputs) | set(graph.params) | set(graph.outputs)
-    claimed: dict[str, str] = {}  # a computed value -> the graph output that names it
-    copies: list[tuple[str, str]] = []  # (graph output, the value it copies)
-    for output in graph.outputs:
-        if output not in forward:
-            continue
-        source = root(output)
-        if source in produced and source not in fixed and source not in claimed:
-            claimed[source] = output
-        else:
-            copies.append((output, source))
-
-    def name_of(value: str) -> str:
-        source = root(value) if value else value
-        return claimed.get(source, source)
-
-    renamed = [replace(node, inputs=tuple(name_of(i) for i in node.inputs),
-                       outputs=tuple(claimed.get(o, o) for o in node.outputs)) for node in kept]
-    taken = {node.name for node in renamed}
-    for output, source in copies:
-        name = f"{output}/copy"
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        renamed.append(make_node("identity", name, [name_of(source)], [output]))
-    return graph.with_nodes(renamed)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

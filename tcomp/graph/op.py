@@ -9,6 +9,9 @@ expressions and (for small integer values) static evaluation.
   values of small integer tensors (shapes and indices computed in the graph), as ONNX's data propagation does.
   Tensor data is never computed this way: constant folding runs generated code (``passes/fold_constants.py``).
 - ``pattern``: how the operator fuses (``OpPattern``, TVM's ``OpPatternKind``).
+
+The definitions live in ``opdefs/``, which the ``tcomp.graph`` package imports first: the registry is full once
+any module of the package is loaded.
 """
 
 from __future__ import annotations
@@ -116,13 +119,7 @@ def register_op(name: str, pattern: OpPattern, infer: InferFunc, lower: LowerFun
     return definition
 
 
-def _load_definitions() -> None:
-    import tcomp.graph.opdefs  # noqa: F401  (registers every operator)
-
-
 def get_op(name: str) -> OpDef:
-    if not _REGISTRY:
-        _load_definitions()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -130,8 +127,6 @@ def get_op(name: str) -> OpDef:
 
 
 def registered_ops() -> list[str]:
-    if not _REGISTRY:
-        _load_definitions()
     return sorted(_REGISTRY)
 
 

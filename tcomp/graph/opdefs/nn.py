@@ -7,13 +7,18 @@ frontend splits them off), so a bias is fused like any other elementwise consume
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from tcomp import ops, te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
 from tcomp.graph.opdefs.common import conv2d_output_hw, ints_attr, normalize_axis, require_float, same_dtype
 from tcomp.ir.expr import Expr, const, max_expr, min_expr
+from tcomp.ops.matvec import packed_matvec
+from tcomp.ops.panels import panel_matmul
 from tcomp.ops.pool import pool2d_output_size
 from tcomp.te.tensor import Tensor
 
@@ -59,8 +64,6 @@ register_op("conv2d", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d, _lower_conv
 # ---------------------------------------------------------------------------------------------------------------------
 # matmul with numpy semantics (1-D operands, broadcast batch dimensions)
 def _matmul_shapes(ctx: InferContext | None, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    import numpy as np
-
     a2 = (1, a[0]) if len(a) == 1 else a
     b2 = (b[0], 1) if len(b) == 1 else b
     if a2[-1] != b2[-2]:
@@ -89,8 +92,6 @@ def _infer_matmul(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_matmul(ctx: LowerContext) -> list[Tensor]:
-    import numpy as np
-
     a, b = ctx.tensor(0), ctx.tensor(1)
     sa, sb = ctx.types[0].shape, ctx.types[1].shape  # type: ignore[union-attr]
     name = ctx.name
@@ -153,10 +154,6 @@ def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_packed_matvec(ctx: LowerContext) -> list[Tensor]:
-    import math
-
-    from tcomp.ops.matvec import packed_matvec
-
     x, packed = ctx.tensor(0), ctx.tensor(1)
     shape = ctx.types[0].shape  # type: ignore[union-attr]
     columns = int(ctx.attr("columns"))
@@ -191,10 +188,6 @@ def _infer_panel_matmul(ctx: InferContext) -> list[TensorType]:
 
 
 def _lower_panel_matmul(ctx: LowerContext) -> list[Tensor]:
-    import math
-
-    from tcomp.ops.panels import panel_matmul
-
     x, panels = ctx.tensor(0), ctx.tensor(1)
     shape = ctx.types[0].shape  # type: ignore[union-attr]
     rows = math.prod(shape[:-1])
@@ -287,8 +280,6 @@ register_op("log_softmax", OpPattern.OPAQUE, _infer_softmax, _lower_log_softmax)
 # ---------------------------------------------------------------------------------------------------------------------
 # layer_norm(x, scale[, bias]) over the axes from `axis` to the last; scale and bias broadcast to those axes
 def _infer_layer_norm(ctx: InferContext) -> list[TensorType]:
-    import numpy as np
-
     x = ctx.type(0)
     require_float(ctx, x)
     axis = normalize_axis(ctx, ctx.attr("axis", -1), x.ndim)

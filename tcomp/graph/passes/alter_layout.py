@@ -28,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from tcomp.graph.ir import FreshNames, Graph, Node, forward_values, make_node
+from tcomp.graph.edit import forward_values, with_nodes
+from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.ops.nchwc import Layout
 from tcomp.target import Target, as_target
@@ -232,7 +233,7 @@ class _Rewriter:
                 self.default(node)
         for value in self.graph.outputs:
             self.get(value, self._default_layout(value))
-        return self.graph.with_nodes(self.nodes, self.params)
+        return with_nodes(self.graph, self.nodes, self.params)
 
 
 def cancel_layout_transforms(graph: Graph) -> Graph:

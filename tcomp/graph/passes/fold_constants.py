@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from tcomp.backend import build, lower
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import Graph, GraphError, Node
 from tcomp.graph.kernels import compile_node, node_tensors
 from tcomp.ir import dtype as dt
@@ -79,4 +80,4 @@ def fold_constants(graph: Graph, target: Target | str | None = None) -> Graph:
         kept.append(node)
     if not changed:
         return graph
-    return graph.with_nodes(kept, params)
+    return with_nodes(graph, kept, params)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.ops.cpu.attention import choose_tiles
 from tcomp.target import Target, as_target
@@ -174,4 +175,4 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
     if not replaced:
         return graph
     nodes = [replaced.get(n.name, n) for n in graph.nodes if n.name not in removed or n.name in replaced]
-    return graph.with_nodes(nodes)
+    return with_nodes(graph, nodes)

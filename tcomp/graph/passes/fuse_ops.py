@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
@@ -201,7 +202,7 @@ def _rewrite(graph: Graph, nodes: list[Node], group_list: list[list[int]], index
         pattern = max(get_op(m.op).pattern for m in members)
         name = _fresh(taken, "fused_" + "_".join(dict.fromkeys(m.op for m in members)))
         new_nodes.append(make_node("fused", name, inputs, outputs, body=body, pattern=int(pattern)))
-    return graph.with_nodes(new_nodes)
+    return with_nodes(graph, new_nodes)
 
 
 def _fresh(taken: set[str], base: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
 from tcomp.ops.cpu.common import CpuTarget
@@ -59,4 +60,4 @@ def gemm_panels(graph: Graph, target: Target) -> Graph:
                              columns=int(weight.shape[1]))
             changed = True
         nodes.append(node)
-    return graph.with_nodes(nodes, params) if changed else graph
+    return with_nodes(graph, nodes, params) if changed else graph

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.ops.matvec import PACKED_MAX_ROWS, column_block, pack_column_blocks
 
@@ -63,4 +64,4 @@ def matvec_weights(graph: Graph) -> Graph:
                              columns=int(weight.shape[1]))
             changed = True
         nodes.append(node)
-    return graph.with_nodes(nodes, params) if changed else graph
+    return with_nodes(graph, nodes, params) if changed else graph

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node, remove_unused
 from tcomp.ir import dtype as dt
 
@@ -199,4 +200,4 @@ def recognize_norms(graph: Graph) -> Graph:
             nodes.append(make_node(m.kind, name, [m.source, *m.params], [m.output], axis=m.axis, epsilon=m.epsilon))
         elif node.name not in replaced:
             nodes.append(node)
-    return remove_unused(graph.with_nodes(nodes, matcher.params))
+    return remove_unused(with_nodes(graph, nodes, matcher.params))

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import Graph, Node
 from tcomp.graph.passes.fold_constants import evaluate_node
 from tcomp.ir import dtype as dt
@@ -53,4 +54,4 @@ def remove_empty(graph: Graph, target: Target | str | None = None) -> Graph:
         for name, value in zip(node.outputs, results):
             params[name] = known[name] = value
         changed = True
-    return graph.with_nodes(nodes, params) if changed else graph
+    return with_nodes(graph, nodes, params) if changed else graph

@@ -19,7 +19,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.graph.ir import FreshNames, Graph, Node, forward_values, make_node
+from tcomp.graph.edit import forward_values, with_nodes
+from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.ir import dtype as dt
 
 
@@ -90,7 +91,7 @@ def fold_batch_norm(graph: Graph) -> Graph:
         if node.name in removed:
             continue
         nodes.extend(replacements.get(node.name, [node]))
-    return graph.with_nodes(nodes, params)
+    return with_nodes(graph, nodes, params)
 
 
 class _Emitter:
