@@ -1,5 +1,14 @@
-"""Model importers: ONNX (``from_onnx``)."""
+"""Model importers: ONNX (``from_onnx``). Importing the package registers every ONNX converter."""
 
+from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters with onnx_common)
+    onnx_index,
+    onnx_linalg,
+    onnx_math,
+    onnx_nn,
+    onnx_ops,
+    onnx_quant,
+    onnx_reduce,
+)
 from tcomp.graph.frontend.onnx import from_onnx, load_model
 
 __all__ = ["from_onnx", "load_model"]

@@ -3,23 +3,23 @@
 A converter is registered for an ONNX op type and the operator-definition versions it implements
 (``since_version`` of ``onnx.defs.get_schema(op_type, opset)``): a model's opset selects the definition in effect,
 and a node whose definition no converter implements is unsupported. ``converter(b, node, inputs, attrs, version)``
-returns the graph IR value names of the node's outputs (``""`` for an output it does not produce).
+returns the graph IR value names of the node's outputs (``""`` for an output it does not produce). The converters
+(``onnx_index``, ``onnx_nn``, ``onnx_ops`` ...) register themselves; the ``frontend`` package imports them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
 
+from tcomp.graph.frontend.onnx_builder import Builder
+from tcomp.graph.frontend.onnx_data import tensor_to_array
 from tcomp.graph.ir import GraphError, UnsupportedOperatorError
 from tcomp.ir import dtype as dt
-
-if TYPE_CHECKING:
-    from tcomp.graph.frontend.onnx import Builder
 
 
 class Attrs:
@@ -82,8 +82,6 @@ class Attrs:
             raise self.builder.error(f"attribute {key!r} is not valid UTF-8") from None
 
     def tensor(self, key: str) -> np.ndarray | None:
-        from tcomp.graph.frontend.onnx_data import tensor_to_array
-
         attribute = self._get(key, (onnx.AttributeProto.TENSOR,), None, False)
         if attribute is None:
             return None
@@ -130,23 +128,26 @@ def schema_version(op_type: str, opset: int) -> int | None:
 
 
 def supported_op_types() -> list[str]:
-    _load()
     return sorted(CONVERTERS)
 
 
-def _load() -> None:
-    import tcomp.graph.frontend.onnx_index  # noqa: F401
-    import tcomp.graph.frontend.onnx_linalg  # noqa: F401
-    import tcomp.graph.frontend.onnx_math  # noqa: F401
-    import tcomp.graph.frontend.onnx_nn  # noqa: F401
-    import tcomp.graph.frontend.onnx_ops  # noqa: F401
-    import tcomp.graph.frontend.onnx_quant  # noqa: F401
-    import tcomp.graph.frontend.onnx_reduce  # noqa: F401
+def default_opset(proto: onnx.ModelProto) -> int:
+    versions = [int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        if proto.ir_version and proto.ir_version < 3:
+            return 1
+        raise GraphError("the model declares no opset for the default ONNX domain")
+    opset = max(versions)
+    if opset < 1:
+        raise GraphError(f"the model declares opset {opset} for the default ONNX domain; opsets start at 1")
+    if opset > onnx.defs.onnx_opset_version():
+        raise GraphError(f"the model uses opset {opset}, newer than this onnx package knows "
+                         f"({onnx.defs.onnx_opset_version()})")
+    return opset
 
 
 def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int) -> None:
     """Raise ``UnsupportedOperatorError`` listing every node no converter implements."""
-    _load()
     missing: list[tuple[str, str, int]] = []
     for index, node in enumerate(nodes):
         name = node.name or f"{node.op_type}_{index}"

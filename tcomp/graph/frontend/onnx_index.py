@@ -14,8 +14,9 @@ import math
 import numpy as np
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, const_ints, converts, optional, register
+from tcomp.graph.frontend.onnx_data import ONNX_DTYPES
 from tcomp.ir import dtype as dt
 
 
@@ -123,8 +124,6 @@ def _hardmax(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int)
 
 @converts("EyeLike", (9, 22))
 def _eye_like(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    from tcomp.graph.frontend.onnx_data import ONNX_DTYPES
-
     t = b.type(ins[0])
     if t.ndim != 2:
         raise b.error(f"input must be a matrix, got {t}")

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
 
+from tcomp.graph.frontend.onnx_builder import Builder, infer_types_of_param
+from tcomp.graph.frontend.onnx_common import check_supported, default_opset
 from tcomp.graph.frontend.onnx_data import onnx_dtype
 from tcomp.graph.infer import check_size
 from tcomp.graph.ir import GraphError, TensorType
 from tcomp.ir import dtype as dt
-
-if TYPE_CHECKING:
-    from tcomp.graph.frontend.onnx import Builder
 
 
 @dataclass(frozen=True)
@@ -117,9 +116,6 @@ def check_model(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
                 input_values: Mapping[str, Any]) -> tuple[list[InputDecl], dict[str, np.ndarray]]:
     """What can be checked before shapes are known: the opset, that every operator is supported, the inputs, and
     that ``input_shapes`` and ``input_values`` fit them. Returns the run-time inputs and the values as arrays."""
-    from tcomp.graph.frontend.onnx import default_opset
-    from tcomp.graph.frontend.onnx_common import check_supported
-
     opset = default_opset(proto)
     check_supported(proto.graph.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset)
     decls = declared_inputs(proto)
@@ -134,8 +130,6 @@ def check_model(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
 def bind_inputs(decls: Sequence[InputDecl], shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any],
                  builder: Builder) -> list[str]:
     """Type the run-time inputs (shapes from the model or ``shapes``); inputs in ``values`` become parameters."""
-    from tcomp.graph.frontend.onnx import infer_types_of_param
-
     check_input_names(decls, shapes, values)
     result = []
     for decl in decls:

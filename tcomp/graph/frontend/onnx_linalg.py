@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, converts, reshape
 from tcomp.ops.einsum import EinsumPlan, parse_einsum
 from tcomp.ops.utils import OpError

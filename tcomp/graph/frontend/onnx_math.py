@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, converts, register, scalar_param
 from tcomp.ir import dtype as dt
 

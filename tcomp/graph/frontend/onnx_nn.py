@@ -15,7 +15,7 @@ import math
 import numpy as np
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import (
     Attrs,
     check_unused_outputs,

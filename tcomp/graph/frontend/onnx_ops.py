@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder, infer_types_of_param
 from tcomp.graph.frontend.onnx_common import (
     Attrs,
     axes_operand,
@@ -176,7 +176,6 @@ def _constant(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int
             value = np.array(a.ints("value_ints"), dtype=np.int64)
         else:
             raise b.error("has no value attribute")
-    from tcomp.graph.frontend.onnx import infer_types_of_param
 
     b.params[node.output[0]] = np.require(value, requirements="C")
     infer_types_of_param(b, node.output[0])

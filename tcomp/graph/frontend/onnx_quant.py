@@ -18,7 +18,7 @@ import math
 import numpy as np
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, converts, optional, reshape
 from tcomp.graph.frontend.onnx_data import onnx_dtype
 from tcomp.ir import dtype as dt

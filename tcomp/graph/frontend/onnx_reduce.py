@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from tcomp.graph.frontend.onnx import Builder
+from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, axes_operand, converts, register, reshape, scalar_param
 from tcomp.ir import dtype as dt
 
