@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table  # noqa: E402
 
 from tcomp import autotune  # noqa: E402
-from tcomp.autotune.measure import Measurer  # noqa: E402
+from tcomp.autotune.measurer import Measurer  # noqa: E402
 from tcomp.autotune.tuner import RandomTuner  # noqa: E402
 
 

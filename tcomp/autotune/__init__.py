@@ -23,13 +23,8 @@ from tcomp.autotune.dispatch import (
     instantiate,
 )
 from tcomp.autotune.feature import FeatureExtractor, FeatureKind
-from tcomp.autotune.measure import (
-    MeasureInput,
-    MeasureOptions,
-    Measurer,
-    MeasureResult,
-    MeasureStatus,
-)
+from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
+from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.pool import StartMethod
 from tcomp.autotune.record import Record, RecordWriter, load_records, log_to_file, pick_best, read_records
 from tcomp.autotune.sa import SimulatedAnnealingOptimizer

@@ -32,9 +32,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tcomp.autotune.measure import BuildResult, MeasureInput, MeasureOptions, Measurer, MeasureStatus, RunOutcome
+from tcomp.autotune.measure import BuildResult, MeasureInput, MeasureOptions, MeasureStatus, RunOutcome
+from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.task import Task
-from tcomp.autotune.workers import build_job, prepare_job, run_job
+from tcomp.autotune.workers import build_job, prepare_job, run_job, use_thread_spin
 from tcomp.target import Target
 
 POLL_SECONDS = 0.05
@@ -68,8 +69,6 @@ def _thread_spin_plugin(spin: int) -> Any:
         name = "tcomp-thread-spin"
 
         def setup(self, worker: Any) -> None:
-            from tcomp.autotune.workers import use_thread_spin
-
             use_thread_spin(spin)
 
     return ThreadSpin()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from tcomp.autotune.measure import BuildResult, MeasureInput, MeasureOptions, MeasureStatus, RunOutcome
 from tcomp.autotune.pool import IsolatedPool, Outcome, OutcomeKind, process_pool_factory
-from tcomp.autotune.workers import build_job, prepare_job, run_job
+from tcomp.autotune.workers import build_job, prepare_job, ready, run_job
 from tcomp.target import host_num_cores
 
 _BUILD_STATUS = {OutcomeKind.ERROR: MeasureStatus.BUILD_ERROR, OutcomeKind.TIMEOUT: MeasureStatus.BUILD_TIMEOUT,
@@ -28,7 +28,7 @@ class LocalBuilder:
     def __init__(self, options: MeasureOptions | None = None) -> None:
         self.options = options or MeasureOptions()
         workers = self.options.n_parallel or host_num_cores()
-        self.pool = IsolatedPool(workers, _factory(self.options))
+        self.pool = IsolatedPool(workers, _factory(self.options), warm_up=ready)
 
     def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]:
         outcomes = self.pool.map(build_job, [(inp,) for inp in inputs], self.options.build_timeout)
@@ -52,7 +52,7 @@ class LocalRunner:
     def __init__(self, options: MeasureOptions | None = None, prepare_timeout: float | None = None) -> None:
         self.options = options or MeasureOptions()
         self.prepare_timeout = prepare_timeout or 10 * self.options.run_timeout
-        self.pool = IsolatedPool(1, _factory(self.options))
+        self.pool = IsolatedPool(1, _factory(self.options), warm_up=ready)
 
     def run(self, inputs: Sequence[MeasureInput], builds: Sequence[BuildResult]) -> list[RunOutcome]:
         opts = self.options

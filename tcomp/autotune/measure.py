@@ -1,8 +1,9 @@
 """Measurement records and protocols: ``MeasureInput`` -> builder -> runner -> ``MeasureResult`` with one status.
 
 Every result has exactly one ``MeasureStatus``; costs are present only for ``OK`` (no fake times for failures),
-so a failed or wrong config can never win. ``Measurer`` pairs a ``Builder`` and a ``Runner`` (the local ones in
-``local.py`` use worker processes; tests plug in fakes). Options are one typed ``MeasureOptions`` value.
+so a failed or wrong config can never win. A ``Measurer`` (``measurer.py``) pairs a ``Builder`` and a ``Runner``
+(the local ones in ``local.py`` use worker processes; tests plug in fakes). Options are one typed ``MeasureOptions``
+value.
 """
 
 from __future__ import annotations
@@ -159,46 +160,3 @@ class Runner(Protocol):
     def run(self, inputs: Sequence[MeasureInput], builds: Sequence[BuildResult]) -> list[RunOutcome]: ...
 
     def close(self) -> None: ...
-
-
-class Measurer:
-    """A builder and a runner: ``measure(inputs)`` builds all (in parallel), then runs the built ones one by one."""
-
-    def __init__(self, options: MeasureOptions | None = None, builder: Builder | None = None,
-                 runner: Runner | None = None) -> None:
-        self.options = options or MeasureOptions()
-        if builder is None or runner is None:
-            from tcomp.autotune.local import LocalBuilder, LocalRunner
-
-            builder = builder or LocalBuilder(self.options)
-            runner = runner or LocalRunner(self.options)
-        self.builder = builder
-        self.runner = runner
-
-    def measure(self, inputs: Sequence[MeasureInput]) -> list[MeasureResult]:
-        if not inputs:
-            return []
-        builds = self.builder.build(inputs)
-        runnable = [k for k, b in enumerate(builds) if b.status is MeasureStatus.OK]
-        outcomes = self.runner.run([inputs[k] for k in runnable], [builds[k] for k in runnable])
-        results: list[MeasureResult] = []
-        by_index = dict(zip(runnable, outcomes))
-        for k, build in enumerate(builds):
-            outcome = by_index.get(k)
-            if outcome is None:
-                results.append(MeasureResult(build.status, (), build.message, build.build_time))
-            else:
-                costs = outcome.costs if outcome.status is MeasureStatus.OK else ()
-                results.append(MeasureResult(outcome.status, costs, outcome.message, build.build_time,
-                                             outcome.run_time))
-        return results
-
-    def close(self) -> None:
-        self.builder.close()
-        self.runner.close()
-
-    def __enter__(self) -> Measurer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -88,9 +88,7 @@ def watch_parent() -> None:
 
 
 def ping() -> int:
-    """A no-op job that makes a worker start and import the measurement code."""
-    import tcomp.autotune.workers  # noqa: F401
-
+    """A job that only makes a worker start: the first job of each worker unless the pool is given another."""
     return os.getpid()
 
 
@@ -112,15 +110,17 @@ def _signal_name(exitcode: int | None) -> str:
 
 
 class IsolatedPool:
-    """``workers`` processes (made by ``executor_factory``) running jobs with per-job timeouts."""
+    """``workers`` processes (made by ``executor_factory``) running jobs with per-job timeouts. Each fresh worker
+    first runs ``warm_up`` (within ``startup_timeout``), so that what it imports is not charged to a job's time."""
 
     def __init__(self, workers: int = 1, executor_factory: ExecutorFactory | None = None,
-                 startup_timeout: float = 120.0) -> None:
+                 startup_timeout: float = 120.0, warm_up: Callable[[], Any] = ping) -> None:
         if workers < 1:
             raise ValueError(f"an IsolatedPool needs at least one worker, got {workers}")
         self.workers = workers
         self.executor_factory = executor_factory or process_pool_factory()
         self.startup_timeout = startup_timeout
+        self.warm_up = warm_up
         self.generation = 0  # counts fresh executors: work cached in workers is gone when it changes
         self.restarts = 0
         self._executor: cf.Executor | None = None
@@ -132,7 +132,7 @@ class IsolatedPool:
             executor = self.executor_factory(self.workers)
             self._executor = executor
             self.generation += 1
-            pings = [executor.submit(ping) for _ in range(self.workers)]
+            pings = [executor.submit(self.warm_up) for _ in range(self.workers)]
             done, not_done = cf.wait(pings, timeout=self.startup_timeout)
             failed = [f for f in done if f.exception() is not None]
             if not_done or failed:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tcomp.autotune.measure import Measurer
+from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.tuner_base import Callback, Tuner, TuneResult
 
 ALPHA = 0.2  # the weight of the backward (recent improvement) term, as in Ansor

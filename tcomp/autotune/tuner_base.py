@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from tcomp.autotune.measure import MeasureInput, MeasureOptions, Measurer, MeasureResult, MeasureStatus
+from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
+from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.record import Record
 from tcomp.autotune.space import ConfigEntity
 from tcomp.autotune.task import Task

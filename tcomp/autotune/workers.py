@@ -17,18 +17,20 @@ seed, outputs from the template's numpy ``reference``, or else from the same com
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
 from typing import Any
 
 import numpy as np
 
-from tcomp import backend
+from tcomp import backend, config
 from tcomp.autotune.measure import BuildResult, MeasureInput, MeasureStatus, RunOutcome
 from tcomp.autotune.task import Task
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import const_int_value
 from tcomp.runtime.errors import KernelError
+from tcomp.runtime.thread_pool import openmp_available
 from tcomp.runtime.timer import wait_until_threads_idle
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target
@@ -117,12 +119,15 @@ def prepare(task: Task, seed: int) -> _Prepared:
     return prepared
 
 
+def ready() -> int:
+    """The first job of each measurement worker (``IsolatedPool``'s ``warm_up``): it returns once the worker has
+    imported this module, and with it the compiler."""
+    return os.getpid()
+
+
 def use_thread_spin(spin: int) -> None:
     """Set how long this process's pool threads spin when idle, if libgomp is not loaded yet (it reads the setting
     once, when loaded): measurement runners call it before anything else."""
-    from tcomp import config
-    from tcomp.runtime.thread_pool import openmp_available
-
     if openmp_available.cache_info().currsize == 0:
         config.set_settings(thread_spin_count=spin)
 

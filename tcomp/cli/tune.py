@@ -27,7 +27,9 @@ import json
 import sys
 from pathlib import Path
 
-from tcomp.autotune.measure import MeasureOptions, Measurer
+from tcomp.autotune.dask_executor import DaskExecutor, client_for
+from tcomp.autotune.measure import MeasureOptions
+from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.record import RecordWriter, read_records
 from tcomp.autotune.scheduler import TaskScheduler
 from tcomp.autotune.task import Task, create_task
@@ -238,8 +240,6 @@ def _measurer(executor: str, options: MeasureOptions) -> Measurer:
     if executor == "local":
         return Measurer(options)
     if executor.startswith(("dask://", "tcp://")):
-        from tcomp.autotune.dask_executor import DaskExecutor, client_for
-
         return DaskExecutor(client_for(executor), options, close_client=True).measurer()
     raise ValueError(f"--executor {executor!r}: expected local or dask://HOST:PORT")  # _check said so
 

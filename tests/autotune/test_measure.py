@@ -20,7 +20,8 @@ from autotune_fault_templates import (
 )
 
 from tcomp.autotune import create_task
-from tcomp.autotune.measure import MeasureInput, MeasureOptions, Measurer, MeasureResult, MeasureStatus
+from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
+from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.pool import IsolatedPool, OutcomeKind
 
 EXPECTED = {
