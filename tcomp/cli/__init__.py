@@ -13,7 +13,6 @@ import sys
 from types import ModuleType
 
 import tcomp
-from tcomp.cli.arguments import HelpFormatter
 
 # (name, module, one-line help), in the order ``tcomp --help`` lists them; the modules load when the parser is
 # built, inside ``main``'s answer to Ctrl-C (they import numpy, llvmlite and the compiler)
@@ -25,6 +24,19 @@ COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
     ("compile", "compile", "compile an ONNX model to a folder (native code, graph, params)"),
     ("run", "run", "run a compiled model folder, timing and profiling it"),
 )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` keeps the description's and epilog's line breaks and shows every option's default value (those
+    that have one: not flags, not repeatable options that start empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or not action.option_strings:
+            return text
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def commands() -> list[tuple[str, ModuleType, str]]:

@@ -1,5 +1,5 @@
-"""Arguments shared by several commands: input shapes and frozen input values of a model, and a progress bar on
-stderr."""
+"""Arguments shared by several commands: input shapes and frozen input values of a model, the target, how a model
+is compiled, and a progress bar on stderr. The commands import it (inside ``main``); the package itself does not."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import re
 import sys
 from collections.abc import Callable
 from typing import Any
+
+import tcomp.graph as tg
+from tcomp.graph.pipeline import PassOptions, print_dump
+from tcomp.target import Target
 
 _SHAPE = re.compile(r"\s*([^\s\[\]]+?):\[([^\]]*)\]\s*")
 
@@ -77,19 +81,6 @@ def progress_bar(label: str, stream: Any = None) -> Callable[[int, int, str], No
 
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """``--help`` keeps the description's and epilog's line breaks and shows every option's default value (those
-    that have one: not flags, not repeatable options that start empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "%(default)" in text or not action.option_strings:
-            return text
-        if action.default in (None, False, [], argparse.SUPPRESS):
-            return text
-        return f"{text} (default: %(default)s)"
-
-
 def add_target_options(parser: argparse.ArgumentParser, example: str = "llvm (this CPU) or cuda") -> None:
     """``--target`` and ``--precision`` (read them with ``target_of``)."""
     parser.add_argument("--target", default="llvm", help=f"target string, e.g. {example}")
@@ -98,17 +89,13 @@ def add_target_options(parser: argparse.ArgumentParser, example: str = "llvm (th
                              "cores on operands rounded to tf32, fp16 or bf16 (the target option -precision=...)")
 
 
-def target_of(args: argparse.Namespace) -> Any:
+def target_of(args: argparse.Namespace) -> Target:
     """The ``Target`` that ``--target`` and ``--precision`` name."""
-    from tcomp.target import Target
-
     return Target.parse(args.target).with_precision(getattr(args, "precision", None))
 
 
 def add_compile_options(parser: argparse.ArgumentParser) -> None:
     """The options that say how a model is compiled (``tcomp compile``, and ``tcomp run`` given a model)."""
-    from tcomp.graph.pipeline import PassOptions
-
     add_target_options(parser)
     parser.add_argument("--tuning-records", default=None, help="tuning records (JSON lines from tcomp tune)")
     parser.add_argument("--input-shapes", action="append", default=[],
@@ -122,11 +109,8 @@ def add_compile_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dump-ir", action="store_true", help="print the graph after every pass")
 
 
-def compile_model(args: argparse.Namespace, model: str) -> Any:
+def compile_model(args: argparse.Namespace, model: str) -> tg.GraphExecutor | tg.SpecializingExecutor:
     """Compile ``model`` as the options of ``add_compile_options`` say; returns the executor."""
-    import tcomp.graph as tg
-    from tcomp.graph.pipeline import PassOptions, print_dump
-
     target = target_of(args)
     shapes = parse_input_shapes(args.input_shapes)
     values = parse_freeze(args.freeze)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import tcomp
+import tcomp.graph
+from tcomp import autotune
 from tcomp.runtime.timer import wait_until_threads_idle
 
 
@@ -35,8 +37,6 @@ def _best_time(fn, repeat: int) -> tuple[float, float]:
 
 
 def tune_operator(size: int, trials: int) -> None:
-    from tcomp import autotune
-
     M = N = K = size
     print(f"== 1. tune a matmul {M}x{N}x{K} float32 ({trials} trials, xgb tuner) on {tcomp.Target.current_host()}")
     task = autotune.create_task("matmul", (M, N, K), target="llvm")
@@ -75,7 +75,6 @@ def tune_operator(size: int, trials: int) -> None:
 
 
 def compile_model(image_size: int) -> None:
-    import tcomp.graph
     from tcomp.graph.testing import resnet
 
     print(f"\n== 2. compile and run a model: ResNet-18 (width 0.5) at {image_size}x{image_size}, batch 1, float32")

@@ -19,6 +19,7 @@ import numpy as np
 from tcomp.cli.arguments import add_compile_options, compile_model
 from tcomp.graph import GraphError, SpecializingExecutor, load_executor
 from tcomp.graph.export import GRAPH
+from tcomp.ir import dtype as dt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +56,6 @@ def _looks_like_onnx(path: Path) -> bool:
 
 
 def _fill(shape: tuple[int, ...], dtype: str, mode: str, rng: np.random.Generator) -> np.ndarray:
-    from tcomp.ir import dtype as dt
-
     np_dtype = dt.to_numpy(dtype)
     if mode == "zeros":
         return np.zeros(shape, np_dtype)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tcomp.autotune.dask_executor import target_resource
 from tcomp.backend import backend_for
 from tcomp.target import Target, TargetError
+from tcomp.target_check import llvm_catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,16 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe(target: Target) -> list[str]:
     """Lines telling what ``target`` means here (its backend says), and the Dask resource that runs its trials."""
-    from tcomp.autotune.dask_executor import target_resource
-
     resource = target_resource(target)
     return [f"target: {target}", *backend_for(target).describe(target),
             f"tuning on Dask: runs go to workers started with --resources \"{resource}=1\""]
 
 
 def _list_names() -> list[str]:
-    from tcomp.target_check import llvm_catalog
-
     catalog = llvm_catalog()
     return [f"LLVM CPUs for {catalog.triple} ({len(catalog.cpus)}):", *_columns(sorted(catalog.cpus)),
             f"features ({len(catalog.features)}), given as -mattr=+name or -mattr=-name:",
