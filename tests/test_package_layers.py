@@ -88,3 +88,82 @@ def test_imports_point_down_the_layers() -> None:
         found = backward_imports(path.read_text(), _layer_unit(path))
         offenders += [f"{path.relative_to(PACKAGE)} {entry}" for entry in found]
     assert offenders == []
+
+
+# Packages tcomp runs without (``pyproject.toml``'s extras, and what the GPU machines add): a module may import them
+# inside the function that needs them, so that the rest works where they are missing.
+OPTIONAL = frozenset({"onnx", "onnxruntime", "cupy", "xgboost", "dask", "distributed", "matplotlib", "scipy"})
+# Imports inside functions for another reason, each with why.
+DEFERRED = {
+    # ``str()`` of a node prints it; the printer's tables are built from the node classes, so neither module can
+    # import the other at its top
+    ("ir/expr.py", "tcomp.ir.printer"),
+    ("ir/stmt.py", "tcomp.ir.printer"),
+}
+
+
+def _module_path(module: str) -> Path | None:
+    relative = Path(*module.split(".")[1:])
+    for path in (PACKAGE / relative / "__init__.py", PACKAGE / relative.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _top_level_imports(tree: ast.Module) -> list[str]:
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    return names
+
+
+def _needs_optional(module: str) -> bool:
+    """``module`` is an optional package, or a tcomp module that imports one at its top."""
+    if module.split(".")[0] in OPTIONAL:
+        return True
+    path = _module_path(module) if module.startswith("tcomp.") else None
+    if path is None:
+        return False
+    return any(name.split(".")[0] in OPTIONAL for name in _top_level_imports(ast.parse(path.read_text())))
+
+
+def function_imports(source: str) -> list[tuple[int, str]]:
+    """The imports made inside functions in ``source``: (line, module)."""
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import):
+                found += [(node.lineno, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found += [(node.lineno, _imported_module(node.module, alias.name)) for alias in node.names]
+    return sorted(set(found))
+
+
+def _imported_module(module: str, name: str) -> str:
+    """What ``from module import name`` loads: the submodule ``module.name`` where there is one, else ``module``."""
+    submodule = f"{module}.{name}"
+    return submodule if submodule.startswith("tcomp.") and _module_path(submodule) is not None else module
+
+
+def test_the_function_import_check_finds_what_it_looks_for() -> None:
+    source = "def f():\n    import xgboost\n    from tcomp.ir import expr\n    from tcomp.graph.frontend import onnx\n"
+    imports = function_imports(source)
+    assert imports == [(2, "xgboost"), (3, "tcomp.ir.expr"), (4, "tcomp.graph.frontend.onnx")]
+    assert [_needs_optional(name) for _, name in imports] == [True, False, True]
+
+
+def test_imports_inside_functions_are_of_optional_dependencies() -> None:
+    """An import inside a function hides an arrow that a cycle would otherwise show: only optional dependencies
+    (and the few ``DEFERRED`` ones) are imported there."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        for line, name in function_imports(path.read_text()):
+            if not _needs_optional(name) and (relative, name) not in DEFERRED:
+                offenders.append(f"{relative} line {line}: {name}")
+    assert offenders == []
