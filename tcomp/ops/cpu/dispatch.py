@@ -116,18 +116,27 @@ def _reads_elementwise(body: Sequence[object], tensor: Tensor, axis_vars: Sequen
     )
 
 
-def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bool = True) -> Stage | None:
-    """Step 2: the output stage that can host ``stage`` as its epilogue, or ``None``. ``same_shape=False`` also
-    takes an output that reads the leading part of ``stage`` (index for index, fewer elements along an axis)."""
+def _sole_root_reader(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | None:
+    """The one reader of ``stage`` (not itself an output) when that reader is an output computed at the root that no
+    other stage has claimed as its host; else ``None``."""
     if stage.is_output:
         return None
     readers = s.readers(stage)
     if len(readers) != 1:
         return None
     host = readers[0]
-    host_op, op = host.op, stage.op
     if host in claimed or not host.is_output or host.attach_type is not AttachType.ROOT:
         return None
+    return host
+
+
+def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bool = True) -> Stage | None:
+    """Step 2: the output stage that can host ``stage`` as its epilogue, or ``None``. ``same_shape=False`` also
+    takes an output that reads the leading part of ``stage`` (index for index, fewer elements along an axis)."""
+    host = _sole_root_reader(s, stage, claimed)
+    if host is None:
+        return None
+    host_op, op = host.op, stage.op
     if not isinstance(host_op, ComputeOp) or host_op.is_reduction or host_op.num_outputs != 1:
         return None
     if not isinstance(op, ComputeOp) or op_kind(host_op) in CONV_SCHEDULES:
@@ -164,15 +173,10 @@ def unblocking_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | N
     """For a ``conv2d_nchwc`` stage: the output ``layout_transform`` from ``NCHW{oc}c`` back to ``NCHW`` that reads
     it directly or through inlined stages that read it elementwise (a blocked bias, an activation), which can host
     the convolution's tiles so the result is written in NCHW directly."""
-    if stage.is_output:
+    host = _sole_root_reader(s, stage, claimed)
+    if host is None:
         return None
-    readers = s.readers(stage)
-    if len(readers) != 1:
-        return None
-    host = readers[0]
     host_op, op = host.op, stage.op
-    if host in claimed or not host.is_output or host.attach_type is not AttachType.ROOT:
-        return None
     if not isinstance(host_op, ComputeOp) or op_kind(host_op) is not OpKind.LAYOUT_TRANSFORM:
         return None
     block = getattr(op.output(0).shape[-1], "value", None)
