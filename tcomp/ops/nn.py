@@ -239,6 +239,18 @@ def _check_param(op: str, argument: str, param: Tensor | None, shape: Sequence[A
         raise OpError(f"{op}: {argument} has shape {shape_str(param.shape)}, expected {shape_str(shape)}")
 
 
+def _norm_axes(op: str, x: Tensor, axis: int | Sequence[int], epsilon: float) -> tuple[int, ...]:
+    """The normalized axes of a normalization ``op`` over float ``x`` (at least one), with ``epsilon`` checked."""
+    check_tensor(op, "x", x)
+    _check_float(op, x)
+    axes = normalize_axes(op, axis, x.ndim)
+    if not axes:
+        raise OpError(f"{op}: axis must name at least one axis")
+    if epsilon < 0:
+        raise OpError(f"{op}: epsilon must be non-negative, got {epsilon}")
+    return axes
+
+
 def layer_norm(
     x: Tensor,
     gamma: Tensor | None = None,
@@ -251,13 +263,7 @@ def layer_norm(
     and ``gamma``/``beta`` have the shape of those axes. Three stages: ``<name>_sum`` (sum over the axes),
     ``<name>_sqsum`` (sum of squared deviations from the mean, two-pass for accuracy) and the result."""
     op = "layer_norm"
-    check_tensor(op, "x", x)
-    _check_float(op, x)
-    axes = normalize_axes(op, axis, x.ndim)
-    if not axes:
-        raise OpError(f"{op}: axis must name at least one axis")
-    if epsilon < 0:
-        raise OpError(f"{op}: epsilon must be non-negative, got {epsilon}")
+    axes = _norm_axes(op, x, axis, epsilon)
     norm_shape = [x.shape[a] for a in axes]
     _check_param(op, "gamma", gamma, norm_shape)
     _check_param(op, "beta", beta, norm_shape)
@@ -302,13 +308,7 @@ def rms_norm(
     of those axes (RMSNorm, as Llama and T5 use it). Two stages: ``<name>_sqsum`` (sum of squares over the axes)
     and the result."""
     op = "rms_norm"
-    check_tensor(op, "x", x)
-    _check_float(op, x)
-    axes = normalize_axes(op, axis, x.ndim)
-    if not axes:
-        raise OpError(f"{op}: axis must name at least one axis")
-    if epsilon < 0:
-        raise OpError(f"{op}: epsilon must be non-negative, got {epsilon}")
+    axes = _norm_axes(op, x, axis, epsilon)
     norm_shape = [x.shape[a] for a in axes]
     _check_param(op, "gamma", gamma, norm_shape)
     count = cast(shape_product(norm_shape), x.dtype)

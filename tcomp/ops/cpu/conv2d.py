@@ -183,13 +183,10 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
 
 def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
                                 tile: NCHWcTile | None = None) -> None:
-    op = s[tensor].op
-    assert isinstance(op, ComputeOp)
-    sizes = extents(op.axis)
-    reduce_sizes = extents(op.reduce_axis)
-    if sizes is None or reduce_sizes is None:
-        _fallback(s, tensor, host, cpu)
+    known = _constant_extents(s, tensor, host, cpu, with_reduction=True)
+    if known is None:
         return
+    op, sizes, reduce_sizes = known
     if tile is None:
         choose = _TILE_CHOOSER.get()
         workload = nchwc_workload(op) if choose is not None else None
@@ -284,12 +281,10 @@ def conv2d_nchw_tile(oc: int, oh: int, ow: int, cpu: CpuTarget, lanes: int) -> N
 
 def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
                                tile: NCHWTile | None = None) -> None:
-    op = s[tensor].op
-    assert isinstance(op, ComputeOp)
-    sizes = extents(op.axis)
-    if sizes is None:
-        _fallback(s, tensor, host, cpu)
+    known = _constant_extents(s, tensor, host, cpu)
+    if known is None:
         return
+    op, sizes, _ = known
     _, oc_extent, oh_extent, ow_extent = sizes
     if tile is None and _pointwise_plane(s, tensor, host, cpu, sizes):
         return
@@ -350,12 +345,10 @@ def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTa
 
 
 def schedule_depthwise_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
-    op = s[tensor].op
-    assert isinstance(op, ComputeOp)
-    sizes = extents(op.axis)
-    if sizes is None:
-        _fallback(s, tensor, host, cpu)
+    known = _constant_extents(s, tensor, host, cpu)
+    if known is None:
         return
+    op, sizes, _ = known
     _, _, oh_extent, ow_extent = sizes
     lanes = cpu.lanes(tensor.dtype)
     vw = vector_factor(ow_extent, lanes) or lanes
@@ -387,13 +380,10 @@ def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Sta
     of ``OW`` up to 8. The padding is inlined: a depthwise window does too little work per input for a padded copy
     of the input to pay (measured on znver1, 136 channels at 28x28, 3x3, bias, one thread: 0.25 ms with the padding
     a stage of its own, 0.13 ms inlined; the generic schedule, accumulating in memory per output pixel, 0.45 ms)."""
-    op = s[tensor].op
-    assert isinstance(op, ComputeOp)
-    sizes = extents(op.axis)
-    reduce_sizes = extents(op.reduce_axis)
-    if sizes is None or reduce_sizes is None:
-        _fallback(s, tensor, host, cpu)
+    known = _constant_extents(s, tensor, host, cpu, with_reduction=True)
+    if known is None:
         return
+    op, sizes, reduce_sizes = known
     _, _, _, ow_extent, block = sizes
     vectors = max(1, -(-block // cpu.lanes(tensor.dtype)))
     reg_n = largest_divisor(ow_extent, max(1, min(8, (cpu.vector_registers - _SPARE_REGISTERS) // vectors)))
@@ -415,6 +405,20 @@ def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Sta
     acc.unroll(rx)
     acc.unroll(a_ow)
     acc.vectorize(a_b)
+
+
+def _constant_extents(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
+                      with_reduction: bool = False) -> tuple[ComputeOp, list[int], list[int]] | None:
+    """The convolution's op and its constant output extents (and reduction extents, ``with_reduction``); ``None``
+    where one is symbolic, after giving the stage the symbolic-shape schedule (``_fallback``)."""
+    op = s[tensor].op
+    assert isinstance(op, ComputeOp)
+    sizes = extents(op.axis)
+    reduce_sizes = extents(op.reduce_axis) if with_reduction else []
+    if sizes is None or reduce_sizes is None:
+        _fallback(s, tensor, host, cpu)
+        return None
+    return op, sizes, reduce_sizes
 
 
 def _fallback(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
