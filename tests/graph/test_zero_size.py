@@ -96,3 +96,13 @@ def test_symbolic_batch_of_zero() -> None:
     assert y.shape == (0, 4, 16)
     [y] = executor.run([np.ones((2, 4, 16), np.float32)])
     assert y.shape == (2, 4, 16) and executor.compilations == 2
+
+
+@pytest.mark.parametrize("sizes", [[3, 0, 4], [0, 7], [7, 0], [0, 2, 0, 5]])
+def test_split_with_empty_parts(sizes: list[int]) -> None:
+    outputs = [f"part{k}" for k in range(len(sizes))]
+    nodes = [helper.make_node("Split", ["x", "sizes"], outputs, axis=1)]
+    model = model_of(nodes, {"x": [3, 7]}, outputs, {"sizes": np.array(sizes, np.int64)})
+    x = np.random.default_rng(1).standard_normal((3, 7)).astype(np.float32)
+    parts = check(model, {"x": x}, kernels=1)  # one kernel for the non-empty parts
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), x)

@@ -3,7 +3,8 @@
 Rewrite, node by node in order:
 
 - a node whose outputs all have a zero dimension is removed, its outputs become empty parameters;
-- a zero-size operand of ``concat`` (it adds nothing to the result) is dropped from the node's inputs;
+- a zero-size operand of ``concat`` (it adds nothing to the result) is dropped from the node's inputs, and a
+  zero-size part of ``split`` from the node's outputs (it becomes an empty parameter);
 - a node with a non-empty output whose inputs are all zero-size or parameters (a sum over an empty axis, a product
   over an empty inner dimension, the padding of an empty tensor) computes a constant: it is evaluated once, with
   plain loop nests (the default schedules tile by extents, which zero breaks), and its outputs become parameters.
@@ -42,6 +43,13 @@ def remove_empty(graph: Graph, target: Target | str | None = None) -> Graph:
     for node in graph.nodes:
         if node.op == "concat" and any(i in empty for i in node.inputs):
             node = replace(node, inputs=tuple(i for i in node.inputs if i not in empty))
+            changed = True
+        if node.op == "split" and any(o in empty for o in node.outputs) and not all(o in empty for o in node.outputs):
+            for name in node.outputs:
+                if name in empty:
+                    params[name] = known[name]
+            kept = [(o, s) for o, s in zip(node.outputs, node.attr("sizes")) if o not in empty]
+            node = replace(node, outputs=tuple(o for o, _ in kept)).with_attrs(sizes=tuple(s for _, s in kept))
             changed = True
         reads_empty = any(i in empty for i in node.inputs if i)
         if all(o in empty for o in node.outputs):
