@@ -1,6 +1,7 @@
 """Model importers: ONNX (``from_onnx``). Importing the package registers every ONNX converter."""
 
 from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters with onnx_common)
+    onnx_attention,
     onnx_index,
     onnx_linalg,
     onnx_math,
