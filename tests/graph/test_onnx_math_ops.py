@@ -156,3 +156,21 @@ def test_shrink(lambd: float, bias: float) -> None:
     check_node("Shrink", {"x": x}, {"lambd": lambd, "bias": bias}, opset=9)
     ints = RNG.integers(-5, 6, (3, 5)).astype(np.int32)
     check_node("Shrink", {"x": ints}, {"lambd": lambd, "bias": bias}, opset=9)
+
+
+def test_dropout_in_training_mode_with_ratio_zero_drops_nothing() -> None:
+    x = RNG.standard_normal((3, 5, 7)).astype(np.float32)
+    inputs = {"x": x, "ratio": np.array(0.0, np.float32), "training": np.array(True)}
+    out, mask = check_node("Dropout", inputs, outputs=2, constants=["ratio", "training"], opset=13)
+    np.testing.assert_array_equal(out, x)
+    assert mask.all()
+
+
+def test_dropout_in_training_mode_at_random_is_refused() -> None:
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import single_node_model
+
+    inputs = {"x": np.ones((2, 3), np.float32), "ratio": np.array(0.5, np.float32), "training": np.array(True)}
+    model = single_node_model("Dropout", inputs, 1, {}, 13, constants=["ratio", "training"])
+    with pytest.raises(tg.GraphError, match="training mode with ratio 0.5 drops at random"):
+        tg.compile(model)

@@ -404,8 +404,11 @@ def _pad(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> 
 def _dropout(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     if v >= 12 and optional(ins, 2):
         training = b.require_const(ins[2], "training_mode")
-        if bool(training.reshape(-1)[0]):
-            raise b.error("training mode is not supported (tcomp compiles for inference)")
+        if bool(training.reshape(-1)[0]):  # a ratio of 0 drops nothing: inference's result
+            ratio = float(b.require_const(ins[1], "ratio").reshape(-1)[0]) if optional(ins, 1) else 0.5
+            if ratio != 0.0:
+                raise b.error(f"training mode with ratio {ratio} drops at random: not supported (tcomp compiles "
+                              "for inference)")
     outputs = [b.add1("dropout", [ins[0]], output=node.output[0])]
     if len(node.output) > 1 and node.output[1]:
         shape = b.type(ins[0]).shape
