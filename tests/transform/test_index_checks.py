@@ -24,14 +24,14 @@ def test_an_index_from_data_is_checked_once_per_row_and_wrapped() -> None:
         def gather(data: float32[5, 3], idx: int64[4], G: float32[4, 3]):
           for i in range(0, 4):
             for j in range(0, 3):
-              G[i, j] = data[max(min(tcomp.checked_index(idx[i], 5i64), 4i64), 0i64), j]
+              G[i, j] = data[int32(max(min(tcomp.checked_index(idx[i], 5i64), 4i64), 0i64)), j]
     """)
     assert_ir(insert_index_checks(func), """
         def gather(data: float32[5, 3], idx: int64[4], G: float32[4, 3]):
           for i in range(0, 4):
             assert idx[i] >= 0i64 - 5i64 && idx[i] < 5i64, 'index {} is out of range for an axis of {} elements', idx[i], 5i64
             for j in range(0, 3):
-              G[i, j] = data[max(min(select(idx[i] < 0i64, idx[i] + 5i64, idx[i]), 4i64), 0i64), j]
+              G[i, j] = data[int32(max(min(select(idx[i] < 0i64, idx[i] + 5i64, idx[i]), 4i64), 0i64)), j]
     """)  # noqa: E501
 
 
@@ -40,5 +40,5 @@ def test_without_assertions_the_index_is_only_wrapped() -> None:
         def gather(data: float32[5, 3], idx: int64[4], G: float32[4, 3]):
           for i in range(0, 4):
             for j in range(0, 3):
-              G[i, j] = data[max(min(select(idx[i] < 0i64, idx[i] + 5i64, idx[i]), 4i64), 0i64), j]
+              G[i, j] = data[int32(max(min(select(idx[i] < 0i64, idx[i] + 5i64, idx[i]), 4i64), 0i64)), j]
     """)
