@@ -169,21 +169,22 @@ def _range(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -
     return [b.param(values, node.output[0])]
 
 
-def _blocksize(b: Builder, a: Attrs) -> int:
+def _nchw_and_blocksize(b: Builder, x: str, a: Attrs) -> tuple[int, int, int, int, int]:
+    """DepthToSpace's and SpaceToDepth's 4-D input's ``(n, c, h, w)`` and the positive ``blocksize``."""
+    shape = b.type(x).shape
+    if len(shape) != 4:
+        raise b.error(f"expects a 4-D input, got {b.type(x)}")
     size = a.int("blocksize")
     if size <= 0:
         raise b.error(f"blocksize={size} must be positive")
-    return size
+    n, c, h, w = shape
+    return n, c, h, w, size
 
 
 @converts("DepthToSpace", (1, 11, 13, 28))
 def _depth_to_space(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     x = ins[0]
-    shape = b.type(x).shape
-    if len(shape) != 4:
-        raise b.error(f"expects a 4-D input, got {b.type(x)}")
-    n, c, h, w = shape
-    size = _blocksize(b, a)
+    n, c, h, w, size = _nchw_and_blocksize(b, x, a)
     mode = a.string("mode", "DCR") if v >= 11 else "DCR"
     if c % (size * size):
         raise b.error(f"{c} channels are not a multiple of blocksize^2 = {size * size}")
@@ -202,11 +203,7 @@ def _depth_to_space(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, 
 @converts("SpaceToDepth", (1, 13, 28))
 def _space_to_depth(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     x = ins[0]
-    shape = b.type(x).shape
-    if len(shape) != 4:
-        raise b.error(f"expects a 4-D input, got {b.type(x)}")
-    n, c, h, w = shape
-    size = _blocksize(b, a)
+    n, c, h, w, size = _nchw_and_blocksize(b, x, a)
     if h % size or w % size:
         raise b.error(f"the spatial size {h} x {w} is not a multiple of blocksize {size}")
     mode = a.string("mode", "DCR") if v >= 28 else "DCR"
