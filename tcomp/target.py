@@ -303,6 +303,12 @@ class Target:
         return 128
 
     @property
+    def thread_blocks(self) -> bool:
+        """Whether kernels for this target run as blocks of threads, each block held to the target's limits
+        (``max_threads_per_block`` and the others): true for GPUs, false for CPUs."""
+        return self.max_threads_per_block > 0
+
+    @property
     def vector_registers(self) -> int:
         return 32 if self.has_feature("avx512f") else 16
 

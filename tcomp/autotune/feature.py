@@ -55,7 +55,6 @@ from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.functor import post_order_visit
-from tcomp.target import TargetKind
 
 MAX_STMTS = 3
 MAX_LOOPS = 8
@@ -407,7 +406,7 @@ class FeatureExtractor:
             raise TypeError(f"kind must be a FeatureKind, got {kind!r}")
         self.task = task
         self.kind = kind
-        self.ptxas = ptxas and task.target is not None and task.target.kind is TargetKind.CUDA
+        self.ptxas = ptxas and task.target is not None and task.target.thread_blocks
         self.space: ConfigSpace = task.config_space
         self.cache: dict[int, np.ndarray] = {}
         self.buildable: dict[int, bool] = {}  # knob features: whether the template accepts the config
@@ -422,8 +421,8 @@ class FeatureExtractor:
             registers = ptxas_registers(schedule, tensors, self.task.target) if self.ptxas else None
         except Exception:  # noqa: BLE001 - an invalid config; its measurement will say why
             return np.full(self.length, np.nan, dtype=np.float32)
-        cpu = self.task.target is not None and self.task.target.kind is TargetKind.LLVM
-        return loop_ir_features(func, registers, gpu=not cpu)
+        gpu = self.task.target is not None and self.task.target.thread_blocks
+        return loop_ir_features(func, registers, gpu=gpu)
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         rows = []

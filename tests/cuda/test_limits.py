@@ -161,3 +161,9 @@ def test_cuda_target_canonical_string() -> None:
     assert Target(str(target)) == target
     if not gpu_available():  # with a GPU, the default architecture is the GPU's
         assert str(Target("cuda")) == "cuda" and Target("cuda").arch == "sm_80"
+
+
+def test_only_gpu_targets_run_in_thread_blocks() -> None:
+    # shared code (block limits, tuning features) asks the target, not its kind
+    assert Target("cuda -arch=sm_90").thread_blocks
+    assert not Target("llvm").thread_blocks

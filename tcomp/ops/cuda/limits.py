@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from tcomp.codegen.cuda.codegen import MAX_BLOCK_DIMS
 from tcomp.ir.gpu import GPUError
-from tcomp.target import Target, TargetKind
+from tcomp.target import Target
 
 REGISTER_OVERHEAD = 24  # registers a thread needs besides its data: indices, addresses, loop counters
 MAX_REGISTERS_PER_THREAD = 255
@@ -84,7 +84,7 @@ def first_fitting(candidates: Iterable[T], resources: Callable[[T], BlockResourc
 
 def check_fits(resources: BlockResources, target: Target | None, what: str) -> None:
     """``GPUError`` when ``resources`` exceed ``target`` (a template rejects such a config before it is built)."""
-    if target is not None and target.kind is TargetKind.CUDA:
+    if target is not None and target.thread_blocks:
         problems = resources.problems(target)
         if problems:
             raise GPUError(f"{what} does not fit target {target}: {'; '.join(problems)}")

@@ -17,7 +17,7 @@ from tcomp.autotune.space import Config, SplitEntity, SplitPolicy
 from tcomp.ir.expr import IterVar, const_int_value
 from tcomp.ops.cuda.dispatch import thread_count
 from tcomp.schedule.stage import Stage
-from tcomp.target import Target, TargetKind
+from tcomp.target import Target
 from tcomp.te.tensor import Tensor
 
 MAX_THREADS_PER_BLOCK = 1024
@@ -73,7 +73,7 @@ def tile_sizes(extent: int, limit: int, default: int) -> list[int]:
 def thread_counts(extent: int, low: int, high: int, default: int, target: Target | None = None) -> list[int]:
     """Powers of two from ``low`` to ``high`` threads, no more than ``extent`` rounded up needs, and ``default``;
     none over the threads a block of ``target`` may have."""
-    if target is not None and target.kind is TargetKind.CUDA:
+    if target is not None and target.thread_blocks:
         cap = target.max_threads_per_block
         high, low, default = min(high, cap), min(low, cap), thread_count(default, target)
     top = max(low, min(high, ceil_power_of_two(extent)))
