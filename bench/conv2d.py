@@ -83,6 +83,18 @@ LAYERS = [
 ]
 
 
+def _layer_indices(parser: argparse.ArgumentParser, text: str) -> list[int]:
+    """The indices ``--layers`` names; a usage error for anything but indices into ``LAYERS``."""
+    try:
+        indices = [int(part) for part in text.split(",")]
+    except ValueError:
+        parser.error(f"--layers: expected comma-separated integers, got {text!r}")
+    bad = [i for i in indices if not 0 <= i < len(LAYERS)]
+    if bad:
+        parser.error(f"--layers: no layer {bad[0]}; the layers are 0-{len(LAYERS) - 1}")
+    return indices
+
+
 def reference(x: np.ndarray, w: np.ndarray, layer: Layer) -> np.ndarray:
     """numpy convolution: one matrix product per kernel position."""
     p, s, k, o = layer.padding, layer.stride, layer.kernel, layer.out_size
@@ -190,7 +202,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.spin_count > 0:
         configure_pool(worker_spin=args.spin_count)
-    layers = LAYERS if args.layers is None else [LAYERS[int(i)] for i in args.layers.split(",")]
+    layers = LAYERS if args.layers is None else [LAYERS[i] for i in _layer_indices(parser, args.layers)]
     target = tcomp.Target(f"llvm -num-cores={args.threads}")
     peak_all = fp32_peak_gflops(target.vector_bits)
     peak = None if peak_all is None else peak_all * args.threads / (os.cpu_count() or 1)
