@@ -79,9 +79,11 @@ class GraphOptions:
     constant subgraphs are evaluated by kernels built for this machine's CPU rather than for the target.
     ``fused_attention``: attention subgraphs become one ``attention`` node (``fuse_attention``). ``views``: reshapes
     and transposes are absorbed into the matrix products that read them (``fuse_ops``). ``gemm_panels``: the
-    constant weights of larger products are stored in the packed GEMM's panels (``gemm_panels``). ``templates``: the
-    tunable template of each workload the graph finds (named by the CPU templates' names), ``None`` for the same
-    names; a workload missing from the mapping has no template on this target."""
+    constant weights of larger products are stored in the packed GEMM's panels (``gemm_panels``).
+    ``concat_in_place``: the producers of a batch-1 concatenation write their parts into slices of its result
+    (``concat_in_place``; the target's kernels take arguments at any byte offset). ``templates``: the tunable template
+    of each workload the graph finds (named by the CPU templates' names), ``None`` for the same names; a
+    workload missing from the mapping has no template on this target."""
 
     blocked_convolutions: bool = False
     matvec_weights: bool = False
@@ -90,6 +92,7 @@ class GraphOptions:
     fused_attention: bool = False
     views: bool = False
     gemm_panels: bool = False
+    concat_in_place: bool = False
     templates: Mapping[str, str] | None = None
 
     def template_for(self, workload: str) -> str | None:

@@ -73,9 +73,12 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         warnings.warn(f"model {graph.name}: {emulated}", EmulationWarning, stacklevel=2)
     plan: MemoryPlan = graph.meta.get("memory_plan") or no_plan(graph)
     kernels: list[Kernel] = []
+    elided = set(plan.elided)  # concats whose parts are written in place: no kernel
     for position, node in enumerate(graph.nodes):
         if progress is not None:
             progress(position, len(graph.nodes), node.name)
+        if node.name in elided:
+            continue
         args = kernel_inputs(graph, node) + node.outputs
         aliased = {value for pair in plan.inplace.get(node.name, ()) for value in pair}
         inplace = [i for i, a in enumerate(args) if a in aliased]
@@ -85,7 +88,8 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
     if records is not None and hasattr(records, "report_missing"):
         records.report_missing()
     arguments = {a for k in kernels for a in k.args}
-    baked = {name for node in graph.nodes for name in baked_params(graph, node) if name not in arguments}
+    baked = {name for node in graph.nodes if node.name not in elided
+             for name in baked_params(graph, node) if name not in arguments}
     program = ExecutorProgram(
         name=graph.name,
         inputs=graph.inputs,
@@ -93,6 +97,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         types=dict(graph.types),
         storage_of=dict(plan.storage_of),
         storage_bytes=plan.storage_bytes,
+        offset_of=dict(plan.offset_of),
         params={k: v for k, v in graph.params.items() if any(k in n.inputs for n in graph.nodes)
                 or k in graph.outputs},
         kernels=[_spec(k) for k in kernels],

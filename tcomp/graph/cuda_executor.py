@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tcomp.graph.executor import ExecutorProgram, GraphExecutor, _numpy_dtype
+from tcomp.graph.executor import ExecutorProgram, GraphExecutor, storage_view
 from tcomp.runtime.cuda_device import DeviceCudaModule, event_seconds, run_launches
 from tcomp.runtime.module import NativeEntry
 
@@ -100,9 +100,8 @@ class DeviceGraphExecutor(CudaGraphExecutor):
         self._storage_device = [cupy.empty(max(n, 1), dtype=cupy.uint8) for n in program.storage_bytes]
         device: dict[str, Any] = {}
         for name, storage in program.storage_of.items():
-            t = program.types[name]
-            dtype = np.dtype(_numpy_dtype(t.dtype))
-            device[name] = self._storage_device[storage][: t.numel * dtype.itemsize].view(dtype).reshape(t.shape)
+            device[name] = storage_view(self._storage_device[storage], program.types[name],
+                                        program.offset_of.get(name, 0))
         for name in program.params:
             device[name] = cupy.asarray(self._arrays[name])
         self._device = device

@@ -64,6 +64,7 @@ class ExecutorProgram:
     target: str
     stats: dict[str, Any] = field(default_factory=dict)
     constants: tuple[str, ...] = ()  # parameters compiled into the code (one element): not read at run time
+    offset_of: dict[str, int] = field(default_factory=dict)  # byte offset of a value in its storage, where not 0
 
 
 def _aligned_storage(nbytes: int) -> np.ndarray:
@@ -86,7 +87,7 @@ class GraphExecutor:
         self._arrays: dict[str, np.ndarray] = {}
         for name, storage in program.storage_of.items():
             t = program.types[name]
-            self._arrays[name] = storage_view(self._storage[storage], t)
+            self._arrays[name] = storage_view(self._storage[storage], t, program.offset_of.get(name, 0))
         for name, value in program.params.items():
             self._arrays[name] = np.require(value, requirements="C")
         self._calls = []
@@ -234,9 +235,10 @@ def take_inputs(name: str, input_names: Sequence[str], set_one: Callable[[str | 
         set_one(index, value)
 
 
-def storage_view(storage: np.ndarray, t: TensorType) -> np.ndarray:
+def storage_view(storage: Any, t: TensorType, offset: int = 0) -> Any:
+    """The array of type ``t`` at byte ``offset`` of ``storage`` (a byte array: numpy's, or cupy's)."""
     dtype = np.dtype(_numpy_dtype(t.dtype))
-    return storage[: t.numel * dtype.itemsize].view(dtype).reshape(t.shape)
+    return storage[offset: offset + t.numel * dtype.itemsize].view(dtype).reshape(t.shape)
 
 
 def _numpy_dtype(dtype: str) -> Any:

@@ -55,6 +55,7 @@ def export_executor(executor: Any, folder: str | os.PathLike[str]) -> None:
         "types": {k: {"shape": list(t.shape), "dtype": t.dtype} for k, t in program.types.items()},
         "storage_of": program.storage_of,
         "storage_bytes": list(program.storage_bytes),
+        "offset_of": program.offset_of,
         "params": sorted(program.params),
         "constants": list(program.constants),
         "kernels": [{"name": k.name, "entry": k.entry, "args": list(k.args), "num_inputs": k.num_inputs}

@@ -134,13 +134,15 @@ def program_of(folder: Path, document: dict[str, Any]) -> ExecutorProgram:
                               for v in as_list(document.get("storage_bytes"), "storage sizes", MAX_ITEMS))
         storage_of = {_name(k, "value name"): as_int(v, f"storage of {k!r}", 0, max(0, len(storage_bytes) - 1))
                       for k, v in as_object(document.get("storage_of"), "storages").items()}
+        offset_of = {_name(k, "value name"): as_int(v, f"offset of {k!r}", 0, MAX_TENSOR_BYTES)
+                     for k, v in as_object(document.get("offset_of", {}), "offsets").items()}
         kernels = [_kernel(v, k) for k, v in enumerate(as_list(document.get("kernels"), "kernels", MAX_ITEMS))]
         stats = document.get("stats", {})
         program = ExecutorProgram(_name(document.get("name"), "name"), _names(document.get("inputs"), "inputs"),
                                   _names(document.get("outputs"), "outputs"), types, storage_of, storage_bytes, {},
                                   kernels, _name(document.get("target"), "target"),
                                   stats if isinstance(stats, dict) else {},
-                                  _names(document.get("constants", []), "constants"))
+                                  _names(document.get("constants", []), "constants"), offset_of)
         param_names = _names(document.get("params"), "params")
     except (JSONValueError, GraphError) as exc:
         raise _fail(folder, f"{GRAPH} is inconsistent: {exc}") from None
@@ -157,9 +159,12 @@ def _check_program(folder: Path, program: ExecutorProgram, param_names: tuple[st
             raise _fail(folder, f"parameter {name!r} has no type")
         if name in program.storage_of:
             raise _fail(folder, f"parameter {name!r} also has a storage")
+    for name in program.offset_of:
+        if name not in program.storage_of:
+            raise _fail(folder, f"value {name!r} has an offset but no storage")
     for name, storage in program.storage_of.items():
         t = program.types.get(name)
-        if t is None or program.storage_bytes[storage] < t.nbytes:
+        if t is None or program.storage_bytes[storage] < program.offset_of.get(name, 0) + t.nbytes:
             raise _fail(folder, f"value {name!r} has no type or does not fit its storage")
     readable = set(program.storage_of) | set(param_names)
     for spec in program.kernels:

@@ -16,7 +16,8 @@ outputs) is the first node every path from it reaches. Three phases visit the no
 
 Fusing a node into its post-dominator merges every node on the paths between them, so a group's values are read
 outside only at its root. Opaque nodes never fuse; a group is capped at ``MAX_GROUP_SIZE`` nodes; nodes listed in
-``keep_apart`` (tuned operators compiled from a template) stay alone.
+``keep_apart`` (tuned operators compiled from a template) and concatenations marked ``in_place``
+(``concat_in_place``: their parts are written in place, they run no kernel) stay alone.
 
 Rewrite: each group of two or more nodes becomes one ``fused`` node whose ``body`` attribute is the group's
 subgraph (inputs: the values it reads from outside; outputs: the values read outside or graph outputs; one-element
@@ -70,7 +71,7 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, abs
         for value in dict.fromkeys(node.inputs):
             if value in producer:
                 succ[producer[value]].append((j, _edge_pattern(graph, node, value)))
-    apart = {i for i, n in enumerate(nodes) if keep_apart is not None and keep_apart(n)}
+    apart = {i for i, n in enumerate(nodes) if (keep_apart is not None and keep_apart(n)) or n.attr("in_place")}
     patterns = [OpPattern.OPAQUE if i in apart else get_op(n.op).pattern for i, n in enumerate(nodes)]
     # post-dominators: dominators of the reversed graph, rooted at a sink after every output and unread value
     reverse = nx.DiGraph()

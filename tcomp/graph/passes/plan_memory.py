@@ -1,7 +1,8 @@
 """``plan_memory``: static storage assignment for the values the executor allocates, by liveness.
 
 Rewrite: none; the graph is returned with ``meta["memory_plan"]``, a ``MemoryPlan`` mapping every graph input and
-node output to a storage id, the storages' sizes, and the in-place pairs.
+node output to a storage id and a byte offset in it, the storages' sizes, the in-place pairs and the elided
+concatenations.
 
 Assumes: each top-level node is one kernel, run in node order; a kernel reads all its inputs and writes all its
 outputs (so an input's storage is free for others only after the last node reading it).
@@ -13,17 +14,24 @@ takes the free storage that fits best (the smallest one at least as large, else 
 node, the storages of inputs read for the last time are released. Graph inputs and outputs own their storage
 (never shared). Parameters are not planned: they are bound once.
 
-Guarantees: two values share a storage only if their lifetimes do not overlap, or they are an in-place pair.
-``unplanned_bytes`` (every activation in its own buffer) and ``planned_bytes`` (the storages' total) are reported.
+A top-level ``concat`` marked ``in_place`` (``concat_in_place``) is elided: its parts are placed at their byte
+offsets in its result's storage (nested in-place concats in the outermost one's), which is taken when the first of
+them is produced and released when the last of them, and the result, are dead. A value in such a region is never an
+in-place pair's input or output.
+
+Guarantees: two values share bytes of a storage only if their lifetimes do not overlap, or they are an in-place
+pair, or one is a part of an elided concat and the other its result. ``unplanned_bytes`` (every activation in its
+own buffer) and ``planned_bytes`` (the storages' total) are reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tcomp.graph.ir import Graph, Node, TensorType
 from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.passes.concat_in_place import contiguous_parts
 from tcomp.ir import dtype as dt
 
 _FLAT_IDENTITY_OPS = frozenset({"reshape", "identity", "dropout"})
@@ -38,13 +46,16 @@ class MemoryPlan:
     planned_bytes: int  # storages holding activations after planning
     input_bytes: int  # graph inputs
     peak_live_bytes: int = 0  # the most activation bytes alive at once (a lower bound for any plan)
+    offset_of: Mapping[str, int] = field(default_factory=dict)  # byte offset in its storage, where not 0
+    elided: tuple[str, ...] = ()  # in-place concat nodes: their parts are written in place, no kernel runs
 
     def summary(self) -> str:
         ratio = self.planned_bytes / self.unplanned_bytes if self.unplanned_bytes else 1.0
         pairs = sum(len(p) for p in self.inplace.values())
         return (f"activation memory: {self.unplanned_bytes / 2**20:.2f} MiB unplanned -> "
                 f"{self.planned_bytes / 2**20:.2f} MiB planned ({ratio:.1%}; peak live "
-                f"{self.peak_live_bytes / 2**20:.2f} MiB), {len(self.storage_bytes)} storages, {pairs} in-place")
+                f"{self.peak_live_bytes / 2**20:.2f} MiB), {len(self.storage_bytes)} storages, {pairs} in-place, "
+                f"{len(self.elided)} concats in place")
 
 
 def _flat_identity(scope: Graph, member: Node, value: str) -> bool:
@@ -95,15 +106,49 @@ def _reaches_only_by_identity(scope: Graph, members: tuple[Node, ...] | list[Nod
     return target in derived and target != source
 
 
+def concat_regions(graph: Graph) -> tuple[dict[str, tuple[str, int]], tuple[str, ...]]:
+    """The elided concats (top-level ``concat`` nodes marked ``in_place`` whose parts are node outputs, distinct, no
+    graph output and held by no earlier one) and, for each of their parts, the outermost elided result holding it
+    and its byte offset there."""
+    produced = {out for node in graph.nodes for out in node.outputs}
+    fixed = set(graph.inputs) | set(graph.outputs)
+    parent: dict[str, tuple[str, int]] = {}
+    elided: list[str] = []
+    for node in graph.nodes:
+        if not node.attr("in_place") or not contiguous_parts(graph, node):
+            continue
+        parts = node.inputs
+        if len(set(parts)) != len(parts) or any(p not in produced or p in fixed or p in parent for p in parts):
+            continue
+        offset = 0
+        for part in parts:
+            parent[part] = (node.outputs[0], offset)
+            offset += graph.type_of(part).nbytes
+        elided.append(node.name)
+    placed: dict[str, tuple[str, int]] = {}
+    for part in parent:
+        value, offset = part, 0
+        while value in parent:
+            value, step = parent[value]
+            offset += step
+        placed[part] = (value, offset)
+    return placed, tuple(elided)
+
+
 def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = True) -> Graph:
-    """Plan storage for ``graph`` (usually after ``fuse_ops``); see the module docstring."""
+    """Plan storage for ``graph`` (usually after ``fuse_ops``); see the module docstring. Without
+    ``enable_inplace`` there are neither in-place pairs nor elided concats."""
     last_use: dict[str, int] = {}
     for index, node in enumerate(graph.nodes):
         for name in node.inputs:
             if name:
                 last_use[name] = index
     pinned = set(graph.outputs) | set(graph.inputs)
+    placed, elided = concat_regions(graph) if enable_inplace else ({}, ())
+    in_region = set(placed) | {root for root, _ in placed.values()}
+    region_storage: dict[str, int] = {}  # outermost elided result -> its storage
     storage_of: dict[str, int] = {}
+    offset_of: dict[str, int] = {}
     sizes: list[int] = []
     free: list[int] = []
     holders: dict[int, int] = {}  # storage id -> number of live values in it
@@ -117,6 +162,18 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
             return chosen
         sizes.append(nbytes)
         return len(sizes) - 1
+
+    def place(value: str) -> None:
+        root, offset = placed.get(value, (value, 0))
+        if root not in region_storage:
+            nbytes = graph.type_of(root).nbytes
+            storage = allocate_fresh(sizes, nbytes) if root in pinned else allocate(nbytes)
+            region_storage[root] = storage
+            holders[storage] = 1 if root in pinned else 0  # a graph output's storage is never released
+        storage_of[value] = region_storage[root]
+        holders[storage_of[value]] += 1
+        if offset:
+            offset_of[value] = offset
 
     input_bytes = 0
     for name in graph.inputs:
@@ -132,11 +189,15 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
         for output in node.outputs:
             t = graph.type_of(output)
             unplanned += t.nbytes
+            if output in in_region:
+                place(output)
+                continue
             source = None
             if enable_inplace and output not in pinned:
                 for candidate, target in inplace_pairs(graph, node):
                     if (target == output and candidate not in pinned and candidate not in taken_inputs
-                            and last_use.get(candidate) == index and holders.get(storage_of.get(candidate, -1)) == 1):
+                            and candidate not in in_region and last_use.get(candidate) == index
+                            and holders.get(storage_of.get(candidate, -1)) == 1):
                         source = candidate
                         break
             if source is not None:
@@ -164,7 +225,7 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
     activation_storages = {storage_of[o] for node in graph.nodes for o in node.outputs}
     planned = sum(sizes[s] for s in activation_storages)
     plan = MemoryPlan(storage_of, tuple(sizes), inplace, unplanned, planned, input_bytes,
-                      peak_live_bytes(graph, last_use, set(graph.outputs)))
+                      peak_live_bytes(graph, last_use, set(graph.outputs)), offset_of, elided)
     meta = dict(graph.meta)
     meta["memory_plan"] = plan
     return replace(graph, meta=meta)
