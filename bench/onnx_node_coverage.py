@@ -32,7 +32,8 @@ IsNaN IsInf Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh Elu Selu Celu
 PRelu HardSigmoid Gelu HardSwish GatherElements GatherND ScatterElements ScatterND ArgMax ArgMin TopK CumSum Einsum
 Trilu OneHot ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp
 ReduceSumSquare GroupNormalization MeanVarianceNormalization DepthToSpace SpaceToDepth DequantizeLinear
-QuantizeLinear Conv ConvTranspose MaxPool AveragePool Resize NonZero
+QuantizeLinear Conv ConvTranspose MaxPool AveragePool Resize NonZero BatchNormalization Upsample BitShift BitwiseAnd
+BitwiseOr BitwiseXor BitwiseNot If Loop NonMaxSuppression RoiAlign GRU LSTM RNN
 """.split()
 
 

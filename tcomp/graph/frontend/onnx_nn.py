@@ -5,7 +5,8 @@ LRN and Resize.
 1), which have tuned schedules and layouts; 3-D convolutions, transposed convolutions of any rank, dilated or Lp
 pooling, and MaxPool's indices use the operators of any rank (``conv_nd``, ``conv_transpose``, ``pool``,
 ``max_pool_indices``). Biases become separate ``add`` nodes. ``auto_pad`` is resolved into explicit pads from the
-static shapes.
+static shapes. BatchNormalization in inference is one ``batch_norm`` node; in training mode it is composed from
+reductions and elementwise operators (the batch's statistics, then the running ones).
 """
 
 from __future__ import annotations
@@ -183,10 +184,51 @@ def _gemm(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) ->
 # ---------------------------------------------------------------------------------------------------------------------
 @converts("BatchNormalization", (9, 14, 15))
 def _batch_norm(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    if v >= 14 and a.int("training_mode", 0):
-        raise b.error("training mode is not supported (tcomp compiles for inference)")
-    check_unused_outputs(b, node, 1, "training statistics")
-    return [b.add1("batch_norm", ins[:5], output=node.output[0], epsilon=a.float("epsilon", 1e-5))]
+    epsilon = a.float("epsilon", 1e-5)
+    # definitions 9 to 13 train when asked for the statistics (1 or 5 outputs); 14 on has ``training_mode``
+    training = bool(a.int("training_mode", 0)) if v >= 14 else len(node.output) > 1
+    if not training:
+        check_unused_outputs(b, node, 1, "training statistics, which only training mode computes")
+        return [b.add1("batch_norm", ins[:5], output=node.output[0], epsilon=epsilon)]
+    momentum = float(np.float32(a.float("momentum", 0.9)))  # the attribute's float32 value, as onnxruntime takes it
+    return _batch_norm_training(b, node, ins, epsilon, momentum, v)
+
+
+def _batch_norm_training(b: Builder, node: onnx.NodeProto, ins: list[str], epsilon: float, momentum: float,
+                         v: int) -> list[str]:
+    """Training mode: ``x`` normalized by its own per-channel mean and (population) variance; the running
+    statistics are ``mean * momentum + batch_mean * (1 - momentum)`` (in the running statistics' element type).
+    Definitions 9 to 13 also give the batch mean and, as onnxruntime does, the batch's inverse standard
+    deviation ``1 / sqrt(var + epsilon)`` as ``saved_var``."""
+    x, scale, bias, mean, var = ins[:5]
+    xt = b.type(x)
+    if xt.ndim < 2:
+        raise b.error(f"input must have at least 2 dimensions, got {xt}")
+    if xt.shape[0] * math.prod(xt.shape[2:]) == 0:
+        raise b.error(f"training mode needs a non-empty batch to take statistics of, got {xt}")
+    channels = xt.shape[1]
+    axes = (0, *range(2, xt.ndim))
+    column = (1, channels) + (1,) * (xt.ndim - 2)
+    batch_mean = b.add1("mean", [x], axes=axes, keepdims=True)
+    centered = b.add1("subtract", [x, batch_mean])
+    batch_var = b.add1("mean", [b.add1("multiply", [centered, centered])], axes=axes, keepdims=True)
+    eps = scalar_param(b, epsilon, xt.dtype, f"{b.node_name}/epsilon")
+    inv_std = b.add1("reciprocal", [b.add1("sqrt", [b.add1("add", [batch_var, eps])])])
+    normalized = b.add1("multiply", [centered, inv_std])
+    y = b.add1("multiply", [normalized, reshape(b, scale, column)])
+    outputs = [b.add1("add", [y, reshape(b, bias, column)], output=node.output[0])]
+    stats_dtype = b.type(mean).dtype
+    for batch_stat, running in ((batch_mean, mean), (batch_var, var)):
+        stat = b.add1("reshape", [batch_stat], shape=(channels,))
+        if b.type(stat).dtype != stats_dtype:
+            stat = b.add1("cast", [stat], dtype=stats_dtype)
+        kept = b.add1("multiply", [running, scalar_param(b, momentum, stats_dtype, f"{b.node_name}/momentum")])
+        added = b.add1("multiply", [stat, scalar_param(b, 1.0 - momentum, stats_dtype, f"{b.node_name}/rest")])
+        outputs.append(b.add1("add", [kept, added]))
+    if v < 14:
+        outputs.append(b.add1("reshape", [batch_mean], shape=(channels,)))
+        outputs.append(b.add1("reshape", [inv_std], shape=(channels,)))
+    return outputs
 
 
 @converts("InstanceNormalization", (6, 22))
