@@ -11,22 +11,34 @@ over the whole of K before the output (or its fused elementwise epilogue) writes
           for i.inner in unrolled:  for c in vectorized(NB):  acc[i, c] += x[i, k] * packed[j.block, k, c]
       for i:  for c in vectorized(NB):  out[i, j.block * NB + c] = epilogue(acc[i, c])
 
+When the rows take several groups (more accumulators than registers), K is split in chunks of ``KC`` steps
+whose part of the block (``KC x NB`` weights) fits half the L1 cache, and every group runs over one chunk before
+the next: the weight comes from memory once and the other groups read it from L1, not from L2 or memory again (a
+6 MB block of a 2 x 25088 x 4096 product did, once per group):
+
+      for k.outer:                            # the block's rows k.outer * KC ... streamed once
+        for i.group:  for k.inner:  ...       # the accumulators kept in a local [rows, NB] buffer between chunks
+
 The last block's columns past N are computed on the zero padding (the product spans whole blocks) and not stored:
 only the output loop's tail is guarded. Without a host (the product is itself the output) the blocks are computed
-into a local buffer, copied out per block. Software prefetch runs ``PREFETCH_ROWS`` steps of K ahead of the loads,
-every cache line of the block's row.
+into a local buffer, copied out per block. Software prefetch runs ``PREFETCH_BYTES`` ahead of the loads in the
+block (as many steps of K as that is), every cache line of the block's row.
 """
 
 from __future__ import annotations
 
 from tcomp.arith.factors import largest_divisor
-from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused
+from tcomp.ir import dtype as dt
+from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused, product
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
 
-# how far ahead (in steps of k) the weight stream is prefetched
-PREFETCH_ROWS = 8
+# how far ahead (in bytes of the block) the weight stream is prefetched: the same memory latency to hide whatever
+# the block's width, so a distance in steps of K would be too short for narrow blocks and long for wide ones
+PREFETCH_BYTES = 2048
+# the fewest steps of K a core takes when K is split across cores (fewer blocks of columns than cores)
+MIN_PART_STEPS = 256
 # vector registers kept for the broadcast of x, the weight vector and the addresses
 SPARE_REGISTERS = 4
 
@@ -42,6 +54,29 @@ def row_group(rows: int, block: int, lanes: int, registers: int) -> int:
     return divisor if 2 * divisor > fit else fit
 
 
+def prefetch_steps(block: int, element_bytes: int) -> int:
+    """Steps of K that ``PREFETCH_BYTES`` of a block of ``block`` columns span (at least one)."""
+    return max(1, PREFETCH_BYTES // max(1, block * element_bytes))
+
+
+def k_chunk(depth: int, block: int, element_bytes: int, l1_bytes: int) -> int:
+    """Steps of K per chunk when the row groups share each chunk of the block from L1: as many as fill half of L1
+    (a divisor of ``depth`` where one is at least half that, so no step needs a guard)."""
+    fit = max(1, l1_bytes // 2 // max(1, block * element_bytes))
+    if depth <= fit:
+        return depth
+    divisor = largest_divisor(depth, fit)
+    return divisor if 2 * divisor >= fit else fit
+
+
+def k_parts(blocks: int, depth: int, cores: int) -> int:
+    """Parts of K that run on separate cores when the ``blocks`` column blocks are fewer than the cores: as many
+    as give every core work, each at least ``MIN_PART_STEPS`` steps of K long (1: no split)."""
+    if cores <= 1 or blocks >= cores:
+        return 1
+    return max(1, min(cores // max(1, blocks), depth // MIN_PART_STEPS))
+
+
 def schedule_packed_matvec(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
     """Schedule the ``packed_matvec`` compute ``tensor`` (a root stage) and ``host``, the output that reads it
     elementwise (the fused epilogue), or a copy of it when there is none (see the module docstring)."""
@@ -55,22 +90,72 @@ def schedule_packed_matvec(s: Schedule, tensor: Tensor, host: Stage | None, cpu:
     block = int(op.attrs["column_block"])
     k_sizes = extents(op.reduce_axis)
     depth = k_sizes[0] if k_sizes else 1
-    if host is not None:
-        out, acc = host, stage
-    else:
-        out, acc = stage, s[s.cache_write(tensor, "local")]
+    out = host if host is not None else stage
+    outer_sizes = extents(out.op.axis[:-2]) or []  # type: ignore[attr-defined]
+    parts = k_parts(product(outer_sizes) * -(-columns // block), depth, cpu.cores)
+    if parts > 1:
+        _schedule_split_k(s, tensor, host, cpu, parts)
+        return
+    acc = stage if host is not None else s[s.cache_write(tensor, "local")]
+    _schedule_blocks(out, acc, tensor.dtype, depth, cpu)
+
+
+def _schedule_blocks(out: Stage, acc: Stage, dtype: str, depth: int, cpu: CpuTarget) -> None:
+    """``out[..., i, j]`` in column blocks (its leading axes and the blocks in parallel), and the accumulators
+    ``acc[..., i, j]`` of ``depth`` steps of K computed per block in registers, rows in groups."""
+    block = int(acc.op.attrs["column_block"])  # type: ignore[union-attr]
     *outer, i, j = out.op.axis  # type: ignore[attr-defined]
+    sizes = extents(out.op.axis) or []  # type: ignore[attr-defined]
+    rows = sizes[-2] if sizes else 1
     j_block, j_lane = out.split(j, factor=block)
     out.reorder(*outer, j_block, i, j_lane)
-    parallel_fused(out, [*outer, j_block], rows * depth * max(columns, block), cpu.cores)
+    blocks = parallel_fused(out, [*outer, j_block], product(sizes) * depth, cpu.cores)
     out.vectorize(j_lane)
-    acc.compute_at(out, j_block)
-    acc_i, acc_j = acc.op.axis  # type: ignore[attr-defined]
+    acc.compute_at(out, blocks)
+    *acc_outer, acc_i, acc_j = acc.op.axis  # type: ignore[attr-defined]
     (acc_k,) = acc.op.reduce_axis  # type: ignore[attr-defined]
-    group = row_group(rows, block, cpu.lanes(tensor.dtype), cpu.vector_registers)
+    group = row_group(rows, block, cpu.lanes(dtype), cpu.vector_registers)
+    element_bytes = dt.storage_bytes(dtype)
     i_group, i_inner = acc.split(acc_i, factor=group)
-    acc.reorder(i_group, acc_k, i_inner, acc_j)
+    chunk = k_chunk(depth, block, element_bytes, cpu.l1_bytes)
+    if group < rows and chunk < depth:
+        k_outer, k_inner = acc.split(acc_k, factor=chunk)
+        acc.reorder(*acc_outer, k_outer, i_group, k_inner, i_inner, acc_j)
+    else:
+        k_inner = acc_k
+        acc.reorder(*acc_outer, i_group, acc_k, i_inner, acc_j)
     acc.unroll(i_inner)
     acc.vectorize(acc_j)
-    if depth > PREFETCH_ROWS:
-        acc.pragma(acc_k, "prefetch", PREFETCH_ROWS)
+    steps = prefetch_steps(block, element_bytes)
+    if depth > steps:
+        acc.pragma(k_inner, "prefetch", steps)
+
+
+def _schedule_split_k(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, parts: int) -> None:
+    """K in ``parts`` parts: the partial products ``partial[p, i, j]`` (rfactor) scheduled as blocks, the parts and
+    the blocks in parallel, then their sum per block of the output, fused with the epilogue where there is one."""
+    stage = s[tensor]
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    block = int(op.attrs["column_block"])
+    (k,) = op.reduce_axis
+    depth = extents(op.reduce_axis)[0]  # type: ignore[index]
+    k_part, _ = stage.split(k, nparts=parts)
+    partial = s.rfactor(tensor, k_part, factor_axis=0)
+    partial_stage = s[partial]
+    local = s[s.cache_write(partial, "local")]
+    _schedule_blocks(partial_stage, local, tensor.dtype, -(-depth // parts), cpu)
+    total = s[tensor]
+    out = host if host is not None else total
+    *outer, i, j = out.op.axis  # type: ignore[attr-defined]
+    (part,) = total.op.reduce_axis  # type: ignore[union-attr]
+    j_block, j_lane = out.split(j, factor=block)
+    out.reorder(*outer, j_block, i, *([] if host is not None else [part]), j_lane)
+    sizes = extents(out.op.axis) or []  # type: ignore[attr-defined]
+    blocks = parallel_fused(out, [*outer, j_block], product(sizes) * parts, cpu.cores)
+    out.vectorize(j_lane)
+    if host is not None:
+        total.compute_at(out, blocks)
+        total_i, total_j = total.op.axis  # type: ignore[union-attr]
+        total.reorder(part, total_i, total_j)
+        total.vectorize(total_j)
