@@ -15,9 +15,12 @@ fits (Lawson's iteration on Chebyshev nodes, in float64) rounded to float32: ``b
   round once.
 - ``log``: ``x = 2^e m`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` (denormals scaled by ``2^23`` first),
   ``log(m) = f - f^2/2 + f^3 p(f)`` with ``f = m - 1``, plus ``e ln2`` in two parts.
-- ``tanh``: ``x + x^3 p(x^2)`` below ``|x| = 0.625``, else ``sign(x) (1 - 2 / (e^{2|x|} + 1))``.
+- ``tanh``: ``x + x^3 p(x^2)`` below ``|x| = 0.625``, else ``sign(x) (1 - 2 / (e^{2|x|} + 1))`` with ``2|x|`` clamped
+  to 20 (``tanh`` is 1 in float32 from about 9.01 on).
 - ``erf``: ``x + x p(x^2)`` below ``|x| = 0.875``, else ``sign(x) (1 - e^{-x^2} q(|x| - 0.875))`` with ``q`` fitted to
   ``erfcx`` on ``[0.875, 4]`` (``|x|`` clamped to 4, where ``erf`` is 1 in float32).
+- ``tanh`` and ``erf`` take ``e^y`` of an argument bounded by construction (``[-16, 0]``, ``[0, 20]``): the same
+  reduction and polynomial as ``exp`` without its clamps and NaN handling, ``2^n`` applied in one step.
 - ``sigmoid``: ``e = e^{-|x|}``; ``1 / (1 + e)`` for ``x >= 0``, ``e / (1 + e)`` below (no overflow, denormal results
   kept).
 
@@ -50,6 +53,7 @@ LOG_P = (0.3333331346511841, -0.25000008940696716, 0.2000211924314499, -0.166679
          -0.1240558922290802, 0.11888162791728973, -0.11675651371479034, 0.0674663856625557)
 # tanh(x) = x + x^3 p(x^2), |x| < 0.625
 TANH_SMALL = 0.625
+TANH_CLAMP = 20.0  # 2|x| beyond which tanh(x) rounds to 1 in float32 (from about 18.02 on)
 TANH_P = (-0.3333333134651184, 0.1333320587873459, -0.05394676327705383, 0.021700702607631683,
           -0.008177398703992367, 0.0021429620683193207)
 # erf(x) = x + x p(x^2), |x| < 0.875 (the fit's x p(x^2) less x: the leading term stays exact)
@@ -149,6 +153,18 @@ def _exp_finite(m: _Math, x: ir.Value) -> ir.Value:
     return b.fmul(b.fmul(p, m.pow2(half)), m.pow2(b.sub(ni, half)))
 
 
+def _exp_normal(m: _Math, x: ir.Value) -> ir.Value:
+    """``e^x`` for ``x`` known to lie in ``[-87, 88]`` (not NaN), where ``e^x`` is a normal float32: the reduction
+    and polynomial of ``_exp_finite`` without its clamps, and ``2^n`` (``n`` in [-126, 127]) applied in one step.
+    For arguments bounded by construction (``erf``'s ``-x^2`` with ``|x| <= 4``, ``tanh``'s clamped ``2|x|``)."""
+    b = m.b
+    n = m.intrinsic("llvm.roundeven", b.fmul(x, m.f(LOG2E)))
+    r = m.fma(n, m.f(-LN2_HI), x)
+    r = m.fma(n, m.f(-LN2_LO), r)
+    p = b.fadd(m.fma(b.fmul(r, r), m.poly(r, EXP_Q), r), m.f(1.0))
+    return b.fmul(p, m.pow2(b.fptosi(n, m.ity)))
+
+
 def _exp(m: _Math, x: ir.Value) -> ir.Value:
     nan = m.is_nan(x)
     safe = m.b.select(nan, m.f(0.0), x)
@@ -180,7 +196,9 @@ def _tanh(m: _Math, x: ir.Value) -> ir.Value:
     a = m.fabs(x)
     z = b.fmul(x, x)
     small = m.fma(b.fmul(x, z), m.poly(z, TANH_P), x)
-    e = _exp_finite(m, b.select(m.is_nan(a), m.f(0.0), b.fadd(a, a)))
+    # tanh(x) rounds to 1 from |x| = 9.01 on: 2|x| clamped to 20 (NaN becomes 20 too; the result is chosen below)
+    doubled = b.fadd(a, a)
+    e = _exp_normal(m, b.select(b.fcmp_ordered("<", doubled, m.f(TANH_CLAMP)), doubled, m.f(TANH_CLAMP)))
     large = b.fsub(m.f(1.0), b.fdiv(m.f(2.0), b.fadd(e, m.f(1.0))))
     result = m.copysign(b.select(b.fcmp_ordered("<", a, m.f(TANH_SMALL)), small, large), x)  # tanh(-0) = -0
     return b.select(m.is_nan(x), x, result)
@@ -191,7 +209,7 @@ def _erf(m: _Math, x: ir.Value) -> ir.Value:
     a = m.fabs(x)
     small = m.fma(x, m.poly(b.fmul(x, x), ERF_P), x)
     clamped = b.select(b.fcmp_ordered("<", a, m.f(ERF_CLAMP)), a, m.f(ERF_CLAMP))  # NaN becomes 4 here
-    erfc = b.fmul(_exp_finite(m, b.fneg(b.fmul(clamped, clamped))),
+    erfc = b.fmul(_exp_normal(m, b.fneg(b.fmul(clamped, clamped))),  # e^-16 and above: normal
                   m.poly(b.fsub(clamped, m.f(ERF_SMALL)), ERFC_Q))
     large = m.copysign(b.fsub(m.f(1.0), erfc), x)
     result = b.select(b.fcmp_ordered("<", a, m.f(ERF_SMALL)), small, large)
