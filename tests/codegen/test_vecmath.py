@@ -63,6 +63,24 @@ def test_every_vector_width_gives_the_same_results(lanes: int) -> None:
         assert ulp_error(y, reference(op, x)).max() <= MAX_ULP
 
 
+@pytest.mark.parametrize("op", ["exp", "sigmoid"])
+def test_the_normal_range_path_gives_the_general_paths_results(op: str) -> None:
+    """Vectors whose lanes all lie in [-87, 87] take a shorter path (no clamps, one scaling step); any other lane,
+    NaN included, sends its whole vector down the general path. Both give bit for bit what the scalar,
+    branch-free code gives, at the edges of the range and on vectors that mix both kinds of lanes."""
+    edges = np.array([87.0, np.nextafter(87.0, 100.0), -87.0, np.nextafter(-87.0, -100.0), 88.7, -88.7, -103.9,
+                      -150.0, np.nan, np.inf, -np.inf, 0.0], np.float32)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-100, 100, 64 * 64).astype(np.float32)
+    x[rng.integers(0, x.size, 200)] = rng.choice(edges, 200)
+    x[: 64 * 32] = np.clip(x[: 64 * 32], -87, 87)  # whole vectors in range
+    scalar, vector = np.empty_like(x), np.empty_like(x)
+    build_unary(op, x.size, 1)(x, scalar)
+    build_unary(op, x.size, 8)(x, vector)
+    np.testing.assert_array_equal(vector.view(np.uint32), scalar.view(np.uint32))
+    assert ulp_error(vector, reference(op, x)).max() <= MAX_ULP
+
+
 @pytest.mark.parametrize("mattr", [("-avx512f",), ("+avx512f",)])
 def test_vector_code_at_the_targets_width_without_libm_calls(mattr: tuple[str, ...]) -> None:
     target = Target(kind="llvm", mattr=mattr)

@@ -19,6 +19,10 @@ fits (Lawson's iteration on Chebyshev nodes, in float64) rounded to float32: ``b
   to 20 (``tanh`` is 1 in float32 from about 9.01 on).
 - ``erf``: ``x + x p(x^2)`` below ``|x| = 0.875``, else ``sign(x) (1 - e^{-x^2} q(|x| - 0.875))`` with ``q`` fitted to
   ``erfcx`` on ``[0.875, 4]`` (``|x|`` clamped to 4, where ``erf`` is 1 in float32).
+- ``exp`` and ``sigmoid`` on a vector test its lanes once: when every ``|x| <= 87`` (``e^x`` normal, the common
+  case) the vector takes the reduction and polynomial alone, ``2^n`` in one step, no clamps or NaN selects; any
+  other lane sends the whole vector down the general code. Both paths give the same bits in that range. Scalars
+  stay branch-free (LLVM's loop vectorizer widens them).
 - ``tanh`` and ``erf`` take ``e^y`` of an argument bounded by construction (``[-16, 0]``, ``[0, 20]``): the same
   reduction and polynomial as ``exp`` without its clamps and NaN handling, ``2^n`` applied in one step.
 - ``sigmoid``: ``e = e^{-|x|}``; ``1 / (1 + e)`` for ``x >= 0``, ``e / (1 + e)`` below (no overflow, denormal results
@@ -28,6 +32,8 @@ Multiply-adds are ``llvm.fmuladd`` (an FMA where the target has one); the algori
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import llvmlite.ir as ir
 
@@ -41,6 +47,7 @@ LN2_HI = 0.693145751953125  # 16 significant bits: n * LN2_HI is exact for |n| <
 LN2_LO = 1.4286067653302226e-06  # ln 2 - LN2_HI
 EXP_MAX_INPUT = 89.0  # e^89 overflows float32: the result is +inf
 EXP_MIN_INPUT = -104.0  # e^-104 is below half the smallest denormal: the result is 0
+NORMAL_EXP_LIMIT = 87.0  # e^x for |x| <= 87 is a normal float32 (2^n with n in [-126, 126]): one scaling step
 SQRT_HALF_BITS = 0x3F3504F3  # float32 sqrt(1/2)
 MANTISSA_MASK = 0x007FFFFF
 MIN_NORMAL = 2.0**-126
@@ -165,10 +172,48 @@ def _exp_normal(m: _Math, x: ir.Value) -> ir.Value:
     return b.fmul(p, m.pow2(b.fptosi(n, m.ity)))
 
 
+def _normal_range(m: _Math, x: ir.Value) -> ir.Value:
+    """An ``i1``: whether every lane of ``x`` has ``|x| <= NORMAL_EXP_LIMIT`` (false where one is NaN)."""
+    inside = m.b.fcmp_ordered("<=", m.fabs(x), m.f(NORMAL_EXP_LIMIT))
+    if m.lanes == 1:
+        return inside
+    mask = ir.IntType(m.lanes)
+    return m.b.icmp_unsigned("==", m.b.bitcast(inside, mask), ir.Constant(mask, (1 << m.lanes) - 1))
+
+
+def _by_range(m: _Math, x: ir.Value, fast: Callable[[ir.Value], ir.Value],
+              general: Callable[[ir.Value], ir.Value]) -> ir.Value:
+    """``fast(x)`` when every lane of the vector ``x`` is in ``[-NORMAL_EXP_LIMIT, NORMAL_EXP_LIMIT]``, else
+    ``general(x)``: one branch per vector. The two must give the same results in that range. A scalar takes
+    ``general`` alone, branch-free, so that LLVM's loop vectorizer still widens a loop that calls it."""
+    if m.lanes == 1:
+        return general(x)
+    b = m.b
+    fast_block = b.append_basic_block("normal_range")
+    general_block = b.append_basic_block("any_range")
+    merge = b.append_basic_block("range_merge")
+    b.cbranch(_normal_range(m, x), fast_block, general_block)
+    b.position_at_end(fast_block)
+    fast_value = fast(x)
+    fast_end = b.block
+    b.branch(merge)
+    b.position_at_end(general_block)
+    general_value = general(x)
+    general_end = b.block
+    b.branch(merge)
+    b.position_at_end(merge)
+    result = b.phi(x.type)
+    result.add_incoming(fast_value, fast_end)
+    result.add_incoming(general_value, general_end)
+    return result
+
+
 def _exp(m: _Math, x: ir.Value) -> ir.Value:
-    nan = m.is_nan(x)
-    safe = m.b.select(nan, m.f(0.0), x)
-    return m.b.select(nan, x, _exp_finite(m, safe))
+    def general(v: ir.Value) -> ir.Value:
+        nan = m.is_nan(v)
+        return m.b.select(nan, v, _exp_finite(m, m.b.select(nan, m.f(0.0), v)))
+
+    return _by_range(m, x, lambda v: _exp_normal(m, v), general)
 
 
 def _log(m: _Math, x: ir.Value) -> ir.Value:
@@ -218,7 +263,13 @@ def _erf(m: _Math, x: ir.Value) -> ir.Value:
 
 def _sigmoid(m: _Math, x: ir.Value) -> ir.Value:
     b = m.b
-    nan = m.is_nan(x)
-    e = _exp_finite(m, b.fneg(m.fabs(b.select(nan, m.f(0.0), x))))
-    numerator = b.select(b.fcmp_ordered(">=", x, m.f(0.0)), m.f(1.0), e)
-    return b.select(nan, x, b.fdiv(numerator, b.fadd(m.f(1.0), e)))
+
+    def quotient(v: ir.Value, e: ir.Value) -> ir.Value:
+        numerator = b.select(b.fcmp_ordered(">=", v, m.f(0.0)), m.f(1.0), e)
+        return b.fdiv(numerator, b.fadd(m.f(1.0), e))
+
+    def general(v: ir.Value) -> ir.Value:
+        nan = m.is_nan(v)
+        return b.select(nan, v, quotient(v, _exp_finite(m, b.fneg(m.fabs(b.select(nan, m.f(0.0), v))))))
+
+    return _by_range(m, x, lambda v: quotient(v, _exp_normal(m, b.fneg(m.fabs(v)))), general)
