@@ -15,8 +15,9 @@ The bandwidth reference is a STREAM-style copy measured in the same rounds: a pa
 tcomp, and numpy's, counted as STREAM counts (bytes read plus bytes written, over the time), the faster of the two.
 Products are compared with a copy of a buffer the size of their weight (from memory); row operators with a copy of
 their input's size (from the caches, as the operator reads it: ``% copy``) and with a copy of ``--memory-mb`` MiB
-(from memory: ``% mem``). The tables print the kernels' bandwidth as a share of the copy's, and the ratios of
-tcomp's min, median and p99 times to onnxruntime's and numpy's.
+(from memory: ``% mem``). The tables print tcomp's min, median and p99 times, the kernels' bandwidth as a share of
+the copy's (medians: ``% copy``; minimums, the least disturbed by other processes: ``% copy min``), and the ratios
+of tcomp's min, median and p99 times to onnxruntime's and numpy's.
 
 tcomp's kernels are called directly (the executor's inputs set once), as is the copy; onnxruntime's times include
 its ``run`` call. Row operators are timed over ``--number`` back-to-back calls per round (a few microseconds each).
@@ -165,6 +166,11 @@ def stats(values: np.ndarray) -> tuple[float, float, float]:
     return float(values.min()), float(np.median(values)), float(np.percentile(values, 99))
 
 
+def spread(seconds: np.ndarray, digits: int) -> str:
+    """``min/median/p99`` in microseconds."""
+    return "/".join(f"{v * 1e6:.{digits}f}" for v in stats(seconds))
+
+
 def ratios(ours: np.ndarray, theirs: np.ndarray | None) -> str:
     if theirs is None:
         return "-"
@@ -177,8 +183,10 @@ def copy_runners(elements: int) -> dict[str, Callable[[], object]]:
     return {"copy tcomp": tcomp_copy(elements)(src, dst), "copy numpy": lambda: np.copyto(dst, src)}
 
 
-def copy_seconds(times: dict[str, np.ndarray]) -> float:
-    return min(float(np.median(times["copy tcomp"])), float(np.median(times["copy numpy"])))
+def copy_seconds(times: dict[str, np.ndarray], best: bool = False) -> float:
+    """The faster copy's median time (``best``: its minimum)."""
+    pick = np.min if best else np.median
+    return min(float(pick(times["copy tcomp"])), float(pick(times["copy numpy"])))
 
 
 def session(model: bytes, threads: int) -> object:
@@ -209,8 +217,9 @@ def measure_product(x: np.ndarray, w_kn: np.ndarray, gemm: bool, threads: int, r
     ours_gbs = w_kn.nbytes / float(np.median(ours)) / 1e9
     m, (k, n) = x.shape[0], w_kn.shape
     return [
-        f"{'Gemm' if gemm else 'MatMul'} {m}x{k}x{n}", f"{np.median(ours) * 1e6:.0f}", f"{ours_gbs:.1f}",
-        f"{copy_gbs:.1f}", f"{ours_gbs / copy_gbs:.0%}", ratios(ours, times["onnxruntime"]),
+        f"{'Gemm' if gemm else 'MatMul'} {m}x{k}x{n}", spread(ours, 0), f"{ours_gbs:.1f}",
+        f"{copy_gbs:.1f}", f"{ours_gbs / copy_gbs:.0%}", f"{copy_seconds(times, best=True) / 2 / ours.min():.0%}",
+        ratios(ours, times["onnxruntime"]),
         ratios(ours, times["numpy"]), f"{error:.1e}",
     ]
 
@@ -244,8 +253,9 @@ def measure_rows(op: str, rows: int, cols: int, threads: int, rounds: int, numbe
     ours = times["tcomp"]
     ours_gbs = 2 * x.nbytes / float(np.median(ours)) / 1e9
     return [
-        f"{op} {rows}x{cols}", str(executor.num_kernels), f"{np.median(ours) * 1e6:.1f}", f"{ours_gbs:.1f}",
-        f"{copy_gbs:.1f}", f"{ours_gbs / copy_gbs:.0%}", f"{ours_gbs / memory_gbs:.0%}",
+        f"{op} {rows}x{cols}", str(executor.num_kernels), spread(ours, 1), f"{ours_gbs:.1f}",
+        f"{copy_gbs:.1f}", f"{ours_gbs / copy_gbs:.0%}", f"{copy_seconds(times, best=True) / ours.min():.0%}",
+        f"{ours_gbs / memory_gbs:.0%}",
         ratios(ours, times.get("onnxruntime")), error,
     ]
 
@@ -283,13 +293,14 @@ def main() -> None:
     if products:
         print("\nproducts: the weight's bytes over the median time, against a STREAM copy (read + write) of a "
               "weight-sized buffer")
-        print_table(["product", "tcomp us", "GB/s", "copy GB/s", "% copy", "/ ort", "/ numpy", "rel err"], products)
+        print_table(["product", "tcomp us min/med/p99", "GB/s", "copy GB/s", "% copy", "% copy min", "/ ort",
+                     "/ numpy", "rel err"], products)
     if row_results:
         print(f"\nrow operators: input + output bytes over the median time ({args.number} calls per round), "
               f"against a STREAM copy of an input-sized buffer (% copy) and of {args.memory_mb} MiB ({memory_gbs:.1f} "
               "GB/s, % mem)")
-        print_table(["operator", "kernels", "tcomp us", "GB/s", "copy GB/s", "% copy", "% mem", "/ ort", "rel err"],
-                    row_results)
+        print_table(["operator", "kernels", "tcomp us min/med/p99", "GB/s", "copy GB/s", "% copy", "% copy min",
+                     "% mem", "/ ort", "rel err"], row_results)
 
 
 if __name__ == "__main__":
