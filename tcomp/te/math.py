@@ -35,6 +35,10 @@ __all__ = [
     "asinh",
     "atan",
     "atanh",
+    "bitwise_and",
+    "bitwise_not",
+    "bitwise_or",
+    "bitwise_xor",
     "cast",
     "ceil",
     "checked_index",
@@ -57,6 +61,8 @@ __all__ = [
     "pow",
     "round",
     "rsqrt",
+    "shift_left",
+    "shift_right",
     "sigmoid",
     "sin",
     "sinh",
@@ -178,6 +184,69 @@ def pow(x: Any, y: Any) -> Expr:  # noqa: A001
         base = cast(base, "float32")
     exponent = cast(convert(y), base.dtype)
     return Call("pow", (base, exponent), base.dtype)
+
+
+# Integer bit operations: pure calls on operands of one integer dtype (codegen emits the machine's ``and or xor not
+# shl ashr lshr``). ``shift_left`` / ``shift_right`` calls take an amount in ``[0, bits)`` only (as C's shifts do);
+# the functions below give every amount its ONNX meaning around them.
+BIT_OPS = ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right")
+
+
+def _int_operands(op: str, *args: Any) -> tuple[Expr, ...]:
+    values = tuple(convert(a) for a in args)
+    dtype = values[0].dtype
+    if not dt.is_int(dtype):
+        raise TypeError(f"{op}: operands must be integers, got {dtype}")
+    if [v.dtype for v in values] != [dtype] * len(values):  # (``any`` here is the expression's)
+        raise TypeError(f"{op}: operands must have one dtype, got {[v.dtype for v in values]}")
+    return values
+
+
+def bitwise_and(a: Any, b: Any) -> Expr:
+    x, y = _int_operands("bitwise_and", a, b)
+    return Call("bitwise_and", (x, y), x.dtype)
+
+
+def bitwise_or(a: Any, b: Any) -> Expr:
+    x, y = _int_operands("bitwise_or", a, b)
+    return Call("bitwise_or", (x, y), x.dtype)
+
+
+def bitwise_xor(a: Any, b: Any) -> Expr:
+    x, y = _int_operands("bitwise_xor", a, b)
+    return Call("bitwise_xor", (x, y), x.dtype)
+
+
+def bitwise_not(a: Any) -> Expr:
+    (x,) = _int_operands("bitwise_not", a)
+    return Call("bitwise_not", (x,), x.dtype)
+
+
+def _amount_in_range(amount: Expr) -> Expr:
+    width = make_const(dt.bits(amount.dtype), amount.dtype)
+    below = amount < width
+    return logical_and(amount >= make_const(0, amount.dtype), below) if dt.is_signed(amount.dtype) else below
+
+
+def shift_left(x: Any, amount: Any) -> Expr:
+    """``x << amount``: bits moved past the top (the sign bit included) are dropped; an amount that is negative or
+    not less than the bit width gives 0."""
+    value, shift = _int_operands("shift_left", x, amount)
+    in_range = _amount_in_range(shift)
+    safe = select(in_range, shift, make_const(0, shift.dtype))
+    return select(in_range, Call("shift_left", (value, safe), value.dtype), make_const(0, value.dtype))
+
+
+def shift_right(x: Any, amount: Any) -> Expr:
+    """``x >> amount``, arithmetic (sign-filling) for signed ``x``: an amount that is negative or not less than the
+    bit width leaves the sign fill alone (-1 for a negative ``x``, else 0)."""
+    value, shift = _int_operands("shift_right", x, amount)
+    in_range = _amount_in_range(shift)
+    top = make_const(dt.bits(shift.dtype) - 1, shift.dtype)
+    if dt.is_signed(value.dtype):  # a shift by bits - 1 is the sign fill
+        return Call("shift_right", (value, select(in_range, shift, top)), value.dtype)
+    safe = select(in_range, shift, make_const(0, shift.dtype))
+    return select(in_range, Call("shift_right", (value, safe), value.dtype), make_const(0, value.dtype))
 
 
 def if_then_else(condition: Any, true_value: Any, false_value: Any) -> Expr:

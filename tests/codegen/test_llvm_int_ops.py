@@ -174,3 +174,69 @@ def test_float_min_max_and_floor_ops() -> None:
         out = np.zeros(5)
         mod(a, b, out)
         np.testing.assert_allclose(out, ref(a, b), rtol=1e-15)
+
+
+def _shift_reference(x: int, s: int, dtype: str, left: bool) -> int:
+    """ONNX's BitShift: an amount outside [0, bits) leaves only the sign fill (-1 for a negative x shifted right)."""
+    if not 0 <= s < dt.bits(dtype):
+        return -1 if (not left and x < 0) else 0
+    return _wrap(x << s, dtype) if left else x >> s
+
+
+BIT_OPS = {"bitwise_and": lambda a, b: a & b, "bitwise_or": lambda a, b: a | b, "bitwise_xor": lambda a, b: a ^ b}
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_bit_operations(dtype: str) -> None:
+    """and / or / xor / not / shifts on every integer dtype, amounts out of range and MIN / MAX included."""
+    from tcomp import te
+
+    a, b = _operands(dtype)
+    for name, ref in BIT_OPS.items():
+        mod = tcomp.build(elementwise(f"{name}_{dtype}", dtype, a.size, getattr(te, name)))
+        out = np.zeros_like(a)
+        mod(a, b, out)
+        assert out.tolist() == [ref(int(x), int(y)) for x, y in zip(a, b)], name
+    mod = tcomp.build(elementwise(f"not_{dtype}", dtype, a.size, te.bitwise_not, num_inputs=1))
+    out = np.zeros_like(a)
+    mod(a, out)
+    assert out.tolist() == [_wrap(~int(x), dtype) for x in a]
+    amounts = np.array([0, 1, 3, dt.bits(dtype) - 1, dt.bits(dtype), dt.bits(dtype) + 5, 255]
+                       + ([-1, -8, int(dt.min_value(dtype))] if dt.is_signed(dtype) else []))
+    amounts = np.array([s for s in amounts if dt.min_value(dtype) <= s <= dt.max_value(dtype)], dtype)
+    x = np.repeat(a[:: max(1, a.size // 9)], amounts.size)
+    s = np.tile(amounts, x.size // amounts.size)
+    for left, fn in ((True, te.shift_left), (False, te.shift_right)):
+        mod = tcomp.build(elementwise(f"shift_{left}_{dtype}", dtype, x.size, fn))
+        out = np.zeros_like(x)
+        mod(x, s, out)
+        assert out.tolist() == [_shift_reference(int(v), int(k), dtype, left) for v, k in zip(x, s)], left
+
+
+def test_bit_operations_in_a_vectorized_loop() -> None:
+    from tcomp import te
+
+    n = 37
+    x = te.placeholder((n,), "int16", name="x")
+    y = te.placeholder((n,), "int16", name="y")
+    z = te.compute((n,), lambda i: te.bitwise_xor(te.shift_left(x[i], y[i]), te.bitwise_not(x[i])), name="z")
+    s = tcomp.create_schedule(z)
+    _, inner = s[z].split(z.op.axis[0], factor=8)
+    s[z].vectorize(inner)
+    mod = tcomp.build(s, [x, y, z])
+    rng = np.random.default_rng(5)
+    a = rng.integers(-2**15, 2**15, n).astype(np.int16)
+    b = rng.integers(-2, 18, n).astype(np.int16)
+    out = np.zeros(n, np.int16)
+    mod(a, b, out)
+    assert out.tolist() == [_wrap(_shift_reference(int(v), int(k), "int16", True) ^ ~int(v), "int16")
+                            for v, k in zip(a, b)]
+
+
+def test_bit_operations_refuse_floats() -> None:
+    from tcomp import te
+
+    with pytest.raises(TypeError, match="integers"):
+        te.bitwise_and(E.FloatImm(1.0, "float32"), E.FloatImm(2.0, "float32"))
+    with pytest.raises(TypeError, match="one dtype"):
+        te.shift_left(E.IntImm(1, "int32"), E.IntImm(2, "int64"))

@@ -77,3 +77,33 @@ def test_guards_of_two_axes_split_alike_are_both_kept() -> None:
     out = np.zeros((3, 3), np.float32)
     module(x_in, out)
     np.testing.assert_array_equal(out, x_in * np.arange(1, 4, dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint16", "int32", "uint64"])
+def test_bit_operations_in_cuda_c(dtype: str) -> None:
+    """The C of and / or / xor / not and both shifts: narrow types cast back after C's promotion to int, a left
+    shift of a signed value through the unsigned type, amounts out of range as ONNX's BitShift gives them."""
+    n = 45
+    bits = np.iinfo(dtype).bits
+    x = te.placeholder((n,), dtype, name="x")
+    y = te.placeholder((n,), dtype, name="y")
+    z = te.compute((n,), lambda i: te.bitwise_or(te.bitwise_and(te.shift_left(x[i], y[i]), te.bitwise_not(y[i])),
+                                                 te.bitwise_xor(te.shift_right(x[i], y[i]), x[i])), name="z")
+    s = tcomp.create_schedule(z)
+    outer, inner = s[z].split(z.op.axis[0], factor=16)
+    s[z].bind(outer, te.thread_axis("blockIdx.x"))
+    s[z].bind(inner, te.thread_axis("threadIdx.x"))
+    module = tcomp.build(s, [x, y, z], target="cuda")
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    a = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    b = rng.integers(0 if info.min == 0 else -3, bits + 3, n).astype(dtype)
+    out = np.zeros(n, dtype)
+    module(a, b, out)
+    in_range = (b >= 0) & (b < bits)
+    safe = np.where(in_range, b, 0).astype(dtype)
+    unsigned = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    left = np.where(in_range, np.left_shift(a.view(unsigned), safe.view(unsigned)).view(dtype), 0).astype(dtype)
+    fill = np.where(a < 0, -1, 0).astype(dtype) if info.min < 0 else np.zeros_like(a)
+    right = np.where(in_range, np.right_shift(a, safe), fill).astype(dtype)
+    np.testing.assert_array_equal(out, (left & ~b) | (right ^ a))

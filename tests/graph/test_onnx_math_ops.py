@@ -174,3 +174,53 @@ def test_dropout_in_training_mode_at_random_is_refused() -> None:
     model = single_node_model("Dropout", inputs, 1, {}, 13, constants=["ratio", "training"])
     with pytest.raises(tg.GraphError, match="training mode with ratio 0.5 drops at random"):
         tg.compile(model)
+
+
+def _ints(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return RNG.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"])
+def test_bitwise_operators_broadcast(dtype: str) -> None:
+    for op in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
+        check_node(op, {"x": _ints(dtype, (3, 5, 7)), "y": _ints(dtype, (5, 1))})
+    check_node("BitwiseNot", {"x": _ints(dtype, (2, 9, 3))})
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64"])
+@pytest.mark.parametrize("direction", ["LEFT", "RIGHT"])
+def test_bit_shift_unsigned(dtype: str, direction: str) -> None:
+    amounts = RNG.integers(0, np.iinfo(dtype).bits, (5, 7)).astype(dtype)
+    check_node("BitShift", {"x": _ints(dtype, (3, 5, 7)), "y": amounts}, {"direction": direction}, opset=11)
+    check_node("BitShift", {"x": _ints(dtype, (3, 1, 7)), "y": amounts[:, :1]}, {"direction": direction}, opset=11)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint32"])
+@pytest.mark.parametrize("direction", ["LEFT", "RIGHT"])
+def test_bit_shift_signed_and_out_of_range_against_onnx_reference(dtype: str, direction: str) -> None:
+    """Definition 28 (signed types; amounts negative or past the width) is newer than onnxruntime: onnx's
+    reference decides."""
+    from onnx.reference import ReferenceEvaluator
+
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import assert_same, single_node_model
+
+    bits = np.iinfo(dtype).bits
+    low = -bits - 2 if dtype.startswith("int") else 0
+    inputs = {"x": _ints(dtype, (4, 9)), "y": RNG.integers(low, bits + 3, (9,)).astype(dtype)}
+    model = single_node_model("BitShift", inputs, 1, {"direction": direction}, 28)
+    got = tg.compile(model).run(inputs)
+    want = ReferenceEvaluator(model).run(None, inputs)
+    assert got is not None
+    assert_same(got[0], want[0], 0, 0, f"BitShift {direction} {dtype}")
+
+
+def test_bitwise_operators_refuse_floats_and_bools() -> None:
+    import tcomp.graph as tg
+    from tests.graph.ort_reference import single_node_model
+
+    for x in (np.ones(3, np.float32), np.ones(3, np.bool_)):
+        model = single_node_model("BitwiseAnd", {"x": x, "y": x}, 1, {}, 18)
+        with pytest.raises(tg.GraphError, match="must be integers"):
+            tg.compile(model)

@@ -61,6 +61,10 @@ _MATH = {
     "rsqrt": "rsqrt", "abs": "fabs",
 }
 
+# integer bit operations (``te.BIT_OPS``) -> C operator
+_BIT_OPS = {"bitwise_and": "&", "bitwise_or": "|", "bitwise_xor": "^", "bitwise_not": "~", "shift_left": "<<",
+            "shift_right": ">>"}
+
 _RESERVED = {
     "auto", "bool", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
     "float", "for", "goto", "if", "int", "long", "return", "short", "signed", "sizeof", "static", "struct", "switch",
@@ -250,6 +254,8 @@ class ExprPrinter:
         op, args = e.op, e.args
         if op == "likely":
             return self(args[0])
+        if op in _BIT_OPS:
+            return self.bit_op(e)
         if op == "abs" and not dt.is_float(e.dtype):
             return f"{'llabs' if dt.bits(e.dtype) == 64 else 'abs'}({self(args[0])})"
         if not dt.is_float(e.dtype) or e.dtype not in ("float32", "float64"):
@@ -262,6 +268,21 @@ class ExprPrinter:
             raise CudaCodegenError(f"math call {op!r} is not supported by the CUDA backend")
         return f"{_MATH[op]}{suffix}({', '.join(self(a) for a in args)})"
 
+
+    def bit_op(self, e: E.Call) -> str:
+        """An integer bit operation, cast back to its type (C promotes narrow operands to int). A left shift runs on
+        the unsigned type of the same width (a signed overflow would be undefined); shifts take amounts in
+        ``[0, bits)`` (``te.shift_left`` ensures it); ``>>`` of a signed value is arithmetic in nvcc and gcc."""
+        if not dt.is_int(e.dtype):
+            raise CudaCodegenError(f"bit operation {e} needs an integer operand, got {e.dtype}")
+        kind = c_type(e.dtype)
+        args = [self(a) for a in e.args]
+        if e.op == "bitwise_not":
+            return f"(({kind})~({args[0]}))"
+        if e.op == "shift_left":
+            unsigned = c_type(e.dtype if not dt.is_signed(e.dtype) else "u" + e.dtype)
+            return f"(({kind})(({unsigned})({args[0]}) << ({args[1]})))"
+        return f"(({kind})(({args[0]}) {_BIT_OPS[e.op]} ({args[1]})))"
 
     def extern_call(self, e: E.Call) -> str:
         """A call of a registered device function; its name goes to ``device_functions`` (the code generator puts

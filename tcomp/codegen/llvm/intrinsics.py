@@ -3,7 +3,8 @@
 float32 ``exp``, ``log``, ``tanh``, ``erf`` and ``sigmoid`` are tcomp's own vector code (``vecmath.py``); other LLVM
 intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them); functions
 that only libm has (``tanh``, ``erf`` ... in float64) are called per lane. ``float16`` math is computed in
-``float32`` and rounded back. ``round`` rounds half to even, as numpy does. An unknown op is a ``CodegenError``.
+``float32`` and rounded back. ``round`` rounds half to even, as numpy does. The integer bit operations
+(``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``. An unknown op is a ``CodegenError``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ LIBM_FUNCTIONS: dict[str, tuple[str, int]] = {
 
 COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely")
 
-SUPPORTED_OPS = tuple(sorted((*LLVM_INTRINSICS, *LIBM_FUNCTIONS, *COMPOSITE)))
+# integer bit operations (``te.BIT_OPS``): op -> number of arguments
+BIT_OPS: dict[str, int] = {"bitwise_and": 2, "bitwise_or": 2, "bitwise_xor": 2, "bitwise_not": 1, "shift_left": 2,
+                           "shift_right": 2}
+
+SUPPORTED_OPS = tuple(sorted((*LLVM_INTRINSICS, *LIBM_FUNCTIONS, *COMPOSITE, *BIT_OPS)))
 
 
 def call_intrinsic(emitter: ExprEmitter, name: str, args: list[ir.Value]) -> ir.Value:
@@ -112,7 +117,23 @@ def _float_op(emitter: ExprEmitter, op: str, args: list[ir.Value], dtype: str) -
     raise CodegenError(f"unknown intrinsic {op!r}")  # pragma: no cover - checked by emit_call
 
 
+def _bit_op(emitter: ExprEmitter, call: E.Call) -> ir.Value:
+    """An integer bit operation; shifts take amounts in ``[0, bits)`` (``te.shift_left`` ensures it)."""
+    elem, lanes = dt.element(call.dtype), dt.lanes(call.dtype)
+    if not dt.is_int(elem):
+        raise CodegenError(f"intrinsic {call.op!r} needs an integer dtype, got {call.dtype} in {call}")
+    args = [emitter.emit_lanes(arg, elem, lanes) for arg in call.args]
+    bld = emitter.builder
+    if call.op == "bitwise_not":
+        return bld.not_(args[0])
+    build = {"bitwise_and": bld.and_, "bitwise_or": bld.or_, "bitwise_xor": bld.xor, "shift_left": bld.shl,
+             "shift_right": bld.ashr if dt.is_signed(elem) else bld.lshr}[call.op]
+    return build(args[0], args[1])
+
+
 def _arity(op: str) -> int:
+    if op in BIT_OPS:
+        return BIT_OPS[op]
     if op in LLVM_INTRINSICS:
         return LLVM_INTRINSICS[op][1]
     if op in LIBM_FUNCTIONS:
@@ -132,6 +153,8 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
         raise CodegenError(f"intrinsic {op!r} takes {_arity(op)} argument(s), got {len(call.args)} in {call}")
     if op == "likely":
         return emitter.emit_as(call.args[0], call.dtype)
+    if op in BIT_OPS:
+        return _bit_op(emitter, call)
     lanes = dt.lanes(call.dtype)
     elem = dt.element(call.dtype)
     if op == "abs" and not dt.is_float(elem):

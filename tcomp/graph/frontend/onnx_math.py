@@ -1,7 +1,7 @@
 """ONNX converters for the elementwise math family: trigonometric and hyperbolic functions, rounding, ``Reciprocal``,
 ``Sign``, ``IsNaN``, ``IsInf``, the exponential-linear activations (``Elu Selu Celu Swish Mish Softsign
-ThresholdedRelu PRelu``), ``Mod``, the logical connectives ``And Or Xor``, ``CastLike``, ``Size``, ``Mean`` and
-``Shrink``.
+ThresholdedRelu PRelu``), ``Mod``, the logical connectives ``And Or Xor``, the integer bit operations ``BitwiseAnd
+BitwiseOr BitwiseXor BitwiseNot BitShift``, ``CastLike``, ``Size``, ``Mean`` and ``Shrink``.
 
 Each maps onto one graph operator of ``opdefs/math.py`` (or ``cast``, or a constant for ``Size``); attributes keep
 the ONNX defaults. ``Mean`` is the inputs' sum divided by their count; ``Shrink`` is two comparisons and ``where``s
@@ -78,6 +78,18 @@ def _logical(op: str) -> object:
 register("And", (7,), _logical("logical_and"))  # type: ignore[arg-type]
 register("Or", (7,), _logical("logical_or"))  # type: ignore[arg-type]
 register("Xor", (7,), _logical("logical_xor"))  # type: ignore[arg-type]
+register("BitwiseAnd", (18,), _logical("bitwise_and"))  # type: ignore[arg-type]
+register("BitwiseOr", (18,), _logical("bitwise_or"))  # type: ignore[arg-type]
+register("BitwiseXor", (18,), _logical("bitwise_xor"))  # type: ignore[arg-type]
+register("BitwiseNot", (18,), _unary("bitwise_not"))  # type: ignore[arg-type]
+
+
+@converts("BitShift", (11, 28))
+def _bit_shift(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    direction = a.string("direction")
+    if direction not in ("LEFT", "RIGHT"):
+        raise b.error(f"direction {direction!r} is not LEFT or RIGHT")
+    return [b.add1("bit_shift", [ins[0], ins[1]], output=node.output[0], direction=direction)]
 
 
 @converts("CastLike", (15, *_TYPES_ONLY))

@@ -11,6 +11,10 @@ logical connectives.
   trap.
 - ``prelu(x, slope)``: ``x < 0 ? slope * x : x`` with ``slope`` broadcast to ``x``'s shape.
 - ``logical_and``, ``logical_or``, ``logical_xor`` take bools and broadcast.
+- ``bitwise_and``, ``bitwise_or``, ``bitwise_xor`` (broadcast) and ``bitwise_not`` take integers of one dtype;
+  ``bit_shift(direction)`` shifts ``x`` by the broadcast amounts (``"LEFT"`` or ``"RIGHT"``, arithmetic for signed
+  ``x``); an amount that is negative or not less than the bit width leaves only the sign fill: -1 for a right shift
+  of a negative ``x``, else 0.
 """
 
 from __future__ import annotations
@@ -206,3 +210,49 @@ _LOGICAL: dict[str, tuple[Callable[[Expr, Expr], Expr], Callable[[Any, Any], np.
 for _name, (_combine, _numpy) in _LOGICAL.items():
     register_op(_name, OpPattern.BROADCAST, _infer_logical, binary_lowering(_combine),
                 lambda node, arrays, fn=_numpy: [fn(arrays[0], arrays[1])])
+
+
+# integer bit operations
+def _infer_bitwise(ctx: InferContext) -> list[TensorType]:
+    types = [ctx.type(i) for i in range(len(ctx.node.inputs))]
+    dtype = same_dtype(ctx, types)
+    if not dt.is_int(dtype):
+        raise ctx.error(f"inputs must be integers, got {dtype}")
+    if ctx.node.op == "bit_shift" and ctx.attr("direction") not in ("LEFT", "RIGHT"):
+        raise ctx.error(f"direction must be LEFT or RIGHT, got {ctx.attr('direction')!r}")
+    return [TensorType(broadcast_shapes(ctx, [t.shape for t in types]), dtype)]
+
+
+_BITWISE: dict[str, tuple[Callable[[Expr, Expr], Expr], Callable[[Any, Any], np.ndarray]]] = {
+    "bitwise_and": (te.bitwise_and, np.bitwise_and),
+    "bitwise_or": (te.bitwise_or, np.bitwise_or),
+    "bitwise_xor": (te.bitwise_xor, np.bitwise_xor),
+}
+
+for _name, (_combine, _numpy) in _BITWISE.items():
+    register_op(_name, OpPattern.BROADCAST, _infer_bitwise, binary_lowering(_combine),
+                lambda node, arrays, fn=_numpy: [fn(arrays[0], arrays[1])])
+
+register_op("bitwise_not", OpPattern.ELEMWISE, _infer_bitwise, unary_lowering(lambda v, ctx: te.bitwise_not(v)),
+            lambda node, arrays: [np.bitwise_not(arrays[0])])
+
+
+def _bit_shift_lowering(ctx: LowerContext) -> list[Tensor]:
+    shift = te.shift_left if ctx.attr("direction") == "LEFT" else te.shift_right
+    return binary_lowering(shift)(ctx)
+
+
+def _eval_bit_shift(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, amount = np.broadcast_arrays(*arrays)
+    width = np.iinfo(x.dtype).bits
+    in_range = (amount >= 0) & (amount < width)
+    safe = np.where(in_range, amount, 0).astype(x.dtype)
+    if node.attr("direction") == "LEFT":
+        unsigned = np.dtype(f"u{x.dtype.itemsize}")
+        shifted = np.left_shift(x.view(unsigned), safe.view(unsigned)).view(x.dtype)
+        return [np.where(in_range, shifted, np.zeros_like(x))]
+    fill = np.where(x < 0, -1, 0).astype(x.dtype) if x.dtype.kind == "i" else np.zeros_like(x)
+    return [np.where(in_range, np.right_shift(x, safe), fill)]
+
+
+register_op("bit_shift", OpPattern.BROADCAST, _infer_bitwise, _bit_shift_lowering, _eval_bit_shift)
