@@ -1,5 +1,5 @@
 """Neural-network operators of ``frontend/onnx_nn.py`` beyond inference convolutions and pooling, against
-onnxruntime on random inputs of odd shapes: BatchNormalization in training mode."""
+onnxruntime on random inputs of odd shapes: BatchNormalization in training mode and the deprecated Upsample."""
 
 from __future__ import annotations
 
@@ -60,3 +60,48 @@ def test_batch_norm_training_mode_refuses_an_empty_batch() -> None:
     model = single_node_model("BatchNormalization", inputs, 3, {"training_mode": 1}, 15)
     with pytest.raises(tg.GraphError, match="non-empty batch"):
         tg.compile(model).run(inputs)
+
+
+def _upsample_model(opset: int, mode: str, scales: list[float], x: np.ndarray, constant: bool = True) -> object:
+    if opset < 9:
+        return single_node_model("Upsample", {"x": x}, 1, {"mode": mode, "scales": scales}, opset)
+    inputs = {"x": x, "scales": np.array(scales, np.float32)}
+    return single_node_model("Upsample", inputs, 1, {"mode": mode}, opset,
+                             constants=["scales"] if constant else [])
+
+
+@pytest.mark.parametrize(("opset", "mode", "scales"), [
+    (7, "nearest", [1.0, 1.0, 2.0, 3.0]), (7, "linear", [1.0, 1.0, 2.5, 1.5]), (9, "nearest", [1.0, 1.0, 1.5, 2.7]),
+    (9, "linear", [1.0, 1.0, 3.0, 2.0]), (9, "nearest", [2.0, 1.0, 2.0, 1.0]), (8, "nearest", [1.0, 3.0, 1.0, 1.3]),
+])
+def test_upsample_against_onnxruntime(opset: int, mode: str, scales: list[float]) -> None:
+    from tests.graph.ort_reference import assert_same, run_both
+
+    x = RNG.normal(0, 1, (2, 3, 5, 7)).astype(np.float32)
+    got, want = run_both(_upsample_model(opset, mode, scales, x), {"x": x})
+    assert_same(got[0], want[0], 1e-5, 1e-6, f"Upsample-{opset} {mode} {scales}")
+
+
+def test_upsample_integers_and_run_time_scales() -> None:
+    from tests.graph.ort_reference import assert_same, run_both
+
+    x = RNG.integers(-50, 50, (3, 4, 5)).astype(np.int32)
+    got, want = run_both(_upsample_model(9, "nearest", [1.0, 2.0, 3.0], x), {"x": x})
+    assert_same(got[0], want[0], 0, 0, "Upsample int32")
+    model = _upsample_model(9, "nearest", [1.0, 1.0, 2.0, 2.0], np.zeros((1, 2, 3, 3), np.float32), constant=False)
+    executor = tg.compile(model)  # the scales decide the shape: it specializes on their values
+    y = RNG.normal(0, 1, (1, 2, 3, 3)).astype(np.float32)
+    for scales in ([1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 3.0, 1.0]):
+        feeds = {"x": y, "scales": np.array(scales, np.float32)}
+        [out] = executor.run(feeds)
+        np.testing.assert_array_equal(out, y.repeat(int(scales[2]), axis=2).repeat(int(scales[3]), axis=3))
+
+
+def test_upsample_refuses_downsampling_and_opset_10() -> None:
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(tg.GraphError, match="at least 1"):
+        tg.compile(_upsample_model(9, "nearest", [1.0, 1.0, 0.5, 1.0], x))
+    with pytest.raises(tg.GraphError, match="mode 'cubic'"):
+        tg.compile(_upsample_model(7, "cubic", [1.0, 1.0, 2.0, 2.0], x))
+    with pytest.raises(tg.UnsupportedOperatorError, match="Upsample, opset 10"):
+        tg.compile(_upsample_model(10, "nearest", [1.0, 1.0, 2.0, 2.0], x))

@@ -1,5 +1,5 @@
 """ONNX converters for neural-network operators: convolutions, matrix products, pooling, normalizations, softmax,
-LRN and Resize.
+LRN, Resize and the deprecated Upsample.
 
 1-D and 2-D convolutions and poolings run as the 2-D operators (``conv2d``, ``pool2d``: a 1-D one over a height of
 1), which have tuned schedules and layouts; 3-D convolutions, transposed convolutions of any rank, dilated or Lp
@@ -399,3 +399,22 @@ def _resize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) 
                        cubic_coeff_a=a.float("cubic_coeff_a", -0.75),
                        exclude_outside=bool(a.int("exclude_outside", 0)), **attrs)]
     return [b.add1("resize", [x], output=node.output[0], **attrs)]
+
+
+@converts("Upsample", (7, 9))
+def _upsample(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    """Upsample (deprecated from opset 10 on) is Resize-10: ``floor(size * scale)`` outputs, asymmetric
+    coordinates, nearest rounding down; its scales, an attribute before definition 9, must all be at least 1."""
+    mode = a.string("mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        raise b.error(f"mode {mode!r} is not one of nearest, linear")
+    ndim = b.type(ins[0]).ndim
+    if v < 9:
+        scales = np.array(a.floats("scales") or [], dtype=np.float32)
+        if not a.has("scales"):
+            raise b.error("attribute 'scales' is required")
+    else:
+        scales = b.require_const(ins[1], "the scales").astype(np.float32).reshape(-1)
+    if scales.size != ndim or not np.all(scales >= 1):
+        raise b.error(f"scales {scales.tolist()} must be {ndim} numbers of at least 1")
+    return _resize(b, node, [ins[0], b.param(scales, f"{b.node_name}/scales")], a, 10)
