@@ -93,7 +93,8 @@ def test_row_groups_share_each_chunk_of_k() -> None:
     # groups take turns on each chunk of the block (from L1) instead of streaming the whole block twice
     text = _check_product(2, 1000, 65, "llvm -mcpu=znver1 -num-cores=2", False)
     chunk = k_chunk(1000, 64, 4, 32 << 10)
-    assert chunk == 50 and f"for k.outer in range(0, {1000 // chunk})" in text
+    assert chunk == 25 and f"for k.outer in range(0, {1000 // chunk})" in text
+    assert f"prefetch={chunk}" in text  # the next chunk
     chunks = text[text.index("for k.outer"):]  # after the accumulators' reset
     assert chunks.index("for i.outer") < chunks.index("for k.inner")
     # one group holds every row: no chunks

@@ -12,17 +12,18 @@ over the whole of K before the output (or its fused elementwise epilogue) writes
       for i:  for c in vectorized(NB):  out[i, j.block * NB + c] = epilogue(acc[i, c])
 
 When the rows take several groups (more accumulators than registers), K is split in chunks of ``KC`` steps
-whose part of the block (``KC x NB`` weights) fits half the L1 cache, and every group runs over one chunk before
-the next: the weight comes from memory once and the other groups read it from L1, not from L2 or memory again (a
-6 MB block of a 2 x 25088 x 4096 product did, once per group):
+whose part of the block (``KC x NB`` weights) fills a quarter of the L1 cache, and every group runs over one chunk
+before the next: the weight comes from memory once and the other groups read it from L1, not from L2 or memory
+again (a 6 MB block of a 2 x 25088 x 4096 product did, once per group). The prefetches then run one chunk ahead,
+so the next chunk streams in while every group works, not only the first:
 
       for k.outer:                            # the block's rows k.outer * KC ... streamed once
         for i.group:  for k.inner:  ...       # the accumulators kept in a local [rows, NB] buffer between chunks
 
 The last block's columns past N are computed on the zero padding (the product spans whole blocks) and not stored:
 only the output loop's tail is guarded. Without a host (the product is itself the output) the blocks are computed
-into a local buffer, copied out per block. Software prefetch runs ``PREFETCH_BYTES`` ahead of the loads in the
-block (as many steps of K as that is), every cache line of the block's row.
+into a local buffer, copied out per block. Without chunks, software prefetch runs ``PREFETCH_BYTES`` ahead of the
+loads in the block (as many steps of K as that is), every cache line of the block's row.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def prefetch_steps(block: int, element_bytes: int) -> int:
 
 
 def k_chunk(depth: int, block: int, element_bytes: int, l1_bytes: int) -> int:
-    """Steps of K per chunk when the row groups share each chunk of the block from L1: as many as fill half of L1
-    (a divisor of ``depth`` where one is at least half that, so no step needs a guard)."""
-    fit = max(1, l1_bytes // 2 // max(1, block * element_bytes))
+    """Steps of K per chunk when the row groups share each chunk of the block from L1: as many as fill a quarter
+    of L1, so the chunk and the next one (prefetched meanwhile) fit beside ``x`` (a divisor of ``depth`` where one
+    is at least half that, so no step needs a guard)."""
+    fit = max(1, l1_bytes // 4 // max(1, block * element_bytes))
     if depth <= fit:
         return depth
     divisor = largest_divisor(depth, fit)
@@ -127,6 +129,8 @@ def _schedule_blocks(out: Stage, acc: Stage, dtype: str, depth: int, cpu: CpuTar
     acc.unroll(i_inner)
     acc.vectorize(acc_j)
     steps = prefetch_steps(block, element_bytes)
+    if group < rows and chunk < depth:
+        steps = chunk  # the next chunk, while every group works on this one
     if depth > steps:
         acc.pragma(k_inner, "prefetch", steps)
 
