@@ -11,7 +11,7 @@ from typing import Any
 
 from tcomp import te
 from tcomp.ir import dtype as dt
-from tcomp.ir.expr import Expr, Var, cast, convert, floordiv, make_const
+from tcomp.ir.expr import Expr, IterVar, Var, cast, convert, floordiv, make_const
 from tcomp.ops.utils import (
     OP_KIND,
     OpError,
@@ -99,7 +99,12 @@ def _spatial_args(op: str, stride: Any, padding: Any, dilation: Any) -> tuple[tu
     return strides, pads, dilations
 
 
-def _check_positive_output(op: str, out_h: Expr, out_w: Expr, data: Tensor) -> None:
+def _output_plane(op: str, data: Tensor, kernel_hw: tuple[int, int], strides: tuple[int, ...],
+                  pads: tuple[int, ...], dilations: tuple[int, ...]) -> tuple[Expr, Expr]:
+    """The output height and width of a 2-D window over ``data``'s dimensions 2 and 3 (pads top, left, bottom,
+    right); an ``OpError`` when either is known not to be positive."""
+    out_h = conv2d_output_size(data.shape[2], kernel_hw[0], strides[0], pads[0] + pads[2], dilations[0])
+    out_w = conv2d_output_size(data.shape[3], kernel_hw[1], strides[1], pads[1] + pads[3], dilations[1])
     for value, what in ((out_h, "height"), (out_w, "width")):
         constant = as_int(value)
         if constant is not None and constant <= 0:
@@ -107,13 +112,22 @@ def _check_positive_output(op: str, out_h: Expr, out_w: Expr, data: Tensor) -> N
                 f"{op}: output {what} would be {constant}: the (dilated) kernel is larger than the padded input "
                 f"of {data.name}"
             )
+    return out_h, out_w
+
+
+def _window_axes(kh: int, kw: int) -> tuple[IterVar, IterVar]:
+    """The reduction axes over a ``kh`` x ``kw`` window."""
+    return te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
 
 
 def _padded_input(data: Tensor, pads: tuple[int, ...], name: str = "pad_data") -> Tensor:
+    """``data`` with zeros around dimensions 2 and 3 (pads top, left, bottom, right); later dimensions (a blocked
+    layout's channel block) are not padded."""
     top, left, bottom, right = pads
     if not any(pads):
         return data
-    return pad(data, (0, 0, top, left), (0, 0, bottom, right), 0.0, name=name)
+    rest = (0,) * (len(data.shape) - 4)
+    return pad(data, (0, 0, top, left, *rest), (0, 0, bottom, right, *rest), 0.0, name=name)
 
 
 def _out_dtype(op: str, data: Tensor, out_dtype: str | None) -> str:
@@ -165,15 +179,12 @@ def conv2d_nchw(
             f"{op}: kernel dimension 1 is {kernel_in}, expected input channels // groups = {in_channels} // "
             f"{groups} = {group_in}"
         )
-    out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
-    out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
-    _check_positive_output(op, out_h, out_w, data)
+    out_h, out_w = _output_plane(op, data, (kh, kw), strides, pads, dilations)
     acc = _out_dtype(op, data, out_dtype)
     padded = _padded_input(data, pads)
     group_out = out_channels // groups
     rc = te.reduce_axis((0, group_in), name="rc")
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
+    ry, rx = _window_axes(kh, kw)
     (sh, sw), (dh, dw) = strides, dilations
 
     def body(n: Var, o: Var, y: Var, x: Var) -> Expr:
@@ -214,13 +225,10 @@ def depthwise_conv2d_nchw(
         raise OpError(
             f"{op}: kernel dimension 0 is {kernel_channels}, expected the {in_channels} input channels of data"
         )
-    out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
-    out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
-    _check_positive_output(op, out_h, out_w, data)
+    out_h, out_w = _output_plane(op, data, (kh, kw), strides, pads, dilations)
     acc = _out_dtype(op, data, out_dtype)
     padded = _padded_input(data, pads)
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
+    ry, rx = _window_axes(kh, kw)
     (sh, sw), (dh, dw) = strides, dilations
 
     def body(n: Var, c: Var, y: Var, x: Var) -> Expr:

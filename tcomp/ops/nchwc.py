@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tcomp import te
 from tcomp.ir.expr import Expr, Var, cast, convert, floordiv, floormod
-from tcomp.ops.conv import _check_positive_output, _out_dtype, _spatial_args, conv2d_output_size, pad
+from tcomp.ops.conv import _out_dtype, _output_plane, _padded_input, _spatial_args, _window_axes
 from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, check_tensor, fold, static_dim
 from tcomp.te.tensor import Tensor
 
@@ -187,18 +187,12 @@ def conv2d_nchwc(
     if out_chunks % groups:
         raise OpError(f"{op}: {out_chunks} output channel blocks do not split into {groups} groups")
     kh, kw = static_dim(op, "kernel", kernel, 2), static_dim(op, "kernel", kernel, 3)
-    out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
-    out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
-    _check_positive_output(op, out_h, out_w, data)
+    out_h, out_w = _output_plane(op, data, (kh, kw), strides, pads, dilations)
     acc = _out_dtype(op, data, out_dtype)
-    top, left, bottom, right = pads
-    padded = data
-    if any(pads):
-        padded = pad(data, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
+    padded = _padded_input(data, pads)
     ic = te.reduce_axis((0, k_chunks), name="ic")
     blocks_per_group = out_chunks // groups
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
+    ry, rx = _window_axes(kh, kw)
     icb = te.reduce_axis((0, ic_block), name="icb")
     (sh, sw), (dh, dw) = strides, dilations
 
@@ -240,15 +234,9 @@ def depthwise_conv2d_nchwc(
         raise OpError(f"{op}: a kernel of {chunks} blocks [C // b, 1, KH, KW, 1, b] with b = {block} expected, got "
                       f"shape {tuple(kernel.shape)}")
     kh, kw = static_dim(op, "kernel", kernel, 2), static_dim(op, "kernel", kernel, 3)
-    out_h = conv2d_output_size(data.shape[2], kh, strides[0], pads[0] + pads[2], dilations[0])
-    out_w = conv2d_output_size(data.shape[3], kw, strides[1], pads[1] + pads[3], dilations[1])
-    _check_positive_output(op, out_h, out_w, data)
-    top, left, bottom, right = pads
-    padded = data
-    if any(pads):
-        padded = pad(data, (0, 0, top, left, 0), (0, 0, bottom, right, 0), 0.0, name="pad_data")
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
+    out_h, out_w = _output_plane(op, data, (kh, kw), strides, pads, dilations)
+    padded = _padded_input(data, pads)
+    ry, rx = _window_axes(kh, kw)
     (sh, sw), (dh, dw) = strides, dilations
 
     def body(n: Var, g: Var, y: Var, x: Var, b: Var) -> Expr:
