@@ -1,7 +1,7 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
-    ONNX -> infer types -> remove empty -> fold constants -> simplify -> gemm panels -> fold constants -> alter layout
-         -> fold constants -> concat in place -> fuse ops -> plan memory
+    ONNX -> infer types -> remove empty -> fold constants -> simplify -> gemm panels -> fold constants
+         -> channel shuffle -> alter layout -> fold constants -> concat in place -> fuse ops -> plan memory
 
 The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
 weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
@@ -26,6 +26,7 @@ from tcomp.backend import backend_for
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
+from tcomp.graph.passes.channel_shuffle import fold_channel_shuffle
 from tcomp.graph.passes.concat_in_place import concat_in_place
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_attention import fuse_attention
@@ -50,6 +51,7 @@ class PassOptions:
     fold_constants: bool = True
     simplify: bool = True
     gemm_panels: bool = True
+    channel_shuffle: bool = True
     alter_layout: bool = True
     concat_in_place: bool = True
     fuse_ops: bool = True
@@ -107,6 +109,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         ("simplify", simplify_for_target),
         ("gemm_panels", panels),
         ("fold_constants", fold),
+        ("channel_shuffle", fold_channel_shuffle),
         ("alter_layout", layout),
         ("fold_constants", fold),
         ("concat_in_place", concats),

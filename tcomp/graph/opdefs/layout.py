@@ -8,11 +8,17 @@
   KW]``) -> ``NCHW{b}c`` (``tcomp.ops.nchwc.depthwise_conv2d_nchwc``).
 
 - ``max_pool2d_nchwc(kernel, strides, pads, ceil_mode)``: max pooling of ``NCHW{b}c`` data.
+- ``channel_shuffle(groups)``: ShuffleNet's channel shuffle (ONNX writes it ``Reshape [N, g, C/g, H, W] ->
+  Transpose (0, 2, 1, 3, 4) -> Reshape [N, C, H, W]``) of NCHW or ``NCHW{b}c`` data: output channel ``c`` is input
+  channel ``shuffle_source(c, C, groups)`` (``passes/channel_shuffle.py`` makes it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from tcomp import te
 from tcomp.graph.ir import TensorType
@@ -131,7 +137,57 @@ def _lower_max_pool_nchwc(ctx: LowerContext) -> list[Tensor]:
     return [te.compute(shape, body, name=ctx.name, tag="comm_reduce")]
 
 
+def shuffle_source(channel: Any, channels: int, groups: int) -> Any:
+    """The input channel that output channel ``channel`` of a shuffle of ``channels`` in ``groups`` reads (an int
+    or an index expression): ``(c % groups) * (channels / groups) + c / groups``."""
+    return (channel % groups) * (channels // groups) + channel // groups
+
+
+def _infer_channel_shuffle(ctx: InferContext) -> list[TensorType]:
+    x = ctx.type(0)
+    groups = ctx.attr("groups")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ctx.error(f"groups must be a positive int, got {groups!r}")
+    if x.ndim not in (4, 5):
+        raise ctx.error(f"expects NCHW or NCHW[x]c data, got {x}")
+    channels = x.shape[1] * (x.shape[4] if x.ndim == 5 else 1)
+    if channels % groups:
+        raise ctx.error(f"{channels} channels do not split into {groups} groups")
+    return [x]
+
+
+def _lower_channel_shuffle(ctx: LowerContext) -> list[Tensor]:
+    x = ctx.tensor(0)
+    shape = ctx.out_types[0].shape
+    groups = int(ctx.attr("groups"))
+    if len(shape) == 4:
+        channels = shape[1]
+        return [te.compute(shape, lambda n, c, h, w: x[n, shuffle_source(c, channels, groups), h, w],
+                           name=ctx.name, tag="injective")]
+    block = shape[4]
+    channels = shape[1] * block
+
+    def body(n: Any, cb: Any, h: Any, w: Any, lane: Any) -> Expr:
+        source = shuffle_source(cb * block + lane, channels, groups)
+        return x[n, source // block, h, w, source % block]
+
+    return [te.compute(shape, body, name=ctx.name, tag="injective")]
+
+
+def _evaluate_channel_shuffle(node: Any, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = arrays[0]
+    channels = x.shape[1] * (x.shape[4] if x.ndim == 5 else 1)
+    order = np.array([shuffle_source(c, channels, int(node.attr("groups"))) for c in range(channels)])
+    if x.ndim == 4:
+        return [x[:, order]]
+    n, blocks, h, w, block = x.shape
+    plain = x.transpose(0, 1, 4, 2, 3).reshape(n, channels, h, w)[:, order]
+    return [np.ascontiguousarray(plain.reshape(n, blocks, block, h, w).transpose(0, 1, 3, 4, 2))]
+
+
 register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
 register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
 register_op("depthwise_conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_depthwise_nchwc, _lower_depthwise_nchwc)
 register_op("max_pool2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_max_pool_nchwc, _lower_max_pool_nchwc)
+register_op("channel_shuffle", OpPattern.INJECTIVE, _infer_channel_shuffle, _lower_channel_shuffle,
+            _evaluate_channel_shuffle)

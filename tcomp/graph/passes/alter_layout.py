@@ -6,8 +6,10 @@ Rewrite:
    ``OIHW{ic}i{oc}o`` (a grouped one keeps its ``groups``: its blocks divide each group's channels, and it stays
    in NCHW when its output block would be under half the vector lanes: measured on ShuffleNet's layers, blocks
    of 2 and 4 of 16 lanes ran 2-6x slower than the direct NCHW kernel, blocks of 8 to 16 2-20x faster); each
-   depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``. Blocks are chosen per operator: the
-   largest divisor of its (per-group) channel counts up to the target's vector lanes.
+   depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``, unless its data is in NCHW and its
+   result goes (through channel-by-channel operators and channel shuffles) only to convolutions that stay in NCHW
+   (``read_in_nchw``: then it stays in NCHW too and no layout transform runs around it). Blocks are chosen per
+   operator: the largest divisor of its (per-group) channel counts up to the target's vector lanes.
 2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars or per-channel
    constants (re-laid-out once, as constants), max pooling (``max_pool2d_nchwc``), reductions over the spatial
    axes and concatenations (of whole channel blocks, or along another axis) keep their input's blocked layout.
@@ -17,6 +19,8 @@ Rewrite:
    original names).
 4. ``cancel_layout_transforms``: a transform of a transform becomes one transform from the first source (none when
    the layouts meet again), so inverse pairs cancel.
+5. ``shuffle_after_unblocking``: a transform back to NCHW of a channel shuffle (read by nothing else) runs first,
+   the shuffle after it, so an NCHW convolution reading through the shuffle reads rows of NCHW data.
 
 Assumes a typed graph before fusion; the kernel transforms of constant weights are left to ``fold_constants``. A
 no-op when the operator library has no blocked layouts or the graph has no convolution. Convolutions with a tuning
@@ -61,6 +65,7 @@ class _Rewriter:
         self.versions: dict[str, dict[str | None, str]] = {}
         self.primary: dict[str, str | None] = {}
         self.bound: set[str] = set()  # names already holding some version of a value
+        self.consumers = graph.consumers()
         for name in (*graph.inputs, *graph.params):
             self._define(name, self._default_layout(name), name)
 
@@ -102,11 +107,49 @@ class _Rewriter:
         self.nodes.append(make_node(op or node.op, node.name, inputs, outputs, **merged))
 
     # -- operators ------------------------------------------------------------------------------------------------
-    def conv(self, node: Node) -> bool:
-        x, w = node.inputs[0], node.inputs[1]
-        x_type, w_type = self.graph.type_of(x), self.graph.type_of(w)
+    def blocks(self, node: Node) -> bool:
+        """Whether ``conv`` turns convolution ``node`` blocked (else it stays in NCHW)."""
+        if self.keep is not None and self.keep(node):
+            return False
+        x_type, w_type = self.graph.type_of(node.inputs[0]), self.graph.type_of(node.inputs[1])
         if x_type.ndim != 4 or x_type.dtype != "float32":
             return False
+        groups = int(node.attr("groups", 1))
+        channels, out_channels = x_type.shape[1], w_type.shape[0]
+        if groups == 1 or (groups == channels == out_channels and w_type.shape[1] == 1):
+            return True
+        if groups > 1 and channels % groups == 0 and out_channels % groups == 0 \
+                and w_type.shape[1] * groups == channels:
+            # blocks within a group: ``oc`` divides the group's output channels
+            oc = channel_block(out_channels // groups, self.lanes)
+            return oc >= max(1, self.lanes // 2)  # a narrow vector per output block: the NCHW kernel is faster
+        return False
+
+    def read_in_nchw(self, value: str) -> bool:
+        """Whether every path from ``value`` through channel-by-channel operators (elementwise, per-channel
+        broadcasts, channel shuffles) ends at a convolution that stays in NCHW: a depthwise convolution producing
+        ``value`` from NCHW data is best left in NCHW too (ShuffleNet: grouped 1x1 -> shuffle -> depthwise ->
+        grouped 1x1, no layout transform at all)."""
+        readers = self.consumers.get(value, [])
+        if not readers or value in self.graph.outputs:
+            return False
+        for reader in readers:
+            if reader.op == "conv2d":
+                if self.blocks(reader):
+                    return False
+            elif reader.op == "channel_shuffle" or get_op(reader.op).pattern <= OpPattern.BROADCAST:
+                if len(reader.outputs) != 1 or not self.read_in_nchw(reader.outputs[0]):
+                    return False
+            else:
+                return False
+        return True
+
+    # -- operators ------------------------------------------------------------------------------------------------
+    def conv(self, node: Node) -> bool:
+        if not self.blocks(node):
+            return False
+        x, w = node.inputs[0], node.inputs[1]
+        x_type, w_type = self.graph.type_of(x), self.graph.type_of(w)
         groups = int(node.attr("groups", 1))
         channels, out_channels = x_type.shape[1], w_type.shape[0]
         attrs = {k: node.attr(k) for k in ("strides", "pads", "dilations")}
@@ -117,22 +160,19 @@ class _Rewriter:
             self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", **attrs)
             return True
         if groups == channels == out_channels and w_type.shape[1] == 1:
+            if not blocked(self.primary.get(x)) and self.read_in_nchw(node.outputs[0]):
+                return False
             block = channel_block(channels, self.lanes)
             data = self.get(x, f"NCHW{block}c")
             kernel = self._transform_param(w, "OIHW", f"OIHW1i{block}o")
             self.emit(node, [data, kernel], f"NCHW{block}c", op="depthwise_conv2d_nchwc", **attrs)
             return True
-        if groups > 1 and channels % groups == 0 and out_channels % groups == 0 \
-                and w_type.shape[1] * groups == channels:
-            # blocks within a group: ``ic`` divides the group's input channels, ``oc`` its output channels
-            ic, oc = channel_block(channels // groups, self.lanes), channel_block(out_channels // groups, self.lanes)
-            if oc < max(1, self.lanes // 2):
-                return False  # a narrow vector per output block: the direct NCHW kernel is faster
-            data = self.get(x, f"NCHW{ic}c")
-            kernel = self._transform_param(w, "OIHW", f"OIHW{ic}i{oc}o")
-            self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", groups=groups, **attrs)
-            return True
-        return False
+        # blocks within a group: ``ic`` divides the group's input channels, ``oc`` its output channels
+        ic, oc = channel_block(channels // groups, self.lanes), channel_block(out_channels // groups, self.lanes)
+        data = self.get(x, f"NCHW{ic}c")
+        kernel = self._transform_param(w, "OIHW", f"OIHW{ic}i{oc}o")
+        self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", groups=groups, **attrs)
+        return True
 
     def _transform_param(self, value: str, src: str, dst: str) -> str:
         out = self.fresh(f"{value}/{dst}")
@@ -217,7 +257,7 @@ class _Rewriter:
         for node in self.graph.nodes:
             pattern = get_op(node.op).pattern
             done = False
-            if node.op == "conv2d" and not (self.keep is not None and self.keep(node)):
+            if node.op == "conv2d":
                 done = self.conv(node)
             elif node.op in _BROADCAST_OPS:
                 done = self.broadcast(node)
@@ -229,6 +269,8 @@ class _Rewriter:
                 done = self.max_pool(node)
             elif node.op == "concat":
                 done = self.concat(node)
+            elif node.op == "channel_shuffle":
+                done = self.elementwise(node)
             if not done:
                 self.default(node)
         for value in self.graph.outputs:
@@ -267,4 +309,32 @@ def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callabl
         return graph
     resolved = as_target(target)
     lanes = max(1, resolved.vector_bits // 32)
-    return cancel_layout_transforms(_Rewriter(graph, lanes, keep).run())
+    return shuffle_after_unblocking(cancel_layout_transforms(_Rewriter(graph, lanes, keep).run()))
+
+
+def shuffle_after_unblocking(graph: Graph) -> Graph:
+    """``layout_transform(channel_shuffle(x), A -> NCHW)`` becomes ``channel_shuffle(layout_transform(x, A ->
+    NCHW))`` where nothing else reads the shuffle (a shuffle is the same permutation of channels in any layout)."""
+    consumers = graph.consumers()
+    producers = graph.producers()
+    swapped: dict[str, Node] = {}  # shuffle node name -> the transform to run before it
+    for node in graph.nodes:
+        shuffle = producers.get(node.inputs[0]) if node.op == "layout_transform" else None
+        if shuffle is None or shuffle.op != "channel_shuffle" or node.attr("dst") != NCHW:
+            continue
+        if len(consumers.get(shuffle.outputs[0], [])) == 1 and shuffle.outputs[0] not in graph.outputs:
+            swapped[shuffle.name] = node
+    if not swapped:
+        return graph
+    moved = {transform.name for transform in swapped.values()}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.name in moved:
+            continue
+        transform = swapped.get(node.name)
+        if transform is None:
+            nodes.append(node)
+            continue
+        nodes.append(replace(transform, inputs=node.inputs, outputs=node.outputs))
+        nodes.append(replace(node, inputs=node.outputs, outputs=transform.outputs))
+    return with_nodes(graph, nodes)

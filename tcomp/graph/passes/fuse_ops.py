@@ -12,7 +12,8 @@ outputs) is the first node every path from it reaches. Three phases visit the no
 - injective fuses in phase 2 when every node on the way is injective, or (``absorb_views``, CPU targets) when the
   group is a chain of views (``VIEW_OPS``: reshape, transpose, slice, split, broadcast) whose post-dominator is a
   matrix product or an attention: it reads its operand through the views (its packing copies follow them,
-  ``ops/cpu/views.py``), so a transpose feeding a MatMul costs no kernel of its own.
+  ``ops/cpu/views.py``), so a transpose feeding a MatMul costs no kernel of its own; likewise a channel shuffle
+  whose post-dominator is a depthwise ``conv2d`` (NCHW: it reads whole input planes).
 
 Fusing a node into its post-dominator merges every node on the paths between them, so a group's values are read
 outside only at its root. Opaque nodes never fuse; a group is capped at ``MAX_GROUP_SIZE`` nodes; nodes listed in
@@ -39,6 +40,8 @@ MAX_GROUP_SIZE = 64
 VIEW_OPS = frozenset({"reshape", "transpose", "strided_slice", "broadcast_to", "split"})
 # operators whose CPU schedules read their operands through views
 VIEW_READERS = frozenset({"matmul", "panel_matmul", "attention"})
+# an NCHW depthwise convolution reads each input plane whole: a channel shuffle in front costs it nothing
+SHUFFLE_READERS = frozenset({"conv2d"})
 _SINK = "__sink__"
 
 
@@ -93,10 +96,17 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, abs
 
     def views_into_reader(src: int, sink: int, between: list[int]) -> bool:
         """Whether the groups of ``src`` and ``between`` are views only and ``sink`` reads through views."""
-        if not absorb_views or nodes[sink].op not in VIEW_READERS:
+        if not absorb_views:
             return False
         roots = {groups.find(k) for k in [src, *between]}
-        return all(nodes[k].op in VIEW_OPS for k in range(len(nodes)) if groups.find(k) in roots)
+        ops = {nodes[k].op for k in range(len(nodes)) if groups.find(k) in roots}
+        if nodes[sink].op in SHUFFLE_READERS:
+            return ops == {"channel_shuffle"} and depthwise(nodes[sink])
+        return nodes[sink].op in VIEW_READERS and ops <= VIEW_OPS
+
+    def depthwise(node: Node) -> bool:
+        channels = graph.type_of(node.inputs[0]).shape[1]
+        return int(node.attr("groups", 1)) == channels == graph.type_of(node.inputs[1]).shape[0] > 1
 
     def path_nodes(src: int, sink: int) -> list[int] | None:
         """Nodes strictly between ``src`` and ``sink`` on paths from ``src`` (None if a path escapes)."""
