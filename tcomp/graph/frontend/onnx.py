@@ -6,21 +6,22 @@
 1. parse the protobuf (a truncated or corrupt file is "malformed");
 2. read the default-domain opset (9 to 21 fully; older and newer opsets where the operator definitions in effect are
    ones a converter knows);
-3. list every node tcomp cannot convert (op type, domain, opset version) in one ``UnsupportedOperatorError``,
-   before anything else is done;
+3. list every node tcomp cannot convert (op type, domain, opset version), those inside subgraphs included, in one
+   ``UnsupportedOperatorError``, before anything else is done;
 4. bind the inputs (``onnx_inputs``): symbolic dimensions must be given in ``input_shapes`` (the CLI's
    ``--input-shapes name:[1,3,224,224]``), and the error says so; inputs given in ``input_values`` become constants;
 5. read the initializers (``onnx_data.tensor_to_array``: sizes checked against the bytes present, external data only
    from inside the model's folder);
-6. order the nodes topologically, refusing values read but never defined, values defined twice and cycles;
+6. order the nodes topologically (a node with subgraphs after the values they read from its scope), refusing
+   values read but never defined, values defined twice and cycles;
 7. convert node by node (``onnx_ops``): each converter emits graph IR nodes whose types are inferred at once, so
-   later converters see the shapes and the statically known values they need.
+   later converters see the shapes and the statically known values they need; ``If`` and ``Loop`` inline their
+   subgraphs (``onnx_control``).
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from tcomp.graph.frontend.onnx_builder import Builder, infer_types_of_param
-from tcomp.graph.frontend.onnx_common import check_supported, convert_node, default_opset
+from tcomp.graph.frontend.onnx_common import check_supported, convert_node, default_opset, topological_order
 from tcomp.graph.frontend.onnx_data import onnx_dtype, tensor_to_array
 from tcomp.graph.frontend.onnx_inputs import bind_inputs, declared_inputs
 from tcomp.graph.infer import infer_types
@@ -97,7 +98,7 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
             raise GraphError(f"initializer {tensor.name!r} is defined twice")
         builder.params[tensor.name] = tensor_to_array(tensor, base_dir, f"initializer {tensor.name!r}")
         infer_types_of_param(builder, tensor.name)
-    order = _topological_order(g, set(inputs) | set(input_values or {}) | set(initializer_names))
+    order = topological_order(g.node, set(inputs) | set(input_values or {}) | set(initializer_names))
     for index in order:
         node = g.node[index]
         builder.node_name = node.name or f"{node.op_type}_{index}"
@@ -137,38 +138,3 @@ def _check_declared_types(g: onnx.GraphProto, builder: Builder) -> None:
         declared = onnx_dtype(value_info.type.tensor_type.elem_type, what)
         if declared != computed.dtype:
             raise GraphError(f"{what} is declared {declared}, but its node computes {computed.dtype}")
-
-
-def _topological_order(g: onnx.GraphProto, defined: set[str]) -> list[int]:
-    producer: dict[str, int] = {}
-    for index, node in enumerate(g.node):
-        for out in node.output:
-            if not out:
-                continue
-            if out in producer or out in defined:
-                raise GraphError(f"value {out!r} is defined twice (by node {node.name or node.op_type} and before)")
-            producer[out] = index
-    waiting = [0] * len(g.node)
-    readers: dict[int, list[int]] = {}
-    for index, node in enumerate(g.node):
-        for name in dict.fromkeys(node.input):
-            if not name or name in defined:
-                continue
-            if name not in producer:
-                raise GraphError(f"node {node.name or node.op_type} ({node.op_type}) reads {name!r}, which no input, "
-                                 "initializer or node defines")
-            waiting[index] += 1
-            readers.setdefault(producer[name], []).append(index)
-    ready = deque(i for i in range(len(g.node)) if waiting[i] == 0)
-    order: list[int] = []
-    while ready:
-        index = ready.popleft()
-        order.append(index)
-        for reader in readers.get(index, []):
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                ready.append(reader)
-    if len(order) != len(g.node):
-        stuck = [g.node[i].name or g.node[i].op_type for i in range(len(g.node)) if waiting[i] > 0]
-        raise GraphError(f"the graph has a cycle through nodes {stuck[:6]}")
-    return order

@@ -9,6 +9,7 @@ returns the graph IR value names of the node's outputs (``""`` for an output it 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,10 @@ class Attrs:
         except UnicodeDecodeError:
             raise self.builder.error(f"attribute {key!r} is not valid UTF-8") from None
 
+    def graph(self, key: str) -> onnx.GraphProto:
+        attribute = self._get(key, (onnx.AttributeProto.GRAPH,), None, True)
+        return attribute.g
+
     def tensor(self, key: str) -> np.ndarray | None:
         attribute = self._get(key, (onnx.AttributeProto.TENSOR,), None, False)
         if attribute is None:
@@ -146,11 +151,45 @@ def default_opset(proto: onnx.ModelProto) -> int:
     return opset
 
 
-def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int) -> None:
-    """Raise ``UnsupportedOperatorError`` listing every node no converter implements."""
-    missing: list[tuple[str, str, int]] = []
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs in ``node``'s attributes (an ``If``'s branches, a ``Loop``'s body ...)."""
+    found = []
+    for attribute in node.attribute:
+        if attribute.type == onnx.AttributeProto.GRAPH:
+            found.append(attribute.g)
+        elif attribute.type == onnx.AttributeProto.GRAPHS:
+            found.extend(attribute.graphs)
+    return found
+
+
+def outer_reads(node: onnx.NodeProto) -> list[str]:
+    """The values ``node``'s subgraphs (at any depth) read from the scopes around ``node``, in order of use."""
+    reads: dict[str, None] = {}
+    for graph in subgraphs(node):
+        local = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+        local |= {o for n in graph.node for o in n.output}
+        for inner in graph.node:
+            for name in [*inner.input, *outer_reads(inner)]:
+                if name and name not in local:
+                    reads[name] = None
+    return list(reads)
+
+
+def _nested_nodes(nodes: Iterable[onnx.NodeProto], prefix: str) -> Iterable[tuple[str, onnx.NodeProto]]:
+    """Every node with its display name, those of subgraphs after their parent (``If_3/then_branch/Add_0``)."""
     for index, node in enumerate(nodes):
-        name = node.name or f"{node.op_type}_{index}"
+        name = prefix + (node.name or f"{node.op_type}_{index}")
+        yield name, node
+        for attribute in node.attribute:
+            graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+            for graph in graphs:
+                yield from _nested_nodes(graph.node, f"{name}/{attribute.name}/")
+
+
+def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int) -> None:
+    """Raise ``UnsupportedOperatorError`` listing every node no converter implements, subgraphs' nodes included."""
+    missing: list[tuple[str, str, int]] = []
+    for name, node in _nested_nodes(nodes, ""):
         domain = node.domain or ""
         if domain not in ("", "ai.onnx"):
             missing.append((name, f"{domain}.{node.op_type}", opsets.get(domain, 0)))
@@ -212,6 +251,44 @@ def convert_node(b: Builder, node: onnx.NodeProto) -> None:
             b.alias[name] = ir_name
 
 
+def topological_order(nodes: Sequence[onnx.NodeProto], defined: set[str], outer: bool = False) -> list[int]:
+    """The positions of ``nodes`` in an order where each comes after the producers of what it reads (its subgraphs'
+    reads from its scope included). Values defined twice, cycles and (unless ``outer``, for a subgraph, whose other
+    reads come from enclosing scopes) values nothing defines are errors."""
+    producer: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in defined:
+                raise GraphError(f"value {out!r} is defined twice (by node {node.name or node.op_type} and before)")
+            producer[out] = index
+    waiting = [0] * len(nodes)
+    readers: dict[int, list[int]] = {}
+    for index, node in enumerate(nodes):
+        for name in dict.fromkeys([*node.input, *outer_reads(node)]):
+            if not name or name in defined or (outer and name not in producer):
+                continue
+            if name not in producer:
+                raise GraphError(f"node {node.name or node.op_type} ({node.op_type}) reads {name!r}, which no input, "
+                                 "initializer or node defines")
+            waiting[index] += 1
+            readers.setdefault(producer[name], []).append(index)
+    ready = deque(i for i in range(len(nodes)) if waiting[i] == 0)
+    order: list[int] = []
+    while ready:
+        index = ready.popleft()
+        order.append(index)
+        for reader in readers.get(index, []):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                ready.append(reader)
+    if len(order) != len(nodes):
+        stuck = [nodes[i].name or nodes[i].op_type for i in range(len(nodes)) if waiting[i] > 0]
+        raise GraphError(f"the graph has a cycle through nodes {stuck[:6]}")
+    return order
+
+
 def optional(inputs: Sequence[str], index: int) -> str:
     """The name of optional input ``index`` ("" when absent)."""
     return inputs[index] if index < len(inputs) else ""
@@ -258,4 +335,5 @@ def fail(b: Builder, reason: str) -> GraphError:
 
 
 __all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "check_supported", "convert_node",
+           "outer_reads", "subgraphs", "topological_order",
            "converts", "register", "schema_version"]
