@@ -10,6 +10,7 @@ from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters
     onnx_ops,
     onnx_quant,
     onnx_reduce,
+    onnx_rnn,
 )
 from tcomp.graph.frontend.onnx import from_onnx, load_model
 

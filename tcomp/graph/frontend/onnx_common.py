@@ -82,6 +82,13 @@ class Attrs:
         except UnicodeDecodeError:
             raise self.builder.error(f"attribute {key!r} is not valid UTF-8") from None
 
+    def strings(self, key: str) -> list[str]:
+        attribute = self._get(key, (onnx.AttributeProto.STRINGS,), None, True)
+        try:
+            return [value.decode("utf-8") for value in attribute.strings]
+        except UnicodeDecodeError:
+            raise self.builder.error(f"attribute {key!r} is not valid UTF-8") from None
+
     def graph(self, key: str) -> onnx.GraphProto:
         attribute = self._get(key, (onnx.AttributeProto.GRAPH,), None, True)
         return attribute.g
