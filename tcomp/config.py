@@ -31,7 +31,7 @@ class Settings:
     build_cache: bool = True
     build_cache_size: int = 128  # compiled kernels kept by the build cache (and by the graph's kernel cache)
     parallel_tasks_per_thread: int = 4
-    thread_spin_count: int = 30000  # rounds idle pool threads spin before sleeping; 0 sleeps at once
+    thread_spin_count: int = 3000  # rounds idle pool threads spin before sleeping; 0 sleeps at once
     join_spin_count: int = 2000
     parallel_thread_limit: int = 0  # threads a parallel loop may use at most; 0: the target's cores
     parallel_backoff_us: int = 20000

@@ -84,7 +84,7 @@ class PoolPolicy:
     off; see the module docstring)."""
 
     tasks_per_thread: int = 4
-    worker_spin: int = 30000
+    worker_spin: int = 3000
     master_spin: int = 2000
     thread_limit: int = 0
     backoff_us: int = 20000
