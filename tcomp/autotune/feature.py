@@ -13,7 +13,11 @@ statement block holds
 - per buffer access (``MAX_ACCESSES``; the store first, then loads by buffer name): store flag, element bytes,
   stride of the innermost loop, and per loop level the bytes touched inside it and the reuse ratio (iterations per
   distinct element; touched elements are the product of the extents of loops the index depends on, capped by the
-  buffer size).
+  buffer size);
+- its register tile: the fraction of its loops' iterations that its guards let through (a split that does not
+  divide its axis runs a guarded tail: ``x.outer * 6 + x.inner < 14`` keeps 14 of 18), and the innermost loops that
+  are all unrolled or vectorized: their iterations, the bytes the store and the loads touch inside them (how many
+  accumulators and operands the code keeps in registers, where spills begin) and how many loops they span.
 
 A tensorized call (``Evaluate`` of one of tcomp's micro-kernels, ``codegen.llvm.microkernels``) is a statement too:
 its enclosing loops plus the loops the micro-kernel runs inside (the reduction ``depth``, the ``mr`` rows unrolled,
@@ -30,7 +34,9 @@ encodes the knob choices instead (log2 split factors, permutation, annotation on
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import itertools
 import math
 import zlib
 from collections.abc import Sequence
@@ -39,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcomp import backend
+from tcomp.arith.evaluate import EvaluationError, evaluate
 from tcomp.autotune.feature_gpu import GPU_WIDTH, gpu_features, ptxas_registers
 from tcomp.autotune.space import (
     AnnotateEntity,
@@ -63,7 +70,9 @@ _KINDS = (S.ForKind.SERIAL, S.ForKind.PARALLEL, S.ForKind.VECTORIZED, S.ForKind.
 _ARITH_SLOTS = 6
 LOOP_WIDTH = 3 + len(_KINDS)
 ACCESS_WIDTH = 3 + 2 * MAX_LOOPS
-STMT_WIDTH = 2 + _ARITH_SLOTS + MAX_LOOPS * LOOP_WIDTH + MAX_ACCESSES * ACCESS_WIDTH
+REGISTER_WIDTH = 5
+STMT_WIDTH = 2 + _ARITH_SLOTS + MAX_LOOPS * LOOP_WIDTH + MAX_ACCESSES * ACCESS_WIDTH + REGISTER_WIDTH
+GUARD_POINTS = 1024  # a guard is evaluated over at most this many iterations of the loops it reads
 GLOBAL_WIDTH = 6
 TENSORIZE_WIDTH = 10
 LOOP_IR_LENGTH = MAX_STMTS * STMT_WIDTH + GLOBAL_WIDTH + TENSORIZE_WIDTH + GPU_WIDTH
@@ -97,6 +106,7 @@ class _Statement:
     accesses: tuple[_Access, ...]
     arith: tuple[int, ...]
     call: MicroKernelCall | None = None  # a tensorized call: the loops end with the micro-kernel's own
+    useful: float = 1.0  # the fraction of the loops' iterations its guards (``if``) let through
 
 
 def _const(expr: E.Expr, default: int = 1) -> int:
@@ -197,26 +207,27 @@ def _collect(body: S.Stmt) -> tuple[list[_Statement], int]:
     """Store statements with their loops, and the bytes of all allocations."""
     statements: list[_Statement] = []
     alloc_bytes = 0
-    stack: list[tuple[S.Stmt, tuple[_Loop, ...]]] = [(body, ())]
+    stack: list[tuple[S.Stmt, tuple[_Loop, ...], float]] = [(body, (), 1.0)]
     while stack:
-        node, loops = stack.pop()
+        node, loops, useful = stack.pop()
         if isinstance(node, S.For):
-            stack.append((node.body, loops + (_Loop(node.loop_var, _const(node.extent), node.kind),)))
+            stack.append((node.body, loops + (_Loop(node.loop_var, _const(node.extent), node.kind),), useful))
         elif isinstance(node, S.SeqStmt):
-            stack.extend((child, loops) for child in reversed(node.seq))
+            stack.extend((child, loops, useful) for child in reversed(node.seq))
         elif isinstance(node, S.Allocate):
             alloc_bytes += _buffer_elems(node.buffer) * max(1, dt.bits(dt.element(node.buffer.dtype)) // 8)
-            stack.append((node.body, loops))
+            stack.append((node.body, loops, useful))
         elif isinstance(node, S.IfThenElse):
-            stack.append((node.then_case, loops))
+            taken = _guard_fraction(node.condition, loops)
+            stack.append((node.then_case, loops, useful * taken))
             if node.else_case is not None:
-                stack.append((node.else_case, loops))
+                stack.append((node.else_case, loops, useful * (1.0 - taken)))
         elif isinstance(node, (S.LetStmt, S.AssertStmt)):
-            stack.append((node.body, loops))
+            stack.append((node.body, loops, useful))
         elif isinstance(node, S.Evaluate):
             call = _call_statement(node.value, loops)
             if call is not None:
-                statements.append(call)
+                statements.append(dataclasses.replace(call, useful=useful))
         elif isinstance(node, S.BufferStore):
             counts, loads, lanes = _arith(node.value)
             store = _access(node.buffer, node.indices, True, node.value.dtype)
@@ -225,8 +236,41 @@ def _collect(body: S.Stmt) -> tuple[list[_Statement], int]:
                     lanes = max(lanes, index.lanes)
             full = loops + ((_Loop(None, lanes, S.ForKind.VECTORIZED),) if lanes > 1 else ())
             ordered = [store] + sorted(loads, key=lambda a: a.buffer_name)
-            statements.append(_Statement(full, tuple(ordered), counts))
+            statements.append(_Statement(full, tuple(ordered), counts, None, useful))
     return statements, alloc_bytes
+
+
+def _guard_fraction(condition: E.Expr, loops: tuple[_Loop, ...]) -> float:
+    """The fraction of the iterations of ``loops`` for which ``condition`` holds, such as a split's tail guard
+    ``x.outer * 6 + x.inner < 14`` (14 of 18): the condition evaluated over every iteration of the loops it reads
+    (at most ``GUARD_POINTS``); 1 when it reads anything else or cannot be evaluated."""
+    by_var = {id(loop.var): loop for loop in loops if loop.var is not None}
+    used: dict[int, E.Var] = {}
+    readable = True
+
+    def visit(node: object) -> None:
+        nonlocal readable
+        if isinstance(node, E.Var):
+            if id(node) in by_var:
+                used[id(node)] = node
+            else:
+                readable = False
+        elif isinstance(node, (E.BufferLoad, E.ProducerLoad, E.Call, E.Ramp, E.Broadcast)):
+            readable = False
+
+    post_order_visit(condition, visit)
+    extents = [by_var[key].extent for key in used]
+    if not readable or math.prod(extents) > GUARD_POINTS:
+        return 1.0
+    variables = list(used.values())
+    taken = 0
+    try:
+        for values in itertools.product(*(range(extent) for extent in extents)):
+            if evaluate(condition, dict(zip(variables, values))) is True:
+                taken += 1
+    except EvaluationError:
+        return 1.0
+    return taken / max(1, math.prod(extents))
 
 
 def _pointer_access(pointer: E.Expr, is_store: bool, strides: dict[E.Var, int]) -> _Access | None:
@@ -291,6 +335,31 @@ def _log(x: float) -> float:
     return math.log2(1.0 + max(0.0, x))
 
 
+def _register_block(stmt: _Statement, inner_first: list[_Loop]) -> list[float]:
+    """The register tile: the innermost loops that are all unrolled or vectorized (the work one pass of straight-line
+    vector code does; a micro-kernel's ``mr`` x ``nr``): the fraction of iterations its guards keep, the run's
+    iterations, the bytes the store and the loads touch inside it (the accumulators and the operands it holds in
+    registers), and how many loops it spans."""
+    run: list[_Loop] = []
+    for loop in inner_first:
+        if loop.kind not in (S.ForKind.VECTORIZED, S.ForKind.UNROLLED):
+            break
+        run.append(loop)
+    store_bytes = load_bytes = 0.0
+    for access in stmt.accesses:
+        touched = 1
+        for loop in run:
+            coefficient = access.lanes_stride if loop.var is None else access.coeffs.get(id(loop.var), 0.0)
+            if coefficient != 0.0:
+                touched = min(access.buffer_elems, touched * loop.extent)
+        if access.is_store:
+            store_bytes += touched * access.elem_bytes
+        else:
+            load_bytes += touched * access.elem_bytes
+    iterations = math.prod(loop.extent for loop in run)
+    return [stmt.useful, _log(iterations), _log(store_bytes), _log(load_bytes), float(len(run))]
+
+
 def _statement_block(stmt: _Statement) -> list[float]:
     trips = math.prod(loop.extent for loop in stmt.loops)
     float_ops = sum(stmt.arith[:4])
@@ -305,7 +374,7 @@ def _statement_block(stmt: _Statement) -> list[float]:
     for access in stmt.accesses[:MAX_ACCESSES]:
         block += _access_block(access, inner_first)
     block += [0.0] * (ACCESS_WIDTH * (MAX_ACCESSES - min(MAX_ACCESSES, len(stmt.accesses))))
-    return block
+    return block + _register_block(stmt, inner_first)
 
 
 def _access_block(access: _Access, inner_first: list[_Loop]) -> list[float]:
@@ -348,6 +417,8 @@ def loop_ir_features(func: S.PrimFunc, registers: int | None = None, gpu: bool =
 
 
 _ARITH_NAMES = ("float_add", "float_mul", "float_div", "math_call", "int_op", "compare_select")
+_REGISTER_NAMES = ("guard_useful", "register_iterations", "register_store_bytes", "register_load_bytes",
+                   "register_loops")
 _GLOBAL_NAMES = ("statements", "alloc_bytes", "parallel_loops", "parallel_extent", "vector_loops", "vector_width")
 _TENSORIZE_NAMES = ("present", "intrinsic", "mr", "nr", "depth", "calls", "flops", "bytes_per_call",
                     "flops_per_byte", "statements")
@@ -368,6 +439,7 @@ def feature_names() -> list[str]:
             names += [f"{access}.store", f"{access}.elem_bytes", f"{access}.inner_stride"]
             for level in range(MAX_LOOPS):
                 names += [f"{access}.loop{level}.bytes", f"{access}.loop{level}.reuse"]
+        names += [f"{stmt}.{n}" for n in _REGISTER_NAMES]
     names += [f"global.{n}" for n in _GLOBAL_NAMES] + [f"micro_kernel.{n}" for n in _TENSORIZE_NAMES]
     names += [f"gpu.{k}" for k in range(GPU_WIDTH)]
     assert len(names) == LOOP_IR_LENGTH

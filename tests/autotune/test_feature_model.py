@@ -213,3 +213,26 @@ def test_feature_hashing_is_the_same_in_every_process() -> None:
         assert child.returncode == 0, child.stderr[-2000:]
         outputs.append(child.stdout.splitlines()[-1])
     assert outputs[0] == outputs[1]
+
+
+def test_a_guarded_tail_and_the_register_tile_show_in_the_features() -> None:
+    """A split that does not divide its axis runs a guarded tail (14 of 18 iterations pass); the innermost unrolled
+    and vectorized loops are the register tile: 6 x 8 float accumulators, 192 bytes of them."""
+    from tcomp.autotune.feature import feature_names
+
+    A = te.placeholder((14, 8), name="A")
+    C = te.compute((14, 8), lambda i, j: A[i, j] * 2.0, name="C")
+    s = tcomp.create_schedule(C)
+    outer, inner = s[C].split(C.op.axis[0], factor=6)
+    s[C].unroll(inner)
+    s[C].vectorize(C.op.axis[1])
+    row = loop_ir_features(tcomp.lower(s, [A, C], simple_mode=True))
+    named = dict(zip(feature_names(), row.tolist()))
+    assert named["stmt0.guard_useful"] == pytest.approx(14 / 18)
+    assert named["stmt0.register_loops"] == 2
+    assert named["stmt0.register_iterations"] == pytest.approx(np.log2(1 + 48))
+    assert named["stmt0.register_store_bytes"] == pytest.approx(np.log2(1 + 6 * 8 * 4))
+    s2 = tcomp.create_schedule(C)
+    s2[C].split(C.op.axis[0], factor=7)  # divides 14: no guard
+    assert dict(zip(feature_names(), loop_ir_features(tcomp.lower(s2, [A, C], simple_mode=True)).tolist()))[
+        "stmt0.guard_useful"] == 1.0

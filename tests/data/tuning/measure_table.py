@@ -1,11 +1,13 @@
-"""Measure random configs of the matmul 256^3 template once, for the cost-model test (``test_model_quality.py``).
+"""Measure random configs of a tuning task once, for the cost-model tests (``test_model_quality.py``).
 
-Writes ``gemm256_measured.json``: the target, the date, and for each config its knob choices and GFLOP/s (the best
+Workloads: ``gemm`` (matmul 256^3, ``gemm256_measured.json``) and ``conv3x3`` (ResNet-50's stage-3 3x3
+convolution in the blocked layout models compile it in, ``conv3x3_measured.json``; its space is small enough to
+measure whole). Writes the target, the date, and for each config its knob choices and GFLOP/s (the best
 of ``--passes`` measurements taken in separate passes, so a load spike in one pass does not decide a config's
 place). The test fits the cost model on 64 of them and ranks the rest; measuring once and committing the table
 keeps that test quick and free of timing noise. Rerun after a change of the template's knobs:
 
-    python tests/data/tuning/measure_gemm_table.py [--configs 320] [--passes 2]
+    python tests/data/tuning/measure_table.py [--workload gemm] [--configs 320] [--passes 2]
 """
 
 from __future__ import annotations
@@ -22,16 +24,23 @@ from tcomp import autotune
 from tcomp.autotune.measure import MeasureInput
 
 HERE = Path(__file__).resolve().parent
+WORKLOADS = {
+    "gemm": ("matmul", (256, 256, 256), "gemm256_measured.json"),
+    "conv3x3": ("conv2d_nchwc_blocked", (1, 256, 14, 14, 256, 3, 3, 1, 1, 16, 16), "conv3x3_measured.json"),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="gemm")
     parser.add_argument("--configs", type=int, default=320)
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(HERE / "gemm256_measured.json"))
+    parser.add_argument("--output", default=None, help="default: the workload's table beside this script")
     args = parser.parse_args()
-    task = autotune.create_task("matmul", (256, 256, 256), "llvm")
+    name, shape, table_name = WORKLOADS[args.workload]
+    output = args.output or str(HERE / table_name)
+    task = autotune.create_task(name, shape, "llvm")
     space = task.config_space
     indices = space.sample(np.random.default_rng(args.seed), args.configs)
     best: dict[int, float] = {}
@@ -46,8 +55,8 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "configs": [{"knobs": space.get(i).to_json()["knobs"], "gflops": round(best[i], 3)} for i in indices],
     }
-    Path(args.output).write_text(json.dumps(table, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"{len(indices)} configs -> {args.output}")
+    Path(output).write_text(json.dumps(table, separators=(",", ":")) + "\n", encoding="utf-8")
+    print(f"{len(indices)} configs -> {output}")
 
 
 if __name__ == "__main__":
