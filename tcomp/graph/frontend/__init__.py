@@ -3,6 +3,7 @@
 from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters with onnx_common)
     onnx_attention,
     onnx_control,
+    onnx_detection,
     onnx_index,
     onnx_linalg,
     onnx_math,
