@@ -33,7 +33,7 @@ PRelu HardSigmoid Gelu HardSwish GatherElements GatherND ScatterElements Scatter
 Trilu OneHot ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp
 ReduceSumSquare GroupNormalization MeanVarianceNormalization DepthToSpace SpaceToDepth DequantizeLinear
 QuantizeLinear Conv ConvTranspose MaxPool AveragePool Resize NonZero BatchNormalization Upsample BitShift BitwiseAnd
-BitwiseOr BitwiseXor BitwiseNot If Loop NonMaxSuppression RoiAlign GRU LSTM RNN
+BitwiseOr BitwiseXor BitwiseNot If Loop Scan NonMaxSuppression RoiAlign GRU LSTM RNN
 """.split()
 
 

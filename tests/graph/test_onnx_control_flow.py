@@ -194,3 +194,43 @@ def test_unsupported_nodes_inside_subgraphs_are_listed_up_front() -> None:
     message = str(caught.value)
     assert "choose/then_branch/SequenceEmpty_0 (SequenceEmpty" in message
     assert "choose/else_branch/Unique_0 (Unique" in message
+
+
+def _scan_body() -> onnx.GraphProto:
+    """State ``acc + a * w`` (``w`` read from outside); scan outputs ``acc`` and ``a - b``."""
+    nodes = [helper.make_node("Mul", ["a", "w"], ["aw"]), helper.make_node("Add", ["acc", "aw"], ["acc_out"]),
+             helper.make_node("Sub", ["a", "b_in"], ["diff"]), helper.make_node("Identity", ["acc_out"], ["trace"])]
+    return helper.make_graph(
+        nodes, "scan_body",
+        [_value("acc", TP.FLOAT, None), _value("a", TP.FLOAT, None), _value("b_in", TP.FLOAT, None)],
+        [_value("acc_out", TP.FLOAT, None), _value("trace", TP.FLOAT, None), _value("diff", TP.FLOAT, None)])
+
+
+@pytest.mark.parametrize(("attrs", "a_shape", "b_shape"), [
+    ({}, [5, 3, 4], [5, 3, 4]),
+    ({"scan_input_axes": [1, -1], "scan_input_directions": [1, 0]}, [3, 5, 4], [3, 4, 5]),
+    ({"scan_output_axes": [2, -3], "scan_output_directions": [1, 0]}, [5, 3, 4], [5, 3, 4]),
+])
+def test_scan_unrolls_along_its_axes_and_directions(attrs: dict[str, list[int]], a_shape: list[int],
+                                                     b_shape: list[int]) -> None:
+    scan = helper.make_node("Scan", ["acc0", "a", "b"], ["acc", "trace", "diff"], body=_scan_body(),
+                            num_scan_inputs=2, **attrs)
+    model = _model([scan], [_value("acc0", TP.FLOAT, [3, 4]), _value("a", TP.FLOAT, a_shape),
+                            _value("b", TP.FLOAT, b_shape), _value("w", TP.FLOAT, [3, 4])],
+                   [_value("acc", TP.FLOAT, None), _value("trace", TP.FLOAT, None), _value("diff", TP.FLOAT, None)],
+                   opset=16)
+    feeds = {name: RNG.normal(0, 1, shape).astype(np.float32)
+             for name, shape in (("acc0", [3, 4]), ("a", a_shape), ("b", b_shape), ("w", [3, 4]))}
+    _check(model, feeds)
+
+
+def test_scan_8_scans_each_batch_entry() -> None:
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "x"], ["s_out"]), helper.make_node("Mul", ["s_out", "x"], ["y"])], "body",
+        [_value("s", TP.FLOAT, [4]), _value("x", TP.FLOAT, [4])],
+        [_value("s_out", TP.FLOAT, [4]), _value("y", TP.FLOAT, [4])])
+    scan = helper.make_node("Scan", ["", "s0", "x"], ["s", "ys"], body=body, num_scan_inputs=1, directions=[1])
+    model = _model([scan], [_value("s0", TP.FLOAT, [2, 4]), _value("x", TP.FLOAT, [2, 5, 4])],
+                   [_value("s", TP.FLOAT, [2, 4]), _value("ys", TP.FLOAT, [2, 5, 4])], opset=8)
+    _check(model, {"s0": RNG.normal(0, 1, (2, 4)).astype(np.float32),
+                   "x": RNG.normal(0, 1, (2, 5, 4)).astype(np.float32)})

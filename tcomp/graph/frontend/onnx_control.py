@@ -1,4 +1,4 @@
-"""ONNX control flow, ``If`` and ``Loop``, resolved at compile time by inlining their subgraphs.
+"""ONNX control flow, ``If``, ``Loop`` and ``Scan``, resolved at compile time by inlining their subgraphs.
 
 tcomp compiles straight-line graphs of static shapes, so control flow is decided while the model is imported:
 
@@ -11,6 +11,9 @@ tcomp compiles straight-line graphs of static shapes, so control flow is decided
   loop-carried values threaded from one iteration to the next; scan outputs are stacked along a new first axis.
   A loop whose continue condition depends on run-time values, or that would run more than
   ``MAX_UNROLLED_ITERATIONS`` times, is refused with an error that says so.
+- ``Scan``: unrolled over its scan inputs' length (static), each along its axis and direction; states threaded,
+  scan outputs stacked along their axes and directions. Definition 8 scans every batch entry apart;
+  ``sequence_lens`` shorter than the sequence are refused.
 
 Each inlining gives the subgraph's values fresh names (a body unrolled three times defines its values three times);
 values a subgraph reads from the scopes around it resolve as any other input does (``onnx.py`` orders a node after
@@ -158,8 +161,8 @@ def _loop(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) ->
     return [*values, *(_stack(b, body, len(carried) + 1 + k, parts) for k, parts in enumerate(stacked))]
 
 
-def _stack(b: Builder, body: onnx.GraphProto, position: int, parts: list[str]) -> str:
-    """A scan output: the iterations' values stacked along a new first axis."""
+def _stack(b: Builder, body: onnx.GraphProto, position: int, parts: list[str], axis: int = 0) -> str:
+    """A scan output: the iterations' values stacked along a new axis ``axis`` (first by default)."""
     if not parts:  # no iteration ran: an empty tensor of the shape the body declares
         declared = body.output[position]
         tensor = declared.type.tensor_type
@@ -169,8 +172,84 @@ def _stack(b: Builder, body: onnx.GraphProto, position: int, parts: list[str]) -
                           f"output {declared.name!r}")
         dtype = dt.to_numpy(onnx_dtype(tensor.elem_type, f"scan output {declared.name!r}"))
         return b.param(np.zeros((0, *dims), dtype), f"{b.node_name}/scan")
-    rows = [reshape(b, part, (1, *b.type(part).shape)) for part in parts]
-    return rows[0] if len(rows) == 1 else b.add1("concat", rows, axis=0)
+    shape = b.type(parts[0]).shape
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise b.error(f"scan output axis {axis} is out of range for {len(shape) + 1} dimensions")
+    axis = axis + len(shape) + 1 if axis < 0 else axis
+    rows = [reshape(b, part, (*shape[:axis], 1, *shape[axis:])) for part in parts]
+    return rows[0] if len(rows) == 1 else b.add1("concat", rows, axis=axis)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+@converts("Scan", (8, 9, *_VERSIONS[1:]))
+def _scan(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    """Scan unrolled over its scan inputs' (static) length; definition 8 scans each batch entry (axis 0) apart."""
+    body = a.graph("body")
+    count = a.int("num_scan_inputs")
+    if v == 8:
+        lengths, ins = optional(ins, 0), ins[1:]
+        states, scanned = ins[:len(ins) - count], ins[len(ins) - count:]
+        batch = b.type(ins[0]).shape[0]
+        if lengths:
+            given = b.require_const(lengths, "sequence_lens")
+            full = b.type(scanned[0]).shape[1] if scanned else 0
+            if not np.all(given == full):
+                raise b.error(f"sequence_lens {given.tolist()} shorter than the sequence ({full}) are not supported")
+        per_batch = []
+        for entry in range(batch):
+            rows = [_take(b, name, 0, entry) for name in ins]
+            per_batch.append(_scan_once(b, node, body, rows[:len(states)], rows[len(states):], a, v,
+                                        f"{b.node_name}/batch {entry}"))
+        return [_stack(b, body, k, [outs[k] for outs in per_batch]) for k in range(len(per_batch[0]))]
+    return _scan_once(b, node, body, ins[:len(ins) - count], ins[len(ins) - count:], a, v, b.node_name)
+
+
+def _take(b: Builder, name: str, axis: int, index: int) -> str:
+    """Entry ``index`` of ``name`` along ``axis``, that axis removed."""
+    shape = b.type(name).shape
+    one = b.add1("strided_slice", [name], begin=(index,), end=(index + 1,), strides=(1,), axes=(axis,))
+    return reshape(b, one, shape[:axis] + shape[axis + 1:])
+
+
+def _scan_once(b: Builder, node: onnx.NodeProto, body: onnx.GraphProto, states: list[str], scanned: list[str],
+               a: Attrs, v: int, where: str) -> list[str]:
+    count = len(scanned)
+    outputs = len(body.output) - len(states)
+    if len(body.input) != len(states) + count or outputs < 0:
+        raise b.error(f"the body takes {len(body.input)} inputs and gives {len(body.output)} outputs, for "
+                      f"{len(states)} states and {count} scan inputs")
+    in_axes = a.ints("scan_input_axes", [0] * count) if v >= 9 else [0] * count
+    in_reverse = a.ints("scan_input_directions" if v >= 9 else "directions", [0] * count)
+    out_axes = a.ints("scan_output_axes", [0] * outputs) if v >= 9 else [0] * outputs
+    out_reverse = a.ints("scan_output_directions", [0] * outputs) if v >= 9 else [0] * outputs
+    if not (len(in_axes or []) == len(in_reverse or []) == count and len(out_axes or []) == len(out_reverse or [])
+            == outputs):
+        raise b.error("the scan axes and directions must have one entry per scan input and output")
+    axes = []
+    for name, axis in zip(scanned, in_axes or []):
+        rank = b.type(name).ndim
+        if not -rank <= axis < rank:
+            raise b.error(f"scan input axis {axis} is out of range for {rank} dimensions")
+        axes.append(axis + rank if axis < 0 else axis)
+    lengths = {b.type(name).shape[axis] for name, axis in zip(scanned, axes)}
+    if len(lengths) != 1:
+        raise b.error(f"the scan inputs have different lengths {sorted(lengths)} along their scan axes")
+    length = lengths.pop()
+    if length > MAX_UNROLLED_ITERATIONS:
+        raise b.error(f"the scan runs {length} iterations; tcomp unrolls at most {MAX_UNROLLED_ITERATIONS}")
+    parts: list[list[str]] = [[] for _ in range(outputs)]
+    for step in range(length):
+        slices = [_take(b, name, axis, length - 1 - step if backward else step)
+                  for name, axis, backward in zip(scanned, axes, in_reverse or [])]
+        results = inline_graph(b, body, [*states, *slices], f"{where}/iteration {step}")
+        states = results[:len(states)]
+        for k in range(outputs):
+            parts[k].append(results[len(states) + k])
+    stacked = []
+    for k in range(outputs):
+        ordered = parts[k][::-1] if (out_reverse or [])[k] else parts[k]
+        stacked.append(_stack(b, body, len(states) + k, ordered, (out_axes or [])[k]))
+    return [*states, *stacked]
 
 
 __all__ = ["MAX_UNROLLED_ITERATIONS", "inline_graph"]
