@@ -85,8 +85,10 @@ def main() -> None:
                     result = tuner.tune(args.trials, measurer=measurer, batch_size=args.batch_size,
                                         confirm=args.confirm)
                     runs[kind].append(result)
+                    search = getattr(tuner, "fit_time", 0.0)  # refits and annealing (model-based tuners)
                     print(f"  seed {seed} {kind.value:>6}: best {result.best_gflops:7.1f} GF/s, default "
-                          f"{result.default_gflops:7.1f} GF/s, {result.wall_time:4.0f} s", flush=True)
+                          f"{result.default_gflops:7.1f} GF/s, {result.wall_time:4.0f} s ({search:.0f} s of it "
+                          "searching)", flush=True)
                     if args.out:  # every run as soon as it ends: an interrupted benchmark keeps its curves
                         saved[workload] = {"task": task.to_json(), "runs": runs_json(runs)}
                         Path(args.out).write_text(json.dumps(saved, indent=1))
