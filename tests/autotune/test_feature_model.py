@@ -115,9 +115,9 @@ def test_feature_extraction_speed() -> None:
     task = create_task("matmul", (1024, 1024, 1024))
     indices = task.config_space.sample(np.random.default_rng(0), 40)
     extractor = FeatureExtractor(task)
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU time: other processes on the machine do not count
     extractor.get(indices)
-    per_config = (time.perf_counter() - start) / len(indices)
+    per_config = (time.process_time() - start) / len(indices)
     print(f"loop-IR feature extraction: {per_config * 1e3:.2f} ms per matmul config")
     assert per_config < 0.1
 
