@@ -91,10 +91,33 @@ def test_other_activations_with_alphas() -> None:
                           "activation_alpha": [0.25], "activation_beta": [0.45]})
 
 
-def test_shorter_sequence_lengths_are_a_clear_error() -> None:
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_shorter_sequence_lengths(kind: str, direction: str) -> None:
+    """Entries shorter than the sequence keep their state past their end and give zeros there."""
+    directions = 2 if direction == "bidirectional" else 1
+    inputs = _inputs(kind, seq=5, batch=3, size=4, hidden=3, directions=directions)
+    inputs = {**{k: v for k, v in inputs.items() if k != ""}, "sequence_lens": np.array([5, 2, 3], np.int32)}
+    order = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c"]
+    inputs = {k: inputs[k] for k in order if k in inputs}
+    check_node(kind, inputs, {"hidden_size": 3, "direction": direction}, opset=14,
+               outputs=3 if kind == "LSTM" else 2, constants=["sequence_lens"], rtol=1e-4, atol=1e-5)
+
+
+def test_sequence_lengths_from_a_graph_input_specialize() -> None:
+    from tests.graph.ort_reference import run_both
+
     inputs = _inputs("GRU", seq=4, batch=2, size=3, hidden=2, directions=1)
     inputs = {"X": inputs["X"], "W": inputs["W"], "R": inputs["R"], "B": inputs["B"],
               "sequence_lens": np.array([4, 2], np.int32)}
-    model = single_node_model("GRU", inputs, 2, {"hidden_size": 2}, 14, constants=["sequence_lens"])
-    with pytest.raises(tg.GraphError, match="sequence_lens"):
-        tg.compile(model)
+    model = single_node_model("GRU", inputs, 2, {"hidden_size": 2}, 14)
+    executor = tg.compile(model)
+    for lengths in ([4, 2], [1, 3]):
+        feeds = {**inputs, "sequence_lens": np.array(lengths, np.int32)}
+        got = executor.run(feeds)
+        _, want = run_both(model, feeds)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    assert executor.compilations == 2
+    with pytest.raises(tg.GraphError, match="length from 1 to 4"):
+        executor.run({**inputs, "sequence_lens": np.array([0, 5], np.int32)})

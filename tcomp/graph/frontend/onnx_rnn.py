@@ -6,8 +6,9 @@ bias), the gates split apart, their activations and the state update; the steps'
 ``Y``. ``direction`` (forward, reverse, bidirectional), ``layout`` (batch first), ``clip`` (applied to the
 activations' inputs), ``activations`` with their ``activation_alpha`` / ``activation_beta`` (consumed in order by the
 functions that take them), GRU's ``linear_before_reset`` and LSTM's peepholes and ``input_forget`` are supported.
-``sequence_lens`` must be known at compile time and equal to the sequence length for every batch entry (shorter
-sequences are refused with a clear error). Gate orders are ONNX's: RNN ``i``; GRU ``z r h``; LSTM ``i o f c``.
+``sequence_lens`` must be known at compile time (graph inputs that give it are specialized on): an entry shorter than
+the sequence keeps its state after its last step and gives zeros past it; in reverse it starts from its own last
+step. Gate orders are ONNX's: RNN ``i``; GRU ``z r h``; LSTM ``i o f c``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Layer:
     gates: int
     directions: int
     clip: float | None
+    lengths: np.ndarray | None  # each batch entry's sequence length (None: all of it)
 
     def direction_slice(self, b: Builder, name: str, d: int, shape: tuple[int, ...]) -> str:
         """Direction ``d`` of a ``[directions, ...]`` operand, reshaped to ``shape``."""
@@ -116,9 +118,24 @@ def _split(b: Builder, name: str, parts: int) -> list[str]:
     return b.add("split", [name], parts, axis=1, sizes=(width,) * parts)
 
 
+def _rows(b: Builder, flat: str, rows: list[int]) -> str:
+    """Rows ``rows`` of a 2-D tensor (a ``take`` by constant indices)."""
+    return b.add1("take", [flat, b.param(np.array(rows, np.int64), f"{b.node_name}/rows")], axis=0)
+
+
+def _masked(b: Builder, valid: np.ndarray, new: str, old: str) -> str:
+    """``new`` for the batch entries ``valid`` marks, ``old`` for the others."""
+    if valid.all():
+        return new
+    mask = b.param(valid.reshape(-1, 1), f"{b.node_name}/valid")
+    return b.add1("where", [mask, new, old])
+
+
 def _run_direction(b: Builder, layer: Layer, d: int, operands: dict[str, str], fns: list[Activation],
                    reverse: bool, linear_before_reset: bool, input_forget: bool) -> tuple[list[str], str, str]:
-    """The hidden states of every step (in sequence order), the last hidden state and (LSTM) the last cell."""
+    """The hidden states of every step (in sequence order), the last hidden state and (LSTM) the last cell. With
+    ``layer.lengths``, batch entry ``b`` runs its first ``lengths[b]`` steps (backwards from its own last step in
+    reverse), keeps its state after them and gives zeros for the steps past its end."""
     hidden, gates, batch = layer.hidden, layer.gates, layer.batch
     dtype = b.type(layer.x).dtype
     w = layer.direction_slice(b, operands["W"], d, (gates * hidden, b.type(operands["W"]).shape[2]))
@@ -145,20 +162,36 @@ def _run_direction(b: Builder, layer: Layer, d: int, operands: dict[str, str], f
     peepholes = _split(b, reshape(b, layer.direction_slice(b, operands["P"], d, (3 * hidden,)), (1, 3 * hidden)), 3) \
         if operands.get("P") else []
     one = scalar_param(b, 1.0, dtype, "one")
+    lengths = layer.lengths if layer.lengths is not None else np.full(batch, layer.seq)
+    uniform = bool(np.all(lengths == layer.seq))
+    flat = projected if uniform else reshape(b, projected, (layer.seq * batch, gates * hidden))
     states = []
-    for t in (range(layer.seq - 1, -1, -1) if reverse else range(layer.seq)):
-        x_part = _row(b, projected, t, batch)
+    for k in range(layer.seq):
+        if not reverse:
+            x_part = _row(b, projected, k, batch)
+        elif uniform:
+            x_part = _row(b, projected, layer.seq - 1 - k, batch)
+        else:  # each batch entry from its own last step backwards
+            x_part = _rows(b, flat, [max(n - 1 - k, 0) * batch + e for e, n in enumerate(lengths)])
         if layer.kind == "GRU":
-            h = _gru_step(b, layer, x_part, h, r_t, r_bias, fns, linear_before_reset, one)
+            h_new, c_new = _gru_step(b, layer, x_part, h, r_t, r_bias, fns, linear_before_reset, one), c
         else:
             total = b.add1("add", [x_part, b.add1("matmul", [h, r_t])])
             if layer.kind == "RNN":
-                h = fns[0].apply(b, _clip(b, layer, total))
+                h_new, c_new = fns[0].apply(b, _clip(b, layer, total)), c
             else:
-                h, c = _lstm_step(b, layer, total, c, peepholes, fns, input_forget, one)
-        states.append(h)
-    if reverse:
+                h_new, c_new = _lstm_step(b, layer, total, c, peepholes, fns, input_forget, one)
+        valid = k < lengths
+        h, c = _masked(b, valid, h_new, h), _masked(b, valid, c_new, c)
+        states.append(_masked(b, valid, h_new, zeros))
+    if reverse and uniform:
         states.reverse()
+    elif reverse:  # step k of entry e is its time lengths[e] - 1 - k
+        stacked = reshape(b, b.add1("concat", [reshape(b, s, (1, batch, hidden)) for s in states], axis=0)
+                          if layer.seq > 1 else states[0], (layer.seq * batch, hidden))
+        states = [_masked(b, t < lengths, _rows(b, stacked, [max(n - 1 - t, 0) * batch + e
+                                                                  for e, n in enumerate(lengths)]), zeros)
+                  for t in range(layer.seq)]
     return states, h, c
 
 
@@ -228,13 +261,14 @@ def _recurrent(kind: str, gates: int, defaults: list[str]) -> object:
             raise b.error(f"hidden_size {a.int('hidden_size')} differs from R's {hidden}")
         if b.type(operands["W"]).shape[:2] != (directions, gates * hidden):
             raise b.error(f"W {b.type(operands['W'])} must be [{directions}, {gates * hidden}, input_size]")
+        lengths = None
         if operands["sequence_lens"]:
-            lengths = b.require_const(operands["sequence_lens"], "sequence_lens")
-            if lengths.shape != (batch,) or not np.all(lengths == seq):
-                raise b.error(f"sequence_lens {lengths.tolist()} shorter than the sequence ({seq}) are not "
-                              "supported")
+            lengths = b.require_const(operands["sequence_lens"], "sequence_lens (they decide which steps run)")
+            if lengths.shape != (batch,) or not np.all((lengths >= 1) & (lengths <= seq)):
+                raise b.error(f"sequence_lens {lengths.tolist()} must give each of the {batch} batch entries a "
+                              f"length from 1 to {seq}")
         clip = a.float("clip", 0.0) if a.has("clip") else None
-        layer = Layer(kind, x, seq, batch, hidden, gates, directions, clip)
+        layer = Layer(kind, x, seq, batch, hidden, gates, directions, clip, lengths)
         fns = _activations(b, a, defaults, directions)
         linear = bool(a.int("linear_before_reset", 0)) if kind == "GRU" else False
         forget = bool(a.int("input_forget", 0)) if kind == "LSTM" else False
