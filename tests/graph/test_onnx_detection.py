@@ -74,3 +74,45 @@ def test_bad_shapes_are_a_clear_error() -> None:
     model = single_node_model("NonMaxSuppression", inputs, 1, {}, 11, constants=list(inputs))
     with pytest.raises(tg.GraphError, match=r"must be \[batches, boxes, 4\]"):
         tg.compile(model)
+
+
+def _roi_inputs(regions: int) -> dict[str, np.ndarray]:
+    x = RNG.normal(0, 1, (2, 3, 11, 13)).astype(np.float32)
+    starts = RNG.uniform(-3, 12, (regions, 2))
+    sizes = RNG.uniform(-0.5, 9, (regions, 2))  # some malformed (negative), some past the edges
+    rois = np.concatenate([starts, starts + sizes], 1).astype(np.float32)
+    return {"X": x, "rois": rois, "batch_indices": RNG.integers(0, 2, regions).astype(np.int64)}
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("transform", ["half_pixel", "output_half_pixel"])
+@pytest.mark.parametrize("ratio", [0, 2])
+def test_roi_align_against_onnxruntime(mode: str, transform: str, ratio: int) -> None:
+    attrs = {"mode": mode, "coordinate_transformation_mode": transform, "output_height": 3, "output_width": 4,
+             "sampling_ratio": ratio, "spatial_scale": 0.75}
+    check_node("RoiAlign", _roi_inputs(9), attrs, opset=16, constants=["rois", "batch_indices"], rtol=1e-4,
+               atol=1e-5)
+
+
+def test_roi_align_opset_10_and_run_time_regions() -> None:
+    from tests.graph.ort_reference import run_both, single_node_model
+
+    inputs = _roi_inputs(5)
+    check_node("RoiAlign", inputs, {"output_height": 2, "output_width": 2}, opset=10,
+               constants=["rois", "batch_indices"], rtol=1e-4, atol=1e-5)
+    model = single_node_model("RoiAlign", inputs, 1, {"output_height": 2, "output_width": 3}, 16)
+    executor = tg.compile(model)
+    for _ in range(2):
+        feeds = {**inputs, "rois": _roi_inputs(5)["rois"]}
+        got, want = run_both(model, feeds)
+        np.testing.assert_allclose(executor.run(feeds)[0], want[0], rtol=1e-4, atol=1e-5)
+    assert executor.compilations == 2
+
+
+def test_roi_align_refuses_bad_batch_indices() -> None:
+    from tests.graph.ort_reference import single_node_model
+
+    inputs = {**_roi_inputs(2), "batch_indices": np.array([0, 2], np.int64)}
+    model = single_node_model("RoiAlign", inputs, 1, {}, 16, constants=["rois", "batch_indices"])
+    with pytest.raises(tg.GraphError, match=r"must be in \[0, 2\)"):
+        tg.compile(model)
