@@ -77,12 +77,12 @@ def test_long_sums_are_linear_time() -> None:
     e: E.Expr = variables[0]
     for k, v in enumerate(variables[1:]):
         e = e + v * (k % 5 + 1) - 1
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
     result = simplify(e)
     assert const_int_bound(e) == (None, None)
     interval = eval_interval(e, {variables[0]: IntervalSet(const(0), const(3))})
     assert interval.min is not None
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
     assert isinstance(result, E.Sub)
 
 
@@ -91,8 +91,8 @@ def test_products_of_sums_do_not_blow_up() -> None:
     e: E.Expr = const(1)
     for k in range(0, 12, 2):
         e = e * (variables[k] + variables[k + 1] + 1)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
     simplify(e)
     simplify(e - e)
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert isinstance(simplify(e - e), E.IntImm)
