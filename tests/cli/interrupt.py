@@ -9,13 +9,19 @@ import threading
 import time
 
 
+def _default_sigint() -> None:
+    """In the child before it starts Python: Ctrl-C at its default. A suite started in the background (``pytest &``
+    from a script) inherits SIGINT ignored, and Python then installs no handler, as it should for a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(argv: list[str], stream: str, prefix: str, settle: float = 0.0,
                    limit: float = 300.0) -> tuple[int, str, str]:
     """Start ``python -m tcomp.cli *argv``; once a line of ``stream`` (``"stdout"`` or ``"stderr"``) starts with
     ``prefix`` (or the stream ends), wait ``settle`` seconds and send SIGINT. Returns the exit status and what the
     command wrote after that line. The child is killed if it is still running after ``limit`` seconds."""
     child = subprocess.Popen([sys.executable, "-m", "tcomp.cli", *argv], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     watchdog = threading.Timer(limit, child.kill)
     watchdog.start()
     try:
