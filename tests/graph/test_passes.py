@@ -168,6 +168,31 @@ def test_gemm_trans_b_too_large_to_fold_streams_a_packed_weight(monkeypatch: pyt
     np.testing.assert_allclose(got, x @ w_nk.T + bias, rtol=1e-5, atol=1e-5)
 
 
+def test_weights_built_by_constant_of_shape_fold_into_a_packed_product() -> None:
+    """Weights an export builds at run time (``ConstantOfShape``, as in the onnx package's VGG-19 and ZFNet-512,
+    whose 392 MiB and 288 MiB classifier weights are within the folding limit) are computed once at compile time:
+    no ``constant_of_shape`` or ``transpose`` kernel runs per inference, and the Gemm streams a packed weight."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tcomp.graph.passes.fold_constants import MAX_FOLD_BYTES
+
+    assert MAX_FOLD_BYTES >= 4096 * 25088 * 4
+    value = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.25])
+    nodes = [helper.make_node("ConstantOfShape", ["W_shape"], ["W"], value=value),
+             helper.make_node("Gemm", ["x", "W", "b"], ["y"], transB=1)]
+    x, bias = rand(1, 50), rand(37)
+    model = helper.make_model(helper.make_graph(
+        nodes, "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 50])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 37])],
+        [numpy_helper.from_array(np.array([37, 50], np.int64), "W_shape"), numpy_helper.from_array(bias, "b")]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    executor = tg.compile(model.SerializeToString(), "llvm")
+    printed = str(executor.graph)
+    assert "constant_of_shape" not in printed and "= transpose(" not in printed
+    [got] = executor.run([x])
+    np.testing.assert_allclose(got, x @ np.full((37, 50), 0.25, np.float32).T + bias, rtol=1e-5, atol=1e-5)
+
+
 def test_matvec_weights_leave_large_batches_and_computed_weights() -> None:
     from tcomp.graph.passes.matvec_weights import MATVEC_ROWS, matvec_weights
 

@@ -10,7 +10,9 @@ Rewrite, node by node in order (so whole constant subgraphs fold):
   ``GraphError`` naming the node, as onnxruntime refuses such a model.
 
 Assumes: a typed graph before fusion. Does not fold a node whose outputs would exceed ``MAX_FOLD_BYTES`` (it stays
-a kernel). Dead nodes and unused parameters are dropped. Returns the same graph when nothing folds.
+a kernel). The limit is 1 GiB: exports that build their weights at run time (``ConstantOfShape`` of VGG-19's 392 MiB
+classifier weight in the onnx package's light models) fold them once, as onnxruntime does, instead of writing them
+at every inference. Dead nodes and unused parameters are dropped. Returns the same graph when nothing folds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from tcomp.runtime.errors import KernelError
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target, as_target
 
-MAX_FOLD_BYTES = 256 << 20
+MAX_FOLD_BYTES = 1 << 30
 
 
 def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target,
