@@ -18,6 +18,7 @@ import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
+from tcomp.codegen.llvm.control import if_else
 from tcomp.codegen.llvm.extern import emit_address_of, emit_extern_call
 from tcomp.codegen.llvm.intrinsics import call_intrinsic, emit_call
 from tcomp.ir import dtype as dt
@@ -292,26 +293,10 @@ class ExprEmitter:
         """A select whose branches read memory or divide evaluates only the branch taken (as ``if_then_else``
         promises): a guarded read such as ``i >= 1 ? A[i - 1] : 0`` must not touch ``A[-1]``, and
         ``b != 0 ? a / b : 0`` must not divide by zero."""
-        bld = self.builder
-        cond = self.emit(expr.condition)
-        function = bld.block.function
-        then_block = function.append_basic_block("select.then")
-        else_block = function.append_basic_block("select.else")
-        merge = function.append_basic_block("select.end")
-        bld.cbranch(cond, then_block, else_block)
-        bld.position_at_end(then_block)
-        true_value = self.emit_lanes(expr.true_value, dt.element(expr.dtype), 1)
-        then_end = bld.block
-        bld.branch(merge)
-        bld.position_at_end(else_block)
-        false_value = self.emit_lanes(expr.false_value, dt.element(expr.dtype), 1)
-        else_end = bld.block
-        bld.branch(merge)
-        bld.position_at_end(merge)
-        phi = bld.phi(true_value.type)
-        phi.add_incoming(true_value, then_end)
-        phi.add_incoming(false_value, else_end)
-        return phi
+        element = dt.element(expr.dtype)
+        return if_else(self.builder, self.emit(expr.condition),
+                       lambda: self.emit_lanes(expr.true_value, element, 1),
+                       lambda: self.emit_lanes(expr.false_value, element, 1), "select")
 
     # ------------------------------------------------------------------------------------------------ casts
     def _cast_node(self, expr: E.Expr) -> ir.Value:

@@ -39,6 +39,7 @@ import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import ModuleContext
+from tcomp.codegen.llvm.control import if_else
 
 VECTOR_MATH_OPS = ("erf", "exp", "log", "sigmoid", "tanh")
 
@@ -188,24 +189,7 @@ def _by_range(m: _Math, x: ir.Value, fast: Callable[[ir.Value], ir.Value],
     ``general`` alone, branch-free, so that LLVM's loop vectorizer still widens a loop that calls it."""
     if m.lanes == 1:
         return general(x)
-    b = m.b
-    fast_block = b.append_basic_block("normal_range")
-    general_block = b.append_basic_block("any_range")
-    merge = b.append_basic_block("range_merge")
-    b.cbranch(_normal_range(m, x), fast_block, general_block)
-    b.position_at_end(fast_block)
-    fast_value = fast(x)
-    fast_end = b.block
-    b.branch(merge)
-    b.position_at_end(general_block)
-    general_value = general(x)
-    general_end = b.block
-    b.branch(merge)
-    b.position_at_end(merge)
-    result = b.phi(x.type)
-    result.add_incoming(fast_value, fast_end)
-    result.add_incoming(general_value, general_end)
-    return result
+    return if_else(m.b, _normal_range(m, x), lambda: fast(x), lambda: general(x), "exp_range")
 
 
 def _exp(m: _Math, x: ir.Value) -> ir.Value:
