@@ -86,6 +86,53 @@ def test_layout_transform_between_block_sizes_and_kernel_packing() -> None:
     build_and_check(schedule_cpu([packed]), [w, packed], [weights], pack(weights, 16, 8))
 
 
+def from_blocked(x: np.ndarray) -> np.ndarray:
+    n, c, h, w, b = x.shape
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3).reshape(n, c * b, h, w))
+
+
+@pytest.mark.parametrize(("shape", "src", "dst"), [
+    ((1, 6, 3, 5, 8), "NCHW8c", "NCHW4c"),  # the block divides the source's
+    ((2, 3, 5, 3, 4), "NCHW4c", "NCHW12c"),  # the source's block divides the block
+    ((1, 7, 3, 2, 8), "NCHW8c", "NCHW7c"),  # neither: whole groups of lcm(8, 7) = 56 channels
+    ((1, 9, 2, 3, 4), "NCHW4c", "NCHW6c"),  # lcm 12: three source blocks make two output blocks
+    ((1, 5, 2, 3, 6), "NCHW6c", "NCHW10c"),  # 30 channels: lcm 30 would need 3 output blocks, there are 3
+    ((1, 4, 3, 3, 6), "NCHW6c", "NCHW4c"),  # lcm 12 = 3 output blocks do not divide the 6 output blocks
+    ((1, 12, 5, 7), "NCHW", "NCHW4c"),
+    ((2, 3, 4, 5), "NCHW", "NCHW3c"),
+])
+def test_layout_transform_into_blocks_at_odd_sizes(shape: tuple[int, ...], src: str, dst: str) -> None:
+    """Transforms into a blocked layout: loops without divisions per element, vectorized where the source is read
+    in place, and unrolled where it is read through a permutation; every value against numpy."""
+    x = te.placeholder(shape, name="x")
+    data = random_data(RNG, shape)
+    plain = data if src == "NCHW" else from_blocked(data)
+    block = Layout.parse(dst).block("C")
+    assert block is not None
+    expected = to_blocked(plain, block)
+    plain_y = layout_transform(x, src, dst)
+    build_and_check(schedule_cpu([plain_y]), [x, plain_y], [data], expected)
+    relu = te.compute(x.shape, lambda *i: te.max(x[i], 0.0), name="relu")  # read in place: still vectorized
+    fused = layout_transform(relu, src, dst)
+    build_and_check(schedule_cpu([fused]), [x, fused], [data], np.maximum(expected, 0.0))
+    if src != "NCHW":
+        reversed_c = te.compute(x.shape, lambda n, c, h, w, b: x[n, c, h, w, x.shape[4] - 1 - b], name="flip")
+        flipped = layout_transform(reversed_c, src, dst)
+        expected_flip = to_blocked(from_blocked(data[..., ::-1]), block)
+        build_and_check(schedule_cpu([flipped]), [x, flipped], [data], expected_flip)
+
+
+def test_layout_transform_into_blocks_loops() -> None:
+    """``NCHW8c`` -> ``NCHW4c``: two output blocks per source block (an unrolled loop), the innermost four channels
+    one vector read contiguously."""
+    x = te.placeholder((1, 6, 3, 5, 8), name="x")
+    y = layout_transform(x, "NCHW8c", "NCHW4c")
+    text = str(tcomp.lower(schedule_cpu([y]), [x, y]))
+    assert "ramp(" in text and "unrolled(0, 2)" in text
+    read = text.split("= x[")[1]
+    assert "//" not in read and "%" not in read  # the source index is affine in the loops
+
+
 def test_layout_transform_errors() -> None:
     x = te.placeholder((1, 20, 4, 4), name="x")
     with pytest.raises(OpError, match="not a multiple of the block 16c"):

@@ -8,6 +8,7 @@ and a loop runs in parallel only when the work behind it pays for waking the thr
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from tcomp.arith.factors import largest_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_int_value
 from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.ops.cpu.views import placeholder_reads
 from tcomp.ops.nchwc import Layout
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
@@ -227,7 +229,8 @@ def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
     """A root ``layout_transform`` that unblocks an axis (``NCHW16c`` -> ``NCHW``): each output axis whose primal is
     blocked in the source is split by the block, and the block's loop moved just outside the vectorized innermost
     axis, so a tile of ``block x vector`` outputs reads one contiguous region of the source (a few cache lines per
-    gathered vector instead of one line per lane). Other transforms get the elementwise schedule."""
+    gathered vector instead of one line per lane). Other transforms (into a blocked layout, or from one block to
+    another) get ``_schedule_blocked_transform``; symbolic shapes the elementwise schedule."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     src = Layout.parse(str(op.attrs["src_layout"]))
@@ -237,8 +240,11 @@ def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
         d for d, letter in enumerate(dst.axes[:-1])
         if letter.isupper() and dst.block(letter) is None and src.block(letter) is not None
     ]
-    if sizes is None or not blocked:
+    if sizes is None:
         schedule_elementwise(stage, cpu)
+        return
+    if not blocked:
+        _schedule_blocked_transform(stage, cpu, src, dst, sizes)
         return
     axes = list(op.axis)
     last = axes[-1]
@@ -261,3 +267,82 @@ def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
     if factor is not None:
         stage.vectorize(last)
     parallel_fused(stage, outer, product(sizes), cpu.cores)
+
+
+def _schedule_blocked_transform(stage: Stage, cpu: CpuTarget, src: Layout, dst: Layout, sizes: list[int]) -> None:
+    """A ``layout_transform`` into a blocked layout (``NCHW`` -> ``NCHW8c``, ``NCHW8c`` -> ``NCHW4c``): loops in
+    the output's order, no fused index below the rows, so no division or remainder per element (the elementwise
+    schedule fuses every axis and divides the fused index for every element, and gathers each vector lane by lane).
+
+    Changing a block from ``s`` to ``d`` channels splits loops so that each source index is an affine function of
+    the loops: the output's channel-block loop by ``k = lcm(s, d) / d`` blocks, which fill whole source blocks
+    (``C = co * k + ci``, ``ci`` unrolled: channel ``C * d + c`` lies in source block ``co * lcm / s + (ci * d + c)
+    // s``, a constant offset); where ``s`` divides ``d`` the output's block loop by ``s`` (``c = bi * s + bj``:
+    source block ``C * d/s + bi`` at ``bj``). The innermost loop is then vectorized
+    when it walks the source contiguously (its source is read in place, through elementwise stages at most), else
+    unrolled. Measured on znver1, one thread: ``NCHW8c`` -> ``NCHW4c`` of ``[1, 34, 14, 14, 8]`` 145 -> 11 us,
+    ``NCHW`` -> ``NCHW4c`` of ``[1, 272, 14, 14]`` 211 -> 40 us."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    axes = list(op.axis)
+    primal_loops: list[IterVar] = []
+    block_loops: list[IterVar] = []
+    contiguous = False
+    for position, letter in enumerate(dst.axes):
+        axis = axes[position]
+        if letter.isupper():
+            primal_loops.append(axis)
+            continue
+        d = dst.factors[position]
+        s = src.block(letter.upper())
+        upper = dst.axes.index(letter.upper())
+        assert d is not None
+        same_innermost = position == len(dst.axes) - 1 and src.axes[-1] == letter
+        contiguous = same_innermost and s == d
+        if s is None or s == d:
+            block_loops.append(axis)
+            continue
+        blocks = math.lcm(s, d) // d  # output blocks that fill whole source blocks
+        if blocks > 1 and sizes[upper] % blocks == 0:
+            chunk_outer, chunk_inner = stage.split(axes[upper], factor=blocks)
+            primal_loops[primal_loops.index(axes[upper])] = chunk_outer
+            block_loops.append(chunk_inner)
+            stage.unroll(chunk_inner)
+            contiguous = same_innermost and s % d == 0
+        if d % s == 0:
+            block_outer, block_inner = stage.split(axis, factor=s)
+            block_loops += [block_outer, block_inner]
+            stage.unroll(block_outer)
+            contiguous = same_innermost
+        else:
+            block_loops.append(axis)
+    stage.reorder(*primal_loops, *block_loops)
+    innermost = block_loops[-1] if block_loops else None
+    if innermost is not None:
+        if contiguous and _reads_in_place(op) and const_extent(innermost) is not None:
+            stage.vectorize(innermost)
+        else:
+            stage.unroll(innermost)
+    rows = primal_loops[:-1] if len(primal_loops) > 1 else primal_loops
+    parallel_fused(stage, rows, product(sizes), cpu.cores)
+
+
+def _reads_in_place(op: ComputeOp) -> bool:
+    """Whether the transform's input is a placeholder, or a stage reading placeholders at its own indices (or
+    constants broadcast along some of them): its innermost index moves the reads one element at a time."""
+    (source,) = op.input_tensors()
+    if not isinstance(source.op, ComputeOp):
+        return True
+    if source.op.is_reduction:
+        return False
+    variables = [iv.var for iv in source.op.axis]
+    reads = placeholder_reads(source, variables)
+    if reads is None:
+        return False
+    last = variables[-1]
+    for _, indices in reads:
+        if not any(v is last for index in indices for v in free_vars(index)):
+            continue  # a constant or a broadcast along the innermost axis
+        if not indices or indices[-1] is not last:
+            return False
+    return True
