@@ -30,6 +30,7 @@ from tcomp.ops.cpu import (
     schedule_softmax,
 )
 from tcomp.ops.cpu.common import vector_factor
+from tcomp.ops.cpu.conv2d import depthwise_vector_width
 from tcomp.ops.testing import random_data
 from tests.ops.op_cases import CASES
 
@@ -175,9 +176,12 @@ def test_pointwise_conv2d_nchw_plane_with_epilogue() -> None:
     (8, (16, 16), 1, 3, 1, 1),
     (3, (11, 9), 2, 3, 2, 1),
     (4, (7, 7), 1, 5, 1, 2),
+    (6, (28, 28), 1, 3, 1, 1),  # 4-column vectors
+    (6, (28, 28), 1, 3, 2, 1),  # the padding inlined into the strided reads
+    (5, (13, 12), 1, 3, (2, 3), (0, 1, 2, 1)),  # strides and paddings that differ per side
 ])
-def test_depthwise_conv2d_nchw(channels: int, size: tuple[int, int], multiplier: int, kernel: int, stride: int,
-                               padding: int) -> None:
+def test_depthwise_conv2d_nchw(channels: int, size: tuple[int, int], multiplier: int, kernel: int, stride: object,
+                               padding: object) -> None:
     x_t = te.placeholder((1, channels, *size), name="data")
     w_t = te.placeholder((channels, multiplier, kernel, kernel), name="kernel")
     out = ops.depthwise_conv2d_nchw(x_t, w_t, stride, padding)
@@ -200,6 +204,9 @@ def test_conv_tiles_by_shape() -> None:
     assert conv2d_nchwc_tile([1, 250, 13, 13, 8], [64, 1, 1, 8], AVX2, 8) == NCHWcTile(13, 1, False, 0)
     assert conv2d_nchw_tile(64, 56, 56, AVX512, 16) == NCHWTile(4, 4, 14)
     assert conv2d_nchw_tile(5, 7, 7, AVX512, 16) == NCHWTile(5, 1, 7)
+    # depthwise columns: a power of two of at least half the lanes, else the vector factor
+    assert [depthwise_vector_width(ow, 8) for ow in (28, 56, 14, 7, 12)] == [4, 8, 7, 7, 4]
+    assert [depthwise_vector_width(ow, 16) for ow in (28, 112, 14)] == [14, 16, 14]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
