@@ -434,26 +434,52 @@ def _infer_lrn(ctx: InferContext) -> list[TensorType]:
     return [x]
 
 
+_LRN_UNROLLED_WINDOW = 16  # windows up to this size are summed term by term, in one element-wise kernel
+
+
+def _lrn_value(value: Expr, square_sum: Expr, alpha: float, beta: float, bias: float, size: int) -> Expr:
+    """``value / (bias + alpha / size * square_sum) ^ beta``."""
+    base = square_sum * (alpha / size) + bias
+    if beta == 0.75:  # AlexNet's, ZFNet's and GoogLeNet's: two square roots, exact to rounding
+        root = te.sqrt(base)
+        return value / (root * te.sqrt(root))
+    if bias > 0 and alpha >= 0:  # base >= bias > 0: the power by the vectorized exp and log
+        return value * te.exp(te.log(base) * -beta)
+    return value / te.pow(base, const(beta, base.dtype))
+
+
 def _lower_lrn(ctx: LowerContext) -> list[Tensor]:
     x = ctx.tensor(0)
     size = int(ctx.attr("size"))
     alpha, beta, bias = float(ctx.attr("alpha", 1e-4)), float(ctx.attr("beta", 0.75)), float(ctx.attr("bias", 1.0))
     channels = ctx.types[0].shape[1]  # type: ignore[union-attr]
     before = (size - 1) // 2
-    r = te.reduce_axis((0, size), name="r")
 
-    def square_sum(*i: Any) -> Expr:
-        c = i[1] - before + r.var
-        inside = te.all(c >= 0, c < channels)
+    def window_square(i: tuple[Any, ...], c: Any) -> Expr:
+        """``x[c]^2``, 0 outside the channels. The read is clamped in bounds and its square capped at +inf inside,
+        at 0 outside (a select of two constants vectorizes; a select of a read branches). A NaN read outside
+        stays NaN, which is right: the clamped channel is in the window too."""
+        cap = te.if_then_else(te.all(c >= 0, c < channels), const(float("inf"), x.dtype), const(0.0, x.dtype))
         value = x[(i[0], max_expr(min_expr(c, channels - 1), 0), *i[2:])]
-        return te.sum(te.if_then_else(inside, value * value, const(0.0, x.dtype)), axis=r)
+        return te.min(value * value, cap)
 
-    total = te.compute(x.shape, square_sum, name=f"{ctx.name}_sqsum", tag="comm_reduce")
+    if size <= _LRN_UNROLLED_WINDOW:  # one element-wise kernel, vectorized along the rows
+        def square_sum(*i: Any) -> Expr:
+            total = window_square(i, i[1] - before)
+            for k in range(1, size):
+                total = total + window_square(i, i[1] - before + k)
+            return total
 
-    def body(*i: Any) -> Expr:
-        return x[i] / te.pow(total[i] * (alpha / size) + bias, te.const(beta, x.dtype))
+        def body(*i: Any) -> Expr:
+            return _lrn_value(x[i], square_sum(*i), alpha, beta, bias, size)
 
-    return [te.compute(x.shape, body, name=ctx.name, tag="elemwise")]
+        return [te.compute(x.shape, body, name=ctx.name, tag="elemwise")]
+
+    r = te.reduce_axis((0, size), name="r")
+    total = te.compute(x.shape, lambda *i: te.sum(window_square(i, i[1] - before + r.var), axis=r),
+                       name=f"{ctx.name}_sqsum", tag="comm_reduce")
+    return [te.compute(x.shape, lambda *i: _lrn_value(x[i], total[i], alpha, beta, bias, size), name=ctx.name,
+                       tag="elemwise")]
 
 
 register_op("lrn", OpPattern.OPAQUE, _infer_lrn, _lower_lrn)

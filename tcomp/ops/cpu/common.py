@@ -125,8 +125,9 @@ def parallel_fused(stage: Stage, axes: Sequence[IterVar], work: int | None, core
 
 
 def schedule_elementwise(stage: Stage, cpu: CpuTarget) -> None:
-    """A root stage without reduction: the innermost axis split by the vector width and vectorized, every outer
-    axis fused into one loop, parallel when the stage is large."""
+    """A root stage without reduction: the innermost axis split by the vector width and vectorized (or, when no
+    width divides it, left a loop of its own for LLVM to widen), every outer axis fused into one loop, parallel
+    when the stage is large."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     axes = list(stage.leaf_iter_vars)
@@ -146,8 +147,10 @@ def schedule_elementwise(stage: Stage, cpu: CpuTarget) -> None:
         else:
             last_inner = last
         stage.vectorize(last_inner)
-    else:
+    elif not outer:
         outer.append(last)
+    # else the innermost axis (no vector width divides it) stays a plain loop of its own, which LLVM's loop
+    # vectorizer widens with a scalar tail (fused into the parallel loop, every element would divide its index)
     # the parallel loop fuses the outer axes only: a serial loop over the vectors of a row keeps the index
     # arithmetic (divisions of the fused index) out of the innermost loop
     parallel_fused(stage, outer, work, cpu.cores)
