@@ -12,12 +12,14 @@ from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
+    NCHWcTile,
     schedule_conv2d_nchwc,
     schedule_cpu,
     schedule_injective,
     schedule_reduce,
     schedule_softmax,
 )
+from tcomp.ops.cpu.conv2d import nchwc_tiles
 from tcomp.ops.nchwc import conv2d_nchwc, layout_transform
 from tcomp.ops.testing import random_data
 from tcomp.schedule.relation import AttachType
@@ -78,6 +80,35 @@ def test_nchw_in_nchw_out_through_blocked_conv(channels: int, size: int, kernel:
     expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, kernel // 2) + b[None, :, None, None], 0)
     arrays = [x, _packed(w, 16, 16), np.ascontiguousarray(b.reshape(1, 2, 1, 1, 16))]
     build_and_check(s, [x_t, w_t, b_t, out], arrays, expected, 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize("unblock", [False, True])
+@pytest.mark.parametrize(("reg_n", "chunks", "rows_outer", "stride"), [
+    (4, 2, True, 1), (4, 2, False, 1), (3, 3, True, 2), (5, 1, True, 1), (2, 6, False, 1),
+])
+def test_conv_nchwc_register_tiles_and_loop_orders(reg_n: int, chunks: int, rows_outer: bool, stride: int,
+                                                   unblock: bool) -> None:
+    """Tiles of several channel blocks, with the rows outside or inside the channel tiles, widths the columns do not
+    divide (a guarded tail), against numpy: written blocked (bias + relu epilogue) or NCHW (the unblocking transform
+    hosts the tiles)."""
+    x_t = te.placeholder((1, 3, 11, 13, 4), name="x")
+    w_t = te.placeholder((6, 3, 3, 3, 4, 4), name="w")
+    b_t = te.placeholder((1, 6, 1, 1, 4), name="b")
+    conv = conv2d_nchwc(x_t, w_t, stride, 1)
+    out = ops.relu(ops.add(conv, b_t))
+    if unblock:
+        out = layout_transform(out, "NCHW4c", "NCHW")
+
+    def choose(op: object, workload: object) -> NCHWcTile:
+        return NCHWcTile(reg_n, chunks, True, 0, rows_outer)
+
+    with nchwc_tiles(choose):
+        s = schedule_cpu([out], Target("llvm -num-cores=2"))
+    assert s[conv].attach_stage is s[out]
+    x, w, b = random_data(RNG, (1, 12, 11, 13)), random_data(RNG, (24, 12, 3, 3)), random_data(RNG, (24,))
+    expected = np.maximum(reference.conv2d_nchw_python(x, w, stride, 1) + b[None, :, None, None], 0)
+    arrays = [_blocked(x, 4), _packed(w, 4, 4), np.ascontiguousarray(b.reshape(1, 6, 1, 1, 4))]
+    build_and_check(s, [x_t, w_t, b_t, out], arrays, expected if unblock else _blocked(expected, 4), 1e-4, 1e-4)
 
 
 def test_elementwise_producer_of_a_conv_is_inlined_into_its_padding() -> None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_reduction
-from tcomp.ops.cpu.conv2d import NCHWcTile, NCHWTile, conv2d_nchw_tile, conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
+from tcomp.ops.cpu.conv2d import (
+    NCHWcTile,
+    NCHWTile,
+    conv2d_nchw_tile,
+    conv2d_nchwc_tile,
+    register_tile,
+    schedule_conv2d_nchwc_stage,
+)
 from tcomp.ops.cpu.dense import gemm_blocking
 from tcomp.ops.cpu.dispatch import schedule_cpu, schedule_with_kind
 from tcomp.ops.utils import OpError, OpKind
@@ -19,7 +26,7 @@ from tcomp.target import Target
 from tcomp.te.tensor import ComputeOp, Tensor
 
 __all__ = [
-    "CpuTarget", "NCHWTile", "NCHWcTile", "conv2d_nchw_tile", "conv2d_nchwc_tile", "gemm_blocking",
+    "CpuTarget", "NCHWTile", "NCHWcTile", "conv2d_nchw_tile", "conv2d_nchwc_tile", "gemm_blocking", "register_tile",
     "schedule_batch_matmul", "schedule_conv2d_nchw", "schedule_conv2d_nchwc", "schedule_conv2d_nchwc_stage",
     "schedule_cpu", "schedule_dense", "schedule_depthwise_conv2d_nchw", "schedule_elementwise", "schedule_injective",
     "schedule_layer_norm", "schedule_matmul", "schedule_pool", "schedule_reduce", "schedule_reduction",

@@ -9,16 +9,17 @@ parallel, so the inner loops read without bounds tests.
 
 ``conv2d_nchwc`` (output ``[N, O/oc, OH, OW, oc]``)::
 
-    for (n, o.chunk, oh) in parallel:
-      for ow.outer:                            # tile: reg_n output columns x oc channels
+    for (n, o.tile, oh) in parallel:           # or (n, oh, o.tile): the loop order that moves fewer bytes
+      for ow.outer:                            # tile: reg_n output columns x oc_chunks blocks of oc channels
         for ic.chunk, ry, icb, rx (unrolled):  # reduction; 1x1 kernels drop the rx/ry loops
-          for ow.inner in unrolled(reg_n): for b in vectorized(oc): acc[ow, b] += data[..] * kernel[.., b]
+          for ow.inner in unrolled(reg_n): for o.chunk in unrolled(oc_chunks): for b in vectorized(oc):
+            acc[ow, o, b] += data[.., ow, ..] * kernel[o, .., b]
         out[.., ow, b] = epilogue(acc[ow, b])
 
-``reg_n`` is the largest divisor of OW whose ``reg_n x oc/lanes`` accumulators fit the register file with room to
-spare. A tuned tile can replace that choice: inside ``with nchwc_tiles(choose):`` the schedule asks
-``choose(op, workload)`` first (``nchwc_workload``: the convolution's sizes, as the ``conv2d_nchwc_blocked`` tuning
-template takes them); the graph compiler does this with its tuning records.
+``reg_n x oc_chunks`` is the tile whose accumulators fit the register file with room to spare and do the most
+multiply-adds per load (``register_tile``). A tuned tile can replace that choice: inside ``with nchwc_tiles(choose):``
+the schedule asks ``choose(op, workload)`` first (``nchwc_workload``: the convolution's sizes, as the
+``conv2d_nchwc_blocked`` tuning template takes them); the graph compiler does this with its tuning records.
 
 ``conv2d_nchw`` tiles ``oc_t`` output channels x ``vw`` consecutive output columns (one vector, a contiguous load of
 the input row per reduction step, broadcast weights); the depthwise schedule tiles one vector of columns.
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tcomp.arith.factors import largest_divisor
+from tcomp.arith.factors import divisors, largest_divisor
 from tcomp.ir.expr import IterKind, IterVar, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
@@ -90,12 +91,17 @@ class NCHWcTile:
     ``ic_chunks = 0``: each tile runs its whole reduction in registers (a local cache) and is written once, after the
     fused epilogue. ``ic_chunks > 0``: the reduction is blocked by that many input-channel blocks, outside the
     output rows, and accumulates in the output, so one block of the kernel is read from memory once for all rows
-    instead of once per row (for kernels larger than L2); the epilogue then runs as its own pass."""
+    instead of once per row (for kernels larger than L2); the epilogue then runs as its own pass.
+
+    ``rows_outer`` (with ``ic_chunks = 0``): the output rows loop outside the output-channel tiles, so the input rows
+    a row of output reads stay in cache while every channel tile passes over them (and the kernel is read once per
+    output row); otherwise each channel tile passes over the whole input (and keeps its block of the kernel)."""
 
     reg_n: int
     oc_chunks: int
     unroll_kw: bool = True
     ic_chunks: int = 0
+    rows_outer: bool = False
 
 
 Workload = tuple[Any, ...]
@@ -138,38 +144,51 @@ def nchwc_workload(op: ComputeOp) -> Workload | None:
                                  *(tuple(op.attrs.get(k, ())) for k in ("stride", "padding", "dilation")), data.dtype)
 
 
-def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget, lanes: int) -> NCHWcTile:
-    """The tiling of an output ``[N, O/oc, OH, OW, oc]`` reduced over ``[C/ic, KH, KW, ic]``, measured on AVX-512:
+def register_tile(ow: int, oc_chunks: int, vectors: int, accumulators: int) -> tuple[int, int]:
+    """``(reg_n, chunks)``: the register tile of ``reg_n`` output columns x ``chunks`` output-channel blocks (of
+    ``vectors`` registers each) that does the most multiply-adds per load, among exact divisors of ``OW`` (at most 14
+    columns) and of the channel blocks whose ``reg_n * chunks * vectors`` accumulators fit ``accumulators``. Each
+    reduction step loads ``reg_n`` broadcast inputs and ``chunks * vectors`` weight vectors for
+    ``reg_n * chunks * vectors`` multiply-adds; ties go to more columns. ``(1, ...)`` when ``OW`` has no divisor
+    from 2 to 14 that fits (a prime width)."""
+    best = (0.0, 1, 1)
+    for columns in divisors(ow):
+        if columns > 14:
+            break
+        for chunks in divisors(oc_chunks):
+            registers = columns * chunks * vectors
+            if registers > accumulators or (columns == 1 and ow > 1):
+                continue
+            score = registers / (columns + chunks * vectors)
+            best = max(best, (score, columns, chunks))
+    return best[1], best[2]
 
-    - ``reg_n``: the largest divisor of ``OW`` up to 14 (longer tiles unroll the reduction past the register file;
-      without a divisor of at least 7, a prime width: the whole row when it has at most 14 columns and their
-      accumulators leave two registers for the weights and the broadcast input, else as many columns as fit and a
-      guarded tail, 2-3x slower on AVX2, where 13-wide rows ran a 1x1 512->1000 convolution in 6.4 ms against 18.8
-      ms in 12 columns and a tail);
-    - 1x1 kernels: two channel blocks share each broadcast of the input when ``2 * reg_n`` accumulators fit (one
-      block needs about one load per multiply-add); larger kernels: one block, with the kernel-width loop unrolled
-      so LLVM reuses each broadcast across it, and two blocks when the tile is narrow or the input has at most 4
-      channels (an image: the tile then narrows to at most 8 columns);
+
+def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget, lanes: int,
+                      stride: int = 1) -> NCHWcTile:
+    """The tiling of an output ``[N, O/oc, OH, OW, oc]`` reduced over ``[C/ic, KH, KW, ic]`` (with ``stride``):
+
+    - the register tile (``register_tile``): columns x channel blocks, so each broadcast input feeds several
+      channel blocks and each weight vector several columns (on znver1, one thread, 2-4 blocks ran ResNet-50's and
+      VGG-19's layers 1.1-2.5x faster than 7-8 columns of one block). A prime width (no divisor from 2 to 14 fits):
+      the whole row when it has at most 14 columns and their accumulators leave two registers for the weights and
+      the broadcast input, else as many columns as fit and a guarded tail, 2-3x slower on AVX2, where 13-wide rows
+      ran a 1x1 512->1000 convolution in 6.4 ms against 18.8 ms in 12 columns and a tail);
+    - larger kernels unroll the kernel-width loop so LLVM reuses each broadcast across it;
     - the reduction is blocked (``ic_chunks``) when the kernel is larger than L2 per core, by as many input-channel
       blocks as keep a block of the kernel in L1 (not when that is every block: accumulating the whole reduction in
-      the output instead of registers ran 1.6-2x slower)."""
-    _, oc_chunks, _, ow, oc_block = sizes
+      the output instead of registers ran 1.6-2x slower);
+    - otherwise the loop order (``rows_outer``) is the one that moves fewer bytes from beyond L2: channel tiles
+      outside rows read the whole input once per channel tile, rows outside channel tiles read the whole kernel
+      once per output row (an operand that fits L2 is read from memory once either way)."""
+    _, oc_chunks, oh, ow, oc_block = sizes
     ic_total, kh, kw, ic_block = reduce_sizes
     vectors = max(1, -(-oc_block // lanes))
     accumulators = cpu.vector_registers - _SPARE_REGISTERS
-    limit = max(1, min(14, accumulators // vectors))
-    reg_n = largest_divisor(ow, limit)
-    if reg_n < min(7, limit) and ow > limit:
+    reg_n, chunks = register_tile(ow, oc_chunks, vectors, accumulators)
+    if reg_n == 1 and ow > 1:
+        limit = max(1, min(14, accumulators // vectors))
         reg_n = ow if ow <= 14 and ow * vectors <= cpu.vector_registers - 2 else limit
-    chunks = 1
-    if oc_chunks % 2 == 0 and 2 * reg_n * vectors <= accumulators and (kw == 1 or reg_n * vectors <= 8):
-        chunks = 2
-    elif kw > 1 and ic_block * ic_total <= 4 and oc_chunks % 2 == 0 and vectors == 1:
-        # an image's few channels: little reduction per input broadcast, so two channel blocks share each one
-        # (ResNet-50's first layer: 188 -> 291 GFLOP/s, tuned)
-        narrow = largest_divisor(ow, 8)
-        if narrow >= 4:
-            reg_n, chunks = narrow, 2
     element = 4
     kernel_bytes = oc_chunks * oc_block * ic_total * ic_block * kh * kw * element
     ic_chunks = 0
@@ -178,7 +197,11 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
         ic_chunks = largest_divisor(ic_total, max(1, cpu.l1_bytes // per_chunk))
         if ic_chunks == ic_total:
             ic_chunks = 0
-    return NCHWcTile(reg_n, chunks, kw > 1, ic_chunks)
+    input_bytes = ic_total * ic_block * element * ((oh - 1) * stride + kh) * ((ow - 1) * stride + kw)
+    channel_tiles = oc_chunks // chunks
+    input_traffic = input_bytes * (channel_tiles if input_bytes > cpu.l2_bytes else 1)
+    kernel_traffic = kernel_bytes * (oh if kernel_bytes > cpu.l2_bytes else 1)
+    return NCHWcTile(reg_n, chunks, kw > 1, ic_chunks, kernel_traffic < input_traffic)
 
 
 def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
@@ -191,7 +214,8 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
         choose = _TILE_CHOOSER.get()
         workload = nchwc_workload(op) if choose is not None else None
         tile = choose(op, workload) if choose is not None and workload is not None else None
-    tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype))
+    stride = max(tuple(op.attrs.get("stride", (1,))))
+    tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride)
     schedule_padding(s, op, cpu)
     if tile.ic_chunks:
         _nchwc_blocked_reduction(s, tensor, host, cpu, tile, sizes, reduce_sizes)
@@ -208,7 +232,8 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
         vector_axis = "oc"
     ow_outer, ow_inner = _split_to(out, ow, tile.reg_n, ow_extent)
     oc_outer, oc_tile = _split_to(out, oc_chunk, tile.oc_chunks, oc_chunks)
-    outer = [n] + ([oc_outer] if oc_outer is not None else []) + [oh]
+    channel_tiles = [oc_outer] if oc_outer is not None else []
+    outer = [n, oh, *channel_tiles] if tile.rows_outer else [n, *channel_tiles, oh]
     tile_loops = [ow_outer] if ow_outer is not None else []
     if vector_axis == "oc":
         out.reorder(*outer, *tile_loops, oc_tile, ow_inner, oc_inner)

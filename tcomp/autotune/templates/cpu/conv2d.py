@@ -277,7 +277,7 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
     cpu = CpuTarget.of(cfg.target)
     out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     sizes = [batch, o_chunks, conv_output_size(height, kernel_h, stride, 2 * padding), out_w, oc_block]
-    default = conv2d_nchwc_tile(sizes, [chunks, kernel_h, kernel_w, ic_block], cpu, cpu.lanes(dtype))
+    default = conv2d_nchwc_tile(sizes, [chunks, kernel_h, kernel_w, ic_block], cpu, cpu.lanes(dtype), stride)
     reg_n = cfg.define_knob("reg_n", sorted({d for d in range(1, 17) if out_w % d == 0} | {default.reg_n}),
                             fallback=default.reg_n)
     oc_tile = cfg.define_knob("oc_chunks", sorted({c for c in (1, 2, 4) if o_chunks % c == 0} | {default.oc_chunks}),
@@ -286,7 +286,7 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
     ic_tile = cfg.define_knob("ic_chunks", sorted({0, default.ic_chunks} | {c for c in (1, 2, 4, 8, 16)
                                                                          if chunks % c == 0}),
                               fallback=default.ic_chunks)
-    tile = NCHWcTile(int(reg_n.val), int(oc_tile.val), bool(unroll_kw.val), int(ic_tile.val))
+    tile = NCHWcTile(int(reg_n.val), int(oc_tile.val), bool(unroll_kw.val), int(ic_tile.val), default.rows_outer)
     s = create_schedule(out)
     schedule_conv2d_nchwc_stage(s, out, None, cpu, tile)
     return s, [data, kernel, out]
