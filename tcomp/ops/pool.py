@@ -13,6 +13,10 @@ from tcomp.ops.conv import pad
 from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, as_int, check_tensor, fold, padding_2d, positive_tuple
 from tcomp.te.tensor import Tensor
 
+# attribute of a pooling window's reduction ``out[n, c, y, x(, b)] = reduce_{ry, rx} data[n, c, y * sh + ry, x * sw
+# + rx(, b)]`` (its ``stride`` attribute is ``(sh, sw)``): schedules may tile it as a depthwise convolution
+POOL_WINDOW = "pool_window"
+
 __all__ = ["PoolType", "global_pool", "pool2d", "pool2d_output_size"]
 
 
@@ -103,12 +107,14 @@ def pool2d(
         def window_max(n: Var, c: Var, y: Var, x: Var) -> Expr:
             return te.max(padded[n, c, y * sh + ry, x * sw + rx], axis=[ry, rx])
 
-        return te.compute(shape, window_max, name=name, tag=Tag.COMM_REDUCE, attrs={OP_KIND: OpKind.POOL2D})
+        return te.compute(shape, window_max, name=name, tag=Tag.COMM_REDUCE,
+                          attrs={OP_KIND: OpKind.POOL2D, POOL_WINDOW: True, "stride": (sh, sw)})
 
     def window_sum(n: Var, c: Var, y: Var, x: Var) -> Expr:
         return te.sum(padded[n, c, y * sh + ry, x * sw + rx], axis=[ry, rx])
 
-    total = te.compute(shape, window_sum, name=f"{name}_sum", tag=Tag.COMM_REDUCE)
+    total = te.compute(shape, window_sum, name=f"{name}_sum", tag=Tag.COMM_REDUCE,
+                       attrs={POOL_WINDOW: True, "stride": (sh, sw)})
     acc = data.dtype if dt.is_float(data.dtype) else "float32"
     if count_include_pad:
         limits = ((0, height + top + bottom), (0, width + left + right))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tcomp
 from tcomp import Target, ops, te
 from tcomp.arith.factors import divisors, largest_divisor
 from tcomp.backend.testing import build_and_check
@@ -239,6 +240,22 @@ def test_pool2d(size: tuple[int, int], kernel: int, stride: int, padding: int, p
     x = random_data(RNG, _ints(x_t))
     expected = reference.pool2d_python(x, kernel, stride, padding, pool_type)
     build_and_check(schedule_pool([out]), [x_t, out], [x], expected, 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize(("size", "stride", "pool_type"), [
+    ((28, 28), 2, "avg"), ((13, 11), 2, "max"), ((14, 14), 1, "avg"), ((9, 12), (1, 2), "max"),
+])
+def test_pool2d_window_tiles_with_epilogue(size: tuple[int, int], stride: object, pool_type: str) -> None:
+    """A pooling window followed by an activation: the window accumulates in a local tile computed inside the
+    activation's loops (the average's division and the ReLU run on the tile)."""
+    x_t = te.placeholder((1, 5, *size), name="data")
+    pooled = ops.pool2d(x_t, 3, stride, 1, pool_type)
+    out = te.compute(pooled.shape, lambda *i: te.max(pooled[i], 0.0), name="relu")
+    x = random_data(RNG, _ints(x_t))
+    expected = np.maximum(reference.pool2d_python(x, 3, stride, 1, pool_type), 0.0)
+    s = schedule_pool([out])
+    assert "scope=local" in str(tcomp.lower(s, [x_t, out]))
+    build_and_check(s, [x_t, out], [x], expected, 1e-5, 1e-5)
 
 
 @pytest.mark.parametrize("pool_type", ["avg", "max"])

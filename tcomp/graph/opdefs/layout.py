@@ -28,7 +28,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr
 from tcomp.ops import pad
 from tcomp.ops.nchwc import Layout, conv2d_nchwc, depthwise_conv2d_nchwc, layout_transform
-from tcomp.ops.pool import pool2d_output_size
+from tcomp.ops.pool import POOL_WINDOW, pool2d_output_size
 from tcomp.te.tensor import Tensor
 
 
@@ -134,7 +134,7 @@ def _lower_max_pool_nchwc(ctx: LowerContext) -> list[Tensor]:
     def body(n: Any, g: Any, y: Any, xx: Any, b: Any) -> Expr:
         return te.max(padded[n, g, y * sh + ry, xx * sw + rx, b], axis=[ry, rx])
 
-    return [te.compute(shape, body, name=ctx.name, tag="comm_reduce")]
+    return [te.compute(shape, body, name=ctx.name, tag="comm_reduce", attrs={POOL_WINDOW: True, "stride": (sh, sw)})]
 
 
 def shuffle_source(channel: Any, channels: int, groups: int) -> Any:

@@ -406,6 +406,24 @@ def schedule_depthwise_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stag
     padding is inlined into the window's reads (the strided reads gather anyway, and a padded copy moves the stride
     squared times the output's elements: measured on znver1, one thread, 136 channels at 28x28, 3x3, stride 2, bias:
     318 us with a padded copy, 162 us inlined; at stride 1 the copy pays, 241 us against 578 us inlined)."""
+    _window_nchw(s, tensor, host, cpu, place_padding=True)
+
+
+def schedule_pool_window_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+    """A pooling window's reduction (``POOL_WINDOW``: max, or the sum of an average; in NCHW or ``NCHW{b}c``) with its
+    elementwise epilogue (the division of an average, an activation) as ``host``: the depthwise convolution's tiles,
+    so the window accumulates in registers and the epilogue runs on the tile (the generic reduction schedule
+    accumulated in memory, each vector a gather, and ran the epilogue as a pass of its own). The padding stays
+    inlined (a window's bounds tests cost less than a padded copy). Measured on znver1, one thread, 3x3 stride-2
+    pooling + ReLU, against the generic schedule: average of 136 channels at 28x28 181 -> 141 us, of 24 channels
+    at 56x56 133 -> 101 us; max of 24 channels at 112x112 623 -> 329 us."""
+    if len(tensor.shape) == 5:
+        schedule_depthwise_conv2d_nchwc_stage(s, tensor, host, cpu)
+    else:
+        _window_nchw(s, tensor, host, cpu, place_padding=False)
+
+
+def _window_nchw(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, place_padding: bool) -> None:
     known = _constant_extents(s, tensor, host, cpu)
     if known is None:
         return
@@ -415,10 +433,11 @@ def schedule_depthwise_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stag
     vw = depthwise_vector_width(ow_extent, lanes)
     rows = largest_divisor(oh_extent, 4)
     padding = padding_stage(s, op)
-    if padding is not None and not padding.is_output and strided(op):
-        padding.compute_inline()
-    else:
-        schedule_padding(s, op, cpu)
+    if place_padding and padding is not None and not padding.is_output:
+        if strided(op):
+            padding.compute_inline()
+        else:
+            schedule_padding(s, op, cpu)
     out, acc = _output_stage(s, tensor, host)
     n, c, oh, ow = out.op.axis  # type: ignore[attr-defined]
     oh_outer, oh_inner = _split_to(out, oh, rows, oh_extent)

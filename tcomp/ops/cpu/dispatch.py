@@ -10,7 +10,8 @@ every target, ``ops/steps.py``; steps 2 and 3 are its anchors step):
 2. Each convolution whose only reader (through the inlined stages) is an output that reads it elementwise takes
    that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
    ``schedule_conv2d`` does with a fused bias + relu).
-3. Convolutions and matrix products get their tiled schedules (``conv2d.py``, ``dense.py``, ``matvec.py``).
+3. Convolutions, matrix products and pooling windows (``POOL_WINDOW``) get their tiled schedules (``conv2d.py``,
+   ``dense.py``, ``matvec.py``).
 4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
    partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
    update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
@@ -32,10 +33,11 @@ from tcomp.ops.cpu.attention import PART as ATTENTION_PART
 from tcomp.ops.cpu.attention import schedule_attention
 from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_layout_transform, schedule_reduction
 from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
-from tcomp.ops.cpu.conv2d import padding_stage
+from tcomp.ops.cpu.conv2d import padding_stage, schedule_pool_window_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
 from tcomp.ops.cpu.rows import schedule_rows
+from tcomp.ops.pool import POOL_WINDOW
 from tcomp.ops.steps import schedule_in_steps
 from tcomp.ops.utils import OpError, OpKind, op_kind
 from tcomp.schedule.inline import inline_bodies
@@ -218,6 +220,10 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
         elif kind is OpKind.PACKED_MATVEC:
             host = epilogue_host(s, stage, done, same_shape=False)
             schedule_packed_matvec(s, stage.op.output(0), host, cpu)
+            done.update(x for x in (stage, host) if x is not None)
+        elif isinstance(stage.op, ComputeOp) and stage.op.is_reduction and stage.op.attrs.get(POOL_WINDOW):
+            host = epilogue_host(s, stage, done)
+            schedule_pool_window_stage(s, stage.op.output(0), host, cpu)
             done.update(x for x in (stage, host) if x is not None)
         elif kind is OpKind.ATTENTION and stage.op.attrs.get(ATTENTION_PART) == "result":
             schedule_attention(s, stage, cpu)
