@@ -222,6 +222,14 @@ def test_register_tile_most_multiply_adds_per_load() -> None:
     assert register_tile(1, 4, 1, 12) == (1, 4)
     assert conv2d_nchw_tile(64, 56, 56, AVX512, 16) == NCHWTile(4, 4, 14)
     assert conv2d_nchw_tile(5, 7, 7, AVX512, 16) == NCHWTile(5, 1, 7)
+    # grouped: the tile's blocks stay in one group (17 blocks per group: one block), then the whole row
+    def grouped(sizes: list[int], reduce_sizes: list[int], groups: int) -> tuple[int, int]:
+        tile = conv2d_nchwc_tile(sizes, reduce_sizes, AVX2, 8, groups=groups)
+        return tile.reg_n, tile.oc_chunks
+
+    assert grouped([1, 68, 14, 14, 4], [17, 1, 1, 4], 4) == (14, 1)
+    assert grouped([1, 68, 7, 7, 8], [17, 1, 1, 8], 4) == (7, 1)
+    assert grouped([1, 16, 14, 14, 8], [8, 1, 1, 8], 2) == (2, 4)  # 8 blocks per group
     # depthwise columns: a power of two of at least half the lanes, else the vector factor
     assert [depthwise_vector_width(ow, 8) for ow in (28, 56, 14, 7, 12)] == [4, 8, 7, 7, 4]
     assert [depthwise_vector_width(ow, 16) for ow in (28, 112, 14)] == [14, 16, 14]

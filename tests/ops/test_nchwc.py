@@ -213,10 +213,12 @@ def test_conv2d_nchwc_errors() -> None:
     (12, 18, 3, 3, 2, 1, 4, 3),  # a 3x3 with odd blocks, strided
     (16, 8, 2, 3, 1, (0, 1, 2, 1), 4, 2),  # several blocks per group on both sides
     (6, 6, 6, 3, 1, 1, 1, 1),  # as many groups as channels
+    (24, 60, 2, 1, 1, 0, 4, 2),  # 15 output blocks of 2 per group
+    (40, 24, 4, 1, 1, 0, 2, 2),  # 3 output blocks per group: tiles of several blocks would straddle groups
 ])
 def test_grouped_conv2d_nchwc_against_numpy(channels: int, out_channels: int, groups: int, kernel: int, stride: int,
                                             padding: object, ic: int, oc: int) -> None:
-    size = (9, 7)
+    size = (9, 14) if kernel == 1 else (9, 7)  # 14 columns: a whole row per register tile
     x = random_data(RNG, (1, channels, *size))
     w = random_data(RNG, (out_channels, channels // groups, kernel, kernel))
     expected = reference.conv2d_nchw_python(x, w, stride, padding, 1, groups=groups)
