@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import tcomp
-from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking, packed_matmul
+from tcomp.ops.cpu.packed_matmul import (
+    MIN_BLOCK_PANELS,
+    TASKS_PER_CORE,
+    GemmBlocking,
+    choose_blocking,
+    column_blocks,
+    packed_matmul,
+)
 
 RNG = np.random.default_rng(31)
 AVX2 = "llvm -mcpu=haswell"
@@ -45,6 +52,27 @@ def test_whole_tiles_need_no_padding_and_split_columns_over_cores():
     source = check(64, 4 * nr, 512, target)
     assert "C.padded" not in source and "tcomp_sgemm_f32" in source
     assert "j.outer.outer in parallel(0, 2)" in source
+
+
+def test_column_blocks_per_core_and_width():
+    assert column_blocks(4, 2) == 2  # never fewer blocks than cores
+    assert column_blocks(48, 2) == 48 // MIN_BLOCK_PANELS  # each block at least MIN_BLOCK_PANELS wide
+    assert column_blocks(192, 2) == 2 * TASKS_PER_CORE
+    assert column_blocks(1000, 3) == 3 * TASKS_PER_CORE
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+@pytest.mark.parametrize("panels,extra", [(4 * MIN_BLOCK_PANELS, 0), (5 * MIN_BLOCK_PANELS + 3, 5)])
+def test_many_column_panels_run_as_more_blocks_than_cores(cores, panels, extra):
+    """Wide products split their columns into several blocks per core (unevenly where the count does not divide),
+    each packing its own A; the result is the same."""
+    target = tcomp.Target(f"llvm -num-cores={cores}")
+    nr = choose_blocking(30, 30, 70, target).nr
+    n = panels * nr + extra
+    blocks = column_blocks(-(-n // nr), cores)
+    assert blocks > cores
+    source = check(30, n, 70, target)
+    assert f"in parallel(0, {blocks})" in source
 
 
 def test_fewer_column_panels_than_cores_split_rows():

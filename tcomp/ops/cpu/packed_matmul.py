@@ -8,17 +8,20 @@ micro-kernel (``tcomp_sgemm_f32_{mr}x{nr}``, see ``tcomp/codegen/llvm/microkerne
 
 Both are zero-padded to whole tiles (``M``, ``N``, ``K`` rounded up to ``mr``, ``nr``, ``kc``), so every tile is a
 whole micro-kernel call whatever the shape; when ``M`` or ``N`` is not a multiple of its tile the product goes to a
-padded buffer that a last stage copies into C. The loop nest (N split over the cores):
+padded buffer that a last stage copies into C. The loop nest (N split into blocks of column panels):
 
-    for j.thread in parallel(cores):           # a block of B's column panels per core
-      for k.outer in range(K / kc):            # pack this core's kc x N/cores slice of B (stays in L2)
+    for j.block in parallel(blocks):           # up to 4 blocks per core, claimed by whichever core is free
+      for k.outer in range(K / kc):            # pack this block's kc x N/blocks slice of B (stays in L2)
         for i.block in range(M / mc):          # pack an mc x kc block of A (stays in L2)
           for j.panel in range(N / cores / nr):  # one kc x nr micro-panel of B (stays in L1)
             for i.panel in range(mc / mr):
               micro-kernel(mr x nr tile of C += A micro-panel @ B micro-panel)   # kc FMA steps in registers
 
 When there are fewer column panels than cores, the row blocks run in parallel instead, each packing its own
-(small) slice of B. Each core packs B for its own columns, so the packed slice is hot in its cache when used. Where
+(small) slice of B. Each block packs B for its own columns, so the packed slice is hot in its cache when used.
+Several blocks per core (``column_blocks``), not one, so that the pool's dynamic scheduling can give the blocks of a
+core that starts late or is descheduled to the others: ViT-B/16 (one layer, 2 cores, a busy machine) 0.67x the
+median latency of one block per core, the minimum 0.96x; each block packs its own copy of A (1-2% of its work). Where
 a core sweeps at most 4 column panels (N small) and M and K need no padding, A is read in place instead of packed.
 A batch of products (``C[t] = A[t] B[t]``, ``batch_matmul``) runs the same tiles with the batch axis outermost: the
 cores take (matrix, block of rows) pairs, each packing its matrix's slice of B.
@@ -50,6 +53,10 @@ from tcomp.schedule.stage import Stage
 from tcomp.target import Target
 from tcomp.te.tensor import Tensor
 
+# parallel tasks per core of a product split into blocks of columns, and the fewest column panels in a block
+TASKS_PER_CORE = 4
+MIN_BLOCK_PANELS = 8
+
 
 @dataclass(frozen=True)
 class GemmBlocking:
@@ -79,6 +86,7 @@ class GemmPlan:
     in_place_a: bool
     batch: int = 1
     batched: bool = False  # the product has a leading batch axis (of extent ``batch``, 1 included)
+    column_blocks: int = 0  # blocks of column panels the cores claim (by columns; 0: one per core)
 
     @property
     def padded(self) -> bool:
@@ -183,6 +191,14 @@ def split_columns_over_cores(row_blocks: int, panels: int, M: int, N: int, cores
     return panels >= row_blocks
 
 
+def column_blocks(panels: int, cores: int) -> int:
+    """How many blocks of column panels a product split by columns runs as parallel tasks: up to
+    ``TASKS_PER_CORE`` per core, so that a core that starts late or is descheduled (a busy machine) leaves its
+    blocks to the others, each block at least ``MIN_BLOCK_PANELS`` panels wide (every block packs its own copy of
+    A: with 8 panels of 16 columns the copy is about 1-2% of the block's work); never fewer than ``cores``."""
+    return max(cores, min(cores * TASKS_PER_CORE, panels // MIN_BLOCK_PANELS))
+
+
 def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores: int,
               a_readable_in_place: bool = True, b_cost: float = 1.0, batch: int = 1,
               batched: bool = False) -> GemmPlan:
@@ -198,11 +214,13 @@ def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores:
     batched = batched or batch > 1
     by_columns = batch == 1 and cores > 1 and split_columns_over_cores(
         _ceil_div(Mp, block_rows), panels, M, N, cores, b_cost)
-    # an A micro-panel serves the column panels a core sweeps: for a few of them, copying A costs more than it saves
+    blocks = column_blocks(panels, cores) if by_columns else 0
+    # an A micro-panel serves the column panels of a block: for a few of them, copying A costs more than it saves
     # (measured on 4096 x 64 x 1024 and 4096 x 128 x 1024: about 15% and 8% faster read in place)
-    sweep = _ceil_div(panels, cores) if by_columns else panels
+    sweep = _ceil_div(panels, blocks) if by_columns else panels
     in_place_a = a_readable_in_place and Mp == M and Kp == K and sweep <= 4
-    return GemmPlan(M, N, K, b, lanes, cores, Mp, Np, Kp, block_rows, by_columns, in_place_a, batch, batched)
+    return GemmPlan(M, N, K, b, lanes, cores, Mp, Np, Kp, block_rows, by_columns, in_place_a, batch, batched,
+                    blocks)
 
 
 def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag: str = "",
@@ -298,7 +316,7 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
     k_outer, k_inner = stage.split(k, factor=bl.kc)
     if plan.by_columns:
         if host is None:
-            j_thread, j_panel = stage.split(j_panel, nparts=plan.cores)
+            j_thread, j_panel = stage.split(j_panel, nparts=plan.column_blocks)
             stage.reorder(*lead, j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
             stage.parallel(j_thread)
         else:  # the host's loop gives this product a block of columns
@@ -345,7 +363,7 @@ def host_blocks(host: Stage, plan: GemmPlan) -> Any:
     i_block, i_tile = host.split(i_tile, factor=plan.block_rows // bl.mr)
     j_panel, j_inner = host.split(j, factor=bl.nr)
     if plan.by_columns:
-        j_thread, j_panel = host.split(j_panel, nparts=plan.cores)
+        j_thread, j_panel = host.split(j_panel, nparts=plan.column_blocks)
         host.reorder(j_thread, *lead, i_block, i_tile, i_inner, j_panel, j_inner)
         host.parallel(j_thread)
         attach = j_thread
