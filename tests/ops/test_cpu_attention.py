@@ -92,6 +92,25 @@ def test_masked_logits_weigh_nothing() -> None:
     np.testing.assert_allclose(out, reference(q, k, v, [mask], 1.0, None), rtol=1e-4, atol=1e-5)
 
 
+def test_padding_keys_keep_the_softmax_rows_in_vectors() -> None:
+    """21 keys padded to 32 columns: their -inf is added by a blend of constants, so the row maximum and the
+    exponentials run on whole vectors (a select around the loads of the scores would keep those loops scalar)."""
+    target = Target("llvm -mcpu=haswell -num-cores=2")
+    q_t, k_t, v_t = te.placeholder((2, 20, 8), name="q"), te.placeholder((2, 8, 21), name="k_t"), \
+        te.placeholder((2, 21, 8), name="v")
+    out_t = attention(q_t, k_t, v_t, choose_tiles(20, 21, 8, 16))
+    module = tcomp.build(schedule_cpu([out_t], target), [q_t, k_t, v_t, out_t], target=target)
+    tir = module.get_source("tir")
+    exp_stores = [line for line in tir.splitlines() if "attention.exp[" in line and "= exp(" in line]
+    assert exp_stores and all("attention.exp[ramp(" in line for line in exp_stores)
+    assert not [line for line in tir.splitlines() if "attention.max.rf[" in line and "select(" in line
+                and "ramp(" not in line]
+    q, k, v = (random_data(RNG, shape) for shape in ((2, 20, 8), (2, 8, 21), (2, 21, 8)))
+    out = np.full((2, 20, 8), np.nan, dtype=np.float32)
+    module(q, k, v, out)
+    np.testing.assert_allclose(out, reference(q, k, v, [], 1.0, None), rtol=1e-4, atol=1e-5)
+
+
 def test_blocks_of_rows_bound_the_scores_in_memory() -> None:
     source = run((1, 40, 8), (1, 8, 24), (1, 24, 8), tiles=AttentionTiles(mr=4, nr=8, rows=8, lanes=4))
     # the scores of one block of 8 rows (24 keys wide), never all 40 rows

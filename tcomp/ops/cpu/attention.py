@@ -133,7 +133,10 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
 
     def pack_k(t: Var, jo: Var, dd: Var, jj: Var) -> Expr:
         j = jo * nr + jj
-        return read_k(t, j, dd) if np_ == skv else te.if_then_else(j < skv, read_k(t, j, dd), zero)
+        if np_ == skv:
+            return read_k(t, j, dd)
+        # the clamp tells the simplifier the key stays in range (a reshaped K's index needs no modulo then)
+        return te.if_then_else(j < skv, read_k(t, te.min(j, skv - 1), dd), zero)
 
     packed_k = te.compute((count, np_ // nr, d, nr), pack_k, name=f"{name}.packedK", attrs=attrs("packed_k"))
     q_row, q_col, t_var = te.var("i"), te.var("d"), te.var("t")
@@ -159,12 +162,15 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     def logits(t: Expr, i: Expr, j: Expr) -> Expr:
         value = scores[t, i, j] * te.const(float(scale), "float32")
         row = i if sq_p == sq else te.min(i, sq - 1)
+        column = j if np_ == skv else te.min(j, skv - 1)  # the padding columns read the last key's bias
         for bias, (at, (rows_b, cols_b)) in zip(biases, bias_at):
             value = value + bias[(*at(t), row if rows_b != 1 else te.const(0, "int32"),
-                                  j if cols_b != 1 else te.const(0, "int32"))]
+                                  column if cols_b != 1 else te.const(0, "int32"))]
         if np_ == skv:
             return value
-        return te.if_then_else(j < skv, value, te.const(float("-inf"), "float32"))
+        # -inf added in the padding columns (their scores are zeros, finite): a select of two constants, a vector
+        # blend, where a select around the loads of the scores would keep the row loops scalar
+        return value + te.if_then_else(j < skv, zero, te.const(float("-inf"), "float32"))
 
     jm = te.reduce_axis((0, np_), name="jm")
     row_max = te.compute((count, sq_p), lambda t, i: te.max(logits(t, i, jm), axis=jm), name=f"{name}.max",
