@@ -11,9 +11,9 @@ API (classic TVM graph runtime, plus a plain call)::
     ex.export("out/")                  # kernels.so + graph.json + params.npz
     ex2 = tcomp.graph.load_executor("out/")
 
-Each kernel is an entry point with the ABI of ``tcomp/runtime/artifact.py``, called through ``ctypes`` with
-argument pointers prepared once (storage never moves). Kernels come from the JIT (after ``compile``) or from the
-exported library (after ``load_executor``); both run the same code.
+Each kernel is an entry point with the ABI of ``tcomp/runtime/artifact.py``, with argument pointers prepared once
+(storage never moves); a run calls them all through one ``ctypes`` call (``tcomp/runtime/sequence.py``). Kernels
+come from the JIT (after ``compile``) or from the exported library (after ``load_executor``); both run the same code.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tcomp.graph.ir import GraphError, TensorType
 from tcomp.ir import dtype as dt
 from tcomp.runtime.artifact import ENTRY_PROTOTYPE
 from tcomp.runtime.errors import KernelError
+from tcomp.runtime.sequence import SequenceRunner
 from tcomp.target import Target
 
 ALIGNMENT = 64
@@ -91,7 +92,8 @@ class GraphExecutor:
         for name, value in program.params.items():
             self._arrays[name] = np.require(value, requirements="C")
         self._calls = []
-        for spec, address in zip(program.kernels, addresses):
+        self._addresses = [int(address) for address in addresses]
+        for spec, address in zip(program.kernels, self._addresses):
             if address == 0:
                 raise GraphError(f"kernel {spec.entry} has no code")
             arrays = [self._arrays[a] for a in spec.args]
@@ -99,6 +101,8 @@ class GraphExecutor:
             sizes = (ctypes.c_int64 * 1)()
             errors = (ctypes.c_int64 * max(1, spec.error_slots))()
             self._calls.append((ENTRY_PROTOTYPE(address), pointers, sizes, errors, spec))
+        self._native_calls = self._calls  # a subclass may replace ``_calls`` by callables that are not entry points
+        self._sequence: SequenceRunner | None = None
         self._input_index = {name: i for i, name in enumerate(program.inputs)}
         self.modules: list[Any] | None = None  # the kernels' modules, one per kernel (compiled executors; for export)
         self.graph: Any = None  # the optimized graph, when compiled in this process
@@ -147,8 +151,7 @@ class GraphExecutor:
         ``run({"x": x})`` returns the outputs as numpy arrays."""
         take_inputs(self.program.name, self.program.inputs, self._set_one, inputs, named)
         self._check_runs_here()
-        for call in self._calls:
-            _invoke(call)
+        self._run_kernels()
         if inputs is not None:
             return [self.get_output(i) for i in range(self.get_num_outputs())]
         return None
@@ -188,8 +191,7 @@ class GraphExecutor:
         for _ in range(repeat):
             start = time.perf_counter()
             for _ in range(number):
-                for call in self._calls:
-                    _invoke(call)
+                self._run_kernels()
             results.append((time.perf_counter() - start) / number)
         return results
 
@@ -203,6 +205,21 @@ class GraphExecutor:
                 _invoke(call)
                 totals[position] += time.perf_counter() - start
         return [(call[4].name, call[4].entry, totals[i] / repeat) for i, call in enumerate(self._calls)]
+
+    def _run_kernels(self) -> None:
+        """Every kernel in order: compiled entry points in one call (``tcomp/runtime/sequence.py``: no Python work
+        per kernel), other callables one by one."""
+        if self._calls is not self._native_calls:
+            for call in self._calls:
+                _invoke(call)
+            return
+        if self._sequence is None:
+            self._sequence = SequenceRunner([(address, pointers, sizes, errors) for address, (_, pointers, sizes,
+                                             errors, _) in zip(self._addresses, self._calls)])
+        status, failed = self._sequence.run()
+        if status != 0:
+            _, _, _, errors, spec = self._calls[failed]
+            _raise(status, errors, spec)
 
     def _check_runs_here(self) -> None:
         """Refuse to run kernels built for a CPU whose vector features this machine lacks (an illegal instruction
