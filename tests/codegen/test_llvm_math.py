@@ -164,3 +164,31 @@ def test_unknown_intrinsic_is_a_clear_error() -> None:
     with pytest.raises(CodegenError, match="'pow' takes 2 argument"):
         codegen_llvm(func)
     assert {"exp", "tanh", "erf", "round", "fma", "likely", "abs", "sigmoid", "rsqrt"} <= set(SUPPORTED_OPS)
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0, 3.0, 4.0, 2.5, 5.0, -2.0])
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_pow_by_a_small_whole_constant_is_products(exponent: float, lanes: int) -> None:
+    """``pow(x, c)`` for a constant whole ``c`` in [1, 4] is ``c - 1`` products (no call to ``pow``), within 2 ulp of
+    numpy's power, infinities, zeros and NaN included; other constants still call ``pow``."""
+    dtype = "float32"
+    count = SIZE // lanes * lanes
+    x_buf, out = Buffer("X0", (imm(count),), dtype), Buffer("Y", (imm(count),), dtype)
+    v = E.Var("v")
+    vec = dtype if lanes == 1 else f"{dtype}x{lanes}"
+    index = v if lanes == 1 else ramp(E.Mul(v, imm(lanes), "int32"), lanes)
+    c: E.Expr = E.FloatImm(exponent, dtype)
+    if lanes > 1:
+        c = E.Broadcast(c, lanes, vec)
+    func = S.PrimFunc(f"pow_{lanes}_{int(exponent * 10)}", (x_buf, out),
+                      loop(v, count // lanes, store(out, E.Call("pow", (load(x_buf, index), c), vec), index)))
+    mod = tcomp.build(func)
+    calls = [line for line in mod.get_source("ll").splitlines() if "call" in line and "pow" in line]
+    assert (not calls) == (exponent in (1.0, 2.0, 3.0, 4.0))
+    x = _inputs(dtype, -40, 40, count)
+    x[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30]
+    y = np.zeros_like(x)
+    mod(x, y)
+    with np.errstate(all="ignore"):
+        expected = np.power(x.astype(np.float64), exponent).astype(np.float32)
+    np.testing.assert_array_max_ulp(y, expected, maxulp=2)

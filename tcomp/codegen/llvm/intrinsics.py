@@ -2,7 +2,8 @@
 
 float32 ``exp``, ``log``, ``tanh``, ``erf`` and ``sigmoid`` are tcomp's own vector code (``vecmath.py``); other LLVM
 intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them); functions
-that only libm has (``tanh``, ``erf`` ... in float64) are called per lane. ``float16`` math is computed in
+that only libm has (``tanh``, ``erf`` ... in float64) are called per lane; ``pow`` by a constant whole exponent up to
+4 is products. ``float16`` math is computed in
 ``float32`` and rounded back. ``round`` rounds half to even, as numpy does. The integer bit operations
 (``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``. An unknown op is a ``CodegenError``.
 """
@@ -93,6 +94,24 @@ def _call_libm(emitter: ExprEmitter, base_name: str, args: list[ir.Value]) -> ir
     return result
 
 
+# ``pow(x, n)`` with a constant integer exponent up to this is emitted as ``n - 1`` products (as onnxruntime computes
+# ``Pow`` by 2 and 3): within 2 ulp of ``pow``, where libm's ``pow`` would be called once per vector lane
+POW_BY_PRODUCTS_MAX = 4
+
+
+def small_integer_exponent(exponent: E.Expr) -> int | None:
+    """The exponent ``n`` in ``[1, POW_BY_PRODUCTS_MAX]`` of a constant (or broadcast constant) float exponent that
+    is a whole number, else ``None``."""
+    if isinstance(exponent, E.Broadcast):
+        exponent = exponent.value
+    if not isinstance(exponent, E.FloatImm):
+        return None
+    value = float(exponent.value)
+    if value != int(value) or not 1 <= value <= POW_BY_PRODUCTS_MAX:
+        return None
+    return int(value)
+
+
 def _one(dtype: str) -> ir.Value:
     return T.constant(1.0, dtype)
 
@@ -167,6 +186,13 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     if not dt.is_float(elem):
         raise CodegenError(f"intrinsic {op!r} needs a float dtype, got {call.dtype} in {call}")
     compute = dt.with_lanes("float32" if elem == "float16" else elem, lanes)
+    exponent = small_integer_exponent(call.args[1]) if op == "pow" else None
+    if exponent is not None:  # x ** 2, x ** 3 (tanh-form GELU): products, not pow called per lane
+        base = emitter.emit_lanes(call.args[0], dt.element(compute), lanes)
+        result = base
+        for _ in range(exponent - 1):
+            result = emitter.builder.fmul(result, base)
+        return emitter.cast(result, compute, call.dtype)
     args = [emitter.emit_lanes(arg, dt.element(compute), lanes) for arg in call.args]
     result = _float_op(emitter, op, args, compute)
     return emitter.cast(result, compute, call.dtype)
