@@ -5,8 +5,9 @@
 
 The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
 weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
-the backend asks and no tuning records are given, ``gemm_panels`` stores the weights of larger products in the
-packed GEMM's panels.
+the backend asks and no tuning records are given, products of one input by several constant weights become one
+product and a split (``merge_projections``: attention's query, key and value) and ``gemm_panels`` stores the
+weights of larger products in the packed GEMM's panels.
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
@@ -33,6 +34,7 @@ from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.passes.gemm_panels import gemm_panels
 from tcomp.graph.passes.matvec_weights import matvec_weights
+from tcomp.graph.passes.merge_projections import merge_projections
 from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
@@ -95,7 +97,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     def panels(graph: Graph) -> Graph:
         if not options.gemm_panels or tuning_records is not None:  # a tuned product keeps its operator
             return graph
-        return gemm_panels(graph, resolved)
+        return gemm_panels(merge_projections(graph), resolved)
 
     def concats(graph: Graph) -> Graph:
         return concat_in_place(graph) if options.concat_in_place else graph
