@@ -99,7 +99,7 @@ class SimulatedAnnealingOptimizer:
         scoring = _Scoring(predict, valid)
         try:
             if self.max_scored is not None and len(self.space) <= self.max_scored:
-                return _exhaustive(len(self.space), scoring, num, exclusive)
+                return _exhaustive(self.space.indices(), scoring, num, exclusive)
             return self._anneal(scoring, num, exclusive)
         finally:
             self.scored_last = scoring.count
@@ -205,9 +205,9 @@ class _Best:
         return [index for score, index in sorted(self.heap, key=lambda item: (-item[0], item[1]))]
 
 
-def _exhaustive(size: int, scoring: _Scoring, num: int, exclusive: Collection[int]) -> list[int]:
-    """The ``num`` best of every valid config of a space of ``size`` configs not in ``exclusive``."""
-    candidates = [i for i in range(size) if i not in exclusive]
+def _exhaustive(indices: Sequence[int], scoring: _Scoring, num: int, exclusive: Collection[int]) -> list[int]:
+    """The ``num`` best of the valid configs of ``indices`` (a whole space) not in ``exclusive``."""
+    candidates = [i for i in indices if i not in exclusive]
     kept = [i for i, ok in zip(candidates, scoring.valid(candidates)) if ok]
     best = _Best(num, exclusive)
     for score, index in zip(scoring.score(kept), kept):

@@ -249,7 +249,7 @@ class ConfigSpace(_Definer):
         available = len(self) - len(excluded)
         count = max(0, min(count, available))
         if len(self) <= 4 * (count + len(excluded)):
-            pool = [i for i in range(len(self)) if i not in excluded]
+            pool = [i for i in self.indices() if i not in excluded]
             return [int(i) for i in rng.permutation(pool)[:count]]
         chosen: list[int] = []
         seen = set(excluded)
@@ -263,6 +263,17 @@ class ConfigSpace(_Definer):
     def random_index(self, rng: np.random.Generator) -> int:
         return self.index_from_digits([int(rng.integers(size)) for size in self.dims])
 
+    def indices(self) -> Sequence[int]:
+        """Every config's index, in order."""
+        return range(len(self))
+
+    def contains(self, index: int) -> bool:
+        return 0 <= index < len(self)
+
+    def subset(self, indices: Iterable[int], fallback: int | None = None) -> ConfigSubset:
+        """The configs ``indices`` of this space as a space of their own (see ``ConfigSubset``)."""
+        return ConfigSubset(self, indices, fallback)
+
     def neighbour(self, index: int, rng: np.random.Generator) -> int:
         """A config that differs from ``index`` in one knob (``index`` itself when no knob has a second choice)."""
         digits = self.digits(index)
@@ -274,6 +285,18 @@ class ConfigSpace(_Definer):
         digits[k] = (digits[k] + step) % self.dims[k]
         return self.index_from_digits(digits)
 
+    def neighbours(self, index: int) -> list[int]:
+        """Every config that differs from ``index`` in one knob."""
+        digits = self.digits(index)
+        result = []
+        for k, size in enumerate(self.dims):
+            for value in range(size):
+                if value != digits[k]:
+                    moved = list(digits)
+                    moved[k] = value
+                    result.append(self.index_from_digits(moved))
+        return result
+
     def __repr__(self) -> str:
         lines = [f"ConfigSpace({len(self)} configs)"]
         for knob in self.knobs.values():
@@ -281,6 +304,83 @@ class ConfigSpace(_Definer):
             more = ", ..." if len(knob) > 6 else ""
             lines.append(f"  {knob.name} ({knob.kind.value}, {len(knob)}): [{shown}{more}]")
         return "\n".join(lines)
+
+
+class ConfigSubset(ConfigSpace):
+    """Some configs of a space, searched as a space: a tuner given one proposes only these, such as the configs of
+    a measured table (``replay``) or a shortlist. Indices stay those of the whole space (features, records and
+    ``get`` agree with it); ``len`` counts the subset. ``neighbour`` moves to a config of the subset that differs in
+    the fewest knobs; ``fallback`` is the space's when the subset holds it, else the given one (the first by
+    default)."""
+
+    def __init__(self, parent: ConfigSpace, indices: Iterable[int], fallback: int | None = None) -> None:
+        super().__init__(parent.target)
+        self.knobs = parent.knobs
+        self.flop = parent.flop
+        self.parent_size = len(parent)
+        self.members = list(dict.fromkeys(int(i) for i in indices))
+        if not self.members:
+            raise SpaceError("a subset of a config space needs at least one config")
+        for index in self.members:
+            if not 0 <= index < self.parent_size:
+                raise SpaceError(f"config index {index} is outside the space of {self.parent_size} configs")
+        self.member_set = set(self.members)
+        parent_fallback = parent.fallback.index
+        if fallback is None:
+            fallback = parent_fallback if parent_fallback in self.member_set else self.members[0]
+        if fallback not in self.member_set:
+            raise SpaceError(f"fallback {fallback} is not one of the subset's configs")
+        self.fallback_index = fallback
+        self._digits = np.asarray([self.digits(i) for i in self.members], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def indices(self) -> Sequence[int]:
+        return self.members
+
+    def contains(self, index: int) -> bool:
+        return index in self.member_set
+
+    def digits(self, index: int) -> list[int]:
+        if not 0 <= index < self.parent_size:
+            raise SpaceError(f"config index {index} is outside the space of {self.parent_size} configs")
+        result = []
+        for size in self.dims:
+            result.append(index % size)
+            index //= size
+        return result
+
+    @property
+    def fallback(self) -> ConfigEntity:
+        return self.get(self.fallback_index)
+
+    def index_of(self, config: ConfigEntity) -> int | None:
+        index = super().index_of(config)
+        return index if index in self.member_set else None
+
+    def __iter__(self) -> Iterator[ConfigEntity]:
+        return (self.get(i) for i in self.members)
+
+    def sample(self, rng: np.random.Generator, count: int, exclude: Iterable[int] = ()) -> list[int]:
+        excluded = set(exclude)
+        pool = [i for i in self.members if i not in excluded]
+        return [int(i) for i in rng.permutation(pool)[:max(0, count)]] if pool else []
+
+    def random_index(self, rng: np.random.Generator) -> int:
+        return self.members[int(rng.integers(len(self.members)))]
+
+    def neighbour(self, index: int, rng: np.random.Generator) -> int:
+        nearest = self.neighbours(index)
+        return nearest[int(rng.integers(len(nearest)))] if nearest else index
+
+    def neighbours(self, index: int) -> list[int]:
+        """The configs of the subset that differ from ``index`` in the fewest knobs (one, in a whole space)."""
+        distance = (self._digits != np.asarray(self.digits(index))).sum(axis=1)
+        distance[distance == 0] = len(self.dims) + 1
+        if distance.min() > len(self.dims):
+            return []
+        return [self.members[k] for k in np.nonzero(distance == distance.min())[0]]
 
 
 class ConfigEntity(_Definer):

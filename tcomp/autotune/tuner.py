@@ -24,6 +24,7 @@ from tcomp.autotune.model_quality import ModelQuality
 from tcomp.autotune.model_quality import check as check_model
 from tcomp.autotune.record import Record
 from tcomp.autotune.sa import SimulatedAnnealingOptimizer
+from tcomp.autotune.space import ConfigSpace
 from tcomp.autotune.task import Task
 from tcomp.autotune.tuner_base import Callback, Tuner, TuneResult, TunerKind
 
@@ -39,15 +40,16 @@ class RandomTuner(Tuner):
 
 
 class GridSearchTuner(Tuner):
-    def __init__(self, task: Task, seed: int = 0) -> None:
-        super().__init__(task, seed)
+    def __init__(self, task: Task, seed: int = 0, space: ConfigSpace | None = None) -> None:
+        super().__init__(task, seed, space)
         self.counter = 0
 
     def _propose(self, count: int) -> list[int]:
         chosen: list[int] = []
-        while len(chosen) < count and self.counter < len(self.space):
-            if self.counter not in self.visited:
-                chosen.append(self.counter)
+        order = self.space.indices()
+        while len(chosen) < count and self.counter < len(order):
+            if order[self.counter] not in self.visited:
+                chosen.append(order[self.counter])
             self.counter += 1
         return chosen
 
@@ -58,8 +60,8 @@ class GATuner(Tuner):
     ``mutation_prob``."""
 
     def __init__(self, task: Task, seed: int = 0, pop_size: int = 32, elite: int = 4,
-                 mutation_prob: float = 0.1) -> None:
-        super().__init__(task, seed)
+                 mutation_prob: float = 0.1, space: ConfigSpace | None = None) -> None:
+        super().__init__(task, seed, space)
         self.pop_size = pop_size
         self.elite = elite
         self.mutation_prob = mutation_prob
@@ -105,7 +107,7 @@ class GATuner(Tuner):
                 if size > 1 and self.rng.random() < self.mutation_prob:
                     genes[k] = int(self.rng.integers(size))
             child = self.space.index_from_digits(genes)
-            if child not in self.visited and child not in children:
+            if child not in self.visited and child not in children and self.space.contains(child):
                 children.append(child)
         return children
 
@@ -135,8 +137,8 @@ class XGBTuner(Tuner):
     def __init__(self, task: Task, seed: int = 0, plan_size: int = 32, first_fit: int | None = None,
                  feature_kind: FeatureKind = FeatureKind.LOOP_IR, objective: Objective = Objective.RANK,
                  epsilon: float = 0.05, model: CostModel | None = None, sa_options: dict[str, Any] | None = None,
-                 num_threads: int | None = 1) -> None:
-        super().__init__(task, seed)
+                 num_threads: int | None = 1, space: ConfigSpace | None = None) -> None:
+        super().__init__(task, seed, space)
         self.plan_size = plan_size
         self.epsilon = epsilon
         self.model: CostModel = model or XGBoostCostModel(task, feature_kind, objective, seed=seed,
@@ -260,15 +262,17 @@ class XGBTuner(Tuner):
             fit_transfer(records)
 
 
-def create_tuner(kind: TunerKind, task: Task, seed: int = 0, **options: Any) -> Tuner:
+def create_tuner(kind: TunerKind, task: Task, seed: int = 0, space: ConfigSpace | None = None,
+                 **options: Any) -> Tuner:
+    """A tuner of ``kind`` for ``task`` searching ``space`` (the task's whole space by default)."""
     if not isinstance(kind, TunerKind):
         raise TypeError(f"kind must be a TunerKind, got {kind!r} (TunerKind('{kind}') converts a name)")
     if kind is TunerKind.XGB:
-        return XGBTuner(task, seed, **options)
+        return XGBTuner(task, seed, space=space, **options)
     if kind is TunerKind.XGB_KNOB:
-        return XGBTuner(task, seed, feature_kind=FeatureKind.KNOB, **options)
+        return XGBTuner(task, seed, feature_kind=FeatureKind.KNOB, space=space, **options)
     if kind is TunerKind.RANDOM:
-        return RandomTuner(task, seed)
+        return RandomTuner(task, seed, space)
     if kind is TunerKind.GRID:
-        return GridSearchTuner(task, seed)
-    return GATuner(task, seed, **options)
+        return GridSearchTuner(task, seed, space)
+    return GATuner(task, seed, space=space, **options)

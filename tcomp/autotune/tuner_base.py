@@ -27,7 +27,7 @@ import numpy as np
 from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
 from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.record import Record
-from tcomp.autotune.space import ConfigEntity
+from tcomp.autotune.space import ConfigEntity, ConfigSpace
 from tcomp.autotune.task import Task
 
 Callback = Callable[["Tuner", Sequence[MeasureInput], Sequence[MeasureResult]], None]
@@ -76,11 +76,12 @@ def _gflops(task: Task, cost: float) -> float:
 
 
 class Tuner:
-    """Base class: bookkeeping, the tuning loop; subclasses implement ``_propose`` (and may observe results)."""
+    """Base class: bookkeeping, the tuning loop; subclasses implement ``_propose`` (and may observe results).
+    ``space``: the configs to search, the task's whole space by default, or a part of it (``ConfigSubset``)."""
 
-    def __init__(self, task: Task, seed: int = 0) -> None:
+    def __init__(self, task: Task, seed: int = 0, space: ConfigSpace | None = None) -> None:
         self.task = task
-        self.space = task.config_space
+        self.space = space if space is not None else task.config_space
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.visited: set[int] = set()

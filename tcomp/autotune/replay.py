@@ -1,0 +1,120 @@
+"""Replay a measured table: tune against throughputs measured once, so search strategies compare without noise.
+
+A ``MeasuredTable`` is configs of one task with the GFLOP/s each reached when measured (the best of a few passes;
+0 for a config that failed), as JSON: ``{"task": ..., "configs": [{"knobs": ..., "gflops": ...}, ...]}`` (the
+writer is ``tests/data/tuning/measure_table.py``). ``table.space()`` is the part of the task's space the table
+covers (a ``ConfigSubset``: the whole space when the table measured every config), and ``ReplayMeasurer`` plays a
+``Measurer`` that answers from the table, so any tuner runs on it unchanged and in milliseconds per trial:
+
+    table = MeasuredTable.load("conv3x3_measured.json")
+    result = replay(TunerKind.XGB, table, seed=0, trials=64)
+    trials_to_reach(result.curve, 0.95 * table.best_gflops)
+
+Replays are deterministic for a seed. What they leave out: timing noise (a table holds one figure per config) and,
+for a table that samples a large space, the configs it did not measure (the search sees the sample only).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tcomp.autotune.feature import FeatureExtractor, FeatureKind
+from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
+from tcomp.autotune.space import ConfigEntity, ConfigSubset, SpaceError
+from tcomp.autotune.task import Task
+from tcomp.autotune.tuner import TuneResult, TunerKind, XGBTuner, create_tuner
+from tcomp.json_value import as_list, as_object
+
+
+@dataclass
+class MeasuredTable:
+    """Configs of ``task`` (indices of its space) and the GFLOP/s each was measured at."""
+
+    task: Task
+    gflops: dict[int, float]
+
+    @staticmethod
+    def from_json(value: Any) -> MeasuredTable:
+        fields = as_object(value, "measured table")
+        task = Task.from_json(fields.get("task"))
+        space = task.config_space
+        gflops: dict[int, float] = {}
+        for entry in as_list(fields.get("configs"), "measured table configs", 10_000_000):
+            item = as_object(entry, "a measured config")
+            index = space.index_of(ConfigEntity.from_json({"knobs": item.get("knobs")}))
+            if index is None:
+                raise SpaceError(f"measured table: a config does not fit the space of {task} (the template's "
+                                 "knobs changed: measure the table again)")
+            value_gflops = item.get("gflops")
+            if not isinstance(value_gflops, (int, float)) or value_gflops < 0:
+                raise ValueError(f"measured table: gflops must be a number >= 0, got {value_gflops!r}")
+            gflops[index] = float(value_gflops)
+        if not gflops:
+            raise ValueError("measured table: no configs")
+        return MeasuredTable(task, gflops)
+
+    @staticmethod
+    def load(path: str | Path) -> MeasuredTable:
+        return MeasuredTable.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    @property
+    def best_gflops(self) -> float:
+        return max(self.gflops.values())
+
+    def space(self) -> ConfigSubset:
+        """The table's configs as a space (the task's fallback config stays the default when the table has it)."""
+        return self.task.config_space.subset(self.gflops)
+
+
+class ReplayMeasurer:
+    """A ``Measurer`` stand-in that answers from a table: a config's cost is ``flop / gflops``; a config the table
+    marks failed (0 GFLOP/s) is a ``RUN_ERROR``. Asking for a config outside the table is an error (a tuner given
+    ``table.space()`` never does)."""
+
+    def __init__(self, table: MeasuredTable) -> None:
+        self.table = table
+        self.options = MeasureOptions(n_parallel=1)
+        self.measured: list[int] = []
+
+    def measure(self, inputs: Sequence[MeasureInput]) -> list[MeasureResult]:
+        results = []
+        for inp in inputs:
+            index = inp.config.index
+            if index not in self.table.gflops:
+                raise KeyError(f"config {index} of {self.table.task} is not in the measured table")
+            self.measured.append(index)
+            gflops = self.table.gflops[index]
+            if gflops > 0:
+                cost = self.table.task.flop / (gflops * 1e9)
+                results.append(MeasureResult(MeasureStatus.OK, (cost,)))
+            else:
+                results.append(MeasureResult(MeasureStatus.RUN_ERROR, (), "failed when the table was measured"))
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+def replay(kind: TunerKind, table: MeasuredTable, seed: int, trials: int, batch_size: int = 8,
+           extractor: FeatureExtractor | None = None, **options: Any) -> TuneResult:
+    """Tune ``table``'s task over the table's configs with a tuner of ``kind``, measuring by replay. ``extractor``
+    (loop-IR features of the task) may be shared between replays so each config is lowered once; ``options`` go
+    to the tuner."""
+    tuner = create_tuner(kind, table.task, seed=seed, space=table.space(), **options)
+    if extractor is not None and isinstance(tuner, XGBTuner) and extractor.kind is FeatureKind.LOOP_IR:
+        tuner.extractor = extractor
+        if hasattr(tuner.model, "extractor"):
+            tuner.model.extractor = extractor
+    return tuner.tune(trials, measurer=ReplayMeasurer(table), batch_size=batch_size, confirm=0)  # type: ignore[arg-type]
+
+
+def trials_to_reach(curve: Sequence[float], level: float) -> int | None:
+    """The first trial (from 1) whose best-so-far reaches ``level``, None if none does."""
+    for trial, value in enumerate(curve, start=1):
+        if value >= level:
+            return trial
+    return None
