@@ -113,10 +113,19 @@ class GATuner(Tuner):
 
 
 class XGBTuner(Tuner):
-    """Model-based tuning: after the first ``first_fit`` results and then every ``plan_size`` results, refit the
-    cost model and let simulated annealing plan the ``plan_size`` best unmeasured configs (a quarter of its chains
-    restarted from the best configs measured so far); proposals come from the plan, except that with probability
-    ``epsilon`` a random config is explored instead.
+    """Model-based tuning: after the first ``first_fit`` results and then every ``refit_every`` results (8 by
+    default: every batch of 8), refit the cost model and let simulated annealing plan the ``2 * plan_size`` best
+    unmeasured configs (a quarter of its chains restarted from the best configs measured so far). Each batch then
+    takes ``local_share`` of its configs from the neighbours of the ``local_top`` fastest configs measured (one
+    knob changed), best predicted first, and the rest from the plan, except that with probability ``epsilon`` a
+    config is explored instead. Explored configs, and every config before the first fit, are ``diverse``: among a
+    few random ones, the one whose knob values were measured least.
+
+    Replayed on measured tables (``bench/tune_replay.py``, 20 seeds of 64 trials in batches of 8), the median
+    trials to reach 95% of the table's best went from 57.5 to 34 on the ResNet-50 3x3 conv (random search: 64.5)
+    and from 32.5 to 22.5 on matmul 256^3 (random: 60.5) with these three changes together: refitting after every
+    batch rather than every 32 results; a diverse first batch; half of each batch from the model's picks among
+    the best configs' neighbours, where a config in the fast region was measured in one knob's reach.
 
     - The search walks valid configs only (``FeatureExtractor.valid``): a config the template cannot build is
       outside the space it sees, never proposed nor measured (``invalid`` counts those it met).
@@ -137,9 +146,17 @@ class XGBTuner(Tuner):
     def __init__(self, task: Task, seed: int = 0, plan_size: int = 32, first_fit: int | None = None,
                  feature_kind: FeatureKind = FeatureKind.LOOP_IR, objective: Objective = Objective.RANK,
                  epsilon: float = 0.05, model: CostModel | None = None, sa_options: dict[str, Any] | None = None,
-                 num_threads: int | None = 1, space: ConfigSpace | None = None) -> None:
+                 num_threads: int | None = 1, space: ConfigSpace | None = None, refit_every: int | None = None,
+                 diverse: bool = True, local_share: float = 0.5, local_top: int = 3) -> None:
         super().__init__(task, seed, space)
+        if not 0.0 <= local_share <= 1.0 or not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"local_share and epsilon must be within [0, 1], got {local_share} and {epsilon}")
         self.plan_size = plan_size
+        self.refit_every = max(1, refit_every if refit_every is not None else min(8, plan_size))
+        self.diverse = diverse
+        self.local_share = local_share
+        self.local_top = local_top
+        self.local_plan: list[int] = []
         self.epsilon = epsilon
         self.model: CostModel = model or XGBoostCostModel(task, feature_kind, objective, seed=seed,
                                                           num_threads=num_threads)
@@ -152,7 +169,7 @@ class XGBTuner(Tuner):
         self.indices: list[int] = []
         self.throughputs: list[float] = []
         self.plan: list[int] = []
-        self.next_fit = first_fit if first_fit is not None else max(4, plan_size // 2)
+        self.next_fit = first_fit if first_fit is not None else min(8, plan_size)
         self.fit_time = 0.0
         self.fitted = 0  # results the model was last fitted on
         self.quality: list[ModelQuality] = []
@@ -170,7 +187,7 @@ class XGBTuner(Tuner):
     def _after_batch(self) -> None:
         if len(self.indices) >= self.next_fit:
             self.refit()
-            self.next_fit = len(self.indices) + self.plan_size
+            self.next_fit = len(self.indices) + self.refit_every
 
     def _check_model(self) -> None:
         """Rank the results the model was not fitted on (see the class docstring)."""
@@ -203,7 +220,24 @@ class XGBTuner(Tuner):
         self.optimizer.reseed([self.indices[k] for k in ranked if self.throughputs[k] > 0])
         self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size, self.visited | self.invalid,
                                                  valid=self._valid)
+        if self.local_share > 0:
+            self.local_plan = self._local_plan([self.indices[k] for k in ranked[: self.local_top]
+                                                if self.throughputs[k] > 0])
         self.fit_time += time.perf_counter() - start
+
+    def _local_plan(self, best: Sequence[int], limit: int = 64) -> list[int]:
+        """The neighbours of ``best`` (the fastest measured: configs one knob away), not measured yet, valid, best
+        predicted first (at most ``limit`` of them scored, drawn at random)."""
+        candidates = [other for index in best for other in self.space.neighbours(index)
+                      if other not in self.visited and other not in self.invalid]
+        candidates = list(dict.fromkeys(candidates))
+        if len(candidates) > limit:
+            candidates = [candidates[k] for k in self.rng.choice(len(candidates), size=limit, replace=False)]
+        candidates = [i for i, ok in zip(candidates, self._valid(candidates)) if ok]
+        if not candidates:
+            return []
+        scores = np.nan_to_num(np.asarray(self.model.predict(candidates), dtype=np.float64), nan=-np.inf)
+        return [candidates[k] for k in np.argsort(-scores, kind="stable")]
 
     def _valid(self, indices: Sequence[int]) -> np.ndarray:
         mask = self.extractor.valid(indices)
@@ -223,12 +257,45 @@ class XGBTuner(Tuner):
                 return sample[0]
         return None
 
+    def _diverse_pick(self, taken: set[int]) -> int | None:
+        """Among a few random valid configs not measured yet, the one whose knob values were tried least so far
+        (measured or chosen), ties broken by the larger knob distance to those: a spread over every knob."""
+        seen = [self.space.digits(i) for i in [*self.indices, *taken]]
+        counts = [dict[int, int]() for _ in self.space.dims]
+        for digits in seen:
+            for k, d in enumerate(digits):
+                counts[k][d] = counts[k].get(d, 0) + 1
+        pool = self.space.sample(self.rng, 32, exclude=self.visited | self.invalid | taken)
+        ranked = []
+        for index in pool:
+            digits = self.space.digits(index)
+            rarity = sum(1.0 / (1 + counts[k].get(d, 0)) for k, d in enumerate(digits) if self.space.dims[k] > 1)
+            distance = min((sum(a != b for a, b in zip(digits, other)) for other in seen), default=len(digits))
+            ranked.append((rarity + 0.01 * distance, index))
+        ranked.sort(key=lambda item: -item[0])
+        for _, index in ranked:
+            if self._valid([index])[0]:
+                return index
+        return self._explore(taken)
+
     def _propose(self, count: int) -> list[int]:
         chosen: list[int] = []
+        local = int(round(self.local_share * count))
+        while self.local_plan and len(chosen) < local:
+            index = self.local_plan.pop(0)
+            if index in self.visited or index in chosen or index in self.invalid:
+                continue
+            program = self._program(index)
+            if program in self._programs:
+                self.visited.add(index)
+                self.duplicates += 1
+                continue
+            self._programs.add(program)
+            chosen.append(index)
         deferred: list[int] = []
         while len(chosen) < count and len(self.visited) + len(chosen) + len(self.invalid) < len(self.space):
             if not self.plan or self.rng.random() < self.epsilon:
-                index = self._explore(set(chosen))
+                index = self._diverse_pick(set(chosen)) if self.diverse else self._explore(set(chosen))
                 if index is None:
                     break
             else:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tcomp.autotune import TunerKind, create_task
+from tcomp.autotune import FeatureExtractor, TunerKind, create_task
 from tcomp.autotune.measure import MeasureInput, MeasureStatus
 from tcomp.autotune.replay import MeasuredTable, ReplayMeasurer, replay, trials_to_reach
 from tcomp.autotune.space import SpaceError
@@ -95,3 +96,22 @@ def test_the_committed_tables_load() -> None:
         table = MeasuredTable.load(path)
         raw = json.loads(path.read_text())
         assert len(table.gflops) == len(raw["configs"]) and table.best_gflops > 0
+
+
+def test_xgb_reaches_the_best_conv_configs_in_fewer_trials_than_random() -> None:
+    """ResNet-50's 3x3 conv, every config measured once (``conv3x3_measured.json``; one config is within 95% of the
+    best): replayed over the same seeds, the xgb tuner reaches 95% of the best in a median of at most 60% of random
+    search's trials (a seed that never does counts as 49). Measured (seeds 0-4, 48 trials): xgb 2 34 18 4 10,
+    median 10; random 2 24 - 30 -, median 30. Over 20 seeds of 64 trials: xgb 34, random 64.5."""
+    table = MeasuredTable.load(DATA / "conv3x3_measured.json")
+    extractor = FeatureExtractor(table.task)
+    trials = 48
+    medians = {}
+    for kind in (TunerKind.XGB, TunerKind.RANDOM):
+        reached = []
+        for seed in range(5):
+            result = replay(kind, table, seed, trials, extractor=extractor)
+            found = trials_to_reach(result.curve, 0.95 * table.best_gflops)
+            reached.append(found if found is not None else trials + 1)
+        medians[kind] = statistics.median(reached)
+    assert medians[TunerKind.XGB] <= 0.6 * medians[TunerKind.RANDOM], medians

@@ -141,7 +141,7 @@ def test_xgb_tuner_with_a_fake_model_refits_every_plan() -> None:
     model = RandomModel(0)
     tuner = XGBTuner(matmul_task(), plan_size=8, model=model, sa_options=FAST_SA)
     tuner.tune(40, measurer=AnalyticMeasurer(), batch_size=8)
-    assert model.fitted == 5  # after 4 results, then every 8
+    assert model.fitted == 5  # after the first 8 results, then after every batch of 8
 
 
 def test_ga_keeps_unique_children() -> None:
