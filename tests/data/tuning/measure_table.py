@@ -1,11 +1,13 @@
-"""Measure random configs of a tuning task once, for the cost-model tests (``test_model_quality.py``).
+"""Measure random configs of a tuning task once, for the cost-model tests and for replays.
 
-Workloads: ``gemm`` (matmul 256^3, ``gemm256_measured.json``) and ``conv3x3`` (ResNet-50's stage-3 3x3
-convolution in the blocked layout models compile it in, ``conv3x3_measured.json``; its space is small enough to
-measure whole). Writes the target, the date, and for each config its knob choices and GFLOP/s (the best
-of ``--passes`` measurements taken in separate passes, so a load spike in one pass does not decide a config's
-place). The test fits the cost model on 64 of them and ranks the rest; measuring once and committing the table
-keeps that test quick and free of timing noise. Rerun after a change of the template's knobs:
+Workloads: ``gemm`` (matmul 256^3, ``gemm256_measured.json``), ``conv3x3`` (ResNet-50's stage-3 3x3 convolution in
+the blocked layout models compile it in, ``conv3x3_measured.json``; its space is small enough to measure whole) and
+``dense`` (ResNet-50's classifier at batch 1, ``dense1000_measured.json``). The default config is always among the
+measured ones. Writes the target, the date, and for each config its knob choices and GFLOP/s (the best of
+``--passes`` measurements taken in separate passes, so a load spike in one pass does not decide a config's place).
+The cost-model tests (``test_model_quality.py``) fit the model on 64 of them and rank the rest, and replays
+(``tcomp.autotune.replay``, ``bench/tune_replay.py``) tune against them; measuring once and committing the table
+keeps both quick and free of timing noise. Rerun after a change of the template's knobs:
 
     python tests/data/tuning/measure_table.py [--workload gemm] [--configs 320] [--passes 2]
 """
@@ -27,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 WORKLOADS = {
     "gemm": ("matmul", (256, 256, 256), "gemm256_measured.json"),
     "conv3x3": ("conv2d_nchwc_blocked", (1, 256, 14, 14, 256, 3, 3, 1, 1, 16, 16), "conv3x3_measured.json"),
+    "dense": ("dense", (1, 1000, 2048), "dense1000_measured.json"),  # ResNet-50's classifier, batch 1
 }
 
 
@@ -42,7 +45,8 @@ def main() -> None:
     output = args.output or str(HERE / table_name)
     task = autotune.create_task(name, shape, "llvm")
     space = task.config_space
-    indices = space.sample(np.random.default_rng(args.seed), args.configs)
+    fallback = space.fallback.index  # the default config first: replays start from it, as tuning does
+    indices = [fallback, *space.sample(np.random.default_rng(args.seed), args.configs - 1, exclude={fallback})]
     best: dict[int, float] = {}
     with autotune.Measurer(autotune.MeasureOptions()) as measurer:
         for _ in range(args.passes):
