@@ -16,6 +16,7 @@ from tcomp.transform.bounds_check import insert_bounds_checks
 from tcomp.transform.check_division import check_division
 from tcomp.transform.flatten import flatten_buffers
 from tcomp.transform.index_checks import drop_index_checks, insert_index_checks
+from tcomp.transform.partition_tails import partition_tails
 from tcomp.transform.prefetch import inject_prefetch
 from tcomp.transform.simplify import simplify_func
 from tcomp.transform.unroll import unroll_explicit
@@ -34,6 +35,7 @@ def default_pipeline(check_bounds: bool = False) -> list[Pass]:
     if check_bounds:
         passes.append(Pass("insert_bounds_checks", insert_bounds_checks))
     passes += [
+        Pass("partition_tails", partition_tails),
         Pass("simplify", simplify_func),
         Pass("check_division_after_simplify", check_division),
         Pass("flatten_buffers", flatten_buffers, flat_after=True),

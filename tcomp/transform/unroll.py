@@ -39,13 +39,19 @@ class _Renamer(Mutator):
         return LetStmt(fresh, value, self.visit(node.body))
 
 
+def renamed_copy(stmt: Stmt) -> Stmt:
+    """``stmt`` with every loop and let variable it defines given a fresh identity (a copy that may sit beside the
+    original)."""
+    return _Renamer().visit(stmt)
+
+
 class _Unroller(Mutator):
     def visit_For(self, node: For) -> Stmt:
         body = self.visit(node.body)
         wanted = any(key == "unroll_explicit" and value for key, value in node.annotations)
         count = const_int_value(node.extent)
         if wanted and count is not None and 0 <= count <= MAX_UNROLL:
-            copies = [_Renamer().visit(substitute(body, {node.loop_var: node.min + i})) for i in range(count)]
+            copies = [renamed_copy(substitute(body, {node.loop_var: node.min + i})) for i in range(count)]
             return seq(*copies)
         return node if body is node.body else replace(node, body=body)
 

@@ -107,7 +107,8 @@ def test_the_k_loop_tests_no_bound_and_streams_with_prefetch() -> None:
     text = str(tcomp.lower(schedule_cpu(out), [X, P, out]))
     k_loop = text[text.index("for k in"):text.index("for i in")]
     assert "if " not in k_loop and "prefetch=" in k_loop
-    assert "parallel" in text or "j.outer in range" in text
+    # the blocks of the output: a loop, or (two blocks, the last one partial) the full block and its tail
+    assert "parallel" in text or "j.outer in range" in text or text.count("for k in") == 2
 
 
 def test_row_groups_keep_the_accumulators_in_registers() -> None:
