@@ -193,33 +193,34 @@ def test_depthwise_conv2d_nchw(channels: int, size: tuple[int, int], multiplier:
 
 
 def test_conv_tiles_by_shape() -> None:
-    # several channel blocks share each broadcast input: 7 columns x 4 blocks (28 of 32 registers), 4 x 2 on AVX2
-    assert conv2d_nchwc_tile([1, 4, 56, 56, 16], [4, 3, 3, 16], AVX512, 16) == NCHWcTile(7, 4, True, 0, True)
-    assert conv2d_nchwc_tile([1, 16, 56, 56, 16], [4, 1, 1, 16], AVX512, 16) == NCHWcTile(7, 4, False, 0, True)
+    # several channel blocks share each broadcast input: 6 columns x 4 blocks on AVX-512, 4 x 2 on AVX2
+    assert conv2d_nchwc_tile([1, 4, 56, 56, 16], [4, 3, 3, 16], AVX512, 16) == NCHWcTile(6, 4, True, 0, True)
+    assert conv2d_nchwc_tile([1, 16, 56, 56, 16], [4, 1, 1, 16], AVX512, 16) == NCHWcTile(6, 4, False, 0, True)
     assert conv2d_nchwc_tile([1, 8, 56, 56, 8], [8, 3, 3, 8], AVX2, 8) == NCHWcTile(4, 2, True, 0, True)
     # a 512x512x3x3 kernel (9 MiB) is larger than L2: the reduction is blocked so a kernel block stays in L1
-    assert conv2d_nchwc_tile([1, 32, 7, 7, 16], [32, 3, 3, 16], AVX512, 16) == NCHWcTile(7, 4, True, 1)
-    assert conv2d_nchwc_tile([1, 4, 17, 17, 16], [4, 3, 3, 16], AVX512, 16).reg_n == 14  # prime width: a tail
-    assert conv2d_nchwc_tile([1, 4, 28, 28, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 4
-    # a prime width whose accumulators fit beside a weight and a broadcast: the whole row, no tail
-    assert conv2d_nchwc_tile([1, 4, 13, 13, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 13
-    assert conv2d_nchwc_tile([1, 4, 17, 17, 8], [4, 3, 3, 8], AVX2, 8).reg_n == 12
+    assert conv2d_nchwc_tile([1, 32, 7, 7, 16], [32, 3, 3, 16], AVX512, 16) == NCHWcTile(6, 4, True, 1)
+    # 17 and 7 columns: tiles and a tail (split off by partition_tails)
+    assert conv2d_nchwc_tile([1, 4, 17, 17, 16], [4, 3, 3, 16], AVX512, 16).reg_n == 6
+    assert conv2d_nchwc_tile([1, 64, 7, 7, 8], [64, 3, 3, 8], AVX2, 8).reg_n == 5
     # blocking the reduction by all of its blocks is no blocking: the tile accumulates in registers
-    assert conv2d_nchwc_tile([1, 250, 13, 13, 8], [64, 1, 1, 8], AVX2, 8) == NCHWcTile(13, 1, False, 0)
+    assert conv2d_nchwc_tile([1, 125, 13, 13, 8], [64, 1, 1, 8], AVX2, 8) == NCHWcTile(11, 1, False, 0)
     # a 1x1 kernel that fits L2 over an input that does not: rows outside the channel tiles read the input once
     assert conv2d_nchwc_tile([1, 8, 56, 56, 8], [32, 1, 1, 8], AVX2, 8).rows_outer
-    # stride 2, 25 columns: 5 columns x 2 blocks, no tail
+    assert not conv2d_nchwc_tile([1, 8, 7, 7, 8], [32, 1, 1, 8], AVX2, 8).rows_outer
     strided = conv2d_nchwc_tile([1, 32, 25, 25, 8], [12, 5, 5, 8], AVX2, 8, stride=2)
     assert (strided.reg_n, strided.oc_chunks) == (5, 2)
 
 
 def test_register_tile_most_multiply_adds_per_load() -> None:
-    assert register_tile(56, 8, 1, 12) == (4, 2)  # 8 multiply-adds per 6 loads; (8, 1): 8 per 9
-    assert register_tile(12, 64, 1, 12) == (3, 4)
-    assert register_tile(7, 64, 1, 12) == (7, 1)
-    assert register_tile(7, 64, 2, 12) == (1, 1)  # no divisor fits: the caller's prime-width rule decides
-    assert register_tile(109, 12, 1, 12) == (1, 1)
-    assert register_tile(1, 4, 1, 12) == (1, 4)
+    # AVX2: 13 registers for accumulators, weight vectors and the broadcast input
+    assert register_tile(56, 8, 1, 13) == (4, 2)  # 16 multiply-adds per 12 loads; (8, 1): 8 per 9
+    assert register_tile(12, 64, 1, 13) == (4, 2)  # 3 x 4 needs 12 accumulators + 4 weights + 1
+    assert register_tile(14, 64, 1, 13) == (2, 4)  # divides the row; 4 x 2 leaves a tail
+    assert register_tile(7, 64, 1, 13) == (5, 2)  # 5 + a tail of 2: 14 per 11 loads; (7, 1): 7 per 8
+    assert register_tile(24, 3, 1, 13) == (3, 3)  # channel blocks divide the output channels
+    assert register_tile(8, 1, 1, 13) == (8, 1)
+    assert register_tile(1, 4, 1, 13) == (1, 4)
+    assert register_tile(56, 4, 1, 29) == (6, 4)  # AVX-512
     assert conv2d_nchw_tile(64, 56, 56, AVX512, 16) == NCHWTile(4, 4, 14)
     assert conv2d_nchw_tile(5, 7, 7, AVX512, 16) == NCHWTile(5, 1, 7)
     # grouped: the tile's blocks stay in one group (17 blocks per group: one block), then the whole row

@@ -51,6 +51,10 @@ from tcomp.te.tensor import ComputeOp, Tensor
 # accumulators a register tile may use, out of 32 (AVX-512) or 16 vector registers: the rest hold weights and
 # broadcasts
 _SPARE_REGISTERS = 4
+# vector registers a register tile leaves free besides its accumulators, weight vectors and broadcast input
+_TILE_FREE_REGISTERS = 3
+# how much better a register tile with a tail must score than one that divides the row (``register_tile``)
+_EXACT_TILE_PREFERENCE = 1.1
 
 
 def padding_stage(s: Schedule, op: ComputeOp) -> Stage | None:
@@ -144,24 +148,27 @@ def nchwc_workload(op: ComputeOp) -> Workload | None:
                                  *(tuple(op.attrs.get(k, ())) for k in ("stride", "padding", "dilation")), data.dtype)
 
 
-def register_tile(ow: int, oc_chunks: int, vectors: int, accumulators: int) -> tuple[int, int]:
-    """``(reg_n, chunks)``: the register tile of ``reg_n`` output columns x ``chunks`` output-channel blocks (of
-    ``vectors`` registers each) that does the most multiply-adds per load, among exact divisors of ``OW`` (at most 14
-    columns) and of the channel blocks whose ``reg_n * chunks * vectors`` accumulators fit ``accumulators``. Each
-    reduction step loads ``reg_n`` broadcast inputs and ``chunks * vectors`` weight vectors for
-    ``reg_n * chunks * vectors`` multiply-adds; ties go to more columns. ``(1, ...)`` when ``OW`` has no divisor
-    from 2 to 14 that fits (a prime width)."""
-    best = (0.0, 1, 1)
-    for columns in divisors(ow):
-        if columns > 14:
-            break
+def register_tile(ow: int, oc_chunks: int, vectors: int, registers: int) -> tuple[int, int]:
+    """``(reg_n, chunks)``: the register tile of ``reg_n`` output columns (2 to 14, or the whole row) x ``chunks``
+    output-channel blocks (a divisor of ``oc_chunks``; ``vectors`` registers each) that does the most multiply-adds
+    per load over a whole output row of ``OW`` columns. A tile step loads ``reg_n`` broadcast inputs and
+    ``chunks * vectors`` weight vectors for ``reg_n * chunks * vectors`` multiply-adds; the last tile of a row whose
+    width ``reg_n`` does not divide has fewer columns (its guards are split off by ``partition_tails``). The
+    accumulators, the weight vectors and the broadcast input must fit in ``registers`` (the register file less
+    ``_TILE_FREE_REGISTERS``: on znver1, 16 registers, tiles of 12 accumulators with 2-4 weight vectors, 3x4 and
+    6x2, ran 10-35% slower than 4x2 and 2x4). A tile that divides the row counts ``_EXACT_TILE_PREFERENCE`` times
+    its score (the tail is a second copy of the loop nest, and a narrower one); ties go to more columns."""
+    best: tuple[float, bool, int, int] = (0.0, False, 1, 1)
+    for columns in range(min(ow, 2), min(ow, 14) + 1):
+        full, tail = divmod(ow, columns)
         for chunks in divisors(oc_chunks):
-            registers = columns * chunks * vectors
-            if registers > accumulators or (columns == 1 and ow > 1):
+            weights = chunks * vectors
+            if columns * weights + weights + 1 > registers:
                 continue
-            score = registers / (columns + chunks * vectors)
-            best = max(best, (score, columns, chunks))
-    return best[1], best[2]
+            loads = full * (columns + weights) + (tail + weights if tail else 0)
+            score = round(ow * weights / loads * (1.0 if tail else _EXACT_TILE_PREFERENCE), 3)
+            best = max(best, (score, tail == 0, columns, chunks))
+    return best[2], best[3]
 
 
 def grouped_register_tile(ow: int, group_blocks: int, vectors: int, cpu: CpuTarget) -> tuple[int, int]:
@@ -173,7 +180,7 @@ def grouped_register_tile(ow: int, group_blocks: int, vectors: int, cpu: CpuTarg
     columns x 4 blocks straddling groups 497 us; 224 -> 224 in 4 groups (7 blocks of 8) at 28x28, 14 columns 724
     us, 4 columns x 2 blocks 776 us; 544 -> 544 in 4 groups (17 blocks of 8) at 7x7, 7 columns 239 us, 7 x 2 blocks
     282 us."""
-    reg_n, chunks = register_tile(ow, group_blocks, vectors, cpu.vector_registers - _SPARE_REGISTERS)
+    reg_n, chunks = register_tile(ow, group_blocks, vectors, cpu.vector_registers - _TILE_FREE_REGISTERS)
     if chunks == 1:
         whole = largest_divisor(ow, 14)
         if whole > reg_n and whole * vectors <= cpu.vector_registers - 2:
@@ -187,11 +194,9 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
 
     - the register tile (``register_tile``): columns x channel blocks, so each broadcast input feeds several
       channel blocks and each weight vector several columns (on znver1, one thread, 2-4 blocks ran ResNet-50's and
-      VGG-19's layers 1.1-2.5x faster than 7-8 columns of one block; a grouped convolution's tile stays in one
-      group, ``grouped_register_tile``). A prime width (no divisor from 2 to 14 fits):
-      the whole row when it has at most 14 columns and their accumulators leave two registers for the weights and
-      the broadcast input, else as many columns as fit and a guarded tail, 2-3x slower on AVX2, where 13-wide rows
-      ran a 1x1 512->1000 convolution in 6.4 ms against 18.8 ms in 12 columns and a tail);
+      VGG-19's layers 1.1-2.5x faster than 7-8 columns of one block; with the tail of a row split off, 4 columns x 2
+      blocks ran 7- and 109-wide rows 12-16% faster than 7 and 12 columns of one block; a grouped convolution's
+      tile stays in one group, ``grouped_register_tile``);
     - larger kernels unroll the kernel-width loop so LLVM reuses each broadcast across it;
     - the reduction is blocked (``ic_chunks``) when the kernel is larger than L2 per core, by as many input-channel
       blocks as keep a block of the kernel in L1 (not when that is every block: accumulating the whole reduction in
@@ -202,14 +207,10 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
     _, oc_chunks, oh, ow, oc_block = sizes
     ic_total, kh, kw, ic_block = reduce_sizes
     vectors = max(1, -(-oc_block // lanes))
-    accumulators = cpu.vector_registers - _SPARE_REGISTERS
     if groups > 1 and oc_chunks % groups == 0:
         reg_n, chunks = grouped_register_tile(ow, oc_chunks // groups, vectors, cpu)
     else:
-        reg_n, chunks = register_tile(ow, oc_chunks, vectors, accumulators)
-    if reg_n == 1 and ow > 1:
-        limit = max(1, min(14, accumulators // vectors))
-        reg_n = ow if ow <= 14 and ow * vectors <= cpu.vector_registers - 2 else limit
+        reg_n, chunks = register_tile(ow, oc_chunks, vectors, cpu.vector_registers - _TILE_FREE_REGISTERS)
     element = 4
     kernel_bytes = oc_chunks * oc_block * ic_total * ic_block * kh * kw * element
     ic_chunks = 0
