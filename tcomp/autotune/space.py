@@ -188,8 +188,10 @@ class ConfigSpace(_Definer):
         return math.prod(self.dims)
 
     def digits(self, index: int) -> list[int]:
-        if not 0 <= index < len(self):
-            raise SpaceError(f"config index {index} is outside the space of {len(self)} configs")
+        """The knob values' positions of config ``index`` (of the whole space: a subset's members keep theirs)."""
+        size_of_space = math.prod(self.dims)
+        if not 0 <= index < size_of_space:
+            raise SpaceError(f"config index {index} is outside the space of {size_of_space} configs")
         result = []
         for size in self.dims:
             result.append(index % size)
@@ -341,15 +343,6 @@ class ConfigSubset(ConfigSpace):
 
     def contains(self, index: int) -> bool:
         return index in self.member_set
-
-    def digits(self, index: int) -> list[int]:
-        if not 0 <= index < self.parent_size:
-            raise SpaceError(f"config index {index} is outside the space of {self.parent_size} configs")
-        result = []
-        for size in self.dims:
-            result.append(index % size)
-            index //= size
-        return result
 
     @property
     def fallback(self) -> ConfigEntity:
