@@ -234,15 +234,33 @@ def log_to_file(path: str | os.PathLike[str], fsync: bool = False) -> RecordWrit
     return RecordWriter(path, fsync)
 
 
+def typical_cost(costs: Sequence[float]) -> float:
+    """The cost a config measured several times stands for: the lower median of its measurements (a lucky or an
+    unlucky run alone does not move it)."""
+    if not costs:
+        return math.inf
+    return sorted(costs)[(len(costs) - 1) // 2]
+
+
+def _config_key(config: ConfigEntity) -> Any:
+    return config.index if config.index >= 0 else json.dumps(config.to_json(), sort_keys=True)
+
+
 def best_by_task(records: Iterable[Record]) -> dict[str, Record]:
-    """The fastest successful record of each task key."""
-    best: dict[str, Record] = {}
+    """The best successful record of each task key. A config measured once stands for its cost; where some configs
+    of a task were measured several times (a tuner confirms its best configs against the default that way), only
+    those compete, each by its ``typical_cost``, so a single lucky measurement never wins over a confirmed one.
+    The record returned is the one whose cost is that typical cost."""
+    by_config: dict[str, dict[Any, list[Record]]] = {}
     for record in records:
         if not record.result.ok or not math.isfinite(record.result.cost):
             continue
-        key = record.task.key
-        if key not in best or record.result.cost < best[key].result.cost:
-            best[key] = record
+        by_config.setdefault(record.task.key, {}).setdefault(_config_key(record.config), []).append(record)
+    best: dict[str, Record] = {}
+    for key, groups in by_config.items():
+        measured = [group for group in groups.values() if len(group) > 1] or list(groups.values())
+        typical = [sorted(group, key=lambda r: r.result.cost)[(len(group) - 1) // 2] for group in measured]
+        best[key] = min(typical, key=lambda r: r.result.cost)
     return best
 
 

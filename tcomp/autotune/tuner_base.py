@@ -3,10 +3,13 @@
 ``Tuner.tune(n_trial, ...)`` loops: ``next_batch`` -> ``Measurer.measure`` -> ``update`` -> callbacks (record
 logging, progress); ``step`` is one batch of it (a task scheduler interleaves tasks with it). Every tuner measures
 the template's fallback config (its default schedule) first, so the best config found is never slower than the
-default. At the end (``confirm``), the default and the best config are measured ``confirm`` more times each,
-interleaved in one batch, and each one's cost is the best of all its measurements: the default is compared with the
-best on the same footing (the same number of measurements, under the same load), and stays the best when the other
-does not beat it. These measurements are logged like any other (they are not trials). No config is proposed twice,
+default. At the end (``confirm``), the default and the two fastest other configs are measured ``confirm`` more
+times each, interleaved round by round in one batch, and each one's cost becomes the lower median of all its
+measurements: the default is compared with the best on the same footing (the same number of measurements, under
+the same load), a config that looked fastest after one lucky run (on a busy machine, the fastest of hundreds of
+noisy single runs usually is one) falls back to its typical cost, and the default stays the best when no other
+beats it. These measurements are logged like any other (they are not trials), and ``ApplyHistoryBest`` reads a
+log the same way (``record.best_by_task``). No config is proposed twice,
 and ``load_history(records)`` marks the task's logged configs as measured (resume re-measures none of them and
 counts them against ``n_trial``) and hands other tasks' records to ``_transfer`` (for a model-based tuner's
 transfer learning).
@@ -26,7 +29,7 @@ import numpy as np
 
 from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
 from tcomp.autotune.measurer import Measurer
-from tcomp.autotune.record import Record
+from tcomp.autotune.record import Record, typical_cost
 from tcomp.autotune.space import ConfigEntity, ConfigSpace
 from tcomp.autotune.task import Task
 
@@ -162,7 +165,6 @@ class Tuner:
             index = self.space.index_of(record.config)
             if index is not None and index in self.visited:
                 self._note_cost(index, record.result)  # a config measured again (the default, the best)
-                self._refresh_best(index)
                 continue
             if index is None:
                 continue
@@ -170,6 +172,7 @@ class Tuner:
             own += 1
         if own:
             self._after_batch()
+        self._decide()
         if others:
             self._transfer(others)
         return own
@@ -177,31 +180,35 @@ class Tuner:
     def _transfer(self, records: Sequence[Record]) -> None:
         """Records of other tasks (ignored unless the tuner has a model)."""
 
-    def _refresh_best(self, index: int) -> None:
-        """Config ``index`` was measured again: its cost is the best of its measurements; the best config is the
-        one with the lowest such cost (the default wins ties)."""
-        costs = self.costs.get(index)
-        if not costs:
+    def _decide(self) -> None:
+        """Choose the best config as the records will (``record.best_by_task``): where some configs were measured
+        more than once (confirmed), only those compete, each by the lower median of its measurements
+        (``typical_cost``); the default wins ties and its cost becomes its typical cost too."""
+        confirmed = {index: costs for index, costs in self.costs.items() if len(costs) > 1}
+        if not confirmed:
             return
-        if self.best_config is not None and index == self.best_config.index:
-            self.best_cost = min(costs)
-        if min(costs) < self.best_cost or (index == self.space.fallback.index and min(costs) <= self.best_cost):
-            self.best_cost = min(costs)
-            self.best_config = self.space.get(index)
+        fallback = self.space.fallback.index
+        typical = {index: typical_cost(costs) for index, costs in confirmed.items()}
+        index = min(typical, key=lambda i: (typical[i], i != fallback))
+        self.best_cost = typical[index]
+        self.best_config = self.space.get(index)
+        if fallback in typical:
+            self.default_cost = typical[fallback]
 
-    def confirm(self, measurer: Measurer, times: int, callbacks: Sequence[Callback] = ()) -> None:
-        """Measure the default and the best config ``times`` more times each, interleaved, and keep as best the
-        one whose best measurement is lower (see the module docstring)."""
+    def confirm(self, measurer: Measurer, times: int, callbacks: Sequence[Callback] = (), top: int = 2) -> None:
+        """Measure the default and the ``top`` fastest other configs ``times`` more times each, interleaved round
+        by round (so each sees the same load), then ``_decide``: a config found fast by one lucky run does not
+        survive its typical cost (see the module docstring)."""
         fallback = self.space.fallback
         if times < 1 or self.best_config is None:
             return
-        configs = [fallback] if self.best_config.index == fallback.index else [fallback, self.best_config]
+        ranked = sorted((min(costs), index) for index, costs in self.costs.items() if index != fallback.index)
+        configs = [fallback] + [self.space.get(index) for _, index in ranked[:max(0, top)]]
         inputs = [MeasureInput(self.task, config) for _ in range(times) for config in configs]
         results = measurer.measure(inputs)
         for inp, result in zip(inputs, results):
             self._note_cost(inp.config.index, result)
-        for config in configs:
-            self._refresh_best(config.index)
+        self._decide()
         for callback in callbacks:
             callback(self, inputs, results)
 

@@ -19,7 +19,15 @@ from tcomp.autotune.dispatch import (
     instantiate,
 )
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
-from tcomp.autotune.record import Record, RecordWriter, load_records, pick_best, read_records
+from tcomp.autotune.record import (
+    Record,
+    RecordWriter,
+    best_by_task,
+    load_records,
+    pick_best,
+    read_records,
+    typical_cost,
+)
 
 
 def make_records() -> list[Record]:
@@ -196,3 +204,21 @@ def test_records_naming_a_template_module_that_moved_still_load(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["matmul tcomp.autotune.templates.cpu.gemm 3",
                                            "reduce_cuda tcomp.autotune.templates.cuda.reduce 2"]
+
+
+def test_configs_measured_again_compete_by_their_median_not_one_lucky_run() -> None:
+    task = create_task("matmul", (64, 64, 64), "llvm -num-cores=2")
+    space = task.config_space
+
+    def ok(config: int, cost: float) -> Record:
+        return Record(task, space.get(config), MeasureResult(MeasureStatus.OK, (cost,), "", 0.1, 0.1, 100.0))
+
+    lucky_once = [ok(0, 3e-4), ok(5, 1e-4), ok(7, 2e-4)]  # nothing confirmed: the fastest single run wins
+    assert best_by_task(lucky_once)[task.key].config.index == 5
+    # the default (0) and config 5 measured three more times: 5's first run was a fluke, 7 was never confirmed
+    confirmed = lucky_once + [ok(0, 3e-4), ok(5, 4e-4), ok(0, 3.2e-4), ok(5, 3.9e-4), ok(0, 2.9e-4), ok(5, 4.1e-4)]
+    best = best_by_task(confirmed)[task.key]
+    assert best.config.index == 0 and best.result.cost == 3e-4  # the default's lower median
+    assert typical_cost([4e-4, 1e-4, 3.9e-4, 4.1e-4]) == 3.9e-4 and typical_cost([2.0]) == 2.0
+    with apply_history_best(confirmed) as ctx:
+        assert ctx.query(task) is not None and ctx.query(task).index == 0  # type: ignore[union-attr]
