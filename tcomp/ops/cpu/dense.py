@@ -35,6 +35,8 @@ Shapes the factors do not divide keep correct bounds guards; symbolic shapes get
 
 from __future__ import annotations
 
+from typing import Any
+
 from tcomp import te
 from tcomp.arith.factors import largest_divisor
 from tcomp.ir.expr import IterKind
@@ -58,6 +60,7 @@ from tcomp.ops.cpu.packed_matmul import (
     schedule_packed_product,
     split_columns_over_cores,
 )
+from tcomp.ops.cpu.panel_tiles import PanelTile, chosen_tile, panel_workload, plan_with_tile, tile_error
 from tcomp.ops.cpu.views import rows_in_place
 from tcomp.ops.panels import PANELS
 from tcomp.schedule.cache import replace_op, restart_stage
@@ -80,10 +83,13 @@ def _inputs(op: ComputeOp) -> tuple[Tensor, Tensor]:
     return tensors[0], tensors[1]
 
 
-def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
+def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
+                          tile: PanelTile | None = None) -> None:
     """Schedule the matmul or batch_matmul compute ``tensor`` (a root stage, attributes ``transpose_a`` /
     ``transpose_b``) and its elementwise epilogue ``host`` (an output reading it elementwise), which either hosts
-    the product's register tiles or, where the product accumulates in place across K slices, runs as its own pass."""
+    the product's register tiles or, where the product accumulates in place across K slices, runs as its own pass.
+    ``tile``: the packed GEMM's tile of a ``panel_matmul`` (``panel_tiles.py``; by default the one a
+    ``panel_tiles`` chooser gives, else the default plan's)."""
     stage = s[tensor]
     op = stage.op
     assert isinstance(op, ComputeOp)
@@ -100,7 +106,7 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
         lanes = cpu.lanes(tensor.dtype)
         panels = bool(op.attrs.get(PANELS))
         if panels:
-            plan = _panels_plan(op, m, n, k, cpu)
+            plan = _panels_plan(op, cpu, tile)
         else:
             plan = packed_plan(op, tensor, m, n, k, cpu) if len(batch) <= 1 else None
         if plan is not None:
@@ -162,16 +168,46 @@ def panels_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = True)
     return plan
 
 
-def _panels_plan(op: ComputeOp, m: int, n: int, k: int, cpu: CpuTarget) -> GemmPlan | None:
-    """``panels_plan`` for a ``panel_matmul`` compute, if its panels have the plan's shape."""
+def panel_product_workload(op: ComputeOp, cpu: CpuTarget) -> tuple[Any, ...] | None:
+    """The ``panel_matmul`` tuning workload of a ``panel_matmul`` compute (``panel_tiles.panel_workload``) on
+    ``cpu``: its sizes, its panels and whether its input rows are read in place, as the default schedule reads them
+    off the compute; None where the packed GEMM does not take it."""
+    found = _panel_product(op, cpu)
+    return None if found is None else found[1]
+
+
+def _panel_product(op: ComputeOp, cpu: CpuTarget) -> tuple[GemmPlan, tuple[Any, ...], bool] | None:
+    """``(panels_plan, workload, A readable in place)`` of a ``panel_matmul`` compute, if its panels have the
+    plan's shape."""
     x, panels = _inputs(op)
-    if x.dtype != "float32" or panels.dtype != "float32":
+    sizes, k_sizes = extents(op.axis), extents(op.reduce_axis)
+    if x.dtype != "float32" or panels.dtype != "float32" or sizes is None or k_sizes is None or len(sizes) != 2:
         return None
-    plan = panels_plan(m, n, k, cpu, _a_in_place(operand(x, False, False, is_a=True), m, k))
+    (m, n), (k,) = sizes, k_sizes
+    in_place = _a_in_place(operand(x, False, False, is_a=True), m, k)
+    plan = panels_plan(m, n, k, cpu, in_place)
     shape = tuple(getattr(d, "value", None) for d in panels.shape)
     if plan is None or shape != (plan.Np // plan.blocking.nr, plan.Kp, plan.blocking.nr):
         return None
-    return plan
+    return plan, panel_workload(m, n, k, plan.blocking.nr, plan.Kp, in_place, x.dtype), in_place
+
+
+def _panels_plan(op: ComputeOp, cpu: CpuTarget, tile: PanelTile | None = None) -> GemmPlan | None:
+    """``panels_plan`` for a ``panel_matmul`` compute, if its panels have the plan's shape; with ``tile`` (or the
+    tile a ``panel_tiles`` chooser gives the product's workload), the plan with that tile instead."""
+    found = _panel_product(op, cpu)
+    if found is None:
+        return None
+    plan, workload, in_place = found
+    if tile is None:
+        tile = chosen_tile(op, workload)
+        if tile is None:
+            return plan
+    m, n, k, nr, depth = workload[:5]
+    error = tile_error(tile, m, n, k, nr, depth, in_place)
+    if error is not None:
+        raise ValueError(f"{op.name}: the panel_matmul tile {tile} does not fit: {error}")
+    return plan_with_tile(m, n, k, nr, depth, tile, plan.lanes, plan.cores)
 
 
 def _operands(op: ComputeOp) -> tuple[Operand, Operand]:
