@@ -5,9 +5,10 @@
 
 The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
 weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
-the backend asks and no tuning records are given, products of one input by several constant weights become one
-product and a split (``merge_projections``: attention's query, key and value) and ``gemm_panels`` stores the
-weights of larger products in the packed GEMM's panels.
+the backend asks, products of one input by several constant weights become one product and a split
+(``merge_projections``: attention's query, key and value) and ``gemm_panels`` stores the weights of larger products
+in the packed GEMM's panels; with tuning records, a product compiled from a ``matmul`` or ``dense`` record of its own
+stays as it is (``tuning.tuned_product``).
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
@@ -39,7 +40,7 @@ from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
-from tcomp.graph.tuning import use_record
+from tcomp.graph.tuning import tuned_product, use_record
 from tcomp.target import Target, as_target
 
 GraphPass = Callable[[Graph], Graph]
@@ -76,6 +77,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     resolved = as_target(target)
     options = backend_for(resolved).graph
     keep_apart = _tuned_anchors(resolved, tuning_records)
+    keep_products = _tuned_products(resolved, tuning_records)
     host = as_target(None) if options.fold_on_host else resolved
 
     def fold(graph: Graph) -> Graph:
@@ -95,9 +97,12 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         return fuse_attention(graph, resolved) if options.fused_attention else graph
 
     def panels(graph: Graph) -> Graph:
-        if not options.gemm_panels or tuning_records is not None:  # a tuned product keeps its operator
+        if not options.gemm_panels:
             return graph
-        return gemm_panels(merge_projections(graph), resolved)
+        if keep_products is None:
+            return gemm_panels(merge_projections(graph), resolved)
+        merged = merge_projections(graph, keep_products(graph))  # a product with its own record keeps its operator
+        return gemm_panels(merged, resolved, keep_products(merged))
 
     def concats(graph: Graph) -> Graph:
         return concat_in_place(graph) if options.concat_in_place else graph
@@ -126,6 +131,16 @@ def _tuned_anchors(target: Target, records: Any) -> Callable[[Graph], Callable[[
 
     def for_graph(graph: Graph) -> Callable[[Any], bool]:
         return lambda node: use_record(graph, node, target, records)
+
+    return for_graph
+
+
+def _tuned_products(target: Target, records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
+    if records is None:
+        return None
+
+    def for_graph(graph: Graph) -> Callable[[Any], bool]:
+        return lambda node: tuned_product(graph, node, target, records)
 
     return for_graph
 

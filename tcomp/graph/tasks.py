@@ -2,7 +2,8 @@
 
 ``extract_tasks(graph, target)`` lists them for a graph before fusion (``extract_task_counts`` also says how many
 operators run each); ``extract_model_tasks(model)`` imports a model and runs the passes that decide the workloads
-(constant folding, simplification and, where the backend compiles convolutions blocked, the blocked layout) first.
+(constant folding, simplification, the packed GEMM's panels and, where the backend compiles convolutions blocked,
+the blocked layout) first.
 The autotuner takes these tasks; it never sees a graph.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcomp.autotune.task import Task
+from tcomp.autotune.task import Task, create_task
 from tcomp.backend import backend_for
 from tcomp.graph.compiler import compile_graph
 from tcomp.graph.ir import Graph
+from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.pipeline import PassOptions
-from tcomp.graph.tuning import node_task
+from tcomp.graph.tuning import node_task, panel_workloads
 from tcomp.target import Target, as_target
 
 
@@ -38,15 +40,30 @@ def extract_task_counts(graph: Graph, target: Target | str | None = None) -> lis
 def extract_model_tasks(model: Any, target: Target | str | None = None,
                         input_shapes: dict[str, list[int]] | None = None) -> list[Task]:
     """The tuning tasks of a model file (``tcomp tune model.onnx``): the graph after constant folding and
-    simplification (batch norms folded into convolutions) and, where the backend compiles convolutions blocked, the
-    blocked layout; before fusion."""
+    simplification (batch norms folded into convolutions), products with constant weights in the packed GEMM's
+    panels (``panel_matmul`` workloads, where the backend stores them so) and, where the backend compiles
+    convolutions blocked, the blocked layout; before fusion."""
     return [task for task, _ in extract_model_task_counts(model, target, input_shapes)]
 
 
 def extract_model_task_counts(model: Any, target: Target | str | None = None,
                               input_shapes: dict[str, list[int]] | None = None) -> list[tuple[Task, int]]:
-    """``extract_model_tasks`` with how many operators of the model run each task (to weigh its kernel time)."""
-    blocked = backend_for(target).graph.blocked_convolutions  # tuned in the layout the compiled model uses
-    # products keep their operator (gemm_panels is skipped when compiling with records, so they are tuned as such)
-    options = PassOptions(gemm_panels=False, alter_layout=blocked, fuse_ops=False, plan_memory=False)
-    return extract_task_counts(compile_graph(model, target, input_shapes=input_shapes, options=options), target)
+    """``extract_model_tasks`` with how many operators of the model run each task (to weigh its kernel time).
+    Products from panels are read off the fused kernels that compute them (the views fused in front of a product
+    decide whether its rows are read in place), after the other tasks."""
+    resolved = as_target(target)
+    backend = backend_for(resolved).graph
+    # tuned in the layout the compiled model uses; products as compiled: from their panels where gemm_panels
+    # stores them so (their records give the fused kernel its tile), else as matmul / dense
+    options = PassOptions(alter_layout=backend.blocked_convolutions, fuse_ops=False, plan_memory=False)
+    graph = compile_graph(model, resolved, input_shapes=input_shapes, options=options)
+    counted = [(task, count) for task, count in extract_task_counts(graph, resolved) if task.name != "panel_matmul"]
+    if not any(node.op == "panel_matmul" for node in graph.nodes):
+        return counted
+    fused = fuse_ops(graph, absorb_views=backend.views)  # as the pipeline fuses it (``pipeline.default_passes``)
+    panels: dict[str, list[Any]] = {}
+    for node in fused.nodes:
+        for workload in panel_workloads(fused, node, resolved):
+            task = create_task("panel_matmul", workload, resolved)
+            panels.setdefault(task.key, [task, 0])[1] += 1
+    return counted + [(task, count) for task, count in panels.values()]

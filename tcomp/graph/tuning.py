@@ -15,14 +15,17 @@ Each backend names its template of each workload (``GraphOptions.templates``: fo
 Where the backend compiles convolutions blocked (CPUs: NCHW[x]c, fused with their epilogues), their tasks are
 ``conv2d_nchwc_blocked`` workloads (``tasks.extract_model_tasks`` reads them after ``alter_layout``), and a record
 gives the tile of the fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of
-its own. ``kernel_tuning(records)`` hands ``compile_node`` both.
+its own. Products whose weight the CPU graph stores in the packed GEMM's panels (``panel_matmul``, made by the pass
+``gemm_panels``) are tuned the same way: their tasks are ``panel_matmul`` workloads and a record gives the packed
+GEMM's tile of the fused kernel (``panel_tile_chooser``). ``kernel_tuning(records)`` hands ``compile_node`` all.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -31,32 +34,39 @@ import numpy as np
 from tcomp.autotune.dispatch import ApplyHistoryBest
 from tcomp.autotune.task import create_task
 from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
+from tcomp.autotune.templates.cpu.panels import panel_tile_of
 from tcomp.backend import backend_for
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, Node
-from tcomp.graph.kernels import KernelTuning, compile_node
+from tcomp.graph.kernels import KernelTuning, body_of, compile_node, node_tensors
 from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.ir import dtype as dt
+from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.conv2d import blocked_conv_workload, nchwc_tiles
+from tcomp.ops.cpu.dense import panel_product_workload
+from tcomp.ops.cpu.panel_tiles import panel_tiles
+from tcomp.ops.panels import PANELS
 from tcomp.schedule import Schedule
-from tcomp.target import Target
-from tcomp.te.tensor import Tensor
+from tcomp.target import Target, TargetKind
+from tcomp.te.tensor import ComputeOp, Tensor
 
 
 def workload_of(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[Any, ...]] | None:
     """The template name and arguments computing ``node`` alone on ``target`` (the backend names its template of
     each workload), or None when no template matches it."""
-    workload = _cpu_workload(graph, node)
+    workload = _cpu_workload(graph, node, target)
     if workload is None:
         return None
     name = backend_for(target).graph.template_for(workload[0])
     return (name, workload[1]) if name is not None else None
 
 
-def _cpu_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
+def _cpu_workload(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[Any, ...]] | None:
     if node.op == "conv2d_nchwc":
         return _nchwc_workload(graph, node)
+    if node.op == "panel_matmul":
+        return _panel_workload(graph, node, target)
     if node.op == "conv2d":
         x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
         strides, pads, dilations = node.attr("strides"), node.attr("pads"), node.attr("dilations")
@@ -90,6 +100,40 @@ def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | N
     return ("conv2d_nchwc_blocked", args) if args is not None else None
 
 
+def _panel_workload(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[Any, ...]] | None:
+    """A ``panel_matmul`` node's workload (``panel_workloads``); None where the packed GEMM does not take it."""
+    workloads = panel_workloads(graph, node, target)
+    return ("panel_matmul", workloads[0]) if len(workloads) == 1 else None
+
+
+def panel_workloads(graph: Graph, node: Node, target: Target) -> list[tuple[Any, ...]]:
+    """The ``panel_matmul`` workloads of the products from panels that ``node`` (an operator or a fused group)
+    computes, read off its lowered computes as the default schedule reads them (``dense.panel_product_workload``:
+    sizes, panels, whether the input rows are read in place, which depends on the views fused in front of the
+    product); products the packed GEMM does not take (panels packed for another target) have none."""
+    if target.kind is not TargetKind.LLVM or not any(m.op == "panel_matmul" for m in body_of(node)):
+        return []
+    cpu = CpuTarget.of(target)
+    workloads = (panel_product_workload(op, cpu) for op in _panel_computes(node_tensors(graph, node).outputs))
+    return [w for w in workloads if w is not None]
+
+
+def _panel_computes(outputs: Sequence[Tensor]) -> list[ComputeOp]:
+    """The ``panel_matmul`` computes that ``outputs`` read, in the order of their first reads."""
+    pending = [t.op for t in reversed(outputs)]
+    seen: set[int] = set()
+    found = []
+    while pending:
+        op = pending.pop()
+        if id(op) in seen or not isinstance(op, ComputeOp):
+            continue
+        seen.add(id(op))
+        if op.attrs.get(PANELS):
+            found.append(op)
+        pending.extend(t.op for t in reversed(op.input_tensors()))
+    return found
+
+
 def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
     """The tile chooser (``tcomp.ops.cpu.conv2d.nchwc_tiles``) that gives each blocked convolution the tile of its
     best ``conv2d_nchwc_blocked`` record; appends True to ``chosen`` for each one it gives."""
@@ -99,6 +143,19 @@ def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
             return None
         chosen.append(True)
         return nchwc_tile_of(config)
+
+    return choose
+
+
+def panel_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
+    """The tile chooser (``tcomp.ops.cpu.panel_tiles.panel_tiles``) that gives each ``panel_matmul`` the packed
+    GEMM's tile of its best ``panel_matmul`` record; appends True to ``chosen`` for each one it gives."""
+    def choose(op: Any, workload: tuple[Any, ...]) -> Any:
+        config = records.query(create_task("panel_matmul", workload, target))
+        if config is None:
+            return None
+        chosen.append(True)
+        return panel_tile_of(config)
 
     return choose
 
@@ -135,8 +192,9 @@ _DECISIONS_LOCK = threading.Lock()
 def use_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
     """Whether ``node`` should be compiled from its tuning record: a record exists and its measured cost is below
     the default schedule's (``default_cost``). A context that reports no costs is trusted. Blocked convolutions
-    never are: their records give the tile of the fused kernel instead (``nchwc_tile_chooser``)."""
-    if node.op == "conv2d_nchwc":
+    never are, nor products from panels: their records give the tile of the fused kernel instead
+    (``nchwc_tile_chooser``, ``panel_tile_chooser``)."""
+    if node.op in ("conv2d_nchwc", "panel_matmul"):
         return False
     if node.op == "conv2d" and backend_for(target).graph.blocked_convolutions and hasattr(records, "best_record"):
         task = node_task(graph, node, target)  # without an NCHW record it is blocked and tuned by its tile: no miss
@@ -156,6 +214,19 @@ def use_record(graph: Graph, node: Node, target: Target, records: Any) -> bool:
         with _DECISIONS_LOCK:
             _DECISIONS[key] = decision
     return decision
+
+
+def tuned_product(graph: Graph, node: Node, target: Target, records: Any) -> bool:
+    """Whether the matrix product ``node`` is compiled from a ``matmul`` or ``dense`` record of its own (``use_record``)
+    rather than tuned as the packed GEMM the graph makes of it (a product without such a record is not counted as
+    missing one: its ``panel_matmul`` workload is the one asked for)."""
+    if node.op != "matmul":
+        return False
+    if hasattr(records, "best_record"):
+        task = node_task(graph, node, target)
+        if task is None or records.best_record(task) is None:
+            return False
+    return use_record(graph, node, target, records)
 
 
 def default_cost(graph: Graph, node: Node, target: Target) -> float:
@@ -202,14 +273,19 @@ def tuned_schedule(graph: Graph, node: Node, target: Target,
 
 def kernel_tuning(records: Any) -> KernelTuning | None:
     """What ``compile_node`` needs from ``records`` (a dispatch context, or None): each node's tuned schedule, and
-    the tile chooser of blocked convolutions."""
+    the tile choosers of blocked convolutions and of products from panels."""
     if records is None:
         return None
 
-    def recorded_tiles(target: Target, chosen: list[bool]) -> AbstractContextManager[Any]:
-        if not backend_for(target).graph.blocked_convolutions:
-            return nullcontext()
-        return nchwc_tiles(nchwc_tile_chooser(target, records, chosen))
+    @contextmanager
+    def recorded_tiles(target: Target, chosen: list[bool]) -> Iterator[None]:
+        options = backend_for(target).graph
+        with ExitStack() as stack:
+            if options.blocked_convolutions:
+                stack.enter_context(nchwc_tiles(nchwc_tile_chooser(target, records, chosen)))
+            if options.gemm_panels:
+                stack.enter_context(panel_tiles(panel_tile_chooser(target, records, chosen)))
+            yield
 
     return KernelTuning(records, lambda graph, node, target: tuned_schedule(graph, node, target, records),
                         recorded_tiles)

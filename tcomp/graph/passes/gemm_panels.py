@@ -8,13 +8,16 @@ its copy of B into panels on every call (for a transformer's projections at a se
 copy is several percent of the product's time).
 
 Assumes a typed graph before fusion; the pipeline runs it after ``matvec_weights`` and ``fuse_attention`` for CPU
-targets without tuning records (a tuned product keeps its operator and its record). Guarantees the same values and
-types; returns the same graph when nothing applies (a computed weight, few rows, a shape the packed GEMM leaves).
+targets. ``keep(node)``: products that stay as they are (compiled from a ``matmul`` or ``dense`` record of their
+own); the others are tuned as ``panel_matmul`` workloads, whose records give the fused kernel its tile. Guarantees
+the same values and types; returns the same graph when nothing applies (a computed weight, few rows, a shape the
+packed GEMM leaves).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
@@ -40,7 +43,7 @@ def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict) -> tuple[in
     return None if plan is None else (plan.blocking.nr, plan.Kp)
 
 
-def gemm_panels(graph: Graph, target: Target) -> Graph:
+def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | None = None) -> Graph:
     """See the module docstring."""
     cpu = CpuTarget.of(target)
     params = dict(graph.params)
@@ -49,6 +52,8 @@ def gemm_panels(graph: Graph, target: Target) -> Graph:
     changed = False
     for node in graph.nodes:
         found = _plan_of(graph, node, cpu, params)
+        if found is not None and keep is not None and keep(node):
+            found = None
         if found is not None:
             nr, depth = found
             weight = params[node.inputs[1]]

@@ -11,11 +11,13 @@ The query, key and value projections of an attention layer are the case in point
 packs the shared input once instead of three times and runs one parallel loop instead of three, and the split is a
 view that the readers absorb (``fuse_ops``). The merged weights are new parameters computed here.
 
-Assumes a typed graph before fusion (run before ``gemm_panels``). Returns the same graph when nothing matches.
+Assumes a typed graph before fusion (run before ``gemm_panels``). ``keep(node)``: products that stay as they are
+(those compiled from a tuning record of their own). Returns the same graph when nothing matches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,12 +58,14 @@ def _projection(graph: Graph, node: Node, consumers: dict[str, list[Node]]) -> _
     return _Projection(node, node.inputs[1], None, None)
 
 
-def _groups(graph: Graph) -> list[list[_Projection]]:
+def _groups(graph: Graph, keep: Callable[[Node], bool] | None) -> list[list[_Projection]]:
     """Projections of one input with weights of one depth and dtype, all with or all without a bias."""
     consumers = graph.consumers()
     by_key: dict[tuple[str, int, str, bool], list[_Projection]] = {}
     for node in graph.nodes:
         found = _projection(graph, node, consumers)
+        if found is not None and keep is not None and keep(node):
+            continue
         if found is None:
             continue
         weight = graph.params[found.weight]
@@ -70,8 +74,9 @@ def _groups(graph: Graph) -> list[list[_Projection]]:
     return [group for group in by_key.values() if len(group) >= 2]
 
 
-def merge_projections(graph: Graph) -> Graph:
-    groups = _groups(graph)
+def merge_projections(graph: Graph, keep: Callable[[Node], bool] | None = None) -> Graph:
+    """See the module docstring."""
+    groups = _groups(graph, keep)
     if not groups:
         return graph
     names = FreshNames.of(graph)
