@@ -15,6 +15,7 @@ from tcomp.ops.cpu.packed_matmul import (
     choose_blocking,
     column_blocks,
     packed_matmul,
+    plan_gemm,
 )
 
 RNG = np.random.default_rng(31)
@@ -73,6 +74,32 @@ def test_many_column_panels_run_as_more_blocks_than_cores(cores, panels, extra):
     assert blocks > cores
     source = check(30, n, 70, target)
     assert f"in parallel(0, {blocks})" in source
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+@pytest.mark.parametrize("M", [197, 7, 1])
+def test_rows_of_one_block_pack_a_once_for_every_column_block(M, cores):
+    """Where all rows are one block, A is packed once (its row panels in parallel where there are several) before
+    the column blocks, which all read that copy: odd row counts (a padded last panel), K no vector divides."""
+    target = tcomp.Target(f"llvm -num-cores={cores}")
+    blocking = choose_blocking(M, 1, 37, target)
+    n = 4 * MIN_BLOCK_PANELS * blocking.nr + 5
+    plan = plan_gemm(M, n, 37, blocking, target.vector_bits // 32, cores)
+    assert plan.by_columns and plan.shared_a and plan.column_blocks > cores
+    source = check(M, n, 37, target)
+    panels = -(-M // blocking.mr)
+    assert f"allocate C.packedA: float32[{panels * blocking.mr * 37}]" in source  # all rows, all of K, once
+    # the copy comes first, outside the column blocks
+    assert source.index("C.packedA[") < source.index(f"in parallel(0, {plan.column_blocks})")
+    assert (f"for x in parallel(0, {panels})" in source) == (panels > 1)
+
+
+def test_rows_of_several_blocks_pack_a_per_column_block():
+    target = tcomp.Target("llvm -num-cores=2")
+    blocking = GemmBlocking(mr=8, nr=choose_blocking(1, 1, 1, target).nr, mc=16, kc=32)
+    plan = plan_gemm(40, 40 * blocking.nr, 64, blocking, target.vector_bits // 32, 2)
+    assert plan.by_columns and not plan.shared_a
+    check(40, 40 * blocking.nr, 64, target, blocking)
 
 
 def test_fewer_column_panels_than_cores_split_rows():

@@ -21,8 +21,11 @@ When there are fewer column panels than cores, the row blocks run in parallel in
 (small) slice of B. Each block packs B for its own columns, so the packed slice is hot in its cache when used.
 Several blocks per core (``column_blocks``), not one, so that the pool's dynamic scheduling can give the blocks of a
 core that starts late or is descheduled to the others: ViT-B/16 (one layer, 2 cores, a busy machine) 0.67x the
-median latency of one block per core, the minimum 0.96x; each block packs its own copy of A (1-2% of its work). Where
-a core sweeps at most 4 column panels (N small) and M and K need no padding, A is read in place instead of packed.
+median latency of one block per core, the minimum 0.96x. Where all rows are one block (a transformer's 128-256
+tokens), A is packed once, its row panels over the cores, before the blocks of columns, which all read that copy
+(``shared_a``); else each block packs its own. Packing per block copied A once per block: for ViT-B/16's 197 x 768 x
+768 product in 6 blocks, ``memmove`` took 12% of the product's time (2.5% packed once). Where a core sweeps at most 4
+column panels (N small) and M and K need no padding, A is read in place instead of packed.
 A batch of products (``C[t] = A[t] B[t]``, ``batch_matmul``) runs the same tiles with the batch axis outermost: the
 cores take (matrix, block of rows) pairs, each packing its matrix's slice of B.
 
@@ -87,6 +90,13 @@ class GemmPlan:
     batch: int = 1
     batched: bool = False  # the product has a leading batch axis (of extent ``batch``, 1 included)
     column_blocks: int = 0  # blocks of column panels the cores claim (by columns; 0: one per core)
+
+    @property
+    def shared_a(self) -> bool:
+        """Whether A is packed once, before the blocks of columns, which all read that copy: where the cores take
+        several blocks of columns, A is packed (not read in place) and its rows are a single block (so the copy is at
+        most ``mc x Kp``); else each block packs its own."""
+        return self.by_columns and not self.in_place_a and self.column_blocks > 1 and self.Mp <= self.block_rows
 
     @property
     def padded(self) -> bool:
@@ -194,8 +204,8 @@ def split_columns_over_cores(row_blocks: int, panels: int, M: int, N: int, cores
 def column_blocks(panels: int, cores: int) -> int:
     """How many blocks of column panels a product split by columns runs as parallel tasks: up to
     ``TASKS_PER_CORE`` per core, so that a core that starts late or is descheduled (a busy machine) leaves its
-    blocks to the others, each block at least ``MIN_BLOCK_PANELS`` panels wide (every block packs its own copy of
-    A: with 8 panels of 16 columns the copy is about 1-2% of the block's work); never fewer than ``cores``."""
+    blocks to the others, each block at least ``MIN_BLOCK_PANELS`` panels wide (a block that packs its own copy of
+    A, ``plan_gemm``, spends about 1-2% of its work on it with 8 panels of 16 columns); never fewer than ``cores``."""
     return max(cores, min(cores * TASKS_PER_CORE, panels // MIN_BLOCK_PANELS))
 
 
@@ -342,8 +352,12 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
             s[packed_b].reorder(y, x, z)  # B row by row
             s[packed_b].vectorize(z)
     if packed_a is not None:
-        s[packed_a].compute_at(stage, a_at)
         *_, x, z, y = packed_a.op.axis
+        if plan.shared_a:
+            if plan.Mp // bl.mr > 1:
+                s[packed_a].parallel(x)
+        else:
+            s[packed_a].compute_at(stage, a_at)
         if stages.a.k_contiguous:
             _, run = s[packed_a].split(y, factor=plan.lanes)
             s[packed_a].vectorize(run)
