@@ -13,7 +13,11 @@ its inner loops with ``outer * 12 + inner < 109``: inside a register tile that g
 after this pass the full tiles run without it, and the last tile's inner loops split again, into the columns that
 exist (unguarded) and the rest (guards proved false, dropped by simplify).
 
-Loops are split outermost first, each under the bounds its enclosing copies give the variables around it.
+Loops are split outermost first, each under the bounds its enclosing copies give the variables around it. Every
+split copies a loop body, and splits nest (a tail's inner loops split again), so the copies could grow as 2^depth:
+the pass stops splitting once the copies would take the function past ``GROWTH`` times its statements (a
+convolution's register tile with tails on columns and channels grows 2-3x; a padded convolution whose every loop
+reads a padding guard would grow 700x, taking a minute to compile, for no gain).
 
 Assumes: loop bounds do not depend on the loop's own variable. Guarantees: the same iterations in the same order;
 only serial and unrolled loops are split (never parallel, vectorized or thread-bound ones); the function is returned
@@ -32,6 +36,7 @@ from tcomp.transform.unroll import renamed_copy
 
 Bounds = dict[Var, tuple[int, int]]
 _SPLIT_KINDS = (ForKind.SERIAL, ForKind.UNROLLED)
+GROWTH = 4  # the most statements the pass leaves, as a multiple of the function's own
 
 
 def _guards(stmt: Stmt, var: Var, bounds: Bounds, found: list[tuple[Expr, Bounds]]) -> None:
@@ -78,15 +83,26 @@ def _proved_prefix(condition: Expr, var: Var, start: int, count: int, bounds: Bo
     return low
 
 
+def _statements(stmt: Stmt) -> int:
+    return 1 + sum(_statements(child) for child in _children(stmt))
+
+
 class _Partitioner(Mutator):
-    def __init__(self) -> None:
+    def __init__(self, budget: int) -> None:
         self.bounds: Bounds = {}
+        self.budget = budget  # statements the copies may still add
 
     def visit_For(self, node: For) -> Stmt:
         start, count = const_int_value(node.min), const_int_value(node.extent)
         if start is None or count is None or count <= 0:
             return self.generic_visit(node)
-        split = self._split(node, start, count) if node.kind in _SPLIT_KINDS and count > 1 else None
+        split = None
+        if node.kind in _SPLIT_KINDS and count > 1:
+            size = _statements(node) + 1  # the tail loop and its body, and the sequence of the two
+            if size <= self.budget:
+                split = self._split(node, start, count)
+                if split is not None:
+                    self.budget -= size
         if split is None:
             return self._visit_loop(node, start, count)
         head = replace(node, extent=const(split, node.extent.dtype))
@@ -120,5 +136,5 @@ class _Partitioner(Mutator):
 
 def partition_tails(func: PrimFunc) -> PrimFunc:
     """Split guarded tails off serial loops (see the module docstring)."""
-    body = _Partitioner().visit(func.body)
+    body = _Partitioner((GROWTH - 1) * _statements(func.body)).visit(func.body)
     return func if body is func.body else replace(func, body=body)

@@ -9,9 +9,11 @@ from transform_golden import assert_ir, loop_nest
 import tcomp
 from tcomp import te
 from tcomp.backend.testing import build_and_check
+from tcomp.ir.functor import post_order_visit
+from tcomp.ir.stmt import PrimFunc, Stmt
 from tcomp.schedule.schedule import Schedule
 from tcomp.te.tensor import Tensor
-from tcomp.transform.partition_tails import partition_tails
+from tcomp.transform.partition_tails import GROWTH, partition_tails
 from tcomp.transform.simplify import simplify_func
 
 
@@ -64,3 +66,28 @@ def test_partitioned_tails_compute_the_same() -> None:
         s, args = _tiled(width, factor)
         a = np.random.default_rng(width).standard_normal((3, width)).astype(np.float32)
         build_and_check(s, args, [a], a * 2.0, 1e-6, 1e-6)
+
+
+def _statements(func: PrimFunc) -> int:
+    found: list[Stmt] = []
+    post_order_visit(func.body, lambda node: found.append(node) if isinstance(node, Stmt) else None)
+    return len(found)
+
+
+def test_nested_guards_stop_splitting_at_the_growth_budget() -> None:
+    # every one of 5 nested loops guards the body (a padded read from each axis): splitting all of them would copy
+    # the body 2^5 times; the pass stops at GROWTH times the function's statements and still computes the same
+    shape = (5, 6, 7, 5, 6)
+    A = te.placeholder(shape, name="A")
+    B = te.compute(shape, lambda a, b, c, d, e: te.if_then_else(
+        te.all(a < 4, b < 5, c < 6, d < 4, e < 5), A[a, b, c, d, e], te.const(0.0, "float32")), name="B")
+    s = tcomp.create_schedule(B)
+    loops = [s[B].split(axis, factor=3) for axis in B.op.axis]
+    s[B].reorder(*[outer for outer, _ in loops], *[inner for _, inner in loops])
+    func = loop_nest(s, [A, B], "guarded")
+    before, after = _statements(func), _statements(partition_tails(func))
+    assert before < after <= GROWTH * before
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    expected = np.zeros(shape, np.float32)
+    expected[:4, :5, :6, :4, :5] = data[:4, :5, :6, :4, :5]
+    build_and_check(s, [A, B], [data], expected, 0.0, 0.0)
