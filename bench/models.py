@@ -7,12 +7,13 @@ named. The two transformers are hundreds of MB and live in a cache folder (``--c
 ``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with an interpreter that has
 torch and transformers.
 
-For each model: tcomp compiles it (with ``--tuning-records`` when given) and onnxruntime opens it with ``--threads``
-intra-op threads (tcomp's target has as many cores). Every tcomp result is checked against onnxruntime's (relative
-error: max |difference| / max |reference|). Then both run interleaved, round after round (``--rounds``, each round
-``--number`` timed runs of each library), so they see the same machine load; every run is one sample, and the table
-gives min, median and p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the
-ratios of every model and their geometric mean.
+For each model: tcomp compiles it (with ``--tuning-records`` when given; then also without them, and the untuned
+executor runs in the same rounds: its median and its ratio to the tuned one are printed too) and onnxruntime opens it
+with ``--threads`` intra-op threads (tcomp's target has as many cores). Every tcomp result is checked against
+onnxruntime's (relative error: max |difference| / max |reference|). Then both run interleaved, round after round
+(``--rounds``, each round ``--number`` timed runs of each library), so they see the same machine load; every run is
+one sample, and the table gives min, median and p99 latency per library and the tcomp / onnxruntime ratio of each. The
+summary gives the ratios of every model and their geometric mean.
 
 ``--background-load 0,1`` runs every model twice: idle (0), then with one extra process running a 1-thread busy
 loop for the whole timing (1); with several conditions the summary adds each library's slowdown under load (median
@@ -68,6 +69,7 @@ class Row:
     load: int
     tcomp: Latency
     ort: Latency
+    untuned: Latency | None = None  # tcomp without the tuning records, in the same rounds (with --tuning-records)
 
     def ratios(self) -> tuple[float, float, float]:
         return (self.tcomp.min / self.ort.min, self.tcomp.median / self.ort.median, self.tcomp.p99 / self.ort.p99)
@@ -134,11 +136,15 @@ def bench_model(source: Source, args: argparse.Namespace, loads: list[int]) -> l
           f"planned, {plan.unplanned_bytes / 2**20:.1f} MiB unplanned", flush=True)
     executor.set_input(**source.inputs)
     runners = {"tcomp": executor.run, "onnxruntime": lambda: session.run(None, source.inputs)}
+    if args.tuning_records:
+        untuned = tg.compile(source.model, f"llvm -num-cores={args.threads}")
+        untuned.set_input(**source.inputs)
+        runners["untuned"] = untuned.run
     rows = []
     for load in loads:
         with BackgroundLoad(load):
             result = interleaved(runners, args.rounds, args.number)
-        rows.append(Row(source.name, load, result["tcomp"], result["onnxruntime"]))
+        rows.append(Row(source.name, load, result["tcomp"], result["onnxruntime"], result.get("untuned")))
         print_rows([rows[-1]])
     if args.profile:
         profile = sorted(executor.profile(repeat=5), key=lambda r: -r[2])
@@ -158,6 +164,12 @@ def print_rows(rows: list[Row]) -> None:
                       *(f"{r:.2f}" for r in ratios)])
     print_table(["model", "load", "tcomp min", "median", "p99", "ort min", "median", "p99", "min/ort", "median/ort",
                  "p99/ort"], table)
+    tuned = [row for row in rows if row.untuned is not None]
+    if tuned:
+        print_table(["model", "load", "untuned median", "untuned/ort", "tuned/untuned"],
+                    [[row.model, str(row.load), f"{row.untuned.median * 1e3:.2f}",  # type: ignore[union-attr]
+                      f"{row.untuned.median / row.ort.median:.2f}",  # type: ignore[union-attr]
+                      f"{row.tcomp.median / row.untuned.median:.2f}"] for row in tuned])  # type: ignore[union-attr]
 
 
 def geomean(values: list[float]) -> float:
