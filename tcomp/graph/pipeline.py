@@ -76,8 +76,8 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     """``(option name, pass)`` in order; the option name decides whether the pass runs."""
     resolved = as_target(target)
     options = backend_for(resolved).graph
-    keep_apart = _tuned_anchors(resolved, tuning_records)
-    keep_products = _tuned_products(resolved, tuning_records)
+    keep_apart = _per_node(use_record, resolved, tuning_records)
+    keep_products = _per_node(tuned_product, resolved, tuning_records)
     host = as_target(None) if options.fold_on_host else resolved
 
     def fold(graph: Graph) -> Graph:
@@ -125,22 +125,14 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     ]
 
 
-def _tuned_anchors(target: Target, records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
+def _per_node(check: Callable[[Graph, Any, Target, Any], bool], target: Target,
+              records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
+    """``graph -> (node -> check(graph, node, target, records))``, or None without records."""
     if records is None:
         return None
 
     def for_graph(graph: Graph) -> Callable[[Any], bool]:
-        return lambda node: use_record(graph, node, target, records)
-
-    return for_graph
-
-
-def _tuned_products(target: Target, records: Any) -> Callable[[Graph], Callable[[Any], bool]] | None:
-    if records is None:
-        return None
-
-    def for_graph(graph: Graph) -> Callable[[Any], bool]:
-        return lambda node: tuned_product(graph, node, target, records)
+        return lambda node: check(graph, node, target, records)
 
     return for_graph
 

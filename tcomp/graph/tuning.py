@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
@@ -134,30 +134,30 @@ def _panel_computes(outputs: Sequence[Tensor]) -> list[ComputeOp]:
     return found
 
 
-def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
-    """The tile chooser (``tcomp.ops.cpu.conv2d.nchwc_tiles``) that gives each blocked convolution the tile of its
-    best ``conv2d_nchwc_blocked`` record; appends True to ``chosen`` for each one it gives."""
+def record_tile_chooser(template: str, tile_of: Callable[[Any], Any], target: Target, records: Any,
+                        chosen: list[bool]) -> Any:
+    """A tile chooser (``TileChoice.using``) that gives each operator whose workload has a best ``template`` record
+    the tile ``tile_of(config)`` of that record; appends True to ``chosen`` for each one it gives."""
     def choose(op: Any, workload: tuple[Any, ...]) -> Any:
-        config = records.query(create_task("conv2d_nchwc_blocked", workload, target))
+        config = records.query(create_task(template, workload, target))
         if config is None:
             return None
         chosen.append(True)
-        return nchwc_tile_of(config)
+        return tile_of(config)
 
     return choose
+
+
+def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
+    """The tile chooser of blocked convolutions (``tcomp.ops.cpu.conv2d.nchwc_tiles``): the tile of each one's best
+    ``conv2d_nchwc_blocked`` record."""
+    return record_tile_chooser("conv2d_nchwc_blocked", nchwc_tile_of, target, records, chosen)
 
 
 def panel_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
-    """The tile chooser (``tcomp.ops.cpu.panel_tiles.panel_tiles``) that gives each ``panel_matmul`` the packed
-    GEMM's tile of its best ``panel_matmul`` record; appends True to ``chosen`` for each one it gives."""
-    def choose(op: Any, workload: tuple[Any, ...]) -> Any:
-        config = records.query(create_task("panel_matmul", workload, target))
-        if config is None:
-            return None
-        chosen.append(True)
-        return panel_tile_of(config)
-
-    return choose
+    """The tile chooser of ``panel_matmul`` products (``tcomp.ops.cpu.panel_tiles.panel_tiles``): the packed GEMM's
+    tile of each one's best ``panel_matmul`` record."""
+    return record_tile_chooser("panel_matmul", panel_tile_of, target, records, chosen)
 
 
 def as_dispatch_context(records: Any) -> Any:

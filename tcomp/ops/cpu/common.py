@@ -7,11 +7,14 @@ and a loop runs in parallel only when the work behind it pays for waking the thr
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from tcomp.arith.factors import largest_divisor
 from tcomp.ir import dtype as dt
@@ -349,3 +352,32 @@ def _reads_in_place(op: ComputeOp) -> bool:
         if not indices or indices[-1] is not last:
             return False
     return True
+
+
+TileT = TypeVar("TileT")
+TileChooser = Callable[[ComputeOp, tuple[Any, ...]], Any]
+
+
+class TileChoice(Generic[TileT]):
+    """Where a schedule asks for a tuned tile: ``with choice.using(choose):`` makes ``choice.get(op, workload)``
+    return ``choose(op, workload)`` (None: the schedule's default tile) in this thread or asyncio task; outside
+    any ``using`` block ``get`` returns None and ``active`` is False (so a schedule need not build the workload)."""
+
+    def __init__(self, name: str) -> None:
+        self._choose: contextvars.ContextVar[TileChooser | None] = contextvars.ContextVar(name, default=None)
+
+    @contextlib.contextmanager
+    def using(self, choose: TileChooser) -> Iterator[None]:
+        token = self._choose.set(choose)
+        try:
+            yield
+        finally:
+            self._choose.reset(token)
+
+    @property
+    def active(self) -> bool:
+        return self._choose.get() is not None
+
+    def get(self, op: ComputeOp, workload: tuple[Any, ...] | None) -> TileT | None:
+        choose = self._choose.get()
+        return choose(op, workload) if choose is not None and workload is not None else None

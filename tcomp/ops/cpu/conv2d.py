@@ -28,8 +28,7 @@ the input row per reduction step, broadcast weights); the depthwise schedule til
 from __future__ import annotations
 
 import contextlib
-import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,8 @@ from tcomp.arith.factors import divisors, largest_divisor
 from tcomp.ir.expr import IterKind, IterVar, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
+    TileChoice,
+    TileChooser,
     extents,
     parallel_fused,
     product,
@@ -109,19 +110,13 @@ class NCHWcTile:
 
 
 Workload = tuple[Any, ...]
-TileChooser = Callable[[ComputeOp, Workload], "NCHWcTile | None"]
-_TILE_CHOOSER: contextvars.ContextVar[TileChooser | None] = contextvars.ContextVar("tcomp_nchwc_tiles", default=None)
+_TILES: TileChoice[NCHWcTile] = TileChoice("tcomp_nchwc_tiles")
 
 
-@contextlib.contextmanager
-def nchwc_tiles(choose: TileChooser) -> Iterator[None]:
+def nchwc_tiles(choose: TileChooser) -> contextlib.AbstractContextManager[None]:
     """Within the block, ``conv2d_nchwc`` schedules take ``choose(op, nchwc_workload(op))`` as their tile when it
     returns one (else the default tile)."""
-    token = _TILE_CHOOSER.set(choose)
-    try:
-        yield
-    finally:
-        _TILE_CHOOSER.reset(token)
+    return _TILES.using(choose)
 
 
 def blocked_conv_workload(data: Sequence[int | None], kernel: Sequence[int | None], strides: Sequence[int],
@@ -232,10 +227,8 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
     if known is None:
         return
     op, sizes, reduce_sizes = known
-    if tile is None:
-        choose = _TILE_CHOOSER.get()
-        workload = nchwc_workload(op) if choose is not None else None
-        tile = choose(op, workload) if choose is not None and workload is not None else None
+    if tile is None and _TILES.active:
+        tile = _TILES.get(op, nchwc_workload(op))
     stride = max(tuple(op.attrs.get("stride", (1,))))
     groups = int(op.attrs.get("groups", 1))
     tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride, groups)

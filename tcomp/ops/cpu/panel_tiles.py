@@ -20,11 +20,10 @@ activation and residual epilogues included).
 from __future__ import annotations
 
 import contextlib
-import contextvars
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tcomp.ops.cpu.common import TileChoice, TileChooser
 from tcomp.ops.cpu.packed_matmul import GemmBlocking, GemmPlan, plan_gemm
 from tcomp.te.tensor import ComputeOp
 
@@ -89,23 +88,15 @@ def plan_with_tile(rows: int, columns: int, depth: int, nr: int, panel_depth: in
                    in_place_a=tile.in_place_a)
 
 
-TileChooser = Callable[[ComputeOp, Workload], "PanelTile | None"]
-_TILE_CHOOSER: contextvars.ContextVar[TileChooser | None] = contextvars.ContextVar("tcomp_panel_tiles",
-                                                                                   default=None)
+_TILES: TileChoice[PanelTile] = TileChoice("tcomp_panel_tiles")
 
 
-@contextlib.contextmanager
-def panel_tiles(choose: TileChooser) -> Iterator[None]:
+def panel_tiles(choose: TileChooser) -> contextlib.AbstractContextManager[None]:
     """Within the block, ``panel_matmul`` schedules take ``choose(op, panel_workload(...))`` as their tile when it
     returns one (else the default tile)."""
-    token = _TILE_CHOOSER.set(choose)
-    try:
-        yield
-    finally:
-        _TILE_CHOOSER.reset(token)
+    return _TILES.using(choose)
 
 
 def chosen_tile(op: ComputeOp, workload: Workload) -> PanelTile | None:
     """The tile the innermost ``panel_tiles`` chooser gives ``op`` (None outside one, or when it gives none)."""
-    choose = _TILE_CHOOSER.get()
-    return choose(op, workload) if choose is not None else None
+    return _TILES.get(op, workload)
