@@ -23,10 +23,10 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from tcomp.autotune.measure import MeasureInput, MeasureResult
 from tcomp.autotune.space import ConfigEntity, ConfigSpace, SpaceError
@@ -35,6 +35,7 @@ from tcomp.autotune.template import TemplateError
 from tcomp.json_value import JSONValueError, as_object, parse_json
 
 FORMAT_VERSION = 1
+K = TypeVar("K")
 MAX_LINE = 1 << 20  # characters of one records line (a record is a few hundred)
 _WARN_LIMIT = 10
 
@@ -242,15 +243,24 @@ def typical_cost(costs: Sequence[float]) -> float:
     return sorted(costs)[(len(costs) - 1) // 2]
 
 
+def confirmed_choice(costs: Mapping[K, Sequence[float]], prefer: K | None = None) -> K | None:
+    """The key of the best config among ``costs`` (each config's measured costs): where some were measured more
+    than once (a tuner confirms its best configs against the default that way), only those compete, each by its
+    ``typical_cost``, so a single lucky measurement never wins over a confirmed one; ``prefer`` (the default) wins
+    ties; None when ``costs`` is empty."""
+    measured = {key: values for key, values in costs.items() if len(values) > 1} or dict(costs)
+    if not measured:
+        return None
+    return min(measured, key=lambda key: (typical_cost(measured[key]), key != prefer))
+
+
 def _config_key(config: ConfigEntity) -> Any:
     return config.index if config.index >= 0 else json.dumps(config.to_json(), sort_keys=True)
 
 
 def best_by_task(records: Iterable[Record]) -> dict[str, Record]:
-    """The best successful record of each task key. A config measured once stands for its cost; where some configs
-    of a task were measured several times (a tuner confirms its best configs against the default that way), only
-    those compete, each by its ``typical_cost``, so a single lucky measurement never wins over a confirmed one.
-    The record returned is the one whose cost is that typical cost."""
+    """The best successful record of each task key, chosen by ``confirmed_choice``; the record returned is the one
+    whose cost is its config's typical cost."""
     by_config: dict[str, dict[Any, list[Record]]] = {}
     for record in records:
         if not record.result.ok or not math.isfinite(record.result.cost):
@@ -258,9 +268,9 @@ def best_by_task(records: Iterable[Record]) -> dict[str, Record]:
         by_config.setdefault(record.task.key, {}).setdefault(_config_key(record.config), []).append(record)
     best: dict[str, Record] = {}
     for key, groups in by_config.items():
-        measured = [group for group in groups.values() if len(group) > 1] or list(groups.values())
-        typical = [sorted(group, key=lambda r: r.result.cost)[(len(group) - 1) // 2] for group in measured]
-        best[key] = min(typical, key=lambda r: r.result.cost)
+        chosen = confirmed_choice({config: [r.result.cost for r in group] for config, group in groups.items()})
+        group = sorted(groups[chosen], key=lambda r: r.result.cost)
+        best[key] = group[(len(group) - 1) // 2]
     return best
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
 from tcomp.autotune.measurer import Measurer
-from tcomp.autotune.record import Record, typical_cost
+from tcomp.autotune.record import Record, confirmed_choice, typical_cost
 from tcomp.autotune.space import ConfigEntity, ConfigSpace
 from tcomp.autotune.task import Task
 
@@ -184,16 +184,15 @@ class Tuner:
         """Choose the best config as the records will (``record.best_by_task``): where some configs were measured
         more than once (confirmed), only those compete, each by the lower median of its measurements
         (``typical_cost``); the default wins ties and its cost becomes its typical cost too."""
-        confirmed = {index: costs for index, costs in self.costs.items() if len(costs) > 1}
-        if not confirmed:
+        if all(len(costs) < 2 for costs in self.costs.values()):
             return
         fallback = self.space.fallback.index
-        typical = {index: typical_cost(costs) for index, costs in confirmed.items()}
-        index = min(typical, key=lambda i: (typical[i], i != fallback))
-        self.best_cost = typical[index]
+        index = confirmed_choice(self.costs, prefer=fallback)
+        assert index is not None
+        self.best_cost = typical_cost(self.costs[index])
         self.best_config = self.space.get(index)
-        if fallback in typical:
-            self.default_cost = typical[fallback]
+        if len(self.costs.get(fallback, ())) > 1:
+            self.default_cost = typical_cost(self.costs[fallback])
 
     def confirm(self, measurer: Measurer, times: int, callbacks: Sequence[Callback] = (), top: int = 2) -> None:
         """Measure the default and the ``top`` fastest other configs ``times`` more times each, interleaved round
