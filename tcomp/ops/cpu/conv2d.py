@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tcomp.arith.factors import divisors, largest_divisor
@@ -100,7 +100,8 @@ class NCHWcTile:
 
     ``rows_outer`` (with ``ic_chunks = 0``): the output rows loop outside the output-channel tiles, so the input rows
     a row of output reads stay in cache while every channel tile passes over them (and the kernel is read once per
-    output row); otherwise each channel tile passes over the whole input (and keeps its block of the kernel)."""
+    output row); otherwise each channel tile passes over the whole input (and keeps its block of the kernel). A tile
+    chosen by tuning records (``nchwc_tiles``) keeps the default tile's ``rows_outer``: it is not a tuning knob."""
 
     reg_n: int
     oc_chunks: int
@@ -227,10 +228,13 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
     if known is None:
         return
     op, sizes, reduce_sizes = known
-    if tile is None and _TILES.active:
-        tile = _TILES.get(op, nchwc_workload(op))
     stride = max(tuple(op.attrs.get("stride", (1,))))
     groups = int(op.attrs.get("groups", 1))
+    if tile is None and _TILES.active:
+        tile = _TILES.get(op, nchwc_workload(op))
+        if tile is not None:  # a chosen tile's loop order is the default's (not a knob of the tuning template)
+            default = conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride, groups)
+            tile = replace(tile, rows_outer=default.rows_outer)
     tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride, groups)
     schedule_padding(s, op, cpu)
     if tile.ic_chunks:
