@@ -64,13 +64,13 @@ class Kernel:
 @dataclass(frozen=True)
 class KernelTuning:
     """What tuning records change in ``compile_node`` (``tuning.kernel_tuning`` makes it): ``tuned_schedule(graph,
-    node, target)`` gives a node's template schedule when its record is used, else None; ``recorded_tiles(target,
-    chosen)`` is a context in which the default schedules take the tiles the records give (appending to ``chosen``
-    for each). Kernels are cached per ``records`` object."""
+    node, target)`` gives a node's template schedule when its record is used, else None; ``recorded_tiles(graph,
+    node, target, chosen)`` is a context in which the default schedule of ``node`` takes the tiles the records give
+    (appending to ``chosen`` for each). Kernels are cached per ``records`` object."""
 
     records: Any
     tuned_schedule: Callable[[Graph, Node, Target], tuple[Schedule, list[Tensor]] | None]
-    recorded_tiles: Callable[[Target, list[bool]], AbstractContextManager[Any]]
+    recorded_tiles: Callable[[Graph, Node, Target, list[bool]], AbstractContextManager[Any]]
 
 
 def body_of(node: Node) -> tuple[Node, ...]:
@@ -258,7 +258,7 @@ def _lower(graph: Graph, node: Node, target: Target, tuning: KernelTuning | None
         computed = node_tensors(graph, node)
         if tuning is not None:
             chosen: list[bool] = []
-            with tuning.recorded_tiles(target, chosen):
+            with tuning.recorded_tiles(graph, node, target, chosen):
                 schedule = backend.default_schedule(computed.outputs, target)
             tiled = bool(chosen)
         else:

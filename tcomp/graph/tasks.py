@@ -48,22 +48,29 @@ def extract_model_tasks(model: Any, target: Target | str | None = None,
 
 def extract_model_task_counts(model: Any, target: Target | str | None = None,
                               input_shapes: dict[str, list[int]] | None = None) -> list[tuple[Task, int]]:
-    """``extract_model_tasks`` with how many operators of the model run each task (to weigh its kernel time).
-    Products from panels are read off the fused kernels that compute them (the views fused in front of a product
-    decide whether its rows are read in place), after the other tasks."""
+    """``extract_model_tasks`` with how many kernels of the model run each task (to weigh its kernel time).
+    Blocked convolutions and products from panels are read off the fused kernels that compute them, after the
+    other tasks: a blocked convolution's task holds its epilogue (``tuning.conv_epilogue``), and the views fused in
+    front of a product decide whether its rows are read in place."""
     resolved = as_target(target)
     backend = backend_for(resolved).graph
     # tuned in the layout the compiled model uses; products as compiled: from their panels where gemm_panels
     # stores them so (their records give the fused kernel its tile), else as matmul / dense
     options = PassOptions(alter_layout=backend.blocked_convolutions, fuse_ops=False, plan_memory=False)
     graph = compile_graph(model, resolved, input_shapes=input_shapes, options=options)
-    counted = [(task, count) for task, count in extract_task_counts(graph, resolved) if task.name != "panel_matmul"]
-    if not any(node.op == "panel_matmul" for node in graph.nodes):
+    counted = [(task, count) for task, count in extract_task_counts(graph, resolved) if task.name not in _FUSED]
+    if not any(node.op in ("panel_matmul", "conv2d_nchwc") for node in graph.nodes):
         return counted
     fused = fuse_ops(graph, absorb_views=backend.views)  # as the pipeline fuses it (``pipeline.default_passes``)
-    panels: dict[str, list[Any]] = {}
+    kernels: dict[str, list[Any]] = {}
     for node in fused.nodes:
-        for workload in panel_workloads(fused, node, resolved):
-            task = create_task("panel_matmul", workload, resolved)
-            panels.setdefault(task.key, [task, 0])[1] += 1
-    return counted + [(task, count) for task, count in panels.values()]
+        convolution = node_task(fused, node, resolved)
+        tasks = [convolution] if convolution is not None and convolution.name in _FUSED else []
+        tasks += [create_task("panel_matmul", w, resolved) for w in panel_workloads(fused, node, resolved)]
+        for task in tasks:
+            kernels.setdefault(task.key, [task, 0])[1] += 1
+    return counted + [(task, count) for task, count in kernels.values()]
+
+
+# the tasks of operators tuned as the fused kernel that runs them
+_FUSED = ("conv2d_nchwc_blocked", "panel_matmul")

@@ -13,10 +13,12 @@ Each backend names its template of each workload (``GraphOptions.templates``: fo
 ``conv2d_nchw_cuda`` and ``matmul_cuda``, whose default kernels are the ones ``tcomp.ops.cuda`` schedules, in NCHW).
 
 Where the backend compiles convolutions blocked (CPUs: NCHW[x]c, fused with their epilogues), their tasks are
-``conv2d_nchwc_blocked`` workloads (``tasks.extract_model_tasks`` reads them after ``alter_layout``), and a record
-gives the tile of the fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of
-its own. Products whose weight the CPU graph stores in the packed GEMM's panels (``panel_matmul``, made by the pass
-``gemm_panels``) are tuned the same way: their tasks are ``panel_matmul`` workloads and a record gives the packed
+``conv2d_nchwc_blocked`` workloads of the fused kernels, epilogue included (``conv_epilogue``: a config that blocks
+the reduction runs the epilogue as a pass of its own, which a convolution timed alone would not show;
+``tasks.extract_model_tasks`` reads them after ``alter_layout`` and ``fuse_ops``), and a record gives the tile of the
+fused kernel (``nchwc_tile_chooser``, used by ``kernels.compile_node``) rather than a kernel of its own. Products
+whose weight the CPU graph stores in the packed GEMM's panels (``panel_matmul``, made by the pass ``gemm_panels``)
+are tuned the same way: their tasks are ``panel_matmul`` workloads and a record gives the packed
 GEMM's tile of the fused kernel (``panel_tile_chooser``). ``kernel_tuning(records)`` hands ``compile_node`` all.
 """
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from tcomp.autotune.dispatch import ApplyHistoryBest
 from tcomp.autotune.task import create_task
-from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
+from tcomp.autotune.templates.cpu.conv2d import EPILOGUE_BINARY, EPILOGUE_UNARY, nchwc_tile_of
 from tcomp.autotune.templates.cpu.panels import panel_tile_of
 from tcomp.backend import backend_for
 from tcomp.graph.infer import infer_types
@@ -63,7 +65,7 @@ def workload_of(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[An
 
 
 def _cpu_workload(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[Any, ...]] | None:
-    if node.op == "conv2d_nchwc":
+    if node.op == "conv2d_nchwc" or (node.op == "fused" and body_of(node)[0].op == "conv2d_nchwc"):
         return _nchwc_workload(graph, node)
     if node.op == "panel_matmul":
         return _panel_workload(graph, node, target)
@@ -90,14 +92,59 @@ def _cpu_workload(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[
 
 
 def _nchwc_workload(graph: Graph, node: Node) -> tuple[str, tuple[Any, ...]] | None:
-    """A blocked convolution's ``conv2d_nchwc_blocked`` workload (as the CPU schedule reads it off the compute);
-    None for a grouped one, which no template covers."""
-    if int(node.attr("groups", 1)) != 1:
+    """The ``conv2d_nchwc_blocked`` workload of a blocked convolution (as the CPU schedule reads it off the compute)
+    and of the fused group it leads, epilogue included (``conv_epilogue``); None for a grouped one, which no
+    template covers, or an epilogue the template does not rebuild."""
+    conv = body_of(node)[0]
+    scope: Graph = node.attr("body") if node.op == "fused" else graph
+    epilogue = conv_epilogue(node)
+    if int(conv.attr("groups", 1)) != 1 or epilogue is None:
         return None
-    x, w = graph.type_of(node.inputs[0]), graph.type_of(node.inputs[1])
-    args = blocked_conv_workload(x.shape, w.shape, node.attr("strides"), node.attr("pads"), node.attr("dilations"),
+    x, w = scope.type_of(conv.inputs[0]), scope.type_of(conv.inputs[1])
+    args = blocked_conv_workload(x.shape, w.shape, conv.attr("strides"), conv.attr("pads"), conv.attr("dilations"),
                                  x.dtype)
-    return ("conv2d_nchwc_blocked", args) if args is not None else None
+    return ("conv2d_nchwc_blocked", (*args, epilogue)) if args is not None else None
+
+
+def conv_epilogue(node: Node) -> str | None:
+    """The ``epilogue`` argument of ``conv2d_nchwc_blocked`` for ``node``, a blocked convolution alone ("") or a
+    fused group it leads: the members after it, in order, each reading the previous one's result; a binary one
+    with the kind of its other operand (``add:c`` a per-channel bias, ``add:t`` a whole tensor such as a residual,
+    ``add:s`` one value). None when a member is one the template does not rebuild, or reads more than the chain."""
+    if node.op != "fused":
+        return "" if node.op == "conv2d_nchwc" else None
+    body: Graph = node.attr("body")
+    conv, *members = body.nodes
+    value = conv.outputs[0]
+    tokens = []
+    for member in members:
+        out = body.type_of(member.outputs[0])
+        if member.op in EPILOGUE_UNARY and member.inputs == (value,):
+            tokens.append(member.op)
+        elif member.op in EPILOGUE_BINARY and len(member.inputs) == 2 and value in member.inputs:
+            other = member.inputs[1] if member.inputs[0] == value else member.inputs[0]
+            if (member.op == "subtract" and member.inputs[0] != value) or other == value:
+                return None
+            kind = _operand_kind(body.type_of(other).shape, out.shape)
+            if kind is None:
+                return None
+            tokens.append(f"{member.op}:{kind}")
+        else:
+            return None
+        value = member.outputs[0]
+    return ",".join(tokens) if body.outputs == (value,) else None
+
+
+def _operand_kind(shape: Sequence[int], out: Sequence[int]) -> str | None:
+    """How a binary epilogue member's other operand of ``shape`` broadcasts over the blocked output ``out`` (an
+    output of one pixel takes whole-tensor operands as per-channel ones: the same values)."""
+    if len(shape) == len(out) == 5 and tuple(shape) == (1, out[1], 1, 1, out[4]):
+        return "c"
+    if tuple(shape) == tuple(out):
+        return "t"
+    if int(np.prod(shape)) == 1:
+        return "s"
+    return None
 
 
 def _panel_workload(graph: Graph, node: Node, target: Target) -> tuple[str, tuple[Any, ...]] | None:
@@ -135,11 +182,12 @@ def _panel_computes(outputs: Sequence[Tensor]) -> list[ComputeOp]:
 
 
 def record_tile_chooser(template: str, tile_of: Callable[[Any], Any], target: Target, records: Any,
-                        chosen: list[bool]) -> Any:
-    """A tile chooser (``TileChoice.using``) that gives each operator whose workload has a best ``template`` record
-    the tile ``tile_of(config)`` of that record; appends True to ``chosen`` for each one it gives."""
+                        chosen: list[bool], extra: tuple[Any, ...] = ()) -> Any:
+    """A tile chooser (``TileChoice.using``) that gives each operator whose workload (followed by ``extra``) has a
+    best ``template`` record the tile ``tile_of(config)`` of that record; appends True to ``chosen`` for each one it
+    gives."""
     def choose(op: Any, workload: tuple[Any, ...]) -> Any:
-        config = records.query(create_task(template, workload, target))
+        config = records.query(create_task(template, (*workload, *extra), target))
         if config is None:
             return None
         chosen.append(True)
@@ -148,10 +196,14 @@ def record_tile_chooser(template: str, tile_of: Callable[[Any], Any], target: Ta
     return choose
 
 
-def nchwc_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
-    """The tile chooser of blocked convolutions (``tcomp.ops.cpu.conv2d.nchwc_tiles``): the tile of each one's best
-    ``conv2d_nchwc_blocked`` record."""
-    return record_tile_chooser("conv2d_nchwc_blocked", nchwc_tile_of, target, records, chosen)
+def nchwc_tile_chooser(node: Node, target: Target, records: Any, chosen: list[bool]) -> Any:
+    """The tile chooser of the blocked convolution in ``node`` (``tcomp.ops.cpu.conv2d.nchwc_tiles``): the tile of
+    its best ``conv2d_nchwc_blocked`` record with the node's epilogue; none where the template does not rebuild the
+    epilogue."""
+    epilogue = conv_epilogue(node)
+    if epilogue is None:
+        return lambda op, workload: None
+    return record_tile_chooser("conv2d_nchwc_blocked", nchwc_tile_of, target, records, chosen, (epilogue,))
 
 
 def panel_tile_chooser(target: Target, records: Any, chosen: list[bool]) -> Any:
@@ -278,11 +330,11 @@ def kernel_tuning(records: Any) -> KernelTuning | None:
         return None
 
     @contextmanager
-    def recorded_tiles(target: Target, chosen: list[bool]) -> Iterator[None]:
+    def recorded_tiles(graph: Graph, node: Node, target: Target, chosen: list[bool]) -> Iterator[None]:
         options = backend_for(target).graph
         with ExitStack() as stack:
             if options.blocked_convolutions:
-                stack.enter_context(nchwc_tiles(nchwc_tile_chooser(target, records, chosen)))
+                stack.enter_context(nchwc_tiles(nchwc_tile_chooser(node, target, records, chosen)))
             if options.gemm_panels:
                 stack.enter_context(panel_tiles(panel_tile_chooser(target, records, chosen)))
             yield

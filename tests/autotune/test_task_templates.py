@@ -88,6 +88,9 @@ REFERENCE_CASES = [
     ("conv2d_nchwc", (1, 8, 7, 5, 8, 3, 3, 1, 1)),
     ("conv2d_nchwc_blocked", (1, 16, 9, 11, 16, 3, 3, 1, 1, 8, 8)),
     ("conv2d_nchwc_blocked", (2, 8, 10, 10, 16, 3, 3, 2, 1, 4, 8)),
+    # with the epilogues models fuse behind their convolutions: bias, residual, scalar, activations
+    ("conv2d_nchwc_blocked", (1, 16, 9, 11, 16, 3, 3, 1, 1, 8, 8, "float32", "add:c,add:t,relu")),
+    ("conv2d_nchwc_blocked", (1, 32, 5, 7, 16, 1, 1, 1, 0, 8, 8, "float32", "multiply:c,subtract:s,clip")),
 ]
 
 
@@ -107,6 +110,16 @@ def test_convolution_references_agree_with_built_configs(name: str, args: tuple)
         [expected] = task.template.reference(inputs, *task.args)
         assert expected.shape == out.shape and expected.dtype == np.float32
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4, err_msg=f"{name}{args} config {index}")
+
+
+def test_blocked_conv_epilogue_members_are_checked() -> None:
+    from tcomp.autotune.templates.cpu.conv2d import epilogue_steps
+
+    assert epilogue_steps("add:c,add:t,relu") == [("add", "c"), ("add", "t"), ("relu", None)]
+    assert epilogue_steps("") == []
+    for bad in ("sigmoid", "add", "add:x", "relu:c"):
+        with pytest.raises(ValueError, match="unknown epilogue member"):
+            epilogue_steps(bad)
 
 
 def test_cuda_matmul_space_holds_fitting_tiles_and_lowers() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+import tcomp
 import tcomp.graph as tg
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record, RecordWriter
@@ -24,7 +25,8 @@ def model():  # type: ignore[no-untyped-def]
 
 
 def test_extract_tasks_one_per_workload() -> None:
-    """CPU convolutions are tuned as the compiled model runs them: blocked (NCHW[x]c) workloads."""
+    """CPU convolutions are tuned as the compiled model runs them: blocked (NCHW[x]c) workloads with the epilogue
+    fused behind them (batch norms folded into a per-channel bias, residual adds, relus)."""
     tasks = extract_model_tasks(model(), "llvm")
     names = {task.name for task in tasks}
     # the classifier is a packed_matvec (matvec_weights): it streams its weight at the memory's speed, untuned
@@ -33,7 +35,54 @@ def test_extract_tasks_one_per_workload() -> None:
     convs = [t for t in tasks if t.name == "conv2d_nchwc_blocked"]
     lanes = CpuTarget.of(Target("llvm")).lanes("float32")  # blocks of up to one vector register: 8 or 16 channels
     stem_block = channel_block(16, lanes)
-    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, stem_block, "float32") in [t.args for t in convs]
+    assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, stem_block, "float32", "add:c,relu") in [t.args for t in convs]
+    # the second convolution of a residual block adds the shortcut before its relu (at the last block's one pixel
+    # the shortcut is per channel)
+    assert {t.args[-1] for t in convs} == {"add:c,relu", "add:c,add:t,relu", "add:c,add:c,relu", "add:c"}
+
+
+def loop_nest(func: object) -> list[str]:
+    """The loops of a lowered function, one line each (names of buffers left out)."""
+    return [line.strip() for line in str(func).splitlines() if line.strip().startswith("for ")]
+
+
+def test_blocked_tasks_build_the_fused_kernels_of_the_model(tmp_path: Path) -> None:
+    """A conv2d_nchwc_blocked task measures the kernel the model runs: for configs that block the reduction (the
+    epilogue then is a pass of its own) and configs that do not, the template's loop nest is the fused kernel's
+    that the model compiles from the record."""
+    from tcomp.autotune.templates.cpu.conv2d import nchwc_tile_of
+    from tcomp.graph.kernels import lower_node
+    from tcomp.graph.tuning import kernel_tuning, node_task
+
+    target = Target("llvm")
+    graph = tg.compile_graph(model(), target)
+    tuning_nodes = [n for n in graph.nodes if node_task(graph, n, target) is not None]
+    checked = set()
+    for blocked in (True, False):
+        path = tmp_path / f"blocked{blocked}.jsonl"
+        configs = {}
+        with RecordWriter(path) as writer:
+            for node in tuning_nodes:
+                task = node_task(graph, node, target)
+                space = task.config_space
+                picks = [space.get(i) for i in range(len(space))
+                         if (nchwc_tile_of(space.get(i)).ic_chunks > 0) == blocked]
+                if picks and task.key not in configs:
+                    configs[task.key] = picks[len(picks) // 2]
+                    writer.write(Record(task, configs[task.key], MeasureResult(MeasureStatus.OK, (1e-3,))))
+        from tcomp.autotune.dispatch import ApplyHistoryBest
+
+        tuning = kernel_tuning(ApplyHistoryBest(str(path)))
+        for node in tuning_nodes:
+            task = node_task(graph, node, target)
+            if task.key not in configs or (task.args[-1], blocked) in checked:
+                continue
+            checked.add((task.args[-1], blocked))
+            func, _, tiled = lower_node(graph, node, target, tuning)
+            assert tiled
+            schedule, tensors = task.instantiate(configs[task.key])
+            assert loop_nest(tcomp.lower(schedule, tensors, target=target)) == loop_nest(func), (node.name, blocked)
+    assert {epilogue for epilogue, _ in checked} >= {"add:c,relu", "add:c,add:t,relu"}
 
 
 def nchw_tasks() -> list:  # type: ignore[type-arg]

@@ -28,7 +28,7 @@ checked against it rather than against tcomp's own naive schedule, whose lowerin
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,11 +37,13 @@ from tcomp import te
 from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cpu.gemm import vector_lanes
+from tcomp.ir.expr import max_expr, min_expr
 from tcomp.ops.conv import conv2d_nchw as conv2d_compute
 from tcomp.ops.conv import conv_output_size
 from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.conv2d import NCHWcTile, conv2d_nchwc_tile, schedule_conv2d_nchwc_stage
+from tcomp.ops.cpu.conv2d import NCHWcTile, conv2d_nchwc_tile, nchwc_tiles
+from tcomp.ops.cpu.dispatch import schedule_cpu
 from tcomp.ops.nchwc import conv2d_nchwc as conv2d_nchwc_compute
 from tcomp.ops.testing import conv2d_nchw_python, depthwise_conv2d_nchw_python
 from tcomp.schedule import Schedule, create_schedule
@@ -98,19 +100,92 @@ def depthwise_conv2d_nchw_reference(inputs: Sequence[np.ndarray], batch: int, ch
     return [depthwise_conv2d_nchw_python(data, kernel, stride, padding)]
 
 
+# the fused members ``conv2d_nchwc_blocked`` rebuilds behind its convolution (its ``epilogue`` argument): binary
+# operators, each with the kind of its other operand (``c`` per output channel, ``t`` the whole output, ``s`` one
+# value), and activations; an activation's bounds do not change its cost, so ``clip`` stands for ``clip(0, 6)``
+EPILOGUE_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
+EPILOGUE_OPERANDS = ("c", "t", "s")
+EPILOGUE_UNARY = ("relu", "clip")
+
+
+def epilogue_steps(epilogue: str) -> list[tuple[str, str | None]]:
+    """``(operator, operand kind or None)`` per member of an ``epilogue`` (``"add:c,add:t,relu"``; "" for none);
+    ValueError names a member the template does not rebuild."""
+    steps: list[tuple[str, str | None]] = []
+    for token in filter(None, epilogue.split(",")):
+        name, _, operand = token.partition(":")
+        if name in EPILOGUE_BINARY and operand in EPILOGUE_OPERANDS:
+            steps.append((name, operand))
+        elif name in EPILOGUE_UNARY and not operand:
+            steps.append((name, None))
+        else:
+            raise ValueError(f"conv2d_nchwc_blocked: unknown epilogue member {token!r} (binary "
+                             f"{'/'.join(EPILOGUE_BINARY)} with an operand kind {'/'.join(EPILOGUE_OPERANDS)}, "
+                             f"or {'/'.join(EPILOGUE_UNARY)})")
+    return steps
+
+
+def _operand_shape(kind: str, out_shape: Sequence[int]) -> tuple[int, ...]:
+    _, chunks, _, _, block = out_shape
+    return {"c": (1, chunks, 1, 1, block), "t": tuple(out_shape), "s": (1,)}[kind]
+
+
 def conv2d_nchwc_blocked_reference(inputs: Sequence[np.ndarray], batch: int, in_channels: int, height: int,
                                    width: int, out_channels: int, kernel_h: int, kernel_w: int, stride: int,
-                                   padding: int, ic_block: int, oc_block: int,
-                                   dtype: str = "float32") -> list[np.ndarray]:
+                                   padding: int, ic_block: int, oc_block: int, dtype: str = "float32",
+                                   epilogue: str = "") -> list[np.ndarray]:
     """The blocked convolution in numpy: unblock ``data[N, C/ic, H, W, ic]`` to NCHW and ``kernel[O/oc, C/ic, KH,
-    KW, ic, oc]`` to OIHW, convolve, block the output to ``[N, O/oc, OH, OW, oc]``."""
-    data, kernel = inputs
+    KW, ic, oc]`` to OIHW, convolve, block the output to ``[N, O/oc, OH, OW, oc]``, then apply the epilogue with
+    its operands (the inputs after the kernel, in order)."""
+    data, kernel, *operands = inputs
     nchw = data.transpose(0, 1, 4, 2, 3).reshape(batch, in_channels, height, width)
     oihw = kernel.transpose(0, 5, 1, 4, 2, 3).reshape(out_channels, in_channels, kernel_h, kernel_w)
     out = conv2d_nchw_python(nchw, oihw, stride, padding)
     _, _, out_h, out_w = out.shape
-    return [np.ascontiguousarray(out.reshape(batch, out_channels // oc_block, oc_block, out_h, out_w)
-                                 .transpose(0, 1, 3, 4, 2))]
+    result_dtype = out.dtype
+    out = out.reshape(batch, out_channels // oc_block, oc_block, out_h, out_w).transpose(0, 1, 3, 4, 2)
+    pending = iter(operands)
+    for name, operand in epilogue_steps(epilogue):
+        if operand is not None:
+            out = EPILOGUE_BINARY[name](out, next(pending).astype(np.float64))
+        else:
+            out = np.maximum(out, 0.0) if name == "relu" else np.clip(out, 0.0, 6.0)
+    return [np.ascontiguousarray(out, dtype=result_dtype)]
+
+
+def _epilogue(out: Tensor, epilogue: str, dtype: str) -> tuple[Tensor, list[Tensor]]:
+    """``out`` followed by the members of ``epilogue`` as the graph compiler computes them (binary ones tagged
+    ``broadcast``, activations ``elemwise``): the last tensor, and the operands' placeholders."""
+    operands = []
+    shape = [int(d) for d in out.shape]
+    for position, (name, operand) in enumerate(epilogue_steps(epilogue)):
+        if operand is None:
+            out = te.compute(shape, _activation(name, out), name=f"{name}{position}", tag="elemwise")
+            continue
+        y = te.placeholder(_operand_shape(operand, shape), name=f"operand{position}", dtype=dtype)
+        operands.append(y)
+        out = te.compute(shape, _binary(name, operand, out, y), name=f"{name}{position}", tag="broadcast")
+    return out, operands
+
+
+def _activation(name: str, x: Tensor) -> Callable[..., Any]:
+    """The body of ``relu(x)`` or ``clip(x, 0, 6)``."""
+    def body(*i: Any) -> Any:
+        value = max_expr(x[i], te.const(0.0, x.dtype))
+        return value if name == "relu" else min_expr(value, te.const(6.0, x.dtype))
+
+    return body
+
+
+def _binary(name: str, operand: str, x: Tensor, y: Tensor) -> Callable[..., Any]:
+    """The body of ``x <name> y`` over the blocked output, ``y`` broadcast as its kind ``operand`` says."""
+    def body(*i: Any) -> Any:  # index names as the graph's elementwise computes have them
+        zero = te.const(0)
+        index = {"c": (zero, i[1], zero, zero, i[4]), "t": i, "s": (zero,)}[operand]
+        a, other = x[i], y[index]
+        return a + other if name == "add" else a - other if name == "subtract" else a * other
+
+    return body
 
 
 @template("conv2d_nchw", reference=conv2d_nchw_reference, kind=TargetKind.LLVM)
@@ -261,19 +336,23 @@ def nchwc_tile_of(config: ConfigEntity) -> NCHWcTile:
 @template("conv2d_nchwc_blocked", reference=conv2d_nchwc_blocked_reference, kind=TargetKind.LLVM)
 def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int, width: int, out_channels: int,
                          kernel_h: int, kernel_w: int, stride: int, padding: int, ic_block: int, oc_block: int,
-                         dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+                         dtype: str = "float32", epilogue: str = "") -> tuple[Schedule, list[Tensor]]:
     """``ops.nchwc.conv2d_nchwc`` on blocked tensors (``data[N, C/ic, H, W, ic]``, ``kernel[O/oc, C/ic, KH, KW, ic,
-    oc]``) with the default CPU schedule's tiling as knobs: ``reg_n`` output columns per register tile,
-    ``oc_chunks`` channel blocks per tile, ``unroll_kw``, and ``ic_chunks`` (0: the whole reduction per tile;
-    n: the reduction blocked by n input-channel blocks). The convolution a graph compiles in NCHW[x]c, so its
-    records apply to the fused kernels of a model (``nchwc_tiles``); the fallback is the default tile."""
+    oc]``) followed by ``epilogue``, the elementwise members fused behind it in a model (``"add:c,relu"``: a
+    per-channel bias and a relu; ``epilogue_steps``), scheduled by the default CPU schedule of a fused group with
+    its tiling as knobs: ``reg_n`` output columns per register tile, ``oc_chunks`` channel blocks per tile,
+    ``unroll_kw``, and ``ic_chunks`` (0: the whole reduction per tile, the epilogue applied in registers; n: the
+    reduction blocked by n input-channel blocks, the epilogue a pass of its own). So a config is measured as the
+    model runs it, and its records apply to the fused kernels of a model (``nchwc_tiles``); the fallback is the
+    default tile."""
     if in_channels % ic_block or out_channels % oc_block:
         raise ValueError(f"conv2d_nchwc_blocked: blocks {ic_block}/{oc_block} must divide the channels "
                          f"{in_channels}/{out_channels}")
     chunks, o_chunks = in_channels // ic_block, out_channels // oc_block
     data = te.placeholder((batch, chunks, height, width, ic_block), name="data", dtype=dtype)
     kernel = te.placeholder((o_chunks, chunks, kernel_h, kernel_w, ic_block, oc_block), name="kernel", dtype=dtype)
-    out = conv2d_nchwc_compute(data, kernel, stride, padding)
+    conv = conv2d_nchwc_compute(data, kernel, stride, padding)
+    out, operands = _epilogue(conv, epilogue, dtype)
     cpu = CpuTarget.of(cfg.target)
     out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     sizes = [batch, o_chunks, conv_output_size(height, kernel_h, stride, 2 * padding), out_w, oc_block]
@@ -287,6 +366,6 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
                                                                          if chunks % c == 0}),
                               fallback=default.ic_chunks)
     tile = NCHWcTile(int(reg_n.val), int(oc_tile.val), bool(unroll_kw.val), int(ic_tile.val), default.rows_outer)
-    s = create_schedule(out)
-    schedule_conv2d_nchwc_stage(s, out, None, cpu, tile)
-    return s, [data, kernel, out]
+    with nchwc_tiles(lambda op, workload: tile):
+        s = schedule_cpu([out], cfg.target)
+    return s, [data, kernel, *operands, out]
