@@ -60,7 +60,8 @@ class XGBoostCostModel:
     """XGBoost over ``FeatureExtractor`` features of ``task``. ``num_rounds`` boosting rounds of depth-``max_depth``
     trees; ``seed`` fixes them. ``num_threads`` defaults to 1: the training sets are small (hundreds of rows), and
     XGBoost's spinning OpenMP threads slowed training about eightfold on a busy two-core machine; None lets XGBoost
-    use every core."""
+    use every core. The same count builds every ``DMatrix`` (a prediction's matrix of a few dozen rows took 21 ms
+    with every core on a busy two-core machine)."""
 
     def __init__(self, task: Task, feature_kind: FeatureKind = FeatureKind.LOOP_IR,
                  objective: Objective = Objective.RANK, num_rounds: int = 120, max_depth: int = 4,
@@ -71,6 +72,7 @@ class XGBoostCostModel:
         self.extractor = FeatureExtractor(task, feature_kind)
         self.objective = objective
         self.num_rounds = num_rounds
+        self.num_threads = num_threads if num_threads is not None else -1  # -1: XGBoost's DMatrix uses every core
         self.params: dict[str, Any] = {
             "objective": objective.value, "max_depth": max_depth, "eta": 0.2, "gamma": 1e-4,
             "min_child_weight": 1, "subsample": 1.0, "lambda": 1.0, "alpha": 0.0, "seed": seed,
@@ -86,9 +88,10 @@ class XGBoostCostModel:
     def _matrix(self, features: np.ndarray, labels: np.ndarray | None = None) -> Any:
         import xgboost as xgb
 
-        matrix = xgb.DMatrix(features, label=labels)
+        matrix = xgb.DMatrix(features, label=labels, nthread=self.num_threads)
         if self.base_booster is not None:
-            matrix.set_base_margin(self.base_booster.predict(xgb.DMatrix(features), output_margin=True))
+            base = xgb.DMatrix(features, nthread=self.num_threads)
+            matrix.set_base_margin(self.base_booster.predict(base, output_margin=True))
         return matrix
 
     def fit(self, indices: Sequence[int], throughputs: Sequence[float]) -> None:
@@ -134,7 +137,7 @@ class XGBoostCostModel:
             return 0
         features = np.stack(rows)
         keep = ~FeatureExtractor.invalid(features)
-        matrix = xgb.DMatrix(features[keep], label=np.asarray(labels)[keep])
+        matrix = xgb.DMatrix(features[keep], label=np.asarray(labels)[keep], nthread=self.num_threads)
         if self.objective is Objective.RANK and keep.all():
             matrix.set_group(groups)
         self.base_booster = xgb.train(self.params, matrix, num_boost_round=self.num_rounds)
@@ -170,7 +173,8 @@ class XGBoostCostModel:
             import xgboost as xgb
 
             booster = self.booster if self.booster is not None else self.base_booster
-            matrix = self._matrix(features) if self.booster is not None else xgb.DMatrix(features)
+            matrix = (self._matrix(features) if self.booster is not None
+                      else xgb.DMatrix(features, nthread=self.num_threads))
             scores = np.asarray(booster.predict(matrix), dtype=np.float64)
         scores[invalid] = np.nan  # no score: the search excludes invalid configs (``FeatureExtractor.valid``)
         return scores
