@@ -5,8 +5,9 @@ better; only the order matters). ``XGBoostCostModel`` trains gradient-boosted tr
 objective (``Objective.RANK``) or squared error on normalized throughput (``Objective.REGRESSION``).
 ``fit_transfer(records)`` trains a base model on records of other tasks (throughputs normalized per task, ranked
 within each task); the task's own model then starts from the base model's predictions (XGBoost base margins), which
-helps in the first rounds. Records of earlier runs (``tcomp tune --resume``, ``Tuner.load_history``) and of the
-other tasks of the same model, measured earlier in the same run (``XGBTuner.transfer_source``), both serve.
+helps in the first rounds. Records of earlier runs (``tcomp tune --resume``, ``Tuner.load_history``; ``tcomp tune
+--transfer``, ``Tuner.transfer``, which also takes the task's own records of another run) and of the other tasks of
+the same model, measured earlier in the same run (``XGBTuner.transfer_source``), all serve.
 ``RandomModel`` is the fake for tests and for comparisons.
 """
 
@@ -60,8 +61,7 @@ class XGBoostCostModel:
     """XGBoost over ``FeatureExtractor`` features of ``task``. ``num_rounds`` boosting rounds of depth-``max_depth``
     trees; ``seed`` fixes them. ``num_threads`` defaults to 1: the training sets are small (hundreds of rows), and
     XGBoost's spinning OpenMP threads slowed training about eightfold on a busy two-core machine; None lets XGBoost
-    use every core. The same count builds every ``DMatrix`` (a prediction's matrix of a few dozen rows took 21 ms
-    with every core on a busy two-core machine)."""
+    use every core."""
 
     def __init__(self, task: Task, feature_kind: FeatureKind = FeatureKind.LOOP_IR,
                  objective: Objective = Objective.RANK, num_rounds: int = 120, max_depth: int = 4,
@@ -107,8 +107,9 @@ class XGBoostCostModel:
         self.fit_count += 1
 
     def fit_transfer(self, records: Sequence[Record]) -> int:
-        """Train the base model on successful and failed records of other tasks (loop-IR features only, since
-        knob encodings differ between tasks); returns how many records it used."""
+        """Train the base model on successful and failed records (of other tasks, or of this one measured in
+        another run; loop-IR features only, since knob encodings differ between tasks): throughputs normalized and
+        ranked within each task. Returns how many records it used."""
         import xgboost as xgb
 
         if self.extractor.kind is not FeatureKind.LOOP_IR:
@@ -118,11 +119,10 @@ class XGBoostCostModel:
         groups: list[int] = []
         by_task: dict[str, list[Record]] = {}
         for record in records:
-            if record.task.key != self.task.key:
-                by_task.setdefault(record.task.key, []).append(record)
-        for task_records in by_task.values():
+            by_task.setdefault(record.task.key, []).append(record)
+        for task_key, task_records in by_task.items():
             try:
-                extractor = _extractor(task_records[0].task)
+                extractor = self.extractor if task_key == self.task.key else _extractor(task_records[0].task)
             except Exception:  # noqa: BLE001 - a task whose template is not available here
                 continue
             flops = task_records[0].task.flop
@@ -138,8 +138,8 @@ class XGBoostCostModel:
         features = np.stack(rows)
         keep = ~FeatureExtractor.invalid(features)
         matrix = xgb.DMatrix(features[keep], label=np.asarray(labels)[keep], nthread=self.num_threads)
-        if self.objective is Objective.RANK and keep.all():
-            matrix.set_group(groups)
+        if self.objective is Objective.RANK:  # rank within each task: the rows that stay, task by task
+            matrix.set_group([int(part.sum()) for part in np.split(keep, np.cumsum(groups)[:-1]) if part.any()])
         self.base_booster = xgb.train(self.params, matrix, num_boost_round=self.num_rounds)
         return int(keep.sum())
 

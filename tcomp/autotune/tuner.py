@@ -45,6 +45,10 @@ class GridSearchTuner(Tuner):
         self.counter = 0
 
     def _propose(self, count: int) -> list[int]:
+        if self._plan_from_base and self.fitted == 0:  # transferred, not fitted on own results yet
+            self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size,
+                                                     self.visited | self.invalid, valid=self._valid)
+        self._plan_from_base = False
         chosen: list[int] = []
         order = self.space.indices()
         while len(chosen) < count and self.counter < len(order):
@@ -72,6 +76,10 @@ class GATuner(Tuner):
         self.scores[index] = self.throughput(result)
 
     def _propose(self, count: int) -> list[int]:
+        if self._plan_from_base and self.fitted == 0:  # transferred, not fitted on own results yet
+            self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size,
+                                                     self.visited | self.invalid, valid=self._valid)
+        self._plan_from_base = False
         chosen: list[int] = []
         attempts = 0
         while len(chosen) < count and self.has_next() and attempts < 8:
@@ -178,6 +186,7 @@ class XGBTuner(Tuner):
         self._programs: set[bytes] = set()  # feature vectors of configs measured or chosen
         self.transfer_source: Callable[[], Sequence[Record]] | None = None
         self._transferred = 0
+        self._plan_from_base = False  # the next batch is planned from a transferred base model
 
     def _observe(self, index: int, result: MeasureResult) -> None:
         self.indices.append(index)
@@ -212,7 +221,7 @@ class XGBTuner(Tuner):
         if self.transfer_source is not None:
             others = [r for r in self.transfer_source() if r.task.key != self.task.key]
             if len(others) > self._transferred:  # other tasks measured more since the last fit: learn from them
-                self._transfer(others)
+                self._fit_base(others)
                 self._transferred = len(others)
         self.model.fit(self.indices, self.throughputs)
         self.fitted = len(self.indices)
@@ -279,6 +288,10 @@ class XGBTuner(Tuner):
         return self._explore(taken)
 
     def _propose(self, count: int) -> list[int]:
+        if self._plan_from_base and self.fitted == 0:  # transferred, not fitted on own results yet
+            self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size,
+                                                     self.visited | self.invalid, valid=self._valid)
+        self._plan_from_base = False
         chosen: list[int] = []
         local = int(round(self.local_share * count))
         while self.local_plan and len(chosen) < local:
@@ -323,10 +336,16 @@ class XGBTuner(Tuner):
                 return True
         return False
 
-    def _transfer(self, records: Sequence[Record]) -> None:
+    def _fit_base(self, records: Sequence[Record]) -> int:
         fit_transfer = getattr(self.model, "fit_transfer", None)
-        if callable(fit_transfer):
-            fit_transfer(records)
+        return int(fit_transfer(records)) if callable(fit_transfer) else 0
+
+    def _transfer(self, records: Sequence[Record]) -> int:
+        """The model learns its base from ``records``; before the model's first fit on this task's own results,
+        the next batch is planned from the base model's predictions (the base model is the only guide then)."""
+        taken = self._fit_base(records)
+        self._plan_from_base = self._plan_from_base or taken > 0
+        return taken
 
 
 def create_tuner(kind: TunerKind, task: Task, seed: int = 0, space: ConfigSpace | None = None,

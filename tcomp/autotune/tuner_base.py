@@ -12,7 +12,8 @@ beats it. These measurements are logged like any other (they are not trials), an
 log the same way (``record.best_by_task``). No config is proposed twice,
 and ``load_history(records)`` marks the task's logged configs as measured (resume re-measures none of them and
 counts them against ``n_trial``) and hands other tasks' records to ``_transfer`` (for a model-based tuner's
-transfer learning).
+transfer learning); ``transfer(records)`` hands records of any task to it and marks none measured (records of
+other runs, which are learnt from but not trusted as this run's measurements).
 """
 
 from __future__ import annotations
@@ -156,11 +157,12 @@ class Tuner:
     def load_history(self, records: Sequence[Record]) -> int:
         """Take in logged measurements: this task's mark their configs measured (returns how many); the rest go
         to ``_transfer`` for transfer learning."""
+        others = [record for record in records if record.task.key != self.task.key]
+        if others:  # first: a model fitted on this task's records below starts from the base they give
+            self._transfer(others)
         own = 0
-        others: list[Record] = []
         for record in records:
             if record.task.key != self.task.key:
-                others.append(record)
                 continue
             index = self.space.index_of(record.config)
             if index is not None and index in self.visited:
@@ -173,12 +175,17 @@ class Tuner:
         if own:
             self._after_batch()
         self._decide()
-        if others:
-            self._transfer(others)
         return own
 
-    def _transfer(self, records: Sequence[Record]) -> None:
-        """Records of other tasks (ignored unless the tuner has a model)."""
+    def transfer(self, records: Sequence[Record]) -> int:
+        """Learn from ``records`` (of any task, this one's included) without counting any as measured: records of
+        earlier runs, other models or other machines, which a model-based tuner's cost model starts from (its
+        base model) before its first batch. Returns how many records the model took (0 for tuners without one)."""
+        return self._transfer(records)
+
+    def _transfer(self, records: Sequence[Record]) -> int:
+        """Records to learn from (ignored unless the tuner has a model); returns how many were taken."""
+        return 0
 
     def _decide(self) -> None:
         """Choose the best config as the records will (``record.best_by_task``): where some configs were measured

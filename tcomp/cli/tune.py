@@ -5,6 +5,10 @@
         --tuning-records model.jsonl
     tcomp tune model.onnx --budget 20 --tuning-records model.jsonl
 
+``--transfer RECORDS`` hands records of earlier runs (other models, other machines, this model's
+tasks) to each task's cost model, which learns its base from them before the first batch and plans
+that batch from it; none of them counts as measured in this run (``--resume`` continues a run).
+
 ``--budget MINUTES`` spends a time over all the tasks instead of a number of trials on each:
 batch after batch goes to the task where the model's latency should fall most (the task
 scheduler, ``autotune.scheduler``, weighs tasks by how many of the model's operators run
@@ -122,6 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=None, help="builder processes (default: all cores)")
     parser.add_argument("--resume", action="store_true", help="continue the records file: skip logged configs and "
                         "learn from all of its records")
+    parser.add_argument("--transfer", action="append", default=[], metavar="RECORDS",
+                        help="records of earlier runs (any tasks: other models, other machines) for the cost model "
+                        "to learn from before the first batch; none counts as measured here (xgb tuners; repeat "
+                        "for several files)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed proposes the same configs")
     parser.add_argument("--plot", default=None, help="where to write the tuning plot (default: the records path "
                         "with .png); the same data goes to the records path with .csv")
@@ -174,6 +182,10 @@ def run(args: argparse.Namespace) -> int:
         counted = _tasks(args, target_of(args))
         for task, _ in counted:
             task.config_space  # noqa: B018 - fails early on bad template arguments
+        for path in args.transfer:
+            if not Path(path).is_file():
+                raise ValueError(f"--transfer {path}: no such records file")
+        transfer = [record for path in args.transfer for record in read_records(path).records]
     except (ValueError, TypeError, TemplateError, OSError) as error:
         print(f"tcomp tune: {error}", file=sys.stderr)
         return 2
@@ -202,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         with active as measurer, RecordWriter(records) as writer:
             for task in tasks:
                 tuners.append(create_tuner(TunerKind(args.tuner), task, seed=args.seed))
+                if transfer:
+                    tuners[-1].transfer(transfer)
                 if prior:
                     tuners[-1].load_history(prior)
             if args.budget is not None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from autotune_fakes import AnalyticMeasurer, analytic_cost
 
@@ -16,8 +18,8 @@ from tcomp.autotune import create_task
 from tcomp.autotune.cost_model import RandomModel
 from tcomp.autotune.dispatch import apply_history_best
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
-from tcomp.autotune.record import log_to_file, read_records
-from tcomp.autotune.tuner import GATuner, GridSearchTuner, TunerKind, XGBTuner, create_tuner
+from tcomp.autotune.record import Record, log_to_file, read_records
+from tcomp.autotune.tuner import GATuner, GridSearchTuner, RandomTuner, TunerKind, XGBTuner, create_tuner
 
 FAST_SA = {"parallel_size": 16, "n_iter": 8, "early_stop": 4}
 
@@ -285,3 +287,57 @@ def test_killing_tune_and_its_group_leaves_no_worker(tmp_path: Path) -> None:
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert not survivors, f"{len(survivors)} worker processes outlived the killed tuner"
+
+
+def _analytic_records(task, indices):  # type: ignore[no-untyped-def]
+    space = task.config_space
+    return [Record(task, space.get(i), MeasureResult(MeasureStatus.OK, (analytic_cost(space.get(i)),)))
+            for i in indices]
+
+
+def test_transfer_learns_without_measuring_and_plans_the_first_batch() -> None:
+    """Records of another matmul (the analytic cost, 96 configs) train the base model; none counts as measured, and
+    the first batch comes from the base model's plan: faster configs than a tuner without them starts with."""
+    source = create_task("matmul", (128, 128, 128))
+    records = _analytic_records(source, source.config_space.sample(np.random.default_rng(5), 96))
+    task = matmul_task()
+    firsts = {}
+    for transferred in (False, True):
+        tuner = make(TunerKind.XGB, 0)
+        if transferred:
+            assert tuner.transfer(records) == 96
+        assert tuner.trial_count == 0 and not tuner.visited
+        batch = tuner.next_batch(8)
+        assert batch[0].index == task.config_space.fallback.index
+        firsts[transferred] = statistics.median(1.0 / analytic_cost(config) for config in batch[1:])
+    assert firsts[True] > firsts[False], firsts
+    assert RandomTuner(task).transfer(records) == 0  # a tuner without a model takes nothing
+
+
+class CallOrder:
+    """A cost model that notes the order of its calls (and knows nothing)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.random = RandomModel(0)
+
+    def fit(self, indices, throughputs) -> None:  # type: ignore[no-untyped-def]
+        self.calls.append("fit")
+
+    def fit_transfer(self, records) -> int:  # type: ignore[no-untyped-def]
+        self.calls.append("fit_transfer")
+        return len(records)
+
+    def predict(self, indices):  # type: ignore[no-untyped-def]
+        return self.random.predict(indices)
+
+
+def test_load_history_learns_the_base_before_fitting_own_records(tmp_path: Path) -> None:
+    """The task's own model starts from the base model's margins, so the base must be learnt first."""
+    task = matmul_task()
+    other = create_task("matmul", (128, 128, 128))
+    own = _analytic_records(task, task.config_space.sample(np.random.default_rng(1), 8))
+    model = CallOrder()
+    tuner = XGBTuner(task, plan_size=8, sa_options=FAST_SA, model=model)
+    assert tuner.load_history(_analytic_records(other, [0, 1, 2]) + own) == 8
+    assert model.calls == ["fit_transfer", "fit"]

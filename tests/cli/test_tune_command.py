@@ -241,3 +241,19 @@ def test_tune_a_model_tunes_its_convolution_and_product(tmp_path: Path, capsys: 
     assert sorted({r.task.name for r in read_records(budgeted).records}) == ["conv2d_nchwc_blocked", "matmul"]
     summary = json.loads(budgeted.with_suffix(".summary.json").read_text())
     assert all(t["trials"] >= 1 for t in summary["tasks"])
+
+
+def test_tune_learns_from_transfer_records_and_measures_anew(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    earlier, records = tmp_path / "earlier.jsonl", tmp_path / "now.jsonl"
+    argv = ["tune", "--op", "matmul", "--shape", "32,32,32", "--batch-size", "3", "--number", "1", "--repeat", "1",
+            "--parallel", "2"]
+    assert main([*argv, "--trials", "3", "--tuner", "random", "--tuning-records", str(earlier)]) == 0
+    before = {r.config.index for r in read_records(earlier).records}
+    assert main([*argv, "--trials", "3", "--transfer", str(earlier), "--tuning-records", str(records)]) == 0
+    summary = json.loads(records.with_suffix(".summary.json").read_text())
+    assert [t["trials"] for t in summary["tasks"]] == [3]  # the transferred records are not trials of this run
+    now = [r.config.index for r in read_records(records).records]
+    assert now[0] == create_task("matmul", (32, 32, 32)).config_space.fallback.index and now[0] in before
+    capsys.readouterr()
+    assert main([*argv, "--transfer", str(tmp_path / "missing.jsonl"), "--tuning-records", str(tmp_path / "x")]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
