@@ -45,10 +45,6 @@ class GridSearchTuner(Tuner):
         self.counter = 0
 
     def _propose(self, count: int) -> list[int]:
-        if self._plan_from_base and self.fitted == 0:  # transferred, not fitted on own results yet
-            self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size,
-                                                     self.visited | self.invalid, valid=self._valid)
-        self._plan_from_base = False
         chosen: list[int] = []
         order = self.space.indices()
         while len(chosen) < count and self.counter < len(order):
@@ -76,10 +72,6 @@ class GATuner(Tuner):
         self.scores[index] = self.throughput(result)
 
     def _propose(self, count: int) -> list[int]:
-        if self._plan_from_base and self.fitted == 0:  # transferred, not fitted on own results yet
-            self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size,
-                                                     self.visited | self.invalid, valid=self._valid)
-        self._plan_from_base = False
         chosen: list[int] = []
         attempts = 0
         while len(chosen) < count and self.has_next() and attempts < 8:
