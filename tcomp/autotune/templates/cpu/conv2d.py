@@ -28,13 +28,14 @@ checked against it rather than against tcomp's own naive schedule, whose lowerin
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from tcomp import te
-from tcomp.autotune.space import AnnotatePolicy, Config, ConfigEntity, ReorderPolicy, SplitPolicy
+from tcomp.autotune.space import AnnotatePolicy, Config, ReorderPolicy, SplitPolicy
 from tcomp.autotune.template import template
 from tcomp.autotune.templates.cpu.gemm import vector_lanes
 from tcomp.ir.expr import max_expr, min_expr
@@ -103,7 +104,7 @@ def depthwise_conv2d_nchw_reference(inputs: Sequence[np.ndarray], batch: int, ch
 # the fused members ``conv2d_nchwc_blocked`` rebuilds behind its convolution (its ``epilogue`` argument): binary
 # operators, each with the kind of its other operand (``c`` per output channel, ``t`` the whole output, ``s`` one
 # value), and activations; an activation's bounds do not change its cost, so ``clip`` stands for ``clip(0, 6)``
-EPILOGUE_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
+EPILOGUE_BINARY = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}  # numpy and te alike
 EPILOGUE_OPERANDS = ("c", "t", "s")
 EPILOGUE_UNARY = ("relu", "clip")
 
@@ -182,8 +183,7 @@ def _binary(name: str, operand: str, x: Tensor, y: Tensor) -> Callable[..., Any]
     def body(*i: Any) -> Any:  # index names as the graph's elementwise computes have them
         zero = te.const(0)
         index = {"c": (zero, i[1], zero, zero, i[4]), "t": i, "s": (zero,)}[operand]
-        a, other = x[i], y[index]
-        return a + other if name == "add" else a - other if name == "subtract" else a * other
+        return EPILOGUE_BINARY[name](x[i], y[index])
 
     return body
 
@@ -327,8 +327,8 @@ def conv2d_nchwc(cfg: Config, batch: int, in_channels: int, height: int, width: 
     return s, [data, kernel, out]
 
 
-def nchwc_tile_of(config: ConfigEntity) -> NCHWcTile:
-    """The ``NCHWcTile`` a ``conv2d_nchwc_blocked`` config stands for."""
+def nchwc_tile_of(config: Config) -> NCHWcTile:
+    """The ``NCHWcTile`` a ``conv2d_nchwc_blocked`` config stands for (a space: its fallback)."""
     return NCHWcTile(int(config["reg_n"].val), int(config["oc_chunks"].val), bool(config["unroll_kw"].val),
                      int(config["ic_chunks"].val))
 
@@ -357,15 +357,14 @@ def conv2d_nchwc_blocked(cfg: Config, batch: int, in_channels: int, height: int,
     out_w = conv_output_size(width, kernel_w, stride, 2 * padding)
     sizes = [batch, o_chunks, conv_output_size(height, kernel_h, stride, 2 * padding), out_w, oc_block]
     default = conv2d_nchwc_tile(sizes, [chunks, kernel_h, kernel_w, ic_block], cpu, cpu.lanes(dtype), stride)
-    reg_n = cfg.define_knob("reg_n", sorted({d for d in range(1, 17) if out_w % d == 0} | {default.reg_n}),
-                            fallback=default.reg_n)
-    oc_tile = cfg.define_knob("oc_chunks", sorted({c for c in (1, 2, 4) if o_chunks % c == 0} | {default.oc_chunks}),
-                              fallback=default.oc_chunks)
-    unroll_kw = cfg.define_knob("unroll_kw", [False, True] if kernel_w > 1 else [False], fallback=default.unroll_kw)
-    ic_tile = cfg.define_knob("ic_chunks", sorted({0, default.ic_chunks} | {c for c in (1, 2, 4, 8, 16)
-                                                                         if chunks % c == 0}),
-                              fallback=default.ic_chunks)
-    tile = NCHWcTile(int(reg_n.val), int(oc_tile.val), bool(unroll_kw.val), int(ic_tile.val), default.rows_outer)
+    cfg.define_knob("reg_n", sorted({d for d in range(1, 17) if out_w % d == 0} | {default.reg_n}),
+                    fallback=default.reg_n)
+    cfg.define_knob("oc_chunks", sorted({c for c in (1, 2, 4) if o_chunks % c == 0} | {default.oc_chunks}),
+                    fallback=default.oc_chunks)
+    cfg.define_knob("unroll_kw", [False, True] if kernel_w > 1 else [False], fallback=default.unroll_kw)
+    cfg.define_knob("ic_chunks", sorted({0, default.ic_chunks} | {c for c in (1, 2, 4, 8, 16) if chunks % c == 0}),
+                    fallback=default.ic_chunks)
+    tile = nchwc_tile_of(cfg)  # as the model's chooser reads a record (the loop order stays the default's)
     with nchwc_tiles(lambda op, workload: tile):
         s = schedule_cpu([out], cfg.target)
     return s, [data, kernel, *operands, out]
