@@ -230,12 +230,11 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
     op, sizes, reduce_sizes = known
     stride = max(tuple(op.attrs.get("stride", (1,))))
     groups = int(op.attrs.get("groups", 1))
-    if tile is None and _TILES.active:
-        tile = _TILES.get(op, nchwc_workload(op))
-        if tile is not None:  # a chosen tile's loop order is the default's (not a knob of the tuning template)
-            default = conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride, groups)
-            tile = replace(tile, rows_outer=default.rows_outer)
-    tile = tile or conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride, groups)
+    if tile is None:
+        default = conv2d_nchwc_tile(sizes, reduce_sizes, cpu, cpu.lanes(tensor.dtype), stride, groups)
+        chosen = _TILES.get(op, nchwc_workload(op)) if _TILES.active else None
+        # a chosen tile keeps the default's loop order (not a knob of the tuning template)
+        tile = replace(chosen, rows_outer=default.rows_outer) if chosen is not None else default
     schedule_padding(s, op, cpu)
     if tile.ic_chunks:
         _nchwc_blocked_reduction(s, tensor, host, cpu, tile, sizes, reduce_sizes)
