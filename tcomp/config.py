@@ -22,7 +22,8 @@ class Settings:
     calling thread spins waiting for the last tasks of a loop before it yields its core to them;
     ``parallel_thread_limit``: at most this many threads per loop (0: as many as the target has cores);
     ``parallel_backoff_us``: the longest time parallel loops run serially after loops that lost to serial (the
-    machine is busy: a worker was descheduled in a task), in microseconds; 0 never backs off."""
+    machine is busy: a worker was descheduled in a task), in microseconds; 0 never backs off; ``pin_threads``: keep
+    each pool thread on a CPU of its own, not the calling thread's (Linux)."""
 
     verify_ir: bool = False
     dump_ir: bool = False
@@ -35,6 +36,7 @@ class Settings:
     join_spin_count: int = 2000
     parallel_thread_limit: int = 0  # threads a parallel loop may use at most; 0: the target's cores
     parallel_backoff_us: int = 20000
+    pin_threads: bool = True
 
 
 _current = Settings()

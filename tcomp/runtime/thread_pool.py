@@ -107,7 +107,8 @@ class ParallelRuntime:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._jit))
         self.address = self._jit.address
         self._configure = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                                           ctypes.c_int32, ctypes.c_int64)(self._jit.address_of(CONFIGURE))
+                                           ctypes.c_int32, ctypes.c_int64, ctypes.c_int32,
+                                           )(self._jit.address_of(CONFIGURE))
         self._judge = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_int64] * 5)(self._jit.address_of(JUDGE))
         self._state = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64))(self._jit.address_of(STATE))
         self.policy = policy
@@ -143,7 +144,7 @@ _RUNTIME: ParallelRuntime | None = None
 def default_policy() -> PoolPolicy:
     settings = config.current()
     return PoolPolicy(settings.parallel_tasks_per_thread, settings.thread_spin_count, settings.join_spin_count,
-                      settings.parallel_thread_limit, settings.parallel_backoff_us)
+                      settings.parallel_thread_limit, settings.parallel_backoff_us, settings.pin_threads)
 
 
 def parallel_runtime() -> ParallelRuntime:
@@ -155,7 +156,7 @@ def parallel_runtime() -> ParallelRuntime:
         return _RUNTIME
 
 
-def configure_pool(**changes: int) -> PoolPolicy:
+def configure_pool(**changes: int | bool) -> PoolPolicy:
     """Change fields of the pool's policy for this process (``configure_pool(tasks_per_thread=8)``; see
     ``PoolPolicy``); returns the new policy."""
     runtime = parallel_runtime()

@@ -4,7 +4,9 @@ whatever the extent, the policy, the callers (several Python threads, nested loo
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -193,3 +195,48 @@ def test_loops_run_serially_during_a_backoff(counting: tcomp.runtime.Module, res
     assert runtime.state().serial_until == 0 and runtime.state().streak == 0
     _check_once(counting, 65537)
     assert runtime.state().serial_loops == serial + 3
+
+
+_PLACEMENT_SCRIPT = """
+import json, os, sys, time
+import numpy as np
+sys.path.insert(0, {codegen!r})
+sys.path.insert(0, {runtime!r})
+from test_thread_pool import _counting_kernel
+from tcomp.runtime.thread_pool import configure_pool
+
+def affinities(threads):
+    return {{t: sorted(os.sched_getaffinity(t)) for t in threads}}
+
+before = {{int(t) for t in os.listdir("/proc/self/task")}}
+module = _counting_kernel("pool_place", {threads})
+a = np.ones(100_000, np.float32)
+module(a, np.zeros_like(a))
+workers = sorted({{int(t) for t in os.listdir("/proc/self/task")}} - before)
+pinned = affinities(workers)
+configure_pool(pin_workers=False)
+time.sleep(0.2)  # the workers sleep; the next loop wakes them and they follow the policy
+module(a, np.zeros_like(a))
+time.sleep(0.05)
+print(json.dumps({{"allowed": sorted(os.sched_getaffinity(0)), "pinned": list(pinned.values()),
+                  "unpinned": list(affinities(workers).values())}}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="thread placement: Linux with 2 CPUs or more")
+def test_workers_keep_to_cpus_of_their_own() -> None:
+    """Pinned (the default), each worker of a loop over all the process's CPUs may run on one CPU of its own; with
+    ``pin_workers=False`` they may run anywhere again (see ``pool_ir.py``, placement)."""
+    threads = len(os.sched_getaffinity(0))
+    here = Path(__file__).resolve().parent
+    script = _PLACEMENT_SCRIPT.format(codegen=str(here.parent / "codegen"), runtime=str(here), threads=threads)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=here.parents[1])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    allowed, pinned = report["allowed"], report["pinned"]
+    assert len(pinned) == threads - 1
+    assert all(len(cpus) == 1 and cpus[0] in allowed for cpus in pinned)
+    assert len({cpus[0] for cpus in pinned}) == threads - 1
+    assert report["unpinned"] == [allowed] * (threads - 1)
