@@ -60,9 +60,9 @@ def _hard_swish(v: Expr, ctx: LowerContext) -> Expr:
 
 
 def _gelu(v: Expr, ctx: LowerContext) -> Expr:
-    if ctx.attr("approximate", "none") == "tanh":
-        inner = (v + v * v * v * 0.044715) * math.sqrt(2.0 / math.pi)
-        return v * 0.5 * (te.tanh(inner) + 1.0)
+    if ctx.attr("approximate", "none") == "tanh":  # 0.5 (1 + tanh(u)) = sigmoid(2 u): see passes/simplify.py
+        inner = (v + v * v * v * 0.044715) * (2.0 * math.sqrt(2.0 / math.pi))
+        return v * te.sigmoid(inner)
     return v * 0.5 * (te.erf(v * (1.0 / math.sqrt(2.0))) + 1.0)
 
 
