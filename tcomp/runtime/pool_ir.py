@@ -46,7 +46,9 @@ when it took longer than the caller alone would have (its time per task times ``
 caller ran every task itself for over 100 us (a worker woken from sleep is running well within that on an idle
 machine). After a loss the next loops run serially for twice the losing loop's time, doubled after every further loss
 in a row, at most ``backoff_us`` microseconds; a loop that was shared and ran faster than serially ends the streak (a
-quick one the caller ran alone neither loses nor wins). The backoff is proportional to the losing loops' time, so a
+quick one the caller ran alone neither loses nor wins, unless no loop lost for 50 ms: a model of short loops, whose
+probes end before a sleeping worker wakes, would otherwise keep the streak, and its workers asleep, long after the
+machine went quiet). The backoff is proportional to the losing loops' time, so a
 loop that lost by chance on an idle machine costs little; on a busy one the streak grows and the kernels run on the
 caller, with a parallel probe now and then, until a probe finds the workers responsive again. While a streak lasts,
 idle workers sleep at once instead of spinning (measured on 2 busy cores: spinning workers alone made ShuffleNet 1.5x
@@ -82,6 +84,7 @@ LIBC_FUNCTIONS = frozenset({"pthread_create", "pthread_detach", "pthread_mutex_i
                             "sched_yield", "getpid", "clock_gettime", "sched_getcpu", "sched_getaffinity",
                             "sched_setaffinity"})
 _ALONE_NS = 100_000  # a worker that slept is awake well within this on an idle machine
+_QUIET_NS = 50_000_000  # a streak of lost loops ends when none lost for this long
 _SYNC_BYTES = 128  # room for a pthread_mutex_t / pthread_cond_t on every libc tcomp runs on
 _CPU_SET_BYTES = 128  # a cpu_set_t: CPUs 0-1023
 
@@ -147,6 +150,7 @@ class _Pool:
         self.streak = self._global("tcomp_pool.streak", I64, 0, 8)  # loops lost to serial in a row
         self.lost_loops = self._global("tcomp_pool.lost_loops", I64, 0, 8)
         self.serial_loops = self._global("tcomp_pool.serial_loops", I64, 0, 8)  # run serially by a backoff
+        self.last_loss = self._global("tcomp_pool.last_loss", I64, 0, 8)  # monotonic ns
         self.pin = self._global("tcomp_pool.pin", I32, int(policy.pin_workers), 4)
         sync = ir.ArrayType(I8, _SYNC_BYTES)
         self.mutex = self._global("tcomp_pool.mutex", sync, None, 64)
@@ -587,11 +591,13 @@ class _Pool:
         alone_long = bld.and_(alone, bld.icmp_signed(">", own, I64(_ALONE_NS)))
         won = function.append_basic_block("maybe.won")
         bld.cbranch(bld.or_(slower, alone_long), lose, won)
-        bld.position_at_end(won)  # a quick loop the caller ran alone is no evidence either way
-        bld.cbranch(alone, after, win)
+        bld.position_at_end(won)  # a quick loop the caller ran alone is no evidence either way...
+        quiet = bld.icmp_signed(">", bld.sub(end, bld.load_atomic(self.last_loss, "monotonic", 8)), I64(_QUIET_NS))
+        bld.cbranch(bld.and_(alone, bld.not_(quiet)), after, win)  # ...unless no loop lost for a while
         bld.position_at_end(lose)
         streak = bld.add(bld.load_atomic(self.streak, "monotonic", 8), I64(1))
         bld.store_atomic(streak, self.streak, "monotonic", 8)
+        bld.store_atomic(end, self.last_loss, "monotonic", 8)
         bld.atomic_rmw("add", self.lost_loops, I64(1), "monotonic")
         shift = bld.select(bld.icmp_signed("<", streak, I64(20)), streak, I64(20))
         penalty = bld.shl(total, shift)

@@ -172,6 +172,18 @@ def test_loops_that_lose_to_serial_start_a_growing_backoff(restore_policy: None)
     assert runtime.state().lost_loops == lost + 4
 
 
+def test_a_streak_ends_when_no_loop_lost_for_50_ms(restore_policy: None) -> None:
+    """Quick loops the caller ran alone keep a streak while losses are recent, and end it 50 ms after the last."""
+    runtime = parallel_runtime()
+    configure_pool(backoff_us=50)
+    t = 10**9
+    runtime.judge(t, t + 1000, t + 9001, 1, 8)  # lost
+    runtime.judge(t + 10**6, t + 10**6 + 5000, t + 10**6 + 5000, 4, 4)  # alone, quick, 1 ms later: neither
+    assert runtime.state().streak == 1
+    runtime.judge(t + 60 * 10**6, t + 60 * 10**6 + 5000, t + 60 * 10**6 + 5000, 4, 4)  # 60 ms after the loss
+    assert runtime.state().streak == 0
+
+
 def test_no_backoff_when_disabled(restore_policy: None) -> None:
     runtime = parallel_runtime()
     configure_pool(backoff_us=0)
