@@ -4,8 +4,9 @@
                             i32 max_threads)
 
 to run ``task(closure, k, count)`` for every ``k < count``, where ``count`` (at most ``extent``) is chosen by the
-pool: ``tasks_per_thread`` tasks per thread taking part. The calling thread works too, and the call returns when every
-task has finished.
+pool: ``tasks_per_thread`` tasks per thread taking part, or one per iteration when that number does not divide an
+extent of up to twice it (tasks of unequal size end unevenly). The calling thread works too, and the call returns
+when every task has finished.
 
 Scheduling is dynamic: a task is claimed by whichever thread gets to it first (one compare-and-swap on a shared
 word), so a thread that the operating system has not scheduled yet (the machine is busy) takes no task, and the
@@ -514,7 +515,11 @@ class _Pool:
                                            bld.sub(threads, I32(1))), I32(1)), I64)
         per_thread = bld.load_atomic(self.tasks_per_thread, "monotonic", 8)
         wanted = bld.mul(team, per_thread)
-        count = bld.select(bld.icmp_signed("<", extent, wanted), extent, wanted)
+        # an extent up to twice that which it does not divide: a task per iteration (12 iterations over 8 tasks of
+        # 1 and 2, claimed in turn by 2 threads, end 7/6 of an even split late)
+        uneven = bld.and_(bld.icmp_signed("<=", extent, bld.add(wanted, wanted)),
+                          bld.icmp_signed("!=", bld.srem(extent, wanted), I64(0)))
+        count = bld.select(bld.or_(uneven, bld.icmp_signed("<", extent, wanted)), extent, wanted)
         count = bld.select(bld.icmp_signed("<", count, I64(_TASK_MASK)), count, I64(_TASK_MASK))
         bld.store(task, self.task, align=8)
         bld.store(closure, self.closure, align=8)
