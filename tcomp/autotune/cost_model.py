@@ -6,8 +6,9 @@ objective (``Objective.RANK``) or squared error on normalized throughput (``Obje
 ``fit_transfer(records)`` trains a base model on records of other tasks (throughputs normalized per task, ranked
 within each task); the task's own model then starts from the base model's predictions (XGBoost base margins), which
 helps in the first rounds. Records of earlier runs (``tcomp tune --resume``, ``Tuner.load_history``; ``tcomp tune
---transfer``, ``Tuner.transfer``, which also takes the task's own records of another run) and of the other tasks of
-the same model, measured earlier in the same run (``XGBTuner.transfer_source``), all serve.
+--transfer``, ``Tuner.transfer``, which also takes the task's own records of another run) serve, and so can the
+other tasks of the same model measured earlier in the same run, where the caller sets ``XGBTuner.transfer_source``
+(``tcomp tune`` does not: whether that pays within a model is not measured yet).
 ``RandomModel`` is the fake for tests and for comparisons.
 """
 
