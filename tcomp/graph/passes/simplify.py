@@ -89,13 +89,16 @@ def fold_batch_norm(graph: Graph) -> Graph:
         removed.add(source.name)
         if bias_node is not None:
             removed.add(bias_node.name)
+    return _rewritten(graph, replacements, removed, params)
+
+
+def _rewritten(graph: Graph, replacements: dict[str, list[Node]], removed: set[str],
+               params: dict[str, np.ndarray]) -> Graph:
+    """``graph`` with each node named in ``replacements`` replaced by its nodes and those in ``removed`` dropped
+    (``graph`` itself when nothing changes)."""
     if not replacements:
         return graph
-    nodes: list[Node] = []
-    for node in graph.nodes:
-        if node.name in removed:
-            continue
-        nodes.extend(replacements.get(node.name, [node]))
+    nodes = [n for node in graph.nodes if node.name not in removed for n in replacements.get(node.name, [node])]
     return with_nodes(graph, nodes, params)
 
 
@@ -164,10 +167,7 @@ def tanh_plus_one(graph: Graph) -> Graph:
             replacements[node.name] = emit.nodes
             removed.add(tanh.name)
             break
-    if not replacements:
-        return graph
-    nodes = [n for node in graph.nodes if node.name not in removed for n in replacements.get(node.name, [node])]
-    return with_nodes(graph, nodes, params)
+    return _rewritten(graph, replacements, removed, params)
 
 
 def simplify(graph: Graph) -> Graph:
