@@ -80,7 +80,7 @@ def fit() -> None:
 
     half = math.log(2) / 2
     r = chebyshev(-half, half)
-    show("EXP_Q", lawson(r, (np.expm1(r) - r) / r**2, powers(r, 5), r**2 / np.exp(r)), "relative")
+    show("EXP_Q", lawson(r, (np.expm1(r) - r) / r**2, powers(r, 4), r**2 / np.exp(r)), "relative")
     f = chebyshev(math.sqrt(0.5) - 1, math.sqrt(2) - 1)
     target = (np.log1p(f) - f + f**2 / 2) / f**3
     show("LOG_P", lawson(f, target, powers(f, 8), np.abs(f**3 / np.log1p(f))), "relative")
