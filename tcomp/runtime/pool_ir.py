@@ -354,7 +354,7 @@ class _Pool:
         allowed, number, avoid, pinned = function.args
         blocks = {name: function.append_basic_block(name) for name in (
             "entry", "change", "unpin", "pin", "count.bit", "count.next", "counted", "find", "find.bit",
-            "find.next", "found", "done")}
+            "find.next", "done")}
         bld = ir.IRBuilder(blocks["entry"])
         bits = _CPU_SET_BYTES * 8
         single = bld.alloca(ir.ArrayType(I8, _CPU_SET_BYTES), name="single")
@@ -374,8 +374,9 @@ class _Pool:
             bit = b.and_(b.lshr(byte, b.trunc(b.and_(cpu, I32(7)), I8)), I8(1))
             return b.and_(b.icmp_unsigned("!=", bit, I8(0)), b.icmp_signed("!=", cpu, avoid))
 
-        # two passes over the bits: how many CPUs are eligible, then which is the worker's
-        for phase, after in (("count", "counted"), ("find", "found")):
+        # two passes over the bits: how many CPUs are eligible, then which is the worker's (the second pass finds
+        # it: its rank is below the count)
+        for phase, after in (("count", "counted"), ("find", "done")):
             bld.position_at_end(blocks["pin"] if phase == "count" else blocks["counted"])
             if phase == "find":
                 total = bld.load(seen)
@@ -406,8 +407,6 @@ class _Pool:
             bld.store(bld.add(bld.load(seen), bld.zext(hit, I32)), seen)
             bld.store(bld.add(cpu, I32(1)), index)
             bld.branch(blocks[f"{phase}.bit"])
-        bld.position_at_end(blocks["found"])  # not reached: the target is below the count
-        bld.branch(blocks["done"])
         bld.position_at_end(blocks["done"])
         bld.ret_void()
         return function
@@ -646,9 +645,8 @@ class _Pool:
 
     def _emit_configure(self) -> None:
         """``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit, backoff_us, pin) -> 0``,
-        or 1
-        when the pool is in use (nothing changes then). Non-positive task counts mean one task per thread. It ends a
-        backoff under way."""
+        or 1 when the pool is in use (nothing changes then). Non-positive task counts mean one task per thread. It
+        ends a backoff under way."""
         function = self._function(CONFIGURE, I32, [I64, I64, I64, I32, I64, I32], external=True)
         per_thread, worker_spin, master_spin, thread_limit, backoff_us, pin = function.args
         entry = function.append_basic_block("entry")

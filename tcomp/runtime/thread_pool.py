@@ -106,9 +106,9 @@ class ParallelRuntime:
         # the interpreter shuts down (an idle worker still spinning would jump into unmapped memory)
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._jit))
         self.address = self._jit.address
-        self._configure = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                                           ctypes.c_int32, ctypes.c_int64, ctypes.c_int32,
-                                           )(self._jit.address_of(CONFIGURE))
+        configure_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                          ctypes.c_int32, ctypes.c_int64, ctypes.c_int32)
+        self._configure = configure_type(self._jit.address_of(CONFIGURE))
         self._judge = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_int64] * 5)(self._jit.address_of(JUDGE))
         self._state = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64))(self._jit.address_of(STATE))
         self.policy = policy
