@@ -1,5 +1,5 @@
 """Editing a graph: new nodes with their types inferred again (``with_nodes``), values read in place of others
-(``forward_values``). Passes build their results with these."""
+(``forward_values``), nodes replaced by others (``Rewrite``). Passes build their results with these."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from tcomp.graph.infer import infer_types
-from tcomp.graph.ir import Graph, Node, make_node, remove_unused
+from tcomp.graph.ir import FreshNames, Graph, Node, make_node, remove_unused
 
 
 def with_nodes(graph: Graph, nodes: Iterable[Node], params: Mapping[str, np.ndarray] | None = None) -> Graph:
@@ -62,3 +62,30 @@ def forward_values(graph: Graph, nodes: Iterable[Node], forward: Mapping[str, st
         taken.add(name)
         renamed.append(make_node("identity", name, [name_of(source)], [output]))
     return with_nodes(graph, renamed)
+
+
+class Rewrite:
+    """What a rewrite of ``graph`` reads (producers, consumers, fresh names) and collects: new parameters, and nodes
+    replacing a node (by name) or removed; ``result()`` is the rewritten graph (``graph`` itself when nothing
+    changed)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.producers = graph.producers()
+        self.consumers = graph.consumers()
+        self.names = FreshNames.of(graph)
+        self.params = dict(graph.params)
+        self.replacements: dict[str, list[Node]] = {}
+        self.removed: set[str] = set()
+
+    def read_only_by(self, value: str, reader: Node) -> bool:
+        """Whether ``reader`` alone reads ``value`` (not a graph output)."""
+        names = [n.name for n in self.consumers.get(value, [])]
+        return value not in self.graph.outputs and names == [reader.name]
+
+    def result(self) -> Graph:
+        if not self.replacements:
+            return self.graph
+        nodes = [n for node in self.graph.nodes if node.name not in self.removed
+                 for n in self.replacements.get(node.name, [node])]
+        return with_nodes(self.graph, nodes, self.params)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcomp.graph.edit import with_nodes
-from tcomp.graph.ir import FreshNames, Graph, Node, make_node, remove_unused
+from tcomp.graph.edit import Rewrite, with_nodes
+from tcomp.graph.ir import Graph, Node, make_node, remove_unused
 from tcomp.ir import dtype as dt
 
 
@@ -39,13 +39,7 @@ class _Match:
     output: str
 
 
-class _Matcher:
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.producers = graph.producers()
-        self.consumers = graph.consumers()
-        self.names = FreshNames.of(graph)
-        self.params = dict(graph.params)
+class _Matcher(Rewrite):
 
     def readers(self, value: str) -> list[Node]:
         return [] if value in self.graph.outputs else self.consumers.get(value, [])

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.graph.edit import forward_values, with_nodes
+from tcomp.graph.edit import Rewrite, forward_values
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.ir import dtype as dt
 
@@ -53,16 +53,8 @@ def remove_noops(graph: Graph) -> Graph:
 
 
 def fold_batch_norm(graph: Graph) -> Graph:
-    producers = graph.producers()
-    consumers = graph.consumers()
-    names = FreshNames.of(graph)
-    params = dict(graph.params)
-    replacements: dict[str, list[Node]] = {}  # batch_norm node name -> nodes replacing it
-    removed: set[str] = set()
-
-    def only_reader(value: str, reader: Node) -> bool:
-        return value not in graph.outputs and [n.name for n in consumers.get(value, [])] == [reader.name]
-
+    edit = Rewrite(graph)
+    producers, params, only_reader = edit.producers, edit.params, edit.read_only_by
     for node in graph.nodes:
         if node.op != "batch_norm" or any(p not in params for p in node.inputs[1:5]):
             continue
@@ -83,23 +75,12 @@ def fold_batch_norm(graph: Graph) -> Graph:
             continue
         if bias_node is None and not only_reader(source.outputs[0], node):
             continue
-        new_nodes = _folded_nodes(graph, node, source, bias_value if bias_node is not None else None, params,
-                                  names)
-        replacements[node.name] = new_nodes
-        removed.add(source.name)
+        edit.replacements[node.name] = _folded_nodes(graph, node, source, bias_value if bias_node is not None
+                                                     else None, params, edit.names)
+        edit.removed.add(source.name)
         if bias_node is not None:
-            removed.add(bias_node.name)
-    return _rewritten(graph, replacements, removed, params)
-
-
-def _rewritten(graph: Graph, replacements: dict[str, list[Node]], removed: set[str],
-               params: dict[str, np.ndarray]) -> Graph:
-    """``graph`` with each node named in ``replacements`` replaced by its nodes and those in ``removed`` dropped
-    (``graph`` itself when nothing changes)."""
-    if not replacements:
-        return graph
-    nodes = [n for node in graph.nodes if node.name not in removed for n in replacements.get(node.name, [node])]
-    return with_nodes(graph, nodes, params)
+            edit.removed.add(bias_node.name)
+    return edit.result()
 
 
 class _Emitter:
@@ -141,20 +122,16 @@ def _folded_nodes(graph: Graph, node: Node, conv: Node, conv_bias: str | None, p
 
 def tanh_plus_one(graph: Graph) -> Graph:
     """``tanh(z) + 1`` as ``sigmoid(2 z) * 2`` (see the module docstring)."""
-    producers = graph.producers()
-    consumers = graph.consumers()
-    names = FreshNames.of(graph)
-    params = dict(graph.params)
-    replacements: dict[str, list[Node]] = {}  # add node name -> nodes replacing it
-    removed: set[str] = set()
+    edit = Rewrite(graph)
+    names, params = edit.names, edit.params
     for node in graph.nodes:
         if node.op != "add" or len(node.inputs) != 2:
             continue
         for position in (0, 1):
-            tanh, one = producers.get(node.inputs[position]), params.get(node.inputs[1 - position])
+            tanh, one = edit.producers.get(node.inputs[position]), params.get(node.inputs[1 - position])
             if tanh is None or tanh.op != "tanh" or one is None or one.size != 1 or float(one.reshape(-1)[0]) != 1.0:
                 continue
-            if tanh.outputs[0] in graph.outputs or len(consumers.get(tanh.outputs[0], [])) != 1:
+            if not edit.read_only_by(tanh.outputs[0], node):
                 continue
             out_type = graph.type_of(node.outputs[0])
             if out_type.shape != graph.type_of(tanh.outputs[0]).shape or not dt.is_float(out_type.dtype):
@@ -164,10 +141,10 @@ def tanh_plus_one(graph: Graph) -> Graph:
             emit = _Emitter(names, node.name)
             gate = emit("sigmoid", [emit("multiply", [tanh.inputs[0], two], "twice")], "sigmoid")
             emit.nodes.append(make_node("multiply", names.fresh(f"{node.name}/double"), [gate, two], [node.outputs[0]]))
-            replacements[node.name] = emit.nodes
-            removed.add(tanh.name)
+            edit.replacements[node.name] = emit.nodes
+            edit.removed.add(tanh.name)
             break
-    return _rewritten(graph, replacements, removed, params)
+    return edit.result()
 
 
 def simplify(graph: Graph) -> Graph:
