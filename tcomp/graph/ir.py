@@ -146,6 +146,10 @@ class Node:
     def attr_dict(self) -> dict[str, Any]:
         return dict(self.attrs)
 
+    def members(self) -> tuple[Node, ...]:
+        """The nodes a ``fused`` node groups (its body's), else the node itself."""
+        return tuple(self.attr("body").nodes) if self.op == "fused" else (self,)
+
     def with_attrs(self, **changes: Any) -> Node:
         merged = dict(self.attrs)
         merged.update(changes)

@@ -64,7 +64,7 @@ def test_shuffle_in_a_shufflenet_unit(channels: int, groups: int, last_groups: i
     model = _unit(channels, groups, 8, last_groups)
     x = RNG.standard_normal((1, channels, 8, 8)).astype(np.float32)
     executor = _against_onnxruntime(model, x)
-    members = [m.op for n in executor.graph.nodes for m in (n.attr("body").nodes if n.op == "fused" else [n])]
+    members = [m.op for n in executor.graph.nodes for m in n.members()]
     assert "transpose" not in members
     assert members.count("channel_shuffle") == (0 if last_groups == 1 else 1)
     if channels == 136:  # no copy kernel: read by the depthwise convolution
@@ -131,7 +131,7 @@ def test_onnx_shufflenet_matches_onnxruntime() -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     want = session.run(None, {session.get_inputs()[0].name: x})[0]
     executor = tg.compile(str(path), "llvm")
-    members = [m.op for n in executor.graph.nodes for m in (n.attr("body").nodes if n.op == "fused" else [n])]
+    members = [m.op for n in executor.graph.nodes for m in n.members()]
     assert "transpose" not in members and members.count("channel_shuffle") == 16
     got = executor.run([x])[0]
     assert float(np.abs(got - want).max()) <= 1e-4 * float(np.abs(want).max())

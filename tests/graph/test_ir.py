@@ -41,6 +41,14 @@ def test_fused_graph_prints_its_groups() -> None:
     assert "      %r = relu(%a) : float32[1, 8, 4, 4]" in text
 
 
+def test_members_look_into_fused_groups() -> None:
+    fused = fuse_ops(sample())
+    groups = [node for node in fused.nodes if node.op == "fused"]
+    assert groups and all(node.members() == tuple(node.attr("body").nodes) for node in groups)
+    assert [m.op for node in sample().nodes for m in node.members()] == [node.op for node in sample().nodes]
+    assert sorted(m.op for node in fused.nodes for m in node.members()) == sorted(n.op for n in sample().nodes)
+
+
 def test_verifier_accepts_and_rejects() -> None:
     g = sample()
     verify_graph(g)

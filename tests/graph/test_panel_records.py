@@ -60,8 +60,7 @@ def _panel_kernels(executor: tg.Executor) -> dict[str, str]:
     entries = {}
     for spec in executor.program.kernels:
         node = nodes[spec.name]
-        members = node.attr("body").nodes if node.op == "fused" else (node,)
-        if any(member.op == "panel_matmul" for member in members):
+        if any(member.op == "panel_matmul" for member in node.members()):
             entries[spec.name] = spec.entry
     return entries
 

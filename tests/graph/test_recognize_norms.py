@@ -20,10 +20,7 @@ RNG = np.random.default_rng(41)
 
 def _ops(graph: tg.Graph) -> list[str]:
     """The operators of an optimized graph, looking into fused groups."""
-    names: list[str] = []
-    for node in graph.nodes:
-        names.extend(n.op for n in node.attr("body").nodes) if node.op == "fused" else names.append(node.op)
-    return names
+    return [member.op for node in graph.nodes for member in node.members()]
 
 
 def _stored_inputs(path: Path) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:

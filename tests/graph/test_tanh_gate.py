@@ -20,10 +20,8 @@ RNG = np.random.default_rng(5)
 
 
 def _ops(graph: Graph) -> list[str]:
-    names: list[str] = []
-    for node in graph.nodes:
-        names.extend(n.op for n in node.attr("body").nodes) if node.op == "fused" else names.append(node.op)
-    return names
+    """The operators of an optimized graph, looking into fused groups."""
+    return [member.op for node in graph.nodes for member in node.members()]
 
 
 def _model(shape: tuple[int, ...], one: np.ndarray, one_first: bool, extra_reader: bool) -> bytes:
