@@ -3,15 +3,18 @@
 Rewrite: ``for v in [m, m + n): S(v)`` with constant ``n <= MAX_UNROLL`` becomes ``S(m); S(m + 1); ...; S(m + n - 1)``
 in the loop IR itself (loops of kind ``unrolled`` are instead left to LLVM's unroller through loop metadata).
 A marked loop with a non-constant or larger extent stays a loop. Loop variables inside the copies are renamed
-apart so every copy defines its own.
+apart so every copy defines its own. A ``select`` whose condition compares the unrolled variable with a constant
+(``select(e == 2, a, b)``, as an operator picks one row of a constant matrix) keeps only the chosen side in each
+copy, so a chain of such selects is not copied whole into every copy before ``simplify`` runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp.ir.expr import Var, const_int_value
-from tcomp.ir.functor import Mutator, substitute
+from tcomp.arith.fold import fold_binary
+from tcomp.ir.expr import CmpOp, Expr, IntImm, Select, Var, const_int_value, convert, make_const
+from tcomp.ir.functor import Mutator
 from tcomp.ir.stmt import For, LetStmt, PrimFunc, Stmt, seq
 
 MAX_UNROLL = 256
@@ -45,13 +48,38 @@ def renamed_copy(stmt: Stmt) -> Stmt:
     return _Renamer().visit(stmt)
 
 
+class _Copier(Mutator):
+    """One copy of an unrolled body: ``var`` replaced by ``value``, selects on constant comparisons resolved."""
+
+    def __init__(self, var: Var, value: Expr) -> None:
+        self.var = var
+        self.value = value
+
+    def visit_Var(self, node: Var) -> Expr:
+        return self.value if node is self.var else node
+
+    def visit_Select(self, node: Select) -> Expr:
+        condition = self.visit(node.condition)
+        if isinstance(condition, CmpOp) and isinstance(condition.a, IntImm) and isinstance(condition.b, IntImm):
+            taken = fold_binary(type(condition), condition.a.value, condition.b.value, False)
+            if taken is not None:
+                return self.visit(node.true_value if taken else node.false_value)
+        true_value, false_value = self.visit(node.true_value), self.visit(node.false_value)
+        if condition is node.condition and true_value is node.true_value and false_value is node.false_value:
+            return node
+        return Select(condition, true_value, false_value, node.dtype)
+
+
 class _Unroller(Mutator):
     def visit_For(self, node: For) -> Stmt:
         body = self.visit(node.body)
         wanted = any(key == "unroll_explicit" and value for key, value in node.annotations)
         count = const_int_value(node.extent)
         if wanted and count is not None and 0 <= count <= MAX_UNROLL:
-            copies = [renamed_copy(substitute(body, {node.loop_var: node.min + i})) for i in range(count)]
+            start = const_int_value(node.min)
+            values = [make_const(start + i, node.loop_var.dtype) if start is not None else node.min + i
+                      for i in range(count)]
+            copies = [renamed_copy(_Copier(node.loop_var, convert(value)).visit(body)) for value in values]
             return seq(*copies)
         return node if body is node.body else replace(node, body=body)
 
