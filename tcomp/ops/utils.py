@@ -48,6 +48,10 @@ class OpKind(enum.StrEnum):
     GLOBAL_POOL = "global_pool"
     LAYOUT_TRANSFORM = "layout_transform"
     ATTENTION = "attention"
+    WINOGRAD_KERNEL = "winograd_kernel"
+    WINOGRAD_INPUT = "winograd_input"
+    CONV2D_WINOGRAD = "conv2d_winograd"
+    WINOGRAD_OUTPUT = "winograd_output"
 
 
 OP_KIND = "op_kind"

@@ -11,7 +11,9 @@ every target, ``ops/steps.py``; steps 2 and 3 are its anchors step):
    that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
    ``schedule_conv2d`` does with a fused bias + relu).
 3. Convolutions, matrix products and pooling windows (``POOL_WINDOW``) get their tiled schedules (``conv2d.py``,
-   ``dense.py``, ``matvec.py``).
+   ``dense.py``, ``matvec.py``); a Winograd convolution's products place its transforms with them
+   (``winograd.py``: its output transform inlined into an elementwise epilogue, as a convolution's epilogue hosts
+   it in step 2).
 4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
    partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
    update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
@@ -31,12 +33,19 @@ from tcomp.ir.expr import Call, ProducerLoad
 from tcomp.ir.functor import post_order_visit
 from tcomp.ops.cpu.attention import PART as ATTENTION_PART
 from tcomp.ops.cpu.attention import schedule_attention
-from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_layout_transform, schedule_reduction
+from tcomp.ops.cpu.common import (
+    CpuTarget,
+    extents,
+    schedule_elementwise,
+    schedule_layout_transform,
+    schedule_reduction,
+)
 from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import padding_stage, schedule_pool_window_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
 from tcomp.ops.cpu.rows import schedule_rows
+from tcomp.ops.cpu.winograd import schedule_winograd
 from tcomp.ops.pool import POOL_WINDOW
 from tcomp.ops.steps import schedule_in_steps
 from tcomp.ops.utils import OpError, OpKind, op_kind
@@ -77,18 +86,41 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     op = stage.op
     if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
         return False
-    if op_kind(op) is OpKind.ATTENTION:  # its stages are scheduled together, block by block
+    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT):  # scheduled with their operator's other stages
         return False
     if stage.attach_type is not AttachType.ROOT or stage.scan_parent is not None:
         return False
     readers = _direct_readers(s, stage)
     if not readers:
         return False
-    if op_kind(op) is OpKind.PAD and any(r.is_reduction and op_kind(r.op) in CONV_SCHEDULES for r in readers):
+    if op_kind(op) is OpKind.PAD and any((r.is_reduction and op_kind(r.op) in CONV_SCHEDULES)
+                                         or op_kind(r.op) is OpKind.WINOGRAD_INPUT for r in readers):
+        return False
+    if op_kind(op) is OpKind.WINOGRAD_OUTPUT and not _feeds_output_elementwise(s, stage):
         return False
     if len(readers) > 1 and _calls_math(op):
         return False
     return True
+
+
+def _feeds_output_elementwise(s: Schedule, stage: Stage) -> bool:
+    """Whether ``stage`` reaches an output through a chain of single readers that each read it elementwise over
+    the same extents (an epilogue that can host it: a Winograd output transform, inlined there, runs tile by tile
+    in the output's loops)."""
+    current = stage
+    while not current.is_output:
+        readers = _direct_readers(s, current)
+        if len(readers) != 1:
+            return False
+        op = readers[0].op
+        if not isinstance(op, ComputeOp) or op.is_reduction or op.num_outputs != 1:
+            return False
+        if extents(op.axis) is None or extents(op.axis) != extents(current.op.axis):
+            return False
+        if not _reads_elementwise(op.body, current.op.output(0), [iv.var for iv in op.axis]):
+            return False
+        current = readers[0]
+    return current is not stage
 
 
 def inline_injective(s: Schedule) -> None:
@@ -225,6 +257,8 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
             host = epilogue_host(s, stage, done)
             schedule_pool_window_stage(s, stage.op.output(0), host, cpu)
             done.update(x for x in (stage, host) if x is not None)
+        elif kind is OpKind.CONV2D_WINOGRAD:
+            done.update(schedule_winograd(s, stage, cpu))
         elif kind is OpKind.ATTENTION and stage.op.attrs.get(ATTENTION_PART) == "result":
             schedule_attention(s, stage, cpu)
             done.add(stage)

@@ -41,7 +41,8 @@ ROW_BUFFER_BYTES = 64 << 10
 # independent vector accumulators of a row reduction (a vector add waits on the one before it in the same register)
 ACCUMULATORS = 4
 _ANCHOR_KINDS = (OpKind.MATMUL, OpKind.BATCH_MATMUL, OpKind.PACKED_MATVEC, OpKind.CONV2D_NCHW, OpKind.CONV2D_NCHWC,
-                 OpKind.DEPTHWISE_CONV2D_NCHW, OpKind.POOL2D, OpKind.GLOBAL_POOL, OpKind.ATTENTION)
+                 OpKind.DEPTHWISE_CONV2D_NCHW, OpKind.POOL2D, OpKind.GLOBAL_POOL, OpKind.ATTENTION,
+                 OpKind.CONV2D_WINOGRAD)
 
 
 def schedule_rows(s: Schedule, cpu: CpuTarget) -> bool:
