@@ -1,7 +1,8 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
     ONNX -> infer types -> remove empty -> fold constants -> simplify -> gemm panels -> fold constants
-         -> channel shuffle -> alter layout -> fold constants -> concat in place -> fuse ops -> plan memory
+         -> channel shuffle -> alter layout -> winograd -> fold constants -> concat in place -> fuse ops
+         -> plan memory
 
 The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
 weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
@@ -40,6 +41,7 @@ from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
+from tcomp.graph.passes.winograd import winograd
 from tcomp.graph.tuning import tuned_product, use_record
 from tcomp.target import Target, as_target
 
@@ -56,6 +58,7 @@ class PassOptions:
     gemm_panels: bool = True
     channel_shuffle: bool = True
     alter_layout: bool = True
+    winograd: bool = True
     concat_in_place: bool = True
     fuse_ops: bool = True
     plan_memory: bool = True
@@ -104,6 +107,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         merged = merge_projections(graph, keep_products(graph))  # a product with its own record keeps its operator
         return gemm_panels(merged, resolved, keep_products(merged))
 
+    def fast_convolutions(graph: Graph) -> Graph:
+        return winograd(graph) if options.blocked_convolutions else graph
+
     def concats(graph: Graph) -> Graph:
         return concat_in_place(graph) if options.concat_in_place else graph
 
@@ -118,6 +124,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         ("fold_constants", fold),
         ("channel_shuffle", fold_channel_shuffle),
         ("alter_layout", layout),
+        ("winograd", fast_convolutions),
         ("fold_constants", fold),
         ("concat_in_place", concats),
         ("fuse_ops", fuse),

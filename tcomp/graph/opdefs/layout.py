@@ -7,6 +7,10 @@
 - ``depthwise_conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{b}c``, kernel ``OIHW1i{b}o`` (from ``[C, 1, KH,
   KW]``) -> ``NCHW{b}c`` (``tcomp.ops.nchwc.depthwise_conv2d_nchwc``).
 
+- ``winograd_kernel(tile, ic_block, oc_block)``: an ``OIHW`` 3x3 kernel transformed for F(tile x tile, 3 x 3) ->
+  ``[a, a, O // oc, I // ic, ic, oc]`` (``tcomp.ops.winograd.winograd_kernel``; a constant, folded at compile time);
+- ``conv2d_winograd_nchwc(pads, tile)``: a 3x3, stride-1 convolution of ``NCHW{ic}c`` data by such a kernel ->
+  ``NCHW{oc}c`` (``tcomp.ops.winograd.conv2d_winograd_nchwc``; ``passes/winograd.py`` makes both).
 - ``max_pool2d_nchwc(kernel, strides, pads, ceil_mode)``: max pooling of ``NCHW{b}c`` data.
 - ``channel_shuffle(groups)``: ShuffleNet's channel shuffle (ONNX writes it ``Reshape [N, g, C/g, H, W] ->
   Transpose (0, 2, 1, 3, 4) -> Reshape [N, C, H, W]``) of NCHW or ``NCHW{b}c`` data: output channel ``c`` is input
@@ -29,6 +33,7 @@ from tcomp.ir.expr import Expr
 from tcomp.ops import pad
 from tcomp.ops.nchwc import Layout, conv2d_nchwc, depthwise_conv2d_nchwc, layout_transform
 from tcomp.ops.pool import POOL_WINDOW, pool2d_output_size
+from tcomp.ops.winograd import WINOGRAD_TILES, conv2d_winograd_nchwc, winograd_kernel
 from tcomp.te.tensor import Tensor
 
 
@@ -103,6 +108,49 @@ def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
 def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
     return [depthwise_conv2d_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("strides"), ctx.attr("pads"),
                                    ctx.attr("dilations"), name=ctx.name)]
+
+
+def _tile(ctx: InferContext) -> int:
+    tile = ctx.attr("tile")
+    if isinstance(tile, bool) or tile not in WINOGRAD_TILES:
+        raise ctx.error(f"tile must be one of {WINOGRAD_TILES}, got {tile!r}")
+    return int(tile)
+
+
+def _infer_winograd_kernel(ctx: InferContext) -> list[TensorType]:
+    w = ctx.type(0)
+    require_float(ctx, w)
+    size = _tile(ctx) + 2
+    ic, oc = ctx.attr("ic_block"), ctx.attr("oc_block")
+    if w.ndim != 4 or w.shape[2:] != (3, 3):
+        raise ctx.error(f"expects a 3x3 OIHW kernel, got {w}")
+    for block, channels, what in ((ic, w.shape[1], "ic_block"), (oc, w.shape[0], "oc_block")):
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1 or channels % block:
+            raise ctx.error(f"{what} must be a positive divisor of {channels}, got {block!r}")
+    return [TensorType((size, size, w.shape[0] // oc, w.shape[1] // ic, ic, oc), w.dtype)]
+
+
+def _lower_winograd_kernel(ctx: LowerContext) -> list[Tensor]:
+    return [winograd_kernel(ctx.tensor(0), ctx.attr("tile"), ctx.attr("ic_block"), ctx.attr("oc_block"),
+                            name=ctx.name)]
+
+
+def _infer_conv2d_winograd(ctx: InferContext) -> list[TensorType]:
+    x, u = ctx.type(0), ctx.type(1)
+    require_float(ctx, x)
+    size = _tile(ctx) + 2
+    top, left, bottom, right = ints_attr(ctx, "pads", 4)
+    if x.ndim != 5 or u.ndim != 6 or u.shape[:2] != (size, size) or u.shape[3:5] != x.shape[1:2] + x.shape[4:5]:
+        raise ctx.error(f"data {x} and transformed kernel {u} are not NCHW[x]c data and a kernel for tile "
+                        f"{size - 2} of matching channels")
+    oh, ow = x.shape[2] + top + bottom - 2, x.shape[3] + left + right - 2
+    if min(top, left, bottom, right) < 0 or oh <= 0 or ow <= 0:
+        raise ctx.error(f"pads {(top, left, bottom, right)} leave no output for {x}")
+    return [TensorType((x.shape[0], u.shape[2], oh, ow, u.shape[5]), x.dtype)]
+
+
+def _lower_conv2d_winograd(ctx: LowerContext) -> list[Tensor]:
+    return [conv2d_winograd_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("pads"), ctx.attr("tile"), name=ctx.name)]
 
 
 def _infer_max_pool_nchwc(ctx: InferContext) -> list[TensorType]:
@@ -187,6 +235,8 @@ def _evaluate_channel_shuffle(node: Any, arrays: Sequence[np.ndarray]) -> list[n
 
 register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
 register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
+register_op("winograd_kernel", OpPattern.INJECTIVE, _infer_winograd_kernel, _lower_winograd_kernel)
+register_op("conv2d_winograd_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_winograd, _lower_conv2d_winograd)
 register_op("depthwise_conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_depthwise_nchwc, _lower_depthwise_nchwc)
 register_op("max_pool2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_max_pool_nchwc, _lower_max_pool_nchwc)
 register_op("channel_shuffle", OpPattern.INJECTIVE, _infer_channel_shuffle, _lower_channel_shuffle,
