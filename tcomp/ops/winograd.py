@@ -100,21 +100,10 @@ def _choose(index: Any, values: Sequence[Any]) -> Any:
     return chosen
 
 
-def _transform_2d(matrix: Sequence[Sequence[Fraction]], rows: Any, cols: Any, patch: Sequence[Sequence[Any]]) -> Any:
-    """``(matrix @ patch @ matrix^T)[rows, cols]`` for index expressions ``rows`` and ``cols`` in one expression
-    (the kernel transform's: it runs once, at compile time)."""
-    outer = len(matrix)
-    inner = len(matrix[0])
-    combined = [[_combination(matrix[r], [patch[i][j] for i in range(inner)]) for j in range(inner)]
-                for r in range(outer)]
-    return _choose(rows, [_choose(cols, [_combination(matrix[c], combined[r]) for c in range(outer)])
-                          for r in range(outer)])
-
-
 def _transform_1d(matrix: Sequence[Sequence[Fraction]], row: Any, terms: Sequence[Any]) -> Any:
-    """``(matrix @ terms)[row]`` for an index expression ``row``: the input and output transforms are two such
-    stages each (rows, then columns), so each stage's expression holds one row of the matrix per value of ``row``
-    and the unrolled copies stay small."""
+    """``(matrix @ terms)[row]`` for an index expression ``row``: every transform is two such stages (rows, then
+    columns), so each stage's expression holds one row of the matrix per value of ``row`` and the unrolled copies
+    stay small."""
     return _choose(row, [_combination(coefficients, terms) for coefficients in matrix])
 
 
@@ -131,14 +120,18 @@ def winograd_kernel(kernel: Tensor, tile: int, ic_block: int, oc_block: int, nam
         if not isinstance(block, int) or block < 1 or blocked % block:
             raise OpError(f"{op}: {blocked} {what} channels do not split into blocks of {block!r}")
     size = tile + 2
-
-    def body(e: Var, u: Var, k: Var, c: Var, i: Var, o: Var) -> Expr:
-        taps = [[kernel[k * oc_block + o, c * ic_block + i, y, x] for x in range(3)] for y in range(3)]
-        return _transform_2d(g, e, u, taps)
-
-    shape = (size, size, out_channels // oc_block, channels // ic_block, ic_block, oc_block)
+    blocks = (out_channels // oc_block, channels // ic_block, ic_block, oc_block)
     attrs = {OP_KIND: OpKind.WINOGRAD_KERNEL, "tile": tile}
-    return te.compute(shape, body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
+
+    def rows(e: Var, k: Var, c: Var, x: Var, i: Var, o: Var) -> Expr:
+        return _transform_1d(g, e, [kernel[k * oc_block + o, c * ic_block + i, y, x] for y in range(3)])
+
+    # the rows of every kernel first (G g), then the columns ((G g) G^T): two small expressions
+    combined = te.compute((size, blocks[0], blocks[1], 3, *blocks[2:]), rows, name=f"{name}_rows",
+                          tag=Tag.INJECTIVE, attrs={**attrs, PART: "rows"})
+    return te.compute((size, size, *blocks),
+                      lambda e, u, k, c, i, o: _transform_1d(g, u, [combined[e, k, c, x, i, o] for x in range(3)]),
+                      name=name, tag=Tag.INJECTIVE, attrs={**attrs, PART: "result"})
 
 
 def conv2d_winograd_nchwc(data: Tensor, kernel: Tensor, padding: int | Sequence[int] = 1, tile: int = 4,

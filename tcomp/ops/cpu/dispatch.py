@@ -86,8 +86,8 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     op = stage.op
     if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
         return False
-    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT):  # scheduled with their operator's other stages
-        return False
+    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT, OpKind.WINOGRAD_KERNEL):
+        return False  # scheduled with their operator's other stages, or kept small (a Winograd transform's rows)
     if stage.attach_type is not AttachType.ROOT or stage.scan_parent is not None:
         return False
     readers = _direct_readers(s, stage)

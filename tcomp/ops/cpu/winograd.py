@@ -19,8 +19,8 @@ Two placements, by the number of tiles per image (``TH x TW``):
 
 The products take ``conv2d_nchwc``'s register tile (``register_tile``: tile columns x output-channel blocks, the
 reduction over input channels innermost-but-two, accumulators in registers). The transforms' loops over the tile
-positions are unrolled in the IR (``unroll_explicit``), so each copy keeps one row of the transform matrices and
-the constant factors fold.
+positions are unrolled (``_unrolled``), so each copy keeps one row of the transform matrices and the constant
+factors fold.
 
 Measured on znver1 (2 threads, F(4x4, 3x3), against ``conv2d_nchwc``'s default schedule; the ratio is the direct
 convolution's time over this one's): 64 -> 64 channels at 56x56 3.19 -> 1.10 ms stage by stage 2.45 ms; 128 at
@@ -35,7 +35,6 @@ from tcomp.ir.expr import IterVar
 from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused, product, schedule_elementwise
 from tcomp.ops.cpu.conv2d import register_tile
 from tcomp.ops.utils import OpKind, op_kind
-from tcomp.schedule.relation import AttachType
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp
@@ -80,7 +79,7 @@ def schedule_winograd(s: Schedule, stage: Stage, cpu: CpuTarget) -> set[Stage]:
     _, _, k_chunks, rows, tiles_w, oc_block = sizes
     out_sizes = extents(out.op.axis)  # type: ignore[attr-defined]
     batch = out_sizes[0] if out_sizes else 1
-    placed = {stage, transform, rows_in, rows_out, out}
+    placed = {stage, transform, rows_in, rows_out}
     if padding is not None and not padding.is_output:
         schedule_elementwise(padding, cpu)
         placed.add(padding)
@@ -92,14 +91,18 @@ def schedule_winograd(s: Schedule, stage: Stage, cpu: CpuTarget) -> set[Stage]:
         _by_stages(s, stage, transform, out, cpu, tile, blocked_output)
     _input_rows(rows_in, transform)
     _output_rows(rows_out, out, blocked_output, cpu)
+    if blocked_output:
+        placed.add(out)  # else the output (a layout transform back to NCHW ...) gets the schedule of its kind
     return placed
 
 
-def _unrolled(stage: Stage, first: IterVar, second: IterVar, lane: IterVar) -> None:
-    """The innermost loops of a transform stage: two loops over tile positions unrolled in the IR, the channel
-    block vectorized."""
-    stage.pragma(first, "unroll_explicit")
-    stage.pragma(second, "unroll_explicit")
+def _unrolled(stage: Stage, selecting: IterVar, indexing: IterVar, lane: IterVar) -> None:
+    """The innermost loops of a transform stage, over tile positions: ``selecting`` (the one whose value picks a
+    row of the transform matrix) unrolled in the IR, so each copy keeps its row; ``indexing`` (which only moves
+    the reads) left to LLVM's unroller, so the IR holds a sixth of the copies (a Winograd kernel then lowers and
+    compiles in a fraction of the time); the channel block vectorized."""
+    stage.pragma(selecting, "unroll_explicit")
+    stage.unroll(indexing)
     stage.vectorize(lane)
 
 
@@ -108,7 +111,7 @@ def _transform_loops(stage: Stage, outer: list) -> None:
     positions and the channel block (``_unrolled``)."""
     e, u, _, _, _, lane = stage.op.axis  # type: ignore[attr-defined]
     stage.reorder(*outer, e, u, lane)
-    _unrolled(stage, e, u, lane)
+    _unrolled(stage, u, e, lane)
 
 
 def _input_rows(rows: Stage, transform: Stage) -> None:
@@ -123,7 +126,7 @@ def _output_rows(rows: Stage, out: Stage, blocked_output: bool, cpu: CpuTarget) 
     """The rows of a tile's output transform, computed for each tile inside the output's loop over tiles (at
     the root, when the output is not in the blocked layout)."""
     r, u, _, _, _, lane = rows.op.axis  # type: ignore[attr-defined]
-    if blocked_output and out.attach_type is AttachType.ROOT:
+    if blocked_output:
         rows.compute_at(out, out.leaf_iter_vars[-4])  # the loop over tile columns, outside a tile's pixels
         _unrolled(rows, r, u, lane)
     else:
@@ -170,9 +173,7 @@ def _output_loops(out: Stage, tile: int, block: int | None) -> tuple[list, list]
         x_block, x_outer = out.split(x_outer, factor=block)
         outer, inner = [n, y_outer, x_block], [k, x_outer, y_inner, x_inner, o]
     out.reorder(*outer, *inner)
-    out.pragma(y_inner, "unroll_explicit")
-    out.pragma(x_inner, "unroll_explicit")
-    out.vectorize(o)
+    _unrolled(out, x_inner, y_inner, o)
     return outer, inner
 
 
@@ -196,8 +197,6 @@ def _by_stages(s: Schedule, stage: Stage, transform: Stage, out: Stage, cpu: Cpu
     parallel_fused(transform, [c, t], product(sizes) if sizes else None, cpu.cores)
     columns = (extents(stage.op.axis) or [1] * 5)[4]
     _products(s, stage, cpu, columns, parallel=True)
-    if blocked_output and out.attach_type is AttachType.ROOT:
+    if blocked_output:
         outer, _ = _output_loops(out, tile, None)
         parallel_fused(out, outer, product(extents(out.op.axis) or [1]), cpu.cores)
-    else:  # an output in another layout reads the transform through its own indices
-        schedule_elementwise(out, cpu)
