@@ -22,18 +22,19 @@ reduction over input channels innermost-but-two, accumulators in registers). The
 positions are unrolled (``_unrolled``), so each copy keeps one row of the transform matrices and the constant
 factors fold.
 
-Measured on znver1 (2 threads, F(4x4, 3x3), against ``conv2d_nchwc``'s default schedule; the ratio is the direct
-convolution's time over this one's): 64 -> 64 channels at 56x56 3.19 -> 1.10 ms stage by stage 2.45 ms; 128 at
-28x28 2.59 -> 0.79 ms (1.04 ms stage by stage); 256 at 14x14 3.14 -> 1.38 ms (blocks: 1.75 ms); 512 at 7x7
-3.72 -> 2.18 ms (blocks: 3.50 ms); 64 at 224x224 52.0 -> 17.8 ms; 128 at 112x112 44.7 -> 13.8 ms; 256 at 56x56
-51.3 -> 15.5 ms; 512 at 28x28 48.8 -> 15.4 ms; 512 at 14x14 12.3 -> 5.0 ms.
+Measured on znver1, 2 threads, F(4x4, 3x3), against ``conv2d_nchwc``'s default schedule: 64 -> 64 channels at 56x56
+3.24 -> 1.15 ms, 128 at 28x28 3.12 -> 1.07 ms, 256 at 14x14 3.29 -> 1.52 ms, 512 at 7x7 3.66 -> 2.19 ms. The two
+placements compared on the same layers (direct -> by blocks / stage by stage, ms): 64 at 56x56 3.19 -> 1.10 / 2.45;
+128 at 28x28 2.59 -> 0.79 / 1.04; 256 at 14x14 3.14 -> 1.75 / 1.38; 512 at 7x7 3.72 -> 3.50 / 2.18; 512 at 14x14
+12.3 -> 5.9 / 5.0; VGG-19's layers by blocks: 64 at 224x224 52.0 -> 17.8, 128 at 112x112 44.7 -> 13.8, 256 at
+56x56 51.3 -> 15.5 (22.0 stage by stage), 512 at 28x28 48.8 -> 15.4 (19.3).
 """
 
 from __future__ import annotations
 
 from tcomp.ir.expr import IterVar
 from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused, product, schedule_elementwise
-from tcomp.ops.cpu.conv2d import register_tile
+from tcomp.ops.cpu.conv2d import _TILE_FREE_REGISTERS, register_tile
 from tcomp.ops.utils import OpKind, op_kind
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
@@ -43,8 +44,6 @@ from tcomp.te.tensor import ComputeOp
 _FUSED_MIN_TILES = 32
 # tiles of one row per block (measured at 56x56 and 28x28: 4 tiles ran 1.2-1.4x faster than 7 or 14)
 _BLOCK_TILES = 4
-# vector registers a register tile leaves free (as conv2d_nchwc's)
-_TILE_FREE_REGISTERS = 3
 
 
 def _read_stage(s: Schedule, stage: Stage, kind: OpKind) -> Stage | None:
