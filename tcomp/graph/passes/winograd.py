@@ -18,8 +18,8 @@ when no convolution qualifies.
 
 from __future__ import annotations
 
-from tcomp.graph.edit import with_nodes
-from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.edit import Rewrite
+from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.ops.nchwc import Layout
 
 # fewer input or output channels than this stay direct (measured: 8 -> 8 channels at 56x56 still ran 1.2x faster)
@@ -46,22 +46,19 @@ def _qualifies(graph: Graph, node: Node, producers: dict[str, Node]) -> Node | N
 
 def winograd(graph: Graph) -> Graph:
     """See the module docstring."""
-    producers = graph.producers()
-    names = FreshNames.of(graph)
-    nodes: list[Node] = []
-    changed = False
+    rewrite = Rewrite(graph)
     for node in graph.nodes:
-        packing = _qualifies(graph, node, producers)
+        packing = _qualifies(graph, node, rewrite.producers)
         if packing is None:
-            nodes.append(node)
             continue
         layout = Layout.parse(packing.attr("dst"))
         out_type = graph.type_of(node.outputs[0])
         tile = TILE if min(out_type.shape[2:4]) >= TILE else SMALL_TILE
-        kernel = names.fresh(f"{packing.inputs[0]}/winograd{tile}")
-        nodes.append(make_node("winograd_kernel", names.fresh(f"{node.name}/kernel_transform"), [packing.inputs[0]],
-                               [kernel], tile=tile, ic_block=layout.block("I"), oc_block=layout.block("O")))
-        nodes.append(make_node("conv2d_winograd_nchwc", node.name, [node.inputs[0], kernel], node.outputs,
-                               pads=tuple(node.attr("pads")), tile=tile))
-        changed = True
-    return with_nodes(graph, nodes) if changed else graph
+        kernel = rewrite.names.fresh(f"{packing.inputs[0]}/winograd{tile}")
+        rewrite.replacements[node.name] = [
+            make_node("winograd_kernel", rewrite.names.fresh(f"{node.name}/kernel_transform"), [packing.inputs[0]],
+                      [kernel], tile=tile, ic_block=layout.block("I"), oc_block=layout.block("O")),
+            make_node("conv2d_winograd_nchwc", node.name, [node.inputs[0], kernel], node.outputs,
+                      pads=tuple(node.attr("pads")), tile=tile),
+        ]
+    return rewrite.result()
