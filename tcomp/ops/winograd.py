@@ -71,7 +71,7 @@ def winograd_matrices(m: int) -> tuple[list[list[Fraction]], list[list[Fraction]
     """``(B^T, G, A^T)`` of F(m x m, 3 x 3): ``B^T`` is ``a x a``, ``G`` is ``a x 3``, ``A^T`` is ``m x a``
     (``a = m + 2``), exact rationals. For every 1-D signal ``d`` of ``a`` samples and filter ``g`` of 3,
     ``A^T ((G g) * (B^T d))`` is the ``m`` outputs of the valid correlation of ``d`` with ``g``."""
-    if m not in _MATRICES:
+    if isinstance(m, bool) or not isinstance(m, int) or m not in _MATRICES:
         raise OpError(f"winograd: output tile {m!r} is not one of {WINOGRAD_TILES}")
     return _MATRICES[m]
 

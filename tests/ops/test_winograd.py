@@ -108,6 +108,9 @@ def test_winograd_errors() -> None:
     data = te.placeholder((1, 2, 8, 8, 8), name="data")
     with pytest.raises(OpError, match="tile 3 is not one of|output tile 3"):
         conv2d_winograd_nchwc(data, te.placeholder((5, 5, 2, 2, 8, 8), name="u"), 1, 3)
+    for tile in ([4], "4", True):
+        with pytest.raises(OpError, match="output tile"):
+            conv2d_winograd_nchwc(data, te.placeholder((6, 6, 2, 2, 8, 8), name="u"), 1, tile)  # type: ignore[arg-type]
     with pytest.raises(OpError, match="transformed for tile 4"):
         conv2d_winograd_nchwc(data, te.placeholder((4, 4, 2, 2, 8, 8), name="u"), 1, 4)
     with pytest.raises(OpError, match="output plane"):
