@@ -1,10 +1,11 @@
 """``winograd``: 3x3 stride-1 convolutions in the blocked layout computed by Winograd's F(4x4, 3x3).
 
 Rewrite: ``conv2d_nchwc(x, layout_transform(w, OIHW -> OIHW{ic}i{oc}o))`` with a constant 3x3 kernel ``w``, one
-group, stride 1, no dilation and at least ``MIN_CHANNELS`` input and output channels becomes
-``conv2d_winograd_nchwc(x, winograd_kernel(w))`` (``tcomp.ops.winograd``): the kernel transform is a constant
-that the next ``fold_constants`` computes once, and the convolution does a quarter of the direct convolution's
-multiply-adds (F(2x2, 3x3), 4/9 of them, where the output plane is narrower than 4 pixels).
+group, stride 1, no dilation, at least ``MIN_CHANNELS`` input and output channels and an output plane of at least
+one 4x4 tile becomes ``conv2d_winograd_nchwc(x, winograd_kernel(w))`` (``tcomp.ops.winograd``): the kernel
+transform is a constant that the next ``fold_constants`` computes once, and the convolution does a quarter of the
+direct convolution's multiply-adds. Smaller planes stay direct: F(2x2, 3x3) on 3x3 planes ran 0.91-1.03x the
+direct convolution's time (64 and 256 channels), and each Winograd kernel takes about a second to compile.
 
 Measured on znver1, 2 threads, against the direct ``conv2d_nchwc`` (default schedules): 2.8x faster for 64
 channels at 56x56, 2.7-2.9x for 128 at 28x28, 2.2x for 256 at 14x14, 1.7x for 512 at 7x7, 2.3x for 32 at 56x56,
@@ -24,8 +25,8 @@ from tcomp.ops.nchwc import Layout
 
 # fewer input or output channels than this stay direct (measured: 8 -> 8 channels at 56x56 still ran 1.2x faster)
 MIN_CHANNELS = 8
-# output tiles: 4x4 pixels, or 2x2 where the output plane is narrower than 4
-TILE, SMALL_TILE = 4, 2
+# output tiles of 4x4 pixels
+TILE = 4
 
 
 def _qualifies(graph: Graph, node: Node, producers: dict[str, Node]) -> Node | None:
@@ -41,6 +42,8 @@ def _qualifies(graph: Graph, node: Node, producers: dict[str, Node]) -> Node | N
     kernel = graph.type_of(packing.inputs[0])
     if kernel.dtype != "float32" or kernel.shape[2:] != (3, 3) or min(kernel.shape[:2]) < MIN_CHANNELS:
         return None
+    if min(graph.type_of(node.outputs[0]).shape[2:4]) < TILE:
+        return None
     return packing
 
 
@@ -52,13 +55,11 @@ def winograd(graph: Graph) -> Graph:
         if packing is None:
             continue
         layout = Layout.parse(packing.attr("dst"))
-        out_type = graph.type_of(node.outputs[0])
-        tile = TILE if min(out_type.shape[2:4]) >= TILE else SMALL_TILE
-        kernel = rewrite.names.fresh(f"{packing.inputs[0]}/winograd{tile}")
+        kernel = rewrite.names.fresh(f"{packing.inputs[0]}/winograd{TILE}")
         rewrite.replacements[node.name] = [
             make_node("winograd_kernel", rewrite.names.fresh(f"{node.name}/kernel_transform"), [packing.inputs[0]],
-                      [kernel], tile=tile, ic_block=layout.block("I"), oc_block=layout.block("O")),
+                      [kernel], tile=TILE, ic_block=layout.block("I"), oc_block=layout.block("O")),
             make_node("conv2d_winograd_nchwc", node.name, [node.inputs[0], kernel], node.outputs,
-                      pads=tuple(node.attr("pads")), tile=tile),
+                      pads=tuple(node.attr("pads")), tile=TILE),
         ]
     return rewrite.result()
