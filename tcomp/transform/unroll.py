@@ -24,9 +24,9 @@ class _Renamer(Mutator):
     """Gives loop and let variables defined inside a copy fresh identities."""
 
     def __init__(self) -> None:
-        self.mapping: dict[Var, Var] = {}
+        self.mapping: dict[Var, Expr] = {}
 
-    def visit_Var(self, node: Var) -> Var:
+    def visit_Var(self, node: Var) -> Expr:
         return self.mapping.get(node, node)
 
     def visit_For(self, node: For) -> Stmt:
@@ -48,15 +48,13 @@ def renamed_copy(stmt: Stmt) -> Stmt:
     return _Renamer().visit(stmt)
 
 
-class _Copier(Mutator):
-    """One copy of an unrolled body: ``var`` replaced by ``value``, selects on constant comparisons resolved."""
+class _Copier(_Renamer):
+    """One copy of an unrolled body, in one pass: ``var`` replaced by ``value``, the loop and let variables it
+    defines renamed apart, selects on constant comparisons resolved."""
 
     def __init__(self, var: Var, value: Expr) -> None:
-        self.var = var
-        self.value = value
-
-    def visit_Var(self, node: Var) -> Expr:
-        return self.value if node is self.var else node
+        super().__init__()
+        self.mapping[var] = value
 
     def visit_Select(self, node: Select) -> Expr:
         condition = self.visit(node.condition)
@@ -64,10 +62,7 @@ class _Copier(Mutator):
             taken = fold_binary(type(condition), condition.a.value, condition.b.value, False)
             if taken is not None:
                 return self.visit(node.true_value if taken else node.false_value)
-        true_value, false_value = self.visit(node.true_value), self.visit(node.false_value)
-        if condition is node.condition and true_value is node.true_value and false_value is node.false_value:
-            return node
-        return Select(condition, true_value, false_value, node.dtype)
+        return self.generic_visit(node)
 
 
 class _Unroller(Mutator):
@@ -79,7 +74,7 @@ class _Unroller(Mutator):
             start = const_int_value(node.min)
             values = [make_const(start + i, node.loop_var.dtype) if start is not None else node.min + i
                       for i in range(count)]
-            copies = [renamed_copy(_Copier(node.loop_var, convert(value)).visit(body)) for value in values]
+            copies = [_Copier(node.loop_var, convert(value)).visit(body) for value in values]
             return seq(*copies)
         return node if body is node.body else replace(node, body=body)
 
