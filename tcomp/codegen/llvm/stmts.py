@@ -5,7 +5,9 @@ Every function emitted here returns ``i32``: 0 on success, else the id of the fa
 
 - ``For`` loops have a preheader, a header with a phi induction variable, a body and a latch; unrolled loops carry
   ``llvm.loop.unroll.full`` (``unroll.enable`` when the trip count is symbolic), vectorized ones
-  ``llvm.loop.vectorize.enable``. Parallel loops are outlined (``parallel.py``) unless already inside one.
+  ``llvm.loop.vectorize.enable``; a loop whose indices divide its variable also carries the widest vector width
+  that stays inside one period of those divisions (``loop_width.py``: LLVM's vectorizer can misread wider ones).
+  Parallel loops are outlined (``parallel.py``) unless already inside one.
 - ``Allocate``: scope ``local`` with a constant size up to 64 KiB is an ``alloca`` (align 64) in the entry block;
   anything else is ``aligned_alloc(64, round_up(bytes, 64))``, freed when the body ends. A failed heap allocation
   (or one whose byte count overflows 64 bits) fails the call like an assertion.
@@ -23,6 +25,7 @@ import llvmlite.ir as ir
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.exprs import ExprEmitter
+from tcomp.codegen.llvm.loop_width import MAX_WIDTH, width_limit
 from tcomp.codegen.llvm.parallel import emit_parallel_for
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
@@ -175,12 +178,19 @@ class FunctionEmitter(ExprEmitter):
         if kind == S.ForKind.PARALLEL and self.ctx.use_threads and not self.in_parallel:
             emit_parallel_for(self, stmt)
             return
-        metadata = None
+        options: list[tuple[object, ...]] = []
         if kind == S.ForKind.UNROLLED:
             full = isinstance(stmt.extent, E.IntImm)
-            metadata = self.ctx.loop_metadata([("llvm.loop.unroll.full" if full else "llvm.loop.unroll.enable",)])
-        elif kind == S.ForKind.VECTORIZED:
-            metadata = self.ctx.loop_metadata([("llvm.loop.vectorize.enable", True)])
+            options.append(("llvm.loop.unroll.full" if full else "llvm.loop.unroll.enable",))
+        else:
+            width = width_limit(stmt.loop_var, stmt.min, stmt.body)
+            if width == 1:
+                options.append(("llvm.loop.vectorize.enable", False))
+            elif kind == S.ForKind.VECTORIZED:
+                options.append(("llvm.loop.vectorize.enable", True))
+            if 1 < width < MAX_WIDTH:
+                options.append(("llvm.loop.vectorize.width", width))
+        metadata = self.ctx.loop_metadata(options) if options else None  # type: ignore[arg-type]
         begin = self.emit_as(stmt.min, stmt.loop_var.dtype)
         end = self.builder.add(begin, self.emit_as(stmt.extent, stmt.loop_var.dtype))
         self.loop(stmt.loop_var, begin, end, lambda: self.emit_stmt(stmt.body), metadata)

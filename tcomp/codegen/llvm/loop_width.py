@@ -1,0 +1,140 @@
+"""The widest vectors LLVM's loop vectorizer may give a loop whose indices divide its variable.
+
+A loop body indexing by ``i % 8`` or ``i // 8`` is periodic in ``i``. LLVM's loop vectorizer (LLVM 22, seen with
+16-lane float vectors on AVX-512) can take such an index as consecutive across a whole vector, which is wrong once
+the vector spans two periods: with ``i % 8`` under a condition on it (a lazily evaluated select, as in
+``RotaryEmbedding``'s rotate-half), lanes 8-15 read 8 elements past lanes 0-7 instead of the same ones. Vectors that
+stay inside one period are right whichever way LLVM reads them, so every loop tcomp emits carries a vector-width
+bound from ``width_limit``: the widest power of two ``w`` such that every integer division or remainder in the body
+is constant (quotient) or consecutive (remainder) over each aligned block of ``w`` iterations. A body without such a
+division keeps LLVM's own choice.
+
+The analysis is affine: an index is ``c * i + r`` with a known power of two dividing ``r`` (the loop's other
+variables and loads count as unknown multiples of 1). A division of ``c * i + r`` by a constant ``k`` is blockwise
+affine for ``w`` when ``w * |c|`` divides both ``k`` and ``r``'s known factor; its quotient is then constant per
+block and its remainder ``c * i + (r mod k)``. A division by a value that is not a constant, or of an index that
+is not affine in ``i``, bounds the width to 1 (no vectors).
+"""
+
+from __future__ import annotations
+
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+from tcomp.ir.functor import post_order_visit, uses_var
+from tcomp.ir.stmt import Stmt
+
+# the widest vector (in elements) LLVM may choose: 64 one-byte lanes of a 512-bit register
+MAX_WIDTH = 64
+_ALIGNED = 1 << 30  # "a multiple of every power of two we ask about" (the constant 0, the loop variable's start)
+_DIVISIONS = (E.Div, E.Mod, E.FloorDiv, E.FloorMod)
+
+
+class _NotAffine(Exception):
+    pass
+
+
+def width_limit(var: E.Var, start: E.Expr, body: Stmt) -> int:
+    """The widest vector (a power of two up to ``MAX_WIDTH``) for which the loop ``for var in [start, ...):
+    body`` stays correct under LLVM's reading of its integer divisions (see the module docstring); ``MAX_WIDTH``
+    when its body divides no expression of ``var``."""
+    divisions: list[E.BinaryOp] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, _DIVISIONS) and dt.is_int(node.dtype) and uses_var(node.a, [var]):
+            divisions.append(node)
+
+    post_order_visit(body, collect)
+    if not divisions:
+        return MAX_WIDTH
+    width = MAX_WIDTH
+    while width > 1 and not _blockwise_affine(var, start, divisions, width):
+        width //= 2
+    return width
+
+
+def _blockwise_affine(var: E.Var, start: E.Expr, divisions: list[E.BinaryOp], width: int) -> bool:
+    try:
+        _, start_factor = _Affine(var, width).form(start)
+        if start_factor % width:
+            return False
+        affine = _Affine(var, width)
+        for division in divisions:
+            affine.form(division)
+    except _NotAffine:
+        return False
+    return True
+
+
+def _pow2_factor(value: int) -> int:
+    if value == 0:
+        return _ALIGNED
+    return min(_ALIGNED, value & -value)
+
+
+class _Affine:
+    """``form(e)``: ``(c, f)`` with ``e = c * var + r`` over each aligned block of ``width`` iterations, ``f`` a
+    power of two that divides ``r``; ``_NotAffine`` when a division in ``e`` breaks that."""
+
+    def __init__(self, var: E.Var, width: int) -> None:
+        self.var = var
+        self.width = width
+        self.memo: dict[int, tuple[int, int] | None] = {}
+
+    def form(self, e: E.Expr) -> tuple[int, int]:
+        result = self._form(e)
+        if result is None:
+            raise _NotAffine
+        return result
+
+    def _form(self, e: E.Expr) -> tuple[int, int] | None:
+        key = id(e)
+        if key not in self.memo:
+            self.memo[key] = self._compute(e)
+        return self.memo[key]
+
+    def _compute(self, e: E.Expr) -> tuple[int, int] | None:
+        if e is self.var:
+            return 1, _ALIGNED
+        if isinstance(e, E.IntImm):
+            return 0, _pow2_factor(int(e.value))
+        if isinstance(e, E.Cast) and dt.is_int(e.dtype) and dt.is_int(e.value.dtype):
+            return self._form(e.value)
+        if isinstance(e, (E.Add, E.Sub)):
+            a, b = self._form(e.a), self._form(e.b)
+            if a is None or b is None:
+                return None
+            return (a[0] + b[0] if isinstance(e, E.Add) else a[0] - b[0]), min(a[1], b[1])
+        if isinstance(e, E.Mul):
+            return self._product(e)
+        if isinstance(e, _DIVISIONS) and dt.is_int(e.dtype):
+            return self._division(e)
+        return None if uses_var(e, [self.var]) else (0, 1)
+
+    def _product(self, e: E.Mul) -> tuple[int, int] | None:
+        for factor, other in ((e.a, e.b), (e.b, e.a)):
+            k = E.const_int_value(factor)
+            if k is not None:
+                form = self._form(other)
+                if form is None:
+                    return None
+                return form[0] * k, min(_ALIGNED, form[1] * _pow2_factor(k))
+        a, b = self._form(e.a), self._form(e.b)
+        if a is None or b is None or a[0] or b[0]:
+            return None
+        return 0, min(_ALIGNED, a[1] * b[1])
+
+    def _division(self, e: E.BinaryOp) -> tuple[int, int] | None:
+        dividend = self._form(e.a)
+        is_quotient = isinstance(e, (E.Div, E.FloorDiv))
+        k = E.const_int_value(e.b)
+        if dividend is None:
+            raise _NotAffine
+        coefficient, factor = dividend
+        if coefficient == 0:
+            if k is None:
+                return 0, 1
+            return (0, 1) if is_quotient else (0, min(factor, _pow2_factor(k)))
+        block = self.width * abs(coefficient)
+        if k is None or k == 0 or k % block or factor % block:
+            raise _NotAffine
+        return (0, 1) if is_quotient else (coefficient, min(factor, _pow2_factor(k)))
