@@ -32,7 +32,7 @@ from tcomp.ops.cpu import (
     schedule_softmax,
 )
 from tcomp.ops.cpu.common import vector_factor
-from tcomp.ops.cpu.conv2d import depthwise_vector_width
+from tcomp.ops.cpu.conv2d import depthwise_vector_width, pointwise_plane_tile
 from tcomp.ops.testing import random_data
 from tests.ops.op_cases import CASES
 
@@ -172,6 +172,15 @@ def test_pointwise_conv2d_nchw_plane_with_epilogue() -> None:
     x, w, b = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t)), random_data(RNG, (136,))
     expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, 0, 1, 4) + b[None, :, None, None], 0.0)
     build_and_check(schedule_cpu([out]), [x_t, w_t, b_t, out], [x, w, b], expected, 1e-4, 1e-4)
+
+
+def test_pointwise_plane_tiles() -> None:
+    # ShuffleNet's 136 -> 136 channels in 4 groups at 28x28: 2 channels x 2 vectors on AVX2, 17 channels (a group
+    # has 34) x 1 vector on AVX-512, whose 784-pixel planes split into 16-lane vectors but not pairs of them
+    assert pointwise_plane_tile(136, 4, 784, 8, 16) == (2, 16)
+    assert pointwise_plane_tile(136, 4, 784, 16, 32) == (17, 16)
+    assert pointwise_plane_tile(272, 4, 784, 8, 16) == (4, 16)
+    assert pointwise_plane_tile(272, 4, 196, 16, 32) is None  # 14x14 planes do not split into vectors
 
 
 @pytest.mark.parametrize(("channels", "size", "multiplier", "kernel", "stride", "padding"), [

@@ -357,29 +357,31 @@ def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, 
 
 def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, sizes: list[int]) -> bool:
     """A 1x1, stride-1, unpadded ``conv2d_nchw`` (ShuffleNet's grouped 1x1 convolutions) whose rows do not fill
-    vectors (``OW % lanes != 0``) but whose output planes fill two (``OH * OW % (2 * lanes) == 0``): each output
-    plane is one contiguous row of ``OH * OW`` columns, tiled up to 4 output channels of one group
-    (``pointwise_channel_tile``) x 2 vectors of consecutive columns, a matrix product per group. The rows and columns
-    are fused, which the register tile of the general schedule (a local cache computed at the tile) cannot follow,
-    so the tile accumulates in the output and the fused epilogue runs as its own pass. Measured on znver1, 136 -> 136
-    channels in 4 groups at 28x28, one thread: 0.55
-    -> 0.24 ms. Returns False (nothing scheduled) for any other convolution."""
+    vectors (``OW % lanes != 0``) but whose output planes split into tiles of one to two vectors
+    (``pointwise_plane_tile``): each output plane is one contiguous row of ``OH * OW`` columns, tiled channels of
+    one group x consecutive columns, a matrix product per group. The rows and columns are fused, which the register
+    tile of the general schedule (a local cache computed at the tile) cannot follow, so the tile accumulates in the
+    output and the fused epilogue runs as its own pass. Measured on znver1, 136 -> 136 channels in 4 groups at
+    28x28, one thread: 0.55 -> 0.24 ms. Returns False (nothing scheduled) for any other convolution."""
     op = s[tensor].op
     assert isinstance(op, ComputeOp)
     _, oc_extent, oh_extent, ow_extent = sizes
     lanes = cpu.lanes(tensor.dtype)
-    width = 2 * lanes
     reduce_sizes = extents(op.reduce_axis)
     if reduce_sizes is None or reduce_sizes[1:] != [1, 1] or tuple(op.attrs.get("stride", ())) != (1, 1):
         return False
-    if padding_stage(s, op) is not None or ow_extent % lanes == 0 or (oh_extent * ow_extent) % width:
+    if padding_stage(s, op) is not None or ow_extent % lanes == 0:
         return False
+    tile = pointwise_plane_tile(oc_extent, int(op.attrs.get("groups", 1)), oh_extent * ow_extent, lanes,
+                                cpu.vector_registers)
+    if tile is None:
+        return False
+    channels, width = tile
     stage = s[tensor]
     n, oc, oh, ow = stage.op.axis  # type: ignore[attr-defined]
     rc, ry, rx = stage.op.reduce_axis  # type: ignore[attr-defined]
     columns_outer, columns = stage.split(stage.fuse(oh, ow), factor=width)
-    oc_outer, oc_inner = _split_to(stage, oc, pointwise_channel_tile(oc_extent, int(op.attrs.get("groups", 1))),
-                                   oc_extent)
+    oc_outer, oc_inner = _split_to(stage, oc, channels, oc_extent)
     outer = [n] + ([oc_outer] if oc_outer is not None else [])
     stage.reorder(*outer, columns_outer, rc, ry, rx, oc_inner, columns)
     parallel_fused(stage, outer, product(sizes) * reduce_sizes[0], cpu.cores)
@@ -390,15 +392,29 @@ def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTa
     return True
 
 
-def pointwise_channel_tile(out_channels: int, groups: int) -> int:
-    """The output channels of a ``_pointwise_plane`` tile: the largest divisor up to 4 of a group's output channels,
-    so that every channel of the tile reads the same input rows (one load per input vector for the whole tile; a
-    tile straddling two groups loads each input vector once per channel). Where a group's channels have no such
-    divisor above 1, the largest divisor of all the channels. Measured on znver1, one thread, 136 -> 136 channels in
-    4 groups at 28x28 with bias and ReLU: 4 channels straddling groups 0.43 ms, 2 channels of one group 0.31 ms."""
+def pointwise_plane_tile(out_channels: int, groups: int, plane: int, lanes: int,
+                         registers: int) -> tuple[int, int] | None:
+    """``(channels, columns)`` of a ``_pointwise_plane`` register tile over output planes of ``plane`` pixels, or
+    ``None`` when no tile fits. ``columns``: two full vectors where they divide the plane, else the largest divisor
+    of the plane from one vector up to two (28 columns of a 28x28 plane on 16 lanes: a vector and a masked one).
+    ``channels``: the largest divisor of a group's output channels whose accumulators fit the registers beside the
+    input vectors and a broadcast weight, so that every channel of the tile reads the same input columns (one load
+    per input vector for the whole tile; a tile straddling two groups loads each input vector once per channel:
+    measured on znver1, one thread, 136 -> 136 channels in 4 groups at 28x28 with bias and ReLU, 4 channels
+    straddling groups 0.43 ms, 2 channels of one group 0.31 ms). Where a group's channels have no such divisor
+    above 1, the largest divisor of all the channels."""
     group_out = out_channels // groups if groups > 0 and out_channels % groups == 0 else out_channels
-    within = largest_divisor(group_out, 4)
-    return within if within >= 2 else largest_divisor(out_channels, 4)
+    best: tuple[int, int] | None = None
+    for width in (2 * lanes, lanes):
+        if plane % width:
+            continue
+        vectors = width // lanes
+        budget = max(1, (registers - vectors - 1) // vectors)
+        within = largest_divisor(group_out, budget)
+        channels = within if within >= 2 else largest_divisor(out_channels, budget)
+        if best is None or channels * vectors > best[0] * best[1] // lanes:
+            best = (channels, width)
+    return best
 
 
 def strided(op: ComputeOp) -> bool:
