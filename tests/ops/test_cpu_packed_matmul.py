@@ -60,6 +60,10 @@ def test_column_blocks_per_core_and_width():
     assert column_blocks(48, 2) == 48 // MIN_BLOCK_PANELS  # each block at least MIN_BLOCK_PANELS wide
     assert column_blocks(192, 2) == 2 * TASKS_PER_CORE
     assert column_blocks(1000, 3) == 3 * TASKS_PER_CORE
+    # whole rounds of blocks: 24 panels (768 columns of 32) on 2 cores are 4 blocks, not 3
+    assert column_blocks(24, 2) == 4
+    assert all(column_blocks(panels, cores) % cores == 0 for cores in (2, 3, 4) for panels in range(cores, 300))
+    assert column_blocks(1, 2) == 1  # one panel is one block
 
 
 @pytest.mark.parametrize("cores", [2, 3])
