@@ -11,6 +11,8 @@ Floor semantics (``//``, ``%``), ``c`` a positive constant, ``x`` any integer ex
   into ``[0, c)``): ``x // c -> q + r // c`` and ``x % c -> r % c``; when the bound of ``r`` lies in one period
   ``[k*c, k*c + c)``, ``r // c -> k`` and ``r % c -> r - k*c``. This gives ``(o*4 + i) // 4 -> o``,
   ``(o*4 + i) % 4 -> i`` for ``i`` in ``[0, 3]``, and ``x // c -> 0``, ``x % c -> x`` for ``0 <= x < c``;
+- coarser period: with ``r = c1*x + y``, ``c1 > 1`` dividing ``c`` and ``y`` in ``[0, c1)``: ``r // c -> x // (c/c1)``
+  and ``r % c -> c1 * (x % (c/c1)) + y`` (``(k*17 + o) // 68 -> k // 4`` for ``o`` in ``[0, 16]``);
 - a symbolic divisor ``b >= 1`` that is one monomial (``n``, ``n*4``): ``(b*q + r) // b -> q + r // b`` and
   ``(b*q + r) % b -> r % b``, with ``r // b`` folding to 0 or -1 (``r % b`` to ``r`` or ``r + b``) when the bound of
   ``r`` lies in ``[0, min(b))`` or ``[-min(b), 0)``;
@@ -70,6 +72,20 @@ def one_period(s: Simplifier, rest: Linear, c: int) -> int | None:
         return None
     if lo // c == hi // c:
         return int(lo // c)
+    return None
+
+
+def coarser_period(s: Simplifier, rest: Linear, c: int) -> tuple[int, Linear, Linear] | None:
+    """``(c1, x, y)`` with ``rest = c1*x + y``, ``c1 > 1`` dividing ``c`` and ``y`` in ``[0, c1)``, or None: then
+    ``rest // c = x // (c / c1)`` and ``rest % c = c1 * (x % (c / c1)) + y`` (a tile of ``c1`` channels inside a
+    group of ``c``: ``(k*17 + o) // 68 -> k // 4`` for ``o`` in ``[0, 17)``)."""
+    for c1 in sorted({t.coeff for t in rest.terms.values() if 1 < t.coeff < c and c % t.coeff == 0}, reverse=True):
+        x, y = split_multiples(rest, c1)
+        if not x.terms:
+            continue
+        lo, hi = s.lin_bound(y)
+        if 0 <= lo and hi < c1:
+            return c1, x, y
     return None
 
 
@@ -158,6 +174,11 @@ def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     if k is not None:
         quotient.const += k
         return s.lin.to_expr(quotient)
+    coarser = coarser_period(s, rest, c)
+    if coarser is not None:
+        c1, x, _ = coarser
+        inner_div = s.visit(E.FloorDiv(s.lin.to_expr(x), int_const(c // c1, dtype), dtype))
+        return s.lin.to_expr(s.lin.add(quotient, s.lin.of(inner_div)))
     if g == 1 and not quotient.terms and quotient.const == 0:
         return None
     inner = E.FloorDiv(s.lin.to_expr(rest), int_const(c, dtype), dtype)
@@ -189,6 +210,11 @@ def floormod(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:
     if k is not None:
         rest.const -= k * c
         return s.lin.to_expr(s.lin.scale(rest, g))
+    coarser = coarser_period(s, rest, c)
+    if coarser is not None:
+        c1, x, y = coarser
+        inner_mod = s.visit(E.FloorMod(s.lin.to_expr(x), int_const(c // c1, dtype), dtype))
+        return s.lin.to_expr(s.lin.scale(s.lin.add(s.lin.scale(s.lin.of(inner_mod), c1), y), g))
     if g == 1 and len(rest.terms) == len(lin.terms) and rest.const == lin.const:
         return None
     inner = E.FloorMod(s.lin.to_expr(rest), int_const(c, dtype), dtype)

@@ -118,6 +118,34 @@ def test_split_fuse_identities(v: dict[str, Var]) -> None:
     assert same(simplify((x // 4) * 4 + x % 4), x)
 
 
+def test_coarser_period(v: dict[str, Var]) -> None:
+    """A tile of 17 channels inside a group of 68: the group of channel ``k*17 + o`` is ``k // 4`` for every ``o``
+    of the tile (so a register tile's channels share one input load)."""
+    k, o, x = v["o"], v["i"], v["x"]
+    bounds = {o: (0, 16)}
+    assert same(simplify((k * 17 + o) // 68, bounds), k // 4)
+    assert same(simplify((k * 17 + o) % 68, bounds), k % 4 * 17 + o)
+    assert same(simplify((k * 34 + o * 2) % 136, bounds), k % 4 * 34 + o * 2)
+    # o may pass the tile: nothing to simplify
+    assert isinstance(simplify((k * 17 + x) // 68, {x: (0, 17)}), E.FloorDiv)
+
+
+def test_coarser_period_matches_python() -> None:
+    """Every dividend ``k*c1 + o + offset`` over small ranges, against Python's ``//`` and ``%``."""
+    k, o = Var("k"), Var("o")
+    for c1, d, extra, offset, o_max in ((2, 3, 1, 0, 1), (17, 4, 1, 0, 16), (4, 2, 2, 1, 2), (3, 3, 1, 2, 0),
+                                        (8, 2, 1, 0, 9)):
+        divisor = c1 * d * extra
+        dividend = k * c1 + o + offset
+        for build, reference in ((lambda e: e // divisor, lambda n: n // divisor),
+                                 (lambda e: e % divisor, lambda n: n % divisor)):
+            result = simplify(build(dividend), {k: (0, 30), o: (0, o_max)})
+            for kv in range(31):
+                for ov in range(o_max + 1):
+                    got = simplify(result, {k: (kv, kv), o: (ov, ov)})
+                    assert is_const(got, reference(kv * c1 + ov + offset)), (c1, divisor, offset, kv, ov, result)
+
+
 def test_div_mod_by_one_and_nesting(v: dict[str, Var]) -> None:
     x = v["x"]
     assert simplify(x // 1) is x

@@ -41,5 +41,5 @@ def test_a_guard_that_depends_on_the_lane_keeps_the_loop() -> None:
           for i.outer in range(0, 3):
             for i.inner in vectorized(0, 4):
               if i.outer * 4 + i.inner < 10:
-                Z[i.outer * 4 + i.inner] = A[(i.outer * 4 + i.inner) % 8]
+                Z[i.outer * 4 + i.inner] = A[i.outer % 2 * 4 + i.inner]
     """)
