@@ -174,13 +174,26 @@ def test_pointwise_conv2d_nchw_plane_with_epilogue() -> None:
     build_and_check(schedule_cpu([out]), [x_t, w_t, b_t, out], [x, w, b], expected, 1e-4, 1e-4)
 
 
+@pytest.mark.parametrize(("channels", "size", "groups"), [(272, (14, 14), 4), (24, (5, 13), 2)])
+def test_pointwise_plane_with_tail(channels: int, size: tuple[int, int], groups: int) -> None:
+    """Grouped 1x1 convolutions whose planes leave a tail after whole vectors (196 = 12 x 16 + 4; 65 = 4 x 16 + 1)."""
+    x_t = te.placeholder((1, channels, *size), name="data")
+    w_t = te.placeholder((channels, channels // groups, 1, 1), name="kernel")
+    out = ops.conv2d_nchw(x_t, w_t, 1, 0, 1, groups)
+    x, w = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t))
+    expected = reference.conv2d_nchw_python(x, w, 1, 0, 1, groups)
+    build_and_check(schedule_conv2d_nchw([out]), [x_t, w_t, out], [x, w], expected, 1e-4, 1e-4)
+
+
 def test_pointwise_plane_tiles() -> None:
     # ShuffleNet's 136 -> 136 channels in 4 groups at 28x28: 2 channels x 2 vectors on AVX2, 17 channels (a group
     # has 34) x 1 vector on AVX-512, whose 784-pixel planes split into 16-lane vectors but not pairs of them
     assert pointwise_plane_tile(136, 4, 784, 8, 16) == (2, 16)
     assert pointwise_plane_tile(136, 4, 784, 16, 32) == (17, 16)
     assert pointwise_plane_tile(272, 4, 784, 8, 16) == (4, 16)
-    assert pointwise_plane_tile(272, 4, 196, 16, 32) is None  # 14x14 planes do not split into vectors
+    # 14x14 planes: 12 vectors of 16 and a tail of 4 pixels; 7x7 planes: too few whole vectors before the tail
+    assert pointwise_plane_tile(272, 4, 196, 16, 32) == (17, 16)
+    assert pointwise_plane_tile(544, 4, 49, 16, 32) is None
 
 
 @pytest.mark.parametrize(("channels", "size", "multiplier", "kernel", "stride", "padding"), [

@@ -355,6 +355,10 @@ def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, 
     acc.vectorize(a_ow)
 
 
+# whole tiles of a plane before a tail pays for the plane schedule (see pointwise_plane_tile)
+_PLANE_TILES_BEFORE_TAIL = 4
+
+
 def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, sizes: list[int]) -> bool:
     """A 1x1, stride-1, unpadded ``conv2d_nchw`` (ShuffleNet's grouped 1x1 convolutions) whose rows do not fill
     vectors (``OW % lanes != 0``) but whose output planes split into tiles of one to two vectors
@@ -395,18 +399,18 @@ def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTa
 def pointwise_plane_tile(out_channels: int, groups: int, plane: int, lanes: int,
                          registers: int) -> tuple[int, int] | None:
     """``(channels, columns)`` of a ``_pointwise_plane`` register tile over output planes of ``plane`` pixels, or
-    ``None`` when no tile fits. ``columns``: two full vectors where they divide the plane, else the largest divisor
-    of the plane from one vector up to two (28 columns of a 28x28 plane on 16 lanes: a vector and a masked one).
-    ``channels``: the largest divisor of a group's output channels whose accumulators fit the registers beside the
-    input vectors and a broadcast weight, so that every channel of the tile reads the same input columns (one load
-    per input vector for the whole tile; a tile straddling two groups loads each input vector once per channel:
-    measured on znver1, one thread, 136 -> 136 channels in 4 groups at 28x28 with bias and ReLU, 4 channels
-    straddling groups 0.43 ms, 2 channels of one group 0.31 ms). Where a group's channels have no such divisor
-    above 1, the largest divisor of all the channels."""
+    ``None`` when no tile fits. ``columns``: one or two vectors, whichever tile holds more accumulators, that
+    divide the plane or leave a tail after at least ``_PLANE_TILES_BEFORE_TAIL`` whole tiles (196 pixels on 16
+    lanes: 12 vectors and 4 pixels). ``channels``: the largest divisor of a group's output channels whose
+    accumulators fit the registers beside the input vectors and a broadcast weight, so that every channel of the
+    tile reads the same input columns (one load per input vector for the whole tile; a tile straddling two groups
+    loads each input vector once per channel: measured on znver1, one thread, 136 -> 136 channels in 4 groups at
+    28x28 with bias and ReLU, 4 channels straddling groups 0.43 ms, 2 channels of one group 0.31 ms). Where a
+    group's channels have no such divisor above 1, the largest divisor of all the channels."""
     group_out = out_channels // groups if groups > 0 and out_channels % groups == 0 else out_channels
     best: tuple[int, int] | None = None
     for width in (2 * lanes, lanes):
-        if plane % width:
+        if plane % width and plane < _PLANE_TILES_BEFORE_TAIL * width:
             continue
         vectors = width // lanes
         budget = max(1, (registers - vectors - 1) // vectors)
