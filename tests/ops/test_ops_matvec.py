@@ -96,6 +96,17 @@ def test_k_is_split_across_cores_when_blocks_are_fewer() -> None:
     assert "T_packed_matvec.rf" in text and "parallel(0, 3)" in text
 
 
+@pytest.mark.parametrize(("m", "epilogue"), [(16, False), (8, True), (4, False)])
+def test_rows_4_kib_apart_are_copied_apart(m: int, epilogue: bool) -> None:
+    """Rows of 1024 float32 share an L1 set: 8 or more of them are copied into rows padded by a cache line first
+    (``storage_align``); 4 are read in place."""
+    text = _check_product(m, 1024, 40, "llvm -mcpu=skylake-avx512 -num-cores=2", epilogue)
+    assert ("x.global" in text) == (m >= 8)
+    if m >= 8:
+        assert "* 1040 + k]" in text  # the padded stride: 1024 + 16
+    assert "x.global" not in _check_product(m, 1000, 40, "llvm -mcpu=skylake-avx512 -num-cores=2", epilogue)
+
+
 def test_prefetch_distance_is_in_bytes() -> None:
     assert prefetch_steps(64, 4) == 8 and prefetch_steps(16, 4) == 32 and prefetch_steps(8192, 4) == 1
 

@@ -42,6 +42,11 @@ PREFETCH_BYTES = 2048
 MIN_PART_STEPS = 256
 # vector registers kept for the broadcast of x, the weight vector and the addresses
 SPARE_REGISTERS = 4
+# rows of x whose addresses differ by a multiple of ALIAS_BYTES share an L1 set; from ALIASED_ROWS of them on
+# (the sets' ways, less the weight's lines) they are copied apart first (``_copy_rows_apart``)
+ALIAS_BYTES = 4096
+ALIASED_ROWS = 8
+LINE_BYTES = 64
 
 
 def row_group(rows: int, block: int, lanes: int, registers: int) -> int:
@@ -98,8 +103,28 @@ def schedule_packed_matvec(s: Schedule, tensor: Tensor, host: Stage | None, cpu:
     if parts > 1:
         _schedule_split_k(s, tensor, host, cpu, parts)
         return
+    _copy_rows_apart(s, stage, rows, depth, cpu)
     acc = stage if host is not None else s[s.cache_write(tensor, "local")]
     _schedule_blocks(out, acc, tensor.dtype, depth, cpu)
+
+
+def _copy_rows_apart(s: Schedule, stage: Stage, rows: int, depth: int, cpu: CpuTarget) -> None:
+    """Rows of ``x`` a multiple of 4 KiB apart map to one set of the L1 cache: with ``ALIASED_ROWS`` or more of them
+    the broadcasts of one step of K evict each other (16 x 4096 x 4096 float32 on znver4: 5.5 ms, against 3.5 ms
+    with K = 4100). Such an ``x`` is copied first into rows padded by a cache line (``storage_align``)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    inputs = [t for t in op.input_tensors() if len(t.shape) == 2]
+    element_bytes = dt.storage_bytes(op.output(0).dtype)
+    if rows < ALIASED_ROWS or len(inputs) != 1 or (depth * element_bytes) % ALIAS_BYTES:
+        return
+    copy = s[s.cache_read(inputs[0], "global", [op])]
+    row, k = copy.op.axis  # type: ignore[attr-defined]
+    copy.storage_align(row, ALIAS_BYTES // element_bytes, LINE_BYTES // element_bytes)
+    lanes = cpu.lanes(op.output(0).dtype)
+    if depth % lanes == 0:
+        _, k_lane = copy.split(k, factor=lanes)
+        copy.vectorize(k_lane)
 
 
 def _schedule_blocks(out: Stage, acc: Stage, dtype: str, depth: int, cpu: CpuTarget) -> None:
