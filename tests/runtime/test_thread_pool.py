@@ -234,19 +234,26 @@ module(a, np.zeros_like(a))
 workers = sorted({{int(t) for t in os.listdir("/proc/self/task")}} - before)
 allowed = sorted(os.sched_getaffinity(0))
 pinned = settled(workers, lambda found: all(len(cpus) == 1 for cpus in found.values()))
+caller_cpu = sorted(pinned.values())[0][0]
+os.sched_setaffinity(0, {{caller_cpu}})  # the caller moves onto a worker's CPU: that worker moves off it
+module(a, np.zeros_like(a))
+moved = settled(workers, lambda found: all(cpus != [caller_cpu] for cpus in found.values()))
+os.sched_setaffinity(0, allowed)
 configure_pool(pin_workers=False)
 time.sleep(0.2)  # the workers sleep; the next loop wakes them and they follow the policy
 module(a, np.zeros_like(a))
 unpinned = settled(workers, lambda found: all(cpus == allowed for cpus in found.values()))
-print(json.dumps({{"allowed": allowed, "pinned": list(pinned.values()), "unpinned": list(unpinned.values())}}))
+print(json.dumps({{"allowed": allowed, "pinned": list(pinned.values()), "unpinned": list(unpinned.values()),
+                  "caller_cpu": caller_cpu, "moved": list(moved.values())}}))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
                     reason="thread placement: Linux with 2 CPUs or more")
 def test_workers_keep_to_cpus_of_their_own() -> None:
-    """Pinned (the default), each worker of a loop over all the process's CPUs may run on one CPU of its own; with
-    ``pin_workers=False`` they may run anywhere again (see ``pool_ir.py``, placement)."""
+    """Pinned (the default), each worker of a loop over all the process's CPUs may run on one CPU of its own, and
+    moves off the CPU the caller runs on when the caller moves there; with ``pin_workers=False`` they may run
+    anywhere again (see ``pool_ir.py``, placement)."""
     threads = len(os.sched_getaffinity(0))
     here = Path(__file__).resolve().parent
     script = _PLACEMENT_SCRIPT.format(codegen=str(here.parent / "codegen"), runtime=str(here), threads=threads)
@@ -259,3 +266,6 @@ def test_workers_keep_to_cpus_of_their_own() -> None:
     assert all(len(cpus) == 1 and cpus[0] in allowed for cpus in pinned), report
     assert len({cpus[0] for cpus in pinned}) == threads - 1
     assert report["unpinned"] == [allowed] * (threads - 1)
+    moved = report["moved"]
+    assert all(len(cpus) == 1 and cpus[0] != report["caller_cpu"] for cpus in moved), report
+    assert len({cpus[0] for cpus in moved}) == threads - 1
