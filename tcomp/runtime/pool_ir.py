@@ -35,8 +35,8 @@ scheduler, a worker woken from sleep can land on the CPU of the caller that woke
 waker's CPU when the other CPUs look busy, as idle virtual CPUs that the host descheduled do. The two threads then
 share a core until the load balancer moves one, milliseconds later (measured on a 2-core KVM guest: a 300 us loop
 ran at serial speed for the first calls after every 20 ms pause, 345 us against 177 us pinned). The caller, never
-pinned, can land on a worker's CPU all the same, and the balancer took up to hundreds of milliseconds to move it
-(ShuffleNet ran at 8.6 ms against 4.1 for 85 inferences in a row on a 2-core znver4 guest). So the caller notes its
+pinned, can land on a worker's CPU all the same, and the balancer took about ten inferences to move it (seen on a
+2-core znver4 guest: ShuffleNet at 6.4 ms against 5.2 once it moved). So the caller notes its
 CPU (``sched_getcpu``) as it publishes each loop, and a worker that sees the caller on another CPU than the one it
 avoids pins itself again, off the caller's CPU (the caller pinned to the worker's CPU: ShuffleNet 5.38 -> 3.33
 ms, as fast as with the caller elsewhere).
