@@ -39,6 +39,9 @@ _OPTIONS: dict[str, tuple[TargetKind, ...]] = {
     "-max-registers-per-block": (TargetKind.CUDA,),
 }
 
+# the data cache line of the CPUs tcomp targets (x86-64 and AArch64 alike): prefetch distances, padded rows
+CACHE_LINE_BYTES = 64
+
 # CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
 # limits of every GPU since compute capability 5.0, and the shared memory a kernel may declare statically; above it,
 # a kernel takes dynamic shared memory and opts in to it, up to the architecture's maximum per block

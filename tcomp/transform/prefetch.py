@@ -17,6 +17,7 @@ from tcomp.ir.expr import BufferLoad, Call, Expr, Ramp, Var, const, const_int_va
 from tcomp.ir.functor import Mutator, free_vars, post_order_visit, substitute
 from tcomp.ir.stmt import Evaluate, For, PrimFunc, Stmt, seq
 from tcomp.ir.structural import structural_key
+from tcomp.target import CACHE_LINE_BYTES
 
 
 def _inner_loop_mins(body: Stmt) -> dict[Var, Expr]:
@@ -55,16 +56,14 @@ def prefetch_calls(loop: For, distance: int) -> list[Stmt]:
 
 def _line_starts(index: Expr, dtype: str) -> list[Expr]:
     """The scalar indices whose addresses cover ``index``'s cache lines: itself, or for a unit-stride ramp its base
-    and one element per ``CACHE_LINE`` bytes after it."""
+    and one element per ``CACHE_LINE_BYTES`` bytes after it."""
     if not isinstance(index, Ramp):
         return [index]
     if const_int_value(simplify(index.stride)) != 1:
         return [index.base]
-    per_line = max(1, CACHE_LINE // max(1, dt.bits(dtype) // 8))
+    per_line = max(1, CACHE_LINE_BYTES // max(1, dt.bits(dtype) // 8))
     return [index.base if offset == 0 else index.base + offset for offset in range(0, index.lanes, per_line)]
 
-
-CACHE_LINE = 64  # bytes
 
 
 class _Injector(Mutator):

@@ -33,6 +33,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused, product
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
+from tcomp.target import CACHE_LINE_BYTES
 from tcomp.te.tensor import ComputeOp, Tensor
 
 # how far ahead (in bytes of the block) the weight stream is prefetched: the same memory latency to hide whatever
@@ -46,7 +47,6 @@ SPARE_REGISTERS = 4
 # (the sets' ways, less the weight's lines) they are copied apart first (``_copy_rows_apart``)
 ALIAS_BYTES = 4096
 ALIASED_ROWS = 8
-LINE_BYTES = 64
 
 
 def row_group(rows: int, block: int, lanes: int, registers: int) -> int:
@@ -120,7 +120,7 @@ def _copy_rows_apart(s: Schedule, stage: Stage, rows: int, depth: int, cpu: CpuT
         return
     copy = s[s.cache_read(inputs[0], "global", [op])]
     row, k = copy.op.axis  # type: ignore[attr-defined]
-    copy.storage_align(row, ALIAS_BYTES // element_bytes, LINE_BYTES // element_bytes)
+    copy.storage_align(row, ALIAS_BYTES // element_bytes, CACHE_LINE_BYTES // element_bytes)
     lanes = cpu.lanes(op.output(0).dtype)
     if depth % lanes == 0:
         _, k_lane = copy.split(k, factor=lanes)
