@@ -121,10 +121,8 @@ def _copy_rows_apart(s: Schedule, stage: Stage, rows: int, depth: int, cpu: CpuT
     copy = s[s.cache_read(inputs[0], "global", [op])]
     row, k = copy.op.axis  # type: ignore[attr-defined]
     copy.storage_align(row, ALIAS_BYTES // element_bytes, CACHE_LINE_BYTES // element_bytes)
-    lanes = cpu.lanes(op.output(0).dtype)
-    if depth % lanes == 0:
-        _, k_lane = copy.split(k, factor=lanes)
-        copy.vectorize(k_lane)
+    _, k_lane = copy.split(k, factor=cpu.lanes(op.output(0).dtype))  # K fills 4 KiB rows: whole vectors
+    copy.vectorize(k_lane)
 
 
 def _schedule_blocks(out: Stage, acc: Stage, dtype: str, depth: int, cpu: CpuTarget) -> None:
