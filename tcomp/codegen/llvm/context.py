@@ -63,12 +63,12 @@ class ModuleContext:
         self.asserts.append(info)
         return info.id
 
-    def loop_metadata(self, options: list[tuple[str, ...]]) -> ir.values.MDValue:
+    def loop_metadata(self, options: list[tuple[str | bool | int, ...]]) -> ir.values.MDValue:
         """A fresh loop id carrying ``options``: ``[("llvm.loop.unroll.full",)]`` or
         ``[("llvm.loop.vectorize.enable", True)]``."""
         nodes = []
         for option in options:
-            operands: list[ir.Value] = [ir.MetaDataString(self.module, option[0])]
+            operands: list[ir.Value] = [ir.MetaDataString(self.module, str(option[0]))]
             for value in option[1:]:
                 if isinstance(value, bool):
                     operands.append(ir.Constant(ir.IntType(1), int(value)))

@@ -18,6 +18,7 @@ is not affine in ``i``, bounds the width to 1 (no vectors).
 
 from __future__ import annotations
 
+from tcomp.arith.factors import pow2_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.functor import post_order_visit, uses_var
@@ -53,11 +54,10 @@ def width_limit(var: E.Var, start: E.Expr, body: Stmt) -> int:
 
 
 def _blockwise_affine(var: E.Var, start: E.Expr, divisions: list[E.BinaryOp], width: int) -> bool:
+    affine = _Affine(var, width)
     try:
-        _, start_factor = _Affine(var, width).form(start)
-        if start_factor % width:
+        if affine.form(start)[1] % width:
             return False
-        affine = _Affine(var, width)
         for division in divisions:
             affine.form(division)
     except _NotAffine:
@@ -66,9 +66,7 @@ def _blockwise_affine(var: E.Var, start: E.Expr, divisions: list[E.BinaryOp], wi
 
 
 def _pow2_factor(value: int) -> int:
-    if value == 0:
-        return _ALIGNED
-    return min(_ALIGNED, value & -value)
+    return pow2_divisor(value, _ALIGNED)
 
 
 class _Affine:

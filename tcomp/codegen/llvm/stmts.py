@@ -178,7 +178,7 @@ class FunctionEmitter(ExprEmitter):
         if kind == S.ForKind.PARALLEL and self.ctx.use_threads and not self.in_parallel:
             emit_parallel_for(self, stmt)
             return
-        options: list[tuple[object, ...]] = []
+        options: list[tuple[str | bool | int, ...]] = []
         if kind == S.ForKind.UNROLLED:
             full = isinstance(stmt.extent, E.IntImm)
             options.append(("llvm.loop.unroll.full" if full else "llvm.loop.unroll.enable",))
@@ -190,7 +190,7 @@ class FunctionEmitter(ExprEmitter):
                 options.append(("llvm.loop.vectorize.enable", True))
             if 1 < width < MAX_WIDTH:
                 options.append(("llvm.loop.vectorize.width", width))
-        metadata = self.ctx.loop_metadata(options) if options else None  # type: ignore[arg-type]
+        metadata = self.ctx.loop_metadata(options) if options else None
         begin = self.emit_as(stmt.min, stmt.loop_var.dtype)
         end = self.builder.add(begin, self.emit_as(stmt.extent, stmt.loop_var.dtype))
         self.loop(stmt.loop_var, begin, end, lambda: self.emit_stmt(stmt.body), metadata)
