@@ -62,6 +62,7 @@ are not judged, and none is when ``backoff_us`` is 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import llvmlite.ir as ir
@@ -296,18 +297,23 @@ class _Pool:
         rounds = bld.alloca(I64, name="rounds")
         start = bld.ptrtoint(function.args[0], I64)  # see start_workers
         bld.store(bld.and_(start, I64(0xFFFFFFFF)), last)
-        settle: list[ir.Value] = []
+        place: Callable[[ir.IRBuilder, ir.Value], None] | None = None
         if self.settle is not None:
+            settle = self.settle
             mask = bld.alloca(ir.ArrayType(I8, _CPU_SET_BYTES), name="allowed")
             pinned = bld.alloca(I32, name="pinned")
             bld.store(ir.Constant(mask.type.pointee, None), mask)  # no CPU, should the next call fail
-            bld.call(self.getaffinity, [I32(0), I64(_CPU_SET_BYTES), bld.bitcast(mask, I8_PTR)])
+            allowed = bld.bitcast(mask, I8_PTR)
+            bld.call(self.getaffinity, [I32(0), I64(_CPU_SET_BYTES), allowed])
             bld.store(I32(0), pinned)
             number = bld.trunc(bld.and_(bld.lshr(start, I64(32)), I64(0xFFFF)), I32)
-            avoid = bld.alloca(I32, name="avoid")
+            avoid = bld.alloca(I32, name="avoid")  # the CPU to keep off: the creator's, then the caller's
             bld.store(bld.sub(bld.trunc(bld.lshr(start, I64(48)), I32), I32(1)), avoid)
-            settle = [bld.bitcast(mask, I8_PTR), number, avoid, pinned]
-            bld.call(self.settle, [*settle[:2], bld.load(avoid), pinned])
+
+            def place(b: ir.IRBuilder, off: ir.Value) -> None:
+                b.call(settle, [allowed, number, off, pinned])
+
+            place(bld, bld.load(avoid))
         bld.branch(top)
 
         bld.position_at_end(top)
@@ -316,14 +322,13 @@ class _Pool:
         bld.cbranch(bld.icmp_unsigned("!=", seq, bld.load(last)), work, spin)
 
         bld.position_at_end(work)
-        if settle:  # the caller moved to another CPU (a pinned worker's, maybe): keep off the one it runs on now
-            allowed, number, avoid, pinned = settle
+        if place is not None:  # the caller moved to another CPU (a pinned worker's, maybe): keep off that one
             caller = bld.load_atomic(self.caller_cpu, "monotonic", 4)
             moved = bld.and_(bld.icmp_signed(">=", caller, I32(0)), bld.icmp_signed("!=", caller, bld.load(avoid)))
             with bld.if_then(moved, likely=False):
                 bld.store(caller, avoid)
                 bld.store(I32(0), pinned)  # pin again (when the policy pins), to the worker's CPU other than that
-                bld.call(self.settle, [allowed, number, caller, pinned])
+                place(bld, caller)
         bld.call(self.run_tasks, [seq])
         bld.store(seq, last)
         bld.branch(top)
@@ -353,8 +358,8 @@ class _Pool:
         bld.position_at_end(wake)
         bld.atomic_rmw("sub", self.sleepers, I32(1), "seq_cst")
         bld.call(self.mutex_unlock, [mutex])
-        if self.settle is not None:
-            bld.call(self.settle, [*settle[:2], bld.load(settle[2]), settle[3]])
+        if place is not None:
+            place(bld, bld.load(avoid))
         bld.branch(top)
         return function
 
@@ -362,7 +367,8 @@ class _Pool:
         """``settle(allowed, number, avoid, pinned*)``, by worker ``number`` (from 1) as it starts and when it wakes:
         follow the policy's ``pin_workers``. Pinned, the worker may run only on the ``number``-th CPU (cycling) of
         the CPUs it was allowed at start (``allowed``, a ``cpu_set_t``) other than ``avoid``, the CPU its creator
-        ran on; unpinned, on all of ``allowed``. ``*pinned`` is its state."""
+        ran on or, once the caller of a loop ran elsewhere, the caller's; unpinned, on all of ``allowed``.
+        ``*pinned`` is its state."""
         function = self._function("tcomp_pool.settle", VOID, [I8_PTR, I32, I32, I32.as_pointer()])
         allowed, number, avoid, pinned = function.args
         blocks = {name: function.append_basic_block(name) for name in (
