@@ -27,7 +27,8 @@ def configs_with_micro_kernel(space: ConfigSpace, value: int, count: int) -> lis
 @pytest.mark.parametrize("name", ["matmul", "dense"])
 @pytest.mark.parametrize("micro_kernel", [1, 0])
 def test_gemm_template_configs_match_numpy(name: str, micro_kernel: int) -> None:
-    M, N, K = 48, 64, 40
+    # dense on fewer rows runs dot products (below); this one is large enough for the packed GEMM
+    M, N, K = (48, 64, 40) if name == "matmul" else (128, 512, 256)
     task = create_task(name, (M, N, K), "llvm -num-cores=2")
     a = RNG.random((M, K), dtype=np.float32)
     b = RNG.random((N, K) if name == "dense" else (K, N), dtype=np.float32)
@@ -66,3 +67,46 @@ def test_a_config_recorded_before_the_micro_kernel_knob_keeps_its_loops() -> Non
     out = np.zeros((64, 64), dtype=np.float32)
     module(a, b, out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-4)
+
+
+def test_dense_row_vectors_tune_the_default_dot_products() -> None:
+    """A dense product with a row or a few (the default schedule's dot products) keeps them: its knobs are the dot
+    tile's, its fallback is the default's tile, and every config of an odd shape matches numpy."""
+    from tcomp.ops.cpu.common import CpuTarget
+    from tcomp.ops.cpu.dense import default_dot_tile
+
+    M, N, K = 3, 10, 24
+    task = create_task("dense", (M, N, K), "llvm -num-cores=2")
+    space = task.config_space
+    assert {knob[0] for knob in space.fallback.to_json()["knobs"]} == {"dot_lanes", "dot_rows", "dot_cols",
+                                                                         "dot_unroll"}
+    default = default_dot_tile(M, N, K, CpuTarget.of(task.target).lanes("float32"))
+    assert default is not None
+    fallback = space.fallback
+    assert (fallback["dot_lanes"].val, fallback["dot_rows"].val, fallback["dot_cols"].val) == (
+        default.lanes, default.rows, default.cols)
+    x = RNG.standard_normal((M, K), dtype=np.float32)
+    w = RNG.standard_normal((N, K), dtype=np.float32)
+    built = 0
+    for index in range(len(space)):
+        try:
+            schedule, tensors = task.instantiate(space.get(index))
+        except ValueError:
+            continue
+        out = np.full((M, N), np.nan, dtype=np.float32)
+        tcomp.build(schedule, tensors, target=task.target)(x, w, out)
+        np.testing.assert_allclose(out, x @ w.T, rtol=1e-5, atol=1e-5)
+        built += 1
+    assert built >= len(space) // 2
+
+
+def test_dense_dot_tiles_that_spill_are_outside_the_space() -> None:
+    task = create_task("dense", (4, 64, 256), "llvm -mcpu=x86-64-v3 -num-cores=2")  # AVX2: 16 vector registers
+    space = task.config_space
+    big = [space.get(i) for i in range(len(space))
+           if space.get(i)["dot_rows"].val == 4 and space.get(i)["dot_cols"].val == 16]
+    assert big
+    for config in big:
+        with pytest.raises(ValueError, match="vector registers"):
+            task.instantiate(config)
+    task.instantiate(space.fallback)  # the default tile stays in the space

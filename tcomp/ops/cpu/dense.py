@@ -35,6 +35,7 @@ Shapes the factors do not divide keep correct bounds guards; symbolic shapes get
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from tcomp import te
@@ -115,8 +116,8 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
             schedule_elementwise_reduction_fallback(stage, cpu)
         elif not transpose_b:
             fused = _gemm_tiles(s, stage, tensor, host, batch, m, n, k, cpu)
-        elif not transpose_a and dot_lanes(k, lanes) >= min(4, lanes) and k >= 2 * dot_lanes(k, lanes):
-            _dot_tiles(s, stage, tensor, batch, m, n, k, cpu, dot_lanes(k, lanes))
+        elif not transpose_a and (dots := default_dot_tile(m, n, k, lanes)) is not None:
+            schedule_dot_tiles(s, stage, tensor, batch, m, n, k, cpu, dots)
         else:
             schedule_elementwise_reduction_fallback(stage, cpu)
     if host is not None and not fused:
@@ -404,33 +405,57 @@ def _gemm_with_panels(s: Schedule, stage: Stage, tensor: Tensor, blocking: tuple
     s[panel].vectorize(s[panel].op.axis[-1])
 
 
-def _dot_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,
-               cpu: CpuTarget, lanes: int) -> None:
+@dataclass(frozen=True)
+class DotTile:
+    """How a product with B's rows contiguous along K (dense's weight) runs as dot products: each output's sum over
+    K in ``lanes`` partial sums (vector lanes; a power of two dividing K), ``rows x cols`` outputs at once (``rows +
+    cols`` vector loads feed ``rows * cols`` vector multiply-adds), the tile's point loops unrolled or not."""
+
+    lanes: int
+    rows: int
+    cols: int
+    unroll: bool = True
+
+
+def default_dot_tile(m: int, n: int, k: int, lanes: int) -> DotTile | None:
+    """The dot-product tile of the default schedule for an ``m x n`` product over ``k``, or None where K does not
+    fill vectors of at least ``min(4, lanes)`` lanes twice (those keep plain loops)."""
+    width = dot_lanes(k, lanes)
+    if width < min(4, lanes) or k < 2 * width:
+        return None
+    rows = largest_divisor(m, 4)
+    return DotTile(width, rows, largest_divisor(n, 4 if rows > 1 else 8))
+
+
+def schedule_dot_tiles(s: Schedule, stage: Stage, tensor: Tensor, batch: list[int], m: int, n: int, k: int,
+                       cpu: CpuTarget, tile: DotTile) -> None:
+    """Schedule ``tensor`` (a product with ``transpose_b``, a root stage) as dot products in ``tile``s: K split by
+    the tile's lanes and factored (``rfactor``) into partial sums, computed at each tile of outputs, then summed.
+    The tile's sizes divide ``m``, ``n`` and ``k``."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     (kk,) = op.reduce_axis
-    _, k_lane = stage.split(kk, factor=lanes)
+    _, k_lane = stage.split(kk, factor=tile.lanes)
     partial = s.rfactor(tensor, k_lane, factor_axis=len(op.axis))
     final_op = stage.op
     assert isinstance(final_op, ComputeOp)
     *batch_axes, i, j = final_op.axis
-    mt = largest_divisor(m, 4)
-    nt = largest_divisor(n, 4 if mt > 1 else 8)
-    i_outer, i_inner = stage.split(i, factor=mt)
-    j_outer, j_inner = stage.split(j, factor=nt)
+    i_outer, i_inner = stage.split(i, factor=tile.rows)
+    j_outer, j_inner = stage.split(j, factor=tile.cols)
     (k_sum,) = final_op.reduce_axis
     stage.reorder(*batch_axes, i_outer, j_outer, i_inner, j_inner, k_sum)
     work = product(batch) * m * n * k
-    if product(batch) * -(-m // mt) >= 2 * cpu.cores:
+    if product(batch) * -(-m // tile.rows) >= 2 * cpu.cores:
         parallel_fused(stage, [*batch_axes, i_outer], work, cpu.cores)
     else:
         parallel_fused(stage, [*batch_axes, i_outer, j_outer], work, cpu.cores)
-    anchor = stage.leaf_iter_vars[-4]  # the innermost tile loop, outside the mt x nt point loops
+    anchor = stage.leaf_iter_vars[-4]  # the innermost tile loop, outside the rows x cols point loops
     s[partial].compute_at(stage, anchor)
     part = s[partial]
     data = [iv for iv in part.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
     reduce = [iv for iv in part.leaf_iter_vars if iv.kind is IterKind.REDUCE]
     part.reorder(*data[:-3], *reduce, *data[-3:])
-    part.unroll(data[-3])
-    part.unroll(data[-2])
+    if tile.unroll:
+        part.unroll(data[-3])
+        part.unroll(data[-2])
     part.vectorize(data[-1])

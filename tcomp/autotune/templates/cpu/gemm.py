@@ -13,6 +13,11 @@ or, with the knob ``micro_kernel`` on (float32, ``nr`` dividing N), the ``mr x n
 is one call of tcomp's GEMM micro-kernel (``unroll_mr`` and ``unroll_k`` then do not apply). ``nr`` is a multiple of
 the target's vector lanes (B is packed into ``[N / nr, K, nr]`` panels, zero-padded past N). The fallback config is
 the hand schedule's blocking (``choose_blocking``) with the micro-kernel, so tuning starts from it.
+
+A ``dense`` product that the default schedule computes as dot products (a row vector or a few rows: W's rows are
+contiguous along K, ``tcomp.ops.cpu.dense``) keeps that schedule, its tile turned into knobs: each output's sum in
+``dot_lanes`` partial sums, ``dot_rows x dot_cols`` outputs at once, the tile's loops unrolled or not
+(``dot_unroll``). Its fallback is the default schedule's tile.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tcomp import te
+from tcomp.arith.factors import divisors
 from tcomp.autotune.space import (
     AnnotatePolicy,
     Annotation,
@@ -34,12 +40,15 @@ from tcomp.autotune.space import (
 )
 from tcomp.autotune.template import template
 from tcomp.ir import dtype as dt
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.dense import DotTile, default_dot_tile, packed_plan, schedule_dot_tiles
 from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking
 from tcomp.ops.nn import batch_matmul as batch_matmul_compute
+from tcomp.ops.nn import matmul as matmul_compute
 from tcomp.schedule import Schedule, create_schedule
 from tcomp.target import Target, TargetKind
-from tcomp.te.tensor import Tensor
+from tcomp.te.tensor import ComputeOp, Tensor
 
 MAX_MR = 16
 
@@ -164,8 +173,42 @@ def matmul(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple
 
 @template("dense", reference=dense_reference, kind=TargetKind.LLVM)
 def dense(cfg: Config, M: int, N: int, K: int, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
-    """``C[M, N] = X[M, K] @ W[N, K]^T`` (a fully connected layer without bias)."""
-    return _packed_gemm(cfg, M, N, K, dtype, transpose_b=True)
+    """``C[M, N] = X[M, K] @ W[N, K]^T`` (a fully connected layer without bias). Where the default schedule runs
+    it as dot products (``tcomp.ops.cpu.dense``: a row vector, or rows too few for the packed GEMM), the knobs are
+    that schedule's tile; otherwise the packed GEMM's."""
+    cpu = CpuTarget.of(cfg.target)
+    X = te.placeholder((M, K), name="X", dtype=dtype)
+    W = te.placeholder((N, K), name="W", dtype=dtype)
+    C = matmul_compute(X, W, transpose_b=True, name="C")
+    assert isinstance(C.op, ComputeOp)
+    default = default_dot_tile(M, N, K, cpu.lanes(dtype))
+    if default is None or packed_plan(C.op, C, M, N, K, cpu) is not None:
+        return _packed_gemm(cfg, M, N, K, dtype, transpose_b=True)
+    tile = _dot_knobs(cfg, M, N, K, cpu, dtype, default)
+    s = create_schedule(C)
+    schedule_dot_tiles(s, s[C], C, [], M, N, K, cpu, tile)
+    return s, [X, W, C]
+
+
+def _dot_knobs(cfg: Config, M: int, N: int, K: int, cpu: CpuTarget, dtype: str, default: DotTile) -> DotTile:
+    """The dot-product tile's knobs: ``dot_lanes`` (partial sums per output: half a vector to four vectors, dividing
+    K), ``dot_rows`` and ``dot_cols`` (outputs per tile: divisors of M up to 4 and of N up to 16) and ``dot_unroll``.
+    A tile other than the default whose accumulators and loads would not fit the vector registers is outside the
+    space (``ValueError``)."""
+    lanes = cpu.lanes(dtype)
+    widths = [w for w in (lanes // 2, lanes, 2 * lanes, 4 * lanes) if w >= 1 and K % w == 0 and K >= 2 * w]
+    width = int(cfg.define_knob("dot_lanes", sorted({default.lanes, *widths}), fallback=default.lanes).val)
+    rows = int(cfg.define_knob("dot_rows", [d for d in divisors(M) if d <= max(4, default.rows)],
+                               fallback=default.rows).val)
+    cols = int(cfg.define_knob("dot_cols", [d for d in divisors(N) if d <= max(16, default.cols)],
+                               fallback=default.cols).val)
+    unroll = bool(cfg.define_knob("dot_unroll", [True, False], fallback=default.unroll).val)
+    tile = DotTile(width, rows, cols, unroll)
+    registers = (rows * cols + rows + 1) * -(-width // lanes)  # accumulators, the rows of X, a row of W
+    if registers > cpu.vector_registers and (rows, cols, width) != (default.rows, default.cols, default.lanes):
+        raise ValueError(f"dense: a {rows} x {cols} tile of {width}-lane partial sums needs {registers} vector "
+                         f"registers, the target has {cpu.vector_registers}")
+    return tile
 
 
 def batch_matmul_reference(inputs: list[np.ndarray], batch: int, M: int, N: int, K: int,
