@@ -7,8 +7,8 @@ objective (``Objective.RANK``) or squared error on normalized throughput (``Obje
 within each task); the task's own model then starts from the base model's predictions (XGBoost base margins), which
 helps in the first rounds. Records of earlier runs (``tcomp tune --resume``, ``Tuner.load_history``; ``tcomp tune
 --transfer``, ``Tuner.transfer``, which also takes the task's own records of another run) serve, and so can the
-other tasks of the same model measured earlier in the same run, where the caller sets ``XGBTuner.transfer_source``
-(``tcomp tune`` does not: whether that pays within a model is not measured yet).
+other tasks of the same model measured earlier in the same run (``XGBTuner.transfer_source``, which
+``TaskScheduler`` and so ``tcomp tune`` set).
 ``RandomModel`` is the fake for tests and for comparisons.
 """
 
@@ -70,7 +70,9 @@ class XGBoostCostModel:
         if not isinstance(objective, Objective):
             raise TypeError(f"objective must be an Objective, got {objective!r}")
         self.task = task
-        self.extractor = FeatureExtractor(task, feature_kind)
+        # loop-IR features: one extractor per task, shared with the transfers of its records to other tasks' models
+        loop_ir = feature_kind is FeatureKind.LOOP_IR
+        self.extractor = _extractor(task) if loop_ir else FeatureExtractor(task, feature_kind)
         self.objective = objective
         self.num_rounds = num_rounds
         self.num_threads = num_threads if num_threads is not None else -1  # -1: XGBoost's DMatrix uses every core
@@ -186,8 +188,9 @@ _EXTRACTORS_KEPT = 64
 
 
 def _extractor(task: Task) -> FeatureExtractor:
-    """A loop-IR feature extractor of ``task``, kept (with the features it computed) for the next transfer: a
-    model's tasks share their records with each other's models again and again."""
+    """The loop-IR feature extractor of ``task``, kept with the features it computed: the task's cost models use
+    it, and so do transfers of its records to other tasks' models (a run's tasks share their records with each
+    other's models again and again)."""
     extractor = _EXTRACTORS.pop(task.key, None) or FeatureExtractor(task, FeatureKind.LOOP_IR)
     _EXTRACTORS[task.key] = extractor
     while len(_EXTRACTORS) > _EXTRACTORS_KEPT:

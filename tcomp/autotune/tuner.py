@@ -139,8 +139,9 @@ class XGBTuner(Tuner):
     - Before each refit, the model ranks the measurements it has not been fitted on yet; Spearman's correlation
       and top-k recall against the measured throughputs go to ``quality`` and to the log.
     - ``transfer_source`` (a callable giving records, such as those of the other tasks of a model measured so far
-      in the same run): before a refit, when it holds more records of other tasks than at the last one, the model
-      learns its base from them (``load_history`` does the same once with records of earlier runs).
+      in the same run: ``TaskScheduler`` sets it): before a refit, when it holds at least twice as many records of
+      other tasks as at the last base fit, the model learns its base from them again (a few base fits per task,
+      not one per batch; ``load_history`` does the same once with records of earlier runs).
     """
 
     def __init__(self, task: Task, seed: int = 0, plan_size: int = 32, first_fit: int | None = None,
@@ -212,7 +213,7 @@ class XGBTuner(Tuner):
         self._check_model()
         if self.transfer_source is not None:
             others = [r for r in self.transfer_source() if r.task.key != self.task.key]
-            if len(others) > self._transferred:  # other tasks measured more since the last fit: learn from them
+            if len(others) >= max(1, 2 * self._transferred):  # twice as many as at the last fit: learn again
                 self._fit_base(others)
                 self._transferred = len(others)
         self.model.fit(self.indices, self.throughputs)

@@ -13,7 +13,7 @@ from autotune_fakes import analytic_cost
 from tcomp.autotune import create_task
 from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
 from tcomp.autotune.scheduler import TaskProgress, TaskScheduler
-from tcomp.autotune.tuner import RandomTuner
+from tcomp.autotune.tuner import RandomTuner, XGBTuner
 
 
 class ScaledMeasurer:
@@ -106,3 +106,17 @@ def test_bad_arguments_are_refused() -> None:
         TaskScheduler(_tuners(), weights=[1, 0])
     with pytest.raises(ValueError, match="budget must be positive"):
         TaskScheduler(_tuners()).tune(0, ScaledMeasurer({}))
+
+
+def test_each_cost_model_learns_from_the_other_tasks_of_the_run() -> None:
+    tasks = [create_task("matmul", shape) for shape in ((64, 64, 64), (32, 64, 32))]
+    tuners = [XGBTuner(task, seed=0, plan_size=8) for task in tasks]
+    measurer = ScaledMeasurer({task.key: 1.0 for task in tasks})
+    scheduler = TaskScheduler(tuners)
+    scheduler.tune(600, measurer, batch_size=8, max_trials=24, confirm=0)
+    assert len(scheduler.records) == sum(t.trial_count for t in tuners) == 48
+    for tuner, other in zip(tuners, reversed(tuners)):
+        assert tuner.transfer_source is not None
+        shared = [r for r in tuner.transfer_source() if r.task.key == other.task.key]
+        assert len(shared) == other.trial_count
+        assert tuner.model.base_booster is not None  # the base model was fitted on the other task's records
