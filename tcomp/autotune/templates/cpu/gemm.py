@@ -84,8 +84,10 @@ def _register_tile(entity: SplitEntity) -> bool:
 def _define_gemm_knobs(cfg: Config, M: int, N: int, K: int, dtype: str) -> None:
     lanes = vector_lanes(cfg.target, dtype)
     guide = _blocking(M, N, K, cfg.target)
+    cores = max(1, (cfg.target or Target.current_host()).num_cores)
+    block_rows = min(guide.mc, max(guide.mr, -(-M // cores)))  # a block of rows per core at least (i.0 is parallel)
     cfg.define_split("tile_i", M, 3, SplitPolicy.FACTORS, filter=_register_tile,
-                     fallback=[-1, max(1, guide.mc // guide.mr), guide.mr])
+                     fallback=[-1, max(1, block_rows // guide.mr), guide.mr])
     cfg.define_split("tile_j", N, 2, SplitPolicy.CANDIDATES, candidates=panel_width_candidates(N, lanes),
                      fallback=[-1, guide.nr])
     cfg.define_split("tile_k", K, 2, SplitPolicy.FACTORS, filter=lambda e: e.size[1] >= min(K, 8),
