@@ -108,3 +108,30 @@ def test_rotate_half_under_a_condition(head: int) -> None:
     first = cs[ps][:, np.minimum(m, half - 1)] * xs[:, base + np.minimum(m, half - 1)]
     second = ss[ps][:, np.maximum(m - half, 0)] * xs[:, base + np.maximum(m - half, 0)]
     np.testing.assert_array_equal(out, np.where(m < half, first, second))
+
+
+def test_loops_llvm_cannot_vectorize_build_without_llvm_remarks(capfd: pytest.CaptureFixture[str]) -> None:
+    """A vectorized loop whose body has index checks (a gather), and a loop with a periodic index whose body tcomp
+    vectorized itself, build without LLVM printing "loop not vectorized" (it did for every such kernel of a model)
+    and compute the right values."""
+    x = te.placeholder((64,), name="x")
+    idx = te.placeholder((48,), name="idx", dtype="int64")
+    gather = te.compute((48,), lambda i: x[idx[i].astype("int32")], name="gather")
+    s = tcomp.create_schedule(gather)
+    s[gather].vectorize(gather.op.axis[0])
+    gathered = tcomp.build(s, [x, idx, gather], target="llvm", check_bounds=True)
+    a = te.placeholder((16, 64), name="a")
+    t = te.compute((64, 16), lambda i, j: a[j, i // 16 * 16 + i % 16], name="t")
+    s = tcomp.create_schedule(t)
+    s[t].vectorize(t.op.axis[1])
+    transposed = tcomp.build(s, [a, t], target="llvm")
+    assert "loop not vectorized" not in capfd.readouterr().err
+    xs = RNG.random(64, dtype=np.float32)
+    ids = RNG.integers(0, 64, 48).astype(np.int64)
+    out = np.empty(48, np.float32)
+    gathered(xs, ids, out)
+    np.testing.assert_array_equal(out, xs[ids])
+    aa = RNG.random((16, 64), dtype=np.float32)
+    tt = np.empty((64, 16), np.float32)
+    transposed(aa, tt)
+    np.testing.assert_array_equal(tt, aa.T)

@@ -14,6 +14,12 @@ variables and loads count as unknown multiples of 1). A division of ``c * i + r`
 affine for ``w`` when ``w * |c|`` divides both ``k`` and ``r``'s known factor; its quotient is then constant per
 block and its remainder ``c * i + (r mod k)``. A division by a value that is not a constant, or of an index that
 is not affine in ``i``, bounds the width to 1 (no vectors).
+
+The bound goes only on loops LLVM's vectorizer can take (``auto_vectorizable``): with a width hint LLVM prints why
+it did not vectorize a loop ("remark: loop not vectorized: ..." on stderr, for every such loop of a model), and a
+body that already holds vector code or a call statement (a micro-kernel) is one it never vectorizes, so it needs no
+bound. A body with an assertion (an early exit) keeps it: LLVM 22 vectorizes some of those (the rotate-half above
+had index checks).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from tcomp.arith.factors import pow2_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.functor import post_order_visit, uses_var
-from tcomp.ir.stmt import Stmt
+from tcomp.ir.stmt import AssertStmt, Evaluate, Stmt
 
 # the widest vector (in elements) LLVM may choose: 64 one-byte lanes of a 512-bit register
 MAX_WIDTH = 64
@@ -51,6 +57,29 @@ def width_limit(var: E.Var, start: E.Expr, body: Stmt) -> int:
     while width > 1 and not _blockwise_affine(var, start, divisions, width):
         width //= 2
     return width
+
+
+def auto_vectorizable(body: Stmt) -> bool:
+    """Whether LLVM's loop vectorizer may take a loop with ``body``: False where the body holds vector expressions
+    (tcomp vectorized it) or a call statement."""
+    return not _holds(body, (E.Ramp, E.Broadcast, Evaluate))
+
+
+def exits_early(body: Stmt) -> bool:
+    """Whether ``body`` holds an assertion, a branch out of the loop: LLVM vectorizes such a loop only in some cases,
+    and where a loop it was told to vectorize stays scalar it prints a warning."""
+    return _holds(body, (AssertStmt,))
+
+
+def _holds(body: Stmt, kinds: tuple[type, ...]) -> bool:
+    found = False
+
+    def visit(node: object) -> None:
+        nonlocal found
+        found = found or isinstance(node, kinds)
+
+    post_order_visit(body, visit)
+    return found
 
 
 def _blockwise_affine(var: E.Var, start: E.Expr, divisions: list[E.BinaryOp], width: int) -> bool:

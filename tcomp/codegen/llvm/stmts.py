@@ -5,8 +5,9 @@ Every function emitted here returns ``i32``: 0 on success, else the id of the fa
 
 - ``For`` loops have a preheader, a header with a phi induction variable, a body and a latch; unrolled loops carry
   ``llvm.loop.unroll.full`` (``unroll.enable`` when the trip count is symbolic), vectorized ones
-  ``llvm.loop.vectorize.enable``; a loop whose indices divide its variable also carries the widest vector width
-  that stays inside one period of those divisions (``loop_width.py``: LLVM's vectorizer can misread wider ones).
+  ``llvm.loop.vectorize.enable`` where LLVM can vectorize them (scalar code without assertions: otherwise LLVM
+  warns that it could not); a loop whose indices divide its variable also carries the widest vector width that
+  stays inside one period of those divisions (``loop_width.py``: LLVM's vectorizer can misread wider ones).
   Parallel loops are outlined (``parallel.py``) unless already inside one.
 - ``Allocate``: scope ``local`` with a constant size up to 64 KiB is an ``alloca`` (align 64) in the entry block;
   anything else is ``aligned_alloc(64, round_up(bytes, 64))``, freed when the body ends. A failed heap allocation
@@ -25,7 +26,7 @@ import llvmlite.ir as ir
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.exprs import ExprEmitter
-from tcomp.codegen.llvm.loop_width import MAX_WIDTH, width_limit
+from tcomp.codegen.llvm.loop_width import MAX_WIDTH, auto_vectorizable, exits_early, width_limit
 from tcomp.codegen.llvm.parallel import emit_parallel_for
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
@@ -186,10 +187,11 @@ class FunctionEmitter(ExprEmitter):
             width = width_limit(stmt.loop_var, stmt.min, stmt.body)
             if width == 1:
                 options.append(("llvm.loop.vectorize.enable", False))
-            elif kind == S.ForKind.VECTORIZED:
-                options.append(("llvm.loop.vectorize.enable", True))
-            if 1 < width < MAX_WIDTH:
-                options.append(("llvm.loop.vectorize.width", width))
+            elif auto_vectorizable(stmt.body):
+                if kind == S.ForKind.VECTORIZED and not exits_early(stmt.body):
+                    options.append(("llvm.loop.vectorize.enable", True))
+                if width < MAX_WIDTH:
+                    options.append(("llvm.loop.vectorize.width", width))
         metadata = self.ctx.loop_metadata(options) if options else None
         begin = self.emit_as(stmt.min, stmt.loop_var.dtype)
         end = self.builder.add(begin, self.emit_as(stmt.extent, stmt.loop_var.dtype))
