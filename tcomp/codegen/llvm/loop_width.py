@@ -19,16 +19,19 @@ The bound goes only on loops LLVM's vectorizer can take (``auto_vectorizable``):
 it did not vectorize a loop ("remark: loop not vectorized: ..." on stderr, for every such loop of a model), and a
 body that already holds vector code or a call statement (a micro-kernel) is one it never vectorizes, so it needs no
 bound. A body with an assertion (an early exit) keeps it: LLVM 22 vectorizes some of those (the rotate-half above
-had index checks).
+had index checks). A bounded loop around a loop tcomp does not unroll (``holds_loop``) is not vectorized at all:
+LLVM could vectorize it only after unrolling the inner loop itself, and where it then fails it prints why.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tcomp.arith.factors import pow2_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.functor import post_order_visit, uses_var
-from tcomp.ir.stmt import AssertStmt, Evaluate, Stmt
+from tcomp.ir.stmt import AssertStmt, Evaluate, For, ForKind, Stmt
 
 # the widest vector (in elements) LLVM may choose: 64 one-byte lanes of a 512-bit register
 MAX_WIDTH = 64
@@ -62,21 +65,28 @@ def width_limit(var: E.Var, start: E.Expr, body: Stmt) -> int:
 def auto_vectorizable(body: Stmt) -> bool:
     """Whether LLVM's loop vectorizer may take a loop with ``body``: False where the body holds vector expressions
     (tcomp vectorized it) or a call statement."""
-    return not _holds(body, (E.Ramp, E.Broadcast, Evaluate))
+    return not _holds(body, lambda node: isinstance(node, (E.Ramp, E.Broadcast, Evaluate)))
+
+
+def holds_loop(body: Stmt) -> bool:
+    """Whether ``body`` holds a loop tcomp does not unroll. LLVM vectorizes innermost loops only, but may unroll a
+    short inner loop by itself and then vectorize the loop around it; where that loop has a periodic index and is
+    not vectorized after all (its body became a ``memcpy`` call, say), the width hint makes LLVM print why."""
+    return _holds(body, lambda node: isinstance(node, For) and node.kind is not ForKind.UNROLLED)
 
 
 def exits_early(body: Stmt) -> bool:
     """Whether ``body`` holds an assertion, a branch out of the loop: LLVM vectorizes such a loop only in some cases,
     and where a loop it was told to vectorize stays scalar it prints a warning."""
-    return _holds(body, (AssertStmt,))
+    return _holds(body, lambda node: isinstance(node, AssertStmt))
 
 
-def _holds(body: Stmt, kinds: tuple[type, ...]) -> bool:
+def _holds(body: Stmt, test: Callable[[object], bool]) -> bool:
     found = False
 
     def visit(node: object) -> None:
         nonlocal found
-        found = found or isinstance(node, kinds)
+        found = found or test(node)
 
     post_order_visit(body, visit)
     return found

@@ -26,7 +26,7 @@ import llvmlite.ir as ir
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.exprs import ExprEmitter
-from tcomp.codegen.llvm.loop_width import MAX_WIDTH, auto_vectorizable, exits_early, width_limit
+from tcomp.codegen.llvm.loop_width import MAX_WIDTH, auto_vectorizable, exits_early, holds_loop, width_limit
 from tcomp.codegen.llvm.parallel import emit_parallel_for
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
@@ -185,7 +185,7 @@ class FunctionEmitter(ExprEmitter):
             options.append(("llvm.loop.unroll.full" if full else "llvm.loop.unroll.enable",))
         else:
             width = width_limit(stmt.loop_var, stmt.min, stmt.body)
-            if width == 1:
+            if width == 1 or (width < MAX_WIDTH and holds_loop(stmt.body)):
                 options.append(("llvm.loop.vectorize.enable", False))
             elif auto_vectorizable(stmt.body):
                 if kind == S.ForKind.VECTORIZED and not exits_early(stmt.body):
