@@ -76,8 +76,9 @@ class TaskScheduler:
         self.tuners = list(tuners)
         self.progress = [TaskProgress(float(w)) for w in weights]
         self.order: list[int] = []  # which task each batch went to
-        self.records: list[Record] = []  # every measurement of the run, each task's cost model learns from
-        for tuner in self.tuners:  # the other tasks' (their base model: ``XGBTuner.transfer_source``)
+        # every measurement of the run: each task's cost model fits its base on the other tasks' records
+        self.records: list[Record] = []
+        for tuner in self.tuners:
             if isinstance(tuner, XGBTuner) and tuner.transfer_source is None:
                 tuner.transfer_source = self._shared_records
 
