@@ -391,7 +391,8 @@ def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTa
     parallel_fused(stage, outer, product(sizes) * reduce_sizes[0], cpu.cores)
     stage.unroll(oc_inner)
     stage.vectorize(columns)
-    if host is not None:
+    if host is not None:  # the epilogue over whole planes too: rows of 28 or 14 pixels do not fill vectors
+        host.fuse(*host.op.axis[2:])  # type: ignore[attr-defined]
         schedule_elementwise(host, cpu)
     return True
 
