@@ -34,6 +34,7 @@ from tcomp.ops.cpu import (
 from tcomp.ops.cpu.common import vector_factor
 from tcomp.ops.cpu.conv2d import depthwise_vector_width, pointwise_plane_tile
 from tcomp.ops.testing import random_data
+from tcomp.schedule.relation import AttachType
 from tests.ops.op_cases import CASES
 
 RNG = np.random.default_rng(700)
@@ -162,16 +163,20 @@ def test_conv2d_nchw(channels: int, size: tuple[int, int], out_channels: int, ke
     build_and_check(schedule_conv2d_nchw([out]), [x_t, w_t, out], [x, w], expected, 1e-4, 1e-4)
 
 
-def test_pointwise_conv2d_nchw_plane_with_epilogue() -> None:
-    """ShuffleNet's grouped 1x1 convolution at 28x28 with its bias and ReLU: the plane-row tile, then the epilogue."""
-    x_t = te.placeholder((1, 136, 28, 28), name="data")
-    w_t = te.placeholder((136, 34, 1, 1), name="kernel")
-    b_t = te.placeholder((136,), name="bias")
+@pytest.mark.parametrize(("channels", "size"), [(136, (28, 28)), (272, (14, 14)), (24, (5, 13))])
+def test_pointwise_conv2d_nchw_plane_with_epilogue(channels: int, size: tuple[int, int]) -> None:
+    """ShuffleNet's grouped 1x1 convolutions with their bias and ReLU (and planes with a tail after whole vectors):
+    the convolution is computed per tile of channels inside the epilogue's parallel loop."""
+    x_t = te.placeholder((1, channels, *size), name="data")
+    w_t = te.placeholder((channels, channels // 4, 1, 1), name="kernel")
+    b_t = te.placeholder((channels,), name="bias")
     conv = ops.conv2d_nchw(x_t, w_t, 1, 0, 1, 4)
     out = te.compute(conv.shape, lambda n, c, y, x: te.max(conv[n, c, y, x] + b_t[c], 0.0), name="bias_relu")
-    x, w, b = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t)), random_data(RNG, (136,))
+    s = schedule_cpu([out])
+    assert s[conv].attach_type is AttachType.SCOPE
+    x, w, b = random_data(RNG, _ints(x_t)), random_data(RNG, _ints(w_t)), random_data(RNG, (channels,))
     expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, 0, 1, 4) + b[None, :, None, None], 0.0)
-    build_and_check(schedule_cpu([out]), [x_t, w_t, b_t, out], [x, w, b], expected, 1e-4, 1e-4)
+    build_and_check(s, [x_t, w_t, b_t, out], [x, w, b], expected, 1e-4, 1e-4)
 
 
 @pytest.mark.parametrize(("channels", "size", "groups"), [(272, (14, 14), 4), (24, (5, 13), 2)])
