@@ -15,17 +15,18 @@ affine for ``w`` when ``w * |c|`` divides both ``k`` and ``r``'s known factor; i
 block and its remainder ``c * i + (r mod k)``. A division by a value that is not a constant, or of an index that
 is not affine in ``i``, bounds the width to 1 (no vectors).
 
-The bound goes only on loops LLVM's vectorizer can take (``auto_vectorizable``): with a width hint LLVM prints why
-it did not vectorize a loop ("remark: loop not vectorized: ..." on stderr, for every such loop of a model), and a
-body that already holds vector code or a call statement (a micro-kernel) is one it never vectorizes, so it needs no
-bound. A body with an assertion (an early exit) keeps it: LLVM 22 vectorizes some of those (the rotate-half above
-had index checks). A bounded loop around a loop tcomp does not unroll (``holds_loop``) is not vectorized at all:
-LLVM could vectorize it only after unrolling the inner loop itself, and where it then fails it prints why.
+The bound goes only on loops LLVM's vectorizer can take (``vectorizer_hints``, from one walk of the body,
+``survey``): with a width hint LLVM prints why it did not vectorize a loop ("remark: loop not vectorized: ..." on
+stderr, for every such loop of a model), and a body that already holds vector code or a call statement (a
+micro-kernel) is one it never vectorizes, so it needs no bound. A body with an assertion (an early exit) keeps it:
+LLVM 22 vectorizes some of those (the rotate-half above had index checks), but a vectorized loop with one is not
+forced on LLVM (which warns where it cannot). A bounded loop around a loop tcomp does not unroll is not vectorized
+at all: LLVM could vectorize it only after unrolling the inner loop itself, and where it then fails it prints why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from tcomp.arith.factors import pow2_divisor
 from tcomp.ir import dtype as dt
@@ -43,56 +44,69 @@ class _NotAffine(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class LoopBody:
+    """What LLVM's vectorizer makes of a loop's body, gathered in one walk (``survey``)."""
+
+    divisions: tuple[E.BinaryOp, ...]  # integer divisions and remainders of expressions of the loop variable
+    vector_code: bool  # vector expressions (tcomp vectorized it) or a call statement (a micro-kernel)
+    assertion: bool  # a branch out of the loop
+    inner_loop: bool  # a loop tcomp does not unroll
+
+
+def survey(var: E.Var, body: Stmt) -> LoopBody:
+    """The ``LoopBody`` of the loop over ``var`` with ``body``."""
+    divisions: list[E.BinaryOp] = []
+    flags = {"vector_code": False, "assertion": False, "inner_loop": False}
+
+    def visit(node: object) -> None:
+        if isinstance(node, _DIVISIONS) and dt.is_int(node.dtype) and uses_var(node.a, [var]):
+            divisions.append(node)
+        elif isinstance(node, (E.Ramp, E.Broadcast, Evaluate)):
+            flags["vector_code"] = True
+        elif isinstance(node, AssertStmt):
+            flags["assertion"] = True
+        elif isinstance(node, For) and node.kind is not ForKind.UNROLLED:
+            flags["inner_loop"] = True
+
+    post_order_visit(body, visit)
+    return LoopBody(tuple(divisions), **flags)
+
+
+def vectorizer_hints(loop: For) -> list[tuple[str, bool | int]]:
+    """The ``llvm.loop.vectorize`` options of a loop that tcomp does not unroll (see the module docstring): off
+    where the width bound is 1, or below the widest vector around a loop tcomp does not unroll; on a body LLVM can
+    vectorize, forced for a vectorized loop without assertions, and the width bound where there is one; else
+    none."""
+    body = survey(loop.loop_var, loop.body)
+    width = _width(loop.loop_var, loop.min, body.divisions)
+    if width == 1 or (width < MAX_WIDTH and body.inner_loop):
+        return [("llvm.loop.vectorize.enable", False)]
+    if body.vector_code:
+        return []
+    hints: list[tuple[str, bool | int]] = []
+    if loop.kind is ForKind.VECTORIZED and not body.assertion:
+        hints.append(("llvm.loop.vectorize.enable", True))
+    if width < MAX_WIDTH:
+        hints.append(("llvm.loop.vectorize.width", width))
+    return hints
+
+
 def width_limit(var: E.Var, start: E.Expr, body: Stmt) -> int:
     """The widest vector (a power of two up to ``MAX_WIDTH``) for which the loop ``for var in [start, ...):
     body`` stays correct under LLVM's reading of its integer divisions (see the module docstring); ``MAX_WIDTH``
     when its body divides no expression of ``var``."""
-    divisions: list[E.BinaryOp] = []
+    return _width(var, start, survey(var, body).divisions)
 
-    def collect(node: object) -> None:
-        if isinstance(node, _DIVISIONS) and dt.is_int(node.dtype) and uses_var(node.a, [var]):
-            divisions.append(node)
 
-    post_order_visit(body, collect)
-    if not divisions:
-        return MAX_WIDTH
+def _width(var: E.Var, start: E.Expr, divisions: tuple[E.BinaryOp, ...]) -> int:
     width = MAX_WIDTH
-    while width > 1 and not _blockwise_affine(var, start, divisions, width):
+    while divisions and width > 1 and not _blockwise_affine(var, start, divisions, width):
         width //= 2
     return width
 
 
-def auto_vectorizable(body: Stmt) -> bool:
-    """Whether LLVM's loop vectorizer may take a loop with ``body``: False where the body holds vector expressions
-    (tcomp vectorized it) or a call statement."""
-    return not _holds(body, lambda node: isinstance(node, (E.Ramp, E.Broadcast, Evaluate)))
-
-
-def holds_loop(body: Stmt) -> bool:
-    """Whether ``body`` holds a loop tcomp does not unroll. LLVM vectorizes innermost loops only, but may unroll a
-    short inner loop by itself and then vectorize the loop around it; where that loop has a periodic index and is
-    not vectorized after all (its body became a ``memcpy`` call, say), the width hint makes LLVM print why."""
-    return _holds(body, lambda node: isinstance(node, For) and node.kind is not ForKind.UNROLLED)
-
-
-def exits_early(body: Stmt) -> bool:
-    """Whether ``body`` holds an assertion, a branch out of the loop: LLVM vectorizes such a loop only in some cases,
-    and where a loop it was told to vectorize stays scalar it prints a warning."""
-    return _holds(body, lambda node: isinstance(node, AssertStmt))
-
-
-def _holds(body: Stmt, test: Callable[[object], bool]) -> bool:
-    found = False
-
-    def visit(node: object) -> None:
-        nonlocal found
-        found = found or test(node)
-
-    post_order_visit(body, visit)
-    return found
-
-
-def _blockwise_affine(var: E.Var, start: E.Expr, divisions: list[E.BinaryOp], width: int) -> bool:
+def _blockwise_affine(var: E.Var, start: E.Expr, divisions: tuple[E.BinaryOp, ...], width: int) -> bool:
     affine = _Affine(var, width)
     try:
         if affine.form(start)[1] % width:

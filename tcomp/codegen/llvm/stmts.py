@@ -26,7 +26,7 @@ import llvmlite.ir as ir
 from tcomp.codegen.llvm import types as T
 from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.exprs import ExprEmitter
-from tcomp.codegen.llvm.loop_width import MAX_WIDTH, auto_vectorizable, exits_early, holds_loop, width_limit
+from tcomp.codegen.llvm.loop_width import vectorizer_hints
 from tcomp.codegen.llvm.parallel import emit_parallel_for
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
@@ -184,14 +184,7 @@ class FunctionEmitter(ExprEmitter):
             full = isinstance(stmt.extent, E.IntImm)
             options.append(("llvm.loop.unroll.full" if full else "llvm.loop.unroll.enable",))
         else:
-            width = width_limit(stmt.loop_var, stmt.min, stmt.body)
-            if width == 1 or (width < MAX_WIDTH and holds_loop(stmt.body)):
-                options.append(("llvm.loop.vectorize.enable", False))
-            elif auto_vectorizable(stmt.body):
-                if kind == S.ForKind.VECTORIZED and not exits_early(stmt.body):
-                    options.append(("llvm.loop.vectorize.enable", True))
-                if width < MAX_WIDTH:
-                    options.append(("llvm.loop.vectorize.width", width))
+            options.extend(vectorizer_hints(stmt))
         metadata = self.ctx.loop_metadata(options) if options else None
         begin = self.emit_as(stmt.min, stmt.loop_var.dtype)
         end = self.builder.add(begin, self.emit_as(stmt.extent, stmt.loop_var.dtype))
