@@ -385,24 +385,22 @@ def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTa
     channels, width = tile
     work = product(sizes) * reduce_sizes[0]
     stage = s[tensor]
-    rc, ry, rx = stage.op.reduce_axis  # type: ignore[attr-defined]
-    if host is not None and channels < oc_extent:
-        _epilogue_per_channel_tile(host, stage, channels, work, cpu)
-        n, oc, oh, ow = stage.op.axis  # type: ignore[attr-defined]
-        columns_outer, columns = stage.split(stage.fuse(oh, ow), factor=width)
-        stage.reorder(n, columns_outer, rc, ry, rx, oc, columns)
-        stage.unroll(oc)
-        stage.vectorize(columns)
-        return True
     n, oc, oh, ow = stage.op.axis  # type: ignore[attr-defined]
+    rc, ry, rx = stage.op.reduce_axis  # type: ignore[attr-defined]
     columns_outer, columns = stage.split(stage.fuse(oh, ow), factor=width)
-    oc_outer, oc_inner = _split_to(stage, oc, channels, oc_extent)
-    outer = [n] + ([oc_outer] if oc_outer is not None else [])
+    in_host = host is not None and channels < oc_extent
+    if in_host and host is not None:  # computed per tile of channels of the epilogue: ``oc`` spans one tile
+        _epilogue_per_channel_tile(host, stage, channels, work, cpu)
+        outer, oc_inner = [n], oc
+    else:
+        oc_outer, oc_inner = _split_to(stage, oc, channels, oc_extent)
+        outer = [n] + ([oc_outer] if oc_outer is not None else [])
     stage.reorder(*outer, columns_outer, rc, ry, rx, oc_inner, columns)
-    parallel_fused(stage, outer, work, cpu.cores)
+    if not in_host:
+        parallel_fused(stage, outer, work, cpu.cores)
     stage.unroll(oc_inner)
     stage.vectorize(columns)
-    if host is not None:  # the epilogue over whole planes too: rows of 28 or 14 pixels do not fill vectors
+    if host is not None and not in_host:  # the epilogue over whole planes: rows of 28 or 14 pixels fill no vectors
         host.fuse(*host.op.axis[2:])  # type: ignore[attr-defined]
         schedule_elementwise(host, cpu)
     return True
