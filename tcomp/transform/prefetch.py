@@ -65,7 +65,6 @@ def _line_starts(index: Expr, dtype: str) -> list[Expr]:
     return [index.base if offset == 0 else index.base + offset for offset in range(0, index.lanes, per_line)]
 
 
-
 class _Injector(Mutator):
     def visit_For(self, node: For) -> Stmt:
         body = self.visit(node.body)

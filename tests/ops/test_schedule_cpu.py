@@ -137,7 +137,7 @@ def test_conv_that_is_also_an_output_is_not_fused() -> None:
 
 def test_sum_of_two_convs_hosts_one() -> None:
     # rows of 16 fill the vectors of AVX2 and AVX-512 alike (a 1x1 convolution over rows that do not would run by
-    # output planes, _pointwise_plane, computed per tile of channels of its epilogue)
+    # output planes, conv_plane.schedule_pointwise_plane, computed per tile of channels of its epilogue)
     x_t = te.placeholder((1, 4, 8, 16), name="x")
     w1, w2 = te.placeholder((8, 4, 3, 3), name="w1"), te.placeholder((8, 4, 1, 1), name="w2")
     conv1, conv2 = ops.conv2d_nchw(x_t, w1, 1, 1, name="c1"), ops.conv2d_nchw(x_t, w2, 1, 0, name="c2")

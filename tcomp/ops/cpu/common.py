@@ -22,6 +22,7 @@ from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_in
 from tcomp.ir.functor import free_vars, post_order_visit
 from tcomp.ops.cpu.views import placeholder_reads
 from tcomp.ops.nchwc import Layout
+from tcomp.ops.utils import OpKind, op_kind
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target, TargetKind
@@ -114,6 +115,21 @@ def dot_lanes(k: int, lanes: int) -> int:
     while width > 1 and k % width:
         width //= 2
     return width
+
+
+def padding_stage(s: Schedule, op: ComputeOp) -> Stage | None:
+    """The padding stage a convolution reads, if it has one and it is not inlined."""
+    for tensor in op.input_tensors():
+        if op_kind(tensor.op) is OpKind.PAD:
+            return s[tensor]
+    return None
+
+
+def split_to(stage: Stage, axis: IterVar, factor: int, extent: int) -> tuple[IterVar | None, IterVar]:
+    """``axis`` (of ``extent`` iterations) split by ``factor``; no outer loop where the factor covers it all."""
+    if factor >= extent:
+        return None, axis
+    return stage.split(axis, factor=factor)
 
 
 def parallel_fused(stage: Stage, axes: Sequence[IterVar], work: int | None, cores: int) -> IterVar | None:

@@ -22,7 +22,8 @@ the schedule asks ``choose(op, workload)`` first (``nchwc_workload``: the convol
 ``conv2d_nchwc_blocked`` tuning template takes them); the graph compiler does this with its tuning records.
 
 ``conv2d_nchw`` tiles ``oc_t`` output channels x ``vw`` consecutive output columns (one vector, a contiguous load of
-the input row per reduction step, broadcast weights); the depthwise schedule tiles one vector of columns.
+the input row per reduction step, broadcast weights), or for a 1x1 convolution whose rows do not fill vectors, whole
+output planes (``conv_plane.py``); the depthwise schedule tiles one vector of columns.
 """
 
 from __future__ import annotations
@@ -33,18 +34,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tcomp.arith.factors import divisors, largest_divisor
-from tcomp.ir.expr import IterKind, IterVar, const_int_value
+from tcomp.ir.expr import IterKind, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
     TileChoice,
     TileChooser,
     extents,
+    padding_stage,
     parallel_fused,
     product,
     schedule_elementwise,
+    split_to,
     vector_factor,
 )
-from tcomp.ops.utils import OpKind, op_kind
+from tcomp.ops.cpu.conv_plane import schedule_pointwise_plane
+from tcomp.ops.utils import OpKind
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
@@ -56,14 +60,6 @@ _SPARE_REGISTERS = 4
 _TILE_FREE_REGISTERS = 3
 # how much better a register tile with a tail must score than one that divides the row (``register_tile``)
 _EXACT_TILE_PREFERENCE = 1.1
-
-
-def padding_stage(s: Schedule, op: ComputeOp) -> Stage | None:
-    """The padding stage a convolution reads, if it has one and it is not inlined."""
-    for tensor in op.input_tensors():
-        if op_kind(tensor.op) is OpKind.PAD:
-            return s[tensor]
-    return None
 
 
 def schedule_padding(s: Schedule, op: ComputeOp, cpu: CpuTarget) -> None:
@@ -80,12 +76,6 @@ def _output_stage(s: Schedule, tensor: Tensor, host: Stage | None) -> tuple[Stag
         return host, s[tensor]
     cache = s.cache_write(tensor, "local")
     return s[tensor], s[cache]
-
-
-def _split_to(stage: Stage, axis: IterVar, factor: int, extent: int) -> tuple[IterVar | None, IterVar]:
-    if factor >= extent:
-        return None, axis
-    return stage.split(axis, factor=factor)
 
 
 @dataclass(frozen=True)
@@ -249,8 +239,8 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
     else:
         n, oc_chunk, oh, ow, oc_inner = out.op.axis  # type: ignore[attr-defined]
         vector_axis = "oc"
-    ow_outer, ow_inner = _split_to(out, ow, tile.reg_n, ow_extent)
-    oc_outer, oc_tile = _split_to(out, oc_chunk, tile.oc_chunks, oc_chunks)
+    ow_outer, ow_inner = split_to(out, ow, tile.reg_n, ow_extent)
+    oc_outer, oc_tile = split_to(out, oc_chunk, tile.oc_chunks, oc_chunks)
     channel_tiles = [oc_outer] if oc_outer is not None else []
     outer = [n, oh, *channel_tiles] if tile.rows_outer else [n, *channel_tiles, oh]
     tile_loops = [ow_outer] if ow_outer is not None else []
@@ -282,9 +272,9 @@ def _nchwc_blocked_reduction(s: Schedule, tensor: Tensor, host: Stage | None, cp
     _, oc_chunks, _, ow_extent, _ = sizes
     n, oc_chunk, oh, ow, oc_inner = stage.op.axis  # type: ignore[attr-defined]
     ic, ry, rx, icb = stage.op.reduce_axis  # type: ignore[attr-defined]
-    oc_outer, oc_tile = _split_to(stage, oc_chunk, tile.oc_chunks, oc_chunks)
-    ow_outer, ow_inner = _split_to(stage, ow, tile.reg_n, ow_extent)
-    ic_outer, ic_inner = _split_to(stage, ic, tile.ic_chunks, reduce_sizes[0])
+    oc_outer, oc_tile = split_to(stage, oc_chunk, tile.oc_chunks, oc_chunks)
+    ow_outer, ow_inner = split_to(stage, ow, tile.reg_n, ow_extent)
+    ic_outer, ic_inner = split_to(stage, ic, tile.ic_chunks, reduce_sizes[0])
     outer = [n] + ([oc_outer] if oc_outer is not None else [])
     blocks = [ic_outer] if ic_outer is not None else []
     columns = [ow_outer] if ow_outer is not None else []
@@ -330,15 +320,15 @@ def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, 
         return
     op, sizes, _ = known
     _, oc_extent, oh_extent, ow_extent = sizes
-    if tile is None and _pointwise_plane(s, tensor, host, cpu, sizes):
+    if tile is None and schedule_pointwise_plane(s, tensor, host, cpu, sizes):
         return
     tile = tile or conv2d_nchw_tile(oc_extent, oh_extent, ow_extent, cpu, cpu.lanes(tensor.dtype))
     schedule_padding(s, op, cpu)
     out, acc = _output_stage(s, tensor, host)
     n, oc, oh, ow = out.op.axis  # type: ignore[attr-defined]
-    oc_outer, oc_inner = _split_to(out, oc, tile.oc_t, oc_extent)
-    oh_outer, oh_inner = _split_to(out, oh, tile.rows, oh_extent)
-    ow_outer, ow_inner = _split_to(out, ow, tile.vw, ow_extent)
+    oc_outer, oc_inner = split_to(out, oc, tile.oc_t, oc_extent)
+    oh_outer, oh_inner = split_to(out, oh, tile.rows, oh_extent)
+    ow_outer, ow_inner = split_to(out, ow, tile.vw, ow_extent)
     outer = [n] + ([oc_outer] if oc_outer is not None else []) + ([oh_outer] if oh_outer is not None else [])
     tile_loops = [ow_outer] if ow_outer is not None else []
     out.reorder(*outer, *tile_loops, oc_inner, oh_inner, ow_inner)
@@ -353,99 +343,6 @@ def schedule_conv2d_nchw_stage(s: Schedule, tensor: Tensor, host: Stage | None, 
     acc.unroll(a_oc)
     acc.unroll(a_oh)
     acc.vectorize(a_ow)
-
-
-# whole tiles of a plane before a tail pays for the plane schedule (see pointwise_plane_tile)
-_PLANE_TILES_BEFORE_TAIL = 4
-
-
-def _pointwise_plane(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, sizes: list[int]) -> bool:
-    """A 1x1, stride-1, unpadded ``conv2d_nchw`` (ShuffleNet's grouped 1x1 convolutions) whose rows do not fill
-    vectors (``OW % lanes != 0``) but whose output planes split into tiles of one to two vectors
-    (``pointwise_plane_tile``): each output plane is one contiguous row of ``OH * OW`` columns, tiled channels of
-    one group x consecutive columns, a matrix product per group. The rows and columns are fused, which the register
-    tile of the general schedule (a local cache computed at the tile) cannot follow, so the tile accumulates in
-    memory: in the output, or with a fused epilogue in a local buffer of a tile of channels' whole planes, computed
-    inside the epilogue's parallel loop over those tiles (``_epilogue_per_channel_tile``). Measured on znver1, 136
-    -> 136 channels in 4 groups at 28x28, one thread: 0.55 -> 0.24 ms. Returns False (nothing scheduled) for any
-    other convolution."""
-    op = s[tensor].op
-    assert isinstance(op, ComputeOp)
-    _, oc_extent, oh_extent, ow_extent = sizes
-    lanes = cpu.lanes(tensor.dtype)
-    reduce_sizes = extents(op.reduce_axis)
-    if reduce_sizes is None or reduce_sizes[1:] != [1, 1] or tuple(op.attrs.get("stride", ())) != (1, 1):
-        return False
-    if padding_stage(s, op) is not None or ow_extent % lanes == 0:
-        return False
-    tile = pointwise_plane_tile(oc_extent, int(op.attrs.get("groups", 1)), oh_extent * ow_extent, lanes,
-                                cpu.vector_registers)
-    if tile is None:
-        return False
-    channels, width = tile
-    work = product(sizes) * reduce_sizes[0]
-    stage = s[tensor]
-    n, oc, oh, ow = stage.op.axis  # type: ignore[attr-defined]
-    rc, ry, rx = stage.op.reduce_axis  # type: ignore[attr-defined]
-    columns_outer, columns = stage.split(stage.fuse(oh, ow), factor=width)
-    in_host = host is not None and channels < oc_extent
-    if in_host and host is not None:  # computed per tile of channels of the epilogue: ``oc`` spans one tile
-        _epilogue_per_channel_tile(host, stage, channels, work, cpu)
-        outer, oc_inner = [n], oc
-    else:
-        oc_outer, oc_inner = _split_to(stage, oc, channels, oc_extent)
-        outer = [n] + ([oc_outer] if oc_outer is not None else [])
-    stage.reorder(*outer, columns_outer, rc, ry, rx, oc_inner, columns)
-    if not in_host:
-        parallel_fused(stage, outer, work, cpu.cores)
-    stage.unroll(oc_inner)
-    stage.vectorize(columns)
-    if host is not None and not in_host:  # the epilogue over whole planes: rows of 28 or 14 pixels fill no vectors
-        host.fuse(*host.op.axis[2:])  # type: ignore[attr-defined]
-        schedule_elementwise(host, cpu)
-    return True
-
-
-def _epilogue_per_channel_tile(host: Stage, stage: Stage, channels: int, work: int, cpu: CpuTarget) -> None:
-    """The plane schedule's epilogue ``host`` by tiles of ``channels`` whole planes, in parallel, with the
-    convolution ``stage`` computed at each: a tile's planes go to a local buffer (17 channels of 28x28 are 53 KB,
-    in cache) and the epilogue reads them there, in the same parallel loop. (Tiles of single vectors of the fused
-    planes cannot host it: bound inference gives such a tile the whole plane.)"""
-    n, oc, oh, ow = host.op.axis  # type: ignore[attr-defined]
-    oc_outer, oc_inner = host.split(oc, factor=channels)
-    plane = host.fuse(oh, ow)
-    host.reorder(n, oc_outer, oc_inner, plane)
-    tiles = parallel_fused(host, [n, oc_outer], work, cpu.cores)
-    assert tiles is not None
-    lanes = cpu.lanes(host.op.output(0).dtype)  # type: ignore[attr-defined]
-    _, pixels = host.split(plane, factor=lanes)
-    host.vectorize(pixels)
-    stage.compute_at(host, tiles)
-
-
-def pointwise_plane_tile(out_channels: int, groups: int, plane: int, lanes: int,
-                         registers: int) -> tuple[int, int] | None:
-    """``(channels, columns)`` of a ``_pointwise_plane`` register tile over output planes of ``plane`` pixels, or
-    ``None`` when no tile fits. ``columns``: one or two vectors, whichever tile holds more accumulators, that
-    divide the plane or leave a tail after at least ``_PLANE_TILES_BEFORE_TAIL`` whole tiles (196 pixels on 16
-    lanes: 12 vectors and 4 pixels). ``channels``: the largest divisor of a group's output channels whose
-    accumulators fit the registers beside the input vectors and a broadcast weight, so that every channel of the
-    tile reads the same input columns (one load per input vector for the whole tile; a tile straddling two groups
-    loads each input vector once per channel: measured on znver1, one thread, 136 -> 136 channels in 4 groups at
-    28x28 with bias and ReLU, 4 channels straddling groups 0.43 ms, 2 channels of one group 0.31 ms). Where a
-    group's channels have no such divisor above 1, the largest divisor of all the channels."""
-    group_out = out_channels // groups if groups > 0 and out_channels % groups == 0 else out_channels
-    best: tuple[int, int] | None = None
-    for width in (2 * lanes, lanes):
-        if plane % width and plane < _PLANE_TILES_BEFORE_TAIL * width:
-            continue
-        vectors = width // lanes
-        budget = max(1, (registers - vectors - 1) // vectors)
-        within = largest_divisor(group_out, budget)
-        channels = within if within >= 2 else largest_divisor(out_channels, budget)
-        if best is None or channels * vectors > best[0] * best[1] // lanes:
-            best = (channels, width)
-    return best
 
 
 def strided(op: ComputeOp) -> bool:
@@ -506,8 +403,8 @@ def _window_nchw(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget
             schedule_padding(s, op, cpu)
     out, acc = _output_stage(s, tensor, host)
     n, c, oh, ow = out.op.axis  # type: ignore[attr-defined]
-    oh_outer, oh_inner = _split_to(out, oh, rows, oh_extent)
-    ow_outer, ow_inner = _split_to(out, ow, vw, ow_extent)
+    oh_outer, oh_inner = split_to(out, oh, rows, oh_extent)
+    ow_outer, ow_inner = split_to(out, ow, vw, ow_extent)
     outer = [n, c] + ([oh_outer] if oh_outer is not None else [])
     tile = [ow_outer] if ow_outer is not None else []
     out.reorder(*outer, *tile, oh_inner, ow_inner)
@@ -542,7 +439,7 @@ def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Sta
         padding.compute_inline()  # bounds tests in the window cost less than a padded copy of the input
     out, acc = _output_stage(s, tensor, host)
     n, c, oh, ow, b = out.op.axis  # type: ignore[attr-defined]
-    ow_outer, ow_inner = _split_to(out, ow, reg_n, ow_extent)
+    ow_outer, ow_inner = split_to(out, ow, reg_n, ow_extent)
     tile_loops = [ow_outer] if ow_outer is not None else []
     out.reorder(n, c, oh, *tile_loops, ow_inner, b)
     fused = parallel_fused(out, [n, c, oh], product(sizes) * product(reduce_sizes), cpu.cores)

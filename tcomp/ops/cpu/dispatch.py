@@ -36,12 +36,13 @@ from tcomp.ops.cpu.attention import schedule_attention
 from tcomp.ops.cpu.common import (
     CpuTarget,
     extents,
+    padding_stage,
     schedule_elementwise,
     schedule_layout_transform,
     schedule_reduction,
 )
 from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
-from tcomp.ops.cpu.conv2d import padding_stage, schedule_pool_window_stage
+from tcomp.ops.cpu.conv2d import schedule_pool_window_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
 from tcomp.ops.cpu.rows import schedule_rows
