@@ -2,9 +2,11 @@
 
 Workloads: ``gemm`` (matmul 256^3, ``gemm256_measured.json``), ``conv3x3`` (ResNet-50's stage-3 3x3 convolution in
 the blocked layout models compile it in, ``conv3x3_measured.json``; its space is small enough to measure whole) and
-``dense`` (ResNet-50's classifier at batch 1, ``dense1000_measured.json``). The default config is always among the
-measured ones. Writes the target, the date, and for each config its knob choices and GFLOP/s (the best of
-``--passes`` measurements taken in separate passes, so a load spike in one pass does not decide a config's place).
+``dense`` (ResNet-50's classifier at batch 1, ``dense1000_measured.json``). The default config and its neighbours
+(every config one knob away from it: where the xgb tuner's first batch searches) are always among the measured ones,
+besides ``--configs`` drawn at random. Writes the target, the date, and for each config its knob choices and
+GFLOP/s (the best of ``--passes`` measurements taken in separate passes, so a load spike in one pass does not
+decide a config's place).
 The cost-model tests (``test_model_quality.py``) fit the model on 64 of them and rank the rest, and replays
 (``tcomp.autotune.replay``, ``bench/tune_replay.py``) tune against them; measuring once and committing the table
 keeps both quick and free of timing noise. Rerun after a change of the template's knobs:
@@ -46,7 +48,8 @@ def main() -> None:
     task = autotune.create_task(name, shape, "llvm")
     space = task.config_space
     fallback = space.fallback.index  # the default config first: replays start from it, as tuning does
-    indices = [fallback, *space.sample(np.random.default_rng(args.seed), args.configs - 1, exclude={fallback})]
+    around = [fallback, *space.neighbours(fallback)]
+    indices = [*around, *space.sample(np.random.default_rng(args.seed), args.configs, exclude=set(around))]
     best: dict[int, float] = {}
     with autotune.Measurer(autotune.MeasureOptions()) as measurer:
         for _ in range(args.passes):
