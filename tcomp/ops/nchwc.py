@@ -138,13 +138,22 @@ def pack_kernel(kernel: Tensor, ic_block: int, oc_block: int, name: str = "kerne
     return layout_transform(kernel, "OIHW", f"OIHW{ic_block}i{oc_block}o", name=name)
 
 
-def choose_channel_block(channels: int, lanes: int) -> int:
-    """The channel block for ``channels``: ``lanes`` when it divides them, else their largest divisor below it
-    (so odd channel counts still block exactly, as TVM's x86 conv2d does)."""
+def choose_channel_block(channels: int, lanes: int, full_rate_lanes: int | None = None) -> int:
+    """The channel block for ``channels``: the divisor up to ``lanes`` (so odd channel counts still block exactly, as
+    TVM's x86 conv2d does) whose vectors do the most useful multiply-adds per cycle, the larger of equals: ``lanes``
+    when it divides them. A block of ``b`` channels takes vectors of the next power of two lanes (LLVM widens 10
+    lanes to 16), and a vector of up to ``full_rate_lanes`` (``lanes`` by default; half of them on a CPU that runs
+    its widest vectors at half the rate: ``Target.full_rate_vector_bits``) costs as much as one of that many lanes:
+    1000 channels take blocks of 10 of 16 lanes (10 useful lanes a vector), or of 8 where 8 lanes run at the full
+    rate."""
+    full = max(1, min(lanes, full_rate_lanes or lanes))
+    best, best_rate = 1, 0.0
     for block in range(min(lanes, channels), 0, -1):
         if channels % block == 0:
-            return block
-    return 1
+            rate = block / max(full, 1 << (block - 1).bit_length())
+            if rate > best_rate:
+                best, best_rate = block, rate
+    return best
 
 
 def conv2d_nchwc(

@@ -9,8 +9,9 @@ import tcomp.graph as tg
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, TensorType, make_node, verify_graph
 from tcomp.graph.passes import alter_layout, fold_constants, fuse_ops, plan_memory, simplify
-from tcomp.graph.passes.alter_layout import cancel_layout_transforms, channel_block
+from tcomp.graph.passes.alter_layout import cancel_layout_transforms
 from tcomp.graph.passes.plan_memory import inplace_pairs, no_plan
+from tcomp.ops.nchwc import choose_channel_block
 from tcomp.target import as_target
 
 F32 = "float32"
@@ -312,8 +313,8 @@ def test_alter_layout_inserts_transforms_only_where_layouts_disagree() -> None:
     g = _conv_chain()
     altered = alter_layout(g, "llvm")
     assert [n.op for n in altered.nodes if n.op.startswith("conv")] == ["conv2d_nchwc", "conv2d_nchwc"]
-    block = channel_block(8, as_target("llvm").vector_bits // 32)
-    out_block = channel_block(16, as_target("llvm").vector_bits // 32)
+    block = choose_channel_block(8, as_target("llvm").vector_bits // 32)
+    out_block = choose_channel_block(16, as_target("llvm").vector_bits // 32)
     # into the first conv, and out of the blocked world before the reshape: nothing between the convs
     assert _transforms(altered) == [("NCHW", f"NCHW{block}c"), (f"NCHW{out_block}c", "NCHW")]
     folded = fold_constants(altered)
@@ -365,7 +366,7 @@ def test_concat_stays_blocked(axis: int, second: int) -> None:
                   ceil_mode=False),
     ], {"x": (1, 8, 6, 6)}, ["y"], {"w1": rand(16, 8, 1, 1), "w2": rand(second, 8, 1, 1)})
     altered = alter_layout(g, "llvm")
-    block = channel_block(16, as_target("llvm").vector_bits // 32)
+    block = choose_channel_block(16, as_target("llvm").vector_bits // 32)
     stays = axis % 4 != 1 or second % block == 0
     assert ("max_pool2d_nchwc" in ops_of(altered)) == stays
     if stays:

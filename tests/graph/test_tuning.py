@@ -14,9 +14,9 @@ import tcomp.graph as tg
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record, RecordWriter
 from tcomp.graph import testing
-from tcomp.graph.passes.alter_layout import channel_block
 from tcomp.graph.tasks import extract_model_tasks
 from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.nchwc import choose_channel_block
 from tcomp.target import Target
 
 
@@ -34,7 +34,7 @@ def test_extract_tasks_one_per_workload() -> None:
     assert len({task.key for task in tasks}) == len(tasks)
     convs = [t for t in tasks if t.name == "conv2d_nchwc_blocked"]
     lanes = CpuTarget.of(Target("llvm")).lanes("float32")  # blocks of up to one vector register: 8 or 16 channels
-    stem_block = channel_block(16, lanes)
+    stem_block = choose_channel_block(16, lanes)
     assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, stem_block, "float32", "add:c,relu") in [t.args for t in convs]
     # the second convolution of a residual block adds the shortcut before its relu (at the last block's one pixel
     # the shortcut is per channel); 3x3 stride-1 convolutions with an output plane of a 4x4 tile or more run as

@@ -22,6 +22,7 @@ from tcomp.ops.nchwc import (
 )
 from tcomp.ops.testing import random_data
 from tcomp.ops.utils import OpKind, op_kind
+from tcomp.target import Target
 
 RNG = np.random.default_rng(900)
 
@@ -148,6 +149,19 @@ def test_choose_channel_block() -> None:
     assert choose_channel_block(3, 16) == 3
     assert choose_channel_block(24, 16) == 12
     assert choose_channel_block(17, 16) == 1
+    # where 8 of 16 lanes run at the full rate (a 512-bit instruction at half the rate of a 256-bit one), a block
+    # of 8 does more useful multiply-adds per cycle than 10 or 12 in a 16-lane vector; powers of two stay
+    assert choose_channel_block(1000, 16) == 10 and choose_channel_block(1000, 16, 8) == 8
+    assert choose_channel_block(24, 16, 8) == 8 and choose_channel_block(40, 16, 8) == 8
+    assert choose_channel_block(64, 16, 8) == 16 and choose_channel_block(3, 16, 8) == 3
+    assert choose_channel_block(60, 16, 8) == 15  # 15 of 16 lanes beat 6 of 8 (12 is as useful as 6 of 8)
+    assert choose_channel_block(1000, 8) == 8
+
+
+def test_full_rate_vector_bits() -> None:
+    assert Target("llvm -mcpu=znver4").full_rate_vector_bits == 256
+    assert Target("llvm -mcpu=skylake-avx512").full_rate_vector_bits == 512
+    assert Target("llvm -mcpu=znver3").full_rate_vector_bits == 256 == Target("llvm -mcpu=znver3").vector_bits
 
 
 CONV_PARAMS = [

@@ -9,7 +9,9 @@ Rewrite:
    depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``, unless its data is in NCHW and its
    result goes (through channel-by-channel operators and channel shuffles) only to convolutions that stay in NCHW
    (``read_in_nchw``: then it stays in NCHW too and no layout transform runs around it). Blocks are chosen per
-   operator: the largest divisor of its (per-group) channel counts up to the target's vector lanes.
+   operator: the divisor of its (per-group) channel counts up to the target's vector lanes whose vectors do the
+   most multiply-adds per cycle (``choose_channel_block``: the largest, except on CPUs whose half-width vectors
+   run at the full rate, where 8 of 16 lanes beat 10 or 12).
 2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars or per-channel
    constants (re-laid-out once, as constants), max pooling (``max_pool2d_nchwc``), reductions over the spatial
    axes and concatenations (of whole channel blocks, or along another axis) keep their input's blocked layout.
@@ -35,7 +37,7 @@ from dataclasses import replace
 from tcomp.graph.edit import forward_values, with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
-from tcomp.ops.nchwc import Layout
+from tcomp.ops.nchwc import Layout, choose_channel_block
 from tcomp.target import Target, as_target
 
 NCHW = "NCHW"
@@ -43,21 +45,15 @@ _BROADCAST_OPS = frozenset({"add", "subtract", "multiply", "divide", "maximum", 
 _REDUCE_OPS = frozenset({"sum", "mean", "max", "min"})
 
 
-def channel_block(channels: int, lanes: int) -> int:
-    for block in range(min(lanes, channels), 0, -1):
-        if channels % block == 0:
-            return block
-    return 1
-
-
 def blocked(layout: str | None) -> bool:
     return layout is not None and layout != NCHW
 
 
 class _Rewriter:
-    def __init__(self, graph: Graph, lanes: int, keep: Callable[[Node], bool] | None) -> None:
+    def __init__(self, graph: Graph, target: Target, keep: Callable[[Node], bool] | None) -> None:
         self.graph = graph
-        self.lanes = lanes
+        self.lanes = max(1, target.vector_bits // 32)
+        self.full_rate_lanes = max(1, target.full_rate_vector_bits // 32)
         self.keep = keep
         self.nodes: list[Node] = []
         self.params = dict(graph.params)
@@ -68,6 +64,9 @@ class _Rewriter:
         self.consumers = graph.consumers()
         for name in (*graph.inputs, *graph.params):
             self._define(name, self._default_layout(name), name)
+
+    def block(self, channels: int) -> int:
+        return choose_channel_block(channels, self.lanes, self.full_rate_lanes)
 
     def fresh(self, base: str) -> str:
         return self.names.fresh(base)
@@ -121,7 +120,7 @@ class _Rewriter:
         if groups > 1 and channels % groups == 0 and out_channels % groups == 0 \
                 and w_type.shape[1] * groups == channels:
             # blocks within a group: ``oc`` divides the group's output channels
-            oc = channel_block(out_channels // groups, self.lanes)
+            oc = self.block(out_channels // groups)
             return oc >= max(1, self.lanes // 2)  # a narrow vector per output block: the NCHW kernel is faster
         return False
 
@@ -154,7 +153,7 @@ class _Rewriter:
         channels, out_channels = x_type.shape[1], w_type.shape[0]
         attrs = {k: node.attr(k) for k in ("strides", "pads", "dilations")}
         if groups == 1:
-            ic, oc = channel_block(channels, self.lanes), channel_block(out_channels, self.lanes)
+            ic, oc = self.block(channels), self.block(out_channels)
             data = self.get(x, f"NCHW{ic}c")
             kernel = self._transform_param(w, "OIHW", f"OIHW{ic}i{oc}o")
             self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", **attrs)
@@ -162,13 +161,13 @@ class _Rewriter:
         if groups == channels == out_channels and w_type.shape[1] == 1:
             if not blocked(self.primary.get(x)) and self.read_in_nchw(node.outputs[0]):
                 return False
-            block = channel_block(channels, self.lanes)
+            block = self.block(channels)
             data = self.get(x, f"NCHW{block}c")
             kernel = self._transform_param(w, "OIHW", f"OIHW1i{block}o")
             self.emit(node, [data, kernel], f"NCHW{block}c", op="depthwise_conv2d_nchwc", **attrs)
             return True
         # blocks within a group: ``ic`` divides the group's input channels, ``oc`` its output channels
-        ic, oc = channel_block(channels // groups, self.lanes), channel_block(out_channels // groups, self.lanes)
+        ic, oc = self.block(channels // groups), self.block(out_channels // groups)
         data = self.get(x, f"NCHW{ic}c")
         kernel = self._transform_param(w, "OIHW", f"OIHW{ic}i{oc}o")
         self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", groups=groups, **attrs)
@@ -307,9 +306,7 @@ def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callabl
     """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones)."""
     if not any(n.op == "conv2d" for n in graph.nodes):
         return graph
-    resolved = as_target(target)
-    lanes = max(1, resolved.vector_bits // 32)
-    return shuffle_after_unblocking(cancel_layout_transforms(_Rewriter(graph, lanes, keep).run()))
+    return shuffle_after_unblocking(cancel_layout_transforms(_Rewriter(graph, as_target(target), keep).run()))
 
 
 def shuffle_after_unblocking(graph: Graph) -> Graph:
