@@ -1,12 +1,13 @@
 """Accuracy of tcomp's float32 vector math (``exp``, ``log``, ``tanh``, ``erf``, ``sigmoid``) over every float32 input,
 against float64 references; ``--fit`` prints the polynomial fits the code's coefficients come from.
 
-    python bench/vecmath.py [--ops exp erf] [--step 1] [--fit]
+    python bench/vecmath.py [--ops exp erf] [--step 1] [--target "llvm -mcpu=znver3"] [--fit]
 
 Each function runs on all 2^32 bit patterns (``--step k``: every k-th block of 2^22) through a kernel built for
-this CPU, and prints the largest error in ulps (``tcomp.backend.llvm.vecmath_testing.ulp_error``), where it
-happens, and how many inputs are off by more than 1 and more than 2 ulps. One run over every input takes about
-10 minutes per function on 2 cores.
+this CPU (or ``--target``, one this CPU runs: AVX2 code on an AVX-512 machine) at its vector width, and prints
+the largest error in ulps (``tcomp.backend.llvm.vecmath_testing.ulp_error``), where it happens, and how many
+inputs are off by more than 1 and more than 2 ulps. One run over every input takes 2-10 minutes per function on 2
+cores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,9 +26,8 @@ from tcomp.target import Target
 BLOCK = 1 << 22
 
 
-def exhaustive(op: str, step: int) -> None:
-    lanes = Target.current_host().vector_bits // 32
-    mod = build_unary(op, BLOCK, lanes)
+def exhaustive(op: str, step: int, target: Target) -> None:
+    mod = build_unary(op, BLOCK, target.vector_bits // 32, target)
     y = np.empty(BLOCK, np.float32)
     worst, at, over1, over2, count = 0.0, (0.0, 0.0, 0.0), 0, 0, 0
     start_time = time.perf_counter()
@@ -91,20 +92,45 @@ def fit() -> None:
     show("ERF_P (the first coefficient less 1)", (c - np.eye(len(c))[0], error), "relative")
     x = chebyshev(vecmath.ERF_SMALL, vecmath.ERF_CLAMP)
     show("ERFC_Q", lawson(x, erfcx(x), powers(x - vecmath.ERF_SMALL, 9), np.exp(-x * x) / 2.0**-24), "ulp of 1")
+    for lanes, degree in ((16, 5), (8, 6)):
+        rows, worst = erf_table(lanes, degree, erf, powers)
+        print(f"ERF_TABLES[{lanes}]: {lanes} intervals, degree {degree}, max error {worst:.2e} relative")
+        for row in rows:
+            print("   (" + ", ".join(repr(v) for v in row) + "),")
+
+
+def erf_table(lanes: int, degree: int, erf: Callable[[np.ndarray], np.ndarray],
+              powers: Callable[[np.ndarray, int], np.ndarray]) -> tuple[list[tuple[float, ...]], float]:
+    """``vecmath.ERF_TABLES[lanes]``: per interval ``k`` of ``[0, 4)`` (``lanes`` of them), ``erf(x) / x`` fitted by
+    a polynomial in ``u = x lanes / 4 - (k + 1/2)``, its constant term split into the nearest float32 and the rest;
+    rows of one coefficient per interval, and the largest relative error of the fits."""
+    width = vecmath.ERF_CLAMP / lanes
+    intervals, worst = [], 0.0
+    for k in range(lanes):
+        x = chebyshev(max(k * width, 1e-6), (k + 1) * width, 800)
+        g = erf(x) / x
+        c, error = lawson(x, g, powers(x / width - (k + 0.5), degree), 1 / g)
+        high = np.float32(c[0])
+        rest = [float(np.float32(c[0] - np.float64(high)))] + [float(np.float32(v)) for v in c[1:]]
+        intervals.append([float(high), *rest])
+        worst = max(worst, error)
+    return [tuple(column) for column in zip(*intervals)], worst
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", nargs="+", choices=vecmath.VECTOR_MATH_OPS, default=list(vecmath.VECTOR_MATH_OPS))
     parser.add_argument("--step", type=int, default=1, help="check every STEP-th block of 2^22 inputs")
+    parser.add_argument("--target", default="llvm", help="the LLVM target to build for (this CPU by default)")
     parser.add_argument("--fit", action="store_true", help="print the polynomial fits instead")
     args = parser.parse_args()
     if args.fit:
         fit()
         return
-    print(f"every {args.step}-th block of {BLOCK} float32 inputs, on {Target.current_host()}")
+    target = Target(args.target)
+    print(f"every {args.step}-th block of {BLOCK} float32 inputs, built for {target}")
     for op in args.ops:
-        exhaustive(op, max(1, args.step))
+        exhaustive(op, max(1, args.step), target)
 
 
 if __name__ == "__main__":

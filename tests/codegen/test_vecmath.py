@@ -99,6 +99,28 @@ def test_vector_code_at_the_targets_width_without_libm_calls(mattr: tuple[str, .
         assert ulp_error(y, reference(op, x)).max() <= MAX_ULP
 
 
+@pytest.mark.parametrize("mattr", [("-avx512f",), ("+avx512f",)])
+def test_erf_takes_its_table_at_the_targets_width(mattr: tuple[str, ...]) -> None:
+    """16 lanes on AVX-512, 8 on AVX2: erf picks its polynomial per lane from tables (``vpermps``), without an
+    exponential; every interval of [0, 4), its edges, beyond 4, and the special values."""
+    target = Target(kind="llvm", mattr=mattr)
+    if target.missing_here():
+        pytest.skip(f"this CPU lacks {target.missing_here()}")
+    lanes = target.vector_bits // 32
+    edges = np.arange(0, 4.5, 4.0 / lanes, dtype=np.float32)
+    around = (edges.view(np.int32)[:, None] + np.arange(-40, 41)).ravel().view(np.float32)
+    x = np.concatenate([special_inputs(), around, -around, np.linspace(-5, 5, 1 << 16, dtype=np.float32)])
+    x = np.concatenate([x, np.zeros(-x.size % 64, np.float32)])
+    mod = build_unary("erf", x.size, lanes, target)
+    assert "vpermps" in mod.get_source("asm")
+    y = np.empty_like(x)
+    mod(x, y)
+    error = ulp_error(y, reference("erf", x))
+    worst = int(np.argmax(error))
+    assert error[worst] <= 1.1, f"erf({x[worst]!r}) = {y[worst]!r}: {error[worst]:.2f} ulp"
+    assert np.signbit(y[x == 0]).sum() == np.signbit(x[x == 0]).sum()  # -0 stays -0
+
+
 def test_scalar_loops_are_widened_by_llvm() -> None:
     """A scalar call in a plain loop inlines to straight-line code that LLVM's loop vectorizer widens."""
     mod = tcomp.build(elementwise("scalar_tanh", "float32", 1024, lambda x: E.Call("tanh", (x,), "float32"),

@@ -18,7 +18,12 @@ fits (Lawson's iteration on Chebyshev nodes, in float64) rounded to float32: ``b
 - ``tanh``: ``x + x^3 p(x^2)`` below ``|x| = 0.625``, else ``sign(x) (1 - 2 / (e^{2|x|} + 1))`` with ``2|x|`` clamped
   to 20 (``tanh`` is 1 in float32 from about 9.01 on).
 - ``erf``: ``x + x p(x^2)`` below ``|x| = 0.875``, else ``sign(x) (1 - e^{-x^2} q(|x| - 0.875))`` with ``q`` fitted to
-  ``erfcx`` on ``[0.875, 4]`` (``|x|`` clamped to 4, where ``erf`` is 1 in float32).
+  ``erfcx`` on ``[0.875, 4]`` (``|x|`` clamped to 4, where ``erf`` is 1 in float32). Vectors of 16 lanes on AVX-512
+  and of 8 on AVX2 take a table instead (``ERF_TABLES``): ``x g(|x|)`` with ``g = erf(x) / x`` a short polynomial
+  on each of 16 (8) intervals of ``[0, 4)``, its coefficients picked per lane by a permute (``vpermps``): no
+  exponential and one polynomial, half the time of the two branches (GELU on 128 x 768 rows: 33 -> 19 us on
+  znver4); within 0.61 ulp (0.79 on AVX2) from ``|x| = 1e-35`` up, 1.03 below, where ``x`` times the polynomial's
+  small part underflows into denormals.
 - ``exp`` and ``sigmoid`` on a vector test its lanes once: when every ``|x| <= 87`` (``e^x`` normal, the common
   case) the vector takes the reduction and polynomial alone, ``2^n`` in one step, no clamps or NaN selects; any
   other lane sends the whole vector down the general code. Both paths give the same bits in that range. Scalars
@@ -73,6 +78,62 @@ ERFC_Q = (0.4643115699291229, -0.31583350896835327, 0.1879473477602005, -0.10082
           -0.02187553234398365, 0.008261787705123425, -0.0023830553982406855, 0.00044237656402401626,
           -3.806784297921695e-05)
 
+# erf(x) = x g(|x|) by table on vectors of 16 (AVX-512) or 8 (AVX2) lanes: [0, 4) cut into as many intervals as
+# lanes, ``g = erf(x) / x`` a polynomial in ``u = |x| lanes / 4 - (k + 1/2)`` on interval ``k`` (degree 5 on 16
+# intervals, 6 on 8; fitted to a relative error of 0.04 and 0.13 ulp), its coefficients picked per lane by one
+# permute each. ERF_TABLES[lanes]: rows of one coefficient per interval: the constant term in two parts (the float32
+# nearest, then the rest), then the coefficients of u, u^2 ...
+ERF_TABLES = {
+    16: (
+        (1.1225296258926392, 1.0776450634002686, 0.9971854090690613, 0.896085798740387, 0.7896784543991089,
+         0.6895782351493835, 0.6021192073822021, 0.5290613770484924, 0.4693392813205719, 0.42072296142578125,
+         0.3808741569519043, 0.34780943393707275, 0.31999683380126953, 0.29629576206207275, 0.2758619785308838,
+         0.25806450843811035),
+        (9.592645788814025e-09, 2.7291456206057774e-08, 3.4389180392224716e-09, -1.2610583688399402e-08,
+         -2.451949221438099e-08, 2.6486568494021867e-10, 1.2893165646232774e-08, -1.3459249714742327e-08,
+         -1.4506176260198345e-09, 1.1716546843842934e-08, -1.4463260811226064e-08, 7.846321814497514e-09,
+         -7.426851911240817e-10, -3.6105269884956215e-09, 9.029383463143859e-09, -3.271682480487925e-09),
+        (-0.02328873611986637, -0.06486152112483978, -0.09347435086965561, -0.10609735548496246, -0.10475654900074005,
+         -0.09440335631370544, -0.08025337755680084, -0.06606873869895935, -0.053764525800943375, -0.0438648946583271,
+         -0.036164406687021255, -0.0302190613001585, -0.025594566017389297, -0.021946890279650688,
+         -0.019024811685085297, -0.01664930023252964),
+        (-0.022852644324302673, -0.018030954524874687, -0.010329053737223148, -0.002483184216544032,
+         0.0033869880717247725, 0.006516713183373213, 0.00731717050075531, 0.006712587084621191, 0.005553967785090208,
+         0.0043669696897268295, 0.0033724934328347445, 0.002609606133773923, 0.002043516840785742,
+         0.0016248973552137613, 0.0013119166251271963, 0.0010741265723481774),
+        (0.0008652693359181285, 0.0022341390140354633, 0.002739750314503908, 0.0023687630891799927,
+         0.0015035920077934861, 0.0006098966696299613, -2.1465119061758742e-05, -0.0003329909814056009,
+         -0.0004104820254724473, -0.0003693487960845232, -0.00029208132764324546, -0.00021875713719055057,
+         -0.00016148164286278188, -0.00011993428051937371, -9.03965556062758e-05, -6.928524089744315e-05),
+        (0.00041427515679970384, 0.0002449154562782496, 7.735709004919045e-06, -0.000173438063939102,
+         -0.00023569335462525487, -0.0001970271987374872, -0.00011635430564638227, -4.402889317134395e-05,
+         -4.975042884325376e-07, 1.7093845599447377e-05, 1.969260847545229e-05, 1.645675911277067e-05,
+         1.2232117114763241e-05, 8.732424248591997e-06, 6.2104445532895625e-06, 4.470745807338972e-06),
+        (-1.898854497994762e-05, -4.511924271355383e-05, -4.5332340960158035e-05, -2.4906566977733746e-05,
+         -6.349004024741589e-07, 1.4047498552827165e-05, 1.6503367078257725e-05, 1.1761674613808282e-05,
+         5.7743573051993735e-06, 1.6386280776714557e-06, -2.984519085202919e-07, -8.434715823568695e-07,
+         -7.956626859595417e-07, -5.985298230370972e-07, -4.1737328615454317e-07, -2.8630259407691483e-07),
+    ),
+    8: (
+        (1.105305552482605, 0.9482074975967407, 0.7383201122283936, 0.5638123750686646, 0.4437943398952484,
+         0.3635997772216797, 0.30769097805023193, 0.2666666507720947),
+        (7.139805191513915e-09, 1.4296568373595164e-08, -8.876179791172945e-09, 8.374824389534297e-09,
+         8.185342181832311e-09, -3.368111123336348e-09, 5.715677264817032e-09, -1.443196762096477e-08),
+        (-0.09058274328708649, -0.20351755619049072, -0.2007196545600891, -0.14601069688796997, -0.09703376889228821,
+         -0.06600245088338852, -0.047332584857940674, -0.035555433481931686),
+        (-0.08383771032094955, -0.02505439892411232, 0.02115749940276146, 0.028523605316877365, 0.019777491688728333,
+         0.01185387559235096, 0.007274637930095196, 0.004740504082292318),
+        (0.013086479157209396, 0.021165529265999794, 0.008292722515761852, -0.001709149219095707,
+         -0.003188477596268058, -0.0020299330353736877, -0.0011116486275568604, -0.0006317933439277112),
+        (0.0055633289739489555, -0.0015534927370026708, -0.003623528406023979, -0.0012297761859372258,
+         0.00017828242562245578, 0.0002950425841845572, 0.00016552179295103997, 8.400963270105422e-05),
+        (-0.0010928285773843527, -0.0011647077044472098, 0.0002526893513277173, 0.0004644367436412722,
+         0.00011161754810018465, -2.1083118554088287e-05, -2.2410058591049165e-05, -1.1114261724287644e-05),
+        (-0.00028019692399539053, 0.00022117453045211732, 0.00015596440061926842, -5.176337799639441e-05,
+         -4.4002834329148754e-05, -5.650334060192108e-06, 2.1256837499095127e-06, 1.3949338608654216e-06),
+    ),
+}
+_PERMUTES = {16: ("llvm.x86.avx512.permvar.sf.512", "avx512f"), 8: ("llvm.x86.avx2.permps", "avx2")}
 
 def call_vector_math(ctx: ModuleContext, builder: ir.IRBuilder, op: str, x: ir.Value) -> ir.Value:
     """``op(x)`` for a ``float`` or ``<N x float>`` value ``x`` (``op`` in ``VECTOR_MATH_OPS``)."""
@@ -233,6 +294,9 @@ def _tanh(m: _Math, x: ir.Value) -> ir.Value:
 
 
 def _erf(m: _Math, x: ir.Value) -> ir.Value:
+    permute = _PERMUTES.get(m.lanes)
+    if permute is not None and m.ctx.target.has_feature(permute[1]):
+        return _erf_by_table(m, x, ERF_TABLES[m.lanes], permute[0])
     b = m.b
     a = m.fabs(x)
     small = m.fma(x, m.poly(b.fmul(x, x), ERF_P), x)
@@ -242,6 +306,31 @@ def _erf(m: _Math, x: ir.Value) -> ir.Value:
     large = m.copysign(b.fsub(m.f(1.0), erfc), x)
     result = b.select(b.fcmp_ordered("<", a, m.f(ERF_SMALL)), small, large)
     return b.select(m.is_nan(x), x, result)
+
+
+
+def _erf_by_table(m: _Math, x: ir.Value, tables: tuple[tuple[float, ...], ...], permute: str) -> ir.Value:
+    """``erf`` on a vector of as many lanes as intervals (``ERF_TABLES``): each lane's coefficients are picked from
+    the tables by its interval, one permute per coefficient, and ``x g`` rounds once. ``|x| >= 4`` (``erf`` is 1
+    in float32 from 3.9192 on) gives ``copysign(1, x)``; NaN takes the last interval and stays NaN."""
+    b = m.b
+    a = m.fabs(x)
+    scaled = b.fmul(a, m.f(m.lanes / ERF_CLAMP))  # interval units: a power of two, exact
+    scaled = b.select(b.fcmp_ordered("<", scaled, m.f(m.lanes)), scaled, m.f(m.lanes - 0.5))
+    k = b.fptosi(scaled, m.ity)
+    u = b.fsub(scaled, b.fadd(b.sitofp(k, m.ty), m.f(0.5)))
+
+    def coefficient(row: tuple[float, ...]) -> ir.Value:
+        table = ir.Constant(m.ty, [ir.Constant(ir.FloatType(), v) for v in row])
+        fn = m.ctx.declare(permute, m.ty, [m.ty, m.ity])
+        return b.call(fn, [table, k])
+
+    tail = coefficient(tables[-1])  # g less its constant term's float32 part
+    for row in tables[-2:0:-1]:
+        tail = m.fma(tail, u, coefficient(row))
+    # x c0 exact inside a fused multiply-add (llvm.fma, not fmuladd: it must fuse): one rounding for the result
+    result = m.intrinsic("llvm.fma", x, coefficient(tables[0]), b.fmul(x, tail))
+    return b.select(b.fcmp_ordered(">=", a, m.f(ERF_CLAMP)), m.copysign(m.f(1.0), x), result)
 
 
 def _sigmoid(m: _Math, x: ir.Value) -> ir.Value:
