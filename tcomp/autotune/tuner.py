@@ -253,8 +253,8 @@ class XGBTuner(Tuner):
         by_knob: dict[int, list[int]] = {}
         digits = self.space.digits(fallback)
         for other in self.space.neighbours(fallback):
-            moved = [k for k, (a, b) in enumerate(zip(digits, self.space.digits(other))) if a != b]
-            by_knob.setdefault(moved[0] if moved else -1, []).append(other)
+            knob = next(k for k, (a, b) in enumerate(zip(digits, self.space.digits(other))) if a != b)
+            by_knob.setdefault(knob, []).append(other)
         for group in by_knob.values():
             self.rng.shuffle(group)
         knobs = list(by_knob)

@@ -135,6 +135,7 @@ ERF_TABLES = {
 }
 _PERMUTES = {16: ("llvm.x86.avx512.permvar.sf.512", "avx512f"), 8: ("llvm.x86.avx2.permps", "avx2")}
 
+
 def call_vector_math(ctx: ModuleContext, builder: ir.IRBuilder, op: str, x: ir.Value) -> ir.Value:
     """``op(x)`` for a ``float`` or ``<N x float>`` value ``x`` (``op`` in ``VECTOR_MATH_OPS``)."""
     return builder.call(_function(ctx, op, x.type), [x])
@@ -306,7 +307,6 @@ def _erf(m: _Math, x: ir.Value) -> ir.Value:
     large = m.copysign(b.fsub(m.f(1.0), erfc), x)
     result = b.select(b.fcmp_ordered("<", a, m.f(ERF_SMALL)), small, large)
     return b.select(m.is_nan(x), x, result)
-
 
 
 def _erf_by_table(m: _Math, x: ir.Value, tables: tuple[tuple[float, ...], ...], permute: str) -> ir.Value:
