@@ -100,9 +100,11 @@ def test_vector_code_at_the_targets_width_without_libm_calls(mattr: tuple[str, .
 
 
 @pytest.mark.parametrize("mattr", [("-avx512f",), ("+avx512f",)])
-def test_erf_takes_its_table_at_the_targets_width(mattr: tuple[str, ...]) -> None:
-    """16 lanes on AVX-512, 8 on AVX2: erf picks its polynomial per lane from tables (``vpermps``), without an
-    exponential; every interval of [0, 4), its edges, beyond 4, and the special values."""
+@pytest.mark.parametrize("registers", [1, 2])
+def test_erf_takes_its_table_at_the_targets_width(mattr: tuple[str, ...], registers: int) -> None:
+    """16 lanes on AVX-512, 8 on AVX2, and vectors of two registers (a GEMM epilogue's, taken a register at a
+    time): erf picks its polynomial per lane from tables (``vpermps``), without an exponential; every interval of
+    [0, 4), its edges, beyond 4, and the special values."""
     target = Target(kind="llvm", mattr=mattr)
     if target.missing_here():
         pytest.skip(f"this CPU lacks {target.missing_here()}")
@@ -111,7 +113,7 @@ def test_erf_takes_its_table_at_the_targets_width(mattr: tuple[str, ...]) -> Non
     around = (edges.view(np.int32)[:, None] + np.arange(-40, 41)).ravel().view(np.float32)
     x = np.concatenate([special_inputs(), around, -around, np.linspace(-5, 5, 1 << 16, dtype=np.float32)])
     x = np.concatenate([x, np.zeros(-x.size % 64, np.float32)])
-    mod = build_unary("erf", x.size, lanes, target)
+    mod = build_unary("erf", x.size, lanes * registers, target)
     assert "vpermps" in mod.get_source("asm")
     y = np.empty_like(x)
     mod(x, y)

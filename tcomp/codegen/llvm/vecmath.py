@@ -23,7 +23,8 @@ fits (Lawson's iteration on Chebyshev nodes, in float64) rounded to float32: ``b
   on each of 16 (8) intervals of ``[0, 4)``, its coefficients picked per lane by a permute (``vpermps``): no
   exponential and one polynomial, half the time of the two branches (GELU on 128 x 768 rows: 33 -> 19 us on
   znver4); within 0.61 ulp (0.79 on AVX2) from ``|x| = 1e-35`` up, 1.03 below, where ``x`` times the polynomial's
-  small part underflows into denormals.
+  small part underflows into denormals. Vectors of 2, 4 ... such registers (a GEMM epilogue's) take it a register
+  at a time.
 - ``exp`` and ``sigmoid`` on a vector test its lanes once: when every ``|x| <= 87`` (``e^x`` normal, the common
   case) the vector takes the reduction and polynomial alone, ``2^n`` in one step, no clamps or NaN selects; any
   other lane sends the whole vector down the general code. Both paths give the same bits in that range. Scalars
@@ -294,10 +295,22 @@ def _tanh(m: _Math, x: ir.Value) -> ir.Value:
     return b.select(m.is_nan(x), x, result)
 
 
+def _table_lanes(m: _Math) -> int:
+    """The widest table width (``_PERMUTES``) the target permutes by whose power-of-two multiple ``m``'s lanes
+    are, 0 if none: 16 for 32 lanes on AVX-512 (a GEMM epilogue's two registers), 8 for 8, 16 or 32 on AVX2."""
+    for width, (_, feature) in _PERMUTES.items():
+        parts = m.lanes // width
+        if m.lanes % width == 0 and parts & (parts - 1) == 0 and m.ctx.target.has_feature(feature):
+            return width
+    return 0
+
+
 def _erf(m: _Math, x: ir.Value) -> ir.Value:
-    permute = _PERMUTES.get(m.lanes)
-    if permute is not None and m.ctx.target.has_feature(permute[1]):
-        return _erf_by_table(m, x, ERF_TABLES[m.lanes], permute[0])
+    width = _table_lanes(m)
+    if width == m.lanes:
+        return _erf_by_table(m, x, ERF_TABLES[width], _PERMUTES[width][0])
+    if width:  # a whole number of table-wide vectors: each by the table, put back together
+        return _by_parts(m, x, width, _function(m.ctx, "erf", ir.VectorType(m.ty.element, width)))
     b = m.b
     a = m.fabs(x)
     small = m.fma(x, m.poly(b.fmul(x, x), ERF_P), x)
@@ -307,6 +320,20 @@ def _erf(m: _Math, x: ir.Value) -> ir.Value:
     large = m.copysign(b.fsub(m.f(1.0), erfc), x)
     result = b.select(b.fcmp_ordered("<", a, m.f(ERF_SMALL)), small, large)
     return b.select(m.is_nan(x), x, result)
+
+
+def _by_parts(m: _Math, x: ir.Value, width: int, fn: ir.Function) -> ir.Value:
+    """``fn`` applied to each ``width``-lane part of ``x`` (a power-of-two number of them), the results joined in
+    order."""
+    b = m.b
+    parts = [b.call(fn, [b.shuffle_vector(x, ir.Constant(m.ty, ir.Undefined), ir.Constant(
+        ir.VectorType(ir.IntType(32), width), list(range(start, start + width))))])
+        for start in range(0, m.lanes, width)]
+    while len(parts) > 1:  # join neighbours pairwise: each shuffle doubles the width
+        count = 2 * parts[0].type.count
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), count), list(range(count)))
+        parts = [b.shuffle_vector(left, right, mask) for left, right in zip(parts[::2], parts[1::2])]
+    return parts[0]
 
 
 def _erf_by_table(m: _Math, x: ir.Value, tables: tuple[tuple[float, ...], ...], permute: str) -> ir.Value:
