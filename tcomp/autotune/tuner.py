@@ -308,7 +308,9 @@ class XGBTuner(Tuner):
                                                      self.visited | self.invalid, valid=self._valid)
         self._plan_from_base = False
         if self._around_default and self.fitted == 0 and not self.plan and not self.local_plan:
-            self._programs.add(self._program(self.space.fallback.index))  # in this batch: its twins are not
+            # the default is in this batch, not yet measured: a neighbour that lowers to its program (a knob the
+            # default ignores) is a duplicate
+            self._programs.add(self._program(self.space.fallback.index))
             self.local_plan = self._default_neighbours()
         self._around_default = False
         chosen: list[int] = []
