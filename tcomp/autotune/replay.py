@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tcomp.autotune.feature import FeatureExtractor, FeatureKind
+from tcomp.autotune.feature import FeatureExtractor
 from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
 from tcomp.autotune.space import ConfigEntity, ConfigSubset, SpaceError
 from tcomp.autotune.task import Task
@@ -105,7 +105,7 @@ def replay(kind: TunerKind, table: MeasuredTable, seed: int, trials: int, batch_
     (loop-IR features of the task) may be shared between replays so each config is lowered once; ``options`` go
     to the tuner."""
     tuner = create_tuner(kind, table.task, seed=seed, space=table.space(), **options)
-    if extractor is not None and isinstance(tuner, XGBTuner) and extractor.kind is FeatureKind.LOOP_IR:
+    if extractor is not None and isinstance(tuner, XGBTuner) and tuner.extractor.kind is extractor.kind:
         tuner.extractor = extractor
         if hasattr(tuner.model, "extractor"):
             tuner.model.extractor = extractor

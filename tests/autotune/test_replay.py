@@ -80,6 +80,18 @@ def test_a_replay_measures_table_configs_once_each() -> None:
     assert trials_to_reach(result.curve, 19.0) in (2, 3) and trials_to_reach(result.curve, 21.0) is None
 
 
+def test_a_shared_extractor_serves_only_tuners_of_its_kind() -> None:
+    """``replay(..., extractor=...)`` lends its loop-IR features to an xgb tuner; an xgb_knob tuner keeps its
+    knob encodings (it was once given the loop IR's, so its replays were the xgb tuner's)."""
+    table = _small_table()
+    shared = FeatureExtractor(table.task)
+    assert replay(TunerKind.XGB, table, seed=0, trials=3, extractor=shared).trials == 3
+    assert set(shared.cache) == set(table.gflops)  # the xgb tuner lowered every config through it
+    shared.cache.clear()
+    assert replay(TunerKind.XGB_KNOB, table, seed=0, trials=3, extractor=shared).trials == 3
+    assert not shared.cache
+
+
 def test_bad_tables_are_rejected() -> None:
     task = {"name": "matmul", "args": [64, 64, 64, "float32"], "target": "llvm"}
     with pytest.raises(ValueError, match="no configs"):
