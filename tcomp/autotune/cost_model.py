@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tcomp.autotune.feature import FeatureExtractor, FeatureKind, feature_names
+from tcomp.autotune.feature import FeatureExtractor, FeatureKind, feature_names, knob_feature_names
 from tcomp.autotune.model_quality import spearman
 from tcomp.autotune.record import Record
 from tcomp.autotune.task import Task
@@ -147,16 +147,17 @@ class XGBoostCostModel:
         return int(keep.sum())
 
     def importances(self, top: int = 15) -> list[tuple[str, float]]:
-        """The ``top`` features by the total gain of the splits that use them (names from ``feature_names``;
-        ``knob{k}`` for knob features), largest first; empty before the first fit."""
+        """The ``top`` features by the total gain of the splits that use them (names from ``feature_names`` or
+        ``knob_feature_names``), largest first; empty before the first fit."""
         if self.booster is None:
             return []
-        names = feature_names() if self.extractor.kind is FeatureKind.LOOP_IR else None
+        names = (feature_names() if self.extractor.kind is FeatureKind.LOOP_IR
+                 else knob_feature_names(self.task.config_space.fallback))
         gains = self.booster.get_score(importance_type="total_gain")
         named = []
         for key, gain in gains.items():
             position = int(key[1:]) if key.startswith("f") and key[1:].isdigit() else -1
-            label = names[position] if names is not None and 0 <= position < len(names) else f"knob{position}"
+            label = names[position] if 0 <= position < len(names) else key
             named.append((label, float(gain)))
         total = sum(g for _, g in named) or 1.0
         return [(label, gain / total) for label, gain in sorted(named, key=lambda item: -item[1])[:top]]

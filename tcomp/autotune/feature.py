@@ -452,20 +452,33 @@ def stable_bucket(text: str, buckets: int = 97) -> float:
     return float(zlib.crc32(text.encode("utf-8", "surrogatepass")) % buckets)
 
 
-def knob_features(config: ConfigEntity) -> np.ndarray:
-    values: list[float] = []
-    for entity in config.choices.values():
+def _knob_entries(config: ConfigEntity) -> list[tuple[str, float]]:
+    """The knob encoding of ``config``, each number with its name: log2 of a split's factors, a permutation's
+    positions, one-hots of each axis's annotation, an option's value (a string one as a ``stable_bucket``)."""
+    entries: list[tuple[str, float]] = []
+    for name, entity in config.choices.items():
         if isinstance(entity, SplitEntity):
-            values += [math.log2(max(1, f)) for f in entity.size[1:]]
+            entries += [(f"{name}.factor{k}", math.log2(max(1, f))) for k, f in enumerate(entity.size[1:], start=1)]
         elif isinstance(entity, ReorderEntity):
-            values += [float(p) for p in entity.perm]
+            entries += [(f"{name}.position{k}", float(p)) for k, p in enumerate(entity.perm)]
         elif isinstance(entity, AnnotateEntity):
-            for ann in entity.anns:
-                values += [1.0 if ann is choice else 0.0 for choice in Annotation]
+            for axis, ann in enumerate(entity.anns):
+                entries += [(f"{name}.axis{axis}.{choice.value}", 1.0 if ann is choice else 0.0)
+                            for choice in Annotation]
         elif isinstance(entity, OtherOptionEntity):
             val = entity.val
-            values.append(float(val) if isinstance(val, (int, float)) else stable_bucket(str(val)))
-    return np.asarray(values, dtype=np.float32)
+            entries.append((name, float(val) if isinstance(val, (int, float)) else stable_bucket(str(val))))
+    return entries
+
+
+def knob_features(config: ConfigEntity) -> np.ndarray:
+    return np.asarray([value for _, value in _knob_entries(config)], dtype=np.float32)
+
+
+def knob_feature_names(config: ConfigEntity) -> list[str]:
+    """A name for each entry of ``knob_features(config)`` (``knob.tile_i.factor1``), the same for every config of
+    one space."""
+    return [f"knob.{name}" for name, _ in _knob_entries(config)]
 
 
 class FeatureExtractor:

@@ -18,6 +18,8 @@ from tcomp.autotune.feature import (
     LOOP_WIDTH,
     FeatureExtractor,
     FeatureKind,
+    feature_names,
+    knob_feature_names,
     loop_ir_features,
 )
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
@@ -139,6 +141,23 @@ def test_xgboost_ranks_held_out_configs_better_than_chance(objective: Objective)
     model.fit(train, _analytic_throughput(task, train))
     correlation = rank_correlation(model.predict(test), _analytic_throughput(task, test))
     assert correlation > 0.5, correlation
+
+
+@pytest.mark.parametrize("kind", list(FeatureKind), ids=[k.value for k in FeatureKind])
+def test_importances_name_the_features_the_model_split_on(kind: FeatureKind) -> None:
+    task = create_task("matmul", (256, 256, 256))
+    model = XGBoostCostModel(task, kind, seed=0, num_threads=1)
+    assert model.importances() == []  # nothing fitted
+    train = task.config_space.sample(np.random.default_rng(4), 64)
+    model.fit(train, _analytic_throughput(task, train))
+    named = model.importances(top=5)
+    known = set(feature_names()) if kind is FeatureKind.LOOP_IR else set(knob_feature_names(
+        task.config_space.fallback))
+    assert named and all(label in known for label, _ in named), named
+    shares = [share for _, share in named]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    if kind is FeatureKind.KNOB:  # the analytic cost depends most on the column tile: a split of tile_j
+        assert named[0][0].startswith("knob.tile_"), named
 
 
 def test_transfer_learning_gives_predictions_before_any_own_data() -> None:
