@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tcomp.autotune.feature import FeatureExtractor, FeatureKind, feature_names, knob_feature_names
+from tcomp.autotune.feature import FeatureExtractor, FeatureKind, feature_names
+from tcomp.autotune.feature_knob import knob_feature_names
 from tcomp.autotune.model_quality import spearman
 from tcomp.autotune.record import Record
 from tcomp.autotune.task import Task

@@ -29,7 +29,8 @@ call and their ratio.
 A last block holds the GPU features of ``feature_gpu`` (threads, shared memory, registers, occupancy, vector widths,
 the tile of a GEMM tile kernel; zeros for CPU functions). Counts go through ``log2(1 + x)``; missing slots are 0, so
 every vector has the same length. ``FeatureKind.KNOB``
-encodes the knob choices instead (log2 split factors, permutation, annotation one-hots, option index), for comparison.
+encodes the knob choices instead (``feature_knob``: log2 split factors, permutation, annotation one-hots, option
+value), for comparison.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import dataclasses
 import enum
 import itertools
 import math
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,14 +47,10 @@ import numpy as np
 from tcomp import backend
 from tcomp.arith.evaluate import EvaluationError, evaluate
 from tcomp.autotune.feature_gpu import GPU_WIDTH, gpu_features, ptxas_registers
+from tcomp.autotune.feature_knob import knob_features, stable_bucket
 from tcomp.autotune.space import (
-    AnnotateEntity,
-    Annotation,
     ConfigEntity,
     ConfigSpace,
-    OtherOptionEntity,
-    ReorderEntity,
-    SplitEntity,
 )
 from tcomp.autotune.task import Task
 from tcomp.codegen.llvm.microkernels import MicroKernelCall, describe_call
@@ -444,41 +440,6 @@ def feature_names() -> list[str]:
     names += [f"gpu.{k}" for k in range(GPU_WIDTH)]
     assert len(names) == LOOP_IR_LENGTH
     return names
-
-
-def stable_bucket(text: str, buckets: int = 97) -> float:
-    """A number for a string knob value, the same in every process (``hash(str)`` is salted per process, which
-    made models trained in different processes disagree)."""
-    return float(zlib.crc32(text.encode("utf-8", "surrogatepass")) % buckets)
-
-
-def _knob_entries(config: ConfigEntity) -> list[tuple[str, float]]:
-    """The knob encoding of ``config``, each number with its name: log2 of a split's factors, a permutation's
-    positions, one-hots of each axis's annotation, an option's value (a string one as a ``stable_bucket``)."""
-    entries: list[tuple[str, float]] = []
-    for name, entity in config.choices.items():
-        if isinstance(entity, SplitEntity):
-            entries += [(f"{name}.factor{k}", math.log2(max(1, f))) for k, f in enumerate(entity.size[1:], start=1)]
-        elif isinstance(entity, ReorderEntity):
-            entries += [(f"{name}.position{k}", float(p)) for k, p in enumerate(entity.perm)]
-        elif isinstance(entity, AnnotateEntity):
-            for axis, ann in enumerate(entity.anns):
-                entries += [(f"{name}.axis{axis}.{choice.value}", 1.0 if ann is choice else 0.0)
-                            for choice in Annotation]
-        elif isinstance(entity, OtherOptionEntity):
-            val = entity.val
-            entries.append((name, float(val) if isinstance(val, (int, float)) else stable_bucket(str(val))))
-    return entries
-
-
-def knob_features(config: ConfigEntity) -> np.ndarray:
-    return np.asarray([value for _, value in _knob_entries(config)], dtype=np.float32)
-
-
-def knob_feature_names(config: ConfigEntity) -> list[str]:
-    """A name for each entry of ``knob_features(config)`` (``knob.tile_i.factor1``), the same for every config of
-    one space."""
-    return [f"knob.{name}" for name, _ in _knob_entries(config)]
 
 
 class FeatureExtractor:

@@ -19,9 +19,9 @@ from tcomp.autotune.feature import (
     FeatureExtractor,
     FeatureKind,
     feature_names,
-    knob_feature_names,
     loop_ir_features,
 )
+from tcomp.autotune.feature_knob import knob_feature_names
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record
 from tcomp.autotune.sa import SimulatedAnnealingOptimizer
@@ -198,7 +198,8 @@ import json
 from tcomp import te, create_schedule
 from tcomp.autotune import create_task, template
 from tcomp.autotune.cost_model import XGBoostCostModel
-from tcomp.autotune.feature import FeatureKind, knob_features
+from tcomp.autotune.feature import FeatureKind
+from tcomp.autotune.feature_knob import knob_features
 
 @template("string_knobs_for_hash_test")
 def string_knobs(cfg, n):
