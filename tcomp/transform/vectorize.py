@@ -3,9 +3,14 @@
 Rewrite: ``for v in vectorized(m, m + n): S(v)`` with constant ``n`` becomes ``S(ramp(m, 1, n))``: the loop variable
 becomes a ramp, loop-invariant operands are broadcast, ``ramp + x`` folds to a ramp, loads and stores with vector
 indices become vector accesses. Inner serial loops are kept and their bodies vectorized (the iterations of a
-vectorized axis are independent, which the schedule guarantees). A body that cannot be expressed this way (a guard
-or a lazily evaluated select that depends on ``v``, an allocation, a store whose index does not depend on ``v`` but
-whose value does) keeps its loop, still marked vectorized, for LLVM's loop vectorizer.
+vectorized axis are independent, which the schedule guarantees). A select whose condition depends on ``v`` and
+whose branches read memory contiguously (a padded read, ``0 < x ? A[x - 1] : 0``, or ``pad``'s clamped
+``A[clamp(x - 1, 0, W - 1)]``: ``guarded_reads_contiguous``) becomes a vector select; the LLVM backend reads each
+branch's memory for the lanes that take it only (masked loads). Measured on znver4, 2 threads, ``pad`` of 136
+channels at 28x28 by 1: 41 -> 14 us. A body that cannot be expressed this way (a guard that depends on ``v``, such a
+select around a strided or gathered read or an integer division, an allocation, a store whose index does not depend
+on ``v`` but whose value does) keeps its loop, still marked vectorized, for LLVM's loop vectorizer (masked gathers
+ran a stride-2 depthwise convolution's inlined padding 1.4-2.3x slower than LLVM's code).
 Assumes flattened buffers (one index per access).
 """
 
@@ -13,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tcomp.arith.fold import fold_binary
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.ir.functor import Mutator, may_fail, uses_var
+from tcomp.ir.functor import Mutator, iter_children, may_divide_by_zero, uses_var
 from tcomp.ir.stmt import BufferStore, For, ForKind, IfThenElse, PrimFunc, SeqStmt, Stmt
 
 
@@ -63,8 +69,10 @@ class _Vectorizer(Mutator):
         t, f = self.visit(node.true_value), self.visit(node.false_value)
         if cond is node.condition and t is node.true_value and f is node.false_value:
             return node
-        if _is_vector(cond) and (may_fail(node.true_value) or may_fail(node.false_value)):
-            raise _CannotVectorize("a select that guards loads or divisions depends on the vector lane")
+        if _is_vector(cond) and (may_divide_by_zero(node.true_value) or may_divide_by_zero(node.false_value)):
+            raise _CannotVectorize("a select that guards an integer division depends on the vector lane")
+        if _is_vector(cond) and not (guarded_reads_contiguous(t) and guarded_reads_contiguous(f)):
+            raise _CannotVectorize("a select that guards a strided or gathered read depends on the vector lane")
         lanes_dtype = dt.with_lanes(node.dtype, self.lanes)
         if not _is_vector(cond):
             if not _is_vector(t) and not _is_vector(f):
@@ -147,6 +155,44 @@ class _Vectorizer(Mutator):
         raise _CannotVectorize("an evaluated call inside a vectorized loop")
 
 
+def clamped_ramp(index: E.Expr) -> tuple[E.Expr, E.Ramp, E.Expr, E.Expr] | None:
+    """``index`` as ``offset + clamp(ramp(r, 1, n), lo, hi)`` (``max(min(ramp, hi), lo)`` or
+    ``min(max(ramp, lo), hi)``) with a lane-invariant offset and bounds, what ``pad`` reads: the offset (0 for
+    none), the ramp, ``lo`` and ``hi``; None for any other index."""
+    offset: E.Expr | None = None
+    clamp = index
+    if isinstance(index, E.Add):
+        for a, b in ((index.a, index.b), (index.b, index.a)):
+            if isinstance(a, E.Broadcast) and isinstance(b, (E.Min, E.Max)):
+                offset, clamp = a.value, b
+                break
+    if not isinstance(clamp, (E.Min, E.Max)) or not isinstance(clamp.b, E.Broadcast):
+        return None
+    inner = clamp.a
+    if type(inner) not in (E.Min, E.Max) or type(inner) is type(clamp) or not isinstance(inner.b, E.Broadcast):
+        return None
+    ramp = inner.a
+    if not isinstance(ramp, E.Ramp) or not isinstance(ramp.stride, E.IntImm) or ramp.stride.value != 1:
+        return None
+    lo, hi = (clamp.b.value, inner.b.value) if isinstance(clamp, E.Max) else (inner.b.value, clamp.b.value)
+    return (offset if offset is not None else E.make_const(0, ramp.base.dtype)), ramp, lo, hi
+
+
+def guarded_reads_contiguous(e: E.Expr) -> bool:
+    """Whether every vector read in ``e`` is contiguous (a unit-stride ramp, or ``clamped_ramp``), so that a
+    select guarding it lane by lane reads with masked loads rather than gathers."""
+    stack = [e]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, E.BufferLoad) and _is_vector(current.indices[0]):
+            index = current.indices[0]
+            unit = isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and index.stride.value == 1
+            if not (unit or isinstance(index, E.Broadcast) or clamped_ramp(index) is not None):
+                return False
+        stack.extend(iter_children(current))
+    return True
+
+
 def _fold_ramp(cls: type, a: E.Expr, b: E.Expr) -> E.Expr | None:
     """``ramp +- broadcast``, ``ramp +- ramp`` and ``ramp * broadcast`` stay ramps (integer index math)."""
     if not (isinstance(a, (E.Ramp, E.Broadcast)) or not _is_vector(a)):
@@ -163,17 +209,24 @@ def _fold_ramp(cls: type, a: E.Expr, b: E.Expr) -> E.Expr | None:
         scalar = e.value if isinstance(e, E.Broadcast) else e
         return scalar, E.make_const(0, scalar.dtype)
 
+    def stride(kind: type[E.BinaryOp], x: E.Expr, y: E.Expr) -> E.Expr:
+        """A constant stride stays a constant (``clamped_ramp`` and the backend look for unit strides)."""
+        xv, yv = E.const_int_value(x), E.const_int_value(y)
+        if xv is not None and yv is not None:
+            return E.make_const(fold_binary(kind, xv, yv, is_float=False), x.dtype)
+        return kind(x, y, x.dtype)
+
     (ab, as_), (bb, bs) = parts(a), parts(b)
     vector_dtype = dt.with_lanes(ab.dtype, lanes)
     if cls is E.Add:
-        return E.Ramp(ab + bb, as_ + bs, lanes, vector_dtype)
+        return E.Ramp(ab + bb, stride(E.Add, as_, bs), lanes, vector_dtype)
     if cls is E.Sub:
-        return E.Ramp(ab - bb, as_ - bs, lanes, vector_dtype)
+        return E.Ramp(ab - bb, stride(E.Sub, as_, bs), lanes, vector_dtype)
     if cls is E.Mul:
         if isinstance(a, E.Ramp) and not isinstance(b, E.Ramp):
-            return E.Ramp(ab * bb, as_ * bb, lanes, vector_dtype)
+            return E.Ramp(ab * bb, stride(E.Mul, as_, bb), lanes, vector_dtype)
         if isinstance(b, E.Ramp) and not isinstance(a, E.Ramp):
-            return E.Ramp(ab * bb, ab * bs, lanes, vector_dtype)
+            return E.Ramp(ab * bb, stride(E.Mul, ab, bs), lanes, vector_dtype)
     return None
 
 

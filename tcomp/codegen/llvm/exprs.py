@@ -21,6 +21,7 @@ from tcomp.codegen.llvm.context import CodegenError, ModuleContext
 from tcomp.codegen.llvm.control import if_else
 from tcomp.codegen.llvm.extern import emit_address_of, emit_extern_call
 from tcomp.codegen.llvm.intrinsics import call_intrinsic, emit_call
+from tcomp.codegen.llvm.masked import any_lane, masked_load
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.buffer import Buffer
@@ -42,6 +43,7 @@ class ExprEmitter:
         self.builder = builder
         self.vars: dict[E.Var, ir.Value] = {}
         self.buffers: dict[Buffer, ir.Value] = {}
+        self._mask: ir.Value | None = None  # the lanes that take the vector select branch being emitted (masked)
         self._dispatch: dict[type, Callable[[E.Expr], ir.Value]] = {
             E.IntImm: self._imm,
             E.FloatImm: self._imm,
@@ -58,6 +60,8 @@ class ExprEmitter:
 
     # ------------------------------------------------------------------------------------------------ entry point
     def emit(self, expr: E.Expr) -> ir.Value:
+        if self._mask is not None and dt.lanes(expr.dtype) == 1 and may_fail(expr):
+            return self._scalar_under_mask(expr)
         handler = self._dispatch.get(type(expr))
         if handler is not None:
             return handler(expr)
@@ -285,9 +289,41 @@ class ExprEmitter:
         if lanes == 1 and dt.lanes(expr.condition.dtype) == 1 and guarded:
             return self._lazy_select(expr)
         cond = self.emit(expr.condition)
+        if guarded and lanes > 1 and dt.lanes(expr.condition.dtype) > 1:
+            return self._masked_select(expr, cond)
         true_value = self.emit_lanes(expr.true_value, dt.element(expr.dtype), lanes)
         false_value = self.emit_lanes(expr.false_value, dt.element(expr.dtype), lanes)
         return self.builder.select(cond, true_value, false_value)
+
+    def _masked_select(self, expr: E.Select, cond: ir.Value) -> ir.Value:
+        """A vector select whose branches read memory (``masked``): each branch is emitted under the lanes that
+        take it, so its loads read those lanes only."""
+        bld = self.builder
+        outer = self._mask
+        lanes = dt.lanes(expr.dtype)
+        element = dt.element(expr.dtype)
+        taken = cond if outer is None else bld.and_(outer, cond)
+        others = bld.not_(cond) if outer is None else bld.and_(outer, bld.not_(cond))
+        try:
+            self._mask = taken
+            true_value = self.emit_lanes(expr.true_value, element, lanes)
+            self._mask = others
+            false_value = self.emit_lanes(expr.false_value, element, lanes)
+        finally:
+            self._mask = outer
+        return bld.select(cond, true_value, false_value)
+
+    def _scalar_under_mask(self, expr: E.Expr) -> ir.Value:
+        """A scalar that may fail (a load, a division), inside a masked branch: evaluated only if a lane takes
+        the branch, else zero."""
+        mask = self._mask
+        assert mask is not None
+        self._mask = None
+        try:
+            return if_else(self.builder, any_lane(self, mask), lambda: self.emit(expr),
+                           lambda: ir.Constant(T.llvm_type(expr.dtype), None), "masked")
+        finally:
+            self._mask = mask
 
     def _lazy_select(self, expr: E.Select) -> ir.Value:
         """A select whose branches read memory or divide evaluates only the branch taken (as ``if_then_else``
@@ -383,6 +419,8 @@ class ExprEmitter:
         index = expr.indices[0]
         lanes = dt.lanes(expr.dtype)
         buffer_lanes = dt.lanes(expr.buffer.dtype)
+        if self._mask is not None and lanes > 1:  # a branch of a vector select: the lanes that take it
+            return masked_load(self, expr.buffer, index, expr.dtype, self._mask)
         if lanes == buffer_lanes:
             return self.load_scalar(expr.buffer, self.index_i64(index), expr.dtype)
         if buffer_lanes != 1 or dt.lanes(index.dtype) != lanes:
