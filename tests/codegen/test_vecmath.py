@@ -123,6 +123,34 @@ def test_erf_takes_its_table_at_the_targets_width(mattr: tuple[str, ...], regist
     assert np.signbit(y[x == 0]).sum() == np.signbit(x[x == 0]).sum()  # -0 stays -0
 
 
+@pytest.mark.parametrize("op", ["exp", "sigmoid", "tanh"])
+@pytest.mark.parametrize("registers", [1, 2])
+def test_exp_takes_its_table_on_avx512_registers(op: str, registers: int) -> None:
+    """On AVX-512, ``exp`` of a register (and of two, a register at a time) and the ``sigmoid`` and ``tanh`` of one
+    scale by ``vscalefps`` from a 16-entry table (``_exp_by_table``): the special values, a few ulps around every
+    threshold, the reduction's interval edges and a dense sweep, within 1 ulp for ``exp`` and the usual bound for
+    the others. AVX2 code keeps the polynomial (no ``vscalefps``)."""
+    target = Target(kind="llvm", mattr=("+avx512f",))
+    if target.missing_here():
+        pytest.skip(f"this CPU lacks {target.missing_here()}")
+    step = np.float32(np.log(2.0) / 16)
+    edges = (np.arange(-1700, 1300, dtype=np.float32) * step + step / 2).view(np.int32)
+    around = (edges[:, None] + np.arange(-2, 3)).ravel().view(np.float32)  # where n / 16 changes
+    x = np.concatenate([special_inputs(), around, np.linspace(-110, 95, 1 << 16, dtype=np.float32)])
+    x = np.concatenate([x, np.zeros(-x.size % 64, np.float32)])
+    mod = build_unary(op, x.size, 16 * registers, target)
+    if op == "exp" or registers == 1:
+        assert "vscalefps" in mod.get_source("asm")
+    y = np.empty_like(x)
+    mod(x, y)
+    error = ulp_error(y, reference(op, x))
+    worst = int(np.argmax(error))
+    bound = 1.0 if op == "exp" else MAX_ULP
+    assert error[worst] <= bound, f"{op}({x[worst]!r}) = {y[worst]!r}: {error[worst]:.2f} ulp"
+    avx2 = build_unary(op, 64, 8, Target(kind="llvm", mattr=("-avx512f",)))
+    assert "vscalefps" not in avx2.get_source("asm")
+
+
 def test_scalar_loops_are_widened_by_llvm() -> None:
     """A scalar call in a plain loop inlines to straight-line code that LLVM's loop vectorizer widens."""
     mod = tcomp.build(elementwise("scalar_tanh", "float32", 1024, lambda x: E.Call("tanh", (x,), "float32"),

@@ -12,7 +12,10 @@ fits (Lawson's iteration on Chebyshev nodes, in float64) rounded to float32: ``b
 
 - ``exp``: ``x = n ln2 + r`` (Cody-Waite with a 16-bit ``ln2_hi``, exact in ``n * ln2_hi`` with or without an FMA),
   ``e^r = 1 + r + r^2 q(r)`` on ``|r| <= ln2/2``, times ``2^n`` applied in two steps so results that are denormal
-  round once.
+  round once. Vectors of 16 lanes on AVX-512 (and ``exp`` on 2, 4 ... such registers) take a table instead
+  (``EXP_TABLE``, ``_exp_by_table``): ``x = (n / 16) ln2 + r``, ``2^(j/16)`` picked per lane by a permute, a cubic on
+  ``|r| <= ln2/32``, ``2^floor(n/16)`` by ``vscalefps``; branch-free, within 0.68 ulp (1.01 before), and the
+  ``sigmoid`` and ``tanh`` that use it run 0.79-0.96x the time on 128 x 768 rows (softmax 0.97-0.99x).
 - ``log``: ``x = 2^e m`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` (denormals scaled by ``2^23`` first),
   ``log(m) = f - f^2/2 + f^3 p(f)`` with ``f = m - 1``, plus ``e ln2`` in two parts.
 - ``tanh``: ``x + x^3 p(x^2)`` below ``|x| = 0.625``, else ``sign(x) (1 - 2 / (e^{2|x|} + 1))`` with ``2|x|`` clamped
@@ -39,6 +42,7 @@ Multiply-adds are ``llvm.fmuladd`` (an FMA where the target has one); the algori
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import llvmlite.ir as ir
@@ -135,6 +139,14 @@ ERF_TABLES = {
     ),
 }
 _PERMUTES = {16: ("llvm.x86.avx512.permvar.sf.512", "avx512f"), 8: ("llvm.x86.avx2.permps", "avx2")}
+# e^x = 2^(n/16) e^r on 16 lanes of AVX-512: 2^(j/16) in two float32 parts (EXP_TABLE: the nearest float32, then the
+# rest), ``n mod 16`` picks them per lane, ``vscalefps`` applies 2^floor(n/16); e^r - 1 = r + r^2 (1/2 + r/6) on
+# |r| <= ln2/32 (truncation 0.08 ulp)
+_EXP_HI = tuple(struct.unpack("f", struct.pack("f", 2.0 ** (j / 16)))[0] for j in range(16))
+EXP_TABLE = (_EXP_HI, tuple(struct.unpack("f", struct.pack("f", 2.0 ** (j / 16) - hi))[0]
+                            for j, hi in enumerate(_EXP_HI)))
+_AVX512 = {"cvt": "llvm.x86.avx512.mask.cvtps2dq.512", "scalef": "llvm.x86.avx512.mask.scalef.ps.512"}
+_CURRENT_ROUNDING = 4  # the intrinsics' rounding argument: MXCSR's mode (to nearest, even)
 
 
 def call_vector_math(ctx: ModuleContext, builder: ir.IRBuilder, op: str, x: ir.Value) -> ir.Value:
@@ -255,6 +267,11 @@ def _by_range(m: _Math, x: ir.Value, fast: Callable[[ir.Value], ir.Value],
 
 
 def _exp(m: _Math, x: ir.Value) -> ir.Value:
+    if _exp_table_lanes(m) == m.lanes:
+        return _exp_by_table(m, x, clamp=True)
+    if _exp_table_lanes(m):
+        return _by_parts(m, x, 16, _function(m.ctx, "exp", ir.VectorType(m.ty.element, 16)))
+
     def general(v: ir.Value) -> ir.Value:
         nan = m.is_nan(v)
         return m.b.select(nan, v, _exp_finite(m, m.b.select(nan, m.f(0.0), v)))
@@ -289,7 +306,7 @@ def _tanh(m: _Math, x: ir.Value) -> ir.Value:
     small = m.fma(b.fmul(x, z), m.poly(z, TANH_P), x)
     # tanh(x) rounds to 1 from |x| = 9.01 on: 2|x| clamped to 20 (NaN becomes 20 too; the result is chosen below)
     doubled = b.fadd(a, a)
-    e = _exp_normal(m, b.select(b.fcmp_ordered("<", doubled, m.f(TANH_CLAMP)), doubled, m.f(TANH_CLAMP)))
+    e = _exp_bounded(m, b.select(b.fcmp_ordered("<", doubled, m.f(TANH_CLAMP)), doubled, m.f(TANH_CLAMP)))
     large = b.fsub(m.f(1.0), b.fdiv(m.f(2.0), b.fadd(e, m.f(1.0))))
     result = m.copysign(b.select(b.fcmp_ordered("<", a, m.f(TANH_SMALL)), small, large), x)  # tanh(-0) = -0
     return b.select(m.is_nan(x), x, result)
@@ -303,6 +320,43 @@ def _table_lanes(m: _Math) -> int:
         if m.lanes % width == 0 and parts & (parts - 1) == 0 and m.ctx.target.has_feature(feature):
             return width
     return 0
+
+
+def _exp_table_lanes(m: _Math) -> int:
+    """16 where ``m``'s vectors are a power-of-two number of 16-lane AVX-512 registers (``_exp_by_table``), else 0."""
+    return 16 if _table_lanes(m) == 16 and m.ctx.target.has_feature("avx512f") else 0
+
+
+def _exp_bounded(m: _Math, x: ir.Value) -> ir.Value:
+    """``e^x`` for ``x`` in ``[-87, 88]``: by table on one AVX-512 register, else ``_exp_normal``."""
+    return _exp_by_table(m, x, clamp=False) if _exp_table_lanes(m) == m.lanes else _exp_normal(m, x)
+
+
+def _exp_by_table(m: _Math, x: ir.Value, clamp: bool) -> ir.Value:
+    """``e^x`` on one AVX-512 register, branch-free: ``n`` the nearest integer to ``16 x / ln2``, ``r = x - n ln2 /
+    16`` (Cody-Waite, ``|r| <= ln2/32``), ``2^(n/16) e^r = 2^floor(n/16) T[n mod 16] (1 + p(r))`` with ``T`` in
+    two parts (``T_hi + (T_hi p + T_lo)``) and the power of two applied by ``vscalefps``, which rounds a denormal
+    result once and overflows to infinity. ``clamp``: bound ``x`` to ``[-104, 89]`` first (NaN passes: the
+    conversion gives a defined index for it and every step keeps NaN); without, the caller bounds ``x``."""
+    b = m.b
+    if clamp:
+        x = b.select(b.fcmp_ordered(">", x, m.f(EXP_MAX_INPUT)), m.f(EXP_MAX_INPUT), x)
+        x = b.select(b.fcmp_ordered("<", x, m.f(EXP_MIN_INPUT)), m.f(EXP_MIN_INPUT), x)
+    t = b.fmul(x, m.f(16 * LOG2E))
+    n = m.intrinsic("llvm.roundeven", t)
+    all_lanes = ir.Constant(ir.IntType(16), -1)
+    cvt = m.ctx.declare(_AVX512["cvt"], m.ity, [m.ty, m.ity, all_lanes.type, T.I32])
+    k = b.call(cvt, [t, ir.Constant(m.ity, None), all_lanes, T.I32(_CURRENT_ROUNDING)])  # n as int32; NaN defined
+    r = m.intrinsic("llvm.fma", n, m.f(-LN2_HI / 16), x)
+    r = m.intrinsic("llvm.fma", n, m.f(-LN2_LO / 16), r)
+    permute = m.ctx.declare(_PERMUTES[16][0], m.ty, [m.ty, m.ity])
+    high, low = (b.call(permute, [ir.Constant(m.ty, [ir.Constant(ir.FloatType(), v) for v in part]), k])
+                 for part in EXP_TABLE)
+    p = m.fma(b.fmul(r, r), m.fma(r, m.f(1.0 / 6.0), m.f(0.5)), r)
+    y = b.fadd(high, m.intrinsic("llvm.fma", high, p, low))  # 2^(j/16) (1 + p), rounded once where it matters
+    scalef = m.ctx.declare(_AVX512["scalef"], m.ty, [m.ty, m.ty, m.ty, all_lanes.type, T.I32])
+    return b.call(scalef, [y, b.fmul(n, m.f(1.0 / 16.0)), ir.Constant(m.ty, None), all_lanes,
+                           T.I32(_CURRENT_ROUNDING)])
 
 
 def _erf(m: _Math, x: ir.Value) -> ir.Value:
@@ -371,4 +425,4 @@ def _sigmoid(m: _Math, x: ir.Value) -> ir.Value:
         nan = m.is_nan(v)
         return b.select(nan, v, quotient(v, _exp_finite(m, b.fneg(m.fabs(b.select(nan, m.f(0.0), v))))))
 
-    return _by_range(m, x, lambda v: quotient(v, _exp_normal(m, b.fneg(m.fabs(v)))), general)
+    return _by_range(m, x, lambda v: quotient(v, _exp_bounded(m, b.fneg(m.fabs(v)))), general)
