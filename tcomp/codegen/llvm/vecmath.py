@@ -28,12 +28,13 @@ fits (Lawson's iteration on Chebyshev nodes, in float64) rounded to float32: ``b
   znver4); within 0.61 ulp (0.79 on AVX2) from ``|x| = 1e-35`` up, 1.03 below, where ``x`` times the polynomial's
   small part underflows into denormals. Vectors of 2, 4 ... such registers (a GEMM epilogue's) take it a register
   at a time.
-- ``exp`` and ``sigmoid`` on a vector test its lanes once: when every ``|x| <= 87`` (``e^x`` normal, the common
-  case) the vector takes the reduction and polynomial alone, ``2^n`` in one step, no clamps or NaN selects; any
-  other lane sends the whole vector down the general code. Both paths give the same bits in that range. Scalars
-  stay branch-free (LLVM's loop vectorizer widens them).
+- ``exp`` (off the table) and ``sigmoid`` on a vector test its lanes once: when every ``|x| <= 87`` (``e^x``
+  normal, the common case) the vector takes the reduction and polynomial alone, ``2^n`` in one step, no clamps or
+  NaN selects; any other lane sends the whole vector down the general code. Both paths give the same bits in that
+  range. Scalars stay branch-free (LLVM's loop vectorizer widens them).
 - ``tanh`` and ``erf`` take ``e^y`` of an argument bounded by construction (``[-16, 0]``, ``[0, 20]``): the same
-  reduction and polynomial as ``exp`` without its clamps and NaN handling, ``2^n`` applied in one step.
+  reduction and polynomial as ``exp`` (or its table) without its clamps and NaN handling, ``2^n`` applied in one
+  step.
 - ``sigmoid``: ``e = e^{-|x|}``; ``1 / (1 + e)`` for ``x >= 0``, ``e / (1 + e)`` below (no overflow, denormal results
   kept).
 
@@ -193,6 +194,13 @@ class _Math:
     def fma(self, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
         return self.intrinsic("llvm.fmuladd", a, b, c)
 
+    def pick(self, row: tuple[float, ...], index: ir.Value) -> ir.Value:
+        """Each lane's entry of the constant ``row`` (as many entries as lanes) at that lane's int32 ``index`` (its
+        low bits): one ``vpermps`` (``_PERMUTES``)."""
+        permute = self.ctx.declare(_PERMUTES[self.lanes][0], self.ty, [self.ty, self.ity])
+        table = ir.Constant(self.ty, [ir.Constant(ir.FloatType(), v) for v in row])
+        return self.b.call(permute, [table, index])
+
     def poly(self, x: ir.Value, coefficients: tuple[float, ...]) -> ir.Value:
         """``sum(c[k] x^k)`` by Horner's rule."""
         acc = self.f(coefficients[-1])
@@ -267,10 +275,8 @@ def _by_range(m: _Math, x: ir.Value, fast: Callable[[ir.Value], ir.Value],
 
 
 def _exp(m: _Math, x: ir.Value) -> ir.Value:
-    if _exp_table_lanes(m) == m.lanes:
-        return _exp_by_table(m, x, clamp=True)
     if _exp_table_lanes(m):
-        return _by_parts(m, x, 16, _function(m.ctx, "exp", ir.VectorType(m.ty.element, 16)))
+        return _per_register(m, x, "exp", 16, lambda: _exp_by_table(m, x, clamp=True))
 
     def general(v: ir.Value) -> ir.Value:
         nan = m.is_nan(v)
@@ -324,7 +330,15 @@ def _table_lanes(m: _Math) -> int:
 
 def _exp_table_lanes(m: _Math) -> int:
     """16 where ``m``'s vectors are a power-of-two number of 16-lane AVX-512 registers (``_exp_by_table``), else 0."""
-    return 16 if _table_lanes(m) == 16 and m.ctx.target.has_feature("avx512f") else 0
+    return 16 if _table_lanes(m) == 16 else 0
+
+
+def _per_register(m: _Math, x: ir.Value, op: str, width: int, one: Callable[[], ir.Value]) -> ir.Value:
+    """``op`` of ``x`` on ``width``-lane registers: ``one()`` where ``x`` is one register, else ``op``'s function on
+    registers applied to each part (``_by_parts``)."""
+    if width == m.lanes:
+        return one()
+    return _by_parts(m, x, width, _function(m.ctx, op, ir.VectorType(m.ty.element, width)))
 
 
 def _exp_bounded(m: _Math, x: ir.Value) -> ir.Value:
@@ -349,9 +363,7 @@ def _exp_by_table(m: _Math, x: ir.Value, clamp: bool) -> ir.Value:
     k = b.call(cvt, [t, ir.Constant(m.ity, None), all_lanes, T.I32(_CURRENT_ROUNDING)])  # n as int32; NaN defined
     r = m.intrinsic("llvm.fma", n, m.f(-LN2_HI / 16), x)
     r = m.intrinsic("llvm.fma", n, m.f(-LN2_LO / 16), r)
-    permute = m.ctx.declare(_PERMUTES[16][0], m.ty, [m.ty, m.ity])
-    high, low = (b.call(permute, [ir.Constant(m.ty, [ir.Constant(ir.FloatType(), v) for v in part]), k])
-                 for part in EXP_TABLE)
+    high, low = (m.pick(part, k) for part in EXP_TABLE)
     p = m.fma(b.fmul(r, r), m.fma(r, m.f(1.0 / 6.0), m.f(0.5)), r)
     y = b.fadd(high, m.intrinsic("llvm.fma", high, p, low))  # 2^(j/16) (1 + p), rounded once where it matters
     scalef = m.ctx.declare(_AVX512["scalef"], m.ty, [m.ty, m.ty, m.ty, all_lanes.type, T.I32])
@@ -361,10 +373,8 @@ def _exp_by_table(m: _Math, x: ir.Value, clamp: bool) -> ir.Value:
 
 def _erf(m: _Math, x: ir.Value) -> ir.Value:
     width = _table_lanes(m)
-    if width == m.lanes:
-        return _erf_by_table(m, x, ERF_TABLES[width], _PERMUTES[width][0])
-    if width:  # a whole number of table-wide vectors: each by the table, put back together
-        return _by_parts(m, x, width, _function(m.ctx, "erf", ir.VectorType(m.ty.element, width)))
+    if width:  # one table-wide register, or a whole number of them: each by the table, put back together
+        return _per_register(m, x, "erf", width, lambda: _erf_by_table(m, x, ERF_TABLES[width]))
     b = m.b
     a = m.fabs(x)
     small = m.fma(x, m.poly(b.fmul(x, x), ERF_P), x)
@@ -390,7 +400,7 @@ def _by_parts(m: _Math, x: ir.Value, width: int, fn: ir.Function) -> ir.Value:
     return parts[0]
 
 
-def _erf_by_table(m: _Math, x: ir.Value, tables: tuple[tuple[float, ...], ...], permute: str) -> ir.Value:
+def _erf_by_table(m: _Math, x: ir.Value, tables: tuple[tuple[float, ...], ...]) -> ir.Value:
     """``erf`` on a vector of as many lanes as intervals (``ERF_TABLES``): each lane's coefficients are picked from
     the tables by its interval, one permute per coefficient, and ``x g`` rounds once. ``|x| >= 4`` (``erf`` is 1
     in float32 from 3.9192 on) gives ``copysign(1, x)``; NaN takes the last interval and stays NaN."""
@@ -400,17 +410,11 @@ def _erf_by_table(m: _Math, x: ir.Value, tables: tuple[tuple[float, ...], ...], 
     scaled = b.select(b.fcmp_ordered("<", scaled, m.f(m.lanes)), scaled, m.f(m.lanes - 0.5))
     k = b.fptosi(scaled, m.ity)
     u = b.fsub(scaled, b.fadd(b.sitofp(k, m.ty), m.f(0.5)))
-
-    def coefficient(row: tuple[float, ...]) -> ir.Value:
-        table = ir.Constant(m.ty, [ir.Constant(ir.FloatType(), v) for v in row])
-        fn = m.ctx.declare(permute, m.ty, [m.ty, m.ity])
-        return b.call(fn, [table, k])
-
-    tail = coefficient(tables[-1])  # g less its constant term's float32 part
+    tail = m.pick(tables[-1], k)  # g less its constant term's float32 part
     for row in tables[-2:0:-1]:
-        tail = m.fma(tail, u, coefficient(row))
+        tail = m.fma(tail, u, m.pick(row, k))
     # x c0 exact inside a fused multiply-add (llvm.fma, not fmuladd: it must fuse): one rounding for the result
-    result = m.intrinsic("llvm.fma", x, coefficient(tables[0]), b.fmul(x, tail))
+    result = m.intrinsic("llvm.fma", x, m.pick(tables[0], k), b.fmul(x, tail))
     return b.select(b.fcmp_ordered(">=", a, m.f(ERF_CLAMP)), m.copysign(m.f(1.0), x), result)
 
 
