@@ -277,6 +277,11 @@ class Ramp(Expr):
     lanes: int
     dtype: str
 
+    @property
+    def contiguous(self) -> bool:
+        """Whether the lanes are consecutive elements: a constant stride of 1."""
+        return isinstance(self.stride, IntImm) and self.stride.value == 1
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Broadcast(Expr):

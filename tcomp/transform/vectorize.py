@@ -172,7 +172,7 @@ def clamped_ramp(index: E.Expr) -> tuple[E.Expr, E.Ramp, E.Expr, E.Expr] | None:
     if type(inner) not in (E.Min, E.Max) or type(inner) is type(clamp) or not isinstance(inner.b, E.Broadcast):
         return None
     ramp = inner.a
-    if not isinstance(ramp, E.Ramp) or not isinstance(ramp.stride, E.IntImm) or ramp.stride.value != 1:
+    if not isinstance(ramp, E.Ramp) or not ramp.contiguous:
         return None
     lo, hi = (clamp.b.value, inner.b.value) if isinstance(clamp, E.Max) else (inner.b.value, clamp.b.value)
     return (offset if offset is not None else E.make_const(0, ramp.base.dtype)), ramp, lo, hi
@@ -186,7 +186,7 @@ def guarded_reads_contiguous(e: E.Expr) -> bool:
         current = stack.pop()
         if isinstance(current, E.BufferLoad) and _is_vector(current.indices[0]):
             index = current.indices[0]
-            unit = isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and index.stride.value == 1
+            unit = isinstance(index, E.Ramp) and index.contiguous
             if not (unit or isinstance(index, E.Broadcast) or clamped_ramp(index) is not None):
                 return False
         stack.extend(iter_children(current))

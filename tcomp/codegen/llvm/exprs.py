@@ -60,7 +60,8 @@ class ExprEmitter:
 
     # ------------------------------------------------------------------------------------------------ entry point
     def emit(self, expr: E.Expr) -> ir.Value:
-        if self._mask is not None and dt.lanes(expr.dtype) == 1 and may_fail(expr):
+        if self._mask is not None and dt.lanes(expr.dtype) == 1 and (
+                isinstance(expr, E.BufferLoad) or E.divides_by_maybe_zero(expr)):
             return self._scalar_under_mask(expr)
         handler = self._dispatch.get(type(expr))
         if handler is not None:
@@ -314,8 +315,8 @@ class ExprEmitter:
         return bld.select(cond, true_value, false_value)
 
     def _scalar_under_mask(self, expr: E.Expr) -> ir.Value:
-        """A scalar that may fail (a load, a division), inside a masked branch: evaluated only if a lane takes
-        the branch, else zero."""
+        """A scalar read or a division that may fail, inside a masked branch: evaluated (its operands too) only if a
+        lane takes the branch, else zero. Checked node by node as ``emit`` descends, not by walking subtrees."""
         mask = self._mask
         assert mask is not None
         self._mask = None
@@ -425,7 +426,7 @@ class ExprEmitter:
             return self.load_scalar(expr.buffer, self.index_i64(index), expr.dtype)
         if buffer_lanes != 1 or dt.lanes(index.dtype) != lanes:
             raise CodegenError(f"load {expr} of dtype {expr.dtype}: index has {dt.lanes(index.dtype)} lanes")
-        if isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and index.stride.value == 1:
+        if isinstance(index, E.Ramp) and index.contiguous:
             return self._contiguous_load(expr.buffer, index.base, lanes, expr.dtype)
         if isinstance(index, E.Broadcast):
             scalar = self.load_scalar(expr.buffer, self.index_i64(index.value), dt.element(expr.dtype))

@@ -57,7 +57,7 @@ def masked_load(emitter: ExprEmitter, buffer: Buffer, index: E.Expr, dtype: str,
 
         return emitter.from_storage(if_else(emitter.builder, any_lane(emitter, mask), load, lambda: zero, "masked"),
                                     dtype)
-    if isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and index.stride.value == 1:
+    if isinstance(index, E.Ramp) and index.contiguous:
         return emitter.from_storage(_contiguous(emitter, buffer, emitter.index_i64(index.base), dtype, mask), dtype)
     clamped = clamped_ramp(index)
     if clamped is not None:

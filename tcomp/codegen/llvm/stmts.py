@@ -156,7 +156,7 @@ class FunctionEmitter(ExprEmitter):
             return
         if buffer_lanes != 1 or index_lanes != lanes:
             raise CodegenError(f"store of a {value_dtype} value to {buffer.name} with a {index.dtype} index")
-        if isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and index.stride.value == 1:
+        if isinstance(index, E.Ramp) and index.contiguous:
             ptr = self.element_pointer(buffer, self.index_i64(index.base))
             vec_ptr = self.builder.bitcast(ptr, raw.type.as_pointer())
             self.builder.store(raw, vec_ptr, align=dt.storage_bytes(buffer.dtype))
