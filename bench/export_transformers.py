@@ -1,7 +1,9 @@
-"""Export full-size transformer encoders to ONNX for ``bench/models.py``: a BERT-base-like encoder and a
-ViT-B/16-like image model, built from Hugging Face transformers code with random weights from a fixed seed.
+"""Export full-size transformers to ONNX for ``bench/models.py``: a BERT-base-like encoder, a ViT-B/16-like image
+model, a GPT-2-small-like and a Llama-like decoder, ConvNeXt-tiny and Swin-tiny, built from Hugging Face
+transformers code with random weights from a fixed seed.
 
-    /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [--exporter dynamo|torchscript]
+    /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [convnext] [swin]
+        [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
 interpreter named by ``--export-python``). Nothing is downloaded. Each model is written as ``NAME.onnx`` (weights in
@@ -11,7 +13,15 @@ configuration and the inputs, so that a cache made by another version is recogni
 - ``bert``: ``BertModel`` with 12 layers, hidden size 768, 12 heads, feed-forward 3072, at sequence length 128,
   inputs ``input_ids`` and ``attention_mask`` (batch 1);
 - ``vit``: ``ViTModel`` with patches of 16 at 224x224, 12 layers, hidden size 768, 12 heads, feed-forward 3072,
-  input ``pixel_values`` (batch 1).
+  input ``pixel_values`` (batch 1);
+- ``gpt2``: ``GPT2Model`` with 12 layers, hidden size 768, 12 heads, feed-forward 3072 (causal attention), at
+  sequence length 128, input ``input_ids``;
+- ``llama``: ``LlamaModel`` with 12 layers, hidden size 768, 12 query heads sharing 4 key/value heads, a SiLU-gated
+  feed-forward of 2048, RMS norms and rotary positions, at sequence length 128, input ``input_ids``;
+- ``convnext``: ``ConvNextModel``, the tiny configuration (stages of 3, 3, 9 and 3 blocks, 96 to 768 channels:
+  depthwise 7x7 convolutions, channels-last layer norms, GELU MLPs), input ``pixel_values`` at 224x224;
+- ``swin``: ``SwinModel``, the tiny configuration (patches of 4, windows of 7x7, stages of 2, 2, 6 and 2 blocks with
+  3 to 24 heads: shifted windows by roll, reshapes and transposes), input ``pixel_values`` at 224x224.
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -50,7 +60,39 @@ def vit(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str],
     return net, (pixels,), ["pixel_values"], config.to_dict()
 
 
-MODELS = {"bert": bert, "vit": vit}
+def gpt2(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=1024,
+                                     attn_implementation="eager", use_cache=False)
+    net = transformers.GPT2Model(config).eval()
+    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+    return net, (ids,), ["input_ids"], config.to_dict()
+
+
+def convnext(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.ConvNextConfig(image_size=224, depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768])
+    net = transformers.ConvNextModel(config).eval()
+    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    return net, (pixels,), ["pixel_values"], config.to_dict()
+
+
+def llama(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.LlamaConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                      num_key_value_heads=HEADS // 3, intermediate_size=2048, vocab_size=32000,
+                                      attn_implementation="eager", use_cache=False)
+    net = transformers.LlamaModel(config).eval()
+    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+    return net, (ids,), ["input_ids"], config.to_dict()
+
+
+def swin(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.SwinConfig(image_size=224, patch_size=4, embed_dim=96, depths=[2, 2, 6, 2],
+                                     num_heads=[3, 6, 12, 24], window_size=7, attn_implementation="eager")
+    net = transformers.SwinModel(config, add_pooling_layer=False).eval()
+    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    return net, (pixels,), ["pixel_values"], config.to_dict()
+
+
+MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin}
 
 
 def export(name: str, outdir: str, exporter: str) -> None:
