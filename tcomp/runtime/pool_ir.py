@@ -29,17 +29,7 @@ started on first use, up to ``max_threads - 1``, and restarted in a forked child
 started them). ``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit, backoff_us,
 pin_workers)`` changes the policy (``PoolPolicy``).
 
-Placement (Linux). Each worker keeps to one CPU of those it may use, other than the one its creator ran on, the
-workers on different CPUs where there are enough (``pin_workers``; the caller is never pinned). Left to the
-scheduler, a worker woken from sleep can land on the CPU of the caller that woke it: Linux places a wakee on the
-waker's CPU when the other CPUs look busy, as idle virtual CPUs that the host descheduled do. The two threads then
-share a core until the load balancer moves one, milliseconds later (measured on a 2-core KVM guest: a 300 us loop
-ran at serial speed for the first calls after every 20 ms pause, 345 us against 177 us pinned). The caller, never
-pinned, can land on a worker's CPU all the same, and the balancer took about ten inferences to move it (seen on a
-2-core znver4 guest: ShuffleNet at 6.4 ms against 5.2 once it moved). So the caller notes its
-CPU (``sched_getcpu``) as it publishes each loop, and a worker that sees the caller on another CPU than the one it
-avoids pins itself again, off the caller's CPU (the caller pinned to the worker's CPU: ShuffleNet 5.38 -> 3.33
-ms, as fast as with the caller elsewhere).
+Placement (Linux): each worker keeps to a CPU of its own, off the caller's (``pool_workers_ir``).
 
 Serial backoff. Dynamic claiming cannot help when a worker is descheduled in the middle of a task it claimed: the
 caller then waits for the operating system to run that worker again, on a busy machine a time slice or more. Nor does
@@ -62,7 +52,6 @@ are not judged, and none is when ``backoff_us`` is 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import llvmlite.ir as ir
@@ -81,8 +70,8 @@ STATE = "tcomp_pool_state"
 MAX_THREADS = 256
 _TASK_BITS = 20
 _TASK_MASK = (1 << _TASK_BITS) - 1
-_SEQ_SHIFT = 2 * _TASK_BITS
-_SEQ_MASK = (1 << (64 - _SEQ_SHIFT)) - 1
+SEQ_SHIFT = 2 * _TASK_BITS
+_SEQ_MASK = (1 << (64 - SEQ_SHIFT)) - 1
 # the C library functions the pool calls: no kernel may define a symbol of these names
 LIBC_FUNCTIONS = frozenset({"pthread_create", "pthread_detach", "pthread_mutex_init", "pthread_mutex_lock",
                             "pthread_mutex_unlock", "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast",
@@ -91,7 +80,6 @@ LIBC_FUNCTIONS = frozenset({"pthread_create", "pthread_detach", "pthread_mutex_i
 _ALONE_NS = 100_000  # a worker that slept is awake well within this on an idle machine
 _QUIET_NS = 50_000_000  # a streak of lost loops ends when none lost for this long
 _SYNC_BYTES = 128  # room for a pthread_mutex_t / pthread_cond_t on every libc tcomp runs on
-_CPU_SET_BYTES = 128  # a cpu_set_t: CPUs 0-1023
 
 
 @dataclass(frozen=True)
@@ -100,8 +88,8 @@ class PoolPolicy:
     idle worker spins before it sleeps; ``master_spin`` rounds the caller spins waiting for the last tasks before it
     yields its core; ``thread_limit`` caps the threads of every loop (0: as many as the kernel was compiled for);
     ``backoff_us`` is the longest serial backoff after loops that lost to serial, in microseconds (0: never back
-    off; see the module docstring); ``pin_workers`` keeps each worker on a CPU of its own (Linux; see the module
-    docstring; workers follow a change when they next wake)."""
+    off; see the module docstring); ``pin_workers`` keeps each worker on a CPU of its own (Linux; see
+    ``pool_workers_ir``; workers follow a change when they next wake)."""
 
     tasks_per_thread: int = 4
     worker_spin: int = 3000
@@ -132,7 +120,7 @@ def declare_entry(module: ir.Module) -> ir.Function:
     return ir.Function(module, ir.FunctionType(VOID, [TASK_TYPE.as_pointer(), I8_PTR, I64, I32]), name=ENTRY)
 
 
-class _Pool:
+class PoolBuilder:
     """Emits the pool's globals and functions into ``module``."""
 
     def __init__(self, module: ir.Module, triple: str, policy: PoolPolicy) -> None:
@@ -203,14 +191,14 @@ class _Pool:
     def _declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         return ir.Function(self.module, ir.FunctionType(ret, args), name=name)
 
-    def _function(self, name: str, ret: ir.Type, args: list[ir.Type], external: bool = False) -> ir.Function:
+    def function(self, name: str, ret: ir.Type, args: list[ir.Type], external: bool = False) -> ir.Function:
         function = ir.Function(self.module, ir.FunctionType(ret, args), name=name)
         if not external:
             function.linkage = "internal"
         return function
 
     @staticmethod
-    def _bytes(bld: ir.IRBuilder, variable: ir.GlobalVariable) -> ir.Value:
+    def bytes_of(bld: ir.IRBuilder, variable: ir.GlobalVariable) -> ir.Value:
         return bld.bitcast(variable, I8_PTR)
 
     def monotonic_clock(self) -> int:
@@ -236,9 +224,11 @@ class _Pool:
     def emit(self) -> None:
         self.run_tasks = self._emit_run_tasks()
         self.judge = self._emit_judge()
-        self.settle = self._emit_settle() if self.linux else None
-        self.worker = self._emit_worker()
-        self.start_workers = self._emit_start_workers()
+        from tcomp.runtime.pool_workers_ir import emit_settle, emit_start_workers, emit_worker
+
+        self.settle = emit_settle(self) if self.linux else None
+        self.worker = emit_worker(self)
+        self.start_workers = emit_start_workers(self)
         self._emit_parallel_for()
         self._emit_configure()
         self._emit_observe()
@@ -246,7 +236,7 @@ class _Pool:
     def _emit_run_tasks(self) -> ir.Function:
         """``run_tasks(seq) -> ran``: claim and run tasks of job ``seq`` until none is left (or a newer job began);
         returns how many it ran."""
-        function = self._function("tcomp_pool.run_tasks", I64, [I64])
+        function = self.function("tcomp_pool.run_tasks", I64, [I64])
         (seq,) = function.args
         entry = function.append_basic_block("entry")
         loop = function.append_basic_block("claim")
@@ -260,7 +250,7 @@ class _Pool:
         bld.branch(loop)
         bld.position_at_end(loop)
         word = bld.load_atomic(self.word, "acquire", 8)
-        same_job = bld.icmp_unsigned("==", bld.lshr(word, I64(_SEQ_SHIFT)), seq)
+        same_job = bld.icmp_unsigned("==", bld.lshr(word, I64(SEQ_SHIFT)), seq)
         bld.cbranch(same_job, check, done)
         bld.position_at_end(check)
         index = bld.and_(word, I64(_TASK_MASK))
@@ -280,198 +270,8 @@ class _Pool:
         bld.ret(bld.load(ran))
         return function
 
-    def _emit_worker(self) -> ir.Function:
-        """A worker thread: run each new job's tasks; between jobs spin, then sleep until the next one."""
-        function = self._function("tcomp_pool.worker", I8_PTR, [I8_PTR])
-        entry = function.append_basic_block("entry")
-        top = function.append_basic_block("top")
-        work = function.append_basic_block("work")
-        spin = function.append_basic_block("spin")
-        spin_body = function.append_basic_block("spin.body")
-        sleep = function.append_basic_block("sleep")
-        wait = function.append_basic_block("sleep.wait")
-        wait_body = function.append_basic_block("sleep.body")
-        wake = function.append_basic_block("wake")
-        bld = ir.IRBuilder(entry)
-        last = bld.alloca(I64, name="last")
-        rounds = bld.alloca(I64, name="rounds")
-        start = bld.ptrtoint(function.args[0], I64)  # see start_workers
-        bld.store(bld.and_(start, I64(0xFFFFFFFF)), last)
-        place: Callable[[ir.IRBuilder, ir.Value], None] | None = None
-        if self.settle is not None:
-            settle = self.settle
-            mask = bld.alloca(ir.ArrayType(I8, _CPU_SET_BYTES), name="allowed")
-            pinned = bld.alloca(I32, name="pinned")
-            bld.store(ir.Constant(mask.type.pointee, None), mask)  # no CPU, should the next call fail
-            allowed = bld.bitcast(mask, I8_PTR)
-            bld.call(self.getaffinity, [I32(0), I64(_CPU_SET_BYTES), allowed])
-            bld.store(I32(0), pinned)
-            number = bld.trunc(bld.and_(bld.lshr(start, I64(32)), I64(0xFFFF)), I32)
-            avoid = bld.alloca(I32, name="avoid")  # the CPU to keep off: the creator's, then the caller's
-            bld.store(bld.sub(bld.trunc(bld.lshr(start, I64(48)), I32), I32(1)), avoid)
-
-            def place(b: ir.IRBuilder, off: ir.Value) -> None:
-                b.call(settle, [allowed, number, off, pinned])
-
-            place(bld, bld.load(avoid))
-        bld.branch(top)
-
-        bld.position_at_end(top)
-        seq = bld.lshr(bld.load_atomic(self.word, "acquire", 8), I64(_SEQ_SHIFT))
-        bld.store(I64(0), rounds)
-        bld.cbranch(bld.icmp_unsigned("!=", seq, bld.load(last)), work, spin)
-
-        bld.position_at_end(work)
-        if place is not None:  # the caller moved to another CPU (a pinned worker's, maybe): keep off that one
-            caller = bld.load_atomic(self.caller_cpu, "monotonic", 4)
-            moved = bld.and_(bld.icmp_signed(">=", caller, I32(0)), bld.icmp_signed("!=", caller, bld.load(avoid)))
-            with bld.if_then(moved, likely=False):
-                bld.store(caller, avoid)
-                bld.store(I32(0), pinned)  # pin again (when the policy pins), to the worker's CPU other than that
-                place(bld, caller)
-        bld.call(self.run_tasks, [seq])
-        bld.store(seq, last)
-        bld.branch(top)
-
-        bld.position_at_end(spin)  # no spinning while loops lose to serial: the spin takes a core the caller needs
-        count = bld.load(rounds)
-        losing = bld.icmp_signed(">", bld.load_atomic(self.streak, "monotonic", 8), I64(0))
-        limit = bld.select(losing, I64(0), bld.load_atomic(self.worker_spin, "monotonic", 8))
-        bld.cbranch(bld.icmp_signed("<", count, limit), spin_body, sleep)
-        bld.position_at_end(spin_body)
-        self.relax(bld)
-        bld.store(bld.add(count, I64(1)), rounds)
-        now = bld.lshr(bld.load_atomic(self.word, "monotonic", 8), I64(_SEQ_SHIFT))
-        bld.cbranch(bld.icmp_unsigned("!=", now, bld.load(last)), top, spin)
-
-        bld.position_at_end(sleep)
-        mutex, cond = self._bytes(bld, self.mutex), self._bytes(bld, self.cond)
-        bld.call(self.mutex_lock, [mutex])
-        bld.atomic_rmw("add", self.sleepers, I32(1), "seq_cst")
-        bld.branch(wait)
-        bld.position_at_end(wait)
-        now = bld.lshr(bld.load_atomic(self.word, "seq_cst", 8), I64(_SEQ_SHIFT))
-        bld.cbranch(bld.icmp_unsigned("==", now, bld.load(last)), wait_body, wake)
-        bld.position_at_end(wait_body)
-        bld.call(self.cond_wait, [cond, mutex])
-        bld.branch(wait)
-        bld.position_at_end(wake)
-        bld.atomic_rmw("sub", self.sleepers, I32(1), "seq_cst")
-        bld.call(self.mutex_unlock, [mutex])
-        if place is not None:
-            place(bld, bld.load(avoid))
-        bld.branch(top)
-        return function
-
-    def _emit_settle(self) -> ir.Function:
-        """``settle(allowed, number, avoid, pinned*)``, by worker ``number`` (from 1) as it starts and when it wakes:
-        follow the policy's ``pin_workers``. Pinned, the worker may run only on the ``number``-th CPU (cycling) of
-        the CPUs it was allowed at start (``allowed``, a ``cpu_set_t``) other than ``avoid``, the CPU its creator
-        ran on or, once the caller of a loop ran elsewhere, the caller's; unpinned, on all of ``allowed``.
-        ``*pinned`` is its state."""
-        function = self._function("tcomp_pool.settle", VOID, [I8_PTR, I32, I32, I32.as_pointer()])
-        allowed, number, avoid, pinned = function.args
-        blocks = {name: function.append_basic_block(name) for name in (
-            "entry", "change", "unpin", "pin", "count.bit", "count.next", "counted", "find", "find.bit",
-            "find.next", "done")}
-        bld = ir.IRBuilder(blocks["entry"])
-        bits = _CPU_SET_BYTES * 8
-        single = bld.alloca(ir.ArrayType(I8, _CPU_SET_BYTES), name="single")
-        index = bld.alloca(I32, name="index")
-        seen = bld.alloca(I32, name="seen")
-        want = bld.zext(bld.icmp_signed("!=", bld.load_atomic(self.pin, "monotonic", 4), I32(0)), I32)
-        bld.cbranch(bld.icmp_signed("==", want, bld.load(pinned)), blocks["done"], blocks["change"])
-        bld.position_at_end(blocks["change"])
-        bld.store(want, pinned)
-        bld.cbranch(bld.icmp_signed("!=", want, I32(0)), blocks["pin"], blocks["unpin"])
-        bld.position_at_end(blocks["unpin"])
-        bld.call(self.setaffinity, [I32(0), I64(_CPU_SET_BYTES), allowed])
-        bld.branch(blocks["done"])
-
-        def eligible(b: ir.IRBuilder, cpu: ir.Value) -> ir.Value:
-            byte = b.load(b.gep(allowed, [b.lshr(cpu, I32(3))], inbounds=True))
-            bit = b.and_(b.lshr(byte, b.trunc(b.and_(cpu, I32(7)), I8)), I8(1))
-            return b.and_(b.icmp_unsigned("!=", bit, I8(0)), b.icmp_signed("!=", cpu, avoid))
-
-        # two passes over the bits: how many CPUs are eligible, then which is the worker's (the second pass finds
-        # it: its rank is below the count)
-        for phase, after in (("count", "counted"), ("find", "done")):
-            bld.position_at_end(blocks["pin"] if phase == "count" else blocks["counted"])
-            if phase == "find":
-                total = bld.load(seen)
-                bld.cbranch(bld.icmp_signed(">", total, I32(0)), blocks["find"], blocks["done"])
-                bld.position_at_end(blocks["find"])
-                target = bld.urem(bld.sub(number, I32(1)), total)
-            bld.store(I32(0), index)
-            bld.store(I32(0), seen)
-            bld.branch(blocks[f"{phase}.bit"])
-            bld.position_at_end(blocks[f"{phase}.bit"])
-            cpu = bld.load(index)
-            bld.cbranch(bld.icmp_signed("<", cpu, I32(bits)), blocks[f"{phase}.next"], blocks[after])
-            bld.position_at_end(blocks[f"{phase}.next"])
-            hit = eligible(bld, cpu)
-            if phase == "find":
-                chosen = bld.and_(hit, bld.icmp_signed("==", bld.load(seen), target))
-                take = function.append_basic_block("find.take")
-                skip = function.append_basic_block("find.skip")
-                bld.cbranch(chosen, take, skip)
-                bld.position_at_end(take)
-                bld.store(ir.Constant(single.type.pointee, None), single)
-                raw = bld.bitcast(single, I8_PTR)
-                bld.store(bld.shl(I8(1), bld.trunc(bld.and_(cpu, I32(7)), I8)),
-                          bld.gep(raw, [bld.lshr(cpu, I32(3))], inbounds=True))
-                bld.call(self.setaffinity, [I32(0), I64(_CPU_SET_BYTES), raw])
-                bld.branch(blocks["done"])
-                bld.position_at_end(skip)
-            bld.store(bld.add(bld.load(seen), bld.zext(hit, I32)), seen)
-            bld.store(bld.add(cpu, I32(1)), index)
-            bld.branch(blocks[f"{phase}.bit"])
-        bld.position_at_end(blocks["done"])
-        bld.ret_void()
-        return function
-
-    def _emit_start_workers(self) -> ir.Function:
-        """``start_workers(want, seq) -> started``: start detached workers (that have seen job ``seq``) until there
-        are ``want``; returns how many there are (fewer if the system refuses threads). A worker's argument packs
-        ``seq`` (bits 0-31), its number from 1 (bits 32-47) and 1 + the CPU the caller runs on (bits 48-63; 0:
-        unknown)."""
-        function = self._function("tcomp_pool.start_workers", I32, [I32, I64])
-        want, seq = function.args
-        entry = function.append_basic_block("entry")
-        loop = function.append_basic_block("loop")
-        create = function.append_basic_block("create")
-        created = function.append_basic_block("created")
-        done = function.append_basic_block("done")
-        bld = ir.IRBuilder(entry)
-        handle = bld.alloca(I64, name="thread")
-        have = bld.alloca(I32, name="have")
-        bld.store(bld.load(self.workers), have)
-        caller = I64(0)
-        if self.linux:
-            cpu = bld.call(self.getcpu, [])
-            known = bld.and_(bld.icmp_signed(">=", cpu, I32(0)), bld.icmp_signed("<", cpu, I32(_CPU_SET_BYTES * 8)))
-            caller = bld.shl(bld.zext(bld.select(known, bld.add(cpu, I32(1)), I32(0)), I64), I64(48))
-        bld.branch(loop)
-        bld.position_at_end(loop)
-        bld.cbranch(bld.icmp_signed("<", bld.load(have), want), create, done)
-        bld.position_at_end(create)
-        number = bld.shl(bld.zext(bld.add(bld.load(have), I32(1)), I64), I64(32))
-        argument = bld.or_(bld.or_(bld.and_(seq, I64(0xFFFFFFFF)), number), caller)
-        status = bld.call(self.pthread_create, [handle, ir.Constant(I8_PTR, None), self.worker,
-                                                bld.inttoptr(argument, I8_PTR)])
-        bld.cbranch(bld.icmp_signed("==", status, I32(0)), created, done)
-        bld.position_at_end(created)
-        bld.call(self.pthread_detach, [bld.load(handle)])
-        bld.store(bld.add(bld.load(have), I32(1)), have)
-        bld.branch(loop)
-        bld.position_at_end(done)
-        result = bld.load(have)
-        bld.store(result, self.workers)
-        bld.ret(result)
-        return function
-
     def _emit_parallel_for(self) -> None:
-        function = self._function(ENTRY, VOID, [TASK_TYPE.as_pointer(), I8_PTR, I64, I32], external=True)
+        function = self.function(ENTRY, VOID, [TASK_TYPE.as_pointer(), I8_PTR, I64, I32], external=True)
         task, closure, extent, max_threads = function.args
         task.name, closure.name, extent.name, max_threads.name = "task", "closure", "extent", "max_threads"
         blocks = {name: function.append_basic_block(name) for name in (
@@ -512,14 +312,14 @@ class _Pool:
         bld.position_at_end(blocks["restart"])  # first use, or a forked child: none of the workers exist here
         bld.store(I32(0), self.workers)
         bld.store_atomic(I32(0), self.sleepers, "seq_cst", 4)
-        bld.call(self.mutex_init, [self._bytes(bld, self.mutex), ir.Constant(I8_PTR, None)])
-        bld.call(self.cond_init, [self._bytes(bld, self.cond), ir.Constant(I8_PTR, None)])
+        bld.call(self.mutex_init, [self.bytes_of(bld, self.mutex), ir.Constant(I8_PTR, None)])
+        bld.call(self.cond_init, [self.bytes_of(bld, self.cond), ir.Constant(I8_PTR, None)])
         bld.store(me, self.pid)
         bld.branch(blocks["started"])
 
         bld.position_at_end(blocks["started"])
         word = bld.load_atomic(self.word, "monotonic", 8)
-        seq = bld.lshr(word, I64(_SEQ_SHIFT))
+        seq = bld.lshr(word, I64(SEQ_SHIFT))
         workers = bld.call(self.start_workers, [bld.sub(threads, I32(1)), seq])
         no_workers = bld.icmp_signed("<=", workers, I32(0))
         release_then_serial = function.append_basic_block("no_workers")
@@ -546,15 +346,15 @@ class _Pool:
             bld.store_atomic(bld.call(self.getcpu, []), self.caller_cpu, "monotonic", 4)
         started_at = self.now(bld, spec)
         next_seq = bld.and_(bld.add(seq, I64(1)), I64(_SEQ_MASK))
-        published = bld.or_(bld.shl(next_seq, I64(_SEQ_SHIFT)), bld.shl(count, I64(_TASK_BITS)))
+        published = bld.or_(bld.shl(next_seq, I64(SEQ_SHIFT)), bld.shl(count, I64(_TASK_BITS)))
         bld.store_atomic(published, self.word, "seq_cst", 8)
         sleeping = bld.load_atomic(self.sleepers, "seq_cst", 4)
         bld.cbranch(bld.icmp_signed(">", sleeping, I32(0)), blocks["signal"], blocks["join"])
 
         bld.position_at_end(blocks["signal"])
-        mutex = self._bytes(bld, self.mutex)
+        mutex = self.bytes_of(bld, self.mutex)
         bld.call(self.mutex_lock, [mutex])
-        bld.call(self.cond_broadcast, [self._bytes(bld, self.cond)])
+        bld.call(self.cond_broadcast, [self.bytes_of(bld, self.cond)])
         bld.call(self.mutex_unlock, [mutex])
         bld.branch(blocks["join"])
 
@@ -598,7 +398,7 @@ class _Pool:
         """``judge(start, own_done, end, mine, count)`` after a parallel loop, by the caller holding the pool: start
         or extend the serial backoff when the loop lost to serial, end the streak when it won (the module docstring
         states the rule). Times in monotonic nanoseconds."""
-        function = self._function("tcomp_pool.judge", VOID, [I64] * 5)
+        function = self.function("tcomp_pool.judge", VOID, [I64] * 5)
         start, own_done, end, mine, count = function.args
         entry = function.append_basic_block("entry")
         judged = function.append_basic_block("judge")
@@ -641,7 +441,7 @@ class _Pool:
         after each of its loops (or returns 1 when the pool is in use); ``tcomp_pool_state(i64* out)`` writes the
         streak of lost loops, the end of the backoff (monotonic ns), and how many loops lost and how many ran
         serially because of a backoff since the pool was compiled."""
-        function = self._function(JUDGE, I32, [I64] * 5, external=True)
+        function = self.function(JUDGE, I32, [I64] * 5, external=True)
         entry = function.append_basic_block("entry")
         take = function.append_basic_block("take")
         refuse = function.append_basic_block("refuse")
@@ -655,7 +455,7 @@ class _Pool:
         bld.position_at_end(refuse)
         bld.ret(I32(1))
 
-        function = self._function(STATE, VOID, [I64.as_pointer()], external=True)
+        function = self.function(STATE, VOID, [I64.as_pointer()], external=True)
         (out,) = function.args
         bld = ir.IRBuilder(function.append_basic_block("entry"))
         values = [bld.load_atomic(self.streak, "monotonic", 8), bld.load_atomic(self.serial_until, "monotonic", 8),
@@ -668,7 +468,7 @@ class _Pool:
         """``tcomp_pool_configure(tasks_per_thread, worker_spin, master_spin, thread_limit, backoff_us, pin) -> 0``,
         or 1 when the pool is in use (nothing changes then). Non-positive task counts mean one task per thread. It
         ends a backoff under way."""
-        function = self._function(CONFIGURE, I32, [I64, I64, I64, I32, I64, I32], external=True)
+        function = self.function(CONFIGURE, I32, [I64, I64, I64, I32, I64, I32], external=True)
         per_thread, worker_spin, master_spin, thread_limit, backoff_us, pin = function.args
         entry = function.append_basic_block("entry")
         take = function.append_basic_block("set")
@@ -709,5 +509,5 @@ def pool_module(triple: str, policy: PoolPolicy, data_layout: str = "") -> str:
     module.triple = triple
     if data_layout:
         module.data_layout = data_layout
-    _Pool(module, triple, policy).emit()
+    PoolBuilder(module, triple, policy).emit()
     return str(module)
