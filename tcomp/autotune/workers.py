@@ -30,7 +30,7 @@ from tcomp.autotune.task import Task
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import const_int_value
 from tcomp.runtime.errors import KernelError
-from tcomp.runtime.thread_pool import openmp_available
+from tcomp.runtime.thread_pool import configure_pool, pool_started
 from tcomp.runtime.timer import wait_until_threads_idle
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target
@@ -126,10 +126,12 @@ def ready() -> int:
 
 
 def use_thread_spin(spin: int) -> None:
-    """Set how long this process's pool threads spin when idle, if libgomp is not loaded yet (it reads the setting
-    once, when loaded): measurement runners call it before anything else."""
-    if openmp_available.cache_info().currsize == 0:
-        config.set_settings(thread_spin_count=spin)
+    """Set how long this process's pool threads spin when idle: in the settings, for a pool compiled later, and in
+    the running pool's policy (a worker process measures task after task). libgomp, which the CUDA emulation
+    loads, reads the setting once, when it is loaded. Measurement runners call this before anything else."""
+    config.set_settings(thread_spin_count=spin)
+    if pool_started():
+        configure_pool(worker_spin=spin)
 
 
 def prepare_job(task: Task, seed: int, spin: int | None = None) -> str:

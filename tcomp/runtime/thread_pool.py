@@ -156,6 +156,12 @@ def parallel_runtime() -> ParallelRuntime:
         return _RUNTIME
 
 
+def pool_started() -> bool:
+    """Whether this process's pool is compiled (its policy is then changed by ``configure_pool``, no longer by the
+    settings)."""
+    return _RUNTIME is not None
+
+
 def configure_pool(**changes: int | bool) -> PoolPolicy:
     """Change fields of the pool's policy for this process (``configure_pool(tasks_per_thread=8)``; see
     ``PoolPolicy``); returns the new policy."""

@@ -83,6 +83,19 @@ def test_spin_policies(counting: tcomp.runtime.Module, restore_policy: None, wor
             _check_once(counting, size)
 
 
+def test_a_measurement_sets_the_spin_of_a_running_pool(restore_policy: None) -> None:
+    """A measurement worker process runs task after task, each with its measure options' spin: a pool compiled by
+    an earlier task follows the later one's, and so does a pool compiled after the setting."""
+    from tcomp.autotune.workers import use_thread_spin
+
+    with tcomp.config.override():
+        parallel_runtime()  # started
+        for spin in (0, 123, 0):
+            use_thread_spin(spin)
+            assert parallel_runtime().policy.worker_spin == spin
+            assert tcomp.config.current().thread_spin_count == spin
+
+
 def test_concurrent_callers(counting: tcomp.runtime.Module) -> None:
     """Python threads calling parallel kernels at once: one holds the pool, the others run serially."""
     errors: list[BaseException] = []
