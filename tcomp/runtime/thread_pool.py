@@ -70,7 +70,7 @@ def openmp_available() -> bool:
         except RuntimeError:
             pass
     warnings.warn(
-        "libgomp was not found: parallel loops will run serially on one thread",
+        "libgomp was not found: the CUDA emulation will run each kernel's blocks on one thread",
         RuntimeWarning,
         stacklevel=2,
     )
