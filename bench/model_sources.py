@@ -1,9 +1,11 @@
 """Where ``bench/models.py`` finds its models, and the inputs it feeds them.
 
 - ``resnet50`` and ``mobilenet_v2``: built by ``tcomp.graph.testing`` (the real architectures, random weights);
-- ``vgg19``, ``zfnet512``, ``shufflenet``, ``squeezenet``: the onnx package's light models (the real architectures
-  with random weights, ``onnx/backend/test/data/light/``); ``densenet121`` and ``inception_v2`` too, run only when
-  named (``OPTIONAL``: DenseNet-121 alone takes minutes);
+- ``vgg19``, ``zfnet512``, ``shufflenet``, ``squeezenet``: the onnx package's light models (the real architectures,
+  ``onnx/backend/test/data/light/``); ``densenet121`` and ``inception_v2`` too, run only when named (``OPTIONAL``:
+  DenseNet-121 alone takes minutes). They keep their weights only as shapes (every weight 0.02, so every input gives
+  the same output): ``tcomp.graph.testing.random_weights`` gives them random ones, and ``expose_logits`` adds the
+  final softmax's input as a second output, which the comparison with onnxruntime checks too;
 - ``bert`` (BERT-base-like encoder, sequence 128) and ``vit`` (ViT-B/16-like at 224): exported from Hugging Face
   transformers code by ``bench/export_transformers.py`` into a cache folder (they are hundreds of MB, so they are
   not kept in git); ``ensure_exported`` runs that script with an interpreter that has torch and transformers;
@@ -113,10 +115,11 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
     if name in builders:
         model = builders[name]()
         return Source(name, model.SerializeToString(), example_inputs(model), "tcomp.graph.testing, random weights")
-    if name in LIGHT:
+    if name in LIGHT:  # weights kept only as shapes: random ones, and the logits as an output (see the docstring)
         path = light_model_path(name)
-        model = onnx.load(str(path))
-        return Source(name, str(path), example_inputs(model), f"onnx light model {path.name}")
+        model = testing.expose_logits(testing.random_weights(onnx.load(str(path))))
+        return Source(name, model.SerializeToString(), example_inputs(model),
+                      f"onnx light model {path.name}, random weights")
     if name in EXPORTED:
         path = ensure_exported(name, cache, export, python)
         model = onnx.load(str(path), load_external_data=False)

@@ -7,6 +7,10 @@ Hugging Face's eager attention: ``bert()`` (token ids and an attention mask in, 
 (patches by a strided convolution, a class token, pre-norm layers). Each returns an ``onnx.ModelProto``; ``width``
 scales the channels and ``image_size`` the resolution so tests can run small versions of the real architectures.
 Weights are He-scaled so activations stay of order one; batch norms carry random statistics.
+
+For models from elsewhere: ``random_weights(model)`` gives the onnx package's light models (weights kept only as
+shapes) random weights, and ``expose_logits(model)`` adds a final softmax's input as an output, so that comparing
+outputs checks something.
 """
 
 from __future__ import annotations
@@ -327,6 +331,69 @@ def vit(layers: int = 12, hidden: int = 768, heads: int = 12, ffn: int = 3072, i
     x = _layer_norm(b, x, hidden)
     inputs = [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, image_size, image_size])]
     return _opset20_model(b, "vit", inputs, x, [1, seq, hidden])
+
+
+def random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
+    """``model`` with random values for the weights it builds with ``ConstantOfShape`` from an initializer shape.
+
+    The onnx package's light models (``onnx/backend/test/data/light/``) keep only their weights' shapes: every weight
+    is a ``ConstantOfShape`` of 0.02, so every channel computes the same and every input gives the same output (0.001
+    per class after the softmax), and a comparison of outputs checks little. Here each such weight becomes an
+    initializer scaled for the input it feeds, as the builders above scale theirs: convolution and ``Gemm``/``MatMul``
+    weights He-scaled by their fan-in, biases, batch-norm shifts and means ``N(0, 0.1)``, batch-norm scales and
+    variances (and any other use) uniform in [0.5, 1.5]. The model is otherwise unchanged."""
+    rng = np.random.default_rng(seed)
+    graph = model.graph
+    shapes = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consumers: dict[str, tuple[onnx.NodeProto, int]] = {}
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            consumers.setdefault(name, (node, slot))
+    made: dict[str, np.ndarray] = {}
+    kept = []
+    for node in graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "ConstantOfShape" and node.input else None
+        if shape is None or node.output[0] not in consumers:
+            kept.append(node)
+            continue
+        dims = tuple(int(d) for d in shape.reshape(-1))
+        user, slot = consumers[node.output[0]]
+        if (user.op_type, slot) == ("Conv", 1) or (user.op_type in ("Gemm", "MatMul") and slot == 1):
+            transposed = user.op_type == "Gemm" and any(a.name == "transB" and a.i for a in user.attribute)
+            fan_in = int(np.prod(dims[1:])) if user.op_type == "Conv" or transposed else dims[0]
+            value = rng.standard_normal(dims) * math.sqrt((2.0 if user.op_type == "Conv" else 1.0) / max(fan_in, 1))
+        elif (user.op_type, slot) in (("Conv", 2), ("Gemm", 2), ("BatchNormalization", 2),
+                                      ("BatchNormalization", 3)):
+            value = rng.standard_normal(dims) * 0.1
+        else:
+            value = rng.uniform(0.5, 1.5, dims)
+        made[node.output[0]] = value.astype(np.float32)
+    read = {name for node in kept for name in node.input} | {o.name for o in graph.output}
+    unused = {name for name in shapes if name not in read}  # the shapes of the weights drawn here
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    del result.graph.node[:], result.graph.initializer[:], result.graph.input[:]
+    result.graph.node.extend(kept)
+    result.graph.initializer.extend([t for t in graph.initializer if t.name not in unused] +
+                                    [numpy_helper.from_array(v, name) for name, v in made.items()])
+    result.graph.input.extend(i for i in graph.input if i.name not in unused)
+    if model.ir_version < 4:  # initializers are graph inputs there
+        result.graph.input.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(v.shape))
+                                  for name, v in made.items())
+    return result
+
+
+def expose_logits(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with one more output per ``Softmax`` that writes an output: the softmax's input (the logits). With
+    random weights a deep network's logits are often large and its softmax one-hot, which a comparison of outputs
+    barely checks; the logits show every difference."""
+    outputs = {o.name for o in model.graph.output}
+    logits = [n.input[0] for n in model.graph.node if n.op_type == "Softmax" and n.output[0] in outputs]
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    result.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in logits
+                               if name not in outputs)
+    return result
 
 
 def interface(model: onnx.ModelProto) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -101,3 +101,51 @@ def test_passes_switched_off_give_the_same_result() -> None:
     assert any(n.op == "batch_norm" for n in executor.graph.nodes)
     [got] = executor.run([x])
     assert_close(got, want)
+
+
+def _light_like() -> onnx.ModelProto:
+    """A classifier whose weights are built as the onnx package's light models build theirs: ``ConstantOfShape``
+    of 0.02 from an initializer holding the shape."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    shapes = {"conv_w": (16, 3, 3, 3), "conv_b": (16,), "bn_s": (16,), "bn_b": (16,), "bn_m": (16,), "bn_v": (16,),
+              "fc_w": (10, 16), "fc_b": (10,)}
+    fill = helper.make_tensor("fill", TensorProto.FLOAT, [1], [0.02])
+    nodes = [helper.make_node("ConstantOfShape", [f"{name}__SHAPE"], [name], value=fill) for name in shapes]
+    nodes += [helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], pads=[1, 1, 1, 1]),
+              helper.make_node("BatchNormalization", ["c", "bn_s", "bn_b", "bn_m", "bn_v"], ["n"]),
+              helper.make_node("Relu", ["n"], ["r"]),
+              helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+              helper.make_node("Flatten", ["p"], ["f"]),
+              helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["l"], transB=1),
+              helper.make_node("Softmax", ["l"], ["y"], axis=1)]
+    initializers = [numpy_helper.from_array(np.array(shape, np.int64), f"{name}__SHAPE")
+                    for name, shape in shapes.items()]
+    graph = helper.make_graph(nodes, "light_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                  [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_random_weights_replace_weights_kept_as_shapes() -> None:
+    """As built, every input gives the same output; with ``random_weights`` each weight is drawn for its role and
+    the outputs (and the logits ``expose_logits`` adds) vary by class, tcomp's as onnxruntime's."""
+    light = _light_like()
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    assert np.ptp(reference(light, {"x": x})[0]) == 0
+    model = testing.expose_logits(testing.random_weights(light, seed=1))
+    assert [o.name for o in model.graph.output] == ["y", "l"]
+    assert not any(n.op_type == "ConstantOfShape" for n in model.graph.node)
+    assert not any(t.name.endswith("__SHAPE") for t in model.graph.initializer)  # nothing reads them now
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert weights["conv_w"].shape == (16, 3, 3, 3) and weights["fc_w"].shape == (10, 16)
+    assert 0.5 * np.sqrt(2 / 27) < weights["conv_w"].std() < 1.5 * np.sqrt(2 / 27)  # He-scaled by 3x3x3 inputs
+    assert 0.5 * np.sqrt(1 / 16) < weights["fc_w"].std() < 1.5 * np.sqrt(1 / 16)  # transB: fan-in 16, not 10
+    assert weights["bn_v"].min() >= 0.5 and weights["bn_s"].min() >= 0.5
+    wants = reference(model, {"x": x})
+    assert all(np.ptp(w) > 0 for w in wants)
+    for got, want in zip(tg.compile(model.SerializeToString(), "llvm").run([x]), wants):
+        assert_close(got, want)
+    again = testing.random_weights(light, seed=1)
+    assert onnx.numpy_helper.to_array(again.graph.initializer[-1]).tobytes() == weights[
+        again.graph.initializer[-1].name].tobytes()  # a seed gives the same weights
