@@ -56,22 +56,25 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
-I1 = ir.IntType(1)
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-VOID = ir.VoidType()
-I8_PTR = I8.as_pointer()
-TASK_TYPE = ir.FunctionType(VOID, [I8_PTR, I64, I64])
+from tcomp.runtime.pool_layout import (
+    I8,
+    I8_PTR,
+    I32,
+    I64,
+    SEQ_MASK,
+    SEQ_SHIFT,
+    TASK_BITS,
+    TASK_MASK,
+    TASK_TYPE,
+    VOID,
+)
+from tcomp.runtime.pool_workers_ir import emit_settle, emit_start_workers, emit_worker
+
 ENTRY = "tcomp_parallel_for"
 CONFIGURE = "tcomp_pool_configure"
 JUDGE = "tcomp_pool_judge"
 STATE = "tcomp_pool_state"
 MAX_THREADS = 256
-_TASK_BITS = 20
-_TASK_MASK = (1 << _TASK_BITS) - 1
-SEQ_SHIFT = 2 * _TASK_BITS
-_SEQ_MASK = (1 << (64 - SEQ_SHIFT)) - 1
 # the C library functions the pool calls: no kernel may define a symbol of these names
 LIBC_FUNCTIONS = frozenset({"pthread_create", "pthread_detach", "pthread_mutex_init", "pthread_mutex_lock",
                             "pthread_mutex_unlock", "pthread_cond_init", "pthread_cond_wait", "pthread_cond_broadcast",
@@ -224,8 +227,6 @@ class PoolBuilder:
     def emit(self) -> None:
         self.run_tasks = self._emit_run_tasks()
         self.judge = self._emit_judge()
-        from tcomp.runtime.pool_workers_ir import emit_settle, emit_start_workers, emit_worker
-
         self.settle = emit_settle(self) if self.linux else None
         self.worker = emit_worker(self)
         self.start_workers = emit_start_workers(self)
@@ -253,8 +254,8 @@ class PoolBuilder:
         same_job = bld.icmp_unsigned("==", bld.lshr(word, I64(SEQ_SHIFT)), seq)
         bld.cbranch(same_job, check, done)
         bld.position_at_end(check)
-        index = bld.and_(word, I64(_TASK_MASK))
-        count = bld.and_(bld.lshr(word, I64(_TASK_BITS)), I64(_TASK_MASK))
+        index = bld.and_(word, I64(TASK_MASK))
+        count = bld.and_(bld.lshr(word, I64(TASK_BITS)), I64(TASK_MASK))
         bld.cbranch(bld.icmp_unsigned("<", index, count), swap, done)
         bld.position_at_end(swap)
         result = bld.cmpxchg(self.word, word, bld.add(word, I64(1)), "acq_rel", "acquire")
@@ -338,15 +339,15 @@ class PoolBuilder:
         uneven = bld.and_(bld.icmp_signed("<=", extent, bld.add(wanted, wanted)),
                           bld.icmp_signed("!=", bld.srem(extent, wanted), I64(0)))
         count = bld.select(bld.or_(uneven, bld.icmp_signed("<", extent, wanted)), extent, wanted)
-        count = bld.select(bld.icmp_signed("<", count, I64(_TASK_MASK)), count, I64(_TASK_MASK))
+        count = bld.select(bld.icmp_signed("<", count, I64(TASK_MASK)), count, I64(TASK_MASK))
         bld.store(task, self.task, align=8)
         bld.store(closure, self.closure, align=8)
         bld.store_atomic(I64(0), self.done, "monotonic", 8)
         if self.settle is not None:
             bld.store_atomic(bld.call(self.getcpu, []), self.caller_cpu, "monotonic", 4)
         started_at = self.now(bld, spec)
-        next_seq = bld.and_(bld.add(seq, I64(1)), I64(_SEQ_MASK))
-        published = bld.or_(bld.shl(next_seq, I64(SEQ_SHIFT)), bld.shl(count, I64(_TASK_BITS)))
+        next_seq = bld.and_(bld.add(seq, I64(1)), I64(SEQ_MASK))
+        published = bld.or_(bld.shl(next_seq, I64(SEQ_SHIFT)), bld.shl(count, I64(TASK_BITS)))
         bld.store_atomic(published, self.word, "seq_cst", 8)
         sleeping = bld.load_atomic(self.sleepers, "seq_cst", 4)
         bld.cbranch(bld.icmp_signed(">", sleeping, I32(0)), blocks["signal"], blocks["join"])

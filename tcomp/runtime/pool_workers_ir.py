@@ -17,10 +17,14 @@ ms, as fast as with the caller elsewhere).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import llvmlite.ir as ir
 
-from tcomp.runtime.pool_ir import I8, I8_PTR, I32, I64, SEQ_SHIFT, VOID, PoolBuilder
+from tcomp.runtime.pool_layout import I8, I8_PTR, I32, I64, SEQ_SHIFT, VOID
+
+if TYPE_CHECKING:
+    from tcomp.runtime.pool_ir import PoolBuilder
 
 _CPU_SET_BYTES = 128  # a cpu_set_t: CPUs 0-1023
 

@@ -27,7 +27,8 @@ from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import Visitor
-from tcomp.runtime.pool_ir import TASK_TYPE, declare_entry
+from tcomp.runtime.pool_ir import declare_entry
+from tcomp.runtime.pool_layout import TASK_TYPE
 
 if TYPE_CHECKING:
     from tcomp.codegen.llvm.stmts import FunctionEmitter
