@@ -1,9 +1,9 @@
 """Export full-size transformers to ONNX for ``bench/models.py``: a BERT-base-like encoder, a ViT-B/16-like image
-model, a GPT-2-small-like and a Llama-like decoder, ConvNeXt-tiny and Swin-tiny, built from Hugging Face
-transformers code with random weights from a fixed seed.
+model, a GPT-2-small-like and a Llama-like decoder, a T5-small-like and a Whisper-base-like encoder, ConvNeXt-tiny
+and Swin-tiny, built from Hugging Face transformers code with random weights from a fixed seed.
 
-    /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [convnext] [swin]
-        [--exporter dynamo|torchscript]
+    /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
+        [convnext] [swin] [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
 interpreter named by ``--export-python``). Nothing is downloaded. Each model is written as ``NAME.onnx`` (weights in
@@ -18,6 +18,10 @@ configuration and the inputs, so that a cache made by another version is recogni
   sequence length 128, input ``input_ids``;
 - ``llama``: ``LlamaModel`` with 12 layers, hidden size 768, 12 query heads sharing 4 key/value heads, a SiLU-gated
   feed-forward of 2048, RMS norms and rotary positions, at sequence length 128, input ``input_ids``;
+- ``t5``: ``T5EncoderModel`` with 6 layers, model size 512, 8 heads, feed-forward 2048 (relative position buckets,
+  RMS norms), at sequence length 128, input ``input_ids``;
+- ``whisper``: Whisper's encoder with 6 layers, model size 512, 8 heads, feed-forward 2048 (two 1-d convolutions,
+  then attention over 1500 frames), input ``input_features``: 80 mel bins by 3000 frames (30 s of audio);
 - ``convnext``: ``ConvNextModel``, the tiny configuration (stages of 3, 3, 9 and 3 blocks, 96 to 768 channels:
   depthwise 7x7 convolutions, channels-last layer norms, GELU MLPs), input ``pixel_values`` at 224x224;
 - ``swin``: ``SwinModel``, the tiny configuration (patches of 4, windows of 7x7, stages of 2, 2, 6 and 2 blocks with
@@ -92,7 +96,26 @@ def swin(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str]
     return net, (pixels,), ["pixel_values"], config.to_dict()
 
 
-MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin}
+def t5(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.T5Config(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8, use_cache=False)
+    net = transformers.T5EncoderModel(config).eval()
+    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+    return net, (ids,), ["input_ids"], config.to_dict()
+
+
+def whisper(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    config = transformers.WhisperConfig(d_model=512, encoder_layers=6, encoder_attention_heads=8,
+                                        encoder_ffn_dim=2048, num_mel_bins=80, max_source_positions=1500,
+                                        attn_implementation="eager")
+    net = WhisperEncoder(config).eval()
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(SEED))
+    return net, (features,), ["input_features"], config.to_dict()
+
+
+MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
+          "whisper": whisper}
 
 
 def export(name: str, outdir: str, exporter: str) -> None:

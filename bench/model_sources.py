@@ -9,7 +9,8 @@
 - ``bert`` (BERT-base-like encoder, sequence 128) and ``vit`` (ViT-B/16-like at 224): exported from Hugging Face
   transformers code by ``bench/export_transformers.py`` into a cache folder (they are hundreds of MB, so they are
   not kept in git); ``ensure_exported`` runs that script with an interpreter that has torch and transformers;
-  ``gpt2`` and ``llama`` (GPT-2-small-like and Llama-like decoders, sequence 128), ``convnext`` and ``swin``
+  ``gpt2`` and ``llama`` (GPT-2-small-like and Llama-like decoders, sequence 128), ``t5`` and ``whisper`` (a
+  T5-small-like encoder at sequence 128, a Whisper-base-like encoder over 30 s of audio), ``convnext`` and ``swin``
   (ConvNeXt-tiny and Swin-tiny at 224) the same way, run only when named;
 - ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
   operators that export writes (no torch needed; random weights).
@@ -32,14 +33,16 @@ BENCH = Path(__file__).resolve().parent
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tcomp" / "bench_models"
 LIGHT = {"vgg19": "light_vgg19", "zfnet512": "light_zfnet512", "shufflenet": "light_shufflenet",
          "squeezenet": "light_squeezenet", "densenet121": "light_densenet121", "inception_v2": "light_inception_v2"}
-EXPORTED = ("bert", "vit", "gpt2", "convnext", "llama", "swin")
+EXPORTED = ("bert", "vit", "gpt2", "convnext", "llama", "swin", "t5", "whisper")
 FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "llama": "transformer",
-          "swin": "transformer", "convnext": "cnn", "bert_base": "transformer", "vit_b16": "transformer",
+          "swin": "transformer", "t5": "transformer", "whisper": "transformer", "convnext": "cnn",
+          "bert_base": "transformer", "vit_b16": "transformer",
           "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
           "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
-OPTIONAL = ("densenet121", "inception_v2", "gpt2", "convnext", "llama", "swin")  # not in the default set
+# not in the default set
+OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin")
 
 
 class MissingModel(Exception):

@@ -3,8 +3,9 @@
 Models (``--models``, by default all but the optional ones; see ``model_sources.py``): ResNet-50, a ViT-B/16-like
 and a BERT-base-like encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512,
 ShuffleNet and SqueezeNet (the onnx package's light models) and MobileNetV2; when named, DenseNet-121 and Inception v2
-(light models too), a GPT-2-small-like and a Llama-like decoder (sequence 128), ConvNeXt-tiny and Swin-tiny
-(224x224), exported from transformers code. The exports are hundreds of MB and live in a cache folder
+(light models too), a GPT-2-small-like and a Llama-like decoder (sequence 128), a T5-small-like encoder
+(sequence 128), a Whisper-base-like encoder (30 s of audio), ConvNeXt-tiny and Swin-tiny (224x224), exported from
+transformers code. The exports are hundreds of MB and live in a cache folder
 (``--cache``, default ``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with
 an interpreter that has torch and transformers.
 
