@@ -341,7 +341,8 @@ def random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
     per class after the softmax), and a comparison of outputs checks little. Here each such weight becomes an
     initializer scaled for the input it feeds, as the builders above scale theirs: convolution and ``Gemm``/``MatMul``
     weights He-scaled by their fan-in, biases, batch-norm shifts and means ``N(0, 0.1)``, batch-norm scales and
-    variances (and any other use) uniform in [0.5, 1.5]. The model is otherwise unchanged."""
+    variances (and any other use) uniform in [0.5, 1.5]. Constants of other types than float32 (shapes, indices)
+    stay, and so does the rest of the model."""
     rng = np.random.default_rng(seed)
     graph = model.graph
     shapes = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -353,7 +354,8 @@ def random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
     kept = []
     for node in graph.node:
         shape = shapes.get(node.input[0]) if node.op_type == "ConstantOfShape" and node.input else None
-        if shape is None or node.output[0] not in consumers:
+        fills = [a.t.data_type for a in node.attribute if a.name == "value"]
+        if shape is None or node.output[0] not in consumers or fills not in ([], [TensorProto.FLOAT]):
             kept.append(node)
             continue
         dims = tuple(int(d) for d in shape.reshape(-1))

@@ -112,15 +112,18 @@ def _light_like() -> onnx.ModelProto:
               "fc_w": (10, 16), "fc_b": (10,)}
     fill = helper.make_tensor("fill", TensorProto.FLOAT, [1], [0.02])
     nodes = [helper.make_node("ConstantOfShape", [f"{name}__SHAPE"], [name], value=fill) for name in shapes]
-    nodes += [helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], pads=[1, 1, 1, 1]),
+    ones = helper.make_tensor("ones", TensorProto.INT64, [1], [1])  # an integer constant: not a weight
+    nodes += [helper.make_node("ConstantOfShape", ["repeats__SHAPE"], ["repeats"], value=ones),
+              helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], pads=[1, 1, 1, 1]),
               helper.make_node("BatchNormalization", ["c", "bn_s", "bn_b", "bn_m", "bn_v"], ["n"]),
               helper.make_node("Relu", ["n"], ["r"]),
               helper.make_node("GlobalAveragePool", ["r"], ["p"]),
               helper.make_node("Flatten", ["p"], ["f"]),
-              helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["l"], transB=1),
+              helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["g"], transB=1),
+              helper.make_node("Tile", ["g", "repeats"], ["l"]),
               helper.make_node("Softmax", ["l"], ["y"], axis=1)]
     initializers = [numpy_helper.from_array(np.array(shape, np.int64), f"{name}__SHAPE")
-                    for name, shape in shapes.items()]
+                    for name, shape in {**shapes, "repeats": (2,)}.items()]
     graph = helper.make_graph(nodes, "light_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                                                   [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], initializers)
@@ -135,8 +138,8 @@ def test_random_weights_replace_weights_kept_as_shapes() -> None:
     assert np.ptp(reference(light, {"x": x})[0]) == 0
     model = testing.expose_logits(testing.random_weights(light, seed=1))
     assert [o.name for o in model.graph.output] == ["y", "l"]
-    assert not any(n.op_type == "ConstantOfShape" for n in model.graph.node)
-    assert not any(t.name.endswith("__SHAPE") for t in model.graph.initializer)  # nothing reads them now
+    assert [n.output[0] for n in model.graph.node if n.op_type == "ConstantOfShape"] == ["repeats"]
+    assert [t.name for t in model.graph.initializer if t.name.endswith("__SHAPE")] == ["repeats__SHAPE"]
     weights = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert weights["conv_w"].shape == (16, 3, 3, 3) and weights["fc_w"].shape == (10, 16)
     assert 0.5 * np.sqrt(2 / 27) < weights["conv_w"].std() < 1.5 * np.sqrt(2 / 27)  # He-scaled by 3x3x3 inputs
