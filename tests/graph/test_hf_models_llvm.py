@@ -17,7 +17,8 @@ from tcomp.graph.frontend.onnx_common import supported_op_types
 from tcomp.graph.ir import Graph
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
-ATTENTION_MODELS = ("bert_tiny", "gpt2_tiny", "llama_tiny", "segformer_tiny", "swin_tiny", "t5_encoder_tiny")
+ATTENTION_MODELS = ("bert_tiny", "gpt2_tiny", "llama_tiny", "segformer_tiny", "swin_tiny", "t5_encoder_tiny",
+                    "whisper_encoder_tiny")
 TOLERANCE = 1e-4
 
 
