@@ -56,18 +56,8 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
-from tcomp.runtime.pool_layout import (
-    I8,
-    I8_PTR,
-    I32,
-    I64,
-    SEQ_MASK,
-    SEQ_SHIFT,
-    TASK_BITS,
-    TASK_MASK,
-    TASK_TYPE,
-    VOID,
-)
+from tcomp.runtime.llvm_types import I8, I8_PTR, I32, I64, VOID
+from tcomp.runtime.pool_layout import SEQ_MASK, SEQ_SHIFT, TASK_BITS, TASK_MASK, TASK_TYPE
 from tcomp.runtime.pool_workers_ir import emit_settle, emit_start_workers, emit_worker
 
 ENTRY = "tcomp_parallel_for"

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ir
 
-from tcomp.runtime.pool_layout import I8, I8_PTR, I32, I64, SEQ_SHIFT, VOID
+from tcomp.runtime.llvm_types import I8, I8_PTR, I32, I64, VOID
+from tcomp.runtime.pool_layout import SEQ_SHIFT
 
 if TYPE_CHECKING:
     from tcomp.runtime.pool_ir import PoolBuilder

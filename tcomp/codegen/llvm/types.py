@@ -10,14 +10,12 @@ import llvmlite.ir as ir
 import numpy as np
 
 from tcomp.ir import dtype as dt
+from tcomp.runtime.llvm_types import I1, I8, I8_PTR, I32, I64, VOID
 
-I1 = ir.IntType(1)
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
+__all__ = ["F32", "I1", "I8", "I8_PTR", "I32", "I64", "VOID", "constant", "intrinsic_suffix", "llvm_type",
+           "scalar_type", "storage_type", "with_lanes_type", "wrap_signed"]
+
 F32 = ir.FloatType()
-VOID = ir.VoidType()
-I8_PTR = I8.as_pointer()
 
 _FLOATS: dict[str, ir.Type] = {"float16": ir.HalfType(), "float32": ir.FloatType(), "float64": ir.DoubleType()}
 
