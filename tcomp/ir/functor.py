@@ -178,7 +178,7 @@ def uses_var(node: Node, variables: Any) -> bool:
     return found
 
 
-def _any_below(node: Node, predicate: Callable[[Node], bool]) -> bool:
+def any_below(node: Node, predicate: Callable[[Node], bool]) -> bool:
     """Whether ``predicate`` holds for ``node`` or any node below it."""
     stack: list[Node] = [node]
     while stack:
@@ -193,17 +193,17 @@ def may_fail(node: Node) -> bool:
     """Whether evaluating ``node`` may fail at run time: it reads memory (an index may be out of range) or divides
     integers by a divisor that may be zero. A select must evaluate only the branch it takes of such an expression
     (``if_then_else(b != 0, a // b, 0)``)."""
-    return _any_below(node, lambda n: isinstance(n, E.BufferLoad) or E.divides_by_maybe_zero(n))
+    return any_below(node, lambda n: isinstance(n, E.BufferLoad) or E.divides_by_maybe_zero(n))
 
 
 def may_divide_by_zero(node: Node) -> bool:
     """Whether ``node`` holds an integer division or remainder whose divisor may be zero (``may_fail`` less the
     reads: a vector select can guard reads lane by lane with masked loads, not divisions)."""
-    return _any_below(node, E.divides_by_maybe_zero)
+    return any_below(node, E.divides_by_maybe_zero)
 
 
 def contains(node: Node, node_type: type) -> bool:
     """Whether ``node`` or any node below it is an instance of ``node_type``."""
-    return _any_below(node, lambda n: isinstance(n, node_type))
+    return any_below(node, lambda n: isinstance(n, node_type))
 
 

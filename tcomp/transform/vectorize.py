@@ -21,7 +21,7 @@ from dataclasses import replace
 from tcomp.arith.fold import fold_binary
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.ir.functor import Mutator, iter_children, may_divide_by_zero, uses_var
+from tcomp.ir.functor import Mutator, Node, any_below, may_divide_by_zero, uses_var
 from tcomp.ir.stmt import BufferStore, For, ForKind, IfThenElse, PrimFunc, SeqStmt, Stmt
 
 
@@ -181,16 +181,15 @@ def clamped_ramp(index: E.Expr) -> tuple[E.Expr, E.Ramp, E.Expr, E.Expr] | None:
 def guarded_reads_contiguous(e: E.Expr) -> bool:
     """Whether every vector read in ``e`` is contiguous (a unit-stride ramp, or ``clamped_ramp``), so that a
     select guarding it lane by lane reads with masked loads rather than gathers."""
-    stack = [e]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, E.BufferLoad) and _is_vector(current.indices[0]):
-            index = current.indices[0]
-            unit = isinstance(index, E.Ramp) and index.contiguous
-            if not (unit or isinstance(index, E.Broadcast) or clamped_ramp(index) is not None):
-                return False
-        stack.extend(iter_children(current))
-    return True
+    return not any_below(e, _strided_or_gathered_read)
+
+
+def _strided_or_gathered_read(node: Node) -> bool:
+    if not isinstance(node, E.BufferLoad) or not _is_vector(node.indices[0]):
+        return False
+    index = node.indices[0]
+    unit = isinstance(index, E.Ramp) and index.contiguous
+    return not (unit or isinstance(index, E.Broadcast) or clamped_ramp(index) is not None)
 
 
 def _fold_ramp(cls: type, a: E.Expr, b: E.Expr) -> E.Expr | None:
