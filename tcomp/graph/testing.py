@@ -345,7 +345,8 @@ def random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
     stay, and so does the rest of the model."""
     rng = np.random.default_rng(seed)
     graph = model.graph
-    shapes = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    shape_inputs = {n.input[0] for n in graph.node if n.op_type == "ConstantOfShape" and n.input}
+    shapes = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in shape_inputs}
     consumers: dict[str, tuple[onnx.NodeProto, int]] = {}
     for node in graph.node:
         for slot, name in enumerate(node.input):
@@ -371,7 +372,7 @@ def random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
             value = rng.uniform(0.5, 1.5, dims)
         made[node.output[0]] = value.astype(np.float32)
     read = {name for node in kept for name in node.input} | {o.name for o in graph.output}
-    unused = {name for name in shapes if name not in read}  # the shapes of the weights drawn here
+    unused = {name for name in shapes if name not in read}  # the shapes of the weights drawn here, read no more
     result = onnx.ModelProto()
     result.CopyFrom(model)
     del result.graph.node[:], result.graph.initializer[:], result.graph.input[:]
