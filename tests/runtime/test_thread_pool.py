@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tcomp
+from tcomp.autotune.workers import use_thread_spin
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
@@ -86,8 +87,6 @@ def test_spin_policies(counting: tcomp.runtime.Module, restore_policy: None, wor
 def test_a_measurement_sets_the_spin_of_a_running_pool(restore_policy: None) -> None:
     """A measurement worker process runs task after task, each with its measure options' spin: a pool compiled by
     an earlier task follows the later one's, and so does a pool compiled after the setting."""
-    from tcomp.autotune.workers import use_thread_spin
-
     with tcomp.config.override():
         parallel_runtime()  # started
         for spin in (0, 123, 0):
