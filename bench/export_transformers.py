@@ -46,12 +46,21 @@ HEADS = 12
 FFN = 3072
 
 
+def _token_ids(torch: Any, vocab: int) -> Any:
+    """A batch of one sequence of ``SEQUENCE`` random token ids below ``vocab``, the same for a seed."""
+    return torch.randint(0, vocab, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+
+
+def _normal(torch: Any, *shape: int) -> Any:
+    """Standard normal values of ``shape`` (images, audio features), the same for a seed."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(SEED))
+
+
 def bert(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     config = transformers.BertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                      intermediate_size=FFN, attn_implementation="eager")
     net = transformers.BertModel(config, add_pooling_layer=False).eval()
-    generator = torch.Generator().manual_seed(SEED)
-    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=generator)
+    ids = _token_ids(torch, config.vocab_size)
     mask = torch.ones(1, SEQUENCE, dtype=torch.long)
     return net, (ids, mask), ["input_ids", "attention_mask"], config.to_dict()
 
@@ -60,7 +69,7 @@ def vit(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str],
     config = transformers.ViTConfig(image_size=224, patch_size=16, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
                                     num_attention_heads=HEADS, intermediate_size=FFN, attn_implementation="eager")
     net = transformers.ViTModel(config, add_pooling_layer=False).eval()
-    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    pixels = _normal(torch, 1, 3, 224, 224)
     return net, (pixels,), ["pixel_values"], config.to_dict()
 
 
@@ -68,14 +77,14 @@ def gpt2(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str]
     config = transformers.GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=1024,
                                      attn_implementation="eager", use_cache=False)
     net = transformers.GPT2Model(config).eval()
-    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+    ids = _token_ids(torch, config.vocab_size)
     return net, (ids,), ["input_ids"], config.to_dict()
 
 
 def convnext(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     config = transformers.ConvNextConfig(image_size=224, depths=[3, 3, 9, 3], hidden_sizes=[96, 192, 384, 768])
     net = transformers.ConvNextModel(config).eval()
-    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    pixels = _normal(torch, 1, 3, 224, 224)
     return net, (pixels,), ["pixel_values"], config.to_dict()
 
 
@@ -84,7 +93,7 @@ def llama(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str
                                       num_key_value_heads=HEADS // 3, intermediate_size=2048, vocab_size=32000,
                                       attn_implementation="eager", use_cache=False)
     net = transformers.LlamaModel(config).eval()
-    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+    ids = _token_ids(torch, config.vocab_size)
     return net, (ids,), ["input_ids"], config.to_dict()
 
 
@@ -92,14 +101,14 @@ def swin(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str]
     config = transformers.SwinConfig(image_size=224, patch_size=4, embed_dim=96, depths=[2, 2, 6, 2],
                                      num_heads=[3, 6, 12, 24], window_size=7, attn_implementation="eager")
     net = transformers.SwinModel(config, add_pooling_layer=False).eval()
-    pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    pixels = _normal(torch, 1, 3, 224, 224)
     return net, (pixels,), ["pixel_values"], config.to_dict()
 
 
 def t5(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     config = transformers.T5Config(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8, use_cache=False)
     net = transformers.T5EncoderModel(config).eval()
-    ids = torch.randint(0, config.vocab_size, (1, SEQUENCE), generator=torch.Generator().manual_seed(SEED))
+    ids = _token_ids(torch, config.vocab_size)
     return net, (ids,), ["input_ids"], config.to_dict()
 
 
@@ -110,7 +119,7 @@ def whisper(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[s
                                         encoder_ffn_dim=2048, num_mel_bins=80, max_source_positions=1500,
                                         attn_implementation="eager")
     net = WhisperEncoder(config).eval()
-    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(SEED))
+    features = _normal(torch, 1, 80, 3000)
     return net, (features,), ["input_features"], config.to_dict()
 
 
