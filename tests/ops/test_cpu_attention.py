@@ -61,6 +61,8 @@ def run(q_shape: tuple[int, ...], k_shape: tuple[int, ...], v_shape: tuple[int, 
     (50, 33, 17, 20, 2),
     (50, 33, 17, 20, 3),
     (197, 197, 64, 64, 2),  # ViT-B/16's 197 tokens
+    (1, 129, 64, 64, 2),  # a decoding step: one query row against 129 cached keys
+    (3, 40, 16, 8, 2),
 ])
 def test_attention_matches_numpy(sq: int, skv: int, d: int, dv: int, cores: int) -> None:
     run((2, sq, d), (2, d, skv), (2, skv, dv), cores=cores)
@@ -123,6 +125,9 @@ def test_choose_tiles() -> None:
     assert (tiles.mr, tiles.nr, tiles.lanes) == (8, 32, 16)
     assert tiles.rows % tiles.mr == 0 and tiles.rows * 224 * 4 <= 32 << 10
     assert choose_tiles(1, 1, 8, 16).rows == choose_tiles(1, 1, 8, 16).mr
+    # a decoding step (one query row, a long cache) and a short query keep their rows unpadded
+    assert (choose_tiles(1, 129, 16, 32).mr, choose_tiles(1, 129, 16, 32).rows) == (1, 1)
+    assert (choose_tiles(3, 40, 8, 16).mr, choose_tiles(3, 40, 8, 16).rows) == (3, 3)
     for sq in (1, 7, 128, 197, 1000):
         tiles = choose_tiles(sq, 300, 8, 16)
         assert tiles.nr % tiles.lanes == 0 and tiles.rows % tiles.mr == 0

@@ -55,10 +55,11 @@ class AttentionTiles:
 
 def choose_tiles(sq: int, skv: int, lanes: int, vector_registers: int) -> AttentionTiles:
     """Micro tiles of two vectors by ``mr`` rows (accumulators leaving registers for a panel row and a broadcast,
-    at most 8 rows), blocks of rows whose scores stay in ``BLOCK_SCORES_BYTES``, the block chosen among
-    multiples of ``mr`` to pad the query rows least."""
+    at most 8 rows, and no more than the query has: a decoding step's one row is not padded to 8), blocks of rows
+    whose scores stay in ``BLOCK_SCORES_BYTES``, the block chosen among multiples of ``mr`` to pad the query rows
+    least."""
     nr = 2 * lanes
-    mr = max(1, min(8, (vector_registers - 3) // 2))
+    mr = max(1, min(8, (vector_registers - 3) // 2, sq))
     columns = -(-skv // nr) * nr
     most = max(1, min(64 // mr, BLOCK_SCORES_BYTES // (4 * columns * mr)))
     best = min(range(1, most + 1), key=lambda blocks: (-(-sq // (blocks * mr)) * blocks * mr, -blocks))
