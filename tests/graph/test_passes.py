@@ -282,6 +282,21 @@ def test_opaque_and_shared_values_are_not_fused() -> None:
     np.testing.assert_allclose(run(fused, x=x)[0], run(g, x=x)[0], rtol=1e-6)
 
 
+def test_views_join_the_product_before_a_concatenation_joins_them() -> None:
+    # a key cache: past keys and the new one concatenated, then read transposed by a matrix product
+    g = graph([
+        make_node("concat", "cat", ["past", "new"], ["keys"], axis=0),
+        make_node("transpose", "t", ["keys"], ["keys_t"], perm=(1, 0)),
+        make_node("matmul", "scores", ["q", "keys_t"], ["y"]),
+    ], {"past": (7, 16), "new": (1, 16), "q": (3, 16)}, ["y"])
+    fused = fuse_ops(g, absorb_views=True)
+    # the concatenation writes the keys as they are; the product reads them through the transpose
+    assert sorted(_members(n) for n in fused.nodes) == [["concat"], ["transpose", "matmul"]]
+    assert sorted(_members(n) for n in fuse_ops(g).nodes) == [["concat", "transpose"], ["matmul"]]
+    arrays = {"past": rand(7, 16), "new": rand(1, 16), "q": rand(3, 16)}
+    np.testing.assert_allclose(run(fused, **arrays)[0], run(g, **arrays)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_fuse_keeps_apart_the_nodes_it_is_told_to() -> None:
     g = graph([make_node("relu", "r", ["x"], ["a"]), make_node("exp", "e", ["a"], ["y"])], {"x": (4,)}, ["y"])
     assert len(fuse_ops(g).nodes) == 1

@@ -3,17 +3,20 @@
 Each node has a pattern (``OpPattern``: elementwise < broadcast < injective < reduction < complex-out-fusable <
 opaque); an edge into a broadcast node from an input of the output's shape counts as elementwise. The immediate
 post-dominator of a node (networkx ``immediate_dominators`` on the reversed graph, with a sink after the graph
-outputs) is the first node every path from it reaches. Three phases visit the nodes in order; a node whose group is
+outputs) is the first node every path from it reaches. Four phases visit the nodes in order; a node whose group is
 
 - complex-out-fusable (conv, matmul, pooling) fuses into its post-dominator in phase 0 when every node on the way
   is at most broadcast and the edge pattern is elementwise (``conv -> bias add -> relu``);
 - elementwise or broadcast fuses in phase 1 into a post-dominator reached through injective nodes and ending at an
   injective, reduction or complex-out-fusable node (``relu -> sum``, ``add -> conv`` producers);
-- injective fuses in phase 2 when every node on the way is injective, or (``absorb_views``, CPU targets) when the
+- injective fuses in phase 3 when every node on the way is injective, or (``absorb_views``, CPU targets) when the
   group is a chain of views (``VIEW_OPS``: reshape, transpose, slice, split, broadcast) whose post-dominator is a
   matrix product or an attention: it reads its operand through the views (its packing copies follow them,
   ``ops/cpu/views.py``), so a transpose feeding a MatMul costs no kernel of its own; likewise a channel shuffle
-  whose post-dominator is a depthwise ``conv2d`` (NCHW: it reads whole input planes).
+  whose post-dominator is a depthwise ``conv2d`` (NCHW: it reads whole input planes). Phase 2 (``absorb_views``)
+  makes only these view merges, before any other injective one: views join views and the product reading
+  through them first, so that a producer in front (the concatenation of a key cache, a rotary embedding, a pad)
+  writes its natural layout once rather than the product's operand transposed, element by element.
 
 Fusing a node into its post-dominator merges every node on the paths between them, so a group's values are read
 outside only at its root. Opaque nodes never fuse; a group is capped at ``MAX_GROUP_SIZE`` nodes; nodes listed in
@@ -139,7 +142,10 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, abs
                 group_pattern[target] = max(group_pattern[target], group_pattern[root])
                 group_size[target] += group_size[root]
 
-    for phase in range(3):
+    def views_only(roots: set[int]) -> bool:
+        return all(nodes[k].op in VIEW_OPS for k in range(len(nodes)) if groups.find(k) in roots)
+
+    for phase in range(4):
         for i in range(len(nodes)):
             dom = ipdom.get(i)
             if dom is None or dom == _SINK or i in apart or patterns[i] is OpPattern.OPAQUE:
@@ -164,8 +170,14 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, abs
                     root_pattern(k) <= OpPattern.INJECTIVE for k in between) and root_pattern(
                     dom) in (OpPattern.ELEMWISE, OpPattern.BROADCAST, OpPattern.INJECTIVE, OpPattern.COMM_REDUCE,
                              OpPattern.OUT_ELEMWISE_FUSABLE)
+            elif kind is OpPattern.INJECTIVE and phase == 2:
+                # views first: chains of views join the product reading through them before a producer such as
+                # a concatenation fuses into them (it then writes its natural layout, the views stay reads)
+                ok = absorb_views and views_only({groups.find(k) for k in [i, *between]}) and (
+                    nodes[dom].op in VIEW_OPS and views_only({groups.find(dom)})
+                    or views_into_reader(i, dom, between))
             elif kind is OpPattern.INJECTIVE:
-                ok = phase == 2 and all(root_pattern(k) <= OpPattern.INJECTIVE for k in between) and (
+                ok = phase == 3 and all(root_pattern(k) <= OpPattern.INJECTIVE for k in between) and (
                     root_pattern(dom) <= OpPattern.INJECTIVE or views_into_reader(i, dom, between))
             else:
                 ok = False
