@@ -44,3 +44,30 @@ def test_model_matches_pytorch_on_the_cpu(name: str) -> None:
     error = float(np.abs(got - want).max()) / float(np.abs(want).max())
     assert error <= TOLERANCE, f"{name}: relative error {error:.2e}"
     assert fused and fused[0] >= 1, f"{name}: no attention was fused"
+
+
+@pytest.mark.parametrize("name", ["gpt2_decode_tiny", "llama_decode_tiny"])
+def test_decoding_step_matches_pytorch(name: str) -> None:
+    """One generation step (``export_decode.py``: a token and a cache of 31 in): the hidden state and every layer's
+    cache with the token appended match PyTorch. Each attention is fused with its one query row unpadded, and
+    reads the appended cache, a graph output, through views (no kernel writes the keys transposed for it)."""
+    with np.load(DATA / f"{name}.npz") as data:
+        inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
+        wanted = {key: data[key] for key in data.files if not key.startswith("input_")}
+    graphs: dict[str, Graph] = {}
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2",
+                          dump=lambda stage, graph: graphs.setdefault(stage, graph))
+    outputs = executor.run(inputs)
+    assert outputs is not None and sorted(executor.output_names) == sorted(wanted)
+    for output, got in zip(executor.output_names, outputs):
+        want = wanted[output]
+        assert got.shape == want.shape
+        error = float(np.abs(got - want).max()) / float(np.abs(want).max())
+        assert error <= TOLERANCE, f"{name} {output}: relative error {error:.2e}"
+    fused = graphs["fuse_ops"]
+    kernels = [n for n in fused.nodes if n.op == "fused" and any(m.op == "attention" for m in n.attr("body").nodes)]
+    assert len(kernels) == 2  # one per layer
+    for kernel in kernels:
+        [attention] = [m for m in kernel.attr("body").nodes if m.op == "attention"]
+        assert attention.attr("tiles")[0] == 1  # mr: the micro tile has the query's one row
+        assert len(set(kernel.inputs) & set(fused.outputs)) == 2  # this layer's present key and value

@@ -1,0 +1,72 @@
+"""Export one step of generation of the small GPT-2 and Llama decoders (``gpt2_decode_tiny``, ``llama_decode_tiny``).
+
+The decoders have the configurations of ``gpt2_tiny`` and ``llama_tiny``. A step is the graph a server runs for each
+new token: the token's ``input_ids`` (1 x 1) and the key/value cache of the 31 tokens before it (``past.I.key``,
+``past.I.value`` per layer: 1 x heads x 31 x head size) in; the token's hidden state (``output``) and the cache with
+it appended (``present.I.key``, ``present.I.value``: 32 positions) out. Needs torch and transformers (random weights
+from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in ``NAME.onnx.data``) and ``NAME.npz``:
+the inputs as ``input_<name>`` and PyTorch's outputs under their names.
+
+    python tests/data/hf_models/export_decode.py OUTDIR
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+import transformers
+
+PAST = 31
+LAYERS = 2
+
+
+def gpt2() -> tuple[torch.nn.Module, int, int]:
+    config = transformers.GPT2Config(vocab_size=512, n_embd=64, n_layer=LAYERS, n_head=4, n_positions=64,
+                                     attn_implementation="eager")
+    return transformers.GPT2Model(config).eval(), 4, 16
+
+
+def llama() -> tuple[torch.nn.Module, int, int]:
+    config = transformers.LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=172, num_hidden_layers=LAYERS,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      attn_implementation="eager")
+    return transformers.LlamaModel(config).eval(), 2, 16
+
+
+class Step(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cache = transformers.DynamicCache()
+        for layer in range(LAYERS):
+            cache.update(past[2 * layer], past[2 * layer + 1], layer)
+        result = self.net(input_ids=ids, past_key_values=cache, use_cache=True, return_dict=True)
+        return (result.last_hidden_state, *[t for layer in result.past_key_values.layers
+                                            for t in (layer.keys, layer.values)])
+
+
+def export(name: str, make: object, outdir: str) -> None:
+    torch.manual_seed(0)
+    net, kv_heads, head_size = make()  # type: ignore[operator]
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 512, (1, 1), generator=generator)
+    past = [torch.randn(1, kv_heads, PAST, head_size, generator=generator) for _ in range(2 * LAYERS)]
+    cache_names = [f"{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
+    inputs = ["input_ids"] + [f"past.{n}" for n in cache_names]
+    outputs = ["output"] + [f"present.{n}" for n in cache_names]
+    step = Step(net).eval()
+    with torch.no_grad():
+        want = step(ids, *past)
+        torch.onnx.export(step, (ids, *past), os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
+                          output_names=outputs, dynamo=True)
+    np.savez(os.path.join(outdir, f"{name}.npz"), **{f"input_{n}": a.numpy() for n, a in zip(inputs, (ids, *past))},
+             **{n: a.numpy() for n, a in zip(outputs, want)})
+    print(f"{name}: torch {torch.__version__}, transformers {transformers.__version__}, dynamo exporter")
+
+
+if __name__ == "__main__":
+    export("gpt2_decode_tiny", gpt2, sys.argv[1])
+    export("llama_decode_tiny", llama, sys.argv[1])
