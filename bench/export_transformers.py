@@ -3,7 +3,7 @@ model, a GPT-2-small-like and a Llama-like decoder, a T5-small-like and a Whispe
 and Swin-tiny, built from Hugging Face transformers code with random weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
-        [convnext] [swin] [--exporter dynamo|torchscript]
+        [convnext] [swin] [gpt2_decode] [llama_decode] [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
 interpreter named by ``--export-python``). Nothing is downloaded. Each model is written as ``NAME.onnx`` (weights in
@@ -25,7 +25,10 @@ configuration and the inputs, so that a cache made by another version is recogni
 - ``convnext``: ``ConvNextModel``, the tiny configuration (stages of 3, 3, 9 and 3 blocks, 96 to 768 channels:
   depthwise 7x7 convolutions, channels-last layer norms, GELU MLPs), input ``pixel_values`` at 224x224;
 - ``swin``: ``SwinModel``, the tiny configuration (patches of 4, windows of 7x7, stages of 2, 2, 6 and 2 blocks with
-  3 to 24 heads: shifted windows by roll, reshapes and transposes), input ``pixel_values`` at 224x224.
+  3 to 24 heads: shifted windows by roll, reshapes and transposes), input ``pixel_values`` at 224x224;
+- ``gpt2_decode`` and ``llama_decode``: one step of generation of the ``gpt2`` and ``llama`` models as served: the
+  next token's ``input_ids`` and the key/value cache of the 127 tokens before it (``past.I.key``, ``past.I.value``
+  per layer) in, its hidden state and the cache with it appended (``present.I.key``, ``present.I.value``) out.
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -123,8 +126,53 @@ def whisper(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[s
     return net, (features,), ["input_features"], config.to_dict()
 
 
+def _decode_step(transformers: Any, torch: Any, net: Any, vocab: int, layers: int, kv_heads: int,
+                 head_dim: int) -> tuple[Any, tuple[Any, ...], list[str]]:
+    """One step of generation as exported for serving: the next token's id and the key/value cache of the
+    ``SEQUENCE - 1`` tokens before it in, the token's hidden state and the cache with it appended out."""
+
+    class DecodeStep(torch.nn.Module):
+        output_names = ["output"] + [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, ids: Any, *past: Any) -> Any:
+            cache = transformers.DynamicCache()
+            for layer in range(layers):
+                cache.update(past[2 * layer], past[2 * layer + 1], layer)
+            result = self.net(input_ids=ids, past_key_values=cache, use_cache=True, return_dict=True)
+            present = [t for layer in result.past_key_values.layers for t in (layer.keys, layer.values)]
+            return (result.last_hidden_state, *present)
+
+    ids = torch.randint(0, vocab, (1, 1), generator=torch.Generator().manual_seed(SEED))
+    generator = torch.Generator().manual_seed(SEED)
+    past = tuple(torch.randn(1, kv_heads, SEQUENCE - 1, head_dim, generator=generator) for _ in range(2 * layers))
+    names = ["input_ids"] + [f"past.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    return DecodeStep().eval(), (ids, *past), names
+
+
+def gpt2_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=1024,
+                                     attn_implementation="eager")
+    net = transformers.GPT2Model(config).eval()
+    step, inputs, names = _decode_step(transformers, torch, net, config.vocab_size, LAYERS, HEADS, HIDDEN // HEADS)
+    return step, inputs, names, config.to_dict()
+
+
+def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.LlamaConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                      num_key_value_heads=HEADS // 3, intermediate_size=2048, vocab_size=32000,
+                                      attn_implementation="eager")
+    net = transformers.LlamaModel(config).eval()
+    step, inputs, names = _decode_step(transformers, torch, net, config.vocab_size, LAYERS, HEADS // 3,
+                                       HIDDEN // HEADS)
+    return step, inputs, names, config.to_dict()
+
+
 MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
-          "whisper": whisper}
+          "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode}
 
 
 def export(name: str, outdir: str, exporter: str) -> None:
@@ -145,9 +193,10 @@ def export(name: str, outdir: str, exporter: str) -> None:
     path = os.path.join(outdir, f"{name}.onnx")
     dynamo = exporter == "dynamo"
     options: dict[str, Any] = {} if dynamo else {"opset_version": 17}
+    # a decoding step names its outputs (the hidden state and the cache); a model, its first output
+    module, outputs = (net, net.output_names) if hasattr(net, "output_names") else (FirstOutput().eval(), ["output"])
     with torch.no_grad():
-        torch.onnx.export(FirstOutput().eval(), inputs, path, input_names=names, output_names=["output"],
-                          dynamo=dynamo, **options)
+        torch.onnx.export(module, inputs, path, input_names=names, output_names=outputs, dynamo=dynamo, **options)
     description = {
         "model": name, "exporter": exporter, "torch": torch.__version__, "transformers": transformers.__version__,
         "inputs": [[n, list(t.shape), str(t.dtype).replace("torch.", "")] for n, t in zip(names, inputs)],
