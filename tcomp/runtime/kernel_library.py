@@ -6,11 +6,12 @@
     {"format": "tcomp-kernel/1", "name": "add", "entry": "add_3f2a...", "target": "llvm -mcpu=znver3 ...",
      "params": [{"name": "A", "dtype": "float32", "shape": ["n"], "written": false}, ...],
      "size_vars": [{"name": "n", "dtype": "int32"}], "may_alias": [],
-     "asserts": [["message {}", 1], ...], "library_sha256": "..."}
+     "asserts": [["message {}", 1], ...], "library": "add.so", "library_sha256": "..."}
 
 A dimension is an integer, a size variable's name, or ``[op, a, b]`` with ``op`` one of ``+ - * // % min max``.
 
-``read_kernel(path)`` checks the description before the library is opened: the format, every field's type and
+``read_kernel(path)`` takes the library or its description (what ``write_kernel`` returns; its ``library`` field
+names the library's file beside it, a bare file name) and checks the description before the library is opened: the format, every field's type and
 bounds, dtypes tcomp knows, dimensions over declared size variables only, each size variable bound by a dimension
 of its own, the target string (``Target`` checks it against LLVM), and the library's SHA-256 against the one
 recorded (a description cannot pair with another library). It returns a parameter-only ``PrimFunc`` (the argument
@@ -97,6 +98,7 @@ def write_kernel(func: S.PrimFunc, artifact: LLVMArtifact, path: str | os.PathLi
         raise KernelLibraryError(f"{library}: the library needs a suffix other than .json (its description's)")
     description = describe(func, artifact, "")  # fails on an indescribable signature before anything is written
     export_library([artifact], library, artifact.target)
+    description["library"] = library.name
     description["library_sha256"] = _sha256(library)
     target = description_path(library)
     target.write_text(json.dumps(description, indent=1) + "\n")
@@ -209,20 +211,40 @@ def _asserts(document: dict[str, Any], path: Path) -> tuple[AssertInfo, ...]:
     return tuple(result)
 
 
+def _read_description(description: Path) -> Any:
+    """The JSON document of the description at ``description`` (its size bounded)."""
+    if description.stat().st_size > MAX_DESCRIPTION_BYTES:
+        raise _fail(description, "the description is too large")
+    try:
+        return json.loads(description.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _fail(description, f"not JSON: {exc}") from None
+
+
+def _described_library(description: Path) -> Path:
+    """The library that the description at ``description`` names: a file beside it, never a path elsewhere."""
+    if not description.is_file():
+        raise _fail(description, "no such description")
+    document = _read_description(description)
+    name = document.get("library") if isinstance(document, dict) else None
+    if not isinstance(name, str):
+        raise _fail(description, "it names no library: load the library itself (the file beside it)")
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name or Path(name).suffix == ".json":
+        raise _fail(description, f"library {name!r}: expected the file name of a library beside the description")
+    return description.with_name(name)
+
+
 def read_kernel(path: str | os.PathLike[str]) -> tuple[S.PrimFunc, LibraryArtifact]:
     """The checked signature and the artifact of the library at ``path`` (see the module docstring)."""
     library = Path(path)
+    if library.suffix == ".json":  # the description: the library is the file it names beside it
+        library = _described_library(library)
     description = description_path(library)
     if not library.is_file():
         raise _fail(library, "no such library")
     if not description.is_file():
         raise _fail(library, f"its description {description.name} is missing (export_library writes both)")
-    if description.stat().st_size > MAX_DESCRIPTION_BYTES:
-        raise _fail(description, "the description is too large")
-    try:
-        document = json.loads(description.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(description, f"not JSON: {exc}") from None
+    document = _read_description(description)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise _fail(description, f"not a kernel description of format {FORMAT}")
     func = _signature(document, description)

@@ -162,7 +162,8 @@ class Module:
 
 
 def load_module(path: str | os.PathLike[str]) -> Module:
-    """A kernel exported by ``Module.export_library(path)``: its description is checked (``read_kernel``), then
-    the library is opened; calls make the same argument checks as the module that was exported."""
+    """A kernel exported by ``Module.export_library(path)``, from the library ``path`` or its description (what
+    ``export_library`` returns): the description is checked (``read_kernel``), then the library is opened; calls
+    make the same argument checks as the module that was exported."""
     func, artifact = read_kernel(path)
     return Module(func, artifact)

@@ -94,6 +94,30 @@ def test_bad_descriptions_are_refused(exported: Path, tmp_path: Path, change, me
         load_module(_tamper(exported, tmp_path, change))
 
 
+def test_the_description_export_library_returns_loads_too(exported: Path) -> None:
+    mod = load_module(exported.with_suffix(".json"))  # the path export_library returned: its library beside it
+    a = np.arange(8, dtype=np.float32)
+    c = np.zeros(8, np.float32)
+    mod(a, np.arange(8, dtype=np.int32)[::-1].copy(), c)
+    np.testing.assert_array_equal(c, a[::-1])
+
+
+@pytest.mark.parametrize("name, message", [
+    (None, "it names no library: load the library itself"),
+    ("../gather.so", "expected the file name of a library beside the description"),
+    ("/tmp/gather.so", "expected the file name of a library beside the description"),
+    ("sub/gather.so", "expected the file name of a library beside the description"),
+    ("..", "expected the file name"),
+    ("k.json", "expected the file name"),
+    ("other.so", "other.so: no such library"),
+])
+def test_a_description_names_only_a_library_beside_it(exported: Path, tmp_path: Path, name: str | None,
+                                                      message: str) -> None:
+    description = _tamper(exported, tmp_path, lambda d: d.update(library=name)).with_suffix(".json")
+    with pytest.raises(KernelLibraryError, match=message):
+        load_module(description)
+
+
 def test_missing_files_are_named(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(KernelLibraryError, match="no such library"):
         load_module(tmp_path / "none.so")
