@@ -11,12 +11,12 @@
 A dimension is an integer, a size variable's name, or ``[op, a, b]`` with ``op`` one of ``+ - * // % min max``.
 
 ``read_kernel(path)`` takes the library or its description (what ``write_kernel`` returns; its ``library`` field
-names the library's file beside it, a bare file name) and checks the description before the library is opened: the format, every field's type and
-bounds, dtypes tcomp knows, dimensions over declared size variables only, each size variable bound by a dimension
-of its own, the target string (``Target`` checks it against LLVM), and the library's SHA-256 against the one
-recorded (a description cannot pair with another library). It returns a parameter-only ``PrimFunc`` (the argument
-checks) and a ``LibraryArtifact`` whose entry is the library's function. Opening a shared library runs its
-initializers: load only libraries you trust, as with any native code.
+names the library's file beside it, a bare file name) and checks the description before the library is opened:
+the format, every field's type and bounds, dtypes tcomp knows, dimensions over declared size variables only, each
+size variable bound by a dimension of its own, the target string (``Target`` checks it against LLVM), and the
+library's SHA-256 against the one recorded (a description cannot pair with another library). It returns a
+parameter-only ``PrimFunc`` (the argument checks) and a ``LibraryArtifact`` whose entry is the library's function.
+Opening a shared library runs its initializers: load only libraries you trust, as with any native code.
 """
 
 from __future__ import annotations

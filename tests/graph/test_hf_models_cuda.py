@@ -4,17 +4,13 @@ stored outputs (every one, by name): relative error (max |tcomp - torch| / max |
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 import tcomp.graph as tg
 from tcomp.runtime.cuda_emu import EmulationError, host_compiler
+from tests.graph.hf_data import DATA, assert_matches_pytorch
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 MODELS = sorted(path.stem for path in DATA.glob("*.onnx"))
-TOLERANCE = 1e-4
 
 
 def _can_run() -> bool:
@@ -33,15 +29,4 @@ def _can_run() -> bool:
 @pytest.mark.skipif(not _can_run(), reason="neither a GPU nor a C++ compiler for the CUDA emulation")
 @pytest.mark.parametrize("name", MODELS)
 def test_model_matches_pytorch_on_cuda(name: str) -> None:
-    path = DATA / f"{name}.onnx"
-    with np.load(DATA / f"{name}.npz") as data:
-        inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
-        wanted = {key: data[key] for key in data.files if not key.startswith("input_")}  # every output, by name
-    executor = tg.compile(path, target="cuda")
-    outputs = executor.run(inputs)
-    assert outputs is not None and sorted(executor.output_names) == sorted(wanted)
-    for output, got in zip(executor.output_names, outputs):
-        want = wanted[output]
-        assert got.shape == want.shape
-        error = float(np.abs(got - want).max()) / float(np.abs(want).max())
-        assert error <= TOLERANCE, f"{name} {output}: relative error {error:.2e}"
+    assert_matches_pytorch(name, tg.compile(DATA / f"{name}.onnx", target="cuda"))

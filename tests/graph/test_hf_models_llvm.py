@@ -1,25 +1,21 @@
 """The small transformer models of ``tests/data/hf_models`` (exported by PyTorch with their weights) compiled for
-the CPU and run on their stored inputs, against PyTorch's stored output: relative error (max |tcomp - torch| /
-max |torch|) at most 1e-4. Their attention (GPT-2's causal mask, Swin's windows with a position bias, SegFormer's
-reduced keys) compiles to fused ``attention`` nodes. A model using operators tcomp does not convert yet is an
-expected failure naming them."""
+the CPU and run on their stored inputs, against PyTorch's stored outputs: relative error (max |tcomp - torch| /
+max |torch|) at most 1e-4 (``hf_data.py``). Their attention (GPT-2's causal mask, Swin's windows with a position
+bias, SegFormer's reduced keys) compiles to fused ``attention`` nodes. A model using operators tcomp does not
+convert yet is an expected failure naming them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import onnx
 import pytest
 
 import tcomp.graph as tg
 from tcomp.graph.frontend.onnx_common import supported_op_types
 from tcomp.graph.ir import Graph
+from tests.graph.hf_data import DATA, assert_matches_pytorch
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 ATTENTION_MODELS = ("bert_tiny", "gpt2_tiny", "llama_tiny", "segformer_tiny", "swin_tiny", "t5_encoder_tiny",
                     "whisper_encoder_tiny")
-TOLERANCE = 1e-4
 
 
 @pytest.mark.parametrize("name", ATTENTION_MODELS)
@@ -29,20 +25,13 @@ def test_model_matches_pytorch_on_the_cpu(name: str) -> None:
                      - set(supported_op_types()))
     if missing:
         pytest.xfail(f"tcomp does not convert {', '.join(missing)} yet")
-    with np.load(DATA / f"{name}.npz") as data:
-        inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
-        want = data["output"]
     fused: list[int] = []
 
     def dump(stage: str, graph: Graph) -> None:
         if stage == "simplify":
             fused.append(sum(node.op == "attention" for node in graph.nodes))
 
-    executor = tg.compile(path, target="llvm -num-cores=2", dump=dump)
-    [got] = executor.run(inputs)
-    assert got.shape == want.shape
-    error = float(np.abs(got - want).max()) / float(np.abs(want).max())
-    assert error <= TOLERANCE, f"{name}: relative error {error:.2e}"
+    assert_matches_pytorch(name, tg.compile(path, target="llvm -num-cores=2", dump=dump))
     assert fused and fused[0] >= 1, f"{name}: no attention was fused"
 
 
@@ -51,19 +40,9 @@ def test_decoding_step_matches_pytorch(name: str) -> None:
     """One generation step (``export_decode.py``: a token and a cache of 31 in): the hidden state and every layer's
     cache with the token appended match PyTorch. Each attention is fused with its one query row unpadded, and
     reads the appended cache, a graph output, through views (no kernel writes the keys transposed for it)."""
-    with np.load(DATA / f"{name}.npz") as data:
-        inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
-        wanted = {key: data[key] for key in data.files if not key.startswith("input_")}
     graphs: dict[str, Graph] = {}
-    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2",
-                          dump=lambda stage, graph: graphs.setdefault(stage, graph))
-    outputs = executor.run(inputs)
-    assert outputs is not None and sorted(executor.output_names) == sorted(wanted)
-    for output, got in zip(executor.output_names, outputs):
-        want = wanted[output]
-        assert got.shape == want.shape
-        error = float(np.abs(got - want).max()) / float(np.abs(want).max())
-        assert error <= TOLERANCE, f"{name} {output}: relative error {error:.2e}"
+    assert_matches_pytorch(name, tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2",
+                                            dump=lambda stage, graph: graphs.setdefault(stage, graph)))
     fused = graphs["fuse_ops"]
     kernels = [n for n in fused.nodes if n.op == "fused" and any(m.op == "attention" for m in n.attr("body").nodes)]
     assert len(kernels) == 2  # one per layer
