@@ -89,6 +89,36 @@ def test_chains_that_stay_apart() -> None:
     assert node.op == "attention" and node.inputs == ("q", "k_t", "v") and not node.attr("perm")
 
 
+def _bloom_like(view: tuple[int, ...], v: tuple[int, ...] = (4, 9, 8), mask: tuple[int, ...] = (1, 1, 9, 9)) -> Graph:
+    """BLOOM's scores: ``[heads, S, S]`` products plus per-head position biases, reshaped to ``view`` to meet the
+    ``mask``, then softmax and the product with V."""
+    return graph([
+        make_node("matmul", "qk", ["q", "k_t"], ["s"]),
+        make_node("multiply", "scale", ["s", "c"], ["s2"]),
+        make_node("add", "alibi", ["s2", "position"], ["s3"]),
+        make_node("reshape", "view", ["s3"], ["s4"], shape=view),
+        make_node("add", "mask", ["s4", "mask"], ["s5"]),
+        make_node("softmax", "softmax", ["s5"], ["p"], axis=-1),
+        make_node("matmul", "pv", ["p", "v"], ["o"]),
+    ], {"q": (4, 9, 8), "k_t": (4, 8, 9), "v": v, "position": (4, 1, 9), "mask": mask}, ["o"],
+        {"c": np.array(0.25, np.float32)})
+
+
+def test_scores_pass_a_reshape_of_leading_ones() -> None:
+    g = _bloom_like((1, 4, 9, 9))
+    fused = fuse_attention(g, "llvm -num-cores=2")
+    [node] = fused.nodes
+    assert node.op == "attention" and node.inputs == ("q", "k_t", "v", "position", "mask")
+    arrays = [rand(4, 9, 8), rand(4, 8, 9), rand(4, 9, 8), rand(4, 1, 9), rand(1, 1, 9, 9)]
+    [got] = tg.build_executor(fused).run(arrays)
+    [want] = tg.build_executor(g).run(arrays)
+    assert got.shape == want.shape == (1, 4, 9, 8)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # a reshape that regroups the batch (4 -> 2 x 2) changes which mask row meets which head: kept apart
+    regrouped = _bloom_like((2, 2, 9, 9), v=(2, 2, 9, 8), mask=(2, 1, 9, 9))
+    assert fuse_attention(regrouped, "llvm") is regrouped
+
+
 def _self_attention_model(batch: int, seq: int, heads: int, head_dim: int) -> onnx.ModelProto:
     """One self-attention block as transformers export BERT's: Q, K, V projections, heads split by Reshape and
     Transpose (K's to [b, h, D, S]), scores divided by sqrt(D), the padding mask added, softmax, the product with V,

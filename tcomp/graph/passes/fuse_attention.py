@@ -1,6 +1,7 @@
 """``fuse_attention``: scaled dot-product attention becomes one ``attention`` node (CPU targets).
 
-Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases] ->
+Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases, and
+``reshape`` that adds or drops leading 1s of the batch, as BLOOM's ``[heads, S, S]`` scores meet its mask] ->
 ``softmax`` over the last axis -> [``cast`` to float32] -> ``matmul(., v)`` [-> ``transpose`` keeping the last axis
 last] becomes ``attention(q, k_t, v, *biases, scale=..., perm=..., tiles=...)``. Scalar multiplications of ``q`` or
 ``k_t`` themselves (``q * d**-0.25`` and ``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them) fold
@@ -23,6 +24,10 @@ from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.ops.cpu.attention import choose_tiles
 from tcomp.target import Target, as_target
+
+
+def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return shape[next((k for k, d in enumerate(shape) if d != 1), len(shape)):]
 
 
 @dataclass
@@ -59,6 +64,14 @@ class _Matcher:
         broadcasts its operand: it is not a plain scaling)."""
         return tuple(self.graph.type_of(a).shape) == tuple(self.graph.type_of(b).shape)
 
+    def leading_ones_only(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` have the same two last dimensions and batch dimensions that differ in leading
+        1s only (``[H, Sq, Skv]`` and ``[1, H, Sq, Skv]``): a reshape between them changes no broadcast, so the
+        scores may pass through it."""
+        first, second = (tuple(self.graph.type_of(v).shape) for v in (a, b))
+        return len(first) >= 2 and len(second) >= 2 and first[-2:] == second[-2:] and \
+            _without_leading_ones(first[:-2]) == _without_leading_ones(second[:-2])
+
     def float32(self, value: str) -> bool:
         return self.graph.type_of(value).dtype == "float32"
 
@@ -89,6 +102,11 @@ class _Matcher:
                     found.removed.append(node)
                     return found
             return None
+        if node.op == "reshape" and self.leading_ones_only(node.inputs[0], value):
+            found = self.scores(node.inputs[0], node, scaled)
+            if found is not None:
+                found.removed.append(node)
+            return found
         if node.op == "matmul" and not node.attr("transpose_b", False):
             match = _Match(qk=node, pv=node, removed=[node], q=node.inputs[0], k_t=node.inputs[1])
             match.q, q_scale = self.unscaled(match.q, node)
@@ -146,6 +164,14 @@ class _Matcher:
                 match.output = after[0].outputs[0]
         operands = [match.q, match.k_t, pv.inputs[1], *match.biases]
         if not all(self.float32(v) and self.graph.type_of(v).ndim >= 2 for v in operands):
+            return None
+        # the kernel's result broadcasts every operand's batch: it must be the product's own shape
+        shapes = [tuple(self.graph.type_of(v).shape) for v in operands]
+        try:
+            batch = np.broadcast_shapes(*(shape[:-2] for shape in shapes))
+        except ValueError:
+            return None
+        if (*batch, shapes[0][-2], shapes[2][-1]) != tuple(out_type.shape):
             return None
         return match
 
