@@ -13,7 +13,8 @@ import tcomp.graph as tg
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 MODELS = ["bert_tiny", "convnext_tiny_cfg", "gpt2_tiny", "llama_tiny", "segformer_tiny", "swin_tiny",
-          "t5_encoder_tiny", "whisper_encoder_tiny", "gpt2_decode_tiny", "llama_decode_tiny"]
+          "t5_encoder_tiny", "whisper_encoder_tiny", "gpt2_decode_tiny", "llama_decode_tiny", "bloom_tiny",
+          "deberta_v2_tiny", "wav2vec2_tiny", "beit_tiny"]
 
 
 def relative_error(got: np.ndarray, want: np.ndarray) -> float:
