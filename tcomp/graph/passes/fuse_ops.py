@@ -93,6 +93,7 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, abs
     groups = _UnionFind(len(nodes))
     group_pattern = list(patterns)
     group_size = [1] * len(nodes)
+    group_views = [n.op in VIEW_OPS for n in nodes]  # at a group's root: whether the group holds views only
 
     def root_pattern(i: int) -> OpPattern:
         return group_pattern[groups.find(i)]
@@ -141,9 +142,10 @@ def fuse_ops(graph: Graph, keep_apart: Callable[[Node], bool] | None = None, abs
                 groups.parent[root] = target
                 group_pattern[target] = max(group_pattern[target], group_pattern[root])
                 group_size[target] += group_size[root]
+                group_views[target] = group_views[target] and group_views[root]
 
     def views_only(roots: set[int]) -> bool:
-        return all(nodes[k].op in VIEW_OPS for k in range(len(nodes)) if groups.find(k) in roots)
+        return all(group_views[root] for root in roots)
 
     for phase in range(4):
         for i in range(len(nodes)):
