@@ -119,6 +119,47 @@ def test_scores_pass_a_reshape_of_leading_ones() -> None:
     assert fuse_attention(regrouped, "llvm") is regrouped
 
 
+def _deberta_like(fill: float) -> Graph:
+    """DeBERTa's scores: ``q @ (k_t / c)`` of ``[heads, S, S]``, reshaped to ``[1, heads, S, S]``, masked by
+    ``where(mask, fill, scores)``, softmax, reshaped back for the product with V, reshaped again and transposed."""
+    nodes = [
+        make_node("divide", "scale", ["k_t", "c"], ["k2"]),
+        make_node("matmul", "qk", ["q", "k2"], ["s"]),
+        make_node("reshape", "view", ["s"], ["s2"], shape=(1, 4, 9, 9)),
+        make_node("where", "masked_fill", ["mask", "fill", "s2"], ["s3"]),
+        make_node("softmax", "softmax", ["s3"], ["p"], axis=-1),
+        make_node("reshape", "view_p", ["p"], ["p2"], shape=(4, 9, 9)),
+        make_node("matmul", "pv", ["p2", "v"], ["o"]),
+        make_node("reshape", "view_o", ["o"], ["o2"], shape=(1, 4, 9, 8)),
+        make_node("transpose", "heads", ["o2"], ["y"], perm=(0, 2, 1, 3)),
+    ]
+    g = Graph("g", ("q", "k_t", "v", "mask"), ("y",), tuple(nodes),
+              {"c": np.array(4.0, np.float32), "fill": np.array(fill, np.float32)},
+              {"q": TensorType((4, 9, 8), F32), "k_t": TensorType((4, 8, 9), F32), "v": TensorType((4, 9, 8), F32),
+               "mask": TensorType((1, 1, 9, 9), "bool")})
+    g = infer_types(g)
+    verify_graph(g)
+    return g
+
+
+def test_a_where_mask_with_the_lowest_fill_becomes_a_bias() -> None:
+    lowest = float(np.finfo(np.float32).min)
+    g = _deberta_like(lowest)
+    fused = fuse_attention(g, "llvm -num-cores=2")
+    assert [n.op for n in fused.nodes] == ["where", "attention"]  # the bias where(mask, fill, 0), then the kernel
+    attention = fused.nodes[1]
+    assert attention.attr("scale") == pytest.approx(0.25) and tuple(attention.attr("perm")) == (0, 2, 1, 3)
+    mask = RNG.random((1, 1, 9, 9)) < 0.3
+    mask[..., 0] = False  # every row keeps a key
+    arrays = [rand(4, 9, 8), rand(4, 8, 9), rand(4, 9, 8), mask]
+    [got] = tg.build_executor(fused).run(arrays)
+    [want] = tg.build_executor(g).run(arrays)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # a fill that a score can outweigh (-1e4) is not a mask: where and add differ there, so it stays apart
+    small = _deberta_like(-1e4)
+    assert fuse_attention(small, "llvm") is small
+
+
 def _self_attention_model(batch: int, seq: int, heads: int, head_dim: int) -> onnx.ModelProto:
     """One self-attention block as transformers export BERT's: Q, K, V projections, heads split by Reshape and
     Transpose (K's to [b, h, D, S]), scores divided by sqrt(D), the padding mask added, softmax, the product with V,

@@ -1,8 +1,8 @@
 """The small transformer models of ``tests/data/hf_models`` (exported by PyTorch with their weights) compiled for
 the CPU and run on their stored inputs, against PyTorch's stored outputs: relative error (max |tcomp - torch| /
 max |torch|) at most 1e-4 (``hf_data.py``). Their attention (GPT-2's causal mask, Swin's windows with a position
-bias, SegFormer's reduced keys, BLOOM's ALiBi biases) compiles to fused ``attention`` nodes. A model using
-operators tcomp does not convert yet is an expected failure naming them."""
+bias, SegFormer's reduced keys, BLOOM's ALiBi biases, DeBERTa's where-mask) compiles to fused ``attention`` nodes.
+A model using operators tcomp does not convert yet is an expected failure naming them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tcomp.graph.ir import Graph
 from tests.graph.hf_data import DATA, assert_matches_pytorch
 
 ATTENTION_MODELS = ("bert_tiny", "gpt2_tiny", "llama_tiny", "segformer_tiny", "swin_tiny", "t5_encoder_tiny",
-                    "whisper_encoder_tiny", "bloom_tiny", "wav2vec2_tiny", "beit_tiny")
+                    "whisper_encoder_tiny", "bloom_tiny", "deberta_v2_tiny", "wav2vec2_tiny", "beit_tiny")
 
 
 @pytest.mark.parametrize("name", ATTENTION_MODELS)

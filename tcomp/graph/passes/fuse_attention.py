@@ -1,15 +1,20 @@
 """``fuse_attention``: scaled dot-product attention becomes one ``attention`` node (CPU targets).
 
-Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases, and
-``reshape`` that adds or drops leading 1s of the batch, as BLOOM's ``[heads, S, S]`` scores meet its mask] ->
-``softmax`` over the last axis -> [``cast`` to float32] -> ``matmul(., v)`` [-> ``transpose`` keeping the last axis
-last] becomes ``attention(q, k_t, v, *biases, scale=..., perm=..., tiles=...)``. Scalar multiplications of ``q`` or
-``k_t`` themselves (``q * d**-0.25`` and ``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them) fold
-into ``scale`` (a scalar: one element, and the scaled value keeps its shape). Biases are masks and position biases
-of any shape that broadcasts to the scores (several adds give several biases, added in their order). Every value
-inside the chain must be read by the next node alone (not an output, not read elsewhere: attention probabilities
-that a model returns keep the operators). Scaling after a bias add (``(q @ k_t + mask) * c``) is not matched. The
-kernel's tiles are chosen here for ``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
+Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases,
+``where(mask, fill, .)`` masks, and ``reshape`` that adds or drops leading 1s of the batch, as BLOOM's and
+DeBERTa's ``[heads, S, S]`` scores meet their masks] -> ``softmax`` over the last axis -> [``cast`` to float32] ->
+[such a ``reshape``] -> ``matmul(., v)`` [-> such a ``reshape``] [-> ``transpose`` keeping the last axis last] becomes
+``attention(q, k_t, v, *biases, scale=..., perm=..., tiles=...)``. Scalar multiplications or divisions of ``q`` or
+``k_t`` themselves (``q * d**-0.25`` and ``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them;
+DeBERTa's ``k_t / scale``) fold into ``scale`` (a scalar: one element, and the scaled value keeps its shape).
+Biases are masks and position biases of any shape that broadcasts to the scores (several adds give several biases,
+added in their order). A ``where`` mask counts when its condition is boolean and its fill a scalar at or below
+``MASK_FILL`` (``-inf``, or the lowest float as ``masked_fill`` exports write it): it becomes the bias
+``where(mask, fill, 0)``, a node of its own (``fill + s`` is ``fill`` in float32 for every realistic score ``s``,
+and the exponential of either is 0). Every value inside the chain must be read by the next node alone (not an
+output, not read elsewhere: attention probabilities that a model returns keep the operators), and the kernel's
+broadcast result must have the product's shape. Scaling after a bias add (``(q @ k_t + mask) * c``) is not
+matched. The kernel's tiles are chosen here for ``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
 
 Assumes a typed graph before fusion; float32 only. Returns the same graph when nothing matches.
 """
@@ -30,12 +35,24 @@ def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[next((k for k, d in enumerate(shape) if d != 1), len(shape)):]
 
 
+MASK_FILL = -1e30  # where(mask, fill, scores) with fill at or below this masks as adding where(mask, fill, 0) does
+
+
+@dataclass(frozen=True)
+class _Mask:
+    """``where(cond, fill, scores)``: a bias ``where(cond, fill, 0)`` once fused (``fill + s`` rounds to ``fill``
+    in float32 for any score ``|s| < 1e31``, and ``exp`` of either is 0)."""
+
+    cond: str
+    fill: str
+
+
 @dataclass
 class _Match:
     qk: Node
     pv: Node
     removed: list[Node]
-    biases: list[str] = field(default_factory=list)
+    biases: list[str | _Mask] = field(default_factory=list)
     scale: float = 1.0
     q: str = ""
     k_t: str = ""
@@ -72,6 +89,13 @@ class _Matcher:
         return len(first) >= 2 and len(second) >= 2 and first[-2:] == second[-2:] and \
             _without_leading_ones(first[:-2]) == _without_leading_ones(second[:-2])
 
+    def masking(self, node: Node) -> bool:
+        """Whether ``node`` is ``where(cond, fill, scores)`` with a boolean ``cond`` and a scalar ``fill`` at or below
+        ``MASK_FILL`` (``-inf``, or the lowest float, as ``masked_fill`` exports take), broadcasting to the scores."""
+        fill = self.scalar(node.inputs[1])
+        return fill is not None and fill <= MASK_FILL and self.graph.type_of(node.inputs[0]).dtype == "bool" and \
+            self.same_shape(node.inputs[2], node.outputs[0])
+
     def float32(self, value: str) -> bool:
         return self.graph.type_of(value).dtype == "float32"
 
@@ -102,6 +126,12 @@ class _Matcher:
                     found.removed.append(node)
                     return found
             return None
+        if node.op == "where" and not scaled and self.masking(node):
+            found = self.scores(node.inputs[2], node, False)
+            if found is not None:
+                found.biases.append(_Mask(node.inputs[0], node.inputs[1]))
+                found.removed.append(node)
+            return found
         if node.op == "reshape" and self.leading_ones_only(node.inputs[0], value):
             found = self.scores(node.inputs[0], node, scaled)
             if found is not None:
@@ -121,13 +151,13 @@ class _Matcher:
     def unscaled(self, value: str, reader: Node) -> tuple[str, float]:
         """``value`` without a multiplication by a scalar that only ``reader`` reads, and that scalar."""
         node = self.producers.get(value)
-        if node is None or node.op != "multiply" or not self.only_reader(value, reader):
+        if node is None or node.op not in ("multiply", "divide") or not self.only_reader(value, reader):
             return value, 1.0
-        for position in (0, 1):
+        for position in (0, 1) if node.op == "multiply" else (0,):
             factor = self.scalar(node.inputs[1 - position])
-            if factor is not None and self.float32(node.inputs[position]) and \
+            if factor is not None and factor != 0.0 and self.float32(node.inputs[position]) and \
                     self.same_shape(node.inputs[position], value):
-                return node.inputs[position], factor
+                return node.inputs[position], factor if node.op == "multiply" else 1.0 / factor
         return value, 1.0
 
     def attention(self, softmax: Node) -> _Match | None:
@@ -145,6 +175,11 @@ class _Matcher:
             match.removed.append(readers[0])
             probabilities = readers[0].outputs[0]
             readers = self.consumers.get(probabilities, [])
+        if len(readers) == 1 and readers[0].op == "reshape" and self.only_reader(probabilities, readers[0]) and \
+                self.leading_ones_only(probabilities, readers[0].outputs[0]):
+            match.removed.append(readers[0])
+            probabilities = readers[0].outputs[0]
+            readers = self.consumers.get(probabilities, [])
         if len(readers) != 1 or probabilities in self.graph.outputs:
             return None
         pv = readers[0]
@@ -154,16 +189,22 @@ class _Matcher:
         match.pv = pv
         match.removed.append(pv)
         match.output = pv.outputs[0]
-        out_type = self.graph.type_of(pv.outputs[0])
         after = self.consumers.get(match.output, [])
+        if len(after) == 1 and after[0].op == "reshape" and self.only_reader(match.output, after[0]) and \
+                self.leading_ones_only(match.output, after[0].outputs[0]):
+            match.removed.append(after[0])
+            match.output = after[0].outputs[0]
+            after = self.consumers.get(match.output, [])
+        out_type = self.graph.type_of(match.output)
         if len(after) == 1 and after[0].op == "transpose" and match.output not in self.graph.outputs:
             perm = tuple(int(p) for p in after[0].attr("perm"))
             if perm and perm[-1] == out_type.ndim - 1:
                 match.perm = perm
                 match.removed.append(after[0])
                 match.output = after[0].outputs[0]
-        operands = [match.q, match.k_t, pv.inputs[1], *match.biases]
-        if not all(self.float32(v) and self.graph.type_of(v).ndim >= 2 for v in operands):
+        operands = [match.q, match.k_t, pv.inputs[1], *(b.cond if isinstance(b, _Mask) else b for b in match.biases)]
+        tensors = [match.q, match.k_t, pv.inputs[1], *(b for b in match.biases if isinstance(b, str))]
+        if not all(self.float32(v) for v in tensors) or not all(self.graph.type_of(v).ndim >= 2 for v in operands):
             return None
         # the kernel's result broadcasts every operand's batch: it must be the product's own shape
         shapes = [tuple(self.graph.type_of(v).shape) for v in operands]
@@ -181,8 +222,9 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
     resolved = as_target(target)
     matcher = _Matcher(graph)
     names = FreshNames.of(graph)
-    replaced: dict[str, Node] = {}  # name of the last removed node -> the attention node
+    replaced: dict[str, list[Node]] = {}  # name of the last removed node -> the masks' biases and the attention
     removed: set[str] = set()
+    params = dict(graph.params)
     for node in graph.nodes:
         if node.op != "softmax" or node.name in removed:
             continue
@@ -192,13 +234,24 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
         q_type = graph.type_of(match.q)
         skv = graph.type_of(match.k_t).shape[-1]
         tiles = choose_tiles(q_type.shape[-2], skv, resolved.vector_bits // 32, resolved.vector_registers)
-        attention = make_node("attention", names.fresh(f"{match.pv.name}/attention"),
-                              [match.q, match.k_t, match.pv.inputs[1], *match.biases], [match.output],
+        made: list[Node] = []
+        biases = []
+        for bias in match.biases:
+            if isinstance(bias, _Mask):  # where(cond, fill, scores) -> the bias where(cond, fill, 0)
+                zero = names.fresh(f"{match.pv.name}/zero")
+                params[zero] = np.zeros((), np.float32)
+                made.append(make_node("where", names.fresh(f"{match.pv.name}/mask"), [bias.cond, bias.fill, zero],
+                                      [names.fresh(f"{match.pv.name}/mask_bias")]))
+                bias = made[-1].outputs[0]
+            biases.append(bias)
+        made.append(make_node("attention", names.fresh(f"{match.pv.name}/attention"),
+                              [match.q, match.k_t, match.pv.inputs[1], *biases], [match.output],
                               scale=float(np.float32(match.scale)), perm=match.perm,
-                              tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes))
+                              tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes)))
         removed.update(n.name for n in match.removed)
-        replaced[match.removed[-1].name] = attention
+        replaced[match.removed[-1].name] = made
     if not replaced:
         return graph
-    nodes = [replaced.get(n.name, n) for n in graph.nodes if n.name not in removed or n.name in replaced]
-    return with_nodes(graph, nodes)
+    nodes = [new for n in graph.nodes if n.name not in removed or n.name in replaced
+             for new in replaced.get(n.name, [n])]
+    return with_nodes(graph, nodes, params)
