@@ -1,9 +1,10 @@
 """Export full-size transformers to ONNX for ``bench/models.py``: a BERT-base-like encoder, a ViT-B/16-like image
-model, a GPT-2-small-like and a Llama-like decoder, a T5-small-like and a Whisper-base-like encoder, ConvNeXt-tiny
-and Swin-tiny, built from Hugging Face transformers code with random weights from a fixed seed.
+model, a GPT-2-small-like, a Llama-like and a BLOOM-like decoder, a T5-small-like, a Whisper-base-like and a
+DeBERTa-v3-base-like encoder, ConvNeXt-tiny and Swin-tiny, built from Hugging Face transformers code with random
+weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
-        [convnext] [swin] [gpt2_decode] [llama_decode] [--exporter dynamo|torchscript]
+        [convnext] [swin] [gpt2_decode] [llama_decode] [bloom] [deberta] [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
 interpreter named by ``--export-python``). Nothing is downloaded. Each model is written as ``NAME.onnx`` (weights in
@@ -26,6 +27,11 @@ configuration and the inputs, so that a cache made by another version is recogni
   depthwise 7x7 convolutions, channels-last layer norms, GELU MLPs), input ``pixel_values`` at 224x224;
 - ``swin``: ``SwinModel``, the tiny configuration (patches of 4, windows of 7x7, stages of 2, 2, 6 and 2 blocks with
   3 to 24 heads: shifted windows by roll, reshapes and transposes), input ``pixel_values`` at 224x224;
+- ``bloom``: ``BloomModel`` with 12 layers, hidden size 768, 12 heads (ALiBi position biases), a vocabulary of
+  32000, at sequence length 128, input ``input_ids``;
+- ``deberta``: ``DebertaV2Model`` configured as DeBERTa-v3-base (12 layers of 768, 12 heads, feed-forward 3072,
+  disentangled relative attention over 256 position buckets), a vocabulary of 32000, at sequence length 128,
+  inputs ``input_ids`` and ``attention_mask``;
 - ``gpt2_decode`` and ``llama_decode``: one step of generation of the ``gpt2`` and ``llama`` models as served: the
   next token's ``input_ids`` and the key/value cache of the 127 tokens before it (``past.I.key``, ``past.I.value``
   per layer) in, its hidden state and the cache with it appended (``present.I.key``, ``present.I.value``) out.
@@ -126,6 +132,25 @@ def whisper(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[s
     return net, (features,), ["input_features"], config.to_dict()
 
 
+def bloom(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.BloomConfig(vocab_size=32000, hidden_size=HIDDEN, n_layer=LAYERS, n_head=HEADS,
+                                      attn_implementation="eager")
+    net = transformers.BloomModel(config).eval()
+    return net, (_token_ids(torch, config.vocab_size),), ["input_ids"], config.to_dict()
+
+
+def deberta(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.DebertaV2Config(vocab_size=32000, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                                          num_attention_heads=HEADS, intermediate_size=FFN, relative_attention=True,
+                                          pos_att_type=["p2c", "c2p"], position_buckets=256,
+                                          max_relative_positions=-1, norm_rel_ebd="layer_norm", share_att_key=True,
+                                          attn_implementation="eager")
+    net = transformers.DebertaV2Model(config).eval()
+    ids = _token_ids(torch, config.vocab_size)
+    mask = torch.ones(1, SEQUENCE, dtype=torch.long)
+    return net, (ids, mask), ["input_ids", "attention_mask"], config.to_dict()
+
+
 def _decode_step(transformers: Any, torch: Any, net: Any, vocab: int, layers: int, kv_heads: int,
                  head_dim: int) -> tuple[Any, tuple[Any, ...], list[str]]:
     """One step of generation as exported for serving: the next token's id and the key/value cache of the
@@ -172,7 +197,8 @@ def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], l
 
 
 MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
-          "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode}
+          "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode, "bloom": bloom,
+          "deberta": deberta}
 
 
 def export(name: str, outdir: str, exporter: str) -> None:

@@ -12,7 +12,8 @@
   ``gpt2`` and ``llama`` (GPT-2-small-like and Llama-like decoders, sequence 128), ``t5`` and ``whisper`` (a
   T5-small-like encoder at sequence 128, a Whisper-base-like encoder over 30 s of audio), ``convnext`` and ``swin``
   (ConvNeXt-tiny and Swin-tiny at 224), ``gpt2_decode`` and ``llama_decode`` (one generation step of those
-  decoders: a token and the key/value cache of 127 before it) the same way, run only when named;
+  decoders: a token and the key/value cache of 127 before it), ``bloom`` and ``deberta`` (a BLOOM-like decoder
+  and a DeBERTa-v3-base-like encoder, sequence 128) the same way, run only when named;
 - ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
   operators that export writes (no torch needed; random weights).
 """
@@ -34,9 +35,11 @@ BENCH = Path(__file__).resolve().parent
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tcomp" / "bench_models"
 LIGHT = {"vgg19": "light_vgg19", "zfnet512": "light_zfnet512", "shufflenet": "light_shufflenet",
          "squeezenet": "light_squeezenet", "densenet121": "light_densenet121", "inception_v2": "light_inception_v2"}
-EXPORTED = ("bert", "vit", "gpt2", "convnext", "llama", "swin", "t5", "whisper", "gpt2_decode", "llama_decode")
+EXPORTED = ("bert", "vit", "gpt2", "convnext", "llama", "swin", "t5", "whisper", "gpt2_decode", "llama_decode",
+            "bloom", "deberta")
 FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "llama": "transformer",
-          "gpt2_decode": "transformer", "llama_decode": "transformer",
+          "gpt2_decode": "transformer", "llama_decode": "transformer", "bloom": "transformer",
+          "deberta": "transformer",
           "swin": "transformer", "t5": "transformer", "whisper": "transformer", "convnext": "cnn",
           "bert_base": "transformer", "vit_b16": "transformer",
           "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
@@ -45,7 +48,7 @@ ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "
        "mobilenet_v2")
 # not in the default set
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
-            "llama_decode")
+            "llama_decode", "bloom", "deberta")
 
 
 class MissingModel(Exception):

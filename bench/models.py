@@ -4,11 +4,11 @@ Models (``--models``, by default all but the optional ones; see ``model_sources.
 and a BERT-base-like encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512,
 ShuffleNet and SqueezeNet (the onnx package's light models) and MobileNetV2; when named, DenseNet-121 and Inception v2
 (light models too), a GPT-2-small-like and a Llama-like decoder (sequence 128), a T5-small-like encoder
-(sequence 128), a Whisper-base-like encoder (30 s of audio), ConvNeXt-tiny and Swin-tiny (224x224), and one
-generation step of each decoder (a token and the key/value cache of the 127 before it), exported from transformers
-code. The exports are hundreds of MB and live in a cache folder
-(``--cache``, default ``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with
-an interpreter that has torch and transformers.
+(sequence 128), a Whisper-base-like encoder (30 s of audio), ConvNeXt-tiny and Swin-tiny (224x224), one
+generation step of those two decoders (a token and the key/value cache of the 127 before it), a BLOOM-like decoder and a
+DeBERTa-v3-base-like encoder (sequence 128), exported from transformers code. The exports are hundreds of MB and
+live in a cache folder (``--cache``, default ``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON``
+(re)generates them with an interpreter that has torch and transformers.
 
 For each model: tcomp compiles it (with ``--tuning-records`` when given; then also without them, and the untuned
 executor runs in the same rounds: its median and its ratio to the tuned one are printed too) and onnxruntime opens it
