@@ -105,3 +105,26 @@ def test_upsample_refuses_downsampling_and_opset_10() -> None:
         tg.compile(_upsample_model(7, "cubic", [1.0, 1.0, 2.0, 2.0], x))
     with pytest.raises(tg.UnsupportedOperatorError, match="Upsample, opset 10"):
         tg.compile(_upsample_model(10, "nearest", [1.0, 1.0, 2.0, 2.0], x))
+
+
+@pytest.mark.parametrize("pads", [
+    [0, 1, 0, 0, 0, -1, 0, 0],  # a time shift (RWKV): one row in front, the last one removed
+    [0, -2, 1, 0, 0, 0, -1, 3],
+    [0, 0, -1, -1, 0, 0, -1, -2],  # crops only
+])
+def test_negative_pads_remove_elements_as_onnxruntime_does(pads: list[int]) -> None:
+    x = RNG.standard_normal((2, 5, 4, 6)).astype(np.float32)
+    check_node("Pad", {"x": x, "pads": np.array(pads, np.int64), "value": np.array(1.5, np.float32)},
+               {"mode": "constant"}, constants=["pads", "value"], opset=18)
+
+
+def test_negative_pads_that_cannot_apply_are_refused() -> None:
+    x = np.zeros((1, 3, 4), np.float32)
+    reflect = single_node_model("Pad", {"x": x, "pads": np.array([0, -1, 1, 0, 0, 1], np.int64)}, 1,
+                                {"mode": "reflect"}, 18, ["pads"])
+    with pytest.raises(tg.GraphError, match="only constant pads may be negative"):
+        tg.compile(reflect)
+    too_much = single_node_model("Pad", {"x": x, "pads": np.array([0, -2, 0, 0, -2, 0], np.int64)}, 1, {}, 18,
+                                 ["pads"])
+    with pytest.raises(tg.GraphError, match="remove more than the dimensions"):
+        tg.compile(too_much)

@@ -395,6 +395,19 @@ def _pad(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> 
         axis = axis + ndim if axis < 0 else axis
         full[axis] = pads[position]
         full[axis + ndim] = pads[position + len(axes)]
+    if min(full, default=0) < 0:  # negative pads remove elements (as onnxruntime reads them): a slice first
+        if mode != "constant":
+            raise b.error(f"negative pads {tuple(full)} with mode {mode!r}: only constant pads may be negative")
+        shape = b.type(x).shape
+        cropped = [d for d in range(ndim) if full[d] < 0 or full[d + ndim] < 0]
+        if any(max(0, -full[d]) + max(0, -full[d + ndim]) > shape[d] for d in cropped):
+            raise b.error(f"negative pads {tuple(full)} remove more than the dimensions {shape} hold")
+        x = b.add1("strided_slice", [x], begin=tuple(max(0, -full[d]) for d in cropped),
+                   end=tuple(shape[d] - max(0, -full[d + ndim]) for d in cropped), strides=(1,) * len(cropped),
+                   axes=tuple(cropped))
+        full = [max(0, p) for p in full]
+        if not any(full):
+            return [b.add1("identity", [x], output=node.output[0])]
     return [b.add1("pad", [x], output=node.output[0], pads=tuple(full), mode=mode, value=value)]
 
 
