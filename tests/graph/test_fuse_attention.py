@@ -160,6 +160,27 @@ def test_a_where_mask_with_the_lowest_fill_becomes_a_bias() -> None:
     assert fuse_attention(small, "llvm") is small
 
 
+def test_a_causal_where_and_a_clamp_fold_into_the_kernel() -> None:
+    """GPT-Neo's ``where(causal, scores, lowest)`` then a padding bias, and XGLM's ``maximum(., lowest)`` clamp."""
+    lowest = np.array(np.finfo(np.float32).min, np.float32)
+    g = graph([
+        make_node("matmul", "qk", ["q", "k_t"], ["s"]),
+        make_node("where", "causal", ["allowed", "s", "lowest"], ["s2"]),
+        make_node("add", "padding", ["s2", "mask"], ["s3"]),
+        make_node("maximum", "clamp", ["s3", "lowest"], ["s4"]),
+        make_node("softmax", "softmax", ["s4"], ["p"], axis=-1),
+        make_node("matmul", "pv", ["p", "v"], ["o"]),
+    ], {"q": (1, 3, 7, 8), "k_t": (1, 3, 8, 7), "v": (1, 3, 7, 8), "mask": (1, 1, 1, 7)}, ["o"],
+        {"lowest": lowest, "allowed": np.tril(np.ones((7, 7), bool))[None, None]})
+    fused = fuse_attention(g, "llvm -num-cores=2")
+    assert [n.op for n in fused.nodes] == ["where", "attention"]
+    padding = np.where(np.arange(7) < 5, 0.0, lowest).astype(np.float32)[None, None, None]
+    arrays = [rand(1, 3, 7, 8), rand(1, 3, 8, 7), rand(1, 3, 7, 8), padding]
+    [got] = tg.build_executor(fused).run(arrays)
+    [want] = tg.build_executor(g).run(arrays)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def _self_attention_model(batch: int, seq: int, heads: int, head_dim: int) -> onnx.ModelProto:
     """One self-attention block as transformers export BERT's: Q, K, V projections, heads split by Reshape and
     Transpose (K's to [b, h, D, S]), scores divided by sqrt(D), the padding mask added, softmax, the product with V,

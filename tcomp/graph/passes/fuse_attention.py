@@ -1,20 +1,23 @@
 """``fuse_attention``: scaled dot-product attention becomes one ``attention`` node (CPU targets).
 
 Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases,
-``where(mask, fill, .)`` masks, and ``reshape`` that adds or drops leading 1s of the batch, as BLOOM's and
-DeBERTa's ``[heads, S, S]`` scores meet their masks] -> ``softmax`` over the last axis -> [``cast`` to float32] ->
-[such a ``reshape``] -> ``matmul(., v)`` [-> such a ``reshape``] [-> ``transpose`` keeping the last axis last] becomes
-``attention(q, k_t, v, *biases, scale=..., perm=..., tiles=...)``. Scalar multiplications or divisions of ``q`` or
-``k_t`` themselves (``q * d**-0.25`` and ``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them;
-DeBERTa's ``k_t / scale``) fold into ``scale`` (a scalar: one element, and the scaled value keeps its shape).
-Biases are masks and position biases of any shape that broadcasts to the scores (several adds give several biases,
-added in their order). A ``where`` mask counts when its condition is boolean and its fill a scalar at or below
-``MASK_FILL`` (``-inf``, or the lowest float as ``masked_fill`` exports write it): it becomes the bias
-``where(mask, fill, 0)``, a node of its own (``fill + s`` is ``fill`` in float32 for every realistic score ``s``,
-and the exponential of either is 0). Every value inside the chain must be read by the next node alone (not an
-output, not read elsewhere: attention probabilities that a model returns keep the operators), and the kernel's
-broadcast result must have the product's shape. Scaling after a bias add (``(q @ k_t + mask) * c``) is not
-matched. The kernel's tiles are chosen here for ``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
+``where(mask, fill, .)`` and ``where(mask, ., fill)`` masks, ``maximum(., fill)`` clamps, and ``reshape`` that adds
+or drops leading 1s of the batch, as BLOOM's and DeBERTa's ``[heads, S, S]`` scores meet their masks] ->
+``softmax`` over the last axis -> [``cast`` to float32] -> [such a ``reshape``] -> ``matmul(., v)`` [-> such a
+``reshape``] [-> ``transpose`` keeping the last axis last] becomes ``attention(q, k_t, v, *biases, scale=...,
+perm=..., tiles=...)``. Scalar multiplications or divisions of ``q`` or ``k_t`` themselves (``q * d**-0.25`` and
+``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them; DeBERTa's ``k_t / scale``) fold into
+``scale`` (a scalar: one element, and the scaled value keeps its shape). Biases are masks and position biases of
+any shape that broadcasts to the scores (several adds give several biases, added in their order). A ``where`` mask
+counts when its condition is boolean and its fill a scalar at or below ``MASK_FILL`` (``-inf``, or the lowest
+float as ``masked_fill`` and causal masks export it): it becomes the bias ``where(mask, fill, 0)`` (or
+``where(mask, 0, fill)``), a node of its own (``fill + s`` is ``fill`` in float32 for every realistic score ``s``,
+and the exponential of either is 0). A clamp ``maximum(scores, fill)`` by such a fill (XGLM's) is dropped: it turns
+only ``-inf`` into the lowest float, which changes the weights of a row whose every score is ``-inf`` alone (NaN
+without it, uniform with it). Every value inside the chain must be read by the next node alone (not an output, not
+read elsewhere: attention probabilities that a model returns keep the operators), and the kernel's broadcast result
+must have the product's shape. Scaling after a bias add (``(q @ k_t + mask) * c``) is not matched. The kernel's
+tiles are chosen here for ``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
 
 Assumes a typed graph before fusion; float32 only. Returns the same graph when nothing matches.
 """
@@ -40,11 +43,13 @@ MASK_FILL = -1e30  # where(mask, fill, scores) with fill at or below this masks 
 
 @dataclass(frozen=True)
 class _Mask:
-    """``where(cond, fill, scores)``: a bias ``where(cond, fill, 0)`` once fused (``fill + s`` rounds to ``fill``
-    in float32 for any score ``|s| < 1e31``, and ``exp`` of either is 0)."""
+    """``where(cond, fill, scores)`` (``fill_when_true``) or ``where(cond, scores, fill)``: the bias
+    ``where(cond, fill, 0)`` or ``where(cond, 0, fill)`` once fused (``fill + s`` rounds to ``fill`` in float32
+    for any score ``|s| < 1e31``, and ``exp`` of either is 0)."""
 
     cond: str
     fill: str
+    fill_when_true: bool
 
 
 @dataclass
@@ -89,12 +94,21 @@ class _Matcher:
         return len(first) >= 2 and len(second) >= 2 and first[-2:] == second[-2:] and \
             _without_leading_ones(first[:-2]) == _without_leading_ones(second[:-2])
 
-    def masking(self, node: Node) -> bool:
-        """Whether ``node`` is ``where(cond, fill, scores)`` with a boolean ``cond`` and a scalar ``fill`` at or below
-        ``MASK_FILL`` (``-inf``, or the lowest float, as ``masked_fill`` exports take), broadcasting to the scores."""
-        fill = self.scalar(node.inputs[1])
-        return fill is not None and fill <= MASK_FILL and self.graph.type_of(node.inputs[0]).dtype == "bool" and \
-            self.same_shape(node.inputs[2], node.outputs[0])
+    def mask_fill(self, value: str) -> bool:
+        """Whether ``value`` is a scalar at or below ``MASK_FILL`` (``-inf``, or the lowest float, as
+        ``masked_fill`` and causal masks export it)."""
+        fill = self.scalar(value)
+        return fill is not None and fill <= MASK_FILL
+
+    def masking(self, node: Node) -> int | None:
+        """The position of the scores in ``node`` when it is ``where(cond, fill, scores)`` or
+        ``where(cond, scores, fill)`` with a boolean ``cond`` and a ``mask_fill``, broadcasting to the scores."""
+        if self.graph.type_of(node.inputs[0]).dtype != "bool":
+            return None
+        for scores, fill in ((2, 1), (1, 2)):
+            if self.mask_fill(node.inputs[fill]) and self.same_shape(node.inputs[scores], node.outputs[0]):
+                return scores
+        return None
 
     def float32(self, value: str) -> bool:
         return self.graph.type_of(value).dtype == "float32"
@@ -126,12 +140,21 @@ class _Matcher:
                     found.removed.append(node)
                     return found
             return None
-        if node.op == "where" and not scaled and self.masking(node):
-            found = self.scores(node.inputs[2], node, False)
+        position = self.masking(node) if node.op == "where" and not scaled else None
+        if position is not None:
+            found = self.scores(node.inputs[position], node, False)
             if found is not None:
-                found.biases.append(_Mask(node.inputs[0], node.inputs[1]))
+                found.biases.append(_Mask(node.inputs[0], node.inputs[3 - position], position == 2))
                 found.removed.append(node)
             return found
+        if node.op == "maximum" and not scaled:  # max(scores, lowest float): only -inf changes, to the lowest
+            for position in (0, 1):
+                if self.mask_fill(node.inputs[1 - position]) and self.same_shape(node.inputs[position], value):
+                    found = self.scores(node.inputs[position], node, False)
+                    if found is not None:
+                        found.removed.append(node)
+                    return found
+            return None
         if node.op == "reshape" and self.leading_ones_only(node.inputs[0], value):
             found = self.scores(node.inputs[0], node, scaled)
             if found is not None:
@@ -237,10 +260,11 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
         made: list[Node] = []
         biases = []
         for bias in match.biases:
-            if isinstance(bias, _Mask):  # where(cond, fill, scores) -> the bias where(cond, fill, 0)
+            if isinstance(bias, _Mask):  # where(cond, fill, scores) -> the bias where(cond, fill, 0), or swapped
                 zero = names.fresh(f"{match.pv.name}/zero")
                 params[zero] = np.zeros((), np.float32)
-                made.append(make_node("where", names.fresh(f"{match.pv.name}/mask"), [bias.cond, bias.fill, zero],
+                values = [bias.fill, zero] if bias.fill_when_true else [zero, bias.fill]
+                made.append(make_node("where", names.fresh(f"{match.pv.name}/mask"), [bias.cond, *values],
                                       [names.fresh(f"{match.pv.name}/mask_bias")]))
                 bias = made[-1].outputs[0]
             biases.append(bias)
