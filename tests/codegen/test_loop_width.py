@@ -135,3 +135,20 @@ def test_loops_llvm_cannot_vectorize_build_without_llvm_remarks(capfd: pytest.Ca
     tt = np.empty((64, 16), np.float32)
     transposed(aa, tt)
     np.testing.assert_array_equal(tt, aa.T)
+
+
+def test_a_checked_gather_with_a_periodic_index_builds_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """A gather through runtime indices read at a periodic position (``i // 16 % 9 * 16 + i % 16``, a reshaped
+    index table, as ConvBERT's span convolution exports it) with index checks: LLVM cannot vectorize the early exit,
+    and with the loop's width bound it said so on stderr; the loop is left scalar, and right."""
+    x = te.placeholder((24,), name="x")
+    idx = te.placeholder((144,), name="idx", dtype="int64")
+    y = te.compute((576,), lambda i: x[idx[i // 16 % 9 * 16 + i % 16].astype("int32")], name="y")
+    mod = tcomp.build(tcomp.create_schedule(y), [x, idx, y], target="llvm", check_bounds=True)
+    assert "loop not vectorized" not in capfd.readouterr().err
+    xs = RNG.random(24, dtype=np.float32)
+    ids = RNG.integers(0, 24, 144).astype(np.int64)
+    out = np.empty(576, np.float32)
+    mod(xs, ids, out)
+    i = np.arange(576)
+    np.testing.assert_array_equal(out, xs[ids[i // 16 % 9 * 16 + i % 16]])

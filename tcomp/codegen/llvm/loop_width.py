@@ -18,10 +18,13 @@ is not affine in ``i``, bounds the width to 1 (no vectors).
 The bound goes only on loops LLVM's vectorizer can take (``vectorizer_hints``, from one walk of the body,
 ``survey``): with a width hint LLVM prints why it did not vectorize a loop ("remark: loop not vectorized: ..." on
 stderr, for every such loop of a model), and a body that already holds vector code or a call statement (a
-micro-kernel) is one it never vectorizes, so it needs no bound. A body with an assertion (an early exit) keeps it:
-LLVM 22 vectorizes some of those (the rotate-half above had index checks), but a vectorized loop with one is not
-forced on LLVM (which warns where it cannot). A bounded loop around a loop tcomp does not unroll is not vectorized
-at all: LLVM could vectorize it only after unrolling the inner loop itself, and where it then fails it prints why.
+micro-kernel) is one it never vectorizes, so it needs no bound. A body with an assertion (an early exit) is not
+vectorized where it needs a bound: LLVM 22 vectorizes some of those (the rotate-half above had index checks), so
+the bound cannot go, but with it LLVM warns on every one it cannot take (a gather through runtime indices of a
+reshaped table, ConvBERT's: "early exit loop with store but no supported condition load"); without a bound it
+keeps LLVM's own choice, and a vectorized loop with one is not forced on LLVM. A bounded loop around a loop tcomp
+does not unroll is not vectorized at all: LLVM could vectorize it only after unrolling the inner loop itself, and
+where it then fails it prints why.
 """
 
 from __future__ import annotations
@@ -75,12 +78,13 @@ def survey(var: E.Var, body: Stmt) -> LoopBody:
 
 def vectorizer_hints(loop: For) -> list[tuple[str, bool | int]]:
     """The ``llvm.loop.vectorize`` options of a loop that tcomp does not unroll (see the module docstring): off
-    where the width bound is 1, or below the widest vector around a loop tcomp does not unroll; on a body LLVM can
+    where the width bound is 1, or below the widest vector around a loop tcomp does not unroll or over a body with
+    an assertion; on a body LLVM can
     vectorize, forced for a vectorized loop without assertions, and the width bound where there is one; else
     none."""
     body = survey(loop.loop_var, loop.body)
     width = _width(loop.loop_var, loop.min, body.divisions)
-    if width == 1 or (width < MAX_WIDTH and body.inner_loop):
+    if width == 1 or (width < MAX_WIDTH and (body.inner_loop or body.assertion)):
         return [("llvm.loop.vectorize.enable", False)]
     if body.vector_code:
         return []
