@@ -181,6 +181,27 @@ def test_a_causal_where_and_a_clamp_fold_into_the_kernel() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
+def test_soft_capped_scores_fuse_with_their_cap() -> None:
+    """Gemma 2: ``cap * tanh(q @ k_t * c / cap) + mask``, with a cap small enough that tanh bends the scores."""
+    g = graph([
+        make_node("matmul", "qk", ["q", "k_t"], ["s"]),
+        make_node("multiply", "scale", ["s", "c"], ["s2"]),
+        make_node("divide", "uncap", ["s2", "cap"], ["s3"]),
+        make_node("tanh", "squash", ["s3"], ["s4"]),
+        make_node("multiply", "recap", ["s4", "cap"], ["s5"]),
+        make_node("add", "mask", ["s5", "mask"], ["s6"]),
+        make_node("softmax", "softmax", ["s6"], ["p"], axis=-1),
+        make_node("matmul", "pv", ["p", "v"], ["o"]),
+    ], {"q": (2, 3, 7, 8), "k_t": (2, 3, 8, 7), "v": (2, 3, 7, 8), "mask": (2, 1, 1, 7)}, ["o"],
+        {"c": np.array(0.5, np.float32), "cap": np.array(1.5, np.float32)})
+    [node] = fuse_attention(g, "llvm -num-cores=2").nodes
+    assert node.op == "attention" and node.attr("softcap") == 1.5 and node.attr("scale") == pytest.approx(0.5)
+    arrays = [rand(2, 3, 7, 8) * 2, rand(2, 3, 8, 7) * 2, rand(2, 3, 7, 8), rand(2, 1, 1, 7)]
+    [got] = tg.build_executor(fuse_attention(g, "llvm -num-cores=2")).run(arrays)
+    [want] = tg.build_executor(g).run(arrays)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def _self_attention_model(batch: int, seq: int, heads: int, head_dim: int) -> onnx.ModelProto:
     """One self-attention block as transformers export BERT's: Q, K, V projections, heads split by Reshape and
     Transpose (K's to [b, h, D, S]), scores divided by sqrt(D), the padding mask added, softmax, the product with V,

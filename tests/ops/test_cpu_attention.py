@@ -150,3 +150,20 @@ def test_bad_arguments() -> None:
         attention(q, k_t, v, tiles, perm=(1, 0))
     with pytest.raises(OpError, match="static shape"):
         attention(te.placeholder((te.var("n"), 8), name="q"), k_t, v, tiles)
+
+
+def test_soft_capped_attention_matches_numpy() -> None:
+    q_t, k_t, v_t = te.placeholder((3, 9, 16), name="q"), te.placeholder((3, 16, 11), name="k_t"), \
+        te.placeholder((3, 11, 8), name="v")
+    out_t = attention(q_t, k_t, v_t, choose_tiles(9, 11, 8, 16), [], 0.25, softcap=2.0)
+    s = schedule_cpu([out_t], Target("llvm -num-cores=2"))
+    module = tcomp.build(s, [q_t, k_t, v_t, out_t], target=Target("llvm -num-cores=2"))
+    q, k, v = (random_data(RNG, shape) * 3 for shape in ((3, 9, 16), (3, 16, 11), (3, 11, 8)))
+    logits = 2.0 * np.tanh((q.astype(np.float64) @ k) * 0.25 / 2.0)
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    expected = (weights / weights.sum(axis=-1, keepdims=True)) @ v
+    out = np.empty((3, 9, 8), np.float32)
+    module(q, k, v, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(OpError, match="softcap must be a finite number"):
+        attention(q_t, k_t, v_t, choose_tiles(9, 11, 8, 16), softcap=-1.0)

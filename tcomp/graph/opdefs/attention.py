@@ -44,6 +44,9 @@ def _infer_attention(ctx: InferContext) -> list[TensorType]:
     tiles = tuple(ctx.attr("tiles", ()))
     if len(tiles) != 4 or not all(isinstance(x, int) and x > 0 for x in tiles):
         raise ctx.error(f"tiles must be (mr, nr, rows, lanes), got {tiles}")
+    softcap = ctx.attr("softcap", 0.0)
+    if not isinstance(softcap, (int, float)) or not 0.0 <= softcap < float("inf"):
+        raise ctx.error(f"softcap must be a finite number at least 0, got {softcap!r}")
     return [TensorType(tuple(natural[p] for p in perm), "float32")]
 
 
@@ -53,7 +56,7 @@ def _lower_attention(ctx: LowerContext) -> list[Tensor]:
     mr, nr, rows, lanes = (int(x) for x in ctx.attr("tiles"))
     perm = tuple(ctx.attr("perm", ())) or None
     return [attention(q, k_t, v, AttentionTiles(mr, nr, rows, lanes), biases, float(ctx.attr("scale", 1.0)), perm,
-                      name=ctx.name)]
+                      name=ctx.name, softcap=float(ctx.attr("softcap", 0.0)))]
 
 
 register_op("attention", OpPattern.OPAQUE, _infer_attention, _lower_attention)

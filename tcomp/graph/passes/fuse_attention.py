@@ -2,7 +2,8 @@
 
 Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases,
 ``where(mask, fill, .)`` and ``where(mask, ., fill)`` masks, ``maximum(., fill)`` clamps, and ``reshape`` that adds
-or drops leading 1s of the batch, as BLOOM's and DeBERTa's ``[heads, S, S]`` scores meet their masks] ->
+or drops leading 1s of the batch, as BLOOM's and DeBERTa's ``[heads, S, S]`` scores meet their masks; before them
+Gemma 2's soft-capping ``cap * tanh(. / cap)`` of the scaled scores, the kernel's ``softcap``] ->
 ``softmax`` over the last axis -> [``cast`` to float32] -> [such a ``reshape``] -> ``matmul(., v)`` [-> such a
 ``reshape``] [-> ``transpose`` keeping the last axis last] becomes ``attention(q, k_t, v, *biases, scale=...,
 perm=..., tiles=...)``. Scalar multiplications or divisions of ``q`` or ``k_t`` themselves (``q * d**-0.25`` and
@@ -59,6 +60,7 @@ class _Match:
     removed: list[Node]
     biases: list[str | _Mask] = field(default_factory=list)
     scale: float = 1.0
+    softcap: float = 0.0
     q: str = ""
     k_t: str = ""
     output: str = ""
@@ -128,6 +130,14 @@ class _Matcher:
                     found.removed.append(node)
                     return found
             return None
+        capped = self.softcap(node) if node.op == "multiply" and not scaled else None
+        if capped is not None:  # cap * tanh(x / cap): the scaled scores capped (Gemma 2), no bias inside
+            inner, cap, nodes = capped
+            found = self.scores(inner, nodes[0], True)
+            if found is not None:
+                found.softcap = cap
+                found.removed.extend(nodes)
+            return found
         if node.op in ("multiply", "divide"):
             positions = (0, 1) if node.op == "multiply" else (0,)
             for position in positions:
@@ -169,6 +179,23 @@ class _Matcher:
                 if operand != match.q and operand != match.k_t:
                     match.removed.insert(0, self.producers[operand])
             return match
+        return None
+
+    def softcap(self, node: Node) -> tuple[str, float, list[Node]] | None:
+        """``(x, cap, [divide, tanh, multiply])`` when ``node`` is ``multiply(tanh(divide(x, cap)), cap)`` with one
+        positive scalar ``cap`` (either operand order of the multiply), each value read by the next node alone."""
+        for position in (0, 1):
+            cap = self.scalar(node.inputs[1 - position])
+            tanh = self.producers.get(node.inputs[position])
+            if cap is None or not cap > 0.0 or tanh is None or tanh.op != "tanh" or \
+                    not self.only_reader(node.inputs[position], node):
+                continue
+            divide = self.producers.get(tanh.inputs[0])
+            if divide is None or divide.op != "divide" or self.scalar(divide.inputs[1]) != cap or \
+                    not self.only_reader(tanh.inputs[0], tanh) or \
+                    not self.same_shape(divide.inputs[0], node.outputs[0]):
+                continue
+            return divide.inputs[0], cap, [divide, tanh, node]
         return None
 
     def unscaled(self, value: str, reader: Node) -> tuple[str, float]:
@@ -271,7 +298,7 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
         made.append(make_node("attention", names.fresh(f"{match.pv.name}/attention"),
                               [match.q, match.k_t, match.pv.inputs[1], *biases], [match.output],
                               scale=float(np.float32(match.scale)), perm=match.perm,
-                              tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes)))
+                              tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes), softcap=match.softcap))
         removed.update(n.name for n in match.removed)
         replaced[match.removed[-1].name] = made
     if not replaced:

@@ -3,7 +3,8 @@
 ``attention(q, k_t, v, biases, scale, tiles)`` computes, for every matrix ``t`` of the (broadcast) batch,
 
     scores[i, j] = sum_d q[i, d] * k_t[d, j]              packed K, tensorized on the GEMM micro-kernel
-    logits       = scores * scale + sum of biases[i, j]    (-inf in the padding columns)
+    logits       = scores * scale + sum of biases[i, j]    (-inf in the padding columns; the scaled scores
+                                                           capped first when softcap: softcap * tanh(. / softcap))
     max[i]       = max_j logits;  exp[i, j] = exp(logits - max[i]);  sum[i] = sum_j exp[i, j]
     out[i, e]    = sum_j exp[i, j] * v[j, e]               tensorized on the GEMM micro-kernel
     result       = out[i, e] / sum[i]                      (transposed by ``perm`` when given)
@@ -99,10 +100,14 @@ def _batch_reader(tensor: Tensor, batch: tuple[int, ...]) -> Any:
 
 
 def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: Sequence[Tensor] = (),
-              scale: float = 1.0, perm: Sequence[int] | None = None, name: str = "attention") -> Tensor:
+              scale: float = 1.0, perm: Sequence[int] | None = None, name: str = "attention",
+              softcap: float = 0.0) -> Tensor:
     """The stages of fused attention (module docstring) for ``q[..., Sq, D]``, ``k_t[..., D, Skv]``,
     ``v[..., Skv, Dv]`` and ``biases`` broadcast to ``[..., Sq, Skv]``; the result is ``[..., Sq, Dv]``, its axes
-    permuted by ``perm`` (which keeps the last axis last) when given."""
+    permuted by ``perm`` (which keeps the last axis last) when given. A ``softcap`` above 0 caps the scaled scores
+    before the biases: ``softcap * tanh(scores * scale / softcap)`` (Gemma 2's logit soft-capping)."""
+    if not softcap >= 0.0 or softcap == float("inf"):
+        raise OpError(f"attention: softcap must be a finite number at least 0, got {softcap}")
     for tensor in (q, k_t, v, *biases):
         if tensor.dtype != "float32":
             raise OpError(f"attention: {tensor.name} is {tensor.dtype}; the fused kernel is float32 only")
@@ -162,6 +167,9 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
 
     def logits(t: Expr, i: Expr, j: Expr) -> Expr:
         value = scores[t, i, j] * te.const(float(scale), "float32")
+        if softcap:
+            cap = te.const(float(softcap), "float32")
+            value = te.tanh(value / cap) * cap
         row = i if sq_p == sq else te.min(i, sq - 1)
         column = j if np_ == skv else te.min(j, skv - 1)  # the padding columns read the last key's bias
         for bias, (at, (rows_b, cols_b)) in zip(biases, bias_at):
