@@ -272,9 +272,11 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
     resolved = as_target(target)
     matcher = _Matcher(graph)
     names = FreshNames.of(graph)
-    replaced: dict[str, list[Node]] = {}  # name of the last removed node -> the masks' biases and the attention
+    replaced: dict[str, Node] = {}  # name of the last removed node -> the attention node
     removed: set[str] = set()
     params = dict(graph.params)
+    zero = ""
+    mask_nodes: dict[_Mask, Node] = {}  # one bias per mask, however many attentions read it (every layer's)
     for node in graph.nodes:
         if node.op != "softmax" or node.name in removed:
             continue
@@ -284,25 +286,32 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
         q_type = graph.type_of(match.q)
         skv = graph.type_of(match.k_t).shape[-1]
         tiles = choose_tiles(q_type.shape[-2], skv, resolved.vector_bits // 32, resolved.vector_registers)
-        made: list[Node] = []
         biases = []
         for bias in match.biases:
             if isinstance(bias, _Mask):  # where(cond, fill, scores) -> the bias where(cond, fill, 0), or swapped
-                zero = names.fresh(f"{match.pv.name}/zero")
-                params[zero] = np.zeros((), np.float32)
-                values = [bias.fill, zero] if bias.fill_when_true else [zero, bias.fill]
-                made.append(make_node("where", names.fresh(f"{match.pv.name}/mask"), [bias.cond, *values],
-                                      [names.fresh(f"{match.pv.name}/mask_bias")]))
-                bias = made[-1].outputs[0]
+                if not zero:
+                    zero = names.fresh("attention/zero")
+                    params[zero] = np.zeros((), np.float32)
+                if bias not in mask_nodes:
+                    values = [bias.fill, zero] if bias.fill_when_true else [zero, bias.fill]
+                    mask_nodes[bias] = make_node("where", names.fresh(f"{match.pv.name}/mask"), [bias.cond, *values],
+                                                 [names.fresh(f"{match.pv.name}/mask_bias")])
+                bias = mask_nodes[bias].outputs[0]
             biases.append(bias)
-        made.append(make_node("attention", names.fresh(f"{match.pv.name}/attention"),
-                              [match.q, match.k_t, match.pv.inputs[1], *biases], [match.output],
-                              scale=float(np.float32(match.scale)), perm=match.perm,
-                              tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes), softcap=match.softcap))
+        replaced[match.removed[-1].name] = make_node(
+            "attention", names.fresh(f"{match.pv.name}/attention"), [match.q, match.k_t, match.pv.inputs[1], *biases],
+            [match.output], scale=float(np.float32(match.scale)), perm=match.perm,
+            tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes), softcap=match.softcap)
         removed.update(n.name for n in match.removed)
-        replaced[match.removed[-1].name] = made
     if not replaced:
         return graph
-    nodes = [new for n in graph.nodes if n.name not in removed or n.name in replaced
-             for new in replaced.get(n.name, [n])]
+    # a mask's bias goes right before the first attention (in the graph's order) that reads it
+    bias_of = {mask.outputs[0]: mask for mask in mask_nodes.values()}
+    nodes: list[Node] = []
+    for n in graph.nodes:
+        if n.name in removed and n.name not in replaced:
+            continue
+        new = replaced.get(n.name, n)
+        nodes.extend(bias_of.pop(value) for value in new.inputs if value in bias_of)
+        nodes.append(new)
     return with_nodes(graph, nodes, params)
