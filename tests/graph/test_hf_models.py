@@ -4,14 +4,12 @@ each compiles for ``llvm`` and matches PyTorch's own output within 1e-4 relative
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import tcomp.graph as tg
+from tests.graph.hf_data import DATA, stored
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 MODELS = ["bert_tiny", "convnext_tiny_cfg", "gpt2_tiny", "llama_tiny", "segformer_tiny", "swin_tiny",
           "t5_encoder_tiny", "whisper_encoder_tiny", "gpt2_decode_tiny", "llama_decode_tiny", "bloom_tiny",
           "deberta_v2_tiny", "wav2vec2_tiny", "beit_tiny"]
@@ -24,12 +22,11 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 def run_model(name: str) -> tuple[np.ndarray, np.ndarray]:
     """tcomp's output of model ``name`` on its stored inputs, and PyTorch's."""
-    data = np.load(DATA / f"{name}.npz")
-    inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
+    inputs, wanted = stored(name)
     executor = tg.compile(DATA / f"{name}.onnx", target="llvm")
     outputs = executor.run(inputs)
     assert outputs is not None
-    return outputs[0], data["output"]
+    return outputs[0], wanted["output"]
 
 
 @pytest.mark.parametrize("name", MODELS)

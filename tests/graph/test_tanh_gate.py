@@ -5,7 +5,6 @@ no cancellation where ``tanh(z)`` is close to -1) and on the exported GPT-2 agai
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tcomp.graph as tg
 from tcomp.graph.ir import Graph
+from tests.graph.hf_data import DATA, stored
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 RNG = np.random.default_rng(5)
 
 
@@ -105,8 +104,7 @@ def test_gpt2_tanh_gelu_becomes_a_sigmoid_and_matches_pytorch() -> None:
     executor = tg.compile(path, "llvm")
     ops = _ops(executor.graph)
     assert tanhs > 0 and "tanh" not in ops and ops.count("sigmoid") >= tanhs
-    with np.load(DATA / "gpt2_tiny.npz") as data:
-        inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
-        want = data["output"]
+    inputs, wanted = stored("gpt2_tiny")
+    want = wanted["output"]
     [got] = executor.run(inputs)
     assert float(np.abs(got - want).max()) <= 1e-4 * float(np.abs(want).max())
