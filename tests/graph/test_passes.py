@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import tcomp.graph as tg
 from tcomp.graph.infer import infer_types
@@ -11,6 +13,7 @@ from tcomp.graph.ir import Graph, TensorType, make_node, verify_graph
 from tcomp.graph.passes import alter_layout, fold_constants, fuse_ops, plan_memory, simplify
 from tcomp.graph.passes.alter_layout import cancel_layout_transforms
 from tcomp.graph.passes.plan_memory import inplace_pairs, no_plan
+from tcomp.graph.passes.simplify import cropped_taps, live_taps
 from tcomp.ops.nchwc import choose_channel_block
 from tcomp.target import as_target
 
@@ -232,6 +235,67 @@ def test_batch_norm_kept_when_the_conv_output_is_used_elsewhere() -> None:
     extra = make_node("relu", "other", ["c"], ["z"])
     g = infer_types(Graph("g", g.inputs, ("y", "z"), (*g.nodes, extra), g.params, {"x": g.types["x"]}))
     assert "batch_norm" in ops_of(simplify(g))
+
+
+def _conv1d(x: np.ndarray, w: np.ndarray, stride: int, dilation: int, before: int, after: int) -> np.ndarray:
+    padded = np.concatenate([np.zeros(before), x, np.zeros(after)])
+    span = (len(w) - 1) * dilation + 1
+    return np.array([sum(w[t] * padded[y * stride + t * dilation] for t in range(len(w)))
+                     for y in range((len(padded) - span) // stride + 1)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 6), kernel=st.integers(1, 5), stride=st.integers(1, 3), dilation=st.integers(1, 3),
+       before=st.integers(0, 4), after=st.integers(0, 4), seed=st.integers(0, 2**16))
+def test_cropped_taps_give_the_same_convolution(size: int, kernel: int, stride: int, dilation: int, before: int,
+                                                after: int, seed: int) -> None:
+    span = (kernel - 1) * dilation + 1
+    assume(size + before + after >= span)
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(size), rng.standard_normal(kernel)
+    want = _conv1d(x, w, stride, dilation, before, after)
+    cropped = cropped_taps(size, len(want), kernel, stride, dilation, before, after)
+    taps = live_taps(size, len(want), kernel, stride, dilation, before)
+    if cropped is None:  # nothing to crop, or the cropped convolution needs the input cropped too
+        read = {y * stride + t * dilation - before for y in range(len(want)) for t in range(kernel)}
+        assert taps in (None, (0, kernel - 1)) or 0 not in read or size - 1 not in read
+        return
+    first, count, new_before, new_after = cropped
+    assert taps is not None and count < kernel and new_before >= 0 and new_after >= 0
+    got = _conv1d(x, w[first: first + count], stride, dilation, new_before, new_after)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size, stride, kernel, pads", [
+    (1, 1, 3, (1, 1, 1, 1)),  # the centre tap alone: 1x1
+    (2, 2, 3, (1, 1, 1, 1)),  # a stride-2 3x3 over 2x2: the last 2x2 taps
+    (2, 1, 5, (2, 1, 2, 3)),  # uneven padding
+    (1, 1, 7, (3, 3, 3, 3)),
+])
+def test_convolution_taps_that_read_only_padding_are_dropped(size: int, stride: int, kernel: int,
+                                                             pads: tuple[int, int, int, int]) -> None:
+    conv = make_node("conv2d", "conv", ["x", "w"], ["y"], strides=(stride, stride), pads=pads, dilations=(1, 1),
+                     groups=1)
+    g = graph([conv], {"x": (1, 8, size, size)}, ["y"], {"w": rand(6, 8, kernel, kernel)})
+    cropped = fold_constants(simplify(g))
+    (conv,) = [n for n in cropped.nodes if n.op == "conv2d"]
+    kh, kw = cropped.type_of(conv.inputs[1]).shape[2:]
+    assert kh < kernel and kw < kernel and conv.inputs[1] in cropped.params
+    assert cropped.type_of("y") == g.type_of("y")
+    x = rand(1, 8, size, size)
+    np.testing.assert_allclose(run(cropped, x=x)[0], run(g, x=x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_convolution_taps_cropped_from_computed_weights_and_kept_where_all_read() -> None:
+    nodes = [make_node("conv2d", "conv", ["x", "w"], ["y"], strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1),
+                       groups=1)]
+    g = graph(nodes, {"x": (1, 4, 1, 1), "w": (3, 4, 3, 3)}, ["y"])
+    cropped = simplify(g)
+    assert ops_of(cropped) == ["strided_slice", "conv2d"]
+    x, w = rand(1, 4, 1, 1), rand(3, 4, 3, 3)
+    np.testing.assert_allclose(run(cropped, x=x, w=w)[0], run(g, x=x, w=w)[0], rtol=1e-5, atol=1e-5)
+    every_tap = graph(nodes, {"x": (1, 4, 2, 2)}, ["y"], {"w": rand(3, 4, 3, 3)})
+    assert simplify(every_tap) is every_tap
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -52,6 +52,12 @@ CONVS = [  # x shape, weight shape, attributes
     ((1, 4, 7, 6, 5), (6, 2, 3, 2, 3), dict(pads=[1, 0, 1, 0, 1, 2], strides=[2, 1, 1], dilations=[1, 2, 1], group=2)),
     ((2, 3, 5, 6, 7), (4, 3, 2, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2, 1])),
     ((1, 2, 9), (3, 2, 4), dict(pads=[2, 1], strides=[3], dilations=[2])),
+    # kernel taps that read only padding (cropped by ``simplify``): 1x1 inputs, a stride-2 3x3 over 2x2, groups
+    ((1, 16, 1, 1), (32, 16, 3, 3), dict(pads=[1, 1, 1, 1])),
+    ((1, 32, 2, 2), (16, 32, 3, 3), dict(pads=[1, 1, 1, 1], strides=[2, 2])),
+    ((1, 8, 2, 3), (8, 2, 5, 5), dict(pads=[2, 2, 2, 2], group=4)),
+    ((1, 8, 1, 1), (8, 1, 3, 3), dict(pads=[1, 1, 1, 1], group=8)),
+    ((1, 4, 1, 5), (6, 4, 3, 3), dict(pads=[1, 1, 1, 1], dilations=[1, 2])),
 ]
 
 

@@ -13,7 +13,13 @@ Rewrites:
   becomes ``sigmoid(2 z) * 2``, the same function: the tanh form of GELU that GPT-2-class models export,
   ``0.5 x (1 + tanh(...))``, then takes one exponential and one division per element where ``tanh`` takes both
   branches of its range split (1.7x faster on a 2-core AVX2 machine), and rounds no better than the
-  sigmoid, which has no cancellation where ``tanh(z)`` is close to -1.
+  sigmoid, which has no cancellation where ``tanh(z)`` is close to -1;
+- a ``conv2d`` whose first or last kernel rows or columns read only padding for every output position (a 3x3
+  convolution over a 1x1 input reads its centre tap alone; a stride-2 one over 2x2, its last two rows and columns)
+  becomes the convolution of the taps that read data: a ``strided_slice`` of the weights (computed by the next
+  ``fold_constants`` when they are parameters) with the padding moved to match, the same output. The last stages
+  of networks run on small inputs (a ResNet's at 32x32 or 64x64, a detector's extra layers) otherwise multiply
+  zeros by up to 9x the weights they need: 3x3 512 -> 512 at 1x1 read 9.4 MB of weights for 1 MB of use.
 
 Assumes a typed graph before fusion. Returns the same graph when nothing applies.
 """
@@ -147,5 +153,55 @@ def tanh_plus_one(graph: Graph) -> Graph:
     return edit.result()
 
 
+def live_taps(size: int, out: int, kernel: int, stride: int, dilation: int, before: int) -> tuple[int, int] | None:
+    """The first and last kernel taps (along one dimension) that read an input element for some output position,
+    None when none does."""
+    live = [tap for tap in range(kernel)
+            if any(0 <= y * stride + tap * dilation - before < size for y in range(out))]
+    return (live[0], live[-1]) if live else None
+
+
+def cropped_taps(size: int, out: int, kernel: int, stride: int, dilation: int, before: int,
+                 after: int) -> tuple[int, int, int, int] | None:
+    """``(first tap, taps, padding before, padding after)`` of the dimension without its dead edge taps, None when
+    none is dead or the cropped convolution would not have the same output size."""
+    taps = live_taps(size, out, kernel, stride, dilation, before)
+    if taps is None or taps == (0, kernel - 1):
+        return None
+    first, count = taps[0], taps[1] - taps[0] + 1
+    new_before = before - first * dilation
+    new_after = max(0, (out - 1) * stride + (count - 1) * dilation + 1 - size - new_before)
+    if new_before < 0 or (size + new_before + new_after - (count - 1) * dilation - 1) // stride + 1 != out:
+        return None
+    return first, count, new_before, new_after
+
+
+def crop_padding_taps(graph: Graph) -> Graph:
+    """``conv2d`` without the kernel taps that read only padding (see the module docstring)."""
+    edit = Rewrite(graph)
+    for node in graph.nodes:
+        if node.op != "conv2d":
+            continue
+        _, _, h, w = graph.type_of(node.inputs[0]).shape
+        _, _, kh, kw = graph.type_of(node.inputs[1]).shape
+        _, _, oh, ow = graph.type_of(node.outputs[0]).shape
+        strides, dilations = node.attr("strides", (1, 1)), node.attr("dilations", (1, 1))
+        pads = node.attr("pads", (0, 0, 0, 0))
+        rows = cropped_taps(h, oh, kh, strides[0], dilations[0], pads[0], pads[2])
+        columns = cropped_taps(w, ow, kw, strides[1], dilations[1], pads[1], pads[3])
+        if rows is None and columns is None:
+            continue
+        rows = rows or (0, kh, pads[0], pads[2])
+        columns = columns or (0, kw, pads[1], pads[3])
+        weight = edit.names.fresh(f"{node.inputs[1]}/taps")
+        crop = make_node("strided_slice", edit.names.fresh(f"{node.name}/taps"), [node.inputs[1]], [weight],
+                         begin=(rows[0], columns[0]), end=(rows[0] + rows[1], columns[0] + columns[1]),
+                         strides=(1, 1), axes=(2, 3))
+        conv = replace(node, inputs=(node.inputs[0], weight, *node.inputs[2:]))
+        conv = conv.with_attrs(pads=(rows[2], columns[2], rows[3], columns[3]))
+        edit.replacements[node.name] = [crop, conv]
+    return edit.result()
+
+
 def simplify(graph: Graph) -> Graph:
-    return tanh_plus_one(fold_batch_norm(remove_noops(graph)))
+    return crop_padding_taps(tanh_plus_one(fold_batch_norm(remove_noops(graph))))
