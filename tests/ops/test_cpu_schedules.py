@@ -32,7 +32,7 @@ from tcomp.ops.cpu import (
     schedule_softmax,
 )
 from tcomp.ops.cpu.common import vector_factor
-from tcomp.ops.cpu.conv2d import depthwise_vector_width
+from tcomp.ops.cpu.conv2d import depthwise_vector_width, row_tile
 from tcomp.ops.cpu.conv_plane import pointwise_plane_tile
 from tcomp.ops.testing import random_data
 from tcomp.schedule.relation import AttachType
@@ -237,6 +237,11 @@ def test_conv_tiles_by_shape() -> None:
     assert not conv2d_nchwc_tile([1, 8, 7, 7, 8], [32, 1, 1, 8], AVX2, 8).rows_outer
     strided = conv2d_nchwc_tile([1, 32, 25, 25, 8], [12, 5, 5, 8], AVX2, 8, stride=2)
     assert (strided.reg_n, strided.oc_chunks) == (5, 2)
+    # rows narrower than a tile: 2 rows x 2 columns x 4 blocks, each weight vector feeding 4 columns (2 x 8 blocks: 2)
+    assert conv2d_nchwc_tile([1, 16, 2, 2, 16], [16, 3, 3, 16], AVX512, 16) == NCHWcTile(2, 4, True, 0, False, 2)
+    assert conv2d_nchwc_tile([1, 16, 8, 1, 16], [16, 3, 1, 16], AVX512, 16).reg_h == 4
+    assert conv2d_nchwc_tile([1, 32, 7, 7, 16], [32, 3, 3, 16], AVX512, 16).reg_h == 1  # 7 columns x 2 blocks
+    assert row_tile(3, 3, 16, 1, 29, 4) == (1, 4)  # 3 rows x 3 x 2 blocks: 18 per 11 loads; 3 x 4: 12 per 7
 
 
 def test_register_tile_most_multiply_adds_per_load() -> None:

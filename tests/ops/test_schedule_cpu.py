@@ -111,6 +111,29 @@ def test_conv_nchwc_register_tiles_and_loop_orders(reg_n: int, chunks: int, rows
     build_and_check(s, [x_t, w_t, b_t, out], arrays, expected if unblock else _blocked(expected, 4), 1e-4, 1e-4)
 
 
+@pytest.mark.parametrize(("size", "reg_h", "ic_chunks"), [((2, 2), 2, 0), ((2, 2), 2, 1), ((6, 1), 3, 0),
+                                                       ((6, 1), 2, 2), ((5, 2), 5, 0)])
+def test_conv_nchwc_register_tiles_of_whole_rows(size: tuple[int, int], reg_h: int, ic_chunks: int) -> None:
+    """Tiles of several narrow rows (``reg_h``), accumulating in registers or in the output (a blocked reduction),
+    against numpy."""
+    h, w = size
+    x_t = te.placeholder((1, 3, h, w, 4), name="x")
+    w_t = te.placeholder((6, 3, 3, 3, 4, 4), name="w")
+    b_t = te.placeholder((1, 6, 1, 1, 4), name="b")
+    conv = conv2d_nchwc(x_t, w_t, 1, 1)
+    out = ops.relu(ops.add(conv, b_t))
+
+    def choose(op: object, workload: object) -> NCHWcTile:
+        return NCHWcTile(w, 2, True, ic_chunks, False, reg_h)
+
+    with nchwc_tiles(choose):
+        s = schedule_cpu([out], Target("llvm -num-cores=2"))
+    x, wt, b = random_data(RNG, (1, 12, h, w)), random_data(RNG, (24, 12, 3, 3)), random_data(RNG, (24,))
+    expected = np.maximum(reference.conv2d_nchw_python(x, wt, 1, 1) + b[None, :, None, None], 0)
+    arrays = [_blocked(x, 4), _packed(wt, 4, 4), np.ascontiguousarray(b.reshape(1, 6, 1, 1, 4))]
+    build_and_check(s, [x_t, w_t, b_t, out], arrays, _blocked(expected, 4), 1e-4, 1e-4)
+
+
 def test_elementwise_producer_of_a_conv_is_inlined_into_its_padding() -> None:
     x_t, w_t = te.placeholder((1, 4, 10, 10), name="x"), te.placeholder((8, 4, 3, 3), name="w")
     activated = ops.relu(x_t)

@@ -88,6 +88,9 @@ class NCHWcTile:
     output rows, and accumulates in the output, so one block of the kernel is read from memory once for all rows
     instead of once per row (for kernels larger than L2); the epilogue then runs as its own pass.
 
+    ``reg_h > 1`` (rows so narrow that ``reg_n`` is the whole row): the tile is ``reg_h`` whole rows, so each weight
+    vector feeds ``reg_h * reg_n`` columns (``row_tile``).
+
     ``rows_outer`` (with ``ic_chunks = 0``): the output rows loop outside the output-channel tiles, so the input rows
     a row of output reads stay in cache while every channel tile passes over them (and the kernel is read once per
     output row); otherwise each channel tile passes over the whole input (and keeps its block of the kernel). A tile
@@ -98,6 +101,7 @@ class NCHWcTile:
     unroll_kw: bool = True
     ic_chunks: int = 0
     rows_outer: bool = False
+    reg_h: int = 1  # output rows in the register tile (``row_tile``: rows narrower than a tile)
 
 
 Workload = tuple[Any, ...]
@@ -174,6 +178,26 @@ def grouped_register_tile(ow: int, group_blocks: int, vectors: int, cpu: CpuTarg
     return reg_n, chunks
 
 
+def row_tile(oh: int, ow: int, oc_chunks: int, vectors: int, registers: int, chunks: int) -> tuple[int, int]:
+    """``(reg_h, chunks)``: output rows of ``ow`` columns (a divisor of ``OH``) x channel blocks for a register tile
+    of whole rows, when it does more multiply-adds per load than ``chunks`` blocks of one row (``register_tile``'s
+    score; a tile step loads ``reg_h * ow`` broadcasts and ``chunks * vectors`` weight vectors), else ``(1,
+    chunks)``. Only rows narrower than a register tile gain: a 3x3 256 -> 256 convolution over 2x2 (a ResNet's
+    last stage at 64x64), 2 rows x 2 columns x 4 blocks against 2 columns x 8 blocks, each weight vector feeds 4
+    columns instead of 2."""
+    def score(rows: int, blocks: int) -> float:
+        weights = blocks * vectors
+        return rows * ow * weights / (rows * ow + weights)
+
+    best = (score(1, chunks), 1, chunks)
+    for rows in divisors(oh):
+        for blocks in divisors(oc_chunks):
+            weights = blocks * vectors
+            if rows > 1 and rows * ow * weights + weights + 1 <= registers:
+                best = max(best, (score(rows, blocks), rows, blocks))
+    return best[1], best[2]
+
+
 def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget, lanes: int,
                       stride: int = 1, groups: int = 1) -> NCHWcTile:
     """The tiling of an output ``[N, O/oc, OH, OW, oc]`` reduced over ``[C/ic, KH, KW, ic]`` (with ``stride``):
@@ -197,6 +221,9 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
         reg_n, chunks = grouped_register_tile(ow, oc_chunks // groups, vectors, cpu)
     else:
         reg_n, chunks = register_tile(ow, oc_chunks, vectors, cpu.vector_registers - _TILE_FREE_REGISTERS)
+    reg_h = 1
+    if groups == 1 and reg_n == ow:
+        reg_h, chunks = row_tile(oh, ow, oc_chunks, vectors, cpu.vector_registers - _TILE_FREE_REGISTERS, chunks)
     element = 4
     kernel_bytes = oc_chunks * oc_block * ic_total * ic_block * kh * kw * element
     ic_chunks = 0
@@ -208,8 +235,8 @@ def conv2d_nchwc_tile(sizes: list[int], reduce_sizes: list[int], cpu: CpuTarget,
     input_bytes = ic_total * ic_block * element * ((oh - 1) * stride + kh) * ((ow - 1) * stride + kw)
     channel_tiles = oc_chunks // chunks
     input_traffic = input_bytes * (channel_tiles if input_bytes > cpu.l2_bytes else 1)
-    kernel_traffic = kernel_bytes * (oh if kernel_bytes > cpu.l2_bytes else 1)
-    return NCHWcTile(reg_n, chunks, kw > 1, ic_chunks, kernel_traffic < input_traffic)
+    kernel_traffic = kernel_bytes * (oh // reg_h if kernel_bytes > cpu.l2_bytes else 1)
+    return NCHWcTile(reg_n, chunks, kw > 1, ic_chunks, kernel_traffic < input_traffic, reg_h)
 
 
 def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
@@ -241,28 +268,43 @@ def schedule_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Stage | None,
         vector_axis = "oc"
     ow_outer, ow_inner = split_to(out, ow, tile.reg_n, ow_extent)
     oc_outer, oc_tile = split_to(out, oc_chunk, tile.oc_chunks, oc_chunks)
+    rows, row_tile_loop = _row_loops(out, oh, tile.reg_h, sizes[2])
     channel_tiles = [oc_outer] if oc_outer is not None else []
-    outer = [n, oh, *channel_tiles] if tile.rows_outer else [n, *channel_tiles, oh]
+    outer = [n, *rows, *channel_tiles] if tile.rows_outer else [n, *channel_tiles, *rows]
     tile_loops = [ow_outer] if ow_outer is not None else []
     if vector_axis == "oc":
-        out.reorder(*outer, *tile_loops, oc_tile, ow_inner, oc_inner)
+        out.reorder(*outer, *tile_loops, oc_tile, *row_tile_loop, ow_inner, oc_inner)
         out.vectorize(oc_inner)
     else:  # contiguous stores along the output row, gathered from the tile
-        out.reorder(*outer, *tile_loops, oc_tile, oc_inner, ow_inner)
+        out.reorder(*outer, *tile_loops, oc_tile, oc_inner, *row_tile_loop, ow_inner)
         out.vectorize(ow_inner)
     fused = parallel_fused(out, outer, product(sizes) * product(reduce_sizes), cpu.cores)
     assert fused is not None
     acc.compute_at(out, tile_loops[0] if tile_loops else fused)
     a_n, a_oc, a_oh, a_ow, a_b = acc.op.axis  # type: ignore[attr-defined]
     ic, ry, rx, icb = acc.op.reduce_axis  # type: ignore[attr-defined]
+    if tile.reg_h > 1:  # whole rows in the tile: the rows innermost with the columns
+        inner_rows, outer_rows = [a_oh], []
+        acc.unroll(a_oh)
+    else:
+        inner_rows, outer_rows = [], [a_oh]
     if tile.unroll_kw:
-        acc.reorder(a_n, a_oh, ic, ry, icb, rx, a_ow, a_oc, a_b)
+        acc.reorder(a_n, *outer_rows, ic, ry, icb, rx, *inner_rows, a_ow, a_oc, a_b)
         acc.unroll(rx)
     else:
-        acc.reorder(a_n, a_oh, ic, ry, rx, icb, a_ow, a_oc, a_b)
+        acc.reorder(a_n, *outer_rows, ic, ry, rx, icb, *inner_rows, a_ow, a_oc, a_b)
     acc.unroll(a_ow)
     acc.unroll(a_oc)
     acc.vectorize(a_b)
+
+
+def _row_loops(stage: Stage, oh: Any, reg_h: int, extent: int) -> tuple[list[Any], list[Any]]:
+    """The output-row loops outside the register tile and inside it: ``([oh], [])`` for a tile of one row, else
+    ``oh`` split by ``reg_h`` (no outer loop when the tile takes every row)."""
+    if reg_h <= 1:
+        return [oh], []
+    outer, inner = split_to(stage, oh, reg_h, extent)
+    return ([outer] if outer is not None else []), [inner]
 
 
 def _nchwc_blocked_reduction(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget, tile: NCHWcTile,
@@ -275,6 +317,7 @@ def _nchwc_blocked_reduction(s: Schedule, tensor: Tensor, host: Stage | None, cp
     oc_outer, oc_tile = split_to(stage, oc_chunk, tile.oc_chunks, oc_chunks)
     ow_outer, ow_inner = split_to(stage, ow, tile.reg_n, ow_extent)
     ic_outer, ic_inner = split_to(stage, ic, tile.ic_chunks, reduce_sizes[0])
+    rows, row_tile_loop = _row_loops(stage, oh, tile.reg_h, sizes[2])
     outer = [n] + ([oc_outer] if oc_outer is not None else [])
     blocks = [ic_outer] if ic_outer is not None else []
     columns = [ow_outer] if ow_outer is not None else []
@@ -283,8 +326,10 @@ def _nchwc_blocked_reduction(s: Schedule, tensor: Tensor, host: Stage | None, cp
         stage.unroll(rx)
     else:
         inner = [ic_inner, ry, rx, icb]
-    stage.reorder(*outer, *blocks, oh, *columns, *inner, ow_inner, oc_tile, oc_inner)
+    stage.reorder(*outer, *blocks, *rows, *columns, *inner, *row_tile_loop, ow_inner, oc_tile, oc_inner)
     parallel_fused(stage, outer, product(sizes) * product(reduce_sizes), cpu.cores)
+    for loop in row_tile_loop:
+        stage.unroll(loop)
     stage.unroll(ow_inner)
     stage.unroll(oc_tile)
     stage.vectorize(oc_inner)
