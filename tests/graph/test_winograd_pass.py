@@ -10,6 +10,7 @@ from onnx import helper, numpy_helper
 
 import tcomp.graph as tg
 from tcomp.graph.compiler import compile_graph
+from tcomp.graph.passes.winograd import worth_tiling
 from tcomp.graph.pipeline import PassOptions
 
 RNG = np.random.default_rng(77)
@@ -49,7 +50,7 @@ def _check(model: onnx.ModelProto, executor: tg.GraphExecutor, x: np.ndarray) ->
     assert float(np.abs(got - want).max()) <= 1e-4 * float(np.abs(want).max())
 
 
-@pytest.mark.parametrize(("channels", "size", "batch"), [(16, 14, 1), (8, 9, 2), (24, 4, 1)])
+@pytest.mark.parametrize(("channels", "size", "batch"), [(16, 14, 1), (8, 9, 2), (24, 6, 1)])
 def test_residual_block_runs_winograd_and_matches_onnxruntime(channels: int, size: int, batch: int) -> None:
     model = _model(channels, size, batch)
     executor = tg.compile(model, "llvm")
@@ -79,7 +80,13 @@ def test_other_convolutions_stay_direct(conv: dict[str, object]) -> None:
 
 def test_few_channels_and_small_planes_stay_direct() -> None:
     assert "conv2d_winograd_nchwc" not in _graph_ops(_model(4, 8))
-    assert "conv2d_winograd_nchwc" not in _graph_ops(_model(16, 3))
+    for size in (3, 4, 5):  # one tile; four tiles 39% used
+        assert "conv2d_winograd_nchwc" not in _graph_ops(_model(16, size))
+
+
+def test_planes_worth_tiling() -> None:
+    assert [size for size in range(1, 10) if worth_tiling(size, size)] == [6, 7, 8, 9]
+    assert worth_tiling(4, 16) and not worth_tiling(4, 8) and not worth_tiling(2, 100)
 
 
 def test_pass_prints_its_graph() -> None:
