@@ -16,3 +16,4 @@ def test_demo_runs_small() -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "trials measured" in result.stdout
     assert "max relative difference" in result.stdout
+    assert "tcomp / onnxruntime: min" in result.stdout  # timed against onnxruntime in the same run

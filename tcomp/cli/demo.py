@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,24 @@ def _best_time(fn, repeat: int) -> tuple[float, float]:
         fn()
         times.append(time.perf_counter() - start)
     return min(times), float(np.median(times))
+
+
+def _interleaved(runs: dict[str, Callable[[], object]], rounds: int = 6, per_round: int = 5
+                 ) -> dict[str, tuple[float, float]]:
+    """(min, median) seconds of each of ``runs``, timed in alternating rounds of ``per_round`` calls after a
+    warm-up each, so a change of the machine's load falls on every side alike; each round starts once the other
+    side's threads are idle."""
+    for fn in runs.values():
+        fn()
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, fn in runs.items():
+            wait_until_threads_idle()
+            for _ in range(per_round):
+                start = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - start)
+    return {label: (min(values), float(np.median(values))) for label, values in times.items()}
 
 
 def tune_operator(size: int, trials: int) -> None:
@@ -84,9 +103,8 @@ def compile_model(image_size: int) -> None:
     print(f"   imported, optimized and compiled in {time.perf_counter() - start:.1f} s")
     data = np.random.default_rng(1).standard_normal((1, 3, image_size, image_size)).astype(np.float32)
     (ours,) = executor.run([data])
-    wait_until_threads_idle()
-    tcomp_time = _best_time(lambda: executor.run([data]), 20)
     input_name = model.graph.input[0].name
+    runs = {"tcomp": lambda: executor.run([data])}
     try:
         import onnxruntime as ort
 
@@ -94,21 +112,22 @@ def compile_model(image_size: int) -> None:
         options.intra_op_num_threads = 2
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         (reference,) = session.run(None, {input_name: data})
-        wait_until_threads_idle()
-        ref_time = _best_time(lambda: session.run(None, {input_name: data}), 20)
+        runs["onnxruntime"] = lambda: session.run(None, {input_name: data})
         ref_label = "onnxruntime"
     except ImportError:
         from onnx.reference import ReferenceEvaluator
 
         (reference,) = ReferenceEvaluator(model).run(None, {input_name: data})
-        ref_time = None
         ref_label = "onnx reference evaluator"
     error = float(np.abs(ours - reference).max() / (np.abs(reference).max() + 1e-12))
     print(f"   output {ours.shape}, max relative difference from {ref_label}: {error:.2e}")
-    print(f"   tcomp latency: min {tcomp_time[0] * 1e3:.2f} ms, median {tcomp_time[1] * 1e3:.2f} ms")
-    if ref_time is not None:
-        print(f"   onnxruntime latency: min {ref_time[0] * 1e3:.2f} ms, median {ref_time[1] * 1e3:.2f} ms "
-              f"(tcomp / onnxruntime = {tcomp_time[0] / ref_time[0]:.2f})")
+    times = _interleaved(runs)
+    for label, (best, median) in times.items():
+        print(f"   {label} latency: min {best * 1e3:.2f} ms, median {median * 1e3:.2f} ms")
+    if "onnxruntime" in times:
+        (ours_min, ours_median), (ref_min, ref_median) = times["tcomp"], times["onnxruntime"]
+        print(f"   tcomp / onnxruntime: min {ours_min / ref_min:.2f}, median {ours_median / ref_median:.2f} "
+              "(timed in alternating rounds)")
 
 
 def run_demo(size: int = 512, trials: int = 24, image_size: int = 64) -> None:
