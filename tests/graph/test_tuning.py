@@ -14,6 +14,7 @@ import tcomp.graph as tg
 from tcomp.autotune.measure import MeasureResult, MeasureStatus
 from tcomp.autotune.record import Record, RecordWriter
 from tcomp.graph import testing
+from tcomp.graph.passes.winograd import worth_tiling
 from tcomp.graph.tasks import extract_model_tasks
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.nchwc import choose_channel_block
@@ -37,10 +38,11 @@ def test_extract_tasks_one_per_workload() -> None:
     stem_block = choose_channel_block(16, lanes)
     assert (1, 3, 32, 32, 16, 7, 7, 2, 3, 3, stem_block, "float32", "add:c,relu") in [t.args for t in convs]
     # the second convolution of a residual block adds the shortcut before its relu (at the last block's one pixel
-    # the shortcut is per channel); 3x3 stride-1 convolutions with an output plane of a 4x4 tile or more run as
+    # the shortcut is per channel); 3x3 stride-1 convolutions with an output plane worth Winograd's tiles run as
     # Winograd convolutions, not tuned here
     assert {t.args[-1] for t in convs} == {"add:c,relu", "add:c,add:t,relu", "add:c,add:c,relu", "add:c"}
-    assert all(t.args[2] + 2 * t.args[8] - 2 < 4 for t in convs if t.args[5:8] == (3, 3, 1))
+    direct = [t.args[2] + 2 * t.args[8] - 2 for t in convs if t.args[5:8] == (3, 3, 1)]
+    assert direct and not any(worth_tiling(plane, plane) for plane in direct)
 
 
 def loop_nest(func: object) -> list[str]:
