@@ -1,8 +1,7 @@
 """Replay a measured table: tune against throughputs measured once, so search strategies compare without noise.
 
-A ``MeasuredTable`` is configs of one task with the GFLOP/s each reached when measured (the best of a few passes;
-0 for a config that failed), as JSON: ``{"task": ..., "configs": [{"knobs": ..., "gflops": ...}, ...]}`` (the
-writer is ``tests/data/tuning/measure_table.py``). ``table.space()`` is the part of the task's space the table
+A ``MeasuredTable`` (``tcomp.autotune.table``) is configs of one task with the GFLOP/s each reached when measured
+(the best of a few passes; 0 for a config that failed). ``table.space()`` is the part of the task's space the table
 covers (a ``ConfigSubset``: the whole space when the table measured every config), and ``ReplayMeasurer`` plays a
 ``Measurer`` that answers from the table, so any tuner runs on it unchanged and in milliseconds per trial:
 
@@ -16,58 +15,15 @@ for a table that samples a large space, the configs it did not measure (the sear
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tcomp.autotune.feature import FeatureExtractor
 from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
-from tcomp.autotune.space import ConfigEntity, ConfigSubset, SpaceError
-from tcomp.autotune.task import Task
+from tcomp.autotune.table import MeasuredTable
 from tcomp.autotune.tuner import TuneResult, TunerKind, XGBTuner, create_tuner
-from tcomp.json_value import as_list, as_object
 
-
-@dataclass
-class MeasuredTable:
-    """Configs of ``task`` (indices of its space) and the GFLOP/s each was measured at."""
-
-    task: Task
-    gflops: dict[int, float]
-
-    @staticmethod
-    def from_json(value: Any) -> MeasuredTable:
-        fields = as_object(value, "measured table")
-        task = Task.from_json(fields.get("task"))
-        space = task.config_space
-        gflops: dict[int, float] = {}
-        for entry in as_list(fields.get("configs"), "measured table configs", 10_000_000):
-            item = as_object(entry, "a measured config")
-            index = space.index_of(ConfigEntity.from_json({"knobs": item.get("knobs")}))
-            if index is None:
-                raise SpaceError(f"measured table: a config does not fit the space of {task} (the template's "
-                                 "knobs changed: measure the table again)")
-            value_gflops = item.get("gflops")
-            if not isinstance(value_gflops, (int, float)) or value_gflops < 0:
-                raise ValueError(f"measured table: gflops must be a number >= 0, got {value_gflops!r}")
-            gflops[index] = float(value_gflops)
-        if not gflops:
-            raise ValueError("measured table: no configs")
-        return MeasuredTable(task, gflops)
-
-    @staticmethod
-    def load(path: str | Path) -> MeasuredTable:
-        return MeasuredTable.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
-
-    @property
-    def best_gflops(self) -> float:
-        return max(self.gflops.values())
-
-    def space(self) -> ConfigSubset:
-        """The table's configs as a space (the task's fallback config stays the default when the table has it)."""
-        return self.task.config_space.subset(self.gflops)
+__all__ = ["MeasuredTable", "ReplayMeasurer", "replay", "trials_to_reach"]
 
 
 class ReplayMeasurer:
