@@ -8,7 +8,11 @@ best reached ``--level`` (95%) of the table's best, and the median (a seed that 
 Live runs on the machine are ``bench/tune_search.py``'s; replays say which search finds fast configs sooner, not
 how fast a config runs.
 
-    python bench/tune_replay.py [--workloads conv3x3,gemm,dense] [--seeds 5] [--trials 64] [--tuners xgb,random]
+``xgb`` starts from the prior (``tcomp.autotune.prior``: measured tables of other tasks of the same template shipped
+with tcomp; none of them is a replayed task), ``xgb-no-prior`` starts blind.
+
+    python bench/tune_replay.py [--workloads conv3x3,gemm,dense] [--seeds 5] [--trials 64]
+                                [--tuners xgb,xgb-no-prior,random]
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "tuning"
 TABLES = {"conv3x3": "conv3x3_measured.json", "gemm": "gemm256_measured.json", "dense": "dense1000_measured.json"}
 
 
+def _tuner(name: str) -> tuple[TunerKind, dict[str, bool]]:
+    """A tuner kind and its options from a name: a ``TunerKind`` value, or ``xgb-no-prior``."""
+    if name == "xgb-no-prior":
+        return TunerKind.XGB, {"prior": False}
+    return TunerKind(name), {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default=",".join(TABLES))
@@ -36,9 +47,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--level", type=float, default=0.95)
-    parser.add_argument("--tuners", default="xgb,random")
+    parser.add_argument("--tuners", default="xgb,xgb-no-prior,random")
     args = parser.parse_args()
-    kinds = [TunerKind(k) for k in args.tuners.split(",")]
+    tuners = [(name, *_tuner(name)) for name in args.tuners.split(",")]
     rows = []
     for workload in args.workloads.split(","):
         path = DATA / TABLES[workload]
@@ -51,17 +62,18 @@ def main() -> None:
         print(f"== {workload}: {table.task}, {len(table.gflops)} configs measured of {len(table.task.config_space)}; "
               f"best {best:.1f} GF/s, {reachable} within {args.level:.0%} of it", flush=True)
         extractor = FeatureExtractor(table.task)  # each config lowered once for all seeds
-        for kind in kinds:
+        for name, kind, options in tuners:
             start = time.perf_counter()
             reached = []
             for seed in range(args.seeds):
-                result = replay(kind, table, seed, args.trials, batch_size=args.batch_size, extractor=extractor)
+                result = replay(kind, table, seed, args.trials, batch_size=args.batch_size, extractor=extractor,
+                                **options)
                 reached.append(trials_to_reach(result.curve, args.level * best))
             counted = [t if t is not None else args.trials + 1 for t in reached]
-            rows.append([workload, kind.value, f"{statistics.median(counted):.0f}",
+            rows.append([workload, name, f"{statistics.median(counted):g}",
                          " ".join(str(t) if t is not None else "-" for t in reached),
                          f"{time.perf_counter() - start:.0f}"])
-            print(f"  {kind.value:>6}: median {statistics.median(counted):.0f}  ({rows[-1][3]})", flush=True)
+            print(f"  {name:>12}: median {statistics.median(counted):g}  ({rows[-1][3]})", flush=True)
     print()
     print(f"trials to {args.level:.0%} of the table's best, replayed, {args.seeds} seeds x {args.trials} trials, "
           f"batches of {args.batch_size} (- : not within the budget, counted as {args.trials + 1})")

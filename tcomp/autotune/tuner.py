@@ -22,6 +22,7 @@ from tcomp.autotune.feature import FeatureExtractor, FeatureKind
 from tcomp.autotune.measure import MeasureResult
 from tcomp.autotune.model_quality import ModelQuality
 from tcomp.autotune.model_quality import check as check_model
+from tcomp.autotune.prior import prior_records
 from tcomp.autotune.record import Record
 from tcomp.autotune.sa import SimulatedAnnealingOptimizer
 from tcomp.autotune.space import ConfigSpace
@@ -142,6 +143,12 @@ class XGBTuner(Tuner):
       it, and the best config found in 64 trials of a fake measurer was as good (median over 5 seeds).
     - Before each refit, the model ranks the measurements it has not been fitted on yet; Spearman's correlation
       and top-k recall against the measured throughputs go to ``quality`` and to the log.
+    - The prior (``prior=True``, ``tcomp.autotune.prior``): a tuner with no records of its own and none
+      transferred learns its base model from measured tables of other tasks of its template shipped with tcomp.
+      A first batch planned from a base model (the prior's or transferred records') takes the base model's picks
+      first and the default's neighbours after them (``local_share`` of the batch), in case the base misleads.
+      Replayed (20 seeds, median trials to 95% of the best; ``bench/tune_replay.py``): matmul 256^3 14.5 -> 4,
+      dense 1x1000x2048 11 -> 2, conv 3x3 24 -> 3 (random search 18.5, 16, 51).
     - ``transfer_source`` (a callable giving records, such as those of the other tasks of a model measured so far
       in the same run: ``TaskScheduler`` sets it): before a refit, when it holds at least twice as many records of
       other tasks as at the last base fit, the model learns its base from them again (a few base fits per task,
@@ -152,7 +159,7 @@ class XGBTuner(Tuner):
                  feature_kind: FeatureKind = FeatureKind.LOOP_IR, objective: Objective = Objective.RANK,
                  epsilon: float = 0.05, model: CostModel | None = None, sa_options: dict[str, Any] | None = None,
                  num_threads: int | None = 1, space: ConfigSpace | None = None, refit_every: int | None = None,
-                 diverse: bool = True, local_share: float = 0.5, local_top: int = 3) -> None:
+                 diverse: bool = True, local_share: float = 0.5, local_top: int = 3, prior: bool = True) -> None:
         super().__init__(task, seed, space)
         if not 0.0 <= local_share <= 1.0 or not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"local_share and epsilon must be within [0, 1], got {local_share} and {epsilon}")
@@ -185,6 +192,7 @@ class XGBTuner(Tuner):
         self._transferred = 0
         self._plan_from_base = False  # the next batch is planned from a transferred base model
         self._around_default = True  # the first batch has not taken the default's neighbours yet
+        self._prior = prior  # before the first batch, learn the base model from the shipped prior (``prior.py``)
 
     def _observe(self, index: int, result: MeasureResult) -> None:
         self.indices.append(index)
@@ -303,11 +311,16 @@ class XGBTuner(Tuner):
         return self._explore(taken)
 
     def _propose(self, count: int) -> list[int]:
-        if self._plan_from_base and self.fitted == 0:  # transferred, not fitted on own results yet
+        if self._prior:
+            self._prior = False
+            if self.fitted == 0 and not self.indices and getattr(self.model, "base_booster", True) is None:
+                self._transfer(prior_records(self.task))
+        aimed = self._plan_from_base and self.fitted == 0  # transferred, not fitted on own results yet
+        if aimed:
             self.plan = self.optimizer.find_maximums(self.model.predict, 2 * self.plan_size,
                                                      self.visited | self.invalid, valid=self._valid)
         self._plan_from_base = False
-        if self._around_default and self.fitted == 0 and not self.plan and not self.local_plan:
+        if self._around_default and self.fitted == 0 and not self.local_plan:
             # the default is in this batch, not yet measured: a neighbour that lowers to its program (a knob the
             # default ignores) is a duplicate
             self._programs.add(self._program(self.space.fallback.index))
@@ -315,19 +328,40 @@ class XGBTuner(Tuner):
         self._around_default = False
         chosen: list[int] = []
         local = int(round(self.local_share * count))
-        while self.local_plan and len(chosen) < local:
+        if aimed:  # the base model's picks first, then the default's neighbours, in case the base misleads
+            self._take_plan(chosen, count - local)
+            self._take_local(chosen, count)
+        else:
+            self._take_local(chosen, local)
+        self._take_plan(chosen, count)
+        return chosen
+
+    def _fresh(self, index: int) -> bool:
+        """Whether ``index`` lowers to a program not measured or chosen yet (noting it); a duplicate is marked
+        visited and never measured."""
+        program = self._program(index)
+        if program in self._programs:
+            self.visited.add(index)
+            self.duplicates += 1
+            return False
+        self._programs.add(program)
+        return True
+
+    def _take_local(self, chosen: list[int], limit: int) -> None:
+        """Append configs of the local plan (the best configs' or the default's neighbours) up to ``limit``."""
+        while self.local_plan and len(chosen) < limit:
             index = self.local_plan.pop(0)
             if index in self.visited or index in chosen or index in self.invalid or not self._valid([index])[0]:
                 continue
-            program = self._program(index)
-            if program in self._programs:
-                self.visited.add(index)
-                self.duplicates += 1
-                continue
-            self._programs.add(program)
-            chosen.append(index)
+            if self._fresh(index):
+                chosen.append(index)
+
+    def _take_plan(self, chosen: list[int], limit: int) -> None:
+        """Append configs of the model's plan up to ``limit`` (a random diverse one with probability ``epsilon``,
+        or when the plan is empty); a config one knob from one chosen waits for a later batch while the plan has
+        others."""
         deferred: list[int] = []
-        while len(chosen) < count and len(self.visited) + len(chosen) + len(self.invalid) < len(self.space):
+        while len(chosen) < limit and len(self.visited) + len(chosen) + len(self.invalid) < len(self.space):
             if not self.plan or self.rng.random() < self.epsilon:
                 index = self._diverse_pick(set(chosen)) if self.diverse else self._explore(set(chosen))
                 if index is None:
@@ -339,15 +373,9 @@ class XGBTuner(Tuner):
                 if self._near(index, chosen) and self.plan:
                     deferred.append(index)
                     continue
-            program = self._program(index)
-            if program in self._programs:  # the same program as one measured or chosen: never measured
-                self.visited.add(index)
-                self.duplicates += 1
-                continue
-            self._programs.add(program)
-            chosen.append(index)
+            if self._fresh(index):
+                chosen.append(index)
         self.plan = deferred + self.plan
-        return chosen
 
     def _near(self, index: int, chosen: Sequence[int]) -> bool:
         """Whether ``index`` differs from a config of ``chosen`` in one knob only."""

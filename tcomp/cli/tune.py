@@ -9,6 +9,9 @@
 tasks) to each task's cost model, which learns its base from them before the first batch and plans
 that batch from it; none of them counts as measured in this run (``--resume`` continues a run).
 
+Without records, an xgb task's cost model starts from the measured tables of other tasks of its
+template that tcomp ships (``autotune.prior``); ``--no-prior`` starts it blind.
+
 ``--budget MINUTES`` spends a time over all the tasks instead of a number of trials on each:
 batch after batch goes to the task where the model's latency should fall most (the task
 scheduler, ``autotune.scheduler``, weighs tasks by how many of the model's operators run
@@ -130,6 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="records of earlier runs (any tasks: other models, other machines) for the cost model "
                         "to learn from before the first batch; none counts as measured here (xgb tuners; repeat "
                         "for several files)")
+    parser.add_argument("--no-prior", action="store_true", help="start each xgb cost model blind, not from the "
+                        "measured tables of other tasks shipped with tcomp (used when a task has no records)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed proposes the same configs")
     parser.add_argument("--plot", default=None, help="where to write the tuning plot (default: the records path "
                         "with .png); the same data goes to the records path with .csv")
@@ -195,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     tasks = [task for task, _ in counted]
-    prior = read_records(records).records if args.resume else []
+    resumed = read_records(records).records if args.resume else []
     options = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms,
                              build_timeout=args.timeout, run_timeout=args.timeout, n_parallel=args.parallel,
                              seed=args.seed)
@@ -213,11 +218,13 @@ def run(args: argparse.Namespace) -> int:
             return 2
         with active as measurer, RecordWriter(records) as writer:
             for task in tasks:
-                tuners.append(create_tuner(TunerKind(args.tuner), task, seed=args.seed))
+                kind = TunerKind(args.tuner)
+                blind = {"prior": False} if args.no_prior and kind in (TunerKind.XGB, TunerKind.XGB_KNOB) else {}
+                tuners.append(create_tuner(kind, task, seed=args.seed, **blind))
                 if transfer:
                     tuners[-1].transfer(transfer)
-                if prior:
-                    tuners[-1].load_history(prior)
+                if resumed:
+                    tuners[-1].load_history(resumed)
             if args.budget is not None:
                 scheduler = TaskScheduler(tuners, [count for _, count in counted])
                 printer = BudgetProgress(args.budget * 60, tuners)

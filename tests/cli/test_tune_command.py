@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import tcomp.cli.tune as tune_command
 from tcomp.autotune import create_task
 from tcomp.autotune.record import read_records
 from tcomp.autotune.tuner import RandomTuner
@@ -257,3 +258,24 @@ def test_tune_learns_from_transfer_records_and_measures_anew(tmp_path: Path, cap
     capsys.readouterr()
     assert main([*argv, "--transfer", str(tmp_path / "missing.jsonl"), "--tuning-records", str(tmp_path / "x")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("tuner", "blind"), [("xgb", False), ("xgb", True), ("random", True)])
+def test_no_prior_starts_the_cost_model_blind(tuner: str, blind: bool, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--no-prior`` reaches xgb tuners, whose cost model then has no base model before its first fit (random
+    search has no model and takes no such option)."""
+    made: list[object] = []
+    original = tune_command.create_tuner
+
+    def recording(*args: object, **options: object) -> object:
+        made.append(original(*args, **options))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(tune_command, "create_tuner", recording)
+    argv = ["tune", "--op", "dense", "--shape", "1,64,64", "--trials", "2", "--tuner", tuner, "--parallel", "1",
+            "--tuning-records", str(tmp_path / "log.jsonl"), "--number", "1", "--repeat", "1"]
+    assert main([*argv, "--no-prior"] if blind else argv) == 0
+    assert len(made) == 1
+    if tuner == "xgb":  # the host's vector width has prior tables (AVX2 or AVX-512)
+        assert (made[0].model.base_booster is None) is blind  # type: ignore[attr-defined]

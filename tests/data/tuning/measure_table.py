@@ -12,11 +12,19 @@ The cost-model tests (``test_model_quality.py``) fit the model on 64 of them and
 keeps both quick and free of timing noise. Rerun after a change of the template's knobs:
 
     python tests/data/tuning/measure_table.py [--workload gemm] [--configs 320] [--passes 2]
+
+Any other task: ``--template NAME --shape 1,2,3 [--target "llvm -mcpu=haswell"] --output PATH`` (an output ending
+in ``.gz`` is gzip-compressed). The prior's tables (``tcomp/autotune/priors``) were measured so, 200 random configs
+(``--configs 200 --seed 1``; every config of a smaller space) and 2 passes, e.g.::
+
+    python tests/data/tuning/measure_table.py --template matmul --shape 384,640,512 --configs 200 --seed 1 \
+        --target "llvm -mcpu=haswell" --output tcomp/autotune/priors/matmul_384x640x512_haswell.json.gz
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import time
@@ -42,14 +50,24 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None, help="default: the workload's table beside this script")
+    parser.add_argument("--template", default=None, help="measure this template instead of --workload")
+    parser.add_argument("--shape", default=None, help="the template's arguments, comma-separated (with --template)")
+    parser.add_argument("--target", default="llvm")
     args = parser.parse_args()
-    name, shape, table_name = WORKLOADS[args.workload]
-    output = args.output or str(HERE / table_name)
-    task = autotune.create_task(name, shape, "llvm")
+    if args.template is not None:
+        if args.shape is None or args.output is None:
+            parser.error("--template needs --shape and --output")
+        name, shape = args.template, tuple(int(v) for v in args.shape.split(","))
+        output = args.output
+    else:
+        name, shape, table_name = WORKLOADS[args.workload]
+        output = args.output or str(HERE / table_name)
+    task = autotune.create_task(name, shape, args.target)
     space = task.config_space
     fallback = space.fallback.index  # the default config first: replays start from it, as tuning does
     around = [fallback, *space.neighbours(fallback)]
-    indices = [*around, *space.sample(np.random.default_rng(args.seed), args.configs, exclude=set(around))]
+    count = min(args.configs, len(space) - len(around))
+    indices = [*around, *space.sample(np.random.default_rng(args.seed), count, exclude=set(around))]
     best: dict[int, float] = {}
     with autotune.Measurer(autotune.MeasureOptions()) as measurer:
         for _ in range(args.passes):
@@ -62,7 +80,8 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "configs": [{"knobs": space.get(i).to_json()["knobs"], "gflops": round(best[i], 3)} for i in indices],
     }
-    Path(output).write_text(json.dumps(table, separators=(",", ":")) + "\n", encoding="utf-8")
+    text = (json.dumps(table, separators=(",", ":")) + "\n").encode("utf-8")
+    Path(output).write_bytes(gzip.compress(text, mtime=0) if output.endswith(".gz") else text)
     print(f"{len(indices)} configs -> {output}")
 
 
