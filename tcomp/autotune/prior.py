@@ -12,8 +12,8 @@ model's predictions stay the starting margin of every fit, ``XGBoostCostModel``)
 
 What it is worth, replayed (``bench/tune_replay.py``, 20 seeds; median trials to reach 95% of the best of tables of
 tasks the prior does not hold): matmul 256^3 4 (14.5 without it, random search 18.5), dense 1x1000x2048 2 (11,
-16), a Zen 1 machine's 3x3 convolution 3 (24, 51); the tuning guide has more. Which configs run fastest depends on the machine, so the
-prior aims the first batch, and measurements on this machine decide.
+16), a Zen 1 machine's 3x3 convolution 3 (24, 51); the tuning guide has more. Which configs run fastest depends on
+the machine, so the prior aims the first batch, and measurements on this machine decide.
 
 Adding a table: ``python tests/data/tuning/measure_table.py --template NAME --shape ... --target ... --output
 tcomp/autotune/priors/NAME.json.gz`` (how the shipped ones were measured is in that script's docstring). A table

@@ -32,8 +32,9 @@ from tcomp.ops.cpu import (
     schedule_softmax,
 )
 from tcomp.ops.cpu.common import vector_factor
-from tcomp.ops.cpu.conv2d import depthwise_vector_width, row_tile
+from tcomp.ops.cpu.conv2d import depthwise_vector_width
 from tcomp.ops.cpu.conv_plane import pointwise_plane_tile
+from tcomp.ops.cpu.conv_tiles import row_tile
 from tcomp.ops.testing import random_data
 from tcomp.schedule.relation import AttachType
 from tests.ops.op_cases import CASES

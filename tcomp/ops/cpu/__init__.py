@@ -10,14 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tcomp.ops.cpu.common import CpuTarget, schedule_elementwise, schedule_reduction
-from tcomp.ops.cpu.conv2d import (
-    NCHWcTile,
-    NCHWTile,
-    conv2d_nchw_tile,
-    conv2d_nchwc_tile,
-    register_tile,
-    schedule_conv2d_nchwc_stage,
-)
+from tcomp.ops.cpu.conv2d import NCHWTile, conv2d_nchw_tile, schedule_conv2d_nchwc_stage
+from tcomp.ops.cpu.conv_tiles import NCHWcTile, conv2d_nchwc_tile, register_tile
 from tcomp.ops.cpu.dense import gemm_blocking
 from tcomp.ops.cpu.dispatch import schedule_cpu, schedule_with_kind
 from tcomp.ops.utils import OpError, OpKind

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from tcomp.ir.expr import IterVar
 from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused, product, schedule_elementwise
-from tcomp.ops.cpu.conv2d import _TILE_FREE_REGISTERS, register_tile
+from tcomp.ops.cpu.conv_tiles import TILE_FREE_REGISTERS, register_tile
 from tcomp.ops.utils import OpKind, op_kind
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
@@ -140,7 +140,7 @@ def _products(s: Schedule, stage: Stage, cpu: CpuTarget, columns: int, parallel:
     assert sizes is not None
     _, _, k_chunks, _, _, oc_block = sizes
     vectors = max(1, -(-oc_block // cpu.lanes(op.output(0).dtype)))
-    reg_n, chunks = register_tile(columns, k_chunks, vectors, cpu.vector_registers - _TILE_FREE_REGISTERS)
+    reg_n, chunks = register_tile(columns, k_chunks, vectors, cpu.vector_registers - TILE_FREE_REGISTERS)
     acc = s[s.cache_write(op.output(0), "local")]
     e, u, k, t, tx, o = stage.op.axis  # type: ignore[attr-defined]
     tx_outer, tx_inner = stage.split(tx, factor=reg_n)

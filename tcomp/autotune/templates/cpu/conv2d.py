@@ -43,7 +43,8 @@ from tcomp.ops.conv import conv2d_nchw as conv2d_compute
 from tcomp.ops.conv import conv_output_size
 from tcomp.ops.conv import depthwise_conv2d_nchw as depthwise_compute
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.conv2d import NCHWcTile, conv2d_nchwc_tile, nchwc_tiles
+from tcomp.ops.cpu.conv2d import nchwc_tiles
+from tcomp.ops.cpu.conv_tiles import NCHWcTile, conv2d_nchwc_tile
 from tcomp.ops.cpu.dispatch import schedule_cpu
 from tcomp.ops.nchwc import conv2d_nchwc as conv2d_nchwc_compute
 from tcomp.ops.testing import conv2d_nchw_python, depthwise_conv2d_nchw_python
