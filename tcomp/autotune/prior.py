@@ -3,7 +3,7 @@
 A cost model fitted on nothing ranks nothing, so a tuner without records starts with a batch it cannot aim. tcomp
 ships measured tables (``tcomp/autotune/priors/*.json.gz``, ``MeasuredTable`` files: every config of a task's
 space, or a few hundred for the larger spaces, each with the GFLOP/s it ran at) of a few tasks of the templates that
-models tune most: ``matmul``, ``dense`` and ``conv2d_nchwc_blocked``, on an AVX-512 CPU and with AVX2 code. Before
+models tune most: ``matmul``, ``dense`` and ``conv2d_nchwc_blocked``, as AVX-512 and AVX2 code (on a Zen 4). Before
 its first batch, an ``XGBTuner`` without records of its own or transferred ones learns its base model from the
 tables of its template measured with its target's vector width (``prior_records``; none for other targets), and
 plans that batch from the base model's predictions; its own measurements then refine the model as usual (the base
