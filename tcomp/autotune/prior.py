@@ -24,6 +24,7 @@ whose configs no longer fit its template's space fails to load (the template's k
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 
 from tcomp.autotune.record import Record
@@ -32,12 +33,21 @@ from tcomp.autotune.task import Task
 from tcomp.target import TargetKind
 
 PRIORS = Path(__file__).resolve().parent / "priors"
+_LOG = logging.getLogger("tcomp.autotune")
 
 
 @functools.cache
 def prior_tables() -> tuple[MeasuredTable, ...]:
-    """Every shipped table, read once per process."""
-    return tuple(MeasuredTable.load(path) for path in sorted(PRIORS.glob("*.json.gz")))
+    """Every shipped table that reads, once per process. The prior only aims a first batch, so a table that does not
+    read (damaged, or its template's knobs changed since it was measured) is left out with a warning on the
+    ``tcomp.autotune`` logger, and tuning goes on."""
+    tables = []
+    for path in sorted(PRIORS.glob("*.json.gz")):
+        try:
+            tables.append(MeasuredTable.load(path))
+        except (OSError, EOFError, ValueError, LookupError, TypeError) as error:
+            _LOG.warning("prior table %s left out: %s: %s", path.name, type(error).__name__, error)
+    return tuple(tables)
 
 
 def serves(table: MeasuredTable, task: Task) -> bool:

@@ -3,13 +3,15 @@ their template and vector width only, and aim a new xgb tuner's first batches, r
 
 from __future__ import annotations
 
+import gzip
+import logging
 import statistics
 from pathlib import Path
 
 import pytest
 
-from tcomp.autotune import FeatureExtractor, TunerKind, XGBTuner, create_task
-from tcomp.autotune.prior import prior_records, prior_tables, serves
+from tcomp.autotune import FeatureExtractor, TunerKind, XGBTuner, create_task, prior
+from tcomp.autotune.prior import PRIORS, prior_records, prior_tables, serves
 from tcomp.autotune.replay import MeasuredTable, ReplayMeasurer, replay, trials_to_reach
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tuning"
@@ -18,6 +20,7 @@ REPLAY_TABLES = ("gemm256_measured.json", "dense1000_measured.json", "conv3x3_me
 
 def test_every_prior_table_loads_and_fits_its_template() -> None:
     tables = prior_tables()
+    assert len(tables) == len(list(PRIORS.glob("*.json.gz")))  # none left out
     covered = {(t.task.name, t.task.target.vector_bits) for t in tables}
     for template in ("matmul", "dense", "conv2d_nchwc_blocked"):
         assert {(template, 512), (template, 256)} <= covered, template
@@ -71,3 +74,24 @@ def test_xgb_with_the_prior_reaches_95_percent_in_half_of_random_searchs_trials(
         return statistics.median(t if t is not None else 65 for t in reached)
 
     assert median_trials(TunerKind.XGB) <= 0.5 * median_trials(TunerKind.RANDOM)
+
+
+def test_a_table_that_does_not_read_is_left_out_and_tuning_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    good = PRIORS / "dense_1x4096x1024_znver4.json.gz"  # serves the AVX-512 dense table below
+    (tmp_path / good.name).write_bytes(good.read_bytes())
+    (tmp_path / "damaged.json.gz").write_bytes(b"not gzip")
+    (tmp_path / "empty.json.gz").write_bytes(gzip.compress(b'{"task": 3, "configs": []}'))
+    monkeypatch.setattr(prior, "PRIORS", tmp_path)
+    prior_tables.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tcomp.autotune"):
+            tables = prior_tables()
+        assert [t.task.name for t in tables] == ["dense"]
+        assert "damaged.json.gz left out" in caplog.text and "empty.json.gz left out" in caplog.text
+        table = MeasuredTable.load(DATA / "dense1000_measured.json")
+        tuner = XGBTuner(table.task, seed=0, space=table.space())
+        tuner.tune(8, measurer=ReplayMeasurer(table), batch_size=8, confirm=0)  # type: ignore[arg-type]
+        assert tuner.model.base_booster is not None  # type: ignore[attr-defined]
+    finally:
+        prior_tables.cache_clear()
