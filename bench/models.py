@@ -46,10 +46,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import print_table, wait_until_threads_idle  # noqa: E402
+from common import print_table  # noqa: E402
 from model_sources import ALL, DEFAULT_CACHE, FAMILY, OPTIONAL, MissingModel, Source, load_source  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
+from tcomp.runtime.timer import alternating  # noqa: E402
 
 BUSY_LOOP = "while True:\n    pass\n"
 
@@ -101,25 +102,8 @@ class BackgroundLoad:
 
 
 def interleaved(runners: dict[str, Callable[[], Any]], rounds: int, number: int) -> dict[str, Latency]:
-    """Every runner ``number`` timed runs per round, runner after runner, for ``rounds`` rounds; the order turns by
-    one each round (and reverses every other turn), so no runner always follows the same one or runs last: with a
-    fixed order, tuned, onnxruntime, untuned, the untuned ResNet-50 measured 1.22x the tuned one where in turning
-    orders the two were level (1.015)."""
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for run in runners.values():
-        run()  # warm-up
-    names = list(runners)
-    for index in range(rounds):
-        turn = index // 2 % len(names)
-        order = names[turn:] + names[:turn]
-        for name in order if index % 2 == 0 else reversed(order):
-            run = runners[name]
-            wait_until_threads_idle()  # the other runtime's spinning threads go to sleep first
-            for _ in range(number):
-                start = time.perf_counter()
-                run()
-                samples[name].append(time.perf_counter() - start)
-    return {name: Latency.of(values) for name, values in samples.items()}
+    """Every runner ``number`` timed runs per round, in turning orders (``tcomp.runtime.timer.alternating``)."""
+    return {name: Latency.of(values) for name, values in alternating(runners, rounds, number).items()}
 
 
 def relative_error(got: np.ndarray, reference: np.ndarray) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 import tcomp
 import tcomp.graph
 from tcomp import autotune
-from tcomp.runtime.timer import wait_until_threads_idle
+from tcomp.runtime.timer import alternating, wait_until_threads_idle
 
 
 def _best_time(fn, repeat: int) -> tuple[float, float]:
@@ -35,24 +34,6 @@ def _best_time(fn, repeat: int) -> tuple[float, float]:
         fn()
         times.append(time.perf_counter() - start)
     return min(times), float(np.median(times))
-
-
-def _interleaved(runs: dict[str, Callable[[], object]], rounds: int = 6, per_round: int = 5
-                 ) -> dict[str, tuple[float, float]]:
-    """(min, median) seconds of each of ``runs``, timed in alternating rounds of ``per_round`` calls after a
-    warm-up each, so a change of the machine's load falls on every side alike; each round starts once the other
-    side's threads are idle."""
-    for fn in runs.values():
-        fn()
-    times: dict[str, list[float]] = {label: [] for label in runs}
-    for _ in range(rounds):
-        for label, fn in runs.items():
-            wait_until_threads_idle()
-            for _ in range(per_round):
-                start = time.perf_counter()
-                fn()
-                times[label].append(time.perf_counter() - start)
-    return {label: (min(values), float(np.median(values))) for label, values in times.items()}
 
 
 def tune_operator(size: int, trials: int) -> None:
@@ -121,7 +102,7 @@ def compile_model(image_size: int) -> None:
         ref_label = "onnx reference evaluator"
     error = float(np.abs(ours - reference).max() / (np.abs(reference).max() + 1e-12))
     print(f"   output {ours.shape}, max relative difference from {ref_label}: {error:.2e}")
-    times = _interleaved(runs)
+    times = {label: (min(values), float(np.median(values))) for label, values in alternating(runs, 6, 5).items()}
     for label, (best, median) in times.items():
         print(f"   {label} latency: min {best * 1e3:.2f} ms, median {median * 1e3:.2f} ms")
     if "onnxruntime" in times:

@@ -1,4 +1,5 @@
-"""``time_evaluator``: repeatable timing of a compiled function, in seconds per call."""
+"""``time_evaluator``: repeatable timing of a compiled function, in seconds per call; ``alternating``: several
+callables timed side by side."""
 
 from __future__ import annotations
 
@@ -74,3 +75,27 @@ def wait_until_threads_idle(slice_s: float = 0.01, limit_s: float = 1.0) -> None
         time.sleep(slice_s)
         if time.process_time() - before < 0.1 * slice_s:
             return
+
+
+def alternating(runners: dict[str, Callable[[], object]], rounds: int, number: int) -> dict[str, list[float]]:
+    """Seconds of every call of each runner, timed in alternation: ``number`` calls of each runner per round, runner
+    after runner, for ``rounds`` rounds after a warm-up call each, so a change of the machine's load falls on every
+    side alike. Each runner's turn starts once this process's other threads are idle (a runtime's spinning pool
+    would share the cores), and the order turns by one every other round and reverses every other round, so no
+    runner always follows the same one or runs last: in a fixed order (tuned, onnxruntime, untuned) an untuned
+    ResNet-50 measured 1.22x the tuned one where in turning orders the two were level (1.015)."""
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for run in runners.values():
+        run()
+    names = list(runners)
+    for index in range(rounds):
+        turn = index // 2 % len(names)
+        order = names[turn:] + names[:turn]
+        for name in order if index % 2 == 0 else reversed(order):
+            run = runners[name]
+            wait_until_threads_idle()
+            for _ in range(number):
+                start = time.perf_counter()
+                run()
+                samples[name].append(time.perf_counter() - start)
+    return samples

@@ -12,7 +12,7 @@ from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.runtime import KernelError, TimingResult
-from tcomp.runtime.timer import measure
+from tcomp.runtime.timer import alternating, measure
 
 
 def _scale_func() -> S.PrimFunc:
@@ -76,3 +76,15 @@ def test_timing_result_statistics_values() -> None:
     assert (result.min, result.max, result.median, result.mean) == (1.0, 3.0, 2.0, 2.0)
     assert result.std == pytest.approx((2 / 3) ** 0.5)
     assert TimingResult((5.0,), 1).std == 0.0
+
+
+def test_alternating_times_every_call_in_turning_orders() -> None:
+    order: list[str] = []
+    runners = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    samples = alternating(runners, rounds=4, number=2)
+    assert {name: len(values) for name, values in samples.items()} == {"a": 8, "b": 8, "c": 8}
+    assert all(value >= 0.0 for values in samples.values() for value in values)
+    warm_up, timed = order[:3], order[3:]
+    assert warm_up == ["a", "b", "c"]
+    turns = [timed[k] for k in range(0, len(timed), 2)]  # each runner's turn: 2 calls
+    assert turns == ["a", "b", "c", "c", "b", "a", "b", "c", "a", "a", "c", "b"]
