@@ -25,6 +25,7 @@ Assumes a typed graph before fusion; float32 only. Returns the same graph when n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +97,19 @@ class _Matcher:
         return len(first) >= 2 and len(second) >= 2 and first[-2:] == second[-2:] and \
             _without_leading_ones(first[:-2]) == _without_leading_ones(second[:-2])
 
+    def batch_reshape(self, node: Node) -> bool:
+        """Whether ``node`` is a ``reshape`` that adds or drops leading 1s of the batch only."""
+        return node.op == "reshape" and self.leading_ones_only(node.inputs[0], node.outputs[0])
+
+    def through(self, value: str, removed: list[Node], passes: Callable[[Node], bool]) -> str:
+        """The output of ``value``'s only reader when ``passes`` takes that reader (which joins ``removed``), else
+        ``value``."""
+        readers = self.consumers.get(value, [])
+        if len(readers) != 1 or not passes(readers[0]) or not self.only_reader(value, readers[0]):
+            return value
+        removed.append(readers[0])
+        return readers[0].outputs[0]
+
     def mask_fill(self, value: str) -> bool:
         """Whether ``value`` is a scalar at or below ``MASK_FILL`` (``-inf``, or the lowest float, as
         ``masked_fill`` and causal masks export it)."""
@@ -165,7 +179,7 @@ class _Matcher:
                         found.removed.append(node)
                     return found
             return None
-        if node.op == "reshape" and self.leading_ones_only(node.inputs[0], value):
+        if self.batch_reshape(node):
             found = self.scores(node.inputs[0], node, scaled)
             if found is not None:
                 found.removed.append(node)
@@ -218,18 +232,10 @@ class _Matcher:
         if match is None:
             return None
         match.removed.append(softmax)
-        probabilities = softmax.outputs[0]
+        probabilities = self.through(softmax.outputs[0], match.removed,
+                                     lambda reader: reader.op == "cast" and self.float32(reader.outputs[0]))
+        probabilities = self.through(probabilities, match.removed, self.batch_reshape)
         readers = self.consumers.get(probabilities, [])
-        if len(readers) == 1 and readers[0].op == "cast" and self.only_reader(probabilities, readers[0]) and \
-                self.float32(readers[0].outputs[0]):
-            match.removed.append(readers[0])
-            probabilities = readers[0].outputs[0]
-            readers = self.consumers.get(probabilities, [])
-        if len(readers) == 1 and readers[0].op == "reshape" and self.only_reader(probabilities, readers[0]) and \
-                self.leading_ones_only(probabilities, readers[0].outputs[0]):
-            match.removed.append(readers[0])
-            probabilities = readers[0].outputs[0]
-            readers = self.consumers.get(probabilities, [])
         if len(readers) != 1 or probabilities in self.graph.outputs:
             return None
         pv = readers[0]
@@ -238,13 +244,8 @@ class _Matcher:
             return None
         match.pv = pv
         match.removed.append(pv)
-        match.output = pv.outputs[0]
+        match.output = self.through(pv.outputs[0], match.removed, self.batch_reshape)
         after = self.consumers.get(match.output, [])
-        if len(after) == 1 and after[0].op == "reshape" and self.only_reader(match.output, after[0]) and \
-                self.leading_ones_only(match.output, after[0].outputs[0]):
-            match.removed.append(after[0])
-            match.output = after[0].outputs[0]
-            after = self.consumers.get(match.output, [])
         out_type = self.graph.type_of(match.output)
         if len(after) == 1 and after[0].op == "transpose" and match.output not in self.graph.outputs:
             perm = tuple(int(p) for p in after[0].attr("perm"))
