@@ -151,10 +151,10 @@ def deberta(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[s
     return net, (ids, mask), ["input_ids", "attention_mask"], config.to_dict()
 
 
-def _decode_step(transformers: Any, torch: Any, net: Any, vocab: int, layers: int, kv_heads: int,
-                 head_dim: int) -> tuple[Any, tuple[Any, ...], list[str]]:
-    """One step of generation as exported for serving: the next token's id and the key/value cache of the
-    ``SEQUENCE - 1`` tokens before it in, the token's hidden state and the cache with it appended out."""
+def decode_step(transformers: Any, torch: Any, net: Any, layers: int) -> Any:
+    """``net`` (a transformers decoder of ``layers`` layers) as one step of generation: ``(ids, *past)`` in, where
+    ``past`` is each layer's key and value cache in turn, the token's hidden state and each layer's cache with it
+    appended out (``output_names``). Also used by ``tests/data/hf_models/export_decode.py``."""
 
     class DecodeStep(torch.nn.Module):
         output_names = ["output"] + [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
@@ -171,11 +171,18 @@ def _decode_step(transformers: Any, torch: Any, net: Any, vocab: int, layers: in
             present = [t for layer in result.past_key_values.layers for t in (layer.keys, layer.values)]
             return (result.last_hidden_state, *present)
 
+    return DecodeStep().eval()
+
+
+def _decode_step(transformers: Any, torch: Any, net: Any, vocab: int, layers: int, kv_heads: int,
+                 head_dim: int) -> tuple[Any, tuple[Any, ...], list[str]]:
+    """One step of generation as exported for serving: the next token's id and the key/value cache of the
+    ``SEQUENCE - 1`` tokens before it in, the token's hidden state and the cache with it appended out."""
     ids = torch.randint(0, vocab, (1, 1), generator=torch.Generator().manual_seed(SEED))
     generator = torch.Generator().manual_seed(SEED)
     past = tuple(torch.randn(1, kv_heads, SEQUENCE - 1, head_dim, generator=generator) for _ in range(2 * layers))
     names = ["input_ids"] + [f"past.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
-    return DecodeStep().eval(), (ids, *past), names
+    return decode_step(transformers, torch, net, layers), (ids, *past), names
 
 
 def gpt2_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:

@@ -12,10 +12,14 @@ the inputs as ``input_<name>`` and PyTorch's outputs under their names.
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+from export_transformers import decode_step  # noqa: E402  (the step, as the benchmark exports it)
 
 PAST = 31
 LAYERS = 2
@@ -34,20 +38,6 @@ def llama() -> tuple[torch.nn.Module, int, int]:
     return transformers.LlamaModel(config).eval(), 2, 16
 
 
-class Step(torch.nn.Module):
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        cache = transformers.DynamicCache()
-        for layer in range(LAYERS):
-            cache.update(past[2 * layer], past[2 * layer + 1], layer)
-        result = self.net(input_ids=ids, past_key_values=cache, use_cache=True, return_dict=True)
-        return (result.last_hidden_state, *[t for layer in result.past_key_values.layers
-                                            for t in (layer.keys, layer.values)])
-
-
 def export(name: str, make: object, outdir: str) -> None:
     torch.manual_seed(0)
     net, kv_heads, head_size = make()  # type: ignore[operator]
@@ -56,8 +46,8 @@ def export(name: str, make: object, outdir: str) -> None:
     past = [torch.randn(1, kv_heads, PAST, head_size, generator=generator) for _ in range(2 * LAYERS)]
     cache_names = [f"{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
     inputs = ["input_ids"] + [f"past.{n}" for n in cache_names]
-    outputs = ["output"] + [f"present.{n}" for n in cache_names]
-    step = Step(net).eval()
+    step = decode_step(transformers, torch, net, LAYERS)
+    outputs = step.output_names
     with torch.no_grad():
         want = step(ids, *past)
         torch.onnx.export(step, (ids, *past), os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
