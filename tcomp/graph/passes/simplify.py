@@ -33,6 +33,7 @@ import numpy as np
 from tcomp.graph.edit import Rewrite, forward_values
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.ir import dtype as dt
+from tcomp.ops.conv import conv_output_size
 
 
 def _is_noop(graph: Graph, node: Node) -> bool:
@@ -171,7 +172,7 @@ def cropped_taps(size: int, out: int, kernel: int, stride: int, dilation: int, b
     first, count = taps[0], taps[1] - taps[0] + 1
     new_before = before - first * dilation
     new_after = max(0, (out - 1) * stride + (count - 1) * dilation + 1 - size - new_before)
-    if new_before < 0 or (size + new_before + new_after - (count - 1) * dilation - 1) // stride + 1 != out:
+    if new_before < 0 or conv_output_size(size, count, stride, new_before + new_after, dilation) != out:
         return None
     return first, count, new_before, new_after
 
