@@ -97,8 +97,9 @@ def test_bad_tables_are_rejected() -> None:
     with pytest.raises(ValueError, match="no configs"):
         MeasuredTable.from_json({"task": task, "configs": []})
     knobs = _matmul_space().get(0).to_json()["knobs"]
-    with pytest.raises(ValueError, match="gflops"):
-        MeasuredTable.from_json({"task": task, "configs": [{"knobs": knobs, "gflops": "fast"}]})
+    for gflops in ("fast", True, float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="gflops must be a finite number"):
+            MeasuredTable.from_json({"task": task, "configs": [{"knobs": knobs, "gflops": gflops}]})
     with pytest.raises(SpaceError, match="measure the table again"):
         MeasuredTable.from_json({"task": task, "configs": [{"knobs": [["tile_x", "other", 1]], "gflops": 1.0}]})
 
