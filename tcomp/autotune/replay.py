@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tcomp.autotune.feature import FeatureExtractor
-from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult, MeasureStatus
+from tcomp.autotune.measure import MeasureInput, MeasureOptions, MeasureResult
 from tcomp.autotune.table import MeasuredTable
 from tcomp.autotune.tuner import TuneResult, TunerKind, XGBTuner, create_tuner
 
@@ -43,12 +43,7 @@ class ReplayMeasurer:
             if index not in self.table.gflops:
                 raise KeyError(f"config {index} of {self.table.task} is not in the measured table")
             self.measured.append(index)
-            gflops = self.table.gflops[index]
-            if gflops > 0:
-                cost = self.table.task.flop / (gflops * 1e9)
-                results.append(MeasureResult(MeasureStatus.OK, (cost,)))
-            else:
-                results.append(MeasureResult(MeasureStatus.RUN_ERROR, (), "failed when the table was measured"))
+            results.append(self.table.result(index))
         return results
 
     def close(self) -> None:

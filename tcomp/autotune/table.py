@@ -69,10 +69,14 @@ class MeasuredTable:
         """The table's configs as a space (the task's fallback config stays the default when the table has it)."""
         return self.task.config_space.subset(self.gflops)
 
+    def result(self, index: int) -> MeasureResult:
+        """Config ``index``'s measurement: a run taking ``task.flop / gflops`` seconds, or a run error for 0."""
+        gflops = self.gflops[index]
+        if gflops > 0:
+            return MeasureResult(MeasureStatus.OK, (self.task.flop / (gflops * 1e9),))
+        return MeasureResult(MeasureStatus.RUN_ERROR, (), "failed when the table was measured")
+
     def records(self) -> list[Record]:
-        """The table as tuning records: a run taking ``task.flop / gflops`` seconds, or a run error for 0."""
+        """The table as tuning records (``result`` of each config)."""
         space = self.task.config_space
-        return [Record(self.task, space.get(index),
-                       MeasureResult(MeasureStatus.OK, (self.task.flop / (gflops * 1e9),)) if gflops > 0
-                       else MeasureResult(MeasureStatus.RUN_ERROR, (), "failed when the table was measured"))
-                for index, gflops in self.gflops.items()]
+        return [Record(self.task, space.get(index), self.result(index)) for index in self.gflops]
