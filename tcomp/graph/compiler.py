@@ -31,6 +31,7 @@ from tcomp.graph.ir import Graph, GraphError
 from tcomp.graph.kernels import Kernel, baked_params, compile_node, kernel_inputs
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
+from tcomp.graph.shared_constants import SharedConstants
 from tcomp.graph.specialize import SpecializingExecutor, compile_or_defer
 from tcomp.graph.tuning import as_dispatch_context, kernel_tuning
 from tcomp.target import Precision, Target, as_target
@@ -141,27 +142,29 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
     if isinstance(model, Graph):
         if input_values:
             raise GraphError("input_values applies to ONNX models; a graph's constants are its params")
-        return _compile_imported(model, target, records, options, dump, timings, progress)
+        return _compile_imported(model, target, records, options, dump, timings, progress, None)
     from tcomp.graph.frontend.onnx import import_model, load_model
     from tcomp.graph.frontend.onnx_inputs import check_model
 
     proto, base_dir = load_model(model)
     decls, values = check_model(proto, input_shapes or {}, input_values or {})
 
-    def build(shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any]) -> GraphExecutor:
+    def build(shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any],
+              constants: SharedConstants | None) -> GraphExecutor:
         start = time.perf_counter()
-        graph = import_model(proto, base_dir, shapes, None, values)
+        graph = import_model(proto, base_dir, shapes, None, values, constants)
         if timings is not None:
             timings["import"] = time.perf_counter() - start
-        return _compile_imported(graph, target, records, options, dump, timings, progress)
+        return _compile_imported(graph, target, records, options, dump, timings, progress, constants)
 
     return compile_or_defer(decls, input_shapes or {}, values, build, proto.graph.name or "model")
 
 
 def _compile_imported(graph: Graph, target: Target | str | None, records: Any, options: PassOptions | None,
                       dump: DumpFunc | None, timings: dict[str, float] | None,
-                      progress: Callable[[int, int, str], None] | None) -> GraphExecutor:
-    graph = run_pipeline(graph, options, dump, target, records, timings)
+                      progress: Callable[[int, int, str], None] | None,
+                      constants: SharedConstants | None) -> GraphExecutor:
+    graph = run_pipeline(graph, options, dump, target, records, timings, constants)
     start = time.perf_counter()
     executor = build_executor(graph, target, records, progress)
     if timings is not None:

@@ -42,6 +42,7 @@ from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
 from tcomp.graph.passes.winograd import winograd
+from tcomp.graph.shared_constants import SharedConstants
 from tcomp.graph.tuning import tuned_product, use_record
 from tcomp.target import Target, as_target
 
@@ -75,8 +76,10 @@ class PassOptions:
         return PassOptions(**{name: False for name in disabled})
 
 
-def default_passes(target: Target | str | None = None, tuning_records: Any = None) -> list[tuple[str, GraphPass]]:
-    """``(option name, pass)`` in order; the option name decides whether the pass runs."""
+def default_passes(target: Target | str | None = None, tuning_records: Any = None,
+                   constants: SharedConstants | None = None) -> list[tuple[str, GraphPass]]:
+    """``(option name, pass)`` in order; the option name decides whether the pass runs. ``constants``: the
+    constants that the compilations of one model share (``tcomp.graph.shared_constants``)."""
     resolved = as_target(target)
     options = backend_for(resolved).graph
     keep_apart = _per_node(use_record, resolved, tuning_records)
@@ -84,7 +87,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     host = as_target(None) if options.fold_on_host else resolved
 
     def fold(graph: Graph) -> Graph:
-        return fold_constants(graph, host)
+        return fold_constants(graph, host, constants)
 
     def layout(graph: Graph) -> Graph:
         if not options.blocked_convolutions:  # NCHW[x]c is a CPU layout: GPU convolutions stay in NCHW
@@ -96,16 +99,17 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         if options.row_norms:
             graph = recognize_norms(graph)
         if options.matvec_weights:
-            graph = matvec_weights(graph)
+            graph = matvec_weights(graph, constants)
         return fuse_attention(graph, resolved) if options.fused_attention else graph
 
     def panels(graph: Graph) -> Graph:
         if not options.gemm_panels:
             return graph
         if keep_products is None:
-            return gemm_panels(merge_projections(graph), resolved)
-        merged = merge_projections(graph, keep_products(graph))  # a product with its own record keeps its operator
-        return gemm_panels(merged, resolved, keep_products(merged))
+            return gemm_panels(merge_projections(graph, constants=constants), resolved, constants=constants)
+        # a product with its own record keeps its operator
+        merged = merge_projections(graph, keep_products(graph), constants)
+        return gemm_panels(merged, resolved, keep_products(merged), constants)
 
     def fast_convolutions(graph: Graph) -> Graph:
         return winograd(graph) if options.blocked_convolutions else graph
@@ -146,8 +150,9 @@ def _per_node(check: Callable[[Graph, Any, Target, Any], bool], target: Target,
 
 def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFunc | None = None,
                  target: Target | str | None = None, tuning_records: Any = None,
-                 timings: dict[str, float] | None = None) -> Graph:
-    """Run the default passes enabled in ``options`` on ``graph`` (type inference first)."""
+                 timings: dict[str, float] | None = None, constants: SharedConstants | None = None) -> Graph:
+    """Run the default passes enabled in ``options`` on ``graph`` (type inference first); ``constants``: see
+    ``default_passes``."""
     options = options or PassOptions()
     graph = infer_types(graph)
     verify_graph(graph)
@@ -160,7 +165,7 @@ def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFun
         verify_graph(graph)
         if dump is not None:
             dump("remove_empty", graph)
-    for name, graph_pass in default_passes(target, tuning_records):
+    for name, graph_pass in default_passes(target, tuning_records, constants):
         if not getattr(options, name):
             continue
         start = time.perf_counter()

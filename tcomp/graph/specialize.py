@@ -16,6 +16,11 @@ its key. Which inputs decide shapes is found while compiling: the frontend raise
 graph inputs a needed value is computed from (through anything but their shapes), those inputs join the key, and
 the compilation starts again. Every compilation is logged at debug level on ``tcomp.graph.specialize``.
 
+The specializations share their constants (``SharedConstants``, ``constants``): the weights are read from the model
+once, and the weights packed, merged or folded from them are computed once, so a new shape costs the kernels whose
+shapes changed, not another copy of the model's weights. A constant only dropped specializations used goes with
+the last of them.
+
 ``compile(..., input_values={...})`` (``tcomp compile --freeze name=value``) fixes such inputs once and for all,
 and ``input_shapes`` binds symbolic dimensions; a model left with nothing to decide at run time compiles at once to
 a plain ``GraphExecutor`` (which can be exported).
@@ -32,6 +37,7 @@ import numpy as np
 
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
+from tcomp.graph.shared_constants import SharedConstants
 from tcomp.ir import dtype as dt
 
 if TYPE_CHECKING:
@@ -41,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 MAX_SPECIALIZATIONS = 16
 
-BuildFunc = Callable[[Mapping[str, Sequence[int]], Mapping[str, np.ndarray]], GraphExecutor]
+BuildFunc = Callable[[Mapping[str, Sequence[int]], Mapping[str, np.ndarray], SharedConstants | None], GraphExecutor]
 Key = tuple[Any, ...]
 
 
@@ -50,12 +56,13 @@ def compile_or_defer(decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequ
                      max_specializations: int = MAX_SPECIALIZATIONS) -> GraphExecutor | SpecializingExecutor:
     """A ``GraphExecutor`` when every shape is known now, else a ``SpecializingExecutor`` that compiles at run time.
 
-    ``decls``: the model's run-time inputs; ``build(shapes, values)`` compiles the model with those input shapes and
-    those inputs frozen to values (``input_values`` and the values found to decide shapes)."""
+    ``decls``: the model's run-time inputs; ``build(shapes, values, constants)`` compiles the model with those input
+    shapes and those inputs frozen to values (``input_values`` and the values found to decide shapes), sharing the
+    constants of other compilations through ``constants`` (``None``: a compilation of its own)."""
     runtime = [d for d in decls if d.name not in input_values]
     if all(d.static or d.name in input_shapes for d in runtime):
         try:
-            return build(input_shapes, input_values)
+            return build(input_shapes, input_values, None)
         except ValueNeededError as exc:
             if not exc.sources:
                 raise
@@ -84,6 +91,7 @@ class SpecializingExecutor:
         self.max_specializations = max_specializations
         self.specializations: OrderedDict[Key, GraphExecutor] = OrderedDict()
         self.compilations = 0
+        self.constants = SharedConstants()
         self._pending: dict[str, np.ndarray] = {}
         self._last: GraphExecutor | None = None
 
@@ -154,8 +162,12 @@ class SpecializingExecutor:
             logger.debug("%s: compiling for input shapes %s%s", self.name, shapes,
                          f" and the values of {list(self.value_inputs)}" if self.value_inputs else "")
             try:
-                executor = self._build(shapes, values)
-            except ValueNeededError as exc:
+                with self.constants.use(key):
+                    executor = self._build(shapes, values, self.constants)
+            except BaseException as exc:
+                self.constants.release(key)  # what only this failed compilation derived
+                if not isinstance(exc, ValueNeededError):
+                    raise
                 new = [n for n in exc.sources if n in self._decls and n not in self.value_inputs]
                 if not new:
                     raise
@@ -165,7 +177,8 @@ class SpecializingExecutor:
             self.compilations += 1
             self.specializations[key] = executor
             while len(self.specializations) > self.max_specializations:
-                self.specializations.popitem(last=False)
+                dropped, _ = self.specializations.popitem(last=False)
+                self.constants.release(dropped)
             return executor
 
     def _current(self) -> GraphExecutor:

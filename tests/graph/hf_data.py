@@ -12,21 +12,35 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 TOLERANCE = 1e-4  # relative error: max |tcomp - torch| / max |torch|
 
 
-def stored(name: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Model ``name``'s stored inputs (``input_<name>`` arrays) and PyTorch's outputs (the other arrays), by name."""
+def stored_lengths(name: str) -> list[int | None]:
+    """The cache lengths model ``name`` stores a case for (``<array>@<length>`` names: a model whose cache length is
+    symbolic), else ``[None]``: one case of plain names."""
     with np.load(DATA / f"{name}.npz") as data:
-        inputs = {key[len("input_"):]: data[key] for key in data.files if key.startswith("input_")}
-        outputs = {key: data[key] for key in data.files if not key.startswith("input_")}
+        lengths = sorted({int(key.rsplit("@", 1)[1]) for key in data.files if "@" in key})
+    return list(lengths) or [None]
+
+
+def stored(name: str, length: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Model ``name``'s stored inputs (``input_<name>`` arrays) and PyTorch's outputs (the other arrays), by name;
+    those of cache length ``length`` for a model that stores several (``stored_lengths``)."""
+    suffix = "" if length is None else f"@{length}"
+    with np.load(DATA / f"{name}.npz") as data:
+        keys = [key for key in data.files if ("@" not in key if length is None else key.endswith(suffix))]
+        arrays = {key[: len(key) - len(suffix)]: data[key] for key in keys}
+    inputs = {key[len("input_"):]: value for key, value in arrays.items() if key.startswith("input_")}
+    outputs = {key: value for key, value in arrays.items() if not key.startswith("input_")}
     return inputs, outputs
 
 
 def assert_matches_pytorch(name: str, executor: Any) -> None:
-    """Run ``executor`` on model ``name``'s stored inputs; every output matches PyTorch's within ``TOLERANCE``."""
-    inputs, wanted = stored(name)
-    outputs = executor.run(inputs)
-    assert outputs is not None and sorted(executor.output_names) == sorted(wanted)
-    for output, got in zip(executor.output_names, outputs):
-        want = wanted[output]
-        assert got.shape == want.shape
-        error = float(np.abs(got - want).max()) / float(np.abs(want).max())
-        assert error <= TOLERANCE, f"{name} {output}: relative error {error:.2e}"
+    """Run ``executor`` on model ``name``'s stored inputs (each stored case in turn); every output matches
+    PyTorch's within ``TOLERANCE``."""
+    for length in stored_lengths(name):
+        inputs, wanted = stored(name, length)
+        outputs = executor.run(inputs)
+        assert outputs is not None and sorted(executor.output_names) == sorted(wanted)
+        for output, got in zip(executor.output_names, outputs):
+            want = wanted[output]
+            assert got.shape == want.shape
+            error = float(np.abs(got - want).max()) / float(np.abs(want).max())
+            assert error <= TOLERANCE, f"{name} {output} (cache length {length}): relative error {error:.2e}"

@@ -23,16 +23,19 @@ MODELS = sorted(DATA.rglob("*.onnx"))
 
 
 def _input_shapes(path: Path) -> dict[str, list[int]]:
-    """The shapes of the first input set stored beside the model (``input_<name>`` or ``in0_<name>`` arrays)."""
+    """The shapes of the first input set stored beside the model (``input_<name>`` or ``in0_<name>`` arrays; of
+    the first case, ``input_<name>@<length>``, where a model stores several)."""
     stored = path.with_suffix(".npz")
     if not stored.exists():
         return {}
     with np.load(stored) as arrays:
+        cases = sorted({key.rsplit("@", 1)[1] for key in arrays.files if "@" in key})
+        suffix = f"@{cases[0]}" if cases else ""
         shapes = {}
         for key in arrays.files:
             for prefix in ("input_", "in0_"):
-                if key.startswith(prefix):
-                    shapes[key[len(prefix):]] = list(arrays[key].shape)
+                if key.startswith(prefix) and key.endswith(suffix) and ("@" in key) == bool(suffix):
+                    shapes[key[len(prefix): len(key) - len(suffix)]] = list(arrays[key].shape)
         return shapes
 
 

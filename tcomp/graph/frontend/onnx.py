@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from tcomp.graph.frontend.onnx_data import onnx_dtype, tensor_to_array
 from tcomp.graph.frontend.onnx_inputs import bind_inputs, declared_inputs
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, verify_graph
+from tcomp.graph.shared_constants import SharedConstants, derive
 
 MAX_FULL_OPSET = 21
 MAX_MODEL_BYTES = 1 << 31  # protobuf cannot hold more; bigger weights must be external data
@@ -81,7 +83,9 @@ def from_onnx(model: str | os.PathLike[str] | bytes | onnx.ModelProto,
 
 def import_model(proto: onnx.ModelProto, base_dir: Path | None,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, name: str | None = None,
-                 input_values: Mapping[str, Any] | None = None) -> Graph:
+                 input_values: Mapping[str, Any] | None = None, constants: SharedConstants | None = None) -> Graph:
+    """``proto`` as a typed graph (see ``from_onnx``); ``constants``: where the initializers read by an earlier
+    import of the same model are kept (``tcomp.graph.shared_constants``)."""
     opset = default_opset(proto)
     g = proto.graph
     check_supported(g.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset)
@@ -96,7 +100,8 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
             raise GraphError(f"initializer {position} has no name")
         if tensor.name in builder.params:
             raise GraphError(f"initializer {tensor.name!r} is defined twice")
-        builder.params[tensor.name] = tensor_to_array(tensor, base_dir, f"initializer {tensor.name!r}")
+        builder.params[tensor.name] = derive(constants, ("initializer", tensor.name), (), partial(
+            tensor_to_array, tensor, base_dir, f"initializer {tensor.name!r}"))
         infer_types_of_param(builder, tensor.name)
     order = topological_order(g.node, set(inputs) | set(input_values or {}) | set(initializer_names))
     for index in order:

@@ -13,11 +13,15 @@ Assumes: a typed graph before fusion. Does not fold a node whose outputs would e
 a kernel). The limit is 1 GiB: exports that build their weights at run time (``ConstantOfShape`` of VGG-19's 392 MiB
 classifier weight in the onnx package's light models) fold them once, as onnxruntime does, instead of writing them
 at every inference. Dead nodes and unused parameters are dropped. Returns the same graph when nothing folds.
+
+With ``constants`` (``tcomp.graph.shared_constants``), a node computed before from the same parameter arrays (a
+weight transposed or changed in layout, in another specialization of the model) takes the arrays computed then.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -25,6 +29,7 @@ from tcomp.backend import build, lower
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import Graph, GraphError, Node
 from tcomp.graph.kernels import compile_node, node_tensors
+from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import CHECK_DIVISION
 from tcomp.runtime.errors import KernelError
@@ -57,7 +62,12 @@ def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], targe
     return outputs
 
 
-def fold_constants(graph: Graph, target: Target | str | None = None) -> Graph:
+def _evaluated(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target) -> tuple[np.ndarray, ...]:
+    return tuple(evaluate_node(graph, node, params, target))
+
+
+def fold_constants(graph: Graph, target: Target | str | None = None,
+                   constants: SharedConstants | None = None) -> Graph:
     resolved = as_target(target)
     params = dict(graph.params)
     kept: list[Node] = []
@@ -75,7 +85,11 @@ def fold_constants(graph: Graph, target: Target | str | None = None) -> Graph:
         foldable = all(i in params for i in inputs)
         size = sum(graph.type_of(o).nbytes for o in node.outputs)
         if foldable and size <= MAX_FOLD_BYTES:
-            for name, value in zip(node.outputs, evaluate_node(graph, node, params, resolved)):
+            sources = [params[i] for i in inputs]
+            key = ("fold", node.op, node.attrs, tuple(graph.type_of(o) for o in node.outputs),
+                   tuple(bool(i) for i in node.inputs))
+            for name, value in zip(node.outputs, derive(constants, key, sources, partial(
+                    _evaluated, graph, node, params, resolved))):
                 params[name] = value
             changed = True
             continue

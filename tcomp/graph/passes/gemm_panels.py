@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
+from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.dense import panels_plan
 from tcomp.ops.panels import pack_panels
@@ -43,8 +45,10 @@ def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict) -> tuple[in
     return None if plan is None else (plan.blocking.nr, plan.Kp)
 
 
-def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | None = None) -> Graph:
-    """See the module docstring."""
+def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | None = None,
+                constants: SharedConstants | None = None) -> Graph:
+    """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
+    (``tcomp.graph.shared_constants``)."""
     cpu = CpuTarget.of(target)
     params = dict(graph.params)
     names = FreshNames.of(graph)
@@ -56,11 +60,12 @@ def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | Non
             found = None
         if found is not None:
             nr, depth = found
-            weight = params[node.inputs[1]]
-            if node.attr("transpose_b", False):
-                weight = weight.T
+            stored_weight = params[node.inputs[1]]
+            transposed = bool(node.attr("transpose_b", False))
+            weight = stored_weight.T if transposed else stored_weight
             stored = names.fresh(f"{node.inputs[1]}/panels{nr}")
-            params[stored] = pack_panels(weight, nr, depth)
+            params[stored] = derive(constants, ("panels", nr, depth, transposed), (stored_weight,),
+                                    partial(pack_panels, weight, nr, depth))
             node = make_node("panel_matmul", node.name, (node.inputs[0], stored), node.outputs,
                              columns=int(weight.shape[1]))
             changed = True

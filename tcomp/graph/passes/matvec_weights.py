@@ -16,18 +16,21 @@ values and types; returns the same graph when nothing applies (a computed weight
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.matvec import PACKED_MAX_ROWS, column_block, pack_column_blocks
 
 MATVEC_ROWS = PACKED_MAX_ROWS
 
 
-def _weight(graph: Graph, node: Node, params: dict[str, np.ndarray], producers: dict[str, Node]) -> np.ndarray | None:
-    """The ``[K, N]`` weight of a packable ``matmul`` (a view of a parameter), or None."""
+def _weight(graph: Graph, node: Node, params: dict[str, np.ndarray],
+            producers: dict[str, Node]) -> tuple[np.ndarray, bool] | None:
+    """The parameter holding the weight of a packable ``matmul`` and whether it is stored ``[N, K]``, or None."""
     if node.op != "matmul":
         return None
     name, transposed = node.inputs[1], bool(node.attr("transpose_b", False))
@@ -43,25 +46,28 @@ def _weight(graph: Graph, node: Node, params: dict[str, np.ndarray], producers: 
     rows = math.prod(x.shape[:-1])
     if not 1 <= rows <= MATVEC_ROWS or min(w.shape) < 2:
         return None
-    return params[name].T if transposed else params[name]
+    return params[name], transposed
 
 
-def matvec_weights(graph: Graph) -> Graph:
-    """See the module docstring."""
+def matvec_weights(graph: Graph, constants: SharedConstants | None = None) -> Graph:
+    """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
+    (``tcomp.graph.shared_constants``)."""
     params = dict(graph.params)
     producers = graph.producers()
     names = FreshNames.of(graph)
     nodes: list[Node] = []
     changed = False
     for node in graph.nodes:
-        weight = _weight(graph, node, params, producers)
-        if weight is not None:
+        found = _weight(graph, node, params, producers)
+        if found is not None:
+            weight, transposed = found
             rows = math.prod(graph.type_of(node.inputs[0]).shape[:-1])
             block = column_block(rows)
             stored = names.fresh(f"{node.inputs[1]}/packed{block}")
-            params[stored] = pack_column_blocks(weight, block)
+            params[stored] = derive(constants, ("packed_matvec", block, transposed), (weight,), partial(
+                pack_column_blocks, weight.T if transposed else weight, block))
             node = make_node("packed_matvec", node.name, (node.inputs[0], stored), node.outputs,
-                             columns=int(weight.shape[1]))
+                             columns=int(weight.shape[0 if transposed else 1]))
             changed = True
         nodes.append(node)
     return with_nodes(graph, nodes, params) if changed else graph

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.shared_constants import SharedConstants, derive
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ def _groups(graph: Graph, keep: Callable[[Node], bool] | None) -> list[list[_Pro
     return [group for group in by_key.values() if len(group) >= 2]
 
 
-def merge_projections(graph: Graph, keep: Callable[[Node], bool] | None = None) -> Graph:
-    """See the module docstring."""
+def merge_projections(graph: Graph, keep: Callable[[Node], bool] | None = None,
+                      constants: SharedConstants | None = None) -> Graph:
+    """See the module docstring; ``constants``: where the weights merged by earlier specializations are kept
+    (``tcomp.graph.shared_constants``)."""
     groups = _groups(graph, keep)
     if not groups:
         return graph
@@ -86,12 +90,14 @@ def merge_projections(graph: Graph, keep: Callable[[Node], bool] | None = None) 
     for group in groups:
         lead = group[0].product
         weight = names.fresh(f"{lead.name}/merged_weight")
-        params[weight] = np.concatenate([graph.params[p.weight] for p in group], axis=1)
+        weights = [graph.params[p.weight] for p in group]
+        params[weight] = derive(constants, ("merged", 1), weights, partial(np.concatenate, weights, axis=1))
         product = names.fresh(f"{lead.outputs[0]}/merged")
         nodes = [make_node("matmul", names.fresh(f"{lead.name}/merged"), [lead.inputs[0], weight], [product])]
         if group[0].bias is not None:
             bias = names.fresh(f"{lead.name}/merged_bias")
-            params[bias] = np.concatenate([graph.params[p.bias] for p in group if p.bias is not None])
+            biases = [graph.params[p.bias] for p in group if p.bias is not None]
+            params[bias] = derive(constants, ("merged", 0), biases, partial(np.concatenate, biases))
             biased = names.fresh(f"{product}/bias")
             nodes.append(make_node("add", names.fresh(f"{lead.name}/merged_add"), [product, bias], [biased]))
             product = biased

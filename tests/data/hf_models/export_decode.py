@@ -3,9 +3,11 @@
 The decoders have the configurations of ``gpt2_tiny`` and ``llama_tiny``. A step is the graph a server runs for each
 new token: the token's ``input_ids`` (1 x 1) and the key/value cache of the 31 tokens before it (``past.I.key``,
 ``past.I.value`` per layer: 1 x heads x 31 x head size) in; the token's hidden state (``output``) and the cache with
-it appended (``present.I.key``, ``present.I.value``: 32 positions) out. Needs torch and transformers (random weights
-from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in ``NAME.onnx.data``) and ``NAME.npz``:
-the inputs as ``input_<name>`` and PyTorch's outputs under their names.
+it appended (``present.I.key``, ``present.I.value``: 32 positions) out. ``gpt2_decode_dynamic_tiny`` and
+``llama_decode_dynamic_tiny`` are the same steps with the cache length a symbolic dimension, as serving exports
+leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). Needs torch and
+transformers (random weights from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in
+``NAME.onnx.data``) and ``NAME.npz``: the inputs as ``input_<name>`` and PyTorch's outputs under their names.
 
     python tests/data/hf_models/export_decode.py OUTDIR
 """
@@ -23,6 +25,7 @@ from export_transformers import decode_step  # noqa: E402  (the step, as the ben
 
 PAST = 31
 LAYERS = 2
+DYNAMIC_LENGTHS = (5, 6, 31)  # the cache lengths stored for the exports whose cache length is symbolic
 
 
 def gpt2() -> tuple[torch.nn.Module, int, int]:
@@ -38,25 +41,42 @@ def llama() -> tuple[torch.nn.Module, int, int]:
     return transformers.LlamaModel(config).eval(), 2, 16
 
 
-def export(name: str, make: object, outdir: str) -> None:
+def _step_inputs(kv_heads: int, head_size: int, past_length: int, seed: int) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 512, (1, 1), generator=generator)
+    past = [torch.randn(1, kv_heads, past_length, head_size, generator=generator) for _ in range(2 * LAYERS)]
+    return (ids, *past)
+
+
+def export(name: str, make: object, outdir: str, dynamic_lengths: tuple[int, ...] = ()) -> None:
+    """``dynamic_lengths``: export the cache length as a symbolic dimension (``past``) and store PyTorch's inputs
+    and outputs at each of these lengths, as ``input_<name>@<length>`` and ``<name>@<length>``."""
     torch.manual_seed(0)
     net, kv_heads, head_size = make()  # type: ignore[operator]
-    generator = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, 512, (1, 1), generator=generator)
-    past = [torch.randn(1, kv_heads, PAST, head_size, generator=generator) for _ in range(2 * LAYERS)]
+    example = _step_inputs(kv_heads, head_size, PAST, 1)
     cache_names = [f"{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
     inputs = ["input_ids"] + [f"past.{n}" for n in cache_names]
     step = decode_step(transformers, torch, net, LAYERS)
     outputs = step.output_names
+    options = {}
+    if dynamic_lengths:
+        past = torch.export.Dim("past", min=1, max=63)
+        options["dynamic_shapes"] = {"ids": None, "past": tuple({2: past} for _ in cache_names)}
+    stored: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        want = step(ids, *past)
-        torch.onnx.export(step, (ids, *past), os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
-                          output_names=outputs, dynamo=True)
-    np.savez(os.path.join(outdir, f"{name}.npz"), **{f"input_{n}": a.numpy() for n, a in zip(inputs, (ids, *past))},
-             **{n: a.numpy() for n, a in zip(outputs, want)})
+        torch.onnx.export(step, example, os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
+                          output_names=outputs, dynamo=True, **options)
+        for length in dynamic_lengths or (PAST,):
+            step_inputs = _step_inputs(kv_heads, head_size, length, 1 + length) if dynamic_lengths else example
+            suffix = f"@{length}" if dynamic_lengths else ""
+            stored.update({f"input_{n}{suffix}": a.numpy() for n, a in zip(inputs, step_inputs)})
+            stored.update({f"{n}{suffix}": a.numpy() for n, a in zip(outputs, step(*step_inputs))})
+    np.savez(os.path.join(outdir, f"{name}.npz"), **stored)
     print(f"{name}: torch {torch.__version__}, transformers {transformers.__version__}, dynamo exporter")
 
 
 if __name__ == "__main__":
     export("gpt2_decode_tiny", gpt2, sys.argv[1])
     export("llama_decode_tiny", llama, sys.argv[1])
+    export("gpt2_decode_dynamic_tiny", gpt2, sys.argv[1], DYNAMIC_LENGTHS)
+    export("llama_decode_dynamic_tiny", llama, sys.argv[1], DYNAMIC_LENGTHS)
