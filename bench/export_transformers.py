@@ -4,7 +4,8 @@ DeBERTa-v3-base-like encoder, ConvNeXt-tiny and Swin-tiny, built from Hugging Fa
 weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
-        [convnext] [swin] [gpt2_decode] [llama_decode] [bloom] [deberta] [--exporter dynamo|torchscript]
+        [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [bloom] [deberta]
+        [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
 interpreter named by ``--export-python``). Nothing is downloaded. Each model is written as ``NAME.onnx`` (weights in
@@ -34,7 +35,10 @@ configuration and the inputs, so that a cache made by another version is recogni
   inputs ``input_ids`` and ``attention_mask``;
 - ``gpt2_decode`` and ``llama_decode``: one step of generation of the ``gpt2`` and ``llama`` models as served: the
   next token's ``input_ids`` and the key/value cache of the 127 tokens before it (``past.I.key``, ``past.I.value``
-  per layer) in, its hidden state and the cache with it appended (``present.I.key``, ``present.I.value``) out.
+  per layer) in, its hidden state and the cache with it appended (``present.I.key``, ``present.I.value``) out;
+- ``gpt2_decode_static``: the step of ``gpt2`` over a static cache of 128 positions (``StaticCache``): the token's
+  ``input_ids``, its ``cache_position`` and each layer's cache (``cache.I.key``, ``cache.I.value``) in, its hidden
+  state and the caches with its keys and values written at that position out; every shape fixed for every step.
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -174,6 +178,36 @@ def decode_step(transformers: Any, torch: Any, net: Any, layers: int) -> Any:
     return DecodeStep().eval()
 
 
+def static_decode_step(transformers: Any, torch: Any, net: Any, layers: int, length: int) -> Any:
+    """``net`` as one step of generation over a static cache (``transformers.StaticCache``): ``(ids, position,
+    *cache)`` in, where ``cache`` holds each layer's keys and values for ``length`` positions and ``position`` (one
+    int64) is where the token goes; the token's hidden state and the caches with its keys and values written at
+    ``position`` out. Every shape is fixed, whatever the position: such a model compiles once for every step.
+    Attention reads positions up to ``position`` (a mask computed from it). Also used by
+    ``tests/data/hf_models/export_decode.py``."""
+
+    class StaticDecodeStep(torch.nn.Module):
+        output_names = ["output"] + [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, ids: Any, position: Any, *cache: Any) -> Any:
+            static = transformers.StaticCache(config=net.config, max_cache_len=length)
+            for layer, keys, values in zip(static.layers, cache[0::2], cache[1::2]):
+                layer.lazy_initialization(keys, values)
+                layer.keys, layer.values = keys.clone(), values.clone()  # written in place: not the inputs
+                layer.cumulative_length = position.clone()  # where the layer writes the token
+                layer.is_initialized = True
+            mask = (torch.arange(length)[None, :] <= position[:, None]).to(torch.long)
+            result = self.net(input_ids=ids, past_key_values=static, use_cache=True, cache_position=position,
+                              position_ids=position[None], attention_mask=mask, return_dict=True)
+            return (result.last_hidden_state, *[t for layer in static.layers for t in (layer.keys, layer.values)])
+
+    return StaticDecodeStep().eval()
+
+
 def _decode_step(transformers: Any, torch: Any, net: Any, vocab: int, layers: int, kv_heads: int,
                  head_dim: int) -> tuple[Any, tuple[Any, ...], list[str]]:
     """One step of generation as exported for serving: the next token's id and the key/value cache of the
@@ -193,6 +227,19 @@ def gpt2_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], li
     return step, inputs, names, config.to_dict()
 
 
+def gpt2_decode_static(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    config = transformers.GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=1024,
+                                     attn_implementation="eager")
+    net = transformers.GPT2Model(config).eval()
+    ids = torch.randint(0, config.vocab_size, (1, 1), generator=torch.Generator().manual_seed(SEED))
+    generator = torch.Generator().manual_seed(SEED)
+    cache = tuple(torch.randn(1, HEADS, SEQUENCE, HIDDEN // HEADS, generator=generator) for _ in range(2 * LAYERS))
+    position = torch.tensor([SEQUENCE - 1])
+    names = ["input_ids", "cache_position"] + [f"cache.{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
+    step = static_decode_step(transformers, torch, net, LAYERS, SEQUENCE)
+    return step, (ids, position, *cache), names, config.to_dict()
+
+
 def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     config = transformers.LlamaConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                       num_key_value_heads=HEADS // 3, intermediate_size=2048, vocab_size=32000,
@@ -204,7 +251,8 @@ def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], l
 
 
 MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
-          "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode, "bloom": bloom,
+          "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode,
+          "gpt2_decode_static": gpt2_decode_static, "bloom": bloom,
           "deberta": deberta}
 
 

@@ -12,7 +12,8 @@
   ``gpt2`` and ``llama`` (GPT-2-small-like and Llama-like decoders, sequence 128), ``t5`` and ``whisper`` (a
   T5-small-like encoder at sequence 128, a Whisper-base-like encoder over 30 s of audio), ``convnext`` and ``swin``
   (ConvNeXt-tiny and Swin-tiny at 224), ``gpt2_decode`` and ``llama_decode`` (one generation step of those
-  decoders: a token and the key/value cache of 127 before it), ``bloom`` and ``deberta`` (a BLOOM-like decoder
+  decoders: a token and the key/value cache of 127 before it), ``gpt2_decode_static`` (the GPT-2 step over a static
+  cache of 128 positions, the token at position 0), ``bloom`` and ``deberta`` (a BLOOM-like decoder
   and a DeBERTa-v3-base-like encoder, sequence 128) the same way, run only when named;
 - ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
   operators that export writes (no torch needed; random weights).
@@ -36,9 +37,10 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 LIGHT = {"vgg19": "light_vgg19", "zfnet512": "light_zfnet512", "shufflenet": "light_shufflenet",
          "squeezenet": "light_squeezenet", "densenet121": "light_densenet121", "inception_v2": "light_inception_v2"}
 EXPORTED = ("bert", "vit", "gpt2", "convnext", "llama", "swin", "t5", "whisper", "gpt2_decode", "llama_decode",
-            "bloom", "deberta")
+            "gpt2_decode_static", "bloom", "deberta")
 FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "llama": "transformer",
-          "gpt2_decode": "transformer", "llama_decode": "transformer", "bloom": "transformer",
+          "gpt2_decode": "transformer", "llama_decode": "transformer", "gpt2_decode_static": "transformer",
+          "bloom": "transformer",
           "deberta": "transformer",
           "swin": "transformer", "t5": "transformer", "whisper": "transformer", "convnext": "cnn",
           "bert_base": "transformer", "vit_b16": "transformer",
@@ -48,7 +50,7 @@ ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "
        "mobilenet_v2")
 # not in the default set
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
-            "llama_decode", "bloom", "deberta")
+            "llama_decode", "gpt2_decode_static", "bloom", "deberta")
 
 
 class MissingModel(Exception):
@@ -74,7 +76,8 @@ def light_model_path(name: str) -> Path:
 
 def example_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
     """Random inputs for the graph inputs of ``model`` (a ``ModelProto``) that are not initializers: floats from a
-    normal distribution, integer ``*mask*`` inputs all ones, other integers (token ids) in ``[0, 1000)``."""
+    normal distribution, integer ``*mask*`` inputs all ones, integer ``*position*`` inputs 0, 1, 2 ... along their
+    last axis, other integers (token ids) in ``[0, 1000)``."""
     import onnx
 
     rng = np.random.default_rng(seed)
@@ -90,6 +93,9 @@ def example_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
             inputs[value.name] = rng.standard_normal(shape).astype(dtype)
         elif "mask" in value.name:
             inputs[value.name] = np.ones(shape, dtype)
+        elif "position" in value.name:
+            positions = np.arange(shape[-1]) if shape else np.zeros((), np.int64)
+            inputs[value.name] = np.broadcast_to(positions, shape).astype(dtype)
         else:
             inputs[value.name] = rng.integers(0, 1000, shape).astype(dtype)
     return inputs

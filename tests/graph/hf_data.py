@@ -13,8 +13,8 @@ TOLERANCE = 1e-4  # relative error: max |tcomp - torch| / max |torch|
 
 
 def stored_lengths(name: str) -> list[int | None]:
-    """The cache lengths model ``name`` stores a case for (``<array>@<length>`` names: a model whose cache length is
-    symbolic), else ``[None]``: one case of plain names."""
+    """The cases model ``name`` stores (``<array>@<n>`` names: a cache length of a model whose cache length is
+    symbolic, a token's position in a static cache), else ``[None]``: one case of plain names."""
     with np.load(DATA / f"{name}.npz") as data:
         lengths = sorted({int(key.rsplit("@", 1)[1]) for key in data.files if "@" in key})
     return list(lengths) or [None]
@@ -22,7 +22,7 @@ def stored_lengths(name: str) -> list[int | None]:
 
 def stored(name: str, length: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Model ``name``'s stored inputs (``input_<name>`` arrays) and PyTorch's outputs (the other arrays), by name;
-    those of cache length ``length`` for a model that stores several (``stored_lengths``)."""
+    those of case ``length`` for a model that stores several (``stored_lengths``)."""
     suffix = "" if length is None else f"@{length}"
     with np.load(DATA / f"{name}.npz") as data:
         keys = [key for key in data.files if ("@" not in key if length is None else key.endswith(suffix))]
@@ -43,4 +43,4 @@ def assert_matches_pytorch(name: str, executor: Any) -> None:
             want = wanted[output]
             assert got.shape == want.shape
             error = float(np.abs(got - want).max()) / float(np.abs(want).max())
-            assert error <= TOLERANCE, f"{name} {output} (cache length {length}): relative error {error:.2e}"
+            assert error <= TOLERANCE, f"{name} {output} (case {length}): relative error {error:.2e}"

@@ -50,3 +50,19 @@ def test_decoding_step_matches_pytorch(name: str) -> None:
         [attention] = [m for m in kernel.attr("body").nodes if m.op == "attention"]
         assert attention.attr("tiles")[0] == 1  # mr: the micro tile has the query's one row
         assert len(set(kernel.inputs) & set(fused.outputs)) == 2  # this layer's present key and value
+
+
+def test_a_static_cache_step_compiles_once_for_every_position() -> None:
+    """GPT-2's step over a static cache (``export_decode.py``: the token's position an input, the cache 32 positions
+    whatever the step) compiles once, to a plain executor, and matches PyTorch with the token at positions 5, 6 and
+    31; its attention, masked by the position, is fused."""
+    fused: list[int] = []
+
+    def dump(stage: str, graph: Graph) -> None:
+        if stage == "simplify":
+            fused.append(sum(node.op == "attention" for node in graph.nodes))
+
+    executor = tg.compile(DATA / "gpt2_decode_static_tiny.onnx", target="llvm -num-cores=2", dump=dump)
+    assert isinstance(executor, tg.GraphExecutor)
+    assert_matches_pytorch("gpt2_decode_static_tiny", executor)
+    assert fused == [2]  # one per layer

@@ -5,8 +5,9 @@ new token: the token's ``input_ids`` (1 x 1) and the key/value cache of the 31 t
 ``past.I.value`` per layer: 1 x heads x 31 x head size) in; the token's hidden state (``output``) and the cache with
 it appended (``present.I.key``, ``present.I.value``: 32 positions) out. ``gpt2_decode_dynamic_tiny`` and
 ``llama_decode_dynamic_tiny`` are the same steps with the cache length a symbolic dimension, as serving exports
-leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). Needs torch and
-transformers (random weights from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in
+leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). ``gpt2_decode_static_tiny``
+is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``). Needs
+torch and transformers (random weights from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in
 ``NAME.onnx.data``) and ``NAME.npz``: the inputs as ``input_<name>`` and PyTorch's outputs under their names.
 
     python tests/data/hf_models/export_decode.py OUTDIR
@@ -21,11 +22,12 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-from export_transformers import decode_step  # noqa: E402  (the step, as the benchmark exports it)
+from export_transformers import decode_step, static_decode_step  # noqa: E402  (the steps the benchmark exports)
 
 PAST = 31
 LAYERS = 2
 DYNAMIC_LENGTHS = (5, 6, 31)  # the cache lengths stored for the exports whose cache length is symbolic
+STATIC_POSITIONS = (5, 6, 31)  # the token's positions stored for the step over a static cache
 
 
 def gpt2() -> tuple[torch.nn.Module, int, int]:
@@ -68,9 +70,37 @@ def export(name: str, make: object, outdir: str, dynamic_lengths: tuple[int, ...
                           output_names=outputs, dynamo=True, **options)
         for length in dynamic_lengths or (PAST,):
             step_inputs = _step_inputs(kv_heads, head_size, length, 1 + length) if dynamic_lengths else example
-            suffix = f"@{length}" if dynamic_lengths else ""
-            stored.update({f"input_{n}{suffix}": a.numpy() for n, a in zip(inputs, step_inputs)})
-            stored.update({f"{n}{suffix}": a.numpy() for n, a in zip(outputs, step(*step_inputs))})
+            _store_case(stored, step, inputs, step_inputs, f"@{length}" if dynamic_lengths else "")
+    _save(outdir, name, stored)
+
+
+def export_static(name: str, make: object, outdir: str) -> None:
+    """The step over a static cache of ``PAST + 1`` positions (``static_decode_step``: the token's id, its
+    ``cache_position`` and each layer's cache in; every shape fixed): PyTorch's inputs and outputs with the token at
+    each of ``STATIC_POSITIONS``, stored as ``input_<name>@<position>`` and ``<name>@<position>``."""
+    torch.manual_seed(0)
+    net, kv_heads, head_size = make()  # type: ignore[operator]
+    step = static_decode_step(transformers, torch, net, LAYERS, PAST + 1)
+    inputs = ["input_ids", "cache_position"] + [f"cache.{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
+    stored: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for position in STATIC_POSITIONS:
+            ids, *cache = _step_inputs(kv_heads, head_size, PAST + 1, 1 + position)
+            step_inputs = (ids, torch.tensor([position]), *cache)
+            if not stored:
+                torch.onnx.export(step, step_inputs, os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
+                                  output_names=step.output_names, dynamo=True)
+            _store_case(stored, step, inputs, step_inputs, f"@{position}")
+    _save(outdir, name, stored)
+
+
+def _store_case(stored: dict[str, np.ndarray], step: torch.nn.Module, inputs: list[str],
+                step_inputs: tuple[torch.Tensor, ...], suffix: str) -> None:
+    stored.update({f"input_{n}{suffix}": a.numpy() for n, a in zip(inputs, step_inputs)})
+    stored.update({f"{n}{suffix}": a.numpy() for n, a in zip(step.output_names, step(*step_inputs))})
+
+
+def _save(outdir: str, name: str, stored: dict[str, np.ndarray]) -> None:
     np.savez(os.path.join(outdir, f"{name}.npz"), **stored)
     print(f"{name}: torch {torch.__version__}, transformers {transformers.__version__}, dynamo exporter")
 
@@ -80,3 +110,4 @@ if __name__ == "__main__":
     export("llama_decode_tiny", llama, sys.argv[1])
     export("gpt2_decode_dynamic_tiny", gpt2, sys.argv[1], DYNAMIC_LENGTHS)
     export("llama_decode_dynamic_tiny", llama, sys.argv[1], DYNAMIC_LENGTHS)
+    export_static("gpt2_decode_static_tiny", gpt2, sys.argv[1])
