@@ -11,9 +11,15 @@ API (classic TVM graph runtime, plus a plain call)::
     ex.export("out/")                  # kernels.so + graph.json + params.npz
     ex2 = tcomp.graph.load_executor("out/")
 
-Each kernel is an entry point with the ABI of ``tcomp/runtime/artifact.py``, with argument pointers prepared once
-(storage never moves); a run calls them all through one ``ctypes`` call (``tcomp/runtime/sequence.py``). Kernels
-come from the JIT (after ``compile``) or from the exported library (after ``load_executor``); both run the same code.
+Each kernel is an entry point with the ABI of ``tcomp/runtime/artifact.py``, with argument pointers prepared once;
+a run calls them all through one ``ctypes`` call (``tcomp/runtime/sequence.py``). Kernels come from the JIT (after
+``compile``) or from the exported library (after ``load_executor``); both run the same code.
+
+``run(inputs)`` reads and writes the caller's arrays where it can instead of copying: an input or output whose
+planned storage holds no other value (``bindable``) is bound for that run, by its argument pointers, to the array
+given (an input of the exact dtype and shape, C-ordered and aligned) or to a new array the run returns (an output).
+An input stays bound (a later ``run()`` reads it again) until it is set again; an output until the next run, so an
+array handed to the caller is never written again.
 """
 
 from __future__ import annotations
@@ -102,6 +108,9 @@ class GraphExecutor:
             errors = (ctypes.c_int64 * max(1, spec.error_slots))()
             self._calls.append((ENTRY_PROTOTYPE(address), pointers, sizes, errors, spec))
         self._native_calls = self._calls  # a subclass may replace ``_calls`` by callables that are not entry points
+        self._slots = _argument_slots(self._calls)
+        self._bindable = bindable(program)
+        self._planned: dict[str, np.ndarray] = {}  # value -> its planned array, while bound to another
         self._sequence: SequenceRunner | None = None
         self._input_index = {name: i for i, name in enumerate(program.inputs)}
         self.modules: list[Any] | None = None  # the kernels' modules, one per kernel (compiled executors; for export)
@@ -117,6 +126,7 @@ class GraphExecutor:
 
     def _set_one(self, key: str | int, value: Any) -> None:
         name = self.program.inputs[key] if isinstance(key, int) else key
+        self._unbind((name,))  # copied into the planned storage, not into the array of an earlier run
         if name not in self._input_index:
             if name in self.program.params or name in self.program.constants:
                 self._set_param(name, value)
@@ -148,13 +158,50 @@ class GraphExecutor:
     # ------------------------------------------------------------------------------------------------------ running
     def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
         """Run the graph. ``run(**inputs)`` / ``run()`` as TVM (results via ``get_output``); ``run([x, ...])`` or
-        ``run({"x": x})`` returns the outputs as numpy arrays."""
-        take_inputs(self.program.name, self.program.inputs, self._set_one, inputs, named)
+        ``run({"x": x})`` returns the outputs as numpy arrays (see the module docstring for the arrays it binds)."""
+        self._unbind(self.program.outputs)
+        if inputs is None:
+            take_inputs(self.program.name, self.program.inputs, self._set_one, inputs, named)
+            self._check_runs_here()
+            self._run_kernels()
+            return None
+        binds = self._calls is self._native_calls
+        take_inputs(self.program.name, self.program.inputs, self._bind_input if binds else self._set_one, inputs,
+                    named)
+        fresh = {}
+        for name in self.program.outputs:
+            if binds and name in self._bindable and name not in fresh:
+                fresh[name] = storage_view(_aligned_storage(self.program.types[name].nbytes), self.program.types[name])
+                self._bind(name, fresh[name])
         self._check_runs_here()
         self._run_kernels()
-        if inputs is not None:
-            return [self.get_output(i) for i in range(self.get_num_outputs())]
-        return None
+        return [fresh[name] if name in fresh else self.get_output(i) for i, name in enumerate(self.program.outputs)]
+
+    def _bind_input(self, key: str | int, value: Any) -> None:
+        """Input ``key`` read from ``value`` itself by this run when it can be, else copied (``_set_one``)."""
+        name = self.program.inputs[key] if isinstance(key, int) else key
+        t = self.program.types.get(name)
+        if name in self._bindable and isinstance(value, np.ndarray) and t is not None and value.shape == t.shape \
+                and value.dtype == np.dtype(_numpy_dtype(t.dtype)) and value.flags.c_contiguous \
+                and value.flags.aligned:
+            self._bind(name, value)
+        else:
+            self._set_one(key, value)
+
+    def _bind(self, name: str, array: np.ndarray) -> None:
+        self._planned.setdefault(name, self._arrays[name])
+        self._arrays[name] = array
+        for pointers, position in self._slots.get(name, ()):
+            pointers[position] = array.ctypes.data
+
+    def _unbind(self, names: Sequence[str]) -> None:
+        """Values ``names`` back on their planned storage."""
+        for name in names:
+            planned = self._planned.pop(name, None)
+            if planned is not None:
+                self._arrays[name] = planned
+                for pointers, position in self._slots.get(name, ()):
+                    pointers[position] = planned.ctypes.data
 
     def get_output(self, index: int) -> np.ndarray:
         """A copy of output ``index``."""
@@ -250,6 +297,27 @@ def take_inputs(name: str, input_names: Sequence[str], set_one: Callable[[str | 
         raise TypeError(f"{name} takes {len(input_names)} inputs {list(input_names)}, got {len(inputs)}")
     for index, value in enumerate(inputs):
         set_one(index, value)
+
+
+def bindable(program: ExecutorProgram) -> frozenset[str]:
+    """The inputs and outputs a run may bind to the caller's arrays: those alone in their storage (no other value
+    placed there at any time, no part written at an offset), of at least one element, not both input and output."""
+    sharing: dict[int, int] = {}
+    for storage in program.storage_of.values():
+        sharing[storage] = sharing.get(storage, 0) + 1
+    both = set(program.inputs) & set(program.outputs)
+    return frozenset(name for name in (*program.inputs, *program.outputs)
+                     if name in program.storage_of and sharing[program.storage_of[name]] == 1
+                     and not program.offset_of.get(name) and name not in both and program.types[name].numel > 0)
+
+
+def _argument_slots(calls: Sequence[tuple[Any, Any, Any, Any, KernelSpec]]) -> dict[str, list[tuple[Any, int]]]:
+    """value -> (the argument pointers of a kernel, the position) for every argument that is that value."""
+    slots: dict[str, list[tuple[Any, int]]] = {}
+    for _, pointers, _, _, spec in calls:
+        for position, name in enumerate(spec.args):
+            slots.setdefault(name, []).append((pointers, position))
+    return slots
 
 
 def storage_view(storage: Any, t: TensorType, offset: int = 0) -> Any:

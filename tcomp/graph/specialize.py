@@ -123,7 +123,16 @@ class SpecializingExecutor:
         decl = self._decls.get(name)
         if decl is None:
             raise KeyError(f"{self.name} has no input {name!r}; inputs: {list(self.input_names)}")
-        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name))
+        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name), copy=True)
+
+    def _take(self, key: str | int, value: Any) -> None:
+        """Input ``key`` of a run: ``value`` itself where it is already an array of the input's type (kept for later
+        runs without inputs, as ``GraphExecutor.run`` keeps it)."""
+        name = self.input_names[key] if isinstance(key, int) else key
+        decl = self._decls.get(name)
+        if decl is None:
+            raise KeyError(f"{self.name} has no input {name!r}; inputs: {list(self.input_names)}")
+        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name), copy=False)
 
     def get_input(self, key: str | int) -> np.ndarray:
         name = self.input_names[key] if isinstance(key, int) else key
@@ -134,16 +143,14 @@ class SpecializingExecutor:
     # ------------------------------------------------------------------------------------------------------ running
     def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
         """As ``GraphExecutor.run``: compiles first when no specialization matches the inputs."""
-        take_inputs(self.name, self.input_names, self._hold, inputs, named)
+        take_inputs(self.name, self.input_names, self._take, inputs, named)
         missing = [n for n in self._decls if n not in self._pending]
         if missing:
             raise ValueError(f"{self.name}: inputs {missing} are not set")
         executor = self._specialization()
-        executor.run({n: a for n, a in self._pending.items() if n in executor.input_names})
+        outputs = executor.run({n: a for n, a in self._pending.items() if n in executor.input_names})
         self._last = executor
-        if inputs is not None:
-            return [executor.get_output(i) for i in range(executor.get_num_outputs())]
-        return None
+        return outputs if inputs is not None else None
 
     def _key(self) -> Key:
         shapes = tuple(self._pending[n].shape for n in self._decls)
@@ -223,8 +230,9 @@ class SpecializingExecutor:
                          f"{' and '.join(fixes)} (input_shapes= / input_values= in Python)")
 
 
-def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None) -> np.ndarray:
-    """``value`` as an array of input ``decl``'s element type and one of its shapes."""
+def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None, copy: bool) -> np.ndarray:
+    """``value`` as an array of input ``decl``'s element type and one of its shapes; ``copy``: a copy of its own
+    even where ``value`` already is such an array."""
     array = np.asarray(value)
     expected = np.dtype(dt.to_numpy(decl.dtype))
     if array.dtype != expected:
@@ -236,4 +244,4 @@ def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None) -> np.n
         None if shape == fixed else f"the shape bound at compile time is {list(fixed)}")
     if why is not None:
         raise ValueError(f"input {decl.name!r}: shape {list(shape)} does not fit: {why}")
-    return np.array(array, order="C", copy=True)  # held until the run: later changes to ``value`` do not count
+    return np.array(array, order="C", copy=True) if copy else np.require(array, requirements="C")
