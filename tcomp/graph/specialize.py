@@ -118,21 +118,18 @@ class SpecializingExecutor:
             self._hold(key, value)
         take_inputs(self.name, self.input_names, self._hold, None, params)
 
-    def _hold(self, key: str | int, value: Any) -> None:
+    def _hold(self, key: str | int, value: Any, copy: bool = True) -> None:
+        """Input ``key`` for the next run: a copy of ``value``, or with ``copy=False`` (the inputs of ``run`` itself)
+        ``value`` itself where it is already an array of the input's type, kept for later runs without inputs as
+        ``GraphExecutor.run`` keeps it."""
         name = self.input_names[key] if isinstance(key, int) else key
         decl = self._decls.get(name)
         if decl is None:
             raise KeyError(f"{self.name} has no input {name!r}; inputs: {list(self.input_names)}")
-        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name), copy=True)
+        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name), copy)
 
     def _take(self, key: str | int, value: Any) -> None:
-        """Input ``key`` of a run: ``value`` itself where it is already an array of the input's type (kept for later
-        runs without inputs, as ``GraphExecutor.run`` keeps it)."""
-        name = self.input_names[key] if isinstance(key, int) else key
-        decl = self._decls.get(name)
-        if decl is None:
-            raise KeyError(f"{self.name} has no input {name!r}; inputs: {list(self.input_names)}")
-        self._pending[name] = _checked(decl, value, self._fixed_shapes.get(name), copy=False)
+        self._hold(key, value, copy=False)
 
     def get_input(self, key: str | int) -> np.ndarray:
         name = self.input_names[key] if isinstance(key, int) else key
