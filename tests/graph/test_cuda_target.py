@@ -15,6 +15,7 @@ from tcomp.graph.testing import ModelBuilder
 from tcomp.runtime.cuda_device import gpu_available
 from tcomp.runtime.cuda_emu import EmulationError, host_compiler
 from tcomp.runtime.cuda_module import CudaModule
+from tests.graph.test_grid_sample import grid_points, grid_sample_model
 
 
 def _has_host_compiler() -> bool:
@@ -227,3 +228,14 @@ def test_emulated_run_shows_a_progress_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert f"emulating kernel 1/{executor.num_kernels}" in text
     assert text.endswith(f"emulated {executor.num_kernels} kernels in " + text.split(" kernels in ")[-1])
     assert text.endswith(" s\x1b[K\n")
+
+
+@pytest.mark.filterwarnings("ignore::tcomp.graph.EmulationWarning")
+@pytest.mark.parametrize("mode, padding", [("linear", "reflection"), ("cubic", "border"), ("nearest", "zeros")])
+def test_grid_sample_matches_onnxruntime(mode: str, padding: str) -> None:
+    x = np.random.default_rng(3).standard_normal((1, 2, 5, 6)).astype(np.float32)
+    grid = grid_points([1, 3, 4, 2])
+    model = grid_sample_model([1, 2, 5, 6], [1, 3, 4, 2], 20, mode=mode, padding_mode=padding)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x, "grid": grid})[0]
+    [got] = tg.compile(model, target="cuda").run([x, grid])  # type: ignore[misc]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -1,5 +1,5 @@
 """ONNX converters for neural-network operators: convolutions, matrix products, pooling, normalizations, softmax,
-LRN, Resize and the deprecated Upsample.
+LRN, Resize, the deprecated Upsample and GridSample.
 
 1-D and 2-D convolutions and poolings run as the 2-D operators (``conv2d``, ``pool2d``: a 1-D one over a height of
 1), which have tuned schedules and layouts; 3-D convolutions, transposed convolutions of any rank, dilated or Lp
@@ -399,6 +399,21 @@ def _resize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) 
                        cubic_coeff_a=a.float("cubic_coeff_a", -0.75),
                        exclude_outside=bool(a.int("exclude_outside", 0)), **attrs)]
     return [b.add1("resize", [x], output=node.output[0], **attrs)]
+
+
+@converts("GridSample", (16, 20, 22))
+def _grid_sample(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    """GridSample: definition 16 names the modes ``bilinear`` and ``bicubic`` (2 spatial axes), 20 on ``linear``
+    and ``cubic`` (any number of axes; tcomp takes 2 or 3)."""
+    names = {"bilinear": "linear", "bicubic": "cubic", "nearest": "nearest"} if v < 20 else \
+        {"linear": "linear", "cubic": "cubic", "nearest": "nearest"}
+    given = a.string("mode", "bilinear" if v < 20 else "linear")
+    if given not in names:
+        raise b.error(f"mode {given!r} is not one of {', '.join(names)}")
+    if v < 20 and b.type(ins[0]).ndim != 4:
+        raise b.error(f"GridSample-{v} takes a 4-D input, got {b.type(ins[0]).ndim}-D")
+    return [b.add1("grid_sample", ins[:2], output=node.output[0], mode=names[given],
+                   padding=a.string("padding_mode", "zeros"), align_corners=bool(a.int("align_corners", 0)))]
 
 
 @converts("Upsample", (7, 9))

@@ -5,6 +5,7 @@ from tcomp.graph.opdefs import (
     einsum,
     elemwise,
     fused,
+    grid_sample,
     indexing,
     layout,
     math,
@@ -14,5 +15,5 @@ from tcomp.graph.opdefs import (
     transform,
 )
 
-__all__ = ["attention", "einsum", "elemwise", "fused", "indexing", "layout", "math", "nn", "resize", "spatial",
-           "transform"]
+__all__ = ["attention", "einsum", "elemwise", "fused", "grid_sample", "indexing", "layout", "math", "nn", "resize",
+           "spatial", "transform"]
