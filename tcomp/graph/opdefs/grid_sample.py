@@ -66,19 +66,22 @@ def _compute_dtype(ctx: LowerContext) -> str:
     return "float64" if ctx.types[1].dtype == "float64" else "float32"  # type: ignore[union-attr]
 
 
+def _periodic(c: Expr, low: float, period: float) -> Expr:
+    """``(c - low) mod period``, with ``c - low`` first clamped to a whole number of periods near 2^20 (float32 has
+    no fractions left there), which also keeps infinities out."""
+    limit = period * float(max(1, int(2**20 / period)))
+    u = _clamp(c - low, -limit, limit)
+    return u - te.floor(u / period) * period
+
+
 def _reflect(c: Expr, low: float, high: float) -> Expr:
-    """``c`` reflected at ``low`` and ``high`` until inside: with ``u = c - low`` and ``s = high - low``, the
-    triangle wave ``low + s - |(u mod 2s) - s|`` (the reference's rule; ``c`` appears once, so nested uses do not
-    multiply the expression). ``u`` is first clamped to a whole number of periods below 2^20 (float32 has no
-    fractions left there), which also keeps infinities out."""
+    """``c`` reflected at ``low`` and ``high`` until inside: with ``s = high - low``, the triangle wave
+    ``low + s - |((c - low) mod 2s) - s|`` (the reference's rule; ``c`` appears once, so nested uses do not
+    multiply the expression)."""
     span = high - low
     if span <= 0:
         return te.const(low, c.dtype)
-    period = 2 * span
-    limit = period * float(int(2**20 / period))
-    u = _clamp(c - low, -limit, limit)
-    folded = u - te.floor(u / period) * period
-    return low + span - te.abs(folded - span)
+    return low + span - te.abs(_periodic(c, low, 2 * span) - span)
 
 
 def _coordinate(ctx: LowerContext, g: Expr, extent: int) -> Expr:
@@ -94,11 +97,9 @@ def _coordinate(ctx: LowerContext, g: Expr, extent: int) -> Expr:
     if ctx.attr("mode") == "cubic":  # padding applies to each tap, not to the coordinate
         if padding != "reflection":
             return _clamp(c, -OUTSIDE, extent - 1 + OUTSIDE)  # further out reads the same (zeros, or the edge)
-        period = 2 * (high - low)  # whole periods of the reflection leave every tap's reflection as it is
-        if period <= 0:
+        if high <= low:
             return te.const(low, ct)
-        u = _clamp(c - low, -2.0**20, 2.0**20)
-        return low + (u - te.floor(u / period) * period)
+        return low + _periodic(c, low, 2 * (high - low))  # whole periods leave every tap's reflection as it is
     if padding == "zeros":  # further out reads zeros all the same
         return _clamp(c, -OUTSIDE, extent - 1 + OUTSIDE)
     if padding == "border":
