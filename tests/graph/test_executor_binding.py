@@ -4,6 +4,8 @@ the caller is never written again, and a caller's array is never written at all.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -40,6 +42,20 @@ def test_returned_arrays_are_never_written_again(executor: tg.GraphExecutor) -> 
     for got, want in zip(second, expected(a2, b2)):  # type: ignore[arg-type]
         np.testing.assert_allclose(got, want, rtol=1e-5)
     assert all(not np.shares_memory(x, y) for x in first for y in second)  # type: ignore[union-attr]
+
+
+def test_the_memory_of_dropped_outputs_serves_later_runs(executor: tg.GraphExecutor) -> None:
+    earlier: list[weakref.ref] = []  # the memory of every output returned (an array's base), not held
+    for _ in range(3):
+        earlier += [weakref.ref(out.base) for out in executor.run(list(_inputs()))]  # type: ignore[union-attr]
+    outputs = executor.run(list(_inputs()))
+    assert all(any(out.base is ref() for ref in earlier) for out in outputs)  # type: ignore[union-attr]
+    view = outputs[0][1:]  # type: ignore[index]
+    kept = view.copy()
+    del outputs
+    for _ in range(3):
+        executor.run(list(_inputs()))
+    np.testing.assert_array_equal(view, kept)  # the caller's view keeps its memory out of reuse
 
 
 def test_the_callers_inputs_are_never_written(executor: tg.GraphExecutor) -> None:
