@@ -4,7 +4,8 @@ DeBERTa-v3-base-like encoder, ConvNeXt-tiny and Swin-tiny, built from Hugging Fa
 weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
-        [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [bloom] [deberta]
+        [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [gpt2_decode_dynamic]
+        [llama_decode_dynamic] [bloom] [deberta]
         [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
@@ -38,7 +39,9 @@ configuration and the inputs, so that a cache made by another version is recogni
   per layer) in, its hidden state and the cache with it appended (``present.I.key``, ``present.I.value``) out;
 - ``gpt2_decode_static``: the step of ``gpt2`` over a static cache of 128 positions (``StaticCache``): the token's
   ``input_ids``, its ``cache_position`` and each layer's cache (``cache.I.key``, ``cache.I.value``) in, its hidden
-  state and the caches with its keys and values written at that position out; every shape fixed for every step.
+  state and the caches with its keys and values written at that position out; every shape fixed for every step;
+- ``gpt2_decode_dynamic`` and ``llama_decode_dynamic``: ``gpt2_decode`` and ``llama_decode`` with the cache length a
+  symbolic dimension (1 to 1023), as serving exports leave it (``bench/decode.py`` runs them at several lengths).
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -227,6 +230,22 @@ def gpt2_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], li
     return step, inputs, names, config.to_dict()
 
 
+def _cache_length_symbolic(torch: Any, step: tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]) -> Any:
+    """A decoding step (as ``gpt2_decode`` returns it) whose cache length is a symbolic dimension, ``past``."""
+    module, inputs, names, config = step
+    past = torch.export.Dim("past", min=1, max=1023)
+    module.dynamic_shapes = {"ids": None, "past": tuple({2: past} for _ in inputs[1:])}
+    return module, inputs, names, config
+
+
+def gpt2_decode_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _cache_length_symbolic(torch, gpt2_decode(transformers, torch))
+
+
+def llama_decode_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _cache_length_symbolic(torch, llama_decode(transformers, torch))
+
+
 def gpt2_decode_static(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     config = transformers.GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=1024,
                                      attn_implementation="eager")
@@ -252,7 +271,8 @@ def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], l
 
 MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
           "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode,
-          "gpt2_decode_static": gpt2_decode_static, "bloom": bloom,
+          "gpt2_decode_static": gpt2_decode_static, "gpt2_decode_dynamic": gpt2_decode_dynamic,
+          "llama_decode_dynamic": llama_decode_dynamic, "bloom": bloom,
           "deberta": deberta}
 
 
@@ -274,6 +294,8 @@ def export(name: str, outdir: str, exporter: str) -> None:
     path = os.path.join(outdir, f"{name}.onnx")
     dynamo = exporter == "dynamo"
     options: dict[str, Any] = {} if dynamo else {"opset_version": 17}
+    if dynamo and hasattr(net, "dynamic_shapes"):  # symbolic dimensions (a decoding step's cache length)
+        options["dynamic_shapes"] = net.dynamic_shapes
     # a decoding step names its outputs (the hidden state and the cache); a model, its first output
     module, outputs = (net, net.output_names) if hasattr(net, "output_names") else (FirstOutput().eval(), ["output"])
     with torch.no_grad():

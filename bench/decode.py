@@ -1,0 +1,114 @@
+"""Generation steps at several cache lengths: tcomp against onnxruntime in the same run.
+
+Models (``--models``): ``gpt2_decode_dynamic`` and ``llama_decode_dynamic`` (``bench/export_transformers.py``: one
+step of the GPT-2-small-like and Llama-like decoders, exported with the key/value cache's length symbolic, as
+serving exports leave it), from the cache folder of ``bench/models.py`` (``--export --export-python PYTHON``
+exports them). tcomp compiles each once (a ``SpecializingExecutor``); onnxruntime opens it with ``--threads``
+intra-op threads.
+
+For each cache length (``--lengths``): a token id and a random cache of that length; the first tcomp run (it
+compiles this length's specialization: its seconds, and the process's memory growth, are printed), the relative
+error against onnxruntime (max |difference| / max |reference| over the outputs), then both run with the same
+inputs in alternating rounds (``--rounds`` of ``--number`` runs each, ``tcomp.runtime.timer.alternating``); each
+call is ``run(inputs)``, the outputs returned as arrays, as a generation loop calls it. The table gives min, median
+and p99 latency per library and their ratios.
+
+    python bench/decode.py [--models gpt2_decode_dynamic,llama_decode_dynamic] [--lengths 127,511,1000]
+                           [--rounds 6] [--number 5] [--threads 2] [--cache DIR] [--export --export-python PYTHON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import print_table  # noqa: E402
+from model_sources import DEFAULT_CACHE, ensure_exported  # noqa: E402
+from models import interleaved, relative_error  # noqa: E402
+
+import tcomp.graph as tg  # noqa: E402
+
+MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * 4096 / 2**20
+
+
+def step_inputs(model: object, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A token id and a random cache of ``length`` positions for every cache input of ``model`` (a ModelProto)."""
+    inputs: dict[str, np.ndarray] = {}
+    for value in model.graph.input:  # type: ignore[attr-defined]
+        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        if value.name == "input_ids":
+            inputs[value.name] = rng.integers(0, 1000, (1, 1)).astype(np.int64)
+        else:
+            inputs[value.name] = rng.standard_normal((dims[0], dims[1], length, dims[3])).astype(np.float32)
+    return inputs
+
+
+def bench(name: str, args: argparse.Namespace) -> list[list[str]]:
+    import onnx
+    import onnxruntime as ort
+
+    path = ensure_exported(name, args.cache, args.export, args.export_python)
+    model = onnx.load(str(path), load_external_data=False)
+    executor = tg.compile(str(path), target=f"llvm -num-cores={args.threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    rows = []
+    for length in args.lengths:
+        inputs = step_inputs(model, length, rng)
+        before = resident_mb()
+        start = time.perf_counter()
+        got = executor.run(inputs)
+        first = time.perf_counter() - start
+        grown = resident_mb() - before
+        want = session.run(None, inputs)
+        error = max(relative_error(g, w) for g, w in zip(got, want))  # type: ignore[arg-type]
+        timed = interleaved({"tcomp": partial(executor.run, inputs), "ort": partial(session.run, None, inputs)},
+                            args.rounds, args.number)
+        t, o = timed["tcomp"], timed["ort"]
+        rows.append([name, str(length), f"{first:.2f}", f"{grown:.0f}", f"{t.min * 1e3:.2f}", f"{t.median * 1e3:.2f}",
+                     f"{t.p99 * 1e3:.2f}", f"{o.min * 1e3:.2f}", f"{o.median * 1e3:.2f}", f"{o.p99 * 1e3:.2f}",
+                     f"{t.min / o.min:.2f}", f"{t.median / o.median:.2f}", f"{t.p99 / o.p99:.2f}", f"{error:.1e}"])
+        print(f"{name} cache {length}: first run {first:.2f} s, tcomp median {t.median * 1e3:.2f} ms, onnxruntime "
+              f"{o.median * 1e3:.2f} ms", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--lengths", default="127,511,1000")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--number", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--export", action="store_true")
+    parser.add_argument("--export-python")
+    args = parser.parse_args()
+    args.lengths = [int(n) for n in args.lengths.split(",")]
+    names = args.models.split(",")
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; models: {list(MODELS)}")
+    rows = [row for name in names for row in bench(name, args)]
+    print(f"\nbatch 1, float32, {args.threads} threads; latencies in ms; first: the first run at a new cache length, "
+          "which compiles it (s), and the memory it added (MB); ratio = tcomp / onnxruntime")
+    print_table(["model", "cache", "first", "+MB", "tcomp min", "median", "p99", "ort min", "median", "p99",
+                 "min/ort", "median/ort", "p99/ort", "rel err"], rows)
+
+
+if __name__ == "__main__":
+    main()
