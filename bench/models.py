@@ -15,8 +15,9 @@ executor runs in the same rounds: its median and its ratio to the tuned one are 
 with ``--threads`` intra-op threads (tcomp's target has as many cores). Every tcomp result is checked against
 onnxruntime's (relative error: max |difference| / max |reference|, the largest over the outputs). Then both run
 interleaved, round after round (``--rounds``, each round ``--number`` timed runs of each library, in an order that
-turns every round), so they see the same machine load; every run is one sample, and the table gives min, median and
-p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the ratios of every model and
+turns every round), so they see the same machine load; every run takes the inputs and returns the outputs as arrays
+on both sides (tcomp's ``run(inputs)``, onnxruntime's ``session.run``) and is one sample, and the table gives min,
+median and p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the ratios of every model and
 their geometric mean.
 
 ``--background-load 0,1`` runs every model twice: idle (0), then with one extra process running a 1-thread busy
@@ -39,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +131,11 @@ def bench_model(source: Source, args: argparse.Namespace, loads: list[int]) -> l
     print(f"{source.name} ({source.note}): compiled in {seconds:.1f} s ({stages}); {executor.num_kernels} kernels; "
           f"relative error {error:.1e}; activations {plan.planned_bytes / 2**20:.1f} MiB "
           f"planned, {plan.unplanned_bytes / 2**20:.1f} MiB unplanned", flush=True)
-    executor.set_input(**source.inputs)
-    runners = {"tcomp": executor.run, "onnxruntime": lambda: session.run(None, source.inputs)}
+    # each side takes the inputs and returns the outputs as arrays, every run
+    runners = {"tcomp": partial(executor.run, source.inputs), "onnxruntime": partial(session.run, None, source.inputs)}
     if args.tuning_records:
         untuned = tg.compile(source.model, f"llvm -num-cores={args.threads}")
-        untuned.set_input(**source.inputs)
-        runners["untuned"] = untuned.run
+        runners["untuned"] = partial(untuned.run, source.inputs)
     rows = []
     for load in loads:
         with BackgroundLoad(load):

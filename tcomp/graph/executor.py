@@ -214,8 +214,9 @@ class GraphExecutor:
     def _bind(self, name: str, array: np.ndarray) -> None:
         self._planned.setdefault(name, self._arrays[name])
         self._arrays[name] = array
+        address = array.ctypes.data
         for pointers, position in self._slots.get(name, ()):
-            pointers[position] = array.ctypes.data
+            pointers[position] = address
 
     def _unbind(self, names: Sequence[str]) -> None:
         """Values ``names`` back on their planned storage."""
@@ -223,8 +224,9 @@ class GraphExecutor:
             planned = self._planned.pop(name, None)
             if planned is not None:
                 self._arrays[name] = planned
+                address = planned.ctypes.data
                 for pointers, position in self._slots.get(name, ()):
-                    pointers[position] = planned.ctypes.data
+                    pointers[position] = address
 
     def get_output(self, index: int) -> np.ndarray:
         """A copy of output ``index``."""
