@@ -27,6 +27,7 @@ each run's outputs to the next, as a decoder its cache, then writes pages alread
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import sys
 import time
@@ -113,7 +114,8 @@ class GraphExecutor:
             self._calls.append((ENTRY_PROTOTYPE(address), pointers, sizes, errors, spec))
         self._native_calls = self._calls  # a subclass may replace ``_calls`` by callables that are not entry points
         self._slots = _argument_slots(self._calls)
-        self._bindable = bindable(program)
+        self._bindable = {name: (np.dtype(_numpy_dtype(program.types[name].dtype)), program.types[name].shape)
+                          for name in bindable(program)}  # with the dtype and shape a bound array has
         self._planned: dict[str, np.ndarray] = {}  # value -> its planned array, while bound to another
         self._returned: list[np.ndarray] = []  # the memory of the outputs the last runs returned
         self._sequence: SequenceRunner | None = None
@@ -177,36 +179,35 @@ class GraphExecutor:
         issued: list[np.ndarray] = []
         for name in self.program.outputs:
             if binds and name in self._bindable and name not in fresh:
-                fresh[name] = self._output_array(self.program.types[name], issued)
+                fresh[name] = self._output_array(*self._bindable[name], issued)
                 self._bind(name, fresh[name])
         self._returned = (self._returned + issued)[-RECYCLED_RUNS * max(1, len(issued)):]
         self._check_runs_here()
         self._run_kernels()
         return [fresh[name] if name in fresh else self.get_output(i) for i, name in enumerate(self.program.outputs)]
 
-    def _output_array(self, t: TensorType, issued: list[np.ndarray]) -> np.ndarray:
-        """A new array of type ``t`` for an output, on the memory of one an earlier run returned where the caller
-        holds no array on it any more (fresh pages cost more than the writes: 11 against 3 ms for 74 MB here)."""
-        nbytes = t.nbytes + ALIGNMENT
+    def _output_array(self, dtype: np.dtype, shape: tuple[int, ...], issued: list[np.ndarray]) -> np.ndarray:
+        """A new array for an output, on the memory of one an earlier run returned where the caller holds no array
+        on it any more (fresh pages cost more than the writes: 11 against 3 ms for 74 MB here)."""
+        size = dtype.itemsize * math.prod(shape)
         block = None
         for position in range(len(self._returned)):
             candidate = self._returned[position]
-            if candidate.nbytes == nbytes and sys.getrefcount(candidate) == 3:  # the list, here, the argument
+            if candidate.nbytes == size + ALIGNMENT and sys.getrefcount(candidate) == 3:  # list, here, argument
                 block = self._returned.pop(position)
                 break
         if block is None:
-            block = np.empty(nbytes, dtype=np.uint8)
+            block = np.empty(size + ALIGNMENT, dtype=np.uint8)
         issued.append(block)
         offset = (-block.ctypes.data) % ALIGNMENT
-        return storage_view(block[offset: offset + t.nbytes], t)
+        return block[offset: offset + size].view(dtype).reshape(shape)
 
     def _bind_input(self, key: str | int, value: Any) -> None:
         """Input ``key`` read from ``value`` itself by this run when it can be, else copied (``_set_one``)."""
         name = self.program.inputs[key] if isinstance(key, int) else key
-        t = self.program.types.get(name)
-        if name in self._bindable and isinstance(value, np.ndarray) and t is not None and value.shape == t.shape \
-                and value.dtype == np.dtype(_numpy_dtype(t.dtype)) and value.flags.c_contiguous \
-                and value.flags.aligned:
+        layout = self._bindable.get(name)
+        if layout is not None and isinstance(value, np.ndarray) and value.dtype == layout[0] \
+                and value.shape == layout[1] and value.flags.c_contiguous and value.flags.aligned:
             self._bind(name, value)
         else:
             self._set_one(key, value)
