@@ -25,34 +25,20 @@ import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import print_table  # noqa: E402
-from model_sources import DEFAULT_CACHE, ensure_exported  # noqa: E402
+from model_sources import DEFAULT_CACHE, ensure_exported, example_inputs  # noqa: E402
 from models import interleaved, relative_error  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
 
-MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")
+MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")  # their cache length is the dimension ``past``
 
 
 def resident_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * 4096 / 2**20
-
-
-def step_inputs(model: object, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """A token id and a random cache of ``length`` positions for every cache input of ``model`` (a ModelProto)."""
-    inputs: dict[str, np.ndarray] = {}
-    for value in model.graph.input:  # type: ignore[attr-defined]
-        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
-        if value.name == "input_ids":
-            inputs[value.name] = rng.integers(0, 1000, (1, 1)).astype(np.int64)
-        else:
-            inputs[value.name] = rng.standard_normal((dims[0], dims[1], length, dims[3])).astype(np.float32)
-    return inputs
 
 
 def bench(name: str, args: argparse.Namespace) -> list[list[str]]:
@@ -65,10 +51,9 @@ def bench(name: str, args: argparse.Namespace) -> list[list[str]]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
     rows = []
     for length in args.lengths:
-        inputs = step_inputs(model, length, rng)
+        inputs = example_inputs(model, seed=length, dims={"past": length})  # a token id and a random cache
         before = resident_mb()
         start = time.perf_counter()
         got = executor.run(inputs)

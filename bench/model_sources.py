@@ -25,7 +25,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +74,11 @@ def light_model_path(name: str) -> Path:
     return Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light" / f"{LIGHT[name]}.onnx"
 
 
-def example_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
+def example_inputs(model: Any, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """Random inputs for the graph inputs of ``model`` (a ``ModelProto``) that are not initializers: floats from a
     normal distribution, integer ``*mask*`` inputs all ones, integer ``*position*`` inputs 0, 1, 2 ... along their
-    last axis, other integers (token ids) in ``[0, 1000)``."""
+    last axis, other integers (token ids) in ``[0, 1000)``. A symbolic dimension takes its size from ``dims`` (by
+    its name), else 1."""
     import onnx
 
     rng = np.random.default_rng(seed)
@@ -87,7 +88,7 @@ def example_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type
-        shape = [d.dim_value if d.dim_value > 0 else 1 for d in tensor.shape.dim]
+        shape = [d.dim_value if d.dim_value > 0 else (dims or {}).get(d.dim_param, 1) for d in tensor.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
         if np.issubdtype(dtype, np.floating):
             inputs[value.name] = rng.standard_normal(shape).astype(dtype)

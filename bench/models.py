@@ -17,8 +17,8 @@ onnxruntime's (relative error: max |difference| / max |reference|, the largest o
 interleaved, round after round (``--rounds``, each round ``--number`` timed runs of each library, in an order that
 turns every round), so they see the same machine load; every run takes the inputs and returns the outputs as arrays
 on both sides (tcomp's ``run(inputs)``, onnxruntime's ``session.run``) and is one sample, and the table gives min,
-median and p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the ratios of every model and
-their geometric mean.
+median and p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the ratios of every
+model and their geometric mean.
 
 ``--background-load 0,1`` runs every model twice: idle (0), then with one extra process running a 1-thread busy
 loop for the whole timing (1); with several conditions the summary adds each library's slowdown under load (median
