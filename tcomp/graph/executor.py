@@ -79,10 +79,19 @@ class ExecutorProgram:
     offset_of: dict[str, int] = field(default_factory=dict)  # byte offset of a value in its storage, where not 0
 
 
+def _block(nbytes: int) -> np.ndarray:
+    """Memory for ``nbytes`` (at least one) at an ``ALIGNMENT``-byte boundary somewhere inside (``_aligned``)."""
+    return np.empty(max(nbytes, 1) + ALIGNMENT, dtype=np.uint8)
+
+
+def _aligned(block: np.ndarray, nbytes: int) -> np.ndarray:
+    """The ``nbytes`` (at least one) of ``block`` from its first ``ALIGNMENT``-byte boundary."""
+    offset = (-block.ctypes.data) % ALIGNMENT
+    return block[offset: offset + max(nbytes, 1)]
+
+
 def _aligned_storage(nbytes: int) -> np.ndarray:
-    raw = np.empty(max(nbytes, 1) + ALIGNMENT, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % ALIGNMENT
-    return raw[offset: offset + max(nbytes, 1)]
+    return _aligned(_block(nbytes), nbytes)
 
 
 class GraphExecutor:
@@ -197,10 +206,9 @@ class GraphExecutor:
                 block = self._returned.pop(position)
                 break
         if block is None:
-            block = np.empty(size + ALIGNMENT, dtype=np.uint8)
+            block = _block(size)
         issued.append(block)
-        offset = (-block.ctypes.data) % ALIGNMENT
-        return block[offset: offset + size].view(dtype).reshape(shape)
+        return _aligned(block, size).view(dtype).reshape(shape)
 
     def _bind_input(self, key: str | int, value: Any) -> None:
         """Input ``key`` read from ``value`` itself by this run when it can be, else copied (``_set_one``)."""
