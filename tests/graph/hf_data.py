@@ -3,6 +3,7 @@ executor computes from those inputs against every stored output."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +13,30 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 TOLERANCE = 1e-4  # relative error: max |tcomp - torch| / max |torch|
 
 
+def case_lengths(keys: Iterable[str]) -> list[int | None]:
+    """The cases the arrays named ``keys`` hold (``<array>@<n>`` names: a cache length of a model whose cache length
+    is symbolic, a token's position in a static cache), else ``[None]``: one case of plain names."""
+    return sorted({int(key.rsplit("@", 1)[1]) for key in keys if "@" in key}) or [None]
+
+
+def case_keys(keys: Iterable[str], length: int | None) -> dict[str, str]:
+    """The arrays of case ``length`` among ``keys``: their names without the case's suffix -> their keys."""
+    suffix = "" if length is None else f"@{length}"
+    return {key[: len(key) - len(suffix)]: key for key in keys
+            if ("@" not in key if length is None else key.endswith(suffix))}
+
+
 def stored_lengths(name: str) -> list[int | None]:
-    """The cases model ``name`` stores (``<array>@<n>`` names: a cache length of a model whose cache length is
-    symbolic, a token's position in a static cache), else ``[None]``: one case of plain names."""
+    """The cases model ``name`` stores (``case_lengths``)."""
     with np.load(DATA / f"{name}.npz") as data:
-        lengths = sorted({int(key.rsplit("@", 1)[1]) for key in data.files if "@" in key})
-    return list(lengths) or [None]
+        return case_lengths(data.files)
 
 
 def stored(name: str, length: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Model ``name``'s stored inputs (``input_<name>`` arrays) and PyTorch's outputs (the other arrays), by name;
     those of case ``length`` for a model that stores several (``stored_lengths``)."""
-    suffix = "" if length is None else f"@{length}"
     with np.load(DATA / f"{name}.npz") as data:
-        keys = [key for key in data.files if ("@" not in key if length is None else key.endswith(suffix))]
-        arrays = {key[: len(key) - len(suffix)]: data[key] for key in keys}
+        arrays = {base: data[key] for base, key in case_keys(data.files, length).items()}
     inputs = {key[len("input_"):]: value for key, value in arrays.items() if key.startswith("input_")}
     outputs = {key: value for key, value in arrays.items() if not key.startswith("input_")}
     return inputs, outputs

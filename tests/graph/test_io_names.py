@@ -17,6 +17,7 @@ import pytest
 
 import tcomp.graph as tg
 from tcomp.graph import testing
+from tests.graph.hf_data import case_keys, case_lengths
 
 DATA = Path(__file__).parents[1] / "data"
 MODELS = sorted(DATA.rglob("*.onnx"))
@@ -29,13 +30,11 @@ def _input_shapes(path: Path) -> dict[str, list[int]]:
     if not stored.exists():
         return {}
     with np.load(stored) as arrays:
-        cases = sorted({key.rsplit("@", 1)[1] for key in arrays.files if "@" in key})
-        suffix = f"@{cases[0]}" if cases else ""
         shapes = {}
-        for key in arrays.files:
+        for base, key in case_keys(arrays.files, case_lengths(arrays.files)[0]).items():
             for prefix in ("input_", "in0_"):
-                if key.startswith(prefix) and key.endswith(suffix) and ("@" in key) == bool(suffix):
-                    shapes[key[len(prefix): len(key) - len(suffix)]] = list(arrays[key].shape)
+                if base.startswith(prefix):
+                    shapes[base[len(prefix):]] = list(arrays[key].shape)
         return shapes
 
 
