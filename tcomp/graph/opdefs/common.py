@@ -90,3 +90,14 @@ def const_tensor(values: np.ndarray, dtype: str, name: str) -> Tensor:
 def safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
     return cleaned or "node"
+
+
+def cubic_near(t: Any, a: float) -> Any:
+    """Keys' cubic convolution kernel with coefficient ``a`` at a distance ``t`` of at most 1 (Resize's cubic mode,
+    GridSample's): ``(a + 2) t^3 - (a + 3) t^2 + 1``."""
+    return ((a + 2) * t - (a + 3)) * t * t + 1.0
+
+
+def cubic_far(t: Any, a: float) -> Any:
+    """Keys' cubic kernel at a distance ``t`` between 1 and 2: ``a t^3 - 5 a t^2 + 8 a t - 4 a``."""
+    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a

@@ -30,8 +30,10 @@ from typing import Any
 from tcomp import te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
+from tcomp.graph.opdefs.common import cubic_far, cubic_near
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, max_expr, min_expr
+from tcomp.ops.utils import clamp_index
 from tcomp.te.tensor import Tensor
 
 MODES = ("linear", "nearest", "cubic")
@@ -115,27 +117,19 @@ def _tap(ctx: LowerContext, index: Expr, extent: int) -> tuple[Expr, Expr | None
     """The index an element ``index`` of an axis reads (inside the input), and with ``zeros`` padding the
     condition that it is inside (else None: it always reads)."""
     padding = ctx.attr("padding")
-    clamped = max_expr(min_expr(index, extent - 1), 0)
     if padding == "zeros":
-        return clamped, te.all(index >= 0, index < extent)
+        return clamp_index(index, extent), te.all(index >= 0, index < extent)
     if padding == "reflection":
         low, high = _borders(extent, bool(ctx.attr("align_corners", False)))
         reflected = te.cast(_reflect(te.cast(index, "float32"), low, high), "int32")  # truncated, as the reference
-        return max_expr(min_expr(reflected, extent - 1), 0), None
-    return clamped, None
+        return clamp_index(reflected, extent), None
+    return clamp_index(index, extent), None
 
 
 def _cubic_weights(f: Expr) -> list[Expr]:
     """Keys' cubic weights of the taps at offsets -1, 0, 1, 2 from ``floor(c)``, ``f = c - floor(c)``."""
-    a = CUBIC_A
-
-    def near(t: Expr) -> Expr:
-        return ((a + 2) * t - (a + 3)) * t * t + 1.0
-
-    def far(t: Expr) -> Expr:
-        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
-
-    return [far(f + 1.0), near(f), near(1.0 - f), far(2.0 - f)]
+    return [cubic_far(f + 1.0, CUBIC_A), cubic_near(f, CUBIC_A), cubic_near(1.0 - f, CUBIC_A),
+            cubic_far(2.0 - f, CUBIC_A)]
 
 
 def _lower(ctx: LowerContext) -> list[Tensor]:

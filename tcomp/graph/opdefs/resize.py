@@ -31,9 +31,10 @@ from typing import Any
 from tcomp import te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
-from tcomp.graph.opdefs.common import ints_attr
+from tcomp.graph.opdefs.common import cubic_far, cubic_near, ints_attr
 from tcomp.ir import dtype as dt
-from tcomp.ir.expr import Expr, max_expr, min_expr
+from tcomp.ir.expr import Expr, max_expr
+from tcomp.ops.utils import clamp_index
 from tcomp.te.tensor import Tensor
 
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
@@ -85,10 +86,6 @@ def _source_coordinate(ctx: LowerContext, axis: int, index: Expr, n: int, m: int
     return te.const((end - start) * (n - 1) / 2 + start * (n - 1), "float64")
 
 
-def _clamp(index: Expr, n: int) -> Expr:
-    return max_expr(min_expr(index, n - 1), 0)
-
-
 def _nearest(ctx: LowerContext, coordinate: Expr) -> Expr:
     mode = ctx.attr("nearest_mode", "round_prefer_floor")
     if mode == "round_prefer_floor":
@@ -118,7 +115,7 @@ def _lower_resize(ctx: LowerContext) -> list[Tensor]:
         coords = {d: _source_coordinate(ctx, d, i[d], in_shape[d], out_shape[d]) for d in resized}
         conditions = [te.all(coords[d] >= 0.0, coords[d] <= float(in_shape[d] - 1)) for d in resized] if crop else []
         if not linear or not resized:
-            index = [(_clamp(_nearest(ctx, coords[d]), in_shape[d]) if d in coords else i[d])
+            index = [(clamp_index(_nearest(ctx, coords[d]), in_shape[d]) if d in coords else i[d])
                      for d in range(len(in_shape))]
             value = x[tuple(index)]
         else:
@@ -130,7 +127,7 @@ def _lower_resize(ctx: LowerContext) -> list[Tensor]:
                 index = list(i)
                 for d, bit in zip(resized, corner):
                     low = te.cast(lows[d], "int32")
-                    index[d] = _clamp(low + bit if bit else low, in_shape[d])
+                    index[d] = clamp_index(low + bit if bit else low, in_shape[d])
                     factor = fracs[d] if bit else 1.0 - fracs[d]
                     weight = factor if weight is None else weight * factor
                 term = te.cast(x[tuple(index)], "float64") * weight
@@ -152,12 +149,9 @@ def _kernel(ctx: LowerContext, t: Expr) -> Expr:
     if ctx.attr("mode") == "linear":
         return max_expr(1.0 - distance, te.const(0.0, "float64"))
     a = float(ctx.attr("cubic_coeff_a", -0.75))
-    d2 = distance * distance
-    d3 = d2 * distance
-    near = (a + 2) * d3 - (a + 3) * d2 + 1.0
-    far = a * d3 - 5 * a * d2 + 8 * a * distance - 4 * a
     zero = te.const(0.0, "float64")
-    return te.if_then_else(distance <= 1.0, near, te.if_then_else(distance < 2.0, far, zero))
+    return te.if_then_else(distance <= 1.0, cubic_near(distance, a),
+                           te.if_then_else(distance < 2.0, cubic_far(distance, a), zero))
 
 
 def _taps(ctx: LowerContext, axis: int) -> tuple[int, int, float]:
@@ -222,7 +216,7 @@ def _lower_filtered(ctx: LowerContext) -> list[Tensor]:
         weight: Expr | None = None
         for d in resized:
             low = te.cast(te.floor(coordinates[d](i[d])), "int32")
-            index[d] = _clamp(low + taps[d].var + starts[d], in_shape[d])
+            index[d] = clamp_index(low + taps[d].var + starts[d], in_shape[d])
             factor = tables[d][i[d], taps[d].var]
             weight = factor if weight is None else weight * factor
         assert weight is not None
