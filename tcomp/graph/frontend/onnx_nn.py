@@ -80,7 +80,12 @@ def _add_bias(b: Builder, y: str, bias: str, channels: int, output: str | None) 
 # ---------------------------------------------------------------------------------------------------------------------
 @converts("Conv", (1, 11, 22))
 def _conv(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    x, w, bias = ins[0], ins[1], optional(ins, 2)
+    return [convolve(b, a, ins[0], ins[1], optional(ins, 2), node.output[0])]
+
+
+def convolve(b: Builder, a: Attrs, x: str, w: str, bias: str, output: str | None) -> str:
+    """ONNX Conv of ``x`` by ``w`` (plus ``bias`` unless empty) with the node's attributes ``a``, named ``output``
+    (a fresh name when None); ConvInteger and QLinearConv convolve their offset operands with it."""
     rank = _spatial_rank(b, x, "convolution")
     xt, wt = b.type(x), b.type(w)
     if wt.ndim != xt.ndim:
@@ -92,21 +97,21 @@ def _conv(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) ->
     pads = resolve_pads(b, a, xt.shape[2:], kernel, strides, dilations)
     groups = a.int("group", 1)
     if rank > 2:
-        y = b.add1("conv_nd", [x, w], output=None if bias else node.output[0], strides=tuple(strides),
+        y = b.add1("conv_nd", [x, w], output=None if bias else output, strides=tuple(strides),
                    pads=tuple(pads), dilations=tuple(dilations), groups=groups)
-        return [_add_bias(b, y, bias, wt.shape[0], node.output[0]) if bias else y]
-    last = node.output[0] if not bias and rank == 2 else None
+        return _add_bias(b, y, bias, wt.shape[0], output) if bias else y
+    last = output if not bias and rank == 2 else None
     if rank == 1:
         x, w = _as_2d(b, x), _as_2d(b, w)
         strides, dilations, pads = [1, *strides], [1, *dilations], [0, pads[0], 0, pads[1]]
     y = b.add1("conv2d", [x, w], output=last, strides=tuple(strides), pads=tuple(pads),
                dilations=tuple(dilations), groups=groups)
     if bias:
-        y = _add_bias(b, y, bias, wt.shape[0], node.output[0] if rank == 2 else None)
+        y = _add_bias(b, y, bias, wt.shape[0], output if rank == 2 else None)
     if rank == 1:
         shape = b.type(y).shape
-        y = b.add1("reshape", [y], output=node.output[0], shape=(shape[0], shape[1], shape[3]))
-    return [y]
+        y = b.add1("reshape", [y], output=output, shape=(shape[0], shape[1], shape[3]))
+    return y
 
 
 @converts("ConvTranspose", (1, 11, 22))

@@ -34,6 +34,12 @@ def require_float(ctx: InferContext, t: TensorType, what: str = "input 0") -> No
         raise ctx.error(f"{what} must be a float tensor, got {t.dtype}")
 
 
+def require_float_or_int32(ctx: InferContext, t: TensorType, what: str = "input 0") -> None:
+    """Convolutions take float tensors and int32 ones (the integer convolutions of quantized models)."""
+    if not dt.is_float(t.dtype) and t.dtype != "int32":
+        raise ctx.error(f"{what} must be a float or int32 tensor, got {t.dtype}")
+
+
 def int_attr(ctx: InferContext, key: str, default: int | None = None) -> int:
     value = ctx.attr(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -15,7 +15,14 @@ import numpy as np
 from tcomp import ops, te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
-from tcomp.graph.opdefs.common import conv2d_output_hw, ints_attr, normalize_axis, require_float, same_dtype
+from tcomp.graph.opdefs.common import (
+    conv2d_output_hw,
+    ints_attr,
+    normalize_axis,
+    require_float,
+    require_float_or_int32,
+    same_dtype,
+)
 from tcomp.ir.expr import Expr, const, max_expr, min_expr
 from tcomp.ops.matvec import packed_matvec
 from tcomp.ops.panels import panel_matmul
@@ -27,7 +34,7 @@ from tcomp.te.tensor import Tensor
 # conv2d
 def _infer_conv2d(ctx: InferContext) -> list[TensorType]:
     x, w = ctx.type(0), ctx.type(1)
-    require_float(ctx, x)
+    require_float_or_int32(ctx, x)
     same_dtype(ctx, [x, w])
     if x.ndim != 4 or w.ndim != 4:
         raise ctx.error(f"expects 4-D data and weight, got {x} and {w}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
-from tcomp.graph.opdefs.common import int_attr, ints_attr, require_float, same_dtype
+from tcomp.graph.opdefs.common import int_attr, ints_attr, require_float, require_float_or_int32, same_dtype
 from tcomp.ops import spatial
 from tcomp.te.tensor import Tensor
 
@@ -38,7 +38,7 @@ def _rank(ctx: InferContext, x: TensorType) -> int:
 def _conv_types(ctx: InferContext) -> tuple[TensorType, TensorType, int]:
     """The data and weight types of a (transposed) convolution, checked, and the spatial rank."""
     x, w = ctx.type(0), ctx.type(1)
-    require_float(ctx, x)
+    require_float_or_int32(ctx, x)
     same_dtype(ctx, [x, w])
     rank = _rank(ctx, x)
     if w.ndim != x.ndim:
