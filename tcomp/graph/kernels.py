@@ -25,7 +25,7 @@ import numpy as np
 from tcomp import config, te
 from tcomp.backend import backend_for, build, lower
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
-from tcomp.graph.op import LowerContext, get_op
+from tcomp.graph.op import LowerContext, compiled_in, get_op
 from tcomp.graph.opdefs.common import fill, safe_name
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import CHECK_DIVISION, PrimFunc
@@ -82,7 +82,7 @@ def body_of(node: Node) -> tuple[Node, ...]:
 
 
 def kernel_inputs(graph: Graph, node: Node) -> tuple[str, ...]:
-    """The values a node's kernel takes as arguments: its inputs without the one-element parameters (baked in)."""
+    """The values a node's kernel takes as arguments: its inputs without the one-element parameters baked in."""
     return tuple(name for name in dict.fromkeys(i for i in node.inputs if i) if not _baked(graph, node, name))
 
 
@@ -94,7 +94,7 @@ def baked_params(graph: Graph, node: Node) -> tuple[str, ...]:
 
 def _baked(graph: Graph, node: Node, name: str) -> bool:
     value = _param(graph, node, name)
-    return value is not None and value.size == 1
+    return value is not None and compiled_in(value, body_of(node))
 
 
 def _param(graph: Graph, node: Node, name: str) -> np.ndarray | None:
@@ -121,7 +121,7 @@ def node_tensors(graph: Graph, node: Node) -> NodeTensors:
         for name in member.inputs:
             if name and name not in tensors:
                 value = _param(graph, node, name)
-                if value is None or value.size != 1:
+                if value is None or not compiled_in(value, members):
                     raise GraphError(f"node {node.name}: value {name!r} is neither an input nor a constant")
                 tensors[name] = fill(value.shape, value.reshape(-1)[0].item(), dt.normalize(value.dtype),
                                      f"const_{safe_name(name)[:24]}")
@@ -186,8 +186,8 @@ def node_signature(graph: Graph, node: Node) -> str:
     for member in body_of(node):
         args = []
         for name in member.inputs:
-            value = _param(graph, node, name) if name else None
-            if value is not None and value.size == 1:
+            value = _param(graph, node, name) if name and _baked(graph, node, name) else None
+            if value is not None:
                 args.append(f"const({value.dtype}:{value.reshape(-1)[0].item()!r}:{value.shape})")
             else:
                 args.append(ref(name))

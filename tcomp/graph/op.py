@@ -138,3 +138,14 @@ def pattern_of(node: Node, types: dict[str, TensorType] | None = None) -> OpPatt
         if out is not None and all(types.get(i) is not None and types[i].shape == out.shape for i in node.inputs if i):
             return OpPattern.ELEMWISE
     return pattern
+
+
+def compiled_in(value: np.ndarray, members: Sequence[Node]) -> bool:
+    """Whether the kernel of the operator nodes ``members`` (a fused group, or one node) compiles the parameter
+    ``value`` in as a constant rather than taking it as an argument: a one-element parameter, but a float one in the
+    kernel of a product or convolution (``OUT_ELEMWISE_FUSABLE``). There its load is nothing beside the kernel's
+    work, and one-element values that differ from layer to layer (a quantized model's scales) would otherwise
+    compile a kernel per layer."""
+    if value.size != 1:
+        return False
+    return value.dtype.kind != "f" or not any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in members)

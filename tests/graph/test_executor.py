@@ -220,3 +220,31 @@ def test_set_input_on_a_parameter_compiled_into_the_code_raises(tmp_path: Path) 
     with pytest.raises(ValueError, match="'scale' is compiled into the code as a constant"):
         single.set_input(scale=np.array([5.0], np.float32))
     np.testing.assert_array_equal(single.run([x])[0], [2.0, 2.0, 2.0])
+
+
+def test_scalars_of_product_kernels_are_arguments_shared_by_layers() -> None:
+    """Two layers that differ only in a scalar scale (as a quantized model's layers do) run one product kernel that
+    takes the scale as an argument, each layer with its own value; a scalar of an elementwise kernel stays a
+    constant compiled into the code."""
+    rng = np.random.default_rng(5)
+    weights = [rng.standard_normal((8, 8)).astype(np.float32) for _ in range(2)]
+    nodes = [helper.make_node("Mul", ["x", "half"], ["halved"])]
+    inits = [numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    value = "halved"
+    for layer, (weight, scale) in enumerate(zip(weights, (0.5, 3.0))):
+        nodes += [helper.make_node("MatMul", [value, f"w{layer}"], [f"p{layer}"]),
+                  helper.make_node("Mul", [f"p{layer}", f"s{layer}"], [f"y{layer}"])]
+        inits += [numpy_helper.from_array(weight, f"w{layer}"),
+                  numpy_helper.from_array(np.array(scale, np.float32), f"s{layer}")]
+        value = f"y{layer}"
+    graph = helper.make_graph(nodes, "layers", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                              [helper.make_tensor_value_info("y1", TensorProto.FLOAT, [4, 8])], inits)
+    executor = tg.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    want = (x * 0.5 @ weights[0] * 0.5) @ weights[1] * 3.0
+    np.testing.assert_allclose(executor.run([x])[0], want, rtol=1e-5, atol=1e-5)
+    products = [k for k in executor.program.kernels if any(a.startswith("w") for a in k.args)]
+    assert len(products) == 2 and products[0].entry == products[1].entry
+    assert {"s0", "s1"} <= {a for k in products for a in k.args}
+    with pytest.raises(ValueError, match="'half' is compiled into the code as a constant"):
+        executor.set_input("half", np.array(2.0, np.float32))

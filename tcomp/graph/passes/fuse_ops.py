@@ -37,7 +37,7 @@ import networkx as nx
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, Node, make_node
-from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.op import OpPattern, compiled_in, get_op
 
 MAX_GROUP_SIZE = 64
 VIEW_OPS = frozenset({"reshape", "transpose", "strided_slice", "broadcast_to", "split"})
@@ -214,7 +214,7 @@ def _rewrite(graph: Graph, nodes: list[Node], group_list: list[list[int]], index
                 if not value or value in defined or value in inputs or value in body_params:
                     continue
                 param = graph.params.get(value)
-                if param is not None and param.size == 1:
+                if param is not None and compiled_in(param, [nodes[k] for k in group]):
                     body_params[value] = param
                 else:
                     inputs.append(value)
