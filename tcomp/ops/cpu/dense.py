@@ -58,13 +58,12 @@ from tcomp.ops.cpu.packed_matmul import (
     operand,
     packed_product,
     plan_gemm,
-    schedule_packed_product,
+    splice_packed_product,
     split_columns_over_cores,
 )
 from tcomp.ops.cpu.panel_tiles import PanelTile, chosen_tile, panel_workload, plan_with_tile, tile_error
 from tcomp.ops.cpu.views import rows_in_place
 from tcomp.ops.panels import PANELS
-from tcomp.schedule.cache import replace_op, restart_stage
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
@@ -235,32 +234,14 @@ def _a_in_place(a: Operand, m: int, k: int) -> bool:
 
 def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, plan: GemmPlan,
                  cpu: CpuTarget) -> bool:
-    """Replace the product's compute by the packed GEMM's stages (as ``cache_write`` replaces a stage's compute by
-    a copy of a new stage): zero-padded packed panels of A and B, the product of whole tiles on the micro-kernel
-    and, where the tiles overshoot C, a copy of the product's top-left corner (inlined into ``host`` when there is
-    one). Reads of ``tensor`` elsewhere are redirected to the new output, so callers keep their tensors. The
-    epilogue ``host`` (or the copy) runs inside the product's parallel loop, block by block
-    (``packed_matmul.host_blocks``); returns whether ``host`` was scheduled so."""
+    """The product's compute replaced by the packed GEMM's stages (``splice_packed_product``); returns whether
+    ``host`` was scheduled with it."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     a_operand, b_operand = _operands(op)
     panels = b_operand.tensor if op.attrs.get(PANELS) else None
     stages = packed_product(plan, a_operand, b_operand, name=op.name, tag=op.tag, attrs=op.attrs, panels=panels)
-    output = stages.output.op
-    assert isinstance(output, ComputeOp)
-    position = s.stages.index(stage)
-    replace_op(s, stage, output)
-    restart_stage(stage, tuple(output.axis) + tuple(output.reduce_axis))
-    copies = (stages.packed_a, stages.product) if stages.b_packed_before else \
-        (stages.packed_b, stages.packed_a, stages.product)
-    new = [t.op for t in copies if t is not None and t.op is not output]
-    for offset, new_op in enumerate(new):
-        s.insert_stage(new_op, position + offset)
-    if plan.padded and host is not None:
-        stage.compute_inline()
-    block_host = host if host is not None else stage if plan.padded else None
-    schedule_packed_product(s, plan, stages, block_host)
-    return host is not None
+    return splice_packed_product(s, stage, stages, host, plan)
 
 
 def schedule_elementwise_reduction_fallback(stage: Stage, cpu: CpuTarget) -> None:

@@ -44,6 +44,7 @@ row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +53,11 @@ from tcomp.ir.expr import Expr, Var
 from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.ops.cpu.views import unit_step
 from tcomp.schedule import Schedule, create_schedule
+from tcomp.schedule.cache import replace_op, restart_stage
 from tcomp.schedule.stage import Stage
 from tcomp.target import Target
-from tcomp.te.tensor import Tensor
+from tcomp.te.intrin import TensorIntrin
+from tcomp.te.tensor import ComputeOp, Tensor
 
 # parallel tasks per core of a product split into blocks of columns, and the fewest column panels in a block
 TASKS_PER_CORE = 4
@@ -162,6 +165,7 @@ class PackedProduct:
     a: Operand
     b: Operand
     b_packed_before: bool = False  # ``packed_b`` is given (a weight packed at compile time), not a copy to schedule
+    intrin: TensorIntrin | None = None  # the micro-kernel of a tile (None: the float32 GEMM's)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -175,13 +179,18 @@ def micro_blocking(M: int, K: int, lanes: int, vector_registers: int) -> GemmBlo
     micro-panel of B fits L1)."""
     nr = 2 * lanes
     budget = vector_registers - 3  # one panel row (2 vectors) and a broadcast
-    mr_max = max(1, budget // 2)
-    candidates = [m for m in range(mr_max, 0, -1) if M % m == 0 and m >= 4] or [min(mr_max, 8)]
-    mr = candidates[0]
+    mr = tile_rows(M, max(1, budget // 2))
     # measured on 1024^3 (2 cores, AVX-512): 256-row blocks of 256-deep slices beat 128 x 512 and 64 x 256
     mc = mr * max(1, 256 // mr)
     kc = _ceil_div(K, _ceil_div(K, 256))
     return GemmBlocking(mr=mr, nr=nr, mc=mc, kc=kc)
+
+
+def tile_rows(M: int, most: int) -> int:
+    """The rows of a register tile: the largest divisor of ``M`` from 4 to ``most``, else ``min(most, 8)`` (the
+    last tile padded)."""
+    candidates = [m for m in range(most, 3, -1) if M % m == 0]
+    return candidates[0] if candidates else min(most, 8)
 
 
 def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> GemmBlocking:
@@ -243,7 +252,7 @@ def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag:
     edges of A and B are zeros in the packed panels. ``panels``: B already in its panels (``[Np / nr, Kp, nr]``,
     ``tcomp.ops.panels``), read as it is instead of copied (a single product only)."""
     bl = plan.blocking
-    M, N, K, Mp, Np, Kp = plan.M, plan.N, plan.K, plan.Mp, plan.Np, plan.Kp
+    N, K, Np, Kp = plan.N, plan.K, plan.Np, plan.Kp
     dtype = a.tensor.dtype
     zero = te.const(0, dtype)
     lead: tuple[int, ...] = (plan.batch,) if plan.batched else ()
@@ -258,20 +267,11 @@ def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag:
             return b.read(t, column, y)
         return te.if_then_else(te.all(column < N, y < K), b.read(t, column, te.min(y, K - 1)), zero)
 
-    def pack_a(t, x, z, y):
-        row = x * bl.mr + z if Mp == M else te.min(x * bl.mr + z, M - 1)
-        if Kp == K:
-            return a.read(t, row, y)
-        return te.if_then_else(y < K, a.read(t, row, y), zero)
-
     if plan.batched:  # the axes are named after the arguments: t, then as in the single product
-        b_body, a_body = pack_b, pack_a
+        b_body = pack_b
     else:
         def b_body(x, y, z):
             return pack_b(None, x, y, z)
-
-        def a_body(x, z, y):
-            return pack_a(None, x, z, y)
 
     if panels is None:
         packed_b = te.compute((*lead, Np // bl.nr, Kp, bl.nr), b_body, name=f"{name}.packedB")
@@ -280,33 +280,65 @@ def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag:
         if plan.batched or shape != (Np // bl.nr, Kp, bl.nr):
             raise ValueError(f"packed_product: panels of shape {shape} do not fit the plan {plan}")
         packed_b = panels
-    packed_a = None if plan.in_place_a else te.compute((*lead, Mp // bl.mr, bl.mr, Kp), a_body,
-                                                       name=f"{name}.packedA")
+    packed_a = pack_a_compute(plan, a, name)
     k = te.reduce_axis((0, Kp), name="k")
-
-    def a_value(t, i, k):
-        if packed_a is None:
-            return a.read(t, i, k)
-        return packed_a[(*((t,) if plan.batched else ()), i // bl.mr, i % bl.mr, k)]
 
     def batch_body(t, i, j):
         b_value = packed_b[(*((t,) if plan.batched else ()), j // bl.nr, k, j % bl.nr)]
-        return te.sum(a_value(t, i, k) * b_value, axis=k)
+        return te.sum(packed_a_value(plan, a, packed_a, t, i, k) * b_value, axis=k)
 
     def single_body(i, j):
         return batch_body(None, i, j)
 
-    body = batch_body if plan.batched else single_body
+    product, output = product_computes(plan, batch_body if plan.batched else single_body, name, tag, attrs)
+    return PackedProduct(packed_a, packed_b, product, output, a, b, panels is not None)
 
+
+def pack_a_compute(plan: GemmPlan, a: Operand, name: str) -> Tensor | None:
+    """``packedA[(t,) i // mr, i % mr, k]``: A's ``mr``-row micro-panels, zero beyond K, rows beyond M repeating the
+    last (a clamped read, the same for all lanes of a vector); None where the plan reads A in place."""
+    if plan.in_place_a:
+        return None
+    bl, M, K, Kp = plan.blocking, plan.M, plan.K, plan.Kp
+    zero = te.const(0, a.tensor.dtype)
+
+    def pack_a(t, x, z, y):
+        row = x * bl.mr + z if plan.Mp == M else te.min(x * bl.mr + z, M - 1)
+        if Kp == K:
+            return a.read(t, row, y)
+        return te.if_then_else(y < K, a.read(t, row, y), zero)
+
+    def single(x, z, y):
+        return pack_a(None, x, z, y)
+
+    lead: tuple[int, ...] = (plan.batch,) if plan.batched else ()
+    return te.compute((*lead, plan.Mp // bl.mr, bl.mr, Kp), pack_a if plan.batched else single,
+                      name=f"{name}.packedA")
+
+
+def packed_a_value(plan: GemmPlan, a: Operand, packed_a: Tensor | None, t: Expr | None, i: Expr, k: Expr) -> Expr:
+    """Element ``(i, k)`` of A (of matrix ``t`` in a batch) as the product reads it: packed, or in place."""
+    if packed_a is None:
+        return a.read(t, i, k)
+    bl = plan.blocking
+    return packed_a[(*((t,) if plan.batched else ()), i // bl.mr, i % bl.mr, k)]
+
+
+def product_computes(plan: GemmPlan, body: Any, name: str, tag: str,
+                     attrs: dict[str, Any] | None) -> tuple[Tensor, Tensor]:
+    """``(product, output)`` of a plan's product with ``body``: one tensor where the tiles fit C, else the
+    ``Mp x Np`` product (``<name>.padded``) and a copy of its top-left corner."""
+    M, N = plan.M, plan.N
+    lead: tuple[int, ...] = (plan.batch,) if plan.batched else ()
     if not plan.padded:
         product = te.compute((*lead, M, N), body, name=name, tag=tag, attrs=attrs)
-        return PackedProduct(packed_a, packed_b, product, product, a, b, panels is not None)
-    product = te.compute((*lead, Mp, Np), body, name=f"{name}.padded", attrs=attrs)
+        return product, product
+    product = te.compute((*lead, plan.Mp, plan.Np), body, name=f"{name}.padded", attrs=attrs)
     if plan.batched:
         output = te.compute((*lead, M, N), lambda t, i, j: product[t, i, j], name=name, tag=tag)
     else:
         output = te.compute((M, N), lambda i, j: product[i, j], name=name, tag=tag)
-    return PackedProduct(packed_a, packed_b, product, output, a, b, panels is not None)
+    return product, output
 
 
 def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, host: Stage | None = None) -> Stage:
@@ -322,27 +354,30 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
     if host is not None:
         stage.compute_at(host, host_blocks(host, plan))
     *lead, i, j = product.op.axis
-    (k,) = product.op.reduce_axis
+    k, *inner_k = product.op.reduce_axis
     i_panel, i_inner = stage.split(i, factor=bl.mr)  # whole tiles: the splits by mr, nr, kc divide Mp, Np, Kp
     i_block, i_panel = stage.split(i_panel, factor=plan.block_rows // bl.mr)
     j_panel, j_inner = stage.split(j, factor=bl.nr)
-    k_outer, k_inner = stage.split(k, factor=bl.kc)
+    # K may be two reduction axes, steps of a group and the step within it (the integer GEMM's groups of four)
+    group = math.prod(int(iv.dom.extent.value) for iv in inner_k)
+    k_outer, k_inner = stage.split(k, factor=bl.kc // group)
+    tile = (i_inner, j_inner, k_inner, *inner_k)
     if plan.by_columns:
         if host is None:
             j_thread, j_panel = stage.split(j_panel, nparts=plan.column_blocks)
-            stage.reorder(*lead, j_thread, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
+            stage.reorder(*lead, j_thread, k_outer, i_block, j_panel, i_panel, *tile)
             stage.parallel(j_thread)
         else:  # the host's loop gives this product a block of columns
-            stage.reorder(*lead, k_outer, i_block, j_panel, i_panel, i_inner, j_inner, k_inner)
+            stage.reorder(*lead, k_outer, i_block, j_panel, i_panel, *tile)
         a_at = i_block
     else:
-        stage.reorder(*lead, i_block, k_outer, j_panel, i_panel, i_inner, j_inner, k_inner)
+        stage.reorder(*lead, i_block, k_outer, j_panel, i_panel, *tile)
         if host is None:
             outer = stage.fuse(*lead, i_block) if lead else i_block
             if plan.cores > 1:
                 stage.parallel(outer)
         a_at = k_outer
-    stage.tensorize(i_inner, gemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes))
+    stage.tensorize(i_inner, stages.intrin or gemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes))
 
     # the copies read their source along the axis contiguous in memory: vectorized where that is the panels' rows,
     # else in scalar runs
@@ -367,6 +402,31 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
         else:
             s[packed_a].reorder(x, y, z)  # a run of rows per step of K
     return stage
+
+
+def splice_packed_product(s: Schedule, stage: Stage, stages: PackedProduct, host: Stage | None,
+                          plan: GemmPlan) -> bool:
+    """Replace the compute of the product ``stage`` by the packed GEMM's ``stages`` (as ``cache_write`` replaces a
+    stage's compute by a copy of a new stage): zero-padded packed panels of A and B, the product of whole tiles on
+    the micro-kernel and, where the tiles overshoot C, a copy of the product's top-left corner (inlined into
+    ``host`` when there is one). Reads of the product elsewhere are redirected to the new output, so callers keep
+    their tensors. The epilogue ``host`` (or the copy) runs inside the product's parallel loop, block by block
+    (``host_blocks``); returns whether ``host`` was scheduled so."""
+    output = stages.output.op
+    assert isinstance(output, ComputeOp)
+    position = s.stages.index(stage)
+    replace_op(s, stage, output)
+    restart_stage(stage, tuple(output.axis) + tuple(output.reduce_axis))
+    copies = (stages.packed_a, stages.product) if stages.b_packed_before else \
+        (stages.packed_b, stages.packed_a, stages.product)
+    new = [t.op for t in copies if t is not None and t.op is not output]
+    for offset, new_op in enumerate(new):
+        s.insert_stage(new_op, position + offset)
+    if plan.padded and host is not None:
+        stage.compute_inline()
+    block_host = host if host is not None else stage if plan.padded else None
+    schedule_packed_product(s, plan, stages, block_host)
+    return host is not None
 
 
 def host_blocks(host: Stage, plan: GemmPlan) -> Any:
