@@ -46,6 +46,10 @@ CACHE_LINE_BYTES = 64
 # 1000 output channels in blocks of 8 ran 1.3-1.5x as fast as in blocks of 10, which take 16-lane vectors)
 _HALF_RATE_512 = frozenset({"znver4"})
 
+# CPU features that choose a kernel (``byte_dots``) without a probe: for a CPU other than this machine's, only where
+# ``-mattr`` names them; code using one that this machine lacks must not run here (``missing_here``)
+CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl")
+
 # CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
 # limits of every GPU since compute capability 5.0, and the shared memory a kernel may declare statically; above it,
 # a kernel takes dynamic shared memory and opts in to it, up to the architecture's maximum per block
@@ -291,7 +295,8 @@ class Target:
         if self.kind is not TargetKind.LLVM or (self.host and not self.mattr):
             return ()
         host = Target("llvm")
-        return tuple(f for f in PROBED_FEATURES if self.has_feature(f) and not host.has_feature(f))
+        used = (*PROBED_FEATURES, *CHOSEN_FEATURES)
+        return tuple(f for f in used if self.has_feature(f) and not host.has_feature(f))
 
     def check_runs_here(self) -> None:
         """Raise ``TargetError`` when code built for this target cannot run on this machine (``missing_here``)."""
@@ -308,6 +313,17 @@ class Target:
         if self.has_feature("avx"):
             return 256
         return 128
+
+    @property
+    def byte_dots(self) -> bool:
+        """Whether the CPU has VNNI's 4-byte dot product (``vpdpbusd``) at ``vector_bits``: AVX512-VNNI for 512-bit
+        registers, AVX-VNNI (or AVX512-VNNI with AVX512VL) for 256."""
+        bits = self.vector_bits
+        if bits == 512:
+            return self.has_feature("avx512vnni")
+        if bits == 256:
+            return self.has_feature("avxvnni") or (self.has_feature("avx512vnni") and self.has_feature("avx512vl"))
+        return False
 
     @property
     def full_rate_vector_bits(self) -> int:

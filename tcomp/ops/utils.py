@@ -40,6 +40,7 @@ class OpKind(enum.StrEnum):
     MATMUL = "matmul"
     BATCH_MATMUL = "batch_matmul"
     PACKED_MATVEC = "packed_matvec"
+    QUANTIZED_MATMUL = "quantized_matmul"
     SOFTMAX = "softmax"
     LOG_SOFTMAX = "log_softmax"
     LAYER_NORM = "layer_norm"

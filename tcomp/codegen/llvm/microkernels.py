@@ -9,6 +9,13 @@
   faster than starting the accumulators from loaded C).
 - ``tcomp_sdot_f32_v{lanes}(a, b, n, c, accumulate)``: ``c[0] (+)= sum(a[0:n] * b[0:n])`` with a vector
   accumulator, a scalar tail and a tree reduction at the end.
+- ``tcomp_igemm_u8s8_{mr}x{nr}_v{lanes}_{vnni|plain}(a, lda, b, ldb, c, ldc, K4, accumulate)``: the int32 tile
+  ``C[mr, nr] (+)= A[mr, 4 K4] @ B[4 K4, nr]`` of uint8 ``A`` (rows of bytes) and int8 ``B`` stored in groups of
+  four steps, ``b[k4, j, 0:4] = B[4 k4 : 4 k4 + 4, j]`` (``ldb`` bytes apart): each step broadcasts four bytes of a
+  row of A and adds the four products of every column into its int32 lane, exactly (no saturation). ``vnni``
+  does that with ``vpdpbusd`` (AVX512-VNNI, or AVX-VNNI for 8 lanes); ``plain`` widens to int16 and adds pairs of
+  products (``pmaddwd``) into two int32 lanes per column, summed at the end. Strides of A and B are in bytes, of C
+  in elements.
 
 Pointers are ``i8*`` (tcomp's ``handle``) and are declared ``noalias``: the caller passes disjoint regions.
 """
@@ -27,11 +34,16 @@ from tcomp.codegen.llvm.context import CodegenError
 from tcomp.codegen.llvm.extern import register_extern
 
 _GEMM_RE = re.compile(r"^tcomp_sgemm_f32_(\d+)x(\d+)_v(\d+)$")
+_IGEMM_RE = re.compile(r"^tcomp_igemm_u8s8_(\d+)x(\d+)_v(\d+)_(vnni|plain)$")
 _DOT_RE = re.compile(r"^tcomp_sdot_f32_v(\d+)$")
 
 
 def gemm_kernel_name(mr: int, nr: int, lanes: int) -> str:
     return f"tcomp_sgemm_f32_{mr}x{nr}_v{lanes}"
+
+
+def igemm_kernel_name(mr: int, nr: int, lanes: int, vnni: bool) -> str:
+    return f"tcomp_igemm_u8s8_{mr}x{nr}_v{lanes}_{'vnni' if vnni else 'plain'}"
 
 
 def dot_kernel_name(lanes: int) -> str:
@@ -257,5 +269,104 @@ def define_sdot(module: ir.Module, name: str) -> ir.Function:
     result.add_incoming(base, vdone)
     result.add_incoming(partial_next, tloop)
     bld.store(result, c, align=4)
+    bld.ret_void()
+    return function
+
+
+def _dot_bytes(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value, lanes: int,
+               vnni: bool) -> ir.Value:
+    """``acc`` plus the products of the ``<4 lanes x i8>`` vectors ``a`` (uint8) and ``b`` (int8). With ``vnni``,
+    ``acc`` has ``lanes`` int32 lanes, each adding its four products (``vpdpbusd``). Without, ``acc`` has
+    ``2 lanes``, each adding a pair of products, widened to int16: the pattern LLVM selects ``pmaddwd`` for (its
+    sums of two products of int16 cannot overflow here: at most 2 x 255 x 128)."""
+    bytes_ty = ir.VectorType(T.I8, 4 * lanes)
+    if vnni:
+        name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}"
+        function = module.globals.get(name)
+        if not isinstance(function, ir.Function):
+            function = ir.Function(module, ir.FunctionType(acc.type, [acc.type, bytes_ty, bytes_ty]), name=name)
+        return bld.call(function, [acc, a, b])
+    halves = ir.VectorType(ir.IntType(16), 4 * lanes)
+    wide_a, wide_b = bld.zext(a, halves), bld.sext(b, halves)
+    pairs = ir.VectorType(T.I32, 2 * lanes)
+    products = []
+    for parity in (0, 1):
+        picks = ir.Constant(ir.VectorType(T.I32, 2 * lanes), [2 * m + parity for m in range(2 * lanes)])
+        left = bld.sext(bld.shuffle_vector(wide_a, ir.Constant(halves, ir.Undefined), picks), pairs)
+        right = bld.sext(bld.shuffle_vector(wide_b, ir.Constant(halves, ir.Undefined), picks), pairs)
+        products.append(bld.mul(left, right))
+    return bld.add(acc, bld.add(products[0], products[1]))
+
+
+def _pair_sums(bld: ir.IRBuilder, acc: ir.Value, lanes: int) -> ir.Value:
+    """``<lanes x i32>`` of the sums of adjacent lanes of ``<2 lanes x i32>`` ``acc`` (a column's two pairs)."""
+    even = ir.Constant(ir.VectorType(T.I32, lanes), [2 * m for m in range(lanes)])
+    odd = ir.Constant(ir.VectorType(T.I32, lanes), [2 * m + 1 for m in range(lanes)])
+    return bld.add(bld.shuffle_vector(acc, acc, even), bld.shuffle_vector(acc, acc, odd))
+
+
+@register_extern("tcomp_igemm_u8s8_")
+def define_igemm(module: ir.Module, name: str) -> ir.Function:
+    match = _IGEMM_RE.match(name)
+    if not match:
+        raise CodegenError(f"malformed integer GEMM micro-kernel name {name!r}")
+    mr, nr, lanes = (int(g) for g in match.groups()[:3])
+    vnni = match.group(4) == "vnni"
+    if nr % lanes or (vnni and lanes not in (8, 16)):
+        raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 with vnni)")
+    nv = nr // lanes
+    vec = ir.VectorType(T.I32, lanes)
+    acc_ty = vec if vnni else ir.VectorType(T.I32, 2 * lanes)  # without VNNI: two lanes per column (``_dot_bytes``)
+    bytes_ty = ir.VectorType(T.I8, 4 * lanes)
+    function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32])
+    a, lda, b, ldb, c_raw, ldc, k_count, accumulate = function.args
+    entry = function.append_basic_block("entry")
+    loop = function.append_basic_block("k.loop")
+    done = function.append_basic_block("k.done")
+    bld = ir.IRBuilder(entry)
+    c = bld.bitcast(c_raw, T.I32.as_pointer())
+    keep = bld.icmp_signed("!=", accumulate, T.I32(0))
+    zero = ir.Constant(vec, [0] * lanes)
+    _prefetch_tile_for_write(module, bld, bld.bitcast(c_raw, T.F32.as_pointer()), ldc, mr, nr)
+    initial = [ir.Constant(acc_ty, [0] * acc_ty.count)] * (mr * nv)
+    bld.cbranch(bld.icmp_signed(">", k_count, T.I64(0)), loop, done)
+
+    bld.position_at_end(loop)
+    k = bld.phi(T.I64, "k4")
+    accs = [bld.phi(acc_ty, f"acc.{i}") for i in range(mr * nv)]
+    b_row = bld.mul(k, ldb)
+    b_vectors = []
+    for v in range(nv):
+        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * 4 * lanes))], inbounds=True)
+        b_vectors.append(bld.load(bld.bitcast(ptr, bytes_ty.as_pointer()), align=1))
+    updated = []
+    for r in range(mr):
+        ptr = bld.gep(a, [bld.add(bld.mul(T.I64(r), lda), bld.mul(k, T.I64(4)))], inbounds=True)
+        group = bld.load(bld.bitcast(ptr, T.I32.as_pointer()), align=1)
+        a_splat = bld.bitcast(_splat(bld, group, lanes), bytes_ty)
+        for v in range(nv):
+            updated.append(_dot_bytes(module, bld, accs[r * nv + v], a_splat, b_vectors[v], lanes, vnni))
+    k_next = bld.add(k, T.I64(1))
+    bld.cbranch(bld.icmp_signed("<", k_next, k_count), loop, done)
+    k.add_incoming(T.I64(0), entry)
+    k.add_incoming(k_next, loop)
+    for acc, start, new in zip(accs, initial, updated):
+        acc.add_incoming(start, entry)
+        acc.add_incoming(new, loop)
+
+    bld.position_at_end(done)
+    finals = []
+    for start, new in zip(initial, updated):
+        phi = bld.phi(acc_ty)
+        phi.add_incoming(start, entry)
+        phi.add_incoming(new, loop)
+        finals.append(phi)
+    for r in range(mr):
+        for v in range(nv):
+            offset = bld.add(bld.mul(T.I64(r), ldc), T.I64(v * lanes))
+            ptr = bld.bitcast(bld.gep(c, [offset], inbounds=True), vec.as_pointer())
+            previous = bld.select(keep, bld.load(ptr, align=4), zero)
+            total = finals[r * nv + v] if vnni else _pair_sums(bld, finals[r * nv + v], lanes)
+            bld.store(bld.add(total, previous), ptr, align=4)
     bld.ret_void()
     return function

@@ -11,9 +11,9 @@ every target, ``ops/steps.py``; steps 2 and 3 are its anchors step):
    that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
    ``schedule_conv2d`` does with a fused bias + relu).
 3. Convolutions, matrix products and pooling windows (``POOL_WINDOW``) get their tiled schedules (``conv2d.py``,
-   ``dense.py``, ``matvec.py``); a Winograd convolution's products place its transforms with them
-   (``winograd.py``: its output transform inlined into an elementwise epilogue, as a convolution's epilogue hosts
-   it in step 2).
+   ``dense.py``, ``matvec.py``, ``quantized_matmul.py``); a Winograd convolution's products place its transforms
+   with them (``winograd.py``: its output transform inlined into an elementwise epilogue, as a convolution's
+   epilogue hosts it in step 2).
 4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
    partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
    update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
@@ -45,6 +45,7 @@ from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import schedule_pool_window_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
+from tcomp.ops.cpu.quantized_matmul import schedule_quantized_matmul
 from tcomp.ops.cpu.rows import schedule_rows
 from tcomp.ops.cpu.winograd import schedule_winograd
 from tcomp.ops.pool import POOL_WINDOW
@@ -181,7 +182,7 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
     result_shape = [getattr(d, "value", None) for d in result.shape]
     # a matrix product's result may gain leading dimensions of 1 on the way (a squeeze or unsqueeze)
     unit = [False] * len(out_shape)
-    if op_kind(op) in MATMUL_KINDS and len(out_shape) > len(result_shape):
+    if op_kind(op) in (*MATMUL_KINDS, OpKind.QUANTIZED_MATMUL) and len(out_shape) > len(result_shape):
         extra = len(out_shape) - len(result_shape)
         unit = [position < extra for position in range(len(out_shape))]
         out_shape = out_shape[extra:]
@@ -249,6 +250,10 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
         elif kind in MATMUL_KINDS:
             host = epilogue_host(s, stage, done)
             schedule_matmul_stage(s, stage.op.output(0), host, cpu)
+            done.update(x for x in (stage, host) if x is not None)
+        elif kind is OpKind.QUANTIZED_MATMUL:
+            host = epilogue_host(s, stage, done)
+            schedule_quantized_matmul(s, stage.op.output(0), host, cpu)
             done.update(x for x in (stage, host) if x is not None)
         elif kind is OpKind.PACKED_MATVEC:
             host = epilogue_host(s, stage, done, same_shape=False)

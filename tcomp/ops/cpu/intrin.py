@@ -3,6 +3,8 @@
 - ``gemm_intrin(mr, nr, kc)``: ``c[mr, nr] = sum_k a[mr, k] * b[k, nr]`` over ``kc`` steps, register-blocked;
   the ``b`` tile is read with a row stride (packed panels give stride ``nr``), ``a`` and ``c`` with theirs.
 - ``dot_intrin(n)``: ``c[0] = sum_k a[k] * b[k]``.
+- ``igemm_intrin(mr, nr, kc, lanes, vnni)``: ``c[mr, nr] = sum int32(a[mr, 4 k4 + s]) * int32(b[k4, nr, s])``
+  over ``k4 < kc / 4`` and ``s < 4``: uint8 ``a``, int8 ``b`` in groups of four steps, int32 ``c``.
 
 Both return ``(body, reset, update)`` so they can sit inside a reduction split further out.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import functools
 
 from tcomp import te
-from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name
+from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, igemm_kernel_name
 from tcomp.ir.expr import const
 from tcomp.target import Target
 from tcomp.te.intrin import TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
@@ -76,3 +78,40 @@ def dot_intrin(n: int, lanes: int | None = None) -> TensorIntrin:
         return call(n, 0), call(0, 0), call(n, 1)
 
     return decl_tensor_intrin(c, lower, name=f"dot_{n}")
+
+
+@functools.cache
+def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, vnni: bool) -> TensorIntrin:
+    if nr % lanes or kc % 4:
+        raise ValueError(f"igemm_intrin: nr={nr} must be a multiple of the lanes ({lanes}) and kc={kc} of 4")
+    a = te.placeholder((mr, kc), name="a", dtype="uint8")
+    b = te.placeholder((kc // 4, nr, 4), name="b", dtype="int8")
+    k4 = te.reduce_axis((0, kc // 4), name="k4")
+    step = te.reduce_axis((0, 4), name="s")
+
+    def body(i, j):
+        return te.sum(te.cast(a[i, k4 * 4 + step], "int32") * te.cast(b[k4, j, step], "int32"), axis=[k4, step])
+
+    c = te.compute((mr, nr), body, name="c")
+    name = igemm_kernel_name(mr, nr, lanes, vnni)
+
+    def lower(ins: list[TensorRegion], outs: list[TensorRegion]):
+        ra, rb = ins
+        (rc,) = outs
+
+        def call(steps: int, accumulate: int):
+            # as gemm_intrin: the reset passes the output tile for the inputs it does not read
+            a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if steps else (rc.access_ptr(), rc.access_ptr())
+            return emit(
+                call_extern(
+                    "int32", name,
+                    a_ptr, int64(ra.stride(0)),
+                    b_ptr, int64(rb.stride(0)),
+                    rc.access_ptr(), int64(rc.stride(0)),
+                    int64(steps), const(accumulate),
+                )
+            )
+
+        return call(kc // 4, 0), call(0, 0), call(kc // 4, 1)
+
+    return decl_tensor_intrin(c, lower, name=f"igemm_{mr}x{nr}x{kc}")

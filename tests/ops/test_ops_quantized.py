@@ -1,0 +1,104 @@
+"""``quantized_matmul``: uint8 rows times an int8 weight packed by ``pack_int8_panels``, minus the rows' zero point,
+on the integer micro-kernel (``vpdpbusd`` where the CPU has VNNI, generic vector code where not), against numpy's
+exact int32 product at sizes no tile divides, with an epilogue and every access bounds-checked; and the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcomp
+from tcomp import te
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.dispatch import schedule_cpu
+from tcomp.ops.cpu.quantized_matmul import quantized_plan
+from tcomp.ops.quantized import pack_int8_panels, quantized_matmul
+from tcomp.ops.utils import OpError
+from tcomp.target import Target
+
+TWO_CORES = Target("llvm -num-cores=2")
+WITHOUT_VNNI = Target("llvm -num-cores=2 -mattr=-avx512vnni,-avxvnni")
+AVX2 = Target("llvm -mcpu=znver3 -num-cores=2")  # 16 registers, no VNNI: tiles of one vector of columns
+RNG = np.random.default_rng(9)
+
+
+def _run(m: int, n: int, k: int, target: Target, x_value: np.ndarray, w: np.ndarray,
+         zero: int) -> tuple[np.ndarray, str]:
+    plan = quantized_plan(m, n, k, CpuTarget.of(target), a_in_place=True)
+    panels_value = pack_int8_panels(w, plan.blocking.nr, plan.Kp)
+    x = te.placeholder((m, k), name="x", dtype="uint8")
+    panels = te.placeholder(panels_value.shape, name="panels", dtype="int8")
+    sums = te.placeholder((n,), name="sums", dtype="int32")
+    x_zero = te.placeholder((), name="x_zero", dtype="int32")
+    scale = te.placeholder((n,), name="scale")
+    product = quantized_matmul(x, panels, sums, x_zero, n)
+    out = te.compute((m, n), lambda i, j: te.cast(product[i, j], "float32") * scale[j], name="out")
+    s = schedule_cpu([out], target)
+    source = str(tcomp.lower(s, [x, panels, sums, x_zero, scale, out], simple_mode=True))
+    module = tcomp.build(s, [x, panels, sums, x_zero, scale, out], target=target, check_bounds=True)
+    scale_value = RNG.uniform(0.5, 2.0, n).astype(np.float32)
+    got = np.empty((m, n), np.float32)
+    module(x_value, panels_value, w.astype(np.int32).sum(axis=0).astype(np.int32), np.array(zero, np.int32),
+           scale_value, got)
+    want = ((x_value.astype(np.int64) - zero) @ w.astype(np.int64)).astype(np.float32) * scale_value
+    np.testing.assert_array_equal(got, want)
+    return got, source
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(128, 768, 768), (37, 65, 19), (5, 33, 1030), (1, 3, 4)])
+@pytest.mark.parametrize("target", [TWO_CORES, WITHOUT_VNNI, AVX2], ids=["host", "without-vnni", "avx2"])
+def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> None:
+    x_value = RNG.integers(0, 256, (m, k)).astype(np.uint8)
+    w = RNG.integers(-128, 128, (k, n)).astype(np.int8)
+    _, source = _run(m, n, k, target, x_value, w, int(RNG.integers(0, 256)))
+    kernel = "_vnni" if CpuTarget.of(target).byte_dots else "_plain"
+    assert "tcomp_igemm_u8s8_" in source and kernel in source
+
+
+def test_quantized_matmul_at_the_extremes() -> None:
+    """255 x -128 over 2000 steps and a zero point of 255: sums near -6.5e7, beyond float32's exact integers."""
+    x_value = np.full((9, 2000), 255, np.uint8)
+    x_value[::2, 1::3] = 0
+    w = np.full((2000, 40), -128, np.int8)
+    w[:, ::5] = 127
+    _run(9, 40, 2000, TWO_CORES, x_value, w, 255)
+
+
+def test_pack_int8_panels_layout() -> None:
+    w = RNG.integers(-128, 128, (7, 5)).astype(np.int8)
+    panels = pack_int8_panels(w, 4, 8)
+    assert panels.shape == (2, 2, 4, 4)
+    for k in range(8):
+        for j in range(8):
+            expected = w[k, j] if k < 7 and j < 5 else 0
+            assert panels[j // 4, k // 4, j % 4, k % 4] == expected
+    with pytest.raises(OpError, match="depth >= K in groups of 4"):
+        pack_int8_panels(w, 4, 6)
+    with pytest.raises(OpError, match="2-D int8 weight"):
+        pack_int8_panels(w.astype(np.int32), 4, 8)
+
+
+def test_quantized_matmul_errors() -> None:
+    x = te.placeholder((4, 10), name="x", dtype="uint8")
+    panels = te.placeholder((1, 3, 8, 4), name="panels", dtype="int8")
+    sums = te.placeholder((6,), name="sums", dtype="int32")
+    zero = te.placeholder((), name="zero", dtype="int32")
+    with pytest.raises(OpError, match="9 columns do not fill 1 panels of 8"):
+        quantized_matmul(x, panels, te.placeholder((9,), name="s9", dtype="int32"), zero, 9)
+    with pytest.raises(OpError, match=r"column_sums\(6\) must have 5 entries"):
+        quantized_matmul(x, panels, sums, zero, 5)
+    with pytest.raises(OpError, match="has more K than panels"):
+        quantized_matmul(te.placeholder((4, 13), name="x13", dtype="uint8"), panels, sums, zero, 6)
+    with pytest.raises(OpError, match="must be uint8, int8, int32, int32"):
+        quantized_matmul(te.placeholder((4, 10), name="xs", dtype="int8"), panels, sums, zero, 6)
+    with pytest.raises(OpError, match="groups of 4"):
+        quantized_matmul(x, te.placeholder((1, 5, 8, 2), name="p2", dtype="int8"), sums, zero, 6)
+
+
+def test_vnni_is_chosen_by_the_target() -> None:
+    assert not Target("llvm -mcpu=znver3").byte_dots  # Zen 3: AVX2, no VNNI
+    assert not WITHOUT_VNNI.byte_dots
+    host = Target("llvm")
+    asked = Target("llvm -mattr=+avx512vnni,+avxvnni,+avx512vl")
+    if not (host.has_feature("avx512vnni") and host.has_feature("avxvnni") and host.has_feature("avx512vl")):
+        assert asked.missing_here()  # code for it would stop this process with an illegal instruction
