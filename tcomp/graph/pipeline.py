@@ -8,7 +8,8 @@ The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOpti
 weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
 the backend asks, products of one input by several constant weights become one product and a split
 (``merge_projections``: attention's query, key and value) and ``gemm_panels`` stores the weights of larger products
-in the packed GEMM's panels; with tuning records, a product compiled from a ``matmul`` or ``dense`` record of its own
+in the packed GEMM's panels, and those of the integer products of quantized models in the integer GEMM's
+(``quantized_weights``); with tuning records, a product compiled from a ``matmul`` or ``dense`` record of its own
 stays as it is (``tuning.tuned_product``).
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
@@ -38,6 +39,7 @@ from tcomp.graph.passes.gemm_panels import gemm_panels
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.merge_projections import merge_projections
 from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.graph.passes.quantized_weights import quantized_weights
 from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
 from tcomp.graph.passes.simplify import simplify
@@ -105,6 +107,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     def panels(graph: Graph) -> Graph:
         if not options.gemm_panels:
             return graph
+        graph = quantized_weights(graph, resolved, constants)
         if keep_products is None:
             return gemm_panels(merge_projections(graph, constants=constants), resolved, constants=constants)
         # a product with its own record keeps its operator

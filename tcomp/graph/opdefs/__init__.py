@@ -10,10 +10,11 @@ from tcomp.graph.opdefs import (
     layout,
     math,
     nn,
+    quantized,
     resize,
     spatial,
     transform,
 )
 
-__all__ = ["attention", "einsum", "elemwise", "fused", "grid_sample", "indexing", "layout", "math", "nn", "resize",
-           "spatial", "transform"]
+__all__ = ["attention", "einsum", "elemwise", "fused", "grid_sample", "indexing", "layout", "math", "nn", "quantized",
+           "resize", "spatial", "transform"]

@@ -1,0 +1,86 @@
+"""The CPU pass ``quantized_weights``: integer products of uint8 rows and constant 8-bit weights run on the integer
+GEMM (``quantized_matmul``), exactly as the int32 product they replace; the products it must leave are left."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tcomp.graph as tg
+from tcomp.graph.ir import Graph
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.target import Target
+
+RNG = np.random.default_rng(21)
+# the pass rewrites where the CPU has VNNI or AVX-512; elsewhere the int32 product stays
+HOST = CpuTarget.of(Target("llvm"))
+APPLIES = HOST.byte_dots or HOST.vector_registers >= 32
+REWRITTEN, LEFT = ("quantized_matmul", "matmul") if APPLIES else ("matmul", "quantized_matmul")
+
+
+def _model(a_shape: list, a_type: int, weight: np.ndarray, weight_zero: np.ndarray | None,
+           a_zero_shape: list | None) -> object:
+    """``MatMulInteger(a, w, za, zw)``: ``za`` an input of ``a_zero_shape`` (none where None), ``zw`` a constant."""
+    inputs = [helper.make_tensor_value_info("a", a_type, a_shape)]
+    inits = [numpy_helper.from_array(weight, "w")]
+    if a_zero_shape is not None:
+        inputs.append(helper.make_tensor_value_info("za", a_type, a_zero_shape))
+    if weight_zero is not None:
+        inits.append(numpy_helper.from_array(weight_zero, "zw"))
+    names = ["a", "w", "za" if a_zero_shape is not None else "", "zw" if weight_zero is not None else ""]
+    node = helper.make_node("MatMulInteger", names, ["y"])
+    graph = helper.make_graph([node], "mmi", inputs, [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+                              inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+
+
+def _compile(model: object) -> tuple[tg.GraphExecutor, list[str]]:
+    ops: list[str] = []
+
+    def dump(name: str, graph: Graph) -> None:
+        if name == "gemm_panels":
+            ops.extend(n.op for n in graph.nodes)
+
+    return tg.compile(model, dump=dump), ops
+
+
+@pytest.mark.parametrize("a_shape", [[37, 70], [2, 5, 64]])
+def test_products_of_int8_weights_run_on_the_integer_gemm(a_shape: list) -> None:
+    k = a_shape[-1]
+    weight = RNG.integers(-128, 128, (k, 45)).astype(np.int8)
+    executor, ops = _compile(_model(a_shape, TensorProto.UINT8, weight, np.array(0, np.int8), []))
+    assert REWRITTEN in ops and LEFT not in ops
+    a = RNG.integers(0, 256, a_shape).astype(np.uint8)
+    zero = np.array(200, np.uint8)
+    (got,) = executor.run({"a": a, "za": zero})
+    np.testing.assert_array_equal(got, (a.astype(np.int32) - 200) @ weight.astype(np.int32))
+
+
+def test_uint8_weights_with_the_middle_zero_point_and_no_row_offset() -> None:
+    weight = RNG.integers(0, 256, (64, 40)).astype(np.uint8)
+    executor, ops = _compile(_model([9, 64], TensorProto.UINT8, weight, np.array(128, np.uint8), None))
+    assert REWRITTEN in ops
+    a = RNG.integers(0, 256, (9, 64)).astype(np.uint8)
+    (got,) = executor.run({"a": a})
+    np.testing.assert_array_equal(got, a.astype(np.int32) @ (weight.astype(np.int32) - 128))
+
+
+@pytest.mark.parametrize("case", ["weights beyond int8", "signed rows", "zero point per row"])
+def test_products_the_pass_leaves(case: str) -> None:
+    weight = RNG.integers(-128, 128, (32, 24)).astype(np.int8)
+    a_type, zero_shape, weight_zero = TensorProto.UINT8, [], np.array(0, np.int8)
+    if case == "weights beyond int8":
+        weight, weight_zero = weight.astype(np.uint8), np.array(0, np.uint8)
+    elif case == "signed rows":
+        a_type = TensorProto.INT8
+    else:
+        zero_shape = [6]
+    executor, ops = _compile(_model([6, 32], a_type, weight, weight_zero, zero_shape))
+    assert "quantized_matmul" not in ops and "matmul" in ops
+    dtype = np.int8 if a_type == TensorProto.INT8 else np.uint8
+    a = RNG.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, (6, 32)).astype(dtype)
+    zero = RNG.integers(0, 100, zero_shape).astype(dtype)
+    (got,) = executor.run({"a": a, "za": zero})
+    offset = a.astype(np.int32) - (zero.astype(np.int32)[:, None] if zero_shape else zero.astype(np.int32))
+    np.testing.assert_array_equal(got, offset @ weight.astype(np.int32))
