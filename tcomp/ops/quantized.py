@@ -18,6 +18,7 @@ import numpy as np
 
 from tcomp import te
 from tcomp.ir.expr import Expr, Var
+from tcomp.ops.panels import pack_panels
 from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, as_int, check_tensor, shape_str
 from tcomp.te.tensor import Tensor
 
@@ -32,12 +33,9 @@ def pack_int8_panels(weight: np.ndarray, nr: int, depth: int) -> np.ndarray:
     if weight.ndim != 2 or weight.dtype != np.int8 or nr < 1 or depth < weight.shape[0] or depth % GROUP:
         raise OpError(f"pack_int8_panels: need a 2-D int8 weight, a positive nr and depth >= K in groups of {GROUP}, "
                       f"got {weight.dtype} {weight.shape}, {nr}, {depth}")
-    k, n = weight.shape
-    blocks = -(-n // nr)
-    padded = np.zeros((depth, blocks * nr), np.int8)
-    padded[:k, :n] = weight
-    grouped = padded.reshape(depth // GROUP, GROUP, blocks, nr)
-    return np.ascontiguousarray(grouped.transpose(2, 0, 3, 1))
+    panels = pack_panels(weight, nr, depth)  # [blocks, depth, nr]
+    grouped = panels.reshape(panels.shape[0], depth // GROUP, GROUP, nr)
+    return np.ascontiguousarray(grouped.transpose(0, 1, 3, 2))
 
 
 def quantized_matmul(x: Tensor, panels: Tensor, column_sums: Tensor, x_zero: Tensor, columns: int,

@@ -23,7 +23,7 @@ Pointers are ``i8*`` (tcomp's ``handle``) and are declared ``noalias``: the call
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,8 +116,8 @@ def _new_function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Funct
 def _prefetch_tile_for_write(
     module: ir.Module, bld: ir.IRBuilder, c: ir.Value, ldc: ir.Value, rows: int, columns: int
 ) -> None:
-    """Prefetch (for writing) every cache line of the ``rows x columns`` float tile at ``c``, whatever its
-    alignment: a line every 16 floats of a row and the row's last element."""
+    """Prefetch (for writing) every cache line of the ``rows x columns`` tile of 4-byte elements at ``c``, whatever
+    its alignment: a line every 16 elements of a row and the row's last element."""
     prefetch = module.globals.get("llvm.prefetch.p0")
     if not isinstance(prefetch, ir.Function):
         signature = ir.FunctionType(T.VOID, [T.I8_PTR, T.I32, T.I32, T.I32])
@@ -129,51 +129,64 @@ def _prefetch_tile_for_write(
             bld.call(prefetch, [bld.bitcast(address, T.I8_PTR), T.I32(1), T.I32(3), T.I32(1)])
 
 
-@register_extern("tcomp_sgemm_f32_")
-def define_sgemm(module: ir.Module, name: str) -> ir.Function:
-    match = _GEMM_RE.match(name)
-    if not match:
-        raise CodegenError(f"malformed GEMM micro-kernel name {name!r}")
-    mr, nr, lanes = (int(g) for g in match.groups())
-    if nr % lanes:
-        raise CodegenError(f"{name}: nr={nr} is not a multiple of lanes={lanes}")
-    nv = nr // lanes
-    vec = ir.VectorType(T.F32, lanes)
-    fptr = T.F32.as_pointer()
+@dataclass(frozen=True)
+class _TileArithmetic:
+    """What a register-tile kernel (``_define_tile``) computes with: the element types behind its ``a``, ``b`` and
+    ``c`` pointers; per step of its loop, ``a_step`` elements of a row of A loaded as one ``a_scalar`` and
+    broadcast to every lane (as ``a_vector``), one ``b_vector`` per vector of columns, each load ``align``-byte
+    aligned, and ``update(bld, acc, a, b)`` into an ``accumulator``; at the end ``result(bld, acc)`` gives the
+    ``c`` vector."""
+
+    a_element: ir.Type
+    b_element: ir.Type
+    c_vector: ir.VectorType
+    a_step: int
+    a_scalar: ir.Type
+    a_vector: ir.VectorType
+    b_vector: ir.VectorType
+    align: int
+    accumulator: ir.VectorType
+    update: Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
+    result: Callable[[ir.IRBuilder, ir.Value], ir.Value]
+
+
+def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileArithmetic) -> ir.Function:
+    """``name(a, lda, b, ldb, c, ldc, steps, accumulate)``: ``mr x nv`` accumulators held in registers across the
+    whole loop of ``steps``, then added to the C tile (or stored, without ``accumulate``). See the module
+    docstring for the two kernels."""
+    lanes = arith.c_vector.count
     function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32])
     a_raw, lda, b_raw, ldb, c_raw, ldc, k_count, accumulate = function.args
     entry = function.append_basic_block("entry")
     loop = function.append_basic_block("k.loop")
     done = function.append_basic_block("k.done")
     bld = ir.IRBuilder(entry)
-    a, b, c = (bld.bitcast(p, fptr) for p in (a_raw, b_raw, c_raw))
+    a, b = bld.bitcast(a_raw, arith.a_element.as_pointer()), bld.bitcast(b_raw, arith.b_element.as_pointer())
+    c = bld.bitcast(c_raw, arith.c_vector.element.as_pointer())
     keep = bld.icmp_signed("!=", accumulate, T.I32(0))
-    zero = ir.Constant(vec, [0.0] * lanes)
-
-    def c_vector_ptr(row: int, v: int) -> ir.Value:
-        offset = bld.add(bld.mul(T.I64(row), ldc), T.I64(v * lanes))
-        return bld.bitcast(bld.gep(c, [offset], inbounds=True), vec.as_pointer())
-
-    _prefetch_tile_for_write(module, bld, c, ldc, mr, nr)
-    initial = [zero] * (mr * nv)
-    has_work = bld.icmp_signed(">", k_count, T.I64(0))
-    bld.cbranch(has_work, loop, done)
+    zero = ir.Constant(arith.c_vector, [0] * lanes)
+    _prefetch_tile_for_write(module, bld, c, ldc, mr, nv * lanes)
+    initial = [ir.Constant(arith.accumulator, [0] * arith.accumulator.count)] * (mr * nv)
+    bld.cbranch(bld.icmp_signed(">", k_count, T.I64(0)), loop, done)
 
     bld.position_at_end(loop)
     k = bld.phi(T.I64, "k")
-    accs = [bld.phi(vec, f"acc.{i}") for i in range(mr * nv)]
-    fma = _fma(module, vec)
+    accs = [bld.phi(arith.accumulator, f"acc.{i}") for i in range(mr * nv)]
     b_row = bld.mul(k, ldb)
     b_vectors = []
     for v in range(nv):
-        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * lanes))], inbounds=True)
-        b_vectors.append(bld.load(bld.bitcast(ptr, vec.as_pointer()), align=4))
+        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * arith.b_vector.count))], inbounds=True)
+        b_vectors.append(bld.load(bld.bitcast(ptr, arith.b_vector.as_pointer()), align=arith.align))
+    a_column = bld.mul(k, T.I64(arith.a_step))
     updated = []
     for r in range(mr):
-        a_value = bld.load(bld.gep(a, [bld.add(bld.mul(T.I64(r), lda), k)], inbounds=True), align=4)
-        a_splat = _splat(bld, a_value, lanes)
+        ptr = bld.gep(a, [bld.add(bld.mul(T.I64(r), lda), a_column)], inbounds=True)
+        scalar = bld.load(bld.bitcast(ptr, arith.a_scalar.as_pointer()), align=arith.align)
+        a_splat = _splat(bld, scalar, lanes)
+        if a_splat.type != arith.a_vector:
+            a_splat = bld.bitcast(a_splat, arith.a_vector)
         for v in range(nv):
-            updated.append(bld.call(fma, [a_splat, b_vectors[v], accs[r * nv + v]]))
+            updated.append(arith.update(bld, accs[r * nv + v], a_splat, b_vectors[v]))
     k_next = bld.add(k, T.I64(1))
     bld.cbranch(bld.icmp_signed("<", k_next, k_count), loop, done)
     k.add_incoming(T.I64(0), entry)
@@ -185,17 +198,42 @@ def define_sgemm(module: ir.Module, name: str) -> ir.Function:
     bld.position_at_end(done)
     finals = []
     for start, new in zip(initial, updated):
-        phi = bld.phi(vec)
+        phi = bld.phi(arith.accumulator)
         phi.add_incoming(start, entry)
         phi.add_incoming(new, loop)
         finals.append(phi)
+    add = bld.fadd if isinstance(arith.c_vector.element, ir.FloatType) else bld.add
     for r in range(mr):
         for v in range(nv):
-            ptr = c_vector_ptr(r, v)
+            offset = bld.add(bld.mul(T.I64(r), ldc), T.I64(v * lanes))
+            ptr = bld.bitcast(bld.gep(c, [offset], inbounds=True), arith.c_vector.as_pointer())
             previous = bld.select(keep, bld.load(ptr, align=4), zero)
-            bld.store(bld.fadd(finals[r * nv + v], previous), ptr, align=4)
+            bld.store(add(arith.result(bld, finals[r * nv + v]), previous), ptr, align=4)
     bld.ret_void()
     return function
+
+
+def _same(bld: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    return value
+
+
+@register_extern("tcomp_sgemm_f32_")
+def define_sgemm(module: ir.Module, name: str) -> ir.Function:
+    match = _GEMM_RE.match(name)
+    if not match:
+        raise CodegenError(f"malformed GEMM micro-kernel name {name!r}")
+    mr, nr, lanes = (int(g) for g in match.groups())
+    if nr % lanes:
+        raise CodegenError(f"{name}: nr={nr} is not a multiple of lanes={lanes}")
+    vec = ir.VectorType(T.F32, lanes)
+    fma = _fma(module, vec)
+
+    def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+        return bld.call(fma, [a, b, acc])
+
+    arith = _TileArithmetic(a_element=T.F32, b_element=T.F32, c_vector=vec, a_step=1, a_scalar=T.F32, a_vector=vec,
+                            b_vector=vec, align=4, accumulator=vec, update=update, result=_same)
+    return _define_tile(module, name, mr, nr // lanes, arith)
 
 
 @register_extern("tcomp_sdot_f32_")
@@ -314,59 +352,18 @@ def define_igemm(module: ir.Module, name: str) -> ir.Function:
     vnni = match.group(4) == "vnni"
     if nr % lanes or (vnni and lanes not in (8, 16)):
         raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 with vnni)")
-    nv = nr // lanes
     vec = ir.VectorType(T.I32, lanes)
-    acc_ty = vec if vnni else ir.VectorType(T.I32, 2 * lanes)  # without VNNI: two lanes per column (``_dot_bytes``)
     bytes_ty = ir.VectorType(T.I8, 4 * lanes)
-    function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32])
-    a, lda, b, ldb, c_raw, ldc, k_count, accumulate = function.args
-    entry = function.append_basic_block("entry")
-    loop = function.append_basic_block("k.loop")
-    done = function.append_basic_block("k.done")
-    bld = ir.IRBuilder(entry)
-    c = bld.bitcast(c_raw, T.I32.as_pointer())
-    keep = bld.icmp_signed("!=", accumulate, T.I32(0))
-    zero = ir.Constant(vec, [0] * lanes)
-    _prefetch_tile_for_write(module, bld, bld.bitcast(c_raw, T.F32.as_pointer()), ldc, mr, nr)
-    initial = [ir.Constant(acc_ty, [0] * acc_ty.count)] * (mr * nv)
-    bld.cbranch(bld.icmp_signed(">", k_count, T.I64(0)), loop, done)
+    accumulator = vec if vnni else ir.VectorType(T.I32, 2 * lanes)  # without VNNI: two lanes per column
 
-    bld.position_at_end(loop)
-    k = bld.phi(T.I64, "k4")
-    accs = [bld.phi(acc_ty, f"acc.{i}") for i in range(mr * nv)]
-    b_row = bld.mul(k, ldb)
-    b_vectors = []
-    for v in range(nv):
-        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * 4 * lanes))], inbounds=True)
-        b_vectors.append(bld.load(bld.bitcast(ptr, bytes_ty.as_pointer()), align=1))
-    updated = []
-    for r in range(mr):
-        ptr = bld.gep(a, [bld.add(bld.mul(T.I64(r), lda), bld.mul(k, T.I64(4)))], inbounds=True)
-        group = bld.load(bld.bitcast(ptr, T.I32.as_pointer()), align=1)
-        a_splat = bld.bitcast(_splat(bld, group, lanes), bytes_ty)
-        for v in range(nv):
-            updated.append(_dot_bytes(module, bld, accs[r * nv + v], a_splat, b_vectors[v], lanes, vnni))
-    k_next = bld.add(k, T.I64(1))
-    bld.cbranch(bld.icmp_signed("<", k_next, k_count), loop, done)
-    k.add_incoming(T.I64(0), entry)
-    k.add_incoming(k_next, loop)
-    for acc, start, new in zip(accs, initial, updated):
-        acc.add_incoming(start, entry)
-        acc.add_incoming(new, loop)
+    def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+        return _dot_bytes(module, bld, acc, a, b, lanes, vnni)
 
-    bld.position_at_end(done)
-    finals = []
-    for start, new in zip(initial, updated):
-        phi = bld.phi(acc_ty)
-        phi.add_incoming(start, entry)
-        phi.add_incoming(new, loop)
-        finals.append(phi)
-    for r in range(mr):
-        for v in range(nv):
-            offset = bld.add(bld.mul(T.I64(r), ldc), T.I64(v * lanes))
-            ptr = bld.bitcast(bld.gep(c, [offset], inbounds=True), vec.as_pointer())
-            previous = bld.select(keep, bld.load(ptr, align=4), zero)
-            total = finals[r * nv + v] if vnni else _pair_sums(bld, finals[r * nv + v], lanes)
-            bld.store(bld.add(total, previous), ptr, align=4)
-    bld.ret_void()
-    return function
+    def result(bld: ir.IRBuilder, acc: ir.Value) -> ir.Value:
+        return acc if vnni else _pair_sums(bld, acc, lanes)
+
+    # a step is a group of four bytes of a row of A, loaded as one int32
+    arith = _TileArithmetic(a_element=T.I8, b_element=T.I8, c_vector=vec, a_step=4, a_scalar=T.I32,
+                            a_vector=bytes_ty, b_vector=bytes_ty, align=1, accumulator=accumulator, update=update,
+                            result=result)
+    return _define_tile(module, name, mr, nr // lanes, arith)

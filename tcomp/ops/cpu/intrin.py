@@ -6,18 +6,19 @@
 - ``igemm_intrin(mr, nr, kc, lanes, vnni)``: ``c[mr, nr] = sum int32(a[mr, 4 k4 + s]) * int32(b[k4, nr, s])``
   over ``k4 < kc / 4`` and ``s < 4``: uint8 ``a``, int8 ``b`` in groups of four steps, int32 ``c``.
 
-Both return ``(body, reset, update)`` so they can sit inside a reduction split further out.
+Each returns ``(body, reset, update)`` so that it can sit inside a reduction split further out.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from tcomp import te
 from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, igemm_kernel_name
 from tcomp.ir.expr import const
 from tcomp.target import Target
-from tcomp.te.intrin import TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
+from tcomp.te.intrin import LowerResult, TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
 
 
 def default_lanes(target: Target | None = None) -> int:
@@ -33,29 +34,34 @@ def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None) -> TensorIn
     b = te.placeholder((kc, nr), name="b")
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
-    name = gemm_kernel_name(mr, nr, lanes)
+    return decl_tensor_intrin(c, _tile_lowering(gemm_kernel_name(mr, nr, lanes), kc), name=f"gemm_{mr}x{nr}x{kc}")
 
-    def lower(ins: list[TensorRegion], outs: list[TensorRegion]):
+
+def _tile_lowering(name: str, steps: int) -> Callable[[list[TensorRegion], list[TensorRegion]], LowerResult]:
+    """The lowering of a register tile computed by the micro-kernel ``name`` over ``steps`` steps of its loop:
+    ``name(a, lda, b, ldb, c, ldc, steps, accumulate)`` from scratch, as the reset (no steps) and accumulating."""
+
+    def lower(ins: list[TensorRegion], outs: list[TensorRegion]) -> LowerResult:
         ra, rb = ins
         (rc,) = outs
 
-        def call(steps: int, accumulate: int):
+        def call(count: int, accumulate: int):
             # the reset (no steps) reads no input: it passes the output tile for them, so it stays valid where it
             # is placed outside the scope of a buffer an input lives in (a panel copied inside the reduction loop)
-            a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if steps else (rc.access_ptr(), rc.access_ptr())
+            a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if count else (rc.access_ptr(), rc.access_ptr())
             return emit(
                 call_extern(
                     "int32", name,
                     a_ptr, int64(ra.stride(0)),
                     b_ptr, int64(rb.stride(0)),
                     rc.access_ptr(), int64(rc.stride(0)),
-                    int64(steps), const(accumulate),
+                    int64(count), const(accumulate),
                 )
             )
 
-        return call(kc, 0), call(0, 0), call(kc, 1)
+        return call(steps, 0), call(0, 0), call(steps, 1)
 
-    return decl_tensor_intrin(c, lower, name=f"gemm_{mr}x{nr}x{kc}")
+    return lower
 
 
 @functools.cache
@@ -93,25 +99,5 @@ def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, vnni: bool) -> TensorInt
         return te.sum(te.cast(a[i, k4 * 4 + step], "int32") * te.cast(b[k4, j, step], "int32"), axis=[k4, step])
 
     c = te.compute((mr, nr), body, name="c")
-    name = igemm_kernel_name(mr, nr, lanes, vnni)
-
-    def lower(ins: list[TensorRegion], outs: list[TensorRegion]):
-        ra, rb = ins
-        (rc,) = outs
-
-        def call(steps: int, accumulate: int):
-            # as gemm_intrin: the reset passes the output tile for the inputs it does not read
-            a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if steps else (rc.access_ptr(), rc.access_ptr())
-            return emit(
-                call_extern(
-                    "int32", name,
-                    a_ptr, int64(ra.stride(0)),
-                    b_ptr, int64(rb.stride(0)),
-                    rc.access_ptr(), int64(rc.stride(0)),
-                    int64(steps), const(accumulate),
-                )
-            )
-
-        return call(kc // 4, 0), call(0, 0), call(kc // 4, 1)
-
-    return decl_tensor_intrin(c, lower, name=f"igemm_{mr}x{nr}x{kc}")
+    lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, vnni), kc // 4)  # the kernel steps by groups
+    return decl_tensor_intrin(c, lowering, name=f"igemm_{mr}x{nr}x{kc}")
