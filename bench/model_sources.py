@@ -16,7 +16,10 @@
   cache of 128 positions, the token at position 0), ``bloom`` and ``deberta`` (a BLOOM-like decoder
   and a DeBERTa-v3-base-like encoder, sequence 128) the same way, run only when named;
 - ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
-  operators that export writes (no torch needed; random weights).
+  operators that export writes (no torch needed; random weights);
+- ``<exported>_int8`` (``bert_int8``, ``gpt2_int8`` ... run only when named): that export quantized by onnxruntime's
+  ``quantize_dynamic`` (int8 weights, uint8 activations quantized at run time: ``DynamicQuantizeLinear`` and
+  ``MatMulInteger``), as CPU deployments of transformers quantize them; made once into the cache folder.
 """
 
 from __future__ import annotations
@@ -45,12 +48,15 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "swin": "transformer", "t5": "transformer", "whisper": "transformer", "convnext": "cnn",
           "bert_base": "transformer", "vit_b16": "transformer",
           "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
-          "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn"}
+          "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn",
+          "bert_int8": "quantized", "vit_int8": "quantized", "gpt2_int8": "quantized", "llama_int8": "quantized",
+          "gpt2_decode_int8": "quantized"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
 # not in the default set
+QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8")
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
-            "llama_decode", "gpt2_decode_static", "bloom", "deberta")
+            "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED)
 
 
 class MissingModel(Exception):
@@ -136,6 +142,8 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
         model = testing.expose_logits(testing.random_weights(onnx.load(str(path))))
         return Source(name, model.SerializeToString(), example_inputs(model),
                       f"onnx light model {path.name}, random weights")
+    if name in QUANTIZED:
+        return _quantized_source(name, cache, export, python)
     if name in EXPORTED:
         path = ensure_exported(name, cache, export, python)
         model = onnx.load(str(path), load_external_data=False)
@@ -146,3 +154,17 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
             note = f"transformers {info.get('transformers')}, torch {info.get('torch')}, {info.get('exporter')}"
         return Source(name, str(path), example_inputs(model), note)
     raise SystemExit(f"unknown model {name!r}; models: {', '.join(ALL + OPTIONAL)}")
+
+
+def _quantized_source(name: str, cache: Path, export: bool, python: str | None) -> Source:
+    """``<exported>_int8``: the export quantized by onnxruntime's ``quantize_dynamic`` (int8 weights), made once."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    base = name.removesuffix("_int8")
+    path = cache / f"{name}.onnx"
+    if not path.exists() or export:
+        source = ensure_exported(base, cache, export, python)
+        quantize_dynamic(source, path, weight_type=QuantType.QInt8)
+    model = onnx.load(str(path), load_external_data=False)
+    return Source(name, str(path), example_inputs(model), f"{base} export, onnxruntime quantize_dynamic (int8)")
