@@ -187,8 +187,10 @@ def micro_blocking(M: int, K: int, lanes: int, vector_registers: int) -> GemmBlo
 
 
 def tile_rows(M: int, most: int) -> int:
-    """The rows of a register tile: the largest divisor of ``M`` from 4 to ``most``, else ``min(most, 8)`` (the
-    last tile padded)."""
+    """The rows of a register tile: all of them below 4, else the largest divisor of ``M`` from 4 to ``most``, else
+    ``min(most, 8)`` (the last tile padded)."""
+    if M < 4:
+        return min(M, most)
     candidates = [m for m in range(most, 3, -1) if M % m == 0]
     return candidates[0] if candidates else min(most, 8)
 
