@@ -142,10 +142,10 @@ def pattern_of(node: Node, types: dict[str, TensorType] | None = None) -> OpPatt
 
 def compiled_in(value: np.ndarray, members: Sequence[Node]) -> bool:
     """Whether the kernel of the operator nodes ``members`` (a fused group, or one node) compiles the parameter
-    ``value`` in as a constant rather than taking it as an argument: a one-element parameter, but a float one in the
-    kernel of a product or convolution (``OUT_ELEMWISE_FUSABLE``). There its load is nothing beside the kernel's
-    work, and one-element values that differ from layer to layer (a quantized model's scales) would otherwise
+    ``value`` in as a constant rather than taking it as an argument: a one-element parameter, but not in the kernel
+    of a product or convolution (``OUT_ELEMWISE_FUSABLE``). There its load is nothing beside the kernel's work, and
+    one-element values that differ from layer to layer (a quantized model's scales and zero points) would otherwise
     compile a kernel per layer."""
     if value.size != 1:
         return False
-    return value.dtype.kind != "f" or not any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in members)
+    return not any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in members)
