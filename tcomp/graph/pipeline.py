@@ -1,16 +1,17 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
-    ONNX -> infer types -> remove empty -> fold constants -> simplify -> gemm panels -> fold constants
-         -> channel shuffle -> alter layout -> winograd -> fold constants -> concat in place -> fuse ops
-         -> plan memory
+    ONNX -> infer types -> remove empty -> integer products -> fold constants -> simplify -> gemm panels
+         -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants -> concat in place
+         -> fuse ops -> plan memory
 
-The ``simplify`` step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch
-weights stored by rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where
-the backend asks, products of one input by several constant weights become one product and a split
-(``merge_projections``: attention's query, key and value) and ``gemm_panels`` stores the weights of larger products
-in the packed GEMM's panels, and those of the integer products of quantized models in the integer GEMM's
-(``quantized_weights``); with tuning records, a product compiled from a ``matmul`` or ``dense`` record of its own
-stays as it is (``tuning.tuned_product``).
+On CPUs, products of dequantized 8-bit operands (QDQ models) first become integer products (``integer_products``,
+before folding takes the weights' dequantization away). The ``simplify`` step also runs the rewrites a target kind
+asks for (``GraphOptions`` of its backend): small-batch weights stored by rows (``matvec_weights``) and attention
+fused into one node (``fuse_attention``). Then, where the backend asks, products of one input by several constant
+weights become one product and a split (``merge_projections``: attention's query, key and value) and ``gemm_panels``
+stores the weights of larger products in the packed GEMM's panels, and those of the integer products of quantized
+models in the integer GEMM's (``quantized_weights``); with tuning records, a product compiled from a ``matmul`` or
+``dense`` record of its own stays as it is (``tuning.tuned_product``).
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
@@ -36,6 +37,7 @@ from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
 from tcomp.graph.passes.gemm_panels import gemm_panels
+from tcomp.graph.passes.integer_products import integer_products
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.merge_projections import merge_projections
 from tcomp.graph.passes.plan_memory import plan_memory
@@ -56,6 +58,7 @@ DumpFunc = Callable[[str, Graph], None]
 class PassOptions:
     """Which passes run (all by default)."""
 
+    integer_products: bool = True
     fold_constants: bool = True
     simplify: bool = True
     gemm_panels: bool = True
@@ -114,6 +117,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         merged = merge_projections(graph, keep_products(graph), constants)
         return gemm_panels(merged, resolved, keep_products(merged), constants)
 
+    def dequantized_products(graph: Graph) -> Graph:
+        return integer_products(graph, resolved) if options.gemm_panels else graph
+
     def fast_convolutions(graph: Graph) -> Graph:
         return winograd(graph) if options.blocked_convolutions else graph
 
@@ -125,6 +131,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
                         absorb_views=options.views)
 
     return [
+        ("integer_products", dequantized_products),
         ("fold_constants", fold),
         ("simplify", simplify_for_target),
         ("gemm_panels", panels),

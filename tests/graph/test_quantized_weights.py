@@ -1,5 +1,6 @@
-"""The CPU pass ``quantized_weights``: integer products of uint8 rows and constant 8-bit weights run on the integer
-GEMM (``quantized_matmul``), exactly as the int32 product they replace; the products it must leave are left."""
+"""The CPU passes ``quantized_weights`` and ``integer_products``: integer products of uint8 rows and constant 8-bit
+weights run on the integer GEMM (``quantized_matmul``), exactly as the int32 product they replace, and so do the
+float products of dequantized operands in QDQ models; the products they must leave are left."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tcomp.graph as tg
 from tcomp.graph.ir import Graph
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.target import Target
+from tests.graph.ort_reference import run_both
 
 RNG = np.random.default_rng(21)
 # the pass rewrites where the CPU has VNNI or AVX-512; elsewhere the int32 product stays
@@ -84,3 +86,47 @@ def test_products_the_pass_leaves(case: str) -> None:
     (got,) = executor.run({"a": a, "za": zero})
     offset = a.astype(np.int32) - (zero.astype(np.int32)[:, None] if zero_shape else zero.astype(np.int32))
     np.testing.assert_array_equal(got, offset @ weight.astype(np.int32))
+
+
+def _qdq_product(weight: np.ndarray, weight_scale: np.ndarray, rows: int = 7) -> object:
+    """``Q(x)`` dequantized (uint8, one scale and zero point) times a dequantized constant int8 ``weight``."""
+    k, n = weight.shape
+    inits = [numpy_helper.from_array(weight, "wq"), numpy_helper.from_array(weight_scale, "sw"),
+             numpy_helper.from_array(np.zeros(weight_scale.shape, np.int8), "zw"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "sx"),
+             numpy_helper.from_array(np.array(121, np.uint8), "zx")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=1),
+             helper.make_node("MatMul", ["xd", "wd"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_dequantized_products_become_integer_products(per_column: bool) -> None:
+    """A QDQ product (``integer_products``): the int32 product of the offset integers times the scales, on the
+    integer GEMM; against onnxruntime, which runs it so too, and within float rounding of the float product."""
+    weight = RNG.integers(-127, 128, (96, 40)).astype(np.int8)
+    scale = RNG.uniform(0.001, 0.01, 40 if per_column else ()).astype(np.float32)
+    model = _qdq_product(weight, scale)
+    executor, ops = _compile(model)
+    assert REWRITTEN in ops
+    x = RNG.uniform(-6, 6, (7, 96)).astype(np.float32)
+    [got], [want] = run_both(model, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    xq = np.clip(np.rint(x / np.float32(0.05)) + 121, 0, 255)
+    exact = ((xq - 121) @ weight.astype(np.float64)) * 0.05 * scale.astype(np.float64)
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_dequantized_products_that_stay_float() -> None:
+    """Sums that could overflow int32 (K over 33025) keep the float product."""
+    weight = RNG.integers(-127, 128, (33100, 2)).astype(np.int8)
+    model = _qdq_product(weight, np.array(0.001, np.float32), rows=1)
+    executor, ops = _compile(model)
+    assert "quantized_matmul" not in ops
+    x = RNG.uniform(-6, 6, (1, 33100)).astype(np.float32)
+    [got], [want] = run_both(model, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)

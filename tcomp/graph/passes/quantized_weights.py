@@ -72,11 +72,16 @@ def _column_sums(weight: np.ndarray) -> np.ndarray:
     return weight.sum(axis=0, dtype=np.int64).astype(np.int32)
 
 
+def integer_gemm_pays(cpu: CpuTarget) -> bool:
+    """Whether the integer GEMM beats the int32 product on ``cpu``: with VNNI or AVX-512 (see the module docstring)."""
+    return cpu.byte_dots or cpu.vector_registers >= 32
+
+
 def quantized_weights(graph: Graph, target: Target, constants: SharedConstants | None = None) -> Graph:
     """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
     (``tcomp.graph.shared_constants``)."""
     cpu = CpuTarget.of(target)
-    if not cpu.byte_dots and cpu.vector_registers < 32:
+    if not integer_gemm_pays(cpu):
         return graph
     params = dict(graph.params)
     producers = {out: node for node in graph.nodes for out in node.outputs}

@@ -1,0 +1,134 @@
+"""``integer_products``: a float product of dequantized 8-bit operands becomes an integer product, scaled (CPU).
+
+A QDQ model (onnxruntime's static quantization, its default format) computes each product in float between a
+``DequantizeLinear`` of 8-bit activations and one of constant 8-bit weights. Rewrite, for ``matmul(A, B)`` with
+
+- ``A = (float(a) - za) * sa``: ``a`` uint8 or int8, ``za`` and ``sa`` one value each (per tensor);
+- ``B = (float(W) - zb) * sb``: ``W`` a constant ``[K, N]`` of 8 bits, ``zb`` and ``sb`` per tensor or per column,
+
+into ``float(int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact, times
+the scales once (as onnxruntime runs such a model). Constant folding then folds the weight's offset, and
+``quantized_weights`` runs the product on the integer GEMM. The result differs from the float product by its
+roundings (the float one rounds every step of K). Products whose sums could overflow int32 (K over 33025) stay.
+
+Assumes a typed graph as imported, before constant folding folds the weights' ``DequantizeLinear``; the pipeline
+runs it first for CPU targets where ``quantized_weights`` applies (``integer_gemm_pays``). Returns the same graph when
+nothing matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcomp.graph.edit import with_nodes
+from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.passes.quantized_weights import integer_gemm_pays
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.target import Target
+
+# the deepest product whose int32 sums cannot overflow: K x 255 x 255 < 2**31
+MAX_DEPTH = (2**31 - 1) // (255 * 255)
+
+
+@dataclass(frozen=True)
+class _Dequantized:
+    """``(float(integers) - zero) * scale`` as the graph computes it (``zero`` empty where there is none)."""
+
+    integers: str
+    zero: str
+    scale: str
+
+
+def _dequantized(graph: Graph, value: str, producers: dict[str, Node]) -> _Dequantized | None:
+    product = producers.get(value)
+    if product is None or product.op != "multiply":
+        return None
+    inner, scale = product.inputs
+    node = producers.get(inner)
+    zero = ""
+    if node is not None and node.op == "subtract":
+        inner, zero = node.inputs
+        node = producers.get(inner)
+        zero_source = producers.get(zero)
+        if zero_source is None or zero_source.op != "cast":
+            return None
+        zero = zero_source.inputs[0]
+    if node is None or node.op != "cast" or graph.type_of(node.outputs[0]).dtype != "float32":
+        return None
+    integers = node.inputs[0]
+    if graph.type_of(integers).dtype not in ("uint8", "int8") or graph.type_of(scale).dtype != "float32":
+        return None
+    if zero and graph.type_of(zero).dtype != graph.type_of(integers).dtype:
+        return None
+    return _Dequantized(integers, zero, scale)
+
+
+def _per_tensor(graph: Graph, name: str) -> bool:
+    return not name or graph.type_of(name).numel == 1
+
+
+def _per_column(graph: Graph, name: str, columns: int) -> bool:
+    """One value, or one per column broadcast against ``[K, N]`` (``[N]`` or ``[1, N]``)."""
+    shape = graph.type_of(name).shape if name else ()
+    return _per_tensor(graph, name) or shape in ((columns,), (1, columns))
+
+
+def _integer_product(node: Node, a: _Dequantized, b: _Dequantized, names: FreshNames) -> list[Node]:
+    """The nodes that compute ``node``'s result as the scaled int32 product of ``a`` and ``b``'s integers."""
+    nodes: list[Node] = []
+
+    def fresh(hint: str) -> str:
+        return names.fresh(f"{node.name}/{hint}")
+
+    def offset(operand: _Dequantized, hint: str) -> str:
+        wide = fresh(f"{hint}_int32")
+        nodes.append(make_node("cast", fresh("cast"), (operand.integers,), (wide,), dtype="int32"))
+        if not operand.zero:
+            return wide
+        zero, shifted = fresh(f"{hint}_zero_int32"), fresh(f"{hint}_offset")
+        nodes.append(make_node("cast", fresh("cast"), (operand.zero,), (zero,), dtype="int32"))
+        nodes.append(make_node("subtract", fresh("subtract"), (wide, zero), (shifted,)))
+        return shifted
+
+    total, as_float, scale = fresh("int32_product"), fresh("product"), fresh("scale")
+    nodes.append(make_node("matmul", node.name, (offset(a, "a"), offset(b, "b")), (total,)))
+    nodes.append(make_node("cast", fresh("cast"), (total,), (as_float,), dtype="float32"))
+    nodes.append(make_node("multiply", fresh("scales"), (a.scale, b.scale), (scale,)))
+    nodes.append(make_node("multiply", fresh("scaled"), (as_float, scale), node.outputs))
+    return nodes
+
+
+def _operands(graph: Graph, node: Node, producers: dict[str, Node]) -> tuple[_Dequantized, _Dequantized] | None:
+    """``node``'s dequantized operands when it is a product the module docstring rewrites."""
+    if node.op != "matmul" or node.attr("transpose_b", False):
+        return None
+    a = _dequantized(graph, node.inputs[0], producers)
+    b = _dequantized(graph, node.inputs[1], producers)
+    if a is None or b is None or b.integers not in graph.params:
+        return None
+    weight = graph.type_of(b.integers)
+    if weight.ndim != 2 or weight.shape[0] > MAX_DEPTH:
+        return None
+    if not (_per_tensor(graph, a.zero) and _per_tensor(graph, a.scale)):
+        return None
+    if not (_per_column(graph, b.zero, weight.shape[1]) and _per_column(graph, b.scale, weight.shape[1])):
+        return None
+    return a, b
+
+
+def integer_products(graph: Graph, target: Target) -> Graph:
+    """See the module docstring."""
+    if not integer_gemm_pays(CpuTarget.of(target)):
+        return graph
+    producers = graph.producers()
+    names = FreshNames.of(graph)
+    nodes: list[Node] = []
+    changed = False
+    for node in graph.nodes:
+        operands = _operands(graph, node, producers)
+        if operands is None:
+            nodes.append(node)
+            continue
+        nodes.extend(_integer_product(node, *operands, names))
+        changed = True
+    return with_nodes(graph, nodes) if changed else graph
