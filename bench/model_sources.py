@@ -19,7 +19,9 @@
   operators that export writes (no torch needed; random weights);
 - ``<exported>_int8`` (``bert_int8``, ``gpt2_int8`` ... run only when named): that export quantized by onnxruntime's
   ``quantize_dynamic`` (int8 weights, uint8 activations quantized at run time: ``DynamicQuantizeLinear`` and
-  ``MatMulInteger``), as CPU deployments of transformers quantize them; made once into the cache folder.
+  ``MatMulInteger``), as CPU deployments of transformers quantize them; ``<exported>_qdq``: by its
+  ``quantize_static`` in the default QDQ format (``QuantizeLinear`` / ``DequantizeLinear`` around every operator it
+  quantizes; calibrated on three draws of the example inputs); made once into the cache folder.
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
           "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn",
           "bert_int8": "quantized", "vit_int8": "quantized", "gpt2_int8": "quantized", "llama_int8": "quantized",
-          "gpt2_decode_int8": "quantized"}
+          "gpt2_decode_int8": "quantized", "bert_qdq": "quantized", "vit_qdq": "quantized"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
 # not in the default set
-QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8")
+QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8", "bert_qdq", "vit_qdq")
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
             "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED)
 
@@ -157,14 +159,35 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
 
 
 def _quantized_source(name: str, cache: Path, export: bool, python: str | None) -> Source:
-    """``<exported>_int8``: the export quantized by onnxruntime's ``quantize_dynamic`` (int8 weights), made once."""
+    """``<exported>_int8`` or ``<exported>_qdq``: the export quantized by onnxruntime (see the module docstring), made
+    once."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
-    base = name.removesuffix("_int8")
+    base, kind = name.rsplit("_", 1)
     path = cache / f"{name}.onnx"
     if not path.exists() or export:
         source = ensure_exported(base, cache, export, python)
-        quantize_dynamic(source, path, weight_type=QuantType.QInt8)
+        if kind == "int8":
+            quantize_dynamic(source, path, weight_type=QuantType.QInt8)
+        else:
+            exported = onnx.load(str(source), load_external_data=False)
+
+            class Draws(CalibrationDataReader):
+                def __init__(self) -> None:
+                    self.draws = iter([example_inputs(exported, seed) for seed in range(3)])
+
+                def get_next(self) -> dict[str, np.ndarray] | None:
+                    return next(self.draws, None)
+
+            quantize_static(source, path, Draws(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
     model = onnx.load(str(path), load_external_data=False)
-    return Source(name, str(path), example_inputs(model), f"{base} export, onnxruntime quantize_dynamic (int8)")
+    how = "quantize_dynamic (int8)" if kind == "int8" else "quantize_static (QDQ, int8)"
+    return Source(name, str(path), example_inputs(model), f"{base} export, onnxruntime {how}")

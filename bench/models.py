@@ -1,15 +1,16 @@
 """Whole models at batch 1: tcomp against onnxruntime in the same run, idle and under load.
 
-Models (``--models``, by default all but the optional ones; see ``model_sources.py``): ResNet-50, a ViT-B/16-like
-and a BERT-base-like encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512,
-ShuffleNet and SqueezeNet (the onnx package's light models) and MobileNetV2; when named, DenseNet-121 and Inception v2
-(light models too), a GPT-2-small-like and a Llama-like decoder (sequence 128), a T5-small-like encoder
-(sequence 128), a Whisper-base-like encoder (30 s of audio), ConvNeXt-tiny and Swin-tiny (224x224), one
-generation step of those two decoders (a token and the key/value cache of the 127 before it), a BLOOM-like decoder and a
-DeBERTa-v3-base-like encoder (sequence 128), exported from transformers code, and ``<export>_int8``: exports
-quantized by onnxruntime's ``quantize_dynamic`` (int8 weights, activations quantized at run time). The exports are
-hundreds of MB and live in a cache folder (``--cache``, default ``~/.cache/tcomp/bench_models``); ``--export
---export-python PYTHON`` (re)generates them with an interpreter that has torch and transformers.
+Models (``--models``, by default all but the optional ones; see ``model_sources.py``): ResNet-50, a ViT-B/16-like and
+a BERT-base-like encoder (sequence 128) exported from Hugging Face transformers code, VGG-19, ZFNet-512, ShuffleNet
+and SqueezeNet (the onnx package's light models) and MobileNetV2; when named, DenseNet-121 and Inception v2 (light
+models too), a GPT-2-small-like and a Llama-like decoder (sequence 128), a T5-small-like encoder (sequence 128), a
+Whisper-base-like encoder (30 s of audio), ConvNeXt-tiny and Swin-tiny (224x224), one generation step of those two
+decoders (a token and the key/value cache of the 127 before it), a BLOOM-like decoder and a DeBERTa-v3-base-like
+encoder (sequence 128), exported from transformers code, and ``<export>_int8`` / ``<export>_qdq``: exports quantized
+by onnxruntime's ``quantize_dynamic`` (int8 weights, activations quantized at run time) or its ``quantize_static``
+(QDQ format). The exports are hundreds of MB and live in a cache folder (``--cache``, default
+``~/.cache/tcomp/bench_models``); ``--export --export-python PYTHON`` (re)generates them with an interpreter that has
+torch and transformers.
 
 For each model: tcomp compiles it (with ``--tuning-records`` when given; then also without them, and the untuned
 executor runs in the same rounds: its median and its ratio to the tuned one are printed too) and onnxruntime opens it
@@ -174,7 +175,7 @@ def geomean(values: list[float]) -> float:
 
 
 def summary(rows: list[Row], loads: list[int], threads: int) -> None:
-    print(f"\nsummary: batch 1, float32 (int8 products in *_int8), {threads} threads, latencies in ms; "
+    print(f"\nsummary: batch 1, float32 (int8 products in *_int8, *_qdq), {threads} threads, latencies in ms; "
           "ratio = tcomp / onnxruntime "
           f"(targets on the median: transformers and resnet50 <= 1.0, every model <= 1.2, geomean <= 1.0)")
     for load in loads:
