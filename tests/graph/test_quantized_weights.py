@@ -88,13 +88,16 @@ def test_products_the_pass_leaves(case: str) -> None:
     np.testing.assert_array_equal(got, offset @ weight.astype(np.int32))
 
 
-def _qdq_product(weight: np.ndarray, weight_scale: np.ndarray, rows: int = 7) -> object:
-    """``Q(x)`` dequantized (uint8, one scale and zero point) times a dequantized constant int8 ``weight``."""
+def _qdq_product(weight: np.ndarray, weight_scale: np.ndarray, rows: int = 7,
+                 x_zero: np.ndarray | None = None) -> object:
+    """``Q(x)`` dequantized (in ``x_zero``'s type, uint8 121 by default; one scale and zero point) times a
+    dequantized constant int8 ``weight``."""
     k, n = weight.shape
+    x_zero = np.array(121, np.uint8) if x_zero is None else x_zero
     inits = [numpy_helper.from_array(weight, "wq"), numpy_helper.from_array(weight_scale, "sw"),
              numpy_helper.from_array(np.zeros(weight_scale.shape, np.int8), "zw"),
              numpy_helper.from_array(np.array(0.05, np.float32), "sx"),
-             numpy_helper.from_array(np.array(121, np.uint8), "zx")]
+             numpy_helper.from_array(x_zero, "zx")]
     nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
              helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=1),
@@ -121,12 +124,16 @@ def test_dequantized_products_become_integer_products(per_column: bool) -> None:
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-6)
 
 
-def test_dequantized_products_that_stay_float() -> None:
-    """Sums that could overflow int32 (K over 33025) keep the float product."""
-    weight = RNG.integers(-127, 128, (33100, 2)).astype(np.int8)
-    model = _qdq_product(weight, np.array(0.001, np.float32), rows=1)
+@pytest.mark.parametrize("case", ["deep", "int8 activations"])
+def test_dequantized_products_that_stay_float(case: str) -> None:
+    """Sums that could overflow int32 (K over 33025) and int8 activations (the integer GEMM takes uint8 rows) keep
+    the float product."""
+    depth = 33100 if case == "deep" else 64
+    weight = RNG.integers(-127, 128, (depth, 2)).astype(np.int8)
+    x_zero = np.array(3 if case == "deep" else -3, np.uint8 if case == "deep" else np.int8)
+    model = _qdq_product(weight, np.array(0.001, np.float32), rows=1, x_zero=x_zero)
     executor, ops = _compile(model)
     assert "quantized_matmul" not in ops
-    x = RNG.uniform(-6, 6, (1, 33100)).astype(np.float32)
+    x = RNG.uniform(-6, 6, (1, depth)).astype(np.float32)
     [got], [want] = run_both(model, {"x": x})
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)

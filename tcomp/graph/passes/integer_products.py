@@ -3,8 +3,9 @@
 A QDQ model (onnxruntime's static quantization, its default format) computes each product in float between a
 ``DequantizeLinear`` of 8-bit activations and one of constant 8-bit weights. Rewrite, for ``matmul(A, B)`` with
 
-- ``A = (float(a) - za) * sa``: ``a`` uint8 or int8, ``za`` and ``sa`` one value each (per tensor);
+- ``A = (float(a) - za) * sa``: ``a`` uint8, ``za`` and ``sa`` one value each (per tensor);
 - ``B = (float(W) - zb) * sb``: ``W`` a constant ``[K, N]`` of 8 bits, ``zb`` and ``sb`` per tensor or per column,
+  ``W - zb`` within int8 (int8 weights with zero point 0, uint8 ones with 128: what the integer GEMM takes),
 
 into ``float(int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact, times
 the scales once (as onnxruntime runs such a model). Constant folding then folds the weight's offset, and
@@ -19,6 +20,8 @@ nothing matches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
@@ -63,6 +66,17 @@ def _dequantized(graph: Graph, value: str, producers: dict[str, Node]) -> _Dequa
     return _Dequantized(integers, zero, scale)
 
 
+def _offset_fits_int8(graph: Graph, weight: _Dequantized) -> bool:
+    """Whether the weight is constant and its integers minus their zero point all fit int8: what the integer GEMM
+    takes (``quantized_weights``); other products would stay int32 products, slower than the float ones."""
+    integers = graph.params.get(weight.integers)
+    zero = graph.params.get(weight.zero) if weight.zero else np.zeros((), np.int32)
+    if integers is None or zero is None or integers.ndim != 2 or integers.size == 0:
+        return False
+    offset = integers.astype(np.int32) - zero.astype(np.int32)  # a zero point per column broadcasts along K
+    return -128 <= int(offset.min()) and int(offset.max()) <= 127
+
+
 def _per_tensor(graph: Graph, name: str) -> bool:
     return not name or graph.type_of(name).numel == 1
 
@@ -104,7 +118,7 @@ def _operands(graph: Graph, node: Node, producers: dict[str, Node]) -> tuple[_De
         return None
     a = _dequantized(graph, node.inputs[0], producers)
     b = _dequantized(graph, node.inputs[1], producers)
-    if a is None or b is None or b.integers not in graph.params:
+    if a is None or b is None or graph.type_of(a.integers).dtype != "uint8":
         return None
     weight = graph.type_of(b.integers)
     if weight.ndim != 2 or weight.shape[0] > MAX_DEPTH:
@@ -113,7 +127,7 @@ def _operands(graph: Graph, node: Node, producers: dict[str, Node]) -> tuple[_De
         return None
     if not (_per_column(graph, b.zero, weight.shape[1]) and _per_column(graph, b.scale, weight.shape[1])):
         return None
-    return a, b
+    return (a, b) if _offset_fits_int8(graph, b) else None
 
 
 def integer_products(graph: Graph, target: Target) -> Graph:
