@@ -123,11 +123,12 @@ def _check_eight_bits(b: Builder, name: str, what: str) -> str:
 
 def _along(b: Builder, name: str, rank: int, axis: int, extent: int, what: str) -> str:
     """A scale or zero point ``name`` shaped to broadcast against a rank-``rank`` operand: one element (per tensor),
-    a vector of ``extent`` along ``axis`` (per row, column or channel), or an array of the operand's rank."""
+    a vector of ``extent`` along ``axis`` (per row, column or channel; a 1-D operand has none), or an array of the
+    operand's rank."""
     t = b.type(name)
     if t.numel == 1 and t.ndim <= 1:
         return reshape(b, name, ())
-    if t.ndim == 1 and t.shape[0] == extent:
+    if t.ndim == 1 and t.shape[0] == extent and rank > 1:
         return reshape(b, name, tuple(extent if k == axis % rank else 1 for k in range(rank)))
     if t.ndim == rank and t.ndim > 1:
         return name
