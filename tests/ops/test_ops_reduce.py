@@ -167,3 +167,24 @@ def test_non_integer_axis() -> None:
 def test_reduce_needs_a_tensor() -> None:
     with pytest.raises(OpError, match="min: argument x must be a tensor"):
         ops.min(np.zeros(3))
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 768), (3, 40, 320), (96, 8, 48), (5, 7, 4096)])
+@pytest.mark.parametrize("name", ["sum", "max", "min"])
+def test_large_reductions_to_one_value_in_parallel_parts(shape: tuple[int, ...], name: str) -> None:
+    """The default CPU schedule of a large reduction to one value (``_reduce_in_parts``: parts over the cores, each
+    several vector accumulators) against numpy, NaN propagating; and where no outer axis splits into parts."""
+    from tcomp.ops.cpu.dispatch import schedule_cpu
+
+    build, reference = REDUCERS[name]
+    x = te.placeholder(shape, name="x")
+    y = build(x)
+    module = tcomp.build(schedule_cpu(y, tcomp.Target("llvm -num-cores=2")), [x, y], target="llvm -num-cores=2",
+                         check_bounds=True)
+    data = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    for planted in (None, (0, 5, 7)):
+        if planted is not None:
+            data[planted] = np.nan
+        got = np.zeros((), np.float32)
+        module(data, got)
+        np.testing.assert_allclose(got, reference(data), rtol=1e-4, atol=1e-3, equal_nan=True)

@@ -30,6 +30,10 @@ from tcomp.te.tensor import ComputeOp
 
 # fewer elements (or multiply-adds) than this run on one thread: waking the pool costs tens of microseconds
 PARALLEL_MIN_WORK = 1 << 15
+# a large reduction to one value (``_reduce_in_parts``): parts per core (a few, so that a core that starts late
+# leaves some to the other) and vector accumulators per part
+PARTS_PER_CORE = 4
+ACCUMULATORS = 4
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,8 @@ def schedule_reduction(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     lanes = cpu.lanes(op.output(0).dtype)
     inner = op.reduce_axis[-1]
     inner_extent = const_extent(inner)
+    if not op.axis and work is not None and work >= PARALLEL_MIN_WORK and _reduce_in_parts(s, stage, cpu):
+        return
     if reduction_reads_contiguously(op) and inner_extent is not None and inner_extent % lanes == 0 and \
             inner_extent >= 2 * lanes:
         _, k_inner = stage.split(inner, factor=lanes)
@@ -247,6 +253,41 @@ def schedule_reduction(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     else:
         outer.append(last)
     parallel_fused(stage, outer, work, cpu.cores)
+
+
+def _reduce_in_parts(s: Schedule, stage: Stage, cpu: CpuTarget) -> bool:
+    """A large reduction to one value (the range of a tensor that ``DynamicQuantizeLinear`` quantizes, a global
+    sum): factored into ``parts x width`` partial results, the parts in parallel, each ``width`` lanes (up to
+    ``ACCUMULATORS`` vectors) accumulated over its share of an outer reduction axis and the vectorized innermost
+    one; then the partial results reduced. Takes a contiguous innermost axis that the vector width divides and an
+    outer axis that ``parts`` (at least ``cores``) divides; returns False (scheduling nothing) where there is none."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    lanes = cpu.lanes(op.output(0).dtype)
+    *outer, inner = op.reduce_axis
+    inner_extent = const_extent(inner)
+    if not reduction_reads_contiguously(op) or inner_extent is None or inner_extent % lanes:
+        return False
+    # several vectors per part where they divide the axis: independent accumulators, not one chain of latencies
+    width = next(lanes * v for v in (ACCUMULATORS, 2, 1) if inner_extent % (lanes * v) == 0)
+    wanted = max(2, cpu.cores) * PARTS_PER_CORE
+    choices = [(largest_divisor(e, wanted), iv) for iv in outer if (e := const_extent(iv)) is not None]
+    parts, split_axis = max(choices, key=lambda choice: choice[0], default=(1, None))
+    if split_axis is None or parts < max(2, cpu.cores):
+        return False
+    part, rest = stage.split(split_axis, nparts=parts)
+    steps, lane = stage.split(inner, factor=width)
+    others = [iv for iv in stage.leaf_iter_vars if iv not in (part, rest, steps, lane)]
+    stage.reorder(*others, rest, steps, part, lane)
+    partial = s[s.rfactor(op.output(0), stage.fuse(part, lane), factor_axis=0)]
+    (fused,) = [iv for iv in partial.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    reduce = [iv for iv in partial.leaf_iter_vars if iv.kind is IterKind.REDUCE]
+    part, lane = partial.split(fused, factor=width)
+    partial.reorder(part, *reduce, lane)
+    partial.vectorize(lane)
+    if cpu.cores > 1:
+        partial.parallel(part)
+    return True
 
 
 def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
