@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcomp.graph.edit import with_nodes
+from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.passes.quantized_weights import integer_gemm_pays
 from tcomp.ops.cpu.common import CpuTarget
@@ -134,15 +134,9 @@ def integer_products(graph: Graph, target: Target) -> Graph:
     """See the module docstring."""
     if not integer_gemm_pays(CpuTarget.of(target)):
         return graph
-    producers = graph.producers()
-    names = FreshNames.of(graph)
-    nodes: list[Node] = []
-    changed = False
+    edit = Rewrite(graph)
     for node in graph.nodes:
-        operands = _operands(graph, node, producers)
-        if operands is None:
-            nodes.append(node)
-            continue
-        nodes.extend(_integer_product(node, *operands, names))
-        changed = True
-    return with_nodes(graph, nodes) if changed else graph
+        operands = _operands(graph, node, edit.producers)
+        if operands is not None:
+            edit.replacements[node.name] = _integer_product(node, *operands, edit.names)
+    return edit.result()
