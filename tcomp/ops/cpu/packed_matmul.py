@@ -34,9 +34,11 @@ the axis that is contiguous in the memory underneath, whatever the operator's ``
 and A is read in place where its rows are runs of K in memory with a row stride (a transposed view of a
 ``[.., K]`` tensor, say), so the transposes that feed a product cost no separate kernel.
 
-The computes and their schedule are separate pieces (``plan_gemm``, ``packed_product``, ``schedule_packed_product``)
-so that the default CPU schedule of ``ops.matmul`` / ``ops.dense`` (``tcomp/ops/cpu/dense.py``) splices the same
-stages into a schedule of the library compute, reading ``A`` or ``B`` transposed where the operator does.
+The computes and their schedule are separate pieces (``plan_gemm``, ``packed_product``, ``schedule_packed_product``,
+``splice_packed_product``) so that the default CPU schedule of ``ops.matmul`` / ``ops.dense``
+(``tcomp/ops/cpu/dense.py``) splices the same stages into a schedule of the library compute, reading ``A`` or ``B``
+transposed where the operator does; the int8 product (``quantized_matmul.py``) builds its own product over groups of
+four steps of K from the same packing of A and runs it on its own micro-kernel (``PackedProduct.intrin``).
 
 Measured on 1024^3 (2 cores, AVX-512) against the previous schedule (B packed for all rows up front, one parallel
 row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy's GFLOP/s before, 0.95-1.0x after.
