@@ -46,9 +46,10 @@ CACHE_LINE_BYTES = 64
 # 1000 output channels in blocks of 8 ran 1.3-1.5x as fast as in blocks of 10, which take 16-lane vectors)
 _HALF_RATE_512 = frozenset({"znver4"})
 
-# CPU features that choose a kernel (``byte_dots``) without a probe: for a CPU other than this machine's, only where
-# ``-mattr`` names them; code using one that this machine lacks must not run here (``missing_here``)
-CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl")
+# CPU features that choose a kernel (``byte_dots``, ``word_dots``) without a probe: for a CPU other than this
+# machine's, only where ``-mattr`` names them; code using one that this machine lacks must not run here
+# (``missing_here``)
+CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl", "avx512bw")
 
 # CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
 # limits of every GPU since compute capability 5.0, and the shared memory a kernel may declare statically; above it,
@@ -324,6 +325,12 @@ class Target:
         if bits == 256:
             return self.has_feature("avxvnni") or (self.has_feature("avx512vnni") and self.has_feature("avx512vl"))
         return False
+
+    @property
+    def word_dots(self) -> bool:
+        """Whether the CPU has ``pmaddwd`` (two int16 products added per int32 lane) at ``vector_bits``: AVX512BW
+        for 512-bit registers, AVX2 for 256, SSE2 for 128."""
+        return self.has_feature({512: "avx512bw", 256: "avx2", 128: "sse2"}[self.vector_bits])
 
     @property
     def full_rate_vector_bits(self) -> int:

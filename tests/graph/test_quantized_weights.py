@@ -10,14 +10,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tcomp.graph as tg
 from tcomp.graph.ir import Graph
+from tcomp.graph.passes.quantized_weights import integer_gemm_pays
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.target import Target
 from tests.graph.ort_reference import run_both
 
 RNG = np.random.default_rng(21)
-# the pass rewrites where the CPU has VNNI or AVX-512; elsewhere the int32 product stays
-HOST = CpuTarget.of(Target("llvm"))
-APPLIES = HOST.byte_dots or HOST.vector_registers >= 32
+# the pass rewrites where the CPU has vpdpbusd or pmaddwd at its register width; elsewhere the int32 product stays
+APPLIES = integer_gemm_pays(CpuTarget.of(Target("llvm")))
 REWRITTEN, LEFT = ("quantized_matmul", "matmul") if APPLIES else ("matmul", "quantized_matmul")
 
 

@@ -1,6 +1,7 @@
-"""``quantized_matmul``: uint8 rows times an int8 weight packed by ``pack_int8_panels``, minus the rows' zero point,
-on the integer micro-kernel (``vpdpbusd`` where the CPU has VNNI, generic vector code where not), against numpy's
-exact int32 product at sizes no tile divides, with an epilogue and every access bounds-checked; and the errors."""
+"""``quantized_matmul``: uint8 rows times an int8 weight packed by ``pack_quantized_panels``, minus the rows' zero
+point, on the integer micro-kernels (``vpdpbusd`` where the CPU has VNNI, ``pmaddwd`` on int16 pairs where not),
+against numpy's exact int32 product at sizes no tile divides, with an epilogue and every access bounds-checked; and
+the errors."""
 
 from __future__ import annotations
 
@@ -11,23 +12,24 @@ import tcomp
 from tcomp import te
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.dispatch import schedule_cpu
-from tcomp.ops.cpu.quantized_matmul import quantized_plan
-from tcomp.ops.quantized import pack_int8_panels, quantized_matmul
+from tcomp.ops.cpu.quantized_matmul import panel_group, quantized_plan
+from tcomp.ops.quantized import BYTES, PAIRS, pack_quantized_panels, quantized_matmul
 from tcomp.ops.utils import OpError
 from tcomp.target import Target
 
 TWO_CORES = Target("llvm -num-cores=2")
 WITHOUT_VNNI = Target("llvm -num-cores=2 -mattr=-avx512vnni,-avxvnni")
-AVX2 = Target("llvm -mcpu=znver3 -num-cores=2")  # 16 registers, no VNNI: tiles of one vector of columns
+AVX2 = Target("llvm -mcpu=znver3 -num-cores=2")  # 16 registers, no VNNI: int16 pairs on 8 lanes
 RNG = np.random.default_rng(9)
 
 
 def _run(m: int, n: int, k: int, target: Target, x_value: np.ndarray, w: np.ndarray,
          zero: int) -> tuple[np.ndarray, str]:
-    plan = quantized_plan(m, n, k, CpuTarget.of(target), a_in_place=True)
-    panels_value = pack_int8_panels(w, plan.blocking.nr, plan.Kp)
+    cpu = CpuTarget.of(target)
+    plan = quantized_plan(m, n, k, cpu, a_in_place=True)
+    panels_value = pack_quantized_panels(w, plan.blocking.nr, plan.Kp, panel_group(cpu))
     x = te.placeholder((m, k), name="x", dtype="uint8")
-    panels = te.placeholder(panels_value.shape, name="panels", dtype="int8")
+    panels = te.placeholder(panels_value.shape, name="panels", dtype=str(panels_value.dtype))
     sums = te.placeholder((n,), name="sums", dtype="int32")
     x_zero = te.placeholder((), name="x_zero", dtype="int32")
     scale = te.placeholder((n,), name="scale")
@@ -51,8 +53,8 @@ def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> No
     x_value = RNG.integers(0, 256, (m, k)).astype(np.uint8)
     w = RNG.integers(-128, 128, (k, n)).astype(np.int8)
     _, source = _run(m, n, k, target, x_value, w, int(RNG.integers(0, 256)))
-    kernel = "_vnni" if CpuTarget.of(target).byte_dots else "_plain"
-    assert "tcomp_igemm_u8s8_" in source and kernel in source
+    kernel = "tcomp_igemm_u8s8_" if CpuTarget.of(target).byte_dots else "tcomp_igemm_i16_"
+    assert kernel in source
 
 
 def test_quantized_matmul_at_the_extremes() -> None:
@@ -64,18 +66,21 @@ def test_quantized_matmul_at_the_extremes() -> None:
     _run(9, 40, 2000, TWO_CORES, x_value, w, 255)
 
 
-def test_pack_int8_panels_layout() -> None:
+@pytest.mark.parametrize("group", [BYTES, PAIRS])
+def test_pack_quantized_panels_layout(group: int) -> None:
     w = RNG.integers(-128, 128, (7, 5)).astype(np.int8)
-    panels = pack_int8_panels(w, 4, 8)
-    assert panels.shape == (2, 2, 4, 4)
+    panels = pack_quantized_panels(w, 4, 8, group)
+    assert panels.shape == (2, 8 // group, 4, group) and panels.dtype == ("int8" if group == BYTES else "int16")
     for k in range(8):
         for j in range(8):
             expected = w[k, j] if k < 7 and j < 5 else 0
-            assert panels[j // 4, k // 4, j % 4, k % 4] == expected
-    with pytest.raises(OpError, match="depth >= K in groups of 4"):
-        pack_int8_panels(w, 4, 6)
+            assert panels[j // 4, k // group, j % 4, k % group] == expected
+    with pytest.raises(OpError, match="depth >= K in groups of"):
+        pack_quantized_panels(w, 4, 6 if group == BYTES else 5, group)
     with pytest.raises(OpError, match="2-D int8 weight"):
-        pack_int8_panels(w.astype(np.int32), 4, 8)
+        pack_quantized_panels(w.astype(np.int32), 4, 8, group)
+    with pytest.raises(OpError, match="groups of 4 .int8. or 2 .int16., not 3"):
+        pack_quantized_panels(w, 4, 9, 3)
 
 
 def test_quantized_matmul_errors() -> None:
@@ -91,12 +96,15 @@ def test_quantized_matmul_errors() -> None:
         quantized_matmul(te.placeholder((4, 13), name="x13", dtype="uint8"), panels, sums, zero, 6)
     with pytest.raises(OpError, match="must be uint8, int8, int32, int32"):
         quantized_matmul(te.placeholder((4, 10), name="xs", dtype="int8"), panels, sums, zero, 6)
-    with pytest.raises(OpError, match="groups of 4"):
+    with pytest.raises(OpError, match="in groups of 2, column_sums and x_zero must be uint8, int16"):
         quantized_matmul(x, te.placeholder((1, 5, 8, 2), name="p2", dtype="int8"), sums, zero, 6)
+    with pytest.raises(OpError, match="groups of 4 or 2"):
+        quantized_matmul(x, te.placeholder((1, 4, 8, 3), name="p3", dtype="int8"), sums, zero, 6)
 
 
-def test_vnni_is_chosen_by_the_target() -> None:
-    assert not Target("llvm -mcpu=znver3").byte_dots  # Zen 3: AVX2, no VNNI
+def test_the_kernel_is_chosen_by_the_target() -> None:
+    zen3 = Target("llvm -mcpu=znver3")  # AVX2, no VNNI
+    assert not zen3.byte_dots and zen3.word_dots
     assert not WITHOUT_VNNI.byte_dots
     host = Target("llvm")
     asked = Target("llvm -mattr=+avx512vnni,+avxvnni,+avx512vl")

@@ -9,13 +9,15 @@
   faster than starting the accumulators from loaded C).
 - ``tcomp_sdot_f32_v{lanes}(a, b, n, c, accumulate)``: ``c[0] (+)= sum(a[0:n] * b[0:n])`` with a vector
   accumulator, a scalar tail and a tree reduction at the end.
-- ``tcomp_igemm_u8s8_{mr}x{nr}_v{lanes}_{vnni|plain}(a, lda, b, ldb, c, ldc, K4, accumulate)``: the int32 tile
+- ``tcomp_igemm_u8s8_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K4, accumulate)``: the int32 tile
   ``C[mr, nr] (+)= A[mr, 4 K4] @ B[4 K4, nr]`` of uint8 ``A`` (rows of bytes) and int8 ``B`` stored in groups of
   four steps, ``b[k4, j, 0:4] = B[4 k4 : 4 k4 + 4, j]`` (``ldb`` bytes apart): each step broadcasts four bytes of a
-  row of A and adds the four products of every column into its int32 lane, exactly (no saturation). ``vnni``
-  does that with ``vpdpbusd`` (AVX512-VNNI, or AVX-VNNI for 8 lanes); ``plain`` widens to int16 and adds pairs of
-  products (``pmaddwd``) into two int32 lanes per column, summed at the end. Strides of A and B are in bytes, of C
-  in elements.
+  row of A and adds the four products of every column into its int32 lane with ``vpdpbusd`` (AVX512-VNNI, or
+  AVX-VNNI for 8 lanes), exactly (no saturation).
+- ``tcomp_igemm_i16_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K2, accumulate)``: the same over pairs of int16
+  steps, for CPUs without VNNI: each step broadcasts two int16 of a row of A and adds the two products of every
+  column into its int32 lane with ``pmaddwd`` (SSE2, AVX2 or AVX512BW for 4, 8 or 16 lanes; a sum of two products
+  of 8-bit values cannot overflow it). Strides are in elements.
 
 Pointers are ``i8*`` (tcomp's ``handle``) and are declared ``noalias``: the caller passes disjoint regions.
 """
@@ -34,7 +36,7 @@ from tcomp.codegen.llvm.context import CodegenError
 from tcomp.codegen.llvm.extern import register_extern
 
 _GEMM_RE = re.compile(r"^tcomp_sgemm_f32_(\d+)x(\d+)_v(\d+)$")
-_IGEMM_RE = re.compile(r"^tcomp_igemm_u8s8_(\d+)x(\d+)_v(\d+)_(vnni|plain)$")
+_IGEMM_RE = re.compile(r"^tcomp_igemm_(u8s8|i16)_(\d+)x(\d+)_v(\d+)$")
 _DOT_RE = re.compile(r"^tcomp_sdot_f32_v(\d+)$")
 
 
@@ -42,8 +44,8 @@ def gemm_kernel_name(mr: int, nr: int, lanes: int) -> str:
     return f"tcomp_sgemm_f32_{mr}x{nr}_v{lanes}"
 
 
-def igemm_kernel_name(mr: int, nr: int, lanes: int, vnni: bool) -> str:
-    return f"tcomp_igemm_u8s8_{mr}x{nr}_v{lanes}_{'vnni' if vnni else 'plain'}"
+def igemm_kernel_name(mr: int, nr: int, lanes: int, pairs: bool) -> str:
+    return f"tcomp_igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}_v{lanes}"
 
 
 def dot_kernel_name(lanes: int) -> str:
@@ -134,8 +136,7 @@ class _TileArithmetic:
     """What a register-tile kernel (``_define_tile``) computes with: the element types behind its ``a``, ``b`` and
     ``c`` pointers; per step of its loop, ``a_step`` elements of a row of A loaded as one ``a_scalar`` and
     broadcast to every lane (as ``a_vector``), one ``b_vector`` per vector of columns, each load ``align``-byte
-    aligned, and ``update(bld, acc, a, b)`` into an ``accumulator``; at the end ``result(bld, acc)`` gives the
-    ``c`` vector."""
+    aligned, and ``update(bld, acc, a, b)`` into an accumulator of the ``c_vector`` type."""
 
     a_element: ir.Type
     b_element: ir.Type
@@ -145,9 +146,7 @@ class _TileArithmetic:
     a_vector: ir.VectorType
     b_vector: ir.VectorType
     align: int
-    accumulator: ir.VectorType
     update: Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
-    result: Callable[[ir.IRBuilder, ir.Value], ir.Value]
 
 
 def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileArithmetic) -> ir.Function:
@@ -166,12 +165,12 @@ def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileAri
     keep = bld.icmp_signed("!=", accumulate, T.I32(0))
     zero = ir.Constant(arith.c_vector, [0] * lanes)
     _prefetch_tile_for_write(module, bld, c, ldc, mr, nv * lanes)
-    initial = [ir.Constant(arith.accumulator, [0] * arith.accumulator.count)] * (mr * nv)
+    initial = [zero] * (mr * nv)
     bld.cbranch(bld.icmp_signed(">", k_count, T.I64(0)), loop, done)
 
     bld.position_at_end(loop)
     k = bld.phi(T.I64, "k")
-    accs = [bld.phi(arith.accumulator, f"acc.{i}") for i in range(mr * nv)]
+    accs = [bld.phi(arith.c_vector, f"acc.{i}") for i in range(mr * nv)]
     b_row = bld.mul(k, ldb)
     b_vectors = []
     for v in range(nv):
@@ -198,7 +197,7 @@ def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileAri
     bld.position_at_end(done)
     finals = []
     for start, new in zip(initial, updated):
-        phi = bld.phi(arith.accumulator)
+        phi = bld.phi(arith.c_vector)
         phi.add_incoming(start, entry)
         phi.add_incoming(new, loop)
         finals.append(phi)
@@ -208,13 +207,9 @@ def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileAri
             offset = bld.add(bld.mul(T.I64(r), ldc), T.I64(v * lanes))
             ptr = bld.bitcast(bld.gep(c, [offset], inbounds=True), arith.c_vector.as_pointer())
             previous = bld.select(keep, bld.load(ptr, align=4), zero)
-            bld.store(add(arith.result(bld, finals[r * nv + v]), previous), ptr, align=4)
+            bld.store(add(finals[r * nv + v], previous), ptr, align=4)
     bld.ret_void()
     return function
-
-
-def _same(bld: ir.IRBuilder, value: ir.Value) -> ir.Value:
-    return value
 
 
 @register_extern("tcomp_sgemm_f32_")
@@ -232,7 +227,7 @@ def define_sgemm(module: ir.Module, name: str) -> ir.Function:
         return bld.call(fma, [a, b, acc])
 
     arith = _TileArithmetic(a_element=T.F32, b_element=T.F32, c_vector=vec, a_step=1, a_scalar=T.F32, a_vector=vec,
-                            b_vector=vec, align=4, accumulator=vec, update=update, result=_same)
+                            b_vector=vec, align=4, update=update)
     return _define_tile(module, name, mr, nr // lanes, arith)
 
 
@@ -311,59 +306,57 @@ def define_sdot(module: ir.Module, name: str) -> ir.Function:
     return function
 
 
-def _dot_bytes(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value, lanes: int,
-               vnni: bool) -> ir.Value:
-    """``acc`` plus the products of the ``<4 lanes x i8>`` vectors ``a`` (uint8) and ``b`` (int8). With ``vnni``,
-    ``acc`` has ``lanes`` int32 lanes, each adding its four products (``vpdpbusd``). Without, ``acc`` has
-    ``2 lanes``, each adding a pair of products, widened to int16: the pattern LLVM selects ``pmaddwd`` for (its
-    sums of two products of int16 cannot overflow here: at most 2 x 255 x 128)."""
-    bytes_ty = ir.VectorType(T.I8, 4 * lanes)
-    if vnni:
-        name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}"
-        function = module.globals.get(name)
-        if not isinstance(function, ir.Function):
-            function = ir.Function(module, ir.FunctionType(acc.type, [acc.type, bytes_ty, bytes_ty]), name=name)
-        return bld.call(function, [acc, a, b])
-    halves = ir.VectorType(ir.IntType(16), 4 * lanes)
-    wide_a, wide_b = bld.zext(a, halves), bld.sext(b, halves)
-    pairs = ir.VectorType(T.I32, 2 * lanes)
-    products = []
-    for parity in (0, 1):
-        picks = ir.Constant(ir.VectorType(T.I32, 2 * lanes), [2 * m + parity for m in range(2 * lanes)])
-        left = bld.sext(bld.shuffle_vector(wide_a, ir.Constant(halves, ir.Undefined), picks), pairs)
-        right = bld.sext(bld.shuffle_vector(wide_b, ir.Constant(halves, ir.Undefined), picks), pairs)
-        products.append(bld.mul(left, right))
-    return bld.add(acc, bld.add(products[0], products[1]))
+def _dot_bytes(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    """``acc`` (int32 lanes) plus, per lane, the four products of the bytes of ``a`` (uint8) and ``b`` (int8) in
+    it: ``vpdpbusd``."""
+    name = f"llvm.x86.avx512.vpdpbusd.{acc.type.count * 32}"
+    function = module.globals.get(name)
+    if not isinstance(function, ir.Function):
+        function = ir.Function(module, ir.FunctionType(acc.type, [acc.type, a.type, b.type]), name=name)
+    return bld.call(function, [acc, a, b])
 
 
-def _pair_sums(bld: ir.IRBuilder, acc: ir.Value, lanes: int) -> ir.Value:
-    """``<lanes x i32>`` of the sums of adjacent lanes of ``<2 lanes x i32>`` ``acc`` (a column's two pairs)."""
-    even = ir.Constant(ir.VectorType(T.I32, lanes), [2 * m for m in range(lanes)])
-    odd = ir.Constant(ir.VectorType(T.I32, lanes), [2 * m + 1 for m in range(lanes)])
-    return bld.add(bld.shuffle_vector(acc, acc, even), bld.shuffle_vector(acc, acc, odd))
+_PAIR_DOTS = {4: "llvm.x86.sse2.pmadd.wd", 8: "llvm.x86.avx2.pmadd.wd", 16: "llvm.x86.avx512.pmaddw.d.512"}
 
 
-@register_extern("tcomp_igemm_u8s8_")
+def _dot_pairs(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    """``acc`` (int32 lanes) plus, per lane, the two products of the int16 of ``a`` and ``b`` in it: ``pmaddwd``
+    (SSE2, AVX2 or AVX512BW by the width)."""
+    name = _PAIR_DOTS[acc.type.count]
+    function = module.globals.get(name)
+    if not isinstance(function, ir.Function):
+        function = ir.Function(module, ir.FunctionType(acc.type, [a.type, b.type]), name=name)
+    return bld.add(acc, bld.call(function, [a, b]))
+
+
+@register_extern("tcomp_igemm_")
 def define_igemm(module: ir.Module, name: str) -> ir.Function:
     match = _IGEMM_RE.match(name)
     if not match:
         raise CodegenError(f"malformed integer GEMM micro-kernel name {name!r}")
-    mr, nr, lanes = (int(g) for g in match.groups()[:3])
-    vnni = match.group(4) == "vnni"
-    if nr % lanes or (vnni and lanes not in (8, 16)):
-        raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 with vnni)")
+    kind = match.group(1)
+    mr, nr, lanes = (int(g) for g in match.groups()[1:])
+    if nr % lanes or lanes not in ((8, 16) if kind == "u8s8" else tuple(_PAIR_DOTS)):
+        raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 for u8s8, 4, 8 or 16 for "
+                           "i16)")
     vec = ir.VectorType(T.I32, lanes)
-    bytes_ty = ir.VectorType(T.I8, 4 * lanes)
-    accumulator = vec if vnni else ir.VectorType(T.I32, 2 * lanes)  # without VNNI: two lanes per column
+    i16 = ir.IntType(16)
+    if kind == "u8s8":
+        steps = ir.VectorType(T.I8, 4 * lanes)
 
-    def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
-        return _dot_bytes(module, bld, acc, a, b, lanes, vnni)
+        def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+            return _dot_bytes(module, bld, acc, a, b)
 
-    def result(bld: ir.IRBuilder, acc: ir.Value) -> ir.Value:
-        return acc if vnni else _pair_sums(bld, acc, lanes)
+        # a step is a group of four bytes of a row of A, loaded as one int32
+        arith = _TileArithmetic(a_element=T.I8, b_element=T.I8, c_vector=vec, a_step=4, a_scalar=T.I32,
+                                a_vector=steps, b_vector=steps, align=1, update=update)
+    else:
+        steps = ir.VectorType(i16, 2 * lanes)
 
-    # a step is a group of four bytes of a row of A, loaded as one int32
-    arith = _TileArithmetic(a_element=T.I8, b_element=T.I8, c_vector=vec, a_step=4, a_scalar=T.I32,
-                            a_vector=bytes_ty, b_vector=bytes_ty, align=1, accumulator=accumulator, update=update,
-                            result=result)
+        def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+            return _dot_pairs(module, bld, acc, a, b)
+
+        # a step is a pair of int16 of a row of A, loaded as one int32
+        arith = _TileArithmetic(a_element=i16, b_element=i16, c_vector=vec, a_step=2, a_scalar=T.I32,
+                                a_vector=steps, b_vector=steps, align=2, update=update)
     return _define_tile(module, name, mr, nr // lanes, arith)

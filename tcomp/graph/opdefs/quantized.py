@@ -2,7 +2,8 @@
 integer GEMM micro-kernel, minus the rows' zero point, in int32 (``tcomp.ops.quantized``; the CPU graph pass
 ``quantized_weights`` makes these from the int32 products of ``MatMulInteger`` and ``QLinearMatMul``).
 
-``x`` is ``[..., K]`` uint8, ``panels`` ``[ceil(N / nr), Kp / 4, nr, 4]`` int8 (``Kp >= K``), ``column_sums``
+``x`` is ``[..., K]`` uint8, ``panels`` ``[ceil(N / nr), Kp / g, nr, g]`` (int8 in groups of ``g = 4``, int16 in
+pairs; ``Kp >= K``), ``column_sums``
 ``[N]`` int32 and ``x_zero`` a scalar int32; the attribute ``columns`` is ``N``; the result is ``[..., N]`` int32.
 """
 
@@ -13,7 +14,7 @@ import math
 from tcomp import ops
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
-from tcomp.ops.quantized import GROUP, quantized_matmul
+from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype, quantized_matmul
 from tcomp.te.tensor import Tensor
 
 
@@ -22,14 +23,15 @@ def _infer_quantized_matmul(ctx: InferContext) -> list[TensorType]:
     columns = ctx.attr("columns")
     if isinstance(columns, bool) or not isinstance(columns, int):
         raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
-    if (x.dtype, panels.dtype, sums.dtype, zero.dtype) != ("uint8", "int8", "int32", "int32"):
-        raise ctx.error(f"expects uint8 data, int8 panels, int32 column sums and zero point, got {x}, {panels}, "
-                        f"{sums}, {zero}")
-    if x.ndim == 0 or panels.ndim != 4 or panels.shape[3] != GROUP or sums.shape != (columns,) or zero.ndim:
-        raise ctx.error(f"expects data with a K axis, panels in groups of {GROUP}, {columns} column sums and a "
-                        f"scalar zero point, got {x}, {panels}, {sums}, {zero}")
-    blocks, groups, nr, _ = panels.shape
-    if x.shape[-1] > groups * GROUP or not (blocks - 1) * nr < columns <= blocks * nr:
+    if x.ndim == 0 or panels.ndim != 4 or panels.shape[3] not in (BYTES, PAIRS) or sums.shape != (columns,) or \
+            zero.ndim:
+        raise ctx.error(f"expects data with a K axis, panels in groups of {BYTES} or {PAIRS}, {columns} column sums "
+                        f"and a scalar zero point, got {x}, {panels}, {sums}, {zero}")
+    blocks, groups, nr, group = panels.shape
+    if (x.dtype, panels.dtype, sums.dtype, zero.dtype) != ("uint8", panel_dtype(group), "int32", "int32"):
+        raise ctx.error(f"expects uint8 data, {panel_dtype(group)} panels in groups of {group}, int32 column sums and "
+                        f"zero point, got {x}, {panels}, {sums}, {zero}")
+    if x.shape[-1] > groups * group or not (blocks - 1) * nr < columns <= blocks * nr:
         raise ctx.error(f"data {x} and {columns} columns do not match the panels {panels}")
     return [TensorType((*x.shape[:-1], columns), "int32")]
 

@@ -3,8 +3,9 @@
 - ``gemm_intrin(mr, nr, kc)``: ``c[mr, nr] = sum_k a[mr, k] * b[k, nr]`` over ``kc`` steps, register-blocked;
   the ``b`` tile is read with a row stride (packed panels give stride ``nr``), ``a`` and ``c`` with theirs.
 - ``dot_intrin(n)``: ``c[0] = sum_k a[k] * b[k]``.
-- ``igemm_intrin(mr, nr, kc, lanes, vnni)``: ``c[mr, nr] = sum int32(a[mr, 4 k4 + s]) * int32(b[k4, nr, s])``
-  over ``k4 < kc / 4`` and ``s < 4``: uint8 ``a``, int8 ``b`` in groups of four steps, int32 ``c``.
+- ``igemm_intrin(mr, nr, kc, lanes, pairs)``: ``c[mr, nr] = sum int32(a[mr, g kg + s]) * int32(b[kg, nr, s])``
+  over ``kg < kc / g`` and ``s < g``, int32 ``c``: uint8 ``a`` and int8 ``b`` in groups of ``g = 4`` steps, or
+  with ``pairs`` int16 ``a`` and ``b`` in groups of 2.
 
 Each returns ``(body, reset, update)`` so that it can sit inside a reduction split further out.
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from tcomp import te
 from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, igemm_kernel_name
 from tcomp.ir.expr import const
+from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.target import Target
 from tcomp.te.intrin import LowerResult, TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
 
@@ -87,17 +89,18 @@ def dot_intrin(n: int, lanes: int | None = None) -> TensorIntrin:
 
 
 @functools.cache
-def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, vnni: bool) -> TensorIntrin:
-    if nr % lanes or kc % 4:
-        raise ValueError(f"igemm_intrin: nr={nr} must be a multiple of the lanes ({lanes}) and kc={kc} of 4")
-    a = te.placeholder((mr, kc), name="a", dtype="uint8")
-    b = te.placeholder((kc // 4, nr, 4), name="b", dtype="int8")
-    k4 = te.reduce_axis((0, kc // 4), name="k4")
-    step = te.reduce_axis((0, 4), name="s")
+def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, pairs: bool) -> TensorIntrin:
+    group = PAIRS if pairs else BYTES
+    if nr % lanes or kc % group:
+        raise ValueError(f"igemm_intrin: nr={nr} must be a multiple of the lanes ({lanes}) and kc={kc} of {group}")
+    a = te.placeholder((mr, kc), name="a", dtype="int16" if pairs else "uint8")
+    b = te.placeholder((kc // group, nr, group), name="b", dtype=panel_dtype(group))
+    kg = te.reduce_axis((0, kc // group), name="kg")
+    step = te.reduce_axis((0, group), name="s")
 
     def body(i, j):
-        return te.sum(te.cast(a[i, k4 * 4 + step], "int32") * te.cast(b[k4, j, step], "int32"), axis=[k4, step])
+        return te.sum(te.cast(a[i, kg * group + step], "int32") * te.cast(b[kg, j, step], "int32"), axis=[kg, step])
 
     c = te.compute((mr, nr), body, name="c")
-    lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, vnni), kc // 4)  # the kernel steps by groups
-    return decl_tensor_intrin(c, lowering, name=f"igemm_{mr}x{nr}x{kc}")
+    lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, pairs), kc // group)  # the kernel steps by groups
+    return decl_tensor_intrin(c, lowering, name=f"igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}x{kc}")

@@ -298,19 +298,22 @@ def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag:
     return PackedProduct(packed_a, packed_b, product, output, a, b, panels is not None)
 
 
-def pack_a_compute(plan: GemmPlan, a: Operand, name: str) -> Tensor | None:
-    """``packedA[(t,) i // mr, i % mr, k]``: A's ``mr``-row micro-panels, zero beyond K, rows beyond M repeating the
-    last (a clamped read, the same for all lanes of a vector); None where the plan reads A in place."""
+def pack_a_compute(plan: GemmPlan, a: Operand, name: str, dtype: str | None = None) -> Tensor | None:
+    """``packedA[(t,) i // mr, i % mr, k]``: A's ``mr``-row micro-panels (converted to ``dtype`` when given), zero
+    beyond K, rows beyond M repeating the last (a clamped read, the same for all lanes of a vector); None where the
+    plan reads A in place."""
     if plan.in_place_a:
         return None
     bl, M, K, Kp = plan.blocking, plan.M, plan.K, plan.Kp
-    zero = te.const(0, a.tensor.dtype)
+    dtype = dtype or a.tensor.dtype
+    zero = te.const(0, dtype)
 
     def pack_a(t, x, z, y):
         row = x * bl.mr + z if plan.Mp == M else te.min(x * bl.mr + z, M - 1)
+        value = te.cast(a.read(t, row, y), dtype)
         if Kp == K:
-            return a.read(t, row, y)
-        return te.if_then_else(y < K, a.read(t, row, y), zero)
+            return value
+        return te.if_then_else(y < K, value, zero)
 
     def single(x, z, y):
         return pack_a(None, x, z, y)

@@ -1,13 +1,15 @@
 """Default CPU schedule of ``quantized_matmul`` (``tcomp/ops/quantized.py``): the packed GEMM of
-``packed_matmul.py`` on the integer micro-kernel.
+``packed_matmul.py`` on an integer micro-kernel.
 
-The weight is already in its panels (``pack_int8_panels``, packed at compile time with the shape ``quantized_plan``
-gives); the rows of A (uint8) are packed into ``mr``-row micro-panels, zero beyond K, or read in place; every
-``mr x nr x kc`` tile is a call of ``tcomp_igemm_u8s8`` (``vpdpbusd`` where the CPU has VNNI: four multiply-adds
-per int32 lane and instruction, against one per float32 lane for the float GEMM). The zero-point correction and
-whatever follows (the conversion to float, the scales, a bias) run as the product's epilogue, block by block.
-The slices of K are deeper than the float GEMM's (up to ``MAX_DEPTH`` steps): a slice of a panel is a quarter of
-the bytes.
+The weight is already in its panels (``pack_quantized_panels``, packed at compile time in the groups and with the
+shape ``quantized_plan`` gives); every ``mr x nr x kc`` tile is a call of a micro-kernel. Where the CPU has VNNI
+(``CpuTarget.byte_dots``) that is ``tcomp_igemm_u8s8``: ``vpdpbusd`` adds four byte products per int32 lane and
+instruction (against one product per float32 lane for the float GEMM), the rows of A (uint8) packed into ``mr``-row
+micro-panels, zero beyond K, or read in place. Elsewhere it is ``tcomp_igemm_i16``: ``pmaddwd`` adds two int16
+products per lane, the weight stored in pairs of int16 and the rows of A widened to int16 as they are packed. The
+zero-point correction and whatever follows (the conversion to float, the scales, a bias) run as the product's
+epilogue, block by block. The slices of K are deeper than the float GEMM's (up to ``MAX_DEPTH`` steps): a slice of
+a panel holds a quarter or half of the bytes.
 """
 
 from __future__ import annotations
@@ -29,50 +31,54 @@ from tcomp.ops.cpu.packed_matmul import (
     plan_gemm,
     product_computes,
     splice_packed_product,
-    tile_rows,
 )
-from tcomp.ops.quantized import GROUP
+from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
-# the deepest slice of K a tile runs (an ``nr``-column panel slice of 1024 steps is 32 KiB with 32 columns)
+# the deepest slice of K a tile runs in bytes (an ``nr``-column panel slice of 1024 steps of bytes, or 512 of int16,
+# is 32 KiB with 32 columns)
 MAX_DEPTH = 1024
 
 
+def panel_group(cpu: CpuTarget) -> int:
+    """The steps of K per group of the panels the micro-kernel for ``cpu`` reads: ``BYTES`` with VNNI, else
+    ``PAIRS`` (which needs ``cpu.word_dots``)."""
+    return BYTES if cpu.byte_dots else PAIRS
+
+
 def quantized_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = False) -> GemmPlan:
-    """The packed GEMM's plan for ``[m, k] x [k, n]`` of bytes, slices of K of at most ``MAX_DEPTH`` steps in
-    groups of four. With VNNI the register tile is the float GEMM's for int32 lanes; without, each column takes two
-    int32 lanes (pairs of products), so a tile has one vector of columns with 16 registers (two with 32) and
-    fewer rows. Its ``Np / nr``, ``Kp`` and ``nr`` give the shape of the packed weight (``pack_int8_panels``)."""
+    """The packed GEMM's plan for ``[m, k] x [k, n]`` of 8-bit values: the float GEMM's register tile for int32
+    lanes, slices of K of at most ``MAX_DEPTH`` steps in whole groups (``panel_group``). A is read in place only as
+    bytes (``a_in_place``: its rows are runs of K in memory). Its ``Np / nr``, ``Kp`` and ``nr`` give the shape of
+    the packed weight (``pack_quantized_panels``)."""
+    group = panel_group(cpu)
     lanes = cpu.lanes("int32")
-    slices = -(-k // MAX_DEPTH)
+    slices = -(-k // (MAX_DEPTH if group == BYTES else MAX_DEPTH // 2))
     depth = -(-k // slices)
-    blocking = micro_blocking(m, k, lanes, cpu.vector_registers)
-    if not cpu.byte_dots:
-        columns = 2 if cpu.vector_registers >= 32 else 1
-        # two registers per accumulator and per widened panel row, and the widened broadcast row of A
-        rows = tile_rows(m, max(1, (cpu.vector_registers - 2 * columns - 2) // (2 * columns)))
-        blocking = replace(blocking, mr=rows, nr=columns * lanes, mc=rows * max(1, 256 // rows))
-    blocking = replace(blocking, kc=-(-depth // GROUP) * GROUP)
-    return plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=a_in_place and k % GROUP == 0)
+    blocking = replace(micro_blocking(m, k, lanes, cpu.vector_registers), kc=-(-depth // group) * group)
+    in_place = a_in_place and group == BYTES and k % group == 0
+    return plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=in_place)
 
 
 def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
     """Schedule the product ``tensor`` (the ``quantized_matmul`` stage) and its epilogue ``host`` (an output that
     reads it elementwise, or None) as the module docstring says; products whose panels were packed for another
-    plan keep plain parallel loops."""
+    plan or micro-kernel keep plain parallel loops."""
     stage = s[tensor]
     op = stage.op
     assert isinstance(op, ComputeOp)
     x = next(t for t in op.input_tensors() if t.dtype == "uint8")
-    panels = next(t for t in op.input_tensors() if t.dtype == "int8")
+    panels = next(t for t in op.input_tensors() if t.dtype in ("int8", "int16"))
+    group = panel_group(cpu)
     sizes = extents(op.axis)
     k = getattr(x.shape[1], "value", None)
     plan = None
-    if sizes is not None and k is not None:
+    if sizes is not None and k is not None and panels.dtype == panel_dtype(group) and \
+            (cpu.byte_dots or cpu.word_dots):
         plan = quantized_plan(sizes[0], sizes[1], k, cpu, isinstance(x.op, PlaceholderOp))
-        expected = (plan.Np // plan.blocking.nr, plan.Kp // GROUP, plan.blocking.nr, GROUP)
+        expected = (plan.Np // plan.blocking.nr, plan.Kp // group, plan.blocking.nr, group)
         if tuple(getattr(d, "value", None) for d in panels.shape) != expected:
             plan = None
     if plan is None:
@@ -81,18 +87,19 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
             schedule_elementwise(host, cpu)
         return
     bl = plan.blocking
+    pairs = group == PAIRS
     a = operand(x, False, False, is_a=True)
-    packed_a = pack_a_compute(plan, a, op.name)
-    group = te.reduce_axis((0, plan.Kp // GROUP), name="k4")
-    step = te.reduce_axis((0, GROUP), name="s")
+    packed_a = pack_a_compute(plan, a, op.name, "int16" if pairs else None)
+    steps = te.reduce_axis((0, plan.Kp // group), name="kg")
+    step = te.reduce_axis((0, group), name="s")
 
     def body(i, j):
-        a_value = packed_a_value(plan, a, packed_a, None, i, group * GROUP + step)
-        b_value = panels[j // bl.nr, group, j % bl.nr, step]
-        return te.sum(te.cast(a_value, "int32") * te.cast(b_value, "int32"), axis=[group, step])
+        a_value = packed_a_value(plan, a, packed_a, None, i, steps * group + step)
+        b_value = panels[j // bl.nr, steps, j % bl.nr, step]
+        return te.sum(te.cast(a_value, "int32") * te.cast(b_value, "int32"), axis=[steps, step])
 
     product, output = product_computes(plan, body, op.name, op.tag, op.attrs)
-    intrin = igemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, cpu.byte_dots)
+    intrin = igemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, pairs)
     stages = PackedProduct(packed_a, panels, product, output, a, Operand(panels, is_b=True), True, intrin)
     if not splice_packed_product(s, stage, stages, host, plan) and host is not None:
         schedule_elementwise(host, cpu)
