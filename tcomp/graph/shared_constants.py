@@ -9,8 +9,9 @@ memory and a second and a half more for every new length. ``SharedConstants`` ho
 - ``derive(key, sources, compute)``: the result of ``compute()`` for ``key`` computed from the arrays ``sources``,
   computed the first time and the very same arrays after that. The entry holds its sources, so their identities
   (part of the key) are not reused while it lives: a constant derived from the same objects by the same rule is
-  the same constant. A key that cannot be hashed is not shared. Results are read-only arrays (a pass that wrote
-  into one would change every specialization).
+  the same constant. Sources of at most ``SMALL_BYTES`` are keyed by their value instead (scalars and zero points,
+  which each import makes anew). A key that cannot be hashed is not shared. Results are read-only arrays (a pass
+  that wrote into one would change every specialization).
 - ``use(user)``: the compilation the following ``derive`` calls serve (a specialization's key); ``release(user)``
   when that compilation is dropped: entries no live compilation used are dropped with it.
 
@@ -28,6 +29,7 @@ from typing import TypeVar
 import numpy as np
 
 T = TypeVar("T", np.ndarray, tuple[np.ndarray, ...])
+SMALL_BYTES = 64  # sources up to this size are keyed by value, larger ones by identity
 
 
 @dataclass
@@ -72,7 +74,7 @@ class SharedConstants:
                 del self._entries[key]
 
     def derive(self, key: Hashable, sources: Sequence[np.ndarray], compute: Callable[[], T]) -> T:
-        full = (key, tuple(id(source) for source in sources))
+        full = (key, tuple(_identity(source) for source in sources))
         try:
             entry = self._entries.get(full)
         except TypeError:  # a key with a value that has no hash (an array attribute): not shared
@@ -93,6 +95,15 @@ def derive(constants: SharedConstants | None, key: Hashable, sources: Sequence[n
     if constants is None:
         return compute()
     return constants.derive(key, sources, compute)
+
+
+def _identity(source: np.ndarray) -> Hashable:
+    """What stands for a source in a key: its identity, or for a small array (``SMALL_BYTES``) its value. An import
+    makes its small constants anew (a zero point reshaped to a scalar, a constant 0), so a constant derived from one
+    would otherwise never be shared."""
+    if source.nbytes <= SMALL_BYTES:
+        return ("value", source.dtype.str, source.shape, source.tobytes())
+    return id(source)
 
 
 def _read_only(value: T) -> T:

@@ -137,3 +137,18 @@ def test_dequantized_products_that_stay_float(case: str) -> None:
     x = RNG.uniform(-6, 6, (1, depth)).astype(np.float32)
     [got], [want] = run_both(model, {"x": x})
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_lengths_of_a_dynamic_model_share_the_packed_weight() -> None:
+    """Rows of a symbolic length: each length compiles its own product, all reading the one packed weight."""
+    weight = RNG.integers(-128, 128, (64, 48)).astype(np.int8)
+    model = _model(["rows", 64], TensorProto.UINT8, weight, np.array(0, np.int8), [])
+    executor = tg.compile(model)
+    assert isinstance(executor, tg.SpecializingExecutor)
+    for rows in (3, 17):
+        a = RNG.integers(0, 256, (rows, 64)).astype(np.uint8)
+        (got,) = executor.run({"a": a, "za": np.array(9, np.uint8)})
+        np.testing.assert_array_equal(got, (a.astype(np.int32) - 9) @ weight.astype(np.int32))
+    first, second = (e.program.params for e in executor.specializations.values())
+    packed = [name for name in first if "quantized_panels" in name]
+    assert len(packed) == int(APPLIES) and all(first[n] is second[n] for n in packed)

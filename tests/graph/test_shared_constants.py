@@ -40,6 +40,16 @@ def test_a_constant_is_derived_once_per_key_and_source() -> None:
     assert (constants.hits, constants.misses, len(constants)) == (1, 2, 2)
 
 
+def test_small_sources_are_keyed_by_value() -> None:
+    """A zero point or scalar is made anew by every import: equal small sources share what is derived from them,
+    different ones do not."""
+    constants = SharedConstants()
+    first = derive(constants, ("negate",), [np.array(3, np.int32)], lambda: np.array(-3, np.int32))
+    again = derive(constants, ("negate",), [np.array(3, np.int32)], lambda: np.array(-3, np.int32))
+    other = derive(constants, ("negate",), [np.array(4, np.int32)], lambda: np.array(-4, np.int32))
+    assert again is first and int(other) == -4
+
+
 def test_released_constants_go_with_their_last_user() -> None:
     constants = SharedConstants()
     weight = np.ones(8)

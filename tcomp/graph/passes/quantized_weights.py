@@ -24,8 +24,8 @@ from functools import partial
 
 import numpy as np
 
-from tcomp.graph.edit import with_nodes
-from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.edit import Rewrite
+from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.quantized_matmul import panel_group, quantized_plan
@@ -82,33 +82,27 @@ def quantized_weights(graph: Graph, target: Target, constants: SharedConstants |
     cpu = CpuTarget.of(target)
     if not integer_gemm_pays(cpu):
         return graph
-    params = dict(graph.params)
-    producers = {out: node for node in graph.nodes for out in node.outputs}
-    names = FreshNames.of(graph)
-    nodes: list[Node] = []
-    changed = False
+    edit = Rewrite(graph)
     for node in graph.nodes:
-        weight = _int8_weight(node, params) if node.op == "matmul" else None
-        rows = _offset_rows(graph, node.inputs[0], producers, params) if weight is not None else None
+        weight = _int8_weight(node, edit.params) if node.op == "matmul" else None
+        rows = _offset_rows(graph, node.inputs[0], edit.producers, edit.params) if weight is not None else None
         x_type = graph.type_of(node.inputs[0])
         if weight is None or rows is None or x_type.ndim < 2 or x_type.shape[-1] != weight.shape[0]:
-            nodes.append(node)
             continue
         x, zero = rows
         k, n = weight.shape
         plan = quantized_plan(math.prod(x_type.shape[:-1]), n, k, cpu)
-        nr = plan.blocking.nr
-        source = params[node.inputs[1]]
+        nr, group = plan.blocking.nr, panel_group(cpu)
+        source = edit.params[node.inputs[1]]
         transposed = bool(node.attr("transpose_b", False))
-        group = panel_group(cpu)
-        panels = names.fresh(f"{node.inputs[1]}/quantized_panels{nr}")
-        params[panels] = derive(constants, ("quantized_panels", nr, plan.Kp, group, transposed), (source,),
-                                partial(_packed, weight, nr, plan.Kp, group))
-        sums = names.fresh(f"{node.inputs[1]}/column_sums")
-        params[sums] = derive(constants, ("column_sums", transposed), (source,), partial(_column_sums, weight))
+        panels = edit.names.fresh(f"{node.inputs[1]}/quantized_panels{nr}")
+        edit.params[panels] = derive(constants, ("quantized_panels", nr, plan.Kp, group, transposed), (source,),
+                                     partial(_packed, weight, nr, plan.Kp, group))
+        sums = edit.names.fresh(f"{node.inputs[1]}/column_sums")
+        edit.params[sums] = derive(constants, ("column_sums", transposed), (source,), partial(_column_sums, weight))
         if zero is None:
-            zero = names.fresh(f"{node.name}/zero")
-            params[zero] = np.zeros((), np.int32)
-        nodes.append(make_node("quantized_matmul", node.name, (x, panels, sums, zero), node.outputs, columns=n))
-        changed = True
-    return with_nodes(graph, nodes, params) if changed else graph
+            zero = edit.names.fresh(f"{node.name}/zero")
+            edit.params[zero] = np.zeros((), np.int32)
+        edit.replacements[node.name] = [make_node("quantized_matmul", node.name, (x, panels, sums, zero),
+                                                  node.outputs, columns=n)]
+    return edit.result()
