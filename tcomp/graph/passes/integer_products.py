@@ -7,7 +7,7 @@ A QDQ model (onnxruntime's static quantization, its default format) computes eac
 - ``B = (float(W) - zb) * sb``: ``W`` a constant ``[K, N]`` of 8 bits, ``zb`` and ``sb`` per tensor or per column,
   ``W - zb`` within int8 (int8 weights with zero point 0, uint8 ones with 128: what the integer GEMM takes),
 
-into ``float(int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact, times
+into ``float((int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact, times
 the scales once (as onnxruntime runs such a model). Constant folding then folds the weight's offset, and
 ``quantized_weights`` runs the product on the integer GEMM. The result differs from the float product by its
 roundings (the float one rounds every step of K). Products whose sums could overflow int32 (K over 33025) stay.
