@@ -24,8 +24,9 @@ outside only at its root. Opaque nodes never fuse; a group is capped at ``MAX_GR
 (``concat_in_place``: their parts are written in place, they run no kernel) stay alone.
 
 Rewrite: each group of two or more nodes becomes one ``fused`` node whose ``body`` attribute is the group's
-subgraph (inputs: the values it reads from outside; outputs: the values read outside or graph outputs; one-element
-parameters move into the body so they are compiled in). Assumes a typed graph; keeps the node order.
+subgraph (inputs: the values it reads from outside; outputs: the values read outside or graph outputs; the
+one-element parameters its kernel compiles in, ``op.compiled_in``, move into the body). Assumes a typed graph; keeps
+the node order.
 """
 
 from __future__ import annotations
