@@ -12,6 +12,13 @@ steps per int32 lane and instruction where the CPU has VNNI (``vpdpbusd``), else
 against the int32 product it replaces: 5.4x with VNNI, 2.8x with AVX-512 alone, 2.0x with AVX2 code. Made where
 the CPU has either instruction at its register width (``integer_gemm_pays``).
 
+A convolution whose kernel tiles its input (``conv2d`` with strides equal to the kernel, no padding or dilation,
+one group, a batch of one: a vision transformer's patch embedding), of such rows and an int32 weight ``[O, C, P, Q]``
+within int8, is that product over the patches: the rows ``[H / P * W / Q, C * P * Q]`` gathered by a reshape and a
+transpose of the uint8 input, the product transposed back to ``[1, O, H / P, W / Q]`` (ViT-B/16 under
+``quantize_dynamic``: its int32 patch convolution took 4 ms of 66; the whole model 1.01 -> 0.96 of onnxruntime's
+median).
+
 Assumes a typed graph with constants folded, before fusion; the pipeline runs it before ``gemm_panels`` for CPU
 targets. Guarantees the same values (integer arithmetic is exact); returns the same graph when nothing applies
 (signed rows, zero points per row, a computed weight, values beyond int8).
@@ -62,6 +69,38 @@ def _int8_weight(node: Node, params: dict) -> np.ndarray | None:
     return weight.T if node.attr("transpose_b", False) else weight
 
 
+def _patches(graph: Graph, node: Node, params: dict) -> np.ndarray | None:
+    """The ``[C * P * Q, O]`` weight of ``node`` when it is a convolution over whole patches (see the module
+    docstring) with an int32 weight within int8."""
+    if node.op != "conv2d" or node.inputs[1] not in params:
+        return None
+    weight, x = params[node.inputs[1]], graph.type_of(node.inputs[0])
+    if weight.dtype != np.int32 or weight.ndim != 4 or x.ndim != 4 or x.shape[0] != 1 or weight.size == 0:
+        return None
+    kernel = tuple(weight.shape[2:])
+    if tuple(node.attr("strides")) != kernel or any(node.attr("pads")) or tuple(node.attr("dilations")) != (1, 1):
+        return None
+    if node.attr("groups", 1) != 1 or x.shape[2] % kernel[0] or x.shape[3] % kernel[1]:
+        return None
+    if weight.min() < -128 or weight.max() > 127:
+        return None
+    return weight.reshape(weight.shape[0], -1).T
+
+
+def _patch_rows(edit: Rewrite, node: Node, x: str, nodes: list[Node]) -> str:
+    """``x`` (``[1, C, H, W]``) as the rows of its ``P x Q`` patches, ``[H / P * W / Q, C * P * Q]``."""
+    _, c, h, w = edit.graph.type_of(x).shape
+    p, q = edit.graph.type_of(node.inputs[1]).shape[2:]
+    split, moved, rows = (edit.names.fresh(f"{node.name}/{hint}") for hint in ("split", "moved", "patches"))
+    nodes.append(make_node("reshape", edit.names.fresh(f"{node.name}_split"), (x,), (split,),
+                           shape=(c, h // p, p, w // q, q)))
+    nodes.append(make_node("transpose", edit.names.fresh(f"{node.name}_move"), (split,), (moved,),
+                           perm=(1, 3, 0, 2, 4)))
+    nodes.append(make_node("reshape", edit.names.fresh(f"{node.name}_rows"), (moved,), (rows,),
+                           shape=(h // p * (w // q), c * p * q)))
+    return rows
+
+
 def _packed(weight: np.ndarray, nr: int, depth: int, group: int) -> np.ndarray:
     return pack_quantized_panels(weight.astype(np.int8), nr, depth, group)
 
@@ -84,25 +123,44 @@ def quantized_weights(graph: Graph, target: Target, constants: SharedConstants |
         return graph
     edit = Rewrite(graph)
     for node in graph.nodes:
-        weight = _int8_weight(node, edit.params) if node.op == "matmul" else None
+        patches = _patches(graph, node, edit.params)
+        weight = patches if patches is not None else _int8_weight(node, edit.params) if node.op == "matmul" else None
         rows = _offset_rows(graph, node.inputs[0], edit.producers, edit.params) if weight is not None else None
         x_type = graph.type_of(node.inputs[0])
-        if weight is None or rows is None or x_type.ndim < 2 or x_type.shape[-1] != weight.shape[0]:
+        if weight is None or rows is None or x_type.ndim < 2:
+            continue
+        if patches is None and x_type.shape[-1] != weight.shape[0]:
             continue
         x, zero = rows
+        replacement: list[Node] = []
+        if patches is not None:
+            x = _patch_rows(edit, node, x, replacement)
         k, n = weight.shape
-        plan = quantized_plan(math.prod(x_type.shape[:-1]), n, k, cpu)
+        # the product's rows: the patches (each of k steps) or the leading dimensions of x
+        count = x_type.numel // k if patches is not None else math.prod(x_type.shape[:-1])
+        plan = quantized_plan(count, n, k, cpu)
         nr, group = plan.blocking.nr, panel_group(cpu)
         source = edit.params[node.inputs[1]]
-        transposed = bool(node.attr("transpose_b", False))
+        layout = "patches" if patches is not None else bool(node.attr("transpose_b", False))
         panels = edit.names.fresh(f"{node.inputs[1]}/quantized_panels{nr}")
-        edit.params[panels] = derive(constants, ("quantized_panels", nr, plan.Kp, group, transposed), (source,),
+        edit.params[panels] = derive(constants, ("quantized_panels", nr, plan.Kp, group, layout), (source,),
                                      partial(_packed, weight, nr, plan.Kp, group))
         sums = edit.names.fresh(f"{node.inputs[1]}/column_sums")
-        edit.params[sums] = derive(constants, ("column_sums", transposed), (source,), partial(_column_sums, weight))
+        edit.params[sums] = derive(constants, ("column_sums", layout), (source,), partial(_column_sums, weight))
         if zero is None:
             zero = edit.names.fresh(f"{node.name}/zero")
             edit.params[zero] = np.zeros((), np.int32)
-        edit.replacements[node.name] = [make_node("quantized_matmul", node.name, (x, panels, sums, zero),
-                                                  node.outputs, columns=n)]
+        if patches is None:
+            replacement.append(make_node("quantized_matmul", node.name, (x, panels, sums, zero), node.outputs,
+                                         columns=n))
+        else:
+            product, turned = (edit.names.fresh(f"{node.name}/{hint}") for hint in ("product", "channels"))
+            out_shape = graph.type_of(node.outputs[0]).shape
+            replacement += [
+                make_node("quantized_matmul", node.name, (x, panels, sums, zero), (product,), columns=n),
+                make_node("transpose", edit.names.fresh(f"{node.name}_channels"), (product,), (turned,), perm=(1, 0)),
+                make_node("reshape", edit.names.fresh(f"{node.name}_image"), (turned,), node.outputs,
+                          shape=out_shape),
+            ]
+        edit.replacements[node.name] = replacement
     return edit.result()
