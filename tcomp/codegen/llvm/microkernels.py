@@ -90,12 +90,16 @@ def describe_call(name: str, args: Sequence[Any]) -> MicroKernelCall | None:
     return None
 
 
-def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
-    name = f"llvm.fma.{T.intrinsic_suffix(ty)}"
+def _intrinsic(module: ir.Module, name: str, result: ir.Type, args: list[ir.Type]) -> ir.Function:
+    """The LLVM intrinsic ``name`` of ``module``, declared on first use."""
     existing = module.globals.get(name)
     if isinstance(existing, ir.Function):
         return existing
-    return ir.Function(module, ir.FunctionType(ty, [ty, ty, ty]), name=name)
+    return ir.Function(module, ir.FunctionType(result, args), name=name)
+
+
+def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
+    return _intrinsic(module, f"llvm.fma.{T.intrinsic_suffix(ty)}", ty, [ty, ty, ty])
 
 
 def _splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
@@ -120,10 +124,7 @@ def _prefetch_tile_for_write(
 ) -> None:
     """Prefetch (for writing) every cache line of the ``rows x columns`` tile of 4-byte elements at ``c``, whatever
     its alignment: a line every 16 elements of a row and the row's last element."""
-    prefetch = module.globals.get("llvm.prefetch.p0")
-    if not isinstance(prefetch, ir.Function):
-        signature = ir.FunctionType(T.VOID, [T.I8_PTR, T.I32, T.I32, T.I32])
-        prefetch = ir.Function(module, signature, name="llvm.prefetch.p0")
+    prefetch = _intrinsic(module, "llvm.prefetch.p0", T.VOID, [T.I8_PTR, T.I32, T.I32, T.I32])
     for r in range(rows):
         row = bld.mul(T.I64(r), ldc)
         for column in [*range(0, columns, 16), columns - 1]:
@@ -133,34 +134,32 @@ def _prefetch_tile_for_write(
 
 @dataclass(frozen=True)
 class _TileArithmetic:
-    """What a register-tile kernel (``_define_tile``) computes with: the element types behind its ``a``, ``b`` and
-    ``c`` pointers; per step of its loop, ``a_step`` elements of a row of A loaded as one ``a_scalar`` and
-    broadcast to every lane (as ``a_vector``), one ``b_vector`` per vector of columns, each load ``align``-byte
-    aligned, and ``update(bld, acc, a, b)`` into an accumulator of the ``c_vector`` type."""
+    """What a register-tile kernel (``_define_tile``) computes with: the ``element`` type of A and B, the
+    ``c_vector`` type of a vector of C (and of an accumulator), and ``update(bld, acc, a, b)`` for one step, where
+    ``b`` is a ``vector`` of B (``vector.count / c_vector.count`` elements per lane) and ``a`` the as many elements of
+    a row of A, loaded as one scalar and broadcast to every lane."""
 
-    a_element: ir.Type
-    b_element: ir.Type
+    element: ir.Type
     c_vector: ir.VectorType
-    a_step: int
-    a_scalar: ir.Type
-    a_vector: ir.VectorType
-    b_vector: ir.VectorType
-    align: int
+    vector: ir.VectorType
     update: Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
 
 
 def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileArithmetic) -> ir.Function:
     """``name(a, lda, b, ldb, c, ldc, steps, accumulate)``: ``mr x nv`` accumulators held in registers across the
     whole loop of ``steps``, then added to the C tile (or stored, without ``accumulate``). See the module
-    docstring for the two kernels."""
+    docstring for the kernels."""
     lanes = arith.c_vector.count
+    a_step = arith.vector.count // lanes  # elements of A per step, loaded as one scalar
+    a_scalar = arith.element if a_step == 1 else ir.IntType(arith.element.width * a_step)
+    align = 4 if isinstance(arith.element, ir.FloatType) else arith.element.width // 8
     function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32])
     a_raw, lda, b_raw, ldb, c_raw, ldc, k_count, accumulate = function.args
     entry = function.append_basic_block("entry")
     loop = function.append_basic_block("k.loop")
     done = function.append_basic_block("k.done")
     bld = ir.IRBuilder(entry)
-    a, b = bld.bitcast(a_raw, arith.a_element.as_pointer()), bld.bitcast(b_raw, arith.b_element.as_pointer())
+    a, b = (bld.bitcast(pointer, arith.element.as_pointer()) for pointer in (a_raw, b_raw))
     c = bld.bitcast(c_raw, arith.c_vector.element.as_pointer())
     keep = bld.icmp_signed("!=", accumulate, T.I32(0))
     zero = ir.Constant(arith.c_vector, [0] * lanes)
@@ -174,16 +173,16 @@ def _define_tile(module: ir.Module, name: str, mr: int, nv: int, arith: _TileAri
     b_row = bld.mul(k, ldb)
     b_vectors = []
     for v in range(nv):
-        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * arith.b_vector.count))], inbounds=True)
-        b_vectors.append(bld.load(bld.bitcast(ptr, arith.b_vector.as_pointer()), align=arith.align))
-    a_column = bld.mul(k, T.I64(arith.a_step))
+        ptr = bld.gep(b, [bld.add(b_row, T.I64(v * arith.vector.count))], inbounds=True)
+        b_vectors.append(bld.load(bld.bitcast(ptr, arith.vector.as_pointer()), align=align))
+    a_column = bld.mul(k, T.I64(a_step))
     updated = []
     for r in range(mr):
         ptr = bld.gep(a, [bld.add(bld.mul(T.I64(r), lda), a_column)], inbounds=True)
-        scalar = bld.load(bld.bitcast(ptr, arith.a_scalar.as_pointer()), align=arith.align)
+        scalar = bld.load(bld.bitcast(ptr, a_scalar.as_pointer()), align=align)
         a_splat = _splat(bld, scalar, lanes)
-        if a_splat.type != arith.a_vector:
-            a_splat = bld.bitcast(a_splat, arith.a_vector)
+        if a_splat.type != arith.vector:
+            a_splat = bld.bitcast(a_splat, arith.vector)
         for v in range(nv):
             updated.append(arith.update(bld, accs[r * nv + v], a_splat, b_vectors[v]))
     k_next = bld.add(k, T.I64(1))
@@ -226,8 +225,7 @@ def define_sgemm(module: ir.Module, name: str) -> ir.Function:
     def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
         return bld.call(fma, [a, b, acc])
 
-    arith = _TileArithmetic(a_element=T.F32, b_element=T.F32, c_vector=vec, a_step=1, a_scalar=T.F32, a_vector=vec,
-                            b_vector=vec, align=4, update=update)
+    arith = _TileArithmetic(element=T.F32, c_vector=vec, vector=vec, update=update)
     return _define_tile(module, name, mr, nr // lanes, arith)
 
 
@@ -310,10 +308,7 @@ def _dot_bytes(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value,
     """``acc`` (int32 lanes) plus, per lane, the four products of the bytes of ``a`` (uint8) and ``b`` (int8) in
     it: ``vpdpbusd``."""
     name = f"llvm.x86.avx512.vpdpbusd.{acc.type.count * 32}"
-    function = module.globals.get(name)
-    if not isinstance(function, ir.Function):
-        function = ir.Function(module, ir.FunctionType(acc.type, [acc.type, a.type, b.type]), name=name)
-    return bld.call(function, [acc, a, b])
+    return bld.call(_intrinsic(module, name, acc.type, [acc.type, a.type, b.type]), [acc, a, b])
 
 
 _PAIR_DOTS = {4: "llvm.x86.sse2.pmadd.wd", 8: "llvm.x86.avx2.pmadd.wd", 16: "llvm.x86.avx512.pmaddw.d.512"}
@@ -322,10 +317,7 @@ _PAIR_DOTS = {4: "llvm.x86.sse2.pmadd.wd", 8: "llvm.x86.avx2.pmadd.wd", 16: "llv
 def _dot_pairs(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
     """``acc`` (int32 lanes) plus, per lane, the two products of the int16 of ``a`` and ``b`` in it: ``pmaddwd``
     (SSE2, AVX2 or AVX512BW by the width)."""
-    name = _PAIR_DOTS[acc.type.count]
-    function = module.globals.get(name)
-    if not isinstance(function, ir.Function):
-        function = ir.Function(module, ir.FunctionType(acc.type, [a.type, b.type]), name=name)
+    function = _intrinsic(module, _PAIR_DOTS[acc.type.count], acc.type, [a.type, b.type])
     return bld.add(acc, bld.call(function, [a, b]))
 
 
@@ -340,23 +332,17 @@ def define_igemm(module: ir.Module, name: str) -> ir.Function:
         raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 for u8s8, 4, 8 or 16 for "
                            "i16)")
     vec = ir.VectorType(T.I32, lanes)
-    i16 = ir.IntType(16)
-    if kind == "u8s8":
-        steps = ir.VectorType(T.I8, 4 * lanes)
+    if kind == "u8s8":  # a step: four bytes of a row of A against four of each column
 
         def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
             return _dot_bytes(module, bld, acc, a, b)
 
-        # a step is a group of four bytes of a row of A, loaded as one int32
-        arith = _TileArithmetic(a_element=T.I8, b_element=T.I8, c_vector=vec, a_step=4, a_scalar=T.I32,
-                                a_vector=steps, b_vector=steps, align=1, update=update)
-    else:
-        steps = ir.VectorType(i16, 2 * lanes)
+        arith = _TileArithmetic(element=T.I8, c_vector=vec, vector=ir.VectorType(T.I8, 4 * lanes), update=update)
+    else:  # a step: two int16 of a row of A against two of each column
+        i16 = ir.IntType(16)
 
         def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
             return _dot_pairs(module, bld, acc, a, b)
 
-        # a step is a pair of int16 of a row of A, loaded as one int32
-        arith = _TileArithmetic(a_element=i16, b_element=i16, c_vector=vec, a_step=2, a_scalar=T.I32,
-                                a_vector=steps, b_vector=steps, align=2, update=update)
+        arith = _TileArithmetic(element=i16, c_vector=vec, vector=ir.VectorType(i16, 2 * lanes), update=update)
     return _define_tile(module, name, mr, nr // lanes, arith)
