@@ -222,20 +222,21 @@ class GraphExecutor:
 
     def _bind(self, name: str, array: np.ndarray) -> None:
         self._planned.setdefault(name, self._arrays[name])
-        self._arrays[name] = array
-        address = array.ctypes.data
-        for pointers, position in self._slots.get(name, ()):
-            pointers[position] = address
+        self._place(name, array)
 
     def _unbind(self, names: Sequence[str]) -> None:
         """Values ``names`` back on their planned storage."""
         for name in names:
             planned = self._planned.pop(name, None)
             if planned is not None:
-                self._arrays[name] = planned
-                address = planned.ctypes.data
-                for pointers, position in self._slots.get(name, ()):
-                    pointers[position] = address
+                self._place(name, planned)
+
+    def _place(self, name: str, array: np.ndarray) -> None:
+        """Value ``name`` read and written at ``array`` by every kernel argument that is it."""
+        self._arrays[name] = array
+        address = array.ctypes.data
+        for pointers, position in self._slots.get(name, ()):
+            pointers[position] = address
 
     def get_output(self, index: int) -> np.ndarray:
         """A copy of output ``index``."""
