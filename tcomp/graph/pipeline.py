@@ -4,14 +4,15 @@
          -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants -> concat in place
          -> fuse ops -> plan memory
 
-On CPUs, products of dequantized 8-bit operands (QDQ models) first become integer products (``integer_products``,
-before folding takes the weights' dequantization away). The ``simplify`` step also runs the rewrites a target kind
-asks for (``GraphOptions`` of its backend): small-batch weights stored by rows (``matvec_weights``) and attention
-fused into one node (``fuse_attention``). Then, where the backend asks, products of one input by several constant
-weights become one product and a split (``merge_projections``: attention's query, key and value) and ``gemm_panels``
-stores the weights of larger products in the packed GEMM's panels, and those of the integer products of quantized
-models in the integer GEMM's (``quantized_weights``); with tuning records, a product compiled from a ``matmul`` or
-``dense`` record of its own stays as it is (``tuning.tuned_product``).
+On CPUs, products of 8-bit integers first run on the integer GEMM (``integer_products``: the float products of
+dequantized operands in QDQ models become integer products, then ``quantized_weights`` packs the 8-bit weights of
+integer products, before folding takes the weights' dequantization away or widens them to int32). The ``simplify``
+step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch weights stored by
+rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where the backend asks,
+products of one input by several constant weights become one product and a split (``merge_projections``: attention's
+query, key and value) and ``gemm_panels`` stores the weights of larger products in the packed GEMM's panels; with
+tuning records, a product compiled from a ``matmul`` or ``dense`` record of its own stays as it is
+(``tuning.tuned_product``).
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
 ``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
@@ -110,15 +111,16 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     def panels(graph: Graph) -> Graph:
         if not options.gemm_panels:
             return graph
-        graph = quantized_weights(graph, resolved, constants)
         if keep_products is None:
             return gemm_panels(merge_projections(graph, constants=constants), resolved, constants=constants)
         # a product with its own record keeps its operator
         merged = merge_projections(graph, keep_products(graph), constants)
         return gemm_panels(merged, resolved, keep_products(merged), constants)
 
-    def dequantized_products(graph: Graph) -> Graph:
-        return integer_products(graph, resolved) if options.gemm_panels else graph
+    def products_of_integers(graph: Graph) -> Graph:
+        if not options.gemm_panels:  # the backend's GEMMs take no packed weights (GPUs)
+            return graph
+        return quantized_weights(integer_products(graph, resolved, constants), resolved, constants)
 
     def fast_convolutions(graph: Graph) -> Graph:
         return winograd(graph) if options.blocked_convolutions else graph
@@ -131,7 +133,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
                         absorb_views=options.views)
 
     return [
-        ("integer_products", dequantized_products),
+        ("integer_products", products_of_integers),
         ("fold_constants", fold),
         ("simplify", simplify_for_target),
         ("gemm_panels", panels),

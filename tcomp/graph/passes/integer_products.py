@@ -7,25 +7,24 @@ A QDQ model (onnxruntime's static quantization, its default format) computes eac
 - ``B = (float(W) - zb) * sb``: ``W`` a constant ``[K, N]`` of 8 bits, ``zb`` and ``sb`` per tensor or per column,
   ``W - zb`` within int8 (int8 weights with zero point 0, uint8 ones with 128: what the integer GEMM takes),
 
-into ``float((int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact, times
-the scales once (as onnxruntime runs such a model). Constant folding then folds the weight's offset, and
-``quantized_weights`` runs the product on the integer GEMM. The result differs from the float product by its
-roundings (the float one rounds every step of K). Products whose sums could overflow int32 (K over 33025) stay.
+into ``float((int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact,
+times the scales once (as onnxruntime runs such a model), which ``quantized_weights`` then runs on the integer GEMM.
+The result differs from the float product by its roundings (the float one rounds every step of K). Products whose
+sums could overflow int32 (K over 33025) stay.
 
 Assumes a typed graph as imported, before constant folding folds the weights' ``DequantizeLinear``; the pipeline
-runs it first for CPU targets where ``quantized_weights`` applies (``integer_gemm_pays``). Returns the same graph when
-nothing matches.
+runs it first for CPU targets, then ``quantized_weights`` (both only where ``integer_gemm_pays``). Returns the same
+graph when nothing matches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
-from tcomp.graph.passes.quantized_weights import integer_gemm_pays
+from tcomp.graph.passes.quantized_weights import Offset, int8_offset, integer_gemm_pays, offset_of
+from tcomp.graph.shared_constants import SharedConstants
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.target import Target
 
@@ -35,10 +34,9 @@ MAX_DEPTH = (2**31 - 1) // (255 * 255)
 
 @dataclass(frozen=True)
 class _Dequantized:
-    """``(float(integers) - zero) * scale`` as the graph computes it (``zero`` empty where there is none)."""
+    """``offset * scale``: 8-bit integers offset by their zero point in float32 (``Offset``), scaled."""
 
-    integers: str
-    zero: str
+    offset: Offset
     scale: str
 
 
@@ -47,34 +45,10 @@ def _dequantized(graph: Graph, value: str, producers: dict[str, Node]) -> _Dequa
     if product is None or product.op != "multiply":
         return None
     inner, scale = product.inputs
-    node = producers.get(inner)
-    zero = ""
-    if node is not None and node.op == "subtract":
-        inner, zero = node.inputs
-        node = producers.get(inner)
-        zero_source = producers.get(zero)
-        if zero_source is None or zero_source.op != "cast":
-            return None
-        zero = zero_source.inputs[0]
-    if node is None or node.op != "cast" or graph.type_of(node.outputs[0]).dtype != "float32":
+    offset = offset_of(graph, inner, producers, "float32")
+    if offset is None or graph.type_of(scale).dtype != "float32":
         return None
-    integers = node.inputs[0]
-    if graph.type_of(integers).dtype not in ("uint8", "int8") or graph.type_of(scale).dtype != "float32":
-        return None
-    if zero and graph.type_of(zero).dtype != graph.type_of(integers).dtype:
-        return None
-    return _Dequantized(integers, zero, scale)
-
-
-def _offset_fits_int8(graph: Graph, weight: _Dequantized) -> bool:
-    """Whether the weight is constant and its integers minus their zero point all fit int8: what the integer GEMM
-    takes (``quantized_weights``); other products would stay int32 products, slower than the float ones."""
-    integers = graph.params.get(weight.integers)
-    zero = graph.params.get(weight.zero) if weight.zero else np.zeros((), np.int32)
-    if integers is None or zero is None or integers.ndim != 2 or integers.size == 0:
-        return False
-    offset = integers.astype(np.int32) - zero.astype(np.int32)  # a zero point per column broadcasts along K
-    return -128 <= int(offset.min()) and int(offset.max()) <= 127
+    return _Dequantized(offset, scale)
 
 
 def _per_tensor(graph: Graph, name: str) -> bool:
@@ -96,11 +70,11 @@ def _integer_product(node: Node, a: _Dequantized, b: _Dequantized, names: FreshN
 
     def offset(operand: _Dequantized, hint: str) -> str:
         wide = fresh(f"{hint}_int32")
-        nodes.append(make_node("cast", fresh("cast"), (operand.integers,), (wide,), dtype="int32"))
-        if not operand.zero:
+        nodes.append(make_node("cast", fresh("cast"), (operand.offset.integers,), (wide,), dtype="int32"))
+        if not operand.offset.zero:
             return wide
         zero, shifted = fresh(f"{hint}_zero_int32"), fresh(f"{hint}_offset")
-        nodes.append(make_node("cast", fresh("cast"), (operand.zero,), (zero,), dtype="int32"))
+        nodes.append(make_node("cast", fresh("cast"), (operand.offset.zero,), (zero,), dtype="int32"))
         nodes.append(make_node("subtract", fresh("subtract"), (wide, zero), (shifted,)))
         return shifted
 
@@ -112,31 +86,33 @@ def _integer_product(node: Node, a: _Dequantized, b: _Dequantized, names: FreshN
     return nodes
 
 
-def _operands(graph: Graph, node: Node, producers: dict[str, Node]) -> tuple[_Dequantized, _Dequantized] | None:
+def _operands(graph: Graph, node: Node, producers: dict[str, Node],
+              constants: SharedConstants | None) -> tuple[_Dequantized, _Dequantized] | None:
     """``node``'s dequantized operands when it is a product the module docstring rewrites."""
     if node.op != "matmul" or node.attr("transpose_b", False):
         return None
     a = _dequantized(graph, node.inputs[0], producers)
     b = _dequantized(graph, node.inputs[1], producers)
-    if a is None or b is None or graph.type_of(a.integers).dtype != "uint8":
+    if a is None or b is None or graph.type_of(a.offset.integers).dtype != "uint8":
         return None
-    weight = graph.type_of(b.integers)
+    weight = graph.type_of(b.offset.integers)
     if weight.ndim != 2 or weight.shape[0] > MAX_DEPTH:
         return None
-    if not (_per_tensor(graph, a.zero) and _per_tensor(graph, a.scale)):
+    if not (_per_tensor(graph, a.offset.zero) and _per_tensor(graph, a.scale)):
         return None
-    if not (_per_column(graph, b.zero, weight.shape[1]) and _per_column(graph, b.scale, weight.shape[1])):
+    if not (_per_column(graph, b.offset.zero, weight.shape[1]) and _per_column(graph, b.scale, weight.shape[1])):
         return None
-    return (a, b) if _offset_fits_int8(graph, b) else None
+    return (a, b) if int8_offset(graph, b.offset, constants) is not None else None
 
 
-def integer_products(graph: Graph, target: Target) -> Graph:
-    """See the module docstring."""
+def integer_products(graph: Graph, target: Target, constants: SharedConstants | None = None) -> Graph:
+    """See the module docstring; ``constants``: as ``quantized_weights`` takes them (the weights' int8 offsets are
+    derived once, here, for both passes)."""
     if not integer_gemm_pays(CpuTarget.of(target)):
         return graph
     edit = Rewrite(graph)
     for node in graph.nodes:
-        operands = _operands(graph, node, edit.producers)
+        operands = _operands(graph, node, edit.producers, constants)
         if operands is not None:
             edit.replacements[node.name] = _integer_product(node, *operands, edit.names)
     return edit.result()
