@@ -10,8 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tcomp.graph as tg
 from tcomp.graph.ir import Graph
-from tcomp.graph.passes.quantized_weights import integer_gemm_pays
 from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.quantized_matmul import integer_gemm_pays
 from tcomp.target import Target
 from tests.graph.ort_reference import run_both
 

