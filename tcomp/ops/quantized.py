@@ -11,19 +11,41 @@ int16 (``PAIRS``) for ``pmaddwd``, which adds two; zeros beyond ``K`` and ``N``.
 with it, so the zero point costs one multiply-add per output. ``quantized_matmul`` is the product
 (``OpKind.QUANTIZED_MATMUL``) and that correction, an elementwise stage that fuses into what follows (the
 conversion to float and the scales of a dynamically quantized model).
+
+A convolution of uint8 images with such a weight is that product over the windows of its input: ``im2col`` gathers
+them from ``[N, H, W, C]`` data (channels last) as the rows ``[N * OH * OW, KH * KW * C]``, steps of K in the order
+(kernel row, kernel column, channel), the padding the zero point; the weight is ``[KH, KW, C, O]`` read as
+``[KH * KW * C, O]`` (``conv_weight_matrix``). ``quantized_conv2d`` is the whole convolution on ``[N, C, H, W]``
+data (its result ``[N, O, OH, OW]``); the CPU graph compiler runs it on channels-last rows instead (the graph pass
+``alter_layout``), where a 1x1 convolution needs no gathering at all.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tcomp import te
 from tcomp.ir.expr import Expr, Var
+from tcomp.ops.conv import conv_output_size
 from tcomp.ops.panels import pack_panels
-from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, as_int, check_tensor, shape_str
+from tcomp.ops.utils import (
+    OP_KIND,
+    OpError,
+    OpKind,
+    Tag,
+    as_int,
+    check_tensor,
+    padding_2d,
+    positive_tuple,
+    shape_str,
+)
 from tcomp.te.tensor import Tensor
 
-__all__ = ["BYTES", "PAIRS", "pack_quantized_panels", "panel_dtype", "quantized_matmul"]
+__all__ = ["BYTES", "PAIRS", "Window", "conv_weight_matrix", "im2col", "pack_quantized_panels", "panel_dtype",
+           "quantized_conv2d", "quantized_matmul"]
 
 BYTES = 4  # steps of K per group of int8 panels: the bytes one lane of ``vpdpbusd`` multiplies and adds
 PAIRS = 2  # ... of int16 panels: the int16 one lane of ``pmaddwd`` multiplies and adds
@@ -85,3 +107,104 @@ def quantized_matmul(x: Tensor, panels: Tensor, column_sums: Tensor, x_zero: Ten
                          attrs={OP_KIND: OpKind.QUANTIZED_MATMUL})
     return te.compute((x.shape[0], columns), lambda i, j: product[i, j] - x_zero[()] * column_sums[j], name=name,
                       tag=Tag.ELEMWISE)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A 2-D convolution's window: ``kernel`` (height, width), ``strides``, ``pads`` (top, left, bottom, right) and
+    ``dilations``, checked by ``Window.of``."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+
+    @staticmethod
+    def of(op: str, kernel: Any, strides: Any, pads: Any, dilations: Any) -> Window:
+        sizes = positive_tuple(op, "kernel", kernel, 2)
+        steps = positive_tuple(op, "strides", strides, 2)
+        dilated = positive_tuple(op, "dilations", dilations, 2)
+        padding = padding_2d(op, pads)
+        return Window((sizes[0], sizes[1]), (steps[0], steps[1]), padding, (dilated[0], dilated[1]))
+
+    def output(self, height: int, width: int) -> tuple[int, int]:
+        """The output plane of the window over a ``height x width`` input."""
+        top, left, bottom, right = self.pads
+        return (conv_output_size(height, self.kernel[0], self.strides[0], top + bottom, self.dilations[0]),
+                conv_output_size(width, self.kernel[1], self.strides[1], left + right, self.dilations[1]))
+
+    @property
+    def pointwise(self) -> bool:
+        """Whether each output pixel reads its own input pixel alone (1x1, stride 1, no padding): the rows are the
+        input's."""
+        return self.kernel == (1, 1) and self.strides == (1, 1) and not any(self.pads)
+
+
+def conv_weight_matrix(weight: np.ndarray) -> np.ndarray:
+    """A convolution's weight ``[O, C, KH, KW]`` as the ``[KH * KW * C, O]`` matrix ``im2col``'s rows multiply."""
+    return weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
+
+
+def _static_shape(op: str, name: str, tensor: Tensor) -> tuple[int, ...]:
+    shape = tuple(as_int(d) for d in tensor.shape)
+    if None in shape:
+        raise OpError(f"{op}: {name}{shape_str(tensor.shape)} must have a constant shape")
+    return shape  # type: ignore[return-value]
+
+
+def im2col(x: Tensor, pad_value: Tensor | None, window: Window, channels_last: bool = True,
+           name: str = "T_im2col") -> Tensor:
+    """The windows of ``x[N, H, W, C]`` (``x[N, C, H, W]`` where not ``channels_last``) as rows
+    ``[N * OH * OW, KH * KW * C]`` (see the module docstring):
+    ``out[(n OH + oh) OW + ow, (ry KW + rx) C + c] = x[n, oh sh - top + ry dh, ow sw - left + rx dw, c]``, and
+    ``pad_value`` (a scalar int32 tensor, cast to ``x``'s type; needed where the window pads) outside ``x``. With a
+    1x1 window, the rows of NCHW data: its pixels, channels last."""
+    op = "im2col"
+    check_tensor(op, "x", x, 4)
+    if pad_value is not None:
+        check_tensor(op, "pad_value", pad_value, 0)
+        if pad_value.dtype != "int32":
+            raise OpError(f"{op}: pad_value must be int32, got {pad_value.dtype}")
+    elif any(window.pads):
+        raise OpError(f"{op}: a window with pads {window.pads} needs a pad value")
+    if channels_last:
+        n, h, w, c = _static_shape(op, "x", x)
+    else:
+        n, c, h, w = _static_shape(op, "x", x)
+    oh, ow = window.output(h, w)
+    if oh <= 0 or ow <= 0:
+        raise OpError(f"{op}: the window {window} does not fit x{shape_str(x.shape)}")
+    kh, kw = window.kernel
+    (sh, sw), (dh, dw), (top, left) = window.strides, window.dilations, window.pads[:2]
+
+    def body(row: Var, step: Var) -> Expr:
+        image, pixel = row // (oh * ow), row % (oh * ow)
+        tap, channel = step // c, step % c
+        y = pixel // ow * sh - top + tap // kw * dh
+        x_ = pixel % ow * sw - left + tap % kw * dw
+        if pad_value is None:
+            return x[image, y, x_, channel] if channels_last else x[image, channel, y, x_]
+        inside = te.all(y >= 0, y < h, x_ >= 0, x_ < w)
+        y, x_ = te.max(te.min(y, h - 1), 0), te.max(te.min(x_, w - 1), 0)
+        value = x[image, y, x_, channel] if channels_last else x[image, channel, y, x_]
+        return te.if_then_else(inside, value, te.cast(pad_value[()], x.dtype))
+
+    attrs = {OP_KIND: OpKind.IM2COL, "channels": c, "plane": (oh, ow), "kernel_width": kw,
+             "channels_last": channels_last}
+    return te.compute((n * oh * ow, kh * kw * c), body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
+
+
+def quantized_conv2d(x: Tensor, panels: Tensor, column_sums: Tensor, x_zero: Tensor, window: Window, channels: int,
+                     name: str = "T_quantized_conv2d") -> Tensor:
+    """``conv2d(x - x_zero, W)`` in int32 for uint8 ``x[N, C, H, W]`` and a weight ``W[O, C, KH, KW]`` given as
+    ``pack_quantized_panels(conv_weight_matrix(W))`` (``panels``) and that matrix's column sums; ``channels`` is
+    ``O``. The result is ``[N, O, OH, OW]``: ``quantized_matmul`` of the windows (``im2col``) of ``x`` laid out
+    channels last."""
+    op = "quantized_conv2d"
+    check_tensor(op, "x", x, 4)
+    n, c, h, w = _static_shape(op, "x", x)
+    oh, ow = window.output(h, w)
+    rows = im2col(x, x_zero, window, channels_last=False, name=f"{name}.windows")
+    product = quantized_matmul(rows, panels, column_sums, x_zero, channels, name=f"{name}.rows")
+    return te.compute((n, channels, oh, ow), lambda i, o, y, x_: product[(i * oh + y) * ow + x_, o], name=name,
+                      tag=Tag.INJECTIVE)

@@ -41,6 +41,7 @@ class OpKind(enum.StrEnum):
     BATCH_MATMUL = "batch_matmul"
     PACKED_MATVEC = "packed_matvec"
     QUANTIZED_MATMUL = "quantized_matmul"
+    IM2COL = "im2col"
     SOFTMAX = "softmax"
     LOG_SOFTMAX = "log_softmax"
     LAYER_NORM = "layer_norm"

@@ -45,12 +45,12 @@ from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import schedule_pool_window_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
-from tcomp.ops.cpu.quantized_matmul import schedule_quantized_matmul
+from tcomp.ops.cpu.quantized_matmul import schedule_im2col, schedule_quantized_matmul
 from tcomp.ops.cpu.rows import schedule_rows
 from tcomp.ops.cpu.winograd import schedule_winograd
 from tcomp.ops.pool import POOL_WINDOW
 from tcomp.ops.steps import schedule_in_steps
-from tcomp.ops.utils import OpError, OpKind, op_kind
+from tcomp.ops.utils import OpError, OpKind, Tag, op_kind
 from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType
 from tcomp.schedule.schedule import Schedule
@@ -88,8 +88,9 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     op = stage.op
     if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
         return False
-    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT, OpKind.WINOGRAD_KERNEL):
-        return False  # scheduled with their operator's other stages, or kept small (a Winograd transform's rows)
+    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT, OpKind.WINOGRAD_KERNEL, OpKind.IM2COL):
+        return False  # scheduled with their operator's other stages, kept small (a Winograd transform's rows), or
+        # gathered once (a convolution's windows, which a product reads many times)
     if stage.attach_type is not AttachType.ROOT or stage.scan_parent is not None:
         return False
     readers = _direct_readers(s, stage)
@@ -100,6 +101,8 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
         return False
     if op_kind(op) is OpKind.WINOGRAD_OUTPUT and not _feeds_output_elementwise(s, stage):
         return False
+    if op.tag == Tag.ELEMWISE and any(op_kind(r.op) is OpKind.IM2COL and _overlapping(r.op) for r in readers):
+        return False  # computed once, not again for every window that reads it
     if len(readers) > 1 and _calls_math(op):
         return False
     return True
@@ -123,6 +126,11 @@ def _feeds_output_elementwise(s: Schedule, stage: Stage) -> bool:
             return False
         current = readers[0]
     return current is not stage
+
+
+def _overlapping(op: ComputeOp) -> bool:
+    """Whether the windows of an ``im2col`` read some input elements more than once (more than one tap)."""
+    return op.output(0).shape[1].value != op.attrs["channels"]
 
 
 def inline_injective(s: Schedule) -> None:
@@ -288,6 +296,8 @@ def schedule_cpu(outs: Tensor | Sequence[Tensor], target: Target | None = None) 
             schedule_reduction(s, stage, cpu)
         elif op_kind(stage.op) is OpKind.LAYOUT_TRANSFORM:
             schedule_layout_transform(stage, cpu)
+        elif op_kind(stage.op) is OpKind.IM2COL:
+            schedule_im2col(stage, cpu)
         else:
             schedule_elementwise(stage, cpu)
 

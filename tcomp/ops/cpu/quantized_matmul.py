@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tcomp import te
-from tcomp.ops.cpu.common import CpuTarget, extents, schedule_elementwise
+from tcomp.ops.cpu.common import CpuTarget, extents, schedule_elementwise, vector_factor
 from tcomp.ops.cpu.dense import schedule_elementwise_reduction_fallback
 from tcomp.ops.cpu.intrin import igemm_intrin
 from tcomp.ops.cpu.packed_matmul import (
@@ -40,6 +40,8 @@ from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 # the deepest slice of K a tile runs in bytes (an ``nr``-column panel slice of 1024 steps of bytes, or 512 of int16,
 # is 32 KiB with 32 columns)
 MAX_DEPTH = 1024
+# the most channels of NCHW data whose loop ``im2col`` unrolls
+MAX_UNROLLED_CHANNELS = 64
 
 
 def integer_gemm_pays(cpu: CpuTarget) -> bool:
@@ -109,3 +111,27 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
     stages = PackedProduct(packed_a, panels, product, output, a, Operand(panels, is_b=True), True, intrin)
     if not splice_packed_product(s, stage, stages, host, plan) and host is not None:
         schedule_elementwise(host, cpu)
+
+
+def schedule_im2col(stage: Stage, cpu: CpuTarget) -> None:
+    """``im2col`` (``tcomp/ops/quantized.py``) at the root: rows of one output row of pixels per parallel task, each
+    window tap a run of the input's channels copied as vectors (the row and step splits by the output width and the
+    channel count make every index a whole quotient: no division per element); from NCHW data, a channel a step
+    (unrolled where there are few)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    channels = int(op.attrs["channels"])
+    width = int(op.attrs["plane"][1])
+    rows, steps = op.axis
+    line, pixel = stage.split(rows, factor=width)
+    tap, channel = stage.split(steps, factor=channels)
+    stage.split(tap, factor=int(op.attrs["kernel_width"]))  # kernel rows and columns: no division by the width
+    factor = vector_factor(channels, cpu.lanes(op.output(0).dtype))
+    if not op.attrs["channels_last"]:
+        if channels <= MAX_UNROLLED_CHANNELS:
+            stage.unroll(channel)
+    elif factor is not None:
+        _, lane = stage.split(channel, factor=factor)
+        stage.vectorize(lane)
+    if cpu.cores > 1:
+        stage.parallel(line)
