@@ -156,23 +156,23 @@ def test_lengths_of_a_dynamic_model_share_the_packed_weight() -> None:
         assert executor.constants.nbytes < 4 * weight.size
 
 
-@pytest.mark.parametrize(("shape", "kernel", "strides"), [((1, 3, 32, 48), (16, 16), (16, 16)),
-                                                         ((1, 5, 12, 12), (4, 3), (4, 3)),
-                                                         ((1, 3, 12, 12), (3, 3), (2, 2))])
-def test_patch_convolutions_run_on_the_integer_gemm(shape: tuple, kernel: tuple, strides: tuple) -> None:
-    """ConvInteger whose kernel tiles the input (a patch embedding) is the integer product over the patches; other
-    strides keep the int32 convolution. Both exact."""
+@pytest.mark.parametrize(("shape", "kernel", "strides", "pads"), [((1, 3, 32, 48), (16, 16), (16, 16), (0, 0, 0, 0)),
+                                                                 ((1, 5, 12, 12), (4, 3), (4, 3), (0, 0, 0, 0)),
+                                                                 ((2, 3, 11, 9), (3, 3), (2, 2), (1, 0, 2, 1))])
+def test_convolutions_run_on_the_integer_gemm(shape: tuple, kernel: tuple, strides: tuple, pads: tuple) -> None:
+    """Every one-group ConvInteger with a constant 8-bit weight becomes ``quantized_conv2d`` (a patch embedding,
+    whose kernel tiles the input, as well as padded, strided windows over a batch): exact, as onnxruntime."""
     x = RNG.integers(0, 256, shape).astype(np.uint8)
     w = RNG.integers(-128, 128, (24, shape[1], *kernel)).astype(np.int8)
     inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(0, np.int8), "zw")]
-    node = helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["y"], strides=list(strides))
-    graph = helper.make_graph([node], "patches", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape),
-                                                  helper.make_tensor_value_info("zx", TensorProto.UINT8, [])],
+    node = helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["y"], strides=list(strides), pads=list(pads))
+    graph = helper.make_graph([node], "convs", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape),
+                                                helper.make_tensor_value_info("zx", TensorProto.UINT8, [])],
                               [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
     executor, ops = _compile(model)
-    tiles = kernel == strides
-    assert ("quantized_matmul" in ops) == (tiles and APPLIES) and ("conv2d" in ops) == (not tiles or not APPLIES)
+    assert ("quantized_conv2d" in ops) == APPLIES and ("conv2d" in ops) == (not APPLIES)
+    assert "quantized_matmul" not in ops
     (got,) = executor.run({"x": x, "zx": np.array(77, np.uint8)})
     _, [want] = run_both(model, {"x": x, "zx": np.array(77, np.uint8)})
     np.testing.assert_array_equal(got, want)

@@ -38,15 +38,24 @@ from tcomp.graph.edit import forward_values, with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.ops.nchwc import Layout, choose_channel_block
+from tcomp.ops.quantized import Window
 from tcomp.target import Target, as_target
 
 NCHW = "NCHW"
+ROWS = "NHWC rows"  # channels last, the pixels as the rows of a matrix: [N * H * W, C]
+_POINTWISE = {"kernel": (1, 1), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)}
 _BROADCAST_OPS = frozenset({"add", "subtract", "multiply", "divide", "maximum", "minimum", "power"})
 _REDUCE_OPS = frozenset({"sum", "mean", "max", "min"})
 
 
 def blocked(layout: str | None) -> bool:
+    """Whether ``layout`` is another than NCHW (a blocked layout or ``ROWS``)."""
     return layout is not None and layout != NCHW
+
+
+def channel_blocked(layout: str | None) -> bool:
+    """Whether ``layout`` is a blocked ``NCHW{x}c``."""
+    return blocked(layout) and layout != ROWS
 
 
 class _Rewriter:
@@ -86,13 +95,33 @@ class _Rewriter:
             return have[layout]
         source = self.primary[value]
         assert source is not None and layout is not None
+        if ROWS in (source, layout) and NCHW not in (source, layout):  # between rows and blocks: through NCHW
+            self.get(value, NCHW)
+            source = NCHW
         original = layout == self._default_layout(value) and value not in self.bound
         out = value if original else self.fresh(f"{value}/{layout}")
         self.bound.add(out)
-        self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/to_{layout}"), [have[source]], [out],
-                                    src=source, dst=layout))
+        if ROWS in (source, layout):
+            self._rows_transform(value, have[source], out, to_rows=layout == ROWS)
+        else:
+            self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/to_{layout}"), [have[source]], [out],
+                                        src=source, dst=layout))
         have[layout] = out
         return out
+
+    def _rows_transform(self, value: str, source: str, out: str, to_rows: bool) -> None:
+        """``out``: ``value`` (held in ``source``) from NCHW to ``ROWS`` (``im2col`` with a 1x1 window) or back (a
+        reshape to ``NCHW{C}c``, ``[N, 1, H, W, C]``, the rows' memory order, and a ``layout_transform``)."""
+        n, c, h, w = self.graph.type_of(value).shape
+        if to_rows:
+            self.nodes.append(make_node("im2col", self.fresh(f"{value}/to_rows"), [source], [out], channels_last=False,
+                                        **_POINTWISE))
+            return
+        image = self.fresh(f"{value}/NCHW{c}c")
+        self.nodes.append(make_node("reshape", self.fresh(f"{value}/from_rows"), [source], [image],
+                                    shape=(n, 1, h, w, c)))
+        self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/to_nchw"), [image], [out],
+                                    src=f"NCHW{c}c", dst=NCHW))
 
     def emit(self, node: Node, inputs: list[str], layout: str | None, op: str | None = None,
              **attrs: object) -> None:
@@ -173,6 +202,31 @@ class _Rewriter:
         self.emit(node, [data, kernel], f"NCHW{oc}c", op="conv2d_nchwc", groups=groups, **attrs)
         return True
 
+    def quantized_conv(self, node: Node) -> bool:
+        """``quantized_conv2d`` on channels-last rows: the product of its windows (``im2col`` of the rows viewed as
+        ``[N, H, W, C]``, none for a 1x1 convolution that reads every pixel) and the packed weight."""
+        x, panels, sums, zero = node.inputs
+        n, c, h, w = self.graph.type_of(x).shape
+        window = {key: tuple(node.attr(key)) for key in ("kernel", "strides", "pads", "dilations")}
+        if Window.of(node.op, **window).pointwise:
+            rows = self.get(x, ROWS)
+        else:
+            rows = self.fresh(f"{node.name}/windows")
+            if self.primary[x] == ROWS:
+                image = self.fresh(f"{x}/image")
+                self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_image"), [self.get(x, ROWS)], [image],
+                                            shape=(n, h, w, c)))
+                source, channels_last = image, True
+            else:  # the windows of NCHW data, gathered from it directly
+                source, channels_last = self.get(x, NCHW), False
+            self.nodes.append(make_node("im2col", self.fresh(f"{node.name}_windows"), [source, zero], [rows],
+                                        channels_last=channels_last, **window))
+        out = self.fresh(f"{node.outputs[0]}/{ROWS}")
+        self._define(node.outputs[0], ROWS, out)
+        self.nodes.append(make_node("quantized_matmul", node.name, [rows, panels, sums, zero], [out],
+                                    columns=node.attr("columns")))
+        return True
+
     def _transform_param(self, value: str, src: str, dst: str) -> str:
         out = self.fresh(f"{value}/{dst}")
         self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/pack_{dst}"),
@@ -199,11 +253,14 @@ class _Rewriter:
         inputs = []
         for value in node.inputs:
             t = self.graph.type_of(value)
+            constant = value in self.params
             if t.shape == out_shape:
                 inputs.append(self.get(value, layout))
-            elif t.numel == 1:
+            elif layout == ROWS and constant and (t.numel == 1 or t.shape in ((1, channels, 1, 1), (channels, 1, 1))):
+                inputs.append(self._row_param(value, () if t.numel == 1 else (channels,)))
+            elif t.numel == 1 and (layout != ROWS or t.ndim <= 2):
                 inputs.append(self.versions[value][self.primary[value]])
-            elif value in self.params and t.numel == channels and t.shape in ((1, channels, 1, 1), (channels, 1, 1)):
+            elif constant and t.numel == channels and t.shape in ((1, channels, 1, 1), (channels, 1, 1)):
                 base = value
                 if t.shape != (1, channels, 1, 1):
                     base = self.fresh(f"{value}/nchw")
@@ -215,22 +272,45 @@ class _Rewriter:
         self.emit(node, inputs, layout)
         return True
 
+    def _row_param(self, value: str, shape: tuple[int, ...]) -> str:
+        """The constant ``value`` (one value, or one per channel) reshaped to ``shape`` to broadcast against rows."""
+        if self.params[value].shape == shape:
+            return value
+        out = self.fresh(f"{value}/rows")
+        self.params[out] = self.params[value].reshape(shape)
+        self._define(out, None, out)
+        return out
+
     def reduce(self, node: Node) -> bool:
         x = node.inputs[0]
         layout = self.primary.get(x)
         axes = {a % 4 for a in node.attr("axes", ())}
-        if not blocked(layout) or not axes <= {2, 3} or not node.attr("keepdims", True):
+        if not channel_blocked(layout) or not axes <= {2, 3} or not node.attr("keepdims", True):
             return False
         self.emit(node, [self.versions[x][layout]], layout)
         return True
 
     def max_pool(self, node: Node) -> bool:
+        """Max pooling keeps a blocked layout, or rows (pooled as ``NCHW{C}c``: the rows viewed as
+        ``[N, 1, H, W, C]``)."""
         x = node.inputs[0]
         layout = self.primary.get(x)
         if not blocked(layout) or node.attr("kind") != "max":
             return False
         attrs = {k: node.attr(k) for k in ("kernel", "strides", "pads", "ceil_mode")}
-        self.emit(node, [self.versions[x][layout]], layout, op="max_pool2d_nchwc", **attrs)
+        if layout != ROWS:
+            self.emit(node, [self.versions[x][layout]], layout, op="max_pool2d_nchwc", **attrs)
+            return True
+        n, c, h, w = self.graph.type_of(x).shape
+        _, _, oh, ow = self.graph.type_of(node.outputs[0]).shape
+        image, pooled, out = self.fresh(f"{x}/image"), self.fresh(f"{node.outputs[0]}/image"), \
+            self.fresh(f"{node.outputs[0]}/{ROWS}")
+        self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_image"), [self.versions[x][layout]], [image],
+                                    shape=(n, 1, h, w, c)))
+        self.nodes.append(make_node("max_pool2d_nchwc", node.name, [image], [pooled], **attrs))
+        self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_rows"), [pooled], [out],
+                                    shape=(n * oh * ow, c)))
+        self._define(node.outputs[0], ROWS, out)
         return True
 
     def concat(self, node: Node) -> bool:
@@ -242,6 +322,11 @@ class _Rewriter:
         if layout is None:
             return False
         axis = int(node.attr("axis", 0)) % 4
+        if layout == ROWS:  # channels are the rows' columns
+            if axis != 1:
+                return False
+            self.emit(node, [self.get(i, layout) for i in node.inputs], layout, axis=1)
+            return True
         block = Layout.parse(layout).block("C") or 1
         if axis == 1 and any(self.graph.type_of(i).shape[1] % block for i in node.inputs):
             return False
@@ -258,6 +343,8 @@ class _Rewriter:
             done = False
             if node.op == "conv2d":
                 done = self.conv(node)
+            elif node.op == "quantized_conv2d":
+                done = self.quantized_conv(node)
             elif node.op in _BROADCAST_OPS:
                 done = self.broadcast(node)
             elif pattern is OpPattern.ELEMWISE and len(node.inputs) == 1:
@@ -268,7 +355,7 @@ class _Rewriter:
                 done = self.max_pool(node)
             elif node.op == "concat":
                 done = self.concat(node)
-            elif node.op == "channel_shuffle":
+            elif node.op == "channel_shuffle" and channel_blocked(self.primary.get(node.inputs[0])):
                 done = self.elementwise(node)
             if not done:
                 self.default(node)
@@ -304,7 +391,7 @@ def cancel_layout_transforms(graph: Graph) -> Graph:
 
 def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None) -> Graph:
     """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones)."""
-    if not any(n.op == "conv2d" for n in graph.nodes):
+    if not any(n.op in ("conv2d", "quantized_conv2d") for n in graph.nodes):
         return graph
     return shuffle_after_unblocking(cancel_layout_transforms(_Rewriter(graph, as_target(target), keep).run()))
 

@@ -9,6 +9,9 @@ A QDQ model (onnxruntime's static quantization, its default format) computes eac
 
 into ``float((int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product of the offset integers, exact,
 times the scales once (as onnxruntime runs such a model), which ``quantized_weights`` then runs on the integer GEMM.
+Likewise a ``conv2d`` (one group, no bias input: ONNX's bias is an ``add`` after it) of such data
+``[N, C, H, W]`` and a weight ``[O, C, KH, KW]`` whose zero point and scale are per tensor or per output channel
+(``[O, 1, 1, 1]`` or ``[O]``) becomes the int32 convolution times the scales (``[O, 1, 1]`` per channel).
 The result differs from the float product by its roundings (the float one rounds every step of K). Products whose
 sums could overflow int32 (K over 33025) stay.
 
@@ -19,7 +22,8 @@ graph when nothing matches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
@@ -56,13 +60,12 @@ def _per_tensor(graph: Graph, name: str) -> bool:
     return not name or graph.type_of(name).numel == 1
 
 
-def _per_column(graph: Graph, name: str, columns: int) -> bool:
-    """One value, or one per column broadcast against ``[K, N]`` (``[N]`` or ``[1, N]``)."""
-    shape = graph.type_of(name).shape if name else ()
-    return _per_tensor(graph, name) or shape in ((columns,), (1, columns))
+def _per_column(graph: Graph, name: str, shapes: tuple[tuple[int, ...], ...]) -> bool:
+    """One value, or one per column of the result, of one of ``shapes``."""
+    return _per_tensor(graph, name) or graph.type_of(name).shape in shapes
 
 
-def _integer_product(node: Node, a: _Dequantized, b: _Dequantized, names: FreshNames) -> list[Node]:
+def _integer_product(graph: Graph, node: Node, a: _Dequantized, b: _Dequantized, names: FreshNames) -> list[Node]:
     """The nodes that compute ``node``'s result as the scaled int32 product of ``a`` and ``b``'s integers."""
     nodes: list[Node] = []
 
@@ -80,9 +83,13 @@ def _integer_product(node: Node, a: _Dequantized, b: _Dequantized, names: FreshN
         return shifted
 
     total, as_float, scale = fresh("int32_product"), fresh("product"), fresh("scale")
-    nodes.append(make_node("matmul", node.name, (offset(a, "a"), offset(b, "b")), (total,)))
+    nodes.append(replace(node, inputs=(offset(a, "a"), offset(b, "b")), outputs=(total,)))
     nodes.append(make_node("cast", fresh("cast"), (total,), (as_float,), dtype="float32"))
     nodes.append(make_node("multiply", fresh("scales"), (a.scale, b.scale), (scale,)))
+    if node.op == "conv2d" and graph.type_of(b.scale).numel > 1:  # per output channel: [O, 1, 1] against NCHW
+        channels, scale = scale, fresh("channel_scale")
+        nodes.append(make_node("reshape", fresh("reshape"), (channels,), (scale,),
+                               shape=(graph.type_of(b.scale).numel, 1, 1)))
     nodes.append(make_node("multiply", fresh("scaled"), (as_float, scale), node.outputs))
     return nodes
 
@@ -90,18 +97,24 @@ def _integer_product(node: Node, a: _Dequantized, b: _Dequantized, names: FreshN
 def _operands(graph: Graph, node: Node, producers: dict[str, Node],
               constants: SharedConstants | None) -> tuple[_Dequantized, _Dequantized] | None:
     """``node``'s dequantized operands when it is a product the module docstring rewrites."""
-    if node.op != "matmul" or node.attr("transpose_b", False):
+    if node.op not in ("matmul", "conv2d") or node.attr("transpose_b", False) or len(node.inputs) != 2:
         return None
     a = _dequantized(graph, node.inputs[0], producers)
     b = _dequantized(graph, node.inputs[1], producers)
     if a is None or b is None or graph.type_of(a.offset.integers).dtype != "uint8":
         return None
     weight = graph.type_of(b.offset.integers)
-    if weight.ndim != 2 or weight.shape[0] > MAX_DEPTH:
+    if node.op == "matmul" and weight.ndim == 2:
+        depth, columns = weight.shape[0], ((weight.shape[1],), (1, weight.shape[1]))
+    elif weight.ndim == 4 and node.attr("groups", 1) == 1:
+        depth, columns = math.prod(weight.shape[1:]), ((weight.shape[0], 1, 1, 1), (weight.shape[0],))
+    else:
+        return None
+    if not 0 < depth <= MAX_DEPTH:
         return None
     if not (_per_tensor(graph, a.offset.zero) and _per_tensor(graph, a.scale)):
         return None
-    if not (_per_column(graph, b.offset.zero, weight.shape[1]) and _per_column(graph, b.scale, weight.shape[1])):
+    if not (_per_column(graph, b.offset.zero, columns) and _per_column(graph, b.scale, columns)):
         return None
     return (a, b) if int8_offset(graph, b.offset, constants) is not None else None
 
@@ -115,5 +128,5 @@ def integer_products(graph: Graph, target: Target, constants: SharedConstants | 
     for node in graph.nodes:
         operands = _operands(graph, node, edit.producers, constants)
         if operands is not None:
-            edit.replacements[node.name] = _integer_product(node, *operands, edit.names)
+            edit.replacements[node.name] = _integer_product(graph, node, *operands, edit.names)
     return edit.result()

@@ -16,12 +16,10 @@ lane and instruction where the CPU has VNNI (``vpdpbusd``), else half the bytes 
 stored as int16). Made where the CPU has either instruction at its register width
 (``tcomp.ops.cpu.quantized_matmul.integer_gemm_pays``, with the speeds measured against the int32 product).
 
-A convolution whose kernel tiles its input (``conv2d`` with strides equal to the kernel, no padding or dilation,
-one group, a batch of one: a vision transformer's patch embedding), of such rows and a constant ``[O, C, P, Q]``
-weight (its zero point per tensor or per output channel), is that product over the patches: the rows
-``[H / P * W / Q, C * P * Q]`` gathered by a reshape and a transpose of the uint8 input, the product transposed back
-to ``[1, O, H / P, W / Q]`` (ViT-B/16 under ``quantize_dynamic``: its int32 patch convolution took 4 ms of 66; the
-whole model 1.01 -> 0.96 of onnxruntime's median).
+A convolution (``conv2d``, one group) of such rows (uint8 ``[N, C, H, W]``) and a constant ``[O, C, KH, KW]``
+weight (its zero point per tensor or per output channel) becomes ``quantized_conv2d``: the same product over the
+windows of the input, the weight packed as ``conv_weight_matrix`` gives it (``tcomp.ops.quantized``); ``alter_layout``
+then runs it on channels-last rows.
 
 Assumes a typed graph as imported, before constant folding: the weights are read as their 8-bit integers and zero
 points, never as the int32 offsets folding would make (four times the bytes of the model's weights, and kept by
@@ -43,7 +41,7 @@ from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.quantized_matmul import integer_gemm_pays, panel_group, quantized_plan
-from tcomp.ops.quantized import pack_quantized_panels
+from tcomp.ops.quantized import conv_weight_matrix, pack_quantized_panels
 from tcomp.target import Target
 
 
@@ -113,7 +111,7 @@ def _rows(graph: Graph, value: str, producers: dict[str, Node]) -> Offset | None
 
 def _weight(graph: Graph, node: Node, producers: dict[str, Node], constants: SharedConstants | None,
             ) -> np.ndarray | None:
-    """The int8 weight of ``node``, a product's ``[K, N]`` or a patch convolution's ``[O, C, P, Q]`` (see the module
+    """The int8 weight of ``node``, a product's ``[K, N]`` or a convolution's ``[O, C, KH, KW]`` (see the module
     docstring)."""
     offset = offset_of(graph, node.inputs[1], producers, "int32")
     if offset is None or node.op not in ("matmul", "conv2d") or node.attr("transpose_b", False):
@@ -123,31 +121,12 @@ def _weight(graph: Graph, node: Node, producers: dict[str, Node], constants: Sha
         return None
     if node.op == "matmul":
         return weight if x.ndim >= 2 and x.shape[-1] == weight.shape[0] else None
-    kernel = tuple(weight.shape[2:])
-    if tuple(node.attr("strides")) != kernel or any(node.attr("pads")) or tuple(node.attr("dilations")) != (1, 1):
-        return None
-    if node.attr("groups", 1) != 1 or x.shape[0] != 1 or x.shape[2] % kernel[0] or x.shape[3] % kernel[1]:
-        return None
-    return weight
+    return weight if x.ndim == 4 and node.attr("groups", 1) == 1 and len(node.inputs) == 2 else None
 
 
 def _matrix(weight: np.ndarray) -> np.ndarray:
-    """A product's ``[K, N]`` weight, or a patch convolution's ``[O, C, P, Q]`` one as ``[C * P * Q, O]``."""
-    return weight if weight.ndim == 2 else weight.reshape(weight.shape[0], -1).T
-
-
-def _patch_rows(edit: Rewrite, node: Node, x: str, nodes: list[Node]) -> str:
-    """``x`` (``[1, C, H, W]``) as the rows of its ``P x Q`` patches, ``[H / P * W / Q, C * P * Q]``."""
-    _, c, h, w = edit.graph.type_of(x).shape
-    p, q = edit.graph.type_of(node.inputs[1]).shape[2:]
-    split, moved, rows = (edit.names.fresh(f"{node.name}/{hint}") for hint in ("split", "moved", "patches"))
-    nodes.append(make_node("reshape", edit.names.fresh(f"{node.name}_split"), (x,), (split,),
-                           shape=(c, h // p, p, w // q, q)))
-    nodes.append(make_node("transpose", edit.names.fresh(f"{node.name}_move"), (split,), (moved,),
-                           perm=(1, 3, 0, 2, 4)))
-    nodes.append(make_node("reshape", edit.names.fresh(f"{node.name}_rows"), (moved,), (rows,),
-                           shape=(h // p * (w // q), c * p * q)))
-    return rows
+    """A product's ``[K, N]`` weight, or a convolution's as the matrix its windows multiply."""
+    return weight if weight.ndim == 2 else conv_weight_matrix(weight)
 
 
 def _packed(weight: np.ndarray, nr: int, depth: int, group: int) -> np.ndarray:
@@ -170,12 +149,10 @@ def quantized_weights(graph: Graph, target: Target, constants: SharedConstants |
         rows = _rows(graph, node.inputs[0], edit.producers) if weight is not None else None
         if weight is None or rows is None:
             continue
-        replacement: list[Node] = []
-        x = rows.integers if node.op == "matmul" else _patch_rows(edit, node, rows.integers, replacement)
-        x_type = graph.type_of(node.inputs[0])
         k, n = _matrix(weight).shape
-        # the product's rows: the patches (each of k steps) or the leading dimensions of x
-        count = x_type.numel // k if node.op == "conv2d" else math.prod(x_type.shape[:-1])
+        # the product's rows: the output pixels or the leading dimensions of x
+        count = graph.type_of(node.outputs[0]).numel // n if node.op == "conv2d" else \
+            math.prod(graph.type_of(node.inputs[0]).shape[:-1])
         plan = quantized_plan(count, n, k, cpu)
         nr, group = plan.blocking.nr, panel_group(cpu)
         panels = edit.names.fresh(f"{node.inputs[1]}/quantized_panels{nr}")
@@ -187,16 +164,12 @@ def quantized_weights(graph: Graph, target: Target, constants: SharedConstants |
         if not zero:
             zero = edit.names.fresh(f"{node.name}/zero")
             edit.params[zero] = np.zeros((), np.int32)
+        operands = (rows.integers, panels, sums, zero)
         if node.op == "matmul":
-            replacement.append(make_node("quantized_matmul", node.name, (x, panels, sums, zero), node.outputs,
-                                         columns=n))
+            replacement = [make_node("quantized_matmul", node.name, operands, node.outputs, columns=n)]
         else:
-            product, turned = (edit.names.fresh(f"{node.name}/{hint}") for hint in ("product", "channels"))
-            replacement += [
-                make_node("quantized_matmul", node.name, (x, panels, sums, zero), (product,), columns=n),
-                make_node("transpose", edit.names.fresh(f"{node.name}_channels"), (product,), (turned,), perm=(1, 0)),
-                make_node("reshape", edit.names.fresh(f"{node.name}_image"), (turned,), node.outputs,
-                          shape=graph.type_of(node.outputs[0]).shape),
-            ]
+            window = {key: tuple(node.attr(key)) for key in ("strides", "pads", "dilations")}
+            replacement = [make_node("quantized_conv2d", node.name, operands, node.outputs, columns=n,
+                                     kernel=tuple(weight.shape[2:]), **window)]
         edit.replacements[node.name] = replacement
     return edit.result()
