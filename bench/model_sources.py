@@ -21,7 +21,8 @@
   ``quantize_dynamic`` (int8 weights, uint8 activations quantized at run time: ``DynamicQuantizeLinear`` and
   ``MatMulInteger``), as CPU deployments of transformers quantize them; ``<exported>_qdq``: by its
   ``quantize_static`` in the default QDQ format (``QuantizeLinear`` / ``DequantizeLinear`` around every operator it
-  quantizes; calibrated on three draws of the example inputs); made once into the cache folder.
+  quantizes; calibrated on three draws of the example inputs); made once into the cache folder. ``resnet50_int8``
+  and ``resnet50_qdq``: the built ResNet-50 quantized the same ways (``ConvInteger`` / QDQ convolutions).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,45 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "resnet50": "cnn", "mobilenet_v2": "cnn", "vgg19": "cnn",
           "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn",
           "bert_int8": "quantized", "vit_int8": "quantized", "gpt2_int8": "quantized", "llama_int8": "quantized",
-          "gpt2_decode_int8": "quantized", "bert_qdq": "quantized", "vit_qdq": "quantized"}
+          "gpt2_decode_int8": "quantized", "bert_qdq": "quantized", "vit_qdq": "quantized",
+          "resnet50_int8": "quantized", "resnet50_qdq": "quantized"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
 # not in the default set
-QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8", "bert_qdq", "vit_qdq")
+QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8", "bert_qdq", "vit_qdq",
+             "resnet50_int8", "resnet50_qdq")
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
             "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED)
+
+
+# models built by ``tcomp.graph.testing`` (the real architectures, random weights): its builder and arguments
+BUILT: dict[str, tuple[str, dict[str, Any]]] = {
+    "resnet50": ("resnet", {"depth": 50, "image_size": 224}),
+    "mobilenet_v2": ("mobilenet_v2", {"image_size": 224}),
+    "bert_base": ("bert", {}),
+    "vit_b16": ("vit", {}),
+}
+
+
+def build(name: str) -> Any:
+    """The model ``name`` of ``BUILT``."""
+    from tcomp.graph import testing
+
+    builder, arguments = BUILT[name]
+    return getattr(testing, builder)(**arguments)
+
+
+def _built(name: str, cache: Path) -> Path:
+    """The built model ``name`` saved once in ``cache`` to be quantized from there, after onnxruntime's
+    ``quant_pre_process`` (which its quantization tools ask for): that folds the batch norms into the convolutions, as
+    an export in eval mode has them (``tcomp.graph.testing`` writes them as operators of their own)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    path = cache / f"{name}.onnx"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        quant_pre_process(build(name), path, skip_symbolic_shape=True)  # the shapes are static
+    return path
 
 
 class MissingModel(Exception):
@@ -130,14 +163,8 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
 
     from tcomp.graph import testing
 
-    builders: dict[str, Callable[[], Any]] = {
-        "resnet50": lambda: testing.resnet(50, image_size=224),
-        "mobilenet_v2": lambda: testing.mobilenet_v2(image_size=224),
-        "bert_base": lambda: testing.bert(),
-        "vit_b16": lambda: testing.vit(),
-    }
-    if name in builders:
-        model = builders[name]()
+    if name in BUILT:
+        model = build(name)
         return Source(name, model.SerializeToString(), example_inputs(model), "tcomp.graph.testing, random weights")
     if name in LIGHT:  # weights kept only as shapes: random ones, and the logits as an output (see the docstring)
         path = light_model_path(name)
@@ -173,7 +200,7 @@ def _quantized_source(name: str, cache: Path, export: bool, python: str | None) 
     base, kind = name.rsplit("_", 1)
     path = cache / f"{name}.onnx"
     if not path.exists() or export:
-        source = ensure_exported(base, cache, export, python)
+        source = _built(base, cache) if base in BUILT else ensure_exported(base, cache, export, python)
         if kind == "int8":
             quantize_dynamic(source, path, weight_type=QuantType.QInt8)
         else:
