@@ -355,7 +355,7 @@ class Lowerer:
         full, reset, update = (lowered, None, None) if isinstance(lowered, Stmt) else lowered
         outer_guards = [g for g in guards if not g[1] & inner_ids]
         first_reduce = next((i for i, lv in enumerate(leaves) if lv.kind is IterKind.REDUCE), len(leaves))
-        if not op.is_reduction or position <= first_reduce:
+        if not op.is_reduction or position <= first_reduce or self._single_pass(bound, leaves[first_reduce:position]):
             return self.build_nest(stage, bound, outer, full, outer_guards)
         if reset is None or update is None:
             raise TensorizeError(
@@ -367,6 +367,12 @@ class Lowerer:
         # the reset runs outside the reduction loops: their variables are 0 there (inputs are not read)
         reset = substitute(reset, {lv.var: const(0) for lv in middle if lv.kind is IterKind.REDUCE})
         return self.init_update_nest(stage, bound, common, middle, reset, update, outer_guards)
+
+    def _single_pass(self, bound: StageBound, loops: Sequence[IterVar]) -> bool:
+        """Whether every reduction loop of ``loops`` (those outside a tensorized axis) runs once: the intrinsic's
+        body then computes each tile from scratch, with no reset pass over the output before it."""
+        return all(const_int_value(simplify(bound.extent[lv], self.bounds)) == 1
+                   for lv in loops if lv.kind is IterKind.REDUCE)
 
     def guards(
         self,

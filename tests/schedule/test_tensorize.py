@@ -53,6 +53,17 @@ def test_gemm_intrinsic_with_split_reduction(M, K, mr, kc):
     assert "vfmadd" in mod.get_source("asm")
 
 
+@pytest.mark.parametrize("K,kc,calls", [(20, 20, 1), (40, 20, 2)])
+def test_a_single_slice_of_the_reduction_has_no_reset_pass(K, kc, calls):
+    """Where the reduction loops outside the tensorized axis run once, each tile is computed from scratch by the
+    intrinsic's body: no reset pass writes the output first (with two slices, the reset and the update)."""
+    M, N = 8, 2 * NR
+    s, tensors, ii = packed_gemm(M, N, K, 4, kc)
+    s[tensors[2]].tensorize(ii, gemm_intrin(4, NR, kc))
+    mod = check_gemm(s, tensors, M, N, K)
+    assert mod.get_source("tir").count("tcomp_sgemm_f32_4x") == calls
+
+
 def test_gemm_intrinsic_whole_reduction():
     M, N, K = 16, NR, 24
     s, tensors, ii = packed_gemm(M, N, K, 8, None, order="whole")
