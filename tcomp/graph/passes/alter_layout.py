@@ -282,12 +282,26 @@ class _Rewriter:
         return out
 
     def reduce(self, node: Node) -> bool:
+        """A reduction over spatial axes keeps a blocked layout; over the whole plane, rows too (over the pixels of
+        each image, viewed as ``[N, H * W, C]``: the result ``[N, C, 1, 1]`` is ``N`` rows)."""
         x = node.inputs[0]
         layout = self.primary.get(x)
         axes = {a % 4 for a in node.attr("axes", ())}
-        if not channel_blocked(layout) or not axes <= {2, 3} or not node.attr("keepdims", True):
+        if not blocked(layout) or not axes <= {2, 3} or not node.attr("keepdims", True):
             return False
-        self.emit(node, [self.versions[x][layout]], layout)
+        if layout != ROWS:
+            self.emit(node, [self.versions[x][layout]], layout)
+            return True
+        if axes != {2, 3}:
+            return False
+        n, c, h, w = self.graph.type_of(x).shape
+        pixels, reduced, out = self.fresh(f"{x}/pixels"), self.fresh(f"{node.outputs[0]}/pixels"), \
+            self.fresh(f"{node.outputs[0]}/{ROWS}")
+        self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_pixels"), [self.versions[x][layout]], [pixels],
+                                    shape=(n, h * w, c)))
+        self.nodes.append(make_node(node.op, node.name, [pixels], [reduced], **{**dict(node.attrs), "axes": (1,)}))
+        self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_rows"), [reduced], [out], shape=(n, c)))
+        self._define(node.outputs[0], ROWS, out)
         return True
 
     def max_pool(self, node: Node) -> bool:
