@@ -254,8 +254,9 @@ def _float_conv_net(x_shape: tuple) -> onnx.ModelProto:
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_statically_quantized_conv_net(per_channel: bool, tmp_path: Path) -> None:
     """A float conv net quantized by onnxruntime's ``quantize_static`` (QDQ, uint8 activations, int8 weights, per
-    tensor or per output channel): its convolutions run on the integer GEMM; against onnxruntime on the same
-    quantized model, within a few steps of the output's quantization."""
+    tensor or per output channel): its convolutions run on the integer GEMM, and its Gemm where its transposed
+    weight is quantized per tensor; against onnxruntime on the same quantized model, within a few steps of the
+    output's quantization."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     x_shape = (2, 3, 11, 13)
@@ -275,7 +276,10 @@ def test_statically_quantized_conv_net(per_channel: bool, tmp_path: Path) -> Non
     executor = tg.compile(model)
     ops = _kernel_ops(executor)
     if APPLIES:
-        assert ops.count("quantized_matmul") == 3 and len(_gathering_windows(executor)) == 2 and "conv2d" not in ops
+        # the Gemm (a transposed weight) too where its weight is quantized per tensor
+        products = 3 if per_channel else 4
+        assert ops.count("quantized_matmul") == products and len(_gathering_windows(executor)) == 2
+        assert "conv2d" not in ops and ("packed_matvec" in ops) == per_channel
     x = RNG.normal(0, 1, x_shape).astype(np.float32)
     (got,) = executor.run({"x": x})
     (want,) = _onnxruntime(model, {"x": x})

@@ -11,7 +11,9 @@ into ``float((int32(a) - za) @ (int32(W) - zb)) * (sa * sb)``: the int32 product
 times the scales once (as onnxruntime runs such a model), which ``quantized_weights`` then runs on the integer GEMM.
 Likewise a ``conv2d`` (one group, no bias input: ONNX's bias is an ``add`` after it) of such data
 ``[N, C, H, W]`` and a weight ``[O, C, KH, KW]`` whose zero point and scale are per tensor or per output channel
-(``[O, 1, 1, 1]`` or ``[O]``) becomes the int32 convolution times the scales (``[O, 1, 1]`` per channel).
+(``[O, 1, 1, 1]`` or ``[O]``) becomes the int32 convolution times the scales (``[O, 1, 1]`` per channel). A
+transposed weight (``Gemm`` with ``transB``) counts as the transposed constant where its zero point and scale are
+per tensor.
 The result differs from the float product by its roundings (the float one rounds every step of K). Products whose
 sums could overflow int32 (K over 33025) stay.
 
@@ -24,11 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import partial
+
+import numpy as np
 
 from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.passes.quantized_weights import Offset, int8_offset, offset_of
-from tcomp.graph.shared_constants import SharedConstants
+from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.quantized_matmul import integer_gemm_pays
 from tcomp.target import Target
@@ -119,11 +124,48 @@ def _operands(graph: Graph, node: Node, producers: dict[str, Node],
     return (a, b) if int8_offset(graph, b.offset, constants) is not None else None
 
 
+def _dequantize(node: Node, weight: _Dequantized, names: FreshNames) -> list[Node]:
+    """The nodes that compute ``weight`` as ``node``'s output."""
+
+    def fresh(hint: str) -> str:
+        return names.fresh(f"{node.name}/{hint}")
+
+    value = fresh("float")
+    nodes = [make_node("cast", fresh("cast"), (weight.offset.integers,), (value,), dtype="float32")]
+    if weight.offset.zero:
+        shifted = fresh("offset")
+        nodes.append(make_node("subtract", fresh("subtract"), (value, weight.offset.wide_zero), (shifted,)))
+        value = shifted
+    nodes.append(make_node("multiply", fresh("scale"), (value, weight.scale), node.outputs))
+    return nodes
+
+
+def _transposed_weights(graph: Graph, constants: SharedConstants | None) -> Graph:
+    """``transpose(B)`` of a dequantized constant ``[N, K]`` (its zero point and scale per tensor) becomes the
+    dequantization of the transposed constant (a new parameter): ``Gemm`` with ``transB`` imports so."""
+    edit = Rewrite(graph)
+    for node in graph.nodes:
+        if node.op != "transpose" or tuple(node.attr("perm", ())) != (1, 0):
+            continue
+        weight = _dequantized(graph, node.inputs[0], edit.producers)
+        integers = graph.params.get(weight.offset.integers) if weight is not None else None
+        if weight is None or integers is None or not (_per_tensor(graph, weight.offset.zero)
+                                                      and _per_tensor(graph, weight.scale)):
+            continue
+        turned = edit.names.fresh(f"{weight.offset.integers}/transposed")
+        edit.params[turned] = derive(constants, ("transposed",), (integers,),
+                                     partial(np.ascontiguousarray, integers.T))
+        nodes = _dequantize(node, replace(weight, offset=replace(weight.offset, integers=turned)), edit.names)
+        edit.replacements[node.name] = nodes
+    return edit.result()
+
+
 def integer_products(graph: Graph, target: Target, constants: SharedConstants | None = None) -> Graph:
     """See the module docstring; ``constants``: as ``quantized_weights`` takes them (the weights' int8 offsets are
     derived once, here, for both passes)."""
     if not integer_gemm_pays(CpuTarget.of(target)):
         return graph
+    graph = _transposed_weights(graph, constants)
     edit = Rewrite(graph)
     for node in graph.nodes:
         operands = _operands(graph, node, edit.producers, constants)
