@@ -265,17 +265,31 @@ def _reduce_in_parts(s: Schedule, stage: Stage, cpu: CpuTarget) -> bool:
     op = stage.op
     assert isinstance(op, ComputeOp)
     lanes = cpu.lanes(op.output(0).dtype)
-    *outer, inner = op.reduce_axis
-    inner_extent = const_extent(inner)
-    if not reduction_reads_contiguously(op) or inner_extent is None or inner_extent % lanes:
+    sizes = [const_extent(iv) for iv in op.reduce_axis]
+    if not reduction_reads_contiguously(op) or sizes[-1] is None:
+        return False
+    # where whole tensors are read, trailing axes fused are contiguous too: fuse them until the vector width divides
+    fused, inner_extent = 1, sizes[-1]
+    while inner_extent % lanes and fused < len(sizes) and sizes[-fused - 1] is not None and _reads_whole_tensors(op):
+        fused += 1
+        inner_extent *= sizes[-fused]  # type: ignore[operator]
+    if inner_extent % lanes:
         return False
     # several vectors per part where they divide the axis: independent accumulators, not one chain of latencies
     width = next(lanes * v for v in (ACCUMULATORS, 2, 1) if inner_extent % (lanes * v) == 0)
+    outer_sizes = sizes[:-fused] or [inner_extent // width]  # one axis: its runs of ``width`` are the outer axis
     wanted = max(2, cpu.cores) * PARTS_PER_CORE
-    choices = [(largest_divisor(e, wanted), iv) for iv in outer if (e := const_extent(iv)) is not None]
-    parts, split_axis = max(choices, key=lambda choice: choice[0], default=(1, None))
-    if split_axis is None or parts < max(2, cpu.cores):
+    choices = [(largest_divisor(e, wanted), position) for position, e in enumerate(outer_sizes) if e is not None]
+    parts, position = max(choices, default=(1, -1))
+    if position < 0 or parts < max(2, cpu.cores):
         return False
+    *outer, inner = op.reduce_axis[:len(sizes) - fused + 1]
+    for axis in op.reduce_axis[len(sizes) - fused + 1:]:
+        inner = stage.fuse(inner, axis)
+    if not outer:
+        outer_axis, inner = stage.split(inner, factor=width)
+        outer = [outer_axis]
+    split_axis = outer[position]
     part, rest = stage.split(split_axis, nparts=parts)
     steps, lane = stage.split(inner, factor=width)
     others = [iv for iv in stage.leaf_iter_vars if iv not in (part, rest, steps, lane)]
@@ -289,6 +303,29 @@ def _reduce_in_parts(s: Schedule, stage: Stage, cpu: CpuTarget) -> bool:
     if cpu.cores > 1:
         partial.parallel(part)
     return True
+
+
+def _reads_whole_tensors(op: ComputeOp) -> bool:
+    """Whether the reduction's moving reads index each source by the reduction variables, in order, over the
+    source's whole extents (a reduction of whole tensors, as ``max(x)``)."""
+    body = op.body[0]
+    variables = [iv.var for iv in op.reduce_axis]
+    sizes = [const_extent(iv) for iv in op.reduce_axis]
+    loads: list[ProducerLoad] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, ProducerLoad) and any(isinstance(v, Var) and any(v is r for r in variables)
+                                                  for index in node.indices for v in free_vars(index)):
+            loads.append(node)
+
+    if not isinstance(body, Reduce):
+        return False
+    post_order_visit(body.source, visit)
+    return bool(loads) and all(
+        len(load.indices) == len(variables) and all(i is v for i, v in zip(load.indices, variables))
+        and [getattr(d, "value", None) for d in load.producer.shape] == sizes
+        for load in loads
+    )
 
 
 def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
