@@ -287,6 +287,8 @@ class _Rewriter:
         x = node.inputs[0]
         layout = self.primary.get(x)
         axes = {a % 4 for a in node.attr("axes", ())}
+        if blocked(layout) and axes == {0, 1, 2, 3} and len(node.outputs) == 1:
+            return self.whole_reduce(node, layout)
         if not blocked(layout) or not axes <= {2, 3} or not node.attr("keepdims", True):
             return False
         if layout != ROWS:
@@ -302,6 +304,22 @@ class _Rewriter:
         self.nodes.append(make_node(node.op, node.name, [pixels], [reduced], **{**dict(node.attrs), "axes": (1,)}))
         self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_rows"), [reduced], [out], shape=(n, c)))
         self._define(node.outputs[0], ROWS, out)
+        return True
+
+    def whole_reduce(self, node: Node, layout: str) -> bool:
+        """A reduction of the whole tensor reads it in any layout (blocks never pad channels): over every axis of
+        the value as it is held, its one value reshaped to the original's ``[1, 1, 1, 1]`` where dimensions are
+        kept."""
+        source = self.versions[node.inputs[0]][layout]
+        axes = tuple(range(2 if layout == ROWS else len(Layout.parse(layout).axes)))
+        if not node.attr("keepdims", True):
+            self.emit(node, [source], NCHW, axes=axes)
+            return True
+        reduced = self.fresh(f"{node.outputs[0]}/{layout}")
+        self.nodes.append(make_node(node.op, node.name, [source], [reduced], **{**dict(node.attrs), "axes": axes}))
+        self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_nchw"), [reduced], list(node.outputs),
+                                    shape=(1, 1, 1, 1)))
+        self._define(node.outputs[0], NCHW, node.outputs[0])
         return True
 
     def max_pool(self, node: Node) -> bool:
