@@ -300,6 +300,9 @@ IM2COL_CASES = {
     "C=3 dilation 2 strides 2x1": ((2, 7, 9, 3), _window((3, 3), (2, 1), (1, 2, 0, 1), (2, 2))),
     "C=64 5x3": ((1, 6, 5, 64), _window((5, 3), (1, 2), (2, 1, 2, 0), (1, 2))),
     "C=13 1x1 stride 2": ((1, 7, 9, 13), _window((1, 1), (2, 2), (0, 0, 0, 0), (1, 1))),
+    # few channels, padded first: a kernel row's taps one run; many channels: a bounds test per tap
+    "C=3 7x7 stride 2 runs": ((1, 11, 12, 3), _window((7, 7), (2, 2), (3, 3, 3, 3), (1, 1))),
+    "C=16 3x3 pad 1": ((1, 5, 6, 16), _window((3, 3), (1, 1), (1, 1, 1, 1), (1, 1))),
 }
 
 

@@ -45,7 +45,7 @@ from tcomp.ops.cpu.conv2d import SCHEDULES as CONV_SCHEDULES
 from tcomp.ops.cpu.conv2d import schedule_pool_window_stage
 from tcomp.ops.cpu.dense import schedule_matmul_stage
 from tcomp.ops.cpu.matvec import schedule_packed_matvec
-from tcomp.ops.cpu.quantized_matmul import schedule_im2col, schedule_quantized_matmul
+from tcomp.ops.cpu.quantized_matmul import schedule_im2col, schedule_padded_windows, schedule_quantized_matmul
 from tcomp.ops.cpu.rows import schedule_rows
 from tcomp.ops.cpu.winograd import schedule_winograd
 from tcomp.ops.pool import POOL_WINDOW
@@ -99,6 +99,9 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     if op_kind(op) is OpKind.PAD and any((r.is_reduction and op_kind(r.op) in CONV_SCHEDULES)
                                          or op_kind(r.op) is OpKind.WINOGRAD_INPUT for r in readers):
         return False
+    if op_kind(op) is OpKind.PAD and any(op_kind(r.op) is OpKind.IM2COL for r in readers) and \
+            any(op.attrs["pad_before"] + op.attrs["pad_after"]):
+        return False  # padded once: the windows read it without bounds tests
     if op_kind(op) is OpKind.WINOGRAD_OUTPUT and not _feeds_output_elementwise(s, stage):
         return False
     if op.tag == Tag.ELEMWISE and any(op_kind(r.op) is OpKind.IM2COL and _overlapping(r.op) for r in readers):
@@ -298,6 +301,8 @@ def schedule_cpu(outs: Tensor | Sequence[Tensor], target: Target | None = None) 
             schedule_layout_transform(stage, cpu)
         elif op_kind(stage.op) is OpKind.IM2COL:
             schedule_im2col(stage, cpu)
+        elif op_kind(stage.op) is OpKind.PAD and any(op_kind(r.op) is OpKind.IM2COL for r in s.readers(stage)):
+            schedule_padded_windows(stage, cpu)
         else:
             schedule_elementwise(stage, cpu)
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tcomp import te
-from tcomp.ops.cpu.common import CpuTarget, extents, schedule_elementwise, vector_factor
+from tcomp.ir.expr import IterVar
+from tcomp.ops.cpu.common import CpuTarget, const_extent, extents, schedule_elementwise, vector_factor
 from tcomp.ops.cpu.dense import schedule_elementwise_reduction_fallback
 from tcomp.ops.cpu.intrin import igemm_intrin
 from tcomp.ops.cpu.packed_matmul import (
@@ -114,24 +115,48 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
 
 
 def schedule_im2col(stage: Stage, cpu: CpuTarget) -> None:
-    """``im2col`` (``tcomp/ops/quantized.py``) at the root: rows of one output row of pixels per parallel task, each
-    window tap a run of the input's channels copied as vectors (the row and step splits by the output width and the
-    channel count make every index a whole quotient: no division per element); from NCHW data, a channel a step
-    (unrolled where there are few)."""
+    """``im2col`` (``tcomp/ops/quantized.py``) at the root: rows of one output row of pixels per parallel task (the
+    row split by the output width: no division per element). Where the taps of a kernel row are one run of the
+    channels-last source (``runs``: padded first, or read in place), each run is copied as vectors; else each tap's
+    channels are, or one at a time (unrolled where few) from NCHW data read in place. A padded source is its own
+    stage, computed first in the same parallel rows."""
     op = stage.op
     assert isinstance(op, ComputeOp)
-    channels = int(op.attrs["channels"])
-    width = int(op.attrs["plane"][1])
+    channels, kernel_width = int(op.attrs["channels"]), int(op.attrs["kernel_width"])
     rows, steps = op.axis
-    line, pixel = stage.split(rows, factor=width)
-    tap, channel = stage.split(steps, factor=channels)
-    stage.split(tap, factor=int(op.attrs["kernel_width"]))  # kernel rows and columns: no division by the width
-    factor = vector_factor(channels, cpu.lanes(op.output(0).dtype))
-    if not op.attrs["channels_last"]:
-        if channels <= MAX_UNROLLED_CHANNELS:
+    line, _ = stage.split(rows, factor=int(op.attrs["plane"][1]))
+    lanes = cpu.lanes(op.output(0).dtype)
+    if op.attrs["runs"]:
+        _, run = stage.split(steps, factor=kernel_width * channels)
+        _vectorize(stage, run, kernel_width * channels, lanes)
+    else:
+        tap, channel = stage.split(steps, factor=channels)
+        stage.split(tap, factor=kernel_width)  # kernel rows and columns: no division by the width
+        if op.attrs["contiguous"]:
+            _vectorize(stage, channel, channels, lanes)
+        elif channels <= MAX_UNROLLED_CHANNELS:
             stage.unroll(channel)
-    elif factor is not None:
-        _, lane = stage.split(channel, factor=factor)
-        stage.vectorize(lane)
     if cpu.cores > 1:
         stage.parallel(line)
+
+
+def _vectorize(stage: Stage, axis: IterVar, extent: int, lanes: int) -> None:
+    factor = vector_factor(extent, lanes)
+    if factor is not None:
+        _, lane = stage.split(axis, factor=factor)
+        stage.vectorize(lane)
+
+
+def schedule_padded_windows(stage: Stage, cpu: CpuTarget) -> None:
+    """The padded channels-last source of ``im2col`` (a root ``pad`` stage): image rows in parallel, each pixel's
+    channels copied as vectors from channels-last data, one at a time (unrolled where few) from NCHW data."""
+    n, y, x, channel = stage.op.axis
+    channels = const_extent(channel)
+    if cpu.cores > 1:
+        stage.parallel(stage.fuse(n, y))
+    if channels is None:
+        return
+    if stage.op.attrs["channels_last"]:
+        _vectorize(stage, channel, channels, cpu.lanes(stage.op.output(0).dtype))
+    elif channels <= MAX_UNROLLED_CHANNELS:
+        stage.unroll(channel)
