@@ -163,7 +163,8 @@ def im2col(x: Tensor, pad_value: Tensor | None, window: Window, channels_last: b
     ``[N * OH * OW, KH * KW * C]`` (see the module docstring):
     ``out[(n OH + oh) OW + ow, (ry KW + rx) C + c] = x[n, oh sh - top + ry dh, ow sw - left + rx dw, c]``, and
     ``pad_value`` (a scalar int32 tensor, cast to ``x``'s type; needed where the window pads) outside ``x``. With a
-    1x1 window, the rows of NCHW data: its pixels, channels last."""
+    1x1 window, the rows of NCHW data: its pixels, channels last. Where the window pads data of fewer than
+    ``RUN_CHANNELS`` channels, or NCHW data, that is first copied channels last and padded (a ``pad`` stage)."""
     op = "im2col"
     check_tensor(op, "x", x, 4)
     if pad_value is not None:
@@ -183,7 +184,7 @@ def im2col(x: Tensor, pad_value: Tensor | None, window: Window, channels_last: b
     (sh, sw), (dh, dw), (top, left) = window.strides, window.dilations, window.pads[:2]
     # few channels a pixel: padded first, so that a kernel row's taps are one run (no bounds test per tap)
     padded = any(window.pads) and (not channels_last or c < RUN_CHANNELS)
-    source = _padded_channels_last(x, pad_value, window, channels_last, name) if padded else x
+    source = _padded_channels_last(x, pad_value, window, channels_last, name) if padded else x  # type: ignore[arg-type]
 
     def body(row: Var, step: Var) -> Expr:
         image, pixel = row // (oh * ow), row % (oh * ow)
@@ -205,8 +206,7 @@ def im2col(x: Tensor, pad_value: Tensor | None, window: Window, channels_last: b
     return te.compute((n * oh * ow, kh * kw * c), body, name=name, tag=Tag.INJECTIVE, attrs=attrs)
 
 
-def _padded_channels_last(x: Tensor, pad_value: Tensor | None, window: Window, channels_last: bool,
-                          name: str) -> Tensor:
+def _padded_channels_last(x: Tensor, pad_value: Tensor, window: Window, channels_last: bool, name: str) -> Tensor:
     """``x`` (``[N, H, W, C]``, or ``[N, C, H, W]`` where not ``channels_last``) channels last and padded with
     ``pad_value`` as ``window`` pads it (a ``pad`` stage): ``im2col``'s windows then read it without a bounds test,
     the taps of a kernel row (a window not dilated along the width) one contiguous run."""
@@ -215,16 +215,14 @@ def _padded_channels_last(x: Tensor, pad_value: Tensor | None, window: Window, c
     else:
         n, c, h, w = (as_int(d) for d in x.shape)
     top, left, bottom, right = window.pads
-    fill = te.cast(pad_value[()], x.dtype) if pad_value is not None else None
 
     def body(image: Var, y: Var, x_: Var, channel: Var) -> Expr:
         row, column = y - top, x_ - left
         clamped = (te.max(te.min(row, h - 1), 0), te.max(te.min(column, w - 1), 0))
         value = x[image, clamped[0], clamped[1], channel] if channels_last else \
             x[image, channel, clamped[0], clamped[1]]
-        if fill is None:
-            return value
-        return te.if_then_else(te.all(row >= 0, row < h, column >= 0, column < w), value, fill)
+        inside = te.all(row >= 0, row < h, column >= 0, column < w)
+        return te.if_then_else(inside, value, te.cast(pad_value[()], x.dtype))
 
     attrs = {OP_KIND: OpKind.PAD, "pad_before": (0, top, left, 0), "pad_after": (0, bottom, right, 0),
              "channels_last": channels_last}

@@ -1,4 +1,5 @@
-"""``alter_layout``: convolutions in the blocked layout NCHW[x]c, with layout transforms only where needed.
+"""``alter_layout``: convolutions in the blocked layout NCHW[x]c (int8 ones in channels-last rows), with layout
+transforms only where needed.
 
 Rewrite:
 
@@ -19,9 +20,16 @@ Rewrite:
 3. A ``layout_transform`` is inserted only where a producer's layout differs from what a consumer reads, once per
    (value, layout) and shared by every consumer; graph outputs are returned in their original layout (with their
    original names).
-4. ``cancel_layout_transforms``: a transform of a transform becomes one transform from the first source (none when
+4. Quantized convolutions (``quantized_conv2d``, CPU) run on ``ROWS``: channels last, the pixels the rows of a
+   matrix ``[N * H * W, C]``, a 1x1 convolution the product of those rows (``quantized_matmul``), a larger window
+   the product of its windows (``im2col``, of the rows viewed as ``[N, H, W, C]`` or of NCHW data directly). Rows
+   propagate as blocked layouts do (elementwise operators, per-channel constants reshaped to ``[C]``, max pooling
+   as ``max_pool2d_nchwc`` of the rows viewed as ``[N, 1, H, W, C]``, reductions over the plane, concatenations of
+   channels); to and from NCHW a 1x1 ``im2col`` and a reshape with a ``layout_transform`` from ``NCHW{C}c``.
+   A reduction over every axis reads any layout as it is held (a quantized activation's range).
+5. ``cancel_layout_transforms``: a transform of a transform becomes one transform from the first source (none when
    the layouts meet again), so inverse pairs cancel.
-5. ``shuffle_after_unblocking``: a transform back to NCHW of a channel shuffle (read by nothing else) runs first,
+6. ``shuffle_after_unblocking``: a transform back to NCHW of a channel shuffle (read by nothing else) runs first,
    the shuffle after it, so an NCHW convolution reading through the shuffle reads rows of NCHW data.
 
 Assumes a typed graph before fusion; the kernel transforms of constant weights are left to ``fold_constants``. A
@@ -297,14 +305,22 @@ class _Rewriter:
         if axes != {2, 3}:
             return False
         n, c, h, w = self.graph.type_of(x).shape
-        pixels, reduced, out = self.fresh(f"{x}/pixels"), self.fresh(f"{node.outputs[0]}/pixels"), \
-            self.fresh(f"{node.outputs[0]}/{ROWS}")
-        self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_pixels"), [self.versions[x][layout]], [pixels],
-                                    shape=(n, h * w, c)))
-        self.nodes.append(make_node(node.op, node.name, [pixels], [reduced], **{**dict(node.attrs), "axes": (1,)}))
-        self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_rows"), [reduced], [out], shape=(n, c)))
-        self._define(node.outputs[0], ROWS, out)
+        self._on_rows(node, node.op, (n, h * w, c), {**dict(node.attrs), "axes": (1,)})
         return True
+
+    def _on_rows(self, node: Node, op: str, view: tuple[int, ...], attrs: dict[str, object]) -> None:
+        """``op`` (with ``attrs``) in place of ``node``, on its input's rows viewed as ``view``; its result rows
+        again."""
+        x, value = node.inputs[0], node.outputs[0]
+        result = self.graph.type_of(value)
+        channels = result.shape[1]
+        viewed, computed, out = self.fresh(f"{x}/view"), self.fresh(f"{value}/view"), self.fresh(f"{value}/{ROWS}")
+        self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_view"), [self.versions[x][ROWS]], [viewed],
+                                    shape=view))
+        self.nodes.append(make_node(op, node.name, [viewed], [computed], **attrs))
+        self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_rows"), [computed], [out],
+                                    shape=(result.numel // channels, channels)))
+        self._define(value, ROWS, out)
 
     def whole_reduce(self, node: Node, layout: str) -> bool:
         """A reduction of the whole tensor reads it in any layout (blocks never pad channels): over every axis of
@@ -334,15 +350,7 @@ class _Rewriter:
             self.emit(node, [self.versions[x][layout]], layout, op="max_pool2d_nchwc", **attrs)
             return True
         n, c, h, w = self.graph.type_of(x).shape
-        _, _, oh, ow = self.graph.type_of(node.outputs[0]).shape
-        image, pooled, out = self.fresh(f"{x}/image"), self.fresh(f"{node.outputs[0]}/image"), \
-            self.fresh(f"{node.outputs[0]}/{ROWS}")
-        self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_image"), [self.versions[x][layout]], [image],
-                                    shape=(n, 1, h, w, c)))
-        self.nodes.append(make_node("max_pool2d_nchwc", node.name, [image], [pooled], **attrs))
-        self.nodes.append(make_node("reshape", self.fresh(f"{node.name}/as_rows"), [pooled], [out],
-                                    shape=(n * oh * ow, c)))
-        self._define(node.outputs[0], ROWS, out)
+        self._on_rows(node, "max_pool2d_nchwc", (n, 1, h, w, c), attrs)
         return True
 
     def concat(self, node: Node) -> bool:
