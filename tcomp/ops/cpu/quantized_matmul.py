@@ -118,8 +118,8 @@ def schedule_im2col(stage: Stage, cpu: CpuTarget) -> None:
     """``im2col`` (``tcomp/ops/quantized.py``) at the root: rows of one output row of pixels per parallel task (the
     row split by the output width: no division per element). Where the taps of a kernel row are one run of the
     channels-last source (``runs``: padded first, or read in place), each run is copied as vectors; else each tap's
-    channels are, or one at a time (unrolled where few) from NCHW data read in place. A padded source is its own
-    stage, computed first in the same parallel rows."""
+    channels are, or one at a time (unrolled where few) from NCHW data read in place. A padded source is a stage of
+    its own (``schedule_padded_windows``)."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     channels, kernel_width = int(op.attrs["channels"]), int(op.attrs["kernel_width"])
