@@ -260,6 +260,8 @@ def test_grouped_conv2d_nchwc_errors() -> None:
     (32, (9, 10), 3, 2, (0, 1, 2, 1), 1, 16),  # two vectors per block on AVX2
     (8, (12, 12), 5, 1, 4, 2, 4),  # dilated 5x5
     (12, (7, 7), 3, 1, 0, 1, 4),  # no padding
+    (144, (9, 11), 3, 2, 1, 1, 144),  # one block of all channels (channels-last rows): in chunks of vectors
+    (96, (6, 7), 3, 1, 1, 1, 96),
 ])
 def test_depthwise_conv2d_nchwc_against_numpy(channels: int, size: tuple[int, int], kernel: int, stride: int,
                                               padding: object, dilation: int, block: int) -> None:

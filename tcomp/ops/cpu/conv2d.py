@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tcomp.arith.factors import largest_divisor
+from tcomp.arith.factors import largest_divisor, pow2_divisor
 from tcomp.ir.expr import IterKind, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
@@ -57,6 +57,8 @@ from tcomp.te.tensor import ComputeOp, Tensor
 # accumulators a register tile may use, out of 32 (AVX-512) or 16 vector registers: the rest hold weights and
 # broadcasts
 _SPARE_REGISTERS = 4
+# the widest channel block a depthwise tile keeps in registers, in vectors
+MAX_BLOCK_VECTORS = 4
 
 
 def schedule_padding(s: Schedule, op: ComputeOp, cpu: CpuTarget) -> None:
@@ -339,15 +341,22 @@ def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Sta
     """``depthwise_conv2d_nchwc`` (output ``[N, C/b, OH, OW, b]``): like ``conv2d_nchwc``, a register tile of
     ``reg_n`` output columns x the vector of ``b`` channels, accumulated over the unrolled kernel window in a local
     cache and written once through the fused epilogue; ``(n, c, oh)`` in parallel. ``reg_n`` is the largest divisor
-    of ``OW`` up to 8. The padding is inlined: a depthwise window does too little work per input for a padded copy
-    of the input to pay (measured on znver1, 136 channels at 28x28, 3x3, bias, one thread: 0.25 ms with the padding
-    a stage of its own, 0.13 ms inlined; the generic schedule, accumulating in memory per output pixel, 0.45 ms)."""
+    of ``OW`` up to 8; a block of more than ``MAX_BLOCK_VECTORS`` vectors (one block of all channels: rows viewed as
+    ``NCHW{C}c``) is tiled in chunks of them. The padding is inlined: a depthwise window does too little work per
+    input for a padded copy of the input to pay (measured on znver1, 136 channels at 28x28, 3x3, bias, one thread:
+    0.25 ms with the padding a stage of its own, 0.13 ms inlined; the generic schedule, accumulating in memory per
+    output pixel, 0.45 ms)."""
     known = _constant_extents(s, tensor, host, cpu, with_reduction=True)
     if known is None:
         return
     op, sizes, reduce_sizes = known
     _, _, _, ow_extent, block = sizes
-    vectors = max(1, -(-block // cpu.lanes(tensor.dtype)))
+    lanes = cpu.lanes(tensor.dtype)
+    # a block wider than MAX_BLOCK_VECTORS vectors (all the channels of channels-last rows) runs in chunks of a power
+    # of two vectors (LLVM widens a vector of 3 to 4 with masks: 144 channels at 56x56 in chunks of 48, 0.60 ms)
+    chunk = block if block % lanes or block <= MAX_BLOCK_VECTORS * lanes else \
+        lanes * pow2_divisor(block // lanes, MAX_BLOCK_VECTORS)
+    vectors = max(1, -(-chunk // lanes))
     reg_n = largest_divisor(ow_extent, max(1, min(8, (cpu.vector_registers - _SPARE_REGISTERS) // vectors)))
     padding = padding_stage(s, op)
     if padding is not None and not padding.is_output:
@@ -356,7 +365,12 @@ def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Sta
     n, c, oh, ow, b = out.op.axis  # type: ignore[attr-defined]
     ow_outer, ow_inner = split_to(out, ow, reg_n, ow_extent)
     tile_loops = [ow_outer] if ow_outer is not None else []
-    out.reorder(n, c, oh, *tile_loops, ow_inner, b)
+    chunks: list[Any] = []
+    if chunk != block:
+        b_outer, b = out.split(b, factor=chunk)
+        chunks = [b_outer]
+    out.reorder(n, c, oh, *tile_loops, *chunks, ow_inner, b)  # the chunks of a tile read the same lines of input
+    tile_loops = chunks or tile_loops
     fused = parallel_fused(out, [n, c, oh], product(sizes) * product(reduce_sizes), cpu.cores)
     assert fused is not None
     out.vectorize(b)
