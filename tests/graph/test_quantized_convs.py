@@ -550,3 +550,71 @@ def test_dynamically_quantized_conv_net_reads_rows(tmp_path: Path) -> None:
     (got,) = executor.run({"x": x})
     (want,) = _onnxruntime(model, {"x": x})
     np.testing.assert_allclose(got, want, rtol=0, atol=0.05 * np.abs(want).max())
+
+
+def _float_inverted_residual(x_shape: tuple, expanded: int) -> onnx.ModelProto:
+    """MobileNetV2's inverted residual: 1x1 expansion + relu6, depthwise 3x3 + relu6, 1x1 projection, the residual
+    added; random weights."""
+    channels = x_shape[1]
+
+    def weight(name: str, shape: tuple) -> onnx.TensorProto:
+        return numpy_helper.from_array(RNG.normal(0, 0.3, shape).astype(np.float32), name)
+
+    inits = [weight("we", (expanded, channels, 1, 1)), weight("be", (expanded,)),
+             weight("wd", (expanded, 1, 3, 3)), weight("bd", (expanded,)),
+             weight("wp", (channels, expanded, 1, 1)), weight("bp", (channels,)),
+             numpy_helper.from_array(np.array(0.0, np.float32), "low"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "high")]
+    node = helper.make_node
+    nodes = [node("Conv", ["x", "we", "be"], ["e"]), node("Clip", ["e", "low", "high"], ["e6"]),
+             node("Conv", ["e6", "wd", "bd"], ["d"], group=expanded, pads=[1, 1, 1, 1]),
+             node("Clip", ["d", "low", "high"], ["d6"]), node("Conv", ["d6", "wp", "bp"], ["p"]),
+             node("Add", ["p", "x"], ["y"])]
+    graph = helper.make_graph(nodes, "inverted_residual",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, x_shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("expanded", [24, 144])
+def test_depthwise_convolutions_between_int8_ones_read_rows(expanded: int, tmp_path: Path) -> None:
+    """A QDQ inverted residual: the depthwise convolution between the two int8 1x1 convolutions (it stays float)
+    reads the rows as one block of all channels (``NCHW{C}c``, the same bytes: no layout transform), in chunks of
+    vectors where that block is wide; against onnxruntime within a few steps of the output's quantization."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    x_shape = (1, 16, 9, 11)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"x": RNG.normal(0, 1, x_shape).astype(np.float32)} for _ in range(3)])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    onnx.save(_float_inverted_residual(x_shape, expanded), tmp_path / "float.onnx")
+    quantize_static(tmp_path / "float.onnx", tmp_path / "qdq.onnx", Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    model = onnx.load(tmp_path / "qdq.onnx")
+    graphs: dict[str, Graph] = {}
+
+    def dump(name: str, graph: Graph) -> None:
+        graphs[name] = graph
+
+    executor = tg.compile(model, dump=dump)
+    if APPLIES:
+        laid_out = graphs["alter_layout"]
+        products = [n for n in laid_out.nodes if n.op == "quantized_matmul"]
+        assert len(products) == 2
+        path = _between(laid_out, *products)
+        [depthwise] = [n for n in path if n.op == "depthwise_conv2d_nchwc"]
+        assert laid_out.type_of(depthwise.inputs[0]).shape == (1, 1, 9, 11, expanded)
+        moved = [n for n in path if n.op in ("transpose", "layout_transform")
+                 and not all(i in laid_out.params for i in n.inputs)]  # the kernel's own is folded later
+        assert not moved, moved
+    x = RNG.normal(0, 1, x_shape).astype(np.float32)
+    (got,) = executor.run({"x": x})
+    (want,) = _onnxruntime(model, {"x": x})
+    [last] = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "y"]
+    step = float(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == last.input[1])))
+    assert np.abs(got - want).max() <= 3 * step

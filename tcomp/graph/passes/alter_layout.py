@@ -103,6 +103,9 @@ class _Rewriter:
             return have[layout]
         source = self.primary[value]
         assert source is not None and layout is not None
+        whole = f"NCHW{self.graph.type_of(value).shape[1]}c" if self.graph.type_of(value).ndim == 4 else None
+        if {source, layout} == {ROWS, whole}:  # one block of all channels holds the rows' bytes: a view
+            return self._view_rows(value, have[source], layout)
         if ROWS in (source, layout) and NCHW not in (source, layout):  # between rows and blocks: through NCHW
             self.get(value, NCHW)
             source = NCHW
@@ -115,6 +118,17 @@ class _Rewriter:
             self.nodes.append(make_node("layout_transform", self.fresh(f"{value}/to_{layout}"), [have[source]], [out],
                                         src=source, dst=layout))
         have[layout] = out
+        return out
+
+    def _view_rows(self, value: str, source: str, layout: str) -> str:
+        """``value`` held as rows (``[N * H * W, C]``) viewed in ``NCHW{C}c`` (``[N, 1, H, W, C]``), or back: a
+        reshape of the same bytes."""
+        n, c, h, w = self.graph.type_of(value).shape
+        out = self.fresh(f"{value}/{layout}")
+        self.bound.add(out)
+        self.nodes.append(make_node("reshape", self.fresh(f"{value}/as_{layout}"), [source], [out],
+                                    shape=(n * h * w, c) if layout == ROWS else (n, 1, h, w, c)))
+        self.versions[value][layout] = out
         return out
 
     def _rows_transform(self, value: str, source: str, out: str, to_rows: bool) -> None:
@@ -198,7 +212,8 @@ class _Rewriter:
         if groups == channels == out_channels and w_type.shape[1] == 1:
             if not blocked(self.primary.get(x)) and self.read_in_nchw(node.outputs[0]):
                 return False
-            block = self.block(channels)
+            # rows: one block of all channels, the rows' own bytes (a depthwise layer between int8 ones)
+            block = channels if self.primary.get(x) == ROWS else self.block(channels)
             data = self.get(x, f"NCHW{block}c")
             kernel = self._transform_param(w, "OIHW", f"OIHW1i{block}o")
             self.emit(node, [data, kernel], f"NCHW{block}c", op="depthwise_conv2d_nchwc", **attrs)
