@@ -25,7 +25,9 @@ Rewrite:
    the product of its windows (``im2col``, of the rows viewed as ``[N, H, W, C]`` or of NCHW data directly). Rows
    propagate as blocked layouts do (elementwise operators, per-channel constants reshaped to ``[C]``, max pooling
    as ``max_pool2d_nchwc`` of the rows viewed as ``[N, 1, H, W, C]``, reductions over the plane, concatenations of
-   channels); to and from NCHW a 1x1 ``im2col`` and a reshape with a ``layout_transform`` from ``NCHW{C}c``.
+   channels); rows are the bytes of ``NCHW{C}c`` (one block of all channels), so a depthwise convolution reading
+   them takes that block and the two are views of each other (a reshape); to and from NCHW a 1x1 ``im2col`` and a
+   reshape with a ``layout_transform`` from ``NCHW{C}c``.
    A reduction over every axis reads any layout as it is held (a quantized activation's range).
 5. ``cancel_layout_transforms``: a transform of a transform becomes one transform from the first source (none when
    the layouts meet again), so inverse pairs cancel.
