@@ -96,6 +96,17 @@ def _gathering_windows(executor: tg.GraphExecutor | tg.SpecializingExecutor) -> 
     return found
 
 
+def _compile_with_passes(model: onnx.ModelProto,
+                         ) -> tuple[tg.GraphExecutor | tg.SpecializingExecutor, dict[str, Graph]]:
+    """``model`` compiled, and the graph after each pass by the pass's name."""
+    graphs: dict[str, Graph] = {}
+
+    def dump(name: str, graph: Graph) -> None:
+        graphs[name] = graph
+
+    return tg.compile(model, dump=dump), graphs
+
+
 # ---------------------------------------------------------------------------------------------------- ConvInteger
 def _conv_integer(x_shape: list, weight: np.ndarray, weight_zero: np.ndarray | None, x_zero_input: bool,
                   **attrs: object) -> onnx.ModelProto:
@@ -251,15 +262,11 @@ def _float_conv_net(x_shape: tuple) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-@pytest.mark.parametrize("per_channel", [False, True])
-def test_statically_quantized_conv_net(per_channel: bool, tmp_path: Path) -> None:
-    """A float conv net quantized by onnxruntime's ``quantize_static`` (QDQ, uint8 activations, int8 weights, per
-    tensor or per output channel): its convolutions run on the integer GEMM, and its Gemm where its transposed
-    weight is quantized per tensor; against onnxruntime on the same quantized model, within a few steps of the
-    output's quantization."""
+def _quantize_static(model: onnx.ModelProto, x_shape: tuple, tmp_path: Path, per_channel: bool = False,
+                     ) -> onnx.ModelProto:
+    """``model`` quantized by onnxruntime's ``quantize_static`` (QDQ, uint8 activations, int8 weights), calibrated
+    on three random draws of its input ``x``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    x_shape = (2, 3, 11, 13)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -268,10 +275,29 @@ def test_statically_quantized_conv_net(per_channel: bool, tmp_path: Path) -> Non
         def get_next(self) -> dict | None:
             return next(self.batches, None)
 
-    onnx.save(_float_conv_net(x_shape), tmp_path / "float.onnx")
+    onnx.save(model, tmp_path / "float.onnx")
     quantize_static(tmp_path / "float.onnx", tmp_path / "qdq.onnx", Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel)
-    model = onnx.load(tmp_path / "qdq.onnx")
+    return onnx.load(tmp_path / "qdq.onnx")
+
+
+def _assert_within_steps(model: onnx.ModelProto, got: np.ndarray, want: np.ndarray) -> None:
+    """Within three steps of the quantization of the output ``y``: an activation computed an ulp apart may round to
+    the next step, and the output moves by a few of its own."""
+    [last] = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "y"]
+    step = float(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == last.input[1])))
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 3 * step
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_statically_quantized_conv_net(per_channel: bool, tmp_path: Path) -> None:
+    """A float conv net quantized by onnxruntime's ``quantize_static`` (QDQ, uint8 activations, int8 weights, per
+    tensor or per output channel): its convolutions run on the integer GEMM, and its Gemm where its transposed
+    weight is quantized per tensor; against onnxruntime on the same quantized model, within a few steps of the
+    output's quantization."""
+    x_shape = (2, 3, 11, 13)
+    model = _quantize_static(_float_conv_net(x_shape), x_shape, tmp_path, per_channel)
     assert sum(n.op_type == "Conv" for n in model.graph.node) == 3
     executor = tg.compile(model)
     ops = _kernel_ops(executor)
@@ -283,11 +309,7 @@ def test_statically_quantized_conv_net(per_channel: bool, tmp_path: Path) -> Non
     x = RNG.normal(0, 1, x_shape).astype(np.float32)
     (got,) = executor.run({"x": x})
     (want,) = _onnxruntime(model, {"x": x})
-    [last] = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "y"]
-    step = float(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == last.input[1])))
-    assert got.shape == want.shape
-    # an activation computed an ulp apart may round to the next step: the output moves by a few of its own
-    assert np.abs(got - want).max() <= 3 * step
+    _assert_within_steps(model, got, want)
 
 
 # ------------------------------------------------------------------------------------------------ the operators
@@ -501,12 +523,7 @@ def test_rows_stay_between_quantized_convolutions() -> None:
     relu and requantization run on the rows and the second convolution's windows are gathered from them (no
     transpose or layout transform between); the result converts back to NCHW once, at the end."""
     model = _qdq_conv_chain()
-    graphs: dict[str, Graph] = {}
-
-    def dump(name: str, graph: Graph) -> None:
-        graphs[name] = graph
-
-    executor = tg.compile(model, dump=dump)
+    executor, graphs = _compile_with_passes(model)
     laid_out = graphs["alter_layout"]
     products = [n for n in laid_out.nodes if n.op == "quantized_matmul"]
     assert len(products) == 2 and not any(n.op in ("quantized_conv2d", "conv2d") for n in laid_out.nodes)
@@ -535,12 +552,7 @@ def test_dynamically_quantized_conv_net_reads_rows(tmp_path: Path) -> None:
                      op_types_to_quantize=["Conv"])
     model = onnx.load(tmp_path / "dynamic.onnx")
     assert sum(n.op_type == "ConvInteger" for n in model.graph.node) == 3
-    graphs: dict[str, Graph] = {}
-
-    def dump(name: str, graph: Graph) -> None:
-        graphs[name] = graph
-
-    executor = tg.compile(model, dump=dump)
+    executor, graphs = _compile_with_passes(model)
     if APPLIES:
         laid_out = graphs["alter_layout"]
         ranges = [n for n in laid_out.nodes if n.op in ("max", "min")]
@@ -581,27 +593,9 @@ def test_depthwise_convolutions_between_int8_ones_read_rows(expanded: int, tmp_p
     """A QDQ inverted residual: the depthwise convolution between the two int8 1x1 convolutions (it stays float)
     reads the rows as one block of all channels (``NCHW{C}c``, the same bytes: no layout transform), in chunks of
     vectors where that block is wide; against onnxruntime within a few steps of the output's quantization."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     x_shape = (1, 16, 9, 11)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"x": RNG.normal(0, 1, x_shape).astype(np.float32)} for _ in range(3)])
-
-        def get_next(self) -> dict | None:
-            return next(self.batches, None)
-
-    onnx.save(_float_inverted_residual(x_shape, expanded), tmp_path / "float.onnx")
-    quantize_static(tmp_path / "float.onnx", tmp_path / "qdq.onnx", Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    model = onnx.load(tmp_path / "qdq.onnx")
-    graphs: dict[str, Graph] = {}
-
-    def dump(name: str, graph: Graph) -> None:
-        graphs[name] = graph
-
-    executor = tg.compile(model, dump=dump)
+    model = _quantize_static(_float_inverted_residual(x_shape, expanded), x_shape, tmp_path)
+    executor, graphs = _compile_with_passes(model)
     if APPLIES:
         laid_out = graphs["alter_layout"]
         products = [n for n in laid_out.nodes if n.op == "quantized_matmul"]
@@ -615,6 +609,4 @@ def test_depthwise_convolutions_between_int8_ones_read_rows(expanded: int, tmp_p
     x = RNG.normal(0, 1, x_shape).astype(np.float32)
     (got,) = executor.run({"x": x})
     (want,) = _onnxruntime(model, {"x": x})
-    [last] = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "y"]
-    step = float(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == last.input[1])))
-    assert np.abs(got - want).max() <= 3 * step
+    _assert_within_steps(model, got, want)
