@@ -22,7 +22,8 @@
   ``MatMulInteger``), as CPU deployments of transformers quantize them; ``<exported>_qdq``: by its
   ``quantize_static`` in the default QDQ format (``QuantizeLinear`` / ``DequantizeLinear`` around every operator it
   quantizes; calibrated on three draws of the example inputs); made once into the cache folder. ``resnet50_int8``
-  and ``resnet50_qdq``: the built ResNet-50 quantized the same ways (``ConvInteger`` / QDQ convolutions).
+  and ``resnet50_qdq``: the built ResNet-50 quantized the same ways (``ConvInteger`` / QDQ convolutions);
+  ``mobilenet_v2_qdq``: the built MobileNetV2 under ``quantize_static``.
 """
 
 from __future__ import annotations
