@@ -171,6 +171,22 @@ def test_conv_integer_matches_onnxruntime(case: str) -> None:
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize(("x_shape", "attrs"), [((1, 5, 11), {"pads": [1, 1]}),
+                                               ((2, 13, 30), {"strides": [2], "pads": [1, 0], "dilations": [2]})])
+def test_one_dimensional_conv_integer(x_shape: tuple, attrs: dict) -> None:
+    """A 1-D ConvInteger (imported as a 2-D convolution over its operands viewed with a row of one) runs on the
+    integer GEMM too: exact, as onnxruntime."""
+    weight = RNG.integers(-126, 128, (17, x_shape[1], 3)).astype(np.int8)  # minus its zero point 2: within int8
+    model = _conv_integer(list(x_shape), weight, np.array(2, np.int8), True, **attrs)
+    executor = tg.compile(model)
+    ops = _kernel_ops(executor)
+    assert ("quantized_matmul" in ops and "conv2d" not in ops) == APPLIES
+    feeds = {"x": RNG.integers(0, 256, x_shape).astype(np.uint8), "zx": np.array(201, np.uint8)}
+    (got,) = executor.run(feeds)
+    (want,) = _onnxruntime(model, feeds)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("target", ["llvm -num-cores=2 -mattr=-avx512vnni,-avxvnni", "llvm -mcpu=znver3 -num-cores=2"],
                          ids=["without-vnni", "avx2"])
 def test_conv_integer_on_int16_pairs(target: str) -> None:

@@ -19,7 +19,8 @@ stored as int16). Made where the CPU has either instruction at its register widt
 A convolution (``conv2d``, one group) of such rows (uint8 ``[N, C, H, W]``) and a constant ``[O, C, KH, KW]``
 weight (its zero point per tensor or per output channel) becomes ``quantized_conv2d``: the same product over the
 windows of the input, the weight packed as ``conv_weight_matrix`` gives it (``tcomp.ops.quantized``); ``alter_layout``
-then runs it on channels-last rows.
+then runs it on channels-last rows. A 1-D convolution (imported as a 2-D one over its operands viewed with a row of
+one) likewise, its uint8 data viewed so.
 
 Assumes a typed graph as imported, before constant folding: the weights are read as their 8-bit integers and zero
 points, never as the int32 offsets folding would make (four times the bytes of the model's weights, and kept by
@@ -109,14 +110,29 @@ def _rows(graph: Graph, value: str, producers: dict[str, Node]) -> Offset | None
     return rows
 
 
+def _viewed(graph: Graph, value: str, producers: dict[str, Node]) -> str:
+    """What ``value`` views: the input of a reshape that only inserts dimensions of 1 (the importer runs a 1-D
+    convolution as a 2-D one over ``[N, C, 1, L]``), else ``value`` itself."""
+    node = producers.get(value)
+    if node is None or node.op != "reshape":
+        return value
+    source = graph.type_of(node.inputs[0]).shape
+    kept = [d for d in graph.type_of(value).shape if d != 1]
+    return node.inputs[0] if kept == [d for d in source if d != 1] else value
+
+
 def _weight(graph: Graph, node: Node, producers: dict[str, Node], constants: SharedConstants | None,
             ) -> np.ndarray | None:
     """The int8 weight of ``node``, a product's ``[K, N]`` or a convolution's ``[O, C, KH, KW]`` (see the module
-    docstring)."""
-    offset = offset_of(graph, node.inputs[1], producers, "int32")
-    if offset is None or node.op not in ("matmul", "conv2d") or node.attr("transpose_b", False):
+    docstring; a 1-D convolution's ``[O, C, K]`` viewed so)."""
+    if node.op not in ("matmul", "conv2d") or node.attr("transpose_b", False):
         return None
-    weight, x = int8_offset(graph, offset, constants), graph.type_of(node.inputs[0])
+    operand = node.inputs[1] if node.op == "matmul" else _viewed(graph, node.inputs[1], producers)
+    offset = offset_of(graph, operand, producers, "int32")
+    weight, x = int8_offset(graph, offset, constants) if offset else None, graph.type_of(node.inputs[0])
+    if weight is not None and operand != node.inputs[1]:
+        shape = graph.type_of(node.inputs[1]).shape
+        weight = derive(constants, ("viewed", shape), (weight,), partial(weight.reshape, shape))
     if weight is None or weight.ndim != (2 if node.op == "matmul" else 4):
         return None
     if node.op == "matmul":
@@ -146,9 +162,18 @@ def quantized_weights(graph: Graph, target: Target, constants: SharedConstants |
     edit = Rewrite(graph)
     for node in graph.nodes:
         weight = _weight(graph, node, edit.producers, constants) if node.op in ("matmul", "conv2d") else None
-        rows = _rows(graph, node.inputs[0], edit.producers) if weight is not None else None
-        if weight is None or rows is None:
+        if weight is None:
             continue
+        x = node.inputs[0] if node.op == "matmul" else _viewed(graph, node.inputs[0], edit.producers)
+        rows = _rows(graph, x, edit.producers)
+        if rows is None:
+            continue
+        replacement: list[Node] = []
+        integers = rows.integers
+        if x != node.inputs[0]:  # the uint8 data viewed as the convolution's operand is
+            integers = edit.names.fresh(f"{rows.integers}/viewed")
+            replacement.append(make_node("reshape", edit.names.fresh(f"{node.name}_view"), (rows.integers,),
+                                         (integers,), shape=graph.type_of(node.inputs[0]).shape))
         k, n = _matrix(weight).shape
         # the product's rows: the output pixels or the leading dimensions of x
         count = graph.type_of(node.outputs[0]).numel // n if node.op == "conv2d" else \
@@ -164,12 +189,12 @@ def quantized_weights(graph: Graph, target: Target, constants: SharedConstants |
         if not zero:
             zero = edit.names.fresh(f"{node.name}/zero")
             edit.params[zero] = np.zeros((), np.int32)
-        operands = (rows.integers, panels, sums, zero)
+        operands = (integers, panels, sums, zero)
         if node.op == "matmul":
-            replacement = [make_node("quantized_matmul", node.name, operands, node.outputs, columns=n)]
+            replacement.append(make_node("quantized_matmul", node.name, operands, node.outputs, columns=n))
         else:
             window = {key: tuple(node.attr(key)) for key in ("strides", "pads", "dilations")}
-            replacement = [make_node("quantized_conv2d", node.name, operands, node.outputs, columns=n,
-                                     kernel=tuple(weight.shape[2:]), **window)]
+            replacement.append(make_node("quantized_conv2d", node.name, operands, node.outputs, columns=n,
+                                         kernel=tuple(weight.shape[2:]), **window))
         edit.replacements[node.name] = replacement
     return edit.result()
