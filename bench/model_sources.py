@@ -55,12 +55,13 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "zfnet512": "cnn", "shufflenet": "cnn", "squeezenet": "cnn", "densenet121": "cnn", "inception_v2": "cnn",
           "bert_int8": "quantized", "vit_int8": "quantized", "gpt2_int8": "quantized", "llama_int8": "quantized",
           "gpt2_decode_int8": "quantized", "bert_qdq": "quantized", "vit_qdq": "quantized",
-          "resnet50_int8": "quantized", "resnet50_qdq": "quantized", "mobilenet_v2_qdq": "quantized"}
+          "resnet50_int8": "quantized", "resnet50_qdq": "quantized", "mobilenet_v2_qdq": "quantized",
+          "whisper_int8": "quantized"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
 # not in the default set
 QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8", "bert_qdq", "vit_qdq",
-             "resnet50_int8", "resnet50_qdq", "mobilenet_v2_qdq")
+             "resnet50_int8", "resnet50_qdq", "mobilenet_v2_qdq", "whisper_int8")
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
             "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED)
 
