@@ -270,7 +270,8 @@ def _reduce_in_parts(s: Schedule, stage: Stage, cpu: CpuTarget) -> bool:
         return False
     # where whole tensors are read, trailing axes fused are contiguous too: fuse them until the vector width divides
     fused, inner_extent = 1, sizes[-1]
-    while inner_extent % lanes and fused < len(sizes) and sizes[-fused - 1] is not None and _reads_whole_tensors(op):
+    whole = inner_extent % lanes != 0 and _reads_whole_tensors(op)  # read once, not for every axis fused
+    while inner_extent % lanes and fused < len(sizes) and sizes[-fused - 1] is not None and whole:
         fused += 1
         inner_extent *= sizes[-fused]  # type: ignore[operator]
     if inner_extent % lanes:
