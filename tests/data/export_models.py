@@ -50,6 +50,7 @@ class Spec:
     dynamic: bool = False
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    functions: tuple[type[torch.nn.Module], ...] = ()  # module classes exported as model-local ONNX functions
 
 
 class FirstOutput(torch.nn.Module):
@@ -90,6 +91,21 @@ def tokens(length: int, vocab: int, mask: bool = False) -> Callable[[int], tuple
         return ids, attention
 
     return make
+
+
+def sequences(length: int, width: int) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    def make(batch: int) -> tuple[torch.Tensor, ...]:
+        generator = torch.Generator().manual_seed(300 + batch)
+        return (torch.randn(batch, length, width, generator=generator),)
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------------- torch.nn
+def transformer_encoder() -> torch.nn.Module:
+    layer = torch.nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=True,
+                                             activation="gelu")
+    return torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
 
 
 # --------------------------------------------------------------------------------------------------- torchvision
@@ -173,6 +189,10 @@ def hf(config: Callable[[Any], Any], model_class: str, names: list[str]) -> Call
 EAGER = {"attn_implementation": "eager"}
 
 MODELS: dict[str, Spec] = {
+    "transformer_functions": Spec(transformer_encoder, ["x"], sequences(10, 32),
+                                  functions=(torch.nn.TransformerEncoderLayer, torch.nn.MultiheadAttention),
+                                  notes="torch.nn.TransformerEncoder, 2 layers of 32; its layers and their attention "
+                                        "exported as model-local functions"),
     "vit": Spec(vit, ["images"], images(32), batches=(2, 3), dynamic=True,
                 notes="torchvision VisionTransformer, 2 layers, hidden 32"),
     "efficientnet": Spec(efficientnet, ["images"], images(32),
@@ -241,7 +261,8 @@ def export(name: str, outdir: str, dynamo: bool = False) -> str:
             _export_dynamo(net, sets[-1], path, spec)  # not batch 1: the exporter would specialize it
         else:
             torch.onnx.export(net, sets[0], path, input_names=spec.input_names, output_names=["output"],
-                              dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+                              dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
+                              export_modules_as_functions=set(spec.functions) or False)
     arrays: dict[str, np.ndarray] = {}
     for k, (inputs, output) in enumerate(zip(sets, outputs)):
         arrays.update({f"in{k}_{n}": t.numpy() for n, t in zip(spec.input_names, inputs)})

@@ -19,6 +19,7 @@ SKIPPED: dict[str, str] = {
     "training_dropout_default": "dropout in training mode drops at random (tcomp compiles inference graphs)",
     "training_dropout_mask": "dropout in training mode drops at random (tcomp compiles inference graphs)",
     "test_training_dropout": "dropout in training mode drops at random (tcomp compiles inference graphs)",
+    "bernoulli": "random numbers are not supported (Bernoulli's function body draws them with RandomUniformLike)",
     "string": "string tensors are not supported",
     "identity_sequence": "sequence types are not supported",
     "identity_opt": "optional types are not supported",

@@ -6,8 +6,9 @@
 1. parse the protobuf (a truncated or corrupt file is "malformed");
 2. read the default-domain opset (9 to 21 fully; older and newer opsets where the operator definitions in effect are
    ones a converter knows);
-3. list every node tcomp cannot convert (op type, domain, opset version), those inside subgraphs included, in one
-   ``UnsupportedOperatorError``, before anything else is done;
+3. list every node tcomp cannot convert (op type, domain, opset version), those inside subgraphs and model-local
+   functions included, in one ``UnsupportedOperatorError``, before anything else is done (a node no converter
+   implements but a function defines, the model's or ONNX's, is expanded: ``onnx_functions``);
 4. bind the inputs (``onnx_inputs``): symbolic dimensions must be given in ``input_shapes`` (the CLI's
    ``--input-shapes name:[1,3,224,224]``), and the error says so; inputs given in ``input_values`` become constants;
 5. read the initializers (``onnx_data.tensor_to_array``: sizes checked against the bytes present, external data only
@@ -33,6 +34,7 @@ from google.protobuf.message import DecodeError
 from tcomp.graph.frontend.onnx_builder import Builder, infer_types_of_param
 from tcomp.graph.frontend.onnx_common import check_supported, convert_node, default_opset, topological_order
 from tcomp.graph.frontend.onnx_data import onnx_dtype, tensor_to_array
+from tcomp.graph.frontend.onnx_functions import FunctionLibrary
 from tcomp.graph.frontend.onnx_inputs import bind_inputs, declared_inputs
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, verify_graph
@@ -88,8 +90,9 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
     import of the same model are kept (``tcomp.graph.shared_constants``)."""
     opset = default_opset(proto)
     g = proto.graph
-    check_supported(g.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset)
-    builder = Builder(opset, base_dir)
+    functions = FunctionLibrary(proto.functions)
+    check_supported(g.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset, functions)
+    builder = Builder(opset, base_dir, functions)
     initializer_names = [t.name for t in g.initializer]
     all_names = set(initializer_names) | {i.name for i in g.input} | {o for n in g.node for o in n.output}
     builder.names.taken.update(n for n in all_names if n)

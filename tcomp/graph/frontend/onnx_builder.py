@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,13 +15,17 @@ from tcomp.graph.passes.fold_constants import MAX_FOLD_BYTES, evaluate_node
 from tcomp.ir import dtype as dt
 from tcomp.target import as_target
 
+if TYPE_CHECKING:
+    from tcomp.graph.frontend.onnx_functions import FunctionLibrary
+
 
 class Builder:
     """Accumulates graph IR nodes, parameters and their inferred types while converting an ONNX graph."""
 
-    def __init__(self, opset: int, base_dir: Path | None) -> None:
+    def __init__(self, opset: int, base_dir: Path | None, functions: FunctionLibrary) -> None:
         self.opset = opset
         self.base_dir = base_dir
+        self.functions = functions  # the functions nodes may call (``onnx_functions``)
         self.nodes: list[Any] = []
         self.params: dict[str, np.ndarray] = {}
         self.types: dict[str, TensorType] = {}

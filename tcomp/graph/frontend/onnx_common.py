@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -21,6 +21,9 @@ from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_data import tensor_to_array
 from tcomp.graph.ir import GraphError, UnsupportedOperatorError
 from tcomp.ir import dtype as dt
+
+if TYPE_CHECKING:
+    from tcomp.graph.frontend.onnx_functions import FunctionLibrary
 
 
 class Attrs:
@@ -140,7 +143,11 @@ def schema_version(op_type: str, opset: int) -> int | None:
 
 
 def supported_op_types() -> list[str]:
-    return sorted(CONVERTERS)
+    """The default-domain operators tcomp imports: those a converter implements, and those ONNX defines by a
+    function of other operators (expanded, ``onnx_functions``; the body's operators must be supported too)."""
+    defined_by_functions = {schema.name for schema in onnx.defs.get_all_schemas()
+                            if schema.domain == "" and (schema.has_function or schema.has_context_dependent_function)}
+    return sorted(set(CONVERTERS) | defined_by_functions)
 
 
 def default_opset(proto: onnx.ModelProto) -> int:
@@ -193,18 +200,37 @@ def _nested_nodes(nodes: Iterable[onnx.NodeProto], prefix: str) -> Iterable[tupl
                 yield from _nested_nodes(graph.node, f"{name}/{attribute.name}/")
 
 
-def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int) -> None:
-    """Raise ``UnsupportedOperatorError`` listing every node no converter implements, subgraphs' nodes included."""
+def _converter(node: onnx.NodeProto, opset: int) -> Converter | None:
+    """The converter implementing ``node``'s operator definition at ``opset`` (None: none does)."""
+    if (node.domain or "") not in ("", "ai.onnx"):
+        return None
+    converter = CONVERTERS.get(node.op_type)
+    version = schema_version(node.op_type, opset)
+    if converter is None or version is None or version not in converter.versions:
+        return None
+    return converter
+
+
+def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int,
+                    functions: FunctionLibrary) -> None:
+    """Raise ``UnsupportedOperatorError`` listing every node no converter implements and no function defines,
+    subgraphs' nodes and model-local functions' nodes included."""
     missing: list[tuple[str, str, int]] = []
+
+    def check(name: str, node: onnx.NodeProto, node_opset: int) -> None:
+        if _converter(node, node_opset) is not None:
+            return
+        if not functions.defines(node, node_opset):
+            domain = node.domain or ""
+            op = node.op_type if domain in ("", "ai.onnx") else f"{domain}.{node.op_type}"
+            missing.append((name, op, node_opset if domain in ("", "ai.onnx") else opsets.get(domain, 0)))
+            return
+        for inner_opset, inner, path in functions.local_bodies(node, node_opset):
+            if functions.local_function(inner) is None:
+                check(f"{name}/{path}", inner, inner_opset)
+
     for name, node in _nested_nodes(nodes, ""):
-        domain = node.domain or ""
-        if domain not in ("", "ai.onnx"):
-            missing.append((name, f"{domain}.{node.op_type}", opsets.get(domain, 0)))
-            continue
-        converter = CONVERTERS.get(node.op_type)
-        version = schema_version(node.op_type, opset)
-        if converter is None or version is None or version not in converter.versions:
-            missing.append((name, node.op_type, opset))
+        check(name, node, opset)
     if missing:
         listed = "; ".join(f"{name} ({op}, opset {v})" for name, op, v in missing[:50])
         more = f"; and {len(missing) - 50} more" if len(missing) > 50 else ""
@@ -233,17 +259,22 @@ def check_against_schema(b: Builder, node: onnx.NodeProto) -> None:
 
 
 def convert_node(b: Builder, node: onnx.NodeProto) -> None:
-    converter = CONVERTERS[node.op_type]
-    version = schema_version(node.op_type, b.opset)
-    assert version is not None
-    check_against_schema(b, node)
+    """Convert ``node`` by its converter or, where none implements it, by expanding the function defining it."""
+    converter = _converter(node, b.opset)
+    if converter is None:
+        check_supported([node], {}, b.opset, b.functions)
+    if converter is not None or b.functions.operator_schema(node, b.opset) is not None:
+        check_against_schema(b, node)
     inputs = [b.alias.get(name, name) if name else "" for name in node.input]
     for name in inputs:
         if name and name not in b.types:
             raise b.error(f"input {name!r} is not defined")
     attrs = Attrs(node, b)
     try:
-        produced = converter.func(b, node, inputs, attrs, version)
+        if converter is None:
+            produced = b.functions.expand(b, node, inputs)
+        else:
+            produced = converter.func(b, node, inputs, attrs, int(schema_version(node.op_type, b.opset) or 0))
     except GraphError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError) as exc:
@@ -341,6 +372,6 @@ def fail(b: Builder, reason: str) -> GraphError:
     return b.error(reason)
 
 
-__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "check_supported", "convert_node",
-           "outer_reads", "subgraphs", "topological_order",
+__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "check_supported",
+           "convert_node", "outer_reads", "subgraphs", "topological_order",
            "converts", "register", "schema_version"]

@@ -19,6 +19,7 @@ import onnx
 from tcomp.graph.frontend.onnx_builder import Builder, infer_types_of_param
 from tcomp.graph.frontend.onnx_common import check_supported, default_opset
 from tcomp.graph.frontend.onnx_data import onnx_dtype
+from tcomp.graph.frontend.onnx_functions import FunctionLibrary
 from tcomp.graph.infer import check_size
 from tcomp.graph.ir import GraphError, TensorType
 from tcomp.ir import dtype as dt
@@ -117,7 +118,8 @@ def check_model(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
     """What can be checked before shapes are known: the opset, that every operator is supported, the inputs, and
     that ``input_shapes`` and ``input_values`` fit them. Returns the run-time inputs and the values as arrays."""
     opset = default_opset(proto)
-    check_supported(proto.graph.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset)
+    check_supported(proto.graph.node, {o.domain or "": int(o.version) for o in proto.opset_import}, opset,
+                    FunctionLibrary(proto.functions))
     decls = declared_inputs(proto)
     check_input_names(decls, input_shapes, input_values)
     for decl in decls:
