@@ -12,6 +12,7 @@ from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters
     onnx_quant,
     onnx_reduce,
     onnx_rnn,
+    onnx_select,
     onnx_signal,
 )
 from tcomp.graph.frontend.onnx import from_onnx, load_model

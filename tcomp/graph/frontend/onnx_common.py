@@ -368,10 +368,18 @@ def axes_operand(b: Builder, ins: Sequence[str], a: Attrs, v: int, input_since: 
     return a.ints("axes")
 
 
+def axis_index(b: Builder, axis: int, ndim: int, what: str = "axis") -> int:
+    """``axis`` of an ``ndim``-D tensor in ``[0, ndim)``, negative values counting from the end; out of range, an
+    error."""
+    if not -ndim <= axis < ndim:
+        raise b.error(f"{what}={axis} is out of range for {ndim} dimensions")
+    return axis + ndim if axis < 0 else axis
+
+
 def fail(b: Builder, reason: str) -> GraphError:
     return b.error(reason)
 
 
-__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "check_supported",
+__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "axis_index", "check_supported",
            "convert_node", "outer_reads", "subgraphs", "topological_order",
            "converts", "register", "schema_version"]

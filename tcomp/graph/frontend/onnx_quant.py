@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 
 from tcomp.graph.frontend.onnx_builder import Builder
-from tcomp.graph.frontend.onnx_common import Attrs, converts, optional, reshape, scalar_param
+from tcomp.graph.frontend.onnx_common import Attrs, axis_index, converts, optional, reshape, scalar_param
 from tcomp.graph.frontend.onnx_data import onnx_dtype
 from tcomp.graph.frontend.onnx_nn import convolve
 from tcomp.ir import dtype as dt
@@ -42,9 +42,7 @@ def _spread(b: Builder, name: str, shape: tuple[int, ...], axis: int, block: int
     rank = len(shape)
     if t.numel == 1 and t.ndim <= 1:
         return reshape(b, name, ())
-    if not -rank <= axis < rank:
-        raise b.error(f"axis={axis} is out of range for {rank} dimensions")
-    axis = axis + rank if axis < 0 else axis
+    axis = axis_index(b, axis, rank)
     if block > 0:
         expected = tuple(math.ceil(d / block) if k == axis else d for k, d in enumerate(shape))
         if t.shape != expected:
