@@ -14,6 +14,7 @@ from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters
     onnx_rnn,
     onnx_select,
     onnx_signal,
+    onnx_spatial,
 )
 from tcomp.graph.frontend.onnx import from_onnx, load_model
 
