@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.graph.ort_reference import check_node
+import tcomp.graph as tg
+from tests.graph.ort_reference import check_node, single_node_model
 
 RNG = np.random.default_rng(12)
 
@@ -137,6 +138,12 @@ def test_topk_with_ties(largest: int) -> None:
 def test_range(start: float, limit: float, delta: float, dtype: str) -> None:
     inputs = {n: np.array(v, dtype) for n, v in (("start", start), ("limit", limit), ("delta", delta))}
     check_node("Range", inputs, constants=list(inputs), opset=11)
+
+
+def test_huge_range_is_refused_before_it_is_made() -> None:
+    inputs = {n: np.array(v, "float32") for n, v in (("start", 0), ("limit", 2.0**40), ("delta", 1))}
+    with pytest.raises(tg.GraphError, match=r"Range\(0.0, 1099511627776.0, 1.0\) would take .* more than the limit"):
+        tg.from_onnx(single_node_model("Range", inputs, 1, {}, 11, list(inputs)))
 
 
 @pytest.mark.parametrize("mode", ["DCR", "CRD"])

@@ -17,6 +17,8 @@ import onnx
 from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, const_ints, converts, optional, register
 from tcomp.graph.frontend.onnx_data import ONNX_DTYPES
+from tcomp.graph.infer import check_size
+from tcomp.graph.ir import TensorType
 from tcomp.ir import dtype as dt
 
 
@@ -165,6 +167,7 @@ def _range(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -
     count = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
     if count == 0:
         raise b.error(f"Range({start}, {limit}, {delta}) is empty (zero-size tensors are not supported)")
+    check_size(TensorType((count,), dtype), f"node {b.node_name}: Range({start}, {limit}, {delta})")
     values = (start + np.arange(count, dtype=start.dtype) * delta).astype(start.dtype)
     return [b.param(values, node.output[0])]
 
