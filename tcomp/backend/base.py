@@ -81,7 +81,9 @@ class GraphOptions:
     and transposes are absorbed into the matrix products that read them (``fuse_ops``). ``gemm_panels``: the
     constant weights of larger products are stored in the packed GEMM's panels (``gemm_panels``).
     ``concat_in_place``: the producers of a batch-1 concatenation write their parts into slices of its result
-    (``concat_in_place``; the target's kernels take arguments at any byte offset). ``templates``: the tunable template
+    (``concat_in_place``; the target's kernels take arguments at any byte offset). ``float16_arithmetic``: the
+    target's kernels compute float16 products as they are; without it, products of float16 tensors compute in
+    float32 between casts (``float16_products``). ``templates``: the tunable template
     of each workload the graph finds (named by the CPU templates' names), ``None`` for the same names; a
     workload missing from the mapping has no template on this target."""
 
@@ -93,6 +95,7 @@ class GraphOptions:
     views: bool = False
     gemm_panels: bool = False
     concat_in_place: bool = False
+    float16_arithmetic: bool = False
     templates: Mapping[str, str] | None = None
 
     def template_for(self, workload: str) -> str | None:

@@ -1,12 +1,15 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
-    ONNX -> infer types -> remove empty -> integer products -> fold constants -> simplify -> gemm panels
+    ONNX -> infer types -> remove empty -> float16 products -> integer products -> fold constants -> simplify
+         -> gemm panels
          -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants -> concat in place
          -> fuse ops -> plan memory
 
-On CPUs, products of 8-bit integers first run on the integer GEMM (``integer_products``: the float products of
-dequantized operands in QDQ models become integer products, then ``quantized_weights`` packs the 8-bit weights of
-integer products, before folding takes the weights' dequantization away or widens them to int32). The ``simplify``
+Where the target has no float16 arithmetic (CPUs), products of float16 tensors compute in float32 between casts
+(``float16_products``). On CPUs, products of 8-bit integers then run on the integer GEMM (``integer_products``:
+the float products of dequantized operands in QDQ models become integer products, then ``quantized_weights`` packs
+the 8-bit weights of integer products, before folding takes the weights' dequantization away or widens them to
+int32). The ``simplify``
 step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch weights stored by
 rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where the backend asks,
 products of one input by several constant weights become one product and a split (``merge_projections``: attention's
@@ -34,6 +37,7 @@ from tcomp.graph.ir import Graph, GraphError, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.channel_shuffle import fold_channel_shuffle
 from tcomp.graph.passes.concat_in_place import concat_in_place
+from tcomp.graph.passes.float16_products import float16_products
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
@@ -59,6 +63,7 @@ DumpFunc = Callable[[str, Graph], None]
 class PassOptions:
     """Which passes run (all by default)."""
 
+    float16_products: bool = True
     integer_products: bool = True
     fold_constants: bool = True
     simplify: bool = True
@@ -117,6 +122,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         merged = merge_projections(graph, keep_products(graph), constants)
         return gemm_panels(merged, resolved, keep_products(merged), constants)
 
+    def half_products(graph: Graph) -> Graph:
+        return graph if options.float16_arithmetic else float16_products(graph)
+
     def products_of_integers(graph: Graph) -> Graph:
         if not options.gemm_panels:  # the backend's GEMMs take no packed weights (GPUs)
             return graph
@@ -133,6 +141,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
                         absorb_views=options.views)
 
     return [
+        ("float16_products", half_products),
         ("integer_products", products_of_integers),
         ("fold_constants", fold),
         ("simplify", simplify_for_target),

@@ -105,7 +105,8 @@ STAGES = (
 
 class CudaBackend(Backend):
     kind = TargetKind.CUDA
-    graph = GraphOptions(fold_on_host=True, templates={"conv2d_nchw": "conv2d_nchw_cuda", "matmul": "matmul_cuda"})
+    graph = GraphOptions(fold_on_host=True, float16_arithmetic=True,
+                         templates={"conv2d_nchw": "conv2d_nchw_cuda", "matmul": "matmul_cuda"})
 
     def stages(self) -> Sequence[Stage]:
         return STAGES
