@@ -74,7 +74,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         warnings.warn(f"model {graph.name}: {emulated}", EmulationWarning, stacklevel=2)
     plan: MemoryPlan = graph.meta.get("memory_plan") or no_plan(graph)
     kernels: list[Kernel] = []
-    elided = set(plan.elided)  # concats whose parts are written in place: no kernel
+    elided = set(plan.elided) | set(plan.views)  # concats written in place by their parts, views: no kernel
     for position, node in enumerate(graph.nodes):
         if progress is not None:
             progress(position, len(graph.nodes), node.name)

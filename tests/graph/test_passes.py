@@ -521,6 +521,27 @@ def test_inplace_only_for_flat_identity_nodes() -> None:
     assert inplace_pairs(g, by_name["t"]) == []  # a transpose reads other positions
 
 
+def test_reshapes_in_place_run_no_kernel() -> None:
+    g = graph([
+        make_node("exp", "e", ["x"], ["a"]),
+        make_node("reshape", "view", ["a"], ["b"], shape=(4, 6, 5)),
+        make_node("reshape", "kept", ["b"], ["c"], shape=(24, 5)),  # b is read again: no view
+        make_node("sum", "s", ["b"], ["d"], axes=(0,), keepdims=False),
+        make_node("add", "add", ["c", "x"], ["y"]),
+        make_node("reshape", "out", ["d"], ["z"], shape=(30,)),  # a graph output keeps its own storage
+    ], {"x": (24, 5)}, ["y", "z"])
+    planned = plan_memory(g)
+    plan = planned.meta["memory_plan"]
+    assert plan.views == ("view",)
+    assert plan.storage_of["a"] == plan.storage_of["b"]
+    executor = tg.build_executor(planned)
+    assert len(executor.program.kernels) == len(g.nodes) - 1
+    x = rand(24, 5)
+    y, z = executor.run([x])
+    np.testing.assert_allclose(y, np.exp(x) + x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z, np.exp(x).reshape(4, 6, 5).sum(0).reshape(30), rtol=1e-5)
+
+
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_max_pool_stays_blocked(ceil_mode: bool) -> None:
     conv = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1}

@@ -14,7 +14,9 @@ takes the free storage that fits best (the smallest one at least as large, else 
 node, the storages of inputs read for the last time are released. Graph inputs and outputs own their storage
 (never shared). Parameters are not planned: they are bound once.
 
-A top-level ``concat`` marked ``in_place`` (``concat_in_place``) is elided: its parts are placed at their byte
+A node that only reinterprets its input's bytes (``reshape``, ``identity``, inference ``dropout``, alone or fused)
+and whose output took its input's storage in place runs no kernel (``views``): the output already holds its
+bytes. A top-level ``concat`` marked ``in_place`` (``concat_in_place``) is elided: its parts are placed at their byte
 offsets in its result's storage (nested in-place concats in the outermost one's), which is taken when the first of
 them is produced and released when the last of them, and the result, are dead. A value in such a region is never an
 in-place pair's input or output.
@@ -48,6 +50,7 @@ class MemoryPlan:
     peak_live_bytes: int = 0  # the most activation bytes alive at once (a lower bound for any plan)
     offset_of: Mapping[str, int] = field(default_factory=dict)  # byte offset in its storage, where not 0
     elided: tuple[str, ...] = ()  # in-place concat nodes: their parts are written in place, no kernel runs
+    views: tuple[str, ...] = ()  # nodes whose output is their input's bytes in place: no kernel runs
 
     def summary(self) -> str:
         ratio = self.planned_bytes / self.unplanned_bytes if self.unplanned_bytes else 1.0
@@ -55,7 +58,7 @@ class MemoryPlan:
         return (f"activation memory: {self.unplanned_bytes / 2**20:.2f} MiB unplanned -> "
                 f"{self.planned_bytes / 2**20:.2f} MiB planned ({ratio:.1%}; peak live "
                 f"{self.peak_live_bytes / 2**20:.2f} MiB), {len(self.storage_bytes)} storages, {pairs} in-place, "
-                f"{len(self.elided)} concats in place")
+                f"{len(self.elided)} concats in place, {len(self.views)} views")
 
 
 def _flat_identity(scope: Graph, member: Node, value: str) -> bool:
@@ -88,6 +91,11 @@ def inplace_pairs(graph: Graph, node: Node) -> list[tuple[str, str]]:
         if _reaches_only_by_identity(scope, members, candidate, output):
             result.append((candidate, output))
     return result
+
+
+def is_view(node: Node) -> bool:
+    """Whether ``node``'s one output is its input's bytes reinterpreted: its members are all reshapes or copies."""
+    return len(node.outputs) == 1 and all(member.op in _FLAT_IDENTITY_OPS for member in node.members())
 
 
 def _same_storage_size(a: TensorType, b: TensorType) -> bool:
@@ -182,6 +190,7 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
         holders[storage_of[name]] = 1
         input_bytes += nbytes
     inplace: dict[str, tuple[tuple[str, str], ...]] = {}
+    views: list[str] = []
     unplanned = 0
     for index, node in enumerate(graph.nodes):
         taken_inputs: set[str] = set()
@@ -213,6 +222,8 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
                 holders[storage_of[output]] = 1
         if pairs:
             inplace[node.name] = tuple(pairs)
+            if is_view(node):
+                views.append(node.name)
         released = [name for name in dict.fromkeys(node.inputs) if name and last_use.get(name) == index]
         released += [name for name in node.outputs if name not in last_use]
         for name in released:
@@ -225,7 +236,7 @@ def plan_memory(graph: Graph, enable_reuse: bool = True, enable_inplace: bool = 
     activation_storages = {storage_of[o] for node in graph.nodes for o in node.outputs}
     planned = sum(sizes[s] for s in activation_storages)
     plan = MemoryPlan(storage_of, tuple(sizes), inplace, unplanned, planned, input_bytes,
-                      peak_live_bytes(graph, last_use, set(graph.outputs)), offset_of, elided)
+                      peak_live_bytes(graph, last_use, set(graph.outputs)), offset_of, elided, tuple(views))
     meta = dict(graph.meta)
     meta["memory_plan"] = plan
     return replace(graph, meta=meta)
