@@ -2,8 +2,8 @@
 
     ONNX -> infer types -> remove empty -> float16 products -> integer products -> fold constants -> simplify
          -> gemm panels
-         -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants -> concat in place
-         -> fuse ops -> plan memory
+         -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants
+         -> quantized depthwise -> concat in place -> fuse ops -> plan memory
 
 Where the target has no float16 arithmetic (CPUs), products of float16 tensors compute in float32 between casts
 (``float16_products``). On CPUs, products of 8-bit integers then run on the integer GEMM (``integer_products``:
@@ -46,6 +46,7 @@ from tcomp.graph.passes.integer_products import integer_products
 from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.merge_projections import merge_projections
 from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.graph.passes.quantized_depthwise import quantized_depthwise
 from tcomp.graph.passes.quantized_weights import quantized_weights
 from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
@@ -71,6 +72,7 @@ class PassOptions:
     channel_shuffle: bool = True
     alter_layout: bool = True
     winograd: bool = True
+    quantized_depthwise: bool = True
     concat_in_place: bool = True
     fuse_ops: bool = True
     plan_memory: bool = True
@@ -133,6 +135,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     def fast_convolutions(graph: Graph) -> Graph:
         return winograd(graph) if options.blocked_convolutions else graph
 
+    def depthwise_bytes(graph: Graph) -> Graph:
+        return quantized_depthwise(graph) if options.blocked_convolutions else graph
+
     def concats(graph: Graph) -> Graph:
         return concat_in_place(graph) if options.concat_in_place else graph
 
@@ -151,6 +156,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         ("alter_layout", layout),
         ("winograd", fast_convolutions),
         ("fold_constants", fold),
+        ("quantized_depthwise", depthwise_bytes),
         ("concat_in_place", concats),
         ("fuse_ops", fuse),
         ("plan_memory", plan_memory),

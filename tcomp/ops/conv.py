@@ -120,14 +120,14 @@ def _window_axes(kh: int, kw: int) -> tuple[IterVar, IterVar]:
     return te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
 
 
-def _padded_input(data: Tensor, pads: tuple[int, ...], name: str = "pad_data") -> Tensor:
-    """``data`` with zeros around dimensions 2 and 3 (pads top, left, bottom, right); later dimensions (a blocked
-    layout's channel block) are not padded."""
+def _padded_input(data: Tensor, pads: tuple[int, ...], name: str = "pad_data", value: float = 0.0) -> Tensor:
+    """``data`` with ``value`` around dimensions 2 and 3 (pads top, left, bottom, right); later dimensions (a
+    blocked layout's channel block) are not padded."""
     top, left, bottom, right = pads
     if not any(pads):
         return data
     rest = (0,) * (len(data.shape) - 4)
-    return pad(data, (0, 0, top, left, *rest), (0, 0, bottom, right, *rest), 0.0, name=name)
+    return pad(data, (0, 0, top, left, *rest), (0, 0, bottom, right, *rest), value, name=name)
 
 
 def _out_dtype(op: str, data: Tensor, out_dtype: str | None) -> str:

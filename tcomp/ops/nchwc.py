@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tcomp import te
+from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, Var, cast, convert, floordiv, floormod
 from tcomp.ops.conv import _out_dtype, _output_plane, _padded_input, _spatial_args, _window_axes
 from tcomp.ops.utils import OP_KIND, OpError, OpKind, Tag, check_tensor, fold, static_dim
@@ -225,16 +226,25 @@ def depthwise_conv2d_nchwc(
     padding: int | Sequence[int] = 0,
     dilation: int | Sequence[int] = 1,
     name: str = "depthwise_conv2d_nchwc",
+    pad_value: int = 0,
 ) -> Tensor:
     """Depthwise 2-D convolution in blocked layout. ``data[N, C // b, H, W, b]`` (``NCHW{b}c``) and
     ``kernel[C // b, 1, KH, KW, 1, b]`` (``OIHW1i{b}o`` of the ``[C, 1, KH, KW]`` kernel) ->
     ``out[N, C // b, OH, OW, b]``, sizes as in ``conv2d_nchw``, and
 
         out[n, g, y, x, b] = sum_{ry, rx} pad[n, g, y * sh + ry * dh, x * sw + rx * dw, b] * kernel[g, 0, ry, rx, 0, b].
+
+    ``data`` may also be ``uint8`` with a float kernel: each value is converted as it is read, the padding is
+    ``pad_value`` (a dequantized tensor's zero point), and ``out`` has the kernel's type.
     """
     op = "depthwise_conv2d_nchwc"
     check_tensor(op, "data", data, 5)
     check_tensor(op, "kernel", kernel, 6)
+    if data.dtype != kernel.dtype and not (data.dtype == "uint8" and dt.is_float(kernel.dtype)):
+        raise OpError(f"{op}: data of {data.dtype} and a kernel of {kernel.dtype}: the same float type, or uint8 data "
+                      "and a float kernel, expected")
+    if not 0 <= pad_value <= 255 or (pad_value and data.dtype != "uint8"):
+        raise OpError(f"{op}: pad_value {pad_value} is for uint8 data (0 to 255)")
     strides, pads, dilations = _spatial_args(op, stride, padding, dilation)
     chunks, block = static_dim(op, "data", data, 1), static_dim(op, "data", data, 4)
     expected = (chunks, 1, 1, block)
@@ -244,12 +254,15 @@ def depthwise_conv2d_nchwc(
                       f"shape {tuple(kernel.shape)}")
     kh, kw = static_dim(op, "kernel", kernel, 2), static_dim(op, "kernel", kernel, 3)
     out_h, out_w = _output_plane(op, data, (kh, kw), strides, pads, dilations)
-    padded = _padded_input(data, pads)
+    padded = _padded_input(data, pads, value=pad_value)
     ry, rx = _window_axes(kh, kw)
     (sh, sw), (dh, dw) = strides, dilations
 
     def body(n: Var, g: Var, y: Var, x: Var, b: Var) -> Expr:
-        return te.sum(padded[n, g, y * sh + ry * dh, x * sw + rx * dw, b] * kernel[g, 0, ry, rx, 0, b], axis=[ry, rx])
+        value = padded[n, g, y * sh + ry * dh, x * sw + rx * dw, b]
+        if value.dtype != kernel.dtype:
+            value = cast(value, kernel.dtype)
+        return te.sum(value * kernel[g, 0, ry, rx, 0, b], axis=[ry, rx])
 
     shape = (data.shape[0], data.shape[1], out_h, out_w, data.shape[4])
     attrs = {OP_KIND: OpKind.DEPTHWISE_CONV2D_NCHWC, "stride": strides, "padding": pads, "dilation": dilations}

@@ -481,6 +481,25 @@ def test_quantized_conv2d_node_errors(x_shape: tuple, changes: dict, message: st
         infer_types(_graph(node, x_shape, params))
 
 
+def test_depthwise_node_of_bytes() -> None:
+    """A blocked depthwise node reads uint8 data (a float result) and pads it with ``pad_value``; other types and a
+    pad value for float data are errors."""
+    weight = {"w": np.ones((1, 1, 3, 3, 1, 8), np.float32)}
+    attrs = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1)}
+
+    def typed(dtype: str, **changes: int) -> Graph:
+        node = make_node("depthwise_conv2d_nchwc", "dw", ["x", "w"], ["y"], **attrs, **changes)
+        return infer_types(Graph("g", ("x",), ("y",), (node,), weight, {"x": TensorType((1, 1, 5, 5, 8), dtype)}))
+
+    assert typed("uint8", pad_value=9).types["y"] == TensorType((1, 1, 5, 5, 8), "float32")
+    with pytest.raises(GraphError, match=r"node dw \(depthwise_conv2d_nchwc\): data .* must be of the kernel's"):
+        typed("int8")
+    with pytest.raises(GraphError, match="pad_value 9 must be 0, or a byte for uint8 data"):
+        typed("float32", pad_value=9)
+    with pytest.raises(GraphError, match="pad_value 300 must be"):
+        typed("uint8", pad_value=300)
+
+
 @pytest.mark.parametrize(("x_shape", "pad", "changes", "message"), [
     ((1, 5, 2, 2), "zero", {}, r"node cols \(im2col\): the window Window\(.*\) does not fit a 5 x 2 input"),
     ((1, 5, 4, 2), "zero", {"kernel": (0, 3)}, r"node cols \(im2col\): .*kernel must be positive"),
@@ -580,9 +599,10 @@ def test_dynamically_quantized_conv_net_reads_rows(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=0.05 * np.abs(want).max())
 
 
-def _float_inverted_residual(x_shape: tuple, expanded: int) -> onnx.ModelProto:
+def _float_inverted_residual(x_shape: tuple, expanded: int, expansion_relu6: bool = True) -> onnx.ModelProto:
     """MobileNetV2's inverted residual: 1x1 expansion + relu6, depthwise 3x3 + relu6, 1x1 projection, the residual
-    added; random weights."""
+    added; random weights. Without ``expansion_relu6`` the expansion is linear (its quantized values then have a
+    zero point above 0)."""
     channels = x_shape[1]
 
     def weight(name: str, shape: tuple) -> onnx.TensorProto:
@@ -594,7 +614,8 @@ def _float_inverted_residual(x_shape: tuple, expanded: int) -> onnx.ModelProto:
              numpy_helper.from_array(np.array(0.0, np.float32), "low"),
              numpy_helper.from_array(np.array(6.0, np.float32), "high")]
     node = helper.make_node
-    nodes = [node("Conv", ["x", "we", "be"], ["e"]), node("Clip", ["e", "low", "high"], ["e6"]),
+    expansion = node("Clip", ["e", "low", "high"], ["e6"]) if expansion_relu6 else node("Identity", ["e"], ["e6"])
+    nodes = [node("Conv", ["x", "we", "be"], ["e"]), expansion,
              node("Conv", ["e6", "wd", "bd"], ["d"], group=expanded, pads=[1, 1, 1, 1]),
              node("Clip", ["d", "low", "high"], ["d6"]), node("Conv", ["d6", "wp", "bp"], ["p"]),
              node("Add", ["p", "x"], ["y"])]
@@ -604,13 +625,15 @@ def _float_inverted_residual(x_shape: tuple, expanded: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-@pytest.mark.parametrize("expanded", [24, 144])
-def test_depthwise_convolutions_between_int8_ones_read_rows(expanded: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("expanded", "expansion_relu6"), [(24, True), (144, True), (40, False)])
+def test_depthwise_convolutions_between_int8_ones_read_rows(expanded: int, expansion_relu6: bool,
+                                                            tmp_path: Path) -> None:
     """A QDQ inverted residual: the depthwise convolution between the two int8 1x1 convolutions (it stays float)
     reads the rows as one block of all channels (``NCHW{C}c``, the same bytes: no layout transform), in chunks of
-    vectors where that block is wide; against onnxruntime within a few steps of the output's quantization."""
+    vectors where that block is wide, and reads them as bytes (``quantized_depthwise``; padded with the zero point,
+    above 0 after a linear expansion); against onnxruntime within a few steps of the output's quantization."""
     x_shape = (1, 16, 9, 11)
-    model = _quantize_static(_float_inverted_residual(x_shape, expanded), x_shape, tmp_path)
+    model = _quantize_static(_float_inverted_residual(x_shape, expanded, expansion_relu6), x_shape, tmp_path)
     executor, graphs = _compile_with_passes(model)
     if APPLIES:
         laid_out = graphs["alter_layout"]
@@ -622,6 +645,10 @@ def test_depthwise_convolutions_between_int8_ones_read_rows(expanded: int, tmp_p
         moved = [n for n in path if n.op in ("transpose", "layout_transform")
                  and not all(i in laid_out.params for i in n.inputs)]  # the kernel's own is folded later
         assert not moved, moved
+        final = graphs["quantized_depthwise"]
+        [depthwise] = [n for n in final.nodes if n.op == "depthwise_conv2d_nchwc"]
+        assert final.type_of(depthwise.inputs[0]).dtype == "uint8"
+        assert (depthwise.attr("pad_value", 0) > 0) == (not expansion_relu6)
     x = RNG.normal(0, 1, x_shape).astype(np.float32)
     (got,) = executor.run({"x": x})
     (want,) = _onnxruntime(model, {"x": x})

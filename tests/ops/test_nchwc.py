@@ -280,8 +280,29 @@ def test_depthwise_conv2d_nchwc_against_numpy(channels: int, size: tuple[int, in
                     1e-4)
 
 
+@pytest.mark.parametrize(("channels", "block", "stride", "pad_value"), [(96, 96, 1, 0), (40, 8, 2, 131)])
+def test_depthwise_conv2d_nchwc_of_bytes(channels: int, block: int, stride: int, pad_value: int) -> None:
+    """uint8 data, converted as it is read and padded with ``pad_value``: the float convolution of the padded
+    bytes."""
+    x = RNG.integers(0, 256, (1, channels, 11, 9)).astype(np.uint8)
+    w = random_data(RNG, (channels, 1, 3, 3))
+    padded = np.pad(x.astype(np.float32), ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=pad_value)
+    expected = reference.depthwise_conv2d_nchw_python(padded, w, stride, 0, 1)
+    data = te.placeholder((1, channels // block, 11, 9, block), name="data", dtype="uint8")
+    weights = te.placeholder((channels // block, 1, 3, 3, 1, block), name="kernel")
+    conv = depthwise_conv2d_nchwc(data, weights, stride, 1, 1, pad_value=pad_value)
+    assert conv.dtype == "float32"
+    build_and_check(schedule_cpu([conv]), [data, weights, conv], [to_blocked(x, block), pack(w, 1, block)],
+                    to_blocked(expected, block), 1e-4, 1e-3)
+
+
 def test_depthwise_conv2d_nchwc_errors() -> None:
     data = te.placeholder((1, 4, 6, 6, 8), name="data")
+    kernel = te.placeholder((4, 1, 3, 3, 1, 8), name="k")
+    with pytest.raises(OpError, match="the same float type, or uint8 data and a float kernel"):
+        depthwise_conv2d_nchwc(te.placeholder((1, 4, 6, 6, 8), name="data", dtype="int8"), kernel)
+    with pytest.raises(OpError, match="pad_value 3 is for uint8 data"):
+        depthwise_conv2d_nchwc(data, kernel, pad_value=3)
     with pytest.raises(OpError, match=r"a kernel of 4 blocks \[C // b, 1, KH, KW, 1, b\] with b = 8 expected"):
         depthwise_conv2d_nchwc(data, te.placeholder((4, 1, 3, 3, 1, 4), name="k"))
     with pytest.raises(OpError, match="must have 6 dimensions"):

@@ -4,8 +4,9 @@
   and ``OIHW8i8o`` (``tcomp.ops.nchwc.layout_transform``);
 - ``conv2d_nchwc(strides, pads, dilations, groups=1)``: data ``NCHW{ic}c``, kernel ``OIHW{ic}i{oc}o`` (of the
   ``[O, C // groups, KH, KW]`` kernel) -> ``NCHW{oc}c`` (``tcomp.ops.nchwc.conv2d_nchwc``);
-- ``depthwise_conv2d_nchwc(strides, pads, dilations)``: data ``NCHW{b}c``, kernel ``OIHW1i{b}o`` (from ``[C, 1, KH,
-  KW]``) -> ``NCHW{b}c`` (``tcomp.ops.nchwc.depthwise_conv2d_nchwc``).
+- ``depthwise_conv2d_nchwc(strides, pads, dilations, pad_value=0)``: data ``NCHW{b}c``, kernel ``OIHW1i{b}o`` (from
+  ``[C, 1, KH, KW]``) -> ``NCHW{b}c`` of the kernel's type (``tcomp.ops.nchwc.depthwise_conv2d_nchwc``); uint8 data
+  is converted as it is read and padded with ``pad_value``.
 
 - ``winograd_kernel(tile, ic_block, oc_block)``: an ``OIHW`` 3x3 kernel transformed for F(tile x tile, 3 x 3) ->
   ``[a, a, O // oc, I // ic, ic, oc]`` (``tcomp.ops.winograd.winograd_kernel``; a constant, folded at compile time);
@@ -97,17 +98,23 @@ def _groups(ctx: InferContext) -> int:
 
 def _infer_depthwise_nchwc(ctx: InferContext) -> list[TensorType]:
     x, w = ctx.type(0), ctx.type(1)
-    require_float(ctx, x)
+    require_float(ctx, w)
+    if x.dtype != w.dtype and x.dtype != "uint8":
+        raise ctx.error(f"data {x} must be of the kernel's type or uint8")
+    pad_value = ctx.attr("pad_value", 0)
+    if isinstance(pad_value, bool) or not isinstance(pad_value, int) or not 0 <= pad_value <= 255 \
+            or (pad_value and x.dtype != "uint8"):
+        raise ctx.error(f"pad_value {pad_value!r} must be 0, or a byte for uint8 data")
     if x.ndim != 5 or w.ndim != 6 or w.shape[0] != x.shape[1] or w.shape[5] != x.shape[4] or w.shape[1] != 1 \
             or w.shape[4] != 1:
         raise ctx.error(f"data {x} and kernel {w} are not NCHW[b]c / OIHW1i[b]o depthwise operands")
     oh, ow = conv2d_output_hw(ctx, (x.shape[2], x.shape[3]), (w.shape[2], w.shape[3]))
-    return [TensorType((x.shape[0], x.shape[1], oh, ow, x.shape[4]), x.dtype)]
+    return [TensorType((x.shape[0], x.shape[1], oh, ow, x.shape[4]), w.dtype)]
 
 
 def _lower_depthwise_nchwc(ctx: LowerContext) -> list[Tensor]:
     return [depthwise_conv2d_nchwc(ctx.tensor(0), ctx.tensor(1), ctx.attr("strides"), ctx.attr("pads"),
-                                   ctx.attr("dilations"), name=ctx.name)]
+                                   ctx.attr("dilations"), name=ctx.name, pad_value=ctx.attr("pad_value", 0))]
 
 
 def _tile(ctx: InferContext) -> int:
