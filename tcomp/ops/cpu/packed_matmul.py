@@ -440,7 +440,8 @@ def host_blocks(host: Stage, plan: GemmPlan) -> Any:
     """Split ``host``'s loops as the product's blocks go (``mr``-row tiles in blocks of ``block_rows``, ``nr``-column
     panels, the panels or the row blocks over the cores) and return the loop at which the product is computed: one
     iteration per core's block (a block of columns, or a row block of one matrix). Its rows and columns are whole
-    tiles, so the product's region is too (the host guards the rows and columns beyond its own)."""
+    tiles, so the product's region is too (the host guards the rows and columns beyond its own, per vector of
+    ``lanes`` where the last panel is partly outside C: its whole vectors run unguarded)."""
     bl = plan.blocking
     *lead, i, j = host.leaf_iter_vars
     i_tile, i_inner = host.split(i, factor=bl.mr)
@@ -456,6 +457,8 @@ def host_blocks(host: Stage, plan: GemmPlan) -> Any:
         attach = host.fuse(*lead, i_block) if lead else i_block
         if plan.cores > 1:
             host.parallel(attach)
+    if plan.N % bl.nr:  # the last panel is partly outside C: a guard per vector, not per panel
+        _, j_inner = host.split(j_inner, factor=plan.lanes)
     host.vectorize(j_inner)
     return attach
 
