@@ -14,7 +14,7 @@ import re
 import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
-from tcomp.codegen.llvm.context import CodegenError, ModuleContext
+from tcomp.codegen.llvm.context import CodegenError, ModuleContext, argument_names
 from tcomp.codegen.llvm.intrinsics import LIBM_FUNCTIONS
 from tcomp.codegen.llvm.stmts import FunctionEmitter
 from tcomp.ir.stmt import CHECK_DIVISION, PrimFunc
@@ -74,7 +74,7 @@ def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:
     impl = ir.Function(ctx.module, impl_type, name=entry + ".impl")
     impl.linkage = "internal"
     args = list(impl.args)
-    names = _unique_names([b.name for b in func.params] + [v.name for v in func.size_vars] + ["err"])
+    names = argument_names([b.name for b in func.params] + [v.name for v in func.size_vars] + ["err"])
     for arg, name in zip(args, names):
         arg.name = name
     may_alias = {int(i) for i in func.attr("may_alias", ())}  # in-place pairs (a graph executor's memory plan)
@@ -104,12 +104,3 @@ def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:
     bld.ret(bld.call(impl, call_args))
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    result = []
-    for name in names:
-        clean = re.sub(r"[^A-Za-z0-9_.]", "_", name) or "arg"
-        count = seen.get(clean, 0)
-        seen[clean] = count + 1
-        result.append(clean if count == 0 else f"{clean}.{count}")
-    return result

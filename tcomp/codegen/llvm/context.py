@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import re
+
 import llvmlite.ir as ir
 
 from tcomp.ir.buffer import Buffer
 from tcomp.runtime.artifact import AssertInfo
 from tcomp.target import Target
 
+# LLVM cuts local value names at 1024 characters (``-non-global-value-max-name-size``): two longer names that
+# share their first 1024 would define one value twice
+MAX_VALUE_NAME = 200
+
 
 class CodegenError(Exception):
     """The loop IR holds something the LLVM backend cannot translate (the message names it)."""
+
+
+def argument_names(names: list[str]) -> list[str]:
+    """Names for a function's arguments from ``names``: letters, digits, ``_`` and ``.`` only, at most
+    ``MAX_VALUE_NAME`` characters and distinct (a repeated name gets ``.1``, ``.2`` ...)."""
+    seen: set[str] = set()
+    result = []
+    for name in names:
+        clean = (re.sub(r"[^A-Za-z0-9_.]", "_", name) or "arg")[:MAX_VALUE_NAME]
+        unique, count = clean, 0
+        while unique in seen:
+            count += 1
+            unique = f"{clean}.{count}"
+        seen.add(unique)
+        result.append(unique)
+    return result
 
 
 class _LoopID(ir.values.MDValue):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import llvmlite.ir as ir
 
 from tcomp.codegen.llvm import types as T
+from tcomp.codegen.llvm.context import argument_names
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
@@ -128,14 +129,13 @@ def _emit_body_function(parent: FunctionEmitter, loop: S.For, name: str, buffers
     function = ir.Function(ctx.module, fnty, name=name)
     function.linkage = "internal"
     args = list(function.args)
+    names = argument_names([b.name for b in buffers] + [v.name for v in variables] + ["err", "lo", "hi"])
+    for arg, name in zip(args, names):
+        arg.name = name
     for arg, buffer in zip(args, buffers):
-        arg.name = buffer.name
         if buffer not in ctx.may_alias:
             arg.add_attribute("noalias")
-    for arg, var in zip(args[len(buffers):], variables):
-        arg.name = var.name
     err, lo, hi = args[-3], args[-2], args[-1]
-    err.name, lo.name, hi.name = "err", "lo", "hi"
     inner = type(parent)(ctx, function, err, in_parallel=True)  # the body's emitter is of the parent's kind
     inner.buffers.update(zip(buffers, args))
     inner.vars.update(zip(variables, args[len(buffers):]))
