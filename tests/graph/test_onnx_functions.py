@@ -150,3 +150,14 @@ def test_operator_attributes_are_checked_against_the_schema() -> None:
     model = _operator_model(node, {"size": (TensorProto.INT64, [])}, 17)
     with pytest.raises(GraphError, match="unknown attribute 'window'"):
         tg.from_onnx(model)
+
+
+def test_deeply_nested_functions_compile() -> None:
+    """300 functions each calling the next: the values' names grow with the nesting (past LLVM's 1024 characters)."""
+    levels = [helper.make_function(DOMAIN, "L0", ["a"], ["b"], [helper.make_node("Neg", ["a"], ["b"])], OPSETS)]
+    levels += [helper.make_function(DOMAIN, f"L{level}", ["a"], ["b"], [
+        helper.make_node(f"L{level - 1}", ["a"], ["b"], domain=DOMAIN)], OPSETS) for level in range(1, 300)]
+    model = _model([helper.make_node("L299", ["x"], ["y"], domain=DOMAIN)], levels, {"x": [4]}, ["y"])
+    x = np.arange(4, dtype=np.float32)
+    [y] = tg.compile(model, target="llvm").run([x])
+    np.testing.assert_array_equal(y, -x)
