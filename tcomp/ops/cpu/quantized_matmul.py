@@ -32,6 +32,7 @@ from tcomp.ops.cpu.packed_matmul import (
     plan_gemm,
     product_computes,
     splice_packed_product,
+    tile_rows,
 )
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.schedule.schedule import Schedule
@@ -68,6 +69,9 @@ def quantized_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = Fa
     slices = -(-k // (MAX_DEPTH if group == BYTES else MAX_DEPTH // 2))
     depth = -(-k // slices)
     blocking = replace(micro_blocking(m, k, lanes, cpu.vector_registers), kc=-(-depth // group) * group)
+    if n <= lanes:  # one vector of columns: panels of one vector, not two of which one is padding
+        rows = tile_rows(m, cpu.vector_registers - 2)  # a row's accumulator; one panel vector and a broadcast
+        blocking = replace(blocking, nr=lanes, mr=rows, mc=rows * max(1, blocking.mc // rows))
     in_place = a_in_place and group == BYTES and k % group == 0
     return plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=in_place)
 
