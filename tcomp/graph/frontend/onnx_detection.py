@@ -26,6 +26,15 @@ from tcomp.graph.frontend.onnx_common import Attrs, converts, optional
 from tcomp.ir import dtype as dt
 
 
+def feature_map(b: Builder, x: str) -> tuple[int, int, int, int]:
+    """``[N, C, H, W]`` of the feature map ``x`` that regions of interest are pooled from."""
+    xt = b.type(x)
+    if xt.ndim != 4:
+        raise b.error(f"X must be [N, C, H, W], got {xt}")
+    n, c, h, w = xt.shape
+    return n, c, h, w
+
+
 def _corners(boxes: np.ndarray, center_point_box: int) -> tuple[np.ndarray, ...]:
     """``x_min, x_max, y_min, y_max`` of every box, in the boxes' float type."""
     if center_point_box == 0:
@@ -149,10 +158,7 @@ def _roi_samples(rois: np.ndarray, height: int, width: int, out_h: int, out_w: i
 @converts("RoiAlign", (10, 16, 22))
 def _roi_align(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     x = ins[0]
-    xt = b.type(x)
-    if xt.ndim != 4:
-        raise b.error(f"X must be [N, C, H, W], got {xt}")
-    batches, channels, height, width = xt.shape
+    batches, channels, height, width = feature_map(b, x)
     why = "(the sample positions are computed from them while compiling)"
     rois = b.require_const(ins[1], f"the regions {why}")
     indices = b.require_const(ins[2], f"the batch indices {why}").astype(np.int64).reshape(-1)

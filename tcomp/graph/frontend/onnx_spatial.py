@@ -41,6 +41,7 @@ import onnx
 
 from tcomp.graph.frontend.onnx_builder import Builder
 from tcomp.graph.frontend.onnx_common import Attrs, const_ints, converts, optional, reshape, scalar_param
+from tcomp.graph.frontend.onnx_detection import feature_map
 from tcomp.graph.infer import check_size
 from tcomp.graph.ir import TensorType
 from tcomp.ir import dtype as dt
@@ -233,9 +234,7 @@ def roi_pool_bins(rois: np.ndarray, height: int, width: int, pooled: tuple[int, 
 def _max_roi_pool(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     x = ins[0]
     xt = b.type(x)
-    if xt.ndim != 4:
-        raise b.error(f"X must be [N, C, H, W], got {xt}")
-    batches, channels, height, width = xt.shape
+    batches, channels, height, width = feature_map(b, x)
     rois = b.require_const(ins[1], "the regions (the bins are computed from them while compiling)")
     if rois.ndim != 2 or rois.shape[1] != 5 or rois.shape[0] < 1:
         raise b.error(f"rois {list(rois.shape)} must be [regions, 5] rows [batch, x1, y1, x2, y2]")
