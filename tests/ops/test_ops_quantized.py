@@ -12,7 +12,7 @@ import tcomp
 from tcomp import te
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.dispatch import schedule_cpu
-from tcomp.ops.cpu.quantized_matmul import panel_group, quantized_plan
+from tcomp.ops.cpu.quantized_matmul import narrow_panels_pay, panel_group, quantized_plan
 from tcomp.ops.quantized import BYTES, PAIRS, pack_quantized_panels, quantized_matmul
 from tcomp.ops.utils import OpError
 from tcomp.target import Target
@@ -47,7 +47,7 @@ def _run(m: int, n: int, k: int, target: Target, x_value: np.ndarray, w: np.ndar
     return got, source
 
 
-@pytest.mark.parametrize(("m", "n", "k"), [(128, 768, 768), (37, 65, 19), (5, 33, 1030), (1, 3, 4)])
+@pytest.mark.parametrize(("m", "n", "k"), [(128, 768, 768), (37, 65, 19), (5, 33, 1030), (1, 3, 4), (59, 48, 36)])
 @pytest.mark.parametrize("target", [TWO_CORES, WITHOUT_VNNI, AVX2], ids=["host", "without-vnni", "avx2"])
 def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> None:
     x_value = RNG.integers(0, 256, (m, k)).astype(np.uint8)
@@ -55,6 +55,15 @@ def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> No
     _, source = _run(m, n, k, target, x_value, w, int(RNG.integers(0, 256)))
     kernel = "tcomp_igemm_u8s8_" if CpuTarget.of(target).byte_dots else "tcomp_igemm_i16_"
     assert kernel in source
+
+
+def test_narrow_panels_where_two_vectors_would_pad_a_quarter() -> None:
+    cpu = CpuTarget.of(TWO_CORES)
+    lanes = cpu.lanes("int32")
+    assert [narrow_panels_pay(n, 16) for n in (3, 16, 24, 32, 40, 48, 80, 144)] == [
+        True, True, False, False, True, True, False, False]
+    assert quantized_plan(3136, 48, 144, cpu).blocking.nr == lanes
+    assert quantized_plan(3136, 144, 144, cpu).blocking.nr == 2 * lanes
 
 
 def test_quantized_matmul_at_the_extremes() -> None:
