@@ -200,15 +200,37 @@ def _nested_nodes(nodes: Iterable[onnx.NodeProto], prefix: str) -> Iterable[tupl
                 yield from _nested_nodes(graph.node, f"{name}/{attribute.name}/")
 
 
-def _converter(node: onnx.NodeProto, opset: int) -> Converter | None:
-    """The converter implementing ``node``'s operator definition at ``opset`` (None: none does)."""
+def _implementation(node: onnx.NodeProto, opset: int) -> tuple[Converter, int] | None:
+    """The converter implementing ``node``'s operator definition at ``opset`` and that definition's version (None:
+    no converter does)."""
     if (node.domain or "") not in ("", "ai.onnx"):
         return None
     converter = CONVERTERS.get(node.op_type)
     version = schema_version(node.op_type, opset)
     if converter is None or version is None or version not in converter.versions:
         return None
-    return converter
+    return converter, version
+
+
+def _missing(name: str, node: onnx.NodeProto, opset: int, opsets: dict[str, int]) -> tuple[str, str, int]:
+    """How an unsupported node is listed: its name, its operator (with its domain, if not ONNX's), the opset."""
+    domain = node.domain or ""
+    if domain in ("", "ai.onnx"):
+        return name, node.op_type, opset
+    return name, f"{domain}.{node.op_type}", opsets.get(domain, 0)
+
+
+def _unsupported(missing: list[tuple[str, str, int]], opset: int) -> UnsupportedOperatorError:
+    listed = "; ".join(f"{name} ({op}, opset {v})" for name, op, v in missing[:50])
+    more = f"; and {len(missing) - 50} more" if len(missing) > 50 else ""
+    kinds = sorted({op for _, op, _ in missing})
+    hint = ""
+    if opset < MIN_FULL_OPSET:
+        hint = (f" (opsets {MIN_FULL_OPSET} to 21 are fully supported; convert an opset-{opset} model with "
+                "onnx.version_converter)")
+    return UnsupportedOperatorError(
+        f"the model uses {len(missing)} node(s) of operator(s) tcomp does not support ({', '.join(kinds)}): "
+        f"{listed}{more}{hint}", missing)
 
 
 def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], opset: int,
@@ -218,12 +240,10 @@ def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], ops
     missing: list[tuple[str, str, int]] = []
 
     def check(name: str, node: onnx.NodeProto, node_opset: int) -> None:
-        if _converter(node, node_opset) is not None:
+        if _implementation(node, node_opset) is not None:
             return
         if not functions.defines(node, node_opset):
-            domain = node.domain or ""
-            op = node.op_type if domain in ("", "ai.onnx") else f"{domain}.{node.op_type}"
-            missing.append((name, op, node_opset if domain in ("", "ai.onnx") else opsets.get(domain, 0)))
+            missing.append(_missing(name, node, node_opset, opsets))
             return
         for inner_opset, inner, path in functions.local_bodies(node, node_opset):
             if functions.local_function(inner) is None:
@@ -232,16 +252,7 @@ def check_supported(nodes: Iterable[onnx.NodeProto], opsets: dict[str, int], ops
     for name, node in _nested_nodes(nodes, ""):
         check(name, node, opset)
     if missing:
-        listed = "; ".join(f"{name} ({op}, opset {v})" for name, op, v in missing[:50])
-        more = f"; and {len(missing) - 50} more" if len(missing) > 50 else ""
-        kinds = sorted({op for _, op, _ in missing})
-        hint = ""
-        if opset < MIN_FULL_OPSET:
-            hint = (f" (opsets {MIN_FULL_OPSET} to 21 are fully supported; convert an opset-{opset} model with "
-                    "onnx.version_converter)")
-        raise UnsupportedOperatorError(
-            f"the model uses {len(missing)} node(s) of operator(s) tcomp does not support ({', '.join(kinds)}): "
-            f"{listed}{more}{hint}", missing)
+        raise _unsupported(missing, opset)
 
 
 def check_against_schema(b: Builder, node: onnx.NodeProto) -> None:
@@ -260,10 +271,10 @@ def check_against_schema(b: Builder, node: onnx.NodeProto) -> None:
 
 def convert_node(b: Builder, node: onnx.NodeProto) -> None:
     """Convert ``node`` by its converter or, where none implements it, by expanding the function defining it."""
-    converter = _converter(node, b.opset)
-    if converter is None:
-        check_supported([node], {}, b.opset, b.functions)
-    if converter is not None or b.functions.operator_schema(node, b.opset) is not None:
+    implementation = _implementation(node, b.opset)
+    if implementation is None and not b.functions.defines(node, b.opset):  # in a body ONNX built for the node
+        raise _unsupported([_missing(b.node_name, node, b.opset, {})], b.opset)
+    if implementation is not None or b.functions.operator_schema(node, b.opset) is not None:
         check_against_schema(b, node)
     inputs = [b.alias.get(name, name) if name else "" for name in node.input]
     for name in inputs:
@@ -271,10 +282,11 @@ def convert_node(b: Builder, node: onnx.NodeProto) -> None:
             raise b.error(f"input {name!r} is not defined")
     attrs = Attrs(node, b)
     try:
-        if converter is None:
+        if implementation is None:
             produced = b.functions.expand(b, node, inputs)
         else:
-            produced = converter.func(b, node, inputs, attrs, int(schema_version(node.op_type, b.opset) or 0))
+            converter, version = implementation
+            produced = converter.func(b, node, inputs, attrs, version)
     except GraphError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError) as exc:
