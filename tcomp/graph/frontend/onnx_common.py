@@ -58,6 +58,13 @@ class Attrs:
         attribute = self._get(key, (onnx.AttributeProto.INT,), default, default is None)
         return int(default if attribute is None else attribute.i)  # type: ignore[arg-type]
 
+    def flag(self, key: str, default: int) -> bool:
+        """A 0-or-1 attribute as a bool; any other value is an error."""
+        value = self.int(key, default)
+        if value not in (0, 1):
+            raise self.builder.error(f"{key}={value} must be 0 or 1")
+        return bool(value)
+
     def float(self, key: str, default: float | None = None) -> float:
         attribute = self._get(key, (onnx.AttributeProto.FLOAT, onnx.AttributeProto.INT), default, default is None)
         if attribute is None:

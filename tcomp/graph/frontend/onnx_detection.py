@@ -90,9 +90,7 @@ def _nms(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> 
     if boxes.ndim != 3 or boxes.shape[2] != 4 or scores.ndim != 3 or scores.shape[::2] != boxes.shape[:2]:
         raise b.error(f"boxes {list(boxes.shape)} must be [batches, boxes, 4] and scores {list(scores.shape)} "
                       "[batches, classes, boxes]")
-    center = a.int("center_point_box", 0)
-    if center not in (0, 1):
-        raise b.error(f"center_point_box={center} must be 0 or 1")
+    center = int(a.flag("center_point_box", 0))
     scalars = []
     for position, what in ((2, "max_output_boxes_per_class"), (3, "iou_threshold"), (4, "score_threshold")):
         name = optional(ins, position)

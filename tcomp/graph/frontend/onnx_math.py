@@ -57,10 +57,7 @@ def _isinf(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -
 
 @converts("Mod", (10, 13, 28))
 def _mod(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    fmod = a.int("fmod", 0)
-    if fmod not in (0, 1):
-        raise b.error(f"fmod={fmod} must be 0 or 1")
-    return [b.add1("mod", [ins[0], ins[1]], output=node.output[0], fmod=fmod)]
+    return [b.add1("mod", [ins[0], ins[1]], output=node.output[0], fmod=int(a.flag("fmod", 0)))]
 
 
 @converts("PRelu", (7, 9, 16))

@@ -136,10 +136,7 @@ def unique(x: np.ndarray, axis: int | None, sort: bool) -> tuple[np.ndarray, ...
 def _unique(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     x = b.require_const(ins[0], "the input of Unique (the number of distinct values is its outputs' shape)")
     axis = axis_index(b, a.int("axis"), x.ndim) if a.has("axis") else None
-    sort = a.int("sorted", 1)
-    if sort not in (0, 1):
-        raise b.error(f"sorted={sort} must be 0 or 1")
-    results = unique(x, axis, bool(sort))
+    results = unique(x, axis, a.flag("sorted", 1))
     return [b.param(value, name) if name else "" for value, name in zip(results, node.output)]
 
 

@@ -49,22 +49,6 @@ from tcomp.ir import dtype as dt
 MAX_MATRIX_BYTES = 1 << 28  # the largest DFT matrix (256 MiB) a converter makes
 
 
-def _flag(b: Builder, a: Attrs, key: str, default: int) -> bool:
-    """A 0-or-1 attribute as a bool."""
-    value = a.int(key, default)
-    if value not in (0, 1):
-        raise b.error(f"{key}={value} must be 0 or 1")
-    return bool(value)
-
-
-def _const_int(b: Builder, name: str, what: str) -> int:
-    """The one integer in the value ``name`` (known at compile time)."""
-    value = b.require_const(name, what)
-    if value.dtype.kind not in "iu" or value.size != 1:
-        raise b.error(f"{what} must be one integer, got {value.dtype} of shape {list(value.shape)}")
-    return int(value.reshape(-1)[0])
-
-
 def _check_signal(b: Builder, name: str, what: str) -> tuple[int, ...]:
     """The shape of a signal ``[..., 1 or 2]`` of floats."""
     t = b.type(name)
@@ -148,10 +132,10 @@ def transform(b: Builder, x: str, axis: int, length: int, inverse: bool, oneside
 def _dft(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     shape = _check_signal(b, ins[0], "input")
     rank = len(shape)
-    inverse, onesided = _flag(b, a, "inverse", 0), _flag(b, a, "onesided", 0)
+    inverse, onesided = a.flag("inverse", 0), a.flag("onesided", 0)
     if v >= 20:
         axis_name = optional(ins, 2)
-        axis = _const_int(b, axis_name, "the axis") if axis_name else -2
+        axis = int(_scalar(b, axis_name, "the axis", "iu")) if axis_name else -2
     else:
         axis = a.int("axis", 1)
     if not (-rank <= axis <= -2 or 0 <= axis <= rank - 2):
@@ -160,7 +144,7 @@ def _dft(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> 
     axis = axis + rank if axis < 0 else axis
     length_name = optional(ins, 1)
     if length_name:
-        length = _const_int(b, length_name, "dft_length")
+        length = int(_scalar(b, length_name, "dft_length", "iu"))
     elif inverse and onesided:
         length = 2 * (shape[axis] - 1)
     else:
@@ -175,12 +159,12 @@ def _stft(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) ->
     shape = _check_signal(b, ins[0], "signal")
     if len(shape) != 3:
         raise b.error(f"the signal {list(shape)} must be [batch, length, 1 or 2]")
-    onesided = _flag(b, a, "onesided", 1)
-    step = _const_int(b, ins[1], "frame_step")
+    onesided = a.flag("onesided", 1)
+    step = int(_scalar(b, ins[1], "frame_step", "iu"))
     if step < 1:
         raise b.error(f"frame_step={step} must be positive")
     window, length_name = optional(ins, 2), optional(ins, 3)
-    frame_length = _const_int(b, length_name, "frame_length") if length_name else None
+    frame_length = int(_scalar(b, length_name, "frame_length", "iu")) if length_name else None
     if window:
         window_type = b.type(window)
         if window_type.ndim != 1 or window_type.dtype != b.type(ins[0]).dtype:
