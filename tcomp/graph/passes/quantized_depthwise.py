@@ -67,6 +67,17 @@ def _dequantized_bytes(graph: Graph, value: str, producers: dict[str, Node]) -> 
     return _Bytes(inner.inputs[0], int(zero), scale)
 
 
+def _rewritable(graph: Graph, node: Node, producers: dict[str, Node]) -> _Bytes | None:
+    """The bytes ``node`` convolves, where it is a float depthwise convolution of dequantized bytes with a constant
+    weight; else None."""
+    if node.op != "depthwise_conv2d_nchwc" or node.attr("pad_value", 0):
+        return None
+    data, weight = node.inputs
+    if weight not in graph.params or graph.type_of(weight).dtype != "float32":
+        return None
+    return _dequantized_bytes(graph, data, producers)
+
+
 def quantized_depthwise(graph: Graph) -> Graph:
     """See the module docstring."""
     producers = graph.producers()
@@ -75,15 +86,13 @@ def quantized_depthwise(graph: Graph) -> Graph:
     nodes: list[Node] = []
     changed = False
     for node in graph.nodes:
-        data, weight = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else ""
-        found = None
-        if node.op == "depthwise_conv2d_nchwc" and weight in graph.params and not node.attr("pad_value", 0):
-            found = _dequantized_bytes(graph, data, producers)
-        if found is None or graph.type_of(weight).dtype != "float32":
+        found = _rewritable(graph, node, producers)
+        if found is None:
             nodes.append(node)
             continue
         changed = True
-        shape = graph.type_of(data).shape
+        dequantized, weight = node.inputs
+        shape = graph.type_of(dequantized).shape
         data = found.integers
         if graph.type_of(data).shape != shape:
             data = names.fresh(f"{node.name}/bytes")
