@@ -29,6 +29,7 @@ from tcomp.graph.cuda_executor import make_executor
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph, GraphError
 from tcomp.graph.kernels import Kernel, baked_params, compile_node, kernel_inputs
+from tcomp.graph.op import is_stateful
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
 from tcomp.graph.shared_constants import SharedConstants
@@ -106,6 +107,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         stats={"unplanned_bytes": plan.unplanned_bytes, "planned_bytes": plan.planned_bytes,
                "tuned_kernels": sum(k.tuned for k in kernels)},
         constants=tuple(sorted(baked)),
+        random_states=tuple(sorted({node.inputs[0] for node in graph.nodes if is_stateful(node)})),
     )
     return make_executor(program, [k.module for k in kernels])
 

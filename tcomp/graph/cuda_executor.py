@@ -123,6 +123,11 @@ class DeviceGraphExecutor(CudaGraphExecutor):
         name = self.program.inputs[key] if isinstance(key, int) else key
         self._device[name].set(self._arrays[name])
 
+    def _advance_random(self) -> None:
+        super()._advance_random()
+        for name in self.program.random_states:
+            self._device[name].set(self._arrays[name])
+
     def get_output(self, index: int) -> np.ndarray:
         return self._cupy.asnumpy(self._device[self.program.outputs[index]])
 

@@ -77,6 +77,7 @@ class ExecutorProgram:
     stats: dict[str, Any] = field(default_factory=dict)
     constants: tuple[str, ...] = ()  # parameters compiled into the code (one element): not read at run time
     offset_of: dict[str, int] = field(default_factory=dict)  # byte offset of a value in its storage, where not 0
+    random_states: tuple[str, ...] = ()  # parameters the executor advances before each run (``opdefs/random.py``)
 
 
 def _block(nbytes: int) -> np.ndarray:
@@ -111,6 +112,8 @@ class GraphExecutor:
             self._arrays[name] = storage_view(self._storage[storage], t, program.offset_of.get(name, 0))
         for name, value in program.params.items():
             self._arrays[name] = np.require(value, requirements="C")
+        self._random = [_random_state() for _ in program.random_states]  # this executor's own, never shared
+        self._arrays.update(zip(program.random_states, self._random))
         self._calls = []
         self._addresses = [int(address) for address in addresses]
         for spec, address in zip(program.kernels, self._addresses):
@@ -290,7 +293,8 @@ class GraphExecutor:
 
     def _run_kernels(self) -> None:
         """Every kernel in order: compiled entry points in one call (``tcomp/runtime/sequence.py``: no Python work
-        per kernel), other callables one by one."""
+        per kernel), other callables one by one. Random states advance first: every run draws new numbers."""
+        self._advance_random()
         if self._calls is not self._native_calls:
             for call in self._calls:
                 _invoke(call)
@@ -303,6 +307,10 @@ class GraphExecutor:
             _, _, _, errors, spec = self._calls[failed]
             _raise(status, errors, spec)
 
+    def _advance_random(self) -> None:
+        for state in self._random:
+            state[1] += np.uint64(1)
+
     def _check_runs_here(self) -> None:
         """Refuse to run kernels built for a CPU whose vector features this machine lacks (an illegal instruction
         would stop the process)."""
@@ -314,6 +322,12 @@ class GraphExecutor:
         """Write the compiled model to ``folder`` (see ``tcomp.graph.export``); ``tcomp.graph.load_executor`` loads
         it back without compiling."""
         export_executor(self, folder)
+
+
+def _random_state() -> np.ndarray:
+    """A random state (``tcomp/ops/random.py``): a key drawn from the system's entropy, so that unseeded draws differ
+    from one executor to the next, and a run counter."""
+    return np.array([int.from_bytes(os.urandom(8), "little"), 0], dtype=np.uint64)
 
 
 def take_inputs(name: str, input_names: Sequence[str], set_one: Callable[[str | int, Any], None],

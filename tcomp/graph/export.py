@@ -7,7 +7,8 @@ The folder holds:
   error area): ``kernels.so`` for CPUs (``tcomp/backend/llvm/export.py``), ``kernels.cu`` with its launch
   descriptions on its last line for ``cuda`` (``tcomp/backend/cuda/export.py``);
 - ``graph.json``: the executor program (inputs, outputs, value types, storages, the kernels to call with their
-  argument values, the parameters compiled into the code, the target), format ``FORMAT``;
+  argument values, the parameters compiled into the code, the random states the executor advances, the target),
+  format ``FORMAT``;
 - ``params.npz``: the parameters (``p0.npy``, ``p1.npy``, ... in the order of ``graph.json``'s ``"params"``).
 
 What loading a folder trusts: the code. ``kernels.so`` is native code that runs when it is loaded and when the
@@ -58,6 +59,7 @@ def export_executor(executor: Any, folder: str | os.PathLike[str]) -> None:
         "offset_of": program.offset_of,
         "params": sorted(program.params),
         "constants": list(program.constants),
+        "random_states": list(program.random_states),
         "kernels": [{"name": k.name, "entry": k.entry, "args": list(k.args), "num_inputs": k.num_inputs}
                     for k in program.kernels],
         "stats": program.stats,

@@ -8,8 +8,9 @@
   at most the bytes its parameters' types need (plus the archive's overhead), each array's header read and checked
   before its data;
 - ``graph.json``: every field has its type and bounds (names, known dtypes, non-negative dimensions, storages),
-  every value a kernel, an input or an output names has a type and a storage or parameter large enough, and every
-  parameter's array has exactly the dtype (byte order included) and shape of its type;
+  every value a kernel, an input or an output names has a type and a storage or parameter large enough, every
+  random state is a parameter of the state's type, and every parameter's array has exactly the dtype (byte order
+  included) and shape of its type;
 - kernels: every entry ``graph.json`` names must be one the compiler listed in the code (read by the target's
   backend: ``kernels.so``'s ``tcomp_kernels`` constant, looked up in ``kernels.so`` alone, never in the libraries it
   depends on, so ``system`` or ``abort`` of libc cannot be called; for ``cuda``, the launch descriptions in
@@ -37,6 +38,7 @@ from tcomp.graph.cuda_executor import make_executor
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.export import FORMAT, GRAPH, PARAMS, param_key
 from tcomp.graph.ir import GraphError, TensorType, known_dtype
+from tcomp.graph.opdefs.random import STATE_TYPE
 from tcomp.ir import dtype as dt
 from tcomp.json_value import JSONValueError, as_int, as_list, as_object, as_str, parse_json
 from tcomp.runtime.library import LibraryError
@@ -142,7 +144,8 @@ def program_of(folder: Path, document: dict[str, Any]) -> ExecutorProgram:
                                   _names(document.get("outputs"), "outputs"), types, storage_of, storage_bytes, {},
                                   kernels, _name(document.get("target"), "target"),
                                   stats if isinstance(stats, dict) else {},
-                                  _names(document.get("constants", []), "constants"), offset_of)
+                                  _names(document.get("constants", []), "constants"), offset_of,
+                                  _names(document.get("random_states", []), "random states"))
         param_names = _names(document.get("params"), "params")
     except (JSONValueError, GraphError) as exc:
         raise _fail(folder, f"{GRAPH} is inconsistent: {exc}") from None
@@ -159,6 +162,9 @@ def _check_program(folder: Path, program: ExecutorProgram, param_names: tuple[st
             raise _fail(folder, f"parameter {name!r} has no type")
         if name in program.storage_of:
             raise _fail(folder, f"parameter {name!r} also has a storage")
+    for name in program.random_states:
+        if name not in param_names or program.types[name] != STATE_TYPE:
+            raise _fail(folder, f"random state {name!r} is not a parameter of two uint64 elements")
     for name in program.offset_of:
         if name not in program.storage_of:
             raise _fail(folder, f"value {name!r} has an offset but no storage")

@@ -9,6 +9,8 @@ expressions and (for small integer values) static evaluation.
   values of small integer tensors (shapes and indices computed in the graph), as ONNX's data propagation does.
   Tensor data is never computed this way: constant folding runs generated code (``passes/fold_constants.py``).
 - ``pattern``: how the operator fuses (``OpPattern``, TVM's ``OpPatternKind``).
+- ``stateful``: its outputs change from run to run (random numbers): such a node is never computed at compile
+  time, however constant its inputs.
 
 The definitions live in ``opdefs/``, which the ``tcomp.graph`` package imports first: the registry is full once
 any module of the package is loaded.
@@ -105,16 +107,17 @@ class OpDef:
     infer: InferFunc
     lower: LowerFunc
     evaluate: EvalFunc | None = None
+    stateful: bool = False
 
 
 _REGISTRY: dict[str, OpDef] = {}
 
 
 def register_op(name: str, pattern: OpPattern, infer: InferFunc, lower: LowerFunc,
-                evaluate: EvalFunc | None = None) -> OpDef:
+                evaluate: EvalFunc | None = None, stateful: bool = False) -> OpDef:
     if name in _REGISTRY:
         raise ValueError(f"graph operator {name!r} is registered twice")
-    definition = OpDef(name, pattern, infer, lower, evaluate)
+    definition = OpDef(name, pattern, infer, lower, evaluate, stateful)
     _REGISTRY[name] = definition
     return definition
 
@@ -124,6 +127,11 @@ def get_op(name: str) -> OpDef:
         return _REGISTRY[name]
     except KeyError:
         raise GraphError(f"unknown graph operator {name!r}") from None
+
+
+def is_stateful(node: Node) -> bool:
+    """Whether ``node``'s outputs change from run to run (so that no pass may compute them ahead of time)."""
+    return get_op(node.op).stateful
 
 
 def registered_ops() -> list[str]:

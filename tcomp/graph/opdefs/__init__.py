@@ -11,10 +11,11 @@ from tcomp.graph.opdefs import (
     math,
     nn,
     quantized,
+    random,
     resize,
     spatial,
     transform,
 )
 
 __all__ = ["attention", "einsum", "elemwise", "fused", "grid_sample", "indexing", "layout", "math", "nn", "quantized",
-           "resize", "spatial", "transform"]
+           "random", "resize", "spatial", "transform"]

@@ -9,10 +9,11 @@ Rewrite, node by node in order (so whole constant subgraphs fold):
   generated code, exactly as the node would compute them at run time: an integer division by zero is a
   ``GraphError`` naming the node, as onnxruntime refuses such a model.
 
-Assumes: a typed graph before fusion. Does not fold a node whose outputs would exceed ``MAX_FOLD_BYTES`` (it stays
-a kernel). The limit is 1 GiB: exports that build their weights at run time (``ConstantOfShape`` of VGG-19's 392 MiB
-classifier weight in the onnx package's light models) fold them once, as onnxruntime does, instead of writing them
-at every inference. Dead nodes and unused parameters are dropped. Returns the same graph when nothing folds.
+Assumes: a typed graph before fusion. Never folds a stateful node (random numbers: new ones every run). Does not
+fold a node whose outputs would exceed ``MAX_FOLD_BYTES`` (it stays a kernel). The limit is 1 GiB: exports that build
+their weights at run time (``ConstantOfShape`` of VGG-19's 392 MiB classifier weight in the onnx package's light
+models) fold them once, as onnxruntime does, instead of writing them at every inference. Dead nodes and unused
+parameters are dropped. Returns the same graph when nothing folds.
 
 With ``constants`` (``tcomp.graph.shared_constants``), a node computed before from the same parameter arrays (a
 weight transposed or changed in layout, in another specialization of the model) takes the arrays computed then.
@@ -29,6 +30,7 @@ from tcomp.backend import build, lower
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import Graph, GraphError, Node
 from tcomp.graph.kernels import compile_node, node_tensors
+from tcomp.graph.op import is_stateful
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import CHECK_DIVISION
@@ -82,7 +84,7 @@ def fold_constants(graph: Graph, target: Target | str | None = None,
             changed = True
             continue
         inputs = [i for i in node.inputs if i]
-        foldable = all(i in params for i in inputs)
+        foldable = all(i in params for i in inputs) and not is_stateful(node)
         size = sum(graph.type_of(o).nbytes for o in node.outputs)
         if foldable and size <= MAX_FOLD_BYTES:
             sources = [params[i] for i in inputs]
