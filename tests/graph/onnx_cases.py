@@ -106,6 +106,31 @@ def compare(got: np.ndarray, want: np.ndarray) -> str:
     return ""
 
 
+def random_case(name: str) -> bool:
+    """Whether the case draws random numbers (its reference outputs come from another generator)."""
+    return "bernoulli" in name or "training_dropout" in name
+
+
+def check_random(name: str, inputs: list[np.ndarray], got: list[np.ndarray], want: list[np.ndarray]) -> str:
+    """"" when the outputs of random case ``name`` have the reference's shapes and dtypes and values the draw
+    allows (Bernoulli: 0 or 1; training Dropout: 0 or ``x / (1 - ratio)``, and a mask that says which), else why
+    not."""
+    for position, (g, w) in enumerate(zip(got, want)):
+        if g.shape != w.shape or g.dtype != w.dtype:
+            return f"output {position}: {g.dtype}{list(g.shape)} != {w.dtype}{list(w.shape)}"
+    if "bernoulli" in name:
+        return "" if np.isin(got[0], (0, 1)).all() else "a Bernoulli draw is neither 0 nor 1"
+    x = inputs[0]
+    ratio = float(inputs[1]) if len(inputs) > 1 else 0.5
+    scaled = (x / (1.0 - ratio)).astype(x.dtype)
+    kept = np.isclose(got[0], scaled, rtol=1e-6)
+    if not (kept | (got[0] == 0)).all():
+        return "a dropout output is neither 0 nor x / (1 - ratio)"
+    if len(got) > 1 and not np.array_equal(got[1], kept | ((x == 0) & got[1])):
+        return "the dropout mask differs from the values kept"
+    return ""
+
+
 def run_case(case: Any) -> CaseResult:
     """Compile and run every data set of ``case``; a ``GraphError`` is an "error", any other exception a "crash"."""
     import tcomp.graph as tg
@@ -116,6 +141,12 @@ def run_case(case: Any) -> CaseResult:
             outputs = executor.run([as_array(v) for v in inputs])
             if outputs is None or len(outputs) != len(expected):
                 return CaseResult("wrong", f"{len(outputs or [])} outputs, expected {len(expected)}")
+            if random_case(case.name):
+                problem = check_random(case.name, [as_array(v) for v in inputs], outputs,
+                                       [as_array(w) for w in expected])
+                if problem:
+                    return CaseResult("wrong", problem)
+                continue
             for position, (got, want) in enumerate(zip(outputs, expected)):
                 problem = compare(got, as_array(want))
                 if problem:

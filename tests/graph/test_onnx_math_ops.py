@@ -166,16 +166,6 @@ def test_dropout_in_training_mode_with_ratio_zero_drops_nothing() -> None:
     assert mask.all()
 
 
-def test_dropout_in_training_mode_at_random_is_refused() -> None:
-    import tcomp.graph as tg
-    from tests.graph.ort_reference import single_node_model
-
-    inputs = {"x": np.ones((2, 3), np.float32), "ratio": np.array(0.5, np.float32), "training": np.array(True)}
-    model = single_node_model("Dropout", inputs, 1, {}, 13, constants=["ratio", "training"])
-    with pytest.raises(tg.GraphError, match="training mode with ratio 0.5 drops at random"):
-        tg.compile(model)
-
-
 def _ints(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     info = np.iinfo(dtype)
     return RNG.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)

@@ -10,6 +10,7 @@ from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters
     onnx_nn,
     onnx_ops,
     onnx_quant,
+    onnx_random,
     onnx_reduce,
     onnx_rnn,
     onnx_select,

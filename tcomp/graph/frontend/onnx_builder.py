@@ -11,6 +11,7 @@ import numpy as np
 
 from tcomp.graph.infer import infer_node
 from tcomp.graph.ir import FreshNames, Graph, GraphError, TensorType, ValueNeededError, make_node
+from tcomp.graph.op import is_stateful
 from tcomp.graph.passes.fold_constants import MAX_FOLD_BYTES, evaluate_node
 from tcomp.ir import dtype as dt
 from tcomp.target import as_target
@@ -35,6 +36,8 @@ class Builder:
         self.node_names = FreshNames()
         self.alias: dict[str, str] = {}  # ONNX value name -> graph IR value name, where they differ
         self.graph_inputs: tuple[str, ...] = ()  # the run-time inputs, in order
+        self.random_state = ""  # the parameter random nodes read (``onnx_random.draw``), once there is one
+        self.random_nodes = 0  # random nodes so far: each draws its own stream
         self.node_name = ""  # the ONNX node being converted, for names and messages
         self.op_type = ""
 
@@ -99,7 +102,8 @@ class Builder:
     def evaluate(self, name: str) -> np.ndarray | None:
         """The value of ``name``, which no run-time input's value decides, computed by compiling and running the
         nodes it comes from (as constant folding does; float tensors included, which type inference does not
-        propagate). None when a value on the way is larger than constant folding takes."""
+        propagate). None when a value on the way is larger than constant folding takes or changes from run to run
+        (random numbers)."""
         producers = {out: node for node in self.nodes for out in node.outputs}
         needed: set[str] = set()
         stack = [name]
@@ -108,7 +112,7 @@ class Builder:
             node = producers.get(value)
             if self.const(value) is not None or node is None or node.name in needed:
                 continue
-            if sum(self.types[o].nbytes for o in node.outputs) > MAX_FOLD_BYTES:
+            if sum(self.types[o].nbytes for o in node.outputs) > MAX_FOLD_BYTES or is_stateful(node):
                 return None
             needed.add(node.name)
             stack.extend(i for i in node.inputs if i)

@@ -411,23 +411,4 @@ def _pad(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> 
     return [b.add1("pad", [x], output=node.output[0], pads=tuple(full), mode=mode, value=value)]
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# dropout (inference: the identity; the mask is all true)
-@converts("Dropout", (7, 10, 12, 13, 22))
-def _dropout(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    if v >= 12 and optional(ins, 2):
-        training = b.require_const(ins[2], "training_mode")
-        if bool(training.reshape(-1)[0]):  # a ratio of 0 drops nothing: inference's result
-            ratio = float(b.require_const(ins[1], "ratio").reshape(-1)[0]) if optional(ins, 1) else 0.5
-            if ratio != 0.0:
-                raise b.error(f"training mode with ratio {ratio} drops at random: not supported (tcomp compiles "
-                              "for inference)")
-    outputs = [b.add1("dropout", [ins[0]], output=node.output[0])]
-    if len(node.output) > 1 and node.output[1]:
-        shape = b.type(ins[0]).shape
-        outputs.append(b.add1("constant_of_shape", [], output=node.output[1], shape=shape, value=True,
-                              dtype="bool"))
-    return outputs
-
-
 __all__ = ["check_unused_outputs", "reshape"]
