@@ -14,7 +14,9 @@ symbolic batch axis.
 
 For each model NAME it writes ``NAME.onnx`` (weights inside, each file well under 2 MB) and ``NAME.npz`` with one
 or more input sets: ``in<k>_<input name>`` (the inputs of set k) and ``out<k>`` (PyTorch's output for them); a
-dynamic model has sets of different batch sizes. ``MANIFEST.txt`` lists the versions, the sizes and the inputs.
+dynamic model has sets of different batch sizes. A model exported in training mode (``bert_train``: its Dropout
+layers drop at random) has for ``out<k>`` the mean of many PyTorch runs and for ``std<k>`` their standard deviation.
+``MANIFEST.txt`` lists the versions, the sizes and the inputs.
 
 Options: ``--dynamo`` the dynamo exporter (transformers models only); ``--out`` the folder (default:
 ``torch_models`` beside this script, ``dynamo_models`` with ``--dynamo``); ``--list`` prints the model names;
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 OPSET = 17
+DRAWS = 4000  # PyTorch runs of a training-mode model, for the mean and deviation of its outputs
 DYNAMO_OPSET = 18
 SEED = 0
 
@@ -51,6 +54,7 @@ class Spec:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     functions: tuple[type[torch.nn.Module], ...] = ()  # module classes exported as model-local ONNX functions
+    training: bool = False  # exported in training mode: its Dropout layers drop at random (see ``export``)
 
 
 class FirstOutput(torch.nn.Module):
@@ -187,6 +191,9 @@ def hf(config: Callable[[Any], Any], model_class: str, names: list[str]) -> Call
 
 
 EAGER = {"attn_implementation": "eager"}
+BERT = hf(lambda T: T.BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=64, max_position_embeddings=64, **EAGER),
+          "BertModel", ["input_ids", "attention_mask"])
 
 MODELS: dict[str, Spec] = {
     "transformer_functions": Spec(transformer_encoder, ["x"], sequences(10, 32),
@@ -211,10 +218,7 @@ MODELS: dict[str, Spec] = {
                     "GPT2Model", ["input_ids", "attention_mask"]),
                  ["input_ids", "attention_mask"], tokens(16, 256, mask=True), batches=(1, 2), dynamic=True,
                  notes="transformers GPT2Model with an attention mask"),
-    "bert": Spec(hf(lambda T: T.BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                           intermediate_size=64, max_position_embeddings=64, **EAGER),
-                    "BertModel", ["input_ids", "attention_mask"]),
-                 ["input_ids", "attention_mask"], tokens(16, 256, mask=True), batches=(2, 5), dynamic=True,
+    "bert": Spec(BERT, ["input_ids", "attention_mask"], tokens(16, 256, mask=True), batches=(2, 5), dynamic=True,
                  notes="transformers BertModel with an attention mask"),
     "llama": Spec(hf(lambda T: T.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64,
                                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -226,6 +230,9 @@ MODELS: dict[str, Spec] = {
                                                **EAGER), "T5EncoderModel", ["input_ids"]),
                        ["input_ids"], tokens(16, 256), batches=(1, 3), dynamic=True,
                        notes="transformers T5EncoderModel (relative position buckets)"),
+    "bert_train": Spec(BERT, ["input_ids", "attention_mask"], tokens(16, 256, mask=True), training=True,
+                       notes="transformers BertModel exported in training mode (Dropout of ratio 0.1 drawn at run "
+                             f"time); out0 and std0 are the mean and standard deviation of {DRAWS} PyTorch runs"),
     "distilbert": Spec(hf(lambda T: T.DistilBertConfig(vocab_size=256, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
                                                        max_position_embeddings=64, **EAGER),
                           "DistilBertModel", ["input_ids", "attention_mask"]),
@@ -251,22 +258,29 @@ def export(name: str, outdir: str, dynamo: bool = False) -> str:
     spec = MODELS[name]
     torch.manual_seed(SEED)
     torch.backends.mha.set_fastpath_enabled(False)  # nn.MultiheadAttention's fused kernel has no ONNX export
-    net = spec.build().eval()
+    net = spec.build().train(spec.training)
     sets = [spec.inputs(batch) for batch in spec.batches]
     path = os.path.join(outdir, f"{name}.onnx")
     dynamic_axes = {n: {0: "batch"} for n in [*spec.input_names, "output"]} if spec.dynamic else None
+    arrays: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        outputs = [net(*inputs) for inputs in sets]
+        if spec.training:  # the outputs are random: their mean and standard deviation over many runs
+            for k, inputs in enumerate(sets):
+                draws = torch.stack([net(*inputs) for _ in range(DRAWS)])
+                arrays[f"std{k}"] = draws.std(dim=0).numpy()
+                arrays[f"out{k}"] = draws.mean(dim=0).numpy()
+        else:
+            arrays.update({f"out{k}": net(*inputs).numpy() for k, inputs in enumerate(sets)})
         if dynamo:
             _export_dynamo(net, sets[-1], path, spec)  # not batch 1: the exporter would specialize it
         else:
+            mode = torch.onnx.TrainingMode.TRAINING if spec.training else torch.onnx.TrainingMode.EVAL
             torch.onnx.export(net, sets[0], path, input_names=spec.input_names, output_names=["output"],
                               dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
-                              export_modules_as_functions=set(spec.functions) or False)
-    arrays: dict[str, np.ndarray] = {}
-    for k, (inputs, output) in enumerate(zip(sets, outputs)):
+                              export_modules_as_functions=set(spec.functions) or False, training=mode,
+                              do_constant_folding=not spec.training)
+    for k, inputs in enumerate(sets):
         arrays.update({f"in{k}_{n}": t.numpy() for n, t in zip(spec.input_names, inputs)})
-        arrays[f"out{k}"] = output.numpy()
     np.savez_compressed(os.path.join(outdir, f"{name}.npz"), **arrays)
     size = os.path.getsize(path) / 2**20
     shapes = [(n, tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in zip(spec.input_names, sets[0])]

@@ -7,6 +7,10 @@ set.
 The error is relative to the output's scale: ``max |tcomp - torch| / max |torch|`` must be at most 1e-4. A model
 with a symbolic batch runs its input sets (of different batch sizes) in one executor, which compiles once per batch
 size.
+
+A model exported in training mode (its stored data has ``std<k>``: the mean and standard deviation of many PyTorch
+runs, whose Dropout layers draw at random) is compared in distribution: the mean of ``RUNS`` tcomp runs must be
+within ``SIGMAS`` standard errors of PyTorch's, element by element, and the spread of the runs must match PyTorch's.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import pytest
 import tcomp.graph as tg
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-FOLDERS = {"torch_models": 13, "dynamo_models": 5}  # folder: the fewest models it holds
+FOLDERS = {"torch_models": 14, "dynamo_models": 5}  # folder: the fewest models it holds
 TOLERANCE = 1e-4
+RUNS = 400  # tcomp runs of a training-mode model
+TORCH_RUNS = 4000  # the PyTorch runs its stored mean and deviation come from (``export_models.DRAWS``)
+SIGMAS = 6.0
 
 
 def input_sets(path: Path) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
@@ -36,7 +43,13 @@ def input_sets(path: Path) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     return sets
 
 
+def is_random(path: Path) -> bool:
+    with np.load(path.with_suffix(".npz")) as data:
+        return "std0" in data.files
+
+
 MODELS = sorted(path for folder in FOLDERS for path in (DATA / folder).glob("*.onnx"))
+RANDOM_MODELS = [path for path in MODELS if is_random(path)]
 
 
 @pytest.mark.parametrize("folder", sorted(FOLDERS))
@@ -48,7 +61,8 @@ def test_every_model_has_its_data(folder: str) -> None:
         assert path.stat().st_size < 2 << 20
 
 
-@pytest.mark.parametrize("path", MODELS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", [p for p in MODELS if p not in RANDOM_MODELS],
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_exported_model_matches_pytorch(path: Path) -> None:
     executor = tg.compile(path, "llvm")
     sets = input_sets(path)
@@ -62,3 +76,19 @@ def test_exported_model_matches_pytorch(path: Path) -> None:
         assert executor.compilations == len(batches)
     else:
         assert len(batches) == 1
+
+
+@pytest.mark.parametrize("path", RANDOM_MODELS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_training_mode_model_matches_pytorch_in_distribution(path: Path) -> None:
+    executor = tg.compile(path, "llvm")
+    with np.load(path.with_suffix(".npz")) as data:
+        torch_std = data["std0"]
+    [(inputs, torch_mean)] = input_sets(path)[:1]
+    runs = np.stack([executor.run(inputs)[0].copy() for _ in range(RUNS)])
+    mean, std = runs.mean(axis=0), runs.std(axis=0)
+    assert (std > 0).mean() > 0.99, "the runs do not vary: dropout does not draw"
+    standard_error = np.sqrt(std ** 2 / RUNS + torch_std ** 2 / TORCH_RUNS) + 1e-6
+    worst = float((np.abs(mean - torch_mean) / standard_error).max())
+    assert worst <= SIGMAS, f"the mean of the runs is {worst:.1f} standard errors from PyTorch's"
+    spread = float(std.mean() / torch_std.mean())
+    assert 0.95 <= spread <= 1.05, f"the runs spread {spread:.2f} times as much as PyTorch's"
