@@ -184,7 +184,7 @@ def test_loop_past_the_unroll_limit_is_a_clear_error() -> None:
 
 
 def test_unsupported_nodes_inside_subgraphs_are_listed_up_front() -> None:
-    then = helper.make_graph([helper.make_node("SequenceEmpty", [], ["s"]),
+    then = helper.make_graph([helper.make_node("RegexFullMatch", ["x"], ["s"]),
                               helper.make_node("Identity", ["x"], ["t"])], "then", [], [_value("t", TP.FLOAT, None)])
     other = helper.make_graph([helper.make_node("StringNormalizer", ["x"], ["u"])], "else", [],
                               [_value("u", TP.FLOAT, None)])
@@ -193,7 +193,7 @@ def test_unsupported_nodes_inside_subgraphs_are_listed_up_front() -> None:
     with pytest.raises(tg.UnsupportedOperatorError) as caught:
         tg.compile(model)
     message = str(caught.value)
-    assert "choose/then_branch/SequenceEmpty_0 (SequenceEmpty" in message
+    assert "choose/then_branch/RegexFullMatch_0 (RegexFullMatch" in message
     assert "choose/else_branch/StringNormalizer_0 (StringNormalizer" in message
 
 

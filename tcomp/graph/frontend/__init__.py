@@ -14,6 +14,7 @@ from tcomp.graph.frontend import (  # noqa: F401  (each registers its converters
     onnx_reduce,
     onnx_rnn,
     onnx_select,
+    onnx_sequence,
     onnx_signal,
     onnx_spatial,
 )

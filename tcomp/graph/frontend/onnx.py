@@ -115,9 +115,7 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
     outputs = []
     builder.node_name, builder.op_type = "outputs", "Identity"
     for output in g.output:
-        ir_name = builder.alias.get(output.name, output.name)
-        if ir_name not in builder.types:
-            raise GraphError(f"graph output {output.name!r} is never defined")
+        ir_name = _output_tensor(builder, output.name)
         if ir_name != output.name:
             builder.names.taken.discard(output.name)
             ir_name = builder.add1("identity", [ir_name], output=builder.fresh(output.name))
@@ -130,6 +128,24 @@ def import_model(proto: onnx.ModelProto, base_dir: Path | None,
     graph = infer_types(graph)
     verify_graph(graph)
     return graph
+
+
+def _output_tensor(builder: Builder, name: str) -> str:
+    """The graph IR tensor of graph output ``name``: an optional output gives the tensor it holds; a sequence, an
+    empty optional or a value never defined is an error."""
+    ir_name = builder.alias.get(name, name)
+    while ir_name in builder.optionals:
+        held = builder.optionals[ir_name]
+        if held is None:
+            raise GraphError(f"graph output {name!r} is an empty optional: tcomp's executors return tensors")
+        ir_name = held
+    if ir_name in builder.sequences:
+        count = len(builder.sequences[ir_name].items)
+        raise GraphError(f"graph output {name!r} is a sequence (of {count} tensors): tcomp's executors return tensors;"
+                         " concatenate it in the model (ConcatFromSequence) or output its tensors (SequenceAt)")
+    if ir_name not in builder.types:
+        raise GraphError(f"graph output {name!r} is never defined")
+    return ir_name
 
 
 def _check_declared_types(g: onnx.GraphProto, builder: Builder) -> None:

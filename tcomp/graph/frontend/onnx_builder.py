@@ -4,6 +4,7 @@ values known at compile time) that every converter appends to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,15 @@ from tcomp.target import as_target
 
 if TYPE_CHECKING:
     from tcomp.graph.frontend.onnx_functions import FunctionLibrary
+
+
+@dataclass(frozen=True)
+class SequenceValue:
+    """An ONNX sequence, which tcomp resolves while importing: the graph IR tensors it holds, in order, and their
+    element type (known even when the sequence is empty)."""
+
+    items: tuple[str, ...]
+    dtype: str
 
 
 class Builder:
@@ -36,6 +46,8 @@ class Builder:
         self.node_names = FreshNames()
         self.alias: dict[str, str] = {}  # ONNX value name -> graph IR value name, where they differ
         self.graph_inputs: tuple[str, ...] = ()  # the run-time inputs, in order
+        self.sequences: dict[str, SequenceValue] = {}  # ONNX sequences: their tensors, known at compile time
+        self.optionals: dict[str, str | None] = {}  # ONNX optionals: the value each holds, or None when empty
         self.random_state = ""  # the parameter random nodes read (``onnx_random.draw``), once there is one
         self.random_nodes = 0  # random nodes so far: each draws its own stream
         self.node_name = ""  # the ONNX node being converted, for names and messages
@@ -64,6 +76,9 @@ class Builder:
             names = [self.fresh(f"{self.node_name}/{op}") for _ in range(outputs)]
         else:
             names = list(outputs)
+        for name in inputs:
+            if name in self.sequences or name in self.optionals:
+                self.type(name)  # the error that says so
         node = make_node(op, self._node_name(), inputs, names, **attrs)
         infer_node(node, self.types, self.values)
         self.nodes.append(node)
@@ -73,7 +88,15 @@ class Builder:
         return self.add(op, inputs, 1 if output is None else [output], **attrs)[0]
 
     def type(self, name: str) -> TensorType:
-        return self.types[name]
+        t = self.types.get(name)
+        if t is None:
+            kind = "a sequence" if name in self.sequences else "an optional" if name in self.optionals else "undefined"
+            raise self.error(f"{name!r} is {kind}, where a tensor is needed")
+        return t
+
+    def defined(self, name: str) -> bool:
+        """Whether ``name`` is a value: a tensor, a sequence or an optional."""
+        return name in self.types or name in self.sequences or name in self.optionals
 
     def const(self, name: str) -> np.ndarray | None:
         """The value of ``name`` when known at compile time (a parameter, a propagated integer value, or a value

@@ -285,7 +285,7 @@ def convert_node(b: Builder, node: onnx.NodeProto) -> None:
         check_against_schema(b, node)
     inputs = [b.alias.get(name, name) if name else "" for name in node.input]
     for name in inputs:
-        if name and name not in b.types:
+        if name and not b.defined(name):
             raise b.error(f"input {name!r} is not defined")
     attrs = Attrs(node, b)
     try:

@@ -103,7 +103,7 @@ def inline_graph(b: Builder, graph: onnx.GraphProto, inputs: Sequence[str], wher
     for declared in graph.output:
         name = names.get(declared.name, declared.name)
         name = b.alias.get(name, name)
-        if name not in b.types:
+        if not b.defined(name):
             raise b.error(f"{where}: subgraph output {declared.name!r} is never defined")
         outputs.append(name)
     return outputs

@@ -50,6 +50,8 @@ for _onnx, _ir, _versions in [
 
 @converts("Identity", (1, 13, 14, 16, *_TYPES_ONLY))
 def _identity(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
+    if ins[0] in b.sequences or ins[0] in b.optionals:  # known at compile time: the same value
+        return [ins[0]]
     return [b.add1("identity", [ins[0]], output=node.output[0])]
 
 
