@@ -112,6 +112,32 @@ def transformer_encoder() -> torch.nn.Module:
     return torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
 
 
+class Res2NetBlock(torch.nn.Module):
+    """Res2Net's multi-scale block (Gao et al., 2019): the channels split into groups, each group's 3x3 convolution
+    taking the previous group's output added in, the groups concatenated back. Scripted, its Python lists export as
+    ONNX sequences (``SplitToSequence``, a ``Loop`` of ``SequenceInsert``, ``ConcatFromSequence``)."""
+
+    def __init__(self, channels: int = 32, scales: int = 4) -> None:
+        super().__init__()
+        self.width = channels // scales
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(self.width, self.width, 3, padding=1)
+                                         for _ in range(scales - 1))
+        self.project = torch.nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        groups = torch.split(x, self.width, 1)
+        outputs: list[torch.Tensor] = [groups[0]]
+        carry = groups[0]
+        for index, conv in enumerate(self.convs):
+            carry = torch.relu(conv(groups[index + 1] + carry))
+            outputs.append(carry)
+        return x + self.project(torch.cat(outputs, 1))
+
+
+def res2net_block() -> torch.nn.Module:
+    return torch.jit.script(Res2NetBlock())
+
+
 # --------------------------------------------------------------------------------------------------- torchvision
 def vit() -> torch.nn.Module:
     from torchvision.models import VisionTransformer
@@ -200,6 +226,8 @@ MODELS: dict[str, Spec] = {
                                   functions=(torch.nn.TransformerEncoderLayer, torch.nn.MultiheadAttention),
                                   notes="torch.nn.TransformerEncoder, 2 layers of 32; its layers and their attention "
                                         "exported as model-local functions"),
+    "res2net_block": Spec(res2net_block, ["images"], images(16, 32),
+                          notes="a Res2Net block scripted by torch.jit.script: its lists export as ONNX sequences"),
     "vit": Spec(vit, ["images"], images(32), batches=(2, 3), dynamic=True,
                 notes="torchvision VisionTransformer, 2 layers, hidden 32"),
     "efficientnet": Spec(efficientnet, ["images"], images(32),
