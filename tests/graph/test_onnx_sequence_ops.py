@@ -151,6 +151,8 @@ def test_a_position_from_a_graph_input_specializes() -> None:
     ([_node("SplitToSequence", ["x", "split"], ["s"], axis=1), _node("ConcatFromSequence", ["s"], ["y"], axis=1)],
      {"split": np.array([2, 2], np.int64)}, r"split \[2, 2\] does not add up to the axis' length 7"),
     ([_node("SplitToSequence", ["x"], ["y"], axis=1)], {}, "graph output 'y' is a sequence \\(of 7 tensors\\)"),
+    ([_node("SplitToSequence", ["big"], ["s"]), _node("ConcatFromSequence", ["s"], ["y"], axis=0)],
+     {"big": np.zeros(100000, np.float32)}, "a sequence of 100000 tensors: .* stops at 1024"),
     ([_node("SplitToSequence", ["x"], ["s"], axis=1), _node("Relu", ["s"], ["y"])], {},
      "is a sequence, where a tensor is needed"),
     ([_node("SequenceAt", ["x", "p"], ["y"])], {"p": np.array(0, np.int64)}, "must be a sequence"),

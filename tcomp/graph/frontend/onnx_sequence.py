@@ -5,7 +5,8 @@ tensors (``SequenceValue``), as TVM's Relay frontend keeps it; an optional is th
 Positions, lengths and whether an optional holds a value must be known at compile time (a constant, computed from
 shapes, or fixed with ``input_values=``), as they decide what the graph computes; the ``Loop`` and ``If`` around such
 operators unroll and resolve at compile time (``onnx_control``), so a sequence built by a loop is the list of what
-its iterations inserted.
+its iterations inserted. A sequence holds at most ``MAX_UNROLLED_ITERATIONS`` tensors, as a loop runs at most that
+many iterations.
 
 - ``SequenceEmpty``, ``SequenceConstruct``, ``SequenceInsert``, ``SequenceErase``: a new list;
 - ``SequenceAt``: the tensor at a position; ``SequenceLength``: a constant;
@@ -25,7 +26,7 @@ import onnx
 
 from tcomp.graph.frontend.onnx_builder import Builder, SequenceValue
 from tcomp.graph.frontend.onnx_common import Attrs, axis_index, converts, optional, reshape
-from tcomp.graph.frontend.onnx_control import inline_graph
+from tcomp.graph.frontend.onnx_control import MAX_UNROLLED_ITERATIONS, inline_graph
 from tcomp.graph.frontend.onnx_data import onnx_dtype
 
 _SEQUENCES = (11,)
@@ -38,7 +39,14 @@ def sequence(b: Builder, name: str, what: str = "input 0") -> SequenceValue:
     return value
 
 
+def _check_length(b: Builder, length: int) -> None:
+    if length > MAX_UNROLLED_ITERATIONS:
+        raise b.error(f"a sequence of {length} tensors: tcomp resolves sequences at compile time, a graph value per "
+                      f"tensor, and stops at {MAX_UNROLLED_ITERATIONS} (as it unrolls loops)")
+
+
 def _new(b: Builder, items: list[str], dtype: str) -> str:
+    _check_length(b, len(items))
     for item in items:
         if b.type(item).dtype != dtype:
             raise b.error(f"a sequence of {dtype} cannot hold {item!r} of {b.type(item).dtype}")
@@ -129,6 +137,7 @@ def _split_to_sequence(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attr
             sizes = [int(s) for s in given]
             if sum(sizes) != length:
                 raise b.error(f"split {sizes} does not add up to the axis' length {length}")
+    _check_length(b, len(sizes))
     if not sizes:
         return [_new(b, [], x.dtype)]
     parts = b.add("split", [ins[0]], len(sizes), axis=axis, sizes=tuple(sizes)) if len(sizes) > 1 else [ins[0]]
