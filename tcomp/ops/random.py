@@ -8,12 +8,13 @@ fusion computes the same values, in any order, in parallel, on any target.
 - ``normal``: ``a + b * z`` with ``z`` standard normal, by the Box-Muller transform of two uniforms.
 
 The bits of element ``i`` (its row-major position) are SplitMix64's output for a starting point that mixes the key,
-the stream and the run: ``mix(run + (i + 1) * GAMMA)`` with ``run = mix(mix(key ^ mix(stream)) + counter * GAMMA)``
-(SplitMix64, Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014). ``state`` is a
-uint64 tensor of two elements: a key, then a run counter that the graph executor advances before every run. A node
-given a ``seed`` uses the seed's bits as its key instead of ``state[0]``, so its draws repeat from one executor to
-the next; ``stream`` tells the random nodes of one graph apart. A float64 normal draw hashes positions ``2i`` and
-``2i + 1``; the other draws hash ``i`` once.
+the stream and the run: ``mix(run + (i + 1) * GAMMA)`` with ``run = mix(key + mix(stream) + counter * GAMMA)``
+(SplitMix64, Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014). Two mixes deep
+at most: a mix reads its argument eight times, and the expression printed for a target (CUDA C) repeats it.
+``state`` is a uint64 tensor of two elements: a key, then a run counter that the graph executor advances before
+every run. A node given a ``seed`` uses the seed's bits as its key instead of ``state[0]``, so its draws repeat from
+one executor to the next; ``stream`` tells the random nodes of one graph apart. A float64 normal draw hashes
+positions ``2i`` and ``2i + 1``; the other draws hash ``i`` once.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def random(state: Tensor, shape: tuple[int, ...], dtype: str, distribution: str,
         raise OpError(f"{op}: distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
     compute = "float64" if dtype == "float64" else "float32"
     key = _u64(seed_key(seed)) if seed is not None else state[0]
-    run = _mix(_mix(te.bitwise_xor(key, _u64(mix64(stream)))) + state[1] * _u64(GAMMA))
+    run = _mix(key + _u64(mix64(stream)) + state[1] * _u64(GAMMA))
     strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
 
     def bits(position: Expr) -> Expr:

@@ -42,7 +42,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def _reference_bits(count: int, key: int, counter: int, stream: int) -> np.ndarray:
     """The module docstring's formula, in numpy: ``mix(run + (i + 1) * GAMMA)``."""
     mask = (1 << 64) - 1
-    run = mix64((mix64(key ^ mix64(stream)) + counter * GAMMA) & mask)
+    run = mix64((key + mix64(stream) + counter * GAMMA) & mask)
     with np.errstate(over="ignore"):
         positions = np.arange(1, count + 1, dtype=np.uint64)
         return _mix(np.uint64(run) + positions * np.uint64(GAMMA))
