@@ -3,7 +3,7 @@
     ONNX -> infer types -> remove empty -> float16 products -> integer products -> fold constants -> simplify
          -> gemm panels
          -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants
-         -> quantized depthwise -> concat in place -> fuse ops -> plan memory
+         -> quantized depthwise -> quantized pooling -> concat in place -> fuse ops -> plan memory
 
 Where the target has no float16 arithmetic (CPUs), products of float16 tensors compute in float32 between casts
 (``float16_products``). On CPUs, products of 8-bit integers then run on the integer GEMM (``integer_products``:
@@ -47,6 +47,7 @@ from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.merge_projections import merge_projections
 from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.quantized_depthwise import quantized_depthwise
+from tcomp.graph.passes.quantized_pooling import quantized_pooling
 from tcomp.graph.passes.quantized_weights import quantized_weights
 from tcomp.graph.passes.recognize_norms import recognize_norms
 from tcomp.graph.passes.remove_empty import remove_empty
@@ -73,6 +74,7 @@ class PassOptions:
     alter_layout: bool = True
     winograd: bool = True
     quantized_depthwise: bool = True
+    quantized_pooling: bool = True
     concat_in_place: bool = True
     fuse_ops: bool = True
     plan_memory: bool = True
@@ -138,6 +140,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     def depthwise_bytes(graph: Graph) -> Graph:
         return quantized_depthwise(graph) if options.blocked_convolutions else graph
 
+    def pooled_bytes(graph: Graph) -> Graph:
+        return quantized_pooling(graph) if options.blocked_convolutions else graph
+
     def concats(graph: Graph) -> Graph:
         return concat_in_place(graph) if options.concat_in_place else graph
 
@@ -157,6 +162,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         ("winograd", fast_convolutions),
         ("fold_constants", fold),
         ("quantized_depthwise", depthwise_bytes),
+        ("quantized_pooling", pooled_bytes),
         ("concat_in_place", concats),
         ("fuse_ops", fuse),
         ("plan_memory", plan_memory),

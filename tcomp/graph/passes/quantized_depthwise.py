@@ -40,7 +40,7 @@ def _scalar(graph: Graph, name: str) -> float | None:
     return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
 
 
-def _dequantized_bytes(graph: Graph, value: str, producers: dict[str, Node]) -> _Bytes | None:
+def dequantized_bytes(graph: Graph, value: str, producers: dict[str, Node]) -> _Bytes | None:
     """The ``_Bytes`` that ``value`` is, looking through reshapes; None where it is none."""
     node = producers.get(value)
     while node is not None and node.op == "reshape":
@@ -75,7 +75,7 @@ def _rewritable(graph: Graph, node: Node, producers: dict[str, Node]) -> _Bytes 
     data, weight = node.inputs
     if weight not in graph.params or graph.type_of(weight).dtype != "float32":
         return None
-    return _dequantized_bytes(graph, data, producers)
+    return dequantized_bytes(graph, data, producers)
 
 
 def quantized_depthwise(graph: Graph) -> Graph:
@@ -116,4 +116,4 @@ def quantized_depthwise(graph: Graph) -> Graph:
     return with_nodes(graph, nodes, params)
 
 
-__all__ = ["quantized_depthwise"]
+__all__ = ["dequantized_bytes", "quantized_depthwise"]
