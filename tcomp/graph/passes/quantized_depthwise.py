@@ -27,7 +27,7 @@ from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 
 
 @dataclass(frozen=True)
-class _Bytes:
+class DequantizedBytes:
     """``(float(integers) - zero) * scale``: uint8 ``integers``, ``zero`` and ``scale`` Python numbers."""
 
     integers: str
@@ -40,8 +40,8 @@ def _scalar(graph: Graph, name: str) -> float | None:
     return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
 
 
-def dequantized_bytes(graph: Graph, value: str, producers: dict[str, Node]) -> _Bytes | None:
-    """The ``_Bytes`` that ``value`` is, looking through reshapes; None where it is none."""
+def dequantized_bytes(graph: Graph, value: str, producers: dict[str, Node]) -> DequantizedBytes | None:
+    """The ``DequantizedBytes`` that ``value`` is, looking through reshapes; None where it is none."""
     node = producers.get(value)
     while node is not None and node.op == "reshape":
         node = producers.get(node.inputs[0])
@@ -64,10 +64,22 @@ def dequantized_bytes(graph: Graph, value: str, producers: dict[str, Node]) -> _
         return None
     if not (zero.is_integer() and 0 <= zero <= 255) or graph.type_of(inner.outputs[0]).dtype != "float32":
         return None
-    return _Bytes(inner.inputs[0], int(zero), scale)
+    return DequantizedBytes(inner.inputs[0], int(zero), scale)
 
 
-def _rewritable(graph: Graph, node: Node, producers: dict[str, Node]) -> _Bytes | None:
+def bytes_as(graph: Graph, found: DequantizedBytes, dequantized: str, reader: str, names: FreshNames,
+             nodes: list[Node]) -> str:
+    """The bytes ``found`` shaped as their ``dequantized`` values are: the bytes themselves, or a ``reshape`` of them
+    (named after the node ``reader`` that reads them) appended to ``nodes``."""
+    shape = graph.type_of(dequantized).shape
+    if graph.type_of(found.integers).shape == shape:
+        return found.integers
+    data = names.fresh(f"{reader}/bytes")
+    nodes.append(make_node("reshape", names.fresh(f"{reader}/view"), [found.integers], [data], shape=shape))
+    return data
+
+
+def _rewritable(graph: Graph, node: Node, producers: dict[str, Node]) -> DequantizedBytes | None:
     """The bytes ``node`` convolves, where it is a float depthwise convolution of dequantized bytes with a constant
     weight; else None."""
     if node.op != "depthwise_conv2d_nchwc" or node.attr("pad_value", 0):
@@ -92,11 +104,7 @@ def quantized_depthwise(graph: Graph) -> Graph:
             continue
         changed = True
         dequantized, weight = node.inputs
-        shape = graph.type_of(dequantized).shape
-        data = found.integers
-        if graph.type_of(data).shape != shape:
-            data = names.fresh(f"{node.name}/bytes")
-            nodes.append(make_node("reshape", names.fresh(f"{node.name}/view"), [found.integers], [data], shape=shape))
+        data = bytes_as(graph, found, dequantized, node.name, names, nodes)
         scaled = (graph.params[weight].astype(np.float64) * found.scale).astype(np.float32)
         scaled_name = names.fresh(f"{weight}/scaled")
         params[scaled_name] = scaled
@@ -116,4 +124,4 @@ def quantized_depthwise(graph: Graph) -> Graph:
     return with_nodes(graph, nodes, params)
 
 
-__all__ = ["dequantized_bytes", "quantized_depthwise"]
+__all__ = ["DequantizedBytes", "bytes_as", "dequantized_bytes", "quantized_depthwise"]
