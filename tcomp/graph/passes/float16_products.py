@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp.graph.edit import with_nodes
-from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.edit import Rewrite
+from tcomp.graph.ir import Graph, Node, make_node
 
 PRODUCTS = frozenset({"conv2d", "conv_nd", "conv_transpose", "matmul", "einsum"})
 
@@ -31,29 +31,33 @@ def _is_half_product(graph: Graph, node: Node) -> bool:
 
 def float16_products(graph: Graph) -> Graph:
     """See the module docstring."""
-    if not any(_is_half_product(graph, node) for node in graph.nodes):
-        return graph
-    names = FreshNames.of(graph)
+    edit = Rewrite(graph)
     widened: dict[str, str] = {}  # a float16 value -> its float32 cast
-    nodes: list[Node] = []
     for node in graph.nodes:
-        if not _is_half_product(graph, node):
-            nodes.append(node)
-            continue
-        inputs = []
-        for value in node.inputs:
-            if value and graph.type_of(value).dtype == "float16":
-                if value not in widened:
-                    widened[value] = names.fresh(f"{value}/float32")
-                    nodes.append(make_node("cast", names.fresh(f"{node.name}/widen"), [value], [widened[value]],
-                                           dtype="float32"))
-                value = widened[value]
-            inputs.append(value)
-        outputs = [names.fresh(f"{out}/float32") for out in node.outputs]
-        nodes.append(replace(node, inputs=tuple(inputs), outputs=tuple(outputs)))
-        for out, wide in zip(node.outputs, outputs):
-            nodes.append(make_node("cast", names.fresh(f"{node.name}/narrow"), [wide], [out], dtype="float16"))
-    return with_nodes(graph, nodes)
+        if _is_half_product(graph, node):
+            edit.replacements[node.name] = _widened_product(edit, node, widened)
+    return edit.result()
+
+
+def _widened_product(edit: Rewrite, node: Node, widened: dict[str, str]) -> list[Node]:
+    """``node`` on float32 casts of its float16 inputs (each value cast once, by its first reader: ``widened``),
+    its outputs cast back to float16."""
+    names = edit.names
+    nodes: list[Node] = []
+    inputs = []
+    for value in node.inputs:
+        if value and edit.graph.type_of(value).dtype == "float16":
+            if value not in widened:
+                widened[value] = names.fresh(f"{value}/float32")
+                nodes.append(make_node("cast", names.fresh(f"{node.name}/widen"), [value], [widened[value]],
+                                       dtype="float32"))
+            value = widened[value]
+        inputs.append(value)
+    outputs = [names.fresh(f"{out}/float32") for out in node.outputs]
+    nodes.append(replace(node, inputs=tuple(inputs), outputs=tuple(outputs)))
+    for out, wide in zip(node.outputs, outputs):
+        nodes.append(make_node("cast", names.fresh(f"{node.name}/narrow"), [wide], [out], dtype="float16"))
+    return nodes
 
 
 __all__ = ["PRODUCTS", "float16_products"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tcomp.graph.edit import with_nodes
+from tcomp.graph.edit import Rewrite
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 
 
@@ -92,36 +92,34 @@ def _rewritable(graph: Graph, node: Node, producers: dict[str, Node]) -> Dequant
 
 def quantized_depthwise(graph: Graph) -> Graph:
     """See the module docstring."""
-    producers = graph.producers()
-    names = FreshNames.of(graph)
-    params = dict(graph.params)
-    nodes: list[Node] = []
-    changed = False
+    edit = Rewrite(graph)
     for node in graph.nodes:
-        found = _rewritable(graph, node, producers)
-        if found is None:
-            nodes.append(node)
-            continue
-        changed = True
-        dequantized, weight = node.inputs
-        data = bytes_as(graph, found, dequantized, node.name, names, nodes)
-        scaled = (graph.params[weight].astype(np.float64) * found.scale).astype(np.float32)
-        scaled_name = names.fresh(f"{weight}/scaled")
-        params[scaled_name] = scaled
-        output = node.outputs[0]
-        if found.zero:
-            output = names.fresh(f"{node.name}/bytes_product")
-        nodes.append(replace(node, inputs=(data, scaled_name), outputs=(output,)).with_attrs(pad_value=found.zero))
-        if found.zero:  # [C // b, 1, KH, KW, 1, b] -> the per-channel sum of the taps, [1, C // b, 1, 1, b]
-            taps = scaled.astype(np.float64).sum(axis=(1, 2, 3, 4))
-            correction = (found.zero * taps).astype(np.float32).reshape(1, taps.shape[0], 1, 1, taps.shape[1])
-            correction_name = names.fresh(f"{node.name}/zero_point_taps")
-            params[correction_name] = correction
-            nodes.append(make_node("subtract", names.fresh(f"{node.name}/zero_point"), [output, correction_name],
-                                   [node.outputs[0]]))
-    if not changed:
-        return graph
-    return with_nodes(graph, nodes, params)
+        found = _rewritable(graph, node, edit.producers)
+        if found is not None:
+            edit.replacements[node.name] = _convolve_bytes(edit, node, found)
+    return edit.result()
+
+
+def _convolve_bytes(edit: Rewrite, node: Node, found: DequantizedBytes) -> list[Node]:
+    """The nodes that compute ``node`` from ``found``'s bytes (see the module docstring)."""
+    nodes: list[Node] = []
+    dequantized, weight = node.inputs
+    data = bytes_as(edit.graph, found, dequantized, node.name, edit.names, nodes)
+    scaled = (edit.graph.params[weight].astype(np.float64) * found.scale).astype(np.float32)
+    scaled_name = edit.names.fresh(f"{weight}/scaled")
+    edit.params[scaled_name] = scaled
+    output = node.outputs[0]
+    if found.zero:
+        output = edit.names.fresh(f"{node.name}/bytes_product")
+    nodes.append(replace(node, inputs=(data, scaled_name), outputs=(output,)).with_attrs(pad_value=found.zero))
+    if found.zero:  # [C // b, 1, KH, KW, 1, b] -> the per-channel sum of the taps, [1, C // b, 1, 1, b]
+        taps = scaled.astype(np.float64).sum(axis=(1, 2, 3, 4))
+        correction = (found.zero * taps).astype(np.float32).reshape(1, taps.shape[0], 1, 1, taps.shape[1])
+        correction_name = edit.names.fresh(f"{node.name}/zero_point_taps")
+        edit.params[correction_name] = correction
+        nodes.append(make_node("subtract", edit.names.fresh(f"{node.name}/zero_point"), [output, correction_name],
+                               [node.outputs[0]]))
+    return nodes
 
 
 __all__ = ["DequantizedBytes", "bytes_as", "dequantized_bytes", "quantized_depthwise"]

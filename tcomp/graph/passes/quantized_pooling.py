@@ -23,46 +23,40 @@ from dataclasses import replace
 
 import numpy as np
 
-from tcomp.graph.edit import with_nodes
-from tcomp.graph.ir import FreshNames, Graph, Node, make_node
+from tcomp.graph.edit import Rewrite
+from tcomp.graph.ir import Graph, Node, make_node
 from tcomp.graph.passes.quantized_depthwise import DequantizedBytes, bytes_as, dequantized_bytes
 
 
 def quantized_pooling(graph: Graph) -> Graph:
     """See the module docstring."""
-    producers = graph.producers()
-    names = FreshNames.of(graph)
-    params = dict(graph.params)
-    rewritten: list[Node] = []
+    edit = Rewrite(graph)
     for node in graph.nodes:
-        found = dequantized_bytes(graph, node.inputs[0], producers) if node.op == "max_pool2d_nchwc" else None
+        found = dequantized_bytes(graph, node.inputs[0], edit.producers) if node.op == "max_pool2d_nchwc" else None
         if found is not None and found.scale > 0:
-            _pool_bytes(graph, node, found, names, params, rewritten)
-        else:
-            rewritten.append(node)
-    if len(rewritten) == len(graph.nodes):  # every rewrite adds nodes
-        return graph
-    return with_nodes(graph, rewritten, params)
+            edit.replacements[node.name] = _pool_bytes(edit, node, found)
+    return edit.result()
 
 
-def _pool_bytes(graph: Graph, node: Node, found: DequantizedBytes, names: FreshNames, params: dict[str, np.ndarray],
-                nodes: list[Node]) -> None:
-    """Append to ``nodes`` the pooling of ``found``'s bytes and the dequantization of the maxima, under the name of
-    ``node``'s output."""
-    data = bytes_as(graph, found, node.inputs[0], node.name, names, nodes)
+def _pool_bytes(edit: Rewrite, node: Node, found: DequantizedBytes) -> list[Node]:
+    """The pooling of ``found``'s bytes and the dequantization of the maxima, under the name of ``node``'s output."""
+    names = edit.names
+    nodes: list[Node] = []
+    data = bytes_as(edit.graph, found, node.inputs[0], node.name, names, nodes)
     pooled = names.fresh(f"{node.name}/bytes_pooled")
     nodes.append(replace(node, inputs=(data,), outputs=(pooled,)))
     value = names.fresh(f"{node.name}/pooled_float")
     nodes.append(make_node("cast", names.fresh(f"{node.name}/dequantize_cast"), [pooled], [value], dtype="float32"))
     if found.zero:
         zero = names.fresh(f"{node.name}/zero_point")
-        params[zero] = np.array(found.zero, np.float32)
+        edit.params[zero] = np.array(found.zero, np.float32)
         offset = names.fresh(f"{node.name}/pooled_offset")
         nodes.append(make_node("subtract", names.fresh(f"{node.name}/dequantize_subtract"), [value, zero], [offset]))
         value = offset
     scale = names.fresh(f"{node.name}/scale")
-    params[scale] = np.array(found.scale, np.float32)
+    edit.params[scale] = np.array(found.scale, np.float32)
     nodes.append(make_node("multiply", names.fresh(f"{node.name}/dequantize"), [value, scale], [node.outputs[0]]))
+    return nodes
 
 
 __all__ = ["quantized_pooling"]
