@@ -9,7 +9,8 @@ The folder holds:
 - ``graph.json``: the executor program (inputs, outputs, value types, storages, the kernels to call with their
   argument values, the parameters compiled into the code, the random states the executor advances, the target),
   format ``FORMAT``;
-- ``params.npz``: the parameters (``p0.npy``, ``p1.npy``, ... in the order of ``graph.json``'s ``"params"``).
+- ``params.npz``: the parameters (``p0.npy``, ``p1.npy``, ... in the order of ``graph.json``'s ``"params"``;
+  bfloat16 ones as their bits, ``uint16``, which any numpy reads: ``stored_dtype``).
 
 What loading a folder trusts: the code. ``kernels.so`` is native code that runs when it is loaded and when the
 model runs, and ``kernels.cu`` is compiled and run as it is: load only folders from someone you trust to run code
@@ -65,8 +66,15 @@ def export_executor(executor: Any, folder: str | os.PathLike[str]) -> None:
         "stats": program.stats,
     }
     (out / GRAPH).write_text(json.dumps(document, indent=1))
-    np.savez(out / PARAMS, **{param_key(i): program.params[name] for i, name in enumerate(sorted(program.params))})
+    arrays = (program.params[name] for name in sorted(program.params))
+    np.savez(out / PARAMS, **{param_key(i): a.view(stored_dtype(a.dtype)) for i, a in enumerate(arrays)})
 
 
 def param_key(index: int) -> str:
     return f"p{index}"
+
+
+def stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The type a parameter of ``dtype`` is saved as in ``params.npz``: bfloat16 as its bits (``.npy`` files have no
+    name for it), any other as itself."""
+    return np.dtype(np.uint16) if dtype.name == "bfloat16" else dtype

@@ -36,7 +36,7 @@ import numpy as np
 from tcomp.backend import ExportError, backend_for
 from tcomp.graph.cuda_executor import make_executor
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
-from tcomp.graph.export import FORMAT, GRAPH, PARAMS, param_key
+from tcomp.graph.export import FORMAT, GRAPH, PARAMS, param_key, stored_dtype
 from tcomp.graph.ir import GraphError, TensorType, known_dtype
 from tcomp.graph.opdefs.random import STATE_TYPE
 from tcomp.ir import dtype as dt
@@ -218,7 +218,7 @@ def _read_array(folder: Path, member: Any, name: str, t: TensorType) -> np.ndarr
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_ARRAY_HEADER)
     else:
         raise _fail(folder, f"parameter {name!r}: unknown .npy version {version}")
-    expected = np.dtype(dt.to_numpy(t.dtype))
+    expected = stored_dtype(np.dtype(dt.to_numpy(t.dtype)))
     if dtype != expected or tuple(shape) != t.shape or (fortran and len(shape) > 1):
         order = " (big-endian)" if dtype.byteorder == ">" else ""
         raise _fail(folder, f"parameter {name!r} is stored as {dtype}{order}{list(shape)}"
@@ -227,7 +227,7 @@ def _read_array(folder: Path, member: Any, name: str, t: TensorType) -> np.ndarr
     view = memoryview(array.reshape(-1).view(np.uint8))
     if member.readinto(view) != t.nbytes or member.read(1):
         raise _fail(folder, f"parameter {name!r}: the array's data does not have {t.nbytes} bytes")
-    return array
+    return array.view(dt.to_numpy(t.dtype))
 
 
 # ------------------------------------------------------------------------------------------------------ kernels

@@ -1,7 +1,7 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
-    ONNX -> infer types -> remove empty -> float16 products -> integer products -> fold constants -> simplify
-         -> gemm panels
+    ONNX -> infer types -> remove empty -> bfloat16 arithmetic -> float16 products -> integer products
+         -> fold constants -> simplify -> gemm panels
          -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants
          -> quantized depthwise -> quantized pooling -> concat in place -> fuse ops -> plan memory
 
@@ -18,8 +18,9 @@ tuning records, a product compiled from a ``matmul`` or ``dense`` record of its 
 (``tuning.tuned_product``).
 
 Every pass keeps the graph's input and output names (the model's own): the runner checks it after each pass.
-``remove_empty`` (zero-size tensors are computed by no kernel) always runs, right after type inference: it is a
-rule of execution, not an optimization. ``PassOptions`` switches the other passes off by name
+``remove_empty`` (zero-size tensors are computed by no kernel) and ``bfloat16_arithmetic`` (bfloat16 values are
+computed on in float32, each node's result rounded once) always run, right after type inference: they are rules of
+execution, not optimizations. ``PassOptions`` switches the other passes off by name
 (``PassOptions(fuse_ops=False)``); the CLI and ``compile`` take the same names. ``run_pipeline(graph, options,
 dump=print)`` calls ``dump(name, graph)`` after every pass that ran.
 """
@@ -37,7 +38,7 @@ from tcomp.graph.ir import Graph, GraphError, verify_graph
 from tcomp.graph.passes.alter_layout import alter_layout
 from tcomp.graph.passes.channel_shuffle import fold_channel_shuffle
 from tcomp.graph.passes.concat_in_place import concat_in_place
-from tcomp.graph.passes.float16_products import float16_products
+from tcomp.graph.passes.float_widening import bfloat16_arithmetic, float16_products
 from tcomp.graph.passes.fold_constants import fold_constants
 from tcomp.graph.passes.fuse_attention import fuse_attention
 from tcomp.graph.passes.fuse_ops import fuse_ops
@@ -191,13 +192,14 @@ def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFun
     verify_graph(graph)
     if dump is not None:
         dump("import", graph)
-    empty_removed = remove_empty(graph)
-    if empty_removed is not graph:
-        check_interface("remove_empty", graph, empty_removed)
-        graph = empty_removed
-        verify_graph(graph)
-        if dump is not None:
-            dump("remove_empty", graph)
+    for name, rule in (("remove_empty", remove_empty), ("bfloat16_arithmetic", bfloat16_arithmetic)):
+        ruled = rule(graph)
+        if ruled is not graph:
+            check_interface(name, graph, ruled)
+            graph = ruled
+            verify_graph(graph)
+            if dump is not None:
+                dump(name, graph)
     for name, graph_pass in default_passes(target, tuning_records, constants):
         if not getattr(options, name):
             continue

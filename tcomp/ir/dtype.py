@@ -1,12 +1,15 @@
 """Data types as strings: ``"float32"``, ``"int64"``, ``"bool"``, and vector types ``"float32x8"``.
 
 Strings keep IR readable and records JSON-friendly; the helpers here are the only place that parses them.
+``bfloat16`` (8 exponent bits, 7 mantissa bits: the upper half of a float32) is a storage type: its arrays are
+``ml_dtypes.bfloat16`` arrays, and programs compute on it in float32 (``tcomp.transform.bfloat16``).
 """
 
 from __future__ import annotations
 
 import re
 
+import ml_dtypes
 import numpy as np
 
 SCALAR_DTYPES = (
@@ -20,6 +23,7 @@ SCALAR_DTYPES = (
     "uint32",
     "uint64",
     "float16",
+    "bfloat16",
     "float32",
     "float64",
     "handle",
@@ -70,7 +74,7 @@ def with_lanes(dtype: str, count: int) -> str:
 
 
 def is_float(dtype: str) -> bool:
-    return element(dtype).startswith("float")
+    return element(dtype).startswith(("float", "bfloat"))
 
 
 def is_int(dtype: str) -> bool:
@@ -107,7 +111,8 @@ def storage_bytes(dtype: str) -> int:
 
 
 def to_numpy(dtype: str) -> np.dtype:
-    return np.dtype(element(dtype))
+    base = element(dtype)
+    return np.dtype(ml_dtypes.bfloat16) if base == "bfloat16" else np.dtype(base)
 
 
 def promote(a: str, b: str) -> str:
@@ -130,7 +135,7 @@ def promote(a: str, b: str) -> str:
 
 def min_value(dtype: str) -> int | float:
     base = to_numpy(dtype)
-    if base.kind == "f":
+    if is_float(dtype):
         return float("-inf")
     if base.kind == "b":
         return 0
@@ -139,7 +144,7 @@ def min_value(dtype: str) -> int | float:
 
 def max_value(dtype: str) -> int | float:
     base = to_numpy(dtype)
-    if base.kind == "f":
+    if is_float(dtype):
         return float("inf")
     if base.kind == "b":
         return 1

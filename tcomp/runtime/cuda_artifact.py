@@ -31,6 +31,7 @@ C_TYPES = {
     "uint64": "unsigned long long",
     "float32": "float",
     "float64": "double",
+    "bfloat16": "unsigned short",  # its bits: kernels compute in float32 (``tcomp.transform.bfloat16``)
 }
 
 

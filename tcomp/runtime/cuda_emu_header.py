@@ -56,6 +56,9 @@ template <typename T> static inline T max(T a, T b) { return a < b ? b : a; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
 static inline float __int_as_float(int bits) { float f; memcpy(&f, &bits, 4); return f; }
+static inline float __uint_as_float(unsigned bits) { float f; memcpy(&f, &bits, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned bits; memcpy(&bits, &f, 4); return bits; }
+static inline long long __double_as_longlong(double d) { long long bits; memcpy(&bits, &d, 8); return bits; }
 static inline double __longlong_as_double(long long bits) { double d; memcpy(&d, &bits, 8); return d; }
 """
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from tcomp import config
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.verify import verify
+from tcomp.transform.bfloat16 import legalize_bfloat16
 from tcomp.transform.bounds_check import insert_bounds_checks
 from tcomp.transform.check_division import check_division
 from tcomp.transform.flatten import flatten_buffers
@@ -31,7 +32,8 @@ class Pass:
 
 
 def default_pipeline(check_bounds: bool = False) -> list[Pass]:
-    passes = [Pass("insert_index_checks", insert_index_checks), Pass("check_division", check_division)]
+    passes = [Pass("legalize_bfloat16", legalize_bfloat16), Pass("insert_index_checks", insert_index_checks),
+              Pass("check_division", check_division)]
     if check_bounds:
         passes.append(Pass("insert_bounds_checks", insert_bounds_checks))
     passes += [
@@ -54,6 +56,7 @@ def cuda_pipeline() -> list[Pass]:
     No vectorization or prefetching: threads take the place of SIMD lanes, and loops marked vectorized print as
     unrolled loops."""
     return [
+        Pass("legalize_bfloat16", legalize_bfloat16),
         Pass("drop_index_checks", drop_index_checks),
         Pass("check_division", check_division),
         Pass("simplify", simplify_func),

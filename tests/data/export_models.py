@@ -16,6 +16,8 @@ For each model NAME it writes ``NAME.onnx`` (weights inside, each file well unde
 or more input sets: ``in<k>_<input name>`` (the inputs of set k) and ``out<k>`` (PyTorch's output for them); a
 dynamic model has sets of different batch sizes. A model exported in training mode (``bert_train``: its Dropout
 layers drop at random) has for ``out<k>`` the mean of many PyTorch runs and for ``std<k>`` their standard deviation.
+A model in bfloat16 (``llama_bf16``, ``bert_bf16``: weights and float inputs converted with ``.to(torch.bfloat16)``)
+has its outputs saved as float32, which holds every bfloat16 value exactly.
 ``MANIFEST.txt`` lists the versions, the sizes and the inputs.
 
 Options: ``--dynamo`` the dynamo exporter (transformers models only); ``--out`` the folder (default:
@@ -55,6 +57,7 @@ class Spec:
     extra: dict[str, Any] = field(default_factory=dict)
     functions: tuple[type[torch.nn.Module], ...] = ()  # module classes exported as model-local ONNX functions
     training: bool = False  # exported in training mode: its Dropout layers drop at random (see ``export``)
+    dtype: torch.dtype | None = None  # weights and float inputs in this type (outputs saved as float32, exactly)
 
 
 class FirstOutput(torch.nn.Module):
@@ -220,6 +223,10 @@ EAGER = {"attn_implementation": "eager"}
 BERT = hf(lambda T: T.BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                  intermediate_size=64, max_position_embeddings=64, **EAGER),
           "BertModel", ["input_ids", "attention_mask"])
+LLAMA = hf(lambda T: T.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                   use_cache=False, **EAGER),
+           "LlamaModel", ["input_ids", "attention_mask"])
 
 MODELS: dict[str, Spec] = {
     "transformer_functions": Spec(transformer_encoder, ["x"], sequences(10, 32),
@@ -248,11 +255,7 @@ MODELS: dict[str, Spec] = {
                  notes="transformers GPT2Model with an attention mask"),
     "bert": Spec(BERT, ["input_ids", "attention_mask"], tokens(16, 256, mask=True), batches=(2, 5), dynamic=True,
                  notes="transformers BertModel with an attention mask"),
-    "llama": Spec(hf(lambda T: T.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64,
-                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                             max_position_embeddings=64, use_cache=False, **EAGER),
-                     "LlamaModel", ["input_ids", "attention_mask"]),
-                  ["input_ids", "attention_mask"], tokens(16, 256, mask=True),
+    "llama": Spec(LLAMA, ["input_ids", "attention_mask"], tokens(16, 256, mask=True),
                   notes="transformers LlamaModel (grouped-query attention, RoPE) with an attention mask"),
     "t5_encoder": Spec(hf(lambda T: T.T5Config(vocab_size=256, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                                                **EAGER), "T5EncoderModel", ["input_ids"]),
@@ -266,6 +269,10 @@ MODELS: dict[str, Spec] = {
                           "DistilBertModel", ["input_ids", "attention_mask"]),
                        ["input_ids", "attention_mask"], tokens(16, 256, mask=True),
                        notes="transformers DistilBertModel with an attention mask"),
+    "llama_bf16": Spec(LLAMA, ["input_ids", "attention_mask"], tokens(16, 256, mask=True), dtype=torch.bfloat16,
+                       notes="the llama model in bfloat16"),
+    "bert_bf16": Spec(BERT, ["input_ids", "attention_mask"], tokens(16, 256, mask=True), dtype=torch.bfloat16,
+                      notes="the bert model in bfloat16"),
 }
 
 
@@ -288,6 +295,9 @@ def export(name: str, outdir: str, dynamo: bool = False) -> str:
     torch.backends.mha.set_fastpath_enabled(False)  # nn.MultiheadAttention's fused kernel has no ONNX export
     net = spec.build().train(spec.training)
     sets = [spec.inputs(batch) for batch in spec.batches]
+    if spec.dtype is not None:
+        net = net.to(spec.dtype)
+        sets = [tuple(t.to(spec.dtype) if t.is_floating_point() else t for t in inputs) for inputs in sets]
     path = os.path.join(outdir, f"{name}.onnx")
     dynamic_axes = {n: {0: "batch"} for n in [*spec.input_names, "output"]} if spec.dynamic else None
     arrays: dict[str, np.ndarray] = {}
@@ -298,7 +308,7 @@ def export(name: str, outdir: str, dynamo: bool = False) -> str:
                 arrays[f"std{k}"] = draws.std(dim=0).numpy()
                 arrays[f"out{k}"] = draws.mean(dim=0).numpy()
         else:
-            arrays.update({f"out{k}": net(*inputs).numpy() for k, inputs in enumerate(sets)})
+            arrays.update({f"out{k}": net(*inputs).float().numpy() for k, inputs in enumerate(sets)})
         if dynamo:
             _export_dynamo(net, sets[-1], path, spec)  # not batch 1: the exporter would specialize it
         else:

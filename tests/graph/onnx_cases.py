@@ -91,13 +91,18 @@ class CaseResult:
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> str:
-    """"" when ``got`` matches ``want`` (rtol 1e-3 / atol 1e-4 for floats, exactly otherwise), else why not."""
+    """"" when ``got`` matches ``want`` (rtol 1e-3 / atol 1e-4 for floats; two units in the last place, rtol 2^-6 /
+    atol 2^-8, for bfloat16, whose references round every operator of a function to 8 bits; exactly otherwise),
+    else why not."""
     if got.shape != want.shape:
         return f"shape {got.shape} != {want.shape}"
     if got.dtype != want.dtype:
         return f"dtype {got.dtype} != {want.dtype}"
     try:
-        if got.dtype.kind in "fc":
+        if got.dtype.name == "bfloat16":
+            np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=2**-6, atol=2**-8,
+                                       equal_nan=True)
+        elif got.dtype.kind in "fc":
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4, equal_nan=True)
         else:
             np.testing.assert_array_equal(got, want)

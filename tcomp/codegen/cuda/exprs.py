@@ -8,7 +8,10 @@ integer division or remainder whose divisor is not a non-zero constant goes thro
 which give 0 for a zero divisor, numpy's result: a kernel has no error channel, and the CPU emulation would die of
 SIGFPE (the LLVM backend raises ``KernelError`` instead).
 Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
-are bit patterns (``__int_as_float``). ``float16`` and vector types are not supported in expressions; ``float16``
+are bit patterns (``__int_as_float``); ``reinterpret`` is ``__uint_as_float`` and its kin, or a C cast between
+integer types (``bfloat16`` is its bits, ``unsigned short``; ``bfloat16_bits`` is the helper
+``tc_bfloat16_bits``). ``float16`` and vector types are not supported in
+expressions; ``float16``
 buffers may be passed to tcomp's own device functions (``device_functions``), which see them as ``unsigned short``
 bit patterns (``storage_type``). Calls of kind ``extern`` must name a registered device function; ``address_of``
 prints as a pointer (``(buf + index)``).
@@ -254,6 +257,11 @@ class ExprPrinter:
         op, args = e.op, e.args
         if op == "likely":
             return self(args[0])
+        if op == "reinterpret":
+            return self.reinterpret(e)
+        if op == "bfloat16_bits":
+            self.helpers.add("tc_bfloat16_bits")
+            return f"tc_bfloat16_bits({self(args[0])})"
         if op in _BIT_OPS:
             return self.bit_op(e)
         if op == "abs" and not dt.is_float(e.dtype):
@@ -268,6 +276,25 @@ class ExprPrinter:
             raise CudaCodegenError(f"math call {op!r} is not supported by the CUDA backend")
         return f"{_MATH[op]}{suffix}({', '.join(self(a) for a in args)})"
 
+
+    def reinterpret(self, e: E.Call) -> str:
+        """The bits of ``e``'s argument as ``e.dtype`` (a scalar type of the same width)."""
+        source, target = e.args[0].dtype, e.dtype
+        if dt.is_bool(source) or dt.is_bool(target) or dt.bits(source) != dt.bits(target):
+            raise CudaCodegenError(f"reinterpret needs types of the same width, got {source} as {target} in {e}")
+        value, kind = self(e.args[0]), c_type(target)
+        if target in ("float32", "float64"):
+            if source == target:
+                return value
+            bits = "unsigned int" if target == "float32" else "long long"
+            name = "__uint_as_float" if target == "float32" else "__longlong_as_double"
+            return f"{name}(({bits})({value}))"
+        if source in ("float32", "float64"):
+            name = "__float_as_uint" if source == "float32" else "__double_as_longlong"
+            return f"(({kind}){name}({value}))"
+        if source == "float16":
+            raise CudaCodegenError(f"float16 values are not supported in CUDA expressions: {e}")
+        return f"(({kind})({value}))"
 
     def bit_op(self, e: E.Call) -> str:
         """An integer bit operation, cast back to its type (C promotes narrow operands to int). A left shift runs on
@@ -374,6 +401,14 @@ HELPERS = {
         "#endif\n"
     ),
     "tc_minmax_nan": _MINMAX_NAN,
+    # float32 to the nearest bfloat16's bits, ties to even; a NaN stays a (quiet) NaN
+    "tc_bfloat16_bits": (
+        "static __device__ __forceinline__ unsigned short tc_bfloat16_bits(float x) {\n"
+        "  const unsigned u = __float_as_uint(x);\n"
+        "  if (x != x) return (unsigned short)((u >> 16) | 0x40u);\n"
+        "  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
+        "}\n"
+    ),
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),

@@ -5,7 +5,9 @@ intrinsics are used where they exist (they take vector operands and LLVM scalari
 that only libm has (``tanh``, ``erf`` ... in float64) are called per lane; ``pow`` by a constant whole exponent up to
 4 is products. ``float16`` math is computed in
 ``float32`` and rounded back. ``round`` rounds half to even, as numpy does. The integer bit operations
-(``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``. An unknown op is a ``CodegenError``.
+(``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``; ``reinterpret`` (the same bits as
+another type of the same width) is a ``bitcast``; ``bfloat16_bits`` rounds float32 to the nearest bfloat16's bits
+(``tcomp.transform.bfloat16``). An unknown op is a ``CodegenError``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ LIBM_FUNCTIONS: dict[str, tuple[str, int]] = {
     "fmod": ("fmod", 2),
 }
 
-COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely")
+COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely", "reinterpret", "bfloat16_bits")
 
 # integer bit operations (``te.BIT_OPS``): op -> number of arguments
 BIT_OPS: dict[str, int] = {"bitwise_and": 2, "bitwise_or": 2, "bitwise_xor": 2, "bitwise_not": 1, "shift_left": 2,
@@ -150,6 +152,36 @@ def _bit_op(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     return build(args[0], args[1])
 
 
+def _reinterpret(emitter: ExprEmitter, call: E.Call) -> ir.Value:
+    """The bits of ``call``'s argument as ``call.dtype``: same lanes, elements of the same width."""
+    source, target = call.args[0].dtype, call.dtype
+    if (dt.lanes(source) != dt.lanes(target) or dt.is_bool(source) or dt.is_bool(target)
+            or dt.bits(source) != dt.bits(target)):
+        raise CodegenError(f"reinterpret needs types of the same width and lanes, got {source} as {target} in {call}")
+    value = emitter.emit(call.args[0])
+    ty = T.llvm_type(target)
+    return value if value.type == ty else emitter.builder.bitcast(value, ty)
+
+
+def _bfloat16_bits(emitter: ExprEmitter, call: E.Call) -> ir.Value:
+    """The bits of float32 ``x`` rounded to the nearest bfloat16, ties to even: ``(u + 0x7fff + (u >> 16 & 1)) >>
+    16`` of its bits ``u`` (overflow carries into infinity); a NaN keeps its top bits, made quiet (``| 0x40``)."""
+    lanes = dt.lanes(call.dtype)
+    value = emitter.emit_lanes(call.args[0], "float32", lanes)
+    bld = emitter.builder
+    u32 = T.llvm_type(dt.with_lanes("uint32", lanes))
+
+    def k(number: int) -> ir.Constant:
+        return T.constant(number, dt.with_lanes("uint32", lanes))
+
+    bits = bld.bitcast(value, u32)
+    high = bld.lshr(bits, k(16))
+    rounded = bld.lshr(bld.add(bld.add(bits, k(0x7FFF)), bld.and_(high, k(1))), k(16))
+    nan = bld.fcmp_unordered("uno", value, value)
+    chosen = bld.select(nan, bld.or_(high, k(0x40)), rounded)
+    return bld.trunc(chosen, T.llvm_type(call.dtype))
+
+
 def _arity(op: str) -> int:
     if op in BIT_OPS:
         return BIT_OPS[op]
@@ -172,6 +204,10 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
         raise CodegenError(f"intrinsic {op!r} takes {_arity(op)} argument(s), got {len(call.args)} in {call}")
     if op == "likely":
         return emitter.emit_as(call.args[0], call.dtype)
+    if op == "reinterpret":
+        return _reinterpret(emitter, call)
+    if op == "bfloat16_bits":
+        return _bfloat16_bits(emitter, call)
     if op in BIT_OPS:
         return _bit_op(emitter, call)
     lanes = dt.lanes(call.dtype)

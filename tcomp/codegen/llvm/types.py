@@ -1,6 +1,7 @@
 """Mapping of tcomp dtypes to LLVM types, in registers and in memory.
 
-In registers ``bool`` is ``i1``; in memory it is one byte (``i8``), as numpy stores it. ``float16`` is ``half``.
+In registers ``bool`` is ``i1``; in memory it is one byte (``i8``), as numpy stores it. ``float16`` is ``half``;
+``bfloat16`` is its bits, ``i16`` (``tcomp.transform.bfloat16`` leaves no arithmetic on it).
 A vector dtype ``float32x8`` is ``<8 x float>``.
 """
 
@@ -69,6 +70,8 @@ def constant(value: int | float | bool, dtype: str) -> ir.Constant:
     if elem == "float16":
         with np.errstate(over="ignore"):
             scalar = ir.Constant(base, float(np.float16(value)))
+    elif elem == "bfloat16":
+        scalar = ir.Constant(base, wrap_signed(int(np.array(value, dt.to_numpy(elem)).view(np.uint16)), 16))
     elif dt.is_float(elem):
         scalar = ir.Constant(base, float(value))
     elif elem == "bool":

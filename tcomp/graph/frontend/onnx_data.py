@@ -26,6 +26,7 @@ from onnx import TensorProto
 
 from tcomp.graph.infer import MAX_TENSOR_BYTES
 from tcomp.graph.ir import GraphError
+from tcomp.ir import dtype as dt
 
 ONNX_DTYPES: dict[int, str] = {
     TensorProto.FLOAT: "float32",
@@ -37,6 +38,7 @@ ONNX_DTYPES: dict[int, str] = {
     TensorProto.INT64: "int64",
     TensorProto.BOOL: "bool",
     TensorProto.FLOAT16: "float16",
+    TensorProto.BFLOAT16: "bfloat16",
     TensorProto.DOUBLE: "float64",
     TensorProto.UINT32: "uint32",
     TensorProto.UINT64: "uint64",
@@ -62,7 +64,7 @@ def _typed_field(proto: TensorProto, dtype: str) -> tuple[str, np.dtype]:
         return "int64_data", np.dtype(np.int64)
     if dtype in ("uint32", "uint64"):
         return "uint64_data", np.dtype(np.uint64)
-    return "int32_data", np.dtype(np.int32)  # int8/16/32, uint8/16, bool, float16 (as bits)
+    return "int32_data", np.dtype(np.int32)  # int8/16/32, uint8/16, bool, float16 and bfloat16 (as bits)
 
 
 def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None = None) -> np.ndarray:
@@ -71,7 +73,7 @@ def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None 
     dims = [int(d) for d in proto.dims]
     if any(d < 0 for d in dims):
         raise GraphError(f"{what}: negative dimension in shape {dims}")
-    itemsize = np.dtype(dtype).itemsize
+    itemsize = dt.to_numpy(dtype).itemsize
     numel = math.prod(dims)
     nbytes = numel * itemsize
     if nbytes > MAX_TENSOR_BYTES:
@@ -85,14 +87,14 @@ def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None 
         raw = proto.raw_data
         if len(raw) != nbytes:
             raise GraphError(f"{what}: shape {dims} of {dtype} needs {nbytes} bytes of raw data, found {len(raw)}")
-        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
+        return np.frombuffer(raw, dtype=dt.to_numpy(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
     field, storage = _typed_field(proto, dtype)
     values = getattr(proto, field)
     if len(values) != numel:
         raise GraphError(f"{what}: shape {dims} needs {numel} values, {field} holds {len(values)}")
     array = np.array(values, dtype=storage)
-    if dtype == "float16":
-        return array.astype(np.uint16).view(np.float16).reshape(dims)
+    if dtype in ("float16", "bfloat16"):
+        return array.astype(np.uint16).view(dt.to_numpy(dtype)).reshape(dims)
     return array.astype(dtype).reshape(dims)
 
 

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 
 import tcomp.graph as tg
 from tcomp.graph.frontend import from_onnx
-from tcomp.graph.passes.float16_products import float16_products
+from tcomp.graph.passes.float_widening import float16_products
 
 HALF = TensorProto.FLOAT16
 
