@@ -33,6 +33,7 @@ from tcomp.te.math import (
     max_value,
     min_value,
     pow,
+    reinterpret,
     round,
     rsqrt,
     shift_left,
@@ -57,7 +58,7 @@ __all__ = [
     "bitwise_not", "bitwise_or", "bitwise_xor", "cast", "ceil",
     "checked_index", "comm_reducer", "compute", "const", "cos", "cosh", "erf", "exp",
     "floor", "floordiv", "floormod", "if_then_else", "log", "logical_and", "logical_not", "logical_or", "max",
-    "max_value", "min", "min_value", "placeholder", "pow", "prod", "reduce_axis", "round", "rsqrt", "scan",
-    "shift_left", "shift_right", "sigmoid", "sin", "sinh", "size_var", "sqrt", "sum", "tan", "tanh", "thread_axis",
-    "truncdiv", "truncmod", "var",
+    "max_value", "min", "min_value", "placeholder", "pow", "prod", "reduce_axis", "reinterpret", "round", "rsqrt",
+    "scan", "shift_left", "shift_right", "sigmoid", "sin", "sinh", "size_var", "sqrt", "sum", "tan", "tanh",
+    "thread_axis", "truncdiv", "truncmod", "var",
 ]

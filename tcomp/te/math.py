@@ -59,6 +59,7 @@ __all__ = [
     "max",
     "min",
     "pow",
+    "reinterpret",
     "round",
     "rsqrt",
     "shift_left",
@@ -220,6 +221,15 @@ def bitwise_xor(a: Any, b: Any) -> Expr:
 def bitwise_not(a: Any) -> Expr:
     (x,) = _int_operands("bitwise_not", a)
     return Call("bitwise_not", (x,), x.dtype)
+
+
+def reinterpret(x: Any, dtype: str) -> Expr:
+    """The bits of ``x`` read as ``dtype``, a type of the same width (``float32`` <-> ``int32`` ...; not ``bool``)."""
+    value, target = convert(x), dt.normalize(dtype)
+    source = value.dtype
+    if dt.is_bool(source) or dt.is_bool(target) or dt.bits(source) != dt.bits(target) or dt.lanes(source) != 1:
+        raise TypeError(f"reinterpret: {source} and {target} are not scalar types of the same width")
+    return value if source == target else Call("reinterpret", (value,), target)
 
 
 def _amount_in_range(amount: Expr) -> Expr:

@@ -6,7 +6,7 @@ bfloat16 value a program computes with becomes a float32 value, and bfloat16 is 
 
 - a read of a bfloat16 buffer is widened: ``float32(bits << 16)``, exact;
 - a write to a bfloat16 buffer is narrowed: the float32 value rounded to the nearest bfloat16, ties to even
-  (NaN stays a quiet NaN, overflow gives infinity), as ``ml_dtypes`` and PyTorch round (the ``bfloat16_bits``
+  (a NaN stays a NaN, overflow gives infinity), as ``ml_dtypes`` and PyTorch round (the ``bfloat16_bits``
   intrinsic);
 - ``cast(x, bfloat16)`` rounds ``x`` to a bfloat16 value, held in a float32; casts from bfloat16 cast from float32;
 - arithmetic, selects, math calls and constants of bfloat16 compute in float32;
@@ -56,9 +56,9 @@ def widen(bits16: E.Expr) -> E.Expr:
 
 
 def narrow(value: E.Expr) -> E.Expr:
-    """The bits (``uint16``) of float32 ``value`` rounded to the nearest bfloat16, ties to even; a NaN becomes the
-    quiet NaN of its sign and payload's top bits (the ``bfloat16_bits`` intrinsic: each code generator reads
-    ``value`` once)."""
+    """The bits (``uint16``) of float32 ``value`` rounded to the nearest bfloat16, ties to even; a NaN keeps its top
+    16 bits (made quiet where its payload lies only in the bits dropped), so a bfloat16 NaN widened and narrowed again
+    keeps every bit (the ``bfloat16_bits`` intrinsic: each code generator reads ``value`` once)."""
     return E.Call("bfloat16_bits", (value,), _as(value.dtype, "uint16"))
 
 

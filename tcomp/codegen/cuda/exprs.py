@@ -401,11 +401,12 @@ HELPERS = {
         "#endif\n"
     ),
     "tc_minmax_nan": _MINMAX_NAN,
-    # float32 to the nearest bfloat16's bits, ties to even; a NaN stays a (quiet) NaN
+    # float32 to the nearest bfloat16's bits, ties to even; a NaN keeps its top bits (made quiet where that leaves no
+    # payload)
     "tc_bfloat16_bits": (
         "static __device__ __forceinline__ unsigned short tc_bfloat16_bits(float x) {\n"
         "  const unsigned u = __float_as_uint(x);\n"
-        "  if (x != x) return (unsigned short)((u >> 16) | 0x40u);\n"
+        "  if (x != x) return (unsigned short)((u >> 16) | ((u >> 16) & 0x7fu ? 0u : 0x40u));\n"
         "  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
         "}\n"
     ),

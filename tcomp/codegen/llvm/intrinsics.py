@@ -165,7 +165,8 @@ def _reinterpret(emitter: ExprEmitter, call: E.Call) -> ir.Value:
 
 def _bfloat16_bits(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     """The bits of float32 ``x`` rounded to the nearest bfloat16, ties to even: ``(u + 0x7fff + (u >> 16 & 1)) >>
-    16`` of its bits ``u`` (overflow carries into infinity); a NaN keeps its top bits, made quiet (``| 0x40``)."""
+    16`` of its bits ``u`` (overflow carries into infinity); a NaN keeps its top 16 bits, made quiet (``| 0x40``) only
+    where its payload lies in the bits dropped (so a bfloat16 NaN widened and narrowed again keeps every bit)."""
     lanes = dt.lanes(call.dtype)
     value = emitter.emit_lanes(call.args[0], "float32", lanes)
     bld = emitter.builder
@@ -178,7 +179,9 @@ def _bfloat16_bits(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     high = bld.lshr(bits, k(16))
     rounded = bld.lshr(bld.add(bld.add(bits, k(0x7FFF)), bld.and_(high, k(1))), k(16))
     nan = bld.fcmp_unordered("uno", value, value)
-    chosen = bld.select(nan, bld.or_(high, k(0x40)), rounded)
+    payload_dropped = bld.icmp_unsigned("==", bld.and_(high, k(0x7F)), k(0))
+    nan_bits = bld.select(payload_dropped, bld.or_(high, k(0x40)), high)
+    chosen = bld.select(nan, nan_bits, rounded)
     return bld.trunc(chosen, T.llvm_type(call.dtype))
 
 

@@ -23,10 +23,8 @@ for batch entry ``b`` from position ``write_indices[b]`` on (0 when absent), mod
 takes ``update`` at ``p - write_indices[b]`` (wrapped in circular mode) when that lies in the update, else the
 cache's own value: a gather and a ``where`` over a range comparison, so ``write_indices`` may be a run-time input.
 
-``BitCast`` reinterprets each element's bytes as another type of the same size. A constant input is reinterpreted
-while compiling; at run time, tcomp's graph IR has no reinterpret op, so only integer and bool pairs (two's
-complement: a ``cast`` keeps every bit) convert, and a run-time input to or from a float type must be known at
-compile time (the executor specializes on it).
+``BitCast`` reinterprets each element's bytes as another type of the same size: a ``bitcast`` node (a constant input
+folds), or a ``cast`` between integer and bool types (two's complement: it keeps every bit; a bool is one byte).
 """
 
 from __future__ import annotations
@@ -187,10 +185,6 @@ def _bitcast(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int)
     size_in, size_out = np.dtype(dt.to_numpy(source)).itemsize, np.dtype(dt.to_numpy(target)).itemsize
     if size_in != size_out:
         raise b.error(f"{source} ({8 * size_in} bits) and {target} ({8 * size_out} bits) differ in size")
-    value = b.const(x)
-    if value is None and not (dt.is_float(source) or dt.is_float(target)):
+    if not (dt.is_float(source) or dt.is_float(target)):
         return [b.add1("cast", [x], output=node.output[0], dtype=target)]  # two's complement: every bit kept
-    if value is None:
-        value = b.require_const(x, f"the input of BitCast from {source} to {target} (tcomp's graph IR has no "
-                                   "reinterpret op, so a float bit cast is computed while compiling)")
-    return [b.param(np.array(value, order="C").view(dt.to_numpy(target)), node.output[0])]
+    return [b.add1("bitcast", [x], output=node.output[0], dtype=target)]

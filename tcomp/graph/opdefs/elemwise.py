@@ -171,6 +171,23 @@ def _eval_cast(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
 register_op("cast", OpPattern.ELEMWISE, _infer_cast, unary_lowering(_cast), _eval_cast)
 
 
+# bitcast: each element's bits read as another type of the same width
+def _infer_bitcast(ctx: InferContext) -> list[TensorType]:
+    [t] = _infer_cast(ctx)
+    source = ctx.type(0).dtype
+    if dt.is_bool(source) or dt.is_bool(t.dtype) or dt.bits(source) != dt.bits(t.dtype):
+        raise ctx.error(f"cannot read the bits of {source} as {t.dtype}: the types differ in width")
+    return [t]
+
+
+def _eval_bitcast(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(arrays[0]).view(dt.to_numpy(dt.normalize(node.attr("dtype"))))]
+
+
+register_op("bitcast", OpPattern.ELEMWISE, _infer_bitcast,
+            unary_lowering(lambda v, ctx: te.reinterpret(v, ctx.attr("dtype"))), _eval_bitcast)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # binary
 def infer_binary(ctx: InferContext) -> list[TensorType]:

@@ -33,7 +33,7 @@ from tcomp.graph.ir import Graph, Node, make_node
 PRODUCTS = frozenset({"conv2d", "conv_nd", "conv_transpose", "matmul", "einsum"})
 
 # nodes whose outputs are elements of their inputs (or constants of the output type): exact in any type
-MOVES = frozenset({"cast", "reshape", "transpose", "concat", "split", "strided_slice", "take", "tile", "pad",
+MOVES = frozenset({"cast", "bitcast", "reshape", "transpose", "concat", "split", "strided_slice", "take", "tile", "pad",
                    "broadcast_to", "identity", "where", "gather_elements", "gather_nd", "scatter_elements",
                    "scatter_nd", "trilu", "shape_of", "constant_of_shape", "layout_transform", "channel_shuffle",
                    "dropout"})
