@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-time", action="store_true", help="print mean, median and std latency")
     parser.add_argument("--profile", action="store_true", help="print the time of each kernel")
     parser.add_argument("-o", "--outputs", default=None,
-                        help=".npz file to write the outputs to, by output name (bfloat16 ones as float32)")
+                        help=".npz file to write the outputs to, by output name (bfloat16 ones as float32, 4- and "
+                             "2-bit integers as 8-bit)")
     parser.add_argument("--print-top", type=int, default=0, help="print the top N values of each output")
     group = parser.add_argument_group("compile options (for an ONNX model)")
     add_compile_options(group)  # type: ignore[arg-type]
@@ -131,9 +132,8 @@ def _report(executor: Any, args: argparse.Namespace, times: list[float]) -> None
             print(f"{entry[:40]:<40} {node[:32]:<32} {seconds * 1e3:10.3f} {seconds / total:7.1%}")
         print(f"{'total':<73} {total * 1e3:10.3f}")
     outputs = dict(zip(executor.output_names, (executor.get_output(i) for i in range(len(executor.output_names)))))
-    if args.outputs:  # bfloat16 as float32, which holds it exactly (.npy files have no name for it)
-        np.savez(args.outputs, **{k: v.astype(np.float32) if v.dtype.name == "bfloat16" else v
-                                  for k, v in outputs.items()})
+    if args.outputs:
+        np.savez(args.outputs, **{k: v.astype(dt.exact_numpy(dt.normalize(v.dtype))) for k, v in outputs.items()})
     for name, value in outputs.items():
         if args.print_top:
             flat = value.reshape(-1)

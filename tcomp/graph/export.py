@@ -10,7 +10,7 @@ The folder holds:
   argument values, the parameters compiled into the code, the random states the executor advances, the target),
   format ``FORMAT``;
 - ``params.npz``: the parameters (``p0.npy``, ``p1.npy``, ... in the order of ``graph.json``'s ``"params"``;
-  bfloat16 ones as their bits, ``uint16``, which any numpy reads: ``stored_dtype``).
+  bfloat16 and 4- and 2-bit integers as their bits, which any numpy reads: ``stored_dtype``).
 
 What loading a folder trusts: the code. ``kernels.so`` is native code that runs when it is loaded and when the
 model runs, and ``kernels.cu`` is compiled and run as it is: load only folders from someone you trust to run code
@@ -75,6 +75,7 @@ def param_key(index: int) -> str:
 
 
 def stored_dtype(dtype: np.dtype) -> np.dtype:
-    """The type a parameter of ``dtype`` is saved as in ``params.npz``: bfloat16 as its bits (``.npy`` files have no
-    name for it), any other as itself."""
-    return np.dtype(np.uint16) if dtype.name == "bfloat16" else dtype
+    """The type a parameter of ``dtype`` is saved as in ``params.npz``: the ``ml_dtypes`` types (bfloat16, the 4- and
+    2-bit integers) as their bits, an unsigned integer of their size (``.npy`` files have no name for them), any other
+    as itself."""
+    return np.dtype(f"uint{8 * dtype.itemsize}") if dtype.kind == "V" else dtype

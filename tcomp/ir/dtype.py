@@ -1,8 +1,9 @@
 """Data types as strings: ``"float32"``, ``"int64"``, ``"bool"``, and vector types ``"float32x8"``.
 
 Strings keep IR readable and records JSON-friendly; the helpers here are the only place that parses them.
-``bfloat16`` (8 exponent bits, 7 mantissa bits: the upper half of a float32) is a storage type: its arrays are
-``ml_dtypes.bfloat16`` arrays, and programs compute on it in float32 (``tcomp.transform.bfloat16``).
+``bfloat16`` (8 exponent bits, 7 mantissa bits: the upper half of a float32) and the 4- and 2-bit integers
+(``int4``, ``uint4``, ``int2``, ``uint2``: one per byte) are storage types: their arrays are ``ml_dtypes`` arrays, and
+programs compute on them in float32, int8 or uint8 (``tcomp.transform.storage_types``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import numpy as np
 
 SCALAR_DTYPES = (
     "bool",
+    "int2",
+    "int4",
     "int8",
     "int16",
     "int32",
     "int64",
+    "uint2",
+    "uint4",
     "uint8",
     "uint16",
     "uint32",
@@ -105,14 +110,28 @@ def bits(dtype: str) -> int:
 
 
 def storage_bytes(dtype: str) -> int:
-    """Bytes one element occupies in memory (bool is stored as one byte, as numpy does)."""
-    base = element(dtype)
-    return 1 if base == "bool" else bits(base) // 8
+    """Bytes one element occupies in memory (bool and the 4- and 2-bit integers take one byte, as numpy and
+    ``ml_dtypes`` store them)."""
+    return (bits(dtype) + 7) // 8
+
+
+_ML_DTYPES = {"bfloat16": ml_dtypes.bfloat16, "int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4,
+              "int2": ml_dtypes.int2, "uint2": ml_dtypes.uint2}
 
 
 def to_numpy(dtype: str) -> np.dtype:
     base = element(dtype)
-    return np.dtype(ml_dtypes.bfloat16) if base == "bfloat16" else np.dtype(base)
+    return np.dtype(_ML_DTYPES.get(base, base))
+
+
+def exact_numpy(dtype: str) -> np.dtype:
+    """A numpy type that holds every value of ``dtype`` exactly and that any numpy reads and writes: ``to_numpy``'s,
+    except float32 for bfloat16 and int8 or uint8 for the 4- and 2-bit integers (``ml_dtypes`` types, which ``.npy``
+    files cannot name)."""
+    base = element(dtype)
+    if base not in _ML_DTYPES:
+        return to_numpy(base)
+    return np.dtype(np.float32 if is_float(base) else np.int8 if is_signed(base) else np.uint8)
 
 
 def promote(a: str, b: str) -> str:
@@ -139,7 +158,7 @@ def min_value(dtype: str) -> int | float:
         return float("-inf")
     if base.kind == "b":
         return 0
-    return int(np.iinfo(base).min)
+    return int(ml_dtypes.iinfo(base).min)
 
 
 def max_value(dtype: str) -> int | float:
@@ -148,7 +167,7 @@ def max_value(dtype: str) -> int | float:
         return float("inf")
     if base.kind == "b":
         return 1
-    return int(np.iinfo(base).max)
+    return int(ml_dtypes.iinfo(base).max)
 
 
 def known_dtype(value: object) -> str:

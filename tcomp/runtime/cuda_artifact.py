@@ -31,7 +31,12 @@ C_TYPES = {
     "uint64": "unsigned long long",
     "float32": "float",
     "float64": "double",
-    "bfloat16": "unsigned short",  # its bits: kernels compute in float32 (``tcomp.transform.bfloat16``)
+    # storage types, as their bits: kernels compute on them in wider types (``tcomp.transform.storage_types``)
+    "bfloat16": "unsigned short",
+    "int4": "unsigned char",
+    "uint4": "unsigned char",
+    "int2": "unsigned char",
+    "uint2": "unsigned char",
 }
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from tcomp import config
 from tcomp.ir.stmt import PrimFunc
 from tcomp.ir.verify import verify
-from tcomp.transform.bfloat16 import legalize_bfloat16
 from tcomp.transform.bounds_check import insert_bounds_checks
 from tcomp.transform.check_division import check_division
 from tcomp.transform.flatten import flatten_buffers
@@ -20,6 +19,7 @@ from tcomp.transform.index_checks import drop_index_checks, insert_index_checks
 from tcomp.transform.partition_tails import partition_tails
 from tcomp.transform.prefetch import inject_prefetch
 from tcomp.transform.simplify import simplify_func
+from tcomp.transform.storage_types import legalize_storage_types
 from tcomp.transform.unroll import unroll_explicit
 from tcomp.transform.vectorize import vectorize_loops
 
@@ -32,8 +32,8 @@ class Pass:
 
 
 def default_pipeline(check_bounds: bool = False) -> list[Pass]:
-    passes = [Pass("legalize_bfloat16", legalize_bfloat16), Pass("insert_index_checks", insert_index_checks),
-              Pass("check_division", check_division)]
+    passes = [Pass("legalize_storage_types", legalize_storage_types),
+              Pass("insert_index_checks", insert_index_checks), Pass("check_division", check_division)]
     if check_bounds:
         passes.append(Pass("insert_bounds_checks", insert_bounds_checks))
     passes += [
@@ -56,7 +56,7 @@ def cuda_pipeline() -> list[Pass]:
     No vectorization or prefetching: threads take the place of SIMD lanes, and loops marked vectorized print as
     unrolled loops."""
     return [
-        Pass("legalize_bfloat16", legalize_bfloat16),
+        Pass("legalize_storage_types", legalize_storage_types),
         Pass("drop_index_checks", drop_index_checks),
         Pass("check_division", check_division),
         Pass("simplify", simplify_func),

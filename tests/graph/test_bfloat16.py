@@ -1,4 +1,4 @@
-"""bfloat16: stored as its bits, computed on in float32 (``tcomp.transform.bfloat16``), each graph node's result
+"""bfloat16: stored as its bits, computed on in float32 (``tcomp.transform.storage_types``), each graph node's result
 rounded once (``bfloat16_arithmetic``), on ``llvm`` and ``cuda``; against ml_dtypes' rounding and exact sums."""
 
 from __future__ import annotations

@@ -9,9 +9,8 @@ which give 0 for a zero divisor, numpy's result: a kernel has no error channel, 
 SIGFPE (the LLVM backend raises ``KernelError`` instead).
 Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
 are bit patterns (``__int_as_float``); ``reinterpret`` is ``__uint_as_float`` and its kin, or a C cast between
-integer types (``bfloat16`` is its bits, ``unsigned short``; ``bfloat16_bits`` is the helper
-``tc_bfloat16_bits``). ``float16`` and vector types are not supported in
-expressions; ``float16``
+integer types (``bfloat16`` is its bits, ``unsigned short``, and a 4- or 2-bit integer its byte); ``bfloat16_bits``
+is the helper ``tc_bfloat16_bits``. ``float16`` and vector types are not supported in expressions; ``float16``
 buffers may be passed to tcomp's own device functions (``device_functions``), which see them as ``unsigned short``
 bit patterns (``storage_type``). Calls of kind ``extern`` must name a registered device function; ``address_of``
 prints as a pointer (``(buf + index)``).
@@ -280,7 +279,7 @@ class ExprPrinter:
     def reinterpret(self, e: E.Call) -> str:
         """The bits of ``e``'s argument as ``e.dtype`` (a scalar type of the same width)."""
         source, target = e.args[0].dtype, e.dtype
-        if dt.is_bool(source) or dt.is_bool(target) or dt.bits(source) != dt.bits(target):
+        if dt.is_bool(source) or dt.is_bool(target) or dt.storage_bytes(source) != dt.storage_bytes(target):
             raise CudaCodegenError(f"reinterpret needs types of the same width, got {source} as {target} in {e}")
         value, kind = self(e.args[0]), c_type(target)
         if target in ("float32", "float64"):

@@ -7,7 +7,7 @@ that only libm has (``tanh``, ``erf`` ... in float64) are called per lane; ``pow
 ``float32`` and rounded back. ``round`` rounds half to even, as numpy does. The integer bit operations
 (``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``; ``reinterpret`` (the same bits as
 another type of the same width) is a ``bitcast``; ``bfloat16_bits`` rounds float32 to the nearest bfloat16's bits
-(``tcomp.transform.bfloat16``). An unknown op is a ``CodegenError``.
+(``tcomp.transform.storage_types``). An unknown op is a ``CodegenError``.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def _reinterpret(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     """The bits of ``call``'s argument as ``call.dtype``: same lanes, elements of the same width."""
     source, target = call.args[0].dtype, call.dtype
     if (dt.lanes(source) != dt.lanes(target) or dt.is_bool(source) or dt.is_bool(target)
-            or dt.bits(source) != dt.bits(target)):
+            or dt.storage_bytes(source) != dt.storage_bytes(target)):
         raise CodegenError(f"reinterpret needs types of the same width and lanes, got {source} as {target} in {call}")
     value = emitter.emit(call.args[0])
     ty = T.llvm_type(target)

@@ -1,7 +1,8 @@
 """Mapping of tcomp dtypes to LLVM types, in registers and in memory.
 
 In registers ``bool`` is ``i1``; in memory it is one byte (``i8``), as numpy stores it. ``float16`` is ``half``;
-``bfloat16`` is its bits, ``i16`` (``tcomp.transform.bfloat16`` leaves no arithmetic on it).
+``bfloat16`` is its bits, ``i16``, and a 4- or 2-bit integer its byte, ``i8`` (``tcomp.transform.storage_types``
+leaves no arithmetic on them).
 A vector dtype ``float32x8`` is ``<8 x float>``.
 """
 
@@ -27,7 +28,7 @@ def scalar_type(elem: str) -> ir.Type:
         return I8_PTR
     if elem in _FLOATS:
         return _FLOATS[elem]
-    return ir.IntType(dt.bits(elem))
+    return ir.IntType(1 if elem == "bool" else 8 * dt.storage_bytes(elem))  # a 4- or 2-bit integer is its byte
 
 
 def llvm_type(dtype: str) -> ir.Type:

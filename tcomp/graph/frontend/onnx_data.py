@@ -39,6 +39,10 @@ ONNX_DTYPES: dict[int, str] = {
     TensorProto.BOOL: "bool",
     TensorProto.FLOAT16: "float16",
     TensorProto.BFLOAT16: "bfloat16",
+    TensorProto.INT4: "int4",
+    TensorProto.UINT4: "uint4",
+    TensorProto.INT2: "int2",
+    TensorProto.UINT2: "uint2",
     TensorProto.DOUBLE: "float64",
     TensorProto.UINT32: "uint32",
     TensorProto.UINT64: "uint64",
@@ -73,29 +77,43 @@ def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None 
     dims = [int(d) for d in proto.dims]
     if any(d < 0 for d in dims):
         raise GraphError(f"{what}: negative dimension in shape {dims}")
-    itemsize = dt.to_numpy(dtype).itemsize
     numel = math.prod(dims)
-    nbytes = numel * itemsize
-    if nbytes > MAX_TENSOR_BYTES:
-        raise GraphError(f"{what}: shape {dims} would take {nbytes} bytes, more than the limit of {MAX_TENSOR_BYTES}")
+    if numel * dt.to_numpy(dtype).itemsize > MAX_TENSOR_BYTES:
+        raise GraphError(f"{what}: shape {dims} would take {numel * dt.to_numpy(dtype).itemsize} bytes, more than "
+                         f"the limit of {MAX_TENSOR_BYTES}")
+    per_byte = 8 // dt.bits(dtype) if dt.bits(dtype) < 8 and dtype != "bool" else 1  # packed 4- and 2-bit integers
+    nbytes = -(-numel // per_byte) * dt.to_numpy(dtype).itemsize
     if proto.HasField("segment"):
         raise GraphError(f"{what}: segmented tensors are not supported")
     if proto.data_location == TensorProto.EXTERNAL:
         raw = read_external(proto, base_dir, nbytes, what)
-        return np.frombuffer(raw, dtype=dtype).reshape(dims).copy()
+        return _unpacked(np.frombuffer(raw, np.uint8), dtype, per_byte, numel, dims, raw)
     if proto.HasField("raw_data"):
         raw = proto.raw_data
         if len(raw) != nbytes:
             raise GraphError(f"{what}: shape {dims} of {dtype} needs {nbytes} bytes of raw data, found {len(raw)}")
-        return np.frombuffer(raw, dtype=dt.to_numpy(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
+        return _unpacked(np.frombuffer(raw, np.uint8), dtype, per_byte, numel, dims, raw)
     field, storage = _typed_field(proto, dtype)
     values = getattr(proto, field)
-    if len(values) != numel:
-        raise GraphError(f"{what}: shape {dims} needs {numel} values, {field} holds {len(values)}")
+    if len(values) != -(-numel // per_byte):
+        raise GraphError(f"{what}: shape {dims} needs {-(-numel // per_byte)} values, {field} holds {len(values)}")
     array = np.array(values, dtype=storage)
+    if per_byte > 1:
+        return _unpacked(array.astype(np.uint8), dtype, per_byte, numel, dims, b"")
     if dtype in ("float16", "bfloat16"):
         return array.astype(np.uint16).view(dt.to_numpy(dtype)).reshape(dims)
     return array.astype(dtype).reshape(dims)
+
+
+def _unpacked(packed: np.ndarray, dtype: str, per_byte: int, numel: int, dims: list[int], raw: bytes) -> np.ndarray:
+    """The array of ``dims`` whose elements ``raw`` holds (little-endian), or for a 4- or 2-bit integer type the
+    elements ``packed`` holds ``per_byte`` to a byte, the first in the low bits (one per byte, as ``ml_dtypes``)."""
+    if per_byte == 1:
+        return np.frombuffer(raw, dtype=dt.to_numpy(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
+    width = 8 // per_byte
+    shifts = np.arange(per_byte, dtype=np.uint8) * width
+    values = (packed[:, None] >> shifts) & np.uint8((1 << width) - 1)
+    return np.ascontiguousarray(values.reshape(-1)[:numel]).view(dt.to_numpy(dtype)).reshape(dims)
 
 
 def _external_entries(proto: TensorProto, what: str) -> dict[str, str]:

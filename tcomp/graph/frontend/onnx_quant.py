@@ -7,8 +7,9 @@
   output type's range; the output type is the zero point's, else ``output_dtype`` (opset 21), else uint8.
 
 The scale and zero point are per tensor (one element), per axis (1-D along ``axis``) or blocked (opset 21:
-``x``'s shape with ``ceil(D / block_size)`` along ``axis``, each entry repeated over its block). Element types tcomp
-lacks (float8, 4-bit) are refused where the model declares them.
+``x``'s shape with ``ceil(D / block_size)`` along ``axis``, each entry repeated over its block): weights quantized
+to 4 bits by blocks (weight-only quantized language models) dequantize so. Element types tcomp lacks (float8,
+float4) are refused where the model declares them.
 
 The integer operators, as onnxruntime's dynamic and operator-format quantization writes them, compute exactly in
 int32 on the operands minus their zero points:
@@ -32,7 +33,7 @@ from tcomp.graph.frontend.onnx_data import onnx_dtype
 from tcomp.graph.frontend.onnx_nn import convolve
 from tcomp.ir import dtype as dt
 
-_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767)}
+QUANTIZED_TYPES = ("uint8", "int8", "uint16", "int16", "uint4", "int4", "uint2", "int2")
 _TYPES_ONLY = (24, 25, 28)  # revisions that only added element types (float4, 2-bit)
 
 
@@ -96,14 +97,13 @@ def _quantize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int
     shape = b.type(x).shape
     axis, block = a.int("axis", 1) if v >= 13 else 1, _block_size(b, a, v)
     out_dtype = b.type(zero).dtype if zero else (_output_dtype(b, a, 21, v) or "uint8")
-    if out_dtype not in _RANGES:
-        raise b.error(f"quantizing to {out_dtype} is not supported (int8, uint8, int16, uint16)")
+    if out_dtype not in QUANTIZED_TYPES:
+        raise b.error(f"quantizing to {out_dtype} is not supported ({', '.join(QUANTIZED_TYPES)})")
     scaled = b.add1("divide", [_as_float32(b, x), _as_float32(b, _spread(b, scale, shape, axis, block, "scale"))])
     value = b.add1("round", [scaled])
     if zero:
         value = b.add1("add", [value, _as_float32(b, _spread(b, zero, shape, axis, block, "zero point"))])
-    low, high = _RANGES[out_dtype]
-    clipped = b.add1("clip", [value], min=float(low), max=float(high))
+    clipped = b.add1("clip", [value], min=float(dt.min_value(out_dtype)), max=float(dt.max_value(out_dtype)))
     return [b.add1("cast", [clipped], output=node.output[0], dtype=out_dtype)]
 
 
@@ -152,8 +152,8 @@ def _requantize(b: Builder, total: str, multiplier: str, y_zero: str, output: st
     dtype = _check_eight_bits(b, y_zero, "y_zero_point")
     scaled = b.add1("round", [b.add1("multiply", [b.add1("cast", [total], dtype="float32"), multiplier])])
     shifted = b.add1("add", [scaled, _as_float32(b, reshape(b, y_zero, ()))])
-    low, high = _RANGES[dtype]
-    return b.add1("cast", [b.add1("clip", [shifted], min=float(low), max=float(high))], output=output, dtype=dtype)
+    clipped = b.add1("clip", [shifted], min=float(dt.min_value(dtype)), max=float(dt.max_value(dtype)))
+    return b.add1("cast", [clipped], output=output, dtype=dtype)
 
 
 def _scalar_scale(b: Builder, name: str, what: str) -> str:

@@ -7,7 +7,7 @@ all accumulate such products in float32, and CPUs without float16 arithmetic con
 ``conv2d``, ``conv_nd``, ``conv_transpose``, ``matmul`` and ``einsum`` node with a float16 output computes in
 float32.
 
-``bfloat16_arithmetic`` (every target: no code generator computes on bfloat16, see ``tcomp.transform.bfloat16``):
+``bfloat16_arithmetic`` (every target: no code generator computes on bfloat16, see ``tcomp.transform.storage_types``):
 every node that computes on bfloat16 values computes in float32, and its bfloat16 results are rounded once, as the
 operator's own result (ONNX's semantics, and PyTorch's CPU kernels'). A reduction so sums in float32, where a
 bfloat16 accumulator (8 bits of mantissa) would lose everything past the 256th equal term. Nodes that only move

@@ -1,0 +1,215 @@
+"""``legalize_storage_types``: types no target computes on are stored as their bits and computed on in a wider type.
+
+No code generator computes on ``bfloat16`` (a CPU without AVX512-BF16 has no bfloat16 arithmetic, and LLVM's
+``bfloat`` type would call runtime helpers a JIT cannot resolve) nor on the 4- and 2-bit integers ``int4``,
+``uint4``, ``int2`` and ``uint2`` (``ml_dtypes`` arrays: one element per byte, in its low bits). So, as TVM's
+bfloat16 legalization does, every such value a program computes with becomes a value of its compute type, and the
+storage type is left only where it is stored (``STORAGE_TYPES``):
+
+- a read of a buffer of a storage type is widened: bfloat16 as ``float32(bits << 16)``, exact; a 4- or 2-bit
+  integer as ``int8`` (sign-extended) or ``uint8``;
+- a write is narrowed: the float32 value rounded to the nearest bfloat16, ties to even (a NaN stays a NaN, overflow
+  gives infinity), as ``ml_dtypes`` and PyTorch round (the ``bfloat16_bits`` intrinsic); an integer's low bits;
+- ``cast(x, T)`` to a storage type gives ``x`` as that type would hold it, as ``ml_dtypes`` converts: a bfloat16
+  rounding; for the small integers, a float truncated toward zero, 0 where that lies outside the type's range (or
+  for a NaN), and an integer's low bits (two's complement); casts from a storage type cast its compute value;
+- arithmetic, selects, math calls and constants compute in the compute type;
+- ``reinterpret`` from or to a storage type reads or makes its bits.
+
+Between two narrowings (an explicit cast, a store) values keep their compute type's precision: an operator's
+result rounds once, where it is written. Buffers keep their types (the code generators store bfloat16 as 16-bit
+integers, the small integers as bytes), so the function's parameters and the arrays passed to it are unchanged.
+
+Assumes a lowered function (before flattening; any later works too). Guarantees no expression of a storage type but
+the ``reinterpret`` calls a store writes and the buffer reads they widen. Returns the same function when it has
+none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import ml_dtypes
+import numpy as np
+
+from tcomp.ir import dtype as dt
+from tcomp.ir import expr as E
+from tcomp.ir.functor import Mutator
+from tcomp.ir.stmt import BufferStore, PrimFunc, Stmt
+
+
+def _as(dtype: str, element: str) -> str:
+    return dt.with_lanes(element, dt.lanes(dtype))
+
+
+def _const(lanes_of: str, element: str, value: int | float) -> E.Expr:
+    return E.make_const(value, _as(lanes_of, element))
+
+
+def _call(op: str, dtype: str, *args: E.Expr) -> E.Expr:
+    return E.Call(op, args, dtype)
+
+
+@dataclass(frozen=True)
+class StorageType:
+    """How a storage type ``name`` is held: ``bits``, the unsigned type of its container; ``compute``, the type its
+    values are computed in; ``widen`` (bits to value), ``narrow`` (value to bits), ``convert`` (any value to a
+    value this type holds: a cast's meaning) and ``constant`` (a Python number as this type holds it)."""
+
+    name: str
+    bits: str
+    compute: str
+    widen: Callable[[E.Expr], E.Expr]
+    narrow: Callable[[E.Expr], E.Expr]
+    convert: Callable[[E.Expr], E.Expr]
+    constant: Callable[[int | float], int | float]
+
+
+# bfloat16
+def widen_bfloat16(bits16: E.Expr) -> E.Expr:
+    """The float32 value of bfloat16 bits (``uint16``, any lanes): the bits as a float32's upper half."""
+    wide = E.Cast(bits16, _as(bits16.dtype, "uint32"))
+    shifted = _call("shift_left", wide.dtype, wide, _const(bits16.dtype, "uint32", 16))
+    return _call("reinterpret", _as(bits16.dtype, "float32"), shifted)
+
+
+def narrow_bfloat16(value: E.Expr) -> E.Expr:
+    """The bits (``uint16``) of float32 ``value`` rounded to the nearest bfloat16, ties to even; a NaN keeps its top
+    16 bits (made quiet where its payload lies only in the bits dropped), so a bfloat16 NaN widened and narrowed again
+    keeps every bit (the ``bfloat16_bits`` intrinsic: each code generator reads ``value`` once)."""
+    return _call("bfloat16_bits", _as(value.dtype, "uint16"), value)
+
+
+def round_to_bfloat16(value: float) -> float:
+    """``value`` rounded to the nearest bfloat16, as a Python float."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(value).astype(ml_dtypes.bfloat16))
+
+
+BFLOAT16 = StorageType("bfloat16", "uint16", "float32", widen_bfloat16, narrow_bfloat16,
+                       lambda x: widen_bfloat16(narrow_bfloat16(E.cast(x, _as(x.dtype, "float32")))),
+                       round_to_bfloat16)
+
+
+# 4- and 2-bit integers
+def _small_integer(name: str, width: int, signed: bool) -> StorageType:
+    compute, mask, sign = ("int8" if signed else "uint8"), (1 << width) - 1, 1 << (width - 1)
+    low, high = (-sign, sign - 1) if signed else (0, mask)
+
+    def wrap(value: E.Expr) -> E.Expr:
+        """The low ``width`` bits of an integer value, as a value of ``compute`` (sign-extended when signed)."""
+        wide = E.cast(value, _as(value.dtype, "int32"))
+        bits = _call("bitwise_and", wide.dtype, wide, _const(wide.dtype, "int32", mask))
+        if signed:
+            flipped = _call("bitwise_xor", wide.dtype, bits, _const(wide.dtype, "int32", sign))
+            bits = E.Sub(flipped, _const(wide.dtype, "int32", sign), wide.dtype)
+        return E.cast(bits, _as(value.dtype, compute))
+
+    def widen(bits: E.Expr) -> E.Expr:
+        return wrap(bits)
+
+    def narrow(value: E.Expr) -> E.Expr:
+        as_bits = E.cast(value, _as(value.dtype, "uint8"))
+        return _call("bitwise_and", as_bits.dtype, as_bits, _const(value.dtype, "uint8", mask))
+
+    def convert(value: E.Expr) -> E.Expr:
+        if not dt.is_float(value.dtype):
+            return wrap(value)
+        wide = E.cast(value, _as(value.dtype, "float32")) if dt.element(value.dtype) == "float16" else value
+        inside = E.And(E.GT(wide, _const(wide.dtype, dt.element(wide.dtype), low - 1), _as(wide.dtype, "bool")),
+                       E.LT(wide, _const(wide.dtype, dt.element(wide.dtype), high + 1), _as(wide.dtype, "bool")),
+                       _as(wide.dtype, "bool"))  # false for a NaN
+        kept = E.Select(inside, wide, _const(wide.dtype, dt.element(wide.dtype), 0), wide.dtype)
+        return E.cast(kept, _as(value.dtype, compute))  # truncated toward zero
+
+    def constant(value: int | float) -> int:
+        bits = int(value) & mask
+        return bits - (bits & sign) * 2 if signed else bits
+
+    return StorageType(name, "uint8", compute, widen, narrow, convert, constant)
+
+
+STORAGE_TYPES = {t.name: t for t in (BFLOAT16, _small_integer("int4", 4, True), _small_integer("uint4", 4, False),
+                                     _small_integer("int2", 2, True), _small_integer("uint2", 2, False))}
+
+
+def _storage(dtype: str) -> StorageType | None:
+    return STORAGE_TYPES.get(dt.element(dtype))
+
+
+class _Legalize(Mutator):
+    def __init__(self) -> None:
+        self.vars: dict[E.Var, E.Var] = {}
+
+    def _computed(self, node: E.Expr) -> E.Expr:
+        """``node`` (its children already legalized) with a storage type made its compute type."""
+        storage = _storage(node.dtype)
+        return node if storage is None else replace(node, dtype=_as(node.dtype, storage.compute))
+
+    def visit_BufferLoad(self, node: E.BufferLoad) -> E.Expr:
+        node = self.generic_visit(node)
+        storage = _storage(node.dtype)
+        if storage is None:
+            return node
+        return storage.widen(_call("reinterpret", _as(node.dtype, storage.bits), node))
+
+    def visit_BufferStore(self, node: BufferStore) -> Stmt:
+        node = self.generic_visit(node)
+        storage = _storage(node.buffer.dtype)
+        if storage is None:
+            return node
+        value = node.value
+        if _storage(value.dtype) is not None:  # pragma: no cover - every such expression was widened below
+            raise TypeError(f"legalize_storage_types: a {value.dtype} value was left in {node}")
+        value = E.cast(value, _as(value.dtype, storage.compute))
+        return replace(node, value=_call("reinterpret", _as(value.dtype, storage.name), storage.narrow(value)))
+
+    def _constant(self, node: E.Expr) -> E.Expr:
+        storage = _storage(node.dtype)
+        if storage is None:
+            return node
+        return E.make_const(storage.constant(node.value), _as(node.dtype, storage.compute))  # type: ignore[attr-defined]
+
+    visit_FloatImm = _constant
+    visit_IntImm = _constant
+
+    def visit_Var(self, node: E.Var) -> E.Expr:
+        storage = _storage(node.dtype)
+        if storage is None:
+            return node
+        if node not in self.vars:
+            self.vars[node] = E.Var(node.name, _as(node.dtype, storage.compute), node.max_value)
+        return self.vars[node]
+
+    def visit_Cast(self, node: E.Cast) -> E.Expr:
+        value = self.visit(node.value)
+        storage = _storage(node.dtype)
+        if storage is None:
+            return E.cast(value, node.dtype) if value is not node.value else node
+        return storage.convert(value)
+
+    def visit_Call(self, node: E.Call) -> E.Expr:
+        source, target = _storage(node.args[0].dtype) if node.args else None, _storage(node.dtype)
+        if node.op != "reinterpret" or (source is None and target is None):
+            return self._computed(self.generic_visit(node))
+        value = self.visit(node.args[0])
+        if source is not None:  # its compute value is one the type holds: narrowing gives back its bits
+            value = source.narrow(value)
+        if target is None:
+            return _call("reinterpret", node.dtype, value) if value.dtype != node.dtype else value
+        bits = _as(node.dtype, target.bits)
+        return target.widen(_call("reinterpret", bits, value) if value.dtype != bits else value)
+
+    def visit_Expr(self, node: E.Expr) -> E.Expr:
+        return self._computed(self.generic_visit(node))
+
+
+def legalize_storage_types(func: PrimFunc) -> PrimFunc:
+    """See the module docstring."""
+    body = _Legalize().visit(func.body)
+    return func if body is func.body else replace(func, body=body)
+
+
+__all__ = ["STORAGE_TYPES", "StorageType", "legalize_storage_types", "narrow_bfloat16", "round_to_bfloat16",
+           "widen_bfloat16"]
