@@ -23,7 +23,10 @@
   ``quantize_static`` in the default QDQ format (``QuantizeLinear`` / ``DequantizeLinear`` around every operator it
   quantizes; calibrated on three draws of the example inputs); made once into the cache folder. ``resnet50_int8``
   and ``resnet50_qdq``: the built ResNet-50 quantized the same ways (``ConvInteger`` / QDQ convolutions);
-  ``mobilenet_v2_qdq``: the built MobileNetV2 under ``quantize_static``.
+  ``mobilenet_v2_qdq``: the built MobileNetV2 under ``quantize_static``; ``llama_uint4`` and ``llama_decode_uint4``:
+  the Llama-like export and its generation step with every ``MatMul`` weight quantized to 4 bits by onnxruntime's
+  ``MatMulNBitsQuantizer`` in the QDQ format (``uint4`` by blocks of 32 with zero points, as weight-only quantized
+  language models are stored; it needs the ``onnx-ir`` package).
 """
 
 from __future__ import annotations
@@ -56,12 +59,12 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "bert_int8": "quantized", "vit_int8": "quantized", "gpt2_int8": "quantized", "llama_int8": "quantized",
           "gpt2_decode_int8": "quantized", "bert_qdq": "quantized", "vit_qdq": "quantized",
           "resnet50_int8": "quantized", "resnet50_qdq": "quantized", "mobilenet_v2_qdq": "quantized",
-          "whisper_int8": "quantized"}
+          "whisper_int8": "quantized", "llama_uint4": "quantized", "llama_decode_uint4": "quantized"}
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
 # not in the default set
 QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8", "bert_qdq", "vit_qdq",
-             "resnet50_int8", "resnet50_qdq", "mobilenet_v2_qdq", "whisper_int8")
+             "resnet50_int8", "resnet50_qdq", "mobilenet_v2_qdq", "whisper_int8", "llama_uint4", "llama_decode_uint4")
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
             "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED)
 
@@ -188,8 +191,8 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
 
 
 def _quantized_source(name: str, cache: Path, export: bool, python: str | None) -> Source:
-    """``<exported>_int8`` or ``<exported>_qdq``: the export quantized by onnxruntime (see the module docstring), made
-    once."""
+    """``<exported>_int8``, ``<exported>_qdq`` or ``<exported>_uint4``: the export quantized by onnxruntime (see the
+    module docstring), made once."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -205,6 +208,8 @@ def _quantized_source(name: str, cache: Path, export: bool, python: str | None) 
         source = _built(base, cache) if base in BUILT else ensure_exported(base, cache, export, python)
         if kind == "int8":
             quantize_dynamic(source, path, weight_type=QuantType.QInt8)
+        elif kind == "uint4":
+            _quantize_4_bits(source, path)
         else:
             exported = onnx.load(str(source), load_external_data=False)
 
@@ -218,5 +223,23 @@ def _quantized_source(name: str, cache: Path, export: bool, python: str | None) 
             quantize_static(source, path, Draws(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8)
     model = onnx.load(str(path), load_external_data=False)
-    how = "quantize_dynamic (int8)" if kind == "int8" else "quantize_static (QDQ, int8)"
+    how = {"int8": "quantize_dynamic (int8)", "qdq": "quantize_static (QDQ, int8)",
+           "uint4": "MatMulNBitsQuantizer (QDQ, uint4 by blocks of 32)"}[kind]
     return Source(name, str(path), example_inputs(model), f"{base} export, onnxruntime {how}")
+
+
+def _quantize_4_bits(source: Path, path: Path) -> None:
+    """Every ``MatMul`` weight of ``source`` quantized to uint4 by blocks of 32 along K, in the QDQ format."""
+    import onnx
+
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as exc:
+        raise MissingModel(f"4-bit quantization needs onnxruntime's MatMulNBitsQuantizer and its dependencies "
+                           f"(pip install onnx-ir): {exc}") from None
+    from onnxruntime.quantization import QuantFormat
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=4, block_size=32, is_symmetric=False,
+                                     quant_format=QuantFormat.QDQ, op_types_to_quantize=("MatMul",))
+    quantizer.process()
+    onnx.save(quantizer.model.model, str(path), save_as_external_data=True, location=f"{path.name}.data")

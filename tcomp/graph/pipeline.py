@@ -1,7 +1,7 @@
 """The graph pass pipeline: a plain ordered list of named passes, each switchable, the graph printable after each.
 
     ONNX -> infer types -> remove empty -> bfloat16 arithmetic -> float16 products -> integer products
-         -> fold constants -> simplify -> gemm panels
+         -> quantized matvec -> fold constants -> simplify -> gemm panels
          -> fold constants -> channel shuffle -> alter layout -> winograd -> fold constants
          -> quantized depthwise -> quantized pooling -> concat in place -> fuse ops -> plan memory
 
@@ -9,7 +9,8 @@ Where the target has no float16 arithmetic (CPUs), products of float16 tensors c
 (``float16_products``). On CPUs, products of 8-bit integers then run on the integer GEMM (``integer_products``:
 the float products of dequantized operands in QDQ models become integer products, then ``quantized_weights`` packs
 the 8-bit weights of integer products, before folding takes the weights' dequantization away or widens them to
-int32). The ``simplify``
+int32); small-batch products by weights quantized by blocks (4-bit language models) stream the weights as
+int8 (``quantized_matvec``). The ``simplify``
 step also runs the rewrites a target kind asks for (``GraphOptions`` of its backend): small-batch weights stored by
 rows (``matvec_weights``) and attention fused into one node (``fuse_attention``). Then, where the backend asks,
 products of one input by several constant weights become one product and a split (``merge_projections``: attention's
@@ -48,6 +49,7 @@ from tcomp.graph.passes.matvec_weights import matvec_weights
 from tcomp.graph.passes.merge_projections import merge_projections
 from tcomp.graph.passes.plan_memory import plan_memory
 from tcomp.graph.passes.quantized_depthwise import quantized_depthwise
+from tcomp.graph.passes.quantized_matvec import quantized_matvec
 from tcomp.graph.passes.quantized_pooling import quantized_pooling
 from tcomp.graph.passes.quantized_weights import quantized_weights
 from tcomp.graph.passes.recognize_norms import recognize_norms
@@ -68,6 +70,7 @@ class PassOptions:
 
     float16_products: bool = True
     integer_products: bool = True
+    quantized_matvec: bool = True
     fold_constants: bool = True
     simplify: bool = True
     gemm_panels: bool = True
@@ -135,6 +138,9 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
             return graph
         return quantized_weights(integer_products(graph, resolved, constants), resolved, constants)
 
+    def matvec_of_integers(graph: Graph) -> Graph:
+        return quantized_matvec(graph, constants) if options.matvec_weights else graph
+
     def fast_convolutions(graph: Graph) -> Graph:
         return winograd(graph) if options.blocked_convolutions else graph
 
@@ -154,6 +160,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     return [
         ("float16_products", half_products),
         ("integer_products", products_of_integers),
+        ("quantized_matvec", matvec_of_integers),
         ("fold_constants", fold),
         ("simplify", simplify_for_target),
         ("gemm_panels", panels),

@@ -6,6 +6,11 @@ start to end, and each ``k`` of it holds ``NB`` consecutive outputs' weights, so
 it is ``NB``-wide vector multiply-adds of a broadcast ``x[i, k]``: no horizontal sums, any ``K``, and every weight
 read once for all the rows. ``column_block`` picks ``NB`` for the number of rows, so that the accumulators of all rows
 stay in registers.
+
+A weight quantized by blocks along K (4-bit weights of language models) stays integer: ``packed`` holds its values
+less their zero points (int8), ``scales[N / NB, ceil(K / B), NB]`` each block's scale packed the same way, and each
+weight is dequantized as it is read, ``packed[b, k, c] * scales[b, k // B, c]``: a quarter of float32's bytes to
+stream, where a product of a few rows is bound by them.
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ def pack_column_blocks(weight: np.ndarray, block: int) -> np.ndarray:
 
 
 def packed_matvec(x: Tensor, packed: Tensor, columns: int, out_dtype: str | None = None,
-                  name: str = "T_packed_matvec") -> Tensor:
+                  name: str = "T_packed_matvec", scales: Tensor | None = None, block: int = 0) -> Tensor:
     """``out[i, j] = sum_k x[i, k] * packed[j // NB, k, j % NB]`` for ``x[M, K]``, ``packed[ceil(N / NB), K, NB]``
     and ``j < columns`` (``N``): ``x @ W`` for the weight ``W[K, N]`` that ``pack_column_blocks`` packed. The
     product is computed over whole blocks (stage ``<name>_blocks``, the padding's columns included) and, when
     ``N`` is not a multiple of ``NB``, its first ``N`` columns copied out: the schedule computes the blocks inside
-    the loop that writes the output, so no loop over K tests a bound."""
+    the loop that writes the output, so no loop over K tests a bound. With ``scales`` (``[ceil(N / NB), ceil(K /
+    block), NB]``), ``packed`` holds integers, each dequantized as it is read: ``packed[b, k, c] * scales[b, k //
+    block, c]``."""
     op = "packed_matvec"
     check_tensor(op, "x", x, 2)
     check_tensor(op, "packed", packed, 3)
@@ -64,9 +71,20 @@ def packed_matvec(x: Tensor, packed: Tensor, columns: int, out_dtype: str | None
         raise OpError(f"{op}: x{shape_str(x.shape)} and packed{shape_str(packed.shape)} differ in K")
     acc = out_dtype or x.dtype
     k = te.reduce_axis((0, x.shape[1]), name="k")
+    if scales is not None:
+        check_tensor(op, "scales", scales, 3)
+        depth = as_int(packed.shape[1])
+        if (isinstance(block, bool) or not isinstance(block, int) or block < 1 or depth is None
+                or tuple(as_int(d) for d in scales.shape) != (blocks, -(-depth // block), nb)):
+            raise OpError(f"{op}: scales{shape_str(scales.shape)} are not those of blocks of {block!r} in "
+                          f"packed{shape_str(packed.shape)}")
+
+    def weight(j: Expr) -> Expr:
+        value = cast(packed[j // nb, k, j % nb], acc)
+        return value if scales is None else value * cast(scales[j // nb, k // block, j % nb], acc)
 
     def body(i: Var, j: Var) -> Expr:
-        return te.sum(cast(x[i, k], acc) * cast(packed[j // nb, k, j % nb], acc), axis=k)
+        return te.sum(cast(x[i, k], acc) * weight(j), axis=k)
 
     padded = blocks * nb
     attrs = {OP_KIND: OpKind.PACKED_MATVEC, "column_block": nb}

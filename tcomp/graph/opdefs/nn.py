@@ -146,9 +146,19 @@ register_op("matmul", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_matmul, _lower_matm
 # packed_matvec: a few rows times a constant weight packed in column blocks (``tcomp.ops.matvec``; the CPU graph pass
 # ``matvec_weights`` makes these from matmul)
 def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
-    """``x[..., K]`` times ``packed[ceil(N / NB), K, NB]`` with the attribute ``columns`` (``N``) -> ``[..., N]``."""
+    """``x[..., K]`` times ``packed[ceil(N / NB), K, NB]`` with the attribute ``columns`` (``N``) -> ``[..., N]``;
+    with a third input ``scales[ceil(N / NB), ceil(K / block), NB]`` and the attribute ``block``, ``packed`` holds
+    int8 weights of blocks of ``block`` along K, dequantized by their scale as they are read."""
     x, packed = ctx.type(0), ctx.type(1)
-    dtype = same_dtype(ctx, [x, packed])
+    if ctx.has_input(2):
+        scales = ctx.type(2)
+        block = ctx.attr("block")
+        if packed.dtype != "int8" or scales.dtype != x.dtype or isinstance(block, bool) or not isinstance(block, int) \
+                or block < 1 or scales.shape != (packed.shape[0], -(-packed.shape[1] // block), packed.shape[2]):
+            raise ctx.error(f"expects int8 weights {packed} and {x.dtype} scales of blocks of {block!r}, got {scales}")
+        dtype = x.dtype
+    else:
+        dtype = same_dtype(ctx, [x, packed])
     columns = ctx.attr("columns")
     if isinstance(columns, bool) or not isinstance(columns, int):
         raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
@@ -166,7 +176,9 @@ def _lower_packed_matvec(ctx: LowerContext) -> list[Tensor]:
     columns = int(ctx.attr("columns"))
     rows = math.prod(shape[:-1])
     flat = x if len(shape) == 2 else ops.reshape(x, (rows, shape[-1]), name=f"{ctx.name}_rows")
-    result = packed_matvec(flat, packed, columns, name=ctx.name if len(shape) == 2 else f"{ctx.name}_mv")
+    scales = ctx.tensor(2) if ctx.has_input(2) else None
+    result = packed_matvec(flat, packed, columns, name=ctx.name if len(shape) == 2 else f"{ctx.name}_mv",
+                           scales=scales, block=int(ctx.attr("block", 0)) if scales is not None else 0)
     if len(shape) != 2:
         result = ops.reshape(result, ctx.out_types[0].shape, name=ctx.name)
     return [result]
