@@ -165,11 +165,11 @@ class _Legalize(Mutator):
         value = E.cast(value, _as(value.dtype, storage.compute))
         return replace(node, value=_call("reinterpret", _as(value.dtype, storage.name), storage.narrow(value)))
 
-    def _constant(self, node: E.Expr) -> E.Expr:
+    def _constant(self, node: E.IntImm | E.FloatImm) -> E.Expr:
         storage = _storage(node.dtype)
         if storage is None:
             return node
-        return E.make_const(storage.constant(node.value), _as(node.dtype, storage.compute))  # type: ignore[attr-defined]
+        return E.make_const(storage.constant(node.value), _as(node.dtype, storage.compute))
 
     visit_FloatImm = _constant
     visit_IntImm = _constant

@@ -150,24 +150,21 @@ def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
     with a third input ``scales[ceil(N / NB), ceil(K / block), NB]`` and the attribute ``block``, ``packed`` holds
     int8 weights of blocks of ``block`` along K, dequantized by their scale as they are read."""
     x, packed = ctx.type(0), ctx.type(1)
-    if ctx.has_input(2):
-        scales = ctx.type(2)
-        block = ctx.attr("block")
-        if packed.dtype != "int8" or scales.dtype != x.dtype or isinstance(block, bool) or not isinstance(block, int) \
-                or block < 1 or scales.shape != (packed.shape[0], -(-packed.shape[1] // block), packed.shape[2]):
-            raise ctx.error(f"expects int8 weights {packed} and {x.dtype} scales of blocks of {block!r}, got {scales}")
-        dtype = x.dtype
-    else:
-        dtype = same_dtype(ctx, [x, packed])
     columns = ctx.attr("columns")
     if isinstance(columns, bool) or not isinstance(columns, int):
         raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
     if x.ndim == 0 or packed.ndim != 3:
         raise ctx.error(f"expects data with a K axis and a 3-D packed weight, got {x} and {packed}")
-    blocks, k, block = packed.shape
-    if x.shape[-1] != k or not (blocks - 1) * block < columns <= blocks * block:
+    blocks, k, width = packed.shape
+    if x.shape[-1] != k or not (blocks - 1) * width < columns <= blocks * width:
         raise ctx.error(f"data {x} and {columns} columns do not match the packed weight {packed}")
-    return [TensorType((*x.shape[:-1], columns), dtype)]
+    if not ctx.has_input(2):
+        return [TensorType((*x.shape[:-1], columns), same_dtype(ctx, [x, packed]))]
+    scales, block = ctx.type(2), ctx.attr("block")
+    if packed.dtype != "int8" or scales.dtype != x.dtype or isinstance(block, bool) or not isinstance(block, int) \
+            or block < 1 or scales.shape != (blocks, -(-k // block), width):
+        raise ctx.error(f"expects int8 weights {packed} and {x.dtype} scales of blocks of {block!r}, got {scales}")
+    return [TensorType((*x.shape[:-1], columns), x.dtype)]
 
 
 def _lower_packed_matvec(ctx: LowerContext) -> list[Tensor]:
