@@ -1,14 +1,16 @@
 """Data types as strings: ``"float32"``, ``"int64"``, ``"bool"``, and vector types ``"float32x8"``.
 
 Strings keep IR readable and records JSON-friendly; the helpers here are the only place that parses them.
-``bfloat16`` (8 exponent bits, 7 mantissa bits: the upper half of a float32) and the 4- and 2-bit integers
-(``int4``, ``uint4``, ``int2``, ``uint2``: one per byte) are storage types: their arrays are ``ml_dtypes`` arrays, and
-programs compute on them in float32, int8 or uint8 (``tcomp.transform.storage_types``).
+``bfloat16`` (8 exponent bits, 7 mantissa bits: the upper half of a float32), the 8-bit floats (``float8_e4m3fn``,
+``float8_e4m3fnuz``, ``float8_e5m2``, ``float8_e5m2fnuz``) and the 4- and 2-bit integers (``int4``, ``uint4``,
+``int2``, ``uint2``: one per byte) are storage types: their arrays are ``ml_dtypes`` arrays, and programs compute on
+them in float32, int8 or uint8 (``tcomp.transform.storage_types``).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
@@ -29,12 +31,16 @@ SCALAR_DTYPES = (
     "uint64",
     "float16",
     "bfloat16",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
     "float32",
     "float64",
     "handle",
 )
 
-_VECTOR_RE = re.compile(r"^([a-z]+[0-9]*)x([0-9]+)$")
+_VECTOR_RE = re.compile(r"^([a-z0-9_]+?)x([0-9]+)$")
 
 
 class DTypeError(TypeError):
@@ -106,6 +112,8 @@ def bits(dtype: str) -> int:
         return 1
     if base == "handle":
         return 64
+    if base.startswith("float8_"):
+        return 8
     return int(re.sub(r"^[a-z]+", "", base))
 
 
@@ -115,8 +123,30 @@ def storage_bytes(dtype: str) -> int:
     return (bits(dtype) + 7) // 8
 
 
+@dataclass(frozen=True)
+class Float8Format:
+    """An 8-bit float: ``exponent`` and ``mantissa`` bits, the exponent's ``bias``, and which codes are special:
+    ``"ieee"`` (``e5m2``: infinities and NaNs at the top exponent), ``"fn"`` (``e4m3fn``: no infinity, NaN at
+    ``S.1111.111``) or ``"fnuz"`` (no infinity, no negative zero: NaN is ``0x80``). ``largest`` is the code of its
+    largest finite magnitude."""
+
+    exponent: int
+    mantissa: int
+    bias: int
+    kind: str
+    largest: int
+
+
+FLOAT8_FORMATS = {"float8_e4m3fn": Float8Format(4, 3, 7, "fn", 0x7E),
+                  "float8_e4m3fnuz": Float8Format(4, 3, 8, "fnuz", 0x7F),
+                  "float8_e5m2": Float8Format(5, 2, 15, "ieee", 0x7B),
+                  "float8_e5m2fnuz": Float8Format(5, 2, 16, "fnuz", 0x7F)}
+
+
 _ML_DTYPES = {"bfloat16": ml_dtypes.bfloat16, "int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4,
-              "int2": ml_dtypes.int2, "uint2": ml_dtypes.uint2}
+              "int2": ml_dtypes.int2, "uint2": ml_dtypes.uint2, "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
+              "float8_e4m3fnuz": ml_dtypes.float8_e4m3fnuz, "float8_e5m2": ml_dtypes.float8_e5m2,
+              "float8_e5m2fnuz": ml_dtypes.float8_e5m2fnuz}
 
 
 def to_numpy(dtype: str) -> np.dtype:

@@ -37,6 +37,10 @@ C_TYPES = {
     "uint4": "unsigned char",
     "int2": "unsigned char",
     "uint2": "unsigned char",
+    "float8_e4m3fn": "unsigned char",
+    "float8_e4m3fnuz": "unsigned char",
+    "float8_e5m2": "unsigned char",
+    "float8_e5m2fnuz": "unsigned char",
 }
 
 

@@ -1,24 +1,29 @@
 """``legalize_storage_types``: types no target computes on are stored as their bits and computed on in a wider type.
 
 No code generator computes on ``bfloat16`` (a CPU without AVX512-BF16 has no bfloat16 arithmetic, and LLVM's
-``bfloat`` type would call runtime helpers a JIT cannot resolve) nor on the 4- and 2-bit integers ``int4``,
-``uint4``, ``int2`` and ``uint2`` (``ml_dtypes`` arrays: one element per byte, in its low bits). So, as TVM's
-bfloat16 legalization does, every such value a program computes with becomes a value of its compute type, and the
-storage type is left only where it is stored (``STORAGE_TYPES``):
+``bfloat`` type would call runtime helpers a JIT cannot resolve), on the 8-bit floats (``float8_e4m3fn``,
+``float8_e4m3fnuz``, ``float8_e5m2``, ``float8_e5m2fnuz``) nor on the 4- and 2-bit integers ``int4``, ``uint4``,
+``int2`` and ``uint2`` (``ml_dtypes`` arrays: one element per byte, in its low bits). So, as TVM's bfloat16
+legalization does, every such value a program computes with becomes a value of its compute type, and the storage
+type is left only where it is stored (``STORAGE_TYPES``):
 
-- a read of a buffer of a storage type is widened: bfloat16 as ``float32(bits << 16)``, exact; a 4- or 2-bit
-  integer as ``int8`` (sign-extended) or ``uint8``;
-- a write is narrowed: the float32 value rounded to the nearest bfloat16, ties to even (a NaN stays a NaN, overflow
-  gives infinity), as ``ml_dtypes`` and PyTorch round (the ``bfloat16_bits`` intrinsic); an integer's low bits;
-- ``cast(x, T)`` to a storage type gives ``x`` as that type would hold it, as ``ml_dtypes`` converts: a bfloat16
-  rounding; for the small integers, a float truncated toward zero, 0 where that lies outside the type's range (or
-  for a NaN), and an integer's low bits (two's complement); casts from a storage type cast its compute value;
+- a read of a buffer of a storage type is widened, exactly: bfloat16 as ``float32(bits << 16)``, an 8-bit float by
+  its exponent and mantissa fields (subnormals, infinities and NaNs as its format has them), a 4- or 2-bit integer
+  as ``int8`` (sign-extended) or ``uint8``;
+- a write is narrowed: a float32 value rounded to the nearest bfloat16 or 8-bit float, ties to even (a NaN stays a
+  NaN), as ``ml_dtypes`` and PyTorch round (the intrinsics ``bfloat16_bits`` and ``<type>_bits``); an integer's low
+  bits;
+- ``cast(x, T)`` to a storage type gives ``x`` as that type would hold it: a bfloat16 rounding (overflow gives
+  infinity); an 8-bit float's rounding of ``x`` clamped to its largest value, as ONNX's ``Cast`` saturates by
+  default; for the small integers, as ``ml_dtypes`` converts, a float truncated toward zero, 0 where that lies
+  outside the type's range (or for a NaN), and an integer's low bits (two's complement); casts from a storage type
+  cast its compute value;
 - arithmetic, selects, math calls and constants compute in the compute type;
 - ``reinterpret`` from or to a storage type reads or makes its bits.
 
 Between two narrowings (an explicit cast, a store) values keep their compute type's precision: an operator's
 result rounds once, where it is written. Buffers keep their types (the code generators store bfloat16 as 16-bit
-integers, the small integers as bytes), so the function's parameters and the arrays passed to it are unchanged.
+integers, the others as bytes), so the function's parameters and the arrays passed to it are unchanged.
 
 Assumes a lowered function (before flattening; any later works too). Guarantees no expression of a storage type but
 the ``reinterpret`` calls a store writes and the buffer reads they widen. Returns the same function when it has
@@ -130,8 +135,71 @@ def _small_integer(name: str, width: int, signed: bool) -> StorageType:
     return StorageType(name, "uint8", compute, widen, narrow, convert, constant)
 
 
+# 8-bit floats
+def _float8(name: str) -> StorageType:
+    f = dt.FLOAT8_FORMATS[name]
+    exponent_mask, mantissa_mask = (1 << f.exponent) - 1, (1 << f.mantissa) - 1
+
+    def widen(bits8: E.Expr) -> E.Expr:
+        u32, f32, flags = _as(bits8.dtype, "uint32"), _as(bits8.dtype, "float32"), _as(bits8.dtype, "bool")
+        b = E.Cast(bits8, u32)
+
+        def k(value: int) -> E.Expr:
+            return _const(u32, "uint32", value)
+
+        def bit_and(x: E.Expr, mask: int) -> E.Expr:
+            return _call("bitwise_and", u32, x, k(mask))
+
+        def shl(x: E.Expr, amount: int) -> E.Expr:
+            return _call("shift_left", u32, x, k(amount))
+
+        exponent = bit_and(_call("shift_right", u32, b, k(f.mantissa)), exponent_mask)
+        mantissa, sign = bit_and(b, mantissa_mask), bit_and(b, 0x80)
+        normal_bits = _call("bitwise_or", u32, shl(sign, 24), _call(
+            "bitwise_or", u32, shl(E.Add(exponent, k(127 - f.bias), u32), 23), shl(mantissa, 23 - f.mantissa)))
+        normal = _call("reinterpret", f32, normal_bits)
+        tiny = E.Mul(E.Cast(mantissa, f32), _const(f32, "float32", 2.0 ** (1 - f.bias - f.mantissa)), f32)
+        signed_tiny = _call("reinterpret", f32,
+                            _call("bitwise_or", u32, _call("reinterpret", u32, tiny), shl(sign, 24)))
+        negative = E.NE(sign, k(0), flags)
+        value = E.Select(E.EQ(exponent, k(0), flags), signed_tiny, normal, f32)
+        nan = _const(f32, "float32", float("nan"))
+        if f.kind == "fnuz":
+            return E.Select(E.EQ(b, k(0x80), flags), nan, value, f32)
+        if f.kind == "fn":
+            return E.Select(E.EQ(bit_and(b, 0x7F), k(0x7F), flags), nan, value, f32)
+        infinity = E.Select(negative, _const(f32, "float32", float("-inf")), _const(f32, "float32", float("inf")), f32)
+        special = E.Select(E.EQ(mantissa, k(0), flags), infinity, nan, f32)
+        return E.Select(E.EQ(exponent, k(exponent_mask), flags), special, value, f32)
+
+    def narrow(value: E.Expr) -> E.Expr:  # exact for the values the type holds, infinities included
+        return _call(f"{name}_bits", _as(value.dtype, "uint8"), value)
+
+    def constant(value: int | float) -> float:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(saturated(np.float32(value), name).astype(dt.to_numpy(name)).astype(np.float32))
+
+    def convert(value: E.Expr) -> E.Expr:  # saturating, as ONNX's Cast by default: infinities too
+        wide = E.cast(value, _as(value.dtype, "float32"))
+        largest = constant(float("inf"))
+        clamped = E.Max(E.Min(wide, _const(wide.dtype, "float32", largest), wide.dtype),
+                        _const(wide.dtype, "float32", -largest), wide.dtype)  # NaN stays NaN
+        return widen(narrow(clamped))
+
+    return StorageType(name, "uint8", "float32", widen, narrow, convert, constant)
+
+
+def saturated(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` clipped to the largest finite magnitude of the 8-bit float ``dtype`` (NaN kept): a cast to it
+    saturates, as ONNX's ``Cast`` does by default."""
+    code = np.array([dt.FLOAT8_FORMATS[dtype].largest], np.uint8)
+    largest = float(code.view(dt.to_numpy(dtype))[0])
+    return np.clip(values, -largest, largest)
+
+
 STORAGE_TYPES = {t.name: t for t in (BFLOAT16, _small_integer("int4", 4, True), _small_integer("uint4", 4, False),
-                                     _small_integer("int2", 2, True), _small_integer("uint2", 2, False))}
+                                     _small_integer("int2", 2, True), _small_integer("uint2", 2, False),
+                                     *(_float8(name) for name in dt.FLOAT8_FORMATS))}
 
 
 def _storage(dtype: str) -> StorageType | None:
@@ -212,4 +280,4 @@ def legalize_storage_types(func: PrimFunc) -> PrimFunc:
 
 
 __all__ = ["STORAGE_TYPES", "StorageType", "legalize_storage_types", "narrow_bfloat16", "round_to_bfloat16",
-           "widen_bfloat16"]
+           "saturated", "widen_bfloat16"]

@@ -9,11 +9,11 @@ which give 0 for a zero divisor, numpy's result: a kernel has no error channel, 
 SIGFPE (the LLVM backend raises ``KernelError`` instead).
 Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
 are bit patterns (``__int_as_float``); ``reinterpret`` is ``__uint_as_float`` and its kin, or a C cast between
-integer types (``bfloat16`` is its bits, ``unsigned short``, and a 4- or 2-bit integer its byte); ``bfloat16_bits``
-is the helper ``tc_bfloat16_bits``. ``float16`` and vector types are not supported in expressions; ``float16``
-buffers may be passed to tcomp's own device functions (``device_functions``), which see them as ``unsigned short``
-bit patterns (``storage_type``). Calls of kind ``extern`` must name a registered device function; ``address_of``
-prints as a pointer (``(buf + index)``).
+integer types (``bfloat16`` is its bits, ``unsigned short``, and an 8-bit float or a 4- or 2-bit integer its byte);
+``bfloat16_bits`` and the 8-bit floats' ``<type>_bits`` are helpers (``tc_bfloat16_bits`` ...). ``float16`` and
+vector types are not supported in expressions; ``float16`` buffers may be passed to tcomp's own device functions
+(``device_functions``), which see them as ``unsigned short`` bit patterns (``storage_type``). Calls of kind
+``extern`` must name a registered device function; ``address_of`` prints as a pointer (``(buf + index)``).
 """
 
 from __future__ import annotations
@@ -258,9 +258,9 @@ class ExprPrinter:
             return self(args[0])
         if op == "reinterpret":
             return self.reinterpret(e)
-        if op == "bfloat16_bits":
-            self.helpers.add("tc_bfloat16_bits")
-            return f"tc_bfloat16_bits({self(args[0])})"
+        if op == "bfloat16_bits" or op in _FLOAT8_BITS:
+            self.helpers.add(f"tc_{op}")
+            return f"tc_{op}({self(args[0])})"
         if op in _BIT_OPS:
             return self.bit_op(e)
         if op == "abs" and not dt.is_float(e.dtype):
@@ -382,6 +382,32 @@ def _division_helpers(t: str, unsigned: str | None) -> str:
 _DIVISION = "".join(_division_helpers(t, unsigned) for t, unsigned in (
     ("int", "unsigned"), ("long long", "unsigned long long"), ("unsigned", None), ("unsigned long long", None)))
 
+# float32 to an 8-bit float's bits (the LLVM backend's ``_float8_bits``): op -> format
+_FLOAT8_BITS = {f"{name}_bits": f for name, f in dt.FLOAT8_FORMATS.items()}
+
+
+def _float8_helper(op: str, f: dt.Float8Format) -> str:
+    """``tc_<op>(x)``: ``x`` rounded to nearest even to the 8-bit float ``f``, as its bits (the LLVM backend's
+    ``_float8_bits``: finite values past the largest saturate, an infinity stays one or becomes NaN)."""
+    shift = 23 - f.mantissa
+    nan = "0x80u" if f.kind == "fnuz" else "sign | 0x7fu"
+    infinity = "sign | 0x7cu" if f.kind == "ieee" else nan
+    signed = "(code ? code | sign : 0u)" if f.kind == "fnuz" else "code | sign"
+    return (
+        f"static __device__ __forceinline__ unsigned char tc_{op}(float x) {{\n"
+        "  const unsigned u = __float_as_uint(x), magnitude = u & 0x7fffffffu, sign = (u >> 24) & 0x80u;\n"
+        f"  if (magnitude > 0x7f800000u) return (unsigned char)({nan});\n"
+        f"  if (magnitude == 0x7f800000u) return (unsigned char)({infinity});\n"
+        f"  unsigned code = magnitude >= {(128 - f.bias) << 23}u\n"
+        f"      ? ((magnitude + {(1 << (shift - 1)) - 1}u + ((magnitude >> {shift}) & 1u)) >> {shift}) - "
+        f"{(127 - f.bias) << f.mantissa}u\n"
+        f"      : (unsigned)rintf(fminf(fabsf(x) * {2.0 ** (f.bias - 1 + f.mantissa)!r}f, 256.0f));\n"
+        f"  if (code > {f.largest}u) code = {f.largest}u;\n"
+        f"  return (unsigned char)({signed});\n"
+        "}\n"
+    )
+
+
 HELPERS = {
     # the lanes of this thread's warp that exist: all 32, or the first threads % 32 in a block's partial last warp
     "tc_warp_mask": (
@@ -409,6 +435,7 @@ HELPERS = {
         "  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
         "}\n"
     ),
+    **{f"tc_{op}": _float8_helper(op, f) for op, f in _FLOAT8_BITS.items()},
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),

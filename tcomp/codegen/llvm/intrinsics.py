@@ -63,7 +63,9 @@ LIBM_FUNCTIONS: dict[str, tuple[str, int]] = {
     "fmod": ("fmod", 2),
 }
 
-COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely", "reinterpret", "bfloat16_bits")
+# float32 to an 8-bit float's bits, rounded to nearest even and saturated: op -> format
+FLOAT8_BITS = {f"{name}_bits": f for name, f in dt.FLOAT8_FORMATS.items()}
+COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely", "reinterpret", "bfloat16_bits", *FLOAT8_BITS)
 
 # integer bit operations (``te.BIT_OPS``): op -> number of arguments
 BIT_OPS: dict[str, int] = {"bitwise_and": 2, "bitwise_or": 2, "bitwise_xor": 2, "bitwise_not": 1, "shift_left": 2,
@@ -185,6 +187,44 @@ def _bfloat16_bits(emitter: ExprEmitter, call: E.Call) -> ir.Value:
     return bld.trunc(chosen, T.llvm_type(call.dtype))
 
 
+def _float8_bits(emitter: ExprEmitter, call: E.Call, f: dt.Float8Format) -> ir.Value:
+    """The bits of float32 ``x`` as the 8-bit float ``f``: its magnitude's bits ``a`` rounded to nearest even by
+    ``(a + half - 1 + odd) >> (23 - M)`` and the exponent rebiased where the result is normal, ``roundeven(|x| *
+    2^(bias - 1 + M))`` where it is subnormal; a finite value past the largest saturated to it, the sign put back
+    (not on zero for ``fnuz``); an infinity stays one (``ieee``) or becomes NaN, as a NaN becomes the format's NaN
+    (a cast that saturates clamps first: ``tcomp.transform.storage_types``)."""
+    lanes = dt.lanes(call.dtype)
+    value = emitter.emit_lanes(call.args[0], "float32", lanes)
+    bld = emitter.builder
+    u32, f32 = dt.with_lanes("uint32", lanes), dt.with_lanes("float32", lanes)
+
+    def k(number: int) -> ir.Constant:
+        return T.constant(number, u32)
+
+    shift = 23 - f.mantissa
+    bits = bld.bitcast(value, T.llvm_type(u32))
+    magnitude = bld.and_(bits, k(0x7FFFFFFF))
+    sign = bld.and_(bld.lshr(bits, k(24)), k(0x80))
+    odd = bld.and_(bld.lshr(magnitude, k(shift)), k(1))
+    rounded = bld.add(bld.add(magnitude, k((1 << (shift - 1)) - 1)), odd)
+    normal = bld.sub(bld.lshr(rounded, k(shift)), k((127 - f.bias) << f.mantissa))
+    absolute = call_intrinsic(emitter, "llvm.fabs", [value])
+    scaled = bld.fmul(absolute, T.constant(2.0 ** (f.bias - 1 + f.mantissa), f32))
+    bounded = call_intrinsic(emitter, "llvm.minnum", [scaled, T.constant(256.0, f32)])  # NaN -> 256: not taken
+    tiny = bld.fptoui(call_intrinsic(emitter, "llvm.roundeven", [bounded]), T.llvm_type(u32))
+    is_normal = bld.icmp_unsigned(">=", magnitude, k((128 - f.bias) << 23))
+    code = bld.select(is_normal, normal, tiny)
+    code = bld.select(bld.icmp_unsigned(">", code, k(f.largest)), k(f.largest), code)
+    signed = bld.or_(code, sign)
+    if f.kind == "fnuz":
+        signed = bld.select(bld.icmp_unsigned("==", code, k(0)), k(0), signed)
+    nan = k(0x80) if f.kind == "fnuz" else bld.or_(sign, k(0x7F))
+    infinity = bld.or_(sign, k(0x7C)) if f.kind == "ieee" else nan
+    special = bld.select(bld.icmp_unsigned(">", magnitude, k(0x7F800000)), nan, infinity)
+    result = bld.select(bld.icmp_unsigned(">=", magnitude, k(0x7F800000)), special, signed)
+    return bld.trunc(result, T.llvm_type(call.dtype))
+
+
 def _arity(op: str) -> int:
     if op in BIT_OPS:
         return BIT_OPS[op]
@@ -211,6 +251,8 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
         return _reinterpret(emitter, call)
     if op == "bfloat16_bits":
         return _bfloat16_bits(emitter, call)
+    if op in FLOAT8_BITS:
+        return _float8_bits(emitter, call, FLOAT8_BITS[op])
     if op in BIT_OPS:
         return _bit_op(emitter, call)
     lanes = dt.lanes(call.dtype)

@@ -9,6 +9,7 @@ returns the graph IR value names of the node's outputs (``""`` for an output it 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -399,6 +400,28 @@ def fail(b: Builder, reason: str) -> GraphError:
     return b.error(reason)
 
 
-__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "axis_index", "check_supported",
+def cast_to(b: Builder, x: str, dtype: str, saturate: bool, output: str | None = None) -> str:
+    """``x`` cast to ``dtype``. A cast to an 8-bit float saturates (ONNX's default); with ``saturate`` off a value
+    that rounds past the largest finite one becomes infinity (``float8_e5m2``) or NaN (the others), as ONNX's
+    table says."""
+    if saturate or dtype not in dt.FLOAT8_FORMATS:
+        return b.add1("cast", [x], output=output, dtype=dtype)
+    f = dt.FLOAT8_FORMATS[dtype]
+    largest = float(np.array([f.largest], np.uint8).view(dt.to_numpy(dtype))[0])
+    half_step = 2.0 ** (math.floor(math.log2(largest)) - f.mantissa - 1)
+    # past largest + half a step, or at it when the tie rounds up (the largest's mantissa is odd)
+    wide = x if b.type(x).dtype == "float32" else b.add1("cast", [x], dtype="float32")
+    magnitude = b.add1("abs", [wide])
+    limit = b.param(np.array(largest + half_step, np.float32), f"{b.node_name}/limit")
+    over = b.add1("greater_equal" if f.largest & 1 else "greater", [magnitude, limit])
+    codes = ([0x7C, 0xFC] if f.kind == "ieee" else [0x80, 0x80] if f.kind == "fnuz" else [0x7F, 0xFF])
+    special = b.param(np.array(codes, np.uint8).view(dt.to_numpy(dtype)), f"{b.node_name}/overflow")
+    negative = b.add1("cast", [b.add1("less", [wide, b.param(np.array(0, np.float32), f"{b.node_name}/zero")])],
+                      dtype="int64")
+    chosen = b.add1("take", [special, negative], axis=0)
+    return b.add1("where", [over, chosen, b.add1("cast", [x], dtype=dtype)], output=output)
+
+
+__all__ = ["Attrs", "CONVERTERS", "Converter", "UnsupportedOperatorError", "axis_index", "cast_to", "check_supported",
            "convert_node", "outer_reads", "subgraphs", "topological_order",
            "converts", "register", "schema_version"]

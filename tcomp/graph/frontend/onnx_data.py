@@ -39,6 +39,10 @@ ONNX_DTYPES: dict[int, str] = {
     TensorProto.BOOL: "bool",
     TensorProto.FLOAT16: "float16",
     TensorProto.BFLOAT16: "bfloat16",
+    TensorProto.FLOAT8E4M3FN: "float8_e4m3fn",
+    TensorProto.FLOAT8E4M3FNUZ: "float8_e4m3fnuz",
+    TensorProto.FLOAT8E5M2: "float8_e5m2",
+    TensorProto.FLOAT8E5M2FNUZ: "float8_e5m2fnuz",
     TensorProto.INT4: "int4",
     TensorProto.UINT4: "uint4",
     TensorProto.INT2: "int2",
@@ -68,7 +72,7 @@ def _typed_field(proto: TensorProto, dtype: str) -> tuple[str, np.dtype]:
         return "int64_data", np.dtype(np.int64)
     if dtype in ("uint32", "uint64"):
         return "uint64_data", np.dtype(np.uint64)
-    return "int32_data", np.dtype(np.int32)  # int8/16/32, uint8/16, bool, float16 and bfloat16 (as bits)
+    return "int32_data", np.dtype(np.int32)  # int8/16/32, uint8/16, bool, 16- and 8-bit floats (as bits)
 
 
 def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None = None) -> np.ndarray:
@@ -102,6 +106,8 @@ def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None 
         return _unpacked(array.astype(np.uint8), dtype, per_byte, numel, dims, b"")
     if dtype in ("float16", "bfloat16"):
         return array.astype(np.uint16).view(dt.to_numpy(dtype)).reshape(dims)
+    if dtype.startswith("float8_"):  # as bits
+        return array.astype(np.uint8).view(dt.to_numpy(dtype)).reshape(dims)
     return array.astype(dtype).reshape(dims)
 
 

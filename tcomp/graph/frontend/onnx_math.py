@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from tcomp.graph.frontend.onnx_builder import Builder
-from tcomp.graph.frontend.onnx_common import Attrs, converts, register, scalar_param
+from tcomp.graph.frontend.onnx_common import Attrs, cast_to, converts, register, scalar_param
 from tcomp.ir import dtype as dt
 
 _TYPES_ONLY = (19, 21, 23, 24, 25)  # revisions that only added element types
@@ -91,7 +91,8 @@ def _bit_shift(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: in
 
 @converts("CastLike", (15, *_TYPES_ONLY))
 def _cast_like(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
-    return [b.add1("cast", [ins[0]], output=node.output[0], dtype=b.type(ins[1]).dtype)]
+    saturate = bool(a.int("saturate", 1)) if v >= 19 else True
+    return [cast_to(b, ins[0], b.type(ins[1]).dtype, saturate, node.output[0])]
 
 
 @converts("Size", (1, 13, *_TYPES_ONLY))

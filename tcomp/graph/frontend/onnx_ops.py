@@ -16,6 +16,7 @@ from tcomp.graph.frontend.onnx_builder import Builder, infer_types_of_param
 from tcomp.graph.frontend.onnx_common import (
     Attrs,
     axes_operand,
+    cast_to,
     check_unused_outputs,
     const_ints,
     converts,
@@ -157,7 +158,7 @@ def _finite(value: float | None) -> float | None:
 @converts("Cast", (6, 9, 13, 19, 21, 23, 24, 25, 28))
 def _cast(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -> list[str]:
     dtype = onnx_dtype(a.int("to"), f"node {b.node_name}: attribute 'to'")
-    return [b.add1("cast", [ins[0]], output=node.output[0], dtype=dtype)]
+    return [cast_to(b, ins[0], dtype, bool(a.int("saturate", 1)) if v >= 19 else True, node.output[0])]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -4,12 +4,13 @@
 - ``DequantizeLinear``: ``y = (x - zero_point) * scale`` in float32, cast to the scale's dtype (or
   ``output_dtype``, opset 23).
 - ``QuantizeLinear``: ``y = saturate(round(x / scale) + zero_point)``, rounding half to even, saturating to the
-  output type's range; the output type is the zero point's, else ``output_dtype`` (opset 21), else uint8.
+  output type's range; the output type is the zero point's, else ``output_dtype`` (opset 21), else uint8. To an
+  8-bit float, ``x / scale + zero_point`` is cast to it (saturating unless ``saturate`` is 0).
 
 The scale and zero point are per tensor (one element), per axis (1-D along ``axis``) or blocked (opset 21:
 ``x``'s shape with ``ceil(D / block_size)`` along ``axis``, each entry repeated over its block): weights quantized
 to 4 bits by blocks (weight-only quantized language models) dequantize so. Element types tcomp lacks (float8,
-float4) are refused where the model declares them.
+float4, float8_e8m0) are refused where the model declares them.
 
 The integer operators, as onnxruntime's dynamic and operator-format quantization writes them, compute exactly in
 int32 on the operands minus their zero points:
@@ -28,7 +29,7 @@ import numpy as np
 import onnx
 
 from tcomp.graph.frontend.onnx_builder import Builder
-from tcomp.graph.frontend.onnx_common import Attrs, axis_index, converts, optional, reshape, scalar_param
+from tcomp.graph.frontend.onnx_common import Attrs, axis_index, cast_to, converts, optional, reshape, scalar_param
 from tcomp.graph.frontend.onnx_data import onnx_dtype
 from tcomp.graph.frontend.onnx_nn import convolve
 from tcomp.ir import dtype as dt
@@ -76,8 +77,8 @@ def _dequantize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: i
     x, scale, zero = ins[0], ins[1], optional(ins, 2)
     shape = b.type(x).shape
     axis, block = a.int("axis", 1) if v >= 13 else 1, _block_size(b, a, v)
-    if not dt.is_int(b.type(x).dtype):
-        raise b.error(f"x must be an integer tensor, got {b.type(x).dtype}")
+    if not (dt.is_int(b.type(x).dtype) or b.type(x).dtype in dt.FLOAT8_FORMATS):
+        raise b.error(f"x must be an integer or 8-bit float tensor, got {b.type(x).dtype}")
     out_dtype = _output_dtype(b, a, 23, v) or b.type(scale).dtype
     if not dt.is_float(out_dtype):
         raise b.error(f"the output type must be a float type, got {out_dtype}")
@@ -97,12 +98,16 @@ def _quantize(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int
     shape = b.type(x).shape
     axis, block = a.int("axis", 1) if v >= 13 else 1, _block_size(b, a, v)
     out_dtype = b.type(zero).dtype if zero else (_output_dtype(b, a, 21, v) or "uint8")
-    if out_dtype not in QUANTIZED_TYPES:
-        raise b.error(f"quantizing to {out_dtype} is not supported ({', '.join(QUANTIZED_TYPES)})")
+    if out_dtype not in QUANTIZED_TYPES and out_dtype not in dt.FLOAT8_FORMATS:
+        raise b.error(f"quantizing to {out_dtype} is not supported "
+                      f"({', '.join((*QUANTIZED_TYPES, *dt.FLOAT8_FORMATS))})")
     scaled = b.add1("divide", [_as_float32(b, x), _as_float32(b, _spread(b, scale, shape, axis, block, "scale"))])
-    value = b.add1("round", [scaled])
+    float8 = out_dtype in dt.FLOAT8_FORMATS  # rounded to the nearest 8-bit float by the cast, saturated or not
+    value = scaled if float8 else b.add1("round", [scaled])
     if zero:
         value = b.add1("add", [value, _as_float32(b, _spread(b, zero, shape, axis, block, "zero point"))])
+    if float8:
+        return [cast_to(b, value, out_dtype, bool(a.int("saturate", 1)) if v >= 19 else True, node.output[0])]
     clipped = b.add1("clip", [value], min=float(dt.min_value(out_dtype)), max=float(dt.max_value(out_dtype)))
     return [b.add1("cast", [clipped], output=node.output[0], dtype=out_dtype)]
 

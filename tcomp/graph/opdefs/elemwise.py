@@ -21,6 +21,7 @@ from tcomp.graph.opdefs.common import broadcast_shapes, same_dtype
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, max_expr, min_expr
 from tcomp.te.tensor import Tensor
+from tcomp.transform.storage_types import saturated
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -165,7 +166,12 @@ def _cast(v: Expr, ctx: LowerContext) -> Expr:
 
 
 def _eval_cast(node: Node, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return [arrays[0].astype(dt.to_numpy(dt.normalize(node.attr("dtype"))))]
+    dtype = dt.normalize(node.attr("dtype"))
+    values = arrays[0]
+    if dtype in dt.FLOAT8_FORMATS:  # the kernels' cast saturates (ONNX's default)
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = saturated(values.astype(np.float32), dtype)
+    return [values.astype(dt.to_numpy(dtype))]
 
 
 register_op("cast", OpPattern.ELEMWISE, _infer_cast, unary_lowering(_cast), _eval_cast)
