@@ -22,6 +22,7 @@ from tcomp.graph.kernels import lower_node
 from tcomp.graph.passes.float_widening import bfloat16_arithmetic
 from tcomp.runtime.nvcc import kernel_resources, nvcc_available
 from tcomp.target import Target
+from tests.graph.flat_kernels import build_flat
 
 BF16 = ml_dtypes.bfloat16
 DATA = Path(__file__).resolve().parent.parent / "data" / "torch_models"
@@ -34,15 +35,7 @@ def _cast_kernel(target: str, n: int):
     x = te.placeholder((n,), "float32", name="x")
     y = te.compute((n,), lambda i: x[i].astype("bfloat16"), name="y")
     z = te.compute((n,), lambda i: y[i].astype("float32") * 2, name="z")
-    s = tcomp.create_schedule([y.op, z.op])
-    if target == "cuda":
-        for t in (y, z):
-            outer, inner = s[t].split(t.op.axis[0], 32)
-            s[t].bind(outer, te.thread_axis("blockIdx.x"))
-            s[t].bind(inner, te.thread_axis("threadIdx.x"))
-    else:
-        s[y].vectorize(s[y].split(y.op.axis[0], 16)[1])
-    return tcomp.build(s, [x, y, z], target=target)
+    return build_flat([y, z], [x, y, z], target)
 
 
 def _check_cast(kernel, values: np.ndarray) -> None:

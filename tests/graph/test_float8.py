@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-import tcomp
 import tcomp.graph as tg
 from tcomp import te
 from tcomp.transform.storage_types import saturated
+from tests.graph.flat_kernels import build_flat
 
 TYPES = {"float8_e4m3fn": TensorProto.FLOAT8E4M3FN, "float8_e4m3fnuz": TensorProto.FLOAT8E4M3FNUZ,
          "float8_e5m2": TensorProto.FLOAT8E5M2, "float8_e5m2fnuz": TensorProto.FLOAT8E5M2FNUZ}
@@ -31,15 +31,7 @@ def _round_trip(dtype: str, n: int, target: str):
     x = te.placeholder((n,), "float32", name="x")
     a = te.compute((n,), lambda i: x[i].astype(dtype), name="a")
     c = te.compute((n,), lambda i: a[i].astype("float32"), name="c")
-    s = tcomp.create_schedule([a.op, c.op])
-    for t in (a, c):
-        outer, inner = s[t].split(t.op.axis[0], 32 if target == "cuda" else 16)
-        if target == "cuda":
-            s[t].bind(outer, te.thread_axis("blockIdx.x"))
-            s[t].bind(inner, te.thread_axis("threadIdx.x"))
-        else:
-            s[t].vectorize(inner)
-    return tcomp.build(s, [x, a, c], target=target)
+    return build_flat([a, c], [x, a, c], target)
 
 
 def _check(dtype: str, values: np.ndarray, target: str) -> None:

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-import tcomp
 import tcomp.graph as tg
 from tcomp import te
 from tcomp.graph.frontend.onnx_data import tensor_to_array
+from tests.graph.flat_kernels import build_flat
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TYPES = {"int4": TensorProto.INT4, "uint4": TensorProto.UINT4, "int2": TensorProto.INT2, "uint2": TensorProto.UINT2}
@@ -31,15 +31,7 @@ def _cast_kernel(dtype: str, n: int, target: str):
     a = te.compute((n,), lambda i: x[i].astype(dtype), name="a")
     b = te.compute((n,), lambda i: k[i].astype(dtype), name="b")
     c = te.compute((n,), lambda i: a[i].astype("float32") + b[i].astype("float32"), name="c")
-    s = tcomp.create_schedule([a.op, b.op, c.op])
-    for t in (a, b, c):
-        outer, inner = s[t].split(t.op.axis[0], 32 if target == "cuda" else 16)
-        if target == "cuda":
-            s[t].bind(outer, te.thread_axis("blockIdx.x"))
-            s[t].bind(inner, te.thread_axis("threadIdx.x"))
-        else:
-            s[t].vectorize(inner)
-    return tcomp.build(s, [x, k, a, b, c], target=target)
+    return build_flat([a, b, c], [x, k, a, b, c], target)
 
 
 def _check_casts(dtype: str, floats: np.ndarray, ints: np.ndarray, target: str) -> None:
