@@ -16,6 +16,7 @@ from onnx import TensorProto, helper
 
 import tcomp.graph as tg
 from tcomp import te
+from tcomp.runtime.nvcc import kernel_resources, nvcc_available
 from tcomp.transform.storage_types import saturated
 from tests.graph.flat_kernels import build_flat
 
@@ -37,7 +38,10 @@ def _round_trip(dtype: str, n: int, target: str):
 def _check(dtype: str, values: np.ndarray, target: str) -> None:
     t = getattr(ml_dtypes, dtype)
     got, back = np.zeros(values.size, t), np.zeros(values.size, np.float32)
-    _round_trip(dtype, values.size, target)(values, got, back)
+    kernel = _round_trip(dtype, values.size, target)
+    if target == "cuda" and nvcc_available():  # the helper compiles for the GPU too, not only in the emulation
+        assert kernel_resources(kernel.get_source(), "sm_90")
+    kernel(values, got, back)
     with np.errstate(over="ignore", invalid="ignore"):
         want = saturated(values, dtype).astype(t)
     nan = np.isnan(want.astype(np.float32))
