@@ -143,6 +143,10 @@ FLOAT8_FORMATS = {"float8_e4m3fn": Float8Format(4, 3, 7, "fn", 0x7E),
                   "float8_e5m2fnuz": Float8Format(5, 2, 16, "fnuz", 0x7F)}
 
 
+# the 4- and 2-bit integers: name -> (bits, signed)
+SMALL_INTEGERS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
+
+
 _ML_DTYPES = {"bfloat16": ml_dtypes.bfloat16, "int4": ml_dtypes.int4, "uint4": ml_dtypes.uint4,
               "int2": ml_dtypes.int2, "uint2": ml_dtypes.uint2, "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
               "float8_e4m3fnuz": ml_dtypes.float8_e4m3fnuz, "float8_e5m2": ml_dtypes.float8_e5m2,

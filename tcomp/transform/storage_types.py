@@ -8,16 +8,16 @@ legalization does, every such value a program computes with becomes a value of i
 type is left only where it is stored (``STORAGE_TYPES``):
 
 - a read of a buffer of a storage type is widened, exactly: bfloat16 as ``float32(bits << 16)``, an 8-bit float by
-  its exponent and mantissa fields (subnormals, infinities and NaNs as its format has them), a 4- or 2-bit integer
-  as ``int8`` (sign-extended) or ``uint8``;
+  its exponent and mantissa fields (the intrinsic ``<type>_value``: subnormals, infinities and NaNs as its format has
+  them), a 4- or 2-bit integer as ``int8`` (sign-extended) or ``uint8``;
 - a write is narrowed: a float32 value rounded to the nearest bfloat16 or 8-bit float, ties to even (a NaN stays a
   NaN), as ``ml_dtypes`` and PyTorch round (the intrinsics ``bfloat16_bits`` and ``<type>_bits``); an integer's low
   bits;
 - ``cast(x, T)`` to a storage type gives ``x`` as that type would hold it: a bfloat16 rounding (overflow gives
   infinity); an 8-bit float's rounding of ``x`` clamped to its largest value, as ONNX's ``Cast`` saturates by
   default; for the small integers, as ``ml_dtypes`` converts, a float truncated toward zero, 0 where that lies
-  outside the type's range (or for a NaN), and an integer's low bits (two's complement); casts from a storage type
-  cast its compute value;
+  outside the type's range (or for a NaN: the intrinsic ``<type>_from_float``), and an integer's low bits (two's
+  complement); casts from a storage type cast its compute value;
 - arithmetic, selects, math calls and constants compute in the compute type;
 - ``reinterpret`` from or to a storage type reads or makes its bits.
 
@@ -100,7 +100,6 @@ BFLOAT16 = StorageType("bfloat16", "uint16", "float32", widen_bfloat16, narrow_b
 # 4- and 2-bit integers
 def _small_integer(name: str, width: int, signed: bool) -> StorageType:
     compute, mask, sign = ("int8" if signed else "uint8"), (1 << width) - 1, 1 << (width - 1)
-    low, high = (-sign, sign - 1) if signed else (0, mask)
 
     def wrap(value: E.Expr) -> E.Expr:
         """The low ``width`` bits of an integer value, as a value of ``compute`` (sign-extended when signed)."""
@@ -122,11 +121,7 @@ def _small_integer(name: str, width: int, signed: bool) -> StorageType:
         if not dt.is_float(value.dtype):
             return wrap(value)
         wide = E.cast(value, _as(value.dtype, "float32")) if dt.element(value.dtype) == "float16" else value
-        inside = E.And(E.GT(wide, _const(wide.dtype, dt.element(wide.dtype), low - 1), _as(wide.dtype, "bool")),
-                       E.LT(wide, _const(wide.dtype, dt.element(wide.dtype), high + 1), _as(wide.dtype, "bool")),
-                       _as(wide.dtype, "bool"))  # false for a NaN
-        kept = E.Select(inside, wide, _const(wide.dtype, dt.element(wide.dtype), 0), wide.dtype)
-        return E.cast(kept, _as(value.dtype, compute))  # truncated toward zero
+        return _call(f"{name}_from_float", _as(value.dtype, compute), wide)  # reads ``wide`` once
 
     def constant(value: int | float) -> int:
         bits = int(value) & mask
@@ -137,40 +132,8 @@ def _small_integer(name: str, width: int, signed: bool) -> StorageType:
 
 # 8-bit floats
 def _float8(name: str) -> StorageType:
-    f = dt.FLOAT8_FORMATS[name]
-    exponent_mask, mantissa_mask = (1 << f.exponent) - 1, (1 << f.mantissa) - 1
-
-    def widen(bits8: E.Expr) -> E.Expr:
-        u32, f32, flags = _as(bits8.dtype, "uint32"), _as(bits8.dtype, "float32"), _as(bits8.dtype, "bool")
-        b = E.Cast(bits8, u32)
-
-        def k(value: int) -> E.Expr:
-            return _const(u32, "uint32", value)
-
-        def bit_and(x: E.Expr, mask: int) -> E.Expr:
-            return _call("bitwise_and", u32, x, k(mask))
-
-        def shl(x: E.Expr, amount: int) -> E.Expr:
-            return _call("shift_left", u32, x, k(amount))
-
-        exponent = bit_and(_call("shift_right", u32, b, k(f.mantissa)), exponent_mask)
-        mantissa, sign = bit_and(b, mantissa_mask), bit_and(b, 0x80)
-        normal_bits = _call("bitwise_or", u32, shl(sign, 24), _call(
-            "bitwise_or", u32, shl(E.Add(exponent, k(127 - f.bias), u32), 23), shl(mantissa, 23 - f.mantissa)))
-        normal = _call("reinterpret", f32, normal_bits)
-        tiny = E.Mul(E.Cast(mantissa, f32), _const(f32, "float32", 2.0 ** (1 - f.bias - f.mantissa)), f32)
-        signed_tiny = _call("reinterpret", f32,
-                            _call("bitwise_or", u32, _call("reinterpret", u32, tiny), shl(sign, 24)))
-        negative = E.NE(sign, k(0), flags)
-        value = E.Select(E.EQ(exponent, k(0), flags), signed_tiny, normal, f32)
-        nan = _const(f32, "float32", float("nan"))
-        if f.kind == "fnuz":
-            return E.Select(E.EQ(b, k(0x80), flags), nan, value, f32)
-        if f.kind == "fn":
-            return E.Select(E.EQ(bit_and(b, 0x7F), k(0x7F), flags), nan, value, f32)
-        infinity = E.Select(negative, _const(f32, "float32", float("-inf")), _const(f32, "float32", float("inf")), f32)
-        special = E.Select(E.EQ(mantissa, k(0), flags), infinity, nan, f32)
-        return E.Select(E.EQ(exponent, k(exponent_mask), flags), special, value, f32)
+    def widen(bits8: E.Expr) -> E.Expr:  # exact: every code's value, its infinities and NaNs as the format has them
+        return _call(f"{name}_value", _as(bits8.dtype, "float32"), bits8)
 
     def narrow(value: E.Expr) -> E.Expr:  # exact for the values the type holds, infinities included
         return _call(f"{name}_bits", _as(value.dtype, "uint8"), value)
@@ -197,8 +160,8 @@ def saturated(values: np.ndarray, dtype: str) -> np.ndarray:
     return np.clip(values, -largest, largest)
 
 
-STORAGE_TYPES = {t.name: t for t in (BFLOAT16, _small_integer("int4", 4, True), _small_integer("uint4", 4, False),
-                                     _small_integer("int2", 2, True), _small_integer("uint2", 2, False),
+STORAGE_TYPES = {t.name: t for t in (BFLOAT16, *(_small_integer(name, *kind) for name, kind in
+                                                   dt.SMALL_INTEGERS.items()),
                                      *(_float8(name) for name in dt.FLOAT8_FORMATS))}
 
 

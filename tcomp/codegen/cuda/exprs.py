@@ -7,13 +7,14 @@ Integer ``//`` and ``%`` (floor semantics) print as C's ``/`` and ``%`` where th
 integer division or remainder whose divisor is not a non-zero constant goes through the helpers too (``tc_div`` ...),
 which give 0 for a zero divisor, numpy's result: a kernel has no error channel, and the CPU emulation would die of
 SIGFPE (the LLVM backend raises ``KernelError`` instead).
-Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN
-are bit patterns (``__int_as_float``); ``reinterpret`` is ``__uint_as_float`` and its kin, or a C cast between
-integer types (``bfloat16`` is its bits, ``unsigned short``, and an 8-bit float or a 4- or 2-bit integer its byte);
-``bfloat16_bits`` and the 8-bit floats' ``<type>_bits`` are helpers (``tc_bfloat16_bits`` ...). ``float16`` and
-vector types are not supported in expressions; ``float16`` buffers may be passed to tcomp's own device functions
-(``device_functions``), which see them as ``unsigned short`` bit patterns (``storage_type``). Calls of kind
-``extern`` must name a registered device function; ``address_of`` prints as a pointer (``(buf + index)``).
+Floats: ``float32`` constants get an ``f`` suffix and math calls their ``f`` variant (``expf``); infinities and NaN are
+bit patterns (``__int_as_float``); ``reinterpret`` is ``__uint_as_float`` and its kin, or a C cast between integer types
+(``bfloat16`` is its bits, ``unsigned short``, and an 8-bit float or a 4- or 2-bit integer its byte); ``bfloat16_bits``,
+the 8-bit floats' ``<type>_bits`` and ``<type>_value`` and the small integers' ``<type>_from_float`` are helpers
+(``tc_bfloat16_bits`` ...). ``float16`` and vector types are not supported in expressions; ``float16`` buffers may be
+passed to tcomp's own device functions (``device_functions``), which see them as ``unsigned short`` bit patterns
+(``storage_type``). Calls of kind ``extern`` must name a registered device function; ``address_of`` prints as a pointer
+(``(buf + index)``).
 """
 
 from __future__ import annotations
@@ -258,7 +259,7 @@ class ExprPrinter:
             return self(args[0])
         if op == "reinterpret":
             return self.reinterpret(e)
-        if op == "bfloat16_bits" or op in _FLOAT8_BITS:
+        if op == "bfloat16_bits" or op in _FLOAT8_BITS or op in _FLOAT8_VALUE or op in _SMALL_FROM_FLOAT:
             self.helpers.add(f"tc_{op}")
             return f"tc_{op}({self(args[0])})"
         if op in _BIT_OPS:
@@ -382,8 +383,45 @@ def _division_helpers(t: str, unsigned: str | None) -> str:
 _DIVISION = "".join(_division_helpers(t, unsigned) for t, unsigned in (
     ("int", "unsigned"), ("long long", "unsigned long long"), ("unsigned", None), ("unsigned long long", None)))
 
-# float32 to an 8-bit float's bits (the LLVM backend's ``_float8_bits``): op -> format
+# float32 to an 8-bit float's bits and back (the LLVM backend's ``_float8_bits``, ``_float8_value``): op -> format
 _FLOAT8_BITS = {f"{name}_bits": f for name, f in dt.FLOAT8_FORMATS.items()}
+_FLOAT8_VALUE = {f"{name}_value": f for name, f in dt.FLOAT8_FORMATS.items()}
+
+
+# a float into a 4- or 2-bit integer (the LLVM backend's ``_small_from_float``): op -> (bits, signed)
+_SMALL_FROM_FLOAT = {f"{name}_from_float": kind for name, kind in dt.SMALL_INTEGERS.items()}
+
+
+def _small_from_float_helper(op: str, width: int, signed: bool) -> str:
+    """``tc_<op>(x)``: ``x`` truncated toward zero, 0 outside the ``width``-bit integer's range or for NaN."""
+    low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+    kind = "signed char" if signed else "unsigned char"
+    return (
+        f"static __device__ __forceinline__ {kind} tc_{op}(double x) {{\n"
+        f"  return x > {low - 1}.0 && x < {high + 1}.0 ? ({kind})(int)x : ({kind})0;\n"
+        "}\n"
+    )
+
+
+def _float8_value_helper(op: str, f: dt.Float8Format) -> str:
+    """``tc_<op>(b)``: the float32 value of the 8-bit float ``f`` whose bits are ``b``."""
+    top = (1 << f.exponent) - 1
+    if f.kind == "fnuz":
+        special = "  if (b == 0x80u) return __uint_as_float(0x7fc00000u);\n"
+    elif f.kind == "fn":
+        special = "  if ((b & 0x7fu) == 0x7fu) return __uint_as_float(0x7fc00000u);\n"
+    else:
+        special = (f"  if (exponent == {top}u) return __uint_as_float(mantissa ? 0x7fc00000u : sign | 0x7f800000u);\n")
+    return (
+        f"static __device__ __forceinline__ float tc_{op}(unsigned char bits) {{\n"
+        "  const unsigned b = bits, sign = (b & 0x80u) << 24;\n"
+        f"  const unsigned exponent = (b >> {f.mantissa}) & {top}u, mantissa = b & {(1 << f.mantissa) - 1}u;\n"
+        + special +
+        f"  if (exponent == 0u) return __uint_as_float(__float_as_uint((float)mantissa * "
+        f"{2.0 ** (1 - f.bias - f.mantissa)!r}f) | sign);\n"
+        f"  return __uint_as_float(sign | ((exponent + {127 - f.bias}u) << 23) | (mantissa << {23 - f.mantissa}));\n"
+        "}\n"
+    )
 
 
 def _float8_helper(op: str, f: dt.Float8Format) -> str:
@@ -436,6 +474,8 @@ HELPERS = {
         "}\n"
     ),
     **{f"tc_{op}": _float8_helper(op, f) for op, f in _FLOAT8_BITS.items()},
+    **{f"tc_{op}": _float8_value_helper(op, f) for op, f in _FLOAT8_VALUE.items()},
+    **{f"tc_{op}": _small_from_float_helper(op, *kind) for op, kind in _SMALL_FROM_FLOAT.items()},
     "tc_cp_async": (
         "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800\n" + _CP_ASYNC + "#else\n" + _CP_SYNC + "#endif\n"
     ),

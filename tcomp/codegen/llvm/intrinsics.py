@@ -1,13 +1,14 @@
 """Math calls of the loop IR (``Call(op="exp", ...)``) to LLVM intrinsics or libm functions.
 
 float32 ``exp``, ``log``, ``tanh``, ``erf`` and ``sigmoid`` are tcomp's own vector code (``vecmath.py``); other LLVM
-intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them); functions
-that only libm has (``tanh``, ``erf`` ... in float64) are called per lane; ``pow`` by a constant whole exponent up to
-4 is products. ``float16`` math is computed in
-``float32`` and rounded back. ``round`` rounds half to even, as numpy does. The integer bit operations
-(``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``; ``reinterpret`` (the same bits as
-another type of the same width) is a ``bitcast``; ``bfloat16_bits`` rounds float32 to the nearest bfloat16's bits
-(``tcomp.transform.storage_types``). An unknown op is a ``CodegenError``.
+intrinsics are used where they exist (they take vector operands and LLVM scalarizes or vectorizes them); functions that
+only libm has (``tanh``, ``erf`` ... in float64) are called per lane; ``pow`` by a constant whole exponent up to 4 is
+products. ``float16`` math is computed in ``float32`` and rounded back. ``round`` rounds half to even, as numpy does.
+The integer bit operations (``bitwise_and`` ... ``shift_right``) are LLVM's ``and or xor shl ashr lshr``;
+``reinterpret`` (the same bits as another type of the same width) is a ``bitcast``; ``bfloat16_bits`` rounds float32 to
+the nearest bfloat16's bits, ``<type>_bits`` and ``<type>_value`` convert float32 to and from an 8-bit float,
+``<type>_from_float`` a float into a 4- or 2-bit integer (``tcomp.transform.storage_types``). An unknown op is a
+``CodegenError``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,12 @@ LIBM_FUNCTIONS: dict[str, tuple[str, int]] = {
 
 # float32 to an 8-bit float's bits, rounded to nearest even and saturated: op -> format
 FLOAT8_BITS = {f"{name}_bits": f for name, f in dt.FLOAT8_FORMATS.items()}
-COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely", "reinterpret", "bfloat16_bits", *FLOAT8_BITS)
+# an 8-bit float's bits to its float32 value: op -> format
+FLOAT8_VALUE = {f"{name}_value": f for name, f in dt.FLOAT8_FORMATS.items()}
+# a float truncated toward zero into a 4- or 2-bit integer, 0 outside its range: op -> (bits, signed)
+SMALL_FROM_FLOAT = {f"{name}_from_float": kind for name, kind in dt.SMALL_INTEGERS.items()}
+COMPOSITE = ("rsqrt", "sigmoid", "abs", "likely", "reinterpret", "bfloat16_bits", *FLOAT8_BITS, *FLOAT8_VALUE,
+             *SMALL_FROM_FLOAT)
 
 # integer bit operations (``te.BIT_OPS``): op -> number of arguments
 BIT_OPS: dict[str, int] = {"bitwise_and": 2, "bitwise_or": 2, "bitwise_xor": 2, "bitwise_not": 1, "shift_left": 2,
@@ -225,6 +231,53 @@ def _float8_bits(emitter: ExprEmitter, call: E.Call, f: dt.Float8Format) -> ir.V
     return bld.trunc(result, T.llvm_type(call.dtype))
 
 
+def _float8_value(emitter: ExprEmitter, call: E.Call, f: dt.Float8Format) -> ir.Value:
+    """The float32 value of the 8-bit float ``f`` whose bits (``uint8``) ``call`` reads: the sign, the exponent
+    rebiased and the mantissa moved into a float32's fields, or ``mantissa * 2^(1 - bias - M)`` with the sign where
+    the exponent field is 0; ``f``'s NaN codes (and infinities, ``ieee``) as float32's."""
+    lanes = dt.lanes(call.dtype)
+    u32, f32 = dt.with_lanes("uint32", lanes), dt.with_lanes("float32", lanes)
+    bld = emitter.builder
+    bits = bld.zext(emitter.emit_lanes(call.args[0], "uint8", lanes), T.llvm_type(u32))
+
+    def k(number: int) -> ir.Constant:
+        return T.constant(number, u32)
+
+    exponent_mask = (1 << f.exponent) - 1
+    exponent = bld.and_(bld.lshr(bits, k(f.mantissa)), k(exponent_mask))
+    mantissa = bld.and_(bits, k((1 << f.mantissa) - 1))
+    sign = bld.shl(bld.and_(bits, k(0x80)), k(24))
+    fields = bld.or_(bld.shl(bld.add(exponent, k(127 - f.bias)), k(23)), bld.shl(mantissa, k(23 - f.mantissa)))
+    normal = bld.or_(sign, fields)
+    tiny = bld.fmul(bld.uitofp(mantissa, T.llvm_type(f32)), T.constant(2.0 ** (1 - f.bias - f.mantissa), f32))
+    signed_tiny = bld.or_(bld.bitcast(tiny, T.llvm_type(u32)), sign)
+    value = bld.select(bld.icmp_unsigned("==", exponent, k(0)), signed_tiny, normal)
+    nan = k(0x7FC00000)
+    if f.kind == "fnuz":
+        value = bld.select(bld.icmp_unsigned("==", bits, k(0x80)), nan, value)
+    elif f.kind == "fn":
+        value = bld.select(bld.icmp_unsigned("==", bld.and_(bits, k(0x7F)), k(0x7F)), nan, value)
+    else:
+        infinity = bld.or_(sign, k(0x7F800000))
+        special = bld.select(bld.icmp_unsigned("==", mantissa, k(0)), infinity, nan)
+        value = bld.select(bld.icmp_unsigned("==", exponent, k(exponent_mask)), special, value)
+    return bld.bitcast(value, T.llvm_type(f32))
+
+
+def _small_from_float(emitter: ExprEmitter, call: E.Call, width: int, signed: bool) -> ir.Value:
+    """A float truncated toward zero into a ``width``-bit integer (``call.dtype``, its 8-bit compute type), 0 where
+    it lies outside the range or is NaN (as ``ml_dtypes`` converts)."""
+    value = emitter.emit(call.args[0])
+    source = call.args[0].dtype
+    bld = emitter.builder
+    low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+    above = bld.fcmp_ordered(">", value, T.constant(low - 1, source))
+    below = bld.fcmp_ordered("<", value, T.constant(high + 1, source))
+    kept = bld.select(bld.and_(above, below), value, T.constant(0, source))
+    target = T.llvm_type(call.dtype)
+    return bld.fptosi(kept, target) if signed else bld.fptoui(kept, target)
+
+
 def _arity(op: str) -> int:
     if op in BIT_OPS:
         return BIT_OPS[op]
@@ -253,6 +306,10 @@ def emit_call(emitter: ExprEmitter, call: E.Call) -> ir.Value:
         return _bfloat16_bits(emitter, call)
     if op in FLOAT8_BITS:
         return _float8_bits(emitter, call, FLOAT8_BITS[op])
+    if op in FLOAT8_VALUE:
+        return _float8_value(emitter, call, FLOAT8_VALUE[op])
+    if op in SMALL_FROM_FLOAT:
+        return _small_from_float(emitter, call, *SMALL_FROM_FLOAT[op])
     if op in BIT_OPS:
         return _bit_op(emitter, call)
     lanes = dt.lanes(call.dtype)
