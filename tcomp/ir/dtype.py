@@ -143,6 +143,12 @@ FLOAT8_FORMATS = {"float8_e4m3fn": Float8Format(4, 3, 7, "fn", 0x7E),
                   "float8_e5m2fnuz": Float8Format(5, 2, 16, "fnuz", 0x7F)}
 
 
+def float8_largest(dtype: str) -> float:
+    """The largest finite value of the 8-bit float ``dtype`` (448 for ``float8_e4m3fn``)."""
+    code = np.array([FLOAT8_FORMATS[element(dtype)].largest], np.uint8)
+    return float(code.view(to_numpy(dtype))[0])
+
+
 # the 4- and 2-bit integers: name -> (bits, signed)
 SMALL_INTEGERS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
 

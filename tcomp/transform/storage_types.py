@@ -110,9 +110,6 @@ def _small_integer(name: str, width: int, signed: bool) -> StorageType:
             bits = E.Sub(flipped, _const(wide.dtype, "int32", sign), wide.dtype)
         return E.cast(bits, _as(value.dtype, compute))
 
-    def widen(bits: E.Expr) -> E.Expr:
-        return wrap(bits)
-
     def narrow(value: E.Expr) -> E.Expr:
         as_bits = E.cast(value, _as(value.dtype, "uint8"))
         return _call("bitwise_and", as_bits.dtype, as_bits, _const(value.dtype, "uint8", mask))
@@ -127,7 +124,7 @@ def _small_integer(name: str, width: int, signed: bool) -> StorageType:
         bits = int(value) & mask
         return bits - (bits & sign) * 2 if signed else bits
 
-    return StorageType(name, "uint8", compute, widen, narrow, convert, constant)
+    return StorageType(name, "uint8", compute, wrap, narrow, convert, constant)
 
 
 # 8-bit floats
@@ -144,7 +141,7 @@ def _float8(name: str) -> StorageType:
 
     def convert(value: E.Expr) -> E.Expr:  # saturating, as ONNX's Cast by default: infinities too
         wide = E.cast(value, _as(value.dtype, "float32"))
-        largest = constant(float("inf"))
+        largest = dt.float8_largest(name)
         clamped = E.Max(E.Min(wide, _const(wide.dtype, "float32", largest), wide.dtype),
                         _const(wide.dtype, "float32", -largest), wide.dtype)  # NaN stays NaN
         return widen(narrow(clamped))
@@ -155,8 +152,7 @@ def _float8(name: str) -> StorageType:
 def saturated(values: np.ndarray, dtype: str) -> np.ndarray:
     """``values`` clipped to the largest finite magnitude of the 8-bit float ``dtype`` (NaN kept): a cast to it
     saturates, as ONNX's ``Cast`` does by default."""
-    code = np.array([dt.FLOAT8_FORMATS[dtype].largest], np.uint8)
-    largest = float(code.view(dt.to_numpy(dtype))[0])
+    largest = dt.float8_largest(dtype)
     return np.clip(values, -largest, largest)
 
 

@@ -407,14 +407,14 @@ def cast_to(b: Builder, x: str, dtype: str, saturate: bool, output: str | None =
     if saturate or dtype not in dt.FLOAT8_FORMATS:
         return b.add1("cast", [x], output=output, dtype=dtype)
     f = dt.FLOAT8_FORMATS[dtype]
-    largest = float(np.array([f.largest], np.uint8).view(dt.to_numpy(dtype))[0])
+    largest = dt.float8_largest(dtype)
     half_step = 2.0 ** (math.floor(math.log2(largest)) - f.mantissa - 1)
     # past largest + half a step, or at it when the tie rounds up (the largest's mantissa is odd)
     wide = x if b.type(x).dtype == "float32" else b.add1("cast", [x], dtype="float32")
     magnitude = b.add1("abs", [wide])
     limit = b.param(np.array(largest + half_step, np.float32), f"{b.node_name}/limit")
     over = b.add1("greater_equal" if f.largest & 1 else "greater", [magnitude, limit])
-    codes = ([0x7C, 0xFC] if f.kind == "ieee" else [0x80, 0x80] if f.kind == "fnuz" else [0x7F, 0xFF])
+    codes = {"ieee": [0x7C, 0xFC], "fnuz": [0x80, 0x80], "fn": [0x7F, 0xFF]}[f.kind]  # the overflow of x >= 0, < 0
     special = b.param(np.array(codes, np.uint8).view(dt.to_numpy(dtype)), f"{b.node_name}/overflow")
     negative = b.add1("cast", [b.add1("less", [wide, b.param(np.array(0, np.float32), f"{b.node_name}/zero")])],
                       dtype="int64")

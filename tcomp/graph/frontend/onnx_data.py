@@ -82,40 +82,49 @@ def tensor_to_array(proto: TensorProto, base_dir: Path | None, what: str | None 
     if any(d < 0 for d in dims):
         raise GraphError(f"{what}: negative dimension in shape {dims}")
     numel = math.prod(dims)
-    if numel * dt.to_numpy(dtype).itemsize > MAX_TENSOR_BYTES:
-        raise GraphError(f"{what}: shape {dims} would take {numel * dt.to_numpy(dtype).itemsize} bytes, more than "
-                         f"the limit of {MAX_TENSOR_BYTES}")
-    per_byte = 8 // dt.bits(dtype) if dt.bits(dtype) < 8 and dtype != "bool" else 1  # packed 4- and 2-bit integers
-    nbytes = -(-numel // per_byte) * dt.to_numpy(dtype).itemsize
+    itemsize = dt.to_numpy(dtype).itemsize
+    if numel * itemsize > MAX_TENSOR_BYTES:
+        raise GraphError(f"{what}: shape {dims} would take {numel * itemsize} bytes, more than the limit of "
+                         f"{MAX_TENSOR_BYTES}")
+    stored = -(-numel // _per_byte(dtype))  # the elements, or the bytes of packed 4- and 2-bit integers
     if proto.HasField("segment"):
         raise GraphError(f"{what}: segmented tensors are not supported")
     if proto.data_location == TensorProto.EXTERNAL:
-        raw = read_external(proto, base_dir, nbytes, what)
-        return _unpacked(np.frombuffer(raw, np.uint8), dtype, per_byte, numel, dims, raw)
+        return _from_bytes(read_external(proto, base_dir, stored * itemsize, what), dtype, numel, dims)
     if proto.HasField("raw_data"):
         raw = proto.raw_data
-        if len(raw) != nbytes:
-            raise GraphError(f"{what}: shape {dims} of {dtype} needs {nbytes} bytes of raw data, found {len(raw)}")
-        return _unpacked(np.frombuffer(raw, np.uint8), dtype, per_byte, numel, dims, raw)
+        if len(raw) != stored * itemsize:
+            raise GraphError(f"{what}: shape {dims} of {dtype} needs {stored * itemsize} bytes of raw data, found "
+                             f"{len(raw)}")
+        return _from_bytes(raw, dtype, numel, dims)
     field, storage = _typed_field(proto, dtype)
     values = getattr(proto, field)
-    if len(values) != -(-numel // per_byte):
-        raise GraphError(f"{what}: shape {dims} needs {-(-numel // per_byte)} values, {field} holds {len(values)}")
+    if len(values) != stored:
+        raise GraphError(f"{what}: shape {dims} needs {stored} values, {field} holds {len(values)}")
     array = np.array(values, dtype=storage)
-    if per_byte > 1:
-        return _unpacked(array.astype(np.uint8), dtype, per_byte, numel, dims, b"")
-    if dtype in ("float16", "bfloat16"):
-        return array.astype(np.uint16).view(dt.to_numpy(dtype)).reshape(dims)
-    if dtype.startswith("float8_"):  # as bits
-        return array.astype(np.uint8).view(dt.to_numpy(dtype)).reshape(dims)
+    if _per_byte(dtype) > 1:
+        return _unpacked(array.astype(np.uint8), dtype, numel, dims)
+    if dtype == "float16" or dt.to_numpy(dtype).kind == "V":  # 16- and 8-bit floats, as their bits
+        return array.astype(f"uint{8 * itemsize}").view(dt.to_numpy(dtype)).reshape(dims)
     return array.astype(dtype).reshape(dims)
 
 
-def _unpacked(packed: np.ndarray, dtype: str, per_byte: int, numel: int, dims: list[int], raw: bytes) -> np.ndarray:
-    """The array of ``dims`` whose elements ``raw`` holds (little-endian), or for a 4- or 2-bit integer type the
-    elements ``packed`` holds ``per_byte`` to a byte, the first in the low bits (one per byte, as ``ml_dtypes``)."""
-    if per_byte == 1:
-        return np.frombuffer(raw, dtype=dt.to_numpy(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
+def _per_byte(dtype: str) -> int:
+    """How many elements of ``dtype`` ONNX packs into a byte: 2 for 4-bit integers, 4 for 2-bit ones, else 1."""
+    return 8 // dt.bits(dtype) if dtype in dt.SMALL_INTEGERS else 1
+
+
+def _from_bytes(raw: bytes, dtype: str, numel: int, dims: list[int]) -> np.ndarray:
+    """The array of ``dims`` that ``raw`` holds: little-endian elements, or packed 4- and 2-bit integers."""
+    if _per_byte(dtype) > 1:
+        return _unpacked(np.frombuffer(raw, np.uint8), dtype, numel, dims)
+    return np.frombuffer(raw, dtype=dt.to_numpy(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
+
+
+def _unpacked(packed: np.ndarray, dtype: str, numel: int, dims: list[int]) -> np.ndarray:
+    """The 4- or 2-bit integers that the bytes ``packed`` hold, the first in each byte's low bits, one per byte as
+    ``ml_dtypes`` holds them."""
+    per_byte = _per_byte(dtype)
     width = 8 // per_byte
     shifts = np.arange(per_byte, dtype=np.uint8) * width
     values = (packed[:, None] >> shifts) & np.uint8((1 << width) - 1)

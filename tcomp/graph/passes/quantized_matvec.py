@@ -66,8 +66,8 @@ def _integers(edit: Rewrite, value: str) -> np.ndarray | None:
 
 
 def _quantized_weight(edit: Rewrite, value: str) -> tuple[list[np.ndarray], int] | None:
-    """``([q, scales, zero points], B)``, the parameters whose blocked dequantization ``value`` is (see the module
-    docstring; no zero points: an empty list entry is left out), else None."""
+    """``([q, scales, zero points], B)`` (``[q, scales]`` without zero points): the parameters whose blocked
+    dequantization ``value`` is (see the module docstring), else None."""
     multiply = _producer(edit, value, "multiply")
     if multiply is None:
         return None
