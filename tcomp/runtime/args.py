@@ -55,10 +55,20 @@ class _ParamSpec:
     dtype: np.dtype
     ndim: int
     const_dims: tuple[tuple[int, int], ...]  # (dim, size)
-    var_dims: tuple[tuple[int, int], ...]  # (dim, size var index)
-    compound_dims: tuple[tuple[int, E.Expr], ...]  # (dim, expression of size vars)
+    var_dims: tuple[tuple[int, int, int], ...]  # (dim, size var index, offset): the extent is the var + offset
+    compound_dims: tuple[tuple[int, E.Expr], ...]  # (dim, expression of size vars), checked once they are bound
     written: bool
     shape_text: str
+
+
+def _var_plus_constant(extent: E.Expr, var_index: dict[E.Var, int]) -> tuple[int, int] | None:
+    """``(size var index, c)`` for an extent ``var + c`` (either order), else None."""
+    if not isinstance(extent, E.Add):
+        return None
+    for var, constant in ((extent.a, extent.b), (extent.b, extent.a)):
+        if isinstance(var, E.Var) and var in var_index and isinstance(constant, E.IntImm):
+            return var_index[var], constant.value
+    return None
 
 
 def written_params(func: PrimFunc) -> frozenset[int]:
@@ -123,9 +133,13 @@ class ArgumentChecker:
                 if isinstance(extent, E.IntImm):
                     const_dims.append((dim, extent.value))
                 elif isinstance(extent, E.Var) and extent in var_index:
-                    var_dims.append((dim, var_index[extent]))
+                    var_dims.append((dim, var_index[extent], 0))
                     bound.add(var_index[extent])
                 else:
+                    offset = _var_plus_constant(extent, var_index)
+                    if offset is not None:
+                        var_dims.append((dim, *offset))
+                        bound.add(offset[0])
                     compound_dims.append((dim, extent))
             specs.append(_ParamSpec(
                 name=buffer.name,
@@ -140,8 +154,8 @@ class ArgumentChecker:
         unbound = [v.name for k, v in enumerate(func.size_vars) if k not in bound]
         if unbound:
             raise ValueError(
-                f"{func.name}: size variable(s) {', '.join(unbound)} appear alone in no parameter shape, so a call "
-                "cannot bind them")
+                f"{func.name}: size variable(s) {', '.join(unbound)} appear in no parameter shape alone or plus a "
+                "constant, so a call cannot bind them")
         self.specs: tuple[_ParamSpec, ...] = tuple(specs)
         self.written: tuple[int, ...] = tuple(sorted(written))
         self.may_alias: frozenset[int] = frozenset(int(i) for i in func.attr("may_alias", ()))
@@ -174,16 +188,16 @@ class ArgumentChecker:
                     raise ValueError(
                         f"{self._where(position)}: dimension {dim} must be {size}, got {shape[dim]} "
                         f"(shape {shape}, expected {spec.shape_text})")
-            for dim, var in spec.var_dims:
-                current = sizes[var]
+            for dim, var, offset in spec.var_dims:
+                current, value = sizes[var], shape[dim] - offset
                 if current is None:
-                    sizes[var] = shape[dim]
+                    sizes[var] = value
                     binders[var] = position
-                elif current != shape[dim]:
+                elif current != value:
                     first = binders[var]
                     raise ValueError(
                         f"{self._where(position)}: dimension {dim} binds {self.size_vars[var].name} to "
-                        f"{shape[dim]}, but argument {first} ({specs[first].name!r}) bound it to {current}")
+                        f"{value}, but argument {first} ({specs[first].name!r}) bound it to {current}")
             if not arr.flags.c_contiguous:
                 raise ValueError(
                     f"{self._where(position)}: the array must be C-contiguous (use numpy.ascontiguousarray)")

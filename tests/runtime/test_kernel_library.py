@@ -82,7 +82,7 @@ def _tamper(exported: Path, tmp_path: Path, change) -> Path:  # noqa: ANN001
     (lambda d: d["params"][0].update(dtype="float128x"), "parameter 0: unknown dtype 'float128x'"),
     (lambda d: d["params"][0].update(shape=["m"]), "dimension 'm' is no declared size variable"),
     (lambda d: d["params"][0].update(shape=[["**", "n", 2]]), "cannot read dimension"),
-    (lambda d: [p.update(shape=[["+", "n", 1]]) for p in d["params"]], "n appear alone in no parameter shape"),
+    (lambda d: [p.update(shape=[["*", "n", 2]]) for p in d["params"]], "n appear in no parameter shape alone"),
     (lambda d: d.update(target="llvm -mcpu=foo"), "target: target option -mcpu: LLVM knows no CPU 'foo'"),
     (lambda d: d.update(target="cuda"), "only CPU kernels are exported as libraries"),
     (lambda d: d.update(library_sha256="0" * 64), "not the one k.json describes"),

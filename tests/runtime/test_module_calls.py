@@ -86,7 +86,7 @@ BAD_CALLS = [
     ("inconsistent n", lambda a, b, c, d: (a, np.zeros((2, 4), np.float32), c, d), ValueError,
      r"argument 1 \('B'\): dimension 0 binds n to 2, but argument 0 \('A'\) bound it to 3"),
     ("compound dim", lambda a, b, c, d: (a, b, c, np.zeros(3, np.int32)), ValueError,
-     r"argument 3 \('D'\): dimension 0 must be n \+ 1 = 4 \(n=3\), got 3"),
+     r"argument 3 \('D'\): dimension 0 binds n to 2, but argument 0 \('A'\) bound it to 3"),
     ("non-contiguous", lambda a, b, c, d: (np.asfortranarray(a), b, c, d), ValueError,
      r"argument 0 \('A'\): the array must be C-contiguous"),
     ("strided", lambda a, b, c, d: (a, b, c, np.zeros(8, np.int32)[::2]), ValueError, "C-contiguous"),
@@ -128,10 +128,21 @@ def test_output_buffers_attr_overrides_the_scan() -> None:
 
 def test_size_var_that_no_shape_binds_is_rejected_at_construction() -> None:
     n = E.Var("n")
-    A = Buffer("A", (E.Add(n, E.IntImm(1), "int32"),), "float32")
+    A = Buffer("A", (E.Mul(n, E.IntImm(2), "int32"),), "float32")
     func = S.PrimFunc("unbound", (A,), S.NoOp(), (n,))
-    with pytest.raises(ValueError, match="size variable\\(s\\) n appear alone in no parameter shape"):
+    with pytest.raises(ValueError, match="size variable\\(s\\) n appear in no parameter shape alone or plus"):
         ArgumentChecker(func)
+
+
+def test_size_var_bound_by_an_extent_plus_a_constant() -> None:
+    n = E.Var("n")
+    A = Buffer("A", (E.Add(n, E.IntImm(1), "int32"),), "float32")
+    B = Buffer("B", (E.Add(E.IntImm(3), n, "int32"),), "float32")
+    checker = ArgumentChecker(S.PrimFunc("offset", (A, B), S.NoOp(), (n,)))
+    _, sizes = checker.check([np.zeros(5, np.float32), np.zeros(7, np.float32)])
+    assert sizes == [4]
+    with pytest.raises(ValueError, match="binds n to 5, but argument 0"):
+        checker.check([np.zeros(5, np.float32), np.zeros(8, np.float32)])
 
 
 def test_declared_maximum_of_a_size_variable() -> None:
