@@ -167,3 +167,32 @@ def test_soft_capped_attention_matches_numpy() -> None:
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(OpError, match="softcap must be a finite number"):
         attention(q_t, k_t, v_t, choose_tiles(9, 11, 8, 16), softcap=-1.0)
+
+
+@pytest.mark.parametrize(("sq", "d", "dv", "mask_rows"), [(1, 64, 64, 1), (3, 16, 20, 3), (1, 5, 9, 1)])
+def test_a_symbolic_number_of_keys(sq: int, d: int, dv: int, mask_rows: int) -> None:
+    """One kernel for every cache length (``past + 1`` keys): K and V packed with zeros up to whole tiles, the
+    product with V in micro-kernel steps of ``nr`` keys; each length against numpy, every access bounds-checked."""
+    target = Target("llvm -num-cores=2")
+    past = te.var("past", "int32", max_value=1 << 20)
+    keys = past + 1
+    tiles = choose_tiles(sq, 1024, target.vector_bits // 32, target.vector_registers)
+    q_t, k_t = te.placeholder((3, sq, d), name="q"), te.placeholder((3, d, keys), name="k_t")
+    v_t, mask_t = te.placeholder((3, keys, dv), name="v"), te.placeholder((1, mask_rows, keys), name="mask")
+    out_t = attention(q_t, k_t, v_t, tiles, [mask_t], 0.25)
+    module = tcomp.build(schedule_cpu([out_t], target), [q_t, k_t, v_t, mask_t, out_t], target=target,
+                         check_bounds=True)
+    for count in (1, 2, tiles.nr - 1, tiles.nr, tiles.nr + 1, 3 * tiles.nr + 5):
+        arrays = [random_data(RNG, shape) for shape in ((3, sq, d), (3, d, count), (3, count, dv),
+                                                         (1, mask_rows, count))]
+        out = np.full((3, sq, dv), np.nan, dtype=np.float32)
+        module(*arrays, out)
+        np.testing.assert_allclose(out, reference(*arrays[:3], arrays[3:], 0.25, None), rtol=1e-4, atol=1e-5)
+
+
+def test_a_symbolic_bias_must_match_the_keys() -> None:
+    past = te.var("past", "int32")
+    q_t, k_t = te.placeholder((1, 4, 8), name="q"), te.placeholder((1, 8, past + 1), name="k_t")
+    v_t, bias_t = te.placeholder((1, past + 1, 8), name="v"), te.placeholder((1, 4, past), name="bias")
+    with pytest.raises(OpError, match="a bias of past columns"):
+        attention(q_t, k_t, v_t, AttentionTiles(4, 32, 4, 16), [bias_t])

@@ -34,13 +34,14 @@ from tcomp.ir.expr import Expr, IterKind, Var
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.intrin import gemm_intrin
 from tcomp.ops.cpu.views import rows_in_place, unit_step
-from tcomp.ops.utils import OP_KIND, OpError, OpKind, op_kind
+from tcomp.ops.utils import OP_KIND, OpError, OpKind, as_int, op_kind, same_dim
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
 
 PART = "attention_part"
 BLOCK_SCORES_BYTES = 32 << 10  # a block's scores fit the L1 cache of most CPUs
+TYPICAL_EXTENT = 1024  # stands for a symbolic extent where only a schedule decision depends on it
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,11 @@ def choose_tiles(sq: int, skv: int, lanes: int, vector_registers: int) -> Attent
     return AttentionTiles(mr, nr, best * mr, lanes)
 
 
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b) * b
+def _ceil(a: Any, b: int) -> Any:
+    """``a`` rounded up to a multiple of ``b`` (an expression when ``a`` is a symbolic dimension)."""
+    if isinstance(a, int):
+        return -(-a // b) * b
+    return (a + (b - 1)) // b * b
 
 
 def _ints(shape: Sequence[Any], what: str) -> tuple[int, ...]:
@@ -78,10 +82,20 @@ def _ints(shape: Sequence[Any], what: str) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
+def _keys(dim: Any) -> Any:
+    """The number of keys: an int, or an expression of symbolic dimensions (a cache's length)."""
+    value = as_int(dim)
+    return dim if value is None else value
+
+
+def _is_one(dim: Any) -> bool:
+    return as_int(dim) == 1
+
+
 def _batch_reader(tensor: Tensor, batch: tuple[int, ...]) -> Any:
     """``index(t)``: the leading indices of ``tensor`` for matrix ``t`` of ``batch`` (row-major over the batch
     shape; size-1 dimensions of ``tensor`` broadcast)."""
-    own = _ints(tensor.shape, tensor.name)[:-2]
+    own = _ints(tensor.shape[:-2], tensor.name)
     offset = len(batch) - len(own)
     strides = [int(np.prod(batch[d + 1:])) for d in range(len(batch))]
 
@@ -112,17 +126,21 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
         if tensor.dtype != "float32":
             raise OpError(f"attention: {tensor.name} is {tensor.dtype}; the fused kernel is float32 only")
     *q_batch, sq, d = _ints(q.shape, "q")
-    *k_batch, d_k, skv = _ints(k_t.shape, "k_t")
-    *v_batch, skv_v, dv = _ints(v.shape, "v")
-    if d != d_k or skv != skv_v:
+    *k_batch, d_k = _ints(k_t.shape[:-1], "k_t")
+    *v_batch, dv = _ints((*v.shape[:-2], v.shape[-1]), "v")
+    skv, skv_v = _keys(k_t.shape[-1]), _keys(v.shape[-2])
+    if d != d_k or not same_dim(skv, skv_v):
         raise OpError(f"attention: shapes q {q.shape}, k_t {k_t.shape}, v {v.shape} do not chain")
     try:
         batch = tuple(int(x) for x in np.broadcast_shapes(tuple(q_batch), tuple(k_batch), tuple(v_batch),
-                                                          *[_ints(b.shape, "bias")[:-2] for b in biases]))
+                                                          *[_ints(b.shape[:-2], "bias") for b in biases]))
         for b in biases:
-            np.broadcast_shapes(_ints(b.shape, "bias")[-2:], (sq, skv))
+            np.broadcast_shapes(_ints(b.shape[-2:-1], "bias"), (sq,))
+            if not (_is_one(b.shape[-1]) or same_dim(b.shape[-1], skv)):
+                raise ValueError(f"a bias of {b.shape[-1]} columns for {skv} keys")
     except ValueError as error:
         raise OpError(f"attention: batch shapes do not broadcast: {error}") from None
+    symbolic = not isinstance(skv, int)
     mr, nr, rows = tiles.mr, tiles.nr, tiles.rows
     if nr % tiles.lanes or rows % mr:
         raise OpError(f"attention: tiles {tiles}: nr must be a multiple of the lanes, rows of mr")
@@ -137,9 +155,11 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     def read_k(t: Expr, j: Expr, dd: Expr) -> Expr:
         return k_t[(*k_at(t), dd, j)]
 
+    padded = symbolic or np_ != skv
+
     def pack_k(t: Var, jo: Var, dd: Var, jj: Var) -> Expr:
         j = jo * nr + jj
-        if np_ == skv:
+        if not padded:
             return read_k(t, j, dd)
         # the clamp tells the simplifier the key stays in range (a reshaped K's index needs no modulo then)
         return te.if_then_else(j < skv, read_k(t, te.min(j, skv - 1), dd), zero)
@@ -163,7 +183,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     scores = te.compute((count, sq_p, np_),
                         lambda t, i, j: te.sum(read_q(t, i, kd) * packed_k[t, j // nr, kd, j % nr], axis=kd),
                         name=f"{name}.scores", attrs=attrs("scores"))
-    bias_at = [(_batch_reader(b, batch), _ints(b.shape, "bias")[-2:]) for b in biases]
+    bias_at = [(_batch_reader(b, batch), (_is_one(b.shape[-2]), _is_one(b.shape[-1]))) for b in biases]
 
     def logits(t: Expr, i: Expr, j: Expr) -> Expr:
         value = scores[t, i, j] * te.const(float(scale), "float32")
@@ -171,11 +191,11 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
             cap = te.const(float(softcap), "float32")
             value = te.tanh(value / cap) * cap
         row = i if sq_p == sq else te.min(i, sq - 1)
-        column = j if np_ == skv else te.min(j, skv - 1)  # the padding columns read the last key's bias
-        for bias, (at, (rows_b, cols_b)) in zip(biases, bias_at):
-            value = value + bias[(*at(t), row if rows_b != 1 else te.const(0, "int32"),
-                                  column if cols_b != 1 else te.const(0, "int32"))]
-        if np_ == skv:
+        column = te.min(j, skv - 1) if padded else j  # the padding columns read the last key's bias
+        for bias, (at, (one_row, one_column)) in zip(biases, bias_at):
+            value = value + bias[(*at(t), te.const(0, "int32") if one_row else row,
+                                  te.const(0, "int32") if one_column else column)]
+        if not padded:
             return value
         # -inf added in the padding columns (their scores are zeros, finite): a select of two constants, a vector
         # blend, where a select around the loads of the scores would keep the row loops scalar
@@ -191,22 +211,28 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
                          attrs=attrs("sum"))
     v_row, v_col = te.var("j"), te.var("e")
     v_bounds = {t_var: (0, count - 1), v_row: (0, skv - 1), v_col: (0, dv - 1)}
-    v_in_place = dv_p == dv and rows_in_place(v, (*v_at(t_var), v_row, v_col), v_row, v_col, v_bounds)
+    # a symbolic number of keys: V is packed with zero rows up to a whole tile, so that the product runs over
+    # whole nr-key steps of the micro-kernel (the padding columns' weights are exp(-inf) = 0)
+    keys = np_ if symbolic else skv
+    v_in_place = not symbolic and dv_p == dv and rows_in_place(v, (*v_at(t_var), v_row, v_col), v_row, v_col,
+                                                               v_bounds)
     if v_in_place:
         def read_v(t: Expr, j: Expr, e: Expr) -> Expr:
             return v[(*v_at(t), j, e)]
     else:
         def pack_v(t: Var, eo: Var, j: Var, ee: Var) -> Expr:
             e = eo * nr + ee
-            value = v[(*v_at(t), j, e if dv_p == dv else te.min(e, dv - 1))]
-            return value if dv_p == dv else te.if_then_else(e < dv, value, zero)
+            value = v[(*v_at(t), te.min(j, skv - 1) if symbolic else j, e if dv_p == dv else te.min(e, dv - 1))]
+            conditions = ([j < skv] if symbolic else []) + ([e < dv] if dv_p != dv else [])
+            return te.if_then_else(te.all(*conditions), value, zero) if conditions else value
 
-        packed_v = te.compute((count, dv_p // nr, skv, nr), pack_v, name=f"{name}.packedV", attrs=attrs("packed_v"))
+        packed_v = te.compute((count, dv_p // nr, keys, nr), pack_v, name=f"{name}.packedV",
+                              attrs=attrs("packed_v"))
 
         def read_v(t: Expr, j: Expr, e: Expr) -> Expr:
             return packed_v[t, e // nr, j, e % nr]
 
-    jo = te.reduce_axis((0, skv), name="jo")
+    jo = te.reduce_axis((0, keys), name="jo")
     out = te.compute((count, sq_p, dv_p), lambda t, i, e: te.sum(expo[t, i, jo] * read_v(t, jo, e), axis=jo),
                      name=f"{name}.out", attrs=attrs("out"))
     natural = (*batch, sq, dv)
@@ -302,9 +328,13 @@ def _schedule_product(stage: Stage, mr: int, nr: int, lanes: int) -> None:
     (k,) = op.reduce_axis
     i_outer, i_inner = stage.split(i, factor=mr)
     j_outer, j_inner = stage.split(j, factor=nr)
-    stage.reorder(t, j_outer, i_outer, i_inner, j_inner, k)
     steps = getattr(k.dom.extent, "value", None)
-    assert isinstance(steps, int)
+    if isinstance(steps, int):
+        stage.reorder(t, j_outer, i_outer, i_inner, j_inner, k)
+    else:  # a symbolic number of keys, a multiple of nr: micro-kernel calls of nr steps, accumulating
+        k_outer, k = stage.split(k, factor=nr)
+        stage.reorder(t, j_outer, i_outer, k_outer, i_inner, j_inner, k)
+        steps = nr
     stage.tensorize(i_inner, gemm_intrin(mr, nr, steps, lanes))
 
 
@@ -333,7 +363,9 @@ def _step_along(packed: Tensor, axis: Any) -> int | None:
     """How far the source read of one element of ``packed`` moves in memory along its ``axis``."""
     op = packed.op
     assert isinstance(op, ComputeOp)
-    bounds = {iv.var: (0, int(iv.dom.extent.value) - 1) for iv in op.axis}  # type: ignore[union-attr]
+    # a symbolic extent (a number of keys) is bounded by a typical one: the answer chooses a loop order only
+    extents = [as_int(iv.dom.extent) or TYPICAL_EXTENT for iv in op.axis]
+    bounds = {iv.var: (0, extent - 1) for iv, extent in zip(op.axis, extents)}
     return unit_step(packed, tuple(iv.var for iv in op.axis), axis.var, bounds)
 
 
