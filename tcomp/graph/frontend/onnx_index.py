@@ -168,8 +168,11 @@ def _range(b: Builder, node: onnx.NodeProto, ins: list[str], a: Attrs, v: int) -
     if count == 0:
         raise b.error(f"Range({start}, {limit}, {delta}) is empty (zero-size tensors are not supported)")
     check_size(TensorType((count,), dtype), f"node {b.node_name}: Range({start}, {limit}, {delta})")
-    values = (start + np.arange(count, dtype=start.dtype) * delta).astype(start.dtype)
-    return [b.param(values, node.output[0])]
+    if all(name in b.params for name in ins[:3]):
+        values = (start + np.arange(count, dtype=start.dtype) * delta).astype(start.dtype)
+        return [b.param(values, node.output[0])]
+    # bounds computed in the graph (from shapes): a node, which folds to a constant unless its values vary
+    return [b.add1("range", [ins[0], ins[2]], output=node.output[0], count=count)]
 
 
 def _nchw_and_blocksize(b: Builder, x: str, a: Attrs) -> tuple[int, int, int, int, int]:

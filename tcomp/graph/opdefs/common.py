@@ -11,6 +11,7 @@ from tcomp import te
 from tcomp.graph.ir import TensorType
 from tcomp.graph.op import InferContext
 from tcomp.ir import dtype as dt
+from tcomp.ir.expr import Expr, cast
 from tcomp.ops.conv import conv_output_size
 from tcomp.te.tensor import Tensor
 
@@ -48,13 +49,15 @@ def int_attr(ctx: InferContext, key: str, default: int | None = None) -> int:
 
 
 def ints_attr(ctx: InferContext, key: str, length: int | None = None) -> tuple[int, ...]:
+    """Attribute ``key``, a tuple of ints (in a kernel compiled for symbolic dimensions, ``tcomp.graph.dynamic``,
+    some may be expressions of them)."""
     value = ctx.attr(key)
-    if not isinstance(value, tuple) or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    if not isinstance(value, tuple) or not all(isinstance(v, (int, np.integer, Expr)) and not isinstance(v, bool)
                                                for v in value):
         raise ctx.error(f"attribute {key} must be a tuple of ints, got {value!r}")
     if length is not None and len(value) != length:
         raise ctx.error(f"attribute {key} must have {length} entries, got {value!r}")
-    return tuple(int(v) for v in value)
+    return tuple(v if isinstance(v, Expr) else int(v) for v in value)
 
 
 def conv2d_output_hw(ctx: InferContext, size: tuple[int, int], kernel: tuple[int, int]) -> tuple[int, int]:
@@ -80,14 +83,16 @@ def fill(shape: Sequence[int], value: Any, dtype: str, name: str) -> Tensor:
     return te.compute(tuple(shape), lambda *idx: constant, name=name, tag="elemwise")
 
 
-def const_tensor(values: np.ndarray, dtype: str, name: str) -> Tensor:
-    """A 1-D compute holding the (few) ``values`` as a chain of selects."""
-    flat = [v.item() for v in np.asarray(values).reshape(-1)]
+def const_tensor(values: np.ndarray | Sequence[Any], dtype: str, name: str) -> Tensor:
+    """A 1-D compute holding the (few) ``values`` (numbers, or expressions of symbolic dimensions) as a chain of
+    selects."""
+    flat = [cast(v, dtype) if isinstance(v, Expr) else te.const(v.item() if isinstance(v, np.generic) else v, dtype)
+            for v in np.asarray(values, dtype=object).reshape(-1)]
 
     def body(i: Any) -> Any:
-        result = te.const(flat[-1], dtype)
+        result = flat[-1]
         for position in range(len(flat) - 2, -1, -1):
-            result = te.if_then_else(i == position, te.const(flat[position], dtype), result)
+            result = te.if_then_else(i == position, flat[position], result)
         return result
 
     return te.compute((len(flat),), body, name=name, tag="injective")

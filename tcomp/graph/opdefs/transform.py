@@ -4,8 +4,9 @@
 ``strided_slice(begin, end, strides, axes)`` (Python slice semantics), ``take(axis)`` (ONNX Gather: negative
 indices count from the end, an out-of-range one fails the run with a ``KernelError``; on CUDA, which has no run-time
 checks yet, it is clamped), ``broadcast_to(shape)``, ``tile(repeats)``, ``pad(pads, mode, value)`` (``pads`` =
-begins then ends, modes constant / edge / reflect / wrap), ``shape_of(start, end)``, ``constant_of_shape(shape,
-value, dtype)``, and the reductions ``sum``/``mean``/``max``/``min`` over ``axes`` with ``keepdims``.
+begins then ends, modes constant / edge / reflect / wrap), ``shape_of(start, end)``, ``range(count)`` (``count``
+values from a scalar start by a scalar delta), ``constant_of_shape(shape, value, dtype)``, and the reductions
+``sum``/``mean``/``max``/``min`` over ``axes`` with ``keepdims``.
 """
 
 from __future__ import annotations
@@ -309,10 +310,37 @@ def _lower_shape_of(ctx: LowerContext) -> list[Tensor]:
     dims = _shape_slice(ctx.node, ctx.types[0].shape)  # type: ignore[union-attr]
     if not dims:
         raise ValueError(f"node {ctx.name}: an empty shape slice makes a zero-size tensor")
-    return [const_tensor(np.array(dims, dtype=np.int64), "int64", ctx.name)]
+    return [const_tensor(dims, "int64", ctx.name)]
 
 
 register_op("shape_of", OpPattern.OPAQUE, _infer_shape_of, _lower_shape_of)
+
+
+# range: count values from a scalar start by a scalar delta (ONNX Range whose bounds are computed, as from shapes)
+def _infer_range(ctx: InferContext) -> list[TensorType]:
+    start, delta = ctx.type(0), ctx.type(1)
+    count = ctx.attr("count")
+    if start.numel != 1 or delta.numel != 1 or start.dtype != delta.dtype:
+        raise ctx.error(f"start and delta must be scalars of one type, got {start} and {delta}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ctx.error(f"count must be a positive int, got {count!r}")
+    return [TensorType((int(count),), start.dtype)]
+
+
+def _lower_range(ctx: LowerContext) -> list[Tensor]:
+    start, delta = ctx.tensor(0), ctx.tensor(1)
+    t = ctx.out_types[0]
+    first = (0,) * start.ndim
+    return [te.compute(t.shape, lambda i: start[first] + i.astype(t.dtype) * delta[first], name=ctx.name,
+                       tag="injective")]
+
+
+def _evaluate_range(node: Node, values: Sequence[np.ndarray]) -> list[np.ndarray]:
+    start, delta = (np.asarray(v).reshape(-1)[0] for v in values)
+    return [(start + np.arange(node.attr("count"), dtype=start.dtype) * delta).astype(start.dtype)]
+
+
+_injective("range", _infer_range, _lower_range, _evaluate_range)
 
 
 # constant_of_shape: a tensor of `shape` filled with `value`
