@@ -83,7 +83,9 @@ class GraphOptions:
     ``concat_in_place``: the producers of a batch-1 concatenation write their parts into slices of its result
     (``concat_in_place``; the target's kernels take arguments at any byte offset). ``float16_arithmetic``: the
     target's kernels compute float16 products as they are; without it, products of float16 tensors compute in
-    float32 between casts (``float16_products``). ``templates``: the tunable template
+    float32 between casts (``float16_products``). ``symbolic_dimensions``: the target's kernels take symbolic
+    dimensions as arguments in the executor's calls, so a model whose inputs' dimensions vary compiles once for
+    them (``tcomp.graph.dynamic``). ``templates``: the tunable template
     of each workload the graph finds (named by the CPU templates' names), ``None`` for the same names; a
     workload missing from the mapping has no template on this target."""
 
@@ -96,6 +98,7 @@ class GraphOptions:
     gemm_panels: bool = False
     concat_in_place: bool = False
     float16_arithmetic: bool = False
+    symbolic_dimensions: bool = False
     templates: Mapping[str, str] | None = None
 
     def template_for(self, workload: str) -> str | None:

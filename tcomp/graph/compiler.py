@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from tcomp.backend import EmulationWarning, backend_for
 from tcomp.graph.cuda_executor import make_executor
+from tcomp.graph.dynamic import DynamicModel, dimension_symbols, probe, shapes_at
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph, GraphError
-from tcomp.graph.kernels import Kernel, baked_params, compile_node, kernel_inputs
+from tcomp.graph.kernels import CompileFunc, Kernel, baked_params, compile_node, kernel_inputs
 from tcomp.graph.op import is_stateful
 from tcomp.graph.passes.plan_memory import MemoryPlan, no_plan
 from tcomp.graph.pipeline import DumpFunc, PassOptions, run_pipeline
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     import onnx
+
+    from tcomp.graph.frontend.onnx_inputs import InputDecl
 
     ModelLike: TypeAlias = str | os.PathLike[str] | bytes | onnx.ModelProto | Graph
 
@@ -65,8 +68,9 @@ def compile_graph(model: ModelLike, target: Target | str | None = None, *,
 
 
 def build_executor(graph: Graph, target: Target | str | None = None, tuning_records: Any = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> GraphExecutor:
-    """Compile every top-level node of ``graph`` and bind storage and parameters."""
+                   progress: Callable[[int, int, str], None] | None = None,
+                   compile_kernel: CompileFunc = compile_node) -> GraphExecutor:
+    """Compile every top-level node of ``graph`` (with ``compile_kernel``) and bind storage and parameters."""
     resolved = as_target(target)
     records = as_dispatch_context(tuning_records)
     tuning = kernel_tuning(records)
@@ -84,7 +88,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         args = kernel_inputs(graph, node) + node.outputs
         aliased = {value for pair in plan.inplace.get(node.name, ()) for value in pair}
         inplace = [i for i, a in enumerate(args) if a in aliased]
-        kernels.append(compile_node(graph, node, resolved, tuning, inplace))
+        kernels.append(compile_kernel(graph, node, resolved, tuning, inplace))
     if progress is not None:
         progress(len(graph.nodes), len(graph.nodes), "")
     if records is not None and hasattr(records, "report_missing"):
@@ -121,6 +125,7 @@ def _spec(kernel: Kernel) -> KernelSpec:
         num_inputs=kernel.num_inputs,
         asserts=tuple((a.message, a.num_values) for a in module.asserts),
         error_slots=module.error_slots,
+        sizes=kernel.sizes,
     )
 
 
@@ -130,7 +135,8 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
             options: PassOptions | None = None, dump: DumpFunc | None = None,
             timings: dict[str, float] | None = None,
             progress: Callable[[int, int, str], None] | None = None,
-            precision: Precision | str | None = None) -> GraphExecutor | SpecializingExecutor:
+            precision: Precision | str | None = None,
+            symbolic_dimensions: bool = True) -> GraphExecutor | SpecializingExecutor:
     """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU). ``precision``
     (``"fp32"``, ``"tf32"``, ``"fp16"``, ``"bf16"``) sets the arithmetic of matrix products and convolutions on a
     cuda target, as its option ``-precision=`` does (``tcomp.target.Precision``).
@@ -138,7 +144,9 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
     ``input_shapes`` binds the shapes of inputs with symbolic dimensions; ``input_values`` fixes inputs to values
     (they become constants and are no longer inputs). A model whose shapes are still decided at run time (symbolic
     dimensions left, or inputs that decide shapes) gives a ``SpecializingExecutor`` that compiles as it runs, once
-    per input shapes and shape-deciding values (see ``specialize.py``)."""
+    per input shapes and shape-deciding values (see ``specialize.py``); with ``symbolic_dimensions`` (on CPU
+    targets, without tuning records), once its symbolic dimensions have taken a second value, it compiles for
+    all their values at once where it can (``dynamic.py``), and a new value then costs no code generation."""
     records = as_dispatch_context(tuning_records)
     target = as_target(target).with_precision(precision)
     if isinstance(model, Graph):
@@ -159,7 +167,19 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
             timings["import"] = time.perf_counter() - start
         return _compile_imported(graph, target, records, options, dump, timings, progress, constants)
 
-    return compile_or_defer(decls, input_shapes or {}, values, build, proto.graph.name or "model")
+    def dynamic(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]], values: Mapping[str, Any],
+                constants: SharedConstants) -> DynamicModel:
+        symbols = dimension_symbols(decls, fixed)
+        probes, template = probe(
+            symbols, lambda binding: import_model(proto, base_dir, shapes_at(decls, fixed, binding), None, values,
+                                                  constants),
+            lambda graph: run_pipeline(graph, options, None, target, None, None, constants))
+        return DynamicModel(symbols, template, target,
+                            lambda graph, compile_kernel: build_executor(graph, target, None, None, compile_kernel))
+
+    dynamic_ok = symbolic_dimensions and records is None and backend_for(target).graph.symbolic_dimensions
+    return compile_or_defer(decls, input_shapes or {}, values, build, proto.graph.name or "model",
+                            dynamic=dynamic if dynamic_ok else None)
 
 
 def _compile_imported(graph: Graph, target: Target | str | None, records: Any, options: PassOptions | None,

@@ -59,6 +59,7 @@ class KernelSpec:
     num_inputs: int
     asserts: tuple[tuple[str, int], ...]  # (message, number of values) per runtime check
     error_slots: int
+    sizes: tuple[int, ...] = ()  # the values of its symbolic dimensions (``tcomp.graph.dynamic``), in order
 
 
 @dataclass
@@ -121,7 +122,7 @@ class GraphExecutor:
                 raise GraphError(f"kernel {spec.entry} has no code")
             arrays = [self._arrays[a] for a in spec.args]
             pointers = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
-            sizes = (ctypes.c_int64 * 1)()
+            sizes = (ctypes.c_int64 * max(1, len(spec.sizes)))(*spec.sizes)
             errors = (ctypes.c_int64 * max(1, spec.error_slots))()
             self._calls.append((ENTRY_PROTOTYPE(address), pointers, sizes, errors, spec))
         self._native_calls = self._calls  # a subclass may replace ``_calls`` by callables that are not entry points

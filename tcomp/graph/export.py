@@ -40,6 +40,9 @@ def export_executor(executor: Any, folder: str | os.PathLike[str]) -> None:
     program = executor.program
     target = Target.parse(program.target)
     modules = list(getattr(executor, "modules", None) or [])
+    if any(k.sizes for k in program.kernels):
+        raise GraphError(f"{program.name}: kernels compiled for symbolic dimensions cannot be exported; compile it "
+                         "with its input shapes bound (input_shapes=, --input-shapes) to export it")
     if not modules or len(modules) != len(program.kernels):
         raise GraphError("only an executor compiled in this process can be exported (this one was loaded)")
     out = Path(folder)

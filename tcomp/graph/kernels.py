@@ -31,7 +31,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import CHECK_DIVISION, PrimFunc
 from tcomp.ir.structural import structural_digest
 from tcomp.lru import LRUCache
-from tcomp.ops.utils import as_int
+from tcomp.ops.utils import as_int, same_dim
 from tcomp.runtime.module import Module
 from tcomp.schedule.schedule import Schedule
 from tcomp.target import Target
@@ -59,6 +59,7 @@ class Kernel:
     num_inputs: int
     module: Module
     tuned: bool = False
+    sizes: tuple[int, ...] = ()  # the values of the function's size_vars (symbolic dimensions), in order
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class KernelTuning:
     records: Any
     tuned_schedule: Callable[[Graph, Node, Target], tuple[Schedule, list[Tensor]] | None]
     recorded_tiles: Callable[[Graph, Node, Target, list[bool]], AbstractContextManager[Any]]
+
+
+CompileFunc = Callable[[Graph, Node, Target, "KernelTuning | None", Sequence[int]], Kernel]
 
 
 def body_of(node: Node) -> tuple[Node, ...]:
@@ -159,9 +163,11 @@ def _known(graph: Graph, name: str) -> np.ndarray | None:
 
 
 def _check_lowered(node: Node, tensor: Tensor, expected: TensorType) -> None:
-    shape = tuple(as_int(d) for d in tensor.shape)
-    if shape != expected.shape or tensor.dtype != expected.dtype:
-        raise GraphError(f"node {node.name} ({node.op}): lowering made {tensor.dtype}{list(shape)}, type inference "
+    same = len(tensor.shape) == len(expected.shape) and all(same_dim(a, b) for a, b in zip(tensor.shape,
+                                                                                           expected.shape))
+    if not same or tensor.dtype != expected.dtype:
+        shape = [d if as_int(d) is None else as_int(d) for d in tensor.shape]
+        raise GraphError(f"node {node.name} ({node.op}): lowering made {tensor.dtype}{shape}, type inference "
                          f"said {expected}")
 
 

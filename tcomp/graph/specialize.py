@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tcomp.graph.dynamic import DynamicModel, binding_of
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
 from tcomp.graph.shared_constants import SharedConstants
@@ -48,17 +49,22 @@ logger = logging.getLogger(__name__)
 MAX_SPECIALIZATIONS = 16
 
 BuildFunc = Callable[[Mapping[str, Sequence[int]], Mapping[str, np.ndarray], SharedConstants | None], GraphExecutor]
+DynamicFunc = Callable[[Sequence["InputDecl"], Mapping[str, Sequence[int]], Mapping[str, Any], SharedConstants],
+                       DynamicModel]
 Key = tuple[Any, ...]
 
 
 def compile_or_defer(decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequence[int]],
                      input_values: Mapping[str, Any], build: BuildFunc, name: str = "model",
-                     max_specializations: int = MAX_SPECIALIZATIONS) -> GraphExecutor | SpecializingExecutor:
+                     max_specializations: int = MAX_SPECIALIZATIONS,
+                     dynamic: DynamicFunc | None = None) -> GraphExecutor | SpecializingExecutor:
     """A ``GraphExecutor`` when every shape is known now, else a ``SpecializingExecutor`` that compiles at run time.
 
     ``decls``: the model's run-time inputs; ``build(shapes, values, constants)`` compiles the model with those input
     shapes and those inputs frozen to values (``input_values`` and the values found to decide shapes), sharing the
-    constants of other compilations through ``constants`` (``None``: a compilation of its own)."""
+    constants of other compilations through ``constants`` (``None``: a compilation of its own).
+    ``dynamic(decls, input_shapes, values, constants)`` probes the model for its symbolic dimensions
+    (``tcomp.graph.dynamic``); None: one compilation per shape."""
     runtime = [d for d in decls if d.name not in input_values]
     if all(d.static or d.name in input_shapes for d in runtime):
         try:
@@ -69,7 +75,8 @@ def compile_or_defer(decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequ
             value_inputs = exc.sources
     else:
         value_inputs = ()
-    return SpecializingExecutor(runtime, input_shapes, input_values, build, value_inputs, name, max_specializations)
+    return SpecializingExecutor(runtime, input_shapes, input_values, build, value_inputs, name, max_specializations,
+                                dynamic)
 
 
 class SpecializingExecutor:
@@ -79,7 +86,8 @@ class SpecializingExecutor:
 
     def __init__(self, decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequence[int]],
                  input_values: Mapping[str, Any], build: BuildFunc, value_inputs: Sequence[str] = (),
-                 name: str = "model", max_specializations: int = MAX_SPECIALIZATIONS) -> None:
+                 name: str = "model", max_specializations: int = MAX_SPECIALIZATIONS,
+                 dynamic: DynamicFunc | None = None) -> None:
         if max_specializations < 1:
             raise ValueError(f"max_specializations must be at least 1, got {max_specializations}")
         self.name = name
@@ -92,6 +100,10 @@ class SpecializingExecutor:
         self.specializations: OrderedDict[Key, GraphExecutor] = OrderedDict()
         self.compilations = 0
         self.constants = SharedConstants()
+        self._probe = dynamic
+        self.dynamic: DynamicModel | None = None  # the model compiled for its symbolic dimensions, once probed
+        self.dynamic_failure: str | None = None  # why probing found no template
+        self.assembled = 0  # executors assembled from ``dynamic``'s kernels (no code generated)
         self._pending: dict[str, np.ndarray] = {}
         self._last: GraphExecutor | None = None
 
@@ -163,6 +175,10 @@ class SpecializingExecutor:
                 return executor
             shapes = {n: a.shape for n, a in self._pending.items() if n not in self.value_inputs}
             values = {**self._fixed_values, **{n: self._pending[n] for n in self.value_inputs}}
+            executor = self._assembled(shapes, values)
+            if executor is not None:
+                self._keep(key, executor)
+                return executor
             logger.debug("%s: compiling for input shapes %s%s", self.name, shapes,
                          f" and the values of {list(self.value_inputs)}" if self.value_inputs else "")
             try:
@@ -179,11 +195,36 @@ class SpecializingExecutor:
                 self.value_inputs = (*self.value_inputs, *new)
                 continue
             self.compilations += 1
-            self.specializations[key] = executor
-            while len(self.specializations) > self.max_specializations:
-                dropped, _ = self.specializations.popitem(last=False)
-                self.constants.release(dropped)
+            self._keep(key, executor)
             return executor
+
+    def _keep(self, key: Key, executor: GraphExecutor) -> None:
+        self.specializations[key] = executor
+        while len(self.specializations) > self.max_specializations:
+            dropped, _ = self.specializations.popitem(last=False)
+            self.constants.release(dropped)
+
+    def _assembled(self, shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any]) -> GraphExecutor | None:
+        """An executor for ``shapes`` from the kernels compiled for the symbolic dimensions, once the dimensions have
+        taken a second value (the model is probed then); None when there is no such kernel set or it does not cover
+        these shapes."""
+        if self._probe is None or self.value_inputs or not self.specializations or self.dynamic_failure:
+            return None
+        decls = list(self._decls.values())
+        if self.dynamic is None:
+            try:
+                with self.constants.use(("dynamic",)):
+                    self.dynamic = self._probe(decls, self._fixed_shapes, values, self.constants)
+            except Exception as exc:  # noqa: BLE001 - any failure leaves one compilation per shape, as before
+                self.dynamic_failure = f"{type(exc).__name__}: {exc}"
+                logger.debug("%s: no compilation for symbolic dimensions: %s", self.name, self.dynamic_failure)
+                return None
+            logger.debug("%s: compiled for symbolic dimensions %s", self.name, list(self.dynamic.symbols))
+        binding = binding_of(decls, self._fixed_shapes, shapes)
+        if binding is None or not self.dynamic.covers(binding):
+            return None
+        self.assembled += 1
+        return self.dynamic.executor(binding)
 
     def _current(self) -> GraphExecutor:
         if self._last is None:

@@ -1,6 +1,7 @@
 """Constants shared by the compilations of one model (``tcomp.graph.shared_constants``): a decoder exported with a
-symbolic cache length (``tests/data/hf_models/export_decode.py``) compiles once per length; every length matches
-PyTorch, the weights are read and packed once for all of them, and the constants of dropped specializations go."""
+symbolic cache length (``tests/data/hf_models/export_decode.py``) compiled once per length (without
+``symbolic_dimensions``); every length matches PyTorch, the weights are read and packed once for all of them, and
+the constants of dropped specializations go."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_every_cache_length_matches_pytorch_with_the_weights_shared(name: str) -
     weight-sized parameter (read from the file, packed, merged or folded) is one array for all three."""
     lengths = stored_lengths(name)
     assert len(lengths) == 3 and None not in lengths
-    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2", symbolic_dimensions=False)
     assert isinstance(executor, tg.SpecializingExecutor)
     assert_matches_pytorch(name, executor)
     assert executor.compilations == 3
@@ -93,7 +94,7 @@ def test_every_cache_length_matches_pytorch_with_the_weights_shared(name: str) -
 
 @pytest.mark.parametrize("name", DYNAMIC)
 def test_a_dropped_specialization_leaves_no_constant_of_its_own(name: str) -> None:
-    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2", symbolic_dimensions=False)
     executor.max_specializations = 1
     held = []
     for length in stored_lengths(name):

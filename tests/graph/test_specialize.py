@@ -39,7 +39,7 @@ def reshape_model(shape_length: int | None = None) -> onnx.ModelProto:
 
 def test_symbolic_batch_compiles_once_per_batch_size(caplog: pytest.LogCaptureFixture) -> None:
     model = testing.transformer_encoder(seq=8, hidden=32, heads=4, ffn=64, dynamic_batch=True)
-    executor = tg.compile(model)
+    executor = tg.compile(model, symbolic_dimensions=False)
     assert isinstance(executor, tg.SpecializingExecutor)
     assert executor.compilations == 0 and executor.graph is None
     rng = np.random.default_rng(0)
@@ -129,7 +129,7 @@ def test_bad_shape_values_fail_at_run_time_with_the_reason() -> None:
 
 def test_old_specializations_are_dropped() -> None:
     model = testing.transformer_encoder(seq=4, hidden=16, heads=2, ffn=32, dynamic_batch=True)
-    executor = tg.compile(model)
+    executor = tg.compile(model, symbolic_dimensions=False)
     executor.max_specializations = 2
     for batch in (1, 2, 3, 1):
         executor.run([np.ones((batch, 4, 16), np.float32)])

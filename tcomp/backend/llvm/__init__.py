@@ -52,7 +52,7 @@ STAGES = (
 class LLVMBackend(Backend):
     kind = TargetKind.LLVM
     graph = GraphOptions(blocked_convolutions=True, matvec_weights=True, row_norms=True, fused_attention=True,
-                         views=True, gemm_panels=True, concat_in_place=True)
+                         views=True, gemm_panels=True, concat_in_place=True, symbolic_dimensions=True)
 
     def stages(self) -> Sequence[Stage]:
         return STAGES

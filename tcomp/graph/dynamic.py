@@ -1,0 +1,433 @@
+"""Symbolic dimensions: a model whose input dimensions vary from run to run (a decoder's cache length) compiles
+once for all their values, instead of once per value.
+
+tcomp's graph IR has static shapes, so the dimensions are found by probing, as PyTorch's automatic dynamic shapes
+do: the model is imported and optimized (every graph pass, no code generation) with each symbolic dimension bound
+to a few probe values, and the optimized graphs compared. Where they differ only in integers (shapes, attributes)
+that are affine in the dimensions, the differences become a template (``Affine`` integers, ``template``) that gives
+the graph for any values (``instantiate``) and, with the dimensions as variables (``symbolic``), the tensor
+expressions of each kernel: the kernels whose shapes depend on the dimensions are compiled once, with the
+dimensions as arguments (``size_vars``); the others as always. A run with new values then costs a memory plan, no
+code generation.
+
+The probe values are odd primes (37, 53, 71 ... per dimension): a decision a pass makes from divisibility (by 2, 4,
+16, a tile) takes the branch for any size, and one that differs between probes makes the graphs differ. Values
+known at compile time that come from the dimensions (a position computed from the cache's length, a mask of its
+length) must not become constants: the probes' imports are compared first, and the values that differ stay nodes
+(``fold_constants.computed_at_run_time``). Probing fails (``NotAffine``, and the model keeps one compilation per
+shape) when the graphs differ in anything else: their nodes, a constant's data, an integer not affine in the
+dimensions. Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty cache, a dimension
+of 1 that broadcasts) compile for their exact shapes instead (``DynamicModel.covers``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tcomp import te
+from tcomp.backend import build
+from tcomp.graph.infer import infer_types
+from tcomp.graph.ir import Graph, GraphError, Node, TensorType
+from tcomp.graph.kernels import CompileFunc, Kernel, KernelTuning, compile_node, lower_node
+from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.passes.fold_constants import computed_at_run_time
+from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.ir import expr as E
+from tcomp.target import Target
+
+if TYPE_CHECKING:
+    from tcomp.graph.frontend.onnx_inputs import InputDecl
+
+logger = logging.getLogger(__name__)
+
+PRIMES = (37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127)
+MAX_SYMBOLS = len(PRIMES) // 3
+SMALLEST = 2  # templated integers below this at a run's values: compile for the exact shapes
+MAX_ROUNDS = 3  # pipeline runs per probe that may find more constants depending on the dimensions
+LARGEST = 1 << 20  # the largest value a symbolic dimension takes (a longer cache compiles for its exact shapes)
+
+
+class NotAffine(GraphError):
+    """The probes' graphs differ in a way a template cannot express."""
+
+
+@dataclass(frozen=True)
+class Affine:
+    """``constant + sum(coefficient * symbol)``: an integer of the graph that depends on the symbolic dimensions."""
+
+    constant: int
+    terms: tuple[tuple[str, int], ...]
+
+    def at(self, binding: Mapping[str, int]) -> int:
+        return self.constant + sum(c * binding[s] for s, c in self.terms)
+
+    def expr(self, variables: Mapping[str, E.Var]) -> Any:
+        result: Any = self.constant
+        for symbol, coefficient in self.terms:
+            term = variables[symbol] if coefficient == 1 else variables[symbol] * coefficient
+            result = term if isinstance(result, int) and result == 0 else result + term
+        return result
+
+    def __str__(self) -> str:
+        parts = [s if c == 1 else f"{c}*{s}" for s, c in self.terms]
+        if self.constant:
+            parts.append(str(self.constant))
+        return " + ".join(parts)
+
+
+def probe_bindings(symbols: Sequence[str]) -> list[dict[str, int]]:
+    """The probes: a base binding, one per symbol with that symbol changed, and one with all of them changed."""
+    if not 0 < len(symbols) <= MAX_SYMBOLS:
+        raise NotAffine(f"{len(symbols)} symbolic dimensions; probing takes 1 to {MAX_SYMBOLS}")
+    n = len(symbols)
+    base = {s: PRIMES[i] for i, s in enumerate(symbols)}
+    probes = [base]
+    for i, s in enumerate(symbols):
+        probes.append({**base, s: PRIMES[i + n]})
+    probes.append({s: PRIMES[i + 2 * n] for i, s in enumerate(symbols)})
+    return probes
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# templates: the objects of the probes' graphs merged, integers that differ fitted as Affine
+@dataclass(frozen=True)
+class _Object:
+    """A dataclass instance whose fields differ between the probes (``fields``: name -> template)."""
+
+    cls: type
+    fields: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    cls: type
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    items: tuple[tuple[Any, Any], ...]
+
+
+_VARYING = (Affine, _Object, _Sequence, _Mapping)
+
+
+def varies(template: Any) -> bool:
+    """Whether ``template`` holds an integer that depends on the symbolic dimensions."""
+    return isinstance(template, _VARYING)
+
+
+def _fit(values: Sequence[int], probes: Sequence[Mapping[str, int]], where: str) -> int | Affine:
+    first = values[0]
+    if all(v == first for v in values):
+        return first
+    base = probes[0]
+    terms = []
+    for probe, value in zip(probes[1:-1], values[1:-1]):
+        [(symbol, moved)] = [(s, v) for s, v in probe.items() if v != base[s]]
+        coefficient, remainder = divmod(value - first, moved - base[symbol])
+        if remainder:
+            raise NotAffine(f"{where}: {list(values)} at the probes is not affine in the dimensions")
+        if coefficient:
+            terms.append((symbol, coefficient))
+    constant = first - sum(c * base[s] for s, c in terms)
+    fitted = Affine(constant, tuple(terms))
+    if any(fitted.at(p) != v for p, v in zip(probes, values)):
+        raise NotAffine(f"{where}: {list(values)} at the probes is not affine in the dimensions")
+    return fitted
+
+
+def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where: str = "graph") -> Any:
+    """The template of ``objects`` (the same graph object from each probe's graph, in ``probes`` order): the object
+    itself where they are all alike, else a template whose varying integers are ``Affine``. ``NotAffine`` when they
+    differ otherwise."""
+    first = objects[0]
+    if all(o is first for o in objects):
+        return first
+    kind = type(first)
+    if any(type(o) is not kind for o in objects):
+        raise NotAffine(f"{where}: {kind.__name__} at one probe, {[type(o).__name__ for o in objects]} at others")
+    if isinstance(first, (bool, np.bool_)) or first is None or isinstance(first, (str, float, bytes)):
+        if any(o != first for o in objects):
+            raise NotAffine(f"{where}: {first!r} differs between probes")
+        return first
+    if isinstance(first, (int, np.integer)):
+        fitted = _fit([int(o) for o in objects], probes, where)
+        return first if isinstance(fitted, int) else fitted
+    if isinstance(first, np.ndarray):
+        if any(o.dtype != first.dtype or o.shape != first.shape or not np.array_equal(o, first, equal_nan=True)
+               for o in objects):
+            raise NotAffine(f"{where}: a constant's data depends on the dimensions")
+        return first
+    if isinstance(first, (tuple, list)):
+        if any(len(o) != len(first) for o in objects):
+            raise NotAffine(f"{where}: {len(first)} items at one probe, {[len(o) for o in objects]} at others")
+        items = tuple(template([o[i] for o in objects], probes, f"{where}[{i}]") for i in range(len(first)))
+        if not any(varies(item) for item in items):
+            return first
+        return _Sequence(kind, items)
+    if isinstance(first, Mapping):
+        keys = list(first)
+        if any(list(o) != keys for o in objects):
+            raise NotAffine(f"{where}: the probes' graphs name different values")
+        entries = tuple((k, template([o[k] for o in objects], probes, f"{where}.{k}")) for k in keys)
+        if not any(varies(v) for _, v in entries):
+            return first
+        return _Mapping(entries)
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        fields = tuple((f.name, template([getattr(o, f.name) for o in objects], probes, f"{where}.{f.name}"))
+                       for f in dataclasses.fields(first))
+        if not any(varies(v) for _, v in fields):
+            return first
+        return _Object(kind, fields)
+    raise NotAffine(f"{where}: cannot compare {kind.__name__} objects between probes")
+
+
+def instantiate(template_: Any, binding: Mapping[str, int]) -> Any:
+    """The object ``template_`` stands for at the dimensions ``binding``."""
+    return _build(template_, lambda a: a.at(binding), TensorType)
+
+
+def symbolic(template_: Any, variables: Mapping[str, E.Var]) -> Any:
+    """The object ``template_`` stands for with the dimensions as the expressions ``variables`` (tensor types
+    become ``SymbolicType``)."""
+    return _build(template_, lambda a: a.expr(variables), SymbolicType)
+
+
+def _build(template_: Any, integer: Callable[[Affine], Any], tensor_type: type) -> Any:
+    if isinstance(template_, Affine):
+        return integer(template_)
+    if isinstance(template_, _Sequence):
+        return template_.cls(_build(item, integer, tensor_type) for item in template_.items)
+    if isinstance(template_, _Mapping):
+        return {k: _build(v, integer, tensor_type) for k, v in template_.items}
+    if isinstance(template_, _Object):
+        fields = {name: _build(value, integer, tensor_type) for name, value in template_.fields}
+        cls = tensor_type if template_.cls is TensorType else template_.cls
+        return cls(**fields)
+    return template_
+
+
+@dataclass(frozen=True)
+class SymbolicType:
+    """A tensor type whose dimensions may be expressions of the symbolic dimensions (``symbolic``), read by the
+    operator lowerings as they read a ``TensorType``."""
+
+    shape: tuple[Any, ...]
+    dtype: str
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def variables_for(symbols: Sequence[str]) -> dict[str, E.Var]:
+    """The dimensions as 32-bit variables of at most ``LARGEST`` (index arithmetic's type: 64-bit ones would put
+    casts in every bound); a buffer indexes in 32 bits where that maximum keeps it under 2^31 elements."""
+    return {s: te.var(s, "int32", max_value=LARGEST) for s in symbols}
+
+
+def templated_dimensions(template_: Any) -> list[Affine]:
+    """Every ``Affine`` dimension of a tensor type in ``template_`` (to check a binding against ``SMALLEST``)."""
+    found: dict[Affine, None] = {}
+    stack = [(template_, False)]
+    while stack:
+        item, in_type = stack.pop()
+        if isinstance(item, Affine):
+            if in_type:
+                found[item] = None
+        elif isinstance(item, _Sequence):
+            stack.extend((x, in_type) for x in item.items)
+        elif isinstance(item, _Mapping):
+            stack.extend((v, in_type) for _, v in item.items)
+        elif isinstance(item, _Object):
+            stack.extend((v, in_type or item.cls is TensorType) for _, v in item.fields)
+    return list(found)
+
+
+def graph_template(graphs: Sequence[Graph], probes: Sequence[Mapping[str, int]]) -> Any:
+    """The template of the probes' optimized graphs, without their known values and analyses (a run's graph gets
+    its own memory plan)."""
+    bare = [dataclasses.replace(g, values={}, meta={}, nodes=tuple(_bare(n) for n in g.nodes)) for g in graphs]
+    return template(bare, probes)
+
+
+def _bare(node: Node) -> Node:
+    if node.op != "fused":
+        return node
+    body: Graph = node.attr("body")
+    return node.with_attrs(body=dataclasses.replace(body, values={}, meta={}))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the model's symbolic dimensions, and the probing
+def dimension_symbols(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]]) -> list[str]:
+    """The symbolic dimensions of the inputs ``decls`` not bound in ``fixed``, in order of appearance (an unnamed
+    one is ``input[axis]``)."""
+    symbols: dict[str, None] = {}
+    for decl in decls:
+        if decl.name in fixed or decl.dims is None:
+            continue
+        for axis, dim in enumerate(decl.dims):
+            if isinstance(dim, str):
+                symbols[_symbol(decl, axis, dim)] = None
+    return list(symbols)
+
+
+def _symbol(decl: InputDecl, axis: int, dim: str) -> str:
+    return f"{decl.name}[{axis}]" if dim in ("", "?") else dim
+
+
+def binding_of(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
+               shapes: Mapping[str, Sequence[int]]) -> dict[str, int] | None:
+    """The values of the symbolic dimensions in the input ``shapes``; None when an input's rank is unknown or one
+    dimension takes two values."""
+    binding: dict[str, int] = {}
+    for decl in decls:
+        if decl.name in fixed:
+            continue
+        if decl.dims is None:
+            return None
+        for axis, dim in enumerate(decl.dims):
+            if isinstance(dim, str):
+                symbol, value = _symbol(decl, axis, dim), int(shapes[decl.name][axis])
+                if binding.setdefault(symbol, value) != value:
+                    return None
+    return binding
+
+
+def shapes_at(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
+              binding: Mapping[str, int]) -> dict[str, list[int]]:
+    """The input shapes at the dimensions ``binding`` (the ``fixed`` ones as given)."""
+    shapes = {name: list(shape) for name, shape in fixed.items()}
+    for decl in decls:
+        if decl.name not in fixed and decl.dims is not None:
+            shapes[decl.name] = [binding[_symbol(decl, a, d)] if isinstance(d, str) else d
+                                 for a, d in enumerate(decl.dims)]
+    return shapes
+
+
+def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph],
+          optimized: Callable[[Graph], Graph]) -> tuple[list[dict[str, int]], Any]:
+    """Probe the model: ``imported(binding)`` is its graph as imported at those dimensions, ``optimized(graph)``
+    the pass pipeline. Returns the probes and the template of their optimized graphs; ``NotAffine`` when there is
+    none.
+
+    The values that differ between the probes stay nodes: first the small integers the imports know (shape
+    arithmetic), then, pass after pass, the constants the pipeline folded that still differ (a constant broadcast
+    to a shape that depends on the dimensions), until none does."""
+    probes = probe_bindings(symbols)
+    graphs = [infer_types(imported(p)) for p in probes]
+    run_time = _differing([g.values for g in graphs], "the probes' imports know different values")
+    for _ in range(MAX_ROUNDS):
+        with computed_at_run_time(run_time):
+            optimized_graphs = [optimized(g) for g in graphs]
+        folded = _differing([g.params for g in optimized_graphs], "the probes' graphs have different constants")
+        if not folded:
+            return probes, graph_template(optimized_graphs, probes)
+        if folded <= run_time:
+            break  # made by a pass from values that are not nodes: keeping nodes cannot help
+        run_time |= folded
+    raise NotAffine(f"constants {sorted(folded)[:4]} depend on the dimensions")
+
+
+def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str) -> set[str]:
+    """The names whose arrays are not the same in all of ``arrays`` (which must name the same values)."""
+    names = list(arrays[0])
+    if any(list(a) != names for a in arrays):
+        raise NotAffine(what)
+    first = arrays[0]
+    return {n for n in names if any(a[n] is not first[n] and (a[n].shape != first[n].shape or not np.array_equal(
+        a[n], first[n], equal_nan=True)) for a in arrays[1:])}
+
+
+class DynamicModel:
+    """A model compiled once for its symbolic dimensions: ``executor(binding)`` assembles a ``GraphExecutor`` for
+    the dimensions ``binding`` (``covers(binding)`` must hold) from kernels compiled once. ``assemble(graph,
+    compile_kernel)`` is ``build_executor`` for the target."""
+
+    def __init__(self, symbols: Sequence[str], graph_template_: Any, target: Target,
+                 assemble: Callable[[Graph, CompileFunc], Any]) -> None:
+        self.symbols = tuple(symbols)
+        self.template = graph_template_
+        self.target = target
+        self._assemble = assemble
+        self._dimensions = templated_dimensions(graph_template_)
+        self._variables = variables_for(symbols)
+        self._symbolic_graph: Graph | None = None
+        self._varying = self._varying_nodes()
+        self._kernels: dict[tuple[str, tuple[int, ...]], tuple[Kernel, tuple[str, ...]] | None] = {}
+        self.generic_kernels = 0  # kernels compiled with the dimensions as arguments
+        self.exact_kernels = 0  # kernels that needed a run's exact shapes (compiled per binding, cached by shape)
+
+    def covers(self, binding: Mapping[str, int]) -> bool:
+        """Whether the kernels serve the dimensions ``binding``: every tensor dimension that depends on them at
+        least ``SMALLEST`` (a smaller one changes what broadcasts), every symbolic dimension at most ``LARGEST``."""
+        if set(binding) != set(self.symbols) or not all(0 < v <= LARGEST for v in binding.values()):
+            return False
+        return all(a.at(binding) >= SMALLEST for a in self._dimensions)
+
+    def executor(self, binding: Mapping[str, int]) -> Any:
+        graph = plan_memory(instantiate(self.template, binding))
+
+        def compile_kernel(g: Graph, node: Node, target: Target, tuning: KernelTuning | None,
+                           inplace: Sequence[int]) -> Kernel:
+            return self._kernel(binding, g, node, inplace)
+
+        executor = self._assemble(graph, compile_kernel)
+        executor.graph = graph
+        return executor
+
+    def _varying_nodes(self) -> frozenset[str]:
+        """The top-level nodes whose kernels depend on the dimensions (their attributes or their values' types)."""
+        fields = dict(self.template.fields) if isinstance(self.template, _Object) else {}
+        types = dict(fields["types"].items) if isinstance(fields.get("types"), _Mapping) else {}
+        nodes = fields.get("nodes")
+        items = nodes.items if isinstance(nodes, _Sequence) else (nodes or ())
+        varying = set()
+        for item in items:
+            node = instantiate(item, {s: PRIMES[0] for s in self.symbols})
+            if varies(item) or any(varies(types.get(v)) for v in (*node.inputs, *node.outputs)):
+                varying.add(node.name)
+        return frozenset(varying)
+
+    def _kernel(self, binding: Mapping[str, int], graph: Graph, node: Node, inplace: Sequence[int]) -> Kernel:
+        key = (node.name, tuple(inplace))
+        if node.name not in self._varying:
+            if key not in self._kernels:
+                self._kernels[key] = (compile_node(graph, node, self.target, None, inplace), ())
+            kernel, _ = self._kernels[key]  # type: ignore[misc]
+            return kernel
+        if key not in self._kernels:
+            tiled = any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
+            self._kernels[key] = None if tiled else self._generic(node.name, inplace)
+        found = self._kernels[key]
+        if found is None:
+            self.exact_kernels += 1
+            return compile_node(graph, node, self.target, None, inplace)
+        kernel, names = found
+        return dataclasses.replace(kernel, sizes=tuple(binding[n] for n in names))
+
+    def _generic(self, name: str, inplace: Sequence[int]) -> tuple[Kernel, tuple[str, ...]] | None:
+        """The kernel of node ``name`` with the dimensions as arguments; None where an operator's lowering or
+        schedule needs them as numbers. (Matrix products, convolutions and pooling windows, whose tiles are chosen
+        for their extents, never get one: they compile for each binding's shapes.)"""
+        if self._symbolic_graph is None:
+            self._symbolic_graph = symbolic(self.template, self._variables)
+        graph = self._symbolic_graph
+        [node] = [n for n in graph.nodes if n.name == name]
+        try:
+            func, args, _ = lower_node(graph, node, self.target, None, inplace)
+            module = build(func, target=self.target)
+        except Exception as exc:  # noqa: BLE001 - any lowering that needs numbers: compile per shape instead
+            logger.debug("node %s: no kernel for symbolic dimensions (%s: %s)", name, type(exc).__name__, exc)
+            return None
+        self.generic_kernels += 1
+        kernel = Kernel(func.name, node.name, args, len(args) - len(node.outputs), module)
+        return kernel, tuple(v.name for v in func.size_vars)

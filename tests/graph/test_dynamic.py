@@ -1,0 +1,164 @@
+"""Symbolic dimensions (``tcomp.graph.dynamic``): the probes' graphs merged into a template of affine integers, and
+models whose dimensions vary compiled once for all their values. The decoders exported with a symbolic cache
+length match PyTorch at every stored length from one compilation, and an exact compilation at others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import tcomp.graph as tg
+from tcomp.graph.dynamic import Affine, NotAffine, instantiate, probe_bindings, template
+from tcomp.graph.ir import GraphError, TensorType
+from tests.graph.hf_data import DATA, assert_matches_pytorch, stored, stored_lengths
+
+DECODERS = ["gpt2_decode_dynamic_tiny", "llama_decode_dynamic_tiny"]
+
+
+def test_probes_change_one_dimension_then_all() -> None:
+    probes = probe_bindings(["past", "batch"])
+    assert probes[0] == {"past": 37, "batch": 41}
+    assert probes[1] == {"past": 43, "batch": 41} and probes[2] == {"past": 37, "batch": 47}
+    assert probes[3] == {"past": 53, "batch": 59}
+    with pytest.raises(NotAffine, match="probing takes 1 to"):
+        probe_bindings([])
+
+
+def test_integers_that_differ_are_fitted() -> None:
+    probes = probe_bindings(["past", "batch"])
+    dims = [TensorType((p["batch"], 2 * p["past"] + 1, 16), "float32") for p in probes]
+    fitted = template(dims, probes)
+    assert instantiate(fitted, {"past": 10, "batch": 3}) == TensorType((3, 21, 16), "float32")
+    [_, rows, _] = fitted.fields[0][1].items
+    assert rows == Affine(1, (("past", 2),)) and str(rows) == "2*past + 1"
+    same = [TensorType((4, 4), "float32") for _ in probes]
+    assert template(same, probes) is same[0]
+
+
+@pytest.mark.parametrize(("objects", "reason"), [
+    (lambda p: p["past"] ** 2, "not affine"),
+    (lambda p: p["past"] // 2, "not affine"),
+    (lambda p: "a" if p["past"] == 37 else "b", "differs between probes"),
+    (lambda p: np.full(3, p["past"]), "a constant's data depends on the dimensions"),
+    (lambda p: (1,) * (p["past"] % 3), "items at one probe"),
+])
+def test_what_no_template_expresses(objects: object, reason: str) -> None:
+    probes = probe_bindings(["past"])
+    with pytest.raises(NotAffine, match=reason):
+        template([objects(p) for p in probes], probes)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", DECODERS)
+def test_a_decoder_compiles_once_for_every_cache_length(name: str) -> None:
+    """The first length compiles; the second probes the model and compiles the kernels that depend on the cache
+    length once, with the length as an argument; every later length only assembles an executor."""
+    lengths = stored_lengths(name)
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert isinstance(executor, tg.SpecializingExecutor)
+    assert_matches_pytorch(name, executor)  # cases 5, 6 and 31
+    assert executor.compilations == 1 and executor.assembled == len(lengths) - 1
+    dynamic = executor.dynamic
+    assert dynamic is not None and dynamic.symbols == ("past",) and executor.dynamic_failure is None
+    assert dynamic.generic_kernels >= 4 and dynamic.exact_kernels == 0
+    inputs, _ = stored(name, lengths[0])
+    rng = np.random.default_rng(7)
+    for length in (2, 9, 40, 62):
+        feeds = {k: v if v.dtype.kind == "i" else rng.standard_normal(
+            (*v.shape[:2], length, v.shape[3])).astype(np.float32) for k, v in inputs.items()}
+        got = executor.run(feeds)
+        exact = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2",
+                           input_shapes={k: v.shape for k, v in feeds.items()})
+        for a, b in zip(got, exact.run(feeds)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert executor.compilations == 1 and executor.assembled == len(lengths) + 3
+
+
+def test_a_cache_of_one_compiles_for_its_exact_shapes() -> None:
+    """A dimension of 1 broadcasts where a larger one does not: no kernel compiled for the symbolic dimensions
+    serves it."""
+    name = DECODERS[1]
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    inputs, _ = stored(name, 5)
+    executor.run(inputs)
+    executor.run(stored(name, 6)[0])
+    assert executor.dynamic is not None and executor.assembled == 1
+    one = {k: v if v.dtype.kind == "i" else np.ascontiguousarray(v[:, :, :1]) for k, v in inputs.items()}
+    assert not executor.dynamic.covers({"past": 1})
+    got = executor.run(one)
+    assert executor.compilations == 2
+    exact = tg.compile(DATA / f"{name}.onnx", input_shapes={k: v.shape for k, v in one.items()}).run(one)
+    for a, b in zip(got, exact):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _flatten_square_model() -> onnx.ModelProto:
+    """``y = reshape(broadcast(x, [n, n]), [-1])``: its output has n * n elements, no affine dimension."""
+    shape = helper.make_node("Shape", ["x"], ["s"])
+    square = helper.make_node("Concat", ["s", "s"], ["ss"], axis=0)
+    expand = helper.make_node("Expand", ["x", "ss"], ["e"])
+    flat = helper.make_node("Reshape", ["e", "minus_one"], ["y"])
+    graph = helper.make_graph(
+        [shape, square, expand, flat], "square",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("minus_one", TensorProto.INT64, [1], [-1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_model_that_probes_not_affine_compiles_per_shape() -> None:
+    executor = tg.compile(_flatten_square_model())
+    for n in (3, 4, 5):
+        x = np.arange(n, dtype=np.float32)
+        [y] = executor.run([x])
+        np.testing.assert_array_equal(y, np.broadcast_to(x, (n, n)).reshape(-1))
+    assert executor.dynamic is None and "not affine" in str(executor.dynamic_failure)
+    assert executor.compilations == 3 and executor.assembled == 0
+
+
+def _range_model() -> onnx.ModelProto:
+    """``y = x + range(0, len(x))``: Range's bounds come from a shape, so its values vary with it."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Squeeze", ["s"], ["n"]),
+        helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+        helper.make_node("Add", ["x", "r"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "ranged", [helper.make_tensor_value_info("x", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, ["n"])],
+        [helper.make_tensor("zero", TensorProto.INT64, [], [0]), helper.make_tensor("one", TensorProto.INT64, [], [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_values_computed_from_a_dimension_stay_run_time_values() -> None:
+    """At each probe Range's values are known, but they change with the dimension: the template keeps the node
+    (a kernel computing them), not the probe's constant."""
+    executor = tg.compile(_range_model())
+    for n in (3, 5, 9, 2):
+        x = np.full(n, 10, dtype=np.int64)
+        [y] = executor.run([x])
+        np.testing.assert_array_equal(y, 10 + np.arange(n))
+    assert executor.compilations == 1 and executor.assembled == 3
+    static = tg.compile(_range_model(), input_shapes={"x": [4]})
+    assert isinstance(static, tg.GraphExecutor) and not static.graph.nodes[0].op == "range"
+    np.testing.assert_array_equal(static.run([np.zeros(4, np.int64)])[0], np.arange(4))
+
+
+def test_symbolic_dimensions_can_be_turned_off() -> None:
+    executor = tg.compile(_range_model(), symbolic_dimensions=False)
+    for n in (3, 5):
+        executor.run([np.zeros(n, np.int64)])
+    assert executor.compilations == 2 and executor.dynamic is None
+
+
+def test_an_executor_for_symbolic_dimensions_is_not_exported(tmp_path: Path) -> None:
+    executor = tg.compile(_range_model())
+    for n in (3, 5):
+        executor.run([np.zeros(n, np.int64)])
+    assembled = list(executor.specializations.values())[-1]
+    with pytest.raises(GraphError, match="compiled for symbolic dimensions cannot be exported"):
+        assembled.export(str(tmp_path / "out"))
