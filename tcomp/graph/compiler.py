@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from tcomp.backend import EmulationWarning, backend_for
 from tcomp.graph.cuda_executor import make_executor
-from tcomp.graph.dynamic import DynamicModel, dimension_symbols, probe, shapes_at
+from tcomp.graph.dynamic import dimension_symbols, probe, shapes_at
+from tcomp.graph.dynamic_executor import DynamicModel
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph, GraphError
 from tcomp.graph.kernels import CompileFunc, Kernel, baked_params, compile_node, kernel_inputs
@@ -69,8 +70,10 @@ def compile_graph(model: ModelLike, target: Target | str | None = None, *,
 
 def build_executor(graph: Graph, target: Target | str | None = None, tuning_records: Any = None,
                    progress: Callable[[int, int, str], None] | None = None,
-                   compile_kernel: CompileFunc = compile_node) -> GraphExecutor:
-    """Compile every top-level node of ``graph`` (with ``compile_kernel``) and bind storage and parameters."""
+                   compile_kernel: CompileFunc = compile_node,
+                   executor_type: type[GraphExecutor] = GraphExecutor) -> GraphExecutor:
+    """Compile every top-level node of ``graph`` (with ``compile_kernel``) and bind storage and parameters (in an
+    ``executor_type``, on CPU targets)."""
     resolved = as_target(target)
     records = as_dispatch_context(tuning_records)
     tuning = kernel_tuning(records)
@@ -113,7 +116,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
         constants=tuple(sorted(baked)),
         random_states=tuple(sorted({node.inputs[0] for node in graph.nodes if is_stateful(node)})),
     )
-    return make_executor(program, [k.module for k in kernels])
+    return make_executor(program, [k.module for k in kernels], executor_type=executor_type)
 
 
 def _spec(kernel: Kernel) -> KernelSpec:
@@ -174,8 +177,8 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
             symbols, lambda binding: import_model(proto, base_dir, shapes_at(decls, fixed, binding), None, values,
                                                   constants),
             lambda graph: run_pipeline(graph, options, None, target, None, None, constants))
-        return DynamicModel(symbols, template, target,
-                            lambda graph, compile_kernel: build_executor(graph, target, None, None, compile_kernel))
+        return DynamicModel(symbols, template, target, lambda graph, compile_kernel, executor_type: build_executor(
+            graph, target, None, None, compile_kernel, executor_type))
 
     dynamic_ok = symbolic_dimensions and records is None and backend_for(target).graph.symbolic_dimensions
     return compile_or_defer(decls, input_shapes or {}, values, build, proto.graph.name or "model",

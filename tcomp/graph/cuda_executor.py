@@ -208,13 +208,14 @@ def native_entry(kernel: Any) -> NativeEntry | None:
     return entry() if callable(entry) else None
 
 
-def make_executor(program: ExecutorProgram, kernels: Sequence[Any], compiled: bool = True) -> GraphExecutor:
+def make_executor(program: ExecutorProgram, kernels: Sequence[Any], compiled: bool = True,
+                  executor_type: type[GraphExecutor] = GraphExecutor) -> GraphExecutor:
     """The executor that fits ``kernels`` (one per ``program.kernels`` entry): entry functions with the CPU ABI
-    (``NativeEntry``, or modules that have one) run in a ``GraphExecutor`` calling them directly; other modules in
+    (``NativeEntry``, or modules that have one) run in an ``executor_type`` calling them directly; other modules in
     ``make_cuda_executor``'s. Kernels ``compiled`` in this process are kept as ``modules``, for export."""
     entries = [native_entry(kernel) for kernel in kernels]
     if not all(entry is not None for entry in entries):
         return make_cuda_executor(program, kernels)
-    executor = GraphExecutor(program, [e.address for e in entries if e is not None], keep_alive=list(kernels))
+    executor = executor_type(program, [e.address for e in entries if e is not None], keep_alive=list(kernels))
     executor.modules = list(kernels) if compiled else None
     return executor

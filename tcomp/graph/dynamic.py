@@ -31,15 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tcomp import te
-from tcomp.backend import build
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
-from tcomp.graph.kernels import CompileFunc, Kernel, KernelTuning, compile_node, lower_node
-from tcomp.graph.op import OpPattern, get_op
 from tcomp.graph.passes.fold_constants import computed_at_run_time
-from tcomp.graph.passes.plan_memory import plan_memory
+from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-from tcomp.target import Target
 
 if TYPE_CHECKING:
     from tcomp.graph.frontend.onnx_inputs import InputDecl
@@ -251,6 +247,40 @@ def templated_dimensions(template_: Any) -> list[Affine]:
     return list(found)
 
 
+def template_fields(graph_template_: Any) -> dict[str, Any]:
+    """The fields of a graph's template (each a template), by name: ``types`` as a dict of value name to template,
+    ``nodes`` as a list of node templates."""
+    if isinstance(graph_template_, _Object):
+        fields = dict(graph_template_.fields)
+    else:
+        fields = {f.name: getattr(graph_template_, f.name) for f in dataclasses.fields(graph_template_)}
+    types, nodes = fields["types"], fields["nodes"]
+    fields["types"] = dict(types.items) if isinstance(types, _Mapping) else dict(types)
+    fields["nodes"] = list(nodes.items) if isinstance(nodes, _Sequence) else list(nodes)
+    return fields
+
+
+def bytes_polynomial(type_template: Any) -> dict[tuple[str, ...], int]:
+    """The byte size of a tensor type's template as a polynomial in the dimensions: coefficient per monomial (a
+    sorted tuple of dimension names; ``()`` for the constant term)."""
+    if isinstance(type_template, _Object):
+        fields = dict(type_template.fields)
+        shape, dtype = fields["shape"], fields["dtype"]
+        dims = shape.items if isinstance(shape, _Sequence) else shape
+    else:
+        dims, dtype = type_template.shape, type_template.dtype
+    polynomial = {(): dt.storage_bytes(dtype)}
+    for dim in dims:
+        terms = {(): dim} if isinstance(dim, int) else {(): dim.constant, **{(s,): c for s, c in dim.terms}}
+        product: dict[tuple[str, ...], int] = {}
+        for monomial, coefficient in polynomial.items():
+            for symbols, factor in terms.items():
+                key = tuple(sorted(monomial + symbols))
+                product[key] = product.get(key, 0) + coefficient * factor
+        polynomial = {k: v for k, v in product.items() if v}
+    return polynomial
+
+
 def graph_template(graphs: Sequence[Graph], probes: Sequence[Mapping[str, int]]) -> Any:
     """The template of the probes' optimized graphs, without their known values and analyses (a run's graph gets
     its own memory plan)."""
@@ -345,89 +375,3 @@ def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str) -> set[str
     first = arrays[0]
     return {n for n in names if any(a[n] is not first[n] and (a[n].shape != first[n].shape or not np.array_equal(
         a[n], first[n], equal_nan=True)) for a in arrays[1:])}
-
-
-class DynamicModel:
-    """A model compiled once for its symbolic dimensions: ``executor(binding)`` assembles a ``GraphExecutor`` for
-    the dimensions ``binding`` (``covers(binding)`` must hold) from kernels compiled once. ``assemble(graph,
-    compile_kernel)`` is ``build_executor`` for the target."""
-
-    def __init__(self, symbols: Sequence[str], graph_template_: Any, target: Target,
-                 assemble: Callable[[Graph, CompileFunc], Any]) -> None:
-        self.symbols = tuple(symbols)
-        self.template = graph_template_
-        self.target = target
-        self._assemble = assemble
-        self._dimensions = templated_dimensions(graph_template_)
-        self._variables = variables_for(symbols)
-        self._symbolic_graph: Graph | None = None
-        self._varying = self._varying_nodes()
-        self._kernels: dict[tuple[str, tuple[int, ...]], tuple[Kernel, tuple[str, ...]] | None] = {}
-        self.generic_kernels = 0  # kernels compiled with the dimensions as arguments
-        self.exact_kernels = 0  # kernels that needed a run's exact shapes (compiled per binding, cached by shape)
-
-    def covers(self, binding: Mapping[str, int]) -> bool:
-        """Whether the kernels serve the dimensions ``binding``: every tensor dimension that depends on them at
-        least ``SMALLEST`` (a smaller one changes what broadcasts), every symbolic dimension at most ``LARGEST``."""
-        if set(binding) != set(self.symbols) or not all(0 < v <= LARGEST for v in binding.values()):
-            return False
-        return all(a.at(binding) >= SMALLEST for a in self._dimensions)
-
-    def executor(self, binding: Mapping[str, int]) -> Any:
-        graph = plan_memory(instantiate(self.template, binding))
-
-        def compile_kernel(g: Graph, node: Node, target: Target, tuning: KernelTuning | None,
-                           inplace: Sequence[int]) -> Kernel:
-            return self._kernel(binding, g, node, inplace)
-
-        executor = self._assemble(graph, compile_kernel)
-        executor.graph = graph
-        return executor
-
-    def _varying_nodes(self) -> frozenset[str]:
-        """The top-level nodes whose kernels depend on the dimensions (their attributes or their values' types)."""
-        fields = dict(self.template.fields) if isinstance(self.template, _Object) else {}
-        types = dict(fields["types"].items) if isinstance(fields.get("types"), _Mapping) else {}
-        nodes = fields.get("nodes")
-        items = nodes.items if isinstance(nodes, _Sequence) else (nodes or ())
-        varying = set()
-        for item in items:
-            node = instantiate(item, {s: PRIMES[0] for s in self.symbols})
-            if varies(item) or any(varies(types.get(v)) for v in (*node.inputs, *node.outputs)):
-                varying.add(node.name)
-        return frozenset(varying)
-
-    def _kernel(self, binding: Mapping[str, int], graph: Graph, node: Node, inplace: Sequence[int]) -> Kernel:
-        key = (node.name, tuple(inplace))
-        if node.name not in self._varying:
-            if key not in self._kernels:
-                self._kernels[key] = (compile_node(graph, node, self.target, None, inplace), ())
-            kernel, _ = self._kernels[key]  # type: ignore[misc]
-            return kernel
-        if key not in self._kernels:
-            tiled = any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
-            self._kernels[key] = None if tiled else self._generic(node.name, inplace)
-        found = self._kernels[key]
-        if found is None:
-            self.exact_kernels += 1
-            return compile_node(graph, node, self.target, None, inplace)
-        kernel, names = found
-        return dataclasses.replace(kernel, sizes=tuple(binding[n] for n in names))
-
-    def _generic(self, name: str, inplace: Sequence[int]) -> tuple[Kernel, tuple[str, ...]] | None:
-        """The kernel of node ``name`` with the dimensions as arguments; None where an operator's lowering or
-        schedule needs them as numbers. (Matrix products, convolutions and pooling windows, whose tiles are chosen
-        for their extents, never get one: they compile for each binding's shapes.)"""
-        if self._symbolic_graph is None:
-            self._symbolic_graph = symbolic(self.template, self._variables)
-        graph = self._symbolic_graph
-        [node] = [n for n in graph.nodes if n.name == name]
-        try:
-            func, args, _ = lower_node(graph, node, self.target, None, inplace)
-            module = build(func, target=self.target)
-        except Exception as exc:  # noqa: BLE001 - any lowering that needs numbers: compile per shape instead
-            logger.debug("node %s: no kernel for symbolic dimensions (%s: %s)", name, type(exc).__name__, exc)
-            return None
-        self.generic_kernels += 1
-        kernel = Kernel(func.name, node.name, args, len(args) - len(node.outputs), module)
-        return kernel, tuple(v.name for v in func.size_vars)

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tcomp.graph.dynamic import DynamicModel, binding_of
+from tcomp.graph.dynamic import binding_of
+from tcomp.graph.dynamic_executor import DynamicModel, ResizingExecutor
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
 from tcomp.graph.shared_constants import SharedConstants
@@ -104,6 +105,7 @@ class SpecializingExecutor:
         self.dynamic: DynamicModel | None = None  # the model compiled for its symbolic dimensions, once probed
         self.dynamic_failure: str | None = None  # why probing found no template
         self.assembled = 0  # executors assembled from ``dynamic``'s kernels (no code generated)
+        self.resized = 0  # runs of a resizing executor (``dynamic_executor.py``)
         self._pending: dict[str, np.ndarray] = {}
         self._last: GraphExecutor | None = None
 
@@ -177,7 +179,6 @@ class SpecializingExecutor:
             values = {**self._fixed_values, **{n: self._pending[n] for n in self.value_inputs}}
             executor = self._assembled(shapes, values)
             if executor is not None:
-                self._keep(key, executor)
                 return executor
             logger.debug("%s: compiling for input shapes %s%s", self.name, shapes,
                          f" and the values of {list(self.value_inputs)}" if self.value_inputs else "")
@@ -207,7 +208,8 @@ class SpecializingExecutor:
     def _assembled(self, shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any]) -> GraphExecutor | None:
         """An executor for ``shapes`` from the kernels compiled for the symbolic dimensions, once the dimensions have
         taken a second value (the model is probed then); None when there is no such kernel set or it does not cover
-        these shapes."""
+        these shapes. An executor assembled for these shapes is kept with the specializations; a resizing one
+        (``dynamic_executor.py``) serves many shapes and is kept by the model."""
         if self._probe is None or self.value_inputs or not self.specializations or self.dynamic_failure:
             return None
         decls = list(self._decls.values())
@@ -223,8 +225,13 @@ class SpecializingExecutor:
         binding = binding_of(decls, self._fixed_shapes, shapes)
         if binding is None or not self.dynamic.covers(binding):
             return None
-        self.assembled += 1
-        return self.dynamic.executor(binding)
+        executor, new = self.dynamic.executor(binding)
+        self.assembled += new
+        if isinstance(executor, ResizingExecutor):
+            self.resized += 1
+        else:
+            self._keep(self._key(), executor)
+        return executor
 
     def _current(self) -> GraphExecutor:
         if self._last is None:

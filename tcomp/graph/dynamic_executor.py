@@ -1,0 +1,192 @@
+"""Executors for a model compiled once for its symbolic dimensions (``tcomp.graph.dynamic`` probes it).
+
+``DynamicModel.executor(binding)`` gives an executor for the dimensions ``binding``, from kernels compiled once:
+
+- the kernels that depend on the dimensions compile with them as arguments (``size_vars``), from the template's
+  symbolic graph; those whose tiles are chosen for their extents (matrix products, convolutions, pooling windows)
+  and those whose lowering needs numbers compile for each binding's exact shapes instead;
+- where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
+  every binding up to a capacity (each dimension rounded up to a power of two): its memory is planned at the
+  capacity, and a run at other dimensions only sets the kernels' arguments and the shapes of the inputs and
+  outputs. A plan made at the capacity serves a smaller binding when every size grows with the dimensions, no
+  concatenation written in place has a part whose size depends on them (its parts' offsets would move), and every
+  output that takes over its input's storage has the input's byte size for all dimensions (``serves_smaller``);
+- otherwise each binding gets an executor of its own, with its own memory plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tcomp.backend import build
+from tcomp.graph.dynamic import (
+    LARGEST,
+    PRIMES,
+    SMALLEST,
+    bytes_polynomial,
+    instantiate,
+    symbolic,
+    template_fields,
+    templated_dimensions,
+    variables_for,
+    varies,
+)
+from tcomp.graph.executor import GraphExecutor, storage_view
+from tcomp.graph.ir import Graph, Node, TensorType
+from tcomp.graph.kernels import CompileFunc, Kernel, KernelTuning, compile_node, lower_node
+from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.passes.plan_memory import MemoryPlan, plan_memory
+from tcomp.target import Target
+
+logger = logging.getLogger(__name__)
+
+SMALLEST_CAPACITY = 64  # the least a resizing executor's dimensions are planned for
+Assemble = Callable[[Graph, CompileFunc, type[GraphExecutor]], GraphExecutor]
+
+
+class ResizingExecutor(GraphExecutor):
+    """A ``GraphExecutor`` whose memory is planned for a capacity of the symbolic dimensions: ``resize(binding,
+    types)`` makes it run at dimensions ``binding`` (at most the capacity), the inputs and outputs whose types
+    depend on them taking ``types``. ``size_names`` gives, per kernel (its node's name), the dimension of each of
+    its size variables."""
+
+    def bind_sizes(self, size_names: Mapping[str, tuple[str, ...]]) -> None:
+        """Before the first ``resize``: the size variables of the kernels; the outputs' arrays get the memory of
+        their capacity's sizes (an array a run returned then serves a later run, whatever its length)."""
+        self._sized = [(sizes, size_names[spec.name]) for _, _, sizes, _, spec in self._calls
+                       if size_names.get(spec.name)]
+        self._output_bytes = {name: self.program.types[name].nbytes for name in self.program.outputs}
+        self.binding: dict[str, int] = {}
+
+    def resize(self, binding: Mapping[str, int], types: Mapping[str, TensorType]) -> None:
+        if binding == self.binding:
+            return
+        for sizes, names in self._sized:
+            for position, name in enumerate(names):
+                sizes[position] = binding[name]
+        program = self.program
+        self._unbind((*program.inputs, *program.outputs))  # the caller's arrays had the last binding's shapes
+        for name, t in types.items():
+            program.types[name] = t
+            if name in program.storage_of:
+                storage = self._storage[program.storage_of[name]]
+                self._place(name, storage_view(storage, t, program.offset_of.get(name, 0)))
+            if name in self._bindable:
+                self._bindable[name] = (self._bindable[name][0], t.shape)
+        self.binding = dict(binding)
+
+
+class DynamicModel:
+    """A model compiled once for its symbolic dimensions (see the module docstring). ``assemble(graph,
+    compile_kernel, executor_type)`` is ``build_executor`` for the target."""
+
+    def __init__(self, symbols: Sequence[str], graph_template: Any, target: Target, assemble: Assemble) -> None:
+        self.symbols = tuple(symbols)
+        self.template = graph_template
+        self.target = target
+        self._assemble = assemble
+        self._dimensions = templated_dimensions(graph_template)
+        self._variables = variables_for(symbols)
+        self._symbolic_graph: Graph | None = None
+        fields = template_fields(graph_template)
+        self._types: dict[str, Any] = fields["types"]
+        graph = instantiate(graph_template, {s: PRIMES[0] for s in self.symbols})
+        self._io_types = {n: self._types[n] for n in (*graph.inputs, *graph.outputs) if varies(self._types.get(n))}
+        self._varying = frozenset(node.name for node, item in zip(graph.nodes, fields["nodes"])
+                                  if varies(item) or any(varies(self._types.get(v)) for v in (*node.inputs,
+                                                                                               *node.outputs)))
+        self._kernels: dict[tuple[str, tuple[int, ...]], tuple[Kernel, tuple[str, ...]] | None] = {}
+        self._resizing: dict[tuple[int, ...], ResizingExecutor] = {}
+        self.resizable = all(c > 0 for a in self._dimensions for _, c in a.terms)  # sizes grow with the dimensions
+        self.generic_kernels = 0  # kernels compiled with the dimensions as arguments
+        self.exact_kernels = 0  # kernels compiled for a binding's exact shapes (cached by shape)
+
+    def covers(self, binding: Mapping[str, int]) -> bool:
+        """Whether the kernels serve the dimensions ``binding``: every tensor dimension that depends on them at
+        least ``SMALLEST`` (a smaller one changes what broadcasts), every symbolic dimension at most ``LARGEST``."""
+        if set(binding) != set(self.symbols) or not all(0 < v <= LARGEST for v in binding.values()):
+            return False
+        return all(a.at(binding) >= SMALLEST for a in self._dimensions)
+
+    def executor(self, binding: Mapping[str, int]) -> tuple[GraphExecutor, bool]:
+        """The executor for ``binding`` (``covers(binding)`` must hold), and whether it was assembled for this
+        call (a resizing executor is reused: it is only resized)."""
+        if self.resizable:
+            capacity = {s: min(LARGEST, max(SMALLEST_CAPACITY, 1 << (v - 1).bit_length())) for s, v in binding.items()}
+            key = tuple(capacity[s] for s in self.symbols)
+            resizing = self._resizing.get(key)
+            new = resizing is None
+            if resizing is None:
+                resizing = self._resizing_executor(capacity)
+            if resizing is not None:
+                self._resizing[key] = resizing
+                resizing.resize(binding, {n: instantiate(t, binding) for n, t in self._io_types.items()})
+                return resizing, new
+        return self._assembled(binding, GraphExecutor), True
+
+    def _resizing_executor(self, capacity: Mapping[str, int]) -> ResizingExecutor | None:
+        exact = self.exact_kernels
+        executor = self._assembled(capacity, ResizingExecutor)
+        assert isinstance(executor, ResizingExecutor)
+        if self.exact_kernels == exact and self.serves_smaller(executor.graph.meta["memory_plan"]):
+            executor.bind_sizes({name: found[1] for (name, _), found in self._kernels.items() if found is not None})
+            return executor
+        logger.debug("dimensions %s: an executor per binding (%s)", list(self.symbols),
+                     "kernels for exact shapes" if self.exact_kernels != exact else "its memory plan")
+        self.resizable = False
+        return None
+
+    def serves_smaller(self, plan: MemoryPlan) -> bool:
+        """Whether ``plan``, made at a capacity, serves every smaller binding (see the module docstring)."""
+        if any(name in self._varying for name in plan.elided):
+            return False
+        return all(bytes_polynomial(self._types[source]) == bytes_polynomial(self._types[result])
+                   for pairs in plan.inplace.values() for source, result in pairs)
+
+    def _assembled(self, binding: Mapping[str, int], executor_type: type[GraphExecutor]) -> GraphExecutor:
+        graph = plan_memory(instantiate(self.template, binding))
+
+        def compile_kernel(g: Graph, node: Node, target: Target, tuning: KernelTuning | None,
+                           inplace: Sequence[int]) -> Kernel:
+            return self._kernel(binding, g, node, inplace)
+
+        executor = self._assemble(graph, compile_kernel, executor_type)
+        executor.graph = graph
+        return executor
+
+    def _kernel(self, binding: Mapping[str, int], graph: Graph, node: Node, inplace: Sequence[int]) -> Kernel:
+        key = (node.name, tuple(inplace))
+        if node.name not in self._varying:
+            if key not in self._kernels:
+                self._kernels[key] = (compile_node(graph, node, self.target, None, inplace), ())
+            kernel, _ = self._kernels[key]  # type: ignore[misc]
+            return kernel
+        if key not in self._kernels:
+            tiled = any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
+            self._kernels[key] = None if tiled else self._generic(node.name, inplace)
+        found = self._kernels[key]
+        if found is None:
+            self.exact_kernels += 1
+            return compile_node(graph, node, self.target, None, inplace)
+        kernel, names = found
+        return dataclasses.replace(kernel, sizes=tuple(binding[n] for n in names))
+
+    def _generic(self, name: str, inplace: Sequence[int]) -> tuple[Kernel, tuple[str, ...]] | None:
+        """The kernel of node ``name`` with the dimensions as arguments; None where an operator's lowering or
+        schedule needs them as numbers. (Matrix products, convolutions and pooling windows, whose tiles are chosen
+        for their extents, never get one: they compile for each binding's shapes.)"""
+        if self._symbolic_graph is None:
+            self._symbolic_graph = symbolic(self.template, self._variables)
+        [node] = [n for n in self._symbolic_graph.nodes if n.name == name]
+        try:
+            func, args, _ = lower_node(self._symbolic_graph, node, self.target, None, inplace)
+            module = build(func, target=self.target)
+        except Exception as exc:  # noqa: BLE001 - any lowering that needs numbers: compile per shape instead
+            logger.debug("node %s: no kernel for symbolic dimensions (%s: %s)", name, type(exc).__name__, exc)
+            return None
+        self.generic_kernels += 1
+        kernel = Kernel(func.name, node.name, args, len(args) - len(node.outputs), module)
+        return kernel, tuple(v.name for v in func.size_vars)
