@@ -1,23 +1,23 @@
-"""Symbolic dimensions: a model whose input dimensions vary from run to run (a decoder's cache length) compiles
-once for all their values, instead of once per value.
+"""Symbolic dimensions: a model whose input dimensions vary from run to run (a decoder's cache length, a batch)
+compiles once for all their values, instead of once per value. This module finds the template; the executors are
+``dynamic_executor.py``'s.
 
 tcomp's graph IR has static shapes, so the dimensions are found by probing, as PyTorch's automatic dynamic shapes
 do: the model is imported and optimized (every graph pass, no code generation) with each symbolic dimension bound
 to a few probe values, and the optimized graphs compared. Where they differ only in integers (shapes, attributes)
 that are affine in the dimensions, the differences become a template (``Affine`` integers, ``template``) that gives
 the graph for any values (``instantiate``) and, with the dimensions as variables (``symbolic``), the tensor
-expressions of each kernel: the kernels whose shapes depend on the dimensions are compiled once, with the
-dimensions as arguments (``size_vars``); the others as always. A run with new values then costs a memory plan, no
-code generation.
+expressions of each kernel, compiled once with the dimensions as arguments (``size_vars``).
 
-The probe values are odd primes (37, 53, 71 ... per dimension): a decision a pass makes from divisibility (by 2, 4,
-16, a tile) takes the branch for any size, and one that differs between probes makes the graphs differ. Values
-known at compile time that come from the dimensions (a position computed from the cache's length, a mask of its
-length) must not become constants: the probes' imports are compared first, and the values that differ stay nodes
-(``fold_constants.computed_at_run_time``). Probing fails (``NotAffine``, and the model keeps one compilation per
-shape) when the graphs differ in anything else: their nodes, a constant's data, an integer not affine in the
-dimensions. Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty cache, a dimension
-of 1 that broadcasts) compile for their exact shapes instead (``DynamicModel.covers``).
+The probe values are odd primes (37, 41 and 43 for one dimension; ``probe_bindings``): a decision a pass makes from
+divisibility (by 2, 4, 16, a tile) takes the branch for any size, and one that differs between probes makes the
+graphs differ. Values known at compile time that come from the dimensions (a position computed from the cache's
+length, a mask of its length) must not become constants: the values the probes' imports know that differ stay
+nodes (``fold_constants.computed_at_run_time``), then the constants the passes folded that still differ (a
+constant broadcast to the batch), round after round. Probing fails (``NotAffine``, and the model keeps one
+compilation per shape) when the graphs differ in anything else: their nodes, a constant's data, an integer not
+affine in the dimensions. Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty
+cache, a dimension of 1 that broadcasts) compile for their exact shapes instead (``DynamicModel.covers``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 PRIMES = (37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127)
 MAX_SYMBOLS = len(PRIMES) // 3
-SMALLEST = 2  # templated integers below this at a run's values: compile for the exact shapes
+SMALLEST = 2  # a templated tensor dimension below this at a run's values: compile for the exact shapes
 MAX_ROUNDS = 3  # pipeline runs per probe that may find more constants depending on the dimensions
 LARGEST = 1 << 20  # the largest value a symbolic dimension takes (a longer cache compiles for its exact shapes)
 
