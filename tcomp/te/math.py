@@ -8,6 +8,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir.expr import (
     Call,
     Expr,
+    IntImm,
     cast,
     convert,
     floordiv,
@@ -294,24 +295,31 @@ def min_value(dtype: str) -> Expr:
     return make_const(dt.min_value(dtype), dtype)
 
 
-def checked_index(index: Any, extent: int) -> Expr:
+def checked_index(index: Any, extent: Any) -> Expr:
     """``index`` into an axis of ``extent`` elements, as ONNX's index-taking operators define it: a negative index
     counts from the end (``-1`` is the last element), and an index outside ``[-extent, extent)`` fails the call at
     run time with an error naming the index (the pass ``insert_index_checks`` turns the check into an assertion).
     The index is taken as int64, so ``2**40`` is out of range, never wrapped to a small number. The result is in
     ``[0, extent)`` (int32 when the extent fits, else int64); the clamp around the check tells bound analysis so
-    (and is a no-op once checked)."""
-    if not isinstance(extent, int) or isinstance(extent, bool) or extent < 1:
+    (and is a no-op once checked). ``extent`` is a positive int, or an int32 expression of symbolic sizes."""
+    symbolic = isinstance(extent, Expr) and not isinstance(extent, IntImm)
+    if symbolic and extent.dtype != "int32":
+        raise ValueError(f"checked_index: a symbolic extent must be an int32 expression, got {extent!r}")
+    if isinstance(extent, IntImm):
+        extent = extent.value
+    if not symbolic and (not isinstance(extent, int) or isinstance(extent, bool) or extent < 1):
         raise ValueError(f"checked_index: the extent must be a positive int, got {extent!r}")
     value = convert(index)
     if not dt.is_int(value.dtype):
         raise TypeError(f"checked_index: the index must be an integer, got {value.dtype}")
     raw = cast(value, "int64")
-    checked = Call(CHECKED_INDEX, (raw, make_const(extent, "int64")), "int64")
-    index = max_expr(min_expr(checked, make_const(extent - 1, "int64")), make_const(0, "int64"))
+    size = cast(extent, "int64") if symbolic else make_const(extent, "int64")
+    last = size - make_const(1, "int64") if symbolic else make_const(extent - 1, "int64")
+    checked = Call(CHECKED_INDEX, (raw, size), "int64")
+    index = max_expr(min_expr(checked, last), make_const(0, "int64"))
     # an axis that int32 indexes gets an int32 index, like the loop variables it is combined with when the read is
     # inlined into index arithmetic (a reshape's flat index)
-    return cast(index, "int32") if extent <= dt.max_value("int32") else index
+    return cast(index, "int32") if symbolic or extent <= dt.max_value("int32") else index
 
 
 _ = (floordiv, floormod, truncdiv, truncmod)
