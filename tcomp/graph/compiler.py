@@ -173,7 +173,7 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
     def dynamic(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]], values: Mapping[str, Any],
                 constants: SharedConstants) -> DynamicModel:
         symbols = dimension_symbols(decls, fixed)
-        probes, template = probe(
+        _, template = probe(
             symbols, lambda binding: import_model(proto, base_dir, shapes_at(decls, fixed, binding), None, values,
                                                   constants),
             lambda graph: run_pipeline(graph, options, None, target, None, None, constants))

@@ -3,15 +3,18 @@
 ``DynamicModel.executor(binding)`` gives an executor for the dimensions ``binding``, from kernels compiled once:
 
 - the kernels that depend on the dimensions compile with them as arguments (``size_vars``), from the template's
-  symbolic graph; those whose tiles are chosen for their extents (matrix products, convolutions, pooling windows)
-  and those whose lowering needs numbers compile for each binding's exact shapes instead;
+  symbolic graph, except those whose tiles are chosen for their extents (matrix products, convolutions, pooling
+  windows) and those whose lowering needs numbers;
 - where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
   every binding up to a capacity (each dimension rounded up to a power of two): its memory is planned at the
   capacity, and a run at other dimensions only sets the kernels' arguments and the shapes of the inputs and
   outputs. A plan made at the capacity serves a smaller binding when every size grows with the dimensions, no
   concatenation written in place has a part whose size depends on them (its parts' offsets would move), and every
   output that takes over its input's storage has the input's byte size for all dimensions (``serves_smaller``);
-- otherwise each binding gets an executor of its own, with its own memory plan.
+- otherwise each binding gets an executor of its own, with its own memory plan, and every kernel that depends on
+  the dimensions compiles for its exact shapes (a kernel compiled for symbolic dimensions runs a little slower than
+  one compiled for numbers: it is worth it only where it saves every compilation). The binding still skips the
+  import and the graph passes, and the kernels that do not depend on the dimensions.
 """
 
 from __future__ import annotations
@@ -164,10 +167,10 @@ class DynamicModel:
                 self._kernels[key] = (compile_node(graph, node, self.target, None, inplace), ())
             kernel, _ = self._kernels[key]  # type: ignore[misc]
             return kernel
-        if key not in self._kernels:
+        if key not in self._kernels and self.resizable:
             tiled = any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
             self._kernels[key] = None if tiled else self._generic(node.name, inplace)
-        found = self._kernels[key]
+        found = self._kernels.get(key) if self.resizable else None
         if found is None:
             self.exact_kernels += 1
             return compile_node(graph, node, self.target, None, inplace)

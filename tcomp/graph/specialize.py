@@ -21,6 +21,11 @@ once, and the weights packed, merged or folded from them are computed once, so a
 shapes changed, not another copy of the model's weights. A constant only dropped specializations used goes with
 the last of them.
 
+Once a symbolic dimension takes a second value, the model is compiled for all its values where its shapes are
+affine in them (``dynamic.py`` probes it, ``dynamic_executor.py`` runs it): later shapes then run on kernels compiled
+once, and only shapes it does not cover (a dimension of 1, a graph that is not affine) compile as above
+(``compile(..., symbolic_dimensions=False)``: always).
+
 ``compile(..., input_values={...})`` (``tcomp compile --freeze name=value``) fixes such inputs once and for all,
 and ``input_shapes`` binds symbolic dimensions; a model left with nothing to decide at run time compiles at once to
 a plain ``GraphExecutor`` (which can be exported).
@@ -225,7 +230,12 @@ class SpecializingExecutor:
         binding = binding_of(decls, self._fixed_shapes, shapes)
         if binding is None or not self.dynamic.covers(binding):
             return None
-        executor, new = self.dynamic.executor(binding)
+        try:
+            executor, new = self.dynamic.executor(binding)
+        except Exception as exc:  # noqa: BLE001 - as above: the exact compilation reports a real error again
+            self.dynamic, self.dynamic_failure = None, f"{type(exc).__name__}: {exc}"
+            logger.debug("%s: no executor for symbolic dimensions %s: %s", self.name, binding, self.dynamic_failure)
+            return None
         self.assembled += new
         if isinstance(executor, ResizingExecutor):
             self.resized += 1
