@@ -178,3 +178,22 @@ def test_an_executor_for_symbolic_dimensions_is_not_exported(tmp_path: Path) -> 
         executor.run([np.zeros(n, np.int64)])
     with pytest.raises(GraphError, match="compiled for symbolic dimensions cannot be exported"):
         executor._current().export(str(tmp_path / "out"))
+
+
+def test_a_concat_written_in_place_keeps_an_executor_per_shape() -> None:
+    """Parts written in place at offsets that move with the dimension: a plan made for a capacity would put the
+    second part in the wrong place at a smaller size, so each size gets its own executor (and exact kernels)."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Sigmoid", ["x"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["c"], axis=0), helper.make_node("Tanh", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "halves", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    executor = tg.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    rng = np.random.default_rng(3)
+    for n in (3, 5, 9, 4):
+        x = rng.standard_normal((n, 4)).astype(np.float32)
+        [y] = executor.run([x])
+        want = np.tanh(np.concatenate([np.maximum(x, 0), 1 / (1 + np.exp(-x))]))
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    assert executor.dynamic is not None and not executor.dynamic.resizable
+    assert (executor.compilations, executor.assembled, executor.resized) == (1, 3, 0)
+    assert executor.graph is not None and executor.graph.meta["memory_plan"].elided
