@@ -39,9 +39,18 @@ from tcomp.graph.dynamic import (
 )
 from tcomp.graph.executor import GraphExecutor, storage_view
 from tcomp.graph.ir import Graph, Node, TensorType
-from tcomp.graph.kernels import CompileFunc, Kernel, KernelTuning, compile_node, lower_node
+from tcomp.graph.kernels import (
+    CompileFunc,
+    Kernel,
+    KernelTuning,
+    compile_node,
+    kernel_inputs,
+    lower_node,
+    node_signature,
+)
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.graph.passes.plan_memory import MemoryPlan, plan_memory
+from tcomp.ir.stmt import PrimFunc
 from tcomp.target import Target
 
 logger = logging.getLogger(__name__)
@@ -102,9 +111,10 @@ class DynamicModel:
                                   if varies(item) or any(varies(self._types.get(v)) for v in (*node.inputs,
                                                                                                *node.outputs)))
         self._kernels: dict[tuple[str, tuple[int, ...]], tuple[Kernel, tuple[str, ...]] | None] = {}
+        self._functions: dict[str, tuple[PrimFunc, Any] | None] = {}  # per node signature: function, module
         self._resizing: dict[tuple[int, ...], ResizingExecutor] = {}
         self.resizable = all(c > 0 for a in self._dimensions for _, c in a.terms)  # sizes grow with the dimensions
-        self.generic_kernels = 0  # kernels compiled with the dimensions as arguments
+        self.generic_kernels = 0  # kernels (of nodes) taking the dimensions as arguments
         self.exact_kernels = 0  # kernels compiled for a binding's exact shapes (cached by shape)
 
     def covers(self, binding: Mapping[str, int]) -> bool:
@@ -180,16 +190,25 @@ class DynamicModel:
     def _generic(self, name: str, inplace: Sequence[int]) -> tuple[Kernel, tuple[str, ...]] | None:
         """The kernel of node ``name`` with the dimensions as arguments; None where an operator's lowering or
         schedule needs them as numbers. (Matrix products, convolutions and pooling windows, whose tiles are chosen
-        for their extents, never get one: they compile for each binding's shapes.)"""
+        for their extents, never get one: they compile for each binding's shapes.) Nodes that compute the same
+        function (the layers of a model) share one compiled kernel."""
         if self._symbolic_graph is None:
             self._symbolic_graph = symbolic(self.template, self._variables)
-        [node] = [n for n in self._symbolic_graph.nodes if n.name == name]
-        try:
-            func, args, _ = lower_node(self._symbolic_graph, node, self.target, None, inplace)
-            module = build(func, target=self.target)
-        except Exception as exc:  # noqa: BLE001 - any lowering that needs numbers: compile per shape instead
-            logger.debug("node %s: no kernel for symbolic dimensions (%s: %s)", name, type(exc).__name__, exc)
+        graph = self._symbolic_graph
+        [node] = [n for n in graph.nodes if n.name == name]
+        args = kernel_inputs(graph, node) + node.outputs
+        signature = node_signature(graph, node) + f"|alias={tuple(sorted(set(inplace)))}"
+        if signature not in self._functions:
+            try:
+                func, _, _ = lower_node(graph, node, self.target, None, inplace)
+                self._functions[signature] = (func, build(func, target=self.target))
+            except Exception as exc:  # noqa: BLE001 - any lowering that needs numbers: compile per shape instead
+                logger.debug("node %s: no kernel for symbolic dimensions (%s: %s)", name, type(exc).__name__, exc)
+                self._functions[signature] = None
+        found = self._functions[signature]
+        if found is None:
             return None
+        func, module = found
         self.generic_kernels += 1
         kernel = Kernel(func.name, node.name, args, len(args) - len(node.outputs), module)
         return kernel, tuple(v.name for v in func.size_vars)
