@@ -59,6 +59,12 @@ SMALLEST_CAPACITY = 64  # the least a resizing executor's dimensions are planned
 Assemble = Callable[[Graph, CompileFunc, type[GraphExecutor]], GraphExecutor]
 
 
+def _tiled(node: Node) -> bool:
+    """Whether ``node`` holds a matrix product, convolution or pooling window, whose tiles are chosen for its
+    extents: it compiles for each binding's shapes."""
+    return any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
+
+
 class ResizingExecutor(GraphExecutor):
     """A ``GraphExecutor`` whose memory is planned for a capacity of the symbolic dimensions: ``resize(binding,
     types)`` makes it run at dimensions ``binding`` (at most the capacity), the inputs and outputs whose types
@@ -113,7 +119,10 @@ class DynamicModel:
         self._kernels: dict[tuple[str, tuple[int, ...]], tuple[Kernel, tuple[str, ...]] | None] = {}
         self._functions: dict[str, tuple[PrimFunc, Any] | None] = {}  # per node signature: function, module
         self._resizing: dict[tuple[int, ...], ResizingExecutor] = {}
-        self.resizable = all(c > 0 for a in self._dimensions for _, c in a.terms)  # sizes grow with the dimensions
+        # sizes grow with the dimensions, and every varying kernel may take them as arguments (checked before a
+        # capacity's memory is planned: a dynamic batch of 64 images may not fit)
+        self.resizable = all(c > 0 for a in self._dimensions for _, c in a.terms) and not any(
+            _tiled(node) for node in graph.nodes if node.name in self._varying)
         self.generic_kernels = 0  # kernels (of nodes) taking the dimensions as arguments
         self.exact_kernels = 0  # kernels compiled for a binding's exact shapes (cached by shape)
 
@@ -178,8 +187,7 @@ class DynamicModel:
             kernel, _ = self._kernels[key]  # type: ignore[misc]
             return kernel
         if key not in self._kernels and self.resizable:
-            tiled = any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
-            self._kernels[key] = None if tiled else self._generic(node.name, inplace)
+            self._kernels[key] = self._generic(node.name, inplace)
         found = self._kernels.get(key) if self.resizable else None
         if found is None:
             self.exact_kernels += 1
@@ -189,9 +197,8 @@ class DynamicModel:
 
     def _generic(self, name: str, inplace: Sequence[int]) -> tuple[Kernel, tuple[str, ...]] | None:
         """The kernel of node ``name`` with the dimensions as arguments; None where an operator's lowering or
-        schedule needs them as numbers. (Matrix products, convolutions and pooling windows, whose tiles are chosen
-        for their extents, never get one: they compile for each binding's shapes.) Nodes that compute the same
-        function (the layers of a model) share one compiled kernel."""
+        schedule needs them as numbers. Nodes that compute the same function (the layers of a model) share one
+        compiled kernel. (Only asked while the model is ``resizable``: no varying node is ``_tiled``.)"""
         if self._symbolic_graph is None:
             self._symbolic_graph = symbolic(self.template, self._variables)
         graph = self._symbolic_graph
