@@ -17,13 +17,13 @@ nodes (``fold_constants.computed_at_run_time``), then the constants the passes f
 constant broadcast to the batch), round after round. Probing fails (``NotAffine``, and the model keeps one
 compilation per shape) when the graphs differ in anything else: their nodes, a constant's data, an integer not
 affine in the dimensions. Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty
-cache, a dimension of 1 that broadcasts) compile for their exact shapes instead (``DynamicModel.covers``).
+cache, a dimension of 1 that broadcasts) compile for their exact shapes instead
+(``dynamic_executor.DynamicModel.covers``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,8 +39,6 @@ from tcomp.ir import expr as E
 
 if TYPE_CHECKING:
     from tcomp.graph.frontend.onnx_inputs import InputDecl
-
-logger = logging.getLogger(__name__)
 
 PRIMES = (37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127)
 MAX_SYMBOLS = len(PRIMES) // 3
