@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import tcomp.graph as tg
-from tcomp.graph.dynamic import Affine, NotAffine, bytes_polynomial, instantiate, probe_bindings, template
+from tcomp.graph.dynamic import LARGEST, Affine, NotAffine, bytes_polynomial, instantiate, probe_bindings, template
 from tcomp.graph.ir import GraphError, TensorType
 from tests.graph.hf_data import DATA, assert_matches_pytorch, stored, stored_lengths
 
@@ -197,3 +197,14 @@ def test_a_concat_written_in_place_keeps_an_executor_per_shape() -> None:
     assert executor.dynamic is not None and not executor.dynamic.resizable
     assert (executor.compilations, executor.assembled, executor.resized) == (1, 3, 0)
     assert executor.graph is not None and executor.graph.meta["memory_plan"].elided
+
+
+def test_a_dimension_past_the_largest_compiles_exactly() -> None:
+    """The kernels for symbolic dimensions index in 32 bits for dimensions up to ``LARGEST``: a larger one is never
+    given to them, it compiles for its exact shapes."""
+    executor = tg.compile(_range_model())
+    for n in (3, 5, LARGEST + 1):
+        [y] = executor.run([np.zeros(n, np.int64)])
+        np.testing.assert_array_equal(y, np.arange(n))
+    assert executor.dynamic is not None and not executor.dynamic.covers({"n": LARGEST + 1})
+    assert (executor.compilations, executor.assembled) == (2, 1)
