@@ -13,7 +13,7 @@ The probe values are odd primes (37, 41 and 43 for one dimension; ``probe_bindin
 divisibility (by 2, 4, 16, a tile) takes the branch for any size, and one that differs between probes makes the
 graphs differ. Values known at compile time that come from the dimensions (a position computed from the cache's
 length, a mask of its length) must not become constants: the values the probes' imports know that differ stay
-nodes (``fold_constants.computed_at_run_time``), then the constants the passes folded that still differ (a
+nodes (constant folding's ``run_time``), then the constants the passes folded that still differ (a
 constant broadcast to the batch), round after round. Probing fails (``NotAffine``, and the model keeps one
 compilation per shape) when the graphs differ in anything else: their nodes, a constant's data, an integer not
 affine in the dimensions. Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty
@@ -31,9 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tcomp import te
-from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
-from tcomp.graph.passes.fold_constants import computed_at_run_time
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 
@@ -342,20 +340,20 @@ def shapes_at(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
 
 
 def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph],
-          optimized: Callable[[Graph], Graph]) -> tuple[list[dict[str, int]], Any]:
-    """Probe the model: ``imported(binding)`` is its graph as imported at those dimensions, ``optimized(graph)``
-    the pass pipeline. Returns the probes and the template of their optimized graphs; ``NotAffine`` when there is
-    none.
+          optimized: Callable[[Graph, frozenset[str]], Graph]) -> tuple[list[dict[str, int]], Any]:
+    """Probe the model: ``imported(binding)`` is its graph as imported at those dimensions (typed, with the values
+    known at compile time), ``optimized(graph, run_time)`` the pass pipeline, constant folding leaving the values
+    ``run_time`` to the kernels. Returns the probes and the template of their optimized graphs; ``NotAffine`` when
+    there is none.
 
     The values that differ between the probes stay nodes: first the small integers the imports know (shape
     arithmetic), then, pass after pass, the constants the pipeline folded that still differ (a constant broadcast
     to a shape that depends on the dimensions), until none does."""
     probes = probe_bindings(symbols)
-    graphs = [infer_types(imported(p)) for p in probes]
+    graphs = [imported(p) for p in probes]
     run_time = _differing([g.values for g in graphs], "the probes' imports know different values")
     for _ in range(MAX_ROUNDS):
-        with computed_at_run_time(run_time):
-            optimized_graphs = [optimized(g) for g in graphs]
+        optimized_graphs = [optimized(g, frozenset(run_time)) for g in graphs]
         folded = _differing([g.params for g in optimized_graphs], "the probes' graphs have different constants")
         if not folded:
             return probes, graph_template(optimized_graphs, probes)

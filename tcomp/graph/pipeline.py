@@ -96,9 +96,11 @@ class PassOptions:
 
 
 def default_passes(target: Target | str | None = None, tuning_records: Any = None,
-                   constants: SharedConstants | None = None) -> list[tuple[str, GraphPass]]:
+                   constants: SharedConstants | None = None,
+                   run_time: frozenset[str] = frozenset()) -> list[tuple[str, GraphPass]]:
     """``(option name, pass)`` in order; the option name decides whether the pass runs. ``constants``: the
-    constants that the compilations of one model share (``tcomp.graph.shared_constants``)."""
+    constants that the compilations of one model share (``tcomp.graph.shared_constants``). ``run_time``: values
+    constant folding leaves to the kernels (they vary with symbolic dimensions, ``tcomp.graph.dynamic``)."""
     resolved = as_target(target)
     options = backend_for(resolved).graph
     keep_apart = _per_node(use_record, resolved, tuning_records)
@@ -106,7 +108,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     host = as_target(None) if options.fold_on_host else resolved
 
     def fold(graph: Graph) -> Graph:
-        return fold_constants(graph, host, constants)
+        return fold_constants(graph, host, constants, run_time)
 
     def layout(graph: Graph) -> Graph:
         if not options.blocked_convolutions:  # NCHW[x]c is a CPU layout: GPU convolutions stay in NCHW
@@ -191,9 +193,10 @@ def _per_node(check: Callable[[Graph, Any, Target, Any], bool], target: Target,
 
 def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFunc | None = None,
                  target: Target | str | None = None, tuning_records: Any = None,
-                 timings: dict[str, float] | None = None, constants: SharedConstants | None = None) -> Graph:
-    """Run the default passes enabled in ``options`` on ``graph`` (type inference first); ``constants``: see
-    ``default_passes``."""
+                 timings: dict[str, float] | None = None, constants: SharedConstants | None = None,
+                 run_time: frozenset[str] = frozenset()) -> Graph:
+    """Run the default passes enabled in ``options`` on ``graph`` (type inference first); ``constants`` and
+    ``run_time``: see ``default_passes``."""
     options = options or PassOptions()
     graph = infer_types(graph)
     verify_graph(graph)
@@ -207,7 +210,7 @@ def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFun
             verify_graph(graph)
             if dump is not None:
                 dump(name, graph)
-    for name, graph_pass in default_passes(target, tuning_records, constants):
+    for name, graph_pass in default_passes(target, tuning_records, constants, run_time):
         if not getattr(options, name):
             continue
         start = time.perf_counter()

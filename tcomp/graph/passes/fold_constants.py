@@ -18,15 +18,12 @@ parameters are dropped. Returns the same graph when nothing folds.
 With ``constants`` (``tcomp.graph.shared_constants``), a node computed before from the same parameter arrays (a
 weight transposed or changed in layout, in another specialization of the model) takes the arrays computed then.
 
-Inside ``computed_at_run_time(names)`` the nodes producing ``names`` stay nodes even where their values are known:
-those values come from dimensions that vary from run to run (``tcomp.graph.dynamic``), so the kernels compute them.
+The nodes producing the values named in ``run_time`` stay nodes even where their values are known: those values
+come from dimensions that vary from run to run (``tcomp.graph.dynamic``), so the kernels compute them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import replace
 from functools import partial
 
@@ -45,18 +42,6 @@ from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target, as_target
 
 MAX_FOLD_BYTES = 1 << 30
-
-_RUN_TIME_VALUES: ContextVar[frozenset[str]] = ContextVar("run_time_values", default=frozenset())
-
-
-@contextmanager
-def computed_at_run_time(names: Iterable[str]) -> Iterator[None]:
-    """Within the block, ``fold_constants`` keeps the nodes that produce ``names`` (see the module docstring)."""
-    token = _RUN_TIME_VALUES.set(frozenset(names))
-    try:
-        yield
-    finally:
-        _RUN_TIME_VALUES.reset(token)
 
 
 def evaluate_node(graph: Graph, node: Node, params: dict[str, np.ndarray], target: Target,
@@ -87,12 +72,11 @@ def _evaluated(graph: Graph, node: Node, params: dict[str, np.ndarray], target: 
 
 
 def fold_constants(graph: Graph, target: Target | str | None = None,
-                   constants: SharedConstants | None = None) -> Graph:
+                   constants: SharedConstants | None = None, run_time: frozenset[str] = frozenset()) -> Graph:
     resolved = as_target(target)
     params = dict(graph.params)
     kept: list[Node] = []
     changed = False
-    run_time = _RUN_TIME_VALUES.get()
     for node in graph.nodes:
         if node.op == "fused" or (run_time and not run_time.isdisjoint(node.outputs)):
             kept.append(node)
