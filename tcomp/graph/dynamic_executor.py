@@ -37,8 +37,8 @@ from tcomp.graph.dynamic import (
     variables_for,
     varies,
 )
-from tcomp.graph.executor import GraphExecutor, storage_view
-from tcomp.graph.ir import Graph, Node, TensorType
+from tcomp.graph.executor import ExecutorProgram, GraphExecutor, storage_view
+from tcomp.graph.ir import Graph, Node
 from tcomp.graph.kernels import (
     CompileFunc,
     Kernel,
@@ -66,20 +66,26 @@ def _tiled(node: Node) -> bool:
 
 
 class ResizingExecutor(GraphExecutor):
-    """A ``GraphExecutor`` whose memory is planned for a capacity of the symbolic dimensions: ``resize(binding,
-    types)`` makes it run at dimensions ``binding`` (at most the capacity), the inputs and outputs whose types
-    depend on them taking ``types``. ``size_names`` gives, per kernel (its node's name), the dimension of each of
-    its size variables."""
+    """A ``GraphExecutor`` whose memory is planned for a capacity of the symbolic dimensions: ``resize(binding)``
+    makes it run at dimensions ``binding`` (at most the capacity). ``bind`` tells it, once, the dimension of each
+    size variable of each kernel (by its node's name) and the templates of the input and output types that depend
+    on the dimensions."""
 
-    def bind_sizes(self, size_names: Mapping[str, tuple[str, ...]]) -> None:
-        """Before the first ``resize``: the size variables of the kernels; the outputs' arrays get the memory of
-        their capacity's sizes (an array a run returned then serves a later run, whatever its length)."""
-        self._sized = [(sizes, size_names[spec.name]) for _, _, sizes, _, spec in self._calls
-                       if size_names.get(spec.name)]
-        self._output_bytes = {name: self.program.types[name].nbytes for name in self.program.outputs}
+    def __init__(self, program: ExecutorProgram, addresses: Sequence[int], keep_alive: Any = None) -> None:
+        super().__init__(program, addresses, keep_alive)
+        self._sized: list[tuple[Any, tuple[str, ...]]] = []
+        self._io_types: Mapping[str, Any] = {}
         self.binding: dict[str, int] = {}
 
-    def resize(self, binding: Mapping[str, int], types: Mapping[str, TensorType]) -> None:
+    def bind(self, size_names: Mapping[str, tuple[str, ...]], io_types: Mapping[str, Any]) -> None:
+        """Before the first ``resize``; the outputs' arrays get the memory of their capacity's sizes (an array a run
+        returned then serves a later run, whatever its length)."""
+        self._sized = [(sizes, size_names[spec.name]) for _, _, sizes, _, spec in self._calls
+                       if size_names.get(spec.name)]
+        self._io_types = io_types
+        self._output_bytes = {name: self.program.types[name].nbytes for name in self.program.outputs}
+
+    def resize(self, binding: Mapping[str, int]) -> None:
         if binding == self.binding:
             return
         for sizes, names in self._sized:
@@ -87,7 +93,8 @@ class ResizingExecutor(GraphExecutor):
                 sizes[position] = binding[name]
         program = self.program
         self._unbind((*program.inputs, *program.outputs))  # the caller's arrays had the last binding's shapes
-        for name, t in types.items():
+        for name, type_template in self._io_types.items():
+            t = instantiate(type_template, binding)
             program.types[name] = t
             if name in program.storage_of:
                 storage = self._storage[program.storage_of[name]]
@@ -109,6 +116,7 @@ class DynamicModel:
         self._dimensions = templated_dimensions(graph_template)
         self._variables = variables_for(symbols)
         self._symbolic_graph: Graph | None = None
+        self._symbolic_nodes: dict[str, Node] = {}
         fields = template_fields(graph_template)
         self._types: dict[str, Any] = fields["types"]
         graph = instantiate(graph_template, {s: PRIMES[0] for s in self.symbols})
@@ -145,7 +153,7 @@ class DynamicModel:
                 resizing = self._resizing_executor(capacity)
             if resizing is not None:
                 self._resizing[key] = resizing
-                resizing.resize(binding, {n: instantiate(t, binding) for n, t in self._io_types.items()})
+                resizing.resize(binding)
                 return resizing, new
         return self._assembled(binding, GraphExecutor), True
 
@@ -154,7 +162,8 @@ class DynamicModel:
         executor = self._assembled(capacity, ResizingExecutor)
         assert isinstance(executor, ResizingExecutor)
         if self.exact_kernels == exact and self.serves_smaller(executor.graph.meta["memory_plan"]):
-            executor.bind_sizes({name: found[1] for (name, _), found in self._kernels.items() if found is not None})
+            executor.bind({name: found[1] for (name, _), found in self._kernels.items() if found is not None},
+                          self._io_types)
             return executor
         logger.debug("dimensions %s: an executor per binding (%s)", list(self.symbols),
                      "kernels for exact shapes" if self.exact_kernels != exact else "its memory plan")
@@ -201,8 +210,8 @@ class DynamicModel:
         compiled kernel. (Only asked while the model is ``resizable``: no varying node is ``_tiled``.)"""
         if self._symbolic_graph is None:
             self._symbolic_graph = symbolic(self.template, self._variables)
-        graph = self._symbolic_graph
-        [node] = [n for n in graph.nodes if n.name == name]
+            self._symbolic_nodes = {n.name: n for n in self._symbolic_graph.nodes}
+        graph, node = self._symbolic_graph, self._symbolic_nodes[name]
         args = kernel_inputs(graph, node) + node.outputs
         signature = node_signature(graph, node) + f"|alias={tuple(sorted(set(inplace)))}"
         if signature not in self._functions:

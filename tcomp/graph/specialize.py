@@ -182,7 +182,7 @@ class SpecializingExecutor:
                 return executor
             shapes = {n: a.shape for n, a in self._pending.items() if n not in self.value_inputs}
             values = {**self._fixed_values, **{n: self._pending[n] for n in self.value_inputs}}
-            executor = self._assembled(shapes, values)
+            executor = self._assembled(key, shapes, values)
             if executor is not None:
                 return executor
             logger.debug("%s: compiling for input shapes %s%s", self.name, shapes,
@@ -210,11 +210,12 @@ class SpecializingExecutor:
             dropped, _ = self.specializations.popitem(last=False)
             self.constants.release(dropped)
 
-    def _assembled(self, shapes: Mapping[str, Sequence[int]], values: Mapping[str, Any]) -> GraphExecutor | None:
-        """An executor for ``shapes`` from the kernels compiled for the symbolic dimensions, once the dimensions have
-        taken a second value (the model is probed then); None when there is no such kernel set or it does not cover
-        these shapes. An executor assembled for these shapes is kept with the specializations; a resizing one
-        (``dynamic_executor.py``) serves many shapes and is kept by the model."""
+    def _assembled(self, key: Key, shapes: Mapping[str, Sequence[int]],
+                   values: Mapping[str, Any]) -> GraphExecutor | None:
+        """An executor for ``shapes`` (of the run ``key``) from the kernels compiled for the symbolic dimensions,
+        once the dimensions have taken a second value (the model is probed then); None when there is no such kernel
+        set or it does not cover these shapes. An executor assembled for these shapes is kept with the
+        specializations; a resizing one (``dynamic_executor.py``) serves many shapes and is kept by the model."""
         if self._probe is None or self.value_inputs or not self.specializations or self.dynamic_failure:
             return None
         decls = list(self._decls.values())
@@ -240,7 +241,7 @@ class SpecializingExecutor:
         if isinstance(executor, ResizingExecutor):
             self.resized += 1
         else:
-            self._keep(self._key(), executor)
+            self._keep(key, executor)
         return executor
 
     def _current(self) -> GraphExecutor:
