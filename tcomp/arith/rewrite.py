@@ -13,7 +13,8 @@ Every node's children are simplified first (memoized by object identity); then t
 - ``select`` with a constant condition picks a branch; equal branches collapse; on index integers
   ``select(a < b, a, b) -> min(a, b)`` and ``select(a < b, b, a) -> max(a, b)``;
 - casts fold constants, drop casts to the same type and collapse ``T1(T2(x))`` to ``T1(x)`` when ``T2`` holds
-  every value of ``x``;
+  every value of ``x``; an integer ``Ramp`` cast to another integer type is the ``Ramp`` of the cast base and
+  stride where the bounds show that no lane wraps around and the new type holds every lane;
 - float and vector identities ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``; the vector rules of ``vector.py``;
 - ``Let`` with a constant or variable value is substituted, otherwise its body is simplified under the value's bound;
 - every other node (loads, calls, reductions) keeps its kind with simplified children;
@@ -311,6 +312,11 @@ class Simplifier(Mutator):
         if isinstance(value, E.Cast) and _holds_all(self, value.value, value.dtype):
             inner = value.value
             return inner if inner.dtype == e.dtype else self.visit(E.Cast(inner, e.dtype))
+        if isinstance(value, E.Ramp) and _lanes_exact(self, value, e.dtype):
+            # a widened ramp of indices stays a ramp (a contiguous vector access, not one load per lane)
+            element = dt.element(e.dtype)
+            base, stride = self.visit(E.Cast(value.base, element)), self.visit(E.Cast(value.stride, element))
+            return self.visit(E.Ramp(base, stride, value.lanes, e.dtype))
         return e if value is e.value else E.Cast(value, e.dtype)
 
     def visit_Ramp(self, e: E.Ramp) -> E.Expr:
@@ -343,6 +349,17 @@ def _same_form(a: Linear, b: Linear) -> bool:
         if other is None or other.coeff != term.coeff:
             return False
     return True
+
+
+def _lanes_exact(s: Simplifier, ramp: E.Ramp, dtype: str) -> bool:
+    """True when every lane of the integer ``ramp`` is its exact value (no lane wraps around its dtype) and
+    ``dtype``'s element holds it: the cast of the ramp is the ramp of the casts."""
+    if not (dt.is_int(ramp.dtype) and dt.is_int(dtype)):
+        return False
+    lo, hi = s.bound(ramp)
+    low = max(dt.min_value(ramp.dtype), dt.min_value(dtype))
+    high = min(dt.max_value(ramp.dtype), dt.max_value(dtype))
+    return lo >= low and hi <= high
 
 
 def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:

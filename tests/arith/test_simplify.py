@@ -247,6 +247,23 @@ def test_vector_rules(v: dict[str, Var]) -> None:
     assert isinstance(flat, E.Broadcast) and flat.value is x
 
 
+def test_a_widened_ramp_stays_a_ramp(v: dict[str, Var]) -> None:
+    """``int64xN(ramp(b, s, N))`` is ``ramp(int64(b), int64(s), N)`` (a contiguous access, not a gather) where no
+    lane of the 32-bit ramp can wrap around; else the cast stays."""
+    i = v["i"]
+    ramp = E.Ramp(i * 16, const(1), 16, "int32x16")
+    widened = simplify(E.Cast(ramp, "int64x16"), {i: (0, 1000)})
+    assert isinstance(widened, E.Ramp) and widened.dtype == "int64x16" and is_const(widened.stride, 1)
+    assert widened.base.dtype == "int64"
+    summed = simplify(E.Add(E.Broadcast(E.Cast(v["x"], "int64"), 16, "int64x16"), E.Cast(ramp, "int64x16"),
+                            "int64x16"), {i: (0, 1000)})
+    assert isinstance(summed, E.Ramp)
+    unbounded = simplify(E.Cast(E.Ramp(v["x"], const(1), 16, "int32x16"), "int64x16"))
+    assert isinstance(unbounded, E.Cast)  # x + 15 may pass the largest int32
+    narrowed = simplify(E.Cast(ramp, "int8x16"), {i: (0, 1000)})
+    assert isinstance(narrowed, E.Cast)
+
+
 def test_vector_div_mod_in_one_period(v: dict[str, Var]) -> None:
     i = v["i"]
     ramp = E.Ramp(i * 4, const(1), 4, "int32x4")
