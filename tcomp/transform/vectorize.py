@@ -156,9 +156,10 @@ class _Vectorizer(Mutator):
 
 
 def clamped_ramp(index: E.Expr) -> tuple[E.Expr, E.Ramp, E.Expr, E.Expr] | None:
-    """``index`` as ``offset + clamp(ramp(r, 1, n), lo, hi)`` (``max(min(ramp, hi), lo)`` or
-    ``min(max(ramp, lo), hi)``) with a lane-invariant offset and bounds, what ``pad`` reads: the offset (0 for
-    none), the ramp, ``lo`` and ``hi``; None for any other index."""
+    """``index`` as ``offset + clamp(ramp(r, 1, n), lo, hi)`` (``max(min(ramp, hi), lo)``, ``min(max(ramp, lo),
+    hi)``, or one side alone: ``min(ramp, hi)`` reads a padded row's last element again, ``max(ramp, lo)`` its
+    first) with a lane-invariant offset and bounds, what ``pad`` reads: the offset (0 for none), the ramp, ``lo``
+    and ``hi`` (the ramp's own first or last lane for a side without a clamp); None for any other index."""
     offset: E.Expr | None = None
     clamp = index
     if isinstance(index, E.Add):
@@ -166,16 +167,32 @@ def clamped_ramp(index: E.Expr) -> tuple[E.Expr, E.Ramp, E.Expr, E.Expr] | None:
             if isinstance(a, E.Broadcast) and isinstance(b, (E.Min, E.Max)):
                 offset, clamp = a.value, b
                 break
-    if not isinstance(clamp, (E.Min, E.Max)) or not isinstance(clamp.b, E.Broadcast):
+    outer = _bounded_by(clamp)
+    if outer is None:
         return None
-    inner = clamp.a
-    if type(inner) not in (E.Min, E.Max) or type(inner) is type(clamp) or not isinstance(inner.b, E.Broadcast):
+    inner, bound = outer
+    limits = {type(clamp): bound}
+    inner_bounded = _bounded_by(inner) if type(inner) in (E.Min, E.Max) and type(inner) is not type(clamp) else None
+    if inner_bounded is not None:
+        limits[type(inner)] = inner_bounded[1]
+        inner = inner_bounded[0]
+    if not isinstance(inner, E.Ramp) or not inner.contiguous:
         return None
-    ramp = inner.a
-    if not isinstance(ramp, E.Ramp) or not ramp.contiguous:
-        return None
-    lo, hi = (clamp.b.value, inner.b.value) if isinstance(clamp, E.Max) else (inner.b.value, clamp.b.value)
+    ramp = inner
+    lo = limits.get(E.Max, ramp.base)
+    hi = limits.get(E.Min, ramp.base + (ramp.lanes - 1))
     return (offset if offset is not None else E.make_const(0, ramp.base.dtype)), ramp, lo, hi
+
+
+def _bounded_by(clamp: E.Expr) -> tuple[E.Expr, E.Expr] | None:
+    """``min(x, b)`` or ``max(x, b)`` (either order) with a broadcast ``b``: ``x`` and ``b``'s value."""
+    if not isinstance(clamp, (E.Min, E.Max)):
+        return None
+    if isinstance(clamp.b, E.Broadcast):
+        return clamp.a, clamp.b.value
+    if isinstance(clamp.a, E.Broadcast):
+        return clamp.b, clamp.a.value
+    return None
 
 
 def guarded_reads_contiguous(e: E.Expr) -> bool:

@@ -102,6 +102,34 @@ def test_a_clamped_guarded_read_matches_numpy(n: int, extra: int, lanes: int, sh
     np.testing.assert_array_equal(y, np.where(i % modulus != 0, a[index], -1.0))
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 50), extra=st.integers(0, 20), lanes=st.sampled_from([4, 8, 15, 16]),
+       shift=st.integers(0, 4), side=st.sampled_from(["min", "max", "both"]), bound=st.integers(0, 49))
+def test_an_unguarded_clamped_read_is_one_load(n: int, extra: int, lanes: int, shift: int, side: str,
+                                               bound: int) -> None:
+    """``Y[i] = A[min(i + s, hi)]`` (a padded row reading its last element again), ``A[max(i - s, lo)]`` and both
+    clamps, with no select around them: one masked load of the lanes inside the bounds, a masked gather only for
+    the clamped lanes, never a load per lane."""
+    bound = min(bound, n - 1)
+    A = te.placeholder((n,), name="A")
+    size = n + extra if side != "max" else n
+    if side == "min":
+        Y = te.compute((size,), lambda i: A[te.min(i + shift, bound)], name="Y")
+        index = np.minimum(np.arange(size) + shift, bound)
+    elif side == "max":
+        Y = te.compute((size,), lambda i: A[te.max(i - shift, bound)], name="Y")
+        index = np.maximum(np.arange(size) - shift, bound)
+    else:
+        Y = te.compute((size,), lambda i: A[te.max(te.min(i + shift - 2, bound), 0)], name="Y")
+        index = np.maximum(np.minimum(np.arange(size) + shift - 2, bound), 0)
+    mod = tcomp.build(_vectorized(Y, lanes), [A, Y], target="llvm")
+    assert "extractelement" not in mod.get_source("ll_unopt")  # no lane loaded alone
+    a = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    y = np.zeros(size, np.float32)
+    mod(a, y)
+    np.testing.assert_array_equal(y, a[index])
+
+
 def test_nested_selects_and_boolean_reads_under_a_mask() -> None:
     """An inner select whose condition is itself a guarded read (a boolean buffer) narrows the outer mask."""
     n = 29

@@ -26,6 +26,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.functor import may_fail
+from tcomp.transform.vectorize import clamped_ramp
 
 _PREDICATES = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
 
@@ -431,6 +432,8 @@ class ExprEmitter:
         if isinstance(index, E.Broadcast):
             scalar = self.load_scalar(expr.buffer, self.index_i64(index.value), dt.element(expr.dtype))
             return self.splat(scalar, lanes)
+        if clamped_ramp(index) is not None:  # a padded row's read: one load, a gather only for clamped lanes
+            return masked_load(self, expr.buffer, index, expr.dtype, ir.Constant(ir.VectorType(T.I1, lanes), 1))
         return self._gather(expr.buffer, self.index_i64(index), lanes, expr.dtype)
 
     def _contiguous_load(self, buffer: Buffer, base: E.Expr, lanes: int, dtype: str) -> ir.Value:
