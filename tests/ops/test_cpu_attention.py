@@ -171,8 +171,9 @@ def test_soft_capped_attention_matches_numpy() -> None:
 
 @pytest.mark.parametrize(("sq", "d", "dv", "mask_rows"), [(1, 64, 64, 1), (3, 16, 20, 3), (1, 5, 9, 1)])
 def test_a_symbolic_number_of_keys(sq: int, d: int, dv: int, mask_rows: int) -> None:
-    """One kernel for every cache length (``past + 1`` keys): K and V packed with zeros up to whole tiles, the
-    product with V in micro-kernel steps of ``nr`` keys; each length against numpy, every access bounds-checked."""
+    """One kernel for every cache length (``past + 1`` keys): K (here contiguous along the keys) packed with zeros
+    up to whole tiles; V too for several query rows, the product with it in micro-kernel steps of ``nr`` keys (one
+    row sums V's rows in place); each length against numpy, every access bounds-checked."""
     target = Target("llvm -num-cores=2")
     past = te.var("past", "int32", max_value=1 << 20)
     keys = past + 1
@@ -196,3 +197,38 @@ def test_a_symbolic_bias_must_match_the_keys() -> None:
     v_t, bias_t = te.placeholder((1, past + 1, 8), name="v"), te.placeholder((1, 4, past), name="bias")
     with pytest.raises(OpError, match="a bias of past columns"):
         attention(q_t, k_t, v_t, AttentionTiles(4, 32, 4, 16), [bias_t])
+
+
+@pytest.mark.parametrize(("d", "dv", "symbolic"), [(64, 64, False), (64, 64, True), (5, 9, False), (5, 9, True),
+                                                   (24, 40, True)])
+def test_a_decoding_step_reads_the_cache_in_place(d: int, dv: int, symbolic: bool) -> None:
+    """One query row against a key/value cache laid out ``[heads, keys, d]`` (K transposed by a view): the scores
+    are dot products with K's rows and the result sums V's rows, both read in place (no packed copy); against
+    numpy for key counts no tile divides, every access bounds-checked."""
+    target = Target("llvm -num-cores=2")
+    lanes = target.vector_bits // 32
+    counts = (1, 2, 2 * lanes - 1, 2 * lanes + 1, 3 * 2 * lanes + 5)
+    past = te.var("past", "int32", max_value=1 << 20)
+
+    def build(keys):  # type: ignore[no-untyped-def]
+        tiles = choose_tiles(1, keys if isinstance(keys, int) else 1024, lanes, target.vector_registers)
+        q_t, k_t = te.placeholder((3, 1, d), name="q"), te.placeholder((3, keys, d), name="k")
+        v_t, mask_t = te.placeholder((3, keys, dv), name="v"), te.placeholder((1, 1, keys), name="mask")
+        view = te.compute((3, d, keys), lambda h, i, j: k_t[h, j, i], name="k_t")
+        out_t = attention(q_t, view, v_t, tiles, [mask_t], 0.25)
+        s = schedule_cpu([out_t], target)
+        args = [q_t, k_t, v_t, mask_t, out_t]
+        source = str(tcomp.lower(s, args, simple_mode=True))
+        if not isinstance(keys, int) or keys > 1:  # one key: its row index is a constant, not a row stride
+            assert "packedK" not in source and "packedV" not in source
+        return tcomp.build(s, args, target=target, check_bounds=True)
+
+    shared = build(past + 1) if symbolic else None
+    for count in counts:
+        module = shared or build(count)
+        q, k, v, mask = (random_data(RNG, shape) for shape in ((3, 1, d), (3, count, d), (3, count, dv),
+                                                               (1, 1, count)))
+        out = np.full((3, 1, dv), np.nan, dtype=np.float32)
+        module(q, k, v, mask, out)
+        expected = reference(q, k.transpose(0, 2, 1), v, [mask], 0.25, None)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)

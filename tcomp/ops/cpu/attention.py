@@ -14,8 +14,13 @@ each block computes its scores, softmax and product with V, so no more than a bl
 ever in memory. The key columns are padded to whole ``nr``-wide tiles (their logits are ``-inf``, so they weigh
 nothing), the query rows to whole blocks (those rows read the last query row and are never written out). Q and V
 are read in place by the micro-kernel where their rows are runs in memory with a row stride (transposed views of
-the projections, ``views.py``), else packed; K is always packed into ``nr``-column panels, along the axis that is
+the projections, ``views.py``), else packed; K is packed into ``nr``-column panels, along the axis that is
 contiguous in memory.
+
+One query row (a decoding step, ``mr = 1``) reads the key/value cache in place where its rows are runs in memory
+(``[..., keys, d]``, K transposed by a view): each score is a dot product with a row of K (the dot micro-kernel),
+and the result sums V's rows scaled by the weights, key by key, into accumulators held in registers. A packed copy
+of K would cost as much as the scores themselves, for one use.
 
 The stages carry ``OpKind.ATTENTION`` and their ``part`` so that ``schedule_cpu`` leaves them alone (they are not
 inlined) and ``schedule_attention`` finds them from the result.
@@ -32,7 +37,7 @@ import numpy as np
 from tcomp import te
 from tcomp.ir.expr import Expr, IterKind, Var
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.intrin import gemm_intrin
+from tcomp.ops.cpu.intrin import dot_intrin, gemm_intrin
 from tcomp.ops.cpu.views import rows_in_place, unit_step
 from tcomp.ops.utils import OP_KIND, OpError, OpKind, as_int, op_kind, same_dim
 from tcomp.schedule.schedule import Schedule
@@ -156,16 +161,20 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
         return k_t[(*k_at(t), dd, j)]
 
     padded = symbolic or np_ != skv
-
-    def pack_k(t: Var, jo: Var, dd: Var, jj: Var) -> Expr:
-        j = jo * nr + jj
-        if not padded:
-            return read_k(t, j, dd)
-        # the clamp tells the simplifier the key stays in range (a reshaped K's index needs no modulo then)
-        return te.if_then_else(j < skv, read_k(t, te.min(j, skv - 1), dd), zero)
-
-    packed_k = te.compute((count, np_ // nr, d, nr), pack_k, name=f"{name}.packedK", attrs=attrs("packed_k"))
     q_row, q_col, t_var = te.var("i"), te.var("d"), te.var("t")
+    k_bounds = {t_var: (0, count - 1), q_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), q_col: (0, d - 1)}
+    # one query row: its scores are dot products with K's rows, read in place where they are runs in memory
+    # (packing K would copy all of it for one use)
+    k_rows = mr == 1 and rows_in_place(k_t, (*k_at(t_var), q_col, q_row), q_row, q_col, k_bounds)
+    if not k_rows:
+        def pack_k(t: Var, jo: Var, dd: Var, jj: Var) -> Expr:
+            j = jo * nr + jj
+            if not padded:
+                return read_k(t, j, dd)
+            # the clamp tells the simplifier the key stays in range (a reshaped K's index needs no modulo then)
+            return te.if_then_else(j < skv, read_k(t, te.min(j, skv - 1), dd), zero)
+
+        packed_k = te.compute((count, np_ // nr, d, nr), pack_k, name=f"{name}.packedK", attrs=attrs("packed_k"))
     q_bounds = {t_var: (0, count - 1), q_row: (0, sq - 1), q_col: (0, d - 1)}
     q_in_place = sq_p == sq and rows_in_place(q, (*q_at(t_var), q_row, q_col), q_row, q_col, q_bounds)
     if q_in_place:
@@ -180,9 +189,14 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
             return packed_q[t, i // mr, i % mr, dd]
 
     kd = te.reduce_axis((0, d), name="kd")
-    scores = te.compute((count, sq_p, np_),
-                        lambda t, i, j: te.sum(read_q(t, i, kd) * packed_k[t, j // nr, kd, j % nr], axis=kd),
-                        name=f"{name}.scores", attrs=attrs("scores"))
+    if k_rows:
+        # a padding column scores the last key again (finite; its logit is -inf)
+        def score(t: Var, i: Var, j: Var) -> Expr:
+            return te.sum(read_q(t, i, kd) * read_k(t, te.min(j, skv - 1) if padded else j, kd), axis=kd)
+    else:
+        def score(t: Var, i: Var, j: Var) -> Expr:
+            return te.sum(read_q(t, i, kd) * packed_k[t, j // nr, kd, j % nr], axis=kd)
+    scores = te.compute((count, sq_p, np_), score, name=f"{name}.scores", attrs=attrs("scores"))
     bias_at = [(_batch_reader(b, batch), (_is_one(b.shape[-2]), _is_one(b.shape[-1]))) for b in biases]
 
     def logits(t: Expr, i: Expr, j: Expr) -> Expr:
@@ -210,13 +224,14 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     row_sum = te.compute((count, sq_p), lambda t, i: te.sum(expo[t, i, js], axis=js), name=f"{name}.sum",
                          attrs=attrs("sum"))
     v_row, v_col = te.var("j"), te.var("e")
-    v_bounds = {t_var: (0, count - 1), v_row: (0, skv - 1), v_col: (0, dv - 1)}
-    # a symbolic number of keys: V is packed with zero rows up to a whole tile, so that the product runs over
+    v_bounds = {t_var: (0, count - 1), v_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), v_col: (0, dv - 1)}
+    v_rows = rows_in_place(v, (*v_at(t_var), v_row, v_col), v_row, v_col, v_bounds)
+    # one query row: the weighted sum of V's rows, read in place, over exactly the keys there are
+    v_sum = mr == 1 and v_rows
+    # else a symbolic number of keys: V is packed with zero rows up to a whole tile, so that the product runs over
     # whole nr-key steps of the micro-kernel (the padding columns' weights are exp(-inf) = 0)
-    keys = np_ if symbolic else skv
-    v_in_place = not symbolic and dv_p == dv and rows_in_place(v, (*v_at(t_var), v_row, v_col), v_row, v_col,
-                                                               v_bounds)
-    if v_in_place:
+    keys = np_ if symbolic and not v_sum else skv
+    if v_sum or (not symbolic and dv_p == dv and v_rows):
         def read_v(t: Expr, j: Expr, e: Expr) -> Expr:
             return v[(*v_at(t), j, e)]
     else:
@@ -233,8 +248,9 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
             return packed_v[t, e // nr, j, e % nr]
 
     jo = te.reduce_axis((0, keys), name="jo")
-    out = te.compute((count, sq_p, dv_p), lambda t, i, e: te.sum(expo[t, i, jo] * read_v(t, jo, e), axis=jo),
-                     name=f"{name}.out", attrs=attrs("out"))
+    out = te.compute((count, sq_p, dv if v_sum else dv_p),
+                     lambda t, i, e: te.sum(expo[t, i, jo] * read_v(t, jo, e), axis=jo), name=f"{name}.out",
+                     attrs=attrs("out"))
     natural = (*batch, sq, dv)
     order = tuple(range(len(natural))) if perm is None else tuple(int(p) for p in perm)
     if sorted(order) != list(range(len(natural))) or order[-1] != len(natural) - 1:
@@ -310,8 +326,16 @@ def schedule_attention(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     for part in per_matrix:
         if part in parts:
             s[parts[part]].compute_at(stage, matrix_loop)
-    _schedule_product(s[parts["scores"]], mr, nr, lanes)
-    _schedule_product(s[parts["out"]], mr, nr, lanes)
+    if "packed_k" in parts:
+        _schedule_product(s[parts["scores"]], mr, nr, lanes)
+    else:  # one dot product per key (K's rows in place)
+        scores = s[parts["scores"]]
+        (kd,) = scores.op.reduce_axis  # type: ignore[attr-defined]
+        scores.tensorize(kd, dot_intrin(int(kd.dom.extent.value), lanes))  # type: ignore[attr-defined]
+    if mr == 1 and "packed_v" not in parts:
+        _schedule_row_sum(s[parts["out"]], lanes)
+    else:
+        _schedule_product(s[parts["out"]], mr, nr, lanes)
     _schedule_packing(s, parts, lanes)
     for part in ("max", "sum"):
         _schedule_row_reduction(s, s[parts[part]], lanes)
@@ -338,16 +362,30 @@ def _schedule_product(stage: Stage, mr: int, nr: int, lanes: int) -> None:
     stage.tensorize(i_inner, gemm_intrin(mr, nr, steps, lanes))
 
 
+def _schedule_row_sum(stage: Stage, lanes: int) -> None:
+    """``out[t, 0, e] = sum_j w[t, 0, j] * v[t, j, e]`` key by key: a row of V (whole vectors, unrolled) scaled
+    and added to accumulators that stay in registers over the keys."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    t, i, e = op.axis
+    (j,) = op.reduce_axis
+    e_outer, e_inner = stage.split(e, factor=lanes)
+    stage.reorder(t, i, j, e_outer, e_inner)
+    stage.unroll(e_outer)
+    stage.vectorize(e_inner)
+
+
 def _schedule_packing(s: Schedule, parts: dict[str, Tensor], lanes: int) -> None:
     """The packing copies read their source along its contiguous axis."""
-    packed_k = parts["packed_k"]
-    stage = s[packed_k]
-    t, jo, dd, jj = packed_k.op.axis
-    if _step_along(packed_k, jj) == 1:
-        stage.reorder(t, jo, dd, jj)
-        stage.vectorize(jj)
-    else:
-        stage.reorder(t, jo, jj, dd)  # a run of D per key
+    if "packed_k" in parts:
+        packed_k = parts["packed_k"]
+        stage = s[packed_k]
+        t, jo, dd, jj = packed_k.op.axis
+        if _step_along(packed_k, jj) == 1:
+            stage.reorder(t, jo, dd, jj)
+            stage.vectorize(jj)
+        else:
+            stage.reorder(t, jo, jj, dd)  # a run of D per key
     if "packed_q" in parts:
         packed_q = parts["packed_q"]
         t, io, ii, dd = packed_q.op.axis
