@@ -10,7 +10,7 @@ import pytest
 import tcomp
 from tcomp import te
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.dense import panels_plan
+from tcomp.ops.cpu.dense import TYPICAL_ROWS, panels_plan
 from tcomp.ops.cpu.dispatch import schedule_cpu
 from tcomp.ops.panels import pack_panels, panel_matmul
 from tcomp.ops.utils import OpError
@@ -41,6 +41,34 @@ def test_panel_matmul_on_the_micro_kernel(m: int, n: int, k: int) -> None:
     module(x_value, panels_value, bias_value, got)
     want = x_value.astype(np.float64) @ w + bias_value
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize(("n", "k"), [(768, 768), (300, 1001)])
+def test_a_symbolic_number_of_rows(n: int, k: int) -> None:
+    """One kernel for every number of rows (a prompt's length): the plan of ``TYPICAL_ROWS`` rows, A packed (its
+    last row repeated down to a whole tile), only the tiles a block needs; against numpy from 1 row to several
+    blocks, with a fused epilogue, every access bounds-checked."""
+    cpu = CpuTarget.of(TWO_CORES)
+    plan = panels_plan(TYPICAL_ROWS, n, k, cpu)
+    assert plan is not None
+    w = RNG.standard_normal((k, n)).astype(np.float32)
+    panels_value = pack_panels(w, plan.blocking.nr, plan.Kp)
+    rows = te.var("rows", "int32", max_value=1 << 20)
+    x, panels = te.placeholder((rows, k), name="x"), te.placeholder(panels_value.shape, name="panels")
+    bias = te.placeholder((n,), name="bias")
+    product = panel_matmul(x, panels, n)
+    out = te.compute((rows, n), lambda i, j: te.max(product[i, j] + bias[j], 0.0), name="out")
+    s = schedule_cpu([out], TWO_CORES)
+    source = str(tcomp.lower(s, [x, panels, bias, out], simple_mode=True))
+    assert "tcomp_sgemm_f32" in source and "packedB" not in source
+    module = tcomp.build(s, [x, panels, bias, out], target=TWO_CORES, check_bounds=True)
+    bias_value = RNG.standard_normal(n).astype(np.float32)
+    for m in (1, 2, plan.blocking.mr + 1, plan.block_rows - 1, plan.block_rows + 3, 2 * plan.block_rows + 37):
+        x_value = RNG.standard_normal((m, k)).astype(np.float32)
+        got = np.full((m, n), np.nan, np.float32)
+        module(x_value, panels_value, bias_value, got)
+        expected = np.maximum(x_value.astype(np.float64) @ w + bias_value, 0)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_pack_panels_layout() -> None:

@@ -30,17 +30,20 @@ all of K, computed inside the loop of the stage that writes C: a copy, or the fu
 With ``transpose_b`` (dense: ``weight[N, K]``) a row of B is contiguous along K, so each output is a dot product:
 K is split by the vector width and factored (``rfactor``) into ``lanes`` partial sums, computed for an
 ``mt x nt`` tile of outputs at once (``mt + nt`` vector loads feed ``mt * nt`` vector multiply-adds), then summed.
-Shapes the factors do not divide keep correct bounds guards; symbolic shapes get a plain parallel loop.
+Shapes the factors do not divide keep correct bounds guards; symbolic shapes get a plain parallel loop, except a
+``panel_matmul`` whose rows are symbolic (a prompt's length): it runs the packed GEMM with the plan of
+``TYPICAL_ROWS`` rows (``packed_matmul.with_symbolic_rows``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from tcomp import te
 from tcomp.arith.factors import largest_divisor
-from tcomp.ir.expr import IterKind
+from tcomp.ir.expr import IterKind, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
     dot_lanes,
@@ -60,6 +63,7 @@ from tcomp.ops.cpu.packed_matmul import (
     plan_gemm,
     splice_packed_product,
     split_columns_over_cores,
+    with_symbolic_rows,
 )
 from tcomp.ops.cpu.panel_tiles import PanelTile, chosen_tile, panel_workload, plan_with_tile, tile_error
 from tcomp.ops.cpu.views import rows_in_place
@@ -74,6 +78,8 @@ PANEL_MIN_WORK = 1 << 24
 PACKED_MAX_PADDING = 0.25
 # what copying an element of a transposed B (dense's weight) into the panels costs relative to one of A
 TRANSPOSED_B_COST = 4.0
+# a symbolic number of rows (a prompt's length) takes the plan of this many: blocks of whole mr-row tiles
+TYPICAL_ROWS = 256
 
 
 def _inputs(op: ComputeOp) -> tuple[Tensor, Tensor]:
@@ -96,7 +102,10 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
     sizes = extents(op.axis)
     k_sizes = extents(op.reduce_axis)
     fused = False
-    if sizes is None or k_sizes is None or len(op.reduce_axis) != 1:
+    symbolic_panels = sizes is None and bool(op.attrs.get(PANELS)) and (plan := _panels_plan(op, cpu, tile))
+    if symbolic_panels:  # a symbolic number of rows times a weight in panels
+        fused = _gemm_packed(s, stage, tensor, host, plan, cpu)
+    elif sizes is None or k_sizes is None or len(op.reduce_axis) != 1:
         schedule_elementwise_reduction_fallback(stage, cpu)
     else:
         *batch, m, n = sizes
@@ -153,43 +162,56 @@ def packed_plan(op: ComputeOp, tensor: Tensor, m: int, n: int, k: int, cpu: CpuT
     return plan
 
 
-def panels_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = True) -> GemmPlan | None:
+def panels_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = True,
+                min_work: int | None = None, max_padding: float = PACKED_MAX_PADDING) -> GemmPlan | None:
     """The plan of the packed GEMM for ``[m, k] x [k, n]`` float32 with B a constant packed once into its panels
     (``tcomp.ops.panels``, shape ``[Np / nr, Kp, nr]`` of this plan), or ``None`` where the packed GEMM does not
-    pay: too little work, or too much padding to whole tiles. ``a_in_place``: whether A's rows can be read where
-    they are."""
-    if m * n * k < PANEL_MIN_WORK:
+    pay: less work than ``min_work`` (``PANEL_MIN_WORK`` by default: packing the weight, where it is not yet), or
+    more than ``max_padding`` of extra work to pad to whole tiles. ``a_in_place``: whether A's rows can be read
+    where they are."""
+    if m * n * k < (PANEL_MIN_WORK if min_work is None else min_work):
         return None
     lanes = cpu.lanes("float32")
     blocking = micro_blocking(m, k, lanes, cpu.vector_registers)
     plan = plan_gemm(m, n, k, blocking, lanes, cpu.cores, a_readable_in_place=a_in_place)
-    if plan.Mp * plan.Np * plan.Kp > (1 + PACKED_MAX_PADDING) * m * n * k:
+    if plan.Mp * plan.Np * plan.Kp > (1 + max_padding) * m * n * k:
         return None
     return plan
+
+
+def panels_in_place_plan(m: int, n: int, k: int, cpu: CpuTarget, a_in_place: bool = True) -> GemmPlan | None:
+    """``panels_plan`` for a product whose weight is in its panels already (a ``panel_matmul``): a product of a few
+    rows (a short prompt) runs on them whatever the work and the padding (the plain loops would be slower)."""
+    return panels_plan(m, n, k, cpu, a_in_place, min_work=0, max_padding=math.inf)
 
 
 def panel_product_workload(op: ComputeOp, cpu: CpuTarget) -> tuple[Any, ...] | None:
     """The ``panel_matmul`` tuning workload of a ``panel_matmul`` compute (``panel_tiles.panel_workload``) on
     ``cpu``: its sizes, its panels and whether its input rows are read in place, as the default schedule reads them
-    off the compute; None where the packed GEMM does not take it."""
+    off the compute; None where the packed GEMM does not take it, or its rows are symbolic (no tuning for them)."""
     found = _panel_product(op, cpu)
-    return None if found is None else found[1]
+    return None if found is None or found[0].symbolic_rows is not None else found[1]
 
 
 def _panel_product(op: ComputeOp, cpu: CpuTarget) -> tuple[GemmPlan, tuple[Any, ...], bool] | None:
     """``(panels_plan, workload, A readable in place)`` of a ``panel_matmul`` compute, if its panels have the
-    plan's shape."""
+    plan's shape. Symbolic rows (a prompt's length) take the plan of ``TYPICAL_ROWS`` rows for them
+    (``with_symbolic_rows``); the workload then has ``TYPICAL_ROWS``."""
     x, panels = _inputs(op)
-    sizes, k_sizes = extents(op.axis), extents(op.reduce_axis)
-    if x.dtype != "float32" or panels.dtype != "float32" or sizes is None or k_sizes is None or len(sizes) != 2:
+    columns, k_sizes = extents(op.axis[1:]), extents(op.reduce_axis)
+    if x.dtype != "float32" or panels.dtype != "float32" or columns is None or k_sizes is None or len(op.axis) != 2:
         return None
-    (m, n), (k,) = sizes, k_sizes
-    in_place = _a_in_place(operand(x, False, False, is_a=True), m, k)
-    plan = panels_plan(m, n, k, cpu, in_place)
+    rows = op.axis[0].dom.extent  # type: ignore[union-attr]
+    symbolic = const_int_value(rows) is None
+    m = TYPICAL_ROWS if symbolic else int(const_int_value(rows))  # type: ignore[arg-type]
+    (n,), (k,) = columns, k_sizes
+    in_place = not symbolic and _a_in_place(operand(x, False, False, is_a=True), m, k)
+    plan = panels_in_place_plan(m, n, k, cpu, in_place)
     shape = tuple(getattr(d, "value", None) for d in panels.shape)
     if plan is None or shape != (plan.Np // plan.blocking.nr, plan.Kp, plan.blocking.nr):
         return None
-    return plan, panel_workload(m, n, k, plan.blocking.nr, plan.Kp, in_place, x.dtype), in_place
+    workload = panel_workload(m, n, k, plan.blocking.nr, plan.Kp, in_place, x.dtype)
+    return (with_symbolic_rows(plan, rows) if symbolic else plan), workload, in_place
 
 
 def _panels_plan(op: ComputeOp, cpu: CpuTarget, tile: PanelTile | None = None) -> GemmPlan | None:
@@ -201,8 +223,10 @@ def _panels_plan(op: ComputeOp, cpu: CpuTarget, tile: PanelTile | None = None) -
     plan, workload, in_place = found
     if tile is None:
         tile = chosen_tile(op, workload)
-        if tile is None:
+        if tile is None or plan.symbolic_rows is not None:  # tuned tiles are for numbers of rows
             return plan
+    if plan.symbolic_rows is not None:
+        raise ValueError(f"{op.name}: a panel_matmul tile is for a number of rows, not {plan.symbolic_rows}")
     m, n, k, nr, depth = workload[:5]
     error = tile_error(tile, m, n, k, nr, depth, in_place)
     if error is not None:

@@ -40,6 +40,9 @@ The computes and their schedule are separate pieces (``plan_gemm``, ``packed_pro
 transposed where the operator does; the int8 product (``quantized_matmul.py``) builds its own product over groups of
 four steps of K from the same packing of A and runs it on its own micro-kernel (``PackedProduct.intrin``).
 
+The number of rows may be a symbolic dimension (``with_symbolic_rows``): the same nest, the row blocks' loop running
+to the rows there are.
+
 Measured on 1024^3 (2 cores, AVX-512) against the previous schedule (B packed for all rows up front, one parallel
 row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy's GFLOP/s before, 0.95-1.0x after.
 """
@@ -47,7 +50,7 @@ row block per core, A read in place, LLVM-vectorized loops): 0.85-0.9x of numpy'
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tcomp import te
@@ -101,12 +104,18 @@ class GemmPlan:
         """Whether A is packed once, before the blocks of columns, which all read that copy: where the cores take
         several blocks of columns, A is packed (not read in place) and its rows are a single block (so the copy is at
         most ``mc x Kp``); else each block packs its own."""
-        return self.by_columns and not self.in_place_a and self.column_blocks > 1 and self.Mp <= self.block_rows
+        return self.by_columns and not self.in_place_a and self.column_blocks > 1 and self.symbolic_rows is None \
+            and self.Mp <= self.block_rows
 
     @property
     def padded(self) -> bool:
         """Whether the product has more rows or columns than C (it then goes to a buffer copied into C)."""
-        return self.Mp != self.M or self.Np != self.N
+        return self.symbolic_rows is not None or self.Mp != self.M or self.Np != self.N
+
+    @property
+    def symbolic_rows(self) -> Expr | None:
+        """M where it is a symbolic dimension (then ``Mp`` is it rounded up to whole ``mr``-row tiles), else None."""
+        return None if isinstance(self.M, int) else self.M
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,15 @@ def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores:
     in_place_a = a_readable_in_place and Mp == M and Kp == K and sweep <= 4
     return GemmPlan(M, N, K, b, lanes, cores, Mp, Np, Kp, block_rows, by_columns, in_place_a, batch, batched,
                     blocks)
+
+
+def with_symbolic_rows(plan: GemmPlan, rows: Expr) -> GemmPlan:
+    """``plan`` (made for a typical number of rows) for ``rows``, a symbolic dimension (a prompt's length): the
+    rows are padded to whole ``mr`` tiles (``Mp``, an expression), A is packed (its last row repeated below M) and
+    the product goes to a padded buffer, read by the epilogue that writes C's rows; the blocks of rows keep their
+    size, the last one runs only the tiles it needs (a guard per tile, outside the micro-kernel call)."""
+    mr = plan.blocking.mr
+    return replace(plan, M=rows, Mp=(rows + (mr - 1)) // mr * mr, in_place_a=False)
 
 
 def packed_product(plan: GemmPlan, a: Operand, b: Operand, name: str = "C", tag: str = "",

@@ -9,10 +9,10 @@ padded depth, so a workload names them.
 
 Knobs: the default CPU schedule's own tile (``PanelTile``): ``mr`` register tile rows, ``kc`` depth of a K slice,
 ``mc`` rows of a block of A packed together, ``column_blocks`` blocks of column panels the cores take (0: blocks of
-rows), ``in_place_a`` (A read in place). The fallback config is the default plan's tile (``dense.panels_plan``), so
-the fallback schedule is the default kernel; a record's tile is used by the fused kernel of a compiled model
-(``tcomp.graph.tuning.panel_tile_chooser``), epilogues included. The numpy reference unpacks the panels and
-accumulates in float64.
+rows), ``in_place_a`` (A read in place). The fallback config is the default plan's tile
+(``dense.panels_in_place_plan``), so the fallback schedule is the default kernel; a record's tile is used by the
+fused kernel of a compiled model (``tcomp.graph.tuning.panel_tile_chooser``), epilogues included. The numpy
+reference unpacks the panels and accumulates in float64.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tcomp.arith.factors import divisors
 from tcomp.autotune.space import Config, ConfigEntity
 from tcomp.autotune.template import template
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.dense import panels_plan, schedule_matmul_stage
+from tcomp.ops.cpu.dense import panels_in_place_plan, schedule_matmul_stage
 from tcomp.ops.cpu.packed_matmul import GemmPlan
 from tcomp.ops.cpu.panel_tiles import PanelTile, kc_keeps_depth, tile_error
 from tcomp.ops.panels import panel_matmul as panel_matmul_compute
@@ -53,7 +53,7 @@ def default_plan(rows: int, columns: int, depth: int, panel_width: int, panel_de
                  cpu: CpuTarget) -> GemmPlan:
     """The default schedule's plan of the workload (``ValueError`` where the panels are not the ones that the
     packed GEMM of ``cpu`` packs for it, so no kernel would take them)."""
-    plan = panels_plan(rows, columns, depth, cpu, a_in_place)
+    plan = panels_in_place_plan(rows, columns, depth, cpu, a_in_place)
     if plan is None or (plan.blocking.nr, plan.Kp) != (panel_width, panel_depth):
         wanted = "none (too little work or too much padding)" if plan is None else \
             f"panel_width={plan.blocking.nr}, panel_depth={plan.Kp}"
