@@ -148,8 +148,8 @@ def test_bad_arguments() -> None:
         attention(q, k_t, v, AttentionTiles(4, 6, 8, 4))
     with pytest.raises(OpError, match="perm"):
         attention(q, k_t, v, tiles, perm=(1, 0))
-    with pytest.raises(OpError, match="static shape"):
-        attention(te.placeholder((te.var("n"), 8), name="q"), k_t, v, tiles)
+    with pytest.raises(OpError, match="static shape"):  # a symbolic batch (queries and keys may be symbolic)
+        attention(te.placeholder((te.var("n"), 4, 8), name="q"), k_t, v, tiles)
 
 
 def test_soft_capped_attention_matches_numpy() -> None:
@@ -229,6 +229,29 @@ def test_a_decoding_step_reads_the_cache_in_place(d: int, dv: int, symbolic: boo
         q, k, v, mask = (random_data(RNG, shape) for shape in ((3, 1, d), (3, count, d), (3, count, dv),
                                                                (1, 1, count)))
         out = np.full((3, 1, dv), np.nan, dtype=np.float32)
+        module(q, k, v, mask, out)
+        expected = reference(q, k.transpose(0, 2, 1), v, [mask], 0.25, None)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("d", "dv", "heads"), [(64, 64, 3), (5, 9, 2)])
+def test_a_symbolic_number_of_queries(d: int, dv: int, heads: int) -> None:
+    """Self-attention over a prompt of symbolic length ``n`` (as many queries as keys, a causal mask of
+    ``[n, n]``): one kernel for every length, the query rows padded to whole blocks; against numpy for lengths no
+    tile divides, every access bounds-checked."""
+    target = Target("llvm -num-cores=2")
+    n = te.var("n", "int32", max_value=1 << 20)
+    tiles = choose_tiles(37, 37, target.vector_bits // 32, target.vector_registers)
+    q_t, k_t = te.placeholder((heads, n, d), name="q"), te.placeholder((heads, n, d), name="k")
+    v_t, mask_t = te.placeholder((heads, n, dv), name="v"), te.placeholder((1, n, n), name="mask")
+    view = te.compute((heads, d, n), lambda h, i, j: k_t[h, j, i], name="k_t")
+    out_t = attention(q_t, view, v_t, tiles, [mask_t], 0.25)
+    module = tcomp.build(schedule_cpu([out_t], target), [q_t, k_t, v_t, mask_t, out_t], target=target,
+                         check_bounds=True)
+    for length in (2, 3, tiles.mr + 1, 2 * tiles.nr + 3, 100):
+        q, k, v = (random_data(RNG, (heads, length, width)) for width in (d, d, dv))
+        mask = np.triu(np.full((length, length), -1e9, np.float32), 1)[None]
+        out = np.full((heads, length, dv), np.nan, dtype=np.float32)
         module(q, k, v, mask, out)
         expected = reference(q, k.transpose(0, 2, 1), v, [mask], 0.25, None)
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)

@@ -22,6 +22,10 @@ One query row (a decoding step, ``mr = 1``) reads the key/value cache in place w
 and the result sums V's rows scaled by the weights, key by key, into accumulators held in registers. A packed copy
 of K would cost as much as the scores themselves, for one use.
 
+The numbers of queries and of keys may be symbolic dimensions (a prompt's length, a cache's): the query rows are
+padded to whole blocks (their last row repeated), blocks sized for ``TYPICAL_EXTENT`` keys where the keys are
+symbolic too, and the keys as above.
+
 The stages carry ``OpKind.ATTENTION`` and their ``part`` so that ``schedule_cpu`` leaves them alone (they are not
 inlined) and ``schedule_attention`` finds them from the result.
 """
@@ -130,7 +134,8 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     for tensor in (q, k_t, v, *biases):
         if tensor.dtype != "float32":
             raise OpError(f"attention: {tensor.name} is {tensor.dtype}; the fused kernel is float32 only")
-    *q_batch, sq, d = _ints(q.shape, "q")
+    *q_batch, d = _ints((*q.shape[:-2], q.shape[-1]), "q")
+    sq = _keys(q.shape[-2])
     *k_batch, d_k = _ints(k_t.shape[:-1], "k_t")
     *v_batch, dv = _ints((*v.shape[:-2], v.shape[-1]), "v")
     skv, skv_v = _keys(k_t.shape[-1]), _keys(v.shape[-2])
@@ -140,13 +145,18 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
         batch = tuple(int(x) for x in np.broadcast_shapes(tuple(q_batch), tuple(k_batch), tuple(v_batch),
                                                           *[_ints(b.shape[:-2], "bias") for b in biases]))
         for b in biases:
-            np.broadcast_shapes(_ints(b.shape[-2:-1], "bias"), (sq,))
+            if not (_is_one(b.shape[-2]) or same_dim(b.shape[-2], sq)):
+                raise ValueError(f"a bias of {b.shape[-2]} rows for {sq} queries")
             if not (_is_one(b.shape[-1]) or same_dim(b.shape[-1], skv)):
                 raise ValueError(f"a bias of {b.shape[-1]} columns for {skv} keys")
     except ValueError as error:
         raise OpError(f"attention: batch shapes do not broadcast: {error}") from None
     symbolic = not isinstance(skv, int)
     mr, nr, rows = tiles.mr, tiles.nr, tiles.rows
+    if not isinstance(sq, int):  # a symbolic query (a prompt): blocks whose scores fit for a typical key count
+        keys = _ceil(skv if isinstance(skv, int) else TYPICAL_EXTENT, nr)
+        rows = mr * max(1, min(64 // mr, BLOCK_SCORES_BYTES // (4 * keys * mr)))
+    padded_rows = not isinstance(sq, int) or sq % rows != 0  # query rows padded to whole blocks
     if nr % tiles.lanes or rows % mr:
         raise OpError(f"attention: tiles {tiles}: nr must be a multiple of the lanes, rows of mr")
     count = int(np.prod(batch)) if batch else 1
@@ -175,8 +185,8 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
             return te.if_then_else(j < skv, read_k(t, te.min(j, skv - 1), dd), zero)
 
         packed_k = te.compute((count, np_ // nr, d, nr), pack_k, name=f"{name}.packedK", attrs=attrs("packed_k"))
-    q_bounds = {t_var: (0, count - 1), q_row: (0, sq - 1), q_col: (0, d - 1)}
-    q_in_place = sq_p == sq and rows_in_place(q, (*q_at(t_var), q_row, q_col), q_row, q_col, q_bounds)
+    q_in_place = not padded_rows and rows_in_place(q, (*q_at(t_var), q_row, q_col), q_row, q_col,
+                                                   {t_var: (0, count - 1), q_row: (0, sq - 1), q_col: (0, d - 1)})
     if q_in_place:
         def read_q(t: Expr, i: Expr, dd: Expr) -> Expr:
             return q[(*q_at(t), i, dd)]
@@ -204,7 +214,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
         if softcap:
             cap = te.const(float(softcap), "float32")
             value = te.tanh(value / cap) * cap
-        row = i if sq_p == sq else te.min(i, sq - 1)
+        row = te.min(i, sq - 1) if padded_rows else i
         column = te.min(j, skv - 1) if padded else j  # the padding columns read the last key's bias
         for bias, (at, (one_row, one_column)) in zip(biases, bias_at):
             value = value + bias[(*at(t), te.const(0, "int32") if one_row else row,
@@ -300,7 +310,8 @@ def schedule_attention(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     natural = [op.axis[order.index(axis)] for axis in range(len(order))]
     *batch_axes, row, column = natural
     stage.reorder(*natural)
-    blocks = -(-int(row.dom.extent.value) // rows)  # type: ignore[attr-defined]
+    extent = as_int(row.dom.extent)  # type: ignore[attr-defined]
+    blocks = -(-(TYPICAL_EXTENT if extent is None else extent) // rows)  # a symbolic query: many blocks
     row_block, row_inner = stage.split(row, factor=rows)
     matrices = int(np.prod([int(iv.dom.extent.value) for iv in batch_axes])) if batch_axes else 1  # type: ignore
     per_block = ("out", "sum", "exp", "max", "scores", "packed_q")  # readers first
