@@ -64,11 +64,13 @@ def gather_elements(data: Tensor, indices: Tensor, axis: int = 0, name: str = "g
 
 def gather_nd(data: Tensor, indices: Tensor, batch_dims: int = 0, name: str = "gather_nd") -> Tensor:
     op = "gather_nd"
-    d_shape = _static_shape(op, "data", data)
-    i_shape = _static_shape(op, "indices", indices)
+    d_shape = tuple(data.shape)  # dimensions may be symbolic: every coordinate is checked against its extent
+    i_shape = tuple(indices.shape)
     if not i_shape:
         raise OpError(f"{op}: indices must have at least one dimension")
-    depth = i_shape[-1]
+    depth = as_int(i_shape[-1])
+    if depth is None:
+        raise OpError(f"{op}: the last dimension of indices must be a constant, got {i_shape[-1]}")
     if not 0 <= batch_dims < len(i_shape) or batch_dims + depth > len(d_shape):
         raise OpError(f"{op}: indices {i_shape} with batch_dims={batch_dims} do not address data {d_shape}")
     lead = len(i_shape) - 1

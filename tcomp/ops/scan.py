@@ -36,9 +36,11 @@ def _cumulative(op: str, x: Tensor, axis: int, exclusive: bool, reverse: bool, n
     if x.ndim == 0:
         raise OpError(f"{op}: x must have at least one dimension")
     axis = normalize_axis(op, axis, x.ndim)
-    n = as_int(x.shape[axis])
-    if n is None or n <= 0:
-        raise OpError(f"{op}: dimension {axis} must be a positive constant, got {x.shape[axis]}")
+    n: Any = as_int(x.shape[axis])
+    if n is None:
+        n = x.shape[axis]  # a symbolic dimension (positive where a kernel runs)
+    elif n <= 0:
+        raise OpError(f"{op}: dimension {axis} must be positive, got {n}")
     others = [x.shape[d] for d in range(x.ndim) if d != axis]
 
     def source(t: Any, rest: tuple[Any, ...]) -> Expr:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tcomp import te
+from tcomp.arith import simplify
 from tcomp.ir.expr import Expr, IterVar, Var, const, convert, floordiv, floormod
 from tcomp.ops.utils import (
     OpError,
@@ -237,7 +238,8 @@ def strided_slice(
             raise OpError(f"{op}: strides must be non-zero ints, got {s!r}")
         extent = as_int(x.shape[a])
         if extent is None:
-            raise OpError(f"{op}: dimension {a} of x is sliced and must be a constant, got {x.shape[a]}")
+            starts[a], out_shape[a] = _symbolic_slice(op, x.shape[a], b, e, s, a)
+            continue
         start, stop, step = slice(b, e, s).indices(extent)
         length = len(range(start, stop, step))
         if length == 0:
@@ -248,10 +250,37 @@ def strided_slice(
         source: list[Expr] = []
         for d, index in enumerate(idx):
             value: Expr = index if step_of[d] == 1 else index * step_of[d]
-            source.append(value + starts[d] if starts[d] else value)
+            start = starts[d]
+            source.append(value if isinstance(start, int) and start == 0 else value + start)
         return x[tuple(source)]
 
     return te.compute(tuple(out_shape), body, name=name, tag=Tag.INJECTIVE)
+
+
+OPEN_END = 1 << 31  # a slice end at least this is open (ONNX writes INT64_MAX)
+
+
+def _symbolic_slice(op: str, extent: Expr, begin: Any, end: Any, step: int, axis: int) -> tuple[Any, Expr]:
+    """``(start, length)`` of ``begin:end`` along a dimension of symbolic ``extent``: a unit step, bounds that are
+    ints or expressions of the dimensions (taken to lie in ``[0, extent]``: the graph's types say so), an open end,
+    or a negative int counted from the end. A positive int end may or may not pass the extent (where the slice
+    would stop short): refused."""
+    if step != 1:
+        raise OpError(f"{op}: dimension {axis} of extent {extent} is sliced with step {step}; a symbolic dimension "
+                      "takes unit steps")
+
+    def position(bound: Any, default: Expr) -> Any:
+        if bound is None or (isinstance(bound, int) and bound >= OPEN_END):
+            return default
+        if isinstance(bound, int) and bound < 0:
+            return extent + bound
+        return bound
+
+    if isinstance(end, int) and 0 < end < OPEN_END:
+        raise OpError(f"{op}: the end {end} of dimension {axis} may lie past its symbolic extent {extent}")
+    start = position(begin, const(0))
+    stop = position(end, extent)
+    return start, simplify(convert(stop) - convert(start))
 
 
 def split(x: Tensor, indices_or_sections: int | Sequence[int], axis: int = 0, name: str = "T_split") -> list[Tensor]:

@@ -12,6 +12,8 @@ import tcomp
 from tcomp import ops, te
 from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
+from tcomp.ops.indexing import gather_nd
+from tcomp.ops.scan import cumsum
 from tcomp.ops.testing import random_data
 
 
@@ -75,6 +77,39 @@ def test_symbolic_reshape() -> None:
         result = np.zeros((3, rows, 2), dtype="float32")
         module(x, result)
         np.testing.assert_array_equal(result, x.reshape(3, -1, 2))
+
+
+def test_operators_over_a_symbolic_dimension() -> None:
+    """What a causal mask built from a prompt's length computes (``n`` a symbolic dimension): a slice whose
+    bounds are expressions of ``n`` (or an open end, or counted from the end), a running sum along ``n`` and a
+    ``gather_nd`` from a tensor of ``n`` columns; each length against numpy, every access bounds-checked, every
+    index checked. A slice ending at a positive int, which may pass ``n``, is refused."""
+    n = te.var("n", "int32", max_value=1 << 20)
+    x = te.placeholder((2, n + 1), name="X", dtype="int64")
+    head = ops.strided_slice(x, [0], [n], axes=[1], name="head")
+    tail = ops.strided_slice(x, [1], [None], axes=[1], name="tail")
+    last = ops.strided_slice(x, [-3], [-1], axes=[1], name="last")
+    sums = cumsum(tail, axis=1)
+    indices = te.placeholder((n, 2), name="I", dtype="int64")
+    picked = gather_nd(x, indices)
+    outputs = [head, tail, last, sums, picked]
+    assert [str(out.shape[1]) for out in outputs[:4]] == ["n", "n", "2", "n"]
+    module = tcomp.build(tcomp.create_schedule([o.op for o in outputs]), [x, indices, *outputs], check_bounds=True)
+    rng = np.random.default_rng(503)
+    for length in (2, 3, 17):
+        data = rng.integers(-9, 9, (2, length + 1))
+        where = np.stack([rng.integers(0, 2, length), rng.integers(-length - 1, length + 1, length)], axis=1)
+        results = [np.zeros((2, length), np.int64), np.zeros((2, length), np.int64), np.zeros((2, 2), np.int64),
+                   np.zeros((2, length), np.int64), np.zeros(length, np.int64)]
+        module(data, where, *results)
+        expected = [data[:, :length], data[:, 1:], data[:, -3:-1], np.cumsum(data[:, 1:], axis=1),
+                    data[where[:, 0], where[:, 1]]]
+        for got, want in zip(results, expected):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(OpError, match="may lie past its symbolic extent"):
+        ops.strided_slice(x, [0], [5], axes=[1])
+    with pytest.raises(OpError, match="unit steps"):
+        ops.strided_slice(x, [0], [n], [2], axes=[1])
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
