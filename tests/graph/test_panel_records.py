@@ -18,8 +18,7 @@ from tcomp.graph import testing
 from tcomp.graph.tasks import extract_model_task_counts
 from tcomp.ops.cpu import dense
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.dense import panels_plan
-from tcomp.ops.cpu.panel_tiles import panel_workload
+from tcomp.ops.cpu.dense import TYPICAL_ROWS, panels_plan
 from tcomp.target import Target
 
 TARGET = "llvm -num-cores=2"
@@ -27,17 +26,18 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_extract_model_tasks_finds_the_products() -> None:
-    """An encoder's feed-forward products (large enough for the packed GEMM) are panel_matmul tasks, each weighed
-    by the layers that run it, with the panels the graph packs."""
+    """An encoder's products with weights (their panels pay at ``TYPICAL_ROWS`` rows: the merged query, key and
+    value projection, the attention's output and the feed-forward pair) are panel_matmul tasks, each weighed by
+    the layers that run it, with the panels the graph packs."""
     model = testing.bert(layers=2, hidden=256, heads=4, ffn=1024, seq=64, vocab=50)
     counted = extract_model_task_counts(model, TARGET)
-    panels = {task.args: count for task, count in counted if task.name == "panel_matmul"}
+    panels = {task.args[:5]: count for task, count in counted if task.name == "panel_matmul"}
     cpu = CpuTarget.of(Target(TARGET))
     expected = {}
-    for rows, columns, depth in [(64, 1024, 256), (64, 256, 1024)]:
-        plan = panels_plan(rows, columns, depth, cpu)
+    for rows, columns, depth in [(64, 768, 256), (64, 256, 256), (64, 1024, 256), (64, 256, 1024)]:
+        plan = panels_plan(TYPICAL_ROWS, columns, depth, cpu)
         assert plan is not None
-        expected[panel_workload(rows, columns, depth, plan.blocking.nr, plan.Kp, True, "float32")] = 2
+        expected[(rows, columns, depth, plan.blocking.nr, plan.Kp)] = 2
     assert panels == expected
 
 

@@ -1,9 +1,11 @@
 """``gemm_panels``: a matrix product with a constant weight reads it from the GEMM's panels, packed once (CPU).
 
 Rewrite: ``matmul(x, W)`` with ``W`` a ``[K, N]`` float32 parameter (or ``[N, K]`` with ``transpose_b``), more than
-``MATVEC_ROWS`` rows in ``x`` and a shape the packed GEMM takes (``tcomp.ops.cpu.dense.panels_plan``: enough work,
-little padding) becomes ``panel_matmul(x, P)`` with ``P = pack_panels(W, nr, Kp)``, a new ``[ceil(N / nr), Kp, nr]``
-parameter in the plan's tiles, and the attribute ``columns = N`` (``tcomp.ops.panels``). The packed GEMM then skips
+``MATVEC_ROWS`` rows in ``x`` and a shape the packed GEMM takes at ``TYPICAL_ROWS`` rows or more
+(``tcomp.ops.cpu.dense.panels_plan``: enough work, little padding; a product of fewer rows, a short prompt or a
+symbolic prompt length at its probe value, runs on the same panels) becomes ``panel_matmul(x, P)`` with
+``P = pack_panels(W, nr, Kp)``, a new ``[ceil(N / nr), Kp, nr]`` parameter in the plan's tiles, and the attribute
+``columns = N`` (``tcomp.ops.panels``). The packed GEMM then skips
 its copy of B into panels on every call (for a transformer's projections at a sequence of 128 to 200 tokens, that
 copy is several percent of the product's time).
 
@@ -25,7 +27,7 @@ from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.dense import panels_plan
+from tcomp.ops.cpu.dense import TYPICAL_ROWS, panels_plan
 from tcomp.ops.panels import pack_panels
 from tcomp.target import Target
 
@@ -41,7 +43,9 @@ def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict) -> tuple[in
     k, n = (w.shape[1], w.shape[0]) if node.attr("transpose_b", False) else w.shape
     if rows <= MATVEC_ROWS or x.shape[-1] != k:
         return None
-    plan = panels_plan(rows, n, k, cpu)
+    # judged at TYPICAL_ROWS rows at least: packed once, the panels serve a product of a few rows too (a short
+    # prompt: on the packed GEMM rather than plain loops), and a symbolic number of rows whatever its probe value
+    plan = panels_plan(max(rows, TYPICAL_ROWS), n, k, cpu)
     return None if plan is None else (plan.blocking.nr, plan.Kp)
 
 
