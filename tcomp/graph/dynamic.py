@@ -14,10 +14,11 @@ divisibility (by 2, 4, 16, a tile) takes the branch for any size, and one that d
 graphs differ. Values known at compile time that come from the dimensions (a position computed from the cache's
 length, a mask of its length) must not become constants: the values the probes' imports know that differ stay
 nodes (constant folding's ``run_time``), then the constants the passes folded that still differ (a
-constant broadcast to the batch), round after round. Probing fails (``NotAffine``, and the model keeps one
-compilation per shape) when the graphs differ in anything else: their nodes, a constant's data, an integer not
-affine in the dimensions. Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty
-cache, a dimension of 1 that broadcasts) compile for their exact shapes instead
+constant broadcast to the batch), round after round. An attribute that only chooses how a kernel runs
+(``OpDef.hints``: attention's tiles, chosen for the query's rows) takes the first probe's value. Probing fails
+(``NotAffine``, and the model keeps one compilation per shape) when the graphs differ in anything else: their
+nodes, a constant's data, an integer not affine in the dimensions. Runs whose dimensions make a tensor's templated
+dimension smaller than 2 (an empty cache, a dimension of 1 that broadcasts) compile for their exact shapes instead
 (``dynamic_executor.DynamicModel.covers``).
 """
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from tcomp import te
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
+from tcomp.graph.op import get_op
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 
@@ -172,6 +174,8 @@ def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where:
         if not any(varies(v) for _, v in entries):
             return first
         return _Mapping(entries)
+    if isinstance(first, Node):
+        objects = _first_hints(objects)
     if dataclasses.is_dataclass(first) and not isinstance(first, type):
         fields = tuple((f.name, template([getattr(o, f.name) for o in objects], probes, f"{where}.{f.name}"))
                        for f in dataclasses.fields(first))
@@ -179,6 +183,18 @@ def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where:
             return first
         return _Object(kind, fields)
     raise NotAffine(f"{where}: cannot compare {kind.__name__} objects between probes")
+
+
+def _first_hints(nodes: Sequence[Node]) -> Sequence[Node]:
+    """``nodes`` (one node at each probe) with the first's value of every attribute that only chooses how the
+    kernel runs (``OpDef.hints``: attention's tiles, chosen for the query's rows), so the template serves every
+    value of the dimensions with those tiles."""
+    hints = get_op(nodes[0].op).hints
+    first = nodes[0].attr_dict
+    changes = {key: first[key] for key in hints if key in first}
+    if not changes or all(all(node.attr(key) == value for key, value in changes.items()) for node in nodes):
+        return nodes
+    return [nodes[0], *(node.with_attrs(**changes) for node in nodes[1:])]
 
 
 def instantiate(template_: Any, binding: Mapping[str, int]) -> Any:

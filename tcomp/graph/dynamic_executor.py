@@ -4,13 +4,15 @@
 
 - the kernels that depend on the dimensions compile with them as arguments (``size_vars``), from the template's
   symbolic graph, except those whose tiles are chosen for their extents (matrix products, convolutions, pooling
-  windows) and those whose lowering needs numbers;
+  windows; a product of a constant weight in panels takes a symbolic number of rows) and those whose lowering
+  needs numbers;
 - where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
   every binding up to a capacity (each dimension rounded up to a power of two): its memory is planned at the
   capacity, and a run at other dimensions only sets the kernels' arguments and the shapes of the inputs and
   outputs. A plan made at the capacity serves a smaller binding when every size grows with the dimensions, no
-  concatenation written in place has a part whose size depends on them (its parts' offsets would move), and every
-  output that takes over its input's storage has the input's byte size for all dimensions (``serves_smaller``);
+  concatenation written in place has a part before its last whose size depends on them (the parts after it would
+  move), and every output that takes over its input's storage has the input's byte size for all dimensions
+  (``serves_smaller``);
 - otherwise each binding gets an executor of its own, with its own memory plan, and every kernel that depends on
   the dimensions compiles for its exact shapes (a kernel compiled for symbolic dimensions runs a little slower than
   one compiled for numbers: it is worth it only where it saves every compilation). The binding still skips the
@@ -59,10 +61,15 @@ SMALLEST_CAPACITY = 64  # the least a resizing executor's dimensions are planned
 Assemble = Callable[[Graph, CompileFunc, type[GraphExecutor]], GraphExecutor]
 
 
+# tiled operators whose schedule takes a symbolic number of rows (a prompt's length) at the speed of numbers
+SYMBOLIC_ROWS = frozenset({"panel_matmul"})
+
+
 def _tiled(node: Node) -> bool:
-    """Whether ``node`` holds a matrix product, convolution or pooling window, whose tiles are chosen for its
-    extents: it compiles for each binding's shapes."""
-    return any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE for m in node.members())
+    """Whether ``node`` holds a matrix product, convolution or pooling window whose tiles are chosen for its
+    extents (a product of a weight in panels takes symbolic rows): it compiles for each binding's shapes."""
+    return any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE and m.op not in SYMBOLIC_ROWS
+               for m in node.members())
 
 
 class ResizingExecutor(GraphExecutor):
@@ -124,6 +131,7 @@ class DynamicModel:
         self._varying = frozenset(node.name for node, item in zip(graph.nodes, fields["nodes"])
                                   if varies(item) or any(varies(self._types.get(v)) for v in (*node.inputs,
                                                                                                *node.outputs)))
+        self._parts = {node.name: node.inputs for node in graph.nodes}  # of the concats a plan may elide
         self._kernels: dict[tuple[str, tuple[int, ...]], tuple[Kernel, tuple[str, ...]] | None] = {}
         self._functions: dict[str, tuple[PrimFunc, Any] | None] = {}  # per node signature: function, module
         self._resizing: dict[tuple[int, ...], ResizingExecutor] = {}
@@ -172,7 +180,8 @@ class DynamicModel:
 
     def serves_smaller(self, plan: MemoryPlan) -> bool:
         """Whether ``plan``, made at a capacity, serves every smaller binding (see the module docstring)."""
-        if any(name in self._varying for name in plan.elided):
+        if any(name in self._varying and any(varies(self._types.get(part)) for part in self._parts[name][:-1])
+               for name in plan.elided):
             return False
         return all(bytes_polynomial(self._types[source]) == bytes_polynomial(self._types[result])
                    for pairs in plan.inplace.values() for source, result in pairs)

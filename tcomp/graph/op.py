@@ -102,22 +102,25 @@ EvalFunc = Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]
 
 @dataclass(frozen=True)
 class OpDef:
+    """A graph operator. ``hints``: attributes that choose how its kernel runs (tiles), not what it computes."""
+
     name: str
     pattern: OpPattern
     infer: InferFunc
     lower: LowerFunc
     evaluate: EvalFunc | None = None
     stateful: bool = False
+    hints: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, OpDef] = {}
 
 
 def register_op(name: str, pattern: OpPattern, infer: InferFunc, lower: LowerFunc,
-                evaluate: EvalFunc | None = None, stateful: bool = False) -> OpDef:
+                evaluate: EvalFunc | None = None, stateful: bool = False, hints: tuple[str, ...] = ()) -> OpDef:
     if name in _REGISTRY:
         raise ValueError(f"graph operator {name!r} is registered twice")
-    definition = OpDef(name, pattern, infer, lower, evaluate, stateful)
+    definition = OpDef(name, pattern, infer, lower, evaluate, stateful, hints)
     _REGISTRY[name] = definition
     return definition
 

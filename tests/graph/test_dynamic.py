@@ -1,6 +1,7 @@
 """Symbolic dimensions (``tcomp.graph.dynamic``): the probes' graphs merged into a template of affine integers, and
 models whose dimensions vary compiled once for all their values. The decoders exported with a symbolic cache
-length match PyTorch at every stored length from one compilation, and an exact compilation at others."""
+length, and a GPT-2 reading a prompt of symbolic length, match PyTorch at every stored length from one compilation,
+and an exact compilation at others."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from onnx import TensorProto, helper
 
 import tcomp.graph as tg
 from tcomp.graph.dynamic import LARGEST, Affine, NotAffine, bytes_polynomial, instantiate, probe_bindings, template
-from tcomp.graph.ir import GraphError, TensorType
+from tcomp.graph.ir import GraphError, TensorType, make_node
 from tests.graph.hf_data import DATA, assert_matches_pytorch, stored, stored_lengths
 
 DECODERS = ["gpt2_decode_dynamic_tiny", "llama_decode_dynamic_tiny"]
@@ -91,6 +92,23 @@ def test_a_decoder_compiles_once_for_every_cache_length(name: str) -> None:
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert (executor.compilations, executor.assembled) == (1, 1)
+
+
+def test_a_prompt_of_any_length_compiles_once() -> None:
+    """A prompt whose length is symbolic: the second length probes the model; the products with weights run on the
+    packed GEMM compiled for a symbolic number of rows, attention for a symbolic number of queries and keys, and
+    the mask's slices, running sum and gathers for the length: every kernel compiles once, and every later length
+    only resizes an executor (a new one per power of two)."""
+    name = "gpt2_prompt_dynamic_tiny"
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert isinstance(executor, tg.SpecializingExecutor)
+    assert_matches_pytorch(name, executor)  # cases 5, 6, 31 and 100
+    dynamic = executor.dynamic
+    assert dynamic is not None and dynamic.symbols == ("seq",) and executor.dynamic_failure is None
+    assert dynamic.resizable and dynamic.exact_kernels == 0
+    assert (executor.compilations, executor.assembled, executor.resized) == (1, 2, 3)
+    graph = executor._current().graph
+    assert graph is not None and any(m.op == "panel_matmul" for node in graph.nodes for m in node.members())
 
 
 def test_a_cache_of_one_compiles_for_its_exact_shapes() -> None:
@@ -197,6 +215,40 @@ def test_a_concat_written_in_place_keeps_an_executor_per_shape() -> None:
     assert executor.dynamic is not None and not executor.dynamic.resizable
     assert (executor.compilations, executor.assembled, executor.resized) == (1, 3, 0)
     assert executor.graph is not None and executor.graph.meta["memory_plan"].elided
+
+
+def test_a_concat_written_in_place_whose_last_part_varies_resizes() -> None:
+    """Only the last part's size depends on the dimension: every part keeps its offset, so one plan made for a
+    capacity serves every smaller size."""
+    nodes = [helper.make_node("Relu", ["head"], ["a"]), helper.make_node("Sigmoid", ["x"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["c"], axis=0), helper.make_node("Tanh", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "tail", [helper.make_tensor_value_info("head", TensorProto.FLOAT, [2, 4]),
+                                              helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    executor = tg.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    rng = np.random.default_rng(4)
+    for n in (3, 5, 9, 4, 40):
+        head, x = rng.standard_normal((2, 4)).astype(np.float32), rng.standard_normal((n, 4)).astype(np.float32)
+        [y] = executor.run([head, x])
+        want = np.tanh(np.concatenate([np.maximum(head, 0), 1 / (1 + np.exp(-x))]))
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    assert executor.dynamic is not None and executor.dynamic.resizable
+    assert (executor.compilations, executor.assembled, executor.resized) == (1, 1, 4)
+    assert executor.graph is not None and executor.graph.meta["memory_plan"].elided
+
+
+def test_tiles_chosen_for_the_probes_extents_do_not_stop_a_template() -> None:
+    """An attribute that only chooses how a kernel runs (``OpDef.hints``: attention's tiles, chosen for the
+    query's rows) takes the first probe's value; any other attribute that differs is not affine."""
+    probes = probe_bindings(["n"])
+    tiles = [make_node("attention", "a", ("q", "k", "v"), ("o",), tiles=(8, 32, rows, 16), scale=0.5)
+             for rows in (40, 48, 48)]
+    merged = instantiate(template(tiles, probes), {"n": 100})
+    assert merged.attr("tiles") == (8, 32, 40, 16)
+    scales = [make_node("attention", "a", ("q", "k", "v"), ("o",), tiles=(8, 32, 8, 16), scale=s)
+              for s in (0.5, 0.25, 0.25)]
+    with pytest.raises(NotAffine, match="differs between probes"):
+        template(scales, probes)
 
 
 def test_a_dimension_past_the_largest_compiles_exactly() -> None:

@@ -59,4 +59,4 @@ def _lower_attention(ctx: LowerContext) -> list[Tensor]:
                       name=ctx.name, softcap=float(ctx.attr("softcap", 0.0)))]
 
 
-register_op("attention", OpPattern.OPAQUE, _infer_attention, _lower_attention)
+register_op("attention", OpPattern.OPAQUE, _infer_attention, _lower_attention, hints=("tiles",))

@@ -6,7 +6,9 @@ new token: the token's ``input_ids`` (1 x 1) and the key/value cache of the 31 t
 it appended (``present.I.key``, ``present.I.value``: 32 positions) out. ``gpt2_decode_dynamic_tiny`` and
 ``llama_decode_dynamic_tiny`` are the same steps with the cache length a symbolic dimension, as serving exports
 leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). ``gpt2_decode_static_tiny``
-is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``). Needs
+is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``).
+``gpt2_prompt_dynamic_tiny`` is a one-layer GPT-2 wide enough for the packed GEMM (``PROMPT_WIDTH``) reading a prompt
+(``input_ids``) whose length is a symbolic dimension, with cases at ``PROMPT_LENGTHS``. Needs
 torch and transformers (random weights from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in
 ``NAME.onnx.data``) and ``NAME.npz``: the inputs as ``input_<name>`` and PyTorch's outputs under their names.
 
@@ -28,6 +30,8 @@ PAST = 31
 LAYERS = 2
 DYNAMIC_LENGTHS = (5, 6, 31)  # the cache lengths stored for the exports whose cache length is symbolic
 STATIC_POSITIONS = (5, 6, 31)  # the token's positions stored for the step over a static cache
+PROMPT_WIDTH = 288  # the prompt model's hidden size: its products take the packed GEMM for any prompt length
+PROMPT_LENGTHS = (5, 6, 31, 100)  # the prompt lengths stored for the export whose prompt length is symbolic
 
 
 def gpt2() -> tuple[torch.nn.Module, int, int]:
@@ -94,6 +98,38 @@ def export_static(name: str, make: object, outdir: str) -> None:
     _save(outdir, name, stored)
 
 
+def export_prompt(name: str, outdir: str) -> None:
+    """A one-layer GPT-2 of ``PROMPT_WIDTH`` reading a prompt of symbolic length (``seq``, 2 to 127), its hidden
+    states out: PyTorch's inputs and outputs at each of ``PROMPT_LENGTHS``, as ``input_input_ids@<length>`` and
+    ``output@<length>``."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=256, n_embd=PROMPT_WIDTH, n_layer=1, n_head=4, n_positions=128,
+                                     attn_implementation="eager", use_cache=False)
+    net = transformers.GPT2Model(config).eval()
+
+    class Prompt(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.output_names = ["output"]
+
+        def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor]:
+            return (self.net(input_ids=input_ids, return_dict=False)[0],)
+
+    prompt = Prompt().eval()
+    stored: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for length in PROMPT_LENGTHS:
+            ids = torch.randint(0, 256, (1, length), generator=torch.Generator().manual_seed(length))
+            if not stored:
+                seq = torch.export.Dim("seq", min=2, max=127)
+                torch.onnx.export(prompt, (ids,), os.path.join(outdir, f"{name}.onnx"), input_names=["input_ids"],
+                                  output_names=prompt.output_names, dynamo=True,
+                                  dynamic_shapes={"input_ids": {1: seq}})
+            _store_case(stored, prompt, ["input_ids"], (ids,), f"@{length}")
+    _save(outdir, name, stored)
+
+
 def _store_case(stored: dict[str, np.ndarray], step: torch.nn.Module, inputs: list[str],
                 step_inputs: tuple[torch.Tensor, ...], suffix: str) -> None:
     stored.update({f"input_{n}{suffix}": a.numpy() for n, a in zip(inputs, step_inputs)})
@@ -111,3 +147,4 @@ if __name__ == "__main__":
     export("gpt2_decode_dynamic_tiny", gpt2, sys.argv[1], DYNAMIC_LENGTHS)
     export("llama_decode_dynamic_tiny", llama, sys.argv[1], DYNAMIC_LENGTHS)
     export_static("gpt2_decode_static_tiny", gpt2, sys.argv[1])
+    export_prompt("gpt2_prompt_dynamic_tiny", sys.argv[1])
