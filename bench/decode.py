@@ -1,14 +1,15 @@
-"""Generation steps at several cache lengths: tcomp against onnxruntime in the same run.
+"""Generation steps at several cache lengths, and prompts of several lengths: tcomp against onnxruntime.
 
 Models (``--models``): ``gpt2_decode_dynamic`` and ``llama_decode_dynamic`` (``bench/export_transformers.py``: one
 step of the GPT-2-small-like and Llama-like decoders, exported with the key/value cache's length symbolic, as
-serving exports leave it), from the cache folder of ``bench/models.py`` (``--export --export-python PYTHON``
-exports them). tcomp compiles each once (a ``SpecializingExecutor``); onnxruntime opens it with ``--threads``
-intra-op threads.
+serving exports leave it; the default), ``gpt2_prompt_dynamic`` and ``llama_prompt_dynamic`` (the same decoders
+reading a prompt whose length is symbolic), from the cache folder of ``bench/models.py`` (``--export
+--export-python PYTHON`` exports them). tcomp compiles each once (a ``SpecializingExecutor``); onnxruntime opens it
+with ``--threads`` intra-op threads.
 
-For each cache length (``--lengths``): a token id and a random cache of that length; the first tcomp run (it
-compiles this length's specialization: its seconds, and the process's memory growth, are printed), the relative
-error against onnxruntime (max |difference| / max |reference| over the outputs), then both run with the same
+For each length (``--lengths``): a token id and a random cache of that length, or a prompt of random token ids; the
+first tcomp run (at a new length it may compile: its seconds, and the process's memory growth, are printed), the
+relative error against onnxruntime (max |difference| / max |reference| over the outputs), then both run with the same
 inputs in alternating rounds (``--rounds`` of ``--number`` runs each, ``tcomp.runtime.timer.alternating``); each
 call is ``run(inputs)``, the outputs returned as arrays, as a generation loop calls it. The table gives min, median
 and p99 latency per library and their ratios.
@@ -19,7 +20,8 @@ first tcomp generation compiles (the first length, then the model for its symbol
 per power of two of the length): its total is printed. Then ``--rounds`` generations per library, in alternating
 order, give the per-token latencies of the table (min, median, p99) and the median total.
 
-    python bench/decode.py [--models gpt2_decode_dynamic,llama_decode_dynamic] [--lengths 127,511,1000]
+    python bench/decode.py [--models gpt2_decode_dynamic,llama_decode_dynamic,gpt2_prompt_dynamic,...]
+                           [--lengths 127,511,1000]
                            [--rounds 6] [--number 5] [--generate N] [--threads 2] [--cache DIR]
                            [--export --export-python PYTHON]
 """
@@ -43,7 +45,10 @@ from models import Latency, interleaved, relative_error  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
 
-MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")  # their cache length is the dimension ``past``
+# each model's symbolic dimension: the cache's length, or the prompt's
+MODELS = {"gpt2_decode_dynamic": "past", "llama_decode_dynamic": "past", "gpt2_prompt_dynamic": "seq",
+          "llama_prompt_dynamic": "seq"}
+DEFAULT_MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")
 
 
 def resident_mb() -> float:
@@ -63,7 +68,7 @@ def bench(name: str, args: argparse.Namespace) -> list[list[str]]:
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     rows = []
     for length in args.lengths:
-        inputs = example_inputs(model, seed=length, dims={"past": length})  # a token id and a random cache
+        inputs = example_inputs(model, seed=length, dims={MODELS[name]: length})  # a token and a cache, or a prompt
         before = resident_mb()
         start = time.perf_counter()
         got = executor.run(inputs)
@@ -77,7 +82,7 @@ def bench(name: str, args: argparse.Namespace) -> list[list[str]]:
         rows.append([name, str(length), f"{first:.2f}", f"{grown:.0f}", f"{t.min * 1e3:.2f}", f"{t.median * 1e3:.2f}",
                      f"{t.p99 * 1e3:.2f}", f"{o.min * 1e3:.2f}", f"{o.median * 1e3:.2f}", f"{o.p99 * 1e3:.2f}",
                      f"{t.min / o.min:.2f}", f"{t.median / o.median:.2f}", f"{t.p99 / o.p99:.2f}", f"{error:.1e}"])
-        print(f"{name} cache {length}: first run {first:.2f} s, tcomp median {t.median * 1e3:.2f} ms, onnxruntime "
+        print(f"{name} length {length}: first run {first:.2f} s, tcomp median {t.median * 1e3:.2f} ms, onnxruntime "
               f"{o.median * 1e3:.2f} ms", flush=True)
     return rows
 
@@ -135,7 +140,7 @@ def bench_generation(name: str, args: argparse.Namespace) -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--lengths", default="127,511,1000")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--number", type=int, default=5)
@@ -150,6 +155,8 @@ def main() -> None:
     unknown = sorted(set(names) - set(MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; models: {list(MODELS)}")
+    if args.generate and any(MODELS[name] != "past" for name in names):
+        parser.error("--generate runs the decoding steps (models with a cache)")
     if args.generate:
         rows = [row for name in names for row in bench_generation(name, args)]
         print(f"\nbatch 1, float32, {args.threads} threads; per-token latencies in ms over {args.rounds} generations "
@@ -158,9 +165,9 @@ def main() -> None:
                      "median/ort", "tcomp total", "ort total", "total/ort"], rows)
         return
     rows = [row for name in names for row in bench(name, args)]
-    print(f"\nbatch 1, float32, {args.threads} threads; latencies in ms; first: the first run at a new cache length, "
-          "which compiles it (s), and the memory it added (MB); ratio = tcomp / onnxruntime")
-    print_table(["model", "cache", "first", "+MB", "tcomp min", "median", "p99", "ort min", "median", "p99",
+    print(f"\nbatch 1, float32, {args.threads} threads; latencies in ms; first: the first run at a new length, "
+          "which may compile (s), and the memory it added (MB); ratio = tcomp / onnxruntime")
+    print_table(["model", "length", "first", "+MB", "tcomp min", "median", "p99", "ort min", "median", "p99",
                  "min/ort", "median/ort", "p99/ort", "rel err"], rows)
 
 

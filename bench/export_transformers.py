@@ -5,7 +5,7 @@ weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
         [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [gpt2_decode_dynamic]
-        [llama_decode_dynamic] [bloom] [deberta]
+        [llama_decode_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic] [bloom] [deberta]
         [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
@@ -41,7 +41,9 @@ configuration and the inputs, so that a cache made by another version is recogni
   ``input_ids``, its ``cache_position`` and each layer's cache (``cache.I.key``, ``cache.I.value``) in, its hidden
   state and the caches with its keys and values written at that position out; every shape fixed for every step;
 - ``gpt2_decode_dynamic`` and ``llama_decode_dynamic``: ``gpt2_decode`` and ``llama_decode`` with the cache length a
-  symbolic dimension (1 to 1023), as serving exports leave it (``bench/decode.py`` runs them at several lengths).
+  symbolic dimension (1 to 1023), as serving exports leave it (``bench/decode.py`` runs them at several lengths);
+- ``gpt2_prompt_dynamic`` and ``llama_prompt_dynamic``: ``gpt2`` and ``llama`` reading a prompt whose length is a
+  symbolic dimension (``seq``, 2 to 1024), as serving exports leave it (``bench/decode.py --models ...`` runs them).
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -246,6 +248,22 @@ def llama_decode_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any,
     return _cache_length_symbolic(torch, llama_decode(transformers, torch))
 
 
+def _prompt_length_symbolic(torch: Any, model: tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]) -> Any:
+    """A model reading ``input_ids`` (as ``gpt2`` returns it) whose prompt length is a symbolic dimension, ``seq``."""
+    net, inputs, names, config = model
+    seq = torch.export.Dim("seq", min=2, max=1024)
+    net.dynamic_shapes = {"xs": ({1: seq},)}  # the arguments of ``export``'s FirstOutput wrapper
+    return net, inputs, names, config
+
+
+def gpt2_prompt_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _prompt_length_symbolic(torch, gpt2(transformers, torch))
+
+
+def llama_prompt_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _prompt_length_symbolic(torch, llama(transformers, torch))
+
+
 def gpt2_decode_static(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     config = transformers.GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN, n_positions=1024,
                                      attn_implementation="eager")
@@ -272,7 +290,8 @@ def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], l
 MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
           "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode,
           "gpt2_decode_static": gpt2_decode_static, "gpt2_decode_dynamic": gpt2_decode_dynamic,
-          "llama_decode_dynamic": llama_decode_dynamic, "bloom": bloom,
+          "llama_decode_dynamic": llama_decode_dynamic, "gpt2_prompt_dynamic": gpt2_prompt_dynamic,
+          "llama_prompt_dynamic": llama_prompt_dynamic, "bloom": bloom,
           "deberta": deberta}
 
 
@@ -294,7 +313,7 @@ def export(name: str, outdir: str, exporter: str) -> None:
     path = os.path.join(outdir, f"{name}.onnx")
     dynamo = exporter == "dynamo"
     options: dict[str, Any] = {} if dynamo else {"opset_version": 17}
-    if dynamo and hasattr(net, "dynamic_shapes"):  # symbolic dimensions (a decoding step's cache length)
+    if dynamo and hasattr(net, "dynamic_shapes"):  # symbolic dimensions (a cache length, a prompt length)
         options["dynamic_shapes"] = net.dynamic_shapes
     # a decoding step names its outputs (the hidden state and the cache); a model, its first output
     module, outputs = (net, net.output_names) if hasattr(net, "output_names") else (FirstOutput().eval(), ["output"])
