@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tcomp import te
-from tcomp.arith import simplify
+from tcomp.arith import declared_upper_bound, simplify
 from tcomp.ir.expr import Expr, IterVar, Var, const, convert, floordiv, floormod
 from tcomp.ops.utils import (
     OpError,
@@ -237,7 +237,7 @@ def strided_slice(
         if isinstance(s, bool) or not isinstance(s, int) or s == 0:
             raise OpError(f"{op}: strides must be non-zero ints, got {s!r}")
         extent = as_int(x.shape[a])
-        if extent is None:
+        if extent is None or isinstance(b, Expr) or isinstance(e, Expr):  # bounds from symbolic dimensions
             starts[a], out_shape[a] = _symbolic_slice(op, x.shape[a], b, e, s, a)
             continue
         start, stop, step = slice(b, e, s).indices(extent)
@@ -257,29 +257,25 @@ def strided_slice(
     return te.compute(tuple(out_shape), body, name=name, tag=Tag.INJECTIVE)
 
 
-OPEN_END = 1 << 31  # a slice end at least this is open (ONNX writes INT64_MAX)
-
-
 def _symbolic_slice(op: str, extent: Expr, begin: Any, end: Any, step: int, axis: int) -> tuple[Any, Expr]:
-    """``(start, length)`` of ``begin:end`` along a dimension of symbolic ``extent``: a unit step, bounds that are
-    ints or expressions of the dimensions (taken to lie in ``[0, extent]``: the graph's types say so), an open end,
-    or a negative int counted from the end. A positive int end may or may not pass the extent (where the slice
-    would stop short): refused."""
+    """``(start, length)`` of ``begin:end`` along a dimension of symbolic ``extent``, or with bounds that depend on
+    symbolic dimensions (a position table's first ``seq`` rows): a unit step, bounds that are
+    ints or expressions of the dimensions (taken to lie in ``[0, extent]``: the graph's types say so), an open end
+    (``None``, or an int at least the extent's declared maximum: ONNX writes INT64_MAX), or a negative int counted
+    from the end. A positive int end below that maximum may stop short of the extent or not: refused."""
     if step != 1:
         raise OpError(f"{op}: dimension {axis} of extent {extent} is sliced with step {step}; a symbolic dimension "
                       "takes unit steps")
-
-    def position(bound: Any, default: Expr) -> Any:
-        if bound is None or (isinstance(bound, int) and bound >= OPEN_END):
-            return default
-        if isinstance(bound, int) and bound < 0:
-            return extent + bound
-        return bound
-
-    if isinstance(end, int) and 0 < end < OPEN_END:
+    largest = declared_upper_bound(extent)
+    open_end = end is None or (isinstance(end, int) and largest is not None and end >= largest)
+    if isinstance(end, int) and end > 0 and not open_end:
         raise OpError(f"{op}: the end {end} of dimension {axis} may lie past its symbolic extent {extent}")
-    start = position(begin, const(0))
-    stop = position(end, extent)
+
+    def position(bound: Any) -> Any:
+        return extent + bound if isinstance(bound, int) and bound < 0 else bound
+
+    start = 0 if begin is None else position(begin)
+    stop = extent if open_end else position(end)
     return start, simplify(convert(stop) - convert(start))
 
 

@@ -80,10 +80,11 @@ def test_symbolic_reshape() -> None:
 
 
 def test_operators_over_a_symbolic_dimension() -> None:
-    """What a causal mask built from a prompt's length computes (``n`` a symbolic dimension): a slice whose
-    bounds are expressions of ``n`` (or an open end, or counted from the end), a running sum along ``n`` and a
-    ``gather_nd`` from a tensor of ``n`` columns; each length against numpy, every access bounds-checked, every
-    index checked. A slice ending at a positive int, which may pass ``n``, is refused."""
+    """What a causal mask and positions built from a prompt's length compute (``n`` a symbolic dimension): a slice
+    whose bounds are expressions of ``n`` (or an open end, or counted from the end), the first ``n`` rows of a
+    table, a running sum along ``n`` and a ``gather_nd`` from a tensor of ``n`` columns; each length against numpy,
+    every access bounds-checked, every index checked. A slice ending at a positive int, which may pass ``n``, is
+    refused."""
     n = te.var("n", "int32", max_value=1 << 20)
     x = te.placeholder((2, n + 1), name="X", dtype="int64")
     head = ops.strided_slice(x, [0], [n], axes=[1], name="head")
@@ -92,20 +93,25 @@ def test_operators_over_a_symbolic_dimension() -> None:
     sums = cumsum(tail, axis=1)
     indices = te.placeholder((n, 2), name="I", dtype="int64")
     picked = gather_nd(x, indices)
-    outputs = [head, tail, last, sums, picked]
+    table = te.placeholder((40, 3), name="T", dtype="int64")
+    positions = ops.strided_slice(table, [0], [n], axes=[0], name="positions")  # a table's first n rows
+    outputs = [head, tail, last, sums, picked, positions]
     assert [str(out.shape[1]) for out in outputs[:4]] == ["n", "n", "2", "n"]
-    module = tcomp.build(tcomp.create_schedule([o.op for o in outputs]), [x, indices, *outputs], check_bounds=True)
+    module = tcomp.build(tcomp.create_schedule([o.op for o in outputs]), [x, indices, table, *outputs],
+                         check_bounds=True)
     rng = np.random.default_rng(503)
     for length in (2, 3, 17):
         data = rng.integers(-9, 9, (2, length + 1))
         where = np.stack([rng.integers(0, 2, length), rng.integers(-length - 1, length + 1, length)], axis=1)
+        rows = rng.integers(0, 99, (40, 3))
         results = [np.zeros((2, length), np.int64), np.zeros((2, length), np.int64), np.zeros((2, 2), np.int64),
-                   np.zeros((2, length), np.int64), np.zeros(length, np.int64)]
-        module(data, where, *results)
+                   np.zeros((2, length), np.int64), np.zeros(length, np.int64), np.zeros((length, 3), np.int64)]
+        module(data, where, rows, *results)
         expected = [data[:, :length], data[:, 1:], data[:, -3:-1], np.cumsum(data[:, 1:], axis=1),
-                    data[where[:, 0], where[:, 1]]]
+                    data[where[:, 0], where[:, 1]], rows[:length]]
         for got, want in zip(results, expected):
             np.testing.assert_array_equal(got, want)
+    assert str(ops.strided_slice(x, [0], [(1 << 63) - 1], axes=[1]).shape[1]) == "n + 1"  # ONNX's open end
     with pytest.raises(OpError, match="may lie past its symbolic extent"):
         ops.strided_slice(x, [0], [5], axes=[1])
     with pytest.raises(OpError, match="unit steps"):
