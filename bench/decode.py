@@ -2,10 +2,10 @@
 
 Models (``--models``): ``gpt2_decode_dynamic`` and ``llama_decode_dynamic`` (``bench/export_transformers.py``: one
 step of the GPT-2-small-like and Llama-like decoders, exported with the key/value cache's length symbolic, as
-serving exports leave it; the default), ``gpt2_prompt_dynamic`` and ``llama_prompt_dynamic`` (the same decoders
-reading a prompt whose length is symbolic), from the cache folder of ``bench/models.py`` (``--export
---export-python PYTHON`` exports them). tcomp compiles each once (a ``SpecializingExecutor``); onnxruntime opens it
-with ``--threads`` intra-op threads.
+serving exports leave it; the default), ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and
+``bert_prompt_dynamic`` (the same decoders, and the BERT-base-like encoder, reading a prompt whose length is
+symbolic), from the cache folder of ``bench/models.py`` (``--export --export-python PYTHON`` exports them). tcomp
+compiles each once (a ``SpecializingExecutor``); onnxruntime opens it with ``--threads`` intra-op threads.
 
 For each length (``--lengths``): a token id and a random cache of that length, or a prompt of random token ids; the
 first tcomp run (at a new length it may compile: its seconds, and the process's memory growth, are printed), the
@@ -47,7 +47,7 @@ import tcomp.graph as tg  # noqa: E402
 
 # each model's symbolic dimension: the cache's length, or the prompt's
 MODELS = {"gpt2_decode_dynamic": "past", "llama_decode_dynamic": "past", "gpt2_prompt_dynamic": "seq",
-          "llama_prompt_dynamic": "seq"}
+          "llama_prompt_dynamic": "seq", "bert_prompt_dynamic": "seq"}
 DEFAULT_MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")
 
 

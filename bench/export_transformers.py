@@ -5,7 +5,7 @@ weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
         [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [gpt2_decode_dynamic]
-        [llama_decode_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic] [bloom] [deberta]
+        [llama_decode_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic] [bert_prompt_dynamic] [bloom] [deberta]
         [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
@@ -42,8 +42,9 @@ configuration and the inputs, so that a cache made by another version is recogni
   state and the caches with its keys and values written at that position out; every shape fixed for every step;
 - ``gpt2_decode_dynamic`` and ``llama_decode_dynamic``: ``gpt2_decode`` and ``llama_decode`` with the cache length a
   symbolic dimension (1 to 1023), as serving exports leave it (``bench/decode.py`` runs them at several lengths);
-- ``gpt2_prompt_dynamic`` and ``llama_prompt_dynamic``: ``gpt2`` and ``llama`` reading a prompt whose length is a
-  symbolic dimension (``seq``, 2 to 1024), as serving exports leave it (``bench/decode.py --models ...`` runs them).
+- ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and ``bert_prompt_dynamic``: ``gpt2``, ``llama`` and ``bert``
+  reading a prompt whose length is a symbolic dimension (``seq``, 2 to 1024; to 512 for BERT), as serving exports
+  leave it (``bench/decode.py --models ...`` runs them).
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -248,20 +249,26 @@ def llama_decode_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any,
     return _cache_length_symbolic(torch, llama_decode(transformers, torch))
 
 
-def _prompt_length_symbolic(torch: Any, model: tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]) -> Any:
-    """A model reading ``input_ids`` (as ``gpt2`` returns it) whose prompt length is a symbolic dimension, ``seq``."""
+def _prompt_length_symbolic(torch: Any, model: tuple[Any, tuple[Any, ...], list[str], dict[str, Any]],
+                            longest: int) -> Any:
+    """A model reading a prompt (``input_ids``, and an ``attention_mask`` where it takes one: as ``gpt2`` or
+    ``bert`` returns it) whose length is a symbolic dimension, ``seq`` (2 to ``longest``)."""
     net, inputs, names, config = model
-    seq = torch.export.Dim("seq", min=2, max=1024)
-    net.dynamic_shapes = {"xs": ({1: seq},)}  # the arguments of ``export``'s FirstOutput wrapper
+    seq = torch.export.Dim("seq", min=2, max=longest)
+    net.dynamic_shapes = {"xs": tuple({1: seq} for _ in inputs)}  # the arguments of ``export``'s FirstOutput
     return net, inputs, names, config
 
 
 def gpt2_prompt_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
-    return _prompt_length_symbolic(torch, gpt2(transformers, torch))
+    return _prompt_length_symbolic(torch, gpt2(transformers, torch), 1024)
 
 
 def llama_prompt_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
-    return _prompt_length_symbolic(torch, llama(transformers, torch))
+    return _prompt_length_symbolic(torch, llama(transformers, torch), 1024)
+
+
+def bert_prompt_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _prompt_length_symbolic(torch, bert(transformers, torch), 512)
 
 
 def gpt2_decode_static(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
@@ -291,7 +298,7 @@ MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama":
           "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode,
           "gpt2_decode_static": gpt2_decode_static, "gpt2_decode_dynamic": gpt2_decode_dynamic,
           "llama_decode_dynamic": llama_decode_dynamic, "gpt2_prompt_dynamic": gpt2_prompt_dynamic,
-          "llama_prompt_dynamic": llama_prompt_dynamic, "bloom": bloom,
+          "llama_prompt_dynamic": llama_prompt_dynamic, "bert_prompt_dynamic": bert_prompt_dynamic, "bloom": bloom,
           "deberta": deberta}
 
 
