@@ -11,6 +11,7 @@ import pytest
 import tcomp
 from tcomp import te
 from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.dense import TYPICAL_ROWS
 from tcomp.ops.cpu.dispatch import schedule_cpu
 from tcomp.ops.cpu.quantized_matmul import narrow_panels_pay, panel_group, quantized_plan
 from tcomp.ops.quantized import BYTES, PAIRS, pack_quantized_panels, quantized_matmul
@@ -55,6 +56,31 @@ def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> No
     _, source = _run(m, n, k, target, x_value, w, int(RNG.integers(0, 256)))
     kernel = "tcomp_igemm_u8s8_" if CpuTarget.of(target).byte_dots else "tcomp_igemm_i16_"
     assert kernel in source
+
+
+@pytest.mark.parametrize("target", [TWO_CORES, WITHOUT_VNNI], ids=["host", "without-vnni"])
+def test_a_symbolic_number_of_rows(target: Target) -> None:
+    """One kernel for every number of rows (a quantized model's prompt): the plan of ``TYPICAL_ROWS`` rows, the
+    rows padded to whole tiles; exact against numpy from 1 row to several blocks, every access bounds-checked."""
+    cpu = CpuTarget.of(target)
+    n, k = 80, 300
+    plan = quantized_plan(TYPICAL_ROWS, n, k, cpu)
+    w = RNG.integers(-128, 128, (k, n)).astype(np.int8)
+    panels_value = pack_quantized_panels(w, plan.blocking.nr, plan.Kp, panel_group(cpu))
+    rows = te.var("rows", "int32", max_value=1 << 20)
+    x = te.placeholder((rows, k), name="x", dtype="uint8")
+    panels = te.placeholder(panels_value.shape, name="panels", dtype=str(panels_value.dtype))
+    sums, x_zero = te.placeholder((n,), name="sums", dtype="int32"), te.placeholder((), name="x_zero", dtype="int32")
+    product = quantized_matmul(x, panels, sums, x_zero, n)
+    out = te.compute((rows, n), lambda i, j: te.cast(product[i, j], "float32"), name="out")
+    s = schedule_cpu([out], target)
+    assert "tcomp_igemm_" in str(tcomp.lower(s, [x, panels, sums, x_zero, out], simple_mode=True))
+    module = tcomp.build(s, [x, panels, sums, x_zero, out], target=target, check_bounds=True)
+    for m in (1, 2, plan.blocking.mr + 1, plan.block_rows + 3, 2 * plan.block_rows + 37):
+        x_value = RNG.integers(0, 256, (m, k)).astype(np.uint8)
+        got = np.full((m, n), np.nan, np.float32)
+        module(x_value, panels_value, w.astype(np.int32).sum(axis=0).astype(np.int32), np.array(7, np.int32), got)
+        np.testing.assert_array_equal(got, ((x_value.astype(np.int64) - 7) @ w.astype(np.int64)).astype(np.float32))
 
 
 def test_narrow_panels_where_two_vectors_would_pad_a_quarter() -> None:

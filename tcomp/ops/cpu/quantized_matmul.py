@@ -9,7 +9,8 @@ micro-panels, zero beyond K, or read in place. Elsewhere it is ``tcomp_igemm_i16
 products per lane, the weight stored in pairs of int16 and the rows of A widened to int16 as they are packed. The
 zero-point correction and whatever follows (the conversion to float, the scales, a bias) run as the product's
 epilogue, block by block. The slices of K are deeper than the float GEMM's (up to ``MAX_DEPTH`` steps): a slice of
-a panel holds a quarter or half of the bytes.
+a panel holds a quarter or half of the bytes. A symbolic number of rows (a quantized model's prompt) takes the plan
+of ``TYPICAL_ROWS`` rows (``packed_matmul.with_symbolic_rows``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import replace
 from tcomp import te
 from tcomp.ir.expr import IterVar
 from tcomp.ops.cpu.common import CpuTarget, const_extent, extents, schedule_elementwise, vector_factor
-from tcomp.ops.cpu.dense import schedule_elementwise_reduction_fallback
+from tcomp.ops.cpu.dense import TYPICAL_ROWS, schedule_elementwise_reduction_fallback
 from tcomp.ops.cpu.intrin import igemm_intrin
 from tcomp.ops.cpu.packed_matmul import (
     GemmPlan,
@@ -33,6 +34,7 @@ from tcomp.ops.cpu.packed_matmul import (
     product_computes,
     splice_packed_product,
     tile_rows,
+    with_symbolic_rows,
 )
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.schedule.schedule import Schedule
@@ -94,11 +96,15 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
     x = next(t for t in op.input_tensors() if t.dtype == "uint8")
     panels = next(t for t in op.input_tensors() if t.dtype in ("int8", "int16"))
     group = panel_group(cpu)
-    sizes = extents(op.axis)
+    columns = extents(op.axis[1:])
+    rows = const_extent(op.axis[0])  # None: a symbolic number of rows (a prompt's length)
     k = getattr(x.shape[1], "value", None)
     plan = None
-    if sizes is not None and k is not None and panels.dtype == panel_dtype(group) and integer_gemm_pays(cpu):
-        plan = quantized_plan(sizes[0], sizes[1], k, cpu, isinstance(x.op, PlaceholderOp))
+    if columns is not None and k is not None and panels.dtype == panel_dtype(group) and integer_gemm_pays(cpu):
+        plan = quantized_plan(TYPICAL_ROWS if rows is None else rows, columns[0], k, cpu,
+                              rows is not None and isinstance(x.op, PlaceholderOp))
+        if rows is None:
+            plan = with_symbolic_rows(plan, op.axis[0].dom.extent)  # type: ignore[union-attr]
         expected = (plan.Np // plan.blocking.nr, plan.Kp // group, plan.blocking.nr, group)
         if tuple(getattr(d, "value", None) for d in panels.shape) != expected:
             plan = None
