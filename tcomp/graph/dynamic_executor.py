@@ -4,8 +4,8 @@
 
 - the kernels that depend on the dimensions compile with them as arguments (``size_vars``), from the template's
   symbolic graph, except those whose tiles are chosen for their extents (matrix products, convolutions, pooling
-  windows; a product of a constant weight in panels takes a symbolic number of rows) and those whose lowering
-  needs numbers;
+  windows; a product of a constant weight in panels, float or 8-bit, takes a symbolic number of rows) and those
+  whose lowering needs numbers;
 - where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
   every binding up to a capacity (each dimension rounded up to a power of two): its memory is planned at the
   capacity, and a run at other dimensions only sets the kernels' arguments and the shapes of the inputs and
@@ -62,7 +62,7 @@ Assemble = Callable[[Graph, CompileFunc, type[GraphExecutor]], GraphExecutor]
 
 
 # tiled operators whose schedule takes a symbolic number of rows (a prompt's length) at the speed of numbers
-SYMBOLIC_ROWS = frozenset({"panel_matmul"})
+SYMBOLIC_ROWS = frozenset({"panel_matmul", "quantized_matmul"})
 
 
 def _tiled(node: Node) -> bool:

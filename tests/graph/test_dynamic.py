@@ -111,6 +111,30 @@ def test_a_prompt_of_any_length_compiles_once() -> None:
     assert graph is not None and any(m.op == "panel_matmul" for node in graph.nodes for m in node.members())
 
 
+def test_a_dynamically_quantized_prompt_compiles_once(tmp_path: Path) -> None:
+    """The same prompt model quantized by onnxruntime's ``quantize_dynamic``: its integer products take a symbolic
+    number of rows too, so every kernel compiles once; against onnxruntime on the quantized model at every stored
+    length (activations are requantized: a value an ulp apart may land one step over)."""
+    from onnxruntime import InferenceSession
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    name = "gpt2_prompt_dynamic_tiny"
+    quantized = tmp_path / f"{name}_int8.onnx"
+    quantize_dynamic(DATA / f"{name}.onnx", quantized, weight_type=QuantType.QInt8)
+    session = InferenceSession(str(quantized), providers=["CPUExecutionProvider"])
+    executor = tg.compile(quantized, target="llvm -num-cores=2")
+    for length in stored_lengths(name):
+        inputs, _ = stored(name, length)
+        [got], [want] = executor.run(inputs), session.run(None, inputs)
+        scale = float(np.abs(want).max())
+        assert np.abs(got - want).max() <= 0.02 * scale
+        assert np.median(np.abs(got - want)) <= 1e-4 * scale
+    assert executor.dynamic is not None and executor.dynamic.resizable and executor.dynamic.exact_kernels == 0
+    assert (executor.compilations, executor.assembled) == (1, 2)
+    graph = executor._current().graph
+    assert graph is not None and any(m.op == "quantized_matmul" for node in graph.nodes for m in node.members())
+
+
 def test_a_cache_of_one_compiles_for_its_exact_shapes() -> None:
     """A dimension of 1 broadcasts where a larger one does not: no kernel compiled for the symbolic dimensions
     serves it."""
