@@ -14,7 +14,8 @@ Every node's children are simplified first (memoized by object identity); then t
   ``select(a < b, a, b) -> min(a, b)`` and ``select(a < b, b, a) -> max(a, b)``;
 - casts fold constants, drop casts to the same type and collapse ``T1(T2(x))`` to ``T1(x)`` when ``T2`` holds
   every value of ``x``; an integer ``Ramp`` cast to another integer type is the ``Ramp`` of the cast base and
-  stride where the bounds show that no lane wraps around and the new type holds every lane;
+  stride where the bounds show that no lane wraps around and the new type holds every lane, and a widening cast
+  of a vector ``min``/``max`` is the ``min``/``max`` of the casts;
 - float and vector identities ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``; the vector rules of ``vector.py``;
 - ``Let`` with a constant or variable value is substituted, otherwise its body is simplified under the value's bound;
 - every other node (loads, calls, reductions) keeps its kind with simplified children;
@@ -312,6 +313,10 @@ class Simplifier(Mutator):
         if isinstance(value, E.Cast) and _holds_all(self, value.value, value.dtype):
             inner = value.value
             return inner if inner.dtype == e.dtype else self.visit(E.Cast(inner, e.dtype))
+        if isinstance(value, (E.Min, E.Max)) and dt.lanes(value.dtype) > 1 and _widens(value.dtype, e.dtype):
+            # a widened clamp of a ramp stays a clamp of a ramp (a padded row's read: one masked load, not a gather)
+            element = dt.with_lanes(dt.element(e.dtype), dt.lanes(e.dtype))
+            return self.visit(type(value)(E.Cast(value.a, element), E.Cast(value.b, element), e.dtype))
         if isinstance(value, E.Ramp) and _lanes_exact(self, value, e.dtype):
             # a widened ramp of indices stays a ramp (a contiguous vector access, not one load per lane)
             element = dt.element(e.dtype)
@@ -349,6 +354,13 @@ def _same_form(a: Linear, b: Linear) -> bool:
         if other is None or other.coeff != term.coeff:
             return False
     return True
+
+
+def _widens(source: str, target: str) -> bool:
+    """Whether every value of the integer dtype ``source`` is one of ``target``'s (a cast that commutes with
+    ``min`` and ``max``)."""
+    return dt.is_int(source) and dt.is_int(target) and dt.min_value(target) <= dt.min_value(source) and \
+        dt.max_value(source) <= dt.max_value(target)
 
 
 def _lanes_exact(s: Simplifier, ramp: E.Ramp, dtype: str) -> bool:

@@ -1,6 +1,7 @@
 """Simplify every expression of a function, knowing the range of each enclosing loop variable.
 
-Rewrites: expressions through ``tcomp.arith.simplify`` with loop-variable bounds; guards proved true are
+Rewrites: expressions through ``tcomp.arith.simplify`` with loop-variable bounds (and the declared ranges of the
+symbolic sizes, ``Var.max_value``, so a loop over a symbolic extent is bounded too); guards proved true are
 dropped (proved false: replaced by their else branch); loops of extent 0 vanish; loops of extent 1 (other than
 thread-bound ones) become their body with the variable replaced by the loop's min.
 Assumes loop mins and extents do not depend on the loop's own variable. Returns the same function if nothing changed.
@@ -17,8 +18,8 @@ from tcomp.ir.stmt import NOOP, For, ForKind, IfThenElse, LetStmt, PrimFunc, Stm
 
 
 class _Simplifier(Mutator):
-    def __init__(self) -> None:
-        self.bounds: dict[Var, tuple[int, int]] = {}
+    def __init__(self, bounds: dict[Var, tuple[int, int]]) -> None:
+        self.bounds = bounds
 
     def visit(self, node: object) -> object:
         if isinstance(node, Expr):
@@ -74,5 +75,7 @@ class _Simplifier(Mutator):
 
 def simplify_func(func: PrimFunc) -> PrimFunc:
     """Simplify ``func``'s body (see the module docstring)."""
-    body = _Simplifier().visit(func.body)
+    # a symbolic size declared with a maximum takes no larger value (calls are checked): its loops get bounds too
+    sizes = {v: v.declared_range() for v in func.size_vars if v.max_value is not None}
+    body = _Simplifier(sizes).visit(func.body)
     return func if body is func.body else replace(func, body=body)

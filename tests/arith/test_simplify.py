@@ -249,7 +249,8 @@ def test_vector_rules(v: dict[str, Var]) -> None:
 
 def test_a_widened_ramp_stays_a_ramp(v: dict[str, Var]) -> None:
     """``int64xN(ramp(b, s, N))`` is ``ramp(int64(b), int64(s), N)`` (a contiguous access, not a gather) where no
-    lane of the 32-bit ramp can wrap around; else the cast stays."""
+    lane of the 32-bit ramp can wrap around; else the cast stays. A widening cast of a vector ``min`` is the
+    ``min`` of the casts (a clamped ramp stays one)."""
     i = v["i"]
     ramp = E.Ramp(i * 16, const(1), 16, "int32x16")
     widened = simplify(E.Cast(ramp, "int64x16"), {i: (0, 1000)})
@@ -262,6 +263,11 @@ def test_a_widened_ramp_stays_a_ramp(v: dict[str, Var]) -> None:
     assert isinstance(unbounded, E.Cast)  # x + 15 may pass the largest int32
     narrowed = simplify(E.Cast(ramp, "int8x16"), {i: (0, 1000)})
     assert isinstance(narrowed, E.Cast)
+    clamp = E.Min(ramp, E.Broadcast(v["n"], 16, "int32x16"), "int32x16")  # a padded row's clamped read
+    widened_clamp = simplify(E.Cast(clamp, "int64x16"), {i: (0, 1000)})
+    assert isinstance(widened_clamp, E.Min) and isinstance(widened_clamp.a, E.Ramp)
+    assert widened_clamp.dtype == "int64x16" and isinstance(widened_clamp.b, E.Broadcast)
+    assert isinstance(simplify(E.Cast(clamp, "int16x16"), {i: (0, 1000)}), E.Cast)  # narrowing: stays
 
 
 def test_vector_div_mod_in_one_period(v: dict[str, Var]) -> None:

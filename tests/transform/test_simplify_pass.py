@@ -43,3 +43,13 @@ def test_a_guard_the_ranges_do_not_decide_stays_and_nothing_changes() -> None:
                 D[i.outer * 4 + i.inner] = A[(i.outer * 4 + i.inner) % 7] * 2.0f
     """)
     assert simplify_func(func) is func
+
+
+def test_a_loop_over_a_symbolic_extent_is_bounded_by_its_declared_maximum() -> None:
+    """``n`` declares at most 1000: ``i % 4096`` is ``i`` in a loop of ``n`` iterations. Undeclared, it stays."""
+    table = te.placeholder((4096,), name="T")
+    for most, index in ((1000, "i"), (None, "i % 4096")):
+        n = te.var("n", max_value=most)
+        E = te.compute((n,), lambda i: table[i % 4096] * 2.0, name="E")
+        func = simplify_func(loop_nest(tcomp.create_schedule(E), [table, E], "sized"))
+        assert f"E[i] = T[{index}] * 2.0f" in str(func)
