@@ -201,3 +201,28 @@ def test_whole_tensors_reduce_in_parts_whatever_their_last_axis(shape: tuple[int
     y = ops.max(x)
     target = tcomp.Target("llvm -num-cores=2")
     assert "parallel" in str(tcomp.lower(schedule_cpu(y, target), [x, y]))
+
+
+@pytest.mark.parametrize("name", ["sum", "max", "min"])
+def test_a_reduction_to_one_value_over_a_symbolic_axis_runs_in_parts(name: str) -> None:
+    """A prompt's activations quantized at run time (``[n, 768]``, ``n`` symbolic): the outer axis cut into parts
+    over the cores, the last ones guarded; against numpy for lengths no part count divides, NaN propagating."""
+    from tcomp.ops.cpu.dispatch import schedule_cpu
+
+    build, reference = REDUCERS[name]
+    n = te.var("n", "int32", max_value=1 << 20)
+    x = te.placeholder((n, 768), name="x")
+    y = build(x)
+    target = tcomp.Target("llvm -num-cores=2")
+    schedule = schedule_cpu(y, target)
+    assert "parallel" in str(tcomp.lower(schedule, [x, y]))
+    module = tcomp.build(schedule, [x, y], target=target, check_bounds=True)
+    rng = np.random.default_rng(4)
+    for rows in (1, 3, 17, 130):
+        data = rng.standard_normal((rows, 768)).astype(np.float32)
+        got = np.zeros((), np.float32)
+        module(data, got)
+        np.testing.assert_allclose(got, reference(data), rtol=1e-4, atol=1e-3)
+        data[rows - 1, 5] = np.nan
+        module(data, got)
+        assert np.isnan(got)

@@ -218,7 +218,8 @@ def schedule_reduction(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     lanes = cpu.lanes(op.output(0).dtype)
     inner = op.reduce_axis[-1]
     inner_extent = const_extent(inner)
-    if not op.axis and work is not None and work >= PARALLEL_MIN_WORK and _reduce_in_parts(s, stage, cpu):
+    # a reduction to one value over a symbolic extent (a prompt's activations) is taken to be large
+    if not op.axis and (work is None or work >= PARALLEL_MIN_WORK) and _reduce_in_parts(s, stage, cpu):
         return
     if reduction_reads_contiguously(op) and inner_extent is not None and inner_extent % lanes == 0 and \
             inner_extent >= 2 * lanes:
@@ -261,7 +262,8 @@ def _reduce_in_parts(s: Schedule, stage: Stage, cpu: CpuTarget) -> bool:
     sum): factored into ``parts x width`` partial results, the parts in parallel, each ``width`` lanes (up to
     ``ACCUMULATORS`` vectors) accumulated over its share of an outer reduction axis and the vectorized innermost
     one; then the partial results reduced. Takes a contiguous innermost axis that the vector width divides and an
-    outer axis that ``parts`` (at least ``cores``) divides; returns False (scheduling nothing) where there is none."""
+    outer axis that ``parts`` (at least ``cores``) divides, or a symbolic one; returns False (scheduling nothing)
+    where there is none."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     lanes = cpu.lanes(op.output(0).dtype)
@@ -280,7 +282,9 @@ def _reduce_in_parts(s: Schedule, stage: Stage, cpu: CpuTarget) -> bool:
     width = next(lanes * v for v in (ACCUMULATORS, 2, 1) if inner_extent % (lanes * v) == 0)
     outer_sizes = sizes[:-fused] or [inner_extent // width]  # one axis: its runs of ``width`` are the outer axis
     wanted = max(2, cpu.cores) * PARTS_PER_CORE
-    choices = [(largest_divisor(e, wanted), position) for position, e in enumerate(outer_sizes) if e is not None]
+    # a symbolic axis is cut into ``wanted`` parts, the last ones guarded
+    choices = [(wanted if e is None else largest_divisor(e, wanted), position)
+               for position, e in enumerate(outer_sizes)]
     parts, position = max(choices, default=(1, -1))
     if position < 0 or parts < max(2, cpu.cores):
         return False
