@@ -140,16 +140,19 @@ def test_dequantized_products_that_stay_float(case: str) -> None:
 
 
 def test_lengths_of_a_dynamic_model_share_the_packed_weight() -> None:
-    """Rows of a symbolic length: each length compiles its own product, all reading the one packed weight."""
+    """Rows of a symbolic length: the first length compiles its product, the others run the product compiled once
+    for the symbolic length; all read the one packed weight."""
     weight = RNG.integers(-128, 128, (64, 48)).astype(np.int8)
     model = _model(["rows", 64], TensorProto.UINT8, weight, np.array(0, np.int8), [])
     executor = tg.compile(model)
     assert isinstance(executor, tg.SpecializingExecutor)
-    for rows in (3, 17):
+    for rows in (3, 17, 40):
         a = RNG.integers(0, 256, (rows, 64)).astype(np.uint8)
         (got,) = executor.run({"a": a, "za": np.array(9, np.uint8)})
         np.testing.assert_array_equal(got, (a.astype(np.int32) - 9) @ weight.astype(np.int32))
-    first, second = (e.program.params for e in executor.specializations.values())
+    assert executor.compilations == 1 and executor.dynamic is not None and executor.dynamic.resizable
+    [specialization] = executor.specializations.values()
+    first, second = specialization.program.params, executor._current().program.params
     packed = [name for name in first if "quantized_panels" in name]
     assert len(packed) == int(APPLIES) and all(first[n] is second[n] for n in packed)
     if APPLIES:  # the 8-bit weight was packed as it is: no int32 copy of it (4 bytes each) is held for the lengths
