@@ -16,6 +16,7 @@ from tcomp.ops.cpu.packed_matmul import (
     column_blocks,
     packed_matmul,
     plan_gemm,
+    tile_rows,
 )
 
 RNG = np.random.default_rng(31)
@@ -140,3 +141,10 @@ def test_choose_blocking():
 def test_packed_matmul_rejects_other_dtypes():
     with pytest.raises(ValueError, match=r"float32 only, got dtype='float64'"):
         packed_matmul(8, 8, 8, dtype="float64")
+
+
+def test_register_tile_rows() -> None:
+    """A divisor of M where one fits, else 8 rows unless they pad more than a tenth of M: then the tile that pads
+    least (a short prompt's 17 rows in tiles of 9, not 24 rows of 8)."""
+    assert [tile_rows(m, 14) for m in (3, 128, 42, 17, 41, 197, 1001)] == [3, 8, 14, 9, 14, 8, 13]
+    assert tile_rows(17, 6) == 6 and tile_rows(23, 6) == 6  # 18 and 24 rows: within a tenth

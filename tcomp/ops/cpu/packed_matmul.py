@@ -64,6 +64,8 @@ from tcomp.target import Target
 from tcomp.te.intrin import TensorIntrin
 from tcomp.te.tensor import ComputeOp, Tensor
 
+# the most padding of a product's rows (a share of them) that the usual 8-row register tile may add
+ROW_PADDING = 0.1
 # parallel tasks per core of a product split into blocks of columns, and the fewest column panels in a block
 TASKS_PER_CORE = 4
 MIN_BLOCK_PANELS = 8
@@ -199,11 +201,18 @@ def micro_blocking(M: int, K: int, lanes: int, vector_registers: int) -> GemmBlo
 
 def tile_rows(M: int, most: int) -> int:
     """The rows of a register tile: all of them below 4, else the largest divisor of ``M`` from 4 to ``most``, else
-    ``min(most, 8)`` (the last tile padded)."""
+    ``min(most, 8)`` (the last tile padded) unless that pads more than ``ROW_PADDING`` of M, where the tile of 4 to
+    ``most`` rows that pads least does: a short prompt's 17 rows take 9-row tiles (18 rows, not 24: 17 x 3072 x
+    768 on 2 Zen 4 cores 0.53 -> 0.40 ms; 41 rows, 14-row tiles: 1.16 -> 1.01 ms)."""
     if M < 4:
         return min(M, most)
     candidates = [m for m in range(most, 3, -1) if M % m == 0]
-    return candidates[0] if candidates else min(most, 8)
+    if candidates:
+        return candidates[0]
+    usual = min(most, 8)
+    if -(-M // usual) * usual <= (1 + ROW_PADDING) * M:
+        return usual
+    return min(range(most, 3, -1), key=lambda m: -(-M // m) * m)
 
 
 def choose_blocking(M: int, N: int, K: int, target: Target | None = None) -> GemmBlocking:
