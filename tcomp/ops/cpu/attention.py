@@ -154,8 +154,8 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     symbolic = not isinstance(skv, int)
     mr, nr, rows = tiles.mr, tiles.nr, tiles.rows
     if not isinstance(sq, int):  # a symbolic query (a prompt): blocks whose scores fit for a typical key count
-        keys = _ceil(skv if isinstance(skv, int) else TYPICAL_EXTENT, nr)
-        rows = mr * max(1, min(64 // mr, BLOCK_SCORES_BYTES // (4 * keys * mr)))
+        columns = _ceil(skv if isinstance(skv, int) else TYPICAL_EXTENT, nr)
+        rows = mr * max(1, min(64 // mr, BLOCK_SCORES_BYTES // (4 * columns * mr)))
     padded_rows = not isinstance(sq, int) or sq % rows != 0  # query rows padded to whole blocks
     if nr % tiles.lanes or rows % mr:
         raise OpError(f"attention: tiles {tiles}: nr must be a multiple of the lanes, rows of mr")
