@@ -357,9 +357,9 @@ def _same_form(a: Linear, b: Linear) -> bool:
 
 
 def _widens(source: str, target: str) -> bool:
-    """Whether every value of the integer dtype ``source`` is one of ``target``'s (a cast that commutes with
+    """Whether every value of the integer (or bool) dtype ``source`` is one of ``target``'s (a cast that commutes with
     ``min`` and ``max``)."""
-    return dt.is_int(source) and dt.is_int(target) and dt.min_value(target) <= dt.min_value(source) and \
+    return not dt.is_float(source) and dt.is_int(target) and dt.min_value(target) <= dt.min_value(source) and \
         dt.max_value(source) <= dt.max_value(target)
 
 
@@ -378,7 +378,7 @@ def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:
     """True when converting the integer ``value`` to ``dtype`` keeps every possible value."""
     if dt.is_float(value.dtype) or dt.is_float(dtype) or dt.is_bool(dtype):
         return False
-    if dt.min_value(value.dtype) >= dt.min_value(dtype) and dt.max_value(value.dtype) <= dt.max_value(dtype):
+    if _widens(value.dtype, dtype):
         return True
     lo, hi = s.bound(value)
     return lo >= dt.min_value(dtype) and hi <= dt.max_value(dtype)

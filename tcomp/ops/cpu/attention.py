@@ -172,10 +172,11 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
 
     padded = symbolic or np_ != skv
     q_row, q_col, t_var = te.var("i"), te.var("d"), te.var("t")
-    k_bounds = {t_var: (0, count - 1), q_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), q_col: (0, d - 1)}
+    k_row, k_col = te.var("j"), te.var("d")
+    k_bounds = {t_var: (0, count - 1), k_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), k_col: (0, d - 1)}
     # one query row: its scores are dot products with K's rows, read in place where they are runs in memory
     # (packing K would copy all of it for one use)
-    k_rows = mr == 1 and rows_in_place(k_t, (*k_at(t_var), q_col, q_row), q_row, q_col, k_bounds)
+    k_rows = mr == 1 and rows_in_place(k_t, (*k_at(t_var), k_col, k_row), k_row, k_col, k_bounds)
     if not k_rows:
         def pack_k(t: Var, jo: Var, dd: Var, jj: Var) -> Expr:
             j = jo * nr + jj

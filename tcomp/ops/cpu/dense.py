@@ -202,8 +202,9 @@ def _panel_product(op: ComputeOp, cpu: CpuTarget) -> tuple[GemmPlan, tuple[Any, 
     if x.dtype != "float32" or panels.dtype != "float32" or columns is None or k_sizes is None or len(op.axis) != 2:
         return None
     rows = op.axis[0].dom.extent  # type: ignore[union-attr]
-    symbolic = const_int_value(rows) is None
-    m = TYPICAL_ROWS if symbolic else int(const_int_value(rows))  # type: ignore[arg-type]
+    count = const_int_value(rows)
+    symbolic = count is None
+    m = TYPICAL_ROWS if count is None else count
     (n,), (k,) = columns, k_sizes
     in_place = not symbolic and _a_in_place(operand(x, False, False, is_a=True), m, k)
     plan = panels_in_place_plan(m, n, k, cpu, in_place)
