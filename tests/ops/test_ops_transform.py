@@ -116,6 +116,8 @@ def test_operators_over_a_symbolic_dimension() -> None:
         ops.strided_slice(x, [0], [5], axes=[1])
     with pytest.raises(OpError, match="unit steps"):
         ops.strided_slice(x, [0], [n], [2], axes=[1])
+    with pytest.raises(OpError, match="last dimension of indices must be a constant"):
+        gather_nd(x, te.placeholder((3, n), name="J", dtype="int64"))
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
