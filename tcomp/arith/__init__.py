@@ -5,7 +5,7 @@ constant bounds; ``can_prove`` decides conditions; ``eval_interval`` computes sy
 variable bounds across calls. ``bounds`` always maps a ``Var`` (by identity) to an inclusive ``(lo, hi)``.
 """
 
-from tcomp.arith.analyzer import Analyzer, can_prove, const_int_bound, declared_upper_bound, simplify
+from tcomp.arith.analyzer import Analyzer, can_prove, const_int_bound, declared_bounds, declared_upper_bound, simplify
 from tcomp.arith.evaluate import evaluate
 from tcomp.arith.int_bound import Bounds
 from tcomp.arith.interval import IntervalSet, eval_interval
@@ -16,6 +16,7 @@ __all__ = [
     "IntervalSet",
     "can_prove",
     "const_int_bound",
+    "declared_bounds",
     "declared_upper_bound",
     "eval_interval",
     "evaluate",

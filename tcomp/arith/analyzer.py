@@ -51,8 +51,14 @@ def can_prove(cond: E.Expr, bounds: Bounds | None = None) -> bool:
 def declared_upper_bound(e: E.Expr) -> int | None:
     """The largest value of the integer expression ``e`` when each of its variables is a symbolic dimension in its
     declared range (``Var.declared_range``); None when unbounded."""
+    return declared_bounds(e)[1]
+
+
+def declared_bounds(e: E.Expr) -> tuple[int | None, int | None]:
+    """The least and largest values of the integer expression ``e`` when each of its variables is a symbolic
+    dimension in its declared range (``Var.declared_range``); None where unbounded."""
     bounds = {v: v.declared_range() for v in free_vars(e) if dt.is_scalar_int(v.dtype)}
-    return const_int_bound(e, bounds)[1]
+    return const_int_bound(e, bounds)
 
 
 class Analyzer:

@@ -141,16 +141,19 @@ class Var(Expr):
 
     ``max_value`` is the largest value a symbolic dimension may take, if declared (``te.var("n", max_value=...)``):
     calls with a larger one are refused, and index arithmetic may rely on it (a buffer of at most 2^31 elements is
-    indexed in 32 bits). Otherwise a dimension ranges over ``[0, max of its dtype]``."""
+    indexed in 32 bits). Otherwise a dimension ranges over ``[0, max of its dtype]``. ``min_value`` is the least
+    (0 unless declared): calls with a smaller one are refused, and a slice may rely on it."""
 
     name: str
     dtype: str = "int32"
     max_value: int | None = None
+    min_value: int = 0
 
     def declared_range(self) -> tuple[int, int]:
-        """The values a symbolic dimension may take: ``[0, max_value]`` (the dtype's maximum when undeclared)."""
+        """The values a symbolic dimension may take: ``[min_value, max_value]`` (the dtype's maximum when
+        undeclared)."""
         high = int(dt.max_value(self.dtype))
-        return (0, high if self.max_value is None else min(self.max_value, high))
+        return (self.min_value, high if self.max_value is None else min(self.max_value, high))
 
 
 @dataclass(frozen=True, eq=False, repr=False)

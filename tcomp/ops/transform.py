@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tcomp import te
-from tcomp.arith import declared_upper_bound, simplify
+from tcomp.arith import declared_bounds, simplify
 from tcomp.ir.expr import Expr, IterVar, Var, const, convert, floordiv, floormod
 from tcomp.ops.utils import (
     OpError,
@@ -261,14 +261,16 @@ def _symbolic_slice(op: str, extent: Expr, begin: Any, end: Any, step: int, axis
     """``(start, length)`` of ``begin:end`` along a dimension of symbolic ``extent``, or with bounds that depend on
     symbolic dimensions (a position table's first ``seq`` rows): a unit step, bounds that are
     ints or expressions of the dimensions (taken to lie in ``[0, extent]``: the graph's types say so), an open end
-    (``None``, or an int at least the extent's declared maximum: ONNX writes INT64_MAX), or a negative int counted
-    from the end. A positive int end below that maximum may stop short of the extent or not: refused."""
+    (``None``, or an int at least the extent's declared maximum: ONNX writes INT64_MAX), an int at most its declared
+    minimum (the first token of a batch of prompts: ``[:, 0:1]``), or a negative int counted from the end. A
+    positive int end between those may stop short of the extent or not: refused."""
     if step != 1:
         raise OpError(f"{op}: dimension {axis} of extent {extent} is sliced with step {step}; a symbolic dimension "
                       "takes unit steps")
-    largest = declared_upper_bound(extent)
+    least, largest = declared_bounds(extent)
     open_end = end is None or (isinstance(end, int) and largest is not None and end >= largest)
-    if isinstance(end, int) and end > 0 and not open_end:
+    inside = isinstance(end, int) and least is not None and end <= least
+    if isinstance(end, int) and end > 0 and not open_end and not inside:
         raise OpError(f"{op}: the end {end} of dimension {axis} may lie past its symbolic extent {extent}")
 
     def position(bound: Any) -> Any:

@@ -9,7 +9,7 @@ returns the data pointers and size-variable values, or raises ``TypeError``/``Va
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,11 +151,8 @@ class ArgumentChecker:
                 written=position in written,
                 shape_text="(" + ", ".join(str(s) for s in buffer.shape) + ")",
             ))
-        unbound = [v.name for k, v in enumerate(func.size_vars) if k not in bound]
-        if unbound:
-            raise ValueError(
-                f"{func.name}: size variable(s) {', '.join(unbound)} appear in no parameter shape alone or plus a "
-                "constant, so a call cannot bind them")
+        # variables only products bind (``batch*seq`` rows): a call names their values (``sizes``)
+        self.unbound: tuple[int, ...] = tuple(k for k in range(len(func.size_vars)) if k not in bound)
         self.specs: tuple[_ParamSpec, ...] = tuple(specs)
         self.written: tuple[int, ...] = tuple(sorted(written))
         self.may_alias: frozenset[int] = frozenset(int(i) for i in func.attr("may_alias", ()))
@@ -164,14 +161,15 @@ class ArgumentChecker:
     def _where(self, position: int) -> str:
         return f"{self.func_name}: argument {position} ({self.specs[position].name!r})"
 
-    def check(self, arrays: Sequence[object]) -> tuple[list[int], list[int]]:
-        """Validate ``arrays``; return their data pointers and the size variables' values."""
+    def check(self, arrays: Sequence[object], named: Mapping[str, int] | None = None) -> tuple[list[int], list[int]]:
+        """Validate ``arrays``; return their data pointers and the size variables' values. ``named`` gives the
+        values of the variables no parameter shape binds alone (a shape ``batch*seq`` binds neither); it may name
+        others too, which the shapes must agree with."""
         specs = self.specs
         if len(arrays) != len(specs):
             names = ", ".join(s.name for s in specs)
             raise TypeError(f"{self.func_name} takes {len(specs)} arrays ({names}), got {len(arrays)}")
-        sizes: list[int | None] = [None] * len(self.size_vars)
-        binders: list[int] = [0] * len(self.size_vars)
+        sizes, binders = self._named(named or {})
         pointers: list[int] = []
         for position, (arr, spec) in enumerate(zip(arrays, specs)):
             if not isinstance(arr, np.ndarray):
@@ -195,9 +193,10 @@ class ArgumentChecker:
                     binders[var] = position
                 elif current != value:
                     first = binders[var]
+                    by = "the sizes given" if first < 0 else f"argument {first} ({specs[first].name!r})"
                     raise ValueError(
                         f"{self._where(position)}: dimension {dim} binds {self.size_vars[var].name} to "
-                        f"{value}, but argument {first} ({specs[first].name!r}) bound it to {current}")
+                        f"{value}, but {by} bound it to {current}")
             if not arr.flags.c_contiguous:
                 raise ValueError(
                     f"{self._where(position)}: the array must be C-contiguous (use numpy.ascontiguousarray)")
@@ -205,15 +204,35 @@ class ArgumentChecker:
                 raise ValueError(
                     f"{self._where(position)}: the function writes this buffer, but the array is read-only")
             pointers.append(data_pointer(arr))
-        values = [int(s) for s in sizes]  # every variable is bound (checked at construction)
+        values = [int(s) for s in sizes]  # type: ignore[arg-type]  # every variable is bound (``_named``)
         for k, (low, high) in enumerate(self._var_limits):
             if not low <= values[k] <= high:
                 var = self.size_vars[k]
+                if values[k] < low:
+                    raise ValueError(f"{self.func_name}: {var.name} = {values[k]} is below its declared minimum {low}")
                 limit = f"its dtype {var.dtype}" if var.max_value is None else f"its declared maximum {var.max_value}"
                 raise ValueError(f"{self.func_name}: {var.name} = {values[k]} exceeds {limit}")
         self._check_compound(arrays, values)
         self._check_overlap(arrays, pointers)
         return pointers, values
+
+    def _named(self, named: Mapping[str, int]) -> tuple[list[int | None], list[int]]:
+        """The size variables' values given by name (the others None), and -1 as the binder of each."""
+        index = {v.name: k for k, v in enumerate(self.size_vars)}
+        unknown = [name for name in named if name not in index]
+        if unknown:
+            raise ValueError(f"{self.func_name}: sizes {unknown} name no size variable; its size variables: "
+                             f"{[v.name for v in self.size_vars]}")
+        missing = [self.size_vars[k].name for k in self.unbound if self.size_vars[k].name not in named]
+        if missing:
+            raise ValueError(f"{self.func_name}: size variable(s) {', '.join(missing)} appear in no parameter shape "
+                             f"alone or plus a constant; give their values: sizes={{{missing[0]!r}: ...}}")
+        sizes: list[int | None] = [None] * len(self.size_vars)
+        for name, value in named.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{self.func_name}: size {name!r} must be an int, got {value!r}")
+            sizes[index[name]] = int(value)
+        return sizes, [-1] * len(self.size_vars)
 
     def _check_compound(self, arrays: Sequence[object], values: list[int]) -> None:
         env = None

@@ -96,6 +96,9 @@ def write_kernel(func: S.PrimFunc, artifact: LLVMArtifact, path: str | os.PathLi
     library = Path(path)
     if library.suffix == ".json":
         raise KernelLibraryError(f"{library}: the library needs a suffix other than .json (its description's)")
+    problem = _unbound(func)
+    if problem:
+        raise KernelLibraryError(f"{func.name} cannot be exported: {problem}")
     description = describe(func, artifact, "")  # fails on an indescribable signature before anything is written
     export_library([artifact], library, artifact.target)
     description["library"] = library.name
@@ -167,11 +170,19 @@ def _signature(document: dict[str, Any], path: Path) -> S.PrimFunc:
         raise _fail(path, "field 'may_alias' must list parameter positions")
     func = S.PrimFunc(name, tuple(buffers), S.Evaluate(E.IntImm(0)), tuple(size_vars.values()),
                       (("output_buffers", tuple(written)), ("may_alias", tuple(may_alias))))
-    try:
-        ArgumentChecker(func)  # every size variable must be bound by a dimension of its own
-    except ValueError as exc:
-        raise _fail(path, str(exc)) from None
+    problem = _unbound(func)
+    if problem:
+        raise _fail(path, problem)
     return func
+
+
+def _unbound(func: S.PrimFunc) -> str | None:
+    """Why ``func``'s shapes do not bind its size variables (the shapes are all a loaded kernel knows of its sizes:
+    each variable must be a dimension alone or plus a constant), else None."""
+    unbound = [func.size_vars[k].name for k in ArgumentChecker(func).unbound]
+    if not unbound:
+        return None
+    return f"size variable(s) {', '.join(unbound)} appear in no parameter shape alone or plus a constant"
 
 
 @dataclass

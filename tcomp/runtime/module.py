@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,11 +78,11 @@ class Module:
         return NativeEntry(self.artifact.function_address(), self)
 
     # ------------------------------------------------------------------------------------------------ calling
-    def _prepare(self, arrays: tuple[Any, ...]) -> tuple[Any, Any]:
+    def _prepare(self, arrays: tuple[Any, ...], sizes: Mapping[str, int] | None = None) -> tuple[Any, Any]:
         if not self._runs_here:  # code for a CPU whose vector features this one lacks would stop the process
             self.target.check_runs_here()
             self._runs_here = True
-        pointers, sizes = self._checker.check(arrays)
+        pointers, sizes = self._checker.check(arrays, sizes)
         return self._pointer_array(*pointers), self._size_array(*sizes)
 
     def _error_area(self) -> Any:
@@ -114,8 +114,10 @@ class Module:
             message = f"{info.message} (values: {', '.join(map(str, values))})"
         raise KernelError(message, recorded, values)
 
-    def __call__(self, *arrays: Any) -> None:
-        pointers, sizes = self._prepare(arrays)
+    def __call__(self, *arrays: Any, sizes: Mapping[str, int] | None = None) -> None:
+        """Run the kernel on ``arrays``. ``sizes`` names the values of size variables that no parameter shape binds
+        alone (a shape ``batch*seq`` binds neither ``batch`` nor ``seq``)."""
+        pointers, sizes = self._prepare(arrays, sizes)
         self._run(pointers, sizes)
 
     # ------------------------------------------------------------------------------------------------ inspection
@@ -150,8 +152,8 @@ class Module:
         ``KernelError``). One warm-up call precedes the repeats; see ``timer.measure``.
         """
 
-        def evaluate(*arrays: Any) -> TimingResult:
-            pointers, sizes = self._prepare(arrays)
+        def evaluate(*arrays: Any, sizes: Mapping[str, int] | None = None) -> TimingResult:
+            pointers, sizes = self._prepare(arrays, sizes)
 
             def run() -> None:
                 self._run(pointers, sizes)

@@ -16,19 +16,26 @@ class TEError(ValueError):
     """An ill-formed tensor expression."""
 
 
-def var(name: str = "v", dtype: str = "int32", max_value: int | None = None) -> Var:
+def var(name: str = "v", dtype: str = "int32", max_value: int | None = None, min_value: int = 0) -> Var:
     """A symbolic scalar, e.g. a dimension ``n`` of a symbolic shape.
 
     ``max_value`` declares the largest value the dimension takes (calls with a larger one are refused). Index
     arithmetic is 32-bit for every buffer whose size provably fits, 64-bit otherwise; declaring small maxima keeps
-    symbolic kernels on 32-bit indices, which vectorize better."""
+    symbolic kernels on 32-bit indices, which vectorize better. ``min_value`` declares the least (calls with a
+    smaller one are refused; a slice ending before it stays inside the dimension)."""
     dtype = dt.normalize(dtype)
     if max_value is not None:
         if isinstance(max_value, bool) or not isinstance(max_value, int):
             raise TEError(f"var {name}: max_value must be an int, got {max_value!r}")
         if not dt.is_int(dtype) or not 0 <= max_value <= dt.max_value(dtype):
             raise TEError(f"var {name}: max_value {max_value} is not a non-negative value of its dtype {dtype}")
-    return Var(name, dtype, max_value)
+    if isinstance(min_value, bool) or not isinstance(min_value, int):
+        raise TEError(f"var {name}: min_value must be an int, got {min_value!r}")
+    if min_value != 0 and not (dt.is_int(dtype) and 0 <= min_value <= (dt.max_value(dtype) if max_value is None
+                                                                         else max_value)):
+        raise TEError(f"var {name}: min_value {min_value} is not a non-negative value of its dtype {dtype} at most "
+                      f"max_value {max_value}")
+    return Var(name, dtype, max_value, min_value)
 
 
 size_var = var

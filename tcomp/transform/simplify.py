@@ -76,6 +76,6 @@ class _Simplifier(Mutator):
 def simplify_func(func: PrimFunc) -> PrimFunc:
     """Simplify ``func``'s body (see the module docstring)."""
     # a symbolic size declared with a maximum takes no larger value (calls are checked): its loops get bounds too
-    sizes = {v: v.declared_range() for v in func.size_vars if v.max_value is not None}
+    sizes = {v: v.declared_range() for v in func.size_vars if v.max_value is not None or v.min_value}
     body = _Simplifier(sizes).visit(func.body)
     return func if body is func.body else replace(func, body=body)

@@ -206,7 +206,7 @@ class _Legalize(Mutator):
         if storage is None:
             return node
         if node not in self.vars:
-            self.vars[node] = E.Var(node.name, _as(node.dtype, storage.compute), node.max_value)
+            self.vars[node] = E.Var(node.name, _as(node.dtype, storage.compute), node.max_value, node.min_value)
         return self.vars[node]
 
     def visit_Cast(self, node: E.Cast) -> E.Expr:

@@ -83,9 +83,9 @@ def test_operators_over_a_symbolic_dimension() -> None:
     """What a causal mask and positions built from a prompt's length compute (``n`` a symbolic dimension): a slice
     whose bounds are expressions of ``n`` (or an open end, or counted from the end), the first ``n`` rows of a
     table, a running sum along ``n`` and a ``gather_nd`` from a tensor of ``n`` columns; each length against numpy,
-    every access bounds-checked, every index checked. A slice ending at a positive int, which may pass ``n``, is
-    refused."""
-    n = te.var("n", "int32", max_value=1 << 20)
+    every access bounds-checked, every index checked. A slice ending at a positive int stays inside when ``n``'s
+    declared minimum says so (``[:, 0:3]`` of ``n + 1`` columns, ``n >= 2``), else it may pass ``n``: refused."""
+    n = te.var("n", "int32", max_value=1 << 20, min_value=2)
     x = te.placeholder((2, n + 1), name="X", dtype="int64")
     head = ops.strided_slice(x, [0], [n], axes=[1], name="head")
     tail = ops.strided_slice(x, [1], [None], axes=[1], name="tail")
@@ -95,8 +95,9 @@ def test_operators_over_a_symbolic_dimension() -> None:
     picked = gather_nd(x, indices)
     table = te.placeholder((40, 3), name="T", dtype="int64")
     positions = ops.strided_slice(table, [0], [n], axes=[0], name="positions")  # a table's first n rows
-    outputs = [head, tail, last, sums, picked, positions]
-    assert [str(out.shape[1]) for out in outputs[:4]] == ["n", "n", "2", "n"]
+    first = ops.strided_slice(x, [0], [3], axes=[1], name="first")
+    outputs = [head, tail, last, sums, picked, positions, first]
+    assert [str(out.shape[1]) for out in outputs[:4]] == ["n", "n", "2", "n"] and first.shape[1].value == 3
     module = tcomp.build(tcomp.create_schedule([o.op for o in outputs]), [x, indices, table, *outputs],
                          check_bounds=True)
     rng = np.random.default_rng(503)
@@ -105,15 +106,19 @@ def test_operators_over_a_symbolic_dimension() -> None:
         where = np.stack([rng.integers(0, 2, length), rng.integers(-length - 1, length + 1, length)], axis=1)
         rows = rng.integers(0, 99, (40, 3))
         results = [np.zeros((2, length), np.int64), np.zeros((2, length), np.int64), np.zeros((2, 2), np.int64),
-                   np.zeros((2, length), np.int64), np.zeros(length, np.int64), np.zeros((length, 3), np.int64)]
+                   np.zeros((2, length), np.int64), np.zeros(length, np.int64), np.zeros((length, 3), np.int64),
+                   np.zeros((2, 3), np.int64)]
         module(data, where, rows, *results)
         expected = [data[:, :length], data[:, 1:], data[:, -3:-1], np.cumsum(data[:, 1:], axis=1),
-                    data[where[:, 0], where[:, 1]], rows[:length]]
+                    data[where[:, 0], where[:, 1]], rows[:length], data[:, :3]]
         for got, want in zip(results, expected):
             np.testing.assert_array_equal(got, want)
     assert str(ops.strided_slice(x, [0], [(1 << 63) - 1], axes=[1]).shape[1]) == "n + 1"  # ONNX's open end
     with pytest.raises(OpError, match="may lie past its symbolic extent"):
         ops.strided_slice(x, [0], [5], axes=[1])
+    with pytest.raises(ValueError, match="n = 1 is below its declared minimum 2"):
+        module(*(np.zeros(s, np.int64) for s in ((2, 2), (1, 2), (40, 3), (2, 1), (2, 1), (2, 2), (2, 1), (1,),
+                                                  (1, 3), (2, 3))))
     with pytest.raises(OpError, match="unit steps"):
         ops.strided_slice(x, [0], [n], [2], axes=[1])
     with pytest.raises(OpError, match="last dimension of indices must be a constant"):

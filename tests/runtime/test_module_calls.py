@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import tcomp
+from tcomp import te
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
 from tcomp.runtime import Module
 from tcomp.runtime.args import ArgumentChecker, written_params
+from tcomp.runtime.kernel_library import KernelLibraryError
 from tcomp.target import Target, TargetKind
 
 
@@ -126,12 +130,29 @@ def test_output_buffers_attr_overrides_the_scan() -> None:
         mod(a, b, c, _read_only(d))
 
 
-def test_size_var_that_no_shape_binds_is_rejected_at_construction() -> None:
-    n = E.Var("n")
-    A = Buffer("A", (E.Mul(n, E.IntImm(2), "int32"),), "float32")
-    func = S.PrimFunc("unbound", (A,), S.NoOp(), (n,))
-    with pytest.raises(ValueError, match="size variable\\(s\\) n appear in no parameter shape alone or plus"):
-        ArgumentChecker(func)
+def test_size_vars_that_only_a_product_binds_are_given_by_name(tmp_path: Path) -> None:
+    """A buffer of ``n*m`` elements binds neither ``n`` nor ``m``: a call names their values, which the shapes must
+    agree with."""
+    n, m = te.var("n"), te.var("m", max_value=100)
+    A = te.placeholder((n * m,), name="A")
+    B = te.compute((n * m,), lambda i: A[i] * 2.0, name="B")
+    mod = tcomp.build(tcomp.create_schedule(B), [A, B])
+    a = np.arange(12, dtype=np.float32)
+    b = np.zeros(12, np.float32)
+    mod(a, b, sizes={"n": 3, "m": 4})
+    np.testing.assert_array_equal(b, a * 2)
+    with pytest.raises(ValueError, match="n, m appear in no parameter shape alone or plus a constant; give their"):
+        mod(a, b)
+    with pytest.raises(ValueError, match=r"dimension 0 must be n \* m = 10 \(n=2, m=5\), got 12"):
+        mod(a, b, sizes={"n": 2, "m": 5})
+    with pytest.raises(ValueError, match=r"sizes \['k'\] name no size variable"):
+        mod(a, b, sizes={"n": 3, "m": 4, "k": 1})
+    with pytest.raises(ValueError, match="m = 120 exceeds its declared maximum 100"):
+        mod(np.zeros(120, np.float32), np.zeros(120, np.float32), sizes={"n": 1, "m": 120})
+    with pytest.raises(TypeError, match="size 'n' must be an int"):
+        mod(a, b, sizes={"n": 3.0, "m": 4})
+    with pytest.raises(KernelLibraryError, match="cannot be exported: size variable.s. n, m appear in no"):
+        mod.export_library(tmp_path / "k.so")
 
 
 def test_size_var_bound_by_an_extent_plus_a_constant() -> None:
@@ -163,6 +184,29 @@ def test_declared_maximum_of_a_size_variable() -> None:
         te.var("n", max_value=-1)
     with pytest.raises(TEError, match="max_value 4294967296 is not a non-negative value"):
         te.var("n", max_value=1 << 32)
+
+
+def test_declared_minimum_of_a_size_variable() -> None:
+    from tcomp import te
+    from tcomp.te.operation import TEError
+
+    n = te.var("n", max_value=5, min_value=2)
+    assert n.declared_range() == (2, 5)
+    A = Buffer("A", (n,), "float32")
+    i = E.Var("i")
+    body = S.For(i, E.IntImm(0), n, S.ForKind.SERIAL, S.BufferStore(A, E.FloatImm(1.0), (i,)))
+    mod = tcomp.build(S.PrimFunc("fill", (A,), body, (n,)))
+    a = np.zeros(2, np.float32)
+    mod(a)
+    np.testing.assert_array_equal(a, 1.0)
+    with pytest.raises(ValueError, match="n = 1 is below its declared minimum 2"):
+        mod(np.zeros(1, np.float32))
+    with pytest.raises(TEError, match="min_value 6 is not a non-negative value of its dtype int32 at most max_value"):
+        te.var("n", max_value=5, min_value=6)
+    with pytest.raises(TEError, match="min_value -1 is not"):
+        te.var("n", min_value=-1)
+    with pytest.raises(TEError, match="min_value must be an int"):
+        te.var("n", min_value=2.0)  # type: ignore[arg-type]
 
 
 def test_bool_and_float16_parameters() -> None:
