@@ -170,10 +170,11 @@ class LinearForms:
 
     def merge_divmod(self, lin: Linear) -> Linear:
         """``k*c*(y // c) + k*(x % c) -> k*y`` where ``y`` is ``x``, or ``x % m`` with ``c`` dividing ``m`` (then
-        ``y % c == x % c``); repeated while pairs match, so ``(x//8)*8 + (x%8)//4*4 + x%4 -> x``."""
+        ``y % c == x % c``); repeated while pairs match, so ``(x//8)*8 + (x%8)//4*4 + x%4 -> x``. A symbolic ``c``
+        (one atom: ``k*n*(x // n) + k*(x % n) -> k*x``) too."""
         result = lin
         while True:
-            pair = self._divmod_pair(result)
+            pair = self._divmod_pair(result) or self._symbolic_divmod_pair(result)
             if pair is None:
                 return self._recover_mod(result)
             div_key, mod_key, y, k = pair
@@ -229,6 +230,26 @@ class LinearForms:
                 match = mods.get((base, c))
                 if match is not None and div_term.coeff == match[1].coeff * c:
                     return div_key, match[0], y, match[1].coeff
+        return None
+
+    def _symbolic_divmod_pair(self, lin: Linear) -> tuple[MonomialKey, MonomialKey, E.Expr, int] | None:
+        """As ``_divmod_pair`` for a divisor that is one atom ``n``: the terms ``k*n*(x // n)`` and ``k*(x % n)``."""
+        mods: dict[tuple[object, object], tuple[MonomialKey, Term]] = {}
+        for key, term in lin.terms.items():
+            atom = term.atoms[0]
+            if len(term.atoms) == 1 and isinstance(atom, E.FloorMod) and not isinstance(atom.b, E.IntImm):
+                mods[(self.keys.key(atom.a), self.keys.key(atom.b))] = (key, term)
+        if not mods:
+            return None
+        for key, term in lin.terms.items():
+            if len(term.atoms) != 2:
+                continue
+            for div, other in (term.atoms, term.atoms[::-1]):
+                if not isinstance(div, E.FloorDiv) or not self.keys.equal(div.b, other):
+                    continue
+                match = mods.get((self.keys.key(div.a), self.keys.key(div.b)))
+                if match is not None and match[1].coeff == term.coeff:
+                    return key, match[0], div.a, term.coeff
         return None
 
     # -- printing -------------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Floor semantics (``//``, ``%``), ``c`` a positive constant, ``x`` any integer ex
   and ``r % c -> c1 * (x % (c/c1)) + y`` (``(k*17 + o) // 68 -> k // 4`` for ``o`` in ``[0, 16]``);
 - a symbolic divisor ``b >= 1`` that is one monomial (``n``, ``n*4``): ``(b*q + r) // b -> q + r // b`` and
   ``(b*q + r) % b -> r % b``, with ``r // b`` folding to 0 or -1 (``r % b`` to ``r`` or ``r + b``) when the bound of
-  ``r`` lies in ``[0, min(b))`` or ``[-min(b), 0)``;
+  ``r`` lies in ``[0, min(b))`` or ``[-min(b), 0)``, or ``r >= 0`` lies below ``b`` with its clamps at their limits
+  (``(min(j, n - 1)*768 + c) // (n*768) -> 0`` for ``c`` in ``[0, 767]``);
 - any divisor ``b > 0``: ``x // b -> 0`` and ``x % b -> x`` when ``0 <= x < min(b)``; this and constant folding
   are the only rules for types that wrap (unsigned, narrower than 32 bits) and for negative constant divisors,
   except ``truncmod(x, -c) -> truncmod(x, c)``.
@@ -132,7 +133,7 @@ def _symbolic_divisor(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Ex
             quotient.const += term.coeff // factor.coeff
     lo, hi = s.lin_bound(rest)
     rest_expr = s.lin.to_expr(rest)
-    if 0 <= lo and hi < lo_b:
+    if 0 <= lo and (hi < lo_b or _below(s, rest, divisor)):
         shift = 0
     elif -lo_b <= lo and hi < 0:
         shift = -1
@@ -145,6 +146,31 @@ def _symbolic_divisor(s: Simplifier, a: E.Expr, b: E.Expr, is_div: bool) -> E.Ex
         quotient.const += shift
         return s.lin.to_expr(quotient)
     return rest_expr if shift == 0 else s.visit(E.Add(rest_expr, b, a.dtype))
+
+
+MAX_CLAMPS = 3  # the clamped atoms ``_below`` tries each operand of (2^3 combinations at most)
+
+
+def _below(s: Simplifier, rest: Linear, divisor: Linear) -> bool:
+    """Whether ``rest < divisor`` for every value, the bound of ``divisor - 1 - rest`` taken with each ``min(x, y)``
+    of ``rest`` (a positive coefficient) at one of its operands, which bounds it above: a clamped index
+    ``min(j, n - 1)*768 + c`` (``c`` in ``[0, 767]``) lies below ``n*768``."""
+    clamps = [(key, term) for key, term in rest.terms.items()
+              if term.coeff > 0 and len(term.atoms) == 1 and isinstance(term.atoms[0], E.Min)]
+    if not clamps or len(clamps) > MAX_CLAMPS:
+        return False
+    others = Linear(rest.dtype, {k: t for k, t in rest.terms.items() if all(k != key for key, _ in clamps)},
+                    rest.const)
+    gap = s.lin.add(s.lin.add(divisor, s.lin.const(-1, rest.dtype)), others, -1)
+    choices = [[(term.coeff, operand) for operand in (term.atoms[0].a, term.atoms[0].b)] for _, term in clamps]
+
+    def search(index: int, form: Linear) -> bool:
+        if index == len(choices):
+            return s.lin_bound(form)[0] >= 0
+        return any(search(index + 1, s.lin.add(form, s.lin.scale(s.lin.of(operand), coeff), -1))
+                   for coeff, operand in choices[index])
+
+    return search(0, gap)
 
 
 def floordiv(s: Simplifier, a: E.Expr, b: E.Expr) -> E.Expr | None:

@@ -397,3 +397,26 @@ def test_symbolic_divisor_fuzz() -> None:
         lo, hi = const_int_bound(e, ranges)
         assert (lo is None or lo <= values.min()) and (hi is None or hi >= values.max())
         checked += 1
+
+
+def test_symbolic_divisor_of_clamped_indices_fuzz() -> None:
+    """Division and remainder by ``n*c`` of ``a*min(w, n*c2 + d) + b`` forms (the clamped rows of a symbolic
+    number of rows), and ``n*(x // n) + x % n`` merges, with exhaustive checks."""
+    rng = random.Random(SEED + 300)
+    n, u, w = Var("n"), Var("u"), Var("w")
+    ranges = {n: (1, 7), u: (0, 5), w: (0, 12)}
+    grid = np.meshgrid(*(np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ranges.values()), indexing="ij")
+    env = dict(zip((n, u, w), grid))
+    for _ in range(600):
+        c = rng.choice([1, 2, 3])
+        clamp = E.Min(w, n * rng.choice([1, c]) + rng.randint(-2, 1), "int32")
+        numerator = clamp * rng.choice([1, c, 2 * c]) + u * rng.randint(0, 2) + rng.randint(-1, 2)
+        if rng.random() < 0.3:
+            numerator = n * c * u + numerator
+        for e in (numerator // (n * c), numerator % (n * c), n * (numerator // n) + numerator % n):
+            try:
+                values = np_eval(e, env)
+            except DivisionByZero:
+                continue
+            simple = simplify(e, ranges)
+            assert np.array_equal(np_eval(simple, env), values), f"simplify({e}) = {simple} differs"

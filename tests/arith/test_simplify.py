@@ -325,6 +325,21 @@ def test_symbolic_divisor(v: dict[str, Var]) -> None:
     assert isinstance(simplify((o * n + j) // n), E.FloorDiv)  # the sign of n is unknown
 
 
+def test_symbolic_divisor_of_a_clamped_index(v: dict[str, Var]) -> None:
+    """A row clamped to ``n - 1`` lies below ``n`` (each ``min`` at its operand bounds it above), and the quotient
+    and remainder by a symbolic ``n`` merge back (``n*(x // n) + x % n -> x``): a reshape of ``[b*n, c]`` rows."""
+    j, n, x, y = v["j"], v["n"], v["x"], v["y"]
+    bounds = {n: (2, 1 << 20), j: (0, 1023), y: (0, 767)}
+    row = E.Min(j, n - 1, "int32")
+    assert is_const(simplify((row * 768 + y) // (n * 768), bounds), 0)
+    assert same(simplify((row * 768 + y) % (n * 768), bounds), row * 768 + y)
+    assert same(simplify(row % n, bounds), row)
+    assert isinstance(simplify((row * 768 + y + 1) // (n * 768), bounds), E.FloorDiv)  # may reach n*768
+    assert simplify(n * (x // n) + x % n, bounds) is x
+    assert same(simplify(n * (x // n) * 3 + x % n * 3 + y, bounds), x * 3 + y)
+    assert isinstance(simplify(n * (x // n) + x % y, bounds), E.Add)  # another divisor: no merge
+
+
 def test_comparison_split_and_limits(v: dict[str, Var]) -> None:
     i, j, n, x = v["i"], v["j"], v["n"], v["x"]
     assert str(simplify(i * 4 + j < n * 4, {j: (0, 3)})) == "i < n"
