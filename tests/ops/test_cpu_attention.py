@@ -148,8 +148,8 @@ def test_bad_arguments() -> None:
         attention(q, k_t, v, AttentionTiles(4, 6, 8, 4))
     with pytest.raises(OpError, match="perm"):
         attention(q, k_t, v, tiles, perm=(1, 0))
-    with pytest.raises(OpError, match="static shape"):  # a symbolic batch (queries and keys may be symbolic)
-        attention(te.placeholder((te.var("n"), 4, 8), name="q"), k_t, v, tiles)
+    with pytest.raises(OpError, match="static shape"):  # a symbolic head size (batch, queries, keys may be)
+        attention(te.placeholder((4, te.var("n")), name="q"), te.placeholder((te.var("n"), 6), name="k_t"), v, tiles)
 
 
 def test_soft_capped_attention_matches_numpy() -> None:
@@ -254,4 +254,40 @@ def test_a_symbolic_number_of_queries(d: int, dv: int, heads: int) -> None:
         out = np.full((heads, length, dv), np.nan, dtype=np.float32)
         module(q, k, v, mask, out)
         expected = reference(q, k.transpose(0, 2, 1), v, [mask], 0.25, None)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("queries", ["symbolic", 1, 7])
+def test_a_symbolic_batch(queries: object) -> None:
+    """A batch of prompts of symbolic size ``b`` and length ``n`` as a transformer's projections give them: Q, K
+    and V read through views of one ``[b*n, 3*heads*d]`` matrix (rows of the product of the dimensions), each prompt
+    its own mask ``[b, 1, n, n]``, the result written ``[b, n, heads, d]``; one kernel for every size and length
+    (or every batch size, for a fixed number of queries and keys), against numpy, every access bounds-checked."""
+    target = Target("llvm -num-cores=2")
+    heads, d = 3, 16
+    b = te.var("b", "int32", max_value=1 << 10, min_value=2)
+    n = te.var("n", "int32", max_value=1 << 10, min_value=2) if queries == "symbolic" else queries
+    tiles = choose_tiles(37 if queries == "symbolic" else queries, 37 if queries == "symbolic" else queries,
+                         target.vector_bits // 32, target.vector_registers)
+    qkv = te.placeholder((b * n, 3 * heads * d), name="qkv")
+    mask_t = te.placeholder((b, 1, n, n), name="mask")
+
+    def part(offset: int, transposed: bool = False) -> te.Tensor:
+        if transposed:
+            return te.compute((b, heads, d, n), lambda t, h, e, j: qkv[t * n + j, offset + h * d + e], name="k_t")
+        return te.compute((b, heads, n, d), lambda t, h, i, e: qkv[t * n + i, offset + h * d + e], name="part")
+
+    out_t = attention(part(0), part(heads * d, True), part(2 * heads * d), tiles, [mask_t], 0.25, perm=(0, 2, 1, 3))
+    module = tcomp.build(schedule_cpu([out_t], target), [qkv, mask_t, out_t], target=target, check_bounds=True)
+    for batch, length in ((2, 2), (3, 9), (5, 40)):
+        length = length if queries == "symbolic" else queries
+        x = random_data(RNG, (batch * length, 3 * heads * d))
+        kept = RNG.integers(1, length + 1, batch)
+        mask = np.where(np.arange(length)[None, None, None, :] < kept[:, None, None, None], 0.0, -1e9)
+        mask = np.ascontiguousarray(np.broadcast_to(mask, (batch, 1, length, length)), dtype=np.float32)
+        out = np.full((batch, length, heads, d), np.nan, dtype=np.float32)
+        sizes = {"b": batch, "n": length} if queries == "symbolic" else {"b": batch}
+        module(x, mask, out, sizes=sizes)
+        q, k, v = (x.reshape(batch, length, 3, heads, d)[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+        expected = reference(q, k.transpose(0, 1, 3, 2), v, [mask], 0.25, None).transpose(0, 2, 1, 3)
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from tcomp import te
+from tcomp.arith import declared_upper_bound
 from tcomp.ir.expr import Expr, IterKind, Var
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.intrin import dot_intrin, gemm_intrin
@@ -92,7 +93,8 @@ def _ints(shape: Sequence[Any], what: str) -> tuple[int, ...]:
 
 
 def _keys(dim: Any) -> Any:
-    """The number of keys: an int, or an expression of symbolic dimensions (a cache's length)."""
+    """A number of keys, queries or matrices: an int, or an expression of symbolic dimensions (a cache's length, a
+    batch)."""
     value = as_int(dim)
     return dim if value is None else value
 
@@ -101,21 +103,43 @@ def _is_one(dim: Any) -> bool:
     return as_int(dim) == 1
 
 
-def _batch_reader(tensor: Tensor, batch: tuple[int, ...]) -> Any:
+def _product(dims: Sequence[Any]) -> Any:
+    """The product of ``dims`` (ints or expressions): an int where they all are."""
+    result: Any = 1
+    for dim in dims:
+        if not _is_one(dim):
+            result = dim if isinstance(result, int) and result == 1 else result * dim
+    return result
+
+
+def _broadcast(shapes: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
+    """numpy's broadcast of batch shapes whose dimensions may be symbolic (equal ones provably, else 1)."""
+    rank = max((len(shape) for shape in shapes), default=0)
+    result = []
+    for axis in range(rank):
+        dims = [shape[axis - rank + len(shape)] for shape in shapes if axis - rank + len(shape) >= 0]
+        sizes = [d for d in dims if not _is_one(d)]
+        if any(not same_dim(d, sizes[0]) for d in sizes[1:]):
+            raise ValueError(f"dimensions {[str(d) for d in dims]} differ")
+        result.append(sizes[0] if sizes else 1)
+    return tuple(result)
+
+
+def _batch_reader(tensor: Tensor, batch: tuple[Any, ...]) -> Any:
     """``index(t)``: the leading indices of ``tensor`` for matrix ``t`` of ``batch`` (row-major over the batch
     shape; size-1 dimensions of ``tensor`` broadcast)."""
-    own = _ints(tensor.shape[:-2], tensor.name)
+    own = [_keys(d) for d in tensor.shape[:-2]]
     offset = len(batch) - len(own)
-    strides = [int(np.prod(batch[d + 1:])) for d in range(len(batch))]
+    strides = [_product(batch[d + 1:]) for d in range(len(batch))]
 
     def index(t: Expr) -> tuple[Expr, ...]:
         result: list[Expr] = []
         for position, extent in enumerate(own):
             dim = position + offset
-            if extent == 1:
+            if _is_one(extent):
                 result.append(te.const(0, "int32"))
                 continue
-            value = t if strides[dim] == 1 else t // strides[dim]
+            value = t if _is_one(strides[dim]) else t // strides[dim]
             result.append(value if dim == 0 else value % batch[dim])
         return tuple(result)
 
@@ -134,16 +158,13 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     for tensor in (q, k_t, v, *biases):
         if tensor.dtype != "float32":
             raise OpError(f"attention: {tensor.name} is {tensor.dtype}; the fused kernel is float32 only")
-    *q_batch, d = _ints((*q.shape[:-2], q.shape[-1]), "q")
+    (d,), (d_k,), (dv,) = _ints(q.shape[-1:], "q"), _ints(k_t.shape[-2:-1], "k_t"), _ints(v.shape[-1:], "v")
     sq = _keys(q.shape[-2])
-    *k_batch, d_k = _ints(k_t.shape[:-1], "k_t")
-    *v_batch, dv = _ints((*v.shape[:-2], v.shape[-1]), "v")
     skv, skv_v = _keys(k_t.shape[-1]), _keys(v.shape[-2])
     if d != d_k or not same_dim(skv, skv_v):
         raise OpError(f"attention: shapes q {q.shape}, k_t {k_t.shape}, v {v.shape} do not chain")
     try:
-        batch = tuple(int(x) for x in np.broadcast_shapes(tuple(q_batch), tuple(k_batch), tuple(v_batch),
-                                                          *[_ints(b.shape[:-2], "bias") for b in biases]))
+        batch = _broadcast([[_keys(x) for x in t.shape[:-2]] for t in (q, k_t, v, *biases)])
         for b in biases:
             if not (_is_one(b.shape[-2]) or same_dim(b.shape[-2], sq)):
                 raise ValueError(f"a bias of {b.shape[-2]} rows for {sq} queries")
@@ -159,7 +180,8 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     padded_rows = not isinstance(sq, int) or sq % rows != 0  # query rows padded to whole blocks
     if nr % tiles.lanes or rows % mr:
         raise OpError(f"attention: tiles {tiles}: nr must be a multiple of the lanes, rows of mr")
-    count = int(np.prod(batch)) if batch else 1
+    count = _product(batch)  # the matrices: an expression for a symbolic batch
+    last_matrix = (count if isinstance(count, int) else declared_upper_bound(count)) - 1
     sq_p, np_, dv_p = _ceil(sq, rows), _ceil(skv, nr), _ceil(dv, nr)
     q_at, k_at, v_at = _batch_reader(q, batch), _batch_reader(k_t, batch), _batch_reader(v, batch)
     zero = te.const(0.0, "float32")
@@ -173,7 +195,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     padded = symbolic or np_ != skv
     q_row, q_col, t_var = te.var("i"), te.var("d"), te.var("t")
     k_row, k_col = te.var("j"), te.var("d")
-    k_bounds = {t_var: (0, count - 1), k_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), k_col: (0, d - 1)}
+    k_bounds = {t_var: (0, last_matrix), k_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), k_col: (0, d - 1)}
     # one query row: its scores are dot products with K's rows, read in place where they are runs in memory
     # (packing K would copy all of it for one use)
     k_rows = mr == 1 and rows_in_place(k_t, (*k_at(t_var), k_col, k_row), k_row, k_col, k_bounds)
@@ -187,7 +209,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
 
         packed_k = te.compute((count, np_ // nr, d, nr), pack_k, name=f"{name}.packedK", attrs=attrs("packed_k"))
     q_in_place = not padded_rows and rows_in_place(q, (*q_at(t_var), q_row, q_col), q_row, q_col,
-                                                   {t_var: (0, count - 1), q_row: (0, sq - 1), q_col: (0, d - 1)})
+                                                   {t_var: (0, last_matrix), q_row: (0, sq - 1), q_col: (0, d - 1)})
     if q_in_place:
         def read_q(t: Expr, i: Expr, dd: Expr) -> Expr:
             return q[(*q_at(t), i, dd)]
@@ -235,7 +257,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     row_sum = te.compute((count, sq_p), lambda t, i: te.sum(expo[t, i, js], axis=js), name=f"{name}.sum",
                          attrs=attrs("sum"))
     v_row, v_col = te.var("j"), te.var("e")
-    v_bounds = {t_var: (0, count - 1), v_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), v_col: (0, dv - 1)}
+    v_bounds = {t_var: (0, last_matrix), v_row: (0, (skv if not symbolic else TYPICAL_EXTENT) - 1), v_col: (0, dv - 1)}
     v_rows = rows_in_place(v, (*v_at(t_var), v_row, v_col), v_row, v_col, v_bounds)
     # one query row: the weighted sum of V's rows, read in place, over exactly the keys there are
     v_sum = mr == 1 and v_rows
@@ -267,7 +289,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     if sorted(order) != list(range(len(natural))) or order[-1] != len(natural) - 1:
         raise OpError(f"attention: perm {perm} must permute {len(natural)} axes and keep the last one last")
     shape = tuple(natural[p] for p in order)
-    strides = [int(np.prod(batch[d + 1:])) for d in range(len(batch))]
+    strides = [_product(batch[d + 1:]) for d in range(len(batch))]
 
     def result(*index: Var) -> Expr:
         source = [te.const(0, "int32")] * len(natural)
@@ -275,7 +297,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
             source[axis] = index[position]
         t: Expr = te.const(0, "int32")
         for dim, stride in enumerate(strides):
-            t = t + source[dim] * stride
+            t = t + (source[dim] if _is_one(stride) else source[dim] * stride)
         return out[t, source[-2], source[-1]] / row_sum[t, source[-2]]
 
     return te.compute(shape, result, name=name, tag="attention",
@@ -314,7 +336,8 @@ def schedule_attention(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     extent = as_int(row.dom.extent)  # type: ignore[attr-defined]
     blocks = -(-(TYPICAL_EXTENT if extent is None else extent) // rows)  # a symbolic query: many blocks
     row_block, row_inner = stage.split(row, factor=rows)
-    matrices = int(np.prod([int(iv.dom.extent.value) for iv in batch_axes])) if batch_axes else 1  # type: ignore
+    # a symbolic batch: many matrices
+    matrices = _product([as_int(iv.dom.extent) or TYPICAL_EXTENT for iv in batch_axes])  # type: ignore[attr-defined]
     per_block = ("out", "sum", "exp", "max", "scores", "packed_q")  # readers first
     per_matrix = ("packed_v", "packed_k")
     if matrices >= cpu.cores or (matrices > 1 and blocks == 1):
