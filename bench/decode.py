@@ -4,10 +4,13 @@ Models (``--models``): ``gpt2_decode_dynamic`` and ``llama_decode_dynamic`` (``b
 step of the GPT-2-small-like and Llama-like decoders, exported with the key/value cache's length symbolic, as
 serving exports leave it; the default), ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and
 ``bert_prompt_dynamic`` (the same decoders, and the BERT-base-like encoder, reading a prompt whose length is
-symbolic), from the cache folder of ``bench/models.py`` (``--export --export-python PYTHON`` exports them). tcomp
-compiles each once (a ``SpecializingExecutor``); onnxruntime opens it with ``--threads`` intra-op threads.
+symbolic), ``gpt2_batch_dynamic`` and ``bert_batch_dynamic`` (a batch of prompts whose size and length are both
+symbolic, as optimum exports them), from the cache folder of ``bench/models.py`` (``--export --export-python
+PYTHON`` exports them). tcomp compiles each once (a ``SpecializingExecutor``); onnxruntime opens it with
+``--threads`` intra-op threads.
 
-For each length (``--lengths``): a token id and a random cache of that length, or a prompt of random token ids; the
+For each length (``--lengths``; ``BATCHxLENGTH`` for the batch models): a token id and a random cache of that
+length, or prompts of random token ids; the
 first tcomp run (at a new length it may compile: its seconds, and the process's memory growth, are printed), the
 relative error against onnxruntime (max |difference| / max |reference| over the outputs), then both run with the same
 inputs in alternating rounds (``--rounds`` of ``--number`` runs each, ``tcomp.runtime.timer.alternating``); each
@@ -21,7 +24,7 @@ per power of two of the length): its total is printed. Then ``--rounds`` generat
 order, give the per-token latencies of the table (min, median, p99) and the median total.
 
     python bench/decode.py [--models gpt2_decode_dynamic,llama_decode_dynamic,gpt2_prompt_dynamic,...]
-                           [--lengths 127,511,1000]
+                           [--lengths 127,511,1000]   (--models gpt2_batch_dynamic --lengths 4x32,2x128,1x128)
                            [--rounds 6] [--number 5] [--generate N] [--threads 2] [--cache DIR]
                            [--export --export-python PYTHON]
 """
@@ -45,9 +48,10 @@ from models import Latency, interleaved, relative_error  # noqa: E402
 
 import tcomp.graph as tg  # noqa: E402
 
-# each model's symbolic dimension: the cache's length, or the prompt's
-MODELS = {"gpt2_decode_dynamic": "past", "llama_decode_dynamic": "past", "gpt2_prompt_dynamic": "seq",
-          "llama_prompt_dynamic": "seq", "bert_prompt_dynamic": "seq"}
+# each model's symbolic dimensions: the cache's length, or the prompt's (and the batch's size)
+MODELS = {"gpt2_decode_dynamic": ("past",), "llama_decode_dynamic": ("past",), "gpt2_prompt_dynamic": ("seq",),
+          "llama_prompt_dynamic": ("seq",), "bert_prompt_dynamic": ("seq",),
+          "gpt2_batch_dynamic": ("batch", "seq"), "bert_batch_dynamic": ("batch", "seq")}
 DEFAULT_MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")
 
 
@@ -67,8 +71,10 @@ def bench(name: str, args: argparse.Namespace) -> list[list[str]]:
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     rows = []
-    for length in args.lengths:
-        inputs = example_inputs(model, seed=length, dims={MODELS[name]: length})  # a token and a cache, or a prompt
+    for sizes in args.lengths:
+        # a token and a cache, or prompts
+        inputs = example_inputs(model, seed=sizes[-1], dims=dict(zip(MODELS[name], sizes)))
+        length = "x".join(map(str, sizes))
         before = resident_mb()
         start = time.perf_counter()
         got = executor.run(inputs)
@@ -108,7 +114,7 @@ def bench_generation(name: str, args: argparse.Namespace) -> list[list[str]]:
 
     path = ensure_exported(name, args.cache, args.export, args.export_python)
     model = onnx.load(str(path), load_external_data=False)
-    start = example_inputs(model, seed=0, dims={"past": args.lengths[0]})
+    start = example_inputs(model, seed=0, dims={"past": args.lengths[0][0]})
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -129,10 +135,10 @@ def bench_generation(name: str, args: argparse.Namespace) -> list[list[str]]:
             totals[runner].append(sum(times))
     t, o = Latency.of(samples["tcomp"]), Latency.of(samples["ort"])
     t_total, o_total = float(np.median(totals["tcomp"])), float(np.median(totals["ort"]))
-    print(f"{name}: {args.generate} tokens from a cache of {args.lengths[0]}: the first tcomp generation took "
+    print(f"{name}: {args.generate} tokens from a cache of {args.lengths[0][0]}: the first tcomp generation took "
           f"{cold:.2f} s with compiling; then tcomp {t_total:.3f} s, onnxruntime {o_total:.3f} s per generation "
           f"({executor.compilations} compilation, {executor.assembled} executors assembled)", flush=True)
-    return [[name, f"{args.lengths[0]}+{args.generate}", f"{cold:.2f}", f"{t.min * 1e3:.2f}",
+    return [[name, f"{args.lengths[0][0]}+{args.generate}", f"{cold:.2f}", f"{t.min * 1e3:.2f}",
              f"{t.median * 1e3:.2f}", f"{t.p99 * 1e3:.2f}", f"{o.min * 1e3:.2f}", f"{o.median * 1e3:.2f}",
              f"{o.p99 * 1e3:.2f}", f"{t.median / o.median:.2f}", f"{t_total:.3f}", f"{o_total:.3f}",
              f"{t_total / o_total:.2f}"]]
@@ -150,12 +156,16 @@ def main() -> None:
     parser.add_argument("--export", action="store_true")
     parser.add_argument("--export-python")
     args = parser.parse_args()
-    args.lengths = [int(n) for n in args.lengths.split(",")]
+    args.lengths = [tuple(int(n) for n in sizes.split("x")) for sizes in args.lengths.split(",")]
     names = args.models.split(",")
     unknown = sorted(set(names) - set(MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; models: {list(MODELS)}")
-    if args.generate and any(MODELS[name] != "past" for name in names):
+    wrong = [name for name in names if any(len(sizes) != len(MODELS[name]) for sizes in args.lengths)]
+    if wrong:
+        parser.error(f"--lengths gives {list(MODELS[wrong[0]])} for {wrong[0]}, one value each: "
+                     f"{'x'.join(s.upper() for s in MODELS[wrong[0]])}")
+    if args.generate and any(MODELS[name] != ("past",) for name in names):
         parser.error("--generate runs the decoding steps (models with a cache)")
     if args.generate:
         rows = [row for name in names for row in bench_generation(name, args)]
@@ -165,7 +175,7 @@ def main() -> None:
                      "median/ort", "tcomp total", "ort total", "total/ort"], rows)
         return
     rows = [row for name in names for row in bench(name, args)]
-    print(f"\nbatch 1, float32, {args.threads} threads; latencies in ms; first: the first run at a new length, "
+    print(f"\nfloat32, {args.threads} threads; latencies in ms; first: the first run at a new length, "
           "which may compile (s), and the memory it added (MB); ratio = tcomp / onnxruntime")
     print_table(["model", "length", "first", "+MB", "tcomp min", "median", "p99", "ort min", "median", "p99",
                  "min/ort", "median/ort", "p99/ort", "rel err"], rows)

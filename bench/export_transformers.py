@@ -5,7 +5,8 @@ weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
         [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [gpt2_decode_dynamic]
-        [llama_decode_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic] [bert_prompt_dynamic] [bloom] [deberta]
+        [llama_decode_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic] [bert_prompt_dynamic]
+        [gpt2_batch_dynamic] [bert_batch_dynamic] [bloom] [deberta]
         [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
@@ -44,7 +45,9 @@ configuration and the inputs, so that a cache made by another version is recogni
   symbolic dimension (1 to 1023), as serving exports leave it (``bench/decode.py`` runs them at several lengths);
 - ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and ``bert_prompt_dynamic``: ``gpt2``, ``llama`` and ``bert``
   reading a prompt whose length is a symbolic dimension (``seq``, 2 to 1024; to 512 for BERT), as serving exports
-  leave it (``bench/decode.py --models ...`` runs them).
+  leave it (``bench/decode.py --models ...`` runs them);
+- ``gpt2_batch_dynamic`` and ``bert_batch_dynamic``: ``gpt2`` and ``bert`` reading a batch of prompts whose size and
+  length are symbolic dimensions (``batch``, 1 to 64, and ``seq``), as optimum exports them.
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -259,6 +262,25 @@ def _prompt_length_symbolic(torch: Any, model: tuple[Any, tuple[Any, ...], list[
     return net, inputs, names, config
 
 
+def _batch_and_length_symbolic(torch: Any, model: tuple[Any, tuple[Any, ...], list[str], dict[str, Any]],
+                               longest: int) -> Any:
+    """A model reading a batch of prompts (as ``gpt2`` or ``bert`` returns it) whose batch size and length are
+    symbolic dimensions, ``batch`` (1 to 64) and ``seq`` (2 to ``longest``), as optimum exports them."""
+    net, inputs, names, config = model
+    batch, seq = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("seq", min=2, max=longest)
+    net.dynamic_shapes = {"xs": tuple({0: batch, 1: seq} for _ in inputs)}
+    inputs = tuple(torch.cat([x, x.flip(1)]) for x in inputs)  # two prompts: a batch of one fixes the size at 1
+    return net, inputs, names, config
+
+
+def gpt2_batch_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _batch_and_length_symbolic(torch, gpt2(transformers, torch), 1024)
+
+
+def bert_batch_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _batch_and_length_symbolic(torch, bert(transformers, torch), 512)
+
+
 def gpt2_prompt_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     return _prompt_length_symbolic(torch, gpt2(transformers, torch), 1024)
 
@@ -298,7 +320,8 @@ MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama":
           "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode,
           "gpt2_decode_static": gpt2_decode_static, "gpt2_decode_dynamic": gpt2_decode_dynamic,
           "llama_decode_dynamic": llama_decode_dynamic, "gpt2_prompt_dynamic": gpt2_prompt_dynamic,
-          "llama_prompt_dynamic": llama_prompt_dynamic, "bert_prompt_dynamic": bert_prompt_dynamic, "bloom": bloom,
+          "llama_prompt_dynamic": llama_prompt_dynamic, "bert_prompt_dynamic": bert_prompt_dynamic,
+          "gpt2_batch_dynamic": gpt2_batch_dynamic, "bert_batch_dynamic": bert_batch_dynamic, "bloom": bloom,
           "deberta": deberta}
 
 

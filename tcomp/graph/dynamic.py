@@ -5,26 +5,29 @@ compiles once for all their values, instead of once per value. This module finds
 tcomp's graph IR has static shapes, so the dimensions are found by probing, as PyTorch's automatic dynamic shapes
 do: the model is imported and optimized (every graph pass, no code generation) with each symbolic dimension bound
 to a few probe values, and the optimized graphs compared. Where they differ only in integers (shapes, attributes)
-that are affine in the dimensions, the differences become a template (``Affine`` integers, ``template``) that gives
-the graph for any values (``instantiate``) and, with the dimensions as variables (``symbolic``), the tensor
-expressions of each kernel, compiled once with the dimensions as arguments (``size_vars``).
+that are multilinear in the dimensions (``batch*seq + 1``: each symbol's own term and the products of two), the
+differences become a template (``Polynomial`` integers, ``template``) that gives the graph for any values
+(``instantiate``) and, with the dimensions as variables (``symbolic``), the tensor expressions of each kernel,
+compiled once with the dimensions as arguments (``size_vars``).
 
-The probe values are odd primes (37, 41 and 43 for one dimension; ``probe_bindings``): a decision a pass makes from
-divisibility (by 2, 4, 16, a tile) takes the branch for any size, and one that differs between probes makes the
-graphs differ. Values known at compile time that come from the dimensions (a position computed from the cache's
-length, a mask of its length) must not become constants: the values the probes' imports know that differ stay
-nodes (constant folding's ``run_time``), then the constants the passes folded that still differ (a
-constant broadcast to the batch), round after round. An attribute that only chooses how a kernel runs
-(``OpDef.hints``: attention's tiles, chosen for the query's rows) takes the first probe's value. Probing fails
-(``NotAffine``, and the model keeps one compilation per shape) when the graphs differ in anything else: their
-nodes, a constant's data, an integer not affine in the dimensions. Runs whose dimensions make a tensor's templated
-dimension smaller than 2 (an empty cache, a dimension of 1 that broadcasts) compile for their exact shapes instead
-(``dynamic_executor.DynamicModel.covers``).
+The probe values are odd primes (37, 41 and 43 for one dimension; for two, a base, each moved, both moved and a
+check: ``probe_bindings``): a decision a pass makes from divisibility (by 2, 4, 16, a tile) takes the branch for
+any size, and one that differs between probes makes the graphs differ. Values known at compile time that come from
+the dimensions (a position computed from the cache's length, a mask of its length) must not become constants: the
+values the probes' imports know that differ stay nodes (constant folding's ``run_time``), then the constants the
+passes folded that still differ (a constant broadcast to the batch), round after round. An attribute that only
+chooses how a kernel runs (``OpDef.hints``: attention's tiles, chosen for the query's rows) takes the first
+probe's value. Probing fails (``NoTemplate``, and the model keeps one compilation per shape) when the graphs differ
+in anything else: their nodes, a constant's data, an integer not multilinear in the dimensions (a square, a
+quotient). Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty cache, a dimension
+of 1 that broadcasts) compile for their exact shapes instead (``dynamic_executor.DynamicModel.covers``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,49 +50,55 @@ MAX_ROUNDS = 3  # pipeline runs per probe that may find more constants depending
 LARGEST = 1 << 20  # the largest value a symbolic dimension takes (a longer cache compiles for its exact shapes)
 
 
-class NotAffine(GraphError):
+class NoTemplate(GraphError):
     """The probes' graphs differ in a way a template cannot express."""
 
 
 @dataclass(frozen=True)
-class Affine:
-    """``constant + sum(coefficient * symbol)``: an integer of the graph that depends on the symbolic dimensions."""
+class Polynomial:
+    """``constant + sum(coefficient * product of symbols)``: an integer of the graph that depends on the symbolic
+    dimensions, each term's monomial a sorted tuple of distinct symbols (at most two: a batch times a length)."""
 
     constant: int
-    terms: tuple[tuple[str, int], ...]
+    terms: tuple[tuple[tuple[str, ...], int], ...]
 
     def at(self, binding: Mapping[str, int]) -> int:
-        return self.constant + sum(c * binding[s] for s, c in self.terms)
+        return self.constant + sum(c * math.prod(binding[s] for s in monomial) for monomial, c in self.terms)
 
     def expr(self, variables: Mapping[str, E.Var]) -> Any:
         result: Any = self.constant
-        for symbol, coefficient in self.terms:
-            term = variables[symbol] if coefficient == 1 else variables[symbol] * coefficient
+        for monomial, coefficient in self.terms:
+            term: Any = variables[monomial[0]]
+            for symbol in monomial[1:]:
+                term = term * variables[symbol]
+            term = term if coefficient == 1 else term * coefficient
             result = term if isinstance(result, int) and result == 0 else result + term
         return result
 
     def __str__(self) -> str:
-        parts = [s if c == 1 else f"{c}*{s}" for s, c in self.terms]
+        parts = ["*".join(m) if c == 1 else f"{c}*{'*'.join(m)}" for m, c in self.terms]
         if self.constant:
             parts.append(str(self.constant))
-        return " + ".join(parts)
+        return " + ".join(parts).replace("+ -", "- ")
 
 
 def probe_bindings(symbols: Sequence[str]) -> list[dict[str, int]]:
-    """The probes: a base binding, one per symbol with that symbol changed, and one with all of them changed."""
+    """The probes: a base binding, one per symbol with that symbol changed, one per pair of symbols with both
+    changed (their product's coefficient), and one with all of them changed to values of their own (the check)."""
     if not 0 < len(symbols) <= MAX_SYMBOLS:
-        raise NotAffine(f"{len(symbols)} symbolic dimensions; probing takes 1 to {MAX_SYMBOLS}")
+        raise NoTemplate(f"{len(symbols)} symbolic dimensions; probing takes 1 to {MAX_SYMBOLS}")
     n = len(symbols)
     base = {s: PRIMES[i] for i, s in enumerate(symbols)}
+    moved = {s: PRIMES[i + n] for i, s in enumerate(symbols)}
     probes = [base]
-    for i, s in enumerate(symbols):
-        probes.append({**base, s: PRIMES[i + n]})
+    probes.extend({**base, s: moved[s]} for s in symbols)
+    probes.extend({**base, a: moved[a], b: moved[b]} for a, b in itertools.combinations(symbols, 2))
     probes.append({s: PRIMES[i + 2 * n] for i, s in enumerate(symbols)})
     return probes
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# templates: the objects of the probes' graphs merged, integers that differ fitted as Affine
+# templates: the objects of the probes' graphs merged, integers that differ fitted as Polynomial
 @dataclass(frozen=True)
 class _Object:
     """A dataclass instance whose fields differ between the probes (``fields``: name -> template)."""
@@ -109,7 +118,7 @@ class _Mapping:
     items: tuple[tuple[Any, Any], ...]
 
 
-_VARYING = (Affine, _Object, _Sequence, _Mapping)
+_VARYING = (Polynomial, _Object, _Sequence, _Mapping)
 
 
 def varies(template: Any) -> bool:
@@ -117,39 +126,52 @@ def varies(template: Any) -> bool:
     return isinstance(template, _VARYING)
 
 
-def _fit(values: Sequence[int], probes: Sequence[Mapping[str, int]], where: str) -> int | Affine:
+def _fit(values: Sequence[int], probes: Sequence[Mapping[str, int]], where: str) -> int | Polynomial:
+    """The polynomial through ``values`` at ``probes`` (``probe_bindings``' order): each pair's product coefficient
+    from the probe moving both, each symbol's own from the probe moving it, checked at every probe."""
     first = values[0]
     if all(v == first for v in values):
         return first
-    base = probes[0]
-    terms = []
-    for probe, value in zip(probes[1:-1], values[1:-1]):
-        [(symbol, moved)] = [(s, v) for s, v in probe.items() if v != base[s]]
-        coefficient, remainder = divmod(value - first, moved - base[symbol])
+    base, symbols = probes[0], list(probes[0])
+    n = len(symbols)
+    single = {s: (values[1 + i], probes[1 + i][s] - base[s]) for i, s in enumerate(symbols)}
+    fail = NoTemplate(f"{where}: {list(values)} at the probes is not multilinear in the dimensions")
+    terms: dict[tuple[str, ...], int] = {}
+    for position, (a, b) in enumerate(itertools.combinations(symbols, 2)):
+        mixed = values[1 + n + position] - single[a][0] - single[b][0] + first
+        coefficient, remainder = divmod(mixed, single[a][1] * single[b][1])
         if remainder:
-            raise NotAffine(f"{where}: {list(values)} at the probes is not affine in the dimensions")
+            raise fail
         if coefficient:
-            terms.append((symbol, coefficient))
-    constant = first - sum(c * base[s] for s, c in terms)
-    fitted = Affine(constant, tuple(terms))
+            terms[(a, b)] = coefficient
+    for s in symbols:
+        slope, remainder = divmod(single[s][0] - first, single[s][1])
+        if remainder:
+            raise fail
+        coefficient = slope - sum(c * base[m[1] if m[0] == s else m[0]] for m, c in terms.items() if s in m)
+        if coefficient:
+            terms[(s,)] = coefficient
+    ordered = tuple(sorted(terms.items(), key=lambda item: (-len(item[0]), item[0])))
+    constant = first - sum(c * math.prod(base[s] for s in m) for m, c in ordered)
+    fitted = Polynomial(constant, ordered)
     if any(fitted.at(p) != v for p, v in zip(probes, values)):
-        raise NotAffine(f"{where}: {list(values)} at the probes is not affine in the dimensions")
+        raise fail
     return fitted
 
 
 def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where: str = "graph") -> Any:
     """The template of ``objects`` (the same graph object from each probe's graph, in ``probes`` order): the object
-    itself where they are all alike, else a template whose varying integers are ``Affine``. ``NotAffine`` when they
+    itself where they are all alike, else a template whose varying integers are ``Polynomial``. ``NoTemplate`` when they
     differ otherwise."""
     first = objects[0]
     if all(o is first for o in objects):
         return first
     kind = type(first)
     if any(type(o) is not kind for o in objects):
-        raise NotAffine(f"{where}: {kind.__name__} at one probe, {[type(o).__name__ for o in objects]} at others")
+        raise NoTemplate(f"{where}: {kind.__name__} at one probe, {[type(o).__name__ for o in objects]} at others")
     if isinstance(first, (bool, np.bool_)) or first is None or isinstance(first, (str, float, bytes)):
         if any(o != first for o in objects):
-            raise NotAffine(f"{where}: {first!r} differs between probes")
+            raise NoTemplate(f"{where}: {first!r} differs between probes")
         return first
     if isinstance(first, (int, np.integer)):
         fitted = _fit([int(o) for o in objects], probes, where)
@@ -157,11 +179,11 @@ def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where:
     if isinstance(first, np.ndarray):
         if any(o.dtype != first.dtype or o.shape != first.shape or not np.array_equal(o, first, equal_nan=True)
                for o in objects):
-            raise NotAffine(f"{where}: a constant's data depends on the dimensions")
+            raise NoTemplate(f"{where}: a constant's data depends on the dimensions")
         return first
     if isinstance(first, (tuple, list)):
         if any(len(o) != len(first) for o in objects):
-            raise NotAffine(f"{where}: {len(first)} items at one probe, {[len(o) for o in objects]} at others")
+            raise NoTemplate(f"{where}: {len(first)} items at one probe, {[len(o) for o in objects]} at others")
         items = tuple(template([o[i] for o in objects], probes, f"{where}[{i}]") for i in range(len(first)))
         if not any(varies(item) for item in items):
             return first
@@ -169,7 +191,7 @@ def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where:
     if isinstance(first, Mapping):
         keys = list(first)
         if any(list(o) != keys for o in objects):
-            raise NotAffine(f"{where}: the probes' graphs name different values")
+            raise NoTemplate(f"{where}: the probes' graphs name different values")
         entries = tuple((k, template([o[k] for o in objects], probes, f"{where}.{k}")) for k in keys)
         if not any(varies(v) for _, v in entries):
             return first
@@ -182,7 +204,7 @@ def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where:
         if not any(varies(v) for _, v in fields):
             return first
         return _Object(kind, fields)
-    raise NotAffine(f"{where}: cannot compare {kind.__name__} objects between probes")
+    raise NoTemplate(f"{where}: cannot compare {kind.__name__} objects between probes")
 
 
 def _first_hints(nodes: Sequence[Node]) -> Sequence[Node]:
@@ -208,8 +230,8 @@ def symbolic(template_: Any, variables: Mapping[str, E.Var]) -> Any:
     return _build(template_, lambda a: a.expr(variables), SymbolicType)
 
 
-def _build(template_: Any, integer: Callable[[Affine], Any], tensor_type: type) -> Any:
-    if isinstance(template_, Affine):
+def _build(template_: Any, integer: Callable[[Polynomial], Any], tensor_type: type) -> Any:
+    if isinstance(template_, Polynomial):
         return integer(template_)
     if isinstance(template_, _Sequence):
         return template_.cls(_build(item, integer, tensor_type) for item in template_.items)
@@ -236,18 +258,19 @@ class SymbolicType:
 
 
 def variables_for(symbols: Sequence[str]) -> dict[str, E.Var]:
-    """The dimensions as 32-bit variables of at most ``LARGEST`` (index arithmetic's type: 64-bit ones would put
-    casts in every bound); a buffer indexes in 32 bits where that maximum keeps it under 2^31 elements."""
-    return {s: te.var(s, "int32", max_value=LARGEST) for s in symbols}
+    """The dimensions as 32-bit variables from ``SMALLEST`` to ``LARGEST`` (index arithmetic's type: 64-bit ones
+    would put casts in every bound); a buffer indexes in 32 bits where that maximum keeps it under 2^31 elements,
+    and a slice that ends before ``SMALLEST`` stays inside the dimension."""
+    return {s: te.var(s, "int32", max_value=LARGEST, min_value=SMALLEST) for s in symbols}
 
 
-def templated_dimensions(template_: Any) -> list[Affine]:
-    """Every ``Affine`` dimension of a tensor type in ``template_`` (to check a binding against ``SMALLEST``)."""
-    found: dict[Affine, None] = {}
+def templated_dimensions(template_: Any) -> list[Polynomial]:
+    """Every ``Polynomial`` dimension of a tensor type in ``template_`` (to check a binding against ``SMALLEST``)."""
+    found: dict[Polynomial, None] = {}
     stack = [(template_, False)]
     while stack:
         item, in_type = stack.pop()
-        if isinstance(item, Affine):
+        if isinstance(item, Polynomial):
             if in_type:
                 found[item] = None
         elif isinstance(item, _Sequence):
@@ -274,7 +297,7 @@ def template_fields(graph_template_: Any) -> dict[str, Any]:
 
 def bytes_polynomial(type_template: Any) -> dict[tuple[str, ...], int]:
     """The byte size of a tensor type's template as a polynomial in the dimensions: coefficient per monomial (a
-    sorted tuple of dimension names; ``()`` for the constant term)."""
+    sorted tuple of dimension names, a name repeated for its powers; ``()`` for the constant term)."""
     if isinstance(type_template, _Object):
         fields = dict(type_template.fields)
         shape, dtype = fields["shape"], fields["dtype"]
@@ -283,7 +306,7 @@ def bytes_polynomial(type_template: Any) -> dict[tuple[str, ...], int]:
         dims, dtype = type_template.shape, type_template.dtype
     polynomial = {(): dt.storage_bytes(dtype)}
     for dim in dims:
-        terms = {(): dim} if isinstance(dim, int) else {(): dim.constant, **{(s,): c for s, c in dim.terms}}
+        terms = {(): dim} if isinstance(dim, int) else {(): dim.constant, **dict(dim.terms)}
         product: dict[tuple[str, ...], int] = {}
         for monomial, coefficient in polynomial.items():
             for symbols, factor in terms.items():
@@ -320,6 +343,13 @@ def dimension_symbols(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[i
             if isinstance(dim, str):
                 symbols[_symbol(decl, axis, dim)] = None
     return list(symbols)
+
+
+def pinned(decls: Sequence[InputDecl], values: Mapping[str, int]) -> list[InputDecl]:
+    """``decls`` with the symbolic dimensions named in ``values`` fixed to those values."""
+    return [dataclasses.replace(decl, dims=tuple(values.get(_symbol(decl, axis, dim), dim) if isinstance(dim, str)
+                                                 else dim for axis, dim in enumerate(decl.dims)))
+            if decl.dims is not None else decl for decl in decls]
 
 
 def _symbol(decl: InputDecl, axis: int, dim: str) -> str:
@@ -359,7 +389,7 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
           optimized: Callable[[Graph, frozenset[str]], Graph]) -> tuple[list[dict[str, int]], Any]:
     """Probe the model: ``imported(binding)`` is its graph as imported at those dimensions (typed, with the values
     known at compile time), ``optimized(graph, run_time)`` the pass pipeline, constant folding leaving the values
-    ``run_time`` to the kernels. Returns the probes and the template of their optimized graphs; ``NotAffine`` when
+    ``run_time`` to the kernels. Returns the probes and the template of their optimized graphs; ``NoTemplate`` when
     there is none.
 
     The values that differ between the probes stay nodes: first the small integers the imports know (shape
@@ -376,14 +406,14 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
         if folded <= run_time:
             break  # made by a pass from values that are not nodes: keeping nodes cannot help
         run_time |= folded
-    raise NotAffine(f"constants {sorted(folded)[:4]} depend on the dimensions")
+    raise NoTemplate(f"constants {sorted(folded)[:4]} depend on the dimensions")
 
 
 def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str) -> set[str]:
     """The names whose arrays are not the same in all of ``arrays`` (which must name the same values)."""
     names = list(arrays[0])
     if any(list(a) != names for a in arrays):
-        raise NotAffine(what)
+        raise NoTemplate(what)
     first = arrays[0]
     return {n for n in names if any(a[n] is not first[n] and (a[n].shape != first[n].shape or not np.array_equal(
         a[n], first[n], equal_nan=True)) for a in arrays[1:])}

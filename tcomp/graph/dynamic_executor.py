@@ -7,7 +7,8 @@
   windows; a product of a constant weight in panels, float or 8-bit, takes a symbolic number of rows) and those
   whose lowering needs numbers;
 - where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
-  every binding up to a capacity (each dimension rounded up to a power of two): its memory is planned at the
+  every binding up to a capacity (each dimension rounded up to a power of two, at least 64 for one dimension, 8
+  each for two: a batch of prompts is not planned for 64 of them): its memory is planned at the
   capacity, and a run at other dimensions only sets the kernels' arguments and the shapes of the inputs and
   outputs. A plan made at the capacity serves a smaller binding when every size grows with the dimensions, no
   concatenation written in place has a part before its last whose size depends on them (the parts after it would
@@ -57,7 +58,7 @@ from tcomp.target import Target
 
 logger = logging.getLogger(__name__)
 
-SMALLEST_CAPACITY = 64  # the least a resizing executor's dimensions are planned for
+SMALLEST_CAPACITY = 64  # the least a resizing executor's dimensions are planned for (their product, for several)
 Assemble = Callable[[Graph, CompileFunc, type[GraphExecutor]], GraphExecutor]
 
 
@@ -144,8 +145,9 @@ class DynamicModel:
 
     def covers(self, binding: Mapping[str, int]) -> bool:
         """Whether the kernels serve the dimensions ``binding``: every tensor dimension that depends on them at
-        least ``SMALLEST`` (a smaller one changes what broadcasts), every symbolic dimension at most ``LARGEST``."""
-        if set(binding) != set(self.symbols) or not all(0 < v <= LARGEST for v in binding.values()):
+        least ``SMALLEST`` (a smaller one changes what broadcasts), every symbolic dimension from ``SMALLEST`` to
+        ``LARGEST`` (the range the kernels' size variables declare)."""
+        if set(binding) != set(self.symbols) or not all(SMALLEST <= v <= LARGEST for v in binding.values()):
             return False
         return all(a.at(binding) >= SMALLEST for a in self._dimensions)
 
@@ -153,7 +155,8 @@ class DynamicModel:
         """The executor for ``binding`` (``covers(binding)`` must hold), and whether it was assembled for this
         call (a resizing executor is reused: it is only resized)."""
         if self.resizable:
-            capacity = {s: min(LARGEST, max(SMALLEST_CAPACITY, 1 << (v - 1).bit_length())) for s, v in binding.items()}
+            least = 1 << (SMALLEST_CAPACITY.bit_length() - 1) // len(binding)  # 64 for one dimension, 8 for two
+            capacity = {s: min(LARGEST, max(least, 1 << (v - 1).bit_length())) for s, v in binding.items()}
             key = tuple(capacity[s] for s in self.symbols)
             resizing = self._resizing.get(key)
             new = resizing is None

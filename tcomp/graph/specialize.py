@@ -22,9 +22,11 @@ shapes changed, not another copy of the model's weights. A constant only dropped
 the last of them.
 
 Once a symbolic dimension takes a second value, the model is compiled for all its values where its shapes are
-affine in them (``dynamic.py`` probes it, ``dynamic_executor.py`` runs it): later shapes then run on kernels compiled
-once, and only shapes it does not cover (a dimension of 1, a graph that is not affine) compile as above
-(``compile(..., symbolic_dimensions=False)``: always).
+multilinear in them (``dynamic.py`` probes it, ``dynamic_executor.py`` runs it): later shapes then run on kernels
+compiled once, and only shapes it does not cover (a graph that is not multilinear) compile as above
+(``compile(..., symbolic_dimensions=False)``: always). A dimension of 1 broadcasts, so runs with one (a batch of
+one) pin it: their first shapes compile as above, and the next ones probe the model for the other dimensions with
+it fixed (``dynamic_model(pins)``), so a batch of one prompt of any length compiles once too.
 
 ``compile(..., input_values={...})`` (``tcomp compile --freeze name=value``) fixes such inputs once and for all,
 and ``input_shapes`` binds symbolic dimensions; a model left with nothing to decide at run time compiles at once to
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tcomp.graph.dynamic import binding_of
+from tcomp.graph.dynamic import SMALLEST, binding_of, dimension_symbols, pinned
 from tcomp.graph.dynamic_executor import DynamicModel, ResizingExecutor
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
@@ -58,6 +60,7 @@ BuildFunc = Callable[[Mapping[str, Sequence[int]], Mapping[str, np.ndarray], Sha
 DynamicFunc = Callable[[Sequence["InputDecl"], Mapping[str, Sequence[int]], Mapping[str, Any], SharedConstants],
                        DynamicModel]
 Key = tuple[Any, ...]
+Pins = tuple[tuple[str, int], ...]
 
 
 def compile_or_defer(decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequence[int]],
@@ -107,8 +110,10 @@ class SpecializingExecutor:
         self.compilations = 0
         self.constants = SharedConstants()
         self._probe = dynamic
-        self.dynamic: DynamicModel | None = None  # the model compiled for its symbolic dimensions, once probed
-        self.dynamic_failure: str | None = None  # why probing found no template
+        # per set of dimensions pinned to a value below 2 (a batch of one; () for none): the model compiled for
+        # the other dimensions, once probed, or why there is none
+        self._models: dict[Pins, DynamicModel | str] = {}
+        self._exact_pins: set[Pins] = set()  # the pinned sets that have had an exact compilation
         self.assembled = 0  # executors assembled from ``dynamic``'s kernels (no code generated)
         self.resized = 0  # runs of a resizing executor (``dynamic_executor.py``)
         self._pending: dict[str, np.ndarray] = {}
@@ -156,6 +161,24 @@ class SpecializingExecutor:
             raise KeyError(f"input {name!r} has not been set")
         return self._pending[name].copy()
 
+    @property
+    def dynamic(self) -> DynamicModel | None:
+        """The model compiled for its symbolic dimensions, once probed (None before, or when there is none)."""
+        model = self._models.get(())
+        return model if isinstance(model, DynamicModel) else None
+
+    @property
+    def dynamic_failure(self) -> str | None:
+        """Why probing found no template for the symbolic dimensions (None when it did or has not probed)."""
+        model = self._models.get(())
+        return model if isinstance(model, str) else None
+
+    def dynamic_model(self, pins: Mapping[str, int]) -> DynamicModel | None:
+        """The model compiled for the symbolic dimensions other than those ``pins`` fixes (to values below 2: a
+        batch of one), once probed."""
+        model = self._models.get(tuple(sorted(pins.items())))
+        return model if isinstance(model, DynamicModel) else None
+
     # ------------------------------------------------------------------------------------------------------ running
     def run(self, inputs: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> list[np.ndarray] | None:
         """As ``GraphExecutor.run``: compiles first when no specialization matches the inputs."""
@@ -202,6 +225,9 @@ class SpecializingExecutor:
                 continue
             self.compilations += 1
             self._keep(key, executor)
+            binding = None if self.value_inputs else binding_of(list(self._decls.values()), self._fixed_shapes, shapes)
+            if binding is not None:
+                self._exact_pins.add(_pins(binding))
             return executor
 
     def _keep(self, key: Key, executor: GraphExecutor) -> None:
@@ -214,28 +240,32 @@ class SpecializingExecutor:
                    values: Mapping[str, Any]) -> GraphExecutor | None:
         """An executor for ``shapes`` (of the run ``key``) from the kernels compiled for the symbolic dimensions,
         once the dimensions have taken a second value (the model is probed then); None when there is no such kernel
-        set or it does not cover these shapes. An executor assembled for these shapes is kept with the
-        specializations; a resizing one (``dynamic_executor.py``) serves many shapes and is kept by the model."""
-        if self._probe is None or self.value_inputs or not self.specializations or self.dynamic_failure:
+        set or it does not cover these shapes. Dimensions of 1 (a batch of one) make tensors broadcast: they are
+        pinned, and the model is probed for the others apart (once they, too, have taken a second value). An
+        executor assembled for these shapes is kept with the specializations; a resizing one
+        (``dynamic_executor.py``) serves many shapes and is kept by the model."""
+        if self._probe is None or self.value_inputs:
             return None
         decls = list(self._decls.values())
-        if self.dynamic is None:
-            try:
-                with self.constants.use(("dynamic",)):
-                    self.dynamic = self._probe(decls, self._fixed_shapes, values, self.constants)
-            except Exception as exc:  # noqa: BLE001 - any failure leaves one compilation per shape, as before
-                self.dynamic_failure = f"{type(exc).__name__}: {exc}"
-                logger.debug("%s: no compilation for symbolic dimensions: %s", self.name, self.dynamic_failure)
-                return None
-            logger.debug("%s: compiled for symbolic dimensions %s", self.name, list(self.dynamic.symbols))
         binding = binding_of(decls, self._fixed_shapes, shapes)
-        if binding is None or not self.dynamic.covers(binding):
+        if binding is None:
+            return None
+        pins = _pins(binding)
+        model = self._models.get(pins)
+        if model is None:
+            if pins not in self._exact_pins and (pins or not self.specializations):
+                return None  # the first shapes compile as they are (those of a batch of one too)
+            model = self._probed(pins, values)
+        if isinstance(model, str):
+            return None
+        binding = {s: v for s, v in binding.items() if s not in dict(pins)}
+        if not model.covers(binding):
             return None
         try:
-            executor, new = self.dynamic.executor(binding)
+            executor, new = model.executor(binding)
         except Exception as exc:  # noqa: BLE001 - as above: the exact compilation reports a real error again
-            self.dynamic, self.dynamic_failure = None, f"{type(exc).__name__}: {exc}"
-            logger.debug("%s: no executor for symbolic dimensions %s: %s", self.name, binding, self.dynamic_failure)
+            self._models[pins] = f"{type(exc).__name__}: {exc}"
+            logger.debug("%s: no executor for symbolic dimensions %s: %s", self.name, binding, self._models[pins])
             return None
         self.assembled += new
         if isinstance(executor, ResizingExecutor):
@@ -243,6 +273,25 @@ class SpecializingExecutor:
         else:
             self._keep(key, executor)
         return executor
+
+    def _probed(self, pins: Pins, values: Mapping[str, Any]) -> DynamicModel | str:
+        """The model probed for its symbolic dimensions but ``pins`` (fixed to their values), or why there is
+        none (``dynamic.py``)."""
+        fixed = dict(pins)
+        decls = pinned(list(self._decls.values()), fixed)
+        try:
+            if not dimension_symbols(decls, self._fixed_shapes):
+                raise GraphError("every symbolic dimension is pinned")
+            with self.constants.use(("dynamic", pins)):
+                model: DynamicModel | str = self._probe(decls, self._fixed_shapes, values, self.constants)
+            logger.debug("%s: compiled for symbolic dimensions %s%s", self.name, list(model.symbols),
+                         f" with {fixed}" if fixed else "")
+        except Exception as exc:  # noqa: BLE001 - any failure leaves one compilation per shape, as before
+            model = f"{type(exc).__name__}: {exc}"
+            logger.debug("%s: no compilation for symbolic dimensions%s: %s", self.name,
+                         f" with {fixed}" if fixed else "", model)
+        self._models[pins] = model
+        return model
 
     def _current(self) -> GraphExecutor:
         if self._last is None:
@@ -284,6 +333,11 @@ class SpecializingExecutor:
             fixes.append("--freeze NAME=VALUE for any input whose values decide shapes")
         raise GraphError(f"{self.name}: shapes are decided at run time, so it cannot be exported; fix them with "
                          f"{' and '.join(fixes)} (input_shapes= / input_values= in Python)")
+
+
+def _pins(binding: Mapping[str, int]) -> Pins:
+    """The dimensions of ``binding`` that take a value below ``SMALLEST`` (they broadcast), sorted."""
+    return tuple(sorted((s, v) for s, v in binding.items() if v < SMALLEST))
 
 
 def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None, copy: bool) -> np.ndarray:

@@ -13,26 +13,30 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "hf_models"
 TOLERANCE = 1e-4  # relative error: max |tcomp - torch| / max |torch|
 
 
-def case_lengths(keys: Iterable[str]) -> list[int | None]:
+def case_lengths(keys: Iterable[str]) -> list[int | str | None]:
     """The cases the arrays named ``keys`` hold (``<array>@<n>`` names: a cache length of a model whose cache length
-    is symbolic, a token's position in a static cache), else ``[None]``: one case of plain names."""
-    return sorted({int(key.rsplit("@", 1)[1]) for key in keys if "@" in key}) or [None]
+    is symbolic, a token's position in a static cache, sorted; ``<array>@<batch>x<n>``, in the order stored), else
+    ``[None]``: one case of plain names."""
+    cases = list(dict.fromkeys(key.rsplit("@", 1)[1] for key in keys if "@" in key))
+    if all(case.isdigit() for case in cases):
+        return sorted(int(case) for case in cases) or [None]
+    return list(cases)
 
 
-def case_keys(keys: Iterable[str], length: int | None) -> dict[str, str]:
+def case_keys(keys: Iterable[str], length: int | str | None) -> dict[str, str]:
     """The arrays of case ``length`` among ``keys``: their names without the case's suffix -> their keys."""
     suffix = "" if length is None else f"@{length}"
     return {key[: len(key) - len(suffix)]: key for key in keys
             if ("@" not in key if length is None else key.endswith(suffix))}
 
 
-def stored_lengths(name: str) -> list[int | None]:
+def stored_lengths(name: str) -> list[int | str | None]:
     """The cases model ``name`` stores (``case_lengths``)."""
     with np.load(DATA / f"{name}.npz") as data:
         return case_lengths(data.files)
 
 
-def stored(name: str, length: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def stored(name: str, length: int | str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Model ``name``'s stored inputs (``input_<name>`` arrays) and PyTorch's outputs (the other arrays), by name;
     those of case ``length`` for a model that stores several (``stored_lengths``)."""
     with np.load(DATA / f"{name}.npz") as data:

@@ -1,4 +1,4 @@
-"""Symbolic dimensions (``tcomp.graph.dynamic``): the probes' graphs merged into a template of affine integers, and
+"""Symbolic dimensions (``tcomp.graph.dynamic``): the probes' graphs merged into a template of multilinear integers, and
 models whose dimensions vary compiled once for all their values. The decoders exported with a symbolic cache
 length, and a GPT-2 reading a prompt of symbolic length, match PyTorch at every stored length from one compilation,
 and an exact compilation at others."""
@@ -13,19 +13,29 @@ import pytest
 from onnx import TensorProto, helper
 
 import tcomp.graph as tg
-from tcomp.graph.dynamic import LARGEST, Affine, NotAffine, bytes_polynomial, instantiate, probe_bindings, template
+from tcomp.graph.dynamic import (
+    LARGEST,
+    NoTemplate,
+    Polynomial,
+    bytes_polynomial,
+    instantiate,
+    probe_bindings,
+    template,
+    templated_dimensions,
+)
 from tcomp.graph.ir import GraphError, TensorType, make_node
 from tests.graph.hf_data import DATA, assert_matches_pytorch, stored, stored_lengths
 
 DECODERS = ["gpt2_decode_dynamic_tiny", "llama_decode_dynamic_tiny"]
 
 
-def test_probes_change_one_dimension_then_all() -> None:
+def test_probes_change_one_dimension_then_two_then_all() -> None:
     probes = probe_bindings(["past", "batch"])
     assert probes[0] == {"past": 37, "batch": 41}
     assert probes[1] == {"past": 43, "batch": 41} and probes[2] == {"past": 37, "batch": 47}
-    assert probes[3] == {"past": 53, "batch": 59}
-    with pytest.raises(NotAffine, match="probing takes 1 to"):
+    assert probes[3] == {"past": 43, "batch": 47} and probes[4] == {"past": 53, "batch": 59}
+    assert len(probes) == 5 and len(probe_bindings(["n"])) == 3 and len(probe_bindings(["a", "b", "c"])) == 8
+    with pytest.raises(NoTemplate, match="probing takes 1 to"):
         probe_bindings([])
 
 
@@ -35,9 +45,26 @@ def test_integers_that_differ_are_fitted() -> None:
     fitted = template(dims, probes)
     assert instantiate(fitted, {"past": 10, "batch": 3}) == TensorType((3, 21, 16), "float32")
     [_, rows, _] = fitted.fields[0][1].items
-    assert rows == Affine(1, (("past", 2),)) and str(rows) == "2*past + 1"
+    assert rows == Polynomial(1, ((("past",), 2),)) and str(rows) == "2*past + 1"
     same = [TensorType((4, 4), "float32") for _ in probes]
     assert template(same, probes) is same[0]
+
+
+@pytest.mark.parametrize("symbols", [["batch", "seq"], ["batch", "seq", "past"]])
+def test_products_of_two_dimensions_are_fitted(symbols: list[str]) -> None:
+    """A batch of prompts flattened to rows: ``batch*seq`` (and ``3*batch*seq + 2*seq - 5``) at every binding."""
+    probes = probe_bindings(symbols)
+    rows = template([p["batch"] * p["seq"] for p in probes], probes)
+    mixed = template([3 * p["batch"] * p["seq"] + 2 * p["seq"] - 5 for p in probes], probes)
+    assert rows == Polynomial(0, ((("batch", "seq"), 1),)) and str(rows) == "batch*seq"
+    assert str(mixed) == "3*batch*seq + 2*seq - 5"
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        binding = {s: int(v) for s, v in zip(symbols, rng.integers(1, 1000, len(symbols)))}
+        assert rows.at(binding) == binding["batch"] * binding["seq"]
+        assert mixed.at(binding) == 3 * binding["batch"] * binding["seq"] + 2 * binding["seq"] - 5
+    with pytest.raises(NoTemplate, match="not multilinear"):
+        template([p["batch"] * p["seq"] * p["seq"] for p in probes], probes)
 
 
 def test_byte_sizes_as_polynomials() -> None:
@@ -47,18 +74,20 @@ def test_byte_sizes_as_polynomials() -> None:
     grid = template([TensorType((p["n"] + 1, p["m"]), "int8") for p in probes], probes)
     assert bytes_polynomial(grid) == {("m", "n"): 1, ("m",): 1}
     assert bytes_polynomial(TensorType((2, 3), "int4")) == {(): 6}
+    flat = template([TensorType((p["n"] * p["m"], 2), "float32") for p in probes], probes)
+    assert bytes_polynomial(flat) == {("m", "n"): 8}
 
 
 @pytest.mark.parametrize(("objects", "reason"), [
-    (lambda p: p["past"] ** 2, "not affine"),
-    (lambda p: p["past"] // 2, "not affine"),
+    (lambda p: p["past"] ** 2, "not multilinear"),
+    (lambda p: p["past"] // 2, "not multilinear"),
     (lambda p: "a" if p["past"] == 37 else "b", "differs between probes"),
     (lambda p: np.full(3, p["past"]), "a constant's data depends on the dimensions"),
     (lambda p: (1,) * (p["past"] % 3), "items at one probe"),
 ])
 def test_what_no_template_expresses(objects: object, reason: str) -> None:
     probes = probe_bindings(["past"])
-    with pytest.raises(NotAffine, match=reason):
+    with pytest.raises(NoTemplate, match=reason):
         template([objects(p) for p in probes], probes)  # type: ignore[operator]
 
 
@@ -111,6 +140,28 @@ def test_a_prompt_of_any_length_compiles_once() -> None:
     assert graph is not None and any(m.op == "panel_matmul" for node in graph.nodes for m in node.members())
 
 
+def test_a_batch_of_prompts_compiles_once_and_once_for_a_batch_of_one() -> None:
+    """A batch of prompts whose size and length are both symbolic (optimum's export), padded on the right: the rows
+    of its products are ``batch*seq`` (a product of the dimensions), attention runs over a symbolic number of
+    matrices, and each prompt's mask is its own. The second shape probes the model; a batch of one broadcasts, so it
+    pins ``batch`` and its second length probes the model for ``seq`` alone. Two exact compilations, then every
+    shape resizes an executor."""
+    name = "gpt2_batch_dynamic_tiny"
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert isinstance(executor, tg.SpecializingExecutor)
+    assert stored_lengths(name) == ["2x5", "3x7", "4x31", "1x6", "1x9", "2x100", "1x50"]
+    assert_matches_pytorch(name, executor)
+    batched, single = executor.dynamic, executor.dynamic_model({"batch": 1})
+    assert batched is not None and batched.symbols == ("batch", "seq") and executor.dynamic_failure is None
+    assert any(m == ("batch", "seq") for d in templated_dimensions(batched.template) for m, _ in d.terms)
+    assert single is not None and single.symbols == ("seq",)
+    for model in (batched, single):
+        assert model.resizable and model.exact_kernels == 0 and model.generic_kernels >= 5
+    assert executor.compilations == 2 and executor.resized == 5
+    graph = executor._current().graph
+    assert graph is not None and any(m.op == "attention" for node in graph.nodes for m in node.members())
+
+
 def test_a_dynamically_quantized_prompt_compiles_once(tmp_path: Path) -> None:
     """The same prompt model quantized by onnxruntime's ``quantize_dynamic``: its integer products take a symbolic
     number of rows too, so every kernel compiles once; against onnxruntime on the quantized model at every stored
@@ -154,7 +205,7 @@ def test_a_cache_of_one_compiles_for_its_exact_shapes() -> None:
 
 
 def _flatten_square_model() -> onnx.ModelProto:
-    """``y = reshape(broadcast(x, [n, n]), [-1])``: its output has n * n elements, no affine dimension."""
+    """``y = reshape(broadcast(x, [n, n]), [-1])``: its output has n * n elements, a square of a dimension."""
     shape = helper.make_node("Shape", ["x"], ["s"])
     square = helper.make_node("Concat", ["s", "s"], ["ss"], axis=0)
     expand = helper.make_node("Expand", ["x", "ss"], ["e"])
@@ -167,13 +218,13 @@ def _flatten_square_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_a_model_that_probes_not_affine_compiles_per_shape() -> None:
+def test_a_model_that_probes_not_multilinear_compiles_per_shape() -> None:
     executor = tg.compile(_flatten_square_model())
     for n in (3, 4, 5):
         x = np.arange(n, dtype=np.float32)
         [y] = executor.run([x])
         np.testing.assert_array_equal(y, np.broadcast_to(x, (n, n)).reshape(-1))
-    assert executor.dynamic is None and "not affine" in str(executor.dynamic_failure)
+    assert executor.dynamic is None and "not multilinear" in str(executor.dynamic_failure)
     assert executor.compilations == 3 and executor.assembled == 0
 
 
@@ -263,7 +314,7 @@ def test_a_concat_written_in_place_whose_last_part_varies_resizes() -> None:
 
 def test_tiles_chosen_for_the_probes_extents_do_not_stop_a_template() -> None:
     """An attribute that only chooses how a kernel runs (``OpDef.hints``: attention's tiles, chosen for the
-    query's rows) takes the first probe's value; any other attribute that differs is not affine."""
+    query's rows) takes the first probe's value; any other attribute that differs is not multilinear."""
     probes = probe_bindings(["n"])
     tiles = [make_node("attention", "a", ("q", "k", "v"), ("o",), tiles=(8, 32, rows, 16), scale=0.5)
              for rows in (40, 48, 48)]
@@ -271,7 +322,7 @@ def test_tiles_chosen_for_the_probes_extents_do_not_stop_a_template() -> None:
     assert merged.attr("tiles") == (8, 32, 40, 16)
     scales = [make_node("attention", "a", ("q", "k", "v"), ("o",), tiles=(8, 32, 8, 16), scale=s)
               for s in (0.5, 0.25, 0.25)]
-    with pytest.raises(NotAffine, match="differs between probes"):
+    with pytest.raises(NoTemplate, match="differs between probes"):
         template(scales, probes)
 
 

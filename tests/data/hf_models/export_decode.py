@@ -8,7 +8,9 @@ it appended (``present.I.key``, ``present.I.value``: 32 positions) out. ``gpt2_d
 leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). ``gpt2_decode_static_tiny``
 is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``).
 ``gpt2_prompt_dynamic_tiny`` is a one-layer GPT-2 wide enough for the packed GEMM (``PROMPT_WIDTH``) reading a prompt
-(``input_ids``) whose length is a symbolic dimension, with cases at ``PROMPT_LENGTHS``. Needs
+(``input_ids``) whose length is a symbolic dimension, with cases at ``PROMPT_LENGTHS``; ``gpt2_batch_dynamic_tiny``
+the same model reading a batch of prompts whose size and length are both symbolic (with their attention mask), with
+cases at ``BATCH_CASES``. Needs
 torch and transformers (random weights from a fixed seed; nothing is downloaded). Writes ``NAME.onnx`` (weights in
 ``NAME.onnx.data``) and ``NAME.npz``: the inputs as ``input_<name>`` and PyTorch's outputs under their names.
 
@@ -32,6 +34,8 @@ DYNAMIC_LENGTHS = (5, 6, 31)  # the cache lengths stored for the exports whose c
 STATIC_POSITIONS = (5, 6, 31)  # the token's positions stored for the step over a static cache
 PROMPT_WIDTH = 288  # the prompt model's hidden size: its products take the packed GEMM for any prompt length
 PROMPT_LENGTHS = (5, 6, 31, 100)  # the prompt lengths stored for the export whose prompt length is symbolic
+# (batch, length) of the cases stored for the export whose batch and length are symbolic, in the order they run
+BATCH_CASES = ((2, 5), (3, 7), (4, 31), (1, 6), (1, 9), (2, 100), (1, 50))
 
 
 def gpt2() -> tuple[torch.nn.Module, int, int]:
@@ -130,6 +134,42 @@ def export_prompt(name: str, outdir: str) -> None:
     _save(outdir, name, stored)
 
 
+def export_batch(name: str, outdir: str) -> None:
+    """The one-layer GPT-2 of ``export_prompt`` reading a batch of prompts padded on the right (``input_ids`` and
+    ``attention_mask``) whose batch size and length are symbolic dimensions (``batch``, 1 to 16, and ``seq``, 2 to
+    127), as optimum exports them: PyTorch's inputs and outputs at each of ``BATCH_CASES``, as
+    ``input_input_ids@<batch>x<length>``, ``input_attention_mask@...`` and ``output@...``."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=256, n_embd=PROMPT_WIDTH, n_layer=1, n_head=4, n_positions=128,
+                                     attn_implementation="eager", use_cache=False)
+    net = transformers.GPT2Model(config).eval()
+
+    class Prompts(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.output_names = ["output"]
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor]:
+            return (self.net(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)[0],)
+
+    prompts = Prompts().eval()
+    stored: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for batch, length in BATCH_CASES:
+            generator = torch.Generator().manual_seed(batch * 1000 + length)
+            ids = torch.randint(0, 256, (batch, length), generator=generator)
+            kept = torch.randint(1, length + 1, (batch,), generator=generator)  # each prompt's own length
+            mask = (torch.arange(length)[None, :] < kept[:, None]).to(torch.int64)
+            if not stored:
+                dims = {0: torch.export.Dim("batch", min=1, max=16), 1: torch.export.Dim("seq", min=2, max=127)}
+                torch.onnx.export(prompts, (ids, mask), os.path.join(outdir, f"{name}.onnx"),
+                                  input_names=["input_ids", "attention_mask"], output_names=prompts.output_names,
+                                  dynamo=True, dynamic_shapes={"input_ids": dims, "attention_mask": dims})
+            _store_case(stored, prompts, ["input_ids", "attention_mask"], (ids, mask), f"@{batch}x{length}")
+    _save(outdir, name, stored)
+
+
 def _store_case(stored: dict[str, np.ndarray], step: torch.nn.Module, inputs: list[str],
                 step_inputs: tuple[torch.Tensor, ...], suffix: str) -> None:
     stored.update({f"input_{n}{suffix}": a.numpy() for n, a in zip(inputs, step_inputs)})
@@ -148,3 +188,4 @@ if __name__ == "__main__":
     export("llama_decode_dynamic_tiny", llama, sys.argv[1], DYNAMIC_LENGTHS)
     export_static("gpt2_decode_static_tiny", gpt2, sys.argv[1])
     export_prompt("gpt2_prompt_dynamic_tiny", sys.argv[1])
+    export_batch("gpt2_batch_dynamic_tiny", sys.argv[1])
