@@ -46,8 +46,9 @@ def test_panel_matmul_on_the_micro_kernel(m: int, n: int, k: int) -> None:
 @pytest.mark.parametrize(("n", "k"), [(768, 768), (300, 1001)])
 def test_a_symbolic_number_of_rows(n: int, k: int) -> None:
     """One kernel for every number of rows (a prompt's length): the plan of ``TYPICAL_ROWS`` rows, A packed (its
-    last row repeated down to a whole tile), only the tiles a block needs; against numpy from 1 row to several
-    blocks, with a fused epilogue, every access bounds-checked."""
+    last row repeated down to a whole tile), only the tiles a block needs, the last tile on the micro-kernel of the
+    rows left; against numpy from 1 row to several blocks (every remainder of a tile), with a fused epilogue, every
+    access bounds-checked."""
     cpu = CpuTarget.of(TWO_CORES)
     plan = panels_plan(TYPICAL_ROWS, n, k, cpu)
     assert plan is not None
@@ -60,10 +61,11 @@ def test_a_symbolic_number_of_rows(n: int, k: int) -> None:
     out = te.compute((rows, n), lambda i, j: te.max(product[i, j] + bias[j], 0.0), name="out")
     s = schedule_cpu([out], TWO_CORES)
     source = str(tcomp.lower(s, [x, panels, bias, out], simple_mode=True))
-    assert "tcomp_sgemm_f32" in source and "packedB" not in source
+    assert "tcomp_sgemm_rows_f32" in source and "packedB" not in source
     module = tcomp.build(s, [x, panels, bias, out], target=TWO_CORES, check_bounds=True)
     bias_value = RNG.standard_normal(n).astype(np.float32)
-    for m in (1, 2, plan.blocking.mr + 1, plan.block_rows - 1, plan.block_rows + 3, 2 * plan.block_rows + 37):
+    mr = plan.blocking.mr
+    for m in (1, 2, *range(mr - 1, 2 * mr + 1), plan.block_rows - 1, plan.block_rows + 3, 2 * plan.block_rows + 37):
         x_value = RNG.standard_normal((m, k)).astype(np.float32)
         got = np.full((m, n), np.nan, np.float32)
         module(x_value, panels_value, bias_value, got)

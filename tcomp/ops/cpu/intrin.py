@@ -1,7 +1,10 @@
 """CPU tensor intrinsics backed by tcomp's own LLVM micro-kernels (``tcomp/codegen/llvm/microkernels.py``).
 
 - ``gemm_intrin(mr, nr, kc)``: ``c[mr, nr] = sum_k a[mr, k] * b[k, nr]`` over ``kc`` steps, register-blocked;
-  the ``b`` tile is read with a row stride (packed panels give stride ``nr``), ``a`` and ``c`` with theirs.
+  the ``b`` tile is read with a row stride (packed panels give stride ``nr``), ``a`` and ``c`` with theirs. With
+  ``rows`` (a symbolic number of rows of the product the tiles cover), a tile starting at row ``i`` computes only
+  its first ``rows - i`` rows where those are fewer than ``mr`` (the padding rows of the last tile are not
+  computed, nor written: whatever reads the product must stop at ``rows``).
 - ``dot_intrin(n)``: ``c[0] = sum_k a[k] * b[k]``.
 - ``igemm_intrin(mr, nr, kc, lanes, pairs)``: ``c[mr, nr] = sum int32(a[mr, g kg + s]) * int32(b[kg, nr, s])``
   over ``kg < kc / g`` and ``s < g``, int32 ``c``: uint8 ``a`` and int8 ``b`` in groups of ``g = 4`` steps, or
@@ -16,8 +19,8 @@ import functools
 from collections.abc import Callable
 
 from tcomp import te
-from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, igemm_kernel_name
-from tcomp.ir.expr import const
+from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, gemm_rows_kernel_name, igemm_kernel_name
+from tcomp.ir.expr import Expr, const
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.target import Target
 from tcomp.te.intrin import LowerResult, TensorIntrin, TensorRegion, call_extern, decl_tensor_intrin, emit, int64
@@ -28,7 +31,7 @@ def default_lanes(target: Target | None = None) -> int:
 
 
 @functools.cache
-def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None) -> TensorIntrin:
+def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None, rows: Expr | None = None) -> TensorIntrin:
     lanes = lanes or default_lanes()
     if nr % lanes:
         raise ValueError(f"gemm_intrin: nr={nr} must be a multiple of the vector lanes ({lanes})")
@@ -36,12 +39,18 @@ def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None) -> TensorIn
     b = te.placeholder((kc, nr), name="b")
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
-    return decl_tensor_intrin(c, _tile_lowering(gemm_kernel_name(mr, nr, lanes), kc), name=f"gemm_{mr}x{nr}x{kc}")
+    if rows is None:
+        lowering = _tile_lowering(gemm_kernel_name(mr, nr, lanes), kc)
+        return decl_tensor_intrin(c, lowering, name=f"gemm_{mr}x{nr}x{kc}")
+    lowering = _tile_lowering(gemm_rows_kernel_name(mr, nr, lanes), kc, rows)
+    return decl_tensor_intrin(c, lowering, name=f"gemm_rows_{mr}x{nr}x{kc}")
 
 
-def _tile_lowering(name: str, steps: int) -> Callable[[list[TensorRegion], list[TensorRegion]], LowerResult]:
+def _tile_lowering(name: str, steps: int, rows: Expr | None = None,
+                   ) -> Callable[[list[TensorRegion], list[TensorRegion]], LowerResult]:
     """The lowering of a register tile computed by the micro-kernel ``name`` over ``steps`` steps of its loop:
-    ``name(a, lda, b, ldb, c, ldc, steps, accumulate)`` from scratch, as the reset (no steps) and accumulating."""
+    ``name(a, lda, b, ldb, c, ldc, steps, accumulate)`` from scratch, as the reset (no steps) and accumulating;
+    with ``rows``, the rows of the product left from the tile's first (``name`` computes at most that many)."""
 
     def lower(ins: list[TensorRegion], outs: list[TensorRegion]) -> LowerResult:
         ra, rb = ins
@@ -51,13 +60,14 @@ def _tile_lowering(name: str, steps: int) -> Callable[[list[TensorRegion], list[
             # the reset (no steps) reads no input: it passes the output tile for them, so it stays valid where it
             # is placed outside the scope of a buffer an input lives in (a panel copied inside the reduction loop)
             a_ptr, b_ptr = (ra.access_ptr(), rb.access_ptr()) if count else (rc.access_ptr(), rc.access_ptr())
+            left = () if rows is None else (int64(rows - rc.start[-2]),)
             return emit(
                 call_extern(
                     "int32", name,
                     a_ptr, int64(ra.stride(0)),
                     b_ptr, int64(rb.stride(0)),
                     rc.access_ptr(), int64(rc.stride(0)),
-                    int64(count), const(accumulate),
+                    int64(count), const(accumulate), *left,
                 )
             )
 

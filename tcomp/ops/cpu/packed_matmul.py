@@ -411,7 +411,8 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
             if plan.cores > 1:
                 stage.parallel(outer)
         a_at = k_outer
-    stage.tensorize(i_inner, stages.intrin or gemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes))
+    # symbolic rows: the last tile computes the rows there are (its padding rows are never read)
+    stage.tensorize(i_inner, stages.intrin or gemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, plan.symbolic_rows))
 
     # the copies read their source along the axis contiguous in memory: vectorized where that is the panels' rows,
     # else in scalar runs
