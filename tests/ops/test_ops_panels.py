@@ -61,7 +61,7 @@ def test_a_symbolic_number_of_rows(n: int, k: int) -> None:
     out = te.compute((rows, n), lambda i, j: te.max(product[i, j] + bias[j], 0.0), name="out")
     s = schedule_cpu([out], TWO_CORES)
     source = str(tcomp.lower(s, [x, panels, bias, out], simple_mode=True))
-    assert "tcomp_sgemm_rows_f32" in source and "packedB" not in source
+    assert "tcomp_rows_sgemm_f32" in source and "packedB" not in source
     module = tcomp.build(s, [x, panels, bias, out], target=TWO_CORES, check_bounds=True)
     bias_value = RNG.standard_normal(n).astype(np.float32)
     mr = plan.blocking.mr

@@ -61,7 +61,8 @@ def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> No
 @pytest.mark.parametrize("target", [TWO_CORES, WITHOUT_VNNI], ids=["host", "without-vnni"])
 def test_a_symbolic_number_of_rows(target: Target) -> None:
     """One kernel for every number of rows (a quantized model's prompt): the plan of ``TYPICAL_ROWS`` rows, the
-    rows padded to whole tiles; exact against numpy from 1 row to several blocks, every access bounds-checked."""
+    rows padded to whole tiles, the last one on the micro-kernel of the rows left; exact against numpy from 1 row to
+    several blocks (every remainder of a tile), every access bounds-checked."""
     cpu = CpuTarget.of(target)
     n, k = 80, 300
     plan = quantized_plan(TYPICAL_ROWS, n, k, cpu)
@@ -74,9 +75,10 @@ def test_a_symbolic_number_of_rows(target: Target) -> None:
     product = quantized_matmul(x, panels, sums, x_zero, n)
     out = te.compute((rows, n), lambda i, j: te.cast(product[i, j], "float32"), name="out")
     s = schedule_cpu([out], target)
-    assert "tcomp_igemm_" in str(tcomp.lower(s, [x, panels, sums, x_zero, out], simple_mode=True))
+    assert "tcomp_rows_igemm_" in str(tcomp.lower(s, [x, panels, sums, x_zero, out], simple_mode=True))
     module = tcomp.build(s, [x, panels, sums, x_zero, out], target=target, check_bounds=True)
-    for m in (1, 2, plan.blocking.mr + 1, plan.block_rows + 3, 2 * plan.block_rows + 37):
+    mr = plan.blocking.mr
+    for m in (1, 2, *range(mr - 1, 2 * mr + 1), plan.block_rows + 3, 2 * plan.block_rows + 37):
         x_value = RNG.integers(0, 256, (m, k)).astype(np.uint8)
         got = np.full((m, n), np.nan, np.float32)
         module(x_value, panels_value, w.astype(np.int32).sum(axis=0).astype(np.int32), np.array(7, np.int32), got)

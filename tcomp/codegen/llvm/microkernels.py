@@ -7,9 +7,6 @@
   accumulators start at zero and the C tile is read only after the K loop (``C + A @ B``), its cache lines
   prefetched for writing on entry: the loop never waits for C (measured on 1024^3, 2 cores AVX-512: about 5%
   faster than starting the accumulators from loaded C).
-- ``tcomp_sgemm_rows_f32_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K, accumulate, rows)``: the same tile for its
-  first ``rows`` rows only (all ``mr`` of them when ``rows >= mr``), by the kernel of that many rows: the last tile
-  of a symbolic number of rows computes no padding rows.
 - ``tcomp_sdot_f32_v{lanes}(a, b, n, c, accumulate)``: ``c[0] (+)= sum(a[0:n] * b[0:n])`` with a vector
   accumulator, a scalar tail and a tree reduction at the end.
 - ``tcomp_igemm_u8s8_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K4, accumulate)``: the int32 tile
@@ -21,6 +18,11 @@
   steps, for CPUs without VNNI: each step broadcasts two int16 of a row of A and adds the two products of every
   column into its int32 lane with ``pmaddwd`` (SSE2, AVX2 or AVX512BW for 4, 8 or 16 lanes; a sum of two products
   of 8-bit values cannot overflow it). Strides are in elements.
+
+- ``tcomp_rows_{kernel}(a, lda, b, ldb, c, ldc, K, accumulate, rows)`` for each GEMM kernel above
+  (``tcomp_rows_sgemm_f32_8x32_v16``): the same tile for its first ``rows`` rows only (all ``mr`` of them when
+  ``rows >= mr``), by the kernel of that many rows: the last tile of a symbolic number of rows computes no padding
+  rows.
 
 Pointers are ``i8*`` (tcomp's ``handle``) and are declared ``noalias``: the caller passes disjoint regions.
 """
@@ -39,7 +41,7 @@ from tcomp.codegen.llvm.context import CodegenError
 from tcomp.codegen.llvm.extern import register_extern
 
 _GEMM_RE = re.compile(r"^tcomp_sgemm_f32_(\d+)x(\d+)_v(\d+)$")
-_GEMM_ROWS_RE = re.compile(r"^tcomp_sgemm_rows_f32_(\d+)x(\d+)_v(\d+)$")
+_ROWS_RE = re.compile(r"^tcomp_rows_((?:sgemm_f32|igemm_u8s8|igemm_i16)_)(\d+)(x\d+_v\d+)$")
 _IGEMM_RE = re.compile(r"^tcomp_igemm_(u8s8|i16)_(\d+)x(\d+)_v(\d+)$")
 _DOT_RE = re.compile(r"^tcomp_sdot_f32_v(\d+)$")
 
@@ -48,8 +50,9 @@ def gemm_kernel_name(mr: int, nr: int, lanes: int) -> str:
     return f"tcomp_sgemm_f32_{mr}x{nr}_v{lanes}"
 
 
-def gemm_rows_kernel_name(mr: int, nr: int, lanes: int) -> str:
-    return f"tcomp_sgemm_rows_f32_{mr}x{nr}_v{lanes}"
+def rows_kernel_name(kernel: str) -> str:
+    """The kernel computing the first rows of GEMM ``kernel``'s tile (module docstring)."""
+    return "tcomp_rows_" + kernel[len("tcomp_"):]
 
 
 def igemm_kernel_name(mr: int, nr: int, lanes: int, pairs: bool) -> str:
@@ -237,33 +240,6 @@ def define_sgemm(module: ir.Module, name: str) -> ir.Function:
     return _define_tile(module, name, mr, nr // lanes, arith)
 
 
-@register_extern("tcomp_sgemm_rows_f32_")
-def define_sgemm_rows(module: ir.Module, name: str) -> ir.Function:
-    """The tile kernel of ``mr`` rows limited to its first ``rows`` (module docstring): a switch over ``rows`` to
-    the kernels of 1 to ``mr - 1`` rows, the full kernel otherwise."""
-    match = _GEMM_ROWS_RE.match(name)
-    if not match:
-        raise CodegenError(f"malformed GEMM micro-kernel name {name!r}")
-    mr, nr, lanes = (int(g) for g in match.groups())
-    kernels = {}
-    for rows in range(1, mr + 1):
-        kernel_name = gemm_kernel_name(rows, nr, lanes)
-        existing = module.globals.get(kernel_name)
-        kernels[rows] = existing if isinstance(existing, ir.Function) else define_sgemm(module, kernel_name)
-    function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32, T.I64])
-    *args, rows_arg = function.args
-    bld = ir.IRBuilder(function.append_basic_block("entry"))
-    blocks = {rows: function.append_basic_block(f"rows.{rows}") for rows in range(1, mr + 1)}
-    switch = bld.switch(rows_arg, blocks[mr])
-    for rows in range(1, mr):
-        switch.add_case(T.I64(rows), blocks[rows])
-    for rows, block in blocks.items():
-        bld.position_at_end(block)
-        bld.call(kernels[rows], list(args))
-        bld.ret_void()
-    return function
-
-
 @register_extern("tcomp_sdot_f32_")
 def define_sdot(module: ir.Module, name: str) -> ir.Function:
     match = _DOT_RE.match(name)
@@ -381,3 +357,31 @@ def define_igemm(module: ir.Module, name: str) -> ir.Function:
 
         arith = _TileArithmetic(element=i16, c_vector=vec, vector=ir.VectorType(i16, 2 * lanes), update=update)
     return _define_tile(module, name, mr, nr // lanes, arith)
+
+
+@register_extern("tcomp_rows_")
+def define_rows(module: ir.Module, name: str) -> ir.Function:
+    """A GEMM tile kernel of ``mr`` rows limited to its first ``rows`` (module docstring): a switch over ``rows``
+    to the kernels of 1 to ``mr - 1`` rows, the full kernel otherwise."""
+    match = _ROWS_RE.match(name)
+    if not match:
+        raise CodegenError(f"malformed micro-kernel name {name!r}")
+    kind, mr, rest = match.group(1), int(match.group(2)), match.group(3)
+    define = define_sgemm if kind.startswith("sgemm") else define_igemm
+    kernels = {}
+    for rows in range(1, mr + 1):
+        kernel_name = f"tcomp_{kind}{rows}{rest}"
+        existing = module.globals.get(kernel_name)
+        kernels[rows] = existing if isinstance(existing, ir.Function) else define(module, kernel_name)
+    function = _new_function(module, name, [T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I8_PTR, T.I64, T.I64, T.I32, T.I64])
+    *args, rows_arg = function.args
+    bld = ir.IRBuilder(function.append_basic_block("entry"))
+    blocks = {rows: function.append_basic_block(f"rows.{rows}") for rows in range(1, mr + 1)}
+    switch = bld.switch(rows_arg, blocks[mr])
+    for rows in range(1, mr):
+        switch.add_case(T.I64(rows), blocks[rows])
+    for rows, block in blocks.items():
+        bld.position_at_end(block)
+        bld.call(kernels[rows], list(args))
+        bld.ret_void()
+    return function

@@ -4,7 +4,7 @@
   the ``b`` tile is read with a row stride (packed panels give stride ``nr``), ``a`` and ``c`` with theirs. With
   ``rows`` (a symbolic number of rows of the product the tiles cover), a tile starting at row ``i`` computes only
   its first ``rows - i`` rows where those are fewer than ``mr`` (the padding rows of the last tile are not
-  computed, nor written: whatever reads the product must stop at ``rows``).
+  computed, nor written: whatever reads the product must stop at ``rows``); ``igemm_intrin`` too.
 - ``dot_intrin(n)``: ``c[0] = sum_k a[k] * b[k]``.
 - ``igemm_intrin(mr, nr, kc, lanes, pairs)``: ``c[mr, nr] = sum int32(a[mr, g kg + s]) * int32(b[kg, nr, s])``
   over ``kg < kc / g`` and ``s < g``, int32 ``c``: uint8 ``a`` and int8 ``b`` in groups of ``g = 4`` steps, or
@@ -19,7 +19,7 @@ import functools
 from collections.abc import Callable
 
 from tcomp import te
-from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, gemm_rows_kernel_name, igemm_kernel_name
+from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, igemm_kernel_name, rows_kernel_name
 from tcomp.ir.expr import Expr, const
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.target import Target
@@ -39,18 +39,17 @@ def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None, rows: Expr 
     b = te.placeholder((kc, nr), name="b")
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
-    if rows is None:
-        lowering = _tile_lowering(gemm_kernel_name(mr, nr, lanes), kc)
-        return decl_tensor_intrin(c, lowering, name=f"gemm_{mr}x{nr}x{kc}")
-    lowering = _tile_lowering(gemm_rows_kernel_name(mr, nr, lanes), kc, rows)
-    return decl_tensor_intrin(c, lowering, name=f"gemm_rows_{mr}x{nr}x{kc}")
+    lowering = _tile_lowering(gemm_kernel_name(mr, nr, lanes), kc, rows)
+    return decl_tensor_intrin(c, lowering, name=f"gemm_{mr}x{nr}x{kc}" + ("" if rows is None else "_rows"))
 
 
 def _tile_lowering(name: str, steps: int, rows: Expr | None = None,
                    ) -> Callable[[list[TensorRegion], list[TensorRegion]], LowerResult]:
     """The lowering of a register tile computed by the micro-kernel ``name`` over ``steps`` steps of its loop:
     ``name(a, lda, b, ldb, c, ldc, steps, accumulate)`` from scratch, as the reset (no steps) and accumulating;
-    with ``rows``, the rows of the product left from the tile's first (``name`` computes at most that many)."""
+    with ``rows`` (the product's), its ``rows_kernel_name`` given the rows left from the tile's first."""
+    if rows is not None:
+        name = rows_kernel_name(name)
 
     def lower(ins: list[TensorRegion], outs: list[TensorRegion]) -> LowerResult:
         ra, rb = ins
@@ -99,7 +98,7 @@ def dot_intrin(n: int, lanes: int | None = None) -> TensorIntrin:
 
 
 @functools.cache
-def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, pairs: bool) -> TensorIntrin:
+def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, pairs: bool, rows: Expr | None = None) -> TensorIntrin:
     group = PAIRS if pairs else BYTES
     if nr % lanes or kc % group:
         raise ValueError(f"igemm_intrin: nr={nr} must be a multiple of the lanes ({lanes}) and kc={kc} of {group}")
@@ -112,5 +111,6 @@ def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, pairs: bool) -> TensorIn
         return te.sum(te.cast(a[i, kg * group + step], "int32") * te.cast(b[kg, j, step], "int32"), axis=[kg, step])
 
     c = te.compute((mr, nr), body, name="c")
-    lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, pairs), kc // group)  # the kernel steps by groups
-    return decl_tensor_intrin(c, lowering, name=f"igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}x{kc}")
+    lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, pairs), kc // group, rows)  # steps by groups
+    return decl_tensor_intrin(c, lowering, name=f"igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}x{kc}"
+                              + ("" if rows is None else "_rows"))

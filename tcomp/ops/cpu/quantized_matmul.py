@@ -126,7 +126,7 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
         return te.sum(te.cast(a_value, "int32") * te.cast(b_value, "int32"), axis=[steps, step])
 
     product, output = product_computes(plan, body, op.name, op.tag, op.attrs)
-    intrin = igemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, pairs)
+    intrin = igemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, pairs, plan.symbolic_rows)  # rows: see packed_matmul
     stages = PackedProduct(packed_a, panels, product, output, a, Operand(panels, is_b=True), True, intrin)
     if not splice_packed_product(s, stage, stages, host, plan) and host is not None:
         schedule_elementwise(host, cpu)
