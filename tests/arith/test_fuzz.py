@@ -372,13 +372,30 @@ def test_wrapping_types_fuzz(dtype: str) -> None:
             assert np.all(np_eval(cond, env) != 0), f"can_prove({cond}) but it fails somewhere"
 
 
+def _grid(ranges: dict[Var, tuple[int, int]]) -> dict[Var, np.ndarray]:
+    """Every point of ``ranges`` (inclusive), as one array per variable."""
+    grid = np.meshgrid(*(np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ranges.values()), indexing="ij")
+    return dict(zip(ranges, grid))
+
+
+def _simplified_alike(e: E.Expr, env: dict[Var, np.ndarray], ranges: dict[Var, tuple[int, int]]) -> np.ndarray | None:
+    """``e``'s values at every point of ``env``, checked equal to its simplified form's; None where it divides by
+    zero somewhere."""
+    try:
+        values = np_eval(e, env)
+    except DivisionByZero:
+        return None
+    simple = simplify(e, ranges)
+    assert np.array_equal(np_eval(simple, env), values), f"simplify({e}) = {simple} differs"
+    return values
+
+
 def test_symbolic_divisor_fuzz() -> None:
     """Division and remainder by a positive symbolic divisor (``n``, ``n*c``), with exhaustive checks."""
     rng = random.Random(SEED + 200)
     n, u, w = Var("n"), Var("u"), Var("w")
     ranges = {n: (1, 6), u: (-4, 9), w: (0, 5)}
-    grid = np.meshgrid(*(np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ranges.values()), indexing="ij")
-    env = dict(zip((n, u, w), grid))
+    env = _grid(ranges)
     gen = Generator(rng, (n, u, w), env)
     checked = 0
     while checked < 1500:
@@ -388,12 +405,9 @@ def test_symbolic_divisor_fuzz() -> None:
         numerator = a * divisor + b if rng.random() < 0.7 else a * n + b
         op = rng.choice([E.FloorDiv, E.FloorMod, E.Div, E.Mod])
         e = E.binary(op, numerator, divisor)
-        try:
-            values = np_eval(e, env)
-        except DivisionByZero:
+        values = _simplified_alike(e, env, ranges)
+        if values is None:
             continue
-        simple = simplify(e, ranges)
-        assert np.array_equal(np_eval(simple, env), values), f"simplify({e}) = {simple} differs"
         lo, hi = const_int_bound(e, ranges)
         assert (lo is None or lo <= values.min()) and (hi is None or hi >= values.max())
         checked += 1
@@ -405,8 +419,7 @@ def test_symbolic_divisor_of_clamped_indices_fuzz() -> None:
     rng = random.Random(SEED + 300)
     n, u, w = Var("n"), Var("u"), Var("w")
     ranges = {n: (1, 7), u: (0, 5), w: (0, 12)}
-    grid = np.meshgrid(*(np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ranges.values()), indexing="ij")
-    env = dict(zip((n, u, w), grid))
+    env = _grid(ranges)
     for _ in range(600):
         c = rng.choice([1, 2, 3])
         clamp = E.Min(w, n * rng.choice([1, c]) + rng.randint(-2, 1), "int32")
@@ -414,9 +427,4 @@ def test_symbolic_divisor_of_clamped_indices_fuzz() -> None:
         if rng.random() < 0.3:
             numerator = n * c * u + numerator
         for e in (numerator // (n * c), numerator % (n * c), n * (numerator // n) + numerator % n):
-            try:
-                values = np_eval(e, env)
-            except DivisionByZero:
-                continue
-            simple = simplify(e, ranges)
-            assert np.array_equal(np_eval(simple, env), values), f"simplify({e}) = {simple} differs"
+            _simplified_alike(e, env, ranges)

@@ -166,27 +166,9 @@ def test_size_var_bound_by_an_extent_plus_a_constant() -> None:
         checker.check([np.zeros(5, np.float32), np.zeros(8, np.float32)])
 
 
-def test_declared_maximum_of_a_size_variable() -> None:
-    from tcomp import te
-    from tcomp.te.operation import TEError
-
-    n = te.var("n", max_value=5)
-    A = Buffer("A", (n,), "float32")
-    i = E.Var("i")
-    body = S.For(i, E.IntImm(0), n, S.ForKind.SERIAL, S.BufferStore(A, E.FloatImm(1.0), (i,)))
-    mod = tcomp.build(S.PrimFunc("fill", (A,), body, (n,)))
-    a = np.zeros(5, np.float32)
-    mod(a)
-    np.testing.assert_array_equal(a, 1.0)
-    with pytest.raises(ValueError, match="n = 6 exceeds its declared maximum 5"):
-        mod(np.zeros(6, np.float32))
-    with pytest.raises(TEError, match="max_value -1 is not a non-negative value of its dtype int32"):
-        te.var("n", max_value=-1)
-    with pytest.raises(TEError, match="max_value 4294967296 is not a non-negative value"):
-        te.var("n", max_value=1 << 32)
-
-
-def test_declared_minimum_of_a_size_variable() -> None:
+def test_declared_range_of_a_size_variable() -> None:
+    """Calls with a size above the declared maximum or below the declared minimum are refused; so are ranges that
+    are not non-negative values of the dtype."""
     from tcomp import te
     from tcomp.te.operation import TEError
 
@@ -196,11 +178,18 @@ def test_declared_minimum_of_a_size_variable() -> None:
     i = E.Var("i")
     body = S.For(i, E.IntImm(0), n, S.ForKind.SERIAL, S.BufferStore(A, E.FloatImm(1.0), (i,)))
     mod = tcomp.build(S.PrimFunc("fill", (A,), body, (n,)))
-    a = np.zeros(2, np.float32)
-    mod(a)
-    np.testing.assert_array_equal(a, 1.0)
+    for size in (2, 5):
+        a = np.zeros(size, np.float32)
+        mod(a)
+        np.testing.assert_array_equal(a, 1.0)
+    with pytest.raises(ValueError, match="n = 6 exceeds its declared maximum 5"):
+        mod(np.zeros(6, np.float32))
     with pytest.raises(ValueError, match="n = 1 is below its declared minimum 2"):
         mod(np.zeros(1, np.float32))
+    with pytest.raises(TEError, match="max_value -1 is not a non-negative value of its dtype int32"):
+        te.var("n", max_value=-1)
+    with pytest.raises(TEError, match="max_value 4294967296 is not a non-negative value"):
+        te.var("n", max_value=1 << 32)
     with pytest.raises(TEError, match="min_value 6 is not a non-negative value of its dtype int32 at most max_value"):
         te.var("n", max_value=5, min_value=6)
     with pytest.raises(TEError, match="min_value -1 is not"):

@@ -102,10 +102,9 @@ def export_static(name: str, make: object, outdir: str) -> None:
     _save(outdir, name, stored)
 
 
-def export_prompt(name: str, outdir: str) -> None:
-    """A one-layer GPT-2 of ``PROMPT_WIDTH`` reading a prompt of symbolic length (``seq``, 2 to 127), its hidden
-    states out: PyTorch's inputs and outputs at each of ``PROMPT_LENGTHS``, as ``input_input_ids@<length>`` and
-    ``output@<length>``."""
+def _prompt_model() -> torch.nn.Module:
+    """The one-layer GPT-2 of ``PROMPT_WIDTH`` (random weights from seed 0) reading ``input_ids`` (and an
+    ``attention_mask`` where one is given), its hidden states out."""
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=256, n_embd=PROMPT_WIDTH, n_layer=1, n_head=4, n_positions=128,
                                      attn_implementation="eager", use_cache=False)
@@ -117,10 +116,17 @@ def export_prompt(name: str, outdir: str) -> None:
             self.net = net
             self.output_names = ["output"]
 
-        def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor]:
-            return (self.net(input_ids=input_ids, return_dict=False)[0],)
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                    ) -> tuple[torch.Tensor]:
+            return (self.net(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)[0],)
 
-    prompt = Prompt().eval()
+    return Prompt().eval()
+
+
+def export_prompt(name: str, outdir: str) -> None:
+    """``_prompt_model`` reading a prompt of symbolic length (``seq``, 2 to 127): PyTorch's inputs and outputs at
+    each of ``PROMPT_LENGTHS``, as ``input_input_ids@<length>`` and ``output@<length>``."""
+    prompt = _prompt_model()
     stored: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for length in PROMPT_LENGTHS:
@@ -135,25 +141,11 @@ def export_prompt(name: str, outdir: str) -> None:
 
 
 def export_batch(name: str, outdir: str) -> None:
-    """The one-layer GPT-2 of ``export_prompt`` reading a batch of prompts padded on the right (``input_ids`` and
+    """``_prompt_model`` reading a batch of prompts padded on the right (``input_ids`` and
     ``attention_mask``) whose batch size and length are symbolic dimensions (``batch``, 1 to 16, and ``seq``, 2 to
     127), as optimum exports them: PyTorch's inputs and outputs at each of ``BATCH_CASES``, as
     ``input_input_ids@<batch>x<length>``, ``input_attention_mask@...`` and ``output@...``."""
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=256, n_embd=PROMPT_WIDTH, n_layer=1, n_head=4, n_positions=128,
-                                     attn_implementation="eager", use_cache=False)
-    net = transformers.GPT2Model(config).eval()
-
-    class Prompts(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            self.output_names = ["output"]
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor]:
-            return (self.net(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)[0],)
-
-    prompts = Prompts().eval()
+    prompts = _prompt_model()
     stored: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for batch, length in BATCH_CASES:
