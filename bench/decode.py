@@ -2,12 +2,13 @@
 
 Models (``--models``): ``gpt2_decode_dynamic`` and ``llama_decode_dynamic`` (``bench/export_transformers.py``: one
 step of the GPT-2-small-like and Llama-like decoders, exported with the key/value cache's length symbolic, as
-serving exports leave it; the default), ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and
+serving exports leave it; the default), ``gpt2_decode_batch_dynamic`` (GPT-2's step for a batch of sequences,
+the batch's size symbolic too), ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and
 ``bert_prompt_dynamic`` (the same decoders, and the BERT-base-like encoder, reading a prompt whose length is
-symbolic), ``gpt2_batch_dynamic`` and ``bert_batch_dynamic`` (a batch of prompts whose size and length are both
-symbolic, as optimum exports them), from the cache folder of ``bench/models.py`` (``--export --export-python
-PYTHON`` exports them). tcomp compiles each once (a ``SpecializingExecutor``); onnxruntime opens it with
-``--threads`` intra-op threads.
+symbolic), ``gpt2_batch_dynamic``, ``llama_batch_dynamic`` and ``bert_batch_dynamic`` (a batch of prompts whose
+size and length are both symbolic, as optimum exports them), from the cache folder of ``bench/models.py``
+(``--export --export-python PYTHON`` exports them). tcomp compiles each once (a ``SpecializingExecutor``);
+onnxruntime opens it with ``--threads`` intra-op threads.
 
 For each length (``--lengths``; ``BATCHxLENGTH`` for the batch models): a token id and a random cache of that
 length, or prompts of random token ids; the
@@ -49,9 +50,11 @@ from models import Latency, interleaved, relative_error  # noqa: E402
 import tcomp.graph as tg  # noqa: E402
 
 # each model's symbolic dimensions: the cache's length, or the prompt's (and the batch's size)
-MODELS = {"gpt2_decode_dynamic": ("past",), "llama_decode_dynamic": ("past",), "gpt2_prompt_dynamic": ("seq",),
+MODELS = {"gpt2_decode_dynamic": ("past",), "llama_decode_dynamic": ("past",),
+          "gpt2_decode_batch_dynamic": ("batch", "past"), "gpt2_prompt_dynamic": ("seq",),
           "llama_prompt_dynamic": ("seq",), "bert_prompt_dynamic": ("seq",),
-          "gpt2_batch_dynamic": ("batch", "seq"), "bert_batch_dynamic": ("batch", "seq")}
+          "gpt2_batch_dynamic": ("batch", "seq"), "llama_batch_dynamic": ("batch", "seq"),
+          "bert_batch_dynamic": ("batch", "seq")}
 DEFAULT_MODELS = ("gpt2_decode_dynamic", "llama_decode_dynamic")
 
 

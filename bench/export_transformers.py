@@ -5,8 +5,8 @@ weights from a fixed seed.
 
     /path/to/python-with-torch bench/export_transformers.py OUTDIR [bert] [vit] [gpt2] [llama] [t5] [whisper]
         [convnext] [swin] [gpt2_decode] [llama_decode] [gpt2_decode_static] [gpt2_decode_dynamic]
-        [llama_decode_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic] [bert_prompt_dynamic]
-        [gpt2_batch_dynamic] [bert_batch_dynamic] [bloom] [deberta]
+        [llama_decode_dynamic] [gpt2_decode_batch_dynamic] [gpt2_prompt_dynamic] [llama_prompt_dynamic]
+        [bert_prompt_dynamic] [gpt2_batch_dynamic] [llama_batch_dynamic] [bert_batch_dynamic] [bloom] [deberta]
         [--exporter dynamo|torchscript]
 
 Needs torch and transformers (not tcomp's dependencies: ``bench/models.py --export`` runs this script with the
@@ -43,11 +43,14 @@ configuration and the inputs, so that a cache made by another version is recogni
   state and the caches with its keys and values written at that position out; every shape fixed for every step;
 - ``gpt2_decode_dynamic`` and ``llama_decode_dynamic``: ``gpt2_decode`` and ``llama_decode`` with the cache length a
   symbolic dimension (1 to 1023), as serving exports leave it (``bench/decode.py`` runs them at several lengths);
+- ``gpt2_decode_batch_dynamic``: ``gpt2_decode`` for a batch of sequences, the batch's size (1 to 64) and the
+  cache length both symbolic (a server generating for several requests at once);
 - ``gpt2_prompt_dynamic``, ``llama_prompt_dynamic`` and ``bert_prompt_dynamic``: ``gpt2``, ``llama`` and ``bert``
   reading a prompt whose length is a symbolic dimension (``seq``, 2 to 1024; to 512 for BERT), as serving exports
   leave it (``bench/decode.py --models ...`` runs them);
-- ``gpt2_batch_dynamic`` and ``bert_batch_dynamic``: ``gpt2`` and ``bert`` reading a batch of prompts whose size and
-  length are symbolic dimensions (``batch``, 1 to 64, and ``seq``), as optimum exports them.
+- ``gpt2_batch_dynamic``, ``llama_batch_dynamic`` and ``bert_batch_dynamic``: ``gpt2``, ``llama`` and ``bert``
+  reading a batch of prompts whose size and length are symbolic dimensions (``batch``, 1 to 64, and ``seq``), as
+  optimum exports them.
 
 Attention is the library's eager implementation (the operator graph users export: MatMul, Softmax, MatMul).
 """
@@ -244,6 +247,20 @@ def _cache_length_symbolic(torch: Any, step: tuple[Any, tuple[Any, ...], list[st
     return module, inputs, names, config
 
 
+def _batch_and_cache_symbolic(torch: Any, step: tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]) -> Any:
+    """A decoding step (as ``gpt2_decode`` returns it) for a batch of sequences whose size and cache length are
+    symbolic dimensions, ``batch`` (1 to 64) and ``past``: a server's batched generation."""
+    module, inputs, names, config = step
+    batch, past = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("past", min=1, max=1023)
+    module.dynamic_shapes = {"ids": {0: batch}, "past": tuple({0: batch, 2: past} for _ in inputs[1:])}
+    inputs = tuple(torch.cat([x, x.flip(0)]) for x in inputs)  # two sequences: a batch of one fixes the size at 1
+    return module, inputs, names, config
+
+
+def gpt2_decode_batch_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _batch_and_cache_symbolic(torch, gpt2_decode(transformers, torch))
+
+
 def gpt2_decode_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     return _cache_length_symbolic(torch, gpt2_decode(transformers, torch))
 
@@ -275,6 +292,10 @@ def _batch_and_length_symbolic(torch: Any, model: tuple[Any, tuple[Any, ...], li
 
 def gpt2_batch_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
     return _batch_and_length_symbolic(torch, gpt2(transformers, torch), 1024)
+
+
+def llama_batch_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
+    return _batch_and_length_symbolic(torch, llama(transformers, torch), 1024)
 
 
 def bert_batch_dynamic(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[str], dict[str, Any]]:
@@ -319,9 +340,11 @@ def llama_decode(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], l
 MODELS = {"bert": bert, "vit": vit, "gpt2": gpt2, "convnext": convnext, "llama": llama, "swin": swin, "t5": t5,
           "whisper": whisper, "gpt2_decode": gpt2_decode, "llama_decode": llama_decode,
           "gpt2_decode_static": gpt2_decode_static, "gpt2_decode_dynamic": gpt2_decode_dynamic,
+          "gpt2_decode_batch_dynamic": gpt2_decode_batch_dynamic,
           "llama_decode_dynamic": llama_decode_dynamic, "gpt2_prompt_dynamic": gpt2_prompt_dynamic,
           "llama_prompt_dynamic": llama_prompt_dynamic, "bert_prompt_dynamic": bert_prompt_dynamic,
-          "gpt2_batch_dynamic": gpt2_batch_dynamic, "bert_batch_dynamic": bert_batch_dynamic, "bloom": bloom,
+          "gpt2_batch_dynamic": gpt2_batch_dynamic, "llama_batch_dynamic": llama_batch_dynamic,
+          "bert_batch_dynamic": bert_batch_dynamic, "bloom": bloom,
           "deberta": deberta}
 
 

@@ -123,6 +123,20 @@ def test_a_decoder_compiles_once_for_every_cache_length(name: str) -> None:
     assert (executor.compilations, executor.assembled) == (1, 1)
 
 
+def test_a_batched_decoding_step_compiles_once_and_once_for_a_batch_of_one() -> None:
+    """A step for a batch of sequences whose size and cache length are both symbolic (a server generating for
+    several requests): the second shape probes the model for both; a batch of one pins ``batch`` and its second
+    length probes the model for ``past`` alone. Two full compilations for the six shapes, each against PyTorch."""
+    name = "gpt2_decode_batch_dynamic_tiny"
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert stored_lengths(name) == ["2x5", "3x6", "4x31", "1x6", "1x9", "2x40"]
+    assert_matches_pytorch(name, executor)
+    batched, single = executor.dynamic, executor.dynamic_model({"batch": 1})
+    assert batched is not None and batched.symbols == ("batch", "past") and executor.dynamic_failure is None
+    assert single is not None and single.symbols == ("past",) and single.resizable and single.exact_kernels == 0
+    assert executor.compilations == 2 and executor.assembled + executor.resized >= 4
+
+
 def test_a_prompt_of_any_length_compiles_once() -> None:
     """A prompt whose length is symbolic: the second length probes the model; the products with weights run on the
     packed GEMM compiled for a symbolic number of rows, attention for a symbolic number of queries and keys, and

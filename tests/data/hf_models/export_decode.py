@@ -6,7 +6,9 @@ new token: the token's ``input_ids`` (1 x 1) and the key/value cache of the 31 t
 it appended (``present.I.key``, ``present.I.value``: 32 positions) out. ``gpt2_decode_dynamic_tiny`` and
 ``llama_decode_dynamic_tiny`` are the same steps with the cache length a symbolic dimension, as serving exports
 leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). ``gpt2_decode_static_tiny``
-is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``).
+is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``);
+``gpt2_decode_batch_dynamic_tiny`` GPT-2's step for a batch of sequences, the batch's size and the cache length
+symbolic, with cases at ``BATCH_STEPS``.
 ``gpt2_prompt_dynamic_tiny`` is a one-layer GPT-2 wide enough for the packed GEMM (``PROMPT_WIDTH``) reading a prompt
 (``input_ids``) whose length is a symbolic dimension, with cases at ``PROMPT_LENGTHS``; ``gpt2_batch_dynamic_tiny``
 the same model reading a batch of prompts whose size and length are both symbolic (with their attention mask), with
@@ -31,6 +33,8 @@ from export_transformers import decode_step, static_decode_step  # noqa: E402  (
 PAST = 31
 LAYERS = 2
 DYNAMIC_LENGTHS = (5, 6, 31)  # the cache lengths stored for the exports whose cache length is symbolic
+# (batch, cache length) of the cases stored for the step whose batch and cache length are symbolic, in running order
+BATCH_STEPS = ((2, 5), (3, 6), (4, 31), (1, 6), (1, 9), (2, 40))
 STATIC_POSITIONS = (5, 6, 31)  # the token's positions stored for the step over a static cache
 PROMPT_WIDTH = 288  # the prompt model's hidden size: its products take the packed GEMM for any prompt length
 PROMPT_LENGTHS = (5, 6, 31, 100)  # the prompt lengths stored for the export whose prompt length is symbolic
@@ -51,19 +55,23 @@ def llama() -> tuple[torch.nn.Module, int, int]:
     return transformers.LlamaModel(config).eval(), 2, 16
 
 
-def _step_inputs(kv_heads: int, head_size: int, past_length: int, seed: int) -> tuple[torch.Tensor, ...]:
+def _step_inputs(kv_heads: int, head_size: int, past_length: int, seed: int, batch: int = 1,
+                 ) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, 512, (1, 1), generator=generator)
-    past = [torch.randn(1, kv_heads, past_length, head_size, generator=generator) for _ in range(2 * LAYERS)]
+    ids = torch.randint(0, 512, (batch, 1), generator=generator)
+    past = [torch.randn(batch, kv_heads, past_length, head_size, generator=generator) for _ in range(2 * LAYERS)]
     return (ids, *past)
 
 
-def export(name: str, make: object, outdir: str, dynamic_lengths: tuple[int, ...] = ()) -> None:
+def export(name: str, make: object, outdir: str, dynamic_lengths: tuple[int, ...] = (),
+           batches: tuple[int, ...] = ()) -> None:
     """``dynamic_lengths``: export the cache length as a symbolic dimension (``past``) and store PyTorch's inputs
-    and outputs at each of these lengths, as ``input_<name>@<length>`` and ``<name>@<length>``."""
+    and outputs at each of these lengths, as ``input_<name>@<length>`` and ``<name>@<length>``; with ``batches``
+    (one per length), the batch's size a symbolic dimension too (``batch``), the cases named
+    ``@<batch>x<length>``."""
     torch.manual_seed(0)
     net, kv_heads, head_size = make()  # type: ignore[operator]
-    example = _step_inputs(kv_heads, head_size, PAST, 1)
+    example = _step_inputs(kv_heads, head_size, PAST, 1, 2 if batches else 1)
     cache_names = [f"{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
     inputs = ["input_ids"] + [f"past.{n}" for n in cache_names]
     step = decode_step(transformers, torch, net, LAYERS)
@@ -71,14 +79,16 @@ def export(name: str, make: object, outdir: str, dynamic_lengths: tuple[int, ...
     options = {}
     if dynamic_lengths:
         past = torch.export.Dim("past", min=1, max=63)
-        options["dynamic_shapes"] = {"ids": None, "past": tuple({2: past} for _ in cache_names)}
+        batch = {0: torch.export.Dim("batch", min=1, max=16)} if batches else {}
+        options["dynamic_shapes"] = {"ids": batch or None, "past": tuple({**batch, 2: past} for _ in cache_names)}
     stored: dict[str, np.ndarray] = {}
     with torch.no_grad():
         torch.onnx.export(step, example, os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
                           output_names=outputs, dynamo=True, **options)
-        for length in dynamic_lengths or (PAST,):
-            step_inputs = _step_inputs(kv_heads, head_size, length, 1 + length) if dynamic_lengths else example
-            _store_case(stored, step, inputs, step_inputs, f"@{length}" if dynamic_lengths else "")
+        for length, count in zip(dynamic_lengths or (PAST,), batches or (1,) * len(dynamic_lengths or (PAST,))):
+            step_inputs = _step_inputs(kv_heads, head_size, length, 1 + length, count) if dynamic_lengths else example
+            case = (f"@{count}x{length}" if batches else f"@{length}") if dynamic_lengths else ""
+            _store_case(stored, step, inputs, step_inputs, case)
     _save(outdir, name, stored)
 
 
@@ -178,6 +188,8 @@ if __name__ == "__main__":
     export("llama_decode_tiny", llama, sys.argv[1])
     export("gpt2_decode_dynamic_tiny", gpt2, sys.argv[1], DYNAMIC_LENGTHS)
     export("llama_decode_dynamic_tiny", llama, sys.argv[1], DYNAMIC_LENGTHS)
+    export("gpt2_decode_batch_dynamic_tiny", gpt2, sys.argv[1], tuple(n for _, n in BATCH_STEPS),
+           tuple(b for b, _ in BATCH_STEPS))
     export_static("gpt2_decode_static_tiny", gpt2, sys.argv[1])
     export_prompt("gpt2_prompt_dynamic_tiny", sys.argv[1])
     export_batch("gpt2_batch_dynamic_tiny", sys.argv[1])
