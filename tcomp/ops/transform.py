@@ -101,12 +101,12 @@ def _row_major_strides(shape: Sequence[Expr]) -> list[Expr]:
 
 
 def reshape(x: Tensor, newshape: Sequence[Any], name: str = "T_reshape") -> Tensor:
-    """Row-major reshape (one entry of ``newshape`` may be -1). The trailing dimensions both shapes share map
-    index for index; over the rest, with ``f = sum_d out_idx[d] * out_stride[d]`` the flat index of the leading
-    output dimensions, ``out[out_idx] = x[j]`` with ``j[d] = (f // in_stride[d]) % x.shape[d]``. (Keeping the shared
-    dimensions out of the division keeps the index of the innermost ones plain, which bound inference and
-    vectorization read exactly.) A reshape that only adds or drops dimensions of 1 reads each kept axis by its own
-    index, with no flat index at all."""
+    """Row-major reshape (one entry of ``newshape`` may be -1). The leading and the trailing dimensions both shapes
+    share map index for index; over the rest, with ``f = sum_d out_idx[d] * out_stride[d]`` the flat index of the
+    middle output dimensions, ``out[out_idx] = x[j]`` with ``j[d] = (f // in_stride[d]) % x.shape[d]``. (Keeping the
+    shared dimensions out of the division keeps their indices plain, which bound inference and vectorization read
+    exactly, and a symbolic leading dimension out of every divisor: ``[batch, seq, 768] -> [batch, seq, 12, 64]``.)
+    A reshape that only adds or drops dimensions of 1 reads each kept axis by its own index, with no flat index."""
     op = "reshape"
     check_tensor(op, "x", x)
     if isinstance(newshape, (int, Expr)):
@@ -129,23 +129,26 @@ def reshape(x: Tensor, newshape: Sequence[Any], name: str = "T_reshape") -> Tens
     while (shared < min(len(out_shape), x.ndim)
            and same_dim(out_shape[len(out_shape) - 1 - shared], x.shape[x.ndim - 1 - shared])):
         shared += 1
-    out_lead, in_lead = out_shape[: len(out_shape) - shared], tuple(x.shape[: x.ndim - shared])
-    out_strides = _row_major_strides(out_lead)
-    in_strides = _row_major_strides(in_lead)
+    lead = 0
+    while lead < min(len(out_shape), x.ndim) - shared and same_dim(out_shape[lead], x.shape[lead]):
+        lead += 1
+    out_mid, in_mid = out_shape[lead: len(out_shape) - shared], tuple(x.shape[lead: x.ndim - shared])
+    out_strides = _row_major_strides(out_mid)
+    in_strides = _row_major_strides(in_mid)
 
     def body(*idx: Var) -> Expr:
         flat: Expr = const(0)
-        for index, stride in zip(idx, out_strides):
+        for index, stride in zip(idx[lead:], out_strides):
             flat = flat + (index if as_int(stride) == 1 else index * stride)
-        source: list[Expr] = []
-        for position, (dim, stride) in enumerate(zip(in_lead, in_strides)):
+        source: list[Expr] = list(idx[:lead])
+        for position, (dim, stride) in enumerate(zip(in_mid, in_strides)):
             value = flat if as_int(stride) == 1 else floordiv(flat, stride)
             if position > 0 and as_int(dim) != 1:
                 value = floormod(value, dim)
             elif as_int(dim) == 1:
                 value = const(0)
             source.append(value)
-        return x[tuple(source) + tuple(idx[len(out_lead):])]
+        return x[tuple(source) + tuple(idx[lead + len(out_mid):])]
 
     return te.compute(out_shape, body, name=name, tag=Tag.INJECTIVE)
 

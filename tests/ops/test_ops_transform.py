@@ -44,6 +44,9 @@ def test_transpose(axes: Any) -> None:
         ((3, 1, 4), (-1, 1)),
         ((1, 6, 1, 5), (6, 5)),
         ((3, 4), (1, 3, 1, 4, 1)),
+        ((2, 3, 12), (2, 3, 4, 3)),
+        ((2, 3, 4, 5), (2, 12, 5)),
+        ((2, 6, 5), (2, 3, 10)),
     ],
     ids=str,
 )
@@ -64,6 +67,21 @@ def test_reshape_of_a_transpose_composes_index_maps() -> None:
     x_tensor, x = _input((3, 5, 7))
     out = ops.reshape(ops.transpose(x_tensor, (2, 0, 1)), (7, 15))
     _check(out, [x_tensor], [x], x.transpose(2, 0, 1).reshape(7, 15))
+
+
+def test_reshape_keeps_shared_leading_dimensions_out_of_the_flat_index() -> None:
+    """``[b, s, 12] -> [b, s, 3, 4]`` (attention heads split off projections of a symbolic batch of prompts): ``b``
+    and ``s`` read by their own indices, and no division by the symbolic ``s``."""
+    b, s = te.var("b", max_value=64), te.var("s", max_value=64)
+    x_tensor = te.placeholder((b, s, 12), name="X")
+    out = ops.reshape(x_tensor, (b, s, 3, 4))
+    body = str(out.op.body[0])
+    assert "//" not in body and "%" not in body
+    module = tcomp.build(tcomp.create_schedule(out), [x_tensor, out])
+    x = random_data(np.random.default_rng(502), (3, 5, 12))
+    result = np.zeros((3, 5, 3, 4), dtype="float32")
+    module(x, result)
+    np.testing.assert_array_equal(result, x.reshape(3, 5, 3, 4))
 
 
 def test_symbolic_reshape() -> None:

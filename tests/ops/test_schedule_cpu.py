@@ -25,6 +25,7 @@ from tcomp.ops.testing import random_data
 from tcomp.schedule.relation import AttachType
 
 RNG = np.random.default_rng(800)
+TWO_CORES = Target("llvm -num-cores=2")
 
 
 def _blocked(x: np.ndarray, block: int) -> np.ndarray:
@@ -226,6 +227,23 @@ def test_symbolic_shapes_fall_back_to_plain_loops() -> None:
         result = np.zeros((rows, 16), np.float32)
         module(a, b, result)
         np.testing.assert_allclose(result, np.maximum(a @ b, 0), rtol=1e-4, atol=1e-5)
+
+
+def test_a_parallel_loop_spans_one_symbolic_dimension() -> None:
+    """An elementwise kernel over ``[b, 4, s, 32]`` (a batch of prompts' heads, both sizes symbolic): the parallel
+    loop fuses ``b`` and the heads only (``b*4`` stays 32-bit); the rows of ``s`` are a loop of their own inside,
+    whose index divides nothing."""
+    b, s = te.var("b", max_value=1 << 20), te.var("s", max_value=1 << 20)
+    x_t = te.placeholder((b, 4, s, 32), name="X")
+    out = te.compute((b, 4, s, 32), lambda i, h, j, e: x_t[i, h, j, e] * 2.0, name="out")
+    sch = schedule_cpu([out], TWO_CORES)
+    source = str(tcomp.lower(sch, [x_t, out], simple_mode=True))
+    assert "parallel(0, b * 4)" in source and "range(0, s)" in source and "int64(s) * int64(b" not in source
+    module = tcomp.build(sch, [x_t, out], target=TWO_CORES)
+    x = random_data(RNG, (3, 4, 5, 32))
+    result = np.zeros_like(x)
+    module(x, result)
+    np.testing.assert_array_equal(result, x * 2)
 
 
 def test_errors() -> None:

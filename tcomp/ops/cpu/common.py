@@ -141,13 +141,29 @@ def split_to(stage: Stage, axis: IterVar, factor: int, extent: int) -> tuple[Ite
 
 def parallel_fused(stage: Stage, axes: Sequence[IterVar], work: int | None, cores: int) -> IterVar | None:
     """Fuse the adjacent leaf ``axes`` (outermost first) and run the result in parallel when ``work`` (None:
-    unknown, symbolic) is large enough and the machine has several cores. Returns the fused axis."""
+    unknown, symbolic) is large enough and the machine has several cores. Returns the innermost of the axes then
+    (the fused one). Axes over a second symbolic dimension stay loops of their own inside the fused one: a fused
+    extent of ``batch*12*seq`` would be 64-bit, and every index would divide it by ``seq``."""
     if not axes:
         return None
-    fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
+    count = _fusable(axes)
+    fused = stage.fuse(*axes[:count]) if count > 1 else axes[0]
     if cores > 1 and (work is None or work >= PARALLEL_MIN_WORK):
         stage.parallel(fused)
-    return fused
+    return axes[-1] if count < len(axes) else fused
+
+
+def _fusable(axes: Sequence[IterVar]) -> int:
+    """How many of ``axes`` (outermost first) fuse into one loop whose extent depends on one symbolic dimension at
+    most (the first axis always)."""
+    seen: set[Var] = set()
+    for count, axis in enumerate(axes):
+        extent = getattr(axis.dom, "extent", None)
+        names = set() if extent is None else {v for v in free_vars(extent) if isinstance(v, Var)}
+        if count and len(seen | names) > 1:
+            return count
+        seen |= names
+    return len(axes)
 
 
 def schedule_elementwise(stage: Stage, cpu: CpuTarget) -> None:
