@@ -82,6 +82,14 @@ def add_terms(terms: dict[MonomialKey, Term], form: Linear, k: int) -> None:
             terms[key] = Term(term.atoms, coeff)
 
 
+def _narrow(atom: E.Expr, dtype: str) -> tuple[E.Expr, bool]:
+    """The narrower integer expression that ``atom`` (of ``dtype``) widens, and True; else ``atom`` and False."""
+    if isinstance(atom, E.Cast) and dt.is_int(atom.value.dtype) and dt.is_int(dtype) \
+            and dt.bits(atom.value.dtype) < dt.bits(dtype) and dt.is_signed(atom.value.dtype) == dt.is_signed(dtype):
+        return atom.value, True
+    return atom, False
+
+
 class LinearForms:
     """Builds, combines and prints linear forms; memoizes the form of each expression it has parsed."""
 
@@ -233,23 +241,26 @@ class LinearForms:
         return None
 
     def _symbolic_divmod_pair(self, lin: Linear) -> tuple[MonomialKey, MonomialKey, E.Expr, int] | None:
-        """As ``_divmod_pair`` for a divisor that is one atom ``n``: the terms ``k*n*(x // n)`` and ``k*(x % n)``."""
-        mods: dict[tuple[object, object], tuple[MonomialKey, Term]] = {}
+        """As ``_divmod_pair`` for a divisor that is one atom ``n``: the terms ``k*n*(x // n)`` and ``k*(x % n)``,
+        or their atoms each widened (``k*int64(n)*int64(x // n) + k*int64(x % n) -> k*int64(x)``: a 64-bit offset
+        of 32-bit indices)."""
+        mods: dict[tuple[object, object, bool], tuple[MonomialKey, Term]] = {}
         for key, term in lin.terms.items():
-            atom = term.atoms[0]
+            atom, widened = _narrow(term.atoms[0], lin.dtype)
             if len(term.atoms) == 1 and isinstance(atom, E.FloorMod) and not isinstance(atom.b, E.IntImm):
-                mods[(self.keys.key(atom.a), self.keys.key(atom.b))] = (key, term)
+                mods[(self.keys.key(atom.a), self.keys.key(atom.b), widened)] = (key, term)
         if not mods:
             return None
         for key, term in lin.terms.items():
             if len(term.atoms) != 2:
                 continue
-            for div, other in (term.atoms, term.atoms[::-1]):
-                if not isinstance(div, E.FloorDiv) or not self.keys.equal(div.b, other):
+            for first, second in (term.atoms, term.atoms[::-1]):
+                (div, widened), (other, other_widened) = _narrow(first, lin.dtype), _narrow(second, lin.dtype)
+                if widened != other_widened or not isinstance(div, E.FloorDiv) or not self.keys.equal(div.b, other):
                     continue
-                match = mods.get((self.keys.key(div.a), self.keys.key(div.b)))
+                match = mods.get((self.keys.key(div.a), self.keys.key(div.b), widened))
                 if match is not None and match[1].coeff == term.coeff:
-                    return key, match[0], div.a, term.coeff
+                    return key, match[0], E.Cast(div.a, lin.dtype) if widened else div.a, term.coeff
         return None
 
     # -- printing -------------------------------------------------------------------------------------------------

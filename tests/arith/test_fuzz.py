@@ -415,7 +415,8 @@ def test_symbolic_divisor_fuzz() -> None:
 
 def test_symbolic_divisor_of_clamped_indices_fuzz() -> None:
     """Division and remainder by ``n*c`` of ``a*min(w, n*c2 + d) + b`` forms (the clamped rows of a symbolic
-    number of rows), and ``n*(x // n) + x % n`` merges, with exhaustive checks."""
+    number of rows), and ``n*(x // n) + x % n`` merges (their atoms widened to 64 bits too), with exhaustive
+    checks."""
     rng = random.Random(SEED + 300)
     n, u, w = Var("n"), Var("u"), Var("w")
     ranges = {n: (1, 7), u: (0, 5), w: (0, 12)}
@@ -426,5 +427,6 @@ def test_symbolic_divisor_of_clamped_indices_fuzz() -> None:
         numerator = clamp * rng.choice([1, c, 2 * c]) + u * rng.randint(0, 2) + rng.randint(-1, 2)
         if rng.random() < 0.3:
             numerator = n * c * u + numerator
-        for e in (numerator // (n * c), numerator % (n * c), n * (numerator // n) + numerator % n):
+        widened = E.Cast(n, "int64") * E.Cast(numerator // n, "int64") + E.Cast(numerator % n, "int64")
+        for e in (numerator // (n * c), numerator % (n * c), n * (numerator // n) + numerator % n, widened):
             _simplified_alike(e, env, ranges)

@@ -338,6 +338,8 @@ def test_symbolic_divisor_of_a_clamped_index(v: dict[str, Var]) -> None:
     assert simplify(n * (x // n) + x % n, bounds) is x
     assert same(simplify(n * (x // n) * 3 + x % n * 3 + y, bounds), x * 3 + y)
     assert isinstance(simplify(n * (x // n) + x % y, bounds), E.Add)  # another divisor: no merge
+    wide = E.Cast(n, "int64") * E.Cast(x // n, "int64") * 768 + E.Cast(x % n, "int64") * 768 + E.Cast(y, "int64")
+    assert same(simplify(wide, bounds), E.Cast(x, "int64") * 768 + E.Cast(y, "int64"))  # a 64-bit offset
 
 
 def test_comparison_split_and_limits(v: dict[str, Var]) -> None:

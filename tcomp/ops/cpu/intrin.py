@@ -40,7 +40,8 @@ def gemm_intrin(mr: int, nr: int, kc: int, lanes: int | None = None, rows: Expr 
     k = te.reduce_axis((0, kc), name="k")
     c = te.compute((mr, nr), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="c")
     lowering = _tile_lowering(gemm_kernel_name(mr, nr, lanes), kc, rows)
-    return decl_tensor_intrin(c, lowering, name=f"gemm_{mr}x{nr}x{kc}" + ("" if rows is None else "_rows"))
+    return decl_tensor_intrin(c, lowering, name=f"gemm_{mr}x{nr}x{kc}" + ("" if rows is None else "_rows"),
+                              partial=rows is not None)
 
 
 def _tile_lowering(name: str, steps: int, rows: Expr | None = None,
@@ -113,4 +114,4 @@ def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, pairs: bool, rows: Expr 
     c = te.compute((mr, nr), body, name="c")
     lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, pairs), kc // group, rows)  # steps by groups
     return decl_tensor_intrin(c, lowering, name=f"igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}x{kc}"
-                              + ("" if rows is None else "_rows"))
+                              + ("" if rows is None else "_rows"), partial=rows is not None)

@@ -111,8 +111,9 @@ class GemmPlan:
 
     @property
     def padded(self) -> bool:
-        """Whether the product has more rows or columns than C (it then goes to a buffer copied into C)."""
-        return self.symbolic_rows is not None or self.Mp != self.M or self.Np != self.N
+        """Whether the product has more rows or columns than C (it then goes to a buffer copied into C). Symbolic
+        rows do not pad it: their last tile computes and writes only the rows there are."""
+        return (self.symbolic_rows is None and self.Mp != self.M) or self.Np != self.N
 
     @property
     def symbolic_rows(self) -> Expr | None:
