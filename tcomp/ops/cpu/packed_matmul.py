@@ -23,7 +23,8 @@ Several blocks per core (``column_blocks``), not one, so that the pool's dynamic
 core that starts late or is descheduled to the others: ViT-B/16 (one layer, 2 cores, a busy machine) 0.67x the
 median latency of one block per core, the minimum 0.96x. Where all rows are one block (a transformer's 128-256
 tokens), A is packed once, its row panels over the cores, before the blocks of columns, which all read that copy
-(``shared_a``); else each block packs its own. Packing per block copied A once per block: for ViT-B/16's 197 x 768 x
+(``shared_a``), and so is a symbolic number of rows (a prompt's, mostly one block); else each block packs its
+own. Packing per block copied A once per block: for ViT-B/16's 197 x 768 x
 768 product in 6 blocks, ``memmove`` took 12% of the product's time (2.5% packed once). Where a core sweeps at most 4
 column panels (N small) and M and K need no padding, A is read in place instead of packed.
 A batch of products (``C[t] = A[t] B[t]``, ``batch_matmul``) runs the same tiles with the batch axis outermost: the
@@ -105,9 +106,10 @@ class GemmPlan:
     def shared_a(self) -> bool:
         """Whether A is packed once, before the blocks of columns, which all read that copy: where the cores take
         several blocks of columns, A is packed (not read in place) and its rows are a single block (so the copy is at
-        most ``mc x Kp``); else each block packs its own."""
-        return self.by_columns and not self.in_place_a and self.column_blocks > 1 and self.symbolic_rows is None \
-            and self.Mp <= self.block_rows
+        most ``mc x Kp``) or a symbolic number (a prompt's: mostly one block, the copy as large as A); else each
+        block packs its own."""
+        return self.by_columns and not self.in_place_a and self.column_blocks > 1 and (
+            self.symbolic_rows is not None or self.Mp <= self.block_rows)
 
     @property
     def padded(self) -> bool:
@@ -428,7 +430,7 @@ def schedule_packed_product(s: Schedule, plan: GemmPlan, stages: PackedProduct, 
     if packed_a is not None:
         *_, x, z, y = packed_a.op.axis
         if plan.shared_a:
-            if plan.Mp // bl.mr > 1:
+            if plan.symbolic_rows is not None or plan.Mp // bl.mr > 1:
                 s[packed_a].parallel(x)
         else:
             s[packed_a].compute_at(stage, a_at)
