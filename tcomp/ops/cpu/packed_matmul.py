@@ -24,9 +24,9 @@ core that starts late or is descheduled to the others: ViT-B/16 (one layer, 2 co
 median latency of one block per core, the minimum 0.96x. Where all rows are one block (a transformer's 128-256
 tokens), A is packed once, its row panels over the cores, before the blocks of columns, which all read that copy
 (``shared_a``), and so is a symbolic number of rows (a prompt's, mostly one block); else each block packs its
-own. Packing per block copied A once per block: for ViT-B/16's 197 x 768 x
-768 product in 6 blocks, ``memmove`` took 12% of the product's time (2.5% packed once). Where a core sweeps at most 4
-column panels (N small) and M and K need no padding, A is read in place instead of packed.
+own. Packing per block copied A once per block: for ViT-B/16's 197 x 768 x 768 product in 6 blocks, ``memmove``
+took 12% of the product's time (2.5% packed once). Where a core sweeps at most 4 column panels (N small) and M and
+K need no padding, A is read in place instead of packed.
 A batch of products (``C[t] = A[t] B[t]``, ``batch_matmul``) runs the same tiles with the batch axis outermost: the
 cores take (matrix, block of rows) pairs, each packing its matrix's slice of B.
 
@@ -272,9 +272,10 @@ def plan_gemm(M: int, N: int, K: int, blocking: GemmBlocking, lanes: int, cores:
 
 def with_symbolic_rows(plan: GemmPlan, rows: Expr) -> GemmPlan:
     """``plan`` (made for a typical number of rows) for ``rows``, a symbolic dimension (a prompt's length): the
-    rows are padded to whole ``mr`` tiles (``Mp``, an expression), A is packed (its last row repeated below M) and
-    the product goes to a padded buffer, read by the epilogue that writes C's rows; the blocks of rows keep their
-    size, the last one runs only the tiles it needs (a guard per tile, outside the micro-kernel call)."""
+    rows are padded to whole ``mr`` tiles (``Mp``, an expression), A is packed once (its last row repeated below
+    M); the blocks of rows keep their size, the last one runs only the tiles it needs (a guard per tile, outside
+    the micro-kernel call), and its last tile only the rows there are (``gemm_intrin``'s ``rows``), written into C
+    itself."""
     mr = plan.blocking.mr
     return replace(plan, M=rows, Mp=(rows + (mr - 1)) // mr * mr, in_place_a=False)
 
