@@ -22,9 +22,9 @@ One query row (a decoding step, ``mr = 1``) reads the key/value cache in place w
 and the result sums V's rows scaled by the weights, key by key, into accumulators held in registers. A packed copy
 of K would cost as much as the scores themselves, for one use.
 
-The numbers of queries and of keys may be symbolic dimensions (a prompt's length, a cache's): the query rows are
-padded to whole blocks (their last row repeated), blocks sized for ``TYPICAL_EXTENT`` keys where the keys are
-symbolic too, and the keys as above.
+The batch (a batch of prompts: the number of matrices) and the numbers of queries and of keys may be symbolic
+dimensions (a prompt's length, a cache's): the query rows are padded to whole blocks (their last row repeated),
+blocks sized for ``TYPICAL_EXTENT`` keys where the keys are symbolic too, and the keys as above.
 
 The stages carry ``OpKind.ATTENTION`` and their ``part`` so that ``schedule_cpu`` leaves them alone (they are not
 inlined) and ``schedule_attention`` finds them from the result.
