@@ -84,8 +84,8 @@ def add_terms(terms: dict[MonomialKey, Term], form: Linear, k: int) -> None:
 
 def _narrow(atom: E.Expr, dtype: str) -> tuple[E.Expr, bool]:
     """The narrower integer expression that ``atom`` (of ``dtype``) widens, and True; else ``atom`` and False."""
-    if isinstance(atom, E.Cast) and dt.is_int(atom.value.dtype) and dt.is_int(dtype) \
-            and dt.bits(atom.value.dtype) < dt.bits(dtype) and dt.is_signed(atom.value.dtype) == dt.is_signed(dtype):
+    if isinstance(atom, E.Cast) and dt.is_int(atom.value.dtype) and atom.value.dtype != dtype \
+            and dt.widens(atom.value.dtype, dtype):
         return atom.value, True
     return atom, False
 

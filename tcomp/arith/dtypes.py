@@ -82,3 +82,11 @@ def is_index(dtype: str) -> bool:
 def wraps(dtype: str) -> bool:
     """Integer arithmetic in ``dtype`` may wrap around (unsigned or narrower than 32 bits)."""
     return _dt.is_int(dtype) and (not _dt.is_signed(dtype) or _dt.bits(dtype) < 32)
+
+
+@cache
+def widens(source: str, target: str) -> bool:
+    """Whether every value of the integer (or bool) dtype ``source`` is one of the integer dtype ``target``'s: a
+    cast from one to the other commutes with ``min``, ``max``, ``+`` and ``*`` of values that fit ``source``."""
+    return not _dt.is_float(source) and _dt.is_int(target) and _dt.min_value(target) <= _dt.min_value(source) and \
+        _dt.max_value(source) <= _dt.max_value(target)

@@ -313,7 +313,7 @@ class Simplifier(Mutator):
         if isinstance(value, E.Cast) and _holds_all(self, value.value, value.dtype):
             inner = value.value
             return inner if inner.dtype == e.dtype else self.visit(E.Cast(inner, e.dtype))
-        if isinstance(value, (E.Min, E.Max)) and dt.lanes(value.dtype) > 1 and _widens(value.dtype, e.dtype):
+        if isinstance(value, (E.Min, E.Max)) and dt.lanes(value.dtype) > 1 and dt.widens(value.dtype, e.dtype):
             # a widened clamp of a ramp stays a clamp of a ramp (a padded row's read: one masked load, not a gather)
             element = dt.with_lanes(dt.element(e.dtype), dt.lanes(e.dtype))
             return self.visit(type(value)(E.Cast(value.a, element), E.Cast(value.b, element), e.dtype))
@@ -356,13 +356,6 @@ def _same_form(a: Linear, b: Linear) -> bool:
     return True
 
 
-def _widens(source: str, target: str) -> bool:
-    """Whether every value of the integer (or bool) dtype ``source`` is one of ``target``'s (a cast that commutes with
-    ``min`` and ``max``)."""
-    return not dt.is_float(source) and dt.is_int(target) and dt.min_value(target) <= dt.min_value(source) and \
-        dt.max_value(source) <= dt.max_value(target)
-
-
 def _lanes_exact(s: Simplifier, ramp: E.Ramp, dtype: str) -> bool:
     """True when every lane of the integer ``ramp`` is its exact value (no lane wraps around its dtype) and
     ``dtype``'s element holds it: the cast of the ramp is the ramp of the casts."""
@@ -378,7 +371,7 @@ def _holds_all(s: Simplifier, value: E.Expr, dtype: str) -> bool:
     """True when converting the integer ``value`` to ``dtype`` keeps every possible value."""
     if dt.is_float(value.dtype) or dt.is_float(dtype) or dt.is_bool(dtype):
         return False
-    if _widens(value.dtype, dtype):
+    if dt.widens(value.dtype, dtype):
         return True
     lo, hi = s.bound(value)
     return lo >= dt.min_value(dtype) and hi <= dt.max_value(dtype)

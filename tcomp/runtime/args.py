@@ -169,7 +169,8 @@ class ArgumentChecker:
         if len(arrays) != len(specs):
             names = ", ".join(s.name for s in specs)
             raise TypeError(f"{self.func_name} takes {len(specs)} arrays ({names}), got {len(arrays)}")
-        sizes, binders = self._named(named or {})
+        sizes = self._named(named or {})
+        binders = [-1] * len(self.size_vars)  # the argument that bound each variable (-1: the sizes given)
         pointers: list[int] = []
         for position, (arr, spec) in enumerate(zip(arrays, specs)):
             if not isinstance(arr, np.ndarray):
@@ -216,8 +217,8 @@ class ArgumentChecker:
         self._check_overlap(arrays, pointers)
         return pointers, values
 
-    def _named(self, named: Mapping[str, int]) -> tuple[list[int | None], list[int]]:
-        """The size variables' values given by name (the others None), and -1 as the binder of each."""
+    def _named(self, named: Mapping[str, int]) -> list[int | None]:
+        """The size variables' values given by name (the others None)."""
         index = {v.name: k for k, v in enumerate(self.size_vars)}
         unknown = [name for name in named if name not in index]
         if unknown:
@@ -232,7 +233,7 @@ class ArgumentChecker:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{self.func_name}: size {name!r} must be an int, got {value!r}")
             sizes[index[name]] = int(value)
-        return sizes, [-1] * len(self.size_vars)
+        return sizes
 
     def _check_compound(self, arrays: Sequence[object], values: list[int]) -> None:
         env = None

@@ -44,7 +44,8 @@ from tcomp.ir.expr import Expr, IterKind, Var
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.intrin import dot_intrin, gemm_intrin
 from tcomp.ops.cpu.views import rows_in_place, unit_step
-from tcomp.ops.utils import OP_KIND, OpError, OpKind, as_int, op_kind, same_dim
+from tcomp.ops.elemwise import broadcast_shape
+from tcomp.ops.utils import OP_KIND, OpError, OpKind, as_int, op_kind, same_dim, shape_product
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
@@ -104,25 +105,8 @@ def _is_one(dim: Any) -> bool:
 
 
 def _product(dims: Sequence[Any]) -> Any:
-    """The product of ``dims`` (ints or expressions): an int where they all are."""
-    result: Any = 1
-    for dim in dims:
-        if not _is_one(dim):
-            result = dim if isinstance(result, int) and result == 1 else result * dim
-    return result
-
-
-def _broadcast(shapes: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
-    """numpy's broadcast of batch shapes whose dimensions may be symbolic (equal ones provably, else 1)."""
-    rank = max((len(shape) for shape in shapes), default=0)
-    result = []
-    for axis in range(rank):
-        dims = [shape[axis - rank + len(shape)] for shape in shapes if axis - rank + len(shape) >= 0]
-        sizes = [d for d in dims if not _is_one(d)]
-        if any(not same_dim(d, sizes[0]) for d in sizes[1:]):
-            raise ValueError(f"dimensions {[str(d) for d in dims]} differ")
-        result.append(sizes[0] if sizes else 1)
-    return tuple(result)
+    """The number of elements of ``dims``: an int, or an expression of symbolic dimensions."""
+    return _keys(shape_product(dims))
 
 
 def _batch_reader(tensor: Tensor, batch: tuple[Any, ...]) -> Any:
@@ -163,8 +147,8 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     skv, skv_v = _keys(k_t.shape[-1]), _keys(v.shape[-2])
     if d != d_k or not same_dim(skv, skv_v):
         raise OpError(f"attention: shapes q {q.shape}, k_t {k_t.shape}, v {v.shape} do not chain")
+    batch = tuple(_keys(x) for x in broadcast_shape("attention", *(t.shape[:-2] for t in (q, k_t, v, *biases))))
     try:
-        batch = _broadcast([[_keys(x) for x in t.shape[:-2]] for t in (q, k_t, v, *biases)])
         for b in biases:
             if not (_is_one(b.shape[-2]) or same_dim(b.shape[-2], sq)):
                 raise ValueError(f"a bias of {b.shape[-2]} rows for {sq} queries")

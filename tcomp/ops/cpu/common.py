@@ -159,7 +159,7 @@ def _fusable(axes: Sequence[IterVar]) -> int:
     seen: set[Var] = set()
     for count, axis in enumerate(axes):
         extent = getattr(axis.dom, "extent", None)
-        names = set() if extent is None else {v for v in free_vars(extent) if isinstance(v, Var)}
+        names = set() if extent is None else set(free_vars(extent))
         if count and len(seen | names) > 1:
             return count
         seen |= names
