@@ -64,3 +64,15 @@ def test_products_that_stay_matmuls() -> None:
     assert "panel_matmul" not in _compile_and_check(model, feeds)  # a weight given at run time
     few = _model(40, 64, 48, False)  # too little work for the packed GEMM
     assert "panel_matmul" not in _compile_and_check(few, {"x": RNG.standard_normal((1, 40, 64)).astype(np.float32)})
+
+
+def test_the_choice_does_not_depend_on_the_count_of_rows() -> None:
+    """Judged at ``TYPICAL_ROWS`` rows whatever the count: a narrow weight stays a matmul at 4099 rows as at 300 (the
+    probes of a symbolic ``batch*seq`` get one choice), and a wide one reads panels at 300 rows as at 4099."""
+    for rows in (300, 4099):
+        narrow = _model(rows, 64, 128, False)
+        x = RNG.standard_normal((1, rows, 64)).astype(np.float32)
+        assert "panel_matmul" not in _compile_and_check(narrow, {"x": x})
+        wide = _model(rows, 256, 320, False)
+        x = RNG.standard_normal((1, rows, 256)).astype(np.float32)
+        assert "panel_matmul" in _compile_and_check(wide, {"x": x})

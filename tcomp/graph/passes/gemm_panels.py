@@ -1,7 +1,7 @@
 """``gemm_panels``: a matrix product with a constant weight reads it from the GEMM's panels, packed once (CPU).
 
 Rewrite: ``matmul(x, W)`` with ``W`` a ``[K, N]`` float32 parameter (or ``[N, K]`` with ``transpose_b``), more than
-``MATVEC_ROWS`` rows in ``x`` and a shape the packed GEMM takes at ``TYPICAL_ROWS`` rows or more
+``MATVEC_ROWS`` rows in ``x`` and a shape the packed GEMM takes at ``TYPICAL_ROWS`` rows, whatever the count of rows
 (``tcomp.ops.cpu.dense.panels_plan``: enough work, little padding; a product of fewer rows, a short prompt or a
 symbolic prompt length at its probe value, runs on the same panels) becomes ``panel_matmul(x, P)`` with
 ``P = pack_panels(W, nr, Kp)``, a new ``[ceil(N / nr), Kp, nr]`` parameter in the plan's tiles, and the attribute
@@ -43,9 +43,10 @@ def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict) -> tuple[in
     k, n = (w.shape[1], w.shape[0]) if node.attr("transpose_b", False) else w.shape
     if rows <= MATVEC_ROWS or x.shape[-1] != k:
         return None
-    # judged at TYPICAL_ROWS rows at least: packed once, the panels serve a product of a few rows too (a short
-    # prompt: on the packed GEMM rather than plain loops), and a symbolic number of rows whatever its probe value
-    plan = panels_plan(max(rows, TYPICAL_ROWS), n, k, cpu)
+    # judged at TYPICAL_ROWS rows whatever the count: packed once, the panels serve a product of a few rows too (a
+    # short prompt: on the packed GEMM rather than plain loops), and a symbolic number of rows (a batch of prompts'
+    # batch*seq) gets the same choice at every probe; a narrow product of many rows packs its weight per call
+    plan = panels_plan(TYPICAL_ROWS, n, k, cpu)
     return None if plan is None else (plan.blocking.nr, plan.Kp)
 
 
