@@ -176,7 +176,8 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
         _, template = probe(
             symbols, lambda binding: import_model(proto, base_dir, shapes_at(decls, fixed, binding), None, values,
                                                   constants),
-            lambda graph, run_time: run_pipeline(graph, options, None, target, None, None, constants, run_time))
+            lambda graph, run_time: run_pipeline(graph, options, None, target, None, None, constants, run_time,
+                                                 symbolic=True))
         return DynamicModel(symbols, template, target, lambda graph, compile_kernel, executor_type: build_executor(
             graph, target, None, None, compile_kernel, executor_type))
 

@@ -97,10 +97,12 @@ class PassOptions:
 
 def default_passes(target: Target | str | None = None, tuning_records: Any = None,
                    constants: SharedConstants | None = None,
-                   run_time: frozenset[str] = frozenset()) -> list[tuple[str, GraphPass]]:
+                   run_time: frozenset[str] = frozenset(), symbolic: bool = False) -> list[tuple[str, GraphPass]]:
     """``(option name, pass)`` in order; the option name decides whether the pass runs. ``constants``: the
     constants that the compilations of one model share (``tcomp.graph.shared_constants``). ``run_time``: values
-    constant folding leaves to the kernels (they vary with symbolic dimensions, ``tcomp.graph.dynamic``)."""
+    constant folding leaves to the kernels (they vary with symbolic dimensions, ``tcomp.graph.dynamic``).
+    ``symbolic``: the graph is a probe of a model compiled once for its symbolic dimensions (every product of a
+    constant weight reads panels: the packed GEMM takes a symbolic number of rows, plain loops do not)."""
     resolved = as_target(target)
     options = backend_for(resolved).graph
     keep_apart = _per_node(use_record, resolved, tuning_records)
@@ -127,10 +129,11 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         if not options.gemm_panels:
             return graph
         if keep_products is None:
-            return gemm_panels(merge_projections(graph, constants=constants), resolved, constants=constants)
+            return gemm_panels(merge_projections(graph, constants=constants), resolved, constants=constants,
+                               any_work=symbolic)
         # a product with its own record keeps its operator
         merged = merge_projections(graph, keep_products(graph), constants)
-        return gemm_panels(merged, resolved, keep_products(merged), constants)
+        return gemm_panels(merged, resolved, keep_products(merged), constants, symbolic)
 
     def half_products(graph: Graph) -> Graph:
         return graph if options.float16_arithmetic else float16_products(graph)
@@ -194,9 +197,9 @@ def _per_node(check: Callable[[Graph, Any, Target, Any], bool], target: Target,
 def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFunc | None = None,
                  target: Target | str | None = None, tuning_records: Any = None,
                  timings: dict[str, float] | None = None, constants: SharedConstants | None = None,
-                 run_time: frozenset[str] = frozenset()) -> Graph:
-    """Run the default passes enabled in ``options`` on ``graph`` (type inference first); ``constants`` and
-    ``run_time``: see ``default_passes``."""
+                 run_time: frozenset[str] = frozenset(), symbolic: bool = False) -> Graph:
+    """Run the default passes enabled in ``options`` on ``graph`` (type inference first); ``constants``,
+    ``run_time`` and ``symbolic``: see ``default_passes``."""
     options = options or PassOptions()
     graph = infer_types(graph)
     verify_graph(graph)
@@ -210,7 +213,7 @@ def run_pipeline(graph: Graph, options: PassOptions | None = None, dump: DumpFun
             verify_graph(graph)
             if dump is not None:
                 dump(name, graph)
-    for name, graph_pass in default_passes(target, tuning_records, constants, run_time):
+    for name, graph_pass in default_passes(target, tuning_records, constants, run_time, symbolic):
         if not getattr(options, name):
             continue
         start = time.perf_counter()

@@ -54,7 +54,7 @@ def gather_elements(data: Tensor, indices: Tensor, axis: int = 0, name: str = "g
     check_tensor(op, "data", data)
     check_tensor(op, "indices", indices, data.ndim)
     axis = normalize_axis(op, axis, data.ndim)
-    extent = _static_shape(op, "data", data)[axis]
+    extent = data.shape[axis]  # may be symbolic: every index is checked against it
 
     def body(*i: Any) -> Expr:
         return data[(*i[:axis], te.checked_index(indices[i], extent), *i[axis + 1:])]

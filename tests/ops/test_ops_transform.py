@@ -12,9 +12,10 @@ import tcomp
 from tcomp import ops, te
 from tcomp.backend.testing import build_and_check
 from tcomp.ops import OpError
-from tcomp.ops.indexing import gather_nd
+from tcomp.ops.indexing import gather_elements, gather_nd
 from tcomp.ops.scan import cumsum
 from tcomp.ops.testing import random_data
+from tcomp.runtime.errors import KernelError
 
 
 def _check(output: te.Tensor, inputs: list[te.Tensor], arrays: list[np.ndarray], expected: Any) -> None:
@@ -100,7 +101,8 @@ def test_symbolic_reshape() -> None:
 def test_operators_over_a_symbolic_dimension() -> None:
     """What a causal mask and positions built from a prompt's length compute (``n`` a symbolic dimension): a slice
     whose bounds are expressions of ``n`` (or an open end, or counted from the end), the first ``n`` rows of a
-    table, a running sum along ``n`` and a ``gather_nd`` from a tensor of ``n`` columns; each length against numpy,
+    table, a running sum along ``n``, a ``gather_nd`` from a tensor of ``n`` columns and ``gather_elements`` along
+    and across them (a position table of a batch of prompts); each length against numpy,
     every access bounds-checked, every index checked. A slice ending at a positive int stays inside when ``n``'s
     declared minimum says so (``[:, 0:3]`` of ``n + 1`` columns, ``n >= 2``), else it may pass ``n``: refused."""
     n = te.var("n", "int32", max_value=1 << 20, min_value=2)
@@ -114,29 +116,36 @@ def test_operators_over_a_symbolic_dimension() -> None:
     table = te.placeholder((40, 3), name="T", dtype="int64")
     positions = ops.strided_slice(table, [0], [n], axes=[0], name="positions")  # a table's first n rows
     first = ops.strided_slice(x, [0], [3], axes=[1], name="first")
-    outputs = [head, tail, last, sums, picked, positions, first]
+    chosen, sided = te.placeholder((2, n), name="E", dtype="int64"), te.placeholder((2, n), name="S", dtype="int64")
+    along, across = gather_elements(x, chosen, axis=1), gather_elements(x, sided, axis=0, name="across")
+    outputs = [head, tail, last, sums, picked, positions, first, along, across]
     assert [str(out.shape[1]) for out in outputs[:4]] == ["n", "n", "2", "n"] and first.shape[1].value == 3
-    module = tcomp.build(tcomp.create_schedule([o.op for o in outputs]), [x, indices, table, *outputs],
+    module = tcomp.build(tcomp.create_schedule([o.op for o in outputs]), [x, indices, table, chosen, sided, *outputs],
                          check_bounds=True)
     rng = np.random.default_rng(503)
     for length in (2, 3, 17):
         data = rng.integers(-9, 9, (2, length + 1))
         where = np.stack([rng.integers(0, 2, length), rng.integers(-length - 1, length + 1, length)], axis=1)
         rows = rng.integers(0, 99, (40, 3))
+        columns, sides = rng.integers(-length - 1, length + 1, (2, length)), rng.integers(-2, 2, (2, length))
         results = [np.zeros((2, length), np.int64), np.zeros((2, length), np.int64), np.zeros((2, 2), np.int64),
                    np.zeros((2, length), np.int64), np.zeros(length, np.int64), np.zeros((length, 3), np.int64),
-                   np.zeros((2, 3), np.int64)]
-        module(data, where, rows, *results)
+                   np.zeros((2, 3), np.int64), np.zeros((2, length), np.int64), np.zeros((2, length), np.int64)]
+        module(data, where, rows, columns, sides, *results)
         expected = [data[:, :length], data[:, 1:], data[:, -3:-1], np.cumsum(data[:, 1:], axis=1),
-                    data[where[:, 0], where[:, 1]], rows[:length], data[:, :3]]
+                    data[where[:, 0], where[:, 1]], rows[:length], data[:, :3],
+                    np.take_along_axis(data, columns, axis=1), np.take_along_axis(data[:, :length], sides, axis=0)]
         for got, want in zip(results, expected):
             np.testing.assert_array_equal(got, want)
+    with pytest.raises(KernelError, match=f"index {length + 1} is out of range for an axis of {length + 1} elements"):
+        module(data, where, rows, np.full((2, length), length + 1), sides, *results)
     assert str(ops.strided_slice(x, [0], [(1 << 63) - 1], axes=[1]).shape[1]) == "n + 1"  # ONNX's open end
     with pytest.raises(OpError, match="may lie past its symbolic extent"):
         ops.strided_slice(x, [0], [5], axes=[1])
     with pytest.raises(ValueError, match="n = 1 is below its declared minimum 2"):
-        module(*(np.zeros(s, np.int64) for s in ((2, 2), (1, 2), (40, 3), (2, 1), (2, 1), (2, 2), (2, 1), (1,),
-                                                  (1, 3), (2, 3))))
+        shapes = ((2, 2), (1, 2), (40, 3), (2, 1), (2, 1), (2, 1), (2, 1), (2, 2), (2, 1), (1,), (1, 3), (2, 3), (2, 1),
+                  (2, 1))
+        module(*(np.zeros(s, np.int64) for s in shapes))
     with pytest.raises(OpError, match="unit steps"):
         ops.strided_slice(x, [0], [n], [2], axes=[1])
     with pytest.raises(OpError, match="last dimension of indices must be a constant"):

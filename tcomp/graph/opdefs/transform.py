@@ -22,6 +22,7 @@ from tcomp.graph.op import InferContext, LowerContext, OpPattern, register_op
 from tcomp.graph.opdefs.common import const_tensor, fill, ints_attr, normalize_axis
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import Expr, floormod, max_expr, min_expr
+from tcomp.ops.utils import as_int
 from tcomp.te.tensor import Tensor
 
 
@@ -235,8 +236,13 @@ def _lower_tile(ctx: LowerContext) -> list[Tensor]:
     x_shape = ctx.types[0].shape  # type: ignore[union-attr]
     repeats = ctx.attr("repeats")
 
+    def source(d: int, index: Any) -> Any:  # a repeat may be a symbolic dimension (a batch of copies)
+        if as_int(x_shape[d]) == 1:
+            return 0
+        return index if as_int(repeats[d]) == 1 else floormod(index, x_shape[d])
+
     def body(*i: Any) -> Expr:
-        return x[tuple(floormod(i[d], x_shape[d]) if repeats[d] > 1 else i[d] for d in range(len(i)))]
+        return x[tuple(source(d, index) for d, index in enumerate(i))]
 
     return [te.compute(ctx.out_types[0].shape, body, name=ctx.name, tag="injective")]
 

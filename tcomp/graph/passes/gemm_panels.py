@@ -27,12 +27,12 @@ from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
-from tcomp.ops.cpu.dense import TYPICAL_ROWS, panels_plan
+from tcomp.ops.cpu.dense import TYPICAL_ROWS, panels_in_place_plan, panels_plan
 from tcomp.ops.panels import pack_panels
 from tcomp.target import Target
 
 
-def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict) -> tuple[int, int] | None:
+def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict, any_work: bool) -> tuple[int, int] | None:
     """``(nr, Kp)`` of the panels for ``node``, or ``None`` when it stays a matmul."""
     if node.op != "matmul" or node.inputs[1] not in params:
         return None
@@ -46,21 +46,23 @@ def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict) -> tuple[in
     # judged at TYPICAL_ROWS rows whatever the count: packed once, the panels serve a product of a few rows too (a
     # short prompt: on the packed GEMM rather than plain loops), and a symbolic number of rows (a batch of prompts'
     # batch*seq) gets the same choice at every probe; a narrow product of many rows packs its weight per call
-    plan = panels_plan(TYPICAL_ROWS, n, k, cpu)
+    plan = panels_in_place_plan(TYPICAL_ROWS, n, k, cpu) if any_work else panels_plan(TYPICAL_ROWS, n, k, cpu)
     return None if plan is None else (plan.blocking.nr, plan.Kp)
 
 
 def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | None = None,
-                constants: SharedConstants | None = None) -> Graph:
+                constants: SharedConstants | None = None, any_work: bool = False) -> Graph:
     """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
-    (``tcomp.graph.shared_constants``)."""
+    (``tcomp.graph.shared_constants``); ``any_work``: every product of more than ``MATVEC_ROWS`` rows reads panels,
+    whatever its work and padding (a model compiled for a symbolic number of rows: plain loops would compile for
+    each number)."""
     cpu = CpuTarget.of(target)
     params = dict(graph.params)
     names = FreshNames.of(graph)
     nodes: list[Node] = []
     changed = False
     for node in graph.nodes:
-        found = _plan_of(graph, node, cpu, params)
+        found = _plan_of(graph, node, cpu, params, any_work)
         if found is not None and keep is not None and keep(node):
             found = None
         if found is not None:

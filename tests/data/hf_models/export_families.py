@@ -3,6 +3,13 @@ DeBERTa-v2 (disentangled attention: relative position terms gathered into the sc
 (a convolutional feature encoder over raw audio, group norm, a grouped positional convolution) and BEiT (relative
 position biases in a vision transformer).
 
+Four more are exported as optimum exports them for serving, every input's batch and length symbolic
+(``DYNAMIC_MODELS``, named ``*_batch_dynamic_tiny``): Qwen2 (grouped-query attention, biased projections),
+RoBERTa (positions counted from the attention mask), T5 (an encoder-decoder: relative position buckets, the decoder's
+``decoder_input_ids`` with a length of its own, ``dec``) and Whisper (convolutions over a batch of audio features,
+then the decoder). Their ``.npz`` hold PyTorch's inputs and outputs at each of ``DYNAMIC_CASES``, as
+``input_<name>@<batch>x<length>`` and ``output@<batch>x<length>`` (the decoders' ``dec`` is half the length).
+
 Random weights from a fixed seed; nothing is downloaded. Writes ``NAME.onnx`` (weights in ``NAME.onnx.data``) and
 ``NAME.npz`` (the inputs as ``input_<name>``, PyTorch's first output as ``output``) with the dynamo exporter.
 
@@ -48,13 +55,69 @@ MODELS: dict[str, tuple[Callable[[], torch.nn.Module], str, Callable[[], torch.T
 }
 
 
-class First(torch.nn.Module):
-    def __init__(self, net: torch.nn.Module, name: str) -> None:
-        super().__init__()
-        self.net, self.name = net, name
+DECODER = {**TEXT, "num_key_value_heads": 2}
+SEQ2SEQ = {"vocab_size": 512, "d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
+           "decoder_attention_heads": 4, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128}
+DYNAMIC_CASES = ((1, 16), (2, 7), (3, 12), (1, 5), (2, 20))  # (batch, length) of the stored cases, in running order
+DYNAMIC_MODELS: dict[str, tuple[Callable[[], torch.nn.Module], tuple[str, ...]]] = {
+    "qwen2_batch_dynamic_tiny": (lambda: T.Qwen2Model(T.Qwen2Config(**DECODER, **EAGER)),
+                                 ("input_ids", "attention_mask")),
+    "roberta_batch_dynamic_tiny": (lambda: T.RobertaModel(T.RobertaConfig(**TEXT, **EAGER)),
+                                   ("input_ids", "attention_mask")),
+    "t5_batch_dynamic_tiny": (lambda: T.T5Model(T.T5Config(vocab_size=512, d_model=64, d_kv=16, d_ff=128, num_layers=2,
+                                                           num_heads=4, **EAGER)),
+                              ("input_ids", "attention_mask", "decoder_input_ids")),
+    "whisper_batch_dynamic_tiny": (lambda: T.WhisperModel(T.WhisperConfig(
+        **SEQ2SEQ, num_mel_bins=80, max_source_positions=100, max_target_positions=256, pad_token_id=0,
+        bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, **EAGER)), ("input_features", "decoder_input_ids")),
+}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(**{self.name: x}, return_dict=False)[0]
+
+class First(torch.nn.Module):
+    """The model's first output, its inputs given by position under ``names``."""
+
+    def __init__(self, net: torch.nn.Module, *names: str) -> None:
+        super().__init__()
+        self.net, self.names = net, names
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.net(**dict(zip(self.names, xs)), return_dict=False)[0]
+
+
+def dynamic_inputs(names: tuple[str, ...], batch: int, length: int, seed: int) -> dict[str, torch.Tensor]:
+    """Inputs of ``batch`` sequences of ``length`` tokens (sequence ``i`` padded on the right by ``i`` tokens, its
+    mask zero there), ``length // 2`` decoder tokens (at least 2), 200 frames of 80 mel bins."""
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.ones(batch, length, dtype=torch.int64)
+    for i in range(batch):
+        mask[i, length - i:] = 0
+    make = {"input_ids": lambda: torch.randint(0, 512, (batch, length), generator=generator),
+            "attention_mask": lambda: mask,
+            "decoder_input_ids": lambda: torch.randint(0, 512, (batch, max(2, length // 2)), generator=generator),
+            "input_features": lambda: torch.randn(batch, 80, 200, generator=generator)}
+    return {name: make[name]() for name in names}
+
+
+def export_dynamic(name: str, outdir: str) -> None:
+    torch.manual_seed(0)
+    make, names = DYNAMIC_MODELS[name]
+    net = First(make().eval(), *names).eval()
+    batch, seq, dec = (torch.export.Dim("batch", min=1, max=16), torch.export.Dim("seq", min=2, max=60),
+                       torch.export.Dim("dec", min=2, max=30))
+    dims = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq},
+            "decoder_input_ids": {0: batch, 1: dec}, "input_features": {0: batch}}
+    stored: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        torch.onnx.export(net, tuple(dynamic_inputs(names, 2, 9, 0).values()), os.path.join(outdir, f"{name}.onnx"),
+                          input_names=list(names), output_names=["output"], dynamo=True,
+                          dynamic_shapes={"xs": tuple(dims[n] for n in names)})
+        for count, length in DYNAMIC_CASES:
+            inputs = dynamic_inputs(names, count, length, 100 * count + length)
+            stored[f"output@{count}x{length}"] = net(*inputs.values()).numpy()
+            stored.update({f"input_{n}@{count}x{length}": x.numpy() for n, x in inputs.items()})
+    np.savez(os.path.join(outdir, f"{name}.npz"), **stored)
+    print(f"{name}: torch {torch.__version__}, transformers {T.__version__}, dynamo exporter, inputs {list(names)}, "
+          f"cases {DYNAMIC_CASES}")
 
 
 def export(name: str, outdir: str) -> None:
@@ -74,3 +137,5 @@ def export(name: str, outdir: str) -> None:
 if __name__ == "__main__":
     for model in MODELS:
         export(model, sys.argv[1])
+    for model in DYNAMIC_MODELS:
+        export_dynamic(model, sys.argv[1])
