@@ -295,6 +295,15 @@ def template_fields(graph_template_: Any) -> dict[str, Any]:
     return fields
 
 
+def varying_axes(type_template: Any) -> tuple[int, ...]:
+    """The axes of a tensor type's template whose extent depends on the dimensions."""
+    if not isinstance(type_template, _Object):
+        return ()
+    shape = dict(type_template.fields).get("shape")
+    dims = shape.items if isinstance(shape, _Sequence) else ()
+    return tuple(axis for axis, dim in enumerate(dims) if varies(dim))
+
+
 def bytes_polynomial(type_template: Any) -> dict[tuple[str, ...], int]:
     """The byte size of a tensor type's template as a polynomial in the dimensions: coefficient per monomial (a
     sorted tuple of dimension names, a name repeated for its powers; ``()`` for the constant term)."""

@@ -4,8 +4,8 @@
 
 - the kernels that depend on the dimensions compile with them as arguments (``size_vars``), from the template's
   symbolic graph, except those whose tiles are chosen for their extents (matrix products, convolutions, pooling
-  windows; a product of a constant weight in panels, float or 8-bit, takes a symbolic number of rows) and those
-  whose lowering needs numbers;
+  windows; a product of a constant weight in panels, float or 8-bit, takes a symbolic number of rows, and a 2-d
+  convolution or pooling window a symbolic batch) and those whose lowering needs numbers;
 - where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
   every binding up to a capacity (each dimension rounded up to a power of two, at least 64 for one dimension, 8
   each for two: a batch of prompts is not planned for 64 of them): its memory is planned at the
@@ -39,6 +39,7 @@ from tcomp.graph.dynamic import (
     templated_dimensions,
     variables_for,
     varies,
+    varying_axes,
 )
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, storage_view
 from tcomp.graph.ir import Graph, Node
@@ -64,13 +65,19 @@ Assemble = Callable[[Graph, CompileFunc, type[GraphExecutor]], GraphExecutor]
 
 # tiled operators whose schedule takes a symbolic number of rows (a prompt's length) at the speed of numbers
 SYMBOLIC_ROWS = frozenset({"panel_matmul", "quantized_matmul"})
+# tiled operators whose schedule takes a symbolic batch (the first axis of their input and output) at the speed of
+# numbers: the tiles are chosen for one image, the batch's loop runs outside them
+SYMBOLIC_BATCH = frozenset({"conv2d", "conv2d_nchwc", "conv2d_winograd_nchwc", "depthwise_conv2d_nchwc",
+                            "max_pool2d_nchwc", "pool2d"})
 
 
-def _tiled(node: Node) -> bool:
+def _tiled(node: Node, types: Mapping[str, Any]) -> bool:
     """Whether ``node`` holds a matrix product, convolution or pooling window whose tiles are chosen for its
-    extents (a product of a weight in panels takes symbolic rows): it compiles for each binding's shapes."""
+    extents (a product of a weight in panels takes symbolic rows, a convolution or pooling window a symbolic
+    batch): it compiles for each binding's shapes. ``types``: the templates of the values' types."""
+    batch_only = all(set(varying_axes(types.get(v))) <= {0} for v in (*node.inputs, *node.outputs))
     return any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE and m.op not in SYMBOLIC_ROWS
-               for m in node.members())
+               and not (batch_only and m.op in SYMBOLIC_BATCH) for m in node.members())
 
 
 class ResizingExecutor(GraphExecutor):
@@ -139,7 +146,7 @@ class DynamicModel:
         # sizes grow with the dimensions, and every varying kernel may take them as arguments (checked before a
         # capacity's memory is planned: a dynamic batch of 64 images may not fit)
         self.resizable = all(c > 0 for a in self._dimensions for _, c in a.terms) and not any(
-            _tiled(node) for node in graph.nodes if node.name in self._varying)
+            _tiled(node, self._types) for node in graph.nodes if node.name in self._varying)
         self.generic_kernels = 0  # kernels (of nodes) taking the dimensions as arguments
         self.exact_kernels = 0  # kernels compiled for a binding's exact shapes (cached by shape)
 

@@ -145,7 +145,7 @@ def conv2d_winograd_nchwc(data: Tensor, kernel: Tensor, padding: int | Sequence[
     bt, _, at = winograd_matrices(tile)
     _, pads, _ = _spatial_args(op, 1, padding, 1)
     size = tile + 2
-    batch, chunks = static_dim(op, "data", data, 0), static_dim(op, "data", data, 1)
+    batch, chunks = data.shape[0], static_dim(op, "data", data, 1)  # the batch may be symbolic
     height, width, ic_block = (static_dim(op, "data", data, axis) for axis in (2, 3, 4))
     got = tuple(static_dim(op, "kernel", kernel, axis) for axis in range(6))
     if got[:2] != (size, size) or got[3:5] != (chunks, ic_block):

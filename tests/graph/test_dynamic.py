@@ -178,14 +178,15 @@ def test_a_batch_of_prompts_compiles_once_and_once_for_a_batch_of_one() -> None:
 
 # exported as optimum exports them, width 64: their products are narrower than the packed GEMM takes at numbers
 SERVING_FAMILIES = {"qwen2_batch_dynamic_tiny": ("batch", "seq"), "roberta_batch_dynamic_tiny": ("batch", "seq"),
-                    "t5_batch_dynamic_tiny": ("batch", "seq", "dec")}
+                    "t5_batch_dynamic_tiny": ("batch", "seq", "dec"), "whisper_batch_dynamic_tiny": ("batch", "dec")}
 
 
 @pytest.mark.parametrize("name", sorted(SERVING_FAMILIES))
 def test_families_exported_for_serving_compile_once(name: str) -> None:
     """Qwen2 (grouped-query attention, biased projections), RoBERTa (positions counted from the mask, gathered for a
-    symbolic batch) and the T5 encoder-decoder (a third dimension, the decoder's length), every input's batch and
-    length symbolic. A model compiled for symbolic rows reads every product's weight from panels, whatever its width
+    symbolic batch), the T5 encoder-decoder (a third dimension, the decoder's length) and Whisper (convolutions over a
+    symbolic batch of audio features, the decoder's start tiled for the batch), every input's batch and length
+    symbolic. A model compiled for symbolic rows reads every product's weight from panels, whatever its width
     (plain loops would compile per shape; the probes of ``batch*seq`` rows once chose differently at 3127 rows than
     at 1517), so the batched model and the batch of one are both resizable: one exact compilation, then every shape
     runs on kernels compiled once. Against PyTorch at five shapes."""
@@ -198,6 +199,53 @@ def test_families_exported_for_serving_compile_once(name: str) -> None:
     for model in (batched, single):
         assert model.resizable and model.exact_kernels == 0
     assert executor.compilations == 1
+
+
+def _cnn(batch: str | int) -> onnx.ModelProto:
+    """3x3 convolutions of 32 channels at 28x28 (Winograd's), a strided one, max pooling, global average pooling
+    and a classifier, over a batch of ``batch`` images."""
+    rng = np.random.default_rng(41)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return onnx.numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(
+            np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c2", "x"], ["a"]),
+             helper.make_node("Conv", ["a", "w3"], ["c3"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("MaxPool", ["c3"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "w4"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 32, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])],
+        [weight("w1", 32, 32, 3, 3), weight("w2", 32, 32, 3, 3), weight("w3", 48, 32, 3, 3), weight("w4", 10, 48)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_convolutions_over_a_symbolic_batch_compile_once() -> None:
+    """A CNN exported with a symbolic batch: its convolutions (Winograd's among them), pooling windows and layout
+    transforms take the batch as an argument (tiled for one image, the batch's loop outside), so the second batch
+    size probes the model and every later one only resizes an executor. Against onnxruntime at each size."""
+    from onnxruntime import InferenceSession
+
+    model = _cnn("batch").SerializeToString()
+    ops: dict[str, list[str]] = {}
+    executor = tg.compile(model, target="llvm -num-cores=2", dump=lambda name, g: ops.setdefault(name, [
+        m.op for node in g.nodes for m in node.members()]))
+    session = InferenceSession(model, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(42)
+    for batch in (2, 3, 5, 8, 1, 7):
+        x = rng.standard_normal((batch, 32, 28, 28)).astype(np.float32)
+        [got], [want] = executor.run({"x": x}), session.run(None, {"x": x})
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    assert "conv2d_winograd_nchwc" in ops["fuse_ops"]  # the first batch's compilation
+    model_ = executor.dynamic
+    assert model_ is not None and model_.resizable and model_.exact_kernels == 0 and model_.generic_kernels >= 4
+    assert executor.compilations == 2 and executor.dynamic_failure is None  # 2, then 1 (a batch of one is exact)
 
 
 def test_a_dynamically_quantized_prompt_compiles_once(tmp_path: Path) -> None:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from tcomp.arith.analyzer import simplify
 from tcomp.arith.factors import largest_divisor
 from tcomp.ir import dtype as dt
 from tcomp.ir.expr import IterKind, IterVar, ProducerLoad, Reduce, Var, const_int_value
-from tcomp.ir.functor import free_vars, post_order_visit
+from tcomp.ir.functor import free_vars, post_order_visit, substitute
 from tcomp.ops.cpu.views import placeholder_reads
 from tcomp.ops.nchwc import Layout
 from tcomp.ops.utils import OpKind, op_kind
@@ -89,6 +90,20 @@ def const_extent(iv: IterVar) -> int | None:
 def extents(axes: Sequence[IterVar]) -> list[int] | None:
     """Constant extents of ``axes``, or ``None`` when one is symbolic."""
     values = [const_extent(iv) for iv in axes]
+    if any(v is None for v in values):
+        return None
+    return [int(v) for v in values if v is not None]
+
+
+def batch_extents(axes: Sequence[IterVar], batch_axis: int = 0) -> list[int] | None:
+    """``extents`` where axis ``batch_axis`` may also be symbolic, its extent a multiple of a symbolic batch (a model
+    compiled once for a symbolic batch: ``batch``, or ``batch * tiles`` of a Winograd convolution): that extent is
+    counted at a batch of one, so the schedule tiles the other axes as for one image and the batch's loop runs
+    outside them. ``None`` where another axis is symbolic."""
+    values = [const_extent(iv) for iv in axes]
+    extent = axes[batch_axis].dom.extent if values[batch_axis] is None else None
+    if extent is not None:
+        values[batch_axis] = const_int_value(simplify(substitute(extent, {v: 1 for v in free_vars(extent)})))
     if any(v is None for v in values):
         return None
     return [int(v) for v in values if v is not None]
@@ -354,12 +369,12 @@ def schedule_layout_transform(stage: Stage, cpu: CpuTarget) -> None:
     blocked in the source is split by the block, and the block's loop moved just outside the vectorized innermost
     axis, so a tile of ``block x vector`` outputs reads one contiguous region of the source (a few cache lines per
     gathered vector instead of one line per lane). Other transforms (into a blocked layout, or from one block to
-    another) get ``_schedule_blocked_transform``; symbolic shapes the elementwise schedule."""
+    another) get ``_schedule_blocked_transform``; symbolic shapes but a batch the elementwise schedule."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     src = Layout.parse(str(op.attrs["src_layout"]))
     dst = Layout.parse(str(op.attrs["dst_layout"]))
-    sizes = extents(op.axis)
+    sizes = batch_extents(op.axis)  # a symbolic batch's loop runs outside
     blocked = [
         d for d, letter in enumerate(dst.axes[:-1])
         if letter.isupper() and dst.block(letter) is None and src.block(letter) is not None

@@ -39,6 +39,7 @@ from tcomp.ops.cpu.common import (
     CpuTarget,
     TileChoice,
     TileChooser,
+    batch_extents,
     extents,
     padding_stage,
     parallel_fused,
@@ -385,11 +386,12 @@ def schedule_depthwise_conv2d_nchwc_stage(s: Schedule, tensor: Tensor, host: Sta
 
 def _constant_extents(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget,
                       with_reduction: bool = False) -> tuple[ComputeOp, list[int], list[int]] | None:
-    """The convolution's op and its constant output extents (and reduction extents, ``with_reduction``); ``None``
-    where one is symbolic, after giving the stage the symbolic-shape schedule (``_fallback``)."""
+    """The convolution's op and its constant output extents (and reduction extents, ``with_reduction``), a symbolic
+    batch counted as one (``batch_extents``); ``None`` where another is symbolic, after giving the stage the
+    symbolic-shape schedule (``_fallback``)."""
     op = s[tensor].op
     assert isinstance(op, ComputeOp)
-    sizes = extents(op.axis)
+    sizes = batch_extents(op.axis)
     reduce_sizes = extents(op.reduce_axis) if with_reduction else []
     if sizes is None or reduce_sizes is None:
         _fallback(s, tensor, host, cpu)

@@ -33,7 +33,7 @@ placements compared on the same layers (direct -> by blocks / stage by stage, ms
 from __future__ import annotations
 
 from tcomp.ir.expr import IterVar
-from tcomp.ops.cpu.common import CpuTarget, extents, parallel_fused, product, schedule_elementwise
+from tcomp.ops.cpu.common import CpuTarget, batch_extents, extents, parallel_fused, product, schedule_elementwise
 from tcomp.ops.cpu.conv_tiles import TILE_FREE_REGISTERS, register_tile
 from tcomp.ops.utils import OpKind, op_kind
 from tcomp.schedule.schedule import Schedule
@@ -42,6 +42,8 @@ from tcomp.te.tensor import ComputeOp
 
 # tiles per image from which the blocks-of-tiles placement pays (measured: 49 and more did, 16 and fewer did not)
 _FUSED_MIN_TILES = 32
+# the axis of the transforms and products over the tile rows of every image (``batch * TH``: symbolic with the batch)
+_ROWS = 3
 # tiles of one row per block (measured at 56x56 and 28x28: 4 tiles ran 1.2-1.4x faster than 7 or 14)
 _BLOCK_TILES = 4
 
@@ -66,7 +68,7 @@ def schedule_winograd(s: Schedule, stage: Stage, cpu: CpuTarget) -> set[Stage]:
     assert isinstance(op, ComputeOp)
     transform, rows_in, padding = winograd_stages(s, stage)
     readers = s.readers(stage)
-    sizes = extents(op.axis)
+    sizes = batch_extents(op.axis, _ROWS)
     if len(readers) != 1 or op_kind(readers[0].op) is not OpKind.WINOGRAD_OUTPUT or sizes is None:
         raise ValueError(f"winograd: the products {stage.name} are not read by their output transform")
     rows_out = readers[0]
@@ -76,7 +78,7 @@ def schedule_winograd(s: Schedule, stage: Stage, cpu: CpuTarget) -> set[Stage]:
     out = outs[0]
     tile = int(op.attrs["tile"])
     _, _, k_chunks, rows, tiles_w, oc_block = sizes
-    out_sizes = extents(out.op.axis)  # type: ignore[attr-defined]
+    out_sizes = batch_extents(out.op.axis)  # type: ignore[attr-defined]
     batch = out_sizes[0] if out_sizes else 1
     placed = {stage, transform, rows_in, rows_out}
     if padding is not None and not padding.is_output:
@@ -136,7 +138,7 @@ def _products(s: Schedule, stage: Stage, cpu: CpuTarget, columns: int, parallel:
     """The products as register tiles of ``conv2d_nchwc``'s kind over ``columns`` tile columns."""
     op = stage.op
     assert isinstance(op, ComputeOp)
-    sizes = extents(op.axis)
+    sizes = batch_extents(op.axis, _ROWS)
     assert sizes is not None
     _, _, k_chunks, _, _, oc_block = sizes
     vectors = max(1, -(-oc_block // cpu.lanes(op.output(0).dtype)))
@@ -178,7 +180,7 @@ def _output_loops(out: Stage, tile: int, block: int | None) -> tuple[list, list]
 
 def _by_blocks(s: Schedule, stage: Stage, transform: Stage, out: Stage, cpu: CpuTarget, tile: int) -> None:
     outer, _ = _output_loops(out, tile, _BLOCK_TILES)
-    work = product(extents(stage.op.axis) or [1]) * product(extents(stage.op.reduce_axis) or [1])
+    work = product(batch_extents(stage.op.axis, _ROWS) or [1]) * product(extents(stage.op.reduce_axis) or [1])
     fused = parallel_fused(out, outer, work, cpu.cores)
     assert fused is not None
     transform.compute_at(out, fused)
@@ -190,12 +192,12 @@ def _by_blocks(s: Schedule, stage: Stage, transform: Stage, out: Stage, cpu: Cpu
 
 def _by_stages(s: Schedule, stage: Stage, transform: Stage, out: Stage, cpu: CpuTarget, tile: int,
                blocked_output: bool) -> None:
-    sizes = extents(transform.op.axis)
+    sizes = batch_extents(transform.op.axis, _ROWS)
     _, _, c, t, tx, _ = transform.op.axis  # type: ignore[attr-defined]
     _transform_loops(transform, [c, t, tx])
     parallel_fused(transform, [c, t], product(sizes) if sizes else None, cpu.cores)
-    columns = (extents(stage.op.axis) or [1] * 5)[4]
+    columns = (batch_extents(stage.op.axis, _ROWS) or [1] * 5)[4]
     _products(s, stage, cpu, columns, parallel=True)
     if blocked_output:
         outer, _ = _output_loops(out, tile, None)
-        parallel_fused(out, outer, product(extents(out.op.axis) or [1]), cpu.cores)
+        parallel_fused(out, outer, product(batch_extents(out.op.axis) or [1]), cpu.cores)
