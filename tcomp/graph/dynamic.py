@@ -402,11 +402,12 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
     there is none.
 
     The values that differ between the probes stay nodes: first the small integers the imports know (shape
-    arithmetic), then, pass after pass, the constants the pipeline folded that still differ (a constant broadcast
-    to a shape that depends on the dimensions), until none does."""
+    arithmetic) and the values whose types differ (a constant broadcast to a shape that depends on the
+    dimensions), then, pass after pass, the constants the pipeline folded that still differ, until none does."""
     probes = probe_bindings(symbols)
     graphs = [imported(p) for p in probes]
     run_time = _differing([g.values for g in graphs], "the probes' imports know different values")
+    run_time |= _varying_types(graphs)
     for _ in range(MAX_ROUNDS):
         optimized_graphs = [optimized(g, frozenset(run_time)) for g in graphs]
         folded = _differing([g.params for g in optimized_graphs], "the probes' graphs have different constants")
@@ -416,6 +417,15 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
             break  # made by a pass from values that are not nodes: keeping nodes cannot help
         run_time |= folded
     raise NoTemplate(f"constants {sorted(folded)[:4]} depend on the dimensions")
+
+
+def _varying_types(graphs: Sequence[Graph]) -> set[str]:
+    """The values whose types differ between the probes' imports: a constant broadcast to a shape of the dimensions
+    (a mask expanded for the batch) is not folded, in the first round already (each round would find the next
+    one up a chain of such values)."""
+    first = graphs[0]
+    names = [o for node in first.nodes for o in node.outputs if o in first.types]
+    return {n for n in names if any(g.types.get(n) != first.types[n] for g in graphs[1:])}
 
 
 def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str) -> set[str]:

@@ -201,6 +201,20 @@ def test_families_exported_for_serving_compile_once(name: str) -> None:
     assert executor.compilations == 1
 
 
+def test_an_image_model_whose_biases_broadcast_for_the_batch_compiles_once() -> None:
+    """BEiT exported with a symbolic batch: its relative position biases and mask, constants, are broadcast to
+    ``[batch, heads, N, N]`` through a chain of expands and wheres; values whose types differ between the probes
+    stay nodes from the first round (each round found one more link, and three rounds fell short). Batch 1
+    compiles exactly, 2 probes, 3 and 5 resize; against PyTorch at each."""
+    name = "beit_batch_dynamic_tiny"
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert stored_lengths(name) == [1, 2, 3, 5]
+    assert_matches_pytorch(name, executor)
+    model = executor.dynamic
+    assert model is not None and model.symbols == ("batch",) and executor.dynamic_failure is None
+    assert model.resizable and model.exact_kernels == 0 and executor.compilations == 1
+
+
 def _cnn(batch: str | int) -> onnx.ModelProto:
     """3x3 convolutions of 32 channels at 28x28 (Winograd's), a strided one, max pooling, global average pooling
     and a classifier, over a batch of ``batch`` images."""

@@ -3,12 +3,14 @@ DeBERTa-v2 (disentangled attention: relative position terms gathered into the sc
 (a convolutional feature encoder over raw audio, group norm, a grouped positional convolution) and BEiT (relative
 position biases in a vision transformer).
 
-Four more are exported as optimum exports them for serving, every input's batch and length symbolic
+Five more are exported as optimum exports them for serving, every input's batch and length symbolic
 (``DYNAMIC_MODELS``, named ``*_batch_dynamic_tiny``): Qwen2 (grouped-query attention, biased projections),
 RoBERTa (positions counted from the attention mask), T5 (an encoder-decoder: relative position buckets, the decoder's
-``decoder_input_ids`` with a length of its own, ``dec``) and Whisper (convolutions over a batch of audio features,
-then the decoder). Their ``.npz`` hold PyTorch's inputs and outputs at each of ``DYNAMIC_CASES``, as
-``input_<name>@<batch>x<length>`` and ``output@<batch>x<length>`` (the decoders' ``dec`` is half the length).
+``decoder_input_ids`` with a length of its own, ``dec``), Whisper (convolutions over a batch of audio features,
+then the decoder) and BEiT (its relative position biases broadcast for a batch of images). Their ``.npz`` hold
+PyTorch's inputs and outputs at each of ``DYNAMIC_CASES``, as ``input_<name>@<batch>x<length>`` and
+``output@<batch>x<length>`` (the decoders' ``dec`` is half the length); BEiT's at each of ``IMAGE_BATCHES``, as
+``@<batch>``.
 
 Random weights from a fixed seed; nothing is downloaded. Writes ``NAME.onnx`` (weights in ``NAME.onnx.data``) and
 ``NAME.npz`` (the inputs as ``input_<name>``, PyTorch's first output as ``output``) with the dynamo exporter.
@@ -41,6 +43,12 @@ def audio() -> torch.Tensor:
     return torch.randn(1, 4000, generator=torch.Generator().manual_seed(1))
 
 
+def beit() -> torch.nn.Module:
+    return T.BeitModel(T.BeitConfig(image_size=64, patch_size=16, hidden_size=64, num_hidden_layers=2,
+                                    num_attention_heads=4, intermediate_size=128, use_relative_position_bias=True,
+                                    **EAGER))
+
+
 MODELS: dict[str, tuple[Callable[[], torch.nn.Module], str, Callable[[], torch.Tensor]]] = {
     "bloom_tiny": (lambda: T.BloomModel(T.BloomConfig(vocab_size=512, hidden_size=64, n_layer=2, n_head=4, **EAGER)),
                    "input_ids", ids),
@@ -49,9 +57,7 @@ MODELS: dict[str, tuple[Callable[[], torch.nn.Module], str, Callable[[], torch.T
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32),
         conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
         **EAGER)), "input_values", audio),
-    "beit_tiny": (lambda: T.BeitModel(T.BeitConfig(image_size=64, patch_size=16, hidden_size=64, num_hidden_layers=2,
-                                                   num_attention_heads=4, intermediate_size=128,
-                                                   use_relative_position_bias=True, **EAGER)), "pixel_values", image),
+    "beit_tiny": (lambda: beit(), "pixel_values", image),
 }
 
 
@@ -70,7 +76,9 @@ DYNAMIC_MODELS: dict[str, tuple[Callable[[], torch.nn.Module], tuple[str, ...]]]
     "whisper_batch_dynamic_tiny": (lambda: T.WhisperModel(T.WhisperConfig(
         **SEQ2SEQ, num_mel_bins=80, max_source_positions=100, max_target_positions=256, pad_token_id=0,
         bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, **EAGER)), ("input_features", "decoder_input_ids")),
+    "beit_batch_dynamic_tiny": (beit, ("pixel_values",)),
 }
+IMAGE_BATCHES = (1, 2, 3, 5)  # the batches of images stored for an image model's export
 
 
 class First(torch.nn.Module):
@@ -94,7 +102,8 @@ def dynamic_inputs(names: tuple[str, ...], batch: int, length: int, seed: int) -
     make = {"input_ids": lambda: torch.randint(0, 512, (batch, length), generator=generator),
             "attention_mask": lambda: mask,
             "decoder_input_ids": lambda: torch.randint(0, 512, (batch, max(2, length // 2)), generator=generator),
-            "input_features": lambda: torch.randn(batch, 80, 200, generator=generator)}
+            "input_features": lambda: torch.randn(batch, 80, 200, generator=generator),
+            "pixel_values": lambda: torch.randn(batch, 3, 64, 64, generator=generator)}
     return {name: make[name]() for name in names}
 
 
@@ -105,19 +114,22 @@ def export_dynamic(name: str, outdir: str) -> None:
     batch, seq, dec = (torch.export.Dim("batch", min=1, max=16), torch.export.Dim("seq", min=2, max=60),
                        torch.export.Dim("dec", min=2, max=30))
     dims = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq},
-            "decoder_input_ids": {0: batch, 1: dec}, "input_features": {0: batch}}
+            "decoder_input_ids": {0: batch, 1: dec}, "input_features": {0: batch}, "pixel_values": {0: batch}}
+    images = names == ("pixel_values",)
+    cases = [(count, 0, f"@{count}") for count in IMAGE_BATCHES] if images else [
+        (count, length, f"@{count}x{length}") for count, length in DYNAMIC_CASES]
     stored: dict[str, np.ndarray] = {}
     with torch.no_grad():
         torch.onnx.export(net, tuple(dynamic_inputs(names, 2, 9, 0).values()), os.path.join(outdir, f"{name}.onnx"),
                           input_names=list(names), output_names=["output"], dynamo=True,
                           dynamic_shapes={"xs": tuple(dims[n] for n in names)})
-        for count, length in DYNAMIC_CASES:
+        for count, length, case in cases:
             inputs = dynamic_inputs(names, count, length, 100 * count + length)
-            stored[f"output@{count}x{length}"] = net(*inputs.values()).numpy()
-            stored.update({f"input_{n}@{count}x{length}": x.numpy() for n, x in inputs.items()})
+            stored[f"output{case}"] = net(*inputs.values()).numpy()
+            stored.update({f"input_{n}{case}": x.numpy() for n, x in inputs.items()})
     np.savez(os.path.join(outdir, f"{name}.npz"), **stored)
     print(f"{name}: torch {torch.__version__}, transformers {T.__version__}, dynamo exporter, inputs {list(names)}, "
-          f"cases {DYNAMIC_CASES}")
+          f"cases {[case for _, _, case in cases]}")
 
 
 def export(name: str, outdir: str) -> None:
