@@ -167,10 +167,12 @@ def deberta(transformers: Any, torch: Any) -> tuple[Any, tuple[Any, ...], list[s
     return net, (ids, mask), ["input_ids", "attention_mask"], config.to_dict()
 
 
-def decode_step(transformers: Any, torch: Any, net: Any, layers: int) -> Any:
+def decode_step(transformers: Any, torch: Any, net: Any, layers: int, masked: bool = False) -> Any:
     """``net`` (a transformers decoder of ``layers`` layers) as one step of generation: ``(ids, *past)`` in, where
     ``past`` is each layer's key and value cache in turn, the token's hidden state and each layer's cache with it
-    appended out (``output_names``). Also used by ``tests/data/hf_models/export_decode.py``."""
+    appended out (``output_names``). ``masked``: ``(ids, mask, *past)`` in, the attention mask over the cache and
+    the token (``[batch, past + 1]``) as optimum exports a step. Also used by
+    ``tests/data/hf_models/export_decode.py``."""
 
     class DecodeStep(torch.nn.Module):
         output_names = ["output"] + [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
@@ -180,14 +182,22 @@ def decode_step(transformers: Any, torch: Any, net: Any, layers: int) -> Any:
             self.net = net
 
         def forward(self, ids: Any, *past: Any) -> Any:
+            return self.step(ids, None, past)
+
+        def step(self, ids: Any, mask: Any, past: Any) -> Any:
             cache = transformers.DynamicCache()
             for layer in range(layers):
                 cache.update(past[2 * layer], past[2 * layer + 1], layer)
-            result = self.net(input_ids=ids, past_key_values=cache, use_cache=True, return_dict=True)
+            result = self.net(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+                              return_dict=True)
             present = [t for layer in result.past_key_values.layers for t in (layer.keys, layer.values)]
             return (result.last_hidden_state, *present)
 
-    return DecodeStep().eval()
+    class MaskedDecodeStep(DecodeStep):
+        def forward(self, ids: Any, mask: Any, *past: Any) -> Any:
+            return self.step(ids, mask, past)
+
+    return (MaskedDecodeStep if masked else DecodeStep)().eval()
 
 
 def static_decode_step(transformers: Any, torch: Any, net: Any, layers: int, length: int) -> Any:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tcomp import te
+from tcomp.graph.dim_expr import DimExpr, parse_dim
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
 from tcomp.graph.op import get_op
 from tcomp.ir import dtype as dt
@@ -350,14 +351,25 @@ def dimension_symbols(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[i
             continue
         for axis, dim in enumerate(decl.dims):
             if isinstance(dim, str):
-                symbols[_symbol(decl, axis, dim)] = None
+                parsed = parse_dim(dim)
+                symbols.update(dict.fromkeys(parsed.names if isinstance(parsed, DimExpr) else [
+                    _symbol(decl, axis, dim)]))
     return list(symbols)
 
 
 def pinned(decls: Sequence[InputDecl], values: Mapping[str, int]) -> list[InputDecl]:
-    """``decls`` with the symbolic dimensions named in ``values`` fixed to those values."""
-    return [dataclasses.replace(decl, dims=tuple(values.get(_symbol(decl, axis, dim), dim) if isinstance(dim, str)
-                                                 else dim for axis, dim in enumerate(decl.dims)))
+    """``decls`` with the symbolic dimensions named in ``values`` fixed to those values (in the expressions of them
+    too)."""
+    def pin(decl: InputDecl, axis: int, dim: int | str) -> int | str:
+        if not isinstance(dim, str):
+            return dim
+        parsed = parse_dim(dim)
+        if isinstance(parsed, DimExpr):
+            found = parsed.pinned(values)
+            return found if isinstance(found, int) else str(found)
+        return values.get(_symbol(decl, axis, dim), dim)
+
+    return [dataclasses.replace(decl, dims=tuple(pin(decl, axis, dim) for axis, dim in enumerate(decl.dims)))
             if decl.dims is not None else decl for decl in decls]
 
 
@@ -367,9 +379,11 @@ def _symbol(decl: InputDecl, axis: int, dim: str) -> str:
 
 def binding_of(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
                shapes: Mapping[str, Sequence[int]]) -> dict[str, int] | None:
-    """The values of the symbolic dimensions in the input ``shapes``; None when an input's rank is unknown or one
-    dimension takes two values."""
+    """The values of the symbolic dimensions in the input ``shapes``; None when an input's rank is unknown, one
+    dimension takes two values, or a dimension written as an expression of others (``past + 1``) does not equal it
+    (an expression with one name unknown otherwise gives that name's value)."""
     binding: dict[str, int] = {}
+    derived: list[tuple[DimExpr, int]] = []
     for decl in decls:
         if decl.name in fixed:
             continue
@@ -377,9 +391,22 @@ def binding_of(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
             return None
         for axis, dim in enumerate(decl.dims):
             if isinstance(dim, str):
-                symbol, value = _symbol(decl, axis, dim), int(shapes[decl.name][axis])
-                if binding.setdefault(symbol, value) != value:
+                value, parsed = int(shapes[decl.name][axis]), parse_dim(dim)
+                if isinstance(parsed, DimExpr):
+                    derived.append((parsed, value))
+                elif binding.setdefault(_symbol(decl, axis, dim), value) != value:
                     return None
+    while derived:
+        solved = [(e, v) for e, v in derived if all(n in binding for n in e.names) or e.solve(v, binding)]
+        if not solved:
+            return None  # names no other dimension gives
+        for expression, value in solved:
+            found = expression.solve(value, binding)
+            if found is not None:
+                binding[found[0]] = found[1]
+            elif expression.at(binding) != value:
+                return None
+            derived.remove((expression, value))
     return binding
 
 
@@ -389,9 +416,15 @@ def shapes_at(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
     shapes = {name: list(shape) for name, shape in fixed.items()}
     for decl in decls:
         if decl.name not in fixed and decl.dims is not None:
-            shapes[decl.name] = [binding[_symbol(decl, a, d)] if isinstance(d, str) else d
-                                 for a, d in enumerate(decl.dims)]
+            shapes[decl.name] = [_dim_at(decl, a, d, binding) for a, d in enumerate(decl.dims)]
     return shapes
+
+
+def _dim_at(decl: InputDecl, axis: int, dim: int | str, binding: Mapping[str, int]) -> int:
+    if not isinstance(dim, str):
+        return dim
+    parsed = parse_dim(dim)
+    return parsed.at(binding) if isinstance(parsed, DimExpr) else binding[_symbol(decl, axis, dim)]
 
 
 def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph],

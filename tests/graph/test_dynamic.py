@@ -137,6 +137,27 @@ def test_a_batched_decoding_step_compiles_once_and_once_for_a_batch_of_one() -> 
     assert executor.compilations == 2 and executor.assembled + executor.resized >= 4
 
 
+def test_a_masked_decoding_step_compiles_once_and_once_for_a_batch_of_one() -> None:
+    """Llama's step as optimum exports it: an ``attention_mask`` of ``[batch, past + 1]`` (the exporter writes the
+    dimension as an expression of the cache length; the sequences padded on the left), read as ``past + 1`` rather
+    than a symbol of its own (the probes gave it a prime of its own, and no shape agreed). Two exact compilations
+    for the six shapes, the others on kernels compiled once; each against PyTorch."""
+    name = "llama_decode_masked_dynamic_tiny"
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert stored_lengths(name) == ["2x5", "3x6", "4x31", "1x6", "1x9", "2x40"]
+    assert_matches_pytorch(name, executor)
+    batched, single = executor.dynamic, executor.dynamic_model({"batch": 1})
+    assert batched is not None and batched.symbols == ("batch", "past") and executor.dynamic_failure is None
+    assert single is not None and single.symbols == ("past",)
+    for model in (batched, single):
+        assert model.resizable and model.exact_kernels == 0
+    assert executor.compilations == 2
+    inputs, _ = stored(name, "2x5")
+    inputs["attention_mask"] = np.ones((2, 7), np.int64)  # not past + 1: compiled as given, the model fails
+    with pytest.raises(GraphError, match=r"cannot expand \(2, 2, 1, 6, 16\) to \[2, 2, 2, 7, 16\]"):
+        executor.run(inputs)
+
+
 def test_a_prompt_of_any_length_compiles_once() -> None:
     """A prompt whose length is symbolic: the second length probes the model; the products with weights run on the
     packed GEMM compiled for a symbolic number of rows, attention for a symbolic number of queries and keys, and

@@ -8,7 +8,8 @@ it appended (``present.I.key``, ``present.I.value``: 32 positions) out. ``gpt2_d
 leave it; their ``.npz`` holds inputs and outputs at three lengths (``DYNAMIC_LENGTHS``). ``gpt2_decode_static_tiny``
 is GPT-2's step over a static cache of 32 positions, with cases at three positions (``STATIC_POSITIONS``);
 ``gpt2_decode_batch_dynamic_tiny`` GPT-2's step for a batch of sequences, the batch's size and the cache length
-symbolic, with cases at ``BATCH_STEPS``.
+symbolic, with cases at ``BATCH_STEPS``; ``llama_decode_masked_dynamic_tiny`` Llama's, with the attention mask of
+``[batch, past + 1]`` that optimum exports (the sequences padded on the left), at the same cases.
 ``gpt2_prompt_dynamic_tiny`` is a one-layer GPT-2 wide enough for the packed GEMM (``PROMPT_WIDTH``) reading a prompt
 (``input_ids``) whose length is a symbolic dimension, with cases at ``PROMPT_LENGTHS``; ``gpt2_batch_dynamic_tiny``
 the same model reading a batch of prompts whose size and length are both symbolic (with their attention mask), with
@@ -56,37 +57,46 @@ def llama() -> tuple[torch.nn.Module, int, int]:
 
 
 def _step_inputs(kv_heads: int, head_size: int, past_length: int, seed: int, batch: int = 1,
-                 ) -> tuple[torch.Tensor, ...]:
+                 masked: bool = False) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, 512, (batch, 1), generator=generator)
     past = [torch.randn(batch, kv_heads, past_length, head_size, generator=generator) for _ in range(2 * LAYERS)]
-    return (ids, *past)
+    if not masked:
+        return (ids, *past)
+    mask = torch.ones(batch, past_length + 1, dtype=torch.int64)
+    for i in range(batch):
+        mask[i, :min(i, past_length)] = 0  # sequence i of a batch padded on the left by i tokens
+    return (ids, mask, *past)
 
 
 def export(name: str, make: object, outdir: str, dynamic_lengths: tuple[int, ...] = (),
-           batches: tuple[int, ...] = ()) -> None:
+           batches: tuple[int, ...] = (), masked: bool = False) -> None:
     """``dynamic_lengths``: export the cache length as a symbolic dimension (``past``) and store PyTorch's inputs
     and outputs at each of these lengths, as ``input_<name>@<length>`` and ``<name>@<length>``; with ``batches``
     (one per length), the batch's size a symbolic dimension too (``batch``), the cases named
-    ``@<batch>x<length>``."""
+    ``@<batch>x<length>``. ``masked``: the step takes an ``attention_mask`` of ``[batch, past + 1]`` too (the
+    sequences of a batch padded on the left), as optimum exports it."""
     torch.manual_seed(0)
     net, kv_heads, head_size = make()  # type: ignore[operator]
-    example = _step_inputs(kv_heads, head_size, PAST, 1, 2 if batches else 1)
+    example = _step_inputs(kv_heads, head_size, PAST, 1, 2 if batches else 1, masked)
     cache_names = [f"{i}.{kind}" for i in range(LAYERS) for kind in ("key", "value")]
-    inputs = ["input_ids"] + [f"past.{n}" for n in cache_names]
-    step = decode_step(transformers, torch, net, LAYERS)
+    inputs = ["input_ids"] + (["attention_mask"] if masked else []) + [f"past.{n}" for n in cache_names]
+    step = decode_step(transformers, torch, net, LAYERS, masked)
     outputs = step.output_names
     options = {}
     if dynamic_lengths:
         past = torch.export.Dim("past", min=1, max=63)
         batch = {0: torch.export.Dim("batch", min=1, max=16)} if batches else {}
-        options["dynamic_shapes"] = {"ids": batch or None, "past": tuple({**batch, 2: past} for _ in cache_names)}
+        shapes = {"ids": batch or None, "mask": {**batch, 1: past + 1}}  # in the order of the step's arguments
+        options["dynamic_shapes"] = {**{k: v for k, v in shapes.items() if masked or k == "ids"},
+                                     "past": tuple({**batch, 2: past} for _ in cache_names)}
     stored: dict[str, np.ndarray] = {}
     with torch.no_grad():
         torch.onnx.export(step, example, os.path.join(outdir, f"{name}.onnx"), input_names=inputs,
                           output_names=outputs, dynamo=True, **options)
         for length, count in zip(dynamic_lengths or (PAST,), batches or (1,) * len(dynamic_lengths or (PAST,))):
-            step_inputs = _step_inputs(kv_heads, head_size, length, 1 + length, count) if dynamic_lengths else example
+            step_inputs = _step_inputs(kv_heads, head_size, length, 1 + length, count, masked) \
+                if dynamic_lengths else example
             case = (f"@{count}x{length}" if batches else f"@{length}") if dynamic_lengths else ""
             _store_case(stored, step, inputs, step_inputs, case)
     _save(outdir, name, stored)
@@ -190,6 +200,8 @@ if __name__ == "__main__":
     export("llama_decode_dynamic_tiny", llama, sys.argv[1], DYNAMIC_LENGTHS)
     export("gpt2_decode_batch_dynamic_tiny", gpt2, sys.argv[1], tuple(n for _, n in BATCH_STEPS),
            tuple(b for b, _ in BATCH_STEPS))
+    export("llama_decode_masked_dynamic_tiny", llama, sys.argv[1], tuple(n for _, n in BATCH_STEPS),
+           tuple(b for b, _ in BATCH_STEPS), masked=True)
     export_static("gpt2_decode_static_tiny", gpt2, sys.argv[1])
     export_prompt("gpt2_prompt_dynamic_tiny", sys.argv[1])
     export_batch("gpt2_batch_dynamic_tiny", sys.argv[1])

@@ -1,0 +1,147 @@
+"""Symbolic dimensions that an exporter writes as expressions of others.
+
+PyTorch's exporter names a dimension derived from others by the expression (sympy's printing): a decoding step's
+attention mask covers the cache and the new token, ``[batch, past + 1]``; a concatenation of two inputs is
+``s0 + s1``; a doubled axis ``2*s0``. ``parse_dim`` reads such a ``dim_param`` into an affine ``DimExpr`` of the
+names in it; it never evaluates the text as code. A name stays a name, and anything else (a product of two names, a
+division, an operator without sympy's spaces around it, as in ``seq-len``) stays one opaque name, as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"\s*(?:(?P<number>\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+*()]))")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNSPACED = re.compile(r"[A-Za-z0-9_)][-+]|[-+][A-Za-z0-9_(]")  # sympy prints a binary + or - between spaces
+MAX_COEFFICIENT = 1 << 20
+MAX_LENGTH = 200  # characters of an expression read (a longer dim_param stays a name: no deep recursion)
+
+
+@dataclass(frozen=True)
+class DimExpr:
+    """``constant + sum(coefficient * name)`` over ``terms`` (sorted by name, no zero coefficient)."""
+
+    terms: tuple[tuple[str, int], ...]
+    constant: int
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.terms)
+
+    def at(self, binding: Mapping[str, int]) -> int:
+        return self.constant + sum(c * binding[name] for name, c in self.terms)
+
+    def solve(self, value: int, binding: Mapping[str, int]) -> tuple[str, int] | None:
+        """The one name ``binding`` lacks, and its value for the expression to equal ``value``; None where it does
+        not lack exactly one, or no integer of at least 0 gives ``value``."""
+        unknown = [(name, c) for name, c in self.terms if name not in binding]
+        if len(unknown) != 1:
+            return None
+        name, coefficient = unknown[0]
+        rest = self.constant + sum(c * binding[n] for n, c in self.terms if n in binding)
+        solved, remainder = divmod(value - rest, coefficient)
+        return (name, solved) if remainder == 0 and solved >= 0 else None
+
+    def pinned(self, values: Mapping[str, int]) -> DimExpr | int:
+        """The expression with the names in ``values`` replaced by them: an int when none is left."""
+        constant = self.constant + sum(c * values[n] for n, c in self.terms if n in values)
+        terms = tuple((n, c) for n, c in self.terms if n not in values)
+        return DimExpr(terms, constant) if terms else constant
+
+    def __str__(self) -> str:
+        text = ""
+        for name, c in self.terms:
+            term = name if abs(c) == 1 else f"{abs(c)}*{name}"
+            text = (f"-{term}" if c < 0 else term) if not text else f"{text} {'-' if c < 0 else '+'} {term}"
+        if self.constant:
+            text = f"{text} {'-' if self.constant < 0 else '+'} {abs(self.constant)}"
+        return text
+
+
+@functools.lru_cache(maxsize=256)
+def parse_dim(text: str) -> str | DimExpr:
+    """``text`` (a ``dim_param``) as an affine ``DimExpr`` of names where it is one with a name in it and sympy's
+    spacing, else ``text`` itself (a name, opaque)."""
+    if len(text) > MAX_LENGTH or _NAME.fullmatch(text) or _UNSPACED.search(text.lstrip("-")):
+        return text
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            return text
+        kind = match.lastgroup
+        assert kind is not None
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+        if text[position:].strip() == "":
+            break
+    parser = _Parser(tokens)
+    try:
+        terms, constant = parser.sum()
+    except ValueError:
+        return text
+    if parser.index != len(tokens) or not terms:
+        return text
+    return DimExpr(tuple(sorted((n, c) for n, c in terms.items() if c)), constant) if any(terms.values()) else text
+
+
+class _Parser:
+    """sum := product (('+' | '-') product)*; product := factor ('*' factor)*; factor := number | name | '-' factor
+    | '(' sum ')'. Each value is affine: ``(coefficients by name, constant)``; a product of two names raises."""
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens, self.index = tokens, 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def _take(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise ValueError("the expression ends early")
+        self.index += 1
+        return token
+
+    def sum(self) -> tuple[dict[str, int], int]:
+        terms, constant = self.product()
+        while self._peek() in (("op", "+"), ("op", "-")):
+            sign = 1 if self._take()[1] == "+" else -1
+            more, extra = self.product()
+            for name, c in more.items():
+                terms[name] = terms.get(name, 0) + sign * c
+            constant += sign * extra
+        return terms, constant
+
+    def product(self) -> tuple[dict[str, int], int]:
+        terms, constant = self.factor()
+        while self._peek() == ("op", "*"):
+            self._take()
+            more, extra = self.factor()
+            if terms and more:
+                raise ValueError("a product of two names is not affine")
+            scale, (terms, constant) = (constant, (more, extra)) if not terms else (extra, (terms, constant))
+            terms, constant = {n: c * scale for n, c in terms.items()}, constant * scale
+        if abs(constant) > MAX_COEFFICIENT or any(abs(c) > MAX_COEFFICIENT for c in terms.values()):
+            raise ValueError("a coefficient is out of range")
+        return terms, constant
+
+    def factor(self) -> tuple[dict[str, int], int]:
+        kind, value = self._take()
+        if kind == "number":
+            return {}, int(value)
+        if kind == "name":
+            return {value: 1}, 0
+        if value == "-":
+            terms, constant = self.factor()
+            return {n: -c for n, c in terms.items()}, -constant
+        if value == "(":
+            result = self.sum()
+            if self._take() != ("op", ")"):
+                raise ValueError("an unclosed parenthesis")
+            return result
+        raise ValueError(f"unexpected {value!r}")
