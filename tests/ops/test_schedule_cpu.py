@@ -65,6 +65,29 @@ def test_conv_nchwc_with_blocked_bias_relu() -> None:
     build_and_check(s, [x_t, w_t, b_t, out], arrays, _blocked(expected, 16), 1e-4, 1e-4)
 
 
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_conv_nchwc_over_a_symbolic_batch_hosts_its_epilogue(kernel: int) -> None:
+    """A symbolic batch (a model compiled once for it): the convolution's register tiles are chosen as for one image
+    and still computed per tile of the epilogue (a bias and ReLU in one pass, not a pass of their own over the
+    output); each batch size against numpy."""
+    batch = te.var("batch", "int32", min_value=1)
+    x_t = te.placeholder((batch, 2, 9, 9, 16), name="x")
+    w_t = te.placeholder((3, 2, kernel, kernel, 16, 16), name="w")
+    b_t = te.placeholder((1, 3, 1, 1, 16), name="b")
+    conv = conv2d_nchwc(x_t, w_t, 1, kernel // 2)
+    out = ops.relu(ops.add(conv, b_t))
+    s = schedule_cpu([out])
+    assert s[conv].attach_stage is s[out]
+    module = tcomp.build(s, [x_t, w_t, b_t, out])
+    w, b = random_data(RNG, (48, 32, kernel, kernel)), random_data(RNG, (48,))
+    for images in (3, 1, 2):
+        x = random_data(RNG, (images, 32, 9, 9))
+        expected = np.maximum(reference.conv2d_nchw_python(x, w, 1, kernel // 2) + b[None, :, None, None], 0)
+        got = np.empty((images, 3, 9, 9, 16), np.float32)
+        module(_blocked(x, 16), _packed(w, 16, 16), np.ascontiguousarray(b.reshape(1, 3, 1, 1, 16)), got)
+        np.testing.assert_allclose(got, _blocked(expected, 16), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(("channels", "size", "kernel"), [(32, 7, 3), (16, 14, 1)])
 def test_nchw_in_nchw_out_through_blocked_conv(channels: int, size: int, kernel: int) -> None:
     """NCHW -> NCHW16c -> conv2d_nchwc (+ bias, relu in blocked layout) -> NCHW: the input transform is fused into

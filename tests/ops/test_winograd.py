@@ -105,21 +105,25 @@ def test_winograd_with_fused_epilogue(size: int) -> None:
 @pytest.mark.parametrize("size", [7, 28])  # stage by stage, and by blocks of tiles
 def test_winograd_over_a_symbolic_batch(size: int) -> None:
     """A batch given at run time (a model compiled once for its batch): the transforms' rows run over
-    ``batch * tiles`` and the schedule tiles the rest as for one image; each batch size against the direct
-    convolution."""
+    ``batch * tiles``, the schedule tiles the rest as for one image, and the output transform still runs inside the
+    epilogue (a ReLU); each batch size against the direct convolution."""
     channels, block = 16, 8
     batch = te.var("batch", "int32", min_value=1)
     data = te.placeholder((batch, channels // block, size, size, block), name="data")
     u = te.placeholder((6, 6, channels // block, channels // block, block, block), name="u")
-    out = conv2d_winograd_nchwc(data, u, 1, 4)
-    module = tcomp.build(schedule_cpu([out]), [data, u, out])
+    conv = conv2d_winograd_nchwc(data, u, 1, 4)
+    out = te.compute(conv.shape, lambda n, c, y, xx, o: te.max(conv[n, c, y, xx, o], 0.0), name="relu")
+    s = schedule_cpu([out])
+    assert f"{conv.name}[" not in str(tcomp.lower(s, [data, u, out]))
+    module = tcomp.build(s, [data, u, out])
     w = (RNG.standard_normal((channels, channels, 3, 3)) / 12).astype(np.float32)
     kernel = transformed_kernel(w, 4, block, block)
     for images in (1, 3, 2):
         x = RNG.standard_normal((images, channels, size, size)).astype(np.float32)
         got = np.empty((images, channels // block, size, size, block), dtype=np.float32)
         module(to_blocked(x, block), kernel, got)
-        expected = to_blocked(reference.conv2d_nchw_python(x.astype(np.float64), w.astype(np.float64), 1, 1), block)
+        direct = reference.conv2d_nchw_python(x.astype(np.float64), w.astype(np.float64), 1, 1)
+        expected = to_blocked(np.maximum(direct, 0), block)
         np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
 
 

@@ -28,6 +28,7 @@ operator is there.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from tcomp.ir.expr import Call, ProducerLoad
 from tcomp.ir.functor import post_order_visit
@@ -35,7 +36,6 @@ from tcomp.ops.cpu.attention import PART as ATTENTION_PART
 from tcomp.ops.cpu.attention import schedule_attention
 from tcomp.ops.cpu.common import (
     CpuTarget,
-    extents,
     padding_stage,
     schedule_elementwise,
     schedule_layout_transform,
@@ -50,7 +50,7 @@ from tcomp.ops.cpu.rows import schedule_rows
 from tcomp.ops.cpu.winograd import schedule_winograd
 from tcomp.ops.pool import POOL_WINDOW
 from tcomp.ops.steps import schedule_in_steps
-from tcomp.ops.utils import OpError, OpKind, Tag, op_kind
+from tcomp.ops.utils import OpError, OpKind, Tag, op_kind, same_dim
 from tcomp.schedule.inline import inline_bodies
 from tcomp.schedule.relation import AttachType
 from tcomp.schedule.schedule import Schedule
@@ -123,7 +123,8 @@ def _feeds_output_elementwise(s: Schedule, stage: Stage) -> bool:
         op = readers[0].op
         if not isinstance(op, ComputeOp) or op.is_reduction or op.num_outputs != 1:
             return False
-        if extents(op.axis) is None or extents(op.axis) != extents(current.op.axis):
+        if len(op.axis) != len(current.op.axis) or not all(
+                same_dim(a.dom.extent, b.dom.extent) for a, b in zip(op.axis, current.op.axis)):
             return False
         if not _reads_elementwise(op.body, current.op.output(0), [iv.var for iv in op.axis]):
             return False
@@ -189,8 +190,7 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
     if not isinstance(op, ComputeOp) or op_kind(host_op) in CONV_SCHEDULES:
         return None
     out, result = host_op.output(0), op.output(0)
-    out_shape = [getattr(d, "value", None) for d in out.shape]
-    result_shape = [getattr(d, "value", None) for d in result.shape]
+    out_shape, result_shape = list(out.shape), list(result.shape)
     # a matrix product's result may gain leading dimensions of 1 on the way (a squeeze or unsqueeze)
     unit = [False] * len(out_shape)
     if op_kind(op) in (*MATMUL_KINDS, OpKind.QUANTIZED_MATMUL) and len(out_shape) > len(result_shape):
@@ -210,10 +210,13 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
     return host
 
 
-def _fits(out: int | None, result: int | None, same: bool) -> bool:
-    if out is None or result is None:
-        return False
-    return out == result if same else out <= result
+def _fits(out: Any, result: Any, same: bool) -> bool:
+    """Whether an output dimension ``out`` reads the product's ``result`` (the same, or a leading part where not
+    ``same``); a symbolic dimension (a batch) fits the same expression."""
+    sizes = getattr(out, "value", None), getattr(result, "value", None)
+    if sizes[0] is None or sizes[1] is None:
+        return same_dim(out, result)
+    return sizes[0] == sizes[1] if same else sizes[0] <= sizes[1]
 
 
 def unblocking_host(s: Schedule, stage: Stage, claimed: set[Stage]) -> Stage | None:
