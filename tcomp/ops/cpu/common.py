@@ -103,7 +103,8 @@ def batch_extents(axes: Sequence[IterVar], batch_axis: int = 0) -> list[int] | N
     values = [const_extent(iv) for iv in axes]
     extent = axes[batch_axis].dom.extent if values[batch_axis] is None else None
     if extent is not None:
-        values[batch_axis] = const_int_value(simplify(substitute(extent, {v: 1 for v in free_vars(extent)})))
+        one = const_int_value(simplify(substitute(extent, {v: 1 for v in free_vars(extent)})))
+        values[batch_axis] = one if one is not None and one > 0 else None
     if any(v is None for v in values):
         return None
     return [int(v) for v in values if v is not None]
