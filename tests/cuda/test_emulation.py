@@ -107,3 +107,24 @@ def test_bit_operations_in_cuda_c(dtype: str) -> None:
     fill = np.where(a < 0, -1, 0).astype(dtype) if info.min < 0 else np.zeros_like(a)
     right = np.where(in_range, np.right_shift(a, safe), fill).astype(dtype)
     np.testing.assert_array_equal(out, (left & ~b) | (right ^ a))
+
+
+@pytest.mark.parametrize(("shape", "axis", "exclusive", "reverse"), [((3, 70), 1, False, False),
+                                                                     ((5, 4, 9), 0, True, True)])
+def test_default_schedule_of_a_running_sum(shape: tuple[int, ...], axis: int, exclusive: bool,
+                                           reverse: bool) -> None:
+    """``cumsum`` (a scan: positions from an attention mask) under the default CUDA schedule: the scan's first row
+    and step stay stages of the scan (inlined, they had no bounds), each thread running the time loop over its own
+    column; against numpy, in emulation where there is no GPU."""
+    from tcomp.ops.cuda import schedule_cuda
+    from tcomp.ops.scan import cumsum
+
+    x = te.placeholder(shape, name="x", dtype="int32")
+    y = cumsum(x, axis=axis, exclusive=exclusive, reverse=reverse)
+    module = tcomp.build(schedule_cuda([y], tcomp.Target("cuda")), [x, y], target="cuda")
+    data = np.random.default_rng(3).integers(-9, 9, shape).astype(np.int32)
+    got = np.zeros(shape, np.int32)
+    module(data, got)
+    flipped = np.flip(data, axis) if reverse else data
+    expected = np.cumsum(flipped, axis=axis) - (flipped if exclusive else 0)
+    np.testing.assert_array_equal(got, np.flip(expected, axis) if reverse else expected)

@@ -66,7 +66,7 @@ def _inline_injective(s: Schedule, keep: set[Stage]) -> None:
     for stage in list(s.stages):
         op = stage.op
         if (isinstance(op, ComputeOp) and not op.is_reduction and not stage.is_output and op.num_outputs == 1
-                and stage.attach_type is AttachType.ROOT and stage not in keep):
+                and stage.attach_type is AttachType.ROOT and stage.scan_parent is None and stage not in keep):
             stage.compute_inline()
 
 
