@@ -191,6 +191,9 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
         return None
     out, result = host_op.output(0), op.output(0)
     out_shape, result_shape = list(out.shape), list(result.shape)
+    # a symbolic dimension fits where the stage's schedule takes it (a convolution's or pooling window's batch); a
+    # product's symbolic rows keep their epilogue apart
+    symbolic = op_kind(op) in CONV_SCHEDULES or bool(op.attrs.get(POOL_WINDOW))
     # a matrix product's result may gain leading dimensions of 1 on the way (a squeeze or unsqueeze)
     unit = [False] * len(out_shape)
     if op_kind(op) in (*MATMUL_KINDS, OpKind.QUANTIZED_MATMUL) and len(out_shape) > len(result_shape):
@@ -200,7 +203,7 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
         if any(d != 1 for d in [getattr(x, "value", None) for x in out.shape][:extra]):
             return None
     shape_ok = len(out_shape) == len(result_shape) and all(
-        _fits(a, b, same_shape) for a, b in zip(out_shape, result_shape)
+        _fits(a, b, same_shape, symbolic) for a, b in zip(out_shape, result_shape)
     )
     if not shape_ok:
         return None
@@ -210,12 +213,12 @@ def epilogue_host(s: Schedule, stage: Stage, claimed: set[Stage], same_shape: bo
     return host
 
 
-def _fits(out: Any, result: Any, same: bool) -> bool:
+def _fits(out: Any, result: Any, same: bool, symbolic: bool) -> bool:
     """Whether an output dimension ``out`` reads the product's ``result`` (the same, or a leading part where not
-    ``same``); a symbolic dimension (a batch) fits the same expression."""
+    ``same``); with ``symbolic``, a symbolic dimension (a batch) fits the same expression."""
     sizes = getattr(out, "value", None), getattr(result, "value", None)
     if sizes[0] is None or sizes[1] is None:
-        return same_dim(out, result)
+        return symbolic and same_dim(out, result)
     return sizes[0] == sizes[1] if same else sizes[0] <= sizes[1]
 
 
