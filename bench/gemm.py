@@ -32,7 +32,8 @@ from common import Timing, fp32_peak_gflops, print_table, time_callable, wait_un
 import tcomp  # noqa: E402
 from tcomp import ops, te  # noqa: E402
 from tcomp.ops.cpu import schedule_cpu  # noqa: E402
-from tcomp.ops.cpu.packed_matmul import choose_blocking, packed_matmul  # noqa: E402
+from tcomp.ops.cpu.gemm_plan import choose_blocking  # noqa: E402
+from tcomp.ops.cpu.packed_matmul import packed_matmul  # noqa: E402
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:

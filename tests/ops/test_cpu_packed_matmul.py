@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 import tcomp
-from tcomp.ops.cpu.packed_matmul import (
+from tcomp.ops.cpu.gemm_plan import (
     MIN_BLOCK_PANELS,
     TASKS_PER_CORE,
     GemmBlocking,
     choose_blocking,
     column_blocks,
-    packed_matmul,
     plan_gemm,
     tile_rows,
 )
+from tcomp.ops.cpu.packed_matmul import packed_matmul
 
 RNG = np.random.default_rng(31)
 AVX2 = "llvm -mcpu=haswell"

@@ -53,18 +53,9 @@ from tcomp.ops.cpu.common import (
     schedule_elementwise,
     vector_factor,
 )
+from tcomp.ops.cpu.gemm_plan import GemmPlan, micro_blocking, plan_gemm, split_columns_over_cores, with_symbolic_rows
 from tcomp.ops.cpu.intrin import gemm_intrin
-from tcomp.ops.cpu.packed_matmul import (
-    GemmPlan,
-    Operand,
-    micro_blocking,
-    operand,
-    packed_product,
-    plan_gemm,
-    splice_packed_product,
-    split_columns_over_cores,
-    with_symbolic_rows,
-)
+from tcomp.ops.cpu.packed_matmul import Operand, operand, packed_product, splice_packed_product
 from tcomp.ops.cpu.panel_tiles import PanelTile, chosen_tile, panel_workload, plan_with_tile, tile_error
 from tcomp.ops.cpu.views import rows_in_place
 from tcomp.ops.panels import PANELS

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tcomp.ops.cpu.common import TileChoice, TileChooser
-from tcomp.ops.cpu.packed_matmul import GemmBlocking, GemmPlan, plan_gemm
+from tcomp.ops.cpu.gemm_plan import GemmBlocking, GemmPlan, plan_gemm
 from tcomp.te.tensor import ComputeOp
 
 Workload = tuple[Any, ...]

@@ -21,20 +21,16 @@ from tcomp import te
 from tcomp.ir.expr import IterVar
 from tcomp.ops.cpu.common import CpuTarget, const_extent, extents, schedule_elementwise, vector_factor
 from tcomp.ops.cpu.dense import TYPICAL_ROWS, schedule_elementwise_reduction_fallback
+from tcomp.ops.cpu.gemm_plan import GemmPlan, micro_blocking, plan_gemm, tile_rows, with_symbolic_rows
 from tcomp.ops.cpu.intrin import igemm_intrin
 from tcomp.ops.cpu.packed_matmul import (
-    GemmPlan,
     Operand,
     PackedProduct,
-    micro_blocking,
     operand,
     pack_a_compute,
     packed_a_value,
-    plan_gemm,
     product_computes,
     splice_packed_product,
-    tile_rows,
-    with_symbolic_rows,
 )
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.schedule.schedule import Schedule

@@ -42,8 +42,8 @@ from tcomp.autotune.template import template
 from tcomp.ir import dtype as dt
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.dense import DotTile, default_dot_tile, packed_plan, schedule_dot_tiles
+from tcomp.ops.cpu.gemm_plan import GemmBlocking, choose_blocking
 from tcomp.ops.cpu.intrin import gemm_intrin
-from tcomp.ops.cpu.packed_matmul import GemmBlocking, choose_blocking
 from tcomp.ops.nn import batch_matmul as batch_matmul_compute
 from tcomp.ops.nn import matmul as matmul_compute
 from tcomp.schedule import Schedule, create_schedule

@@ -27,7 +27,7 @@ from tcomp.autotune.space import Config, ConfigEntity
 from tcomp.autotune.template import template
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.dense import panels_in_place_plan, schedule_matmul_stage
-from tcomp.ops.cpu.packed_matmul import GemmPlan
+from tcomp.ops.cpu.gemm_plan import GemmPlan
 from tcomp.ops.cpu.panel_tiles import PanelTile, kc_keeps_depth, tile_error
 from tcomp.ops.panels import panel_matmul as panel_matmul_compute
 from tcomp.schedule import Schedule, create_schedule
