@@ -123,26 +123,14 @@ def test_a_decoder_compiles_once_for_every_cache_length(name: str) -> None:
     assert (executor.compilations, executor.assembled) == (1, 1)
 
 
-def test_a_batched_decoding_step_compiles_once_and_once_for_a_batch_of_one() -> None:
+@pytest.mark.parametrize("name", ["gpt2_decode_batch_dynamic_tiny", "llama_decode_masked_dynamic_tiny"])
+def test_a_batched_decoding_step_compiles_once_and_once_for_a_batch_of_one(name: str) -> None:
     """A step for a batch of sequences whose size and cache length are both symbolic (a server generating for
-    several requests): the second shape probes the model for both; a batch of one pins ``batch`` and its second
-    length probes the model for ``past`` alone. Two full compilations for the six shapes, each against PyTorch."""
-    name = "gpt2_decode_batch_dynamic_tiny"
-    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
-    assert stored_lengths(name) == ["2x5", "3x6", "4x31", "1x6", "1x9", "2x40"]
-    assert_matches_pytorch(name, executor)
-    batched, single = executor.dynamic, executor.dynamic_model({"batch": 1})
-    assert batched is not None and batched.symbols == ("batch", "past") and executor.dynamic_failure is None
-    assert single is not None and single.symbols == ("past",) and single.resizable and single.exact_kernels == 0
-    assert executor.compilations == 2 and executor.assembled + executor.resized >= 4
-
-
-def test_a_masked_decoding_step_compiles_once_and_once_for_a_batch_of_one() -> None:
-    """Llama's step as optimum exports it: an ``attention_mask`` of ``[batch, past + 1]`` (the exporter writes the
-    dimension as an expression of the cache length; the sequences padded on the left), read as ``past + 1`` rather
-    than a symbol of its own (the probes gave it a prime of its own, and no shape agreed). Two exact compilations
-    for the six shapes, the others on kernels compiled once; each against PyTorch."""
-    name = "llama_decode_masked_dynamic_tiny"
+    several requests): GPT-2's, and Llama's as optimum exports it, with an ``attention_mask`` of ``[batch, past + 1]``
+    (the exporter writes that dimension as an expression of the cache length, read as one: as a symbol of its own,
+    the probes gave it a prime of its own and no shape agreed). The second shape probes the model for both
+    dimensions; a batch of one pins ``batch`` and its second length probes the model for ``past`` alone. Two full
+    compilations for the six shapes, the others on kernels compiled once; each against PyTorch."""
     executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
     assert stored_lengths(name) == ["2x5", "3x6", "4x31", "1x6", "1x9", "2x40"]
     assert_matches_pytorch(name, executor)
@@ -151,11 +139,17 @@ def test_a_masked_decoding_step_compiles_once_and_once_for_a_batch_of_one() -> N
     assert single is not None and single.symbols == ("past",)
     for model in (batched, single):
         assert model.resizable and model.exact_kernels == 0
-    assert executor.compilations == 2
+    assert executor.compilations == 2 and executor.assembled + executor.resized >= 4
+
+
+def test_a_mask_that_is_not_past_plus_one_compiles_as_given() -> None:
+    """Shapes that break the declared ``past + 1`` bind no dimensions: they compile as they are, and the model's own
+    shapes refuse them."""
+    name = "llama_decode_masked_dynamic_tiny"
     inputs, _ = stored(name, "2x5")
-    inputs["attention_mask"] = np.ones((2, 7), np.int64)  # not past + 1: compiled as given, the model fails
+    inputs["attention_mask"] = np.ones((2, 7), np.int64)
     with pytest.raises(GraphError, match=r"cannot expand \(2, 2, 1, 6, 16\) to \[2, 2, 2, 7, 16\]"):
-        executor.run(inputs)
+        tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2").run(inputs)
 
 
 def test_a_prompt_of_any_length_compiles_once() -> None:
