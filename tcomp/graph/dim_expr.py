@@ -69,25 +69,20 @@ def parse_dim(text: str) -> str | DimExpr:
     if len(text) > MAX_LENGTH or _NAME.fullmatch(text) or _UNSPACED.search(text.lstrip("-")):
         return text
     tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
+    body, position = text.strip(), 0
+    while position < len(body):  # every token takes at least one character
+        match = _TOKEN.match(body, position)
+        if match is None or match.lastgroup is None:
             return text
-        kind = match.lastgroup
-        assert kind is not None
-        tokens.append((kind, match.group(kind)))
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
         position = match.end()
-        if text[position:].strip() == "":
-            break
     parser = _Parser(tokens)
     try:
         terms, constant = parser.sum()
     except ValueError:
         return text
-    if parser.index != len(tokens) or not terms:
-        return text
-    return DimExpr(tuple(sorted((n, c) for n, c in terms.items() if c)), constant) if any(terms.values()) else text
+    kept = tuple(sorted((n, c) for n, c in terms.items() if c))
+    return DimExpr(kept, constant) if kept and parser.index == len(tokens) else text
 
 
 class _Parser:

@@ -396,17 +396,20 @@ def binding_of(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
                     derived.append((parsed, value))
                 elif binding.setdefault(_symbol(decl, axis, dim), value) != value:
                     return None
-    while derived:
-        solved = [(e, v) for e, v in derived if all(n in binding for n in e.names) or e.solve(v, binding)]
-        if not solved:
-            return None  # names no other dimension gives
-        for expression, value in solved:
+    while derived:  # each round binds or checks an expression, or none is left that can be
+        left: list[tuple[DimExpr, int]] = []
+        for expression, value in derived:
             found = expression.solve(value, binding)
             if found is not None:
                 binding[found[0]] = found[1]
-            elif expression.at(binding) != value:
-                return None
-            derived.remove((expression, value))
+            elif all(n in binding for n in expression.names):
+                if expression.at(binding) != value:
+                    return None
+            else:
+                left.append((expression, value))
+        if len(left) == len(derived):
+            return None  # names no other dimension gives
+        derived = left
     return binding
 
 
