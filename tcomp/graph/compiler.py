@@ -171,13 +171,13 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
         return _compile_imported(graph, target, records, options, dump, timings, progress, constants)
 
     def dynamic(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]], values: Mapping[str, Any],
-                constants: SharedConstants) -> DynamicModel:
+                constants: SharedConstants, actual: Mapping[str, int]) -> DynamicModel:
         symbols = dimension_symbols(decls, fixed)
         _, template = probe(
             symbols, lambda binding: import_model(proto, base_dir, shapes_at(decls, fixed, binding), None, values,
                                                   constants),
             lambda graph, run_time: run_pipeline(graph, options, None, target, None, None, constants, run_time,
-                                                 symbolic=True))
+                                                 symbolic=True), actual)
         return DynamicModel(symbols, template, target, lambda graph, compile_kernel, executor_type: build_executor(
             graph, target, None, None, compile_kernel, executor_type))
 

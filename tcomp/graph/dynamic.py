@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,13 @@ LARGEST = 1 << 20  # the largest value a symbolic dimension takes (a longer cach
 
 
 class NoTemplate(GraphError):
-    """The probes' graphs differ in a way a template cannot express."""
+    """The probes' graphs differ in a way a template cannot express. ``symbols``: the dimensions it comes from, where
+    known (an image's height that a strided convolution divides, a channel count a weight fixes): with them held
+    at a run's values, the others may still template."""
+
+    def __init__(self, message: str, symbols: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.symbols = frozenset(symbols)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,8 @@ def _fit(values: Sequence[int], probes: Sequence[Mapping[str, int]], where: str)
     base, symbols = probes[0], list(probes[0])
     n = len(symbols)
     single = {s: (values[1 + i], probes[1 + i][s] - base[s]) for i, s in enumerate(symbols)}
-    fail = NoTemplate(f"{where}: {list(values)} at the probes is not multilinear in the dimensions")
+    fail = NoTemplate(f"{where}: {list(values)} at the probes is not multilinear in the dimensions",
+                      _moving(probes, [v != first for v in values]))
     terms: dict[tuple[str, ...], int] = {}
     for position, (a, b) in enumerate(itertools.combinations(symbols, 2)):
         mixed = values[1 + n + position] - single[a][0] - single[b][0] + first
@@ -160,52 +167,78 @@ def _fit(values: Sequence[int], probes: Sequence[Mapping[str, int]], where: str)
     return fitted
 
 
-def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where: str = "graph") -> Any:
+def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where: str = "graph",
+             unfitted: list[NoTemplate] | None = None) -> Any:
     """The template of ``objects`` (the same graph object from each probe's graph, in ``probes`` order): the object
     itself where they are all alike, else a template whose varying integers are ``Polynomial``. ``NoTemplate`` when they
-    differ otherwise."""
+    differ otherwise (an integer not multilinear in the dimensions, anything else that differs), naming the
+    dimensions whose probes make it differ; with ``unfitted``, such a difference is appended there instead, and the
+    comparison goes on to find them all."""
     first = objects[0]
     if all(o is first for o in objects):
         return first
+
+    def unfit(message: str, differs: Callable[[Any], bool]) -> Any:
+        exc = NoTemplate(f"{where}: {message}", _moving(probes, [differs(o) for o in objects]))
+        if unfitted is None:
+            raise exc
+        unfitted.append(exc)
+        return first
+
     kind = type(first)
     if any(type(o) is not kind for o in objects):
-        raise NoTemplate(f"{where}: {kind.__name__} at one probe, {[type(o).__name__ for o in objects]} at others")
+        return unfit(f"{kind.__name__} at one probe, {[type(o).__name__ for o in objects]} at others",
+                     lambda o: type(o) is not kind)
     if isinstance(first, (bool, np.bool_)) or first is None or isinstance(first, (str, float, bytes)):
-        if any(o != first for o in objects):
-            raise NoTemplate(f"{where}: {first!r} differs between probes")
-        return first
+        return unfit(f"{first!r} differs between probes", lambda o: o != first) if any(
+            o != first for o in objects) else first
     if isinstance(first, (int, np.integer)):
-        fitted = _fit([int(o) for o in objects], probes, where)
+        try:
+            fitted = _fit([int(o) for o in objects], probes, where)
+        except NoTemplate as exc:
+            if unfitted is None:
+                raise
+            unfitted.append(exc)
+            return first
         return first if isinstance(fitted, int) else fitted
     if isinstance(first, np.ndarray):
-        if any(o.dtype != first.dtype or o.shape != first.shape or not np.array_equal(o, first, equal_nan=True)
-               for o in objects):
-            raise NoTemplate(f"{where}: a constant's data depends on the dimensions")
-        return first
+        def other(o: np.ndarray) -> bool:
+            return o.dtype != first.dtype or o.shape != first.shape or not np.array_equal(o, first, equal_nan=True)
+
+        return unfit("a constant's data depends on the dimensions", other) if any(map(other, objects)) else first
     if isinstance(first, (tuple, list)):
         if any(len(o) != len(first) for o in objects):
-            raise NoTemplate(f"{where}: {len(first)} items at one probe, {[len(o) for o in objects]} at others")
-        items = tuple(template([o[i] for o in objects], probes, f"{where}[{i}]") for i in range(len(first)))
+            return unfit(f"{len(first)} items at one probe, {[len(o) for o in objects]} at others",
+                         lambda o: len(o) != len(first))
+        items = tuple(template([o[i] for o in objects], probes, f"{where}[{i}]", unfitted) for i in range(len(first)))
         if not any(varies(item) for item in items):
             return first
         return _Sequence(kind, items)
     if isinstance(first, Mapping):
         keys = list(first)
         if any(list(o) != keys for o in objects):
-            raise NoTemplate(f"{where}: the probes' graphs name different values")
-        entries = tuple((k, template([o[k] for o in objects], probes, f"{where}.{k}")) for k in keys)
+            return unfit("the probes' graphs name different values", lambda o: list(o) != keys)
+        entries = tuple((k, template([o[k] for o in objects], probes, f"{where}.{k}", unfitted)) for k in keys)
         if not any(varies(v) for _, v in entries):
             return first
         return _Mapping(entries)
     if isinstance(first, Node):
         objects = _first_hints(objects)
     if dataclasses.is_dataclass(first) and not isinstance(first, type):
-        fields = tuple((f.name, template([getattr(o, f.name) for o in objects], probes, f"{where}.{f.name}"))
+        fields = tuple((f.name, template([getattr(o, f.name) for o in objects], probes, f"{where}.{f.name}",
+                                          unfitted))
                        for f in dataclasses.fields(first))
         if not any(varies(v) for _, v in fields):
             return first
         return _Object(kind, fields)
     raise NoTemplate(f"{where}: cannot compare {kind.__name__} objects between probes")
+
+
+def _moving(probes: Sequence[Mapping[str, int]], differs: Sequence[bool]) -> list[str]:
+    """The dimensions whose own probe (``probe_bindings``: the base, then one per dimension moved alone) gives
+    what ``differs`` (one flag per probe) from the base's; all of them where none does alone."""
+    symbols = list(probes[0])
+    return [s for i, s in enumerate(symbols) if differs[1 + i]] or symbols
 
 
 def _first_hints(nodes: Sequence[Node]) -> Sequence[Node]:
@@ -328,9 +361,22 @@ def bytes_polynomial(type_template: Any) -> dict[tuple[str, ...], int]:
 
 def graph_template(graphs: Sequence[Graph], probes: Sequence[Mapping[str, int]]) -> Any:
     """The template of the probes' optimized graphs, without their known values and analyses (a run's graph gets
-    its own memory plan)."""
+    its own memory plan). Where they differ, ``NoTemplate`` names the dimensions the differences come from: those
+    of the differences that come from one dimension each (an image's height divided by a stride), else all."""
     bare = [dataclasses.replace(g, values={}, meta={}, nodes=tuple(_bare(n) for n in g.nodes)) for g in graphs]
-    return template(bare, probes)
+    unfitted: list[NoTemplate] = []
+    fitted = template(bare, probes, unfitted=unfitted)
+    if unfitted:
+        raise _unfitted(unfitted)
+    return fitted
+
+
+def _unfitted(differences: Sequence[NoTemplate]) -> NoTemplate:
+    """One error for ``differences``, naming the dimensions of those that come from one dimension each, else all of
+    theirs."""
+    alone = {s for exc in differences if len(exc.symbols) == 1 for s in exc.symbols}
+    more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+    return NoTemplate(f"{differences[0]}{more}", alone or {s for exc in differences for s in exc.symbols})
 
 
 def _bare(node: Node) -> Node:
@@ -431,7 +477,8 @@ def _dim_at(decl: InputDecl, axis: int, dim: int | str, binding: Mapping[str, in
 
 
 def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph],
-          optimized: Callable[[Graph, frozenset[str]], Graph]) -> tuple[list[dict[str, int]], Any]:
+          optimized: Callable[[Graph, frozenset[str]], Graph],
+          actual: Mapping[str, int] | None = None) -> tuple[list[dict[str, int]], Any]:
     """Probe the model: ``imported(binding)`` is its graph as imported at those dimensions (typed, with the values
     known at compile time), ``optimized(graph, run_time)`` the pass pipeline, constant folding leaving the values
     ``run_time`` to the kernels. Returns the probes and the template of their optimized graphs; ``NoTemplate`` when
@@ -439,20 +486,47 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
 
     The values that differ between the probes stay nodes: first the small integers the imports know (shape
     arithmetic) and the values whose types differ (a constant broadcast to a shape that depends on the
-    dimensions), then, pass after pass, the constants the pipeline folded that still differ, until none does."""
+    dimensions), then, pass after pass, the constants the pipeline folded that still differ, until none does.
+
+    A probe the model does not accept (a symbolic channel count that a convolution's weight fixes) fails with
+    ``NoTemplate``; given the dimensions of a run it accepts, ``actual``, the error names the dimensions that fail
+    alone when moved from there (``NoTemplate.symbols``). So do tensor types of the imports that are not
+    multilinear (an image's height divided by a strided convolution), before any pass runs."""
     probes = probe_bindings(symbols)
-    graphs = [imported(p) for p in probes]
-    run_time = _differing([g.values for g in graphs], "the probes' imports know different values")
+    try:
+        graphs = [imported(p) for p in probes]
+    except GraphError as exc:
+        if isinstance(exc, NoTemplate):
+            raise
+        held = [] if actual is None else [s for i, s in enumerate(symbols) if not _accepts(imported, {
+            **actual, s: probes[0][s] if probes[0][s] != actual[s] else probes[1 + i][s]})]
+        raise NoTemplate(f"a probe's shapes do not fit the model: {exc}", held) from exc
+    unfitted: list[NoTemplate] = []  # the imports' tensor types already tell the dimensions no template follows
+    template([g.types for g in graphs], probes, "types", unfitted)
+    if unfitted:
+        raise _unfitted(unfitted)
+    run_time = _differing([g.values for g in graphs], "the probes' imports know different values", probes)
     run_time |= _varying_types(graphs)
     for _ in range(MAX_ROUNDS):
         optimized_graphs = [optimized(g, frozenset(run_time)) for g in graphs]
-        folded = _differing([g.params for g in optimized_graphs], "the probes' graphs have different constants")
+        folded = _differing([g.params for g in optimized_graphs], "the probes' graphs have different constants",
+                            probes)
         if not folded:
             return probes, graph_template(optimized_graphs, probes)
         if folded <= run_time:
             break  # made by a pass from values that are not nodes: keeping nodes cannot help
         run_time |= folded
-    raise NoTemplate(f"constants {sorted(folded)[:4]} depend on the dimensions")
+    raise NoTemplate(f"constants {sorted(folded)[:4]} depend on the dimensions", _moving(probes, [
+        any(_differ(g.params[n], optimized_graphs[0].params[n]) for n in folded) for g in optimized_graphs]))
+
+
+def _accepts(imported: Callable[[Mapping[str, int]], Graph], binding: Mapping[str, int]) -> bool:
+    """Whether the model imports at the dimensions ``binding``."""
+    try:
+        imported(binding)
+    except GraphError:
+        return False
+    return True
 
 
 def _varying_types(graphs: Sequence[Graph]) -> set[str]:
@@ -464,11 +538,16 @@ def _varying_types(graphs: Sequence[Graph]) -> set[str]:
     return {n for n in names if any(g.types.get(n) != first.types[n] for g in graphs[1:])}
 
 
-def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str) -> set[str]:
-    """The names whose arrays are not the same in all of ``arrays`` (which must name the same values)."""
+def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str,
+               probes: Sequence[Mapping[str, int]]) -> set[str]:
+    """The names whose arrays are not the same in all of ``arrays`` (one mapping per probe, which must name the same
+    values: ``NoTemplate`` ``what`` otherwise)."""
     names = list(arrays[0])
     if any(list(a) != names for a in arrays):
-        raise NoTemplate(what)
+        raise NoTemplate(what, _moving(probes, [list(a) != names for a in arrays]))
     first = arrays[0]
-    return {n for n in names if any(a[n] is not first[n] and (a[n].shape != first[n].shape or not np.array_equal(
-        a[n], first[n], equal_nan=True)) for a in arrays[1:])}
+    return {n for n in names if any(_differ(a[n], first[n]) for a in arrays[1:])}
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is not b and (a.shape != b.shape or not np.array_equal(a, b, equal_nan=True))

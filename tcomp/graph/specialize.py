@@ -26,7 +26,11 @@ multilinear in them (``dynamic.py`` probes it, ``dynamic_executor.py`` runs it):
 compiled once, and only shapes it does not cover (a graph that is not multilinear) compile as above
 (``compile(..., symbolic_dimensions=False)``: always). A dimension of 1 broadcasts, so runs with one (a batch of
 one) pin it: their first shapes compile as above, and the next ones probe the model for the other dimensions with
-it fixed (``dynamic_model(pins)``), so a batch of one prompt of any length compiles once too.
+it fixed (``dynamic_model(pins)``), so a batch of one prompt of any length compiles once too. Dimensions that no
+template follows are held the same way, at every value: a channel count that a convolution's weight fixes, an
+image's height and width that strided convolutions divide (a model exported with them symbolic, as optimum exports
+vision models). Probing finds them (``NoTemplate.symbols``), and the model is probed again for the others with them
+fixed, once per set of their values: a model served at one resolution compiles once for every batch size.
 
 ``compile(..., input_values={...})`` (``tcomp compile --freeze name=value``) fixes such inputs once and for all,
 and ``input_shapes`` binds symbolic dimensions; a model left with nothing to decide at run time compiles at once to
@@ -42,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tcomp.graph.dynamic import SMALLEST, binding_of, dimension_symbols, pinned
+from tcomp.graph.dynamic import SMALLEST, NoTemplate, binding_of, dimension_symbols, pinned
 from tcomp.graph.dynamic_executor import DynamicModel, ResizingExecutor
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
@@ -57,8 +61,8 @@ logger = logging.getLogger(__name__)
 MAX_SPECIALIZATIONS = 16
 
 BuildFunc = Callable[[Mapping[str, Sequence[int]], Mapping[str, np.ndarray], SharedConstants | None], GraphExecutor]
-DynamicFunc = Callable[[Sequence["InputDecl"], Mapping[str, Sequence[int]], Mapping[str, Any], SharedConstants],
-                       DynamicModel]
+DynamicFunc = Callable[[Sequence["InputDecl"], Mapping[str, Sequence[int]], Mapping[str, Any], SharedConstants,
+                        Mapping[str, int]], DynamicModel]
 Key = tuple[Any, ...]
 Pins = tuple[tuple[str, int], ...]
 
@@ -72,8 +76,8 @@ def compile_or_defer(decls: Sequence[InputDecl], input_shapes: Mapping[str, Sequ
     ``decls``: the model's run-time inputs; ``build(shapes, values, constants)`` compiles the model with those input
     shapes and those inputs frozen to values (``input_values`` and the values found to decide shapes), sharing the
     constants of other compilations through ``constants`` (``None``: a compilation of its own).
-    ``dynamic(decls, input_shapes, values, constants)`` probes the model for its symbolic dimensions
-    (``tcomp.graph.dynamic``); None: one compilation per shape."""
+    ``dynamic(decls, input_shapes, values, constants, actual)`` probes the model for its symbolic dimensions
+    (``tcomp.graph.dynamic``; ``actual``: their values at a run); None: one compilation per shape."""
     runtime = [d for d in decls if d.name not in input_values]
     if all(d.static or d.name in input_shapes for d in runtime):
         try:
@@ -110,10 +114,12 @@ class SpecializingExecutor:
         self.compilations = 0
         self.constants = SharedConstants()
         self._probe = dynamic
-        # per set of dimensions pinned to a value below 2 (a batch of one; () for none): the model compiled for
-        # the other dimensions, once probed, or why there is none
-        self._models: dict[Pins, DynamicModel | str] = {}
-        self._exact_pins: set[Pins] = set()  # the pinned sets that have had an exact compilation
+        # per set of pinned dimensions (``_pins``; () for none): the model compiled for the other dimensions, once
+        # probed, or why there is none (the most recently used last, at most ``max_specializations``)
+        self._models: OrderedDict[Pins, DynamicModel | str] = OrderedDict()
+        self._held: set[str] = set()  # dimensions no template follows: pinned at every value
+        self._held_last: Pins = ()  # the held dimensions' values at the last run
+        self._exact: list[dict[str, int]] = []  # the latest bindings compiled for their exact shapes
         self.assembled = 0  # executors assembled from ``dynamic``'s kernels (no code generated)
         self.resized = 0  # runs of a resizing executor (``dynamic_executor.py``)
         self._pending: dict[str, np.ndarray] = {}
@@ -163,15 +169,22 @@ class SpecializingExecutor:
 
     @property
     def dynamic(self) -> DynamicModel | None:
-        """The model compiled for its symbolic dimensions, once probed (None before, or when there is none)."""
-        model = self._models.get(())
+        """The model compiled for its symbolic dimensions (those held fixed at the last run's values), once probed
+        (None before, or when there is none)."""
+        model = self._models.get(self._held_last)
         return model if isinstance(model, DynamicModel) else None
 
     @property
     def dynamic_failure(self) -> str | None:
         """Why probing found no template for the symbolic dimensions (None when it did or has not probed)."""
-        model = self._models.get(())
+        model = self._models.get(self._held_last, self._models.get(()))
         return model if isinstance(model, str) else None
+
+    @property
+    def held_dimensions(self) -> frozenset[str]:
+        """The symbolic dimensions no template follows (found by probing): each of their values compiles apart, and
+        the model is compiled for the other dimensions once per set of their values."""
+        return frozenset(self._held)
 
     def dynamic_model(self, pins: Mapping[str, int]) -> DynamicModel | None:
         """The model compiled for the symbolic dimensions other than those ``pins`` fixes (to values below 2: a
@@ -227,7 +240,7 @@ class SpecializingExecutor:
             self._keep(key, executor)
             binding = None if self.value_inputs else binding_of(list(self._decls.values()), self._fixed_shapes, shapes)
             if binding is not None:
-                self._exact_pins.add(_pins(binding))
+                self._exact = [*self._exact[1 - 4 * self.max_specializations:], binding]
             return executor
 
     def _keep(self, key: Key, executor: GraphExecutor) -> None:
@@ -250,12 +263,19 @@ class SpecializingExecutor:
         binding = binding_of(decls, self._fixed_shapes, shapes)
         if binding is None:
             return None
-        pins = _pins(binding)
-        model = self._models.get(pins)
-        if model is None:
-            if pins not in self._exact_pins and (pins or not self.specializations):
+        while True:
+            pins = self._pins(binding)
+            self._held_last = tuple(pin for pin in pins if pin[0] in self._held)
+            model = self._models.get(pins)
+            if model is not None:
+                self._models.move_to_end(pins)
+                break
+            if not self._compiled_at(pins):
                 return None  # the first shapes compile as they are (those of a batch of one too)
-            model = self._probed(pins, values)
+            held = len(self._held)
+            model = self._probed(pins, values, binding)
+            if len(self._held) == held:
+                break  # else dimensions were found that no template follows: look again with them pinned
         if isinstance(model, str):
             return None
         binding = {s: v for s, v in binding.items() if s not in dict(pins)}
@@ -274,23 +294,49 @@ class SpecializingExecutor:
             self._keep(key, executor)
         return executor
 
-    def _probed(self, pins: Pins, values: Mapping[str, Any]) -> DynamicModel | str:
+    def _pins(self, binding: Mapping[str, int]) -> Pins:
+        """The dimensions of ``binding`` fixed at their values, sorted: those below ``SMALLEST`` (they broadcast)
+        and the held ones."""
+        return tuple(sorted((s, v) for s, v in binding.items() if v < SMALLEST or s in self._held))
+
+    def _compiled_at(self, pins: Pins) -> bool:
+        """Whether the dimensions that ``pins`` leaves free have taken a second value: a binding compiled for its
+        exact shapes has the held dimensions' values of ``pins``, and its dimensions below ``SMALLEST`` too where
+        ``pins`` has any."""
+        def split(p: Pins) -> tuple[Pins, Pins]:
+            return tuple(x for x in p if x[0] in self._held), tuple(x for x in p if x[0] not in self._held)
+
+        held, ones = split(pins)
+        return any(split(self._pins(b))[0] == held and (not ones or split(self._pins(b))[1] == ones)
+                   for b in self._exact)
+
+    def _probed(self, pins: Pins, values: Mapping[str, Any], binding: Mapping[str, int]) -> DynamicModel | str:
         """The model probed for its symbolic dimensions but ``pins`` (fixed to their values), or why there is
-        none (``dynamic.py``)."""
+        none (``dynamic.py``). A failure that names dimensions no template follows adds them to the held ones,
+        unless that would hold every dimension left."""
         fixed = dict(pins)
         decls = pinned(list(self._decls.values()), fixed)
         try:
             if not dimension_symbols(decls, self._fixed_shapes):
                 raise GraphError("every symbolic dimension is pinned")
             with self.constants.use(("dynamic", pins)):
-                model: DynamicModel | str = self._probe(decls, self._fixed_shapes, values, self.constants)
+                model: DynamicModel | str = self._probe(decls, self._fixed_shapes, values, self.constants,
+                                                        {s: v for s, v in binding.items() if s not in fixed})
             logger.debug("%s: compiled for symbolic dimensions %s%s", self.name, list(model.symbols),
                          f" with {fixed}" if fixed else "")
         except Exception as exc:  # noqa: BLE001 - any failure leaves one compilation per shape, as before
             model = f"{type(exc).__name__}: {exc}"
             logger.debug("%s: no compilation for symbolic dimensions%s: %s", self.name,
                          f" with {fixed}" if fixed else "", model)
+            free = set(binding) - set(fixed)
+            held = exc.symbols & free if isinstance(exc, NoTemplate) else set()
+            if held and held != free:  # holding them all would leave nothing to probe
+                self._held |= held
+                logger.debug("%s: dimensions %s held at each of their values", self.name, sorted(held))
         self._models[pins] = model
+        while len(self._models) > self.max_specializations:
+            dropped, _ = self._models.popitem(last=False)
+            self.constants.release(("dynamic", dropped))
         return model
 
     def _current(self) -> GraphExecutor:
@@ -333,11 +379,6 @@ class SpecializingExecutor:
             fixes.append("--freeze NAME=VALUE for any input whose values decide shapes")
         raise GraphError(f"{self.name}: shapes are decided at run time, so it cannot be exported; fix them with "
                          f"{' and '.join(fixes)} (input_shapes= / input_values= in Python)")
-
-
-def _pins(binding: Mapping[str, int]) -> Pins:
-    """The dimensions of ``binding`` that take a value below ``SMALLEST`` (they broadcast), sorted."""
-    return tuple(sorted((s, v) for s, v in binding.items() if v < SMALLEST))
 
 
 def _checked(decl: InputDecl, value: Any, fixed: tuple[int, ...] | None, copy: bool) -> np.ndarray:

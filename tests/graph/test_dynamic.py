@@ -230,6 +230,43 @@ def test_an_image_model_whose_biases_broadcast_for_the_batch_compiles_once() -> 
     assert model.resizable and model.exact_kernels == 0 and executor.compilations == 1
 
 
+@pytest.mark.parametrize("name, held, free", [
+    ("resnet_images_dynamic_tiny", {"num_channels", "height", "width"}, ("batch_size",)),
+    ("segformer_images_dynamic_tiny", {"height", "width"}, ("batch",))])
+def test_images_of_any_size_compile_once_per_size(name: str, held: set[str], free: tuple[str, ...]) -> None:
+    """Vision models exported with every dimension of their images symbolic (ResNet with optimum's axes, channels
+    named too; SegFormer by the dynamo exporter): strided convolutions divide the height and width, so no template
+    follows them, and a weight fixes the channels. The second size's probe finds those dimensions and holds them
+    (that size compiles, as the first shapes of any held values do); the next batch at that size probes the model
+    for the batch alone, and so does the first size's. Against PyTorch at each of 1x48x48, 2x64x56, 3x64x56, 4x48x48
+    and 2x48x48 (batch x height x width)."""
+    executor = tg.compile(DATA / f"{name}.onnx", target="llvm -num-cores=2")
+    assert_matches_pytorch(name, executor)
+    assert executor.held_dimensions == held
+    model = executor.dynamic
+    assert model is not None and model.symbols == free and model.resizable and model.exact_kernels == 0
+    assert (executor.compilations, executor.assembled, executor.resized) == (2, 2, 3)
+    assert executor.dynamic_failure is None
+    if "num_channels" in held:
+        with pytest.raises(GraphError, match="does not match 4 input channels"):
+            executor.run({"pixel_values": np.zeros((2, 4, 48, 48), np.float32)})
+
+
+def test_differences_name_the_dimensions_they_come_from() -> None:
+    """Where the probes' objects differ in a way no template expresses, ``NoTemplate.symbols`` names the dimensions
+    whose own probe makes them differ; with ``unfitted``, every such difference is collected."""
+    probes = probe_bindings(["batch", "height"])
+    half = [(p["height"] - 1) // 2 + 1 for p in probes]  # a strided convolution's output
+    objects = [(p["batch"] * h, h, 0.5 * p["height"], p["batch"] + 1) for p, h in zip(probes, half)]
+    with pytest.raises(NoTemplate, match="not multilinear") as caught:
+        template(objects, probes)
+    assert caught.value.symbols == {"batch", "height"}
+    unfitted: list[NoTemplate] = []
+    template(objects, probes, unfitted=unfitted)
+    assert [e.symbols for e in unfitted] == [{"batch", "height"}, {"height"}, {"height"}]
+    assert "differs between probes" in str(unfitted[2])
+
+
 def _cnn(batch: str | int) -> onnx.ModelProto:
     """3x3 convolutions of 32 channels at 28x28 (Winograd's), a strided one, max pooling, global average pooling
     and a classifier, over a batch of ``batch`` images."""

@@ -12,6 +12,12 @@ PyTorch's inputs and outputs at each of ``DYNAMIC_CASES``, as ``input_<name>@<ba
 ``output@<batch>x<length>`` (the decoders' ``dec`` is half the length); BEiT's at each of ``IMAGE_BATCHES``, as
 ``@<batch>``.
 
+Two image models are exported with their images' size symbolic too (``IMAGE_SIZE_MODELS``, named
+``*_images_dynamic_tiny``): ResNet as optimum exports vision models (the TorchScript exporter, every dimension of
+``pixel_values`` named: ``batch_size``, ``num_channels``, ``height``, ``width``) and SegFormer (a segmentation
+map a quarter of the image's size) with the dynamo exporter's ``batch``, ``height`` and ``width``. Their ``.npz``
+hold PyTorch's inputs and outputs at each of ``IMAGE_SIZES``, as ``@<batch>x<height>x<width>``.
+
 Random weights from a fixed seed; nothing is downloaded. Writes ``NAME.onnx`` (weights in ``NAME.onnx.data``) and
 ``NAME.npz`` (the inputs as ``input_<name>``, PyTorch's first output as ``output``) with the dynamo exporter.
 
@@ -79,6 +85,15 @@ DYNAMIC_MODELS: dict[str, tuple[Callable[[], torch.nn.Module], tuple[str, ...]]]
     "beit_batch_dynamic_tiny": (beit, ("pixel_values",)),
 }
 IMAGE_BATCHES = (1, 2, 3, 5)  # the batches of images stored for an image model's export
+IMAGE_SIZE_MODELS: dict[str, tuple[Callable[[], torch.nn.Module], str]] = {
+    "resnet_images_dynamic_tiny": (lambda: T.ResNetModel(T.ResNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1])), "torchscript"),
+    "segformer_images_dynamic_tiny": (lambda: T.SegformerForSemanticSegmentation(T.SegformerConfig(
+        num_encoder_blocks=2, hidden_sizes=[8, 16], num_attention_heads=[1, 2], depths=[1, 1], sr_ratios=[4, 2],
+        patch_sizes=[7, 3], strides=[4, 2], mlp_ratios=[4, 4], decoder_hidden_size=16, num_labels=5, **EAGER)),
+        "dynamo"),
+}
+IMAGE_SIZES = ((1, 48, 48), (2, 64, 56), (3, 64, 56), (4, 48, 48), (2, 48, 48))  # in running order
 
 
 class First(torch.nn.Module):
@@ -132,6 +147,33 @@ def export_dynamic(name: str, outdir: str) -> None:
           f"cases {[case for _, _, case in cases]}")
 
 
+def export_image_sizes(name: str, outdir: str) -> None:
+    torch.manual_seed(0)
+    make, exporter = IMAGE_SIZE_MODELS[name]
+    net = First(make().eval(), "pixel_values").eval()
+    path = os.path.join(outdir, f"{name}.onnx")
+    example = (torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)),)
+    with torch.no_grad():
+        if exporter == "dynamo":
+            dims = {0: torch.export.Dim("batch", min=1, max=16), 2: torch.export.Dim("height", min=32, max=512),
+                    3: torch.export.Dim("width", min=32, max=512)}
+            torch.onnx.export(net, example, path, input_names=["pixel_values"], output_names=["output"], dynamo=True,
+                              dynamic_shapes={"xs": (dims,)})
+        else:  # optimum's axes for vision models
+            axes = {"pixel_values": {0: "batch_size", 1: "num_channels", 2: "height", 3: "width"},
+                    "output": {0: "batch_size"}}
+            torch.onnx.export(net, example, path, input_names=["pixel_values"], output_names=["output"], dynamo=False,
+                              opset_version=17, dynamic_axes=axes)
+        stored: dict[str, np.ndarray] = {}
+        for batch, height, width in IMAGE_SIZES:
+            case = f"@{batch}x{height}x{width}"
+            x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(batch * height + width))
+            stored[f"input_pixel_values{case}"], stored[f"output{case}"] = x.numpy(), net(x).numpy()
+    np.savez(os.path.join(outdir, f"{name}.npz"), **stored)
+    print(f"{name}: torch {torch.__version__}, transformers {T.__version__}, {exporter} exporter, input pixel_values, "
+          f"cases {[f'{b}x{h}x{w}' for b, h, w in IMAGE_SIZES]}")
+
+
 def export(name: str, outdir: str) -> None:
     torch.manual_seed(0)
     make, input_name, make_input = MODELS[name]
@@ -151,3 +193,5 @@ if __name__ == "__main__":
         export(model, sys.argv[1])
     for model in DYNAMIC_MODELS:
         export_dynamic(model, sys.argv[1])
+    for model in IMAGE_SIZE_MODELS:
+        export_image_sizes(model, sys.argv[1])
