@@ -89,9 +89,9 @@ def test_chains_that_stay_apart() -> None:
     assert node.op == "attention" and node.inputs == ("q", "k_t", "v") and not node.attr("perm")
 
 
-def _bloom_like(view: tuple[int, ...], v: tuple[int, ...] = (4, 9, 8), mask: tuple[int, ...] = (1, 1, 9, 9)) -> Graph:
-    """BLOOM's scores: ``[heads, S, S]`` products plus per-head position biases, reshaped to ``view`` to meet the
-    ``mask``, then softmax and the product with V."""
+def _bloom_like(view: tuple[int, ...], mask: tuple[int, ...]) -> Graph:
+    """BLOOM's scores: ``[batch * heads, S, S]`` products plus per-head position biases, reshaped to ``view`` to meet
+    the ``mask``, then softmax, and the product with V after a reshape back."""
     return graph([
         make_node("matmul", "qk", ["q", "k_t"], ["s"]),
         make_node("multiply", "scale", ["s", "c"], ["s2"]),
@@ -99,24 +99,44 @@ def _bloom_like(view: tuple[int, ...], v: tuple[int, ...] = (4, 9, 8), mask: tup
         make_node("reshape", "view", ["s3"], ["s4"], shape=view),
         make_node("add", "mask", ["s4", "mask"], ["s5"]),
         make_node("softmax", "softmax", ["s5"], ["p"], axis=-1),
-        make_node("matmul", "pv", ["p", "v"], ["o"]),
-    ], {"q": (4, 9, 8), "k_t": (4, 8, 9), "v": v, "position": (4, 1, 9), "mask": mask}, ["o"],
+        make_node("reshape", "view_p", ["p"], ["p2"], shape=(4, 9, 9)),
+        make_node("matmul", "pv", ["p2", "v"], ["o"]),
+    ], {"q": (4, 9, 8), "k_t": (4, 8, 9), "v": (4, 9, 8), "position": (4, 1, 9), "mask": mask}, ["o"],
         {"c": np.array(0.25, np.float32)})
 
 
-def test_scores_pass_a_reshape_of_leading_ones() -> None:
-    g = _bloom_like((1, 4, 9, 9))
+@pytest.mark.parametrize("view, mask, batch", [
+    ((1, 4, 9, 9), (1, 1, 9, 9), (4,)),  # leading 1s added (BLOOM at a batch of 1): no operand is reshaped
+    ((2, 2, 9, 9), (2, 1, 9, 9), (2, 2)),  # [batch * heads] viewed as [batch, heads] (BLOOM at a batch of 2)
+])
+def test_scores_pass_a_reshape_that_regroups_the_batch(view: tuple[int, ...], mask: tuple[int, ...],
+                                                       batch: tuple[int, ...]) -> None:
+    """The kernel runs with the softmax's batch dimensions: operands read with others are reshaped to them (q, k_t,
+    v and the position biases of ``[heads]``), and so is its result where the product had others."""
+    g = _bloom_like(view, mask=mask)
     fused = fuse_attention(g, "llvm -num-cores=2")
-    [node] = fused.nodes
-    assert node.op == "attention" and node.inputs == ("q", "k_t", "v", "position", "mask")
-    arrays = [rand(4, 9, 8), rand(4, 8, 9), rand(4, 9, 8), rand(4, 1, 9), rand(1, 1, 9, 9)]
+    ops = [n.op for n in fused.nodes]
+    assert ops.count("attention") == 1 and "matmul" not in ops and "softmax" not in ops
+    [attention] = [n for n in fused.nodes if n.op == "attention"]
+    assert [tuple(fused.type_of(v).shape[:-2]) for v in attention.inputs] == [batch] * 4 + [mask[:2]]
+    arrays = [rand(4, 9, 8), rand(4, 8, 9), rand(4, 9, 8), rand(4, 1, 9), rand(*mask)]
     [got] = tg.build_executor(fused).run(arrays)
     [want] = tg.build_executor(g).run(arrays)
-    assert got.shape == want.shape == (1, 4, 9, 8)
+    assert got.shape == want.shape == (4, 9, 8)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    # a reshape that regroups the batch (4 -> 2 x 2) changes which mask row meets which head: kept apart
-    regrouped = _bloom_like((2, 2, 9, 9), v=(2, 2, 9, 8), mask=(2, 1, 9, 9))
-    assert fuse_attention(regrouped, "llvm") is regrouped
+
+
+def test_a_bias_broadcast_over_part_of_a_regrouped_batch_stays_apart() -> None:
+    """Scores of ``[batch, heads]`` plus a bias per head alone (``[1, heads]``), then viewed as ``[batch * heads]``
+    for the softmax: no reshape of the bias to ``[batch * heads]`` exists without copying it, so nothing fuses."""
+    g = graph([
+        make_node("matmul", "qk", ["q", "k_t"], ["s"]),
+        make_node("add", "bias", ["s", "position"], ["s2"]),
+        make_node("reshape", "view", ["s2"], ["s3"], shape=(4, 9, 9)),
+        make_node("softmax", "softmax", ["s3"], ["p"], axis=-1),
+        make_node("matmul", "pv", ["p", "v"], ["o"]),
+    ], {"q": (2, 2, 9, 8), "k_t": (2, 2, 8, 9), "v": (4, 9, 8), "position": (1, 2, 9, 9)}, ["o"])
+    assert fuse_attention(g, "llvm") is g
 
 
 def _deberta_like(fill: float) -> Graph:

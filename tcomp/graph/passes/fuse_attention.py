@@ -1,30 +1,36 @@
 """``fuse_attention``: scaled dot-product attention becomes one ``attention`` node (CPU targets).
 
 Rewrite: the chain ``matmul(q, k_t)`` -> [``multiply`` / ``divide`` by a scalar] -> [``add`` of biases,
-``where(mask, fill, .)`` and ``where(mask, ., fill)`` masks, ``maximum(., fill)`` clamps, and ``reshape`` that adds
-or drops leading 1s of the batch, as BLOOM's and DeBERTa's ``[heads, S, S]`` scores meet their masks; before them
-Gemma 2's soft-capping ``cap * tanh(. / cap)`` of the scaled scores, the kernel's ``softcap``] ->
-``softmax`` over the last axis -> [``cast`` to float32] -> [such a ``reshape``] -> ``matmul(., v)`` [-> such a
-``reshape``] [-> ``transpose`` keeping the last axis last] becomes ``attention(q, k_t, v, *biases, scale=...,
-perm=..., tiles=...)``. Scalar multiplications or divisions of ``q`` or ``k_t`` themselves (``q * d**-0.25`` and
-``k_t * d**-0.25``, as PyTorch's scaled-dot-product math exports them; DeBERTa's ``k_t / scale``) fold into
-``scale`` (a scalar: one element, and the scaled value keeps its shape). Biases are masks and position biases of
-any shape that broadcasts to the scores (several adds give several biases, added in their order). A ``where`` mask
-counts when its condition is boolean and its fill a scalar at or below ``MASK_FILL`` (``-inf``, or the lowest
-float as ``masked_fill`` and causal masks export it): it becomes the bias ``where(mask, fill, 0)`` (or
-``where(mask, 0, fill)``), a node of its own (``fill + s`` is ``fill`` in float32 for every realistic score ``s``,
-and the exponential of either is 0). A clamp ``maximum(scores, fill)`` by such a fill (XGLM's) is dropped: it turns
-only ``-inf`` into the lowest float, which changes the weights of a row whose every score is ``-inf`` alone (NaN
-without it, uniform with it). Every value inside the chain must be read by the next node alone (not an output, not
-read elsewhere: attention probabilities that a model returns keep the operators), and the kernel's broadcast result
-must have the product's shape. Scaling after a bias add (``(q @ k_t + mask) * c``) is not matched. The kernel's
-tiles are chosen here for ``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
+``where(mask, fill, .)`` and ``where(mask, ., fill)`` masks, ``maximum(., fill)`` clamps, and ``reshape`` that
+regroups the batch; before them Gemma 2's soft-capping ``cap * tanh(. / cap)`` of the scaled scores, the kernel's
+``softcap``] -> ``softmax`` over the last axis -> [``cast`` to float32] -> [such a ``reshape``] -> ``matmul(., v)``
+[-> such a ``reshape``] [-> ``transpose`` keeping the last axis last] becomes ``attention(q, k_t, v, *biases,
+scale=..., perm=..., tiles=...)``. Such a ``reshape`` regroups the batch dimensions alone (the last two kept, and
+the product of the others): leading 1s added or dropped, or BLOOM's and DeBERTa's ``[batch * heads, S, S]`` scores
+viewed as ``[batch, heads, S, S]`` to meet their masks and back. The kernel runs with the batch dimensions the
+softmax sees; an operand read with others is reshaped to them (where it holds the whole batch there, or is the same
+for all of it: a regrouping cannot split a broadcast), and so is the result where the chain ends with others.
+
+Scalar multiplications or divisions of ``q`` or ``k_t`` themselves (``q * d**-0.25`` and ``k_t * d**-0.25``, as
+PyTorch's scaled-dot-product math exports them; DeBERTa's ``k_t / scale``) fold into ``scale`` (a scalar: one
+element, and the scaled value keeps its shape). Biases are masks and position biases of any shape that broadcasts
+to the scores (several adds give several biases, added in their order). A ``where`` mask counts when its condition
+is boolean and its fill a scalar at or below ``MASK_FILL`` (``-inf``, or the lowest float as ``masked_fill`` and
+causal masks export it): it becomes the bias ``where(mask, fill, 0)`` (or ``where(mask, 0, fill)``), a node of its
+own (``fill + s`` is ``fill`` in float32 for every realistic score ``s``, and the exponential of either is 0). A
+clamp ``maximum(scores, fill)`` by such a fill (XGLM's) is dropped: it turns only ``-inf`` into the lowest float,
+which changes the weights of a row whose every score is ``-inf`` alone (NaN without it, uniform with it). Every
+value inside the chain must be read by the next node alone (not an output, not read elsewhere: attention
+probabilities that a model returns keep the operators), and the kernel's broadcast result must have the product's
+shape. Scaling after a bias add (``(q @ k_t + mask) * c``) is not matched. The kernel's tiles are chosen here for
+``target`` (``tcomp.ops.cpu.attention.choose_tiles``).
 
 Assumes a typed graph before fusion; float32 only. Returns the same graph when nothing matches.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -66,6 +72,9 @@ class _Match:
     k_t: str = ""
     output: str = ""
     perm: tuple[int, ...] = ()
+    batch: dict[str, tuple[int, ...]] = field(default_factory=dict)  # operand -> the scores' batch where it is read
+    regroup: dict[str, tuple[int, ...]] = field(default_factory=dict)  # operand -> its shape for the kernel
+    result: tuple[int, ...] = ()  # the kernel's result shape where the chain's output has other batch dimensions
 
 
 class _Matcher:
@@ -89,17 +98,32 @@ class _Matcher:
         broadcasts its operand: it is not a plain scaling)."""
         return tuple(self.graph.type_of(a).shape) == tuple(self.graph.type_of(b).shape)
 
-    def leading_ones_only(self, a: str, b: str) -> bool:
-        """Whether ``a`` and ``b`` have the same two last dimensions and batch dimensions that differ in leading
-        1s only (``[H, Sq, Skv]`` and ``[1, H, Sq, Skv]``): a reshape between them changes no broadcast, so the
-        scores may pass through it."""
-        first, second = (tuple(self.graph.type_of(v).shape) for v in (a, b))
-        return len(first) >= 2 and len(second) >= 2 and first[-2:] == second[-2:] and \
-            _without_leading_ones(first[:-2]) == _without_leading_ones(second[:-2])
+    def batch_of(self, value: str) -> tuple[int, ...]:
+        return tuple(self.graph.type_of(value).shape[:-2])
 
     def batch_reshape(self, node: Node) -> bool:
-        """Whether ``node`` is a ``reshape`` that adds or drops leading 1s of the batch only."""
-        return node.op == "reshape" and self.leading_ones_only(node.inputs[0], node.outputs[0])
+        """Whether ``node`` is a ``reshape`` that regroups the batch dimensions only: the same two last dimensions,
+        and batch dimensions of the same product (``[H, Sq, Skv]`` and ``[1, H, Sq, Skv]``; ``[B * H, Sq, Skv]`` and
+        ``[B, H, Sq, Skv]``)."""
+        if node.op != "reshape":
+            return False
+        first, second = (tuple(self.graph.type_of(v).shape) for v in (node.inputs[0], node.outputs[0]))
+        return len(first) >= 2 and len(second) >= 2 and first[-2:] == second[-2:] and \
+            math.prod(first[:-2]) == math.prod(second[:-2])
+
+    def regrouped(self, match: _Match, batch: tuple[int, ...]) -> bool:
+        """Record in ``match.regroup`` the operands read with batch dimensions other than ``batch`` (the kernel's),
+        with their shapes for the kernel; False where one cannot be reshaped to them (it broadcasts over part of
+        the batch where it is read)."""
+        for value, read in match.batch.items():
+            shape = tuple(self.graph.type_of(value).shape)
+            own = _without_leading_ones(shape[:-2])
+            if _without_leading_ones(read) == _without_leading_ones(batch) or not own:
+                continue  # the same batch, or the same operand for all of it
+            if own != _without_leading_ones(read):
+                return False
+            match.regroup[value] = (*batch, *shape[-2:])
+        return True
 
     def through(self, value: str, removed: list[Node], passes: Callable[[Node], bool]) -> str:
         """The output of ``value``'s only reader when ``passes`` takes that reader (which joins ``removed``), else
@@ -141,6 +165,7 @@ class _Matcher:
                 found = self.scores(node.inputs[position], node, False)
                 if found is not None:
                     found.biases.append(node.inputs[1 - position])
+                    found.batch[node.inputs[1 - position]] = self.batch_of(value)
                     found.removed.append(node)
                     return found
             return None
@@ -169,6 +194,7 @@ class _Matcher:
             found = self.scores(node.inputs[position], node, False)
             if found is not None:
                 found.biases.append(_Mask(node.inputs[0], node.inputs[3 - position], position == 2))
+                found.batch[node.inputs[0]] = self.batch_of(value)
                 found.removed.append(node)
             return found
         if node.op == "maximum" and not scaled:  # max(scores, lowest float): only -inf changes, to the lowest
@@ -189,6 +215,7 @@ class _Matcher:
             match.q, q_scale = self.unscaled(match.q, node)
             match.k_t, k_scale = self.unscaled(match.k_t, node)
             match.scale = q_scale * k_scale
+            match.batch = {match.q: self.batch_of(value), match.k_t: self.batch_of(value)}
             for operand in (node.inputs[0], node.inputs[1]):
                 if operand != match.q and operand != match.k_t:
                     match.removed.insert(0, self.producers[operand])
@@ -244,27 +271,36 @@ class _Matcher:
             return None
         match.pv = pv
         match.removed.append(pv)
+        match.batch.setdefault(pv.inputs[1], self.batch_of(pv.outputs[0]))
         match.output = self.through(pv.outputs[0], match.removed, self.batch_reshape)
-        after = self.consumers.get(match.output, [])
+        operands = [match.q, match.k_t, pv.inputs[1], *(b.cond if isinstance(b, _Mask) else b for b in match.biases)]
+        tensors = [match.q, match.k_t, pv.inputs[1], *(b for b in match.biases if isinstance(b, str))]
+        if not all(self.float32(v) for v in tensors) or not all(self.graph.type_of(v).ndim >= 2 for v in operands):
+            return None
+        batch = self.batch_of(softmax.inputs[0])
+        if not self.regrouped(match, batch):
+            return None
+        # the kernel's result broadcasts every operand's batch: it must be the product's own shape
+        shapes = [match.regroup.get(v, tuple(self.graph.type_of(v).shape)) for v in operands]
+        try:
+            broadcast = np.broadcast_shapes(*(shape[:-2] for shape in shapes))
+        except ValueError:
+            return None
+        result = (*broadcast, shapes[0][-2], shapes[2][-1])
         out_type = self.graph.type_of(match.output)
+        if result != tuple(out_type.shape):
+            if tuple(broadcast) != batch or math.prod(result) != math.prod(out_type.shape) or \
+                    result[-2:] != tuple(out_type.shape[-2:]):
+                return None
+            match.result = result  # a reshape to the chain's output follows the kernel
+            return match
+        after = self.consumers.get(match.output, [])
         if len(after) == 1 and after[0].op == "transpose" and match.output not in self.graph.outputs:
             perm = tuple(int(p) for p in after[0].attr("perm"))
             if perm and perm[-1] == out_type.ndim - 1:
                 match.perm = perm
                 match.removed.append(after[0])
                 match.output = after[0].outputs[0]
-        operands = [match.q, match.k_t, pv.inputs[1], *(b.cond if isinstance(b, _Mask) else b for b in match.biases)]
-        tensors = [match.q, match.k_t, pv.inputs[1], *(b for b in match.biases if isinstance(b, str))]
-        if not all(self.float32(v) for v in tensors) or not all(self.graph.type_of(v).ndim >= 2 for v in operands):
-            return None
-        # the kernel's result broadcasts every operand's batch: it must be the product's own shape
-        shapes = [tuple(self.graph.type_of(v).shape) for v in operands]
-        try:
-            batch = np.broadcast_shapes(*(shape[:-2] for shape in shapes))
-        except ValueError:
-            return None
-        if (*batch, shapes[0][-2], shapes[2][-1]) != tuple(out_type.shape):
-            return None
         return match
 
 
@@ -273,11 +309,21 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
     resolved = as_target(target)
     matcher = _Matcher(graph)
     names = FreshNames.of(graph)
-    replaced: dict[str, Node] = {}  # name of the last removed node -> the attention node
+    replaced: dict[str, list[Node]] = {}  # name of the last removed node -> the attention node (and a reshape)
     removed: set[str] = set()
     params = dict(graph.params)
     zero = ""
     mask_nodes: dict[_Mask, Node] = {}  # one bias per mask, however many attentions read it (every layer's)
+    regroups: dict[tuple[str, tuple[int, ...]], Node] = {}  # one reshape per operand and shape (every layer's mask)
+
+    def regrouped(value: str, match: _Match) -> str:
+        shape = match.regroup.get(value)
+        if shape is None:
+            return value
+        if (value, shape) not in regroups:
+            regroups[value, shape] = make_node("reshape", names.fresh(f"{value}/regroup"), [value],
+                                               [names.fresh(f"{value}/regrouped")], shape=shape)
+        return regroups[value, shape].outputs[0]
     for node in graph.nodes:
         if node.op != "softmax" or node.name in removed:
             continue
@@ -293,26 +339,37 @@ def fuse_attention(graph: Graph, target: Target | str | None = None) -> Graph:
                 if not zero:
                     zero = names.fresh("attention/zero")
                     params[zero] = np.zeros((), np.float32)
+                bias = _Mask(regrouped(bias.cond, match), bias.fill, bias.fill_when_true)
                 if bias not in mask_nodes:
                     values = [bias.fill, zero] if bias.fill_when_true else [zero, bias.fill]
                     mask_nodes[bias] = make_node("where", names.fresh(f"{match.pv.name}/mask"), [bias.cond, *values],
                                                  [names.fresh(f"{match.pv.name}/mask_bias")])
                 bias = mask_nodes[bias].outputs[0]
-            biases.append(bias)
-        replaced[match.removed[-1].name] = make_node(
-            "attention", names.fresh(f"{match.pv.name}/attention"), [match.q, match.k_t, match.pv.inputs[1], *biases],
-            [match.output], scale=float(np.float32(match.scale)), perm=match.perm,
-            tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes), softcap=match.softcap)
+            biases.append(regrouped(bias, match))
+        operands = [regrouped(v, match) for v in (match.q, match.k_t, match.pv.inputs[1])]
+        output = names.fresh(f"{match.pv.name}/attention_out") if match.result else match.output
+        kernel = make_node("attention", names.fresh(f"{match.pv.name}/attention"), [*operands, *biases], [output],
+                           scale=float(np.float32(match.scale)), perm=match.perm,
+                           tiles=(tiles.mr, tiles.nr, tiles.rows, tiles.lanes), softcap=match.softcap)
+        replaced[match.removed[-1].name] = [kernel] if not match.result else [kernel, make_node(
+            "reshape", names.fresh(f"{match.pv.name}/regroup"), [output], [match.output],
+            shape=tuple(graph.type_of(match.output).shape))]
         removed.update(n.name for n in match.removed)
     if not replaced:
         return graph
-    # a mask's bias goes right before the first attention (in the graph's order) that reads it
-    bias_of = {mask.outputs[0]: mask for mask in mask_nodes.values()}
+    # a mask's bias and a regrouped operand go right before the first node (in the graph's order) that reads them
+    pending = {node.outputs[0]: node for node in (*mask_nodes.values(), *regroups.values())}
     nodes: list[Node] = []
+
+    def place(node: Node) -> None:
+        for value in node.inputs:
+            if value in pending:
+                place(pending.pop(value))
+        nodes.append(node)
+
     for n in graph.nodes:
         if n.name in removed and n.name not in replaced:
             continue
-        new = replaced.get(n.name, n)
-        nodes.extend(bias_of.pop(value) for value in new.inputs if value in bias_of)
-        nodes.append(new)
+        for new in replaced.get(n.name, [n]):
+            place(new)
     return with_nodes(graph, nodes, params)
