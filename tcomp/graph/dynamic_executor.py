@@ -4,8 +4,9 @@
 
 - the kernels that depend on the dimensions compile with them as arguments (``size_vars``), from the template's
   symbolic graph, except those whose tiles are chosen for their extents (matrix products, convolutions, pooling
-  windows; a product of a constant weight in panels, float or 8-bit, takes a symbolic number of rows, and a 2-d
-  convolution or pooling window a symbolic batch) and those whose lowering needs numbers;
+  windows; a product of a constant weight in panels, float or 8-bit, takes a symbolic number of rows, a product
+  whose columns and depth are numbers symbolic rows and batch, and a 2-d convolution or pooling window a symbolic
+  batch) and those whose lowering needs numbers;
 - where every kernel that depends on the dimensions takes them as arguments, one ``ResizingExecutor`` serves
   every binding up to a capacity (each dimension rounded up to a power of two, at least 64 for one dimension, 8
   each for two: a batch of prompts is not planned for 64 of them): its memory is planned at the
@@ -55,6 +56,7 @@ from tcomp.graph.kernels import (
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.graph.passes.plan_memory import MemoryPlan, plan_memory
 from tcomp.ir.stmt import PrimFunc
+from tcomp.ops.utils import as_int
 from tcomp.target import Target
 
 logger = logging.getLogger(__name__)
@@ -71,13 +73,25 @@ SYMBOLIC_BATCH = frozenset({"conv2d", "conv2d_nchwc", "conv2d_winograd_nchwc", "
                             "max_pool2d_nchwc", "pool2d"})
 
 
-def _tiled(node: Node, types: Mapping[str, Any]) -> bool:
+def _tiled(node: Node, types: Mapping[str, Any], graph: Graph) -> bool:
     """Whether ``node`` holds a matrix product, convolution or pooling window whose tiles are chosen for its
     extents (a product of a weight in panels takes symbolic rows, a convolution or pooling window a symbolic
-    batch): it compiles for each binding's shapes. ``types``: the templates of the values' types."""
+    batch, a product whose columns and depth are numbers symbolic rows and batch): it compiles for each binding's
+    shapes. ``types``: the templates of the values' types; ``graph``: the symbolic graph that holds ``node``."""
     batch_only = all(set(varying_axes(types.get(v))) <= {0} for v in (*node.inputs, *node.outputs))
+    body = node.attr("body") if node.op == "fused" else graph
     return any(get_op(m.op).pattern is OpPattern.OUT_ELEMWISE_FUSABLE and m.op not in SYMBOLIC_ROWS
-               and not (batch_only and m.op in SYMBOLIC_BATCH) for m in node.members())
+               and not (batch_only and m.op in SYMBOLIC_BATCH) and not _numbers_across(m, body)
+               for m in node.members())
+
+
+def _numbers_across(node: Node, graph: Graph) -> bool:
+    """Whether ``node`` is a ``matmul`` whose columns and depth are numbers for all values of the dimensions (B's
+    columns contiguous): its blocked GEMM takes symbolic rows and batch (``dense.symbolic_rows_product``)."""
+    if node.op != "matmul" or node.attr("transpose_b", False):
+        return False
+    a, out = graph.type_of(node.inputs[0]).shape, graph.type_of(node.outputs[0]).shape
+    return len(a) >= 2 and len(out) >= 2 and as_int(a[-1]) is not None and as_int(out[-1]) is not None
 
 
 class ResizingExecutor(GraphExecutor):
@@ -130,8 +144,8 @@ class DynamicModel:
         self._assemble = assemble
         self._dimensions = templated_dimensions(graph_template)
         self._variables = variables_for(symbols)
-        self._symbolic_graph: Graph | None = None
-        self._symbolic_nodes: dict[str, Node] = {}
+        self._symbolic_graph = symbolic(graph_template, self._variables)
+        self._symbolic_nodes = {n.name: n for n in self._symbolic_graph.nodes}
         fields = template_fields(graph_template)
         self._types: dict[str, Any] = fields["types"]
         graph = instantiate(graph_template, {s: PRIMES[0] for s in self.symbols})
@@ -146,7 +160,8 @@ class DynamicModel:
         # sizes grow with the dimensions, and every varying kernel may take them as arguments (checked before a
         # capacity's memory is planned: a dynamic batch of 64 images may not fit)
         self.resizable = all(c > 0 for a in self._dimensions for _, c in a.terms) and not any(
-            _tiled(node, self._types) for node in graph.nodes if node.name in self._varying)
+            _tiled(self._symbolic_nodes[node.name], self._types, self._symbolic_graph) for node in graph.nodes
+            if node.name in self._varying)
         self.generic_kernels = 0  # kernels (of nodes) taking the dimensions as arguments
         self.exact_kernels = 0  # kernels compiled for a binding's exact shapes (cached by shape)
 
@@ -227,9 +242,6 @@ class DynamicModel:
         """The kernel of node ``name`` with the dimensions as arguments; None where an operator's lowering or
         schedule needs them as numbers. Nodes that compute the same function (the layers of a model) share one
         compiled kernel. (Only asked while the model is ``resizable``: no varying node is ``_tiled``.)"""
-        if self._symbolic_graph is None:
-            self._symbolic_graph = symbolic(self.template, self._variables)
-            self._symbolic_nodes = {n.name: n for n in self._symbolic_graph.nodes}
         graph, node = self._symbolic_graph, self._symbolic_nodes[name]
         args = kernel_inputs(graph, node) + node.outputs
         signature = node_signature(graph, node) + f"|alias={tuple(sorted(set(inplace)))}"

@@ -193,14 +193,17 @@ def test_a_batch_of_prompts_compiles_once_and_once_for_a_batch_of_one() -> None:
 
 # exported as optimum exports them, width 64: their products are narrower than the packed GEMM takes at numbers
 SERVING_FAMILIES = {"qwen2_batch_dynamic_tiny": ("batch", "seq"), "roberta_batch_dynamic_tiny": ("batch", "seq"),
-                    "t5_batch_dynamic_tiny": ("batch", "seq", "dec"), "whisper_batch_dynamic_tiny": ("batch", "dec")}
+                    "t5_batch_dynamic_tiny": ("batch", "seq", "dec"), "whisper_batch_dynamic_tiny": ("batch", "dec"),
+                    "bloom_batch_dynamic_tiny": ("batch", "seq"), "deberta_v3_batch_dynamic_tiny": ("batch", "seq")}
 
 
 @pytest.mark.parametrize("name", sorted(SERVING_FAMILIES))
 def test_families_exported_for_serving_compile_once(name: str) -> None:
     """Qwen2 (grouped-query attention, biased projections), RoBERTa (positions counted from the mask, gathered for a
-    symbolic batch), the T5 encoder-decoder (a third dimension, the decoder's length) and Whisper (convolutions over a
-    symbolic batch of audio features, the decoder's start tiled for the batch), every input's batch and length
+    symbolic batch), the T5 encoder-decoder (a third dimension, the decoder's length), Whisper (convolutions over a
+    symbolic batch of audio features, the decoder's start tiled for the batch), BLOOM (its ``[batch * heads]``
+    scores regrouped to meet the mask: one attention kernel) and DeBERTa-v3 (products of the queries with position
+    keys repeated for the batch: symbolic rows and batch, numbers of columns), every input's batch and length
     symbolic. A model compiled for symbolic rows reads every product's weight from panels, whatever its width
     (plain loops would compile per shape; the probes of ``batch*seq`` rows once chose differently at 3127 rows than
     at 1517), so the batched model and the batch of one are both resizable: one exact compilation, then every shape

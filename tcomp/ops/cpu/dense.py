@@ -32,7 +32,10 @@ K is split by the vector width and factored (``rfactor``) into ``lanes`` partial
 ``mt x nt`` tile of outputs at once (``mt + nt`` vector loads feed ``mt * nt`` vector multiply-adds), then summed.
 Shapes the factors do not divide keep correct bounds guards; symbolic shapes get a plain parallel loop, except a
 ``panel_matmul`` whose rows are symbolic (a prompt's length): it runs the packed GEMM with the plan of
-``TYPICAL_ROWS`` rows (``packed_matmul.with_symbolic_rows``).
+``TYPICAL_ROWS`` rows (``packed_matmul.with_symbolic_rows``); and a product without transposes whose batch and rows
+are symbolic but whose columns and depth are numbers (``symbolic_rows_product``): the blocked GEMM above with the
+tiles of ``TYPICAL_BATCH_ROWS`` rows accumulating over all of K, the last row tile guarded, and each ``K x nr``
+panel of B copied contiguous (B may be a transposed view).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from tcomp.arith.factors import largest_divisor
 from tcomp.ir.expr import IterKind, const_int_value
 from tcomp.ops.cpu.common import (
     CpuTarget,
+    const_extent,
     dot_lanes,
     extents,
     parallel_fused,
@@ -71,6 +75,8 @@ PACKED_MAX_PADDING = 0.25
 TRANSPOSED_B_COST = 4.0
 # a symbolic number of rows (a prompt's length) takes the plan of this many: blocks of whole mr-row tiles
 TYPICAL_ROWS = 256
+# a symbolic row or batch extent of a product of two activations takes the blocking of this many
+TYPICAL_BATCH_ROWS = 64
 
 
 def _inputs(op: ComputeOp) -> tuple[Tensor, Tensor]:
@@ -96,6 +102,9 @@ def schedule_matmul_stage(s: Schedule, tensor: Tensor, host: Stage | None, cpu: 
     symbolic_panels = sizes is None and bool(op.attrs.get(PANELS)) and (plan := _panels_plan(op, cpu, tile))
     if symbolic_panels:  # a symbolic number of rows times a weight in panels
         fused = _gemm_packed(s, stage, tensor, host, plan, cpu)
+    elif sizes is None and (columns := symbolic_rows_product(op)) is not None:
+        batch_rows = [const_extent(iv) or TYPICAL_BATCH_ROWS for iv in op.axis[:-1]]
+        fused = _gemm_tiles(s, stage, tensor, host, batch_rows[:-1], batch_rows[-1], *columns, cpu, symbolic=True)
     elif sizes is None or k_sizes is None or len(op.reduce_axis) != 1:
         schedule_elementwise_reduction_fallback(stage, cpu)
     else:
@@ -260,6 +269,17 @@ def _gemm_packed(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, 
     return splice_packed_product(s, stage, stages, host, plan)
 
 
+def symbolic_rows_product(op: ComputeOp) -> tuple[int, int] | None:
+    """``(n, k)`` of a product whose rows or batch are symbolic (B's columns contiguous, no transposed operand) but
+    whose columns ``n`` and depth ``k`` are numbers: its blocked GEMM takes the tiles of ``TYPICAL_BATCH_ROWS`` rows,
+    the last row tile guarded (DeBERTa's products of the queries with the position keys, over a symbolic sequence);
+    None for any other."""
+    if op.attrs.get("transpose_a", False) or op.attrs.get("transpose_b", False) or len(op.reduce_axis) != 1:
+        return None
+    n, k = const_extent(op.axis[-1]), const_extent(op.reduce_axis[0])
+    return None if n is None or k is None else (int(n), int(k))
+
+
 def schedule_elementwise_reduction_fallback(stage: Stage, cpu: CpuTarget) -> None:
     """Outputs in parallel, each reduction a plain loop (symbolic shapes, layouts no tile fits)."""
     data = [iv for iv in stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
@@ -297,8 +317,10 @@ def _whole_tiles(m: int, n: int, k: int, cpu: CpuTarget, lanes: int) -> bool:
 
 
 def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, batch: list[int], m: int, n: int,
-                k: int, cpu: CpuTarget) -> bool:
-    """The blocked GEMM; returns whether ``host`` was fused (it hosts the register tiles)."""
+                k: int, cpu: CpuTarget, symbolic: bool = False) -> bool:
+    """The blocked GEMM; returns whether ``host`` was fused (it hosts the register tiles). ``symbolic``: the batch
+    and rows are symbolic (``batch`` and ``m`` typical values): the tiles accumulate over the whole of K, in
+    registers."""
     op = stage.op
     assert isinstance(op, ComputeOp)
     lanes = cpu.lanes(tensor.dtype)
@@ -308,12 +330,11 @@ def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, b
     by_rows = row_blocks >= 2 * cpu.cores or n <= nr
     a, b = _inputs(op)
     transpose_a = bool(op.attrs.get("transpose_a", False))
-    if not batch and not transpose_a and tensor.dtype == "float32" and _whole_tiles(m, n, k, cpu, lanes) \
-            and work >= PANEL_MIN_WORK \
-            and a is not b:
+    if not symbolic and not batch and not transpose_a and tensor.dtype == "float32" and \
+            _whole_tiles(m, n, k, cpu, lanes) and work >= PANEL_MIN_WORK and a is not b:
         _gemm_micro_kernel(s, stage, tensor, (mr, nr, mc, kc), (m, n), cpu, a, b)
         return False
-    if by_rows and work >= PANEL_MIN_WORK and n % nr == 0 and k % kc == 0 and a is not b:
+    if not symbolic and by_rows and work >= PANEL_MIN_WORK and n % nr == 0 and k % kc == 0 and a is not b:
         _gemm_with_panels(s, stage, tensor, (mr, nr, mc, kc), k, work, cpu, b)
         return False
     # tiles accumulate in a local buffer over the whole of K (so the accumulators provably stay in registers),
@@ -339,6 +360,10 @@ def _gemm_tiles(s: Schedule, stage: Stage, tensor: Tensor, host: Stage | None, b
     acc.reorder(*acc_batch, acc_k, acc_i, acc_j)
     acc.unroll(acc_i)
     acc.vectorize(acc_j)
+    if symbolic and a is not b:  # the K x nr panel of B copied contiguous once per block of rows (B may be a
+        panel = s[s.cache_read(b, "local", [acc.op.output(0)])]  # transposed view: strided columns)
+        panel.compute_at(out, j_outer)
+        panel.vectorize(panel.op.axis[-1])
     return host is not None
 
 

@@ -3,11 +3,13 @@ DeBERTa-v2 (disentangled attention: relative position terms gathered into the sc
 (a convolutional feature encoder over raw audio, group norm, a grouped positional convolution) and BEiT (relative
 position biases in a vision transformer).
 
-Five more are exported as optimum exports them for serving, every input's batch and length symbolic
+Seven more are exported as optimum exports them for serving, every input's batch and length symbolic
 (``DYNAMIC_MODELS``, named ``*_batch_dynamic_tiny``): Qwen2 (grouped-query attention, biased projections),
 RoBERTa (positions counted from the attention mask), T5 (an encoder-decoder: relative position buckets, the decoder's
 ``decoder_input_ids`` with a length of its own, ``dec``), Whisper (convolutions over a batch of audio features,
-then the decoder) and BEiT (its relative position biases broadcast for a batch of images). Their ``.npz`` hold
+then the decoder), BEiT (its relative position biases broadcast for a batch of images), BLOOM (scores of ``[batch *
+heads]`` viewed as ``[batch, heads]`` to meet the mask) and DeBERTa-v3 (disentangled attention: products of the
+queries and keys with position embeddings repeated for the batch). Their ``.npz`` hold
 PyTorch's inputs and outputs at each of ``DYNAMIC_CASES``, as ``input_<name>@<batch>x<length>`` and
 ``output@<batch>x<length>`` (the decoders' ``dec`` is half the length); BEiT's at each of ``IMAGE_BATCHES``, as
 ``@<batch>``.
@@ -83,6 +85,11 @@ DYNAMIC_MODELS: dict[str, tuple[Callable[[], torch.nn.Module], tuple[str, ...]]]
         **SEQ2SEQ, num_mel_bins=80, max_source_positions=100, max_target_positions=256, pad_token_id=0,
         bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, **EAGER)), ("input_features", "decoder_input_ids")),
     "beit_batch_dynamic_tiny": (beit, ("pixel_values",)),
+    "bloom_batch_dynamic_tiny": (lambda: T.BloomModel(T.BloomConfig(
+        vocab_size=512, hidden_size=64, n_layer=2, n_head=4, **EAGER)), ("input_ids", "attention_mask")),
+    "deberta_v3_batch_dynamic_tiny": (lambda: T.DebertaV2Model(T.DebertaV2Config(
+        **TEXT, relative_attention=True, position_buckets=32, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
+        share_att_key=True, **EAGER)), ("input_ids", "attention_mask")),
 }
 IMAGE_BATCHES = (1, 2, 3, 5)  # the batches of images stored for an image model's export
 IMAGE_SIZE_MODELS: dict[str, tuple[Callable[[], torch.nn.Module], str]] = {
