@@ -19,8 +19,11 @@ passes folded that still differ (a constant broadcast to the batch), round after
 chooses how a kernel runs (``OpDef.hints``: attention's tiles, chosen for the query's rows) takes the first
 probe's value. Probing fails (``NoTemplate``, and the model keeps one compilation per shape) when the graphs differ
 in anything else: their nodes, a constant's data, an integer not multilinear in the dimensions (a square, a
-quotient). Runs whose dimensions make a tensor's templated dimension smaller than 2 (an empty cache, a dimension
-of 1 that broadcasts) compile for their exact shapes instead (``dynamic_executor.DynamicModel.covers``).
+quotient). The error names the dimensions the differences come from (``NoTemplate.symbols``: those whose probe
+alone makes them differ), so that the executor can hold those fixed and probe for the others (``specialize.py``:
+an image's height and width, which strided convolutions divide). Runs whose dimensions make a tensor's templated
+dimension smaller than 2 (an empty cache, a dimension of 1 that broadcasts) compile for their exact shapes instead
+(``dynamic_executor.DynamicModel.covers``).
 """
 
 from __future__ import annotations
@@ -203,7 +206,7 @@ def template(objects: Sequence[Any], probes: Sequence[Mapping[str, int]], where:
         return first if isinstance(fitted, int) else fitted
     if isinstance(first, np.ndarray):
         def other(o: np.ndarray) -> bool:
-            return o.dtype != first.dtype or o.shape != first.shape or not np.array_equal(o, first, equal_nan=True)
+            return o.dtype != first.dtype or _differ(o, first)
 
         return unfit("a constant's data depends on the dimensions", other) if any(map(other, objects)) else first
     if isinstance(first, (tuple, list)):
@@ -550,4 +553,5 @@ def _differing(arrays: Sequence[Mapping[str, np.ndarray]], what: str,
 
 
 def _differ(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether arrays ``a`` and ``b`` differ in shape or values (NaNs alike)."""
     return a is not b and (a.shape != b.shape or not np.array_equal(a, b, equal_nan=True))

@@ -188,7 +188,7 @@ class SpecializingExecutor:
 
     def dynamic_model(self, pins: Mapping[str, int]) -> DynamicModel | None:
         """The model compiled for the symbolic dimensions other than those ``pins`` fixes (to values below 2: a
-        batch of one), once probed."""
+        batch of one; and the held dimensions, at their values), once probed."""
         model = self._models.get(tuple(sorted(pins.items())))
         return model if isinstance(model, DynamicModel) else None
 
