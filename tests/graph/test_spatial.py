@@ -119,6 +119,9 @@ RESIZES = [  # x shape, scales, attributes
     # (scales that give whole output extents: onnxruntime aligns corners by the rounded extent, ONNX's reference by
     # the exact one)
     ((2, 3, 4, 7), [1.0, 1.0, 1.5, 2.0], dict(mode="cubic", coordinate_transformation_mode="align_corners")),
+    # no axis resized: DINOv2's position embeddings interpolated to the size they have
+    ((1, 2, 4, 4), [1.0, 1.0, 1.0, 1.0], dict(mode="cubic")),
+    ((1, 2, 4, 4), [1.0, 1.0, 1.0, 1.0], dict(mode="cubic", antialias=1)),
 ]
 
 

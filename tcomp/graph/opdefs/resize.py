@@ -200,6 +200,8 @@ def _lower_filtered(ctx: LowerContext) -> list[Tensor]:
     crop = ctx.attr("coord") == "tf_crop_and_resize"
     resized = [d for d in range(len(in_shape))
                if crop or in_shape[d] != out_shape[d] or float(ctx.attr("scales")[d]) != 1.0]
+    if not resized:  # scales of 1 on every axis (DINOv2's position embeddings interpolated to their own size)
+        return [te.compute(out_shape, lambda *i: x[i], name=ctx.name, tag="injective")]
     normalize = bool(ctx.attr("exclude_outside", False)) or bool(ctx.attr("antialias", False))
     tables, coordinates, taps, starts = {}, {}, {}, {}
     for d in resized:
