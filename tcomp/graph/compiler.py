@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from tcomp.backend import EmulationWarning, backend_for
 from tcomp.graph.cuda_executor import make_executor
-from tcomp.graph.dynamic import dimension_symbols, probe, shapes_at
+from tcomp.graph.dim_expr import dimension_symbols, shapes_at
+from tcomp.graph.dynamic import probe
 from tcomp.graph.dynamic_executor import DynamicModel
 from tcomp.graph.executor import ExecutorProgram, GraphExecutor, KernelSpec
 from tcomp.graph.ir import Graph, GraphError

@@ -5,14 +5,23 @@ attention mask covers the cache and the new token, ``[batch, past + 1]``; a conc
 ``s0 + s1``; a doubled axis ``2*s0``. ``parse_dim`` reads such a ``dim_param`` into an affine ``DimExpr`` of the
 names in it; it never evaluates the text as code. A name stays a name, and anything else (a product of two names, a
 division, an operator without sympy's spaces around it, as in ``seq-len``) stays one opaque name, as before.
+
+The model's inputs declare the dimensions (``InputDecl``): ``dimension_symbols`` names them, ``binding_of`` reads
+their values off a run's input shapes (solving the expressions), ``shapes_at`` gives the input shapes at values of
+them and ``pinned`` fixes some of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tcomp.graph.frontend.onnx_inputs import InputDecl
 
 _TOKEN = re.compile(r"\s*(?:(?P<number>\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-+*()]))")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -140,3 +149,93 @@ class _Parser:
                 raise ValueError("an unclosed parenthesis")
             return result
         raise ValueError(f"unexpected {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the model's symbolic dimensions: which inputs name them, their values at a run, the inputs' shapes at theirs
+def dimension_symbols(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]]) -> list[str]:
+    """The symbolic dimensions of the inputs ``decls`` not bound in ``fixed``, in order of appearance (an unnamed
+    one is ``input[axis]``)."""
+    symbols: dict[str, None] = {}
+    for decl in decls:
+        if decl.name in fixed or decl.dims is None:
+            continue
+        for axis, dim in enumerate(decl.dims):
+            if isinstance(dim, str):
+                parsed = parse_dim(dim)
+                symbols.update(dict.fromkeys(parsed.names if isinstance(parsed, DimExpr) else [
+                    _symbol(decl, axis, dim)]))
+    return list(symbols)
+
+
+def pinned(decls: Sequence[InputDecl], values: Mapping[str, int]) -> list[InputDecl]:
+    """``decls`` with the symbolic dimensions named in ``values`` fixed to those values (in the expressions of them
+    too)."""
+    def pin(decl: InputDecl, axis: int, dim: int | str) -> int | str:
+        if not isinstance(dim, str):
+            return dim
+        parsed = parse_dim(dim)
+        if isinstance(parsed, DimExpr):
+            found = parsed.pinned(values)
+            return found if isinstance(found, int) else str(found)
+        return values.get(_symbol(decl, axis, dim), dim)
+
+    return [dataclasses.replace(decl, dims=tuple(pin(decl, axis, dim) for axis, dim in enumerate(decl.dims)))
+            if decl.dims is not None else decl for decl in decls]
+
+
+def _symbol(decl: InputDecl, axis: int, dim: str) -> str:
+    return f"{decl.name}[{axis}]" if dim in ("", "?") else dim
+
+
+def binding_of(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
+               shapes: Mapping[str, Sequence[int]]) -> dict[str, int] | None:
+    """The values of the symbolic dimensions in the input ``shapes``; None when an input's rank is unknown, one
+    dimension takes two values, or a dimension written as an expression of others (``past + 1``) does not equal it
+    (an expression with one name unknown otherwise gives that name's value)."""
+    binding: dict[str, int] = {}
+    derived: list[tuple[DimExpr, int]] = []
+    for decl in decls:
+        if decl.name in fixed:
+            continue
+        if decl.dims is None:
+            return None
+        for axis, dim in enumerate(decl.dims):
+            if isinstance(dim, str):
+                value, parsed = int(shapes[decl.name][axis]), parse_dim(dim)
+                if isinstance(parsed, DimExpr):
+                    derived.append((parsed, value))
+                elif binding.setdefault(_symbol(decl, axis, dim), value) != value:
+                    return None
+    while derived:  # each round binds or checks an expression, or none is left that can be
+        left: list[tuple[DimExpr, int]] = []
+        for expression, value in derived:
+            found = expression.solve(value, binding)
+            if found is not None:
+                binding[found[0]] = found[1]
+            elif all(n in binding for n in expression.names):
+                if expression.at(binding) != value:
+                    return None
+            else:
+                left.append((expression, value))
+        if len(left) == len(derived):
+            return None  # names no other dimension gives
+        derived = left
+    return binding
+
+
+def shapes_at(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
+              binding: Mapping[str, int]) -> dict[str, list[int]]:
+    """The input shapes at the dimensions ``binding`` (the ``fixed`` ones as given)."""
+    shapes = {name: list(shape) for name, shape in fixed.items()}
+    for decl in decls:
+        if decl.name not in fixed and decl.dims is not None:
+            shapes[decl.name] = [_dim_at(decl, a, d, binding) for a, d in enumerate(decl.dims)]
+    return shapes
+
+
+def _dim_at(decl: InputDecl, axis: int, dim: int | str, binding: Mapping[str, int]) -> int:
+    if not isinstance(dim, str):
+        return dim
+    parsed = parse_dim(dim)
+    return parsed.at(binding) if isinstance(parsed, DimExpr) else binding[_symbol(decl, axis, dim)]

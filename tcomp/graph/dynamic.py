@@ -33,19 +33,15 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tcomp import te
-from tcomp.graph.dim_expr import DimExpr, parse_dim
 from tcomp.graph.ir import Graph, GraphError, Node, TensorType
 from tcomp.graph.op import get_op
 from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
-
-if TYPE_CHECKING:
-    from tcomp.graph.frontend.onnx_inputs import InputDecl
 
 PRIMES = (37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127)
 MAX_SYMBOLS = len(PRIMES) // 3
@@ -390,95 +386,7 @@ def _bare(node: Node) -> Node:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# the model's symbolic dimensions, and the probing
-def dimension_symbols(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]]) -> list[str]:
-    """The symbolic dimensions of the inputs ``decls`` not bound in ``fixed``, in order of appearance (an unnamed
-    one is ``input[axis]``)."""
-    symbols: dict[str, None] = {}
-    for decl in decls:
-        if decl.name in fixed or decl.dims is None:
-            continue
-        for axis, dim in enumerate(decl.dims):
-            if isinstance(dim, str):
-                parsed = parse_dim(dim)
-                symbols.update(dict.fromkeys(parsed.names if isinstance(parsed, DimExpr) else [
-                    _symbol(decl, axis, dim)]))
-    return list(symbols)
-
-
-def pinned(decls: Sequence[InputDecl], values: Mapping[str, int]) -> list[InputDecl]:
-    """``decls`` with the symbolic dimensions named in ``values`` fixed to those values (in the expressions of them
-    too)."""
-    def pin(decl: InputDecl, axis: int, dim: int | str) -> int | str:
-        if not isinstance(dim, str):
-            return dim
-        parsed = parse_dim(dim)
-        if isinstance(parsed, DimExpr):
-            found = parsed.pinned(values)
-            return found if isinstance(found, int) else str(found)
-        return values.get(_symbol(decl, axis, dim), dim)
-
-    return [dataclasses.replace(decl, dims=tuple(pin(decl, axis, dim) for axis, dim in enumerate(decl.dims)))
-            if decl.dims is not None else decl for decl in decls]
-
-
-def _symbol(decl: InputDecl, axis: int, dim: str) -> str:
-    return f"{decl.name}[{axis}]" if dim in ("", "?") else dim
-
-
-def binding_of(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
-               shapes: Mapping[str, Sequence[int]]) -> dict[str, int] | None:
-    """The values of the symbolic dimensions in the input ``shapes``; None when an input's rank is unknown, one
-    dimension takes two values, or a dimension written as an expression of others (``past + 1``) does not equal it
-    (an expression with one name unknown otherwise gives that name's value)."""
-    binding: dict[str, int] = {}
-    derived: list[tuple[DimExpr, int]] = []
-    for decl in decls:
-        if decl.name in fixed:
-            continue
-        if decl.dims is None:
-            return None
-        for axis, dim in enumerate(decl.dims):
-            if isinstance(dim, str):
-                value, parsed = int(shapes[decl.name][axis]), parse_dim(dim)
-                if isinstance(parsed, DimExpr):
-                    derived.append((parsed, value))
-                elif binding.setdefault(_symbol(decl, axis, dim), value) != value:
-                    return None
-    while derived:  # each round binds or checks an expression, or none is left that can be
-        left: list[tuple[DimExpr, int]] = []
-        for expression, value in derived:
-            found = expression.solve(value, binding)
-            if found is not None:
-                binding[found[0]] = found[1]
-            elif all(n in binding for n in expression.names):
-                if expression.at(binding) != value:
-                    return None
-            else:
-                left.append((expression, value))
-        if len(left) == len(derived):
-            return None  # names no other dimension gives
-        derived = left
-    return binding
-
-
-def shapes_at(decls: Sequence[InputDecl], fixed: Mapping[str, Sequence[int]],
-              binding: Mapping[str, int]) -> dict[str, list[int]]:
-    """The input shapes at the dimensions ``binding`` (the ``fixed`` ones as given)."""
-    shapes = {name: list(shape) for name, shape in fixed.items()}
-    for decl in decls:
-        if decl.name not in fixed and decl.dims is not None:
-            shapes[decl.name] = [_dim_at(decl, a, d, binding) for a, d in enumerate(decl.dims)]
-    return shapes
-
-
-def _dim_at(decl: InputDecl, axis: int, dim: int | str, binding: Mapping[str, int]) -> int:
-    if not isinstance(dim, str):
-        return dim
-    parsed = parse_dim(dim)
-    return parsed.at(binding) if isinstance(parsed, DimExpr) else binding[_symbol(decl, axis, dim)]
-
-
+# the probing
 def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph],
           optimized: Callable[[Graph, frozenset[str]], Graph],
           actual: Mapping[str, int] | None = None) -> tuple[list[dict[str, int]], Any]:
@@ -501,8 +409,7 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
     except GraphError as exc:
         if isinstance(exc, NoTemplate):
             raise
-        held = [] if actual is None else [s for i, s in enumerate(symbols) if not _accepts(imported, {
-            **actual, s: probes[0][s] if probes[0][s] != actual[s] else probes[1 + i][s]})]
+        held = [] if actual is None else [s for s in symbols if not _accepts(imported, actual, s, probes)]
         raise NoTemplate(f"a probe's shapes do not fit the model: {exc}", held) from exc
     unfitted: list[NoTemplate] = []  # the imports' tensor types already tell the dimensions no template follows
     template([g.types for g in graphs], probes, "types", unfitted)
@@ -523,10 +430,12 @@ def probe(symbols: Sequence[str], imported: Callable[[Mapping[str, int]], Graph]
         any(_differ(g.params[n], optimized_graphs[0].params[n]) for n in folded) for g in optimized_graphs]))
 
 
-def _accepts(imported: Callable[[Mapping[str, int]], Graph], binding: Mapping[str, int]) -> bool:
-    """Whether the model imports at the dimensions ``binding``."""
+def _accepts(imported: Callable[[Mapping[str, int]], Graph], actual: Mapping[str, int], symbol: str,
+             probes: Sequence[Mapping[str, int]]) -> bool:
+    """Whether the model imports at the dimensions ``actual`` with ``symbol`` moved alone to a probe's value."""
+    moved = next(p[symbol] for p in probes if p[symbol] != actual[symbol])
     try:
-        imported(binding)
+        imported({**actual, symbol: moved})
     except GraphError:
         return False
     return True

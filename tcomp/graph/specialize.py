@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tcomp.graph.dynamic import SMALLEST, NoTemplate, binding_of, dimension_symbols, pinned
+from tcomp.graph.dim_expr import binding_of, dimension_symbols, pinned
+from tcomp.graph.dynamic import SMALLEST, NoTemplate
 from tcomp.graph.dynamic_executor import DynamicModel, ResizingExecutor
 from tcomp.graph.executor import GraphExecutor, take_inputs
 from tcomp.graph.ir import GraphError, ValueNeededError
@@ -307,8 +308,11 @@ class SpecializingExecutor:
             return tuple(x for x in p if x[0] in self._held), tuple(x for x in p if x[0] not in self._held)
 
         held, ones = split(pins)
-        return any(split(self._pins(b))[0] == held and (not ones or split(self._pins(b))[1] == ones)
-                   for b in self._exact)
+        for binding in self._exact:
+            exact_held, exact_ones = split(self._pins(binding))
+            if exact_held == held and (not ones or exact_ones == ones):
+                return True
+        return False
 
     def _probed(self, pins: Pins, values: Mapping[str, Any], binding: Mapping[str, int]) -> DynamicModel | str:
         """The model probed for its symbolic dimensions but ``pins`` (fixed to their values), or why there is

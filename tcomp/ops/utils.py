@@ -88,6 +88,12 @@ def as_int(value: Any) -> int | None:
     return const_int_value(value)
 
 
+def as_dim(value: Any) -> Any:
+    """A dimension as a Python int where it is constant, else the expression itself (a batch, a cache's length)."""
+    number = as_int(value)
+    return value if number is None else number
+
+
 def same_dim(a: Any, b: Any) -> bool:
     """Whether two dimensions are provably equal: equal constants, or expressions whose difference simplifies to 0
     (the same symbolic variables, not merely structurally alike ones)."""
@@ -110,6 +116,11 @@ def shape_product(shape: Sequence[Any]) -> Expr:
     for dim in shape:
         result = result * convert(dim)
     return fold(result)
+
+
+def element_count(shape: Sequence[Any]) -> Any:
+    """The number of elements of ``shape``: an int, or an expression of symbolic dimensions."""
+    return as_dim(shape_product(shape))
 
 
 def normalize_axis(op: str, axis: Any, ndim: int, argument: str = "axis") -> int:

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcomp.graph.dim_expr import DimExpr, parse_dim
-from tcomp.graph.dynamic import binding_of, dimension_symbols, pinned, shapes_at
+from tcomp.graph.dim_expr import DimExpr, binding_of, dimension_symbols, parse_dim, pinned, shapes_at
 from tcomp.graph.frontend.onnx_inputs import InputDecl
 
 

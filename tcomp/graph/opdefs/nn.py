@@ -27,7 +27,7 @@ from tcomp.ir.expr import Expr, const, max_expr, min_expr
 from tcomp.ops.matvec import packed_matvec
 from tcomp.ops.panels import panel_matmul
 from tcomp.ops.pool import pool2d_output_size
-from tcomp.ops.utils import as_int, same_dim, shape_product
+from tcomp.ops.utils import as_dim, as_int, element_count, same_dim
 from tcomp.te.tensor import Tensor
 
 
@@ -109,16 +109,16 @@ def _lower_matmul(ctx: LowerContext) -> list[Tensor]:
         b, sb = ops.reshape(b, (sb[0], 1), name=f"{name}_b2"), (sb[0], 1)
     out_shape = ctx.out_types[0].shape
     if ctx.attr("transpose_b", False):  # b is [N, K]
-        flat = a if len(sa) == 2 else ops.reshape(a, (_count(sa[:-1]), sa[-1]), name=f"{name}_rows")
+        flat = a if len(sa) == 2 else ops.reshape(a, (element_count(sa[:-1]), sa[-1]), name=f"{name}_rows")
         result = ops.dense(flat, b, name=name if len(sa) == 2 else f"{name}_mm")
     elif len(sa) == 2 and len(sb) == 2:
         result = ops.matmul(a, b, name=name)
     elif len(sb) == 2:  # fold a's batch dimensions into its rows
-        flat = ops.reshape(a, (_count(sa[:-1]), sa[-1]), name=f"{name}_rows")
+        flat = ops.reshape(a, (element_count(sa[:-1]), sa[-1]), name=f"{name}_rows")
         result = ops.matmul(flat, b, name=f"{name}_mm")
     else:
-        batch = _broadcast_batch(sa[:-2], sb[:-2])
-        count = _count(batch)
+        batch = tuple(as_dim(d) for d in ops.broadcast_shape("matmul", sa[:-2], sb[:-2]))
+        count = element_count(batch)
         a3 = _as_batch(a, sa, batch, count, f"{name}_a3")
         b3 = _as_batch(b, sb, batch, count, f"{name}_b3")
         result = ops.batch_matmul(a3, b3, name=f"{name}_bmm")
@@ -127,34 +127,12 @@ def _lower_matmul(ctx: LowerContext) -> list[Tensor]:
     return [result]
 
 
-def _broadcast_batch(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The broadcast of batch shapes ``a`` and ``b``, whose dimensions may be expressions of symbolic ones."""
-    width = max(len(a), len(b))
-    padded = [(1,) * (width - len(x)) + tuple(x) for x in (a, b)]
-    batch = []
-    for x, y in zip(*padded):
-        if as_int(x) == 1 or same_dim(x, y):
-            batch.append(y)
-        elif as_int(y) == 1:
-            batch.append(x)
-        else:
-            raise ValueError(f"matmul: batch dimensions {a} and {b} do not broadcast")
-    return tuple(batch)
-
-
 def _as_batch(t: Tensor, shape: tuple[Any, ...], batch: tuple[Any, ...], count: Any, name: str) -> Tensor:
     own = shape[:-2]
     if (len(own) != len(batch) or not all(map(same_dim, own, batch))) and any(as_int(d) != 1 for d in own):
         t = ops.broadcast_to(t, (*batch, *shape[-2:]), name=f"{name}_bcast")
         return ops.reshape(t, (count, *shape[-2:]), name=name)
-    return ops.reshape(t, (_count(own), *shape[-2:]), name=name)
-
-
-def _count(dims: tuple[Any, ...]) -> Any:
-    """The number of elements of ``dims``: an int, or an expression of symbolic dimensions."""
-    count = shape_product(dims)
-    value = as_int(count)
-    return count if value is None else value
+    return ops.reshape(t, (element_count(own), *shape[-2:]), name=name)
 
 
 register_op("matmul", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_matmul, _lower_matmul)

@@ -45,7 +45,7 @@ from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.cpu.intrin import dot_intrin, gemm_intrin
 from tcomp.ops.cpu.views import rows_in_place, unit_step
 from tcomp.ops.elemwise import broadcast_shape
-from tcomp.ops.utils import OP_KIND, OpError, OpKind, as_int, op_kind, same_dim, shape_product
+from tcomp.ops.utils import OP_KIND, OpError, OpKind, as_dim, as_int, element_count, op_kind, same_dim
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
 from tcomp.te.tensor import ComputeOp, Tensor
@@ -93,28 +93,16 @@ def _ints(shape: Sequence[Any], what: str) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-def _keys(dim: Any) -> Any:
-    """A number of keys, queries or matrices: an int, or an expression of symbolic dimensions (a cache's length, a
-    batch)."""
-    value = as_int(dim)
-    return dim if value is None else value
-
-
 def _is_one(dim: Any) -> bool:
     return as_int(dim) == 1
-
-
-def _product(dims: Sequence[Any]) -> Any:
-    """The number of elements of ``dims``: an int, or an expression of symbolic dimensions."""
-    return _keys(shape_product(dims))
 
 
 def _batch_reader(tensor: Tensor, batch: tuple[Any, ...]) -> Any:
     """``index(t)``: the leading indices of ``tensor`` for matrix ``t`` of ``batch`` (row-major over the batch
     shape; size-1 dimensions of ``tensor`` broadcast)."""
-    own = [_keys(d) for d in tensor.shape[:-2]]
+    own = [as_dim(d) for d in tensor.shape[:-2]]
     offset = len(batch) - len(own)
-    strides = [_product(batch[d + 1:]) for d in range(len(batch))]
+    strides = [element_count(batch[d + 1:]) for d in range(len(batch))]
 
     def index(t: Expr) -> tuple[Expr, ...]:
         result: list[Expr] = []
@@ -143,11 +131,11 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
         if tensor.dtype != "float32":
             raise OpError(f"attention: {tensor.name} is {tensor.dtype}; the fused kernel is float32 only")
     (d,), (d_k,), (dv,) = _ints(q.shape[-1:], "q"), _ints(k_t.shape[-2:-1], "k_t"), _ints(v.shape[-1:], "v")
-    sq = _keys(q.shape[-2])
-    skv, skv_v = _keys(k_t.shape[-1]), _keys(v.shape[-2])
+    sq = as_dim(q.shape[-2])
+    skv, skv_v = as_dim(k_t.shape[-1]), as_dim(v.shape[-2])
     if d != d_k or not same_dim(skv, skv_v):
         raise OpError(f"attention: shapes q {q.shape}, k_t {k_t.shape}, v {v.shape} do not chain")
-    batch = tuple(_keys(x) for x in broadcast_shape("attention", *(t.shape[:-2] for t in (q, k_t, v, *biases))))
+    batch = tuple(as_dim(x) for x in broadcast_shape("attention", *(t.shape[:-2] for t in (q, k_t, v, *biases))))
     try:
         for b in biases:
             if not (_is_one(b.shape[-2]) or same_dim(b.shape[-2], sq)):
@@ -164,7 +152,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     padded_rows = not isinstance(sq, int) or sq % rows != 0  # query rows padded to whole blocks
     if nr % tiles.lanes or rows % mr:
         raise OpError(f"attention: tiles {tiles}: nr must be a multiple of the lanes, rows of mr")
-    count = _product(batch)  # the matrices: an expression for a symbolic batch
+    count = element_count(batch)  # the matrices: an expression for a symbolic batch
     last_matrix = (count if isinstance(count, int) else declared_upper_bound(count)) - 1
     sq_p, np_, dv_p = _ceil(sq, rows), _ceil(skv, nr), _ceil(dv, nr)
     q_at, k_at, v_at = _batch_reader(q, batch), _batch_reader(k_t, batch), _batch_reader(v, batch)
@@ -273,7 +261,7 @@ def attention(q: Tensor, k_t: Tensor, v: Tensor, tiles: AttentionTiles, biases: 
     if sorted(order) != list(range(len(natural))) or order[-1] != len(natural) - 1:
         raise OpError(f"attention: perm {perm} must permute {len(natural)} axes and keep the last one last")
     shape = tuple(natural[p] for p in order)
-    strides = [_product(batch[d + 1:]) for d in range(len(batch))]
+    strides = [element_count(batch[d + 1:]) for d in range(len(batch))]
 
     def result(*index: Var) -> Expr:
         source = [te.const(0, "int32")] * len(natural)
@@ -321,7 +309,7 @@ def schedule_attention(s: Schedule, stage: Stage, cpu: CpuTarget) -> None:
     blocks = -(-(TYPICAL_EXTENT if extent is None else extent) // rows)  # a symbolic query: many blocks
     row_block, row_inner = stage.split(row, factor=rows)
     # a symbolic batch: many matrices
-    matrices = _product([as_int(iv.dom.extent) or TYPICAL_EXTENT for iv in batch_axes])  # type: ignore[attr-defined]
+    matrices = element_count([as_int(iv.dom.extent) or TYPICAL_EXTENT for iv in batch_axes])  # type: ignore[attr-defined]
     per_block = ("out", "sum", "exp", "max", "scores", "packed_q")  # readers first
     per_matrix = ("packed_v", "packed_k")
     if matrices >= cpu.cores or (matrices > 1 and blocks == 1):
