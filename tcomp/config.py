@@ -23,7 +23,9 @@ class Settings:
     ``parallel_thread_limit``: at most this many threads per loop (0: as many as the target has cores);
     ``parallel_backoff_us``: the longest time parallel loops run serially after loops that lost to serial (the
     machine is busy: a worker was descheduled in a task), in microseconds; 0 never backs off; ``pin_threads``: keep
-    each pool thread on a CPU of its own, not the calling thread's (Linux)."""
+    each pool thread on a CPU of its own, not the calling thread's (Linux). ``compile_processes``: how many
+    processes compile kernels' LLVM IR beside this one (``tcomp.runtime.llvm_pool``; -1: one per core, at most 4;
+    0 or 1: every kernel compiles in this process)."""
 
     verify_ir: bool = False
     dump_ir: bool = False
@@ -37,6 +39,7 @@ class Settings:
     parallel_thread_limit: int = 0  # threads a parallel loop may use at most; 0: the target's cores
     parallel_backoff_us: int = 20000
     pin_threads: bool = True
+    compile_processes: int = -1  # LLVM compile processes beside this one; -1: one per core (at most 4), 0: none
 
 
 _current = Settings()

@@ -32,6 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from tcomp import config
+
 ExecutorFactory = Callable[[int], cf.Executor]
 
 
@@ -69,6 +71,7 @@ def init_worker() -> None:
     except OSError:  # pragma: no cover - not permitted in some sandboxes
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config.set_settings(compile_processes=0)  # the workers are the parallelism: each compiles its kernels itself
     watch_parent()
 
 

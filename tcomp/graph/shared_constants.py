@@ -73,6 +73,13 @@ class SharedConstants:
             if not entry.users:
                 del self._entries[key]
 
+    def holds(self, key: Hashable, sources: Sequence[np.ndarray]) -> bool:
+        """Whether ``derive`` would take a constant computed before instead of computing it."""
+        try:
+            return (key, tuple(_identity(source) for source in sources)) in self._entries
+        except TypeError:
+            return False
+
     def derive(self, key: Hashable, sources: Sequence[np.ndarray], compute: Callable[[], T]) -> T:
         full = (key, tuple(_identity(source) for source in sources))
         try:

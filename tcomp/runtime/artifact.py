@@ -45,18 +45,23 @@ class AssertInfo:
 class LLVMArtifact:
     """The output of LLVM code generation: IR text before (``ll_unopt``) and after (``ll``) optimization, assembly
     (``asm``, empty until ``assembly()`` emits it: most builds never need it), the entry symbol, and what the
-    runtime needs to call it and report its failures."""
+    runtime needs to call it and report its failures. The optimized IR and machine code may still be on their way
+    from a compile process (``compiled``): ``ll`` and ``function_address`` wait for them."""
 
     func_name: str
     entry_name: str
     target: Target
     ll_unopt: str
-    ll: str
+    compiled: llvm_toolchain.CompiledIR = field(repr=False)
     asm: str
     asserts: tuple[AssertInfo, ...]
     uses_threads: bool
     _jit: llvm_toolchain.JITFunction | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def ll(self) -> str:
+        return self.compiled.result()[0]
 
     def assembly(self) -> str:
         """The assembly of the optimized module (``asm``), emitted on the first request."""
@@ -77,7 +82,8 @@ class LLVMArtifact:
                 load_system_libraries()
                 if self.uses_threads:
                     parallel_runtime()  # offers tcomp_parallel_for to the JIT'd code
-                self._jit = llvm_toolchain.JITFunction(self.ll, self.entry_name, self.target)
+                ll, obj = self.compiled.result()
+                self._jit = llvm_toolchain.JITFunction(ll, self.entry_name, self.target, obj)
             return self._jit.address
 
     def __getstate__(self) -> dict[str, Any]:

@@ -54,7 +54,7 @@ class Module:
         self.target = target if target is not None else artifact.target
         self.entry_name = artifact.entry_name
         self._checker = ArgumentChecker(func)
-        self._entry = ENTRY_PROTOTYPE(artifact.function_address())
+        self._entry_function: Any = None  # the JIT compiles (or loads) the code on the first call
         self._pointer_array = ctypes.c_void_p * max(1, len(func.params))
         self._size_array = ctypes.c_int64 * max(1, len(func.size_vars))
         self._error_array = ctypes.c_int64 * artifact.error_slots
@@ -94,7 +94,9 @@ class Module:
 
     def _run(self, pointers: Any, sizes: Any) -> None:
         error_area = self._error_area()
-        status = self._entry(pointers, sizes, error_area)
+        if self._entry_function is None:
+            self._entry_function = ENTRY_PROTOTYPE(self.artifact.function_address())
+        status = self._entry_function(pointers, sizes, error_area)
         if status != 0:
             self._raise(status, error_area)
 

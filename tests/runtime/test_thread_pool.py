@@ -239,8 +239,8 @@ def settled(threads, done):
         time.sleep(0.01)
     return affinities(threads)
 
+module = _counting_kernel("pool_place", {threads})  # the pool's threads start with the first call
 before = {{int(t) for t in os.listdir("/proc/self/task")}}
-module = _counting_kernel("pool_place", {threads})
 a = np.ones(100_000, np.float32)
 module(a, np.zeros_like(a))
 workers = sorted({{int(t) for t in os.listdir("/proc/self/task")}} - before)

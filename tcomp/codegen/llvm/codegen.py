@@ -63,8 +63,8 @@ def codegen_llvm(func: PrimFunc, target: Target | str | None = None) -> LLVMArti
     ctx.module.triple = toolchain.process_triple()
     ctx.module.data_layout = toolchain.data_layout(toolchain.target_machine(target))
     ll_unopt = str(ctx.module)
-    ll = toolchain.optimize_ir(ll_unopt, target)  # the assembly is emitted on request (``assembly()``)
-    return LLVMArtifact(func.name, entry, target, ll_unopt, ll, "", tuple(ctx.asserts), use_threads)
+    compiled = toolchain.compile_ir(ll_unopt, target)  # the assembly is emitted on request (``assembly()``)
+    return LLVMArtifact(func.name, entry, target, ll_unopt, compiled, "", tuple(ctx.asserts), use_threads)
 
 
 def _emit_functions(ctx: ModuleContext, func: PrimFunc, entry: str) -> None:

@@ -24,11 +24,13 @@ come from dimensions that vary from run to run (``tcomp.graph.dynamic``), so the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
+from tcomp import config
 from tcomp.backend import build, lower
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import Graph, GraphError, Node
@@ -37,6 +39,7 @@ from tcomp.graph.op import is_stateful
 from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ir import dtype as dt
 from tcomp.ir.stmt import CHECK_DIVISION
+from tcomp.runtime import llvm_pool
 from tcomp.runtime.errors import KernelError
 from tcomp.schedule.schedule import create_schedule
 from tcomp.target import Target, as_target
@@ -71,10 +74,40 @@ def _evaluated(graph: Graph, node: Node, params: dict[str, np.ndarray], target: 
     return tuple(evaluate_node(graph, node, params, target))
 
 
+def _key(graph: Graph, node: Node) -> tuple:
+    return ("fold", node.op, node.attrs, tuple(graph.type_of(o) for o in node.outputs),
+            tuple(bool(i) for i in node.inputs))
+
+
+def _foldable(graph: Graph, node: Node, params: Mapping[str, np.ndarray]) -> bool:
+    return (all(i in params for i in node.inputs if i) and not is_stateful(node)
+            and sum(graph.type_of(o).nbytes for o in node.outputs) <= MAX_FOLD_BYTES)
+
+
+def _start_compiling(graph: Graph, target: Target, constants: SharedConstants | None,
+                     run_time: frozenset[str]) -> None:
+    """Compile the kernels of the nodes that fold from the graph's own parameters before any runs: their LLVM
+    work goes to the compile processes together (``tcomp.runtime.llvm_pool``), and folding finds them built. A
+    kernel that fails to build here fails again where the node folds, and says so there."""
+    ready = [node for node in graph.nodes
+             if node.op != "fused" and run_time.isdisjoint(node.outputs) and _foldable(graph, node, graph.params)
+             and not (node.outputs and all(o in graph.values for o in node.outputs))
+             and not (constants is not None and constants.holds(
+                 _key(graph, node), [graph.params[i] for i in node.inputs if i]))]
+    if llvm_pool.pool() is None:
+        return  # compiled where they fold, one after the other
+    for node in ready[: config.current().build_cache_size // 2]:  # the kernel cache keeps them until they fold
+        try:
+            compile_node(graph, node, target)
+        except Exception:  # noqa: BLE001 - reported where the node folds
+            continue
+
+
 def fold_constants(graph: Graph, target: Target | str | None = None,
                    constants: SharedConstants | None = None, run_time: frozenset[str] = frozenset()) -> Graph:
     resolved = as_target(target)
     params = dict(graph.params)
+    _start_compiling(graph, resolved, constants, run_time)
     kept: list[Node] = []
     changed = False
     for node in graph.nodes:
@@ -86,14 +119,9 @@ def fold_constants(graph: Graph, target: Target | str | None = None,
                 params[o] = graph.values[o]
             changed = True
             continue
-        inputs = [i for i in node.inputs if i]
-        foldable = all(i in params for i in inputs) and not is_stateful(node)
-        size = sum(graph.type_of(o).nbytes for o in node.outputs)
-        if foldable and size <= MAX_FOLD_BYTES:
-            sources = [params[i] for i in inputs]
-            key = ("fold", node.op, node.attrs, tuple(graph.type_of(o) for o in node.outputs),
-                   tuple(bool(i) for i in node.inputs))
-            for name, value in zip(node.outputs, derive(constants, key, sources, partial(
+        if _foldable(graph, node, params):
+            sources = [params[i] for i in node.inputs if i]
+            for name, value in zip(node.outputs, derive(constants, _key(graph, node), sources, partial(
                     _evaluated, graph, node, params, resolved))):
                 params[name] = value
             changed = True
