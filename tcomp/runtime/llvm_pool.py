@@ -198,11 +198,18 @@ def process_count() -> int:
     return asked if asked > 1 else 0
 
 
+def _runs_python() -> bool:
+    """Whether ``sys.executable`` is a Python interpreter that can run the compile process's script: not an
+    application that embeds Python, nor a frozen one, which would start themselves."""
+    name = Path(sys.executable or "").name.lower()
+    return not getattr(sys, "frozen", False) and name.startswith(("python", "pypy"))
+
+
 def pool() -> CompilePool | None:
     """The process's compile pool, started on first use; None where kernels compile in this process."""
     global _POOL, _POOL_PID
     count = process_count()
-    if count == 0 or _BROKEN or not sys.executable:
+    if count == 0 or _BROKEN or not _runs_python():
         return None
     with _POOL_LOCK:
         if _POOL is None or _POOL_PID != os.getpid() or len(_POOL.processes) != count:

@@ -128,3 +128,18 @@ def test_a_frame_round_trips() -> None:
     buffer.seek(0)
     assert llvm_worker.read_frame(buffer) == ({"cpu": "x", "parts": 2}, [b"ir", b"\0obj"])
     assert llvm_worker.read_frame(buffer) is None
+
+
+@pytest.mark.parametrize("executable", ["/opt/app/bin/editor", ""])
+def test_an_interpreter_embedded_in_an_application_compiles_here(executable: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sys.executable`` of an application that embeds Python is the application: it is never started."""
+    monkeypatch.setattr("sys.executable", executable)
+    with config.override(compile_processes=2, build_cache=False):
+        assert llvm_pool.pool() is None
+        module = _kernel()
+    a = np.ones(1001, np.float32)
+    out = np.zeros_like(a)
+    module(a, out)
+    np.testing.assert_allclose(out, np.exp(a) * 2.0, rtol=1e-6)
+    assert module.artifact.compiled.result()[1] is None
