@@ -64,6 +64,7 @@ class _Process:
         self.process: subprocess.Popen[bytes] | None = None
         self.errors: IO[bytes] | None = None
         self.served = 0
+        self.start_failure: str | None = None  # then every job is left to the compiler's process at once
 
     def start(self) -> None:
         self.served = 0
@@ -76,7 +77,7 @@ class _Process:
         if version != self.expected_version:
             self.stop()
             raise StartFailure(f"the compile process has {version or 'no version'}; this process has "
-                                      f"{self.expected_version}")
+                               f"{self.expected_version}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -109,12 +110,16 @@ class _Process:
     def compile(self, job: _Job) -> tuple[str, bytes]:
         if self.process is not None and (self.process.poll() is not None or self.served >= JOBS_PER_PROCESS):
             self.stop()  # it died between jobs, or has served its share
+        if self.start_failure is not None:
+            raise StartFailure(self.start_failure)
         if self.process is None:
             try:
                 self.start()
-            except OSError as exc:
+            except (OSError, StartFailure) as exc:
                 self.stop()
-                raise StartFailure(f"a compile process could not start: {exc}") from None
+                self.start_failure = f"a compile process could not start: {exc}"
+                mark_broken()
+                raise StartFailure(self.start_failure) from None
         assert self.process is not None and self.process.stdin is not None and self.process.stdout is not None
         try:
             llvm_worker.write_frame(self.process.stdin, {"cpu": job.cpu, "features": job.features,
