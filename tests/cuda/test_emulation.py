@@ -3,6 +3,9 @@ divide included)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -128,3 +131,35 @@ def test_default_schedule_of_a_running_sum(shape: tuple[int, ...], axis: int, ex
     flipped = np.flip(data, axis) if reverse else data
     expected = np.cumsum(flipped, axis=axis) - (flipped if exclusive else 0)
     np.testing.assert_array_equal(got, np.flip(expected, axis) if reverse else expected)
+
+
+
+@pytest.mark.skipif(gpu_available(), reason="the emulation's compiler")
+@pytest.mark.parametrize("header", ["precompiled", "corrupt", "none"])
+def test_libraries_include_the_precompiled_header_and_compile_without_one(
+        header: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Libraries include the emulation header precompiled once; a precompiled header the compiler cannot read, or
+    none at all, still gives a library that computes the kernel."""
+    from tcomp.runtime import cuda_emu
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a cache of its own: every library compiles anew
+    path = cuda_emu.precompiled_header(cuda_emu.host_compiler())
+    assert path is not None and path.read_text() == cuda_emu.emulation_header()
+    assert Path(f"{path}.gch").stat().st_size > 0
+    if header == "corrupt":
+        Path(f"{path}.gch").write_bytes(b"not a precompiled header")
+    if header == "none":
+        monkeypatch.setattr(cuda_emu, "precompiled_header", lambda compiler: None)
+    n = 33
+    a = te.placeholder((n,), name="a")
+    b = te.compute((n,), lambda i: a[i] * 5.0, name="b")
+    s = tcomp.create_schedule(b)
+    outer, inner = s[b].split(b.op.axis[0], factor=16)
+    s[b].bind(outer, te.thread_axis("blockIdx.x"))
+    s[b].bind(inner, te.thread_axis("threadIdx.x"))
+    module = tcomp.build(s, [a, b], target="cuda")
+    assert Path(module.library_path).parent == cuda_emu.cache_dir()
+    x = np.random.rand(n).astype(np.float32)
+    y = np.zeros(n, np.float32)
+    module(x, y)
+    np.testing.assert_allclose(y, x * 5.0)
