@@ -12,7 +12,9 @@ Calls are serialized per library (a launch's grid and block dimensions are globa
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -28,6 +30,7 @@ from tcomp.runtime.cuda_emu_header import emulation_header, fiber_stack_bytes
 from tcomp.runtime.cuda_module import CudaModule
 from tcomp.runtime.errors import KernelError
 from tcomp.runtime.thread_pool import openmp_available
+from tcomp.target import host_num_cores
 
 COMPILE_FLAGS = ("-std=c++17", "-O2", "-fopenmp", "-shared", "-fPIC", "-Wno-unknown-pragmas", "-x", "c++")
 
@@ -184,6 +187,12 @@ def compile_library(source: str) -> Path:
         tmp.unlink(missing_ok=True)
 
 
+@functools.cache
+def _compiler_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that wait for the host compiler: a model's libraries compile while the next kernels are lowered."""
+    return concurrent.futures.ThreadPoolExecutor(host_num_cores(), "tcomp-emulation-cc")
+
+
 _LIBRARY_LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -202,18 +211,33 @@ class EmulatedCudaModule(CudaModule):
         super().__init__(artifact)
 
         openmp_available()  # libgomp's wait policy is set before the library below loads it
+        host_compiler()  # no compiler: an error now
         self.emulation_source = emulation_source(artifact)
-        self.library_path = compile_library(self.emulation_source)
-        self._library = ctypes.CDLL(str(self.library_path))
-        self._lock = _library_lock(self.library_path)  # modules of one source share its static shared arrays
-        self._launchers = []
-        for kernel in artifact.kernels:
-            function = getattr(self._library, f"tc_launch_{kernel.name}")
-            function.restype = ctypes.c_int
-            function.argtypes = [ctypes.c_longlong] * 3 + [ctypes.c_void_p] * len(kernel.params) + [
-                _scalar_ctype(v.dtype) for v in kernel.size_vars
-            ]
-            self._launchers.append(function)
+        self._compiled = _compiler_threads().submit(compile_library, self.emulation_source)
+        self._loaded: tuple[threading.Lock, list[Any]] | None = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def library_path(self) -> Path:
+        """The compiled library; the host compiler builds it in the background from the module's creation, and the
+        first call (or this) waits for it."""
+        return self._compiled.result()
+
+    def _launchers(self) -> tuple[threading.Lock, list[Any]]:
+        with self._load_lock:
+            if self._loaded is None:
+                path = self.library_path
+                library = ctypes.CDLL(str(path))
+                launchers = []
+                for kernel in self.artifact.kernels:
+                    function = getattr(library, f"tc_launch_{kernel.name}")
+                    function.restype = ctypes.c_int
+                    function.argtypes = [ctypes.c_longlong] * 3 + [ctypes.c_void_p] * len(kernel.params) + [
+                        _scalar_ctype(v.dtype) for v in kernel.size_vars
+                    ]
+                    launchers.append(function)
+                self._loaded = (_library_lock(path), launchers)  # modules of one source share its shared arrays
+            return self._loaded
 
     def get_source(self, fmt: str = "cuda") -> str:
         """Also ``emulation``: the C++ translation unit the emulator compiles."""
@@ -226,8 +250,9 @@ class EmulatedCudaModule(CudaModule):
         temporaries = self.temporaries(sizes)
         addresses = pointers + [data_pointer(t) for t in temporaries]
         buffers = dict(zip(self.buffer_ids(), addresses))
-        with self._lock:
-            for kernel, launcher in zip(self.kernels, self._launchers):
+        lock, launchers = self._launchers()
+        with lock:
+            for kernel, launcher in zip(self.kernels, launchers):
                 config = kernel.launch_config(sizes)
                 if 0 in config.grid:
                     continue

@@ -31,6 +31,7 @@ from typing import IO
 
 from tcomp import config
 from tcomp.runtime import llvm_worker
+from tcomp.target import host_num_cores
 
 MAX_PROCESSES = 4
 WORKER_SCRIPT = Path(llvm_worker.__file__)  # run as a script: see llvm_worker.py
@@ -198,8 +199,7 @@ def process_count() -> int:
     """How many compile processes ``Settings.compile_processes`` asks for on this machine (0: none)."""
     asked = config.current().compile_processes
     if asked < 0:
-        asked = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                    MAX_PROCESSES)
+        asked = min(host_num_cores(), MAX_PROCESSES)
     return asked if asked > 1 else 0
 
 
