@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,19 +34,27 @@ def test_symbolic_shape_grid_follows_the_call() -> None:
 
 @pytest.mark.skipif(gpu_available(), reason="with a GPU, build picks the device")
 def test_build_with_target_cuda_says_it_is_emulated() -> None:
-    n = 37
+    module = _scaling_kernel(37, 2.0)
+    assert "emulated" in repr(module)
+    _check_scaling(module, 37, 2.0)
+
+
+def _scaling_kernel(n: int, factor: float) -> Any:
+    """``b = a * factor`` over ``n`` elements for ``cuda``: blocks of 16 threads."""
     a = te.placeholder((n,), name="a")
-    b = te.compute((n,), lambda i: a[i] * 2.0, name="b")
+    b = te.compute((n,), lambda i: a[i] * factor, name="b")
     s = tcomp.create_schedule(b)
     outer, inner = s[b].split(b.op.axis[0], factor=16)
     s[b].bind(outer, te.thread_axis("blockIdx.x"))
     s[b].bind(inner, te.thread_axis("threadIdx.x"))
-    module = tcomp.build(s, [a, b], target="cuda")
-    assert "emulated" in repr(module)
+    return tcomp.build(s, [a, b], target="cuda")
+
+
+def _check_scaling(module: Any, n: int, factor: float) -> None:
     x = np.random.rand(n).astype(np.float32)
     y = np.zeros(n, np.float32)
     module(x, y)
-    np.testing.assert_allclose(y, x * 2)
+    np.testing.assert_allclose(y, x * factor)
 
 
 def test_autotune_cuda_template_fallback_runs() -> None:
@@ -150,16 +159,6 @@ def test_libraries_include_the_precompiled_header_and_compile_without_one(
         Path(f"{path}.gch").write_bytes(b"not a precompiled header")
     if header == "none":
         monkeypatch.setattr(cuda_emu, "precompiled_header", lambda compiler: None)
-    n = 33
-    a = te.placeholder((n,), name="a")
-    b = te.compute((n,), lambda i: a[i] * 5.0, name="b")
-    s = tcomp.create_schedule(b)
-    outer, inner = s[b].split(b.op.axis[0], factor=16)
-    s[b].bind(outer, te.thread_axis("blockIdx.x"))
-    s[b].bind(inner, te.thread_axis("threadIdx.x"))
-    module = tcomp.build(s, [a, b], target="cuda")
+    module = _scaling_kernel(33, 5.0)
     assert Path(module.library_path).parent == cuda_emu.cache_dir()
-    x = np.random.rand(n).astype(np.float32)
-    y = np.zeros(n, np.float32)
-    module(x, y)
-    np.testing.assert_allclose(y, x * 5.0)
+    _check_scaling(module, 33, 5.0)
