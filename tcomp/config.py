@@ -24,8 +24,8 @@ class Settings:
     ``parallel_backoff_us``: the longest time parallel loops run serially after loops that lost to serial (the
     machine is busy: a worker was descheduled in a task), in microseconds; 0 never backs off; ``pin_threads``: keep
     each pool thread on a CPU of its own, not the calling thread's (Linux). ``compile_processes``: how many
-    processes compile kernels' LLVM IR beside this one (``tcomp.runtime.llvm_pool``; -1: one per core, at most 4;
-    0 or 1: every kernel compiles in this process)."""
+    processes compile kernels' LLVM IR beside this one (``tcomp.runtime.llvm_pool``; -1: one per core, at most 4,
+    none on one core; 0: every kernel compiles in this process)."""
 
     verify_ir: bool = False
     dump_ir: bool = False

@@ -1,17 +1,17 @@
 """Compile processes: LLVM's optimization and code generation of kernels beside the compiler, on the other cores.
 
 llvmlite serializes every call into LLVM within a process, and a model's kernels spend most of their compile time
-in LLVM, so one process compiles one kernel at a time however many cores it has. ``submit(ll, target)`` hands a
+in LLVM, so one process compiles one kernel at a time however many cores it has. ``CompilePool.submit`` hands a
 kernel's IR to one of a few compile processes (``llvm_worker.py`` run as a script: llvmlite only, no tcomp, so a
 process starts in a fraction of a second and never imports the user's program) and returns a future of its
 optimized IR and object file. The compiler lowers the next kernel while the processes compile; the JIT engine
 then only loads each object (``llvm_toolchain.JITFunction``).
 
-``Settings.compile_processes`` sets how many (-1: one per core, at most ``MAX_PROCESSES``; 0 or 1: none, every
-kernel compiles in the compiler's process, as it also does where the processes cannot start or their LLVM is not
-the compiler's). A process that dies while compiling (LLVM stopped on a kernel) fails that kernel's future with
-an error that says so and is started again; the compiler's process lives on. The processes exit when the
-compiler's process does (their stdin closes).
+``Settings.compile_processes`` sets how many (-1: one per core, at most ``MAX_PROCESSES``, none on one core;
+0: none, every kernel compiles in the compiler's process, as it also does where the processes cannot start or
+their LLVM is not the compiler's). A process that dies while compiling (LLVM stopped on a kernel) fails that
+kernel's future with an error that says so and is started again; the compiler's process lives on. The processes
+exit when the compiler's process does (their stdin closes).
 """
 
 from __future__ import annotations
@@ -198,9 +198,10 @@ _POOL_LOCK = threading.Lock()
 def process_count() -> int:
     """How many compile processes ``Settings.compile_processes`` asks for on this machine (0: none)."""
     asked = config.current().compile_processes
-    if asked < 0:
-        asked = min(host_num_cores(), MAX_PROCESSES)
-    return asked if asked > 1 else 0
+    if asked >= 0:
+        return asked
+    cores = host_num_cores()
+    return min(cores, MAX_PROCESSES) if cores > 1 else 0  # one core: nothing to overlap
 
 
 def _runs_python() -> bool:

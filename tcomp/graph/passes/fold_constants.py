@@ -89,13 +89,13 @@ def _start_compiling(graph: Graph, target: Target, constants: SharedConstants | 
     """Compile the kernels of the nodes that fold from the graph's own parameters before any runs: their LLVM
     work goes to the compile processes together (``tcomp.runtime.llvm_pool``), and folding finds them built. A
     kernel that fails to build here fails again where the node folds, and says so there."""
+    if llvm_pool.pool() is None:
+        return  # compiled where they fold, one after the other
     ready = [node for node in graph.nodes
              if node.op != "fused" and run_time.isdisjoint(node.outputs) and _foldable(graph, node, graph.params)
              and not (node.outputs and all(o in graph.values for o in node.outputs))
              and not (constants is not None and constants.holds(
                  _key(graph, node), [graph.params[i] for i in node.inputs if i]))]
-    if llvm_pool.pool() is None:
-        return  # compiled where they fold, one after the other
     for node in ready[: config.current().build_cache_size // 2]:  # the kernel cache keeps them until they fold
         try:
             compile_node(graph, node, target)
