@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tcomp import config
 from tcomp.autotune.measure import BuildResult, MeasureInput, MeasureOptions, MeasureStatus, RunOutcome
 from tcomp.autotune.measurer import Measurer
 from tcomp.autotune.task import Task
@@ -62,7 +63,8 @@ def client_for(address: str, timeout: float = 30.0) -> Any:
 
 
 def _thread_spin_plugin(spin: int) -> Any:
-    """A Dask worker plugin that sets ``thread_spin_count`` in each worker as it starts (``MeasureOptions``)."""
+    """A Dask worker plugin that sets ``thread_spin_count`` in each worker as it starts (``MeasureOptions``), and
+    has the worker compile its kernels itself: the workers are the parallelism (no compile processes)."""
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class ThreadSpin(WorkerPlugin):
@@ -70,6 +72,7 @@ def _thread_spin_plugin(spin: int) -> Any:
 
         def setup(self, worker: Any) -> None:
             use_thread_spin(spin)
+            config.set_settings(compile_processes=0)
 
     return ThreadSpin()
 
