@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcomp import config
+from tcomp.runtime.errors import exit_reason
 
 ExecutorFactory = Callable[[int], cf.Executor]
 
@@ -101,15 +102,6 @@ def process_pool_factory(start_method: StartMethod = StartMethod.SPAWN) -> Execu
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
 
     return make
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None or exitcode >= 0:
-        return f"exit code {exitcode}"
-    try:
-        return signal.Signals(-exitcode).name
-    except ValueError:
-        return f"signal {-exitcode}"
 
 
 class IsolatedPool:
@@ -198,7 +190,7 @@ class IsolatedPool:
                 time.sleep(0.005)
             code = getattr(process, "exitcode", None)
             if code not in (None, 0):
-                codes.append(_signal_name(code))
+                codes.append(exit_reason(code))
         causes = [c for c in codes if c != "SIGTERM"] or codes
         return "the worker process died" + (f" ({', '.join(sorted(set(causes)))})" if causes else "")
 

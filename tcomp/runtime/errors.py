@@ -1,6 +1,8 @@
-"""Errors raised when a compiled kernel runs."""
+"""Errors raised when a compiled kernel runs, and how a helper process ended."""
 
 from __future__ import annotations
+
+import signal
 
 
 class KernelError(RuntimeError):
@@ -14,3 +16,14 @@ class KernelError(RuntimeError):
         super().__init__(message)
         self.assert_id = assert_id
         self.values = values
+
+
+def exit_reason(returncode: int | None) -> str:
+    """How a child process ended, from its return code: ``exit code N``, or the name of the signal that stopped
+    it (negative codes, as ``subprocess`` and ``multiprocessing`` report them)."""
+    if returncode is None or returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"

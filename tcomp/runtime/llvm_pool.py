@@ -20,7 +20,7 @@ import atexit
 import concurrent.futures as cf
 import os
 import queue
-import signal
+import select
 import subprocess
 import sys
 import tempfile
@@ -31,6 +31,7 @@ from typing import IO
 
 from tcomp import config
 from tcomp.runtime import llvm_worker
+from tcomp.runtime.errors import exit_reason
 from tcomp.target import host_num_cores
 
 MAX_PROCESSES = 4
@@ -73,7 +74,7 @@ class _Process:
         self.process = subprocess.Popen(
             [sys.executable, "-P", str(WORKER_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.errors, start_new_session=True, close_fds=True)
-        frame = _read_with_timeout(self.process, STARTUP_SECONDS)
+        frame = _first_frame(self.process, STARTUP_SECONDS)
         version = frame[0].get("version") if frame is not None else None
         if version != self.expected_version:
             self.stop()
@@ -149,25 +150,20 @@ class _Process:
             self.errors.seek(0)
             said = self.errors.read()[-2000:]
         self.stop()
-        how = (f"signal {signal.Signals(-code).name}" if code is not None and code < 0 and -code in
-               signal.valid_signals() else f"exit status {code}")
         text = said.decode(errors="replace").strip()
-        return f"LLVM's compile process stopped on this kernel ({how})" + (f": {text}" if text else "")
+        return f"LLVM's compile process stopped on this kernel ({exit_reason(code)})" + (f": {text}" if text else "")
 
 
-def _read_with_timeout(process: subprocess.Popen[bytes], seconds: float) -> tuple[dict, list[bytes]] | None:
-    box: list[tuple[dict, list[bytes]] | None] = [None]
-
-    def read() -> None:
-        try:
-            box[0] = llvm_worker.read_frame(process.stdout)  # type: ignore[arg-type]
-        except (OSError, ValueError):
-            pass
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(seconds)
-    return box[0]
+def _first_frame(process: subprocess.Popen[bytes], seconds: float) -> tuple[dict, list[bytes]] | None:
+    """The process's first frame (its LLVM version), or None when it says nothing within ``seconds``."""
+    assert process.stdout is not None
+    readable, _, _ = select.select([process.stdout], [], [], seconds)
+    if not readable:
+        return None
+    try:
+        return llvm_worker.read_frame(process.stdout)
+    except (OSError, ValueError):
+        return None
 
 
 class CompilePool:

@@ -79,6 +79,16 @@ def _key(graph: Graph, node: Node) -> tuple:
             tuple(bool(i) for i in node.inputs))
 
 
+def _stays(node: Node, run_time: frozenset[str]) -> bool:
+    """A fused group, or a node whose values vary from run to run: never folded."""
+    return node.op == "fused" or not run_time.isdisjoint(node.outputs)
+
+
+def _known(graph: Graph, node: Node) -> bool:
+    """Type inference knows the node's outputs (shape arithmetic): they are taken, not computed."""
+    return bool(node.outputs) and all(o in graph.values for o in node.outputs)
+
+
 def _foldable(graph: Graph, node: Node, params: Mapping[str, np.ndarray]) -> bool:
     return (all(i in params for i in node.inputs if i) and not is_stateful(node)
             and sum(graph.type_of(o).nbytes for o in node.outputs) <= MAX_FOLD_BYTES)
@@ -92,8 +102,7 @@ def _start_compiling(graph: Graph, target: Target, constants: SharedConstants | 
     if llvm_pool.pool() is None:
         return  # compiled where they fold, one after the other
     ready = [node for node in graph.nodes
-             if node.op != "fused" and run_time.isdisjoint(node.outputs) and _foldable(graph, node, graph.params)
-             and not (node.outputs and all(o in graph.values for o in node.outputs))
+             if not _stays(node, run_time) and not _known(graph, node) and _foldable(graph, node, graph.params)
              and not (constants is not None and constants.holds(
                  _key(graph, node), [graph.params[i] for i in node.inputs if i]))]
     for node in ready[: config.current().build_cache_size // 2]:  # the kernel cache keeps them until they fold
@@ -111,10 +120,10 @@ def fold_constants(graph: Graph, target: Target | str | None = None,
     kept: list[Node] = []
     changed = False
     for node in graph.nodes:
-        if node.op == "fused" or (run_time and not run_time.isdisjoint(node.outputs)):
+        if _stays(node, run_time):
             kept.append(node)
             continue
-        if node.outputs and all(o in graph.values for o in node.outputs):
+        if _known(graph, node):
             for o in node.outputs:
                 params[o] = graph.values[o]
             changed = True
