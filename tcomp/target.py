@@ -9,6 +9,7 @@ A CPU other than this machine's, or extra features, are checked against LLVM's l
 from __future__ import annotations
 
 import enum
+import functools
 import os
 from dataclasses import dataclass, field, replace
 
@@ -135,8 +136,9 @@ def host_cpu_name() -> str:
     return str(llvm.get_host_cpu_name())
 
 
+@functools.cache
 def host_cpu_features() -> str:
-    """The host CPU's feature string as LLVM spells it (``+avx2,+fma,-avx512f,...``)."""
+    """The host CPU's feature string as LLVM spells it (``+avx2,+fma,-avx512f,...``), read once per process."""
     return str(llvm.get_host_cpu_features().flatten())
 
 

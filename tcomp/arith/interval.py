@@ -35,7 +35,7 @@ from tcomp.arith.keys import ExprKeys
 from tcomp.arith.recursion import deep
 from tcomp.arith.rewrite import Simplifier
 from tcomp.ir import expr as E
-from tcomp.ir.functor import iter_children, uses_var
+from tcomp.ir.functor import children, uses_var
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +103,7 @@ class _IntervalEval:
         elif isinstance(e, E.Reduce):
             result = uses_var(e, list(self.dom))
         else:
-            result = any(self.uses_dom(child) for child in iter_children(e) if isinstance(child, E.Expr))
+            result = any(self.uses_dom(child) for child in children(e) if isinstance(child, E.Expr))
         self._uses[id(e)] = (e, result)
         return result
 

@@ -41,6 +41,7 @@ SCALAR_DTYPES = (
 )
 
 _VECTOR_RE = re.compile(r"^([a-z0-9_]+?)x([0-9]+)$")
+_SPLIT: dict[str, tuple[str, int]] = {}
 
 
 class DTypeError(TypeError):
@@ -49,11 +50,18 @@ class DTypeError(TypeError):
 
 def split_lanes(dtype: str) -> tuple[str, int]:
     """``"float32x8"`` -> ``("float32", 8)``; ``"int32"`` -> ``("int32", 1)``."""
+    known = _SPLIT.get(dtype)
+    if known is not None:
+        return known
     match = _VECTOR_RE.match(dtype)
     if match and match.group(1) in SCALAR_DTYPES:
-        return match.group(1), int(match.group(2))
-    if dtype in SCALAR_DTYPES:
-        return dtype, 1
+        known = match.group(1), int(match.group(2))
+    elif dtype in SCALAR_DTYPES:
+        known = dtype, 1
+    if known is not None:
+        if len(_SPLIT) < 4096:  # vector widths are few; a bound keeps odd callers from growing it without end
+            _SPLIT[dtype] = known
+        return known
     raise DTypeError(f"unknown dtype {dtype!r}; expected one of {', '.join(SCALAR_DTYPES)}")
 
 

@@ -7,7 +7,7 @@ the very same object when no child changed, so passes can tell cheaply whether t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from tcomp.ir.expr import CommReducer, Expr, IterVar, Reduce, Var, convert
 from tcomp.ir.stmt import Stmt
 
 Node = Expr | Stmt
+_NODE_TYPES = (Expr, Stmt)
 
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 _SKIP_FIELDS = {"dtype", "name", "op", "kind", "lanes", "value_index", "message", "thread_tag", "annotations"}
@@ -30,15 +31,16 @@ def child_fields(cls: type) -> tuple[str, ...]:
     return names
 
 
-def iter_children(node: Node) -> Iterator[Node]:
+def children(node: Node) -> list[Node]:
+    """The ``Expr``/``Stmt`` children of ``node``, in field order."""
+    found: list[Node] = []
     for name in child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, (Expr, Stmt)):
-            yield value
+        if isinstance(value, _NODE_TYPES):
+            found.append(value)
         elif isinstance(value, tuple):
-            for item in value:
-                if isinstance(item, (Expr, Stmt)):
-                    yield item
+            found.extend(item for item in value if isinstance(item, _NODE_TYPES))
+    return found
 
 
 class Visitor:
@@ -51,7 +53,10 @@ class Visitor:
         cls._dispatch = {}
 
     def visit(self, node: Node) -> None:
-        method = self._method(type(node))
+        try:
+            method = self._dispatch[type(node)]
+        except (KeyError, AttributeError):
+            method = self._method(type(node))
         if method is not None:
             method(self, node)
         else:
@@ -68,8 +73,9 @@ class Visitor:
         return table[node_cls]
 
     def generic_visit(self, node: Node) -> None:
-        for child in iter_children(node):
-            self.visit(child)
+        visit = self.visit
+        for child in children(node):
+            visit(child)
 
 
 class Mutator:
@@ -82,7 +88,10 @@ class Mutator:
         cls._dispatch = {}
 
     def visit(self, node: Any) -> Any:
-        method = self._method(type(node))
+        try:
+            method = self._dispatch[type(node)]
+        except (KeyError, AttributeError):
+            method = self._method(type(node))
         if method is not None:
             return method(self, node)
         return self.generic_visit(node)
@@ -93,10 +102,10 @@ class Mutator:
         changes: dict[str, Any] = {}
         for name in child_fields(type(node)):
             old = getattr(node, name)
-            if isinstance(old, (Expr, Stmt)):
+            if isinstance(old, _NODE_TYPES):
                 new = self.visit(old)
-            elif isinstance(old, tuple) and any(isinstance(x, (Expr, Stmt)) for x in old):
-                items = tuple(self.visit(x) if isinstance(x, (Expr, Stmt)) else x for x in old)
+            elif isinstance(old, tuple) and any(isinstance(x, _NODE_TYPES) for x in old):
+                items = tuple(self.visit(x) if isinstance(x, _NODE_TYPES) else x for x in old)
                 new = old if all(a is b for a, b in zip(items, old)) else items
             else:
                 continue
@@ -124,10 +133,10 @@ def post_order_visit(node: Node, callback: Callable[[Node], None]) -> None:
             callback(current)
             continue
         stack.append((current, True))
-        children = list(iter_children(current))
+        below = children(current)
         if isinstance(current, Reduce):
-            children.extend(iv.var for iv in current.axis)
-        for child in reversed(children):
+            below.extend(iv.var for iv in current.axis)
+        for child in reversed(below):
             stack.append((child, False))
 
 
@@ -185,7 +194,7 @@ def any_below(node: Node, predicate: Callable[[Node], bool]) -> bool:
         current = stack.pop()
         if predicate(current):
             return True
-        stack.extend(iter_children(current))
+        stack.extend(children(current))
     return False
 
 

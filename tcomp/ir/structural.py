@@ -18,6 +18,8 @@ from tcomp.ir.expr import CommReducer, IterVar, Range, Var
 from tcomp.ir.stmt import PrimFunc
 
 _IDENTITY_TYPES = (Var, Buffer)
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+_SCALARS = (int, float, str, bool, type(None))
 
 
 class _Equal:
@@ -43,17 +45,17 @@ class _Equal:
             return self.bind(a, b)
         if isinstance(a, tuple):
             return len(a) == len(b) and all(self.equal(x, y) for x, y in zip(a, b))
-        if is_dataclass(a):
+        if not isinstance(a, type) and _field_names(type(a)) is not None:
             return self.fields_equal(a, b)
         if isinstance(a, float):
             return a == b or (a != a and b != b)
         return bool(a == b)
 
     def fields_equal(self, a: Any, b: Any, skip: tuple[str, ...] = ()) -> bool:
-        for f in fields(a):
-            if f.name in skip:
+        for name in _field_names(type(a)):  # type: ignore[union-attr]
+            if name in skip:
                 continue
-            if not self.equal(getattr(a, f.name), getattr(b, f.name)):
+            if not self.equal(getattr(a, name), getattr(b, name)):
                 return False
         return True
 
@@ -63,28 +65,41 @@ def structural_equal(a: Any, b: Any) -> bool:
     return _Equal().equal(a, b)
 
 
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The field names of dataclass ``cls`` (None for other classes), looked up once per class."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
+    return _FIELD_NAMES[cls]
+
+
 class _Hasher:
     def __init__(self) -> None:
         self.numbers: dict[int, int] = {}
 
     def key(self, node: Any) -> Any:
+        cls = type(node)
+        if cls in _SCALARS:
+            return node
+        if cls is tuple:
+            return tuple([self.key(x) for x in node])
         if isinstance(node, _IDENTITY_TYPES):
             number = self.numbers.get(id(node))
             if number is not None:
                 return ("ref", number)
             number = len(self.numbers)
             self.numbers[id(node)] = number
-            body = tuple(self.key(getattr(node, f.name)) for f in fields(node) if f.name != "name")
-            return ("def", type(node).__name__, number, body)
+            body = tuple([self.key(getattr(node, name)) for name in _field_names(cls) if name != "name"])
+            return ("def", cls.__name__, number, body)
         if isinstance(node, tuple):
-            return tuple(self.key(x) for x in node)
+            return tuple([self.key(x) for x in node])
         if isinstance(node, enum.Enum):
             return node.value
-        if is_dataclass(node) and not isinstance(node, type):
-            return (type(node).__name__,) + tuple(self.key(getattr(node, f.name)) for f in fields(node))
-        if isinstance(node, (int, float, str, bool)) or node is None:
+        names = _field_names(cls) if not isinstance(node, type) else None
+        if names is not None:
+            return (cls.__name__,) + tuple([self.key(getattr(node, name)) for name in names])
+        if isinstance(node, (int, float, str, bool)):
             return node
-        return ("opaque", type(node).__name__, id(node))
+        return ("opaque", cls.__name__, id(node))
 
 
 def structural_key(node: Any) -> Any:

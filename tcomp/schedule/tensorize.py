@@ -17,7 +17,7 @@ from typing import Any
 from tcomp.arith import can_prove, simplify
 from tcomp.ir import expr as E
 from tcomp.ir.buffer import Buffer
-from tcomp.ir.functor import iter_children, substitute
+from tcomp.ir.functor import children, substitute
 from tcomp.ir.structural import structural_equal
 from tcomp.schedule.relation import ScheduleError
 from tcomp.te.intrin import TensorIntrin, TensorRegion
@@ -112,7 +112,7 @@ class Matcher:
             return
         if isinstance(i, E.Call) and (s.op != i.op):  # type: ignore[attr-defined]
             raise self.fail(f"call {s} differs from the intrinsic's {i}")
-        s_children, i_children = list(iter_children(s)), list(iter_children(i))
+        s_children, i_children = children(s), children(i)
         if len(s_children) != len(i_children):
             raise self.fail(f"the nest computes {s}, the intrinsic computes {i}")
         for a, b in zip(s_children, i_children):

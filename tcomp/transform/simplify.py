@@ -11,36 +11,48 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp.arith import can_prove, const_int_bound, simplify
+from tcomp.arith import Analyzer
 from tcomp.ir.expr import Expr, Var, const_int_value, logical_not
 from tcomp.ir.functor import Mutator, substitute
 from tcomp.ir.stmt import NOOP, For, ForKind, IfThenElse, LetStmt, PrimFunc, Stmt
 
 
 class _Simplifier(Mutator):
+    """One ``Analyzer`` for the whole walk: its simplifier and memo tables live while the bounds stay the same (the
+    expressions of one loop body)."""
+
     def __init__(self, bounds: dict[Var, tuple[int, int]]) -> None:
-        self.bounds = bounds
+        self.analyzer = Analyzer(bounds)
 
     def visit(self, node: object) -> object:
         if isinstance(node, Expr):
-            return simplify(node, self.bounds)
+            return self.analyzer.simplify(node)
         return super().visit(node)
 
+    def _under(self, var: Var, known: tuple[int, int] | None, body: Stmt) -> Stmt:
+        """``body`` simplified with ``var`` in ``known`` (None: unbounded, even where an outer binding of the same
+        variable bounded it)."""
+        if known is not None and known[0] <= known[1]:
+            self.analyzer.bind(var, *known)
+        else:
+            self.analyzer.unbind(var)
+        try:
+            return self.visit(body)
+        finally:
+            self.analyzer.unbind(var)
+
     def visit_For(self, node: For) -> Stmt:
-        minimum = simplify(node.min, self.bounds)
-        extent = simplify(node.extent, self.bounds)
+        minimum = self.analyzer.simplify(node.min)
+        extent = self.analyzer.simplify(node.extent)
         count = const_int_value(extent)
         if count is not None and count <= 0:
             return NOOP
         if count == 1 and node.kind is not ForKind.THREAD_BINDING:
             return self.visit(substitute(node.body, {node.loop_var: minimum}))
-        lo, _ = const_int_bound(minimum, self.bounds)
-        _, hi_min = const_int_bound(minimum, self.bounds)
-        _, hi_ext = const_int_bound(extent, self.bounds)
-        if lo is not None and hi_min is not None and hi_ext is not None:
-            self.bounds[node.loop_var] = (lo, hi_min + max(hi_ext - 1, 0))
-        body = self.visit(node.body)
-        self.bounds.pop(node.loop_var, None)
+        lo, hi_min = self.analyzer.const_int_bound(minimum)
+        _, hi_ext = self.analyzer.const_int_bound(extent)
+        known = None if lo is None or hi_min is None or hi_ext is None else (lo, hi_min + max(hi_ext - 1, 0))
+        body = self._under(node.loop_var, known, node.body)
         if body is NOOP:
             return NOOP
         if body is node.body and minimum is node.min and extent is node.extent:
@@ -48,10 +60,10 @@ class _Simplifier(Mutator):
         return replace(node, min=minimum, extent=extent, body=body)
 
     def visit_IfThenElse(self, node: IfThenElse) -> Stmt:
-        condition = simplify(node.condition, self.bounds)
-        if can_prove(condition, self.bounds):
+        condition = self.analyzer.simplify(node.condition)
+        if self.analyzer.can_prove(condition):
             return self.visit(node.then_case)
-        if can_prove(logical_not(condition), self.bounds):
+        if self.analyzer.can_prove(logical_not(condition)):
             return NOOP if node.else_case is None else self.visit(node.else_case)
         then_case = self.visit(node.then_case)
         else_case = None if node.else_case is None else self.visit(node.else_case)
@@ -62,12 +74,9 @@ class _Simplifier(Mutator):
         return IfThenElse(condition, then_case, else_case)
 
     def visit_LetStmt(self, node: LetStmt) -> Stmt:
-        value = simplify(node.value, self.bounds)
-        lo, hi = const_int_bound(value, self.bounds)
-        if lo is not None and hi is not None:
-            self.bounds[node.var] = (lo, hi)
-        body = self.visit(node.body)
-        self.bounds.pop(node.var, None)
+        value = self.analyzer.simplify(node.value)
+        lo, hi = self.analyzer.const_int_bound(value)
+        body = self._under(node.var, None if lo is None or hi is None else (lo, hi), node.body)
         if value is node.value and body is node.body:
             return node
         return LetStmt(node.var, value, body)

@@ -10,7 +10,7 @@ from tcomp.codegen.cuda import GPUError
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.ir.functor import iter_children, post_order_visit
+from tcomp.ir.functor import children, post_order_visit
 from tcomp.ir.gpu import barrier, is_barrier, is_shuffle
 from tcomp.ops import cuda as cuda_ops
 from tcomp.transform.storage_sync import storage_sync
@@ -129,7 +129,7 @@ def _under_condition(stmt: S.Stmt, inside: bool = False) -> list[tuple[S.Stmt, b
     found = [(stmt, inside)]
     if isinstance(stmt, S.IfThenElse):
         inside = True
-    for child in iter_children(stmt):
+    for child in children(stmt):
         if isinstance(child, S.Stmt):
             found.extend(_under_condition(child, inside))
     return found

@@ -26,7 +26,7 @@ from tcomp.ir import dtype as dt
 from tcomp.ir import expr as E
 from tcomp.ir import stmt as S
 from tcomp.ir.buffer import Buffer
-from tcomp.ir.functor import iter_children, post_order_visit
+from tcomp.ir.functor import children, post_order_visit
 from tcomp.ir.gpu import UNROLL_MAX_EXTENT, is_barrier, is_launch_loop
 from tcomp.transform.bind_threads import launch_dims
 from tcomp.transform.double_buffer import ATTR as DOUBLE_BUFFER
@@ -73,7 +73,7 @@ def shared_buffers(stmt: S.Stmt) -> list[Buffer]:
         if isinstance(node, S.Allocate) and node.buffer.scope == "shared":
             found.append(node.buffer)
         if isinstance(node, S.Stmt):
-            stack.extend(reversed([c for c in iter_children(node) if isinstance(c, S.Stmt)]))
+            stack.extend(reversed([c for c in children(node) if isinstance(c, S.Stmt)]))
     return found
 
 
