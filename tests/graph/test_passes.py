@@ -425,11 +425,50 @@ def test_grouped_convolutions_stay_blocked() -> None:
     np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
 
 
-def test_grouped_convolution_with_narrow_blocks_stays_in_nchw() -> None:
-    conv = {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "groups": 4}
-    g = graph([make_node("conv2d", "g", ["x", "w"], ["y"], **conv)], {"x": (1, 8, 5, 5)}, ["y"],
-              {"w": rand(8, 2, 1, 1)})  # two output channels per group: blocks of 2
-    assert [n.op for n in alter_layout(g, "llvm").nodes] == ["conv2d"]
+@pytest.mark.parametrize(("channels", "out_channels", "kernel", "groups"), [
+    (8, 8, 1, 4),  # two output channels per group: blocks of 2
+    (58, 58, 1, 1),  # ShuffleNetV2's 58 = 2 x 29 and 116 = 4 x 29 channels
+    (24, 116, 3, 1),
+    (116, 232, 1, 1),  # 232 = 8 x 29: half the lanes of AVX-512, all of AVX2's
+])
+def test_convolution_with_narrow_blocks_stays_in_nchw(channels: int, out_channels: int, kernel: int,
+                                                      groups: int) -> None:
+    """A convolution whose output channels take blocks under half the vector lanes stays in NCHW (its kernel
+    vectorizes over the columns instead); one with wider blocks turns blocked. Either way the result is NCHW's."""
+    pad = kernel // 2
+    conv = {"strides": (1, 1), "pads": (pad,) * 4, "dilations": (1, 1), "groups": groups}
+    g = graph([make_node("conv2d", "g", ["x", "w"], ["a"], **conv), make_node("relu", "r", ["a"], ["y"])],
+              {"x": (1, channels, 9, 7)}, ["y"], {"w": rand(out_channels, channels // groups, kernel, kernel)})
+    lanes = as_target("llvm").vector_bits // 32
+    narrow = choose_channel_block(out_channels // groups, lanes) < lanes // 2
+    altered = alter_layout(g, "llvm")
+    assert [n.op for n in altered.nodes if n.op.startswith("conv")] == ["conv2d" if narrow else "conv2d_nchwc"]
+    assert not narrow or not _transforms(altered)
+    x = rand(1, channels, 9, 7)
+    np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_squeeze_and_excitation_scales_stay_blocked(batch: int) -> None:
+    """EfficientNet's and MobileNetV3's squeeze-and-excitation: the plane's mean, two 1x1 convolutions and a
+    sigmoid give a scale per channel of each image, which multiplies the plane. The scale is blocked like the
+    plane, so the product needs no layout transform."""
+    conv = {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "groups": 1}
+    g = graph([
+        make_node("conv2d", "expand", ["x", "w1"], ["a"], **conv),
+        make_node("mean", "squeeze", ["a"], ["m"], axes=(2, 3), keepdims=True),
+        make_node("conv2d", "reduce", ["m", "w2"], ["r"], **conv),
+        make_node("relu", "act", ["r"], ["ra"]),
+        make_node("conv2d", "excite", ["ra", "w3"], ["e"], **conv),
+        make_node("sigmoid", "gate", ["e"], ["s"]),
+        make_node("multiply", "scale", ["a", "s"], ["b"]),
+        make_node("conv2d", "project", ["b", "w4"], ["y"], **conv),
+    ], {"x": (batch, 16, 6, 5)}, ["y"],
+        {"w1": rand(32, 16, 1, 1), "w2": rand(16, 32, 1, 1), "w3": rand(32, 16, 1, 1), "w4": rand(16, 32, 1, 1)})
+    altered = alter_layout(g, "llvm")
+    assert len(_transforms(altered)) == 2  # in and out only
+    x = rand(batch, 16, 6, 5)
+    np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(("axis", "second"), [(1, 32), (-3, 32), (2, 16), (1, 12)])

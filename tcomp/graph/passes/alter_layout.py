@@ -4,17 +4,21 @@ transforms only where needed.
 Rewrite:
 
 1. Each ``conv2d`` (4-D) becomes ``conv2d_nchwc`` on data in ``NCHW{ic}c`` and a kernel packed to
-   ``OIHW{ic}i{oc}o`` (a grouped one keeps its ``groups``: its blocks divide each group's channels, and it stays
-   in NCHW when its output block would be under half the vector lanes: measured on ShuffleNet's layers, blocks
-   of 2 and 4 of 16 lanes ran 2-6x slower than the direct NCHW kernel, blocks of 8 to 16 2-20x faster); each
+   ``OIHW{ic}i{oc}o`` (a grouped one keeps its ``groups``: its blocks divide each group's channels). It stays in
+   NCHW when its output block would be under half the vector lanes (channel counts such as 58 and 116, of
+   ShuffleNetV2, have no larger divisor): measured on ShuffleNet's grouped layers, blocks of 2 and 4 of 16 lanes
+   ran 2-6x slower than the direct NCHW kernel, blocks of 8 to 16 2-20x faster; on ShuffleNetV2's ungrouped
+   ones, 1x1 convolutions with blocks of 2 and 4 ran 3-4x slower, 3x3 ones 1.0-1.6x, and a block of 8 ran 1.8x
+   faster than NCHW (a 7x7 plane does not fill NCHW's vectors); each
    depthwise ``conv2d`` becomes ``depthwise_conv2d_nchwc`` on ``NCHW{b}c``, unless its data is in NCHW and its
    result goes (through channel-by-channel operators and channel shuffles) only to convolutions that stay in NCHW
    (``read_in_nchw``: then it stays in NCHW too and no layout transform runs around it). Blocks are chosen per
    operator: the divisor of its (per-group) channel counts up to the target's vector lanes whose vectors do the
    most multiply-adds per cycle (``choose_channel_block``: the largest, except on CPUs whose half-width vectors
    run at the full rate, where 8 of 16 lanes beat 10 or 12).
-2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars or per-channel
-   constants (re-laid-out once, as constants), max pooling (``max_pool2d_nchwc``), reductions over the spatial
+2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars, per-channel
+   constants (re-laid-out once, as constants) or per-channel values of each image (``[N, C, 1, 1]``: the scales
+   of squeeze-and-excitation blocks, laid out alike), max pooling (``max_pool2d_nchwc``), reductions over the spatial
    axes and concatenations (of whole channel blocks, or along another axis) keep their input's blocked layout.
    Every other operator reads its inputs in their original layout.
 3. A ``layout_transform`` is inserted only where a producer's layout differs from what a consumer reads, once per
@@ -168,10 +172,9 @@ class _Rewriter:
             return False
         groups = int(node.attr("groups", 1))
         channels, out_channels = x_type.shape[1], w_type.shape[0]
-        if groups == 1 or (groups == channels == out_channels and w_type.shape[1] == 1):
+        if groups == channels == out_channels and w_type.shape[1] == 1:
             return True
-        if groups > 1 and channels % groups == 0 and out_channels % groups == 0 \
-                and w_type.shape[1] * groups == channels:
+        if channels % groups == 0 and out_channels % groups == 0 and w_type.shape[1] * groups == channels:
             # blocks within a group: ``oc`` divides the group's output channels
             oc = self.block(out_channels // groups)
             return oc >= max(1, self.lanes // 2)  # a narrow vector per output block: the NCHW kernel is faster
@@ -292,6 +295,10 @@ class _Rewriter:
                     self.params[base] = self.params[value].reshape(1, channels, 1, 1)
                     self._define(base, NCHW, base)
                 inputs.append(self._transform_param(base, NCHW, layout))
+            elif channel_blocked(layout) and t.shape in ((1, channels, 1, 1), (out_shape[0], channels, 1, 1)):
+                # a value per channel of each image (a squeeze-and-excitation scale): blocked alike, it broadcasts
+                # over the plane as it does in NCHW
+                inputs.append(self.get(value, layout))
             else:
                 return False
         self.emit(node, inputs, layout)
