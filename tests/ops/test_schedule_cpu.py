@@ -9,6 +9,8 @@ import pytest
 import tcomp
 from tcomp import Target, ops, te
 from tcomp.backend.testing import build_and_check
+from tcomp.ir.functor import post_order_visit
+from tcomp.ir.stmt import For, ForKind
 from tcomp.ops import OpError
 from tcomp.ops import testing as reference
 from tcomp.ops.cpu import (
@@ -316,3 +318,26 @@ def test_other_dtypes_and_scalar_results() -> None:
     total = ops.sum(v_t)
     v = random_data(RNG, (64,))
     build_and_check(schedule_cpu([total]), [v_t, total], [v], np.asarray(v.sum(dtype=np.float64), np.float32), 1e-5)
+
+
+@pytest.mark.parametrize(("shape", "row_loop"), [((1, 6, 28, 27), True), ((2, 1, 2, 2000), False)])
+def test_blocked_broadcast_runs_rows_of_vectors(shape: tuple[int, ...], row_loop: bool) -> None:
+    """A broadcast over a blocked layout (a per-channel scale of a squeeze-and-excitation block): each element of the
+    innermost axis is one channel block, one vector. With enough rows for the cores, the parallel loop runs over
+    rows and a serial loop over a row's vectors (one division of the parallel index per row, not per vector)."""
+    lanes = TWO_CORES.vector_bits // 32
+    n, c, h, w = shape
+    x_t, s_t = te.placeholder((n, c, h, w, lanes), name="x"), te.placeholder((n, c, 1, 1, lanes), name="s")
+    out = ops.multiply(x_t, s_t)
+    s = schedule_cpu([out], TWO_CORES)
+    func = tcomp.lower(s, [x_t, s_t, out], target=TWO_CORES)
+    loops: list[For] = []
+    post_order_visit(func.body, lambda node: loops.append(node) if isinstance(node, For) else None)
+    parallel = [loop for loop in loops if loop.kind is ForKind.PARALLEL]
+    assert len(parallel) == 1
+    inner = parallel[0].body
+    assert isinstance(inner, For) == row_loop
+    if row_loop:
+        assert inner.extent.value == w
+    x, scale = random_data(RNG, (n, c, h, w, lanes)), random_data(RNG, (n, c, 1, 1, lanes))
+    build_and_check(s, [x_t, s_t, out], [x, scale], x * scale, 1e-6, 1e-6)

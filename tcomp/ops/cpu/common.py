@@ -31,6 +31,8 @@ from tcomp.te.tensor import ComputeOp
 
 # fewer elements (or multiply-adds) than this run on one thread: waking the pool costs tens of microseconds
 PARALLEL_MIN_WORK = 1 << 15
+# rows per core the parallel loop of an elementwise stage needs before it leaves its innermost row a serial loop
+ROW_LOOP_MIN_ROWS = 8
 # a large reduction to one value (``_reduce_in_parts``): parts per core (a few, so that a core that starts late
 # leaves some to the other) and vector accumulators per part
 PARTS_PER_CORE = 4
@@ -204,6 +206,11 @@ def schedule_elementwise(stage: Stage, cpu: CpuTarget) -> None:
                 outer.append(last_outer)
         else:
             last_inner = last
+            rows = extents(outer[:-1]) if len(outer) > 1 else None
+            if rows is not None and product(rows) >= ROW_LOOP_MIN_ROWS * cpu.cores:
+                # one vector per innermost row (a channel block of a blocked layout): the next axis stays a serial
+                # loop inside the parallel one, so one division of the fused index serves a row of vectors
+                outer = outer[:-1]
         stage.vectorize(last_inner)
     elif not outer:
         outer.append(last)
