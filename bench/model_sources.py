@@ -15,6 +15,11 @@
   decoders: a token and the key/value cache of 127 before it), ``gpt2_decode_static`` (the GPT-2 step over a static
   cache of 128 positions, the token at position 0), ``bloom`` and ``deberta`` (a BLOOM-like decoder
   and a DeBERTa-v3-base-like encoder, sequence 128) the same way, run only when named;
+- ``tv_<name>``: torchvision's image models as ``bench/gpu_models.py`` exports them (random weights from a fixed
+  seed, batch norms calibrated; its example image, and PyTorch's output beside it): ``tv_resnet50``,
+  ``tv_mobilenet_v3_small``, ``tv_shufflenet_v2_x1_0``, ``tv_regnet_y_400mf``, ``tv_efficientnet_b0``,
+  ``tv_densenet121``, ``tv_squeezenet1_1``, ``tv_convnext_tiny`` and ``tv_vit_b_16``, run only when named
+  (``--export --export-python PYTHON`` with an interpreter that has torch and torchvision);
 - ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
   operators that export writes (no torch needed; random weights);
 - ``<exported>_int8`` (``bert_int8``, ``gpt2_int8`` ... run only when named): that export quantized by onnxruntime's
@@ -60,13 +65,16 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "gpt2_decode_int8": "quantized", "bert_qdq": "quantized", "vit_qdq": "quantized",
           "resnet50_int8": "quantized", "resnet50_qdq": "quantized", "mobilenet_v2_qdq": "quantized",
           "whisper_int8": "quantized", "llama_uint4": "quantized", "llama_decode_uint4": "quantized"}
+TORCHVISION = ("tv_resnet50", "tv_mobilenet_v3_small", "tv_shufflenet_v2_x1_0", "tv_regnet_y_400mf",
+               "tv_efficientnet_b0", "tv_densenet121", "tv_squeezenet1_1", "tv_convnext_tiny", "tv_vit_b_16")
+FAMILY.update({name: "transformer" if name == "tv_vit_b_16" else "cnn" for name in TORCHVISION})
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
 # not in the default set
 QUANTIZED = ("bert_int8", "vit_int8", "gpt2_int8", "llama_int8", "gpt2_decode_int8", "bert_qdq", "vit_qdq",
              "resnet50_int8", "resnet50_qdq", "mobilenet_v2_qdq", "whisper_int8", "llama_uint4", "llama_decode_uint4")
 OPTIONAL = ("densenet121", "inception_v2", "gpt2", "llama", "t5", "whisper", "convnext", "swin", "gpt2_decode",
-            "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED)
+            "llama_decode", "gpt2_decode_static", "bloom", "deberta", *QUANTIZED, *TORCHVISION)
 
 
 # models built by ``tcomp.graph.testing`` (the real architectures, random weights): its builder and arguments
@@ -163,6 +171,23 @@ def ensure_exported(name: str, cache: Path, export: bool, python: str | None) ->
     return path
 
 
+def _torchvision_source(name: str, cache: Path, export: bool, python: str | None) -> Source:
+    """``tv_<model>``: the model exported by ``bench/gpu_models.py`` (once, or again with ``export``), with the
+    example inputs saved beside it."""
+    base, folder = name[len("tv_"):], cache / "torchvision"
+    path = folder / f"{base}.onnx"
+    if export or not path.exists():
+        if not export:
+            raise MissingModel(f"{name}: not exported in {folder}; run with --export --export-python PYTHON (an "
+                               "interpreter with torch and torchvision)")
+        command = [python or sys.executable, str(BENCH / "gpu_models.py"), "--out", str(folder), "--models", base]
+        print(f"exporting {name}: {' '.join(command)}", flush=True)
+        subprocess.run(command, check=True)
+    with np.load(folder / f"{base}.npz") as saved:
+        inputs = {key[len("input_"):]: saved[key] for key in saved.files if key.startswith("input_")}
+    return Source(name, str(path), inputs, "torchvision export (bench/gpu_models.py), random weights")
+
+
 def load_source(name: str, cache: Path, export: bool = False, python: str | None = None) -> Source:
     import onnx
 
@@ -178,6 +203,8 @@ def load_source(name: str, cache: Path, export: bool = False, python: str | None
                       f"onnx light model {path.name}, random weights")
     if name in QUANTIZED:
         return _quantized_source(name, cache, export, python)
+    if name in TORCHVISION:
+        return _torchvision_source(name, cache, export, python)
     if name in EXPORTED:
         path = ensure_exported(name, cache, export, python)
         model = onnx.load(str(path), load_external_data=False)
