@@ -89,6 +89,8 @@ def _hoist(loop: For) -> Stmt:
         return loop
     hoisted: list[AssertStmt] = []
     body = loop.body
+    if not isinstance(body, AssertStmt):
+        return loop
     changed = _touched_buffers(body)
     while isinstance(body, AssertStmt) and _invariant(body, loop.loop_var, changed):
         hoisted.append(body)
@@ -116,22 +118,27 @@ def _invariant(check: AssertStmt, var: E.Var, changed: set[int]) -> bool:
     return not read & changed
 
 
+class _Stores(Visitor):
+    """The buffers that statements store to or allocate (expressions hold no statement: not walked)."""
+
+    def __init__(self) -> None:
+        self.found: set[int] = set()
+
+    def visit(self, node: Any) -> None:
+        if not isinstance(node, E.Expr):
+            super().visit(node)
+
+    def visit_BufferStore(self, node: BufferStore) -> None:
+        self.found.add(id(node.buffer))
+
+    def visit_Allocate(self, node: Allocate) -> None:
+        self.found.add(id(node.buffer))
+        self.generic_visit(node)
+
+
 def _touched_buffers(stmt: Stmt) -> set[int]:
     """Buffers that ``stmt`` stores to or allocates."""
-
-    class Finder(Visitor):
-        def __init__(self) -> None:
-            self.found: set[int] = set()
-
-        def visit_BufferStore(self, node: BufferStore) -> None:
-            self.found.add(id(node.buffer))
-            self.generic_visit(node)
-
-        def visit_Allocate(self, node: Allocate) -> None:
-            self.found.add(id(node.buffer))
-            self.generic_visit(node)
-
-    finder = Finder()
+    finder = _Stores()
     finder.visit(stmt)
     return finder.found
 

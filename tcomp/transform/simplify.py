@@ -23,11 +23,15 @@ class _Simplifier(Mutator):
 
     def __init__(self, bounds: dict[Var, tuple[int, int]]) -> None:
         self.analyzer = Analyzer(bounds)
+        self.values: dict[Var, Expr] = {}  # the variables of enclosing loops of one iteration: their one value
 
     def visit(self, node: object) -> object:
         if isinstance(node, Expr):
-            return self.analyzer.simplify(node)
+            return self._expr(node)
         return super().visit(node)
+
+    def _expr(self, e: Expr) -> Expr:
+        return self.analyzer.simplify(substitute(e, self.values) if self.values else e)
 
     def _under(self, var: Var, known: tuple[int, int] | None, body: Stmt) -> Stmt:
         """``body`` simplified with ``var`` in ``known`` (None: unbounded, even where an outer binding of the same
@@ -42,13 +46,18 @@ class _Simplifier(Mutator):
             self.analyzer.unbind(var)
 
     def visit_For(self, node: For) -> Stmt:
-        minimum = self.analyzer.simplify(node.min)
-        extent = self.analyzer.simplify(node.extent)
+        minimum = self._expr(node.min)
+        extent = self._expr(node.extent)
         count = const_int_value(extent)
         if count is not None and count <= 0:
             return NOOP
         if count == 1 and node.kind is not ForKind.THREAD_BINDING:
-            return self.visit(substitute(node.body, {node.loop_var: minimum}))
+            # the body's expressions take the value as they are simplified: no copy of the body first
+            self.values[node.loop_var] = minimum
+            try:
+                return self.visit(node.body)
+            finally:
+                del self.values[node.loop_var]
         lo, hi_min = self.analyzer.const_int_bound(minimum)
         _, hi_ext = self.analyzer.const_int_bound(extent)
         known = None if lo is None or hi_min is None or hi_ext is None else (lo, hi_min + max(hi_ext - 1, 0))
@@ -60,7 +69,7 @@ class _Simplifier(Mutator):
         return replace(node, min=minimum, extent=extent, body=body)
 
     def visit_IfThenElse(self, node: IfThenElse) -> Stmt:
-        condition = self.analyzer.simplify(node.condition)
+        condition = self._expr(node.condition)
         if self.analyzer.can_prove(condition):
             return self.visit(node.then_case)
         if self.analyzer.can_prove(logical_not(condition)):
@@ -74,7 +83,7 @@ class _Simplifier(Mutator):
         return IfThenElse(condition, then_case, else_case)
 
     def visit_LetStmt(self, node: LetStmt) -> Stmt:
-        value = self.analyzer.simplify(node.value)
+        value = self._expr(node.value)
         lo, hi = self.analyzer.const_int_bound(value)
         body = self._under(node.var, None if lo is None or hi is None else (lo, hi), node.body)
         if value is node.value and body is node.body:
