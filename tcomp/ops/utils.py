@@ -54,6 +54,7 @@ class OpKind(enum.StrEnum):
     WINOGRAD_INPUT = "winograd_input"
     CONV2D_WINOGRAD = "conv2d_winograd"
     WINOGRAD_OUTPUT = "winograd_output"
+    RESIZE_ROWS = "resize_rows"  # a linear resize's first axis, computed once for the pass over the others
 
 
 OP_KIND = "op_kind"

@@ -14,6 +14,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import tcomp.graph as tg
+from tcomp.graph.kernels import node_tensors
+from tcomp.ops.utils import OpKind, op_kind
 
 
 def single_node(op: str, x_shape: tuple[int, ...], outputs: int = 1, params: dict[str, np.ndarray] | None = None,
@@ -129,3 +131,26 @@ RESIZES = [  # x shape, scales, attributes
 def test_filtered_resize(x_shape: tuple[int, ...], scales: list[float], attrs: dict[str, Any]) -> None:
     params = {"roi": np.array([], np.float32), "scales": np.array(scales, np.float32)}
     check(single_node("Resize", x_shape, params=params, **attrs), rand(*x_shape, seed=6))
+
+
+LINEAR_RESIZES = [  # x shape, scales, coordinate transformation mode
+    ((1, 3, 5, 7), [1.0, 1.0, 16.0, 16.0], "half_pixel"),  # DeepLabV3's 16x upsampling
+    ((2, 2, 9, 11), [1.0, 1.0, 0.5, 0.7], "half_pixel"),
+    ((1, 2, 6, 5), [1.0, 1.0, 2.5, 1.5], "pytorch_half_pixel"),
+    ((1, 2, 6, 5), [1.0, 1.0, 3.0, 2.0], "align_corners"),
+    ((1, 2, 6, 5), [1.0, 1.0, 1.5, 2.5], "asymmetric"),
+    ((2, 3, 4, 5, 6), [1.0, 1.0, 2.0, 1.5, 0.5], "half_pixel"),  # trilinear: the last axis, then two
+]
+
+
+@pytest.mark.parametrize("x_shape,scales,coord", LINEAR_RESIZES)
+def test_linear_resize_one_axis_after_the_other(x_shape: tuple[int, ...], scales: list[float], coord: str) -> None:
+    """(Bi/tri)linear resizing runs the last resized axis as a stage of its own, then the others from its rows: the
+    same values as onnxruntime's one pass over every neighbour."""
+    params = {"roi": np.array([], np.float32), "scales": np.array(scales, np.float32)}
+    model = single_node("Resize", x_shape, params=params, mode="linear", coordinate_transformation_mode=coord)
+    check(model, rand(*x_shape, seed=7))
+    graph = tg.from_onnx(model)
+    node = next(n for n in graph.nodes if n.op == "resize")
+    [out] = node_tensors(graph, node).outputs
+    assert [op_kind(t.op) for t in out.op.input_tensors()] == [OpKind.RESIZE_ROWS]

@@ -88,9 +88,10 @@ def _inlinable(s: Schedule, stage: Stage) -> bool:
     op = stage.op
     if not isinstance(op, ComputeOp) or op.is_reduction or stage.is_output or op.num_outputs != 1:
         return False
-    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT, OpKind.WINOGRAD_KERNEL, OpKind.IM2COL):
+    if op_kind(op) in (OpKind.ATTENTION, OpKind.WINOGRAD_INPUT, OpKind.WINOGRAD_KERNEL, OpKind.IM2COL,
+                       OpKind.RESIZE_ROWS):
         return False  # scheduled with their operator's other stages, kept small (a Winograd transform's rows), or
-        # gathered once (a convolution's windows, which a product reads many times)
+        # gathered once (a convolution's windows, a resize's first axis: read many times)
     if stage.attach_type is not AttachType.ROOT or stage.scan_parent is not None:
         return False
     readers = _direct_readers(s, stage)
