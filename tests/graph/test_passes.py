@@ -13,7 +13,7 @@ from tcomp.graph.ir import Graph, TensorType, make_node, verify_graph
 from tcomp.graph.passes import alter_layout, fold_constants, fuse_ops, plan_memory, simplify
 from tcomp.graph.passes.alter_layout import cancel_layout_transforms
 from tcomp.graph.passes.plan_memory import inplace_pairs, no_plan
-from tcomp.graph.passes.simplify import cropped_taps, live_taps
+from tcomp.graph.passes.simplify import cropped_taps, live_taps, tap_bands
 from tcomp.ops.nchwc import choose_channel_block
 from tcomp.target import as_target
 
@@ -298,6 +298,50 @@ def test_convolution_taps_cropped_from_computed_weights_and_kept_where_all_read(
     assert simplify(every_tap) is every_tap
 
 
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 20), kernel=st.integers(1, 5), stride=st.integers(1, 3), dilation=st.integers(1, 13),
+       before=st.integers(0, 14), after=st.integers(0, 14), seed=st.integers(0, 2**16))
+def test_tap_bands_give_the_same_convolution(size: int, kernel: int, stride: int, dilation: int, before: int,
+                                             after: int, seed: int) -> None:
+    """Bands of output positions, each convolving the input it reads (no padding) with its live taps, give the
+    padded convolution's outputs."""
+    span = (kernel - 1) * dilation + 1
+    assume(size + before + after >= span)
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(size), rng.standard_normal(kernel)
+    want = _conv1d(x, w, stride, dilation, before, after)
+    bands = tap_bands(size, len(want), kernel, stride, dilation, before)
+    if bands is None:  # some position reads only padding
+        assert any(all(not 0 <= y * stride + t * dilation - before < size for t in range(kernel))
+                   for y in range(len(want)))
+        return
+    got = []
+    for first, count, tap, taps in bands:
+        start = first * stride + tap * dilation - before
+        end = start + (count - 1) * stride + (taps - 1) * dilation + 1
+        assert 0 <= start and end <= size
+        got.extend(_conv1d(x[start:end], w[tap: tap + taps], stride, dilation, 0, 0))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size, dilation, split", [
+    (14, 12, True),  # DeepLabV3's rate-12 atrous convolution at output stride 16 of a 224 image: 9 bands
+    (20, 6, True),
+    (14, 1, False),  # a plain 3x3: its edge rows read padding, but banding would save too little
+    (6, 3, False),  # too few outputs
+])
+def test_convolution_splits_into_bands_of_live_taps(size: int, dilation: int, split: bool) -> None:
+    conv = make_node("conv2d", "conv", ["x", "w"], ["c"], strides=(1, 1), pads=(dilation,) * 4,
+                     dilations=(dilation, dilation), groups=1)
+    g = graph([conv, make_node("relu", "r", ["c"], ["y"])], {"x": (1, 8, size, size)}, ["y"],
+              {"w": rand(16, 8, 3, 3)})
+    banded = simplify(g)
+    assert sum(n.op == "conv2d" for n in banded.nodes) == (9 if split else 1)
+    assert banded.type_of("c") == g.type_of("c")
+    x = rand(1, 8, size, size)
+    np.testing.assert_allclose(run(fold_constants(banded), x=x)[0], run(g, x=x)[0], rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # fuse_ops
 def _members(node: tg.Node) -> list[str]:
@@ -490,6 +534,24 @@ def test_concat_stays_blocked(axis: int, second: int) -> None:
     if stays:
         assert len(_transforms(altered)) == 2  # in and out only
     x = rand(1, 8, 6, 6)
+    np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("axes", "stays"), [((2, 3), True), ((-1,), True), ((0, -2), True), ((1,), False)])
+def test_slices_along_the_plane_stay_blocked(axes: tuple[int, ...], stays: bool) -> None:
+    """A slice of a blocked value along the batch or plane axes (a convolution's bands, a crop) reads it blocked;
+    along the channels, in NCHW."""
+    conv = {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1}
+    bounds = {0: (0, 1), 1: (16, 32), 2: (1, 6), 3: (2, 7)}
+    g = graph([
+        make_node("conv2d", "c1", ["x", "w1"], ["a"], **conv),
+        make_node("strided_slice", "s", ["a"], ["b"], begin=tuple(bounds[a % 4][0] for a in axes),
+                  end=tuple(bounds[a % 4][1] for a in axes), strides=(1,) * len(axes), axes=axes),
+        make_node("conv2d", "c2", ["b", "w2"], ["y"], **conv),
+    ], {"x": (1, 8, 9, 9)}, ["y"], {"w1": rand(32, 8, 3, 3), "w2": rand(16, 16 if 1 in axes else 32, 3, 3)})
+    altered = alter_layout(g, "llvm")
+    assert (len(_transforms(altered)) == 2) == stays  # in and out only
+    x = rand(1, 8, 9, 9)
     np.testing.assert_allclose(run(fold_constants(altered), x=x)[0], run(g, x=x)[0], rtol=1e-4, atol=1e-4)
 
 

@@ -19,7 +19,8 @@ Rewrite:
 2. Layouts propagate: elementwise operators, broadcast operators whose other operands are scalars, per-channel
    constants (re-laid-out once, as constants) or per-channel values of each image (``[N, C, 1, 1]``: the scales
    of squeeze-and-excitation blocks, laid out alike), max pooling (``max_pool2d_nchwc``), reductions over the spatial
-   axes and concatenations (of whole channel blocks, or along another axis) keep their input's blocked layout.
+   axes, concatenations (of whole channel blocks, or along another axis) and slices along the batch or plane axes
+   keep their input's blocked layout.
    Every other operator reads its inputs in their original layout.
 3. A ``layout_transform`` is inserted only where a producer's layout differs from what a consumer reads, once per
    (value, layout) and shared by every consumer; graph outputs are returned in their original layout (with their
@@ -397,6 +398,19 @@ class _Rewriter:
         self.emit(node, [self.get(i, layout) for i in node.inputs], layout, axis=axis)
         return True
 
+    def spatial_slice(self, node: Node) -> bool:
+        """A slice of a blocked 4-D value along its batch or plane axes stays blocked (they keep their positions in
+        ``NCHW{c}c``); one along the channels reads NCHW."""
+        x = node.inputs[0]
+        layout = self.primary.get(x)
+        if not channel_blocked(layout) or self.graph.type_of(x).ndim != 4 or len(node.outputs) != 1:
+            return False
+        axes = tuple(int(a) % 4 for a in node.attr("axes"))
+        if 1 in axes:
+            return False
+        self.emit(node, [self.versions[x][layout]], layout, axes=axes)
+        return True
+
     def default(self, node: Node) -> None:
         inputs = [self.get(i, self._default_layout(i)) if i else i for i in node.inputs]
         self.emit(node, inputs, NCHW)
@@ -419,6 +433,8 @@ class _Rewriter:
                 done = self.max_pool(node)
             elif node.op == "concat":
                 done = self.concat(node)
+            elif node.op == "strided_slice":
+                done = self.spatial_slice(node)
             elif node.op == "channel_shuffle" and channel_blocked(self.primary.get(node.inputs[0])):
                 done = self.elementwise(node)
             if not done:
