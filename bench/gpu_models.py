@@ -59,6 +59,28 @@ def _torchvision(name: str, **kwargs: Any) -> Callable[[], Any]:
     return make
 
 
+def _segmentation(name: str) -> Callable[[], Any]:
+    """A torchvision segmentation model giving its ``out`` map alone (the module returns a dict)."""
+
+    def make() -> Any:
+        import torch
+        import torchvision
+
+        inner = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
+
+        class Segmentation(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, image: Any) -> Any:
+                return self.inner(image)["out"]
+
+        return Segmentation()
+
+    return make
+
+
 def _bert() -> Any:
     import transformers
 
@@ -111,6 +133,15 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("bert_base", _bert, "tokens", dynamo=True, vocab=30522),
     ModelSpec("gpt2", _gpt2, "tokens", dynamo=True, vocab=50257),
 )}
+# more of torchvision's models, for the CPU benchmark (``bench/models.py --models tv_<name>``) or named here
+MORE: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    *(ModelSpec(name, _torchvision(name), "image") for name in (
+        "resnext50_32x4d", "wide_resnet50_2", "googlenet", "mnasnet1_0", "mobilenet_v3_large", "efficientnet_v2_s",
+        "regnet_x_400mf")),
+    *(ModelSpec(name, _segmentation(name), "image") for name in (
+        "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet50")),
+)}
+ALL_MODELS = {**MODELS, **MORE}
 
 
 def example_inputs(spec: ModelSpec, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -239,7 +270,7 @@ def run_model(name: str, folder: Path, lock: Path | None, rounds: int, number: i
 
     import tcomp.graph as tg
 
-    spec = MODELS[name]
+    spec = ALL_MODELS[name]
     result: dict[str, Any] = {"model": name, "status": "ok"}
     phase = "export"
     try:
@@ -290,9 +321,9 @@ def run_model(name: str, folder: Path, lock: Path | None, rounds: int, number: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS), metavar="MODEL")
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(ALL_MODELS), metavar="MODEL")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--run", choices=list(MODELS), help="export, compile, check and time this model")
+    parser.add_argument("--run", choices=list(ALL_MODELS), help="export, compile, check and time this model")
     parser.add_argument("--result", type=Path, help="the JSON-lines file --run appends its result to")
     parser.add_argument("--lock", type=Path, help="the file lock that keeps one model at a time on the GPU")
     parser.add_argument("--rounds", type=int, default=20)
@@ -308,7 +339,7 @@ def main() -> None:
         print(json.dumps({k: v for k, v in result.items() if k != "traceback"}), flush=True)
         return
     for name in args.models:
-        spec = MODELS[name]
+        spec = ALL_MODELS[name]
         start = time.perf_counter()
         try:
             model = build(spec)

@@ -16,10 +16,12 @@
   cache of 128 positions, the token at position 0), ``bloom`` and ``deberta`` (a BLOOM-like decoder
   and a DeBERTa-v3-base-like encoder, sequence 128) the same way, run only when named;
 - ``tv_<name>``: torchvision's image models as ``bench/gpu_models.py`` exports them (random weights from a fixed
-  seed, batch norms calibrated; its example image, and PyTorch's output beside it): ``tv_resnet50``,
-  ``tv_mobilenet_v3_small``, ``tv_shufflenet_v2_x1_0``, ``tv_regnet_y_400mf``, ``tv_efficientnet_b0``,
-  ``tv_densenet121``, ``tv_squeezenet1_1``, ``tv_convnext_tiny`` and ``tv_vit_b_16``, run only when named
-  (``--export --export-python PYTHON`` with an interpreter that has torch and torchvision);
+  seed, batch norms calibrated; its example image, and PyTorch's output beside it): those of the GPU benchmark
+  (``tv_resnet50``, ``tv_mobilenet_v3_small``, ``tv_shufflenet_v2_x1_0``, ``tv_regnet_y_400mf``,
+  ``tv_efficientnet_b0``, ``tv_densenet121``, ``tv_squeezenet1_1``, ``tv_convnext_tiny``, ``tv_vit_b_16``) and
+  its ``MORE`` (ResNeXt-50, Wide ResNet-50, GoogLeNet, MNASNet, MobileNetV3-large, EfficientNetV2-S,
+  RegNetX-400MF, and the segmentation models DeepLabV3-MobileNetV3, LRASPP-MobileNetV3 and FCN-ResNet50), run
+  only when named (``--export --export-python PYTHON`` with an interpreter that has torch and torchvision);
 - ``bert_base`` and ``vit_b16``: the same architectures and sizes built by ``tcomp.graph.testing`` with the
   operators that export writes (no torch needed; random weights);
 - ``<exported>_int8`` (``bert_int8``, ``gpt2_int8`` ... run only when named): that export quantized by onnxruntime's
@@ -66,7 +68,10 @@ FAMILY = {"bert": "transformer", "vit": "transformer", "gpt2": "transformer", "l
           "resnet50_int8": "quantized", "resnet50_qdq": "quantized", "mobilenet_v2_qdq": "quantized",
           "whisper_int8": "quantized", "llama_uint4": "quantized", "llama_decode_uint4": "quantized"}
 TORCHVISION = ("tv_resnet50", "tv_mobilenet_v3_small", "tv_shufflenet_v2_x1_0", "tv_regnet_y_400mf",
-               "tv_efficientnet_b0", "tv_densenet121", "tv_squeezenet1_1", "tv_convnext_tiny", "tv_vit_b_16")
+               "tv_efficientnet_b0", "tv_densenet121", "tv_squeezenet1_1", "tv_convnext_tiny", "tv_vit_b_16",
+               "tv_resnext50_32x4d", "tv_wide_resnet50_2", "tv_googlenet", "tv_mnasnet1_0", "tv_mobilenet_v3_large",
+               "tv_efficientnet_v2_s", "tv_regnet_x_400mf", "tv_deeplabv3_mobilenet_v3_large",
+               "tv_lraspp_mobilenet_v3_large", "tv_fcn_resnet50")
 FAMILY.update({name: "transformer" if name == "tv_vit_b_16" else "cnn" for name in TORCHVISION})
 ALL = ("resnet50", "vit", "bert", "vit_b16", "bert_base", "vgg19", "zfnet512", "shufflenet", "squeezenet",
        "mobilenet_v2")
