@@ -212,10 +212,10 @@ def _band_work(bands: list[tuple[int, int, int, int]]) -> int:
     return sum(count * taps for _, count, _, taps in bands)
 
 
-def _split_into_bands(edit: Rewrite, graph: Graph, node: Node, rows: list[tuple[int, int, int, int]],
+def _split_into_bands(edit: Rewrite, node: Node, rows: list[tuple[int, int, int, int]],
                       columns: list[tuple[int, int, int, int]]) -> list[Node]:
-    """``node`` as one convolution per band of rows x band of columns, each over the input it reads (no padding)
-    with its taps, concatenated back into the output."""
+    """``node`` as one convolution per band of rows x band of columns (several), each over the input it reads (no
+    padding) with its taps, concatenated back into the output."""
     strides, dilations = node.attr("strides", (1, 1)), node.attr("dilations", (1, 1))
     pads = node.attr("pads", (0, 0, 0, 0))
     nodes: list[Node] = []
@@ -243,19 +243,19 @@ def _split_into_bands(edit: Rewrite, graph: Graph, node: Node, rows: list[tuple[
             c1 = c0 + (c_count - 1) * strides[1] + (c_taps - 1) * dilations[1] + 1
             data = sliced(node.inputs[0], (r0, c0), (r1, c1), "band")
             weight = sliced(node.inputs[1], (r_tap, c_tap), (r_tap + r_taps, c_tap + c_taps), "taps")
-            single = len(rows) == 1 and len(columns) == 1
-            out = node.outputs[0] if single else edit.names.fresh(f"{node.outputs[0]}/band")
+            out = edit.names.fresh(f"{node.outputs[0]}/band")
             nodes.append(replace(node, name=edit.names.fresh(f"{node.name}/band"),
                                  inputs=(data, weight, *node.inputs[2:]), outputs=(out,)).with_attrs(pads=(0, 0, 0, 0)))
             parts.append(out)
-        row_values.append(concat(parts, 3, node.outputs[0] if len(rows) == 1 and len(parts) > 1 else None))
+        row_values.append(concat(parts, 3, node.outputs[0] if len(rows) == 1 else None))
     if len(rows) > 1:
         concat(row_values, 2, node.outputs[0])
     return nodes
 
 
 def crop_padding_taps(graph: Graph) -> Graph:
-    """``conv2d`` without the kernel taps that read only padding (see the module docstring)."""
+    """``conv2d`` without the kernel taps that read only padding, or in bands of the taps that read data (see the
+    module docstring)."""
     edit = Rewrite(graph)
     for node in graph.nodes:
         if node.op != "conv2d":
@@ -271,7 +271,7 @@ def crop_padding_taps(graph: Graph) -> Graph:
             if row_bands is not None and column_bands is not None and oh * ow >= MIN_BANDED_OUTPUTS and \
                     1 < len(row_bands) * len(column_bands) <= MAX_BANDS and \
                     _band_work(row_bands) * _band_work(column_bands) <= BAND_WORK * oh * kh * ow * kw:
-                edit.replacements[node.name] = _split_into_bands(edit, graph, node, row_bands, column_bands)
+                edit.replacements[node.name] = _split_into_bands(edit, node, row_bands, column_bands)
                 continue
         rows = cropped_taps(h, oh, kh, strides[0], dilations[0], pads[0], pads[2])
         columns = cropped_taps(w, ow, kw, strides[1], dilations[1], pads[1], pads[3])
