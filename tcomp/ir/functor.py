@@ -8,7 +8,7 @@ the very same object when no child changed, so passes can tell cheaply whether t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import fields, replace
+from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 from tcomp.ir import expr as E
@@ -18,15 +18,26 @@ from tcomp.ir.stmt import Stmt
 Node = Expr | Stmt
 _NODE_TYPES = (Expr, Stmt)
 
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 _SKIP_FIELDS = {"dtype", "name", "op", "kind", "lanes", "value_index", "message", "thread_tag", "annotations"}
+
+
+def field_names(cls: type) -> tuple[str, ...] | None:
+    """The field names of dataclass ``cls`` (None for any other class), looked up once per class."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
+    return _FIELD_NAMES[cls]
 
 
 def child_fields(cls: type) -> tuple[str, ...]:
     """Names of the fields of ``cls`` that may hold child nodes."""
     names = _CHILD_FIELDS.get(cls)
     if names is None:
-        names = tuple(f.name for f in fields(cls) if f.name not in _SKIP_FIELDS)
+        every = field_names(cls)
+        if every is None:
+            raise TypeError(f"{cls.__name__} is not an IR node (a dataclass)")
+        names = tuple(name for name in every if name not in _SKIP_FIELDS)
         _CHILD_FIELDS[cls] = names
     return names
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import fields, is_dataclass
 from typing import Any
 
 from tcomp.ir.buffer import Buffer
 from tcomp.ir.expr import CommReducer, IterVar, Range, Var
+from tcomp.ir.functor import field_names
 from tcomp.ir.stmt import PrimFunc
 
 _IDENTITY_TYPES = (Var, Buffer)
-_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 _SCALARS = (int, float, str, bool, type(None))
 
 
@@ -45,14 +44,14 @@ class _Equal:
             return self.bind(a, b)
         if isinstance(a, tuple):
             return len(a) == len(b) and all(self.equal(x, y) for x, y in zip(a, b))
-        if not isinstance(a, type) and _field_names(type(a)) is not None:
+        if not isinstance(a, type) and field_names(type(a)) is not None:
             return self.fields_equal(a, b)
         if isinstance(a, float):
             return a == b or (a != a and b != b)
         return bool(a == b)
 
     def fields_equal(self, a: Any, b: Any, skip: tuple[str, ...] = ()) -> bool:
-        for name in _field_names(type(a)):  # type: ignore[union-attr]
+        for name in field_names(type(a)):  # type: ignore[union-attr]
             if name in skip:
                 continue
             if not self.equal(getattr(a, name), getattr(b, name)):
@@ -63,13 +62,6 @@ class _Equal:
 def structural_equal(a: Any, b: Any) -> bool:
     """True when ``a`` and ``b`` are the same IR up to renaming of variables and buffers."""
     return _Equal().equal(a, b)
-
-
-def _field_names(cls: type) -> tuple[str, ...] | None:
-    """The field names of dataclass ``cls`` (None for other classes), looked up once per class."""
-    if cls not in _FIELD_NAMES:
-        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
-    return _FIELD_NAMES[cls]
 
 
 class _Hasher:
@@ -88,13 +80,13 @@ class _Hasher:
                 return ("ref", number)
             number = len(self.numbers)
             self.numbers[id(node)] = number
-            body = tuple([self.key(getattr(node, name)) for name in _field_names(cls) if name != "name"])
+            body = tuple([self.key(getattr(node, name)) for name in field_names(cls) if name != "name"])
             return ("def", cls.__name__, number, body)
         if isinstance(node, tuple):
             return tuple([self.key(x) for x in node])
         if isinstance(node, enum.Enum):
             return node.value
-        names = _field_names(cls) if not isinstance(node, type) else None
+        names = field_names(cls) if not isinstance(node, type) else None
         if names is not None:
             return (cls.__name__,) + tuple([self.key(getattr(node, name)) for name in names])
         if isinstance(node, (int, float, str, bool)):
