@@ -116,21 +116,28 @@ def _lower_resize(ctx: LowerContext) -> list[Tensor]:
         # separable: the last resized axis first, into a stage of its own, then the others from its rows
         last = resized[-1]
         shape = tuple(out_shape[d] if d == last else in_shape[d] for d in range(len(in_shape)))
-        rows = te.compute(shape, _linear_body(ctx, x, [last], in_shape, out_shape), name=f"{ctx.name}_rows",
-                          tag="injective", attrs={OP_KIND: OpKind.RESIZE_ROWS})
-        return [te.compute(out_shape, _linear_body(ctx, rows, resized[:-1], shape, out_shape), name=ctx.name,
-                           tag="injective")]
+
+        def along_last(*i: Any) -> Expr:
+            return _linear(x, i, _coordinates(ctx, [last], i, in_shape, out_shape), in_shape)
+
+        rows = te.compute(shape, along_last, name=f"{ctx.name}_rows", tag="injective",
+                          attrs={OP_KIND: OpKind.RESIZE_ROWS})
+
+        def along_others(*i: Any) -> Expr:
+            return _linear(rows, i, _coordinates(ctx, resized[:-1], i, shape, out_shape), shape)
+
+        return [te.compute(out_shape, along_others, name=ctx.name, tag="injective")]
     extrapolation = float(ctx.attr("extrapolation_value", 0.0))
 
     def body(*i: Any) -> Expr:
-        coords = {d: _source_coordinate(ctx, d, i[d], in_shape[d], out_shape[d]) for d in resized}
+        coords = _coordinates(ctx, resized, i, in_shape, out_shape)
         conditions = [te.all(coords[d] >= 0.0, coords[d] <= float(in_shape[d] - 1)) for d in resized] if crop else []
         if not linear or not resized:
             index = [(clamp_index(_nearest(ctx, coords[d]), in_shape[d]) if d in coords else i[d])
                      for d in range(len(in_shape))]
             value = x[tuple(index)]
         else:
-            value = _linear_body(ctx, x, resized, in_shape, out_shape)(*i)
+            value = _linear(x, i, coords, in_shape)
         if conditions:
             value = te.if_then_else(te.all(*conditions), value, te.const(extrapolation, x.dtype))
         return value
@@ -138,29 +145,30 @@ def _lower_resize(ctx: LowerContext) -> list[Tensor]:
     return [te.compute(out_shape, body, name=ctx.name, tag="injective")]
 
 
-def _linear_body(ctx: LowerContext, x: Tensor, axes: list[int], in_shape: Any, out_shape: Any) -> Any:
-    """The value at an output index of ``x`` resized linearly along ``axes`` (the others read as they are): the
-    ``2 ** len(axes)`` neighbours weighed by the products of their axes' weights, in float64."""
+def _coordinates(ctx: LowerContext, axes: list[int], index: Any, in_shape: Any, out_shape: Any) -> dict[int, Expr]:
+    """The source coordinate of output ``index`` along each of ``axes``."""
+    return {d: _source_coordinate(ctx, d, index[d], in_shape[d], out_shape[d]) for d in axes}
 
-    def body(*i: Any) -> Expr:
-        coords = {d: _source_coordinate(ctx, d, i[d], in_shape[d], out_shape[d]) for d in axes}
-        lows = {d: te.floor(coords[d]) for d in axes}
-        fracs = {d: coords[d] - lows[d] for d in axes}
-        total: Expr | None = None
-        for corner in itertools.product((0, 1), repeat=len(axes)):
-            weight: Expr | None = None
-            index = list(i)
-            for d, bit in zip(axes, corner):
-                low = te.cast(lows[d], "int32")
-                index[d] = clamp_index(low + bit if bit else low, in_shape[d])
-                factor = fracs[d] if bit else 1.0 - fracs[d]
-                weight = factor if weight is None else weight * factor
-            term = te.cast(x[tuple(index)], "float64") * weight
-            total = term if total is None else total + term
-        assert total is not None
-        return te.cast(total, x.dtype)
 
-    return body
+def _linear(x: Tensor, index: Any, coords: dict[int, Expr], in_shape: Any) -> Expr:
+    """``x`` at output ``index`` resized linearly along the axes of ``coords`` (their source coordinates; the other
+    axes read as they are): the ``2 ** len(coords)`` neighbours weighed by the products of their axes' weights, in
+    float64."""
+    lows = {d: te.floor(c) for d, c in coords.items()}
+    fracs = {d: coords[d] - lows[d] for d in coords}
+    total: Expr | None = None
+    for corner in itertools.product((0, 1), repeat=len(coords)):
+        weight: Expr | None = None
+        source = list(index)
+        for d, bit in zip(coords, corner):
+            low = te.cast(lows[d], "int32")
+            source[d] = clamp_index(low + bit if bit else low, in_shape[d])
+            factor = fracs[d] if bit else 1.0 - fracs[d]
+            weight = factor if weight is None else weight * factor
+        term = te.cast(x[tuple(source)], "float64") * weight
+        total = term if total is None else total + term
+    assert total is not None
+    return te.cast(total, x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
