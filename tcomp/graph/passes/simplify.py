@@ -33,6 +33,7 @@ Assumes a typed graph before fusion. Returns the same graph when nothing applies
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -167,11 +168,26 @@ MAX_BANDS = 9  # band convolutions (each reads its taps' weights again)
 MIN_BANDED_OUTPUTS = 64  # output positions: a smaller plane reads its weights more than it multiplies them
 
 
+class Band(NamedTuple):
+    """Consecutive output positions of one dimension (``count`` from ``first``) that read data through the same
+    taps (``taps`` from ``tap``)."""
+
+    first: int
+    count: int
+    tap: int
+    taps: int
+
+
+def _reads_data(y: int, tap: int, size: int, stride: int, dilation: int, before: int) -> bool:
+    """Whether output position ``y`` reads an input element (not padding) through ``tap``."""
+    return 0 <= y * stride + tap * dilation - before < size
+
+
 def live_taps(size: int, out: int, kernel: int, stride: int, dilation: int, before: int) -> tuple[int, int] | None:
     """The first and last kernel taps (along one dimension) that read an input element for some output position,
     None when none does."""
     live = [tap for tap in range(kernel)
-            if any(0 <= y * stride + tap * dilation - before < size for y in range(out))]
+            if any(_reads_data(y, tap, size, stride, dilation, before) for y in range(out))]
     return (live[0], live[-1]) if live else None
 
 
@@ -191,29 +207,33 @@ def cropped_taps(size: int, out: int, kernel: int, stride: int, dilation: int, b
 
 
 def tap_bands(size: int, out: int, kernel: int, stride: int, dilation: int,
-              before: int) -> list[tuple[int, int, int, int]] | None:
+              before: int) -> list[Band] | None:
     """The output positions of one dimension in bands of consecutive positions that read data through the same
-    taps: ``(first position, positions, first tap, taps)`` each (a position's live taps are consecutive). None
-    where some position reads only padding."""
-    bands: list[tuple[int, int, int, int]] = []
+    taps (a position's live taps are consecutive). None where some position reads only padding."""
+    bands: list[Band] = []
     for y in range(out):
-        live = [tap for tap in range(kernel) if 0 <= y * stride + tap * dilation - before < size]
+        live = [tap for tap in range(kernel) if _reads_data(y, tap, size, stride, dilation, before)]
         if not live:
             return None
-        if bands and bands[-1][2:] == (live[0], len(live)):
-            first, count = bands[-1][:2]
-            bands[-1] = (first, count + 1, live[0], len(live))
+        if bands and (bands[-1].tap, bands[-1].taps) == (live[0], len(live)):
+            bands[-1] = bands[-1]._replace(count=bands[-1].count + 1)
         else:
-            bands.append((y, 1, live[0], len(live)))
+            bands.append(Band(y, 1, live[0], len(live)))
     return bands
 
 
-def _band_work(bands: list[tuple[int, int, int, int]]) -> int:
-    return sum(count * taps for _, count, _, taps in bands)
+def _band_work(bands: list[Band]) -> int:
+    return sum(band.count * band.taps for band in bands)
 
 
-def _split_into_bands(edit: Rewrite, node: Node, rows: list[tuple[int, int, int, int]],
-                      columns: list[tuple[int, int, int, int]]) -> list[Node]:
+def _band_span(band: Band, stride: int, dilation: int, before: int) -> tuple[int, int]:
+    """The input elements a band reads: ``[start, end)`` (inside the input, by the band's definition)."""
+    start = band.first * stride + band.tap * dilation - before
+    return start, start + (band.count - 1) * stride + (band.taps - 1) * dilation + 1
+
+
+def _split_into_bands(edit: Rewrite, node: Node, rows: list[Band],
+                      columns: list[Band]) -> list[Node]:
     """``node`` as one convolution per band of rows x band of columns (several), each over the input it reads (no
     padding) with its taps, concatenated back into the output."""
     strides, dilations = node.attr("strides", (1, 1)), node.attr("dilations", (1, 1))
@@ -234,15 +254,14 @@ def _split_into_bands(edit: Rewrite, node: Node, rows: list[tuple[int, int, int,
         return out
 
     row_values = []
-    for r_out, r_count, r_tap, r_taps in rows:
+    for row in rows:
+        r0, r1 = _band_span(row, strides[0], dilations[0], pads[0])
         parts = []
-        for c_out, c_count, c_tap, c_taps in columns:
-            r0 = r_out * strides[0] + r_tap * dilations[0] - pads[0]
-            c0 = c_out * strides[1] + c_tap * dilations[1] - pads[1]
-            r1 = r0 + (r_count - 1) * strides[0] + (r_taps - 1) * dilations[0] + 1
-            c1 = c0 + (c_count - 1) * strides[1] + (c_taps - 1) * dilations[1] + 1
+        for column in columns:
+            c0, c1 = _band_span(column, strides[1], dilations[1], pads[1])
             data = sliced(node.inputs[0], (r0, c0), (r1, c1), "band")
-            weight = sliced(node.inputs[1], (r_tap, c_tap), (r_tap + r_taps, c_tap + c_taps), "taps")
+            weight = sliced(node.inputs[1], (row.tap, column.tap), (row.tap + row.taps, column.tap + column.taps),
+                            "taps")
             out = edit.names.fresh(f"{node.outputs[0]}/band")
             nodes.append(replace(node, name=edit.names.fresh(f"{node.name}/band"),
                                  inputs=(data, weight, *node.inputs[2:]), outputs=(out,)).with_attrs(pads=(0, 0, 0, 0)))
