@@ -22,13 +22,19 @@ on both sides (tcomp's ``run(inputs)``, onnxruntime's ``session.run``) and is on
 median and p99 latency per library and the tcomp / onnxruntime ratio of each. The summary gives the ratios of every
 model and their geometric mean.
 
+``--precision bf16`` compiles tcomp's executor with bfloat16 matrix products (``tcomp.target.Precision``: the
+products of rows with a constant weight on operands rounded to bfloat16, sums in float32); the float32 executor then
+runs in the same rounds too, and its median and the bf16 / fp32 ratio are printed. onnxruntime stays in float32: the
+relative error printed is the rounding's.
+
 ``--background-load 0,1`` runs every model twice: idle (0), then with one extra process running a 1-thread busy
 loop for the whole timing (1); with several conditions the summary adds each library's slowdown under load (median
 loaded / median idle). The busy processes are started before the rounds and stopped after them.
 
     python bench/models.py [--models resnet50,vit,bert] [--rounds 10] [--number 3] [--threads 2]
                            [--background-load 0[,1]] [--cache DIR] [--export --export-python PYTHON]
-                           [--tuning-records tuning.jsonl] [--profile 10] [--json results.json]
+                           [--tuning-records tuning.jsonl] [--precision fp32|bf16] [--profile 10]
+                           [--json results.json]
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class Row:
     tcomp: Latency
     ort: Latency
     untuned: Latency | None = None  # tcomp without the tuning records, in the same rounds (with --tuning-records)
+    fp32: Latency | None = None  # tcomp in float32, in the same rounds (with --precision other than fp32)
 
     def ratios(self) -> tuple[float, float, float]:
         return (self.tcomp.min / self.ort.min, self.tcomp.median / self.ort.median, self.tcomp.p99 / self.ort.p99)
@@ -121,7 +128,7 @@ def bench_model(source: Source, args: argparse.Namespace, loads: list[int]) -> l
     timings: dict[str, float] = {}
     start = time.perf_counter()
     executor = tg.compile(source.model, f"llvm -num-cores={args.threads}", tuning_records=args.tuning_records,
-                          timings=timings)
+                          timings=timings, precision=args.precision)
     seconds = time.perf_counter() - start
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -138,11 +145,15 @@ def bench_model(source: Source, args: argparse.Namespace, loads: list[int]) -> l
     if args.tuning_records:
         untuned = tg.compile(source.model, f"llvm -num-cores={args.threads}")
         runners["untuned"] = partial(untuned.run, source.inputs)
+    if args.precision != "fp32":
+        fp32 = tg.compile(source.model, f"llvm -num-cores={args.threads}", tuning_records=args.tuning_records)
+        runners["fp32"] = partial(fp32.run, source.inputs)
     rows = []
     for load in loads:
         with BackgroundLoad(load):
             result = interleaved(runners, args.rounds, args.number)
-        rows.append(Row(source.name, load, result["tcomp"], result["onnxruntime"], result.get("untuned")))
+        rows.append(Row(source.name, load, result["tcomp"], result["onnxruntime"], result.get("untuned"),
+                        result.get("fp32")))
         print_rows([rows[-1]])
     if args.profile:
         profile = sorted(executor.profile(repeat=5), key=lambda r: -r[2])
@@ -168,14 +179,21 @@ def print_rows(rows: list[Row]) -> None:
                     [[row.model, str(row.load), f"{row.untuned.median * 1e3:.2f}",  # type: ignore[union-attr]
                       f"{row.untuned.median / row.ort.median:.2f}",  # type: ignore[union-attr]
                       f"{row.tcomp.median / row.untuned.median:.2f}"] for row in tuned])  # type: ignore[union-attr]
+    narrow = [row for row in rows if row.fp32 is not None]
+    if narrow:
+        print_table(["model", "load", "tcomp fp32 median", "fp32/ort", "narrow/fp32"],
+                    [[row.model, str(row.load), f"{row.fp32.median * 1e3:.2f}",  # type: ignore[union-attr]
+                      f"{row.fp32.median / row.ort.median:.2f}",  # type: ignore[union-attr]
+                      f"{row.tcomp.median / row.fp32.median:.2f}"] for row in narrow])  # type: ignore[union-attr]
 
 
 def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
-def summary(rows: list[Row], loads: list[int], threads: int) -> None:
-    print(f"\nsummary: batch 1, float32 (int8 products in *_int8, *_qdq), {threads} threads, latencies in ms; "
+def summary(rows: list[Row], loads: list[int], threads: int, precision: str = "fp32") -> None:
+    print(f"\nsummary: batch 1, float32 (int8 products in *_int8, *_qdq; tcomp's products in {precision} where "
+          f"not fp32), {threads} threads, latencies in ms; "
           "ratio = tcomp / onnxruntime "
           f"(targets on the median: transformers and resnet50 <= 1.0, every model <= 1.2, geomean <= 1.0)")
     for load in loads:
@@ -213,6 +231,8 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="(re)export the transformers into --cache first")
     parser.add_argument("--export-python", default=None, help="interpreter with torch and transformers")
     parser.add_argument("--tuning-records", default=None)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="tcomp's matrix products: float32, or bfloat16 operands (the float32 executor runs too)")
     parser.add_argument("--profile", type=int, default=0, help="print each model's N slowest kernels")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args()
@@ -237,7 +257,7 @@ def main() -> None:
             skipped[name] = f"{type(error).__name__}: {str(error)[:300]}"
         if name in skipped:
             print(f"{name}: skipped: {skipped[name]}", flush=True)
-    summary(rows, loads, args.threads)
+    summary(rows, loads, args.threads, args.precision)
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

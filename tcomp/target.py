@@ -36,7 +36,7 @@ _OPTIONS: dict[str, tuple[TargetKind, ...]] = {
     "-arch": (TargetKind.CUDA,),
     "-max-threads-per-block": (TargetKind.CUDA,),
     "-max-shared-memory-per-block": (TargetKind.CUDA,),
-    "-precision": (TargetKind.CUDA,),
+    "-precision": (TargetKind.LLVM, TargetKind.CUDA),
     "-max-registers-per-block": (TargetKind.CUDA,),
 }
 
@@ -50,7 +50,11 @@ _HALF_RATE_512 = frozenset({"znver4"})
 # CPU features that choose a kernel (``byte_dots``, ``word_dots``) without a probe: for a CPU other than this
 # machine's, only where ``-mattr`` names them; code using one that this machine lacks must not run here
 # (``missing_here``)
-CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl", "avx512bw")
+CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl", "avx512bw", "avx512bf16")
+
+# the precisions an llvm target's matrix products may use: bfloat16 operands where the CPU has AVX512-BF16's
+# ``vdpbf16ps`` (``Target.bf16_dots``), emulated with float32 multiply-adds elsewhere
+CPU_PRECISIONS = ("fp32", "bf16")
 
 # CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
 # limits of every GPU since compute capability 5.0, and the shared memory a kernel may declare statically; above it,
@@ -79,13 +83,16 @@ class TargetError(ValueError):
 
 
 class Precision(enum.StrEnum):
-    """The arithmetic a CUDA target may use for float32 matrix products (matmul, batched matmul, convolution).
+    """The arithmetic a target may use for float32 matrix products.
 
-    ``FP32``: plain float32 multiply-adds (the default). ``TF32``, ``FP16``, ``BF16``: tensor cores (``mma.sync``,
-    compute capability 8.0 or later) on operands rounded to TF32 (10-bit mantissa), float16 or bfloat16, products
-    accumulated in float32. Results differ from float32 by about the rounding of the operands: a relative error of
-    about ``2**-11`` per product for TF32 and float16, ``2**-8`` for bfloat16 (``tolerance`` gives a bound for
-    sums of ``k`` products).
+    ``FP32``: plain float32 multiply-adds (the default). On a cuda target, ``TF32``, ``FP16``, ``BF16``: tensor cores
+    (``mma.sync``, compute capability 8.0 or later) for matmul, batched matmul and convolution, on operands rounded
+    to TF32 (10-bit mantissa), float16 or bfloat16, products accumulated in float32. On an llvm target, ``BF16``
+    only (``CPU_PRECISIONS``): products of rows with a constant weight (``tcomp.ops.panels``) on operands rounded to
+    bfloat16, products accumulated in float32 (AVX512-BF16's ``vdpbf16ps``: twice the multiply-adds of float32 per
+    instruction, and half the bytes of weight). Results differ from float32 by about the rounding of the operands:
+    a relative error of about ``2**-11`` per product for TF32 and float16, ``2**-8`` for bfloat16 (``tolerance``
+    gives a bound for sums of ``k`` products).
     """
 
     FP32 = "fp32"
@@ -194,8 +201,11 @@ class Target:
         if self.kind is TargetKind.CUDA:
             self._resolve_cuda()
             return
-        if any(getattr(self, name) for name in ("arch", *_CUDA_LIMITS)) or self.precision is not Precision.FP32:
-            raise TargetError(f"target options {', '.join(_CUDA_FIELDS)} are for cuda")
+        if any(getattr(self, name) for name in ("arch", *_CUDA_LIMITS)):
+            raise TargetError(f"target options {', '.join(('arch', *_CUDA_LIMITS))} are for cuda")
+        if self.precision not in CPU_PRECISIONS:
+            raise TargetError(f"precision {self.precision} applies to cuda targets; an llvm target takes "
+                              f"{' or '.join(CPU_PRECISIONS)}")
         if self.mcpu in ("", "native"):
             object.__setattr__(self, "mcpu", host_cpu_name())
             object.__setattr__(self, "host", True)
@@ -247,15 +257,14 @@ class Target:
         return int(self.arch[3:])
 
     def with_precision(self, precision: Precision | str | None) -> Target:
-        """This cuda target with ``precision`` (see ``Precision``); ``None`` (and fp32 on other kinds) leaves it
-        unchanged."""
+        """This target with ``precision`` (see ``Precision``: any on cuda, ``CPU_PRECISIONS`` on llvm); ``None``
+        leaves it unchanged."""
         if precision is None:
             return self
         chosen = Precision.parse(precision)
-        if self.kind is not TargetKind.CUDA:
-            if chosen is Precision.FP32:
-                return self
-            raise TargetError(f"precision {chosen} applies to cuda targets, not {self}")
+        if self.kind is TargetKind.LLVM and chosen not in CPU_PRECISIONS:
+            raise TargetError(f"precision {chosen} applies to cuda targets; an llvm target takes "
+                              f"{' or '.join(CPU_PRECISIONS)}, not {chosen}")
         return replace(self, precision=chosen)
 
     @staticmethod
@@ -335,6 +344,13 @@ class Target:
         return self.has_feature({512: "avx512bw", 256: "avx2", 128: "sse2"}[self.vector_bits])
 
     @property
+    def bf16_dots(self) -> bool:
+        """Whether the CPU has AVX512-BF16's ``vdpbf16ps`` (two bfloat16 products added per float32 lane) at
+        ``vector_bits``: 512-bit registers, or 256 with AVX512VL."""
+        bits = self.vector_bits
+        return self.has_feature("avx512bf16") and (bits == 512 or (bits == 256 and self.has_feature("avx512vl")))
+
+    @property
     def full_rate_vector_bits(self) -> int:
         """The narrowest vector that does as many multiply-adds per cycle as the widest: 256 on CPUs that run
         512-bit instructions at half the rate (``_HALF_RATE_512``), else ``vector_bits``."""
@@ -358,6 +374,8 @@ class Target:
             if self.mattr:
                 words.append("-mattr=" + ",".join(self.mattr))
             words.append(f"-num-cores={self.num_cores}")
+            if self.precision is not Precision.FP32:
+                words.append(f"-precision={self.precision}")
         if self.kind is TargetKind.CUDA:
             defaults = _cuda_defaults(self.arch)
             if self.arch != _default_arch():

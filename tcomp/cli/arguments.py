@@ -85,8 +85,9 @@ def add_target_options(parser: argparse.ArgumentParser, example: str = "llvm (th
     """``--target`` and ``--precision`` (read them with ``target_of``)."""
     parser.add_argument("--target", default="llvm", help=f"target string, e.g. {example}")
     parser.add_argument("--precision", default=None, choices=["fp32", "tf32", "fp16", "bf16"],
-                        help="arithmetic of matrix products and convolutions on cuda: fp32 (the default), or tensor "
-                             "cores on operands rounded to tf32, fp16 or bf16 (the target option -precision=...)")
+                        help="arithmetic of matrix products: fp32 (the default); on cuda, tensor cores on operands "
+                             "rounded to tf32, fp16 or bf16 (convolutions too); on llvm, bf16: products with a "
+                             "constant weight on operands rounded to bfloat16 (the target option -precision=...)")
 
 
 def target_of(args: argparse.Namespace) -> Target:

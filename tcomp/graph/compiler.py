@@ -143,7 +143,8 @@ def compile(model: ModelLike, target: Target | str | None = None, *,  # noqa: A0
             symbolic_dimensions: bool = True) -> GraphExecutor | SpecializingExecutor:
     """Import, optimize and compile ``model`` for ``target`` (default: this machine's CPU). ``precision``
     (``"fp32"``, ``"tf32"``, ``"fp16"``, ``"bf16"``) sets the arithmetic of matrix products and convolutions on a
-    cuda target, as its option ``-precision=`` does (``tcomp.target.Precision``).
+    cuda target, and (``"bf16"``) of products with a constant weight on an llvm target, as the target option
+    ``-precision=`` does (``tcomp.target.Precision``).
 
     ``input_shapes`` binds the shapes of inputs with symbolic dimensions; ``input_values`` fixes inputs to values
     (they become constants and are no longer inputs). A model whose shapes are still decided at run time (symbolic

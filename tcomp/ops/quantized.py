@@ -30,7 +30,7 @@ import numpy as np
 from tcomp import te
 from tcomp.ir.expr import Expr, Var
 from tcomp.ops.conv import conv_output_size
-from tcomp.ops.panels import pack_panels
+from tcomp.ops.panels import PAIRS, pack_grouped_panels
 from tcomp.ops.utils import (
     OP_KIND,
     OpError,
@@ -53,7 +53,8 @@ __all__ = ["BYTES", "PAIRS", "Window", "conv_weight_matrix", "im2col", "pack_qua
 # against 45)
 RUN_CHANNELS = 16
 BYTES = 4  # steps of K per group of int8 panels: the bytes one lane of ``vpdpbusd`` multiplies and adds
-PAIRS = 2  # ... of int16 panels: the int16 one lane of ``pmaddwd`` multiplies and adds
+# PAIRS (``tcomp.ops.panels``): steps of K per group of int16 panels, the int16 one lane of ``pmaddwd`` multiplies
+# and adds
 
 
 def panel_dtype(group: int) -> str:
@@ -71,9 +72,7 @@ def pack_quantized_panels(weight: np.ndarray, nr: int, depth: int, group: int) -
     if weight.ndim != 2 or weight.dtype != np.int8 or nr < 1 or depth < weight.shape[0] or depth % group:
         raise OpError(f"pack_quantized_panels: need a 2-D int8 weight, a positive nr and depth >= K in groups of "
                       f"{group}, got {weight.dtype} {weight.shape}, {nr}, {depth}")
-    panels = pack_panels(weight.astype(dtype), nr, depth)  # [blocks, depth, nr]
-    grouped = panels.reshape(panels.shape[0], depth // group, group, nr)
-    return np.ascontiguousarray(grouped.transpose(0, 1, 3, 2))
+    return pack_grouped_panels(weight, nr, depth, group, dtype)
 
 
 def quantized_matmul(x: Tensor, panels: Tensor, column_sums: Tensor, x_zero: Tensor, columns: int,

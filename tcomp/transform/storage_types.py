@@ -19,7 +19,8 @@ type is left only where it is stored (``STORAGE_TYPES``):
   outside the type's range (or for a NaN: the intrinsic ``<type>_from_float``), and an integer's low bits (two's
   complement); casts from a storage type cast its compute value;
 - arithmetic, selects, math calls and constants compute in the compute type;
-- ``reinterpret`` from or to a storage type reads or makes its bits.
+- ``reinterpret`` from or to a storage type reads or makes its bits;
+- the address of an element (``address_of``, a micro-kernel's operand) reads nothing and stays as it is.
 
 Between two narrowings (an explicit cast, a store) values keep their compute type's precision: an operator's
 result rounds once, where it is written. Buffers keep their types (the code generators store bfloat16 as 16-bit
@@ -217,6 +218,8 @@ class _Legalize(Mutator):
         return storage.convert(value)
 
     def visit_Call(self, node: E.Call) -> E.Expr:
+        if node.op == "address_of" and len(node.args) == 1 and isinstance(node.args[0], E.BufferLoad):
+            return replace(node, args=(self.generic_visit(node.args[0]),))  # an element's address: nothing read
         source, target = _storage(node.args[0].dtype) if node.args else None, _storage(node.dtype)
         if node.op != "reinterpret" or (source is None and target is None):
             return self._computed(self.generic_visit(node))

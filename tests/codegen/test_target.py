@@ -39,7 +39,7 @@ def test_options_and_canonical_string() -> None:
     ("cuda -mcpu=sm_80", "'-mcpu' does not apply to kind 'cuda'"),
     ("cuda -precision=fp8", "unknown precision 'fp8'; expected one of fp32, tf32, fp16, bf16"),
     ("cuda -arch=sm_75 -precision=fp16", "tensor cores with fp16 need compute capability 8.0"),
-    ("llvm -precision=fp16", "'-precision' does not apply to kind 'llvm'"),
+    ("llvm -precision=fp16", "precision fp16 applies to cuda targets; an llvm target takes fp32 or bf16"),
 ])
 def test_errors_name_the_bad_option(text: str, pattern: str) -> None:
     with pytest.raises(TargetError, match=pattern):

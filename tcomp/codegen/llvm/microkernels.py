@@ -19,6 +19,14 @@
   column into its int32 lane with ``pmaddwd`` (SSE2, AVX2 or AVX512BW for 4, 8 or 16 lanes; a sum of two products
   of 8-bit values cannot overflow it). Strides are in elements.
 
+- ``tcomp_bgemm_{dp|fma}_{mr}x{nr}_v{lanes}(a, lda, b, ldb, c, ldc, K2, accumulate)``: the float32 tile
+  ``C[mr, nr] (+)= A[mr, 2 K2] @ B[2 K2, nr]`` of bfloat16 ``A`` (rows of 16-bit patterns) and ``B`` stored in pairs
+  of steps, ``b[k2, j, 0:2] = B[2 k2 : 2 k2 + 2, j]``: each step broadcasts two bfloat16 of a row of A and adds the
+  two products of every column into its float32 lane. ``dp``: with ``vdpbf16ps`` (AVX512-BF16; 16 lanes, or 8 with
+  AVX512VL), which adds the products of the odd steps, then of the even ones, each sum rounded once (the products
+  of two bfloat16 are exact in float32). ``fma``: the same sums for other CPUs, each bfloat16 widened to float32 (its
+  bits as the upper half) and added by a fused multiply-add in the same order. Strides are in elements.
+
 - ``tcomp_rows_{kernel}(a, lda, b, ldb, c, ldc, K, accumulate, rows)`` for each GEMM kernel above
   (``tcomp_rows_sgemm_f32_8x32_v16``): the same tile for its first ``rows`` rows only (all ``mr`` of them when
   ``rows >= mr``), by the kernel of that many rows: the last tile of a symbolic number of rows computes no padding
@@ -41,8 +49,9 @@ from tcomp.codegen.llvm.context import CodegenError
 from tcomp.codegen.llvm.extern import register_extern
 
 _GEMM_RE = re.compile(r"^tcomp_sgemm_f32_(\d+)x(\d+)_v(\d+)$")
-_ROWS_RE = re.compile(r"^tcomp_rows_((?:sgemm_f32|igemm_u8s8|igemm_i16)_)(\d+)(x\d+_v\d+)$")
+_ROWS_RE = re.compile(r"^tcomp_rows_((?:sgemm_f32|igemm_u8s8|igemm_i16|bgemm_dp|bgemm_fma)_)(\d+)(x\d+_v\d+)$")
 _IGEMM_RE = re.compile(r"^tcomp_igemm_(u8s8|i16)_(\d+)x(\d+)_v(\d+)$")
+_BGEMM_RE = re.compile(r"^tcomp_bgemm_(dp|fma)_(\d+)x(\d+)_v(\d+)$")
 _DOT_RE = re.compile(r"^tcomp_sdot_f32_v(\d+)$")
 
 
@@ -57,6 +66,11 @@ def rows_kernel_name(kernel: str) -> str:
 
 def igemm_kernel_name(mr: int, nr: int, lanes: int, pairs: bool) -> str:
     return f"tcomp_igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}_v{lanes}"
+
+
+def bgemm_kernel_name(mr: int, nr: int, lanes: int, native: bool) -> str:
+    """The bfloat16 GEMM tile kernel: ``vdpbf16ps`` where ``native``, else float32 multiply-adds."""
+    return f"tcomp_bgemm_{'dp' if native else 'fma'}_{mr}x{nr}_v{lanes}"
 
 
 def dot_kernel_name(lanes: int) -> str:
@@ -359,6 +373,65 @@ def define_igemm(module: ir.Module, name: str) -> ir.Function:
     return _define_tile(module, name, mr, nr // lanes, arith)
 
 
+class _BFloat(ir.Type):
+    """LLVM's ``bfloat`` (llvmlite has no such type): only the operands of ``vdpbf16ps`` have it."""
+
+    def _to_string(self) -> str:
+        return "bfloat"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _BFloat)
+
+    def __hash__(self) -> int:
+        return hash("bfloat")
+
+
+def _dot_bfloat16_pairs(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    """``acc`` (float32 lanes) plus, per lane, the two products of the bfloat16 of ``a`` and ``b`` in it:
+    ``vdpbf16ps``."""
+    pairs = ir.VectorType(_BFloat(), 2 * acc.type.count)
+    name = f"llvm.x86.avx512bf16.dpbf16ps.{acc.type.count * 32}"
+    function = _intrinsic(module, name, acc.type, [acc.type, pairs, pairs])
+    return bld.call(function, [acc, bld.bitcast(a, pairs), bld.bitcast(b, pairs)])
+
+
+def _fma_bfloat16_pairs(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    """What ``_dot_bfloat16_pairs`` adds, with float32 multiply-adds: each pair (an int32 lane) widened to the
+    float32 of its odd step (the upper 16 bits) and of its even step (the lower, shifted up)."""
+    lanes = acc.type.count
+    words = ir.VectorType(T.I32, lanes)
+    upper = ir.Constant(words, [-65536] * lanes)
+    shift = ir.Constant(words, [16] * lanes)
+
+    def halves(pairs: ir.Value) -> tuple[ir.Value, ir.Value]:
+        word = bld.bitcast(pairs, words)
+        return bld.bitcast(bld.and_(word, upper), acc.type), bld.bitcast(bld.shl(word, shift), acc.type)
+
+    (a_odd, a_even), (b_odd, b_even) = halves(a), halves(b)
+    fma = _fma(module, acc.type)
+    return bld.call(fma, [a_even, b_even, bld.call(fma, [a_odd, b_odd, acc])])
+
+
+@register_extern("tcomp_bgemm_")
+def define_bgemm(module: ir.Module, name: str) -> ir.Function:
+    match = _BGEMM_RE.match(name)
+    if not match:
+        raise CodegenError(f"malformed bfloat16 GEMM micro-kernel name {name!r}")
+    kind = match.group(1)
+    mr, nr, lanes = (int(g) for g in match.groups()[1:])
+    if nr % lanes or (kind == "dp" and lanes not in (8, 16)):
+        raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 for dp)")
+    dot = _dot_bfloat16_pairs if kind == "dp" else _fma_bfloat16_pairs
+
+    def update(bld: ir.IRBuilder, acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+        return dot(module, bld, acc, a, b)
+
+    i16 = ir.IntType(16)
+    arith = _TileArithmetic(element=i16, c_vector=ir.VectorType(T.F32, lanes), vector=ir.VectorType(i16, 2 * lanes),
+                            update=update)
+    return _define_tile(module, name, mr, nr // lanes, arith)
+
+
 @register_extern("tcomp_rows_")
 def define_rows(module: ir.Module, name: str) -> ir.Function:
     """A GEMM tile kernel of ``mr`` rows limited to its first ``rows`` (module docstring): a switch over ``rows``
@@ -367,7 +440,7 @@ def define_rows(module: ir.Module, name: str) -> ir.Function:
     if not match:
         raise CodegenError(f"malformed micro-kernel name {name!r}")
     kind, mr, rest = match.group(1), int(match.group(2)), match.group(3)
-    define = define_sgemm if kind.startswith("sgemm") else define_igemm
+    define = define_sgemm if kind.startswith("sgemm") else define_bgemm if kind.startswith("bgemm") else define_igemm
     kernels = {}
     for rows in range(1, mr + 1):
         kernel_name = f"tcomp_{kind}{rows}{rest}"

@@ -25,7 +25,7 @@ from tcomp.graph.opdefs.common import (
 )
 from tcomp.ir.expr import Expr, const, max_expr, min_expr
 from tcomp.ops.matvec import packed_matvec
-from tcomp.ops.panels import panel_matmul
+from tcomp.ops.panels import PAIRS, panel_matmul
 from tcomp.ops.pool import pool2d_output_size
 from tcomp.ops.utils import as_dim, as_int, element_count, same_dim
 from tcomp.te.tensor import Tensor
@@ -184,16 +184,19 @@ register_op("packed_matvec", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_packed_matve
 # panel_matmul: rows times a constant weight packed into the GEMM's column panels (``tcomp.ops.panels``; the CPU
 # graph pass ``gemm_panels`` makes these from matmul)
 def _infer_panel_matmul(ctx: InferContext) -> list[TensorType]:
-    """``x[..., K]`` times ``panels[ceil(N / nr), Kp >= K, nr]`` with the attribute ``columns`` (``N``) ->
-    ``[..., N]``."""
+    """``x[..., K]`` times ``panels[ceil(N / nr), Kp >= K, nr]`` (or float32 ``x`` times bfloat16
+    ``panels[ceil(N / nr), Kp / 2, nr, 2]``) with the attribute ``columns`` (``N``) -> ``[..., N]``."""
     x, panels = ctx.type(0), ctx.type(1)
-    dtype = same_dtype(ctx, [x, panels])
+    pairs = panels.dtype == "bfloat16"
+    dtype = x.dtype if pairs and x.dtype == "float32" else same_dtype(ctx, [x, panels])
     columns = ctx.attr("columns")
     if isinstance(columns, bool) or not isinstance(columns, int):
         raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
-    if x.ndim == 0 or panels.ndim != 3:
-        raise ctx.error(f"expects data with a K axis and 3-D panels, got {x} and {panels}")
-    blocks, depth, nr = panels.shape
+    if x.ndim == 0 or panels.ndim != (4 if pairs else 3) or (pairs and panels.shape[3] != PAIRS):
+        raise ctx.error(f"expects data with a K axis and 3-D panels (4-D in pairs of bfloat16), got {x} and "
+                        f"{panels}")
+    blocks, depth, nr = panels.shape[:3]
+    depth = depth * PAIRS if pairs else depth
     if x.shape[-1] > depth or not (blocks - 1) * nr < columns <= blocks * nr:
         raise ctx.error(f"data {x} and {columns} columns do not match the panels {panels}")
     return [TensorType((*x.shape[:-1], columns), dtype)]

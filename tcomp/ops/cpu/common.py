@@ -50,6 +50,7 @@ class CpuTarget:
     l2_bytes: int = 1 << 20
     byte_dots: bool = False  # a 4-byte dot product instruction at the register width (VNNI's ``vpdpbusd``)
     word_dots: bool = False  # an int16 pair dot product instruction at the register width (``pmaddwd``)
+    bf16_dots: bool = False  # a bfloat16 pair dot product instruction at the register width (``vdpbf16ps``)
 
     @staticmethod
     def of(target: Target | None) -> CpuTarget:
@@ -58,7 +59,7 @@ class CpuTarget:
             raise ValueError(f"CPU schedules need an llvm target, got {target}")
         l1, l2 = host_cache_bytes() if target.host else (32 << 10, 1 << 20)
         return CpuTarget(target.vector_bits, target.vector_registers, max(1, target.num_cores), l1, l2,
-                         target.byte_dots, target.word_dots)
+                         target.byte_dots, target.word_dots, target.bf16_dots)
 
     def lanes(self, dtype: str) -> int:
         """SIMD lanes of one register for elements of ``dtype``."""

@@ -11,9 +11,9 @@ every target, ``ops/steps.py``; steps 2 and 3 are its anchors step):
    that output as its epilogue: the convolution is computed, tile by tile, inside the output's loop (as TVM's
    ``schedule_conv2d`` does with a fused bias + relu).
 3. Convolutions, matrix products and pooling windows (``POOL_WINDOW``) get their tiled schedules (``conv2d.py``,
-   ``dense.py``, ``matvec.py``, ``quantized_matmul.py``); a Winograd convolution's products place its transforms
-   with them (``winograd.py``: its output transform inlined into an elementwise epilogue, as a convolution's
-   epilogue hosts it in step 2).
+   ``dense.py``, ``bf16_matmul.py``, ``matvec.py``, ``quantized_matmul.py``); a Winograd convolution's products
+   place its transforms with them (``winograd.py``: its output transform inlined into an elementwise epilogue, as a
+   convolution's epilogue hosts it in step 2).
 4. Every other root stage gets the generic schedule of its kind: reductions (``schedule_reduction``: vectorized
    partial sums or vectorized outer reductions) and elementwise stages (``schedule_elementwise``). The init and
    update stages of a ``te.scan`` keep their plain loops (never inlined: the scan reads them row by row).
@@ -34,6 +34,7 @@ from tcomp.ir.expr import Call, ProducerLoad
 from tcomp.ir.functor import post_order_visit
 from tcomp.ops.cpu.attention import PART as ATTENTION_PART
 from tcomp.ops.cpu.attention import schedule_attention
+from tcomp.ops.cpu.bf16_matmul import reads_bf16_panels, schedule_bf16_panel_matmul
 from tcomp.ops.cpu.common import (
     CpuTarget,
     padding_stage,
@@ -267,7 +268,10 @@ def _schedule_anchors(s: Schedule, cpu: CpuTarget) -> set[Stage]:
             done.update(x for x in (stage, host, pad) if x is not None)
         elif kind in MATMUL_KINDS:
             host = epilogue_host(s, stage, done)
-            schedule_matmul_stage(s, stage.op.output(0), host, cpu)
+            if reads_bf16_panels(stage.op):
+                schedule_bf16_panel_matmul(s, stage.op.output(0), host, cpu)
+            else:
+                schedule_matmul_stage(s, stage.op.output(0), host, cpu)
             done.update(x for x in (stage, host) if x is not None)
         elif kind is OpKind.QUANTIZED_MATMUL:
             host = epilogue_host(s, stage, done)

@@ -9,6 +9,9 @@
 - ``igemm_intrin(mr, nr, kc, lanes, pairs)``: ``c[mr, nr] = sum int32(a[mr, g kg + s]) * int32(b[kg, nr, s])``
   over ``kg < kc / g`` and ``s < g``, int32 ``c``: uint8 ``a`` and int8 ``b`` in groups of ``g = 4`` steps, or
   with ``pairs`` int16 ``a`` and ``b`` in groups of 2.
+- ``bgemm_intrin(mr, nr, kc, lanes, native)``: ``c[mr, nr] = sum float32(a[mr, 2 kg + s]) * float32(b[kg, nr, s])``
+  over ``kg < kc / 2`` and ``s < 2``, float32 ``c``: bfloat16 ``a`` and ``b`` in pairs of steps (``vdpbf16ps``
+  where ``native``, float32 multiply-adds elsewhere).
 
 Each returns ``(body, reset, update)`` so that it can sit inside a reduction split further out.
 """
@@ -19,7 +22,13 @@ import functools
 from collections.abc import Callable
 
 from tcomp import te
-from tcomp.codegen.llvm.microkernels import dot_kernel_name, gemm_kernel_name, igemm_kernel_name, rows_kernel_name
+from tcomp.codegen.llvm.microkernels import (
+    bgemm_kernel_name,
+    dot_kernel_name,
+    gemm_kernel_name,
+    igemm_kernel_name,
+    rows_kernel_name,
+)
 from tcomp.ir.expr import Expr, const
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.target import Target
@@ -114,4 +123,23 @@ def igemm_intrin(mr: int, nr: int, kc: int, lanes: int, pairs: bool, rows: Expr 
     c = te.compute((mr, nr), body, name="c")
     lowering = _tile_lowering(igemm_kernel_name(mr, nr, lanes, pairs), kc // group, rows)  # steps by groups
     return decl_tensor_intrin(c, lowering, name=f"igemm_{'i16' if pairs else 'u8s8'}_{mr}x{nr}x{kc}"
+                              + ("" if rows is None else "_rows"), partial=rows is not None)
+
+
+@functools.cache
+def bgemm_intrin(mr: int, nr: int, kc: int, lanes: int, native: bool, rows: Expr | None = None) -> TensorIntrin:
+    if nr % lanes or kc % PAIRS:
+        raise ValueError(f"bgemm_intrin: nr={nr} must be a multiple of the lanes ({lanes}) and kc={kc} of {PAIRS}")
+    a = te.placeholder((mr, kc), name="a", dtype="bfloat16")
+    b = te.placeholder((kc // PAIRS, nr, PAIRS), name="b", dtype="bfloat16")
+    kg = te.reduce_axis((0, kc // PAIRS), name="kg")
+    step = te.reduce_axis((0, PAIRS), name="s")
+
+    def body(i, j):
+        return te.sum(te.cast(a[i, kg * PAIRS + step], "float32") * te.cast(b[kg, j, step], "float32"),
+                      axis=[kg, step])
+
+    c = te.compute((mr, nr), body, name="c")
+    lowering = _tile_lowering(bgemm_kernel_name(mr, nr, lanes, native), kc // PAIRS, rows)  # steps by pairs
+    return decl_tensor_intrin(c, lowering, name=f"bgemm_{'dp' if native else 'fma'}_{mr}x{nr}x{kc}"
                               + ("" if rows is None else "_rows"), partial=rows is not None)
