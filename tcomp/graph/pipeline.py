@@ -58,7 +58,7 @@ from tcomp.graph.passes.simplify import simplify
 from tcomp.graph.passes.winograd import winograd
 from tcomp.graph.shared_constants import SharedConstants
 from tcomp.graph.tuning import tuned_product, use_record
-from tcomp.target import Target, as_target
+from tcomp.target import Precision, Target, as_target
 
 GraphPass = Callable[[Graph], Graph]
 DumpFunc = Callable[[str, Graph], None]
@@ -122,7 +122,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
         if options.row_norms:
             graph = recognize_norms(graph)
         if options.matvec_weights:
-            graph = matvec_weights(graph, constants)
+            graph = matvec_weights(graph, constants, resolved.precision is Precision.BF16)
         return fuse_attention(graph, resolved) if options.fused_attention else graph
 
     def panels(graph: Graph) -> Graph:

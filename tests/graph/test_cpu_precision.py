@@ -80,3 +80,16 @@ def test_an_exported_bfloat16_model_loads_and_runs_alike(tmp_path: Path) -> None
     assert "-precision=bf16" in json.loads((tmp_path / "bert" / "graph.json").read_text())["target"]
     with np.load(tmp_path / "bert" / "params.npz") as params:
         assert any(params[key].dtype == np.uint16 for key in params.files)  # bfloat16 as its bits
+
+
+def test_a_generation_step_streams_bfloat16_weights() -> None:
+    """One token's products (``packed_matvec``) read their weights as bfloat16, widened as they are read (half the
+    bytes); the rows stay float32."""
+    name = "gpt2_decode_tiny"
+    graphs: dict[str, Graph] = {}
+    executor = tg.compile(DATA / f"{name}.onnx", target=BF16, dump=lambda stage, graph: graphs.setdefault(stage, graph))
+    graph = graphs["simplify"]
+    weights = [graph.type_of(node.inputs[1]).dtype for node in graph.nodes if node.op == "packed_matvec"]
+    assert weights and set(weights) == {"bfloat16"}
+    errors = relative_errors(name, executor)
+    assert 1e-6 < max(errors) <= Precision.BF16.relative_tolerance

@@ -144,7 +144,8 @@ register_op("matmul", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_matmul, _lower_matm
 def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
     """``x[..., K]`` times ``packed[ceil(N / NB), K, NB]`` with the attribute ``columns`` (``N``) -> ``[..., N]``;
     with a third input ``scales[ceil(N / NB), ceil(K / block), NB]`` and the attribute ``block``, ``packed`` holds
-    int8 weights of blocks of ``block`` along K, dequantized by their scale as they are read."""
+    int8 weights of blocks of ``block`` along K, dequantized by their scale as they are read. A bfloat16 ``packed``
+    weight of float32 ``x`` is widened as it is read."""
     x, packed = ctx.type(0), ctx.type(1)
     columns = ctx.attr("columns")
     if isinstance(columns, bool) or not isinstance(columns, int):
@@ -155,7 +156,8 @@ def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
     if x.shape[-1] != k or not (blocks - 1) * width < columns <= blocks * width:
         raise ctx.error(f"data {x} and {columns} columns do not match the packed weight {packed}")
     if not ctx.has_input(2):
-        return [TensorType((*x.shape[:-1], columns), same_dtype(ctx, [x, packed]))]
+        widened = (x.dtype, packed.dtype) == ("float32", "bfloat16")
+        return [TensorType((*x.shape[:-1], columns), x.dtype if widened else same_dtype(ctx, [x, packed]))]
     scales, block = ctx.type(2), ctx.attr("block")
     if packed.dtype != "int8" or scales.dtype != x.dtype or isinstance(block, bool) or not isinstance(block, int) \
             or block < 1 or scales.shape != (blocks, -(-k // block), width):

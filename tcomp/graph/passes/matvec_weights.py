@@ -9,6 +9,9 @@ with ``NB``-wide vector multiply-adds for every row of ``x``, whatever ``K``. ``
 is ``matmul(x, transpose(W))`` (ONNX ``Gemm`` with ``transB=1`` whose weight was too large to fold the transpose
 into a parameter: VGG's 25088 x 4096 classifier); the transpose is dropped when nothing else reads it.
 
+With ``bf16`` (``Precision.BF16``, the target's ``-precision=bf16``) the packed weight is rounded to bfloat16 and
+widened as it is read, with ``x`` kept in float32: the product streams half the bytes, and is bound by them.
+
 Assumes a typed graph before fusion; the pipeline runs it after ``simplify`` for CPU targets. Guarantees the same
 values and types; returns the same graph when nothing applies (a computed weight, more rows, a batched weight).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import ml_dtypes
 import numpy as np
 
 from tcomp.graph.edit import with_nodes
@@ -49,9 +53,9 @@ def _weight(graph: Graph, node: Node, params: dict[str, np.ndarray],
     return params[name], transposed
 
 
-def matvec_weights(graph: Graph, constants: SharedConstants | None = None) -> Graph:
+def matvec_weights(graph: Graph, constants: SharedConstants | None = None, bf16: bool = False) -> Graph:
     """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
-    (``tcomp.graph.shared_constants``)."""
+    (``tcomp.graph.shared_constants``); ``bf16``: weights rounded to bfloat16 (float32 ones only)."""
     params = dict(graph.params)
     producers = graph.producers()
     names = FreshNames.of(graph)
@@ -63,9 +67,11 @@ def matvec_weights(graph: Graph, constants: SharedConstants | None = None) -> Gr
             weight, transposed = found
             rows = math.prod(graph.type_of(node.inputs[0]).shape[:-1])
             block = column_block(rows)
-            stored = names.fresh(f"{node.inputs[1]}/packed{block}")
-            params[stored] = derive(constants, ("packed_matvec", block, transposed), (weight,), partial(
-                pack_column_blocks, weight.T if transposed else weight, block))
+            narrow = bf16 and weight.dtype == np.float32
+            stored = names.fresh(f"{node.inputs[1]}/packed{block}" + ("_bf16" if narrow else ""))
+            oriented = weight.T if transposed else weight
+            params[stored] = derive(constants, ("packed_matvec", block, transposed, narrow), (weight,), partial(
+                pack_column_blocks, oriented.astype(ml_dtypes.bfloat16) if narrow else oriented, block))
             node = make_node("packed_matvec", node.name, (node.inputs[0], stored), node.outputs,
                              columns=int(weight.shape[0 if transposed else 1]))
             changed = True
