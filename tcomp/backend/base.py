@@ -139,8 +139,9 @@ class Backend:
         """A module running ``artifact`` (compiled from ``func``), callable on numpy arrays."""
         raise NotImplementedError
 
-    def emulation_reason(self) -> str | None:
-        """Why modules of this backend would run in an emulation on this machine, or None when they run natively."""
+    def emulation_reason(self, target: Target) -> str | None:
+        """Why modules of this backend for ``target`` would run in an emulation on this machine (or emulate part of
+        what ``target`` asks for), or None when they run natively."""
         return None
 
     def precompile(self, artifact: Any, target: Target) -> None:

@@ -78,7 +78,7 @@ def build_executor(graph: Graph, target: Target | str | None = None, tuning_reco
     resolved = as_target(target)
     records = as_dispatch_context(tuning_records)
     tuning = kernel_tuning(records)
-    emulated = backend_for(resolved).emulation_reason()
+    emulated = backend_for(resolved).emulation_reason(resolved)
     if emulated is not None:
         warnings.warn(f"model {graph.name}: {emulated}", EmulationWarning, stacklevel=2)
     plan: MemoryPlan = graph.meta.get("memory_plan") or no_plan(graph)

@@ -6,6 +6,7 @@ option ``-precision=bf16`` and the command line's ``--precision``."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import tcomp.graph as tg
+from tcomp.backend import EmulationWarning
 from tcomp.cli import build_parser
 from tcomp.cli.arguments import target_of
 from tcomp.graph.ir import Graph
@@ -93,3 +95,18 @@ def test_a_generation_step_streams_bfloat16_weights() -> None:
     assert weights and set(weights) == {"bfloat16"}
     errors = relative_errors(name, executor)
     assert 1e-6 < max(errors) <= Precision.BF16.relative_tolerance
+
+
+def test_a_cpu_without_avx512_bf16_says_its_products_are_emulated() -> None:
+    """The same sums on float32 multiply-adds (``tcomp_bgemm_fma``): the same bits, and a warning that says so."""
+    name = "bert_tiny"
+    emulated = Target(BF16 + " -mattr=-avx512bf16")
+    with pytest.warns(EmulationWarning, match="has no AVX512-BF16, so its bfloat16 products run as float32"):
+        slow = tg.compile(DATA / f"{name}.onnx", target=emulated)
+    if Target(BF16).bf16_dots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", EmulationWarning)
+            fast = tg.compile(DATA / f"{name}.onnx", target=BF16)
+        inputs, _ = stored(name)
+        for got, want in zip(slow.run(inputs), fast.run(inputs)):
+            np.testing.assert_array_equal(got, want)

@@ -117,7 +117,7 @@ class CudaBackend(Backend):
     def make_module(self, func: PrimFunc, artifact: Any, target: Target) -> CudaModule:
         return make_module(artifact)
 
-    def emulation_reason(self) -> str | None:
+    def emulation_reason(self, target: Target) -> str | None:
         if gpu_available():
             return None
         return ("no CUDA device is available (CuPy and a GPU), so its kernels will run in CPU emulation: the results "

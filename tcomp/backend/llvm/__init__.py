@@ -22,7 +22,7 @@ from tcomp.ops.cpu import schedule_cpu
 from tcomp.runtime.artifact import LLVMArtifact
 from tcomp.runtime.module import Module
 from tcomp.schedule.schedule import Schedule
-from tcomp.target import Target, TargetKind
+from tcomp.target import Precision, Target, TargetKind
 from tcomp.te.tensor import Tensor
 from tcomp.transform.pipeline import default_pipeline, run_pipeline
 
@@ -63,12 +63,20 @@ class LLVMBackend(Backend):
     def make_module(self, func: PrimFunc, artifact: Any, target: Target) -> Module:
         return Module(func, artifact, target)
 
+    def emulation_reason(self, target: Target) -> str | None:
+        if target.precision is Precision.BF16 and not target.bf16_dots:
+            return (f"{target.mcpu} has no AVX512-BF16, so its bfloat16 products run as float32 multiply-adds: the "
+                    "same results, at about float32's speed")
+        return None
+
     def describe(self, target: Target) -> list[str]:
         where = "this machine's CPU" if target.host else "another CPU (code built for it may not run here)"
         extra = f", features {','.join(target.mattr)}" if target.mattr else ""
         fma = "yes" if target.has_feature("fma") else "no"
+        dots = [name for name, has in (("VNNI bytes", target.byte_dots), ("bfloat16 pairs", target.bf16_dots)) if has]
         return [f"cpu: {target.mcpu} ({where}){extra}",
-                f"vectors: {target.vector_bits}-bit, {target.vector_registers} registers; FMA: {fma}",
+                f"vectors: {target.vector_bits}-bit, {target.vector_registers} registers; FMA: {fma}; dot products: "
+                f"{', '.join(dots) or 'none'}; precision of products: {target.precision}",
                 f"parallel loops: {target.num_cores} threads"]
 
     def save_kernels(self, modules: Sequence[Any], folder: Path, target: Target) -> None:
