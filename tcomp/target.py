@@ -261,11 +261,7 @@ class Target:
         leaves it unchanged."""
         if precision is None:
             return self
-        chosen = Precision.parse(precision)
-        if self.kind is TargetKind.LLVM and chosen not in CPU_PRECISIONS:
-            raise TargetError(f"precision {chosen} applies to cuda targets; an llvm target takes "
-                              f"{' or '.join(CPU_PRECISIONS)}, not {chosen}")
-        return replace(self, precision=chosen)
+        return replace(self, precision=Precision.parse(precision))  # checked as the target is made
 
     @staticmethod
     def parse(text: str) -> Target:

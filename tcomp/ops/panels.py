@@ -6,10 +6,10 @@ j % nr]``, on every call. For a weight, a constant, ``pack_panels`` does that co
 ``kc``-deep slices), and ``panel_matmul(x, panels, columns)`` is ``x @ W`` reading it. The CPU schedule hands the
 panels to the micro-kernel as they are; other schedules read it as any compute.
 
-With bfloat16 products (``Precision.BF16`` on a CPU), ``pack_grouped_panels(W, nr, Kp, PAIRS, "bfloat16")`` stores
-``W`` rounded to bfloat16 as ``[ceil(N / nr), Kp / 2, nr, 2]``: each panel row holds two steps of K per column, the
-layout ``vdpbf16ps`` reads. ``panel_matmul`` of such panels rounds ``x`` to bfloat16 too and sums the products in
-float32.
+With bfloat16 products (``Precision.BF16`` on a CPU), ``pack_grouped_panels(W, nr, Kp, PAIRS, ml_dtypes.bfloat16)``
+stores ``W`` rounded to bfloat16 as ``[ceil(N / nr), Kp / 2, nr, 2]``: each panel row holds two steps of K per
+column, the layout ``vdpbf16ps`` reads. ``panel_matmul`` of such panels rounds ``x`` to bfloat16 too and sums the
+products in float32.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_the_cpu_precision_option() -> None:
     assert Target("llvm -num-cores=2").with_precision("bfloat16") == target
     with pytest.raises(TargetError, match="precision fp16 applies to cuda targets; an llvm target takes fp32 or bf16"):
         Target("llvm -precision=fp16")
-    with pytest.raises(TargetError, match="an llvm target takes fp32 or bf16, not tf32"):
+    with pytest.raises(TargetError, match="precision tf32 applies to cuda targets; an llvm target takes fp32 or bf16"):
         Target("llvm").with_precision("tf32")
     args = build_parser().parse_args(["compile", "m.onnx", "--target", "llvm -num-cores=2", "--precision", "bf16",
                                       "-o", "o"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -14,10 +16,12 @@ from tcomp.graph.passes import alter_layout, fold_constants, fuse_ops, plan_memo
 from tcomp.graph.passes.alter_layout import cancel_layout_transforms
 from tcomp.graph.passes.plan_memory import inplace_pairs, no_plan
 from tcomp.graph.passes.simplify import cropped_taps, live_taps, tap_bands
+from tcomp.ir.dtype import to_numpy as dt_numpy
 from tcomp.ops.nchwc import choose_channel_block
 from tcomp.target import as_target
 
 F32 = "float32"
+fold_module = importlib.import_module("tcomp.graph.passes.fold_constants")
 RNG = np.random.default_rng(0)
 
 
@@ -69,6 +73,53 @@ def test_fold_weights_made_by_constant_of_shape() -> None:
     folded = fold_constants(g)
     assert ops_of(folded) == ["multiply"]
     assert any(np.array_equal(v, np.full((3, 4), 1.5, np.float32)) for v in folded.params.values())
+
+
+def special_values(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Random values of ``dtype`` with infinities, NaNs, signed zeros, subnormals and the extremes among them."""
+    values = RNG.standard_normal(shape).astype(dtype)
+    info = np.finfo(dtype)
+    specials = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, info.tiny / 4, -info.tiny / 3, info.max, info.min,
+                         1.0, 3.0], dtype)
+    flat = values.reshape(-1)
+    picks = RNG.choice(flat.size, size=min(flat.size, 3 * len(specials)), replace=False)
+    flat[picks] = np.resize(specials, len(picks))
+    return values
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("op", "shapes"), [
+    ("add", [(3, 1, 5), (4, 5)]), ("subtract", [(6,), (2, 6)]), ("multiply", [(2, 3, 4), (2, 3, 4)]),
+    ("multiply", [(1,), (7, 3)]), ("divide", [(4, 5), (5,)]), ("divide", [(5,), (5,)]),
+    ("sqrt", [(3, 4)])])
+def test_folding_in_numpy_gives_the_kernels_bits(op: str, shapes: list[tuple[int, ...]], dtype: str) -> None:
+    """The float operators that ``fold_constants`` evaluates with numpy: the values of their compiled kernel, bit
+    for bit, broadcasts, infinities, NaNs, signed zeros and subnormals included."""
+    params = {f"p{i}": special_values(shape, dtype) for i, shape in enumerate(shapes)}
+    types = {name: TensorType(value.shape, dtype) for name, value in params.items()}
+    node = make_node(op, "n", list(params), ["y"])
+    g = infer_types(Graph("g", (), ("y",), (node,), params, types))
+    in_numpy = fold_module._numpy_values(g, node, params)
+    assert in_numpy is not None
+    assert same_bits(in_numpy[0], fold_module.evaluate_node(g, node, params, as_target(None))[0])
+
+
+@pytest.mark.parametrize(("shape", "src", "dst", "dtype"), [
+    ((2, 24, 3, 5), "NCHW", "NCHW8c", "float32"), ((1, 3, 4, 2, 8), "NCHW8c", "NCHW4c", "float32"),
+    ((1, 2, 3, 3, 16), "NCHW16c", "NCHW", "int8"), ((32, 16, 3, 3), "OIHW", "OIHW4i8o", "bfloat16"),
+    ((4, 4, 3, 3, 4, 8), "OIHW4i8o", "OIHW16i16o", "float32"), ((2, 3, 4, 5), "NCHW", "NHWC", "float32")])
+def test_layout_transforms_fold_in_numpy_as_their_kernels_compute(shape: tuple[int, ...], src: str, dst: str,
+                                                                   dtype: str) -> None:
+    value = RNG.standard_normal(shape).astype(dt_numpy(dtype))
+    node = make_node("layout_transform", "t", ["x"], ["y"], src=src, dst=dst)
+    g = infer_types(Graph("g", (), ("y",), (node,), {"x": value}, {"x": TensorType(shape, dtype)}))
+    in_numpy = fold_module._numpy_values(g, node, {"x": value})
+    assert in_numpy is not None
+    assert same_bits(in_numpy[0], fold_module.evaluate_node(g, node, {"x": value}, as_target(None))[0])
 
 
 def test_fold_leaves_a_graph_without_constants_unchanged() -> None:
@@ -154,8 +205,6 @@ def test_matvec_weights_pack_a_transposed_parameter(other_reader: bool) -> None:
 def test_gemm_trans_b_too_large_to_fold_streams_a_packed_weight(monkeypatch: pytest.MonkeyPatch) -> None:
     """An ONNX Gemm (transB=1, a bias) whose transposed weight exceeds the folding limit (here 0 bytes; VGG's
     classifier in practice) still compiles to one packed product, against numpy."""
-    import importlib
-
     from onnx import TensorProto, helper, numpy_helper
 
     monkeypatch.setattr(importlib.import_module("tcomp.graph.passes.fold_constants"), "MAX_FOLD_BYTES", 0)

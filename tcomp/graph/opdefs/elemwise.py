@@ -102,12 +102,15 @@ _FLOAT_UNARY: dict[str, Callable[[Expr, LowerContext], Any]] = {
     "leaky_relu": _leaky_relu,
 }
 
-for _name, _fmap in _FLOAT_UNARY.items():
-    register_op(_name, OpPattern.ELEMWISE, infer_float_unary, unary_lowering(_fmap))
-
 
 def eval_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]:
     return lambda node, arrays: [fn(arrays[0])]
+
+
+# the float operators whose numpy value is the generated code's (correctly rounded in both: constant folding)
+_FLOAT_UNARY_EVAL = {"sqrt": eval_unary(np.sqrt)}
+for _name, _fmap in _FLOAT_UNARY.items():
+    register_op(_name, OpPattern.ELEMWISE, infer_float_unary, unary_lowering(_fmap), _FLOAT_UNARY_EVAL.get(_name))
 
 
 register_op("relu", OpPattern.ELEMWISE, infer_same, unary_lowering(_relu), eval_unary(lambda a: np.maximum(a, 0)))

@@ -59,6 +59,22 @@ def layout_shape(shape: tuple[int, ...], src: str, dst: str) -> tuple[int, ...]:
     return tuple(result)
 
 
+def transform_layout(x: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """``x`` (in layout ``src``) in layout ``dst``, as ``tcomp.ops.nchwc.layout_transform`` computes it: each primal
+    axis gathered whole (its blocks after it), then split into ``dst``'s blocks and ordered as ``dst`` has them."""
+    layout_shape(x.shape, src, dst)  # ValueError where the blocks do not fit
+    source, target = Layout.parse(src), Layout.parse(dst)
+    primal = [letter for letter in source.axes if letter.isupper()]
+    order = [source.axes.index(a) for letter in primal for a in (letter, letter.lower()) if a in source.axes]
+    whole = x.transpose(order).reshape([x.shape[source.axes.index(p)] * (source.block(p) or 1) for p in primal])
+    split, names = [], []
+    for letter, extent in zip(primal, whole.shape):
+        block = target.block(letter)
+        split += [extent // block, block] if block else [extent]
+        names += [letter, letter.lower()] if block else [letter]
+    return np.ascontiguousarray(whole.reshape(split).transpose([names.index(a) for a in target.axes]))
+
+
 def _infer_layout_transform(ctx: InferContext) -> list[TensorType]:
     x = ctx.type(0)
     try:
@@ -240,7 +256,8 @@ def _evaluate_channel_shuffle(node: Any, arrays: Sequence[np.ndarray]) -> list[n
     return [np.ascontiguousarray(plain.reshape(n, blocks, block, h, w).transpose(0, 1, 3, 4, 2))]
 
 
-register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform)
+register_op("layout_transform", OpPattern.INJECTIVE, _infer_layout_transform, _lower_layout_transform,
+            lambda node, arrays: [transform_layout(arrays[0], str(node.attr("src")), str(node.attr("dst")))])
 register_op("conv2d_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_nchwc, _lower_conv2d_nchwc)
 register_op("winograd_kernel", OpPattern.INJECTIVE, _infer_winograd_kernel, _lower_winograd_kernel)
 register_op("conv2d_winograd_nchwc", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_conv2d_winograd, _lower_conv2d_winograd)

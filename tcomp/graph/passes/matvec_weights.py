@@ -53,6 +53,10 @@ def _weight(graph: Graph, node: Node, params: dict[str, np.ndarray],
     return params[name], transposed
 
 
+def _packed(weight: np.ndarray, block: int, narrow: bool) -> np.ndarray:
+    return pack_column_blocks(weight.astype(ml_dtypes.bfloat16) if narrow else weight, block)
+
+
 def matvec_weights(graph: Graph, constants: SharedConstants | None = None, bf16: bool = False) -> Graph:
     """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
     (``tcomp.graph.shared_constants``); ``bf16``: weights rounded to bfloat16 (float32 ones only)."""
@@ -69,9 +73,8 @@ def matvec_weights(graph: Graph, constants: SharedConstants | None = None, bf16:
             block = column_block(rows)
             narrow = bf16 and weight.dtype == np.float32
             stored = names.fresh(f"{node.inputs[1]}/packed{block}" + ("_bf16" if narrow else ""))
-            oriented = weight.T if transposed else weight
             params[stored] = derive(constants, ("packed_matvec", block, transposed, narrow), (weight,), partial(
-                pack_column_blocks, oriented.astype(ml_dtypes.bfloat16) if narrow else oriented, block))
+                _packed, weight.T if transposed else weight, block, narrow))
             node = make_node("packed_matvec", node.name, (node.inputs[0], stored), node.outputs,
                              columns=int(weight.shape[0 if transposed else 1]))
             changed = True
