@@ -3,7 +3,12 @@
 Prints GFLOP/s (from the min and the median of the repeats), the ratio to numpy and the share of this CPU's fp32
 FMA peak. tcomp's figures come from the code tcomp generates; numpy is only the reference.
 
-    python bench/gemm.py [--size 1024 | --shapes MxNxK ...] [--repeat 10] [--skip-default]
+    python bench/gemm.py [--size 1024 | --shapes MxNxK ...] [--repeat 10] [--skip-default] [--panels]
+
+``--panels`` adds the products a compiled model runs for a constant weight (``tcomp.ops.panels.panel_matmul``: B
+packed once into the GEMM's panels): in float32, and with bfloat16 operands (``-precision=bf16``: ``vdpbf16ps``
+where the CPU has AVX512-BF16), checked against numpy's float64 product of the rounded operands; its "% peak" is
+of the float32 peak (twice that is bfloat16's).
 
 Before each timing the bench waits until OpenBLAS's worker threads have stopped spinning (about 0.1 s after a call),
 so tcomp and numpy each have the cores to themselves. Six runs on a shared 2-core AVX-512 machine
@@ -23,7 +28,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,8 +39,12 @@ from common import Timing, fp32_peak_gflops, print_table, time_callable, wait_un
 import tcomp  # noqa: E402
 from tcomp import ops, te  # noqa: E402
 from tcomp.ops.cpu import schedule_cpu  # noqa: E402
+from tcomp.ops.cpu.bf16_matmul import bf16_plan  # noqa: E402
+from tcomp.ops.cpu.common import CpuTarget  # noqa: E402
+from tcomp.ops.cpu.dense import panels_in_place_plan  # noqa: E402
 from tcomp.ops.cpu.gemm_plan import choose_blocking  # noqa: E402
 from tcomp.ops.cpu.packed_matmul import packed_matmul  # noqa: E402
+from tcomp.ops.panels import PAIRS, pack_grouped_panels, pack_panels, panel_matmul  # noqa: E402
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -52,13 +63,43 @@ def main() -> None:
                         help="time these shapes (C[M, N] = A[M, K] B[K, N]) instead of --size cubed")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--skip-default", action="store_true", help="skip the (slow) default schedule")
+    parser.add_argument("--panels", action="store_true",
+                        help="also B as a weight in panels: float32 and bfloat16 products (panel_matmul)")
     args = parser.parse_args()
     shapes = args.shapes or [(args.size, args.size, args.size)]
     for M, N, K in shapes:
-        bench_shape(M, N, K, args.repeat, args.skip_default)
+        bench_shape(M, N, K, args.repeat, args.skip_default, args.panels)
 
 
-def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None:
+def panel_products(a: np.ndarray, b: np.ndarray, target: tcomp.Target) -> dict[str, Any]:
+    """``a @ b`` with ``b`` a weight in panels (``panel_matmul``): float32, and bfloat16 operands; each checked and
+    returned as a callable on ``(a, out)``."""
+    M, K = a.shape
+    N = b.shape[1]
+    cpu = CpuTarget.of(target)
+    plan = panels_in_place_plan(M, N, K, cpu)
+    narrow_plan = bf16_plan(M, N, K, cpu)
+    variants = {"tcomp panel_matmul, float32": pack_panels(b, plan.blocking.nr, plan.Kp) if plan else None,
+                "tcomp panel_matmul, bfloat16 operands": pack_grouped_panels(
+                    b, narrow_plan.blocking.nr, narrow_plan.Kp, PAIRS, ml_dtypes.bfloat16)}
+    rounded = a.astype(ml_dtypes.bfloat16).astype(np.float64) @ b.astype(ml_dtypes.bfloat16).astype(np.float64)
+    runners: dict[str, Any] = {}
+    for label, panels in variants.items():
+        if panels is None:
+            continue
+        x = te.placeholder((M, K), name="x")
+        p = te.placeholder(panels.shape, name="panels", dtype=str(panels.dtype))
+        y = panel_matmul(x, p, N)
+        module = tcomp.build(schedule_cpu([y], target), [x, p, y], target=target)
+        out = np.zeros((M, N), np.float32)
+        module(a, panels, out)
+        np.testing.assert_allclose(out, rounded if panels.dtype == ml_dtypes.bfloat16 else a @ b, rtol=1e-3,
+                                   atol=1e-3 * float(np.abs(rounded).max()))
+        runners[label] = (module, panels)
+    return runners
+
+
+def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool, panels: bool = False) -> None:
     flops = 2.0 * M * N * K
     rng = np.random.default_rng(0)
     a = rng.random((M, K), dtype=np.float32)
@@ -93,8 +134,10 @@ def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None
     library(a, b, c)
     np.testing.assert_allclose(c, expected, rtol=1e-3)
     out = np.empty((M, N), dtype=np.float32)
+    panel_runners = panel_products(a, b, target) if panels else {}
     # interleave tcomp and numpy repeats so both see the same machine state
     hand_times, library_times, numpy_times = [], [], []
+    panel_times: dict[str, list[float]] = {label: [] for label in panel_runners}
     evaluator = hand.time_evaluator(number=3, repeat=1)
     library_evaluator = library.time_evaluator(number=3, repeat=1)
     for _ in range(repeat):
@@ -102,10 +145,15 @@ def bench_shape(M: int, N: int, K: int, repeat: int, skip_default: bool) -> None
         hand_times.extend(evaluator(a, b, c).results)
         wait_until_threads_idle()
         library_times.extend(library_evaluator(a, b, c).results)
+        for label, (module, weight) in panel_runners.items():
+            wait_until_threads_idle()
+            panel_times[label].extend(module.time_evaluator(number=3, repeat=1)(a, weight, c).results)
         wait_until_threads_idle()
         numpy_times.append(time_callable(lambda: np.matmul(a, b, out=out), repeat=1, number=3).min)
     results["tcomp hand schedule"] = Timing.of(hand_times)
     results["tcomp ops.matmul, schedule_cpu"] = Timing.of(library_times)
+    for label, times in panel_times.items():
+        results[label] = Timing.of(times)
     reference = Timing.of(numpy_times)
     results["numpy (OpenBLAS)"] = reference
 
