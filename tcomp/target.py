@@ -52,6 +52,9 @@ _HALF_RATE_512 = frozenset({"znver4"})
 # (``missing_here``)
 CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl", "avx512bw", "avx512bf16")
 
+# the feature each vector feature builds on (every other AVX-512 extension builds on AVX512F)
+_BASE_FEATURES = {"avx512f": "avx2", "avxvnni": "avx2", "avx2": "avx", "fma": "avx"}
+
 # the precisions an llvm target's matrix products may use: bfloat16 operands where the CPU has AVX512-BF16's
 # ``vdpbf16ps`` (``Target.bf16_dots``), emulated with float32 multiply-adds elsewhere
 CPU_PRECISIONS = ("fp32", "bf16")
@@ -286,10 +289,15 @@ class Target:
         return ",".join(p for p in parts if p)
 
     def has_feature(self, name: str) -> bool:
-        """Whether the CPU feature ``name`` (``"avx512f"``, ``"fma"`` ...) is enabled; the last mention wins. For a
-        CPU other than this machine's, the vector features (``PROBED_FEATURES``) are those LLVM's code for it uses."""
+        """Whether the CPU feature ``name`` (``"avx512f"``, ``"fma"`` ...) is enabled; the last mention wins, and a
+        feature counts only with the one it builds on (``_BASE_FEATURES``: LLVM turns it off with that one, so
+        ``-mattr=-avx512f`` leaves no AVX512-VNNI or AVX512-BF16 instruction). For a CPU other than this machine's,
+        the vector features (``PROBED_FEATURES``) are those LLVM's code for it uses."""
         if self.kind is TargetKind.LLVM and not self.host and name in PROBED_FEATURES:
             return name in implied_features(self.mcpu, self.features)
+        base = "avx512f" if name.startswith("avx512") and name != "avx512f" else _BASE_FEATURES.get(name)
+        if base is not None and not self.has_feature(base):
+            return False
         enabled = False
         for item in self.features.split(","):
             if item[1:] == name:
@@ -342,9 +350,8 @@ class Target:
     @property
     def bf16_dots(self) -> bool:
         """Whether the CPU has AVX512-BF16's ``vdpbf16ps`` (two bfloat16 products added per float32 lane) at
-        ``vector_bits``: 512-bit registers, or 256 with AVX512VL."""
-        bits = self.vector_bits
-        return self.has_feature("avx512bf16") and (bits == 512 or (bits == 256 and self.has_feature("avx512vl")))
+        ``vector_bits`` (512: AVX512-BF16 needs AVX512F)."""
+        return self.has_feature("avx512bf16")
 
     @property
     def full_rate_vector_bits(self) -> int:

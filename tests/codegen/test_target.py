@@ -59,3 +59,13 @@ def test_cuda_precision_option() -> None:
     assert Target("llvm").with_precision("fp32") == Target("llvm")
     assert [p.uses_tensor_cores for p in Precision] == [False, True, True, True]
     assert Precision.BF16.tolerance(64) > Precision.FP16.tolerance(64) > Precision.FP32.tolerance(64)
+
+
+def test_a_feature_counts_only_with_the_one_it_builds_on() -> None:
+    """LLVM turns every AVX-512 extension off with AVX512F (and AVX512F with AVX2): ``-mattr=-avx512f`` leaves no
+    AVX-512 dot product, so no kernel asks LLVM for an instruction it would abort on."""
+    target = Target("llvm -mattr=-avx512f")
+    assert target.vector_bits <= 256 and not target.bf16_dots
+    assert not target.has_feature("avx512vnni") and not target.has_feature("avx512bf16")
+    assert target.byte_dots == target.has_feature("avxvnni")
+    assert not Target("llvm -mattr=-avx2").has_feature("avx512f")

@@ -128,3 +128,13 @@ def test_bf16_panel_errors() -> None:
     with pytest.raises(OpError, match="pairs of steps in the last axis"):
         panel_matmul(te.placeholder((4, 16), name="x"), te.placeholder((2, 8, 16, 4), name="p", dtype="bfloat16"),
                      20)
+
+
+def test_a_cpu_without_avx512_runs_the_emulated_kernel() -> None:
+    """AVX2 code (``-mattr=-avx512f``): the bfloat16 products on 8-lane float32 multiply-adds."""
+    target = Target("llvm -num-cores=2 -mattr=-avx512f")
+    w = RNG.standard_normal((130, 300)).astype(np.float32)
+    x_value = RNG.standard_normal((37, 130)).astype(np.float32)
+    got, source = bf16_product(x_value, w, target)
+    assert "tcomp_bgemm_fma" in source and "_v8" in source
+    assert_rounded_product(got, x_value, w)

@@ -21,6 +21,8 @@ from tcomp.target import Target
 TWO_CORES = Target("llvm -num-cores=2")
 WITHOUT_VNNI = Target("llvm -num-cores=2 -mattr=-avx512vnni,-avxvnni")
 AVX2 = Target("llvm -mcpu=znver3 -num-cores=2")  # 16 registers, no VNNI: int16 pairs on 8 lanes
+# this CPU's AVX2 code: AVX512-VNNI goes with AVX512F (vpdpbusd on 8 lanes would stop LLVM)
+NO_AVX512 = Target("llvm -num-cores=2 -mattr=-avx512f")
 RNG = np.random.default_rng(9)
 
 
@@ -49,7 +51,8 @@ def _run(m: int, n: int, k: int, target: Target, x_value: np.ndarray, w: np.ndar
 
 
 @pytest.mark.parametrize(("m", "n", "k"), [(128, 768, 768), (37, 65, 19), (5, 33, 1030), (1, 3, 4), (59, 48, 36)])
-@pytest.mark.parametrize("target", [TWO_CORES, WITHOUT_VNNI, AVX2], ids=["host", "without-vnni", "avx2"])
+@pytest.mark.parametrize("target", [TWO_CORES, WITHOUT_VNNI, AVX2, NO_AVX512],
+                         ids=["host", "without-vnni", "avx2", "no-avx512"])
 def test_quantized_matmul_is_exact(m: int, n: int, k: int, target: Target) -> None:
     x_value = RNG.integers(0, 256, (m, k)).astype(np.uint8)
     w = RNG.integers(-128, 128, (k, n)).astype(np.int8)
