@@ -103,7 +103,7 @@ def _numpy_values(graph: Graph, node: Node, params: dict[str, np.ndarray]) -> li
         value = np.asarray(value)
         if value.shape != tuple(want.shape) or value.dtype != dt.to_numpy(want.dtype):
             return None
-        outputs.append(np.ascontiguousarray(value))
+        outputs.append(np.asarray(value, order="C"))  # (ascontiguousarray would make a scalar 1-D)
     return outputs
 
 
