@@ -173,18 +173,13 @@ def print_rows(rows: list[Row]) -> None:
                       *(f"{r:.2f}" for r in ratios)])
     print_table(["model", "load", "tcomp min", "median", "p99", "ort min", "median", "p99", "min/ort", "median/ort",
                  "p99/ort"], table)
-    tuned = [row for row in rows if row.untuned is not None]
-    if tuned:
-        print_table(["model", "load", "untuned median", "untuned/ort", "tuned/untuned"],
-                    [[row.model, str(row.load), f"{row.untuned.median * 1e3:.2f}",  # type: ignore[union-attr]
-                      f"{row.untuned.median / row.ort.median:.2f}",  # type: ignore[union-attr]
-                      f"{row.tcomp.median / row.untuned.median:.2f}"] for row in tuned])  # type: ignore[union-attr]
-    narrow = [row for row in rows if row.fp32 is not None]
-    if narrow:
-        print_table(["model", "load", "tcomp fp32 median", "fp32/ort", "narrow/fp32"],
-                    [[row.model, str(row.load), f"{row.fp32.median * 1e3:.2f}",  # type: ignore[union-attr]
-                      f"{row.fp32.median / row.ort.median:.2f}",  # type: ignore[union-attr]
-                      f"{row.tcomp.median / row.fp32.median:.2f}"] for row in narrow])  # type: ignore[union-attr]
+    baselines = {"untuned": ("untuned", "tuned/untuned"), "fp32": ("tcomp fp32", "narrow/fp32")}
+    for field, (label, ratio) in baselines.items():
+        baseline = [(row, getattr(row, field)) for row in rows if getattr(row, field) is not None]
+        if baseline:  # a second tcomp executor timed in the same rounds
+            print_table(["model", "load", f"{label} median", f"{field}/ort", ratio],
+                        [[row.model, str(row.load), f"{other.median * 1e3:.2f}", f"{other.median / row.ort.median:.2f}",
+                          f"{row.tcomp.median / other.median:.2f}"] for row, other in baseline])
 
 
 def geomean(values: list[float]) -> float:

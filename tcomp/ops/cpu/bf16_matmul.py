@@ -16,23 +16,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp import te
-from tcomp.ops.cpu.common import CpuTarget, const_extent, extents, schedule_elementwise
-from tcomp.ops.cpu.dense import TYPICAL_ROWS, schedule_elementwise_reduction_fallback
-from tcomp.ops.cpu.gemm_plan import GemmPlan, micro_blocking, plan_gemm, with_symbolic_rows
+from tcomp.ops.cpu.common import CpuTarget
+from tcomp.ops.cpu.gemm_plan import GemmPlan, micro_blocking, plan_gemm
+from tcomp.ops.cpu.grouped_panels import schedule_grouped_panels
 from tcomp.ops.cpu.intrin import bgemm_intrin
-from tcomp.ops.cpu.packed_matmul import (
-    Operand,
-    PackedProduct,
-    operand,
-    pack_a_compute,
-    packed_a_value,
-    product_computes,
-    splice_packed_product,
-)
 from tcomp.ops.panels import PAIRS, PANELS
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
+from tcomp.te.intrin import TensorIntrin
 from tcomp.te.tensor import ComputeOp, Tensor
 
 # the deepest slice of K a tile runs: a 32-column panel slice of 1024 bfloat16 steps is 64 KiB, in L2. Measured on 2
@@ -58,41 +49,17 @@ def reads_bf16_panels(op: ComputeOp) -> bool:
 
 def schedule_bf16_panel_matmul(s: Schedule, tensor: Tensor, host: Stage | None, cpu: CpuTarget) -> None:
     """Schedule the ``panel_matmul`` ``tensor`` of bfloat16 panels and its epilogue ``host`` (an output that reads
-    it elementwise, or None) as the module docstring says; panels packed for another plan keep plain parallel
-    loops."""
-    stage = s[tensor]
-    op = stage.op
+    it elementwise, or None) as the module docstring says (``grouped_panels.schedule_grouped_panels``); panels
+    packed for another plan keep plain parallel loops."""
+    op = s[tensor].op
     assert isinstance(op, ComputeOp)
     x, panels = op.input_tensors()
-    columns = extents(op.axis[1:])
-    rows = const_extent(op.axis[0])  # None: a symbolic number of rows (a prompt's length)
-    k = getattr(x.shape[1], "value", None)
-    plan = None
-    if columns is not None and k is not None:
-        plan = bf16_plan(TYPICAL_ROWS if rows is None else rows, columns[0], k, cpu)
-        if rows is None:
-            plan = with_symbolic_rows(plan, op.axis[0].dom.extent)  # type: ignore[union-attr]
-        expected = (plan.Np // plan.blocking.nr, plan.Kp // PAIRS, plan.blocking.nr, PAIRS)
-        if tuple(getattr(d, "value", None) for d in panels.shape) != expected:
-            plan = None
-    if plan is None:
-        schedule_elementwise_reduction_fallback(stage, cpu)
-        if host is not None:
-            schedule_elementwise(host, cpu)
-        return
-    bl = plan.blocking
-    a = operand(x, False, False, is_a=True)
-    packed_a = pack_a_compute(plan, a, op.name, "bfloat16")
-    steps = te.reduce_axis((0, plan.Kp // PAIRS), name="kg")
-    step = te.reduce_axis((0, PAIRS), name="s")
 
-    def body(i, j):
-        a_value = packed_a_value(plan, a, packed_a, None, i, steps * PAIRS + step)
-        b_value = panels[j // bl.nr, steps, j % bl.nr, step]
-        return te.sum(te.cast(a_value, "float32") * te.cast(b_value, "float32"), axis=[steps, step])
+    def plan_of(m: int, n: int, k: int, fixed_rows: bool) -> GemmPlan:
+        return bf16_plan(m, n, k, cpu)
 
-    product, output = product_computes(plan, body, op.name, op.tag, op.attrs)
-    intrin = bgemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, cpu.bf16_dots, plan.symbolic_rows)
-    stages = PackedProduct(packed_a, panels, product, output, a, Operand(panels, is_b=True), True, intrin)
-    if not splice_packed_product(s, stage, stages, host, plan) and host is not None:
-        schedule_elementwise(host, cpu)
+    def intrin_of(plan: GemmPlan) -> TensorIntrin:
+        bl = plan.blocking
+        return bgemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, cpu.bf16_dots, plan.symbolic_rows)
+
+    schedule_grouped_panels(s, tensor, host, cpu, x, panels, PAIRS, plan_of, "bfloat16", "float32", intrin_of)

@@ -17,24 +17,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp import te
 from tcomp.ir.expr import IterVar
-from tcomp.ops.cpu.common import CpuTarget, const_extent, extents, schedule_elementwise, vector_factor
-from tcomp.ops.cpu.dense import TYPICAL_ROWS, schedule_elementwise_reduction_fallback
-from tcomp.ops.cpu.gemm_plan import GemmPlan, micro_blocking, plan_gemm, tile_rows, with_symbolic_rows
+from tcomp.ops.cpu.common import CpuTarget, const_extent, vector_factor
+from tcomp.ops.cpu.gemm_plan import GemmPlan, micro_blocking, plan_gemm, tile_rows
+from tcomp.ops.cpu.grouped_panels import schedule_grouped_panels
 from tcomp.ops.cpu.intrin import igemm_intrin
-from tcomp.ops.cpu.packed_matmul import (
-    Operand,
-    PackedProduct,
-    operand,
-    pack_a_compute,
-    packed_a_value,
-    product_computes,
-    splice_packed_product,
-)
 from tcomp.ops.quantized import BYTES, PAIRS, panel_dtype
 from tcomp.schedule.schedule import Schedule
 from tcomp.schedule.stage import Stage
+from tcomp.te.intrin import TensorIntrin
 from tcomp.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
 # the deepest slice of K a tile runs in bytes (an ``nr``-column panel slice of 1024 steps of bytes, or 512 of int16,
@@ -86,46 +77,24 @@ def schedule_quantized_matmul(s: Schedule, tensor: Tensor, host: Stage | None, c
     """Schedule the product ``tensor`` (the ``quantized_matmul`` stage) and its epilogue ``host`` (an output that
     reads it elementwise, or None) as the module docstring says; products whose panels were packed for another
     plan or micro-kernel keep plain parallel loops."""
-    stage = s[tensor]
-    op = stage.op
+    op = s[tensor].op
     assert isinstance(op, ComputeOp)
     x = next(t for t in op.input_tensors() if t.dtype == "uint8")
     panels = next(t for t in op.input_tensors() if t.dtype in ("int8", "int16"))
     group = panel_group(cpu)
-    columns = extents(op.axis[1:])
-    rows = const_extent(op.axis[0])  # None: a symbolic number of rows (a prompt's length)
-    k = getattr(x.shape[1], "value", None)
-    plan = None
-    if columns is not None and k is not None and panels.dtype == panel_dtype(group) and integer_gemm_pays(cpu):
-        plan = quantized_plan(TYPICAL_ROWS if rows is None else rows, columns[0], k, cpu,
-                              rows is not None and isinstance(x.op, PlaceholderOp))
-        if rows is None:
-            plan = with_symbolic_rows(plan, op.axis[0].dom.extent)  # type: ignore[union-attr]
-        expected = (plan.Np // plan.blocking.nr, plan.Kp // group, plan.blocking.nr, group)
-        if tuple(getattr(d, "value", None) for d in panels.shape) != expected:
-            plan = None
-    if plan is None:
-        schedule_elementwise_reduction_fallback(stage, cpu)
-        if host is not None:
-            schedule_elementwise(host, cpu)
-        return
-    bl = plan.blocking
     pairs = group == PAIRS
-    a = operand(x, False, False, is_a=True)
-    packed_a = pack_a_compute(plan, a, op.name, "int16" if pairs else None)
-    steps = te.reduce_axis((0, plan.Kp // group), name="kg")
-    step = te.reduce_axis((0, group), name="s")
 
-    def body(i, j):
-        a_value = packed_a_value(plan, a, packed_a, None, i, steps * group + step)
-        b_value = panels[j // bl.nr, steps, j % bl.nr, step]
-        return te.sum(te.cast(a_value, "int32") * te.cast(b_value, "int32"), axis=[steps, step])
+    def plan_of(m: int, n: int, k: int, fixed_rows: bool) -> GemmPlan | None:
+        if panels.dtype != panel_dtype(group) or not integer_gemm_pays(cpu):
+            return None
+        return quantized_plan(m, n, k, cpu, fixed_rows and isinstance(x.op, PlaceholderOp))
 
-    product, output = product_computes(plan, body, op.name, op.tag, op.attrs)
-    intrin = igemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, pairs, plan.symbolic_rows)  # rows: see packed_matmul
-    stages = PackedProduct(packed_a, panels, product, output, a, Operand(panels, is_b=True), True, intrin)
-    if not splice_packed_product(s, stage, stages, host, plan) and host is not None:
-        schedule_elementwise(host, cpu)
+    def intrin_of(plan: GemmPlan) -> TensorIntrin:  # symbolic rows: see packed_matmul
+        bl = plan.blocking
+        return igemm_intrin(bl.mr, bl.nr, bl.kc, plan.lanes, pairs, plan.symbolic_rows)
+
+    schedule_grouped_panels(s, tensor, host, cpu, x, panels, group, plan_of, "int16" if pairs else None, "int32",
+                            intrin_of)
 
 
 def schedule_im2col(stage: Stage, cpu: CpuTarget) -> None:
