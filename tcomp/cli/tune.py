@@ -47,7 +47,7 @@ from tcomp.cli.curves import tuning_curves, write_csv
 from tcomp.cli.plot import PlotUnavailable, plot_tuning
 from tcomp.cli.report import TABLE_WIDTH, BudgetProgress, ProgressPrinter, importance_lines, summary_json, summary_table
 from tcomp.graph.tasks import extract_model_task_counts
-from tcomp.target import Target
+from tcomp.target import Precision, Target, TargetKind
 
 
 def shape_parameters(name: str) -> tuple[list[str], list[str]]:
@@ -151,7 +151,9 @@ def _tasks(args: argparse.Namespace, target: Target) -> list[tuple[Task, int]]:
     if args.model:
         counted = extract_model_task_counts(args.model, target, parse_input_shapes(args.input_shapes))
         if not counted:
-            raise ValueError(f"{args.model} has no convolution or matrix product that a template can tune")
+            narrow = " (products with bfloat16 operands are not tuned)" if target.precision is Precision.BF16 and \
+                target.kind is TargetKind.LLVM else ""
+            raise ValueError(f"{args.model} has no convolution or matrix product that a template can tune{narrow}")
         return counted
     if len(args.op) != len(args.shape):
         raise ValueError(f"give one --shape per --op ({len(args.op)} --op, {len(args.shape)} --shape)")

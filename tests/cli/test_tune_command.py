@@ -86,6 +86,9 @@ def _has_matplotlib() -> bool:
         (["tune", "--op", "matmul", "--shape", "8,8,8", "--budget", "0"], "--budget must be a positive number"),
         (["tune", "--op", "matmul", "--shape", "8,8,8", "--budget", "1", "--early-stopping", "4"],
          "--early-stopping does not apply with --budget"),
+        (["tune", str(Path(__file__).resolve().parents[1] / "data" / "hf_models" / "bert_tiny.onnx"), "--precision",
+          "bf16"], "no convolution or matrix product that a template can tune (products with bfloat16 operands are "
+                   "not tuned)"),
     ],
 )
 def test_tune_rejects_bad_arguments(argv: list[str], message: str, tmp_path: Path,
