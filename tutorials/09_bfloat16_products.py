@@ -5,7 +5,7 @@
    (8 bits of mantissa) and rounds the rows it multiplies the same way; the products are summed in float32.
 2. On a CPU with AVX512-BF16 the products run on ``vdpbf16ps``, two multiply-adds per float32 lane and
    instruction: about twice as fast as float32, from half the bytes of weight. Other CPUs compute the same sums with
-   float32 multiply-adds (the same results, at about float32's speed).
+   float32 multiply-adds (the same results, subnormals aside, at about float32's speed).
 3. The outputs move by about bfloat16's rounding: checked here against onnxruntime's float32 within
    ``Precision.BF16.relative_tolerance``.
 

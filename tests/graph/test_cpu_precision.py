@@ -98,7 +98,8 @@ def test_a_generation_step_streams_bfloat16_weights() -> None:
 
 
 def test_a_cpu_without_avx512_bf16_says_its_products_are_emulated() -> None:
-    """The same sums on float32 multiply-adds (``tcomp_bgemm_fma``): the same bits, and a warning that says so."""
+    """The same sums on float32 multiply-adds (``tcomp_bgemm_fma``): the same bits (no subnormals here), and a
+    warning that says so."""
     name = "bert_tiny"
     emulated = Target(BF16 + " -mattr=-avx512bf16")
     with pytest.warns(EmulationWarning, match="has no AVX512-BF16, so its bfloat16 products run as float32"):

@@ -1,7 +1,8 @@
 """``panel_matmul`` of a weight in bfloat16 panels (``Precision.BF16`` on a CPU): the operands rounded to bfloat16,
 products summed in float32, on the bfloat16 micro-kernels (``vdpbf16ps`` where the CPU has AVX512-BF16, float32
 multiply-adds elsewhere). Checked against numpy's float64 product of the rounded operands at sizes no tile divides,
-for a fixed and a symbolic number of rows, with every access bounds-checked; both kernels give the same bits."""
+for a fixed and a symbolic number of rows, with every access bounds-checked; both kernels give the same bits on
+normal values (``vdpbf16ps`` takes subnormals as zeros)."""
 
 from __future__ import annotations
 
@@ -138,3 +139,15 @@ def test_a_cpu_without_avx512_runs_the_emulated_kernel() -> None:
     got, source = bf16_product(x_value, w, target)
     assert "tcomp_bgemm_fma" in source and "_v8" in source
     assert_rounded_product(got, x_value, w)
+
+
+def test_subnormals_count_as_zeros_only_in_vdpbf16ps() -> None:
+    """``vdpbf16ps`` takes subnormal operands and sums as zeros (DAZ, FTZ); the emulation keeps them."""
+    x_value = np.array([[1e-39, 0, 0, 0], [1e-20, 0, 0, 0]], np.float32)
+    w = np.ones((4, 16), np.float32)
+    w[0, 1] = 1e-20
+    emulated, _ = bf16_product(x_value, w, EMULATED)
+    assert emulated[0, 0] == rounded(x_value)[0, 0] and 0 < emulated[1, 1] < np.finfo(np.float32).tiny
+    if HAS_BF16:
+        native, _ = bf16_product(x_value, w, NATIVE)
+        assert native[0, 0] == 0 and native[1, 1] == 0

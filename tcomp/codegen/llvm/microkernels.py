@@ -24,8 +24,9 @@
   of steps, ``b[k2, j, 0:2] = B[2 k2 : 2 k2 + 2, j]``: each step broadcasts two bfloat16 of a row of A and adds the
   two products of every column into its float32 lane. ``dp``: with ``vdpbf16ps`` (AVX512-BF16; 16 lanes, or 8 with
   AVX512VL), which adds the products of the odd steps, then of the even ones, each sum rounded once (the products
-  of two bfloat16 are exact in float32). ``fma``: the same sums for other CPUs, each bfloat16 widened to float32 (its
-  bits as the upper half) and added by a fused multiply-add in the same order. Strides are in elements.
+  of two bfloat16 are exact in float32), subnormal operands and results taken as zeros. ``fma``: the same sums for
+  other CPUs, each bfloat16 widened to float32 (its bits as the upper half) and added by a fused multiply-add in the
+  same order, subnormals kept. Strides are in elements.
 
 - ``tcomp_rows_{kernel}(a, lda, b, ldb, c, ldc, K, accumulate, rows)`` for each GEMM kernel above
   (``tcomp_rows_sgemm_f32_8x32_v16``): the same tile for its first ``rows`` rows only (all ``mr`` of them when

@@ -6,10 +6,11 @@ The weight is in its panels already, rounded to bfloat16 and stored in pairs of 
 as they are packed into ``mr``-row micro-panels (never read in place: they are float32), and every ``mr x nr x kc``
 tile is a call of ``tcomp_bgemm_dp`` where the CPU has AVX512-BF16 (``CpuTarget.bf16_dots``): ``vdpbf16ps`` adds
 two products per float32 lane and instruction, twice the float32 GEMM's multiply-adds, from half the bytes of
-weight. Elsewhere it is ``tcomp_bgemm_fma``, the same sums by float32 multiply-adds (the same results, at about the
-float32 GEMM's speed). The slices of K are deeper than the float32 GEMM's (up to ``MAX_DEPTH`` steps). Whatever
-reads the product elementwise runs as its epilogue, block by block; a symbolic number of rows (a prompt's) takes
-the plan of ``TYPICAL_ROWS`` rows (``gemm_plan.with_symbolic_rows``).
+weight. Elsewhere it is ``tcomp_bgemm_fma``, the same sums by float32 multiply-adds (the same results but where
+a subnormal operand or sum occurs, which ``vdpbf16ps`` takes as zero; at about the float32 GEMM's speed). The
+slices of K are deeper than the float32 GEMM's (up to ``MAX_DEPTH`` steps). Whatever reads the product elementwise
+runs as its epilogue, block by block; a symbolic number of rows (a prompt's) takes the plan of ``TYPICAL_ROWS``
+rows (``gemm_plan.with_symbolic_rows``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def schedule_bf16_panel_matmul(s: Schedule, tensor: Tensor, host: Stage | None, 
     packed for another plan keep plain parallel loops."""
     op = s[tensor].op
     assert isinstance(op, ComputeOp)
-    x, panels = op.input_tensors()
+    x = next(t for t in op.input_tensors() if t.dtype != "bfloat16")
+    panels = next(t for t in op.input_tensors() if t.dtype == "bfloat16")
 
     def plan_of(m: int, n: int, k: int, fixed_rows: bool) -> GemmPlan:
         return bf16_plan(m, n, k, cpu)
