@@ -47,17 +47,13 @@ CACHE_LINE_BYTES = 64
 # 1000 output channels in blocks of 8 ran 1.3-1.5x as fast as in blocks of 10, which take 16-lane vectors)
 _HALF_RATE_512 = frozenset({"znver4"})
 
-# CPU features that choose a kernel (``byte_dots``, ``word_dots``) without a probe: for a CPU other than this
-# machine's, only where ``-mattr`` names them; code using one that this machine lacks must not run here
+# CPU features that choose a kernel (``byte_dots``, ``word_dots``, ``bf16_dots``) without a probe: for a CPU other
+# than this machine's, only where ``-mattr`` names them; code using one that this machine lacks must not run here
 # (``missing_here``)
 CHOSEN_FEATURES = ("avx512vnni", "avxvnni", "avx512vl", "avx512bw", "avx512bf16")
 
 # the feature each vector feature builds on (every other AVX-512 extension builds on AVX512F)
 _BASE_FEATURES = {"avx512f": "avx2", "avxvnni": "avx2", "avx2": "avx", "fma": "avx"}
-
-# the precisions an llvm target's matrix products may use: bfloat16 operands where the CPU has AVX512-BF16's
-# ``vdpbf16ps`` (``Target.bf16_dots``), emulated with float32 multiply-adds elsewhere
-CPU_PRECISIONS = ("fp32", "bf16")
 
 # CUDA defaults: compute capability 8.0 (or the GPU's own when there is one), the per-block thread and register
 # limits of every GPU since compute capability 5.0, and the shared memory a kernel may declare statically; above it,
@@ -139,6 +135,11 @@ class Precision(enum.StrEnum):
         (half an ulp at this precision, twice) plus float32 accumulation over ``k`` terms."""
         operand = 2.0 ** -self.mantissa_bits  # two roundings of half an ulp each
         return operand + k * 2.0 ** -23
+
+
+# the precisions an llvm target's matrix products may use: bfloat16 operands where the CPU has AVX512-BF16's
+# ``vdpbf16ps`` (``Target.bf16_dots``), emulated with float32 multiply-adds elsewhere
+CPU_PRECISIONS = (Precision.FP32, Precision.BF16)
 
 
 def host_cpu_name() -> str:

@@ -347,13 +347,18 @@ def _dot_pairs(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: ir.Value,
     return bld.add(acc, bld.call(function, [a, b]))
 
 
+def _tile_name(pattern: re.Pattern[str], name: str, what: str) -> tuple[str, int, int, int]:
+    """``(kind, mr, nr, lanes)`` of a tile kernel's ``name`` of the family ``pattern`` matches."""
+    match = pattern.match(name)
+    if not match:
+        raise CodegenError(f"malformed {what} micro-kernel name {name!r}")
+    kind, mr, nr, lanes = match.groups()
+    return kind, int(mr), int(nr), int(lanes)
+
+
 @register_extern("tcomp_igemm_")
 def define_igemm(module: ir.Module, name: str) -> ir.Function:
-    match = _IGEMM_RE.match(name)
-    if not match:
-        raise CodegenError(f"malformed integer GEMM micro-kernel name {name!r}")
-    kind = match.group(1)
-    mr, nr, lanes = (int(g) for g in match.groups()[1:])
+    kind, mr, nr, lanes = _tile_name(_IGEMM_RE, name, "integer GEMM")
     if nr % lanes or lanes not in ((8, 16) if kind == "u8s8" else tuple(_PAIR_DOTS)):
         raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 for u8s8, 4, 8 or 16 for "
                            "i16)")
@@ -415,11 +420,7 @@ def _fma_bfloat16_pairs(module: ir.Module, bld: ir.IRBuilder, acc: ir.Value, a: 
 
 @register_extern("tcomp_bgemm_")
 def define_bgemm(module: ir.Module, name: str) -> ir.Function:
-    match = _BGEMM_RE.match(name)
-    if not match:
-        raise CodegenError(f"malformed bfloat16 GEMM micro-kernel name {name!r}")
-    kind = match.group(1)
-    mr, nr, lanes = (int(g) for g in match.groups()[1:])
+    kind, mr, nr, lanes = _tile_name(_BGEMM_RE, name, "bfloat16 GEMM")
     if nr % lanes or (kind == "dp" and lanes not in (8, 16)):
         raise CodegenError(f"{name}: nr={nr} must be a multiple of lanes={lanes} (8 or 16 for dp)")
     dot = _dot_bfloat16_pairs if kind == "dp" else _fma_bfloat16_pairs

@@ -141,6 +141,14 @@ register_op("matmul", OpPattern.OUT_ELEMWISE_FUSABLE, _infer_matmul, _lower_matm
 # ---------------------------------------------------------------------------------------------------------------------
 # packed_matvec: a few rows times a constant weight packed in column blocks (``tcomp.ops.matvec``; the CPU graph pass
 # ``matvec_weights`` makes these from matmul)
+def _weight_product_dtype(ctx: InferContext, x: TensorType, weight: TensorType) -> str:
+    """The type of rows ``x`` times a packed ``weight``: float32 for a bfloat16 weight of float32 rows (``-precision
+    bf16``: widened as it is read), else the type both share."""
+    if (x.dtype, weight.dtype) == ("float32", "bfloat16"):
+        return x.dtype
+    return same_dtype(ctx, [x, weight])
+
+
 def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
     """``x[..., K]`` times ``packed[ceil(N / NB), K, NB]`` with the attribute ``columns`` (``N``) -> ``[..., N]``;
     with a third input ``scales[ceil(N / NB), ceil(K / block), NB]`` and the attribute ``block``, ``packed`` holds
@@ -156,8 +164,7 @@ def _infer_packed_matvec(ctx: InferContext) -> list[TensorType]:
     if x.shape[-1] != k or not (blocks - 1) * width < columns <= blocks * width:
         raise ctx.error(f"data {x} and {columns} columns do not match the packed weight {packed}")
     if not ctx.has_input(2):
-        widened = (x.dtype, packed.dtype) == ("float32", "bfloat16")
-        return [TensorType((*x.shape[:-1], columns), x.dtype if widened else same_dtype(ctx, [x, packed]))]
+        return [TensorType((*x.shape[:-1], columns), _weight_product_dtype(ctx, x, packed))]
     scales, block = ctx.type(2), ctx.attr("block")
     if packed.dtype != "int8" or scales.dtype != x.dtype or isinstance(block, bool) or not isinstance(block, int) \
             or block < 1 or scales.shape != (blocks, -(-k // block), width):
@@ -190,7 +197,7 @@ def _infer_panel_matmul(ctx: InferContext) -> list[TensorType]:
     ``panels[ceil(N / nr), Kp / 2, nr, 2]``) with the attribute ``columns`` (``N``) -> ``[..., N]``."""
     x, panels = ctx.type(0), ctx.type(1)
     pairs = panels.dtype == "bfloat16"
-    dtype = x.dtype if pairs and x.dtype == "float32" else same_dtype(ctx, [x, panels])
+    dtype = _weight_product_dtype(ctx, x, panels)
     columns = ctx.attr("columns")
     if isinstance(columns, bool) or not isinstance(columns, int):
         raise ctx.error(f"the attribute columns must be an int, got {columns!r}")
