@@ -13,7 +13,7 @@ import tcomp.graph as tg
 from tcomp.graph.infer import infer_types
 from tcomp.graph.ir import Graph, TensorType, make_node, verify_graph
 from tcomp.graph.passes import alter_layout, fold_constants, fuse_ops, plan_memory, simplify
-from tcomp.graph.passes.alter_layout import cancel_layout_transforms
+from tcomp.graph.passes.layout_cleanup import cancel_layout_transforms
 from tcomp.graph.passes.plan_memory import inplace_pairs, no_plan
 from tcomp.graph.passes.simplify import cropped_taps, live_taps, tap_bands
 from tcomp.ir.dtype import to_numpy as dt_numpy

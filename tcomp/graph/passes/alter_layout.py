@@ -34,10 +34,11 @@ Rewrite:
    them takes that block and the two are views of each other (a reshape); to and from NCHW a 1x1 ``im2col`` and a
    reshape with a ``layout_transform`` from ``NCHW{C}c``.
    A reduction over every axis reads any layout as it is held (a quantized activation's range).
-5. ``cancel_layout_transforms``: a transform of a transform becomes one transform from the first source (none when
-   the layouts meet again), so inverse pairs cancel.
-6. ``shuffle_after_unblocking``: a transform back to NCHW of a channel shuffle (read by nothing else) runs first,
-   the shuffle after it, so an NCHW convolution reading through the shuffle reads rows of NCHW data.
+5. ``cancel_layout_transforms`` (``layout_cleanup.py``): a transform of a transform becomes one transform from the
+   first source (none when the layouts meet again), so inverse pairs cancel.
+6. ``shuffle_after_unblocking`` (``layout_cleanup.py``): a transform back to NCHW of a channel shuffle (read by
+   nothing else) runs first, the shuffle after it, so an NCHW convolution reading through the shuffle reads rows of
+   NCHW data.
 
 Assumes a typed graph before fusion; the kernel transforms of constant weights are left to ``fold_constants``. A
 no-op when the operator library has no blocked layouts or the graph has no convolution. Convolutions with a tuning
@@ -47,11 +48,11 @@ record (``keep``) stay in NCHW: their tuned templates compute NCHW.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
-from tcomp.graph.edit import forward_values, with_nodes
+from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.passes.layout_cleanup import cancel_layout_transforms, shuffle_after_unblocking
 from tcomp.ops.nchwc import Layout, choose_channel_block
 from tcomp.ops.quantized import Window
 from tcomp.target import Target, as_target
@@ -444,61 +445,8 @@ class _Rewriter:
         return with_nodes(self.graph, self.nodes, self.params)
 
 
-def cancel_layout_transforms(graph: Graph) -> Graph:
-    """``layout_transform(layout_transform(x, A -> B), B -> C)`` reads ``x`` directly: one transform ``A -> C``, or
-    none when ``A == C``. The inner transform goes away when nothing else reads it."""
-    producers = graph.producers()
-    rename: dict[str, str] = {}
-    nodes: list[Node] = []
-    changed = False
-    for node in graph.nodes:
-        inputs = tuple(rename.get(i, i) for i in node.inputs)
-        node = node if inputs == node.inputs else replace(node, inputs=inputs)
-        inner = producers.get(node.inputs[0]) if node.op == "layout_transform" else None
-        if inner is not None and inner.op == "layout_transform" and inner.attr("dst") == node.attr("src"):
-            changed = True
-            source = inner.inputs[0]
-            if inner.attr("src") == node.attr("dst"):
-                rename[node.outputs[0]] = rename.get(source, source)
-                continue
-            node = node.with_attrs(src=inner.attr("src"))
-            node = replace(node, inputs=(rename.get(source, source),))
-        nodes.append(node)
-    if not changed:
-        return graph
-    return forward_values(graph, nodes, rename)
-
-
 def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None) -> Graph:
     """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones)."""
     if not any(n.op in ("conv2d", "quantized_conv2d") for n in graph.nodes):
         return graph
     return shuffle_after_unblocking(cancel_layout_transforms(_Rewriter(graph, as_target(target), keep).run()))
-
-
-def shuffle_after_unblocking(graph: Graph) -> Graph:
-    """``layout_transform(channel_shuffle(x), A -> NCHW)`` becomes ``channel_shuffle(layout_transform(x, A ->
-    NCHW))`` where nothing else reads the shuffle (a shuffle is the same permutation of channels in any layout)."""
-    consumers = graph.consumers()
-    producers = graph.producers()
-    swapped: dict[str, Node] = {}  # shuffle node name -> the transform to run before it
-    for node in graph.nodes:
-        shuffle = producers.get(node.inputs[0]) if node.op == "layout_transform" else None
-        if shuffle is None or shuffle.op != "channel_shuffle" or node.attr("dst") != NCHW:
-            continue
-        if len(consumers.get(shuffle.outputs[0], [])) == 1 and shuffle.outputs[0] not in graph.outputs:
-            swapped[shuffle.name] = node
-    if not swapped:
-        return graph
-    moved = {transform.name for transform in swapped.values()}
-    nodes: list[Node] = []
-    for node in graph.nodes:
-        if node.name in moved:
-            continue
-        transform = swapped.get(node.name)
-        if transform is None:
-            nodes.append(node)
-            continue
-        nodes.append(replace(transform, inputs=node.inputs, outputs=node.outputs))
-        nodes.append(replace(node, inputs=node.outputs, outputs=transform.outputs))
-    return with_nodes(graph, nodes)
