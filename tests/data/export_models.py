@@ -180,6 +180,15 @@ def regnet() -> torch.nn.Module:
     return RegNet(params, num_classes=10, stem_width=8)
 
 
+def resnet_stages() -> torch.nn.Module:
+    """torchvision's ResNet-50 up to its first stage: the stem and three bottlenecks of 64 -> 256 channels."""
+    from torch import nn
+    from torchvision.models import resnet50
+
+    net = resnet50()
+    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+
+
 def _small_backbone() -> tuple[torch.nn.Module, int]:
     """A dilated MobileNetV3-Large feature extractor at a quarter width; its last block's channels."""
     from torchvision.models._utils import IntermediateLayerGetter
@@ -244,6 +253,8 @@ MODELS: dict[str, Spec] = {
     "mobilenet_v3": Spec(mobilenet_v3, ["images"], images(32), batches=(1, 4), dynamic=True,
                          notes="torchvision MobileNetV3-Small at width 0.25"),
     "regnet": Spec(regnet, ["images"], images(32), notes="torchvision RegNet, depth 4, width 8-32, SE blocks"),
+    "resnet_stages": Spec(resnet_stages, ["images"], images(64),
+                          notes="torchvision ResNet-50's stem and first stage"),
     "fcn": Spec(lambda: FirstOutput(fcn(), ["x"], key="out"), ["images"], images(48),
                 notes="torchvision FCN on a dilated MobileNetV3-Large backbone at width 0.25"),
     "deeplabv3": Spec(lambda: FirstOutput(deeplabv3(), ["x"], key="out"), ["images"], images(48),

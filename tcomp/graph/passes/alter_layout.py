@@ -1,5 +1,5 @@
-"""``alter_layout``: convolutions in the blocked layout NCHW[x]c (int8 ones in channels-last rows), with layout
-transforms only where needed.
+"""``alter_layout``: convolutions in the blocked layout NCHW[x]c (int8 ones, and bfloat16 products, in channels-last
+rows), with layout transforms only where needed.
 
 Rewrite:
 
@@ -32,8 +32,15 @@ Rewrite:
    as ``max_pool2d_nchwc`` of the rows viewed as ``[N, 1, H, W, C]``, reductions over the plane, concatenations of
    channels); rows are the bytes of ``NCHW{C}c`` (one block of all channels), so a depthwise convolution reading
    them takes that block and the two are views of each other (a reshape); to and from NCHW a 1x1 ``im2col`` and a
-   reshape with a ``layout_transform`` from ``NCHW{C}c``.
+   reshape with a ``layout_transform`` from ``NCHW{C}c``; to and from another block a reshape and a
+   ``layout_transform`` between ``NCHW{C}c`` and it.
    A reduction over every axis reads any layout as it is held (a quantized activation's range).
+   Under bfloat16 products (``Precision.BF16``) float32 convolutions of one group and a constant weight run on rows
+   too (``bf16_conv``): the product of their windows and the weight in bfloat16 panels (``panel_matmul``,
+   ``gemm_panels.pack_bf16_panels``), twice float32's multiply-adds per instruction. Three kinds stay blocked in
+   float32: the 3x3 ones ``winograd`` computes (a quarter of the multiply-adds: ResNet-50 with its 3x3 layers on
+   rows too ran 1.04x slower, GoogLeNet 1.6x), products of at most ``MATVEC_ROWS`` pixels, and narrow products
+   (``MIN_BF16_WIDTH``) of data not held as rows.
 5. ``cancel_layout_transforms`` (``layout_cleanup.py``): a transform of a transform becomes one transform from the
    first source (none when the layouts meet again), so inverse pairs cancel.
 6. ``shuffle_after_unblocking`` (``layout_cleanup.py``): a transform back to NCHW of a channel shuffle (read by
@@ -49,19 +56,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
+from tcomp.graph.passes.gemm_panels import pack_bf16_panels
 from tcomp.graph.passes.layout_cleanup import cancel_layout_transforms, shuffle_after_unblocking
+from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
+from tcomp.graph.passes.winograd import takes as winograd_takes
+from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.nchwc import Layout, choose_channel_block
-from tcomp.ops.quantized import Window
-from tcomp.target import Target, as_target
+from tcomp.ops.quantized import Window, conv_weight_matrix
+from tcomp.target import Precision, Target, as_target
 
 NCHW = "NCHW"
 ROWS = "NHWC rows"  # channels last, the pixels as the rows of a matrix: [N * H * W, C]
 _POINTWISE = {"kernel": (1, 1), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)}
 _BROADCAST_OPS = frozenset({"add", "subtract", "multiply", "divide", "maximum", "minimum", "power"})
 _REDUCE_OPS = frozenset({"sum", "mean", "max", "min"})
+# under bfloat16 products, a convolution whose product has fewer steps (input channels x window) or columns (output
+# channels) stays blocked in float32 unless its input is held as rows already: MobileNetV3-small, whose 16 -> 72 and
+# 72 -> 24 channel 1x1 layers wrap depthwise ones, ran 1.16x slower than in float32 with them on rows (a depthwise
+# layer reads rows as one block of all its channels, 2-4x slower for 72 or 88 than blocks of 8), 0.91x with this
+# bound; GoogLeNet's 16- to 48-channel layers on rows it holds anyway save it a transform of their input
+MIN_BF16_WIDTH = 64
 
 
 def blocked(layout: str | None) -> bool:
@@ -80,6 +99,8 @@ class _Rewriter:
         self.lanes = max(1, target.vector_bits // 32)
         self.full_rate_lanes = max(1, target.full_rate_vector_bits // 32)
         self.keep = keep
+        self.target = target
+        self.pad_zero: str | None = None  # an int32 zero: the pad value of float windows (``im2col``)
         self.nodes: list[Node] = []
         self.params = dict(graph.params)
         self.names = FreshNames.of(graph)
@@ -114,9 +135,13 @@ class _Rewriter:
         whole = f"NCHW{self.graph.type_of(value).shape[1]}c" if self.graph.type_of(value).ndim == 4 else None
         if {source, layout} == {ROWS, whole}:  # one block of all channels holds the rows' bytes: a view
             return self._view_rows(value, have[source], layout)
-        if ROWS in (source, layout) and NCHW not in (source, layout):  # between rows and blocks: through NCHW
-            self.get(value, NCHW)
-            source = NCHW
+        if ROWS in (source, layout) and NCHW not in (source, layout):
+            # between rows and blocks: through one block of all channels, the rows' bytes
+            if source == ROWS:
+                self.get(value, whole)
+                source = whole
+            else:
+                return self._view_rows(value, self.get(value, whole), ROWS)
         original = layout == self._default_layout(value) and value not in self.bound
         out = value if original else self.fresh(f"{value}/{layout}")
         self.bound.add(out)
@@ -235,27 +260,66 @@ class _Rewriter:
     def quantized_conv(self, node: Node) -> bool:
         """``quantized_conv2d`` on channels-last rows: the product of its windows (``im2col`` of the rows viewed as
         ``[N, H, W, C]``, none for a 1x1 convolution that reads every pixel) and the packed weight."""
-        x, panels, sums, zero = node.inputs
-        n, c, h, w = self.graph.type_of(x).shape
-        window = {key: tuple(node.attr(key)) for key in ("kernel", "strides", "pads", "dilations")}
-        if Window.of(node.op, **window).pointwise:
-            rows = self.get(x, ROWS)
-        else:
-            rows = self.fresh(f"{node.name}/windows")
-            if self.primary[x] == ROWS:
-                image = self.fresh(f"{x}/image")
-                self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_image"), [self.get(x, ROWS)], [image],
-                                            shape=(n, h, w, c)))
-                source, channels_last = image, True
-            else:  # the windows of NCHW data, gathered from it directly
-                source, channels_last = self.get(x, NCHW), False
-            self.nodes.append(make_node("im2col", self.fresh(f"{node.name}_windows"), [source, zero], [rows],
-                                        channels_last=channels_last, **window))
+        _, panels, sums, zero = node.inputs
+        window = Window.of(node.op, **{key: node.attr(key) for key in ("kernel", "strides", "pads", "dilations")})
+        rows = self._windows(node, window, zero)
         out = self.fresh(f"{node.outputs[0]}/{ROWS}")
         self._define(node.outputs[0], ROWS, out)
         self.nodes.append(make_node("quantized_matmul", node.name, [rows, panels, sums, zero], [out],
                                     columns=node.attr("columns")))
         return True
+
+    def bf16_conv(self, node: Node) -> bool:
+        """Under bfloat16 products, a float32 ``conv2d`` of one group and a constant weight on channels-last rows:
+        the product of its windows and the weight in bfloat16 panels (``panel_matmul``), but for the 3x3 ones that
+        ``winograd`` computes."""
+        x, w = node.inputs[0], node.inputs[1]
+        if self.target.precision is not Precision.BF16 or w not in self.params or int(node.attr("groups", 1)) != 1:
+            return False
+        x_type, w_type = self.graph.type_of(x), self.graph.type_of(w)
+        if x_type.ndim != 4 or x_type.dtype != "float32" or w_type.dtype != "float32" or \
+                (self.keep is not None and self.keep(node)):
+            return False
+        out_type = self.graph.type_of(node.outputs[0])
+        if out_type.numel // out_type.shape[1] <= MATVEC_ROWS or winograd_takes(node, w_type, out_type.shape[2:4]):
+            return False
+        if min(w_type.shape[0], w_type.numel // w_type.shape[0]) < MIN_BF16_WIDTH and ROWS not in self.versions[x]:
+            return False  # a narrow product pays for no transform of its input
+        window = Window.of(node.op, w_type.shape[2:], *(node.attr(key) for key in ("strides", "pads", "dilations")))
+        if self.pad_zero is None:
+            self.pad_zero = self.fresh("conv_pad_value")
+            self.params[self.pad_zero] = np.zeros((), np.int32)
+            self._define(self.pad_zero, None, self.pad_zero)
+        rows = self._windows(node, window, self.pad_zero)
+        matrix = conv_weight_matrix(self.params[w])
+        panels = self.fresh(f"{w}/bf16_panels")
+        self.params[panels] = pack_bf16_panels(matrix, CpuTarget.of(self.target))
+        self._define(panels, None, panels)
+        out = self.fresh(f"{node.outputs[0]}/{ROWS}")
+        self._define(node.outputs[0], ROWS, out)
+        self.nodes.append(make_node("panel_matmul", node.name, [rows, panels], [out], columns=int(matrix.shape[1])))
+        return True
+
+    def _windows(self, node: Node, window: Window, pad_value: str) -> str:
+        """The rows that the product of convolution ``node`` reads: its input's rows where ``window`` reads each
+        pixel alone, else the windows of its input (``im2col`` of the rows viewed as ``[N, H, W, C]``, or of NCHW
+        data), ``pad_value`` (a scalar int32) where they pad."""
+        x = node.inputs[0]
+        if window.pointwise:
+            return self.get(x, ROWS)
+        n, c, h, w = self.graph.type_of(x).shape
+        rows = self.fresh(f"{node.name}/windows")
+        if self.primary[x] == ROWS:
+            image = self.fresh(f"{x}/image")
+            self.nodes.append(make_node("reshape", self.fresh(f"{x}/as_image"), [self.get(x, ROWS)], [image],
+                                        shape=(n, h, w, c)))
+            source, channels_last = image, True
+        else:  # the windows of NCHW data, gathered from it directly
+            source, channels_last = self.get(x, NCHW), False
+        self.nodes.append(make_node("im2col", self.fresh(f"{node.name}_windows"), [source, pad_value], [rows],
+                                    channels_last=channels_last, kernel=window.kernel, strides=window.strides,
+                                    pads=window.pads, dilations=window.dilations))
+        return rows
 
     def _transform_param(self, value: str, src: str, dst: str) -> str:
         out = self.fresh(f"{value}/{dst}")
@@ -421,7 +485,7 @@ class _Rewriter:
             pattern = get_op(node.op).pattern
             done = False
             if node.op == "conv2d":
-                done = self.conv(node)
+                done = self.bf16_conv(node) or self.conv(node)
             elif node.op == "quantized_conv2d":
                 done = self.quantized_conv(node)
             elif node.op in _BROADCAST_OPS:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from functools import partial
 
 import ml_dtypes
+import numpy as np
 
 from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
@@ -64,6 +65,14 @@ def _plan_of(graph: Graph, node: Node, cpu: CpuTarget, params: dict, any_work: b
     return None if plan is None else (plan.blocking.nr, plan.Kp)
 
 
+def pack_bf16_panels(weight: np.ndarray, cpu: CpuTarget) -> np.ndarray:
+    """The constant weight ``[K, N]`` of a product of rows, rounded to bfloat16 in the pairs of steps and the
+    panels of ``bf16_plan`` (the same whatever the number of rows)."""
+    k, n = weight.shape
+    plan = bf16_plan(TYPICAL_ROWS, n, k, cpu)
+    return pack_grouped_panels(weight, plan.blocking.nr, plan.Kp, PAIRS, ml_dtypes.bfloat16)
+
+
 def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | None = None,
                 constants: SharedConstants | None = None, any_work: bool = False) -> Graph:
     """See the module docstring; ``constants``: where the weights packed by earlier specializations are kept
@@ -86,8 +95,7 @@ def gemm_panels(graph: Graph, target: Target, keep: Callable[[Node], bool] | Non
             transposed = bool(node.attr("transpose_b", False))
             weight = stored_weight.T if transposed else stored_weight
             stored = names.fresh(f"{node.inputs[1]}/panels{nr}" + ("_bf16" if bf16 else ""))
-            pack = partial(pack_grouped_panels, weight, nr, depth, PAIRS, ml_dtypes.bfloat16) if bf16 else \
-                partial(pack_panels, weight, nr, depth)
+            pack = partial(pack_bf16_panels, weight, cpu) if bf16 else partial(pack_panels, weight, nr, depth)
             params[stored] = derive(constants, ("panels", nr, depth, transposed, bf16), (stored_weight,), pack)
             node = make_node("panel_matmul", node.name, (node.inputs[0], stored), node.outputs,
                              columns=int(weight.shape[1]))

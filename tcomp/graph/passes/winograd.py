@@ -21,7 +21,7 @@ when no convolution qualifies.
 from __future__ import annotations
 
 from tcomp.graph.edit import Rewrite
-from tcomp.graph.ir import Graph, Node, make_node
+from tcomp.graph.ir import Graph, Node, TensorType, make_node
 from tcomp.ops.nchwc import Layout
 
 # fewer input or output channels than this stay direct (measured: 8 -> 8 channels at 56x56 still ran 1.2x faster)
@@ -44,22 +44,26 @@ def worth_tiling(height: int, width: int) -> bool:
     return min(height, width) >= TILE and tiles >= MIN_TILES and 2 * height * width >= tiles * TILE * TILE
 
 
+def takes(node: Node, kernel: TensorType, plane: tuple[int, ...]) -> bool:
+    """Whether this pass computes the convolution ``node`` (``conv2d`` or ``conv2d_nchwc``) of a constant
+    ``kernel`` (``[O, I, KH, KW]``) with an output plane ``plane`` (height, width) by Winograd's F(4x4, 3x3)."""
+    if int(node.attr("groups", 1)) != 1 or kernel.dtype != "float32" or kernel.shape[2:] != (3, 3):
+        return False
+    if tuple(node.attr("strides")) != (1, 1) or tuple(node.attr("dilations")) != (1, 1):
+        return False
+    return min(kernel.shape[:2]) >= MIN_CHANNELS and worth_tiling(*plane)
+
+
 def _qualifies(graph: Graph, node: Node, producers: dict[str, Node]) -> Node | None:
     """The kernel's packing node when ``node`` is a convolution this pass rewrites, else ``None``."""
-    if node.op != "conv2d_nchwc" or int(node.attr("groups", 1)) != 1:
-        return None
-    if tuple(node.attr("strides")) != (1, 1) or tuple(node.attr("dilations")) != (1, 1):
+    if node.op != "conv2d_nchwc":
         return None
     packing = producers.get(node.inputs[1])
     if packing is None or packing.op != "layout_transform" or packing.attr("src") != "OIHW" \
             or packing.inputs[0] not in graph.params:
         return None
-    kernel = graph.type_of(packing.inputs[0])
-    if kernel.dtype != "float32" or kernel.shape[2:] != (3, 3) or min(kernel.shape[:2]) < MIN_CHANNELS:
-        return None
-    if not worth_tiling(*graph.type_of(node.outputs[0]).shape[2:4]):
-        return None
-    return packing
+    plane = graph.type_of(node.outputs[0]).shape[2:4]
+    return packing if takes(node, graph.type_of(packing.inputs[0]), plane) else None
 
 
 def winograd(graph: Graph) -> Graph:

@@ -1,0 +1,118 @@
+"""Convolutions under bfloat16 products (``alter_layout``: ``-precision=bf16``): a float32 convolution of one group
+and a constant weight runs as the product of its channels-last windows with the weight in bfloat16 panels, except
+the 3x3 ones Winograd computes and the narrow or small ones; each is checked against numpy's product of the rounded
+operands, and a real torchvision export against PyTorch."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import onnx
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto, helper, numpy_helper
+
+import tcomp.graph as tg
+from tcomp.graph.ir import Graph
+from tcomp.target import Precision
+from tests.graph.test_cpu_precision import BF16
+from tests.graph.test_torch_models import DATA, input_sets
+
+RNG = np.random.default_rng(5)
+
+# (name, output channels, kernel, strides, pads, dilations, on bf16 rows): the input 3 x 45 x 47
+LAYERS = [
+    ("stem", 64, 7, 2, 3, 1, True),  # from NCHW data: the windows of 3 channels
+    ("pointwise", 96, 1, 1, 0, 1, True),  # the rows themselves
+    ("strided", 64, 3, 2, 1, 1, True),
+    ("dilated", 80, 3, 1, 0, 2, True),
+    ("narrow_on_rows", 32, 1, 1, 0, 1, True),  # narrow, but its input is held as rows: no transform to pay for
+    ("winograd", 64, 3, 1, 1, 1, False),  # F(4x4, 3x3) in float32 does a quarter of the multiply-adds
+    ("narrow", 24, 1, 1, 0, 1, False),  # 24 columns of blocked data: too narrow a product to transform it
+    ("few_rows", 128, 3, 2, 1, 1, False),  # 16 pixels: a product of too few rows
+]
+
+
+def _model() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    nodes, inits, weights = [], [], {}
+    channels, source = 3, "x"
+    for name, out, kernel, stride, pad, dilation, _ in LAYERS:
+        w = (RNG.standard_normal((out, channels, kernel, kernel)) / np.sqrt(channels * kernel * kernel))
+        b = RNG.standard_normal(out) * 0.1
+        weights[name] = w.astype(np.float32)
+        weights[f"{name}_b"] = b.astype(np.float32)
+        inits += [numpy_helper.from_array(weights[name], f"w_{name}"),
+                  numpy_helper.from_array(weights[f"{name}_b"], f"b_{name}")]
+        nodes.append(helper.make_node("Conv", [source, f"w_{name}", f"b_{name}"], [name], name=f"conv_{name}",
+                                      kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4,
+                                      dilations=[dilation, dilation]))
+        channels, source = out, name
+    graph = helper.make_graph(nodes, "bf16_convolutions",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 45, 47])],
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name, *_ in LAYERS],
+                              inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), weights
+
+
+def _conv(x: np.ndarray, w: np.ndarray, stride: int, pad: int, dilation: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 ``conv2d(x, w)`` and ``conv2d(|x|, |w|)`` (the scale of its sums), one image."""
+    padded = np.pad(x[0].astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
+    kernel = w.shape[2]
+    span = dilation * (kernel - 1) + 1
+    windows = sliding_window_view(padded, (span, span), axis=(1, 2))[:, ::stride, ::stride, ::dilation, ::dilation]
+    product = np.einsum("chwij,ocij->ohw", windows, w.astype(np.float64))
+    scale = np.einsum("chwij,ocij->ohw", np.abs(windows), np.abs(w.astype(np.float64)))
+    return product[None], scale[None]
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    return values.astype(ml_dtypes.bfloat16).astype(np.float32)
+
+
+def test_convolutions_on_bf16_rows_compute_the_rounded_products() -> None:
+    model, weights = _model()
+    graphs: dict[str, Graph] = {}
+    executor = tg.compile(model, target=BF16, dump=lambda stage, graph: graphs.setdefault(stage, graph))
+    graph = graphs["alter_layout"]
+    products = {node.name for node in graph.nodes if node.op == "panel_matmul"
+                and graph.type_of(node.inputs[1]).dtype == "bfloat16"}
+    assert products == {f"conv_{name}" for name, *_, on_rows in LAYERS if on_rows}
+    blocked = [node.name for node in graph.nodes if node.op == "conv2d_nchwc"]
+    assert blocked == ["conv_winograd", "conv_narrow", "conv_few_rows"]
+    assert [node.name for node in graphs["winograd"].nodes if node.op == "conv2d_winograd_nchwc"] == \
+        ["conv_winograd"]
+    x = RNG.standard_normal((1, 3, 45, 47)).astype(np.float32)
+    outputs = dict(zip(executor.output_names, executor.run({"x": x})))
+    source = x
+    for name, _, _, stride, pad, dilation, on_rows in LAYERS:
+        # each layer from tcomp's own input to it: the bound is one product's rounding, not a chain's
+        w = weights[name]
+        want, scale = _conv(_rounded(source) if on_rows else source, _rounded(w) if on_rows else w, stride, pad,
+                            dilation)
+        want += weights[f"{name}_b"][None, :, None, None]
+        got = outputs[name]
+        assert got.shape == want.shape, name
+        steps = w[0].size
+        # float32 sums of ``steps`` terms (Winograd's transforms round a few times more)
+        bound = (steps if on_rows else 8 * steps) * 2.0 ** -23 * (scale + 1)
+        assert np.all(np.abs(got - want) <= bound), name
+        if on_rows:  # the operands were rounded: float32's products differ by far more
+            unrounded, _ = _conv(source, w, stride, pad, dilation)
+            assert np.abs(unrounded + weights[f"{name}_b"][None, :, None, None] - want).max() > 1e-4, name
+        source = got
+
+
+def test_a_resnet_in_bfloat16_matches_pytorch() -> None:
+    """torchvision's ResNet-50 stem and first stage: every convolution but the 3x3 ones (Winograd's) on bfloat16
+    rows, with no layout transform between them."""
+    graphs: dict[str, Graph] = {}
+    path = DATA / "torch_models" / "resnet_stages.onnx"
+    inputs, wanted = input_sets(path)[0]
+    executor = tg.compile(path, target=BF16, dump=lambda stage, graph: graphs.setdefault(stage, graph))
+    ops = [node.op for node in graphs["winograd"].nodes]
+    assert ops.count("panel_matmul") == 1 + 3 * 2 + 1 and ops.count("conv2d_winograd_nchwc") == 3
+    # kernels that move data: the stem's windows, a Winograd layer's input and output in each block, the result
+    moves = [node for node in graphs["fuse_ops"].nodes
+             if {member.op for member in node.members()} & {"layout_transform", "im2col"}]
+    assert len(moves) == 1 + 3 * 2 + 1
+    [got] = executor.run(inputs)
+    assert 1e-6 < float(np.abs(got - wanted).max() / np.abs(wanted).max()) <= Precision.BF16.relative_tolerance
