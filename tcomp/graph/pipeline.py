@@ -115,7 +115,7 @@ def default_passes(target: Target | str | None = None, tuning_records: Any = Non
     def layout(graph: Graph) -> Graph:
         if not options.blocked_convolutions:  # NCHW[x]c is a CPU layout: GPU convolutions stay in NCHW
             return graph
-        return alter_layout(graph, resolved, keep=keep_apart(graph) if keep_apart else None)
+        return alter_layout(graph, resolved, keep_apart(graph) if keep_apart else None, constants)
 
     def simplify_for_target(graph: Graph) -> Graph:
         graph = simplify(graph)

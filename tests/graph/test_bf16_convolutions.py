@@ -116,3 +116,23 @@ def test_a_resnet_in_bfloat16_matches_pytorch() -> None:
     assert len(moves) == 1 + 3 * 2 + 1
     [got] = executor.run(inputs)
     assert 1e-6 < float(np.abs(got - wanted).max() / np.abs(wanted).max()) <= Precision.BF16.relative_tolerance
+
+
+def test_batches_of_a_dynamic_cnn_share_their_bfloat16_panels() -> None:
+    """The ResNet stages with a symbolic batch: each batch size compiles apart, and every convolution's panels are
+    one array for all of them (``SharedConstants``), not a copy per batch size."""
+    path = DATA / "torch_models" / "resnet_stages.onnx"
+    model = onnx.load(path)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    inputs, wanted = input_sets(path)[0]
+    executor = tg.compile(model, target=BF16, symbolic_dimensions=False)
+    assert isinstance(executor, tg.SpecializingExecutor)
+    [single] = executor.run(inputs)
+    [double] = executor.run({"images": np.concatenate([inputs["images"]] * 2)})
+    np.testing.assert_array_equal(double, np.concatenate([single] * 2))
+    assert float(np.abs(single - wanted).max() / np.abs(wanted).max()) <= Precision.BF16.relative_tolerance
+    first, second = [{name: value for name, value in e.program.params.items() if value.dtype == ml_dtypes.bfloat16}
+                     for e in executor.specializations.values()]
+    assert len(first) == 8 and sorted(first) == sorted(second)
+    assert all(second[name] is first[name] for name in first)

@@ -65,6 +65,7 @@ from tcomp.graph.passes.gemm_panels import pack_bf16_panels
 from tcomp.graph.passes.layout_cleanup import cancel_layout_transforms, shuffle_after_unblocking
 from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
 from tcomp.graph.passes.winograd import takes as winograd_takes
+from tcomp.graph.shared_constants import SharedConstants, derive
 from tcomp.ops.cpu.common import CpuTarget
 from tcomp.ops.nchwc import Layout, choose_channel_block
 from tcomp.ops.quantized import Window, conv_weight_matrix
@@ -94,8 +95,10 @@ def channel_blocked(layout: str | None) -> bool:
 
 
 class _Rewriter:
-    def __init__(self, graph: Graph, target: Target, keep: Callable[[Node], bool] | None) -> None:
+    def __init__(self, graph: Graph, target: Target, keep: Callable[[Node], bool] | None,
+                 constants: SharedConstants | None) -> None:
         self.graph = graph
+        self.constants = constants
         self.lanes = max(1, target.vector_bits // 32)
         self.full_rate_lanes = max(1, target.full_rate_vector_bits // 32)
         self.keep = keep
@@ -291,13 +294,14 @@ class _Rewriter:
             self.params[self.pad_zero] = np.zeros((), np.int32)
             self._define(self.pad_zero, None, self.pad_zero)
         rows = self._windows(node, window, self.pad_zero)
-        matrix = conv_weight_matrix(self.params[w])
+        weight = self.params[w]
         panels = self.fresh(f"{w}/bf16_panels")
-        self.params[panels] = pack_bf16_panels(matrix, CpuTarget.of(self.target))
+        self.params[panels] = derive(self.constants, ("bf16 convolution panels", self.target), (weight,),
+                                     lambda: pack_bf16_panels(conv_weight_matrix(weight), CpuTarget.of(self.target)))
         self._define(panels, None, panels)
         out = self.fresh(f"{node.outputs[0]}/{ROWS}")
         self._define(node.outputs[0], ROWS, out)
-        self.nodes.append(make_node("panel_matmul", node.name, [rows, panels], [out], columns=int(matrix.shape[1])))
+        self.nodes.append(make_node("panel_matmul", node.name, [rows, panels], [out], columns=int(weight.shape[0])))
         return True
 
     def _windows(self, node: Node, window: Window, pad_value: str) -> str:
@@ -509,8 +513,11 @@ class _Rewriter:
         return with_nodes(self.graph, self.nodes, self.params)
 
 
-def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None) -> Graph:
-    """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones)."""
+def alter_layout(graph: Graph, target: Target | str | None = None, keep: Callable[[Node], bool] | None = None,
+                 constants: SharedConstants | None = None) -> Graph:
+    """See the module docstring; convolutions for which ``keep`` is true stay in NCHW (tuned ones); ``constants``:
+    where the bfloat16 panels packed by earlier specializations are kept (``tcomp.graph.shared_constants``)."""
     if not any(n.op in ("conv2d", "quantized_conv2d") for n in graph.nodes):
         return graph
-    return shuffle_after_unblocking(cancel_layout_transforms(_Rewriter(graph, as_target(target), keep).run()))
+    rewriter = _Rewriter(graph, as_target(target), keep, constants)
+    return shuffle_after_unblocking(cancel_layout_transforms(rewriter.run()))
