@@ -262,6 +262,8 @@ def test_grouped_conv2d_nchwc_errors() -> None:
     (12, (7, 7), 3, 1, 0, 1, 4),  # no padding
     (144, (9, 11), 3, 2, 1, 1, 144),  # one block of all channels (channels-last rows): in chunks of vectors
     (96, (6, 7), 3, 1, 1, 1, 96),
+    (72, (10, 9), 3, 1, 1, 1, 72),  # rows of a whole number of half vectors: in chunks of half vectors
+    (120, (7, 8), 5, 2, 2, 1, 120),
 ])
 def test_depthwise_conv2d_nchwc_against_numpy(channels: int, size: tuple[int, int], kernel: int, stride: int,
                                               padding: object, dilation: int, block: int) -> None:

@@ -78,9 +78,8 @@ _BROADCAST_OPS = frozenset({"add", "subtract", "multiply", "divide", "maximum", 
 _REDUCE_OPS = frozenset({"sum", "mean", "max", "min"})
 # under bfloat16 products, a convolution whose product has fewer steps (input channels x window) or columns (output
 # channels) stays blocked in float32 unless its input is held as rows already: MobileNetV3-small, whose 16 -> 72 and
-# 72 -> 24 channel 1x1 layers wrap depthwise ones, ran 1.16x slower than in float32 with them on rows (a depthwise
-# layer reads rows as one block of all its channels, 2-4x slower for 72 or 88 than blocks of 8), 0.91x with this
-# bound; GoogLeNet's 16- to 48-channel layers on rows it holds anyway save it a transform of their input
+# 72 -> 24 channel 1x1 layers wrap depthwise ones, ran at 1.16x its float32 time (min, 2 Zen 4 cores) with a bound
+# of 16, at 0.95x with this one; GoogLeNet's 16- to 48-channel layers on rows it holds anyway save it a transform
 MIN_BF16_WIDTH = 64
 
 
