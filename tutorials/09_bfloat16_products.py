@@ -10,7 +10,8 @@
    ``Precision.BF16.relative_tolerance``.
 
 The model is a BERT-like encoder built with ``tcomp.graph.testing`` (4 layers of 256, 128 tokens, random weights);
-any transformer export works the same way.
+any transformer export works the same way, and so do CNNs (their convolutions of one group become products of
+channels-last windows: see the guide, "bfloat16 products").
 """
 
 import time
