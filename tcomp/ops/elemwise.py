@@ -23,8 +23,8 @@ Operand = Tensor | Scalar
 __all__ = [
     "abs", "add", "broadcast_shape", "broadcast_to", "cast", "ceil", "clip", "cos", "divide", "equal", "erf", "exp",
     "floor", "floor_divide", "floor_mod", "greater", "greater_equal", "leaky_relu", "less", "less_equal", "log",
-    "maximum", "minimum", "multiply", "negative", "not_equal", "power", "relu", "round", "rsqrt", "sigmoid", "sin",
-    "sqrt", "square", "subtract", "tanh", "where",
+    "maximum", "minimum", "multiply", "negate", "negative", "not_equal", "power", "relu", "round", "rsqrt", "sigmoid",
+    "sin", "sqrt", "square", "subtract", "tanh", "where",
 ]
 
 
@@ -234,9 +234,15 @@ ceil = _math_unary("ceil", te.ceil)
 round = _math_unary("round", te.round)  # noqa: A001
 
 
+def negate(v: Expr) -> Expr:
+    """``-v``; for floats ``v * -1``, which flips the sign of a zero as negation does (``0 - v``, the IR's ``-``,
+    gives +0 for +0)."""
+    return v * const(-1, v.dtype) if v.dtype.startswith(("float", "bfloat")) else -v
+
+
 def negative(x: Tensor, name: str = "T_negative") -> Tensor:
-    """``-x`` elementwise."""
-    return unary("negative", x, lambda v: -v, name)
+    """``-x`` elementwise (``negate``)."""
+    return unary("negative", x, negate, name)
 
 
 def square(x: Tensor, name: str = "T_square") -> Tensor:

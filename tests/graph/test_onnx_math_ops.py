@@ -214,3 +214,23 @@ def test_bitwise_operators_refuse_floats_and_bools() -> None:
         model = single_node_model("BitwiseAnd", {"x": x, "y": x}, 1, {}, 18)
         with pytest.raises(tg.GraphError, match="must be integers"):
             tg.compile(model)
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_negation_flips_the_sign_of_zero(folded: bool) -> None:
+    """``Neg(+0)`` is -0 and ``Neg(-0)`` +0, as IEEE 754 negation and onnxruntime give them (``1 / Neg(0)`` is
+    -inf): computed by the kernel, or folded from a constant."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    import tcomp.graph as tg
+
+    x = np.array([0.0, -0.0, 1.5, -np.inf, 3e-39, -2.0], np.float32)
+    inputs = [] if folded else [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])]
+    inits = [numpy_helper.from_array(x, "x")] if folded else []
+    graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"]), helper.make_node("Reciprocal", ["y"], ["z"])],
+                              "neg", inputs, [helper.make_tensor_value_info(v, TensorProto.FLOAT, [6]) for v in "yz"],
+                              inits)
+    executor = tg.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), target="llvm")
+    y, z = executor.run({} if folded else {"x": x})
+    assert y.tobytes() == np.negative(x).tobytes()
+    assert z[0] == -np.inf and z[1] == np.inf

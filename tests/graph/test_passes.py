@@ -95,7 +95,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.mark.parametrize(("op", "shapes"), [
     ("add", [(3, 1, 5), (4, 5)]), ("subtract", [(6,), (2, 6)]), ("multiply", [(2, 3, 4), (2, 3, 4)]),
     ("multiply", [(1,), (7, 3)]), ("divide", [(4, 5), (5,)]), ("divide", [(5,), (5,)]), ("divide", [(), ()]),
-    ("sqrt", [(3, 4)])])
+    ("sqrt", [(3, 4)]), ("negative", [(3, 4)])])
 def test_folding_in_numpy_gives_the_kernels_bits(op: str, shapes: list[tuple[int, ...]], dtype: str) -> None:
     """The float operators that ``fold_constants`` evaluates with numpy: the values of their compiled kernel, bit
     for bit, broadcasts, infinities, NaNs, signed zeros and subnormals included."""

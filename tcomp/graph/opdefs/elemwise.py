@@ -77,7 +77,7 @@ def _relu(v: Expr, ctx: LowerContext) -> Expr:
 
 
 def _neg(v: Expr, ctx: LowerContext) -> Expr:
-    return -v
+    return ops.elemwise.negate(v)
 
 
 def _abs(v: Expr, ctx: LowerContext) -> Expr:
