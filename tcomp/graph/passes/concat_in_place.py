@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from tcomp.graph.edit import with_nodes
+from tcomp.graph.edit import Rewrite, with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
 
@@ -49,48 +49,39 @@ def _unary_same_dtype(graph: Graph, node: Node) -> bool:
     return graph.type_of(node.inputs[0]) == graph.type_of(node.outputs[0])
 
 
-def _push_unary(graph: Graph, names: FreshNames) -> tuple[list[Node], bool]:
+def _push_unary(graph: Graph) -> Graph:
     """Step 1: ``op(concat(parts))`` -> ``concat(op(part) ...)`` where ``op`` is the concat's only reader."""
-    consumers = graph.consumers()
-    outputs = set(graph.outputs)
-    pushed: dict[str, Node] = {}  # concat node name -> its unary reader
+    rewrite = Rewrite(graph)
     for node in graph.nodes:
-        if not contiguous_parts(graph, node) or node.outputs[0] in outputs:
+        if not contiguous_parts(graph, node):
             continue
-        readers = consumers.get(node.outputs[0], [])
-        if len(readers) == 1 and _unary_same_dtype(graph, readers[0]):
-            pushed[node.name] = readers[0]
-    if not pushed:
-        return list(graph.nodes), False
-    absorbed = {reader.name for reader in pushed.values()}
-    nodes: list[Node] = []
-    for node in graph.nodes:
-        if node.name in absorbed:
+        readers = rewrite.consumers.get(node.outputs[0], [])
+        if len(readers) != 1 or not rewrite.read_only_by(node.outputs[0], readers[0]) or \
+                not _unary_same_dtype(graph, readers[0]):
             continue
-        reader = pushed.get(node.name)
-        if reader is None:
-            nodes.append(node)
-            continue
-        parts = []
+        reader, names, replacement, parts = readers[0], rewrite.names, [], []
         for part in node.inputs:
             out = names.fresh(f"{part}/{reader.op}")
-            nodes.append(replace(reader, name=names.fresh(f"{reader.name}/{part}"), inputs=(part,), outputs=(out,)))
+            replacement.append(replace(reader, name=names.fresh(f"{reader.name}/{part}"), inputs=(part,),
+                                       outputs=(out,)))
             parts.append(out)
-        nodes.append(replace(node, inputs=tuple(parts), outputs=reader.outputs))
-    return nodes, True
+        replacement.append(replace(node, inputs=tuple(parts), outputs=reader.outputs))
+        rewrite.removed.add(reader.name)
+        rewrite.replacements[node.name] = replacement
+    return rewrite.result()
 
 
 def concat_in_place(graph: Graph) -> Graph:
     """See the module docstring."""
     if not any(contiguous_parts(graph, node) for node in graph.nodes):
         return graph
-    names = FreshNames.of(graph)
     changed = False
     for _ in range(_MAX_PUSHES):  # a chain of readers (relu, then sigmoid) moves one operator per round
-        nodes, pushed = _push_unary(graph, names)
-        if not pushed:
+        pushed = _push_unary(graph)
+        if pushed is graph:
             break
-        graph, changed = with_nodes(graph, nodes), True
+        graph, changed = pushed, True
+    names = FreshNames.of(graph)
     produced = {out for node in graph.nodes for out in node.outputs}
     fixed = set(graph.inputs) | set(graph.outputs)
     held: set[str] = set()

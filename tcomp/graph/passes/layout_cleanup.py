@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tcomp.graph.edit import forward_values, with_nodes
+from tcomp.graph.edit import Rewrite, forward_values
 from tcomp.graph.ir import Graph, Node
 
 NCHW = "NCHW"
@@ -45,26 +45,13 @@ def cancel_layout_transforms(graph: Graph) -> Graph:
 def shuffle_after_unblocking(graph: Graph) -> Graph:
     """``layout_transform(channel_shuffle(x), A -> NCHW)`` becomes ``channel_shuffle(layout_transform(x, A ->
     NCHW))`` where nothing else reads the shuffle (a shuffle is the same permutation of channels in any layout)."""
-    consumers = graph.consumers()
-    producers = graph.producers()
-    swapped: dict[str, Node] = {}  # shuffle node name -> the transform to run before it
+    rewrite = Rewrite(graph)
     for node in graph.nodes:
-        shuffle = producers.get(node.inputs[0]) if node.op == "layout_transform" else None
+        shuffle = rewrite.producers.get(node.inputs[0]) if node.op == "layout_transform" else None
         if shuffle is None or shuffle.op != "channel_shuffle" or node.attr("dst") != NCHW:
             continue
-        if len(consumers.get(shuffle.outputs[0], [])) == 1 and shuffle.outputs[0] not in graph.outputs:
-            swapped[shuffle.name] = node
-    if not swapped:
-        return graph
-    moved = {transform.name for transform in swapped.values()}
-    nodes: list[Node] = []
-    for node in graph.nodes:
-        if node.name in moved:
-            continue
-        transform = swapped.get(node.name)
-        if transform is None:
-            nodes.append(node)
-            continue
-        nodes.append(replace(transform, inputs=node.inputs, outputs=node.outputs))
-        nodes.append(replace(node, inputs=node.outputs, outputs=transform.outputs))
-    return with_nodes(graph, nodes)
+        if rewrite.read_only_by(shuffle.outputs[0], node):
+            rewrite.removed.add(node.name)
+            rewrite.replacements[shuffle.name] = [replace(node, inputs=shuffle.inputs, outputs=shuffle.outputs),
+                                                  replace(shuffle, inputs=shuffle.outputs, outputs=node.outputs)]
+    return rewrite.result()
