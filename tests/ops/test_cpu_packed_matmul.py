@@ -114,6 +114,17 @@ def test_fewer_column_panels_than_cores_split_rows():
     assert "i.outer.outer in parallel(0, 4)" in source
 
 
+@pytest.mark.parametrize(("M", "cores", "rows"), [(784, 2, 196), (3136, 2, 224), (504, 2, 252), (785, 3, 140)])
+def test_blocks_of_rows_run_in_even_rounds_of_the_cores(M: int, cores: int, rows: int) -> None:
+    """Split by rows, the blocks come in whole rounds of the cores, as even as the ``mr``-row tiles allow, none
+    larger than ``mc``: 784 rows in blocks of at most 252 are four blocks of 196, not 252, 252, 252 and 28."""
+    blocking = GemmBlocking(mr=14, nr=32, mc=252, kc=256)
+    plan = plan_gemm(M, 32, 256, blocking, 16, cores)
+    assert not plan.by_columns and plan.block_rows == rows and rows <= blocking.mc
+    assert -(-plan.Mp // plan.block_rows) % cores == 0
+    check(M, 32, 256, tcomp.Target(f"llvm -num-cores={cores}"), blocking)
+
+
 def test_a_is_read_in_place_when_few_column_panels_reuse_it():
     target = tcomp.Target("llvm -num-cores=2")
     nr = choose_blocking(64, 64, 64, target).nr
