@@ -62,7 +62,7 @@ from tcomp.graph.edit import with_nodes
 from tcomp.graph.ir import FreshNames, Graph, Node, make_node
 from tcomp.graph.op import OpPattern, get_op
 from tcomp.graph.passes.gemm_panels import pack_bf16_panels
-from tcomp.graph.passes.layout_cleanup import cancel_layout_transforms, shuffle_after_unblocking
+from tcomp.graph.passes.layout_cleanup import NCHW, cancel_layout_transforms, shuffle_after_unblocking
 from tcomp.graph.passes.matvec_weights import MATVEC_ROWS
 from tcomp.graph.passes.winograd import takes as winograd_takes
 from tcomp.graph.shared_constants import SharedConstants, derive
@@ -71,7 +71,6 @@ from tcomp.ops.nchwc import Layout, choose_channel_block
 from tcomp.ops.quantized import Window, conv_weight_matrix
 from tcomp.target import Precision, Target, as_target
 
-NCHW = "NCHW"
 ROWS = "NHWC rows"  # channels last, the pixels as the rows of a matrix: [N * H * W, C]
 _POINTWISE = {"kernel": (1, 1), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)}
 _BROADCAST_OPS = frozenset({"add", "subtract", "multiply", "divide", "maximum", "minimum", "power"})

@@ -14,7 +14,7 @@ from dataclasses import replace
 from tcomp.graph.edit import Rewrite, forward_values
 from tcomp.graph.ir import Graph, Node
 
-NCHW = "NCHW"
+NCHW = "NCHW"  # the layout of ONNX's 4-D data, which alter_layout leaves and returns to
 
 
 def cancel_layout_transforms(graph: Graph) -> Graph:
